@@ -1,0 +1,108 @@
+/*
+ * actor.h: an actor is a mailbox, a handler and state that only the handler
+ * touches (engine layer).
+ *
+ * DESIGN
+ * Scheduling keeps one rule: an actor is scheduled at most once at a time, so
+ * its handler never runs on two threads at once and its state needs no lock.
+ *  1. A send enqueues into the mailbox (bounded; full -> AETHER_EFULL to the
+ *     sender, counted), then issues a full fence and looks at `scheduled`.
+ *  2. If `scheduled` is false, the sender tries to flip it to true; the one
+ *     that wins hands the actor to its executor (executor->ops->schedule).
+ *  3. The runner handles at most batch_max messages. If more are queued it
+ *     stays scheduled and goes back to the end of the run queue (fairness).
+ *     Otherwise it stores scheduled = false, fences, and looks at the mailbox
+ *     once more: a message that arrived in between is either seen here (the
+ *     runner takes `scheduled` back with an exchange and reschedules) or its
+ *     sender saw `scheduled == false` after our store (step 2). Both fences
+ *     are sequentially consistent, so one of the two always sees the other
+ *     (Dekker): no message is stranded and no actor is scheduled twice.
+ * An idle actor therefore costs nothing: it sits in no queue, and the worker
+ * threads park when the run queue is empty.
+ *
+ * Threading:
+ *  - aether_actor_send, aether_timer_start/cancel: any thread.
+ *  - the handler runs on whatever thread the executor picks, one at a time.
+ *  - aether_actor_close: any thread except a worker of the same executor
+ *    (it waits for the actor to finish its current run).
+ *  - aether_actor_destroy: once no thread can send to the actor any more and
+ *    it is closed (or its executor is stopped).
+ */
+#ifndef AETHER_ACTOR_H
+#define AETHER_ACTOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "clock.h"
+#include "mailbox.h"
+#include "metrics.h"
+#include "status.h"
+
+typedef struct aether_actor aether_actor;
+typedef struct aether_executor aether_executor;
+
+/* Handles one message. msg->ptr ownership follows msg->type, except that a
+ * message flagged AETHER_MSG_REF only lends its reference for the call. */
+typedef void (*aether_actor_handle_fn)(void *state, aether_actor *self, const aether_msg *msg);
+/* Frees the payload of a message that will never be handled (destroy with a
+ * non-empty mailbox). REF payloads are released by the runtime, not here. */
+typedef void (*aether_actor_drop_fn)(void *state, const aether_msg *msg);
+
+#define AETHER_ACTOR_MAILBOX_DEFAULT 4096u
+#define AETHER_ACTOR_BATCH_DEFAULT 64u
+#define AETHER_ACTOR_BATCH_MAX 1024u
+#define AETHER_ACTOR_NAME_MAX 64u
+
+typedef struct aether_actor_config {
+    const char *name;              /* copied; for logs and metric labels */
+    uint32_t mailbox_capacity;     /* power of two; 0 = AETHER_ACTOR_MAILBOX_DEFAULT */
+    uint32_t batch_max;            /* messages per run; 0 = AETHER_ACTOR_BATCH_DEFAULT */
+    aether_actor_handle_fn handle; /* required */
+    aether_actor_drop_fn drop;     /* may be NULL */
+    void *state;                   /* handed to handle/drop; owned by the caller */
+    aether_metrics *metrics;       /* optional: registers the actor's series */
+    const char *metric_labels;     /* optional extra labels, e.g. node="node-a" */
+} aether_actor_config;
+
+aether_status aether_actor_create(aether_executor *ex, const aether_actor_config *cfg,
+                                  aether_actor **out);
+
+/* Any thread. AETHER_OK, AETHER_EFULL (mailbox full, counted) or AETHER_ECLOSED.
+ * On failure the caller keeps ownership of msg->ptr. */
+aether_status aether_actor_send(aether_actor *a, const aether_msg *msg);
+
+/* Refuses further sends (AETHER_ECLOSED), cancels nothing else, and returns
+ * once the actor is not running. Messages still queued are dropped by
+ * aether_actor_destroy. Idempotent. */
+void aether_actor_close(aether_actor *a);
+
+/* NULL is fine. See the threading rules above. */
+void aether_actor_destroy(aether_actor *a);
+
+const char *aether_actor_name(const aether_actor *a);
+void *aether_actor_state(const aether_actor *a);
+aether_executor *aether_actor_executor(const aether_actor *a);
+/* The executor's clock: real on the pool, simulated on the step executor. */
+aether_clock *aether_actor_clock(const aether_actor *a);
+/* Messages handled so far (atomic read). */
+uint64_t aether_actor_processed(const aether_actor *a);
+uint32_t aether_actor_depth(const aether_actor *a);
+uint64_t aether_actor_full_count(const aether_actor *a);
+
+/* ---- Timers ------------------------------------------------------------
+ * A timer sends a copy of msg to its target actor after delay_ns, then every
+ * period_ns if period_ns > 0. msg must carry no payload (flags 0, ptr NULL):
+ * it is delivered many times. The clock is the executor's. If the mailbox is
+ * full at a fire, the fire is counted and retried 1 ms later (simulated or
+ * real), never dropped. Cancel stops future fires; a fire already queued in
+ * the mailbox is still delivered, so actors tag timer messages (arg64) and
+ * ignore stale ones. Any thread. */
+typedef uint64_t aether_timer_id; /* 0 is never a valid id */
+
+aether_status aether_timer_start(aether_actor *target, uint64_t delay_ns, uint64_t period_ns,
+                                 const aether_msg *msg, aether_timer_id *out);
+/* True if the timer was pending and is now cancelled. */
+bool aether_timer_cancel(aether_actor *target, aether_timer_id id);
+
+#endif

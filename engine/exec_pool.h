@@ -1,0 +1,38 @@
+/*
+ * exec_pool.h: the thread-pool executor (engine layer).
+ *
+ * `workers` threads (default: one per online core) take scheduled actors from
+ * one bounded many-producer many-consumer run queue (ck_ring) and run a batch
+ * of each. A worker with nothing to do spins briefly, then parks on a
+ * condition variable; a schedule wakes one parked worker only if there is
+ * one (no syscall on the busy path). A timer thread fires timers on the real
+ * clock. Every worker registers itself with RCU, so handlers may read and
+ * publish snapshots.
+ *
+ * Threading: create/start/stop/destroy from one controlling thread, never
+ * from a worker. Many processes' worth of nodes share one pool: the run queue
+ * holds each actor at most once, so its capacity (max_actors) bounds it.
+ */
+#ifndef AETHER_EXEC_POOL_H
+#define AETHER_EXEC_POOL_H
+
+#include <stdint.h>
+
+#include "executor.h"
+
+typedef struct aether_pool_config {
+    uint32_t workers;    /* 0 = number of online cores */
+    uint32_t max_actors; /* 0 = 4096; rounded up to a power of two */
+    uint32_t spin_iterations; /* before parking; 0 = default */
+} aether_pool_config;
+
+aether_status aether_pool_create(const aether_pool_config *cfg, aether_executor **out);
+/* Starts workers and the timer thread. AETHER_ESTATE if already started or stopped. */
+aether_status aether_pool_start(aether_executor *ex);
+/* Workers finish their current batch and exit; timers stop. Queued messages
+ * stay in mailboxes until their actors are destroyed. A stopped pool does not
+ * restart. Idempotent. */
+void aether_pool_stop(aether_executor *ex);
+uint32_t aether_pool_workers(const aether_executor *ex);
+
+#endif

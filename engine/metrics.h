@@ -1,0 +1,82 @@
+/*
+ * metrics.h: a registry of counters and gauges rendered as Prometheus text
+ * (engine layer).
+ *
+ * Registration (aether_metrics_counter/gauge/gauge_fn) takes the registry
+ * mutex and is meant for start-up; it returns a stable pointer the caller
+ * keeps. Updates through that pointer are lock-free relaxed atomics, any
+ * thread. Rendering takes the mutex and reads each value once (a scrape is a
+ * set of individually consistent values, not a global snapshot).
+ *
+ * Names follow Prometheus: [a-zA-Z_:][a-zA-Z0-9_:]*. A series is a name plus
+ * an optional label string in Prometheus syntax without the braces, e.g.
+ * `node="node-a",actor="cluster"`. Registering the same name+labels twice
+ * returns the same series; the same name with another kind is refused (NULL).
+ * Rendering groups series of one name under one HELP/TYPE pair, in
+ * registration order of the names.
+ */
+#ifndef AETHER_METRICS_H
+#define AETHER_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+typedef struct aether_metrics aether_metrics;
+
+typedef struct aether_counter {
+    uint64_t value; /* atomic, relaxed; only grows */
+} aether_counter;
+
+typedef struct aether_gauge {
+    int64_t value; /* atomic, relaxed */
+} aether_gauge;
+
+/* A gauge computed at scrape time (e.g. a mailbox depth). Called under the
+ * registry mutex on the scraping thread; must only read atomics. */
+typedef int64_t (*aether_gauge_fn)(void *arg);
+
+aether_status aether_metrics_create(aether_metrics **out);
+void aether_metrics_destroy(aether_metrics *m); /* NULL is fine */
+
+/* NULL on invalid name/labels, kind clash or out of memory (logged). */
+aether_counter *aether_metrics_counter(aether_metrics *m, const char *name, const char *help,
+                                       const char *labels);
+aether_gauge *aether_metrics_gauge(aether_metrics *m, const char *name, const char *help,
+                                   const char *labels);
+aether_status aether_metrics_gauge_fn(aether_metrics *m, const char *name, const char *help,
+                                      const char *labels, aether_gauge_fn fn, void *arg);
+
+static inline void aether_counter_add(aether_counter *c, uint64_t n)
+{
+    __atomic_fetch_add(&c->value, n, __ATOMIC_RELAXED);
+}
+static inline void aether_counter_inc(aether_counter *c) { aether_counter_add(c, 1); }
+static inline uint64_t aether_counter_get(const aether_counter *c)
+{
+    return __atomic_load_n(&c->value, __ATOMIC_RELAXED);
+}
+static inline void aether_gauge_set(aether_gauge *g, int64_t v)
+{
+    __atomic_store_n(&g->value, v, __ATOMIC_RELAXED);
+}
+static inline void aether_gauge_add(aether_gauge *g, int64_t d)
+{
+    __atomic_fetch_add(&g->value, d, __ATOMIC_RELAXED);
+}
+static inline int64_t aether_gauge_get(const aether_gauge *g)
+{
+    return __atomic_load_n(&g->value, __ATOMIC_RELAXED);
+}
+
+/* Renders every series; *out is malloc'd, NUL-terminated, caller frees. */
+aether_status aether_metrics_render_prometheus(aether_metrics *m, char **out, size_t *len_out);
+
+/* Reads one series' current value (counter, gauge or gauge_fn) by name and
+ * exact label string (NULL = no labels). AETHER_ENOTFOUND if absent. For
+ * tests and aetherctl. */
+aether_status aether_metrics_read(aether_metrics *m, const char *name, const char *labels,
+                                  int64_t *value_out);
+
+#endif
