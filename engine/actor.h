@@ -37,6 +37,7 @@
 #include "clock.h"
 #include "mailbox.h"
 #include "metrics.h"
+#include "ref.h"
 #include "status.h"
 
 typedef struct aether_actor aether_actor;

@@ -60,6 +60,18 @@ aether_status aether_err_prefix(aether_err *err, const char *fmt, ...)
     vsnprintf(prefix, sizeof(prefix), fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof(old));
-    snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old);
+    /* Truncation is fine: the start of the path matters most. */
+    size_t p = strnlen(prefix, sizeof(prefix) - 1);
+    size_t o = strnlen(old, sizeof(old) - 1);
+    size_t cap = sizeof(err->msg) - 1, at = 0;
+    size_t take = p < cap ? p : cap;
+    memcpy(err->msg, prefix, take);
+    at = take;
+    for (const char *sep = ": "; *sep && at < cap; sep++)
+        err->msg[at++] = *sep;
+    take = o < cap - at ? o : cap - at;
+    memcpy(err->msg + at, old, take);
+    at += take;
+    err->msg[at] = '\0';
     return err->code;
 }

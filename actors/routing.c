@@ -1,0 +1,185 @@
+/*
+ * routing.c: lookups over the RCU-published ShardMap (actors layer). Any
+ * thread for lookups; publish/fini by the slot's single writer. See
+ * routing.h for the protocol.
+ *
+ * Every lookup follows the same shape: read lock, load the map once, copy
+ * out, unlock. Nothing read from the map is used after the unlock, which is
+ * what makes freeing it after a grace period safe.
+ */
+#include "routing.h"
+
+#include <string.h>
+
+#include "keyhash.h"
+
+void aether_shardmap_slot_init(aether_shardmap_slot *slot)
+{
+    AETHER_ASSERT(slot != NULL);
+    aether_snapshot_slot_init(&slot->snap);
+}
+
+void aether_shardmap_slot_fini(aether_shardmap_slot *slot)
+{
+    AETHER_ASSERT(slot != NULL);
+    aether_snapshot_slot_fini(&slot->snap);
+}
+
+aether_status aether_shardmap_slot_publish(aether_shardmap_slot *slot, aether_shardmap **map)
+{
+    AETHER_ASSERT(slot != NULL && map != NULL && *map != NULL);
+    aether_shardmap *next = *map;
+    /* The writer's own view: no read section needed, publishes are serialised. */
+    const aether_shardmap *cur =
+        (const aether_shardmap *)aether_snapshot_current_writer(&slot->snap);
+    if (cur != NULL && next->version <= cur->version)
+        return AETHER_ESTALE;
+    aether_snapshot_publish(&slot->snap, &next->snap);
+    *map = NULL;
+    return AETHER_OK;
+}
+
+/* Fills out from entry e of map m. Inside the read section. */
+static inline aether_status fill_route(const aether_shardmap *m, uint32_t shard,
+                                       aether_route *out)
+{
+    const aether_shard_entry e = m->shards[shard];
+    out->map_version = m->version;
+    out->term = m->term;
+    out->shard = shard;
+    out->owner_count = e.owner_count;
+    out->moving = e.state == AETHER_SHARD_MOVING;
+    if (AETHER_UNLIKELY(e.owner_count == 0)) {
+        memset(&out->primary, 0, sizeof(out->primary));
+        return AETHER_ENOTFOUND;
+    }
+    /* A fixed-size copy: the id is a value, no pointer into m escapes. */
+    memcpy(&out->primary, &m->nodes[e.primary], sizeof(out->primary));
+    if (AETHER_UNLIKELY(out->moving)) {
+        memcpy(&out->to, &m->nodes[e.to], sizeof(out->to));
+    } else {
+        out->to.len = 0; /* reads as empty, by length or as a string */
+        out->to.str[0] = '\0';
+    }
+    return AETHER_OK;
+}
+
+aether_status aether_route_key(const aether_shardmap_slot *slot, const void *key, size_t len,
+                               aether_route *out)
+{
+    /* Hash outside the read section: it does not depend on the map. */
+    uint64_t hash = aether_key_hash(key, len);
+    aether_status st;
+    aether_rcu_read_lock();
+    const aether_shardmap *m = aether_shardmap_slot_current(slot);
+    if (AETHER_UNLIKELY(m == NULL))
+        st = AETHER_ENOTFOUND;
+    else
+        st = fill_route(m, aether_key_shard_of_hash(hash, m->shard_count), out);
+    aether_rcu_read_unlock();
+    return st;
+}
+
+aether_status aether_route_shard(const aether_shardmap_slot *slot, uint32_t shard,
+                                 aether_route *out)
+{
+    aether_status st;
+    aether_rcu_read_lock();
+    const aether_shardmap *m = aether_shardmap_slot_current(slot);
+    if (m == NULL)
+        st = AETHER_ENOTFOUND;
+    else if (shard >= m->shard_count)
+        st = AETHER_EINVAL;
+    else
+        st = fill_route(m, shard, out);
+    aether_rcu_read_unlock();
+    return st;
+}
+
+aether_status aether_route_owners(const aether_shardmap_slot *slot, uint32_t shard,
+                                  aether_node_id *ids, size_t max, size_t *n_out)
+{
+    AETHER_ASSERT(n_out != NULL && (ids != NULL || max == 0));
+    aether_status st = AETHER_OK;
+    *n_out = 0;
+    aether_rcu_read_lock();
+    const aether_shardmap *m = aether_shardmap_slot_current(slot);
+    if (m == NULL) {
+        st = AETHER_ENOTFOUND;
+    } else if (shard >= m->shard_count) {
+        st = AETHER_EINVAL;
+    } else {
+        const aether_shard_entry *e = aether_shardmap_entry(m, shard);
+        const aether_node_index *row = aether_shardmap_owners(m, shard);
+        size_t n = e->owner_count;
+        for (size_t j = 0; j < n && j < max; j++)
+            ids[j] = m->nodes[row[j]];
+        *n_out = n;
+        if (n > max)
+            st = AETHER_EFULL;
+    }
+    aether_rcu_read_unlock();
+    return st;
+}
+
+static aether_status node_shards(const aether_shardmap_slot *slot, const aether_node_id *node,
+                                 uint32_t *out, size_t max, size_t *n_out, uint64_t *version_out,
+                                 bool primary_only)
+{
+    AETHER_ASSERT(node != NULL && n_out != NULL && (out != NULL || max == 0));
+    aether_status st = AETHER_OK;
+    *n_out = 0;
+    aether_rcu_read_lock();
+    const aether_shardmap *m = aether_shardmap_slot_current(slot);
+    if (m == NULL) {
+        st = AETHER_ENOTFOUND;
+        goto out;
+    }
+    if (version_out != NULL)
+        *version_out = m->version;
+    aether_node_index idx = aether_shardmap_find_node(m, node);
+    if (idx == AETHER_NODE_INDEX_NONE) {
+        st = AETHER_ENOTFOUND;
+        goto out;
+    }
+    size_t n;
+    const uint32_t *list = primary_only ? aether_shardmap_node_primary_shards(m, idx, &n)
+                                        : aether_shardmap_node_owner_shards(m, idx, &n);
+    if (n > 0 && max > 0)
+        memcpy(out, list, (n < max ? n : max) * sizeof(*out));
+    *n_out = n;
+    if (n > max)
+        st = AETHER_EFULL;
+out:
+    aether_rcu_read_unlock();
+    return st;
+}
+
+aether_status aether_route_node_shards(const aether_shardmap_slot *slot,
+                                       const aether_node_id *node, uint32_t *out, size_t max,
+                                       size_t *n_out, uint64_t *version_out)
+{
+    return node_shards(slot, node, out, max, n_out, version_out, false);
+}
+
+aether_status aether_route_node_primary_shards(const aether_shardmap_slot *slot,
+                                               const aether_node_id *node, uint32_t *out,
+                                               size_t max, size_t *n_out,
+                                               uint64_t *version_out)
+{
+    return node_shards(slot, node, out, max, n_out, version_out, true);
+}
+
+aether_status aether_route_map_version(const aether_shardmap_slot *slot, uint64_t *version_out)
+{
+    AETHER_ASSERT(version_out != NULL);
+    aether_status st = AETHER_OK;
+    aether_rcu_read_lock();
+    const aether_shardmap *m = aether_shardmap_slot_current(slot);
+    if (m == NULL)
+        st = AETHER_ENOTFOUND;
+    else
+        *version_out = m->version;
+    aether_rcu_read_unlock();
+    return st;
+}

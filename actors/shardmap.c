@@ -1,0 +1,575 @@
+/*
+ * shardmap.c: building, validating and freeing ShardMaps (actors layer).
+ * See shardmap.h for the layout and the rules. A builder is used by one
+ * thread at a time; a built map is immutable and freed by plain free() of its
+ * single allocation (directly, or by the snapshot free_fn once published).
+ */
+#include "shardmap.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct aether_shardmap_builder {
+    uint64_t version;
+    aether_term term;
+    uint32_t shard_count;
+    uint32_t replication;
+    uint32_t node_count;
+    uint32_t node_cap;
+    aether_node_id *nodes;      /* [node_cap], insertion order = builder index */
+    uint32_t *table;            /* open addressing, [table_cap]: 0 empty, else index + 1 */
+    uint32_t table_cap;         /* power of two, > 2 * node_count */
+    aether_shard_entry *shards; /* [shard_count], builder indices */
+    aether_node_index *owners;  /* [shard_count * replication], NONE past owner_count */
+};
+
+#define BUILDER_TABLE_CAP_MIN 16u
+#define BUILDER_NODE_CAP_MIN 8u
+AETHER_STATIC_ASSERT((BUILDER_TABLE_CAP_MIN & (BUILDER_TABLE_CAP_MIN - 1)) == 0,
+                     "table capacity is a power of two");
+
+const char *aether_shard_state_name(aether_shard_state s)
+{
+    switch (s) {
+    case AETHER_SHARD_STABLE:
+        return "stable";
+    case AETHER_SHARD_MOVING:
+        return "moving";
+    }
+    return "?";
+}
+
+/* ---- map ----------------------------------------------------------------- */
+
+static void shardmap_free_snapshot(aether_snapshot *s)
+{
+    /* snap is the first member and the map is one allocation. */
+    free(s);
+}
+
+void aether_shardmap_destroy(aether_shardmap *m)
+{
+    if (m == NULL)
+        return;
+    AETHER_ASSERT(m->snap.free_fn == shardmap_free_snapshot);
+    free(m);
+}
+
+aether_node_index aether_shardmap_find_node(const aether_shardmap *m, const aether_node_id *id)
+{
+    uint32_t lo = 0, hi = m->node_count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        int c = aether_node_id_compare(&m->nodes[mid], id);
+        if (c == 0)
+            return (aether_node_index)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return AETHER_NODE_INDEX_NONE;
+}
+
+static const char *node_name(const aether_shardmap *m, aether_node_index i)
+{
+    return i < m->node_count ? m->nodes[i].str : "?";
+}
+
+/* Checks one CSR index against the shard table: offsets cover exactly
+ * `total` entries, every list is strictly ascending, and every listed shard
+ * really has the node in the role (primary or any owner). With the totals
+ * equal, that makes each list exactly the node's set of shards. */
+static aether_status check_node_index(const aether_shardmap *m, const uint32_t *start,
+                                      const uint32_t *list, uint32_t total, bool primary_only,
+                                      const char *what, aether_err *err)
+{
+    uint32_t n_nodes = m->node_count;
+    if (start == NULL || (total > 0 && list == NULL))
+        return aether_err_set(err, AETHER_EINVAL, "%s: missing", what);
+    if (start[0] != 0 || start[n_nodes] != total)
+        return aether_err_set(err, AETHER_EINVAL, "%s: covers %u entries, expected %u", what,
+                              start[n_nodes] - start[0], total);
+    for (uint32_t n = 0; n < n_nodes; n++) {
+        if (start[n + 1] < start[n] || start[n + 1] > total)
+            return aether_err_set(err, AETHER_EINVAL, "%s[%s]: bad offsets", what,
+                                  m->nodes[n].str);
+        for (uint32_t k = start[n]; k < start[n + 1]; k++) {
+            uint32_t s = list[k];
+            if (s >= m->shard_count || (k > start[n] && list[k - 1] >= s))
+                return aether_err_set(err, AETHER_EINVAL,
+                                      "%s[%s]: shard %u out of range or out of order", what,
+                                      m->nodes[n].str, s);
+            const aether_shard_entry *e = &m->shards[s];
+            bool found = false;
+            if (primary_only) {
+                found = e->owner_count > 0 && e->primary == n;
+            } else {
+                const aether_node_index *row = &m->owners[(size_t)s * m->replication];
+                for (uint32_t j = 0; j < e->owner_count && !found; j++)
+                    found = row[j] == n;
+            }
+            if (!found)
+                return aether_err_set(err, AETHER_EINVAL, "%s[%s]: lists shard %u it does not own",
+                                      what, m->nodes[n].str, s);
+        }
+    }
+    return AETHER_OK;
+}
+
+aether_status aether_shardmap_validate(const aether_shardmap *m, aether_err *err)
+{
+    AETHER_ASSERT(m != NULL);
+    const uint32_t n_nodes = m->node_count, r = m->replication;
+    if (m->shard_count == 0 || m->shard_count > AETHER_SHARD_COUNT_MAX)
+        return aether_err_set(err, AETHER_EINVAL, "shard_count: %u out of range 1..%u",
+                              m->shard_count, AETHER_SHARD_COUNT_MAX);
+    if (r == 0 || r > AETHER_REPLICATION_MAX)
+        return aether_err_set(err, AETHER_EINVAL, "replication: %u out of range 1..%u", r,
+                              AETHER_REPLICATION_MAX);
+    if (n_nodes > AETHER_SHARDMAP_NODES_MAX)
+        return aether_err_set(err, AETHER_EINVAL, "nodes: %u nodes, more than %u", n_nodes,
+                              AETHER_SHARDMAP_NODES_MAX);
+    if (m->shards == NULL || m->owners == NULL || (n_nodes > 0 && m->nodes == NULL))
+        return aether_err_set(err, AETHER_EINVAL, "map: missing arrays");
+    for (uint32_t i = 0; i < n_nodes; i++) {
+        if (!aether_node_id_is_valid(&m->nodes[i]))
+            return aether_err_set(err, AETHER_EINVAL, "nodes[%u]: not a valid node id", i);
+        if (i > 0 && aether_node_id_compare(&m->nodes[i - 1], &m->nodes[i]) >= 0)
+            return aether_err_set(err, AETHER_EINVAL,
+                                  "nodes[%u]: %s does not sort after %s (the node table must be "
+                                  "sorted and distinct)",
+                                  i, m->nodes[i].str, m->nodes[i - 1].str);
+    }
+
+    uint32_t primaries = 0, owner_total = 0;
+    for (uint32_t s = 0; s < m->shard_count; s++) {
+        const aether_shard_entry *e = &m->shards[s];
+        const aether_node_index *row = &m->owners[(size_t)s * r];
+        if (e->owner_count > r)
+            return aether_err_set(err, AETHER_EINVAL,
+                                  "shards[%u].owners: %u owners, more than replication %u", s,
+                                  e->owner_count, r);
+        if (e->owner_count == 0) {
+            if (n_nodes > 0)
+                return aether_err_set(err, AETHER_EINVAL, "shards[%u]: no primary owner", s);
+            if (e->primary != AETHER_NODE_INDEX_NONE)
+                return aether_err_set(err, AETHER_EINVAL, "shards[%u]: primary set without owners",
+                                      s);
+        } else {
+            for (uint32_t j = 0; j < e->owner_count; j++) {
+                if (row[j] >= n_nodes)
+                    return aether_err_set(err, AETHER_EINVAL,
+                                          "shards[%u].owners[%u]: node index %u out of range "
+                                          "(%u nodes)",
+                                          s, j, row[j], n_nodes);
+                for (uint32_t k = 0; k < j; k++)
+                    if (row[k] == row[j])
+                        return aether_err_set(err, AETHER_EINVAL,
+                                              "shards[%u].owners[%u]: duplicate owner %s", s, j,
+                                              m->nodes[row[j]].str);
+            }
+            if (e->primary != row[0])
+                return aether_err_set(err, AETHER_EINVAL,
+                                      "shards[%u]: primary disagrees with owners[0]", s);
+            primaries++;
+            owner_total += e->owner_count;
+        }
+        switch (e->state) {
+        case AETHER_SHARD_STABLE:
+            if (e->to != AETHER_NODE_INDEX_NONE)
+                return aether_err_set(err, AETHER_EINVAL, "shards[%u].to: set on a stable shard",
+                                      s);
+            break;
+        case AETHER_SHARD_MOVING:
+            if (e->to == AETHER_NODE_INDEX_NONE)
+                return aether_err_set(err, AETHER_EINVAL,
+                                      "shards[%u].to: missing on a moving shard", s);
+            if (e->to >= n_nodes)
+                return aether_err_set(err, AETHER_EINVAL,
+                                      "shards[%u].to: node index %u out of range (%u nodes)", s,
+                                      e->to, n_nodes);
+            if (e->owner_count == 0)
+                return aether_err_set(err, AETHER_EINVAL,
+                                      "shards[%u]: moving without a primary owner", s);
+            if (e->to == e->primary)
+                return aether_err_set(err, AETHER_EINVAL, "shards[%u].to: %s is already the primary",
+                                      s, node_name(m, e->to));
+            break;
+        default:
+            return aether_err_set(err, AETHER_EINVAL, "shards[%u].state: unknown state %u", s,
+                                  e->state);
+        }
+    }
+
+    aether_status st = check_node_index(m, m->primary_start, m->primary_shards, primaries, true,
+                                        "primary_index", err);
+    if (st != AETHER_OK)
+        return st;
+    return check_node_index(m, m->owner_start, m->owner_shards, owner_total, false,
+                            "owner_index", err);
+}
+
+/* ---- builder ------------------------------------------------------------- */
+
+aether_status aether_shardmap_builder_create(uint32_t shard_count, uint32_t replication,
+                                             aether_shardmap_builder **out, aether_err *err)
+{
+    AETHER_ASSERT(out != NULL);
+    *out = NULL;
+    if (shard_count == 0 || shard_count > AETHER_SHARD_COUNT_MAX)
+        return aether_err_set(err, AETHER_EINVAL, "shard_count: %u out of range 1..%u",
+                              shard_count, AETHER_SHARD_COUNT_MAX);
+    if (replication == 0 || replication > AETHER_REPLICATION_MAX)
+        return aether_err_set(err, AETHER_EINVAL, "replication: %u out of range 1..%u",
+                              replication, AETHER_REPLICATION_MAX);
+
+    aether_shardmap_builder *b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        goto fail;
+    b->shard_count = shard_count;
+    b->replication = replication;
+    b->node_cap = BUILDER_NODE_CAP_MIN;
+    b->table_cap = BUILDER_TABLE_CAP_MIN;
+    b->nodes = calloc(b->node_cap, sizeof(*b->nodes));
+    b->table = calloc(b->table_cap, sizeof(*b->table));
+    b->shards = calloc(shard_count, sizeof(*b->shards));
+    b->owners = malloc((size_t)shard_count * replication * sizeof(*b->owners));
+    if (b->nodes == NULL || b->table == NULL || b->shards == NULL || b->owners == NULL)
+        goto fail;
+    for (uint32_t s = 0; s < shard_count; s++) {
+        b->shards[s].primary = AETHER_NODE_INDEX_NONE;
+        b->shards[s].to = AETHER_NODE_INDEX_NONE;
+        b->shards[s].state = AETHER_SHARD_STABLE;
+    }
+    for (size_t i = 0; i < (size_t)shard_count * replication; i++)
+        b->owners[i] = AETHER_NODE_INDEX_NONE;
+    *out = b;
+    return AETHER_OK;
+fail:
+    aether_shardmap_builder_destroy(b);
+    return aether_err_set(err, AETHER_ENOMEM, "shardmap builder: out of memory");
+}
+
+void aether_shardmap_builder_destroy(aether_shardmap_builder *b)
+{
+    if (b == NULL)
+        return;
+    free(b->nodes);
+    free(b->table);
+    free(b->shards);
+    free(b->owners);
+    free(b);
+}
+
+void aether_shardmap_builder_set_version(aether_shardmap_builder *b, uint64_t version)
+{
+    b->version = version;
+}
+
+void aether_shardmap_builder_set_term(aether_shardmap_builder *b, aether_term term)
+{
+    b->term = term;
+}
+
+uint32_t aether_shardmap_builder_node_count(const aether_shardmap_builder *b)
+{
+    return b->node_count;
+}
+
+/* The table slot holding id, or the empty slot where it would go. */
+static uint32_t *table_probe(uint32_t *table, uint32_t cap, const aether_node_id *nodes,
+                             const aether_node_id *id, uint64_t hash)
+{
+    uint32_t mask = cap - 1;
+    /* The table is never more than half full, so the probe ends. */
+    for (uint32_t i = (uint32_t)hash & mask;; i = (i + 1) & mask) {
+        if (table[i] == 0 || aether_node_id_equal(&nodes[table[i] - 1], id))
+            return &table[i];
+    }
+}
+
+aether_node_index aether_shardmap_builder_find_node(const aether_shardmap_builder *b,
+                                                    const aether_node_id *id)
+{
+    uint32_t *slot = table_probe(b->table, b->table_cap, b->nodes, id, aether_node_id_hash(id));
+    return *slot == 0 ? AETHER_NODE_INDEX_NONE : (aether_node_index)(*slot - 1);
+}
+
+static aether_status table_grow(aether_shardmap_builder *b)
+{
+    uint32_t cap = b->table_cap * 2;
+    uint32_t *table = calloc(cap, sizeof(*table));
+    if (table == NULL)
+        return AETHER_ENOMEM;
+    for (uint32_t i = 0; i < b->node_count; i++) {
+        uint32_t *slot = table_probe(table, cap, b->nodes, &b->nodes[i],
+                                     aether_node_id_hash(&b->nodes[i]));
+        AETHER_ASSERT(*slot == 0);
+        *slot = i + 1;
+    }
+    free(b->table);
+    b->table = table;
+    b->table_cap = cap;
+    return AETHER_OK;
+}
+
+aether_status aether_shardmap_builder_add_node(aether_shardmap_builder *b,
+                                               const aether_node_id *id,
+                                               aether_node_index *index_out, aether_err *err)
+{
+    AETHER_ASSERT(b != NULL && id != NULL);
+    if (!aether_node_id_is_valid(id))
+        return aether_err_set(err, AETHER_EINVAL, "node: not a valid node id");
+    uint64_t hash = aether_node_id_hash(id);
+    uint32_t *slot = table_probe(b->table, b->table_cap, b->nodes, id, hash);
+    if (*slot != 0) {
+        if (index_out != NULL)
+            *index_out = (aether_node_index)(*slot - 1);
+        return AETHER_OK;
+    }
+    if (b->node_count >= AETHER_SHARDMAP_NODES_MAX)
+        return aether_err_set(err, AETHER_EINVAL, "nodes: more than %u nodes",
+                              AETHER_SHARDMAP_NODES_MAX);
+    if (b->node_count == b->node_cap) {
+        uint32_t cap = b->node_cap * 2;
+        aether_node_id *nodes = realloc(b->nodes, (size_t)cap * sizeof(*nodes));
+        if (nodes == NULL)
+            return aether_err_set(err, AETHER_ENOMEM, "nodes: out of memory");
+        b->nodes = nodes;
+        b->node_cap = cap;
+    }
+    if ((b->node_count + 1) * 2 > b->table_cap) {
+        if (table_grow(b) != AETHER_OK)
+            return aether_err_set(err, AETHER_ENOMEM, "nodes: out of memory");
+        slot = table_probe(b->table, b->table_cap, b->nodes, id, hash);
+    }
+    uint32_t index = b->node_count++;
+    b->nodes[index] = *id;
+    *slot = index + 1;
+    if (index_out != NULL)
+        *index_out = (aether_node_index)index;
+    return AETHER_OK;
+}
+
+aether_status aether_shardmap_builder_set_owners(aether_shardmap_builder *b, uint32_t shard,
+                                                 const aether_node_index *owners, size_t count,
+                                                 aether_err *err)
+{
+    AETHER_ASSERT(b != NULL && (owners != NULL || count == 0));
+    if (shard >= b->shard_count)
+        return aether_err_set(err, AETHER_EINVAL, "shards[%u]: shard out of range 0..%u", shard,
+                              b->shard_count - 1);
+    if (count > b->replication)
+        return aether_err_set(err, AETHER_EINVAL,
+                              "shards[%u].owners: %zu owners, more than replication %u", shard,
+                              count, b->replication);
+    for (size_t j = 0; j < count; j++) {
+        if (owners[j] >= b->node_count)
+            return aether_err_set(err, AETHER_EINVAL,
+                                  "shards[%u].owners[%zu]: no node with builder index %u", shard,
+                                  j, owners[j]);
+        for (size_t k = 0; k < j; k++)
+            if (owners[k] == owners[j])
+                return aether_err_set(err, AETHER_EINVAL,
+                                      "shards[%u].owners[%zu]: duplicate owner %s", shard, j,
+                                      b->nodes[owners[j]].str);
+    }
+    aether_node_index *row = &b->owners[(size_t)shard * b->replication];
+    for (uint32_t j = 0; j < b->replication; j++)
+        row[j] = j < count ? owners[j] : AETHER_NODE_INDEX_NONE;
+    b->shards[shard].owner_count = (uint8_t)count;
+    b->shards[shard].primary = count > 0 ? owners[0] : AETHER_NODE_INDEX_NONE;
+    return AETHER_OK;
+}
+
+aether_status aether_shardmap_builder_set_moving(aether_shardmap_builder *b, uint32_t shard,
+                                                 aether_node_index to, aether_err *err)
+{
+    AETHER_ASSERT(b != NULL);
+    if (shard >= b->shard_count)
+        return aether_err_set(err, AETHER_EINVAL, "shards[%u]: shard out of range 0..%u", shard,
+                              b->shard_count - 1);
+    if (to == AETHER_NODE_INDEX_NONE)
+        return aether_err_set(err, AETHER_EINVAL, "shards[%u].to: a moving shard needs a target",
+                              shard);
+    if (to >= b->node_count)
+        return aether_err_set(err, AETHER_EINVAL, "shards[%u].to: no node with builder index %u",
+                              shard, to);
+    b->shards[shard].state = AETHER_SHARD_MOVING;
+    b->shards[shard].to = to;
+    return AETHER_OK;
+}
+
+aether_status aether_shardmap_builder_set_stable(aether_shardmap_builder *b, uint32_t shard,
+                                                 aether_err *err)
+{
+    AETHER_ASSERT(b != NULL);
+    if (shard >= b->shard_count)
+        return aether_err_set(err, AETHER_EINVAL, "shards[%u]: shard out of range 0..%u", shard,
+                              b->shard_count - 1);
+    b->shards[shard].state = AETHER_SHARD_STABLE;
+    b->shards[shard].to = AETHER_NODE_INDEX_NONE;
+    return AETHER_OK;
+}
+
+aether_status aether_shardmap_builder_from_map(const aether_shardmap *m,
+                                               aether_shardmap_builder **out, aether_err *err)
+{
+    AETHER_ASSERT(m != NULL && out != NULL);
+    aether_shardmap_builder *b = NULL;
+    aether_status st = aether_shardmap_builder_create(m->shard_count, m->replication, &b, err);
+    if (st != AETHER_OK)
+        return st;
+    b->version = m->version;
+    b->term = m->term;
+    for (uint32_t i = 0; i < m->node_count; i++) {
+        aether_node_index idx;
+        if ((st = aether_shardmap_builder_add_node(b, &m->nodes[i], &idx, err)) != AETHER_OK)
+            goto fail;
+        AETHER_ASSERT(idx == i); /* distinct ids: builder order = map order */
+    }
+    memcpy(b->shards, m->shards, (size_t)m->shard_count * sizeof(*b->shards));
+    memcpy(b->owners, m->owners, (size_t)m->shard_count * m->replication * sizeof(*b->owners));
+    *out = b;
+    return AETHER_OK;
+fail:
+    aether_shardmap_builder_destroy(b);
+    return st;
+}
+
+/* ---- build --------------------------------------------------------------- */
+
+static int node_ptr_compare(const void *a, const void *b)
+{
+    return aether_node_id_compare(*(const aether_node_id *const *)a,
+                                  *(const aether_node_id *const *)b);
+}
+
+static size_t align8(size_t x) { return (x + 7) & ~(size_t)7; }
+
+/* Fills start[0..n] (prefix sums) and list from the shard table, iterating
+ * shards in order so each node's list comes out ascending. `cursor` is
+ * scratch of n + 1 entries. */
+static void fill_node_index(aether_shardmap *m, uint32_t *start, uint32_t *list,
+                            uint32_t *cursor, bool primary_only)
+{
+    uint32_t n = m->node_count;
+    memset(start, 0, (n + 1) * sizeof(*start));
+    for (uint32_t s = 0; s < m->shard_count; s++) {
+        const aether_shard_entry *e = &m->shards[s];
+        const aether_node_index *row = &m->owners[(size_t)s * m->replication];
+        uint32_t k = primary_only ? (e->owner_count > 0 ? 1 : 0) : e->owner_count;
+        for (uint32_t j = 0; j < k; j++)
+            start[row[j] + 1]++;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        start[i + 1] += start[i];
+    memcpy(cursor, start, (n + 1) * sizeof(*cursor));
+    for (uint32_t s = 0; s < m->shard_count; s++) {
+        const aether_shard_entry *e = &m->shards[s];
+        const aether_node_index *row = &m->owners[(size_t)s * m->replication];
+        uint32_t k = primary_only ? (e->owner_count > 0 ? 1 : 0) : e->owner_count;
+        for (uint32_t j = 0; j < k; j++)
+            list[cursor[row[j]]++] = s;
+    }
+}
+
+aether_status aether_shardmap_build(const aether_shardmap_builder *b, aether_shardmap **out,
+                                    aether_err *err)
+{
+    AETHER_ASSERT(b != NULL && out != NULL);
+    *out = NULL;
+    const uint32_t n = b->node_count, sc = b->shard_count, r = b->replication;
+    aether_status st = AETHER_ENOMEM;
+    const aether_node_id **order = malloc((n + 1) * sizeof(*order));
+    aether_node_index *remap = malloc((n + 1) * sizeof(*remap));
+    uint32_t *cursor = malloc((n + 1) * sizeof(*cursor));
+    aether_shardmap *m = NULL;
+    if (order == NULL || remap == NULL || cursor == NULL)
+        goto fail;
+
+    /* 1. Sort the node table; remap[builder index] = map index. */
+    for (uint32_t i = 0; i < n; i++)
+        order[i] = &b->nodes[i];
+    qsort(order, n, sizeof(*order), node_ptr_compare);
+    for (uint32_t i = 0; i < n; i++)
+        remap[order[i] - b->nodes] = (aether_node_index)i;
+
+    /* 2. Lay out one block. Owner indices in the builder are < n (checked
+     *    when set), so the counts below bound the index sizes. */
+    uint32_t primaries = 0, owner_total = 0;
+    for (uint32_t s = 0; s < sc; s++) {
+        primaries += b->shards[s].owner_count > 0;
+        owner_total += b->shards[s].owner_count;
+    }
+    size_t off_nodes = align8(sizeof(aether_shardmap));
+    size_t off_shards = align8(off_nodes + (size_t)n * sizeof(aether_node_id));
+    size_t off_owners = align8(off_shards + (size_t)sc * sizeof(aether_shard_entry));
+    size_t off_pstart = align8(off_owners + (size_t)sc * r * sizeof(aether_node_index));
+    size_t off_plist = align8(off_pstart + (size_t)(n + 1) * sizeof(uint32_t));
+    size_t off_ostart = align8(off_plist + (size_t)primaries * sizeof(uint32_t));
+    size_t off_olist = align8(off_ostart + (size_t)(n + 1) * sizeof(uint32_t));
+    size_t total = off_olist + (size_t)owner_total * sizeof(uint32_t);
+    char *block = calloc(1, total);
+    if (block == NULL)
+        goto fail;
+    m = (aether_shardmap *)block;
+    aether_node_id *nodes = (aether_node_id *)(block + off_nodes);
+    aether_shard_entry *shards = (aether_shard_entry *)(block + off_shards);
+    aether_node_index *owners = (aether_node_index *)(block + off_owners);
+    uint32_t *pstart = (uint32_t *)(block + off_pstart);
+    uint32_t *plist = (uint32_t *)(block + off_plist);
+    uint32_t *ostart = (uint32_t *)(block + off_ostart);
+    uint32_t *olist = (uint32_t *)(block + off_olist);
+
+    m->snap.free_fn = shardmap_free_snapshot;
+    m->version = b->version;
+    m->term = b->term;
+    m->shard_count = sc;
+    m->replication = r;
+    m->node_count = n;
+    m->nodes = nodes;
+    m->shards = shards;
+    m->owners = owners;
+    m->primary_start = pstart;
+    m->primary_shards = plist;
+    m->owner_start = ostart;
+    m->owner_shards = olist;
+
+    /* 3. Copy with indices remapped. */
+    for (uint32_t i = 0; i < n; i++)
+        nodes[i] = *order[i];
+    for (uint32_t s = 0; s < sc; s++) {
+        const aether_shard_entry *be = &b->shards[s];
+        const aether_node_index *brow = &b->owners[(size_t)s * r];
+        aether_node_index *row = &owners[(size_t)s * r];
+        for (uint32_t j = 0; j < r; j++)
+            row[j] = j < be->owner_count ? remap[brow[j]] : AETHER_NODE_INDEX_NONE;
+        shards[s].owner_count = be->owner_count;
+        shards[s].primary = be->owner_count > 0 ? row[0] : AETHER_NODE_INDEX_NONE;
+        shards[s].state = be->state;
+        shards[s].to = be->to == AETHER_NODE_INDEX_NONE ? AETHER_NODE_INDEX_NONE : remap[be->to];
+    }
+
+    /* 4. Per-node index. */
+    fill_node_index(m, pstart, plist, cursor, true);
+    fill_node_index(m, ostart, olist, cursor, false);
+
+    /* 5. A map that exists is a valid map. */
+    if ((st = aether_shardmap_validate(m, err)) != AETHER_OK)
+        goto fail;
+    free(order);
+    free(remap);
+    free(cursor);
+    *out = m;
+    return AETHER_OK;
+fail:
+    if (st == AETHER_ENOMEM)
+        aether_err_set(err, AETHER_ENOMEM, "shardmap: out of memory");
+    free(order);
+    free(remap);
+    free(cursor);
+    free(m);
+    return st;
+}

@@ -1,0 +1,357 @@
+/*
+ * shardmap_json.c: ShardMap <-> JSON with jansson (actors layer). Pure
+ * functions, any thread. See shardmap_json.h for the shape and the rules.
+ *
+ * Decoding goes through the builder: node ids are interned by its hash table
+ * (O(1) per owner), and aether_shardmap_build re-validates the result, so a
+ * rule missed here still cannot produce an invalid map. The checks below
+ * exist to name the offending field by its JSON path.
+ */
+#include "shardmap_json.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* jansson integers are json_int_t (long long): the wire range of version and term. */
+#define JSON_U64_MAX ((uint64_t)INT64_MAX)
+
+/* ---- encode -------------------------------------------------------------- */
+
+aether_status aether_shardmap_json_pack(const aether_shardmap *m, json_t **out, aether_err *err)
+{
+    AETHER_ASSERT(m != NULL && out != NULL);
+    *out = NULL;
+    if (m->version > JSON_U64_MAX)
+        return aether_err_set(err, AETHER_EINVAL, "version: %llu exceeds the JSON range 2^63-1",
+                              (unsigned long long)m->version);
+    if (m->term > JSON_U64_MAX)
+        return aether_err_set(err, AETHER_EINVAL, "term: %llu exceeds the JSON range 2^63-1",
+                              (unsigned long long)m->term);
+
+    /* json_*_set_new returns -1 on failure (and releases the value, even a
+     * NULL one), so failures are collected in rc and checked once per object. */
+    int rc = 0;
+    json_t *root = json_object();
+    json_t *shards = json_array();
+    if (root == NULL || shards == NULL) {
+        json_decref(shards);
+        goto fail;
+    }
+    rc |= json_object_set_new(root, "version", json_integer((json_int_t)m->version));
+    rc |= json_object_set_new(root, "term", json_integer((json_int_t)m->term));
+    rc |= json_object_set_new(root, "shard_count", json_integer(m->shard_count));
+    rc |= json_object_set_new(root, "replication", json_integer(m->replication));
+    rc |= json_object_set_new(root, "shards", shards); /* root owns shards from here */
+    if (rc != 0)
+        goto fail;
+    for (uint32_t s = 0; s < m->shard_count; s++) {
+        const aether_shard_entry *e = aether_shardmap_entry(m, s);
+        const aether_node_index *row = aether_shardmap_owners(m, s);
+        json_t *shard = json_object();
+        json_t *owners = json_array();
+        if (shard == NULL || owners == NULL) {
+            json_decref(shard);
+            json_decref(owners);
+            goto fail;
+        }
+        rc |= json_array_append_new(shards, shard); /* shards owns shard */
+        rc |= json_object_set_new(shard, "id", json_integer(s));
+        rc |= json_object_set_new(shard, "owners", owners);
+        for (uint32_t j = 0; j < e->owner_count; j++)
+            rc |= json_array_append_new(owners,
+                                        json_stringn(m->nodes[row[j]].str, m->nodes[row[j]].len));
+        rc |= json_object_set_new(shard, "state",
+                                  json_string(aether_shard_state_name((aether_shard_state)e->state)));
+        if (e->state == AETHER_SHARD_MOVING)
+            rc |= json_object_set_new(shard, "to",
+                                      json_stringn(m->nodes[e->to].str, m->nodes[e->to].len));
+        if (rc != 0)
+            goto fail;
+    }
+    *out = root;
+    return AETHER_OK;
+fail:
+    json_decref(root);
+    return aether_err_set(err, AETHER_ENOMEM, "shardmap json: out of memory");
+}
+
+aether_status aether_shardmap_json_encode(const aether_shardmap *m, char **out, size_t *len_out,
+                                          aether_err *err)
+{
+    AETHER_ASSERT(out != NULL);
+    *out = NULL;
+    json_t *root = NULL;
+    aether_status st = aether_shardmap_json_pack(m, &root, err);
+    if (st != AETHER_OK)
+        return st;
+    char *text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    if (text == NULL)
+        return aether_err_set(err, AETHER_ENOMEM, "shardmap json: out of memory");
+    *out = text;
+    if (len_out != NULL)
+        *len_out = strlen(text);
+    return AETHER_OK;
+}
+
+/* ---- decode -------------------------------------------------------------- */
+
+static const char *type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a real number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
+    }
+    return "?";
+}
+
+/* An integer field of obj in min..max. path names the field for errors. */
+static aether_status get_uint(const json_t *obj, const char *key, uint64_t min, uint64_t max,
+                              const char *path, uint64_t *out, aether_err *err)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (v == NULL)
+        return aether_err_set(err, AETHER_EINVAL, "%s: missing", path);
+    if (!json_is_integer(v))
+        return aether_err_set(err, AETHER_EINVAL, "%s: expected an integer, got %s", path,
+                              type_name(v));
+    json_int_t i = json_integer_value(v);
+    if (i < 0 || (uint64_t)i < min || (uint64_t)i > max)
+        return aether_err_set(err, AETHER_EINVAL, "%s: %lld out of range %llu..%llu", path,
+                              (long long)i, (unsigned long long)min, (unsigned long long)max);
+    *out = (uint64_t)i;
+    return AETHER_OK;
+}
+
+/* Refuses keys of obj outside the allowed list. */
+static aether_status check_keys(const json_t *obj, const char *const *allowed, size_t n_allowed,
+                                const char *prefix, aether_err *err)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)obj, key, value) {
+        bool known = false;
+        for (size_t i = 0; i < n_allowed && !known; i++)
+            known = strcmp(key, allowed[i]) == 0;
+        if (!known)
+            return aether_err_set(err, AETHER_EINVAL, "%s%s%.40s: unknown field", prefix,
+                                  prefix[0] ? "." : "", key);
+    }
+    return AETHER_OK;
+}
+
+/* A NodeId from a JSON string value, interned into the builder. */
+static aether_status intern_node(aether_shardmap_builder *b, const json_t *v,
+                                 aether_node_index *index_out, aether_node_id *id_out,
+                                 aether_err *err)
+{
+    if (!json_is_string(v))
+        return aether_err_set(err, AETHER_EINVAL, "expected a string, got %s", type_name(v));
+    aether_status st = aether_node_id_parse(json_string_value(v), json_string_length(v), id_out,
+                                            err);
+    if (st != AETHER_OK)
+        return st;
+    return aether_shardmap_builder_add_node(b, id_out, index_out, err);
+}
+
+static const char *const root_keys[] = {"version", "term", "shard_count", "replication",
+                                        "shards"};
+static const char *const shard_keys[] = {"id", "owners", "state", "to"};
+
+/* Decodes shards[pos] into the builder. seen[id] marks ids already decoded. */
+static aether_status decode_shard(aether_shardmap_builder *b, const json_t *jshard, size_t pos,
+                                  uint32_t shard_count, uint32_t replication, uint8_t *seen,
+                                  bool *empty_out, aether_err *err)
+{
+    char path[64];
+    aether_status st;
+    if (!json_is_object(jshard))
+        return aether_err_set(err, AETHER_EINVAL, "shards[%zu]: expected an object, got %s", pos,
+                              type_name(jshard));
+    snprintf(path, sizeof(path), "shards[%zu]", pos);
+    if ((st = check_keys(jshard, shard_keys, 4, path, err)) != AETHER_OK)
+        return st;
+
+    uint64_t id;
+    snprintf(path, sizeof(path), "shards[%zu].id", pos);
+    if ((st = get_uint(jshard, "id", 0, shard_count - 1, path, &id, err)) != AETHER_OK)
+        return st;
+    if (seen[id])
+        return aether_err_set(err, AETHER_EINVAL, "shards[%zu].id: duplicate shard id %llu", pos,
+                              (unsigned long long)id);
+    seen[id] = 1;
+
+    const json_t *jowners = json_object_get(jshard, "owners");
+    if (jowners == NULL)
+        return aether_err_set(err, AETHER_EINVAL, "shards[%zu].owners: missing", pos);
+    if (!json_is_array(jowners))
+        return aether_err_set(err, AETHER_EINVAL, "shards[%zu].owners: expected an array, got %s",
+                              pos, type_name(jowners));
+    size_t n_owners = json_array_size(jowners);
+    if (n_owners > replication)
+        return aether_err_set(err, AETHER_EINVAL,
+                              "shards[%zu].owners: %zu owners, more than replication %u", pos,
+                              n_owners, replication);
+    aether_node_index owners[AETHER_REPLICATION_MAX];
+    aether_node_id id_buf;
+    for (size_t j = 0; j < n_owners; j++) {
+        st = intern_node(b, json_array_get(jowners, j), &owners[j], &id_buf, err);
+        if (st != AETHER_OK) {
+            aether_err_prefix(err, "shards[%zu].owners[%zu]", pos, j);
+            return st;
+        }
+        for (size_t k = 0; k < j; k++)
+            if (owners[k] == owners[j])
+                return aether_err_set(err, AETHER_EINVAL,
+                                      "shards[%zu].owners[%zu]: duplicate owner %s", pos, j,
+                                      id_buf.str);
+    }
+    if ((st = aether_shardmap_builder_set_owners(b, (uint32_t)id, owners, n_owners, err)) !=
+        AETHER_OK)
+        return st;
+    *empty_out = n_owners == 0;
+
+    const json_t *jstate = json_object_get(jshard, "state");
+    if (jstate == NULL)
+        return aether_err_set(err, AETHER_EINVAL, "shards[%zu].state: missing", pos);
+    if (!json_is_string(jstate))
+        return aether_err_set(err, AETHER_EINVAL, "shards[%zu].state: expected a string, got %s",
+                              pos, type_name(jstate));
+    const char *state = json_string_value(jstate);
+    const json_t *jto = json_object_get(jshard, "to");
+    if (strcmp(state, "stable") == 0 && json_string_length(jstate) == 6) {
+        if (jto != NULL)
+            return aether_err_set(err, AETHER_EINVAL,
+                                  "shards[%zu].to: only allowed when state is moving", pos);
+        return AETHER_OK;
+    }
+    if (strcmp(state, "moving") != 0 || json_string_length(jstate) != 6)
+        return aether_err_set(err, AETHER_EINVAL,
+                              "shards[%zu].state: unknown state '%.32s' (expected stable or moving)",
+                              pos, state);
+    if (jto == NULL)
+        return aether_err_set(err, AETHER_EINVAL, "shards[%zu].to: missing on a moving shard",
+                              pos);
+    if (n_owners == 0)
+        return aether_err_set(err, AETHER_EINVAL, "shards[%zu]: moving without a primary owner",
+                              pos);
+    aether_node_index to;
+    if ((st = intern_node(b, jto, &to, &id_buf, err)) != AETHER_OK) {
+        aether_err_prefix(err, "shards[%zu].to", pos);
+        return st;
+    }
+    if (to == owners[0])
+        return aether_err_set(err, AETHER_EINVAL, "shards[%zu].to: %s is already the primary",
+                              pos, id_buf.str);
+    return aether_shardmap_builder_set_moving(b, (uint32_t)id, to, err);
+}
+
+aether_status aether_shardmap_json_unpack(const json_t *root, aether_shardmap **out,
+                                          aether_err *err)
+{
+    AETHER_ASSERT(out != NULL);
+    *out = NULL;
+    aether_shardmap_builder *b = NULL;
+    uint8_t *seen = NULL;
+    aether_status st;
+    if (root == NULL || !json_is_object(root)) {
+        st = aether_err_set(err, AETHER_EINVAL, "root: expected an object, got %s",
+                            root ? type_name(root) : "nothing");
+        goto fail;
+    }
+    if ((st = check_keys(root, root_keys, 5, "", err)) != AETHER_OK)
+        goto fail;
+    uint64_t version, term, shard_count, replication;
+    if ((st = get_uint(root, "version", 0, JSON_U64_MAX, "version", &version, err)) != AETHER_OK ||
+        (st = get_uint(root, "term", 0, JSON_U64_MAX, "term", &term, err)) != AETHER_OK ||
+        (st = get_uint(root, "shard_count", 1, AETHER_SHARD_COUNT_MAX, "shard_count",
+                       &shard_count, err)) != AETHER_OK ||
+        (st = get_uint(root, "replication", 1, AETHER_REPLICATION_MAX, "replication",
+                       &replication, err)) != AETHER_OK)
+        goto fail;
+    const json_t *jshards = json_object_get(root, "shards");
+    if (jshards == NULL) {
+        st = aether_err_set(err, AETHER_EINVAL, "shards: missing");
+        goto fail;
+    }
+    if (!json_is_array(jshards)) {
+        st = aether_err_set(err, AETHER_EINVAL, "shards: expected an array, got %s",
+                            type_name(jshards));
+        goto fail;
+    }
+    if (json_array_size(jshards) != shard_count) {
+        st = aether_err_set(err, AETHER_EINVAL, "shards: %zu entries, shard_count is %llu",
+                            json_array_size(jshards), (unsigned long long)shard_count);
+        goto fail;
+    }
+    if ((st = aether_shardmap_builder_create((uint32_t)shard_count, (uint32_t)replication, &b,
+                                             err)) != AETHER_OK)
+        goto fail;
+    aether_shardmap_builder_set_version(b, version);
+    aether_shardmap_builder_set_term(b, term);
+    seen = calloc(shard_count, 1);
+    if (seen == NULL) {
+        st = aether_err_set(err, AETHER_ENOMEM, "shardmap json: out of memory");
+        goto fail;
+    }
+    /* Ids are each present once and there are shard_count entries, so every
+     * id is covered once the loop ends. */
+    size_t first_empty = SIZE_MAX;
+    for (size_t pos = 0; pos < shard_count; pos++) {
+        bool empty = false;
+        st = decode_shard(b, json_array_get(jshards, pos), pos, (uint32_t)shard_count,
+                          (uint32_t)replication, seen, &empty, err);
+        if (st != AETHER_OK)
+            goto fail;
+        if (empty && first_empty == SIZE_MAX)
+            first_empty = pos;
+    }
+    if (first_empty != SIZE_MAX && aether_shardmap_builder_node_count(b) > 0) {
+        st = aether_err_set(err, AETHER_EINVAL, "shards[%zu]: no primary owner", first_empty);
+        goto fail;
+    }
+    if ((st = aether_shardmap_build(b, out, err)) != AETHER_OK)
+        goto fail;
+    free(seen);
+    aether_shardmap_builder_destroy(b);
+    return AETHER_OK;
+fail:
+    AETHER_ASSERT(st != AETHER_OK);
+    free(seen);
+    aether_shardmap_builder_destroy(b);
+    return st;
+}
+
+aether_status aether_shardmap_json_decode(const char *buf, size_t len, aether_shardmap **out,
+                                          aether_err *err)
+{
+    AETHER_ASSERT(out != NULL);
+    AETHER_ASSERT(buf != NULL || len == 0);
+    *out = NULL;
+    if (len > AETHER_SHARDMAP_JSON_MAX_BYTES)
+        return aether_err_set(err, AETHER_EINVAL, "input: %zu bytes, more than the limit %zu",
+                              len, AETHER_SHARDMAP_JSON_MAX_BYTES);
+    json_error_t jerr;
+    json_t *root = json_loadb(buf ? buf : "", len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL)
+        return aether_err_set(err, AETHER_EINVAL, "input: invalid JSON at line %d column %d: %s",
+                              jerr.line, jerr.column, jerr.text);
+    aether_status st = aether_shardmap_json_unpack(root, out, err);
+    json_decref(root);
+    return st;
+}

@@ -1,0 +1,64 @@
+/*
+ * shardmap_json.h: the ShardMap wire shape, encoded and decoded with jansson
+ * (actors layer).
+ *
+ *   {"version":7,"term":42,"shard_count":1024,"replication":2,
+ *    "shards":[{"id":0,"owners":["node-a","node-c"],"state":"stable"},
+ *              {"id":1,"owners":["node-b"],"state":"moving","to":"node-a"}, ...]}
+ *
+ * Encoding is canonical: compact, keys in the order above, shards by id,
+ * "to" only on moving shards. So encode(decode(encode(m))) is byte-identical
+ * to encode(m).
+ *
+ * Decoding is strict, because the map arrives from other processes (KV,
+ * NATS) and a bad one must be refused, never half-applied:
+ *  - input larger than AETHER_SHARDMAP_JSON_MAX_BYTES, invalid JSON,
+ *    duplicate object keys, a root that is not an object;
+ *  - a field missing, of the wrong type, out of range, or unknown;
+ *  - version/term not integers in 0..2^63-1 (jansson's integer range);
+ *  - shards array length != shard_count; every id in 0..shard_count-1
+ *    exactly once, in any order;
+ *  - owners: strings that are valid NodeIds, distinct, at most replication,
+ *    at least one whenever any shard has owners;
+ *  - state "stable" or "moving"; "to" present iff moving, a valid NodeId
+ *    and not the primary.
+ * Each is AETHER_EINVAL with an aether_err naming the field path, e.g.
+ * "shards[12].owners[0]: node id is empty" (the index is the position in the
+ * "shards" array). Node ids are interned in a hash table, so decoding a
+ * 65536-shard map is linear in its size.
+ *
+ * Threading: pure functions over their arguments; any thread. The map given
+ * to encode may be a published one only inside an RCU read-side section.
+ */
+#ifndef AETHER_SHARDMAP_JSON_H
+#define AETHER_SHARDMAP_JSON_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "shardmap.h"
+#include "status.h"
+
+/* Inputs above this size are refused before parsing. A 65536-shard map with
+ * R = 7 and 64-character ids is about 30 MiB. */
+#define AETHER_SHARDMAP_JSON_MAX_BYTES ((size_t)64 << 20)
+
+/* Encodes m. On AETHER_OK *out is a NUL-terminated malloc'd string (free with
+ * free()) and *len_out its length (len_out may be NULL). AETHER_EINVAL when
+ * version or term exceeds 2^63-1, AETHER_ENOMEM. */
+aether_status aether_shardmap_json_encode(const aether_shardmap *m, char **out, size_t *len_out,
+                                          aether_err *err);
+
+/* Decodes len bytes (need not be NUL-terminated). On AETHER_OK *out is a new,
+ * valid, unpublished map owned by the caller; otherwise *out is NULL. */
+aether_status aether_shardmap_json_decode(const char *buf, size_t len, aether_shardmap **out,
+                                          aether_err *err);
+
+/* The same on jansson values, for callers embedding a map in a larger
+ * document (the wire envelope). pack returns a new reference. */
+aether_status aether_shardmap_json_pack(const aether_shardmap *m, json_t **out, aether_err *err);
+aether_status aether_shardmap_json_unpack(const json_t *root, aether_shardmap **out,
+                                          aether_err *err);
+
+#endif

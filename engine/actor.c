@@ -1,0 +1,232 @@
+/*
+ * actor.c: actors, their scheduling handshake and their timers (engine
+ * layer). The protocol and the threading rules are in actor.h.
+ */
+#include "actor.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "assertion.h"
+#include "executor.h"
+#include "log.h"
+
+/* Messages copied out of the mailbox per ring pass of a run. */
+#define RUN_CHUNK 64u
+
+struct aether_actor {
+    aether_mailbox mailbox;  /* see mailbox.h */
+    /* Written by senders and the runner: own cache line. */
+    uint32_t scheduled __attribute__((aligned(64))); /* atomic: the handshake flag */
+    uint32_t closed;         /* atomic: set once by close */
+    /* Runner-owned below (read by others only through atomics). */
+    uint64_t processed __attribute__((aligned(64))); /* atomic, single writer */
+    /* Immutable after create. */
+    aether_executor *ex;
+    aether_actor_handle_fn handle;
+    aether_actor_drop_fn drop;
+    void *state;
+    uint32_t batch_max;
+    bool attached;
+    aether_counter *m_full;       /* may be NULL */
+    aether_counter *m_processed;  /* may be NULL */
+    aether_log_ratelimit full_log;
+    char name[AETHER_ACTOR_NAME_MAX + 1];
+};
+
+static int64_t depth_gauge(void *arg) { return aether_actor_depth(arg); }
+
+aether_status aether_actor_create(aether_executor *ex, const aether_actor_config *cfg,
+                                  aether_actor **out)
+{
+    AETHER_ASSERT(ex != NULL && cfg != NULL && out != NULL);
+    AETHER_ASSERT(cfg->handle != NULL);
+    *out = NULL;
+    uint32_t cap = cfg->mailbox_capacity ? cfg->mailbox_capacity : AETHER_ACTOR_MAILBOX_DEFAULT;
+    uint32_t batch = cfg->batch_max ? cfg->batch_max : AETHER_ACTOR_BATCH_DEFAULT;
+    if (batch > AETHER_ACTOR_BATCH_MAX)
+        return AETHER_EINVAL;
+    const char *name = cfg->name ? cfg->name : "actor";
+    if (strlen(name) > AETHER_ACTOR_NAME_MAX)
+        return AETHER_EINVAL;
+
+    aether_actor *a = aligned_alloc(64, sizeof(*a));
+    if (a == NULL)
+        return AETHER_ENOMEM;
+    memset(a, 0, sizeof(*a));
+    a->ex = ex;
+    a->handle = cfg->handle;
+    a->drop = cfg->drop;
+    a->state = cfg->state;
+    a->batch_max = batch;
+    snprintf(a->name, sizeof(a->name), "%s", name);
+    aether_log_ratelimit_init(&a->full_log, AETHER_NS_PER_S);
+
+    aether_status st = aether_mailbox_init(&a->mailbox, cap);
+    if (st != AETHER_OK) {
+        free(a);
+        return st;
+    }
+    st = ex->ops->attach(ex, a);
+    if (st != AETHER_OK)
+        goto fail;
+    a->attached = true;
+
+    if (cfg->metrics != NULL) {
+        char labels[256];
+        int n = snprintf(labels, sizeof(labels), "actor=\"%s\"%s%s", a->name,
+                         cfg->metric_labels ? "," : "", cfg->metric_labels ? cfg->metric_labels : "");
+        if (n < 0 || (size_t)n >= sizeof(labels)) {
+            st = AETHER_EINVAL;
+            goto fail;
+        }
+        a->m_full = aether_metrics_counter(cfg->metrics, "aether_mailbox_full_total",
+                                           "Sends refused because the actor's mailbox was full.",
+                                           labels);
+        a->m_processed = aether_metrics_counter(cfg->metrics, "aether_actor_messages_total",
+                                                "Messages handled by the actor.", labels);
+        st = aether_metrics_gauge_fn(cfg->metrics, "aether_mailbox_depth",
+                                     "Messages waiting in the actor's mailbox.", labels,
+                                     depth_gauge, a);
+        if (a->m_full == NULL || a->m_processed == NULL || st != AETHER_OK) {
+            st = st != AETHER_OK ? st : AETHER_EINVAL;
+            goto fail;
+        }
+    }
+    *out = a;
+    return AETHER_OK;
+fail:
+    aether_actor_destroy(a);
+    return st;
+}
+
+static void drop_message(aether_actor *a, const aether_msg *m)
+{
+    if (m->flags & AETHER_MSG_REF)
+        aether_ref_release(m->ptr);
+    else if (a->drop != NULL)
+        a->drop(a->state, m);
+}
+
+void aether_actor_destroy(aether_actor *a)
+{
+    if (a == NULL)
+        return;
+    if (a->attached) {
+        aether_actor_close(a);
+        a->ex->ops->detach(a->ex, a);
+    }
+    if (a->mailbox.slots != NULL) {
+        aether_msg m;
+        while (aether_mailbox_recv_sc(&a->mailbox, &m, 1) == 1)
+            drop_message(a, &m);
+        aether_mailbox_fini(&a->mailbox);
+    }
+    free(a);
+}
+
+aether_status aether_actor_send(aether_actor *a, const aether_msg *msg)
+{
+    if (AETHER_UNLIKELY(__atomic_load_n(&a->closed, __ATOMIC_RELAXED)))
+        return AETHER_ECLOSED;
+    aether_status st = aether_mailbox_send_mpsc(&a->mailbox, msg);
+    if (AETHER_UNLIKELY(st != AETHER_OK)) {
+        if (a->m_full != NULL)
+            aether_counter_inc(a->m_full);
+        uint64_t suppressed = 0;
+        if (aether_log_ratelimit_allow(&a->full_log, aether_clock_now_ns(a->ex->clock), &suppressed))
+            AETHER_WARN("actor", "actor '%s' mailbox full (capacity %u); send refused (%llu more suppressed)",
+                        a->name, a->mailbox.capacity, (unsigned long long)suppressed);
+        return st;
+    }
+    /* Dekker with the runner's unschedule: our enqueue is visible before we
+     * read `scheduled`, its store of false before it re-reads the mailbox. */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (!__atomic_load_n(&a->scheduled, __ATOMIC_RELAXED)) {
+        uint32_t expected = 0;
+        if (__atomic_compare_exchange_n(&a->scheduled, &expected, 1, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED))
+            a->ex->ops->schedule(a->ex, a);
+    }
+    return AETHER_OK;
+}
+
+bool aether_actor_run_(aether_actor *a, uint32_t max)
+{
+    AETHER_ASSERT(__atomic_load_n(&a->scheduled, __ATOMIC_ACQUIRE) == 1);
+    bool closed = __atomic_load_n(&a->closed, __ATOMIC_ACQUIRE);
+    uint32_t done = 0;
+    aether_msg buf[RUN_CHUNK];
+    while (!closed && done < max) {
+        uint32_t want = max - done < RUN_CHUNK ? max - done : RUN_CHUNK;
+        uint32_t n = aether_mailbox_recv_sc(&a->mailbox, buf, want);
+        for (uint32_t i = 0; i < n; i++) {
+            if (a->ex->trace != NULL)
+                a->ex->trace(a->ex->trace_arg, aether_clock_now_ns(a->ex->clock), a, &buf[i]);
+            a->handle(a->state, a, &buf[i]);
+            if (buf[i].flags & AETHER_MSG_REF)
+                aether_ref_release(buf[i].ptr);
+        }
+        done += n;
+        if (n < want)
+            break;
+    }
+    if (done > 0) {
+        __atomic_store_n(&a->processed, a->processed + done, __ATOMIC_RELAXED);
+        if (a->m_processed != NULL)
+            aether_counter_add(a->m_processed, done);
+    }
+    if (!closed && aether_mailbox_depth(&a->mailbox) > 0)
+        return true; /* stay scheduled; back of the run queue */
+    __atomic_store_n(&a->scheduled, 0, __ATOMIC_SEQ_CST);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (!__atomic_load_n(&a->closed, __ATOMIC_ACQUIRE) && aether_mailbox_depth(&a->mailbox) > 0 &&
+        __atomic_exchange_n(&a->scheduled, 1, __ATOMIC_ACQ_REL) == 0)
+        return true;
+    return false;
+}
+
+void aether_actor_close(aether_actor *a)
+{
+    __atomic_store_n(&a->closed, 1, __ATOMIC_SEQ_CST);
+    a->ex->ops->quiesce(a->ex, a);
+}
+
+uint32_t aether_actor_batch_max_(const aether_actor *a) { return a->batch_max; }
+
+bool aether_actor_is_scheduled_(const aether_actor *a)
+{
+    return __atomic_load_n(&a->scheduled, __ATOMIC_ACQUIRE) != 0;
+}
+
+void aether_actor_unschedule_(aether_actor *a) { __atomic_store_n(&a->scheduled, 0, __ATOMIC_RELEASE); }
+
+const char *aether_actor_name(const aether_actor *a) { return a->name; }
+void *aether_actor_state(const aether_actor *a) { return a->state; }
+aether_executor *aether_actor_executor(const aether_actor *a) { return a->ex; }
+aether_clock *aether_actor_clock(const aether_actor *a) { return a->ex->clock; }
+uint64_t aether_actor_processed(const aether_actor *a)
+{
+    return __atomic_load_n(&a->processed, __ATOMIC_RELAXED);
+}
+uint32_t aether_actor_depth(const aether_actor *a) { return aether_mailbox_depth(&a->mailbox); }
+uint64_t aether_actor_full_count(const aether_actor *a) { return aether_mailbox_full_count(&a->mailbox); }
+
+aether_status aether_timer_start(aether_actor *target, uint64_t delay_ns, uint64_t period_ns,
+                                 const aether_msg *msg, aether_timer_id *out)
+{
+    AETHER_ASSERT(msg->flags == 0 && msg->ptr == NULL);
+    return target->ex->ops->timer_start(target->ex, target, delay_ns, period_ns, msg, out);
+}
+
+bool aether_timer_cancel(aether_actor *target, aether_timer_id id)
+{
+    return target->ex->ops->timer_cancel(target->ex, id);
+}
+
+void aether_executor_destroy(aether_executor *ex)
+{
+    if (ex != NULL)
+        ex->ops->destroy(ex);
+}

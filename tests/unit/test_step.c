@@ -1,0 +1,302 @@
+/*
+ * test_step.c: the deterministic step executor and timers on the simulated
+ * clock (engine/exec_step.h, engine/actor.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cu_test.h"
+#include "exec_step.h"
+
+#define NACTORS 6
+#define TRACE_MAX 4096
+
+typedef struct trace {
+    uint64_t hash;      /* FNV-1a over every delivery */
+    uint32_t deliveries;
+    char text[TRACE_MAX];
+    size_t len;
+} trace;
+
+static void trace_fn(void *arg, uint64_t now_ns, const aether_actor *a, const aether_msg *m)
+{
+    trace *t = arg;
+    char line[128];
+    int n = snprintf(line, sizeof(line), "%llu %s %u %llu\n", (unsigned long long)now_ns,
+                     aether_actor_name(a), m->type, (unsigned long long)m->arg64);
+    for (int i = 0; i < n; i++) {
+        t->hash ^= (unsigned char)line[i];
+        t->hash *= UINT64_C(1099511628211);
+    }
+    if (t->len + (size_t)n < TRACE_MAX) {
+        memcpy(t->text + t->len, line, (size_t)n);
+        t->len += (size_t)n;
+    }
+    t->deliveries++;
+}
+
+typedef struct gossip {
+    aether_actor *actors[NACTORS];
+    uint32_t idx;
+    struct gossip *all;
+} gossip;
+
+/* On each message with hops > 0, forward to two peers chosen from the
+ * message itself (not from any randomness): only the schedule can change the
+ * order of deliveries. */
+static void gossip_handle(void *state, aether_actor *self, const aether_msg *m)
+{
+    gossip *g = state;
+    (void)self;
+    if (m->arg32 == 0)
+        return;
+    for (uint32_t k = 1; k <= 2; k++) {
+        uint32_t to = (g->idx + k * (uint32_t)(m->arg64 % 5 + 1)) % NACTORS;
+        aether_msg f = { .type = 1, .arg32 = m->arg32 - 1, .arg64 = m->arg64 * 3 + k };
+        CU_ASSERT_EQUAL(aether_actor_send(g->all[to].actors[to], &f), AETHER_OK);
+    }
+}
+
+static uint64_t run_gossip(uint64_t seed, trace *t)
+{
+    aether_executor *ex;
+    aether_step_config cfg = { .seed = seed };
+    CU_ASSERT_EQUAL_FATAL(aether_step_create(&cfg, &ex), AETHER_OK);
+    memset(t, 0, sizeof(*t));
+    t->hash = UINT64_C(14695981039346656037);
+    aether_step_set_trace(ex, trace_fn, t);
+    gossip g[NACTORS];
+    aether_actor *actors[NACTORS];
+    for (uint32_t i = 0; i < NACTORS; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "g%u", i);
+        g[i].idx = i;
+        g[i].all = g;
+        aether_actor_config ac = { .name = name, .handle = gossip_handle, .state = &g[i],
+                                   .mailbox_capacity = 1024 };
+        CU_ASSERT_EQUAL_FATAL(aether_actor_create(ex, &ac, &actors[i]), AETHER_OK);
+    }
+    for (uint32_t i = 0; i < NACTORS; i++)
+        for (uint32_t j = 0; j < NACTORS; j++)
+            g[i].actors[j] = actors[j];
+    /* Two seeds of gossip and a timer, so time and choice both matter. */
+    aether_msg m1 = { .type = 1, .arg32 = 6, .arg64 = 1 };
+    aether_msg m2 = { .type = 1, .arg32 = 5, .arg64 = 2 };
+    CU_ASSERT_EQUAL(aether_actor_send(actors[0], &m1), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_actor_send(actors[3], &m2), AETHER_OK);
+    aether_msg tick = { .type = 2, .arg32 = 1, .arg64 = 77 };
+    aether_timer_id tid;
+    CU_ASSERT_EQUAL(aether_timer_start(actors[1], 5 * AETHER_NS_PER_MS, 10 * AETHER_NS_PER_MS, &tick, &tid), AETHER_OK);
+    aether_step_run_until(ex, 100 * AETHER_NS_PER_MS, 1000000);
+    for (uint32_t i = 0; i < NACTORS; i++)
+        aether_actor_destroy(actors[i]);
+    aether_executor_destroy(ex);
+    return t->hash;
+}
+
+static void test_same_seed_same_trace(void)
+{
+    static trace a, b;
+    uint64_t h1 = run_gossip(42, &a);
+    uint64_t h2 = run_gossip(42, &b);
+    CU_ASSERT_EQUAL(h1, h2);
+    CU_ASSERT_EQUAL(a.deliveries, b.deliveries);
+    CU_ASSERT_EQUAL(a.len, b.len);
+    CU_ASSERT(memcmp(a.text, b.text, a.len) == 0);
+    /* 2^7-1 + 2^6-1 gossip deliveries plus 10 ticks (each forwarding 2). */
+    CU_ASSERT_EQUAL(a.deliveries, 127 + 63 + 10 * 3);
+}
+
+static void test_different_seeds_different_interleavings(void)
+{
+    static trace t;
+    uint64_t hashes[8];
+    uint32_t deliveries0 = 0;
+    for (uint64_t s = 0; s < 8; s++) {
+        hashes[s] = run_gossip(s + 1, &t);
+        if (s == 0)
+            deliveries0 = t.deliveries;
+        CU_ASSERT_EQUAL(t.deliveries, deliveries0); /* same work, other order */
+    }
+    int distinct = 0;
+    for (int i = 0; i < 8; i++) {
+        int seen = 0;
+        for (int j = 0; j < i; j++)
+            seen |= hashes[j] == hashes[i];
+        distinct += !seen;
+    }
+    CU_ASSERT(distinct >= 7);
+}
+
+typedef struct recorder {
+    uint64_t times[64];
+    uint64_t args[64];
+    uint32_t n;
+    aether_executor *ex;
+} recorder;
+
+static void record_handle(void *state, aether_actor *self, const aether_msg *m)
+{
+    recorder *r = state;
+    if (r->n < 64) {
+        r->times[r->n] = aether_clock_now_ns(aether_actor_clock(self));
+        r->args[r->n] = m->arg64;
+        r->n++;
+    }
+}
+
+static aether_executor *new_exec(uint64_t seed)
+{
+    aether_executor *ex = NULL;
+    aether_step_config cfg = { .seed = seed };
+    CU_ASSERT_FATAL(aether_step_create(&cfg, &ex) == AETHER_OK);
+    return ex;
+}
+
+#define MS AETHER_NS_PER_MS
+
+static void test_timers_on_simulated_clock(void)
+{
+    aether_executor *ex = new_exec(1);
+    recorder r = { .n = 0 };
+    aether_actor *a;
+    aether_actor_config ac = { .name = "rec", .handle = record_handle, .state = &r };
+    CU_ASSERT_EQUAL_FATAL(aether_actor_create(ex, &ac, &a), AETHER_OK);
+    aether_msg once = { .type = 1, .arg64 = 1 }, every = { .type = 1, .arg64 = 2 };
+    aether_timer_id t1, t2;
+    CU_ASSERT_EQUAL(aether_timer_start(a, 100 * MS, 0, &once, &t1), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_timer_start(a, 30 * MS, 30 * MS, &every, &t2), AETHER_OK);
+    CU_ASSERT_NOT_EQUAL(t1, t2);
+    aether_step_run_until(ex, 95 * MS, 1000);
+    CU_ASSERT_EQUAL(aether_clock_now_ns(aether_executor_clock(ex)), 95 * MS);
+    CU_ASSERT_EQUAL_FATAL(r.n, 3);
+    CU_ASSERT_EQUAL(r.times[0], 30 * MS);
+    CU_ASSERT_EQUAL(r.times[1], 60 * MS);
+    CU_ASSERT_EQUAL(r.times[2], 90 * MS);
+    aether_step_run_until(ex, 200 * MS, 1000);
+    CU_ASSERT_EQUAL_FATAL(r.n, 7);
+    CU_ASSERT_EQUAL(r.times[3], 100 * MS);
+    CU_ASSERT_EQUAL(r.args[3], 1);
+    CU_ASSERT_EQUAL(r.times[4], 120 * MS);
+    CU_ASSERT_EQUAL(r.times[6], 180 * MS);
+    /* The one-shot is gone; the periodic one is still pending. */
+    CU_ASSERT_FALSE(aether_timer_cancel(a, t1));
+    CU_ASSERT_TRUE(aether_timer_cancel(a, t2));
+    aether_step_run_until(ex, 1000 * MS, 1000);
+    CU_ASSERT_EQUAL(r.n, 7);
+    uint64_t d;
+    CU_ASSERT_FALSE(aether_step_next_deadline(ex, &d));
+    aether_actor_destroy(a);
+    aether_executor_destroy(ex);
+}
+
+static void test_equal_deadlines_fire_in_creation_order(void)
+{
+    aether_executor *ex = new_exec(9);
+    recorder r = { .n = 0 };
+    aether_actor *a;
+    aether_actor_config ac = { .name = "rec", .handle = record_handle, .state = &r };
+    CU_ASSERT_EQUAL_FATAL(aether_actor_create(ex, &ac, &a), AETHER_OK);
+    for (uint64_t i = 0; i < 10; i++) {
+        aether_msg m = { .type = 1, .arg64 = i };
+        CU_ASSERT_EQUAL(aether_timer_start(a, 50 * MS, 0, &m, NULL), AETHER_OK);
+    }
+    aether_step_run_until(ex, 50 * MS, 1000);
+    CU_ASSERT_EQUAL_FATAL(r.n, 10);
+    for (uint64_t i = 0; i < 10; i++)
+        CU_ASSERT_EQUAL(r.args[i], i);
+    aether_actor_destroy(a);
+    aether_executor_destroy(ex);
+}
+
+static void test_timer_retries_when_mailbox_full(void)
+{
+    aether_executor *ex = new_exec(3);
+    recorder r = { .n = 0 };
+    aether_actor *a;
+    aether_actor_config ac = { .name = "tiny", .handle = record_handle, .state = &r,
+                               .mailbox_capacity = 2 };
+    CU_ASSERT_EQUAL_FATAL(aether_actor_create(ex, &ac, &a), AETHER_OK);
+    aether_msg fill = { .type = 1, .arg64 = 100 };
+    CU_ASSERT_EQUAL(aether_actor_send(a, &fill), AETHER_OK);       /* the one usable slot */
+    CU_ASSERT_EQUAL(aether_actor_send(a, &fill), AETHER_EFULL);
+    aether_msg tm = { .type = 1, .arg64 = 5 };
+    CU_ASSERT_EQUAL(aether_timer_start(a, 0, 0, &tm, NULL), AETHER_OK);
+    /* The fire meets a full mailbox (fires before the actor runs), so it is
+     * deferred by 1 ms, not lost. */
+    aether_step_run_until(ex, 10 * MS, 1000);
+    CU_ASSERT_EQUAL_FATAL(r.n, 2);
+    CU_ASSERT_EQUAL(r.args[0], 100);
+    CU_ASSERT_EQUAL(r.args[1], 5);
+    CU_ASSERT_EQUAL(r.times[1], 1 * MS);
+    CU_ASSERT_EQUAL(aether_actor_full_count(a), 2);
+    aether_actor_destroy(a);
+    aether_executor_destroy(ex);
+}
+
+static void test_run_until_respects_max_steps(void)
+{
+    aether_executor *ex = new_exec(4);
+    recorder r = { .n = 0 };
+    aether_actor *a;
+    aether_actor_config ac = { .name = "rec", .handle = record_handle, .state = &r };
+    CU_ASSERT_EQUAL_FATAL(aether_actor_create(ex, &ac, &a), AETHER_OK);
+    for (int i = 0; i < 10; i++) {
+        aether_msg m = { .type = 1, .arg64 = (uint64_t)i };
+        CU_ASSERT_EQUAL(aether_actor_send(a, &m), AETHER_OK);
+    }
+    CU_ASSERT_EQUAL(aether_step_run_until_idle(ex, 4), 4);
+    CU_ASSERT_EQUAL(r.n, 4);
+    CU_ASSERT_EQUAL(aether_step_runnable(ex), 1);
+    CU_ASSERT_EQUAL(aether_step_run_until_idle(ex, 100), 6);
+    CU_ASSERT_EQUAL(aether_step_runnable(ex), 0);
+    aether_actor_destroy(a);
+    aether_executor_destroy(ex);
+}
+
+static int freed_payloads;
+static void payload_free(aether_ref *r)
+{
+    freed_payloads++;
+    free(r);
+}
+
+static void test_close_refuses_and_destroy_drops(void)
+{
+    aether_executor *ex = new_exec(5);
+    recorder r = { .n = 0 };
+    aether_actor *a;
+    aether_actor_config ac = { .name = "rec", .handle = record_handle, .state = &r };
+    CU_ASSERT_EQUAL_FATAL(aether_actor_create(ex, &ac, &a), AETHER_OK);
+    freed_payloads = 0;
+    for (int i = 0; i < 3; i++) {
+        aether_ref *p = malloc(sizeof(*p));
+        aether_ref_init(p, payload_free);
+        aether_msg m = { .type = 1, .flags = AETHER_MSG_REF, .ptr = p };
+        CU_ASSERT_EQUAL(aether_actor_send(a, &m), AETHER_OK);
+    }
+    CU_ASSERT_EQUAL(aether_step_run_one(ex), true); /* handles one, releases its ref */
+    CU_ASSERT_EQUAL(freed_payloads, 1);
+    aether_actor_close(a);
+    aether_msg m = { .type = 1 };
+    CU_ASSERT_EQUAL(aether_actor_send(a, &m), AETHER_ECLOSED);
+    CU_ASSERT_EQUAL(aether_step_runnable(ex), 0);
+    CU_ASSERT_EQUAL(aether_step_run_until_idle(ex, 100), 0);
+    aether_actor_destroy(a);
+    CU_ASSERT_EQUAL(freed_payloads, 3);
+    CU_ASSERT_EQUAL(r.n, 1);
+    aether_executor_destroy(ex);
+}
+
+static CU_TestInfo tests[] = {
+    AETHER_TEST(same_seed_same_trace),
+    AETHER_TEST(different_seeds_different_interleavings),
+    AETHER_TEST(timers_on_simulated_clock),
+    AETHER_TEST(equal_deadlines_fire_in_creation_order),
+    AETHER_TEST(timer_retries_when_mailbox_full),
+    AETHER_TEST(run_until_respects_max_steps),
+    AETHER_TEST(close_refuses_and_destroy_drops),
+    CU_TEST_INFO_NULL,
+};
+AETHER_SUITE("step", NULL, NULL, tests);
