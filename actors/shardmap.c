@@ -292,6 +292,8 @@ static uint32_t *table_probe(uint32_t *table, uint32_t cap, const aether_node_id
 aether_node_index aether_shardmap_builder_find_node(const aether_shardmap_builder *b,
                                                     const aether_node_id *id)
 {
+    if (id->len == 0 || id->len > AETHER_NODE_ID_LEN_MAX)
+        return AETHER_NODE_INDEX_NONE;
     uint32_t *slot = table_probe(b->table, b->table_cap, b->nodes, id, aether_node_id_hash(id));
     return *slot == 0 ? AETHER_NODE_INDEX_NONE : (aether_node_index)(*slot - 1);
 }
@@ -319,7 +321,10 @@ aether_status aether_shardmap_builder_add_node(aether_shardmap_builder *b,
                                                aether_node_index *index_out, aether_err *err)
 {
     AETHER_ASSERT(b != NULL && id != NULL);
-    if (!aether_node_id_is_valid(id))
+    /* The length bound keeps the probe's memcmp inside the value; the full
+     * check runs only for ids not seen yet (interning is the hot part of
+     * decoding a large map). */
+    if (id->len == 0 || id->len > AETHER_NODE_ID_LEN_MAX)
         return aether_err_set(err, AETHER_EINVAL, "node: not a valid node id");
     uint64_t hash = aether_node_id_hash(id);
     uint32_t *slot = table_probe(b->table, b->table_cap, b->nodes, id, hash);
@@ -328,6 +333,8 @@ aether_status aether_shardmap_builder_add_node(aether_shardmap_builder *b,
             *index_out = (aether_node_index)(*slot - 1);
         return AETHER_OK;
     }
+    if (!aether_node_id_is_valid(id))
+        return aether_err_set(err, AETHER_EINVAL, "node: not a valid node id");
     if (b->node_count >= AETHER_SHARDMAP_NODES_MAX)
         return aether_err_set(err, AETHER_EINVAL, "nodes: more than %u nodes",
                               AETHER_SHARDMAP_NODES_MAX);

@@ -9,6 +9,7 @@
  */
 #include "shardmap_json.h"
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,27 +121,46 @@ static const char *type_name(const json_t *v)
     return "?";
 }
 
-/* An integer field of obj in min..max. path names the field for errors. */
+/* Where a field sits, for error messages, formatted only when one is
+ * reported: "key" at the top level (pos == NO_POS) or "shards[pos].key". */
+#define NO_POS SIZE_MAX
+
+static aether_status field_error(aether_err *err, size_t pos, const char *key, const char *fmt,
+                                 ...) __attribute__((format(printf, 4, 5)));
+
+static aether_status field_error(aether_err *err, size_t pos, const char *key, const char *fmt,
+                                 ...)
+{
+    char what[AETHER_ERR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    if (pos == NO_POS)
+        return aether_err_set(err, AETHER_EINVAL, "%.40s: %s", key, what);
+    return aether_err_set(err, AETHER_EINVAL, "shards[%zu].%.40s: %s", pos, key, what);
+}
+
+/* An integer field of obj in min..max. */
 static aether_status get_uint(const json_t *obj, const char *key, uint64_t min, uint64_t max,
-                              const char *path, uint64_t *out, aether_err *err)
+                              size_t pos, uint64_t *out, aether_err *err)
 {
     const json_t *v = json_object_get(obj, key);
     if (v == NULL)
-        return aether_err_set(err, AETHER_EINVAL, "%s: missing", path);
+        return field_error(err, pos, key, "missing");
     if (!json_is_integer(v))
-        return aether_err_set(err, AETHER_EINVAL, "%s: expected an integer, got %s", path,
-                              type_name(v));
+        return field_error(err, pos, key, "expected an integer, got %s", type_name(v));
     json_int_t i = json_integer_value(v);
     if (i < 0 || (uint64_t)i < min || (uint64_t)i > max)
-        return aether_err_set(err, AETHER_EINVAL, "%s: %lld out of range %llu..%llu", path,
-                              (long long)i, (unsigned long long)min, (unsigned long long)max);
+        return field_error(err, pos, key, "%lld out of range %llu..%llu", (long long)i,
+                           (unsigned long long)min, (unsigned long long)max);
     *out = (uint64_t)i;
     return AETHER_OK;
 }
 
 /* Refuses keys of obj outside the allowed list. */
 static aether_status check_keys(const json_t *obj, const char *const *allowed, size_t n_allowed,
-                                const char *prefix, aether_err *err)
+                                size_t pos, aether_err *err)
 {
     const char *key;
     json_t *value;
@@ -149,8 +169,7 @@ static aether_status check_keys(const json_t *obj, const char *const *allowed, s
         for (size_t i = 0; i < n_allowed && !known; i++)
             known = strcmp(key, allowed[i]) == 0;
         if (!known)
-            return aether_err_set(err, AETHER_EINVAL, "%s%s%.40s: unknown field", prefix,
-                                  prefix[0] ? "." : "", key);
+            return field_error(err, pos, key, "unknown field");
     }
     return AETHER_OK;
 }
@@ -178,18 +197,15 @@ static aether_status decode_shard(aether_shardmap_builder *b, const json_t *jsha
                                   uint32_t shard_count, uint32_t replication, uint8_t *seen,
                                   bool *empty_out, aether_err *err)
 {
-    char path[64];
     aether_status st;
     if (!json_is_object(jshard))
         return aether_err_set(err, AETHER_EINVAL, "shards[%zu]: expected an object, got %s", pos,
                               type_name(jshard));
-    snprintf(path, sizeof(path), "shards[%zu]", pos);
-    if ((st = check_keys(jshard, shard_keys, 4, path, err)) != AETHER_OK)
+    if ((st = check_keys(jshard, shard_keys, 4, pos, err)) != AETHER_OK)
         return st;
 
     uint64_t id;
-    snprintf(path, sizeof(path), "shards[%zu].id", pos);
-    if ((st = get_uint(jshard, "id", 0, shard_count - 1, path, &id, err)) != AETHER_OK)
+    if ((st = get_uint(jshard, "id", 0, shard_count - 1, pos, &id, err)) != AETHER_OK)
         return st;
     if (seen[id])
         return aether_err_set(err, AETHER_EINVAL, "shards[%zu].id: duplicate shard id %llu", pos,
@@ -274,15 +290,15 @@ aether_status aether_shardmap_json_unpack(const json_t *root, aether_shardmap **
                             root ? type_name(root) : "nothing");
         goto fail;
     }
-    if ((st = check_keys(root, root_keys, 5, "", err)) != AETHER_OK)
+    if ((st = check_keys(root, root_keys, 5, NO_POS, err)) != AETHER_OK)
         goto fail;
     uint64_t version, term, shard_count, replication;
-    if ((st = get_uint(root, "version", 0, JSON_U64_MAX, "version", &version, err)) != AETHER_OK ||
-        (st = get_uint(root, "term", 0, JSON_U64_MAX, "term", &term, err)) != AETHER_OK ||
-        (st = get_uint(root, "shard_count", 1, AETHER_SHARD_COUNT_MAX, "shard_count",
-                       &shard_count, err)) != AETHER_OK ||
-        (st = get_uint(root, "replication", 1, AETHER_REPLICATION_MAX, "replication",
-                       &replication, err)) != AETHER_OK)
+    if ((st = get_uint(root, "version", 0, JSON_U64_MAX, NO_POS, &version, err)) != AETHER_OK ||
+        (st = get_uint(root, "term", 0, JSON_U64_MAX, NO_POS, &term, err)) != AETHER_OK ||
+        (st = get_uint(root, "shard_count", 1, AETHER_SHARD_COUNT_MAX, NO_POS, &shard_count,
+                       err)) != AETHER_OK ||
+        (st = get_uint(root, "replication", 1, AETHER_REPLICATION_MAX, NO_POS, &replication,
+                       err)) != AETHER_OK)
         goto fail;
     const json_t *jshards = json_object_get(root, "shards");
     if (jshards == NULL) {
@@ -347,7 +363,9 @@ aether_status aether_shardmap_json_decode(const char *buf, size_t len, aether_sh
         return aether_err_set(err, AETHER_EINVAL, "input: %zu bytes, more than the limit %zu",
                               len, AETHER_SHARDMAP_JSON_MAX_BYTES);
     json_error_t jerr;
-    json_t *root = json_loadb(buf ? buf : "", len, JSON_REJECT_DUPLICATES, &jerr);
+    /* DECODE_ANY: a scalar root is refused below with a message naming it. */
+    json_t *root =
+        json_loadb(buf ? buf : "", len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (root == NULL)
         return aether_err_set(err, AETHER_EINVAL, "input: invalid JSON at line %d column %d: %s",
                               jerr.line, jerr.column, jerr.text);

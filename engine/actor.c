@@ -4,6 +4,7 @@
  */
 #include "actor.h"
 
+#include <ck_pr.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,8 @@ struct aether_actor {
     /* Written by senders and the runner: own cache line. */
     uint32_t scheduled __attribute__((aligned(64))); /* atomic: the handshake flag */
     uint32_t closed;         /* atomic: set once by close */
+    uint32_t runs_active;    /* atomic: runs in progress; its decrement (release)
+                              * is a run's last access to the actor */
     /* Runner-owned below (read by others only through atomics). */
     uint64_t processed __attribute__((aligned(64))); /* atomic, single writer */
     /* Immutable after create. */
@@ -31,6 +34,8 @@ struct aether_actor {
     bool attached;
     aether_counter *m_full;       /* may be NULL */
     aether_counter *m_processed;  /* may be NULL */
+    aether_metrics *metrics;      /* NULL unless the depth gauge is registered */
+    char *metric_labels;          /* the depth gauge's labels (malloc'd) */
     aether_log_ratelimit full_log;
     char name[AETHER_ACTOR_NAME_MAX + 1];
 };
@@ -86,9 +91,16 @@ aether_status aether_actor_create(aether_executor *ex, const aether_actor_config
                                            labels);
         a->m_processed = aether_metrics_counter(cfg->metrics, "aether_actor_messages_total",
                                                 "Messages handled by the actor.", labels);
+        a->metric_labels = strdup(labels);
+        if (a->metric_labels == NULL) {
+            st = AETHER_ENOMEM;
+            goto fail;
+        }
         st = aether_metrics_gauge_fn(cfg->metrics, "aether_mailbox_depth",
                                      "Messages waiting in the actor's mailbox.", labels,
                                      depth_gauge, a);
+        if (st == AETHER_OK)
+            a->metrics = cfg->metrics;
         if (a->m_full == NULL || a->m_processed == NULL || st != AETHER_OK) {
             st = st != AETHER_OK ? st : AETHER_EINVAL;
             goto fail;
@@ -117,6 +129,9 @@ void aether_actor_destroy(aether_actor *a)
         aether_actor_close(a);
         a->ex->ops->detach(a->ex, a);
     }
+    if (a->metrics != NULL)
+        aether_metrics_gauge_fn_release(a->metrics, "aether_mailbox_depth", a->metric_labels, a);
+    free(a->metric_labels);
     if (a->mailbox.slots != NULL) {
         aether_msg m;
         while (aether_mailbox_recv_sc(&a->mailbox, &m, 1) == 1)
@@ -142,7 +157,7 @@ aether_status aether_actor_send(aether_actor *a, const aether_msg *msg)
     }
     /* Dekker with the runner's unschedule: our enqueue is visible before we
      * read `scheduled`, its store of false before it re-reads the mailbox. */
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    ck_pr_fence_memory(); /* full fence; also invisible to TSan, which rejects C11 fences */
     if (!__atomic_load_n(&a->scheduled, __ATOMIC_RELAXED)) {
         uint32_t expected = 0;
         if (__atomic_compare_exchange_n(&a->scheduled, &expected, 1, false, __ATOMIC_ACQ_REL,
@@ -152,7 +167,7 @@ aether_status aether_actor_send(aether_actor *a, const aether_msg *msg)
     return AETHER_OK;
 }
 
-bool aether_actor_run_(aether_actor *a, uint32_t max)
+static bool run_batch(aether_actor *a, uint32_t max)
 {
     AETHER_ASSERT(__atomic_load_n(&a->scheduled, __ATOMIC_ACQUIRE) == 1);
     bool closed = __atomic_load_n(&a->closed, __ATOMIC_ACQUIRE);
@@ -180,11 +195,29 @@ bool aether_actor_run_(aether_actor *a, uint32_t max)
     if (!closed && aether_mailbox_depth(&a->mailbox) > 0)
         return true; /* stay scheduled; back of the run queue */
     __atomic_store_n(&a->scheduled, 0, __ATOMIC_SEQ_CST);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    ck_pr_fence_memory(); /* full fence; also invisible to TSan, which rejects C11 fences */
     if (!__atomic_load_n(&a->closed, __ATOMIC_ACQUIRE) && aether_mailbox_depth(&a->mailbox) > 0 &&
         __atomic_exchange_n(&a->scheduled, 1, __ATOMIC_ACQ_REL) == 0)
         return true;
     return false;
+}
+
+bool aether_actor_run_(aether_actor *a, uint32_t max)
+{
+    /* close() waits for runs_active == 0 and then scheduled == 0, in that
+     * order: the increment precedes this run's unschedule, the decrement
+     * follows its last access (including the re-check after unscheduling). */
+    __atomic_add_fetch(&a->runs_active, 1, __ATOMIC_SEQ_CST);
+    bool again = run_batch(a, max);
+    __atomic_sub_fetch(&a->runs_active, 1, __ATOMIC_RELEASE);
+    return again;
+}
+
+bool aether_actor_is_idle_(const aether_actor *a)
+{
+    if (__atomic_load_n(&a->runs_active, __ATOMIC_ACQUIRE) != 0)
+        return false;
+    return __atomic_load_n(&a->scheduled, __ATOMIC_ACQUIRE) == 0;
 }
 
 void aether_actor_close(aether_actor *a)

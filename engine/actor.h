@@ -17,6 +17,10 @@
  *     sender saw `scheduled == false` after our store (step 2). Both fences
  *     are sequentially consistent, so one of the two always sees the other
  *     (Dekker): no message is stranded and no actor is scheduled twice.
+ *  4. close() flips `closed`, then waits until no run is in progress
+ *     (runs_active == 0, read first) and none is pending (scheduled == 0):
+ *     a run's decrement of runs_active is its last access to the actor, so
+ *     destroy after close never races a runner's final re-check.
  * An idle actor therefore costs nothing: it sits in no queue, and the worker
  * threads park when the run queue is empty.
  *

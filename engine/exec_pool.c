@@ -101,7 +101,7 @@ static void runq_push(pool_exec *p, aether_actor *a)
     bool ok = ck_ring_enqueue_mpmc(&p->runq, p->runq_buf, a);
     AETHER_TSAN_IGNORE_END();
     AETHER_ASSERT(ok); /* capacity > max_actors and each actor is queued once */
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    ck_pr_fence_memory(); /* full fence; also invisible to TSan, which rejects C11 fences */
     if (__atomic_load_n(&p->sleepers, __ATOMIC_RELAXED) > 0) {
         pthread_mutex_lock(&p->park_mu);
         pthread_cond_signal(&p->park_cv);
@@ -132,7 +132,7 @@ static void pool_quiesce(aether_executor *ex, aether_actor *a)
     AETHER_ASSERT(current_worker_pool != p); /* would wait on itself */
     /* Once closed, a run only unschedules; wait for that run. Bounded by one
      * batch of the handler in flight. */
-    while (aether_actor_is_scheduled_(a) && __atomic_load_n(&p->running, __ATOMIC_SEQ_CST)) {
+    while (!aether_actor_is_idle_(a) && __atomic_load_n(&p->running, __ATOMIC_SEQ_CST)) {
         struct timespec ts = { 0, 50 * 1000 };
         nanosleep(&ts, NULL);
     }

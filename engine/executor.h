@@ -59,6 +59,9 @@ bool aether_actor_run_(aether_actor *a, uint32_t max);
 uint32_t aether_actor_batch_max_(const aether_actor *a);
 /* For executors only: true while the actor is scheduled (acquire load). */
 bool aether_actor_is_scheduled_(const aether_actor *a);
+/* For executors' quiesce: true once no run is in progress or pending. A
+ * closed actor that is idle is never run again. */
+bool aether_actor_is_idle_(const aether_actor *a);
 /* For the step executor's close: take the actor off the scheduled state. */
 void aether_actor_unschedule_(aether_actor *a);
 

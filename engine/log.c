@@ -10,14 +10,8 @@
  * Settings. Level, format and clock are single words in relaxed atomics: a
  * setting changed while other threads log takes effect "soon", with no order
  * promised against their lines (log.h says so). The sink is two words (function
- * and argument) that must be seen together, so it sits behind a tiny seqlock:
- *  1. a writer CASes `sink_seq` from even to odd (acquire), stores fn and arg
- *     (relaxed), and stores seq + 2 (release);
- *  2. a reader loads seq (acquire), skips ahead while it is odd, loads fn and
- *     arg (relaxed), issues an acquire fence and re-reads seq; a changed seq
- *     means a writer interleaved, so it retries.
- * A reader never sees the fn of one setting with the arg of another. The
- * retry loop is bounded by how often the sink is set (start-up and tests).
+ * and argument) that must be seen together, so it sits behind a mutex: it is
+ * set at start-up, and a line already costs a write(2).
  *
  * Lines. A line is at most LOG_LINE_MAX bytes; a longer message is cut at a
  * UTF-8 character boundary and marked with "...". Control characters are
@@ -39,6 +33,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,9 +59,9 @@ AETHER_STATIC_ASSERT(LOG_MSG_MAX < LOG_LINE_MAX, "the message fits a line before
 static int log_level = AETHER_LOG_INFO;          /* atomic, relaxed */
 static int log_format = AETHER_LOG_TEXT;         /* atomic, relaxed */
 static aether_clock *log_clock;                  /* atomic, relaxed; NULL = real clock */
-static unsigned log_sink_seq;                    /* atomic: seqlock, see DESIGN */
-static aether_log_sink_fn log_sink_fn;           /* atomic, relaxed; under log_sink_seq */
-static void *log_sink_arg;                       /* atomic, relaxed; under log_sink_seq */
+static pthread_mutex_t log_sink_mu = PTHREAD_MUTEX_INITIALIZER;
+static aether_log_sink_fn log_sink_fn;           /* under log_sink_mu */
+static void *log_sink_arg;                       /* under log_sink_mu */
 
 static const char *const level_names[] = { "debug", "info", "warn", "error", "off" };
 static const char *const level_tags[] = { "DEBUG", "INFO", "WARN", "ERROR", "OFF" };
@@ -116,33 +111,20 @@ void aether_log_set_format(aether_log_format format)
 
 void aether_log_set_sink(aether_log_sink_fn fn, void *arg)
 {
-    unsigned seq = __atomic_load_n(&log_sink_seq, __ATOMIC_RELAXED);
-    for (;;) {
-        if ((seq & 1u) == 0 &&
-            __atomic_compare_exchange_n(&log_sink_seq, &seq, seq + 1, false, __ATOMIC_ACQUIRE,
-                                        __ATOMIC_RELAXED))
-            break;
-        seq = __atomic_load_n(&log_sink_seq, __ATOMIC_RELAXED);
-    }
-    /* Keep the data stores after the odd seq is visible (seqlock writer). */
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-    __atomic_store_n(&log_sink_fn, fn, __ATOMIC_RELAXED);
-    __atomic_store_n(&log_sink_arg, fn != NULL ? arg : NULL, __ATOMIC_RELAXED);
-    __atomic_store_n(&log_sink_seq, seq + 2, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&log_sink_mu);
+    log_sink_fn = fn;
+    log_sink_arg = fn != NULL ? arg : NULL;
+    pthread_mutex_unlock(&log_sink_mu);
 }
 
+/* The sink pair changes only at start-up; a mutex keeps fn and arg matched
+ * (logging is not a hot path: a line costs a write(2) anyway). */
 static void sink_load(aether_log_sink_fn *fn, void **arg)
 {
-    for (;;) {
-        unsigned seq = __atomic_load_n(&log_sink_seq, __ATOMIC_ACQUIRE);
-        if (seq & 1u)
-            continue; /* a writer is between its two stores */
-        *fn = __atomic_load_n(&log_sink_fn, __ATOMIC_RELAXED);
-        *arg = __atomic_load_n(&log_sink_arg, __ATOMIC_RELAXED);
-        __atomic_thread_fence(__ATOMIC_ACQUIRE);
-        if (__atomic_load_n(&log_sink_seq, __ATOMIC_RELAXED) == seq)
-            return;
-    }
+    pthread_mutex_lock(&log_sink_mu);
+    *fn = log_sink_fn;
+    *arg = log_sink_arg;
+    pthread_mutex_unlock(&log_sink_mu);
 }
 
 void aether_log_set_clock(aether_clock *clock)

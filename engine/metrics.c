@@ -377,6 +377,20 @@ aether_status aether_metrics_gauge_fn(aether_metrics *m, const char *name, const
     return st;
 }
 
+void aether_metrics_gauge_fn_release(aether_metrics *m, const char *name, const char *labels,
+                                     void *arg)
+{
+    AETHER_ASSERT(m != NULL && name != NULL);
+    pthread_mutex_lock(&m->mu);
+    metric_family *f = family_find_locked(m, name);
+    metric_series *s = f != NULL ? series_find_locked(f, labels_or_empty(labels)) : NULL;
+    if (s != NULL && s->kind == METRIC_GAUGE_FN && s->fn_arg == arg) {
+        s->fn = NULL;
+        s->fn_arg = NULL;
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
 static int64_t series_value_locked(const metric_series *s)
 {
     switch (s->kind) {
@@ -387,7 +401,7 @@ static int64_t series_value_locked(const metric_series *s)
     case METRIC_GAUGE:
         return aether_gauge_get(&s->gauge);
     case METRIC_GAUGE_FN:
-        return s->fn(s->fn_arg);
+        return s->fn != NULL ? s->fn(s->fn_arg) : 0;
     }
     AETHER_ASSERT(!"unknown metric kind");
     return 0;

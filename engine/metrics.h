@@ -48,6 +48,12 @@ aether_gauge *aether_metrics_gauge(aether_metrics *m, const char *name, const ch
 aether_status aether_metrics_gauge_fn(aether_metrics *m, const char *name, const char *help,
                                       const char *labels, aether_gauge_fn fn, void *arg);
 
+/* The owner of arg is going away: the series stops calling fn and reads 0
+ * from now on (unless it was re-registered with another arg, which is left
+ * alone). After it returns, fn is never called with arg again. */
+void aether_metrics_gauge_fn_release(aether_metrics *m, const char *name, const char *labels,
+                                     void *arg);
+
 static inline void aether_counter_add(aether_counter *c, uint64_t n)
 {
     __atomic_fetch_add(&c->value, n, __ATOMIC_RELAXED);

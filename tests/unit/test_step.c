@@ -289,7 +289,42 @@ static void test_close_refuses_and_destroy_drops(void)
     aether_executor_destroy(ex);
 }
 
+static void test_actor_metrics_outlive_actor(void)
+{
+    aether_executor *ex = new_exec(6);
+    aether_metrics *m;
+    CU_ASSERT_EQUAL_FATAL(aether_metrics_create(&m), AETHER_OK);
+    recorder r = { .n = 0 };
+    aether_actor *a;
+    aether_actor_config ac = { .name = "metered", .handle = record_handle, .state = &r,
+                               .mailbox_capacity = 2, .metrics = m,
+                               .metric_labels = "node=\"n1\"" };
+    CU_ASSERT_EQUAL_FATAL(aether_actor_create(ex, &ac, &a), AETHER_OK);
+    aether_msg msg = { .type = 1 };
+    CU_ASSERT_EQUAL(aether_actor_send(a, &msg), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_actor_send(a, &msg), AETHER_EFULL);
+    const char *labels = "actor=\"metered\",node=\"n1\"";
+    int64_t v = -1;
+    CU_ASSERT_EQUAL(aether_metrics_read(m, "aether_mailbox_depth", labels, &v), AETHER_OK);
+    CU_ASSERT_EQUAL(v, 1);
+    CU_ASSERT_EQUAL(aether_metrics_read(m, "aether_mailbox_full_total", labels, &v), AETHER_OK);
+    CU_ASSERT_EQUAL(v, 1);
+    aether_step_run_until_idle(ex, 10);
+    CU_ASSERT_EQUAL(aether_metrics_read(m, "aether_actor_messages_total", labels, &v), AETHER_OK);
+    CU_ASSERT_EQUAL(v, 1);
+    aether_actor_destroy(a);
+    /* The depth gauge no longer calls into the freed actor. */
+    char *text = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL(aether_metrics_render_prometheus(m, &text, &len), AETHER_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "aether_mailbox_depth{actor=\"metered\",node=\"n1\"} 0"));
+    free(text);
+    aether_metrics_destroy(m);
+    aether_executor_destroy(ex);
+}
+
 static CU_TestInfo tests[] = {
+    AETHER_TEST(actor_metrics_outlive_actor),
     AETHER_TEST(same_seed_same_trace),
     AETHER_TEST(different_seeds_different_interleavings),
     AETHER_TEST(timers_on_simulated_clock),
