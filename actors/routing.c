@@ -17,23 +17,29 @@ void aether_shardmap_slot_init(aether_shardmap_slot *slot)
 {
     AETHER_ASSERT(slot != NULL);
     aether_snapshot_slot_init(&slot->snap);
+    slot->published_version_writer = 0;
+    slot->published_writer = false;
 }
 
 void aether_shardmap_slot_fini(aether_shardmap_slot *slot)
 {
     AETHER_ASSERT(slot != NULL);
     aether_snapshot_slot_fini(&slot->snap);
+    slot->published_writer = false;
 }
 
 aether_status aether_shardmap_slot_publish(aether_shardmap_slot *slot, aether_shardmap **map)
 {
     AETHER_ASSERT(slot != NULL && map != NULL && *map != NULL);
     aether_shardmap *next = *map;
-    /* The writer's own view: no read section needed, publishes are serialised. */
-    const aether_shardmap *cur =
-        (const aether_shardmap *)aether_snapshot_current_writer(&slot->snap);
-    if (cur != NULL && next->version <= cur->version)
+    AETHER_ASSERT(next->snap.free_fn != NULL); /* built by aether_shardmap_build */
+    /* The version comes from the writer's own record, not from the current
+     * map: once published, a map is only read inside read-side sections
+     * (that is what its grace period, and TSan's model of it, covers). */
+    if (slot->published_writer && next->version <= slot->published_version_writer)
         return AETHER_ESTALE;
+    slot->published_version_writer = next->version;
+    slot->published_writer = true;
     aether_snapshot_publish(&slot->snap, &next->snap);
     *map = NULL;
     return AETHER_OK;

@@ -44,6 +44,10 @@
 
 typedef struct aether_shardmap_slot {
     aether_snapshot_slot snap; /* RCU-published aether_shardmap (or NULL) */
+    /* Owned by the single writer: the version of the map it published last,
+     * so publish never dereferences a map it has handed to the readers. */
+    uint64_t published_version_writer;
+    bool published_writer;
 } aether_shardmap_slot;
 
 void aether_shardmap_slot_init(aether_shardmap_slot *slot);
