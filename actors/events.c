@@ -1,0 +1,181 @@
+/*
+ * events.c: event and command names, event allocation and formatting
+ * (actors layer). See events.h.
+ */
+#include "events.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const event_names[AETHER_EVT_COUNT_] = {
+    [AETHER_EVT_NODE_JOINED] = "NodeJoined",
+    [AETHER_EVT_NODE_DRAINING] = "NodeDraining",
+    [AETHER_EVT_NODE_LEFT] = "NodeLeft",
+    [AETHER_EVT_NODE_FAILED] = "NodeFailed",
+    [AETHER_EVT_LEADER_ELECTED] = "LeaderElected",
+    [AETHER_EVT_LEASE_RENEWED] = "LeaseRenewed",
+    [AETHER_EVT_LEADERSHIP_LOST] = "LeadershipLost",
+    [AETHER_EVT_SHARD_ASSIGNED] = "ShardAssigned",
+    [AETHER_EVT_SHARD_MIGRATED] = "ShardMigrated",
+    [AETHER_EVT_REBALANCE_STARTED] = "RebalanceStarted",
+    [AETHER_EVT_REBALANCE_COMPLETED] = "RebalanceCompleted",
+};
+
+static const char *const command_names[AETHER_CMD_COUNT_] = {
+    [AETHER_CMD_JOIN_CLUSTER] = "JoinCluster",
+    [AETHER_CMD_LEAVE_CLUSTER] = "LeaveCluster",
+    [AETHER_CMD_MARK_NODE_FAILED] = "MarkNodeFailed",
+    [AETHER_CMD_ELECT_LEADER] = "ElectLeader",
+    [AETHER_CMD_ASSIGN_SHARDS] = "AssignShards",
+    [AETHER_CMD_REBALANCE_SHARDS] = "RebalanceShards",
+};
+
+AETHER_STATIC_ASSERT(AETHER_EVT_COUNT_ == 12, "eleven events (DESIGN 2), numbered from 1");
+AETHER_STATIC_ASSERT(AETHER_CMD_COUNT_ == 7, "six commands (DESIGN 2), numbered from 1");
+AETHER_STATIC_ASSERT(AETHER_EVT_COUNT_ <= 64, "every event type is a bus topic");
+
+const char *aether_event_type_name(aether_event_type t)
+{
+    if (t <= 0 || t >= AETHER_EVT_COUNT_)
+        return "?";
+    return event_names[t];
+}
+
+const char *aether_command_type_name(aether_command_type t)
+{
+    if (t <= 0 || t >= AETHER_CMD_COUNT_)
+        return "?";
+    return command_names[t];
+}
+
+aether_status aether_event_type_parse(const char *name, aether_event_type *out, aether_err *err)
+{
+    for (int t = 1; t < AETHER_EVT_COUNT_; t++) {
+        if (name != NULL && strcmp(name, event_names[t]) == 0) {
+            *out = (aether_event_type)t;
+            return AETHER_OK;
+        }
+    }
+    return aether_err_set(err, AETHER_EINVAL, "unknown event type '%.64s'", name ? name : "(null)");
+}
+
+aether_status aether_command_type_parse(const char *name, aether_command_type *out,
+                                        aether_err *err)
+{
+    for (int t = 1; t < AETHER_CMD_COUNT_; t++) {
+        if (name != NULL && strcmp(name, command_names[t]) == 0) {
+            *out = (aether_command_type)t;
+            return AETHER_OK;
+        }
+    }
+    return aether_err_set(err, AETHER_EINVAL, "unknown command type '%.64s'",
+                          name ? name : "(null)");
+}
+
+static void event_free(aether_ref *ref)
+{
+    free((aether_event *)ref);
+}
+
+aether_event *aether_event_create(aether_event_type type)
+{
+    AETHER_ASSERT(type > 0 && type < AETHER_EVT_COUNT_);
+    aether_event *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return NULL;
+    aether_ref_init(&e->ref, event_free);
+    e->type = type;
+    return e;
+}
+
+void aether_event_set_reason(char dst[AETHER_REASON_MAX + 1], const char *s)
+{
+    snprintf(dst, AETHER_REASON_MAX + 1, "%s", s != NULL ? s : "");
+}
+
+int aether_event_format(const aether_event *e, char *buf, size_t cap)
+{
+    char data[512];
+    switch (e->type) {
+    case AETHER_EVT_NODE_JOINED:
+        snprintf(data, sizeof(data), "node=%s address=%s zone=%s incarnation=%llu",
+                 e->data.node_joined.node.str, e->data.node_joined.address,
+                 e->data.node_joined.zone[0] ? e->data.node_joined.zone : "-",
+                 (unsigned long long)e->data.node_joined.incarnation);
+        break;
+    case AETHER_EVT_NODE_DRAINING:
+        snprintf(data, sizeof(data), "node=%s", e->data.node_draining.node.str);
+        break;
+    case AETHER_EVT_NODE_LEFT:
+        snprintf(data, sizeof(data), "node=%s", e->data.node_left.node.str);
+        break;
+    case AETHER_EVT_NODE_FAILED:
+        snprintf(data, sizeof(data), "node=%s silent_ms=%llu", e->data.node_failed.node.str,
+                 (unsigned long long)e->data.node_failed.silent_ms);
+        break;
+    case AETHER_EVT_LEADER_ELECTED:
+        snprintf(data, sizeof(data), "leader=%s term=%llu ttl_ms=%llu",
+                 e->data.leader_elected.leader.str,
+                 (unsigned long long)e->data.leader_elected.term,
+                 (unsigned long long)e->data.leader_elected.ttl_ms);
+        break;
+    case AETHER_EVT_LEASE_RENEWED:
+        snprintf(data, sizeof(data), "leader=%s term=%llu", e->data.lease_renewed.leader.str,
+                 (unsigned long long)e->data.lease_renewed.term);
+        break;
+    case AETHER_EVT_LEADERSHIP_LOST:
+        snprintf(data, sizeof(data), "leader=%s term=%llu reason=%s",
+                 e->data.leadership_lost.leader.str,
+                 (unsigned long long)e->data.leadership_lost.term,
+                 e->data.leadership_lost.reason);
+        break;
+    case AETHER_EVT_SHARD_ASSIGNED: {
+        int n = snprintf(data, sizeof(data), "shard=%u map_version=%llu owners=",
+                         e->data.shard_assigned.shard,
+                         (unsigned long long)e->data.shard_assigned.map_version);
+        for (uint32_t i = 0; i < e->data.shard_assigned.owner_count && n > 0 &&
+                             (size_t)n < sizeof(data);
+             i++)
+            n += snprintf(data + n, sizeof(data) - (size_t)n, "%s%s", i ? "," : "",
+                          e->data.shard_assigned.owners[i].str);
+        break;
+    }
+    case AETHER_EVT_SHARD_MIGRATED:
+        snprintf(data, sizeof(data), "shard=%u from=%s to=%s map_version=%llu reason=%s",
+                 e->data.shard_migrated.shard, e->data.shard_migrated.from.str,
+                 e->data.shard_migrated.to.str,
+                 (unsigned long long)e->data.shard_migrated.map_version,
+                 e->data.shard_migrated.reason);
+        break;
+    case AETHER_EVT_REBALANCE_STARTED:
+        snprintf(data, sizeof(data), "reason=%s from_version=%llu moves_planned=%u",
+                 e->data.rebalance_started.reason,
+                 (unsigned long long)e->data.rebalance_started.from_version,
+                 e->data.rebalance_started.moves_planned);
+        break;
+    case AETHER_EVT_REBALANCE_COMPLETED:
+        snprintf(data, sizeof(data), "map_version=%llu moved=%u duration_ms=%llu",
+                 (unsigned long long)e->data.rebalance_completed.map_version,
+                 e->data.rebalance_completed.moved,
+                 (unsigned long long)e->data.rebalance_completed.duration_ms);
+        break;
+    default:
+        snprintf(data, sizeof(data), "?");
+        break;
+    }
+    return snprintf(buf, cap, "%s term=%llu seq=%llu node=%s %s", aether_event_type_name(e->type),
+                    (unsigned long long)e->term, (unsigned long long)e->seq,
+                    e->node.len ? e->node.str : "-", data);
+}
+
+aether_status aether_cluster_name_validate(const char *name, aether_err *err)
+{
+    aether_node_id tmp;
+    aether_err inner;
+    if (name == NULL)
+        return aether_err_set(err, AETHER_EINVAL, "cluster name missing");
+    if (aether_node_id_from_cstr(name, &tmp, &inner) != AETHER_OK)
+        return aether_err_set(err, AETHER_EINVAL, "cluster name: %s", inner.msg);
+    return AETHER_OK;
+}

@@ -1,0 +1,186 @@
+/*
+ * events.h: the eleven domain events and the six commands (actors layer).
+ *
+ * An event is an immutable, reference-counted record (engine/ref.h) so the
+ * bus can hand one object to many actors. Every event carries the header of
+ * DESIGN 2: type, cluster, term, emitting node, per-term sequence number,
+ * wall-clock timestamp, and its data. Leader-issued events of term T come
+ * only from the leader of T with seq 1, 2, 3, ... without gaps within T;
+ * node-local events (none yet) carry seq 0.
+ *
+ * A command is a plain value: the request a node sends, with the sender's
+ * view of the term so a handler can refuse stale senders.
+ *
+ * Names are DESIGN's, exactly ("NodeJoined", "JoinCluster"): they travel on
+ * the wire as `type` and in subjects (aether.<cluster>.evt.<Type>).
+ *
+ * Threading: an event is built by one thread, then never written again (it
+ * may be read from any thread while a reference is held). Commands are values.
+ */
+#ifndef AETHER_EVENTS_H
+#define AETHER_EVENTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "node.h"
+#include "node_id.h"
+#include "ref.h"
+#include "shardmap.h"
+#include "status.h"
+
+#define AETHER_CLUSTER_NAME_MAX 64u
+#define AETHER_REASON_MAX 63u
+
+typedef enum aether_event_type {
+    AETHER_EVT_NODE_JOINED = 1,
+    AETHER_EVT_NODE_DRAINING,
+    AETHER_EVT_NODE_LEFT,
+    AETHER_EVT_NODE_FAILED,
+    AETHER_EVT_LEADER_ELECTED,
+    AETHER_EVT_LEASE_RENEWED,
+    AETHER_EVT_LEADERSHIP_LOST,
+    AETHER_EVT_SHARD_ASSIGNED,
+    AETHER_EVT_SHARD_MIGRATED,
+    AETHER_EVT_REBALANCE_STARTED,
+    AETHER_EVT_REBALANCE_COMPLETED,
+    AETHER_EVT_COUNT_
+} aether_event_type;
+
+/* DESIGN's name ("NodeJoined"); "?" when out of range. */
+const char *aether_event_type_name(aether_event_type t);
+/* The inverse; AETHER_EINVAL (with err naming the input) if unknown. */
+aether_status aether_event_type_parse(const char *name, aether_event_type *out, aether_err *err);
+/* Bus topic of an event type (engine/bus.h topics 0..63). */
+static inline uint32_t aether_event_topic(aether_event_type t) { return (uint32_t)t; }
+
+typedef struct aether_event {
+    aether_ref ref;                            /* FIRST: refcount, frees the event */
+    aether_event_type type;
+    char cluster[AETHER_CLUSTER_NAME_MAX + 1];
+    aether_term term;                          /* term of the emitter's leadership view */
+    aether_node_id node;                       /* the emitting node */
+    uint64_t seq;                              /* per-term sequence, >= 1 when leader-issued */
+    uint64_t ts_ms;                            /* wall clock of the emitter */
+    union {
+        struct {
+            aether_node_id node;
+            char address[AETHER_NODE_ADDRESS_LEN_MAX + 1];
+            char zone[AETHER_NODE_ZONE_LEN_MAX + 1];
+            uint64_t incarnation;
+        } node_joined;
+        struct {
+            aether_node_id node;
+        } node_draining, node_left;
+        struct {
+            aether_node_id node;
+            uint64_t silent_ms;
+        } node_failed;
+        struct {
+            aether_node_id leader;
+            aether_term term;
+            uint64_t ttl_ms;
+        } leader_elected;
+        struct {
+            aether_node_id leader;
+            aether_term term;
+        } lease_renewed;
+        struct {
+            aether_node_id leader;
+            aether_term term;
+            char reason[AETHER_REASON_MAX + 1];
+        } leadership_lost;
+        struct {
+            uint32_t shard;
+            uint32_t owner_count;
+            aether_node_id owners[AETHER_REPLICATION_MAX];
+            uint64_t map_version;
+        } shard_assigned;
+        struct {
+            uint32_t shard;
+            aether_node_id from;
+            aether_node_id to;
+            uint64_t map_version;
+            char reason[AETHER_REASON_MAX + 1];
+        } shard_migrated;
+        struct {
+            char reason[AETHER_REASON_MAX + 1];
+            uint64_t from_version;
+            uint32_t moves_planned;
+        } rebalance_started;
+        struct {
+            uint64_t map_version;
+            uint32_t moved;
+            uint64_t duration_ms;
+        } rebalance_completed;
+    } data;
+} aether_event;
+
+/* A zeroed event of the given type with one reference; NULL when out of
+ * memory. Fill it, then share it (never write after sharing). */
+aether_event *aether_event_create(aether_event_type type);
+static inline aether_event *aether_event_retain(aether_event *e)
+{
+    aether_ref_retain(&e->ref);
+    return e;
+}
+/* NULL is fine. */
+static inline void aether_event_release(aether_event *e)
+{
+    if (e != NULL)
+        aether_ref_release(&e->ref);
+}
+
+/* Copies s into a fixed reason buffer, truncating; for the data.reason fields. */
+void aether_event_set_reason(char dst[AETHER_REASON_MAX + 1], const char *s);
+
+/* One line a person can read: "NodeJoined term=3 seq=7 node=a data{node=b ...}".
+ * Returns the length that would have been written (snprintf rules). */
+int aether_event_format(const aether_event *e, char *buf, size_t cap);
+
+/* ---- commands ------------------------------------------------------------ */
+
+typedef enum aether_command_type {
+    AETHER_CMD_JOIN_CLUSTER = 1,
+    AETHER_CMD_LEAVE_CLUSTER,
+    AETHER_CMD_MARK_NODE_FAILED,
+    AETHER_CMD_ELECT_LEADER,
+    AETHER_CMD_ASSIGN_SHARDS,
+    AETHER_CMD_REBALANCE_SHARDS,
+    AETHER_CMD_COUNT_
+} aether_command_type;
+
+const char *aether_command_type_name(aether_command_type t);
+aether_status aether_command_type_parse(const char *name, aether_command_type *out,
+                                        aether_err *err);
+
+typedef struct aether_command {
+    aether_command_type type;
+    char cluster[AETHER_CLUSTER_NAME_MAX + 1];
+    aether_term term;      /* the highest term the sender has seen (0 = none) */
+    aether_node_id sender;
+    union {
+        struct {
+            aether_node_info info; /* status is ignored: a join makes the node Active */
+        } join;
+        struct {
+            aether_node_id node;
+        } leave;
+        struct {
+            aether_node_id node;
+            uint64_t silent_ms;
+        } mark_failed;
+        struct {
+            aether_node_id candidate;
+        } elect;
+        struct {
+            char reason[AETHER_REASON_MAX + 1];
+        } rebalance; /* AssignShards carries no data */
+    } data;
+} aether_command;
+
+/* Cluster names use the NodeId alphabet and length (they go into NATS
+ * subjects and bucket names). */
+aether_status aether_cluster_name_validate(const char *name, aether_err *err);
+
+#endif

@@ -1,0 +1,176 @@
+/*
+ * invariants.c: the domain invariants (actors layer). See invariants.h.
+ */
+#include "invariants.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+aether_status aether_invariants_check_map(const aether_shardmap *map, const aether_topology *topo,
+                                          aether_err *err)
+{
+    /* Per map node: its status in the topology (resolved once, not per shard). */
+    uint32_t healthy_nodes = 0, zones = 0;
+    for (uint32_t i = 0; i < topo->count; i++)
+        healthy_nodes += aether_node_status_is_healthy(topo->nodes[i].status);
+    /* Distinct zones among Active nodes (topology order is by id, so count
+     * a zone when no earlier Active node has it). */
+    for (uint32_t i = 0; i < topo->count; i++) {
+        const aether_node_info *n = &topo->nodes[i];
+        if (n->status != AETHER_NODE_ACTIVE || n->zone[0] == '\0')
+            continue;
+        bool seen = false;
+        for (uint32_t j = 0; j < i && !seen; j++)
+            seen = topo->nodes[j].status == AETHER_NODE_ACTIVE &&
+                   strcmp(topo->nodes[j].zone, n->zone) == 0;
+        zones += !seen;
+    }
+    const aether_node_info **info = NULL;
+    if (map->node_count > 0) {
+        info = calloc(map->node_count, sizeof(*info));
+        if (info == NULL)
+            return aether_err_set(err, AETHER_ENOMEM, "out of memory");
+    }
+    for (uint32_t i = 0; i < map->node_count; i++)
+        info[i] = aether_topology_find(topo, &map->nodes[i]);
+
+    aether_status st = AETHER_OK;
+    for (uint32_t s = 0; s < map->shard_count && st == AETHER_OK; s++) {
+        const aether_shard_entry *e = aether_shardmap_entry(map, s);
+        const aether_node_index *owners = aether_shardmap_owners(map, s);
+        if (e->owner_count == 0) {
+            if (healthy_nodes > 0)
+                st = aether_err_set(err, AETHER_ESTATE, "I2: shard %u has no primary", s);
+            continue;
+        }
+        for (uint32_t j = 0; j < e->owner_count && st == AETHER_OK; j++) {
+            const aether_node_info *n = info[owners[j]];
+            if (n == NULL || !aether_node_status_is_healthy(n->status))
+                st = aether_err_set(err, AETHER_ESTATE, "I3: shard %u owner %s is %s", s,
+                                    map->nodes[owners[j]].str,
+                                    n == NULL ? "unknown" : aether_node_status_name(n->status));
+        }
+        if (st == AETHER_OK && zones >= e->owner_count && e->owner_count > 1) {
+            for (uint32_t j = 1; j < e->owner_count && st == AETHER_OK; j++)
+                for (uint32_t k = 0; k < j && st == AETHER_OK; k++)
+                    if (strcmp(info[owners[j]]->zone, info[owners[k]]->zone) == 0)
+                        st = aether_err_set(err, AETHER_ESTATE,
+                                            "I3: shard %u has two owners in zone %s while %u zones exist",
+                                            s, info[owners[j]]->zone, zones);
+        }
+        if (st == AETHER_OK && e->state == AETHER_SHARD_MOVING) {
+            const aether_node_info *to = info[e->to];
+            if (to == NULL || to->status != AETHER_NODE_ACTIVE)
+                st = aether_err_set(err, AETHER_ESTATE, "I3: shard %u moves to %s, which is %s", s,
+                                    map->nodes[e->to].str,
+                                    to == NULL ? "unknown" : aether_node_status_name(to->status));
+        }
+    }
+    free(info);
+    return st;
+}
+
+aether_status aether_invariants_check_leader(const aether_topology *topo,
+                                             const aether_node_id *leader, aether_err *err)
+{
+    const aether_node_info *n = aether_topology_find(topo, leader);
+    if (n == NULL)
+        return aether_err_set(err, AETHER_ESTATE, "I5: leader %s is not a member", leader->str);
+    if (n->status != AETHER_NODE_ACTIVE)
+        return aether_err_set(err, AETHER_ESTATE, "I5: leader %s is %s", leader->str,
+                              aether_node_status_name(n->status));
+    return AETHER_OK;
+}
+
+aether_status aether_invariants_check_stable(const aether_shardmap *old, const aether_shardmap *next,
+                                             bool topology_changed, bool explicit_rebalance,
+                                             aether_err *err)
+{
+    if (topology_changed || explicit_rebalance || old == NULL)
+        return AETHER_OK;
+    if (old->shard_count != next->shard_count)
+        return aether_err_set(err, AETHER_ESTATE, "I4: shard count changed from %u to %u",
+                              old->shard_count, next->shard_count);
+    for (uint32_t s = 0; s < old->shard_count; s++) {
+        const aether_shard_entry *a = aether_shardmap_entry(old, s);
+        const aether_shard_entry *b = aether_shardmap_entry(next, s);
+        bool same = a->owner_count == b->owner_count;
+        const aether_node_index *oa = aether_shardmap_owners(old, s);
+        const aether_node_index *ob = aether_shardmap_owners(next, s);
+        for (uint32_t j = 0; same && j < a->owner_count; j++)
+            same = aether_node_id_equal(&old->nodes[oa[j]], &next->nodes[ob[j]]);
+        if (!same)
+            return aether_err_set(err, AETHER_ESTATE,
+                                  "I4: shard %u changed owners without a topology change or rebalance",
+                                  s);
+    }
+    return AETHER_OK;
+}
+
+aether_status aether_invariants_check_claims(uint32_t shard_count,
+                                             const aether_ownership_claim *claims,
+                                             uint32_t n_claims, aether_err *err)
+{
+    /* owner_of[s] = 1 + index of the claim that serves s; 0 = nobody. */
+    uint32_t *owner_of = calloc(shard_count ? shard_count : 1, sizeof(*owner_of));
+    if (owner_of == NULL)
+        return aether_err_set(err, AETHER_ENOMEM, "out of memory");
+    aether_status st = AETHER_OK;
+    for (uint32_t c = 0; c < n_claims && st == AETHER_OK; c++) {
+        for (uint32_t k = 0; k < claims[c].count && st == AETHER_OK; k++) {
+            uint32_t s = claims[c].shards[k];
+            if (s >= shard_count) {
+                st = aether_err_set(err, AETHER_EINVAL, "%s claims shard %u of %u",
+                                    claims[c].node.str, s, shard_count);
+            } else if (owner_of[s] != 0 && owner_of[s] != c + 1) {
+                st = aether_err_set(err, AETHER_ESTATE,
+                                    "single ownership: shard %u served by %s and %s", s,
+                                    claims[owner_of[s] - 1].node.str, claims[c].node.str);
+            } else {
+                owner_of[s] = c + 1;
+            }
+        }
+    }
+    free(owner_of);
+    return st;
+}
+
+void aether_term_registry_init(aether_term_registry *r) { memset(r, 0, sizeof(*r)); }
+
+void aether_term_registry_fini(aether_term_registry *r)
+{
+    free(r->entries);
+    memset(r, 0, sizeof(*r));
+}
+
+aether_status aether_term_registry_record(aether_term_registry *r, aether_term term,
+                                          const aether_node_id *leader, aether_err *err)
+{
+    uint32_t lo = 0, hi = r->count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (r->entries[mid].term < term)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < r->count && r->entries[lo].term == term) {
+        if (aether_node_id_equal(&r->entries[lo].leader, leader))
+            return AETHER_OK;
+        return aether_err_set(err, AETHER_ESTATE, "I1: term %llu has two leaders, %s and %s",
+                              (unsigned long long)term, r->entries[lo].leader.str, leader->str);
+    }
+    if (r->count == r->cap) {
+        uint32_t cap = r->cap ? r->cap * 2 : 16;
+        struct aether_term_entry *v = realloc(r->entries, (size_t)cap * sizeof(*v));
+        if (v == NULL)
+            return aether_err_set(err, AETHER_ENOMEM, "out of memory");
+        r->entries = v;
+        r->cap = cap;
+    }
+    memmove(&r->entries[lo + 1], &r->entries[lo], (size_t)(r->count - lo) * sizeof(*r->entries));
+    r->entries[lo].term = term;
+    r->entries[lo].leader = *leader;
+    r->count++;
+    return AETHER_OK;
+}

@@ -1,0 +1,281 @@
+/*
+ * topology.c: the Cluster aggregate's decide/apply (actors layer). See
+ * topology.h for the rules and the threading contract.
+ */
+#include "topology.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+aether_status aether_topology_init(aether_topology *t, const aether_node_id *self)
+{
+    memset(t, 0, sizeof(*t));
+    if (self != NULL)
+        t->self = *self;
+    return AETHER_OK;
+}
+
+void aether_topology_fini(aether_topology *t)
+{
+    free(t->nodes);
+    memset(t, 0, sizeof(*t));
+}
+
+aether_status aether_topology_copy(const aether_topology *src, aether_topology *dst)
+{
+    *dst = *src;
+    dst->nodes = NULL;
+    dst->cap = 0;
+    if (src->count > 0) {
+        dst->nodes = malloc((size_t)src->count * sizeof(*dst->nodes));
+        if (dst->nodes == NULL)
+            return AETHER_ENOMEM;
+        memcpy(dst->nodes, src->nodes, (size_t)src->count * sizeof(*dst->nodes));
+        dst->cap = src->count;
+    }
+    return AETHER_OK;
+}
+
+/* Index of id, or of where it would be inserted (with *found false). */
+static uint32_t lower_bound(const aether_topology *t, const aether_node_id *id, bool *found)
+{
+    uint32_t lo = 0, hi = t->count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (aether_node_id_compare(&t->nodes[mid].id, id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = lo < t->count && aether_node_id_equal(&t->nodes[lo].id, id);
+    return lo;
+}
+
+const aether_node_info *aether_topology_find(const aether_topology *t, const aether_node_id *id)
+{
+    bool found;
+    uint32_t i = lower_bound(t, id, &found);
+    return found ? &t->nodes[i] : NULL;
+}
+
+uint32_t aether_topology_count_status(const aether_topology *t, aether_node_status s)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < t->count; i++)
+        n += t->nodes[i].status == s;
+    return n;
+}
+
+bool aether_topology_set_leader(aether_topology *t, const aether_node_id *leader, aether_term term)
+{
+    if (term < t->term)
+        return false;
+    t->term = term;
+    if (leader != NULL)
+        t->leader = *leader;
+    else
+        memset(&t->leader, 0, sizeof(t->leader));
+    return true;
+}
+
+static aether_event *new_event(aether_event_type type, aether_event **events, uint32_t *n)
+{
+    AETHER_ASSERT(*n < AETHER_TOPOLOGY_DECIDE_MAX);
+    aether_event *e = aether_event_create(type);
+    if (e != NULL)
+        events[(*n)++] = e;
+    return e;
+}
+
+static aether_status decide_join(const aether_topology *t, const aether_command *cmd,
+                                 uint64_t now_wall_ms, aether_event **events, uint32_t *n,
+                                 aether_err *reason)
+{
+    aether_node_info info = cmd->data.join.info;
+    info.status = AETHER_NODE_ACTIVE;
+    aether_err inner;
+    if (aether_node_info_validate(&info, &inner) != AETHER_OK)
+        return aether_err_set(reason, AETHER_EINVAL, "JoinCluster: %s", inner.msg);
+    const aether_node_info *old = aether_topology_find(t, &info.id);
+    uint64_t incarnation = info.incarnation > 0 ? info.incarnation : 1;
+    if (old != NULL) {
+        if (aether_node_status_is_healthy(old->status) && strcmp(old->address, info.address) == 0 &&
+            strcmp(old->zone, info.zone) == 0 && info.incarnation <= old->incarnation)
+            return AETHER_OK; /* already a member: idempotent retry */
+        if (incarnation <= old->incarnation)
+            incarnation = old->incarnation + 1;
+    } else if (t->count >= AETHER_TOPOLOGY_NODES_MAX) {
+        return aether_err_set(reason, AETHER_ESTATE, "cluster already has %u nodes",
+                              AETHER_TOPOLOGY_NODES_MAX);
+    }
+    aether_event *e = new_event(AETHER_EVT_NODE_JOINED, events, n);
+    if (e == NULL)
+        return aether_err_set(reason, AETHER_ENOMEM, "out of memory");
+    e->data.node_joined.node = info.id;
+    memcpy(e->data.node_joined.address, info.address, sizeof(info.address));
+    memcpy(e->data.node_joined.zone, info.zone, sizeof(info.zone));
+    e->data.node_joined.incarnation = incarnation;
+    e->ts_ms = now_wall_ms;
+    return AETHER_OK;
+}
+
+static aether_status decide_leave(const aether_topology *t, const aether_command *cmd,
+                                  aether_event **events, uint32_t *n, aether_err *reason)
+{
+    const aether_node_id *id = &cmd->data.leave.node;
+    const aether_node_info *old = aether_topology_find(t, id);
+    if (old == NULL)
+        return aether_err_set(reason, AETHER_ENOTFOUND, "%s unknown", id->str);
+    switch (old->status) {
+    case AETHER_NODE_ACTIVE: {
+        aether_event *e = new_event(AETHER_EVT_NODE_DRAINING, events, n);
+        if (e == NULL)
+            return aether_err_set(reason, AETHER_ENOMEM, "out of memory");
+        e->data.node_draining.node = *id;
+        return AETHER_OK;
+    }
+    case AETHER_NODE_DRAINING:
+        return AETHER_OK; /* already leaving */
+    case AETHER_NODE_LEFT:
+        return aether_err_set(reason, AETHER_ESTATE, "%s already left", id->str);
+    default:
+        return aether_err_set(reason, AETHER_ESTATE, "%s is %s", id->str,
+                              aether_node_status_name(old->status));
+    }
+}
+
+static aether_status decide_failed(const aether_topology *t, const aether_command *cmd,
+                                   aether_event **events, uint32_t *n, aether_err *reason)
+{
+    const aether_node_id *id = &cmd->data.mark_failed.node;
+    const aether_node_info *old = aether_topology_find(t, id);
+    if (old == NULL)
+        return aether_err_set(reason, AETHER_ENOTFOUND, "%s unknown", id->str);
+    if (old->status == AETHER_NODE_FAILED)
+        return AETHER_OK; /* idempotent */
+    if (!aether_node_status_is_healthy(old->status))
+        return aether_err_set(reason, AETHER_ESTATE, "%s is %s", id->str,
+                              aether_node_status_name(old->status));
+    aether_event *e = new_event(AETHER_EVT_NODE_FAILED, events, n);
+    if (e == NULL)
+        return aether_err_set(reason, AETHER_ENOMEM, "out of memory");
+    e->data.node_failed.node = *id;
+    e->data.node_failed.silent_ms = cmd->data.mark_failed.silent_ms;
+    return AETHER_OK;
+}
+
+aether_status aether_topology_decide(const aether_topology *t, const aether_command *cmd,
+                                     uint64_t now_wall_ms, aether_event **events,
+                                     uint32_t *n_events, aether_err *reason)
+{
+    *n_events = 0;
+    if (cmd->type != AETHER_CMD_JOIN_CLUSTER && cmd->type != AETHER_CMD_LEAVE_CLUSTER &&
+        cmd->type != AETHER_CMD_MARK_NODE_FAILED)
+        return aether_err_set(reason, AETHER_EINVAL, "%s is not a Cluster command",
+                              aether_command_type_name(cmd->type));
+    if (cmd->term != AETHER_TERM_NONE && cmd->term < t->term)
+        return aether_err_set(reason, AETHER_ESTALE, "term %llu is older than %llu",
+                              (unsigned long long)cmd->term, (unsigned long long)t->term);
+    if (!aether_topology_is_leader(t)) {
+        if (t->leader.len == 0)
+            return aether_err_set(reason, AETHER_ENOTLEADER, "not leader; no leader known (term %llu)",
+                                  (unsigned long long)t->term);
+        return aether_err_set(reason, AETHER_ENOTLEADER, "not leader; leader is %s, term %llu",
+                              t->leader.str, (unsigned long long)t->term);
+    }
+    aether_status st;
+    switch (cmd->type) {
+    case AETHER_CMD_JOIN_CLUSTER:
+        st = decide_join(t, cmd, now_wall_ms, events, n_events, reason);
+        break;
+    case AETHER_CMD_LEAVE_CLUSTER:
+        st = decide_leave(t, cmd, events, n_events, reason);
+        break;
+    default:
+        st = decide_failed(t, cmd, events, n_events, reason);
+        break;
+    }
+    if (st != AETHER_OK) {
+        for (uint32_t i = 0; i < *n_events; i++)
+            aether_event_release(events[i]);
+        *n_events = 0;
+    }
+    return st;
+}
+
+static bool insert(aether_topology *t, uint32_t at, const aether_node_info *info)
+{
+    if (t->count == t->cap) {
+        uint32_t cap = t->cap ? t->cap * 2 : 8;
+        aether_node_info *v = realloc(t->nodes, (size_t)cap * sizeof(*v));
+        if (v == NULL)
+            return false;
+        t->nodes = v;
+        t->cap = cap;
+    }
+    memmove(&t->nodes[at + 1], &t->nodes[at], (size_t)(t->count - at) * sizeof(*t->nodes));
+    t->nodes[at] = *info;
+    t->count++;
+    return true;
+}
+
+static bool ignore(aether_topology *t, const aether_event *e, const char *why)
+{
+    t->ignored_events++;
+    AETHER_WARN("topology", "ignoring %s term %llu seq %llu: %s", aether_event_type_name(e->type),
+                (unsigned long long)e->term, (unsigned long long)e->seq, why);
+    return false;
+}
+
+static bool set_status(aether_topology *t, const aether_event *e, const aether_node_id *id,
+                       aether_node_status to)
+{
+    bool found;
+    uint32_t i = lower_bound(t, id, &found);
+    if (!found)
+        return ignore(t, e, "unknown node");
+    aether_node_info *n = &t->nodes[i];
+    if (n->status == to)
+        return false;
+    if (!aether_node_status_transition_is_valid(n->status, to))
+        return ignore(t, e, "transition not allowed");
+    n->status = to;
+    t->version++;
+    return true;
+}
+
+bool aether_topology_apply(aether_topology *t, const aether_event *e)
+{
+    switch (e->type) {
+    case AETHER_EVT_NODE_JOINED: {
+        const typeof(e->data.node_joined) *d = &e->data.node_joined;
+        aether_node_info info;
+        aether_err err;
+        if (aether_node_info_make(&info, d->node.str, d->address, d->zone, AETHER_NODE_ACTIVE,
+                                  d->incarnation, e->ts_ms, &err) != AETHER_OK)
+            return ignore(t, e, err.msg);
+        bool found;
+        uint32_t i = lower_bound(t, &d->node, &found);
+        if (found) {
+            if (d->incarnation < t->nodes[i].incarnation)
+                return ignore(t, e, "older incarnation");
+            t->nodes[i] = info;
+        } else if (t->count >= AETHER_TOPOLOGY_NODES_MAX || !insert(t, i, &info)) {
+            return ignore(t, e, "no room for the node");
+        }
+        t->version++;
+        return true;
+    }
+    case AETHER_EVT_NODE_DRAINING:
+        return set_status(t, e, &e->data.node_draining.node, AETHER_NODE_DRAINING);
+    case AETHER_EVT_NODE_LEFT:
+        return set_status(t, e, &e->data.node_left.node, AETHER_NODE_LEFT);
+    case AETHER_EVT_NODE_FAILED:
+        return set_status(t, e, &e->data.node_failed.node, AETHER_NODE_FAILED);
+    default:
+        return false;
+    }
+}

@@ -1,0 +1,86 @@
+/*
+ * topology.h: the Cluster aggregate's state and its decide/apply functions
+ * (actors layer).
+ *
+ * DESIGN
+ * The aggregate is split the event-sourcing way so that the same rules run
+ * in the Cluster actor, in followers replaying the leader's events, in the
+ * simulator and in tests:
+ *  1. aether_topology_decide(state, command, now) looks at the state only and
+ *     either accepts (fills 0..n events, unstamped: the actor adds term, seq,
+ *     emitter and timestamp) or rejects with a reason a person can read
+ *     ("not leader; leader is node-b, term 17", "node-x unknown",
+ *     "term 12 is older than 15").
+ *  2. aether_topology_apply(state, event) is the only thing that changes the
+ *     state. It is total: an event that does not fit (unknown node for
+ *     NodeLeft, ...) is counted and ignored, never a crash, because followers
+ *     apply what the leader sent.
+ * Node lifecycle (DESIGN 2): Active -> Draining -> Left; Active|Draining ->
+ * Failed; a Left or Failed node that joins again comes back Active with a
+ * higher incarnation. A join of a node that is already healthy with the same
+ * address is idempotent (accepted, no event), so retries are safe.
+ * NodeLeft is not decided here: the drain policy emits it when the node owns
+ * no shards any more (policies.h).
+ *
+ * Threading: a topology is owned by one actor (or one test); not
+ * synchronised. Nodes are kept sorted by id, so iteration order is
+ * deterministic.
+ */
+#ifndef AETHER_TOPOLOGY_H
+#define AETHER_TOPOLOGY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "events.h"
+#include "node.h"
+#include "node_id.h"
+#include "status.h"
+
+#define AETHER_TOPOLOGY_NODES_MAX 65535u
+/* At most this many events from one decision. */
+#define AETHER_TOPOLOGY_DECIDE_MAX 1u
+
+typedef struct aether_topology {
+    aether_node_info *nodes;       /* [count], ascending by id */
+    uint32_t count, cap;
+    uint64_t version;              /* +1 per applied change */
+    /* The leadership view the decide step needs ("only the leader issues
+     * Cluster changes"); maintained by the Cluster actor from lease events. */
+    aether_node_id self;
+    aether_node_id leader;         /* len 0 = no known leader */
+    aether_term term;              /* highest term seen */
+    uint64_t ignored_events;       /* apply() could not use them */
+} aether_topology;
+
+aether_status aether_topology_init(aether_topology *t, const aether_node_id *self);
+void aether_topology_fini(aether_topology *t);
+/* Deep copy (for strategies and snapshots). */
+aether_status aether_topology_copy(const aether_topology *src, aether_topology *dst);
+
+/* NULL if unknown. The pointer is valid until the next apply. */
+const aether_node_info *aether_topology_find(const aether_topology *t, const aether_node_id *id);
+uint32_t aether_topology_count_status(const aether_topology *t, aether_node_status s);
+static inline bool aether_topology_is_leader(const aether_topology *t)
+{
+    return t->leader.len > 0 && aether_node_id_equal(&t->leader, &t->self);
+}
+
+/* Records the leader of a term (from LeaderElected / LeadershipLost). Terms
+ * only grow: an older term is ignored (returns false). */
+bool aether_topology_set_leader(aether_topology *t, const aether_node_id *leader, aether_term term);
+
+/* Decides a Cluster command (JoinCluster, LeaveCluster, MarkNodeFailed).
+ * AETHER_OK: *n_events (0..AETHER_TOPOLOGY_DECIDE_MAX) unstamped events were
+ * created in events[] (the caller owns one reference each). Otherwise the
+ * command is rejected: the status says why (ENOTLEADER, ESTALE, ENOTFOUND,
+ * ESTATE, EINVAL) and reason holds the sentence. */
+aether_status aether_topology_decide(const aether_topology *t, const aether_command *cmd,
+                                     uint64_t now_wall_ms, aether_event **events,
+                                     uint32_t *n_events, aether_err *reason);
+
+/* Applies a Cluster event (NodeJoined, NodeDraining, NodeLeft, NodeFailed);
+ * other types are ignored. Returns true if the state changed. */
+bool aether_topology_apply(aether_topology *t, const aether_event *e);
+
+#endif

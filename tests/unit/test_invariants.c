@@ -1,0 +1,180 @@
+/*
+ * test_invariants.c: the invariant checks every test and the product use as
+ * their oracle (actors/invariants.h). Each check is shown to pass on a good
+ * state and to name the violation on a bad one.
+ */
+#include <string.h>
+
+#include "cu_test.h"
+#include "invariants.h"
+
+static aether_node_id id_of(const char *s)
+{
+    aether_node_id id;
+    CU_ASSERT_FATAL(aether_node_id_from_cstr(s, &id, NULL) == AETHER_OK);
+    return id;
+}
+
+static void add_node(aether_topology *t, const char *id, const char *zone, aether_node_status st)
+{
+    aether_event *e = aether_event_create(AETHER_EVT_NODE_JOINED);
+    e->data.node_joined.node = id_of(id);
+    strcpy(e->data.node_joined.address, "addr");
+    strcpy(e->data.node_joined.zone, zone);
+    e->data.node_joined.incarnation = 1;
+    CU_ASSERT_TRUE(aether_topology_apply(t, e));
+    aether_event_release(e);
+    if (st == AETHER_NODE_ACTIVE)
+        return;
+    aether_event *d = aether_event_create(st == AETHER_NODE_FAILED ? AETHER_EVT_NODE_FAILED
+                                                                   : AETHER_EVT_NODE_DRAINING);
+    d->data.node_failed.node = id_of(id); /* same layout for both: node first */
+    d->data.node_draining.node = id_of(id);
+    CU_ASSERT_TRUE(aether_topology_apply(t, d));
+    aether_event_release(d);
+}
+
+/* A 4-shard map, R = 2, owners given as "a,b" strings per shard ("" = none). */
+static aether_shardmap *make_map(const char *const owners[4], int moving_shard, const char *to)
+{
+    aether_shardmap_builder *b;
+    CU_ASSERT_FATAL(aether_shardmap_builder_create(4, 2, &b, NULL) == AETHER_OK);
+    aether_shardmap_builder_set_version(b, 1);
+    for (uint32_t s = 0; s < 4; s++) {
+        aether_node_index idx[2];
+        size_t n = 0;
+        char buf[64];
+        strcpy(buf, owners[s]);
+        for (char *tok = strtok(buf, ","); tok != NULL; tok = strtok(NULL, ",")) {
+            aether_node_id id = id_of(tok);
+            CU_ASSERT_FATAL(aether_shardmap_builder_add_node(b, &id, &idx[n++], NULL) == AETHER_OK);
+        }
+        CU_ASSERT_FATAL(aether_shardmap_builder_set_owners(b, s, idx, n, NULL) == AETHER_OK);
+    }
+    if (moving_shard >= 0) {
+        aether_node_id id = id_of(to);
+        aether_node_index ti;
+        CU_ASSERT_FATAL(aether_shardmap_builder_add_node(b, &id, &ti, NULL) == AETHER_OK);
+        CU_ASSERT_FATAL(aether_shardmap_builder_set_moving(b, (uint32_t)moving_shard, ti, NULL) == AETHER_OK);
+    }
+    aether_shardmap *m = NULL;
+    aether_err err;
+    CU_ASSERT_EQUAL_FATAL(aether_shardmap_build(b, &m, &err), AETHER_OK);
+    aether_shardmap_builder_destroy(b);
+    return m;
+}
+
+static void test_map_ok_and_i2_i3_violations(void)
+{
+    aether_topology t;
+    aether_topology_init(&t, NULL);
+    add_node(&t, "a", "z1", AETHER_NODE_ACTIVE);
+    add_node(&t, "b", "z2", AETHER_NODE_ACTIVE);
+    add_node(&t, "c", "z2", AETHER_NODE_FAILED);
+    add_node(&t, "d", "z1", AETHER_NODE_DRAINING);
+    aether_err err;
+
+    const char *good[4] = { "a,b", "b,a", "a,b", "d,b" };
+    aether_shardmap *m = make_map(good, 1, "a");
+    CU_ASSERT_EQUAL(aether_invariants_check_map(m, &t, &err), AETHER_OK);
+    aether_shardmap_destroy(m);
+
+    /* A map builds with an ownerless shard only when it has no nodes at all
+     * (shardmap.h); against a topology with healthy nodes that breaks I2. */
+    const char *orphan[4] = { "", "", "", "" };
+    m = make_map(orphan, -1, NULL);
+    CU_ASSERT_EQUAL(aether_invariants_check_map(m, &t, &err), AETHER_ESTATE);
+    CU_ASSERT_STRING_EQUAL(err.msg, "I2: shard 0 has no primary");
+    aether_shardmap_destroy(m);
+
+    const char *failed_owner[4] = { "a,b", "b,a", "c,a", "b,a" };
+    m = make_map(failed_owner, -1, NULL);
+    CU_ASSERT_EQUAL(aether_invariants_check_map(m, &t, &err), AETHER_ESTATE);
+    CU_ASSERT_STRING_EQUAL(err.msg, "I3: shard 2 owner c is failed");
+    aether_shardmap_destroy(m);
+
+    const char *same_zone[4] = { "a,b", "b,a", "a,d", "b,a" };
+    m = make_map(same_zone, -1, NULL);
+    CU_ASSERT_EQUAL(aether_invariants_check_map(m, &t, &err), AETHER_ESTATE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "I3: shard 2 has two owners in zone z1"));
+    aether_shardmap_destroy(m);
+
+    /* Moving to a draining node is not allowed: new shards go to Active nodes. */
+    m = make_map(good, 0, "d");
+    CU_ASSERT_EQUAL(aether_invariants_check_map(m, &t, &err), AETHER_ESTATE);
+    CU_ASSERT_STRING_EQUAL(err.msg, "I3: shard 0 moves to d, which is draining");
+    aether_shardmap_destroy(m);
+    aether_topology_fini(&t);
+}
+
+static void test_leader_must_be_active(void)
+{
+    aether_topology t;
+    aether_topology_init(&t, NULL);
+    add_node(&t, "a", "", AETHER_NODE_ACTIVE);
+    add_node(&t, "d", "", AETHER_NODE_DRAINING);
+    aether_err err;
+    aether_node_id a = id_of("a"), d = id_of("d"), x = id_of("x");
+    CU_ASSERT_EQUAL(aether_invariants_check_leader(&t, &a, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_invariants_check_leader(&t, &d, &err), AETHER_ESTATE);
+    CU_ASSERT_STRING_EQUAL(err.msg, "I5: leader d is draining");
+    CU_ASSERT_EQUAL(aether_invariants_check_leader(&t, &x, &err), AETHER_ESTATE);
+    aether_topology_fini(&t);
+}
+
+static void test_stability(void)
+{
+    const char *m1[4] = { "a,b", "b,a", "a,b", "b,a" };
+    const char *m2[4] = { "a,b", "b,a", "b,a", "b,a" };
+    aether_shardmap *x = make_map(m1, -1, NULL), *y = make_map(m1, -1, NULL), *z = make_map(m2, -1, NULL);
+    aether_err err;
+    CU_ASSERT_EQUAL(aether_invariants_check_stable(x, y, false, false, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_invariants_check_stable(x, z, false, false, &err), AETHER_ESTATE);
+    CU_ASSERT_STRING_EQUAL(err.msg, "I4: shard 2 changed owners without a topology change or rebalance");
+    CU_ASSERT_EQUAL(aether_invariants_check_stable(x, z, true, false, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_invariants_check_stable(x, z, false, true, &err), AETHER_OK);
+    aether_shardmap_destroy(x);
+    aether_shardmap_destroy(y);
+    aether_shardmap_destroy(z);
+}
+
+static void test_single_ownership_claims(void)
+{
+    uint32_t a_shards[] = { 0, 2 }, b_shards[] = { 1, 3 }, c_shards[] = { 2 };
+    aether_ownership_claim claims[3] = {
+        { id_of("a"), a_shards, 2 }, { id_of("b"), b_shards, 2 }, { id_of("c"), c_shards, 1 },
+    };
+    aether_err err;
+    CU_ASSERT_EQUAL(aether_invariants_check_claims(4, claims, 2, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_invariants_check_claims(4, claims, 3, &err), AETHER_ESTATE);
+    CU_ASSERT_STRING_EQUAL(err.msg, "single ownership: shard 2 served by a and c");
+    uint32_t bad[] = { 9 };
+    aether_ownership_claim out_of_range = { id_of("z"), bad, 1 };
+    CU_ASSERT_EQUAL(aether_invariants_check_claims(4, &out_of_range, 1, &err), AETHER_EINVAL);
+}
+
+static void test_one_leader_per_term(void)
+{
+    aether_term_registry r;
+    aether_term_registry_init(&r);
+    aether_node_id a = id_of("a"), b = id_of("b");
+    aether_err err;
+    CU_ASSERT_EQUAL(aether_term_registry_record(&r, 7, &a, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_term_registry_record(&r, 3, &b, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_term_registry_record(&r, 7, &a, &err), AETHER_OK); /* seen again */
+    CU_ASSERT_EQUAL(aether_term_registry_record(&r, 7, &b, &err), AETHER_ESTATE);
+    CU_ASSERT_STRING_EQUAL(err.msg, "I1: term 7 has two leaders, a and b");
+    CU_ASSERT_EQUAL(r.count, 2);
+    CU_ASSERT_EQUAL(r.entries[0].term, 3);
+    aether_term_registry_fini(&r);
+}
+
+static CU_TestInfo tests[] = {
+    AETHER_TEST(map_ok_and_i2_i3_violations),
+    AETHER_TEST(leader_must_be_active),
+    AETHER_TEST(stability),
+    AETHER_TEST(single_ownership_claims),
+    AETHER_TEST(one_leader_per_term),
+    CU_TEST_INFO_NULL,
+};
+AETHER_SUITE("invariants", NULL, NULL, tests);

@@ -1,0 +1,256 @@
+/*
+ * test_topology.c: the Cluster aggregate's decide/apply (actors/topology.h):
+ * every command accepted and rejected, the node lifecycle, idempotent
+ * retries, followers applying what the leader decided.
+ */
+#include <string.h>
+
+#include "cu_test.h"
+#include "topology.h"
+
+static aether_node_id id_of(const char *s)
+{
+    aether_node_id id;
+    CU_ASSERT_FATAL(aether_node_id_from_cstr(s, &id, NULL) == AETHER_OK);
+    return id;
+}
+
+/* A topology whose self is "a" and whose leader is a, term 5. */
+static void leader_topology(aether_topology *t)
+{
+    aether_node_id a = id_of("a");
+    aether_topology_init(t, &a);
+    CU_ASSERT_TRUE(aether_topology_set_leader(t, &a, 5));
+}
+
+static aether_command join_cmd(const char *node, const char *address, const char *zone)
+{
+    aether_command c;
+    memset(&c, 0, sizeof(c));
+    c.type = AETHER_CMD_JOIN_CLUSTER;
+    c.term = 5;
+    CU_ASSERT_FATAL(aether_node_info_make(&c.data.join.info, node, address, zone,
+                                          AETHER_NODE_ACTIVE, 0, 0, NULL) == AETHER_OK);
+    return c;
+}
+
+static aether_command node_cmd(aether_command_type type, const char *node)
+{
+    aether_command c;
+    memset(&c, 0, sizeof(c));
+    c.type = type;
+    c.term = 5;
+    if (type == AETHER_CMD_LEAVE_CLUSTER)
+        c.data.leave.node = id_of(node);
+    else
+        c.data.mark_failed.node = id_of(node);
+    c.data.mark_failed.silent_ms = 1234;
+    return c;
+}
+
+/* Decides and applies; returns the status and the number of events. */
+static aether_status run(aether_topology *t, const aether_command *c, uint32_t *n_out,
+                         aether_err *why)
+{
+    aether_event *ev[AETHER_TOPOLOGY_DECIDE_MAX];
+    uint32_t n = 0;
+    aether_status st = aether_topology_decide(t, c, 1000, ev, &n, why);
+    for (uint32_t i = 0; i < n; i++) {
+        CU_ASSERT_TRUE(aether_topology_apply(t, ev[i]));
+        aether_event_release(ev[i]);
+    }
+    if (n_out)
+        *n_out = n;
+    return st;
+}
+
+static void test_join_accepted_and_idempotent(void)
+{
+    aether_topology t;
+    leader_topology(&t);
+    aether_command c = join_cmd("b", "10.0.0.2:4000", "z1");
+    uint32_t n;
+    CU_ASSERT_EQUAL(run(&t, &c, &n, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    aether_node_id b = id_of("b");
+    const aether_node_info *info = aether_topology_find(&t, &b);
+    CU_ASSERT_FATAL(info != NULL);
+    CU_ASSERT_EQUAL(info->status, AETHER_NODE_ACTIVE);
+    CU_ASSERT_EQUAL(info->incarnation, 1);
+    CU_ASSERT_STRING_EQUAL(info->zone, "z1");
+    uint64_t v = t.version;
+    /* The same join again (a retry) is accepted and changes nothing. */
+    CU_ASSERT_EQUAL(run(&t, &c, &n, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_EQUAL(t.version, v);
+    aether_topology_fini(&t);
+}
+
+static void test_join_rejected_when_not_leader(void)
+{
+    aether_node_id a = id_of("a"), b = id_of("node-b");
+    aether_topology t;
+    aether_topology_init(&t, &a);
+    aether_topology_set_leader(&t, &b, 17);
+    aether_command c = join_cmd("c", "x", "");
+    c.term = 17;
+    aether_err why;
+    CU_ASSERT_EQUAL(run(&t, &c, NULL, &why), AETHER_ENOTLEADER);
+    CU_ASSERT_STRING_EQUAL(why.msg, "not leader; leader is node-b, term 17");
+    aether_topology_set_leader(&t, NULL, 18);
+    c.term = 18;
+    CU_ASSERT_EQUAL(run(&t, &c, NULL, &why), AETHER_ENOTLEADER);
+    CU_ASSERT_STRING_EQUAL(why.msg, "not leader; no leader known (term 18)");
+    CU_ASSERT_EQUAL(t.count, 0);
+    aether_topology_fini(&t);
+}
+
+static void test_stale_term_rejected(void)
+{
+    aether_topology t;
+    leader_topology(&t);
+    aether_node_id a = id_of("a");
+    aether_topology_set_leader(&t, &a, 15);
+    aether_command c = join_cmd("b", "x", "");
+    c.term = 12;
+    aether_err why;
+    CU_ASSERT_EQUAL(run(&t, &c, NULL, &why), AETHER_ESTALE);
+    CU_ASSERT_STRING_EQUAL(why.msg, "term 12 is older than 15");
+    /* Terms never go back. */
+    CU_ASSERT_FALSE(aether_topology_set_leader(&t, &a, 14));
+    CU_ASSERT_EQUAL(t.term, 15);
+    aether_topology_fini(&t);
+}
+
+static void test_join_invalid_info_rejected(void)
+{
+    aether_topology t;
+    leader_topology(&t);
+    aether_command c = join_cmd("b", "x", "");
+    c.data.join.info.address[0] = '\0';
+    aether_err why;
+    CU_ASSERT_EQUAL(run(&t, &c, NULL, &why), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why.msg, "address"));
+    CU_ASSERT_EQUAL(t.count, 0);
+    aether_topology_fini(&t);
+}
+
+static void test_leave_drains_then_unknown_and_left(void)
+{
+    aether_topology t;
+    leader_topology(&t);
+    aether_command j = join_cmd("b", "x", "");
+    CU_ASSERT_EQUAL(run(&t, &j, NULL, NULL), AETHER_OK);
+    aether_command l = node_cmd(AETHER_CMD_LEAVE_CLUSTER, "b");
+    uint32_t n;
+    CU_ASSERT_EQUAL(run(&t, &l, &n, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    aether_node_id b = id_of("b");
+    CU_ASSERT_EQUAL(aether_topology_find(&t, &b)->status, AETHER_NODE_DRAINING);
+    CU_ASSERT_EQUAL(run(&t, &l, &n, NULL), AETHER_OK); /* already draining */
+    CU_ASSERT_EQUAL(n, 0);
+    aether_command x = node_cmd(AETHER_CMD_LEAVE_CLUSTER, "node-x");
+    aether_err why;
+    CU_ASSERT_EQUAL(run(&t, &x, NULL, &why), AETHER_ENOTFOUND);
+    CU_ASSERT_STRING_EQUAL(why.msg, "node-x unknown");
+    /* The drain policy's NodeLeft completes the leave; leaving again is refused. */
+    aether_event *left = aether_event_create(AETHER_EVT_NODE_LEFT);
+    left->data.node_left.node = b;
+    CU_ASSERT_TRUE(aether_topology_apply(&t, left));
+    aether_event_release(left);
+    CU_ASSERT_EQUAL(aether_topology_find(&t, &b)->status, AETHER_NODE_LEFT);
+    CU_ASSERT_EQUAL(run(&t, &l, NULL, &why), AETHER_ESTATE);
+    CU_ASSERT_STRING_EQUAL(why.msg, "b already left");
+    aether_topology_fini(&t);
+}
+
+static void test_mark_failed_and_rejoin_new_incarnation(void)
+{
+    aether_topology t;
+    leader_topology(&t);
+    aether_command j = join_cmd("b", "x", "");
+    CU_ASSERT_EQUAL(run(&t, &j, NULL, NULL), AETHER_OK);
+    aether_command f = node_cmd(AETHER_CMD_MARK_NODE_FAILED, "b");
+    uint32_t n;
+    CU_ASSERT_EQUAL(run(&t, &f, &n, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    aether_node_id b = id_of("b");
+    CU_ASSERT_EQUAL(aether_topology_find(&t, &b)->status, AETHER_NODE_FAILED);
+    CU_ASSERT_EQUAL(run(&t, &f, &n, NULL), AETHER_OK); /* idempotent */
+    CU_ASSERT_EQUAL(n, 0);
+    aether_err why;
+    aether_command fx = node_cmd(AETHER_CMD_MARK_NODE_FAILED, "zz");
+    CU_ASSERT_EQUAL(run(&t, &fx, NULL, &why), AETHER_ENOTFOUND);
+    /* It comes back: Active again, incarnation 2. */
+    CU_ASSERT_EQUAL(run(&t, &j, &n, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_EQUAL(aether_topology_find(&t, &b)->status, AETHER_NODE_ACTIVE);
+    CU_ASSERT_EQUAL(aether_topology_find(&t, &b)->incarnation, 2);
+    CU_ASSERT_EQUAL(aether_topology_count_status(&t, AETHER_NODE_ACTIVE), 1);
+    aether_topology_fini(&t);
+}
+
+static void test_not_a_cluster_command(void)
+{
+    aether_topology t;
+    leader_topology(&t);
+    aether_command c;
+    memset(&c, 0, sizeof(c));
+    c.type = AETHER_CMD_REBALANCE_SHARDS;
+    aether_err why;
+    aether_event *ev[1];
+    uint32_t n = 9;
+    CU_ASSERT_EQUAL(aether_topology_decide(&t, &c, 0, ev, &n, &why), AETHER_EINVAL);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_STRING_EQUAL(why.msg, "RebalanceShards is not a Cluster command");
+    aether_topology_fini(&t);
+}
+
+static void test_follower_applies_and_ignores_nonsense(void)
+{
+    aether_topology leader, follower;
+    leader_topology(&leader);
+    aether_node_id f = id_of("f");
+    aether_topology_init(&follower, &f);
+    const char *nodes[] = { "c", "a", "b" };
+    for (int i = 0; i < 3; i++) {
+        aether_command j = join_cmd(nodes[i], "addr", "");
+        aether_event *ev[1];
+        uint32_t n;
+        CU_ASSERT_EQUAL(aether_topology_decide(&leader, &j, 7, ev, &n, NULL), AETHER_OK);
+        CU_ASSERT_EQUAL_FATAL(n, 1);
+        aether_topology_apply(&leader, ev[0]);
+        aether_topology_apply(&follower, ev[0]);
+        aether_event_release(ev[0]);
+    }
+    CU_ASSERT_EQUAL(follower.count, 3);
+    CU_ASSERT_EQUAL(follower.version, leader.version);
+    /* Sorted by id whatever the join order. */
+    CU_ASSERT_STRING_EQUAL(follower.nodes[0].id.str, "a");
+    CU_ASSERT_STRING_EQUAL(follower.nodes[2].id.str, "c");
+    /* A NodeLeft for an Active node (no drain first) and one for a stranger
+     * are counted and ignored. */
+    aether_event *bad = aether_event_create(AETHER_EVT_NODE_LEFT);
+    bad->data.node_left.node = id_of("a");
+    CU_ASSERT_FALSE(aether_topology_apply(&follower, bad));
+    bad->data.node_left.node = id_of("stranger");
+    CU_ASSERT_FALSE(aether_topology_apply(&follower, bad));
+    aether_event_release(bad);
+    CU_ASSERT_EQUAL(follower.ignored_events, 2);
+    CU_ASSERT_EQUAL(follower.version, leader.version);
+    aether_topology_fini(&leader);
+    aether_topology_fini(&follower);
+}
+
+static CU_TestInfo tests[] = {
+    AETHER_TEST(join_accepted_and_idempotent),
+    AETHER_TEST(join_rejected_when_not_leader),
+    AETHER_TEST(stale_term_rejected),
+    AETHER_TEST(join_invalid_info_rejected),
+    AETHER_TEST(leave_drains_then_unknown_and_left),
+    AETHER_TEST(mark_failed_and_rejoin_new_incarnation),
+    AETHER_TEST(not_a_cluster_command),
+    AETHER_TEST(follower_applies_and_ignores_nonsense),
+    CU_TEST_INFO_NULL,
+};
+AETHER_SUITE("topology", NULL, NULL, tests);
