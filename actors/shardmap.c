@@ -193,8 +193,9 @@ aether_status aether_shardmap_validate(const aether_shardmap *m, aether_err *err
                 return aether_err_set(err, AETHER_EINVAL,
                                       "shards[%u]: moving without a primary owner", s);
             if (e->to == e->primary)
-                return aether_err_set(err, AETHER_EINVAL, "shards[%u].to: %s is already the primary",
-                                      s, node_name(m, e->to));
+                return aether_err_set(err, AETHER_EINVAL,
+                                      "shards[%u].to: %s is already the primary", s,
+                                      node_name(m, e->to));
             break;
         default:
             return aether_err_set(err, AETHER_EINVAL, "shards[%u].state: unknown state %u", s,

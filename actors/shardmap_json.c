@@ -18,6 +18,14 @@
 /* jansson integers are json_int_t (long long): the wire range of version and term. */
 #define JSON_U64_MAX ((uint64_t)INT64_MAX)
 
+/* The largest canonical map fits the input limit: per shard at most R owner
+ * strings and a "to" string (an id plus quotes and comma each) and under 64
+ * bytes of punctuation, keys and numbers. */
+AETHER_STATIC_ASSERT((uint64_t)AETHER_SHARD_COUNT_MAX *
+                             ((AETHER_REPLICATION_MAX + 1) * (AETHER_NODE_ID_LEN_MAX + 3) + 64) <
+                         AETHER_SHARDMAP_JSON_MAX_BYTES,
+                     "the largest canonical ShardMap fits AETHER_SHARDMAP_JSON_MAX_BYTES");
+
 /* ---- encode -------------------------------------------------------------- */
 
 aether_status aether_shardmap_json_pack(const aether_shardmap *m, json_t **out, aether_err *err)
@@ -63,8 +71,8 @@ aether_status aether_shardmap_json_pack(const aether_shardmap *m, json_t **out, 
         for (uint32_t j = 0; j < e->owner_count; j++)
             rc |= json_array_append_new(owners,
                                         json_stringn(m->nodes[row[j]].str, m->nodes[row[j]].len));
-        rc |= json_object_set_new(shard, "state",
-                                  json_string(aether_shard_state_name((aether_shard_state)e->state)));
+        const char *state = aether_shard_state_name((aether_shard_state)e->state);
+        rc |= json_object_set_new(shard, "state", json_string(state));
         if (e->state == AETHER_SHARD_MOVING)
             rc |= json_object_set_new(shard, "to",
                                       json_stringn(m->nodes[e->to].str, m->nodes[e->to].len));
@@ -258,7 +266,8 @@ static aether_status decode_shard(aether_shardmap_builder *b, const json_t *jsha
     }
     if (strcmp(state, "moving") != 0 || json_string_length(jstate) != 6)
         return aether_err_set(err, AETHER_EINVAL,
-                              "shards[%zu].state: unknown state '%.32s' (expected stable or moving)",
+                              "shards[%zu].state: unknown state '%.32s' "
+                              "(expected stable or moving)",
                               pos, state);
     if (jto == NULL)
         return aether_err_set(err, AETHER_EINVAL, "shards[%zu].to: missing on a moving shard",

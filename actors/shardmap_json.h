@@ -40,8 +40,8 @@
 #include "shardmap.h"
 #include "status.h"
 
-/* Inputs above this size are refused before parsing. A 65536-shard map with
- * R = 7 and 64-character ids is about 30 MiB. */
+/* Inputs above this size are refused before parsing. The largest canonical
+ * map (65536 shards, R = 7, 64-character ids, all moving) is under 40 MiB. */
 #define AETHER_SHARDMAP_JSON_MAX_BYTES ((size_t)64 << 20)
 
 /* Encodes m. On AETHER_OK *out is a NUL-terminated malloc'd string (free with

@@ -81,6 +81,9 @@ void aether_snapshot_publish(aether_snapshot_slot *slot, aether_snapshot *next)
     /* Everything written into next happens before a reader's acquire. */
     AETHER_TSAN_RELEASE(slot);
     aether_snapshot *old = rcu_xchg_pointer(&slot->current, next);
+    /* The writer's own accesses to old (building it, reading it) happen
+     * before its reclamation, like every reader's. */
+    AETHER_TSAN_RELEASE(&aether_rcu_tsan_token_);
     if (old != NULL)
         urcu_memb_call_rcu(&old->rcu, reclaim);
 }

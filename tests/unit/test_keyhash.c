@@ -5,10 +5,13 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cu_test.h"
 #include "keyhash.h"
@@ -17,7 +20,7 @@
 #define KEY_MAX_BYTES 4096
 
 typedef struct vector {
-    unsigned char key[KEY_MAX_BYTES];
+    unsigned char key[KEY_MAX_BYTES + 1]; /* + a terminator for argv use */
     size_t len;
     uint64_t hash;
     uint32_t shard_1, shard_1024, shard_16384;
@@ -148,10 +151,85 @@ static void test_shard_in_range(void)
     }
 }
 
+/* Runs build/bin/aetherctl (beside this binary's tests/ directory) with argv
+ * and captures stdout. Returns the exit status, or -1 if it could not run. */
+static int run_aetherctl(char *const argv[], char *out, size_t out_size)
+{
+    char self[PATH_MAX], path[PATH_MAX + 32];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+        return -1;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash == NULL)
+        return -1;
+    *slash = '\0'; /* .../build/tests */
+    snprintf(path, sizeof(path), "%s/../bin/aetherctl", self);
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execv(path, argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t used = 0;
+    ssize_t r;
+    while ((r = read(fds[0], out + used, out_size - 1 - used)) > 0 && used < out_size - 1)
+        used += (size_t)r;
+    out[used] = '\0';
+    close(fds[0]);
+    int status;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+        return -1;
+    return WEXITSTATUS(status);
+}
+
+/* The CLI prints the same shards as the vectors, for every key that can be
+ * an argv string (no NUL byte); keys are passed after "--" as raw bytes. */
+static void test_aetherctl_matches_vectors(void)
+{
+    FILE *f = fopen(AETHER_TEST_VECTORS_DIR "/keyhash.tsv", "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    static char line[2 * KEY_MAX_BYTES + 256];
+    static vector v;
+    char out[64];
+    int checked = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (line[0] == '#' || parse_row(line, &v) != 0)
+            continue;
+        if (v.len == 0 || memchr(v.key, 0, v.len) != NULL)
+            continue;
+        v.key[v.len] = '\0';
+        char *argv_default[] = {"aetherctl", "shard-of", "--", (char *)v.key, NULL};
+        CU_ASSERT_EQUAL_FATAL(run_aetherctl(argv_default, out, sizeof(out)), 0);
+        CU_ASSERT_EQUAL(strtoul(out, NULL, 10), v.shard_1024);
+        char *argv_16k[] = {"aetherctl", "shard-of", "--shards", "16384", "--", (char *)v.key,
+                            NULL};
+        CU_ASSERT_EQUAL_FATAL(run_aetherctl(argv_16k, out, sizeof(out)), 0);
+        CU_ASSERT_EQUAL(strtoul(out, NULL, 10), v.shard_16384);
+        checked++;
+    }
+    fclose(f);
+    CU_ASSERT_TRUE(checked >= 20);
+    /* Usage errors exit 2. */
+    char *bad_count[] = {"aetherctl", "shard-of", "--shards", "0", "k", NULL};
+    CU_ASSERT_EQUAL(run_aetherctl(bad_count, out, sizeof(out)), 2);
+    char *unknown[] = {"aetherctl", "no-such-command", NULL};
+    CU_ASSERT_EQUAL(run_aetherctl(unknown, out, sizeof(out)), 2);
+}
+
 static CU_TestInfo tests[] = {
     AETHER_TEST(vectors),
     AETHER_TEST(documented_vectors),
     AETHER_TEST(shard_in_range),
+    AETHER_TEST(aetherctl_matches_vectors),
     CU_TEST_INFO_NULL,
 };
 AETHER_SUITE("keyhash", NULL, NULL, tests);

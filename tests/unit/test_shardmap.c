@@ -240,8 +240,10 @@ static void test_moving_without_to_rejected(void)
 
     /* On a hand-made map: moving with no target, stable with one. */
     aether_node_id nodes[2] = {nid("a"), nid("b")};
-    aether_shard_entry shards[1] = {
-        {.primary = 0, .to = AETHER_NODE_INDEX_NONE, .owner_count = 1, .state = AETHER_SHARD_MOVING}};
+    aether_shard_entry shards[1] = {{.primary = 0,
+                                     .to = AETHER_NODE_INDEX_NONE,
+                                     .owner_count = 1,
+                                     .state = AETHER_SHARD_MOVING}};
     aether_node_index owners[1] = {0};
     uint32_t start[3] = {0, 1, 1}, plist[1] = {0}, ostart[3] = {0, 1, 1}, olist[1] = {0};
     aether_shardmap fake = {.shard_count = 1, .replication = 1, .node_count = 2, .nodes = nodes,

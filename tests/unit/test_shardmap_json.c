@@ -117,7 +117,8 @@ static void test_decode_any_order(void)
     aether_shardmap_destroy(d);
 }
 
-#define HDR(n, r) "{\"version\":1,\"term\":1,\"shard_count\":" #n ",\"replication\":" #r ",\"shards\":["
+#define HDR(n, r)                                                                          \
+    "{\"version\":1,\"term\":1,\"shard_count\":" #n ",\"replication\":" #r ",\"shards\":["
 #define S_OK(id, owner) "{\"id\":" #id ",\"owners\":[\"" owner "\"],\"state\":\"stable\"}"
 
 static const struct {

@@ -1,0 +1,85 @@
+/*
+ * config.c: defaults and the safety check of a node's configuration (actors
+ * layer). See config.h for the rules.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "mailbox.h"
+#include "shardmap.h"
+
+void aether_config_defaults(aether_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->cluster, sizeof(c->cluster), "aether");
+    c->shard_count = 1024;
+    c->replication = 1;
+    c->heartbeat_interval_ms = 200;
+    c->failure_timeout_ms = 1000;
+    c->lease_ttl_ms = 1000;
+    c->lease_renew_interval_ms = 250;
+    c->lease_safety_margin_ms = 100;
+    c->election_jitter_ms = 50;
+    c->rebalance_debounce_ms = 100;
+    c->handoff_timeout_ms = 5000;
+    c->fence_margin_ms = 200;
+    c->mailbox_capacity = 4096;
+    c->max_concurrent_handoffs = 64;
+    c->brake_max_offline = 0;
+    c->brake_window_ms = 10000;
+}
+
+#define REFUSE(...) return aether_err_set(err, AETHER_EINVAL, __VA_ARGS__)
+
+aether_status aether_config_validate(const aether_config *c, aether_err *err)
+{
+    aether_err inner;
+    if (aether_cluster_name_validate(c->cluster, &inner) != AETHER_OK)
+        REFUSE("cluster: %s", inner.msg);
+    if (!aether_node_id_is_valid(&c->node))
+        REFUSE("node: a node id (1..64 characters of [A-Za-z0-9_.-]) is required");
+    if (c->shard_count < 1 || c->shard_count > AETHER_SHARD_COUNT_MAX)
+        REFUSE("shard_count: %u is outside 1..%u", c->shard_count, AETHER_SHARD_COUNT_MAX);
+    if (c->replication < 1 || c->replication > AETHER_REPLICATION_MAX)
+        REFUSE("replication: %u is outside 1..%u", c->replication, AETHER_REPLICATION_MAX);
+    if (c->heartbeat_interval_ms == 0)
+        REFUSE("heartbeat_interval_ms: must be above 0");
+    if (c->failure_timeout_ms < 2 * c->heartbeat_interval_ms)
+        REFUSE("failure_timeout_ms: %u is below twice heartbeat_interval_ms (%u): one lost "
+               "heartbeat would fail a node",
+               c->failure_timeout_ms, c->heartbeat_interval_ms);
+    if (c->lease_ttl_ms == 0)
+        REFUSE("lease_ttl_ms: must be above 0");
+    if (c->lease_renew_interval_ms == 0 || c->lease_renew_interval_ms > c->lease_ttl_ms / 3)
+        REFUSE("lease_renew_interval_ms: %u is not well below lease_ttl_ms %u (at most ttl/3, "
+               "so two renewals can fail before the lease lapses)",
+               c->lease_renew_interval_ms, c->lease_ttl_ms);
+    if (c->lease_safety_margin_ms >= c->lease_ttl_ms ||
+        c->lease_ttl_ms - c->lease_safety_margin_ms <= c->lease_renew_interval_ms)
+        REFUSE("lease_safety_margin_ms: %u leaves no time to act: ttl %u minus margin must "
+               "exceed the renew interval %u",
+               c->lease_safety_margin_ms, c->lease_ttl_ms, c->lease_renew_interval_ms);
+    if (c->fence_margin_ms >= c->failure_timeout_ms)
+        REFUSE("fence_margin_ms: %u must be below failure_timeout_ms %u (a cut-off node "
+               "fences itself before it may be declared failed)",
+               c->fence_margin_ms, c->failure_timeout_ms);
+    if (c->handoff_timeout_ms <= c->fence_margin_ms)
+        REFUSE("handoff_timeout_ms: %u must exceed fence_margin_ms %u", c->handoff_timeout_ms,
+               c->fence_margin_ms);
+    if (c->mailbox_capacity < 64 || c->mailbox_capacity > AETHER_MAILBOX_CAPACITY_MAX ||
+        !aether_is_power_of_two(c->mailbox_capacity))
+        REFUSE("mailbox_capacity: %u is not a power of two in 64..%u", c->mailbox_capacity,
+               AETHER_MAILBOX_CAPACITY_MAX);
+    if (c->max_concurrent_handoffs == 0)
+        REFUSE("max_concurrent_handoffs: must be above 0");
+    if (c->brake_window_ms == 0)
+        REFUSE("brake_window_ms: must be above 0");
+    if (c->zone[0] != '\0') {
+        aether_node_id z;
+        if (aether_node_id_from_cstr(c->zone, &z, &inner) != AETHER_OK)
+            REFUSE("zone: %s", inner.msg);
+    }
+    return AETHER_OK;
+}
