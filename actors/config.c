@@ -65,9 +65,10 @@ aether_status aether_config_validate(const aether_config *c, aether_err *err)
         REFUSE("fence_margin_ms: %u must be below failure_timeout_ms %u (a cut-off node "
                "fences itself before it may be declared failed)",
                c->fence_margin_ms, c->failure_timeout_ms);
-    if (c->handoff_timeout_ms <= c->fence_margin_ms)
-        REFUSE("handoff_timeout_ms: %u must exceed fence_margin_ms %u", c->handoff_timeout_ms,
-               c->fence_margin_ms);
+    if (c->handoff_timeout_ms <= c->failure_timeout_ms)
+        REFUSE("handoff_timeout_ms: %u must exceed failure_timeout_ms %u (an old owner that "
+               "missed the handoff has fenced itself by then)",
+               c->handoff_timeout_ms, c->failure_timeout_ms);
     if (c->mailbox_capacity < 64 || c->mailbox_capacity > AETHER_MAILBOX_CAPACITY_MAX ||
         !aether_is_power_of_two(c->mailbox_capacity))
         REFUSE("mailbox_capacity: %u is not a power of two in 64..%u", c->mailbox_capacity,

@@ -12,7 +12,9 @@
  *  - fence_margin_ms < failure_timeout_ms: a node cut off from the leader
  *    fences itself (stops serving) at failure_timeout - fence_margin, before
  *    the leader may declare it failed and hand its shards to others;
- *  - handoff_timeout_ms > fence_margin_ms: the same argument for a decree;
+ *  - handoff_timeout_ms > failure_timeout_ms: an old owner that never saw
+ *    the handoff (cut off) has fenced itself before the leader releases its
+ *    shard by decree;
  *  - replication <= AETHER_REPLICATION_MAX, shard_count 1..65536,
  *    mailbox_capacity a power of two.
  * Threading: a value; no shared state.

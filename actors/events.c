@@ -121,8 +121,9 @@ int aether_event_format(const aether_event *e, char *buf, size_t cap)
                  (unsigned long long)e->data.leader_elected.ttl_ms);
         break;
     case AETHER_EVT_LEASE_RENEWED:
-        snprintf(data, sizeof(data), "leader=%s term=%llu", e->data.lease_renewed.leader.str,
-                 (unsigned long long)e->data.lease_renewed.term);
+        snprintf(data, sizeof(data), "leader=%s term=%llu map_version=%llu",
+                 e->data.lease_renewed.leader.str, (unsigned long long)e->data.lease_renewed.term,
+                 (unsigned long long)e->data.lease_renewed.map_version);
         break;
     case AETHER_EVT_LEADERSHIP_LOST:
         snprintf(data, sizeof(data), "leader=%s term=%llu reason=%s",

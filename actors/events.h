@@ -84,6 +84,7 @@ typedef struct aether_event {
         struct {
             aether_node_id leader;
             aether_term term;
+            uint64_t map_version; /* the leader's map: followers check theirs is current */
         } lease_renewed;
         struct {
             aether_node_id leader;

@@ -32,6 +32,8 @@ typedef struct step_exec {
     uint32_t cap_runnable;   /* >= attached actors, so schedule never allocates */
     uint32_t attached;
     aether_timer_heap timers;
+    const aether_actor **frozen; /* actors that must not run (a paused process) */
+    uint32_t n_frozen, cap_frozen;
 } step_exec;
 
 static step_exec *as_step(aether_executor *ex) { return (step_exec *)ex; }
@@ -77,6 +79,7 @@ static void step_detach(aether_executor *ex, aether_actor *a)
     step_exec *s = as_step(ex);
     assert_owner(s);
     remove_runnable(s, a);
+    aether_step_freeze(ex, a, false);
     aether_timer_heap_cancel_target(&s->timers, a);
     AETHER_ASSERT(s->attached > 0);
     s->attached--;
@@ -122,6 +125,7 @@ static void step_destroy(aether_executor *ex)
     AETHER_ASSERT(s->attached == 0);
     aether_timer_heap_fini(&s->timers);
     free(s->runnable);
+    free(s->frozen);
     free(s);
 }
 
@@ -164,6 +168,36 @@ void aether_step_set_trace(aether_executor *ex, aether_exec_trace_fn fn, void *a
     ex->trace_arg = arg;
 }
 
+static bool is_frozen(const step_exec *s, const aether_actor *a)
+{
+    for (uint32_t i = 0; i < s->n_frozen; i++)
+        if (s->frozen[i] == a)
+            return true;
+    return false;
+}
+
+void aether_step_freeze(aether_executor *ex, const aether_actor *a, bool frozen)
+{
+    step_exec *s = as_step(ex);
+    assert_owner(s);
+    if (frozen == is_frozen(s, a))
+        return;
+    if (!frozen) {
+        for (uint32_t i = 0; i < s->n_frozen; i++)
+            if (s->frozen[i] == a)
+                s->frozen[i] = s->frozen[--s->n_frozen];
+        return;
+    }
+    if (s->n_frozen == s->cap_frozen) {
+        uint32_t cap = s->cap_frozen ? s->cap_frozen * 2 : 8;
+        const aether_actor **v = realloc(s->frozen, (size_t)cap * sizeof(*v));
+        AETHER_ASSERT(v != NULL); /* a simulation control, not a runtime path */
+        s->frozen = v;
+        s->cap_frozen = cap;
+    }
+    s->frozen[s->n_frozen++] = a;
+}
+
 bool aether_step_run_one(aether_executor *ex)
 {
     step_exec *s = as_step(ex);
@@ -171,6 +205,27 @@ bool aether_step_run_one(aether_executor *ex)
     aether_timer_heap_fire_due(&s->timers, s->clock.now_ns);
     if (s->n_runnable == 0)
         return false;
+    if (s->n_frozen > 0) {
+        /* Choose among the runnable actors that are not frozen, in order. */
+        uint32_t live = 0;
+        for (uint32_t k = 0; k < s->n_runnable; k++)
+            live += !is_frozen(s, s->runnable[k]);
+        if (live == 0)
+            return false;
+        uint32_t pick = (uint32_t)aether_rng_below(&s->rng, live);
+        for (uint32_t k = 0; k < s->n_runnable; k++) {
+            if (is_frozen(s, s->runnable[k]))
+                continue;
+            if (pick-- == 0) {
+                aether_actor *a = s->runnable[k];
+                s->runnable[k] = s->runnable[--s->n_runnable];
+                if (aether_actor_run_(a, s->batch_max))
+                    s->runnable[s->n_runnable++] = a;
+                return true;
+            }
+        }
+        AETHER_ASSERT(!"unreachable: live actors counted above");
+    }
     uint32_t i = (uint32_t)aether_rng_below(&s->rng, s->n_runnable);
     aether_actor *a = s->runnable[i];
     s->runnable[i] = s->runnable[--s->n_runnable];

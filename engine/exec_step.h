@@ -49,6 +49,9 @@ uint64_t aether_step_run_until(aether_executor *ex, uint64_t until_ns, uint64_t 
 uint64_t aether_step_run_for(aether_executor *ex, uint64_t duration_ns, uint64_t max_steps);
 /* Runs until no actor is runnable without moving time (due timers fire). */
 uint64_t aether_step_run_until_idle(aether_executor *ex, uint64_t max_steps);
+/* Freezes an actor (a paused process): it keeps receiving messages and
+ * timer fires but is never picked to run until unfrozen. Time goes on. */
+void aether_step_freeze(aether_executor *ex, const aether_actor *a, bool frozen);
 /* Deadline of the earliest pending timer; false if none. */
 bool aether_step_next_deadline(aether_executor *ex, uint64_t *deadline_ns);
 uint32_t aether_step_runnable(const aether_executor *ex);

@@ -1,0 +1,508 @@
+/*
+ * lease.c: acquire, renew, reconcile, resign and may_act for the
+ * leadership lease (actors layer). The protocol and why it is safe are in
+ * lease.h. Called only from the LeadershipLease actor (one call at a time
+ * per holder); the stores may be shared with other nodes and threads.
+ */
+#include "lease.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+AETHER_STATIC_ASSERT(AETHER_LEASE_VALUE_LEN_MAX <= AETHER_KV_VALUE_LEN_MAX,
+                     "a lease value fits in a KV value");
+AETHER_STATIC_ASSERT(AETHER_LEASE_TTL_MS_MAX <= AETHER_KV_TTL_MS_MAX,
+                     "every lease ttl is a valid bucket ttl");
+
+static const char *lease_key(const aether_lease_config *cfg)
+{
+    return cfg->lease_key != NULL ? cfg->lease_key : AETHER_LEASE_KEY_DEFAULT;
+}
+
+static const char *term_key(const aether_lease_config *cfg)
+{
+    return cfg->term_key != NULL ? cfg->term_key : AETHER_LEASE_TERM_KEY_DEFAULT;
+}
+
+static uint64_t now_ns(const aether_lease_config *cfg)
+{
+    return aether_clock_now_ns(cfg->clock);
+}
+
+aether_status aether_lease_config_validate(const aether_lease_config *cfg, aether_err *err)
+{
+    AETHER_ASSERT(cfg != NULL);
+    if (cfg->lease_kv == NULL || cfg->state_kv == NULL)
+        return aether_err_set(err, AETHER_EINVAL, "lease_kv and state_kv are required");
+    if (cfg->clock == NULL)
+        return aether_err_set(err, AETHER_EINVAL, "clock: required");
+    if (!aether_node_id_is_valid(&cfg->self))
+        return aether_err_set(err, AETHER_EINVAL, "self: not a parsed node id");
+    if (cfg->ttl_ms == 0 || cfg->ttl_ms > AETHER_LEASE_TTL_MS_MAX)
+        return aether_err_set(err, AETHER_EINVAL, "ttl_ms: %" PRIu64 " is outside 1..%" PRIu64,
+                              cfg->ttl_ms, AETHER_LEASE_TTL_MS_MAX);
+    if (cfg->safety_margin_ms >= cfg->ttl_ms)
+        return aether_err_set(err, AETHER_EINVAL,
+                              "safety_margin_ms: %" PRIu64 " is not below ttl_ms %" PRIu64,
+                              cfg->safety_margin_ms, cfg->ttl_ms);
+    aether_status s = aether_kv_key_validate(lease_key(cfg), err);
+    if (s != AETHER_OK)
+        return aether_err_prefix(err, "lease_key");
+    s = aether_kv_key_validate(term_key(cfg), err);
+    if (s != AETHER_OK)
+        return aether_err_prefix(err, "term_key");
+    uint64_t bucket_ttl = aether_kv_ttl_ms(cfg->lease_kv);
+    if (bucket_ttl != cfg->ttl_ms)
+        return aether_err_set(err, AETHER_EINVAL,
+                              "lease_kv: bucket TTL %" PRIu64 " ms differs from ttl_ms %" PRIu64
+                              " (the store's expiry is what frees the lease)",
+                              bucket_ttl, cfg->ttl_ms);
+    if (aether_kv_ttl_ms(cfg->state_kv) != 0)
+        return aether_err_set(err, AETHER_EINVAL,
+                              "state_kv: has a TTL; the recorded term must never expire");
+    return AETHER_OK;
+}
+
+/* ---- Values -------------------------------------------------------------- */
+
+aether_status aether_lease_value_encode(const aether_lease_value *v, char *buf, size_t cap,
+                                        size_t *len_out, aether_err *err)
+{
+    AETHER_ASSERT(v != NULL && buf != NULL && len_out != NULL);
+    *len_out = 0;
+    if (!aether_node_id_is_valid(&v->leader))
+        return aether_err_set(err, AETHER_EINVAL, "leader: not a parsed node id");
+    if (v->ttl_ms == 0 || v->ttl_ms > AETHER_LEASE_TTL_MS_MAX)
+        return aether_err_set(err, AETHER_EINVAL, "ttl_ms: %" PRIu64 " out of range", v->ttl_ms);
+    if (v->term > (uint64_t)INT64_MAX)
+        return aether_err_set(err, AETHER_EINVAL, "term: %" PRIu64 " beyond JSON integers",
+                              v->term);
+    /* The NodeId alphabet needs no JSON escaping. */
+    int n = snprintf(buf, cap,
+                     "{\"leader\":\"%s\",\"ttl_ms\":%" PRIu64 ",\"term\":%" PRIu64
+                     ",\"nonce\":\"%016" PRIx64 "\"}",
+                     v->leader.str, v->ttl_ms, v->term, v->nonce);
+    if (n < 0 || (size_t)n >= cap)
+        return aether_err_set(err, AETHER_EINVAL, "lease value needs %d bytes, buffer has %zu",
+                              n, cap);
+    *len_out = (size_t)n;
+    return AETHER_OK;
+}
+
+static bool parse_hex64(const char *s, uint64_t *out)
+{
+    if (strlen(s) != 16)
+        return false;
+    uint64_t v = 0;
+    for (int i = 0; i < 16; i++) { /* bounded: 16 digits */
+        char c = s[i];
+        unsigned d;
+        if (c >= '0' && c <= '9')
+            d = (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            d = (unsigned)(c - 'a' + 10);
+        else
+            return false;
+        v = (v << 4) | d;
+    }
+    *out = v;
+    return true;
+}
+
+aether_status aether_lease_value_decode(const void *buf, size_t len, aether_lease_value *out,
+                                        aether_err *err)
+{
+    AETHER_ASSERT(out != NULL);
+    memset(out, 0, sizeof(*out));
+    aether_status s = AETHER_OK;
+    json_t *root = NULL;
+    if (buf == NULL || len == 0 || len > AETHER_LEASE_VALUE_LEN_MAX)
+        return aether_err_set(err, AETHER_EINVAL, "lease value: %zu bytes, expected 1..%u", len,
+                              AETHER_LEASE_VALUE_LEN_MAX);
+    json_error_t jerr;
+    root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        s = aether_err_set(err, AETHER_EINVAL, "lease value: not JSON: %s", jerr.text);
+        goto fail;
+    }
+    if (!json_is_object(root) || json_object_size(root) != 4) {
+        s = aether_err_set(err, AETHER_EINVAL,
+                           "lease value: expected an object with leader, ttl_ms, term, nonce");
+        goto fail;
+    }
+    json_t *leader = json_object_get(root, "leader");
+    json_t *ttl = json_object_get(root, "ttl_ms");
+    json_t *term = json_object_get(root, "term");
+    json_t *nonce = json_object_get(root, "nonce");
+    if (!json_is_string(leader) || !json_is_integer(ttl) || !json_is_integer(term) ||
+        !json_is_string(nonce)) {
+        s = aether_err_set(err, AETHER_EINVAL, "lease value: a field is missing or mistyped");
+        goto fail;
+    }
+    s = aether_node_id_parse(json_string_value(leader), json_string_length(leader), &out->leader,
+                             err);
+    if (s != AETHER_OK) {
+        aether_err_prefix(err, "lease value: leader");
+        goto fail;
+    }
+    json_int_t t = json_integer_value(ttl);
+    json_int_t tm = json_integer_value(term);
+    if (t <= 0 || (uint64_t)t > AETHER_LEASE_TTL_MS_MAX || tm < 0) {
+        s = aether_err_set(err, AETHER_EINVAL, "lease value: ttl_ms or term out of range");
+        goto fail;
+    }
+    if (!parse_hex64(json_string_value(nonce), &out->nonce)) {
+        s = aether_err_set(err, AETHER_EINVAL, "lease value: nonce is not 16 hex digits");
+        goto fail;
+    }
+    out->ttl_ms = (uint64_t)t;
+    out->term = (uint64_t)tm;
+    json_decref(root);
+    return AETHER_OK;
+
+fail:
+    json_decref(root);
+    memset(out, 0, sizeof(*out));
+    return s;
+}
+
+static aether_status parse_term_text(const uint8_t *p, size_t len, aether_term *out,
+                                     aether_err *err)
+{
+    if (len == 0 || len > AETHER_LEASE_TERM_TEXT_MAX)
+        return aether_err_set(err, AETHER_EINVAL, "recorded term: %zu bytes, expected 1..%u",
+                              len, AETHER_LEASE_TERM_TEXT_MAX);
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) { /* bounded: <= 20 digits */
+        if (p[i] < '0' || p[i] > '9')
+            return aether_err_set(err, AETHER_EINVAL, "recorded term: byte 0x%02x is not a digit",
+                                  p[i]);
+        uint64_t d = (uint64_t)(p[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return aether_err_set(err, AETHER_EINVAL, "recorded term: overflows 64 bits");
+        v = v * 10 + d;
+    }
+    if (v == AETHER_TERM_NONE)
+        return aether_err_set(err, AETHER_EINVAL, "recorded term: 0 is never a term");
+    *out = v;
+    return AETHER_OK;
+}
+
+/* ---- Reads --------------------------------------------------------------- */
+
+aether_status aether_lease_read(const aether_lease_config *cfg, aether_lease_value *out,
+                                uint64_t *revision_out, aether_err *err)
+{
+    AETHER_ASSERT(cfg != NULL && out != NULL && revision_out != NULL);
+    memset(out, 0, sizeof(*out));
+    *revision_out = 0;
+    aether_kv_entry e;
+    aether_status s = aether_kv_get(cfg->lease_kv, lease_key(cfg), &e, err);
+    if (s != AETHER_OK)
+        return s;
+    s = aether_lease_value_decode(e.value, e.value_len, out, err);
+    if (s == AETHER_OK)
+        *revision_out = e.revision;
+    aether_kv_entry_fini(&e);
+    return s;
+}
+
+aether_status aether_lease_recorded_term(const aether_lease_config *cfg, aether_term *term_out,
+                                         uint64_t *revision_out, aether_err *err)
+{
+    AETHER_ASSERT(cfg != NULL && term_out != NULL && revision_out != NULL);
+    *term_out = AETHER_TERM_NONE;
+    *revision_out = 0;
+    aether_kv_entry e;
+    aether_status s = aether_kv_get(cfg->state_kv, term_key(cfg), &e, err);
+    if (s == AETHER_ENOTFOUND)
+        return AETHER_OK;
+    if (s != AETHER_OK)
+        return s;
+    s = parse_term_text(e.value, e.value_len, term_out, err);
+    if (s == AETHER_OK)
+        *revision_out = e.revision;
+    aether_kv_entry_fini(&e);
+    return s;
+}
+
+/* What the lease key shows, as seen by a holder with `nonce`. */
+typedef enum seen_kind { SEEN_ABSENT, SEEN_OURS, SEEN_OTHER } seen_kind;
+
+static aether_status look(const aether_lease_config *cfg, uint64_t nonce, seen_kind *kind,
+                          uint64_t *rev, aether_err *err)
+{
+    aether_lease_value v;
+    aether_status s = aether_lease_read(cfg, &v, rev, err);
+    if (s == AETHER_ENOTFOUND) {
+        *kind = SEEN_ABSENT;
+        return AETHER_OK;
+    }
+    if (s == AETHER_EINVAL) {
+        /* Junk under the lease key is nobody's lease we can recognise, and
+         * certainly not ours. */
+        *kind = SEEN_OTHER;
+        return AETHER_OK;
+    }
+    if (s != AETHER_OK)
+        return s;
+    *kind = (v.nonce == nonce && aether_node_id_equal(&v.leader, &cfg->self)) ? SEEN_OURS
+                                                                               : SEEN_OTHER;
+    return AETHER_OK;
+}
+
+/* ---- Writes -------------------------------------------------------------- */
+
+static aether_status encode_own(const aether_lease_config *cfg, const aether_lease_held *h,
+                                aether_term term, char *buf, size_t *len, aether_err *err)
+{
+    aether_lease_value v = {.leader = cfg->self, .ttl_ms = cfg->ttl_ms, .term = term,
+                            .nonce = h->nonce};
+    return aether_lease_value_encode(&v, buf, AETHER_LEASE_VALUE_LEN_MAX, len, err);
+}
+
+/* One CAS write of our value; on success the revision and renewed_at move.
+ * *sent_at_ns receives the clock read just before sending. */
+static aether_status send_update(const aether_lease_config *cfg, aether_lease_held *h,
+                                 aether_term term, uint64_t *sent_at_ns, aether_err *err)
+{
+    char buf[AETHER_LEASE_VALUE_LEN_MAX];
+    size_t len;
+    aether_status s = encode_own(cfg, h, term, buf, &len, err);
+    if (s != AETHER_OK)
+        return s;
+    uint64_t rev;
+    *sent_at_ns = now_ns(cfg);
+    s = aether_kv_update(cfg->lease_kv, lease_key(cfg), buf, len, h->revision, &rev, err);
+    if (s == AETHER_OK) {
+        AETHER_ASSERT(rev > h->revision);
+        h->revision = rev;
+        h->lease.renewed_at_ns = *sent_at_ns;
+    }
+    return s;
+}
+
+/* After a write sent at sent_at_ns whose outcome is unknown: re-read and
+ * decide. AETHER_OK (*applied says which), AETHER_ECONFLICT (lost), or the
+ * read's failure (h unchanged). One write outstanding at a time means a
+ * higher revision under our nonce is that write. */
+static aether_status resolve(const aether_lease_config *cfg, aether_lease_held *h,
+                             uint64_t sent_at_ns, bool *applied, aether_err *err)
+{
+    seen_kind kind;
+    uint64_t rev;
+    *applied = false;
+    aether_status s = look(cfg, h->nonce, &kind, &rev, err);
+    if (s != AETHER_OK)
+        return s;
+    if (kind == SEEN_OURS && rev == h->revision)
+        return AETHER_OK;
+    if (kind == SEEN_OURS && rev > h->revision) {
+        h->revision = rev;
+        h->lease.renewed_at_ns = sent_at_ns;
+        *applied = true;
+        return AETHER_OK;
+    }
+    return aether_err_set(err, AETHER_ECONFLICT, "lease '%s': %s", lease_key(cfg),
+                          kind == SEEN_ABSENT ? "gone (expired or deleted)"
+                          : kind == SEEN_OTHER ? "held by another node"
+                                               : "at a revision below ours (bucket re-created)");
+}
+
+/* Best effort: frees the key for other candidates. Conditional, so it can
+ * only remove our own write. */
+static void release_quietly(const aether_lease_config *cfg, uint64_t revision)
+{
+    if (revision != 0)
+        (void)aether_kv_delete(cfg->lease_kv, lease_key(cfg), revision, NULL, NULL);
+}
+
+/* DESIGN step 4: CAS the record from the revision we read to T. */
+static aether_status record_term(const aether_lease_config *cfg, aether_term t,
+                                 uint64_t read_revision, aether_err *err)
+{
+    char text[AETHER_LEASE_TERM_TEXT_MAX + 1];
+    int n = snprintf(text, sizeof(text), "%" PRIu64, t);
+    AETHER_ASSERT(n > 0 && (size_t)n < sizeof(text));
+    uint64_t rev;
+    aether_status s =
+        read_revision == 0
+            ? aether_kv_create(cfg->state_kv, term_key(cfg), text, (size_t)n, &rev, err)
+            : aether_kv_update(cfg->state_kv, term_key(cfg), text, (size_t)n, read_revision, &rev,
+                               err);
+    if (s != AETHER_EUNKNOWN)
+        return s;
+    aether_term seen;
+    uint64_t seen_rev;
+    if (aether_lease_recorded_term(cfg, &seen, &seen_rev, NULL) != AETHER_OK)
+        return s; /* still unknown; err says why */
+    /* T is a revision of our own write in this bucket life; had anyone else
+     * recorded T, we would have read R >= T and advanced past it. */
+    if (seen == t)
+        return AETHER_OK;
+    return aether_err_set(err, AETHER_ECONFLICT, "term record: timed out and not applied");
+}
+
+aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *rng,
+                                   aether_lease_held *held, aether_err *err)
+{
+    AETHER_ASSERT(cfg != NULL && rng != NULL && held != NULL);
+    memset(held, 0, sizeof(*held));
+    aether_status s = aether_lease_config_validate(cfg, err);
+    if (s != AETHER_OK)
+        return s;
+
+    aether_lease_held h;
+    memset(&h, 0, sizeof(h));
+    h.nonce = aether_rng_next(rng);
+    h.lease.leader = cfg->self;
+    h.lease.ttl_ms = cfg->ttl_ms;
+    h.lease.safety_margin_ms = cfg->safety_margin_ms;
+
+    /* Step 1: create-if-absent. */
+    char buf[AETHER_LEASE_VALUE_LEN_MAX];
+    size_t len;
+    s = encode_own(cfg, &h, AETHER_TERM_NONE, buf, &len, err);
+    if (s != AETHER_OK)
+        return s;
+    uint64_t rev = 0;
+    uint64_t sent = now_ns(cfg);
+    s = aether_kv_create(cfg->lease_kv, lease_key(cfg), buf, len, &rev, err);
+    if (s == AETHER_EUNKNOWN) {
+        seen_kind kind;
+        aether_status rs = look(cfg, h.nonce, &kind, &rev, NULL);
+        if (rs != AETHER_OK)
+            return s; /* still unknown: a stray lease of ours may exist and expire */
+        if (kind == SEEN_OURS)
+            s = AETHER_OK;
+        else if (kind == SEEN_OTHER)
+            return aether_err_set(err, AETHER_EEXIST, "lease '%s': held by another node",
+                                  lease_key(cfg));
+        else
+            return aether_err_set(err, AETHER_EUNAVAILABLE,
+                                  "lease '%s': create timed out and was not applied",
+                                  lease_key(cfg));
+    }
+    if (s != AETHER_OK)
+        return s;
+    h.revision = rev;
+    h.lease.acquired_at_ns = sent;
+    h.lease.renewed_at_ns = sent;
+
+    uint32_t steps_left =
+        cfg->advance_steps_max != 0 ? cfg->advance_steps_max : AETHER_LEASE_ADVANCE_STEPS_MAX;
+    for (uint32_t attempt = 0; attempt < AETHER_LEASE_RECORD_ATTEMPTS_MAX; attempt++) {
+        /* Step 2: the highest recorded term. */
+        aether_term recorded;
+        uint64_t recorded_rev;
+        s = aether_lease_recorded_term(cfg, &recorded, &recorded_rev, err);
+        if (s != AETHER_OK)
+            goto release;
+
+        /* Step 3: advance past it; bounded by steps_left (<= advance_steps_max). */
+        while (h.revision <= recorded) {
+            if (steps_left == 0) {
+                s = aether_err_set(err, AETHER_ESTATE,
+                                   "lease '%s': revision %" PRIu64 " still not above recorded "
+                                   "term %" PRIu64 " after the advance budget; released, "
+                                   "progress kept, campaign again",
+                                   lease_key(cfg), h.revision, recorded);
+                goto release;
+            }
+            steps_left--;
+            uint64_t sent_at;
+            s = send_update(cfg, &h, AETHER_TERM_NONE, &sent_at, err);
+            if (s == AETHER_EUNKNOWN) {
+                bool applied;
+                s = resolve(cfg, &h, sent_at, &applied, err);
+                if (s != AETHER_OK && s != AETHER_ECONFLICT)
+                    s = AETHER_EUNKNOWN;
+            }
+            if (s != AETHER_OK)
+                goto release;
+        }
+
+        /* Step 4: record T with CAS. */
+        aether_term t = h.revision;
+        s = record_term(cfg, t, recorded_rev, err);
+        if (s == AETHER_OK) {
+            h.lease.term = t;
+            AETHER_ASSERT(aether_lease_validate(&h.lease, NULL) == AETHER_OK);
+            *held = h;
+            return AETHER_OK; /* step 5 */
+        }
+        if (s != AETHER_ECONFLICT && s != AETHER_EEXIST)
+            goto release;
+        /* Someone recorded meanwhile: read again (step 2). */
+    }
+    s = aether_err_set(err, AETHER_ECONFLICT, "term record: lost the CAS %u times",
+                       AETHER_LEASE_RECORD_ATTEMPTS_MAX);
+release:
+    release_quietly(cfg, h.revision);
+    return s;
+}
+
+aether_status aether_lease_renew(const aether_lease_config *cfg, aether_lease_held *held,
+                                 aether_err *err)
+{
+    AETHER_ASSERT(cfg != NULL && held != NULL);
+    AETHER_ASSERT(held->lease.term != AETHER_TERM_NONE); /* an established lease */
+    AETHER_ASSERT(!held->pending);                      /* reconcile first */
+    uint64_t sent_at;
+    aether_status s = send_update(cfg, held, held->lease.term, &sent_at, err);
+    if (s == AETHER_EUNKNOWN) {
+        held->pending = true;
+        held->pending_sent_at_ns = sent_at;
+    } else if (s == AETHER_ECONFLICT) {
+        /* Someone else may hold it already: stop now, not at the deadline. */
+        held->lease.term = AETHER_TERM_NONE;
+    }
+    return s;
+}
+
+aether_status aether_lease_reconcile(const aether_lease_config *cfg, aether_lease_held *held,
+                                     bool *applied, aether_err *err)
+{
+    AETHER_ASSERT(cfg != NULL && held != NULL);
+    AETHER_ASSERT(held->pending);
+    AETHER_ASSERT(held->lease.term != AETHER_TERM_NONE);
+    bool ap = false;
+    aether_status s = resolve(cfg, held, held->pending_sent_at_ns, &ap, err);
+    if (s == AETHER_OK || s == AETHER_ECONFLICT) {
+        held->pending = false;
+        held->pending_sent_at_ns = 0;
+    }
+    if (s == AETHER_ECONFLICT)
+        held->lease.term = AETHER_TERM_NONE;
+    if (applied != NULL)
+        *applied = ap;
+    return s;
+}
+
+aether_status aether_lease_resign(const aether_lease_config *cfg, aether_lease_held *held,
+                                  aether_err *err)
+{
+    AETHER_ASSERT(cfg != NULL && held != NULL);
+    aether_status s = AETHER_OK;
+    if (held->pending && held->lease.term != AETHER_TERM_NONE)
+        s = aether_lease_reconcile(cfg, held, NULL, err);
+    if (s == AETHER_OK && held->revision != 0)
+        s = aether_kv_delete(cfg->lease_kv, lease_key(cfg), held->revision, NULL, err);
+    held->lease.term = AETHER_TERM_NONE;
+    held->pending = false;
+    return s;
+}
+
+bool aether_lease_may_act(const aether_lease *lease, uint64_t now, uint64_t safety_margin_ms)
+{
+    AETHER_ASSERT(lease != NULL);
+    if (lease->term == AETHER_TERM_NONE)
+        return false;
+    AETHER_ASSERT(lease->ttl_ms >= 1 && lease->ttl_ms <= AETHER_LEASE_TTL_MS_MAX);
+    AETHER_ASSERT(safety_margin_ms < lease->ttl_ms);
+    uint64_t window_ns = (lease->ttl_ms - safety_margin_ms) * AETHER_NS_PER_MS;
+    AETHER_ASSERT(lease->renewed_at_ns <= UINT64_MAX - window_ns);
+    return now < lease->renewed_at_ns + window_ns;
+}

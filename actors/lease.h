@@ -1,0 +1,206 @@
+/*
+ * lease.h: leadership lease logic on top of the lease and state stores
+ * (actors layer; DESIGN 2.4).
+ *
+ * These are the steps the LeadershipLease actor takes: acquire, renew,
+ * reconcile after an unknown outcome, resign, and the "may I act?" check.
+ * They are plain functions over two aether_kv stores and an injected clock;
+ * they block for as long as the store calls do (NATS: ~0.15 ms each).
+ *
+ * Threading: a holder (aether_lease_held) is owned by one actor and is
+ * passed to at most one of these calls at a time; the actor keeps at most
+ * one lease write outstanding (the reconcile rule below relies on it). The
+ * config is immutable. Stores may be shared with other nodes and threads.
+ *
+ * The lease key (cfg.lease_key in the lease bucket, whose TTL must equal
+ * ttl_ms) holds a compact JSON value:
+ *     {"leader":"node-a","ttl_ms":1000,"term":42,"nonce":"9f86d081884c7d65"}
+ * "term" is 0 while the holder is still establishing its term (the create
+ * and any advancing updates) and the term afterwards (renewals write it).
+ * "nonce" is drawn once per acquisition from the caller's aether_rng: a
+ * holder recognises its own writes by it when it re-reads after a timeout,
+ * even against a later incarnation of the same node id.
+ * The state bucket (no TTL) holds the highest recorded term under
+ * cfg.term_key as decimal ASCII ("42").
+ *
+ * DESIGN
+ * Term = the lease key revision at which the holder's establishment ended.
+ * Acquire:
+ *  1. Send create(lease_key, {self, ttl, term 0, nonce}); acquired_at =
+ *     renewed_at = the clock read just before sending. EEXIST: someone
+ *     holds it, return EEXIST. EUNKNOWN: re-read the key; our nonce there
+ *     means the create happened (continue), anything else means it did not
+ *     (EEXIST if another holder is there, EUNAVAILABLE if the key is absent).
+ *  2. Read the recorded term R and its revision from the state store
+ *     (absent = R 0).
+ *  3. While our lease revision <= R: send update(lease_key, same value,
+ *     expected = our revision); each success moves our revision on (the
+ *     bucket counter is shared by all writes) and sets renewed_at to its
+ *     send time. At most cfg.advance_steps_max updates per acquire in all
+ *     (AETHER_LEASE_ADVANCE_STEPS_MAX by default): past that the key is
+ *     released (conditional delete) and AETHER_ESTATE returned. The progress
+ *     is kept: the bucket counter never goes back, so the next acquire - ours
+ *     or another node's - starts from where this one stopped.
+ *  4. T = our revision (> R). Record it with CAS on the state key: update
+ *     with expected = R's revision (create if R was absent). If the CAS loses
+ *     (ECONFLICT/EEXIST) go back to 2; at most AETHER_LEASE_RECORD_ATTEMPTS_MAX
+ *     rounds of 2-4. EUNKNOWN: re-read; the key holding exactly T means
+ *     ours was recorded.
+ *  5. Return AETHER_OK: the holder has term T. It acts only while
+ *     aether_lease_may_act(); establishing may have used up part of the ttl.
+ *  Any failure after step 1 releases the key (conditional delete with our
+ *  revision, result ignored) so followers can campaign at once; a lost
+ *  CAS on the lease key (ECONFLICT) means our lease expired and someone
+ *  else won it.
+ * Renew: send update(lease_key, {.., term T, nonce}, expected = our
+ *  revision) with renewed_at = the clock read just before sending (the
+ *  server starts the TTL later, never earlier, so now < renewed_at + ttl -
+ *  margin stays inside the server's TTL). ECONFLICT = lost. EUNAVAILABLE =
+ *  not renewed (the old deadline stands). EUNKNOWN = maybe: the holder is
+ *  marked pending and must call aether_lease_reconcile before the next
+ *  renew; until it succeeds the old deadline stands.
+ * Reconcile: get the key. Our nonce at a revision above ours: the renewal
+ *  was applied (renewed_at = its send time). Our nonce at our revision: not
+ *  applied. Absent, someone else's, or lower: lost (ECONFLICT).
+ * Resign: conditional delete(lease_key, expected = our revision): it can
+ *  only ever remove our own lease, never a successor's. Watchers see the
+ *  delete and campaign at once.
+ *
+ * Why terms never repeat, even when the lease bucket is deleted and
+ * re-created (its revisions restart at 1):
+ *  - a holder acts on T only after step 4 recorded T in the state store by
+ *    a CAS that required T > R, where R is the record as of the revision the
+ *    CAS named. So the record only grows, and each acted-on term is above
+ *    every term recorded (hence acted on) before it;
+ *  - within one bucket life, two terms are revisions of two distinct writes,
+ *    and a bucket counter never repeats.
+ * This needs the state bucket to outlive the lease bucket: if both are lost
+ * together, terms can repeat (the operator must restore the state bucket or
+ * seed cfg.term_key above every term used before).
+ * Why at most one holder acts at a time (I1): the lease key is won only by
+ * create, kept only by CAS, and expires at put_at + ttl on the store, where
+ * put_at >= the holder's send time; the holder stops at send + ttl - margin.
+ */
+#ifndef AETHER_LEASE_H
+#define AETHER_LEASE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "clock.h"
+#include "kv_store.h"
+#include "node.h"
+#include "node_id.h"
+#include "rng.h"
+#include "status.h"
+
+#define AETHER_LEASE_KEY_DEFAULT "leader"
+#define AETHER_LEASE_TERM_KEY_DEFAULT "term"
+/* Lease-key updates one acquire may spend advancing past the recorded term. */
+#define AETHER_LEASE_ADVANCE_STEPS_MAX 4096u
+/* Rounds of read-record / advance / CAS-record before giving up. */
+#define AETHER_LEASE_RECORD_ATTEMPTS_MAX 8u
+/* The encoded lease value never exceeds this. */
+#define AETHER_LEASE_VALUE_LEN_MAX 256u
+/* The recorded term is at most 20 decimal digits. */
+#define AETHER_LEASE_TERM_TEXT_MAX 20u
+
+typedef struct aether_lease_config {
+    aether_kv *lease_kv;       /* the lease bucket; its TTL must equal ttl_ms */
+    aether_kv *state_kv;       /* the state bucket; no TTL; outlives the lease bucket */
+    aether_clock *clock;       /* this node's monotonic clock */
+    aether_node_id self;       /* this node */
+    const char *lease_key;     /* NULL = AETHER_LEASE_KEY_DEFAULT */
+    const char *term_key;      /* NULL = AETHER_LEASE_TERM_KEY_DEFAULT */
+    uint64_t ttl_ms;           /* 1..AETHER_LEASE_TTL_MS_MAX */
+    uint64_t safety_margin_ms; /* < ttl_ms: covers clock drift */
+    uint32_t advance_steps_max; /* 0 = AETHER_LEASE_ADVANCE_STEPS_MAX */
+} aether_lease_config;
+
+/* Checks the config, including that the lease bucket's TTL equals ttl_ms and
+ * the state bucket has none. AETHER_EINVAL naming the field otherwise. */
+aether_status aether_lease_config_validate(const aether_lease_config *cfg, aether_err *err);
+
+/* What the lease key holds. */
+typedef struct aether_lease_value {
+    aether_node_id leader;
+    uint64_t ttl_ms;
+    aether_term term; /* AETHER_TERM_NONE while the term is being established */
+    uint64_t nonce;
+} aether_lease_value;
+
+/* Encodes into buf (NUL-terminated); *len_out without the NUL. AETHER_EINVAL
+ * if the value is malformed or does not fit. */
+aether_status aether_lease_value_encode(const aether_lease_value *v, char *buf, size_t cap,
+                                        size_t *len_out, aether_err *err);
+/* Strict decode: exactly the four fields, valid leader, ttl in range.
+ * AETHER_EINVAL with the reason otherwise; *out zeroed then. */
+aether_status aether_lease_value_decode(const void *buf, size_t len, aether_lease_value *out,
+                                        aether_err *err);
+
+/* A lease this node holds (or is establishing). Owned by one actor. */
+typedef struct aether_lease_held {
+    aether_lease lease;          /* leader = self, term, ttl, acquired/renewed_at, margin */
+    uint64_t revision;           /* the lease key's revision after our last write known
+                                    to have been applied */
+    uint64_t nonce;              /* tells our writes from anyone else's */
+    bool pending;                /* a renewal's outcome is unknown: reconcile first */
+    uint64_t pending_sent_at_ns; /* when that renewal was sent (valid if pending) */
+} aether_lease_held;
+
+/* Runs the acquire protocol (DESIGN steps 1-5). rng: this actor's generator
+ * (for the nonce). On AETHER_OK *held is the new lease with its term.
+ * Otherwise *held is zeroed and the status says why:
+ *  AETHER_EEXIST      another node holds the lease;
+ *  AETHER_ECONFLICT   we won the key but lost it while establishing the term;
+ *  AETHER_ESTATE      the term gap needs more than advance_steps_max updates
+ *                     (progress kept, key released; campaign again);
+ *  AETHER_EUNAVAILABLE, AETHER_EUNKNOWN  a store failed (a stray lease of
+ *                     ours may exist until it expires; it is never acted on);
+ *  AETHER_EINVAL      bad config or a malformed record in the stores. */
+aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *rng,
+                                   aether_lease_held *held, aether_err *err);
+
+/* Extends the lease (see DESIGN). held must have a term and not be pending
+ * (asserted). AETHER_OK: renewed_at = send time, new revision, term kept.
+ * AETHER_ECONFLICT: lost. AETHER_EUNAVAILABLE: not renewed, held unchanged.
+ * AETHER_EUNKNOWN: held->pending is set; call aether_lease_reconcile. */
+aether_status aether_lease_renew(const aether_lease_config *cfg, aether_lease_held *held,
+                                 aether_err *err);
+
+/* Resolves a pending renewal by re-reading the lease key. held must be
+ * pending (asserted). AETHER_OK: resolved, pending cleared, *applied says
+ * whether the renewal took effect (if so revision and renewed_at moved).
+ * AETHER_ECONFLICT: the lease is lost (pending cleared).
+ * AETHER_EUNAVAILABLE / AETHER_EUNKNOWN: the read failed; still pending, try
+ * again (the old deadline stands meanwhile). applied may be NULL. */
+aether_status aether_lease_reconcile(const aether_lease_config *cfg, aether_lease_held *held,
+                                     bool *applied, aether_err *err);
+
+/* Gives the lease up: conditional delete with our revision (reconciling a
+ * pending renewal first). The holder must already have stopped acting;
+ * whatever the status, it must not act on this lease again. AETHER_OK
+ * (deleted), AETHER_ECONFLICT (it was not ours any more: nothing to delete),
+ * AETHER_EUNAVAILABLE / AETHER_EUNKNOWN (it expires by TTL instead). On
+ * return held->lease.term is AETHER_TERM_NONE, so may_act is false. */
+aether_status aether_lease_resign(const aether_lease_config *cfg, aether_lease_held *held,
+                                  aether_err *err);
+
+/* True while the holder may act as leader:
+ *     term != none  and  now_ns < renewed_at + ttl - safety_margin
+ * (strict: at the deadline itself it has already stopped). safety_margin_ms
+ * < ttl_ms (asserted). aether_lease_may_act(l, now, l->safety_margin_ms) ==
+ * aether_lease_valid_at(l, now) for an established lease. Pure. */
+bool aether_lease_may_act(const aether_lease *lease, uint64_t now_ns, uint64_t safety_margin_ms);
+
+/* A follower's view: the lease key's value and revision. AETHER_ENOTFOUND
+ * when nobody holds it; AETHER_EINVAL if it holds something malformed. */
+aether_status aether_lease_read(const aether_lease_config *cfg, aether_lease_value *out,
+                                uint64_t *revision_out, aether_err *err);
+
+/* The highest recorded term (AETHER_TERM_NONE when none) and the state key's
+ * revision (0 when absent). */
+aether_status aether_lease_recorded_term(const aether_lease_config *cfg, aether_term *term_out,
+                                         uint64_t *revision_out, aether_err *err);
+
+#endif

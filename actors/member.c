@@ -1,0 +1,400 @@
+/*
+ * member.c: a member's lifecycle, its transport sink, and the stamping and
+ * fan-out of events (actors layer). See member.h and member_internal.h.
+ */
+#include "member_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "executor.h"
+
+/* ---- helpers shared by the actors ---------------------------------------- */
+
+bool member_may_lead(const aether_member *m, aether_term *term_out)
+{
+    aether_term t = __atomic_load_n(&m->leading_term, __ATOMIC_ACQUIRE);
+    if (t == AETHER_TERM_NONE)
+        return false;
+    if (member_now_ns(m) >= __atomic_load_n(&m->lease_deadline_ns, __ATOMIC_ACQUIRE))
+        return false; /* the lease may have lapsed: stop at once (I1) */
+    if (term_out != NULL)
+        *term_out = t;
+    return true;
+}
+
+void member_note_term(aether_member *m, aether_term term)
+{
+    uint64_t cur = __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED);
+    while (term > cur &&
+           !__atomic_compare_exchange_n(&m->highest_term, &cur, term, false, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED))
+        ;
+}
+
+void member_set_leader_view(aether_member *m, const aether_node_id *leader, aether_term term)
+{
+    pthread_mutex_lock(&m->view_mu);
+    if (term >= m->view_term) {
+        m->view_term = term;
+        if (leader != NULL)
+            m->view_leader = *leader;
+        else
+            memset(&m->view_leader, 0, sizeof(m->view_leader));
+    }
+    pthread_mutex_unlock(&m->view_mu);
+}
+
+void member_notify_leader(aether_member *m, const aether_node_id *leader, aether_term term)
+{
+    __atomic_add_fetch(&m->leader_changes, 1, __ATOMIC_RELAXED);
+    if (m->cb.on_leader_changed != NULL)
+        m->cb.on_leader_changed(m->cb.arg, leader, term);
+}
+
+aether_status member_send_owned(aether_member *m, aether_actor *a, uint16_t type, void *payload)
+{
+    aether_msg msg = { .type = type, .ptr = payload };
+    aether_status st = aether_actor_send(a, &msg);
+    if (st != AETHER_OK) {
+        AETHER_WARN(MEMBER_LOG, "%s: message %u to %s refused (%s)", m->cfg.node.str, type,
+                    aether_actor_name(a), aether_status_str(st));
+        free(payload);
+    }
+    return st;
+}
+
+void member_send_tick(aether_actor *a, uint16_t type, uint64_t arg)
+{
+    aether_msg msg = { .type = type, .arg64 = arg };
+    (void)aether_actor_send(a, &msg); /* a full mailbox: the next tick comes */
+}
+
+/* Local fan-out: the bus hands e to every actor whose mask wants it. */
+static void deliver_local(aether_member *m, const aether_event *e)
+{
+    aether_msg msg = { .type = MSG_EVENT, .flags = AETHER_MSG_REF, .ptr = (void *)&e->ref };
+    uint32_t failed = aether_bus_publish(m->bus, aether_event_topic(e->type), &msg);
+    if (failed > 0)
+        AETHER_WARN(MEMBER_LOG, "%s: %u local deliveries of %s failed", m->cfg.node.str, failed,
+                    aether_event_type_name(e->type));
+}
+
+aether_status member_emit(aether_member *m, aether_event *e, aether_term force_term)
+{
+    aether_term term = force_term;
+    if (term == AETHER_TERM_NONE && !member_may_lead(m, &term)) {
+        aether_event_release(e);
+        return AETHER_ENOTLEADER;
+    }
+    pthread_mutex_lock(&m->stamp_mu);
+    if (term > m->stamp_term) {
+        m->stamp_term = term;
+        m->stamp_seq = 0;
+    }
+    if (term < m->stamp_term) {
+        pthread_mutex_unlock(&m->stamp_mu);
+        aether_event_release(e);
+        return AETHER_ESTALE;
+    }
+    e->seq = ++m->stamp_seq;
+    pthread_mutex_unlock(&m->stamp_mu);
+    e->term = term;
+    e->node = m->cfg.node;
+    snprintf(e->cluster, sizeof(e->cluster), "%s", m->cfg.cluster);
+    if (e->ts_ms == 0)
+        e->ts_ms = aether_clock_wall_ms(m->clock);
+    deliver_local(m, e);
+    aether_status st = aether_transport_publish_event(m->deps.transport, e);
+    if (st != AETHER_OK)
+        AETHER_WARN(MEMBER_LOG, "%s: publishing %s failed (%s)", m->cfg.node.str,
+                    aether_event_type_name(e->type), aether_status_str(st));
+    aether_event_release(e);
+    return AETHER_OK;
+}
+
+/* ---- transport sink (transport threads: only enqueue) --------------------- */
+
+static bool is_leader_issued(const aether_event *e) { return e->seq >= 1; }
+
+static void sink_event(void *arg, const aether_event *e)
+{
+    aether_member *m = arg;
+    if (aether_node_id_equal(&e->node, &m->cfg.node))
+        return; /* our own, already delivered locally */
+    if (e->term < __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED) &&
+        e->type != AETHER_EVT_LEADERSHIP_LOST) {
+        __atomic_add_fetch(&m->stale_dropped, 1, __ATOMIC_RELAXED);
+        AETHER_DEBUG(MEMBER_LOG, "%s: dropped %s of term %llu (seen %llu)", m->cfg.node.str,
+                     aether_event_type_name(e->type), (unsigned long long)e->term,
+                     (unsigned long long)__atomic_load_n(&m->highest_term, __ATOMIC_RELAXED));
+        return;
+    }
+    member_note_term(m, e->term);
+    if (is_leader_issued(e))
+        __atomic_store_n(&m->last_leader_heard_ns, member_now_ns(m), __ATOMIC_RELAXED);
+    deliver_local(m, e);
+}
+
+/* A private copy of a borrowed map (maps are immutable, owned by one slot). */
+static aether_shardmap *map_copy(const aether_shardmap *src)
+{
+    aether_shardmap_builder *b = NULL;
+    aether_shardmap *out = NULL;
+    if (aether_shardmap_builder_from_map(src, &b, NULL) == AETHER_OK)
+        (void)aether_shardmap_build(b, &out, NULL);
+    aether_shardmap_builder_destroy(b);
+    return out;
+}
+
+static void sink_map(void *arg, const aether_shardmap *map)
+{
+    aether_member *m = arg;
+    if (map->term < __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED)) {
+        __atomic_add_fetch(&m->stale_dropped, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    if (map->version <= __atomic_load_n(&m->map_version, __ATOMIC_RELAXED))
+        return; /* our own echo, or old news */
+    member_note_term(m, map->term);
+    __atomic_store_n(&m->last_leader_heard_ns, member_now_ns(m), __ATOMIC_RELAXED);
+    aether_shardmap *copy = map_copy(map);
+    if (copy == NULL) {
+        AETHER_ERROR(MEMBER_LOG, "%s: out of memory copying map v%llu", m->cfg.node.str,
+                     (unsigned long long)map->version);
+        return;
+    }
+    aether_msg msg = { .type = MSG_MAP, .ptr = copy };
+    if (aether_actor_send(m->assign, &msg) != AETHER_OK)
+        aether_shardmap_destroy(copy);
+}
+
+static void sink_heartbeat(void *arg, const aether_node_id *node, uint64_t incarnation)
+{
+    aether_member *m = arg;
+    if (!member_may_lead(m, NULL))
+        return; /* only the leader listens */
+    member_hb_box *b = malloc(sizeof(*b));
+    if (b == NULL)
+        return;
+    b->node = *node;
+    b->incarnation = incarnation;
+    member_send_owned(m, m->cluster, MSG_HEARTBEAT, b);
+}
+
+static void sink_command(void *arg, const aether_command *c, aether_reply_fn reply, void *reply_arg)
+{
+    aether_member *m = arg;
+    member_cmd_box *b = malloc(sizeof(*b));
+    if (b == NULL) {
+        if (reply)
+            reply(reply_arg, AETHER_ENOMEM, "leader out of memory");
+        return;
+    }
+    b->cmd = *c;
+    b->reply = reply;
+    b->reply_arg = reply_arg;
+    aether_msg msg = { .type = MSG_COMMAND, .ptr = b };
+    if (aether_actor_send(m->cluster, &msg) != AETHER_OK) {
+        if (reply)
+            reply(reply_arg, AETHER_EFULL, "leader busy; retry");
+        free(b);
+    }
+}
+
+static void sink_release(void *arg, const aether_release_ack *ack)
+{
+    aether_member *m = arg;
+    aether_release_ack *b = malloc(sizeof(*b));
+    if (b == NULL)
+        return;
+    *b = *ack;
+    member_send_owned(m, m->assign, MSG_RELEASE, b);
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+static void plain_drop(void *state, const aether_msg *msg)
+{
+    (void)state;
+    free(msg->ptr);
+}
+
+const aether_shardmap_slot *aether_member_slot(const aether_member *m) { return &m->slot; }
+const aether_node_id *aether_member_id(const aether_member *m) { return &m->cfg.node; }
+
+void aether_member_actors(const aether_member *m, aether_actor *out[3])
+{
+    out[0] = m->cluster;
+    out[1] = m->lease;
+    out[2] = m->assign;
+}
+
+aether_status aether_member_start(const aether_config *cfg, const aether_member_deps *deps,
+                                  const aether_member_callbacks *cb, aether_member **out,
+                                  aether_err *err)
+{
+    AETHER_ASSERT(cfg != NULL && deps != NULL && out != NULL);
+    *out = NULL;
+    aether_status st = aether_config_validate(cfg, err);
+    if (st != AETHER_OK)
+        return st;
+    if (deps->executor == NULL || deps->transport == NULL || deps->lease_store == NULL ||
+        deps->state_store == NULL)
+        return aether_err_set(err, AETHER_EINVAL,
+                              "member needs an executor, a transport and both stores");
+    aether_member *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return aether_err_set(err, AETHER_ENOMEM, "out of memory");
+    m->cfg = *cfg;
+    if (m->cfg.address[0] == '\0')
+        snprintf(m->cfg.address, sizeof(m->cfg.address), "%s", cfg->node.str);
+    m->deps = *deps;
+    if (cb != NULL)
+        m->cb = *cb;
+    m->clock = aether_executor_clock(deps->executor);
+    pthread_mutex_init(&m->stamp_mu, NULL);
+    pthread_mutex_init(&m->view_mu, NULL);
+    aether_shardmap_slot_init(&m->slot);
+    st = aether_node_info_make(&m->self_info, m->cfg.node.str, m->cfg.address, m->cfg.zone,
+                               AETHER_NODE_ACTIVE, 0, aether_clock_wall_ms(m->clock), err);
+    if (st != AETHER_OK)
+        goto fail;
+    /* The incarnation tells this run of the node from earlier ones. */
+    m->self_info.incarnation = aether_clock_wall_ms(m->clock);
+
+    char labels[128];
+    snprintf(labels, sizeof(labels), "node=\"%s\"", m->cfg.node.str);
+    st = aether_bus_create(deps->metrics, labels, &m->bus);
+    if (st != AETHER_OK)
+        goto fail;
+    if ((st = member_cluster_init(m)) != AETHER_OK || (st = member_lease_init(m)) != AETHER_OK ||
+        (st = member_assign_init(m)) != AETHER_OK)
+        goto fail;
+
+    const struct {
+        const char *name;
+        aether_actor_handle_fn handle;
+        aether_actor_drop_fn drop;
+        void *state;
+        aether_actor **slot;
+    } actors[] = {
+        { "cluster", member_cluster_handle, member_cluster_drop, m, &m->cluster },
+        { "lease", member_lease_handle, plain_drop, m, &m->lease },
+        { "assign", member_assign_handle, member_assign_drop, m, &m->assign },
+    };
+    for (size_t i = 0; i < sizeof(actors) / sizeof(actors[0]); i++) {
+        aether_actor_config ac = {
+            .name = actors[i].name,
+            .mailbox_capacity = m->cfg.mailbox_capacity,
+            .handle = actors[i].handle,
+            .drop = actors[i].drop,
+            .state = actors[i].state,
+            .metrics = deps->metrics,
+            .metric_labels = labels,
+        };
+        st = aether_actor_create(deps->executor, &ac, actors[i].slot);
+        if (st != AETHER_OK) {
+            aether_err_set(err, st, "cannot create the %s actor", actors[i].name);
+            goto fail;
+        }
+    }
+    /* Who hears what (DESIGN 2 policies): cluster everything (it also feeds
+     * on_event); lease its own and the node events that decide whether it may
+     * campaign; assign the topology and leadership. */
+    uint64_t lease_topics = (1ull << AETHER_EVT_LEADER_ELECTED) | (1ull << AETHER_EVT_LEASE_RENEWED) |
+                            (1ull << AETHER_EVT_LEADERSHIP_LOST) | (1ull << AETHER_EVT_NODE_JOINED) |
+                            (1ull << AETHER_EVT_NODE_DRAINING) | (1ull << AETHER_EVT_NODE_FAILED) |
+                            (1ull << AETHER_EVT_NODE_LEFT);
+    uint64_t assign_topics = lease_topics;
+    aether_bus_sub_id sub;
+    if ((st = aether_bus_subscribe_actor(m->bus, AETHER_BUS_ALL_TOPICS, m->cluster, &sub)) != AETHER_OK ||
+        (st = aether_bus_subscribe_actor(m->bus, lease_topics, m->lease, &sub)) != AETHER_OK ||
+        (st = aether_bus_subscribe_actor(m->bus, assign_topics, m->assign, &sub)) != AETHER_OK) {
+        aether_err_set(err, st, "cannot subscribe the actors");
+        goto fail;
+    }
+    aether_transport_sink sink = {
+        .on_event = sink_event,
+        .on_map = sink_map,
+        .on_heartbeat = sink_heartbeat,
+        .on_command = sink_command,
+        .on_release = sink_release,
+        .arg = m,
+    };
+    st = aether_transport_bind(deps->transport, &sink);
+    if (st != AETHER_OK) {
+        aether_err_set(err, st, "cannot bind the transport");
+        goto fail;
+    }
+    m->started = true;
+    member_cluster_start(m);
+    member_lease_start(m);
+    member_assign_start(m);
+    *out = m;
+    return AETHER_OK;
+fail:
+    aether_member_destroy(m);
+    return st;
+}
+
+aether_status aether_member_drain(aether_member *m)
+{
+    aether_msg msg = { .type = MSG_DRAIN_SELF };
+    return aether_actor_send(m->cluster, &msg);
+}
+
+void aether_member_stop(aether_member *m)
+{
+    if (m == NULL || m->stopped)
+        return;
+    m->stopped = true;
+    if (m->started)
+        aether_transport_unbind(m->deps.transport);
+    /* No more input from the transport; now quiesce the actors. */
+    if (m->cluster)
+        aether_actor_close(m->cluster);
+    if (m->lease)
+        aether_actor_close(m->lease);
+    if (m->assign)
+        aether_actor_close(m->assign);
+    __atomic_store_n(&m->leading_term, AETHER_TERM_NONE, __ATOMIC_RELEASE);
+}
+
+void aether_member_destroy(aether_member *m)
+{
+    if (m == NULL)
+        return;
+    aether_member_stop(m);
+    aether_bus_destroy(m->bus);
+    aether_actor_destroy(m->cluster);
+    aether_actor_destroy(m->lease);
+    aether_actor_destroy(m->assign);
+    member_assign_fini(m);
+    member_lease_fini(m);
+    member_cluster_fini(m);
+    aether_shardmap_slot_fini(&m->slot);
+    pthread_mutex_destroy(&m->stamp_mu);
+    pthread_mutex_destroy(&m->view_mu);
+    free(m);
+}
+
+void aether_member_view_get(const aether_member *m, aether_member_view *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->is_leader = member_may_lead(m, NULL);
+    out->term = __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED);
+    pthread_mutex_lock((pthread_mutex_t *)&m->view_mu);
+    out->leader = m->view_leader;
+    pthread_mutex_unlock((pthread_mutex_t *)&m->view_mu);
+    out->map_version = __atomic_load_n(&m->map_version, __ATOMIC_RELAXED);
+    out->shards_serving = __atomic_load_n(&m->shards_serving, __ATOMIC_RELAXED);
+    out->fenced = __atomic_load_n(&m->fenced, __ATOMIC_RELAXED) != 0;
+    uint32_t st = __atomic_load_n(&m->self_status, __ATOMIC_RELAXED);
+    out->member = st != 0;
+    out->status = st ? (aether_node_status)(st - 1) : AETHER_NODE_ACTIVE;
+    out->stale_dropped = __atomic_load_n(&m->stale_dropped, __ATOMIC_RELAXED);
+    out->leader_changes = __atomic_load_n(&m->leader_changes, __ATOMIC_RELAXED);
+    out->rebalances = __atomic_load_n(&m->rebalances, __ATOMIC_RELAXED);
+    out->shards_moved = __atomic_load_n(&m->shards_moved, __ATOMIC_RELAXED);
+}

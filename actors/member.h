@@ -1,0 +1,100 @@
+/*
+ * member.h: a running cluster node - the embedding API (actors layer).
+ *
+ * A member is one node of a cluster: its Cluster, LeadershipLease and
+ * ShardAssignment actors, run by an executor the embedder provides, talking
+ * to the other nodes through a transport (actors/transport.h), with the lease
+ * and the state in two KV stores (actors/kv_store.h). Many members may share
+ * one executor, one in-process hub and one pair of stores (N nodes in one
+ * process), or each have their own (one node per process, over NATS).
+ *
+ * Lifecycle: aether_member_start joins the cluster (it campaigns for the
+ * lease, and whoever leads admits it); aether_member_drain leaves gracefully
+ * (its shards are handed off, then NodeLeft); aether_member_stop halts it
+ * without leaving (others will declare it failed) - a crash, as far as the
+ * cluster can tell; aether_member_destroy frees it after stop.
+ *
+ * Callbacks run on the member's actor threads (one at a time per member) and
+ * must return quickly and must not call back into the member except for
+ * lookups:
+ *  - on_shard_released fires on the old owner before on_shard_acquired fires
+ *    on the new one (handoff protocol, DESIGN 2); after released returns the
+ *    embedder must not serve the shard;
+ *  - on_leader_changed when this member learns of a new leader (or none);
+ *  - on_event for every event this member applies or emits, in order.
+ *
+ * Threading: start, drain, stop and destroy from one controlling thread that
+ * is not a worker of the executor (on the step executor: its own thread).
+ * Lookups and the status view from any thread, lock-free (routing.h).
+ */
+#ifndef AETHER_MEMBER_H
+#define AETHER_MEMBER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "events.h"
+#include "executor.h"
+#include "kv_store.h"
+#include "metrics.h"
+#include "routing.h"
+#include "transport.h"
+
+typedef struct aether_member aether_member;
+
+typedef struct aether_member_callbacks {
+    void (*on_shard_acquired)(void *arg, uint32_t shard, uint64_t map_version);
+    void (*on_shard_released)(void *arg, uint32_t shard, uint64_t map_version);
+    void (*on_leader_changed)(void *arg, const aether_node_id *leader, aether_term term);
+    void (*on_event)(void *arg, const aether_event *e);
+    void *arg;
+} aether_member_callbacks;
+
+typedef struct aether_member_deps {
+    aether_executor *executor;    /* runs the member's actors; required */
+    aether_transport *transport;  /* this node's endpoint; bound by start, unbound by stop */
+    aether_kv *lease_store;       /* TTL = lease_ttl_ms; shared by the cluster */
+    aether_kv *state_store;       /* no TTL; shared by the cluster */
+    aether_metrics *metrics;      /* optional */
+    uint64_t seed;                /* election jitter and lease nonces */
+} aether_member_deps;
+
+aether_status aether_member_start(const aether_config *cfg, const aether_member_deps *deps,
+                                  const aether_member_callbacks *cb, aether_member **out,
+                                  aether_err *err);
+/* Asks the leader to drain this node (LeaveCluster). The leave completes
+ * asynchronously: watch for NodeLeft. */
+aether_status aether_member_drain(aether_member *m);
+/* Halts the actors and unbinds the transport; no leave. Idempotent. */
+void aether_member_stop(aether_member *m);
+void aether_member_destroy(aether_member *m); /* NULL is fine; stops first */
+
+/* The routing slot this member publishes its current map into (lookups:
+ * routing.h, any thread). */
+const aether_shardmap_slot *aether_member_slot(const aether_member *m);
+const aether_node_id *aether_member_id(const aether_member *m);
+
+/* The member's three actors (cluster, lease, assign), for simulations that
+ * pause a node (aether_step_freeze). */
+void aether_member_actors(const aether_member *m, aether_actor *out[3]);
+
+/* A consistent-enough view for status displays and tests (atomics). */
+typedef struct aether_member_view {
+    bool is_leader;          /* holds the lease and may act */
+    aether_term term;        /* highest term seen */
+    aether_node_id leader;   /* len 0 = none known */
+    uint64_t map_version;    /* of the published map */
+    uint32_t shards_serving; /* shards this node serves (acquired, not released) */
+    bool fenced;             /* cut off from the leader: serving nothing */
+    aether_node_status status; /* this node's status in its own topology view */
+    bool member;             /* this node appears in its topology */
+    uint64_t stale_dropped;  /* messages dropped for an older term */
+    uint64_t leader_changes;
+    uint64_t rebalances;     /* rebalances this node completed as leader */
+    uint64_t shards_moved;   /* shards it moved as leader */
+} aether_member_view;
+
+void aether_member_view_get(const aether_member *m, aether_member_view *out);
+
+#endif

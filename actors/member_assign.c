@@ -1,0 +1,727 @@
+/*
+ * member_assign.c: the ShardAssignment actor of a member (actors layer).
+ *
+ * DESIGN
+ * Every node (follower side):
+ *  1. Applies maps (its own as leader, or copies from the transport) whose
+ *     version is newer: publishes them in the routing slot, then reconciles
+ *     what it serves with what the map says, shard by shard: it serves a
+ *     shard iff it is the shard's primary and the shard is stable and the
+ *     node is not fenced. A shard it serves that stops qualifying is
+ *     released (on_shard_released) BEFORE anything else; a shard moving away
+ *     from it is acknowledged to the leader (ShardReleased) after the release,
+ *     on every map that still shows it moving (idempotent, survives a change
+ *     of leader). A shard that starts qualifying is acquired.
+ *  2. Fences itself: if no leader-issued message arrived for
+ *     failure_timeout - fence_margin, it releases everything it serves. The
+ *     leader cannot have declared it failed before failure_timeout, so by the
+ *     time its shards are given to others by decree, it serves none of them.
+ *     It unfences on a new map, or on a LeaseRenewed naming the map version
+ *     it already has.
+ * The leader (member_may_lead):
+ *  3. Rebalances (policies 5, 6, 7, 8): NodeJoined arms one debounce timer
+ *     (a burst of joins gives one rebalance), NodeFailed / NodeDraining /
+ *     NodeLeft rebalance at once, LeaderElected(self) takes over (policy 10:
+ *     it adopts a newer map from the state store if there is one, then
+ *     republishes under its term; the strategy is deterministic and moves
+ *     nothing if the topology did not change: I4).
+ *  4. A rebalance asks the strategy for a target map, then derives the next
+ *     published map from the current one: replica-only changes are applied
+ *     directly; a shard whose primary is gone (failed, left) is reassigned
+ *     directly (its old owner fenced itself, see 2); a shard whose primary is
+ *     healthy is marked moving to its new primary (Stable -> Releasing), at
+ *     most max_concurrent_handoffs at a time, the rest queued in shard order.
+ *  5. ShardReleased acknowledgements are collected and applied together
+ *     (one new map per mailbox batch): the shard becomes stable with its
+ *     target owners (Releasing -> Stable(to)). A handoff older than
+ *     handoff_timeout is completed by decree: the old owner has fenced itself
+ *     or released it by then.
+ *  6. Every map is checked against the invariants before it is published,
+ *     written to the state store (key "map"), published to the cluster and
+ *     applied locally (1). RebalanceStarted opens a session, ShardAssigned /
+ *     ShardMigrated report each placement, RebalanceCompleted closes it when
+ *     the published map equals the target.
+ *  7. Brake: more than brake_max_offline nodes failing or leaving within
+ *     brake_window_ms engages the brake: the strategy only restores I2 until
+ *     the window clears (then a rebalance runs).
+ * Threading: state owned by the assign actor; the routing slot's single writer.
+ */
+#include "member_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "invariants.h"
+#include "shardmap_json.h"
+
+#define STATE_MAP_KEY "map"
+#define OFFLINE_RING 64u /* remembered fail/leave times for the brake */
+
+struct member_assign_state {
+    aether_topology topo;
+    const aether_shardmap *cur;  /* the slot's current map (we are its only writer) */
+    uint8_t *serving;            /* [shard_count] */
+    uint32_t serving_count;
+    bool fenced;
+    /* leader side */
+    aether_term lead_term;       /* 0 = not leading */
+    aether_shardmap *target;     /* owned: the strategy's latest answer */
+    uint64_t *moving_since_ns;   /* [shard_count]: when we started the handoff */
+    uint8_t *done;               /* [shard_count]: released (ack or decree), to apply */
+    uint32_t n_done;
+    bool flush_pending;
+    uint64_t debounce_gen;
+    bool debounce_armed;
+    bool session_active;
+    uint64_t session_start_ns;
+    uint32_t session_moved;
+    uint64_t offline_ns[OFFLINE_RING];
+    uint32_t offline_n;
+    bool brake;
+    uint64_t state_rev;          /* revision of STATE_MAP_KEY we last wrote */
+};
+
+aether_status member_assign_init(aether_member *m)
+{
+    member_assign_state *as = calloc(1, sizeof(*as));
+    if (as == NULL)
+        return AETHER_ENOMEM;
+    m->as = as;
+    uint32_t s = m->cfg.shard_count;
+    as->serving = calloc(s, 1);
+    as->done = calloc(s, 1);
+    as->moving_since_ns = calloc(s, sizeof(uint64_t));
+    if (as->serving == NULL || as->done == NULL || as->moving_since_ns == NULL)
+        return AETHER_ENOMEM;
+    return aether_topology_init(&as->topo, &m->cfg.node);
+}
+
+void member_assign_fini(aether_member *m)
+{
+    member_assign_state *as = m->as;
+    if (as == NULL)
+        return;
+    aether_topology_fini(&as->topo);
+    aether_shardmap_destroy(as->target);
+    free(as->serving);
+    free(as->done);
+    free(as->moving_since_ns);
+    free(as);
+    m->as = NULL;
+}
+
+void member_assign_drop(void *state, const aether_msg *msg)
+{
+    (void)state;
+    if (msg->type == MSG_MAP)
+        aether_shardmap_destroy(msg->ptr);
+    else
+        free(msg->ptr);
+}
+
+void member_assign_start(aether_member *m)
+{
+    uint64_t every = (uint64_t)m->cfg.heartbeat_interval_ms * AETHER_NS_PER_MS;
+    aether_msg t = { .type = MSG_TICK_CHECK };
+    (void)aether_timer_start(m->assign, every, every, &t, NULL);
+}
+
+/* ---- follower side: serving what the map says ------------------------------ */
+
+static void send_ack(aether_member *m, uint32_t shard, const aether_shardmap *map)
+{
+    aether_release_ack ack = { .from = m->cfg.node, .shard = shard,
+                               .map_version = map->version, .term = map->term };
+    (void)aether_transport_send_release(m->deps.transport, &ack);
+}
+
+static void reconcile(aether_member *m)
+{
+    member_assign_state *as = m->as;
+    const aether_shardmap *map = as->cur;
+    if (map == NULL)
+        return;
+    aether_node_index me = aether_shardmap_find_node(map, &m->cfg.node);
+    /* Releases first, across all shards, then acquisitions. */
+    for (uint32_t s = 0; s < map->shard_count; s++) {
+        const aether_shard_entry *e = aether_shardmap_entry(map, s);
+        bool primary = me != AETHER_NODE_INDEX_NONE && e->owner_count > 0 && e->primary == me;
+        bool want = primary && e->state == AETHER_SHARD_STABLE && !as->fenced;
+        if (as->serving[s] && !want) {
+            if (m->cb.on_shard_released)
+                m->cb.on_shard_released(m->cb.arg, s, map->version);
+            as->serving[s] = 0;
+            as->serving_count--;
+        }
+        if (primary && e->state == AETHER_SHARD_MOVING && !as->serving[s])
+            send_ack(m, s, map);
+    }
+    for (uint32_t s = 0; s < map->shard_count && !as->fenced; s++) {
+        const aether_shard_entry *e = aether_shardmap_entry(map, s);
+        bool want = me != AETHER_NODE_INDEX_NONE && e->owner_count > 0 && e->primary == me &&
+                    e->state == AETHER_SHARD_STABLE;
+        if (want && !as->serving[s]) {
+            as->serving[s] = 1;
+            as->serving_count++;
+            if (m->cb.on_shard_acquired)
+                m->cb.on_shard_acquired(m->cb.arg, s, map->version);
+        }
+    }
+    __atomic_store_n(&m->shards_serving, as->serving_count, __ATOMIC_RELAXED);
+}
+
+/* Takes ownership of map. */
+static bool adopt(aether_member *m, aether_shardmap *map)
+{
+    member_assign_state *as = m->as;
+    if (map->shard_count != m->cfg.shard_count) {
+        AETHER_ERROR(MEMBER_LOG, "%s: map v%llu has %u shards, this node is configured for %u",
+                     m->cfg.node.str, (unsigned long long)map->version, map->shard_count,
+                     m->cfg.shard_count);
+        aether_shardmap_destroy(map);
+        return false;
+    }
+    uint64_t version = map->version;
+    if (aether_shardmap_slot_publish(&m->slot, &map) != AETHER_OK) {
+        aether_shardmap_destroy(map); /* not newer */
+        return false;
+    }
+    as->cur = aether_shardmap_slot_current(&m->slot); /* alive until our next publish */
+    __atomic_store_n(&m->map_version, version, __ATOMIC_RELAXED);
+    if (as->fenced) {
+        as->fenced = false;
+        __atomic_store_n(&m->fenced, 0, __ATOMIC_RELAXED);
+    }
+    reconcile(m);
+    return true;
+}
+
+static void fence(aether_member *m)
+{
+    member_assign_state *as = m->as;
+    if (as->fenced)
+        return;
+    as->fenced = true;
+    __atomic_store_n(&m->fenced, 1, __ATOMIC_RELAXED);
+    AETHER_WARN(MEMBER_LOG, "%s: no word from a leader for %u ms: fenced, serving nothing",
+                m->cfg.node.str, m->cfg.failure_timeout_ms - m->cfg.fence_margin_ms);
+    reconcile(m);
+}
+
+/* ---- leader side ----------------------------------------------------------- */
+
+static bool is_healthy(const member_assign_state *as, const aether_node_id *id)
+{
+    const aether_node_info *n = aether_topology_find(&as->topo, id);
+    return n != NULL && aether_node_status_is_healthy(n->status);
+}
+
+static bool is_active(const member_assign_state *as, const aether_node_id *id)
+{
+    const aether_node_info *n = aether_topology_find(&as->topo, id);
+    return n != NULL && n->status == AETHER_NODE_ACTIVE;
+}
+
+static void emit_simple(aether_member *m, aether_event *e)
+{
+    if (e != NULL)
+        (void)member_emit(m, e, AETHER_TERM_NONE);
+}
+
+static void emit_migrated(aether_member *m, uint32_t shard, const aether_node_id *from,
+                          const aether_node_id *to, uint64_t version, const char *reason)
+{
+    aether_event *e = aether_event_create(AETHER_EVT_SHARD_MIGRATED);
+    if (e == NULL)
+        return;
+    e->data.shard_migrated.shard = shard;
+    e->data.shard_migrated.from = *from;
+    e->data.shard_migrated.to = *to;
+    e->data.shard_migrated.map_version = version;
+    aether_event_set_reason(e->data.shard_migrated.reason, reason);
+    emit_simple(m, e);
+}
+
+static void emit_assigned(aether_member *m, const aether_shardmap *map, uint32_t shard)
+{
+    aether_event *e = aether_event_create(AETHER_EVT_SHARD_ASSIGNED);
+    if (e == NULL)
+        return;
+    const aether_shard_entry *en = aether_shardmap_entry(map, shard);
+    const aether_node_index *o = aether_shardmap_owners(map, shard);
+    e->data.shard_assigned.shard = shard;
+    e->data.shard_assigned.owner_count = en->owner_count;
+    for (uint32_t j = 0; j < en->owner_count; j++)
+        e->data.shard_assigned.owners[j] = map->nodes[o[j]];
+    e->data.shard_assigned.map_version = map->version;
+    emit_simple(m, e);
+}
+
+/* Owners of shard s of map as ids; returns the count. */
+static uint32_t owner_ids(const aether_shardmap *map, uint32_t s, aether_node_id *ids)
+{
+    const aether_shard_entry *e = aether_shardmap_entry(map, s);
+    const aether_node_index *o = aether_shardmap_owners(map, s);
+    for (uint32_t j = 0; j < e->owner_count; j++)
+        ids[j] = map->nodes[o[j]];
+    return e->owner_count;
+}
+
+static bool same_ids(const aether_node_id *a, uint32_t na, const aether_node_id *b, uint32_t nb)
+{
+    if (na != nb)
+        return false;
+    for (uint32_t j = 0; j < na; j++)
+        if (!aether_node_id_equal(&a[j], &b[j]))
+            return false;
+    return true;
+}
+
+static aether_status set_ids(aether_shardmap_builder *b, uint32_t s, const aether_node_id *ids,
+                             uint32_t n)
+{
+    aether_node_index idx[AETHER_REPLICATION_MAX];
+    for (uint32_t j = 0; j < n; j++) {
+        aether_status st = aether_shardmap_builder_add_node(b, &ids[j], &idx[j], NULL);
+        if (st != AETHER_OK)
+            return st;
+    }
+    return aether_shardmap_builder_set_owners(b, s, idx, n, NULL);
+}
+
+typedef struct placement {
+    uint32_t shard;
+    aether_node_id from, to;
+    uint8_t kind; /* 0 assigned, 1 failover, 2 handoff done */
+} placement;
+
+static void write_state(aether_member *m, const aether_shardmap *map)
+{
+    member_assign_state *as = m->as;
+    char *json = NULL;
+    size_t len = 0;
+    if (aether_shardmap_json_encode(map, &json, &len, NULL) != AETHER_OK)
+        return;
+    uint64_t rev = 0;
+    aether_status st = as->state_rev ? aether_kv_update(m->deps.state_store, STATE_MAP_KEY, json, len,
+                                                        as->state_rev, &rev, NULL)
+                                     : AETHER_ECONFLICT;
+    if (st == AETHER_ECONFLICT) {
+        /* First write of this leader, or someone else wrote: CAS from what is there. */
+        aether_kv_entry cur;
+        if (aether_kv_get(m->deps.state_store, STATE_MAP_KEY, &cur, NULL) == AETHER_OK) {
+            st = aether_kv_update(m->deps.state_store, STATE_MAP_KEY, json, len, cur.revision, &rev, NULL);
+            aether_kv_entry_fini(&cur);
+        } else {
+            st = aether_kv_create(m->deps.state_store, STATE_MAP_KEY, json, len, &rev, NULL);
+        }
+    }
+    if (st == AETHER_OK)
+        as->state_rev = rev;
+    else
+        AETHER_WARN(MEMBER_LOG, "%s: writing map v%llu to the state store: %s", m->cfg.node.str,
+                    (unsigned long long)map->version, aether_status_str(st));
+    free(json);
+}
+
+/* Derives, checks, publishes and applies the next map; emits the events. */
+static void advance(aether_member *m, const char *reason)
+{
+    member_assign_state *as = m->as;
+    aether_term term;
+    if (!member_may_lead(m, &term) || as->target == NULL)
+        return;
+    const aether_shardmap *cur = as->cur;
+    const aether_shardmap *tgt = as->target;
+    uint32_t S = m->cfg.shard_count;
+    uint64_t now = member_now_ns(m);
+    aether_shardmap_builder *b = NULL;
+    aether_status st = cur ? aether_shardmap_builder_from_map(cur, &b, NULL)
+                           : aether_shardmap_builder_create(S, m->cfg.replication, &b, NULL);
+    placement *done = calloc(S, sizeof(*done));
+    if (st != AETHER_OK || done == NULL) {
+        free(done);
+        aether_shardmap_builder_destroy(b);
+        return;
+    }
+    uint32_t n_done = 0, in_flight = 0, started = 0, queued = 0;
+    bool changed = cur == NULL;
+    aether_node_id c_ids[AETHER_REPLICATION_MAX], t_ids[AETHER_REPLICATION_MAX];
+    /* Pass 1: finish released handoffs, keep or cancel the others. */
+    for (uint32_t s = 0; cur != NULL && s < S; s++) {
+        const aether_shard_entry *c = aether_shardmap_entry(cur, s);
+        if (c->state != AETHER_SHARD_MOVING)
+            continue;
+        uint32_t nc = owner_ids(cur, s, c_ids), nt = owner_ids(tgt, s, t_ids);
+        aether_node_id to = cur->nodes[c->to];
+        if (as->done[s]) {
+            if (nt > 0 && aether_node_id_equal(&t_ids[0], &to)) {
+                set_ids(b, s, t_ids, nt);
+            } else { /* the target moved on: put `to` first, keep the rest */
+                aether_node_id ids[AETHER_REPLICATION_MAX];
+                uint32_t n = 0;
+                ids[n++] = to;
+                for (uint32_t j = 0; j < nc && n < m->cfg.replication; j++)
+                    if (!aether_node_id_equal(&c_ids[j], &to) && j > 0)
+                        ids[n++] = c_ids[j];
+                set_ids(b, s, ids, n);
+            }
+            aether_shardmap_builder_set_stable(b, s, NULL);
+            done[n_done++] = (placement){ s, c_ids[0], to, 2 };
+            as->done[s] = 0;
+            as->moving_since_ns[s] = 0;
+            changed = true;
+        } else if (!is_active(as, &to) || (nt > 0 && aether_node_id_equal(&t_ids[0], &c_ids[0]))) {
+            aether_shardmap_builder_set_stable(b, s, NULL); /* cancelled: the primary stays */
+            as->moving_since_ns[s] = 0;
+            changed = true;
+        } else {
+            in_flight++;
+        }
+    }
+    as->n_done = 0;
+    /* Pass 2: everything else towards the target. */
+    for (uint32_t s = 0; s < S; s++) {
+        uint32_t nt = owner_ids(tgt, s, t_ids);
+        if (cur == NULL || aether_shardmap_entry(cur, s)->owner_count == 0) {
+            if (nt > 0) {
+                set_ids(b, s, t_ids, nt);
+                done[n_done++] = (placement){ s, { 0 }, t_ids[0], 0 };
+                changed = true;
+            }
+            continue;
+        }
+        const aether_shard_entry *c = aether_shardmap_entry(cur, s);
+        if (c->state == AETHER_SHARD_MOVING)
+            continue; /* pass 1 */
+        uint32_t nc = owner_ids(cur, s, c_ids);
+        if (nt == 0 || same_ids(c_ids, nc, t_ids, nt))
+            continue;
+        if (aether_node_id_equal(&c_ids[0], &t_ids[0]) || !is_healthy(as, &c_ids[0])) {
+            set_ids(b, s, t_ids, nt); /* replicas only, or the primary is gone */
+            if (!aether_node_id_equal(&c_ids[0], &t_ids[0]))
+                done[n_done++] = (placement){ s, c_ids[0], t_ids[0], 1 };
+            changed = true;
+            continue;
+        }
+        if (in_flight >= m->cfg.max_concurrent_handoffs) {
+            queued++;
+            continue;
+        }
+        aether_node_index to;
+        if (aether_shardmap_builder_add_node(b, &t_ids[0], &to, NULL) == AETHER_OK &&
+            aether_shardmap_builder_set_moving(b, s, to, NULL) == AETHER_OK) {
+            as->moving_since_ns[s] = now;
+            in_flight++;
+            started++;
+            changed = true;
+        }
+    }
+    if (!changed) {
+        free(done);
+        aether_shardmap_builder_destroy(b);
+        return;
+    }
+    uint64_t from_version = cur ? cur->version : 0;
+    aether_shardmap_builder_set_version(b, from_version + 1);
+    aether_shardmap_builder_set_term(b, term);
+    aether_shardmap *next = NULL;
+    aether_err err;
+    st = aether_shardmap_build(b, &next, &err);
+    aether_shardmap_builder_destroy(b);
+    if (st == AETHER_OK && aether_invariants_check_map(next, &as->topo, &err) != AETHER_OK &&
+        aether_topology_count_status(&as->topo, AETHER_NODE_ACTIVE) > 0) {
+        AETHER_ERROR(MEMBER_LOG, "%s: refusing to publish map v%llu: %s", m->cfg.node.str,
+                     (unsigned long long)next->version, err.msg);
+        aether_shardmap_destroy(next);
+        st = AETHER_ESTATE;
+    }
+    if (st != AETHER_OK) {
+        if (st != AETHER_ESTATE)
+            AETHER_ERROR(MEMBER_LOG, "%s: building map: %s", m->cfg.node.str, err.msg);
+        free(done);
+        return;
+    }
+    if (!as->session_active && (n_done > 0 || started > 0)) {
+        as->session_active = true;
+        as->session_start_ns = now;
+        as->session_moved = 0;
+        aether_event *e = aether_event_create(AETHER_EVT_REBALANCE_STARTED);
+        if (e != NULL) {
+            aether_event_set_reason(e->data.rebalance_started.reason, as->brake ? "brake" : reason);
+            e->data.rebalance_started.from_version = from_version;
+            e->data.rebalance_started.moves_planned = n_done + started + queued;
+            emit_simple(m, e);
+        }
+    }
+    uint64_t version = next->version;
+    write_state(m, next);
+    (void)aether_transport_publish_map(m->deps.transport, next);
+    if (!adopt(m, next)) {
+        free(done);
+        return;
+    }
+    for (uint32_t i = 0; i < n_done; i++) {
+        if (done[i].kind == 0)
+            emit_assigned(m, as->cur, done[i].shard);
+        else
+            emit_migrated(m, done[i].shard, &done[i].from, &done[i].to, version,
+                          done[i].kind == 1 ? "failover" : "handoff");
+        if (done[i].kind != 0) {
+            as->session_moved++;
+            __atomic_add_fetch(&m->shards_moved, 1, __ATOMIC_RELAXED);
+        }
+    }
+    free(done);
+    if (as->session_active && in_flight == 0 && queued == 0) {
+        as->session_active = false;
+        __atomic_add_fetch(&m->rebalances, 1, __ATOMIC_RELAXED);
+        aether_event *e = aether_event_create(AETHER_EVT_REBALANCE_COMPLETED);
+        if (e != NULL) {
+            e->data.rebalance_completed.map_version = version;
+            e->data.rebalance_completed.moved = as->session_moved;
+            e->data.rebalance_completed.duration_ms = (member_now_ns(m) - as->session_start_ns) / AETHER_NS_PER_MS;
+            emit_simple(m, e);
+        }
+    }
+}
+
+static uint32_t offline_recent(member_assign_state *as, uint64_t now, uint64_t window_ns)
+{
+    uint32_t n = 0, count = as->offline_n < OFFLINE_RING ? as->offline_n : OFFLINE_RING;
+    for (uint32_t i = 0; i < count; i++)
+        n += now - as->offline_ns[i] <= window_ns;
+    return n;
+}
+
+static void rebalance(aether_member *m, const char *reason)
+{
+    member_assign_state *as = m->as;
+    if (!member_may_lead(m, NULL))
+        return;
+    uint64_t now = member_now_ns(m);
+    uint32_t nodes = as->topo.count;
+    uint32_t max_offline = m->cfg.brake_max_offline ? m->cfg.brake_max_offline : nodes / 3;
+    bool brake = max_offline > 0 &&
+                 offline_recent(as, now, (uint64_t)m->cfg.brake_window_ms * AETHER_NS_PER_MS) > max_offline;
+    if (brake != as->brake)
+        AETHER_WARN(MEMBER_LOG, "%s: rebalance brake %s", m->cfg.node.str, brake ? "engaged" : "released");
+    as->brake = brake;
+    aether_strategy_node *sn = calloc(nodes ? nodes : 1, sizeof(*sn));
+    if (sn == NULL)
+        return;
+    for (uint32_t i = 0; i < nodes; i++)
+        aether_strategy_node_from_info(&sn[i], &as->topo.nodes[i]);
+    aether_strategy_config sc = { .shard_count = m->cfg.shard_count,
+                                  .replication = m->cfg.replication,
+                                  .max_moves = 0,
+                                  .brake_engaged = brake };
+    aether_shardmap *target = NULL;
+    aether_rebalance_plan *plan = NULL;
+    aether_err err;
+    aether_status st = aether_strategy_default()->compute(as->cur, sn, nodes, &sc, as->lead_term,
+                                                          &target, &plan, &err);
+    free(sn);
+    aether_rebalance_plan_destroy(plan);
+    if (st != AETHER_OK) {
+        AETHER_ERROR(MEMBER_LOG, "%s: strategy: %s", m->cfg.node.str, err.msg);
+        return;
+    }
+    aether_shardmap_destroy(as->target);
+    as->target = target;
+    advance(m, reason);
+}
+
+static void takeover(aether_member *m, aether_term term)
+{
+    member_assign_state *as = m->as;
+    as->lead_term = term;
+    as->session_active = false;
+    memset(as->moving_since_ns, 0, m->cfg.shard_count * sizeof(uint64_t));
+    memset(as->done, 0, m->cfg.shard_count);
+    /* Policy 10: the state store may hold a newer map than we saw. */
+    aether_kv_entry e;
+    if (aether_kv_get(m->deps.state_store, STATE_MAP_KEY, &e, NULL) == AETHER_OK) {
+        aether_shardmap *stored = NULL;
+        aether_err err;
+        as->state_rev = e.revision;
+        if (aether_shardmap_json_decode((const char *)e.value, e.value_len, &stored, &err) == AETHER_OK) {
+            if (as->cur == NULL || stored->version > as->cur->version)
+                adopt(m, stored);
+            else
+                aether_shardmap_destroy(stored);
+        } else {
+            AETHER_WARN(MEMBER_LOG, "%s: stored map unreadable: %s", m->cfg.node.str, err.msg);
+        }
+        aether_kv_entry_fini(&e);
+    }
+    uint64_t now = member_now_ns(m);
+    if (as->cur != NULL)
+        for (uint32_t s = 0; s < m->cfg.shard_count; s++)
+            if (aether_shardmap_entry(as->cur, s)->state == AETHER_SHARD_MOVING)
+                as->moving_since_ns[s] = now; /* in-flight handoffs: their clocks restart */
+    if (aether_topology_count_status(&as->topo, AETHER_NODE_ACTIVE) > 0)
+        rebalance(m, "takeover");
+}
+
+static void arm_debounce(aether_member *m)
+{
+    member_assign_state *as = m->as;
+    if (as->debounce_armed)
+        return; /* policy 8: the burst rides on the timer already running */
+    as->debounce_armed = true;
+    as->debounce_gen++;
+    aether_msg t = { .type = MSG_TICK_DEBOUNCE, .arg64 = as->debounce_gen };
+    (void)aether_timer_start(m->assign, (uint64_t)m->cfg.rebalance_debounce_ms * AETHER_NS_PER_MS, 0,
+                             &t, NULL);
+}
+
+static void notify_drained(aether_member *m)
+{
+    member_assign_state *as = m->as;
+    if (as->cur == NULL)
+        return;
+    for (uint32_t i = 0; i < as->topo.count; i++) {
+        const aether_node_info *n = &as->topo.nodes[i];
+        if (n->status != AETHER_NODE_DRAINING)
+            continue;
+        aether_node_index idx = aether_shardmap_find_node(as->cur, &n->id);
+        size_t owned = 0;
+        if (idx != AETHER_NODE_INDEX_NONE)
+            (void)aether_shardmap_node_owner_shards(as->cur, idx, &owned);
+        if (owned > 0)
+            continue;
+        aether_node_id *id = malloc(sizeof(*id));
+        if (id != NULL) {
+            *id = n->id;
+            member_send_owned(m, m->cluster, MSG_DRAINED, id);
+        }
+    }
+}
+
+static void on_event(aether_member *m, const aether_event *e)
+{
+    member_assign_state *as = m->as;
+    switch (e->type) {
+    case AETHER_EVT_LEADER_ELECTED:
+        if (aether_node_id_equal(&e->data.leader_elected.leader, &m->cfg.node))
+            takeover(m, e->data.leader_elected.term);
+        else
+            as->lead_term = AETHER_TERM_NONE;
+        return;
+    case AETHER_EVT_LEADERSHIP_LOST:
+        if (aether_node_id_equal(&e->data.leadership_lost.leader, &m->cfg.node))
+            as->lead_term = AETHER_TERM_NONE;
+        return;
+    case AETHER_EVT_LEASE_RENEWED:
+        if (as->fenced && as->cur != NULL && e->data.lease_renewed.map_version == as->cur->version) {
+            as->fenced = false;
+            __atomic_store_n(&m->fenced, 0, __ATOMIC_RELAXED);
+            reconcile(m);
+        }
+        return;
+    case AETHER_EVT_NODE_JOINED:
+        aether_topology_apply(&as->topo, e);
+        if (member_may_lead(m, NULL))
+            arm_debounce(m);
+        return;
+    case AETHER_EVT_NODE_FAILED:
+    case AETHER_EVT_NODE_LEFT:
+        as->offline_ns[as->offline_n++ % OFFLINE_RING] = member_now_ns(m);
+        /* fall through */
+    case AETHER_EVT_NODE_DRAINING:
+        aether_topology_apply(&as->topo, e);
+        if (member_may_lead(m, NULL))
+            rebalance(m, aether_event_type_name(e->type));
+        return;
+    default:
+        return;
+    }
+}
+
+static void tick_check(aether_member *m)
+{
+    member_assign_state *as = m->as;
+    uint64_t now = member_now_ns(m);
+    if (member_may_lead(m, NULL)) {
+        __atomic_store_n(&m->last_leader_heard_ns, now, __ATOMIC_RELAXED);
+        uint64_t timeout = (uint64_t)m->cfg.handoff_timeout_ms * AETHER_NS_PER_MS;
+        uint32_t decreed = 0;
+        for (uint32_t s = 0; as->cur != NULL && s < m->cfg.shard_count; s++) {
+            if (as->moving_since_ns[s] != 0 && !as->done[s] && now - as->moving_since_ns[s] > timeout &&
+                aether_shardmap_entry(as->cur, s)->state == AETHER_SHARD_MOVING) {
+                as->done[s] = 1;
+                decreed++;
+            }
+        }
+        if (decreed > 0) {
+            AETHER_WARN(MEMBER_LOG, "%s: %u handoffs timed out: released by decree", m->cfg.node.str, decreed);
+            advance(m, "handoff timeout");
+        }
+        if (as->brake) {
+            uint32_t max_offline = m->cfg.brake_max_offline ? m->cfg.brake_max_offline : as->topo.count / 3;
+            if (offline_recent(as, now, (uint64_t)m->cfg.brake_window_ms * AETHER_NS_PER_MS) <= max_offline)
+                rebalance(m, "brake released");
+        }
+        notify_drained(m);
+        return;
+    }
+    uint64_t heard = __atomic_load_n(&m->last_leader_heard_ns, __ATOMIC_RELAXED);
+    uint64_t limit = (uint64_t)(m->cfg.failure_timeout_ms - m->cfg.fence_margin_ms) * AETHER_NS_PER_MS;
+    if (as->serving_count > 0 && now > heard && now - heard > limit)
+        fence(m);
+}
+
+void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg)
+{
+    aether_member *m = state;
+    member_assign_state *as = m->as;
+    (void)self;
+    switch (msg->type) {
+    case MSG_EVENT:
+        on_event(m, (const aether_event *)msg->ptr);
+        break;
+    case MSG_MAP: {
+        aether_shardmap *map = msg->ptr;
+        if (member_may_lead(m, NULL)) {
+            aether_shardmap_destroy(map); /* while we lead, only our maps count */
+            break;
+        }
+        adopt(m, map);
+        break;
+    }
+    case MSG_RELEASE: {
+        aether_release_ack *ack = msg->ptr;
+        if (member_may_lead(m, NULL) && as->cur != NULL && ack->shard < m->cfg.shard_count) {
+            const aether_shard_entry *e = aether_shardmap_entry(as->cur, ack->shard);
+            if (e->state == AETHER_SHARD_MOVING &&
+                aether_node_id_equal(&as->cur->nodes[e->primary], &ack->from) && !as->done[ack->shard]) {
+                as->done[ack->shard] = 1;
+                as->n_done++;
+                if (!as->flush_pending) {
+                    as->flush_pending = true;
+                    member_send_tick(m->assign, MSG_FLUSH, 0);
+                }
+            }
+        }
+        free(ack);
+        break;
+    }
+    case MSG_FLUSH:
+        as->flush_pending = false;
+        advance(m, "handoff");
+        notify_drained(m);
+        break;
+    case MSG_TICK_DEBOUNCE:
+        if (msg->arg64 == as->debounce_gen) {
+            as->debounce_armed = false;
+            rebalance(m, "NodeJoined");
+        }
+        break;
+    case MSG_TICK_CHECK:
+        tick_check(m);
+        break;
+    default:
+        AETHER_ASSERT(!"assign actor: unknown message type");
+    }
+}

@@ -1,0 +1,159 @@
+/*
+ * member_internal.h: what the member's three actors share (actors layer,
+ * private to member*.c).
+ *
+ * DESIGN
+ * One member = three actors + a local bus + a routing slot:
+ *  - cluster (member_cluster.c): the Cluster aggregate. Every node applies
+ *    topology events; the leader also decides commands, records heartbeats
+ *    and declares silent nodes failed. It also calls the embedder's on_event
+ *    for every event, in order.
+ *  - lease (member_lease.c): LeadershipLease. Campaigns, renews, resigns;
+ *    the only writer of `leading_term` / `lease_deadline_ns`.
+ *  - assign (member_assign.c): ShardAssignment. The leader computes maps and
+ *    runs handoffs; every node applies maps, serves its shards and fences
+ *    itself when it loses the leader.
+ * Events reach the actors through the member's bus, from two sources: the
+ * transport (other nodes' events; echoes of our own are dropped) and
+ * member_emit (this node's events, stamped first). Stale terms are dropped
+ * at the door (member_on_event) and counted.
+ *
+ * Acting as leader needs both `leading_term != 0` and now < lease deadline
+ * (member_may_lead): the second test is what stops a paused leader at once
+ * when it resumes past its deadline, before the lease actor has even run.
+ */
+#ifndef AETHER_MEMBER_INTERNAL_H
+#define AETHER_MEMBER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdio.h>
+
+#include "actor.h"
+#include "bus.h"
+#include "lease.h"
+#include "log.h"
+#include "member.h"
+#include "rng.h"
+#include "strategy.h"
+#include "topology.h"
+
+/* Message types (aether_msg.type), per actor. */
+enum {
+    /* every actor */
+    MSG_EVENT = 1,       /* ptr: aether_event (AETHER_MSG_REF) */
+    /* cluster */
+    MSG_COMMAND,         /* ptr: member_cmd_box (owned) */
+    MSG_HEARTBEAT,       /* ptr: member_hb_box (owned) */
+    MSG_TICK_HEARTBEAT,  /* timer */
+    MSG_TICK_FAILCHECK,  /* timer */
+    MSG_DRAINED,         /* ptr: aether_node_id (owned): a draining node owns nothing */
+    MSG_DRAIN_SELF,      /* ask the leader to drain this node */
+    MSG_REPLY,           /* ptr: member_reply_box (owned) */
+    /* lease */
+    MSG_TICK_CAMPAIGN,   /* timer; arg64 = generation */
+    MSG_TICK_RENEW,      /* timer */
+    /* assign */
+    MSG_MAP,             /* ptr: aether_shardmap (owned copy) */
+    MSG_RELEASE,         /* ptr: aether_release_ack (owned) */
+    MSG_TICK_DEBOUNCE,   /* timer; arg64 = generation */
+    MSG_TICK_CHECK,      /* timer: fencing and handoff timeouts */
+    MSG_FLUSH,           /* apply collected release acks */
+};
+
+typedef struct member_cmd_box {
+    aether_command cmd;
+    aether_reply_fn reply; /* may be NULL */
+    void *reply_arg;
+} member_cmd_box;
+
+typedef struct member_hb_box {
+    aether_node_id node;
+    uint64_t incarnation;
+} member_hb_box;
+
+typedef struct member_reply_box {
+    aether_status status;
+    char reason[AETHER_ERR_MSG_MAX];
+} member_reply_box;
+
+typedef struct member_cluster_state member_cluster_state;
+typedef struct member_lease_state member_lease_state;
+typedef struct member_assign_state member_assign_state;
+
+struct aether_member {
+    /* Immutable after start. */
+    aether_config cfg;
+    aether_member_deps deps;
+    aether_member_callbacks cb;
+    aether_clock *clock;
+    aether_node_info self_info;
+    aether_actor *cluster, *lease, *assign;
+    aether_bus *bus;
+    aether_shardmap_slot slot;
+    member_cluster_state *cs;
+    member_lease_state *ls;
+    member_assign_state *as;
+    bool started, stopped;
+
+    /* Atomics (relaxed unless said). */
+    uint64_t highest_term;        /* max term seen anywhere */
+    uint64_t leading_term;        /* release by lease actor: the term we lead, 0 = none */
+    uint64_t lease_deadline_ns;   /* with leading_term: act only before this */
+    uint64_t last_leader_heard_ns;/* last leader-issued message received */
+    uint64_t map_version;         /* of the published map */
+    uint32_t shards_serving;
+    uint32_t fenced;
+    uint32_t self_status;         /* aether_node_status + 1; 0 = not a member */
+    uint64_t stale_dropped;
+    uint64_t leader_changes;
+    uint64_t rebalances;
+    uint64_t shards_moved;
+
+    /* Stamping of this node's events: under stamp_mu. */
+    pthread_mutex_t stamp_mu;
+    aether_term stamp_term;
+    uint64_t stamp_seq;
+    /* The leader as this node knows it: under view_mu. */
+    pthread_mutex_t view_mu;
+    aether_node_id view_leader;
+    aether_term view_term;
+};
+
+/* Actor handlers and state lifecycles (member_*.c). */
+aether_status member_cluster_init(aether_member *m);
+void member_cluster_fini(aether_member *m);
+void member_cluster_handle(void *state, aether_actor *self, const aether_msg *msg);
+void member_cluster_drop(void *state, const aether_msg *msg);
+void member_cluster_start(aether_member *m);
+
+aether_status member_lease_init(aether_member *m);
+void member_lease_fini(aether_member *m);
+void member_lease_handle(void *state, aether_actor *self, const aether_msg *msg);
+void member_lease_start(aether_member *m);
+
+aether_status member_assign_init(aether_member *m);
+void member_assign_fini(aether_member *m);
+void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg);
+void member_assign_drop(void *state, const aether_msg *msg);
+void member_assign_start(aether_member *m);
+
+/* Shared helpers (member.c). */
+static inline uint64_t member_now_ns(const aether_member *m) { return aether_clock_now_ns(m->clock); }
+bool member_may_lead(const aether_member *m, aether_term *term_out);
+/* Stamps e as this node's (term = the term we lead, next seq), delivers it
+ * to the local actors and publishes it to the cluster. Takes over the
+ * caller's reference. AETHER_ENOTLEADER (e released) if we may not lead;
+ * node-local events (LeadershipLost) pass force_term. */
+aether_status member_emit(aether_member *m, aether_event *e, aether_term force_term);
+/* Sends a message carrying an owned payload to an actor; frees it (with
+ * free()) and counts a warning if the mailbox refuses. */
+aether_status member_send_owned(aether_member *m, aether_actor *a, uint16_t type, void *payload);
+void member_send_tick(aether_actor *a, uint16_t type, uint64_t arg);
+void member_set_leader_view(aether_member *m, const aether_node_id *leader, aether_term term);
+void member_note_term(aether_member *m, aether_term term);
+/* The embedder's on_leader_changed, if any. */
+void member_notify_leader(aether_member *m, const aether_node_id *leader, aether_term term);
+
+#define MEMBER_LOG "member"
+
+#endif

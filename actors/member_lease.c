@@ -1,0 +1,320 @@
+/*
+ * member_lease.c: the LeadershipLease actor of a member (actors layer).
+ *
+ * DESIGN (policies 1, 2, 3, 9 of DESIGN 2; the KV protocol is lease.h's)
+ *  1. Campaign: a node that is Active (or not yet a member: the very first
+ *     node has nobody to admit it) tries the atomic create of the lease key
+ *     when its campaign deadline passes. The deadline is the last sign of a
+ *     leader (LeaderElected, LeaseRenewed) + ttl + a random jitter, so
+ *     followers try the cheap create soon after a lease can have expired
+ *     (nats-server 2.9 sends no event on TTL expiry); a LeadershipLost makes
+ *     it now + jitter.
+ *  2. Winning: term = the lease's term; publish leading_term and the lease
+ *     deadline (renewed_at + ttl - margin) for the other actors, serve
+ *     commands, emit LeaderElected, renew every lease_renew_interval_ms.
+ *  3. Renewing: a successful update moves the deadline and emits
+ *     LeaseRenewed (with the map version, so cut-off followers know when
+ *     their map is current again). A conflict, or a deadline that passes
+ *     without a renewal, ends the leadership at once: leading_term = 0,
+ *     stop serving commands, emit LeadershipLost. An unknown outcome marks
+ *     the holder pending; the next tick reconciles before anything else.
+ *  4. Step-down (policy 9): when its own node drains or is declared failed,
+ *     the leader resigns (deletes the key) so the others campaign at once.
+ * Other actors never wait for this one to notice an expiry: member_may_lead
+ * compares the published deadline with the clock on every use.
+ * Threading: state owned by the lease actor.
+ */
+#include "member_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct member_lease_state {
+    aether_lease_config lcfg;
+    aether_lease_held held;
+    bool leading;
+    aether_rng rng;
+    uint64_t campaign_gen;          /* only the newest campaign timer counts */
+    uint64_t campaign_at_ns;        /* next attempt (follower) */
+    aether_timer_id renew_timer;
+    aether_node_id known_leader;    /* len 0 = none */
+    aether_term known_term;
+    bool self_member;
+    aether_node_status self_status;
+    uint64_t elections_won;
+};
+
+aether_status member_lease_init(aether_member *m)
+{
+    member_lease_state *ls = calloc(1, sizeof(*ls));
+    if (ls == NULL)
+        return AETHER_ENOMEM;
+    ls->lcfg.lease_kv = m->deps.lease_store;
+    ls->lcfg.state_kv = m->deps.state_store;
+    ls->lcfg.clock = m->clock;
+    ls->lcfg.self = m->cfg.node;
+    ls->lcfg.ttl_ms = m->cfg.lease_ttl_ms;
+    ls->lcfg.safety_margin_ms = m->cfg.lease_safety_margin_ms;
+    aether_rng_seed(&ls->rng, m->deps.seed ^ aether_node_id_hash(&m->cfg.node));
+    m->ls = ls;
+    aether_err err;
+    if (aether_lease_config_validate(&ls->lcfg, &err) != AETHER_OK) {
+        AETHER_ERROR(MEMBER_LOG, "%s: lease configuration: %s", m->cfg.node.str, err.msg);
+        return AETHER_EINVAL;
+    }
+    return AETHER_OK;
+}
+
+void member_lease_fini(aether_member *m)
+{
+    free(m->ls);
+    m->ls = NULL;
+}
+
+static uint64_t jitter_ns(aether_member *m)
+{
+    if (m->cfg.election_jitter_ms == 0)
+        return 0;
+    return aether_rng_below(&m->ls->rng, (uint64_t)m->cfg.election_jitter_ms * AETHER_NS_PER_MS + 1);
+}
+
+/* (Re)arms the campaign timer for at_ns; older timers become stale. */
+static void campaign_at(aether_member *m, uint64_t at_ns)
+{
+    member_lease_state *ls = m->ls;
+    uint64_t now = member_now_ns(m);
+    ls->campaign_at_ns = at_ns;
+    ls->campaign_gen++;
+    aether_msg t = { .type = MSG_TICK_CAMPAIGN, .arg64 = ls->campaign_gen };
+    (void)aether_timer_start(m->lease, at_ns > now ? at_ns - now : 0, 0, &t, NULL);
+}
+
+static void after_leader_sign(aether_member *m)
+{
+    campaign_at(m, member_now_ns(m) + (uint64_t)m->cfg.lease_ttl_ms * AETHER_NS_PER_MS +
+                       jitter_ns(m));
+}
+
+void member_lease_start(aether_member *m) { campaign_at(m, member_now_ns(m) + jitter_ns(m)); }
+
+static void publish_deadline(aether_member *m)
+{
+    __atomic_store_n(&m->lease_deadline_ns,
+                     aether_lease_deadline_ns(&m->ls->held.lease), __ATOMIC_RELEASE);
+}
+
+static void lose(aether_member *m, const char *reason)
+{
+    member_lease_state *ls = m->ls;
+    if (!ls->leading)
+        return;
+    aether_term term = ls->held.lease.term;
+    ls->leading = false;
+    __atomic_store_n(&m->leading_term, AETHER_TERM_NONE, __ATOMIC_RELEASE);
+    if (ls->renew_timer != 0)
+        aether_timer_cancel(m->lease, ls->renew_timer);
+    ls->renew_timer = 0;
+    (void)aether_transport_serve_commands(m->deps.transport, false);
+    AETHER_WARN(MEMBER_LOG, "%s: leadership of term %llu lost: %s", m->cfg.node.str,
+                (unsigned long long)term, reason);
+    aether_event *e = aether_event_create(AETHER_EVT_LEADERSHIP_LOST);
+    if (e != NULL) {
+        e->data.leadership_lost.leader = m->cfg.node;
+        e->data.leadership_lost.term = term;
+        aether_event_set_reason(e->data.leadership_lost.reason, reason);
+        (void)member_emit(m, e, term);
+    }
+    after_leader_sign(m);
+}
+
+static bool may_campaign(const member_lease_state *ls)
+{
+    return !ls->self_member || ls->self_status == AETHER_NODE_ACTIVE;
+}
+
+static void campaign(aether_member *m)
+{
+    member_lease_state *ls = m->ls;
+    if (ls->leading || !may_campaign(ls))
+        return;
+    aether_err err;
+    aether_status st = aether_lease_acquire(&ls->lcfg, &ls->rng, &ls->held, &err);
+    if (st == AETHER_EEXIST) {
+        aether_lease_value v;
+        uint64_t rev;
+        if (aether_lease_read(&ls->lcfg, &v, &rev, NULL) == AETHER_OK && v.term != AETHER_TERM_NONE &&
+            v.term >= ls->known_term && !aether_node_id_equal(&v.leader, &ls->known_leader)) {
+            /* Someone holds it whose LeaderElected we have not seen yet. */
+            ls->known_leader = v.leader;
+            ls->known_term = v.term;
+        }
+        after_leader_sign(m);
+        return;
+    }
+    if (st != AETHER_OK) {
+        AETHER_DEBUG(MEMBER_LOG, "%s: campaign failed: %s", m->cfg.node.str, err.msg);
+        campaign_at(m, member_now_ns(m) + (uint64_t)m->cfg.lease_renew_interval_ms * AETHER_NS_PER_MS +
+                           jitter_ns(m));
+        return;
+    }
+    aether_term term = ls->held.lease.term;
+    ls->leading = true;
+    ls->elections_won++;
+    ls->known_leader = m->cfg.node;
+    ls->known_term = term;
+    member_note_term(m, term);
+    publish_deadline(m);
+    __atomic_store_n(&m->leading_term, term, __ATOMIC_RELEASE);
+    (void)aether_transport_serve_commands(m->deps.transport, true);
+    AETHER_INFO(MEMBER_LOG, "%s: elected leader, term %llu", m->cfg.node.str, (unsigned long long)term);
+    aether_event *e = aether_event_create(AETHER_EVT_LEADER_ELECTED);
+    if (e != NULL) {
+        e->data.leader_elected.leader = m->cfg.node;
+        e->data.leader_elected.term = term;
+        e->data.leader_elected.ttl_ms = m->cfg.lease_ttl_ms;
+        (void)member_emit(m, e, AETHER_TERM_NONE);
+    }
+    uint64_t every = (uint64_t)m->cfg.lease_renew_interval_ms * AETHER_NS_PER_MS;
+    aether_msg t = { .type = MSG_TICK_RENEW };
+    (void)aether_timer_start(m->lease, every, every, &t, &ls->renew_timer);
+}
+
+static void renew(aether_member *m)
+{
+    member_lease_state *ls = m->ls;
+    if (!ls->leading)
+        return;
+    aether_err err;
+    if (ls->held.pending) {
+        bool applied = false;
+        aether_status st = aether_lease_reconcile(&ls->lcfg, &ls->held, &applied, &err);
+        if (st == AETHER_OK)
+            publish_deadline(m);
+        else if (st == AETHER_ECONFLICT || st == AETHER_ENOTFOUND) {
+            lose(m, "lease taken while a renewal was in doubt");
+            return;
+        }
+    }
+    if (!aether_lease_may_act(&ls->held.lease, member_now_ns(m), ls->held.lease.safety_margin_ms)) {
+        lose(m, "lease expired before it could be renewed");
+        return;
+    }
+    if (ls->held.pending)
+        return; /* still unknown: the old deadline stands */
+    aether_status st = aether_lease_renew(&ls->lcfg, &ls->held, &err);
+    switch (st) {
+    case AETHER_OK: {
+        publish_deadline(m);
+        aether_event *e = aether_event_create(AETHER_EVT_LEASE_RENEWED);
+        if (e != NULL) {
+            e->data.lease_renewed.leader = m->cfg.node;
+            e->data.lease_renewed.term = ls->held.lease.term;
+            e->data.lease_renewed.map_version = __atomic_load_n(&m->map_version, __ATOMIC_RELAXED);
+            (void)member_emit(m, e, AETHER_TERM_NONE);
+        }
+        break;
+    }
+    case AETHER_ECONFLICT:
+    case AETHER_ENOTFOUND:
+        lose(m, "lease taken by another node");
+        break;
+    default: /* unavailable or unknown: retry next tick, the deadline decides */
+        AETHER_DEBUG(MEMBER_LOG, "%s: renewal failed (%s): %s", m->cfg.node.str,
+                     aether_status_str(st), err.msg);
+        break;
+    }
+}
+
+static void resign(aether_member *m, const char *reason)
+{
+    member_lease_state *ls = m->ls;
+    if (!ls->leading)
+        return;
+    aether_err err;
+    if (aether_lease_resign(&ls->lcfg, &ls->held, &err) != AETHER_OK)
+        AETHER_WARN(MEMBER_LOG, "%s: resign: %s", m->cfg.node.str, err.msg);
+    lose(m, reason);
+}
+
+static void on_event(aether_member *m, const aether_event *e)
+{
+    member_lease_state *ls = m->ls;
+    bool about_me = false;
+    switch (e->type) {
+    case AETHER_EVT_LEADER_ELECTED: {
+        const aether_node_id *leader = &e->data.leader_elected.leader;
+        aether_term term = e->data.leader_elected.term;
+        if (term < ls->known_term)
+            return;
+        if (ls->leading && term > ls->held.lease.term)
+            lose(m, "a newer term was elected");
+        ls->known_leader = *leader;
+        ls->known_term = term;
+        member_set_leader_view(m, leader, term);
+        member_notify_leader(m, leader, term);
+        if (!aether_node_id_equal(leader, &m->cfg.node))
+            after_leader_sign(m);
+        return;
+    }
+    case AETHER_EVT_LEASE_RENEWED:
+        if (e->data.lease_renewed.term >= ls->known_term &&
+            !aether_node_id_equal(&e->data.lease_renewed.leader, &m->cfg.node))
+            after_leader_sign(m);
+        return;
+    case AETHER_EVT_LEADERSHIP_LOST:
+        if (e->data.leadership_lost.term == ls->known_term &&
+            aether_node_id_equal(&e->data.leadership_lost.leader, &ls->known_leader)) {
+            memset(&ls->known_leader, 0, sizeof(ls->known_leader));
+            member_set_leader_view(m, NULL, ls->known_term);
+            member_notify_leader(m, NULL, ls->known_term);
+            if (!ls->leading)
+                campaign_at(m, member_now_ns(m) + jitter_ns(m)); /* policy 3: at once */
+        }
+        return;
+    case AETHER_EVT_NODE_JOINED:
+        about_me = aether_node_id_equal(&e->data.node_joined.node, &m->cfg.node);
+        if (about_me) {
+            ls->self_member = true;
+            ls->self_status = AETHER_NODE_ACTIVE;
+        }
+        return;
+    case AETHER_EVT_NODE_DRAINING:
+    case AETHER_EVT_NODE_FAILED:
+    case AETHER_EVT_NODE_LEFT: {
+        const aether_node_id *node = e->type == AETHER_EVT_NODE_DRAINING ? &e->data.node_draining.node
+                                     : e->type == AETHER_EVT_NODE_FAILED ? &e->data.node_failed.node
+                                                                         : &e->data.node_left.node;
+        if (!aether_node_id_equal(node, &m->cfg.node))
+            return;
+        ls->self_member = true;
+        ls->self_status = e->type == AETHER_EVT_NODE_DRAINING ? AETHER_NODE_DRAINING
+                          : e->type == AETHER_EVT_NODE_FAILED ? AETHER_NODE_FAILED
+                                                              : AETHER_NODE_LEFT;
+        resign(m, e->type == AETHER_EVT_NODE_DRAINING ? "own node draining"
+                                                      : "own node no longer active");
+        return;
+    }
+    default:
+        return;
+    }
+}
+
+void member_lease_handle(void *state, aether_actor *self, const aether_msg *msg)
+{
+    aether_member *m = state;
+    (void)self;
+    switch (msg->type) {
+    case MSG_EVENT:
+        on_event(m, (const aether_event *)msg->ptr);
+        break;
+    case MSG_TICK_CAMPAIGN:
+        if (msg->arg64 == m->ls->campaign_gen)
+            campaign(m);
+        break;
+    case MSG_TICK_RENEW:
+        renew(m);
+        break;
+    default:
+        AETHER_ASSERT(!"lease actor: unknown message type");
+    }
+}

@@ -1,0 +1,356 @@
+/*
+ * sim_cluster.c: the in-process scenario harness (tests layer). See
+ * sim_cluster.h.
+ */
+#include "sim_cluster.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec_step.h"
+#include "inproc.h"
+#include "invariants.h"
+#include "kv_store.h"
+
+typedef struct sim_node {
+    struct sim_cluster *c;
+    char id[AETHER_NODE_ID_LEN_MAX + 1];
+    char zone[AETHER_NODE_ZONE_LEN_MAX + 1];
+    aether_member *m;
+    aether_transport *t;
+    bool paused;
+    uint8_t *serving; /* [shard_count] */
+    uint64_t last_version;
+} sim_node;
+
+struct sim_cluster {
+    aether_executor *ex;
+    aether_rng rng;
+    aether_inproc_hub *hub;
+    aether_kv *lease_kv, *state_kv;
+    aether_config base;
+    sim_node nodes[SIM_NODES_MAX];
+    uint32_t n_nodes;
+    aether_term_registry terms;
+    uint32_t violations;
+    char first_violation[256];
+    uint32_t event_counts[AETHER_EVT_COUNT_];
+    uint64_t restarts;
+};
+
+static void violation(sim_cluster *c, const char *fmt, const char *a, const char *b, uint64_t x)
+{
+    if (c->violations++ == 0)
+        snprintf(c->first_violation, sizeof(c->first_violation), fmt, a, b, (unsigned long long)x);
+}
+
+static bool live(const sim_node *n) { return n->m != NULL && !n->paused; }
+
+static void on_acquired(void *arg, uint32_t shard, uint64_t version)
+{
+    sim_node *n = arg;
+    sim_cluster *c = n->c;
+    for (uint32_t i = 0; i < c->n_nodes; i++) {
+        sim_node *o = &c->nodes[i];
+        if (o != n && o->m != NULL && o->serving[shard])
+            violation(c, "single ownership: %s acquired a shard %s serves (shard %llu)", n->id, o->id,
+                      shard);
+    }
+    n->serving[shard] = 1;
+    (void)version;
+}
+
+static void on_released(void *arg, uint32_t shard, uint64_t version)
+{
+    sim_node *n = arg;
+    n->serving[shard] = 0;
+    (void)version;
+}
+
+static void on_event(void *arg, const aether_event *e)
+{
+    sim_node *n = arg;
+    sim_cluster *c = n->c;
+    if (strcmp(e->node.str, n->id) == 0)
+        c->event_counts[e->type]++;
+    if (e->type == AETHER_EVT_LEADER_ELECTED) {
+        aether_err err;
+        if (aether_term_registry_record(&c->terms, e->data.leader_elected.term,
+                                        &e->data.leader_elected.leader, &err) != AETHER_OK)
+            violation(c, "%s%s (term %llu)", err.msg, "", e->data.leader_elected.term);
+    }
+}
+
+sim_cluster *sim_cluster_create(const sim_options *o)
+{
+    sim_cluster *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    aether_step_config sc = { .seed = o->seed, .start_ns = AETHER_NS_PER_S };
+    if (aether_step_create(&sc, &c->ex) != AETHER_OK)
+        goto fail;
+    aether_rng_seed(&c->rng, o->seed * 7919 + 1);
+    if (o->base != NULL)
+        c->base = *o->base;
+    else
+        aether_config_defaults(&c->base);
+    c->base.shard_count = o->shard_count ? o->shard_count : 64;
+    c->base.replication = o->replication ? o->replication : 1;
+    if (aether_inproc_hub_create(&c->hub) != AETHER_OK)
+        goto fail;
+    aether_kv_mem_config lk = { .name = "lease", .ttl_ms = c->base.lease_ttl_ms,
+                                .clock = aether_executor_clock(c->ex), .rng = &c->rng };
+    aether_kv_mem_config sk = { .name = "state", .ttl_ms = 0, .clock = aether_executor_clock(c->ex),
+                                .rng = &c->rng };
+    if (aether_kv_mem_create(&lk, &c->lease_kv, NULL) != AETHER_OK ||
+        aether_kv_mem_create(&sk, &c->state_kv, NULL) != AETHER_OK)
+        goto fail;
+    aether_term_registry_init(&c->terms);
+    return c;
+fail:
+    sim_cluster_destroy(c);
+    return NULL;
+}
+
+static sim_node *find(sim_cluster *c, const char *id)
+{
+    for (uint32_t i = 0; i < c->n_nodes; i++)
+        if (strcmp(c->nodes[i].id, id) == 0)
+            return &c->nodes[i];
+    return NULL;
+}
+
+static void stop_node(sim_node *n)
+{
+    if (n->m == NULL)
+        return;
+    aether_member_destroy(n->m);
+    aether_transport_destroy(n->t);
+    n->m = NULL;
+    n->t = NULL;
+    n->paused = false;
+    memset(n->serving, 0, n->c->base.shard_count);
+}
+
+void sim_cluster_destroy(sim_cluster *c)
+{
+    if (c == NULL)
+        return;
+    for (uint32_t i = 0; i < c->n_nodes; i++) {
+        stop_node(&c->nodes[i]);
+        free(c->nodes[i].serving);
+    }
+    aether_kv_destroy(c->lease_kv);
+    aether_kv_destroy(c->state_kv);
+    aether_inproc_hub_destroy(c->hub);
+    aether_executor_destroy(c->ex);
+    aether_term_registry_fini(&c->terms);
+    aether_rcu_barrier();
+    free(c);
+}
+
+aether_member *sim_add(sim_cluster *c, const char *id, const char *zone)
+{
+    sim_node *n = find(c, id);
+    if (n == NULL) {
+        if (c->n_nodes == SIM_NODES_MAX)
+            return NULL;
+        n = &c->nodes[c->n_nodes++];
+        n->c = c;
+        snprintf(n->id, sizeof(n->id), "%s", id);
+        n->serving = calloc(c->base.shard_count, 1);
+        if (n->serving == NULL)
+            return NULL;
+    }
+    stop_node(n);
+    snprintf(n->zone, sizeof(n->zone), "%s", zone ? zone : "");
+    aether_config cfg = c->base;
+    if (aether_node_id_from_cstr(id, &cfg.node, NULL) != AETHER_OK)
+        return NULL;
+    snprintf(cfg.zone, sizeof(cfg.zone), "%s", n->zone);
+    if (aether_inproc_endpoint_create(c->hub, &cfg.node, &n->t) != AETHER_OK)
+        return NULL;
+    aether_member_deps deps = { .executor = c->ex, .transport = n->t, .lease_store = c->lease_kv,
+                                .state_store = c->state_kv, .seed = aether_rng_next(&c->rng) };
+    aether_member_callbacks cb = { .on_shard_acquired = on_acquired, .on_shard_released = on_released,
+                                   .on_event = on_event, .arg = n };
+    aether_err err;
+    if (aether_member_start(&cfg, &deps, &cb, &n->m, &err) != AETHER_OK) {
+        fprintf(stderr, "sim_add %s: %s\n", id, err.msg);
+        aether_transport_destroy(n->t);
+        n->t = NULL;
+        return NULL;
+    }
+    n->last_version = 0;
+    return n->m;
+}
+
+void sim_crash(sim_cluster *c, const char *id)
+{
+    sim_node *n = find(c, id);
+    if (n != NULL)
+        stop_node(n);
+}
+
+void sim_pause(sim_cluster *c, const char *id, bool on)
+{
+    sim_node *n = find(c, id);
+    if (n == NULL || n->m == NULL)
+        return;
+    aether_actor *a[3];
+    aether_member_actors(n->m, a);
+    for (int i = 0; i < 3; i++)
+        aether_step_freeze(c->ex, a[i], on);
+    n->paused = on;
+}
+
+void sim_drain(sim_cluster *c, const char *id)
+{
+    sim_node *n = find(c, id);
+    if (n != NULL && n->m != NULL)
+        (void)aether_member_drain(n->m);
+}
+
+void sim_isolate(sim_cluster *c, const char *id, bool on)
+{
+    aether_node_id nid;
+    if (aether_node_id_from_cstr(id, &nid, NULL) == AETHER_OK)
+        aether_inproc_set_isolated(c->hub, &nid, on);
+}
+
+static void check_instant(sim_cluster *c)
+{
+    const char *leader = NULL;
+    for (uint32_t i = 0; i < c->n_nodes; i++) {
+        sim_node *n = &c->nodes[i];
+        if (!live(n))
+            continue;
+        aether_member_view v;
+        aether_member_view_get(n->m, &v);
+        if (v.map_version < n->last_version)
+            violation(c, "%s: map version went back to %s... (from %llu)", n->id, "", n->last_version);
+        n->last_version = v.map_version;
+        if (!v.is_leader)
+            continue;
+        if (leader != NULL)
+            violation(c, "two nodes act as leader at once: %s and %s (t=%llu ms)", leader, n->id,
+                      sim_now_ms(c));
+        leader = n->id;
+    }
+}
+
+void sim_run_ms(sim_cluster *c, uint64_t ms)
+{
+    for (uint64_t i = 0; i < ms; i++) {
+        aether_step_run_for(c->ex, AETHER_NS_PER_MS, 1000000);
+        check_instant(c);
+    }
+}
+
+uint64_t sim_now_ms(sim_cluster *c) { return aether_clock_now_ms(aether_executor_clock(c->ex)); }
+
+aether_member *sim_member(sim_cluster *c, const char *id)
+{
+    sim_node *n = find(c, id);
+    return n ? n->m : NULL;
+}
+
+const char *sim_leader(sim_cluster *c)
+{
+    for (uint32_t i = 0; i < c->n_nodes; i++) {
+        sim_node *n = &c->nodes[i];
+        if (!live(n))
+            continue;
+        aether_member_view v;
+        aether_member_view_get(n->m, &v);
+        if (v.is_leader)
+            return n->id;
+    }
+    return NULL;
+}
+
+uint32_t sim_live_count(sim_cluster *c)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < c->n_nodes; i++)
+        k += live(&c->nodes[i]);
+    return k;
+}
+
+uint32_t sim_serving(sim_cluster *c, const char *id)
+{
+    sim_node *n = find(c, id);
+    uint32_t k = 0;
+    for (uint32_t s = 0; n != NULL && s < c->base.shard_count; s++)
+        k += n->serving[s];
+    return k;
+}
+
+int sim_settled(sim_cluster *c, char *why, size_t cap)
+{
+    const char *leader = sim_leader(c);
+    if (leader == NULL) {
+        snprintf(why, cap, "no leader");
+        return -1;
+    }
+    sim_node *ln = find(c, leader);
+    const aether_shardmap_slot *slot = aether_member_slot(ln->m);
+    int rc = 0;
+    aether_rcu_read_lock();
+    const aether_shardmap *map = aether_shardmap_slot_current(slot);
+    if (map == NULL) {
+        snprintf(why, cap, "leader %s has no map", leader);
+        rc = -1;
+    }
+    for (uint32_t s = 0; rc == 0 && s < map->shard_count; s++) {
+        const aether_shard_entry *e = aether_shardmap_entry(map, s);
+        if (e->state != AETHER_SHARD_STABLE) {
+            snprintf(why, cap, "shard %u still moving", s);
+            rc = -1;
+            break;
+        }
+        const char *owner = e->owner_count ? map->nodes[e->primary].str : NULL;
+        uint32_t servers = 0;
+        for (uint32_t i = 0; i < c->n_nodes; i++) {
+            sim_node *n = &c->nodes[i];
+            if (n->m == NULL || !n->serving[s])
+                continue;
+            servers++;
+            if (owner == NULL || strcmp(owner, n->id) != 0) {
+                snprintf(why, cap, "shard %u served by %s, map says %s", s, n->id, owner ? owner : "-");
+                rc = -1;
+            }
+        }
+        if (rc == 0 && owner != NULL && servers != 1) {
+            snprintf(why, cap, "shard %u served by %u nodes (owner %s)", s, servers, owner);
+            rc = -1;
+        }
+    }
+    uint64_t version = map ? map->version : 0;
+    aether_rcu_read_unlock();
+    for (uint32_t i = 0; rc == 0 && i < c->n_nodes; i++) {
+        sim_node *n = &c->nodes[i];
+        if (!live(n))
+            continue;
+        aether_member_view v;
+        aether_member_view_get(n->m, &v);
+        if (v.map_version != version) {
+            snprintf(why, cap, "%s has map v%llu, leader v%llu", n->id,
+                     (unsigned long long)v.map_version, (unsigned long long)version);
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
+uint32_t sim_violations(sim_cluster *c, char *first, size_t cap)
+{
+    if (first != NULL && cap > 0)
+        snprintf(first, cap, "%s", c->violations ? c->first_violation : "");
+    return c->violations;
+}
+
+uint32_t sim_event_count(sim_cluster *c, aether_event_type type) { return c->event_counts[type]; }
+
+aether_executor *sim_executor(sim_cluster *c) { return c->ex; }

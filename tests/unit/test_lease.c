@@ -1,0 +1,491 @@
+/*
+ * test_lease.c: the leadership lease protocol over in-memory stores
+ * (actors/lease.h): single winner, terms from create revisions, terms that
+ * keep increasing across a lease-bucket re-creation, renewal and its send
+ * time, loss to a successor, may_act arithmetic, reconcile after unknown
+ * outcomes, conditional resign.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cu_test.h"
+#include "lease.h"
+
+#define MS AETHER_NS_PER_MS
+#define TTL_MS 1000u
+#define MARGIN_MS 100u
+
+static aether_sim_clock sim;
+static aether_kv *lease_kv;
+static aether_kv *state_kv;
+static aether_rng rng;
+
+static void stores_up(void)
+{
+    aether_sim_clock_init(&sim, 5000 * MS, 0);
+    aether_rng_seed(&rng, 7);
+    aether_kv_mem_config lc = {.name = "lease", .ttl_ms = TTL_MS, .clock = &sim.base, .rng = &rng};
+    aether_kv_mem_config sc = {.name = "state", .ttl_ms = 0, .clock = &sim.base, .rng = &rng};
+    CU_ASSERT_EQUAL_FATAL(aether_kv_mem_create(&lc, &lease_kv, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL_FATAL(aether_kv_mem_create(&sc, &state_kv, NULL), AETHER_OK);
+}
+
+static void stores_down(void)
+{
+    aether_kv_destroy(lease_kv);
+    aether_kv_destroy(state_kv);
+    lease_kv = state_kv = NULL;
+}
+
+static aether_lease_config node_cfg(const char *id)
+{
+    aether_lease_config cfg = {
+        .lease_kv = lease_kv,
+        .state_kv = state_kv,
+        .clock = &sim.base,
+        .ttl_ms = TTL_MS,
+        .safety_margin_ms = MARGIN_MS,
+    };
+    CU_ASSERT_EQUAL_FATAL(aether_node_id_from_cstr(id, &cfg.self, NULL), AETHER_OK);
+    return cfg;
+}
+
+static aether_term recorded(const aether_lease_config *cfg)
+{
+    aether_term t;
+    uint64_t rev;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_recorded_term(cfg, &t, &rev, NULL), AETHER_OK);
+    return t;
+}
+
+static void test_acquire_term_is_create_revision(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a");
+    aether_lease_held h;
+    aether_err err = {0};
+    /* Something else was written first: the term is the bucket revision. */
+    uint64_t r;
+    CU_ASSERT_EQUAL(aether_kv_create(lease_kv, "noise", "x", 1, &r, NULL), AETHER_OK);
+    uint64_t t0 = sim.now_ns;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &h, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(h.lease.term, 2);
+    CU_ASSERT_EQUAL(h.revision, 2);
+    CU_ASSERT_TRUE(aether_node_id_equal(&h.lease.leader, &a.self));
+    CU_ASSERT_EQUAL(h.lease.acquired_at_ns, t0);
+    CU_ASSERT_EQUAL(h.lease.renewed_at_ns, t0);
+    CU_ASSERT_EQUAL(recorded(&a), 2);
+    CU_ASSERT_TRUE(aether_lease_may_act(&h.lease, sim.now_ns, MARGIN_MS));
+    /* Followers read who holds it. */
+    aether_lease_value v;
+    CU_ASSERT_EQUAL(aether_lease_read(&a, &v, &r, NULL), AETHER_OK);
+    CU_ASSERT_STRING_EQUAL(v.leader.str, "node-a");
+    CU_ASSERT_EQUAL(v.ttl_ms, TTL_MS);
+    CU_ASSERT_EQUAL(v.nonce, h.nonce);
+    CU_ASSERT_EQUAL(r, 2);
+    stores_down();
+}
+
+static void test_two_contenders_one_wins(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a"), b = node_cfg("node-b");
+    aether_lease_held ha, hb;
+    aether_err err = {0};
+    CU_ASSERT_EQUAL(aether_lease_acquire(&a, &rng, &ha, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_lease_acquire(&b, &rng, &hb, &err), AETHER_EEXIST);
+    CU_ASSERT_EQUAL(hb.lease.term, AETHER_TERM_NONE);
+    CU_ASSERT_FALSE(aether_lease_may_act(&hb.lease, sim.now_ns, MARGIN_MS));
+    /* Still one holder after the loser's attempt; the record is the winner's. */
+    aether_lease_value v;
+    uint64_t r;
+    CU_ASSERT_EQUAL(aether_lease_read(&a, &v, &r, NULL), AETHER_OK);
+    CU_ASSERT_STRING_EQUAL(v.leader.str, "node-a");
+    CU_ASSERT_EQUAL(recorded(&a), ha.lease.term);
+    /* Even the same node id, as a new incarnation (new nonce), loses. */
+    aether_lease_held ha2;
+    CU_ASSERT_EQUAL(aether_lease_acquire(&a, &rng, &ha2, NULL), AETHER_EEXIST);
+    stores_down();
+}
+
+/* A clock that moves 1 ms every time it is read: tells reads apart. */
+typedef struct tick_clock {
+    aether_clock base;
+    uint64_t now;
+} tick_clock;
+
+static uint64_t tick_now(aether_clock *c)
+{
+    tick_clock *t = (tick_clock *)c;
+    t->now += MS;
+    return t->now;
+}
+
+static uint64_t tick_wall(aether_clock *c)
+{
+    (void)c;
+    return 0;
+}
+
+static const aether_clock_ops tick_ops = {tick_now, tick_wall};
+
+static void test_renew_keeps_term_uses_send_time(void)
+{
+    tick_clock tc = {.base = {&tick_ops}, .now = 0};
+    aether_rng_seed(&rng, 3);
+    aether_kv_mem_config lc = {.name = "lease", .ttl_ms = TTL_MS, .clock = &tc.base};
+    aether_kv_mem_config sc = {.name = "state", .clock = &tc.base};
+    CU_ASSERT_EQUAL_FATAL(aether_kv_mem_create(&lc, &lease_kv, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL_FATAL(aether_kv_mem_create(&sc, &state_kv, NULL), AETHER_OK);
+    aether_lease_config a = node_cfg("node-a");
+    a.clock = &tc.base;
+    aether_lease_held h;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_OK);
+    aether_term term = h.lease.term;
+    uint64_t acquired = h.lease.acquired_at_ns;
+    for (int i = 0; i < 3; i++) {
+        uint64_t before = tc.now;
+        uint64_t rev = h.revision;
+        CU_ASSERT_EQUAL_FATAL(aether_lease_renew(&a, &h, NULL), AETHER_OK);
+        /* The renewal's own read, before the store's: send time, not reply time. */
+        CU_ASSERT_EQUAL(h.lease.renewed_at_ns, before + MS);
+        CU_ASSERT_TRUE(h.lease.renewed_at_ns < tc.now);
+        CU_ASSERT_EQUAL(h.lease.term, term);
+        CU_ASSERT_EQUAL(h.lease.acquired_at_ns, acquired);
+        CU_ASSERT_TRUE(h.revision > rev);
+    }
+    /* The renewed value names the term for followers. */
+    aether_lease_value v;
+    uint64_t r;
+    CU_ASSERT_EQUAL(aether_lease_read(&a, &v, &r, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(v.term, term);
+    CU_ASSERT_EQUAL(r, h.revision);
+    stores_down();
+}
+
+static void test_renew_after_takeover_conflicts(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a"), b = node_cfg("node-b");
+    aether_lease_held ha, hb;
+    aether_err err = {0};
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &ha, NULL), AETHER_OK);
+    /* a is paused past its TTL; the store expires the key silently. */
+    aether_sim_clock_advance_ns(&sim, TTL_MS * MS);
+    CU_ASSERT_FALSE(aether_lease_may_act(&ha.lease, sim.now_ns, MARGIN_MS));
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_OK);
+    CU_ASSERT_TRUE(hb.lease.term > ha.lease.term);
+    CU_ASSERT_EQUAL(recorded(&b), hb.lease.term);
+    /* a wakes up and renews: refused, and it must not act. */
+    CU_ASSERT_EQUAL(aether_lease_renew(&a, &ha, &err), AETHER_ECONFLICT);
+    CU_ASSERT_FALSE(aether_lease_may_act(&ha.lease, sim.now_ns, MARGIN_MS));
+    CU_ASSERT_TRUE(aether_lease_may_act(&hb.lease, sim.now_ns, MARGIN_MS));
+    /* a's resign cannot delete b's lease (conditional delete). */
+    CU_ASSERT_EQUAL(aether_lease_resign(&a, &ha, NULL), AETHER_ECONFLICT);
+    aether_lease_value v;
+    uint64_t r;
+    CU_ASSERT_EQUAL(aether_lease_read(&b, &v, &r, NULL), AETHER_OK);
+    CU_ASSERT_STRING_EQUAL(v.leader.str, "node-b");
+    CU_ASSERT_EQUAL(aether_lease_renew(&b, &hb, NULL), AETHER_OK);
+    stores_down();
+}
+
+static void test_may_act_boundary(void)
+{
+    aether_lease l = {.term = 5, .ttl_ms = TTL_MS, .safety_margin_ms = MARGIN_MS,
+                      .acquired_at_ns = 1000, .renewed_at_ns = 2000};
+    CU_ASSERT_EQUAL(aether_node_id_from_cstr("node-a", &l.leader, NULL), AETHER_OK);
+    uint64_t deadline = 2000 + (TTL_MS - MARGIN_MS) * MS;
+    CU_ASSERT_TRUE(aether_lease_may_act(&l, 2000, MARGIN_MS));
+    CU_ASSERT_TRUE(aether_lease_may_act(&l, deadline - 1, MARGIN_MS));
+    CU_ASSERT_FALSE(aether_lease_may_act(&l, deadline, MARGIN_MS)); /* strict */
+    CU_ASSERT_FALSE(aether_lease_may_act(&l, deadline + 1, MARGIN_MS));
+    /* Agrees with node.h on the lease's own margin. */
+    CU_ASSERT_EQUAL(aether_lease_may_act(&l, deadline - 1, l.safety_margin_ms),
+                    aether_lease_valid_at(&l, deadline - 1));
+    CU_ASSERT_EQUAL(aether_lease_may_act(&l, deadline, l.safety_margin_ms),
+                    aether_lease_valid_at(&l, deadline));
+    /* Margin 0: up to the TTL itself; a larger margin: earlier. */
+    CU_ASSERT_TRUE(aether_lease_may_act(&l, 2000 + TTL_MS * MS - 1, 0));
+    CU_ASSERT_FALSE(aether_lease_may_act(&l, 2000 + TTL_MS * MS, 0));
+    CU_ASSERT_FALSE(aether_lease_may_act(&l, 2000 + 1 * MS, TTL_MS - 1));
+    CU_ASSERT_TRUE(aether_lease_may_act(&l, 2000 + 1 * MS - 1, TTL_MS - 1));
+    /* No term, no acting. */
+    l.term = AETHER_TERM_NONE;
+    CU_ASSERT_FALSE(aether_lease_may_act(&l, 2000, MARGIN_MS));
+    /* A large renewed_at does not wrap. */
+    l.term = 1;
+    l.renewed_at_ns = UINT64_MAX - (TTL_MS - MARGIN_MS) * MS;
+    CU_ASSERT_TRUE(aether_lease_may_act(&l, UINT64_MAX - 1, MARGIN_MS));
+    CU_ASSERT_FALSE(aether_lease_may_act(&l, UINT64_MAX, MARGIN_MS));
+}
+
+static void test_wipe_keeps_terms_increasing(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a"), b = node_cfg("node-b"), c = node_cfg("node-c");
+    aether_lease_held ha, hb, hc;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &ha, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(ha.lease.term, 1);
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(aether_lease_renew(&a, &ha, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_lease_resign(&a, &ha, NULL), AETHER_OK); /* marker at 5 */
+    CU_ASSERT_FALSE(aether_lease_may_act(&ha.lease, sim.now_ns, MARGIN_MS));
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(hb.lease.term, 6);
+    CU_ASSERT_EQUAL(recorded(&b), 6);
+    aether_sim_clock_advance_ns(&sim, 2 * TTL_MS * MS); /* b dies */
+
+    /* The lease bucket is deleted and re-created: revisions restart at 1. */
+    aether_kv_mem_wipe(lease_kv);
+    aether_err err = {0};
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&c, &rng, &hc, &err), AETHER_OK);
+    /* Created at revision 1, advanced with updates 2..7: the term is 7. */
+    CU_ASSERT_EQUAL(hc.lease.term, 7);
+    CU_ASSERT_TRUE(hc.lease.term > hb.lease.term);
+    CU_ASSERT_EQUAL(hc.revision, 7);
+    CU_ASSERT_EQUAL(aether_kv_mem_last_revision(lease_kv), 7);
+    CU_ASSERT_EQUAL(recorded(&c), 7);
+    CU_ASSERT_TRUE(aether_lease_may_act(&hc.lease, sim.now_ns, MARGIN_MS));
+    CU_ASSERT_EQUAL(aether_lease_renew(&c, &hc, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(hc.lease.term, 7);
+    stores_down();
+}
+
+static void test_advance_budget_keeps_progress(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a"), b = node_cfg("node-b");
+    /* A record far above the fresh bucket, as after a wipe of a busy one. */
+    uint64_t r;
+    CU_ASSERT_EQUAL(aether_kv_create(state_kv, "term", "10", 2, &r, NULL), AETHER_OK);
+    a.advance_steps_max = 4;
+    b.advance_steps_max = 4;
+    aether_lease_held h;
+    aether_err err = {0};
+    /* create 1 + 4 updates = 5 <= 10: out of budget, key released (marker 6). */
+    CU_ASSERT_EQUAL(aether_lease_acquire(&a, &rng, &h, &err), AETHER_ESTATE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "recorded term 10"));
+    CU_ASSERT_EQUAL(h.lease.term, AETHER_TERM_NONE);
+    aether_lease_value v;
+    CU_ASSERT_EQUAL(aether_lease_read(&a, &v, &r, NULL), AETHER_ENOTFOUND);
+    CU_ASSERT_EQUAL(recorded(&a), 10);
+    /* The next campaign (another node) continues from there: create over the
+     * marker (7), updates 8..11 > 10. */
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &h, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(h.lease.term, 11);
+    CU_ASSERT_EQUAL(recorded(&b), 11);
+    stores_down();
+}
+
+static void test_reconcile_unknown_applied(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a");
+    aether_lease_held h;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_OK);
+    uint64_t old_rev = h.revision, old_renewed = h.lease.renewed_at_ns;
+    aether_sim_clock_advance_ns(&sim, 250 * MS);
+    uint64_t sent = sim.now_ns;
+    aether_kv_mem_fail_next(lease_kv, AETHER_KV_CALL_UPDATE, AETHER_KV_FAULT_UNKNOWN_APPLIED, 1);
+    CU_ASSERT_EQUAL(aether_lease_renew(&a, &h, NULL), AETHER_EUNKNOWN);
+    /* Maybe: nothing believed yet. */
+    CU_ASSERT_TRUE(h.pending);
+    CU_ASSERT_EQUAL(h.revision, old_rev);
+    CU_ASSERT_EQUAL(h.lease.renewed_at_ns, old_renewed);
+    aether_sim_clock_advance_ns(&sim, 10 * MS);
+    /* A failed re-read keeps it pending. */
+    aether_kv_mem_fail_next(lease_kv, AETHER_KV_CALL_GET, AETHER_KV_FAULT_UNAVAILABLE, 1);
+    bool applied = true;
+    CU_ASSERT_EQUAL(aether_lease_reconcile(&a, &h, &applied, NULL), AETHER_EUNAVAILABLE);
+    CU_ASSERT_TRUE(h.pending);
+    CU_ASSERT_EQUAL(h.lease.renewed_at_ns, old_renewed);
+    CU_ASSERT_EQUAL(aether_lease_reconcile(&a, &h, &applied, NULL), AETHER_OK);
+    CU_ASSERT_TRUE(applied);
+    CU_ASSERT_FALSE(h.pending);
+    CU_ASSERT_TRUE(h.revision > old_rev);
+    CU_ASSERT_EQUAL(h.lease.renewed_at_ns, sent); /* the send time of the maybe-renewal */
+    CU_ASSERT_EQUAL(aether_lease_renew(&a, &h, NULL), AETHER_OK);
+    stores_down();
+}
+
+static void test_reconcile_unknown_not_applied(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a"), b = node_cfg("node-b");
+    aether_lease_held h, hb;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_OK);
+    uint64_t old_rev = h.revision, old_renewed = h.lease.renewed_at_ns;
+    aether_sim_clock_advance_ns(&sim, 250 * MS);
+    aether_kv_mem_fail_next(lease_kv, AETHER_KV_CALL_UPDATE, AETHER_KV_FAULT_UNKNOWN_NOT_APPLIED,
+                            1);
+    CU_ASSERT_EQUAL(aether_lease_renew(&a, &h, NULL), AETHER_EUNKNOWN);
+    bool applied = true;
+    CU_ASSERT_EQUAL(aether_lease_reconcile(&a, &h, &applied, NULL), AETHER_OK);
+    CU_ASSERT_FALSE(applied);
+    CU_ASSERT_FALSE(h.pending);
+    CU_ASSERT_EQUAL(h.revision, old_rev);
+    CU_ASSERT_EQUAL(h.lease.renewed_at_ns, old_renewed); /* the old deadline stands */
+    CU_ASSERT_EQUAL(aether_lease_renew(&a, &h, NULL), AETHER_OK);
+
+    /* Not applied, and meanwhile the lease expired and b took it: lost. */
+    aether_kv_mem_fail_next(lease_kv, AETHER_KV_CALL_UPDATE, AETHER_KV_FAULT_UNKNOWN_NOT_APPLIED,
+                            1);
+    CU_ASSERT_EQUAL(aether_lease_renew(&a, &h, NULL), AETHER_EUNKNOWN);
+    aether_sim_clock_advance_ns(&sim, TTL_MS * MS);
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_OK);
+    aether_err err = {0};
+    CU_ASSERT_EQUAL(aether_lease_reconcile(&a, &h, &applied, &err), AETHER_ECONFLICT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "another node"));
+    CU_ASSERT_FALSE(h.pending);
+    CU_ASSERT_FALSE(aether_lease_may_act(&h.lease, sim.now_ns, MARGIN_MS));
+    stores_down();
+}
+
+static void test_acquire_under_faults(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a");
+    aether_lease_held h;
+    /* Unavailable: nothing acquired, nothing left behind. */
+    aether_kv_mem_fail_next(lease_kv, AETHER_KV_CALL_CREATE, AETHER_KV_FAULT_UNAVAILABLE, 1);
+    CU_ASSERT_EQUAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_EUNAVAILABLE);
+    CU_ASSERT_EQUAL(aether_kv_mem_last_revision(lease_kv), 0);
+    /* Unknown but not applied: re-read shows nothing, so not acquired. */
+    aether_kv_mem_fail_next(lease_kv, AETHER_KV_CALL_CREATE, AETHER_KV_FAULT_UNKNOWN_NOT_APPLIED,
+                            1);
+    CU_ASSERT_EQUAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_EUNAVAILABLE);
+    /* Unknown but applied: re-read finds our nonce, we hold it. */
+    aether_kv_mem_fail_next(lease_kv, AETHER_KV_CALL_CREATE, AETHER_KV_FAULT_UNKNOWN_APPLIED, 1);
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(h.lease.term, 1);
+    CU_ASSERT_EQUAL(recorded(&a), 1);
+    /* The state store down after winning: the key is released for others. */
+    CU_ASSERT_EQUAL(aether_lease_resign(&a, &h, NULL), AETHER_OK);
+    aether_kv_mem_fail_next(state_kv, AETHER_KV_CALL_GET, AETHER_KV_FAULT_UNAVAILABLE, 1);
+    CU_ASSERT_EQUAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_EUNAVAILABLE);
+    aether_lease_value v;
+    uint64_t r;
+    CU_ASSERT_EQUAL(aether_lease_read(&a, &v, &r, NULL), AETHER_ENOTFOUND);
+    /* The term record timing out but applied still counts as recorded. */
+    aether_kv_mem_fail_next(state_kv, AETHER_KV_CALL_UPDATE, AETHER_KV_FAULT_UNKNOWN_APPLIED, 1);
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(recorded(&a), h.lease.term);
+    stores_down();
+}
+
+typedef struct deletes_seen {
+    unsigned deletes;
+    uint64_t revision;
+} deletes_seen;
+
+static void count_deletes(void *arg, const aether_kv_event *ev)
+{
+    deletes_seen *d = arg;
+    if (ev->op == AETHER_KV_OP_DELETE) {
+        d->deletes++;
+        d->revision = ev->revision;
+    }
+}
+
+static void test_resign_fires_delete_event(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a"), b = node_cfg("node-b");
+    deletes_seen seen = {0};
+    aether_kv_watcher *w = NULL;
+    CU_ASSERT_EQUAL_FATAL(aether_kv_watch(lease_kv, "leader", count_deletes, &seen, &w, NULL),
+                          AETHER_OK);
+    aether_lease_held h;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_lease_resign(&a, &h, NULL), AETHER_OK);
+    CU_ASSERT_FALSE(aether_lease_may_act(&h.lease, sim.now_ns, MARGIN_MS));
+    CU_ASSERT_EQUAL(seen.deletes, 1); /* followers watching the key learn at once */
+    CU_ASSERT_EQUAL(seen.revision, 2);
+    /* Expiry, by contrast, is silent (nats-server 2.9): followers must probe. */
+    aether_lease_held h2;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &h2, NULL), AETHER_OK);
+    aether_sim_clock_advance_ns(&sim, TTL_MS * MS);
+    CU_ASSERT_EQUAL(seen.deletes, 1);
+    aether_kv_unwatch(lease_kv, w);
+    /* A follower campaigns at once, without waiting for the TTL. */
+    aether_lease_held hb;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_OK);
+    CU_ASSERT_TRUE(hb.lease.term > h2.lease.term);
+    stores_down();
+}
+
+static void test_config_and_value_checks(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a");
+    aether_err err = {0};
+    CU_ASSERT_EQUAL(aether_lease_config_validate(&a, &err), AETHER_OK);
+    aether_lease_config bad = a;
+    bad.ttl_ms = 2000; /* differs from the bucket TTL */
+    CU_ASSERT_EQUAL(aether_lease_config_validate(&bad, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "bucket TTL"));
+    bad = a;
+    bad.state_kv = lease_kv; /* the term record would expire */
+    CU_ASSERT_EQUAL(aether_lease_config_validate(&bad, &err), AETHER_EINVAL);
+    bad = a;
+    bad.safety_margin_ms = TTL_MS;
+    CU_ASSERT_EQUAL(aether_lease_config_validate(&bad, &err), AETHER_EINVAL);
+    bad = a;
+    bad.lease_key = "bad key";
+    CU_ASSERT_EQUAL(aether_lease_config_validate(&bad, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "lease_key"));
+    aether_lease_held h;
+    CU_ASSERT_EQUAL(aether_lease_acquire(&bad, &rng, &h, NULL), AETHER_EINVAL);
+
+    /* Value codec round trip and strictness. */
+    aether_lease_value v = {.ttl_ms = 1000, .term = 42, .nonce = 0x9f86d081884c7d65ull};
+    CU_ASSERT_EQUAL(aether_node_id_from_cstr("node-a", &v.leader, NULL), AETHER_OK);
+    char buf[AETHER_LEASE_VALUE_LEN_MAX];
+    size_t len;
+    CU_ASSERT_EQUAL(aether_lease_value_encode(&v, buf, sizeof(buf), &len, NULL), AETHER_OK);
+    CU_ASSERT_STRING_EQUAL(buf, "{\"leader\":\"node-a\",\"ttl_ms\":1000,\"term\":42,"
+                                "\"nonce\":\"9f86d081884c7d65\"}");
+    aether_lease_value back;
+    CU_ASSERT_EQUAL(aether_lease_value_decode(buf, len, &back, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(memcmp(&back, &v, sizeof(v)), 0);
+    const char *junk[] = {
+        "", "[]", "{}", "not json",
+        "{\"leader\":\"a b\",\"ttl_ms\":1000,\"term\":1,\"nonce\":\"0000000000000000\"}",
+        "{\"leader\":\"a\",\"ttl_ms\":0,\"term\":1,\"nonce\":\"0000000000000000\"}",
+        "{\"leader\":\"a\",\"ttl_ms\":1000,\"term\":-1,\"nonce\":\"0000000000000000\"}",
+        "{\"leader\":\"a\",\"ttl_ms\":1000,\"term\":1,\"nonce\":\"xyz\"}",
+        "{\"leader\":\"a\",\"ttl_ms\":1000,\"term\":1,\"nonce\":\"0000000000000000\",\"x\":1}",
+        "{\"leader\":\"a\",\"leader\":\"b\",\"ttl_ms\":1000,\"term\":1}",
+    };
+    for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++)
+        CU_ASSERT_EQUAL(aether_lease_value_decode(junk[i], strlen(junk[i]), &back, NULL),
+                        AETHER_EINVAL);
+    /* A malformed term record is refused, not guessed at. */
+    uint64_t r;
+    CU_ASSERT_EQUAL(aether_kv_create(state_kv, "term", "12x", 3, &r, NULL), AETHER_OK);
+    aether_term t;
+    CU_ASSERT_EQUAL(aether_lease_recorded_term(&a, &t, &r, &err), AETHER_EINVAL);
+    CU_ASSERT_EQUAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_EINVAL);
+    aether_lease_value lv;
+    CU_ASSERT_EQUAL(aether_lease_read(&a, &lv, &r, NULL), AETHER_ENOTFOUND); /* released */
+    stores_down();
+}
+
+static CU_TestInfo tests[] = {
+    AETHER_TEST(acquire_term_is_create_revision),
+    AETHER_TEST(two_contenders_one_wins),
+    AETHER_TEST(renew_keeps_term_uses_send_time),
+    AETHER_TEST(renew_after_takeover_conflicts),
+    AETHER_TEST(may_act_boundary),
+    AETHER_TEST(wipe_keeps_terms_increasing),
+    AETHER_TEST(advance_budget_keeps_progress),
+    AETHER_TEST(reconcile_unknown_applied),
+    AETHER_TEST(reconcile_unknown_not_applied),
+    AETHER_TEST(acquire_under_faults),
+    AETHER_TEST(resign_fires_delete_event),
+    AETHER_TEST(config_and_value_checks),
+    CU_TEST_INFO_NULL,
+};
+
+AETHER_SUITE("lease", NULL, NULL, tests);
