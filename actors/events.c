@@ -121,9 +121,10 @@ int aether_event_format(const aether_event *e, char *buf, size_t cap)
                  (unsigned long long)e->data.leader_elected.ttl_ms);
         break;
     case AETHER_EVT_LEASE_RENEWED:
-        snprintf(data, sizeof(data), "leader=%s term=%llu map_version=%llu",
+        snprintf(data, sizeof(data), "leader=%s term=%llu map_version=%llu topology_version=%llu",
                  e->data.lease_renewed.leader.str, (unsigned long long)e->data.lease_renewed.term,
-                 (unsigned long long)e->data.lease_renewed.map_version);
+                 (unsigned long long)e->data.lease_renewed.map_version,
+                 (unsigned long long)e->data.lease_renewed.topology_version);
         break;
     case AETHER_EVT_LEADERSHIP_LOST:
         snprintf(data, sizeof(data), "leader=%s term=%llu reason=%s",

@@ -84,7 +84,8 @@ typedef struct aether_event {
         struct {
             aether_node_id leader;
             aether_term term;
-            uint64_t map_version; /* the leader's map: followers check theirs is current */
+            uint64_t map_version;      /* the leader's map: followers check theirs is current */
+            uint64_t topology_version; /* the leader's topology, likewise */
         } lease_renewed;
         struct {
             aether_node_id leader;

@@ -70,6 +70,47 @@ void member_send_tick(aether_actor *a, uint16_t type, uint64_t arg)
     (void)aether_actor_send(a, &msg); /* a full mailbox: the next tick comes */
 }
 
+aether_status member_state_put(aether_member *m, const char *key, const char *value, size_t len,
+                               uint64_t *rev)
+{
+    aether_kv *kv = m->deps.state_store;
+    uint64_t next = 0;
+    aether_status st = *rev ? aether_kv_update(kv, key, value, len, *rev, &next, NULL)
+                            : AETHER_ECONFLICT;
+    if (st == AETHER_ECONFLICT) {
+        /* First write, or another leader wrote since: CAS from what is there. */
+        aether_kv_entry cur;
+        if (aether_kv_get(kv, key, &cur, NULL) == AETHER_OK) {
+            st = aether_kv_update(kv, key, value, len, cur.revision, &next, NULL);
+            aether_kv_entry_fini(&cur);
+        } else {
+            st = aether_kv_create(kv, key, value, len, &next, NULL);
+        }
+    }
+    if (st == AETHER_OK)
+        *rev = next;
+    else
+        AETHER_WARN(MEMBER_LOG, "%s: writing %s to the state store: %s", m->cfg.node.str, key,
+                    aether_status_str(st));
+    return st;
+}
+
+aether_status member_state_get(aether_member *m, const char *key, char **value, size_t *len,
+                               uint64_t *rev)
+{
+    aether_kv_entry e;
+    aether_status st = aether_kv_get(m->deps.state_store, key, &e, NULL);
+    if (st != AETHER_OK)
+        return st;
+    *value = (char *)e.value; /* malloc'd with a NUL; ours now */
+    *len = e.value_len;
+    if (rev)
+        *rev = e.revision;
+    e.value = NULL;
+    aether_kv_entry_fini(&e);
+    return AETHER_OK;
+}
+
 /* Local fan-out: the bus hands e to every actor whose mask wants it. */
 static void deliver_local(aether_member *m, const aether_event *e)
 {
@@ -222,6 +263,15 @@ static void plain_drop(void *state, const aether_msg *msg)
 
 const aether_shardmap_slot *aether_member_slot(const aether_member *m) { return &m->slot; }
 const aether_node_id *aether_member_id(const aether_member *m) { return &m->cfg.node; }
+
+bool aether_member_may_serve(const aether_member *m)
+{
+    if (member_may_lead(m, NULL))
+        return true;
+    uint64_t heard = __atomic_load_n(&m->last_leader_heard_ns, __ATOMIC_RELAXED);
+    uint64_t limit = (uint64_t)(m->cfg.failure_timeout_ms - m->cfg.fence_margin_ms) * AETHER_NS_PER_MS;
+    return member_now_ns(m) < heard + limit;
+}
 
 void aether_member_actors(const aether_member *m, aether_actor *out[3])
 {

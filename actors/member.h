@@ -75,6 +75,13 @@ void aether_member_destroy(aether_member *m); /* NULL is fine; stops first */
 const aether_shardmap_slot *aether_member_slot(const aether_member *m);
 const aether_node_id *aether_member_id(const aether_member *m);
 
+/* True while this node's right to serve the shards it acquired holds, by
+ * its own clock: it leads, or it heard from the leader less than
+ * failure_timeout - fence_margin ago. A process that was paused (GC, SIGSTOP)
+ * sees false at once when it resumes, before its actors have run: an
+ * embedder checks this before serving a request. Any thread. */
+bool aether_member_may_serve(const aether_member *m);
+
 /* The member's three actors (cluster, lease, assign), for simulations that
  * pause a node (aether_step_freeze). */
 void aether_member_actors(const aether_member *m, aether_actor *out[3]);

@@ -53,8 +53,8 @@
 
 #include "invariants.h"
 #include "shardmap_json.h"
+#include "topology_json.h"
 
-#define STATE_MAP_KEY "map"
 #define OFFLINE_RING 64u /* remembered fail/leave times for the brake */
 
 struct member_assign_state {
@@ -297,30 +297,58 @@ typedef struct placement {
 
 static void write_state(aether_member *m, const aether_shardmap *map)
 {
+    char *json = NULL;
+    size_t len = 0;
+    if (aether_shardmap_json_encode(map, &json, &len, NULL) == AETHER_OK)
+        (void)member_state_put(m, MEMBER_STATE_MAP, json, len, &m->as->state_rev);
+    free(json);
+}
+
+/* A map from the state store newer than ours (a lagging node catching up,
+ * or a new leader taking over, policy 10). Returns true if adopted. */
+static bool load_stored_map(aether_member *m)
+{
     member_assign_state *as = m->as;
     char *json = NULL;
     size_t len = 0;
-    if (aether_shardmap_json_encode(map, &json, &len, NULL) != AETHER_OK)
-        return;
     uint64_t rev = 0;
-    aether_status st = as->state_rev ? aether_kv_update(m->deps.state_store, STATE_MAP_KEY, json, len,
-                                                        as->state_rev, &rev, NULL)
-                                     : AETHER_ECONFLICT;
-    if (st == AETHER_ECONFLICT) {
-        /* First write of this leader, or someone else wrote: CAS from what is there. */
-        aether_kv_entry cur;
-        if (aether_kv_get(m->deps.state_store, STATE_MAP_KEY, &cur, NULL) == AETHER_OK) {
-            st = aether_kv_update(m->deps.state_store, STATE_MAP_KEY, json, len, cur.revision, &rev, NULL);
-            aether_kv_entry_fini(&cur);
-        } else {
-            st = aether_kv_create(m->deps.state_store, STATE_MAP_KEY, json, len, &rev, NULL);
-        }
-    }
-    if (st == AETHER_OK)
+    if (member_state_get(m, MEMBER_STATE_MAP, &json, &len, &rev) != AETHER_OK)
+        return false;
+    aether_shardmap *stored = NULL;
+    aether_err err;
+    bool adopted = false;
+    if (aether_shardmap_json_decode(json, len, &stored, &err) != AETHER_OK) {
+        AETHER_WARN(MEMBER_LOG, "%s: stored map unreadable: %s", m->cfg.node.str, err.msg);
+    } else if (stored->term < __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED) && as->cur != NULL &&
+               stored->version <= as->cur->version) {
+        aether_shardmap_destroy(stored);
+    } else if (as->cur == NULL || stored->version > as->cur->version) {
         as->state_rev = rev;
-    else
-        AETHER_WARN(MEMBER_LOG, "%s: writing map v%llu to the state store: %s", m->cfg.node.str,
-                    (unsigned long long)map->version, aether_status_str(st));
+        adopted = adopt(m, stored);
+    } else {
+        aether_shardmap_destroy(stored);
+    }
+    free(json);
+    return adopted;
+}
+
+/* The topology from the state store, if newer than ours. */
+static void load_stored_topology(aether_member *m)
+{
+    member_assign_state *as = m->as;
+    char *json = NULL;
+    size_t len = 0;
+    if (member_state_get(m, MEMBER_STATE_TOPOLOGY, &json, &len, NULL) != AETHER_OK)
+        return;
+    aether_topology t;
+    aether_topology_init(&t, &m->cfg.node);
+    aether_err err;
+    if (aether_topology_json_decode(json, len, &t, &err) == AETHER_OK && t.version > as->topo.version) {
+        aether_topology_fini(&as->topo);
+        as->topo = t;
+    } else {
+        aether_topology_fini(&t);
+    }
     free(json);
 }
 
@@ -539,22 +567,9 @@ static void takeover(aether_member *m, aether_term term)
     as->session_active = false;
     memset(as->moving_since_ns, 0, m->cfg.shard_count * sizeof(uint64_t));
     memset(as->done, 0, m->cfg.shard_count);
-    /* Policy 10: the state store may hold a newer map than we saw. */
-    aether_kv_entry e;
-    if (aether_kv_get(m->deps.state_store, STATE_MAP_KEY, &e, NULL) == AETHER_OK) {
-        aether_shardmap *stored = NULL;
-        aether_err err;
-        as->state_rev = e.revision;
-        if (aether_shardmap_json_decode((const char *)e.value, e.value_len, &stored, &err) == AETHER_OK) {
-            if (as->cur == NULL || stored->version > as->cur->version)
-                adopt(m, stored);
-            else
-                aether_shardmap_destroy(stored);
-        } else {
-            AETHER_WARN(MEMBER_LOG, "%s: stored map unreadable: %s", m->cfg.node.str, err.msg);
-        }
-        aether_kv_entry_fini(&e);
-    }
+    /* Policy 10: the state store may hold a newer map and topology than we saw. */
+    load_stored_topology(m);
+    load_stored_map(m);
     uint64_t now = member_now_ns(m);
     if (as->cur != NULL)
         for (uint32_t s = 0; s < m->cfg.shard_count; s++)
@@ -614,6 +629,10 @@ static void on_event(aether_member *m, const aether_event *e)
             as->lead_term = AETHER_TERM_NONE;
         return;
     case AETHER_EVT_LEASE_RENEWED:
+        if (e->data.lease_renewed.topology_version > as->topo.version)
+            load_stored_topology(m);
+        if (as->cur == NULL || e->data.lease_renewed.map_version > as->cur->version)
+            load_stored_map(m); /* we missed a publication: catch up */
         if (as->fenced && as->cur != NULL && e->data.lease_renewed.map_version == as->cur->version) {
             as->fenced = false;
             __atomic_store_n(&m->fenced, 0, __ATOMIC_RELAXED);

@@ -19,6 +19,7 @@
  * Threading: all state below is owned by the cluster actor.
  */
 #include "member_internal.h"
+#include "topology_json.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@ struct member_cluster_state {
     aether_term lead_term;    /* the term we started leading in (0 = follower) */
     uint64_t lead_since_ns;
     uint64_t join_requests;
+    uint64_t state_rev;       /* revision of the stored topology we last wrote */
 };
 
 static hb_entry *hb_find(member_cluster_state *cs, const aether_node_id *id, bool create)
@@ -109,6 +111,52 @@ static void publish_self_status(aether_member *m)
 {
     const aether_node_info *me = aether_topology_find(&m->cs->topo, &m->cfg.node);
     __atomic_store_n(&m->self_status, me ? (uint32_t)me->status + 1 : 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&m->topology_version, m->cs->topo.version, __ATOMIC_RELAXED);
+}
+
+/* Leader: the topology goes to the state store after every change, so a
+ * node that starts, lags or takes over reads all of it at once. */
+static void store_topology(aether_member *m)
+{
+    char *json = NULL;
+    size_t len = 0;
+    if (aether_topology_json_encode(&m->cs->topo, &json, &len, NULL) == AETHER_OK)
+        (void)member_state_put(m, MEMBER_STATE_TOPOLOGY, json, len, &m->cs->state_rev);
+    free(json);
+}
+
+/* Any node: adopt the stored topology if it is newer than ours (we missed
+ * events: paused, cut off, started late, or just elected). */
+static void load_topology(aether_member *m)
+{
+    member_cluster_state *cs = m->cs;
+    char *json = NULL;
+    size_t len = 0;
+    uint64_t rev = 0;
+    if (member_state_get(m, MEMBER_STATE_TOPOLOGY, &json, &len, &rev) != AETHER_OK)
+        return;
+    aether_err err;
+    aether_topology t;
+    aether_topology_init(&t, &m->cfg.node);
+    if (aether_topology_json_decode(json, len, &t, &err) != AETHER_OK) {
+        AETHER_WARN(MEMBER_LOG, "%s: stored topology unreadable: %s", m->cfg.node.str, err.msg);
+    } else if (t.version > cs->topo.version) {
+        t.leader = cs->topo.leader;
+        t.term = cs->topo.term;
+        aether_topology_fini(&cs->topo);
+        cs->topo = t;
+        cs->state_rev = rev;
+        for (uint32_t i = 0; i < cs->topo.count; i++) {
+            hb_entry *h = hb_find(cs, &cs->topo.nodes[i].id, true);
+            if (h != NULL && h->last_ns == 0)
+                h->last_ns = member_now_ns(m);
+        }
+        publish_self_status(m);
+        free(json);
+        return;
+    }
+    aether_topology_fini(&t);
+    free(json);
 }
 
 static void reply_cb(void *arg, aether_status st, const char *reason)
@@ -168,6 +216,8 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
         (void)member_emit(m, ev[i], AETHER_TERM_NONE);
     }
     publish_self_status(m);
+    if (n > 0)
+        store_topology(m);
     return AETHER_OK;
 }
 
@@ -183,6 +233,7 @@ static void on_event(aether_member *m, const aether_event *e)
         if (!aether_topology_set_leader(&cs->topo, leader, term))
             return;
         if (aether_node_id_equal(leader, &m->cfg.node)) {
+            load_topology(m); /* policy 10: take over from the stored state */
             cs->lead_term = term;
             cs->lead_since_ns = member_now_ns(m);
             for (uint32_t i = 0; i < cs->n_hb; i++)
@@ -192,6 +243,10 @@ static void on_event(aether_member *m, const aether_event *e)
         }
         return;
     }
+    case AETHER_EVT_LEASE_RENEWED:
+        if (e->data.lease_renewed.topology_version > cs->topo.version)
+            load_topology(m);
+        return;
     case AETHER_EVT_LEADERSHIP_LOST:
         if (aether_node_id_equal(&cs->topo.leader, &e->data.leadership_lost.leader) &&
             cs->topo.term == e->data.leadership_lost.term)
@@ -287,6 +342,7 @@ static void on_drained(aether_member *m, const aether_node_id *node)
     e->data.node_left.node = *node;
     aether_topology_apply(&m->cs->topo, e);
     publish_self_status(m);
+    store_topology(m);
     (void)member_emit(m, e, AETHER_TERM_NONE);
 }
 

@@ -101,6 +101,7 @@ struct aether_member {
     uint64_t lease_deadline_ns;   /* with leading_term: act only before this */
     uint64_t last_leader_heard_ns;/* last leader-issued message received */
     uint64_t map_version;         /* of the published map */
+    uint64_t topology_version;    /* of the cluster actor's topology */
     uint32_t shards_serving;
     uint32_t fenced;
     uint32_t self_status;         /* aether_node_status + 1; 0 = not a member */
@@ -151,6 +152,15 @@ aether_status member_send_owned(aether_member *m, aether_actor *a, uint16_t type
 void member_send_tick(aether_actor *a, uint16_t type, uint64_t arg);
 void member_set_leader_view(aether_member *m, const aether_node_id *leader, aether_term term);
 void member_note_term(aether_member *m, aether_term term);
+/* The state store (DESIGN 4: the current map and topology, so a starting or
+ * lagging node reads them at once). put writes with compare-and-set from
+ * *rev (0 = unknown: read first); get returns a malloc'd copy. */
+#define MEMBER_STATE_MAP "map"
+#define MEMBER_STATE_TOPOLOGY "topology"
+aether_status member_state_put(aether_member *m, const char *key, const char *value, size_t len,
+                               uint64_t *rev);
+aether_status member_state_get(aether_member *m, const char *key, char **value, size_t *len,
+                               uint64_t *rev);
 /* The embedder's on_leader_changed, if any. */
 void member_notify_leader(aether_member *m, const aether_node_id *leader, aether_term term);
 

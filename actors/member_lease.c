@@ -39,8 +39,6 @@ struct member_lease_state {
     aether_timer_id renew_timer;
     aether_node_id known_leader;    /* len 0 = none */
     aether_term known_term;
-    bool self_member;
-    aether_node_status self_status;
     uint64_t elections_won;
 };
 
@@ -127,15 +125,19 @@ static void lose(aether_member *m, const char *reason)
     after_leader_sign(m);
 }
 
-static bool may_campaign(const member_lease_state *ls)
+/* Policy 3 and I5: only an Active node campaigns - or one that is not a
+ * member yet (the first node has nobody to admit it; it admits itself). The
+ * status is the cluster actor's, which also catches up from the state store. */
+static bool may_campaign(const aether_member *m)
 {
-    return !ls->self_member || ls->self_status == AETHER_NODE_ACTIVE;
+    uint32_t st = __atomic_load_n(&m->self_status, __ATOMIC_RELAXED);
+    return st == 0 || st == (uint32_t)AETHER_NODE_ACTIVE + 1;
 }
 
 static void campaign(aether_member *m)
 {
     member_lease_state *ls = m->ls;
-    if (ls->leading || !may_campaign(ls))
+    if (ls->leading || !may_campaign(m))
         return;
     aether_err err;
     aether_status st = aether_lease_acquire(&ls->lcfg, &ls->rng, &ls->held, &err);
@@ -210,6 +212,8 @@ static void renew(aether_member *m)
             e->data.lease_renewed.leader = m->cfg.node;
             e->data.lease_renewed.term = ls->held.lease.term;
             e->data.lease_renewed.map_version = __atomic_load_n(&m->map_version, __ATOMIC_RELAXED);
+            e->data.lease_renewed.topology_version =
+                __atomic_load_n(&m->topology_version, __ATOMIC_RELAXED);
             (void)member_emit(m, e, AETHER_TERM_NONE);
         }
         break;
@@ -239,7 +243,6 @@ static void resign(aether_member *m, const char *reason)
 static void on_event(aether_member *m, const aether_event *e)
 {
     member_lease_state *ls = m->ls;
-    bool about_me = false;
     switch (e->type) {
     case AETHER_EVT_LEADER_ELECTED: {
         const aether_node_id *leader = &e->data.leader_elected.leader;
@@ -271,13 +274,6 @@ static void on_event(aether_member *m, const aether_event *e)
                 campaign_at(m, member_now_ns(m) + jitter_ns(m)); /* policy 3: at once */
         }
         return;
-    case AETHER_EVT_NODE_JOINED:
-        about_me = aether_node_id_equal(&e->data.node_joined.node, &m->cfg.node);
-        if (about_me) {
-            ls->self_member = true;
-            ls->self_status = AETHER_NODE_ACTIVE;
-        }
-        return;
     case AETHER_EVT_NODE_DRAINING:
     case AETHER_EVT_NODE_FAILED:
     case AETHER_EVT_NODE_LEFT: {
@@ -286,10 +282,6 @@ static void on_event(aether_member *m, const aether_event *e)
                                                                          : &e->data.node_left.node;
         if (!aether_node_id_equal(node, &m->cfg.node))
             return;
-        ls->self_member = true;
-        ls->self_status = e->type == AETHER_EVT_NODE_DRAINING ? AETHER_NODE_DRAINING
-                          : e->type == AETHER_EVT_NODE_FAILED ? AETHER_NODE_FAILED
-                                                              : AETHER_NODE_LEFT;
         resign(m, e->type == AETHER_EVT_NODE_DRAINING ? "own node draining"
                                                       : "own node no longer active");
         return;

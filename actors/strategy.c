@@ -975,12 +975,13 @@ static void keep_old_owners(st_ctx *c, const uint32_t *prim)
  * a node over its slot target while the nodes under target all sit in the
  * shards it could give away (few nodes, tight zone quotas). A breadth-first
  * search over nodes finds a chain O -> n1 -> ... -> D where each arrow hands
- * one NEW replica slot (not an old ownership, so no data copy is lost) of a
- * shard to a node allowed there; applying it moves one unit of load from O to
+ * one replica slot of a shard to a node allowed there; applying it moves one unit of load from O to
  * D and leaves every node in between unchanged. A path uses a shard at most
  * once, so each shard sees one replacement and the zone checks stay exact.
- * Work is bounded by ST_REPAIR_WORK_MAX; past it the plain transfers below
- * take over (balance still holds, movement may exceed the minimum). */
+ * A first pass hands over only new slots; a second one may also hand over
+ * kept ones (an extra copy each) because balance is required. Work is
+ * bounded by ST_REPAIR_WORK_MAX; past it the map stays as it is (valid,
+ * possibly off balance; never seen in the tests). */
 #define ST_REPAIR_WORK_MAX (UINT64_C(1) << 25)
 
 typedef struct st_rec {
@@ -995,10 +996,8 @@ typedef struct st_repair {
     uint32_t *head;       /* [n] first record of a node (may be stale) */
     uint32_t *par_node;   /* [n] BFS parent */
     uint32_t *par_rec;    /* [n] record used to reach the node */
-    uint32_t *stamp;      /* [n] BFS generation that visited it */
     uint32_t *queue;      /* [n] */
     uint32_t *unv;        /* [e] nodes not yet visited in this BFS */
-    uint32_t gen;
     uint64_t work;
 } st_repair;
 
@@ -1008,7 +1007,6 @@ static void repair_fini(st_repair *r)
     free(r->head);
     free(r->par_node);
     free(r->par_rec);
-    free(r->stamp);
     free(r->queue);
     free(r->unv);
 }
@@ -1038,22 +1036,21 @@ static bool path_uses(const st_repair *r, uint32_t node, uint32_t origin, uint32
 }
 
 /* One augmenting path from over-target node o; true when applied. */
-static bool repair_one(st_ctx *c, st_repair *r, uint32_t o, bool *oom)
+static bool repair_one(st_ctx *c, st_repair *r, uint32_t o, bool allow_kept, bool *oom)
 {
-    r->gen++;
     uint32_t nu = 0;
     for (uint32_t i = 0; i < c->n; i++)
         if (c->elig[i] && i != o)
             r->unv[nu++] = i;
     uint32_t qh = 0, qt = 0;
     r->queue[qt++] = o;
-    r->stamp[o] = r->gen;
     while (qh < qt && nu > 0) {
         uint32_t a = r->queue[qh++];
         for (uint32_t x = r->head[a]; x != ST_NONE && nu > 0; x = r->rec[x].next) {
             uint32_t s = r->rec[x].shard, j = r->rec[x].pos;
             uint32_t *row = &c->lst[(size_t)s * c->kw];
-            if (j >= c->lc[s] || row[j] != a || was_old_owner(c, s, a) || path_uses(r, a, o, s))
+            if (j >= c->lc[s] || row[j] != a || path_uses(r, a, o, s) ||
+                (!allow_kept && was_old_owner(c, s, a)))
                 continue;
             st_view w;
             view_init(&w, c, row, c->lc[s], a);
@@ -1063,7 +1060,6 @@ static bool repair_one(st_ctx *c, st_repair *r, uint32_t o, bool *oom)
                 uint32_t b = r->unv[u];
                 if (view_has(&w, b) || !view_zone_room(&w, c, c->zone_of[b]))
                     continue;
-                r->stamp[b] = r->gen;
                 r->par_node[b] = a;
                 r->par_rec[b] = x;
                 r->unv[u--] = r->unv[--nu];
@@ -1089,7 +1085,7 @@ static bool repair_one(st_ctx *c, st_repair *r, uint32_t o, bool *oom)
     return false;
 }
 
-static aether_status repair_slots(st_ctx *c, st_picker *pk)
+static aether_status repair_slots(st_ctx *c)
 {
     st_repair r;
     memset(&r, 0, sizeof(r));
@@ -1098,10 +1094,9 @@ static aether_status repair_slots(st_ctx *c, st_picker *pk)
     r.head = malloc(n1 * sizeof(*r.head));
     r.par_node = malloc(n1 * sizeof(*r.par_node));
     r.par_rec = malloc(n1 * sizeof(*r.par_rec));
-    r.stamp = calloc(n1, sizeof(*r.stamp));
     r.queue = malloc(n1 * sizeof(*r.queue));
     r.unv = malloc(n1 * sizeof(*r.unv));
-    if (r.head == NULL || r.par_node == NULL || r.par_rec == NULL || r.stamp == NULL ||
+    if (r.head == NULL || r.par_node == NULL || r.par_rec == NULL ||
         r.queue == NULL || r.unv == NULL)
         goto out;
     for (uint32_t i = 0; i < c->n; i++)
@@ -1110,19 +1105,20 @@ static aether_status repair_slots(st_ctx *c, st_picker *pk)
     for (uint32_t s = c->S; s-- > 0;)
         for (uint32_t j = c->lc[s]; j-- > 1;) {
             uint32_t a = c->lst[(size_t)s * c->kw + j];
-            if (!was_old_owner(c, s, a) && !repair_push(&r, a, s, j))
+            if (!repair_push(&r, a, s, j))
                 goto out;
         }
-    for (uint32_t o = 0; o < c->n; o++) {
-        bool oom = false;
-        while (c->elig[o] && c->sdef[o] < 0 && repair_one(c, &r, o, &oom))
-            ;
-        if (oom)
-            goto out;
+    /* Pass 0 hands over new slots only (no extra copy); pass 1 also kept
+     * ones, because balance is required and may need them. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t o = 0; o < c->n; o++) {
+            bool oom = false;
+            while (c->elig[o] && c->sdef[o] < 0 && repair_one(c, &r, o, pass == 1, &oom))
+                ;
+            if (oom)
+                goto out;
+        }
     }
-    for (uint32_t i = 0; i < c->n; i++)
-        if (c->elig[i])
-            picker_update(pk, i);
     st = AETHER_OK;
 out:
     repair_fini(&r);
@@ -1133,7 +1129,6 @@ static aether_status fill_and_balance_slots(st_ctx *c)
 {
     aether_status st = AETHER_ENOMEM;
     st_picker pk;
-    uint32_t *start = NULL, *list = NULL;
     for (uint32_t i = 0; i < c->n; i++)
         c->sdef[i] = c->elig[i] ? (int64_t)c->to[i] : 0;
     for (uint32_t s = 0; s < c->S; s++)
@@ -1158,65 +1153,15 @@ static aether_status fill_and_balance_slots(st_ctx *c)
         }
     }
 
-    /* Balance: augmenting paths over new slots first, then nodes still
-     * over target hand replica slots directly to nodes under it. */
+    /* Balance: augmenting paths hand load from nodes over target to nodes
+     * under it. */
     bool over = false;
     for (uint32_t i = 0; i < c->n && !over; i++)
         over = c->elig[i] && c->sdef[i] < 0;
-    if (over && repair_slots(c, &pk) != AETHER_OK)
+    if (over && repair_slots(c) != AETHER_OK)
         goto out;
-
-    over = false;
-    for (uint32_t i = 0; i < c->n && !over; i++)
-        over = c->elig[i] && c->sdef[i] < 0;
-    if (over) {
-        start = calloc((size_t)c->n + 2, sizeof(*start));
-        list = malloc(((size_t)c->S * c->kw + 1) * sizeof(*list));
-        if (start == NULL || list == NULL)
-            goto out;
-        for (uint32_t s = 0; s < c->S; s++)
-            for (uint32_t j = 1; j < c->lc[s]; j++)
-                start[c->lst[(size_t)s * c->kw + j] + 1]++;
-        for (uint32_t i = 0; i < c->n; i++)
-            start[i + 1] += start[i];
-        for (uint32_t s = 0; s < c->S; s++)
-            for (uint32_t j = 1; j < c->lc[s]; j++)
-                list[start[c->lst[(size_t)s * c->kw + j]]++] = s;
-        for (uint32_t i = c->n; i > 0; i--)
-            start[i] = start[i - 1];
-        start[0] = 0;
-        for (uint32_t i = 0; i < c->n; i++) {
-            if (!c->elig[i] || c->sdef[i] >= 0)
-                continue;
-            /* New slots first (moving them copies nothing extra), then kept. */
-            for (int pass = 0; pass < 2 && c->sdef[i] < 0; pass++) {
-                for (uint32_t x = start[i]; x < start[i + 1] && c->sdef[i] < 0; x++) {
-                    uint32_t s = list[x];
-                    if (was_old_owner(c, s, i) != (pass == 1))
-                        continue;
-                    uint32_t *row = &c->lst[(size_t)s * c->kw];
-                    uint32_t j = 1;
-                    while (j < c->lc[s] && row[j] != i)
-                        j++;
-                    AETHER_ASSERT(j < c->lc[s]);
-                    st_view w;
-                    view_init(&w, c, row, c->lc[s], i);
-                    uint32_t m = picker_best(&pk, c, &w);
-                    if (m == ST_NONE || c->sdef[m] <= 0)
-                        continue;
-                    row[j] = m;
-                    c->sdef[m]--;
-                    c->sdef[i]++;
-                    picker_update(&pk, m);
-                    picker_update(&pk, i);
-                }
-            }
-        }
-    }
     st = AETHER_OK;
 out:
-    free(start);
-    free(list);
     picker_fini(&pk);
     return st;
 }

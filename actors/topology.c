@@ -260,8 +260,12 @@ bool aether_topology_apply(aether_topology *t, const aether_event *e)
         bool found;
         uint32_t i = lower_bound(t, &d->node, &found);
         if (found) {
-            if (d->incarnation < t->nodes[i].incarnation)
+            const aether_node_info *old = &t->nodes[i];
+            if (d->incarnation < old->incarnation)
                 return ignore(t, e, "older incarnation");
+            if (d->incarnation == old->incarnation && old->status == AETHER_NODE_ACTIVE &&
+                strcmp(old->address, info.address) == 0 && strcmp(old->zone, info.zone) == 0)
+                return false; /* seen already (a replay after a snapshot): no change */
             t->nodes[i] = info;
         } else if (t->count >= AETHER_TOPOLOGY_NODES_MAX || !insert(t, i, &info)) {
             return ignore(t, e, "no room for the node");

@@ -53,7 +53,7 @@ static void on_acquired(void *arg, uint32_t shard, uint64_t version)
     sim_cluster *c = n->c;
     for (uint32_t i = 0; i < c->n_nodes; i++) {
         sim_node *o = &c->nodes[i];
-        if (o != n && o->m != NULL && o->serving[shard])
+        if (o != n && o->m != NULL && o->serving[shard] && aether_member_may_serve(o->m))
             violation(c, "single ownership: %s acquired a shard %s serves (shard %llu)", n->id, o->id,
                       shard);
     }
@@ -202,6 +202,9 @@ void sim_pause(sim_cluster *c, const char *id, bool on)
     aether_member_actors(n->m, a);
     for (int i = 0; i < 3; i++)
         aether_step_freeze(c->ex, a[i], on);
+    /* A stopped process's transport threads stop too: nothing reaches it
+     * (core NATS drops what a stalled client cannot take). */
+    sim_isolate(c, id, on);
     n->paused = on;
 }
 

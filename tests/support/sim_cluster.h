@@ -37,7 +37,7 @@ void sim_cluster_destroy(sim_cluster *c);
 /* Starts a node (again: a restart with a new incarnation). */
 aether_member *sim_add(sim_cluster *c, const char *id, const char *zone);
 void sim_crash(sim_cluster *c, const char *id);         /* kill -9 */
-void sim_pause(sim_cluster *c, const char *id, bool on); /* SIGSTOP / SIGCONT */
+void sim_pause(sim_cluster *c, const char *id, bool on); /* SIGSTOP / SIGCONT: frozen and cut off */
 void sim_drain(sim_cluster *c, const char *id);
 void sim_isolate(sim_cluster *c, const char *id, bool on);
 void sim_run_ms(sim_cluster *c, uint64_t ms);

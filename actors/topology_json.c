@@ -1,0 +1,138 @@
+/*
+ * topology_json.c: topology <-> JSON with jansson (actors layer). See
+ * topology_json.h.
+ */
+#include "topology_json.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+aether_status aether_topology_json_encode(const aether_topology *t, char **out, size_t *len_out,
+                                          aether_err *err)
+{
+    json_t *nodes = json_array();
+    json_t *root = json_pack("{s:I,s:o}", "version", (json_int_t)t->version, "nodes", nodes);
+    if (root == NULL)
+        return aether_err_set(err, AETHER_ENOMEM, "out of memory");
+    for (uint32_t i = 0; i < t->count; i++) {
+        const aether_node_info *n = &t->nodes[i];
+        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "id", n->id.str, "address", n->address,
+                              "zone", n->zone, "status", aether_node_status_name(n->status),
+                              "incarnation", (json_int_t)n->incarnation, "joined_at_ms",
+                              (json_int_t)n->joined_at_ms);
+        if (o == NULL || json_array_append_new(nodes, o) != 0) {
+            json_decref(root);
+            return aether_err_set(err, AETHER_ENOMEM, "out of memory");
+        }
+    }
+    char *s = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    if (s == NULL)
+        return aether_err_set(err, AETHER_ENOMEM, "out of memory");
+    *out = s;
+    if (len_out)
+        *len_out = strlen(s);
+    return AETHER_OK;
+}
+
+static aether_status get_u64(json_t *o, const char *key, uint64_t *v, const char *path, aether_err *err)
+{
+    json_t *x = json_object_get(o, key);
+    if (!json_is_integer(x) || json_integer_value(x) < 0)
+        return aether_err_set(err, AETHER_EINVAL, "%s.%s: missing or not a non-negative integer", path, key);
+    *v = (uint64_t)json_integer_value(x);
+    return AETHER_OK;
+}
+
+static const char *get_str(json_t *o, const char *key)
+{
+    json_t *x = json_object_get(o, key);
+    return json_is_string(x) ? json_string_value(x) : NULL;
+}
+
+aether_status aether_topology_json_decode(const char *buf, size_t len, aether_topology *t,
+                                          aether_err *err)
+{
+    if (len > AETHER_TOPOLOGY_JSON_MAX_BYTES)
+        return aether_err_set(err, AETHER_EINVAL, "topology: %zu bytes, more than %u", len,
+                              AETHER_TOPOLOGY_JSON_MAX_BYTES);
+    json_error_t jerr;
+    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL)
+        return aether_err_set(err, AETHER_EINVAL, "topology: malformed JSON at line %d: %s",
+                              jerr.line, jerr.text);
+    aether_status st = AETHER_OK;
+    aether_topology next;
+    aether_topology_init(&next, &t->self);
+    json_t *nodes = json_object_get(root, "nodes");
+    if (!json_is_object(root) || json_object_size(root) != 2) {
+        st = aether_err_set(err, AETHER_EINVAL, "topology: expected an object with version and nodes");
+        goto out;
+    }
+    uint64_t version = 0;
+    if ((st = get_u64(root, "version", &version, "topology", err)) != AETHER_OK)
+        goto out;
+    if (!json_is_array(nodes) || json_array_size(nodes) > AETHER_TOPOLOGY_NODES_MAX) {
+        st = aether_err_set(err, AETHER_EINVAL, "topology.nodes: missing, not an array or too long");
+        goto out;
+    }
+    size_t i;
+    json_t *o;
+    json_array_foreach(nodes, i, o)
+    {
+        char path[48];
+        snprintf(path, sizeof(path), "nodes[%zu]", i);
+        const char *id = get_str(o, "id"), *address = get_str(o, "address"),
+                   *zone = get_str(o, "zone"), *status = get_str(o, "status");
+        uint64_t inc = 0, joined = 0;
+        aether_node_status ns;
+        aether_node_info info;
+        if (!json_is_object(o) || json_object_size(o) != 6 || !id || !address || !zone || !status) {
+            st = aether_err_set(err, AETHER_EINVAL, "%s: expected id, address, zone, status, incarnation, joined_at_ms", path);
+            goto out;
+        }
+        if ((st = get_u64(o, "incarnation", &inc, path, err)) != AETHER_OK ||
+            (st = get_u64(o, "joined_at_ms", &joined, path, err)) != AETHER_OK)
+            goto out;
+        if ((st = aether_node_status_parse(status, &ns, err)) != AETHER_OK ||
+            (st = aether_node_info_make(&info, id, address, zone, ns, inc, joined, err)) != AETHER_OK) {
+            aether_err_prefix(err, "%s", path);
+            goto out;
+        }
+        if (aether_topology_find(&next, &info.id) != NULL) {
+            st = aether_err_set(err, AETHER_EINVAL, "%s.id: duplicate node %s", path, info.id.str);
+            goto out;
+        }
+        /* Apply as a join, then set the status: keeps the sorted insert in one place. */
+        aether_event *e = aether_event_create(AETHER_EVT_NODE_JOINED);
+        if (e == NULL) {
+            st = aether_err_set(err, AETHER_ENOMEM, "out of memory");
+            goto out;
+        }
+        e->data.node_joined.node = info.id;
+        memcpy(e->data.node_joined.address, info.address, sizeof(info.address));
+        memcpy(e->data.node_joined.zone, info.zone, sizeof(info.zone));
+        e->data.node_joined.incarnation = inc;
+        e->ts_ms = joined;
+        aether_topology_apply(&next, e);
+        aether_event_release(e);
+        aether_node_info *slot = (aether_node_info *)aether_topology_find(&next, &info.id);
+        if (slot == NULL) {
+            st = aether_err_set(err, AETHER_ENOMEM, "out of memory");
+            goto out;
+        }
+        slot->status = ns;
+    }
+    /* apply() counted the inserts in next.version; the stored version rules. */
+    free(t->nodes);
+    t->nodes = next.nodes;
+    t->count = next.count;
+    t->cap = next.cap;
+    t->version = version;
+    next.nodes = NULL;
+out:
+    aether_topology_fini(&next);
+    json_decref(root);
+    return st;
+}
