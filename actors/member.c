@@ -172,6 +172,15 @@ static void sink_event(void *arg, const aether_event *e)
         return;
     }
     member_note_term(m, e->term);
+    /* The leader publishes NodeFailed/NodeLeft before the map that gives our
+     * shards away; flag it here, on the transport thread, so we stop serving
+     * (aether_member_may_serve) before our actors even see it. */
+    if ((e->type == AETHER_EVT_NODE_FAILED && aether_node_id_equal(&e->data.node_failed.node, &m->cfg.node)) ||
+        (e->type == AETHER_EVT_NODE_LEFT && aether_node_id_equal(&e->data.node_left.node, &m->cfg.node)))
+        __atomic_store_n(&m->self_down, 1, __ATOMIC_SEQ_CST);
+    if (e->type == AETHER_EVT_NODE_JOINED && aether_node_id_equal(&e->data.node_joined.node, &m->cfg.node) &&
+        e->data.node_joined.incarnation >= m->self_info.incarnation)
+        __atomic_store_n(&m->self_down, 0, __ATOMIC_SEQ_CST);
     if (is_leader_issued(e))
         __atomic_store_n(&m->last_leader_heard_ns, member_now_ns(m), __ATOMIC_RELAXED);
     deliver_local(m, e);
@@ -266,6 +275,8 @@ const aether_node_id *aether_member_id(const aether_member *m) { return &m->cfg.
 
 bool aether_member_may_serve(const aether_member *m)
 {
+    if (__atomic_load_n(&m->self_down, __ATOMIC_SEQ_CST))
+        return false;
     if (member_may_lead(m, NULL))
         return true;
     uint64_t heard = __atomic_load_n(&m->last_leader_heard_ns, __ATOMIC_RELAXED);

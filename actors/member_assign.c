@@ -142,11 +142,12 @@ static void reconcile(aether_member *m)
     if (map == NULL)
         return;
     aether_node_index me = aether_shardmap_find_node(map, &m->cfg.node);
+    bool down = as->fenced || __atomic_load_n(&m->self_down, __ATOMIC_SEQ_CST);
     /* Releases first, across all shards, then acquisitions. */
     for (uint32_t s = 0; s < map->shard_count; s++) {
         const aether_shard_entry *e = aether_shardmap_entry(map, s);
         bool primary = me != AETHER_NODE_INDEX_NONE && e->owner_count > 0 && e->primary == me;
-        bool want = primary && e->state == AETHER_SHARD_STABLE && !as->fenced;
+        bool want = primary && e->state == AETHER_SHARD_STABLE && !down;
         if (as->serving[s] && !want) {
             if (m->cb.on_shard_released)
                 m->cb.on_shard_released(m->cb.arg, s, map->version);
@@ -156,7 +157,7 @@ static void reconcile(aether_member *m)
         if (primary && e->state == AETHER_SHARD_MOVING && !as->serving[s])
             send_ack(m, s, map);
     }
-    for (uint32_t s = 0; s < map->shard_count && !as->fenced; s++) {
+    for (uint32_t s = 0; s < map->shard_count && !down; s++) {
         const aether_shard_entry *e = aether_shardmap_entry(map, s);
         bool want = me != AETHER_NODE_INDEX_NONE && e->owner_count > 0 && e->primary == me &&
                     e->state == AETHER_SHARD_STABLE;
@@ -382,15 +383,18 @@ static void advance(aether_member *m, const char *reason)
             continue;
         uint32_t nc = owner_ids(cur, s, c_ids), nt = owner_ids(tgt, s, t_ids);
         aether_node_id to = cur->nodes[c->to];
+        bool primary_ok = is_healthy(as, &c_ids[0]), to_ok = is_active(as, &to);
+        if (!as->done[s] && !primary_ok && to_ok)
+            as->done[s] = 1; /* the old owner failed mid-handoff: it fenced itself */
         if (as->done[s]) {
             if (nt > 0 && aether_node_id_equal(&t_ids[0], &to)) {
                 set_ids(b, s, t_ids, nt);
-            } else { /* the target moved on: put `to` first, keep the rest */
+            } else { /* the target moved on: put `to` first, keep the healthy rest */
                 aether_node_id ids[AETHER_REPLICATION_MAX];
                 uint32_t n = 0;
                 ids[n++] = to;
-                for (uint32_t j = 0; j < nc && n < m->cfg.replication; j++)
-                    if (!aether_node_id_equal(&c_ids[j], &to) && j > 0)
+                for (uint32_t j = 1; j < nc && n < m->cfg.replication; j++)
+                    if (!aether_node_id_equal(&c_ids[j], &to) && is_healthy(as, &c_ids[j]))
                         ids[n++] = c_ids[j];
                 set_ids(b, s, ids, n);
             }
@@ -399,11 +403,36 @@ static void advance(aether_member *m, const char *reason)
             as->done[s] = 0;
             as->moving_since_ns[s] = 0;
             changed = true;
-        } else if (!is_active(as, &to) || (nt > 0 && aether_node_id_equal(&t_ids[0], &c_ids[0]))) {
-            aether_shardmap_builder_set_stable(b, s, NULL); /* cancelled: the primary stays */
+        } else if (!to_ok || !primary_ok || (nt > 0 && aether_node_id_equal(&t_ids[0], &c_ids[0]))) {
+            /* The move is off: the target gave the shard back to its primary,
+             * or `to` is no longer Active, or both ends are gone. */
+            if (nt > 0 && (aether_node_id_equal(&t_ids[0], &c_ids[0]) || !primary_ok)) {
+                set_ids(b, s, t_ids, nt);
+                if (!aether_node_id_equal(&t_ids[0], &c_ids[0]))
+                    done[n_done++] = (placement){ s, c_ids[0], t_ids[0], 1 };
+            } else {
+                aether_node_id keep[AETHER_REPLICATION_MAX];
+                uint32_t nk = 0;
+                for (uint32_t j = 0; j < nc; j++)
+                    if (j == 0 || is_healthy(as, &c_ids[j]))
+                        keep[nk++] = c_ids[j];
+                set_ids(b, s, keep, nk);
+            }
+            aether_shardmap_builder_set_stable(b, s, NULL);
             as->moving_since_ns[s] = 0;
             changed = true;
         } else {
+            /* Still in flight: drop replicas that are no longer healthy (I3). */
+            aether_node_id keep[AETHER_REPLICATION_MAX];
+            uint32_t nk = 0;
+            for (uint32_t j = 0; j < nc; j++)
+                if (j == 0 || is_healthy(as, &c_ids[j]))
+                    keep[nk++] = c_ids[j];
+            if (nk != nc) {
+                set_ids(b, s, keep, nk);
+                aether_shardmap_builder_set_moving(b, s, aether_shardmap_builder_find_node(b, &to), NULL);
+                changed = true;
+            }
             in_flight++;
         }
     }
@@ -431,6 +460,17 @@ static void advance(aether_member *m, const char *reason)
                 done[n_done++] = (placement){ s, c_ids[0], t_ids[0], 1 };
             changed = true;
             continue;
+        }
+        /* The primary stays until the handoff; replicas that are no longer
+         * healthy leave the row now (I3). */
+        aether_node_id keep[AETHER_REPLICATION_MAX];
+        uint32_t nk = 0;
+        for (uint32_t j = 0; j < nc; j++)
+            if (j == 0 || is_healthy(as, &c_ids[j]))
+                keep[nk++] = c_ids[j];
+        if (nk != nc) {
+            set_ids(b, s, keep, nk);
+            changed = true;
         }
         if (in_flight >= m->cfg.max_concurrent_handoffs) {
             queued++;
@@ -461,6 +501,20 @@ static void advance(aether_member *m, const char *reason)
         aether_topology_count_status(&as->topo, AETHER_NODE_ACTIVE) > 0) {
         AETHER_ERROR(MEMBER_LOG, "%s: refusing to publish map v%llu: %s", m->cfg.node.str,
                      (unsigned long long)next->version, err.msg);
+        if (getenv("AETHER_DEBUG_MAPS"))
+            for (uint32_t s = 0; s < S; s++) {
+                aether_node_id x[AETHER_REPLICATION_MAX], y[AETHER_REPLICATION_MAX], z[AETHER_REPLICATION_MAX];
+                uint32_t nx = owner_ids(next, s, x), ny = cur ? owner_ids(cur, s, y) : 0, nz = owner_ids(tgt, s, z);
+                bool bad = false;
+                for (uint32_t j = 0; j < nx; j++)
+                    bad |= !is_healthy(as, &x[j]);
+                if (bad)
+                    fprintf(stderr, "  shard %u next=%s,%s st=%d cur=%s,%s st=%d tgt=%s,%s\n", s,
+                            nx > 0 ? x[0].str : "-", nx > 1 ? x[1].str : "-",
+                            aether_shardmap_entry(next, s)->state, ny > 0 ? y[0].str : "-",
+                            ny > 1 ? y[1].str : "-", cur ? aether_shardmap_entry(cur, s)->state : 9,
+                            nz > 0 ? z[0].str : "-", nz > 1 ? z[1].str : "-");
+            }
         aether_shardmap_destroy(next);
         st = AETHER_ESTATE;
     }
@@ -641,6 +695,8 @@ static void on_event(aether_member *m, const aether_event *e)
         return;
     case AETHER_EVT_NODE_JOINED:
         aether_topology_apply(&as->topo, e);
+        if (aether_node_id_equal(&e->data.node_joined.node, &m->cfg.node))
+            reconcile(m); /* back in: serve what the map gives us */
         if (member_may_lead(m, NULL))
             arm_debounce(m);
         return;
@@ -689,6 +745,19 @@ static void tick_check(aether_member *m)
     uint64_t limit = (uint64_t)(m->cfg.failure_timeout_ms - m->cfg.fence_margin_ms) * AETHER_NS_PER_MS;
     if (as->serving_count > 0 && now > heard && now - heard > limit)
         fence(m);
+    /* Acknowledgements can be lost (a leader that died before reading them):
+     * repeat them while the map still shows a shard leaving us. */
+    if (as->cur != NULL) {
+        aether_node_index me = aether_shardmap_find_node(as->cur, &m->cfg.node);
+        size_t n = 0;
+        const uint32_t *mine = me != AETHER_NODE_INDEX_NONE
+                                   ? aether_shardmap_node_primary_shards(as->cur, me, &n)
+                                   : NULL;
+        for (size_t k = 0; k < n; k++)
+            if (aether_shardmap_entry(as->cur, mine[k])->state == AETHER_SHARD_MOVING &&
+                !as->serving[mine[k]])
+                send_ack(m, mine[k], as->cur);
+    }
 }
 
 void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg)

@@ -111,6 +111,11 @@ static void publish_self_status(aether_member *m)
 {
     const aether_node_info *me = aether_topology_find(&m->cs->topo, &m->cfg.node);
     __atomic_store_n(&m->self_status, me ? (uint32_t)me->status + 1 : 0, __ATOMIC_RELAXED);
+    uint32_t others = 0;
+    for (uint32_t i = 0; i < m->cs->topo.count; i++)
+        others += m->cs->topo.nodes[i].status == AETHER_NODE_ACTIVE &&
+                  !aether_node_id_equal(&m->cs->topo.nodes[i].id, &m->cfg.node);
+    __atomic_store_n(&m->active_others, others, __ATOMIC_RELAXED);
     __atomic_store_n(&m->topology_version, m->cs->topo.version, __ATOMIC_RELAXED);
 }
 
@@ -279,8 +284,9 @@ static void tick_heartbeat(aether_member *m)
     const aether_node_info *me = aether_topology_find(&m->cs->topo, &m->cfg.node);
     bool healthy = me != NULL && aether_node_status_is_healthy(me->status) &&
                    me->incarnation >= m->self_info.incarnation;
-    if (healthy || (me != NULL && me->status == AETHER_NODE_LEFT))
-        return; /* a member, or gone for good (a Left node does not come back by itself) */
+    if (healthy || (me != NULL && me->status == AETHER_NODE_LEFT &&
+                    me->incarnation >= m->self_info.incarnation))
+        return; /* a member, or this run of the node left for good */
     aether_command c;
     base_command(m, &c, AETHER_CMD_JOIN_CLUSTER);
     c.data.join.info = m->self_info;

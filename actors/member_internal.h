@@ -105,6 +105,9 @@ struct aether_member {
     uint32_t shards_serving;
     uint32_t fenced;
     uint32_t self_status;         /* aether_node_status + 1; 0 = not a member */
+    uint32_t active_others;       /* Active nodes other than us (cluster actor's view) */
+    uint32_t self_down;           /* set by the sink the moment NodeFailed/NodeLeft about
+                                     us arrives, before any later map can: we serve nothing */
     uint64_t stale_dropped;
     uint64_t leader_changes;
     uint64_t rebalances;

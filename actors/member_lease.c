@@ -181,11 +181,19 @@ static void campaign(aether_member *m)
     (void)aether_timer_start(m->lease, every, every, &t, &ls->renew_timer);
 }
 
+static bool other_can_lead(const aether_member *m);
+static void resign(aether_member *m, const char *reason);
+
 static void renew(aether_member *m)
 {
     member_lease_state *ls = m->ls;
     if (!ls->leading)
         return;
+    if (__atomic_load_n(&m->self_status, __ATOMIC_RELAXED) == (uint32_t)AETHER_NODE_DRAINING + 1 &&
+        other_can_lead(m)) {
+        resign(m, "own node draining"); /* policy 9, once a successor exists */
+        return;
+    }
     aether_err err;
     if (ls->held.pending) {
         bool applied = false;
@@ -240,6 +248,13 @@ static void resign(aether_member *m, const char *reason)
     lose(m, reason);
 }
 
+/* Policy 9 gives way to liveness: a draining leader steps down only when
+ * some other Active node can take over (else nobody could lead at all). */
+static bool other_can_lead(const aether_member *m)
+{
+    return __atomic_load_n(&m->active_others, __ATOMIC_RELAXED) > 0;
+}
+
 static void on_event(aether_member *m, const aether_event *e)
 {
     member_lease_state *ls = m->ls;
@@ -282,10 +297,21 @@ static void on_event(aether_member *m, const aether_event *e)
                                                                          : &e->data.node_left.node;
         if (!aether_node_id_equal(node, &m->cfg.node))
             return;
+        if (e->type == AETHER_EVT_NODE_DRAINING && !other_can_lead(m)) {
+            AETHER_WARN(MEMBER_LOG, "%s: draining, but no other Active node can lead: staying",
+                        m->cfg.node.str);
+            return;
+        }
         resign(m, e->type == AETHER_EVT_NODE_DRAINING ? "own node draining"
                                                       : "own node no longer active");
         return;
     }
+    case AETHER_EVT_NODE_JOINED:
+        /* A draining leader that stayed for want of a successor goes now. */
+        if (ls->leading && __atomic_load_n(&m->self_status, __ATOMIC_RELAXED) ==
+                               (uint32_t)AETHER_NODE_DRAINING + 1 && other_can_lead(m))
+            resign(m, "own node draining");
+        return;
     default:
         return;
     }

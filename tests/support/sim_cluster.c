@@ -37,6 +37,7 @@ struct sim_cluster {
     char first_violation[256];
     uint32_t event_counts[AETHER_EVT_COUNT_];
     uint64_t restarts;
+    bool trace; /* AETHER_SIM_TRACE set: print every event (not renewals) */
 };
 
 static void violation(sim_cluster *c, const char *fmt, const char *a, const char *b, uint64_t x)
@@ -72,8 +73,14 @@ static void on_event(void *arg, const aether_event *e)
 {
     sim_node *n = arg;
     sim_cluster *c = n->c;
-    if (strcmp(e->node.str, n->id) == 0)
+    if (strcmp(e->node.str, n->id) == 0) {
         c->event_counts[e->type]++;
+        if (c->trace && e->type != AETHER_EVT_LEASE_RENEWED) {
+            char line[512];
+            aether_event_format(e, line, sizeof(line));
+            fprintf(stderr, "t=%llu %s\n", (unsigned long long)sim_now_ms(c), line);
+        }
+    }
     if (e->type == AETHER_EVT_LEADER_ELECTED) {
         aether_err err;
         if (aether_term_registry_record(&c->terms, e->data.leader_elected.term,
@@ -107,6 +114,7 @@ sim_cluster *sim_cluster_create(const sim_options *o)
         aether_kv_mem_create(&sk, &c->state_kv, NULL) != AETHER_OK)
         goto fail;
     aether_term_registry_init(&c->terms);
+    c->trace = getenv("AETHER_SIM_TRACE") != NULL;
     return c;
 fail:
     sim_cluster_destroy(c);
@@ -164,6 +172,8 @@ aether_member *sim_add(sim_cluster *c, const char *id, const char *zone)
             return NULL;
     }
     stop_node(n);
+    if (c->trace)
+        fprintf(stderr, "t=%llu FAULT start %s\n", (unsigned long long)sim_now_ms(c), id);
     snprintf(n->zone, sizeof(n->zone), "%s", zone ? zone : "");
     aether_config cfg = c->base;
     if (aether_node_id_from_cstr(id, &cfg.node, NULL) != AETHER_OK)
@@ -189,8 +199,14 @@ aether_member *sim_add(sim_cluster *c, const char *id, const char *zone)
 void sim_crash(sim_cluster *c, const char *id)
 {
     sim_node *n = find(c, id);
+    if (c->trace)
+        fprintf(stderr, "t=%llu FAULT crash %s\n", (unsigned long long)sim_now_ms(c), id);
     if (n != NULL)
         stop_node(n);
+    /* The process is gone and so is its partition: a restart starts clean. */
+    aether_node_id nid;
+    if (aether_node_id_from_cstr(id, &nid, NULL) == AETHER_OK)
+        aether_inproc_set_isolated(c->hub, &nid, false);
 }
 
 void sim_pause(sim_cluster *c, const char *id, bool on)
@@ -198,6 +214,8 @@ void sim_pause(sim_cluster *c, const char *id, bool on)
     sim_node *n = find(c, id);
     if (n == NULL || n->m == NULL)
         return;
+    if (c->trace)
+        fprintf(stderr, "t=%llu FAULT pause %s %d\n", (unsigned long long)sim_now_ms(c), id, on);
     aether_actor *a[3];
     aether_member_actors(n->m, a);
     for (int i = 0; i < 3; i++)
@@ -211,12 +229,16 @@ void sim_pause(sim_cluster *c, const char *id, bool on)
 void sim_drain(sim_cluster *c, const char *id)
 {
     sim_node *n = find(c, id);
+    if (c->trace)
+        fprintf(stderr, "t=%llu FAULT drain %s\n", (unsigned long long)sim_now_ms(c), id);
     if (n != NULL && n->m != NULL)
         (void)aether_member_drain(n->m);
 }
 
 void sim_isolate(sim_cluster *c, const char *id, bool on)
 {
+    if (c->trace)
+        fprintf(stderr, "t=%llu FAULT isolate %s %d\n", (unsigned long long)sim_now_ms(c), id, on);
     aether_node_id nid;
     if (aether_node_id_from_cstr(id, &nid, NULL) == AETHER_OK)
         aether_inproc_set_isolated(c->hub, &nid, on);

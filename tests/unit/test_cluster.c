@@ -4,6 +4,7 @@
  * brake, each checked against the invariants (tests/support/sim_cluster.h).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cu_test.h"
@@ -240,7 +241,99 @@ static void test_half_the_nodes_fail_brake_keeps_i2(void)
     sim_cluster_destroy(c);
 }
 
+/* Random faults from a seed: crashes and restarts, drains, paused and cut-off
+ * nodes, at 300 ms intervals; then everything heals and the cluster must
+ * settle with no violation on the way. The seed is printed on failure. */
+static int churn(uint64_t seed, char *why, size_t cap)
+{
+    sim_options o = { .seed = seed, .shard_count = 48, .replication = (uint32_t)(seed % 2) + 1 };
+    sim_cluster *c = sim_cluster_create(&o);
+    if (c == NULL)
+        return snprintf(why, cap, "no cluster"), -1;
+    aether_rng rng;
+    aether_rng_seed(&rng, seed);
+    const char *ids[] = { "a", "b", "c", "d", "e", "f" };
+    const uint32_t n = 6;
+    bool up[6] = { 0 }, paused[6] = { 0 }, cut[6] = { 0 }, left[6] = { 0 };
+    for (uint32_t i = 0; i < 5; i++) {
+        sim_add(c, ids[i], NULL);
+        up[i] = true;
+    }
+    sim_run_ms(c, 2000);
+    for (int step = 0; step < 20; step++) {
+        uint32_t i = (uint32_t)aether_rng_below(&rng, n);
+        uint32_t live = 0;
+        for (uint32_t k = 0; k < n; k++)
+            live += up[k] && !paused[k] && !cut[k] && !left[k];
+        switch (aether_rng_below(&rng, 5)) {
+        case 0: /* crash, keeping two nodes alive */
+            if (up[i] && (left[i] || live > 2)) {
+                sim_crash(c, ids[i]);
+                up[i] = paused[i] = cut[i] = left[i] = false;
+            }
+            break;
+        case 1: /* (re)start */
+            if (!up[i]) {
+                sim_add(c, ids[i], NULL);
+                up[i] = true;
+            }
+            break;
+        case 2: /* pause or resume */
+            if (up[i] && !cut[i] && !left[i] && (paused[i] || live > 2)) {
+                paused[i] = !paused[i];
+                sim_pause(c, ids[i], paused[i]);
+            }
+            break;
+        case 3: /* cut off or reconnect */
+            if (up[i] && !paused[i] && !left[i] && (cut[i] || live > 2)) {
+                cut[i] = !cut[i];
+                sim_isolate(c, ids[i], cut[i]);
+            }
+            break;
+        default: /* drain: the node leaves for good (until restarted) */
+            if (up[i] && !left[i] && !paused[i] && !cut[i] && live > 2) {
+                sim_drain(c, ids[i]);
+                left[i] = true;
+            }
+            break;
+        }
+        sim_run_ms(c, 300);
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        if (paused[k])
+            sim_pause(c, ids[k], false);
+        if (cut[k])
+            sim_isolate(c, ids[k], false);
+    }
+    sim_run_ms(c, 6000);
+    int rc = 0;
+    if (sim_violations(c, why, cap) != 0)
+        rc = -1;
+    else if (sim_settled(c, why, cap) != 0)
+        rc = -1;
+    sim_cluster_destroy(c);
+    return rc;
+}
+
+static void test_random_churn_seeds(void)
+{
+    uint32_t failures = 0;
+    /* AETHER_SIM_SEED=S replays one seed; AETHER_SIM_SEEDS=K runs seeds 1..K. */
+    const char *only = getenv("AETHER_SIM_SEED"), *count = getenv("AETHER_SIM_SEEDS");
+    uint64_t first = only ? strtoull(only, NULL, 10) : 1;
+    uint64_t last = only ? first : count ? strtoull(count, NULL, 10) : 200;
+    for (uint64_t seed = first; seed <= last; seed++) {
+        char why[256] = "";
+        if (churn(seed, why, sizeof(why)) != 0) {
+            fprintf(stderr, "churn seed %llu: %s\n", (unsigned long long)seed, why);
+            failures++;
+        }
+    }
+    CU_ASSERT_EQUAL(failures, 0);
+}
+
 static CU_TestInfo tests[] = {
+    AETHER_TEST(random_churn_seeds),
     AETHER_TEST(join),
     AETHER_TEST(graceful_leave),
     AETHER_TEST(leader_drains_and_steps_down),

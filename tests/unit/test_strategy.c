@@ -724,8 +724,8 @@ static void test_zone_quota_rule(void)
  * sum min(current, target); it ignores that a survivor cannot take a slot
  * of a shard it already holds, so some changes need more (5 nodes, R=3, a
  * failure where two survivors share most shards: +99 on 600, and no
- * assignment does better). Primaries are always exact; over the 6000 random
- * steps here slots total 1.0004 x the bound, the worst step 1.2 x. */
+ * assignment does better). Primaries are always exact; over 6000 random
+ * steps like these slots totalled 1.0004 x the bound, the worst step 1.2 x. */
 #define PROP_SLOT_SLACK_PCT 25u
 
 typedef struct prop_world {

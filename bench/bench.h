@@ -1,0 +1,32 @@
+/*
+ * bench.h: the benchmark harness's options and entry points (bench layer).
+ *
+ * `aether-bench <name> [--json] [--seconds S] [--runs N]` picks one entry
+ * below (main.c). Every bench runs each of its cases `runs` times, reports
+ * the median through report.h and prints its baselines beside it in the same
+ * run, as ratios (CONVENTIONS "Tests and benchmarks").
+ *
+ * Threading: an entry point is called from the main thread; it starts and
+ * joins every thread it uses before it returns.
+ */
+#ifndef BENCH_H
+#define BENCH_H
+
+#include <stdbool.h>
+
+#define BENCH_RUNS_DEFAULT 5u
+#define BENCH_RUNS_MAX 101u
+#define BENCH_SECONDS_DEFAULT 0.5
+#define BENCH_SECONDS_MAX 60.0
+
+typedef struct bench_opts {
+    bool json;       /* one JSON object per line instead of a table */
+    double seconds;  /* measured duration of one run of one case */
+    unsigned runs;   /* runs per case; the median is reported */
+} bench_opts;
+
+/* Each returns 0 on success, non-zero after printing why to stderr. */
+int bench_mailbox_main(const bench_opts *o);
+int bench_lookup_main(const bench_opts *o);
+
+#endif
