@@ -111,9 +111,20 @@ aether_status member_state_get(aether_member *m, const char *key, char **value, 
     return AETHER_OK;
 }
 
-/* Local fan-out: the bus hands e to every actor whose mask wants it. */
+/* Local fan-out: the bus hands e to every actor whose mask wants it. Every
+ * event this node sees, its own or another's, passes here first. */
 static void deliver_local(aether_member *m, const aether_event *e)
 {
+    /* The leader publishes NodeFailed/NodeLeft before the map that gives our
+     * shards away; flag it here, on the transport thread, so we stop serving
+     * (aether_member_may_serve) before our actors even see it. */
+    if ((e->type == AETHER_EVT_NODE_FAILED && aether_node_id_equal(&e->data.node_failed.node, &m->cfg.node)) ||
+        (e->type == AETHER_EVT_NODE_LEFT && aether_node_id_equal(&e->data.node_left.node, &m->cfg.node)))
+        __atomic_store_n(&m->self_down, 1, __ATOMIC_SEQ_CST);
+    if (e->type == AETHER_EVT_NODE_JOINED && aether_node_id_equal(&e->data.node_joined.node, &m->cfg.node) &&
+        e->data.node_joined.incarnation >= m->self_info.incarnation)
+        __atomic_store_n(&m->self_down, 0, __ATOMIC_SEQ_CST);
+
     aether_msg msg = { .type = MSG_EVENT, .flags = AETHER_MSG_REF, .ptr = (void *)&e->ref };
     uint32_t failed = aether_bus_publish(m->bus, aether_event_topic(e->type), &msg);
     if (failed > 0)
@@ -172,15 +183,6 @@ static void sink_event(void *arg, const aether_event *e)
         return;
     }
     member_note_term(m, e->term);
-    /* The leader publishes NodeFailed/NodeLeft before the map that gives our
-     * shards away; flag it here, on the transport thread, so we stop serving
-     * (aether_member_may_serve) before our actors even see it. */
-    if ((e->type == AETHER_EVT_NODE_FAILED && aether_node_id_equal(&e->data.node_failed.node, &m->cfg.node)) ||
-        (e->type == AETHER_EVT_NODE_LEFT && aether_node_id_equal(&e->data.node_left.node, &m->cfg.node)))
-        __atomic_store_n(&m->self_down, 1, __ATOMIC_SEQ_CST);
-    if (e->type == AETHER_EVT_NODE_JOINED && aether_node_id_equal(&e->data.node_joined.node, &m->cfg.node) &&
-        e->data.node_joined.incarnation >= m->self_info.incarnation)
-        __atomic_store_n(&m->self_down, 0, __ATOMIC_SEQ_CST);
     if (is_leader_issued(e))
         __atomic_store_n(&m->last_leader_heard_ns, member_now_ns(m), __ATOMIC_RELAXED);
     deliver_local(m, e);
@@ -272,6 +274,14 @@ static void plain_drop(void *state, const aether_msg *msg)
 
 const aether_shardmap_slot *aether_member_slot(const aether_member *m) { return &m->slot; }
 const aether_node_id *aether_member_id(const aether_member *m) { return &m->cfg.node; }
+
+void member_check_self_down(aether_member *m, const aether_topology *t)
+{
+    const aether_node_info *me = aether_topology_find(t, &m->cfg.node);
+    if (me != NULL && me->incarnation >= m->self_info.incarnation &&
+        (me->status == AETHER_NODE_FAILED || me->status == AETHER_NODE_LEFT))
+        __atomic_store_n(&m->self_down, 1, __ATOMIC_SEQ_CST);
+}
 
 bool aether_member_may_serve(const aether_member *m)
 {

@@ -78,7 +78,12 @@ struct member_assign_state {
     uint64_t offline_ns[OFFLINE_RING];
     uint32_t offline_n;
     bool brake;
-    uint64_t state_rev;          /* revision of STATE_MAP_KEY we last wrote */
+    uint64_t state_rev;          /* revision of the stored map we last wrote */
+    bool force_publish;          /* a node came back: publish a new version even if
+                                    nothing moves (its acquire floor needs a newer map) */
+    bool went_down;              /* we were Failed/Left (self_down) since our last join */
+    uint64_t acquire_floor;      /* after coming back from Failed/Left: acquire only from
+                                    maps newer than this (older ones predate our return) */
 };
 
 aether_status member_assign_init(aether_member *m)
@@ -138,6 +143,8 @@ static void send_ack(aether_member *m, uint32_t shard, const aether_shardmap *ma
 static void reconcile(aether_member *m)
 {
     member_assign_state *as = m->as;
+    if (__atomic_load_n(&m->self_down, __ATOMIC_SEQ_CST))
+        as->went_down = true;
     const aether_shardmap *map = as->cur;
     if (map == NULL)
         return;
@@ -157,7 +164,7 @@ static void reconcile(aether_member *m)
         if (primary && e->state == AETHER_SHARD_MOVING && !as->serving[s])
             send_ack(m, s, map);
     }
-    for (uint32_t s = 0; s < map->shard_count && !down; s++) {
+    for (uint32_t s = 0; s < map->shard_count && !down && map->version > as->acquire_floor; s++) {
         const aether_shard_entry *e = aether_shardmap_entry(map, s);
         bool want = me != AETHER_NODE_INDEX_NONE && e->owner_count > 0 && e->primary == me &&
                     e->state == AETHER_SHARD_STABLE;
@@ -347,6 +354,7 @@ static void load_stored_topology(aether_member *m)
     if (aether_topology_json_decode(json, len, &t, &err) == AETHER_OK && t.version > as->topo.version) {
         aether_topology_fini(&as->topo);
         as->topo = t;
+        member_check_self_down(m, &as->topo);
     } else {
         aether_topology_fini(&t);
     }
@@ -485,11 +493,12 @@ static void advance(aether_member *m, const char *reason)
             changed = true;
         }
     }
-    if (!changed) {
+    if (!changed && !(as->force_publish && cur != NULL)) {
         free(done);
         aether_shardmap_builder_destroy(b);
         return;
     }
+    as->force_publish = false;
     uint64_t from_version = cur ? cur->version : 0;
     aether_shardmap_builder_set_version(b, from_version + 1);
     aether_shardmap_builder_set_term(b, term);
@@ -693,16 +702,33 @@ static void on_event(aether_member *m, const aether_event *e)
             reconcile(m);
         }
         return;
-    case AETHER_EVT_NODE_JOINED:
+    case AETHER_EVT_NODE_JOINED: {
+        const aether_node_info *before = aether_topology_find(&as->topo, &e->data.node_joined.node);
+        if (before != NULL && !aether_node_status_is_healthy(before->status))
+            as->force_publish = true; /* a comeback: see acquire_floor */
         aether_topology_apply(&as->topo, e);
-        if (aether_node_id_equal(&e->data.node_joined.node, &m->cfg.node))
-            reconcile(m); /* back in: serve what the map gives us */
+        if (aether_node_id_equal(&e->data.node_joined.node, &m->cfg.node)) {
+            /* Back from Failed/Left: the maps we hold were made while we were
+             * out (the leader has given our old shards away, or will in a map
+             * it has not published yet). Only a later map may give us shards. */
+            if (as->cur != NULL && as->went_down)
+                as->acquire_floor = as->cur->version;
+            as->went_down = false;
+            reconcile(m);
+        }
         if (member_may_lead(m, NULL))
             arm_debounce(m);
         return;
+    }
     case AETHER_EVT_NODE_FAILED:
     case AETHER_EVT_NODE_LEFT:
         as->offline_ns[as->offline_n++ % OFFLINE_RING] = member_now_ns(m);
+        if (aether_node_id_equal(e->type == AETHER_EVT_NODE_FAILED ? &e->data.node_failed.node
+                                                                   : &e->data.node_left.node,
+                                 &m->cfg.node)) {
+            as->went_down = true;
+            reconcile(m); /* self_down is set: release everything */
+        }
         /* fall through */
     case AETHER_EVT_NODE_DRAINING:
         aether_topology_apply(&as->topo, e);

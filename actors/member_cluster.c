@@ -151,6 +151,7 @@ static void load_topology(aether_member *m)
         aether_topology_fini(&cs->topo);
         cs->topo = t;
         cs->state_rev = rev;
+        member_check_self_down(m, &cs->topo);
         for (uint32_t i = 0; i < cs->topo.count; i++) {
             hb_entry *h = hb_find(cs, &cs->topo.nodes[i].id, true);
             if (h != NULL && h->last_ns == 0)

@@ -164,6 +164,9 @@ aether_status member_state_put(aether_member *m, const char *key, const char *va
                                uint64_t *rev);
 aether_status member_state_get(aether_member *m, const char *key, char **value, size_t *len,
                                uint64_t *rev);
+/* Sets self_down if topology t says this node (this run or a later one)
+ * is Failed or Left: a node that missed its own NodeFailed learns it here. */
+void member_check_self_down(aether_member *m, const aether_topology *t);
 /* The embedder's on_leader_changed, if any. */
 void member_notify_leader(aether_member *m, const aether_node_id *leader, aether_term term);
 
