@@ -167,7 +167,12 @@ aether_status member_emit(aether_member *m, aether_event *e, aether_term force_t
 
 /* ---- transport sink (transport threads: only enqueue) --------------------- */
 
-static bool is_leader_issued(const aether_event *e) { return e->seq >= 1; }
+/* A sign that a leader is alive now: anything it issued in its term, except
+ * the news that it is not leading any more. */
+static bool is_leader_alive_sign(const aether_event *e)
+{
+    return e->seq >= 1 && e->type != AETHER_EVT_LEADERSHIP_LOST;
+}
 
 static void sink_event(void *arg, const aether_event *e)
 {
@@ -183,7 +188,7 @@ static void sink_event(void *arg, const aether_event *e)
         return;
     }
     member_note_term(m, e->term);
-    if (is_leader_issued(e))
+    if (is_leader_alive_sign(e))
         __atomic_store_n(&m->last_leader_heard_ns, member_now_ns(m), __ATOMIC_RELAXED);
     deliver_local(m, e);
 }

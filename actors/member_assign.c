@@ -67,6 +67,8 @@ struct member_assign_state {
     aether_term lead_term;       /* 0 = not leading */
     aether_shardmap *target;     /* owned: the strategy's latest answer */
     uint64_t *moving_since_ns;   /* [shard_count]: when we started the handoff */
+    uint64_t *move_version;      /* [shard_count]: first map version of that handoff under
+                                    our leadership; older acknowledgements are for other moves */
     uint8_t *done;               /* [shard_count]: released (ack or decree), to apply */
     uint32_t n_done;
     bool flush_pending;
@@ -96,7 +98,9 @@ aether_status member_assign_init(aether_member *m)
     as->serving = calloc(s, 1);
     as->done = calloc(s, 1);
     as->moving_since_ns = calloc(s, sizeof(uint64_t));
-    if (as->serving == NULL || as->done == NULL || as->moving_since_ns == NULL)
+    as->move_version = calloc(s, sizeof(uint64_t));
+    if (as->serving == NULL || as->done == NULL || as->moving_since_ns == NULL ||
+        as->move_version == NULL)
         return AETHER_ENOMEM;
     return aether_topology_init(&as->topo, &m->cfg.node);
 }
@@ -111,6 +115,7 @@ void member_assign_fini(aether_member *m)
     free(as->serving);
     free(as->done);
     free(as->moving_since_ns);
+    free(as->move_version);
     free(as);
     m->as = NULL;
 }
@@ -392,8 +397,12 @@ static void advance(aether_member *m, const char *reason)
         uint32_t nc = owner_ids(cur, s, c_ids), nt = owner_ids(tgt, s, t_ids);
         aether_node_id to = cur->nodes[c->to];
         bool primary_ok = is_healthy(as, &c_ids[0]), to_ok = is_active(as, &to);
-        if (!as->done[s] && !primary_ok && to_ok)
+        if (!as->done[s] && !primary_ok && to_ok) {
             as->done[s] = 1; /* the old owner failed mid-handoff: it fenced itself */
+            if (getenv("AETHER_DEBUG_MAPS"))
+                fprintf(stderr, "  %s: shard %u: primary %s unhealthy, completing move to %s\n",
+                        m->cfg.node.str, s, c_ids[0].str, to.str);
+        }
         if (as->done[s]) {
             if (nt > 0 && aether_node_id_equal(&t_ids[0], &to)) {
                 set_ids(b, s, t_ids, nt);
@@ -464,8 +473,12 @@ static void advance(aether_member *m, const char *reason)
             continue;
         if (aether_node_id_equal(&c_ids[0], &t_ids[0]) || !is_healthy(as, &c_ids[0])) {
             set_ids(b, s, t_ids, nt); /* replicas only, or the primary is gone */
-            if (!aether_node_id_equal(&c_ids[0], &t_ids[0]))
+            if (!aether_node_id_equal(&c_ids[0], &t_ids[0])) {
                 done[n_done++] = (placement){ s, c_ids[0], t_ids[0], 1 };
+                if (getenv("AETHER_DEBUG_MAPS"))
+                    fprintf(stderr, "  %s: shard %u: failover %s -> %s\n", m->cfg.node.str, s,
+                            c_ids[0].str, t_ids[0].str);
+            }
             changed = true;
             continue;
         }
@@ -488,6 +501,7 @@ static void advance(aether_member *m, const char *reason)
         if (aether_shardmap_builder_add_node(b, &t_ids[0], &to, NULL) == AETHER_OK &&
             aether_shardmap_builder_set_moving(b, s, to, NULL) == AETHER_OK) {
             as->moving_since_ns[s] = now;
+            as->move_version[s] = (cur ? cur->version : 0) + 1;
             in_flight++;
             started++;
             changed = true;
@@ -636,8 +650,10 @@ static void takeover(aether_member *m, aether_term term)
     uint64_t now = member_now_ns(m);
     if (as->cur != NULL)
         for (uint32_t s = 0; s < m->cfg.shard_count; s++)
-            if (aether_shardmap_entry(as->cur, s)->state == AETHER_SHARD_MOVING)
+            if (aether_shardmap_entry(as->cur, s)->state == AETHER_SHARD_MOVING) {
                 as->moving_since_ns[s] = now; /* in-flight handoffs: their clocks restart */
+                as->move_version[s] = as->cur->version + 1; /* acks must answer our maps */
+            }
     if (aether_topology_count_status(&as->topo, AETHER_NODE_ACTIVE) > 0)
         rebalance(m, "takeover");
 }
@@ -808,7 +824,8 @@ void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg
         aether_release_ack *ack = msg->ptr;
         if (member_may_lead(m, NULL) && as->cur != NULL && ack->shard < m->cfg.shard_count) {
             const aether_shard_entry *e = aether_shardmap_entry(as->cur, ack->shard);
-            if (e->state == AETHER_SHARD_MOVING &&
+            if (e->state == AETHER_SHARD_MOVING && ack->term == as->lead_term &&
+                ack->map_version >= as->move_version[ack->shard] &&
                 aether_node_id_equal(&as->cur->nodes[e->primary], &ack->from) && !as->done[ack->shard]) {
                 as->done[ack->shard] = 1;
                 as->n_done++;

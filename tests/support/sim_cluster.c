@@ -59,14 +59,18 @@ static void on_acquired(void *arg, uint32_t shard, uint64_t version)
                       shard);
     }
     n->serving[shard] = 1;
-    (void)version;
+    if (c->trace)
+        fprintf(stderr, "t=%llu ACQUIRE %s shard %u v%llu\n", (unsigned long long)sim_now_ms(c), n->id,
+                shard, (unsigned long long)version);
 }
 
 static void on_released(void *arg, uint32_t shard, uint64_t version)
 {
     sim_node *n = arg;
     n->serving[shard] = 0;
-    (void)version;
+    if (n->c->trace)
+        fprintf(stderr, "t=%llu RELEASE %s shard %u v%llu\n", (unsigned long long)sim_now_ms(n->c),
+                n->id, shard, (unsigned long long)version);
 }
 
 static void on_event(void *arg, const aether_event *e)
