@@ -188,6 +188,13 @@ static void sink_event(void *arg, const aether_event *e)
         return;
     }
     member_note_term(m, e->term);
+    if (e->type == AETHER_EVT_LEASE_RENEWED) {
+        uint64_t v = e->data.lease_renewed.map_version;
+        uint64_t cur = __atomic_load_n(&m->announced_version, __ATOMIC_SEQ_CST);
+        while (v > cur && !__atomic_compare_exchange_n(&m->announced_version, &cur, v, false,
+                                                       __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+            ;
+    }
     if (is_leader_alive_sign(e))
         __atomic_store_n(&m->last_leader_heard_ns, member_now_ns(m), __ATOMIC_RELAXED);
     deliver_local(m, e);
@@ -291,6 +298,13 @@ void member_check_self_down(aether_member *m, const aether_topology *t)
 bool aether_member_may_serve(const aether_member *m)
 {
     if (__atomic_load_n(&m->self_down, __ATOMIC_SEQ_CST))
+        return false;
+    /* Our map must be current: of the newest term we know of (a new leader
+     * may have declared us failed before we heard of it) and not older than
+     * what the leader last announced. */
+    if (__atomic_load_n(&m->map_term, __ATOMIC_SEQ_CST) < __atomic_load_n(&m->highest_term, __ATOMIC_SEQ_CST) ||
+        __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST) <
+            __atomic_load_n(&m->announced_version, __ATOMIC_SEQ_CST))
         return false;
     if (member_may_lead(m, NULL))
         return true;

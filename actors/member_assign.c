@@ -195,12 +195,14 @@ static bool adopt(aether_member *m, aether_shardmap *map)
         return false;
     }
     uint64_t version = map->version;
+    aether_term term = map->term;
     if (aether_shardmap_slot_publish(&m->slot, &map) != AETHER_OK) {
         aether_shardmap_destroy(map); /* not newer */
         return false;
     }
     as->cur = aether_shardmap_slot_current(&m->slot); /* alive until our next publish */
-    __atomic_store_n(&m->map_version, version, __ATOMIC_RELAXED);
+    __atomic_store_n(&m->map_term, term, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&m->map_version, version, __ATOMIC_SEQ_CST);
     if (as->fenced) {
         as->fenced = false;
         __atomic_store_n(&m->fenced, 0, __ATOMIC_RELAXED);
@@ -642,6 +644,7 @@ static void takeover(aether_member *m, aether_term term)
     member_assign_state *as = m->as;
     as->lead_term = term;
     as->session_active = false;
+    as->force_publish = true; /* every node needs a map of our term before it may serve */
     memset(as->moving_since_ns, 0, m->cfg.shard_count * sizeof(uint64_t));
     memset(as->done, 0, m->cfg.shard_count);
     /* Policy 10: the state store may hold a newer map and topology than we saw. */

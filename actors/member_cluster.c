@@ -284,7 +284,8 @@ static void tick_heartbeat(aether_member *m)
                                              m->self_info.incarnation);
     const aether_node_info *me = aether_topology_find(&m->cs->topo, &m->cfg.node);
     bool healthy = me != NULL && aether_node_status_is_healthy(me->status) &&
-                   me->incarnation >= m->self_info.incarnation;
+                   me->incarnation >= m->self_info.incarnation &&
+                   !__atomic_load_n(&m->self_down, __ATOMIC_SEQ_CST);
     if (healthy || (me != NULL && me->status == AETHER_NODE_LEFT &&
                     me->incarnation >= m->self_info.incarnation))
         return; /* a member, or this run of the node left for good */
@@ -300,8 +301,9 @@ static void tick_heartbeat(aether_member *m)
 static void tick_failcheck(aether_member *m)
 {
     member_cluster_state *cs = m->cs;
-    if (!member_may_lead(m, NULL))
-        return;
+    aether_term term;
+    if (!member_may_lead(m, &term) || cs->lead_term != term)
+        return; /* not leading, or LeaderElected not seen here yet: no grace start */
     uint64_t now = member_now_ns(m);
     uint64_t timeout = (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
     /* Collect first: deciding changes the topology we iterate. */

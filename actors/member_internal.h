@@ -101,6 +101,8 @@ struct aether_member {
     uint64_t lease_deadline_ns;   /* with leading_term: act only before this */
     uint64_t last_leader_heard_ns;/* last leader-issued message received */
     uint64_t map_version;         /* of the published map */
+    uint64_t map_term;            /* of the published map */
+    uint64_t announced_version;   /* highest map version a leader announced (LeaseRenewed) */
     uint64_t topology_version;    /* of the cluster actor's topology */
     uint32_t shards_serving;
     uint32_t fenced;

@@ -125,13 +125,15 @@ static void lose(aether_member *m, const char *reason)
     after_leader_sign(m);
 }
 
-/* Policy 3 and I5: only an Active node campaigns - or one that is not a
- * member yet (the first node has nobody to admit it; it admits itself). The
- * status is the cluster actor's, which also catches up from the state store. */
+/* Policy 3: Draining and Left nodes never campaign. An Active node does; so
+ * does one that is not a member yet (the first node has nobody to admit it)
+ * or was declared Failed while alive (if every node was, nobody else could
+ * lead): such a winner admits itself at once (the cluster actor's join goes
+ * to the leader, i.e. to itself), so I5 holds again within one heartbeat. */
 static bool may_campaign(const aether_member *m)
 {
     uint32_t st = __atomic_load_n(&m->self_status, __ATOMIC_RELAXED);
-    return st == 0 || st == (uint32_t)AETHER_NODE_ACTIVE + 1;
+    return st != (uint32_t)AETHER_NODE_DRAINING + 1 && st != (uint32_t)AETHER_NODE_LEFT + 1;
 }
 
 static void campaign(aether_member *m)
