@@ -432,7 +432,7 @@ aether_status aether_shardmap_builder_from_map(const aether_shardmap *m,
     b->version = m->version;
     b->term = m->term;
     for (uint32_t i = 0; i < m->node_count; i++) {
-        aether_node_index idx;
+        aether_node_index idx = AETHER_NODE_INDEX_NONE;
         if ((st = aether_shardmap_builder_add_node(b, &m->nodes[i], &idx, err)) != AETHER_OK)
             goto fail;
         AETHER_ASSERT(idx == i); /* distinct ids: builder order = map order */
