@@ -434,6 +434,24 @@ aether_status aether_member_drain(aether_member *m)
     return aether_actor_send(m->cluster, &msg);
 }
 
+aether_status aether_member_rebalance(aether_member *m, const char *reason)
+{
+    aether_command *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return AETHER_ENOMEM;
+    c->type = AETHER_CMD_REBALANCE_SHARDS;
+    snprintf(c->cluster, sizeof(c->cluster), "%s", m->cfg.cluster);
+    c->sender = m->cfg.node;
+    aether_event_set_reason(c->data.rebalance.reason, reason ? reason : "RebalanceShards");
+    return member_send_owned(m, m->cluster, MSG_SEND_COMMAND, c);
+}
+
+aether_status aether_member_elect(aether_member *m)
+{
+    aether_msg msg = { .type = MSG_CAMPAIGN_NOW };
+    return aether_actor_send(m->lease, &msg);
+}
+
 void aether_member_stop(aether_member *m)
 {
     if (m == NULL || m->stopped)

@@ -66,6 +66,12 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
 /* Asks the leader to drain this node (LeaveCluster). The leave completes
  * asynchronously: watch for NodeLeft. */
 aether_status aether_member_drain(aether_member *m);
+/* Asks the leader for an explicit rebalance (RebalanceShards; the reason is
+ * recorded in RebalanceStarted). Asynchronous. */
+aether_status aether_member_rebalance(aether_member *m, const char *reason);
+/* ElectLeader: this node tries to take the lease now (it can only succeed
+ * if nobody holds it). Asynchronous. */
+aether_status aether_member_elect(aether_member *m);
 /* Halts the actors and unbinds the transport; no leave. Idempotent. */
 void aether_member_stop(aether_member *m);
 void aether_member_destroy(aether_member *m); /* NULL is fine; stops first */

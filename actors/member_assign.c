@@ -841,6 +841,10 @@ void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg
         free(ack);
         break;
     }
+    case MSG_REBALANCE: /* an explicit RebalanceShards / AssignShards (I4 allows it) */
+        rebalance(m, msg->ptr);
+        free(msg->ptr);
+        break;
     case MSG_FLUSH:
         as->flush_pending = false;
         advance(m, "handoff");

@@ -205,6 +205,23 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
         return aether_err_set(why, AETHER_ENOTLEADER, "not leader (term %llu)",
                               (unsigned long long)cs->topo.term);
     }
+    if (c->term != AETHER_TERM_NONE && c->term > term)
+        return aether_err_set(why, AETHER_ENOTLEADER, "not leader; term %llu is newer than ours (%llu)",
+                              (unsigned long long)c->term, (unsigned long long)term);
+    if (c->type == AETHER_CMD_REBALANCE_SHARDS || c->type == AETHER_CMD_ASSIGN_SHARDS) {
+        if (c->term != AETHER_TERM_NONE && c->term < term)
+            return aether_err_set(why, AETHER_ESTALE, "term %llu is older than %llu",
+                                  (unsigned long long)c->term, (unsigned long long)term);
+        char *reason = strdup(c->type == AETHER_CMD_ASSIGN_SHARDS ? "AssignShards"
+                              : c->data.rebalance.reason[0] ? c->data.rebalance.reason
+                                                            : "RebalanceShards");
+        if (reason == NULL || member_send_owned(m, m->assign, MSG_REBALANCE, reason) != AETHER_OK)
+            return aether_err_set(why, AETHER_EFULL, "leader busy; retry");
+        return AETHER_OK;
+    }
+    if (c->type == AETHER_CMD_ELECT_LEADER)
+        return aether_err_set(why, AETHER_EINVAL,
+                              "ElectLeader is decided by each node's lease, not by the leader");
     /* The aggregate checks leadership against its own view; it is ours. */
     aether_topology_set_leader(&cs->topo, &m->cfg.node, term);
     aether_event *ev[AETHER_TOPOLOGY_DECIDE_MAX];
@@ -395,6 +412,13 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
         base_command(m, &c, AETHER_CMD_LEAVE_CLUSTER);
         c.data.leave.node = m->cfg.node;
         send_to_leader(m, &c);
+        break;
+    }
+    case MSG_SEND_COMMAND: {
+        aether_command *c = msg->ptr;
+        c->term = __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED);
+        send_to_leader(m, c);
+        free(c);
         break;
     }
     case MSG_REPLY: {

@@ -58,6 +58,9 @@ enum {
     MSG_TICK_DEBOUNCE,   /* timer; arg64 = generation */
     MSG_TICK_CHECK,      /* timer: fencing and handoff timeouts */
     MSG_FLUSH,           /* apply collected release acks */
+    MSG_REBALANCE,       /* ptr: reason string (owned): RebalanceShards / AssignShards */
+    MSG_CAMPAIGN_NOW,    /* lease: ElectLeader from this node's embedder */
+    MSG_SEND_COMMAND,    /* cluster: ptr: aether_command (owned) to send to the leader */
 };
 
 typedef struct member_cmd_box {

@@ -334,6 +334,9 @@ void member_lease_handle(void *state, aether_actor *self, const aether_msg *msg)
     case MSG_TICK_RENEW:
         renew(m);
         break;
+    case MSG_CAMPAIGN_NOW: /* ElectLeader: try the create now (it fails if a lease is held) */
+        campaign(m);
+        break;
     default:
         AETHER_ASSERT(!"lease actor: unknown message type");
     }

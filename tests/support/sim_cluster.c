@@ -38,6 +38,7 @@ struct sim_cluster {
     uint32_t event_counts[AETHER_EVT_COUNT_];
     uint64_t restarts;
     bool trace; /* AETHER_SIM_TRACE set: print every event (not renewals) */
+    uint32_t moves[AETHER_SHARD_COUNT_MAX > 4096 ? 4096 : AETHER_SHARD_COUNT_MAX];
 };
 
 static void violation(sim_cluster *c, const char *fmt, const char *a, const char *b, uint64_t x)
@@ -79,6 +80,8 @@ static void on_event(void *arg, const aether_event *e)
     sim_cluster *c = n->c;
     if (strcmp(e->node.str, n->id) == 0) {
         c->event_counts[e->type]++;
+        if (e->type == AETHER_EVT_SHARD_MIGRATED && e->data.shard_migrated.shard < 4096)
+            c->moves[e->data.shard_migrated.shard]++;
         if (c->trace && e->type != AETHER_EVT_LEASE_RENEWED) {
             char line[512];
             aether_event_format(e, line, sizeof(line));
@@ -383,3 +386,5 @@ uint32_t sim_violations(sim_cluster *c, char *first, size_t cap)
 uint32_t sim_event_count(sim_cluster *c, aether_event_type type) { return c->event_counts[type]; }
 
 aether_executor *sim_executor(sim_cluster *c) { return c->ex; }
+aether_kv *sim_lease_kv(sim_cluster *c) { return c->lease_kv; }
+uint32_t sim_moves_of(sim_cluster *c, uint32_t shard) { return shard < 4096 ? c->moves[shard] : 0; }

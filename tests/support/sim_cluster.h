@@ -59,5 +59,8 @@ uint32_t sim_serving(sim_cluster *c, const char *id);
 /* Events seen of a type, over all nodes' on_event, counted once per emitter+seq. */
 uint32_t sim_event_count(sim_cluster *c, aether_event_type type);
 aether_executor *sim_executor(sim_cluster *c);
+aether_kv *sim_lease_kv(sim_cluster *c);
+/* Per shard: how many ShardMigrated events named it (moves it took). */
+uint32_t sim_moves_of(sim_cluster *c, uint32_t shard);
 
 #endif

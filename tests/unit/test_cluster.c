@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cu_test.h"
+#include "kv_store.h"
 #include "sim_cluster.h"
 
 #define SETTLE_MS 3000
@@ -332,7 +333,74 @@ static void test_random_churn_seeds(void)
     CU_ASSERT_EQUAL(failures, 0);
 }
 
+static void test_rebalance_command_on_a_balanced_map_moves_nothing(void)
+{
+    sim_cluster *c = boot(19, 3, 64);
+    uint32_t migrated = sim_event_count(c, AETHER_EVT_SHARD_MIGRATED);
+    CU_ASSERT_EQUAL(aether_member_rebalance(sim_member(c, "n0"), "operator"), AETHER_OK);
+    sim_run_ms(c, 500);
+    /* Accepted (the leader ran the strategy) but stability: nothing to move. */
+    CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_SHARD_MIGRATED), migrated);
+    CU_ASSERT_EQUAL(aether_member_elect(sim_member(c, "n1")), AETHER_OK); /* lease held: no effect */
+    sim_run_ms(c, 500);
+    CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_LEADER_ELECTED), 1);
+    expect_settled(c);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
+static void test_leader_change_alone_moves_nothing(void)
+{
+    sim_cluster *c = boot(20, 4, 64);
+    uint32_t migrated = sim_event_count(c, AETHER_EVT_SHARD_MIGRATED);
+    /* The lease store refuses renewals for a while: the leader loses its
+     * lease with every node still Active (no topology change). */
+    aether_kv_mem_fail_next(sim_lease_kv(c), AETHER_KV_CALL_UPDATE, AETHER_KV_FAULT_UNAVAILABLE, 8);
+    sim_run_ms(c, SETTLE_MS);
+    CU_ASSERT(sim_event_count(c, AETHER_EVT_LEADERSHIP_LOST) >= 1);
+    CU_ASSERT(sim_event_count(c, AETHER_EVT_LEADER_ELECTED) >= 2);
+    CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_SHARD_MIGRATED), migrated); /* I4 */
+    CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_NODE_FAILED), 0);
+    expect_settled(c);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
+static void test_leader_crash_mid_rebalance(void)
+{
+    aether_config base;
+    aether_config_defaults(&base);
+    base.max_concurrent_handoffs = 2; /* a join takes several handoff rounds */
+    sim_options o = { .seed = 21, .shard_count = 64, .base = &base };
+    sim_cluster *c = sim_cluster_create(&o);
+    CU_ASSERT_FATAL(c != NULL);
+    for (int i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "n%d", i);
+        sim_add(c, id, NULL);
+    }
+    sim_run_ms(c, SETTLE_MS);
+    char leader[16];
+    snprintf(leader, sizeof(leader), "%s", sim_leader(c));
+    sim_add(c, "n3", NULL);
+    sim_run_ms(c, 105); /* the debounced rebalance has started */
+    CU_ASSERT(sim_event_count(c, AETHER_EVT_REBALANCE_STARTED) >= 2);
+    sim_crash(c, leader);
+    sim_run_ms(c, 2 * SETTLE_MS);
+    expect_settled(c);
+    /* The new leader finished the rebalance; no shard moved twice. */
+    uint32_t twice = 0;
+    for (uint32_t s = 0; s < 64; s++)
+        twice += sim_moves_of(c, s) > 1;
+    CU_ASSERT_EQUAL(twice, 0);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
 static CU_TestInfo tests[] = {
+    AETHER_TEST(rebalance_command_on_a_balanced_map_moves_nothing),
+    AETHER_TEST(leader_change_alone_moves_nothing),
+    AETHER_TEST(leader_crash_mid_rebalance),
     AETHER_TEST(random_churn_seeds),
     AETHER_TEST(join),
     AETHER_TEST(graceful_leave),
