@@ -52,6 +52,7 @@
 #include <string.h>
 
 #include "invariants.h"
+#include "policies.h"
 #include "shardmap_json.h"
 #include "topology_json.h"
 
@@ -701,7 +702,9 @@ static void on_event(aether_member *m, const aether_event *e)
     member_assign_state *as = m->as;
     switch (e->type) {
     case AETHER_EVT_LEADER_ELECTED:
-        if (aether_node_id_equal(&e->data.leader_elected.leader, &m->cfg.node))
+        if (aether_policy_says(e->type, member_may_lead(m, NULL),
+                               aether_node_id_equal(&e->data.leader_elected.leader, &m->cfg.node),
+                               AETHER_REACT_TAKE_OVER))
             takeover(m, e->data.leader_elected.term);
         else
             as->lead_term = AETHER_TERM_NONE;
@@ -735,7 +738,7 @@ static void on_event(aether_member *m, const aether_event *e)
             as->went_down = false;
             reconcile(m);
         }
-        if (member_may_lead(m, NULL))
+        if (aether_policy_says(e->type, member_may_lead(m, NULL), false, AETHER_REACT_REBALANCE_DEBOUNCED))
             arm_debounce(m);
         return;
     }
@@ -751,7 +754,7 @@ static void on_event(aether_member *m, const aether_event *e)
         /* fall through */
     case AETHER_EVT_NODE_DRAINING:
         aether_topology_apply(&as->topo, e);
-        if (member_may_lead(m, NULL))
+        if (aether_policy_says(e->type, member_may_lead(m, NULL), false, AETHER_REACT_REBALANCE_NOW))
             rebalance(m, aether_event_type_name(e->type));
         return;
     default:

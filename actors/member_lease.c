@@ -25,6 +25,7 @@
  * Threading: state owned by the lease actor.
  */
 #include "member_internal.h"
+#include "policies.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -287,8 +288,8 @@ static void on_event(aether_member *m, const aether_event *e)
             memset(&ls->known_leader, 0, sizeof(ls->known_leader));
             member_set_leader_view(m, NULL, ls->known_term);
             member_notify_leader(m, NULL, ls->known_term);
-            if (!ls->leading)
-                campaign_at(m, member_now_ns(m) + jitter_ns(m)); /* policy 3: at once */
+            if (!ls->leading && aether_policy_says(e->type, false, false, AETHER_REACT_CAMPAIGN_SOON))
+                campaign_at(m, member_now_ns(m) + jitter_ns(m)); /* policy 3 */
         }
         return;
     case AETHER_EVT_NODE_DRAINING:
@@ -297,8 +298,9 @@ static void on_event(aether_member *m, const aether_event *e)
         const aether_node_id *node = e->type == AETHER_EVT_NODE_DRAINING ? &e->data.node_draining.node
                                      : e->type == AETHER_EVT_NODE_FAILED ? &e->data.node_failed.node
                                                                          : &e->data.node_left.node;
-        if (!aether_node_id_equal(node, &m->cfg.node))
-            return;
+        if (!aether_policy_says(e->type, ls->leading, aether_node_id_equal(node, &m->cfg.node),
+                                AETHER_REACT_RESIGN))
+            return; /* policy 9 is about the leader's own node */
         if (e->type == AETHER_EVT_NODE_DRAINING && !other_can_lead(m)) {
             AETHER_WARN(MEMBER_LOG, "%s: draining, but no other Active node can lead: staying",
                         m->cfg.node.str);
