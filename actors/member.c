@@ -121,9 +121,8 @@ static void deliver_local(aether_member *m, const aether_event *e)
     if ((e->type == AETHER_EVT_NODE_FAILED && aether_node_id_equal(&e->data.node_failed.node, &m->cfg.node)) ||
         (e->type == AETHER_EVT_NODE_LEFT && aether_node_id_equal(&e->data.node_left.node, &m->cfg.node)))
         __atomic_store_n(&m->self_down, 1, __ATOMIC_SEQ_CST);
-    if (e->type == AETHER_EVT_NODE_JOINED && aether_node_id_equal(&e->data.node_joined.node, &m->cfg.node) &&
-        e->data.node_joined.incarnation >= m->self_info.incarnation)
-        __atomic_store_n(&m->self_down, 0, __ATOMIC_SEQ_CST);
+    /* Cleared only by the assign actor, after it has released what it held
+     * from before (a comeback must not revive stale shards). */
 
     aether_msg msg = { .type = MSG_EVENT, .flags = AETHER_MSG_REF, .ptr = (void *)&e->ref };
     uint32_t failed = aether_bus_publish(m->bus, aether_event_topic(e->type), &msg);

@@ -170,7 +170,11 @@ static void reconcile(aether_member *m)
         if (primary && e->state == AETHER_SHARD_MOVING && !as->serving[s])
             send_ack(m, s, map);
     }
-    for (uint32_t s = 0; s < map->shard_count && !down && map->version > as->acquire_floor; s++) {
+    /* Acquire only from a map that is current (the newest term we know of,
+     * not older than the leader announced) while our serving rights hold:
+     * a lagging node must not pick up shards its map no longer gives it. */
+    bool current = map->version > as->acquire_floor && aether_member_may_serve(m);
+    for (uint32_t s = 0; s < map->shard_count && !down && current; s++) {
         const aether_shard_entry *e = aether_shardmap_entry(map, s);
         bool want = me != AETHER_NODE_INDEX_NONE && e->owner_count > 0 && e->primary == me &&
                     e->state == AETHER_SHARD_STABLE;
@@ -363,6 +367,7 @@ static void load_stored_topology(aether_member *m)
         aether_topology_fini(&as->topo);
         as->topo = t;
         member_check_self_down(m, &as->topo);
+        reconcile(m); /* if we learnt we are down: release, and remember it */
     } else {
         aether_topology_fini(&t);
     }
@@ -729,13 +734,17 @@ static void on_event(aether_member *m, const aether_event *e)
         if (before != NULL && !aether_node_status_is_healthy(before->status))
             as->force_publish = true; /* a comeback: see acquire_floor */
         aether_topology_apply(&as->topo, e);
-        if (aether_node_id_equal(&e->data.node_joined.node, &m->cfg.node)) {
-            /* Back from Failed/Left: the maps we hold were made while we were
-             * out (the leader has given our old shards away, or will in a map
-             * it has not published yet). Only a later map may give us shards. */
+        if (aether_node_id_equal(&e->data.node_joined.node, &m->cfg.node) &&
+            e->data.node_joined.incarnation >= m->self_info.incarnation) {
+            /* Back from Failed/Left: first release what we held from before
+             * (self_down is still set), then count as up again. The maps we
+             * hold were made while we were out, so only a later map may give
+             * us shards. */
+            reconcile(m);
             if (as->cur != NULL && as->went_down)
                 as->acquire_floor = as->cur->version;
             as->went_down = false;
+            __atomic_store_n(&m->self_down, 0, __ATOMIC_SEQ_CST);
             reconcile(m);
         }
         if (aether_policy_says(e->type, member_may_lead(m, NULL), false, AETHER_REACT_REBALANCE_DEBOUNCED))
