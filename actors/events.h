@@ -68,6 +68,8 @@ typedef struct aether_event {
             char address[AETHER_NODE_ADDRESS_LEN_MAX + 1];
             char zone[AETHER_NODE_ZONE_LEN_MAX + 1];
             uint64_t incarnation;
+            uint64_t map_version; /* the leader's map when it admitted the node: a node
+                                     coming back acquires only from later maps */
         } node_joined;
         struct {
             aether_node_id node;

@@ -345,6 +345,7 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
     pthread_mutex_init(&m->stamp_mu, NULL);
     pthread_mutex_init(&m->view_mu, NULL);
     aether_shardmap_slot_init(&m->slot);
+    aether_snapshot_slot_init(&m->topo_slot);
     st = aether_node_info_make(&m->self_info, m->cfg.node.str, m->cfg.address, m->cfg.zone,
                                AETHER_NODE_ACTIVE, 0, aether_clock_wall_ms(m->clock), err);
     if (st != AETHER_OK)
@@ -395,7 +396,11 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
                             (1ull << AETHER_EVT_LEADERSHIP_LOST) | (1ull << AETHER_EVT_NODE_JOINED) |
                             (1ull << AETHER_EVT_NODE_DRAINING) | (1ull << AETHER_EVT_NODE_FAILED) |
                             (1ull << AETHER_EVT_NODE_LEFT);
-    uint64_t assign_topics = lease_topics;
+    /* The assign actor hears topology changes from the cluster actor once they
+     * are applied (MSG_TOPOLOGY), so it never acts on a topology older than
+     * the event; from the bus it takes leadership news only. */
+    uint64_t assign_topics = (1ull << AETHER_EVT_LEADER_ELECTED) | (1ull << AETHER_EVT_LEASE_RENEWED) |
+                             (1ull << AETHER_EVT_LEADERSHIP_LOST);
     aether_bus_sub_id sub;
     if ((st = aether_bus_subscribe_actor(m->bus, AETHER_BUS_ALL_TOPICS, m->cluster, &sub)) != AETHER_OK ||
         (st = aether_bus_subscribe_actor(m->bus, lease_topics, m->lease, &sub)) != AETHER_OK ||
@@ -481,6 +486,7 @@ void aether_member_destroy(aether_member *m)
     member_lease_fini(m);
     member_cluster_fini(m);
     aether_shardmap_slot_fini(&m->slot);
+    aether_snapshot_slot_fini(&m->topo_slot);
     pthread_mutex_destroy(&m->stamp_mu);
     pthread_mutex_destroy(&m->view_mu);
     free(m);

@@ -352,6 +352,24 @@ static bool load_stored_map(aether_member *m)
     return adopted;
 }
 
+/* The cluster actor's latest topology (its RCU snapshot): the assign actor
+ * never keeps a view of its own that could lag behind the aggregate. */
+static void refresh_topology(aether_member *m)
+{
+    member_assign_state *as = m->as;
+    aether_rcu_read_lock();
+    const aether_topology_snapshot *ts =
+        (const aether_topology_snapshot *)aether_snapshot_current(&m->topo_slot);
+    if (ts != NULL && ts->topo.version > as->topo.version) {
+        aether_topology t;
+        if (aether_topology_copy(&ts->topo, &t) == AETHER_OK) {
+            aether_topology_fini(&as->topo);
+            as->topo = t;
+        }
+    }
+    aether_rcu_read_unlock();
+}
+
 /* The topology from the state store, if newer than ours. */
 static void load_stored_topology(aether_member *m)
 {
@@ -381,6 +399,7 @@ static void advance(aether_member *m, const char *reason)
     aether_term term;
     if (!member_may_lead(m, &term) || as->target == NULL)
         return;
+    refresh_topology(m);
     const aether_shardmap *cur = as->cur;
     const aether_shardmap *tgt = as->target;
     uint32_t S = m->cfg.shard_count;
@@ -612,6 +631,7 @@ static void rebalance(aether_member *m, const char *reason)
     member_assign_state *as = m->as;
     if (!member_may_lead(m, NULL))
         return;
+    refresh_topology(m);
     uint64_t now = member_now_ns(m);
     uint32_t nodes = as->topo.count;
     uint32_t max_offline = m->cfg.brake_max_offline ? m->cfg.brake_max_offline : nodes / 3;
@@ -733,7 +753,7 @@ static void on_event(aether_member *m, const aether_event *e)
         const aether_node_info *before = aether_topology_find(&as->topo, &e->data.node_joined.node);
         if (before != NULL && !aether_node_status_is_healthy(before->status))
             as->force_publish = true; /* a comeback: see acquire_floor */
-        aether_topology_apply(&as->topo, e);
+        refresh_topology(m);
         if (aether_node_id_equal(&e->data.node_joined.node, &m->cfg.node) &&
             e->data.node_joined.incarnation >= m->self_info.incarnation) {
             /* Back from Failed/Left: first release what we held from before
@@ -741,8 +761,8 @@ static void on_event(aether_member *m, const aether_event *e)
              * hold were made while we were out, so only a later map may give
              * us shards. */
             reconcile(m);
-            if (as->cur != NULL && as->went_down)
-                as->acquire_floor = as->cur->version;
+            if (as->went_down) /* maps up to the leader's at our admission predate it */
+                as->acquire_floor = e->data.node_joined.map_version;
             as->went_down = false;
             __atomic_store_n(&m->self_down, 0, __ATOMIC_SEQ_CST);
             reconcile(m);
@@ -762,7 +782,7 @@ static void on_event(aether_member *m, const aether_event *e)
         }
         /* fall through */
     case AETHER_EVT_NODE_DRAINING:
-        aether_topology_apply(&as->topo, e);
+        refresh_topology(m);
         if (aether_policy_says(e->type, member_may_lead(m, NULL), false, AETHER_REACT_REBALANCE_NOW))
             rebalance(m, aether_event_type_name(e->type));
         return;
@@ -853,6 +873,9 @@ void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg
         free(ack);
         break;
     }
+    case MSG_TOPOLOGY: /* applied by the cluster actor; its snapshot is published */
+        on_event(m, (const aether_event *)msg->ptr);
+        break;
     case MSG_REBALANCE: /* an explicit RebalanceShards / AssignShards (I4 allows it) */
         rebalance(m, msg->ptr);
         free(msg->ptr);

@@ -116,6 +116,11 @@ static void publish_self_status(aether_member *m)
         others += m->cs->topo.nodes[i].status == AETHER_NODE_ACTIVE &&
                   !aether_node_id_equal(&m->cs->topo.nodes[i].id, &m->cfg.node);
     __atomic_store_n(&m->active_others, others, __ATOMIC_RELAXED);
+    aether_topology_snapshot *ts = aether_topology_snapshot_create(&m->cs->topo);
+    if (ts != NULL)
+        aether_snapshot_publish(&m->topo_slot, &ts->snap);
+    else
+        AETHER_ERROR(MEMBER_LOG, "%s: out of memory publishing the topology", m->cfg.node.str);
     __atomic_store_n(&m->topology_version, m->cs->topo.version, __ATOMIC_RELAXED);
 }
 
@@ -163,6 +168,17 @@ static void load_topology(aether_member *m)
     }
     aether_topology_fini(&t);
     free(json);
+}
+
+/* Tells the assign actor that e has been applied and published. */
+static void notify_assign(aether_member *m, aether_event *e)
+{
+    aether_msg msg = { .type = MSG_TOPOLOGY, .flags = AETHER_MSG_REF, .ptr = &aether_event_retain(e)->ref };
+    if (aether_actor_send(m->assign, &msg) != AETHER_OK) {
+        AETHER_WARN(MEMBER_LOG, "%s: assign actor did not take %s", m->cfg.node.str,
+                    aether_event_type_name(e->type));
+        aether_event_release(e);
+    }
 }
 
 static void reply_cb(void *arg, aether_status st, const char *reason)
@@ -232,15 +248,21 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
     for (uint32_t i = 0; i < n; i++) {
         aether_topology_apply(&cs->topo, ev[i]);
         if (ev[i]->type == AETHER_EVT_NODE_JOINED) {
+            ev[i]->data.node_joined.map_version = __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST);
             hb_entry *h = hb_find(cs, &ev[i]->data.node_joined.node, true);
             if (h != NULL)
                 h->last_ns = member_now_ns(m);
         }
-        (void)member_emit(m, ev[i], AETHER_TERM_NONE);
     }
     publish_self_status(m);
     if (n > 0)
         store_topology(m);
+    for (uint32_t i = 0; i < n; i++) {
+        aether_event_retain(ev[i]);
+        (void)member_emit(m, ev[i], AETHER_TERM_NONE); /* stamps it, takes one reference */
+        notify_assign(m, ev[i]);
+        aether_event_release(ev[i]);
+    }
     return AETHER_OK;
 }
 
@@ -281,14 +303,16 @@ static void on_event(aether_member *m, const aether_event *e)
     case AETHER_EVT_NODE_DRAINING:
     case AETHER_EVT_NODE_LEFT:
     case AETHER_EVT_NODE_FAILED:
-        if (!aether_node_id_equal(&e->node, &m->cfg.node)) /* ours: applied when decided */
-            aether_topology_apply(&cs->topo, e);
+        if (aether_node_id_equal(&e->node, &m->cfg.node))
+            return; /* ours: applied, published and passed on when decided */
+        aether_topology_apply(&cs->topo, e);
         if (e->type == AETHER_EVT_NODE_JOINED) {
             hb_entry *h = hb_find(cs, &e->data.node_joined.node, true);
             if (h != NULL)
                 h->last_ns = member_now_ns(m);
         }
         publish_self_status(m);
+        notify_assign(m, (aether_event *)e);
         return;
     default:
         return;
@@ -369,7 +393,10 @@ static void on_drained(aether_member *m, const aether_node_id *node)
     aether_topology_apply(&m->cs->topo, e);
     publish_self_status(m);
     store_topology(m);
+    aether_event_retain(e);
     (void)member_emit(m, e, AETHER_TERM_NONE);
+    notify_assign(m, e);
+    aether_event_release(e);
 }
 
 void member_cluster_handle(void *state, aether_actor *self, const aether_msg *msg)

@@ -61,6 +61,8 @@ enum {
     MSG_REBALANCE,       /* ptr: reason string (owned): RebalanceShards / AssignShards */
     MSG_CAMPAIGN_NOW,    /* lease: ElectLeader from this node's embedder */
     MSG_SEND_COMMAND,    /* cluster: ptr: aether_command (owned) to send to the leader */
+    MSG_TOPOLOGY,        /* assign: ptr: the topology event the cluster actor just applied
+                            (AETHER_MSG_REF); its snapshot is already published */
 };
 
 typedef struct member_cmd_box {
@@ -93,6 +95,7 @@ struct aether_member {
     aether_actor *cluster, *lease, *assign;
     aether_bus *bus;
     aether_shardmap_slot slot;
+    aether_snapshot_slot topo_slot; /* aether_topology_snapshot, written by the cluster actor */
     member_cluster_state *cs;
     member_lease_state *ls;
     member_assign_state *as;

@@ -39,6 +39,26 @@ aether_status aether_topology_copy(const aether_topology *src, aether_topology *
     return AETHER_OK;
 }
 
+static void snapshot_free(aether_snapshot *s)
+{
+    aether_topology_snapshot *ts = (aether_topology_snapshot *)s;
+    aether_topology_fini(&ts->topo);
+    free(ts);
+}
+
+aether_topology_snapshot *aether_topology_snapshot_create(const aether_topology *t)
+{
+    aether_topology_snapshot *ts = calloc(1, sizeof(*ts));
+    if (ts == NULL)
+        return NULL;
+    if (aether_topology_copy(t, &ts->topo) != AETHER_OK) {
+        free(ts);
+        return NULL;
+    }
+    ts->snap.free_fn = snapshot_free;
+    return ts;
+}
+
 /* Index of id, or of where it would be inserted (with *found false). */
 static uint32_t lower_bound(const aether_topology *t, const aether_node_id *id, bool *found)
 {

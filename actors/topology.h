@@ -35,6 +35,7 @@
 #include "events.h"
 #include "node.h"
 #include "node_id.h"
+#include "snapshot.h"
 #include "status.h"
 
 #define AETHER_TOPOLOGY_NODES_MAX 65535u
@@ -57,6 +58,17 @@ aether_status aether_topology_init(aether_topology *t, const aether_node_id *sel
 void aether_topology_fini(aether_topology *t);
 /* Deep copy (for strategies and snapshots). */
 aether_status aether_topology_copy(const aether_topology *src, aether_topology *dst);
+
+/* An immutable copy of a topology for RCU publication (the GetClusterTopology
+ * read model): the Cluster actor publishes one after every change. */
+typedef struct aether_topology_snapshot {
+    aether_snapshot snap; /* FIRST */
+    aether_topology topo;
+} aether_topology_snapshot;
+
+/* NULL when out of memory. Published with aether_snapshot_publish; freed by
+ * its free_fn after a grace period. */
+aether_topology_snapshot *aether_topology_snapshot_create(const aether_topology *t);
 
 /* NULL if unknown. The pointer is valid until the next apply. */
 const aether_node_info *aether_topology_find(const aether_topology *t, const aether_node_id *id);
