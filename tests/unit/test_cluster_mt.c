@@ -1,0 +1,188 @@
+/*
+ * test_cluster_mt.c: an embedded cluster on the thread-pool executor with
+ * the real clock: real threads, real timers (actors/member.h). It is the
+ * multi-threaded scenario the TSan build runs: election, assignment, a join,
+ * a crash, with lookups from a foreign thread all along.
+ * AETHER_TEST_LABELS: concurrency
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "aether.h"
+#include "cu_test.h"
+
+#define NODES 4
+#define SHARDS 64
+
+typedef struct node {
+    aether_member *m;        /* atomic: read by actor threads and the lookup thread */
+    aether_transport *t;
+    uint8_t serving[SHARDS]; /* atomic bytes: written by the node's assign actor */
+} node;
+
+static node nodes[NODES];
+static uint64_t violations; /* atomic */
+
+static void on_acquired(void *arg, uint32_t shard, uint64_t version)
+{
+    node *n = arg;
+    (void)version;
+    for (int i = 0; i < NODES; i++) {
+        node *o = &nodes[i];
+        aether_member *om = __atomic_load_n(&o->m, __ATOMIC_ACQUIRE);
+        if (o != n && om != NULL && __atomic_load_n(&o->serving[shard], __ATOMIC_ACQUIRE) &&
+            aether_member_may_serve(om))
+            __atomic_add_fetch(&violations, 1, __ATOMIC_RELAXED);
+    }
+    __atomic_store_n(&n->serving[shard], 1, __ATOMIC_RELEASE);
+}
+
+static void on_released(void *arg, uint32_t shard, uint64_t version)
+{
+    node *n = arg;
+    (void)version;
+    __atomic_store_n(&n->serving[shard], 0, __ATOMIC_RELEASE);
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+static uint32_t served_total(void)
+{
+    uint32_t k = 0;
+    for (int i = 0; i < NODES; i++)
+        for (int s = 0; __atomic_load_n(&nodes[i].m, __ATOMIC_ACQUIRE) != NULL && s < SHARDS; s++)
+            k += __atomic_load_n(&nodes[i].serving[s], __ATOMIC_ACQUIRE);
+    return k;
+}
+
+static int leaders(void)
+{
+    int k = 0;
+    for (int i = 0; i < NODES; i++) {
+        if (nodes[i].m == NULL)
+            continue;
+        aether_member_view v;
+        aether_member_view_get(nodes[i].m, &v);
+        k += v.is_leader;
+    }
+    return k;
+}
+
+/* Waits (bounded) until one leader and every shard served once. */
+static int wait_settled(unsigned limit_ms)
+{
+    for (unsigned t = 0; t < limit_ms; t += 20) {
+        if (leaders() == 1 && served_total() == SHARDS)
+            return 1;
+        sleep_ms(20);
+    }
+    return 0;
+}
+
+static uint32_t stop_lookups; /* atomic */
+static uint64_t lookups_done; /* atomic */
+
+static void *lookup_thread(void *arg)
+{
+    (void)arg;
+    char key[32];
+    for (uint64_t i = 0; !__atomic_load_n(&stop_lookups, __ATOMIC_ACQUIRE) && i < 100000000; i++) {
+        int len = snprintf(key, sizeof(key), "user:%llu", (unsigned long long)i);
+        aether_route r;
+        for (int k = 0; k < NODES; k++) {
+            aether_member *m = __atomic_load_n(&nodes[k].m, __ATOMIC_ACQUIRE);
+            if (m != NULL)
+                (void)aether_route_key(aether_member_slot(m), key, (size_t)len, &r);
+        }
+        __atomic_add_fetch(&lookups_done, 1, __ATOMIC_RELAXED);
+        if (i % 1024 == 0)
+            sleep_ms(1);
+    }
+    return NULL;
+}
+
+static void test_pool_cluster_join_and_crash(void)
+{
+    aether_executor *ex;
+    aether_pool_config pc = { .workers = 2 };
+    CU_ASSERT_FATAL(aether_pool_create(&pc, &ex) == AETHER_OK);
+    CU_ASSERT_FATAL(aether_pool_start(ex) == AETHER_OK);
+    aether_inproc_hub *hub;
+    CU_ASSERT_FATAL(aether_inproc_hub_create(&hub) == AETHER_OK);
+    aether_config base;
+    aether_config_defaults(&base);
+    base.shard_count = SHARDS;
+    aether_kv *lease_kv, *state_kv;
+    aether_kv_mem_config lk = { .name = "lease", .ttl_ms = base.lease_ttl_ms, .clock = aether_clock_real() };
+    aether_kv_mem_config sk = { .name = "state", .clock = aether_clock_real() };
+    CU_ASSERT_FATAL(aether_kv_mem_create(&lk, &lease_kv, NULL) == AETHER_OK);
+    CU_ASSERT_FATAL(aether_kv_mem_create(&sk, &state_kv, NULL) == AETHER_OK);
+    memset(nodes, 0, sizeof(nodes));
+    violations = 0;
+
+    pthread_t reader;
+    stop_lookups = 0;
+    for (int i = 0; i < NODES; i++) {
+        if (i == NODES - 1) {
+            CU_ASSERT(wait_settled(10000)); /* the first three settle, then one joins */
+            CU_ASSERT_EQUAL_FATAL(pthread_create(&reader, NULL, lookup_thread, NULL), 0);
+        }
+        aether_config cfg = base;
+        char id[16];
+        snprintf(id, sizeof(id), "n%d", i);
+        CU_ASSERT_FATAL(aether_node_id_from_cstr(id, &cfg.node, NULL) == AETHER_OK);
+        CU_ASSERT_FATAL(aether_inproc_endpoint_create(hub, &cfg.node, &nodes[i].t) == AETHER_OK);
+        aether_member_deps deps = { .executor = ex, .transport = nodes[i].t, .lease_store = lease_kv,
+                                    .state_store = state_kv, .seed = (uint64_t)i + 1 };
+        aether_member_callbacks cb = { .on_shard_acquired = on_acquired,
+                                       .on_shard_released = on_released, .arg = &nodes[i] };
+        aether_err err;
+        aether_member *m = NULL;
+        CU_ASSERT_FATAL(aether_member_start(&cfg, &deps, &cb, &m, &err) == AETHER_OK);
+        __atomic_store_n(&nodes[i].m, m, __ATOMIC_RELEASE);
+    }
+    CU_ASSERT(wait_settled(10000));
+    /* Crash a follower: its shards are re-owned. */
+    int victim = -1;
+    for (int i = 0; i < NODES && victim < 0; i++) {
+        aether_member_view v;
+        aether_member_view_get(nodes[i].m, &v);
+        if (!v.is_leader)
+            victim = i;
+    }
+    CU_ASSERT_FATAL(victim >= 0);
+    aether_member *dead = nodes[victim].m;
+    __atomic_store_n(&nodes[victim].m, NULL, __ATOMIC_RELEASE); /* its serving set no longer counts */
+    aether_member_stop(dead);
+    CU_ASSERT(wait_settled(10000));
+    __atomic_store_n(&stop_lookups, 1, __ATOMIC_RELEASE);
+    pthread_join(reader, NULL);
+    CU_ASSERT(__atomic_load_n(&lookups_done, __ATOMIC_RELAXED) > 0);
+    CU_ASSERT_EQUAL(__atomic_load_n(&violations, __ATOMIC_RELAXED), 0);
+
+    for (int i = 0; i < NODES; i++)
+        aether_member_stop(nodes[i].m);
+    aether_pool_stop(ex);
+    aether_member_destroy(dead);
+    for (int i = 0; i < NODES; i++) {
+        aether_member_destroy(nodes[i].m);
+        aether_transport_destroy(nodes[i].t);
+    }
+    aether_inproc_hub_destroy(hub);
+    aether_kv_destroy(lease_kv);
+    aether_kv_destroy(state_kv);
+    aether_executor_destroy(ex);
+    aether_rcu_barrier();
+}
+
+static CU_TestInfo tests[] = {
+    AETHER_TEST(pool_cluster_join_and_crash),
+    CU_TEST_INFO_NULL,
+};
+AETHER_SUITE("cluster_mt", NULL, NULL, tests);
