@@ -750,9 +750,10 @@ static void on_event(aether_member *m, const aether_event *e)
         }
         return;
     case AETHER_EVT_NODE_JOINED: {
-        const aether_node_info *before = aether_topology_find(&as->topo, &e->data.node_joined.node);
-        if (before != NULL && !aether_node_status_is_healthy(before->status))
-            as->force_publish = true; /* a comeback: see acquire_floor */
+        /* Every admission gets a map published after it, even if nothing
+         * moves: a node coming back acquires only from maps newer than the
+         * one current at its admission (acquire_floor). */
+        as->force_publish = true;
         refresh_topology(m);
         if (aether_node_id_equal(&e->data.node_joined.node, &m->cfg.node) &&
             e->data.node_joined.incarnation >= m->self_info.incarnation) {
