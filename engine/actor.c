@@ -155,10 +155,14 @@ aether_status aether_actor_send(aether_actor *a, const aether_msg *msg)
                         a->name, a->mailbox.capacity, (unsigned long long)suppressed);
         return st;
     }
-    /* Dekker with the runner's unschedule: our enqueue is visible before we
-     * read `scheduled`, its store of false before it re-reads the mailbox. */
-    ck_pr_fence_memory(); /* full fence; also invisible to TSan, which rejects C11 fences */
-    if (!__atomic_load_n(&a->scheduled, __ATOMIC_RELAXED)) {
+    /* Dekker with the runner's unschedule, on (p_head, scheduled): our slot
+     * reservation is an atomic RMW on p_head, ordered before this load of
+     * `scheduled` (a no-op fence on x86, where locked instructions are full
+     * barriers; a real one elsewhere); the runner stores scheduled = 0, full
+     * fence, then reads p_head. One of us sees the other. No mfence per
+     * message: measured about 2x on the mailbox bench. */
+    ck_pr_fence_atomic_load();
+    if (!__atomic_load_n(&a->scheduled, __ATOMIC_ACQUIRE)) {
         uint32_t expected = 0;
         if (__atomic_compare_exchange_n(&a->scheduled, &expected, 1, false, __ATOMIC_ACQ_REL,
                                         __ATOMIC_RELAXED))
@@ -196,7 +200,10 @@ static bool run_batch(aether_actor *a, uint32_t max)
         return true; /* stay scheduled; back of the run queue */
     __atomic_store_n(&a->scheduled, 0, __ATOMIC_SEQ_CST);
     ck_pr_fence_memory(); /* full fence; also invisible to TSan, which rejects C11 fences */
-    if (!__atomic_load_n(&a->closed, __ATOMIC_ACQUIRE) && aether_mailbox_depth(&a->mailbox) > 0 &&
+    /* pending counts reserved slots not yet committed too: if a producer is
+     * between reserve and commit we take the actor back and come round again
+     * (through the run queue) until its commit lands. */
+    if (!__atomic_load_n(&a->closed, __ATOMIC_ACQUIRE) && aether_mailbox_pending_sc(&a->mailbox) > 0 &&
         __atomic_exchange_n(&a->scheduled, 1, __ATOMIC_ACQ_REL) == 0)
         return true;
     return false;

@@ -6,17 +6,19 @@
  * Scheduling keeps one rule: an actor is scheduled at most once at a time, so
  * its handler never runs on two threads at once and its state needs no lock.
  *  1. A send enqueues into the mailbox (bounded; full -> AETHER_EFULL to the
- *     sender, counted), then issues a full fence and looks at `scheduled`.
+ *     sender, counted); its slot reservation is an atomic RMW on the ring's
+ *     p_head (a full barrier); then it looks at `scheduled`.
  *  2. If `scheduled` is false, the sender tries to flip it to true; the one
  *     that wins hands the actor to its executor (executor->ops->schedule).
  *  3. The runner handles at most batch_max messages. If more are queued it
  *     stays scheduled and goes back to the end of the run queue (fairness).
- *     Otherwise it stores scheduled = false, fences, and looks at the mailbox
- *     once more: a message that arrived in between is either seen here (the
- *     runner takes `scheduled` back with an exchange and reschedules) or its
- *     sender saw `scheduled == false` after our store (step 2). Both fences
- *     are sequentially consistent, so one of the two always sees the other
- *     (Dekker): no message is stranded and no actor is scheduled twice.
+ *     Otherwise it stores scheduled = false, fences, and looks at p_head
+ *     once more: a message reserved in between is either seen here (the
+ *     runner takes `scheduled` back with an exchange and reschedules, even
+ *     if the slot is not committed yet) or its sender saw `scheduled ==
+ *     false` after our store (step 2). Each side has a full barrier between
+ *     its store and its load, so one always sees the other (Dekker): no
+ *     message is stranded and no actor is scheduled twice.
  *  4. close() flips `closed`, then waits until no run is in progress
  *     (runs_active == 0, read first) and none is pending (scheduled == 0):
  *     a run's decrement of runs_active is its last access to the actor, so

@@ -61,6 +61,16 @@ uint32_t aether_mailbox_recv_sc(aether_mailbox *mb, aether_msg *out, uint32_t ma
 /* Any thread; exact only on the consumer thread, a snapshot elsewhere. */
 uint32_t aether_mailbox_depth(const aether_mailbox *mb);
 
+/* Consumer side: messages producers have reserved (committed or not) and the
+ * consumer has not taken: p_head - c_head. The scheduling handshake reads
+ * this, not the depth, because a producer's reservation is an atomic
+ * read-modify-write, i.e. the one store of the send that is a full barrier
+ * (actor.c). */
+static inline uint32_t aether_mailbox_pending_sc(const aether_mailbox *mb)
+{
+    return ck_pr_load_uint(&mb->ring.p_head) - ck_pr_load_uint(&mb->ring.c_head);
+}
+
 static inline uint64_t aether_mailbox_full_count(const aether_mailbox *mb)
 {
     return __atomic_load_n(&mb->full_count, __ATOMIC_RELAXED);
