@@ -5,6 +5,7 @@
 #include "actor.h"
 
 #include <ck_pr.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,8 +205,13 @@ static bool run_batch(aether_actor *a, uint32_t max)
      * between reserve and commit we take the actor back and come round again
      * (through the run queue) until its commit lands. */
     if (!__atomic_load_n(&a->closed, __ATOMIC_ACQUIRE) && aether_mailbox_pending_sc(&a->mailbox) > 0 &&
-        __atomic_exchange_n(&a->scheduled, 1, __ATOMIC_ACQ_REL) == 0)
+        __atomic_exchange_n(&a->scheduled, 1, __ATOMIC_ACQ_REL) == 0) {
+        /* Nothing was committed yet: the producer holding the slot may be
+         * preempted; give it the core instead of spinning round the run queue. */
+        if (done == 0)
+            sched_yield();
         return true;
+    }
     return false;
 }
 

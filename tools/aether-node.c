@@ -1,0 +1,1124 @@
+/*
+ * aether-node.c: the node daemon (tools layer).
+ *
+ *   aether-node --embedded [--nodes N] [--shards S] [--replication R]
+ *               [--duration SECONDS] [--seed X] [--quiet] [--verbose]
+ *   aether-node --embedded --scenario demo [--shards S] [--seed X] [--json]
+ *               [--quiet] [--verbose]
+ *
+ * Embedded mode runs N members (node-1..node-N) in this process: one thread
+ * pool executor on the real clock, one in-process hub, one in-memory lease
+ * bucket (TTL = lease_ttl_ms) and one in-memory state bucket (no TTL). Every
+ * event is printed once, by the node that emitted it, as
+ * "+<ms since start>ms <node> <aether_event_format line>". The per-shard
+ * ShardAssigned events of one map are folded into one count line unless
+ * --verbose. It runs until SIGINT/SIGTERM or --duration, then stops every
+ * member and frees everything. The NATS mode (one node per process) is not
+ * built yet: without --embedded the daemon says so and exits 2.
+ *
+ * The demo scenario (--scenario demo) drives a 5-node cluster through a
+ * join, a graceful drain, a follower crash and a leader crash on the real
+ * clock, waits (bounded) for the cluster to settle after each step, and
+ * prints a summary: per step its duration, the shards moved, the leader and
+ * its term; the final shards per node; the failover time; and the
+ * single-ownership violations seen (exit 1 unless zero and every step
+ * settled).
+ *
+ * DESIGN
+ *  1. The controlling (main) thread starts, drains, crashes and stops
+ *     members, polls their views and sleeps in bounded loops. It is the only
+ *     writer of node_slot.m/.t/.live (writes under mu; its own reads need no
+ *     lock).
+ *  2. The member callbacks run on pool workers, several members at once.
+ *     They only touch the tracking state and stdout under the one mutex mu,
+ *     and return quickly. The controlling thread never holds mu while it
+ *     calls into a member that could wait for an actor (start, drain, stop,
+ *     destroy), so a callback waiting for mu cannot deadlock a teardown.
+ *  3. Single ownership is checked on every acquire: a shard acquired while
+ *     another live node still serves it and may serve (its own clock says
+ *     its right holds, aether_member_may_serve) is a violation. A crashed
+ *     node stops being live (under mu) before it is stopped, so nobody asks
+ *     a member being destroyed, and a dead node's shards never count.
+ *  4. Settled = exactly one live member with is_leader, every live member
+ *     on the same map version, the shards served over live members equal to
+ *     the shard count, no rebalance session open (RebalanceStarted without
+ *     RebalanceCompleted from the current leader), and all of that steady
+ *     for SETTLE_QUIET_MS (a multi-batch handoff publishes several maps, and
+ *     events reach the callbacks asynchronously).
+ *
+ * Exit status: 0 success; 1 a run failed (start error, a step did not
+ * settle, a violation); 2 usage error, with a message on stderr.
+ *
+ * Threading: main thread as above; callbacks on executor workers; the
+ * signal handler only sets a flag.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "aether.h"
+
+#define EXIT_USAGE 2
+#define NODES_MAX 64u               /* --nodes upper bound (and demo slots) */
+#define NODES_DEFAULT 3u
+#define DURATION_S_MAX 31536000.0   /* one year */
+#define TICK_MS 50u                 /* main-loop sleep in daemon mode */
+#define BATCH_QUIET_MS 50u          /* a folded batch is printed after this long without growth */
+#define LINE_CAP 768u
+
+#define DEMO_NODES 5u
+#define DEMO_SLOTS (DEMO_NODES + 1u)
+#define SETTLE_LIMIT_MS 10000u      /* per wait, bounded */
+#define SETTLE_POLL_MS 10u
+#define SETTLE_QUIET_MS 300u        /* settled must hold this long (> rebalance debounce) */
+#define FAILOVER_POLL_MS 1u
+#define DEMO_STEPS 5u
+
+AETHER_STATIC_ASSERT(DEMO_SLOTS <= NODES_MAX, "demo nodes fit the slot table");
+AETHER_STATIC_ASSERT(SETTLE_QUIET_MS > 100u, "longer than the default rebalance debounce");
+
+typedef struct options {
+    bool embedded, quiet, verbose, json, help;
+    bool nodes_set, duration_set, replication_set;
+    uint32_t nodes, shards, replication;
+    double duration_s;  /* 0 = until a signal */
+    uint64_t seed;
+    const char *scenario; /* NULL or "demo" */
+} options;
+
+struct daemon;
+
+typedef struct node_slot {
+    struct daemon *d;                     /* immutable */
+    char id[AETHER_NODE_ID_LEN_MAX + 1];  /* immutable after setup */
+    aether_member *m;                     /* main thread writes under mu */
+    aether_transport *t;                  /* main thread only */
+    bool live;                            /* main thread writes under mu: started, not stopped */
+    bool crashed, left;                   /* main thread only: how it ended */
+    uint8_t *serving;                     /* [shard_count], under mu */
+    uint32_t serving_count;               /* under mu */
+    /* The folded line this node's ShardAssigned (or, in the demo, also
+     * ShardMigrated) events are gathered into; under mu. type 0 = none. */
+    aether_event_type batch_type;
+    uint32_t batch_count;
+    uint64_t batch_version, batch_term, batch_seq_first, batch_seq_last;
+    uint64_t batch_first_ms, batch_last_ns;
+} node_slot;
+
+typedef struct step_rec {
+    const char *name;               /* immutable */
+    uint64_t start_ns, end_ns;      /* main thread */
+    uint32_t moved;                 /* under mu: ShardMigrated events in the step */
+    char leader[AETHER_NODE_ID_LEN_MAX + 1]; /* main thread, at the end */
+    aether_term term;
+    uint64_t map_version;
+    bool settled;
+    char why[160];                  /* why it did not settle */
+} step_rec;
+
+typedef struct daemon {
+    options opt;                    /* immutable */
+    aether_config base;             /* immutable: node set per member */
+    aether_executor *ex;
+    aether_inproc_hub *hub;
+    aether_kv *lease_kv, *state_kv;
+    aether_rng rng;                 /* main thread */
+    uint64_t start_ns;              /* immutable after setup */
+    uint32_t hide_mask;             /* immutable: event types never printed */
+    uint32_t fold_mask;             /* immutable: event types folded into count lines */
+    pthread_mutex_t mu;
+    node_slot nodes[NODES_MAX];
+    uint32_t n_nodes;               /* immutable after setup */
+    /* Under mu: */
+    aether_term_registry terms;
+    uint32_t violations;
+    char first_violation[256];
+    bool session_open;              /* RebalanceStarted seen, Completed not yet */
+    int step;                       /* -1 = none */
+    step_rec steps[DEMO_STEPS];
+} daemon;
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig) { stop_signal = sig; }
+
+static uint64_t now_ns(void) { return aether_clock_now_ns(aether_clock_real()); }
+
+static uint64_t since_start_ms(const daemon *d) { return (now_ns() - d->start_ns) / AETHER_NS_PER_MS; }
+
+static void sleep_ms(uint32_t ms)
+{
+    struct timespec ts = { (time_t)(ms / 1000u), (long)(ms % 1000u) * 1000000L };
+    (void)nanosleep(&ts, NULL); /* EINTR by a signal: the caller's loop checks the flag */
+}
+
+/* ---- output (callers hold mu) ----------------------------------------------- */
+
+static bool printing(const daemon *d) { return !d->opt.quiet && !d->opt.json; }
+
+static void flush_batch_locked(daemon *d, node_slot *n)
+{
+    if (n->batch_type == 0)
+        return;
+    if (printing(d))
+        fprintf(stdout, "+%llums %s %s x%u term=%llu seq=%llu..%llu map_version=%llu%s\n",
+                (unsigned long long)n->batch_first_ms, n->id, aether_event_type_name(n->batch_type),
+                n->batch_count, (unsigned long long)n->batch_term,
+                (unsigned long long)n->batch_seq_first, (unsigned long long)n->batch_seq_last,
+                (unsigned long long)n->batch_version,
+                d->opt.scenario == NULL ? " (--verbose: one line each)" : "");
+    n->batch_type = 0;
+    n->batch_count = 0;
+}
+
+static uint64_t event_version(const aether_event *e)
+{
+    return e->type == AETHER_EVT_SHARD_ASSIGNED ? e->data.shard_assigned.map_version
+                                                : e->data.shard_migrated.map_version;
+}
+
+/* Prints one event this node emitted (or folds it into its batch line). */
+static void print_event_locked(daemon *d, node_slot *n, const aether_event *e)
+{
+    uint32_t bit = 1u << (uint32_t)e->type;
+    if (d->hide_mask & bit)
+        return;
+    if (d->fold_mask & bit) {
+        uint64_t v = event_version(e);
+        if (n->batch_type != e->type || n->batch_version != v || n->batch_term != e->term)
+            flush_batch_locked(d, n);
+        if (n->batch_type == 0) {
+            n->batch_type = e->type;
+            n->batch_version = v;
+            n->batch_term = e->term;
+            n->batch_seq_first = e->seq;
+            n->batch_first_ms = since_start_ms(d);
+        }
+        n->batch_count++;
+        n->batch_seq_last = e->seq;
+        n->batch_last_ns = now_ns();
+        return;
+    }
+    flush_batch_locked(d, n);
+    if (!printing(d))
+        return;
+    char line[LINE_CAP];
+    aether_event_format(e, line, sizeof(line));
+    fprintf(stdout, "+%llums %s %s\n", (unsigned long long)since_start_ms(d), n->id, line);
+}
+
+/* Main thread: prints the batches that stopped growing (all with force). */
+static void flush_quiet_batches(daemon *d, bool force)
+{
+    uint64_t now = now_ns();
+    pthread_mutex_lock(&d->mu);
+    for (uint32_t i = 0; i < d->n_nodes; i++) {
+        node_slot *n = &d->nodes[i];
+        if (n->batch_type != 0 && (force || now - n->batch_last_ns >= BATCH_QUIET_MS * AETHER_NS_PER_MS))
+            flush_batch_locked(d, n);
+    }
+    fflush(stdout);
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* Main thread: a line of the run itself (not an event). */
+static void say(daemon *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(daemon *d, const char *fmt, ...)
+{
+    if (!printing(d))
+        return;
+    pthread_mutex_lock(&d->mu);
+    for (uint32_t i = 0; i < d->n_nodes; i++)
+        flush_batch_locked(d, &d->nodes[i]);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stdout, fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* ---- member callbacks (executor workers) ---------------------------------- */
+
+static void violation_locked(daemon *d, const char *msg)
+{
+    if (d->violations++ == 0)
+        snprintf(d->first_violation, sizeof(d->first_violation), "%s", msg);
+    if (!d->opt.json)
+        fprintf(stderr, "+%llums VIOLATION %s\n", (unsigned long long)since_start_ms(d), msg);
+}
+
+static void on_acquired(void *arg, uint32_t shard, uint64_t version)
+{
+    node_slot *n = arg;
+    daemon *d = n->d;
+    if (shard >= d->base.shard_count)
+        return;
+    pthread_mutex_lock(&d->mu);
+    for (uint32_t i = 0; i < d->n_nodes; i++) {
+        node_slot *o = &d->nodes[i];
+        if (o == n || !o->live || !o->serving[shard] || !aether_member_may_serve(o->m))
+            continue;
+        char msg[256];
+        snprintf(msg, sizeof(msg), "single ownership: %s acquired shard %u (map v%llu) while %s serves it",
+                 n->id, shard, (unsigned long long)version, o->id);
+        violation_locked(d, msg);
+    }
+    if (!n->serving[shard]) {
+        n->serving[shard] = 1;
+        n->serving_count++;
+    }
+    pthread_mutex_unlock(&d->mu);
+}
+
+static void on_released(void *arg, uint32_t shard, uint64_t version)
+{
+    node_slot *n = arg;
+    daemon *d = n->d;
+    (void)version;
+    if (shard >= d->base.shard_count)
+        return;
+    pthread_mutex_lock(&d->mu);
+    if (n->serving[shard]) {
+        n->serving[shard] = 0;
+        n->serving_count--;
+    }
+    pthread_mutex_unlock(&d->mu);
+}
+
+static void on_event(void *arg, const aether_event *e)
+{
+    node_slot *n = arg;
+    daemon *d = n->d;
+    bool own = strcmp(e->node.str, n->id) == 0;
+    pthread_mutex_lock(&d->mu);
+    if (e->type == AETHER_EVT_LEADER_ELECTED) {
+        /* I1, as every observer sees it. */
+        aether_err err;
+        if (aether_term_registry_record(&d->terms, e->data.leader_elected.term,
+                                        &e->data.leader_elected.leader, &err) != AETHER_OK) {
+            char msg[256];
+            snprintf(msg, sizeof(msg), "I1 (seen by %s): %s", n->id, err.msg);
+            violation_locked(d, msg);
+        }
+    }
+    if (own) {
+        switch (e->type) {
+        case AETHER_EVT_LEADER_ELECTED:
+            d->session_open = false; /* a new leader opens its own sessions */
+            break;
+        case AETHER_EVT_REBALANCE_STARTED:
+            d->session_open = true;
+            break;
+        case AETHER_EVT_REBALANCE_COMPLETED:
+            d->session_open = false;
+            break;
+        case AETHER_EVT_SHARD_MIGRATED:
+            if (d->step >= 0)
+                d->steps[d->step].moved++;
+            break;
+        default:
+            break;
+        }
+        print_event_locked(d, n, e);
+    }
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* ---- setup and teardown (main thread) -------------------------------------- */
+
+static int daemon_init(daemon *d, const options *o, uint32_t n_nodes)
+{
+    memset(d, 0, sizeof(*d));
+    d->opt = *o;
+    d->step = -1;
+    pthread_mutex_init(&d->mu, NULL);
+    aether_term_registry_init(&d->terms);
+    aether_rng_seed(&d->rng, o->seed);
+    d->start_ns = now_ns();
+    aether_config_defaults(&d->base);
+    d->base.shard_count = o->shards;
+    d->base.replication = o->replication;
+    d->hide_mask = o->scenario != NULL && !o->verbose ? 1u << AETHER_EVT_LEASE_RENEWED : 0u;
+    d->fold_mask = 0;
+    if (!o->verbose) {
+        d->fold_mask |= 1u << AETHER_EVT_SHARD_ASSIGNED;
+        if (o->scenario != NULL)
+            d->fold_mask |= 1u << AETHER_EVT_SHARD_MIGRATED;
+    }
+    d->n_nodes = n_nodes;
+    for (uint32_t i = 0; i < n_nodes; i++) {
+        node_slot *n = &d->nodes[i];
+        n->d = d;
+        snprintf(n->id, sizeof(n->id), "node-%u", i + 1);
+        n->serving = calloc(d->base.shard_count, 1);
+        if (n->serving == NULL) {
+            fprintf(stderr, "aether-node: out of memory\n");
+            return -1;
+        }
+    }
+    aether_pool_config pc = { 0 };
+    aether_status st = aether_pool_create(&pc, &d->ex);
+    if (st == AETHER_OK)
+        st = aether_pool_start(d->ex);
+    if (st == AETHER_OK)
+        st = aether_inproc_hub_create(&d->hub);
+    if (st != AETHER_OK) {
+        fprintf(stderr, "aether-node: executor/hub: %s\n", aether_status_str(st));
+        return -1;
+    }
+    aether_err err;
+    aether_kv_mem_config lk = { .name = "lease", .ttl_ms = d->base.lease_ttl_ms,
+                                .clock = aether_clock_real(), .rng = &d->rng };
+    aether_kv_mem_config sk = { .name = "state", .ttl_ms = 0, .clock = aether_clock_real(),
+                                .rng = &d->rng };
+    if (aether_kv_mem_create(&lk, &d->lease_kv, &err) != AETHER_OK ||
+        aether_kv_mem_create(&sk, &d->state_kv, &err) != AETHER_OK) {
+        fprintf(stderr, "aether-node: stores: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int node_start(daemon *d, uint32_t i)
+{
+    node_slot *n = &d->nodes[i];
+    aether_config cfg = d->base;
+    aether_err err;
+    if (aether_node_id_from_cstr(n->id, &cfg.node, &err) != AETHER_OK ||
+        aether_inproc_endpoint_create(d->hub, &cfg.node, &n->t) != AETHER_OK) {
+        fprintf(stderr, "aether-node: %s: endpoint\n", n->id);
+        return -1;
+    }
+    snprintf(cfg.address, sizeof(cfg.address), "inproc:%s", n->id);
+    aether_member_deps deps = { .executor = d->ex, .transport = n->t, .lease_store = d->lease_kv,
+                                .state_store = d->state_kv, .seed = aether_rng_next(&d->rng) };
+    aether_member_callbacks cb = { .on_shard_acquired = on_acquired, .on_shard_released = on_released,
+                                   .on_event = on_event, .arg = n };
+    aether_member *m = NULL;
+    if (aether_member_start(&cfg, &deps, &cb, &m, &err) != AETHER_OK) {
+        fprintf(stderr, "aether-node: %s: start: %s\n", n->id, err.msg);
+        aether_transport_destroy(n->t);
+        n->t = NULL;
+        return -1;
+    }
+    pthread_mutex_lock(&d->mu);
+    n->m = m;
+    n->live = true;
+    pthread_mutex_unlock(&d->mu);
+    return 0;
+}
+
+/* Takes a node out: no longer live (so no callback asks it anything), then
+ * stopped and destroyed, then its serving set cleared. */
+static void node_halt(daemon *d, uint32_t i)
+{
+    node_slot *n = &d->nodes[i];
+    if (n->m == NULL)
+        return;
+    pthread_mutex_lock(&d->mu);
+    n->live = false;
+    pthread_mutex_unlock(&d->mu);
+    aether_member_stop(n->m);
+    aether_member_destroy(n->m);
+    pthread_mutex_lock(&d->mu);
+    n->m = NULL;
+    memset(n->serving, 0, d->base.shard_count);
+    n->serving_count = 0;
+    flush_batch_locked(d, n);
+    pthread_mutex_unlock(&d->mu);
+    aether_transport_destroy(n->t);
+    n->t = NULL;
+}
+
+static void daemon_fini(daemon *d)
+{
+    /* Everyone stops first, so no survivor starts failing over the others
+     * while they are torn down one by one. */
+    pthread_mutex_lock(&d->mu);
+    for (uint32_t i = 0; i < d->n_nodes; i++)
+        d->nodes[i].live = false;
+    pthread_mutex_unlock(&d->mu);
+    for (uint32_t i = 0; i < d->n_nodes; i++)
+        aether_member_stop(d->nodes[i].m);
+    for (uint32_t i = 0; i < d->n_nodes; i++)
+        node_halt(d, i);
+    if (d->ex != NULL)
+        aether_pool_stop(d->ex);
+    for (uint32_t i = 0; i < d->n_nodes; i++) {
+        free(d->nodes[i].serving);
+        d->nodes[i].serving = NULL;
+    }
+    aether_inproc_hub_destroy(d->hub);
+    aether_kv_destroy(d->lease_kv);
+    aether_kv_destroy(d->state_kv);
+    aether_executor_destroy(d->ex);
+    aether_term_registry_fini(&d->terms);
+    pthread_mutex_destroy(&d->mu);
+    aether_rcu_barrier(); /* retired maps and snapshots are freed before exit */
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: the main thread's sleep returns at once */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* ---- daemon mode -------------------------------------------------------------- */
+
+static void print_status(daemon *d)
+{
+    for (uint32_t i = 0; i < d->n_nodes; i++) {
+        node_slot *n = &d->nodes[i];
+        if (n->m == NULL)
+            continue;
+        aether_member_view v;
+        aether_member_view_get(n->m, &v);
+        say(d, "  %-8s %-8s %-8s term=%llu leader=%s map_version=%llu shards=%u\n", n->id,
+            v.is_leader ? "LEADER" : "follower", aether_node_status_name(v.status),
+            (unsigned long long)v.term, v.leader.len ? v.leader.str : "-",
+            (unsigned long long)v.map_version, v.shards_serving);
+    }
+}
+
+static int run_daemon(daemon *d)
+{
+    say(d, "aether-node: embedded, %u nodes, %u shards, replication %u, seed %llu, pool of %u workers\n",
+        d->n_nodes, d->base.shard_count, d->base.replication, (unsigned long long)d->opt.seed,
+        aether_pool_workers(d->ex));
+    for (uint32_t i = 0; i < d->n_nodes; i++) {
+        if (node_start(d, i) != 0)
+            return 1;
+        say(d, "+%llums %s started\n", (unsigned long long)since_start_ms(d), d->nodes[i].id);
+    }
+    uint64_t ticks_max = d->opt.duration_s > 0 ? (uint64_t)ceil(d->opt.duration_s * 1000.0 / TICK_MS)
+                                               : UINT64_MAX;
+    uint64_t deadline = d->opt.duration_s > 0
+                            ? d->start_ns + (uint64_t)(d->opt.duration_s * 1e9)
+                            : UINT64_MAX;
+    for (uint64_t tick = 0; tick < ticks_max && stop_signal == 0 && now_ns() < deadline; tick++) {
+        sleep_ms(TICK_MS);
+        flush_quiet_batches(d, false);
+    }
+    flush_quiet_batches(d, true);
+    say(d, "+%llums stopping (%s)\n", (unsigned long long)since_start_ms(d),
+        stop_signal == SIGINT ? "SIGINT" : stop_signal == SIGTERM ? "SIGTERM" : "duration reached");
+    print_status(d);
+    pthread_mutex_lock(&d->mu);
+    uint32_t violations = d->violations;
+    pthread_mutex_unlock(&d->mu);
+    if (violations > 0) {
+        fprintf(stderr, "aether-node: %u violation(s); first: %s\n", violations, d->first_violation);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- demo scenario ------------------------------------------------------------ */
+
+typedef struct goal {
+    uint64_t version_above;   /* the leader's map version must exceed this */
+    aether_term term_above;   /* the leader's term must exceed this */
+    int must_serve;           /* node index that must serve > 0 shards; -1 = none */
+} goal;
+
+/* One look at the cluster: 0 if settled by the definition in the DESIGN
+ * note (minus the quiet period), else -1 and why. */
+static int settled_now(daemon *d, const goal *g, char *why, size_t cap, int *leader_out,
+                       uint64_t *version_out)
+{
+    int leader = -1, leaders = 0;
+    uint64_t version = 0;
+    bool first = true;
+    uint64_t served = 0;
+    for (uint32_t i = 0; i < d->n_nodes; i++) {
+        node_slot *n = &d->nodes[i];
+        if (!n->live)
+            continue;
+        aether_member_view v;
+        aether_member_view_get(n->m, &v);
+        if (v.is_leader) {
+            leaders++;
+            leader = (int)i;
+        }
+        if (first)
+            version = v.map_version;
+        else if (v.map_version != version) {
+            snprintf(why, cap, "%s on map v%llu, others on v%llu", n->id,
+                     (unsigned long long)v.map_version, (unsigned long long)version);
+            return -1;
+        }
+        first = false;
+        served += v.shards_serving;
+        if (g->must_serve == (int)i && v.shards_serving == 0) {
+            snprintf(why, cap, "%s serves nothing yet", n->id);
+            return -1;
+        }
+    }
+    *leader_out = leader;
+    *version_out = version;
+    if (leaders != 1) {
+        snprintf(why, cap, "%d nodes act as leader", leaders);
+        return -1;
+    }
+    aether_member_view lv;
+    aether_member_view_get(d->nodes[leader].m, &lv);
+    if (served != d->base.shard_count) {
+        snprintf(why, cap, "%llu of %u shards served", (unsigned long long)served, d->base.shard_count);
+        return -1;
+    }
+    if (version <= g->version_above) {
+        snprintf(why, cap, "map still v%llu", (unsigned long long)version);
+        return -1;
+    }
+    if (lv.term <= g->term_above) {
+        snprintf(why, cap, "leader term still %llu", (unsigned long long)lv.term);
+        return -1;
+    }
+    pthread_mutex_lock(&d->mu);
+    bool open = d->session_open;
+    pthread_mutex_unlock(&d->mu);
+    if (open) {
+        snprintf(why, cap, "rebalance in progress");
+        return -1;
+    }
+    return 0;
+}
+
+/* Waits (bounded by SETTLE_LIMIT_MS) until settled_now holds for
+ * SETTLE_QUIET_MS on one map version. Fills the step's end fields. */
+static bool wait_settled(daemon *d, step_rec *s, const goal *g)
+{
+    uint64_t steady_since = 0, steady_version = 0;
+    char why[160] = "not checked";
+    for (uint32_t t = 0; t < SETTLE_LIMIT_MS / SETTLE_POLL_MS && stop_signal == 0; t++) {
+        int leader = -1;
+        uint64_t version = 0;
+        if (settled_now(d, g, why, sizeof(why), &leader, &version) == 0) {
+            uint64_t now = now_ns();
+            if (steady_since == 0 || version != steady_version) {
+                steady_since = now;
+                steady_version = version;
+            } else if (now - steady_since >= SETTLE_QUIET_MS * AETHER_NS_PER_MS) {
+                aether_member_view v;
+                aether_member_view_get(d->nodes[leader].m, &v);
+                snprintf(s->leader, sizeof(s->leader), "%s", d->nodes[leader].id);
+                s->term = v.term;
+                s->map_version = version;
+                s->settled = true;
+                s->why[0] = '\0';
+                return true;
+            }
+        } else {
+            steady_since = 0;
+        }
+        flush_quiet_batches(d, false);
+        sleep_ms(SETTLE_POLL_MS);
+    }
+    snprintf(s->why, sizeof(s->why), "%s", stop_signal ? "interrupted" : why);
+    s->settled = false;
+    return false;
+}
+
+static void step_begin(daemon *d, uint32_t k, const char *name)
+{
+    step_rec *s = &d->steps[k];
+    flush_quiet_batches(d, true);
+    say(d, "\n== step %u: %s\n", k + 1, name);
+    pthread_mutex_lock(&d->mu);
+    s->name = name;
+    s->start_ns = now_ns();
+    d->step = (int)k;
+    pthread_mutex_unlock(&d->mu);
+}
+
+static void step_end(daemon *d, uint32_t k)
+{
+    step_rec *s = &d->steps[k];
+    s->end_ns = now_ns();
+    flush_quiet_batches(d, true);
+    if (s->settled)
+        say(d, "-- settled in %llu ms: leader %s term %llu map v%llu\n",
+            (unsigned long long)((s->end_ns - s->start_ns) / AETHER_NS_PER_MS), s->leader,
+            (unsigned long long)s->term, (unsigned long long)s->map_version);
+    else
+        say(d, "-- NOT settled after %llu ms: %s\n",
+            (unsigned long long)((s->end_ns - s->start_ns) / AETHER_NS_PER_MS), s->why);
+}
+
+/* A live node other than the leader (and other than `skip`), highest index
+ * first so the joiner and the first nodes stay; -1 if none. */
+static int pick_follower(daemon *d, int skip)
+{
+    for (int i = (int)d->n_nodes - 2; i >= 0; i--) {
+        node_slot *n = &d->nodes[i];
+        if (!n->live || i == skip)
+            continue;
+        aether_member_view v;
+        aether_member_view_get(n->m, &v);
+        if (!v.is_leader)
+            return i;
+    }
+    return -1;
+}
+
+static int current_leader(daemon *d)
+{
+    for (uint32_t i = 0; i < d->n_nodes; i++) {
+        if (!d->nodes[i].live)
+            continue;
+        aether_member_view v;
+        aether_member_view_get(d->nodes[i].m, &v);
+        if (v.is_leader)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Waits until node i is Left and owns nothing in the leader's map. */
+static bool wait_drained(daemon *d, uint32_t i, step_rec *s)
+{
+    node_slot *n = &d->nodes[i];
+    aether_node_id nid;
+    (void)aether_node_id_from_cstr(n->id, &nid, NULL);
+    char why[160] = "not checked";
+    for (uint32_t t = 0; t < SETTLE_LIMIT_MS / SETTLE_POLL_MS && stop_signal == 0; t++) {
+        aether_member_view v;
+        aether_member_view_get(n->m, &v);
+        int leader = current_leader(d);
+        size_t owned = 1;
+        if (leader >= 0) {
+            uint32_t one;
+            aether_status st = aether_route_node_shards(aether_member_slot(d->nodes[leader].m), &nid,
+                                                        &one, 0, &owned, NULL);
+            if (st == AETHER_ENOTFOUND)
+                owned = 0;
+        }
+        pthread_mutex_lock(&d->mu);
+        uint32_t serving = n->serving_count;
+        pthread_mutex_unlock(&d->mu);
+        if (v.status == AETHER_NODE_LEFT && v.shards_serving == 0 && serving == 0 && owned == 0)
+            return true;
+        snprintf(why, sizeof(why), "%s is %s, serves %u, owns %zu in the leader's map", n->id,
+                 aether_node_status_name(v.status), v.shards_serving, owned);
+        flush_quiet_batches(d, false);
+        sleep_ms(SETTLE_POLL_MS);
+    }
+    snprintf(s->why, sizeof(s->why), "%s", stop_signal ? "interrupted" : why);
+    return false;
+}
+
+static uint64_t step_ms(const step_rec *s) { return (s->end_ns - s->start_ns) / AETHER_NS_PER_MS; }
+
+static void print_summary_text(daemon *d, uint32_t steps_run, double failover_ms, bool ok)
+{
+    printf("\n== summary (%u nodes at start, %u shards, seed %llu)\n", DEMO_NODES, d->base.shard_count,
+           (unsigned long long)d->opt.seed);
+    printf("%-4s %-34s %9s %7s %-8s %5s %5s %s\n", "step", "what", "duration", "moved", "leader", "term",
+           "map", "result");
+    for (uint32_t k = 0; k < steps_run; k++) {
+        const step_rec *s = &d->steps[k];
+        char dur[24];
+        snprintf(dur, sizeof(dur), "%llu ms", (unsigned long long)step_ms(s));
+        printf("%-4u %-34s %9s %7u %-8s %5llu %5llu %s\n", k + 1, s->name, dur, s->moved,
+               s->settled ? s->leader : "-", (unsigned long long)s->term,
+               (unsigned long long)s->map_version, s->settled ? "settled" : s->why);
+    }
+    printf("\nfinal shards per node:\n");
+    for (uint32_t i = 0; i < d->n_nodes; i++) {
+        const node_slot *n = &d->nodes[i];
+        const char *state = n->live ? "live" : n->left ? "left (drained)" : n->crashed ? "crashed" : "-";
+        bool leads = false;
+        if (n->live) {
+            aether_member_view v;
+            aether_member_view_get(n->m, &v);
+            leads = v.is_leader;
+        }
+        printf("  %-8s %-15s %5u%s\n", n->id, state, n->serving_count, leads ? "  (leader)" : "");
+    }
+    if (failover_ms >= 0)
+        printf("\nleader failover: %.0f ms from the crash to a new node acting as leader\n", failover_ms);
+    else
+        printf("\nleader failover: not measured\n");
+    printf("single-ownership/I1 violations: %u%s%s\n", d->violations, d->violations ? ", first: " : "",
+           d->violations ? d->first_violation : "");
+    printf("result: %s\n", ok ? "OK" : "FAILED");
+}
+
+static void print_summary_json(daemon *d, uint32_t steps_run, double failover_ms, bool ok)
+{
+    json_t *root = json_object();
+    json_t *steps = json_array();
+    for (uint32_t k = 0; k < steps_run; k++) {
+        const step_rec *s = &d->steps[k];
+        json_t *js = json_object();
+        json_object_set_new(js, "step", json_integer(k + 1));
+        json_object_set_new(js, "what", json_string(s->name));
+        json_object_set_new(js, "duration_ms", json_integer((json_int_t)step_ms(s)));
+        json_object_set_new(js, "moved", json_integer(s->moved));
+        json_object_set_new(js, "settled", json_boolean(s->settled));
+        json_object_set_new(js, "leader", s->settled ? json_string(s->leader) : json_null());
+        json_object_set_new(js, "term", json_integer((json_int_t)s->term));
+        json_object_set_new(js, "map_version", json_integer((json_int_t)s->map_version));
+        if (!s->settled)
+            json_object_set_new(js, "why", json_string(s->why));
+        json_array_append_new(steps, js);
+    }
+    json_t *shards = json_object();
+    for (uint32_t i = 0; i < d->n_nodes; i++) {
+        const node_slot *n = &d->nodes[i];
+        json_t *jn = json_object();
+        json_object_set_new(jn, "state", json_string(n->live ? "live" : n->left ? "left" : n->crashed ? "crashed" : "-"));
+        json_object_set_new(jn, "shards", json_integer(n->serving_count));
+        json_object_set_new(shards, n->id, jn);
+    }
+    json_object_set_new(root, "nodes_at_start", json_integer(DEMO_NODES));
+    json_object_set_new(root, "shard_count", json_integer(d->base.shard_count));
+    json_object_set_new(root, "seed", json_integer((json_int_t)d->opt.seed));
+    json_object_set_new(root, "steps", steps);
+    json_object_set_new(root, "final", shards);
+    json_object_set_new(root, "failover_ms", failover_ms >= 0 ? json_real(failover_ms) : json_null());
+    json_object_set_new(root, "violations", json_integer(d->violations));
+    if (d->violations)
+        json_object_set_new(root, "first_violation", json_string(d->first_violation));
+    json_object_set_new(root, "ok", json_boolean(ok));
+    json_dumpf(root, stdout, JSON_INDENT(2));
+    fputc('\n', stdout);
+    json_decref(root);
+}
+
+static int run_demo(daemon *d)
+{
+    say(d, "aether-node demo: %u nodes on the real clock (pool of %u workers), %u shards, seed %llu\n",
+        DEMO_NODES, aether_pool_workers(d->ex), d->base.shard_count, (unsigned long long)d->opt.seed);
+    uint32_t k = 0;
+    bool ok = true;
+    double failover_ms = -1;
+    const uint32_t joiner = DEMO_NODES; /* index of node-6 */
+
+    /* (a) five nodes start and settle. */
+    step_begin(d, k, "start 5 nodes");
+    for (uint32_t i = 0; i < DEMO_NODES && ok; i++)
+        ok = node_start(d, i) == 0;
+    goal g = { .version_above = 0, .term_above = 0, .must_serve = -1 };
+    ok = ok && wait_settled(d, &d->steps[k], &g);
+    step_end(d, k++);
+
+    /* (b) a sixth node joins. */
+    if (ok) {
+        step_begin(d, k, "node-6 joins");
+        g = (goal){ .version_above = d->steps[k - 1].map_version, .must_serve = (int)joiner };
+        ok = node_start(d, joiner) == 0 && wait_settled(d, &d->steps[k], &g);
+        step_end(d, k++);
+    }
+
+    /* (c) graceful drain of a follower. */
+    if (ok) {
+        int victim = pick_follower(d, -1);
+        static char name_c[64];
+        snprintf(name_c, sizeof(name_c), "drain %s", victim >= 0 ? d->nodes[victim].id : "?");
+        step_begin(d, k, name_c);
+        ok = victim >= 0 && aether_member_drain(d->nodes[victim].m) == AETHER_OK &&
+             wait_drained(d, (uint32_t)victim, &d->steps[k]);
+        if (ok) {
+            say(d, "+%llums %s is Left and owns nothing: stopping it\n",
+                (unsigned long long)since_start_ms(d), d->nodes[victim].id);
+            node_halt(d, (uint32_t)victim);
+            d->nodes[victim].left = true;
+            g = (goal){ .version_above = d->steps[k - 1].map_version, .must_serve = -1 };
+            ok = wait_settled(d, &d->steps[k], &g);
+        }
+        step_end(d, k++);
+    }
+
+    /* (d) crash a follower: no drain, its shards are re-owned after it is
+     * declared failed. */
+    if (ok) {
+        int victim = pick_follower(d, -1);
+        static char name_d[64];
+        snprintf(name_d, sizeof(name_d), "crash follower %s", victim >= 0 ? d->nodes[victim].id : "?");
+        step_begin(d, k, name_d);
+        ok = victim >= 0;
+        if (ok) {
+            say(d, "+%llums crashing %s (serving %u)\n", (unsigned long long)since_start_ms(d),
+                d->nodes[victim].id, d->nodes[victim].serving_count);
+            node_halt(d, (uint32_t)victim);
+            d->nodes[victim].crashed = true;
+            g = (goal){ .version_above = d->steps[k - 1].map_version, .must_serve = -1 };
+            ok = wait_settled(d, &d->steps[k], &g);
+        }
+        step_end(d, k++);
+    }
+
+    /* (e) crash the leader: measure the failover. */
+    if (ok) {
+        int victim = current_leader(d);
+        static char name_e[64];
+        snprintf(name_e, sizeof(name_e), "crash leader %s", victim >= 0 ? d->nodes[victim].id : "?");
+        step_begin(d, k, name_e);
+        ok = victim >= 0;
+        if (ok) {
+            aether_member_view old;
+            aether_member_view_get(d->nodes[victim].m, &old);
+            say(d, "+%llums crashing the leader %s (term %llu, serving %u)\n",
+                (unsigned long long)since_start_ms(d), d->nodes[victim].id,
+                (unsigned long long)old.term, d->nodes[victim].serving_count);
+            uint64_t t0 = now_ns();
+            node_halt(d, (uint32_t)victim);
+            d->nodes[victim].crashed = true;
+            int next = -1;
+            for (uint32_t t = 0; t < SETTLE_LIMIT_MS / FAILOVER_POLL_MS && next < 0 && stop_signal == 0; t++) {
+                for (uint32_t i = 0; i < d->n_nodes && next < 0; i++) {
+                    if (!d->nodes[i].live)
+                        continue;
+                    aether_member_view v;
+                    aether_member_view_get(d->nodes[i].m, &v);
+                    if (v.is_leader && v.term > old.term)
+                        next = (int)i;
+                }
+                if (next < 0)
+                    sleep_ms(FAILOVER_POLL_MS);
+            }
+            if (next >= 0) {
+                failover_ms = (double)(now_ns() - t0) / 1e6;
+                say(d, "+%llums %s acts as leader: failover %.0f ms\n",
+                    (unsigned long long)since_start_ms(d), d->nodes[next].id, failover_ms);
+            }
+            g = (goal){ .version_above = d->steps[k - 1].map_version, .term_above = old.term,
+                        .must_serve = -1 };
+            ok = next >= 0 && wait_settled(d, &d->steps[k], &g);
+            if (next < 0)
+                snprintf(d->steps[k].why, sizeof(d->steps[k].why), "no new leader within %u ms",
+                         SETTLE_LIMIT_MS);
+        }
+        step_end(d, k++);
+    }
+
+    flush_quiet_batches(d, true);
+    pthread_mutex_lock(&d->mu);
+    d->step = -1;
+    bool pass = ok && k == DEMO_STEPS && d->violations == 0;
+    /* The summary reads the tracking state: hold mu so late callbacks wait. */
+    if (d->opt.json)
+        print_summary_json(d, k, failover_ms, pass);
+    else
+        print_summary_text(d, k, failover_ms, pass);
+    fflush(stdout);
+    pthread_mutex_unlock(&d->mu);
+    return pass ? 0 : 1;
+}
+
+/* ---- command line ------------------------------------------------------------- */
+
+static void print_help(FILE *out)
+{
+    fprintf(out,
+            "usage: aether-node --embedded [--nodes N] [--shards S] [--replication R]\n"
+            "                   [--duration SECONDS] [--seed X] [--quiet] [--verbose]\n"
+            "       aether-node --embedded --scenario demo [--shards S] [--seed X] [--json]\n"
+            "\n"
+            "Runs Aether cluster nodes. Only the embedded mode exists yet: N nodes\n"
+            "(node-1..node-N) in this process, on a thread pool with the real clock, an\n"
+            "in-process hub and in-memory lease/state stores. Every event is printed once,\n"
+            "by the node that emitted it: \"+<ms since start>ms <node> <event>\".\n"
+            "Stops on SIGINT/SIGTERM or after --duration.\n"
+            "\n"
+            "options:\n"
+            "  --embedded           run the nodes in this process (required for now)\n"
+            "  --nodes N            nodes to run, 1..%u (default %u)\n"
+            "  --shards S           shard count, 1..%u (default 1024)\n"
+            "  --replication R      owners per shard, 1..%u and at most N (default 1)\n"
+            "  --duration SECONDS   stop after this long (default: until a signal)\n"
+            "  --seed X             seeds election jitter and lease nonces (default 1)\n"
+            "  --quiet              print no events, only the start and the final status\n"
+            "  --verbose            one line per ShardAssigned (and, in the demo, per\n"
+            "                       ShardMigrated and LeaseRenewed) instead of a count\n"
+            "  --scenario demo      5 nodes; a join, a drain, a follower crash, a leader\n"
+            "                       crash; then a summary (exit 1 on a violation or a step\n"
+            "                       that does not settle within %u s)\n"
+            "  --json               with --scenario: print the summary as JSON only\n"
+            "  -h, --help           show this help\n"
+            "\n"
+            "Exit status: 0 success, 1 run failure, 2 usage error.\n",
+            NODES_MAX, NODES_DEFAULT, AETHER_SHARD_COUNT_MAX, AETHER_REPLICATION_MAX,
+            SETTLE_LIMIT_MS / 1000u);
+}
+
+static int usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "aether-node: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nRun 'aether-node --help' for usage.\n");
+    return EXIT_USAGE;
+}
+
+/* A decimal integer in lo..hi, nothing else. */
+static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    if (s[0] < '0' || s[0] > '9')
+        return -1;
+    errno = 0;
+    char *end = NULL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+enum { OPT_EMBEDDED = 256, OPT_NODES, OPT_SHARDS, OPT_REPLICATION, OPT_DURATION, OPT_SEED,
+       OPT_QUIET, OPT_VERBOSE, OPT_SCENARIO, OPT_JSON };
+
+/* 0 ok, EXIT_USAGE after printing why. */
+static int parse_args(int argc, char **argv, options *o)
+{
+    static const struct option longopts[] = {
+        { "embedded", no_argument, NULL, OPT_EMBEDDED },
+        { "nodes", required_argument, NULL, OPT_NODES },
+        { "shards", required_argument, NULL, OPT_SHARDS },
+        { "replication", required_argument, NULL, OPT_REPLICATION },
+        { "duration", required_argument, NULL, OPT_DURATION },
+        { "seed", required_argument, NULL, OPT_SEED },
+        { "quiet", no_argument, NULL, OPT_QUIET },
+        { "verbose", no_argument, NULL, OPT_VERBOSE },
+        { "scenario", required_argument, NULL, OPT_SCENARIO },
+        { "json", no_argument, NULL, OPT_JSON },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    memset(o, 0, sizeof(*o));
+    o->nodes = NODES_DEFAULT;
+    o->shards = 1024;
+    o->replication = 1;
+    o->seed = 1;
+    opterr = 0;
+    for (int guard = 0; guard <= argc; guard++) {
+        int optidx = 0;
+        int c = getopt_long(argc, argv, ":h", longopts, &optidx);
+        if (c == -1)
+            break;
+        uint64_t v = 0;
+        switch (c) {
+        case OPT_EMBEDDED: o->embedded = true; break;
+        case OPT_QUIET: o->quiet = true; break;
+        case OPT_VERBOSE: o->verbose = true; break;
+        case OPT_JSON: o->json = true; break;
+        case 'h': o->help = true; break;
+        case OPT_NODES:
+            if (parse_u64(optarg, 1, NODES_MAX, &v) != 0)
+                return usage("--nodes wants an integer 1..64, not '%s'", optarg);
+            o->nodes = (uint32_t)v;
+            o->nodes_set = true;
+            break;
+        case OPT_SHARDS:
+            if (parse_u64(optarg, 1, AETHER_SHARD_COUNT_MAX, &v) != 0)
+                return usage("--shards wants an integer 1..65536, not '%s'", optarg);
+            o->shards = (uint32_t)v;
+            break;
+        case OPT_REPLICATION:
+            if (parse_u64(optarg, 1, AETHER_REPLICATION_MAX, &v) != 0)
+                return usage("--replication wants an integer 1..7, not '%s'", optarg);
+            o->replication = (uint32_t)v;
+            o->replication_set = true;
+            break;
+        case OPT_DURATION: {
+            errno = 0;
+            char *end = NULL;
+            double s = strtod(optarg, &end);
+            if (errno != 0 || end == optarg || *end != '\0' || !isfinite(s) || s <= 0 ||
+                s > DURATION_S_MAX)
+                return usage("--duration wants a positive number of seconds, not '%s'", optarg);
+            o->duration_s = s;
+            o->duration_set = true;
+            break;
+        }
+        case OPT_SEED:
+            if (parse_u64(optarg, 0, UINT64_MAX, &v) != 0)
+                return usage("--seed wants a non-negative integer, not '%s'", optarg);
+            o->seed = v;
+            break;
+        case OPT_SCENARIO:
+            if (strcmp(optarg, "demo") != 0)
+                return usage("unknown scenario '%s' (known: demo)", optarg);
+            o->scenario = "demo";
+            break;
+        case ':':
+            return usage("option '%s' needs a value", argv[optind - 1]);
+        default:
+            return usage("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return usage("unexpected argument '%s'", argv[optind]);
+    if (o->help)
+        return 0;
+    if (o->replication > o->nodes)
+        return usage("--replication %s is more than --nodes", argv[0] ? "R" : "");
+    if (o->scenario != NULL && (o->nodes_set || o->duration_set || o->replication_set))
+        return usage("%s--scenario demo fixes its nodes, replication and duration", "");
+    if (o->json && o->scenario == NULL)
+        return usage("%s--json goes with --scenario", "");
+    if (o->quiet && o->verbose)
+        return usage("%s--quiet and --verbose contradict each other", "");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    options o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc != 0)
+        return rc;
+    if (o.help) {
+        print_help(stdout);
+        return 0;
+    }
+    if (!o.embedded) {
+        fprintf(stderr, "aether-node: NATS mode not built yet; use --embedded\n");
+        return EXIT_USAGE;
+    }
+    aether_log_init_from_env();
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    install_signals();
+
+    /* The configuration check runs before anything starts (a node id is
+     * required by it; the real ones are set per member). */
+    aether_config probe;
+    aether_config_defaults(&probe);
+    probe.shard_count = o.shards;
+    probe.replication = o.replication;
+    aether_err err;
+    if (aether_node_id_from_cstr("node-1", &probe.node, NULL) != AETHER_OK ||
+        aether_config_validate(&probe, &err) != AETHER_OK) {
+        fprintf(stderr, "aether-node: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+
+    daemon *d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        fprintf(stderr, "aether-node: out of memory\n");
+        return 1;
+    }
+    uint32_t n_nodes = o.scenario != NULL ? DEMO_SLOTS : o.nodes;
+    if (daemon_init(d, &o, n_nodes) != 0)
+        rc = 1;
+    else
+        rc = o.scenario != NULL ? run_demo(d) : run_daemon(d);
+    daemon_fini(d);
+    free(d);
+    return rc;
+}
