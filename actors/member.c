@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "executor.h"
+#include "topology_json.h"
 
 /* ---- helpers shared by the actors ---------------------------------------- */
 
@@ -109,6 +110,30 @@ aether_status member_state_get(aether_member *m, const char *key, char **value, 
     e.value = NULL;
     aether_kv_entry_fini(&e);
     return AETHER_OK;
+}
+
+aether_status member_state_topology_newer(aether_member *m, uint64_t than_version,
+                                         aether_topology *out, uint64_t *rev)
+{
+    char *json = NULL;
+    size_t len = 0;
+    aether_status st = member_state_get(m, MEMBER_STATE_TOPOLOGY, &json, &len, rev);
+    if (st != AETHER_OK)
+        return st;
+    aether_err err;
+    aether_topology_init(out, &m->cfg.node);
+    st = aether_topology_json_decode(json, len, out, &err);
+    free(json);
+    if (st != AETHER_OK) {
+        AETHER_WARN(MEMBER_LOG, "%s: stored topology unreadable: %s", m->cfg.node.str, err.msg);
+    } else if (out->version <= than_version) {
+        st = AETHER_ESTALE;
+    } else {
+        member_check_self_down(m, out);
+        return AETHER_OK;
+    }
+    aether_topology_fini(out);
+    return st;
 }
 
 /* Local fan-out: the bus hands e to every actor whose mask wants it. Every

@@ -374,22 +374,12 @@ static void refresh_topology(aether_member *m)
 static void load_stored_topology(aether_member *m)
 {
     member_assign_state *as = m->as;
-    char *json = NULL;
-    size_t len = 0;
-    if (member_state_get(m, MEMBER_STATE_TOPOLOGY, &json, &len, NULL) != AETHER_OK)
-        return;
     aether_topology t;
-    aether_topology_init(&t, &m->cfg.node);
-    aether_err err;
-    if (aether_topology_json_decode(json, len, &t, &err) == AETHER_OK && t.version > as->topo.version) {
-        aether_topology_fini(&as->topo);
-        as->topo = t;
-        member_check_self_down(m, &as->topo);
-        reconcile(m); /* if we learnt we are down: release, and remember it */
-    } else {
-        aether_topology_fini(&t);
-    }
-    free(json);
+    if (member_state_topology_newer(m, as->topo.version, &t, NULL) != AETHER_OK)
+        return;
+    aether_topology_fini(&as->topo);
+    as->topo = t;
+    reconcile(m); /* if we learnt we are down: release, and remember it */
 }
 
 /* Derives, checks, publishes and applies the next map; emits the events. */

@@ -140,34 +140,21 @@ static void store_topology(aether_member *m)
 static void load_topology(aether_member *m)
 {
     member_cluster_state *cs = m->cs;
-    char *json = NULL;
-    size_t len = 0;
-    uint64_t rev = 0;
-    if (member_state_get(m, MEMBER_STATE_TOPOLOGY, &json, &len, &rev) != AETHER_OK)
-        return;
-    aether_err err;
     aether_topology t;
-    aether_topology_init(&t, &m->cfg.node);
-    if (aether_topology_json_decode(json, len, &t, &err) != AETHER_OK) {
-        AETHER_WARN(MEMBER_LOG, "%s: stored topology unreadable: %s", m->cfg.node.str, err.msg);
-    } else if (t.version > cs->topo.version) {
-        t.leader = cs->topo.leader;
-        t.term = cs->topo.term;
-        aether_topology_fini(&cs->topo);
-        cs->topo = t;
-        cs->state_rev = rev;
-        member_check_self_down(m, &cs->topo);
-        for (uint32_t i = 0; i < cs->topo.count; i++) {
-            hb_entry *h = hb_find(cs, &cs->topo.nodes[i].id, true);
-            if (h != NULL && h->last_ns == 0)
-                h->last_ns = member_now_ns(m);
-        }
-        publish_self_status(m);
-        free(json);
+    uint64_t rev = 0;
+    if (member_state_topology_newer(m, cs->topo.version, &t, &rev) != AETHER_OK)
         return;
+    t.leader = cs->topo.leader;
+    t.term = cs->topo.term;
+    aether_topology_fini(&cs->topo);
+    cs->topo = t;
+    cs->state_rev = rev;
+    for (uint32_t i = 0; i < cs->topo.count; i++) {
+        hb_entry *h = hb_find(cs, &cs->topo.nodes[i].id, true);
+        if (h != NULL && h->last_ns == 0)
+            h->last_ns = member_now_ns(m);
     }
-    aether_topology_fini(&t);
-    free(json);
+    publish_self_status(m);
 }
 
 /* Tells the assign actor that e has been applied and published. */

@@ -172,6 +172,11 @@ aether_status member_state_put(aether_member *m, const char *key, const char *va
                                uint64_t *rev);
 aether_status member_state_get(aether_member *m, const char *key, char **value, size_t *len,
                                uint64_t *rev);
+/* The stored topology if its version is above than_version (AETHER_OK; the
+ * caller owns *out), AETHER_ESTALE if not newer, else the store's or the
+ * decoder's error (logged). Also notes whether it says we are down. */
+aether_status member_state_topology_newer(aether_member *m, uint64_t than_version,
+                                         aether_topology *out, uint64_t *rev);
 /* Sets self_down if topology t says this node (this run or a later one)
  * is Failed or Left: a node that missed its own NodeFailed learns it here. */
 void member_check_self_down(aether_member *m, const aether_topology *t);
