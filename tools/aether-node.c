@@ -58,6 +58,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -95,10 +96,10 @@ typedef struct options {
     const char *scenario; /* NULL or "demo" */
 } options;
 
-struct daemon;
+struct node_run;
 
 typedef struct node_slot {
-    struct daemon *d;                     /* immutable */
+    struct node_run *d;                     /* immutable */
     char id[AETHER_NODE_ID_LEN_MAX + 1];  /* immutable after setup */
     aether_member *m;                     /* main thread writes under mu */
     aether_transport *t;                  /* main thread only */
@@ -125,7 +126,7 @@ typedef struct step_rec {
     char why[160];                  /* why it did not settle */
 } step_rec;
 
-typedef struct daemon {
+typedef struct node_run {
     options opt;                    /* immutable */
     aether_config base;             /* immutable: node set per member */
     aether_executor *ex;
@@ -145,7 +146,7 @@ typedef struct daemon {
     bool session_open;              /* RebalanceStarted seen, Completed not yet */
     int step;                       /* -1 = none */
     step_rec steps[DEMO_STEPS];
-} daemon;
+} node_run;
 
 static volatile sig_atomic_t stop_signal;
 
@@ -153,7 +154,7 @@ static void on_signal(int sig) { stop_signal = sig; }
 
 static uint64_t now_ns(void) { return aether_clock_now_ns(aether_clock_real()); }
 
-static uint64_t since_start_ms(const daemon *d) { return (now_ns() - d->start_ns) / AETHER_NS_PER_MS; }
+static uint64_t since_start_ms(const node_run *d) { return (now_ns() - d->start_ns) / AETHER_NS_PER_MS; }
 
 static void sleep_ms(uint32_t ms)
 {
@@ -163,9 +164,9 @@ static void sleep_ms(uint32_t ms)
 
 /* ---- output (callers hold mu) ----------------------------------------------- */
 
-static bool printing(const daemon *d) { return !d->opt.quiet && !d->opt.json; }
+static bool printing(const node_run *d) { return !d->opt.quiet && !d->opt.json; }
 
-static void flush_batch_locked(daemon *d, node_slot *n)
+static void flush_batch_locked(node_run *d, node_slot *n)
 {
     if (n->batch_type == 0)
         return;
@@ -187,7 +188,7 @@ static uint64_t event_version(const aether_event *e)
 }
 
 /* Prints one event this node emitted (or folds it into its batch line). */
-static void print_event_locked(daemon *d, node_slot *n, const aether_event *e)
+static void print_event_locked(node_run *d, node_slot *n, const aether_event *e)
 {
     uint32_t bit = 1u << (uint32_t)e->type;
     if (d->hide_mask & bit)
@@ -217,7 +218,7 @@ static void print_event_locked(daemon *d, node_slot *n, const aether_event *e)
 }
 
 /* Main thread: prints the batches that stopped growing (all with force). */
-static void flush_quiet_batches(daemon *d, bool force)
+static void flush_quiet_batches(node_run *d, bool force)
 {
     uint64_t now = now_ns();
     pthread_mutex_lock(&d->mu);
@@ -231,8 +232,8 @@ static void flush_quiet_batches(daemon *d, bool force)
 }
 
 /* Main thread: a line of the run itself (not an event). */
-static void say(daemon *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(daemon *d, const char *fmt, ...)
+static void say(node_run *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(node_run *d, const char *fmt, ...)
 {
     if (!printing(d))
         return;
@@ -249,7 +250,7 @@ static void say(daemon *d, const char *fmt, ...)
 
 /* ---- member callbacks (executor workers) ---------------------------------- */
 
-static void violation_locked(daemon *d, const char *msg)
+static void violation_locked(node_run *d, const char *msg)
 {
     if (d->violations++ == 0)
         snprintf(d->first_violation, sizeof(d->first_violation), "%s", msg);
@@ -260,7 +261,7 @@ static void violation_locked(daemon *d, const char *msg)
 static void on_acquired(void *arg, uint32_t shard, uint64_t version)
 {
     node_slot *n = arg;
-    daemon *d = n->d;
+    node_run *d = n->d;
     if (shard >= d->base.shard_count)
         return;
     pthread_mutex_lock(&d->mu);
@@ -283,7 +284,7 @@ static void on_acquired(void *arg, uint32_t shard, uint64_t version)
 static void on_released(void *arg, uint32_t shard, uint64_t version)
 {
     node_slot *n = arg;
-    daemon *d = n->d;
+    node_run *d = n->d;
     (void)version;
     if (shard >= d->base.shard_count)
         return;
@@ -298,7 +299,7 @@ static void on_released(void *arg, uint32_t shard, uint64_t version)
 static void on_event(void *arg, const aether_event *e)
 {
     node_slot *n = arg;
-    daemon *d = n->d;
+    node_run *d = n->d;
     bool own = strcmp(e->node.str, n->id) == 0;
     pthread_mutex_lock(&d->mu);
     if (e->type == AETHER_EVT_LEADER_ELECTED) {
@@ -306,7 +307,7 @@ static void on_event(void *arg, const aether_event *e)
         aether_err err;
         if (aether_term_registry_record(&d->terms, e->data.leader_elected.term,
                                         &e->data.leader_elected.leader, &err) != AETHER_OK) {
-            char msg[256];
+            char msg[AETHER_ERR_MSG_MAX + 96];
             snprintf(msg, sizeof(msg), "I1 (seen by %s): %s", n->id, err.msg);
             violation_locked(d, msg);
         }
@@ -336,7 +337,7 @@ static void on_event(void *arg, const aether_event *e)
 
 /* ---- setup and teardown (main thread) -------------------------------------- */
 
-static int daemon_init(daemon *d, const options *o, uint32_t n_nodes)
+static int daemon_init(node_run *d, const options *o, uint32_t n_nodes)
 {
     memset(d, 0, sizeof(*d));
     d->opt = *o;
@@ -389,7 +390,7 @@ static int daemon_init(daemon *d, const options *o, uint32_t n_nodes)
     return 0;
 }
 
-static int node_start(daemon *d, uint32_t i)
+static int node_start(node_run *d, uint32_t i)
 {
     node_slot *n = &d->nodes[i];
     aether_config cfg = d->base;
@@ -420,7 +421,7 @@ static int node_start(daemon *d, uint32_t i)
 
 /* Takes a node out: no longer live (so no callback asks it anything), then
  * stopped and destroyed, then its serving set cleared. */
-static void node_halt(daemon *d, uint32_t i)
+static void node_halt(node_run *d, uint32_t i)
 {
     node_slot *n = &d->nodes[i];
     if (n->m == NULL)
@@ -440,7 +441,7 @@ static void node_halt(daemon *d, uint32_t i)
     n->t = NULL;
 }
 
-static void daemon_fini(daemon *d)
+static void daemon_fini(node_run *d)
 {
     /* Everyone stops first, so no survivor starts failing over the others
      * while they are torn down one by one. */
@@ -480,7 +481,7 @@ static void install_signals(void)
 
 /* ---- daemon mode -------------------------------------------------------------- */
 
-static void print_status(daemon *d)
+static void print_status(node_run *d)
 {
     for (uint32_t i = 0; i < d->n_nodes; i++) {
         node_slot *n = &d->nodes[i];
@@ -495,7 +496,7 @@ static void print_status(daemon *d)
     }
 }
 
-static int run_daemon(daemon *d)
+static int run_daemon(node_run *d)
 {
     say(d, "aether-node: embedded, %u nodes, %u shards, replication %u, seed %llu, pool of %u workers\n",
         d->n_nodes, d->base.shard_count, d->base.replication, (unsigned long long)d->opt.seed,
@@ -538,7 +539,7 @@ typedef struct goal {
 
 /* One look at the cluster: 0 if settled by the definition in the DESIGN
  * note (minus the quiet period), else -1 and why. */
-static int settled_now(daemon *d, const goal *g, char *why, size_t cap, int *leader_out,
+static int settled_now(node_run *d, const goal *g, char *why, size_t cap, int *leader_out,
                        uint64_t *version_out)
 {
     int leader = -1, leaders = 0;
@@ -601,7 +602,7 @@ static int settled_now(daemon *d, const goal *g, char *why, size_t cap, int *lea
 
 /* Waits (bounded by SETTLE_LIMIT_MS) until settled_now holds for
  * SETTLE_QUIET_MS on one map version. Fills the step's end fields. */
-static bool wait_settled(daemon *d, step_rec *s, const goal *g)
+static bool wait_settled(node_run *d, step_rec *s, const goal *g)
 {
     uint64_t steady_since = 0, steady_version = 0;
     char why[160] = "not checked";
@@ -634,7 +635,7 @@ static bool wait_settled(daemon *d, step_rec *s, const goal *g)
     return false;
 }
 
-static void step_begin(daemon *d, uint32_t k, const char *name)
+static void step_begin(node_run *d, uint32_t k, const char *name)
 {
     step_rec *s = &d->steps[k];
     flush_quiet_batches(d, true);
@@ -646,7 +647,7 @@ static void step_begin(daemon *d, uint32_t k, const char *name)
     pthread_mutex_unlock(&d->mu);
 }
 
-static void step_end(daemon *d, uint32_t k)
+static void step_end(node_run *d, uint32_t k)
 {
     step_rec *s = &d->steps[k];
     s->end_ns = now_ns();
@@ -662,7 +663,7 @@ static void step_end(daemon *d, uint32_t k)
 
 /* A live node other than the leader (and other than `skip`), highest index
  * first so the joiner and the first nodes stay; -1 if none. */
-static int pick_follower(daemon *d, int skip)
+static int pick_follower(node_run *d, int skip)
 {
     for (int i = (int)d->n_nodes - 2; i >= 0; i--) {
         node_slot *n = &d->nodes[i];
@@ -676,7 +677,7 @@ static int pick_follower(daemon *d, int skip)
     return -1;
 }
 
-static int current_leader(daemon *d)
+static int current_leader(node_run *d)
 {
     for (uint32_t i = 0; i < d->n_nodes; i++) {
         if (!d->nodes[i].live)
@@ -690,7 +691,7 @@ static int current_leader(daemon *d)
 }
 
 /* Waits until node i is Left and owns nothing in the leader's map. */
-static bool wait_drained(daemon *d, uint32_t i, step_rec *s)
+static bool wait_drained(node_run *d, uint32_t i, step_rec *s)
 {
     node_slot *n = &d->nodes[i];
     aether_node_id nid;
@@ -724,7 +725,7 @@ static bool wait_drained(daemon *d, uint32_t i, step_rec *s)
 
 static uint64_t step_ms(const step_rec *s) { return (s->end_ns - s->start_ns) / AETHER_NS_PER_MS; }
 
-static void print_summary_text(daemon *d, uint32_t steps_run, double failover_ms, bool ok)
+static void print_summary_text(node_run *d, uint32_t steps_run, double failover_ms, int leader, bool ok)
 {
     printf("\n== summary (%u nodes at start, %u shards, seed %llu)\n", DEMO_NODES, d->base.shard_count,
            (unsigned long long)d->opt.seed);
@@ -742,13 +743,8 @@ static void print_summary_text(daemon *d, uint32_t steps_run, double failover_ms
     for (uint32_t i = 0; i < d->n_nodes; i++) {
         const node_slot *n = &d->nodes[i];
         const char *state = n->live ? "live" : n->left ? "left (drained)" : n->crashed ? "crashed" : "-";
-        bool leads = false;
-        if (n->live) {
-            aether_member_view v;
-            aether_member_view_get(n->m, &v);
-            leads = v.is_leader;
-        }
-        printf("  %-8s %-15s %5u%s\n", n->id, state, n->serving_count, leads ? "  (leader)" : "");
+        printf("  %-8s %-15s %5u%s\n", n->id, state, n->serving_count,
+               leader == (int)i ? "  (leader)" : "");
     }
     if (failover_ms >= 0)
         printf("\nleader failover: %.0f ms from the crash to a new node acting as leader\n", failover_ms);
@@ -759,7 +755,7 @@ static void print_summary_text(daemon *d, uint32_t steps_run, double failover_ms
     printf("result: %s\n", ok ? "OK" : "FAILED");
 }
 
-static void print_summary_json(daemon *d, uint32_t steps_run, double failover_ms, bool ok)
+static void print_summary_json(node_run *d, uint32_t steps_run, double failover_ms, bool ok)
 {
     json_t *root = json_object();
     json_t *steps = json_array();
@@ -801,7 +797,7 @@ static void print_summary_json(daemon *d, uint32_t steps_run, double failover_ms
     json_decref(root);
 }
 
-static int run_demo(daemon *d)
+static int run_demo(node_run *d)
 {
     say(d, "aether-node demo: %u nodes on the real clock (pool of %u workers), %u shards, seed %llu\n",
         DEMO_NODES, aether_pool_workers(d->ex), d->base.shard_count, (unsigned long long)d->opt.seed);
@@ -909,6 +905,7 @@ static int run_demo(daemon *d)
     }
 
     flush_quiet_batches(d, true);
+    int leader = current_leader(d); /* views are read outside mu */
     pthread_mutex_lock(&d->mu);
     d->step = -1;
     bool pass = ok && k == DEMO_STEPS && d->violations == 0;
@@ -916,7 +913,7 @@ static int run_demo(daemon *d)
     if (d->opt.json)
         print_summary_json(d, k, failover_ms, pass);
     else
-        print_summary_text(d, k, failover_ms, pass);
+        print_summary_text(d, k, failover_ms, leader, pass);
     fflush(stdout);
     pthread_mutex_unlock(&d->mu);
     return pass ? 0 : 1;
@@ -1066,8 +1063,12 @@ static int parse_args(int argc, char **argv, options *o)
         return usage("unexpected argument '%s'", argv[optind]);
     if (o->help)
         return 0;
-    if (o->replication > o->nodes)
-        return usage("--replication %s is more than --nodes", argv[0] ? "R" : "");
+    if (o->replication > o->nodes && o->scenario == NULL) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "--replication %u needs at least %u nodes (--nodes %u)", o->replication,
+                 o->replication, o->nodes);
+        return usage("%s", msg);
+    }
     if (o->scenario != NULL && (o->nodes_set || o->duration_set || o->replication_set))
         return usage("%s--scenario demo fixes its nodes, replication and duration", "");
     if (o->json && o->scenario == NULL)
@@ -1108,7 +1109,7 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
 
-    daemon *d = calloc(1, sizeof(*d));
+    node_run *d = calloc(1, sizeof(*d));
     if (d == NULL) {
         fprintf(stderr, "aether-node: out of memory\n");
         return 1;
