@@ -60,6 +60,7 @@ enum {
     MSG_FLUSH,           /* apply collected release acks */
     MSG_REBALANCE,       /* ptr: reason string (owned): RebalanceShards / AssignShards */
     MSG_CAMPAIGN_NOW,    /* lease: ElectLeader from this node's embedder */
+    MSG_LEASE_START,     /* lease: arm the first campaign (from the actor's own thread) */
     MSG_SEND_COMMAND,    /* cluster: ptr: aether_command (owned) to send to the leader */
     MSG_TOPOLOGY,        /* assign: ptr: the topology event the cluster actor just applied
                             (AETHER_MSG_REF); its snapshot is already published */

@@ -94,7 +94,9 @@ static void after_leader_sign(aether_member *m)
                        jitter_ns(m));
 }
 
-void member_lease_start(aether_member *m) { campaign_at(m, member_now_ns(m) + jitter_ns(m)); }
+/* Called by the controlling thread: the actor's state is the actor's, so the
+ * first campaign is armed by a message, not from here. */
+void member_lease_start(aether_member *m) { member_send_tick(m->lease, MSG_LEASE_START, 0); }
 
 static void publish_deadline(aether_member *m)
 {
@@ -335,6 +337,9 @@ void member_lease_handle(void *state, aether_actor *self, const aether_msg *msg)
         break;
     case MSG_TICK_RENEW:
         renew(m);
+        break;
+    case MSG_LEASE_START:
+        campaign_at(m, member_now_ns(m) + jitter_ns(m));
         break;
     case MSG_CAMPAIGN_NOW: /* ElectLeader: try the create now (it fails if a lease is held) */
         campaign(m);

@@ -41,10 +41,13 @@
  *     a member being destroyed, and a dead node's shards never count.
  *  4. Settled = exactly one live member with is_leader, every live member
  *     on the same map version, the shards served over live members equal to
- *     the shard count, no rebalance session open (RebalanceStarted without
- *     RebalanceCompleted from the current leader), and all of that steady
- *     for SETTLE_QUIET_MS (a multi-batch handoff publishes several maps, and
- *     events reach the callbacks asynchronously).
+ *     the shard count; and, so that a half-done step cannot pass: every live
+ *     node an Active member serving at least one shard, the map version
+ *     (and after a leader crash the term) above the previous step's, no
+ *     rebalance session open (RebalanceStarted without RebalanceCompleted
+ *     from the current leader), and all of that steady for SETTLE_QUIET_MS
+ *     (a multi-batch handoff publishes several maps, and events reach the
+ *     callbacks asynchronously).
  *
  * Exit status: 0 success; 1 a run failed (start error, a step did not
  * settle, a violation); 2 usage error, with a message on stderr.
@@ -164,6 +167,7 @@ static void sleep_ms(uint32_t ms)
 
 /* ---- output (callers hold mu) ----------------------------------------------- */
 
+/* Event lines (run lines, say(), only stop for --json). */
 static bool printing(const node_run *d) { return !d->opt.quiet && !d->opt.json; }
 
 static void flush_batch_locked(node_run *d, node_slot *n)
@@ -235,7 +239,7 @@ static void flush_quiet_batches(node_run *d, bool force)
 static void say(node_run *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(node_run *d, const char *fmt, ...)
 {
-    if (!printing(d))
+    if (d->opt.json)
         return;
     pthread_mutex_lock(&d->mu);
     for (uint32_t i = 0; i < d->n_nodes; i++)
@@ -253,7 +257,8 @@ static void say(node_run *d, const char *fmt, ...)
 static void violation_locked(node_run *d, const char *msg)
 {
     if (d->violations++ == 0)
-        snprintf(d->first_violation, sizeof(d->first_violation), "%s", msg);
+        snprintf(d->first_violation, sizeof(d->first_violation), "%.*s",
+                 (int)sizeof(d->first_violation) - 1, msg);
     if (!d->opt.json)
         fprintf(stderr, "+%llums VIOLATION %s\n", (unsigned long long)since_start_ms(d), msg);
 }
@@ -534,7 +539,6 @@ static int run_daemon(node_run *d)
 typedef struct goal {
     uint64_t version_above;   /* the leader's map version must exceed this */
     aether_term term_above;   /* the leader's term must exceed this */
-    int must_serve;           /* node index that must serve > 0 shards; -1 = none */
 } goal;
 
 /* One look at the cluster: 0 if settled by the definition in the DESIGN
@@ -565,7 +569,13 @@ static int settled_now(node_run *d, const goal *g, char *why, size_t cap, int *l
         }
         first = false;
         served += v.shards_serving;
-        if (g->must_serve == (int)i && v.shards_serving == 0) {
+        if (!v.member || v.status != AETHER_NODE_ACTIVE) {
+            snprintf(why, cap, "%s is not an Active member yet", n->id);
+            return -1;
+        }
+        /* Every admitted node gets shards once balanced (when there are
+         * enough of them): a node still at zero is a rebalance to come. */
+        if (v.shards_serving == 0 && d->base.shard_count >= DEMO_SLOTS) {
             snprintf(why, cap, "%s serves nothing yet", n->id);
             return -1;
         }
@@ -810,14 +820,14 @@ static int run_demo(node_run *d)
     step_begin(d, k, "start 5 nodes");
     for (uint32_t i = 0; i < DEMO_NODES && ok; i++)
         ok = node_start(d, i) == 0;
-    goal g = { .version_above = 0, .term_above = 0, .must_serve = -1 };
+    goal g = { .version_above = 0, .term_above = 0 };
     ok = ok && wait_settled(d, &d->steps[k], &g);
     step_end(d, k++);
 
     /* (b) a sixth node joins. */
     if (ok) {
         step_begin(d, k, "node-6 joins");
-        g = (goal){ .version_above = d->steps[k - 1].map_version, .must_serve = (int)joiner };
+        g = (goal){ .version_above = d->steps[k - 1].map_version };
         ok = node_start(d, joiner) == 0 && wait_settled(d, &d->steps[k], &g);
         step_end(d, k++);
     }
@@ -825,7 +835,7 @@ static int run_demo(node_run *d)
     /* (c) graceful drain of a follower. */
     if (ok) {
         int victim = pick_follower(d, -1);
-        static char name_c[64];
+        static char name_c[96];
         snprintf(name_c, sizeof(name_c), "drain %s", victim >= 0 ? d->nodes[victim].id : "?");
         step_begin(d, k, name_c);
         ok = victim >= 0 && aether_member_drain(d->nodes[victim].m) == AETHER_OK &&
@@ -835,7 +845,7 @@ static int run_demo(node_run *d)
                 (unsigned long long)since_start_ms(d), d->nodes[victim].id);
             node_halt(d, (uint32_t)victim);
             d->nodes[victim].left = true;
-            g = (goal){ .version_above = d->steps[k - 1].map_version, .must_serve = -1 };
+            g = (goal){ .version_above = d->steps[k - 1].map_version };
             ok = wait_settled(d, &d->steps[k], &g);
         }
         step_end(d, k++);
@@ -845,7 +855,7 @@ static int run_demo(node_run *d)
      * declared failed. */
     if (ok) {
         int victim = pick_follower(d, -1);
-        static char name_d[64];
+        static char name_d[96];
         snprintf(name_d, sizeof(name_d), "crash follower %s", victim >= 0 ? d->nodes[victim].id : "?");
         step_begin(d, k, name_d);
         ok = victim >= 0;
@@ -854,7 +864,7 @@ static int run_demo(node_run *d)
                 d->nodes[victim].id, d->nodes[victim].serving_count);
             node_halt(d, (uint32_t)victim);
             d->nodes[victim].crashed = true;
-            g = (goal){ .version_above = d->steps[k - 1].map_version, .must_serve = -1 };
+            g = (goal){ .version_above = d->steps[k - 1].map_version };
             ok = wait_settled(d, &d->steps[k], &g);
         }
         step_end(d, k++);
@@ -863,7 +873,7 @@ static int run_demo(node_run *d)
     /* (e) crash the leader: measure the failover. */
     if (ok) {
         int victim = current_leader(d);
-        static char name_e[64];
+        static char name_e[96];
         snprintf(name_e, sizeof(name_e), "crash leader %s", victim >= 0 ? d->nodes[victim].id : "?");
         step_begin(d, k, name_e);
         ok = victim >= 0;
@@ -894,8 +904,7 @@ static int run_demo(node_run *d)
                 say(d, "+%llums %s acts as leader: failover %.0f ms\n",
                     (unsigned long long)since_start_ms(d), d->nodes[next].id, failover_ms);
             }
-            g = (goal){ .version_above = d->steps[k - 1].map_version, .term_above = old.term,
-                        .must_serve = -1 };
+            g = (goal){ .version_above = d->steps[k - 1].map_version, .term_above = old.term };
             ok = next >= 0 && wait_settled(d, &d->steps[k], &g);
             if (next < 0)
                 snprintf(d->steps[k].why, sizeof(d->steps[k].why), "no new leader within %u ms",
