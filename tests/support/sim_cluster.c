@@ -387,4 +387,14 @@ uint32_t sim_event_count(sim_cluster *c, aether_event_type type) { return c->eve
 
 aether_executor *sim_executor(sim_cluster *c) { return c->ex; }
 aether_kv *sim_lease_kv(sim_cluster *c) { return c->lease_kv; }
+
+aether_transport *sim_client(sim_cluster *c, const char *id)
+{
+    aether_node_id nid;
+    aether_transport *t = NULL;
+    if (aether_node_id_from_cstr(id, &nid, NULL) != AETHER_OK ||
+        aether_inproc_endpoint_create(c->hub, &nid, &t) != AETHER_OK)
+        return NULL;
+    return t;
+}
 uint32_t sim_moves_of(sim_cluster *c, uint32_t shard) { return shard < 4096 ? c->moves[shard] : 0; }

@@ -397,7 +397,110 @@ static void test_leader_crash_mid_rebalance(void)
     sim_cluster_destroy(c);
 }
 
+typedef struct reply_box {
+    int n;
+    aether_status status;
+    char reason[256];
+} reply_box;
+
+static void on_reply(void *arg, aether_status st, const char *reason)
+{
+    reply_box *r = arg;
+    r->n++;
+    r->status = st;
+    snprintf(r->reason, sizeof(r->reason), "%s", reason ? reason : "");
+}
+
+/* Sends c from a client endpoint, runs the cluster, returns the reply. */
+static reply_box ask(sim_cluster *c, aether_transport *client, const aether_command *cmd)
+{
+    reply_box r = { 0 };
+    aether_status st = aether_transport_send_command(client, cmd, on_reply, &r);
+    if (st != AETHER_OK) {
+        r.n = 1;
+        r.status = st;
+        snprintf(r.reason, sizeof(r.reason), "not sent: %s", aether_status_str(st));
+        return r;
+    }
+    sim_run_ms(c, 50);
+    return r;
+}
+
+static aether_command cmd_of(aether_command_type type, aether_term term)
+{
+    aether_command c;
+    memset(&c, 0, sizeof(c));
+    c.type = type;
+    c.term = term;
+    snprintf(c.cluster, sizeof(c.cluster), "aether");
+    return c;
+}
+
+/* Every command through the transport, accepted and rejected, with the
+ * leader's reason. */
+static void test_commands_accepted_and_rejected(void)
+{
+    sim_cluster *c = boot(22, 3, 64);
+    /* A second term, so that "older than the current term" has a value. */
+    aether_kv_mem_fail_next(sim_lease_kv(c), AETHER_KV_CALL_UPDATE, AETHER_KV_FAULT_UNAVAILABLE, 8);
+    sim_run_ms(c, SETTLE_MS);
+    aether_transport *client = sim_client(c, "client");
+    CU_ASSERT_FATAL(client != NULL);
+    aether_member_view v;
+    aether_member_view_get(sim_member(c, "n0"), &v);
+    aether_term term = v.term;
+    CU_ASSERT_FATAL(term > 1);
+    const char *follower = strcmp(sim_leader(c), "n1") == 0 ? "n2" : "n1";
+
+    aether_command join = cmd_of(AETHER_CMD_JOIN_CLUSTER, term);
+    CU_ASSERT_FATAL(aether_node_info_make(&join.data.join.info, "n0", "n0", "", AETHER_NODE_ACTIVE, 0,
+                                          0, NULL) == AETHER_OK);
+    reply_box r = ask(c, client, &join);
+    CU_ASSERT_EQUAL(r.n, 1);
+    CU_ASSERT_EQUAL(r.status, AETHER_OK); /* already a member: idempotent */
+
+    join.data.join.info.address[0] = '\0';
+    r = ask(c, client, &join);
+    CU_ASSERT_EQUAL(r.status, AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.reason, "address"));
+
+    aether_command leave = cmd_of(AETHER_CMD_LEAVE_CLUSTER, term);
+    CU_ASSERT_FATAL(aether_node_id_from_cstr("node-x", &leave.data.leave.node, NULL) == AETHER_OK);
+    r = ask(c, client, &leave);
+    CU_ASSERT_EQUAL(r.status, AETHER_ENOTFOUND);
+    CU_ASSERT_STRING_EQUAL(r.reason, "node-x unknown");
+
+    aether_command fail = cmd_of(AETHER_CMD_MARK_NODE_FAILED, term - 1);
+    CU_ASSERT_FATAL(aether_node_id_from_cstr(follower, &fail.data.mark_failed.node, NULL) == AETHER_OK);
+    r = ask(c, client, &fail);
+    CU_ASSERT_EQUAL(r.status, AETHER_ESTALE);
+
+    aether_command reb = cmd_of(AETHER_CMD_REBALANCE_SHARDS, term);
+    r = ask(c, client, &reb);
+    CU_ASSERT_EQUAL(r.status, AETHER_OK);
+    reb.term = term - 1;
+    r = ask(c, client, &reb);
+    CU_ASSERT_EQUAL(r.status, AETHER_ESTALE);
+    aether_command assign = cmd_of(AETHER_CMD_ASSIGN_SHARDS, term);
+    r = ask(c, client, &assign);
+    CU_ASSERT_EQUAL(r.status, AETHER_OK);
+
+    aether_command elect = cmd_of(AETHER_CMD_ELECT_LEADER, term);
+    r = ask(c, client, &elect);
+    CU_ASSERT_EQUAL(r.status, AETHER_EINVAL);
+
+    /* No leader serving: the sender is told so at once. */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sim_leader(c));
+    sim_crash(c, sim_leader(c));
+    r = ask(c, client, &reb);
+    CU_ASSERT_EQUAL(r.status, AETHER_ENOTLEADER);
+    aether_transport_destroy(client);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
 static CU_TestInfo tests[] = {
+    AETHER_TEST(commands_accepted_and_rejected),
     AETHER_TEST(rebalance_command_on_a_balanced_map_moves_nothing),
     AETHER_TEST(leader_change_alone_moves_nothing),
     AETHER_TEST(leader_crash_mid_rebalance),
