@@ -300,6 +300,62 @@ static void sink_release(void *arg, const aether_release_ack *ack)
     member_send_owned(m, m->assign, MSG_RELEASE, b);
 }
 
+/* ---- metrics (DESIGN 7): computed at scrape time from the atomics ---------- */
+
+static int64_t g_role(void *a) { return member_may_lead(a, NULL) ? 1 : 0; }
+static int64_t g_term(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->highest_term, __ATOMIC_RELAXED); }
+static int64_t g_map_version(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->map_version, __ATOMIC_RELAXED); }
+static int64_t g_serving(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->shards_serving, __ATOMIC_RELAXED); }
+static int64_t g_fenced(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->fenced, __ATOMIC_RELAXED); }
+static int64_t g_leader_changes(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->leader_changes, __ATOMIC_RELAXED); }
+static int64_t g_rebalances(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->rebalances, __ATOMIC_RELAXED); }
+static int64_t g_moved(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->shards_moved, __ATOMIC_RELAXED); }
+static int64_t g_stale(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->stale_dropped, __ATOMIC_RELAXED); }
+static int64_t g_lag(void *a)
+{
+    aether_member *m = a;
+    uint64_t have = __atomic_load_n(&m->map_version, __ATOMIC_RELAXED);
+    uint64_t announced = __atomic_load_n(&m->announced_version, __ATOMIC_RELAXED);
+    return announced > have ? (int64_t)(announced - have) : 0;
+}
+
+static const struct {
+    const char *name;
+    const char *help;
+    aether_gauge_fn fn;
+} member_series[] = {
+    { "aether_role_leader", "1 while this node holds the lease and may act as leader.", g_role },
+    { "aether_term", "Highest leader term this node has seen.", g_term },
+    { "aether_map_version", "Version of the ShardMap this node publishes for lookups.", g_map_version },
+    { "aether_map_version_lag", "How many map versions this node is behind what the leader announced.", g_lag },
+    { "aether_shards_owned", "Shards this node serves now.", g_serving },
+    { "aether_fenced", "1 while this node is cut off from the leader and serves nothing.", g_fenced },
+    { "aether_leader_changes_total", "Leader changes this node has seen.", g_leader_changes },
+    { "aether_rebalances_total", "Rebalances this node completed as leader.", g_rebalances },
+    { "aether_shards_moved_total", "Shards this node moved as leader.", g_moved },
+    { "aether_stale_messages_dropped_total", "Messages dropped for carrying an older term.", g_stale },
+};
+
+static aether_status register_metrics(aether_member *m, const char *labels)
+{
+    for (size_t i = 0; i < sizeof(member_series) / sizeof(member_series[0]); i++) {
+        aether_status st = aether_metrics_gauge_fn(m->deps.metrics, member_series[i].name,
+                                                   member_series[i].help, labels,
+                                                   member_series[i].fn, m);
+        if (st != AETHER_OK)
+            return st;
+    }
+    return AETHER_OK;
+}
+
+static void release_metrics(aether_member *m)
+{
+    char labels[128];
+    snprintf(labels, sizeof(labels), "node=\"%s\"", m->cfg.node.str);
+    for (size_t i = 0; i < sizeof(member_series) / sizeof(member_series[0]); i++)
+        aether_metrics_gauge_fn_release(m->deps.metrics, member_series[i].name, labels, m);
+}
+
 /* ---- lifecycle ------------------------------------------------------------ */
 
 static void plain_drop(void *state, const aether_msg *msg)
@@ -383,6 +439,10 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
     st = aether_bus_create(deps->metrics, labels, &m->bus);
     if (st != AETHER_OK)
         goto fail;
+    if (deps->metrics != NULL && (st = register_metrics(m, labels)) != AETHER_OK) {
+        aether_err_set(err, st, "cannot register the node's metrics");
+        goto fail;
+    }
     if ((st = member_cluster_init(m)) != AETHER_OK || (st = member_lease_init(m)) != AETHER_OK ||
         (st = member_assign_init(m)) != AETHER_OK)
         goto fail;
@@ -503,6 +563,8 @@ void aether_member_destroy(aether_member *m)
     if (m == NULL)
         return;
     aether_member_stop(m);
+    if (m->deps.metrics != NULL)
+        release_metrics(m);
     aether_bus_destroy(m->bus);
     aether_actor_destroy(m->cluster);
     aether_actor_destroy(m->lease);

@@ -29,6 +29,7 @@ struct sim_cluster {
     aether_rng rng;
     aether_inproc_hub *hub;
     aether_kv *lease_kv, *state_kv;
+    aether_metrics *metrics; /* every node's series, labelled node="id" */
     aether_config base;
     sim_node nodes[SIM_NODES_MAX];
     uint32_t n_nodes;
@@ -121,6 +122,8 @@ sim_cluster *sim_cluster_create(const sim_options *o)
         aether_kv_mem_create(&sk, &c->state_kv, NULL) != AETHER_OK)
         goto fail;
     aether_term_registry_init(&c->terms);
+    if (aether_metrics_create(&c->metrics) != AETHER_OK)
+        goto fail;
     c->trace = getenv("AETHER_SIM_TRACE") != NULL;
     return c;
 fail:
@@ -160,6 +163,7 @@ void sim_cluster_destroy(sim_cluster *c)
     aether_kv_destroy(c->state_kv);
     aether_inproc_hub_destroy(c->hub);
     aether_executor_destroy(c->ex);
+    aether_metrics_destroy(c->metrics);
     aether_term_registry_fini(&c->terms);
     aether_rcu_barrier();
     free(c);
@@ -189,7 +193,8 @@ aether_member *sim_add(sim_cluster *c, const char *id, const char *zone)
     if (aether_inproc_endpoint_create(c->hub, &cfg.node, &n->t) != AETHER_OK)
         return NULL;
     aether_member_deps deps = { .executor = c->ex, .transport = n->t, .lease_store = c->lease_kv,
-                                .state_store = c->state_kv, .seed = aether_rng_next(&c->rng) };
+                                .state_store = c->state_kv, .metrics = c->metrics,
+                                .seed = aether_rng_next(&c->rng) };
     aether_member_callbacks cb = { .on_shard_acquired = on_acquired, .on_shard_released = on_released,
                                    .on_event = on_event, .arg = n };
     aether_err err;
@@ -387,6 +392,7 @@ uint32_t sim_event_count(sim_cluster *c, aether_event_type type) { return c->eve
 
 aether_executor *sim_executor(sim_cluster *c) { return c->ex; }
 aether_kv *sim_lease_kv(sim_cluster *c) { return c->lease_kv; }
+aether_metrics *sim_metrics(sim_cluster *c) { return c->metrics; }
 
 aether_transport *sim_client(sim_cluster *c, const char *id)
 {

@@ -60,6 +60,7 @@ uint32_t sim_serving(sim_cluster *c, const char *id);
 uint32_t sim_event_count(sim_cluster *c, aether_event_type type);
 aether_executor *sim_executor(sim_cluster *c);
 aether_kv *sim_lease_kv(sim_cluster *c);
+aether_metrics *sim_metrics(sim_cluster *c);
 /* An endpoint on the cluster's hub that is no member (a client, a CLI). */
 aether_transport *sim_client(sim_cluster *c, const char *id);
 /* Per shard: how many ShardMigrated events named it (moves it took). */

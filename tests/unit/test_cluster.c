@@ -66,6 +66,21 @@ static void bootstrap(uint32_t n)
     CU_ASSERT_PTR_NOT_NULL(sim_leader(c));
     expect_settled(c);
     check_balance(c, n, 64);
+    /* The metrics say the same: one leader, every shard owned once. */
+    int64_t leaders = 0, owned = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        char labels[32];
+        int64_t v = 0;
+        snprintf(labels, sizeof(labels), "node=\"n%u\"", i);
+        CU_ASSERT_EQUAL(aether_metrics_read(sim_metrics(c), "aether_role_leader", labels, &v), AETHER_OK);
+        leaders += v;
+        CU_ASSERT_EQUAL(aether_metrics_read(sim_metrics(c), "aether_shards_owned", labels, &v), AETHER_OK);
+        owned += v;
+        CU_ASSERT_EQUAL(aether_metrics_read(sim_metrics(c), "aether_map_version_lag", labels, &v), AETHER_OK);
+        CU_ASSERT_EQUAL(v, 0);
+    }
+    CU_ASSERT_EQUAL(leaders, 1);
+    CU_ASSERT_EQUAL(owned, 64);
     CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_LEADER_ELECTED), 1);
     CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_NODE_JOINED), n);
     expect_clean(c);
