@@ -423,6 +423,10 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
     if (cb != NULL)
         m->cb = *cb;
     m->clock = aether_executor_clock(deps->executor);
+    /* Not admitted yet: a new process serves nothing until the leader has
+     * admitted this incarnation (NodeJoined), even if the map still names
+     * this node id from an earlier run the leader may be failing right now. */
+    m->self_down = 1;
     pthread_mutex_init(&m->stamp_mu, NULL);
     pthread_mutex_init(&m->view_mu, NULL);
     aether_shardmap_slot_init(&m->slot);

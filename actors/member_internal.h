@@ -115,8 +115,10 @@ struct aether_member {
     uint32_t fenced;
     uint32_t self_status;         /* aether_node_status + 1; 0 = not a member */
     uint32_t active_others;       /* Active nodes other than us (cluster actor's view) */
-    uint32_t self_down;           /* set by the sink the moment NodeFailed/NodeLeft about
-                                     us arrives, before any later map can: we serve nothing */
+    uint32_t self_down;           /* we serve nothing: set at start (not admitted yet) and by
+                                     the sink the moment NodeFailed/NodeLeft about us arrives,
+                                     before any later map can; cleared by the assign actor
+                                     once our own NodeJoined is handled */
     uint64_t stale_dropped;
     uint64_t leader_changes;
     uint64_t rebalances;
