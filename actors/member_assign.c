@@ -416,9 +416,6 @@ static void advance(aether_member *m, const char *reason)
         bool primary_ok = is_healthy(as, &c_ids[0]), to_ok = is_active(as, &to);
         if (!as->done[s] && !primary_ok && to_ok) {
             as->done[s] = 1; /* the old owner failed mid-handoff: it fenced itself */
-            if (getenv("AETHER_DEBUG_MAPS"))
-                fprintf(stderr, "  %s: shard %u: primary %s unhealthy, completing move to %s\n",
-                        m->cfg.node.str, s, c_ids[0].str, to.str);
         }
         if (as->done[s]) {
             if (nt > 0 && aether_node_id_equal(&t_ids[0], &to)) {
@@ -490,12 +487,8 @@ static void advance(aether_member *m, const char *reason)
             continue;
         if (aether_node_id_equal(&c_ids[0], &t_ids[0]) || !is_healthy(as, &c_ids[0])) {
             set_ids(b, s, t_ids, nt); /* replicas only, or the primary is gone */
-            if (!aether_node_id_equal(&c_ids[0], &t_ids[0])) {
+            if (!aether_node_id_equal(&c_ids[0], &t_ids[0]))
                 done[n_done++] = (placement){ s, c_ids[0], t_ids[0], 1 };
-                if (getenv("AETHER_DEBUG_MAPS"))
-                    fprintf(stderr, "  %s: shard %u: failover %s -> %s\n", m->cfg.node.str, s,
-                            c_ids[0].str, t_ids[0].str);
-            }
             changed = true;
             continue;
         }
@@ -541,20 +534,6 @@ static void advance(aether_member *m, const char *reason)
         aether_topology_count_status(&as->topo, AETHER_NODE_ACTIVE) > 0) {
         AETHER_ERROR(MEMBER_LOG, "%s: refusing to publish map v%llu: %s", m->cfg.node.str,
                      (unsigned long long)next->version, err.msg);
-        if (getenv("AETHER_DEBUG_MAPS"))
-            for (uint32_t s = 0; s < S; s++) {
-                aether_node_id x[AETHER_REPLICATION_MAX], y[AETHER_REPLICATION_MAX], z[AETHER_REPLICATION_MAX];
-                uint32_t nx = owner_ids(next, s, x), ny = cur ? owner_ids(cur, s, y) : 0, nz = owner_ids(tgt, s, z);
-                bool bad = false;
-                for (uint32_t j = 0; j < nx; j++)
-                    bad |= !is_healthy(as, &x[j]);
-                if (bad)
-                    fprintf(stderr, "  shard %u next=%s,%s st=%d cur=%s,%s st=%d tgt=%s,%s\n", s,
-                            nx > 0 ? x[0].str : "-", nx > 1 ? x[1].str : "-",
-                            aether_shardmap_entry(next, s)->state, ny > 0 ? y[0].str : "-",
-                            ny > 1 ? y[1].str : "-", cur ? aether_shardmap_entry(cur, s)->state : 9,
-                            nz > 0 ? z[0].str : "-", nz > 1 ? z[1].str : "-");
-            }
         aether_shardmap_destroy(next);
         st = AETHER_ESTATE;
     }
