@@ -24,6 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Nodes declared failed per failure-check tick, at most. */
+#define FAILCHECK_BATCH_MAX 64u
+
 typedef struct hb_entry {
     aether_node_id id;
     uint64_t last_ns;
@@ -334,11 +337,12 @@ static void tick_failcheck(aether_member *m)
         return; /* not leading, or LeaderElected not seen here yet: no grace start */
     uint64_t now = member_now_ns(m);
     uint64_t timeout = (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
-    /* Collect first: deciding changes the topology we iterate. */
-    aether_node_id silent[64];
-    uint64_t silent_ms[64];
+    /* Collect first: deciding changes the topology we iterate. The rest of a
+     * larger wave is declared on the next tick. */
+    aether_node_id silent[FAILCHECK_BATCH_MAX];
+    uint64_t silent_ms[FAILCHECK_BATCH_MAX];
     uint32_t n = 0;
-    for (uint32_t i = 0; i < cs->topo.count && n < 64; i++) {
+    for (uint32_t i = 0; i < cs->topo.count && n < FAILCHECK_BATCH_MAX; i++) {
         const aether_node_info *node = &cs->topo.nodes[i];
         if (!aether_node_status_is_healthy(node->status) ||
             aether_node_id_equal(&node->id, &m->cfg.node))
