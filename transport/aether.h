@@ -51,5 +51,6 @@
 #include "transport.h"
 
 #include "inproc.h"
+#include "nats_kv.h"
 
 #endif

@@ -1,0 +1,1163 @@
+/*
+ * test_codec.c: the wire codec of the NATS transport (transport/codec.h):
+ * exact shape, byte-identical round trips of every kind, a table of forged
+ * and malformed inputs refused with the right status, class and field path,
+ * bounds on size and nesting, the statistics and their rate-limited log, the
+ * committed seed corpus, and a seeded mutation loop.
+ *
+ * The corpus in tests/corpus/codec/ is checked against the encoder here; to
+ * regenerate it after a deliberate wire change run tools/gen-codec-corpus
+ * (which runs `test_codec corpus` with AETHER_CODEC_CORPUS_OUT set).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "cu_test.h"
+#include "rng.h"
+
+#define CORPUS_DIR AETHER_TEST_VECTORS_DIR "/../corpus/codec"
+#define FUZZ_SEED UINT64_C(0xC0DEC0DE2026)
+#define FUZZ_ITERATIONS 20000
+
+/* ---- samples ------------------------------------------------------------- */
+
+static aether_node_id nid(const char *s)
+{
+    aether_node_id id;
+    CU_ASSERT_EQUAL_FATAL(aether_node_id_from_cstr(s, &id, NULL), AETHER_OK);
+    return id;
+}
+
+/* "aaaa..." of n characters (n < 300), in a static rotating buffer. */
+static const char *rep(char c, size_t n)
+{
+    static char bufs[4][300];
+    static int next;
+    char *b = bufs[next++ % 4];
+    CU_ASSERT_FATAL(n < sizeof(bufs[0]));
+    memset(b, c, n);
+    b[n] = '\0';
+    return b;
+}
+
+/* extreme: every integer at its maximum, every string at its longest. */
+static aether_event *sample_event(aether_event_type t, bool extreme)
+{
+    aether_event *e = aether_event_create(t);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    const uint64_t big = extreme ? (uint64_t)INT64_MAX : 0;
+    const char *a = extreme ? rep('a', 64) : "node-a";
+    const char *b = extreme ? rep('b', 64) : "node-b";
+    const char *reason = extreme ? rep('r', AETHER_REASON_MAX) : "node-c failed";
+    snprintf(e->cluster, sizeof(e->cluster), "%s", extreme ? rep('p', 64) : "prod");
+    e->term = extreme ? big : 42;
+    e->seq = extreme ? big : 7;
+    e->node = nid(a);
+    e->ts_ms = extreme ? big : UINT64_C(1767225600123);
+    switch (t) {
+    case AETHER_EVT_NODE_JOINED:
+        e->data.node_joined.node = nid(b);
+        snprintf(e->data.node_joined.address, sizeof(e->data.node_joined.address), "%s",
+                 extreme ? rep('x', AETHER_NODE_ADDRESS_LEN_MAX) : "10.0.0.2:4222");
+        snprintf(e->data.node_joined.zone, sizeof(e->data.node_joined.zone), "%s",
+                 extreme ? rep('z', AETHER_NODE_ZONE_LEN_MAX) : "eu-west-1a");
+        e->data.node_joined.incarnation = extreme ? big : 3;
+        e->data.node_joined.map_version = extreme ? big : 12;
+        break;
+    case AETHER_EVT_NODE_DRAINING:
+        e->data.node_draining.node = nid(b);
+        break;
+    case AETHER_EVT_NODE_LEFT:
+        e->data.node_left.node = nid(b);
+        break;
+    case AETHER_EVT_NODE_FAILED:
+        e->data.node_failed.node = nid(b);
+        e->data.node_failed.silent_ms = extreme ? big : 1250;
+        break;
+    case AETHER_EVT_LEADER_ELECTED:
+        e->data.leader_elected.leader = nid(a);
+        e->data.leader_elected.term = extreme ? big : 42;
+        e->data.leader_elected.ttl_ms = extreme ? big : 1000;
+        break;
+    case AETHER_EVT_LEASE_RENEWED:
+        e->data.lease_renewed.leader = nid(a);
+        e->data.lease_renewed.term = extreme ? big : 42;
+        e->data.lease_renewed.map_version = extreme ? big : 12;
+        e->data.lease_renewed.topology_version = extreme ? big : 5;
+        break;
+    case AETHER_EVT_LEADERSHIP_LOST:
+        e->data.leadership_lost.leader = nid(a);
+        e->data.leadership_lost.term = extreme ? big : 42;
+        aether_event_set_reason(e->data.leadership_lost.reason,
+                                extreme ? reason : "renewal failed");
+        break;
+    case AETHER_EVT_SHARD_ASSIGNED: {
+        e->data.shard_assigned.shard = extreme ? AETHER_SHARD_COUNT_MAX - 1 : 17;
+        uint32_t n = extreme ? AETHER_REPLICATION_MAX : 3;
+        for (uint32_t i = 0; i < n; i++) {
+            char id[AETHER_NODE_ID_LEN_MAX + 1];
+            if (extreme)
+                snprintf(id, sizeof(id), "%s%u", rep('o', 63), i);
+            else
+                snprintf(id, sizeof(id), "node-%c", (char)('c' - (char)i));
+            e->data.shard_assigned.owners[i] = nid(id);
+        }
+        e->data.shard_assigned.owner_count = n;
+        e->data.shard_assigned.map_version = extreme ? big : 12;
+        break;
+    }
+    case AETHER_EVT_SHARD_MIGRATED:
+        e->data.shard_migrated.shard = extreme ? AETHER_SHARD_COUNT_MAX - 1 : 17;
+        e->data.shard_migrated.from = nid(a);
+        e->data.shard_migrated.to = nid(b);
+        e->data.shard_migrated.map_version = extreme ? big : 12;
+        aether_event_set_reason(e->data.shard_migrated.reason, extreme ? reason : "join");
+        break;
+    case AETHER_EVT_REBALANCE_STARTED:
+        aether_event_set_reason(e->data.rebalance_started.reason, extreme ? reason : "NodeJoined");
+        e->data.rebalance_started.from_version = extreme ? big : 11;
+        e->data.rebalance_started.moves_planned = extreme ? UINT32_MAX : 256;
+        break;
+    case AETHER_EVT_REBALANCE_COMPLETED:
+        e->data.rebalance_completed.map_version = extreme ? big : 12;
+        e->data.rebalance_completed.moved = extreme ? UINT32_MAX : 256;
+        e->data.rebalance_completed.duration_ms = extreme ? big : 84;
+        break;
+    default:
+        CU_FAIL_FATAL("unknown event type");
+    }
+    return e;
+}
+
+static aether_command sample_command(aether_command_type t, bool extreme)
+{
+    aether_command c;
+    memset(&c, 0, sizeof(c));
+    c.type = t;
+    snprintf(c.cluster, sizeof(c.cluster), "%s", extreme ? rep('p', 64) : "prod");
+    c.term = extreme ? (uint64_t)INT64_MAX : 42;
+    c.sender = nid(extreme ? rep('s', 64) : "node-d");
+    switch (t) {
+    case AETHER_CMD_JOIN_CLUSTER:
+        CU_ASSERT_EQUAL_FATAL(
+            aether_node_info_make(&c.data.join.info, extreme ? rep('s', 64) : "node-d",
+                                  extreme ? rep('x', AETHER_NODE_ADDRESS_LEN_MAX) : "10.0.0.4:4222",
+                                  extreme ? rep('z', AETHER_NODE_ZONE_LEN_MAX) : "",
+                                  AETHER_NODE_ACTIVE, extreme ? (uint64_t)INT64_MAX : 2, 0, NULL),
+            AETHER_OK);
+        break;
+    case AETHER_CMD_LEAVE_CLUSTER:
+        c.data.leave.node = nid("node-d");
+        break;
+    case AETHER_CMD_MARK_NODE_FAILED:
+        c.data.mark_failed.node = nid("node-b");
+        c.data.mark_failed.silent_ms = extreme ? (uint64_t)INT64_MAX : 1001;
+        break;
+    case AETHER_CMD_ELECT_LEADER:
+        c.data.elect.candidate = c.sender;
+        break;
+    case AETHER_CMD_ASSIGN_SHARDS:
+        break;
+    case AETHER_CMD_REBALANCE_SHARDS:
+        aether_event_set_reason(c.data.rebalance.reason,
+                                extreme ? rep('r', AETHER_REASON_MAX) : "operator");
+        break;
+    default:
+        CU_FAIL_FATAL("unknown command type");
+    }
+    return c;
+}
+
+static aether_codec_header sample_header(const char *node)
+{
+    aether_codec_header h;
+    memset(&h, 0, sizeof(h));
+    snprintf(h.cluster, sizeof(h.cluster), "prod");
+    h.term = 42;
+    h.seq = 0;
+    h.node = nid(node);
+    h.ts_ms = UINT64_C(1767225600123);
+    return h;
+}
+
+/* A named sample encoding (the corpus and the mutation seeds). */
+typedef struct sample {
+    char name[48];
+    char *text;
+    size_t len;
+} sample;
+
+#define SAMPLES_MAX 24
+
+/* One valid encoding per kind: 11 events, 6 commands, ShardReleased,
+ * Heartbeat and two replies. Returns the count. */
+static size_t make_samples(sample *out)
+{
+    size_t n = 0;
+    aether_err err = {0};
+    for (int t = 1; t < AETHER_EVT_COUNT_; t++) {
+        aether_event *e = sample_event((aether_event_type)t, false);
+        snprintf(out[n].name, sizeof(out[n].name), "event-%s", aether_event_type_name(e->type));
+        CU_ASSERT_EQUAL_FATAL(aether_codec_encode_event(e, &out[n].text, &out[n].len, &err),
+                              AETHER_OK);
+        aether_event_release(e);
+        n++;
+    }
+    for (int t = 1; t < AETHER_CMD_COUNT_; t++) {
+        aether_command c = sample_command((aether_command_type)t, false);
+        snprintf(out[n].name, sizeof(out[n].name), "command-%s",
+                 aether_command_type_name(c.type));
+        CU_ASSERT_EQUAL_FATAL(aether_codec_encode_command(&c, UINT64_C(1767225600456),
+                                                          &out[n].text, &out[n].len, &err),
+                              AETHER_OK);
+        n++;
+    }
+    aether_codec_header h = sample_header("node-c");
+    aether_release_ack ack = {.from = nid("node-c"), .shard = 17, .map_version = 12, .term = 42};
+    snprintf(out[n].name, sizeof(out[n].name), "release");
+    CU_ASSERT_EQUAL_FATAL(aether_codec_encode_release(&h, &ack, &out[n].text, &out[n].len, &err),
+                          AETHER_OK);
+    n++;
+    snprintf(out[n].name, sizeof(out[n].name), "heartbeat");
+    CU_ASSERT_EQUAL_FATAL(aether_codec_encode_heartbeat(&h, 3, &out[n].text, &out[n].len, &err),
+                          AETHER_OK);
+    n++;
+    snprintf(out[n].name, sizeof(out[n].name), "reply-ENOTLEADER");
+    CU_ASSERT_EQUAL_FATAL(aether_codec_encode_reply(AETHER_ENOTLEADER,
+                                                    "not leader; leader is node-b, term 17",
+                                                    &out[n].text, &out[n].len, &err),
+                          AETHER_OK);
+    n++;
+    snprintf(out[n].name, sizeof(out[n].name), "reply-OK");
+    CU_ASSERT_EQUAL_FATAL(
+        aether_codec_encode_reply(AETHER_OK, NULL, &out[n].text, &out[n].len, &err), AETHER_OK);
+    n++;
+    CU_ASSERT_FATAL(n <= SAMPLES_MAX);
+    return n;
+}
+
+static void free_samples(sample *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(s[i].text);
+}
+
+/* ---- comparing decoded messages ------------------------------------------ */
+
+/* Value equality of two decoded messages. Decode zeroes before it fills, so
+ * bytewise comparison is exact (the event's refcount header is skipped). */
+static bool msg_equal(const aether_codec_msg *a, const aether_codec_msg *b)
+{
+    if (a->kind != b->kind || memcmp(&a->hdr, &b->hdr, sizeof(a->hdr)) != 0)
+        return false;
+    switch (a->kind) {
+    case AETHER_CODEC_EVENT: {
+        size_t off = offsetof(aether_event, type);
+        return memcmp((const char *)a->u.event + off, (const char *)b->u.event + off,
+                      sizeof(aether_event) - off) == 0;
+    }
+    case AETHER_CODEC_COMMAND:
+        return memcmp(&a->u.command, &b->u.command, sizeof(a->u.command)) == 0;
+    case AETHER_CODEC_RELEASE:
+        return memcmp(&a->u.release, &b->u.release, sizeof(a->u.release)) == 0;
+    case AETHER_CODEC_HEARTBEAT:
+        return memcmp(&a->u.heartbeat, &b->u.heartbeat, sizeof(a->u.heartbeat)) == 0;
+    case AETHER_CODEC_REPLY:
+        return memcmp(&a->u.reply, &b->u.reply, sizeof(a->u.reply)) == 0;
+    }
+    return false;
+}
+
+/* text -> decode -> encode must give text back, byte for byte; returns the
+ * decoded message in *msg (caller finis it). */
+static void check_round_trip(const char *text, size_t len, aether_codec_msg *msg)
+{
+    aether_err err = {0};
+    aether_status st = aether_codec_decode(text, len, NULL, msg, &err);
+    if (st != AETHER_OK)
+        fprintf(stderr, "decode failed: %s\n  input: %.*s\n", err.msg, (int)len, text);
+    CU_ASSERT_EQUAL_FATAL(st, AETHER_OK);
+    char *again = NULL;
+    size_t again_len = 0;
+    CU_ASSERT_EQUAL_FATAL(aether_codec_encode_msg(msg, &again, &again_len, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(again_len, len);
+    CU_ASSERT_EQUAL(again_len, strlen(again));
+    CU_ASSERT(again_len == len && memcmp(again, text, len) == 0);
+    aether_codec_msg second;
+    CU_ASSERT_EQUAL_FATAL(aether_codec_decode(again, again_len, NULL, &second, &err), AETHER_OK);
+    CU_ASSERT(msg_equal(msg, &second));
+    aether_codec_msg_fini(&second);
+    free(again);
+}
+
+/* ---- tests: shape and round trips ---------------------------------------- */
+
+static void test_event_exact_shape(void)
+{
+    aether_event *e = sample_event(AETHER_EVT_NODE_JOINED, false);
+    char *text = NULL;
+    size_t len = 0;
+    aether_err err = {0};
+    CU_ASSERT_EQUAL_FATAL(aether_codec_encode_event(e, &text, &len, &err), AETHER_OK);
+    static const char want[] =
+        "{\"v\":1,\"type\":\"NodeJoined\",\"cluster\":\"prod\",\"term\":42,\"seq\":7,"
+        "\"node\":\"node-a\",\"ts\":1767225600123,\"data\":{\"node\":\"node-b\","
+        "\"address\":\"10.0.0.2:4222\",\"zone\":\"eu-west-1a\",\"incarnation\":3,"
+        "\"map_version\":12}}";
+    CU_ASSERT_STRING_EQUAL(text, want);
+    CU_ASSERT_EQUAL(len, strlen(want));
+    free(text);
+    aether_event_release(e);
+}
+
+static void test_other_kinds_exact_shape(void)
+{
+    sample s[SAMPLES_MAX];
+    size_t n = make_samples(s);
+    const char *want[][2] = {
+        {"event-ShardAssigned",
+         "{\"v\":1,\"type\":\"ShardAssigned\",\"cluster\":\"prod\",\"term\":42,\"seq\":7,"
+         "\"node\":\"node-a\",\"ts\":1767225600123,\"data\":{\"shard\":17,"
+         "\"owners\":[\"node-c\",\"node-b\",\"node-a\"],\"map_version\":12}}"},
+        {"command-JoinCluster",
+         "{\"v\":1,\"type\":\"JoinCluster\",\"cluster\":\"prod\",\"term\":42,\"seq\":0,"
+         "\"node\":\"node-d\",\"ts\":1767225600456,\"data\":{\"node\":\"node-d\","
+         "\"address\":\"10.0.0.4:4222\",\"zone\":\"\",\"incarnation\":2}}"},
+        {"command-AssignShards",
+         "{\"v\":1,\"type\":\"AssignShards\",\"cluster\":\"prod\",\"term\":42,\"seq\":0,"
+         "\"node\":\"node-d\",\"ts\":1767225600456,\"data\":{}}"},
+        {"release",
+         "{\"v\":1,\"type\":\"ShardReleased\",\"cluster\":\"prod\",\"term\":42,\"seq\":0,"
+         "\"node\":\"node-c\",\"ts\":1767225600123,\"data\":{\"shard\":17,\"from\":\"node-c\","
+         "\"map_version\":12,\"term\":42}}"},
+        {"heartbeat",
+         "{\"v\":1,\"type\":\"Heartbeat\",\"cluster\":\"prod\",\"term\":42,\"seq\":0,"
+         "\"node\":\"node-c\",\"ts\":1767225600123,\"data\":{\"node\":\"node-c\","
+         "\"incarnation\":3}}"},
+        {"reply-ENOTLEADER",
+         "{\"v\":1,\"type\":\"Reply\",\"status\":\"ENOTLEADER\","
+         "\"reason\":\"not leader; leader is node-b, term 17\"}"},
+        {"reply-OK", "{\"v\":1,\"type\":\"Reply\",\"status\":\"OK\",\"reason\":\"\"}"},
+    };
+    for (size_t w = 0; w < sizeof(want) / sizeof(want[0]); w++) {
+        bool found = false;
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(s[i].name, want[w][0]) != 0)
+                continue;
+            found = true;
+            if (strcmp(s[i].text, want[w][1]) != 0)
+                fprintf(stderr, "%s:\n  got  %s\n  want %s\n", s[i].name, s[i].text, want[w][1]);
+            CU_ASSERT_STRING_EQUAL(s[i].text, want[w][1]);
+        }
+        CU_ASSERT(found);
+    }
+    free_samples(s, n);
+}
+
+static void test_round_trip_events(void)
+{
+    for (int extreme = 0; extreme < 2; extreme++) {
+        for (int t = 1; t < AETHER_EVT_COUNT_; t++) {
+            aether_event *e = sample_event((aether_event_type)t, extreme);
+            char *text = NULL;
+            size_t len = 0;
+            aether_err err = {0};
+            CU_ASSERT_EQUAL_FATAL(aether_codec_encode_event(e, &text, &len, &err), AETHER_OK);
+            aether_codec_msg m;
+            check_round_trip(text, len, &m);
+            CU_ASSERT_EQUAL_FATAL(m.kind, AETHER_CODEC_EVENT);
+            /* The decoded event is a new one, equal in value to the original. */
+            CU_ASSERT_PTR_NOT_EQUAL(m.u.event, e);
+            size_t off = offsetof(aether_event, type);
+            CU_ASSERT(memcmp((char *)m.u.event + off, (char *)e + off, sizeof(*e) - off) == 0);
+            CU_ASSERT_EQUAL(m.hdr.term, e->term);
+            CU_ASSERT_EQUAL(m.hdr.seq, e->seq);
+            CU_ASSERT(aether_node_id_equal(&m.hdr.node, &e->node));
+            /* The caller may keep the event beyond the message. */
+            aether_event *kept = m.u.event;
+            m.u.event = NULL;
+            aether_codec_msg_fini(&m);
+            CU_ASSERT_EQUAL(kept->type, (aether_event_type)t);
+            aether_event_release(kept);
+            aether_event_release(e);
+            free(text);
+        }
+    }
+}
+
+static void test_round_trip_commands(void)
+{
+    for (int extreme = 0; extreme < 2; extreme++) {
+        for (int t = 1; t < AETHER_CMD_COUNT_; t++) {
+            aether_command c = sample_command((aether_command_type)t, extreme);
+            char *text = NULL;
+            size_t len = 0;
+            aether_err err = {0};
+            CU_ASSERT_EQUAL_FATAL(aether_codec_encode_command(&c, 99, &text, &len, &err),
+                                  AETHER_OK);
+            aether_codec_msg m;
+            check_round_trip(text, len, &m);
+            CU_ASSERT_EQUAL_FATAL(m.kind, AETHER_CODEC_COMMAND);
+            CU_ASSERT(memcmp(&m.u.command, &c, sizeof(c)) == 0);
+            CU_ASSERT_EQUAL(m.hdr.seq, 0);
+            CU_ASSERT_EQUAL(m.hdr.ts_ms, 99);
+            CU_ASSERT(aether_node_id_equal(&m.hdr.node, &c.sender));
+            aether_codec_msg_fini(&m);
+            free(text);
+        }
+    }
+}
+
+static void test_round_trip_release_heartbeat_reply(void)
+{
+    aether_err err = {0};
+    char *text = NULL;
+    size_t len = 0;
+    aether_codec_msg m;
+
+    aether_codec_header h = sample_header("node-c");
+    aether_release_ack ack = {.from = nid("node-c"), .shard = 1023, .map_version = 9, .term = 41};
+    CU_ASSERT_EQUAL_FATAL(aether_codec_encode_release(&h, &ack, &text, &len, &err), AETHER_OK);
+    check_round_trip(text, len, &m);
+    CU_ASSERT_EQUAL(m.kind, AETHER_CODEC_RELEASE);
+    CU_ASSERT(aether_node_id_equal(&m.u.release.from, &ack.from));
+    CU_ASSERT_EQUAL(m.u.release.shard, ack.shard);
+    CU_ASSERT_EQUAL(m.u.release.map_version, ack.map_version);
+    CU_ASSERT_EQUAL(m.u.release.term, ack.term);
+    CU_ASSERT(memcmp(&m.hdr, &h, sizeof(h)) == 0);
+    aether_codec_msg_fini(&m);
+    free(text);
+
+    CU_ASSERT_EQUAL_FATAL(aether_codec_encode_heartbeat(&h, 5, &text, &len, &err), AETHER_OK);
+    check_round_trip(text, len, &m);
+    CU_ASSERT_EQUAL(m.kind, AETHER_CODEC_HEARTBEAT);
+    CU_ASSERT(aether_node_id_equal(&m.u.heartbeat.node, &h.node));
+    CU_ASSERT_EQUAL(m.u.heartbeat.incarnation, 5);
+    aether_codec_msg_fini(&m);
+    free(text);
+
+    /* Every status name maps back to its enum value. */
+    for (int s = 0; s < AETHER_STATUS_COUNT_; s++) {
+        const char *reason = s == AETHER_OK ? "" : "not leader; leader is node-b, term 17";
+        CU_ASSERT_EQUAL_FATAL(aether_codec_encode_reply((aether_status)s, reason, &text, &len,
+                                                        &err),
+                              AETHER_OK);
+        CU_ASSERT_PTR_NOT_NULL(strstr(text, aether_status_str((aether_status)s)));
+        check_round_trip(text, len, &m);
+        CU_ASSERT_EQUAL(m.kind, AETHER_CODEC_REPLY);
+        CU_ASSERT_EQUAL(m.u.reply.status, (aether_status)s);
+        CU_ASSERT_STRING_EQUAL(m.u.reply.reason, reason);
+        aether_codec_msg_fini(&m);
+        free(text);
+    }
+    /* A reason at the limit, with UTF-8 (not control bytes), is fine. */
+    char long_reason[AETHER_CODEC_REPLY_REASON_MAX + 1];
+    memset(long_reason, 'w', sizeof(long_reason) - 1);
+    memcpy(long_reason, "caf\xc3\xa9 ", 6);
+    long_reason[AETHER_CODEC_REPLY_REASON_MAX] = '\0';
+    CU_ASSERT_EQUAL_FATAL(aether_codec_encode_reply(AETHER_ESTALE, long_reason, &text, &len, &err),
+                          AETHER_OK);
+    check_round_trip(text, len, &m);
+    CU_ASSERT_STRING_EQUAL(m.u.reply.reason, long_reason);
+    aether_codec_msg_fini(&m);
+    free(text);
+}
+
+static void test_encode_refuses_what_decode_would(void)
+{
+    char *text = (char *)1;
+    aether_err err = {0};
+    aether_event *e = sample_event(AETHER_EVT_NODE_FAILED, false);
+    e->term = (uint64_t)INT64_MAX + 1;
+    CU_ASSERT_EQUAL(aether_codec_encode_event(e, &text, NULL, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NULL(text);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "term: 9223372036854775808 out of range"));
+    e->term = 1;
+    e->data.node_failed.silent_ms = UINT64_MAX;
+    CU_ASSERT_EQUAL(aether_codec_encode_event(e, &text, NULL, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "data.silent_ms:"));
+    e->data.node_failed.silent_ms = 1;
+    memset(&e->data.node_failed.node, 0, sizeof(aether_node_id));
+    CU_ASSERT_EQUAL(aether_codec_encode_event(e, &text, NULL, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "data.node: not a valid node id"));
+    aether_event_release(e);
+
+    e = sample_event(AETHER_EVT_SHARD_ASSIGNED, false);
+    e->data.shard_assigned.owners[2] = e->data.shard_assigned.owners[0];
+    CU_ASSERT_EQUAL(aether_codec_encode_event(e, &text, NULL, &err), AETHER_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.msg, "data.owners[2]: duplicate owner node-c");
+    e->data.shard_assigned.owner_count = AETHER_REPLICATION_MAX + 1;
+    CU_ASSERT_EQUAL(aether_codec_encode_event(e, &text, NULL, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "data.owners: 8 owners, more than 7"));
+    e->data.shard_assigned.owner_count = 1;
+    e->data.shard_assigned.shard = AETHER_SHARD_COUNT_MAX;
+    CU_ASSERT_EQUAL(aether_codec_encode_event(e, &text, NULL, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "data.shard: 65536 out of range"));
+    e->data.shard_assigned.shard = 0;
+    snprintf(e->cluster, sizeof(e->cluster), "pr od");
+    CU_ASSERT_EQUAL(aether_codec_encode_event(e, &text, NULL, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "cluster: not a valid cluster name"));
+    aether_event_release(e);
+
+    e = sample_event(AETHER_EVT_LEADERSHIP_LOST, false);
+    aether_event_set_reason(e->data.leadership_lost.reason, "line\nbreak");
+    CU_ASSERT_EQUAL(aether_codec_encode_event(e, &text, NULL, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "data.reason: control byte 0x0a at position 4"));
+    aether_event_release(e);
+
+    aether_command c = sample_command(AETHER_CMD_JOIN_CLUSTER, false);
+    c.data.join.info.address[0] = '\0';
+    CU_ASSERT_EQUAL(aether_codec_encode_command(&c, 1, &text, NULL, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "data.address: empty"));
+
+    aether_codec_header h = sample_header("node-c");
+    aether_release_ack ack = {.from = nid("node-b"), .shard = 1, .map_version = 1, .term = 1};
+    CU_ASSERT_EQUAL(aether_codec_encode_release(&h, &ack, &text, NULL, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "data.from:"));
+    h.seq = 1;
+    CU_ASSERT_EQUAL(aether_codec_encode_heartbeat(&h, 1, &text, NULL, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "seq: must be 0"));
+    CU_ASSERT_EQUAL(aether_codec_encode_reply(AETHER_EINVAL, "a\tb", &text, NULL, &err),
+                    AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "reason: control byte 0x09"));
+    CU_ASSERT_EQUAL(aether_codec_encode_reply(AETHER_STATUS_COUNT_, "", &text, NULL, &err),
+                    AETHER_EINVAL);
+    CU_ASSERT_PTR_NULL(text);
+}
+
+/* ---- tests: strict decoding ---------------------------------------------- */
+
+#define S16 "abcdefghijklmnop"
+#define S64 S16 S16 S16 S16
+#define S256 S64 S64 S64 S64
+
+/* An envelope of a leader-issued event (seq 7) or another kind (seq 0). */
+#define ENV(type, data)                                                                      \
+    "{\"v\":1,\"type\":\"" type "\",\"cluster\":\"prod\",\"term\":42,\"seq\":7,"            \
+    "\"node\":\"node-a\",\"ts\":1767225600123,\"data\":" data "}"
+#define ENV0(type, data)                                                                     \
+    "{\"v\":1,\"type\":\"" type "\",\"cluster\":\"prod\",\"term\":42,\"seq\":0,"            \
+    "\"node\":\"node-a\",\"ts\":1767225600123,\"data\":" data "}"
+#define HDR(cluster, term, seq, node)                                                        \
+    "{\"v\":1,\"type\":\"NodeLeft\",\"cluster\":" cluster ",\"term\":" term ",\"seq\":" seq \
+    ",\"node\":" node ",\"ts\":1,\"data\":{\"node\":\"node-b\"}}"
+#define JOINED(address, zone)                                                                \
+    ENV("NodeJoined", "{\"node\":\"node-b\",\"address\":" address ",\"zone\":" zone          \
+                      ",\"incarnation\":1,\"map_version\":2}")
+#define ASSIGNED(shard, owners)                                                              \
+    ENV("ShardAssigned", "{\"shard\":" shard ",\"owners\":" owners ",\"map_version\":2}")
+#define REPLY(status, reason) "{\"v\":1,\"type\":\"Reply\",\"status\":" status ",\"reason\":" reason "}"
+
+/* Limits a table row decodes under. */
+enum { L_DEFAULT, L_PROD, L_MIN_TERM_50, L_SHARDS_16, L_MAX_100 };
+
+typedef struct bad_case {
+    const char *input; /* NUL-terminated unless len is given */
+    size_t len;        /* 0 = strlen(input) */
+    int limits;
+    aether_status status;
+    aether_codec_reject cls;
+    const char *msg; /* a substring of the error */
+} bad_case;
+
+#define BAD(in, lim, cls_, msg_) {in, 0, lim, AETHER_EINVAL, AETHER_CODEC_REJECT_##cls_, msg_}
+
+static const bad_case bad_cases[] = {
+    /* Not JSON, or not our JSON. */
+    BAD("", L_DEFAULT, MALFORMED, "malformed JSON"),
+    BAD("not json", L_DEFAULT, MALFORMED, "malformed JSON at line 1"),
+    BAD("{\"v\":1,", L_DEFAULT, MALFORMED, "malformed JSON"),
+    BAD("[1,2]", L_DEFAULT, MALFORMED, "root: expected an object, got an array"),
+    BAD("\"NodeLeft\"", L_DEFAULT, MALFORMED, "malformed JSON"),
+    BAD(ENV("NodeLeft", "{\"node\":\"node-b\"}") "x", L_DEFAULT, MALFORMED, "malformed JSON"),
+    BAD("{\"v\":1,\"v\":1,\"type\":\"NodeLeft\"}", L_DEFAULT, MALFORMED, "duplicate"),
+    BAD(ENV("NodeLeft", "{\"node\":\"node-b\",\"node\":\"node-c\"}"), L_DEFAULT, MALFORMED,
+        "duplicate"),
+    BAD(ENV("NodeLeft", "{\"node\":\"node-\xff\"}"), L_DEFAULT, MALFORMED, "malformed JSON"),
+    BAD(ENV("NodeLeft", "{\"node\":\"a\\u0000b\"}"), L_DEFAULT, MALFORMED, "malformed JSON"),
+    BAD(ENV("NodeFailed", "{\"node\":\"node-b\",\"silent_ms\":NaN}"), L_DEFAULT, MALFORMED,
+        "malformed JSON"),
+    /* Version and type. */
+    BAD("{}", L_DEFAULT, UNKNOWN_TYPE, "v: missing"),
+    BAD("{\"v\":2,\"type\":\"NodeLeft\"}", L_DEFAULT, UNKNOWN_TYPE, "v: unsupported version 2"),
+    BAD("{\"v\":0,\"type\":\"NodeLeft\"}", L_DEFAULT, UNKNOWN_TYPE, "v: unsupported version 0"),
+    BAD("{\"v\":\"1\",\"type\":\"NodeLeft\"}", L_DEFAULT, UNKNOWN_TYPE,
+        "v: expected a non-negative integer, got a string"),
+    BAD("{\"v\":1.0,\"type\":\"NodeLeft\"}", L_DEFAULT, UNKNOWN_TYPE,
+        "v: expected a non-negative integer, got a real number"),
+    BAD("{\"v\":1}", L_DEFAULT, UNKNOWN_TYPE, "type: missing"),
+    BAD("{\"v\":1,\"type\":7}", L_DEFAULT, UNKNOWN_TYPE, "type: expected a string, got an integer"),
+    BAD(ENV("NodeExploded", "{}"), L_DEFAULT, UNKNOWN_TYPE,
+        "type: unknown message type 'NodeExploded'"),
+    BAD(ENV("nodeleft", "{}"), L_DEFAULT, UNKNOWN_TYPE, "type: unknown message type 'nodeleft'"),
+    BAD(ENV("\\u0007Bell\\nLine", "{}"), L_DEFAULT, UNKNOWN_TYPE,
+        "type: unknown message type '?Bell?Line'"),
+    /* Envelope fields. */
+    BAD("{\"v\":1,\"type\":\"NodeLeft\",\"cluster\":\"prod\",\"term\":42,\"seq\":7,"
+        "\"node\":\"node-a\",\"ts\":1,\"data\":{\"node\":\"node-b\"},\"sig\":\"x\"}",
+        L_DEFAULT, BAD_FIELD, "sig: unknown field"),
+    BAD("{\"v\":1,\"type\":\"NodeLeft\",\"term\":42,\"seq\":7,\"node\":\"node-a\",\"ts\":1,"
+        "\"data\":{\"node\":\"node-b\"}}",
+        L_DEFAULT, BAD_FIELD, "cluster: missing"),
+    BAD(HDR("\"pr od\"", "42", "7", "\"node-a\""), L_DEFAULT, BAD_FIELD,
+        "cluster: not a valid cluster name"),
+    BAD(HDR("\"\"", "42", "7", "\"node-a\""), L_DEFAULT, BAD_FIELD,
+        "cluster: not a valid cluster name: node id is empty"),
+    BAD(HDR("[\"prod\"]", "42", "7", "\"node-a\""), L_DEFAULT, BAD_FIELD,
+        "cluster: expected a string, got an array"),
+    BAD(HDR("\"prod\"", "-1", "7", "\"node-a\""), L_DEFAULT, BAD_FIELD,
+        "term: -1 is not a non-negative integer"),
+    BAD(HDR("\"prod\"", "4.2", "7", "\"node-a\""), L_DEFAULT, BAD_FIELD,
+        "term: expected a non-negative integer, got a real number"),
+    BAD(HDR("\"prod\"", "\"42\"", "7", "\"node-a\""), L_DEFAULT, BAD_FIELD,
+        "term: expected a non-negative integer, got a string"),
+    BAD(HDR("\"prod\"", "9223372036854775808", "7", "\"node-a\""), L_DEFAULT, BAD_FIELD,
+        "integer out of range 0..9223372036854775807"),
+    BAD(HDR("\"prod\"", "42", "null", "\"node-a\""), L_DEFAULT, BAD_FIELD,
+        "seq: expected a non-negative integer, got null"),
+    BAD(HDR("\"prod\"", "42", "7", "\"\""), L_DEFAULT, BAD_FIELD, "node: node id is empty"),
+    BAD(HDR("\"prod\"", "42", "7", "\"" S64 "x\""), L_DEFAULT, BAD_FIELD,
+        "node: node id is 65 characters long, more than 64"),
+    BAD(HDR("\"prod\"", "42", "7", "\"node a\""), L_DEFAULT, BAD_FIELD,
+        "node: node id 'node a' has byte 0x20"),
+    BAD(HDR("\"prod\"", "42", "7", "true"), L_DEFAULT, BAD_FIELD,
+        "node: expected a string, got a boolean"),
+    BAD("{\"v\":1,\"type\":\"NodeLeft\",\"cluster\":\"prod\",\"term\":42,\"seq\":7,"
+        "\"node\":\"node-a\",\"ts\":1}",
+        L_DEFAULT, BAD_FIELD, "data: missing"),
+    BAD(ENV("NodeLeft", "[]"), L_DEFAULT, BAD_FIELD, "data: expected an object, got an array"),
+    /* Data fields. */
+    BAD(ENV("NodeLeft", "{\"node\":\"node-b\",\"why\":1}"), L_DEFAULT, BAD_FIELD,
+        "data.why: unknown field"),
+    BAD(ENV("NodeLeft", "{\"\\u0007x\\n\":1,\"node\":\"node-b\"}"), L_DEFAULT, BAD_FIELD,
+        "data.?x?: unknown field"),
+    BAD(ENV("NodeLeft", "{}"), L_DEFAULT, BAD_FIELD, "data.node: missing"),
+    BAD(ENV0("AssignShards", "{\"force\":true}"), L_DEFAULT, BAD_FIELD,
+        "data.force: unknown field"),
+    BAD(JOINED("\"10.0.0.2:4222\"", "\"eu west\""), L_DEFAULT, BAD_FIELD,
+        "data.zone: byte 0x20 at position 2"),
+    BAD(JOINED("\"10.0.0.2:4222\"", "\"" S64 "z\""), L_DEFAULT, BAD_FIELD,
+        "data.zone: 65 characters, longer than 64"),
+    BAD(JOINED("\"\"", "\"\""), L_DEFAULT, BAD_FIELD, "data.address: empty"),
+    BAD(JOINED("\"10.0.0.2\\u0001\"", "\"\""), L_DEFAULT, BAD_FIELD,
+        "data.address: control byte 0x01 at position 8"),
+    BAD(JOINED("\"" S256 "\"", "\"\""), L_DEFAULT, BAD_FIELD,
+        "data.address: 256 bytes, longer than 255"),
+    BAD(ENV("NodeJoined", "{\"node\":\"node-b\",\"address\":\"x\",\"zone\":\"\","
+                          "\"incarnation\":1}"),
+        L_DEFAULT, BAD_FIELD, "data.map_version: missing"),
+    BAD(ENV("NodeFailed", "{\"node\":\"node-b\",\"silent_ms\":true}"), L_DEFAULT, BAD_FIELD,
+        "data.silent_ms: expected a non-negative integer, got a boolean"),
+    BAD(ENV("NodeFailed", "{\"node\":\"node-b\",\"silent_ms\":-5}"), L_DEFAULT, BAD_FIELD,
+        "data.silent_ms: -5 is not a non-negative integer"),
+    BAD(ENV("ElectLeader", "{\"candidate\":\"a/b\"}"), L_DEFAULT, BAD_FIELD,
+        "data.candidate: node id 'a/b' has byte 0x2f"),
+    BAD(ASSIGNED("17", "[\"node-a\",\"node-b\",\"node-a\"]"), L_DEFAULT, BAD_FIELD,
+        "data.owners[2]: duplicate owner node-a"),
+    BAD(ASSIGNED("17", "[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\"]"), L_DEFAULT, BAD_FIELD,
+        "data.owners: 8 owners, more than 7"),
+    BAD(ASSIGNED("17", "[1]"), L_DEFAULT, BAD_FIELD,
+        "data.owners[0]: expected a string, got an integer"),
+    BAD(ASSIGNED("17", "[\"node-a\",\"\"]"), L_DEFAULT, BAD_FIELD,
+        "data.owners[1]: node id is empty"),
+    BAD(ASSIGNED("17", "\"node-a\""), L_DEFAULT, BAD_FIELD,
+        "data.owners: expected an array, got a string"),
+    BAD(ASSIGNED("16", "[\"node-a\"]"), L_SHARDS_16, BAD_FIELD, "data.shard: 16 out of range 0..15"),
+    BAD(ASSIGNED("65536", "[\"node-a\"]"), L_DEFAULT, BAD_FIELD,
+        "data.shard: 65536 out of range 0..65535"),
+    BAD(ENV("RebalanceCompleted", "{\"map_version\":1,\"moved\":4294967296,\"duration_ms\":1}"),
+        L_DEFAULT, BAD_FIELD, "data.moved: 4294967296 out of range 0..4294967295"),
+    BAD(ENV("LeadershipLost", "{\"leader\":\"node-a\",\"term\":42,\"reason\":\"" S64 "\"}"),
+        L_DEFAULT, BAD_FIELD, "data.reason: 64 bytes, longer than 63"),
+    BAD(ENV("LeadershipLost", "{\"leader\":\"node-a\",\"term\":42,\"reason\":\"a\\nb\"}"),
+        L_DEFAULT, BAD_FIELD, "data.reason: control byte 0x0a at position 1"),
+    BAD(ENV("ShardMigrated", "{\"shard\":1,\"from\":\"node-a\",\"map_version\":1,"
+                             "\"reason\":\"x\"}"),
+        L_DEFAULT, BAD_FIELD, "data.to: missing"),
+    /* Kinds that speak only for their sender, and seq 0. */
+    BAD(ENV0("Heartbeat", "{\"node\":\"node-b\",\"incarnation\":1}"), L_DEFAULT, BAD_FIELD,
+        "data.node: heartbeat for node-b sent by node-a"),
+    BAD(ENV0("ShardReleased", "{\"shard\":1,\"from\":\"node-b\",\"map_version\":1,\"term\":42}"),
+        L_DEFAULT, BAD_FIELD, "data.from: node-a releases a shard of node-b"),
+    BAD(ENV("Heartbeat", "{\"node\":\"node-a\",\"incarnation\":1}"), L_DEFAULT, BAD_FIELD,
+        "seq: must be 0 for Heartbeat, got 7"),
+    BAD(ENV("LeaveCluster", "{\"node\":\"node-a\"}"), L_DEFAULT, BAD_FIELD,
+        "seq: must be 0 for LeaveCluster, got 7"),
+    /* Replies. */
+    BAD(REPLY("\"EBOGUS\"", "\"\""), L_DEFAULT, BAD_FIELD, "status: unknown status 'EBOGUS'"),
+    BAD(REPLY("\"E?\"", "\"\""), L_DEFAULT, BAD_FIELD, "status: unknown status 'E?'"),
+    BAD(REPLY("12", "\"\""), L_DEFAULT, BAD_FIELD, "status: expected a string, got an integer"),
+    BAD("{\"v\":1,\"type\":\"Reply\",\"status\":\"OK\"}", L_DEFAULT, BAD_FIELD,
+        "reason: missing"),
+    BAD("{\"v\":1,\"type\":\"Reply\",\"status\":\"OK\",\"reason\":\"\",\"term\":3}", L_DEFAULT,
+        BAD_FIELD, "term: unknown field"),
+    BAD(REPLY("\"ENOTLEADER\"", "\"" S256 "\""), L_DEFAULT, BAD_FIELD,
+        "reason: 256 bytes, longer than 255"),
+    /* Policy: only on well-formed messages. */
+    BAD(HDR("\"staging\"", "42", "7", "\"node-a\""), L_PROD, WRONG_CLUSTER,
+        "cluster: 'staging' is not this cluster 'prod'"),
+    BAD(HDR("\"staging\"", "-1", "7", "\"node-a\""), L_PROD, BAD_FIELD, "term: -1"),
+    {HDR("\"prod\"", "42", "7", "\"node-a\""), 0, L_MIN_TERM_50, AETHER_ESTALE,
+     AETHER_CODEC_REJECT_STALE_TERM, "term: 42 is older than 50"},
+    {ENV0("ShardReleased", "{\"shard\":1,\"from\":\"node-a\",\"map_version\":1,\"term\":10}"), 0,
+     L_MIN_TERM_50, AETHER_ESTALE, AETHER_CODEC_REJECT_STALE_TERM,
+     "data.term: 10 is older than 50"},
+    /* Size. */
+    BAD(ENV("NodeLeft", "{\"node\":\"node-b\"}"), L_MAX_100, OVERSIZED,
+        "message: 120 bytes, more than the limit 100"),
+};
+
+static aether_codec_limits limits_for(int which, aether_codec_stats *stats)
+{
+    aether_codec_limits l = {0};
+    l.stats = stats;
+    switch (which) {
+    case L_PROD:
+        l.cluster = "prod";
+        break;
+    case L_MIN_TERM_50:
+        l.min_term = 50;
+        break;
+    case L_SHARDS_16:
+        l.shard_count = 16;
+        break;
+    case L_MAX_100:
+        l.max_bytes = 100;
+        break;
+    default:
+        break;
+    }
+    return l;
+}
+
+static void test_reject_table(void)
+{
+    size_t n = sizeof(bad_cases) / sizeof(bad_cases[0]);
+    CU_ASSERT(n >= 40);
+    aether_log_set_level(AETHER_LOG_OFF);
+    for (size_t i = 0; i < n; i++) {
+        const bad_case *c = &bad_cases[i];
+        aether_codec_stats stats;
+        aether_codec_stats_init(&stats, NULL);
+        aether_codec_limits lim = limits_for(c->limits, &stats);
+        size_t len = c->len ? c->len : strlen(c->input);
+        aether_codec_msg m;
+        memset(&m, 0xa5, sizeof(m));
+        aether_err err = {0};
+        aether_status st = aether_codec_decode(c->input, len, &lim, &m, &err);
+        bool ok = st == c->status && strstr(err.msg, c->msg) != NULL &&
+                  aether_codec_stats_rejected(&stats, c->cls) == 1 &&
+                  aether_codec_stats_rejected_total(&stats) == 1 &&
+                  aether_codec_stats_decoded(&stats) == 0 && err.code == st;
+        if (!ok)
+            fprintf(stderr,
+                    "case %zu: got %s '%s' (class %s=%llu), want %s '%s' (%s)\n  input: %.200s\n",
+                    i, aether_status_str(st), err.msg, aether_codec_reject_name(c->cls),
+                    (unsigned long long)aether_codec_stats_rejected(&stats, c->cls),
+                    aether_status_str(c->status), c->msg, aether_codec_reject_name(c->cls),
+                    c->input);
+        CU_ASSERT(ok);
+        /* A refusal leaves nothing behind to release. */
+        CU_ASSERT_EQUAL(m.kind, 0);
+        CU_ASSERT_PTR_NULL(m.u.event);
+        /* No err given: same verdict, nothing written. */
+        CU_ASSERT_EQUAL(aether_codec_decode(c->input, len, &lim, &m, NULL), c->status);
+    }
+    aether_log_set_level(AETHER_LOG_INFO);
+}
+
+/* A valid message accepted under the limits that refuse its neighbours. */
+static void test_limits_accept_boundaries(void)
+{
+    aether_codec_msg m;
+    aether_err err = {0};
+    const char *in = ASSIGNED("15", "[\"node-a\"]");
+    aether_codec_limits lim = limits_for(L_SHARDS_16, NULL);
+    CU_ASSERT_EQUAL(aether_codec_decode(in, strlen(in), &lim, &m, &err), AETHER_OK);
+    aether_codec_msg_fini(&m);
+    in = HDR("\"prod\"", "50", "7", "\"node-a\"");
+    lim = limits_for(L_MIN_TERM_50, NULL);
+    CU_ASSERT_EQUAL(aether_codec_decode(in, strlen(in), &lim, &m, &err), AETHER_OK);
+    aether_codec_msg_fini(&m);
+    /* Commands and heartbeats are not fenced by min_term (a joining node has no term). */
+    in = "{\"v\":1,\"type\":\"JoinCluster\",\"cluster\":\"prod\",\"term\":0,\"seq\":0,"
+         "\"node\":\"node-e\",\"ts\":1,\"data\":{\"node\":\"node-e\",\"address\":\"h:1\","
+         "\"zone\":\"\",\"incarnation\":1}}";
+    lim.cluster = "prod";
+    CU_ASSERT_EQUAL(aether_codec_decode(in, strlen(in), &lim, &m, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(m.kind, AETHER_CODEC_COMMAND);
+    CU_ASSERT_EQUAL(m.u.command.type, AETHER_CMD_JOIN_CLUSTER);
+    CU_ASSERT_EQUAL(m.u.command.data.join.info.status, AETHER_NODE_ACTIVE);
+    aether_codec_msg_fini(&m);
+    in = "{\"v\":1,\"type\":\"Heartbeat\",\"cluster\":\"prod\",\"term\":0,\"seq\":0,"
+         "\"node\":\"node-e\",\"ts\":1,\"data\":{\"node\":\"node-e\",\"incarnation\":1}}";
+    CU_ASSERT_EQUAL(aether_codec_decode(in, strlen(in), &lim, &m, &err), AETHER_OK);
+    aether_codec_msg_fini(&m);
+    /* Exactly at max_bytes is fine; one over is not. */
+    in = ENV("NodeLeft", "{\"node\":\"node-b\"}");
+    lim = limits_for(L_DEFAULT, NULL);
+    lim.max_bytes = strlen(in);
+    CU_ASSERT_EQUAL(aether_codec_decode(in, strlen(in), &lim, &m, &err), AETHER_OK);
+    aether_codec_msg_fini(&m);
+    lim.max_bytes--;
+    CU_ASSERT_EQUAL(aether_codec_decode(in, strlen(in), &lim, &m, &err), AETHER_EINVAL);
+    /* Whitespace and key order are free on input; output is canonical. */
+    in = " { \"data\" : { \"node\" : \"node-b\" } , \"ts\":1767225600123,\"node\":\"node-a\","
+         "\"seq\":7,\"term\":42,\"cluster\":\"prod\",\"type\":\"NodeLeft\",\"v\":1 }\n";
+    CU_ASSERT_EQUAL_FATAL(aether_codec_decode(in, strlen(in), NULL, &m, &err), AETHER_OK);
+    char *text = NULL;
+    CU_ASSERT_EQUAL(aether_codec_encode_msg(&m, &text, NULL, &err), AETHER_OK);
+    CU_ASSERT_STRING_EQUAL(text, ENV("NodeLeft", "{\"node\":\"node-b\"}"));
+    free(text);
+    aether_codec_msg_fini(&m);
+    aether_codec_msg_fini(NULL);
+}
+
+static void test_oversized_refused_before_parsing(void)
+{
+    size_t len = (size_t)1 << 20;
+    char *buf = malloc(len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+    memset(buf, '[', len);
+    aether_codec_stats stats;
+    aether_codec_stats_init(&stats, NULL);
+    aether_codec_limits lim = {.stats = &stats};
+    aether_codec_msg m;
+    aether_err err = {0};
+    aether_log_set_level(AETHER_LOG_OFF);
+    CU_ASSERT_EQUAL(aether_codec_decode(buf, len, &lim, &m, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "1048576 bytes, more than the limit 65536"));
+    /* Had it been parsed it would be malformed; it was refused by size alone. */
+    CU_ASSERT_EQUAL(aether_codec_stats_rejected(&stats, AETHER_CODEC_REJECT_OVERSIZED), 1);
+    CU_ASSERT_EQUAL(aether_codec_stats_rejected(&stats, AETHER_CODEC_REJECT_MALFORMED), 0);
+    /* A size-checked decode never reads the bytes: an unreadable buffer is fine. */
+    CU_ASSERT_EQUAL(aether_codec_decode((const void *)16, len, &lim, &m, &err), AETHER_EINVAL);
+    CU_ASSERT_EQUAL(aether_codec_stats_rejected(&stats, AETHER_CODEC_REJECT_OVERSIZED), 2);
+    aether_log_set_level(AETHER_LOG_INFO);
+    free(buf);
+}
+
+static void test_deep_nesting(void)
+{
+    aether_log_set_level(AETHER_LOG_OFF);
+    aether_codec_msg m;
+    aether_err err = {0};
+    /* 1 MiB of '[' and of '{"a":' under a limit large enough to parse them:
+     * jansson's depth bound (2048) stops the recursion. */
+    size_t len = (size_t)1 << 20;
+    char *buf = malloc(len + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+    aether_codec_limits lim = {.max_bytes = len};
+    memset(buf, '[', len);
+    CU_ASSERT_EQUAL(aether_codec_decode(buf, len, &lim, &m, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "malformed JSON"));
+    for (size_t i = 0; i + 5 <= len; i += 5)
+        memcpy(buf + i, "{\"a\":", 5);
+    CU_ASSERT_EQUAL(aether_codec_decode(buf, len - len % 5, &lim, &m, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "malformed JSON"));
+
+    /* Balanced nesting inside a field, within the default limit: parsed, then
+     * refused by type. */
+    char *p = buf;
+    p += sprintf(p, "{\"v\":1,\"type\":\"NodeLeft\",\"cluster\":\"prod\",\"term\":1,\"seq\":1,"
+                    "\"node\":\"node-a\",\"ts\":1,\"data\":{\"node\":");
+    for (int i = 0; i < 2000; i++)
+        *p++ = '[';
+    for (int i = 0; i < 2000; i++)
+        *p++ = ']';
+    p += sprintf(p, "}}");
+    CU_ASSERT_EQUAL(aether_codec_decode(buf, (size_t)(p - buf), NULL, &m, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "data.node: expected a string, got an array"));
+    /* Deeper than jansson allows: malformed, still no crash. */
+    p = buf + sprintf(buf, "{\"v\":1,\"data\":");
+    for (int i = 0; i < 5000; i++)
+        *p++ = '[';
+    for (int i = 0; i < 5000; i++)
+        *p++ = ']';
+    p += sprintf(p, "}");
+    CU_ASSERT_EQUAL(aether_codec_decode(buf, (size_t)(p - buf), NULL, &m, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "malformed JSON"));
+    free(buf);
+    aether_log_set_level(AETHER_LOG_INFO);
+}
+
+/* ---- tests: statistics and logging --------------------------------------- */
+
+typedef struct log_capture {
+    int n;
+    char last[512];
+} log_capture;
+
+static void capture(void *arg, aether_log_level level, const char *line, int len)
+{
+    log_capture *c = arg;
+    CU_ASSERT_EQUAL(level, AETHER_LOG_WARN);
+    c->n++;
+    snprintf(c->last, sizeof(c->last), "%.*s", len, line);
+}
+
+static void test_stats_and_rate_limited_log(void)
+{
+    aether_sim_clock clk;
+    aether_sim_clock_init(&clk, 0, UINT64_C(1767225600000));
+    aether_codec_stats stats;
+    aether_codec_stats_init(&stats, &clk.base);
+    aether_codec_limits lim = {.stats = &stats, .cluster = "prod", .min_term = 40,
+                               .max_bytes = 4096};
+    log_capture cap = {0};
+    aether_log_set_sink(capture, &cap);
+    aether_log_set_level(AETHER_LOG_WARN);
+
+    sample s[SAMPLES_MAX];
+    size_t n = make_samples(s);
+    aether_codec_msg m;
+    for (size_t i = 0; i < n; i++) {
+        CU_ASSERT_EQUAL(aether_codec_decode(s[i].text, s[i].len, &lim, &m, NULL), AETHER_OK);
+        aether_codec_msg_fini(&m);
+    }
+    CU_ASSERT_EQUAL(aether_codec_stats_decoded(&stats), n);
+    CU_ASSERT_EQUAL(aether_codec_stats_rejected_total(&stats), 0);
+    CU_ASSERT_EQUAL(cap.n, 0);
+
+    static const struct {
+        const char *in;
+        aether_codec_reject cls;
+    } bad[] = {
+        {"{", AETHER_CODEC_REJECT_MALFORMED},
+        {"[]", AETHER_CODEC_REJECT_MALFORMED},
+        {"{\"v\":9}", AETHER_CODEC_REJECT_UNKNOWN_TYPE},
+        {ENV("Nope", "{}"), AETHER_CODEC_REJECT_UNKNOWN_TYPE},
+        {ENV("NodeLeft", "{}"), AETHER_CODEC_REJECT_BAD_FIELD},
+        {HDR("\"prod\"", "39", "1", "\"node-a\""), AETHER_CODEC_REJECT_STALE_TERM},
+        {HDR("\"dev\"", "45", "1", "\"node-a\""), AETHER_CODEC_REJECT_WRONG_CLUSTER},
+    };
+    uint64_t want[AETHER_CODEC_REJECT_COUNT_] = {0};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CU_ASSERT_NOT_EQUAL(aether_codec_decode(bad[i].in, strlen(bad[i].in), &lim, &m, NULL),
+                            AETHER_OK);
+        want[bad[i].cls]++;
+    }
+    char big[5000];
+    memset(big, ' ', sizeof(big));
+    CU_ASSERT_EQUAL(aether_codec_decode(big, sizeof(big), &lim, &m, NULL), AETHER_EINVAL);
+    want[AETHER_CODEC_REJECT_OVERSIZED]++;
+    for (int r = 0; r < AETHER_CODEC_REJECT_COUNT_; r++) {
+        CU_ASSERT_EQUAL(aether_codec_stats_rejected(&stats, (aether_codec_reject)r), want[r]);
+        CU_ASSERT_STRING_NOT_EQUAL(aether_codec_reject_name((aether_codec_reject)r), "?");
+    }
+    CU_ASSERT_EQUAL(aether_codec_stats_rejected_total(&stats), 8);
+    CU_ASSERT_EQUAL(aether_codec_stats_decoded(&stats), n);
+
+    /* Eight refusals within one simulated second: one line, the first. */
+    CU_ASSERT_EQUAL(cap.n, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cap.last, "codec"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(cap.last, "(malformed, EINVAL)"));
+    /* A second later the next refusal logs again and says what was held back. */
+    aether_sim_clock_advance_ns(&clk, AETHER_NS_PER_S);
+    CU_ASSERT_EQUAL(aether_codec_decode("{\"v\":1}", 7, &lim, &m, NULL), AETHER_EINVAL);
+    CU_ASSERT_EQUAL(cap.n, 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cap.last, "type: missing"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(cap.last, "[7 more suppressed]"));
+    /* Without stats: neither counted nor logged. */
+    aether_sim_clock_advance_ns(&clk, AETHER_NS_PER_S);
+    CU_ASSERT_EQUAL(aether_codec_decode("{", 1, NULL, &m, NULL), AETHER_EINVAL);
+    CU_ASSERT_EQUAL(cap.n, 2);
+
+    aether_log_set_sink(NULL, NULL);
+    aether_log_set_level(AETHER_LOG_INFO);
+    free_samples(s, n);
+}
+
+/* ---- tests: corpus ------------------------------------------------------- */
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    char *buf = malloc(AETHER_CODEC_MAX_BYTES_DEFAULT + 1);
+    size_t n = buf != NULL ? fread(buf, 1, AETHER_CODEC_MAX_BYTES_DEFAULT + 1, f) : 0;
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+/* The committed seed corpus: one file per sample with exactly the encoder's
+ * bytes, and every file there decodes and re-encodes identically. With
+ * AETHER_CODEC_CORPUS_OUT=<dir> the samples are written there instead. */
+static void test_corpus(void)
+{
+    sample s[SAMPLES_MAX];
+    size_t n = make_samples(s);
+    const char *out_dir = getenv("AETHER_CODEC_CORPUS_OUT");
+    char path[4096];
+    for (size_t i = 0; i < n; i++) {
+        int pl = snprintf(path, sizeof(path), "%s/%.48s.json", out_dir ? out_dir : CORPUS_DIR,
+                          s[i].name);
+        CU_ASSERT_FATAL(pl > 0 && (size_t)pl < sizeof(path));
+        if (out_dir != NULL) {
+            FILE *f = fopen(path, "wb");
+            CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+            CU_ASSERT_EQUAL(fwrite(s[i].text, 1, s[i].len, f), s[i].len);
+            CU_ASSERT_EQUAL(fclose(f), 0);
+            continue;
+        }
+        size_t len = 0;
+        char *buf = read_file(path, &len);
+        if (buf == NULL)
+            fprintf(stderr, "missing corpus file %s (run tools/gen-codec-corpus)\n", path);
+        CU_ASSERT_PTR_NOT_NULL(buf);
+        CU_ASSERT(buf != NULL && len == s[i].len && memcmp(buf, s[i].text, len) == 0);
+        free(buf);
+    }
+    free_samples(s, n);
+    if (out_dir != NULL)
+        return;
+
+    DIR *dir = opendir(CORPUS_DIR);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    size_t files = 0;
+    struct dirent *de;
+    while ((de = readdir(dir)) != NULL) {
+        size_t nl = strlen(de->d_name);
+        if (nl < 5 || strcmp(de->d_name + nl - 5, ".json") != 0)
+            continue;
+        int pl = snprintf(path, sizeof(path), "%s/%.255s", CORPUS_DIR, de->d_name);
+        CU_ASSERT_FATAL(pl > 0 && (size_t)pl < sizeof(path));
+        size_t len = 0;
+        char *buf = read_file(path, &len);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+        aether_codec_msg m;
+        check_round_trip(buf, len, &m);
+        aether_codec_msg_fini(&m);
+        free(buf);
+        files++;
+    }
+    closedir(dir);
+    CU_ASSERT_EQUAL(files, n);
+}
+
+/* ---- tests: mutation loop ------------------------------------------------ */
+
+static const char interesting[] = "{}[]\":,0123456789-.eE \\tnufl\x01\x7f\xc3\xff";
+
+/* Flips, overwrites, inserts or deletes 1..4 bytes of buf (len <= cap). */
+static size_t mutate(aether_rng *r, char *buf, size_t len, size_t cap)
+{
+    int n = (int)aether_rng_range(r, 1, 4);
+    for (int k = 0; k < n; k++) {
+        size_t pos = len ? (size_t)aether_rng_below(r, len) : 0;
+        switch (aether_rng_below(r, 5)) {
+        case 0: /* flip one bit */
+            if (len)
+                buf[pos] ^= (char)(1u << aether_rng_below(r, 8));
+            break;
+        case 1: /* overwrite with an interesting byte */
+            if (len)
+                buf[pos] = interesting[aether_rng_below(r, sizeof(interesting) - 1)];
+            break;
+        case 2: /* insert a byte */
+            if (len < cap) {
+                memmove(buf + pos + 1, buf + pos, len - pos);
+                buf[pos] = aether_rng_below(r, 2) ? (char)aether_rng_below(r, 256)
+                                                  : interesting[aether_rng_below(
+                                                        r, sizeof(interesting) - 1)];
+                len++;
+            }
+            break;
+        case 3: /* delete a byte */
+            if (len) {
+                memmove(buf + pos, buf + pos + 1, len - pos - 1);
+                len--;
+            }
+            break;
+        default: /* overwrite with a digit: keeps JSON valid more often */
+            if (len)
+                buf[pos] = (char)('0' + aether_rng_below(r, 10));
+            break;
+        }
+    }
+    return len;
+}
+
+static void test_mutation_loop(void)
+{
+    aether_rng rng;
+    aether_rng_seed(&rng, FUZZ_SEED);
+    sample s[SAMPLES_MAX];
+    size_t n = make_samples(s);
+    aether_codec_stats stats;
+    aether_codec_stats_init(&stats, NULL);
+    aether_codec_limits lim = {.stats = &stats};
+    aether_log_set_level(AETHER_LOG_OFF);
+    char buf[2048];
+    size_t accepted = 0, failures = 0;
+    for (int it = 0; it < FUZZ_ITERATIONS; it++) {
+        const sample *seed = &s[aether_rng_below(&rng, n)];
+        CU_ASSERT_FATAL(seed->len < sizeof(buf));
+        memcpy(buf, seed->text, seed->len);
+        size_t len = mutate(&rng, buf, seed->len, sizeof(buf));
+        aether_codec_msg m1;
+        aether_err err = {0};
+        aether_status st = aether_codec_decode(buf, len, &lim, &m1, &err);
+        if (st != AETHER_OK) {
+            if (st != AETHER_EINVAL || err.code != st || err.msg[0] == '\0')
+                failures++;
+            continue;
+        }
+        /* An accepted mutant is a real message: it re-encodes, and that
+         * encoding decodes to the same value and encodes to the same bytes. */
+        accepted++;
+        char *e1 = NULL, *e2 = NULL;
+        size_t l1 = 0, l2 = 0;
+        aether_codec_msg m2;
+        bool ok = aether_codec_encode_msg(&m1, &e1, &l1, &err) == AETHER_OK &&
+                  aether_codec_decode(e1, l1, &lim, &m2, &err) == AETHER_OK;
+        if (ok) {
+            ok = msg_equal(&m1, &m2) && aether_codec_encode_msg(&m2, &e2, &l2, &err) == AETHER_OK &&
+                 l1 == l2 && memcmp(e1, e2, l1) == 0;
+            aether_codec_msg_fini(&m2);
+        }
+        if (!ok) {
+            failures++;
+            fprintf(stderr, "seed %llu iteration %d: mutant '%.*s' -> '%s': %s\n",
+                    (unsigned long long)FUZZ_SEED, it, (int)len, buf, e1 ? e1 : "", err.msg);
+        }
+        free(e1);
+        free(e2);
+        aether_codec_msg_fini(&m1);
+    }
+    aether_log_set_level(AETHER_LOG_INFO);
+    printf("\n    mutation loop (seed %llu): %d mutants, %zu accepted, %llu refused\n",
+           (unsigned long long)FUZZ_SEED, FUZZ_ITERATIONS, accepted,
+           (unsigned long long)aether_codec_stats_rejected_total(&stats));
+    CU_ASSERT_EQUAL(failures, 0);
+    /* Both verdicts happen: digit changes keep many mutants valid. */
+    CU_ASSERT(accepted > 100);
+    CU_ASSERT(aether_codec_stats_rejected_total(&stats) > FUZZ_ITERATIONS / 4);
+    CU_ASSERT_EQUAL(aether_codec_stats_decoded(&stats), 2 * accepted);
+    free_samples(s, n);
+}
+
+static CU_TestInfo tests[] = {
+    AETHER_TEST(event_exact_shape),
+    AETHER_TEST(other_kinds_exact_shape),
+    AETHER_TEST(round_trip_events),
+    AETHER_TEST(round_trip_commands),
+    AETHER_TEST(round_trip_release_heartbeat_reply),
+    AETHER_TEST(encode_refuses_what_decode_would),
+    AETHER_TEST(reject_table),
+    AETHER_TEST(limits_accept_boundaries),
+    AETHER_TEST(oversized_refused_before_parsing),
+    AETHER_TEST(deep_nesting),
+    AETHER_TEST(stats_and_rate_limited_log),
+    AETHER_TEST(corpus),
+    AETHER_TEST(mutation_loop),
+    CU_TEST_INFO_NULL,
+};
+
+AETHER_SUITE("codec", NULL, NULL, tests);

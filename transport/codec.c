@@ -1,0 +1,1120 @@
+/*
+ * codec.c: the versioned JSON wire envelope, encoded and decoded with
+ * jansson (transport layer). Pure functions, any thread; the shape, the
+ * decoding order and the error classes are in codec.h.
+ *
+ * Every message type except Reply is described by one table row: its wire
+ * name and the ordered list of its data fields, each with a kind (u64, u32,
+ * shard, node id, reason, address, zone, owners) and the offset of the C
+ * member that holds it. Encoding and decoding both walk the same row and
+ * both call the same check_* function per field, so the canonical key order
+ * and the validity rules cannot drift apart between the two directions:
+ * whatever encode emits, decode accepts, and decode stores exactly what
+ * encode reads back.
+ */
+#include "codec.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "assertion.h"
+#include "keyhash.h"
+#include "shardmap.h"
+
+#define CODEC_MODULE "codec"
+/* jansson integers are json_int_t (long long): the wire range of u64 fields. */
+#define CODEC_U64_MAX ((uint64_t)INT64_MAX)
+/* Bytes of untrusted text (unknown keys, type names, jansson's excerpt)
+ * quoted in an error. */
+#define CODEC_QUOTE_MAX 48
+/* At most one WARN line per window per aether_codec_stats. */
+#define CODEC_LOG_WINDOW_NS AETHER_NS_PER_S
+
+AETHER_STATIC_ASSERT(sizeof(json_int_t) == sizeof(int64_t), "jansson integers are 64-bit");
+AETHER_STATIC_ASSERT(AETHER_SHARD_COUNT_MAX <= UINT32_MAX, "shard ids fit in u32");
+AETHER_STATIC_ASSERT(AETHER_REPLICATION_MAX <= 16, "owners are checked pairwise");
+AETHER_STATIC_ASSERT(AETHER_CODEC_REPLY_REASON_MAX < AETHER_ERR_MSG_MAX + 64,
+                     "a reply reason is a short human sentence");
+
+/* ---- field tables -------------------------------------------------------- */
+
+typedef enum field_kind {
+    F_U64,     /* uint64_t, 0..2^63-1 */
+    F_U32,     /* uint32_t, 0..2^32-1 */
+    F_SHARD,   /* uint32_t, below the shard limit */
+    F_NODE,    /* aether_node_id */
+    F_REASON,  /* char[AETHER_REASON_MAX + 1], no control bytes */
+    F_ADDRESS, /* char[AETHER_NODE_ADDRESS_LEN_MAX + 1], 1.. bytes, no control bytes */
+    F_ZONE,    /* char[AETHER_NODE_ZONE_LEN_MAX + 1], "" or the NodeId alphabet */
+    F_OWNERS,  /* aether_node_id[AETHER_REPLICATION_MAX] at off, uint32_t count at aux */
+} field_kind;
+
+typedef struct field_spec {
+    const char *key;
+    field_kind kind;
+    size_t off; /* of the member, from the base of the decoded value */
+    size_t aux; /* F_OWNERS: offset of the count */
+} field_spec;
+
+typedef struct type_spec {
+    const char *name;       /* wire "type" */
+    aether_codec_kind kind;
+    int sub;                /* aether_event_type / aether_command_type; 0 otherwise */
+    const field_spec *fields;
+    size_t n_fields;
+} type_spec;
+
+#define EV(member) offsetof(aether_event, data.member)
+#define CMD(member) offsetof(aether_command, data.member)
+#define REL(member) offsetof(aether_release_ack, member)
+#define HB(member) offsetof(aether_codec_heartbeat, member)
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+static const field_spec f_node_joined[] = {
+    {"node", F_NODE, EV(node_joined.node), 0},
+    {"address", F_ADDRESS, EV(node_joined.address), 0},
+    {"zone", F_ZONE, EV(node_joined.zone), 0},
+    {"incarnation", F_U64, EV(node_joined.incarnation), 0},
+    {"map_version", F_U64, EV(node_joined.map_version), 0},
+};
+static const field_spec f_node_draining[] = {{"node", F_NODE, EV(node_draining.node), 0}};
+static const field_spec f_node_left[] = {{"node", F_NODE, EV(node_left.node), 0}};
+static const field_spec f_node_failed[] = {
+    {"node", F_NODE, EV(node_failed.node), 0},
+    {"silent_ms", F_U64, EV(node_failed.silent_ms), 0},
+};
+static const field_spec f_leader_elected[] = {
+    {"leader", F_NODE, EV(leader_elected.leader), 0},
+    {"term", F_U64, EV(leader_elected.term), 0},
+    {"ttl_ms", F_U64, EV(leader_elected.ttl_ms), 0},
+};
+static const field_spec f_lease_renewed[] = {
+    {"leader", F_NODE, EV(lease_renewed.leader), 0},
+    {"term", F_U64, EV(lease_renewed.term), 0},
+    {"map_version", F_U64, EV(lease_renewed.map_version), 0},
+    {"topology_version", F_U64, EV(lease_renewed.topology_version), 0},
+};
+static const field_spec f_leadership_lost[] = {
+    {"leader", F_NODE, EV(leadership_lost.leader), 0},
+    {"term", F_U64, EV(leadership_lost.term), 0},
+    {"reason", F_REASON, EV(leadership_lost.reason), 0},
+};
+static const field_spec f_shard_assigned[] = {
+    {"shard", F_SHARD, EV(shard_assigned.shard), 0},
+    {"owners", F_OWNERS, EV(shard_assigned.owners), EV(shard_assigned.owner_count)},
+    {"map_version", F_U64, EV(shard_assigned.map_version), 0},
+};
+static const field_spec f_shard_migrated[] = {
+    {"shard", F_SHARD, EV(shard_migrated.shard), 0},
+    {"from", F_NODE, EV(shard_migrated.from), 0},
+    {"to", F_NODE, EV(shard_migrated.to), 0},
+    {"map_version", F_U64, EV(shard_migrated.map_version), 0},
+    {"reason", F_REASON, EV(shard_migrated.reason), 0},
+};
+static const field_spec f_rebalance_started[] = {
+    {"reason", F_REASON, EV(rebalance_started.reason), 0},
+    {"from_version", F_U64, EV(rebalance_started.from_version), 0},
+    {"moves_planned", F_U32, EV(rebalance_started.moves_planned), 0},
+};
+static const field_spec f_rebalance_completed[] = {
+    {"map_version", F_U64, EV(rebalance_completed.map_version), 0},
+    {"moved", F_U32, EV(rebalance_completed.moved), 0},
+    {"duration_ms", F_U64, EV(rebalance_completed.duration_ms), 0},
+};
+
+static const field_spec f_join[] = {
+    {"node", F_NODE, CMD(join.info.id), 0},
+    {"address", F_ADDRESS, CMD(join.info.address), 0},
+    {"zone", F_ZONE, CMD(join.info.zone), 0},
+    {"incarnation", F_U64, CMD(join.info.incarnation), 0},
+};
+static const field_spec f_leave[] = {{"node", F_NODE, CMD(leave.node), 0}};
+static const field_spec f_mark_failed[] = {
+    {"node", F_NODE, CMD(mark_failed.node), 0},
+    {"silent_ms", F_U64, CMD(mark_failed.silent_ms), 0},
+};
+static const field_spec f_elect[] = {{"candidate", F_NODE, CMD(elect.candidate), 0}};
+static const field_spec f_rebalance[] = {{"reason", F_REASON, CMD(rebalance.reason), 0}};
+
+static const field_spec f_release[] = {
+    {"shard", F_SHARD, REL(shard), 0},
+    {"from", F_NODE, REL(from), 0},
+    {"map_version", F_U64, REL(map_version), 0},
+    {"term", F_U64, REL(term), 0},
+};
+static const field_spec f_heartbeat[] = {
+    {"node", F_NODE, HB(node), 0},
+    {"incarnation", F_U64, HB(incarnation), 0},
+};
+
+#define ROW_EVT(name, sub, f) {name, AETHER_CODEC_EVENT, sub, f, N_OF(f)}
+#define ROW_CMD(name, sub, f) {name, AETHER_CODEC_COMMAND, sub, f, N_OF(f)}
+
+/* Indexed by nothing: looked up by name (decode) or by kind and sub (encode). */
+static const type_spec types[] = {
+    ROW_EVT("NodeJoined", AETHER_EVT_NODE_JOINED, f_node_joined),
+    ROW_EVT("NodeDraining", AETHER_EVT_NODE_DRAINING, f_node_draining),
+    ROW_EVT("NodeLeft", AETHER_EVT_NODE_LEFT, f_node_left),
+    ROW_EVT("NodeFailed", AETHER_EVT_NODE_FAILED, f_node_failed),
+    ROW_EVT("LeaderElected", AETHER_EVT_LEADER_ELECTED, f_leader_elected),
+    ROW_EVT("LeaseRenewed", AETHER_EVT_LEASE_RENEWED, f_lease_renewed),
+    ROW_EVT("LeadershipLost", AETHER_EVT_LEADERSHIP_LOST, f_leadership_lost),
+    ROW_EVT("ShardAssigned", AETHER_EVT_SHARD_ASSIGNED, f_shard_assigned),
+    ROW_EVT("ShardMigrated", AETHER_EVT_SHARD_MIGRATED, f_shard_migrated),
+    ROW_EVT("RebalanceStarted", AETHER_EVT_REBALANCE_STARTED, f_rebalance_started),
+    ROW_EVT("RebalanceCompleted", AETHER_EVT_REBALANCE_COMPLETED, f_rebalance_completed),
+    ROW_CMD("JoinCluster", AETHER_CMD_JOIN_CLUSTER, f_join),
+    ROW_CMD("LeaveCluster", AETHER_CMD_LEAVE_CLUSTER, f_leave),
+    ROW_CMD("MarkNodeFailed", AETHER_CMD_MARK_NODE_FAILED, f_mark_failed),
+    ROW_CMD("ElectLeader", AETHER_CMD_ELECT_LEADER, f_elect),
+    {"AssignShards", AETHER_CODEC_COMMAND, AETHER_CMD_ASSIGN_SHARDS, NULL, 0},
+    ROW_CMD("RebalanceShards", AETHER_CMD_REBALANCE_SHARDS, f_rebalance),
+    {AETHER_CODEC_TYPE_RELEASE, AETHER_CODEC_RELEASE, 0, f_release, N_OF(f_release)},
+    {AETHER_CODEC_TYPE_HEARTBEAT, AETHER_CODEC_HEARTBEAT, 0, f_heartbeat, N_OF(f_heartbeat)},
+};
+
+AETHER_STATIC_ASSERT(N_OF(types) == (AETHER_EVT_COUNT_ - 1) + (AETHER_CMD_COUNT_ - 1) + 2,
+                     "one row per event, per command, ShardReleased and Heartbeat");
+
+static const type_spec *spec_by_kind(aether_codec_kind kind, int sub)
+{
+    for (size_t i = 0; i < N_OF(types); i++)
+        if (types[i].kind == kind && types[i].sub == sub)
+            return &types[i];
+    return NULL;
+}
+
+static const type_spec *spec_by_name(const char *name)
+{
+    for (size_t i = 0; i < N_OF(types); i++)
+        if (strcmp(types[i].name, name) == 0)
+            return &types[i];
+    return NULL;
+}
+
+/* Envelope keys, in canonical order. */
+static const char *const envelope_keys[] = {"v", "type", "cluster", "term", "seq", "node", "ts",
+                                            "data"};
+static const char *const reply_keys[] = {"v", "type", "status", "reason"};
+
+/* ---- messages and shared checks ------------------------------------------ */
+
+const char *aether_codec_reject_name(aether_codec_reject r)
+{
+    static const char *const names[AETHER_CODEC_REJECT_COUNT_] = {
+        [AETHER_CODEC_REJECT_MALFORMED] = "malformed",
+        [AETHER_CODEC_REJECT_OVERSIZED] = "oversized",
+        [AETHER_CODEC_REJECT_UNKNOWN_TYPE] = "unknown_type",
+        [AETHER_CODEC_REJECT_BAD_FIELD] = "bad_field",
+        [AETHER_CODEC_REJECT_STALE_TERM] = "stale_term",
+        [AETHER_CODEC_REJECT_WRONG_CLUSTER] = "wrong_cluster",
+    };
+    if ((unsigned)r >= AETHER_CODEC_REJECT_COUNT_)
+        return "?";
+    return names[r];
+}
+
+/* "data.key" or "key": where a field sits, for messages. */
+static aether_status field_err(aether_err *err, bool in_data, const char *key, const char *fmt,
+                               ...) __attribute__((format(printf, 4, 5)));
+
+static aether_status field_err(aether_err *err, bool in_data, const char *key, const char *fmt,
+                               ...)
+{
+    char what[AETHER_ERR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    return aether_err_set(err, AETHER_EINVAL, "%s%s: %s", in_data ? "data." : "", key, what);
+}
+
+/* Copies untrusted text for a message: at most CODEC_QUOTE_MAX bytes,
+ * bytes outside printable ASCII shown as '?', "..." when cut. */
+static void quote_untrusted(char *dst, size_t cap, const char *s, size_t len)
+{
+    AETHER_ASSERT(cap > CODEC_QUOTE_MAX + 4);
+    size_t n = len < CODEC_QUOTE_MAX ? len : CODEC_QUOTE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        dst[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+    }
+    if (n < len) {
+        memcpy(dst + n, "...", 4);
+    } else {
+        dst[n] = '\0';
+    }
+}
+
+static bool is_control(unsigned char c) { return c < 0x20 || c == 0x7f; }
+
+/* A reason (event, command or reply): at most max bytes, no control bytes. */
+static aether_status check_text(aether_err *err, bool in_data, const char *key, const char *s,
+                                size_t len, size_t max)
+{
+    if (len > max)
+        return field_err(err, in_data, key, "%zu bytes, longer than %zu", len, max);
+    for (size_t i = 0; i < len; i++)
+        if (is_control((unsigned char)s[i]))
+            return field_err(err, in_data, key, "control byte 0x%02x at position %zu",
+                             (unsigned char)s[i], i);
+    return AETHER_OK;
+}
+
+static aether_status check_address(aether_err *err, const char *key, const char *s, size_t len)
+{
+    if (len == 0)
+        return field_err(err, true, key, "empty");
+    return check_text(err, true, key, s, len, AETHER_NODE_ADDRESS_LEN_MAX);
+}
+
+static aether_status check_zone(aether_err *err, const char *key, const char *s, size_t len)
+{
+    if (len > AETHER_NODE_ZONE_LEN_MAX)
+        return field_err(err, true, key, "%zu characters, longer than %d", len,
+                         AETHER_NODE_ZONE_LEN_MAX);
+    for (size_t i = 0; i < len; i++)
+        if (!aether_node_id_char_is_valid((unsigned char)s[i]))
+            return field_err(err, true, key, "byte 0x%02x at position %zu, outside [A-Za-z0-9_.-]",
+                             (unsigned char)s[i], i);
+    return AETHER_OK;
+}
+
+static uint32_t shard_limit(const aether_codec_limits *lim)
+{
+    if (lim != NULL && lim->shard_count != 0 && lim->shard_count < AETHER_SHARD_COUNT_MAX)
+        return lim->shard_count;
+    return AETHER_SHARD_COUNT_MAX;
+}
+
+static aether_status check_u64(aether_err *err, bool in_data, const char *key, uint64_t v)
+{
+    if (v > CODEC_U64_MAX)
+        return field_err(err, in_data, key, "%" PRIu64 " out of range 0..%" PRIu64, v,
+                         CODEC_U64_MAX);
+    return AETHER_OK;
+}
+
+static aether_status check_shard(aether_err *err, const char *key, uint64_t v, uint32_t limit)
+{
+    if (v >= limit)
+        return field_err(err, true, key, "%" PRIu64 " out of range 0..%u", v, limit - 1);
+    return AETHER_OK;
+}
+
+/* Owners are distinct and at most AETHER_REPLICATION_MAX (checked by the
+ * caller before the array is read). */
+static aether_status check_owner_unique(aether_err *err, const char *key,
+                                        const aether_node_id *owners, uint32_t j)
+{
+    for (uint32_t k = 0; k < j; k++)
+        if (aether_node_id_equal(&owners[k], &owners[j]))
+            return aether_err_set(err, AETHER_EINVAL, "data.%s[%u]: duplicate owner %s", key, j,
+                                  owners[j].str);
+    return AETHER_OK;
+}
+
+static aether_status check_cluster(aether_err *err, const char *s, size_t len)
+{
+    aether_node_id tmp;
+    aether_err inner = {0};
+    if (aether_node_id_parse(s, len, &tmp, &inner) != AETHER_OK)
+        return aether_err_set(err, AETHER_EINVAL, "cluster: not a valid cluster name: %s",
+                              inner.msg);
+    return AETHER_OK;
+}
+
+/* ---- encode -------------------------------------------------------------- */
+
+/* A node id from our own memory: valid, or the caller broke it. */
+static aether_status put_node(json_t *obj, aether_err *err, bool in_data, const char *key,
+                              const aether_node_id *id, int *rc)
+{
+    if (!aether_node_id_is_valid(id))
+        return field_err(err, in_data, key, "not a valid node id (length %u)", id->len);
+    *rc |= json_object_set_new(obj, key, json_stringn(id->str, id->len));
+    return AETHER_OK;
+}
+
+static aether_status put_u64(json_t *obj, aether_err *err, bool in_data, const char *key,
+                             uint64_t v, int *rc)
+{
+    aether_status st = check_u64(err, in_data, key, v);
+    if (st == AETHER_OK)
+        *rc |= json_object_set_new(obj, key, json_integer((json_int_t)v));
+    return st;
+}
+
+/* A NUL-terminated buffer of cap bytes: the terminator must be inside. */
+static aether_status buf_len(aether_err *err, const char *key, const char *s, size_t cap,
+                             size_t *len)
+{
+    *len = strnlen(s, cap);
+    if (*len == cap)
+        return field_err(err, true, key, "not terminated within %zu bytes", cap);
+    return AETHER_OK;
+}
+
+static aether_status pack_field(json_t *data, const field_spec *f, const char *base,
+                                aether_err *err, int *rc)
+{
+    const void *p = base + f->off;
+    aether_status st;
+    size_t len;
+    switch (f->kind) {
+    case F_U64: {
+        uint64_t v;
+        memcpy(&v, p, sizeof(v));
+        return put_u64(data, err, true, f->key, v, rc);
+    }
+    case F_U32:
+    case F_SHARD: {
+        uint32_t v;
+        memcpy(&v, p, sizeof(v));
+        if (f->kind == F_SHARD && (st = check_shard(err, f->key, v, AETHER_SHARD_COUNT_MAX)))
+            return st;
+        *rc |= json_object_set_new(data, f->key, json_integer((json_int_t)v));
+        return AETHER_OK;
+    }
+    case F_NODE:
+        return put_node(data, err, true, f->key, (const aether_node_id *)p, rc);
+    case F_REASON:
+        if ((st = buf_len(err, f->key, p, AETHER_REASON_MAX + 1, &len)) ||
+            (st = check_text(err, true, f->key, p, len, AETHER_REASON_MAX)))
+            return st;
+        *rc |= json_object_set_new(data, f->key, json_stringn(p, len));
+        return AETHER_OK;
+    case F_ADDRESS:
+        if ((st = buf_len(err, f->key, p, AETHER_NODE_ADDRESS_LEN_MAX + 1, &len)) ||
+            (st = check_address(err, f->key, p, len)))
+            return st;
+        *rc |= json_object_set_new(data, f->key, json_stringn(p, len));
+        return AETHER_OK;
+    case F_ZONE:
+        if ((st = buf_len(err, f->key, p, AETHER_NODE_ZONE_LEN_MAX + 1, &len)) ||
+            (st = check_zone(err, f->key, p, len)))
+            return st;
+        *rc |= json_object_set_new(data, f->key, json_stringn(p, len));
+        return AETHER_OK;
+    case F_OWNERS: {
+        const aether_node_id *owners = p;
+        uint32_t n;
+        memcpy(&n, base + f->aux, sizeof(n));
+        if (n > AETHER_REPLICATION_MAX)
+            return field_err(err, true, f->key, "%u owners, more than %u", n,
+                             AETHER_REPLICATION_MAX);
+        json_t *arr = json_array();
+        *rc |= json_object_set_new(data, f->key, arr); /* data owns arr (NULL: rc = -1) */
+        if (arr == NULL)
+            return AETHER_OK;
+        for (uint32_t j = 0; j < n; j++) {
+            if (!aether_node_id_is_valid(&owners[j]))
+                return aether_err_set(err, AETHER_EINVAL, "data.%s[%u]: not a valid node id",
+                                      f->key, j);
+            if ((st = check_owner_unique(err, f->key, owners, j)) != AETHER_OK)
+                return st;
+            *rc |= json_array_append_new(arr, json_stringn(owners[j].str, owners[j].len));
+        }
+        return AETHER_OK;
+    }
+    }
+    AETHER_ASSERT(!"unknown field kind");
+    return AETHER_EINVAL;
+}
+
+/* Builds the whole envelope of a table-described message and dumps it. */
+static aether_status encode_envelope(const type_spec *ts, const aether_codec_header *hdr,
+                                     const char *base, char **out, size_t *len, aether_err *err)
+{
+    AETHER_ASSERT(ts != NULL && hdr != NULL && base != NULL && out != NULL);
+    aether_status st;
+    int rc = 0;
+    size_t clen = strnlen(hdr->cluster, sizeof(hdr->cluster));
+    if (clen == sizeof(hdr->cluster))
+        return aether_err_set(err, AETHER_EINVAL, "cluster: not terminated");
+    if ((st = check_cluster(err, hdr->cluster, clen)) != AETHER_OK)
+        return st;
+
+    json_t *root = json_object();
+    json_t *data = json_object();
+    if (root == NULL || data == NULL) {
+        json_decref(data);
+        goto nomem;
+    }
+    rc |= json_object_set_new(root, "v", json_integer(AETHER_CODEC_VERSION));
+    rc |= json_object_set_new(root, "type", json_string(ts->name));
+    rc |= json_object_set_new(root, "cluster", json_stringn(hdr->cluster, clen));
+    if ((st = put_u64(root, err, false, "term", hdr->term, &rc)) != AETHER_OK ||
+        (st = put_u64(root, err, false, "seq", hdr->seq, &rc)) != AETHER_OK ||
+        (st = put_node(root, err, false, "node", &hdr->node, &rc)) != AETHER_OK ||
+        (st = put_u64(root, err, false, "ts", hdr->ts_ms, &rc)) != AETHER_OK) {
+        json_decref(data);
+        goto fail;
+    }
+    rc |= json_object_set_new(root, "data", data); /* root owns data from here */
+    for (size_t i = 0; i < ts->n_fields; i++)
+        if ((st = pack_field(data, &ts->fields[i], base, err, &rc)) != AETHER_OK)
+            goto fail;
+    if (rc != 0)
+        goto nomem;
+    char *text = json_dumps(root, JSON_COMPACT);
+    if (text == NULL)
+        goto nomem;
+    json_decref(root);
+    *out = text;
+    if (len != NULL)
+        *len = strlen(text);
+    return AETHER_OK;
+nomem:
+    st = aether_err_set(err, AETHER_ENOMEM, "codec: out of memory");
+fail:
+    json_decref(root);
+    return st;
+}
+
+static aether_codec_header event_header(const aether_event *e)
+{
+    aether_codec_header h;
+    memset(&h, 0, sizeof(h));
+    memcpy(h.cluster, e->cluster, sizeof(h.cluster));
+    h.term = e->term;
+    h.seq = e->seq;
+    h.node = e->node;
+    h.ts_ms = e->ts_ms;
+    return h;
+}
+
+static aether_codec_header command_header(const aether_command *c, uint64_t ts_ms)
+{
+    aether_codec_header h;
+    memset(&h, 0, sizeof(h));
+    memcpy(h.cluster, c->cluster, sizeof(h.cluster));
+    h.term = c->term;
+    h.seq = 0;
+    h.node = c->sender;
+    h.ts_ms = ts_ms;
+    return h;
+}
+
+aether_status aether_codec_encode_event(const aether_event *e, char **out, size_t *len,
+                                        aether_err *err)
+{
+    AETHER_ASSERT(e != NULL && out != NULL);
+    *out = NULL;
+    const type_spec *ts = spec_by_kind(AETHER_CODEC_EVENT, (int)e->type);
+    if (ts == NULL)
+        return aether_err_set(err, AETHER_EINVAL, "type: unknown event type %d", (int)e->type);
+    aether_codec_header h = event_header(e);
+    return encode_envelope(ts, &h, (const char *)e, out, len, err);
+}
+
+aether_status aether_codec_encode_command(const aether_command *c, uint64_t ts_ms, char **out,
+                                          size_t *len, aether_err *err)
+{
+    AETHER_ASSERT(c != NULL && out != NULL);
+    *out = NULL;
+    const type_spec *ts = spec_by_kind(AETHER_CODEC_COMMAND, (int)c->type);
+    if (ts == NULL)
+        return aether_err_set(err, AETHER_EINVAL, "type: unknown command type %d", (int)c->type);
+    aether_codec_header h = command_header(c, ts_ms);
+    return encode_envelope(ts, &h, (const char *)c, out, len, err);
+}
+
+aether_status aether_codec_encode_release(const aether_codec_header *hdr,
+                                          const aether_release_ack *ack, char **out, size_t *len,
+                                          aether_err *err)
+{
+    AETHER_ASSERT(hdr != NULL && ack != NULL && out != NULL);
+    *out = NULL;
+    if (hdr->seq != 0)
+        return aether_err_set(err, AETHER_EINVAL, "seq: must be 0 for %s",
+                              AETHER_CODEC_TYPE_RELEASE);
+    if (!aether_node_id_equal(&ack->from, &hdr->node))
+        return aether_err_set(err, AETHER_EINVAL, "data.from: a node releases only its own shards");
+    return encode_envelope(spec_by_kind(AETHER_CODEC_RELEASE, 0), hdr, (const char *)ack, out,
+                           len, err);
+}
+
+aether_status aether_codec_encode_heartbeat(const aether_codec_header *hdr, uint64_t incarnation,
+                                            char **out, size_t *len, aether_err *err)
+{
+    AETHER_ASSERT(hdr != NULL && out != NULL);
+    *out = NULL;
+    if (hdr->seq != 0)
+        return aether_err_set(err, AETHER_EINVAL, "seq: must be 0 for %s",
+                              AETHER_CODEC_TYPE_HEARTBEAT);
+    aether_codec_heartbeat hb = {.node = hdr->node, .incarnation = incarnation};
+    return encode_envelope(spec_by_kind(AETHER_CODEC_HEARTBEAT, 0), hdr, (const char *)&hb, out,
+                           len, err);
+}
+
+aether_status aether_codec_encode_reply(aether_status status, const char *reason, char **out,
+                                        size_t *len, aether_err *err)
+{
+    AETHER_ASSERT(out != NULL);
+    *out = NULL;
+    if ((unsigned)status >= AETHER_STATUS_COUNT_)
+        return aether_err_set(err, AETHER_EINVAL, "status: unknown value %u", (unsigned)status);
+    if (reason == NULL)
+        reason = "";
+    size_t rlen = strnlen(reason, AETHER_CODEC_REPLY_REASON_MAX + 1);
+    aether_status st = check_text(err, false, "reason", reason, rlen, AETHER_CODEC_REPLY_REASON_MAX);
+    if (st != AETHER_OK)
+        return st;
+    json_t *root = json_object();
+    if (root == NULL)
+        return aether_err_set(err, AETHER_ENOMEM, "codec: out of memory");
+    int rc = 0;
+    rc |= json_object_set_new(root, "v", json_integer(AETHER_CODEC_VERSION));
+    rc |= json_object_set_new(root, "type", json_string(AETHER_CODEC_TYPE_REPLY));
+    rc |= json_object_set_new(root, "status", json_string(aether_status_str(status)));
+    rc |= json_object_set_new(root, "reason", json_stringn(reason, rlen));
+    char *text = rc == 0 ? json_dumps(root, JSON_COMPACT) : NULL;
+    json_decref(root);
+    if (text == NULL)
+        return aether_err_set(err, AETHER_ENOMEM, "codec: out of memory");
+    *out = text;
+    if (len != NULL)
+        *len = strlen(text);
+    return AETHER_OK;
+}
+
+aether_status aether_codec_encode_msg(const aether_codec_msg *msg, char **out, size_t *len,
+                                      aether_err *err)
+{
+    AETHER_ASSERT(msg != NULL && out != NULL);
+    switch (msg->kind) {
+    case AETHER_CODEC_EVENT:
+        AETHER_ASSERT(msg->u.event != NULL);
+        return aether_codec_encode_event(msg->u.event, out, len, err);
+    case AETHER_CODEC_COMMAND:
+        return aether_codec_encode_command(&msg->u.command, msg->hdr.ts_ms, out, len, err);
+    case AETHER_CODEC_RELEASE:
+        return aether_codec_encode_release(&msg->hdr, &msg->u.release, out, len, err);
+    case AETHER_CODEC_HEARTBEAT:
+        return aether_codec_encode_heartbeat(&msg->hdr, msg->u.heartbeat.incarnation, out, len,
+                                             err);
+    case AETHER_CODEC_REPLY:
+        return aether_codec_encode_reply(msg->u.reply.status, msg->u.reply.reason, out, len, err);
+    }
+    AETHER_ASSERT(!"aether_codec_msg with an unknown kind");
+    return AETHER_EINVAL;
+}
+
+void aether_codec_msg_fini(aether_codec_msg *msg)
+{
+    if (msg == NULL)
+        return;
+    if (msg->kind == AETHER_CODEC_EVENT)
+        aether_event_release(msg->u.event);
+    memset(msg, 0, sizeof(*msg));
+}
+
+/* ---- decode -------------------------------------------------------------- */
+
+/* One decode call: the limits and the class of the refusal being reported. */
+typedef struct dec {
+    const aether_codec_limits *lim; /* never NULL (defaults substituted) */
+    aether_err *err;                /* never NULL (a local one when the caller gave none) */
+    aether_codec_reject cls;        /* of the refusal; BAD_FIELD unless a step says otherwise */
+} dec;
+
+static const char *type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a real number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
+    }
+    return "?";
+}
+
+/* Refuses keys of obj outside allowed[0..n). */
+static aether_status check_keys(dec *d, const json_t *obj, bool in_data, const char *const *allowed,
+                                size_t n)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)obj, key, value) {
+        bool known = false;
+        for (size_t i = 0; i < n && !known; i++)
+            known = strcmp(key, allowed[i]) == 0;
+        if (!known) {
+            char shown[CODEC_QUOTE_MAX + 8];
+            quote_untrusted(shown, sizeof(shown), key, strlen(key));
+            return aether_err_set(d->err, AETHER_EINVAL, "%s%s: unknown field",
+                                  in_data ? "data." : "", shown);
+        }
+    }
+    return AETHER_OK;
+}
+
+static aether_status get_value(dec *d, const json_t *obj, bool in_data, const char *key,
+                               json_t **out)
+{
+    *out = json_object_get(obj, key);
+    if (*out == NULL)
+        return field_err(d->err, in_data, key, "missing");
+    return AETHER_OK;
+}
+
+/* A non-negative integer up to max. */
+static aether_status get_uint(dec *d, const json_t *obj, bool in_data, const char *key,
+                              uint64_t max, uint64_t *out)
+{
+    json_t *v;
+    aether_status st = get_value(d, obj, in_data, key, &v);
+    if (st != AETHER_OK)
+        return st;
+    if (!json_is_integer(v))
+        return field_err(d->err, in_data, key, "expected a non-negative integer, got %s",
+                         type_name(v));
+    json_int_t i = json_integer_value(v);
+    if (i < 0)
+        return field_err(d->err, in_data, key, "%lld is not a non-negative integer", (long long)i);
+    if ((uint64_t)i > max)
+        return field_err(d->err, in_data, key, "%lld out of range 0..%" PRIu64, (long long)i, max);
+    *out = (uint64_t)i;
+    return AETHER_OK;
+}
+
+static aether_status get_string(dec *d, const json_t *obj, bool in_data, const char *key,
+                                const char **s, size_t *len)
+{
+    json_t *v;
+    aether_status st = get_value(d, obj, in_data, key, &v);
+    if (st != AETHER_OK)
+        return st;
+    if (!json_is_string(v))
+        return field_err(d->err, in_data, key, "expected a string, got %s", type_name(v));
+    *s = json_string_value(v);
+    *len = json_string_length(v);
+    return AETHER_OK;
+}
+
+static aether_status node_from_json(dec *d, const json_t *v, aether_node_id *out)
+{
+    if (!json_is_string(v))
+        return aether_err_set(d->err, AETHER_EINVAL, "expected a string, got %s", type_name(v));
+    return aether_node_id_parse(json_string_value(v), json_string_length(v), out, d->err);
+}
+
+static aether_status get_node(dec *d, const json_t *obj, bool in_data, const char *key,
+                              aether_node_id *out)
+{
+    json_t *v;
+    aether_status st = get_value(d, obj, in_data, key, &v);
+    if (st != AETHER_OK)
+        return st;
+    if ((st = node_from_json(d, v, out)) != AETHER_OK)
+        aether_err_prefix(d->err, "%s%s", in_data ? "data." : "", key);
+    return st;
+}
+
+/* A string field copied into a cap-byte buffer after check() accepts it. */
+static aether_status get_text(dec *d, const json_t *data, const field_spec *f, char *dst,
+                              size_t cap)
+{
+    const char *s;
+    size_t len;
+    aether_status st = get_string(d, data, true, f->key, &s, &len);
+    if (st != AETHER_OK)
+        return st;
+    switch (f->kind) {
+    case F_REASON:
+        st = check_text(d->err, true, f->key, s, len, AETHER_REASON_MAX);
+        break;
+    case F_ADDRESS:
+        st = check_address(d->err, f->key, s, len);
+        break;
+    case F_ZONE:
+        st = check_zone(d->err, f->key, s, len);
+        break;
+    default:
+        AETHER_ASSERT(!"not a text field");
+    }
+    if (st != AETHER_OK)
+        return st;
+    AETHER_ASSERT(len < cap); /* every check bounds the length below its buffer */
+    memcpy(dst, s, len);
+    dst[len] = '\0';
+    return AETHER_OK;
+}
+
+static aether_status get_owners(dec *d, const json_t *data, const field_spec *f, char *base)
+{
+    json_t *arr;
+    aether_status st = get_value(d, data, true, f->key, &arr);
+    if (st != AETHER_OK)
+        return st;
+    if (!json_is_array(arr))
+        return field_err(d->err, true, f->key, "expected an array, got %s", type_name(arr));
+    size_t n = json_array_size(arr);
+    if (n > AETHER_REPLICATION_MAX)
+        return field_err(d->err, true, f->key, "%zu owners, more than %u", n,
+                         AETHER_REPLICATION_MAX);
+    aether_node_id *owners = (aether_node_id *)(base + f->off);
+    for (uint32_t j = 0; j < (uint32_t)n; j++) {
+        if ((st = node_from_json(d, json_array_get(arr, j), &owners[j])) != AETHER_OK) {
+            aether_err_prefix(d->err, "data.%s[%u]", f->key, j);
+            return st;
+        }
+        if ((st = check_owner_unique(d->err, f->key, owners, j)) != AETHER_OK)
+            return st;
+    }
+    uint32_t count = (uint32_t)n;
+    memcpy(base + f->aux, &count, sizeof(count));
+    return AETHER_OK;
+}
+
+static aether_status unpack_field(dec *d, const json_t *data, const field_spec *f, char *base)
+{
+    void *p = base + f->off;
+    uint64_t v;
+    aether_status st;
+    switch (f->kind) {
+    case F_U64:
+        if ((st = get_uint(d, data, true, f->key, CODEC_U64_MAX, &v)) == AETHER_OK)
+            memcpy(p, &v, sizeof(v));
+        return st;
+    case F_U32:
+    case F_SHARD: {
+        uint64_t max = f->kind == F_SHARD ? shard_limit(d->lim) - 1u : UINT32_MAX;
+        if ((st = get_uint(d, data, true, f->key, max, &v)) == AETHER_OK) {
+            uint32_t v32 = (uint32_t)v;
+            memcpy(p, &v32, sizeof(v32));
+        }
+        return st;
+    }
+    case F_NODE:
+        return get_node(d, data, true, f->key, (aether_node_id *)p);
+    case F_REASON:
+        return get_text(d, data, f, p, AETHER_REASON_MAX + 1);
+    case F_ADDRESS:
+        return get_text(d, data, f, p, AETHER_NODE_ADDRESS_LEN_MAX + 1);
+    case F_ZONE:
+        return get_text(d, data, f, p, AETHER_NODE_ZONE_LEN_MAX + 1);
+    case F_OWNERS:
+        return get_owners(d, data, f, base);
+    }
+    AETHER_ASSERT(!"unknown field kind");
+    return AETHER_EINVAL;
+}
+
+static aether_status decode_reply(dec *d, const json_t *root, aether_codec_msg *out)
+{
+    aether_status st;
+    const char *s;
+    size_t len;
+    if ((st = check_keys(d, root, false, reply_keys, N_OF(reply_keys))) != AETHER_OK)
+        return st;
+    if ((st = get_string(d, root, false, "status", &s, &len)) != AETHER_OK)
+        return st;
+    int found = -1;
+    for (int i = 0; i < AETHER_STATUS_COUNT_ && found < 0; i++)
+        if (strlen(aether_status_str((aether_status)i)) == len &&
+            memcmp(aether_status_str((aether_status)i), s, len) == 0)
+            found = i;
+    if (found < 0) {
+        char shown[CODEC_QUOTE_MAX + 8];
+        quote_untrusted(shown, sizeof(shown), s, len);
+        return aether_err_set(d->err, AETHER_EINVAL, "status: unknown status '%s'", shown);
+    }
+    if ((st = get_string(d, root, false, "reason", &s, &len)) != AETHER_OK)
+        return st;
+    if ((st = check_text(d->err, false, "reason", s, len, AETHER_CODEC_REPLY_REASON_MAX)) !=
+        AETHER_OK)
+        return st;
+    out->kind = AETHER_CODEC_REPLY;
+    out->u.reply.status = (aether_status)found;
+    memcpy(out->u.reply.reason, s, len);
+    out->u.reply.reason[len] = '\0';
+    return AETHER_OK;
+}
+
+static aether_status decode_header(dec *d, const json_t *root, aether_codec_header *h)
+{
+    aether_status st;
+    const char *s;
+    size_t len;
+    if ((st = get_string(d, root, false, "cluster", &s, &len)) != AETHER_OK ||
+        (st = check_cluster(d->err, s, len)) != AETHER_OK)
+        return st;
+    memcpy(h->cluster, s, len); /* a valid name is at most AETHER_NODE_ID_LEN_MAX bytes */
+    AETHER_STATIC_ASSERT(AETHER_NODE_ID_LEN_MAX <= AETHER_CLUSTER_NAME_MAX, "cluster fits");
+    if ((st = get_uint(d, root, false, "term", CODEC_U64_MAX, &h->term)) != AETHER_OK ||
+        (st = get_uint(d, root, false, "seq", CODEC_U64_MAX, &h->seq)) != AETHER_OK ||
+        (st = get_node(d, root, false, "node", &h->node)) != AETHER_OK ||
+        (st = get_uint(d, root, false, "ts", CODEC_U64_MAX, &h->ts_ms)) != AETHER_OK)
+        return st;
+    return AETHER_OK;
+}
+
+/* The table-described kinds. On failure out may hold a half-filled event; the
+ * caller releases it through aether_codec_msg_fini. */
+static aether_status decode_envelope(dec *d, const json_t *root, const type_spec *ts,
+                                     aether_codec_msg *out)
+{
+    aether_status st;
+    if ((st = check_keys(d, root, false, envelope_keys, N_OF(envelope_keys))) != AETHER_OK ||
+        (st = decode_header(d, root, &out->hdr)) != AETHER_OK)
+        return st;
+    json_t *data;
+    if ((st = get_value(d, root, false, "data", &data)) != AETHER_OK)
+        return st;
+    if (!json_is_object(data))
+        return field_err(d->err, false, "data", "expected an object, got %s", type_name(data));
+
+    /* The fields of the row may name only keys of the row. */
+    const char *allowed[8];
+    AETHER_ASSERT(ts->n_fields <= N_OF(allowed));
+    for (size_t i = 0; i < ts->n_fields; i++)
+        allowed[i] = ts->fields[i].key;
+    if ((st = check_keys(d, data, true, allowed, ts->n_fields)) != AETHER_OK)
+        return st;
+
+    char *base;
+    switch (ts->kind) {
+    case AETHER_CODEC_EVENT:
+        out->u.event = aether_event_create((aether_event_type)ts->sub);
+        if (out->u.event == NULL)
+            return aether_err_set(d->err, AETHER_ENOMEM, "codec: out of memory");
+        base = (char *)out->u.event;
+        break;
+    case AETHER_CODEC_COMMAND:
+        base = (char *)&out->u.command;
+        break;
+    case AETHER_CODEC_RELEASE:
+        base = (char *)&out->u.release;
+        break;
+    case AETHER_CODEC_HEARTBEAT:
+        base = (char *)&out->u.heartbeat;
+        break;
+    default:
+        AETHER_ASSERT(!"not an envelope kind");
+        return AETHER_EINVAL;
+    }
+    out->kind = ts->kind;
+    for (size_t i = 0; i < ts->n_fields; i++)
+        if ((st = unpack_field(d, data, &ts->fields[i], base)) != AETHER_OK)
+            return st;
+
+    const aether_codec_header *h = &out->hdr;
+    if (ts->kind != AETHER_CODEC_EVENT && h->seq != 0)
+        return aether_err_set(d->err, AETHER_EINVAL, "seq: must be 0 for %s, got %" PRIu64,
+                              ts->name, h->seq);
+    switch (ts->kind) {
+    case AETHER_CODEC_EVENT: {
+        aether_event *e = out->u.event;
+        memcpy(e->cluster, h->cluster, sizeof(e->cluster));
+        e->term = h->term;
+        e->seq = h->seq;
+        e->node = h->node;
+        e->ts_ms = h->ts_ms;
+        break;
+    }
+    case AETHER_CODEC_COMMAND: {
+        aether_command *c = &out->u.command;
+        c->type = (aether_command_type)ts->sub;
+        memcpy(c->cluster, h->cluster, sizeof(c->cluster));
+        c->term = h->term;
+        c->sender = h->node;
+        if (c->type == AETHER_CMD_JOIN_CLUSTER) {
+            c->data.join.info.status = AETHER_NODE_ACTIVE;
+            /* The table checks are node.h's rules; this keeps them honest. */
+            AETHER_ASSERT(aether_node_info_validate(&c->data.join.info, NULL) == AETHER_OK);
+        }
+        break;
+    }
+    case AETHER_CODEC_RELEASE:
+        if (!aether_node_id_equal(&out->u.release.from, &h->node))
+            return aether_err_set(d->err, AETHER_EINVAL,
+                                  "data.from: %s releases a shard of %s; a node releases only "
+                                  "its own",
+                                  h->node.str, out->u.release.from.str);
+        break;
+    case AETHER_CODEC_HEARTBEAT:
+        if (!aether_node_id_equal(&out->u.heartbeat.node, &h->node))
+            return aether_err_set(d->err, AETHER_EINVAL,
+                                  "data.node: heartbeat for %s sent by %s; a node beats only "
+                                  "for itself",
+                                  out->u.heartbeat.node.str, h->node.str);
+        break;
+    default:
+        break;
+    }
+
+    /* Policy, on a well-formed message only (codec.h step 5). */
+    if (d->lim->cluster != NULL && strcmp(d->lim->cluster, h->cluster) != 0) {
+        d->cls = AETHER_CODEC_REJECT_WRONG_CLUSTER;
+        return aether_err_set(d->err, AETHER_EINVAL, "cluster: '%s' is not this cluster '%.64s'",
+                              h->cluster, d->lim->cluster);
+    }
+    if (d->lim->min_term != 0) {
+        bool fenced = true;
+        aether_term t = h->term;
+        const char *what = "term";
+        if (ts->kind == AETHER_CODEC_RELEASE) {
+            t = out->u.release.term;
+            what = "data.term";
+        } else if (ts->kind != AETHER_CODEC_EVENT) {
+            fenced = false;
+        }
+        if (fenced && t < d->lim->min_term) {
+            d->cls = AETHER_CODEC_REJECT_STALE_TERM;
+            return aether_err_set(d->err, AETHER_ESTALE, "%s: %" PRIu64 " is older than %" PRIu64,
+                                  what, t, d->lim->min_term);
+        }
+    }
+    return AETHER_OK;
+}
+
+/* Steps 2..5 of codec.h on a size-checked buffer. */
+static aether_status decode_tree(dec *d, const void *buf, size_t len, aether_codec_msg *out)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        enum json_error_code code = json_error_code(&jerr);
+        if (code == json_error_out_of_memory)
+            return aether_err_set(d->err, AETHER_ENOMEM, "codec: out of memory");
+        d->cls = code == json_error_numeric_overflow ? AETHER_CODEC_REJECT_BAD_FIELD
+                                                     : AETHER_CODEC_REJECT_MALFORMED;
+        /* jerr.text may quote input near the error: strip it like any other. */
+        char shown[CODEC_QUOTE_MAX + 8];
+        quote_untrusted(shown, sizeof(shown), jerr.text, strnlen(jerr.text, sizeof(jerr.text)));
+        if (code == json_error_numeric_overflow)
+            return aether_err_set(d->err, AETHER_EINVAL,
+                                  "integer out of range 0..%" PRIu64 " at line %d column %d",
+                                  CODEC_U64_MAX, jerr.line, jerr.column);
+        return aether_err_set(d->err, AETHER_EINVAL, "malformed JSON at line %d column %d: %s",
+                              jerr.line, jerr.column, shown);
+    }
+
+    aether_status st;
+    const char *s;
+    size_t slen;
+    uint64_t v;
+    if (!json_is_object(root)) {
+        d->cls = AETHER_CODEC_REJECT_MALFORMED;
+        st = aether_err_set(d->err, AETHER_EINVAL, "root: expected an object, got %s",
+                            type_name(root));
+        goto done;
+    }
+    d->cls = AETHER_CODEC_REJECT_UNKNOWN_TYPE;
+    json_t *jv = json_object_get(root, "v");
+    if (jv != NULL && json_is_integer(jv) && json_integer_value(jv) != AETHER_CODEC_VERSION) {
+        st = aether_err_set(d->err, AETHER_EINVAL, "v: unsupported version %lld",
+                            (long long)json_integer_value(jv));
+        goto done;
+    }
+    if ((st = get_uint(d, root, false, "v", AETHER_CODEC_VERSION, &v)) != AETHER_OK ||
+        (st = get_string(d, root, false, "type", &s, &slen)) != AETHER_OK)
+        goto done;
+    const type_spec *ts = strlen(s) == slen ? spec_by_name(s) : NULL;
+    if (ts == NULL && strcmp(s, AETHER_CODEC_TYPE_REPLY) != 0) {
+        char shown[CODEC_QUOTE_MAX + 8];
+        quote_untrusted(shown, sizeof(shown), s, slen);
+        st = aether_err_set(d->err, AETHER_EINVAL, "type: unknown message type '%s'", shown);
+        goto done;
+    }
+    d->cls = AETHER_CODEC_REJECT_BAD_FIELD;
+    st = ts == NULL ? decode_reply(d, root, out) : decode_envelope(d, root, ts, out);
+done:
+    json_decref(root);
+    return st;
+}
+
+aether_status aether_codec_decode(const void *buf, size_t len, const aether_codec_limits *limits,
+                                  aether_codec_msg *out, aether_err *err)
+{
+    AETHER_ASSERT(out != NULL);
+    AETHER_ASSERT(buf != NULL || len == 0);
+    static const aether_codec_limits defaults;
+    memset(out, 0, sizeof(*out));
+    aether_err local = {0};
+    dec d = {
+        .lim = limits != NULL ? limits : &defaults,
+        .err = err != NULL ? err : &local,
+        .cls = AETHER_CODEC_REJECT_MALFORMED,
+    };
+    size_t max = d.lim->max_bytes != 0 ? d.lim->max_bytes : AETHER_CODEC_MAX_BYTES_DEFAULT;
+
+    aether_status st;
+    if (len > max) {
+        d.cls = AETHER_CODEC_REJECT_OVERSIZED;
+        st = aether_err_set(d.err, AETHER_EINVAL, "message: %zu bytes, more than the limit %zu",
+                            len, max);
+    } else {
+        st = decode_tree(&d, buf, len, out);
+    }
+
+    aether_codec_stats *stats = d.lim->stats;
+    if (st == AETHER_OK) {
+        if (stats != NULL)
+            __atomic_fetch_add(&stats->decoded, 1, __ATOMIC_RELAXED);
+        return AETHER_OK;
+    }
+    aether_codec_msg_fini(out);
+    if (stats != NULL && st != AETHER_ENOMEM) {
+        __atomic_fetch_add(&stats->rejected[d.cls], 1, __ATOMIC_RELAXED);
+        uint64_t suppressed = 0;
+        if (aether_log_enabled(AETHER_LOG_WARN) &&
+            aether_log_ratelimit_allow(&stats->log_limit, aether_clock_now_ns(stats->clock),
+                                       &suppressed))
+            aether_log_write(AETHER_LOG_WARN, CODEC_MODULE,
+                             "rejected a %zu-byte message (%s, %s): %s [%" PRIu64
+                             " more suppressed]",
+                             len, aether_codec_reject_name(d.cls), aether_status_str(st),
+                             d.err->msg, suppressed);
+    }
+    return st;
+}
+
+/* ---- statistics ---------------------------------------------------------- */
+
+void aether_codec_stats_init(aether_codec_stats *stats, aether_clock *clock)
+{
+    AETHER_ASSERT(stats != NULL);
+    memset(stats, 0, sizeof(*stats));
+    stats->clock = clock != NULL ? clock : aether_clock_real();
+    aether_log_ratelimit_init(&stats->log_limit, CODEC_LOG_WINDOW_NS);
+}
+
+uint64_t aether_codec_stats_decoded(const aether_codec_stats *stats)
+{
+    AETHER_ASSERT(stats != NULL);
+    return __atomic_load_n(&stats->decoded, __ATOMIC_RELAXED);
+}
+
+uint64_t aether_codec_stats_rejected(const aether_codec_stats *stats, aether_codec_reject r)
+{
+    AETHER_ASSERT(stats != NULL && (unsigned)r < AETHER_CODEC_REJECT_COUNT_);
+    return __atomic_load_n(&stats->rejected[r], __ATOMIC_RELAXED);
+}
+
+uint64_t aether_codec_stats_rejected_total(const aether_codec_stats *stats)
+{
+    uint64_t sum = 0;
+    for (int r = 0; r < AETHER_CODEC_REJECT_COUNT_; r++)
+        sum += aether_codec_stats_rejected(stats, (aether_codec_reject)r);
+    return sum;
+}

@@ -1,0 +1,771 @@
+/*
+ * nats_kv.c: aether_kv on a NATS JetStream KV bucket through nats.c
+ * (transport layer). The protocol, the status mapping table and the
+ * threading contract are in nats_kv.h; this file is the only place that
+ * turns a natsStatus or a JetStream error code into an aether_status
+ * (nkv_map).
+ */
+#include "nats_kv.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "assertion.h"
+#include "clock.h"
+#include "log.h"
+
+#define NKV_MODULE "kv_nats"
+#define NKV_SUBJECT_PREFIX "$KV."
+#define NKV_STREAM_PREFIX "KV_"
+/* "$KV." bucket "." key, NUL. */
+#define NKV_SUBJECT_CAP \
+    (sizeof(NKV_SUBJECT_PREFIX) + AETHER_KV_NATS_BUCKET_LEN_MAX + 1 + AETHER_KV_KEY_LEN_MAX + 1)
+#define NKV_STREAM_CAP (sizeof(NKV_STREAM_PREFIX) + AETHER_KV_NATS_BUCKET_LEN_MAX + 1)
+/* The KV protocol headers (nats.c kv.c and the Go client use these values). */
+#define NKV_OP_HEADER "KV-Operation"
+#define NKV_OP_DEL "DEL"
+#define NKV_OP_PURGE "PURGE"
+
+AETHER_STATIC_ASSERT(AETHER_KV_VALUE_LEN_MAX <= (size_t)INT32_MAX, "values fit nats.c's int lengths");
+AETHER_STATIC_ASSERT(AETHER_KV_NATS_TIMEOUT_MS_MAX <= INT64_MAX / 1000000, "timeouts fit in ns");
+AETHER_STATIC_ASSERT(AETHER_KV_TTL_MS_MAX <= INT64_MAX / 1000000, "ttl fits kvConfig.TTL in ns");
+AETHER_STATIC_ASSERT(AETHER_KV_NATS_WATCH_POLL_MS > 0, "kvWatcher_Next needs a positive timeout");
+
+typedef struct kv_nats kv_nats;
+
+struct aether_kv_watcher {
+    struct aether_kv_watcher *next;  /* under n->mu: registration order */
+    kv_nats *n;                      /* immutable */
+    kvWatcher *w;                    /* immutable once started; nats.c makes Next vs
+                                        Stop safe across threads */
+    pthread_t thread;                /* immutable once started */
+    bool thread_started;             /* immutable once started */
+    aether_kv_watch_fn fn;           /* immutable */
+    void *arg;                       /* immutable */
+    atomic_bool stop;                /* release store by unwatch, acquire load by the
+                                        thread: no callback starts after it is seen */
+    char pattern[AETHER_KV_KEY_LEN_MAX + 1]; /* immutable, for logs */
+};
+
+struct kv_nats {
+    aether_kv base;                                 /* must stay first */
+    char bucket[AETHER_KV_NATS_BUCKET_LEN_MAX + 1]; /* immutable */
+    char stream[NKV_STREAM_CAP];                    /* immutable: "KV_<bucket>" */
+    uint64_t ttl_ms;                                /* immutable */
+    int64_t timeout_ms;                             /* immutable */
+    natsConnection *conn;                           /* immutable, borrowed */
+    jsCtx *js;                                      /* immutable; nats.c: any thread */
+    kvStore *kv;                                    /* immutable; nats.c: any thread */
+
+    pthread_mutex_t mu;          /* guards the watcher registry */
+    aether_kv_watcher *watchers; /* under mu */
+    uint32_t watcher_count;      /* under mu */
+
+    pthread_mutex_t cb_mu; /* held across every watch callback: one at a time per store */
+};
+
+static const aether_kv_ops kv_nats_ops;
+
+/* The store whose watch callback this thread is running, if any. */
+static __thread const kv_nats *nkv_calling;
+
+static kv_nats *to_nats(aether_kv *kv)
+{
+    AETHER_ASSERT(kv != NULL && kv->ops == &kv_nats_ops);
+    kv_nats *n = (kv_nats *)kv;
+    AETHER_ASSERT(nkv_calling != n); /* no re-entry from a watch callback */
+    return n;
+}
+
+bool aether_kv_is_nats(const aether_kv *kv)
+{
+    return kv != NULL && kv->ops == &kv_nats_ops;
+}
+
+/* ---- The edge: natsStatus / jsErrCode -> aether_status -------------------- */
+
+typedef enum nkv_dir {
+    NKV_READ,  /* nothing to apply: a failure means "not done" */
+    NKV_WRITE, /* the request may have reached the server */
+} nkv_dir;
+
+/* The mapping table of nats_kv.h, in one place. */
+static aether_status nkv_map(natsStatus s, jsErrCode jerr, nkv_dir dir)
+{
+    if (s == NATS_OK)
+        return AETHER_OK;
+    switch ((int)jerr) {
+    case 0:
+        break;
+    case JSStreamWrongLastSequenceErr:
+        return AETHER_ECONFLICT;
+    case JSInsufficientResourcesErr:
+    case JSMemoryResourcesExceededErr:
+    case JSStorageResourcesExceededErr:
+    case JSStreamLimitsErr:
+        return AETHER_EFULL;
+    case JSStreamMessageExceedsMaximumErr:
+        return AETHER_EINVAL;
+    default:
+        /* The server answered with a refusal: nothing was stored. */
+        return s == NATS_NOT_FOUND && dir == NKV_READ ? AETHER_ENOTFOUND : AETHER_EUNAVAILABLE;
+    }
+    switch (s) {
+    case NATS_NOT_FOUND:
+        return dir == NKV_READ ? AETHER_ENOTFOUND : AETHER_EUNKNOWN;
+    case NATS_NO_RESPONDERS:
+        return AETHER_EUNAVAILABLE; /* no stream took it */
+    case NATS_MAX_PAYLOAD:
+        return AETHER_EINVAL; /* refused by nats.c before sending */
+    case NATS_NO_MEMORY:
+        return AETHER_ENOMEM;
+    case NATS_TIMEOUT:
+    case NATS_CONNECTION_CLOSED:
+    case NATS_NO_SERVER:
+    case NATS_CONNECTION_DISCONNECTED:
+    case NATS_STALE_CONNECTION:
+    case NATS_NOT_YET_CONNECTED:
+    case NATS_DRAINING:
+    default:
+        /* The connection was fine when we looked (nkv_connected), so a
+         * write may have left: maybe applied, maybe later. */
+        return dir == NKV_WRITE ? AETHER_EUNKNOWN : AETHER_EUNAVAILABLE;
+    }
+}
+
+/* Fills err with the call, the key and what nats.c said. Returns code. */
+static aether_status nkv_fail(const kv_nats *n, aether_err *err, aether_status code,
+                              const char *call, const char *key, natsStatus s, jsErrCode jerr)
+{
+    natsStatus last_s = NATS_OK;
+    const char *text = nats_GetLastError(&last_s);
+    if (text == NULL || text[0] == '\0' || last_s != s)
+        text = natsStatus_GetText(s);
+    const char *what = "";
+    if (code == AETHER_EUNKNOWN)
+        what = ": outcome unknown, re-read";
+    else if (code == AETHER_EUNAVAILABLE)
+        what = ": store unavailable, not applied";
+    return aether_err_set(err, code, "bucket '%s': %s '%s': %s (js %d)%s", n->bucket, call, key,
+                          text, (int)jerr, what);
+}
+
+static const char *conn_status_name(natsConnStatus cs)
+{
+    switch (cs) {
+    case NATS_CONN_STATUS_DISCONNECTED: return "disconnected";
+    case NATS_CONN_STATUS_CONNECTING: return "connecting";
+    case NATS_CONN_STATUS_CONNECTED: return "connected";
+    case NATS_CONN_STATUS_CLOSED: return "closed";
+    case NATS_CONN_STATUS_RECONNECTING: return "reconnecting";
+    case NATS_CONN_STATUS_DRAINING_SUBS: return "draining subscriptions";
+    case NATS_CONN_STATUS_DRAINING_PUBS: return "draining publishers";
+    default: return "?";
+    }
+}
+
+/* DESIGN step 4: fail fast, before sending anything, when not connected. */
+static aether_status nkv_connected(const kv_nats *n, const char *call, const char *key,
+                                   aether_err *err)
+{
+    natsConnStatus cs = natsConnection_Status(n->conn);
+    if (cs == NATS_CONN_STATUS_CONNECTED)
+        return AETHER_OK;
+    return aether_err_set(err, AETHER_EUNAVAILABLE,
+                          "bucket '%s': %s '%s': NATS connection is %s: store unavailable, "
+                          "nothing sent",
+                          n->bucket, call, key, conn_status_name(cs));
+}
+
+/* ---- Writes (DESIGN step 2) ------------------------------------------------ */
+
+typedef enum nkv_expect {
+    NKV_EXPECT_ANY,  /* no expectation */
+    NKV_EXPECT_NONE, /* the subject has no message */
+    NKV_EXPECT_REV,  /* the subject's last message has this sequence */
+} nkv_expect;
+
+static void nkv_subject(const kv_nats *n, const char *key, char *buf)
+{
+    int len = snprintf(buf, NKV_SUBJECT_CAP, NKV_SUBJECT_PREFIX "%s.%s", n->bucket, key);
+    AETHER_ASSERT(len > 0 && (size_t)len < NKV_SUBJECT_CAP); /* key and bucket are validated */
+}
+
+/* One JetStream publish of a value or marker. *rev_out is set on NATS_OK
+ * only; *jerr is the JetStream error code (0 if none). */
+static natsStatus nkv_publish(const kv_nats *n, const char *key, aether_kv_op op,
+                              const void *value, size_t len, nkv_expect expect,
+                              uint64_t expected, uint64_t *rev_out, jsErrCode *jerr)
+{
+    AETHER_ASSERT(op == AETHER_KV_OP_PUT || len == 0);
+    AETHER_ASSERT(len <= AETHER_KV_VALUE_LEN_MAX);
+    AETHER_ASSERT((expect == NKV_EXPECT_REV) == (expected > 0));
+    char subject[NKV_SUBJECT_CAP];
+    nkv_subject(n, key, subject);
+    *jerr = 0;
+
+    natsMsg *msg = NULL;
+    jsPubAck *ack = NULL;
+    natsStatus s = natsMsg_Create(&msg, subject, NULL, (const char *)value, (int)len);
+    if (s == NATS_OK && op == AETHER_KV_OP_DELETE)
+        s = natsMsgHeader_Set(msg, NKV_OP_HEADER, NKV_OP_DEL);
+    if (s == NATS_OK && op == AETHER_KV_OP_PURGE) {
+        s = natsMsgHeader_Set(msg, NKV_OP_HEADER, NKV_OP_PURGE);
+        if (s == NATS_OK)
+            s = natsMsgHeader_Set(msg, JSMsgRollup, JSMsgRollupSubject);
+    }
+    if (s == NATS_OK) {
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        po.MaxWait = n->timeout_ms;
+        if (expect == NKV_EXPECT_NONE)
+            po.ExpectNoMessage = true;
+        else if (expect == NKV_EXPECT_REV)
+            po.ExpectLastSubjectSeq = expected;
+        s = js_PublishMsg(&ack, n->js, msg, &po, jerr);
+    }
+    if (s == NATS_OK) {
+        AETHER_ASSERT(ack != NULL && ack->Sequence > 0);
+        AETHER_ASSERT(expect != NKV_EXPECT_REV || ack->Sequence > expected);
+        *rev_out = ack->Sequence;
+    }
+    jsPubAck_Destroy(ack);
+    natsMsg_Destroy(msg);
+    return s;
+}
+
+static aether_kv_op nkv_msg_op(natsMsg *msg)
+{
+    const char *val = NULL;
+    if (natsMsgHeader_Get(msg, NKV_OP_HEADER, &val) != NATS_OK || val == NULL)
+        return AETHER_KV_OP_PUT;
+    if (strcmp(val, NKV_OP_DEL) == 0)
+        return AETHER_KV_OP_DELETE;
+    if (strcmp(val, NKV_OP_PURGE) == 0)
+        return AETHER_KV_OP_PURGE;
+    return AETHER_KV_OP_PUT;
+}
+
+static aether_status nkv_create(aether_kv *kv, const char *key, const void *value, size_t len,
+                                uint64_t *rev_out, aether_err *err)
+{
+    kv_nats *n = to_nats(kv);
+    aether_status st = nkv_connected(n, "create", key, err);
+    if (st != AETHER_OK)
+        return st;
+    char subject[NKV_SUBJECT_CAP];
+    nkv_subject(n, key, subject);
+    nkv_expect expect = NKV_EXPECT_NONE;
+    uint64_t expected = 0;
+    for (unsigned attempt = 0; attempt < AETHER_KV_NATS_CREATE_ATTEMPTS_MAX; attempt++) {
+        jsErrCode jerr = 0;
+        natsStatus s = nkv_publish(n, key, AETHER_KV_OP_PUT, value, len, expect, expected,
+                                   rev_out, &jerr);
+        if (s == NATS_OK)
+            return AETHER_OK;
+        st = nkv_map(s, jerr, NKV_WRITE);
+        if (st != AETHER_ECONFLICT)
+            return nkv_fail(n, err, st, "create", key, s, jerr);
+
+        /* Refused: the subject has a last message. A value wins; a marker
+         * (or nothing any more: it just expired) means the key is absent. */
+        natsMsg *last = NULL;
+        jsErrCode gerr = 0;
+        s = js_GetLastMsg(&last, n->js, n->stream, subject, NULL, &gerr);
+        if (s == NATS_NOT_FOUND && gerr != JSStreamNotFoundErr) {
+            expect = NKV_EXPECT_NONE;
+            expected = 0;
+            continue;
+        }
+        if (s != NATS_OK) {
+            /* We wrote nothing; we just cannot tell what is there. */
+            st = nkv_map(s, gerr, NKV_READ);
+            if (st == AETHER_ENOTFOUND)
+                st = AETHER_EUNAVAILABLE;
+            natsMsg_Destroy(last);
+            return nkv_fail(n, err, st, "create (reading the key back)", key, s, gerr);
+        }
+        uint64_t seq = natsMsg_GetSequence(last);
+        aether_kv_op op = nkv_msg_op(last);
+        natsMsg_Destroy(last);
+        AETHER_ASSERT(seq > 0);
+        if (op == AETHER_KV_OP_PUT)
+            return aether_err_set(err, AETHER_EEXIST, "bucket '%s': key '%s' exists (revision %" PRIu64 ")",
+                                  n->bucket, key, seq);
+        expect = NKV_EXPECT_REV;
+        expected = seq;
+    }
+    return aether_err_set(err, AETHER_EEXIST,
+                          "bucket '%s': key '%s' changed under %u create attempts: treat it as "
+                          "taken",
+                          n->bucket, key, AETHER_KV_NATS_CREATE_ATTEMPTS_MAX);
+}
+
+static aether_status nkv_cas_write(aether_kv *kv, const char *call, const char *key,
+                                   aether_kv_op op, const void *value, size_t len,
+                                   uint64_t expected, uint64_t *rev_out, aether_err *err)
+{
+    kv_nats *n = to_nats(kv);
+    aether_status st = nkv_connected(n, call, key, err);
+    if (st != AETHER_OK)
+        return st;
+    jsErrCode jerr = 0;
+    natsStatus s = nkv_publish(n, key, op, value, len,
+                               expected > 0 ? NKV_EXPECT_REV : NKV_EXPECT_ANY, expected, rev_out,
+                               &jerr);
+    if (s == NATS_OK)
+        return AETHER_OK;
+    st = nkv_map(s, jerr, NKV_WRITE);
+    if (st == AETHER_ECONFLICT) {
+        natsStatus last_s = NATS_OK;
+        const char *text = nats_GetLastError(&last_s);
+        return aether_err_set(err, AETHER_ECONFLICT,
+                              "bucket '%s': %s '%s': expected %" PRIu64 " is not its last "
+                              "revision (server: %s)",
+                              n->bucket, call, key, expected, text != NULL ? text : "?");
+    }
+    return nkv_fail(n, err, st, call, key, s, jerr);
+}
+
+static aether_status nkv_update(aether_kv *kv, const char *key, const void *value, size_t len,
+                                uint64_t expected, uint64_t *rev_out, aether_err *err)
+{
+    AETHER_ASSERT(expected > 0); /* the wrapper refuses 0 */
+    return nkv_cas_write(kv, "update", key, AETHER_KV_OP_PUT, value, len, expected, rev_out,
+                         err);
+}
+
+static aether_status nkv_del(aether_kv *kv, const char *key, uint64_t expected,
+                             uint64_t *rev_out, aether_err *err)
+{
+    return nkv_cas_write(kv, "delete", key, AETHER_KV_OP_DELETE, NULL, 0, expected, rev_out,
+                         err);
+}
+
+static aether_status nkv_purge(aether_kv *kv, const char *key, uint64_t *rev_out,
+                               aether_err *err)
+{
+    return nkv_cas_write(kv, "purge", key, AETHER_KV_OP_PURGE, NULL, 0, 0, rev_out, err);
+}
+
+/* ---- Read (DESIGN step 1) -------------------------------------------------- */
+
+static aether_status nkv_get(aether_kv *kv, const char *key, aether_kv_entry *out,
+                             aether_err *err)
+{
+    kv_nats *n = to_nats(kv);
+    aether_status st = nkv_connected(n, "get", key, err);
+    if (st != AETHER_OK)
+        return st;
+    kvEntry *e = NULL;
+    natsStatus s = kvStore_Get(&e, n->kv, key);
+    if (s == NATS_NOT_FOUND)
+        return aether_err_set(err, AETHER_ENOTFOUND, "bucket '%s': key '%s' not found",
+                              n->bucket, key);
+    if (s != NATS_OK)
+        return nkv_fail(n, err, nkv_map(s, 0, NKV_READ), "get", key, s, 0);
+    int vlen = kvEntry_ValueLen(e);
+    const void *v = kvEntry_Value(e);
+    uint64_t rev = kvEntry_Revision(e);
+    AETHER_ASSERT(vlen >= 0 && (vlen == 0 || v != NULL) && rev > 0);
+    out->value = malloc((size_t)vlen + 1);
+    if (out->value == NULL) {
+        kvEntry_Destroy(e);
+        return aether_err_set(err, AETHER_ENOMEM, "bucket '%s': out of memory reading '%s'",
+                              n->bucket, key);
+    }
+    if (vlen > 0)
+        memcpy(out->value, v, (size_t)vlen);
+    out->value[vlen] = 0;
+    out->value_len = (size_t)vlen;
+    out->revision = rev;
+    snprintf(out->key, sizeof(out->key), "%s", key);
+    kvEntry_Destroy(e);
+    return AETHER_OK;
+}
+
+/* ---- Watch (DESIGN step 3) ------------------------------------------------- */
+
+static aether_kv_op nkv_entry_op(kvEntry *e)
+{
+    switch (kvEntry_Operation(e)) {
+    case kvOp_Delete: return AETHER_KV_OP_DELETE;
+    case kvOp_Purge: return AETHER_KV_OP_PURGE;
+    case kvOp_Put:
+    case kvOp_Unknown:
+    default: return AETHER_KV_OP_PUT;
+    }
+}
+
+/* Calls the user's callback for one entry (NULL = init done), serialized
+ * per store. An entry that cannot be copied (no memory) is logged and
+ * skipped. */
+static void nkv_deliver(aether_kv_watcher *aw, kvEntry *e)
+{
+    kv_nats *n = aw->n;
+    aether_kv_event ev = {.op = AETHER_KV_OP_INIT_DONE, .key = ""};
+    uint8_t *copy = NULL;
+    if (e != NULL) {
+        ev.op = nkv_entry_op(e);
+        ev.key = kvEntry_Key(e);
+        ev.revision = kvEntry_Revision(e);
+        AETHER_ASSERT(ev.key != NULL && ev.revision > 0);
+        if (ev.op == AETHER_KV_OP_PUT) {
+            /* The contract promises a NUL after the value: copy it. */
+            int vlen = kvEntry_ValueLen(e);
+            AETHER_ASSERT(vlen >= 0);
+            copy = malloc((size_t)vlen + 1);
+            if (copy == NULL) {
+                AETHER_ERROR(NKV_MODULE, "bucket '%s': watch '%s': out of memory, revision %" PRIu64
+                             " of '%s' not delivered", n->bucket, aw->pattern, ev.revision, ev.key);
+                return;
+            }
+            if (vlen > 0)
+                memcpy(copy, kvEntry_Value(e), (size_t)vlen);
+            copy[vlen] = 0;
+            ev.value = copy;
+            ev.value_len = (size_t)vlen;
+        }
+    }
+    AETHER_ASSERT(pthread_mutex_lock(&n->cb_mu) == 0);
+    if (!atomic_load_explicit(&aw->stop, memory_order_acquire)) {
+        nkv_calling = n;
+        aw->fn(aw->arg, &ev);
+        nkv_calling = NULL;
+    }
+    AETHER_ASSERT(pthread_mutex_unlock(&n->cb_mu) == 0);
+    free(copy);
+}
+
+static void *nkv_watch_thread(void *p)
+{
+    aether_kv_watcher *aw = p;
+    /* bounded: runs until unwatch sets stop (each wait is at most
+     * AETHER_KV_NATS_WATCH_POLL_MS) or the subscription dies for good. */
+    while (!atomic_load_explicit(&aw->stop, memory_order_acquire)) {
+        kvEntry *e = NULL;
+        natsStatus s = kvWatcher_Next(&e, aw->w, AETHER_KV_NATS_WATCH_POLL_MS);
+        if (s == NATS_TIMEOUT)
+            continue;
+        if (s == NATS_ILLEGAL_STATE) /* kvWatcher_Stop: unwatch */
+            break;
+        if (s != NATS_OK) {
+            if (atomic_load_explicit(&aw->stop, memory_order_acquire))
+                break;
+            if (s == NATS_CONNECTION_CLOSED || s == NATS_INVALID_SUBSCRIPTION) {
+                AETHER_ERROR(NKV_MODULE, "bucket '%s': watch '%s' ended: %s; no further events",
+                             aw->n->bucket, aw->pattern, natsStatus_GetText(s));
+                break;
+            }
+            /* One bad message (e.g. unparsable metadata): skip it. */
+            AETHER_WARN(NKV_MODULE, "bucket '%s': watch '%s': %s", aw->n->bucket, aw->pattern,
+                        natsStatus_GetText(s));
+            continue;
+        }
+        nkv_deliver(aw, e);
+        kvEntry_Destroy(e);
+    }
+    return NULL;
+}
+
+/* Stops and frees a watcher that is no longer registered. */
+static void nkv_watcher_free(aether_kv_watcher *aw)
+{
+    atomic_store_explicit(&aw->stop, true, memory_order_release);
+    if (aw->w != NULL)
+        kvWatcher_Stop(aw->w);
+    if (aw->thread_started)
+        AETHER_ASSERT(pthread_join(aw->thread, NULL) == 0);
+    if (aw->w != NULL)
+        kvWatcher_Destroy(aw->w);
+    free(aw);
+}
+
+static aether_status nkv_watch(aether_kv *kv, const char *pattern, aether_kv_watch_fn fn,
+                               void *arg, aether_kv_watcher **out, aether_err *err)
+{
+    kv_nats *n = to_nats(kv);
+    aether_status st = nkv_connected(n, "watch", pattern, err);
+    if (st != AETHER_OK)
+        return st;
+    aether_kv_watcher *aw = calloc(1, sizeof(*aw));
+    if (aw == NULL)
+        return aether_err_set(err, AETHER_ENOMEM, "bucket '%s': out of memory starting a watch",
+                              n->bucket);
+    aw->n = n;
+    aw->fn = fn;
+    aw->arg = arg;
+    atomic_init(&aw->stop, false);
+    snprintf(aw->pattern, sizeof(aw->pattern), "%s", pattern);
+
+    /* Reserve a registry slot first so the limit is exact. */
+    AETHER_ASSERT(pthread_mutex_lock(&n->mu) == 0);
+    if (n->watcher_count >= AETHER_KV_WATCHERS_MAX) {
+        AETHER_ASSERT(pthread_mutex_unlock(&n->mu) == 0);
+        free(aw);
+        return aether_err_set(err, AETHER_EFULL, "bucket '%s' has %u watchers, the maximum",
+                              n->bucket, AETHER_KV_WATCHERS_MAX);
+    }
+    n->watcher_count++;
+    AETHER_ASSERT(pthread_mutex_unlock(&n->mu) == 0);
+
+    natsStatus s = kvStore_Watch(&aw->w, n->kv, pattern, NULL);
+    if (s != NATS_OK) {
+        st = nkv_fail(n, err, nkv_map(s, 0, NKV_READ), "watch", pattern, s, 0);
+        goto fail;
+    }
+    if (pthread_create(&aw->thread, NULL, nkv_watch_thread, aw) != 0) {
+        st = aether_err_set(err, AETHER_ENOMEM, "bucket '%s': watch '%s': cannot start a thread",
+                            n->bucket, pattern);
+        goto fail;
+    }
+    aw->thread_started = true;
+
+    AETHER_ASSERT(pthread_mutex_lock(&n->mu) == 0);
+    aether_kv_watcher **pp = &n->watchers;
+    while (*pp != NULL) /* bounded: watcher_count <= AETHER_KV_WATCHERS_MAX */
+        pp = &(*pp)->next;
+    *pp = aw;
+    AETHER_ASSERT(pthread_mutex_unlock(&n->mu) == 0);
+    *out = aw;
+    return AETHER_OK;
+
+fail:
+    nkv_watcher_free(aw);
+    AETHER_ASSERT(pthread_mutex_lock(&n->mu) == 0);
+    n->watcher_count--;
+    AETHER_ASSERT(pthread_mutex_unlock(&n->mu) == 0);
+    return st;
+}
+
+static void nkv_unwatch(aether_kv *kv, aether_kv_watcher *aw)
+{
+    kv_nats *n = to_nats(kv);
+    AETHER_ASSERT(pthread_mutex_lock(&n->mu) == 0);
+    aether_kv_watcher **pp = &n->watchers;
+    while (*pp != NULL && *pp != aw) /* bounded: watcher_count */
+        pp = &(*pp)->next;
+    AETHER_ASSERT(*pp == aw); /* a watcher of this store, not yet unwatched */
+    *pp = aw->next;
+    n->watcher_count--;
+    AETHER_ASSERT(pthread_mutex_unlock(&n->mu) == 0);
+    nkv_watcher_free(aw); /* joins: the callback is not running and never will */
+}
+
+/* ---- Lifetime -------------------------------------------------------------- */
+
+static uint64_t nkv_ttl_ms(aether_kv *kv)
+{
+    return to_nats(kv)->ttl_ms;
+}
+
+static void nkv_destroy(aether_kv *kv)
+{
+    kv_nats *n = to_nats(kv);
+    aether_kv_watcher *aw = n->watchers;
+    n->watchers = NULL;
+    while (aw != NULL) { /* bounded: watcher_count */
+        aether_kv_watcher *next = aw->next;
+        nkv_watcher_free(aw);
+        n->watcher_count--;
+        aw = next;
+    }
+    AETHER_ASSERT(n->watcher_count == 0);
+    kvStore_Destroy(n->kv);
+    jsCtx_Destroy(n->js);
+    pthread_mutex_destroy(&n->cb_mu);
+    pthread_mutex_destroy(&n->mu);
+    free(n);
+}
+
+static const aether_kv_ops kv_nats_ops = {
+    .create = nkv_create,
+    .update = nkv_update,
+    .del = nkv_del,
+    .purge = nkv_purge,
+    .get = nkv_get,
+    .watch = nkv_watch,
+    .unwatch = nkv_unwatch,
+    .ttl_ms = nkv_ttl_ms,
+    .destroy = nkv_destroy,
+};
+
+static aether_status bucket_validate(const char *bucket, aether_err *err)
+{
+    if (bucket == NULL)
+        return aether_err_set(err, AETHER_EINVAL, "bucket: required");
+    size_t len = strnlen(bucket, AETHER_KV_NATS_BUCKET_LEN_MAX + 1);
+    if (len == 0 || len > AETHER_KV_NATS_BUCKET_LEN_MAX)
+        return aether_err_set(err, AETHER_EINVAL, "bucket: must be 1..%u bytes",
+                              AETHER_KV_NATS_BUCKET_LEN_MAX);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)bucket[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '-';
+        if (!ok)
+            return aether_err_set(err, AETHER_EINVAL,
+                                  "bucket '%s': byte 0x%02x at position %zu is outside "
+                                  "[A-Za-z0-9_-]",
+                                  bucket, c, i);
+    }
+    return AETHER_OK;
+}
+
+static int64_t timeout_or_default(uint64_t timeout_ms)
+{
+    return (int64_t)(timeout_ms == 0 ? AETHER_KV_NATS_TIMEOUT_MS_DEFAULT : timeout_ms);
+}
+
+/* A JetStream context whose requests wait at most timeout_ms. */
+static natsStatus nkv_js_open(natsConnection *conn, int64_t timeout_ms, jsCtx **js)
+{
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = timeout_ms;
+    return natsConnection_JetStream(js, conn, &jo);
+}
+
+/* Maps a failure of the bucket calls (bind, create, status, delete). */
+static aether_status nkv_bucket_fail(aether_err *err, const char *bucket, const char *call,
+                                     natsStatus s)
+{
+    natsStatus last_s = NATS_OK;
+    const char *text = nats_GetLastError(&last_s);
+    if (text == NULL || text[0] == '\0')
+        text = natsStatus_GetText(s);
+    aether_status code;
+    switch (s) {
+    case NATS_NOT_FOUND: code = AETHER_ENOTFOUND; break;
+    case NATS_NO_MEMORY: code = AETHER_ENOMEM; break;
+    case NATS_INVALID_ARG: code = AETHER_EINVAL; break;
+    /* The server answered with an error: for a bucket create that is a
+     * bucket with another configuration, or a bad configuration. */
+    case NATS_ERR: code = AETHER_EINVAL; break;
+    default: code = AETHER_EUNAVAILABLE; break; /* timeouts, no responders, connection */
+    }
+    return aether_err_set(err, code, "bucket '%s': %s: %s", bucket, call, text);
+}
+
+aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv **out,
+                                    aether_err *err)
+{
+    AETHER_ASSERT(cfg != NULL && out != NULL);
+    *out = NULL;
+    if (cfg->conn == NULL)
+        return aether_err_set(err, AETHER_EINVAL, "conn: required");
+    aether_status st = bucket_validate(cfg->bucket, err);
+    if (st != AETHER_OK)
+        return st;
+    if (cfg->ttl_ms > AETHER_KV_TTL_MS_MAX)
+        return aether_err_set(err, AETHER_EINVAL, "ttl_ms: %" PRIu64 " is more than %" PRIu64,
+                              cfg->ttl_ms, AETHER_KV_TTL_MS_MAX);
+    if (cfg->replicas != 0 && cfg->replicas != 1 && cfg->replicas != 3)
+        return aether_err_set(err, AETHER_EINVAL, "replicas: %u is not 1 or 3", cfg->replicas);
+    if (cfg->timeout_ms > AETHER_KV_NATS_TIMEOUT_MS_MAX)
+        return aether_err_set(err, AETHER_EINVAL, "timeout_ms: %" PRIu64 " is more than %u",
+                              cfg->timeout_ms, AETHER_KV_NATS_TIMEOUT_MS_MAX);
+
+    kv_nats *n = calloc(1, sizeof(*n));
+    if (n == NULL)
+        return aether_err_set(err, AETHER_ENOMEM, "out of memory creating bucket '%s'",
+                              cfg->bucket);
+    if (pthread_mutex_init(&n->mu, NULL) != 0) {
+        free(n);
+        return aether_err_set(err, AETHER_ENOMEM, "bucket '%s': mutex init failed", cfg->bucket);
+    }
+    if (pthread_mutex_init(&n->cb_mu, NULL) != 0) {
+        pthread_mutex_destroy(&n->mu);
+        free(n);
+        return aether_err_set(err, AETHER_ENOMEM, "bucket '%s': mutex init failed", cfg->bucket);
+    }
+    n->base.ops = &kv_nats_ops;
+    snprintf(n->bucket, sizeof(n->bucket), "%s", cfg->bucket);
+    snprintf(n->stream, sizeof(n->stream), NKV_STREAM_PREFIX "%s", cfg->bucket);
+    n->ttl_ms = cfg->ttl_ms;
+    n->timeout_ms = timeout_or_default(cfg->timeout_ms);
+    n->conn = cfg->conn;
+
+    /* From here on a failure goes through the normal destroy. */
+    if (natsConnection_Status(cfg->conn) != NATS_CONN_STATUS_CONNECTED) {
+        st = aether_err_set(err, AETHER_EUNAVAILABLE, "bucket '%s': NATS connection is %s",
+                            cfg->bucket, conn_status_name(natsConnection_Status(cfg->conn)));
+        goto fail;
+    }
+    natsStatus s = nkv_js_open(cfg->conn, n->timeout_ms, &n->js);
+    if (s != NATS_OK) {
+        st = nkv_bucket_fail(err, cfg->bucket, "JetStream context", s);
+        goto fail;
+    }
+    if (cfg->create_if_missing) {
+        kvConfig kc;
+        kvConfig_Init(&kc);
+        kc.Bucket = cfg->bucket;
+        kc.History = 1;
+        kc.TTL = (int64_t)(cfg->ttl_ms * AETHER_NS_PER_MS);
+        kc.Replicas = cfg->replicas == 0 ? 1 : (int)cfg->replicas;
+        kc.StorageType = js_FileStorage;
+        s = js_CreateKeyValue(&n->kv, n->js, &kc);
+        if (s != NATS_OK) {
+            st = nkv_bucket_fail(err, cfg->bucket, "create", s);
+            goto fail;
+        }
+    } else {
+        s = js_KeyValue(&n->kv, n->js, cfg->bucket);
+        if (s != NATS_OK) {
+            st = nkv_bucket_fail(err, cfg->bucket, "bind", s);
+            goto fail;
+        }
+    }
+    /* The bucket's TTL is what frees a lease: it must be what we were told. */
+    kvStatus *ks = NULL;
+    s = kvStore_Status(&ks, n->kv);
+    if (s != NATS_OK) {
+        st = nkv_bucket_fail(err, cfg->bucket, "status", s);
+        goto fail;
+    }
+    int64_t ttl_ns = kvStatus_TTL(ks);
+    kvStatus_Destroy(ks);
+    if (ttl_ns < 0 || (uint64_t)ttl_ns != cfg->ttl_ms * AETHER_NS_PER_MS) {
+        st = aether_err_set(err, AETHER_EINVAL,
+                            "bucket '%s' exists with a TTL of %" PRId64 " ns, not %" PRIu64 " ms",
+                            cfg->bucket, ttl_ns, cfg->ttl_ms);
+        goto fail;
+    }
+    AETHER_DEBUG(NKV_MODULE, "bucket '%s' bound (ttl %" PRIu64 " ms, timeout %" PRId64 " ms)",
+                 n->bucket, n->ttl_ms, n->timeout_ms);
+    *out = &n->base;
+    return AETHER_OK;
+
+fail:
+    nkv_destroy(&n->base);
+    return st;
+}
+
+aether_status aether_kv_nats_delete_bucket(natsConnection *conn, const char *bucket,
+                                           uint64_t timeout_ms, aether_err *err)
+{
+    AETHER_ASSERT(conn != NULL);
+    aether_status st = bucket_validate(bucket, err);
+    if (st != AETHER_OK)
+        return st;
+    if (timeout_ms > AETHER_KV_NATS_TIMEOUT_MS_MAX)
+        return aether_err_set(err, AETHER_EINVAL, "timeout_ms: %" PRIu64 " is more than %u",
+                              timeout_ms, AETHER_KV_NATS_TIMEOUT_MS_MAX);
+    if (natsConnection_Status(conn) != NATS_CONN_STATUS_CONNECTED)
+        return aether_err_set(err, AETHER_EUNAVAILABLE, "bucket '%s': NATS connection is %s",
+                              bucket, conn_status_name(natsConnection_Status(conn)));
+    jsCtx *js = NULL;
+    natsStatus s = nkv_js_open(conn, timeout_or_default(timeout_ms), &js);
+    if (s == NATS_OK)
+        s = js_DeleteKeyValue(js, bucket);
+    if (s != NATS_OK)
+        st = nkv_bucket_fail(err, bucket, "delete", s);
+    jsCtx_Destroy(js);
+    if (st == AETHER_OK)
+        AETHER_INFO(NKV_MODULE, "bucket '%s' deleted: revisions restart at 1", bucket);
+    return st;
+}

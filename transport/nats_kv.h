@@ -1,0 +1,167 @@
+/*
+ * nats_kv.h: the aether_kv interface (actors/kv_store.h) on a NATS JetStream
+ * KV bucket through nats.c 3.4.1, against nats-server 2.9 (transport layer).
+ *
+ * Threading: every aether_kv_* call may come from any thread; the calls
+ * block for at most the store's timeout_ms per round trip to the server
+ * (create may take up to AETHER_KV_NATS_CREATE_ATTEMPTS_MAX * 2 of them).
+ * Watch callbacks run on a thread this module starts per watcher, one
+ * callback at a time per store (a store mutex is held across each call),
+ * in revision order per watcher, never while an aether_kv call of this
+ * store holds a lock. As in kv_store.h, a callback only copies what it
+ * needs and enqueues it; it must not block and must not call back into
+ * the same store (asserted). The natsConnection is borrowed: the caller
+ * owns it, may share it with the rest of the transport, and destroys it
+ * only after aether_kv_destroy.
+ *
+ * DESIGN
+ * The bucket is a JetStream KV bucket made by js_CreateKeyValue (history 1,
+ * MaxAge = ttl_ms, file storage, 1 or 3 replicas). A revision is the stream
+ * sequence, so the in-memory store's one-counter-per-bucket rule holds by
+ * construction, and deleting and re-creating the bucket restarts it at 1.
+ *  1. get: kvStore_Get (a direct get of the subject's last message); a
+ *     delete or purge marker reads as AETHER_ENOTFOUND, as does a key the
+ *     server has already expired.
+ *  2. Every write is one js_PublishMsg to "$KV.<bucket>.<key>" with the
+ *     store's timeout as MaxWait, because only js_PublishMsg returns the
+ *     JetStream error code (kvStore_Create/Update report every refusal as
+ *     NATS_ERR) and kvStore_Delete/Purge return no revision:
+ *       update        ExpectLastSubjectSeq = expected revision
+ *       create        ExpectNoMessage; if refused with "wrong last
+ *                     sequence", read the subject's last message
+ *                     (js_GetLastMsg): a value means AETHER_EEXIST, a
+ *                     delete/purge marker means publish again expecting
+ *                     the marker's revision (nats.c kvStore_Create does
+ *                     the same), nothing means it just expired: publish
+ *                     again expecting nothing. At most
+ *                     AETHER_KV_NATS_CREATE_ATTEMPTS_MAX publishes; a key
+ *                     that keeps changing under us is AETHER_EEXIST.
+ *       delete        header "KV-Operation: DEL"; expected > 0 adds
+ *                     ExpectLastSubjectSeq (the conditional delete nats.c
+ *                     3.4.1 lacks); expected 0 is kvStore_Delete exactly.
+ *       purge         headers "KV-Operation: PURGE", "Nats-Rollup: sub"
+ *                     (what kvStore_Purge sends).
+ *     The single-winner property of create and of every CAS is the
+ *     server's: it checks the expectation and appends in one step.
+ *  3. watch: kvStore_Watch(pattern) with default options (last value per
+ *     key, markers included, then the NULL "init done" entry, then every
+ *     later write), drained by one thread per watcher with kvWatcher_Next
+ *     in slices of AETHER_KV_NATS_WATCH_POLL_MS (nats.c 3.4.1 has no watch
+ *     callback). The thread turns each entry into an aether_kv_event and
+ *     calls the user's callback under the store's callback mutex. Unwatch
+ *     sets the stop flag, kvWatcher_Stop wakes the thread, and the join
+ *     guarantees the callback is not running and never runs again.
+ *  4. Before any request the connection status is checked: a connection
+ *     that is not CONNECTED (reconnecting, closed, draining) fails fast
+ *     with AETHER_EUNAVAILABLE and nothing is sent. Otherwise nats.c could
+ *     put a write into its reconnect buffer and send it much later.
+ *
+ * Status mapping (done once, in nkv_map in nats_kv.c):
+ *   NATS_OK                                     AETHER_OK
+ *   JS 10071 "wrong last sequence"              AETHER_ECONFLICT (update,
+ *                                               conditional delete);
+ *                                               create: see step 2
+ *                                               (AETHER_EEXIST)
+ *   NATS_NOT_FOUND (get, bucket bind)           AETHER_ENOTFOUND
+ *   NATS_TIMEOUT                                write: AETHER_EUNKNOWN (it
+ *                                               may have been applied, or
+ *                                               may be applied later);
+ *                                               read/watch: AETHER_EUNAVAILABLE
+ *   NATS_NO_RESPONDERS                          AETHER_EUNAVAILABLE (no
+ *                                               stream took it: not applied)
+ *   not CONNECTED before sending (step 4),
+ *   NATS_CONNECTION_CLOSED, NATS_NO_SERVER,
+ *   NATS_CONNECTION_DISCONNECTED,
+ *   NATS_STALE_CONNECTION, NATS_NOT_YET_CONNECTED,
+ *   NATS_DRAINING                               read: AETHER_EUNAVAILABLE;
+ *                                               write: AETHER_EUNAVAILABLE
+ *                                               if found before sending,
+ *                                               AETHER_EUNKNOWN if the
+ *                                               connection failed while the
+ *                                               request was out
+ *   JS 10023/10028/10047 (insufficient
+ *   resources, memory, storage), 10053
+ *   (stream limits)                             AETHER_EFULL (not stored)
+ *   JS 10054 (message exceeds maximum),
+ *   NATS_MAX_PAYLOAD                            AETHER_EINVAL (value plus
+ *                                               headers over the limit)
+ *   other JS error (server refused: not stored) AETHER_EUNAVAILABLE, with
+ *                                               the server's text and code
+ *   NATS_NO_MEMORY                              AETHER_ENOMEM
+ *   anything else                               write: AETHER_EUNKNOWN;
+ *                                               read: AETHER_EUNAVAILABLE
+ *
+ * What differs from the in-memory store (kv_store.h), and why it is safe:
+ *  - Expiry time: the server removes an entry at put_at + ttl or somewhat
+ *    later (its expiry timer), never earlier. Until it does, get, create
+ *    and update all still see the entry, consistently. The lease relies
+ *    only on "never earlier" (lease.h).
+ *  - A timeout may be applied later, not only "now or never": a request
+ *    that left before the connection dropped can reach the server after
+ *    the reconnect. AETHER_EUNKNOWN already means "re-read before
+ *    believing either outcome".
+ *  - Watchers: events of writes made by this store are delivered
+ *    asynchronously (after the write returns), not before the call
+ *    returns; a watcher whose subscription dies for good (connection
+ *    closed) logs an error and delivers nothing more. Watch events for
+ *    one watcher are in revision order, as in memory, and a watcher
+ *    resumes after a reconnect (nats.c re-creates its ordered consumer).
+ *    But a watcher that lags behind the stream may SKIP a write that a
+ *    later write to the same key already replaced (history 1: the stream
+ *    keeps only each key's last message); it always converges to the
+ *    latest value. Watch is therefore a hint: correctness must come from
+ *    get/create/CAS (the lease already works that way, DESIGN 2.4).
+ *  - Values near AETHER_KV_VALUE_LEN_MAX may be refused (AETHER_EINVAL):
+ *    the server's max_payload counts the headers too.
+ *  - No fault injection and no wipe: tests kill, stop or restart the
+ *    server, and delete the bucket (aether_kv_nats_delete_bucket).
+ */
+#ifndef AETHER_NATS_KV_H
+#define AETHER_NATS_KV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <nats/nats.h>
+
+#include "kv_store.h"
+#include "status.h"
+
+#define AETHER_KV_NATS_TIMEOUT_MS_DEFAULT 2000u /* per request, when the config says 0 */
+#define AETHER_KV_NATS_TIMEOUT_MS_MAX 60000u    /* per request */
+#define AETHER_KV_NATS_CREATE_ATTEMPTS_MAX 3u   /* publishes per create (step 2) */
+#define AETHER_KV_NATS_WATCH_POLL_MS 200        /* one kvWatcher_Next wait */
+#define AETHER_KV_NATS_BUCKET_LEN_MAX AETHER_KV_NAME_LEN_MAX
+
+typedef struct aether_kv_nats_config {
+    natsConnection *conn;   /* required; borrowed: must outlive the store */
+    const char *bucket;     /* 1..AETHER_KV_NATS_BUCKET_LEN_MAX of [A-Za-z0-9_-] */
+    uint64_t ttl_ms;        /* bucket TTL (MaxAge); 0 = none; <= AETHER_KV_TTL_MS_MAX.
+                               An existing bucket must have exactly this TTL. */
+    uint32_t replicas;      /* 0 = 1; otherwise 1 or 3 */
+    uint64_t timeout_ms;    /* per request; 0 = AETHER_KV_NATS_TIMEOUT_MS_DEFAULT */
+    bool create_if_missing; /* true: js_CreateKeyValue (idempotent for the same
+                               config); false: bind to an existing bucket only */
+} aether_kv_nats_config;
+
+/* Binds to (and if asked creates) the bucket. AETHER_OK and *out = a store
+ * for aether_kv_* calls (destroy with aether_kv_destroy). Otherwise *out is
+ * NULL and: AETHER_EINVAL (bad config; the bucket exists with another
+ * configuration or TTL), AETHER_ENOTFOUND (no such bucket and
+ * !create_if_missing), AETHER_EUNAVAILABLE (server unreachable, JetStream
+ * disabled, timeout), AETHER_ENOMEM. Any thread. */
+aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv **out,
+                                    aether_err *err);
+
+/* True if kv was made by aether_kv_nats_create. */
+bool aether_kv_is_nats(const aether_kv *kv);
+
+/* Deletes the bucket on the server with everything in it (tests, and an
+ * operator's re-creation). Stores bound to it keep working once it is
+ * created again, with revisions restarting at 1. AETHER_ENOTFOUND if there
+ * was none; AETHER_EUNAVAILABLE; AETHER_EINVAL for a bad name. timeout_ms
+ * 0 = the default. Any thread. */
+aether_status aether_kv_nats_delete_bucket(natsConnection *conn, const char *bucket,
+                                           uint64_t timeout_ms, aether_err *err);
+
+#endif
