@@ -50,6 +50,7 @@
 #include "topology_json.h"
 #include "transport.h"
 
+#include "codec.h"
 #include "inproc.h"
 #include "nats_kv.h"
 

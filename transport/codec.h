@@ -227,7 +227,8 @@ aether_status aether_codec_encode_msg(const aether_codec_msg *msg, char **out, s
  * any, counts it decoded. Otherwise *out is zeroed, the status is
  * AETHER_EINVAL or AETHER_ESTALE (or AETHER_ENOMEM), err explains, and
  * limits->stats counts the refusal by class and logs one rate-limited WARN
- * line (module "codec"). */
+ * line (module "codec"); AETHER_ENOMEM is ours, not the sender's, and is
+ * neither counted nor logged. */
 aether_status aether_codec_decode(const void *buf, size_t len, const aether_codec_limits *limits,
                                   aether_codec_msg *out, aether_err *err);
 
