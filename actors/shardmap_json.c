@@ -107,28 +107,6 @@ aether_status aether_shardmap_json_encode(const aether_shardmap *m, char **out, 
 
 /* ---- decode -------------------------------------------------------------- */
 
-static const char *type_name(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
-    }
-    return "?";
-}
-
 /* Where a field sits, for error messages, formatted only when one is
  * reported: "key" at the top level (pos == NO_POS) or "shards[pos].key". */
 #define NO_POS SIZE_MAX
@@ -157,7 +135,7 @@ static aether_status get_uint(const json_t *obj, const char *key, uint64_t min, 
     if (v == NULL)
         return field_error(err, pos, key, "missing");
     if (!json_is_integer(v))
-        return field_error(err, pos, key, "expected an integer, got %s", type_name(v));
+        return field_error(err, pos, key, "expected an integer, got %s", aether_json_type_name(v));
     json_int_t i = json_integer_value(v);
     if (i < 0 || (uint64_t)i < min || (uint64_t)i > max)
         return field_error(err, pos, key, "%lld out of range %llu..%llu", (long long)i,
@@ -188,7 +166,7 @@ static aether_status intern_node(aether_shardmap_builder *b, const json_t *v,
                                  aether_err *err)
 {
     if (!json_is_string(v))
-        return aether_err_set(err, AETHER_EINVAL, "expected a string, got %s", type_name(v));
+        return aether_err_set(err, AETHER_EINVAL, "expected a string, got %s", aether_json_type_name(v));
     aether_status st = aether_node_id_parse(json_string_value(v), json_string_length(v), id_out,
                                             err);
     if (st != AETHER_OK)
@@ -208,7 +186,7 @@ static aether_status decode_shard(aether_shardmap_builder *b, const json_t *jsha
     aether_status st;
     if (!json_is_object(jshard))
         return aether_err_set(err, AETHER_EINVAL, "shards[%zu]: expected an object, got %s", pos,
-                              type_name(jshard));
+                              aether_json_type_name(jshard));
     if ((st = check_keys(jshard, shard_keys, 4, pos, err)) != AETHER_OK)
         return st;
 
@@ -225,7 +203,7 @@ static aether_status decode_shard(aether_shardmap_builder *b, const json_t *jsha
         return aether_err_set(err, AETHER_EINVAL, "shards[%zu].owners: missing", pos);
     if (!json_is_array(jowners))
         return aether_err_set(err, AETHER_EINVAL, "shards[%zu].owners: expected an array, got %s",
-                              pos, type_name(jowners));
+                              pos, aether_json_type_name(jowners));
     size_t n_owners = json_array_size(jowners);
     if (n_owners > replication)
         return aether_err_set(err, AETHER_EINVAL,
@@ -255,7 +233,7 @@ static aether_status decode_shard(aether_shardmap_builder *b, const json_t *jsha
         return aether_err_set(err, AETHER_EINVAL, "shards[%zu].state: missing", pos);
     if (!json_is_string(jstate))
         return aether_err_set(err, AETHER_EINVAL, "shards[%zu].state: expected a string, got %s",
-                              pos, type_name(jstate));
+                              pos, aether_json_type_name(jstate));
     const char *state = json_string_value(jstate);
     const json_t *jto = json_object_get(jshard, "to");
     if (strcmp(state, "stable") == 0 && json_string_length(jstate) == 6) {
@@ -296,7 +274,7 @@ aether_status aether_shardmap_json_unpack(const json_t *root, aether_shardmap **
     aether_status st;
     if (root == NULL || !json_is_object(root)) {
         st = aether_err_set(err, AETHER_EINVAL, "root: expected an object, got %s",
-                            root ? type_name(root) : "nothing");
+                            root ? aether_json_type_name(root) : "nothing");
         goto fail;
     }
     if ((st = check_keys(root, root_keys, 5, NO_POS, err)) != AETHER_OK)
@@ -316,7 +294,7 @@ aether_status aether_shardmap_json_unpack(const json_t *root, aether_shardmap **
     }
     if (!json_is_array(jshards)) {
         st = aether_err_set(err, AETHER_EINVAL, "shards: expected an array, got %s",
-                            type_name(jshards));
+                            aether_json_type_name(jshards));
         goto fail;
     }
     if (json_array_size(jshards) != shard_count) {

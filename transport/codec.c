@@ -24,6 +24,7 @@
 #include <jansson.h>
 
 #include "assertion.h"
+#include "json_util.h"
 #include "keyhash.h"
 #include "shardmap.h"
 
@@ -625,28 +626,6 @@ typedef struct dec {
     aether_codec_reject cls;        /* of the refusal; BAD_FIELD unless a step says otherwise */
 } dec;
 
-static const char *type_name(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
-    }
-    return "?";
-}
-
 /* Refuses keys of obj outside allowed[0..n). */
 static aether_status check_keys(dec *d, const json_t *obj, bool in_data, const char *const *allowed,
                                 size_t n)
@@ -686,7 +665,7 @@ static aether_status get_uint(dec *d, const json_t *obj, bool in_data, const cha
         return st;
     if (!json_is_integer(v))
         return field_err(d->err, in_data, key, "expected a non-negative integer, got %s",
-                         type_name(v));
+                         aether_json_type_name(v));
     json_int_t i = json_integer_value(v);
     if (i < 0)
         return field_err(d->err, in_data, key, "%lld is not a non-negative integer", (long long)i);
@@ -704,7 +683,7 @@ static aether_status get_string(dec *d, const json_t *obj, bool in_data, const c
     if (st != AETHER_OK)
         return st;
     if (!json_is_string(v))
-        return field_err(d->err, in_data, key, "expected a string, got %s", type_name(v));
+        return field_err(d->err, in_data, key, "expected a string, got %s", aether_json_type_name(v));
     *s = json_string_value(v);
     *len = json_string_length(v);
     return AETHER_OK;
@@ -713,7 +692,7 @@ static aether_status get_string(dec *d, const json_t *obj, bool in_data, const c
 static aether_status node_from_json(dec *d, const json_t *v, aether_node_id *out)
 {
     if (!json_is_string(v))
-        return aether_err_set(d->err, AETHER_EINVAL, "expected a string, got %s", type_name(v));
+        return aether_err_set(d->err, AETHER_EINVAL, "expected a string, got %s", aether_json_type_name(v));
     return aether_node_id_parse(json_string_value(v), json_string_length(v), out, d->err);
 }
 
@@ -766,7 +745,7 @@ static aether_status get_owners(dec *d, const json_t *data, const field_spec *f,
     if (st != AETHER_OK)
         return st;
     if (!json_is_array(arr))
-        return field_err(d->err, true, f->key, "expected an array, got %s", type_name(arr));
+        return field_err(d->err, true, f->key, "expected an array, got %s", aether_json_type_name(arr));
     size_t n = json_array_size(arr);
     if (n > AETHER_REPLICATION_MAX)
         return field_err(d->err, true, f->key, "%zu owners, more than %u", n,
@@ -881,7 +860,7 @@ static aether_status decode_envelope(dec *d, const json_t *root, const type_spec
     if ((st = get_value(d, root, false, "data", &data)) != AETHER_OK)
         return st;
     if (!json_is_object(data))
-        return field_err(d->err, false, "data", "expected an object, got %s", type_name(data));
+        return field_err(d->err, false, "data", "expected an object, got %s", aether_json_type_name(data));
 
     /* The fields of the row may name only keys of the row. */
     const char *allowed[8];
@@ -1016,7 +995,7 @@ static aether_status decode_tree(dec *d, const void *buf, size_t len, aether_cod
     if (!json_is_object(root)) {
         d->cls = AETHER_CODEC_REJECT_MALFORMED;
         st = aether_err_set(d->err, AETHER_EINVAL, "root: expected an object, got %s",
-                            type_name(root));
+                            aether_json_type_name(root));
         goto done;
     }
     d->cls = AETHER_CODEC_REJECT_UNKNOWN_TYPE;
