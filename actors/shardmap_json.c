@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_util.h"
+
 /* jansson integers are json_int_t (long long): the wire range of version and term. */
 #define JSON_U64_MAX ((uint64_t)INT64_MAX)
 
