@@ -53,5 +53,6 @@
 #include "codec.h"
 #include "inproc.h"
 #include "nats_kv.h"
+#include "nats_transport.h"
 
 #endif

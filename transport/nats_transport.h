@@ -1,0 +1,87 @@
+/*
+ * nats_transport.h: the aether_transport interface (actors/transport.h) on
+ * core NATS through nats.c 3.4.1 (transport layer).
+ *
+ * One endpoint per node, on a borrowed natsConnection (the caller owns it,
+ * may share it with the KV stores, and destroys it only after
+ * aether_transport_destroy). Subjects, all under "aether.<cluster>.":
+ *   evt.<EventType>  events (aether_codec envelope), to every node, echo included
+ *   map              ShardMap publications (actors/shardmap_json.h)
+ *   hb.<node>        heartbeats (aether_codec "Heartbeat")
+ *   cmd.<Command>    commands, request/reply to the node serving commands
+ *   rel              ShardReleased acks to the node serving commands
+ * Replies travel to "<inbox>.<request-id>" (one inbox subscription per
+ * endpoint, made at bind) as an aether_codec "Reply".
+ *
+ * Semantics beyond transport.h:
+ *  - bind subscribes evt.>, map, hb.> and the reply inbox, then flushes, so
+ *    when bind returns the subscriptions are known to the server (a peer's
+ *    later publication reaches this sink). serve_commands(true) likewise
+ *    for cmd.> and rel.
+ *  - Publications fail fast with AETHER_EUNAVAILABLE while the connection
+ *    is not CONNECTED (reconnecting, closed, draining), so nothing is
+ *    buffered and sent late. Errors of nats.c are mapped once (map_nats in
+ *    nats_transport.c).
+ *  - send_command is asynchronous: AETHER_OK means the request is accepted
+ *    and reply_fn will be called exactly once: with the leader's reply, or
+ *    AETHER_ENOTLEADER when nobody serves commands (NATS "no responders"),
+ *    or AETHER_ETIMEOUT after cmd_timeout_ms (a sweeper thread checks every
+ *    AETHER_NATS_TRANSPORT_SWEEP_MS), or AETHER_ECLOSED at unbind. At most
+ *    AETHER_NATS_TRANSPORT_PENDING_MAX requests are outstanding (more:
+ *    AETHER_EFULL). Not bound: AETHER_ECLOSED, reply_fn not called.
+ *  - send_release is a plain publish: AETHER_OK means sent, not received
+ *    (the old owner re-sends while the map still asks for the release).
+ *  - Malformed input is decoded strictly (aether_codec, cluster = ours) and
+ *    dropped; refusals are counted in cfg->stats (if any) and logged there
+ *    rate-limited. A map that fails shardmap_json decoding is dropped,
+ *    counted as bad_field in cfg->stats (shardmap_json does not classify
+ *    its refusals) and logged (WARN, at most one line per second).
+ *  - serve_commands(false) and unbind flush their UNSUBs, so a request sent
+ *    afterwards gets "no responders" (AETHER_ENOTLEADER) at once.
+ *
+ * Threading: every operation from any thread, except that unbind and
+ * destroy must not be called from inside a sink callback or reply_fn. The
+ * nats.c callbacks only decode and call the sink (or a reply_fn), which
+ * only enqueues. Every sink call and reply_fn call is made while holding
+ * the endpoint's callback mutex after checking the bound flag; unbind
+ * clears the flag under that mutex, so once unbind returns no sink
+ * callback and no reply_fn runs again (nats.c may still invoke our message
+ * handler one last time; it then sees the flag and drops the message). The
+ * endpoint's memory is reference counted: each subscription holds a
+ * reference released by its natsSubscription_SetOnCompleteCB callback (run
+ * by nats.c once the handler can no longer be invoked), and each
+ * outstanding command reply (the reply given to on_command) holds one, so
+ * a late handler or a late reply never touches freed memory. A reply
+ * called after destroy is dropped (the requester times out).
+ */
+#ifndef AETHER_NATS_TRANSPORT_H
+#define AETHER_NATS_TRANSPORT_H
+
+#include <stdint.h>
+
+#include <nats/nats.h>
+
+#include "codec.h"
+#include "node_id.h"
+#include "status.h"
+#include "transport.h"
+
+#define AETHER_NATS_TRANSPORT_TIMEOUT_MS_DEFAULT 1000u
+#define AETHER_NATS_TRANSPORT_PENDING_MAX 256u
+#define AETHER_NATS_TRANSPORT_SWEEP_MS 20u
+/* bind / serve_commands wait at most this long for the server to confirm. */
+#define AETHER_NATS_TRANSPORT_FLUSH_MS 1000u
+
+typedef struct aether_nats_transport_config {
+    natsConnection *conn;        /* borrowed; must outlive the endpoint */
+    const char *cluster;         /* a valid cluster name; copied */
+    aether_node_id node;         /* this node; copied */
+    uint64_t cmd_timeout_ms;     /* 0 = AETHER_NATS_TRANSPORT_TIMEOUT_MS_DEFAULT */
+    aether_codec_stats *stats;   /* NULL = refusals not counted; must outlive the endpoint */
+} aether_nats_transport_config;
+
+/* AETHER_EINVAL (bad config, explained in err), AETHER_ENOMEM. */
+aether_status aether_nats_transport_create(const aether_nats_transport_config *cfg,
+                                           aether_transport **out, aether_err *err);
+
+#endif
