@@ -13,8 +13,25 @@
  * "+<ms since start>ms <node> <aether_event_format line>". The per-shard
  * ShardAssigned events of one map are folded into one count line unless
  * --verbose. It runs until SIGINT/SIGTERM or --duration, then stops every
- * member and frees everything. The NATS mode (one node per process) is not
- * built yet: without --embedded the daemon says so and exits 2.
+ * member and frees everything.
+ *
+ *   aether-node --nats URL[,URL...] --node ID [--cluster NAME] [--zone Z]
+ *               [--shards S] [--replication R] [--duration SECONDS]
+ *               [--seed X] [--quiet] [--verbose]
+ *
+ * NATS mode runs ONE node in this process: one nats.c connection (the URL
+ * list as its server pool; reconnects forever, NATS_RECONNECT_WAIT_MS
+ * between attempts; the first connect is retried for CONNECT_LIMIT_MS, then
+ * "cannot reach NATS at URL: <error>" and exit 1), the JetStream KV buckets
+ * aether_<cluster>_lease (TTL = lease_ttl_ms) and aether_<cluster>_state (no
+ * TTL), created if missing, a NATS transport and a pool executor, all on
+ * that connection. Events this node emits are printed as in the embedded
+ * mode, plus "+<ms>ms <node> LEADER elected term=T" / "LEADER lost term=T"
+ * when its view's is_leader flips. On SIGINT/SIGTERM or --duration it
+ * drains (aether_member_drain), waits at most handoff_timeout_ms +
+ * DRAIN_EXTRA_MS until its own status is Left or it serves no shard, then
+ * stops, frees everything (member, transport, pool, stores, connection,
+ * then nats_Close) and exits 0.
  *
  * The demo scenario (--scenario demo) drives a 5-node cluster through a
  * join, a graceful drain, a follower crash and a leader crash on the real
@@ -68,6 +85,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <nats/nats.h>
 
 #include "aether.h"
 
@@ -78,6 +98,18 @@
 #define TICK_MS 50u                 /* main-loop sleep in daemon mode */
 #define BATCH_QUIET_MS 50u          /* a folded batch is printed after this long without growth */
 #define LINE_CAP 768u
+
+#define NATS_URLS_MAX 16u
+#define CONNECT_LIMIT_MS 5000u      /* first connect: retried this long */
+#define CONNECT_RETRY_MS 200u
+#define NATS_RECONNECT_WAIT_MS 500  /* between reconnect attempts, per server */
+#define NATS_RECONNECT_JITTER_MS 100
+#define KV_TIMEOUT_MS 1000u         /* per KV request (as the end-to-end unit test) */
+#define KV_CREATE_LIMIT_MS 5000u    /* JetStream may be starting: retried this long */
+#define DRAIN_EXTRA_MS 2000u        /* drain wait = handoff_timeout_ms + this */
+#define DRAIN_RETRY_MS 1000u        /* re-ask while still Active (a request lost in a failover) */
+/* "aether_<cluster>_lease" must fit a bucket name. */
+#define CLUSTER_FOR_BUCKET_MAX (AETHER_KV_NATS_BUCKET_LEN_MAX - (unsigned)sizeof("aether__lease") + 1u)
 
 #define DEMO_NODES 5u
 #define DEMO_SLOTS (DEMO_NODES + 1u)
@@ -92,7 +124,11 @@ AETHER_STATIC_ASSERT(SETTLE_QUIET_MS > 100u, "longer than the default rebalance 
 
 typedef struct options {
     bool embedded, quiet, verbose, json, help;
-    bool nodes_set, duration_set, replication_set;
+    bool nodes_set, duration_set, replication_set, seed_set;
+    const char *nats_urls;  /* --nats: NULL = embedded mode */
+    const char *node;       /* --nats: this node's id */
+    const char *cluster;    /* --nats: NULL = "aether" */
+    const char *zone;       /* --nats: NULL = none */
     uint32_t nodes, shards, replication;
     double duration_s;  /* 0 = until a signal */
     uint64_t seed;
@@ -135,6 +171,8 @@ typedef struct node_run {
     aether_executor *ex;
     aether_inproc_hub *hub;
     aether_kv *lease_kv, *state_kv;
+    natsConnection *nc;             /* NATS mode only; main thread */
+    bool was_leader;                /* NATS mode: main thread */
     aether_rng rng;                 /* main thread */
     uint64_t start_ns;              /* immutable after setup */
     uint32_t hide_mask;             /* immutable: event types never printed */
@@ -342,6 +380,117 @@ static void on_event(void *arg, const aether_event *e)
 
 /* ---- setup and teardown (main thread) -------------------------------------- */
 
+/* nats.c threads: connection state changes, for the operator (stderr). */
+static bool nats_closing; /* __atomic: set before our own close, which also "disconnects" */
+
+static void on_nats_disconnected(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    if (!__atomic_load_n(&nats_closing, __ATOMIC_ACQUIRE))
+        fprintf(stderr, "aether-node: %s: NATS connection lost; reconnecting\n", (const char *)closure);
+}
+
+static void on_nats_reconnected(natsConnection *nc, void *closure)
+{
+    char url[256] = "";
+    (void)natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+    fprintf(stderr, "aether-node: %s: NATS reconnected to %s\n", (const char *)closure, url);
+}
+
+/* Connects to the --nats server list: 0 and d->nc set, or -1 after saying
+ * why. The first connect is retried for CONNECT_LIMIT_MS (a server that is
+ * still starting); after that nats.c reconnects forever on its own. */
+static int nats_connect(node_run *d)
+{
+    const char *list = d->opt.nats_urls;
+    char *copy = strdup(list);
+    if (copy == NULL) {
+        fprintf(stderr, "aether-node: out of memory\n");
+        return -1;
+    }
+    const char *servers[NATS_URLS_MAX];
+    int count = 0;
+    for (char *p = copy; p != NULL && count < (int)NATS_URLS_MAX;) {
+        char *comma = strchr(p, ',');
+        if (comma != NULL)
+            *comma = '\0';
+        if (*p != '\0')
+            servers[count++] = p;
+        p = comma != NULL ? comma + 1 : NULL;
+    }
+    natsOptions *no = NULL;
+    natsStatus s = natsOptions_Create(&no);
+    if (s == NATS_OK)
+        s = natsOptions_SetServers(no, servers, count);
+    if (s == NATS_OK)
+        s = natsOptions_SetName(no, d->nodes[0].id);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(no, -1); /* forever */
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectWait(no, NATS_RECONNECT_WAIT_MS);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectJitter(no, NATS_RECONNECT_JITTER_MS, NATS_RECONNECT_JITTER_MS);
+    if (s == NATS_OK) /* one attempt over the whole list fits in the limit */
+        s = natsOptions_SetTimeout(no, (int64_t)(CONNECT_LIMIT_MS / 2u / (unsigned)count) + 100);
+    if (s == NATS_OK)
+        s = natsOptions_SetDisconnectedCB(no, on_nats_disconnected, d->nodes[0].id);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectedCB(no, on_nats_reconnected, d->nodes[0].id);
+    uint64_t t0 = now_ns();
+    while (s == NATS_OK) {
+        s = natsConnection_Connect(&d->nc, no);
+        if (s == NATS_OK || stop_signal != 0 ||
+            now_ns() - t0 + CONNECT_RETRY_MS * AETHER_NS_PER_MS >= CONNECT_LIMIT_MS * AETHER_NS_PER_MS)
+            break;
+        sleep_ms(CONNECT_RETRY_MS);
+        s = NATS_OK;
+    }
+    if (s != NATS_OK) {
+        fprintf(stderr, "aether-node: cannot reach NATS at %s: %s\n", list, natsStatus_GetText(s));
+        d->nc = NULL;
+    }
+    natsOptions_Destroy(no);
+    free(copy);
+    return s == NATS_OK ? 0 : -1;
+}
+
+/* One bucket, retried while JetStream is not ready (bounded). */
+static int nats_bucket(node_run *d, const char *suffix, uint64_t ttl_ms, aether_kv **out)
+{
+    char bucket[AETHER_KV_NATS_BUCKET_LEN_MAX + 1];
+    int len = snprintf(bucket, sizeof(bucket), "aether_%s_%s", d->base.cluster, suffix);
+    if (len < 0 || (size_t)len >= sizeof(bucket)) { /* parse_args refuses such a cluster */
+        fprintf(stderr, "aether-node: bucket name for cluster '%s' too long\n", d->base.cluster);
+        return -1;
+    }
+    aether_kv_nats_config kc = { .conn = d->nc, .bucket = bucket, .ttl_ms = ttl_ms,
+                                 .timeout_ms = KV_TIMEOUT_MS, .create_if_missing = true };
+    aether_err err = { 0 };
+    uint64_t t0 = now_ns();
+    for (;;) {
+        aether_status st = aether_kv_nats_create(&kc, out, &err);
+        if (st == AETHER_OK)
+            return 0;
+        if (st != AETHER_EUNAVAILABLE || stop_signal != 0 ||
+            now_ns() - t0 >= KV_CREATE_LIMIT_MS * AETHER_NS_PER_MS) {
+            fprintf(stderr, "aether-node: KV bucket %s: %s: %s\n", bucket, aether_status_str(st), err.msg);
+            *out = NULL;
+            return -1;
+        }
+        sleep_ms(CONNECT_RETRY_MS);
+    }
+}
+
+static int nats_setup(node_run *d)
+{
+    if (nats_connect(d) != 0)
+        return -1;
+    if (nats_bucket(d, "lease", d->base.lease_ttl_ms, &d->lease_kv) != 0 ||
+        nats_bucket(d, "state", 0, &d->state_kv) != 0)
+        return -1;
+    return 0;
+}
+
 static int daemon_init(node_run *d, const options *o, uint32_t n_nodes)
 {
     memset(d, 0, sizeof(*d));
@@ -354,6 +503,10 @@ static int daemon_init(node_run *d, const options *o, uint32_t n_nodes)
     aether_config_defaults(&d->base);
     d->base.shard_count = o->shards;
     d->base.replication = o->replication;
+    if (o->cluster != NULL)
+        snprintf(d->base.cluster, sizeof(d->base.cluster), "%s", o->cluster);
+    if (o->zone != NULL)
+        snprintf(d->base.zone, sizeof(d->base.zone), "%s", o->zone);
     d->hide_mask = o->scenario != NULL && !o->verbose ? 1u << AETHER_EVT_LEASE_RENEWED : 0u;
     d->fold_mask = 0;
     if (!o->verbose) {
@@ -365,7 +518,10 @@ static int daemon_init(node_run *d, const options *o, uint32_t n_nodes)
     for (uint32_t i = 0; i < n_nodes; i++) {
         node_slot *n = &d->nodes[i];
         n->d = d;
-        snprintf(n->id, sizeof(n->id), "node-%u", i + 1);
+        if (o->nats_urls != NULL)
+            snprintf(n->id, sizeof(n->id), "%s", o->node);
+        else
+            snprintf(n->id, sizeof(n->id), "node-%u", i + 1);
         n->serving = calloc(d->base.shard_count, 1);
         if (n->serving == NULL) {
             fprintf(stderr, "aether-node: out of memory\n");
@@ -376,12 +532,14 @@ static int daemon_init(node_run *d, const options *o, uint32_t n_nodes)
     aether_status st = aether_pool_create(&pc, &d->ex);
     if (st == AETHER_OK)
         st = aether_pool_start(d->ex);
-    if (st == AETHER_OK)
+    if (st == AETHER_OK && o->nats_urls == NULL)
         st = aether_inproc_hub_create(&d->hub);
     if (st != AETHER_OK) {
         fprintf(stderr, "aether-node: executor/hub: %s\n", aether_status_str(st));
         return -1;
     }
+    if (o->nats_urls != NULL)
+        return nats_setup(d);
     aether_err err;
     aether_kv_mem_config lk = { .name = "lease", .ttl_ms = d->base.lease_ttl_ms,
                                 .clock = aether_clock_real(), .rng = &d->rng };
@@ -399,13 +557,25 @@ static int node_start(node_run *d, uint32_t i)
 {
     node_slot *n = &d->nodes[i];
     aether_config cfg = d->base;
-    aether_err err;
-    if (aether_node_id_from_cstr(n->id, &cfg.node, &err) != AETHER_OK ||
-        aether_inproc_endpoint_create(d->hub, &cfg.node, &n->t) != AETHER_OK) {
-        fprintf(stderr, "aether-node: %s: endpoint\n", n->id);
-        return -1;
+    aether_err err = { 0 };
+    if (d->nc != NULL) {
+        if (aether_node_id_from_cstr(n->id, &cfg.node, &err) != AETHER_OK) {
+            fprintf(stderr, "aether-node: %s: %s\n", n->id, err.msg);
+            return -1;
+        }
+        aether_nats_transport_config tc = { .conn = d->nc, .cluster = cfg.cluster, .node = cfg.node };
+        if (aether_nats_transport_create(&tc, &n->t, &err) != AETHER_OK) {
+            fprintf(stderr, "aether-node: %s: NATS transport: %s\n", n->id, err.msg);
+            return -1;
+        }
+    } else {
+        if (aether_node_id_from_cstr(n->id, &cfg.node, &err) != AETHER_OK ||
+            aether_inproc_endpoint_create(d->hub, &cfg.node, &n->t) != AETHER_OK) {
+            fprintf(stderr, "aether-node: %s: endpoint\n", n->id);
+            return -1;
+        }
+        snprintf(cfg.address, sizeof(cfg.address), "inproc:%s", n->id);
     }
-    snprintf(cfg.address, sizeof(cfg.address), "inproc:%s", n->id);
     aether_member_deps deps = { .executor = d->ex, .transport = n->t, .lease_store = d->lease_kv,
                                 .state_store = d->state_kv, .seed = aether_rng_next(&d->rng) };
     aether_member_callbacks cb = { .on_shard_acquired = on_acquired, .on_shard_released = on_released,
@@ -467,6 +637,11 @@ static void daemon_fini(node_run *d)
     aether_inproc_hub_destroy(d->hub);
     aether_kv_destroy(d->lease_kv);
     aether_kv_destroy(d->state_kv);
+    if (d->nc != NULL) { /* after everything that borrowed it */
+        __atomic_store_n(&nats_closing, true, __ATOMIC_RELEASE);
+        natsConnection_Destroy(d->nc);
+    }
+    d->nc = NULL;
     aether_executor_destroy(d->ex);
     aether_term_registry_fini(&d->terms);
     pthread_mutex_destroy(&d->mu);
@@ -523,6 +698,93 @@ static int run_daemon(node_run *d)
     flush_quiet_batches(d, true);
     say(d, "+%llums stopping (%s)\n", (unsigned long long)since_start_ms(d),
         stop_signal == SIGINT ? "SIGINT" : stop_signal == SIGTERM ? "SIGTERM" : "duration reached");
+    print_status(d);
+    pthread_mutex_lock(&d->mu);
+    uint32_t violations = d->violations;
+    pthread_mutex_unlock(&d->mu);
+    if (violations > 0) {
+        fprintf(stderr, "aether-node: %u violation(s); first: %s\n", violations, d->first_violation);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- NATS mode (one node) ------------------------------------------------------ */
+
+/* Prints a line when this node's is_leader flips. */
+static void leader_poll(node_run *d)
+{
+    node_slot *n = &d->nodes[0];
+    if (n->m == NULL)
+        return;
+    aether_member_view v;
+    aether_member_view_get(n->m, &v);
+    if (v.is_leader == d->was_leader)
+        return;
+    d->was_leader = v.is_leader;
+    if (v.is_leader)
+        say(d, "+%llums %s LEADER elected term=%llu\n", (unsigned long long)since_start_ms(d), n->id,
+            (unsigned long long)v.term);
+    else
+        say(d, "+%llums %s LEADER lost term=%llu leader=%s\n", (unsigned long long)since_start_ms(d),
+            n->id, (unsigned long long)v.term, v.leader.len ? v.leader.str : "-");
+}
+
+static int run_nats(node_run *d)
+{
+    node_slot *n = &d->nodes[0];
+    say(d, "aether-node: nats %s, node %s, cluster %s, %u shards, replication %u, pool of %u workers\n",
+        d->opt.nats_urls, n->id, d->base.cluster, d->base.shard_count, d->base.replication,
+        aether_pool_workers(d->ex));
+    if (node_start(d, 0) != 0)
+        return 1;
+    say(d, "+%llums %s started\n", (unsigned long long)since_start_ms(d), n->id);
+    uint64_t deadline = d->opt.duration_s > 0
+                            ? d->start_ns + (uint64_t)(d->opt.duration_s * 1e9)
+                            : UINT64_MAX;
+    while (stop_signal == 0 && now_ns() < deadline) {
+        sleep_ms(TICK_MS);
+        flush_quiet_batches(d, false);
+        leader_poll(d);
+    }
+    flush_quiet_batches(d, true);
+    say(d, "+%llums stopping (%s)\n", (unsigned long long)since_start_ms(d),
+        stop_signal == SIGINT ? "SIGINT" : stop_signal == SIGTERM ? "SIGTERM" : "duration reached");
+
+    /* Drain, bounded: until Left or serving nothing. */
+    aether_status st = aether_member_drain(n->m);
+    uint64_t limit_ms = (uint64_t)d->base.handoff_timeout_ms + DRAIN_EXTRA_MS;
+    say(d, "+%llums %s draining (%s; waiting at most %llu ms)\n", (unsigned long long)since_start_ms(d),
+        n->id, st == AETHER_OK ? "leave requested" : aether_status_str(st), (unsigned long long)limit_ms);
+    uint64_t t0 = now_ns(), asked = t0;
+    bool done = false;
+    aether_member_view v;
+    for (;;) {
+        aether_member_view_get(n->m, &v);
+        if (v.status == AETHER_NODE_LEFT || v.shards_serving == 0) {
+            done = true;
+            break;
+        }
+        uint64_t now = now_ns();
+        if (now - t0 >= limit_ms * AETHER_NS_PER_MS)
+            break;
+        if (v.status == AETHER_NODE_ACTIVE && now - asked >= DRAIN_RETRY_MS * AETHER_NS_PER_MS) {
+            (void)aether_member_drain(n->m); /* asynchronous; the leader may have changed */
+            asked = now;
+        }
+        sleep_ms(TICK_MS);
+        flush_quiet_batches(d, false);
+        leader_poll(d);
+    }
+    flush_quiet_batches(d, true);
+    leader_poll(d);
+    if (done)
+        say(d, "+%llums %s drained: status %s, serving %u\n", (unsigned long long)since_start_ms(d), n->id,
+            aether_node_status_name(v.status), v.shards_serving);
+    else
+        say(d, "+%llums %s drain not finished after %llu ms (status %s, serving %u): stopping anyway\n",
+            (unsigned long long)since_start_ms(d), n->id, (unsigned long long)limit_ms,
+            aether_node_status_name(v.status), v.shards_serving);
     print_status(d);
     pthread_mutex_lock(&d->mu);
     uint32_t violations = d->violations;
@@ -936,15 +1198,29 @@ static void print_help(FILE *out)
             "usage: aether-node --embedded [--nodes N] [--shards S] [--replication R]\n"
             "                   [--duration SECONDS] [--seed X] [--quiet] [--verbose]\n"
             "       aether-node --embedded --scenario demo [--shards S] [--seed X] [--json]\n"
+            "       aether-node --nats URL[,URL...] --node ID [--cluster NAME] [--zone Z]\n"
+            "                   [--shards S] [--replication R] [--duration SECONDS]\n"
+            "                   [--seed X] [--quiet] [--verbose]\n"
             "\n"
-            "Runs Aether cluster nodes. Only the embedded mode exists yet: N nodes\n"
-            "(node-1..node-N) in this process, on a thread pool with the real clock, an\n"
-            "in-process hub and in-memory lease/state stores. Every event is printed once,\n"
-            "by the node that emitted it: \"+<ms since start>ms <node> <event>\".\n"
-            "Stops on SIGINT/SIGTERM or after --duration.\n"
+            "Runs Aether cluster nodes. Embedded mode: N nodes (node-1..node-N) in this\n"
+            "process, on a thread pool with the real clock, an in-process hub and\n"
+            "in-memory lease/state stores. NATS mode: one node in this process, talking\n"
+            "to the others through NATS (core NATS plus the JetStream KV buckets\n"
+            "aether_<cluster>_lease and aether_<cluster>_state, created if missing).\n"
+            "Every event is printed once, by the node that emitted it:\n"
+            "\"+<ms since start>ms <node> <event>\"; in NATS mode also\n"
+            "\"+<ms>ms <node> LEADER elected term=T\" and \"... LEADER lost ...\".\n"
+            "Stops on SIGINT/SIGTERM or after --duration (NATS mode: drains first,\n"
+            "bounded by handoff_timeout + 2 s).\n"
             "\n"
             "options:\n"
-            "  --embedded           run the nodes in this process (required for now)\n"
+            "  --embedded           run N nodes in this process\n"
+            "  --nats URL[,URL...]  run one node against these NATS servers (exit 1 if\n"
+            "                       none is reachable within %u s)\n"
+            "  --node ID            with --nats: this node's id (required)\n"
+            "  --cluster NAME       with --nats: cluster name (default aether; at most %u\n"
+            "                       characters of [A-Za-z0-9_-])\n"
+            "  --zone Z             with --nats: this node's zone (default none)\n"
             "  --nodes N            nodes to run, 1..%u (default %u)\n"
             "  --shards S           shard count, 1..%u (default 1024)\n"
             "  --replication R      owners per shard, 1..%u and at most N (default 1)\n"
@@ -960,7 +1236,8 @@ static void print_help(FILE *out)
             "  -h, --help           show this help\n"
             "\n"
             "Exit status: 0 success, 1 run failure, 2 usage error.\n",
-            NODES_MAX, NODES_DEFAULT, AETHER_SHARD_COUNT_MAX, AETHER_REPLICATION_MAX,
+            CONNECT_LIMIT_MS / 1000u, CLUSTER_FOR_BUCKET_MAX, NODES_MAX, NODES_DEFAULT,
+            AETHER_SHARD_COUNT_MAX, AETHER_REPLICATION_MAX,
             SETTLE_LIMIT_MS / 1000u);
 }
 
@@ -987,7 +1264,7 @@ static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 }
 
 enum { OPT_EMBEDDED = 256, OPT_NODES, OPT_SHARDS, OPT_REPLICATION, OPT_DURATION, OPT_SEED,
-       OPT_QUIET, OPT_VERBOSE, OPT_SCENARIO, OPT_JSON };
+       OPT_QUIET, OPT_VERBOSE, OPT_SCENARIO, OPT_JSON, OPT_NATS, OPT_NODE, OPT_CLUSTER, OPT_ZONE };
 
 /* 0 ok, EXIT_USAGE after printing why. */
 static int parse_args(int argc, char **argv, options *o)
@@ -1003,6 +1280,10 @@ static int parse_args(int argc, char **argv, options *o)
         { "verbose", no_argument, NULL, OPT_VERBOSE },
         { "scenario", required_argument, NULL, OPT_SCENARIO },
         { "json", no_argument, NULL, OPT_JSON },
+        { "nats", required_argument, NULL, OPT_NATS },
+        { "node", required_argument, NULL, OPT_NODE },
+        { "cluster", required_argument, NULL, OPT_CLUSTER },
+        { "zone", required_argument, NULL, OPT_ZONE },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -1056,7 +1337,12 @@ static int parse_args(int argc, char **argv, options *o)
             if (parse_u64(optarg, 0, UINT64_MAX, &v) != 0)
                 return usage("--seed wants a non-negative integer, not '%s'", optarg);
             o->seed = v;
+            o->seed_set = true;
             break;
+        case OPT_NATS: o->nats_urls = optarg; break;
+        case OPT_NODE: o->node = optarg; break;
+        case OPT_CLUSTER: o->cluster = optarg; break;
+        case OPT_ZONE: o->zone = optarg; break;
         case OPT_SCENARIO:
             if (strcmp(optarg, "demo") != 0)
                 return usage("unknown scenario '%s' (known: demo)", optarg);
@@ -1072,6 +1358,46 @@ static int parse_args(int argc, char **argv, options *o)
         return usage("unexpected argument '%s'", argv[optind]);
     if (o->help)
         return 0;
+    if (o->nats_urls != NULL) {
+        if (o->embedded)
+            return usage("%s--embedded and --nats exclude each other", "");
+        if (o->nodes_set || o->scenario != NULL)
+            return usage("%s--nodes and --scenario go with --embedded", "");
+        bool any = false;
+        size_t urls = 1;
+        for (const char *p = o->nats_urls; *p != '\0'; p++) {
+            if (*p == ',')
+                urls++;
+            else
+                any = true;
+        }
+        if (!any || urls > NATS_URLS_MAX)
+            return usage("--nats wants 1..16 comma-separated URLs, not '%s'", o->nats_urls);
+        if (o->node == NULL)
+            return usage("%s--nats needs --node ID", "");
+        aether_node_id tmp;
+        aether_err e;
+        if (aether_node_id_from_cstr(o->node, &tmp, &e) != AETHER_OK)
+            return usage("--node: %s", e.msg);
+        if (o->cluster != NULL) {
+            size_t len = strlen(o->cluster);
+            bool ok = len >= 1 && len <= CLUSTER_FOR_BUCKET_MAX;
+            for (size_t i = 0; ok && i < len; i++) {
+                char c = o->cluster[i];
+                ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                     c == '_' || c == '-';
+            }
+            if (!ok)
+                return usage("--cluster wants 1..51 characters of [A-Za-z0-9_-], not '%s'", o->cluster);
+        }
+        if (o->json)
+            return usage("%s--json goes with --scenario", "");
+        if (o->quiet && o->verbose)
+            return usage("%s--quiet and --verbose contradict each other", "");
+        return 0;
+    }
+    if (o->node != NULL || o->cluster != NULL || o->zone != NULL)
+        return usage("%s--node, --cluster and --zone go with --nats", "");
     if (o->replication > o->nodes && o->scenario == NULL) {
         char msg[96];
         snprintf(msg, sizeof(msg), "--replication %u needs at least %u nodes (--nodes %u)", o->replication,
@@ -1097,10 +1423,8 @@ int main(int argc, char **argv)
         print_help(stdout);
         return 0;
     }
-    if (!o.embedded) {
-        fprintf(stderr, "aether-node: NATS mode not built yet; use --embedded\n");
-        return EXIT_USAGE;
-    }
+    if (!o.embedded && o.nats_urls == NULL)
+        return usage("%schoose a mode: --embedded or --nats URL", "");
     aether_log_init_from_env();
     setvbuf(stdout, NULL, _IOLBF, 0);
     install_signals();
@@ -1111,8 +1435,12 @@ int main(int argc, char **argv)
     aether_config_defaults(&probe);
     probe.shard_count = o.shards;
     probe.replication = o.replication;
-    aether_err err;
-    if (aether_node_id_from_cstr("node-1", &probe.node, NULL) != AETHER_OK ||
+    if (o.cluster != NULL)
+        snprintf(probe.cluster, sizeof(probe.cluster), "%s", o.cluster);
+    if (o.zone != NULL)
+        snprintf(probe.zone, sizeof(probe.zone), "%s", o.zone);
+    aether_err err = { 0 };
+    if (aether_node_id_from_cstr(o.node != NULL ? o.node : "node-1", &probe.node, &err) != AETHER_OK ||
         aether_config_validate(&probe, &err) != AETHER_OK) {
         fprintf(stderr, "aether-node: %s\n", err.msg);
         return EXIT_USAGE;
@@ -1123,12 +1451,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "aether-node: out of memory\n");
         return 1;
     }
-    uint32_t n_nodes = o.scenario != NULL ? DEMO_SLOTS : o.nodes;
+    uint32_t n_nodes = o.nats_urls != NULL ? 1u : o.scenario != NULL ? DEMO_SLOTS : o.nodes;
+    if (o.nats_urls != NULL && !o.seed_set) {
+        /* Distinct election jitter per node and run unless --seed says. */
+        uint64_t h = 1469598103934665603ull;
+        for (const char *p = o.node; *p != '\0'; p++)
+            h = (h ^ (uint8_t)*p) * 1099511628211ull;
+        o.seed = h ^ now_ns() ^ ((uint64_t)getpid() << 32);
+    }
     if (daemon_init(d, &o, n_nodes) != 0)
         rc = 1;
     else
-        rc = o.scenario != NULL ? run_demo(d) : run_daemon(d);
+        rc = o.nats_urls != NULL ? run_nats(d) : o.scenario != NULL ? run_demo(d) : run_daemon(d);
     daemon_fini(d);
     free(d);
+    if (o.nats_urls != NULL)
+        nats_Close(); /* the very end: every connection is destroyed */
     return rc;
 }
