@@ -45,31 +45,6 @@ aether_status aether_shardmap_slot_publish(aether_shardmap_slot *slot, aether_sh
     return AETHER_OK;
 }
 
-/* Fills out from entry e of map m. Inside the read section. */
-static inline aether_status fill_route(const aether_shardmap *m, uint32_t shard,
-                                       aether_route *out)
-{
-    const aether_shard_entry e = m->shards[shard];
-    out->map_version = m->version;
-    out->term = m->term;
-    out->shard = shard;
-    out->owner_count = e.owner_count;
-    out->moving = e.state == AETHER_SHARD_MOVING;
-    if (AETHER_UNLIKELY(e.owner_count == 0)) {
-        memset(&out->primary, 0, sizeof(out->primary));
-        return AETHER_ENOTFOUND;
-    }
-    /* A fixed-size copy: the id is a value, no pointer into m escapes. */
-    memcpy(&out->primary, &m->nodes[e.primary], sizeof(out->primary));
-    if (AETHER_UNLIKELY(out->moving)) {
-        memcpy(&out->to, &m->nodes[e.to], sizeof(out->to));
-    } else {
-        out->to.len = 0; /* reads as empty, by length or as a string */
-        out->to.str[0] = '\0';
-    }
-    return AETHER_OK;
-}
-
 aether_status aether_route_key(const aether_shardmap_slot *slot, const void *key, size_t len,
                                aether_route *out)
 {
@@ -81,7 +56,7 @@ aether_status aether_route_key(const aether_shardmap_slot *slot, const void *key
     if (AETHER_UNLIKELY(m == NULL))
         st = AETHER_ENOTFOUND;
     else
-        st = fill_route(m, aether_key_shard_of_hash(hash, m->shard_count), out);
+        st = aether_route_fill(m, aether_key_shard_of_hash(hash, m->shard_count), out);
     aether_rcu_read_unlock();
     return st;
 }
@@ -97,7 +72,7 @@ aether_status aether_route_shard(const aether_shardmap_slot *slot, uint32_t shar
     else if (shard >= m->shard_count)
         st = AETHER_EINVAL;
     else
-        st = fill_route(m, shard, out);
+        st = aether_route_fill(m, shard, out);
     aether_rcu_read_unlock();
     return st;
 }

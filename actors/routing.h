@@ -36,6 +36,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "node_id.h"
 #include "shardmap.h"
@@ -120,5 +121,33 @@ aether_status aether_route_node_primary_shards(const aether_shardmap_slot *slot,
 
 /* The current map's version. AETHER_ENOTFOUND when nothing is published. */
 aether_status aether_route_map_version(const aether_shardmap_slot *slot, uint64_t *version_out);
+
+/* Fills out from shard `shard` of map m (the hot path's copy-out, shared by
+ * the lookups and the bench baselines so both do the same work). Only while
+ * m cannot be freed: inside a read-side section, or by the map's owner.
+ * AETHER_ENOTFOUND (primary cleared) when the shard has no owner. */
+static inline aether_status aether_route_fill(const aether_shardmap *m, uint32_t shard,
+                                              aether_route *out)
+{
+    const aether_shard_entry e = m->shards[shard];
+    out->map_version = m->version;
+    out->term = m->term;
+    out->shard = shard;
+    out->owner_count = e.owner_count;
+    out->moving = e.state == AETHER_SHARD_MOVING;
+    if (AETHER_UNLIKELY(e.owner_count == 0)) {
+        memset(&out->primary, 0, sizeof(out->primary));
+        return AETHER_ENOTFOUND;
+    }
+    /* A fixed-size copy: the id is a value, no pointer into m escapes. */
+    memcpy(&out->primary, &m->nodes[e.primary], sizeof(out->primary));
+    if (AETHER_UNLIKELY(out->moving)) {
+        memcpy(&out->to, &m->nodes[e.to], sizeof(out->to));
+    } else {
+        out->to.len = 0; /* reads as empty, by length or as a string */
+        out->to.str[0] = '\0';
+    }
+    return AETHER_OK;
+}
 
 #endif

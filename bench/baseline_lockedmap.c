@@ -42,36 +42,11 @@ void bench_lockedmap_fini(bench_lockedmap *lm)
     pthread_rwlock_destroy(&lm->rw);
 }
 
-/* The same fill as routing.c's fill_route (kept identical on purpose: the
- * baselines must do the same work as the code they are compared with). */
-static inline aether_status fill_route(const aether_shardmap *m, uint32_t shard,
-                                       aether_route *out)
-{
-    const aether_shard_entry e = m->shards[shard];
-    out->map_version = m->version;
-    out->term = m->term;
-    out->shard = shard;
-    out->owner_count = e.owner_count;
-    out->moving = e.state == AETHER_SHARD_MOVING;
-    if (AETHER_UNLIKELY(e.owner_count == 0)) {
-        memset(&out->primary, 0, sizeof(out->primary));
-        return AETHER_ENOTFOUND;
-    }
-    memcpy(&out->primary, &m->nodes[e.primary], sizeof(out->primary));
-    if (AETHER_UNLIKELY(out->moving)) {
-        memcpy(&out->to, &m->nodes[e.to], sizeof(out->to));
-    } else {
-        out->to.len = 0;
-        out->to.str[0] = '\0';
-    }
-    return AETHER_OK;
-}
-
 static inline aether_status lookup(const aether_shardmap *m, uint64_t hash, aether_route *out)
 {
     if (AETHER_UNLIKELY(m == NULL))
         return AETHER_ENOTFOUND;
-    return fill_route(m, aether_key_shard_of_hash(hash, m->shard_count), out);
+    return aether_route_fill(m, aether_key_shard_of_hash(hash, m->shard_count), out);
 }
 
 aether_status bench_lockedmap_route_key(bench_lockedmap *lm, const void *key, size_t len,
