@@ -712,8 +712,8 @@ static aether_status get_node(dec *d, const json_t *obj, bool in_data, const cha
 static aether_status get_text(dec *d, const json_t *data, const field_spec *f, char *dst,
                               size_t cap)
 {
-    const char *s;
-    size_t len;
+    const char *s = NULL; /* set whenever get_string succeeds; gcc -O3 cannot tell */
+    size_t len = 0;
     aether_status st = get_string(d, data, true, f->key, &s, &len);
     if (st != AETHER_OK)
         return st;
