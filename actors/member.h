@@ -21,7 +21,8 @@
  *    on the new one (handoff protocol, DESIGN 2); after released returns the
  *    embedder must not serve the shard;
  *  - on_leader_changed when this member learns of a new leader (or none);
- *  - on_event for every event this member applies or emits, in order.
+ *  - on_event for every event this member applies or emits, in order;
+ *  - on_map_installed when a newer ShardMap becomes this member's lookups.
  *
  * Threading: start, drain, stop and destroy from one controlling thread that
  * is not a worker of the executor (on the step executor: its own thread).
@@ -48,6 +49,9 @@ typedef struct aether_member_callbacks {
     void (*on_shard_released)(void *arg, uint32_t shard, uint64_t map_version);
     void (*on_leader_changed)(void *arg, const aether_node_id *leader, aether_term term);
     void (*on_event)(void *arg, const aether_event *e);
+    /* A newer map was just published to this member's lookups (its shards
+     * are reconciled right after). */
+    void (*on_map_installed)(void *arg, uint64_t map_version, aether_term map_term);
     void *arg;
 } aether_member_callbacks;
 

@@ -212,6 +212,8 @@ static bool adopt(aether_member *m, aether_shardmap *map)
         as->fenced = false;
         __atomic_store_n(&m->fenced, 0, __ATOMIC_RELAXED);
     }
+    if (m->cb.on_map_installed != NULL)
+        m->cb.on_map_installed(m->cb.arg, version, term);
     reconcile(m);
     return true;
 }

@@ -123,7 +123,7 @@ AETHER_STATIC_ASSERT(DEMO_SLOTS <= NODES_MAX, "demo nodes fit the slot table");
 AETHER_STATIC_ASSERT(SETTLE_QUIET_MS > 100u, "longer than the default rebalance debounce");
 
 typedef struct options {
-    bool embedded, quiet, verbose, json, help;
+    bool embedded, quiet, verbose, json, help, trace;
     bool nodes_set, duration_set, replication_set, seed_set;
     const char *nats_urls;  /* --nats: NULL = embedded mode */
     const char *node;       /* --nats: this node's id */
@@ -172,6 +172,7 @@ typedef struct node_run {
     aether_inproc_hub *hub;
     aether_kv *lease_kv, *state_kv;
     natsConnection *nc;             /* NATS mode only; main thread */
+    aether_codec_stats codec_stats; /* NATS mode: the transport's refusals */
     bool was_leader;                /* NATS mode: main thread */
     aether_rng rng;                 /* main thread */
     uint64_t start_ns;              /* immutable after setup */
@@ -290,6 +291,31 @@ static void say(node_run *d, const char *fmt, ...)
     pthread_mutex_unlock(&d->mu);
 }
 
+/* --trace: one machine-readable line "T <CLOCK_MONOTONIC us> <node> WHAT ..."
+ * (comparable between processes on one machine), written whole and flushed.
+ * Any thread; takes mu. */
+static void trace(node_run *d, const node_slot *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void trace(node_run *d, const node_slot *n, const char *fmt, ...)
+{
+    if (!d->opt.trace)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    char line[LINE_CAP];
+    int len = snprintf(line, sizeof(line), "T %llu %s ",
+                       (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000u,
+                       n->id);
+    va_list ap;
+    va_start(ap, fmt);
+    if (len > 0 && (size_t)len < sizeof(line))
+        (void)vsnprintf(line + len, sizeof(line) - (size_t)len, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&d->mu);
+    fprintf(stdout, "%s\n", line);
+    fflush(stdout);
+    pthread_mutex_unlock(&d->mu);
+}
+
 /* ---- member callbacks (executor workers) ---------------------------------- */
 
 static void violation_locked(node_run *d, const char *msg)
@@ -339,11 +365,29 @@ static void on_released(void *arg, uint32_t shard, uint64_t version)
     pthread_mutex_unlock(&d->mu);
 }
 
+static void on_leader_changed(void *arg, const aether_node_id *leader, aether_term term)
+{
+    node_slot *n = arg;
+    trace(n->d, n, "LEADER %s %llu", leader != NULL && leader->len > 0 ? leader->str : "-",
+          (unsigned long long)term);
+}
+
+static void on_map_installed(void *arg, uint64_t version, aether_term term)
+{
+    node_slot *n = arg;
+    trace(n->d, n, "MAP %llu %llu", (unsigned long long)version, (unsigned long long)term);
+}
+
 static void on_event(void *arg, const aether_event *e)
 {
     node_slot *n = arg;
     node_run *d = n->d;
     bool own = strcmp(e->node.str, n->id) == 0;
+    if (d->opt.trace) {
+        char line[LINE_CAP];
+        aether_event_format(e, line, sizeof(line));
+        trace(d, n, "EVENT %s %s", aether_event_type_name(e->type), line);
+    }
     pthread_mutex_lock(&d->mu);
     if (e->type == AETHER_EVT_LEADER_ELECTED) {
         /* I1, as every observer sees it. */
@@ -498,6 +542,7 @@ static int daemon_init(node_run *d, const options *o, uint32_t n_nodes)
     d->step = -1;
     pthread_mutex_init(&d->mu, NULL);
     aether_term_registry_init(&d->terms);
+    aether_codec_stats_init(&d->codec_stats, NULL);
     aether_rng_seed(&d->rng, o->seed);
     d->start_ns = now_ns();
     aether_config_defaults(&d->base);
@@ -563,7 +608,8 @@ static int node_start(node_run *d, uint32_t i)
             fprintf(stderr, "aether-node: %s: %s\n", n->id, err.msg);
             return -1;
         }
-        aether_nats_transport_config tc = { .conn = d->nc, .cluster = cfg.cluster, .node = cfg.node };
+        aether_nats_transport_config tc = { .conn = d->nc, .cluster = cfg.cluster, .node = cfg.node,
+                                            .stats = &d->codec_stats };
         if (aether_nats_transport_create(&tc, &n->t, &err) != AETHER_OK) {
             fprintf(stderr, "aether-node: %s: NATS transport: %s\n", n->id, err.msg);
             return -1;
@@ -579,7 +625,8 @@ static int node_start(node_run *d, uint32_t i)
     aether_member_deps deps = { .executor = d->ex, .transport = n->t, .lease_store = d->lease_kv,
                                 .state_store = d->state_kv, .seed = aether_rng_next(&d->rng) };
     aether_member_callbacks cb = { .on_shard_acquired = on_acquired, .on_shard_released = on_released,
-                                   .on_event = on_event, .arg = n };
+                                   .on_event = on_event, .on_leader_changed = on_leader_changed,
+                                   .on_map_installed = on_map_installed, .arg = n };
     aether_member *m = NULL;
     if (aether_member_start(&cfg, &deps, &cb, &m, &err) != AETHER_OK) {
         fprintf(stderr, "aether-node: %s: start: %s\n", n->id, err.msg);
@@ -786,6 +833,14 @@ static int run_nats(node_run *d)
             (unsigned long long)since_start_ms(d), n->id, (unsigned long long)limit_ms,
             aether_node_status_name(v.status), v.shards_serving);
     print_status(d);
+    aether_member_view_get(n->m, &v);
+    trace(d, n, "STATS decoded=%llu decode_rejected=%llu stale_dropped=%llu leader_changes=%llu "
+          "rebalances=%llu shards_moved=%llu map_version=%llu term=%llu serving=%u",
+          (unsigned long long)aether_codec_stats_decoded(&d->codec_stats),
+          (unsigned long long)aether_codec_stats_rejected_total(&d->codec_stats),
+          (unsigned long long)v.stale_dropped, (unsigned long long)v.leader_changes,
+          (unsigned long long)v.rebalances, (unsigned long long)v.shards_moved,
+          (unsigned long long)v.map_version, (unsigned long long)v.term, v.shards_serving);
     pthread_mutex_lock(&d->mu);
     uint32_t violations = d->violations;
     pthread_mutex_unlock(&d->mu);
@@ -1221,6 +1276,10 @@ static void print_help(FILE *out)
             "  --cluster NAME       with --nats: cluster name (default aether; at most %u\n"
             "                       characters of [A-Za-z0-9_-])\n"
             "  --zone Z             with --nats: this node's zone (default none)\n"
+            "  --trace              with --nats: also print machine-readable lines\n"
+            "                       \"T <CLOCK_MONOTONIC us> <node> WHAT ...\": MAP <version>\n"
+            "                       <term> (map installed), LEADER <id|-> <term>, EVENT <Type>\n"
+            "                       <text> (every event applied or emitted), STATS k=v ... (exit)\n"
             "  --nodes N            nodes to run, 1..%u (default %u)\n"
             "  --shards S           shard count, 1..%u (default 1024)\n"
             "  --replication R      owners per shard, 1..%u and at most N (default 1)\n"
@@ -1264,7 +1323,7 @@ static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 }
 
 enum { OPT_EMBEDDED = 256, OPT_NODES, OPT_SHARDS, OPT_REPLICATION, OPT_DURATION, OPT_SEED,
-       OPT_QUIET, OPT_VERBOSE, OPT_SCENARIO, OPT_JSON, OPT_NATS, OPT_NODE, OPT_CLUSTER, OPT_ZONE };
+       OPT_QUIET, OPT_VERBOSE, OPT_SCENARIO, OPT_JSON, OPT_NATS, OPT_NODE, OPT_CLUSTER, OPT_ZONE, OPT_TRACE };
 
 /* 0 ok, EXIT_USAGE after printing why. */
 static int parse_args(int argc, char **argv, options *o)
@@ -1284,6 +1343,7 @@ static int parse_args(int argc, char **argv, options *o)
         { "node", required_argument, NULL, OPT_NODE },
         { "cluster", required_argument, NULL, OPT_CLUSTER },
         { "zone", required_argument, NULL, OPT_ZONE },
+        { "trace", no_argument, NULL, OPT_TRACE },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -1304,6 +1364,7 @@ static int parse_args(int argc, char **argv, options *o)
         case OPT_QUIET: o->quiet = true; break;
         case OPT_VERBOSE: o->verbose = true; break;
         case OPT_JSON: o->json = true; break;
+        case OPT_TRACE: o->trace = true; break;
         case 'h': o->help = true; break;
         case OPT_NODES:
             if (parse_u64(optarg, 1, NODES_MAX, &v) != 0)
