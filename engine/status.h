@@ -24,6 +24,7 @@ typedef enum aether_status {
     AETHER_ENOTLEADER,      /* the command needs the leader and this node is not it */
     AETHER_ESTATE,          /* the operation is not allowed in the object's current state */
     AETHER_EIO,             /* an operating-system call failed */
+    AETHER_EPERM,           /* not allowed: credentials refused, not authorized */
     AETHER_STATUS_COUNT_
 } aether_status;
 

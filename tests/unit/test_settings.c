@@ -1,0 +1,282 @@
+/*
+ * test_settings.c: the parameter table and its sources (transport/settings.h):
+ * defaults, the INI file, AETHER_* variables, flag names, precedence, the
+ * refusals and their messages.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cu_test.h"
+#include "settings.h"
+
+/* Writes text to a fresh temporary file; returns its path (static buffer). */
+static const char *write_file(const char *text)
+{
+    static char path[64];
+    snprintf(path, sizeof(path), "/tmp/aether-settings-XXXXXX");
+    int fd = mkstemp(path);
+    CU_ASSERT_FATAL(fd >= 0);
+    size_t len = strlen(text);
+    CU_ASSERT_FATAL(write(fd, text, len) == (ssize_t)len);
+    close(fd);
+    return path;
+}
+
+static void test_defaults_match_design(void)
+{
+    aether_settings s;
+    aether_settings_defaults(&s);
+    CU_ASSERT_STRING_EQUAL(s.node.cluster, "aether");
+    CU_ASSERT_EQUAL(s.node.shard_count, 1024);
+    CU_ASSERT_EQUAL(s.node.replication, 1);
+    CU_ASSERT_EQUAL(s.node.heartbeat_interval_ms, 200);
+    CU_ASSERT_EQUAL(s.node.failure_timeout_ms, 1000);
+    CU_ASSERT_EQUAL(s.node.lease_ttl_ms, 1000);
+    CU_ASSERT_EQUAL(s.node.lease_renew_interval_ms, 250);
+    CU_ASSERT_EQUAL(s.node.rebalance_debounce_ms, 100);
+    CU_ASSERT_EQUAL(s.node.handoff_timeout_ms, 5000);
+    CU_ASSERT_EQUAL(s.node.mailbox_capacity, 4096);
+    CU_ASSERT_EQUAL(s.node.max_concurrent_handoffs, 64);
+    CU_ASSERT_EQUAL(s.node.brake_window_ms, 10000);
+    CU_ASSERT_EQUAL(s.nats.kv_replicas, 1);
+    CU_ASSERT_STRING_EQUAL(s.log_format, "text");
+    aether_err err;
+    /* A client (aetherctl) needs no node id; a daemon does. */
+    CU_ASSERT_EQUAL(aether_settings_check(&s, false, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_settings_check(&s, true, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "node"));
+}
+
+static void test_file_sections_and_comments(void)
+{
+    const char *path = write_file("# comment\n"
+                                  "cluster = prod\n"
+                                  "[node]\n"
+                                  "node = node-7\n"
+                                  "zone = eu-1\n"
+                                  "; another comment\n"
+                                  "[cluster]\n"
+                                  "shard_count = 4096\n"
+                                  "lease_ttl_ms = 3000\n"
+                                  "[nats]\n"
+                                  "urls = nats://127.0.0.1:4222,nats://127.0.0.1:4223\n"
+                                  "user = alice\n"
+                                  "password = s3cret\n"
+                                  "kv_replicas = 3\n");
+    aether_settings s;
+    aether_settings_defaults(&s);
+    aether_err err = { 0 };
+    CU_ASSERT_EQUAL_FATAL(aether_settings_load_file(&s, path, &err), AETHER_OK);
+    unlink(path);
+    CU_ASSERT_STRING_EQUAL(s.node.cluster, "prod");
+    CU_ASSERT_STRING_EQUAL(s.node.node.str, "node-7");
+    CU_ASSERT_STRING_EQUAL(s.node.zone, "eu-1");
+    CU_ASSERT_EQUAL(s.node.shard_count, 4096);
+    CU_ASSERT_EQUAL(s.node.lease_ttl_ms, 3000);
+    CU_ASSERT_EQUAL(s.node.lease_renew_interval_ms, 750); /* follows the ttl: ttl/4 */
+    CU_ASSERT_EQUAL(s.node.lease_safety_margin_ms, 300);
+    CU_ASSERT_STRING_EQUAL(s.nats.urls, "nats://127.0.0.1:4222,nats://127.0.0.1:4223");
+    CU_ASSERT_STRING_EQUAL(s.nats.user, "alice");
+    CU_ASSERT_STRING_EQUAL(s.nats.password, "s3cret");
+    CU_ASSERT_EQUAL(s.nats.kv_replicas, 3);
+    CU_ASSERT_EQUAL(aether_settings_check(&s, true, &err), AETHER_OK);
+}
+
+static void test_file_errors_name_the_line(void)
+{
+    struct {
+        const char *text, *want;
+    } cases[] = {
+        { "shard_count = 10\nbogus_key = 1\n", "line 2: unknown parameter 'bogus_key'" },
+        { "\n\nshard_count = ten\n", "line 3: shard_count wants an integer 1..65536, not 'ten'" },
+        { "replication = 9\n", "line 1: replication wants an integer 1..7, not '9'" },
+        { "[weird]\nx = 1\n", "line 2: unknown section [weird]" },
+        { "node = no spaces\n", "line 1: node:" },
+        { "cluster = a.b\n", "line 1: cluster:" },
+        { "log_format = xml\n", "log_format wants one of text|json, not 'xml'" },
+        { "nats_tls = maybe\n", "nats_tls wants true or false" },
+        { "shard_count = 1\njust words\n", "line 2: not a 'key = value' line" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *path = write_file(cases[i].text);
+        aether_settings s;
+        aether_settings_defaults(&s);
+        aether_err err = { 0 };
+        CU_ASSERT_EQUAL(aether_settings_load_file(&s, path, &err), AETHER_EINVAL);
+        if (strstr(err.msg, cases[i].want) == NULL || strstr(err.msg, path) == NULL)
+            fprintf(stderr, "case %zu: got '%s', want '%s'\n", i, err.msg, cases[i].want);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, cases[i].want));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, path));
+        unlink(path);
+    }
+    aether_settings s;
+    aether_settings_defaults(&s);
+    aether_err err = { 0 };
+    CU_ASSERT_EQUAL(aether_settings_load_file(&s, "/nonexistent/aether.ini", &err), AETHER_ENOTFOUND);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "/nonexistent/aether.ini"));
+}
+
+static void test_env_variables(void)
+{
+    char *env[] = { "PATH=/bin", "AETHER_LEASE_TTL_MS=2000", "AETHER_NATS_TOKEN=tok",
+                    "AETHER_NODE=node-e", "AETHER_NATS_SERVER=/usr/sbin/nats-server", NULL };
+    const char *ignore[] = { "AETHER_NATS_SERVER", NULL };
+    aether_settings s;
+    aether_settings_defaults(&s);
+    aether_err err = { 0 };
+    CU_ASSERT_EQUAL_FATAL(aether_settings_load_env(&s, env, ignore, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(s.node.lease_ttl_ms, 2000);
+    CU_ASSERT_EQUAL(s.node.lease_renew_interval_ms, 500);
+    CU_ASSERT_STRING_EQUAL(s.nats.token, "tok");
+    CU_ASSERT_STRING_EQUAL(s.node.node.str, "node-e");
+
+    /* A misspelt variable is refused, not ignored. */
+    char *typo[] = { "AETHER_LEASE_TTL=2000", NULL };
+    CU_ASSERT_EQUAL(aether_settings_load_env(&s, typo, ignore, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "AETHER_LEASE_TTL"));
+    /* A bad value names the variable; a secret is not echoed. */
+    char *bad[] = { "AETHER_SHARD_COUNT=0", NULL };
+    CU_ASSERT_EQUAL(aether_settings_load_env(&s, bad, NULL, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "environment AETHER_SHARD_COUNT: shard_count"));
+    char long_token[AETHER_SETTINGS_STR_MAX + 40] = "AETHER_NATS_TOKEN=";
+    memset(long_token + strlen(long_token), 'x', AETHER_SETTINGS_STR_MAX + 10);
+    char *secret[] = { long_token, NULL };
+    CU_ASSERT_EQUAL(aether_settings_load_env(&s, secret, NULL, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NULL(strstr(err.msg, "xxxx"));
+}
+
+static void test_precedence_file_env_flags(void)
+{
+    const char *path = write_file("shard_count = 100\nreplication = 2\nlease_ttl_ms = 4000\n");
+    aether_settings s;
+    aether_settings_defaults(&s);
+    aether_err err = { 0 };
+    CU_ASSERT_EQUAL_FATAL(aether_settings_load_file(&s, path, &err), AETHER_OK);
+    unlink(path);
+    char *env[] = { "AETHER_SHARD_COUNT=200", "AETHER_REPLICATION=3", NULL };
+    CU_ASSERT_EQUAL_FATAL(aether_settings_load_env(&s, env, NULL, &err), AETHER_OK);
+    char key[64];
+    CU_ASSERT_STRING_EQUAL(aether_settings_flag_key("--shards", key, sizeof(key)), "shard_count");
+    CU_ASSERT_EQUAL_FATAL(aether_settings_set(&s, key, "300", "flag --shards", &err), AETHER_OK);
+    CU_ASSERT_EQUAL(s.node.shard_count, 300); /* flag over env over file */
+    CU_ASSERT_EQUAL(s.node.replication, 3);   /* env over file */
+    CU_ASSERT_EQUAL(s.node.lease_ttl_ms, 4000); /* file over default */
+    CU_ASSERT_STRING_EQUAL(aether_settings_flag_key("--nats", key, sizeof(key)), "nats_urls");
+    CU_ASSERT_STRING_EQUAL(aether_settings_flag_key("--lease-renew-interval-ms", key, sizeof(key)),
+                           "lease_renew_interval_ms");
+    CU_ASSERT_PTR_NULL(aether_settings_flag_key("--no-such-thing", key, sizeof(key)));
+}
+
+static void test_explicit_renew_survives_ttl_change(void)
+{
+    aether_settings s;
+    aether_settings_defaults(&s);
+    aether_err err;
+    CU_ASSERT_EQUAL(aether_settings_set(&s, "lease_renew_interval_ms", "100", "t", &err), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_settings_set(&s, "lease_ttl_ms", "5000", "t", &err), AETHER_OK);
+    CU_ASSERT_EQUAL(s.node.lease_renew_interval_ms, 100);
+    CU_ASSERT_EQUAL(s.node.lease_safety_margin_ms, 500);
+}
+
+static aether_status check_with(const char *key, const char *value, aether_err *err)
+{
+    aether_settings s;
+    aether_settings_defaults(&s);
+    CU_ASSERT_EQUAL(aether_settings_set(&s, "node", "node-a", "t", err), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_settings_set(&s, "nats_urls", "nats://127.0.0.1:1", "t", err), AETHER_OK);
+    CU_ASSERT_EQUAL_FATAL(aether_settings_set(&s, key, value, "t", err), AETHER_OK);
+    return aether_settings_check(&s, true, err);
+}
+
+static void test_unsafe_timings_refused_with_reason(void)
+{
+    aether_err err;
+    CU_ASSERT_EQUAL(check_with("lease_renew_interval_ms", "900", &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "lease_renew_interval_ms"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "not well below lease_ttl_ms"));
+    CU_ASSERT_EQUAL(check_with("failure_timeout_ms", "300", &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "failure_timeout_ms"));
+    CU_ASSERT_EQUAL(check_with("heartbeat_interval_ms", "600", &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "heartbeat"));
+    CU_ASSERT_EQUAL(check_with("handoff_timeout_ms", "900", &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "handoff_timeout_ms"));
+    CU_ASSERT_EQUAL(check_with("mailbox_capacity", "1000", &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "power of two"));
+    CU_ASSERT_EQUAL(check_with("lease_ttl_ms", "3000", &err), AETHER_OK);
+}
+
+static void test_nats_auth_cross_checks(void)
+{
+    aether_settings s;
+    aether_settings_defaults(&s);
+    aether_err err;
+    CU_ASSERT_EQUAL(aether_settings_set(&s, "nats_user", "u", "t", &err), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_settings_set(&s, "nats_token", "x", "t", &err), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_settings_check(&s, false, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "choose one"));
+    aether_settings_defaults(&s);
+    CU_ASSERT_EQUAL(aether_settings_set(&s, "nats_password", "p", "t", &err), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_settings_check(&s, false, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "without nats_user"));
+    aether_settings_defaults(&s);
+    CU_ASSERT_EQUAL(aether_settings_set(&s, "nats_tls_key", "/k.pem", "t", &err), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_settings_check(&s, false, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "needs both"));
+    aether_settings_defaults(&s);
+    CU_ASSERT_EQUAL(aether_settings_set(&s, "nats_kv_replicas", "2", "t", &err), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_settings_check(&s, false, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "nats_kv_replicas"));
+}
+
+static void test_describe_is_a_valid_file_without_secrets(void)
+{
+    aether_settings s;
+    aether_settings_defaults(&s);
+    aether_err err;
+    CU_ASSERT_EQUAL(aether_settings_set(&s, "node", "node-d", "t", &err), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_settings_set(&s, "nats_token", "hunter2", "t", &err), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_settings_set(&s, "shard_count", "77", "t", &err), AETHER_OK);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    aether_settings_describe(&s, f);
+    fclose(f);
+    CU_ASSERT_PTR_NULL(strstr(buf, "hunter2"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "shard_count = 77\n"));
+    /* Read back: the same values (the token is commented out). */
+    const char *path = write_file(buf);
+    free(buf);
+    aether_settings r;
+    aether_settings_defaults(&r);
+    CU_ASSERT_EQUAL(aether_settings_load_file(&r, path, &err), AETHER_OK);
+    unlink(path);
+    CU_ASSERT_EQUAL(r.node.shard_count, 77);
+    CU_ASSERT_STRING_EQUAL(r.node.node.str, "node-d");
+    CU_ASSERT_STRING_EQUAL(r.nats.token, "");
+    /* Every parameter has help. */
+    const char *key, *kind, *help;
+    size_t n = 0;
+    while (aether_settings_param(n, &key, &kind, &help)) {
+        CU_ASSERT_TRUE(aether_settings_known(key));
+        CU_ASSERT_TRUE(help[0] != '\0');
+        n++;
+    }
+    CU_ASSERT_TRUE(n >= 30);
+}
+
+static CU_TestInfo tests[] = {
+    AETHER_TEST(defaults_match_design),
+    AETHER_TEST(file_sections_and_comments),
+    AETHER_TEST(file_errors_name_the_line),
+    AETHER_TEST(env_variables),
+    AETHER_TEST(precedence_file_env_flags),
+    AETHER_TEST(explicit_renew_survives_ttl_change),
+    AETHER_TEST(unsafe_timings_refused_with_reason),
+    AETHER_TEST(nats_auth_cross_checks),
+    AETHER_TEST(describe_is_a_valid_file_without_secrets),
+    CU_TEST_INFO_NULL,
+};
+AETHER_SUITE("settings", NULL, NULL, tests);

@@ -1,0 +1,198 @@
+/*
+ * nats_conn.c: one nats.c connection from aether_nats_settings (transport
+ * layer). See nats_conn.h.
+ */
+#include "nats_conn.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "log.h"
+
+#define LOG_MOD "nats"
+#define CONNECT_RETRY_MS 200u
+#define RECONNECT_JITTER_MS 100
+
+static bool is_set(const char *s) { return s != NULL && s[0] != '\0'; }
+
+const char *aether_nats_auth_method(const aether_nats_settings *s)
+{
+    if (is_set(s->creds))
+        return "credentials file";
+    if (is_set(s->token))
+        return "token";
+    if (is_set(s->user))
+        return "user/password";
+    return "none";
+}
+
+static bool tls_wanted(const aether_nats_settings *s)
+{
+    return s->tls || is_set(s->tls_ca) || is_set(s->tls_cert) || strstr(s->urls, "tls://") != NULL;
+}
+
+/* nats.c threads: connection state changes, for the operator. */
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    AETHER_WARN(LOG_MOD, "%s: connection to NATS lost; reconnecting", (const char *)closure);
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+    char url[256] = "";
+    (void)natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+    AETHER_INFO(LOG_MOD, "%s: reconnected to %s", (const char *)closure, url);
+}
+
+static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    AETHER_WARN(LOG_MOD, "%s: asynchronous NATS error: %s", (const char *)closure, natsStatus_GetText(err));
+}
+
+static void sleep_ms(uint32_t ms)
+{
+    struct timespec ts = { .tv_sec = ms / 1000u, .tv_nsec = (long)(ms % 1000u) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* A failure that waiting cannot heal. */
+static bool permanent(natsStatus s)
+{
+    return s == NATS_CONNECTION_AUTH_FAILED || s == NATS_NOT_PERMITTED || s == NATS_SSL_ERROR ||
+           s == NATS_INVALID_ARG || s == NATS_ERR || s == NATS_NO_MEMORY || s == NATS_NOT_FOUND;
+}
+
+/* Builds the options; on failure err says which one and why. */
+static aether_status build(const aether_nats_settings *s, const char *name, char **servers, int count,
+                           natsOptions **out, aether_err *err)
+{
+    natsOptions *no = NULL;
+    natsStatus ns = natsOptions_Create(&no);
+    if (ns != NATS_OK)
+        return aether_err_set(err, AETHER_ENOMEM, "nats options: %s", natsStatus_GetText(ns));
+    const char *what = "";
+/* Sets one option while all went well, remembering which one for the error. */
+#define TRY(label, call)          \
+    do {                          \
+        if (ns == NATS_OK) {      \
+            what = (label);       \
+            ns = (call);          \
+        }                         \
+    } while (0)
+    TRY("servers", natsOptions_SetServers(no, (const char **)servers, count));
+    TRY("name", natsOptions_SetName(no, name));
+    TRY("reconnect", natsOptions_SetMaxReconnect(no, -1)); /* forever (nats.h: a negative value) */
+    TRY("reconnect wait", natsOptions_SetReconnectWait(no, (int64_t)s->reconnect_wait_ms));
+    TRY("reconnect jitter", natsOptions_SetReconnectJitter(no, RECONNECT_JITTER_MS, RECONNECT_JITTER_MS));
+    /* One attempt over the whole list fits in half the limit. */
+    TRY("timeout", natsOptions_SetTimeout(no, (int64_t)(s->connect_timeout_ms / 2u / (unsigned)count) + 100));
+    TRY("callbacks", natsOptions_SetDisconnectedCB(no, on_disconnected, (void *)name));
+    TRY("callbacks", natsOptions_SetReconnectedCB(no, on_reconnected, (void *)name));
+    TRY("callbacks", natsOptions_SetErrorHandler(no, on_error, (void *)name));
+    if (is_set(s->user))
+        TRY("user/password", natsOptions_SetUserInfo(no, s->user, s->password));
+    if (is_set(s->token))
+        TRY("token", natsOptions_SetToken(no, s->token));
+    if (is_set(s->creds))
+        TRY("credentials file", natsOptions_SetUserCredentialsFromFiles(no, s->creds, NULL));
+    if (tls_wanted(s))
+        TRY("TLS", natsOptions_SetSecure(no, true));
+    if (is_set(s->tls_ca))
+        TRY("TLS CA file", natsOptions_LoadCATrustedCertificates(no, s->tls_ca));
+    if (is_set(s->tls_cert))
+        TRY("TLS client certificate", natsOptions_LoadCertificatesChain(no, s->tls_cert, s->tls_key));
+    if (is_set(s->tls_hostname))
+        TRY("TLS hostname", natsOptions_SetExpectedHostname(no, s->tls_hostname));
+    if (s->tls_skip_verify)
+        TRY("TLS skip verify", natsOptions_SkipServerVerification(no, true));
+#undef TRY
+    if (ns != NATS_OK) {
+        const char *detail = nats_GetLastError(NULL);
+        aether_err_set(err, ns == NATS_NO_MEMORY ? AETHER_ENOMEM : AETHER_EINVAL, "nats option %s: %s%s%.120s",
+                       what, natsStatus_GetText(ns), detail != NULL && detail[0] ? ": " : "",
+                       detail != NULL ? detail : "");
+        natsOptions_Destroy(no);
+        return err->code;
+    }
+    *out = no;
+    return AETHER_OK;
+}
+
+aether_status aether_nats_connect(const aether_nats_settings *s, const char *name, const volatile int *stop,
+                                  natsConnection **out, aether_err *err)
+{
+    *out = NULL;
+    if (!is_set(s->urls))
+        return aether_err_set(err, AETHER_EINVAL, "nats_urls: no server given");
+    char list[AETHER_SETTINGS_STR_MAX + 1];
+    snprintf(list, sizeof(list), "%s", s->urls);
+    char *servers[AETHER_SETTINGS_URLS_MAX];
+    int count = 0;
+    for (char *p = list; p != NULL;) {
+        char *comma = strchr(p, ',');
+        if (comma != NULL)
+            *comma = '\0';
+        while (*p == ' ')
+            p++;
+        if (*p != '\0') {
+            if (count == (int)AETHER_SETTINGS_URLS_MAX)
+                return aether_err_set(err, AETHER_EINVAL, "nats_urls: more than %u servers",
+                                      AETHER_SETTINGS_URLS_MAX);
+            servers[count++] = p;
+        }
+        p = comma != NULL ? comma + 1 : NULL;
+    }
+    if (count == 0)
+        return aether_err_set(err, AETHER_EINVAL, "nats_urls: no server given");
+    natsOptions *no = NULL;
+    aether_status st = build(s, name, servers, count, &no, err);
+    if (st != AETHER_OK)
+        return st;
+    aether_clock *clk = aether_clock_real();
+    uint64_t t0 = aether_clock_now_ns(clk);
+    uint64_t limit = (uint64_t)s->connect_timeout_ms * AETHER_NS_PER_MS;
+    natsStatus ns;
+    for (;;) {
+        ns = natsConnection_Connect(out, no);
+        if (ns == NATS_OK || permanent(ns))
+            break;
+        if (stop != NULL && *stop != 0) {
+            natsOptions_Destroy(no);
+            return aether_err_set(err, AETHER_ECLOSED, "connecting to NATS at %s: interrupted", s->urls);
+        }
+        if (aether_clock_now_ns(clk) - t0 + CONNECT_RETRY_MS * AETHER_NS_PER_MS >= limit)
+            break;
+        sleep_ms(CONNECT_RETRY_MS);
+    }
+    const char *detail = nats_GetLastError(NULL);
+    char why[160];
+    snprintf(why, sizeof(why), "%s%s%.120s", natsStatus_GetText(ns),
+             detail != NULL && detail[0] != '\0' && strcmp(detail, natsStatus_GetText(ns)) != 0 ? ": " : "",
+             detail != NULL && strcmp(detail, natsStatus_GetText(ns)) != 0 ? detail : "");
+    natsOptions_Destroy(no);
+    if (ns == NATS_OK) {
+        char url[256] = "";
+        (void)natsConnection_GetConnectedUrl(*out, url, sizeof(url));
+        AETHER_INFO(LOG_MOD, "%s: connected to %s (auth: %s%s)", name, url, aether_nats_auth_method(s),
+                    tls_wanted(s) ? ", TLS" : "");
+        return AETHER_OK;
+    }
+    *out = NULL;
+    if (ns == NATS_CONNECTION_AUTH_FAILED || ns == NATS_NOT_PERMITTED)
+        return aether_err_set(err, AETHER_EPERM, "NATS at %.100s refused the credentials (%s): %s", s->urls,
+                              aether_nats_auth_method(s), why);
+    if (ns == NATS_SSL_ERROR)
+        return aether_err_set(err, AETHER_EUNAVAILABLE, "NATS at %.100s: TLS handshake failed: %s", s->urls,
+                              why);
+    if (ns == NATS_NO_MEMORY)
+        return aether_err_set(err, AETHER_ENOMEM, "connecting to NATS: %s", why);
+    if (permanent(ns))
+        return aether_err_set(err, AETHER_EINVAL, "NATS at %.100s: %s", s->urls, why);
+    return aether_err_set(err, AETHER_EUNAVAILABLE, "cannot reach NATS at %.100s: %s (tried for %u ms)",
+                          s->urls, why, s->connect_timeout_ms);
+}

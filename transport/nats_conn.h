@@ -1,0 +1,48 @@
+/*
+ * nats_conn.h: one nats.c connection from aether_nats_settings - server
+ * list, auth (user/password, token, credentials file), TLS
+ * (CA, client certificate, server name), reconnect policy - with errors an
+ * operator can act on (transport layer).
+ *
+ * aether_nats_connect retries the first connect for connect_timeout_ms
+ * (a server that is still starting) unless the failure cannot heal by
+ * waiting: refused credentials, a TLS handshake failure, an unreadable
+ * file. After the first connect nats.c reconnects on its own, forever,
+ * reconnect_wait_ms (+ jitter) between attempts. (Aether's publishers
+ * refuse to publish while disconnected, nats_transport.h, so nats.c's
+ * reconnect buffer stays empty; a deposed leader's late messages would be
+ * dropped by term anyway, DESIGN 2.4.)
+ *
+ * Error texts (err->msg) name the server list, the auth method and the
+ * cause, e.g. "NATS at nats://127.0.0.1:4222 refused the credentials
+ * (token): Authorization Violation", "cannot reach NATS at
+ * nats://127.0.0.1:4222: No Server Available (tried for 5000 ms)",
+ * "TLS: cannot read CA file /x/ca.pem: ...".
+ *
+ * Threading: connect from any thread; the callbacks run on nats.c threads
+ * and only log.
+ */
+#ifndef AETHER_NATS_CONN_H
+#define AETHER_NATS_CONN_H
+
+#include <nats/nats.h>
+
+#include "settings.h"
+#include "status.h"
+
+/* The auth method the settings select: "none", "user/password", "token",
+ * "credentials file". */
+const char *aether_nats_auth_method(const aether_nats_settings *s);
+
+/* AETHER_OK and *out connected (destroy with natsConnection_Destroy after
+ * everything that borrows it). Otherwise *out = NULL and: AETHER_EINVAL
+ * (bad settings, unreadable file), AETHER_EPERM (credentials refused, or
+ * not authorized), AETHER_EUNAVAILABLE (no server answered within the
+ * limit; TLS handshake failures included, with the reason), AETHER_ENOMEM.
+ * `name` is the connection name the server shows (node id, "aetherctl").
+ * `stop` (may be NULL): polled between attempts; when it becomes non-zero
+ * the retry ends with AETHER_ECLOSED. */
+aether_status aether_nats_connect(const aether_nats_settings *s, const char *name,
+                                  const volatile int *stop, natsConnection **out, aether_err *err);
+
+#endif

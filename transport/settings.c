@@ -1,0 +1,497 @@
+/*
+ * settings.c: the parameter table and its three sources (transport layer).
+ * See settings.h for the precedence and the error contract.
+ *
+ * One row per parameter: its key, kind, where it lives in aether_settings,
+ * its range and a line of help. File, environment and flags all end in
+ * aether_settings_set, so a parameter is added in exactly one place.
+ */
+#include "settings.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "nats_kv.h"
+#include "node_id.h"
+
+#define LOG_MOD "settings"
+
+typedef enum kind {
+    K_U32,     /* uint32_t at off, lo..hi */
+    K_STR,     /* char[cap] at off */
+    K_PATH,    /* char[cap] at off; a file path */
+    K_SECRET,  /* char[cap] at off; never echoed */
+    K_BOOL,    /* bool at off */
+    K_NODE,    /* aether_node_id at off */
+    K_CLUSTER, /* char[] cluster name at off */
+    K_ZONE,    /* char[] zone at off: a node-id-shaped name or "" */
+    K_ENUM,    /* char[cap] at off, one of choices ('|'-separated) */
+} kind;
+
+typedef struct param {
+    const char *key;
+    kind k;
+    size_t off, cap;
+    uint32_t lo, hi;
+    const char *choices;
+    const char *help;
+} param;
+
+#define CFG(f) offsetof(aether_settings, node) + offsetof(aether_config, f)
+#define NATS(f) offsetof(aether_settings, nats) + offsetof(aether_nats_settings, f)
+#define U32(key, off, lo, hi, help) { key, K_U32, off, 0, lo, hi, NULL, help }
+#define STRF(key, k, off, field_size, help) { key, k, off, field_size, 0, 0, NULL, help }
+#define NSTR(key, k, f, help) STRF(key, k, NATS(f), sizeof(((aether_nats_settings *)0)->f), help)
+#define BOOL(key, off, help) { key, K_BOOL, off, 0, 0, 0, NULL, help }
+
+static const param PARAMS[] = {
+    /* identity */
+    STRF("cluster", K_CLUSTER, CFG(cluster), sizeof(((aether_config *)0)->cluster),
+         "cluster name (subjects aether.<cluster>.*, buckets aether_<cluster>_*); default aether"),
+    STRF("node", K_NODE, CFG(node), 0, "this node's id, 1..64 of [A-Za-z0-9_.-] (required)"),
+    STRF("address", K_STR, CFG(address), sizeof(((aether_config *)0)->address),
+         "address other services reach this node at (default: the node id)"),
+    STRF("zone", K_ZONE, CFG(zone), sizeof(((aether_config *)0)->zone),
+         "failure zone; replicas are spread over zones (default none)"),
+    /* DESIGN 5 */
+    U32("shard_count", CFG(shard_count), 1, 65536, "shards (default 1024)"),
+    U32("replication", CFG(replication), 1, 7, "owners per shard (default 1)"),
+    U32("heartbeat_interval_ms", CFG(heartbeat_interval_ms), 1, 3600000, "default 200"),
+    U32("failure_timeout_ms", CFG(failure_timeout_ms), 1, 3600000,
+        "silence after which the leader declares a node failed (default 1000)"),
+    U32("lease_ttl_ms", CFG(lease_ttl_ms), 1, 3600000, "leadership lease ttl (default 1000)"),
+    U32("lease_renew_interval_ms", CFG(lease_renew_interval_ms), 1, 3600000,
+        "default lease_ttl_ms/4; at most ttl/3"),
+    U32("lease_safety_margin_ms", CFG(lease_safety_margin_ms), 0, 3600000,
+        "clock-drift allowance of the holder (default lease_ttl_ms/10)"),
+    U32("election_jitter_ms", CFG(election_jitter_ms), 0, 60000, "campaign after 0..jitter (default 50)"),
+    U32("rebalance_debounce_ms", CFG(rebalance_debounce_ms), 0, 600000, "default 100"),
+    U32("handoff_timeout_ms", CFG(handoff_timeout_ms), 1, 3600000, "default 5000"),
+    U32("fence_margin_ms", CFG(fence_margin_ms), 0, 3600000,
+        "a cut-off node stops serving at failure_timeout - this (default 200)"),
+    U32("mailbox_capacity", CFG(mailbox_capacity), 64, 1u << 20, "per actor, a power of two (default 4096)"),
+    U32("max_concurrent_handoffs", CFG(max_concurrent_handoffs), 1, 65536, "default 64"),
+    U32("brake_max_offline", CFG(brake_max_offline), 0, 65536,
+        "failures within brake_window_ms that stop automatic rebalancing (0 = a third of the nodes)"),
+    U32("brake_window_ms", CFG(brake_window_ms), 1, 3600000, "default 10000"),
+    /* NATS */
+    NSTR("nats_urls", K_STR, urls, "comma-separated server URLs (flag --nats)"),
+    NSTR("nats_user", K_STR, user, "user for user/password auth"),
+    NSTR("nats_password", K_SECRET, password, "password for user/password auth"),
+    NSTR("nats_token", K_SECRET, token, "token auth"),
+    NSTR("nats_creds", K_PATH, creds, "credentials file (JWT and nkey seed)"),
+    BOOL("nats_tls", NATS(tls), "require TLS (also implied by tls:// URLs and the nats_tls_* files)"),
+    NSTR("nats_tls_ca", K_PATH, tls_ca, "CA certificates to verify the server with"),
+    NSTR("nats_tls_cert", K_PATH, tls_cert, "client certificate (mutual TLS)"),
+    NSTR("nats_tls_key", K_PATH, tls_key, "client certificate's private key"),
+    NSTR("nats_tls_hostname", K_STR, tls_hostname, "server name expected in its certificate"),
+    BOOL("nats_tls_skip_verify", NATS(tls_skip_verify), "do not verify the server (testing only)"),
+    U32("nats_connect_timeout_ms", NATS(connect_timeout_ms), 100, 600000,
+        "first connect retried this long (default 5000)"),
+    U32("nats_reconnect_wait_ms", NATS(reconnect_wait_ms), 10, 60000,
+        "between reconnect attempts (default 500)"),
+    U32("nats_request_timeout_ms", NATS(request_timeout_ms), 10, 60000,
+        "KV requests and commands (default 1000)"),
+    U32("nats_kv_replicas", NATS(kv_replicas), 1, 5, "KV bucket replicas: 1 or 3 (default 1)"),
+    /* daemon */
+    BOOL("event_stream", offsetof(aether_settings, event_stream),
+         "also persist every event in the JetStream stream AETHER_<cluster>_EVENTS"),
+    { "log_level", K_ENUM, offsetof(aether_settings, log_level), sizeof(((aether_settings *)0)->log_level),
+      0, 0, "debug|info|warn|error|off", "default info" },
+    { "log_format", K_ENUM, offsetof(aether_settings, log_format),
+      sizeof(((aether_settings *)0)->log_format), 0, 0, "text|json", "default text" },
+};
+#define PARAM_COUNT (sizeof(PARAMS) / sizeof(PARAMS[0]))
+
+void aether_settings_defaults(aether_settings *s)
+{
+    memset(s, 0, sizeof(*s));
+    aether_config_defaults(&s->node);
+    s->nats.connect_timeout_ms = 5000;
+    s->nats.reconnect_wait_ms = 500;
+    s->nats.request_timeout_ms = 1000;
+    s->nats.kv_replicas = 1;
+    snprintf(s->log_level, sizeof(s->log_level), "info");
+    snprintf(s->log_format, sizeof(s->log_format), "text");
+}
+
+static const param *find(const char *key)
+{
+    for (size_t i = 0; i < PARAM_COUNT; i++)
+        if (strcmp(PARAMS[i].key, key) == 0)
+            return &PARAMS[i];
+    return NULL;
+}
+
+bool aether_settings_known(const char *key) { return key != NULL && find(key) != NULL; }
+
+static bool parse_u32(const char *v, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+    if (v[0] < '0' || v[0] > '9')
+        return false;
+    errno = 0;
+    char *end = NULL;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno != 0 || end == v || *end != '\0' || x < lo || x > hi)
+        return false;
+    *out = (uint32_t)x;
+    return true;
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+    static const char *const yes[] = { "1", "true", "yes", "on" };
+    static const char *const no[] = { "0", "false", "no", "off" };
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *out = true;
+            return true;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *out = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool in_choices(const char *v, const char *choices)
+{
+    size_t n = strlen(v);
+    for (const char *p = choices; *p != '\0';) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar != NULL ? (size_t)(bar - p) : strlen(p);
+        if (len == n && strncmp(p, v, n) == 0)
+            return true;
+        p += len + (bar != NULL);
+    }
+    return false;
+}
+
+/* After lease_ttl_ms changes: the derived parameters follow unless given. */
+static void derive(aether_settings *s)
+{
+    if (!s->renew_set_)
+        s->node.lease_renew_interval_ms = s->node.lease_ttl_ms / 4u > 0 ? s->node.lease_ttl_ms / 4u : 1u;
+    if (!s->margin_set_)
+        s->node.lease_safety_margin_ms = s->node.lease_ttl_ms / 10u;
+}
+
+aether_status aether_settings_set(aether_settings *s, const char *key, const char *value,
+                                  const char *source, aether_err *err)
+{
+    const char *src = source != NULL ? source : "setting";
+    const param *p = find(key);
+    if (p == NULL)
+        return aether_err_set(err, AETHER_EINVAL, "%s: unknown parameter '%s'", src, key);
+    char *base = (char *)s + p->off;
+    const char *shown = p->k == K_SECRET ? "(secret)" : value;
+    aether_err inner;
+    switch (p->k) {
+    case K_U32: {
+        uint32_t x;
+        if (!parse_u32(value, p->lo, p->hi, &x))
+            return aether_err_set(err, AETHER_EINVAL, "%s: %s wants an integer %u..%u, not '%.64s'", src,
+                                  key, p->lo, p->hi, value);
+        memcpy(base, &x, sizeof(x));
+        if (strcmp(key, "lease_renew_interval_ms") == 0)
+            s->renew_set_ = true;
+        else if (strcmp(key, "lease_safety_margin_ms") == 0)
+            s->margin_set_ = true;
+        else if (strcmp(key, "lease_ttl_ms") == 0)
+            derive(s);
+        return AETHER_OK;
+    }
+    case K_BOOL: {
+        bool b;
+        if (!parse_bool(value, &b))
+            return aether_err_set(err, AETHER_EINVAL, "%s: %s wants true or false, not '%.64s'", src, key,
+                                  value);
+        memcpy(base, &b, sizeof(b));
+        return AETHER_OK;
+    }
+    case K_NODE:
+        if (aether_node_id_from_cstr(value, (aether_node_id *)(void *)base, &inner) != AETHER_OK)
+            return aether_err_set(err, AETHER_EINVAL, "%s: %s: %s", src, key, inner.msg);
+        return AETHER_OK;
+    case K_CLUSTER: {
+        if (aether_cluster_name_validate(value, &inner) != AETHER_OK)
+            return aether_err_set(err, AETHER_EINVAL, "%s: %s: %s", src, key, inner.msg);
+        size_t max = AETHER_KV_NATS_BUCKET_LEN_MAX - (sizeof("aether__lease") - 1u);
+        if (strlen(value) > max)
+            return aether_err_set(err, AETHER_EINVAL,
+                                  "%s: %s: '%.64s' is longer than %zu characters (the KV bucket "
+                                  "aether_<cluster>_lease must fit %u)",
+                                  src, key, value, max, AETHER_KV_NATS_BUCKET_LEN_MAX);
+        for (const char *c = value; *c != '\0'; c++)
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                  *c == '_' || *c == '-'))
+                return aether_err_set(err, AETHER_EINVAL,
+                                      "%s: %s: '%.64s' has '%c'; a bucket name allows [A-Za-z0-9_-]",
+                                      src, key, value, *c);
+        snprintf(base, AETHER_CLUSTER_NAME_MAX + 1, "%s", value);
+        return AETHER_OK;
+    }
+    case K_ZONE:
+        if (value[0] != '\0') {
+            aether_node_id z;
+            if (aether_node_id_from_cstr(value, &z, &inner) != AETHER_OK)
+                return aether_err_set(err, AETHER_EINVAL, "%s: %s: %s", src, key, inner.msg);
+        }
+        /* fall through */
+    case K_STR:
+    case K_PATH:
+    case K_SECRET:
+    case K_ENUM:
+        if (strlen(value) >= p->cap)
+            return aether_err_set(err, AETHER_EINVAL, "%s: %s: '%.32s...' is longer than %zu characters", src,
+                                  key, shown, p->cap - 1u);
+        if (p->k == K_ENUM && !in_choices(value, p->choices))
+            return aether_err_set(err, AETHER_EINVAL, "%s: %s wants one of %s, not '%.64s'", src, key,
+                                  p->choices, value);
+        memcpy(base, value, strlen(value) + 1u);
+        return AETHER_OK;
+    }
+    return aether_err_set(err, AETHER_EINVAL, "%s: %s: unhandled kind", src, key);
+}
+
+/* ---- file ------------------------------------------------------------------ */
+
+typedef struct file_ctx {
+    aether_settings *s;
+    const char *path;
+    aether_err *err;
+    aether_status st;
+    FILE *f;
+    int lineno;     /* of the line inih read last (Debian's inih passes no line numbers) */
+    bool line_done; /* the last chunk read ended its line */
+} file_ctx;
+
+static char *read_line(char *str, int num, void *stream)
+{
+    file_ctx *c = stream;
+    char *r = fgets(str, num, c->f);
+    if (r != NULL) {
+        if (c->line_done)
+            c->lineno++;
+        c->line_done = strchr(r, '\n') != NULL;
+    }
+    return r;
+}
+
+static int on_ini(void *user, const char *section, const char *name, const char *value)
+{
+    file_ctx *c = user;
+    int lineno = c->lineno;
+    if (c->st != AETHER_OK)
+        return 0;
+    char key[128], source[AETHER_ERR_MSG_MAX];
+    snprintf(source, sizeof(source), "file %.160s line %d", c->path, lineno);
+    if (section[0] == '\0' || strcmp(section, "node") == 0 || strcmp(section, "cluster") == 0 ||
+        strcmp(section, "aether") == 0) {
+        snprintf(key, sizeof(key), "%s", name);
+    } else if (strcmp(section, "nats") == 0) {
+        if (strncmp(name, "nats_", 5) == 0)
+            snprintf(key, sizeof(key), "%s", name);
+        else
+            snprintf(key, sizeof(key), "nats_%.100s", name);
+        if (strcmp(key, "nats_url") == 0 || strcmp(key, "nats_servers") == 0)
+            snprintf(key, sizeof(key), "nats_urls");
+    } else {
+        c->st = aether_err_set(c->err, AETHER_EINVAL,
+                               "%s: unknown section [%.64s] (known: node, cluster, nats)", source, section);
+        return 0;
+    }
+    c->st = aether_settings_set(c->s, key, value, source, c->err);
+    return c->st == AETHER_OK;
+}
+
+aether_status aether_settings_load_file(aether_settings *s, const char *path, aether_err *err)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return aether_err_set(err, AETHER_ENOTFOUND, "configuration file %.160s: %s", path, strerror(errno));
+    /* inih reads one whole line (fgets-sized INI_MAX_LINE) before calling
+     * on_ini for it, so lineno is the line being handled. */
+    file_ctx c = { .s = s, .path = path, .err = err, .st = AETHER_OK, .f = f, .lineno = 0,
+                   .line_done = true };
+    int rc = ini_parse_stream(read_line, &c, on_ini, &c);
+    fclose(f);
+    if (c.st != AETHER_OK)
+        return c.st;
+    if (rc > 0)
+        return aether_err_set(err, AETHER_EINVAL,
+                              "file %.160s line %d: not a 'key = value' line or a [section]", path, rc);
+    if (rc < 0)
+        return aether_err_set(err, AETHER_EIO, "configuration file %.160s: read error", path);
+    AETHER_INFO(LOG_MOD, "configuration read from %s", path);
+    return AETHER_OK;
+}
+
+/* ---- environment -------------------------------------------------------------- */
+
+aether_status aether_settings_load_env(aether_settings *s, char *const *envp, const char *const *ignore,
+                                       aether_err *err)
+{
+    static const char prefix[] = AETHER_SETTINGS_ENV_PREFIX;
+    const size_t plen = sizeof(prefix) - 1u;
+    if (envp == NULL)
+        return AETHER_OK;
+    /* Order does not matter: a derived parameter (renew interval, safety
+     * margin) given explicitly is never overwritten by lease_ttl_ms. */
+    for (char *const *e = envp; *e != NULL; e++) {
+        if (strncmp(*e, prefix, plen) != 0)
+            continue;
+        const char *eq = strchr(*e, '=');
+        if (eq == NULL)
+            continue;
+        size_t nlen = (size_t)(eq - *e);
+        char name[128];
+        if (nlen >= sizeof(name))
+            return aether_err_set(err, AETHER_EINVAL, "environment: variable name %.60s... too long", *e);
+        memcpy(name, *e, nlen);
+        name[nlen] = '\0';
+        bool skip = false;
+        for (const char *const *i = ignore; i != NULL && *i != NULL; i++)
+            if (strcmp(*i, name) == 0)
+                skip = true;
+        if (skip)
+            continue;
+        char key[128];
+        size_t k = 0;
+        for (const char *c = name + plen; *c != '\0' && k + 1 < sizeof(key); c++)
+            key[k++] = (*c >= 'A' && *c <= 'Z') ? (char)(*c - 'A' + 'a') : *c;
+        key[k] = '\0';
+        char source[160];
+        snprintf(source, sizeof(source), "environment %s", name);
+        if (find(key) == NULL)
+            return aether_err_set(err, AETHER_EINVAL, "%s: no such parameter '%s' (see --help)", source, key);
+        aether_status st = aether_settings_set(s, key, eq + 1, source, err);
+        if (st != AETHER_OK)
+            return st;
+    }
+    return AETHER_OK;
+}
+
+/* ---- flags ------------------------------------------------------------------- */
+
+const char *aether_settings_flag_key(const char *flag, char *buf, size_t cap)
+{
+    if (flag == NULL || cap == 0)
+        return NULL;
+    while (*flag == '-')
+        flag++;
+    if (strcmp(flag, "nats") == 0)
+        flag = "nats-urls";
+    else if (strcmp(flag, "shards") == 0)
+        flag = "shard-count";
+    size_t n = strlen(flag);
+    if (n + 1 > cap)
+        return NULL;
+    for (size_t i = 0; i <= n; i++)
+        buf[i] = flag[i] == '-' ? '_' : flag[i];
+    return find(buf) != NULL ? buf : NULL;
+}
+
+/* ---- checks --------------------------------------------------------------------- */
+
+static bool is_set(const char *s) { return s[0] != '\0'; }
+
+aether_status aether_settings_check(const aether_settings *s, bool need_node, aether_err *err)
+{
+    const aether_nats_settings *n = &s->nats;
+    if (need_node) {
+        if (!aether_node_id_is_valid(&s->node.node))
+            return aether_err_set(err, AETHER_EINVAL, "node: a node id is required (--node, AETHER_NODE or "
+                                                      "node = ... in the file)");
+        aether_status st = aether_config_validate(&s->node, err);
+        if (st != AETHER_OK)
+            return st;
+        if (!is_set(n->urls))
+            return aether_err_set(err, AETHER_EINVAL, "nats_urls: at least one server URL is required");
+    }
+    size_t urls = 1;
+    bool any = false;
+    for (const char *p = n->urls; *p != '\0'; p++) {
+        if (*p == ',')
+            urls++;
+        else if (*p != ' ')
+            any = true;
+    }
+    if (is_set(n->urls) && (!any || urls > AETHER_SETTINGS_URLS_MAX))
+        return aether_err_set(err, AETHER_EINVAL, "nats_urls: wants 1..%u comma-separated URLs",
+                              AETHER_SETTINGS_URLS_MAX);
+    int methods = (is_set(n->user) || is_set(n->password)) + is_set(n->token) + is_set(n->creds);
+    if (methods > 1)
+        return aether_err_set(err, AETHER_EINVAL,
+                              "nats auth: choose one of user/password, token, credentials file");
+    if (is_set(n->password) && !is_set(n->user))
+        return aether_err_set(err, AETHER_EINVAL, "nats_password: given without nats_user");
+    if (is_set(n->tls_key) != is_set(n->tls_cert))
+        return aether_err_set(err, AETHER_EINVAL,
+                              "nats_tls_cert and nats_tls_key: a client certificate needs both");
+    if (n->kv_replicas != 1 && n->kv_replicas != 3)
+        return aether_err_set(err, AETHER_EINVAL, "nats_kv_replicas: %u; JetStream KV here uses 1 or 3",
+                              n->kv_replicas);
+    if (n->kv_replicas == 3 && need_node && s->node.lease_ttl_ms < 3000)
+        AETHER_WARN(LOG_MOD,
+                    "lease_ttl_ms %u with R3 buckets: a JetStream stream-leader election takes seconds; "
+                    "leadership will lapse during one (choose >= 3000, see docs/configuration.md)",
+                    s->node.lease_ttl_ms);
+    if (n->tls_skip_verify)
+        AETHER_WARN(LOG_MOD, "nats_tls_skip_verify: the server's certificate is not verified");
+    return AETHER_OK;
+}
+
+/* ---- description ------------------------------------------------------------------ */
+
+void aether_settings_describe(const aether_settings *s, FILE *out)
+{
+    for (size_t i = 0; i < PARAM_COUNT; i++) {
+        const param *p = &PARAMS[i];
+        const char *base = (const char *)s + p->off;
+        switch (p->k) {
+        case K_U32: {
+            uint32_t x;
+            memcpy(&x, base, sizeof(x));
+            fprintf(out, "%s = %u\n", p->key, x);
+            break;
+        }
+        case K_BOOL: {
+            bool b;
+            memcpy(&b, base, sizeof(b));
+            fprintf(out, "%s = %s\n", p->key, b ? "true" : "false");
+            break;
+        }
+        case K_NODE: {
+            const aether_node_id *id = (const void *)base;
+            fprintf(out, "%s%s = %s\n", id->len ? "" : "# ", p->key, id->len ? id->str : "");
+            break;
+        }
+        case K_SECRET:
+            fprintf(out, "%s%s = %s\n", base[0] ? "# " : "# ", p->key, base[0] ? "(set)" : "");
+            break;
+        default:
+            fprintf(out, "%s%s = %s\n", base[0] ? "" : "# ", p->key, base);
+            break;
+        }
+    }
+}
+
+bool aether_settings_param(size_t i, const char **key, const char **kind_name, const char **help)
+{
+    static const char *const names[] = { [K_U32] = "integer", [K_STR] = "string", [K_PATH] = "path",
+                                         [K_SECRET] = "secret", [K_BOOL] = "bool",  [K_NODE] = "node id",
+                                         [K_CLUSTER] = "name", [K_ZONE] = "zone",  [K_ENUM] = "choice" };
+    if (i >= PARAM_COUNT)
+        return false;
+    *key = PARAMS[i].key;
+    *kind_name = names[PARAMS[i].k];
+    *help = PARAMS[i].help;
+    return true;
+}
