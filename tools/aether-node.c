@@ -99,17 +99,13 @@
 #define BATCH_QUIET_MS 50u          /* a folded batch is printed after this long without growth */
 #define LINE_CAP 768u
 
-#define NATS_URLS_MAX 16u
-#define CONNECT_LIMIT_MS 5000u      /* first connect: retried this long */
-#define CONNECT_RETRY_MS 200u
-#define NATS_RECONNECT_WAIT_MS 500  /* between reconnect attempts, per server */
-#define NATS_RECONNECT_JITTER_MS 100
-#define KV_TIMEOUT_MS 1000u         /* per KV request (as the end-to-end unit test) */
+#define SETTINGS_PARAMS_MAX 64u     /* rows of the settings table (asserted) */
+#define FLAG_NAME_MAX 48u           /* longest --flag name */
+#define KV_RETRY_MS 200u            /* bucket creation retried this often */
 #define KV_CREATE_LIMIT_MS 5000u    /* JetStream may be starting: retried this long */
 #define DRAIN_EXTRA_MS 2000u        /* drain wait = handoff_timeout_ms + this */
 #define DRAIN_RETRY_MS 1000u        /* re-ask while still Active (a request lost in a failover) */
 /* "aether_<cluster>_lease" must fit a bucket name. */
-#define CLUSTER_FOR_BUCKET_MAX (AETHER_KV_NATS_BUCKET_LEN_MAX - (unsigned)sizeof("aether__lease") + 1u)
 
 #define DEMO_NODES 5u
 #define DEMO_SLOTS (DEMO_NODES + 1u)
@@ -122,17 +118,23 @@
 AETHER_STATIC_ASSERT(DEMO_SLOTS <= NODES_MAX, "demo nodes fit the slot table");
 AETHER_STATIC_ASSERT(SETTLE_QUIET_MS > 100u, "longer than the default rebalance debounce");
 
+#define FLAGS_MAX 128u
+
 typedef struct options {
-    bool embedded, quiet, verbose, json, help, trace;
+    bool embedded, quiet, verbose, json, help, trace, print_config;
     bool nodes_set, duration_set, replication_set, seed_set;
-    const char *nats_urls;  /* --nats: NULL = embedded mode */
-    const char *node;       /* --nats: this node's id */
-    const char *cluster;    /* --nats: NULL = "aether" */
-    const char *zone;       /* --nats: NULL = none */
-    uint32_t nodes, shards, replication;
+    bool nats_flag;          /* --nats given */
+    bool nats_mode;          /* resolved: one node over NATS */
+    const char *config_path; /* --config */
+    uint32_t nodes;
     double duration_s;  /* 0 = until a signal */
     uint64_t seed;
     const char *scenario; /* NULL or "demo" */
+    struct {
+        const char *key, *name, *value; /* parameter, flag as typed (no dashes), value */
+    } flags[FLAGS_MAX];   /* settings flags in command-line order */
+    uint32_t n_flags;
+    aether_settings s;    /* resolved: defaults < file < env < flags */
 } options;
 
 struct node_run;
@@ -424,78 +426,23 @@ static void on_event(void *arg, const aether_event *e)
 
 /* ---- setup and teardown (main thread) -------------------------------------- */
 
-/* nats.c threads: connection state changes, for the operator (stderr). */
-static bool nats_closing; /* __atomic: set before our own close, which also "disconnects" */
-
-static void on_nats_disconnected(natsConnection *nc, void *closure)
-{
-    (void)nc;
-    if (!__atomic_load_n(&nats_closing, __ATOMIC_ACQUIRE))
-        fprintf(stderr, "aether-node: %s: NATS connection lost; reconnecting\n", (const char *)closure);
-}
-
-static void on_nats_reconnected(natsConnection *nc, void *closure)
-{
-    char url[256] = "";
-    (void)natsConnection_GetConnectedUrl(nc, url, sizeof(url));
-    fprintf(stderr, "aether-node: %s: NATS reconnected to %s\n", (const char *)closure, url);
-}
-
-/* Connects to the --nats server list: 0 and d->nc set, or -1 after saying
- * why. The first connect is retried for CONNECT_LIMIT_MS (a server that is
- * still starting); after that nats.c reconnects forever on its own. */
+/* Connects with the resolved NATS settings (servers, auth, TLS): 0 and
+ * d->nc set, or -1 after saying why. The first connect is retried for
+ * nats_connect_timeout_ms (a server that is still starting) unless the
+ * failure cannot heal (credentials refused, TLS); afterwards nats.c
+ * reconnects forever on its own (transport/nats_conn.h). */
 static int nats_connect(node_run *d)
 {
-    const char *list = d->opt.nats_urls;
-    char *copy = strdup(list);
-    if (copy == NULL) {
-        fprintf(stderr, "aether-node: out of memory\n");
+    AETHER_STATIC_ASSERT(sizeof(stop_signal) == sizeof(int), "sig_atomic_t is an int here");
+    aether_err err = { 0 };
+    aether_status st = aether_nats_connect(&d->opt.s.nats, d->nodes[0].id,
+                                           (const volatile int *)&stop_signal, &d->nc, &err);
+    if (st != AETHER_OK) {
+        fprintf(stderr, "aether-node: %s\n", err.msg);
+        d->nc = NULL;
         return -1;
     }
-    const char *servers[NATS_URLS_MAX];
-    int count = 0;
-    for (char *p = copy; p != NULL && count < (int)NATS_URLS_MAX;) {
-        char *comma = strchr(p, ',');
-        if (comma != NULL)
-            *comma = '\0';
-        if (*p != '\0')
-            servers[count++] = p;
-        p = comma != NULL ? comma + 1 : NULL;
-    }
-    natsOptions *no = NULL;
-    natsStatus s = natsOptions_Create(&no);
-    if (s == NATS_OK)
-        s = natsOptions_SetServers(no, servers, count);
-    if (s == NATS_OK)
-        s = natsOptions_SetName(no, d->nodes[0].id);
-    if (s == NATS_OK)
-        s = natsOptions_SetMaxReconnect(no, -1); /* forever */
-    if (s == NATS_OK)
-        s = natsOptions_SetReconnectWait(no, NATS_RECONNECT_WAIT_MS);
-    if (s == NATS_OK)
-        s = natsOptions_SetReconnectJitter(no, NATS_RECONNECT_JITTER_MS, NATS_RECONNECT_JITTER_MS);
-    if (s == NATS_OK) /* one attempt over the whole list fits in the limit */
-        s = natsOptions_SetTimeout(no, (int64_t)(CONNECT_LIMIT_MS / 2u / (unsigned)count) + 100);
-    if (s == NATS_OK)
-        s = natsOptions_SetDisconnectedCB(no, on_nats_disconnected, d->nodes[0].id);
-    if (s == NATS_OK)
-        s = natsOptions_SetReconnectedCB(no, on_nats_reconnected, d->nodes[0].id);
-    uint64_t t0 = now_ns();
-    while (s == NATS_OK) {
-        s = natsConnection_Connect(&d->nc, no);
-        if (s == NATS_OK || stop_signal != 0 ||
-            now_ns() - t0 + CONNECT_RETRY_MS * AETHER_NS_PER_MS >= CONNECT_LIMIT_MS * AETHER_NS_PER_MS)
-            break;
-        sleep_ms(CONNECT_RETRY_MS);
-        s = NATS_OK;
-    }
-    if (s != NATS_OK) {
-        fprintf(stderr, "aether-node: cannot reach NATS at %s: %s\n", list, natsStatus_GetText(s));
-        d->nc = NULL;
-    }
-    natsOptions_Destroy(no);
-    free(copy);
-    return s == NATS_OK ? 0 : -1;
+    return 0;
 }
 
 /* One bucket, retried while JetStream is not ready (bounded). */
@@ -508,7 +455,8 @@ static int nats_bucket(node_run *d, const char *suffix, uint64_t ttl_ms, aether_
         return -1;
     }
     aether_kv_nats_config kc = { .conn = d->nc, .bucket = bucket, .ttl_ms = ttl_ms,
-                                 .timeout_ms = KV_TIMEOUT_MS, .create_if_missing = true };
+                                 .replicas = d->opt.s.nats.kv_replicas,
+                                 .timeout_ms = d->opt.s.nats.request_timeout_ms, .create_if_missing = true };
     aether_err err = { 0 };
     uint64_t t0 = now_ns();
     for (;;) {
@@ -521,7 +469,7 @@ static int nats_bucket(node_run *d, const char *suffix, uint64_t ttl_ms, aether_
             *out = NULL;
             return -1;
         }
-        sleep_ms(CONNECT_RETRY_MS);
+        sleep_ms(KV_RETRY_MS);
     }
 }
 
@@ -532,6 +480,14 @@ static int nats_setup(node_run *d)
     if (nats_bucket(d, "lease", d->base.lease_ttl_ms, &d->lease_kv) != 0 ||
         nats_bucket(d, "state", 0, &d->state_kv) != 0)
         return -1;
+    if (d->opt.s.event_stream) {
+        aether_err err = { 0 };
+        if (aether_nats_event_stream_ensure(d->nc, d->base.cluster, d->opt.s.nats.kv_replicas,
+                                            d->opt.s.nats.connect_timeout_ms, &err) != AETHER_OK) {
+            fprintf(stderr, "aether-node: %s\n", err.msg);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -545,13 +501,7 @@ static int daemon_init(node_run *d, const options *o, uint32_t n_nodes)
     aether_codec_stats_init(&d->codec_stats, NULL);
     aether_rng_seed(&d->rng, o->seed);
     d->start_ns = now_ns();
-    aether_config_defaults(&d->base);
-    d->base.shard_count = o->shards;
-    d->base.replication = o->replication;
-    if (o->cluster != NULL)
-        snprintf(d->base.cluster, sizeof(d->base.cluster), "%s", o->cluster);
-    if (o->zone != NULL)
-        snprintf(d->base.zone, sizeof(d->base.zone), "%s", o->zone);
+    d->base = o->s.node; /* node (and address) set per member */
     d->hide_mask = o->scenario != NULL && !o->verbose ? 1u << AETHER_EVT_LEASE_RENEWED : 0u;
     d->fold_mask = 0;
     if (!o->verbose) {
@@ -563,8 +513,8 @@ static int daemon_init(node_run *d, const options *o, uint32_t n_nodes)
     for (uint32_t i = 0; i < n_nodes; i++) {
         node_slot *n = &d->nodes[i];
         n->d = d;
-        if (o->nats_urls != NULL)
-            snprintf(n->id, sizeof(n->id), "%s", o->node);
+        if (o->nats_mode)
+            snprintf(n->id, sizeof(n->id), "%s", o->s.node.node.str);
         else
             snprintf(n->id, sizeof(n->id), "node-%u", i + 1);
         n->serving = calloc(d->base.shard_count, 1);
@@ -577,13 +527,13 @@ static int daemon_init(node_run *d, const options *o, uint32_t n_nodes)
     aether_status st = aether_pool_create(&pc, &d->ex);
     if (st == AETHER_OK)
         st = aether_pool_start(d->ex);
-    if (st == AETHER_OK && o->nats_urls == NULL)
+    if (st == AETHER_OK && !o->nats_mode)
         st = aether_inproc_hub_create(&d->hub);
     if (st != AETHER_OK) {
         fprintf(stderr, "aether-node: executor/hub: %s\n", aether_status_str(st));
         return -1;
     }
-    if (o->nats_urls != NULL)
+    if (o->nats_mode)
         return nats_setup(d);
     aether_err err;
     aether_kv_mem_config lk = { .name = "lease", .ttl_ms = d->base.lease_ttl_ms,
@@ -609,6 +559,7 @@ static int node_start(node_run *d, uint32_t i)
             return -1;
         }
         aether_nats_transport_config tc = { .conn = d->nc, .cluster = cfg.cluster, .node = cfg.node,
+                                            .cmd_timeout_ms = d->opt.s.nats.request_timeout_ms,
                                             .stats = &d->codec_stats };
         if (aether_nats_transport_create(&tc, &n->t, &err) != AETHER_OK) {
             fprintf(stderr, "aether-node: %s: NATS transport: %s\n", n->id, err.msg);
@@ -685,7 +636,6 @@ static void daemon_fini(node_run *d)
     aether_kv_destroy(d->lease_kv);
     aether_kv_destroy(d->state_kv);
     if (d->nc != NULL) { /* after everything that borrowed it */
-        __atomic_store_n(&nats_closing, true, __ATOMIC_RELEASE);
         natsConnection_Destroy(d->nc);
     }
     d->nc = NULL;
@@ -781,7 +731,7 @@ static int run_nats(node_run *d)
 {
     node_slot *n = &d->nodes[0];
     say(d, "aether-node: nats %s, node %s, cluster %s, %u shards, replication %u, pool of %u workers\n",
-        d->opt.nats_urls, n->id, d->base.cluster, d->base.shard_count, d->base.replication,
+        d->opt.s.nats.urls, n->id, d->base.cluster, d->base.shard_count, d->base.replication,
         aether_pool_workers(d->ex));
     if (node_start(d, 0) != 0)
         return 1;
@@ -1250,12 +1200,13 @@ static int run_demo(node_run *d)
 static void print_help(FILE *out)
 {
     fprintf(out,
-            "usage: aether-node --embedded [--nodes N] [--shards S] [--replication R]\n"
+            "usage: aether-node --embedded [--nodes N] [--duration SECONDS] [--seed X]\n"
+            "                   [--quiet] [--verbose] [PARAMETERS]\n"
+            "       aether-node --embedded --scenario demo [--seed X] [--json] [PARAMETERS]\n"
+            "       aether-node [--config FILE] --nats URL[,URL...] --node ID [--trace]\n"
             "                   [--duration SECONDS] [--seed X] [--quiet] [--verbose]\n"
-            "       aether-node --embedded --scenario demo [--shards S] [--seed X] [--json]\n"
-            "       aether-node --nats URL[,URL...] --node ID [--cluster NAME] [--zone Z]\n"
-            "                   [--shards S] [--replication R] [--duration SECONDS]\n"
-            "                   [--seed X] [--quiet] [--verbose]\n"
+            "                   [PARAMETERS]\n"
+            "       aether-node [--config FILE] [PARAMETERS] --print-config\n"
             "\n"
             "Runs Aether cluster nodes. Embedded mode: N nodes (node-1..node-N) in this\n"
             "process, on a thread pool with the real clock, an in-process hub and\n"
@@ -1268,23 +1219,29 @@ static void print_help(FILE *out)
             "Stops on SIGINT/SIGTERM or after --duration (NATS mode: drains first,\n"
             "bounded by handoff_timeout + 2 s).\n"
             "\n"
+            "Configuration: every PARAMETER below comes from, lowest precedence first,\n"
+            "its default, the --config FILE (or $AETHER_CONFIG; INI: key = value, sections\n"
+            "[node], [cluster], [nats] where [nats] keys drop the nats_ prefix), the\n"
+            "variable AETHER_<KEY> (AETHER_LEASE_TTL_MS=2000), and the flag --<key> with\n"
+            "'-' for '_' (--lease-ttl-ms 2000). A value out of range, an unknown key or\n"
+            "variable, or timings that cannot be safe (renew interval above ttl/3,\n"
+            "failure timeout below two heartbeats, ...) are refused with the reason\n"
+            "(exit 2). --print-config prints the resolved configuration as a file.\n"
+            "\n"
             "options:\n"
             "  --embedded           run N nodes in this process\n"
             "  --nats URL[,URL...]  run one node against these NATS servers (exit 1 if\n"
-            "                       none is reachable within %u s)\n"
-            "  --node ID            with --nats: this node's id (required)\n"
-            "  --cluster NAME       with --nats: cluster name (default aether; at most %u\n"
-            "                       characters of [A-Za-z0-9_-])\n"
-            "  --zone Z             with --nats: this node's zone (default none)\n"
+            "                       none is reachable within nats_connect_timeout_ms)\n"
+            "  --config FILE        read parameters from FILE (INI)\n"
+            "  --print-config       print the resolved parameters and exit\n"
             "  --trace              with --nats: also print machine-readable lines\n"
-            "                       \"T <CLOCK_MONOTONIC us> <node> WHAT ...\": MAP <version>\n"
-            "                       <term> (map installed), LEADER <id|-> <term>, EVENT <Type>\n"
-            "                       <text> (every event applied or emitted), STATS k=v ... (exit)\n"
-            "  --nodes N            nodes to run, 1..%u (default %u)\n"
-            "  --shards S           shard count, 1..%u (default 1024)\n"
-            "  --replication R      owners per shard, 1..%u and at most N (default 1)\n"
+            "                       \"T <CLOCK_MONOTONIC us> <node> WHAT ...\":\n"
+            "                       MAP <version> <term> (map installed),\n"
+            "                       LEADER <id|-> <term>, EVENT <Type> <text> (every\n"
+            "                       event applied or emitted), STATS k=v ... (at exit)\n"
+            "  --nodes N            embedded: nodes to run, 1..%u (default %u)\n"
             "  --duration SECONDS   stop after this long (default: until a signal)\n"
-            "  --seed X             seeds election jitter and lease nonces (default 1)\n"
+            "  --seed X             seeds election jitter and lease nonces\n"
             "  --quiet              print no events, only the start and the final status\n"
             "  --verbose            one line per ShardAssigned (and, in the demo, per\n"
             "                       ShardMigrated and LeaseRenewed) instead of a count\n"
@@ -1294,10 +1251,18 @@ static void print_help(FILE *out)
             "  --json               with --scenario: print the summary as JSON only\n"
             "  -h, --help           show this help\n"
             "\n"
-            "Exit status: 0 success, 1 run failure, 2 usage error.\n",
-            CONNECT_LIMIT_MS / 1000u, CLUSTER_FOR_BUCKET_MAX, NODES_MAX, NODES_DEFAULT,
-            AETHER_SHARD_COUNT_MAX, AETHER_REPLICATION_MAX,
-            SETTLE_LIMIT_MS / 1000u);
+            "PARAMETERS (--shards is --shard-count, --nats is --nats-urls):\n",
+            NODES_MAX, NODES_DEFAULT, SETTLE_LIMIT_MS / 1000u);
+    const char *key, *kind, *help;
+    for (size_t i = 0; aether_settings_param(i, &key, &kind, &help); i++) {
+        char flag[FLAG_NAME_MAX];
+        size_t c = 0;
+        for (; key[c] != '\0' && c + 1 < sizeof(flag); c++)
+            flag[c] = key[c] == '_' ? '-' : key[c];
+        flag[c] = '\0';
+        fprintf(out, "  --%s (%s)\n      %s\n", flag, kind, help);
+    }
+    fprintf(out, "\nExit status: 0 success, 1 run failure, 2 usage or configuration error.\n");
 }
 
 static int usage(const char *fmt, const char *arg)
@@ -1322,35 +1287,61 @@ static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
     return 0;
 }
 
-enum { OPT_EMBEDDED = 256, OPT_NODES, OPT_SHARDS, OPT_REPLICATION, OPT_DURATION, OPT_SEED,
-       OPT_QUIET, OPT_VERBOSE, OPT_SCENARIO, OPT_JSON, OPT_NATS, OPT_NODE, OPT_CLUSTER, OPT_ZONE, OPT_TRACE };
+enum { OPT_EMBEDDED = 256, OPT_NODES, OPT_DURATION, OPT_SEED, OPT_QUIET, OPT_VERBOSE, OPT_SCENARIO,
+       OPT_JSON, OPT_TRACE, OPT_CONFIG, OPT_PRINT_CONFIG, OPT_SETTING /* + parameter index */ };
 
-/* 0 ok, EXIT_USAGE after printing why. */
-static int parse_args(int argc, char **argv, options *o)
+
+/* The long options: this tool's own, then one per settings parameter
+ * (key with '-' for '_'; booleans take no value) plus the aliases --nats
+ * (nats_urls) and --shards (shard_count). Built once. */
+static struct option longopts[16 + SETTINGS_PARAMS_MAX + 2 + 1];
+static char flag_names[SETTINGS_PARAMS_MAX + 2][FLAG_NAME_MAX];
+
+static void build_longopts(void)
 {
-    static const struct option longopts[] = {
+    static const struct option own[] = {
         { "embedded", no_argument, NULL, OPT_EMBEDDED },
         { "nodes", required_argument, NULL, OPT_NODES },
-        { "shards", required_argument, NULL, OPT_SHARDS },
-        { "replication", required_argument, NULL, OPT_REPLICATION },
         { "duration", required_argument, NULL, OPT_DURATION },
         { "seed", required_argument, NULL, OPT_SEED },
         { "quiet", no_argument, NULL, OPT_QUIET },
         { "verbose", no_argument, NULL, OPT_VERBOSE },
         { "scenario", required_argument, NULL, OPT_SCENARIO },
         { "json", no_argument, NULL, OPT_JSON },
-        { "nats", required_argument, NULL, OPT_NATS },
-        { "node", required_argument, NULL, OPT_NODE },
-        { "cluster", required_argument, NULL, OPT_CLUSTER },
-        { "zone", required_argument, NULL, OPT_ZONE },
         { "trace", no_argument, NULL, OPT_TRACE },
+        { "config", required_argument, NULL, OPT_CONFIG },
+        { "print-config", no_argument, NULL, OPT_PRINT_CONFIG },
         { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
     };
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+        longopts[n++] = own[i];
+    const char *key, *kind, *help;
+    size_t k = 0;
+    for (size_t i = 0; aether_settings_param(i, &key, &kind, &help); i++) {
+        AETHER_ASSERT(i < SETTINGS_PARAMS_MAX && strlen(key) < FLAG_NAME_MAX);
+        char *f = flag_names[k++];
+        for (size_t c = 0; key[c] != '\0' || (f[c] = '\0', false); c++)
+            f[c] = key[c] == '_' ? '-' : key[c];
+        bool is_bool = strcmp(kind, "bool") == 0;
+        longopts[n++] = (struct option){ f, is_bool ? no_argument : required_argument, NULL,
+                                         OPT_SETTING + (int)i };
+        if (strcmp(key, "nats_urls") == 0 || strcmp(key, "shard_count") == 0) {
+            char *alias = flag_names[k++];
+            snprintf(alias, FLAG_NAME_MAX, "%s", key[0] == 'n' ? "nats" : "shards");
+            longopts[n++] = (struct option){ alias, required_argument, NULL, OPT_SETTING + (int)i };
+        }
+    }
+    longopts[n] = (struct option){ NULL, 0, NULL, 0 };
+}
+
+/* 0 ok, EXIT_USAGE after printing why. Settings flags are only recorded
+ * here (in order); resolve_settings applies them over file and env. */
+static int parse_args(int argc, char **argv, options *o)
+{
+    build_longopts();
     memset(o, 0, sizeof(*o));
     o->nodes = NODES_DEFAULT;
-    o->shards = 1024;
-    o->replication = 1;
     o->seed = 1;
     opterr = 0;
     for (int guard = 0; guard <= argc; guard++) {
@@ -1365,23 +1356,14 @@ static int parse_args(int argc, char **argv, options *o)
         case OPT_VERBOSE: o->verbose = true; break;
         case OPT_JSON: o->json = true; break;
         case OPT_TRACE: o->trace = true; break;
+        case OPT_PRINT_CONFIG: o->print_config = true; break;
+        case OPT_CONFIG: o->config_path = optarg; break;
         case 'h': o->help = true; break;
         case OPT_NODES:
             if (parse_u64(optarg, 1, NODES_MAX, &v) != 0)
                 return usage("--nodes wants an integer 1..64, not '%s'", optarg);
             o->nodes = (uint32_t)v;
             o->nodes_set = true;
-            break;
-        case OPT_SHARDS:
-            if (parse_u64(optarg, 1, AETHER_SHARD_COUNT_MAX, &v) != 0)
-                return usage("--shards wants an integer 1..65536, not '%s'", optarg);
-            o->shards = (uint32_t)v;
-            break;
-        case OPT_REPLICATION:
-            if (parse_u64(optarg, 1, AETHER_REPLICATION_MAX, &v) != 0)
-                return usage("--replication wants an integer 1..7, not '%s'", optarg);
-            o->replication = (uint32_t)v;
-            o->replication_set = true;
             break;
         case OPT_DURATION: {
             errno = 0;
@@ -1400,10 +1382,6 @@ static int parse_args(int argc, char **argv, options *o)
             o->seed = v;
             o->seed_set = true;
             break;
-        case OPT_NATS: o->nats_urls = optarg; break;
-        case OPT_NODE: o->node = optarg; break;
-        case OPT_CLUSTER: o->cluster = optarg; break;
-        case OPT_ZONE: o->zone = optarg; break;
         case OPT_SCENARIO:
             if (strcmp(optarg, "demo") != 0)
                 return usage("unknown scenario '%s' (known: demo)", optarg);
@@ -1411,66 +1389,102 @@ static int parse_args(int argc, char **argv, options *o)
             break;
         case ':':
             return usage("option '%s' needs a value", argv[optind - 1]);
-        default:
-            return usage("unknown option '%s'", argv[optind - 1]);
+        default: {
+            if (c < OPT_SETTING || o->n_flags == FLAGS_MAX)
+                return usage("unknown option '%s'", argv[optind - 1]);
+            const char *key, *kind, *help;
+            if (!aether_settings_param((size_t)(c - OPT_SETTING), &key, &kind, &help))
+                return usage("unknown option '%s'", argv[optind - 1]);
+            o->flags[o->n_flags].key = key;
+            o->flags[o->n_flags].name = longopts[optidx].name;
+            o->flags[o->n_flags].value = optarg != NULL ? optarg : "true";
+            o->n_flags++;
+            if (strcmp(key, "replication") == 0)
+                o->replication_set = true;
+            if (strcmp(key, "nats_urls") == 0)
+                o->nats_flag = true;
+            break;
+        }
         }
     }
     if (optind < argc)
         return usage("unexpected argument '%s'", argv[optind]);
-    if (o->help)
-        return 0;
-    if (o->nats_urls != NULL) {
-        if (o->embedded)
-            return usage("%s--embedded and --nats exclude each other", "");
+    return 0;
+}
+
+/* Builds o->s: defaults < --config file (or AETHER_CONFIG) < AETHER_*
+ * variables < flags. 0, or EXIT_USAGE after saying what was refused. */
+static int resolve_settings(options *o)
+{
+    static const char *const not_parameters[] = {
+        "AETHER_CONFIG", "AETHER_NATS_SERVER", "AETHER_KEEP_LOGS", "AETHER_SIM_SEED", "AETHER_SIM_SEEDS",
+        "AETHER_SIM_TRACE", NULL,
+    };
+    aether_settings_defaults(&o->s);
+    aether_err err = { 0 };
+    const char *path = o->config_path != NULL ? o->config_path : getenv("AETHER_CONFIG");
+    if (path != NULL && path[0] != '\0' && aether_settings_load_file(&o->s, path, &err) != AETHER_OK)
+        return usage("%s", err.msg);
+    if (aether_settings_load_env(&o->s, environ, not_parameters, &err) != AETHER_OK)
+        return usage("%s", err.msg);
+    for (uint32_t i = 0; i < o->n_flags; i++) {
+        char source[96], var[96];
+        snprintf(source, sizeof(source), "flag --%s", o->flags[i].name);
+        size_t k = (size_t)snprintf(var, sizeof(var), "AETHER_");
+        for (const char *c = o->flags[i].key; *c != '\0' && k + 1 < sizeof(var); c++)
+            var[k++] = (*c >= 'a' && *c <= 'z') ? (char)(*c - 'a' + 'A') : *c;
+        var[k] = '\0';
+        const char *env = getenv(var);
+        if (env != NULL && strcmp(env, o->flags[i].value) != 0)
+            AETHER_INFO("aether-node", "flag --%s overrides %s", o->flags[i].name, var);
+        if (aether_settings_set(&o->s, o->flags[i].key, o->flags[i].value, source, &err) != AETHER_OK)
+            return usage("%s", err.msg);
+    }
+    return 0;
+}
+
+/* The mode and the combinations of this tool's own flags. */
+static int check_mode(options *o)
+{
+    o->nats_mode = !o->embedded && o->s.nats.urls[0] != '\0';
+    if (o->embedded && o->nats_flag)
+        return usage("%s--embedded and --nats exclude each other", "");
+    if (!o->embedded && !o->nats_mode)
+        return usage("%schoose a mode: --embedded, or --nats URL (or nats_urls in --config, or AETHER_NATS_URLS)",
+                     "");
+    if (o->quiet && o->verbose)
+        return usage("%s--quiet and --verbose contradict each other", "");
+    if (o->json && o->scenario == NULL)
+        return usage("%s--json goes with --scenario", "");
+    aether_err err = { 0 };
+    if (o->nats_mode) {
         if (o->nodes_set || o->scenario != NULL)
             return usage("%s--nodes and --scenario go with --embedded", "");
-        bool any = false;
-        size_t urls = 1;
-        for (const char *p = o->nats_urls; *p != '\0'; p++) {
-            if (*p == ',')
-                urls++;
-            else
-                any = true;
+        if (aether_settings_check(&o->s, true, &err) != AETHER_OK) {
+            fprintf(stderr, "aether-node: configuration refused: %s\n", err.msg);
+            return EXIT_USAGE;
         }
-        if (!any || urls > NATS_URLS_MAX)
-            return usage("--nats wants 1..16 comma-separated URLs, not '%s'", o->nats_urls);
-        if (o->node == NULL)
-            return usage("%s--nats needs --node ID", "");
-        aether_node_id tmp;
-        aether_err e;
-        if (aether_node_id_from_cstr(o->node, &tmp, &e) != AETHER_OK)
-            return usage("--node: %s", e.msg);
-        if (o->cluster != NULL) {
-            size_t len = strlen(o->cluster);
-            bool ok = len >= 1 && len <= CLUSTER_FOR_BUCKET_MAX;
-            for (size_t i = 0; ok && i < len; i++) {
-                char c = o->cluster[i];
-                ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                     c == '_' || c == '-';
-            }
-            if (!ok)
-                return usage("--cluster wants 1..51 characters of [A-Za-z0-9_-], not '%s'", o->cluster);
-        }
-        if (o->json)
-            return usage("%s--json goes with --scenario", "");
-        if (o->quiet && o->verbose)
-            return usage("%s--quiet and --verbose contradict each other", "");
         return 0;
     }
-    if (o->node != NULL || o->cluster != NULL || o->zone != NULL)
-        return usage("%s--node, --cluster and --zone go with --nats", "");
-    if (o->replication > o->nodes && o->scenario == NULL) {
+    if (o->trace)
+        return usage("%s--trace goes with --nats", "");
+    if (o->s.nats.urls[0] != '\0' || o->s.node.node.len > 0)
+        AETHER_INFO("aether-node", "embedded mode: nats_urls and node are not used");
+    if (o->s.node.replication > o->nodes && o->scenario == NULL) {
         char msg[96];
-        snprintf(msg, sizeof(msg), "--replication %u needs at least %u nodes (--nodes %u)", o->replication,
-                 o->replication, o->nodes);
+        snprintf(msg, sizeof(msg), "replication %u needs at least %u nodes (--nodes %u)", o->s.node.replication,
+                 o->s.node.replication, o->nodes);
         return usage("%s", msg);
     }
     if (o->scenario != NULL && (o->nodes_set || o->duration_set || o->replication_set))
         return usage("%s--scenario demo fixes its nodes, replication and duration", "");
-    if (o->json && o->scenario == NULL)
-        return usage("%s--json goes with --scenario", "");
-    if (o->quiet && o->verbose)
-        return usage("%s--quiet and --verbose contradict each other", "");
+    /* The check needs a node id; embedded nodes get node-1..node-N. */
+    aether_config probe = o->s.node;
+    (void)aether_node_id_from_cstr("node-1", &probe.node, NULL);
+    if (aether_config_validate(&probe, &err) != AETHER_OK) {
+        fprintf(stderr, "aether-node: configuration refused: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
     return 0;
 }
 
@@ -1484,49 +1498,40 @@ int main(int argc, char **argv)
         print_help(stdout);
         return 0;
     }
-    if (!o.embedded && o.nats_urls == NULL)
-        return usage("%schoose a mode: --embedded or --nats URL", "");
     aether_log_init_from_env();
+    if ((rc = resolve_settings(&o)) != 0 || (rc = check_mode(&o)) != 0)
+        return rc;
+    aether_log_level level;
+    if (aether_log_level_parse(o.s.log_level, &level))
+        aether_log_set_level(level);
+    aether_log_set_format(strcmp(o.s.log_format, "json") == 0 ? AETHER_LOG_JSON : AETHER_LOG_TEXT);
+    if (o.print_config) {
+        aether_settings_describe(&o.s, stdout);
+        return 0;
+    }
     setvbuf(stdout, NULL, _IOLBF, 0);
     install_signals();
-
-    /* The configuration check runs before anything starts (a node id is
-     * required by it; the real ones are set per member). */
-    aether_config probe;
-    aether_config_defaults(&probe);
-    probe.shard_count = o.shards;
-    probe.replication = o.replication;
-    if (o.cluster != NULL)
-        snprintf(probe.cluster, sizeof(probe.cluster), "%s", o.cluster);
-    if (o.zone != NULL)
-        snprintf(probe.zone, sizeof(probe.zone), "%s", o.zone);
-    aether_err err = { 0 };
-    if (aether_node_id_from_cstr(o.node != NULL ? o.node : "node-1", &probe.node, &err) != AETHER_OK ||
-        aether_config_validate(&probe, &err) != AETHER_OK) {
-        fprintf(stderr, "aether-node: %s\n", err.msg);
-        return EXIT_USAGE;
-    }
 
     node_run *d = calloc(1, sizeof(*d));
     if (d == NULL) {
         fprintf(stderr, "aether-node: out of memory\n");
         return 1;
     }
-    uint32_t n_nodes = o.nats_urls != NULL ? 1u : o.scenario != NULL ? DEMO_SLOTS : o.nodes;
-    if (o.nats_urls != NULL && !o.seed_set) {
+    uint32_t n_nodes = o.nats_mode ? 1u : o.scenario != NULL ? DEMO_SLOTS : o.nodes;
+    if (o.nats_mode && !o.seed_set) {
         /* Distinct election jitter per node and run unless --seed says. */
         uint64_t h = 1469598103934665603ull;
-        for (const char *p = o.node; *p != '\0'; p++)
+        for (const char *p = o.s.node.node.str; *p != '\0'; p++)
             h = (h ^ (uint8_t)*p) * 1099511628211ull;
         o.seed = h ^ now_ns() ^ ((uint64_t)getpid() << 32);
     }
     if (daemon_init(d, &o, n_nodes) != 0)
         rc = 1;
     else
-        rc = o.nats_urls != NULL ? run_nats(d) : o.scenario != NULL ? run_demo(d) : run_daemon(d);
+        rc = o.nats_mode ? run_nats(d) : o.scenario != NULL ? run_demo(d) : run_daemon(d);
     daemon_fini(d);
     free(d);
-    if (o.nats_urls != NULL)
+    if (o.nats_mode)
         nats_Close(); /* the very end: every connection is destroyed */
     return rc;
 }

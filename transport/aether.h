@@ -53,6 +53,8 @@
 #include "codec.h"
 #include "inproc.h"
 #include "nats_kv.h"
+#include "nats_conn.h"
 #include "nats_transport.h"
+#include "settings.h"
 
 #endif

@@ -36,7 +36,8 @@ static bool tls_wanted(const aether_nats_settings *s)
 /* nats.c threads: connection state changes, for the operator. */
 static void on_disconnected(natsConnection *nc, void *closure)
 {
-    (void)nc;
+    if (natsConnection_IsClosed(nc)) /* our own close */
+        return;
     AETHER_WARN(LOG_MOD, "%s: connection to NATS lost; reconnecting", (const char *)closure);
 }
 
@@ -195,4 +196,66 @@ aether_status aether_nats_connect(const aether_nats_settings *s, const char *nam
         return aether_err_set(err, AETHER_EINVAL, "NATS at %.100s: %s", s->urls, why);
     return aether_err_set(err, AETHER_EUNAVAILABLE, "cannot reach NATS at %.100s: %s (tried for %u ms)",
                           s->urls, why, s->connect_timeout_ms);
+}
+
+aether_status aether_nats_event_stream_ensure(natsConnection *nc, const char *cluster, uint32_t replicas,
+                                              uint32_t timeout_ms, aether_err *err)
+{
+    char name[128], subject[160];
+    if (snprintf(name, sizeof(name), "AETHER_%s_EVENTS", cluster) >= (int)sizeof(name) ||
+        snprintf(subject, sizeof(subject), "aether.%s.evt.>", cluster) >= (int)sizeof(subject))
+        return aether_err_set(err, AETHER_EINVAL, "event stream: cluster name '%.64s' too long", cluster);
+    jsCtx *js = NULL;
+    natsStatus ns = natsConnection_JetStream(&js, nc, NULL);
+    if (ns != NATS_OK)
+        return aether_err_set(err, AETHER_EUNAVAILABLE, "event stream: JetStream context: %s",
+                              natsStatus_GetText(ns));
+    const char *subjects[] = { subject };
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    cfg.Name = name;
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_FileStorage;
+    cfg.Replicas = replicas > 0 ? (int64_t)replicas : 1;
+    cfg.MaxAge = (int64_t)AETHER_EVENT_STREAM_MAX_AGE_S * 1000000000ll;
+    cfg.MaxBytes = AETHER_EVENT_STREAM_MAX_BYTES;
+    cfg.Discard = js_DiscardOld;
+    aether_clock *clk = aether_clock_real();
+    uint64_t t0 = aether_clock_now_ns(clk);
+    aether_status st;
+    for (;;) {
+        jsStreamInfo *si = NULL;
+        jsErrCode jerr = 0;
+        ns = js_GetStreamInfo(&si, js, name, NULL, &jerr);
+        if (ns == NATS_OK) {
+            jsStreamInfo_Destroy(si);
+            st = AETHER_OK;
+            break;
+        }
+        if (ns == NATS_NOT_FOUND) {
+            ns = js_AddStream(&si, js, &cfg, NULL, &jerr);
+            if (ns == NATS_OK) {
+                jsStreamInfo_Destroy(si);
+                AETHER_INFO(LOG_MOD, "event stream %s created on %s (R%lld)", name, subject,
+                            (long long)cfg.Replicas);
+                st = AETHER_OK;
+                break;
+            }
+            if (jerr != 0) { /* the server said no: overlapping subjects, bad replicas, ... */
+                st = aether_err_set(err, AETHER_EINVAL, "event stream %s: %s (JetStream error %d)", name,
+                                    natsStatus_GetText(ns), (int)jerr);
+                break;
+            }
+        }
+        if (aether_clock_now_ns(clk) - t0 + CONNECT_RETRY_MS * AETHER_NS_PER_MS >=
+            (uint64_t)timeout_ms * AETHER_NS_PER_MS) {
+            st = aether_err_set(err, AETHER_EUNAVAILABLE, "event stream %s: %s (is JetStream enabled?)", name,
+                                natsStatus_GetText(ns));
+            break;
+        }
+        sleep_ms(CONNECT_RETRY_MS);
+    }
+    jsCtx_Destroy(js);
+    return st;
 }

@@ -45,4 +45,21 @@ const char *aether_nats_auth_method(const aether_nats_settings *s);
 aether_status aether_nats_connect(const aether_nats_settings *s, const char *name,
                                   const volatile int *stop, natsConnection **out, aether_err *err);
 
+/* The optional event stream (--event-stream, DESIGN 4): a JetStream stream
+ * AETHER_<cluster>_EVENTS on the subjects aether.<cluster>.evt.>, file
+ * storage, `replicas` copies, limits retention: at most
+ * AETHER_EVENT_STREAM_MAX_AGE_S old and AETHER_EVENT_STREAM_MAX_BYTES big
+ * (oldest discarded first). Every event a node publishes lands in it once;
+ * consumers replay it by stream sequence and detect gaps by the per-term
+ * seq of the envelope. Creates it if missing; an existing stream is used
+ * as it is (an operator may have tuned its limits). Retried while
+ * JetStream is not ready, for at most timeout_ms. AETHER_OK,
+ * AETHER_EUNAVAILABLE (JetStream not enabled or not answering), or
+ * AETHER_EINVAL (bad cluster name, or the subjects clash with another
+ * stream), with err saying which. */
+#define AETHER_EVENT_STREAM_MAX_AGE_S (7u * 24u * 3600u)
+#define AETHER_EVENT_STREAM_MAX_BYTES (1ll << 30)
+aether_status aether_nats_event_stream_ensure(natsConnection *nc, const char *cluster, uint32_t replicas,
+                                              uint32_t timeout_ms, aether_err *err);
+
 #endif
