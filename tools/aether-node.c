@@ -560,7 +560,7 @@ static int node_start(node_run *d, uint32_t i)
         }
         aether_nats_transport_config tc = { .conn = d->nc, .cluster = cfg.cluster, .node = cfg.node,
                                             .cmd_timeout_ms = d->opt.s.nats.request_timeout_ms,
-                                            .stats = &d->codec_stats };
+                                            .stats = &d->codec_stats, .no_leader_retry = true };
         if (aether_nats_transport_create(&tc, &n->t, &err) != AETHER_OK) {
             fprintf(stderr, "aether-node: %s: NATS transport: %s\n", n->id, err.msg);
             return -1;

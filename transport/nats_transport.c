@@ -27,7 +27,18 @@ typedef struct pending {
     aether_reply_fn fn;
     void *arg;
     uint64_t deadline_ns;
+    /* Retry while nobody serves commands (cfg->no_leader_retry): */
+    char *req;              /* the encoded request, owned; NULL = no retry */
+    size_t req_len;
+    aether_command_type type;
+    uint64_t retry_at_ns;   /* 0 = none scheduled */
+    uint32_t backoff_ms;    /* next wait after "no responders" */
+    uint32_t attempts;
+    bool no_responders;     /* the last answer was "no responders" */
 } pending;
+
+#define NT_RETRY_FIRST_MS 10u  /* first wait after "no responders" */
+#define NT_RETRY_MAX_MS 200u   /* the wait doubles up to this */
 
 typedef struct nt {
     aether_transport base; /* first */
@@ -36,6 +47,7 @@ typedef struct nt {
     char cluster[AETHER_CLUSTER_NAME_MAX + 1];
     aether_node_id self;
     uint64_t timeout_ms;
+    bool no_leader_retry;
     aether_codec_stats *stats;
     char prefix[AETHER_CLUSTER_NAME_MAX + 16]; /* "aether.<cluster>." */
     int refs;                                  /* atomic */
@@ -350,25 +362,67 @@ static bool pending_take_locked(nt *t, uint64_t id, pending *out)
     return false;
 }
 
-/* Times out what is past its deadline. Caller holds cb_mu, not mu. */
+/* A request to send again (a copy: the entry may be answered meanwhile). */
+typedef struct resend {
+    char subject[NT_SUBJECT_MAX], reply[NT_SUBJECT_MAX];
+    char *buf;
+    size_t len;
+} resend;
+
+/* Times out what is past its deadline (ENOTLEADER if nobody ever served
+ * commands, else ETIMEOUT) and sends again what is due for a retry.
+ * Caller holds cb_mu, not mu. */
 static void sweep_cb_locked(nt *t, uint64_t now)
 {
     pending due[AETHER_NATS_TRANSPORT_PENDING_MAX];
-    uint32_t n = 0;
+    resend *again = NULL;
+    uint32_t n = 0, n_again = 0;
     pthread_mutex_lock(&t->mu);
     if (t->bound) {
         for (uint32_t i = 0; i < t->n_pending;) { /* bounded: the table */
-            if (t->table[i].deadline_ns <= now) {
-                due[n++] = t->table[i];
+            pending *p = &t->table[i];
+            if (p->deadline_ns <= now) {
+                due[n++] = *p;
                 t->table[i] = t->table[--t->n_pending];
-            } else {
-                i++;
+                continue;
             }
+            if (p->retry_at_ns != 0 && p->retry_at_ns <= now) {
+                if (again == NULL)
+                    again = calloc(AETHER_NATS_TRANSPORT_PENDING_MAX, sizeof(*again));
+                resend *r = again != NULL ? &again[n_again] : NULL;
+                if (r != NULL && (r->buf = malloc(p->req_len)) != NULL) {
+                    memcpy(r->buf, p->req, p->req_len);
+                    r->len = p->req_len;
+                    snprintf(r->subject, sizeof(r->subject), "%scmd.%s", t->prefix,
+                             aether_command_type_name(p->type));
+                    snprintf(r->reply, sizeof(r->reply), "%s.%" PRIu64, t->inbox, p->id);
+                    n_again++;
+                    p->attempts++;
+                    p->retry_at_ns = 0;
+                } /* out of memory: retried at the next sweep */
+            }
+            i++;
         }
     }
     pthread_mutex_unlock(&t->mu);
-    for (uint32_t i = 0; i < n; i++)
-        due[i].fn(due[i].arg, AETHER_ETIMEOUT, "no reply from the leader in time");
+    for (uint32_t i = 0; i < n_again; i++) {
+        /* A failure here (disconnected) leaves the request to its deadline. */
+        (void)natsConnection_PublishRequest(t->conn, again[i].subject, again[i].reply, again[i].buf,
+                                            (int)again[i].len);
+        free(again[i].buf);
+    }
+    free(again);
+    for (uint32_t i = 0; i < n; i++) {
+        if (due[i].no_responders) {
+            char why[96];
+            snprintf(why, sizeof(why), "no leader answered within %llu ms (%u attempts)",
+                     (unsigned long long)t->timeout_ms, due[i].attempts);
+            due[i].fn(due[i].arg, AETHER_ENOTLEADER, why);
+        } else {
+            due[i].fn(due[i].arg, AETHER_ETIMEOUT, "no reply from the leader in time");
+        }
+        free(due[i].req);
+    }
 }
 
 static void *sweeper_main(void *arg)
@@ -385,7 +439,7 @@ static void *sweeper_main(void *arg)
         }
         pthread_cond_timedwait(&t->cv, &t->mu, &ts);
         if (t->sweeper_stop || t->n_pending == 0)
-            continue;
+            continue; /* retries are pending entries too */
         pthread_mutex_unlock(&t->mu);
         pthread_mutex_lock(&t->cb_mu);
         sweep_cb_locked(t, mono_ns());
@@ -415,6 +469,28 @@ static void on_inbox_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg
         natsMsg_Destroy(msg);
         status = AETHER_ENOTLEADER;
         snprintf(reason, sizeof(reason), "no leader is serving commands");
+        if (t->no_leader_retry) {
+            /* Nobody serves commands (an election is under way): try
+             * again after a backoff, until the deadline (the sweeper). */
+            bool scheduled = false;
+            uint64_t now = mono_ns();
+            pthread_mutex_lock(&t->mu);
+            for (uint32_t i = 0; t->bound && i < t->n_pending; i++) {
+                pending *p = &t->table[i];
+                if (p->id != id)
+                    continue;
+                p->no_responders = true;
+                if (p->req != NULL && now + (uint64_t)p->backoff_ms * 1000000u < p->deadline_ns) {
+                    p->retry_at_ns = now + (uint64_t)p->backoff_ms * 1000000u;
+                    p->backoff_ms = p->backoff_ms * 2u > NT_RETRY_MAX_MS ? NT_RETRY_MAX_MS : p->backoff_ms * 2u;
+                    scheduled = true;
+                }
+                break;
+            }
+            pthread_mutex_unlock(&t->mu);
+            if (scheduled)
+                return;
+        }
     } else {
         aether_codec_msg m;
         if (!decode_msg(t, msg, AETHER_CODEC_REPLY, &m))
@@ -428,8 +504,10 @@ static void on_inbox_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg
     pthread_mutex_lock(&t->mu);
     bool found = t->bound && pending_take_locked(t, id, &p);
     pthread_mutex_unlock(&t->mu);
-    if (found)
+    if (found) {
         p.fn(p.arg, status, reason);
+        free(p.req);
+    }
     pthread_mutex_unlock(&t->cb_mu);
 }
 
@@ -536,8 +614,10 @@ static void nt_unbind(aether_transport *tp)
     subs[5] = t->sub_rel;
     t->sub_evt = t->sub_map = t->sub_hb = t->sub_inbox = t->sub_cmd = t->sub_rel = NULL;
     pthread_mutex_unlock(&t->mu);
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < n; i++) {
         closing[i].fn(closing[i].arg, AETHER_ECLOSED, "transport unbound");
+        free(closing[i].req);
+    }
     memset(&t->sink, 0, sizeof(t->sink));
     pthread_mutex_unlock(&t->cb_mu);
 
@@ -644,16 +724,23 @@ static aether_status nt_send_command(aether_transport *tp, const aether_command 
     } else if (t->n_pending == AETHER_NATS_TRANSPORT_PENDING_MAX) {
         st = AETHER_EFULL;
     }
+    /* With retries the entry keeps its own copy of the request. */
+    char *keep = NULL;
+    if (st == AETHER_OK && t->no_leader_retry && (keep = malloc(len)) != NULL)
+        memcpy(keep, buf, len);
     uint64_t id = 0;
     if (st == AETHER_OK) {
         id = ++t->next_id;
         t->table[t->n_pending++] = (pending){
             .id = id, .fn = reply, .arg = reply_arg,
-            .deadline_ns = mono_ns() + t->timeout_ms * 1000000u};
+            .deadline_ns = mono_ns() + t->timeout_ms * 1000000u,
+            .req = keep, .req_len = len, .type = c->type,
+            .backoff_ms = NT_RETRY_FIRST_MS, .attempts = 1};
         snprintf(reply_subj, sizeof(reply_subj), "%s.%" PRIu64, t->inbox, id);
     }
     pthread_mutex_unlock(&t->mu);
     if (st != AETHER_OK) {
+        free(keep);
         free(buf);
         return st;
     }
@@ -665,6 +752,8 @@ static aether_status nt_send_command(aether_transport *tp, const aether_command 
     pthread_mutex_lock(&t->mu);
     bool ours = pending_take_locked(t, id, &p);
     pthread_mutex_unlock(&t->mu);
+    if (ours)
+        free(p.req);
     /* Not ours any more: unbind or the sweeper already answered it. */
     return ours ? map_nats(s) : AETHER_OK;
 }
@@ -780,6 +869,7 @@ aether_status aether_nats_transport_create(const aether_nats_transport_config *c
     snprintf(t->prefix, sizeof(t->prefix), "aether.%s.", cfg->cluster);
     t->self = cfg->node;
     t->timeout_ms = cfg->cmd_timeout_ms ? cfg->cmd_timeout_ms : AETHER_NATS_TRANSPORT_TIMEOUT_MS_DEFAULT;
+    t->no_leader_retry = cfg->no_leader_retry;
     t->stats = cfg->stats;
     t->refs = 1;
     aether_log_ratelimit_init(&t->map_log, 1000000000u);

@@ -26,7 +26,14 @@
  *    and reply_fn will be called exactly once: with the leader's reply, or
  *    AETHER_ENOTLEADER when nobody serves commands (NATS "no responders"),
  *    or AETHER_ETIMEOUT after cmd_timeout_ms (a sweeper thread checks every
- *    AETHER_NATS_TRANSPORT_SWEEP_MS), or AETHER_ECLOSED at unbind. At most
+ *    AETHER_NATS_TRANSPORT_SWEEP_MS), or AETHER_ECLOSED at unbind. With
+ *    no_leader_retry, "no responders" (an election under way) is not final:
+ *    the request is sent again after 10, 20, 40, ... (at most 200) ms, on
+ *    the sweeper's ticks, until cmd_timeout_ms; if nobody has served
+ *    commands by then, reply_fn gets AETHER_ENOTLEADER "no leader answered
+ *    within T ms (N attempts)". A retried request may reach a leader that
+ *    already got an earlier copy only if that copy was lost in flight, as
+ *    a "no responders" answer means nobody received it. At most
  *    AETHER_NATS_TRANSPORT_PENDING_MAX requests are outstanding (more:
  *    AETHER_EFULL). Not bound: AETHER_ECLOSED, reply_fn not called.
  *  - send_release is a plain publish: AETHER_OK means sent, not received
@@ -78,6 +85,7 @@ typedef struct aether_nats_transport_config {
     aether_node_id node;         /* this node; copied */
     uint64_t cmd_timeout_ms;     /* 0 = AETHER_NATS_TRANSPORT_TIMEOUT_MS_DEFAULT */
     aether_codec_stats *stats;   /* NULL = refusals not counted; must outlive the endpoint */
+    bool no_leader_retry;        /* see send_command: retry while nobody serves commands */
 } aether_nats_transport_config;
 
 /* AETHER_EINVAL (bad config, explained in err), AETHER_ENOMEM. */
