@@ -601,4 +601,13 @@ void aether_member_view_get(const aether_member *m, aether_member_view *out)
     out->leader_changes = __atomic_load_n(&m->leader_changes, __ATOMIC_RELAXED);
     out->rebalances = __atomic_load_n(&m->rebalances, __ATOMIC_RELAXED);
     out->shards_moved = __atomic_load_n(&m->shards_moved, __ATOMIC_RELAXED);
+    aether_rcu_read_lock();
+    const aether_topology_snapshot *ts =
+        (const aether_topology_snapshot *)aether_snapshot_current(&m->topo_slot);
+    if (ts != NULL) {
+        out->topology_version = ts->topo.version;
+        out->nodes_active = aether_topology_count_status(&ts->topo, AETHER_NODE_ACTIVE);
+        out->nodes_draining = aether_topology_count_status(&ts->topo, AETHER_NODE_DRAINING);
+    }
+    aether_rcu_read_unlock();
 }

@@ -110,6 +110,8 @@ typedef struct aether_member_view {
     uint64_t leader_changes;
     uint64_t rebalances;     /* rebalances this node completed as leader */
     uint64_t shards_moved;   /* shards it moved as leader */
+    uint64_t topology_version; /* of this node's topology view */
+    uint32_t nodes_active, nodes_draining; /* in that view */
 } aether_member_view;
 
 void aether_member_view_get(const aether_member *m, aether_member_view *out);

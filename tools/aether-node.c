@@ -762,6 +762,12 @@ static int run_nats(node_run *d)
             done = true;
             break;
         }
+        if (v.status == AETHER_NODE_DRAINING && v.nodes_active == 0) {
+            say(d, "+%llums %s no other active node: nothing to hand off to\n",
+                (unsigned long long)since_start_ms(d), n->id);
+            done = true;
+            break;
+        }
         uint64_t now = now_ns();
         if (now - t0 >= limit_ms * AETHER_NS_PER_MS)
             break;

@@ -68,6 +68,28 @@ static bool permanent(natsStatus s)
            s == NATS_INVALID_ARG || s == NATS_ERR || s == NATS_NO_MEMORY || s == NATS_NOT_FOUND;
 }
 
+/* The status text, plus nats.c's detail for this thread when it adds
+ * something (the server's -ERR text, a TLS reason), without its
+ * "(file.c:123): " source position. */
+static void explain(natsStatus ns, char *out, size_t cap)
+{
+    const char *text = natsStatus_GetText(ns);
+    const char *detail = nats_GetLastError(NULL);
+    if (detail != NULL && detail[0] == '(') {
+        const char *close = strstr(detail, "): ");
+        if (close != NULL)
+            detail = close + 3;
+    }
+    if (detail == NULL || detail[0] == '\0' || strcmp(detail, text) == 0) {
+        snprintf(out, cap, "%s", text);
+        return;
+    }
+    snprintf(out, cap, "%s: %.140s", text, detail);
+    size_t len = strlen(out), tail = sizeof(": (null)") - 1u; /* nats.c's missing OpenSSL reason */
+    if (len > tail && strcmp(out + len - tail, ": (null)") == 0)
+        out[len - tail] = '\0';
+}
+
 /* Builds the options; on failure err says which one and why. */
 static aether_status build(const aether_nats_settings *s, const char *name, char **servers, int count,
                            natsOptions **out, aether_err *err)
@@ -113,10 +135,9 @@ static aether_status build(const aether_nats_settings *s, const char *name, char
         TRY("TLS skip verify", natsOptions_SkipServerVerification(no, true));
 #undef TRY
     if (ns != NATS_OK) {
-        const char *detail = nats_GetLastError(NULL);
-        aether_err_set(err, ns == NATS_NO_MEMORY ? AETHER_ENOMEM : AETHER_EINVAL, "nats option %s: %s%s%.120s",
-                       what, natsStatus_GetText(ns), detail != NULL && detail[0] ? ": " : "",
-                       detail != NULL ? detail : "");
+        char why[192];
+        explain(ns, why, sizeof(why));
+        aether_err_set(err, ns == NATS_NO_MEMORY ? AETHER_ENOMEM : AETHER_EINVAL, "nats option %s: %s", what, why);
         natsOptions_Destroy(no);
         return err->code;
     }
@@ -170,11 +191,8 @@ aether_status aether_nats_connect(const aether_nats_settings *s, const char *nam
             break;
         sleep_ms(CONNECT_RETRY_MS);
     }
-    const char *detail = nats_GetLastError(NULL);
-    char why[160];
-    snprintf(why, sizeof(why), "%s%s%.120s", natsStatus_GetText(ns),
-             detail != NULL && detail[0] != '\0' && strcmp(detail, natsStatus_GetText(ns)) != 0 ? ": " : "",
-             detail != NULL && strcmp(detail, natsStatus_GetText(ns)) != 0 ? detail : "");
+    char why[192];
+    explain(ns, why, sizeof(why));
     natsOptions_Destroy(no);
     if (ns == NATS_OK) {
         char url[256] = "";
