@@ -11,24 +11,16 @@
  * lease protocol (actors/lease.h) unchanged on NATS stores.
  *
  * nats-server missing is a FAILURE, not a skip (tools/test installs it):
- * the server is looked up in $AETHER_NATS_SERVER, then $PATH, then
- * /usr/sbin and /usr/local/bin.
+ * the server is looked up, started, frozen, killed and restarted by
+ * tests/support/nats_server.h.
  *
  * AETHER_TEST_LABELS: integration
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,11 +30,9 @@
 #include "kv_store.h"
 #include "lease.h"
 #include "nats_kv.h"
+#include "nats_server.h"
 
 #define MS AETHER_NS_PER_MS
-#define SERVER_START_MS 5000u    /* until the port accepts connections */
-#define SERVER_STOP_MS 2000u     /* SIGTERM grace before SIGKILL */
-#define SERVER_START_ATTEMPTS 3u /* another port if one was taken meanwhile */
 #define POLL_MS 10u
 #define EVENT_WAIT_MS 3000u      /* a watch event arrives within this */
 #define STORES_MAX 8u
@@ -69,197 +59,16 @@ static void sleep_ms(unsigned ms)
         ;
 }
 
-/* ---- The server ------------------------------------------------------------ */
+/* ---- The server (tests/support/nats_server.h) -------------------------------- */
 
-typedef struct server {
-    pid_t pid; /* 0 = not running */
-    int port;
-    char dir[64];
-    char bin[512];
-    char url[64];
-} server;
-
-static server srv;
+static tns_server srv;
 static natsConnection *nc;
 static aether_kv *stores[STORES_MAX];
 
-static bool find_server(char *out, size_t cap)
-{
-    const char *env = getenv("AETHER_NATS_SERVER");
-    if (env != NULL && env[0] != '\0') {
-        snprintf(out, cap, "%s", env);
-        return access(out, X_OK) == 0;
-    }
-    char dirs[4096];
-    const char *path = getenv("PATH");
-    snprintf(dirs, sizeof(dirs), "%s:/usr/sbin:/usr/local/bin", path != NULL ? path : "");
-    char *save = NULL;
-    for (char *d = strtok_r(dirs, ":", &save); d != NULL; d = strtok_r(NULL, ":", &save)) {
-        /* bounded: the tokens of a 4 KiB string */
-        snprintf(out, cap, "%s/nats-server", d);
-        if (access(out, X_OK) == 0)
-            return true;
-    }
-    return false;
-}
-
-/* A port nobody listens on right now (nats-server cannot bind port 0). */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CU_ASSERT_TRUE_FATAL(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-             getsockname(fd, (struct sockaddr *)&a, &len) == 0;
-    close(fd);
-    CU_ASSERT_TRUE_FATAL(ok);
-    return ntohs(a.sin_port);
-}
-
-static bool port_accepts(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return false;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-    close(fd);
-    return ok;
-}
-
-/* True once OUR server says it is ready (its log; appended to on restart,
- * so count the occurrences): a port that accepts could belong to another
- * test's server that took the port first. */
-static unsigned log_ready_count(void)
-{
-    char path[128];
-    snprintf(path, sizeof(path), "%s/server.log", srv.dir);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    static char buf[256 * 1024];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f); /* bounded: the buffer */
-    fclose(f);
-    buf[n] = '\0';
-    unsigned count = 0;
-    for (const char *p = strstr(buf, "Server is ready"); p != NULL; /* bounded: n bytes */
-         p = strstr(p + 1, "Server is ready"))
-        count++;
-    return count;
-}
-
-/* Starts nats-server on srv.port with storage in srv.dir; true once the port
- * accepts connections (false if the child died or 5 s passed). */
-static bool server_spawn(void)
-{
-    char port[16], log[128];
-    snprintf(port, sizeof(port), "%d", srv.port);
-    snprintf(log, sizeof(log), "%s/server.log", srv.dir);
-    char *argv[] = {"nats-server", "-js", "-sd", srv.dir, "-a", "127.0.0.1", "-p", port, NULL};
-    unsigned ready_before = log_ready_count();
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    CU_ASSERT_TRUE_FATAL(pid >= 0);
-    if (pid == 0) {
-        /* Only async-signal-safe calls until exec. The server dies with us. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(126);
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        execv(srv.bin, argv);
-        _exit(127);
-    }
-    srv.pid = pid;
-    uint64_t t0 = now_ns();
-    while (ms_since(t0) < SERVER_START_MS) { /* bounded: 5 s */
-        if (log_ready_count() > ready_before && port_accepts(srv.port))
-            return true;
-        int status;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            srv.pid = 0;
-            return false;
-        }
-        sleep_ms(POLL_MS);
-    }
-    return false;
-}
-
-static void server_reap(void)
-{
-    if (srv.pid <= 0)
-        return;
-    kill(srv.pid, SIGCONT); /* in case a test froze it */
-    kill(srv.pid, SIGTERM);
-    uint64_t t0 = now_ns();
-    int status;
-    while (ms_since(t0) < SERVER_STOP_MS) { /* bounded: 2 s */
-        if (waitpid(srv.pid, &status, WNOHANG) == srv.pid) {
-            srv.pid = 0;
-            return;
-        }
-        sleep_ms(POLL_MS);
-    }
-    kill(srv.pid, SIGKILL);
-    waitpid(srv.pid, &status, 0); /* SIGKILL cannot be ignored */
-    srv.pid = 0;
-}
-
-static void server_kill_hard(void)
-{
-    CU_ASSERT_TRUE_FATAL(srv.pid > 0);
-    kill(srv.pid, SIGKILL);
-    int status;
-    waitpid(srv.pid, &status, 0);
-    srv.pid = 0;
-}
-
-/* SIGSTOP, and wait until the kernel reports the server stopped (kill
- * returns before every thread of it has stopped). */
-static void server_freeze(void)
-{
-    CU_ASSERT_TRUE_FATAL(srv.pid > 0);
-    CU_ASSERT_EQUAL_FATAL(kill(srv.pid, SIGSTOP), 0);
-    uint64_t t0 = now_ns();
-    int status = 0;
-    pid_t got = 0;
-    while (got == 0 && ms_since(t0) < SERVER_STOP_MS) { /* bounded: 2 s */
-        got = waitpid(srv.pid, &status, WNOHANG | WUNTRACED);
-        if (got == 0)
-            sleep_ms(1);
-    }
-    CU_ASSERT_TRUE_FATAL(got == srv.pid && WIFSTOPPED(status));
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 static natsConnection *connect_to_server(void)
 {
-    natsOptions *o = NULL;
-    natsConnection *c = NULL;
-    CU_ASSERT_EQUAL_FATAL(natsOptions_Create(&o), NATS_OK);
-    natsOptions_SetURL(o, srv.url);
-    natsOptions_SetTimeout(o, 1000);
-    natsOptions_SetMaxReconnect(o, 100);
-    natsOptions_SetReconnectWait(o, 50);
-    natsStatus s = natsConnection_Connect(&c, o);
-    natsOptions_Destroy(o);
-    if (s != NATS_OK)
-        fprintf(stderr, "connect %s: %s\n", srv.url, natsStatus_GetText(s));
-    CU_ASSERT_EQUAL_FATAL(s, NATS_OK);
+    natsConnection *c = tns_connect(&srv);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     return c;
 }
 
@@ -269,25 +78,8 @@ static void drop_all(void);
 static void up(void)
 {
     drop_all();
-    if (!find_server(srv.bin, sizeof(srv.bin))) {
-        fprintf(stderr, "test_kv_nats: nats-server not found ($AETHER_NATS_SERVER, $PATH, "
-                        "/usr/sbin, /usr/local/bin); install it (tools/deps install, or "
-                        "apt-get install nats-server)\n");
-        CU_FAIL_FATAL("nats-server is not installed");
-    }
-    snprintf(srv.dir, sizeof(srv.dir), "/tmp/aether-kv-nats-XXXXXX");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(srv.dir));
-    bool started = false;
-    for (unsigned i = 0; i < SERVER_START_ATTEMPTS && !started; i++) {
-        srv.port = free_port();
-        started = server_spawn();
-        if (!started)
-            server_reap();
-    }
-    if (!started)
-        fprintf(stderr, "nats-server did not start; see %s/server.log\n", srv.dir);
-    CU_ASSERT_TRUE_FATAL(started);
-    snprintf(srv.url, sizeof(srv.url), "nats://127.0.0.1:%d", srv.port);
+    /* nats-server missing or not starting is a failure (the reason is on stderr). */
+    CU_ASSERT_TRUE_FATAL(tns_start(&srv, "aether-kv-nats"));
     nc = connect_to_server();
 }
 
@@ -300,11 +92,7 @@ static void drop_all(void)
     }
     natsConnection_Destroy(nc);
     nc = NULL;
-    server_reap();
-    if (srv.dir[0] != '\0') {
-        nftw(srv.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-        srv.dir[0] = '\0';
-    }
+    tns_destroy(&srv);
 }
 
 static int suite_cleanup(void)
@@ -932,7 +720,7 @@ static void test_server_frozen_timeouts(void)
     uint64_t r1, r;
     aether_err err = {0};
     CU_ASSERT_EQUAL_FATAL(put_new(kv, "k", "v1", &r1), AETHER_OK);
-    server_freeze();
+    CU_ASSERT_TRUE_FATAL(tns_freeze(&srv));
 
     /* A write times out: outcome unknown, reported within the timeout. */
     uint64_t t0 = now_ns();
@@ -951,7 +739,7 @@ static void test_server_frozen_timeouts(void)
 
     /* Thawed, the server processes what was in flight: the "unknown" update
      * WAS applied (later). Re-reading is the only way to know. */
-    CU_ASSERT_EQUAL_FATAL(kill(srv.pid, SIGCONT), 0);
+    CU_ASSERT_TRUE_FATAL(tns_thaw(&srv));
     aether_status s = AETHER_EUNAVAILABLE;
     t0 = now_ns();
     while (ms_since(t0) < 3000) { /* bounded: 3 s */
@@ -979,8 +767,7 @@ static void test_server_killed_unavailable(void)
     rec_init(&rec_a);
     aether_kv_watcher *w = watch(kv, ">", &rec_a);
     CU_ASSERT_EQUAL(rec_wait(&rec_a, 2, EVENT_WAIT_MS), 2);
-    int port = srv.port;
-    server_kill_hard();
+    tns_kill(&srv); /* srv.port and srv.dir stay for the restart */
 
     /* Every call fails within the timeout: reads unavailable, writes
      * unavailable (found disconnected: nothing sent) or unknown (sent into
@@ -1008,8 +795,7 @@ static void test_server_killed_unavailable(void)
 
     /* The server comes back on the same port with the same storage: the
      * connection reconnects and the data written before the kill is there. */
-    srv.port = port;
-    CU_ASSERT_TRUE_FATAL(server_spawn());
+    CU_ASSERT_TRUE_FATAL(tns_spawn(&srv));
     t0 = now_ns();
     while (natsConnection_Status(nc) != NATS_CONN_STATUS_CONNECTED && ms_since(t0) < 5000)
         sleep_ms(POLL_MS); /* bounded: 5 s */

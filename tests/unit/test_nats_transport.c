@@ -9,28 +9,18 @@
  * End to end: three aether_member on the pool executor, each with its own
  * connection, NATS transport and NATS KV stores, elect one leader and serve
  * every shard.
- * The server helpers are copied from test_kv_nats.c (minimum needed).
  *
- * nats-server missing is a FAILURE, not a skip: it is looked up in
- * $AETHER_NATS_SERVER, then $PATH, then /usr/sbin and /usr/local/bin.
+ * nats-server missing is a FAILURE, not a skip: the server is looked up and
+ * started by tests/support/nats_server.h.
  *
  * AETHER_TEST_LABELS: integration
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <arpa/inet.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <nats/nats.h>
 
@@ -38,13 +28,11 @@
 #include "codec.h"
 #include "cu_test.h"
 #include "nats_kv.h"
+#include "nats_server.h"
 #include "nats_transport.h"
 #include "shardmap_json.h"
 
 #define MS 1000000ull
-#define SERVER_START_MS 5000u
-#define SERVER_STOP_MS 2000u
-#define SERVER_START_ATTEMPTS 3u
 #define POLL_MS 5u
 #define WAIT_MS 3000u   /* anything expected arrives within this */
 #define QUIET_MS 200u   /* nothing unexpected arrives within this */
@@ -69,156 +57,14 @@ static void sleep_ms(unsigned ms)
         ;
 }
 
-/* ---- The server (from test_kv_nats.c) ----------------------------------------- */
+/* ---- The server (tests/support/nats_server.h) -------------------------------- */
 
-typedef struct server {
-    pid_t pid;
-    int port;
-    char dir[64];
-    char bin[512];
-    char url[64];
-} server;
-
-static server srv;
-
-static bool find_server(char *out, size_t cap)
-{
-    const char *env = getenv("AETHER_NATS_SERVER");
-    if (env != NULL && env[0] != '\0') {
-        snprintf(out, cap, "%s", env);
-        return access(out, X_OK) == 0;
-    }
-    char dirs[4096];
-    const char *path = getenv("PATH");
-    snprintf(dirs, sizeof(dirs), "%s:/usr/sbin:/usr/local/bin", path != NULL ? path : "");
-    char *save = NULL;
-    for (char *d = strtok_r(dirs, ":", &save); d != NULL; d = strtok_r(NULL, ":", &save)) {
-        snprintf(out, cap, "%s/nats-server", d);
-        if (access(out, X_OK) == 0)
-            return true;
-    }
-    return false;
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CU_ASSERT_TRUE_FATAL(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-             getsockname(fd, (struct sockaddr *)&a, &len) == 0;
-    close(fd);
-    CU_ASSERT_TRUE_FATAL(ok);
-    return ntohs(a.sin_port);
-}
-
-static bool port_accepts(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return false;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-    close(fd);
-    return ok;
-}
-
-static bool log_ready(void)
-{
-    char path[128];
-    snprintf(path, sizeof(path), "%s/server.log", srv.dir);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return false;
-    static char buf[64 * 1024];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return strstr(buf, "Server is ready") != NULL;
-}
-
-static bool server_spawn(void)
-{
-    char port[16], log[128];
-    snprintf(port, sizeof(port), "%d", srv.port);
-    snprintf(log, sizeof(log), "%s/server.log", srv.dir);
-    unlink(log);
-    char *argv[] = {"nats-server", "-js", "-sd", srv.dir, "-a", "127.0.0.1", "-p", port, NULL};
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    CU_ASSERT_TRUE_FATAL(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(126);
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        execv(srv.bin, argv);
-        _exit(127);
-    }
-    srv.pid = pid;
-    uint64_t t0 = now_ns();
-    while (ms_since(t0) < SERVER_START_MS) { /* bounded: 5 s */
-        if (log_ready() && port_accepts(srv.port))
-            return true;
-        int status;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            srv.pid = 0;
-            return false;
-        }
-        sleep_ms(10);
-    }
-    return false;
-}
-
-static void server_reap(void)
-{
-    if (srv.pid <= 0)
-        return;
-    kill(srv.pid, SIGTERM);
-    uint64_t t0 = now_ns();
-    int status;
-    while (ms_since(t0) < SERVER_STOP_MS) { /* bounded: 2 s */
-        if (waitpid(srv.pid, &status, WNOHANG) == srv.pid) {
-            srv.pid = 0;
-            return;
-        }
-        sleep_ms(10);
-    }
-    kill(srv.pid, SIGKILL);
-    waitpid(srv.pid, &status, 0);
-    srv.pid = 0;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
+static tns_server srv;
 
 static natsConnection *connect_to_server(void)
 {
-    natsOptions *o = NULL;
-    natsConnection *c = NULL;
-    CU_ASSERT_EQUAL_FATAL(natsOptions_Create(&o), NATS_OK);
-    natsOptions_SetURL(o, srv.url);
-    natsOptions_SetTimeout(o, 1000);
-    natsOptions_SetMaxReconnect(o, 100);
-    natsOptions_SetReconnectWait(o, 50);
-    natsStatus s = natsConnection_Connect(&c, o);
-    natsOptions_Destroy(o);
-    if (s != NATS_OK)
-        fprintf(stderr, "connect %s: %s\n", srv.url, natsStatus_GetText(s));
-    CU_ASSERT_EQUAL_FATAL(s, NATS_OK);
+    natsConnection *c = tns_connect(&srv);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     return c;
 }
 
@@ -403,22 +249,8 @@ static void side_down(side *s)
 static void up2(uint64_t timeout_a)
 {
     drop_all();
-    if (!find_server(srv.bin, sizeof(srv.bin))) {
-        fprintf(stderr, "test_nats_transport: nats-server not found ($AETHER_NATS_SERVER, "
-                        "$PATH, /usr/sbin, /usr/local/bin)\n");
-        CU_FAIL_FATAL("nats-server is not installed");
-    }
-    snprintf(srv.dir, sizeof(srv.dir), "/tmp/aether-nats-tr-XXXXXX");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(srv.dir));
-    bool started = false;
-    for (unsigned i = 0; i < SERVER_START_ATTEMPTS && !started; i++) {
-        srv.port = free_port();
-        started = server_spawn();
-        if (!started)
-            server_reap();
-    }
-    CU_ASSERT_TRUE_FATAL(started);
-    snprintf(srv.url, sizeof(srv.url), "nats://127.0.0.1:%d", srv.port);
+    /* nats-server missing or not starting is a failure (the reason is on stderr). */
+    CU_ASSERT_TRUE_FATAL(tns_start(&srv, "aether-nats-tr"));
     side_up(&A, "node-a", timeout_a);
     side_up(&B, "node-b", 0);
 }
@@ -427,11 +259,7 @@ static void drop_all(void)
 {
     side_down(&A);
     side_down(&B);
-    server_reap();
-    if (srv.dir[0] != '\0') {
-        nftw(srv.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-        srv.dir[0] = '\0';
-    }
+    tns_destroy(&srv);
 }
 
 static int suite_cleanup(void)

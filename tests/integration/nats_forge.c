@@ -1,0 +1,765 @@
+/*
+ * nats_forge.c: publishes malformed, oversized and forged messages on every
+ * subject of an Aether cluster on NATS, for nats_forge.sh (tests layer).
+ *
+ *   nats_forge --nats URL --cluster C --old-leader ID --old-term T
+ *              [--user U --password P | --token T] [--timeout-ms N]
+ *              [--lease-ttl-ms N] [--no-forged-resign]
+ *
+ * It reads the cluster's present state first (the state bucket: the
+ * recorded term and the map; the lease bucket: the leader), then publishes,
+ * on each subject
+ *   aether.<C>.evt.<Type>   for the eleven event types, and evt.Bogus
+ *   aether.<C>.map
+ *   aether.<C>.hb.<node>    for every member, and hb.ghost (not a member)
+ *   aether.<C>.cmd.<Cmd>    for the six commands (as requests, see below)
+ *   aether.<C>.rel
+ * one message of each class that applies to it:
+ *   malformed      not JSON, truncated JSON, an array, duplicate keys, empty
+ *   oversized      a 96 KiB message (the codec's limit is 64 KiB)
+ *   unknown        "type":"Bogus"; and the subject's own message with "v":2
+ *   bad_node       the subject's own message with an invalid NodeId: "",
+ *                  "has space", 65 characters (envelope node and data node)
+ *   wrong_cluster  the subject's own message with cluster "other-cluster"
+ *   shard_huge     a shard-bearing message with shard 65536 (codec refuses)
+ *   shard_range    with shard = the map's shard count (the codec cannot know
+ *                  the count: the node must ignore it); a map whose shard
+ *                  list does not match its shard_count
+ *   older_term     the subject's own message, well formed, stamped with the
+ *                  old leader's id and term (--old-leader/--old-term: a
+ *                  deposed leader's late messages); a map of the old term
+ *                  with a version far ahead giving every shard to one node;
+ *                  among them a LeadershipLost of the old term naming the
+ *                  PRESENT leader and term: every node accepts LeadershipLost
+ *                  whatever its envelope term (member.c, sink_event), so
+ *                  this one tests that a forged resignation changes nothing
+ *                  (--no-forged-resign leaves it out)
+ * "The subject's own message" is a valid message built with the codec
+ * (transport/codec.h), as the real node would send it, then altered with
+ * jansson. Messages that would be valid apart from the altered field stay
+ * plausible: a ghost node id, the present leader's id and term where the
+ * class is not about the term.
+ *
+ * Commands are sent as requests (reply subject in this client's inbox); it
+ * waits up to --timeout-ms (default 3000) for the replies and prints how
+ * many got each status. A well-formed older-term command must be refused
+ * (ESTALE, EINVAL or ENOTLEADER), never OK.
+ *
+ * Output, for nats_forge.sh:
+ *   state leader=L term=T map_version=V shards=S
+ *   sent N                                          messages published in all
+ *   expect bcast_rejected>=A bcast_stale>=B         per node subscribed to
+ *                                                   evt.>, map, hb.> (every node)
+ *   expect leader_rejected>=C                       in addition, the node serving
+ *                                                   commands (cmd.>, rel)
+ *   reply STATUS N                                  per reply status
+ *   noreply N                                       requests without a reply
+ * Exit: 0 done (whatever the replies), 1 the state could not be read or a
+ * command got OK, 2 usage.
+ *
+ * Threading: one thread.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nats/nats.h>
+
+#include "aether.h"
+
+#define EXIT_USAGE 2
+#define FORGE_OVERSIZED_BYTES ((size_t)96 << 10)
+#define FORGE_REQUESTS_MAX 512u
+#define FORGE_MEMBERS_MAX 16u
+#define FORGE_KV_TIMEOUT_MS 1000u
+#define FORGE_GHOST "ghost"
+
+typedef struct forge {
+    natsConnection *nc;
+    const char *cluster;
+    char prefix[160];
+    /* The present state. */
+    aether_node_id leader;
+    aether_term term;
+    uint64_t map_version;
+    uint32_t shard_count;
+    aether_node_id members[FORGE_MEMBERS_MAX];
+    uint32_t member_count;
+    /* The deposed leader to impersonate. */
+    aether_node_id old_leader;
+    aether_term old_term;
+    bool no_forged_resign; /* --no-forged-resign: skip the old-term LeadershipLost */
+    /* Tallies. */
+    uint64_t sent;
+    uint64_t bcast_rejected, bcast_stale, leader_rejected;
+    char inbox[128];
+    uint32_t requests;
+    uint32_t replied[FORGE_REQUESTS_MAX];
+} forge;
+
+static int forge_usage(const char *msg)
+{
+    fprintf(stderr, "nats_forge: %s\n"
+                    "usage: nats_forge --nats URL --cluster C --old-leader ID --old-term T\n"
+                    "                  [--user U --password P | --token T] [--timeout-ms N]\n"
+                    "                  [--lease-ttl-ms N] [--no-forged-resign]\n",
+            msg);
+    return EXIT_USAGE;
+}
+
+static uint64_t forge_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t forge_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- the present state ------------------------------------------------------ */
+
+static aether_kv *forge_bind(forge *f, const char *suffix, uint64_t ttl_ms)
+{
+    char bucket[AETHER_KV_NATS_BUCKET_LEN_MAX + 1];
+    snprintf(bucket, sizeof(bucket), "aether_%s_%s", f->cluster, suffix);
+    aether_kv_nats_config kc = {.conn = f->nc, .bucket = bucket, .ttl_ms = ttl_ms,
+                                .timeout_ms = FORGE_KV_TIMEOUT_MS};
+    aether_kv *kv = NULL;
+    aether_err err = {0};
+    if (aether_kv_nats_create(&kc, &kv, &err) != AETHER_OK) {
+        fprintf(stderr, "nats_forge: bucket %s: %s\n", bucket, err.msg);
+        return NULL;
+    }
+    return kv;
+}
+
+/* The map (version, shard count, members) and the recorded term from the
+ * state bucket; the leader from the lease bucket. 0 or -1 after saying why. */
+static int forge_read_state(forge *f, uint64_t lease_ttl_ms)
+{
+    aether_kv *state = forge_bind(f, "state", 0);
+    aether_kv *lease = state != NULL ? forge_bind(f, "lease", lease_ttl_ms) : NULL;
+    int rc = -1;
+    aether_kv_entry e = {0};
+    aether_shardmap *m = NULL;
+    aether_err err = {0};
+    if (lease == NULL)
+        goto out;
+    if (aether_kv_get(state, AETHER_LEASE_TERM_KEY_DEFAULT, &e, &err) != AETHER_OK) {
+        fprintf(stderr, "nats_forge: recorded term: %s\n", err.msg);
+        goto out;
+    }
+    f->term = strtoull((const char *)e.value, NULL, 10);
+    aether_kv_entry_fini(&e);
+    if (aether_kv_get(state, "map", &e, &err) != AETHER_OK ||
+        aether_shardmap_json_decode((const char *)e.value, e.value_len, &m, &err) != AETHER_OK) {
+        fprintf(stderr, "nats_forge: map: %s\n", err.msg);
+        goto out;
+    }
+    aether_kv_entry_fini(&e);
+    f->map_version = m->version;
+    f->shard_count = m->shard_count;
+    for (uint32_t i = 0; i < m->node_count && f->member_count < FORGE_MEMBERS_MAX; i++)
+        f->members[f->member_count++] = *aether_shardmap_node(m, (aether_node_index)i);
+    if (aether_kv_get(lease, AETHER_LEASE_KEY_DEFAULT, &e, &err) != AETHER_OK) {
+        fprintf(stderr, "nats_forge: lease: %s\n", err.msg);
+        goto out;
+    }
+    json_error_t je;
+    json_t *root = json_loadb((const char *)e.value, e.value_len, 0, &je);
+    const char *leader = root != NULL ? json_string_value(json_object_get(root, "leader")) : NULL;
+    if (leader == NULL || aether_node_id_from_cstr(leader, &f->leader, &err) != AETHER_OK) {
+        fprintf(stderr, "nats_forge: lease value without a leader\n");
+        json_decref(root);
+        goto out;
+    }
+    json_decref(root);
+    rc = 0;
+out:
+    aether_kv_entry_fini(&e);
+    aether_shardmap_destroy(m);
+    aether_kv_destroy(lease);
+    aether_kv_destroy(state);
+    return rc;
+}
+
+/* ---- building valid messages -------------------------------------------------- */
+
+static void forge_id(aether_node_id *id, const char *s)
+{
+    aether_err err;
+    aether_status st = aether_node_id_from_cstr(s, id, &err);
+    AETHER_ASSERT(st == AETHER_OK);
+}
+
+/* A valid event of type t as the leader `who` of `term` would send it. */
+static json_t *forge_event(const forge *f, aether_event_type t, const aether_node_id *who, aether_term term)
+{
+    aether_event *e = aether_event_create(t);
+    AETHER_ASSERT(e != NULL);
+    snprintf(e->cluster, sizeof(e->cluster), "%s", f->cluster);
+    e->term = term;
+    e->node = *who;
+    e->seq = 1000000; /* far from the real leader's numbering */
+    e->ts_ms = forge_wall_ms();
+    const aether_node_id *victim = f->member_count > 0 ? &f->members[0] : who;
+    switch (t) {
+    case AETHER_EVT_NODE_JOINED:
+        forge_id(&e->data.node_joined.node, FORGE_GHOST);
+        snprintf(e->data.node_joined.address, sizeof(e->data.node_joined.address), "ghost:1");
+        e->data.node_joined.incarnation = 1;
+        e->data.node_joined.map_version = f->map_version;
+        break;
+    case AETHER_EVT_NODE_DRAINING: e->data.node_draining.node = *victim; break;
+    case AETHER_EVT_NODE_LEFT: e->data.node_left.node = *victim; break;
+    case AETHER_EVT_NODE_FAILED:
+        e->data.node_failed.node = *victim;
+        e->data.node_failed.silent_ms = 5000;
+        break;
+    case AETHER_EVT_LEADER_ELECTED:
+        e->data.leader_elected.leader = *who;
+        e->data.leader_elected.term = term;
+        e->data.leader_elected.ttl_ms = 1000;
+        break;
+    case AETHER_EVT_LEASE_RENEWED:
+        e->data.lease_renewed.leader = *who;
+        e->data.lease_renewed.term = term;
+        e->data.lease_renewed.map_version = f->map_version + 100;
+        e->data.lease_renewed.topology_version = 100000;
+        break;
+    case AETHER_EVT_LEADERSHIP_LOST:
+        /* Names the PRESENT leader and term: the one event every node takes
+         * whatever its envelope term (member.c sink_event). */
+        e->data.leadership_lost.leader = f->leader;
+        e->data.leadership_lost.term = f->term;
+        aether_event_set_reason(e->data.leadership_lost.reason, "forged");
+        break;
+    case AETHER_EVT_SHARD_ASSIGNED:
+        e->data.shard_assigned.shard = 0;
+        e->data.shard_assigned.owner_count = 1;
+        forge_id(&e->data.shard_assigned.owners[0], FORGE_GHOST);
+        e->data.shard_assigned.map_version = f->map_version + 100;
+        break;
+    case AETHER_EVT_SHARD_MIGRATED:
+        e->data.shard_migrated.shard = 0;
+        e->data.shard_migrated.from = *victim;
+        forge_id(&e->data.shard_migrated.to, FORGE_GHOST);
+        e->data.shard_migrated.map_version = f->map_version + 100;
+        aether_event_set_reason(e->data.shard_migrated.reason, "forged");
+        break;
+    case AETHER_EVT_REBALANCE_STARTED:
+        aether_event_set_reason(e->data.rebalance_started.reason, "forged");
+        e->data.rebalance_started.from_version = f->map_version;
+        e->data.rebalance_started.moves_planned = 1;
+        break;
+    case AETHER_EVT_REBALANCE_COMPLETED:
+        e->data.rebalance_completed.map_version = f->map_version + 100;
+        e->data.rebalance_completed.moved = 1;
+        break;
+    default: AETHER_ASSERT(!"event type");
+    }
+    char *buf = NULL;
+    aether_err err = {0};
+    aether_status st = aether_codec_encode_event(e, &buf, NULL, &err);
+    aether_event_release(e);
+    if (st != AETHER_OK) {
+        fprintf(stderr, "nats_forge: encode %s: %s\n", aether_event_type_name(t), err.msg);
+        AETHER_ASSERT(!"a forged base event must encode");
+    }
+    json_error_t je;
+    json_t *root = json_loads(buf, 0, &je);
+    free(buf);
+    AETHER_ASSERT(root != NULL);
+    return root;
+}
+
+/* A valid command of type t from a ghost joining node that has seen `term`. */
+static json_t *forge_command(const forge *f, aether_command_type t, aether_term term)
+{
+    aether_command c;
+    memset(&c, 0, sizeof(c));
+    c.type = t;
+    snprintf(c.cluster, sizeof(c.cluster), "%s", f->cluster);
+    c.term = term;
+    forge_id(&c.sender, FORGE_GHOST);
+    aether_err err = {0};
+    const aether_node_id *victim = f->member_count > 0 ? &f->members[0] : &f->leader;
+    switch (t) {
+    case AETHER_CMD_JOIN_CLUSTER: {
+        aether_status made = aether_node_info_make(&c.data.join.info, FORGE_GHOST, "ghost:1", NULL,
+                                                   AETHER_NODE_ACTIVE, 1, 0, &err);
+        AETHER_ASSERT(made == AETHER_OK);
+        break;
+    }
+    case AETHER_CMD_LEAVE_CLUSTER: c.data.leave.node = *victim; break;
+    case AETHER_CMD_MARK_NODE_FAILED:
+        c.data.mark_failed.node = *victim;
+        c.data.mark_failed.silent_ms = 5000;
+        break;
+    case AETHER_CMD_ELECT_LEADER: forge_id(&c.data.elect.candidate, FORGE_GHOST); break;
+    case AETHER_CMD_ASSIGN_SHARDS: break;
+    case AETHER_CMD_REBALANCE_SHARDS: aether_event_set_reason(c.data.rebalance.reason, "forged"); break;
+    default: AETHER_ASSERT(!"command type");
+    }
+    char *buf = NULL;
+    aether_status st = aether_codec_encode_command(&c, forge_wall_ms(), &buf, NULL, &err);
+    if (st != AETHER_OK) {
+        fprintf(stderr, "nats_forge: encode %s: %s\n", aether_command_type_name(t), err.msg);
+        AETHER_ASSERT(!"a forged base command must encode");
+    }
+    json_error_t je;
+    json_t *root = json_loads(buf, 0, &je);
+    free(buf);
+    AETHER_ASSERT(root != NULL);
+    return root;
+}
+
+static json_t *forge_heartbeat(const forge *f, const aether_node_id *node, aether_term term)
+{
+    aether_codec_header h;
+    memset(&h, 0, sizeof(h));
+    snprintf(h.cluster, sizeof(h.cluster), "%s", f->cluster);
+    h.term = term;
+    h.node = *node;
+    h.ts_ms = forge_wall_ms();
+    char *buf = NULL;
+    aether_err err = {0};
+    aether_status st = aether_codec_encode_heartbeat(&h, 1, &buf, NULL, &err);
+    AETHER_ASSERT(st == AETHER_OK);
+    json_error_t je;
+    json_t *root = json_loads(buf, 0, &je);
+    free(buf);
+    AETHER_ASSERT(root != NULL);
+    return root;
+}
+
+/* A ShardReleased as the old owner `from` would acknowledge a map of `term`. */
+static json_t *forge_release(const forge *f, const aether_node_id *from, aether_term term)
+{
+    aether_codec_header h;
+    memset(&h, 0, sizeof(h));
+    snprintf(h.cluster, sizeof(h.cluster), "%s", f->cluster);
+    h.term = term;
+    h.node = *from;
+    h.ts_ms = forge_wall_ms();
+    aether_release_ack ack = {.from = *from, .shard = 0, .map_version = f->map_version, .term = term};
+    char *buf = NULL;
+    aether_err err = {0};
+    aether_status st = aether_codec_encode_release(&h, &ack, &buf, NULL, &err);
+    AETHER_ASSERT(st == AETHER_OK);
+    json_error_t je;
+    json_t *root = json_loads(buf, 0, &je);
+    free(buf);
+    AETHER_ASSERT(root != NULL);
+    return root;
+}
+
+/* A ShardMap JSON of `term` and `version` giving every shard to `owner`;
+ * `count_skew` shards more (or fewer) than shard_count lists a bad map. */
+static char *forge_map(const forge *f, aether_term term, uint64_t version, const aether_node_id *owner,
+                       int count_skew)
+{
+    json_t *shards = json_array();
+    int n = (int)f->shard_count + count_skew;
+    for (int s = 0; s < n; s++)
+        json_array_append_new(shards, json_pack("{s:i,s:[s],s:s}", "id", s, "owners", owner->str, "state", "stable"));
+    json_t *root = json_pack("{s:I,s:I,s:i,s:i,s:o}", "version", (json_int_t)version, "term", (json_int_t)term,
+                             "shard_count", (int)f->shard_count, "replication", 1, "shards", shards);
+    char *out = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    return out;
+}
+
+/* ---- publishing ------------------------------------------------------------- */
+
+typedef enum forge_fate {
+    FORGE_REJECTED,  /* the codec (or the map decoder) refuses it: counted in decode_rejected */
+    FORGE_STALE,     /* well formed, older term: the member drops it (stale_dropped) */
+    FORGE_IGNORED,   /* well formed; the node must ignore it (nothing counted for sure) */
+} forge_fate;
+
+typedef enum forge_dest {
+    FORGE_BCAST,     /* evt, map, hb: every node receives it */
+    FORGE_LEADER,    /* cmd, rel: the node serving commands */
+} forge_dest;
+
+static void forge_tally(forge *f, forge_dest dest, forge_fate fate)
+{
+    if (fate == FORGE_REJECTED && dest == FORGE_BCAST)
+        f->bcast_rejected++;
+    else if (fate == FORGE_REJECTED)
+        f->leader_rejected++;
+    else if (fate == FORGE_STALE && dest == FORGE_BCAST)
+        f->bcast_stale++;
+}
+
+/* Publishes len bytes on <prefix><tail>; commands as requests. */
+static void forge_send(forge *f, const char *tail, const void *data, size_t len, forge_dest dest,
+                       forge_fate fate)
+{
+    char subject[256];
+    snprintf(subject, sizeof(subject), "%s%s", f->prefix, tail);
+    natsStatus s;
+    if (strncmp(tail, "cmd.", 4) == 0 && f->requests < FORGE_REQUESTS_MAX) {
+        char reply[192];
+        snprintf(reply, sizeof(reply), "%s.%u", f->inbox, f->requests++);
+        s = natsConnection_PublishRequest(f->nc, subject, reply, data, (int)len);
+    } else {
+        s = natsConnection_Publish(f->nc, subject, data, (int)len);
+    }
+    if (s != NATS_OK) {
+        fprintf(stderr, "nats_forge: publish %s: %s\n", subject, natsStatus_GetText(s));
+        return;
+    }
+    f->sent++;
+    forge_tally(f, dest, fate);
+}
+
+static void forge_send_json(forge *f, const char *tail, json_t *root, forge_dest dest, forge_fate fate)
+{
+    char *buf = json_dumps(root, JSON_COMPACT);
+    AETHER_ASSERT(buf != NULL);
+    forge_send(f, tail, buf, strlen(buf), dest, fate);
+    free(buf);
+}
+
+/* The classes that apply to any subject, given its own valid message. */
+static void forge_common(forge *f, const char *tail, json_t *own, forge_dest dest)
+{
+    static const char *const junk[] = {"not json at all", "{\"v\":1,\"type\":", "[1,2,3]",
+                                       "{\"v\":1,\"v\":1}", ""};
+    for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++)
+        forge_send(f, tail, junk[i], strlen(junk[i]), dest, FORGE_REJECTED);
+    /* Oversized: the own message padded far past the codec's 64 KiB. */
+    char *pad = malloc(FORGE_OVERSIZED_BYTES + 1);
+    AETHER_ASSERT(pad != NULL);
+    memset(pad, 'x', FORGE_OVERSIZED_BYTES);
+    pad[FORGE_OVERSIZED_BYTES] = '\0';
+    json_t *big = json_deep_copy(own);
+    json_object_set_new(big, "pad", json_string(pad));
+    forge_send_json(f, tail, big, dest, FORGE_REJECTED);
+    json_decref(big);
+    free(pad);
+    /* Unknown type; unknown version. */
+    json_t *m = json_deep_copy(own);
+    json_object_set_new(m, "type", json_string("Bogus"));
+    forge_send_json(f, tail, m, dest, FORGE_REJECTED);
+    json_decref(m);
+    m = json_deep_copy(own);
+    json_object_set_new(m, "v", json_integer(2));
+    forge_send_json(f, tail, m, dest, FORGE_REJECTED);
+    json_decref(m);
+    /* Invalid NodeIds, in the envelope and in the data. */
+    /* Empty, a space, 65 characters (AETHER_NODE_ID_LEN_MAX + 1). */
+    static const char *const bad_ids[] = {"", "has space",
+                                          "x1234567890123456789012345678901234567890123456789012345678901234"};
+    AETHER_STATIC_ASSERT(sizeof("x1234567890123456789012345678901234567890123456789012345678901234") - 1 ==
+                             AETHER_NODE_ID_LEN_MAX + 1,
+                         "the long id is one character too long");
+    for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
+        m = json_deep_copy(own);
+        json_object_set_new(m, "node", json_string(bad_ids[i]));
+        forge_send_json(f, tail, m, dest, FORGE_REJECTED);
+        json_decref(m);
+        json_t *data = json_object_get(own, "data");
+        if (json_is_object(data) && json_object_get(data, "node") != NULL) {
+            m = json_deep_copy(own);
+            json_object_set_new(json_object_get(m, "data"), "node", json_string(bad_ids[i]));
+            forge_send_json(f, tail, m, dest, FORGE_REJECTED);
+            json_decref(m);
+        }
+    }
+    /* Another cluster. */
+    m = json_deep_copy(own);
+    json_object_set_new(m, "cluster", json_string("other-cluster"));
+    forge_send_json(f, tail, m, dest, FORGE_REJECTED);
+    json_decref(m);
+    /* A negative and a too-large envelope term. */
+    m = json_deep_copy(own);
+    json_object_set_new(m, "term", json_integer(-1));
+    forge_send_json(f, tail, m, dest, FORGE_REJECTED);
+    json_decref(m);
+}
+
+/* Shard-bearing messages: a shard the codec refuses, one only the node can. */
+static void forge_shards(forge *f, const char *tail, json_t *own, forge_dest dest)
+{
+    json_t *m = json_deep_copy(own);
+    json_object_set_new(json_object_get(m, "data"), "shard", json_integer(65536));
+    forge_send_json(f, tail, m, dest, FORGE_REJECTED);
+    json_decref(m);
+    m = json_deep_copy(own);
+    json_object_set_new(json_object_get(m, "data"), "shard", json_integer((json_int_t)f->shard_count));
+    forge_send_json(f, tail, m, dest, FORGE_IGNORED);
+    json_decref(m);
+}
+
+static void forge_all(forge *f)
+{
+    /* Events: evt.<Type> for every type, and evt.Bogus. */
+    for (int t = AETHER_EVT_NODE_JOINED; t < AETHER_EVT_COUNT_; t++) {
+        char tail[64];
+        snprintf(tail, sizeof(tail), "evt.%s", aether_event_type_name((aether_event_type)t));
+        json_t *own = forge_event(f, (aether_event_type)t, &f->leader, f->term);
+        forge_common(f, tail, own, FORGE_BCAST);
+        if (t == AETHER_EVT_SHARD_ASSIGNED || t == AETHER_EVT_SHARD_MIGRATED)
+            forge_shards(f, tail, own, FORGE_BCAST);
+        json_decref(own);
+        /* The deposed leader's late message. LeadershipLost is taken
+         * whatever its envelope term (and names the present leader here):
+         * not counted as stale. */
+        if (t == AETHER_EVT_LEADERSHIP_LOST && f->no_forged_resign)
+            continue;
+        json_t *old = forge_event(f, (aether_event_type)t, &f->old_leader, f->old_term);
+        forge_send_json(f, tail, old, FORGE_BCAST,
+                        t == AETHER_EVT_LEADERSHIP_LOST ? FORGE_IGNORED : FORGE_STALE);
+        json_decref(old);
+    }
+    json_t *own = forge_event(f, AETHER_EVT_NODE_JOINED, &f->leader, f->term);
+    forge_common(f, "evt.Bogus", own, FORGE_BCAST);
+    json_decref(own);
+
+    /* Maps: junk, oversized-ish, bad shard lists, an old term far ahead. */
+    static const char *const junk[] = {"not json at all", "{\"version\":", "[]", "{\"version\":1,\"version\":2}", ""};
+    for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++)
+        forge_send(f, "map", junk[i], strlen(junk[i]), FORGE_BCAST, FORGE_REJECTED);
+    aether_node_id ghost;
+    forge_id(&ghost, FORGE_GHOST);
+    char *map = forge_map(f, f->term, f->map_version + 100, &ghost, 1); /* one shard too many */
+    forge_send(f, "map", map, strlen(map), FORGE_BCAST, FORGE_REJECTED);
+    free(map);
+    map = forge_map(f, f->term, f->map_version + 100, &ghost, -1); /* one too few */
+    forge_send(f, "map", map, strlen(map), FORGE_BCAST, FORGE_REJECTED);
+    free(map);
+    json_t *badmap = json_pack("{s:I,s:I,s:i,s:i,s:[{s:i,s:[s],s:s}]}", "version", (json_int_t)f->map_version + 100,
+                               "term", (json_int_t)f->term, "shard_count", 1, "replication", 1, "shards", "id", 70000,
+                               "owners", "has space", "state", "stable");
+    forge_send_json(f, "map", badmap, FORGE_BCAST, FORGE_REJECTED);
+    json_decref(badmap);
+    map = forge_map(f, f->old_term, f->map_version + 100, &f->old_leader, 0); /* older term, newer version */
+    forge_send(f, "map", map, strlen(map), FORGE_BCAST, FORGE_STALE);
+    free(map);
+
+    /* Heartbeats: for every member and for a ghost. A heartbeat is not
+     * fenced by term (a joining node knows none): the older-term ones are
+     * well formed and must simply change nothing. */
+    for (uint32_t i = 0; i <= f->member_count; i++) {
+        aether_node_id id = i < f->member_count ? f->members[i] : ghost;
+        char tail[96];
+        snprintf(tail, sizeof(tail), "hb.%s", id.str);
+        json_t *hb = forge_heartbeat(f, &id, f->term);
+        forge_common(f, tail, hb, FORGE_BCAST);
+        json_decref(hb);
+        hb = forge_heartbeat(f, &id, f->old_term);
+        forge_send_json(f, tail, hb, FORGE_BCAST, FORGE_IGNORED);
+        json_decref(hb);
+    }
+
+    /* Commands, as requests to whoever serves them. */
+    for (int t = AETHER_CMD_JOIN_CLUSTER; t < AETHER_CMD_COUNT_; t++) {
+        char tail[64];
+        snprintf(tail, sizeof(tail), "cmd.%s", aether_command_type_name((aether_command_type)t));
+        json_t *cmd = forge_command(f, (aether_command_type)t, f->term);
+        forge_common(f, tail, cmd, FORGE_LEADER);
+        json_decref(cmd);
+        cmd = forge_command(f, (aether_command_type)t, f->old_term); /* a stale sender */
+        forge_send_json(f, tail, cmd, FORGE_LEADER, FORGE_IGNORED);
+        json_decref(cmd);
+    }
+
+    /* ShardReleased acknowledgements. */
+    json_t *rel = forge_release(f, &f->members[0], f->term);
+    forge_common(f, "rel", rel, FORGE_LEADER);
+    forge_shards(f, "rel", rel, FORGE_LEADER);
+    json_decref(rel);
+    rel = forge_release(f, &f->members[0], f->old_term);
+    forge_send_json(f, "rel", rel, FORGE_LEADER, FORGE_IGNORED);
+    json_decref(rel);
+}
+
+/* ---- replies ------------------------------------------------------------------ */
+
+/* Collects the replies to the command requests; prints the tally. 0, or 1
+ * if a command got OK. */
+static int forge_replies(forge *f, natsSubscription *sub, uint64_t timeout_ms)
+{
+    uint32_t got = 0, ok = 0;
+    uint32_t by_status[64] = {0};
+    char names[64][32];
+    uint32_t n_names = 0;
+    uint64_t t0 = forge_now_ms();
+    while (got < f->requests && forge_now_ms() - t0 < timeout_ms) { /* bounded: timeout_ms */
+        natsMsg *msg = NULL;
+        if (natsSubscription_NextMsg(&msg, sub, 100) != NATS_OK)
+            continue;
+        const char *subj = natsMsg_GetSubject(msg);
+        const char *dot = strrchr(subj, '.');
+        unsigned long idx = dot != NULL ? strtoul(dot + 1, NULL, 10) : FORGE_REQUESTS_MAX;
+        aether_codec_msg m;
+        aether_err err = {0};
+        const char *status = "undecodable";
+        aether_status st = aether_codec_decode(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), NULL,
+                                               &m, &err);
+        if (st == AETHER_OK && m.kind == AETHER_CODEC_REPLY) {
+            status = aether_status_str(m.u.reply.status);
+            if (m.u.reply.status == AETHER_OK) {
+                ok++;
+                fprintf(stderr, "nats_forge: request %lu was ACCEPTED: %s\n", idx, m.u.reply.reason);
+            }
+        }
+        aether_codec_msg_fini(&m);
+        if (idx < FORGE_REQUESTS_MAX && !f->replied[idx]) {
+            f->replied[idx] = 1;
+            got++;
+            uint32_t k = 0;
+            while (k < n_names && strcmp(names[k], status) != 0)
+                k++;
+            if (k == n_names && n_names < 64)
+                snprintf(names[n_names++], sizeof(names[0]), "%s", status);
+            if (k < 64)
+                by_status[k]++;
+        }
+        natsMsg_Destroy(msg);
+    }
+    for (uint32_t k = 0; k < n_names; k++)
+        printf("reply %s %u\n", names[k], by_status[k]);
+    printf("noreply %u\n", f->requests - got);
+    return ok == 0 ? 0 : 1;
+}
+
+/* ---- main --------------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    enum { O_NATS = 256, O_CLUSTER, O_OLD_LEADER, O_OLD_TERM, O_USER, O_PASSWORD, O_TOKEN, O_TIMEOUT, O_TTL,
+           O_NO_RESIGN };
+    static const struct option longopts[] = {
+        {"nats", required_argument, NULL, O_NATS},
+        {"cluster", required_argument, NULL, O_CLUSTER},
+        {"old-leader", required_argument, NULL, O_OLD_LEADER},
+        {"old-term", required_argument, NULL, O_OLD_TERM},
+        {"user", required_argument, NULL, O_USER},
+        {"password", required_argument, NULL, O_PASSWORD},
+        {"token", required_argument, NULL, O_TOKEN},
+        {"timeout-ms", required_argument, NULL, O_TIMEOUT},
+        {"lease-ttl-ms", required_argument, NULL, O_TTL},
+        {"no-forged-resign", no_argument, NULL, O_NO_RESIGN},
+        {NULL, 0, NULL, 0},
+    };
+    const char *url = NULL, *user = NULL, *password = NULL, *token = NULL, *old_leader = NULL;
+    uint64_t old_term = 0, timeout_ms = 3000, ttl_ms = 1000;
+    forge f;
+    memset(&f, 0, sizeof(f));
+    opterr = 0;
+    for (int guard = 0; guard <= argc; guard++) { /* bounded: one option per argument */
+        int c = getopt_long(argc, argv, "", longopts, NULL);
+        if (c == -1)
+            break;
+        char *end = NULL;
+        switch (c) {
+        case O_NATS: url = optarg; break;
+        case O_CLUSTER: f.cluster = optarg; break;
+        case O_OLD_LEADER: old_leader = optarg; break;
+        case O_USER: user = optarg; break;
+        case O_PASSWORD: password = optarg; break;
+        case O_TOKEN: token = optarg; break;
+        case O_NO_RESIGN: f.no_forged_resign = true; break;
+        case O_OLD_TERM:
+            errno = 0;
+            old_term = strtoull(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || old_term == 0)
+                return forge_usage("--old-term wants a positive integer");
+            break;
+        case O_TIMEOUT:
+            errno = 0;
+            timeout_ms = strtoull(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || timeout_ms == 0 || timeout_ms > 60000)
+                return forge_usage("--timeout-ms wants 1..60000");
+            break;
+        case O_TTL:
+            errno = 0;
+            ttl_ms = strtoull(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || ttl_ms == 0)
+                return forge_usage("--lease-ttl-ms wants a positive integer");
+            break;
+        default: return forge_usage("unknown option or missing value");
+        }
+    }
+    aether_err err = {0};
+    if (url == NULL || f.cluster == NULL || old_leader == NULL || old_term == 0 || optind != argc)
+        return forge_usage("--nats, --cluster, --old-leader and --old-term are required");
+    if (aether_node_id_from_cstr(old_leader, &f.old_leader, &err) != AETHER_OK)
+        return forge_usage("--old-leader is not a valid node id");
+    f.old_term = old_term;
+    snprintf(f.prefix, sizeof(f.prefix), "aether.%s.", f.cluster);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    natsOptions *no = NULL;
+    natsStatus s = natsOptions_Create(&no);
+    if (s == NATS_OK)
+        s = natsOptions_SetURL(no, url);
+    if (s == NATS_OK)
+        s = natsOptions_SetName(no, "nats_forge");
+    if (s == NATS_OK && user != NULL)
+        s = natsOptions_SetUserInfo(no, user, password != NULL ? password : "");
+    if (s == NATS_OK && token != NULL)
+        s = natsOptions_SetToken(no, token);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(&f.nc, no);
+    natsOptions_Destroy(no);
+    if (s != NATS_OK) {
+        fprintf(stderr, "nats_forge: cannot connect to %s: %s\n", url, natsStatus_GetText(s));
+        return 1;
+    }
+    int rc = 1;
+    natsSubscription *sub = NULL;
+    if (forge_read_state(&f, ttl_ms) == 0 && f.member_count > 0) {
+        printf("state leader=%s term=%" PRIu64 " map_version=%" PRIu64 " shards=%u members=%u\n", f.leader.str,
+               (uint64_t)f.term, f.map_version, f.shard_count, f.member_count);
+        if (f.old_term >= f.term)
+            fprintf(stderr, "nats_forge: --old-term %" PRIu64 " is not older than the present term %" PRIu64 "\n",
+                    (uint64_t)f.old_term, (uint64_t)f.term);
+        else {
+            natsInbox *inbox = NULL;
+            s = natsInbox_Create(&inbox);
+            if (s == NATS_OK) {
+                snprintf(f.inbox, sizeof(f.inbox), "%s", (const char *)inbox);
+                natsInbox_Destroy(inbox);
+                char wild[160];
+                snprintf(wild, sizeof(wild), "%s.*", f.inbox);
+                s = natsConnection_SubscribeSync(&sub, f.nc, wild);
+            }
+            if (s == NATS_OK)
+                s = natsSubscription_SetPendingLimits(sub, -1, -1);
+            if (s == NATS_OK)
+                s = natsConnection_FlushTimeout(f.nc, 2000);
+            if (s == NATS_OK) {
+                forge_all(&f);
+                s = natsConnection_FlushTimeout(f.nc, 5000);
+            }
+            if (s != NATS_OK) {
+                fprintf(stderr, "nats_forge: %s\n", natsStatus_GetText(s));
+            } else {
+                printf("sent %" PRIu64 "\n", f.sent);
+                printf("expect bcast_rejected>=%" PRIu64 " bcast_stale>=%" PRIu64 "\n", f.bcast_rejected,
+                       f.bcast_stale);
+                printf("expect leader_rejected>=%" PRIu64 "\n", f.leader_rejected);
+                rc = forge_replies(&f, sub, timeout_ms);
+            }
+        }
+    }
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(f.nc);
+    nats_CloseAndWait(2000);
+    return rc;
+}
