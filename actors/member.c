@@ -36,6 +36,10 @@ void member_note_term(aether_member *m, aether_term term)
 void member_set_leader_view(aether_member *m, const aether_node_id *leader, aether_term term)
 {
     pthread_mutex_lock(&m->view_mu);
+    if (leader != NULL && leader->len > 0 && term > m->speaker_term) {
+        m->speaker_term = term;
+        m->speaker = *leader;
+    }
     if (term >= m->view_term) {
         m->view_term = term;
         if (leader != NULL)
@@ -198,13 +202,62 @@ static bool is_leader_alive_sign(const aether_event *e)
     return e->seq >= 1 && e->type != AETHER_EVT_LEADERSHIP_LOST;
 }
 
+/* Every event is issued by the leader of its term (DESIGN, wire shapes).
+ * A remote event is admitted only if its emitter speaks for its term: the
+ * LeaderElected of term T names its own emitter and binds T to it; later
+ * events of T must come from that node; a node that learns of T mid-term
+ * (no LeaderElected seen) binds T to the first emitter it hears, which
+ * the lease makes the only one that can be stamping T. LeaderElected and
+ * LeadershipLost must name their emitter and their envelope's term, and
+ * neither may speak for this node: its own leadership it knows first-hand.
+ * Transport thread; takes view_mu. */
+static bool speaks_for_term(aether_member *m, const aether_event *e, const char **why)
+{
+    const aether_node_id *named = NULL;
+    aether_term named_term = e->term;
+    if (e->type == AETHER_EVT_LEADER_ELECTED) {
+        named = &e->data.leader_elected.leader;
+        named_term = e->data.leader_elected.term;
+    } else if (e->type == AETHER_EVT_LEADERSHIP_LOST) {
+        named = &e->data.leadership_lost.leader;
+        named_term = e->data.leadership_lost.term;
+    }
+    if (named != NULL) {
+        if (!aether_node_id_equal(named, &e->node) || named_term != e->term) {
+            *why = "names another node or term than its envelope";
+            return false;
+        }
+        if (aether_node_id_equal(named, &m->cfg.node)) {
+            *why = "speaks for this node";
+            return false;
+        }
+    }
+    bool ok = true;
+    pthread_mutex_lock(&m->view_mu);
+    if (e->term > m->speaker_term) {
+        m->speaker_term = e->term;
+        m->speaker = e->node;
+    } else if (e->term == m->speaker_term && !aether_node_id_equal(&e->node, &m->speaker)) {
+        ok = false;
+        *why = "its emitter does not lead that term";
+    }
+    pthread_mutex_unlock(&m->view_mu);
+    return ok;
+}
+
 static void sink_event(void *arg, const aether_event *e)
 {
     aether_member *m = arg;
     if (aether_node_id_equal(&e->node, &m->cfg.node))
         return; /* our own, already delivered locally */
-    if (e->term < __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED) &&
-        e->type != AETHER_EVT_LEADERSHIP_LOST) {
+    const char *why = NULL;
+    if (e->term >= __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED) && !speaks_for_term(m, e, &why)) {
+        __atomic_add_fetch(&m->impostor_dropped, 1, __ATOMIC_RELAXED);
+        AETHER_WARN(MEMBER_LOG, "%s: dropped %s of term %llu from %s: %s", m->cfg.node.str,
+                    aether_event_type_name(e->type), (unsigned long long)e->term, e->node.str, why);
+        return;
+    }
+    if (e->term < __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED)) {
         __atomic_add_fetch(&m->stale_dropped, 1, __ATOMIC_RELAXED);
         AETHER_DEBUG(MEMBER_LOG, "%s: dropped %s of term %llu (seen %llu)", m->cfg.node.str,
                      aether_event_type_name(e->type), (unsigned long long)e->term,
@@ -311,6 +364,7 @@ static int64_t g_leader_changes(void *a) { return (int64_t)__atomic_load_n(&((ae
 static int64_t g_rebalances(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->rebalances, __ATOMIC_RELAXED); }
 static int64_t g_moved(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->shards_moved, __ATOMIC_RELAXED); }
 static int64_t g_stale(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->stale_dropped, __ATOMIC_RELAXED); }
+static int64_t g_impostor(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->impostor_dropped, __ATOMIC_RELAXED); }
 static int64_t g_lag(void *a)
 {
     aether_member *m = a;
@@ -334,6 +388,8 @@ static const struct {
     { "aether_rebalances_total", "Rebalances this node completed as leader.", g_rebalances },
     { "aether_shards_moved_total", "Shards this node moved as leader.", g_moved },
     { "aether_stale_messages_dropped_total", "Messages dropped for carrying an older term.", g_stale },
+    { "aether_impostor_events_dropped_total", "Events dropped because their emitter does not lead their term.",
+      g_impostor },
 };
 
 static aether_status register_metrics(aether_member *m, const char *labels)
@@ -598,6 +654,7 @@ void aether_member_view_get(const aether_member *m, aether_member_view *out)
     out->member = st != 0;
     out->status = st ? (aether_node_status)(st - 1) : AETHER_NODE_ACTIVE;
     out->stale_dropped = __atomic_load_n(&m->stale_dropped, __ATOMIC_RELAXED);
+    out->impostor_dropped = __atomic_load_n(&m->impostor_dropped, __ATOMIC_RELAXED);
     out->leader_changes = __atomic_load_n(&m->leader_changes, __ATOMIC_RELAXED);
     out->rebalances = __atomic_load_n(&m->rebalances, __ATOMIC_RELAXED);
     out->shards_moved = __atomic_load_n(&m->shards_moved, __ATOMIC_RELAXED);

@@ -117,3 +117,4 @@ typedef struct aether_member_view {
 void aether_member_view_get(const aether_member *m, aether_member_view *out);
 
 #endif
+    uint64_t impostor_dropped; /* events dropped: their emitter does not lead their term */

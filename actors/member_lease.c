@@ -104,12 +104,13 @@ static void publish_deadline(aether_member *m)
                      aether_lease_deadline_ns(&m->ls->held.lease), __ATOMIC_RELEASE);
 }
 
-static void lose(aether_member *m, const char *reason)
+/* Ends this node's leadership of `term` (the held lease's: read it before
+ * a resign clears the holding). */
+static void lose_term(aether_member *m, aether_term term, const char *reason)
 {
     member_lease_state *ls = m->ls;
     if (!ls->leading)
         return;
-    aether_term term = ls->held.lease.term;
     ls->leading = false;
     __atomic_store_n(&m->leading_term, AETHER_TERM_NONE, __ATOMIC_RELEASE);
     if (ls->renew_timer != 0)
@@ -127,6 +128,8 @@ static void lose(aether_member *m, const char *reason)
     }
     after_leader_sign(m);
 }
+
+static void lose(aether_member *m, const char *reason) { lose_term(m, m->ls->held.lease.term, reason); }
 
 /* Policy 3: Draining and Left nodes never campaign. An Active node does; so
  * does one that is not a member yet (the first node has nobody to admit it)
@@ -247,10 +250,11 @@ static void resign(aether_member *m, const char *reason)
     member_lease_state *ls = m->ls;
     if (!ls->leading)
         return;
+    aether_term term = ls->held.lease.term; /* the resign clears the holding */
     aether_err err;
     if (aether_lease_resign(&ls->lcfg, &ls->held, &err) != AETHER_OK)
         AETHER_WARN(MEMBER_LOG, "%s: resign: %s", m->cfg.node.str, err.msg);
-    lose(m, reason);
+    lose_term(m, term, reason);
 }
 
 /* Policy 9 gives way to liveness: a draining leader steps down only when

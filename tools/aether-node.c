@@ -29,8 +29,9 @@
  * mode, plus "+<ms>ms <node> LEADER elected term=T" / "LEADER lost term=T"
  * when its view's is_leader flips. On SIGINT/SIGTERM or --duration it
  * drains (aether_member_drain), waits at most handoff_timeout_ms +
- * DRAIN_EXTRA_MS until its own status is Left or it serves no shard, then
- * stops, frees everything (member, transport, pool, stores, connection,
+ * DRAIN_EXTRA_MS until the leader has declared it Left (a draining leader
+ * first resigns and its successor finishes the drain) or no other node is
+ * Active (nothing to hand off to), then stops, frees everything (member, transport, pool, stores, connection,
  * then nats_Close) and exits 0.
  *
  * The demo scenario (--scenario demo) drives a 5-node cluster through a
@@ -748,7 +749,8 @@ static int run_nats(node_run *d)
     say(d, "+%llums stopping (%s)\n", (unsigned long long)since_start_ms(d),
         stop_signal == SIGINT ? "SIGINT" : stop_signal == SIGTERM ? "SIGTERM" : "duration reached");
 
-    /* Drain, bounded: until Left or serving nothing. */
+    /* Drain, bounded: until the leader says Left (a leader resigns first,
+     * member_lease.c policy 9, and its successor finishes the drain). */
     aether_status st = aether_member_drain(n->m);
     uint64_t limit_ms = (uint64_t)d->base.handoff_timeout_ms + DRAIN_EXTRA_MS;
     say(d, "+%llums %s draining (%s; waiting at most %llu ms)\n", (unsigned long long)since_start_ms(d),
@@ -758,7 +760,7 @@ static int run_nats(node_run *d)
     aether_member_view v;
     for (;;) {
         aether_member_view_get(n->m, &v);
-        if (v.status == AETHER_NODE_LEFT || v.shards_serving == 0) {
+        if (v.status == AETHER_NODE_LEFT) { /* the leader's NodeLeft: not declared failed later */
             done = true;
             break;
         }

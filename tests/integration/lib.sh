@@ -16,7 +16,6 @@
 #   now_ms                       wall milliseconds (durations only)
 #   wait_for MS CMD...           polls CMD every 100 ms until it succeeds (0) or MS pass (1)
 #   fail MSG                     prints FAIL: MSG, the tail of every log in $WORK, exits 1
-#   known_bug MSG                fail, unless IT_KNOWN_BUGS=skip (then a printed note)
 #   it_need_helpers [forge]      fails unless nats_probe (and nats_forge) are built
 # Ports and servers:
 #   free_port                    a loopback port below the ephemeral range nobody listens
@@ -599,16 +598,3 @@ final_checks() {
     trace_check_acting "$@"
 }
 
-# known_bug MSG: a check that fails because of a product bug already
-# reported (its script's header names it). It fails the test like any other
-# check, unless IT_KNOWN_BUGS=skip: then it prints "KNOWN BUG: MSG"
-# and the script goes on (for a run that must be green before the fix).
-# (Not AETHER_*: aether-node refuses AETHER_ variables it does not know, and
-# ctest runs it directly in other tests with the same environment.)
-known_bug() {
-    if [[ "${IT_KNOWN_BUGS:-}" == skip ]]; then
-        echo "KNOWN BUG (not failed: IT_KNOWN_BUGS=skip): $*"
-        return 0
-    fi
-    fail "known bug: $*"
-}
