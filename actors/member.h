@@ -107,6 +107,7 @@ typedef struct aether_member_view {
     aether_node_status status; /* this node's status in its own topology view */
     bool member;             /* this node appears in its topology */
     uint64_t stale_dropped;  /* messages dropped for an older term */
+    uint64_t impostor_dropped; /* events dropped: their emitter does not lead their term */
     uint64_t leader_changes;
     uint64_t rebalances;     /* rebalances this node completed as leader */
     uint64_t shards_moved;   /* shards it moved as leader */
@@ -117,4 +118,3 @@ typedef struct aether_member_view {
 void aether_member_view_get(const aether_member *m, aether_member_view *out);
 
 #endif
-    uint64_t impostor_dropped; /* events dropped: their emitter does not lead their term */

@@ -132,6 +132,13 @@ struct aether_member {
     pthread_mutex_t view_mu;
     aether_node_id view_leader;
     aether_term view_term;
+    /* The emitter that speaks for the newest term seen (under view_mu):
+     * set by LeaderElected (local or remote), or by the first event of a
+     * term this node learns of mid-term. Remote events of that term from
+     * any other node are dropped (member.c, sink_event). */
+    aether_term speaker_term;
+    aether_node_id speaker;
+    uint64_t impostor_dropped; /* atomic: events from a node not leading their term */
 };
 
 /* Actor handlers and state lifecycles (member_*.c). */
@@ -140,13 +147,6 @@ void member_cluster_fini(aether_member *m);
 void member_cluster_handle(void *state, aether_actor *self, const aether_msg *msg);
 void member_cluster_drop(void *state, const aether_msg *msg);
 void member_cluster_start(aether_member *m);
-    /* The emitter that speaks for the newest term seen (under view_mu):
-     * set by LeaderElected (local or remote), or by the first event of a
-     * term this node learns of mid-term. Remote events of that term from
-     * any other node are dropped (member.c, sink_event). */
-    aether_term speaker_term;
-    aether_node_id speaker;
-    uint64_t impostor_dropped; /* atomic: events from a node not leading their term */
 
 aether_status member_lease_init(aether_member *m);
 void member_lease_fini(aether_member *m);
