@@ -1,7 +1,9 @@
 /*
  * main.c: `aether-bench`, the benchmark harness's command line (bench layer).
  *
- *   aether-bench mailbox|lookup [--json] [--seconds S] [--runs N]
+ *   aether-bench mailbox|lookup|rebalance [--json] [--seconds S] [--runs N]
+ *   aether-bench e2e [--json] [--nodes N] [--joins J]
+ *   aether-bench failover [--json] [--nodes N] [--kills K]
  *   aether-bench --help
  *
  * Options may come before or after the bench name. An unknown bench or
@@ -9,6 +11,7 @@
  *
  * Threading: main thread; each bench starts and joins its own threads.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +35,12 @@ static const bench_entry benches[] = {
       "1000/s, vs rwlock, mutex and unsynchronised reads" },
     { "rebalance", bench_rebalance_main,
       "default rebalancing strategy vs ring/rendezvous/jump hashing: movement, balance, speed" },
+    { "e2e", bench_e2e_main,
+      "real nats-server + aether-node processes: a node joins -> the new map on every node "
+      "(p50/p99), vs the KV compare-and-set round trip" },
+    { "failover", bench_failover_main,
+      "real nats-server + aether-node processes: kill -9 of the leader / of a follower, "
+      "graceful resign (p50/p99), vs the KV compare-and-set round trip" },
 };
 #define BENCH_COUNT (sizeof(benches) / sizeof(benches[0]))
 
@@ -39,13 +48,22 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: aether-bench <bench> [--json] [--seconds S] [--runs N]\n"
+            "                            [--nodes N] [--kills K] [--joins J]\n"
             "       aether-bench --help\n"
             "  --json       one JSON object per line: {\"bench\",\"case\",\"metric\",\"value\",\n"
             "               \"unit\",\"baseline\",\"baseline_value\",\"ratio\"}\n"
             "  --seconds S  measured duration of one run of one case (default %.1f, max %.0f)\n"
             "  --runs N     runs per case, the median is reported (default %u, max %u)\n"
+            "  --nodes N    e2e, failover: aether-node processes (default %u, %u..%u)\n"
+            "  --kills K    failover: leader kills, and as many follower kills and resigns\n"
+            "               (default %u, max %u)\n"
+            "  --joins J    e2e: joins measured (default %u, max %u)\n"
+            "e2e and failover need nats-server ($AETHER_NATS_SERVER or $PATH) and aether-node\n"
+            "next to aether-bench ($AETHER_NODE_BIN overrides); AETHER_KEEP_LOGS=1 keeps the logs.\n"
             "benches:\n",
-            BENCH_SECONDS_DEFAULT, BENCH_SECONDS_MAX, BENCH_RUNS_DEFAULT, BENCH_RUNS_MAX);
+            BENCH_SECONDS_DEFAULT, BENCH_SECONDS_MAX, BENCH_RUNS_DEFAULT, BENCH_RUNS_MAX,
+            BENCH_NODES_DEFAULT, BENCH_NODES_MIN, BENCH_NODES_MAX, BENCH_KILLS_DEFAULT,
+            BENCH_ATTEMPTS_MAX, BENCH_JOINS_DEFAULT, BENCH_ATTEMPTS_MAX);
     for (size_t i = 0; i < BENCH_COUNT; i++)
         fprintf(f, "  %-8s %s\n", benches[i].name, benches[i].what);
 }
@@ -61,7 +79,9 @@ static int bad_usage(const char *fmt, const char *arg)
 
 int main(int argc, char **argv)
 {
-    bench_opts o = { .json = false, .seconds = BENCH_SECONDS_DEFAULT, .runs = BENCH_RUNS_DEFAULT };
+    bench_opts o = { .json = false, .seconds = BENCH_SECONDS_DEFAULT, .runs = BENCH_RUNS_DEFAULT,
+                     .nodes = BENCH_NODES_DEFAULT, .kills = BENCH_KILLS_DEFAULT,
+                     .joins = BENCH_JOINS_DEFAULT };
     const bench_entry *which = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -85,6 +105,23 @@ int main(int argc, char **argv)
                     return bad_usage("bad --runs '%s'", v);
                 o.runs = (unsigned)n;
             }
+        } else if (strcmp(a, "--nodes") == 0 || strcmp(a, "--kills") == 0 ||
+                   strcmp(a, "--joins") == 0) {
+            if (i + 1 >= argc)
+                return bad_usage("%s needs a value", a);
+            const char *v = argv[++i];
+            char *end = NULL;
+            unsigned long n = strtoul(v, &end, 10);
+            bool nodes = strcmp(a, "--nodes") == 0;
+            unsigned long lo = nodes ? BENCH_NODES_MIN : 1, hi = nodes ? BENCH_NODES_MAX : BENCH_ATTEMPTS_MAX;
+            if (end == v || *end != '\0' || v[0] == '-' || n < lo || n > hi)
+                return bad_usage("bad value '%s' (see --help for the range)", v);
+            if (nodes)
+                o.nodes = (unsigned)n;
+            else if (strcmp(a, "--kills") == 0)
+                o.kills = (unsigned)n;
+            else
+                o.joins = (unsigned)n;
         } else if (a[0] == '-') {
             return bad_usage("unknown option '%s'", a);
         } else if (which != NULL) {

@@ -7,6 +7,7 @@
  */
 #include "report.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -40,7 +41,7 @@ uint64_t bench_process_cpu_ns(void)
 }
 
 /* The 1-minute load average, or -1. */
-static double load_average(void)
+double bench_load_average(void)
 {
     double l = -1;
     FILE *f = fopen("/proc/loadavg", "r");
@@ -128,7 +129,7 @@ void bench_report_machine(const bench_opts *o)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     struct utsname u;
     const char *kernel = uname(&u) == 0 ? u.release : "unknown";
-    double load = load_average();
+    double load = bench_load_average();
     if (o->json) {
         /* The row shape (value = online cores) plus the machine's own fields. */
         printf("{\"bench\":\"machine\",\"case\":\"machine\",\"metric\":\"online_cores\",\"value\":%ld,"
@@ -147,8 +148,12 @@ void bench_report_machine(const bench_opts *o)
     } else {
         printf("machine: %s, %ld online cores, kernel %s, gcc %s, load average %.2f at start\n",
                model, cores, kernel, __VERSION__, load);
-        printf("each case: %u runs of %.2f s, median reported (spread = (max-min)/median)\n",
-               o->runs, o->seconds);
+        if (o->processes)
+            printf("real processes: nats-server and aether-node children of this bench on this "
+                   "machine; each row is many timed attempts\n");
+        else
+            printf("each case: %u runs of %.2f s, median reported (spread = (max-min)/median)\n",
+                   o->runs, o->seconds);
     }
     fflush(stdout);
 }
@@ -237,4 +242,112 @@ void bench_report_note(const bench_opts *o, const char *fmt, ...)
     va_end(ap);
     putchar('\n');
     fflush(stdout);
+}
+
+/* ---- latency rows ---------------------------------------------------------- */
+
+static double nearest_rank(const double *sorted, unsigned n, double q)
+{
+    unsigned k = (unsigned)ceil(q * (double)n);
+    if (k < 1)
+        k = 1;
+    if (k > n)
+        k = n;
+    return sorted[k - 1];
+}
+
+bench_latency bench_latency_of(double *v, unsigned n, unsigned timeouts, double target_ms)
+{
+    bench_latency l = { .samples = n, .timeouts = timeouts };
+    if (n == 0)
+        return l;
+    qsort(v, n, sizeof(*v), cmp_double);
+    for (unsigned k = 0; k < n && target_ms >= 0; k++)
+        l.over += v[k] > target_ms;
+    l.p50_ms = nearest_rank(v, n, 0.50);
+    l.p99_ms = nearest_rank(v, n, 0.99);
+    l.max_ms = v[n - 1];
+    return l;
+}
+
+#define LAT_FMT "%-58s %7s %9s %9s %9s %9s %-13s %9s\n"
+
+void bench_report_latency_begin(const bench_opts *o, const char *bench, const char *note)
+{
+    bench_report_machine(o);
+    if (o->json)
+        return;
+    printf("\n== %s ==\n", bench);
+    if (note != NULL)
+        printf("%s\n", note);
+    printf(LAT_FMT, "metric", "samples", "p50 ms", "p99 ms", "max ms", "target", "met", "p50/floor");
+    fflush(stdout);
+}
+
+bool bench_report_latency_row(const bench_opts *o, const char *bench, const char *metric,
+                              const bench_latency *l, double target_ms, const char *floor_name,
+                              const bench_latency *floor)
+{
+    bool has_target = target_ms >= 0;
+    bool met = !has_target || (l->samples > 0 && l->timeouts == 0 && l->p99_ms <= target_ms);
+    bool has_floor = floor_name != NULL && floor != NULL && floor->samples > 0 && floor->p50_ms > 0;
+    if (o->json) {
+        printf("{\"bench\":");
+        json_string(bench);
+        printf(",\"case\":");
+        json_string(metric);
+        printf(",\"metric\":\"p99\",\"value\":");
+        json_number(l->samples ? l->p99_ms : NAN);
+        printf(",\"unit\":\"ms\",\"baseline\":");
+        if (has_floor) {
+            json_string(floor_name);
+            printf(",\"baseline_value\":");
+            json_number(floor->p99_ms);
+            printf(",\"ratio\":");
+            json_number(l->samples ? l->p99_ms / floor->p99_ms : NAN);
+        } else {
+            printf("null,\"baseline_value\":null,\"ratio\":null");
+        }
+        printf(",\"samples\":%u,\"timeouts\":%u,\"p50_ms\":", l->samples, l->timeouts);
+        json_number(l->samples ? l->p50_ms : NAN);
+        printf(",\"p99_ms\":");
+        json_number(l->samples ? l->p99_ms : NAN);
+        printf(",\"max_ms\":");
+        json_number(l->samples ? l->max_ms : NAN);
+        printf(",\"target_ms\":");
+        json_number(has_target ? target_ms : NAN);
+        printf(",\"over_target\":%u,\"met\":%s}\n", l->over, has_target ? (met ? "true" : "false") : "null");
+    } else {
+        char samples[32], p50[32], p99[32], mx[32], target[32], ratio[32], verdict[32];
+        if (l->timeouts)
+            snprintf(samples, sizeof(samples), "%u+%ut", l->samples, l->timeouts);
+        else
+            snprintf(samples, sizeof(samples), "%u", l->samples);
+        if (l->samples) {
+            snprintf(p50, sizeof(p50), "%.2f", l->p50_ms);
+            snprintf(p99, sizeof(p99), "%.2f", l->p99_ms);
+            snprintf(mx, sizeof(mx), "%.2f", l->max_ms);
+        } else {
+            snprintf(p50, sizeof(p50), "-");
+            snprintf(p99, sizeof(p99), "-");
+            snprintf(mx, sizeof(mx), "-");
+        }
+        if (has_target)
+            snprintf(target, sizeof(target), "<= %.0f", target_ms);
+        else
+            snprintf(target, sizeof(target), "-");
+        if (has_floor && l->samples)
+            snprintf(ratio, sizeof(ratio), "%.0fx", l->p50_ms / floor->p50_ms);
+        else
+            snprintf(ratio, sizeof(ratio), "-");
+        if (!has_target)
+            snprintf(verdict, sizeof(verdict), "-");
+        else if (l->over > 0)
+            snprintf(verdict, sizeof(verdict), "%s (%u over)", met ? "met" : "NOT MET", l->over);
+        else
+            snprintf(verdict, sizeof(verdict), "%s", met ? "met" : "NOT MET");
+        printf(LAT_FMT, metric, samples, p50, p99, mx, target, verdict, ratio);
+    }
+    fflush(stdout);
+    return met;
 }

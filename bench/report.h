@@ -18,6 +18,7 @@
 #ifndef BENCH_REPORT_H
 #define BENCH_REPORT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "bench.h"
@@ -43,6 +44,9 @@ uint64_t bench_process_cpu_ns(void);
  * max; n >= 1. v is left unchanged. */
 bench_stats bench_stats_of(const double *v, unsigned n);
 
+/* The 1-minute load average (/proc/loadavg), or -1. */
+double bench_load_average(void);
+
 /* Prints the machine once (later calls do nothing). */
 void bench_report_machine(const bench_opts *o);
 
@@ -55,6 +59,37 @@ void bench_report_begin(const bench_opts *o, const char *bench, const char *note
 void bench_report_row(const bench_opts *o, const char *bench, const char *case_name,
                       const char *metric, const bench_stats *st, const char *unit,
                       const char *baseline, double baseline_value);
+
+/* ---- Latency rows (the end-to-end benches: real processes, real server) ----
+ * A row is one measured delay over many samples:
+ *   table: metric  samples  p50  p99  max  target  met (samples over)  p50/floor
+ *   JSON : the row shape above with metric "p99", value = p99 in ms,
+ *          baseline = the floor's name (or null), baseline_value = the
+ *          floor's p99, ratio = value / baseline_value, plus "samples",
+ *          "timeouts", "p50_ms", "p99_ms", "max_ms", "target_ms" (null
+ *          if none), "over_target" and "met" (true/false/null).
+ * Percentiles are nearest-rank: p = v[ceil(q * n) - 1] of the sorted
+ * samples (with 20 samples p99 is the maximum). */
+typedef struct bench_latency {
+    unsigned samples;   /* measured */
+    unsigned timeouts;  /* attempts that did not complete within their bound */
+    unsigned over;      /* samples above the target (0 without one) */
+    double p50_ms, p99_ms, max_ms;
+} bench_latency;
+
+/* Sorts v[0..n) in place and fills the percentiles (all 0 when n is 0) and
+ * the count above target_ms (< 0: no target). */
+bench_latency bench_latency_of(double *v, unsigned n, unsigned timeouts, double target_ms);
+
+/* The title and, in table mode, the header and a note (may be NULL). */
+void bench_report_latency_begin(const bench_opts *o, const char *bench, const char *note);
+
+/* One row. target_ms < 0 = no target (met is "-"); met means p99 <= target
+ * and no timeout. floor_name NULL = no floor column. Returns met (true when
+ * there is no target). */
+bool bench_report_latency_row(const bench_opts *o, const char *bench, const char *metric,
+                              const bench_latency *l, double target_ms, const char *floor_name,
+                              const bench_latency *floor);
 
 /* A free-text line in table mode (nothing in JSON mode). */
 void bench_report_note(const bench_opts *o, const char *fmt, ...)

@@ -1,0 +1,1056 @@
+/*
+ * pcluster.c: a real nats-server and real aether-node processes for the
+ * end-to-end benches (bench layer). See pcluster.h.
+ *
+ * DESIGN
+ *  1. Children are forked with only async-signal-safe calls before exec,
+ *     PR_SET_PDEATHSIG(SIGKILL) so none outlives us, stdout on a pipe whose
+ *     read end is non-blocking and CLOEXEC (a later child does not inherit
+ *     it), stderr appended to a log file in the temporary directory.
+ *  2. The pipes are drained by poll() whenever the bench waits: a node that
+ *     blocks on a full pipe would stall the callback that prints its trace
+ *     (and the actor behind it), so the bench never sleeps without reading.
+ *     The pipes are enlarged (F_SETPIPE_SZ) to ride out a burst of per-shard
+ *     event lines.
+ *  3. Latencies come from the nodes' own timestamps (mono_us), never from
+ *     when this process happened to read a line, so a slow reader does not
+ *     inflate them.
+ *
+ * Threading: main thread only; the signal handler only sets a flag.
+ */
+#include "pcluster.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nats/nats.h>
+
+#include "aether.h"
+#include "nats_kv.h"
+
+#define PCL_SERVER_START_MS 5000u    /* until "Server is ready" and the port accepts */
+#define PCL_SERVER_ATTEMPTS 3u       /* another port if one was taken meanwhile */
+#define PCL_SERVER_STOP_MS 2000u     /* SIGTERM grace before SIGKILL */
+#define PCL_HELP_MS 5000u            /* aether-node --help must answer within */
+#define PCL_HELP_MAX 16384u          /* bytes of --help read */
+#define PCL_LOG_SCAN_MAX (256u << 10)
+#define PCL_PIPE_BYTES (1 << 20)     /* F_SETPIPE_SZ request; the default 64 KiB also works */
+#define PCL_READ_CHUNK 65536u
+#define PCL_READS_PER_PUMP 64u       /* bounded work per fd per pump */
+#define PCL_RECS_MAX 4000000u        /* kept records, a runaway bound */
+#define PCL_RM_FDS 16
+#define PCL_TOKENS_MAX 64u
+#define PCL_KV_TIMEOUT_MS 2000u
+#define PCL_SEARCH_PATH_MAX 4096u
+
+static volatile sig_atomic_t pcl_stop;
+static pcluster *pcl_active; /* for the atexit cleanup */
+
+static void pcl_on_signal(int sig)
+{
+    pcl_stop = sig;
+}
+
+bool pcl_interrupted(void)
+{
+    return pcl_stop != 0;
+}
+
+uint64_t pcl_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void pcl_sleep_ms(unsigned ms)
+{
+    struct timespec ts = { .tv_sec = ms / 1000u, .tv_nsec = (long)(ms % 1000u) * 1000000L };
+    (void)nanosleep(&ts, NULL); /* EINTR: the caller's bounded loop looks at the flag */
+}
+
+bool pcl_live(const pcluster *c, uint32_t i)
+{
+    return i < c->n_nodes && c->nodes[i].pid > 0;
+}
+
+/* ---- finding things ------------------------------------------------------- */
+
+static bool pcl_find_server(char *out, size_t cap)
+{
+    const char *env = getenv("AETHER_NATS_SERVER");
+    if (env != NULL && env[0] != '\0') {
+        snprintf(out, cap, "%s", env);
+        return access(out, X_OK) == 0;
+    }
+    char dirs[PCL_SEARCH_PATH_MAX];
+    const char *path = getenv("PATH");
+    snprintf(dirs, sizeof(dirs), "%s:/usr/sbin:/usr/local/bin", path != NULL ? path : "");
+    char *save = NULL;
+    for (char *d = strtok_r(dirs, ":", &save); d != NULL; d = strtok_r(NULL, ":", &save)) {
+        snprintf(out, cap, "%s/nats-server", d);
+        if (access(out, X_OK) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool pcl_find_node(char *out, size_t cap)
+{
+    const char *env = getenv("AETHER_NODE_BIN");
+    if (env != NULL && env[0] != '\0') {
+        snprintf(out, cap, "%s", env);
+        /* aether-node reads AETHER_<KEY> variables as parameters and refuses
+         * unknown ones: the children must not inherit this one. */
+        unsetenv("AETHER_NODE_BIN");
+        return access(out, X_OK) == 0;
+    }
+    char self[PCL_PATH_MAX - 32];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+        return false;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash == NULL)
+        return false;
+    *slash = '\0';
+    snprintf(out, cap, "%s/aether-node", self);
+    return access(out, X_OK) == 0;
+}
+
+/* Runs `aether-node --help` and looks for "--trace" in what it prints. */
+static bool pcl_node_has_trace(const char *bin)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return false;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return false;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(126);
+        dup2(p[1], 1);
+        dup2(p[1], 2);
+        execl(bin, "aether-node", "--help", (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    (void)fcntl(p[0], F_SETFL, O_NONBLOCK);
+    static char buf[PCL_HELP_MAX];
+    size_t len = 0;
+    uint64_t t0 = pcl_now_us();
+    for (;;) { /* bounded: PCL_HELP_MS */
+        struct pollfd pf = { .fd = p[0], .events = POLLIN };
+        (void)poll(&pf, 1, 50);
+        ssize_t r = read(p[0], buf + len, sizeof(buf) - 1 - len);
+        if (r > 0) {
+            len += (size_t)r;
+            if (len + 1 >= sizeof(buf))
+                break;
+            continue;
+        }
+        if (r == 0)
+            break;
+        if (pcl_now_us() - t0 > PCL_HELP_MS * 1000ull)
+            break;
+    }
+    buf[len] = '\0';
+    close(p[0]);
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    return strstr(buf, "--trace") != NULL;
+}
+
+/* ---- the server ----------------------------------------------------------- */
+
+static int pcl_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof(a);
+    bool ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+              getsockname(fd, (struct sockaddr *)&a, &len) == 0;
+    close(fd);
+    return ok ? ntohs(a.sin_port) : -1;
+}
+
+static bool pcl_port_accepts(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
+static unsigned pcl_server_ready_count(const pcluster *c)
+{
+    char path[PCL_PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/nats.log", c->dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    static char buf[PCL_LOG_SCAN_MAX];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    unsigned count = 0;
+    for (const char *p = strstr(buf, "Server is ready"); p != NULL; p = strstr(p + 1, "Server is ready"))
+        count++;
+    return count;
+}
+
+static void pcl_server_stop(pcluster *c)
+{
+    if (c->server_pid <= 0)
+        return;
+    kill(c->server_pid, SIGTERM);
+    uint64_t t0 = pcl_now_us();
+    int st;
+    while (pcl_now_us() - t0 < PCL_SERVER_STOP_MS * 1000ull) { /* bounded */
+        if (waitpid(c->server_pid, &st, WNOHANG) == c->server_pid) {
+            c->server_pid = 0;
+            return;
+        }
+        pcl_sleep_ms(10);
+    }
+    kill(c->server_pid, SIGKILL);
+    waitpid(c->server_pid, &st, 0);
+    c->server_pid = 0;
+}
+
+static bool pcl_server_spawn(pcluster *c)
+{
+    char port[16], store[PCL_PATH_MAX + 8], log[PCL_PATH_MAX + 16];
+    snprintf(port, sizeof(port), "%d", c->port);
+    snprintf(store, sizeof(store), "%s/js", c->dir);
+    snprintf(log, sizeof(log), "%s/nats.log", c->dir);
+    snprintf(c->url, sizeof(c->url), "nats://127.0.0.1:%d", c->port);
+    char *argv[] = { "nats-server", "-js", "-sd", store, "-a", "127.0.0.1", "-p", port, NULL };
+    unsigned before = pcl_server_ready_count(c);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0)
+        return false;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(126);
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execv(c->server_bin, argv);
+        _exit(127);
+    }
+    c->server_pid = pid;
+    uint64_t t0 = pcl_now_us();
+    while (pcl_now_us() - t0 < PCL_SERVER_START_MS * 1000ull && !pcl_interrupted()) { /* bounded */
+        if (pcl_server_ready_count(c) > before && pcl_port_accepts(c->port))
+            return true;
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            c->server_pid = 0;
+            return false;
+        }
+        pcl_sleep_ms(10);
+    }
+    return false;
+}
+
+/* ---- setup and teardown --------------------------------------------------- */
+
+static void pcl_atexit(void)
+{
+    if (pcl_active != NULL)
+        pcl_teardown(pcl_active);
+}
+
+bool pcl_setup(pcluster *c, const char *tag, uint32_t shards)
+{
+    static bool atexit_done;
+    memset(c, 0, sizeof(*c));
+    for (uint32_t i = 0; i < PCL_NODES_MAX; i++)
+        c->nodes[i].fd = -1;
+    c->shards = shards;
+    snprintf(c->cluster, sizeof(c->cluster), "bench");
+    c->keep_logs = getenv("AETHER_KEEP_LOGS") != NULL && getenv("AETHER_KEEP_LOGS")[0] != '\0';
+    pcl_active = c;
+    if (!atexit_done) {
+        atexit(pcl_atexit);
+        atexit_done = true;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = pcl_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: poll and sleeps return at once */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    if (!pcl_find_node(c->node_bin, sizeof(c->node_bin))) {
+        fprintf(stderr, "aether-bench: aether-node not found next to aether-bench (or $AETHER_NODE_BIN); "
+                        "build it: cmake --build <build dir>\n");
+        return false;
+    }
+    if (!pcl_find_server(c->server_bin, sizeof(c->server_bin))) {
+        fprintf(stderr, "aether-bench: nats-server not found ($AETHER_NATS_SERVER, $PATH, /usr/sbin, "
+                        "/usr/local/bin); install it: tools/deps install\n");
+        return false;
+    }
+    if (!pcl_node_has_trace(c->node_bin)) {
+        fprintf(stderr, "aether-bench: %s has no --trace option yet (the observation contract these "
+                        "benches read); rebuild it from a tree that has it\n", c->node_bin);
+        return false;
+    }
+    snprintf(c->dir, sizeof(c->dir), "/tmp/aether-bench-%.32s-XXXXXX", tag);
+    if (mkdtemp(c->dir) == NULL) {
+        fprintf(stderr, "aether-bench: mkdtemp %s: %s\n", c->dir, strerror(errno));
+        c->dir[0] = '\0';
+        return false;
+    }
+    for (unsigned a = 0; a < PCL_SERVER_ATTEMPTS && !pcl_interrupted(); a++) {
+        c->port = pcl_free_port();
+        if (c->port <= 0)
+            continue;
+        if (pcl_server_spawn(c))
+            return true;
+        pcl_server_stop(c); /* lost a race for the port, or slow: try another */
+    }
+    fprintf(stderr, "aether-bench: nats-server did not start (%u ports tried); see %s/nats.log\n",
+            PCL_SERVER_ATTEMPTS, c->dir);
+    return false;
+}
+
+static int pcl_rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+void pcl_teardown(pcluster *c)
+{
+    for (uint32_t i = 0; i < c->n_nodes; i++) {
+        pcl_node *n = &c->nodes[i];
+        if (n->pid > 0) {
+            kill(n->pid, SIGKILL);
+            int st;
+            waitpid(n->pid, &st, 0); /* SIGKILL cannot be ignored */
+            n->pid = 0;
+        }
+        if (n->fd >= 0) {
+            close(n->fd);
+            n->fd = -1;
+        }
+    }
+    pcl_server_stop(c);
+    if (c->dir[0] != '\0') {
+        if (c->keep_logs)
+            fprintf(stderr, "aether-bench: logs kept in %s\n", c->dir);
+        else
+            nftw(c->dir, pcl_rm_entry, PCL_RM_FDS, FTW_DEPTH | FTW_PHYS);
+        c->dir[0] = '\0';
+    }
+    free(c->recs);
+    c->recs = NULL;
+    c->n_recs = c->cap_recs = 0;
+    if (pcl_active == c)
+        pcl_active = NULL;
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+}
+
+/* ---- nodes ---------------------------------------------------------------- */
+
+int pcl_add_node(pcluster *c, const char *id)
+{
+    if (c->n_nodes >= PCL_NODES_MAX || strlen(id) > PCL_ID_MAX)
+        return -1;
+    pcl_node *n = &c->nodes[c->n_nodes];
+    memset(n, 0, sizeof(*n));
+    n->fd = -1;
+    n->last_status = -1;
+    snprintf(n->id, sizeof(n->id), "%s", id);
+    return (int)c->n_nodes++;
+}
+
+static void pcl_log_line(const pcluster *c, const pcl_node *n, const char *line)
+{
+    if (!c->keep_logs)
+        return;
+    char path[PCL_PATH_MAX + PCL_ID_MAX + 8];
+    snprintf(path, sizeof(path), "%s/%s.out", c->dir, n->id);
+    FILE *f = fopen(path, "a");
+    if (f == NULL)
+        return;
+    fprintf(f, "%s\n", line);
+    fclose(f);
+}
+
+static void pcl_drain_fd(pcluster *c, uint32_t i);
+
+bool pcl_spawn(pcluster *c, uint32_t i)
+{
+    pcl_node *n = &c->nodes[i];
+    if (n->pid > 0)
+        return false;
+    if (n->fd >= 0) { /* what the previous incarnation still had in the pipe */
+        pcl_drain_fd(c, i);
+        if (n->fd >= 0) {
+            close(n->fd);
+            n->fd = -1;
+        }
+    }
+    char shards[16], err_path[PCL_PATH_MAX + PCL_ID_MAX + 8];
+    snprintf(shards, sizeof(shards), "%u", c->shards);
+    snprintf(err_path, sizeof(err_path), "%s/%s.err", c->dir, n->id);
+    char *argv[] = { "aether-node", "--nats", c->url, "--node", n->id, "--cluster", c->cluster,
+                     "--shards", shards, "--trace", NULL };
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return false;
+    (void)fcntl(p[0], F_SETPIPE_SZ, PCL_PIPE_BYTES); /* best effort: the default size also works */
+    n->len = 0;
+    n->overlong = false;
+    n->map_version = n->map_us = 0;
+    n->leader_known = false;
+    n->leader[0] = '\0';
+    n->term = n->leader_us = 0;
+    n->expect_exit = false;
+    pid_t parent = getpid();
+    uint64_t t = pcl_now_us();
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return false;
+    }
+    if (pid == 0) {
+        /* Only async-signal-safe calls until exec; the node dies with us. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(126);
+        int fd = open(err_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd >= 0)
+            dup2(fd, 2);
+        dup2(p[1], 1);
+        execv(c->node_bin, argv);
+        _exit(127);
+    }
+    close(p[1]);
+    (void)fcntl(p[0], F_SETFL, O_NONBLOCK);
+    n->fd = p[0];
+    n->pid = pid;
+    n->spawned_us = t;
+    n->spawns++;
+    return true;
+}
+
+uint64_t pcl_signal(pcluster *c, uint32_t i, int sig)
+{
+    pcl_node *n = &c->nodes[i];
+    if (n->pid <= 0)
+        return pcl_now_us();
+    n->expect_exit = true;
+    uint64_t t = pcl_now_us();
+    kill(n->pid, sig);
+    if (sig == SIGKILL) {
+        int st;
+        waitpid(n->pid, &st, 0); /* SIGKILL cannot be ignored */
+        n->last_status = st;
+        n->pid = 0;
+    }
+    return t;
+}
+
+bool pcl_wait_exit(pcluster *c, uint32_t i, uint32_t limit_ms)
+{
+    uint64_t t0 = pcl_now_us();
+    while (c->nodes[i].pid > 0) { /* bounded: limit_ms */
+        if (pcl_interrupted() || pcl_now_us() - t0 > (uint64_t)limit_ms * 1000u)
+            return false;
+        pcl_pump(c, 10);
+    }
+    return true;
+}
+
+/* ---- parsing -------------------------------------------------------------- */
+
+static bool pcl_kept_event(const char *type)
+{
+    static const char *const kept[] = { "NodeJoined", "NodeDraining", "NodeLeft", "NodeFailed",
+                                        "LeaderElected", "LeadershipLost", "RebalanceStarted",
+                                        "RebalanceCompleted" };
+    for (size_t k = 0; k < sizeof(kept) / sizeof(kept[0]); k++)
+        if (strcmp(type, kept[k]) == 0)
+            return true;
+    return false;
+}
+
+/* The value of the LAST "key=" token of tok[from..n) (data fields follow
+ * the envelope's), or NULL. */
+static const char *pcl_last_val(char **tok, unsigned from, unsigned n, const char *key)
+{
+    size_t kl = strlen(key);
+    const char *v = NULL;
+    for (unsigned k = from; k < n; k++)
+        if (strncmp(tok[k], key, kl) == 0 && tok[k][kl] == '=')
+            v = tok[k] + kl + 1;
+    return v;
+}
+
+static const char *pcl_first_val(char **tok, unsigned from, unsigned n, const char *key)
+{
+    size_t kl = strlen(key);
+    for (unsigned k = from; k < n; k++)
+        if (strncmp(tok[k], key, kl) == 0 && tok[k][kl] == '=')
+            return tok[k] + kl + 1;
+    return NULL;
+}
+
+/* reason=... runs until the next key=value token (a reason may hold spaces). */
+static void pcl_reason(char **tok, unsigned from, unsigned n, char *out, size_t cap)
+{
+    out[0] = '\0';
+    for (unsigned k = from; k < n; k++) {
+        if (strncmp(tok[k], "reason=", 7) != 0)
+            continue;
+        size_t len = (size_t)snprintf(out, cap, "%s", tok[k] + 7);
+        for (unsigned j = k + 1; j < n && strchr(tok[j], '=') == NULL && len < cap; j++)
+            len += (size_t)snprintf(out + len, cap - len, " %s", tok[j]);
+        return;
+    }
+}
+
+static bool pcl_u64(const char *s, uint64_t *out)
+{
+    if (s == NULL || *s < '0' || *s > '9')
+        return false;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return false;
+    *out = v;
+    return true;
+}
+
+static void pcl_keep(pcluster *c, const pcl_rec *r)
+{
+    if (c->n_recs == c->cap_recs) {
+        if (c->cap_recs >= PCL_RECS_MAX)
+            return; /* runaway: stop keeping (the bench's waits time out and say so) */
+        size_t cap = c->cap_recs ? c->cap_recs * 2 : 1024;
+        pcl_rec *p = realloc(c->recs, cap * sizeof(*p));
+        if (p == NULL)
+            return;
+        c->recs = p;
+        c->cap_recs = cap;
+    }
+    c->recs[c->n_recs++] = *r;
+}
+
+static void pcl_parse_line(pcluster *c, uint32_t i, char *line)
+{
+    pcl_node *n = &c->nodes[i];
+    pcl_log_line(c, n, line);
+    if (line[0] != 'T' || line[1] != ' ')
+        return;
+    c->lines_trace++;
+    char *tok[PCL_TOKENS_MAX];
+    unsigned nt = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(line, " ", &save); t != NULL && nt < PCL_TOKENS_MAX; /* bounded */
+         t = strtok_r(NULL, " ", &save))
+        tok[nt++] = t;
+    pcl_rec r;
+    memset(&r, 0, sizeof(r));
+    r.node = i;
+    if (nt < 4 || !pcl_u64(tok[1], &r.us) || strcmp(tok[2], n->id) != 0) {
+        c->lines_bad++;
+        return;
+    }
+    const char *kind = tok[3];
+    if (strcmp(kind, "MAP") == 0) {
+        if (nt < 5 || !pcl_u64(tok[4], &r.num)) {
+            c->lines_bad++;
+            return;
+        }
+        r.kind = PCL_MAP;
+        if (r.num > n->map_version) {
+            n->map_version = r.num;
+            n->map_us = r.us;
+        }
+        pcl_keep(c, &r);
+    } else if (strcmp(kind, "LEADER") == 0) {
+        if (nt < 6 || !pcl_u64(tok[5], &r.num)) {
+            c->lines_bad++;
+            return;
+        }
+        r.kind = PCL_LEADER;
+        snprintf(r.who, sizeof(r.who), "%s", strcmp(tok[4], "-") == 0 ? "" : tok[4]);
+        n->leader_known = true;
+        snprintf(n->leader, sizeof(n->leader), "%s", r.who);
+        n->term = r.num;
+        n->leader_us = r.us;
+        pcl_keep(c, &r);
+    } else if (strcmp(kind, "EVENT") == 0) {
+        if (nt < 5) {
+            c->lines_bad++;
+            return;
+        }
+        if (strcmp(tok[4], "LeaseRenewed") == 0) {
+            /* A node that started under an established leader gets no
+             * LeaderElected, hence no LEADER line: the renewals are its
+             * only word of the leader. Used for "settled", never as a
+             * leader-change time. */
+            uint64_t term = 0;
+            const char *leader = pcl_last_val(tok, 5, nt, "leader");
+            if (leader != NULL && pcl_u64(pcl_last_val(tok, 5, nt, "term"), &term) &&
+                (!n->leader_known || term > n->term)) {
+                n->leader_known = true;
+                snprintf(n->leader, sizeof(n->leader), "%s", leader);
+                n->term = term;
+                n->leader_us = r.us;
+            }
+            return;
+        }
+        if (!pcl_kept_event(tok[4]))
+            return;
+        r.kind = PCL_EVENT;
+        snprintf(r.type, sizeof(r.type), "%s", tok[4]);
+        unsigned from = 5;
+        if (from < nt && strcmp(tok[from], tok[4]) == 0)
+            from++; /* aether_event_format repeats the type */
+        const char *em = pcl_first_val(tok, from, nt, "node");
+        snprintf(r.emitter, sizeof(r.emitter), "%s", em ? em : "");
+        const char *who = NULL, *num = NULL;
+        if (strncmp(r.type, "Node", 4) == 0) {
+            who = pcl_last_val(tok, from, nt, "node");
+        } else if (strcmp(r.type, "LeaderElected") == 0 || strcmp(r.type, "LeadershipLost") == 0) {
+            who = pcl_last_val(tok, from, nt, "leader");
+            num = pcl_last_val(tok, from, nt, "term");
+            pcl_reason(tok, from, nt, r.reason, sizeof(r.reason));
+        } else if (strcmp(r.type, "RebalanceStarted") == 0) {
+            num = pcl_last_val(tok, from, nt, "from_version");
+            pcl_reason(tok, from, nt, r.reason, sizeof(r.reason));
+        } else if (strcmp(r.type, "RebalanceCompleted") == 0) {
+            num = pcl_last_val(tok, from, nt, "map_version");
+        }
+        snprintf(r.who, sizeof(r.who), "%s", who ? who : "");
+        if (num != NULL && !pcl_u64(num, &r.num)) {
+            c->lines_bad++;
+            return;
+        }
+        pcl_keep(c, &r);
+    }
+    /* STATS and future kinds: not needed here. */
+}
+
+/* Splits what arrived into lines. */
+static void pcl_consume(pcluster *c, uint32_t i, const char *buf, size_t len)
+{
+    pcl_node *n = &c->nodes[i];
+    for (size_t k = 0; k < len; k++) {
+        char ch = buf[k];
+        if (ch == '\n') {
+            if (!n->overlong) {
+                n->line[n->len] = '\0';
+                pcl_parse_line(c, i, n->line);
+            }
+            n->len = 0;
+            n->overlong = false;
+        } else if (!n->overlong) {
+            if (n->len + 1 >= sizeof(n->line)) {
+                n->overlong = true;
+                c->lines_overlong++;
+            } else {
+                n->line[n->len++] = ch;
+            }
+        }
+    }
+}
+
+/* Reads what is available on node i's pipe (bounded); closes it at EOF. */
+static void pcl_drain_fd(pcluster *c, uint32_t i)
+{
+    pcl_node *n = &c->nodes[i];
+    static char buf[PCL_READ_CHUNK];
+    for (unsigned k = 0; k < PCL_READS_PER_PUMP && n->fd >= 0; k++) {
+        ssize_t r = read(n->fd, buf, sizeof(buf));
+        if (r > 0) {
+            pcl_consume(c, i, buf, (size_t)r);
+            continue;
+        }
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        close(n->fd); /* EOF or a hard error */
+        n->fd = -1;
+        n->len = 0;
+    }
+}
+
+static void pcl_reap(pcluster *c)
+{
+    for (uint32_t i = 0; i < c->n_nodes; i++) {
+        pcl_node *n = &c->nodes[i];
+        if (n->pid <= 0)
+            continue;
+        int st;
+        if (waitpid(n->pid, &st, WNOHANG) != n->pid)
+            continue;
+        n->last_status = st;
+        n->pid = 0;
+        if (!n->expect_exit) {
+            c->unexpected_exits++;
+            fprintf(stderr, "aether-bench: node %s exited on its own (%s %d)\n", n->id,
+                    WIFSIGNALED(st) ? "signal" : "status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+            pcl_tail_log(c, i, 15);
+        }
+    }
+}
+
+void pcl_pump(pcluster *c, uint32_t wait_ms)
+{
+    struct pollfd pf[PCL_NODES_MAX];
+    uint32_t idx[PCL_NODES_MAX];
+    nfds_t nf = 0;
+    for (uint32_t i = 0; i < c->n_nodes; i++) {
+        if (c->nodes[i].fd < 0)
+            continue;
+        pf[nf].fd = c->nodes[i].fd;
+        pf[nf].events = POLLIN;
+        pf[nf].revents = 0;
+        idx[nf++] = i;
+    }
+    if (nf == 0) {
+        if (wait_ms > 0)
+            pcl_sleep_ms(wait_ms);
+    } else if (poll(pf, nf, (int)wait_ms) > 0) {
+        for (nfds_t k = 0; k < nf; k++)
+            if (pf[k].revents != 0)
+                pcl_drain_fd(c, idx[k]);
+    }
+    pcl_reap(c);
+}
+
+void pcl_idle(pcluster *c, uint32_t ms)
+{
+    uint64_t t0 = pcl_now_us();
+    while (!pcl_interrupted()) { /* bounded: ms */
+        uint64_t el = (pcl_now_us() - t0) / 1000u;
+        if (el >= ms)
+            return;
+        pcl_pump(c, (uint32_t)(ms - el < 20 ? ms - el : 20));
+    }
+}
+
+/* ---- queries -------------------------------------------------------------- */
+
+int pcl_leader(const pcluster *c)
+{
+    const char *leader = NULL;
+    uint64_t term = 0;
+    for (uint32_t i = 0; i < c->n_nodes; i++) {
+        const pcl_node *n = &c->nodes[i];
+        if (n->pid <= 0)
+            continue;
+        if (!n->leader_known || n->leader[0] == '\0')
+            return -1;
+        if (leader == NULL) {
+            leader = n->leader;
+            term = n->term;
+        } else if (strcmp(leader, n->leader) != 0 || term != n->term) {
+            return -1;
+        }
+    }
+    if (leader == NULL)
+        return -1;
+    for (uint32_t i = 0; i < c->n_nodes; i++)
+        if (c->nodes[i].pid > 0 && strcmp(c->nodes[i].id, leader) == 0)
+            return (int)i;
+    return -1;
+}
+
+bool pcl_settled(const pcluster *c, uint32_t quiet_ms, char *why, size_t cap)
+{
+    uint64_t version = 0, last = 0;
+    bool any = false;
+    for (uint32_t i = 0; i < c->n_nodes; i++) {
+        const pcl_node *n = &c->nodes[i];
+        if (n->pid <= 0)
+            continue;
+        if (n->map_version == 0) {
+            snprintf(why, cap, "%s has no map yet", n->id);
+            return false;
+        }
+        if (any && n->map_version != version) {
+            snprintf(why, cap, "%s on map v%llu, others on v%llu", n->id,
+                     (unsigned long long)n->map_version, (unsigned long long)version);
+            return false;
+        }
+        version = n->map_version;
+        any = true;
+        if (n->map_us > last)
+            last = n->map_us;
+        if (n->leader_us > last)
+            last = n->leader_us;
+    }
+    if (!any) {
+        snprintf(why, cap, "no live node");
+        return false;
+    }
+    if (pcl_leader(c) < 0) {
+        snprintf(why, cap, "the live nodes do not all name the same live leader and term");
+        return false;
+    }
+    uint64_t now = pcl_now_us();
+    if (now < last + (uint64_t)quiet_ms * 1000u) {
+        snprintf(why, cap, "a map or leader change less than %u ms ago", quiet_ms);
+        return false;
+    }
+    return true;
+}
+
+bool pcl_wait_settled(pcluster *c, uint32_t quiet_ms, uint32_t limit_ms, char *why, size_t cap)
+{
+    uint64_t t0 = pcl_now_us();
+    for (;;) { /* bounded: limit_ms */
+        if (pcl_settled(c, quiet_ms, why, cap))
+            return true;
+        if (c->unexpected_exits > 0) {
+            snprintf(why, cap, "a node exited on its own");
+            return false;
+        }
+        if (pcl_interrupted()) {
+            snprintf(why, cap, "interrupted");
+            return false;
+        }
+        if (pcl_now_us() - t0 > (uint64_t)limit_ms * 1000u)
+            return false;
+        pcl_pump(c, 10);
+    }
+}
+
+const pcl_rec *pcl_first_event(const pcluster *c, uint64_t since_us, const char *type,
+                               const char *who, int reader)
+{
+    const pcl_rec *best = NULL;
+    for (size_t k = 0; k < c->n_recs; k++) {
+        const pcl_rec *r = &c->recs[k];
+        if (r->kind != PCL_EVENT || r->us < since_us || strcmp(r->type, type) != 0)
+            continue;
+        if (who != NULL && strcmp(r->who, who) != 0)
+            continue;
+        if (reader >= 0 && r->node != (uint32_t)reader)
+            continue;
+        if (best == NULL || r->us < best->us)
+            best = r;
+    }
+    return best;
+}
+
+uint64_t pcl_map_reached(const pcluster *c, uint32_t i, uint64_t version, uint64_t since_us)
+{
+    uint64_t best = 0;
+    for (size_t k = 0; k < c->n_recs; k++) {
+        const pcl_rec *r = &c->recs[k];
+        if (r->kind == PCL_MAP && r->node == i && r->us >= since_us && r->num >= version &&
+            (best == 0 || r->us < best))
+            best = r->us;
+    }
+    return best;
+}
+
+uint64_t pcl_leader_seen(const pcluster *c, uint32_t i, const char *not_leader, uint64_t min_term,
+                         uint64_t since_us)
+{
+    uint64_t best = 0;
+    for (size_t k = 0; k < c->n_recs; k++) {
+        const pcl_rec *r = &c->recs[k];
+        if (r->kind != PCL_LEADER || r->node != i || r->us < since_us || r->who[0] == '\0' ||
+            r->num < min_term || (not_leader != NULL && strcmp(r->who, not_leader) == 0))
+            continue;
+        if (best == 0 || r->us < best)
+            best = r->us;
+    }
+    return best;
+}
+
+/* ---- shared steps --------------------------------------------------------- */
+
+bool pcl_bootstrap(pcluster *c, unsigned n, const char *prefix)
+{
+    for (unsigned k = 1; k <= n; k++) {
+        char id[PCL_ID_MAX + 1];
+        snprintf(id, sizeof(id), "%s%u", prefix, k);
+        int i = pcl_add_node(c, id);
+        if (i < 0 || !pcl_spawn(c, (uint32_t)i)) {
+            fprintf(stderr, "aether-bench: cannot start node %s\n", id);
+            return false;
+        }
+    }
+    char why[160] = "";
+    if (!pcl_wait_settled(c, PCL_SETTLE_QUIET_MS, PCL_SETTLE_LIMIT_MS, why, sizeof(why))) {
+        fprintf(stderr, "aether-bench: %u nodes did not settle within %u ms: %s\n", n,
+                PCL_SETTLE_LIMIT_MS, why);
+        return false;
+    }
+    return true;
+}
+
+bool pcl_rejoin(pcluster *c, uint32_t i)
+{
+    if (!pcl_spawn(c, i)) {
+        fprintf(stderr, "aether-bench: cannot restart node %s\n", c->nodes[i].id);
+        return false;
+    }
+    uint64_t t0 = c->nodes[i].spawned_us;
+    while (pcl_first_event(c, t0, "NodeJoined", c->nodes[i].id, -1) == NULL) { /* bounded */
+        if (pcl_interrupted() || c->unexpected_exits > 0 ||
+            pcl_now_us() - t0 > PCL_STEP_LIMIT_MS * 1000ull) {
+            fprintf(stderr, "aether-bench: %s restarted but no NodeJoined for it within %u ms\n",
+                    c->nodes[i].id, PCL_STEP_LIMIT_MS);
+            return false;
+        }
+        pcl_pump(c, 10);
+    }
+    char why[160] = "";
+    if (!pcl_wait_settled(c, PCL_SETTLE_QUIET_MS, PCL_SETTLE_LIMIT_MS, why, sizeof(why))) {
+        fprintf(stderr, "aether-bench: no settled cluster within %u ms after %s rejoined: %s\n",
+                PCL_SETTLE_LIMIT_MS, c->nodes[i].id, why);
+        return false;
+    }
+    return true;
+}
+
+void pcl_note_offline(pcluster *c, uint64_t us)
+{
+    c->offline_us[c->n_offline++ % PCL_OFFLINE_MAX] = us;
+}
+
+bool pcl_pace(pcluster *c, uint32_t window_ms, uint32_t max_offline)
+{
+    if (max_offline == 0)
+        return true; /* no brake */
+    uint64_t span = ((uint64_t)window_ms + PCL_PACE_MARGIN_MS) * 1000u;
+    for (;;) { /* bounded: every remembered loss leaves the window within span */
+        uint64_t now = pcl_now_us();
+        unsigned count = c->n_offline < PCL_OFFLINE_MAX ? c->n_offline : PCL_OFFLINE_MAX, recent = 0;
+        for (unsigned k = 0; k < count; k++)
+            recent += now < c->offline_us[k] + span;
+        if (recent < max_offline)
+            return true;
+        if (pcl_interrupted())
+            return false;
+        pcl_pump(c, 20);
+    }
+}
+
+void pcl_tail_log(const pcluster *c, uint32_t i, unsigned lines)
+{
+    char path[PCL_PATH_MAX + PCL_ID_MAX + 8];
+    snprintf(path, sizeof(path), "%s/%s.err", c->dir, c->nodes[i].id);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return;
+    /* Keep the last `lines` lines in a small ring. */
+    enum { RING = 64, LINE = 512 };
+    static char ring[RING][LINE];
+    unsigned keep = lines < RING ? lines : RING, count = 0;
+    char buf[LINE];
+    while (fgets(buf, sizeof(buf), f) != NULL) /* bounded: the file */
+        snprintf(ring[count++ % keep], LINE, "%s", buf);
+    fclose(f);
+    unsigned first = count > keep ? count - keep : 0;
+    fprintf(stderr, "---- last lines of %s ----\n", path);
+    for (unsigned k = first; k < count; k++)
+        fputs(ring[k % keep], stderr);
+}
+
+/* ---- the KV compare-and-set floor ----------------------------------------- */
+
+unsigned pcl_kv_floor(pcluster *c, unsigned warmup, unsigned count, double *ms_out)
+{
+    natsOptions *no = NULL;
+    natsConnection *nc = NULL;
+    natsStatus s = natsOptions_Create(&no);
+    if (s == NATS_OK)
+        s = natsOptions_SetURL(no, c->url);
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout(no, PCL_KV_TIMEOUT_MS);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(&nc, no);
+    natsOptions_Destroy(no);
+    if (s != NATS_OK) {
+        fprintf(stderr, "aether-bench: kv floor: connect %s: %s\n", c->url, natsStatus_GetText(s));
+        return 0;
+    }
+    aether_kv_nats_config kc = { .conn = nc, .bucket = "aether_bench_floor", .ttl_ms = 0,
+                                 .timeout_ms = PCL_KV_TIMEOUT_MS, .create_if_missing = true };
+    aether_kv *kv = NULL;
+    aether_err err = { 0 };
+    unsigned done = 0;
+    aether_status st = aether_kv_nats_create(&kc, &kv, &err);
+    if (st != AETHER_OK) {
+        fprintf(stderr, "aether-bench: kv floor: bucket: %s: %s\n", aether_status_str(st), err.msg);
+        goto out;
+    }
+    static const char value[] = "{\"bench\":\"cas\"}";
+    uint64_t rev = 0;
+    st = aether_kv_create(kv, "cas", value, sizeof(value) - 1, &rev, &err);
+    if (st != AETHER_OK) {
+        fprintf(stderr, "aether-bench: kv floor: create: %s: %s\n", aether_status_str(st), err.msg);
+        goto out;
+    }
+    for (unsigned k = 0; k < warmup + count && !pcl_interrupted(); k++) {
+        uint64_t t0 = pcl_now_us();
+        uint64_t next = 0;
+        st = aether_kv_update(kv, "cas", value, sizeof(value) - 1, rev, &next, &err);
+        uint64_t t1 = pcl_now_us();
+        if (st != AETHER_OK) {
+            fprintf(stderr, "aether-bench: kv floor: update: %s: %s\n", aether_status_str(st), err.msg);
+            break;
+        }
+        AETHER_ASSERT(next > rev);
+        rev = next;
+        if (k >= warmup)
+            ms_out[done++] = (double)(t1 - t0) / 1000.0;
+        if ((k & 63u) == 0)
+            pcl_pump(c, 0); /* keep the nodes' pipes drained */
+    }
+out:
+    aether_kv_destroy(kv);
+    natsConnection_Destroy(nc);
+    return done;
+}

@@ -1,0 +1,210 @@
+/*
+ * pcluster.h: a real cluster for the end-to-end benches (bench layer): one
+ * nats-server with JetStream on a free loopback port and a temporary store,
+ * and N `aether-node --nats ... --trace` processes whose stdout this process
+ * reads through pipes and parses into timestamped records.
+ *
+ * Observation contract (aether-node --trace, tools/aether-node.c): lines
+ *   T <mono_us> <node> MAP <version> [<term>]    node installed map <version>
+ *   T <mono_us> <node> LEADER <leader|-> <term>  node learned of a new leader
+ *   T <mono_us> <node> EVENT <Type> <text>       an event it applied or emitted
+ *   T <mono_us> <node> STATS key=value ...       at exit
+ * mono_us is CLOCK_MONOTONIC in microseconds, the clock pcl_now_us() reads,
+ * so a node's trace times and the bench's own actions (spawn, kill) compare
+ * directly. <text> is aether_event_format's line (envelope fields, then the
+ * data fields; "node=" appears twice for node events: the emitter first,
+ * the subject last). Every other stdout line is ignored.
+ *
+ * What is kept: MAP and LEADER lines, and the events the benches reason
+ * about (node lifecycle, leadership, rebalance sessions); per-shard and
+ * renewal events are parsed and dropped so memory stays small. A node that
+ * starts under an established leader gets no LeaderElected and so no LEADER
+ * line; its LeaseRenewed events then give its view of the leader (for
+ * pcl_settled only: never a leader-change time).
+ *
+ * Binaries: aether-node is $AETHER_NODE_BIN or the one next to this
+ * executable (/proc/self/exe's directory; the variable is removed from the
+ * environment, since aether-node refuses unknown AETHER_* variables);
+ * nats-server is
+ * $AETHER_NATS_SERVER or the one on $PATH (then /usr/sbin, /usr/local/bin).
+ *
+ * Cleanup: every child gets PR_SET_PDEATHSIG(SIGKILL); pcl_teardown (also
+ * run at exit) kills every child with SIGKILL, reaps it, stops the server
+ * and removes the temporary directory (kept, with every node's stdout and
+ * stderr, when AETHER_KEEP_LOGS is set). SIGINT/SIGTERM set a flag that
+ * makes every wait return false (pcl_interrupted), so the bench unwinds
+ * through its normal cleanup.
+ *
+ * Every wait is bounded by its caller's limit.
+ *
+ * Threading: main thread only; pcl_kv_floor uses a nats.c connection of its
+ * own and closes it before returning.
+ */
+#ifndef BENCH_PCLUSTER_H
+#define BENCH_PCLUSTER_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define PCL_NODES_MAX 16u
+#define PCL_ID_MAX 64u          /* a NodeId's length bound */
+#define PCL_LINE_MAX 4096u      /* a longer stdout line is counted and skipped */
+#define PCL_TYPE_MAX 32u
+#define PCL_REASON_MAX 64u
+#define PCL_PATH_MAX 1024u
+#define PCL_OFFLINE_MAX 64u     /* remembered losses for pcl_pace */
+
+typedef enum pcl_kind { PCL_MAP = 1, PCL_LEADER, PCL_EVENT } pcl_kind;
+
+/* One kept trace line. */
+typedef struct pcl_rec {
+    uint64_t us;                  /* the node's mono_us */
+    uint32_t node;                /* slot index */
+    pcl_kind kind;
+    char type[PCL_TYPE_MAX];      /* EVENT: the type name */
+    char who[PCL_ID_MAX + 1];     /* LEADER: the leader ("" = none); EVENT: data's node
+                                     (node events) or leader (leadership events) */
+    char emitter[PCL_ID_MAX + 1]; /* EVENT: the emitting node */
+    uint64_t num;                 /* MAP: version; LEADER: term; LeaderElected,
+                                     LeadershipLost: term; RebalanceStarted: from_version;
+                                     RebalanceCompleted: map_version */
+    char reason[PCL_REASON_MAX];  /* LeadershipLost, RebalanceStarted */
+} pcl_rec;
+
+typedef struct pcl_node {
+    char id[PCL_ID_MAX + 1];
+    pid_t pid;                    /* running child; 0 = none (reaped) */
+    int fd;                       /* read end of its stdout; -1 = closed */
+    bool expect_exit;             /* we signalled it: its exit is no surprise */
+    char line[PCL_LINE_MAX];
+    size_t len;
+    bool overlong;                /* discarding the rest of an overlong line */
+    uint64_t spawned_us;
+    unsigned spawns;
+    int last_status;              /* waitpid status of the last exit; -1 = none */
+    /* From its trace since the last spawn. */
+    uint64_t map_version, map_us;
+    bool leader_known;
+    char leader[PCL_ID_MAX + 1];  /* "" = none */
+    uint64_t term, leader_us;
+} pcl_node;
+
+typedef struct pcluster {
+    char dir[PCL_PATH_MAX];       /* temporary directory: server store, logs */
+    char node_bin[PCL_PATH_MAX];
+    char server_bin[PCL_PATH_MAX];
+    pid_t server_pid;
+    int port;
+    char url[64];
+    char cluster[32];
+    uint32_t shards;
+    bool keep_logs;
+    pcl_node nodes[PCL_NODES_MAX];
+    uint32_t n_nodes;
+    pcl_rec *recs;
+    size_t n_recs, cap_recs;
+    uint64_t lines_trace, lines_bad, lines_overlong;
+    unsigned unexpected_exits;
+    uint64_t offline_us[PCL_OFFLINE_MAX]; /* pcl_note_offline, a ring */
+    unsigned n_offline;
+} pcluster;
+
+/* Finds the binaries, checks that aether-node knows --trace, makes the
+ * temporary directory, starts nats-server and installs the signal flag.
+ * false with the reason on stderr (call pcl_teardown anyway). */
+bool pcl_setup(pcluster *c, const char *tag, uint32_t shards);
+
+/* Kills (SIGKILL) and reaps every child, stops the server, removes the
+ * directory unless kept. Idempotent. */
+void pcl_teardown(pcluster *c);
+
+/* A new slot with this id (not started); its index, or -1 when full. */
+int pcl_add_node(pcluster *c, const char *id);
+
+/* Starts node i: aether-node --nats URL --node ID --cluster C --shards S
+ * --trace, stdout to a pipe, stderr appended to <dir>/<id>.err. Resets the
+ * node's traced state. false if it could not be started. */
+bool pcl_spawn(pcluster *c, uint32_t i);
+
+/* Sends sig to node i and returns pcl_now_us() taken just before it. With
+ * SIGKILL it also reaps the child. */
+uint64_t pcl_signal(pcluster *c, uint32_t i, int sig);
+
+/* Pumps until node i has exited (true) or limit_ms passed / interrupted. */
+bool pcl_wait_exit(pcluster *c, uint32_t i, uint32_t limit_ms);
+
+/* Reads what the children wrote, waiting at most wait_ms for something;
+ * reaps children that exited (one that nobody signalled is reported on
+ * stderr and counted in unexpected_exits). */
+void pcl_pump(pcluster *c, uint32_t wait_ms);
+
+/* Pumps for ms milliseconds (a sleep that keeps the pipes drained). */
+void pcl_idle(pcluster *c, uint32_t ms);
+
+bool pcl_interrupted(void);
+uint64_t pcl_now_us(void);
+bool pcl_live(const pcluster *c, uint32_t i);
+
+/* Settled: every live node has a map, all on the same version, all naming
+ * the same live leader in the same term, and no MAP or LEADER line for
+ * quiet_ms. false with the reason in why. */
+bool pcl_settled(const pcluster *c, uint32_t quiet_ms, char *why, size_t cap);
+bool pcl_wait_settled(pcluster *c, uint32_t quiet_ms, uint32_t limit_ms, char *why, size_t cap);
+
+/* The agreed leader's slot (every live node names it), or -1. */
+int pcl_leader(const pcluster *c);
+
+/* The earliest kept EVENT of this type with us >= since_us; who (the
+ * subject) and reader (the slot that printed it) are filters when non-NULL
+ * / >= 0. NULL if none yet. */
+const pcl_rec *pcl_first_event(const pcluster *c, uint64_t since_us, const char *type,
+                               const char *who, int reader);
+
+/* The time node i first installed a map version >= version with us >=
+ * since_us; 0 if it has not (yet). */
+uint64_t pcl_map_reached(const pcluster *c, uint32_t i, uint64_t version, uint64_t since_us);
+
+/* The time node i first learned of a leader other than `not_leader` (and
+ * not "none") with term >= min_term, at us >= since_us; 0 if not yet. */
+uint64_t pcl_leader_seen(const pcluster *c, uint32_t i, const char *not_leader, uint64_t min_term,
+                         uint64_t since_us);
+
+/* ---- steps the benches share --------------------------------------------- */
+
+#define PCL_SETTLE_QUIET_MS 500u   /* > debounce + a few handoff batches */
+#define PCL_SETTLE_LIMIT_MS 30000u
+#define PCL_STEP_LIMIT_MS 10000u   /* one awaited reaction (election, failure, map) */
+#define PCL_EXIT_LIMIT_MS 20000u   /* a SIGTERM'd node drains at most handoff + 2 s */
+#define PCL_PACE_MARGIN_MS 1000u
+
+/* Adds nodes <prefix>1..<prefix>n, starts them all and waits until the
+ * cluster is settled. false with the reason on stderr. */
+bool pcl_bootstrap(pcluster *c, unsigned n, const char *prefix);
+
+/* Starts node i again and waits for its NodeJoined (since the start) and a
+ * settled cluster. false with the reason on stderr. */
+bool pcl_rejoin(pcluster *c, uint32_t i);
+
+/* The rebalance brake (DESIGN "Beyond the seed") engages when more than
+ * brake_max_offline nodes fail or leave within brake_window_ms; a braked
+ * leader only restores I2, which would change what a later step measures.
+ * The benches pace themselves instead: pcl_note_offline records when a
+ * NodeFailed/NodeLeft happened, and pcl_pace waits (pumping) until fewer
+ * than max_offline of them lie within window_ms + PCL_PACE_MARGIN_MS, so
+ * the next loss stays within the budget. false if interrupted. */
+void pcl_note_offline(pcluster *c, uint64_t us);
+bool pcl_pace(pcluster *c, uint32_t window_ms, uint32_t max_offline);
+
+/* Prints the last lines of node i's stderr log to stderr. */
+void pcl_tail_log(const pcluster *c, uint32_t i, unsigned lines);
+
+/* The floor: `count` compare-and-set round trips (aether_kv_update) on a
+ * JetStream KV bucket of this server, after `warmup` unmeasured ones; each
+ * in milliseconds into ms_out[0..count). Returns how many were measured
+ * (less than count after an error, said on stderr). */
+unsigned pcl_kv_floor(pcluster *c, unsigned warmup, unsigned count, double *ms_out);
+
+#endif
