@@ -75,47 +75,6 @@ void member_send_tick(aether_actor *a, uint16_t type, uint64_t arg)
     (void)aether_actor_send(a, &msg); /* a full mailbox: the next tick comes */
 }
 
-aether_status member_state_put(aether_member *m, const char *key, const char *value, size_t len,
-                               uint64_t *rev)
-{
-    aether_kv *kv = m->deps.state_store;
-    uint64_t next = 0;
-    aether_status st = *rev ? aether_kv_update(kv, key, value, len, *rev, &next, NULL)
-                            : AETHER_ECONFLICT;
-    if (st == AETHER_ECONFLICT) {
-        /* First write, or another leader wrote since: CAS from what is there. */
-        aether_kv_entry cur;
-        if (aether_kv_get(kv, key, &cur, NULL) == AETHER_OK) {
-            st = aether_kv_update(kv, key, value, len, cur.revision, &next, NULL);
-            aether_kv_entry_fini(&cur);
-        } else {
-            st = aether_kv_create(kv, key, value, len, &next, NULL);
-        }
-    }
-    if (st == AETHER_OK)
-        *rev = next;
-    else
-        AETHER_WARN(MEMBER_LOG, "%s: writing %s to the state store: %s", m->cfg.node.str, key,
-                    aether_status_str(st));
-    return st;
-}
-
-aether_status member_state_get(aether_member *m, const char *key, char **value, size_t *len,
-                               uint64_t *rev)
-{
-    aether_kv_entry e;
-    aether_status st = aether_kv_get(m->deps.state_store, key, &e, NULL);
-    if (st != AETHER_OK)
-        return st;
-    *value = (char *)e.value; /* malloc'd with a NUL; ours now */
-    *len = e.value_len;
-    if (rev)
-        *rev = e.revision;
-    e.value = NULL;
-    aether_kv_entry_fini(&e);
-    return AETHER_OK;
-}
-
 aether_status member_state_topology_newer(aether_member *m, uint64_t than_version,
                                          aether_topology *out, uint64_t *rev)
 {
@@ -195,13 +154,6 @@ aether_status member_emit(aether_member *m, aether_event *e, aether_term force_t
 
 /* ---- transport sink (transport threads: only enqueue) --------------------- */
 
-/* A sign that a leader is alive now: anything it issued in its term, except
- * the news that it is not leading any more. */
-static bool is_leader_alive_sign(const aether_event *e)
-{
-    return e->seq >= 1 && e->type != AETHER_EVT_LEADERSHIP_LOST;
-}
-
 /* Every event is issued by the leader of its term (DESIGN, wire shapes).
  * A remote event is admitted only if its emitter speaks for its term: the
  * LeaderElected of term T names its own emitter and binds T to it; later
@@ -272,20 +224,13 @@ static void sink_event(void *arg, const aether_event *e)
                                                        __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
             ;
     }
-    if (is_leader_alive_sign(e))
-        __atomic_store_n(&m->last_leader_heard_ns, member_now_ns(m), __ATOMIC_RELAXED);
     deliver_local(m, e);
 }
 
 /* A private copy of a borrowed map (maps are immutable, owned by one slot). */
 static aether_shardmap *map_copy(const aether_shardmap *src)
 {
-    aether_shardmap_builder *b = NULL;
-    aether_shardmap *out = NULL;
-    if (aether_shardmap_builder_from_map(src, &b, NULL) == AETHER_OK)
-        (void)aether_shardmap_build(b, &out, NULL);
-    aether_shardmap_builder_destroy(b);
-    return out;
+    return aether_shardmap_clone(src);
 }
 
 static void sink_map(void *arg, const aether_shardmap *map)
@@ -298,7 +243,6 @@ static void sink_map(void *arg, const aether_shardmap *map)
     if (map->version <= __atomic_load_n(&m->map_version, __ATOMIC_RELAXED))
         return; /* our own echo, or old news */
     member_note_term(m, map->term);
-    __atomic_store_n(&m->last_leader_heard_ns, member_now_ns(m), __ATOMIC_RELAXED);
     aether_shardmap *copy = map_copy(map);
     if (copy == NULL) {
         AETHER_ERROR(MEMBER_LOG, "%s: out of memory copying map v%llu", m->cfg.node.str,
@@ -442,11 +386,30 @@ bool aether_member_may_serve(const aether_member *m)
         __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST) <
             __atomic_load_n(&m->announced_version, __ATOMIC_SEQ_CST))
         return false;
+    return member_serving_right(m);
+}
+
+bool member_serving_right(const aether_member *m)
+{
     if (member_may_lead(m, NULL))
         return true;
-    uint64_t heard = __atomic_load_n(&m->last_leader_heard_ns, __ATOMIC_RELAXED);
+    uint64_t acked = __atomic_load_n(&m->ack_sent_ns, __ATOMIC_RELAXED);
     uint64_t limit = (uint64_t)(m->cfg.failure_timeout_ms - m->cfg.fence_margin_ms) * AETHER_NS_PER_MS;
-    return member_now_ns(m) < heard + limit;
+    return acked != 0 && member_now_ns(m) < acked + limit;
+}
+
+bool aether_member_leads(const aether_member *m) { return member_may_lead(m, NULL); }
+
+aether_status aether_member_topology(const aether_member *m, aether_topology *out)
+{
+    aether_status st = AETHER_ENOTFOUND;
+    aether_rcu_read_lock();
+    const aether_topology_snapshot *ts =
+        (const aether_topology_snapshot *)aether_snapshot_current(&m->topo_slot);
+    if (ts != NULL)
+        st = aether_topology_copy(&ts->topo, out);
+    aether_rcu_read_unlock();
+    return st;
 }
 
 void aether_member_actors(const aether_member *m, aether_actor *out[3])
@@ -478,7 +441,7 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
     m->deps = *deps;
     if (cb != NULL)
         m->cb = *cb;
-    m->clock = aether_executor_clock(deps->executor);
+    m->clock = deps->clock != NULL ? deps->clock : aether_executor_clock(deps->executor);
     /* Not admitted yet: a new process serves nothing until the leader has
      * admitted this incarnation (NodeJoined), even if the map still names
      * this node id from an earlier run the leader may be failing right now. */

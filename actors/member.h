@@ -40,6 +40,7 @@
 #include "kv_store.h"
 #include "metrics.h"
 #include "routing.h"
+#include "topology.h"
 #include "transport.h"
 
 typedef struct aether_member aether_member;
@@ -62,6 +63,10 @@ typedef struct aether_member_deps {
     aether_kv *state_store;       /* no TTL; shared by the cluster */
     aether_metrics *metrics;      /* optional */
     uint64_t seed;                /* election jitter and lease nonces */
+    aether_clock *clock;          /* optional: this node's own clock (a simulation's drifting
+                                     clock); NULL = the executor's. Timers still run on the
+                                     executor's clock; every deadline the member computes,
+                                     checks or reports is read from this one. */
 } aether_member_deps;
 
 aether_status aether_member_start(const aether_config *cfg, const aether_member_deps *deps,
@@ -86,11 +91,22 @@ const aether_shardmap_slot *aether_member_slot(const aether_member *m);
 const aether_node_id *aether_member_id(const aether_member *m);
 
 /* True while this node's right to serve the shards it acquired holds, by
- * its own clock: it leads, or it heard from the leader less than
- * failure_timeout - fence_margin ago. A process that was paused (GC, SIGSTOP)
- * sees false at once when it resumes, before its actors have run: an
- * embedder checks this before serving a request. Any thread. */
+ * its own clock: it is admitted and not known to be down, its map is
+ * current, and it leads or a leader acknowledged a keep-alive this node sent
+ * less than failure_timeout - fence_margin ago (docs/cluster.md, "Serving
+ * rights"). A process that was paused (GC, SIGSTOP) sees false at once when
+ * it resumes, before its actors have run: an embedder checks this before
+ * serving a request. Any thread. */
 bool aether_member_may_serve(const aether_member *m);
+
+/* True while this node holds the lease and may act as leader (by its own
+ * clock); the view's is_leader, without the rest of the view. Any thread. */
+bool aether_member_leads(const aether_member *m);
+
+/* GetClusterTopology: a copy of this member's current topology (the Cluster
+ * actor's RCU snapshot) into *out, which the caller finis. AETHER_ENOTFOUND
+ * before the first snapshot, AETHER_ENOMEM. Any thread. */
+aether_status aether_member_topology(const aether_member *m, aether_topology *out);
 
 /* The member's three actors (cluster, lease, assign), for simulations that
  * pause a node (aether_step_freeze). */

@@ -12,33 +12,40 @@
  *     from it is acknowledged to the leader (ShardReleased) after the release,
  *     on every map that still shows it moving (idempotent, survives a change
  *     of leader). A shard that starts qualifying is acquired.
- *  2. Fences itself: if no leader-issued message arrived for
- *     failure_timeout - fence_margin, it releases everything it serves. The
- *     leader cannot have declared it failed before failure_timeout, so by the
- *     time its shards are given to others by decree, it serves none of them.
- *     It unfences on a new map, or on a LeaseRenewed naming the map version
- *     it already has.
+ *  2. Fences itself: when its serving right lapses (no leader acknowledged
+ *     a keep-alive it sent in the last failure_timeout - fence_margin, see
+ *     member_cluster.c), it releases everything it serves. The leader cannot
+ *     declare it failed before failure_timeout after that keep-alive, so by
+ *     the time its shards are given to others, it serves none of them. It
+ *     unfences, and takes its shards back, once the right holds again.
  * The leader (member_may_lead):
  *  3. Rebalances (policies 5, 6, 7, 8): NodeJoined arms one debounce timer
  *     (a burst of joins gives one rebalance), NodeFailed / NodeDraining /
  *     NodeLeft rebalance at once, LeaderElected(self) takes over (policy 10:
- *     it adopts a newer map from the state store if there is one, then
- *     republishes under its term; the strategy is deterministic and moves
- *     nothing if the topology did not change: I4).
+ *     once the cluster actor has read the stored topology in this term, it
+ *     reads the stored map and adopts it if newer, then republishes under its
+ *     term; until both reads succeed it publishes nothing; the strategy is
+ *     deterministic and moves nothing if the topology did not change: I4).
+ *     A rebalance that cannot run now (the lease in doubt for a moment, a
+ *     map that could not be recorded) is retried on the next tick.
  *  4. A rebalance asks the strategy for a target map, then derives the next
  *     published map from the current one: replica-only changes are applied
  *     directly; a shard whose primary is gone (failed, left) is reassigned
  *     directly (its old owner fenced itself, see 2); a shard whose primary is
- *     healthy is marked moving to its new primary (Stable -> Releasing), at
- *     most max_concurrent_handoffs at a time, the rest queued in shard order.
+ *     healthy is marked moving to its new primary (Stable -> Releasing) if
+ *     that is an Active node, at most max_concurrent_handoffs at a time, the
+ *     rest queued in shard order. A handoff whose target stopped being the
+ *     plan's, or Active, ends where the plan wants the shard now (a step
+ *     that still diverges from the plan schedules the next one).
  *  5. ShardReleased acknowledgements are collected and applied together
- *     (one new map per mailbox batch): the shard becomes stable with its
- *     target owners (Releasing -> Stable(to)). A handoff older than
+ *     (one new map per HANDOFF_FLUSH_MS window): the shard becomes stable
+ *     with its target owners (Releasing -> Stable(to)). A handoff older than
  *     handoff_timeout is completed by decree: the old owner has fenced itself
  *     or released it by then.
- *  6. Every map is checked against the invariants before it is published,
- *     written to the state store (key "map"), published to the cluster and
- *     applied locally (1). RebalanceStarted opens a session, ShardAssigned /
+ *  6. Every map is checked against the invariants and recorded in the state
+ *     store (key "map", member_state.c) BEFORE it is published to the
+ *     cluster and applied locally (1); a map that fails either is dropped,
+ *     what its attempt consumed is put back, and the next tick tries again. RebalanceStarted opens a session, ShardAssigned /
  *     ShardMigrated report each placement, RebalanceCompleted closes it when
  *     the published map equals the target.
  *  7. Brake: more than brake_max_offline nodes failing or leaving within
@@ -57,6 +64,7 @@
 #include "topology_json.h"
 
 #define OFFLINE_RING 64u /* remembered fail/leave times for the brake */
+#define HANDOFF_FLUSH_MS 10u /* release acknowledgements collected into one map */
 
 struct member_assign_state {
     aether_topology topo;
@@ -87,6 +95,14 @@ struct member_assign_state {
     bool went_down;              /* we were Failed/Left (self_down) since our last join */
     uint64_t acquire_floor;      /* after coming back from Failed/Left: acquire only from
                                     maps newer than this (older ones predate our return) */
+    aether_term loaded_term;     /* the term in which we read the stored map and topology as
+                                    leader (policy 10): until then we publish nothing */
+    uint64_t topo_publication;   /* of the cluster actor's snapshot we copied last */
+    bool publish_pending;        /* a map could not be recorded: try again next tick */
+    /* advance() puts these back when its map cannot be recorded: */
+    uint8_t *save_done;          /* [shard_count] */
+    uint64_t *save_moving_since; /* [shard_count] */
+    uint64_t *save_move_version; /* [shard_count] */
 };
 
 aether_status member_assign_init(aether_member *m)
@@ -100,8 +116,12 @@ aether_status member_assign_init(aether_member *m)
     as->done = calloc(s, 1);
     as->moving_since_ns = calloc(s, sizeof(uint64_t));
     as->move_version = calloc(s, sizeof(uint64_t));
+    as->save_done = calloc(s, 1);
+    as->save_moving_since = calloc(s, sizeof(uint64_t));
+    as->save_move_version = calloc(s, sizeof(uint64_t));
     if (as->serving == NULL || as->done == NULL || as->moving_since_ns == NULL ||
-        as->move_version == NULL)
+        as->move_version == NULL || as->save_done == NULL || as->save_moving_since == NULL ||
+        as->save_move_version == NULL)
         return AETHER_ENOMEM;
     return aether_topology_init(&as->topo, &m->cfg.node);
 }
@@ -117,6 +137,9 @@ void member_assign_fini(aether_member *m)
     free(as->done);
     free(as->moving_since_ns);
     free(as->move_version);
+    free(as->save_done);
+    free(as->save_moving_since);
+    free(as->save_move_version);
     free(as);
     m->as = NULL;
 }
@@ -208,10 +231,6 @@ static bool adopt(aether_member *m, aether_shardmap *map)
     as->cur = aether_shardmap_slot_current(&m->slot); /* alive until our next publish */
     __atomic_store_n(&m->map_term, term, __ATOMIC_SEQ_CST);
     __atomic_store_n(&m->map_version, version, __ATOMIC_SEQ_CST);
-    if (as->fenced) {
-        as->fenced = false;
-        __atomic_store_n(&m->fenced, 0, __ATOMIC_RELAXED);
-    }
     if (m->cb.on_map_installed != NULL)
         m->cb.on_map_installed(m->cb.arg, version, term);
     reconcile(m);
@@ -225,9 +244,37 @@ static void fence(aether_member *m)
         return;
     as->fenced = true;
     __atomic_store_n(&m->fenced, 1, __ATOMIC_RELAXED);
-    AETHER_WARN(MEMBER_LOG, "%s: no word from a leader for %u ms: fenced, serving nothing",
+    AETHER_WARN(MEMBER_LOG, "%s: no keep-alive acknowledged for %u ms: fenced, serving nothing",
                 m->cfg.node.str, m->cfg.failure_timeout_ms - m->cfg.fence_margin_ms);
     reconcile(m);
+}
+
+/* The right holds again: take back what the map gives us. */
+static void unfence(aether_member *m)
+{
+    member_assign_state *as = m->as;
+    if (as->fenced) {
+        as->fenced = false;
+        __atomic_store_n(&m->fenced, 0, __ATOMIC_RELAXED);
+        reconcile(m);
+        return;
+    }
+    /* Not fenced, but acquisitions may have been refused while the right or
+     * the map's currency was lacking: catch up if a stable primary shard of
+     * ours is not served (O(our shards)). */
+    const aether_shardmap *map = as->cur;
+    aether_node_index me = map != NULL ? aether_shardmap_find_node(map, &m->cfg.node)
+                                       : AETHER_NODE_INDEX_NONE;
+    if (me == AETHER_NODE_INDEX_NONE)
+        return;
+    size_t n = 0;
+    const uint32_t *mine = aether_shardmap_node_primary_shards(map, me, &n);
+    for (size_t k = 0; k < n; k++) {
+        if (aether_shardmap_entry(map, mine[k])->state == AETHER_SHARD_STABLE && !as->serving[mine[k]]) {
+            reconcile(m);
+            return;
+        }
+    }
 }
 
 /* ---- leader side ----------------------------------------------------------- */
@@ -317,28 +364,33 @@ typedef struct placement {
     uint8_t kind; /* 0 assigned, 1 failover, 2 handoff done */
 } placement;
 
-static void write_state(aether_member *m, const aether_shardmap *map)
+/* Records map in the state store (before it is published: member_internal.h). */
+static aether_status write_state(aether_member *m, const aether_shardmap *map)
 {
     char *json = NULL;
     size_t len = 0;
-    if (aether_shardmap_json_encode(map, &json, &len, NULL) == AETHER_OK)
-        (void)member_state_put(m, MEMBER_STATE_MAP, json, len, &m->as->state_rev);
+    aether_status st = aether_shardmap_json_encode(map, &json, &len, NULL);
+    if (st == AETHER_OK)
+        st = member_state_put(m, MEMBER_STATE_MAP, json, len, map->term, map->version,
+                              &m->as->state_rev);
     free(json);
+    return st;
 }
 
 /* A map from the state store newer than ours (a lagging node catching up,
- * or a new leader taking over, policy 10). Returns true if adopted. */
-static bool load_stored_map(aether_member *m)
+ * or a new leader taking over, policy 10). AETHER_OK if the store answered
+ * (nothing stored, or nothing newer, counts), else its error. */
+static aether_status load_stored_map(aether_member *m)
 {
     member_assign_state *as = m->as;
     char *json = NULL;
     size_t len = 0;
     uint64_t rev = 0;
-    if (member_state_get(m, MEMBER_STATE_MAP, &json, &len, &rev) != AETHER_OK)
-        return false;
+    aether_status st = member_state_get(m, MEMBER_STATE_MAP, &json, &len, &rev);
+    if (st != AETHER_OK)
+        return st == AETHER_ENOTFOUND ? AETHER_OK : st;
     aether_shardmap *stored = NULL;
     aether_err err;
-    bool adopted = false;
     if (aether_shardmap_json_decode(json, len, &stored, &err) != AETHER_OK) {
         AETHER_WARN(MEMBER_LOG, "%s: stored map unreadable: %s", m->cfg.node.str, err.msg);
     } else if (stored->term < __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED) && as->cur != NULL &&
@@ -346,12 +398,12 @@ static bool load_stored_map(aether_member *m)
         aether_shardmap_destroy(stored);
     } else if (as->cur == NULL || stored->version > as->cur->version) {
         as->state_rev = rev;
-        adopted = adopt(m, stored);
+        (void)adopt(m, stored);
     } else {
         aether_shardmap_destroy(stored);
     }
     free(json);
-    return adopted;
+    return AETHER_OK;
 }
 
 /* The cluster actor's latest topology (its RCU snapshot): the assign actor
@@ -362,26 +414,30 @@ static void refresh_topology(aether_member *m)
     aether_rcu_read_lock();
     const aether_topology_snapshot *ts =
         (const aether_topology_snapshot *)aether_snapshot_current(&m->topo_slot);
-    if (ts != NULL && ts->topo.version > as->topo.version) {
+    if (ts != NULL && ts->publication != as->topo_publication) {
         aether_topology t;
         if (aether_topology_copy(&ts->topo, &t) == AETHER_OK) {
             aether_topology_fini(&as->topo);
             as->topo = t;
+            as->topo_publication = ts->publication;
         }
     }
     aether_rcu_read_unlock();
 }
 
-/* The topology from the state store, if newer than ours. */
-static void load_stored_topology(aether_member *m)
+/* The topology from the state store, if newer than ours. AETHER_OK if the
+ * store answered (nothing stored, or nothing newer, counts). */
+static aether_status load_stored_topology(aether_member *m)
 {
     member_assign_state *as = m->as;
     aether_topology t;
-    if (member_state_topology_newer(m, as->topo.version, &t, NULL) != AETHER_OK)
-        return;
+    aether_status st = member_state_topology_newer(m, as->topo.version, &t, NULL);
+    if (st != AETHER_OK)
+        return st == AETHER_ESTALE || st == AETHER_ENOTFOUND || st == AETHER_EINVAL ? AETHER_OK : st;
     aether_topology_fini(&as->topo);
     as->topo = t;
     reconcile(m); /* if we learnt we are down: release, and remember it */
+    return AETHER_OK;
 }
 
 /* Derives, checks, publishes and applies the next map; emits the events. */
@@ -389,12 +445,30 @@ static void advance(aether_member *m, const char *reason)
 {
     member_assign_state *as = m->as;
     aether_term term;
-    if (!member_may_lead(m, &term) || as->target == NULL)
+    if (as->target == NULL)
         return;
+    if (!member_may_lead(m, &term)) {
+        as->publish_pending = true; /* a lease in doubt for a moment: tick_check retries */
+        return;
+    }
+    if (as->loaded_term != term) {
+        as->publish_pending = true; /* policy 10: the stored state first (tick_check) */
+        return;
+    }
     refresh_topology(m);
+    if (aether_topology_count_status(&as->topo, AETHER_NODE_ACTIVE) +
+            aether_topology_count_status(&as->topo, AETHER_NODE_DRAINING) ==
+        0)
+        return; /* nobody to own anything: wait for a join (it rebalances) */
     const aether_shardmap *cur = as->cur;
     const aether_shardmap *tgt = as->target;
     uint32_t S = m->cfg.shard_count;
+    /* What this attempt consumes, in case its map cannot be recorded. */
+    memcpy(as->save_done, as->done, S);
+    memcpy(as->save_moving_since, as->moving_since_ns, (size_t)S * sizeof(uint64_t));
+    memcpy(as->save_move_version, as->move_version, (size_t)S * sizeof(uint64_t));
+    uint32_t save_n_done = as->n_done;
+    bool save_force = as->force_publish;
     uint64_t now = member_now_ns(m);
     aether_shardmap_builder *b = NULL;
     aether_status st = cur ? aether_shardmap_builder_from_map(cur, &b, NULL)
@@ -405,14 +479,19 @@ static void advance(aether_member *m, const char *reason)
         aether_shardmap_builder_destroy(b);
         return;
     }
-    uint32_t n_done = 0, in_flight = 0, started = 0, queued = 0;
+    uint32_t n_done = 0, in_flight = 0, started = 0, queued = 0, diverged = 0;
     bool changed = cur == NULL;
     aether_node_id c_ids[AETHER_REPLICATION_MAX], t_ids[AETHER_REPLICATION_MAX];
     /* Pass 1: finish released handoffs, keep or cancel the others. */
     for (uint32_t s = 0; cur != NULL && s < S; s++) {
         const aether_shard_entry *c = aether_shardmap_entry(cur, s);
-        if (c->state != AETHER_SHARD_MOVING)
+        if (c->state != AETHER_SHARD_MOVING) {
+            /* A release collected for a move that ended otherwise (a map
+             * adopted from the store, a change of plan) must not complete
+             * the next move of this shard before its old owner lets go. */
+            as->done[s] = 0;
             continue;
+        }
         uint32_t nc = owner_ids(cur, s, c_ids), nt = owner_ids(tgt, s, t_ids);
         aether_node_id to = cur->nodes[c->to];
         bool primary_ok = is_healthy(as, &c_ids[0]), to_ok = is_active(as, &to);
@@ -420,8 +499,25 @@ static void advance(aether_member *m, const char *reason)
             as->done[s] = 1; /* the old owner failed mid-handoff: it fenced itself */
         }
         if (as->done[s]) {
-            if (nt > 0 && aether_node_id_equal(&t_ids[0], &to)) {
+            if (nt > 0 && aether_node_id_equal(&t_ids[0], &to) && to_ok) {
                 set_ids(b, s, t_ids, nt);
+                done[n_done++] = (placement){ s, c_ids[0], to, 2 };
+            } else if (nt > 0 && (!primary_ok || !to_ok)) {
+                /* The old owner is gone (it fenced itself) or has let go, and
+                 * `to` is no longer Active: straight to where the target wants
+                 * the shard now (back to the old owner, maybe), not to a
+                 * stale or dead `to`. */
+                set_ids(b, s, t_ids, nt);
+                if (!aether_node_id_equal(&t_ids[0], &c_ids[0]))
+                    done[n_done++] = (placement){ s, c_ids[0], t_ids[0], 1 };
+            } else if (!to_ok) {
+                /* No target to follow: the healthy owners keep it. */
+                aether_node_id keep[AETHER_REPLICATION_MAX];
+                uint32_t nk = 0;
+                for (uint32_t j = 0; j < nc; j++)
+                    if (j == 0 || is_healthy(as, &c_ids[j]))
+                        keep[nk++] = c_ids[j];
+                set_ids(b, s, keep, nk);
             } else { /* the target moved on: put `to` first, keep the healthy rest */
                 aether_node_id ids[AETHER_REPLICATION_MAX];
                 uint32_t n = 0;
@@ -430,9 +526,13 @@ static void advance(aether_member *m, const char *reason)
                     if (!aether_node_id_equal(&c_ids[j], &to) && is_healthy(as, &c_ids[j]))
                         ids[n++] = c_ids[j];
                 set_ids(b, s, ids, n);
+                done[n_done++] = (placement){ s, c_ids[0], to, 2 };
+                /* Still not where the target wants it: the next step moves it
+                 * on, so the session is not complete. */
+                if (nt > 0)
+                    diverged++;
             }
             aether_shardmap_builder_set_stable(b, s, NULL);
-            done[n_done++] = (placement){ s, c_ids[0], to, 2 };
             as->done[s] = 0;
             as->moving_since_ns[s] = 0;
             changed = true;
@@ -505,6 +605,9 @@ static void advance(aether_member *m, const char *reason)
             set_ids(b, s, keep, nk);
             changed = true;
         }
+        if (!is_active(as, &t_ids[0]))
+            continue; /* a handoff goes only to an Active node (I3); with none Active
+                         (all draining) the healthy primary keeps the shard */
         if (in_flight >= m->cfg.max_concurrent_handoffs) {
             queued++;
             continue;
@@ -514,6 +617,7 @@ static void advance(aether_member *m, const char *reason)
             aether_shardmap_builder_set_moving(b, s, to, NULL) == AETHER_OK) {
             as->moving_since_ns[s] = now;
             as->move_version[s] = (cur ? cur->version : 0) + 1;
+            as->done[s] = 0;
             in_flight++;
             started++;
             changed = true;
@@ -532,19 +636,38 @@ static void advance(aether_member *m, const char *reason)
     aether_err err;
     st = aether_shardmap_build(b, &next, &err);
     aether_shardmap_builder_destroy(b);
-    if (st == AETHER_OK && aether_invariants_check_map(next, &as->topo, &err) != AETHER_OK &&
-        aether_topology_count_status(&as->topo, AETHER_NODE_ACTIVE) > 0) {
+    /* Never publish a map that breaks I2/I3 against the topology it came
+     * from; the next tick recomputes the target (publish_pending). With no
+     * healthy node at all (the leader not admitted yet, everyone else
+     * failed) no map can hold, and none is published until one joins. */
+    if (st == AETHER_OK && aether_invariants_check_map(next, &as->topo, &err) != AETHER_OK) {
         AETHER_ERROR(MEMBER_LOG, "%s: refusing to publish map v%llu: %s", m->cfg.node.str,
                      (unsigned long long)next->version, err.msg);
         aether_shardmap_destroy(next);
         st = AETHER_ESTATE;
     }
+    if (st == AETHER_OK) {
+        st = write_state(m, next);
+        if (st != AETHER_OK)
+            aether_shardmap_destroy(next);
+        if (st == AETHER_ESTALE)
+            as->loaded_term = AETHER_TERM_NONE; /* the store is ahead of us: read it again */
+    } else if (st != AETHER_ESTATE) {
+        AETHER_ERROR(MEMBER_LOG, "%s: building map: %s", m->cfg.node.str, err.msg);
+    }
     if (st != AETHER_OK) {
-        if (st != AETHER_ESTATE)
-            AETHER_ERROR(MEMBER_LOG, "%s: building map: %s", m->cfg.node.str, err.msg);
+        /* Not recorded, so not published: put back what this attempt
+         * consumed; tick_check tries again. */
+        memcpy(as->done, as->save_done, S);
+        memcpy(as->moving_since_ns, as->save_moving_since, (size_t)S * sizeof(uint64_t));
+        memcpy(as->move_version, as->save_move_version, (size_t)S * sizeof(uint64_t));
+        as->n_done = save_n_done;
+        as->force_publish = save_force;
+        as->publish_pending = true;
         free(done);
         return;
     }
+    as->publish_pending = false;
     if (!as->session_active && (n_done > 0 || started > 0)) {
         as->session_active = true;
         as->session_start_ns = now;
@@ -558,7 +681,6 @@ static void advance(aether_member *m, const char *reason)
         }
     }
     uint64_t version = next->version;
-    write_state(m, next);
     (void)aether_transport_publish_map(m->deps.transport, next);
     if (!adopt(m, next)) {
         free(done);
@@ -576,7 +698,11 @@ static void advance(aether_member *m, const char *reason)
         }
     }
     free(done);
-    if (as->session_active && in_flight == 0 && queued == 0) {
+    if (diverged > 0 && !as->flush_pending) {
+        as->flush_pending = true; /* the next step, once this map is out */
+        member_send_tick(m->assign, MSG_FLUSH, 0);
+    }
+    if (as->session_active && in_flight == 0 && queued == 0 && diverged == 0) {
         as->session_active = false;
         __atomic_add_fetch(&m->rebalances, 1, __ATOMIC_RELAXED);
         aether_event *e = aether_event_create(AETHER_EVT_REBALANCE_COMPLETED);
@@ -600,8 +726,12 @@ static uint32_t offline_recent(member_assign_state *as, uint64_t now, uint64_t w
 static void rebalance(aether_member *m, const char *reason)
 {
     member_assign_state *as = m->as;
-    if (!member_may_lead(m, NULL))
+    if (!member_may_lead(m, NULL)) {
+        /* Not now (not leading, or the lease in doubt for a moment): if we
+         * do lead again in this term, tick_check runs it then. */
+        as->publish_pending = true;
         return;
+    }
     refresh_topology(m);
     uint64_t now = member_now_ns(m);
     uint32_t nodes = as->topo.count;
@@ -636,17 +766,25 @@ static void rebalance(aether_member *m, const char *reason)
     advance(m, reason);
 }
 
-static void takeover(aether_member *m, aether_term term)
+/* Policy 10: read the stored topology and map before anything else in this
+ * term; a change the previous leader recorded may have escaped us. Until
+ * both reads succeed the leader publishes nothing (tick_check retries).
+ * True once done. */
+static bool takeover_load(aether_member *m)
 {
     member_assign_state *as = m->as;
-    as->lead_term = term;
-    as->session_active = false;
-    as->force_publish = true; /* every node needs a map of our term before it may serve */
-    memset(as->moving_since_ns, 0, m->cfg.shard_count * sizeof(uint64_t));
-    memset(as->done, 0, m->cfg.shard_count);
-    /* Policy 10: the state store may hold a newer map and topology than we saw. */
-    load_stored_topology(m);
-    load_stored_map(m);
+    if (as->lead_term == AETHER_TERM_NONE)
+        return false;
+    if (as->loaded_term == as->lead_term)
+        return true;
+    /* The topology is the cluster actor's: it read the stored one for this
+     * term and published it before saying so. */
+    if (__atomic_load_n(&m->topo_loaded_term, __ATOMIC_ACQUIRE) != as->lead_term)
+        return false;
+    refresh_topology(m);
+    if (load_stored_map(m) != AETHER_OK)
+        return false;
+    as->loaded_term = as->lead_term;
     uint64_t now = member_now_ns(m);
     if (as->cur != NULL)
         for (uint32_t s = 0; s < m->cfg.shard_count; s++)
@@ -656,6 +794,21 @@ static void takeover(aether_member *m, aether_term term)
             }
     if (aether_topology_count_status(&as->topo, AETHER_NODE_ACTIVE) > 0)
         rebalance(m, "takeover");
+    return true;
+}
+
+static void takeover(aether_member *m, aether_term term)
+{
+    member_assign_state *as = m->as;
+    as->lead_term = term;
+    as->publish_pending = false; /* the take-over rebalances anyway */
+    as->loaded_term = AETHER_TERM_NONE;
+    as->session_active = false;
+    as->force_publish = true; /* every node needs a map of our term before it may serve */
+    memset(as->moving_since_ns, 0, m->cfg.shard_count * sizeof(uint64_t));
+    memset(as->done, 0, m->cfg.shard_count);
+    as->n_done = 0;
+    (void)takeover_load(m);
 }
 
 static void arm_debounce(aether_member *m)
@@ -710,22 +863,19 @@ static void on_event(aether_member *m, const aether_event *e)
             as->lead_term = AETHER_TERM_NONE;
         return;
     case AETHER_EVT_LEASE_RENEWED:
-        if (e->data.lease_renewed.topology_version > as->topo.version)
-            load_stored_topology(m);
+        if (!member_may_lead(m, NULL) && e->data.lease_renewed.topology_version > as->topo.version)
+            (void)load_stored_topology(m); /* a follower behind: are we still in? */
         if (as->cur == NULL || e->data.lease_renewed.map_version > as->cur->version)
-            load_stored_map(m); /* we missed a publication: catch up */
-        if (as->fenced && as->cur != NULL && e->data.lease_renewed.map_version == as->cur->version) {
-            as->fenced = false;
-            __atomic_store_n(&m->fenced, 0, __ATOMIC_RELAXED);
-            reconcile(m);
-        }
+            (void)load_stored_map(m); /* we missed a publication: catch up */
+        if (as->cur != NULL && e->data.lease_renewed.map_version == as->cur->version &&
+            member_serving_right(m))
+            unfence(m);
         return;
     case AETHER_EVT_NODE_JOINED: {
         /* Every admission gets a map published after it, even if nothing
          * moves: a node coming back acquires only from maps newer than the
          * one current at its admission (acquire_floor). */
         as->force_publish = true;
-        refresh_topology(m);
         if (aether_node_id_equal(&e->data.node_joined.node, &m->cfg.node) &&
             e->data.node_joined.incarnation >= m->self_info.incarnation) {
             /* Back from Failed/Left: first release what we held from before
@@ -754,7 +904,9 @@ static void on_event(aether_member *m, const aether_event *e)
         }
         /* fall through */
     case AETHER_EVT_NODE_DRAINING:
-        refresh_topology(m);
+        /* rebalance() reads the cluster actor's topology: a follower copies
+         * nothing (1000 nodes each copying 1000-node topologies per event
+         * add up). */
         if (aether_policy_says(e->type, member_may_lead(m, NULL), false, AETHER_REACT_REBALANCE_NOW))
             rebalance(m, aether_event_type_name(e->type));
         return;
@@ -767,8 +919,21 @@ static void tick_check(aether_member *m)
 {
     member_assign_state *as = m->as;
     uint64_t now = member_now_ns(m);
-    if (member_may_lead(m, NULL)) {
-        __atomic_store_n(&m->last_leader_heard_ns, now, __ATOMIC_RELAXED);
+    if (!member_serving_right(m)) {
+        if (as->serving_count > 0)
+            fence(m);
+    } else {
+        unfence(m);
+    }
+    aether_term term;
+    if (member_may_lead(m, &term)) {
+        if (as->lead_term == term && as->loaded_term != term) {
+            (void)takeover_load(m);
+            return;
+        }
+        refresh_topology(m); /* the brake and the drains below read it */
+        if (as->publish_pending && as->loaded_term == term)
+            rebalance(m, "retry");
         uint64_t timeout = (uint64_t)m->cfg.handoff_timeout_ms * AETHER_NS_PER_MS;
         uint32_t decreed = 0;
         for (uint32_t s = 0; as->cur != NULL && s < m->cfg.shard_count; s++) {
@@ -790,10 +955,6 @@ static void tick_check(aether_member *m)
         notify_drained(m);
         return;
     }
-    uint64_t heard = __atomic_load_n(&m->last_leader_heard_ns, __ATOMIC_RELAXED);
-    uint64_t limit = (uint64_t)(m->cfg.failure_timeout_ms - m->cfg.fence_margin_ms) * AETHER_NS_PER_MS;
-    if (as->serving_count > 0 && now > heard && now - heard > limit)
-        fence(m);
     /* Acknowledgements can be lost (a leader that died before reading them):
      * repeat them while the map still shows a shard leaving us. */
     if (as->cur != NULL) {
@@ -837,8 +998,15 @@ void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg
                 as->done[ack->shard] = 1;
                 as->n_done++;
                 if (!as->flush_pending) {
+                    /* Collect the acknowledgements that arrive within a short
+                     * window into one map: with many nodes they come one by
+                     * one, and a map per acknowledgement would flood every
+                     * node with whole maps. */
                     as->flush_pending = true;
-                    member_send_tick(m->assign, MSG_FLUSH, 0);
+                    aether_msg t = { .type = MSG_FLUSH };
+                    if (aether_timer_start(m->assign, (uint64_t)HANDOFF_FLUSH_MS * AETHER_NS_PER_MS, 0,
+                                           &t, NULL) != AETHER_OK)
+                        member_send_tick(m->assign, MSG_FLUSH, 0);
                 }
             }
         }

@@ -4,28 +4,81 @@
  * DESIGN
  *  Every node: applies topology events (its own decisions are applied when
  *  decided, so their echo on the bus is skipped), calls the embedder's
- *  on_event for every event in order, sends a heartbeat every
- *  heartbeat_interval_ms and, until it is a healthy member, asks the leader
- *  to admit it (JoinCluster, retried on every heartbeat tick; idempotent).
- *  A node that learns it was declared Failed (paused, cut off) asks again and
- *  comes back with a new incarnation.
+ *  on_event for every event in order, and every heartbeat_interval_ms
+ *  publishes a heartbeat and sends the leader a keep-alive: a JoinCluster
+ *  request (idempotent for a healthy member; for a node that is not one yet,
+ *  or was declared Failed while alive, it is the request to be admitted, with
+ *  a new incarnation).
+ *  Serving rights rest on the keep-alive's acknowledgement, never on merely
+ *  hearing from the leader:
+ *   1. the node reads its clock (s) just before sending keep-alive k and
+ *      keeps s in a slot that travels as the request's reply argument;
+ *   2. the leader, on accepting k, counts it as a heartbeat (receipt time
+ *      r >= s) and replies OK naming the version of its current map
+ *      ("map_version=V");
+ *   3. on that reply the node first raises the version it knows the leader
+ *      has to V (its map must be at least that recent for it to serve:
+ *      aether_member_may_serve), then raises ack_sent_ns to s; it may serve
+ *      until s + failure_timeout - fence_margin (member_serving_right);
+ *   4. the leader declares a node failed only failure_timeout after the
+ *      last heartbeat or keep-alive it received (>= r), and a new leader not
+ *      before failure_timeout after it started leading (after the old
+ *      leader's lease, and so every acknowledgement it gave, ended).
+ *  So a node's right ends before anyone may be given its shards, whatever
+ *  the network does: a node that hears the leader but is not heard (a
+ *  one-way partition) gets no acknowledgement and stops serving in time.
+ *  The margin covers clock drift between the two clocks; delays and lost
+ *  replies only make the node stop earlier. Because the acknowledgement
+ *  names the leader's map, a node that missed maps (and the LeaseRenewed
+ *  that announce them) stops serving from its stale map at the first
+ *  acknowledgement after them; one that hears nothing loses its right
+ *  within failure_timeout - fence_margin < handoff_timeout: a handoff
+ *  completed by decree never meets an old owner still serving.
  *  The leader (member_may_lead): decides commands (topology.h), applies and
  *  emits the events, replies; records heartbeats; every heartbeat interval
  *  declares Failed each healthy node silent for failure_timeout_ms
  *  (policy 4), counting silence from no earlier than the moment it started
  *  leading, so a new leader does not fail nodes it has not had time to hear.
+ *  Its changes reach the state store before anyone hears of them
+ *  (commit_topology); a write whose outcome was lost is settled before the
+ *  next decision (settle_doubt), and a new leader rewrites the stored
+ *  topology once read (fence_topology_key), so a timed-out write of anyone
+ *  can never land behind a decision taken without it.
  *  It also completes drains: NodeLeft when ShardAssignment reports a
- *  draining node owns nothing (policy 7).
+ *  draining node owns nothing (policy 7). A node asked to drain repeats its
+ *  LeaveCluster every heartbeat until it has left.
  * Threading: all state below is owned by the cluster actor.
  */
 #include "member_internal.h"
 #include "topology_json.h"
+
+#include <jansson.h>
 
 #include <stdlib.h>
 #include <string.h>
 
 /* Nodes declared failed per failure-check tick, at most. */
 #define FAILCHECK_BATCH_MAX 64u
+/* Keep-alives awaiting their reply, at most (one per heartbeat tick). A
+ * transport answers every request it accepted while it stays bound - with a
+ * timeout at worst (transport.h) - so a slot always comes back, and never
+ * while a reply could still name it: no acknowledgement is credited with a
+ * later request's send time. */
+#define KEEPALIVE_SLOTS 16u
+
+/* The text of a keep-alive's acknowledgement: this prefix and the version of
+ * the map the leader has when it accepts the keep-alive. */
+#define KEEPALIVE_MAP_PREFIX "map_version="
+
+/* One keep-alive in flight: the reply argument. `busy` is the hand-off
+ * between the cluster actor (sets it, writes sent_ns, sends) and the
+ * transport thread that delivers the reply (reads sent_ns, clears busy with
+ * release order; the actor's acquire load pairs with it). */
+typedef struct keepalive_slot {
+    aether_member *m;
+    uint64_t sent_ns;
+    uint32_t busy;
+} keepalive_slot;
 
 typedef struct hb_entry {
     aether_node_id id;
@@ -40,6 +93,23 @@ struct member_cluster_state {
     uint64_t lead_since_ns;
     uint64_t join_requests;
     uint64_t state_rev;       /* revision of the stored topology we last wrote */
+    keepalive_slot keepalive[KEEPALIVE_SLOTS];
+    bool drain_requested;     /* aether_member_drain was called: ask until we are Draining */
+    aether_term loaded_term;  /* the term in which we read the stored topology as leader */
+    uint64_t publications;    /* snapshots published so far */
+    /* Leader-issued events seen (DESIGN: seq 1, 2, 3... per term): a gap, a
+     * duplicate or a late copy tells us our topology may not be the
+     * leader's, whatever the version numbers say (they count changes
+     * applied here). */
+    aether_term seq_term;
+    uint64_t seq_last;
+    bool topo_dirty;          /* a topology event came after a gap: read the store */
+    /* A change whose write to the state store timed out (it may still be
+     * applied, later): settled before anything else (settle_doubt). */
+    char *doubt_json;         /* the topology we tried to write; NULL = no doubt */
+    size_t doubt_len;
+    uint64_t doubt_version;
+    aether_event *doubt_event;/* the change, announced only if it turns out recorded */
 };
 
 static hb_entry *hb_find(member_cluster_state *cs, const aether_node_id *id, bool create)
@@ -85,6 +155,8 @@ void member_cluster_fini(aether_member *m)
     if (m->cs == NULL)
         return;
     aether_topology_fini(&m->cs->topo);
+    free(m->cs->doubt_json);
+    aether_event_release(m->cs->doubt_event);
     free(m->cs->hb);
     free(m->cs);
     m->cs = NULL;
@@ -120,33 +192,29 @@ static void publish_self_status(aether_member *m)
                   !aether_node_id_equal(&m->cs->topo.nodes[i].id, &m->cfg.node);
     __atomic_store_n(&m->active_others, others, __ATOMIC_RELAXED);
     aether_topology_snapshot *ts = aether_topology_snapshot_create(&m->cs->topo);
-    if (ts != NULL)
+    if (ts != NULL) {
+        ts->publication = ++m->cs->publications;
         aether_snapshot_publish(&m->topo_slot, &ts->snap);
+    }
     else
         AETHER_ERROR(MEMBER_LOG, "%s: out of memory publishing the topology", m->cfg.node.str);
     __atomic_store_n(&m->topology_version, m->cs->topo.version, __ATOMIC_RELAXED);
 }
 
-/* Leader: the topology goes to the state store after every change, so a
- * node that starts, lags or takes over reads all of it at once. */
-static void store_topology(aether_member *m)
-{
-    char *json = NULL;
-    size_t len = 0;
-    if (aether_topology_json_encode(&m->cs->topo, &json, &len, NULL) == AETHER_OK)
-        (void)member_state_put(m, MEMBER_STATE_TOPOLOGY, json, len, &m->cs->state_rev);
-    free(json);
-}
-
-/* Any node: adopt the stored topology if it is newer than ours (we missed
- * events: paused, cut off, started late, or just elected). */
-static void load_topology(aether_member *m)
+/* Any node: adopt the stored topology (we missed events: paused, cut off,
+ * started late, or just elected). Every change a leader announced is
+ * there (store first), so it is never behind what we applied; `force`
+ * adopts it even when its version is not above ours (after a gap our
+ * version says little, and a new leader starts from the store). True if
+ * the store answered. */
+static bool load_topology(aether_member *m, bool force)
 {
     member_cluster_state *cs = m->cs;
     aether_topology t;
     uint64_t rev = 0;
-    if (member_state_topology_newer(m, cs->topo.version, &t, &rev) != AETHER_OK)
-        return;
+    aether_status st = member_state_topology_newer(m, force ? 0 : cs->topo.version, &t, &rev);
+    if (st != AETHER_OK)
+        return st == AETHER_ESTALE || st == AETHER_ENOTFOUND || st == AETHER_EINVAL;
     t.leader = cs->topo.leader;
     t.term = cs->topo.term;
     aether_topology_fini(&cs->topo);
@@ -158,6 +226,177 @@ static void load_topology(aether_member *m)
             h->last_ns = member_now_ns(m);
     }
     publish_self_status(m);
+    return true;
+}
+
+/* Policy 10, strictly: a new leader decides nothing before it has read the
+ * stored topology once in its term (a change it missed may be there). */
+static bool settle_doubt(aether_member *m);
+
+static bool fence_topology_key(aether_member *m);
+
+static bool state_loaded(aether_member *m, aether_term term)
+{
+    member_cluster_state *cs = m->cs;
+    if (!settle_doubt(m))
+        return false;
+    /* Read, then fence: rewriting the key moves its revision, so a write of
+     * the previous leader still in flight (a timed-out one) can never land
+     * after what we read. */
+    if (cs->loaded_term != term && load_topology(m, true) && fence_topology_key(m)) {
+        cs->loaded_term = term;
+        cs->topo_dirty = false;
+        publish_self_status(m); /* the assign actor takes over from this snapshot */
+        __atomic_store_n(&m->topo_loaded_term, term, __ATOMIC_RELEASE);
+    }
+    return cs->loaded_term == term;
+}
+
+/* Leader: a change reaches the state store BEFORE anyone hears of it, so a
+ * successor that takes over from the store never misses what a node saw.
+ * Applies ev[0..n) to a copy of the topology and stores the copy; only if
+ * it is stored does the copy become ours. Otherwise nothing changed: the
+ * caller rejects the command (its sender retries) or tries again later. */
+static aether_status commit_topology(aether_member *m, aether_event *const *ev, uint32_t n,
+                                     aether_err *why)
+{
+    member_cluster_state *cs = m->cs;
+    aether_topology next;
+    if (aether_topology_copy(&cs->topo, &next) != AETHER_OK)
+        return aether_err_set(why, AETHER_ENOMEM, "leader out of memory");
+    for (uint32_t i = 0; i < n; i++)
+        aether_topology_apply(&next, ev[i]);
+    char *json = NULL;
+    size_t len = 0;
+    aether_status st = aether_topology_json_encode(&next, &json, &len, NULL);
+    if (st == AETHER_OK)
+        st = member_state_put(m, MEMBER_STATE_TOPOLOGY, json, len, 0, next.version, &cs->state_rev);
+    if (st == AETHER_EUNKNOWN && n == 1 && cs->doubt_json == NULL) {
+        /* It may land later: remember it; settle_doubt decides before we
+         * decide (or acknowledge) anything else. */
+        cs->doubt_json = json;
+        cs->doubt_len = len;
+        cs->doubt_version = next.version;
+        cs->doubt_event = aether_event_retain(ev[0]);
+        json = NULL;
+    }
+    free(json);
+    if (st != AETHER_OK) {
+        aether_topology_fini(&next);
+        if (st == AETHER_ESTALE)
+            cs->loaded_term = AETHER_TERM_NONE; /* the store is ahead of us: read it first */
+        return aether_err_set(why, AETHER_EUNAVAILABLE,
+                              "the change could not be recorded in the state store (%s); retry",
+                              aether_status_str(st));
+    }
+    aether_topology_fini(&cs->topo);
+    cs->topo = next;
+    return AETHER_OK;
+}
+
+static void notify_assign(aether_member *m, aether_event *e);
+
+static void clear_doubt(member_cluster_state *cs)
+{
+    free(cs->doubt_json);
+    cs->doubt_json = NULL;
+    aether_event_release(cs->doubt_event);
+    cs->doubt_event = NULL;
+}
+
+/* A topology write whose outcome was lost may be applied at any time (a
+ * KV timeout), recording a change nobody announced - say NodeFailed of a
+ * node we went on acknowledging. So, before any other decision:
+ *  1. read the key: our in-doubt value there means it was applied: adopt
+ *     it and announce the change now;
+ *  2. another value stamped at or above it: someone else wrote since; the
+ *     in-doubt write can no longer apply; read the store again later;
+ *  3. otherwise rewrite what is there (compare-and-set on its revision):
+ *     the key's revision moves, so the in-doubt write, which named the old
+ *     revision, can never apply.
+ * True when no doubt remains. */
+/* Rewrites the stored topology as it is (compare-and-set on its revision),
+ * or creates it from ours when absent: afterwards no write that named an
+ * earlier revision (or expected the key absent) can be applied. */
+static bool fence_topology_key(aether_member *m)
+{
+    member_cluster_state *cs = m->cs;
+    aether_kv *kv = m->deps.state_store;
+    aether_kv_entry cur;
+    uint64_t rev = 0;
+    aether_status st = aether_kv_get(kv, MEMBER_STATE_TOPOLOGY, &cur, NULL);
+    if (st == AETHER_ENOTFOUND) {
+        char *json = NULL;
+        size_t len = 0;
+        if (aether_topology_json_encode(&cs->topo, &json, &len, NULL) == AETHER_OK)
+            st = aether_kv_create(kv, MEMBER_STATE_TOPOLOGY, json, len, &rev, NULL);
+        free(json);
+    } else if (st == AETHER_OK) {
+        st = aether_kv_update(kv, MEMBER_STATE_TOPOLOGY, cur.value, cur.value_len, cur.revision,
+                              &rev, NULL);
+        aether_kv_entry_fini(&cur);
+    }
+    if (st != AETHER_OK)
+        return false;
+    cs->state_rev = rev;
+    return true;
+}
+
+static bool settle_doubt(aether_member *m)
+{
+    member_cluster_state *cs = m->cs;
+    if (cs->doubt_json == NULL)
+        return true;
+    aether_kv *kv = m->deps.state_store;
+    aether_kv_entry cur;
+    aether_status st = aether_kv_get(kv, MEMBER_STATE_TOPOLOGY, &cur, NULL);
+    if (st == AETHER_ENOTFOUND) {
+        /* The doubtful write was the first: create the key with what we hold,
+         * so that the late create finds it (EEXIST). */
+        if (fence_topology_key(m))
+            clear_doubt(cs);
+        return cs->doubt_json == NULL;
+    }
+    if (st != AETHER_OK)
+        return false;
+    if (cur.value_len == cs->doubt_len && memcmp(cur.value, cs->doubt_json, cur.value_len) == 0) {
+        aether_kv_entry_fini(&cur);
+        aether_event *e = cs->doubt_event;
+        cs->doubt_event = NULL;
+        clear_doubt(cs);
+        if (!load_topology(m, true)) { /* adopts it (and its revision) */
+            aether_event_release(e);
+            cs->loaded_term = AETHER_TERM_NONE;
+            return false;
+        }
+        AETHER_INFO(MEMBER_LOG, "%s: %s was recorded after all: announcing it", m->cfg.node.str,
+                    aether_event_type_name(e->type));
+        if (e->type == AETHER_EVT_NODE_JOINED) {
+            hb_entry *h = hb_find(cs, &e->data.node_joined.node, true);
+            if (h != NULL)
+                h->last_ns = member_now_ns(m);
+        }
+        aether_event_retain(e);
+        (void)member_emit(m, e, AETHER_TERM_NONE);
+        notify_assign(m, e);
+        aether_event_release(e);
+        return true;
+    }
+    uint64_t v = 0;
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)cur.value, cur.value_len, 0, &jerr);
+    json_t *jv = json_object_get(root, "version");
+    if (json_is_integer(jv))
+        v = (uint64_t)json_integer_value(jv);
+    json_decref(root);
+    aether_kv_entry_fini(&cur);
+    if (v >= cs->doubt_version) {
+        clear_doubt(cs);
+        cs->loaded_term = AETHER_TERM_NONE; /* someone else wrote since: read it */
+    } else if (fence_topology_key(m)) {
+        clear_doubt(cs);
+    }
+    return cs->doubt_json == NULL;
 }
 
 /* Tells the assign actor that e has been applied and published. */
@@ -180,6 +419,44 @@ static void reply_cb(void *arg, aether_status st, const char *reason)
     b->status = st;
     snprintf(b->reason, sizeof(b->reason), "%s", reason ? reason : "");
     member_send_owned(m, m->cluster, MSG_REPLY, b);
+}
+
+/* A keep-alive's reply (transport thread): on OK the serving right moves to
+ * the request's send time (step 3); the slot is free again either way. */
+static void keepalive_reply(void *arg, aether_status st, const char *reason)
+{
+    keepalive_slot *k = arg;
+    if (st != AETHER_OK)
+        AETHER_DEBUG(MEMBER_LOG, "%s: keep-alive refused (%s): %s", k->m->cfg.node.str,
+                     aether_status_str(st), reason ? reason : "");
+    /* Only an acknowledgement that names the leader's map counts: the node
+     * learns from it whether its own map is current (step 3). */
+    size_t plen = strlen(KEEPALIVE_MAP_PREFIX);
+    char *end = NULL;
+    unsigned long long version = 0;
+    if (st == AETHER_OK && reason != NULL && strncmp(reason, KEEPALIVE_MAP_PREFIX, plen) == 0) {
+        version = strtoull(reason + plen, &end, 10);
+        if (end == reason + plen || *end != '\0')
+            st = AETHER_EINVAL;
+    } else if (st == AETHER_OK) {
+        st = AETHER_EINVAL;
+    }
+    if (st == AETHER_OK) {
+        aether_member *m = k->m;
+        /* First what the leader's map is, then the right: never a moment
+         * with the right extended and our staleness unknown. */
+        uint64_t ann = __atomic_load_n(&m->announced_version, __ATOMIC_SEQ_CST);
+        while (version > ann && !__atomic_compare_exchange_n(&m->announced_version, &ann, version,
+                                                             false, __ATOMIC_SEQ_CST,
+                                                             __ATOMIC_SEQ_CST))
+            ;
+        uint64_t sent = k->sent_ns;
+        uint64_t cur = __atomic_load_n(&m->ack_sent_ns, __ATOMIC_RELAXED);
+        while (sent > cur && !__atomic_compare_exchange_n(&m->ack_sent_ns, &cur, sent, false,
+                                                          __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+            ;
+    }
+    __atomic_store_n(&k->busy, 0, __ATOMIC_RELEASE);
 }
 
 static void send_to_leader(aether_member *m, const aether_command *c)
@@ -228,6 +505,9 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
     if (c->type == AETHER_CMD_ELECT_LEADER)
         return aether_err_set(why, AETHER_EINVAL,
                               "ElectLeader is decided by each node's lease, not by the leader");
+    if (!state_loaded(m, term))
+        return aether_err_set(why, AETHER_EUNAVAILABLE,
+                              "taking over: the stored topology is not readable yet; retry");
     /* The aggregate checks leadership against its own view; it is ours. */
     aether_topology_set_leader(&cs->topo, &m->cfg.node, term);
     aether_event *ev[AETHER_TOPOLOGY_DECIDE_MAX];
@@ -235,18 +515,29 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
     aether_status st = aether_topology_decide(&cs->topo, c, aether_clock_wall_ms(m->clock), ev, &n, why);
     if (st != AETHER_OK)
         return st;
-    for (uint32_t i = 0; i < n; i++) {
-        aether_topology_apply(&cs->topo, ev[i]);
-        if (ev[i]->type == AETHER_EVT_NODE_JOINED) {
+    for (uint32_t i = 0; i < n; i++)
+        if (ev[i]->type == AETHER_EVT_NODE_JOINED)
             ev[i]->data.node_joined.map_version = __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST);
+    if (n > 0 && (st = commit_topology(m, ev, n, why)) != AETHER_OK) {
+        for (uint32_t i = 0; i < n; i++)
+            aether_event_release(ev[i]);
+        return st;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (ev[i]->type == AETHER_EVT_NODE_JOINED) {
             hb_entry *h = hb_find(cs, &ev[i]->data.node_joined.node, true);
             if (h != NULL)
                 h->last_ns = member_now_ns(m);
         }
     }
+    if (c->type == AETHER_CMD_JOIN_CLUSTER) {
+        /* A keep-alive (or an admission) counts as a heartbeat: its reply is
+         * the acknowledgement the node's serving right rests on (step 2). */
+        hb_entry *h = hb_find(cs, &c->data.join.info.id, true);
+        if (h != NULL)
+            h->last_ns = member_now_ns(m);
+    }
     publish_self_status(m);
-    if (n > 0)
-        store_topology(m);
     for (uint32_t i = 0; i < n; i++) {
         aether_event_retain(ev[i]);
         (void)member_emit(m, ev[i], AETHER_TERM_NONE); /* stamps it, takes one reference */
@@ -256,9 +547,33 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
     return AETHER_OK;
 }
 
+/* Sequence check of another node's leader-issued event. False: a
+ * duplicate, a late copy or an event of an older term (not applied again). */
+static bool in_sequence(aether_member *m, const aether_event *e)
+{
+    member_cluster_state *cs = m->cs;
+    if (aether_node_id_equal(&e->node, &m->cfg.node) || e->seq == 0)
+        return true;
+    if (e->term > cs->seq_term) {
+        cs->seq_term = e->term;
+        cs->seq_last = e->seq;
+        cs->topo_dirty |= e->seq != 1;
+        return true;
+    }
+    if (e->term < cs->seq_term)
+        return e->type == AETHER_EVT_LEADERSHIP_LOST;
+    if (e->seq <= cs->seq_last)
+        return false;
+    cs->topo_dirty |= e->seq != cs->seq_last + 1;
+    cs->seq_last = e->seq;
+    return true;
+}
+
 static void on_event(aether_member *m, const aether_event *e)
 {
     member_cluster_state *cs = m->cs;
+    if (!in_sequence(m, e))
+        return;
     if (m->cb.on_event != NULL)
         m->cb.on_event(m->cb.arg, e);
     switch (e->type) {
@@ -268,7 +583,7 @@ static void on_event(aether_member *m, const aether_event *e)
         if (!aether_topology_set_leader(&cs->topo, leader, term))
             return;
         if (aether_node_id_equal(leader, &m->cfg.node)) {
-            load_topology(m); /* policy 10: take over from the stored state */
+            (void)state_loaded(m, term); /* policy 10: take over from the stored state */
             cs->lead_term = term;
             cs->lead_since_ns = member_now_ns(m);
             for (uint32_t i = 0; i < cs->n_hb; i++)
@@ -279,8 +594,9 @@ static void on_event(aether_member *m, const aether_event *e)
         return;
     }
     case AETHER_EVT_LEASE_RENEWED:
-        if (e->data.lease_renewed.topology_version > cs->topo.version)
-            load_topology(m);
+        if ((e->data.lease_renewed.topology_version != cs->topo.version || cs->topo_dirty) &&
+            load_topology(m, true))
+            cs->topo_dirty = false;
         return;
     case AETHER_EVT_LEADERSHIP_LOST:
         if (aether_node_id_equal(&cs->topo.leader, &e->data.leadership_lost.leader) &&
@@ -295,7 +611,10 @@ static void on_event(aether_member *m, const aether_event *e)
     case AETHER_EVT_NODE_FAILED:
         if (aether_node_id_equal(&e->node, &m->cfg.node))
             return; /* ours: applied, published and passed on when decided */
-        aether_topology_apply(&cs->topo, e);
+        if (!cs->topo_dirty || !load_topology(m, true))
+            aether_topology_apply(&cs->topo, e); /* in sequence, or the store is out of reach */
+        else
+            cs->topo_dirty = false; /* the store has this change, and all before it */
         if (e->type == AETHER_EVT_NODE_JOINED) {
             hb_entry *h = hb_find(cs, &e->data.node_joined.node, true);
             if (h != NULL)
@@ -311,30 +630,63 @@ static void on_event(aether_member *m, const aether_event *e)
 
 static void tick_heartbeat(aether_member *m)
 {
-    (void)aether_transport_publish_heartbeat(m->deps.transport, &m->cfg.node,
-                                             m->self_info.incarnation);
-    const aether_node_info *me = aether_topology_find(&m->cs->topo, &m->cfg.node);
-    bool healthy = me != NULL && aether_node_status_is_healthy(me->status) &&
-                   me->incarnation >= m->self_info.incarnation &&
+    member_cluster_state *cs = m->cs;
+    aether_status hs = aether_transport_publish_heartbeat(m->deps.transport, &m->cfg.node,
+                                                          m->self_info.incarnation);
+    __atomic_store_n(&m->transport_down, hs != AETHER_OK, __ATOMIC_RELAXED);
+    const aether_node_info *me = aether_topology_find(&cs->topo, &m->cfg.node);
+    bool ours = me != NULL && me->incarnation >= m->self_info.incarnation;
+    bool healthy = ours && aether_node_status_is_healthy(me->status) &&
                    !__atomic_load_n(&m->self_down, __ATOMIC_SEQ_CST);
-    if (healthy || (me != NULL && me->status == AETHER_NODE_LEFT &&
-                    me->incarnation >= m->self_info.incarnation))
-        return; /* a member, or this run of the node left for good */
+    if (ours && me->status == AETHER_NODE_LEFT)
+        return; /* this run of the node left for good */
     aether_command c;
     base_command(m, &c, AETHER_CMD_JOIN_CLUSTER);
     c.data.join.info = m->self_info;
-    if (me != NULL && me->incarnation >= c.data.join.info.incarnation)
-        c.data.join.info.incarnation = me->incarnation + 1;
-    m->cs->join_requests++;
-    send_to_leader(m, &c);
+    if (healthy) {
+        c.data.join.info.incarnation = me->incarnation; /* a keep-alive: idempotent */
+    } else {
+        if (me != NULL && me->incarnation >= c.data.join.info.incarnation)
+            c.data.join.info.incarnation = me->incarnation + 1;
+        cs->join_requests++;
+    }
+    /* Step 1: a free slot carries the send time; with none free (replies
+     * slower than KEEPALIVE_SLOTS ticks) this tick's request earns no right. */
+    keepalive_slot *k = NULL;
+    for (uint32_t i = 0; i < KEEPALIVE_SLOTS && k == NULL; i++)
+        if (!__atomic_load_n(&cs->keepalive[i].busy, __ATOMIC_ACQUIRE))
+            k = &cs->keepalive[i];
+    aether_status st;
+    if (k != NULL) {
+        k->m = m;
+        k->sent_ns = member_now_ns(m);
+        __atomic_store_n(&k->busy, 1, __ATOMIC_RELAXED);
+        st = aether_transport_send_command(m->deps.transport, &c, keepalive_reply, k);
+        if (st != AETHER_OK)
+            __atomic_store_n(&k->busy, 0, __ATOMIC_RELAXED); /* never sent: no reply comes */
+    } else {
+        st = aether_transport_send_command(m->deps.transport, &c, reply_cb, m);
+    }
+    if (st != AETHER_OK)
+        AETHER_DEBUG(MEMBER_LOG, "%s: keep-alive not sent (%s)", m->cfg.node.str,
+                     aether_status_str(st));
+    /* A drain survives a lost request, a change of leader and a failure
+     * followed by a rejoin: ask again (idempotent) until this run has left. */
+    if (cs->drain_requested && healthy) {
+        aether_command l;
+        base_command(m, &l, AETHER_CMD_LEAVE_CLUSTER);
+        l.data.leave.node = m->cfg.node;
+        send_to_leader(m, &l);
+    }
 }
 
 static void tick_failcheck(aether_member *m)
 {
     member_cluster_state *cs = m->cs;
     aether_term term;
-    if (!member_may_lead(m, &term) || cs->lead_term != term)
-        return; /* not leading, or LeaderElected not seen here yet: no grace start */
+    if (!member_may_lead(m, &term) || cs->lead_term != term || !state_loaded(m, term))
+        return; /* not leading, LeaderElected not seen here yet (no grace start), or the
+                   stored state not read yet */
     uint64_t now = member_now_ns(m);
     uint64_t timeout = (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
     /* Collect first: deciding changes the topology we iterate. The rest of a
@@ -381,9 +733,14 @@ static void on_drained(aether_member *m, const aether_node_id *node)
     if (e == NULL)
         return;
     e->data.node_left.node = *node;
-    aether_topology_apply(&m->cs->topo, e);
+    aether_err why;
+    aether_term term = AETHER_TERM_NONE;
+    if (!member_may_lead(m, &term) || !state_loaded(m, term) ||
+        commit_topology(m, &e, 1, &why) != AETHER_OK) {
+        aether_event_release(e); /* the assign actor reports it again next tick */
+        return;
+    }
     publish_self_status(m);
-    store_topology(m);
     aether_event_retain(e);
     (void)member_emit(m, e, AETHER_TERM_NONE);
     notify_assign(m, e);
@@ -402,8 +759,13 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
         member_cmd_box *b = msg->ptr;
         aether_err why = { .code = AETHER_OK, .msg = "" };
         aether_status st = lead_command(m, &b->cmd, &why);
+        char ok_reason[64] = "";
+        if (st == AETHER_OK && b->cmd.type == AETHER_CMD_JOIN_CLUSTER)
+            /* Step 2: the acknowledgement names the map the leader has now. */
+            snprintf(ok_reason, sizeof(ok_reason), KEEPALIVE_MAP_PREFIX "%llu",
+                     (unsigned long long)__atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST));
         if (b->reply)
-            b->reply(b->reply_arg, st, st == AETHER_OK ? "" : why.msg);
+            b->reply(b->reply_arg, st, st == AETHER_OK ? ok_reason : why.msg);
         free(b);
         break;
     }
@@ -426,6 +788,7 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
         free(msg->ptr);
         break;
     case MSG_DRAIN_SELF: {
+        m->cs->drain_requested = true;
         aether_command c;
         base_command(m, &c, AETHER_CMD_LEAVE_CLUSTER);
         c.data.leave.node = m->cfg.node;

@@ -106,19 +106,27 @@ struct aether_member {
     uint64_t highest_term;        /* max term seen anywhere */
     uint64_t leading_term;        /* release by lease actor: the term we lead, 0 = none */
     uint64_t lease_deadline_ns;   /* with leading_term: act only before this */
-    uint64_t last_leader_heard_ns;/* last leader-issued message received */
+    uint64_t ack_sent_ns;         /* max (relaxed CAS): when this node sent, by its own clock,
+                                     the newest keep-alive a leader acknowledged; 0 = never */
     uint64_t map_version;         /* of the published map */
     uint64_t map_term;            /* of the published map */
     uint64_t announced_version;   /* highest map version a leader announced (LeaseRenewed) */
     uint64_t topology_version;    /* of the cluster actor's topology */
+    uint64_t topo_loaded_term;    /* release by the cluster actor, after publishing the
+                                     topology it read from the state store as leader of
+                                     this term; the assign actor takes over only then */
     uint32_t shards_serving;
     uint32_t fenced;
     uint32_t self_status;         /* aether_node_status + 1; 0 = not a member */
     uint32_t active_others;       /* Active nodes other than us (cluster actor's view) */
+    uint32_t transport_down;      /* the transport refused our last heartbeat (isolated,
+                                     disconnected): we do not campaign */
     uint32_t self_down;           /* we serve nothing: set at start (not admitted yet) and by
                                      the sink the moment NodeFailed/NodeLeft about us arrives,
                                      before any later map can; cleared by the assign actor
                                      once our own NodeJoined is handled */
+    uint64_t state_attempts;      /* parted state-store writes so far (member_state.c; the
+                                     assign actor's: only the map is that large) */
     uint64_t stale_dropped;
     uint64_t leader_changes;
     uint64_t rebalances;
@@ -174,12 +182,26 @@ void member_send_tick(aether_actor *a, uint16_t type, uint64_t arg);
 void member_set_leader_view(aether_member *m, const aether_node_id *leader, aether_term term);
 void member_note_term(aether_member *m, aether_term term);
 /* The state store (DESIGN 4: the current map and topology, so a starting or
- * lagging node reads them at once). put writes with compare-and-set from
- * *rev (0 = unknown: read first); get returns a malloc'd copy. */
+ * lagging node reads them at once, and a new leader takes over from them).
+ * The leader writes a change there BEFORE it publishes it (events, maps):
+ * whatever any node has seen, a successor finds in the store.
+ * put writes with compare-and-set from *rev (0 = unknown: read first). On a
+ * lost compare-and-set or an unknown outcome it reads what is there: our own
+ * value is success; a value stamped (term, version) at or above ours
+ * ("version", "term" in the JSON; a topology has no term) is never
+ * overwritten: AETHER_ESTALE (we are deposed, or took over from an older
+ * state: reload). AETHER_EUNKNOWN: not known to be stored, and a write of
+ * ours whose outcome was lost may still be applied later (a KV timeout): the
+ * caller must settle that before deciding anything that depends on it. Any
+ * other failure: not stored; the caller does not publish the change and
+ * tries again later. get returns a malloc'd copy. */
 #define MEMBER_STATE_MAP "map"
 #define MEMBER_STATE_TOPOLOGY "topology"
+#define MEMBER_STATE_PUT_ROUNDS_MAX 4u
+/* Values above this are stored in parts behind a manifest (member_state.c). */
+#define MEMBER_STATE_INLINE_MAX (960u * 1024u)
 aether_status member_state_put(aether_member *m, const char *key, const char *value, size_t len,
-                               uint64_t *rev);
+                               uint64_t term, uint64_t version, uint64_t *rev);
 aether_status member_state_get(aether_member *m, const char *key, char **value, size_t *len,
                                uint64_t *rev);
 /* The stored topology if its version is above than_version (AETHER_OK; the
@@ -190,6 +212,10 @@ aether_status member_state_topology_newer(aether_member *m, uint64_t than_versio
 /* Sets self_down if topology t says this node (this run or a later one)
  * is Failed or Left: a node that missed its own NodeFailed learns it here. */
 void member_check_self_down(aether_member *m, const aether_topology *t);
+/* This node's right to serve by time alone (DESIGN of member_cluster.c):
+ * it leads, or a leader acknowledged a keep-alive it sent less than
+ * failure_timeout - fence_margin ago. Any thread. */
+bool member_serving_right(const aether_member *m);
 /* The embedder's on_leader_changed, if any. */
 void member_notify_leader(aether_member *m, const aether_node_id *leader, aether_term term);
 

@@ -20,6 +20,11 @@
  *     the holder pending; the next tick reconciles before anything else.
  *  4. Step-down (policy 9): when its own node drains or is declared failed,
  *     the leader resigns (deletes the key) so the others campaign at once.
+ *  5. Cut off: a leader whose own keep-alives (member_cluster.c) have gone
+ *     unacknowledged for failure_timeout - fence_margin cannot be heard by
+ *     the cluster, though it may still reach the lease store: it resigns
+ *     rather than hold the lease for nothing. A node whose transport refuses
+ *     its heartbeats does not campaign.
  * Other actors never wait for this one to notice an expiry: member_may_lead
  * compares the published deadline with the clock on every use.
  * Threading: state owned by the lease actor.
@@ -139,14 +144,38 @@ static void lose(aether_member *m, const char *reason) { lose_term(m, m->ls->hel
 static bool may_campaign(const aether_member *m)
 {
     uint32_t st = __atomic_load_n(&m->self_status, __ATOMIC_RELAXED);
-    return st != (uint32_t)AETHER_NODE_DRAINING + 1 && st != (uint32_t)AETHER_NODE_LEFT + 1;
+    /* A node the transport refuses (isolated, disconnected) could hold the
+     * lease but reach nobody: it would only keep the others from leading. */
+    return st != (uint32_t)AETHER_NODE_DRAINING + 1 && st != (uint32_t)AETHER_NODE_LEFT + 1 &&
+           !__atomic_load_n(&m->transport_down, __ATOMIC_RELAXED);
+}
+
+/* The leader's own keep-alives travel through the transport like everyone
+ * else's: none acknowledged for failure_timeout - fence_margin (and as long
+ * since it won) means the cluster cannot hear it. */
+static bool cut_off(const aether_member *m)
+{
+    uint64_t now = member_now_ns(m);
+    uint64_t limit = (uint64_t)(m->cfg.failure_timeout_ms - m->cfg.fence_margin_ms) * AETHER_NS_PER_MS;
+    uint64_t acked = __atomic_load_n(&m->ack_sent_ns, __ATOMIC_RELAXED);
+    uint64_t since = m->ls->held.lease.acquired_at_ns;
+    return now > since + limit && now > acked + limit;
 }
 
 static void campaign(aether_member *m)
 {
     member_lease_state *ls = m->ls;
-    if (ls->leading || !may_campaign(m))
+    if (ls->leading)
         return;
+    /* Probe the transport now (one more heartbeat costs nothing): the last
+     * heartbeat tick's answer may predate an isolation. */
+    aether_status hs = aether_transport_publish_heartbeat(m->deps.transport, &m->cfg.node,
+                                                          m->self_info.incarnation);
+    __atomic_store_n(&m->transport_down, hs != AETHER_OK, __ATOMIC_RELAXED);
+    if (!may_campaign(m)) {
+        after_leader_sign(m); /* look again later */
+        return;
+    }
     aether_err err;
     aether_status st = aether_lease_acquire(&ls->lcfg, &ls->rng, &ls->held, &err);
     if (st == AETHER_EEXIST) {
@@ -200,6 +229,10 @@ static void renew(aether_member *m)
     if (__atomic_load_n(&m->self_status, __ATOMIC_RELAXED) == (uint32_t)AETHER_NODE_DRAINING + 1 &&
         other_can_lead(m)) {
         resign(m, "own node draining"); /* policy 9, once a successor exists */
+        return;
+    }
+    if (cut_off(m)) {
+        resign(m, "cut off: own keep-alives not acknowledged");
         return;
     }
     aether_err err;

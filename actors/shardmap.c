@@ -55,6 +55,32 @@ void aether_shardmap_destroy(aether_shardmap *m)
     free(m);
 }
 
+aether_shardmap *aether_shardmap_clone(const aether_shardmap *m)
+{
+    AETHER_ASSERT(m != NULL && m->snap.free_fn == shardmap_free_snapshot);
+    /* One allocation, the owner index last (aether_shardmap_build). */
+    const char *base = (const char *)m;
+    const char *end = (const char *)(m->owner_shards + m->owner_start[m->node_count]);
+    size_t total = (size_t)(end - base);
+    char *block = malloc(total);
+    if (block == NULL)
+        return NULL;
+    memcpy(block, base, total);
+    aether_shardmap *c = (aether_shardmap *)block;
+    memset(&c->snap, 0, sizeof(c->snap)); /* never published */
+    c->snap.free_fn = shardmap_free_snapshot;
+#define RELOCATE(field) c->field = (void *)(block + ((const char *)m->field - base))
+    RELOCATE(nodes);
+    RELOCATE(shards);
+    RELOCATE(owners);
+    RELOCATE(primary_start);
+    RELOCATE(primary_shards);
+    RELOCATE(owner_start);
+    RELOCATE(owner_shards);
+#undef RELOCATE
+    return c;
+}
+
 aether_node_index aether_shardmap_find_node(const aether_shardmap *m, const aether_node_id *id)
 {
     uint32_t lo = 0, hi = m->node_count;

@@ -163,6 +163,11 @@ aether_status aether_shardmap_validate(const aether_shardmap *m, aether_err *err
  * belongs to its slot: never destroy it yourself. */
 void aether_shardmap_destroy(aether_shardmap *m);
 
+/* An identical, unpublished copy of a built map (one memcpy of its single
+ * allocation, pointers relocated): what a node keeps of a map it received.
+ * NULL when out of memory. */
+aether_shardmap *aether_shardmap_clone(const aether_shardmap *m);
+
 /* ---- builder (one thread at a time) --------------------------------------- */
 
 typedef struct aether_shardmap_builder aether_shardmap_builder;

@@ -122,9 +122,21 @@ static aether_status decide_join(const aether_topology *t, const aether_command 
     const aether_node_info *old = aether_topology_find(t, &info.id);
     uint64_t incarnation = info.incarnation > 0 ? info.incarnation : 1;
     if (old != NULL) {
-        if (aether_node_status_is_healthy(old->status) && strcmp(old->address, info.address) == 0 &&
-            strcmp(old->zone, info.zone) == 0 && info.incarnation <= old->incarnation)
+        bool healthy = aether_node_status_is_healthy(old->status);
+        bool same = strcmp(old->address, info.address) == 0 && strcmp(old->zone, info.zone) == 0;
+        /* A member's keep-alive names its current incarnation (0: a caller
+         * that does not track incarnations); the reply is the
+         * acknowledgement its serving right rests on, so it is given only
+         * to the incarnation the topology knows as healthy. */
+        if (healthy && same && (info.incarnation == 0 || info.incarnation == old->incarnation))
             return AETHER_OK; /* already a member: idempotent retry */
+        if (info.incarnation != 0 && info.incarnation <= old->incarnation)
+            return aether_err_set(reason, AETHER_ESTALE,
+                                  "%s incarnation %llu is not current (%llu is %s): rejoin with "
+                                  "a newer one",
+                                  info.id.str, (unsigned long long)info.incarnation,
+                                  (unsigned long long)old->incarnation,
+                                  aether_node_status_name(old->status));
         if (incarnation <= old->incarnation)
             incarnation = old->incarnation + 1;
     } else if (t->count >= AETHER_TOPOLOGY_NODES_MAX) {

@@ -18,7 +18,12 @@
  * Node lifecycle (DESIGN 2): Active -> Draining -> Left; Active|Draining ->
  * Failed; a Left or Failed node that joins again comes back Active with a
  * higher incarnation. A join of a node that is already healthy with the same
- * address is idempotent (accepted, no event), so retries are safe.
+ * address and its current incarnation (or incarnation 0: "whichever") is
+ * idempotent (accepted, no event), so retries are safe; members send one
+ * every heartbeat as their keep-alive. A join naming an incarnation the
+ * topology already has (or passed) for a node that is not healthy under it
+ * is refused with ESTALE: it comes from a run that missed its own failure
+ * and must not be acknowledged; that run rejoins with a newer incarnation.
  * NodeLeft is not decided here: the drain policy emits it when the node owns
  * no shards any more (policies.h).
  *
@@ -64,6 +69,9 @@ aether_status aether_topology_copy(const aether_topology *src, aether_topology *
 typedef struct aether_topology_snapshot {
     aether_snapshot snap; /* FIRST */
     aether_topology topo;
+    uint64_t publication; /* set by the publisher before publishing: tells one snapshot
+                             from the next (versions may repeat across a reload,
+                             addresses are reused) */
 } aether_topology_snapshot;
 
 /* NULL when out of memory. Published with aether_snapshot_publish; freed by

@@ -7,7 +7,11 @@
  *  - events (leader-issued or node-local) to every node;
  *  - ShardMap publications to every node;
  *  - heartbeats to every node (the leader listens);
- *  - commands to the current leader, with an asynchronous reply.
+ *  - commands to the current leader, with an asynchronous reply: a command
+ *    that send_command accepted (AETHER_OK) is answered exactly once while
+ *    the endpoint stays bound - by the leader, or by the transport with a
+ *    timeout or "closed" - and never after unbind (the member's keep-alives
+ *    rely on both).
  * What the node receives arrives through the sink it binds: the callbacks
  * run on a transport thread (or the step executor's thread) and must only
  * copy what they need into an actor mailbox; they never block and never

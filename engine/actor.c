@@ -33,6 +33,7 @@ struct aether_actor {
     void *state;
     uint32_t batch_max;
     bool attached;
+    uint32_t exec_flags;     /* the executor's own marks (the step executor's freeze) */
     aether_counter *m_full;       /* may be NULL */
     aether_counter *m_processed;  /* may be NULL */
     aether_metrics *metrics;      /* NULL unless the depth gauge is registered */
@@ -265,6 +266,9 @@ aether_status aether_timer_start(aether_actor *target, uint64_t delay_ns, uint64
     AETHER_ASSERT(msg->flags == 0 && msg->ptr == NULL);
     return target->ex->ops->timer_start(target->ex, target, delay_ns, period_ns, msg, out);
 }
+
+uint32_t aether_actor_exec_flags_(const aether_actor *a) { return a->exec_flags; }
+void aether_actor_set_exec_flags_(aether_actor *a, uint32_t flags) { a->exec_flags = flags; }
 
 bool aether_timer_cancel(aether_actor *target, aether_timer_id id)
 {

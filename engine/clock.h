@@ -44,6 +44,26 @@ void aether_sim_clock_init(aether_sim_clock *c, uint64_t start_ns, uint64_t wall
 void aether_sim_clock_set_ns(aether_sim_clock *c, uint64_t t_ns);
 void aether_sim_clock_advance_ns(aether_sim_clock *c, uint64_t delta_ns);
 
+/* A drifting clock: another clock seen through a constant offset and rate
+ * error, as one node of a simulated cluster sees time. Between init and now,
+ * it advances (1 + rate_ppm / 1e6) times as fast as its reference; its
+ * monotonic reading starts at the reference's plus offset_ns (an offset that
+ * would go below zero is clamped); its wall clock is the reference's wall
+ * clock shifted by wall_offset_ms plus the accumulated drift. Monotonic as
+ * long as the reference is and rate_ppm > -1000000 (asserted). Touched only
+ * by the reference's thread, like a simulated clock. */
+typedef struct aether_drift_clock {
+    aether_clock base;       /* must stay first */
+    aether_clock *ref;       /* immutable after init */
+    uint64_t ref_start_ns;   /* immutable: the reference's reading at init */
+    uint64_t start_ns;       /* immutable: our reading at init */
+    int32_t rate_ppm;        /* immutable */
+    int64_t wall_offset_ms;  /* immutable */
+} aether_drift_clock;
+
+void aether_drift_clock_init(aether_drift_clock *c, aether_clock *ref, int64_t offset_ns,
+                             int32_t rate_ppm, int64_t wall_offset_ms);
+
 #define AETHER_NS_PER_MS UINT64_C(1000000)
 #define AETHER_NS_PER_S UINT64_C(1000000000)
 

@@ -168,12 +168,12 @@ void aether_step_set_trace(aether_executor *ex, aether_exec_trace_fn fn, void *a
     ex->trace_arg = arg;
 }
 
+#define STEP_FROZEN 1u /* exec flag: in s->frozen */
+
 static bool is_frozen(const step_exec *s, const aether_actor *a)
 {
-    for (uint32_t i = 0; i < s->n_frozen; i++)
-        if (s->frozen[i] == a)
-            return true;
-    return false;
+    (void)s;
+    return (aether_actor_exec_flags_(a) & STEP_FROZEN) != 0;
 }
 
 void aether_step_freeze(aether_executor *ex, const aether_actor *a, bool frozen)
@@ -182,6 +182,9 @@ void aether_step_freeze(aether_executor *ex, const aether_actor *a, bool frozen)
     assert_owner(s);
     if (frozen == is_frozen(s, a))
         return;
+    aether_actor *mut = (aether_actor *)a; /* the mark is the executor's own field */
+    aether_actor_set_exec_flags_(mut, frozen ? aether_actor_exec_flags_(a) | STEP_FROZEN
+                                             : aether_actor_exec_flags_(a) & ~STEP_FROZEN);
     if (!frozen) {
         for (uint32_t i = 0; i < s->n_frozen; i++)
             if (s->frozen[i] == a)

@@ -62,6 +62,10 @@ bool aether_actor_is_scheduled_(const aether_actor *a);
 /* For executors' quiesce: true once no run is in progress or pending. A
  * closed actor that is idle is never run again. */
 bool aether_actor_is_idle_(const aether_actor *a);
+/* For executors only: marks of the executor's own, kept in the actor (the
+ * step executor's "frozen"), touched only by the executor's thread. */
+uint32_t aether_actor_exec_flags_(const aether_actor *a);
+void aether_actor_set_exec_flags_(aether_actor *a, uint32_t flags);
 /* For the step executor's close: take the actor off the scheduled state. */
 void aether_actor_unschedule_(aether_actor *a);
 

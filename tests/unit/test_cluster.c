@@ -322,6 +322,10 @@ static int churn(uint64_t seed, char *why, size_t cap)
             sim_isolate(c, ids[k], false);
     }
     sim_run_ms(c, 6000);
+    /* Settled within a bound (a brake that clears now starts more handoffs,
+     * which complete within the handoff flush window). */
+    for (int i = 0; i < 40 && sim_violations(c, NULL, 0) == 0 && sim_settled(c, why, cap) != 0; i++)
+        sim_run_ms(c, 100);
     int rc = 0;
     if (sim_violations(c, why, cap) != 0)
         rc = -1;

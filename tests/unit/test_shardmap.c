@@ -312,7 +312,24 @@ static void test_per_node_index(void)
     }
     CU_ASSERT_EQUAL(total_primary, SHARDS);
     CU_ASSERT_EQUAL(total_owner, 1999); /* sum over s < 1000 of 1 + s % 3 */
+    /* A clone is the same map in its own memory: valid, equal field by field,
+     * and alive after the original is gone. */
+    aether_shardmap *c = aether_shardmap_clone(m);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(aether_shardmap_validate(c, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(c->version, m->version);
+    CU_ASSERT_EQUAL(c->node_count, m->node_count);
+    CU_ASSERT_PTR_NOT_EQUAL(c->shards, m->shards);
+    CU_ASSERT_EQUAL(memcmp(c->shards, m->shards, SHARDS * sizeof(*c->shards)), 0);
+    CU_ASSERT_EQUAL(memcmp(c->owners, m->owners, (size_t)SHARDS * R * sizeof(*c->owners)), 0);
+    aether_node_id n3 = nid("n3");
+    aether_node_index i3 = aether_shardmap_find_node(m, &n3);
     aether_shardmap_destroy(m);
+    CU_ASSERT_EQUAL(aether_shardmap_find_node(c, &n3), i3);
+    size_t np_c;
+    (void)aether_shardmap_node_primary_shards(c, i3, &np_c);
+    CU_ASSERT(np_c > 0);
+    aether_shardmap_destroy(c);
     aether_shardmap_builder_destroy(b);
 }
 
