@@ -1,0 +1,62 @@
+# Tests of the deterministic simulator (tools/aether-sim.c; docs/testing.md,
+# "Deterministic simulation"), included by tools/CMakeLists.txt. Labels:
+# "sim" for all; "unit" also for the short ones, so that the ASan+UBSan build
+# of tools/test runs the simulator too. The 500-seed soak is a step of
+# tools/test, not a ctest entry.
+
+# Same seed, same trace, byte for byte (and another seed, another trace).
+add_test(NAME sim.determinism
+         COMMAND ${CMAKE_SOURCE_DIR}/tests/sim/determinism.sh $<TARGET_FILE:aether-sim>)
+set_tests_properties(sim.determinism PROPERTIES LABELS "sim;unit" TIMEOUT 300)
+
+# A bad option is a usage error (exit 2): the test passes when the run fails.
+add_test(NAME sim.bad_option COMMAND aether-sim --no-such-option)
+set_tests_properties(sim.bad_option PROPERTIES WILL_FAIL TRUE TIMEOUT 10)
+
+# Regression seeds: each one found a bug in the domain code (docs/testing.md
+# lists them with the fix). They must keep passing.
+#   name                  arguments
+set(AETHER_SIM_REGRESSIONS
+  "oneway_ack|--seed 7 --nodes 5 --duration 30 --all-faults"
+  "drain_lost|--seed 1 --nodes 5 --duration 30 --all-faults"
+  "store_first|--seed 30 --nodes 5 --duration 30 --all-faults"
+  "isolated_leader|--seed 15 --nodes 5 --duration 30 --all-faults"
+  "isolated_leader2|--seed 38 --nodes 5 --duration 30 --all-faults"
+  "stale_handoff_target|--soak --seed 6 --duration 20"
+  "handoff_diverged|--soak --seed 65 --duration 20"
+  "keepalive_slots|--soak --seed 191 --duration 20"
+  "publish_oracle|--soak --seed 364 --duration 20"
+  "topology_drift|--soak --seed 2634 --duration 20"
+  "draining_target|--soak --seed 2777 --duration 20"
+  "self_admission|--soak --seed 2866 --duration 20"
+  "draining_target2|--soak --seed 2905 --duration 20"
+  "all_draining|--soak --seed 789 --duration 20"
+  "all_draining2|--soak --seed 1070 --duration 20"
+  "stale_release|--soak --seed 1083 --duration 20"
+  "all_draining3|--soak --seed 1916 --duration 20"
+  "no_healthy_map|--soak --seed 5669 --duration 20"
+  "rebalance_in_doubt|--soak --seed 7899 --duration 20"
+  "i5_store_stall|--soak --seed 7527 --duration 20"
+  "i5_paused_leader|--soak --seed 7905 --duration 20"
+  "dead_handoff_target|--soak --seed 40 --duration 60"
+  "campaign_while_isolated|--soak --seed 2612 --duration 240"
+  "stale_map_after_ack|--soak --seed 7196 --duration 240"
+  "late_topology_write|--soak --seed 3965 --duration 240")
+foreach(entry ${AETHER_SIM_REGRESSIONS})
+  string(REPLACE "|" ";" parts "${entry}")
+  list(GET parts 0 name)
+  list(GET parts 1 args)
+  separate_arguments(args UNIX_COMMAND "${args}")
+  add_test(NAME sim.seed_${name} COMMAND aether-sim ${args})
+  set_tests_properties(sim.seed_${name} PROPERTIES LABELS "sim" TIMEOUT 300)
+endforeach()
+
+# Under ASan too (label unit): a short default-mix run.
+add_test(NAME sim.all_faults_short COMMAND aether-sim --seed 11 --nodes 6 --duration 10 --all-faults --replication 2)
+set_tests_properties(sim.all_faults_short PROPERTIES LABELS "sim;unit" TIMEOUT 300)
+
+# Scale: 200 nodes x 16384 shards with faults (the 1000 x 65536 run is in
+# docs/testing.md; it takes minutes).
+add_test(NAME sim.scale_200 COMMAND aether-sim --seed 5 --nodes 200 --shards 16384 --duration 5
+         --faults crash,pause,partition,loss,delay --fault-rate 2 --max-handoffs 4096 --no-i4)
+set_tests_properties(sim.scale_200 PROPERTIES LABELS "sim" TIMEOUT 600)
