@@ -35,10 +35,12 @@
  *  within failure_timeout - fence_margin < handoff_timeout: a handoff
  *  completed by decree never meets an old owner still serving.
  *  The leader (member_may_lead): decides commands (topology.h), applies and
- *  emits the events, replies; records heartbeats; every heartbeat interval
- *  declares Failed each healthy node silent for failure_timeout_ms
- *  (policy 4), counting silence from no earlier than the moment it started
- *  leading, so a new leader does not fail nodes it has not had time to hear.
+ *  emits the events, replies; records heartbeats; declares Failed each
+ *  healthy node silent for failure_timeout_ms (policy 4) as soon as its
+ *  deadline passes (the check is timed for the earliest deadline, and runs
+ *  at least every heartbeat interval), counting silence from no earlier
+ *  than the moment it started leading, so a new leader does not fail nodes
+ *  it has not had time to hear.
  *  Its changes reach the state store before anyone hears of them
  *  (commit_topology); a write whose outcome was lost is settled before the
  *  next decision (settle_doubt), and a new leader rewrites the stored
@@ -59,6 +61,10 @@
 
 /* Nodes declared failed per failure-check tick, at most. */
 #define FAILCHECK_BATCH_MAX 64u
+/* A failure check that is not due yet waits at least this long: the
+ * deadline is read on this node's clock, the timer runs on the executor's,
+ * and the two may differ by the drift the configuration allows. */
+#define FAILCHECK_SLACK_NS (1u * AETHER_NS_PER_MS)
 /* Keep-alives awaiting their reply, at most (one per heartbeat tick). A
  * transport answers every request it accepted while it stays bound - with a
  * timeout at worst (transport.h) - so a slot always comes back, and never
@@ -91,6 +97,8 @@ struct member_cluster_state {
     uint32_t n_hb, cap_hb;
     aether_term lead_term;    /* the term we started leading in (0 = follower) */
     uint64_t lead_since_ns;
+    uint64_t failcheck_gen;   /* only the newest failure-check timer counts */
+    uint64_t failcheck_at_ns; /* when it fires (this node's clock) */
     uint64_t join_requests;
     uint64_t state_rev;       /* revision of the stored topology we last wrote */
     keepalive_slot keepalive[KEEPALIVE_SLOTS];
@@ -173,13 +181,30 @@ void member_cluster_drop(void *state, const aether_msg *msg)
     free(msg->ptr);
 }
 
+/* (Re)arms the failure check for at_ns (this node's clock); older timers
+ * become stale. Cluster actor only. */
+static void failcheck_at(aether_member *m, uint64_t at_ns)
+{
+    member_cluster_state *cs = m->cs;
+    uint64_t now = member_now_ns(m);
+    uint64_t delay = at_ns > now ? at_ns - now : 0;
+    if (delay > 0 && delay < FAILCHECK_SLACK_NS)
+        delay = FAILCHECK_SLACK_NS;
+    cs->failcheck_at_ns = now + delay;
+    cs->failcheck_gen++;
+    aether_msg fc = { .type = MSG_TICK_FAILCHECK, .arg64 = cs->failcheck_gen };
+    (void)aether_timer_start(m->cluster, delay, 0, &fc, NULL);
+}
+
 void member_cluster_start(aether_member *m)
 {
     uint64_t hb_ns = (uint64_t)m->cfg.heartbeat_interval_ms * AETHER_NS_PER_MS;
     aether_msg hb = { .type = MSG_TICK_HEARTBEAT };
-    aether_msg fc = { .type = MSG_TICK_FAILCHECK };
+    /* Generation 0: the controlling thread must not touch the actor's
+     * state (the transport is bound, the actor may be running). */
+    aether_msg fc = { .type = MSG_TICK_FAILCHECK, .arg64 = 0 };
     (void)aether_timer_start(m->cluster, 0, hb_ns, &hb, NULL);
-    (void)aether_timer_start(m->cluster, hb_ns, hb_ns, &fc, NULL);
+    (void)aether_timer_start(m->cluster, hb_ns, 0, &fc, NULL);
 }
 
 static void publish_self_status(aether_member *m)
@@ -680,21 +705,32 @@ static void tick_heartbeat(aether_member *m)
     }
 }
 
-static void tick_failcheck(aether_member *m)
+/* Policy 4, on time: the check runs when the first healthy node's silence
+ * can exceed failure_timeout, not on a fixed tick, so a silent node is
+ * declared failed within FAILCHECK_SLACK_NS (and the timer's lateness) of
+ * its deadline. Declaring it then is what the serving rights allow
+ * (DESIGN step 4: never before failure_timeout after the last heartbeat or
+ * keep-alive received); polling only ever declared it later.
+ * Returns when to look again (this node's clock): the earliest deadline,
+ * and no later than one heartbeat interval from now, so a deadline that
+ * moves earlier between two checks (a new term, a node met in a stored
+ * topology) is still met within an interval, as the periodic check did. */
+static uint64_t tick_failcheck(aether_member *m)
 {
     member_cluster_state *cs = m->cs;
+    uint64_t now = member_now_ns(m);
+    uint64_t next = now + (uint64_t)m->cfg.heartbeat_interval_ms * AETHER_NS_PER_MS;
     aether_term term;
     if (!member_may_lead(m, &term) || cs->lead_term != term || !state_loaded(m, term))
-        return; /* not leading, LeaderElected not seen here yet (no grace start), or the
-                   stored state not read yet */
-    uint64_t now = member_now_ns(m);
+        return next; /* not leading, LeaderElected not seen here yet (no grace start), or the
+                        stored state not read yet */
     uint64_t timeout = (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
     /* Collect first: deciding changes the topology we iterate. The rest of a
-     * larger wave is declared on the next tick. */
+     * larger wave is declared by the next check, at once. */
     aether_node_id silent[FAILCHECK_BATCH_MAX];
     uint64_t silent_ms[FAILCHECK_BATCH_MAX];
     uint32_t n = 0;
-    for (uint32_t i = 0; i < cs->topo.count && n < FAILCHECK_BATCH_MAX; i++) {
+    for (uint32_t i = 0; i < cs->topo.count; i++) {
         const aether_node_info *node = &cs->topo.nodes[i];
         if (!aether_node_status_is_healthy(node->status) ||
             aether_node_id_equal(&node->id, &m->cfg.node))
@@ -704,9 +740,15 @@ static void tick_failcheck(aether_member *m)
         if (since < cs->lead_since_ns)
             since = cs->lead_since_ns;
         if (now > since && now - since > timeout) {
+            if (n == FAILCHECK_BATCH_MAX) {
+                next = now; /* more than one batch is due */
+                continue;
+            }
             silent[n] = node->id;
             silent_ms[n] = (now - since) / AETHER_NS_PER_MS;
             n++;
+        } else if (since + timeout + 1 < next) {
+            next = since + timeout + 1; /* the first instant its silence exceeds the timeout */
         }
     }
     for (uint32_t i = 0; i < n; i++) {
@@ -715,6 +757,8 @@ static void tick_failcheck(aether_member *m)
         c.data.mark_failed.node = silent[i];
         c.data.mark_failed.silent_ms = silent_ms[i];
         aether_err why;
+        /* Refused (the store unreachable): the node stays due; the next
+         * check, at most an interval away, tries again. */
         if (lead_command(m, &c, &why) != AETHER_OK)
             AETHER_WARN(MEMBER_LOG, "%s: could not fail %s: %s", m->cfg.node.str, silent[i].str,
                         why.msg);
@@ -722,6 +766,7 @@ static void tick_failcheck(aether_member *m)
             AETHER_INFO(MEMBER_LOG, "%s: %s silent for %llu ms: failed", m->cfg.node.str,
                         silent[i].str, (unsigned long long)silent_ms[i]);
     }
+    return next;
 }
 
 static void on_drained(aether_member *m, const aether_node_id *node)
@@ -781,7 +826,8 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
         tick_heartbeat(m);
         break;
     case MSG_TICK_FAILCHECK:
-        tick_failcheck(m);
+        if (msg->arg64 == m->cs->failcheck_gen)
+            failcheck_at(m, tick_failcheck(m));
         break;
     case MSG_DRAINED:
         on_drained(m, msg->ptr);

@@ -35,6 +35,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A campaign that found the lease still there after the time it must have
+ * expired by (the store expunges expired keys a little late, or our clock
+ * runs fast) tries again after this, doubling up to the renew interval. */
+#define CAMPAIGN_RETRY_MIN_MS 10u
+
 struct member_lease_state {
     aether_lease_config lcfg;
     aether_lease_held held;
@@ -42,6 +47,15 @@ struct member_lease_state {
     aether_rng rng;
     uint64_t campaign_gen;          /* only the newest campaign timer counts */
     uint64_t campaign_at_ns;        /* next attempt (follower) */
+    /* The lease as a lost campaign last read it: its revision and nonce,
+     * and when we first read that very write (our clock). The write was
+     * made before we read it, so the lease expires by seen_ns + ttl unless
+     * it is written again (a new revision). */
+    uint64_t seen_rev, seen_nonce, seen_ns;
+    uint64_t sign_ns;               /* when the known leader last renewed or was elected, as far
+                                       as we heard (our clock); 0 = not since it changed */
+    uint64_t retry_ns;              /* the next wait after a campaign found an expired
+                                       lease still stored; 0 = CAMPAIGN_RETRY_MIN_MS */
     aether_timer_id renew_timer;
     aether_node_id known_leader;    /* len 0 = none */
     aether_term known_term;
@@ -95,8 +109,56 @@ static void campaign_at(aether_member *m, uint64_t at_ns)
 
 static void after_leader_sign(aether_member *m)
 {
+    m->ls->retry_ns = 0;
     campaign_at(m, member_now_ns(m) + (uint64_t)m->cfg.lease_ttl_ms * AETHER_NS_PER_MS +
                        jitter_ns(m));
+}
+
+/* The next wait of a campaign that keeps finding a lease that should be
+ * gone: CAMPAIGN_RETRY_MIN_MS, doubling up to the renew interval. */
+static uint64_t retry_wait_ns(aether_member *m)
+{
+    member_lease_state *ls = m->ls;
+    uint64_t min_ns = (uint64_t)CAMPAIGN_RETRY_MIN_MS * AETHER_NS_PER_MS;
+    uint64_t max_ns = (uint64_t)m->cfg.lease_renew_interval_ms * AETHER_NS_PER_MS;
+    if (max_ns < min_ns)
+        max_ns = min_ns;
+    uint64_t wait = ls->retry_ns > min_ns ? ls->retry_ns : min_ns;
+    ls->retry_ns = wait * 2 < max_ns ? wait * 2 : max_ns;
+    return wait;
+}
+
+/* A campaign lost to a lease at (rev, nonce): the next one goes when that
+ * lease expires, which is ttl after we first read this write - no later,
+ * and not a whole ttl after every failed try (a lease the store has not
+ * expunged yet). Trying early is harmless: the create is atomic and fails
+ * while any lease is stored, so no margin is needed for safety; the short,
+ * growing retry only bounds the cost of a store that expunges late. */
+static void after_lease_seen(aether_member *m, uint64_t rev, uint64_t nonce, bool known_holder)
+{
+    member_lease_state *ls = m->ls;
+    uint64_t now = member_now_ns(m);
+    if (rev != ls->seen_rev || nonce != ls->seen_nonce) {
+        ls->seen_rev = rev;
+        ls->seen_nonce = nonce;
+        /* The holder we last heard renew: its lease runs out ttl after that
+         * renewal (if we missed a later one, we only try early). */
+        ls->seen_ns = known_holder && ls->sign_ns != 0 && ls->sign_ns < now ? ls->sign_ns : now;
+        ls->retry_ns = 0;
+    }
+    uint64_t at = ls->seen_ns + (uint64_t)m->cfg.lease_ttl_ms * AETHER_NS_PER_MS;
+    if (at <= now)
+        at = now + retry_wait_ns(m); /* it should be gone: the store is late */
+    campaign_at(m, at + jitter_ns(m));
+}
+
+/* The create said the lease exists, the read that it does not: it was
+ * deleted or expired in between. Try again soon (the same growing wait). */
+static void after_lease_gone(aether_member *m)
+{
+    member_lease_state *ls = m->ls;
+    ls->seen_rev = ls->seen_nonce = 0; /* whatever comes next is a write we have not seen */
+    campaign_at(m, member_now_ns(m) + retry_wait_ns(m) + jitter_ns(m));
 }
 
 /* Called by the controlling thread: the actor's state is the actor's, so the
@@ -181,13 +243,23 @@ static void campaign(aether_member *m)
     if (st == AETHER_EEXIST) {
         aether_lease_value v;
         uint64_t rev;
-        if (aether_lease_read(&ls->lcfg, &v, &rev, NULL) == AETHER_OK && v.term != AETHER_TERM_NONE &&
-            v.term >= ls->known_term && !aether_node_id_equal(&v.leader, &ls->known_leader)) {
+        aether_status rs = aether_lease_read(&ls->lcfg, &v, &rev, NULL);
+        bool known_holder = rs == AETHER_OK && v.term != AETHER_TERM_NONE &&
+                            v.term == ls->known_term &&
+                            aether_node_id_equal(&v.leader, &ls->known_leader);
+        if (rs == AETHER_OK && v.term != AETHER_TERM_NONE && v.term >= ls->known_term &&
+            !aether_node_id_equal(&v.leader, &ls->known_leader)) {
             /* Someone holds it whose LeaderElected we have not seen yet. */
             ls->known_leader = v.leader;
             ls->known_term = v.term;
+            ls->sign_ns = 0; /* not heard from yet */
         }
-        after_leader_sign(m);
+        if (rs == AETHER_OK)
+            after_lease_seen(m, rev, v.nonce, known_holder); /* at its expiry */
+        else if (rs == AETHER_ENOTFOUND)
+            after_lease_gone(m); /* gone since the create: soon */
+        else
+            after_leader_sign(m); /* the store is not answering: a whole ttl */
         return;
     }
     if (st != AETHER_OK) {
@@ -201,6 +273,7 @@ static void campaign(aether_member *m)
     ls->elections_won++;
     ls->known_leader = m->cfg.node;
     ls->known_term = term;
+    ls->sign_ns = 0;
     member_note_term(m, term);
     publish_deadline(m);
     __atomic_store_n(&m->leading_term, term, __ATOMIC_RELEASE);
@@ -310,21 +383,29 @@ static void on_event(aether_member *m, const aether_event *e)
             lose(m, "a newer term was elected");
         ls->known_leader = *leader;
         ls->known_term = term;
+        ls->sign_ns = 0;
         member_set_leader_view(m, leader, term);
         member_notify_leader(m, leader, term);
-        if (!aether_node_id_equal(leader, &m->cfg.node))
+        if (!aether_node_id_equal(leader, &m->cfg.node)) {
+            ls->sign_ns = member_now_ns(m);
             after_leader_sign(m);
+        }
         return;
     }
     case AETHER_EVT_LEASE_RENEWED:
         if (e->data.lease_renewed.term >= ls->known_term &&
-            !aether_node_id_equal(&e->data.lease_renewed.leader, &m->cfg.node))
+            !aether_node_id_equal(&e->data.lease_renewed.leader, &m->cfg.node)) {
+            if (e->data.lease_renewed.term == ls->known_term &&
+                aether_node_id_equal(&e->data.lease_renewed.leader, &ls->known_leader))
+                ls->sign_ns = member_now_ns(m);
             after_leader_sign(m);
+        }
         return;
     case AETHER_EVT_LEADERSHIP_LOST:
         if (e->data.leadership_lost.term == ls->known_term &&
             aether_node_id_equal(&e->data.leadership_lost.leader, &ls->known_leader)) {
             memset(&ls->known_leader, 0, sizeof(ls->known_leader));
+            ls->sign_ns = 0;
             member_set_leader_view(m, NULL, ls->known_term);
             member_notify_leader(m, NULL, ls->known_term);
             if (!ls->leading && aether_policy_says(e->type, false, false, AETHER_REACT_CAMPAIGN_SOON))

@@ -73,6 +73,11 @@ typedef struct aether_transport_ops {
     aether_status (*send_release)(aether_transport *t, const aether_release_ack *ack);
     aether_status (*serve_commands)(aether_transport *t, bool on);
     void (*destroy)(aether_transport *t);
+    /* Optional (NULL: publish_map): m together with its canonical JSON
+     * (shardmap_json.h), already encoded by the caller - a transport that
+     * sends JSON sends it as is instead of encoding m again. */
+    aether_status (*publish_map_json)(aether_transport *t, const aether_shardmap *m, const char *json,
+                                      size_t len);
 } aether_transport_ops;
 
 struct aether_transport {
@@ -91,6 +96,13 @@ static inline aether_status aether_transport_publish_event(aether_transport *t, 
 static inline aether_status aether_transport_publish_map(aether_transport *t, const aether_shardmap *m)
 {
     return t->ops->publish_map(t, m);
+}
+static inline aether_status aether_transport_publish_map_json(aether_transport *t,
+                                                              const aether_shardmap *m,
+                                                              const char *json, size_t len)
+{
+    return t->ops->publish_map_json != NULL ? t->ops->publish_map_json(t, m, json, len)
+                                            : t->ops->publish_map(t, m);
 }
 static inline aether_status aether_transport_publish_heartbeat(aether_transport *t,
                                                                const aether_node_id *node,

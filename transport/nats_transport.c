@@ -671,6 +671,14 @@ static aether_status nt_publish_map(aether_transport *tp, const aether_shardmap 
     return st;
 }
 
+/* The leader encoded the map once for the state store: the same bytes go out. */
+static aether_status nt_publish_map_json(aether_transport *tp, const aether_shardmap *m,
+                                         const char *json, size_t len)
+{
+    (void)m;
+    return publish(as_nt(tp), "map", json, len);
+}
+
 static void header(nt *t, const aether_node_id *node, aether_term term, aether_codec_header *h)
 {
     memset(h, 0, sizeof(*h));
@@ -841,6 +849,7 @@ static const aether_transport_ops nats_ops = {
     .unbind = nt_unbind,
     .publish_event = nt_publish_event,
     .publish_map = nt_publish_map,
+    .publish_map_json = nt_publish_map_json,
     .publish_heartbeat = nt_publish_heartbeat,
     .send_command = nt_send_command,
     .send_release = nt_send_release,
