@@ -119,6 +119,20 @@ static void deliver_local(aether_member *m, const aether_event *e)
                     aether_event_type_name(e->type));
 }
 
+/* DESIGN 7: lease renewals and failures, counted where this node's own
+ * lease events are stamped. A LeadershipLost while this node is Draining or
+ * Left is the resign of policy 9, not a failure. */
+static void count_lease_event(aether_member *m, const aether_event *e)
+{
+    if (e->type == AETHER_EVT_LEASE_RENEWED) {
+        __atomic_add_fetch(&m->lease_renewals, 1, __ATOMIC_RELAXED);
+    } else if (e->type == AETHER_EVT_LEADERSHIP_LOST) {
+        uint32_t st = __atomic_load_n(&m->self_status, __ATOMIC_RELAXED);
+        if (st != (uint32_t)AETHER_NODE_DRAINING + 1u && st != (uint32_t)AETHER_NODE_LEFT + 1u)
+            __atomic_add_fetch(&m->lease_failures, 1, __ATOMIC_RELAXED);
+    }
+}
+
 aether_status member_emit(aether_member *m, aether_event *e, aether_term force_term)
 {
     aether_term term = force_term;
@@ -138,6 +152,7 @@ aether_status member_emit(aether_member *m, aether_event *e, aether_term force_t
     }
     e->seq = ++m->stamp_seq;
     pthread_mutex_unlock(&m->stamp_mu);
+    count_lease_event(m, e);
     e->term = term;
     e->node = m->cfg.node;
     snprintf(e->cluster, sizeof(e->cluster), "%s", m->cfg.cluster);
@@ -299,6 +314,9 @@ static void sink_release(void *arg, const aether_release_ack *ack)
 
 /* ---- metrics (DESIGN 7): computed at scrape time from the atomics ---------- */
 
+/* Every function below runs on the scraping thread (metrics.h): it reads the
+ * member's atomics, or the RCU-published map and topology inside a read-side
+ * section, never an actor's own state. */
 static int64_t g_role(void *a) { return member_may_lead(a, NULL) ? 1 : 0; }
 static int64_t g_term(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->highest_term, __ATOMIC_RELAXED); }
 static int64_t g_map_version(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->map_version, __ATOMIC_RELAXED); }
@@ -309,6 +327,8 @@ static int64_t g_rebalances(void *a) { return (int64_t)__atomic_load_n(&((aether
 static int64_t g_moved(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->shards_moved, __ATOMIC_RELAXED); }
 static int64_t g_stale(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->stale_dropped, __ATOMIC_RELAXED); }
 static int64_t g_impostor(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->impostor_dropped, __ATOMIC_RELAXED); }
+static int64_t g_renewals(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->lease_renewals, __ATOMIC_RELAXED); }
+static int64_t g_lease_failures(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->lease_failures, __ATOMIC_RELAXED); }
 static int64_t g_lag(void *a)
 {
     aether_member *m = a;
@@ -317,31 +337,149 @@ static int64_t g_lag(void *a)
     return announced > have ? (int64_t)(announced - have) : 0;
 }
 
+/* Heartbeat intervals since the newest keep-alive a leader acknowledged was
+ * sent, less the one in flight: 0 while keep-alives are answered, growing
+ * by one per interval while they are not (member_cluster.c, serving
+ * rights). The leader acknowledges itself by leading: 0. Before the first
+ * acknowledgement: 0 (nothing was missed yet, admission is pending). */
+static int64_t g_heartbeats_missed(void *a)
+{
+    aether_member *m = a;
+    if (member_may_lead(m, NULL))
+        return 0;
+    uint64_t acked = __atomic_load_n(&m->ack_sent_ns, __ATOMIC_RELAXED);
+    uint64_t now = member_now_ns(m);
+    uint64_t every = (uint64_t)m->cfg.heartbeat_interval_ms * AETHER_NS_PER_MS;
+    if (acked == 0 || now <= acked || every == 0)
+        return 0;
+    uint64_t intervals = (now - acked) / every;
+    return intervals > 1 ? (int64_t)(intervals - 1) : 0;
+}
+
+/* What this node's current map says, counted in one read-side section. */
+typedef enum map_count {
+    MAP_UNOWNED,      /* shards with no owner (I2) */
+    MAP_MOVING,       /* shards in handoff */
+    MAP_PRIMARY,      /* shards whose primary is this node */
+    MAP_REPLICA,      /* shards where this node is a replica */
+} map_count;
+
+static int64_t map_count_of(aether_member *m, map_count what)
+{
+    int64_t n = 0;
+    aether_rcu_read_lock();
+    const aether_shardmap *map = aether_shardmap_slot_current(&m->slot);
+    if (map == NULL) {
+        /* No map yet: nothing is owned. */
+        n = what == MAP_UNOWNED ? (int64_t)m->cfg.shard_count : 0;
+    } else if (what == MAP_UNOWNED || what == MAP_MOVING) {
+        for (uint32_t s = 0; s < map->shard_count; s++) {
+            const aether_shard_entry *e = aether_shardmap_entry(map, s);
+            n += what == MAP_UNOWNED ? e->owner_count == 0 : e->state == AETHER_SHARD_MOVING;
+        }
+    } else {
+        aether_node_index me = aether_shardmap_find_node(map, &m->cfg.node);
+        if (me != AETHER_NODE_INDEX_NONE) {
+            size_t primary = 0, any = 0;
+            (void)aether_shardmap_node_primary_shards(map, me, &primary);
+            (void)aether_shardmap_node_owner_shards(map, me, &any);
+            n = what == MAP_PRIMARY ? (int64_t)primary : (int64_t)(any - primary);
+        }
+    }
+    aether_rcu_read_unlock();
+    return n;
+}
+
+static int64_t g_unowned(void *a) { return map_count_of(a, MAP_UNOWNED); }
+static int64_t g_handoffs(void *a) { return map_count_of(a, MAP_MOVING); }
+static int64_t g_assigned_primary(void *a) { return map_count_of(a, MAP_PRIMARY); }
+static int64_t g_assigned_replica(void *a) { return map_count_of(a, MAP_REPLICA); }
+
+/* Nodes by status in this node's topology (the cluster actor's snapshot). */
+static int64_t nodes_in(aether_member *m, aether_node_status status)
+{
+    int64_t n = 0;
+    aether_rcu_read_lock();
+    const aether_topology_snapshot *ts =
+        (const aether_topology_snapshot *)aether_snapshot_current(&m->topo_slot);
+    if (ts != NULL)
+        n = (int64_t)aether_topology_count_status(&ts->topo, status);
+    aether_rcu_read_unlock();
+    return n;
+}
+
+static int64_t g_nodes_active(void *a) { return nodes_in(a, AETHER_NODE_ACTIVE); }
+static int64_t g_nodes_draining(void *a) { return nodes_in(a, AETHER_NODE_DRAINING); }
+static int64_t g_nodes_left(void *a) { return nodes_in(a, AETHER_NODE_LEFT); }
+static int64_t g_nodes_failed(void *a) { return nodes_in(a, AETHER_NODE_FAILED); }
+
+/* One row per series; `extra` is appended to the node label. Names are
+ * documented in docs/observability.md; counters end in _total. */
 static const struct {
     const char *name;
+    const char *extra;
+    bool counter;
     const char *help;
     aether_gauge_fn fn;
 } member_series[] = {
-    { "aether_role_leader", "1 while this node holds the lease and may act as leader.", g_role },
-    { "aether_term", "Highest leader term this node has seen.", g_term },
-    { "aether_map_version", "Version of the ShardMap this node publishes for lookups.", g_map_version },
-    { "aether_map_version_lag", "How many map versions this node is behind what the leader announced.", g_lag },
-    { "aether_shards_owned", "Shards this node serves now.", g_serving },
-    { "aether_fenced", "1 while this node is cut off from the leader and serves nothing.", g_fenced },
-    { "aether_leader_changes_total", "Leader changes this node has seen.", g_leader_changes },
-    { "aether_rebalances_total", "Rebalances this node completed as leader.", g_rebalances },
-    { "aether_shards_moved_total", "Shards this node moved as leader.", g_moved },
-    { "aether_stale_messages_dropped_total", "Messages dropped for carrying an older term.", g_stale },
-    { "aether_impostor_events_dropped_total", "Events dropped because their emitter does not lead their term.",
-      g_impostor },
+    { "aether_role_leader", NULL, false, "1 while this node holds the lease and may act as leader.", g_role },
+    { "aether_term", NULL, false, "Highest leader term this node has seen.", g_term },
+    { "aether_leader_changes_total", NULL, true, "Leader changes this node has seen.", g_leader_changes },
+    { "aether_lease_renewals_total", NULL, true, "Lease renewals this node made as leader (LeaseRenewed).",
+      g_renewals },
+    { "aether_lease_failures_total", NULL, true,
+      "Leaderships this node lost other than by resigning while draining: a renewal failed or came too "
+      "late, the lease was taken, a newer term was elected, or it was cut off.",
+      g_lease_failures },
+    { "aether_map_version", NULL, false, "Version of the ShardMap this node publishes for lookups.", g_map_version },
+    { "aether_map_version_lag", NULL, false,
+      "How many map versions this node is behind what the leader announced (LeaseRenewed, keep-alive "
+      "acknowledgements).",
+      g_lag },
+    { "aether_shards_owned", NULL, false, "Shards this node serves now (stable primaries, not fenced).", g_serving },
+    { "aether_shards_assigned", "role=\"primary\"", false,
+      "Shards this node's current map gives it, by role (primary or replica).", g_assigned_primary },
+    { "aether_shards_assigned", "role=\"replica\"", false, NULL, g_assigned_replica },
+    { "aether_shards_unowned", NULL, false,
+      "Shards without an owner in this node's current map (I2; all of them before the first map).",
+      g_unowned },
+    { "aether_handoffs_in_flight", NULL, false, "Shards moving (Releasing) in this node's current map.", g_handoffs },
+    { "aether_fenced", NULL, false, "1 while this node is cut off from the leader and serves nothing.", g_fenced },
+    { "aether_rebalances_total", NULL, true, "Rebalances this node completed as leader.", g_rebalances },
+    { "aether_shards_moved_total", NULL, true, "Shards this node moved as leader.", g_moved },
+    { "aether_heartbeats_missed", NULL, false,
+      "Heartbeat intervals since the newest acknowledged keep-alive, less the one in flight (0 on the "
+      "leader).",
+      g_heartbeats_missed },
+    { "aether_nodes", "status=\"active\"", false, "Nodes by status in this node's topology.", g_nodes_active },
+    { "aether_nodes", "status=\"draining\"", false, NULL, g_nodes_draining },
+    { "aether_nodes", "status=\"left\"", false, NULL, g_nodes_left },
+    { "aether_nodes", "status=\"failed\"", false, NULL, g_nodes_failed },
+    { "aether_stale_messages_dropped_total", NULL, true, "Messages dropped for carrying an older term.", g_stale },
+    { "aether_impostor_events_dropped_total", NULL, true,
+      "Events dropped because their emitter does not lead their term.", g_impostor },
 };
+#define MEMBER_SERIES_COUNT (sizeof(member_series) / sizeof(member_series[0]))
+#define MEMBER_LABELS_MAX 160u
 
-static aether_status register_metrics(aether_member *m, const char *labels)
+static void series_labels(const aether_member *m, size_t i, char *buf, size_t cap)
 {
-    for (size_t i = 0; i < sizeof(member_series) / sizeof(member_series[0]); i++) {
-        aether_status st = aether_metrics_gauge_fn(m->deps.metrics, member_series[i].name,
-                                                   member_series[i].help, labels,
-                                                   member_series[i].fn, m);
+    snprintf(buf, cap, "node=\"%s\"%s%s", m->cfg.node.str, member_series[i].extra ? "," : "",
+             member_series[i].extra ? member_series[i].extra : "");
+}
+
+static aether_status register_metrics(aether_member *m)
+{
+    for (size_t i = 0; i < MEMBER_SERIES_COUNT; i++) {
+        char labels[MEMBER_LABELS_MAX];
+        series_labels(m, i, labels, sizeof(labels));
+        aether_status st = member_series[i].counter
+                               ? aether_metrics_counter_fn(m->deps.metrics, member_series[i].name,
+                                                           member_series[i].help, labels,
+                                                           member_series[i].fn, m)
+                               : aether_metrics_gauge_fn(m->deps.metrics, member_series[i].name,
+                                                         member_series[i].help, labels,
+                                                         member_series[i].fn, m);
         if (st != AETHER_OK)
             return st;
     }
@@ -350,10 +488,31 @@ static aether_status register_metrics(aether_member *m, const char *labels)
 
 static void release_metrics(aether_member *m)
 {
-    char labels[128];
-    snprintf(labels, sizeof(labels), "node=\"%s\"", m->cfg.node.str);
-    for (size_t i = 0; i < sizeof(member_series) / sizeof(member_series[0]); i++)
+    for (size_t i = 0; i < MEMBER_SERIES_COUNT; i++) {
+        char labels[MEMBER_LABELS_MAX];
+        series_labels(m, i, labels, sizeof(labels));
         aether_metrics_gauge_fn_release(m->deps.metrics, member_series[i].name, labels, m);
+    }
+}
+
+/* What an actor's message concerns, for its log lines (log.h): the event it
+ * applies or the command it handles. Called before the handler. */
+static const char *log_subject(const aether_msg *msg, const char **field)
+{
+    switch (msg->type) {
+    case MSG_EVENT:
+    case MSG_TOPOLOGY:
+        *field = "event";
+        return aether_event_type_name(((const aether_event *)msg->ptr)->type);
+    case MSG_COMMAND:
+        *field = "command";
+        return aether_command_type_name(((const member_cmd_box *)msg->ptr)->cmd.type);
+    case MSG_SEND_COMMAND:
+        *field = "command";
+        return aether_command_type_name(((const aether_command *)msg->ptr)->type);
+    default:
+        return NULL;
+    }
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */
@@ -446,6 +605,8 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
      * admitted this incarnation (NodeJoined), even if the map still names
      * this node id from an earlier run the leader may be failing right now. */
     m->self_down = 1;
+    m->log_ctx.node = m->cfg.node.str;
+    m->log_ctx.term = &m->highest_term;
     pthread_mutex_init(&m->stamp_mu, NULL);
     pthread_mutex_init(&m->view_mu, NULL);
     aether_shardmap_slot_init(&m->slot);
@@ -462,7 +623,7 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
     st = aether_bus_create(deps->metrics, labels, &m->bus);
     if (st != AETHER_OK)
         goto fail;
-    if (deps->metrics != NULL && (st = register_metrics(m, labels)) != AETHER_OK) {
+    if (deps->metrics != NULL && (st = register_metrics(m)) != AETHER_OK) {
         aether_err_set(err, st, "cannot register the node's metrics");
         goto fail;
     }
@@ -490,6 +651,8 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
             .state = actors[i].state,
             .metrics = deps->metrics,
             .metric_labels = labels,
+            .log_context = &m->log_ctx,
+            .log_subject = log_subject,
         };
         st = aether_actor_create(deps->executor, &ac, actors[i].slot);
         if (st != AETHER_OK) {

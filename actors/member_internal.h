@@ -131,6 +131,11 @@ struct aether_member {
     uint64_t leader_changes;
     uint64_t rebalances;
     uint64_t shards_moved;
+    uint64_t lease_renewals;      /* LeaseRenewed this node emitted (member_emit) */
+    uint64_t lease_failures;      /* LeadershipLost it emitted, resigns while draining aside */
+    /* Immutable after start: the log context of the member's actors (node,
+     * and highest_term above). */
+    aether_log_context log_ctx;
 
     /* Stamping of this node's events: under stamp_mu. */
     pthread_mutex_t stamp_mu;

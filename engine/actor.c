@@ -39,6 +39,8 @@ struct aether_actor {
     aether_metrics *metrics;      /* NULL unless the depth gauge is registered */
     char *metric_labels;          /* the depth gauge's labels (malloc'd) */
     aether_log_ratelimit full_log;
+    const aether_log_context *log_ctx;   /* may be NULL; borrowed */
+    const char *(*log_subject)(const aether_msg *msg, const char **field); /* may be NULL */
     char name[AETHER_ACTOR_NAME_MAX + 1];
 };
 
@@ -66,6 +68,8 @@ aether_status aether_actor_create(aether_executor *ex, const aether_actor_config
     a->handle = cfg->handle;
     a->drop = cfg->drop;
     a->state = cfg->state;
+    a->log_ctx = cfg->log_context;
+    a->log_subject = cfg->log_subject;
     a->batch_max = batch;
     snprintf(a->name, sizeof(a->name), "%s", name);
     aether_log_ratelimit_init(&a->full_log, AETHER_NS_PER_S);
@@ -179,12 +183,24 @@ static bool run_batch(aether_actor *a, uint32_t max)
     bool closed = __atomic_load_n(&a->closed, __ATOMIC_ACQUIRE);
     uint32_t done = 0;
     aether_msg buf[RUN_CHUNK];
+    /* The handlers' log lines name this actor's node and term (log.h); the
+     * thread's own context comes back after the batch. */
+    const aether_log_context *prev_ctx = NULL;
+    if (a->log_ctx != NULL)
+        prev_ctx = aether_log_thread_context_set(a->log_ctx);
     while (!closed && done < max) {
         uint32_t want = max - done < RUN_CHUNK ? max - done : RUN_CHUNK;
         uint32_t n = aether_mailbox_recv_sc(&a->mailbox, buf, want);
         for (uint32_t i = 0; i < n; i++) {
             if (a->ex->trace != NULL)
                 a->ex->trace(a->ex->trace_arg, aether_clock_now_ns(a->ex->clock), a, &buf[i]);
+            if (a->log_subject != NULL) {
+                const char *field = NULL;
+                const char *subject = a->log_subject(&buf[i], &field);
+                aether_log_thread_subject_set(field, subject);
+                if (subject != NULL) /* the line names the subject itself (log.h) */
+                    AETHER_DEBUG("actor", "%s handles it", a->name);
+            }
             a->handle(a->state, a, &buf[i]);
             if (buf[i].flags & AETHER_MSG_REF)
                 aether_ref_release(buf[i].ptr);
@@ -193,6 +209,10 @@ static bool run_batch(aether_actor *a, uint32_t max)
         if (n < want)
             break;
     }
+    if (a->log_subject != NULL)
+        aether_log_thread_subject_set(NULL, NULL);
+    if (a->log_ctx != NULL)
+        (void)aether_log_thread_context_set(prev_ctx);
     if (done > 0) {
         __atomic_store_n(&a->processed, a->processed + done, __ATOMIC_RELAXED);
         if (a->m_processed != NULL)

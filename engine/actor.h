@@ -41,6 +41,7 @@
 #include <stdint.h>
 
 #include "clock.h"
+#include "log.h"
 #include "mailbox.h"
 #include "metrics.h"
 #include "ref.h"
@@ -70,6 +71,13 @@ typedef struct aether_actor_config {
     void *state;                   /* handed to handle/drop; owned by the caller */
     aether_metrics *metrics;       /* optional: registers the actor's series */
     const char *metric_labels;     /* optional extra labels, e.g. node="node-a" */
+    /* Optional: while the actor runs, its thread's log context (log.h),
+     * and per message what it concerns (returns a static type name and sets
+     * *field to "event" or "command"; NULL: nothing to name). Borrowed: both
+     * must outlive the actor. log_subject is called before the handler, so
+     * it may read the payload. */
+    const aether_log_context *log_context;
+    const char *(*log_subject)(const aether_msg *msg, const char **field);
 } aether_actor_config;
 
 aether_status aether_actor_create(aether_executor *ex, const aether_actor_config *cfg,

@@ -20,6 +20,13 @@
  * strings escape '"', '\\' and control characters, and bytes that are not
  * valid UTF-8 become U+FFFD, so every JSON line parses.
  *
+ * Context. The thread's context and subject are thread-locals set by the
+ * actor runner around its handlers (or by any thread for itself), so
+ * reading them costs nothing shared; the term behind a context is read
+ * once per line with a relaxed load (a line may name a term a moment old).
+ * The process-wide node shares the sink's mutex: both are set at start-up
+ * and read once per line.
+ *
  * Timestamps come from aether_clock_wall_ms of the log clock and are turned
  * into civil UTC dates by arithmetic (no gmtime_r, which takes glibc's tz
  * lock), so a simulated clock logs simulated, reproducible time.
@@ -48,6 +55,7 @@
 #define LOG_MODULE_MAX 64u   /* bytes of the module name that are kept */
 #define LOG_TS_LEN 24u       /* "YYYY-MM-DDTHH:MM:SS.mmmZ" */
 #define LOG_ELLIPSIS "..."
+#define LOG_NODE_MAX 64u     /* bytes of a node id that are kept */
 
 /* One write(2) of at most PIPE_BUF bytes to a pipe is atomic; to a file or a
  * tty the kernel does not split a single small write between writers. */
@@ -62,6 +70,11 @@ static aether_clock *log_clock;                  /* atomic, relaxed; NULL = real
 static pthread_mutex_t log_sink_mu = PTHREAD_MUTEX_INITIALIZER;
 static aether_log_sink_fn log_sink_fn;           /* under log_sink_mu */
 static void *log_sink_arg;                       /* under log_sink_mu */
+static char log_node[LOG_NODE_MAX + 1];          /* under log_sink_mu; "" = none */
+static uint64_t log_term;                        /* atomic, relaxed; max of the noted terms */
+static __thread const aether_log_context *tls_ctx;   /* this thread's; NULL = none */
+static __thread const char *tls_subject_field;       /* "event" | "command" | NULL */
+static __thread const char *tls_subject_name;
 
 static const char *const level_names[] = { "debug", "info", "warn", "error", "off" };
 static const char *const level_tags[] = { "DEBUG", "INFO", "WARN", "ERROR", "OFF" };
@@ -118,13 +131,45 @@ void aether_log_set_sink(aether_log_sink_fn fn, void *arg)
 }
 
 /* The sink pair changes only at start-up; a mutex keeps fn and arg matched
- * (logging is not a hot path: a line costs a write(2) anyway). */
-static void sink_load(aether_log_sink_fn *fn, void **arg)
+ * (logging is not a hot path: a line costs a write(2) anyway). node, when
+ * not NULL, receives the process-wide node. */
+static void sink_load(aether_log_sink_fn *fn, void **arg, char node[LOG_NODE_MAX + 1])
 {
     pthread_mutex_lock(&log_sink_mu);
     *fn = log_sink_fn;
     *arg = log_sink_arg;
+    if (node != NULL)
+        memcpy(node, log_node, LOG_NODE_MAX + 1);
     pthread_mutex_unlock(&log_sink_mu);
+}
+
+const aether_log_context *aether_log_thread_context_set(const aether_log_context *ctx)
+{
+    const aether_log_context *prev = tls_ctx;
+    tls_ctx = ctx;
+    return prev;
+}
+
+void aether_log_thread_subject_set(const char *field, const char *name)
+{
+    tls_subject_field = field != NULL && name != NULL ? field : NULL;
+    tls_subject_name = tls_subject_field != NULL ? name : NULL;
+}
+
+void aether_log_set_node(const char *node)
+{
+    pthread_mutex_lock(&log_sink_mu);
+    snprintf(log_node, sizeof(log_node), "%s", node != NULL ? node : "");
+    __atomic_store_n(&log_term, 0, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&log_sink_mu);
+}
+
+void aether_log_note_term(uint64_t term)
+{
+    uint64_t cur = __atomic_load_n(&log_term, __ATOMIC_RELAXED);
+    while (term > cur &&
+           !__atomic_compare_exchange_n(&log_term, &cur, term, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
 }
 
 void aether_log_set_clock(aether_clock *clock)
@@ -334,6 +379,34 @@ static size_t format_message(char *msg, const char *fmt, va_list ap)
     return len + sizeof(LOG_ELLIPSIS) - 1;
 }
 
+/* The context fields after the module: `,"node":"n1","term":7,"event":"X"`
+ * (JSON) or ` node=n1 term=7 event=X` (text); absent ones are left out.
+ * Names are escaped like the message: a hostile id cannot break the line. */
+static void put_context(line_buf *b, bool json, const char *node, bool have_term, uint64_t term,
+                        const char *subject_field, const char *subject_name)
+{
+    char num[24];
+    if (node[0] != '\0') {
+        lb_puts(b, json ? ",\"node\":\"" : " node=");
+        lb_put_escaped(b, node, strnlen(node, LOG_NODE_MAX), json);
+        if (json)
+            lb_puts(b, "\"");
+    }
+    if (have_term) {
+        snprintf(num, sizeof(num), "%llu", (unsigned long long)term);
+        lb_puts(b, json ? ",\"term\":" : " term=");
+        lb_puts(b, num);
+    }
+    if (subject_field != NULL) {
+        lb_puts(b, json ? ",\"" : " ");
+        lb_puts(b, subject_field);
+        lb_puts(b, json ? "\":\"" : "=");
+        lb_put_escaped(b, subject_name, strnlen(subject_name, LOG_MODULE_MAX), json);
+        if (json)
+            lb_puts(b, "\"");
+    }
+}
+
 static void write_all_stderr(const char *p, size_t n)
 {
     while (n > 0) {
@@ -365,6 +438,26 @@ void aether_log_write(aether_log_level level, const char *module, const char *fm
     size_t msg_len = format_message(msg, fmt, ap);
     va_end(ap);
 
+    /* Context: the thread's, else the process-wide node and its term. */
+    aether_log_sink_fn sink;
+    void *sink_arg;
+    char node[LOG_NODE_MAX + 1];
+    sink_load(&sink, &sink_arg, node);
+    const aether_log_context *ctx = tls_ctx;
+    bool have_term = false;
+    uint64_t term = 0;
+    if (ctx != NULL && ctx->node != NULL)
+        snprintf(node, sizeof(node), "%s", ctx->node);
+    if (ctx != NULL && ctx->term != NULL) {
+        term = __atomic_load_n(ctx->term, __ATOMIC_RELAXED);
+        have_term = true;
+    } else if (ctx == NULL && node[0] != '\0') {
+        term = __atomic_load_n(&log_term, __ATOMIC_RELAXED);
+        have_term = true;
+    }
+    const char *subject_field = tls_subject_field;
+    const char *subject_name = tls_subject_name;
+
     aether_clock *clock = __atomic_load_n(&log_clock, __ATOMIC_RELAXED);
     format_timestamp(aether_clock_wall_ms(clock != NULL ? clock : aether_clock_real()), ts);
     bool json = __atomic_load_n(&log_format, __ATOMIC_RELAXED) == AETHER_LOG_JSON;
@@ -382,12 +475,15 @@ void aether_log_write(aether_log_level level, const char *module, const char *fm
         lb_puts(&b, level_names[level]);
         lb_puts(&b, "\",\"module\":\"");
         lb_put_escaped(&b, module, module_len, true);
-        lb_puts(&b, "\",\"msg\":\"");
+        lb_puts(&b, "\"");
+        put_context(&b, true, node, have_term, term, subject_field, subject_name);
+        lb_puts(&b, ",\"msg\":\"");
     } else {
         char head[LOG_TS_LEN + 16];
         int hn = snprintf(head, sizeof(head), "%s %-5s ", ts, level_tags[level]);
         lb_put(&b, head, (size_t)hn);
         lb_put_escaped(&b, module, module_len, false);
+        put_context(&b, false, node, have_term, term, subject_field, subject_name);
         lb_puts(&b, ": ");
     }
     whole = lb_put_escaped(&b, msg, msg_len, json);
@@ -398,9 +494,6 @@ void aether_log_write(aether_log_level level, const char *module, const char *fm
         lb_puts(&b, "\"}");
     AETHER_ASSERT(b.len < sizeof(line));
 
-    aether_log_sink_fn sink;
-    void *sink_arg;
-    sink_load(&sink, &sink_arg);
     if (sink != NULL) {
         line[b.len] = '\0';
         sink(sink_arg, level, line, (int)b.len);

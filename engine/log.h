@@ -10,6 +10,18 @@
  * Text line:  2026-11-28T01:02:03.456Z WARN  mailbox: actor 'cluster' mailbox full (cap 4096)
  * JSON line:  {"ts":"2026-11-28T01:02:03.456Z","level":"warn","module":"mailbox","msg":"..."}
  *
+ * Context. A line also names the node, the term and the event or command it
+ * concerns when the writing thread knows them (docs/logging.md):
+ *   2026-11-28T01:02:03.456Z INFO  member node=n1 term=7 event=NodeJoined: ...
+ *   {"ts":"...","level":"info","module":"member","node":"n1","term":7,
+ *    "event":"NodeJoined","msg":"..."}
+ * The node and term come from the thread's context (an actor sets it while
+ * it runs: aether_actor_config.log_context), else from the process-wide
+ * node (aether_log_set_node, for a one-node process) and the highest term
+ * noted with aether_log_note_term. The event or command comes from the
+ * thread's subject (the message an actor is handling). Absent fields are
+ * left out, so a line without context keeps the plain shape above.
+ *
  * The timestamp comes from the log clock (the real clock unless a simulation
  * injects its own with aether_log_set_clock, so simulated runs log simulated
  * time and stay byte-for-byte reproducible).
@@ -60,6 +72,26 @@ static inline bool aether_log_enabled(aether_log_level level)
 {
     return level >= aether_log_get_level();
 }
+
+/* Where a line comes from. Borrowed: it must outlive every line written
+ * under it. `node` is immutable; `term` points to a 64-bit value another
+ * thread may update (read relaxed, once per line). */
+typedef struct aether_log_context {
+    const char *node;     /* NULL = none */
+    const uint64_t *term; /* NULL = none */
+} aether_log_context;
+
+/* The calling thread's context; NULL clears it. Returns the previous one so
+ * a caller can restore it. */
+const aether_log_context *aether_log_thread_context_set(const aether_log_context *ctx);
+/* What the calling thread handles now: `field` is "event" or "command",
+ * `name` the type's name; both static strings (or NULL: none). */
+void aether_log_thread_subject_set(const char *field, const char *name);
+/* The process-wide node (one node per process; copied, at most 64 bytes
+ * kept; NULL or "" clears) and the highest term noted for it (only grows;
+ * aether_log_set_node resets it). Used by threads without a context. */
+void aether_log_set_node(const char *node);
+void aether_log_note_term(uint64_t term);
 
 void aether_log_write(aether_log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

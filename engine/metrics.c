@@ -45,6 +45,7 @@ typedef enum metric_kind {
     METRIC_COUNTER,
     METRIC_GAUGE,
     METRIC_GAUGE_FN,
+    METRIC_COUNTER_FN,
 } metric_kind;
 
 typedef struct metric_series {
@@ -53,8 +54,8 @@ typedef struct metric_series {
     char *labels;               /* immutable; "" when none */
     aether_counter counter;     /* METRIC_COUNTER: atomic, relaxed */
     aether_gauge gauge;         /* METRIC_GAUGE: atomic, relaxed */
-    aether_gauge_fn fn;         /* METRIC_GAUGE_FN: under the registry mutex */
-    void *fn_arg;               /* METRIC_GAUGE_FN: under the registry mutex */
+    aether_gauge_fn fn;         /* METRIC_*_FN: under the registry mutex */
+    void *fn_arg;               /* METRIC_*_FN: under the registry mutex */
 } metric_series;
 
 typedef struct metric_family {
@@ -223,6 +224,8 @@ static const char *kind_name(metric_kind k)
         return "gauge";
     case METRIC_GAUGE_FN:
         return "gauge_fn";
+    case METRIC_COUNTER_FN:
+        return "counter_fn";
     }
     return "?";
 }
@@ -232,6 +235,8 @@ static const char *kind_name(metric_kind k)
  * AETHER_EINVAL (name/labels), AETHER_ECONFLICT (another kind under this
  * name+labels or another type under this name), AETHER_EFULL (bound),
  * AETHER_ENOMEM. */
+static bool kind_is_counter(metric_kind k) { return k == METRIC_COUNTER || k == METRIC_COUNTER_FN; }
+
 static aether_status series_get_locked(aether_metrics *m, const char *name, const char *help,
                                        const char *labels, metric_kind kind,
                                        metric_series **out, bool *created)
@@ -256,7 +261,7 @@ static aether_status series_get_locked(aether_metrics *m, const char *name, cons
 
     f = family_find_locked(m, name);
     if (f != NULL) {
-        if (f->is_counter != (kind == METRIC_COUNTER)) {
+        if (f->is_counter != kind_is_counter(kind)) {
             AETHER_ERROR("metrics", "refused %s %s{%s}: %s is already a %s", kind_name(kind), name,
                          labels, name, f->is_counter ? "counter" : "gauge");
             return AETHER_ECONFLICT;
@@ -283,7 +288,7 @@ static aether_status series_get_locked(aether_metrics *m, const char *name, cons
         if (f == NULL)
             goto fail;
         new_family = true;
-        f->is_counter = kind == METRIC_COUNTER;
+        f->is_counter = kind_is_counter(kind);
         f->name = strdup(name);
         if (f->name == NULL)
             goto fail;
@@ -360,21 +365,33 @@ aether_gauge *aether_metrics_gauge(aether_metrics *m, const char *name, const ch
 /* Registering name{labels} again replaces the function and its argument: the
  * same series, computed by the latest owner (an actor re-created under the
  * same name takes its series over instead of failing). */
-aether_status aether_metrics_gauge_fn(aether_metrics *m, const char *name, const char *help,
-                                      const char *labels, aether_gauge_fn fn, void *arg)
+static aether_status series_fn(aether_metrics *m, const char *name, const char *help,
+                               const char *labels, metric_kind kind, aether_gauge_fn fn, void *arg)
 {
     AETHER_ASSERT(m != NULL);
     AETHER_ASSERT(fn != NULL);
     metric_series *s;
     bool created;
     pthread_mutex_lock(&m->mu);
-    aether_status st = series_get_locked(m, name, help, labels, METRIC_GAUGE_FN, &s, &created);
+    aether_status st = series_get_locked(m, name, help, labels, kind, &s, &created);
     if (st == AETHER_OK) {
         s->fn = fn;
         s->fn_arg = arg;
     }
     pthread_mutex_unlock(&m->mu);
     return st;
+}
+
+aether_status aether_metrics_gauge_fn(aether_metrics *m, const char *name, const char *help,
+                                      const char *labels, aether_gauge_fn fn, void *arg)
+{
+    return series_fn(m, name, help, labels, METRIC_GAUGE_FN, fn, arg);
+}
+
+aether_status aether_metrics_counter_fn(aether_metrics *m, const char *name, const char *help,
+                                        const char *labels, aether_gauge_fn fn, void *arg)
+{
+    return series_fn(m, name, help, labels, METRIC_COUNTER_FN, fn, arg);
 }
 
 void aether_metrics_gauge_fn_release(aether_metrics *m, const char *name, const char *labels,
@@ -384,7 +401,8 @@ void aether_metrics_gauge_fn_release(aether_metrics *m, const char *name, const 
     pthread_mutex_lock(&m->mu);
     metric_family *f = family_find_locked(m, name);
     metric_series *s = f != NULL ? series_find_locked(f, labels_or_empty(labels)) : NULL;
-    if (s != NULL && s->kind == METRIC_GAUGE_FN && s->fn_arg == arg) {
+    if (s != NULL && (s->kind == METRIC_GAUGE_FN || s->kind == METRIC_COUNTER_FN) &&
+        s->fn_arg == arg) {
         s->fn = NULL;
         s->fn_arg = NULL;
     }
@@ -401,6 +419,7 @@ static int64_t series_value_locked(const metric_series *s)
     case METRIC_GAUGE:
         return aether_gauge_get(&s->gauge);
     case METRIC_GAUGE_FN:
+    case METRIC_COUNTER_FN:
         return s->fn != NULL ? s->fn(s->fn_arg) : 0;
     }
     AETHER_ASSERT(!"unknown metric kind");

@@ -48,9 +48,17 @@ aether_gauge *aether_metrics_gauge(aether_metrics *m, const char *name, const ch
 aether_status aether_metrics_gauge_fn(aether_metrics *m, const char *name, const char *help,
                                       const char *labels, aether_gauge_fn fn, void *arg);
 
-/* The owner of arg is going away: the series stops calling fn and reads 0
- * from now on (unless it was re-registered with another arg, which is left
- * alone). After it returns, fn is never called with arg again. */
+/* A counter computed at scrape time from a total its owner keeps (an atomic
+ * that only grows): rendered as TYPE counter. Same contract as gauge_fn; a
+ * name is either counters or gauges, so counter_fn and counter may share a
+ * name under different labels, counter_fn and gauge_fn may not. */
+aether_status aether_metrics_counter_fn(aether_metrics *m, const char *name, const char *help,
+                                        const char *labels, aether_gauge_fn fn, void *arg);
+
+/* The owner of arg is going away: the series (gauge_fn or counter_fn) stops
+ * calling fn and reads 0 from now on (unless it was re-registered with
+ * another arg, which is left alone). After it returns, fn is never called
+ * with arg again. */
 void aether_metrics_gauge_fn_release(aether_metrics *m, const char *name, const char *labels,
                                      void *arg);
 

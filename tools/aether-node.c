@@ -91,6 +91,7 @@
 #include <nats/nats.h>
 
 #include "aether.h"
+#include "metrics_http.h"
 
 #define EXIT_USAGE 2
 #define NODES_MAX 64u               /* --nodes upper bound (and demo slots) */
@@ -176,6 +177,8 @@ typedef struct node_run {
     aether_kv *lease_kv, *state_kv;
     natsConnection *nc;             /* NATS mode only; main thread */
     aether_codec_stats codec_stats; /* NATS mode: the transport's refusals */
+    aether_metrics *metrics;        /* every node's series; immutable after setup */
+    aether_metrics_http *http;      /* GET /metrics when metrics_addr is set; main thread */
     bool was_leader;                /* NATS mode: main thread */
     aether_rng rng;                 /* main thread */
     uint64_t start_ns;              /* immutable after setup */
@@ -371,6 +374,8 @@ static void on_released(void *arg, uint32_t shard, uint64_t version)
 static void on_leader_changed(void *arg, const aether_node_id *leader, aether_term term)
 {
     node_slot *n = arg;
+    if (n->d->opt.nats_mode)
+        aether_log_note_term(term); /* the process's log lines name the node's term */
     trace(n->d, n, "LEADER %s %llu", leader != NULL && leader->len > 0 ? leader->str : "-",
           (unsigned long long)term);
 }
@@ -386,6 +391,8 @@ static void on_event(void *arg, const aether_event *e)
     node_slot *n = arg;
     node_run *d = n->d;
     bool own = strcmp(e->node.str, n->id) == 0;
+    if (d->opt.nats_mode)
+        aether_log_note_term(e->term);
     if (d->opt.trace) {
         char line[LINE_CAP];
         aether_event_format(e, line, sizeof(line));
@@ -423,6 +430,94 @@ static void on_event(void *arg, const aether_event *e)
         print_event_locked(d, n, e);
     }
     pthread_mutex_unlock(&d->mu);
+}
+
+/* ---- metrics of the daemon itself (scraping thread) ------------------------- */
+
+/* DESIGN 7 "shards with more than one claimed owner", as one node can see
+ * it: the shards this node serves (its on_shard_acquired/released, tracked
+ * in n->serving) that its current map does not give it as a stable primary.
+ * Each is claimed twice: by this node and by the map's owner. Summed over
+ * the nodes of a cluster it counts the double claims; 0 whenever single
+ * ownership holds. A node that may not serve (fenced, declared down)
+ * claims nothing. Runs on the scraping thread under the registry mutex:
+ * takes mu (never the other way round), reads the member through its
+ * any-thread API and the map inside an RCU read-side section. */
+static int64_t g_multi_owner(void *arg)
+{
+    node_slot *n = arg;
+    node_run *d = n->d;
+    int64_t claims = 0;
+    pthread_mutex_lock(&d->mu);
+    /* live is cleared under mu before the member is stopped (node_halt). */
+    if (n->live && n->m != NULL && n->serving_count > 0 && aether_member_may_serve(n->m)) {
+        aether_node_id me;
+        (void)aether_node_id_from_cstr(n->id, &me, NULL);
+        aether_rcu_read_lock();
+        const aether_shardmap *map = aether_shardmap_slot_current(aether_member_slot(n->m));
+        aether_node_index idx = map != NULL ? aether_shardmap_find_node(map, &me) : AETHER_NODE_INDEX_NONE;
+        for (uint32_t s = 0; s < d->base.shard_count; s++) {
+            if (!n->serving[s])
+                continue;
+            const aether_shard_entry *e =
+                map != NULL && s < map->shard_count ? aether_shardmap_entry(map, s) : NULL;
+            bool backed = e != NULL && idx != AETHER_NODE_INDEX_NONE && e->owner_count > 0 &&
+                          e->primary == idx && e->state == AETHER_SHARD_STABLE;
+            claims += !backed;
+        }
+        aether_rcu_read_unlock();
+    }
+    pthread_mutex_unlock(&d->mu);
+    return claims;
+}
+
+static int64_t g_decoded(void *arg) { return (int64_t)aether_codec_stats_decoded(arg); }
+
+/* One counter per refusal class: the class index rides in the argument. */
+typedef struct decode_series {
+    aether_codec_stats *stats;
+    aether_codec_reject reason;
+} decode_series;
+static decode_series decode_series_args[AETHER_CODEC_REJECT_COUNT_];
+
+static int64_t g_decode_errors(void *arg)
+{
+    const decode_series *ds = arg;
+    return (int64_t)aether_codec_stats_rejected(ds->stats, ds->reason);
+}
+
+#define MULTI_OWNER_NAME "aether_shards_multi_owner"
+
+static void node_labels(const node_slot *n, char *buf, size_t cap) { snprintf(buf, cap, "node=\"%s\"", n->id); }
+
+/* The series only this tool knows: double claims per node, and (NATS mode)
+ * the wire decoder's counts. 0 or -1. */
+static int daemon_metrics_node(node_run *d, node_slot *n)
+{
+    char labels[128];
+    node_labels(n, labels, sizeof(labels));
+    if (aether_metrics_gauge_fn(d->metrics, MULTI_OWNER_NAME,
+                                "Shards this node serves that its current map gives to no one or to another "
+                                "node: each has more than one claimed owner. 0 while single ownership holds.",
+                                labels, g_multi_owner, n) != AETHER_OK)
+        return -1;
+    if (d->nc == NULL)
+        return 0;
+    if (aether_metrics_counter_fn(d->metrics, "aether_messages_decoded_total",
+                                  "Messages from the wire this node decoded and accepted.", labels, g_decoded,
+                                  &d->codec_stats) != AETHER_OK)
+        return -1;
+    for (int r = 0; r < AETHER_CODEC_REJECT_COUNT_; r++) {
+        char rl[192];
+        snprintf(rl, sizeof(rl), "%s,reason=\"%s\"", labels, aether_codec_reject_name((aether_codec_reject)r));
+        decode_series_args[r] = (decode_series){ &d->codec_stats, (aether_codec_reject)r };
+        if (aether_metrics_counter_fn(d->metrics, "aether_decode_errors_total",
+                                      "Messages from the wire this node refused, by reason (malformed, "
+                                      "oversized, unknown_type, bad_field, stale_term, wrong_cluster).",
+                                      rl, g_decode_errors, &decode_series_args[r]) != AETHER_OK)
+            return -1;
+    }
+    return 0;
 }
 
 /* ---- setup and teardown (main thread) -------------------------------------- */
@@ -524,6 +619,17 @@ static int daemon_init(node_run *d, const options *o, uint32_t n_nodes)
             return -1;
         }
     }
+    if (aether_metrics_create(&d->metrics) != AETHER_OK) {
+        fprintf(stderr, "aether-node: out of memory\n");
+        return -1;
+    }
+    if (o->s.metrics_addr[0] != '\0') {
+        aether_err merr = { 0 };
+        if (aether_metrics_http_start(o->s.metrics_addr, d->metrics, &d->http, &merr) != AETHER_OK) {
+            fprintf(stderr, "aether-node: %s\n", merr.msg);
+            return -1;
+        }
+    }
     aether_pool_config pc = { 0 };
     aether_status st = aether_pool_create(&pc, &d->ex);
     if (st == AETHER_OK)
@@ -575,7 +681,8 @@ static int node_start(node_run *d, uint32_t i)
         snprintf(cfg.address, sizeof(cfg.address), "inproc:%s", n->id);
     }
     aether_member_deps deps = { .executor = d->ex, .transport = n->t, .lease_store = d->lease_kv,
-                                .state_store = d->state_kv, .seed = aether_rng_next(&d->rng) };
+                                .state_store = d->state_kv, .metrics = d->metrics,
+                                .seed = aether_rng_next(&d->rng) };
     aether_member_callbacks cb = { .on_shard_acquired = on_acquired, .on_shard_released = on_released,
                                    .on_event = on_event, .on_leader_changed = on_leader_changed,
                                    .on_map_installed = on_map_installed, .arg = n };
@@ -590,6 +697,10 @@ static int node_start(node_run *d, uint32_t i)
     n->m = m;
     n->live = true;
     pthread_mutex_unlock(&d->mu);
+    if (daemon_metrics_node(d, n) != 0) {
+        fprintf(stderr, "aether-node: %s: cannot register its metrics\n", n->id);
+        return -1;
+    }
     return 0;
 }
 
@@ -617,6 +728,9 @@ static void node_halt(node_run *d, uint32_t i)
 
 static void daemon_fini(node_run *d)
 {
+    /* No scrape from here on: the series below go away one by one. */
+    aether_metrics_http_stop(d->http);
+    d->http = NULL;
     /* Everyone stops first, so no survivor starts failing over the others
      * while they are torn down one by one. */
     pthread_mutex_lock(&d->mu);
@@ -644,6 +758,8 @@ static void daemon_fini(node_run *d)
     aether_term_registry_fini(&d->terms);
     pthread_mutex_destroy(&d->mu);
     aether_rcu_barrier(); /* retired maps and snapshots are freed before exit */
+    aether_metrics_destroy(d->metrics); /* after every member released its series */
+    d->metrics = NULL;
 }
 
 static void install_signals(void)
@@ -1513,6 +1629,8 @@ int main(int argc, char **argv)
     if (aether_log_level_parse(o.s.log_level, &level))
         aether_log_set_level(level);
     aether_log_set_format(strcmp(o.s.log_format, "json") == 0 ? AETHER_LOG_JSON : AETHER_LOG_TEXT);
+    if (o.nats_mode)
+        aether_log_set_node(o.s.node.node.str); /* one node per process: every line names it */
     if (o.print_config) {
         aether_settings_describe(&o.s, stdout);
         return 0;

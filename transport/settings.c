@@ -11,10 +11,12 @@
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
+#include <netdb.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "assertion.h"
 #include "log.h"
 #include "nats_kv.h"
 #include "node_id.h"
@@ -31,6 +33,7 @@ typedef enum kind {
     K_CLUSTER, /* char[] cluster name at off */
     K_ZONE,    /* char[] zone at off: a node-id-shaped name or "" */
     K_ENUM,    /* char[cap] at off, one of choices ('|'-separated) */
+    K_HOSTPORT, /* char[cap] at off: "" or HOST:PORT (aether_settings_parse_hostport) */
 } kind;
 
 typedef struct param {
@@ -109,6 +112,9 @@ static const param PARAMS[] = {
       0, 0, "debug|info|warn|error|off", "debug, info, warn, error or off (default info)" },
     { "log_format", K_ENUM, offsetof(aether_settings, log_format),
       sizeof(((aether_settings *)0)->log_format), 0, 0, "text|json", "text or json lines (default text)" },
+    STRF("metrics_addr", K_HOSTPORT, offsetof(aether_settings, metrics_addr),
+         sizeof(((aether_settings *)0)->metrics_addr),
+         "serve Prometheus metrics on http://HOST:PORT/metrics (default off)"),
 };
 #define PARAM_COUNT (sizeof(PARAMS) / sizeof(PARAMS[0]))
 
@@ -248,6 +254,14 @@ aether_status aether_settings_set(aether_settings *s, const char *key, const cha
                 return aether_err_set(err, AETHER_EINVAL, "%s: %s: %s", src, key, inner.msg);
         }
         /* fall through */
+    case K_HOSTPORT:
+        if (p->k == K_HOSTPORT && value[0] != '\0') {
+            char host[256];
+            uint16_t port;
+            if (aether_settings_parse_hostport(value, host, sizeof(host), &port, &inner) != AETHER_OK)
+                return aether_err_set(err, AETHER_EINVAL, "%s: %s: %s", src, key, inner.msg);
+        }
+        /* fall through */
     case K_STR:
     case K_PATH:
     case K_SECRET:
@@ -262,6 +276,47 @@ aether_status aether_settings_set(aether_settings *s, const char *key, const cha
         return AETHER_OK;
     }
     return aether_err_set(err, AETHER_EINVAL, "%s: %s: unhandled kind", src, key);
+}
+
+/* ---- listen addresses -------------------------------------------------------- */
+
+aether_status aether_settings_parse_hostport(const char *value, char *host, size_t host_cap,
+                                             uint16_t *port, aether_err *err)
+{
+    AETHER_ASSERT(value != NULL && host != NULL && host_cap >= 254u && port != NULL);
+    const char *colon = strrchr(value, ':');
+    if (colon == NULL || colon == value)
+        return aether_err_set(err, AETHER_EINVAL, "'%.64s' is not HOST:PORT (e.g. 127.0.0.1:9100)", value);
+    const char *h = value;
+    size_t hlen = (size_t)(colon - value);
+    if (value[0] == '[') {
+        if (hlen < 3 || value[hlen - 1] != ']')
+            return aether_err_set(err, AETHER_EINVAL, "'%.64s': an IPv6 address goes in brackets: [::1]:9100",
+                                  value);
+        h = value + 1;
+        hlen -= 2;
+    } else if (memchr(value, ':', hlen) != NULL) {
+        return aether_err_set(err, AETHER_EINVAL, "'%.64s': an IPv6 address goes in brackets: [::1]:9100",
+                              value);
+    }
+    if (hlen == 0 || hlen >= host_cap || hlen > 253u)
+        return aether_err_set(err, AETHER_EINVAL, "'%.64s': the host is empty or too long", value);
+    uint32_t p = 0;
+    if (!parse_u32(colon + 1, 1, 65535, &p))
+        return aether_err_set(err, AETHER_EINVAL, "'%.64s': the port wants an integer 1..65535, not '%.16s'",
+                              value, colon + 1);
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, colon + 1, &hints, &res);
+    if (rc != 0)
+        return aether_err_set(err, AETHER_EINVAL, "'%.64s': cannot resolve host '%.64s': %s", value, host,
+                              gai_strerror(rc));
+    freeaddrinfo(res);
+    *port = (uint16_t)p;
+    return AETHER_OK;
 }
 
 /* ---- file ------------------------------------------------------------------ */
@@ -491,7 +546,8 @@ bool aether_settings_param(size_t i, const char **key, const char **kind_name, c
 {
     static const char *const names[] = { [K_U32] = "integer", [K_STR] = "string", [K_PATH] = "path",
                                          [K_SECRET] = "secret", [K_BOOL] = "bool",  [K_NODE] = "node id",
-                                         [K_CLUSTER] = "name", [K_ZONE] = "zone",  [K_ENUM] = "choice" };
+                                         [K_CLUSTER] = "name", [K_ZONE] = "zone",  [K_ENUM] = "choice",
+                                         [K_HOSTPORT] = "host:port" };
     if (i >= PARAM_COUNT)
         return false;
     *key = PARAMS[i].key;

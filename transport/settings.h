@@ -48,6 +48,7 @@
 #define AETHER_SETTINGS_STR_MAX 1023u  /* longest string value (URL list, path) */
 #define AETHER_SETTINGS_URLS_MAX 16u   /* servers in nats_urls */
 #define AETHER_SETTINGS_ENV_PREFIX "AETHER_"
+#define AETHER_SETTINGS_HOSTPORT_MAX 263u /* "[" 253-byte host or IPv6 literal "]:" 5-digit port */
 
 /* The NATS connection: what aether_nats_connect (nats_conn.h) takes. */
 typedef struct aether_nats_settings {
@@ -74,6 +75,7 @@ typedef struct aether_settings {
     bool event_stream;           /* also persist every event in AETHER_<cluster>_EVENTS */
     char log_level[16];          /* error|warn|info|debug: "info" */
     char log_format[16];         /* text|json: "text" */
+    char metrics_addr[AETHER_SETTINGS_HOSTPORT_MAX + 1]; /* HOST:PORT of /metrics; "" = off */
     /* Private: which derived parameters were given explicitly (otherwise
      * they follow lease_ttl_ms: renew = ttl/4, safety margin = ttl/10). */
     bool renew_set_, margin_set_;
@@ -120,6 +122,14 @@ aether_status aether_settings_check(const aether_settings *s, bool need_node, ae
 /* One "key = value" line per parameter, secrets shown as "(set)", in the
  * file's format: a valid configuration file. */
 void aether_settings_describe(const aether_settings *s, FILE *out);
+
+/* Checks a listen address "HOST:PORT": HOST an IPv4 literal, a bracketed
+ * IPv6 literal ("[::1]:9100") or a host name that resolves; PORT 1..65535.
+ * Fills host (brackets removed; host_cap >= 254) and *port. AETHER_EINVAL
+ * with err saying why. The metrics_addr parameter is checked with it, so a
+ * bad address is refused with the configuration (exit 2), not at bind. */
+aether_status aether_settings_parse_hostport(const char *value, char *host, size_t host_cap,
+                                             uint16_t *port, aether_err *err);
 
 /* Iteration over the table, for --help: key, kind ("integer", "string",
  * "bool", "path"), and a one-line description. Returns false past the end. */

@@ -159,6 +159,95 @@ static void test_json_format_escaping(void)
     teardown();
 }
 
+/* Node, term and subject: from the thread's context, else the process-wide
+ * node and noted term; left out when unknown; escaped in both formats. */
+static void test_context_fields(void)
+{
+    setup();
+    uint64_t term = 7;
+    aether_log_context ctx = { .node = "n\"1\n", .term = &term };
+    CU_ASSERT_PTR_NULL(aether_log_thread_context_set(&ctx));
+    aether_log_thread_subject_set("event", "NodeJoined");
+    AETHER_INFO("member", "admitted");
+    term = 8;
+    aether_log_thread_subject_set(NULL, NULL);
+    AETHER_INFO("member", "no subject");
+    CU_ASSERT_PTR_EQUAL(aether_log_thread_context_set(NULL), &ctx);
+    aether_log_set_node("node-b");
+    aether_log_note_term(5);
+    aether_log_note_term(3); /* only grows */
+    aether_log_thread_subject_set("command", "JoinCluster");
+    AETHER_WARN("member", "process node");
+    aether_log_thread_subject_set(NULL, NULL);
+    aether_log_set_node(NULL);
+    AETHER_INFO("member", "none");
+    CU_ASSERT_EQUAL_FATAL(cap.n, 4);
+    CU_ASSERT_STRING_EQUAL(cap.lines[0],
+        "2026-11-28T01:02:03.456Z INFO  member node=n\"1\\n term=7 event=NodeJoined: admitted");
+    CU_ASSERT_STRING_EQUAL(cap.lines[1], "2026-11-28T01:02:03.456Z INFO  member node=n\"1\\n term=8: no subject");
+    CU_ASSERT_STRING_EQUAL(cap.lines[2],
+        "2026-11-28T01:02:03.456Z WARN  member node=node-b term=5 command=JoinCluster: process node");
+    CU_ASSERT_STRING_EQUAL(cap.lines[3], "2026-11-28T01:02:03.456Z INFO  member: none");
+
+    cap.n = 0;
+    aether_log_set_format(AETHER_LOG_JSON);
+    (void)aether_log_thread_context_set(&ctx);
+    aether_log_thread_subject_set("event", "LeaseRenewed");
+    AETHER_ERROR("member", "say \"hi\"\nnext\rline\x02 end\\");
+    aether_log_thread_subject_set(NULL, NULL);
+    (void)aether_log_thread_context_set(NULL);
+    CU_ASSERT_EQUAL_FATAL(cap.n, 1);
+    CU_ASSERT_STRING_EQUAL(cap.lines[0],
+        "{\"ts\":\"2026-11-28T01:02:03.456Z\",\"level\":\"error\",\"module\":\"member\","
+        "\"node\":\"n\\\"1\\n\",\"term\":8,\"event\":\"LeaseRenewed\","
+        "\"msg\":\"say \\\"hi\\\"\\nnext\\rline\\u0002 end\\\\\"}");
+    json_error_t jerr;
+    json_t *j = json_loads(cap.lines[0], 0, &jerr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "node")), "n\"1\n");
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "term")), 8);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "event")), "LeaseRenewed");
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "msg")), "say \"hi\"\nnext\rline\x02 end\\");
+    CU_ASSERT_EQUAL(json_object_size(j), 7);
+    json_decref(j);
+    teardown();
+}
+
+/* Every line is one valid JSON object, whatever bytes the message, the node
+ * and the module carry: every byte value 1..255 in turn. */
+static void test_json_lines_always_parse(void)
+{
+    setup();
+    aether_log_set_format(AETHER_LOG_JSON);
+    uint64_t term = 1;
+    char node[8];
+    aether_log_context ctx = { .node = node, .term = &term };
+    (void)aether_log_thread_context_set(&ctx);
+    for (int c = 1; c < 256; c++) {
+        cap.n = 0;
+        char msg[16], mod[4] = { 'm', (char)c, 'x', 0 };
+        snprintf(node, sizeof(node), "n%c1", c);
+        snprintf(msg, sizeof(msg), "a%cb%c", c, c);
+        aether_log_thread_subject_set("command", "Join\"Cluster");
+        AETHER_INFO(mod, "%s", msg);
+        CU_ASSERT_EQUAL_FATAL(cap.n, 1);
+        CU_ASSERT_PTR_NULL(strchr(cap.lines[0], '\n'));
+        json_error_t jerr;
+        json_t *j = json_loads(cap.lines[0], 0, &jerr);
+        CU_ASSERT_PTR_NOT_NULL(j);
+        if (j == NULL) {
+            fprintf(stderr, "byte %d: %s: %s\n", c, cap.lines[0], jerr.text);
+            continue;
+        }
+        CU_ASSERT_EQUAL(json_object_size(j), 7);
+        CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "command")), "Join\"Cluster");
+        json_decref(j);
+    }
+    aether_log_thread_subject_set(NULL, NULL);
+    (void)aether_log_thread_context_set(NULL);
+    teardown();
+}
+
 static void test_long_message_truncated_valid(void)
 {
     setup();
@@ -437,6 +526,8 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(level_parse),
     AETHER_TEST(text_format),
     AETHER_TEST(json_format_escaping),
+    AETHER_TEST(context_fields),
+    AETHER_TEST(json_lines_always_parse),
     AETHER_TEST(long_message_truncated_valid),
     AETHER_TEST(sim_clock_timestamps),
     AETHER_TEST(sink_restore),

@@ -352,8 +352,40 @@ static void test_concurrent_increments_exact(void)
     drop_registry(m);
 }
 
+static int64_t fixed_total(void *arg) { return *(const int64_t *)arg; }
+
+/* A computed counter renders as TYPE counter, shares its name with a set
+ * counter under other labels, refuses a gauge of its name, and reads 0 once
+ * released. */
+static void test_counter_fn(void)
+{
+    aether_metrics *m = new_registry();
+    int64_t total = 41;
+    CU_ASSERT_EQUAL(aether_metrics_counter_fn(m, "aether_fn_total", "Computed \\ total.", "n=\"a\"",
+                                              fixed_total, &total),
+                    AETHER_OK);
+    aether_counter *c = aether_metrics_counter(m, "aether_fn_total", NULL, "n=\"b\"");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    aether_counter_add(c, 2);
+    total = 42;
+    CU_ASSERT_EQUAL(aether_metrics_gauge_fn(m, "aether_fn_total", NULL, "n=\"c\"", fixed_total, &total),
+                    AETHER_ECONFLICT);
+    CU_ASSERT_EQUAL(log_lines, 1);
+    char *text = NULL;
+    CU_ASSERT_EQUAL_FATAL(aether_metrics_render_prometheus(m, &text, NULL), AETHER_OK);
+    CU_ASSERT_STRING_EQUAL(text, "# HELP aether_fn_total Computed \\\\ total.\n"
+                                 "# TYPE aether_fn_total counter\n"
+                                 "aether_fn_total{n=\"a\"} 42\n"
+                                 "aether_fn_total{n=\"b\"} 2\n");
+    free(text);
+    aether_metrics_gauge_fn_release(m, "aether_fn_total", "n=\"a\"", &total);
+    CU_ASSERT_EQUAL(read_value(m, "aether_fn_total", "n=\"a\""), 0);
+    drop_registry(m);
+}
+
 static CU_TestInfo tests[] = {
     AETHER_TEST(counter_and_gauge),
+    AETHER_TEST(counter_fn),
     AETHER_TEST(gauge_fn),
     AETHER_TEST(same_series_twice),
     AETHER_TEST(kind_clash_refused),

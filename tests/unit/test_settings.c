@@ -267,6 +267,38 @@ static void test_describe_is_a_valid_file_without_secrets(void)
     CU_ASSERT_TRUE(n >= 30);
 }
 
+/* metrics_addr: HOST:PORT checked where it is read (so aether-node refuses
+ * it with the configuration, exit 2), from every source; "" is off. */
+static void test_metrics_addr(void)
+{
+    aether_settings s;
+    aether_settings_defaults(&s);
+    aether_err err = { 0 };
+    CU_ASSERT_STRING_EQUAL(s.metrics_addr, "");
+    const char *good[] = { "127.0.0.1:9100", "0.0.0.0:1", "[::1]:65535", "localhost:9100" };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        CU_ASSERT_EQUAL(aether_settings_set(&s, "metrics_addr", good[i], "flag --metrics-addr", &err), AETHER_OK);
+        CU_ASSERT_STRING_EQUAL(s.metrics_addr, good[i]);
+    }
+    const char *bad[] = { "localhost", "9100", ":9100", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:x",
+                          "::1:9100", "[::1]9100", "1.2.3.4:99999" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err.msg[0] = '\0';
+        CU_ASSERT_EQUAL(aether_settings_set(&s, "metrics_addr", bad[i], "flag --metrics-addr", &err),
+                        AETHER_EINVAL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "flag --metrics-addr: metrics_addr: "));
+    }
+    CU_ASSERT_STRING_EQUAL(s.metrics_addr, "localhost:9100"); /* a refusal changes nothing */
+    char *env[] = { "AETHER_METRICS_ADDR=127.0.0.1:9200", "AETHER_LOG_FORMAT=json", NULL };
+    CU_ASSERT_EQUAL(aether_settings_load_env(&s, env, NULL, &err), AETHER_OK);
+    CU_ASSERT_STRING_EQUAL(s.metrics_addr, "127.0.0.1:9200");
+    CU_ASSERT_STRING_EQUAL(s.log_format, "json");
+    char *env_bad[] = { "AETHER_LOG_FORMAT=xml", NULL };
+    CU_ASSERT_EQUAL(aether_settings_load_env(&s, env_bad, NULL, &err), AETHER_EINVAL);
+    char flag[32];
+    CU_ASSERT_STRING_EQUAL(aether_settings_flag_key("--metrics-addr", flag, sizeof(flag)), "metrics_addr");
+}
+
 static CU_TestInfo tests[] = {
     AETHER_TEST(defaults_match_design),
     AETHER_TEST(file_sections_and_comments),
@@ -277,6 +309,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(unsafe_timings_refused_with_reason),
     AETHER_TEST(nats_auth_cross_checks),
     AETHER_TEST(describe_is_a_valid_file_without_secrets),
+    AETHER_TEST(metrics_addr),
     CU_TEST_INFO_NULL,
 };
 AETHER_SUITE("settings", NULL, NULL, tests);

@@ -1,0 +1,157 @@
+/*
+ * metrics_http.c: GET /metrics over libmicrohttpd (transport layer; see
+ * metrics_http.h for the contract).
+ *
+ * DESIGN
+ *  1. One libmicrohttpd daemon with its own polling thread
+ *     (MHD_USE_INTERNAL_POLLING_THREAD + poll): a scrape every few seconds
+ *     needs no thread pool, and one thread keeps the renders serial.
+ *  2. A request for /metrics renders the registry into a fresh malloc'd
+ *     buffer that the response takes over (MHD_RESPMEM_MUST_FREE). The
+ *     registry's mutex is the only lock taken; computed series read atomics
+ *     and RCU snapshots, so a scrape never waits for an actor.
+ *  3. Bounds: at most CONNECTIONS_MAX connections at once, each closed after
+ *     CONNECTION_TIMEOUT_S idle; request bodies are never read (a method
+ *     that carries one is answered 405 at its first call).
+ *  4. libmicrohttpd's own error messages go through the project logger.
+ */
+#include "metrics_http.h"
+
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+
+#include "assertion.h"
+#include "log.h"
+#include "settings.h"
+
+#define LOG_MOD "metrics_http"
+#define CONNECTIONS_MAX 16u
+#define CONNECTION_TIMEOUT_S 10u
+#define METRICS_PATH "/metrics"
+#define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+struct aether_metrics_http {
+    struct MHD_Daemon *daemon; /* immutable after start */
+    aether_metrics *metrics;   /* borrowed; immutable */
+    uint16_t port;             /* immutable after start */
+};
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char line[512];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    AETHER_WARN(LOG_MOD, "libmicrohttpd: %s", line);
+}
+
+static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned int code, const char *text,
+                                  bool allow_header)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+    if (r == NULL)
+        return MHD_NO;
+    (void)MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    if (allow_header)
+        (void)MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    enum MHD_Result ret = MHD_queue_response(c, code, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    (void)upload_data;
+    (void)upload_data_size;
+    (void)con_cls;
+    aether_metrics_http *h = cls;
+    bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    if (strcmp(url, METRICS_PATH) != 0)
+        return reply_text(c, MHD_HTTP_NOT_FOUND, "not found: the metrics are at /metrics\n", false);
+    if (!get)
+        return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: use GET\n", true);
+
+    char *body = NULL;
+    size_t len = 0;
+    if (aether_metrics_render_prometheus(h->metrics, &body, &len) != AETHER_OK)
+        return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory rendering the metrics\n", false);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (r == NULL) {
+        free(body);
+        return MHD_NO;
+    }
+    (void)MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CONTENT_TYPE);
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+aether_status aether_metrics_http_start(const char *addr, aether_metrics *m, aether_metrics_http **out,
+                                        aether_err *err)
+{
+    AETHER_ASSERT(addr != NULL && m != NULL && out != NULL);
+    *out = NULL;
+    char host[256], port_s[8];
+    uint16_t port = 0;
+    aether_status st = aether_settings_parse_hostport(addr, host, sizeof(host), &port, err);
+    if (st != AETHER_OK)
+        return st;
+    snprintf(port_s, sizeof(port_s), "%u", port);
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, port_s, &hints, &res);
+    if (rc != 0)
+        return aether_err_set(err, AETHER_EINVAL, "metrics address %s: %s", addr, gai_strerror(rc));
+
+    aether_metrics_http *h = calloc(1, sizeof(*h));
+    if (h == NULL) {
+        freeaddrinfo(res);
+        return aether_err_set(err, AETHER_ENOMEM, "out of memory");
+    }
+    h->metrics = m;
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    if (res->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    /* The logger first: libmicrohttpd wants it before the options it may
+     * complain about. */
+    h->daemon = MHD_start_daemon(flags, port, NULL, NULL, on_request, h,
+                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                                 MHD_OPTION_SOCK_ADDR, res->ai_addr,
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONNECTIONS_MAX,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONNECTION_TIMEOUT_S,
+                                 MHD_OPTION_END);
+    freeaddrinfo(res);
+    if (h->daemon == NULL) {
+        free(h);
+        return aether_err_set(err, AETHER_EIO,
+                              "cannot serve metrics on %s (address in use, or not this host's?)", addr);
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info != NULL ? info->port : port;
+    AETHER_INFO(LOG_MOD, "serving Prometheus metrics on http://%s/metrics", addr);
+    *out = h;
+    return AETHER_OK;
+}
+
+uint16_t aether_metrics_http_port(const aether_metrics_http *h) { return h->port; }
+
+void aether_metrics_http_stop(aether_metrics_http *h)
+{
+    if (h == NULL)
+        return;
+    MHD_stop_daemon(h->daemon);
+    free(h);
+}
