@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# js_consumer.sh: the example JavaScript consumer (docs/examples/js-consumer,
+# the official `nats` npm package, run by node) against a live cluster: its
+# own view of the map must equal aetherctl's, its key -> shard the vectors
+# and the cluster's lookups (tests layer).
+#
+#   js_consumer.sh BUILD_DIR      (or BUILD_DIR/bin/aether-node)
+#
+# Steps (every wait bounded; lib.sh kills everything in its EXIT trap):
+#  1. node and npm must exist (a clear failure otherwise); the example is
+#     copied to $WORK and installed with `npm ci` (from the npm cache when it
+#     has the package: --prefer-offline; not counted in the wall time);
+#  2. consumer.js --check-vectors-only: XXH64 in JavaScript reproduces every
+#     line of tests/vectors/keyhash.tsv (hash, and shards mod 1, 1024, 16384);
+#  3. cluster_up 3 with --event-stream; the consumer starts (view in
+#     $WORK/view.json) and reaches the current map version;
+#  4. n4 joins: the consumer follows the rebalance to the new map version;
+#  5. its view equals `aetherctl shards --json` (map version, term, per-node
+#     primaries and replicas) and, per node, `aetherctl shards --node ID
+#     --json` (the primary shard ranges); for 12 keys its shard and primary
+#     equal `aetherctl lookup KEY --json`;
+#  6. it saw the events from stream #1 with no per-term gap, including n4's
+#     NodeJoined; SIGTERM stops it with exit 0.
+# Takes ~10-15 s after npm ci; worst case ~45 s of bounded waits.
+set -u
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+it_setup js_consumer "${1:-}"
+it_need_helpers
+CTL_BIN=$(dirname "$NODE_BIN")/aetherctl
+[[ -x "$CTL_BIN" ]] || fail "aetherctl not found at $CTL_BIN"
+command -v python3 >/dev/null || fail "python3 is needed to compare the JSON views"
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+EXAMPLE=$SRC/docs/examples/js-consumer
+VECTORS=$SRC/tests/vectors/keyhash.tsv
+
+# 1. node and npm.
+command -v node >/dev/null ||
+    fail "node not found: the JavaScript consumer test needs Node.js >= 18 and npm (Debian: apt-get install nodejs npm; tools/deps installs them)"
+command -v npm >/dev/null ||
+    fail "npm not found: the JavaScript consumer test needs npm (Debian: apt-get install npm; tools/deps installs it)"
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+(( node_major >= 18 )) || fail "node $(node --version) is too old: the consumer needs Node.js >= 18"
+mkdir -p "$WORK/js"
+cp "$EXAMPLE/package.json" "$EXAMPLE/package-lock.json" "$EXAMPLE/consumer.js" "$WORK/js/" ||
+    fail "cannot copy the example from $EXAMPLE"
+t_npm=$(now_ms)
+(cd "$WORK/js" && timeout 300 npm ci --prefer-offline --no-audit --no-fund --loglevel=error) \
+    >"$WORK/npm.log" 2>&1 || fail "npm ci failed (offline and the registry unreachable?): $(tail -n 5 "$WORK/npm.log")"
+echo "npm ci: $(( $(now_ms) - t_npm )) ms"
+T0=$(now_ms)
+
+# 2. the vectors.
+node "$WORK/js/consumer.js" --check-vectors-only --vectors "$VECTORS" >"$WORK/vectors.out" 2>&1 ||
+    fail "the JavaScript XXH64 disagrees with the vectors: $(cat "$WORK/vectors.out")"
+want=$(grep -cv '^#' "$VECTORS")
+grep -q "^vectors: $want ok, 0 failed" "$WORK/vectors.out" ||
+    fail "expected $want vectors ok: $(cat "$WORK/vectors.out")"
+echo "vectors: $want ok in JavaScript"
+
+# ctl COMMAND ARGS...: aetherctl COMMAND --nats URL --cluster C ARGS..., without the tests' AETHER_* variables, output in $WORK/ctl.out.
+ctl() {
+    local v
+    local -a clean=()
+    for v in ${!AETHER_@}; do
+        case $v in
+            AETHER_LOG_LEVEL | AETHER_LOG_FORMAT) ;;
+            *) clean+=(-u "$v") ;;
+        esac
+    done
+    env "${clean[@]}" timeout -s KILL 30 "$CTL_BIN" "$1" --nats "$URL" --cluster "$CLUSTER" "${@:2}" \
+        >"$WORK/ctl.out" 2>"$WORK/ctl.err"
+}
+
+# 3. the cluster, then the consumer.
+cluster_up 3 --event-stream
+KEYS="user:42,user:0,user:1,a,0,-,abcd,hello world,order/2024-01-01/17,k-ü,k-日本,z"
+bg_start consumer node "$WORK/js/consumer.js" --nats "$URL" --cluster "$CLUSTER" \
+    --view "$WORK/view.json" --keys "$KEYS" --duration 60
+view_version() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["map_version"])' "$WORK/view.json" 2>/dev/null; }
+v0=$(map_version "$WORK/map.up")
+wait_for 10000 eval '[[ "$(view_version)" == "$v0" ]]' ||
+    fail "the consumer's view did not reach map v$v0 within 10 s (it has v$(view_version))"
+echo "consumer: view at map v$v0"
+
+# 4. a join: the consumer must follow.
+node_start n4 "$URL" --event-stream
+NODES+=(n4)
+wait_settled 15000 "$WORK/map.join" "${NODES[@]}"
+v1=$(map_version "$WORK/map.join")
+(( v1 > v0 )) || fail "the join did not change the map (v$v0 -> v$v1)"
+wait_for 10000 eval '[[ "$(view_version)" == "$v1" ]]' ||
+    fail "the consumer's view did not follow to map v$v1 within 10 s (it has v$(view_version))"
+echo "consumer: followed the join to map v$v1"
+
+# 5. its view against aetherctl's.
+ctl shards --json || fail "aetherctl shards --json exited $?: $(cat "$WORK/ctl.err")"
+cp "$WORK/ctl.out" "$WORK/shards.json"
+for n in "${NODES[@]}"; do
+    ctl shards --node "$n" --json || fail "aetherctl shards --node $n exited $?: $(cat "$WORK/ctl.err")"
+    cp "$WORK/ctl.out" "$WORK/shards.$n.json"
+done
+IFS=, read -r -a keylist <<<"$KEYS"
+: >"$WORK/lookups.json"
+for k in "${keylist[@]}"; do
+    ctl lookup --json -- "$k" || fail "aetherctl lookup $k exited $?: $(cat "$WORK/ctl.err")"
+    cat "$WORK/ctl.out" >>"$WORK/lookups.json"
+done
+why=$(python3 - "$WORK" "${NODES[@]}" <<'EOF'
+import json, sys
+work, nodes = sys.argv[1], sys.argv[2:]
+view = json.load(open(f"{work}/view.json"))
+shards = json.load(open(f"{work}/shards.json"))
+bad = []
+for k in ("map_version", "term", "shard_count", "replication"):
+    if view[k] != shards[k]:
+        bad.append(f"{k}: consumer {view[k]}, aetherctl {shards[k]}")
+for n in shards["nodes"]:
+    mine = view["nodes"].get(n["id"], {"primaries": 0, "replicas": 0})
+    if (mine["primaries"], mine["replicas"]) != (n["primaries"], n["replicas"]):
+        bad.append(f"{n['id']}: consumer {mine['primaries']}+{mine['replicas']}, aetherctl {n['primaries']}+{n['replicas']}")
+for nid in nodes:
+    one = json.load(open(f"{work}/shards.{nid}.json"))["nodes"][0]
+    mine = view["nodes"].get(nid, {}).get("primary_shards", "")
+    if mine != one["primary_shards"]:
+        bad.append(f"{nid} primary shards: consumer '{mine}', aetherctl '{one['primary_shards']}'")
+if len(view["owners"]) != shards["shard_count"] or sum(n["primaries"] for n in shards["nodes"]) != shards["shard_count"]:
+    bad.append("owner counts do not cover every shard")
+lookups = [json.loads(l) for l in open(f"{work}/lookups.json")]
+for mine, theirs in zip(view["keys"], lookups):
+    if (mine["key"], mine["shard"], mine["primary"]) != (theirs["key"], theirs["shard"], theirs["primary"]):
+        bad.append(f"key {theirs['key']!r}: consumer shard {mine['shard']} on {mine['primary']}, aetherctl shard {theirs['shard']} on {theirs['primary']}")
+if len(view["keys"]) != len(lookups):
+    bad.append(f"{len(view['keys'])} keys in the view, {len(lookups)} lookups")
+if view["gaps"]:
+    bad.append(f"gaps seen: {view['gaps']}")
+if view["statuses"].get("n4") != "active":
+    bad.append(f"n4's NodeJoined not seen (statuses {view['statuses']})")
+print("; ".join(bad))
+EOF
+) || fail "comparing the views failed"
+[[ -z "$why" ]] || fail "the consumer's view differs from aetherctl's: $why"
+echo "consumer: map v$v1, ${#NODES[@]} nodes' counts and shard ranges, ${#keylist[@]} keys equal aetherctl's; no gap"
+
+# 6. clean stop.
+bg_stop consumer 5000
+[[ "$BG_RC" == 0 ]] || fail "the consumer exited $BG_RC on SIGTERM: $(tail -n 5 "$WORK/consumer.log")"
+grep -q "^#1 LeaderElected term=1 seq=1 " "$WORK/consumer.log" || fail "the consumer did not replay the stream from #1"
+grep -q "^final: map v$v1, .* 0 gaps" "$WORK/consumer.log" || fail "unexpected final line: $(tail -n 1 "$WORK/consumer.log")"
+final_checks "${NODES[@]}"
+echo "PASS: js_consumer ($(( $(now_ms) - T0 )) ms after npm ci)"
