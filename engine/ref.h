@@ -11,6 +11,7 @@
 #ifndef AETHER_REF_H
 #define AETHER_REF_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "assertion.h"
