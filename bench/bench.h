@@ -2,7 +2,7 @@
  * bench.h: the benchmark harness's options and entry points (bench layer).
  *
  * `aether-bench <name> [--json] [--seconds S] [--runs N] [--nodes N] [--kills K]
- * [--joins J]` picks one entry
+ * [--joins J] [--samples FILE]` picks one entry
  * below (main.c). Every bench runs each of its cases `runs` times, reports
  * the median through report.h and prints its baselines beside it in the same
  * run, as ratios (CONVENTIONS "Tests and benchmarks").
@@ -14,6 +14,7 @@
 #define BENCH_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #define BENCH_RUNS_DEFAULT 5u
 #define BENCH_RUNS_MAX 101u
@@ -36,6 +37,7 @@ typedef struct bench_opts {
     unsigned kills;  /* failover: attempts per kind */
     unsigned joins;  /* e2e: joins */
     bool processes;  /* set by those benches: the machine line says what a row is */
+    FILE *samples;   /* --samples FILE: every latency sample, raw (report.h); NULL = none */
 } bench_opts;
 
 /* Each returns 0 on success, non-zero after printing why to stderr. */

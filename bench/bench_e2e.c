@@ -174,6 +174,7 @@ static bool e2e_join(e2e_run *r, uint32_t j)
 static bool e2e_row(const bench_opts *o, const char *metric, e2e_series *s, double target_ms,
                     const bench_latency *floor)
 {
+    bench_samples_write(o, "e2e", metric, s->v, s->n); /* before the sort */
     bench_latency l = bench_latency_of(s->v, s->n, s->timeouts, target_ms);
     return bench_report_latency_row(o, "e2e", metric, &l, target_ms, "kv_cas", floor);
 }
@@ -235,6 +236,8 @@ int bench_e2e_main(const bench_opts *oin)
              r->c.url, o.nodes, r->def.shard_count, r->def.rebalance_debounce_ms,
              r->def.max_concurrent_handoffs, done, o.joins);
     bench_report_latency_begin(&o, "e2e", note);
+    bench_samples_write(&o, "e2e", "floor: KV compare-and-set round trip (aether_kv_update)", floor_ms,
+                        n_floor);
     bench_latency fl = bench_latency_of(floor_ms, n_floor, 0, -1);
     bool met = e2e_row(&o, "join: NodeJoined -> first new map on all nodes", &r->first_from_joined,
                        r->def.rebalance_debounce_ms + JOIN_MARGIN_MS, &fl);

@@ -301,6 +301,7 @@ static bool fo_resign(fo_run *r)
 static bool fo_row(const bench_opts *o, const char *metric, fo_series *s, double target_ms,
                    const bench_latency *floor)
 {
+    bench_samples_write(o, "failover", metric, s->v, s->n); /* before the sort */
     bench_latency l = bench_latency_of(s->v, s->n, s->timeouts, target_ms);
     return bench_report_latency_row(o, "failover", metric, &l, target_ms, "kv_cas", floor);
 }
@@ -359,6 +360,8 @@ int bench_failover_main(const bench_opts *oin)
              r->c.url, o.nodes, r->def.shard_count, r->def.lease_ttl_ms, r->def.failure_timeout_ms,
              r->def.election_jitter_ms, rounds, o.kills);
     bench_report_latency_begin(&o, "failover", note);
+    bench_samples_write(&o, "failover", "floor: KV compare-and-set round trip (aether_kv_update)", floor_ms,
+                        n_floor);
     bench_latency fl = bench_latency_of(floor_ms, n_floor, 0, -1);
     double t_leader = r->def.lease_ttl_ms + FAILOVER_MARGIN_MS;
     double t_follower = r->def.failure_timeout_ms + FAILOVER_MARGIN_MS;

@@ -4,6 +4,7 @@
  *   aether-bench mailbox|lookup|rebalance [--json] [--seconds S] [--runs N]
  *   aether-bench e2e [--json] [--nodes N] [--joins J]
  *   aether-bench failover [--json] [--nodes N] [--kills K]
+ *   (e2e, failover: --samples FILE also writes every latency sample there)
  *   aether-bench --help
  *
  * Options may come before or after the bench name. An unknown bench or
@@ -48,7 +49,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: aether-bench <bench> [--json] [--seconds S] [--runs N]\n"
-            "                            [--nodes N] [--kills K] [--joins J]\n"
+            "                            [--nodes N] [--kills K] [--joins J] [--samples FILE]\n"
             "       aether-bench --help\n"
             "  --json       one JSON object per line: {\"bench\",\"case\",\"metric\",\"value\",\n"
             "               \"unit\",\"baseline\",\"baseline_value\",\"ratio\"}\n"
@@ -58,6 +59,8 @@ static void usage(FILE *f)
             "  --kills K    failover: leader kills, and as many follower kills and resigns\n"
             "               (default %u, max %u)\n"
             "  --joins J    e2e: joins measured (default %u, max %u)\n"
+            "  --samples FILE  e2e, failover: also write every latency sample (ms) to FILE,\n"
+            "               one per line: bench<TAB>metric<TAB>attempt<TAB>ms (FILE is replaced)\n"
             "e2e and failover need nats-server ($AETHER_NATS_SERVER or $PATH) and aether-node\n"
             "next to aether-bench ($AETHER_NODE_BIN overrides); AETHER_KEEP_LOGS=1 keeps the logs.\n"
             "benches:\n",
@@ -83,6 +86,7 @@ int main(int argc, char **argv)
                      .nodes = BENCH_NODES_DEFAULT, .kills = BENCH_KILLS_DEFAULT,
                      .joins = BENCH_JOINS_DEFAULT };
     const bench_entry *which = NULL;
+    const char *samples_path = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -122,6 +126,10 @@ int main(int argc, char **argv)
                 o.kills = (unsigned)n;
             else
                 o.joins = (unsigned)n;
+        } else if (strcmp(a, "--samples") == 0) {
+            if (i + 1 >= argc || argv[i + 1][0] == '\0')
+                return bad_usage("%s needs a file name", a);
+            samples_path = argv[++i];
         } else if (a[0] == '-') {
             return bad_usage("unknown option '%s'", a);
         } else if (which != NULL) {
@@ -136,5 +144,19 @@ int main(int argc, char **argv)
     }
     if (which == NULL)
         return bad_usage("%s", "no bench named");
-    return which->main_fn(&o) == 0 ? 0 : 1;
+    if (samples_path != NULL) {
+        o.samples = fopen(samples_path, "we"); /* close-on-exec: the node children must not hold it */
+        if (o.samples == NULL) {
+            fprintf(stderr, "aether-bench: --samples %s: cannot write it\n", samples_path);
+            return 2;
+        }
+        fprintf(o.samples, "# bench\tmetric\tattempt\tms\n");
+        fflush(o.samples); /* nothing buffered when the benches fork */
+    }
+    int rc = which->main_fn(&o) == 0 ? 0 : 1;
+    if (o.samples != NULL && fclose(o.samples) != 0) {
+        fprintf(stderr, "aether-bench: --samples %s: write failed\n", samples_path);
+        rc = 1;
+    }
+    return rc;
 }

@@ -244,6 +244,17 @@ void bench_report_note(const bench_opts *o, const char *fmt, ...)
     fflush(stdout);
 }
 
+void bench_samples_write(const bench_opts *o, const char *bench, const char *metric, const double *v,
+                         unsigned n)
+{
+    if (o->samples == NULL)
+        return;
+    AETHER_ASSERT(strchr(bench, '\t') == NULL && strchr(metric, '\t') == NULL);
+    for (unsigned i = 0; i < n; i++)
+        fprintf(o->samples, "%s\t%s\t%u\t%.3f\n", bench, metric, i + 1, v[i]);
+    fflush(o->samples);
+}
+
 /* ---- latency rows ---------------------------------------------------------- */
 
 static double nearest_rank(const double *sorted, unsigned n, double q)

@@ -91,6 +91,15 @@ bool bench_report_latency_row(const bench_opts *o, const char *bench, const char
                               const bench_latency *l, double target_ms, const char *floor_name,
                               const bench_latency *floor);
 
+/* --samples FILE (e2e, failover): every sample of a latency row, in attempt
+ * order, before the percentiles are taken, as tab-separated lines
+ *   bench <TAB> metric <TAB> attempt (1..n) <TAB> milliseconds
+ * after one header line starting with '#'; timeouts give no line. For
+ * charts of the distribution (tools/bench-report). Does nothing when
+ * o->samples is NULL. */
+void bench_samples_write(const bench_opts *o, const char *bench, const char *metric, const double *v,
+                         unsigned n);
+
 /* A free-text line in table mode (nothing in JSON mode). */
 void bench_report_note(const bench_opts *o, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
