@@ -607,6 +607,7 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
     m->self_down = 1;
     m->log_ctx.node = m->cfg.node.str;
     m->log_ctx.term = &m->highest_term;
+    pthread_mutex_init(&m->commit_mu, NULL);
     pthread_mutex_init(&m->stamp_mu, NULL);
     pthread_mutex_init(&m->view_mu, NULL);
     aether_shardmap_slot_init(&m->slot);
@@ -760,6 +761,7 @@ void aether_member_destroy(aether_member *m)
     member_cluster_fini(m);
     aether_shardmap_slot_fini(&m->slot);
     aether_snapshot_slot_fini(&m->topo_slot);
+    pthread_mutex_destroy(&m->commit_mu);
     pthread_mutex_destroy(&m->stamp_mu);
     pthread_mutex_destroy(&m->view_mu);
     free(m);

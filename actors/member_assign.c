@@ -451,8 +451,9 @@ static aether_status load_stored_topology(aether_member *m)
     return AETHER_OK;
 }
 
-/* Derives, checks, publishes and applies the next map; emits the events. */
-static void advance(aether_member *m, const char *reason)
+/* Derives, checks, publishes and applies the next map; emits the events.
+ * Under commit_mu, with as->topo just refreshed (advance). */
+static void advance_locked(aether_member *m, const char *reason)
 {
     member_assign_state *as = m->as;
     aether_term term;
@@ -466,7 +467,6 @@ static void advance(aether_member *m, const char *reason)
         as->publish_pending = true; /* policy 10: the stored state first (tick_check) */
         return;
     }
-    refresh_topology(m);
     if (aether_topology_count_status(&as->topo, AETHER_NODE_ACTIVE) +
             aether_topology_count_status(&as->topo, AETHER_NODE_DRAINING) ==
         0)
@@ -737,6 +737,40 @@ static uint32_t offline_recent(member_assign_state *as, uint64_t now, uint64_t w
     return n;
 }
 
+/* The target gives shards only to nodes healthy in as->topo. */
+static bool target_healthy(const member_assign_state *as)
+{
+    const aether_shardmap *t = as->target;
+    for (uint32_t i = 0; i < t->node_count; i++) { /* bounded: the target's node table */
+        if (is_healthy(as, &t->nodes[i]))
+            continue;
+        size_t owned = 0;
+        (void)aether_shardmap_node_owner_shards(t, (aether_node_index)i, &owned);
+        if (owned > 0)
+            return false;
+    }
+    return true;
+}
+
+static bool compute_target(aether_member *m);
+
+/* The leader's map commit point (member_internal.h, commit_mu): the
+ * topology is read, the map derived and checked against it, stored and
+ * published while no topology change can be committed and announced. A
+ * change committed just before (a node failed while we were busy) is in
+ * the snapshot we read; if the target still gives that node shards, it is
+ * computed again first, so the map follows the topology rather than being
+ * refused. `recompute`: compute the target in any case (a rebalance). */
+static void advance(aether_member *m, const char *reason, bool recompute)
+{
+    member_assign_state *as = m->as;
+    pthread_mutex_lock(&m->commit_mu);
+    refresh_topology(m);
+    if ((!recompute && (as->target == NULL || target_healthy(as))) || compute_target(m))
+        advance_locked(m, reason);
+    pthread_mutex_unlock(&m->commit_mu);
+}
+
 static void rebalance(aether_member *m, const char *reason)
 {
     member_assign_state *as = m->as;
@@ -746,7 +780,14 @@ static void rebalance(aether_member *m, const char *reason)
         as->publish_pending = true;
         return;
     }
-    refresh_topology(m);
+    advance(m, reason, true);
+}
+
+/* A new target from as->topo (refreshed by the caller) and the current
+ * map. False if the strategy failed (logged; the previous target stays). */
+static bool compute_target(aether_member *m)
+{
+    member_assign_state *as = m->as;
     uint64_t now = member_now_ns(m);
     uint32_t nodes = as->topo.count;
     uint32_t max_offline = m->cfg.brake_max_offline ? m->cfg.brake_max_offline : nodes / 3;
@@ -757,7 +798,7 @@ static void rebalance(aether_member *m, const char *reason)
     as->brake = brake;
     aether_strategy_node *sn = calloc(nodes ? nodes : 1, sizeof(*sn));
     if (sn == NULL)
-        return;
+        return false;
     for (uint32_t i = 0; i < nodes; i++)
         aether_strategy_node_from_info(&sn[i], &as->topo.nodes[i]);
     aether_strategy_config sc = { .shard_count = m->cfg.shard_count,
@@ -773,11 +814,11 @@ static void rebalance(aether_member *m, const char *reason)
     aether_rebalance_plan_destroy(plan);
     if (st != AETHER_OK) {
         AETHER_ERROR(MEMBER_LOG, "%s: strategy: %s", m->cfg.node.str, err.msg);
-        return;
+        return false;
     }
     aether_shardmap_destroy(as->target);
     as->target = target;
-    advance(m, reason);
+    return true;
 }
 
 /* Policy 10: read the stored topology and map before anything else in this
@@ -959,7 +1000,7 @@ static void tick_check(aether_member *m)
         }
         if (decreed > 0) {
             AETHER_WARN(MEMBER_LOG, "%s: %u handoffs timed out: released by decree", m->cfg.node.str, decreed);
-            advance(m, "handoff timeout");
+            advance(m, "handoff timeout", false);
         }
         if (as->brake) {
             uint32_t max_offline = m->cfg.brake_max_offline ? m->cfg.brake_max_offline : as->topo.count / 3;
@@ -1036,7 +1077,7 @@ void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg
         break;
     case MSG_FLUSH:
         as->flush_pending = false;
-        advance(m, "handoff");
+        advance(m, "handoff", false);
         notify_drained(m);
         break;
     case MSG_TICK_DEBOUNCE:

@@ -389,7 +389,9 @@ static bool settle_doubt(aether_member *m)
         aether_event *e = cs->doubt_event;
         cs->doubt_event = NULL;
         clear_doubt(cs);
+        pthread_mutex_lock(&m->commit_mu); /* until announced (member_internal.h) */
         if (!load_topology(m, true)) { /* adopts it (and its revision) */
+            pthread_mutex_unlock(&m->commit_mu);
             aether_event_release(e);
             cs->loaded_term = AETHER_TERM_NONE;
             return false;
@@ -405,6 +407,7 @@ static bool settle_doubt(aether_member *m)
         (void)member_emit(m, e, AETHER_TERM_NONE);
         notify_assign(m, e);
         aether_event_release(e);
+        pthread_mutex_unlock(&m->commit_mu);
         return true;
     }
     uint64_t v = 0;
@@ -543,7 +546,9 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
     for (uint32_t i = 0; i < n; i++)
         if (ev[i]->type == AETHER_EVT_NODE_JOINED)
             ev[i]->data.node_joined.map_version = __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST);
+    pthread_mutex_lock(&m->commit_mu); /* until announced: no map checked in between */
     if (n > 0 && (st = commit_topology(m, ev, n, why)) != AETHER_OK) {
+        pthread_mutex_unlock(&m->commit_mu);
         for (uint32_t i = 0; i < n; i++)
             aether_event_release(ev[i]);
         return st;
@@ -569,6 +574,7 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
         notify_assign(m, ev[i]);
         aether_event_release(ev[i]);
     }
+    pthread_mutex_unlock(&m->commit_mu);
     return AETHER_OK;
 }
 
@@ -780,9 +786,14 @@ static void on_drained(aether_member *m, const aether_node_id *node)
     e->data.node_left.node = *node;
     aether_err why;
     aether_term term = AETHER_TERM_NONE;
-    if (!member_may_lead(m, &term) || !state_loaded(m, term) ||
-        commit_topology(m, &e, 1, &why) != AETHER_OK) {
+    if (!member_may_lead(m, &term) || !state_loaded(m, term)) {
         aether_event_release(e); /* the assign actor reports it again next tick */
+        return;
+    }
+    pthread_mutex_lock(&m->commit_mu); /* until announced (member_internal.h) */
+    if (commit_topology(m, &e, 1, &why) != AETHER_OK) {
+        pthread_mutex_unlock(&m->commit_mu);
+        aether_event_release(e);
         return;
     }
     publish_self_status(m);
@@ -790,6 +801,7 @@ static void on_drained(aether_member *m, const aether_node_id *node)
     (void)member_emit(m, e, AETHER_TERM_NONE);
     notify_assign(m, e);
     aether_event_release(e);
+    pthread_mutex_unlock(&m->commit_mu);
 }
 
 void member_cluster_handle(void *state, aether_actor *self, const aether_msg *msg)

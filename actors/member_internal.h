@@ -137,6 +137,14 @@ struct aether_member {
      * and highest_term above). */
     aether_log_context log_ctx;
 
+    /* The leader's two commit points, serialised (member_cluster.c,
+     * member_assign.c): a topology change [store it, publish the snapshot,
+     * announce it] and a map [read the snapshot, check I2/I3 against it,
+     * store it, publish it] never interleave, so a map is never published
+     * after the NodeFailed/NodeLeft of a node it names as owner. Held across
+     * one state-store write, never while waiting for another actor; taken
+     * before stamp_mu and view_mu, never while holding either. */
+    pthread_mutex_t commit_mu;
     /* Stamping of this node's events: under stamp_mu. */
     pthread_mutex_t stamp_mu;
     aether_term stamp_term;

@@ -137,6 +137,8 @@ struct aether_inproc_hub {
     aether_inproc_stats stats; /* under mu (delivered also read with a relaxed atomic) */
     aether_inproc_map_tap_fn map_tap; /* under mu */
     void *map_tap_arg;
+    aether_inproc_event_tap_fn event_tap; /* under mu */
+    void *event_tap_arg;
 
     /* Simulated network; net == false for a synchronous hub. */
     bool net;
@@ -604,6 +606,8 @@ static aether_status ep_publish_event(aether_transport *t, const aether_event *e
     endpoint *from = as_ep(t);
     bool ok;
     aether_inproc_hub *h = lock_sender(from, &ok);
+    if (ok && h->event_tap != NULL)
+        h->event_tap(h->event_tap_arg, &from->self, e);
     if (ok && h->net) {
         parcel *p = parcel_new(P_EVENT, &from->self);
         if (p != NULL) {
@@ -1038,6 +1042,14 @@ void aether_inproc_set_map_tap(aether_inproc_hub *h, aether_inproc_map_tap_fn fn
     lock(h);
     h->map_tap = fn;
     h->map_tap_arg = arg;
+    unlock(h);
+}
+
+void aether_inproc_set_event_tap(aether_inproc_hub *h, aether_inproc_event_tap_fn fn, void *arg)
+{
+    lock(h);
+    h->event_tap = fn;
+    h->event_tap_arg = arg;
     unlock(h);
 }
 

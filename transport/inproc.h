@@ -124,6 +124,11 @@ void aether_inproc_heal(aether_inproc_hub *hub);
 typedef void (*aether_inproc_map_tap_fn)(void *arg, const aether_node_id *from,
                                          const aether_shardmap *map);
 void aether_inproc_set_map_tap(aether_inproc_hub *hub, aether_inproc_map_tap_fn fn, void *arg);
+/* The same for every event an endpoint publishes: with the map tap, one
+ * total order of what each publisher put on the hub (under the hub mutex). */
+typedef void (*aether_inproc_event_tap_fn)(void *arg, const aether_node_id *from,
+                                           const aether_event *event);
+void aether_inproc_set_event_tap(aether_inproc_hub *hub, aether_inproc_event_tap_fn fn, void *arg);
 
 typedef struct aether_inproc_stats {
     uint64_t delivered;  /* sink calls */

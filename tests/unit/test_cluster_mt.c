@@ -181,8 +181,179 @@ static void test_pool_cluster_join_and_crash(void)
     aether_rcu_barrier();
 }
 
+/* ---- a wave of failures: I3 in the order the hub saw it ------------------
+ * Several followers die at once; the leader declares them failed one after
+ * another while its assign actor, on another worker, is already building
+ * the map for the first. The hub's taps see every event and map in one
+ * order (under its mutex): no map published after a node's NodeFailed may
+ * name it as an owner (the observer's check 8 in tools/aether-observer.c).
+ * Without the leader's commit lock (member_internal.h, commit_mu) the
+ * chaos run found exactly that. */
+#define WAVE_NODES 8
+#define WAVE_KILLED 4
+#define WAVE_SHARDS 256
+
+typedef struct wave_oracle {
+    /* Under the hub mutex (both taps). */
+    aether_node_id failed[WAVE_NODES];
+    uint32_t n_failed;
+    uint64_t maps_after_failure;
+    uint64_t violations;
+    char first[160];
+} wave_oracle;
+
+static bool wave_failed(const wave_oracle *o, const aether_node_id *id)
+{
+    for (uint32_t i = 0; i < o->n_failed; i++)
+        if (aether_node_id_equal(&o->failed[i], id))
+            return true;
+    return false;
+}
+
+static void wave_event_tap(void *arg, const aether_node_id *from, const aether_event *e)
+{
+    wave_oracle *o = arg;
+    (void)from;
+    if (e->type == AETHER_EVT_NODE_FAILED && o->n_failed < WAVE_NODES &&
+        !wave_failed(o, &e->data.node_failed.node))
+        o->failed[o->n_failed++] = e->data.node_failed.node;
+}
+
+static void wave_map_tap(void *arg, const aether_node_id *from, const aether_shardmap *map)
+{
+    wave_oracle *o = arg;
+    (void)from;
+    if (o->n_failed == 0)
+        return;
+    o->maps_after_failure++;
+    for (uint32_t i = 0; i < map->node_count; i++) {
+        size_t owned = 0;
+        (void)aether_shardmap_node_owner_shards(map, (aether_node_index)i, &owned);
+        if (owned > 0 && wave_failed(o, &map->nodes[i])) {
+            if (o->violations++ == 0)
+                snprintf(o->first, sizeof(o->first), "map v%llu gives %zu shards to %s after its NodeFailed",
+                         (unsigned long long)map->version, owned, map->nodes[i].str);
+        }
+    }
+}
+
+static int wave_leaders(aether_member **ms, int n, int *who)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (ms[i] == NULL)
+            continue;
+        aether_member_view v;
+        aether_member_view_get(ms[i], &v);
+        if (v.is_leader) {
+            k++;
+            *who = i;
+        }
+    }
+    return k;
+}
+
+/* Bounded: one leader, every live member sees `alive` Active nodes and has
+ * a map, and the live members serve every shard between them. */
+static int wave_settled(aether_member **ms, int n, int alive, unsigned limit_ms)
+{
+    for (unsigned t = 0; t < limit_ms; t += 20) {
+        int who = -1, ok = wave_leaders(ms, n, &who) == 1;
+        uint32_t serving = 0;
+        for (int i = 0; ok && i < n; i++) {
+            if (ms[i] == NULL)
+                continue;
+            aether_member_view v;
+            aether_member_view_get(ms[i], &v);
+            ok = v.map_version > 0 && v.nodes_active == (uint32_t)alive;
+            serving += v.shards_serving;
+        }
+        if (ok && serving == WAVE_SHARDS)
+            return 1;
+        sleep_ms(20);
+    }
+    return 0;
+}
+
+static void test_pool_cluster_failure_wave_i3(void)
+{
+    aether_executor *ex;
+    aether_pool_config pc = { .workers = 2 };
+    CU_ASSERT_FATAL(aether_pool_create(&pc, &ex) == AETHER_OK);
+    CU_ASSERT_FATAL(aether_pool_start(ex) == AETHER_OK);
+    aether_inproc_hub *hub;
+    CU_ASSERT_FATAL(aether_inproc_hub_create(&hub) == AETHER_OK);
+    static wave_oracle oracle;
+    memset(&oracle, 0, sizeof(oracle));
+    aether_inproc_set_event_tap(hub, wave_event_tap, &oracle);
+    aether_inproc_set_map_tap(hub, wave_map_tap, &oracle);
+    aether_config base;
+    aether_config_defaults(&base);
+    base.shard_count = WAVE_SHARDS;
+    base.heartbeat_interval_ms = 100;
+    base.failure_timeout_ms = 400;
+    aether_kv *lease_kv, *state_kv;
+    aether_kv_mem_config lk = { .name = "lease", .ttl_ms = base.lease_ttl_ms, .clock = aether_clock_real() };
+    aether_kv_mem_config sk = { .name = "state", .clock = aether_clock_real() };
+    CU_ASSERT_FATAL(aether_kv_mem_create(&lk, &lease_kv, NULL) == AETHER_OK);
+    CU_ASSERT_FATAL(aether_kv_mem_create(&sk, &state_kv, NULL) == AETHER_OK);
+    aether_member *ms[WAVE_NODES] = { 0 }, *dead[WAVE_KILLED] = { 0 };
+    aether_transport *ts[WAVE_NODES] = { 0 };
+    for (int i = 0; i < WAVE_NODES; i++) {
+        aether_config cfg = base;
+        char id[16];
+        snprintf(id, sizeof(id), "w%d", i);
+        CU_ASSERT_FATAL(aether_node_id_from_cstr(id, &cfg.node, NULL) == AETHER_OK);
+        CU_ASSERT_FATAL(aether_inproc_endpoint_create(hub, &cfg.node, &ts[i]) == AETHER_OK);
+        aether_member_deps deps = { .executor = ex, .transport = ts[i], .lease_store = lease_kv,
+                                    .state_store = state_kv, .seed = (uint64_t)i + 101 };
+        aether_member_callbacks cb = { 0 };
+        aether_err err;
+        CU_ASSERT_FATAL(aether_member_start(&cfg, &deps, &cb, &ms[i], &err) == AETHER_OK);
+    }
+    CU_ASSERT_FATAL(wave_settled(ms, WAVE_NODES, WAVE_NODES, 15000));
+    int leader = -1;
+    CU_ASSERT_FATAL(wave_leaders(ms, WAVE_NODES, &leader) == 1);
+    /* Stop WAVE_KILLED followers back to back: their silences expire within
+     * microseconds of each other. */
+    int k = 0;
+    for (int i = 0; i < WAVE_NODES && k < WAVE_KILLED; i++) {
+        if (i == leader)
+            continue;
+        dead[k++] = ms[i];
+        ms[i] = NULL;
+    }
+    for (int i = 0; i < k; i++)
+        aether_member_stop(dead[i]);
+    CU_ASSERT(wave_settled(ms, WAVE_NODES, WAVE_NODES - WAVE_KILLED, 15000));
+    aether_inproc_set_event_tap(hub, NULL, NULL);
+    aether_inproc_set_map_tap(hub, NULL, NULL);
+    CU_ASSERT_EQUAL(oracle.n_failed, (uint32_t)WAVE_KILLED);
+    CU_ASSERT(oracle.maps_after_failure > 0);
+    if (oracle.violations != 0)
+        fprintf(stderr, "failure wave: %llu I3 violations; first: %s\n",
+                (unsigned long long)oracle.violations, oracle.first);
+    CU_ASSERT_EQUAL(oracle.violations, 0);
+
+    for (int i = 0; i < WAVE_NODES; i++)
+        aether_member_stop(ms[i]);
+    aether_pool_stop(ex);
+    for (int i = 0; i < k; i++)
+        aether_member_destroy(dead[i]);
+    for (int i = 0; i < WAVE_NODES; i++)
+        aether_member_destroy(ms[i]);
+    for (int i = 0; i < WAVE_NODES; i++)
+        aether_transport_destroy(ts[i]);
+    aether_inproc_hub_destroy(hub);
+    aether_kv_destroy(lease_kv);
+    aether_kv_destroy(state_kv);
+    aether_executor_destroy(ex);
+    aether_rcu_barrier();
+}
+
 static CU_TestInfo tests[] = {
     AETHER_TEST(pool_cluster_join_and_crash),
+    AETHER_TEST(pool_cluster_failure_wave_i3),
     CU_TEST_INFO_NULL,
 };
 AETHER_SUITE("cluster_mt", NULL, NULL, tests);
