@@ -585,6 +585,16 @@ static bool in_sequence(aether_member *m, const aether_event *e)
     member_cluster_state *cs = m->cs;
     if (aether_node_id_equal(&e->node, &m->cfg.node) || e->seq == 0)
         return true;
+    /* Admitted (member.c) before this node learnt of a newer term - the
+     * lease read it, or a LeaderElected overtook this one in the mailbox:
+     * a deposed leader's change is not applied now. If the store has it,
+     * the next change of the new term reads the store (topo_dirty). */
+    if (e->term < __atomic_load_n(&m->highest_term, __ATOMIC_ACQUIRE) &&
+        e->type != AETHER_EVT_LEADERSHIP_LOST) {
+        cs->topo_dirty = true;
+        __atomic_add_fetch(&m->stale_dropped, 1, __ATOMIC_RELAXED);
+        return false;
+    }
     if (e->term > cs->seq_term) {
         cs->seq_term = e->term;
         cs->seq_last = e->seq;

@@ -249,10 +249,14 @@ static void campaign(aether_member *m)
                             aether_node_id_equal(&v.leader, &ls->known_leader);
         if (rs == AETHER_OK && v.term != AETHER_TERM_NONE && v.term >= ls->known_term &&
             !aether_node_id_equal(&v.leader, &ls->known_leader)) {
-            /* Someone holds it whose LeaderElected we have not seen yet. */
+            /* Someone holds it whose LeaderElected we have not seen yet (we
+             * started or came back mid-term): the lease is the authority on
+             * who leads, so the view and the callback say so now. */
             ls->known_leader = v.leader;
             ls->known_term = v.term;
             ls->sign_ns = 0; /* not heard from yet */
+            member_set_leader_view(m, &v.leader, v.term);
+            member_notify_leader(m, &v.leader, v.term);
         }
         if (rs == AETHER_OK)
             after_lease_seen(m, rev, v.nonce, known_holder); /* at its expiry */
@@ -393,6 +397,9 @@ static void on_event(aether_member *m, const aether_event *e)
         return;
     }
     case AETHER_EVT_LEASE_RENEWED:
+        /* A renewal of a newer term than we know (its LeaderElected missed)
+         * only counts as a sign of life: the lease read of the next
+         * campaign names its holder (campaign, EEXIST). */
         if (e->data.lease_renewed.term >= ls->known_term &&
             !aether_node_id_equal(&e->data.lease_renewed.leader, &m->cfg.node)) {
             if (e->data.lease_renewed.term == ls->known_term &&
