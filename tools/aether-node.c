@@ -24,7 +24,9 @@
  * between attempts; the first connect is retried for CONNECT_LIMIT_MS, then
  * "cannot reach NATS at URL: <error>" and exit 1), the JetStream KV buckets
  * aether_<cluster>_lease (TTL = lease_ttl_ms) and aether_<cluster>_state (no
- * TTL), created if missing, a NATS transport and a pool executor, all on
+ * TTL), created if missing (while JetStream is unavailable - starting, or a
+ * restarted cluster server without its routes yet - retried with backoff
+ * for KV_CREATE_LIMIT_MS, then exit 1), a NATS transport and a pool executor, all on
  * that connection. Events this node emits are printed as in the embedded
  * mode, plus "+<ms>ms <node> LEADER elected term=T" / "LEADER lost term=T"
  * when its view's is_leader flips. On SIGINT/SIGTERM or --duration it
@@ -103,8 +105,13 @@
 
 #define SETTINGS_PARAMS_MAX 64u     /* rows of the settings table (asserted) */
 #define FLAG_NAME_MAX 48u           /* longest --flag name */
-#define KV_RETRY_MS 200u            /* bucket creation retried this often */
-#define KV_CREATE_LIMIT_MS 5000u    /* JetStream may be starting: retried this long */
+#define KV_RETRY_MS 200u            /* bucket creation retried after this, doubling... */
+#define KV_RETRY_MAX_MS 2000u       /* ...up to this */
+/* JetStream may be starting, or a restarted server of a cluster still
+ * waiting for its routes and a meta leader (seen: 16 s under chaos):
+ * retried this long, like a node waiting for its seeds, then exit 1. */
+#define KV_CREATE_LIMIT_MS 60000u
+#define KV_WARN_EVERY_MS 5000u      /* one log line per this while retrying */
 #define DRAIN_EXTRA_MS 2000u        /* drain wait = handoff_timeout_ms + this */
 #define DRAIN_RETRY_MS 1000u        /* re-ask while still Active (a request lost in a failover) */
 /* "aether_<cluster>_lease" must fit a bucket name. */
@@ -554,18 +561,29 @@ static int nats_bucket(node_run *d, const char *suffix, uint64_t ttl_ms, aether_
                                  .replicas = d->opt.s.nats.kv_replicas,
                                  .timeout_ms = d->opt.s.nats.request_timeout_ms, .create_if_missing = true };
     aether_err err = { 0 };
-    uint64_t t0 = now_ns();
-    for (;;) {
+    uint64_t t0 = now_ns(), warned = 0;
+    unsigned wait_ms = KV_RETRY_MS;
+    for (;;) { /* bounded: KV_CREATE_LIMIT_MS, or a signal */
         aether_status st = aether_kv_nats_create(&kc, out, &err);
-        if (st == AETHER_OK)
+        if (st == AETHER_OK) {
+            if (warned != 0)
+                AETHER_INFO("aether-node", "KV bucket %s ready after %llu ms", bucket,
+                            (unsigned long long)((now_ns() - t0) / AETHER_NS_PER_MS));
             return 0;
-        if (st != AETHER_EUNAVAILABLE || stop_signal != 0 ||
-            now_ns() - t0 >= KV_CREATE_LIMIT_MS * AETHER_NS_PER_MS) {
+        }
+        uint64_t waited_ms = (now_ns() - t0) / AETHER_NS_PER_MS;
+        if (st != AETHER_EUNAVAILABLE || stop_signal != 0 || waited_ms >= KV_CREATE_LIMIT_MS) {
             fprintf(stderr, "aether-node: KV bucket %s: %s: %s\n", bucket, aether_status_str(st), err.msg);
             *out = NULL;
             return -1;
         }
-        sleep_ms(KV_RETRY_MS);
+        if (warned == 0 || waited_ms >= warned + KV_WARN_EVERY_MS) {
+            AETHER_WARN("aether-node", "KV bucket %s not available yet (%s); retrying for up to %u s", bucket,
+                        err.msg, KV_CREATE_LIMIT_MS / 1000u);
+            warned = waited_ms + 1;
+        }
+        sleep_ms(wait_ms);
+        wait_ms = wait_ms * 2 > KV_RETRY_MAX_MS ? KV_RETRY_MAX_MS : wait_ms * 2;
     }
 }
 

@@ -643,8 +643,13 @@ static aether_status nkv_bucket_fail(aether_err *err, const char *bucket, const 
     case NATS_NO_MEMORY: code = AETHER_ENOMEM; break;
     case NATS_INVALID_ARG: code = AETHER_EINVAL; break;
     /* The server answered with an error: for a bucket create that is a
-     * bucket with another configuration, or a bad configuration. */
-    case NATS_ERR: code = AETHER_EINVAL; break;
+     * bucket with another configuration, or a bad configuration; or the
+     * JetStream cluster is not ready (10008, no meta leader: a server just
+     * restarted, routes not up yet), which passes. js_CreateKeyValue gives
+     * no JetStream error code, only the server's text. */
+    case NATS_ERR:
+        code = strstr(text, "temporarily unavailable") != NULL ? AETHER_EUNAVAILABLE : AETHER_EINVAL;
+        break;
     default: code = AETHER_EUNAVAILABLE; break; /* timeouts, no responders, connection */
     }
     return aether_err_set(err, code, "bucket '%s': %s: %s", bucket, call, text);
