@@ -878,10 +878,15 @@ static void arm_debounce(aether_member *m)
                              &t, NULL);
 }
 
+/* Leader, with the map of its own term loaded (takeover_load): a Draining
+ * node that owns nothing in it has drained. Judged on any other map - one
+ * from before a pause, say, in which the node had not yet been given what
+ * it serves now - it would be declared Left while serving. */
 static void notify_drained(aether_member *m)
 {
     member_assign_state *as = m->as;
-    if (as->cur == NULL)
+    aether_term term;
+    if (as->cur == NULL || !member_may_lead(m, &term) || as->lead_term != term || as->loaded_term != term)
         return;
     for (uint32_t i = 0; i < as->topo.count; i++) {
         const aether_node_info *n = &as->topo.nodes[i];
@@ -982,7 +987,9 @@ static void tick_check(aether_member *m)
     }
     aether_term term;
     if (member_may_lead(m, &term)) {
-        if (as->lead_term == term && as->loaded_term != term) {
+        if (as->lead_term != term)
+            return; /* our LeaderElected is still in the mailbox: nothing as leader before it */
+        if (as->loaded_term != term) {
             (void)takeover_load(m);
             return;
         }

@@ -260,20 +260,90 @@ static bool settle_doubt(aether_member *m);
 
 static bool fence_topology_key(aether_member *m);
 
+static void notify_assign(aether_member *m, aether_event *e);
+
+/* The event that takes `was` (NULL: a node we did not know) to `now`, if
+ * a topology change explains the difference; NULL otherwise. */
+static aether_event *change_event(const aether_node_info *was, const aether_node_info *now,
+                                  uint64_t map_version)
+{
+    aether_event *e = NULL;
+    bool rejoined = now->status == AETHER_NODE_ACTIVE &&
+                    (was == NULL || was->status != AETHER_NODE_ACTIVE || was->incarnation != now->incarnation);
+    if (rejoined) {
+        if ((e = aether_event_create(AETHER_EVT_NODE_JOINED)) != NULL) {
+            e->data.node_joined.node = now->id;
+            snprintf(e->data.node_joined.address, sizeof(e->data.node_joined.address), "%s", now->address);
+            snprintf(e->data.node_joined.zone, sizeof(e->data.node_joined.zone), "%s", now->zone);
+            e->data.node_joined.incarnation = now->incarnation;
+            e->data.node_joined.map_version = map_version;
+        }
+    } else if (was != NULL && was->status == now->status) {
+        return NULL;
+    } else if (now->status == AETHER_NODE_DRAINING) {
+        if ((e = aether_event_create(AETHER_EVT_NODE_DRAINING)) != NULL)
+            e->data.node_draining.node = now->id;
+    } else if (now->status == AETHER_NODE_LEFT) {
+        if ((e = aether_event_create(AETHER_EVT_NODE_LEFT)) != NULL)
+            e->data.node_left.node = now->id;
+    } else if (now->status == AETHER_NODE_FAILED) {
+        if ((e = aether_event_create(AETHER_EVT_NODE_FAILED)) != NULL)
+            e->data.node_failed.node = now->id; /* silent_ms 0: not measured by us */
+    }
+    return e;
+}
+
+/* A new leader announces, in its term, what the stored topology records
+ * and this node's own view lacks: a change its predecessor stored but never
+ * announced (its write timed out and landed, then it lost the lease) or one
+ * this node missed. Without it a consumer of the events (and the observer
+ * of tools/chaos) would see shards leave a node nobody declared Failed.
+ * Others may have applied some of them already: applying again changes
+ * nothing. Under commit_mu (member_internal.h). */
+static void announce_stored_changes(aether_member *m, const aether_topology *before)
+{
+    member_cluster_state *cs = m->cs;
+    uint64_t map_version = __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < cs->topo.count; i++) { /* bounded: AETHER_TOPOLOGY_NODES_MAX */
+        const aether_node_info *now = &cs->topo.nodes[i];
+        aether_event *e = change_event(aether_topology_find(before, &now->id), now, map_version);
+        if (e == NULL)
+            continue;
+        n++;
+        aether_event_retain(e);
+        (void)member_emit(m, e, AETHER_TERM_NONE); /* stamps it, takes one reference */
+        notify_assign(m, e);
+        aether_event_release(e);
+    }
+    if (n > 0)
+        AETHER_INFO(MEMBER_LOG, "%s: announced %u change(s) found in the stored topology", m->cfg.node.str, n);
+}
+
 static bool state_loaded(aether_member *m, aether_term term)
 {
     member_cluster_state *cs = m->cs;
     if (!settle_doubt(m))
         return false;
+    if (cs->loaded_term == term)
+        return true;
     /* Read, then fence: rewriting the key moves its revision, so a write of
      * the previous leader still in flight (a timed-out one) can never land
      * after what we read. */
-    if (cs->loaded_term != term && load_topology(m, true) && fence_topology_key(m)) {
+    aether_topology before;
+    bool diff = aether_topology_copy(&cs->topo, &before) == AETHER_OK;
+    if (load_topology(m, true) && fence_topology_key(m)) {
         cs->loaded_term = term;
         cs->topo_dirty = false;
+        pthread_mutex_lock(&m->commit_mu);
         publish_self_status(m); /* the assign actor takes over from this snapshot */
+        if (diff)
+            announce_stored_changes(m, &before);
+        pthread_mutex_unlock(&m->commit_mu);
         __atomic_store_n(&m->topo_loaded_term, term, __ATOMIC_RELEASE);
     }
+    if (diff)
+        aether_topology_fini(&before);
     return cs->loaded_term == term;
 }
 
@@ -318,8 +388,6 @@ static aether_status commit_topology(aether_member *m, aether_event *const *ev, 
     cs->topo = next;
     return AETHER_OK;
 }
-
-static void notify_assign(aether_member *m, aether_event *e);
 
 static void clear_doubt(member_cluster_state *cs)
 {
@@ -583,6 +651,8 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
 static bool in_sequence(aether_member *m, const aether_event *e)
 {
     member_cluster_state *cs = m->cs;
+    /* Our own events were applied when decided and are passed on in full
+     * (on_event sees every one this node stamped, in order). */
     if (aether_node_id_equal(&e->node, &m->cfg.node) || e->seq == 0)
         return true;
     /* Admitted (member.c) before this node learnt of a newer term - the

@@ -255,8 +255,12 @@ static void campaign(aether_member *m)
             ls->known_leader = v.leader;
             ls->known_term = v.term;
             ls->sign_ns = 0; /* not heard from yet */
-            member_set_leader_view(m, &v.leader, v.term);
-            member_notify_leader(m, &v.leader, v.term);
+            /* Our own name there is a create of ours whose answer was lost
+             * (a KV timeout): we do not lead by it; it runs out unrenewed. */
+            if (!aether_node_id_equal(&v.leader, &m->cfg.node)) {
+                member_set_leader_view(m, &v.leader, v.term);
+                member_notify_leader(m, &v.leader, v.term);
+            }
         }
         if (rs == AETHER_OK)
             after_lease_seen(m, rev, v.nonce, known_holder); /* at its expiry */
@@ -396,18 +400,29 @@ static void on_event(aether_member *m, const aether_event *e)
         }
         return;
     }
-    case AETHER_EVT_LEASE_RENEWED:
-        /* A renewal of a newer term than we know (its LeaderElected missed)
-         * only counts as a sign of life: the lease read of the next
-         * campaign names its holder (campaign, EEXIST). */
-        if (e->data.lease_renewed.term >= ls->known_term &&
-            !aether_node_id_equal(&e->data.lease_renewed.leader, &m->cfg.node)) {
-            if (e->data.lease_renewed.term == ls->known_term &&
-                aether_node_id_equal(&e->data.lease_renewed.leader, &ls->known_leader))
-                ls->sign_ns = member_now_ns(m);
-            after_leader_sign(m);
+    case AETHER_EVT_LEASE_RENEWED: {
+        const aether_node_id *leader = &e->data.lease_renewed.leader;
+        aether_term term = e->data.lease_renewed.term;
+        if (term < ls->known_term || aether_node_id_equal(leader, &m->cfg.node))
+            return;
+        if (term > ls->known_term && term == e->term && aether_node_id_equal(leader, &e->node)) {
+            /* A renewal of a term whose LeaderElected we missed (started
+             * mid-term, paused or cut off during the election): its emitter
+             * holds the lease of that term (member.c admits one emitter per
+             * term), so the view names it now rather than at our next
+             * campaign's lease read. */
+            if (ls->leading && term > ls->held.lease.term)
+                lose(m, "a newer term was elected");
+            ls->known_leader = *leader;
+            ls->known_term = term;
+            member_set_leader_view(m, leader, term);
+            member_notify_leader(m, leader, term);
         }
+        if (term == ls->known_term && aether_node_id_equal(leader, &ls->known_leader))
+            ls->sign_ns = member_now_ns(m);
+        after_leader_sign(m);
         return;
+    }
     case AETHER_EVT_LEADERSHIP_LOST:
         if (e->data.leadership_lost.term == ls->known_term &&
             aether_node_id_equal(&e->data.leadership_lost.leader, &ls->known_leader)) {
