@@ -327,6 +327,11 @@ static int64_t g_rebalances(void *a) { return (int64_t)__atomic_load_n(&((aether
 static int64_t g_moved(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->shards_moved, __ATOMIC_RELAXED); }
 static int64_t g_stale(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->stale_dropped, __ATOMIC_RELAXED); }
 static int64_t g_impostor(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->impostor_dropped, __ATOMIC_RELAXED); }
+static int64_t g_brake(void *a)
+{
+    aether_member *m = a;
+    return member_may_lead(m, NULL) && __atomic_load_n(&m->brake_engaged, __ATOMIC_RELAXED) ? 1 : 0;
+}
 static int64_t g_renewals(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->lease_renewals, __ATOMIC_RELAXED); }
 static int64_t g_lease_failures(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->lease_failures, __ATOMIC_RELAXED); }
 static int64_t g_lag(void *a)
@@ -446,6 +451,10 @@ static const struct {
     { "aether_handoffs_in_flight", NULL, false, "Shards moving (Releasing) in this node's current map.", g_handoffs },
     { "aether_fenced", NULL, false, "1 while this node is cut off from the leader and serves nothing.", g_fenced },
     { "aether_rebalances_total", NULL, true, "Rebalances this node completed as leader.", g_rebalances },
+    { "aether_rebalance_brake", NULL, false,
+      "1 while this node leads with the rebalance brake engaged (too many nodes lost within "
+      "brake_window_ms: only I2 is restored).",
+      g_brake },
     { "aether_shards_moved_total", NULL, true, "Shards this node moved as leader.", g_moved },
     { "aether_heartbeats_missed", NULL, false,
       "Heartbeat intervals since the newest acknowledged keep-alive, less the one in flight (0 on the "

@@ -796,6 +796,7 @@ static bool compute_target(aether_member *m)
     if (brake != as->brake)
         AETHER_WARN(MEMBER_LOG, "%s: rebalance brake %s", m->cfg.node.str, brake ? "engaged" : "released");
     as->brake = brake;
+    __atomic_store_n(&m->brake_engaged, brake ? 1u : 0u, __ATOMIC_RELAXED);
     aether_strategy_node *sn = calloc(nodes ? nodes : 1, sizeof(*sn));
     if (sn == NULL)
         return false;

@@ -131,6 +131,7 @@ struct aether_member {
     uint64_t leader_changes;
     uint64_t rebalances;
     uint64_t shards_moved;
+    uint32_t brake_engaged;       /* atomic: 1 while this leader's rebalance brake holds */
     uint64_t lease_renewals;      /* LeaseRenewed this node emitted (member_emit) */
     uint64_t lease_failures;      /* LeadershipLost it emitted, resigns while draining aside */
     /* Immutable after start: the log context of the member's actors (node,

@@ -253,6 +253,16 @@ static void test_half_the_nodes_fail_brake_keeps_i2(void)
         total += sim_serving(c, id);
     }
     CU_ASSERT_EQUAL(total, 60);
+    /* Three of six lost within the brake window (default 10 s, a third of
+     * the nodes allowed): the leader's brake gauge says so, then clears. */
+    char labels[32];
+    int64_t brake = -1;
+    snprintf(labels, sizeof(labels), "node=\"%s\"", sim_leader(c));
+    CU_ASSERT_EQUAL(aether_metrics_read(sim_metrics(c), "aether_rebalance_brake", labels, &brake), AETHER_OK);
+    CU_ASSERT_EQUAL(brake, 1);
+    sim_run_ms(c, 10000);
+    CU_ASSERT_EQUAL(aether_metrics_read(sim_metrics(c), "aether_rebalance_brake", labels, &brake), AETHER_OK);
+    CU_ASSERT_EQUAL(brake, 0);
     expect_clean(c);
     sim_cluster_destroy(c);
 }
