@@ -40,15 +40,8 @@ T0=$(now_ms)
 # ARGS... without the tests' AETHER_* variables; stdout $WORK/ctl.out, stderr
 # $WORK/ctl.err, status CTL_RC.
 ctl() {
-    local v
-    local -a clean=()
-    for v in ${!AETHER_@}; do
-        case $v in
-            AETHER_LOG_LEVEL | AETHER_LOG_FORMAT) ;;
-            *) clean+=(-u "$v") ;;
-        esac
-    done
-    env "${clean[@]}" timeout -s KILL 30 "$CTL_BIN" "$1" --nats "$CTL_URL" --cluster "$CTL_CLUSTER" \
+    it_clean_env
+    env "${CLEAN_ENV[@]}" timeout -s KILL 30 "$CTL_BIN" "$1" --nats "$CTL_URL" --cluster "$CTL_CLUSTER" \
         "${@:2}" >"$WORK/ctl.out" 2>"$WORK/ctl.err"
     CTL_RC=$?
 }

@@ -44,15 +44,8 @@ command -v python3 >/dev/null || fail "python3 is needed to check the JSON outpu
 # (every command bounds itself with --timeout).
 CTL_ENV=()
 ctl() {
-    local v
-    local -a clean=()
-    for v in ${!AETHER_@}; do
-        case $v in
-            AETHER_LOG_LEVEL | AETHER_LOG_FORMAT) ;;
-            *) clean+=(-u "$v") ;;
-        esac
-    done
-    env "${clean[@]}" "${CTL_ENV[@]}" timeout -s KILL 60 "$CTL_BIN" "$@" >"$WORK/ctl.out" 2>"$WORK/ctl.err"
+    it_clean_env
+    env "${CLEAN_ENV[@]}" "${CTL_ENV[@]}" timeout -s KILL 60 "$CTL_BIN" "$@" >"$WORK/ctl.out" 2>"$WORK/ctl.err"
     CTL_RC=$?
     CTL_ENV=()
 }

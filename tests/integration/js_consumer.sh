@@ -60,15 +60,8 @@ echo "vectors: $want ok in JavaScript"
 
 # ctl COMMAND ARGS...: aetherctl COMMAND --nats URL --cluster C ARGS..., without the tests' AETHER_* variables, output in $WORK/ctl.out.
 ctl() {
-    local v
-    local -a clean=()
-    for v in ${!AETHER_@}; do
-        case $v in
-            AETHER_LOG_LEVEL | AETHER_LOG_FORMAT) ;;
-            *) clean+=(-u "$v") ;;
-        esac
-    done
-    env "${clean[@]}" timeout -s KILL 30 "$CTL_BIN" "$1" --nats "$URL" --cluster "$CLUSTER" "${@:2}" \
+    it_clean_env
+    env "${CLEAN_ENV[@]}" timeout -s KILL 30 "$CTL_BIN" "$1" --nats "$URL" --cluster "$CLUSTER" "${@:2}" \
         >"$WORK/ctl.out" 2>"$WORK/ctl.err"
 }
 

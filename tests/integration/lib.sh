@@ -283,20 +283,28 @@ server_restart() {
 
 # ---- aether-node -----------------------------------------------------------------
 
+# it_clean_env: CLEAN_ENV=(-u VAR ...) for every AETHER_* variable set here
+# but the log settings: `env "${CLEAN_ENV[@]}" CMD` runs aether-node or
+# aetherctl without the tests' own (they refuse unknown AETHER_* names).
+it_clean_env() {
+    local v
+    CLEAN_ENV=()
+    for v in ${!AETHER_@}; do
+        case $v in
+            AETHER_LOG_LEVEL | AETHER_LOG_FORMAT) ;;
+            *) CLEAN_ENV+=(-u "$v") ;;
+        esac
+    done
+}
+
 # The node gets no AETHER_* variable of ours (aether-node refuses unknown
 # ones, and AETHER_KEEP_LOGS, AETHER_NATS_SERVER, ... are the tests'), except
 # the log settings; a script passes its own through NODE_ENV=(K=V ...).
 node_start() {
-    local id=$1 url=$2 v
+    local id=$1 url=$2
     shift 2
-    local -a clean=()
-    for v in ${!AETHER_@}; do
-        case $v in
-            AETHER_LOG_LEVEL | AETHER_LOG_FORMAT) ;;
-            *) clean+=(-u "$v") ;;
-        esac
-    done
-    env "${clean[@]}" "${NODE_ENV[@]}" \
+    it_clean_env
+    env "${CLEAN_ENV[@]}" "${NODE_ENV[@]}" \
         "$NODE_BIN" --nats "$url" --node "$id" --cluster "$CLUSTER" --shards "$SHARDS" --trace "$@" \
         >>"$WORK/$id.out" 2>>"$WORK/$id.err" &
     NODE_PID[$id]=$!
