@@ -268,6 +268,8 @@ static aether_event *change_event(const aether_node_info *was, const aether_node
                                   uint64_t map_version)
 {
     aether_event *e = NULL;
+    if (was == NULL && now->status != AETHER_NODE_ACTIVE)
+        return NULL; /* history of a node we never knew: nothing a consumer needs */
     bool rejoined = now->status == AETHER_NODE_ACTIVE &&
                     (was == NULL || was->status != AETHER_NODE_ACTIVE || was->incarnation != now->incarnation);
     if (rejoined) {
@@ -307,6 +309,8 @@ static void announce_stored_changes(aether_member *m, const aether_topology *bef
     uint32_t n = 0;
     for (uint32_t i = 0; i < cs->topo.count; i++) { /* bounded: AETHER_TOPOLOGY_NODES_MAX */
         const aether_node_info *now = &cs->topo.nodes[i];
+        if (aether_node_id_equal(&now->id, &m->cfg.node))
+            continue; /* our own record: we know where we stand (a past run's Failed is history) */
         aether_event *e = change_event(aether_topology_find(before, &now->id), now, map_version);
         if (e == NULL)
             continue;
@@ -614,7 +618,8 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
     for (uint32_t i = 0; i < n; i++)
         if (ev[i]->type == AETHER_EVT_NODE_JOINED)
             ev[i]->data.node_joined.map_version = __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST);
-    pthread_mutex_lock(&m->commit_mu); /* until announced: no map checked in between */
+    if (n > 0)
+        pthread_mutex_lock(&m->commit_mu); /* until announced: no map checked in between */
     if (n > 0 && (st = commit_topology(m, ev, n, why)) != AETHER_OK) {
         pthread_mutex_unlock(&m->commit_mu);
         for (uint32_t i = 0; i < n; i++)
@@ -642,7 +647,8 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
         notify_assign(m, ev[i]);
         aether_event_release(ev[i]);
     }
-    pthread_mutex_unlock(&m->commit_mu);
+    if (n > 0)
+        pthread_mutex_unlock(&m->commit_mu);
     return AETHER_OK;
 }
 

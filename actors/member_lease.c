@@ -247,14 +247,14 @@ static void campaign(aether_member *m)
         bool known_holder = rs == AETHER_OK && v.term != AETHER_TERM_NONE &&
                             v.term == ls->known_term &&
                             aether_node_id_equal(&v.leader, &ls->known_leader);
-        if (rs == AETHER_OK && v.term != AETHER_TERM_NONE && v.term >= ls->known_term &&
-            !aether_node_id_equal(&v.leader, &ls->known_leader)) {
+        if (rs == AETHER_OK && v.term != AETHER_TERM_NONE && v.term > ls->known_term) {
             /* Someone holds it whose LeaderElected we have not seen yet (we
              * started or came back mid-term): the lease is the authority on
              * who leads, so the view and the callback say so now. */
             ls->known_leader = v.leader;
             ls->known_term = v.term;
             ls->sign_ns = 0; /* not heard from yet */
+            member_note_term(m, v.term); /* older changes still queued are stale now */
             /* Our own name there is a create of ours whose answer was lost
              * (a KV timeout): we do not lead by it; it runs out unrenewed. */
             if (!aether_node_id_equal(&v.leader, &m->cfg.node)) {
