@@ -11,7 +11,7 @@
  * JSON line:  {"ts":"2026-11-28T01:02:03.456Z","level":"warn","module":"mailbox","msg":"..."}
  *
  * Context. A line also names the node, the term and the event or command it
- * concerns when the writing thread knows them (docs/logging.md):
+ * concerns when the writing thread knows them (docs/observability.md, "Logs"):
  *   2026-11-28T01:02:03.456Z INFO  member node=n1 term=7 event=NodeJoined: ...
  *   {"ts":"...","level":"info","module":"member","node":"n1","term":7,
  *    "event":"NodeJoined","msg":"..."}
