@@ -1748,9 +1748,29 @@ static void watch_stamp(char *buf, size_t cap, int64_t ns)
 {
     time_t sec = (time_t)(ns / 1000000000);
     struct tm tm;
-    localtime_r(&sec, &tm);
+    if (localtime_r(&sec, &tm) == NULL) { /* a timestamp no calendar holds (bad input) */
+        snprintf(buf, cap, "??:??:??.???");
+        return;
+    }
     size_t n = strftime(buf, cap, "%H:%M:%S", &tm);
     snprintf(buf + n, cap - n, ".%03d", (int)((ns / 1000000) % 1000));
+}
+
+/* An event's ts_ms (any uint64 the codec accepts) as ns, saturated. */
+static int64_t stamp_ns_of_ms(uint64_t ms)
+{
+    return ms > (uint64_t)INT64_MAX / 1000000u ? INT64_MAX : (int64_t)ms * 1000000;
+}
+
+/* A subject from the wire, printable: bytes outside 0x21..0x7e become '?'
+ * (no terminal escapes, valid UTF-8 for JSON). */
+static const char *printable_subject(const char *in, char *out, size_t cap)
+{
+    size_t i = 0;
+    for (; in[i] != '\0' && i + 1 < cap; i++)
+        out[i] = (unsigned char)in[i] > 0x20 && (unsigned char)in[i] < 0x7f ? in[i] : '?';
+    out[i] = '\0';
+    return out;
 }
 
 typedef struct watch_ctx {
@@ -1765,6 +1785,8 @@ static void watch_refused(watch_ctx *w, const char *stamp, int64_t ns, const cha
                           size_t bytes, const char *why)
 {
     w->refused++;
+    char safe[256];
+    subject = printable_subject(subject, safe, sizeof(safe));
     if (w->json) {
         json_t *o = json_pack("{s:I,s:s,s:s,s:I,s:s}", "received_ms", (json_int_t)(ns / 1000000),
                               "subject", subject, "kind", "refused", "bytes", (json_int_t)bytes,
@@ -3027,6 +3049,8 @@ static void events_print(events_ctx *x, natsMsg *msg, uint64_t sseq, int64_t sto
     }
     if (why[0] != '\0') {
         x->refused++;
+        char safe[256];
+        subject = printable_subject(subject, safe, sizeof(safe));
         if (x->json)
             (void)ctl_emit_json(json_pack("{s:s,s:I,s:s,s:I,s:s}", "kind", "refused",
                                           "stream_seq", (json_int_t)sseq, "subject", subject,
@@ -3054,7 +3078,7 @@ static void events_print(events_ctx *x, natsMsg *msg, uint64_t sseq, int64_t sto
         (void)ctl_emit_json(o);
     } else {
         char stamp[32], line[1024];
-        watch_stamp(stamp, sizeof(stamp), (int64_t)e->ts_ms * 1000000);
+        watch_stamp(stamp, sizeof(stamp), stamp_ns_of_ms(e->ts_ms));
         (void)aether_event_format(e, line, sizeof(line));
         printf("#%-6" PRIu64 " %s %s\n", sseq, stamp, line);
     }
@@ -3314,7 +3338,7 @@ static void top_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
         } else {
             /* Renewals are 4 a second: they would push everything else out. */
             char stamp[32], line[1024];
-            watch_stamp(stamp, sizeof(stamp), (int64_t)e->ts_ms * 1000000);
+            watch_stamp(stamp, sizeof(stamp), stamp_ns_of_ms(e->ts_ms));
             (void)aether_event_format(e, line, sizeof(line));
             uint32_t slot = (t->recent_head + t->recent_n) % TOP_RECENT_MAX;
             if (t->recent_n == TOP_RECENT_MAX)
