@@ -401,7 +401,7 @@ static void clear_doubt(member_cluster_state *cs)
     cs->doubt_event = NULL;
 }
 
-/* A topology write whose outcome was lost may be applied at any time (a
+/* A topology write whose outcome was lost may be applied whenever (a
  * KV timeout), recording a change nobody announced - say NodeFailed of a
  * node we went on acknowledging. So, before any other decision:
  *  1. read the key: our in-doubt value there means it was applied: adopt
