@@ -53,8 +53,18 @@ void member_set_leader_view(aether_member *m, const aether_node_id *leader, aeth
 void member_notify_leader(aether_member *m, const aether_node_id *leader, aether_term term)
 {
     __atomic_add_fetch(&m->leader_changes, 1, __ATOMIC_RELAXED);
-    if (m->cb.on_leader_changed != NULL)
-        m->cb.on_leader_changed(m->cb.arg, leader, term);
+    if (m->cb.on_leader_changed == NULL)
+        return;
+    member_leader_box *b = calloc(1, sizeof(*b));
+    if (b == NULL) {
+        AETHER_ERROR(MEMBER_LOG, "%s: out of memory telling the embedder of leader term %llu",
+                     m->cfg.node.str, (unsigned long long)term);
+        return;
+    }
+    if (leader != NULL)
+        b->leader = *leader;
+    b->term = term;
+    (void)member_send_owned(m, m->cluster, MSG_LEADER_NOTE, b);
 }
 
 aether_status member_send_owned(aether_member *m, aether_actor *a, uint16_t type, void *payload)

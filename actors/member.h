@@ -21,7 +21,11 @@
  *    on the new one (handoff protocol, DESIGN 2); after released returns the
  *    embedder must not serve the shard;
  *  - on_leader_changed when this member learns of a new leader (or none);
+ *    leader may be NULL (no leader known for term);
  *  - on_event for every event this member applies or emits, in order;
+ *    on_leader_changed and on_event run on one actor (the cluster's), so
+ *    they are one sequence: after on_leader_changed(term T), on_event never
+ *    delivers another node's event of a term below T but LeadershipLost;
  *  - on_map_installed when a newer ShardMap becomes this member's lookups.
  *
  * Threading: start, drain, stop and destroy from one controlling thread that

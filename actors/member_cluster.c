@@ -946,6 +946,16 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
         free(c);
         break;
     }
+    case MSG_LEADER_NOTE: {
+        /* The lease actor noted the term before it sent this: every event
+         * taken after this callback is judged against it (in_sequence). */
+        member_leader_box *b = msg->ptr;
+        AETHER_ASSERT(b->term <= __atomic_load_n(&m->highest_term, __ATOMIC_ACQUIRE));
+        if (m->cb.on_leader_changed != NULL)
+            m->cb.on_leader_changed(m->cb.arg, b->leader.len > 0 ? &b->leader : NULL, b->term);
+        free(b);
+        break;
+    }
     case MSG_REPLY: {
         member_reply_box *b = msg->ptr;
         if (b->status != AETHER_OK)

@@ -64,6 +64,7 @@ enum {
     MSG_SEND_COMMAND,    /* cluster: ptr: aether_command (owned) to send to the leader */
     MSG_TOPOLOGY,        /* assign: ptr: the topology event the cluster actor just applied
                             (AETHER_MSG_REF); its snapshot is already published */
+    MSG_LEADER_NOTE,     /* cluster: ptr: member_leader_box (owned): call on_leader_changed */
 };
 
 typedef struct member_cmd_box {
@@ -76,6 +77,12 @@ typedef struct member_hb_box {
     aether_node_id node;
     uint64_t incarnation;
 } member_hb_box;
+
+/* A leader change the lease actor learnt, for the embedder's callback. */
+typedef struct member_leader_box {
+    aether_node_id leader; /* len 0: none */
+    aether_term term;
+} member_leader_box;
 
 typedef struct member_reply_box {
     aether_status status;
@@ -230,7 +237,12 @@ void member_check_self_down(aether_member *m, const aether_topology *t);
  * it leads, or a leader acknowledged a keep-alive it sent less than
  * failure_timeout - fence_margin ago. Any thread. */
 bool member_serving_right(const aether_member *m);
-/* The embedder's on_leader_changed, if any. */
+/* Tells the embedder (on_leader_changed, if any) of a leader change: the
+ * callback runs on the cluster actor, the thread that calls on_event, so
+ * the two are one sequence. Any thread; the caller notes the term first
+ * (member_note_term), so every event the cluster actor takes after the
+ * callback is judged against it (DESIGN 2.4: nothing older than the
+ * highest term seen is applied after that term is known). */
 void member_notify_leader(aether_member *m, const aether_node_id *leader, aether_term term);
 
 #define MEMBER_LOG "member"

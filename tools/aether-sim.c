@@ -195,6 +195,7 @@ typedef struct snode {
     bool may_serve_last;
     uint64_t last_map_version, last_map_term, last_term;
     uint64_t own_term, own_seq;
+    uint64_t told_term;      /* highest term on_leader_changed named (this run) */
     uint64_t i5_bad_since_ns;
     bool ever_led;
     bool listed_led;         /* in sim.led (any run) */
@@ -362,8 +363,14 @@ static void on_event(void *arg, const aether_event *e)
                                         &e->data.leader_elected.leader, &err) != AETHER_OK)
             fail(s, "%s", err.msg);
     }
-    if (strcmp(e->node.str, n->id) != 0)
+    if (strcmp(e->node.str, n->id) != 0) {
+        /* DESIGN 2.4, as the embedder sees it: once told of term T, it is
+         * never handed another node's change of an older term (member.h). */
+        if (e->type != AETHER_EVT_LEADERSHIP_LOST && e->term < n->told_term)
+            fail(s, "%s applied %s of term %" PRIu64 " after it was told of term %" PRIu64, n->id,
+                 aether_event_type_name(e->type), e->term, n->told_term);
         return; /* other nodes' events are traced by their emitter */
+    }
     if (e->seq != 0) {
         uint64_t want = e->term == n->own_term ? n->own_seq + 1 : 1;
         if (e->term < n->own_term || e->seq != want)
@@ -426,6 +433,14 @@ static void on_map_published(void *arg, const aether_node_id *from, const aether
         fail(s, "%s published map v%" PRIu64 ": %s", n->id, map->version, err.msg);
 }
 
+static void on_leader_changed(void *arg, const aether_node_id *leader, aether_term term)
+{
+    snode *n = arg;
+    (void)leader;
+    if (term > n->told_term)
+        n->told_term = term;
+}
+
 static void on_map_installed(void *arg, uint64_t version, aether_term term)
 {
     snode *n = arg;
@@ -468,6 +483,7 @@ static void node_start(sim *s, snode *n)
     aether_member_callbacks cb = { .on_shard_acquired = on_acquired,
                                    .on_shard_released = on_released,
                                    .on_event = on_event,
+                                   .on_leader_changed = on_leader_changed,
                                    .on_map_installed = on_map_installed,
                                    .arg = n };
     aether_err err;
@@ -476,6 +492,7 @@ static void node_start(sim *s, snode *n)
     n->may_serve_last = false;
     n->last_map_version = n->last_map_term = n->last_term = 0;
     n->own_term = n->own_seq = 0;
+    n->told_term = 0;
     n->i5_bad_since_ns = 0;
     n->ever_led = false;
     n->restart_at_ns = n->resume_at_ns = n->unisolate_at_ns = n->kv_uncut_at_ns = 0;

@@ -351,9 +351,188 @@ static void test_pool_cluster_failure_wave_i3(void)
     aether_rcu_barrier();
 }
 
+
+/* ---- one sequence of callbacks (issue 12, item 0) -------------------------
+ * Chaos (seed 7, a loaded machine) saw a node's trace apply a LeaseRenewed
+ * of term 4 after its on_leader_changed had named term 8: the cluster actor
+ * had admitted the older event (in_sequence) when the lease actor, on
+ * another worker, learnt term 8 and called the embedder at once. The two
+ * callbacks must be one sequence. Here the test itself speaks for two
+ * leaders (x of term 5, y of term 9) through raw endpoints; the follower's
+ * on_event holds the LeaseRenewed of term 5 while LeaderElected(9)
+ * arrives; nothing may tell the embedder of term 9 before that on_event
+ * has returned. */
+typedef struct seq_probe {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool hold;            /* on_event of the held event waits while set */
+    bool holding;         /* it is waiting now */
+    aether_term told;     /* highest term on_leader_changed named */
+    uint64_t violations;  /* another node's event (not LeadershipLost) below told */
+    aether_term held_term;
+} seq_probe;
+
+static seq_probe probe = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+static void seq_on_leader(void *arg, const aether_node_id *leader, aether_term term)
+{
+    (void)arg;
+    (void)leader;
+    pthread_mutex_lock(&probe.mu);
+    if (term > probe.told)
+        probe.told = term;
+    pthread_cond_broadcast(&probe.cv);
+    pthread_mutex_unlock(&probe.mu);
+}
+
+static void seq_on_event(void *arg, const aether_event *e)
+{
+    (void)arg;
+    pthread_mutex_lock(&probe.mu);
+    if (e->type == AETHER_EVT_LEASE_RENEWED && e->term == probe.held_term && probe.hold) {
+        probe.holding = true;
+        pthread_cond_broadcast(&probe.cv);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 2; /* bounded: the test releases it long before */
+        while (probe.hold && pthread_cond_timedwait(&probe.cv, &probe.mu, &until) == 0)
+            ;
+        probe.holding = false;
+    }
+    /* Applied now, i.e. after everything the embedder was told so far. */
+    if (strcmp(e->node.str, "f") != 0 && e->type != AETHER_EVT_LEADERSHIP_LOST && e->term < probe.told)
+        probe.violations++;
+    pthread_mutex_unlock(&probe.mu);
+}
+
+/* Waits (bounded) until pred holds; probe.mu held by the caller. */
+static bool seq_wait(bool (*pred)(void), unsigned limit_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += limit_ms / 1000;
+    until.tv_nsec += (long)(limit_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (!pred())
+        if (pthread_cond_timedwait(&probe.cv, &probe.mu, &until) != 0)
+            return pred();
+    return true;
+}
+
+static bool seq_holding(void) { return probe.holding; }
+static bool seq_told_9(void) { return probe.told >= 9; }
+
+static void seq_publish(aether_transport *t, aether_event_type type, const char *from, aether_term term,
+                        uint64_t seq)
+{
+    aether_event *e = aether_event_create(type);
+    CU_ASSERT_FATAL(e != NULL);
+    snprintf(e->cluster, sizeof(e->cluster), "%s", "aether");
+    CU_ASSERT_FATAL(aether_node_id_from_cstr(from, &e->node, NULL) == AETHER_OK);
+    e->term = term;
+    e->seq = seq;
+    e->ts_ms = 1;
+    if (type == AETHER_EVT_LEADER_ELECTED) {
+        e->data.leader_elected.leader = e->node;
+        e->data.leader_elected.term = term;
+        e->data.leader_elected.ttl_ms = 30000;
+    } else {
+        e->data.lease_renewed.leader = e->node;
+        e->data.lease_renewed.term = term;
+    }
+    CU_ASSERT(aether_transport_publish_event(t, e) == AETHER_OK);
+    aether_event_release(e);
+}
+
+static void test_pool_leader_callback_in_event_order(void)
+{
+    aether_executor *ex;
+    aether_pool_config pc = { .workers = 2 };
+    CU_ASSERT_FATAL(aether_pool_create(&pc, &ex) == AETHER_OK);
+    CU_ASSERT_FATAL(aether_pool_start(ex) == AETHER_OK);
+    aether_inproc_hub *hub;
+    CU_ASSERT_FATAL(aether_inproc_hub_create(&hub) == AETHER_OK);
+    aether_config cfg;
+    aether_config_defaults(&cfg);
+    cfg.shard_count = 16;
+    cfg.lease_ttl_ms = 30000; /* f never wins during the test: x holds the key */
+    cfg.lease_renew_interval_ms = 7500;
+    CU_ASSERT_FATAL(aether_node_id_from_cstr("f", &cfg.node, NULL) == AETHER_OK);
+    aether_kv *lease_kv, *state_kv;
+    aether_kv_mem_config lk = { .name = "lease", .ttl_ms = cfg.lease_ttl_ms, .clock = aether_clock_real() };
+    aether_kv_mem_config sk = { .name = "state", .clock = aether_clock_real() };
+    CU_ASSERT_FATAL(aether_kv_mem_create(&lk, &lease_kv, NULL) == AETHER_OK);
+    CU_ASSERT_FATAL(aether_kv_mem_create(&sk, &state_kv, NULL) == AETHER_OK);
+    aether_lease_config xl = { .lease_kv = lease_kv, .state_kv = state_kv, .clock = aether_clock_real(),
+                               .ttl_ms = cfg.lease_ttl_ms, .safety_margin_ms = 100 };
+    CU_ASSERT_FATAL(aether_node_id_from_cstr("x", &xl.self, NULL) == AETHER_OK);
+    aether_rng rng;
+    aether_rng_seed(&rng, 7);
+    aether_lease_held held;
+    CU_ASSERT_FATAL(aether_lease_acquire(&xl, &rng, &held, NULL) == AETHER_OK);
+
+    aether_node_id xid, yid;
+    CU_ASSERT_FATAL(aether_node_id_from_cstr("x", &xid, NULL) == AETHER_OK);
+    CU_ASSERT_FATAL(aether_node_id_from_cstr("y", &yid, NULL) == AETHER_OK);
+    aether_transport *tf, *tx, *ty;
+    CU_ASSERT_FATAL(aether_inproc_endpoint_create(hub, &cfg.node, &tf) == AETHER_OK);
+    CU_ASSERT_FATAL(aether_inproc_endpoint_create(hub, &xid, &tx) == AETHER_OK);
+    CU_ASSERT_FATAL(aether_inproc_endpoint_create(hub, &yid, &ty) == AETHER_OK);
+    aether_member_deps deps = { .executor = ex, .transport = tf, .lease_store = lease_kv,
+                                .state_store = state_kv, .seed = 11 };
+    aether_member_callbacks cb = { .on_leader_changed = seq_on_leader, .on_event = seq_on_event };
+    aether_member *m;
+    aether_err err;
+    CU_ASSERT_FATAL(aether_member_start(&cfg, &deps, &cb, &m, &err) == AETHER_OK);
+
+    aether_term t1 = held.lease.term + 4, t2 = held.lease.term + 8;
+    pthread_mutex_lock(&probe.mu);
+    probe.hold = true;
+    probe.held_term = t1;
+    pthread_mutex_unlock(&probe.mu);
+    seq_publish(tx, AETHER_EVT_LEADER_ELECTED, "x", t1, 1);
+    seq_publish(tx, AETHER_EVT_LEASE_RENEWED, "x", t1, 2);
+    pthread_mutex_lock(&probe.mu);
+    CU_ASSERT(seq_wait(seq_holding, 2000));
+    pthread_mutex_unlock(&probe.mu);
+    /* While f's on_event holds LeaseRenewed(t1), y announces t2. */
+    seq_publish(ty, AETHER_EVT_LEADER_ELECTED, "y", t2, 1);
+    pthread_mutex_lock(&probe.mu);
+    bool told_early = seq_wait(seq_told_9, 300); /* before the held event returned */
+    probe.hold = false;
+    pthread_cond_broadcast(&probe.cv);
+    pthread_mutex_unlock(&probe.mu);
+    CU_ASSERT(!told_early);
+    pthread_mutex_lock(&probe.mu);
+    CU_ASSERT(seq_wait(seq_told_9, 2000)); /* told after it, in order */
+    pthread_mutex_unlock(&probe.mu);
+    /* A renewal of t1 still in flight is older news now. */
+    seq_publish(tx, AETHER_EVT_LEASE_RENEWED, "x", t1, 3);
+    sleep_ms(100);
+    pthread_mutex_lock(&probe.mu);
+    CU_ASSERT_EQUAL(probe.violations, 0);
+    pthread_mutex_unlock(&probe.mu);
+
+    aether_member_stop(m);
+    aether_pool_stop(ex);
+    aether_member_destroy(m);
+    aether_transport_destroy(tf);
+    aether_transport_destroy(tx);
+    aether_transport_destroy(ty);
+    aether_inproc_hub_destroy(hub);
+    aether_kv_destroy(lease_kv);
+    aether_kv_destroy(state_kv);
+    aether_executor_destroy(ex);
+    aether_rcu_barrier();
+}
+
 static CU_TestInfo tests[] = {
     AETHER_TEST(pool_cluster_join_and_crash),
     AETHER_TEST(pool_cluster_failure_wave_i3),
+    AETHER_TEST(pool_leader_callback_in_event_order),
     CU_TEST_INFO_NULL,
 };
 AETHER_SUITE("cluster_mt", NULL, NULL, tests);
