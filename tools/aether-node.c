@@ -1422,7 +1422,10 @@ static void print_help(FILE *out)
         flag[c] = '\0';
         fprintf(out, "  --%s (%s)\n      %s\n", flag, kind, help);
     }
-    fprintf(out, "\nExit status: 0 success, 1 run failure, 2 usage or configuration error.\n");
+    fprintf(out, "\nExit status: 0 success, 1 run failure, 2 usage or configuration error,\n"
+                 "including (--nats) a join the leader refused because shard_count,\n"
+                 "replication or a cluster-wide timing differ from the cluster's\n"
+                 "(\"join refused: shard_count 1024 differs from the cluster's 64\").\n");
 }
 
 static int usage(const char *fmt, const char *arg)
