@@ -217,18 +217,32 @@ static void reconcile(aether_member *m)
     __atomic_store_n(&m->shards_serving, as->serving_count, __ATOMIC_RELAXED);
 }
 
-/* Takes ownership of map. */
-static bool adopt(aether_member *m, aether_shardmap *map)
+/* Takes ownership of map. `stored`: it was read from the state store (the
+ * authority), not received from the wire (a hint, forgeable). */
+static bool adopt(aether_member *m, aether_shardmap *map, bool stored)
 {
     member_assign_state *as = m->as;
     if (map->shard_count != m->cfg.shard_count || map->replication != m->cfg.replication) {
         /* A map we cannot serve (admission let us in under other terms, or
-         * the cluster was re-created): never installed. If it is newer than
-         * ours the cluster has moved on without us: serve nothing (the
-         * one we hold is stale), say so in aether_node_incompatible, and
-         * neither campaign nor lead. An older one is a late copy. */
+         * the cluster was re-created): never installed. If the store holds
+         * it and it is newer than ours, the cluster has moved on without
+         * us: serve nothing (the one we hold is stale), say so in
+         * aether_node_incompatible, and neither campaign nor lead. One from
+         * the wire only says so if the store agrees (a lagging node reads
+         * the store at the next LeaseRenewed): a forged publication must
+         * not silence every node. An older one is a late copy. */
         bool newer = as->cur == NULL || map->version > as->cur->version;
-        if (newer) {
+        if (newer && !stored) {
+            uint64_t suppressed = 0;
+            if (aether_log_ratelimit_allow(&as->incompat_log, member_now_ns(m), &suppressed))
+                AETHER_WARN(MEMBER_LOG,
+                            "%s: map v%llu received with %u shards and replication %u, this node "
+                            "is configured for %u shards and replication %u: not installed (the "
+                            "stored map decides) [%llu more suppressed]",
+                            m->cfg.node.str, (unsigned long long)map->version, map->shard_count,
+                            map->replication, m->cfg.shard_count, m->cfg.replication,
+                            (unsigned long long)suppressed);
+        } else if (newer) {
             bool was = __atomic_exchange_n(&m->map_incompatible, 1, __ATOMIC_SEQ_CST) != 0;
             uint64_t suppressed = 0;
             bool allow = aether_log_ratelimit_allow(&as->incompat_log, member_now_ns(m), &suppressed);
@@ -436,7 +450,7 @@ static aether_status load_stored_map(aether_member *m)
         aether_shardmap_destroy(stored);
     } else if (as->cur == NULL || stored->version > as->cur->version) {
         as->state_rev = rev;
-        (void)adopt(m, stored);
+        (void)adopt(m, stored, true);
     } else {
         aether_shardmap_destroy(stored);
     }
@@ -723,7 +737,7 @@ static void advance_locked(aether_member *m, const char *reason)
     uint64_t version = next->version;
     (void)aether_transport_publish_map_json(m->deps.transport, next, json, json_len);
     free(json);
-    if (!adopt(m, next)) {
+    if (!adopt(m, next, false)) {
         free(done);
         return;
     }
@@ -1078,7 +1092,7 @@ void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg
             aether_shardmap_destroy(map); /* while we lead, only our maps count */
             break;
         }
-        adopt(m, map);
+        adopt(m, map, false);
         break;
     }
     case MSG_RELEASE: {

@@ -10,6 +10,7 @@
 #include "cu_test.h"
 #include "kv_store.h"
 #include "sim_cluster.h"
+#include "strategy.h"
 
 #define SETTLE_MS 3000
 
@@ -637,6 +638,30 @@ static void test_admission_refuses_a_joiner_that_cannot_serve(void)
     CU_ASSERT_EQUAL(r.status, AETHER_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(r.reason, "predates admission"));
     aether_transport_destroy(client);
+
+    /* A map of another shape from the wire (forged, or a stray cluster)
+     * is a hint, not the authority: nobody installs it, nobody declares
+     * itself incompatible, nobody stops serving. */
+    aether_strategy_node sn;
+    CU_ASSERT_FATAL(aether_strategy_node_make(&sn, "n0", "", AETHER_NODE_ACTIVE, NULL) == AETHER_OK);
+    aether_strategy_config sc = { .shard_count = 1024, .replication = 1 };
+    aether_shardmap *odd = NULL;
+    CU_ASSERT_FATAL(aether_strategy_default()->compute(NULL, &sn, 1, &sc, v.term, &odd, NULL, NULL) ==
+                    AETHER_OK);
+    odd->version = 1000; /* unpublished: still ours to set */
+    aether_transport *forger = sim_client(c, "forger");
+    CU_ASSERT_FATAL(forger != NULL);
+    CU_ASSERT_EQUAL(aether_transport_publish_map(forger, odd), AETHER_OK);
+    aether_shardmap_destroy(odd);
+    sim_run_ms(c, 1000);
+    aether_transport_destroy(forger);
+    for (uint32_t i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "n%u", i);
+        CU_ASSERT_EQUAL(metric_of(c, "aether_node_incompatible", id), 0);
+    }
+    expect_settled(c);
+    check_balance(c, 3, 64);
 
     /* The cluster still admits who can serve it. */
     CU_ASSERT_FATAL(sim_add(c, "n6", NULL) != NULL);
