@@ -391,6 +391,27 @@ static bool group_absent(const type_spec *ts, const char *base)
     return v == 0;
 }
 
+/* An absent group is all zeros: anything else would not survive the trip
+ * (decode gives zeros), so encode refuses it. */
+static aether_status check_group_zero(const type_spec *ts, const char *base, aether_err *err)
+{
+    for (size_t i = ts->group_from + 1; i < ts->n_fields; i++) {
+        const field_spec *f = &ts->fields[i];
+        uint64_t v = 0;
+        if (f->kind == F_U64 || f->kind == F_HEX64) {
+            memcpy(&v, base + f->off, sizeof(v));
+        } else {
+            uint32_t v32;
+            memcpy(&v32, base + f->off, sizeof(v32));
+            v = v32;
+        }
+        if (v != 0)
+            return field_err(err, true, ts->fields[ts->group_from].key,
+                             "0 (no terms) while %s is set", f->key);
+    }
+    return AETHER_OK;
+}
+
 /* Owners are distinct and at most AETHER_REPLICATION_MAX (checked by the
  * caller before the array is read). */
 static aether_status check_owner_unique(aether_err *err, const char *key,
@@ -560,6 +581,8 @@ static aether_status encode_envelope(const type_spec *ts, const aether_codec_hea
     }
     rc |= json_object_set_new(root, "data", data); /* root owns data from here */
     size_t n_fields = group_absent(ts, base) ? ts->group_from : ts->n_fields;
+    if (n_fields < ts->n_fields && (st = check_group_zero(ts, base, err)) != AETHER_OK)
+        goto fail;
     for (size_t i = 0; i < n_fields; i++)
         if ((st = pack_field(data, &ts->fields[i], base, err, &rc)) != AETHER_OK)
             goto fail;

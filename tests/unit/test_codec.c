@@ -524,6 +524,10 @@ static void test_encode_refuses_what_decode_would(void)
     c.data.join.terms.replication = 0;
     CU_ASSERT_EQUAL(aether_codec_encode_command(&c, 1, &text, NULL, &err), AETHER_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "data.replication: 0 out of range"));
+    c.data.join.terms.shard_count = 0; /* "no terms", but the rest is set */
+    CU_ASSERT_EQUAL(aether_codec_encode_command(&c, 1, &text, NULL, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "data.shard_count: 0 (no terms) while"));
+    c.data.join.terms.shard_count = 64;
     c.data.join.terms.replication = 1;
     c.data.join.terms.wire_min = 2;
     CU_ASSERT_EQUAL(aether_codec_encode_command(&c, 1, &text, NULL, &err), AETHER_EINVAL);
