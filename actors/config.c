@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "keyhash.h"
 #include "mailbox.h"
 #include "shardmap.h"
+#include "strategy.h"
 
 void aether_config_defaults(aether_config *c)
 {
@@ -83,4 +85,28 @@ aether_status aether_config_validate(const aether_config *c, aether_err *err)
             REFUSE("zone: %s", inner.msg);
     }
     return AETHER_OK;
+}
+
+int aether_config_params_text(const aether_config *c, char *buf, size_t cap)
+{
+    /* Changing this text changes every fingerprint: a cluster mixing
+     * builds that print it differently refuses the newer joiners. */
+    return snprintf(buf, cap,
+                    "key_hash=xxh64-seed0 strategy=%s lease_ttl_ms=%u failure_timeout_ms=%u "
+                    "fence_margin_ms=%u handoff_timeout_ms=%u",
+                    aether_strategy_default()->name, c->lease_ttl_ms, c->failure_timeout_ms,
+                    c->fence_margin_ms, c->handoff_timeout_ms);
+}
+
+void aether_config_admission(const aether_config *c, aether_admission *out)
+{
+    char text[256];
+    int n = aether_config_params_text(c, text, sizeof(text));
+    AETHER_ASSERT(n > 0 && (size_t)n < sizeof(text));
+    memset(out, 0, sizeof(*out));
+    out->shard_count = c->shard_count;
+    out->replication = c->replication;
+    out->wire_min = AETHER_WIRE_VERSION_MIN;
+    out->wire_max = AETHER_WIRE_VERSION_MAX;
+    out->params = XXH64(text, (size_t)n, 0);
 }

@@ -57,4 +57,22 @@ void aether_config_defaults(aether_config *c);
 /* AETHER_OK, or AETHER_EINVAL with err naming the parameter and why. */
 aether_status aether_config_validate(const aether_config *c, aether_err *err);
 
+/* What this configuration must share with every other member (DESIGN 2,
+ * "Admission"; docs/cluster.md): shard_count, replication, the wire
+ * versions this build speaks, and `params`, the XXH64 of a canonical text
+ * naming the other cluster-wide parameters:
+ *   key hashing (XXH64, seed 0), the rebalancing strategy's name,
+ *   lease_ttl_ms (the lease bucket's TTL: a holder acting on a longer one
+ *   would outlive its lease), failure_timeout_ms and fence_margin_ms (a
+ *   node serves until failure_timeout - fence_margin after an
+ *   acknowledged keep-alive by its own values, the leader fails it after
+ *   failure_timeout by its own), handoff_timeout_ms (an old owner fences a
+ *   Releasing shard by its own value, the leader decrees by its own).
+ * Per-node parameters (heartbeat interval, renew interval, safety margin,
+ * jitter, debounce, mailbox, handoff budget, brake) may differ. */
+void aether_config_admission(const aether_config *c, aether_admission *out);
+/* The canonical text the fingerprint hashes, for logs ("key_hash=xxh64-seed0
+ * strategy=balanced lease_ttl_ms=1000 ..."); snprintf rules. */
+int aether_config_params_text(const aether_config *c, char *buf, size_t cap);
+
 #endif

@@ -181,3 +181,35 @@ aether_status aether_cluster_name_validate(const char *name, aether_err *err)
         return aether_err_set(err, AETHER_EINVAL, "cluster name: %s", inner.msg);
     return AETHER_OK;
 }
+
+aether_status aether_admission_check(const aether_admission *cluster,
+                                     const aether_admission *joiner, aether_err *why)
+{
+    AETHER_ASSERT(cluster != NULL && joiner != NULL);
+    AETHER_ASSERT(cluster->shard_count > 0 && cluster->wire_min <= AETHER_WIRE_VERSION &&
+                  AETHER_WIRE_VERSION <= cluster->wire_max);
+    /* EINVAL, not EINCOMPATIBLE: the sender predates that status too and
+     * would not decode it in the reply. */
+    if (joiner->shard_count == 0)
+        return aether_err_set(why, AETHER_EINVAL,
+                              "the join names no shard_count, replication, wire versions or "
+                              "parameters: the node predates admission checks; upgrade it");
+    /* The cluster speaks the leader's version: the joiner must understand it. */
+    if (joiner->wire_min > AETHER_WIRE_VERSION || joiner->wire_max < AETHER_WIRE_VERSION)
+        return aether_err_set(why, AETHER_EINCOMPATIBLE,
+                              "wire versions %u..%u do not include the cluster's %u",
+                              joiner->wire_min, joiner->wire_max, AETHER_WIRE_VERSION);
+    if (joiner->shard_count != cluster->shard_count)
+        return aether_err_set(why, AETHER_EINCOMPATIBLE, "shard_count %u differs from the cluster's %u",
+                              joiner->shard_count, cluster->shard_count);
+    if (joiner->replication != cluster->replication)
+        return aether_err_set(why, AETHER_EINCOMPATIBLE, "replication %u differs from the cluster's %u",
+                              joiner->replication, cluster->replication);
+    if (joiner->params != cluster->params)
+        return aether_err_set(why, AETHER_EINCOMPATIBLE,
+                              "parameters fingerprint %016llx differs from the cluster's %016llx "
+                              "(lease_ttl_ms, failure_timeout_ms, fence_margin_ms, "
+                              "handoff_timeout_ms must be equal on every node)",
+                              (unsigned long long)joiner->params, (unsigned long long)cluster->params);
+    return AETHER_OK;
+}

@@ -144,6 +144,36 @@ int aether_event_format(const aether_event *e, char *buf, size_t cap);
 
 /* ---- commands ------------------------------------------------------------ */
 
+/* The wire versions (the envelope's "v") this build speaks. A joiner names
+ * its range in JoinCluster; the leader admits it only if its own version is
+ * inside (docs/wire.md, "Admission"). */
+#define AETHER_WIRE_VERSION 1u
+#define AETHER_WIRE_VERSION_MIN 1u
+#define AETHER_WIRE_VERSION_MAX 1u
+/* Upper bound of a wire version on the wire (range checks). */
+#define AETHER_WIRE_VERSION_LIMIT 65535u
+
+/* What every member of a cluster must share (DESIGN 2, "Admission"): a
+ * JoinCluster carries the joiner's, the leader compares them with the
+ * cluster's (aether_admission_check). `params` fingerprints the other
+ * cluster-wide parameters (aether_config_admission says which). */
+typedef struct aether_admission {
+    uint32_t shard_count;       /* 1..AETHER_SHARD_COUNT_MAX */
+    uint32_t replication;       /* 1..AETHER_REPLICATION_MAX */
+    uint32_t wire_min, wire_max; /* 1 <= wire_min <= wire_max <= AETHER_WIRE_VERSION_LIMIT */
+    uint64_t params;            /* fingerprint, any value */
+} aether_admission;
+
+/* AETHER_OK if a joiner with `joiner` may serve in a cluster run with
+ * `cluster`; AETHER_EINCOMPATIBLE with the first difference as a sentence
+ * ("shard_count 1024 differs from the cluster's 64") otherwise. Checked in
+ * this order: wire versions, shard_count, replication, params. A joiner
+ * without terms (shard_count 0: it predates admission) is refused with
+ * AETHER_EINVAL ("... predates admission checks; upgrade it"): its own
+ * decoder knows that status, not EINCOMPATIBLE. */
+aether_status aether_admission_check(const aether_admission *cluster,
+                                     const aether_admission *joiner, aether_err *why);
+
 typedef enum aether_command_type {
     AETHER_CMD_JOIN_CLUSTER = 1,
     AETHER_CMD_LEAVE_CLUSTER,
@@ -166,6 +196,7 @@ typedef struct aether_command {
     union {
         struct {
             aether_node_info info; /* status is ignored: a join makes the node Active */
+            aether_admission terms; /* what the joiner must share with the cluster */
         } join;
         struct {
             aether_node_id node;

@@ -337,6 +337,8 @@ static int64_t g_rebalances(void *a) { return (int64_t)__atomic_load_n(&((aether
 static int64_t g_moved(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->shards_moved, __ATOMIC_RELAXED); }
 static int64_t g_stale(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->stale_dropped, __ATOMIC_RELAXED); }
 static int64_t g_impostor(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->impostor_dropped, __ATOMIC_RELAXED); }
+static int64_t g_incompatible(void *a) { return member_incompatible(a) ? 1 : 0; }
+static int64_t g_joins_refused(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->joins_refused, __ATOMIC_RELAXED); }
 static int64_t g_brake(void *a)
 {
     aether_member *m = a;
@@ -477,6 +479,15 @@ static const struct {
     { "aether_stale_messages_dropped_total", NULL, true, "Messages dropped for carrying an older term.", g_stale },
     { "aether_impostor_events_dropped_total", NULL, true,
       "Events dropped because their emitter does not lead their term.", g_impostor },
+    { "aether_node_incompatible", NULL, false,
+      "1 while this node cannot serve the cluster: a leader refused its join (shard_count, "
+      "replication, wire versions or parameters differ) or the newest map has another "
+      "shard_count or replication. It serves nothing then.",
+      g_incompatible },
+    { "aether_joins_refused_total", NULL, true,
+      "Joins this node refused as leader because the joiner's shard_count, replication, wire "
+      "versions or parameters differ from the cluster's (or are missing).",
+      g_joins_refused },
 };
 #define MEMBER_SERIES_COUNT (sizeof(member_series) / sizeof(member_series[0]))
 #define MEMBER_LABELS_MAX 160u
@@ -553,9 +564,29 @@ void member_check_self_down(aether_member *m, const aether_topology *t)
         __atomic_store_n(&m->self_down, 1, __ATOMIC_SEQ_CST);
 }
 
+void member_note_refused(aether_member *m, const char *reason)
+{
+    uint32_t expected = 0;
+    if (!__atomic_compare_exchange_n(&m->refused_claim, &expected, 1, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+        return; /* said once already */
+    snprintf(m->refused_reason, sizeof(m->refused_reason), "%s", reason ? reason : "");
+    __atomic_store_n(&m->refused, 1, __ATOMIC_RELEASE);
+    AETHER_ERROR(MEMBER_LOG, "%s: join refused: %s; serving nothing, not campaigning, no more "
+                 "join requests (fix the configuration and restart)", m->cfg.node.str,
+                 m->refused_reason);
+}
+
+aether_status aether_member_admission(const aether_member *m, aether_err *why)
+{
+    if (__atomic_load_n(&m->refused, __ATOMIC_ACQUIRE))
+        return aether_err_set(why, AETHER_EINCOMPATIBLE, "%s", m->refused_reason);
+    return AETHER_OK;
+}
+
 bool aether_member_may_serve(const aether_member *m)
 {
-    if (__atomic_load_n(&m->self_down, __ATOMIC_SEQ_CST))
+    if (__atomic_load_n(&m->self_down, __ATOMIC_SEQ_CST) || member_incompatible(m))
         return false;
     /* Our map must be current: of the newest term we know of (a new leader
      * may have declared us failed before we heard of it) and not older than
@@ -637,6 +668,7 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
         goto fail;
     /* The incarnation tells this run of the node from earlier ones. */
     m->self_info.incarnation = aether_clock_wall_ms(m->clock);
+    aether_config_admission(&m->cfg, &m->admission);
 
     char labels[128];
     snprintf(labels, sizeof(labels), "node=\"%s\"", m->cfg.node.str);
@@ -805,6 +837,7 @@ void aether_member_view_get(const aether_member *m, aether_member_view *out)
     out->leader_changes = __atomic_load_n(&m->leader_changes, __ATOMIC_RELAXED);
     out->rebalances = __atomic_load_n(&m->rebalances, __ATOMIC_RELAXED);
     out->shards_moved = __atomic_load_n(&m->shards_moved, __ATOMIC_RELAXED);
+    out->incompatible = member_incompatible(m);
     aether_rcu_read_lock();
     const aether_topology_snapshot *ts =
         (const aether_topology_snapshot *)aether_snapshot_current(&m->topo_slot);

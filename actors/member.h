@@ -103,6 +103,19 @@ const aether_node_id *aether_member_id(const aether_member *m);
  * serving a request. Any thread. */
 bool aether_member_may_serve(const aether_member *m);
 
+/* Admission (DESIGN 2, docs/cluster.md "Admission"): AETHER_OK unless a
+ * leader refused this node's join because its shard_count, replication,
+ * wire versions or parameters fingerprint differ from the cluster's:
+ * AETHER_EINCOMPATIBLE, with why holding the leader's sentence (e.g.
+ * "shard_count 1024 differs from the cluster's 64"). Final: the node sends
+ * no more joins, never campaigns and serves nothing; fix the configuration
+ * and start again. Poll it after start (aether-node exits 2 on it). A node
+ * offered a map it cannot serve (another shard_count or replication) is
+ * not refused but shows it in the view's `incompatible` and the
+ * aether_node_incompatible gauge, and serves nothing while it lasts. Any
+ * thread. */
+aether_status aether_member_admission(const aether_member *m, aether_err *why);
+
 /* True while this node holds the lease and may act as leader (by its own
  * clock); the view's is_leader, without the rest of the view. Any thread. */
 bool aether_member_leads(const aether_member *m);
@@ -133,6 +146,8 @@ typedef struct aether_member_view {
     uint64_t shards_moved;   /* shards it moved as leader */
     uint64_t topology_version; /* of this node's topology view */
     uint32_t nodes_active, nodes_draining; /* in that view */
+    bool incompatible;       /* refused at admission, or the newest map offered has another
+                                shard_count or replication: serving nothing */
 } aether_member_view;
 
 void aether_member_view_get(const aether_member *m, aether_member_view *out);

@@ -103,7 +103,11 @@ struct member_assign_state {
     uint8_t *save_done;          /* [shard_count] */
     uint64_t *save_moving_since; /* [shard_count] */
     uint64_t *save_move_version; /* [shard_count] */
+    aether_log_ratelimit incompat_log; /* maps we cannot serve: one line per window */
 };
+
+/* A node offered maps it cannot serve hears of them every LeaseRenewed. */
+#define INCOMPAT_LOG_WINDOW_NS (60u * AETHER_NS_PER_S)
 
 aether_status member_assign_init(aether_member *m)
 {
@@ -111,6 +115,7 @@ aether_status member_assign_init(aether_member *m)
     if (as == NULL)
         return AETHER_ENOMEM;
     m->as = as;
+    aether_log_ratelimit_init(&as->incompat_log, INCOMPAT_LOG_WINDOW_NS);
     uint32_t s = m->cfg.shard_count;
     as->serving = calloc(s, 1);
     as->done = calloc(s, 1);
@@ -178,7 +183,8 @@ static void reconcile(aether_member *m)
     if (map == NULL)
         return;
     aether_node_index me = aether_shardmap_find_node(map, &m->cfg.node);
-    bool down = as->fenced || __atomic_load_n(&m->self_down, __ATOMIC_SEQ_CST);
+    bool down = as->fenced || __atomic_load_n(&m->self_down, __ATOMIC_SEQ_CST) ||
+                member_incompatible(m);
     /* Releases first, across all shards, then acquisitions. */
     for (uint32_t s = 0; s < map->shard_count; s++) {
         const aether_shard_entry *e = aether_shardmap_entry(map, s);
@@ -211,14 +217,46 @@ static void reconcile(aether_member *m)
     __atomic_store_n(&m->shards_serving, as->serving_count, __ATOMIC_RELAXED);
 }
 
-/* Takes ownership of map. */
-static bool adopt(aether_member *m, aether_shardmap *map)
+/* Takes ownership of map. `stored`: it was read from the state store (the
+ * authority), not received from the wire (a hint, forgeable). */
+static bool adopt(aether_member *m, aether_shardmap *map, bool stored)
 {
     member_assign_state *as = m->as;
-    if (map->shard_count != m->cfg.shard_count) {
-        AETHER_ERROR(MEMBER_LOG, "%s: map v%llu has %u shards, this node is configured for %u",
-                     m->cfg.node.str, (unsigned long long)map->version, map->shard_count,
-                     m->cfg.shard_count);
+    if (map->shard_count != m->cfg.shard_count || map->replication != m->cfg.replication) {
+        /* A map we cannot serve (admission let us in under other terms, or
+         * the cluster was re-created): never installed. If the store holds
+         * it and it is newer than ours, the cluster has moved on without
+         * us: serve nothing (the one we hold is stale), say so in
+         * aether_node_incompatible, and neither campaign nor lead. One from
+         * the wire only says so if the store agrees (a lagging node reads
+         * the store at the next LeaseRenewed): a forged publication must
+         * not silence every node. An older one is a late copy. */
+        bool newer = as->cur == NULL || map->version > as->cur->version;
+        if (newer && !stored) {
+            uint64_t suppressed = 0;
+            if (aether_log_ratelimit_allow(&as->incompat_log, member_now_ns(m), &suppressed))
+                AETHER_WARN(MEMBER_LOG,
+                            "%s: map v%llu received with %u shards and replication %u, this node "
+                            "is configured for %u shards and replication %u: not installed (the "
+                            "stored map decides) [%llu more suppressed]",
+                            m->cfg.node.str, (unsigned long long)map->version, map->shard_count,
+                            map->replication, m->cfg.shard_count, m->cfg.replication,
+                            (unsigned long long)suppressed);
+        } else if (newer) {
+            bool was = __atomic_exchange_n(&m->map_incompatible, 1, __ATOMIC_SEQ_CST) != 0;
+            uint64_t suppressed = 0;
+            bool allow = aether_log_ratelimit_allow(&as->incompat_log, member_now_ns(m), &suppressed);
+            if (!was || allow) /* at once when it starts, then once per window */
+                AETHER_ERROR(MEMBER_LOG,
+                             "%s: map v%llu has %u shards and replication %u, this node is "
+                             "configured for %u shards and replication %u: it cannot serve this "
+                             "cluster and serves "
+                             "nothing [%llu more suppressed]",
+                             m->cfg.node.str, (unsigned long long)map->version, map->shard_count,
+                             map->replication, m->cfg.shard_count, m->cfg.replication,
+                             (unsigned long long)suppressed);
+            reconcile(m);
+        }
         aether_shardmap_destroy(map);
         return false;
     }
@@ -229,6 +267,9 @@ static bool adopt(aether_member *m, aether_shardmap *map)
         return false;
     }
     as->cur = aether_shardmap_slot_current(&m->slot); /* alive until our next publish */
+    if (__atomic_exchange_n(&m->map_incompatible, 0, __ATOMIC_SEQ_CST))
+        AETHER_WARN(MEMBER_LOG, "%s: map v%llu is one this node can serve again", m->cfg.node.str,
+                    (unsigned long long)version);
     __atomic_store_n(&m->map_term, term, __ATOMIC_SEQ_CST);
     __atomic_store_n(&m->map_version, version, __ATOMIC_SEQ_CST);
     if (m->cb.on_map_installed != NULL)
@@ -409,7 +450,7 @@ static aether_status load_stored_map(aether_member *m)
         aether_shardmap_destroy(stored);
     } else if (as->cur == NULL || stored->version > as->cur->version) {
         as->state_rev = rev;
-        (void)adopt(m, stored);
+        (void)adopt(m, stored, true);
     } else {
         aether_shardmap_destroy(stored);
     }
@@ -696,7 +737,7 @@ static void advance_locked(aether_member *m, const char *reason)
     uint64_t version = next->version;
     (void)aether_transport_publish_map_json(m->deps.transport, next, json, json_len);
     free(json);
-    if (!adopt(m, next)) {
+    if (!adopt(m, next, false)) {
         free(done);
         return;
     }
@@ -840,6 +881,9 @@ static bool takeover_load(aether_member *m)
     refresh_topology(m);
     if (load_stored_map(m) != AETHER_OK)
         return false;
+    if (__atomic_load_n(&m->map_incompatible, __ATOMIC_SEQ_CST))
+        return false; /* the stored map is not ours to serve: publish nothing; the lease
+                         actor resigns at its next renewal */
     as->loaded_term = as->lead_term;
     uint64_t now = member_now_ns(m);
     if (as->cur != NULL)
@@ -1048,7 +1092,7 @@ void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg
             aether_shardmap_destroy(map); /* while we lead, only our maps count */
             break;
         }
-        adopt(m, map);
+        adopt(m, map, false);
         break;
     }
     case MSG_RELEASE: {

@@ -52,6 +52,7 @@
  * Threading: all state below is owned by the cluster actor.
  */
 #include "member_internal.h"
+#include "shardmap_json.h"
 #include "topology_json.h"
 
 #include <jansson.h>
@@ -118,7 +119,11 @@ struct member_cluster_state {
     size_t doubt_len;
     uint64_t doubt_version;
     aether_event *doubt_event;/* the change, announced only if it turns out recorded */
+    aether_log_ratelimit refuse_log; /* joins refused by admission: one line per window */
 };
+
+/* A node from before admission checks asks every heartbeat. */
+#define REFUSE_LOG_WINDOW_NS (10u * AETHER_NS_PER_S)
 
 static hb_entry *hb_find(member_cluster_state *cs, const aether_node_id *id, bool create)
 {
@@ -155,6 +160,7 @@ aether_status member_cluster_init(aether_member *m)
     m->cs = calloc(1, sizeof(*m->cs));
     if (m->cs == NULL)
         return AETHER_ENOMEM;
+    aether_log_ratelimit_init(&m->cs->refuse_log, REFUSE_LOG_WINDOW_NS);
     return aether_topology_init(&m->cs->topo, &m->cfg.node);
 }
 
@@ -324,6 +330,40 @@ static void announce_stored_changes(aether_member *m, const aether_topology *bef
         AETHER_INFO(MEMBER_LOG, "%s: announced %u change(s) found in the stored topology", m->cfg.node.str, n);
 }
 
+/* Admission starts with the leader itself: the stored map says what the
+ * cluster runs (shard_count, replication). A leader that differs (it won
+ * the lease before anyone could refuse it) must decide nothing - not even
+ * its own admission - so this runs before the first decision of each term.
+ * False if the store did not answer. */
+static bool check_stored_map_terms(aether_member *m)
+{
+    char *json = NULL;
+    size_t len = 0;
+    aether_status st = member_state_get(m, MEMBER_STATE_MAP, &json, &len, NULL);
+    if (st == AETHER_ENOTFOUND)
+        return true; /* a new cluster: ours are its terms */
+    if (st != AETHER_OK)
+        return false;
+    aether_shardmap *stored = NULL;
+    aether_err err;
+    st = aether_shardmap_json_decode(json, len, &stored, &err);
+    free(json);
+    if (st != AETHER_OK)
+        return true; /* unreadable: the assign actor says so and does not adopt it */
+    if (stored->shard_count != m->cfg.shard_count || stored->replication != m->cfg.replication) {
+        if (!__atomic_exchange_n(&m->map_incompatible, 1, __ATOMIC_SEQ_CST))
+            AETHER_ERROR(MEMBER_LOG,
+                         "%s: the stored map v%llu has %u shards and replication %u, this node "
+                         "is configured for %u shards and replication %u: not leading this "
+                         "cluster",
+                         m->cfg.node.str, (unsigned long long)stored->version,
+                         stored->shard_count, stored->replication, m->cfg.shard_count,
+                         m->cfg.replication);
+    }
+    aether_shardmap_destroy(stored);
+    return true;
+}
+
 static bool state_loaded(aether_member *m, aether_term term)
 {
     member_cluster_state *cs = m->cs;
@@ -331,6 +371,8 @@ static bool state_loaded(aether_member *m, aether_term term)
         return false;
     if (cs->loaded_term == term)
         return true;
+    if (!check_stored_map_terms(m) || member_incompatible(m))
+        return false; /* not a leader for this cluster: it neither fences nor announces */
     /* Read, then fence: rewriting the key moves its revision, so a write of
      * the previous leader still in flight (a timed-out one) can never land
      * after what we read. */
@@ -513,6 +555,8 @@ static void notify_assign(aether_member *m, aether_event *e)
 static void reply_cb(void *arg, aether_status st, const char *reason)
 {
     aether_member *m = arg;
+    if (st == AETHER_EINCOMPATIBLE) /* only a JoinCluster is refused so */
+        member_note_refused(m, reason);
     member_reply_box *b = malloc(sizeof(*b));
     if (b == NULL)
         return;
@@ -526,6 +570,8 @@ static void reply_cb(void *arg, aether_status st, const char *reason)
 static void keepalive_reply(void *arg, aether_status st, const char *reason)
 {
     keepalive_slot *k = arg;
+    if (st == AETHER_EINCOMPATIBLE)
+        member_note_refused(k->m, reason);
     if (st != AETHER_OK)
         AETHER_DEBUG(MEMBER_LOG, "%s: keep-alive refused (%s): %s", k->m->cfg.node.str,
                      aether_status_str(st), reason ? reason : "");
@@ -605,16 +651,40 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
     if (c->type == AETHER_CMD_ELECT_LEADER)
         return aether_err_set(why, AETHER_EINVAL,
                               "ElectLeader is decided by each node's lease, not by the leader");
-    if (!state_loaded(m, term))
+    /* A leader that cannot serve the cluster's map (it won the lease before
+     * anyone could refuse it; state_loaded compares it with the stored map)
+     * decides nothing, its own admission included, and resigns
+     * (member_lease.c): judged by its terms every newcomer would look
+     * incompatible, and it would fail the members it cannot hear. */
+    bool loaded = state_loaded(m, term);
+    if (member_incompatible(m))
+        return aether_err_set(why, AETHER_ENOTLEADER,
+                              "not leader: this node's configuration does not match the "
+                              "cluster's map (resigning)");
+    if (!loaded)
         return aether_err_set(why, AETHER_EUNAVAILABLE,
                               "taking over: the stored topology is not readable yet; retry");
     /* The aggregate checks leadership against its own view; it is ours. */
     aether_topology_set_leader(&cs->topo, &m->cfg.node, term);
+    /* The cluster's admission terms are ours: we match the stored map
+     * (member_incompatible above), and our timings are the ones we lead by. */
+    cs->topo.admission = m->admission;
     aether_event *ev[AETHER_TOPOLOGY_DECIDE_MAX];
     uint32_t n = 0;
     aether_status st = aether_topology_decide(&cs->topo, c, aether_clock_wall_ms(m->clock), ev, &n, why);
-    if (st != AETHER_OK)
+    if (st != AETHER_OK) {
+        if (c->type == AETHER_CMD_JOIN_CLUSTER &&
+            (st == AETHER_EINCOMPATIBLE ||
+             (st == AETHER_EINVAL && c->data.join.terms.shard_count == 0))) {
+            __atomic_add_fetch(&m->joins_refused, 1, __ATOMIC_RELAXED);
+            uint64_t suppressed = 0;
+            if (aether_log_ratelimit_allow(&cs->refuse_log, member_now_ns(m), &suppressed))
+                AETHER_WARN(MEMBER_LOG, "%s: join of %s refused: %s [%llu more suppressed]",
+                            m->cfg.node.str, c->data.join.info.id.str, why->msg,
+                            (unsigned long long)suppressed);
+        }
         return st;
+    }
     for (uint32_t i = 0; i < n; i++)
         if (ev[i]->type == AETHER_EVT_NODE_JOINED)
             ev[i]->data.node_joined.map_version = __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST);
@@ -748,6 +818,8 @@ static void on_event(aether_member *m, const aether_event *e)
 static void tick_heartbeat(aether_member *m)
 {
     member_cluster_state *cs = m->cs;
+    if (__atomic_load_n(&m->refused, __ATOMIC_ACQUIRE))
+        return; /* refused as incompatible: asking again cannot help (member.h) */
     aether_status hs = aether_transport_publish_heartbeat(m->deps.transport, &m->cfg.node,
                                                           m->self_info.incarnation);
     __atomic_store_n(&m->transport_down, hs != AETHER_OK, __ATOMIC_RELAXED);
@@ -760,6 +832,7 @@ static void tick_heartbeat(aether_member *m)
     aether_command c;
     base_command(m, &c, AETHER_CMD_JOIN_CLUSTER);
     c.data.join.info = m->self_info;
+    c.data.join.terms = m->admission;
     if (healthy) {
         c.data.join.info.incarnation = me->incarnation; /* a keep-alive: idempotent */
     } else {

@@ -100,6 +100,8 @@ struct aether_member {
     aether_member_callbacks cb;
     aether_clock *clock;
     aether_node_info self_info;
+    aether_admission admission;   /* what this node must share with the cluster
+                                     (aether_config_admission of cfg) */
     aether_actor *cluster, *lease, *assign;
     aether_bus *bus;
     aether_shardmap_slot slot;
@@ -141,6 +143,16 @@ struct aether_member {
     uint32_t brake_engaged;       /* atomic: 1 while this leader's rebalance brake holds */
     uint64_t lease_renewals;      /* LeaseRenewed this node emitted (member_emit) */
     uint64_t lease_failures;      /* LeadershipLost it emitted, resigns while draining aside */
+    /* Admission (DESIGN 2): this node cannot serve the cluster it met. */
+    uint32_t refused;             /* release (member_note_refused), after refused_reason: a
+                                     leader refused our join as incompatible; never cleared */
+    uint32_t refused_claim;       /* CAS 0 -> 1: the one writer of refused_reason */
+    char refused_reason[AETHER_ERR_MSG_MAX]; /* written once, before `refused` */
+    uint32_t map_incompatible;    /* seq_cst: the newest map offered (assign actor) or the
+                                     stored map read as leader (cluster actor) has another
+                                     shard_count or replication than ours; cleared by the
+                                     assign actor when it installs a map we can serve */
+    uint64_t joins_refused;       /* leader side: joins refused by admission (counter) */
     /* Immutable after start: the log context of the member's actors (node,
      * and highest_term above). */
     aether_log_context log_ctx;
@@ -237,6 +249,17 @@ void member_check_self_down(aether_member *m, const aether_topology *t);
  * it leads, or a leader acknowledged a keep-alive it sent less than
  * failure_timeout - fence_margin ago. Any thread. */
 bool member_serving_right(const aether_member *m);
+/* This node cannot serve the cluster's maps (refused at admission, or the
+ * newest map has another shard_count/replication): it serves nothing, does
+ * not campaign, and a leader in that state resigns. Any thread. */
+static inline bool member_incompatible(const aether_member *m)
+{
+    return __atomic_load_n(&m->refused, __ATOMIC_ACQUIRE) != 0 ||
+           __atomic_load_n(&m->map_incompatible, __ATOMIC_SEQ_CST) != 0;
+}
+/* Records that a leader refused our join as incompatible (reason: its
+ * sentence); the first call wins and logs. Any thread. */
+void member_note_refused(aether_member *m, const char *reason);
 /* Tells the embedder (on_leader_changed, if any) of a leader change: the
  * callback runs on the cluster actor, the thread that calls on_event, so
  * the two are one sequence. Any thread; the caller notes the term first

@@ -209,7 +209,8 @@ static bool may_campaign(const aether_member *m)
     /* A node the transport refuses (isolated, disconnected) could hold the
      * lease but reach nobody: it would only keep the others from leading. */
     return st != (uint32_t)AETHER_NODE_DRAINING + 1 && st != (uint32_t)AETHER_NODE_LEFT + 1 &&
-           !__atomic_load_n(&m->transport_down, __ATOMIC_RELAXED);
+           !__atomic_load_n(&m->transport_down, __ATOMIC_RELAXED) &&
+           !member_incompatible(m); /* it could not serve the maps it would publish */
 }
 
 /* The leader's own keep-alives travel through the transport like everyone
@@ -314,6 +315,10 @@ static void renew(aether_member *m)
     }
     if (cut_off(m)) {
         resign(m, "cut off: own keep-alives not acknowledged");
+        return;
+    }
+    if (member_incompatible(m)) {
+        resign(m, "own configuration does not match the cluster's map");
         return;
     }
     aether_err err;

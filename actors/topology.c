@@ -120,6 +120,20 @@ static aether_status decide_join(const aether_topology *t, const aether_command 
     if (aether_node_info_validate(&info, &inner) != AETHER_OK)
         return aether_err_set(reason, AETHER_EINVAL, "JoinCluster: %s", inner.msg);
     const aether_node_info *old = aether_topology_find(t, &info.id);
+    /* Admission: a node that cannot serve this cluster's maps is never
+     * admitted, so no map names it (I2). An established member's keep-alive
+     * (healthy under this incarnation) is not judged again: it was admitted
+     * by an earlier leader - perhaps one that predates the check - and a
+     * leader that differs from its members (it won the lease before anyone
+     * could refuse it) must not silence them all; such a member's serving
+     * is guarded on its own side (a map it cannot serve is not installed). */
+    bool established = old != NULL && aether_node_status_is_healthy(old->status) &&
+                       (info.incarnation == 0 || info.incarnation == old->incarnation);
+    if (t->admission.shard_count != 0 && !established) {
+        aether_status adm = aether_admission_check(&t->admission, &cmd->data.join.terms, reason);
+        if (adm != AETHER_OK)
+            return adm;
+    }
     uint64_t incarnation = info.incarnation > 0 ? info.incarnation : 1;
     if (old != NULL) {
         bool healthy = aether_node_status_is_healthy(old->status);

@@ -24,6 +24,14 @@
  * topology already has (or passed) for a node that is not healthy under it
  * is refused with ESTALE: it comes from a run that missed its own failure
  * and must not be acknowledged; that run rejoins with a newer incarnation.
+ * Admission: a JoinCluster that would admit a node (a new one, a rejoin,
+ * a new incarnation) must carry terms equal to the cluster's
+ * (aether_admission_check: wire versions, shard_count, replication,
+ * parameters fingerprint); a joiner that differs is refused with
+ * EINCOMPATIBLE and the sentence naming the difference, and no event: it
+ * is never admitted, so no map ever names it. The keep-alive of an
+ * established member (healthy under the incarnation it names) is not
+ * judged again (decide_join says why).
  * NodeLeft is not decided here: the drain policy emits it when the node owns
  * no shards any more (policies.h).
  *
@@ -56,6 +64,11 @@ typedef struct aether_topology {
     aether_node_id self;
     aether_node_id leader;         /* len 0 = no known leader */
     aether_term term;              /* highest term seen */
+    /* The cluster's admission terms (DESIGN 2, "Admission"), set by the
+     * Cluster actor from its configuration; like the leadership view, not
+     * part of the stored value. shard_count 0 = not set: a bare aggregate
+     * (unit tests) admits any joiner; a member always sets it. */
+    aether_admission admission;
     uint64_t ignored_events;       /* apply() could not use them */
 } aether_topology;
 
@@ -94,7 +107,7 @@ bool aether_topology_set_leader(aether_topology *t, const aether_node_id *leader
  * AETHER_OK: *n_events (0..AETHER_TOPOLOGY_DECIDE_MAX) unstamped events were
  * created in events[] (the caller owns one reference each). Otherwise the
  * command is rejected: the status says why (ENOTLEADER, ESTALE, ENOTFOUND,
- * ESTATE, EINVAL) and reason holds the sentence. */
+ * ESTATE, EINVAL, EINCOMPATIBLE) and reason holds the sentence. */
 aether_status aether_topology_decide(const aether_topology *t, const aether_command *cmd,
                                      uint64_t now_wall_ms, aether_event **events,
                                      uint32_t *n_events, aether_err *reason);

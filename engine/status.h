@@ -25,6 +25,10 @@ typedef enum aether_status {
     AETHER_ESTATE,          /* the operation is not allowed in the object's current state */
     AETHER_EIO,             /* an operating-system call failed */
     AETHER_EPERM,           /* not allowed: credentials refused, not authorized */
+    AETHER_EINCOMPATIBLE,   /* this node's configuration cannot serve the cluster it tried
+                               to join (shard_count, replication, wire versions or the
+                               parameters fingerprint differ): the leader refused it; the
+                               reason names what differs. Waiting cannot fix it. */
     AETHER_STATUS_COUNT_
 } aether_status;
 

@@ -70,7 +70,12 @@
  *     callbacks asynchronously).
  *
  * Exit status: 0 success; 1 a run failed (start error, a step did not
- * settle, a violation); 2 usage error, with a message on stderr.
+ * settle, a violation); 2 usage error, with a message on stderr, or (NATS
+ * mode) the leader refused this node's join because its configuration
+ * cannot serve the cluster: stderr says "join refused: <the leader's
+ * sentence>" (e.g. "shard_count 1024 differs from the cluster's 64") and
+ * this node's own terms. A wrong configuration, like a usage error, is not
+ * fixed by restarting as is.
  *
  * Threading: main thread as above; callbacks on executor workers; the
  * signal handler only sets a flag.
@@ -96,6 +101,7 @@
 #include "metrics_http.h"
 
 #define EXIT_USAGE 2
+#define EXIT_INCOMPATIBLE 2         /* the leader refused the join: configuration differs */
 #define NODES_MAX 64u               /* --nodes upper bound (and demo slots) */
 #define NODES_DEFAULT 3u
 #define DURATION_S_MAX 31536000.0   /* one year */
@@ -878,6 +884,18 @@ static int run_nats(node_run *d)
         sleep_ms(TICK_MS);
         flush_quiet_batches(d, false);
         leader_poll(d);
+        aether_err why = { 0 };
+        if (aether_member_admission(n->m, &why) == AETHER_EINCOMPATIBLE) {
+            /* Nothing to drain: the cluster never admitted this node. */
+            flush_quiet_batches(d, true);
+            fprintf(stderr, "aether-node: %s: join refused: %s\n", n->id, why.msg);
+            char params[256];
+            (void)aether_config_params_text(&d->base, params, sizeof(params));
+            fprintf(stderr, "aether-node: %s: this node: shard_count %u, replication %u, wire "
+                    "versions %u..%u, %s\n", n->id, d->base.shard_count, d->base.replication,
+                    AETHER_WIRE_VERSION_MIN, AETHER_WIRE_VERSION_MAX, params);
+            return EXIT_INCOMPATIBLE;
+        }
     }
     flush_quiet_batches(d, true);
     say(d, "+%llums stopping (%s)\n", (unsigned long long)since_start_ms(d),
@@ -1404,7 +1422,10 @@ static void print_help(FILE *out)
         flag[c] = '\0';
         fprintf(out, "  --%s (%s)\n      %s\n", flag, kind, help);
     }
-    fprintf(out, "\nExit status: 0 success, 1 run failure, 2 usage or configuration error.\n");
+    fprintf(out, "\nExit status: 0 success, 1 run failure, 2 usage or configuration error,\n"
+                 "including (--nats) a join the leader refused because shard_count,\n"
+                 "replication or a cluster-wide timing differ from the cluster's\n"
+                 "(\"join refused: shard_count 1024 differs from the cluster's 64\").\n");
 }
 
 static int usage(const char *fmt, const char *arg)

@@ -123,13 +123,20 @@ typedef enum fault_kind {
     F_KV_SLOW,
     F_KV_LATE,
     F_DRIFT,
+    /* Opt-in kinds: --extra-faults LIST (with --soak too) or --faults by
+     * name; neither --all-faults nor --soak's derivation enables them, so
+     * the regression seeds keep their schedules. Each runs on its own
+     * generator (xrng), beside the schedule above. */
+    F_MISFIT = F_DRIFT + 1, /* a joiner with another shard_count or replication */
     F_COUNT_
 } fault_kind;
+#define F_CLASSIC_COUNT_ F_MISFIT
+#define SIM_MISFITS_MAX 4u /* misfit joiners per run */
 
 static const char *const fault_names[F_COUNT_] = {
     "crash",  "pause",  "partition", "oneway", "isolate",    "kv-outage", "kv-cut",
     "join",   "drain",  "net-burst", "loss",   "dup",        "reorder",   "delay",
-    "kv-unknown", "kv-slow", "kv-late", "drift",
+    "kv-unknown", "kv-slow", "kv-late", "drift", "misfit",
 };
 
 /* Relative weights of the scheduled events. */
@@ -148,6 +155,7 @@ typedef struct opts {
     uint32_t replication;
     uint32_t max_handoffs;     /* 0 = the default */
     uint32_t faults;           /* bit per fault_kind */
+    uint32_t extra_faults;     /* --extra-faults: opt-in kinds added after --soak's derivation */
     double fault_rate;         /* scheduled events per simulated second */
     double loss, dup, reorder; /* per delivery, while chaos lasts */
     uint64_t delay_min_us, delay_max_us, delay_mean_us; /* mean 0 = uniform */
@@ -201,6 +209,10 @@ typedef struct snode {
     bool listed_led;         /* in sim.led (any run) */
     uint64_t restart_at_ns, resume_at_ns, unisolate_at_ns, kv_uncut_at_ns;
     bool isolated;
+    uint32_t misfit;         /* 0, or a misfit joiner (F_MISFIT): its shard_count / replication
+                                differ from the cluster's; it must be refused, never serve,
+                                never be on a map, and exits once refused */
+    uint32_t misfit_shards, misfit_replication;
 } snode;
 
 typedef struct late_write {
@@ -221,6 +233,9 @@ typedef struct sim {
     aether_rng frng;  /* fault schedule */
     aether_rng krng;  /* store faults */
     aether_rng mrng;  /* member seeds and clocks */
+    aether_rng xrng;  /* opt-in fault kinds (F_MISFIT) */
+    uint64_t next_misfit_ns;
+    uint32_t misfits;
     aether_inproc_hub *hub;
     aether_kv *kv[2];
     snode *nodes;
@@ -321,6 +336,11 @@ static void on_acquired(void *arg, uint32_t shard, uint64_t version)
 {
     snode *n = arg;
     sim *s = n->sim;
+    if (n->misfit) { /* admission must keep it out of every map */
+        fail(s, "misfit %s (%u shards, replication %u) acquired shard %u (map v%" PRIu64 ")", n->id,
+             n->misfit_shards, n->misfit_replication, shard, version);
+        return;
+    }
     if (n->serving[shard])
         return;
     n->serving[shard] = 1;
@@ -336,7 +356,7 @@ static void on_released(void *arg, uint32_t shard, uint64_t version)
 {
     snode *n = arg;
     (void)version;
-    if (!n->serving[shard])
+    if (n->misfit || !n->serving[shard])
         return;
     n->serving[shard] = 0;
     n->serving_count--;
@@ -409,6 +429,21 @@ static void on_map_published(void *arg, const aether_node_id *from, const aether
     snode *n = node_of(s, from->str);
     if (n == NULL || n->m == NULL)
         return;
+    /* Admission: no map of another shape, none naming a misfit joiner. */
+    if (map->shard_count != s->base.shard_count || map->replication != s->base.replication) {
+        fail(s, "%s published map v%" PRIu64 " with %u shards and replication %u (the cluster: %u, %u)",
+             n->id, map->version, map->shard_count, map->replication, s->base.shard_count,
+             s->base.replication);
+        return;
+    }
+    for (uint32_t i = 0; i < map->node_count; i++) {
+        snode *o = node_of(s, map->nodes[i].str);
+        if (o != NULL && o->misfit) {
+            fail(s, "%s published map v%" PRIu64 " naming misfit %s (%u shards, replication %u)",
+                 n->id, map->version, o->id, o->misfit_shards, o->misfit_replication);
+            return;
+        }
+    }
     aether_topology topo;
     if (aether_member_topology(n->m, &topo) != AETHER_OK)
         return;
@@ -459,6 +494,10 @@ static void node_start(sim *s, snode *n)
     AETHER_ASSERT(n->m == NULL);
     aether_config cfg = s->base;
     AETHER_ASSERT(aether_node_id_from_cstr(n->id, &cfg.node, NULL) == AETHER_OK);
+    if (n->misfit) {
+        cfg.shard_count = n->misfit_shards;
+        cfg.replication = n->misfit_replication;
+    }
     int32_t rate = 0;
     int64_t offset = 0, wall = 0;
     if (s->drift_ppm > 0) {
@@ -836,7 +875,8 @@ static uint32_t count_live(const sim *s)
 {
     uint32_t k = 0;
     for (uint32_t i = 0; i < s->n_nodes; i++)
-        k += s->nodes[i].m != NULL && !s->nodes[i].paused && !s->nodes[i].drain_requested;
+        k += s->nodes[i].m != NULL && !s->nodes[i].paused && !s->nodes[i].drain_requested &&
+             !s->nodes[i].misfit;
     return k;
 }
 
@@ -855,9 +895,13 @@ static snode *pick_node(sim *s, bool (*pred)(const snode *))
     return NULL;
 }
 
-static bool is_up(const snode *n) { return n->m != NULL && !n->paused && !n->drain_requested; }
+/* Misfit joiners are no target of the other faults (they are a fault). */
+static bool is_up(const snode *n)
+{
+    return n->m != NULL && !n->paused && !n->drain_requested && !n->misfit;
+}
 static bool is_up_plain(const snode *n) { return is_up(n) && !n->isolated && !n->kv_cut; }
-static bool is_down(const snode *n) { return n->m == NULL && !n->left; }
+static bool is_down(const snode *n) { return n->m == NULL && !n->left && !n->misfit; }
 
 static uint64_t rand_ms(sim *s, uint64_t lo, uint64_t hi)
 {
@@ -916,6 +960,41 @@ static void add_node(sim *s)
     snprintf(n->id, sizeof(n->id), "n%u", n->idx);
     n->serving = calloc(s->o.shards, 1);
     AETHER_ASSERT(n->serving != NULL);
+    node_start(s, n);
+}
+
+/* F_MISFIT: a node joins with twice (or half) the shard count, or another
+ * replication: a copy-pasted configuration. Like aether-node it runs until
+ * the leader refuses it, then exits (housekeeping); the oracle fails the run
+ * if it ever acquires a shard or a map names it, and liveness (settled)
+ * requires it refused and gone. */
+static void add_misfit(sim *s)
+{
+    if (s->n_nodes == s->cap_nodes || s->misfits == SIM_MISFITS_MAX)
+        return;
+    snode *n = &s->nodes[s->n_nodes++];
+    n->sim = s;
+    n->idx = s->n_nodes - 1;
+    snprintf(n->id, sizeof(n->id), "x%u", n->idx);
+    n->misfit_shards = s->base.shard_count;
+    n->misfit_replication = s->base.replication;
+    if (aether_rng_below(&s->xrng, 2) == 0) {
+        n->misfit = 1;
+        n->misfit_shards = s->base.shard_count * 2 <= AETHER_SHARD_COUNT_MAX
+                               ? s->base.shard_count * 2
+                               : s->base.shard_count / 2;
+    } else {
+        n->misfit = 2;
+        n->misfit_replication = s->base.replication < AETHER_REPLICATION_MAX
+                                    ? s->base.replication + 1
+                                    : s->base.replication - 1;
+    }
+    n->serving = calloc(n->misfit_shards > s->o.shards ? n->misfit_shards : s->o.shards, 1);
+    AETHER_ASSERT(n->serving != NULL);
+    s->misfits++;
+    s->injected[F_MISFIT]++;
+    trace_line(s, "FAULT misfit %s joins with %u shards, replication %u (the cluster: %u, %u)", n->id,
+               n->misfit_shards, n->misfit_replication, s->base.shard_count, s->base.replication);
     node_start(s, n);
 }
 
@@ -1060,6 +1139,13 @@ static void housekeeping(sim *s)
             n->kv_cut = false;
             trace_line(s, "FAULT %s reaches the stores again", n->id);
         }
+        aether_err why = { 0 };
+        if (n->misfit && aether_member_admission(n->m, &why) == AETHER_EINCOMPATIBLE) {
+            trace_line(s, "FAULT %s refused: %s", n->id, why.msg);
+            node_stop(s, n, "exit 2 (join refused)");
+            n->left = true;
+            continue;
+        }
         if (n->drain_requested && !n->paused) {
             aether_member_view v;
             aether_member_view_get(n->m, &v);
@@ -1088,6 +1174,11 @@ static void every_ms(sim *s)
     }
     if (!s->scan_every_step)
         check_leaders(s);
+    if (s->chaos && enabled(s, F_MISFIT) && now_ns(s) >= s->next_misfit_ns) {
+        if (s->next_misfit_ns != 0)
+            add_misfit(s);
+        s->next_misfit_ns = now_ns(s) + aether_rng_range(&s->xrng, 500, 8000) * MS;
+    }
     if (s->chaos && now_ns(s) >= s->next_fault_ns) {
         inject(s);
         double mean_ms = 1000.0 / (s->o.fault_rate > 0 ? s->o.fault_rate : 1.0);
@@ -1340,12 +1431,12 @@ static void heal(sim *s)
         if (n->m == NULL && !n->left && aether_rng_below(&s->frng, 2) == 0)
             node_start(s, n);
         n->restart_at_ns = 0;
-        up += n->m != NULL && !n->drain_requested;
+        up += n->m != NULL && !n->drain_requested && !n->misfit;
     }
     if (up == 0) {
         for (uint32_t i = 0; i < s->n_nodes && up == 0; i++) {
             snode *n = &s->nodes[i];
-            if (n->m == NULL) {
+            if (n->m == NULL && !n->misfit) {
                 n->left = false;
                 node_start(s, n);
                 up++;
@@ -1453,6 +1544,8 @@ static void usage(FILE *f)
         fprintf(f, ",%s", fault_names[i]);
     fprintf(f,
             ")\n"
+            "          --extra-faults LIST (opt-in kinds, also with --soak: misfit; not in\n"
+            "            --all-faults: a joiner with another shard_count or replication)\n"
             "          --fault-rate R (scheduled faults per simulated second, 1)\n"
             "          --loss F (0.01)  --dup F (0.005)  --reorder F (0.01)   per delivery\n"
             "          --delay-us MIN,MAX[,MEAN] (100,3000; MEAN = exponential)\n"
@@ -1502,7 +1595,7 @@ static bool parse_faults(const char *list, uint32_t *mask)
     snprintf(buf, sizeof(buf), "%s", list);
     for (char *tok = strtok(buf, ","); tok != NULL; tok = strtok(NULL, ",")) {
         if (strcmp(tok, "all") == 0) {
-            *mask |= (1u << F_COUNT_) - 1;
+            *mask |= (1u << F_CLASSIC_COUNT_) - 1;
             continue;
         }
         if (strcmp(tok, "none") == 0)
@@ -1555,7 +1648,7 @@ static void derive(opts *o)
     static const uint32_t handoff_choices[] = { 1, 4, 16, 64 };
     o->max_handoffs = handoff_choices[aether_rng_below(&r, 4)];
     o->faults = 0;
-    for (int f = 0; f < F_COUNT_; f++)
+    for (int f = 0; f < F_CLASSIC_COUNT_; f++)
         if (aether_rng_below(&r, 10) < 7)
             o->faults |= 1u << f;
     o->fault_rate = 0.5 + (double)aether_rng_below(&r, 16) / 4.0; /* 0.5 .. 4.25 */
@@ -1643,8 +1736,11 @@ static int parse_args(int argc, char **argv, opts *o)
             ok = parse_u64(v, &u) && u >= 1 && u <= AETHER_SHARD_COUNT_MAX;
             o->max_handoffs = (uint32_t)u;
         } else if (strcmp(a, "--all-faults") == 0) {
-            o->faults = (1u << F_COUNT_) - 1;
+            o->faults = (1u << F_CLASSIC_COUNT_) - 1;
             have_faults = true;
+        } else if (strcmp(a, "--extra-faults") == 0) {
+            NEEDV();
+            ok = parse_faults(v, &o->extra_faults);
         } else if (strcmp(a, "--faults") == 0) {
             NEEDV();
             ok = parse_faults(v, &o->faults);
@@ -1729,6 +1825,7 @@ static int parse_args(int argc, char **argv, opts *o)
     } else if (!have_faults) {
         o->faults = 0;
     }
+    o->faults |= o->extra_faults;
     if (o->replication > o->nodes + o->joins_max)
         o->replication = o->nodes;
     return 0;
@@ -1784,6 +1881,7 @@ int main(int argc, char **argv)
     aether_rng_seed(&s->frng, s->o.seed * 3 + 1);
     aether_rng_seed(&s->krng, s->o.seed * 5 + 2);
     aether_rng_seed(&s->mrng, s->o.seed * 7 + 3);
+    aether_rng_seed(&s->xrng, s->o.seed * 13 + 5);
     s->ring = calloc(s->o.tail, sizeof(*s->ring));
     AETHER_ASSERT(s->ring != NULL);
     aether_log_set_clock(&s->clock->base);
@@ -1815,7 +1913,8 @@ int main(int argc, char **argv)
     aether_term_registry_init(&s->terms);
     s->holders = calloc(s->o.shards, sizeof(*s->holders));
     s->late = calloc(SIM_LATE_MAX, sizeof(*s->late));
-    s->cap_nodes = s->o.nodes + (enabled(s, F_JOIN) ? s->o.joins_max : 0);
+    s->cap_nodes = s->o.nodes + (enabled(s, F_JOIN) ? s->o.joins_max : 0) +
+                   (enabled(s, F_MISFIT) ? SIM_MISFITS_MAX : 0);
     s->nodes = calloc(s->cap_nodes, sizeof(*s->nodes));
     s->led = calloc(s->cap_nodes, sizeof(*s->led));
     AETHER_ASSERT(s->holders != NULL && s->late != NULL && s->nodes != NULL);
@@ -1852,9 +1951,14 @@ int main(int argc, char **argv)
         printf("aether-sim: FAIL seed %" PRIu64 " at %.3f s: %s\n", s->o.seed,
                (double)(now_ns(s) - SEC) / 1e9, s->why);
         printf("replay: aether-sim");
-        if (s->o.soak)
+        if (s->o.soak) {
             printf(" --soak --seed %" PRIu64 " --duration %.3f", s->o.seed, (double)s->o.duration_ms / 1000.0);
-        else
+            for (int f = F_CLASSIC_COUNT_, first = 1; f < F_COUNT_; f++)
+                if ((s->o.extra_faults >> f) & 1u) {
+                    printf("%s%s", first ? " --extra-faults " : ",", fault_names[f]);
+                    first = 0;
+                }
+        } else
             print_params(stdout, s, " ");
         printf(" --trace\n");
         printf("parameters: ");
@@ -1869,7 +1973,7 @@ int main(int argc, char **argv)
                " faults (",
                s->o.seed, (double)(now_ns(s) - SEC) / 1e9, s->steps, faults);
         bool first = true;
-        for (int f = 0; f < F_EVENT_COUNT_; f++)
+        for (int f = 0; f < F_COUNT_; f++)
             if (s->injected[f]) {
                 printf("%s%s %" PRIu64, first ? "" : ", ", fault_names[f], s->injected[f]);
                 first = false;

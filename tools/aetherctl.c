@@ -1876,10 +1876,19 @@ static void watch_print(watch_ctx *w, natsMsg *msg)
         size_t at = n > 0 && (size_t)n < sizeof(line) ? (size_t)n : 0;
         switch (c->type) {
         case AETHER_CMD_JOIN_CLUSTER:
-            snprintf(line + at, sizeof(line) - at, " node=%s address=%s zone=%s incarnation=%" PRIu64,
-                     c->data.join.info.id.str, c->data.join.info.address,
-                     c->data.join.info.zone[0] ? c->data.join.info.zone : "-",
-                     c->data.join.info.incarnation);
+            n = snprintf(line + at, sizeof(line) - at, " node=%s address=%s zone=%s incarnation=%" PRIu64,
+                         c->data.join.info.id.str, c->data.join.info.address,
+                         c->data.join.info.zone[0] ? c->data.join.info.zone : "-",
+                         c->data.join.info.incarnation);
+            at = n > 0 && at + (size_t)n < sizeof(line) ? at + (size_t)n : sizeof(line) - 1;
+            if (c->data.join.terms.shard_count == 0) /* a node from before admission terms */
+                snprintf(line + at, sizeof(line) - at, " terms=none");
+            else
+                snprintf(line + at, sizeof(line) - at,
+                         " shard_count=%u replication=%u wire=%u..%u params=%016" PRIx64,
+                         c->data.join.terms.shard_count, c->data.join.terms.replication,
+                         c->data.join.terms.wire_min, c->data.join.terms.wire_max,
+                         c->data.join.terms.params);
             break;
         case AETHER_CMD_LEAVE_CLUSTER:
             snprintf(line + at, sizeof(line) - at, " node=%s", c->data.leave.node.str);

@@ -52,6 +52,13 @@ foreach(entry ${AETHER_SIM_REGRESSIONS})
   set_tests_properties(sim.seed_${name} PROPERTIES LABELS "sim" TIMEOUT 300)
 endforeach()
 
+# Opt-in fault kinds (--extra-faults): misfit joiners (another shard_count
+# or replication) beside the classic mix must be refused, never serve and
+# never be named by a map (issue 12 item 1).
+add_test(NAME sim.misfit_joiners
+         COMMAND aether-sim --seed 2 --nodes 5 --duration 20 --all-faults --extra-faults misfit)
+set_tests_properties(sim.misfit_joiners PROPERTIES LABELS "sim" TIMEOUT 300)
+
 # Under ASan too (label unit): a short default-mix run.
 add_test(NAME sim.all_faults_short COMMAND aether-sim --seed 11 --nodes 6 --duration 10 --all-faults --replication 2)
 set_tests_properties(sim.all_faults_short PROPERTIES LABELS "sim;unit" TIMEOUT 300)

@@ -54,6 +54,10 @@ typedef enum field_kind {
     F_ADDRESS, /* char[AETHER_NODE_ADDRESS_LEN_MAX + 1], 1.. bytes, no control bytes */
     F_ZONE,    /* char[AETHER_NODE_ZONE_LEN_MAX + 1], "" or the NodeId alphabet */
     F_OWNERS,  /* aether_node_id[AETHER_REPLICATION_MAX] at off, uint32_t count at aux */
+    F_SHARD_COUNT, /* uint32_t, 1..AETHER_SHARD_COUNT_MAX */
+    F_REPLICATION, /* uint32_t, 1..AETHER_REPLICATION_MAX */
+    F_WIRE,    /* uint32_t, a wire version 1..AETHER_WIRE_VERSION_LIMIT */
+    F_HEX64,   /* uint64_t, on the wire 16 lowercase hex digits (any 64-bit value) */
 } field_kind;
 
 typedef struct field_spec {
@@ -69,6 +73,11 @@ typedef struct type_spec {
     int sub;                /* aether_event_type / aether_command_type; 0 otherwise */
     const field_spec *fields;
     size_t n_fields;
+    /* Fields [group_from, n_fields) are one all-or-none group (0 = none):
+     * absent together when the first of them is 0 (encode), and decoded as
+     * zeros when none is there. JoinCluster's admission terms: a node that
+     * predates them sends none (codec.h). */
+    size_t group_from;
 } type_spec;
 
 #define EV(member) offsetof(aether_event, data.member)
@@ -134,7 +143,13 @@ static const field_spec f_join[] = {
     {"address", F_ADDRESS, CMD(join.info.address), 0},
     {"zone", F_ZONE, CMD(join.info.zone), 0},
     {"incarnation", F_U64, CMD(join.info.incarnation), 0},
+    {"shard_count", F_SHARD_COUNT, CMD(join.terms.shard_count), 0},
+    {"replication", F_REPLICATION, CMD(join.terms.replication), 0},
+    {"wire_min", F_WIRE, CMD(join.terms.wire_min), 0},
+    {"wire_max", F_WIRE, CMD(join.terms.wire_max), 0},
+    {"params", F_HEX64, CMD(join.terms.params), 0},
 };
+#define JOIN_TERMS_FROM 4u
 static const field_spec f_leave[] = {{"node", F_NODE, CMD(leave.node), 0}};
 static const field_spec f_mark_failed[] = {
     {"node", F_NODE, CMD(mark_failed.node), 0},
@@ -154,8 +169,8 @@ static const field_spec f_heartbeat[] = {
     {"incarnation", F_U64, HB(incarnation), 0},
 };
 
-#define ROW_EVT(name, sub, f) {name, AETHER_CODEC_EVENT, sub, f, N_OF(f)}
-#define ROW_CMD(name, sub, f) {name, AETHER_CODEC_COMMAND, sub, f, N_OF(f)}
+#define ROW_EVT(name, sub, f) {name, AETHER_CODEC_EVENT, sub, f, N_OF(f), 0}
+#define ROW_CMD(name, sub, f) {name, AETHER_CODEC_COMMAND, sub, f, N_OF(f), 0}
 
 /* Indexed by nothing: looked up by name (decode) or by kind and sub (encode). */
 static const type_spec types[] = {
@@ -170,14 +185,15 @@ static const type_spec types[] = {
     ROW_EVT("ShardMigrated", AETHER_EVT_SHARD_MIGRATED, f_shard_migrated),
     ROW_EVT("RebalanceStarted", AETHER_EVT_REBALANCE_STARTED, f_rebalance_started),
     ROW_EVT("RebalanceCompleted", AETHER_EVT_REBALANCE_COMPLETED, f_rebalance_completed),
-    ROW_CMD("JoinCluster", AETHER_CMD_JOIN_CLUSTER, f_join),
+    {"JoinCluster", AETHER_CODEC_COMMAND, AETHER_CMD_JOIN_CLUSTER, f_join, N_OF(f_join),
+     JOIN_TERMS_FROM},
     ROW_CMD("LeaveCluster", AETHER_CMD_LEAVE_CLUSTER, f_leave),
     ROW_CMD("MarkNodeFailed", AETHER_CMD_MARK_NODE_FAILED, f_mark_failed),
     ROW_CMD("ElectLeader", AETHER_CMD_ELECT_LEADER, f_elect),
-    {"AssignShards", AETHER_CODEC_COMMAND, AETHER_CMD_ASSIGN_SHARDS, NULL, 0},
+    {"AssignShards", AETHER_CODEC_COMMAND, AETHER_CMD_ASSIGN_SHARDS, NULL, 0, 0},
     ROW_CMD("RebalanceShards", AETHER_CMD_REBALANCE_SHARDS, f_rebalance),
-    {AETHER_CODEC_TYPE_RELEASE, AETHER_CODEC_RELEASE, 0, f_release, N_OF(f_release)},
-    {AETHER_CODEC_TYPE_HEARTBEAT, AETHER_CODEC_HEARTBEAT, 0, f_heartbeat, N_OF(f_heartbeat)},
+    {AETHER_CODEC_TYPE_RELEASE, AETHER_CODEC_RELEASE, 0, f_release, N_OF(f_release), 0},
+    {AETHER_CODEC_TYPE_HEARTBEAT, AETHER_CODEC_HEARTBEAT, 0, f_heartbeat, N_OF(f_heartbeat), 0},
 };
 
 AETHER_STATIC_ASSERT(N_OF(types) == (AETHER_EVT_COUNT_ - 1) + (AETHER_CMD_COUNT_ - 1) + 2,
@@ -309,6 +325,93 @@ static aether_status check_shard(aether_err *err, const char *key, uint64_t v, u
     return AETHER_OK;
 }
 
+/* The bounds of a ranged u32 kind. */
+static void range_of(field_kind kind, uint64_t *lo, uint64_t *hi)
+{
+    switch (kind) {
+    case F_SHARD_COUNT:
+        *lo = 1;
+        *hi = AETHER_SHARD_COUNT_MAX;
+        return;
+    case F_REPLICATION:
+        *lo = 1;
+        *hi = AETHER_REPLICATION_MAX;
+        return;
+    case F_WIRE:
+        *lo = 1;
+        *hi = AETHER_WIRE_VERSION_LIMIT;
+        return;
+    default:
+        AETHER_ASSERT(!"not a ranged field");
+    }
+}
+
+static aether_status check_range(aether_err *err, const char *key, field_kind kind, uint64_t v)
+{
+    uint64_t lo, hi;
+    range_of(kind, &lo, &hi);
+    if (v < lo || v > hi)
+        return field_err(err, true, key, "%" PRIu64 " out of range %" PRIu64 "..%" PRIu64, v, lo,
+                         hi);
+    return AETHER_OK;
+}
+
+/* 16 lowercase hex digits, exactly (canonical: one spelling per value). */
+#define CODEC_HEX64_LEN 16u
+static aether_status parse_hex64(aether_err *err, const char *key, const char *s, size_t len,
+                                 uint64_t *out)
+{
+    if (len != CODEC_HEX64_LEN)
+        return field_err(err, true, key, "expected %u lowercase hex digits, got %zu characters",
+                         CODEC_HEX64_LEN, len);
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        unsigned d;
+        if (c >= '0' && c <= '9')
+            d = (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            d = (unsigned)(c - 'a') + 10u;
+        else
+            return field_err(err, true, key, "byte 0x%02x at position %zu is not a lowercase hex "
+                             "digit", (unsigned char)c, i);
+        v = (v << 4) | d;
+    }
+    *out = v;
+    return AETHER_OK;
+}
+
+/* The optional group of ts (its first field a u32) is absent in base. */
+static bool group_absent(const type_spec *ts, const char *base)
+{
+    if (ts->group_from == 0)
+        return false;
+    uint32_t v;
+    memcpy(&v, base + ts->fields[ts->group_from].off, sizeof(v));
+    return v == 0;
+}
+
+/* An absent group is all zeros: anything else would not survive the trip
+ * (decode gives zeros), so encode refuses it. */
+static aether_status check_group_zero(const type_spec *ts, const char *base, aether_err *err)
+{
+    for (size_t i = ts->group_from + 1; i < ts->n_fields; i++) {
+        const field_spec *f = &ts->fields[i];
+        uint64_t v = 0;
+        if (f->kind == F_U64 || f->kind == F_HEX64) {
+            memcpy(&v, base + f->off, sizeof(v));
+        } else {
+            uint32_t v32;
+            memcpy(&v32, base + f->off, sizeof(v32));
+            v = v32;
+        }
+        if (v != 0)
+            return field_err(err, true, ts->fields[ts->group_from].key,
+                             "0 (no terms) while %s is set", f->key);
+    }
+    return AETHER_OK;
+}
+
 /* Owners are distinct and at most AETHER_REPLICATION_MAX (checked by the
  * caller before the array is read). */
 static aether_status check_owner_unique(aether_err *err, const char *key,
@@ -424,6 +527,24 @@ static aether_status pack_field(json_t *data, const field_spec *f, const char *b
         }
         return AETHER_OK;
     }
+    case F_SHARD_COUNT:
+    case F_REPLICATION:
+    case F_WIRE: {
+        uint32_t v;
+        memcpy(&v, p, sizeof(v));
+        if ((st = check_range(err, f->key, f->kind, v)) != AETHER_OK)
+            return st;
+        *rc |= json_object_set_new(data, f->key, json_integer((json_int_t)v));
+        return AETHER_OK;
+    }
+    case F_HEX64: {
+        uint64_t v;
+        memcpy(&v, p, sizeof(v));
+        char hex[CODEC_HEX64_LEN + 1];
+        snprintf(hex, sizeof(hex), "%016" PRIx64, v);
+        *rc |= json_object_set_new(data, f->key, json_stringn(hex, CODEC_HEX64_LEN));
+        return AETHER_OK;
+    }
     }
     AETHER_ASSERT(!"unknown field kind");
     return AETHER_EINVAL;
@@ -459,9 +580,21 @@ static aether_status encode_envelope(const type_spec *ts, const aether_codec_hea
         goto fail;
     }
     rc |= json_object_set_new(root, "data", data); /* root owns data from here */
-    for (size_t i = 0; i < ts->n_fields; i++)
+    size_t n_fields = group_absent(ts, base) ? ts->group_from : ts->n_fields;
+    if (n_fields < ts->n_fields && (st = check_group_zero(ts, base, err)) != AETHER_OK)
+        goto fail;
+    for (size_t i = 0; i < n_fields; i++)
         if ((st = pack_field(data, &ts->fields[i], base, err, &rc)) != AETHER_OK)
             goto fail;
+    if (ts->kind == AETHER_CODEC_COMMAND && ts->sub == AETHER_CMD_JOIN_CLUSTER &&
+        n_fields == ts->n_fields) {
+        const aether_admission *a = &((const aether_command *)(const void *)base)->data.join.terms;
+        if (a->wire_min > a->wire_max) {
+            st = field_err(err, true, "wire_max", "%u is below wire_min %u", a->wire_max,
+                           a->wire_min);
+            goto fail;
+        }
+    }
     if (rc != 0)
         goto nomem;
     char *text = json_dumps(root, JSON_COMPACT);
@@ -793,6 +926,28 @@ static aether_status unpack_field(dec *d, const json_t *data, const field_spec *
         return get_text(d, data, f, p, AETHER_NODE_ZONE_LEN_MAX + 1);
     case F_OWNERS:
         return get_owners(d, data, f, base);
+    case F_SHARD_COUNT:
+    case F_REPLICATION:
+    case F_WIRE: {
+        uint64_t lo, hi;
+        range_of(f->kind, &lo, &hi);
+        if ((st = get_uint(d, data, true, f->key, hi, &v)) != AETHER_OK)
+            return st;
+        if ((st = check_range(d->err, f->key, f->kind, v)) != AETHER_OK)
+            return st;
+        uint32_t v32 = (uint32_t)v;
+        memcpy(p, &v32, sizeof(v32));
+        return AETHER_OK;
+    }
+    case F_HEX64: {
+        const char *s = NULL;
+        size_t len = 0;
+        if ((st = get_string(d, data, true, f->key, &s, &len)) != AETHER_OK ||
+            (st = parse_hex64(d->err, f->key, s, len, &v)) != AETHER_OK)
+            return st;
+        memcpy(p, &v, sizeof(v));
+        return AETHER_OK;
+    }
     }
     AETHER_ASSERT(!"unknown field kind");
     return AETHER_EINVAL;
@@ -863,7 +1018,7 @@ static aether_status decode_envelope(dec *d, const json_t *root, const type_spec
         return field_err(d->err, false, "data", "expected an object, got %s", aether_json_type_name(data));
 
     /* The fields of the row may name only keys of the row. */
-    const char *allowed[8];
+    const char *allowed[12];
     AETHER_ASSERT(ts->n_fields <= N_OF(allowed));
     for (size_t i = 0; i < ts->n_fields; i++)
         allowed[i] = ts->fields[i].key;
@@ -892,7 +1047,16 @@ static aether_status decode_envelope(dec *d, const json_t *root, const type_spec
         return AETHER_EINVAL;
     }
     out->kind = ts->kind;
-    for (size_t i = 0; i < ts->n_fields; i++)
+    /* An optional group: none of its keys (zeros), or all of them. */
+    size_t n_fields = ts->n_fields;
+    if (ts->group_from != 0) {
+        size_t present = 0;
+        for (size_t i = ts->group_from; i < ts->n_fields; i++)
+            present += json_object_get(data, ts->fields[i].key) != NULL;
+        if (present == 0)
+            n_fields = ts->group_from;
+    }
+    for (size_t i = 0; i < n_fields; i++)
         if ((st = unpack_field(d, data, &ts->fields[i], base)) != AETHER_OK)
             return st;
 
@@ -917,6 +1081,11 @@ static aether_status decode_envelope(dec *d, const json_t *root, const type_spec
         c->term = h->term;
         c->sender = h->node;
         if (c->type == AETHER_CMD_JOIN_CLUSTER) {
+            const aether_admission *a = &c->data.join.terms;
+            if (a->wire_min > a->wire_max)
+                return aether_err_set(d->err, AETHER_EINVAL,
+                                      "data.wire_max: %u is below wire_min %u", a->wire_max,
+                                      a->wire_min);
             c->data.join.info.status = AETHER_NODE_ACTIVE;
             /* The table checks are node.h's rules; this keeps them honest. */
             AETHER_ASSERT(aether_node_info_validate(&c->data.join.info, NULL) == AETHER_OK);

@@ -22,9 +22,20 @@
  *      RebalanceCompleted {map_version,moved,duration_ms}
  *  - commands: type is the command's name, node the sender, term the
  *    sender's highest seen term, seq 0; data per aether_command:
- *      JoinCluster {node,address,zone,incarnation}   LeaveCluster {node}
+ *      JoinCluster {node,address,zone,incarnation,
+ *                   shard_count,replication,wire_min,wire_max,params}
+ *                                                    LeaveCluster {node}
  *      MarkNodeFailed {node,silent_ms}   ElectLeader {candidate}
  *      AssignShards {}   RebalanceShards {reason}
+ *    JoinCluster's last five fields are its admission terms (events.h,
+ *    aether_admission): shard_count 1..65536, replication 1..7, wire_min
+ *    <= wire_max in 1..65535, params 16 lowercase hex digits. They come all
+ *    together or not at all: a node that predates admission sends none,
+ *    which decodes as terms of zeros (shard_count 0) and which the leader
+ *    refuses for a new admission (aether_admission_check) while it still
+ *    acknowledges an established member's keep-alive (topology.h). Some
+ *    but not all of them is a bad_field refusal; so is any out of range.
+ *    Encode omits all five when shard_count is 0 (canonical either way).
  *  - "ShardReleased" (internal command, aether_release_ack), seq 0:
  *      {shard,from,map_version,term}
  *  - "Heartbeat", seq 0: {node,incarnation}
@@ -92,6 +103,10 @@
 #include "transport.h"
 
 #define AETHER_CODEC_VERSION 1
+AETHER_STATIC_ASSERT(AETHER_CODEC_VERSION == AETHER_WIRE_VERSION &&
+                         AETHER_WIRE_VERSION_MIN <= AETHER_CODEC_VERSION &&
+                         AETHER_CODEC_VERSION <= AETHER_WIRE_VERSION_MAX,
+                     "the codec speaks the wire version the members announce (events.h)");
 /* Default input limit; DESIGN 4 "oversized". The largest canonical message
  * (a JoinCluster with a 255-byte address) is under 1 KiB. */
 #define AETHER_CODEC_MAX_BYTES_DEFAULT ((size_t)64 << 10)

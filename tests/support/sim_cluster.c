@@ -20,7 +20,7 @@ typedef struct sim_node {
     aether_member *m;
     aether_transport *t;
     bool paused;
-    uint8_t *serving; /* [shard_count] */
+    uint8_t *serving; /* [AETHER_SHARD_COUNT_MAX]: a node may run another shard_count */
     uint64_t last_version;
 } sim_node;
 
@@ -148,7 +148,7 @@ static void stop_node(sim_node *n)
     n->m = NULL;
     n->t = NULL;
     n->paused = false;
-    memset(n->serving, 0, n->c->base.shard_count);
+    memset(n->serving, 0, AETHER_SHARD_COUNT_MAX);
 }
 
 void sim_cluster_destroy(sim_cluster *c)
@@ -171,6 +171,15 @@ void sim_cluster_destroy(sim_cluster *c)
 
 aether_member *sim_add(sim_cluster *c, const char *id, const char *zone)
 {
+    return sim_add_config(c, id, zone, NULL);
+}
+
+const aether_config *sim_base_config(sim_cluster *c) { return &c->base; }
+
+aether_member *sim_add_config(sim_cluster *c, const char *id, const char *zone,
+                              const aether_config *own)
+{
+    const aether_config *base = own != NULL ? own : &c->base;
     sim_node *n = find(c, id);
     if (n == NULL) {
         if (c->n_nodes == SIM_NODES_MAX)
@@ -178,7 +187,8 @@ aether_member *sim_add(sim_cluster *c, const char *id, const char *zone)
         n = &c->nodes[c->n_nodes++];
         n->c = c;
         snprintf(n->id, sizeof(n->id), "%s", id);
-        n->serving = calloc(c->base.shard_count, 1);
+        /* Room for the shards this node could acquire under either count. */
+        n->serving = calloc(AETHER_SHARD_COUNT_MAX, 1);
         if (n->serving == NULL)
             return NULL;
     }
@@ -186,7 +196,7 @@ aether_member *sim_add(sim_cluster *c, const char *id, const char *zone)
     if (c->trace)
         fprintf(stderr, "t=%llu FAULT start %s\n", (unsigned long long)sim_now_ms(c), id);
     snprintf(n->zone, sizeof(n->zone), "%s", zone ? zone : "");
-    aether_config cfg = c->base;
+    aether_config cfg = *base;
     if (aether_node_id_from_cstr(id, &cfg.node, NULL) != AETHER_OK)
         return NULL;
     snprintf(cfg.zone, sizeof(cfg.zone), "%s", n->zone);
@@ -372,6 +382,14 @@ int sim_settled(sim_cluster *c, char *why, size_t cap)
             continue;
         aether_member_view v;
         aether_member_view_get(n->m, &v);
+        if (v.incompatible) {
+            if (v.shards_serving != 0) {
+                snprintf(why, cap, "%s cannot serve this cluster but serves %u shards", n->id,
+                         v.shards_serving);
+                rc = -1;
+            }
+            continue; /* it never installs the cluster's maps */
+        }
         if (v.map_version != version) {
             snprintf(why, cap, "%s has map v%llu, leader v%llu", n->id,
                      (unsigned long long)v.map_version, (unsigned long long)version);

@@ -36,6 +36,13 @@ void sim_cluster_destroy(sim_cluster *c);
 
 /* Starts a node (again: a restart with a new incarnation). */
 aether_member *sim_add(sim_cluster *c, const char *id, const char *zone);
+/* The same with this node's own configuration (node and zone are set from
+ * id and zone; the rest is cfg's): a misconfigured joiner, say another
+ * shard_count. NULL cfg = the cluster's base. */
+aether_member *sim_add_config(sim_cluster *c, const char *id, const char *zone,
+                              const aether_config *cfg);
+/* The cluster's base configuration (what sim_add gives every node). */
+const aether_config *sim_base_config(sim_cluster *c);
 void sim_crash(sim_cluster *c, const char *id);         /* kill -9 */
 void sim_pause(sim_cluster *c, const char *id, bool on); /* SIGSTOP / SIGCONT: frozen and cut off */
 void sim_drain(sim_cluster *c, const char *id);
@@ -50,7 +57,9 @@ uint32_t sim_live_count(sim_cluster *c);
 
 /* Checks that every live node serves the shards the leader's map says and
  * nothing else is served twice, that I2/I3 hold for the leader's map, that all
- * live nodes have the leader's map version. 0 on success, else writes why. */
+ * live nodes have the leader's map version (but a node that cannot serve the
+ * cluster, aether_member_view.incompatible, which must serve nothing). 0 on
+ * success, else writes why. */
 int sim_settled(sim_cluster *c, char *why, size_t cap);
 /* Violations seen so far (two leaders at once, I1, double ownership). */
 uint32_t sim_violations(sim_cluster *c, char *first, size_t cap);

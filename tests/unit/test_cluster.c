@@ -10,6 +10,7 @@
 #include "cu_test.h"
 #include "kv_store.h"
 #include "sim_cluster.h"
+#include "strategy.h"
 
 #define SETTLE_MS 3000
 
@@ -528,7 +529,191 @@ static void test_commands_accepted_and_rejected(void)
     sim_cluster_destroy(c);
 }
 
+/* ---- admission (DESIGN 2): a node that cannot serve is never admitted ---- */
+
+static int64_t metric_of(sim_cluster *c, const char *name, const char *node)
+{
+    char labels[64];
+    int64_t v = -1;
+    snprintf(labels, sizeof(labels), "node=\"%s\"", node);
+    CU_ASSERT_EQUAL(aether_metrics_read(sim_metrics(c), name, labels, &v), AETHER_OK);
+    return v;
+}
+
+/* The leader's map and topology do not name id. */
+static void expect_not_named(sim_cluster *c, const char *id)
+{
+    const char *leader = sim_leader(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(leader);
+    aether_member *lm = sim_member(c, leader);
+    aether_node_id nid;
+    CU_ASSERT_FATAL(aether_node_id_from_cstr(id, &nid, NULL) == AETHER_OK);
+    aether_rcu_read_lock();
+    const aether_shardmap *map = aether_shardmap_slot_current(aether_member_slot(lm));
+    CU_ASSERT_PTR_NOT_NULL(map);
+    if (map != NULL)
+        CU_ASSERT_EQUAL(aether_shardmap_find_node(map, &nid), AETHER_NODE_INDEX_NONE);
+    aether_rcu_read_unlock();
+    aether_topology t;
+    CU_ASSERT_FATAL(aether_member_topology(lm, &t) == AETHER_OK);
+    CU_ASSERT_PTR_NULL(aether_topology_find(&t, &nid));
+    aether_topology_fini(&t);
+}
+
+/* id's join was refused with a reason containing sentence; it serves
+ * nothing, leads nothing, and says so. */
+static void expect_refused(sim_cluster *c, const char *id, const char *sentence)
+{
+    aether_member *m = sim_member(c, id);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    aether_err why = { 0 };
+    aether_status st = aether_member_admission(m, &why);
+    if (st != AETHER_EINCOMPATIBLE || strstr(why.msg, sentence) == NULL)
+        fprintf(stderr, "%s: admission %s '%s', wanted EINCOMPATIBLE '%s'\n", id,
+                aether_status_str(st), why.msg, sentence);
+    CU_ASSERT_EQUAL(st, AETHER_EINCOMPATIBLE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why.msg, sentence));
+    aether_member_view v;
+    aether_member_view_get(m, &v);
+    CU_ASSERT(v.incompatible);
+    CU_ASSERT_FALSE(v.is_leader);
+    CU_ASSERT_EQUAL(v.shards_serving, 0);
+    CU_ASSERT_EQUAL(sim_serving(c, id), 0);
+    CU_ASSERT_FALSE(aether_member_may_serve(m));
+    CU_ASSERT_EQUAL(metric_of(c, "aether_node_incompatible", id), 1);
+    expect_not_named(c, id);
+}
+
+/* Three nodes run 64 shards; joiners with 1024 shards, replication 2, or
+ * another handoff timeout are refused with the reason, assigned nothing,
+ * and the cluster keeps serving every shard; a well-configured joiner is
+ * still admitted. Before admission checks the 1024-shard node was admitted
+ * and given a quarter of the map it could not serve. */
+static void test_admission_refuses_a_joiner_that_cannot_serve(void)
+{
+    sim_cluster *c = boot(31, 3, 64);
+    expect_settled(c);
+    const aether_config *base = sim_base_config(c);
+    aether_config shards = *base, repl = *base, timing = *base;
+    shards.shard_count = 1024;
+    repl.replication = 2;
+    timing.handoff_timeout_ms = base->handoff_timeout_ms + 1000;
+    CU_ASSERT_FATAL(sim_add_config(c, "n3", NULL, &shards) != NULL);
+    CU_ASSERT_FATAL(sim_add_config(c, "n4", NULL, &repl) != NULL);
+    CU_ASSERT_FATAL(sim_add_config(c, "n5", NULL, &timing) != NULL);
+    sim_run_ms(c, SETTLE_MS);
+    expect_refused(c, "n3", "shard_count 1024 differs from the cluster's 64");
+    expect_refused(c, "n4", "replication 2 differs from the cluster's 1");
+    expect_refused(c, "n5", "parameters fingerprint");
+    expect_settled(c);
+    check_balance(c, 3, 64);
+    int64_t refused = 0;
+    for (uint32_t i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "n%u", i);
+        refused += metric_of(c, "aether_joins_refused_total", id);
+        CU_ASSERT_EQUAL(metric_of(c, "aether_node_incompatible", id), 0);
+    }
+    CU_ASSERT(refused >= 3);
+    /* A refused node asks no more: the count stays put. */
+    sim_run_ms(c, 1000);
+    int64_t later = 0;
+    for (uint32_t i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "n%u", i);
+        later += metric_of(c, "aether_joins_refused_total", id);
+    }
+    CU_ASSERT_EQUAL(later, refused);
+
+    /* A node from before admission checks (no terms) is refused when it
+     * asks to be admitted, and told why in a status it knows. */
+    aether_transport *client = sim_client(c, "client");
+    CU_ASSERT_FATAL(client != NULL);
+    aether_member_view v;
+    aether_member_view_get(sim_member(c, "n0"), &v);
+    aether_command old = cmd_of(AETHER_CMD_JOIN_CLUSTER, v.term);
+    CU_ASSERT_FATAL(aether_node_info_make(&old.data.join.info, "old", "old", "", AETHER_NODE_ACTIVE, 1,
+                                          0, NULL) == AETHER_OK);
+    reply_box r = ask(c, client, &old);
+    CU_ASSERT_EQUAL(r.status, AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.reason, "predates admission"));
+    aether_transport_destroy(client);
+
+    /* A map of another shape from the wire (forged, or a stray cluster)
+     * is a hint, not the authority: nobody installs it, nobody declares
+     * itself incompatible, nobody stops serving. */
+    aether_strategy_node sn;
+    CU_ASSERT_FATAL(aether_strategy_node_make(&sn, "n0", "", AETHER_NODE_ACTIVE, NULL) == AETHER_OK);
+    aether_strategy_config sc = { .shard_count = 1024, .replication = 1 };
+    aether_shardmap *odd = NULL;
+    CU_ASSERT_FATAL(aether_strategy_default()->compute(NULL, &sn, 1, &sc, v.term, &odd, NULL, NULL) ==
+                    AETHER_OK);
+    odd->version = 1000; /* unpublished: still ours to set */
+    aether_transport *forger = sim_client(c, "forger");
+    CU_ASSERT_FATAL(forger != NULL);
+    CU_ASSERT_EQUAL(aether_transport_publish_map(forger, odd), AETHER_OK);
+    aether_shardmap_destroy(odd);
+    sim_run_ms(c, 1000);
+    aether_transport_destroy(forger);
+    for (uint32_t i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "n%u", i);
+        CU_ASSERT_EQUAL(metric_of(c, "aether_node_incompatible", id), 0);
+    }
+    expect_settled(c);
+    check_balance(c, 3, 64);
+
+    /* The cluster still admits who can serve it. */
+    CU_ASSERT_FATAL(sim_add(c, "n6", NULL) != NULL);
+    sim_run_ms(c, SETTLE_MS);
+    expect_settled(c);
+    CU_ASSERT(sim_serving(c, "n6") > 0);
+    expect_not_named(c, "n3");
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
+/* Follower side and the leader itself: a node with another shard_count
+ * that finds the cluster leaderless wins the lease, but the stored map is
+ * not one it can serve: it admits nobody (itself included), publishes
+ * nothing, resigns and stops campaigning, and says so in
+ * aether_node_incompatible. When the cluster's nodes come back they lead,
+ * refuse it, and serve every shard. */
+static void test_leader_that_cannot_serve_the_stored_map_stands_down(void)
+{
+    sim_cluster *c = boot(32, 2, 64);
+    expect_settled(c);
+    sim_crash(c, "n0");
+    sim_crash(c, "n1");
+    aether_config odd = *sim_base_config(c);
+    odd.shard_count = 32;
+    CU_ASSERT_FATAL(sim_add_config(c, "x", NULL, &odd) != NULL);
+    sim_run_ms(c, SETTLE_MS);
+    aether_member *x = sim_member(c, "x");
+    aether_member_view v;
+    aether_member_view_get(x, &v);
+    CU_ASSERT(v.incompatible);
+    CU_ASSERT_FALSE(v.is_leader);
+    CU_ASSERT_FALSE(v.member);
+    CU_ASSERT_EQUAL(v.map_version, 0); /* never installed, never published one */
+    CU_ASSERT_EQUAL(v.shards_serving, 0);
+    CU_ASSERT_EQUAL(metric_of(c, "aether_node_incompatible", "x"), 1);
+    CU_ASSERT_EQUAL(metric_of(c, "aether_shards_owned", "x"), 0);
+    CU_ASSERT_PTR_NULL(sim_leader(c));
+
+    CU_ASSERT_FATAL(sim_add(c, "n0", NULL) != NULL);
+    CU_ASSERT_FATAL(sim_add(c, "n1", NULL) != NULL);
+    sim_run_ms(c, 2 * SETTLE_MS);
+    expect_refused(c, "x", "shard_count 32 differs from the cluster's 64");
+    expect_settled(c);
+    check_balance(c, 2, 64);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
 static CU_TestInfo tests[] = {
+    AETHER_TEST(admission_refuses_a_joiner_that_cannot_serve),
+    AETHER_TEST(leader_that_cannot_serve_the_stored_map_stands_down),
     AETHER_TEST(commands_accepted_and_rejected),
     AETHER_TEST(rebalance_command_on_a_balanced_map_moves_nothing),
     AETHER_TEST(leader_change_alone_moves_nothing),

@@ -149,6 +149,12 @@ static aether_command sample_command(aether_command_type t, bool extreme)
                                   extreme ? rep('z', AETHER_NODE_ZONE_LEN_MAX) : "",
                                   AETHER_NODE_ACTIVE, extreme ? (uint64_t)INT64_MAX : 2, 0, NULL),
             AETHER_OK);
+        /* The admission terms: every value the wire allows at its extremes. */
+        c.data.join.terms.shard_count = extreme ? AETHER_SHARD_COUNT_MAX : 1024;
+        c.data.join.terms.replication = extreme ? AETHER_REPLICATION_MAX : 1;
+        c.data.join.terms.wire_min = extreme ? AETHER_WIRE_VERSION_LIMIT : 1;
+        c.data.join.terms.wire_max = extreme ? AETHER_WIRE_VERSION_LIMIT : 1;
+        c.data.join.terms.params = extreme ? UINT64_MAX : 0x00c0ffee0badf00dull;
         break;
     case AETHER_CMD_LEAVE_CLUSTER:
         c.data.leave.node = nid("node-d");
@@ -326,7 +332,8 @@ static void test_other_kinds_exact_shape(void)
         {"command-JoinCluster",
          "{\"v\":1,\"type\":\"JoinCluster\",\"cluster\":\"prod\",\"term\":42,\"seq\":0,"
          "\"node\":\"node-d\",\"ts\":1767225600456,\"data\":{\"node\":\"node-d\","
-         "\"address\":\"10.0.0.4:4222\",\"zone\":\"\",\"incarnation\":2}}"},
+         "\"address\":\"10.0.0.4:4222\",\"zone\":\"\",\"incarnation\":2,\"shard_count\":1024,"
+         "\"replication\":1,\"wire_min\":1,\"wire_max\":1,\"params\":\"00c0ffee0badf00d\"}}"},
         {"command-AssignShards",
          "{\"v\":1,\"type\":\"AssignShards\",\"cluster\":\"prod\",\"term\":42,\"seq\":0,"
          "\"node\":\"node-d\",\"ts\":1767225600456,\"data\":{}}"},
@@ -513,6 +520,18 @@ static void test_encode_refuses_what_decode_would(void)
     c.data.join.info.address[0] = '\0';
     CU_ASSERT_EQUAL(aether_codec_encode_command(&c, 1, &text, NULL, &err), AETHER_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "data.address: empty"));
+    c = sample_command(AETHER_CMD_JOIN_CLUSTER, false);
+    c.data.join.terms.replication = 0;
+    CU_ASSERT_EQUAL(aether_codec_encode_command(&c, 1, &text, NULL, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "data.replication: 0 out of range"));
+    c.data.join.terms.shard_count = 0; /* "no terms", but the rest is set */
+    CU_ASSERT_EQUAL(aether_codec_encode_command(&c, 1, &text, NULL, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "data.shard_count: 0 (no terms) while"));
+    c.data.join.terms.shard_count = 64;
+    c.data.join.terms.replication = 1;
+    c.data.join.terms.wire_min = 2;
+    CU_ASSERT_EQUAL(aether_codec_encode_command(&c, 1, &text, NULL, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "data.wire_max: 1 is below wire_min 2"));
 
     aether_codec_header h = sample_header("node-c");
     aether_release_ack ack = {.from = nid("node-b"), .shard = 1, .map_version = 1, .term = 1};
@@ -566,7 +585,34 @@ typedef struct bad_case {
 
 #define BAD(in, lim, cls_, msg_) {in, 0, lim, AETHER_EINVAL, AETHER_CODEC_REJECT_##cls_, msg_}
 
+#define JOIN(terms)                                                                          \
+    ENV0("JoinCluster", "{\"node\":\"node-a\",\"address\":\"h:1\",\"zone\":\"\","              \
+                        "\"incarnation\":1" terms "}")
+#define TERMS(sc, r, lo, hi, p)                                                              \
+    ",\"shard_count\":" sc ",\"replication\":" r ",\"wire_min\":" lo ",\"wire_max\":" hi        \
+    ",\"params\":" p
+
 static const bad_case bad_cases[] = {
+    /* JoinCluster's admission terms: all or none, each in range. */
+    BAD(JOIN(",\"shard_count\":64"), L_DEFAULT, BAD_FIELD, "data.replication: missing"),
+    BAD(JOIN(TERMS("0", "1", "1", "1", "\"0000000000000000\"")), L_DEFAULT, BAD_FIELD,
+        "data.shard_count: 0 out of range 1..65536"),
+    BAD(JOIN(TERMS("65537", "1", "1", "1", "\"0000000000000000\"")), L_DEFAULT, BAD_FIELD,
+        "data.shard_count: 65537 out of range"),
+    BAD(JOIN(TERMS("64", "8", "1", "1", "\"0000000000000000\"")), L_DEFAULT, BAD_FIELD,
+        "data.replication: 8 out of range"),
+    BAD(JOIN(TERMS("64", "1", "0", "1", "\"0000000000000000\"")), L_DEFAULT, BAD_FIELD,
+        "data.wire_min: 0 out of range 1..65535"),
+    BAD(JOIN(TERMS("64", "1", "2", "1", "\"0000000000000000\"")), L_DEFAULT, BAD_FIELD,
+        "data.wire_max: 1 is below wire_min 2"),
+    BAD(JOIN(TERMS("64", "1", "1", "1", "\"00000000000000\"")), L_DEFAULT, BAD_FIELD,
+        "data.params: expected 16 lowercase hex digits, got 14 characters"),
+    BAD(JOIN(TERMS("64", "1", "1", "1", "\"00000000000000AB\"")), L_DEFAULT, BAD_FIELD,
+        "data.params: byte 0x41 at position 14 is not a lowercase hex digit"),
+    BAD(JOIN(TERMS("64", "1", "1", "1", "7")), L_DEFAULT, BAD_FIELD,
+        "data.params: expected a string"),
+    BAD(JOIN(TERMS("64", "1", "1", "1", "\"0000000000000000\"") ",\"extra\":1"), L_DEFAULT,
+        BAD_FIELD, "data.extra: unknown field"),
     /* Not JSON, or not our JSON. */
     BAD("", L_DEFAULT, MALFORMED, "malformed JSON"),
     BAD("not json", L_DEFAULT, MALFORMED, "malformed JSON at line 1"),
@@ -792,6 +838,14 @@ static void test_limits_accept_boundaries(void)
     CU_ASSERT_EQUAL(m.kind, AETHER_CODEC_COMMAND);
     CU_ASSERT_EQUAL(m.u.command.type, AETHER_CMD_JOIN_CLUSTER);
     CU_ASSERT_EQUAL(m.u.command.data.join.info.status, AETHER_NODE_ACTIVE);
+    /* A join from before admission terms: decoded with terms of zeros (the
+     * leader refuses it a new admission), and encoded back the same way. */
+    CU_ASSERT_EQUAL(m.u.command.data.join.terms.shard_count, 0);
+    CU_ASSERT_EQUAL(m.u.command.data.join.terms.params, 0);
+    char *back = NULL;
+    CU_ASSERT_EQUAL(aether_codec_encode_msg(&m, &back, NULL, NULL), AETHER_OK);
+    CU_ASSERT(back != NULL && strcmp(back, in) == 0);
+    free(back);
     aether_codec_msg_fini(&m);
     in = "{\"v\":1,\"type\":\"Heartbeat\",\"cluster\":\"prod\",\"term\":0,\"seq\":0,"
          "\"node\":\"node-e\",\"ts\":1,\"data\":{\"node\":\"node-e\",\"incarnation\":1}}";

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cu_test.h"
+#include "config.h"
 #include "topology.h"
 
 static aether_node_id id_of(const char *s)
@@ -242,7 +243,99 @@ static void test_follower_applies_and_ignores_nonsense(void)
     aether_topology_fini(&follower);
 }
 
+/* Admission (DESIGN 2): a joiner whose terms differ is refused with the
+ * sentence and no event; the same node with the cluster's terms joins; an
+ * established member's keep-alive is not judged again; a node without terms
+ * (older than the check) is refused a new admission with EINVAL. */
+static void test_join_refused_when_terms_differ(void)
+{
+    aether_topology t;
+    leader_topology(&t);
+    aether_admission cluster = { .shard_count = 64, .replication = 1, .wire_min = 1,
+                                 .wire_max = 1, .params = 0x1234 };
+    t.admission = cluster;
+    const struct {
+        aether_admission terms;
+        aether_status st;
+        const char *why;
+    } cases[] = {
+        { { 1024, 1, 1, 1, 0x1234 }, AETHER_EINCOMPATIBLE, "shard_count 1024 differs from the cluster's 64" },
+        { { 64, 3, 1, 1, 0x1234 }, AETHER_EINCOMPATIBLE, "replication 3 differs from the cluster's 1" },
+        { { 64, 1, 2, 3, 0x1234 }, AETHER_EINCOMPATIBLE, "wire versions 2..3 do not include the cluster's 1" },
+        { { 64, 1, 1, 1, 0x99 }, AETHER_EINCOMPATIBLE,
+          "parameters fingerprint 0000000000000099 differs from the cluster's 0000000000001234" },
+        { { 0, 0, 0, 0, 0 }, AETHER_EINVAL, "predates admission checks" },
+        { { 64, 1, 1, 7, 0x1234 }, AETHER_OK, "" }, /* speaks ours among others */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        aether_command c = join_cmd("b", "h:1", "");
+        c.data.join.terms = cases[i].terms;
+        aether_err why = { 0 };
+        uint32_t n = 99;
+        CU_ASSERT_EQUAL(run(&t, &c, &n, &why), cases[i].st);
+        if (cases[i].st != AETHER_OK) {
+            CU_ASSERT_EQUAL(n, 0);
+            CU_ASSERT_EQUAL(why.code, cases[i].st);
+            CU_ASSERT_PTR_NOT_NULL(strstr(why.msg, cases[i].why));
+            aether_node_id b = id_of("b");
+            CU_ASSERT_PTR_NULL(aether_topology_find(&t, &b));
+        } else {
+            CU_ASSERT_EQUAL(n, 1);
+        }
+    }
+    /* b is a member now: its keep-alives (its incarnation, or 0) pass even
+     * without terms; a new incarnation of it is judged again. */
+    aether_node_id b = id_of("b");
+    const aether_node_info *info = aether_topology_find(&t, &b);
+    CU_ASSERT_FATAL(info != NULL);
+    aether_command ka = join_cmd("b", "h:1", "");
+    ka.data.join.info.incarnation = info->incarnation;
+    CU_ASSERT_EQUAL(run(&t, &ka, NULL, NULL), AETHER_OK);
+    ka.data.join.info.incarnation = info->incarnation + 1;
+    ka.data.join.terms = cases[0].terms;
+    aether_err why = { 0 };
+    CU_ASSERT_EQUAL(run(&t, &ka, NULL, &why), AETHER_EINCOMPATIBLE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why.msg, "shard_count 1024"));
+    aether_topology_fini(&t);
+}
+
+/* The parameters fingerprint (config.h): per-node parameters do not move
+ * it, each cluster-wide one does; shard_count and replication travel apart. */
+static void test_admission_terms_of_a_config(void)
+{
+    aether_config base;
+    aether_config_defaults(&base);
+    aether_admission a, b;
+    aether_config_admission(&base, &a);
+    CU_ASSERT_EQUAL(a.shard_count, 1024);
+    CU_ASSERT_EQUAL(a.replication, 1);
+    CU_ASSERT_EQUAL(a.wire_min, AETHER_WIRE_VERSION_MIN);
+    CU_ASSERT_EQUAL(a.wire_max, AETHER_WIRE_VERSION_MAX);
+    aether_config c = base;
+    c.heartbeat_interval_ms = 100;
+    c.election_jitter_ms = 10;
+    c.rebalance_debounce_ms = 10;
+    c.mailbox_capacity = 1024;
+    c.max_concurrent_handoffs = 8;
+    c.lease_renew_interval_ms = 200;
+    aether_config_admission(&c, &b);
+    CU_ASSERT_EQUAL(a.params, b.params);
+    uint32_t *wide[] = { &c.lease_ttl_ms, &c.failure_timeout_ms, &c.fence_margin_ms,
+                         &c.handoff_timeout_ms };
+    for (size_t i = 0; i < sizeof(wide) / sizeof(wide[0]); i++) {
+        c = base; /* wide[] points into c */
+        *wide[i] += 1;
+        aether_config_admission(&c, &b);
+        CU_ASSERT_NOT_EQUAL(a.params, b.params);
+    }
+    char text[256];
+    CU_ASSERT(aether_config_params_text(&base, text, sizeof(text)) > 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "failure_timeout_ms=1000"));
+}
+
 static CU_TestInfo tests[] = {
+    AETHER_TEST(admission_terms_of_a_config),
+    AETHER_TEST(join_refused_when_terms_differ),
     AETHER_TEST(join_accepted_and_idempotent),
     AETHER_TEST(join_rejected_when_not_leader),
     AETHER_TEST(stale_term_rejected),
