@@ -9,6 +9,7 @@
 
 #include "cu_test.h"
 #include "kv_store.h"
+#include "lease.h"
 #include "sim_cluster.h"
 
 #define SETTLE_MS 3000
@@ -395,6 +396,34 @@ static void test_leader_change_alone_moves_nothing(void)
     sim_cluster_destroy(c);
 }
 
+/* Issue 12 item 4: the lease key deleted under a live leader (an operator,
+ * a store accident). Its next renewal conflicts; it must say so, in the
+ * term it held: a LeadershipLost stamped 0 is older than anything it
+ * stamped and never leaves the node. */
+static void test_lease_deleted_under_live_leader_reports_its_term(void)
+{
+    sim_cluster *c = boot(23, 3, 64);
+    char old[16];
+    snprintf(old, sizeof(old), "%s", sim_leader(c));
+    aether_member_view v;
+    aether_member_view_get(sim_member(c, old), &v);
+    aether_term term = v.term;
+    CU_ASSERT_FATAL(term != AETHER_TERM_NONE);
+    uint32_t lost = sim_event_count(c, AETHER_EVT_LEADERSHIP_LOST);
+    uint32_t elected = sim_event_count(c, AETHER_EVT_LEADER_ELECTED);
+    CU_ASSERT_EQUAL_FATAL(aether_kv_delete(sim_lease_kv(c), AETHER_LEASE_KEY_DEFAULT, 0, NULL, NULL),
+                          AETHER_OK);
+    sim_run_ms(c, 400); /* one renew interval (250 ms) and then some */
+    CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_LEADERSHIP_LOST), lost + 1);
+    CU_ASSERT_EQUAL(sim_event_last_term(c, AETHER_EVT_LEADERSHIP_LOST), term);
+    sim_run_ms(c, SETTLE_MS);
+    CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_LEADER_ELECTED), elected + 1);
+    CU_ASSERT(sim_event_last_term(c, AETHER_EVT_LEADER_ELECTED) > term);
+    expect_settled(c);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
 static void test_leader_crash_mid_rebalance(void)
 {
     aether_config base;
@@ -533,6 +562,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(rebalance_command_on_a_balanced_map_moves_nothing),
     AETHER_TEST(leader_change_alone_moves_nothing),
     AETHER_TEST(leader_crash_mid_rebalance),
+    AETHER_TEST(lease_deleted_under_live_leader_reports_its_term),
     AETHER_TEST(random_churn_seeds),
     AETHER_TEST(join),
     AETHER_TEST(graceful_leave),
