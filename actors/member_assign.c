@@ -253,6 +253,8 @@ static void fence(aether_member *m)
 static void unfence(aether_member *m)
 {
     member_assign_state *as = m->as;
+    if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
+        return; /* fenced for good (superseded() below) */
     if (as->fenced) {
         as->fenced = false;
         __atomic_store_n(&m->fenced, 0, __ATOMIC_RELAXED);
@@ -937,8 +939,11 @@ static void on_event(aether_member *m, const aether_event *e)
          * moves: a node coming back acquires only from maps newer than the
          * one current at its admission (acquire_floor). */
         as->force_publish = true;
+        /* Our admission: the incarnation this process claims (a higher one
+         * is a newer process of our id: member_cluster.c supersedes us). */
         if (aether_node_id_equal(&e->data.node_joined.node, &m->cfg.node) &&
-            e->data.node_joined.incarnation >= m->self_info.incarnation) {
+            e->data.node_joined.incarnation == __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST) &&
+            !__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST)) {
             /* Back from Failed/Left: first release what we held from before
              * (self_down is still set), then count as up again. The maps we
              * hold were made while we were out, so only a later map may give
@@ -976,10 +981,27 @@ static void on_event(aether_member *m, const aether_event *e)
     }
 }
 
+/* A newer process of our id was admitted (member_cluster.c): release
+ * everything now and stay fenced for good. self_down is already set. */
+static void superseded(aether_member *m)
+{
+    member_assign_state *as = m->as;
+    if (!as->fenced) {
+        as->fenced = true;
+        __atomic_store_n(&m->fenced, 1, __ATOMIC_RELAXED);
+    }
+    as->lead_term = AETHER_TERM_NONE;
+    reconcile(m);
+}
+
 static void tick_check(aether_member *m)
 {
     member_assign_state *as = m->as;
     uint64_t now = member_now_ns(m);
+    if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST)) {
+        superseded(m); /* never unfenced again */
+        return;
+    }
     if (!member_serving_right(m)) {
         if (as->serving_count > 0)
             fence(m);
@@ -1096,6 +1118,9 @@ void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg
         break;
     case MSG_TICK_CHECK:
         tick_check(m);
+        break;
+    case MSG_SUPERSEDED:
+        superseded(m);
         break;
     default:
         AETHER_ASSERT(!"assign actor: unknown message type");

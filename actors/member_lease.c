@@ -217,7 +217,8 @@ static bool may_campaign(const aether_member *m)
     /* A node the transport refuses (isolated, disconnected) could hold the
      * lease but reach nobody: it would only keep the others from leading. */
     return st != (uint32_t)AETHER_NODE_DRAINING + 1 && st != (uint32_t)AETHER_NODE_LEFT + 1 &&
-           !__atomic_load_n(&m->transport_down, __ATOMIC_RELAXED);
+           !__atomic_load_n(&m->transport_down, __ATOMIC_RELAXED) &&
+           !__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST); /* a newer process has our id */
 }
 
 /* The leader's own keep-alives travel through the transport like everyone
@@ -237,10 +238,12 @@ static void campaign(aether_member *m)
     member_lease_state *ls = m->ls;
     if (ls->leading)
         return;
+    if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
+        return; /* never again: no timer is re-armed */
     /* Probe the transport now (one more heartbeat costs nothing): the last
      * heartbeat tick's answer may predate an isolation. */
-    aether_status hs = aether_transport_publish_heartbeat(m->deps.transport, &m->cfg.node,
-                                                          m->self_info.incarnation);
+    aether_status hs = aether_transport_publish_heartbeat(
+        m->deps.transport, &m->cfg.node, __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST));
     __atomic_store_n(&m->transport_down, hs != AETHER_OK, __ATOMIC_RELAXED);
     if (!may_campaign(m)) {
         after_leader_sign(m); /* look again later */
@@ -322,6 +325,10 @@ static void renew(aether_member *m)
     }
     if (cut_off(m)) {
         resign(m, "cut off: own keep-alives not acknowledged");
+        return;
+    }
+    if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST)) {
+        resign(m, "superseded by a newer process of this node");
         return;
     }
     aether_err err;
@@ -496,6 +503,9 @@ void member_lease_handle(void *state, aether_actor *self, const aether_msg *msg)
         break;
     case MSG_CAMPAIGN_NOW: /* ElectLeader: try the create now (it fails if a lease is held) */
         campaign(m);
+        break;
+    case MSG_SUPERSEDED: /* member_cluster.c: a newer process of our id was admitted */
+        resign(m, "superseded by a newer process of this node");
         break;
     default:
         AETHER_ASSERT(!"lease actor: unknown message type");

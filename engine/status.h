@@ -25,6 +25,8 @@ typedef enum aether_status {
     AETHER_ESTATE,          /* the operation is not allowed in the object's current state */
     AETHER_EIO,             /* an operating-system call failed */
     AETHER_EPERM,           /* not allowed: credentials refused, not authorized */
+    AETHER_ESUPERSEDED,     /* this process was superseded: a newer process of the same node id
+                               was admitted (DESIGN 2.4); it serves nothing and must exit */
     AETHER_STATUS_COUNT_
 } aether_status;
 

@@ -15,7 +15,8 @@
 
 typedef struct sim_node {
     struct sim_cluster *c;
-    char id[AETHER_NODE_ID_LEN_MAX + 1];
+    char id[AETHER_NODE_ID_LEN_MAX + 1];   /* the harness's name for this process */
+    char node[AETHER_NODE_ID_LEN_MAX + 1]; /* its node id (== id unless a twin) */
     char zone[AETHER_NODE_ZONE_LEN_MAX + 1];
     aether_member *m;
     aether_transport *t;
@@ -80,7 +81,7 @@ static void on_event(void *arg, const aether_event *e)
 {
     sim_node *n = arg;
     sim_cluster *c = n->c;
-    if (strcmp(e->node.str, n->id) == 0) {
+    if (strcmp(e->node.str, n->node) == 0) {
         c->event_counts[e->type]++;
         c->event_last_term[e->type] = e->term;
         if (e->type == AETHER_EVT_SHARD_MIGRATED && e->data.shard_migrated.shard < 4096)
@@ -171,22 +172,24 @@ void sim_cluster_destroy(sim_cluster *c)
     free(c);
 }
 
-aether_member *sim_add(sim_cluster *c, const char *id, const char *zone)
+static aether_member *start_process(sim_cluster *c, const char *name, const char *id,
+                                    const char *zone)
 {
-    sim_node *n = find(c, id);
+    sim_node *n = find(c, name);
     if (n == NULL) {
         if (c->n_nodes == SIM_NODES_MAX)
             return NULL;
         n = &c->nodes[c->n_nodes++];
         n->c = c;
-        snprintf(n->id, sizeof(n->id), "%s", id);
+        snprintf(n->id, sizeof(n->id), "%s", name);
         n->serving = calloc(c->base.shard_count, 1);
         if (n->serving == NULL)
             return NULL;
     }
     stop_node(n);
+    snprintf(n->node, sizeof(n->node), "%s", id);
     if (c->trace)
-        fprintf(stderr, "t=%llu FAULT start %s\n", (unsigned long long)sim_now_ms(c), id);
+        fprintf(stderr, "t=%llu FAULT start %s (node %s)\n", (unsigned long long)sim_now_ms(c), name, id);
     snprintf(n->zone, sizeof(n->zone), "%s", zone ? zone : "");
     aether_config cfg = c->base;
     if (aether_node_id_from_cstr(id, &cfg.node, NULL) != AETHER_OK)
@@ -208,6 +211,17 @@ aether_member *sim_add(sim_cluster *c, const char *id, const char *zone)
     }
     n->last_version = 0;
     return n->m;
+}
+
+aether_member *sim_add(sim_cluster *c, const char *id, const char *zone)
+{
+    return start_process(c, id, id, zone);
+}
+
+aether_member *sim_add_twin(sim_cluster *c, const char *name, const char *id)
+{
+    sim_node *orig = find(c, id);
+    return start_process(c, name, id, orig != NULL ? orig->zone : NULL);
 }
 
 void sim_crash(sim_cluster *c, const char *id)
@@ -356,7 +370,7 @@ int sim_settled(sim_cluster *c, char *why, size_t cap)
             if (n->m == NULL || !n->serving[s])
                 continue;
             servers++;
-            if (owner == NULL || strcmp(owner, n->id) != 0) {
+            if (owner == NULL || strcmp(owner, n->node) != 0) {
                 snprintf(why, cap, "shard %u served by %s, map says %s", s, n->id, owner ? owner : "-");
                 rc = -1;
             }

@@ -36,6 +36,11 @@ void sim_cluster_destroy(sim_cluster *c);
 
 /* Starts a node (again: a restart with a new incarnation). */
 aether_member *sim_add(sim_cluster *c, const char *id, const char *zone);
+/* A second process of node id `id` beside the running one (a restarted pod
+ * overlapping the old one), known to the harness as `name` (use it for
+ * sim_crash, sim_member, sim_serving...). Its shards count against every
+ * other process's, the original's included. */
+aether_member *sim_add_twin(sim_cluster *c, const char *name, const char *id);
 void sim_crash(sim_cluster *c, const char *id);         /* kill -9 */
 void sim_pause(sim_cluster *c, const char *id, bool on); /* SIGSTOP / SIGCONT: frozen and cut off */
 void sim_drain(sim_cluster *c, const char *id);
