@@ -12,7 +12,11 @@
  * lease, and whoever leads admits it); aether_member_drain leaves gracefully
  * (its shards are handed off, then NodeLeft); aether_member_stop halts it
  * without leaving (others will declare it failed) - a crash, as far as the
- * cluster can tell; aether_member_destroy frees it after stop.
+ * cluster can tell; aether_member_destroy frees it after stop. A member
+ * whose node id is taken over by a newer process (started with the same
+ * id) is superseded (member_cluster.c): it stops serving, on_superseded
+ * fires, drain/rebalance/elect return AETHER_ESUPERSEDED; the embedder
+ * should stop and destroy it and exit.
  *
  * Callbacks run on the member's actor threads (one at a time per member) and
  * must return quickly and must not call back into the member except for
