@@ -60,6 +60,7 @@
 #   cluster_up N [ARGS...]       server "nats" ($URL) and n1..nN (NODES) settled (LEADER)
 #   others ID...                 the NODES not listed
 #   wire_start / wire_mark / wire_since MARK
+#   wire_check_handover [ALIVE...]  every new leader after a live one followed its LeadershipLost
 #                                nats_probe watch into $WORK/wire.log: every message on
 #                                aether.$CLUSTER.>, with CLOCK_MONOTONIC microseconds
 # Final checks:
@@ -552,6 +553,33 @@ wire_mark() { wc -l <"$WORK/wire.log"; }
 
 # wire_since MARK: the wire.log lines after MARK.
 wire_since() { tail -n +"$(( $1 + 1 ))" "$WORK/wire.log"; }
+
+# wire_check_handover [ALIVE...]: in wire.log, every LeaderElected of a
+# newer term whose predecessor (the leader of the last LeaderElected seen)
+# is one of ALIVE (default: every node; a process that was killed or paused
+# cannot speak) was preceded by that predecessor's LeadershipLost of its
+# term: a live leader always says it lost (issue 12 item 4). Fails with the
+# first handover that was not announced; HANDOVERS = how many were checked.
+wire_check_handover() {
+    local alive=" ${*:-${NODES[*]}} " bad
+    bad=$(awk -v alive="$alive" '
+        $3 == "LeadershipLost" { n = $4; t = $5; sub("node=", "", n); sub("term=", "", t); lost[n " " t] = 1 }
+        $3 == "LeaderElected" {
+            n = $4; t = $5; sub("node=", "", n); sub("term=", "", t); t += 0
+            if (t <= term) next
+            if (who != "" && index(alive, " " who " ") > 0) {
+                checked++
+                if (!((who " " term) in lost)) { print "term " t " (" n ") follows " who " (term " term ") with no LeadershipLost from it"; exit }
+            }
+            who = n; term = t
+        }
+        END { if (checked > 0) print "checked " checked }' "$WORK/wire.log")
+    case $bad in
+        checked*) HANDOVERS=${bad#checked } ;;
+        "") HANDOVERS=0 ;;
+        *) fail "leader handover not announced: $bad" ;;
+    esac
+}
 
 # trace_check_terms ID...: from each node's --trace lines, no node applied
 # an event of a term below one it already knew (from a LEADER line or an
