@@ -95,6 +95,10 @@
  * the map the leader has when it accepts the keep-alive. */
 #define KEEPALIVE_MAP_PREFIX "map_version="
 
+/* A process not admitted yet that finds its id at a higher incarnation
+ * claims above it by 2 + (its own hash % this): see check_own_record. */
+#define CLAIM_STEP_MAX 1000000u
+
 /* One keep-alive in flight: the reply argument. `busy` is the hand-off
  * between the cluster actor (sets it, writes sent_ns, sends) and the
  * transport thread that delivers the reply (reads sent_ns, clears busy with
@@ -250,6 +254,24 @@ static void supersede(aether_member *m, uint64_t by, const char *how)
         m->cb.on_superseded(m->cb.arg, mine, by);
 }
 
+/* Step 1: this process, not admitted yet, claims above `held` (an earlier
+ * process's incarnation of our id) - by a step of its own, not + 1, which
+ * that process claims when it rejoins after being failed (the same claim
+ * would make two processes one). Cluster actor. */
+static void claim_above(aether_member *m, uint64_t held, const char *what)
+{
+    uint64_t claim = __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST);
+    if (held < claim)
+        return;
+    uint64_t h = (m->deps.seed ^ m->self_info.incarnation) * UINT64_C(0x9e3779b97f4a7c15);
+    uint64_t next = held + 2 + ((h >> 32) % CLAIM_STEP_MAX);
+    AETHER_WARN(MEMBER_LOG, "%s: node %s is held by incarnation %llu (%s), above this process's "
+                "%llu: claiming %llu",
+                m->cfg.node.str, m->cfg.node.str, (unsigned long long)held, what,
+                (unsigned long long)claim, (unsigned long long)next);
+    __atomic_store_n(&m->incarnation, next, __ATOMIC_SEQ_CST);
+}
+
 /* Steps 1 and 2 of "one process per node id", on every topology this actor
  * publishes: which record of our id is ours, and whether a newer process
  * holds it. */
@@ -267,13 +289,10 @@ static void check_own_record(aether_member *m)
             return;
         }
         /* Not admitted yet: an earlier process of our id (its clock ahead
-         * of ours). This one is the newer: claim above it. */
-        AETHER_WARN(MEMBER_LOG, "%s: node %s is held by incarnation %llu (%s), above this process's "
-                    "%llu: claiming %llu",
-                    m->cfg.node.str, m->cfg.node.str, (unsigned long long)me->incarnation,
-                    aether_node_status_name(me->status), (unsigned long long)claim,
-                    (unsigned long long)(me->incarnation + 1));
-        __atomic_store_n(&m->incarnation, me->incarnation + 1, __ATOMIC_SEQ_CST);
+         * of ours). This one is the newer: claim above it - by a step of
+         * its own, not + 1, which that process claims when it rejoins after
+         * being failed (the same claim would make two processes one). */
+        claim_above(m, me->incarnation, aether_node_status_name(me->status));
         return;
     }
     if (me->incarnation == claim && aether_node_status_is_healthy(me->status))
@@ -684,6 +703,18 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
     if (!state_loaded(m, term))
         return aether_err_set(why, AETHER_EUNAVAILABLE,
                               "taking over: the stored topology is not readable yet; retry");
+    /* A keep-alive of our own id from an older process than this one (we
+     * lead before our own admission landed, so the record may still be
+     * its): never acknowledged, or it would keep serving beside us. */
+    uint64_t claim = __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST);
+    if (c->type == AETHER_CMD_JOIN_CLUSTER && aether_node_id_equal(&c->data.join.info.id, &m->cfg.node) &&
+        c->data.join.info.incarnation != 0 && c->data.join.info.incarnation < claim &&
+        !__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
+        return aether_err_set(why, AETHER_ESUPERSEDED,
+                              "%s incarnation %llu is superseded by incarnation %llu (a newer "
+                              "process of this node id)",
+                              m->cfg.node.str, (unsigned long long)c->data.join.info.incarnation,
+                              (unsigned long long)claim);
     /* The aggregate checks leadership against its own view; it is ours. */
     aether_topology_set_leader(&cs->topo, &m->cfg.node, term);
     aether_event *ev[AETHER_TOPOLOGY_DECIDE_MAX];
@@ -1038,12 +1069,18 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
         /* Step 2: a leader says a newer process holds our id. Only an
          * admitted process can be superseded: one not admitted yet claims
          * above the record once it reads it (step 1). */
-        if (b->status == AETHER_ESUPERSEDED && __atomic_load_n(&m->admitted, __ATOMIC_SEQ_CST)) {
+        if (b->status == AETHER_ESUPERSEDED) {
             unsigned long long by = 0;
             const char *p = strstr(b->reason, "superseded by incarnation ");
             if (p != NULL)
                 by = strtoull(p + strlen("superseded by incarnation "), NULL, 10);
-            supersede(m, (uint64_t)by, "the leader refused its keep-alive");
+            if (__atomic_load_n(&m->admitted, __ATOMIC_SEQ_CST))
+                supersede(m, (uint64_t)by, "the leader refused its keep-alive");
+            else if (by != 0 && !__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
+                /* Step 1 by the refusal: the process holding our id may be
+                 * the leader itself, whose events we never apply (their
+                 * emitter is our id). */
+                claim_above(m, (uint64_t)by, "the leader's refusal");
         }
         if (b->status != AETHER_OK)
             AETHER_DEBUG(MEMBER_LOG, "%s: leader said %s: %s", m->cfg.node.str,
