@@ -128,11 +128,13 @@ typedef enum fault_kind {
     F_KV_SLOW,
     F_KV_LATE,
     F_DRIFT,
-    F_BASE_COUNT_,     /* --all-faults and --soak draw from the kinds above */
-    /* opt-in scheduled events (--faults ...,twin) */
-    F_TWIN = F_BASE_COUNT_, /* a second process of a live node id */
+    /* Opt-in kinds (--faults ...,twin): neither --all-faults, 'all' nor
+     * --soak's derivation enables them, so the regression seeds keep their
+     * schedules. */
+    F_TWIN = F_DRIFT + 1, /* a second process of a live node id */
     F_COUNT_
 } fault_kind;
+#define F_CLASSIC_COUNT_ F_TWIN /* --all-faults and --soak draw from the kinds before */
 
 static const char *const fault_names[F_COUNT_] = {
     "crash",  "pause",  "partition", "oneway", "isolate",    "kv-outage", "kv-cut",
@@ -1547,7 +1549,7 @@ static bool parse_faults(const char *list, uint32_t *mask)
     snprintf(buf, sizeof(buf), "%s", list);
     for (char *tok = strtok(buf, ","); tok != NULL; tok = strtok(NULL, ",")) {
         if (strcmp(tok, "all") == 0) {
-            *mask |= (1u << F_BASE_COUNT_) - 1; /* the base kinds; twin is opt-in */;
+            *mask |= (1u << F_CLASSIC_COUNT_) - 1; /* the classic kinds; twin is opt-in */
             continue;
         }
         if (strcmp(tok, "none") == 0)
@@ -1600,7 +1602,7 @@ static void derive(opts *o)
     static const uint32_t handoff_choices[] = { 1, 4, 16, 64 };
     o->max_handoffs = handoff_choices[aether_rng_below(&r, 4)];
     o->faults = 0;
-    for (int f = 0; f < F_BASE_COUNT_; f++) /* F_TWIN is opt-in: seeds keep their schedules */
+    for (int f = 0; f < F_CLASSIC_COUNT_; f++) /* F_TWIN is opt-in: seeds keep their schedules */
         if (aether_rng_below(&r, 10) < 7)
             o->faults |= 1u << f;
     o->fault_rate = 0.5 + (double)aether_rng_below(&r, 16) / 4.0; /* 0.5 .. 4.25 */
@@ -1688,7 +1690,7 @@ static int parse_args(int argc, char **argv, opts *o)
             ok = parse_u64(v, &u) && u >= 1 && u <= AETHER_SHARD_COUNT_MAX;
             o->max_handoffs = (uint32_t)u;
         } else if (strcmp(a, "--all-faults") == 0) {
-            o->faults = (1u << F_BASE_COUNT_) - 1;
+            o->faults = (1u << F_CLASSIC_COUNT_) - 1;
             have_faults = true;
         } else if (strcmp(a, "--faults") == 0) {
             NEEDV();
@@ -1916,7 +1918,7 @@ int main(int argc, char **argv)
                s->o.seed, (double)(now_ns(s) - SEC) / 1e9, s->steps, faults);
         bool first = true;
         for (int f = 0; f < F_COUNT_; f++)
-            if (s->injected[f] && (f < F_EVENT_COUNT_ || f >= F_BASE_COUNT_)) {
+            if (s->injected[f] && (f < F_EVENT_COUNT_ || f >= F_CLASSIC_COUNT_)) {
                 printf("%s%s %" PRIu64, first ? "" : ", ", fault_names[f], s->injected[f]);
                 first = false;
             }
