@@ -254,6 +254,19 @@ void sim_pause(sim_cluster *c, const char *id, bool on)
     n->paused = on;
 }
 
+void sim_freeze(sim_cluster *c, const char *name, bool on)
+{
+    sim_node *n = find(c, name);
+    if (n == NULL || n->m == NULL)
+        return;
+    if (c->trace)
+        fprintf(stderr, "t=%llu FAULT freeze %s %d\n", (unsigned long long)sim_now_ms(c), name, on);
+    aether_actor *a[3];
+    aether_member_actors(n->m, a);
+    for (int i = 0; i < 3; i++)
+        aether_step_freeze(c->ex, a[i], on);
+}
+
 void sim_drain(sim_cluster *c, const char *id)
 {
     sim_node *n = find(c, id);

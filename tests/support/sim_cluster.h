@@ -43,6 +43,10 @@ aether_member *sim_add(sim_cluster *c, const char *id, const char *zone);
 aether_member *sim_add_twin(sim_cluster *c, const char *name, const char *id);
 void sim_crash(sim_cluster *c, const char *id);         /* kill -9 */
 void sim_pause(sim_cluster *c, const char *id, bool on); /* SIGSTOP / SIGCONT: frozen and cut off */
+/* Freezes (or thaws) a process's actors only: its transport still takes
+ * messages into their mailboxes (a process descheduled for a while, or
+ * one whose other processes' traffic must not be cut: a twin's id). */
+void sim_freeze(sim_cluster *c, const char *name, bool on);
 void sim_drain(sim_cluster *c, const char *id);
 void sim_isolate(sim_cluster *c, const char *id, bool on);
 void sim_run_ms(sim_cluster *c, uint64_t ms);

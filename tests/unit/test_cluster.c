@@ -491,6 +491,44 @@ static void twin_of(uint64_t seed, bool of_leader)
     sim_cluster_destroy(c);
 }
 
+/* The older process hears nothing while the newer one is admitted (its
+ * actors frozen: descheduled, stuck in GC): it cannot stop in time, so the
+ * newer one must not acquire while the older one's serving right, from the
+ * last keep-alive a leader acknowledged, may still hold. The newer one waits
+ * failure_timeout after its admission; the harness checks every acquisition
+ * against every process that may serve. When the older one thaws it learns
+ * it is superseded and never serves again. */
+static void test_second_process_while_the_first_is_frozen(void)
+{
+    sim_cluster *c = boot(26, 3, 64);
+    const char *leader = sim_leader(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(leader);
+    char id[16];
+    snprintf(id, sizeof(id), "%s", strcmp(leader, "n2") == 0 ? "n1" : "n2");
+    uint32_t before = sim_serving(c, id);
+    CU_ASSERT(before > 0);
+    aether_member *old = sim_member(c, id);
+    sim_freeze(c, id, true);
+    sim_run_ms(c, 5);
+    CU_ASSERT_FATAL(sim_add_twin(c, "twin", id) != NULL);
+    sim_run_ms(c, 600); /* admitted, not serving yet: the old right may hold */
+    CU_ASSERT_EQUAL(sim_serving(c, "twin"), 0);
+    sim_run_ms(c, 1400);
+    CU_ASSERT_EQUAL(sim_serving(c, "twin"), before);
+    sim_freeze(c, id, false);
+    sim_run_ms(c, 500);
+    aether_member_view v;
+    aether_member_view_get(old, &v);
+    CU_ASSERT_TRUE(v.superseded);
+    CU_ASSERT_EQUAL(v.shards_serving, 0);
+    CU_ASSERT_FALSE(aether_member_may_serve(old));
+    sim_crash(c, id);
+    sim_run_ms(c, SETTLE_MS);
+    expect_settled(c);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
 static void test_second_process_of_a_follower_supersedes_it(void) { twin_of(24, false); }
 static void test_second_process_of_the_leader_supersedes_it(void) { twin_of(25, true); }
 
@@ -635,6 +673,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(lease_deleted_under_live_leader_reports_its_term),
     AETHER_TEST(second_process_of_a_follower_supersedes_it),
     AETHER_TEST(second_process_of_the_leader_supersedes_it),
+    AETHER_TEST(second_process_while_the_first_is_frozen),
     AETHER_TEST(random_churn_seeds),
     AETHER_TEST(join),
     AETHER_TEST(graceful_leave),
