@@ -444,54 +444,57 @@ release:
     return s;
 }
 
-aether_status aether_lease_renew(const aether_lease_config *cfg, aether_lease_held *held,
-                                 aether_err *err)
+aether_status aether_lease_renew(const aether_lease_config *cfg, const aether_lease_held *held,
+                                 aether_lease_held *next, aether_err *err)
 {
-    AETHER_ASSERT(cfg != NULL && held != NULL);
+    AETHER_ASSERT(cfg != NULL && held != NULL && next != NULL);
     AETHER_ASSERT(held->lease.term != AETHER_TERM_NONE); /* an established lease */
     AETHER_ASSERT(!held->pending);                      /* reconcile first */
+    aether_lease_held h = *held; /* built aside: *held is never half-changed */
     uint64_t sent_at;
-    aether_status s = send_update(cfg, held, held->lease.term, &sent_at, err);
+    aether_status s = send_update(cfg, &h, h.lease.term, &sent_at, err);
     if (s == AETHER_EUNKNOWN) {
-        held->pending = true;
-        held->pending_sent_at_ns = sent_at;
-    } else if (s == AETHER_ECONFLICT) {
-        /* Someone else may hold it already: stop now, not at the deadline. */
-        held->lease.term = AETHER_TERM_NONE;
+        h.pending = true;
+        h.pending_sent_at_ns = sent_at;
+    } else if (s != AETHER_OK) {
+        h = *held; /* not renewed (or lost): the holding as it was, term included */
     }
+    *next = h;
     return s;
 }
 
-aether_status aether_lease_reconcile(const aether_lease_config *cfg, aether_lease_held *held,
-                                     bool *applied, aether_err *err)
+aether_status aether_lease_reconcile(const aether_lease_config *cfg, const aether_lease_held *held,
+                                     aether_lease_held *next, bool *applied, aether_err *err)
 {
-    AETHER_ASSERT(cfg != NULL && held != NULL);
+    AETHER_ASSERT(cfg != NULL && held != NULL && next != NULL);
     AETHER_ASSERT(held->pending);
     AETHER_ASSERT(held->lease.term != AETHER_TERM_NONE);
+    aether_lease_held h = *held;
     bool ap = false;
-    aether_status s = resolve(cfg, held, held->pending_sent_at_ns, &ap, err);
-    if (s == AETHER_OK || s == AETHER_ECONFLICT) {
-        held->pending = false;
-        held->pending_sent_at_ns = 0;
+    aether_status s = resolve(cfg, &h, h.pending_sent_at_ns, &ap, err);
+    if (s == AETHER_OK) {
+        h.pending = false;
+        h.pending_sent_at_ns = 0;
+    } else {
+        h = *held; /* unresolved or lost: unchanged */
+        ap = false;
     }
-    if (s == AETHER_ECONFLICT)
-        held->lease.term = AETHER_TERM_NONE;
+    *next = h;
     if (applied != NULL)
         *applied = ap;
     return s;
 }
 
-aether_status aether_lease_resign(const aether_lease_config *cfg, aether_lease_held *held,
+aether_status aether_lease_resign(const aether_lease_config *cfg, const aether_lease_held *held,
                                   aether_err *err)
 {
     AETHER_ASSERT(cfg != NULL && held != NULL);
+    aether_lease_held h = *held;
     aether_status s = AETHER_OK;
-    if (held->pending && held->lease.term != AETHER_TERM_NONE)
-        s = aether_lease_reconcile(cfg, held, NULL, err);
-    if (s == AETHER_OK && held->revision != 0)
-        s = aether_kv_delete(cfg->lease_kv, lease_key(cfg), held->revision, NULL, err);
-    held->lease.term = AETHER_TERM_NONE;
-    held->pending = false;
+    if (h.pending && h.lease.term != AETHER_TERM_NONE)
+        s = aether_lease_reconcile(cfg, held, &h, NULL, err);
+    if (s == AETHER_OK && h.revision != 0)
+        s = aether_kv_delete(cfg->lease_kv, lease_key(cfg), h.revision, NULL, err);
     return s;
 }
 

@@ -161,29 +161,38 @@ typedef struct aether_lease_held {
 aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *rng,
                                    aether_lease_held *held, aether_err *err);
 
+/* A holder is a value: renew, reconcile and resign never change *held.
+ * They build the next holding aside and hand it back in *next (which may be
+ * held itself), so a failed operation cannot half-change what the caller
+ * holds: after a loss the caller still knows the term it lost (and says so
+ * in LeadershipLost) and drops the holding itself. */
+
 /* Extends the lease (see DESIGN). held must have a term and not be pending
- * (asserted). AETHER_OK: renewed_at = send time, new revision, term kept.
- * AETHER_ECONFLICT: lost. AETHER_EUNAVAILABLE: not renewed, held unchanged.
- * AETHER_EUNKNOWN: held->pending is set; call aether_lease_reconcile. */
-aether_status aether_lease_renew(const aether_lease_config *cfg, aether_lease_held *held,
-                                 aether_err *err);
+ * (asserted). AETHER_OK: *next has renewed_at = send time, the new revision,
+ * the same term. AETHER_EUNKNOWN: *next is *held marked pending; call
+ * aether_lease_reconcile. Any other status (AETHER_ECONFLICT or
+ * AETHER_ENOTFOUND: lost; AETHER_EUNAVAILABLE: not renewed): *next = *held,
+ * unchanged. */
+aether_status aether_lease_renew(const aether_lease_config *cfg, const aether_lease_held *held,
+                                 aether_lease_held *next, aether_err *err);
 
 /* Resolves a pending renewal by re-reading the lease key. held must be
- * pending (asserted). AETHER_OK: resolved, pending cleared, *applied says
- * whether the renewal took effect (if so revision and renewed_at moved).
- * AETHER_ECONFLICT: the lease is lost (pending cleared).
- * AETHER_EUNAVAILABLE / AETHER_EUNKNOWN: the read failed; still pending, try
- * again (the old deadline stands meanwhile). applied may be NULL. */
-aether_status aether_lease_reconcile(const aether_lease_config *cfg, aether_lease_held *held,
-                                     bool *applied, aether_err *err);
+ * pending (asserted). AETHER_OK: *next is resolved (pending cleared);
+ * *applied says whether the renewal took effect (if so revision and
+ * renewed_at moved). AETHER_ECONFLICT: the lease is lost. AETHER_EUNAVAILABLE
+ * / AETHER_EUNKNOWN: the read failed; try again (the old deadline stands
+ * meanwhile). On any failure *next = *held, unchanged (still pending).
+ * applied may be NULL. */
+aether_status aether_lease_reconcile(const aether_lease_config *cfg, const aether_lease_held *held,
+                                     aether_lease_held *next, bool *applied, aether_err *err);
 
 /* Gives the lease up: conditional delete with our revision (reconciling a
  * pending renewal first). The holder must already have stopped acting;
- * whatever the status, it must not act on this lease again. AETHER_OK
- * (deleted), AETHER_ECONFLICT (it was not ours any more: nothing to delete),
- * AETHER_EUNAVAILABLE / AETHER_EUNKNOWN (it expires by TTL instead). On
- * return held->lease.term is AETHER_TERM_NONE, so may_act is false. */
-aether_status aether_lease_resign(const aether_lease_config *cfg, aether_lease_held *held,
+ * whatever the status, it must not act on this lease again (the caller
+ * drops *held). AETHER_OK (deleted), AETHER_ECONFLICT (it was not ours any
+ * more: nothing to delete), AETHER_EUNAVAILABLE / AETHER_EUNKNOWN (it
+ * expires by TTL instead). */
+aether_status aether_lease_resign(const aether_lease_config *cfg, const aether_lease_held *held,
                                   aether_err *err);
 
 /* True while the holder may act as leader:

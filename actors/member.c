@@ -332,6 +332,8 @@ static int64_t g_term(void *a) { return (int64_t)__atomic_load_n(&((aether_membe
 static int64_t g_map_version(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->map_version, __ATOMIC_RELAXED); }
 static int64_t g_serving(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->shards_serving, __ATOMIC_RELAXED); }
 static int64_t g_fenced(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->fenced, __ATOMIC_RELAXED); }
+static int64_t g_superseded(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->superseded, __ATOMIC_SEQ_CST); }
+static int64_t g_incarnation(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->incarnation, __ATOMIC_SEQ_CST); }
 static int64_t g_leader_changes(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->leader_changes, __ATOMIC_RELAXED); }
 static int64_t g_rebalances(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->rebalances, __ATOMIC_RELAXED); }
 static int64_t g_moved(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->shards_moved, __ATOMIC_RELAXED); }
@@ -462,6 +464,11 @@ static const struct {
       g_unowned },
     { "aether_handoffs_in_flight", NULL, false, "Shards moving (Releasing) in this node's current map.", g_handoffs },
     { "aether_fenced", NULL, false, "1 while this node is cut off from the leader and serves nothing.", g_fenced },
+    { "aether_superseded", NULL, false,
+      "1 once a newer process of this node id was admitted: this process serves nothing and must exit.",
+      g_superseded },
+    { "aether_incarnation", NULL, false, "The incarnation this process claims for its node id.",
+      g_incarnation },
     { "aether_rebalances_total", NULL, true, "Rebalances this node completed as leader.", g_rebalances },
     { "aether_rebalance_brake", NULL, false,
       "1 while this node leads with the rebalance brake engaged (too many nodes lost within "
@@ -559,8 +566,13 @@ const aether_node_id *aether_member_id(const aether_member *m) { return &m->cfg.
 void member_check_self_down(aether_member *m, const aether_topology *t)
 {
     const aether_node_info *me = aether_topology_find(t, &m->cfg.node);
-    if (me != NULL && me->incarnation >= m->self_info.incarnation &&
+    uint64_t claim = __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST);
+    if (me != NULL && me->incarnation >= claim &&
         (me->status == AETHER_NODE_FAILED || me->status == AETHER_NODE_LEFT))
+        __atomic_store_n(&m->self_down, 1, __ATOMIC_SEQ_CST);
+    /* A newer process of our id holds it: stop serving now; the cluster
+     * actor declares us superseded when it publishes this topology. */
+    if (me != NULL && me->incarnation > claim && __atomic_load_n(&m->admitted, __ATOMIC_SEQ_CST))
         __atomic_store_n(&m->self_down, 1, __ATOMIC_SEQ_CST);
 }
 
@@ -666,9 +678,11 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
                                AETHER_NODE_ACTIVE, 0, aether_clock_wall_ms(m->clock), err);
     if (st != AETHER_OK)
         goto fail;
-    /* The incarnation tells this run of the node from earlier ones. */
+    /* The incarnation tells this run of the node from earlier ones (and
+     * from a later one started beside it: member_cluster.c). */
     m->self_info.incarnation = aether_clock_wall_ms(m->clock);
     aether_config_admission(&m->cfg, &m->admission);
+    m->incarnation = m->self_info.incarnation;
 
     char labels[128];
     snprintf(labels, sizeof(labels), "node=\"%s\"", m->cfg.node.str);
@@ -757,12 +771,16 @@ fail:
 
 aether_status aether_member_drain(aether_member *m)
 {
+    if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
+        return AETHER_ESUPERSEDED; /* a drain now would drain the newer process */
     aether_msg msg = { .type = MSG_DRAIN_SELF };
     return aether_actor_send(m->cluster, &msg);
 }
 
 aether_status aether_member_rebalance(aether_member *m, const char *reason)
 {
+    if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
+        return AETHER_ESUPERSEDED;
     aether_command *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return AETHER_ENOMEM;
@@ -775,6 +793,8 @@ aether_status aether_member_rebalance(aether_member *m, const char *reason)
 
 aether_status aether_member_elect(aether_member *m)
 {
+    if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
+        return AETHER_ESUPERSEDED;
     aether_msg msg = { .type = MSG_CAMPAIGN_NOW };
     return aether_actor_send(m->lease, &msg);
 }
@@ -829,6 +849,9 @@ void aether_member_view_get(const aether_member *m, aether_member_view *out)
     out->map_version = __atomic_load_n(&m->map_version, __ATOMIC_RELAXED);
     out->shards_serving = __atomic_load_n(&m->shards_serving, __ATOMIC_RELAXED);
     out->fenced = __atomic_load_n(&m->fenced, __ATOMIC_RELAXED) != 0;
+    out->superseded = __atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST) != 0;
+    out->incarnation = __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST);
+    out->superseded_by = __atomic_load_n(&m->superseded_by, __ATOMIC_RELAXED);
     uint32_t st = __atomic_load_n(&m->self_status, __ATOMIC_RELAXED);
     out->member = st != 0;
     out->status = st ? (aether_node_status)(st - 1) : AETHER_NODE_ACTIVE;

@@ -12,7 +12,11 @@
  * lease, and whoever leads admits it); aether_member_drain leaves gracefully
  * (its shards are handed off, then NodeLeft); aether_member_stop halts it
  * without leaving (others will declare it failed) - a crash, as far as the
- * cluster can tell; aether_member_destroy frees it after stop.
+ * cluster can tell; aether_member_destroy frees it after stop. A member
+ * whose node id is taken over by a newer process (started with the same
+ * id) is superseded (member_cluster.c): it stops serving, on_superseded
+ * fires, drain/rebalance/elect return AETHER_ESUPERSEDED; the embedder
+ * should stop and destroy it and exit.
  *
  * Callbacks run on the member's actor threads (one at a time per member) and
  * must return quickly and must not call back into the member except for
@@ -57,6 +61,11 @@ typedef struct aether_member_callbacks {
     /* A newer map was just published to this member's lookups (its shards
      * are reconciled right after). */
     void (*on_map_installed)(void *arg, uint64_t map_version, aether_term map_term);
+    /* A newer process of this node id was admitted (DESIGN 2.4): this one
+     * has stopped serving (on_shard_released follows for what it held),
+     * will never campaign, heartbeat or send a command again, and should
+     * exit. by_incarnation is 0 when the leader's refusal did not say. */
+    void (*on_superseded)(void *arg, uint64_t incarnation, uint64_t by_incarnation);
     void *arg;
 } aether_member_callbacks;
 
@@ -137,6 +146,10 @@ typedef struct aether_member_view {
     uint64_t map_version;    /* of the published map */
     uint32_t shards_serving; /* shards this node serves (acquired, not released) */
     bool fenced;             /* cut off from the leader: serving nothing */
+    bool superseded;         /* a newer process of this node id was admitted: serving nothing
+                                for good, exit (aether_member_drain etc. return ESUPERSEDED) */
+    uint64_t incarnation;    /* the incarnation this process claims */
+    uint64_t superseded_by;  /* the newer one (0: not superseded, or not known) */
     aether_node_status status; /* this node's status in its own topology view */
     bool member;             /* this node appears in its topology */
     uint64_t stale_dropped;  /* messages dropped for an older term */

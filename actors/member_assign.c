@@ -95,6 +95,9 @@ struct member_assign_state {
     bool went_down;              /* we were Failed/Left (self_down) since our last join */
     uint64_t acquire_floor;      /* after coming back from Failed/Left: acquire only from
                                     maps newer than this (older ones predate our return) */
+    bool admitted_once;          /* this process's first admission was handled */
+    uint64_t serve_after_ns;     /* acquire nothing before this (our clock; 0 = no wait):
+                                    an earlier process of our id may still hold its shards */
     aether_term loaded_term;     /* the term in which we read the stored map and topology as
                                     leader (policy 10): until then we publish nothing */
     uint64_t topo_publication;   /* of the cluster actor's snapshot we copied last */
@@ -202,7 +205,8 @@ static void reconcile(aether_member *m)
     /* Acquire only from a map that is current (the newest term we know of,
      * not older than the leader announced) while our serving rights hold:
      * a lagging node must not pick up shards its map no longer gives it. */
-    bool current = map->version > as->acquire_floor && aether_member_may_serve(m);
+    bool current = map->version > as->acquire_floor && aether_member_may_serve(m) &&
+                   member_now_ns(m) >= as->serve_after_ns;
     for (uint32_t s = 0; s < map->shard_count && !down && current; s++) {
         const aether_shard_entry *e = aether_shardmap_entry(map, s);
         bool want = me != AETHER_NODE_INDEX_NONE && e->owner_count > 0 && e->primary == me &&
@@ -294,6 +298,8 @@ static void fence(aether_member *m)
 static void unfence(aether_member *m)
 {
     member_assign_state *as = m->as;
+    if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
+        return; /* fenced for good (superseded() below) */
     if (as->fenced) {
         as->fenced = false;
         __atomic_store_n(&m->fenced, 0, __ATOMIC_RELAXED);
@@ -981,12 +987,34 @@ static void on_event(aether_member *m, const aether_event *e)
          * moves: a node coming back acquires only from maps newer than the
          * one current at its admission (acquire_floor). */
         as->force_publish = true;
+        /* Our admission: the incarnation this process claims (a higher one
+         * is a newer process of our id: member_cluster.c supersedes us). */
         if (aether_node_id_equal(&e->data.node_joined.node, &m->cfg.node) &&
-            e->data.node_joined.incarnation >= m->self_info.incarnation) {
+            e->data.node_joined.incarnation == __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST) &&
+            !__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST)) {
             /* Back from Failed/Left: first release what we held from before
              * (self_down is still set), then count as up again. The maps we
              * hold were made while we were out, so only a later map may give
              * us shards. */
+            if (!as->admitted_once) {
+                /* This process's first admission. If the map names our id, an
+                 * earlier process of it may still serve its shards: one the
+                 * leader acknowledged just before admitting us keeps its right
+                 * for failure_timeout - fence_margin after that keep-alive
+                 * (member_cluster.c: none is acknowledged after our admission).
+                 * Waiting failure_timeout from here outlasts it. */
+                as->admitted_once = true;
+                if (as->cur == NULL)
+                    (void)load_stored_map(m);
+                if (as->cur != NULL &&
+                    aether_shardmap_find_node(as->cur, &m->cfg.node) != AETHER_NODE_INDEX_NONE) {
+                    as->serve_after_ns =
+                        member_now_ns(m) + (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
+                    AETHER_INFO(MEMBER_LOG, "%s: admitted; the map names this id already: serving "
+                                "from %u ms on (an earlier process of it may still hold its shards)",
+                                m->cfg.node.str, m->cfg.failure_timeout_ms);
+                }
+            }
             reconcile(m);
             if (as->went_down) /* maps up to the leader's at our admission predate it */
                 as->acquire_floor = e->data.node_joined.map_version;
@@ -1020,10 +1048,27 @@ static void on_event(aether_member *m, const aether_event *e)
     }
 }
 
+/* A newer process of our id was admitted (member_cluster.c): release
+ * everything now and stay fenced for good. self_down is already set. */
+static void superseded(aether_member *m)
+{
+    member_assign_state *as = m->as;
+    if (!as->fenced) {
+        as->fenced = true;
+        __atomic_store_n(&m->fenced, 1, __ATOMIC_RELAXED);
+    }
+    as->lead_term = AETHER_TERM_NONE;
+    reconcile(m);
+}
+
 static void tick_check(aether_member *m)
 {
     member_assign_state *as = m->as;
     uint64_t now = member_now_ns(m);
+    if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST)) {
+        superseded(m); /* never unfenced again */
+        return;
+    }
     if (!member_serving_right(m)) {
         if (as->serving_count > 0)
             fence(m);
@@ -1140,6 +1185,9 @@ void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg
         break;
     case MSG_TICK_CHECK:
         tick_check(m);
+        break;
+    case MSG_SUPERSEDED:
+        superseded(m);
         break;
     default:
         AETHER_ASSERT(!"assign actor: unknown message type");

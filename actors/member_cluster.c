@@ -49,6 +49,25 @@
  *  It also completes drains: NodeLeft when ShardAssignment reports a
  *  draining node owns nothing (policy 7). A node asked to drain repeats its
  *  LeaveCluster every heartbeat until it has left.
+ *  One process per node id (DESIGN 2.4: the newest process wins). Each
+ *  process claims an incarnation (m->incarnation: its start time in wall
+ *  ms; a rejoin after a failure claims the failed record's + 1) and knows
+ *  which one it claims, so a record of its id at a higher incarnation is
+ *  never its own:
+ *   1. before its admission, a process that meets such a record (an earlier
+ *      process of the id, started with a clock ahead) claims that + 1, so
+ *      its admission supersedes it;
+ *   2. once admitted, a process that meets its id at a higher incarnation -
+ *      in a NodeJoined, in the stored topology, in its own decision as
+ *      leader, or in a leader's ESUPERSEDED refusal of its keep-alive - is
+ *      superseded: it stops serving at once (self_down, fenced), says so
+ *      (an ERROR line, aether_superseded, on_superseded, ESUPERSEDED from
+ *      the API), resigns if it leads, and never heartbeats, campaigns or
+ *      sends a command again. The leader refuses its keep-alives from the
+ *      admission on (topology.c), so its serving right lapses within
+ *      failure_timeout - fence_margin even if it hears nothing.
+ *  (Known limit: the joiner still proposes its incarnation, the leader
+ *  checks it grows; see docs/cluster.md.)
  * Threading: all state below is owned by the cluster actor.
  */
 #include "member_internal.h"
@@ -76,6 +95,10 @@
 /* The text of a keep-alive's acknowledgement: this prefix and the version of
  * the map the leader has when it accepts the keep-alive. */
 #define KEEPALIVE_MAP_PREFIX "map_version="
+
+/* A process not admitted yet that finds its id at a higher incarnation
+ * claims above it by 2 + (its own hash % this): see check_own_record. */
+#define CLAIM_STEP_MAX 1000000u
 
 /* One keep-alive in flight: the reply argument. `busy` is the hand-off
  * between the cluster actor (sets it, writes sent_ns, sends) and the
@@ -213,8 +236,78 @@ void member_cluster_start(aether_member *m)
     (void)aether_timer_start(m->cluster, hb_ns, 0, &fc, NULL);
 }
 
+/* Step 2 of "one process per node id": stop for good. Cluster actor. */
+static void supersede(aether_member *m, uint64_t by, const char *how)
+{
+    if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
+        return;
+    uint64_t mine = __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&m->superseded_by, by, __ATOMIC_RELAXED);
+    __atomic_store_n(&m->self_down, 1, __ATOMIC_SEQ_CST); /* aether_member_may_serve: false now */
+    __atomic_store_n(&m->superseded, 1, __ATOMIC_SEQ_CST);
+    if (by != 0)
+        AETHER_ERROR(MEMBER_LOG, "%s: superseded by a newer process of node %s (incarnation %llu > "
+                     "%llu, %s): serving nothing, never campaigning or heartbeating again",
+                     m->cfg.node.str, m->cfg.node.str, (unsigned long long)by,
+                     (unsigned long long)mine, how);
+    else
+        AETHER_ERROR(MEMBER_LOG, "%s: superseded by a newer process of node %s (incarnation %llu, "
+                     "%s): serving nothing, never campaigning or heartbeating again",
+                     m->cfg.node.str, m->cfg.node.str, (unsigned long long)mine, how);
+    member_send_tick(m->assign, MSG_SUPERSEDED, by); /* release everything, fence */
+    member_send_tick(m->lease, MSG_SUPERSEDED, by);  /* resign if leading */
+    if (m->cb.on_superseded != NULL)
+        m->cb.on_superseded(m->cb.arg, mine, by);
+}
+
+/* Step 1: this process, not admitted yet, claims above `held` (an earlier
+ * process's incarnation of our id) - by a step of its own, not + 1, which
+ * that process claims when it rejoins after being failed (the same claim
+ * would make two processes one). Cluster actor. */
+static void claim_above(aether_member *m, uint64_t held, const char *what)
+{
+    uint64_t claim = __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST);
+    if (held < claim)
+        return;
+    uint64_t h = (m->deps.seed ^ m->self_info.incarnation) * UINT64_C(0x9e3779b97f4a7c15);
+    uint64_t next = held + 2 + ((h >> 32) % CLAIM_STEP_MAX);
+    AETHER_WARN(MEMBER_LOG, "%s: node %s is held by incarnation %llu (%s), above this process's "
+                "%llu: claiming %llu",
+                m->cfg.node.str, m->cfg.node.str, (unsigned long long)held, what,
+                (unsigned long long)claim, (unsigned long long)next);
+    __atomic_store_n(&m->incarnation, next, __ATOMIC_SEQ_CST);
+}
+
+/* Steps 1 and 2 of "one process per node id", on every topology this actor
+ * publishes: which record of our id is ours, and whether a newer process
+ * holds it. */
+static void check_own_record(aether_member *m)
+{
+    if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
+        return;
+    const aether_node_info *me = aether_topology_find(&m->cs->topo, &m->cfg.node);
+    if (me == NULL)
+        return;
+    uint64_t claim = __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST);
+    if (me->incarnation > claim) {
+        if (__atomic_load_n(&m->admitted, __ATOMIC_SEQ_CST)) {
+            supersede(m, me->incarnation, "its NodeJoined or the stored topology");
+            return;
+        }
+        /* Not admitted yet: an earlier process of our id (its clock ahead
+         * of ours). This one is the newer: claim above it - by a step of
+         * its own, not + 1, which that process claims when it rejoins after
+         * being failed (the same claim would make two processes one). */
+        claim_above(m, me->incarnation, aether_node_status_name(me->status));
+        return;
+    }
+    if (me->incarnation == claim && aether_node_status_is_healthy(me->status))
+        __atomic_store_n(&m->admitted, 1, __ATOMIC_SEQ_CST);
+}
+
 static void publish_self_status(aether_member *m)
 {
+    check_own_record(m);
     const aether_node_info *me = aether_topology_find(&m->cs->topo, &m->cfg.node);
     __atomic_store_n(&m->self_status, me ? (uint32_t)me->status + 1 : 0, __ATOMIC_RELAXED);
     uint32_t others = 0;
@@ -575,6 +668,8 @@ static void keepalive_reply(void *arg, aether_status st, const char *reason)
     if (st != AETHER_OK)
         AETHER_DEBUG(MEMBER_LOG, "%s: keep-alive refused (%s): %s", k->m->cfg.node.str,
                      aether_status_str(st), reason ? reason : "");
+    if (st == AETHER_ESUPERSEDED)
+        reply_cb(k->m, st, reason); /* the cluster actor decides (MSG_REPLY) */
     /* Only an acknowledgement that names the leader's map counts: the node
      * learns from it whether its own map is current (step 3). */
     size_t plen = strlen(KEEPALIVE_MAP_PREFIX);
@@ -664,6 +759,18 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
     if (!loaded)
         return aether_err_set(why, AETHER_EUNAVAILABLE,
                               "taking over: the stored topology is not readable yet; retry");
+    /* A keep-alive of our own id from an older process than this one (we
+     * lead before our own admission landed, so the record may still be
+     * its): never acknowledged, or it would keep serving beside us. */
+    uint64_t claim = __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST);
+    if (c->type == AETHER_CMD_JOIN_CLUSTER && aether_node_id_equal(&c->data.join.info.id, &m->cfg.node) &&
+        c->data.join.info.incarnation != 0 && c->data.join.info.incarnation < claim &&
+        !__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
+        return aether_err_set(why, AETHER_ESUPERSEDED,
+                              "%s incarnation %llu is superseded by incarnation %llu (a newer "
+                              "process of this node id)",
+                              m->cfg.node.str, (unsigned long long)c->data.join.info.incarnation,
+                              (unsigned long long)claim);
     /* The aggregate checks leadership against its own view; it is ours. */
     aether_topology_set_leader(&cs->topo, &m->cfg.node, term);
     /* The cluster's admission terms are ours: we match the stored map
@@ -820,11 +927,15 @@ static void tick_heartbeat(aether_member *m)
     member_cluster_state *cs = m->cs;
     if (__atomic_load_n(&m->refused, __ATOMIC_ACQUIRE))
         return; /* refused as incompatible: asking again cannot help (member.h) */
-    aether_status hs = aether_transport_publish_heartbeat(m->deps.transport, &m->cfg.node,
-                                                          m->self_info.incarnation);
+    if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
+        return; /* the newer process speaks for our id now */
+    uint64_t claim = __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST);
+    aether_status hs = aether_transport_publish_heartbeat(m->deps.transport, &m->cfg.node, claim);
     __atomic_store_n(&m->transport_down, hs != AETHER_OK, __ATOMIC_RELAXED);
     const aether_node_info *me = aether_topology_find(&cs->topo, &m->cfg.node);
-    bool ours = me != NULL && me->incarnation >= m->self_info.incarnation;
+    /* Ours: the record at the incarnation this process claims (a higher one
+     * is another process's: check_own_record). */
+    bool ours = me != NULL && me->incarnation == claim;
     bool healthy = ours && aether_node_status_is_healthy(me->status) &&
                    !__atomic_load_n(&m->self_down, __ATOMIC_SEQ_CST);
     if (ours && me->status == AETHER_NODE_LEFT)
@@ -833,13 +944,14 @@ static void tick_heartbeat(aether_member *m)
     base_command(m, &c, AETHER_CMD_JOIN_CLUSTER);
     c.data.join.info = m->self_info;
     c.data.join.terms = m->admission;
-    if (healthy) {
-        c.data.join.info.incarnation = me->incarnation; /* a keep-alive: idempotent */
-    } else {
-        if (me != NULL && me->incarnation >= c.data.join.info.incarnation)
-            c.data.join.info.incarnation = me->incarnation + 1;
+    if (!healthy) {
+        if (ours) { /* declared failed (or about to be): rejoin with a newer incarnation */
+            claim = me->incarnation + 1;
+            __atomic_store_n(&m->incarnation, claim, __ATOMIC_SEQ_CST);
+        }
         cs->join_requests++;
     }
+    c.data.join.info.incarnation = claim; /* healthy: a keep-alive (idempotent) */
     /* Step 1: a free slot carries the send time; with none free (replies
      * slower than KEEPALIVE_SLOTS ticks) this tick's request earns no right. */
     keepalive_slot *k = NULL;
@@ -1005,6 +1117,8 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
         free(msg->ptr);
         break;
     case MSG_DRAIN_SELF: {
+        if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
+            break; /* a LeaveCluster would drain the newer process of our id */
         m->cs->drain_requested = true;
         aether_command c;
         base_command(m, &c, AETHER_CMD_LEAVE_CLUSTER);
@@ -1014,6 +1128,10 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
     }
     case MSG_SEND_COMMAND: {
         aether_command *c = msg->ptr;
+        if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST)) {
+            free(c); /* it speaks for our id no more */
+            break;
+        }
         c->term = __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED);
         send_to_leader(m, c);
         free(c);
@@ -1031,6 +1149,22 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
     }
     case MSG_REPLY: {
         member_reply_box *b = msg->ptr;
+        /* Step 2: a leader says a newer process holds our id. Only an
+         * admitted process can be superseded: one not admitted yet claims
+         * above the record once it reads it (step 1). */
+        if (b->status == AETHER_ESUPERSEDED) {
+            unsigned long long by = 0;
+            const char *p = strstr(b->reason, "superseded by incarnation ");
+            if (p != NULL)
+                by = strtoull(p + strlen("superseded by incarnation "), NULL, 10);
+            if (__atomic_load_n(&m->admitted, __ATOMIC_SEQ_CST))
+                supersede(m, (uint64_t)by, "the leader refused its keep-alive");
+            else if (by != 0 && !__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
+                /* Step 1 by the refusal: the process holding our id may be
+                 * the leader itself, whose events we never apply (their
+                 * emitter is our id). */
+                claim_above(m, (uint64_t)by, "the leader's refusal");
+        }
         if (b->status != AETHER_OK)
             AETHER_DEBUG(MEMBER_LOG, "%s: leader said %s: %s", m->cfg.node.str,
                          aether_status_str(b->status), b->reason);

@@ -65,6 +65,9 @@ enum {
     MSG_TOPOLOGY,        /* assign: ptr: the topology event the cluster actor just applied
                             (AETHER_MSG_REF); its snapshot is already published */
     MSG_LEADER_NOTE,     /* cluster: ptr: member_leader_box (owned): call on_leader_changed */
+    MSG_SUPERSEDED,      /* lease, assign: this process is superseded (member_cluster.c):
+                            stop at once; arg64 = the newer incarnation. A lost one is made
+                            up for by their ticks, which read m->superseded too */
 };
 
 typedef struct member_cmd_box {
@@ -130,6 +133,17 @@ struct aether_member {
     uint32_t active_others;       /* Active nodes other than us (cluster actor's view) */
     uint32_t transport_down;      /* the transport refused our last heartbeat (isolated,
                                      disconnected): we do not campaign */
+    /* One process per node id (member_cluster.c, DESIGN "superseded"). */
+    uint64_t incarnation;         /* the incarnation this process claims: self_info's at start,
+                                     raised only by the cluster actor (a rejoin after a failure,
+                                     or a newer record of our id met before our admission);
+                                     heartbeats and keep-alives carry it. Seq-cst. */
+    uint32_t admitted;            /* seq-cst, set once by the cluster actor: a leader admitted
+                                     this process (our id Active at an incarnation it claimed) */
+    uint32_t superseded;          /* seq-cst, set once by the cluster actor: a newer process of
+                                     our id was admitted; this one serves nothing, never
+                                     campaigns, heartbeats or sends a command again */
+    uint64_t superseded_by;       /* the newer incarnation (relaxed; written before superseded) */
     uint32_t self_down;           /* we serve nothing: set at start (not admitted yet) and by
                                      the sink the moment NodeFailed/NodeLeft about us arrives,
                                      before any later map can; cleared by the assign actor

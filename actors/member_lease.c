@@ -171,8 +171,9 @@ static void publish_deadline(aether_member *m)
                      aether_lease_deadline_ns(&m->ls->held.lease), __ATOMIC_RELEASE);
 }
 
-/* Ends this node's leadership of `term` (the held lease's: read it before
- * a resign clears the holding). */
+/* Ends this node's leadership of `term` (the held lease's) and reports it:
+ * LeadershipLost stamped with that term, never with 0 (an event of term 0
+ * is older than anything this node stamped and would be dropped). */
 static void lose_term(aether_member *m, aether_term term, const char *reason)
 {
     member_lease_state *ls = m->ls;
@@ -196,7 +197,14 @@ static void lose_term(aether_member *m, aether_term term, const char *reason)
     after_leader_sign(m);
 }
 
-static void lose(aether_member *m, const char *reason) { lose_term(m, m->ls->held.lease.term, reason); }
+/* The holding is a value the lease calls never change on failure
+ * (lease.h), so it still names the term being lost; it is dropped after the
+ * loss is reported. */
+static void lose(aether_member *m, const char *reason)
+{
+    lose_term(m, m->ls->held.lease.term, reason);
+    memset(&m->ls->held, 0, sizeof(m->ls->held));
+}
 
 /* Policy 3: Draining and Left nodes never campaign. An Active node does; so
  * does one that is not a member yet (the first node has nobody to admit it)
@@ -210,7 +218,8 @@ static bool may_campaign(const aether_member *m)
      * lease but reach nobody: it would only keep the others from leading. */
     return st != (uint32_t)AETHER_NODE_DRAINING + 1 && st != (uint32_t)AETHER_NODE_LEFT + 1 &&
            !__atomic_load_n(&m->transport_down, __ATOMIC_RELAXED) &&
-           !member_incompatible(m); /* it could not serve the maps it would publish */
+           !member_incompatible(m) && /* it could not serve the maps it would publish */
+           !__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST); /* a newer process has our id */
 }
 
 /* The leader's own keep-alives travel through the transport like everyone
@@ -230,10 +239,12 @@ static void campaign(aether_member *m)
     member_lease_state *ls = m->ls;
     if (ls->leading)
         return;
+    if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
+        return; /* never again: no timer is re-armed */
     /* Probe the transport now (one more heartbeat costs nothing): the last
      * heartbeat tick's answer may predate an isolation. */
-    aether_status hs = aether_transport_publish_heartbeat(m->deps.transport, &m->cfg.node,
-                                                          m->self_info.incarnation);
+    aether_status hs = aether_transport_publish_heartbeat(
+        m->deps.transport, &m->cfg.node, __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST));
     __atomic_store_n(&m->transport_down, hs != AETHER_OK, __ATOMIC_RELAXED);
     if (!may_campaign(m)) {
         after_leader_sign(m); /* look again later */
@@ -321,12 +332,19 @@ static void renew(aether_member *m)
         resign(m, "own configuration does not match the cluster's map");
         return;
     }
+    if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST)) {
+        resign(m, "superseded by a newer process of this node");
+        return;
+    }
     aether_err err;
     if (ls->held.pending) {
         bool applied = false;
-        aether_status st = aether_lease_reconcile(&ls->lcfg, &ls->held, &applied, &err);
-        if (st == AETHER_OK)
+        aether_lease_held next;
+        aether_status st = aether_lease_reconcile(&ls->lcfg, &ls->held, &next, &applied, &err);
+        if (st == AETHER_OK) {
+            ls->held = next;
             publish_deadline(m);
+        }
         else if (st == AETHER_ECONFLICT || st == AETHER_ENOTFOUND) {
             lose(m, "lease taken while a renewal was in doubt");
             return;
@@ -338,7 +356,10 @@ static void renew(aether_member *m)
     }
     if (ls->held.pending)
         return; /* still unknown: the old deadline stands */
-    aether_status st = aether_lease_renew(&ls->lcfg, &ls->held, &err);
+    aether_lease_held next;
+    aether_status st = aether_lease_renew(&ls->lcfg, &ls->held, &next, &err);
+    if (st == AETHER_OK || st == AETHER_EUNKNOWN)
+        ls->held = next; /* renewed, or in doubt (pending); on a loss it still names the term */
     switch (st) {
     case AETHER_OK: {
         publish_deadline(m);
@@ -369,11 +390,10 @@ static void resign(aether_member *m, const char *reason)
     member_lease_state *ls = m->ls;
     if (!ls->leading)
         return;
-    aether_term term = ls->held.lease.term; /* the resign clears the holding */
     aether_err err;
     if (aether_lease_resign(&ls->lcfg, &ls->held, &err) != AETHER_OK)
         AETHER_WARN(MEMBER_LOG, "%s: resign: %s", m->cfg.node.str, err.msg);
-    lose_term(m, term, reason);
+    lose(m, reason); /* the holding still names its term: dropped after the report */
 }
 
 /* Policy 9 gives way to liveness: a draining leader steps down only when
@@ -488,6 +508,9 @@ void member_lease_handle(void *state, aether_actor *self, const aether_msg *msg)
         break;
     case MSG_CAMPAIGN_NOW: /* ElectLeader: try the create now (it fails if a lease is held) */
         campaign(m);
+        break;
+    case MSG_SUPERSEDED: /* member_cluster.c: a newer process of our id was admitted */
+        resign(m, "superseded by a newer process of this node");
         break;
     default:
         AETHER_ASSERT(!"lease actor: unknown message type");

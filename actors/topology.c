@@ -144,6 +144,14 @@ static aether_status decide_join(const aether_topology *t, const aether_command 
          * to the incarnation the topology knows as healthy. */
         if (healthy && same && (info.incarnation == 0 || info.incarnation == old->incarnation))
             return AETHER_OK; /* already a member: idempotent retry */
+        /* A newer process of this id holds the healthy record: the asker
+         * is an older one (DESIGN 2.4: the newest process wins). */
+        if (healthy && info.incarnation != 0 && info.incarnation < old->incarnation)
+            return aether_err_set(reason, AETHER_ESUPERSEDED,
+                                  "%s incarnation %llu is superseded by incarnation %llu (a newer "
+                                  "process of this node id)",
+                                  info.id.str, (unsigned long long)info.incarnation,
+                                  (unsigned long long)old->incarnation);
         if (info.incarnation != 0 && info.incarnation <= old->incarnation)
             return aether_err_set(reason, AETHER_ESTALE,
                                   "%s incarnation %llu is not current (%llu is %s): rejoin with "

@@ -32,6 +32,9 @@
  * is never admitted, so no map ever names it. The keep-alive of an
  * established member (healthy under the incarnation it names) is not
  * judged again (decide_join says why).
+ * One naming an incarnation below the one a healthy record has is refused
+ * with ESUPERSEDED: a newer process of that id was admitted since, and the
+ * asker must stop (DESIGN 2.4, member_cluster.c).
  * NodeLeft is not decided here: the drain policy emits it when the node owns
  * no shards any more (policies.h).
  *
@@ -106,7 +109,7 @@ bool aether_topology_set_leader(aether_topology *t, const aether_node_id *leader
 /* Decides a Cluster command (JoinCluster, LeaveCluster, MarkNodeFailed).
  * AETHER_OK: *n_events (0..AETHER_TOPOLOGY_DECIDE_MAX) unstamped events were
  * created in events[] (the caller owns one reference each). Otherwise the
- * command is rejected: the status says why (ENOTLEADER, ESTALE, ENOTFOUND,
+ * command is rejected: the status says why (ENOTLEADER, ESTALE, ESUPERSEDED, ENOTFOUND,
  * ESTATE, EINVAL, EINCOMPATIBLE) and reason holds the sentence. */
 aether_status aether_topology_decide(const aether_topology *t, const aether_command *cmd,
                                      uint64_t now_wall_ms, aether_event **events,

@@ -28,6 +28,7 @@ static const char *const status_names[] = {
     [AETHER_EIO] = "EIO",
     [AETHER_EPERM] = "EPERM",
     [AETHER_EINCOMPATIBLE] = "EINCOMPATIBLE",
+    [AETHER_ESUPERSEDED] = "ESUPERSEDED",
 };
 AETHER_STATIC_ASSERT(sizeof(status_names) / sizeof(status_names[0]) == AETHER_STATUS_COUNT_,
                      "every status has a name");

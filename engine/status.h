@@ -29,6 +29,8 @@ typedef enum aether_status {
                                to join (shard_count, replication, wire versions or the
                                parameters fingerprint differ): the leader refused it; the
                                reason names what differs. Waiting cannot fix it. */
+    AETHER_ESUPERSEDED,     /* this process was superseded: a newer process of the same node id
+                               was admitted (DESIGN 2.4); it serves nothing and must exit */
     AETHER_STATUS_COUNT_
 } aether_status;
 

@@ -69,13 +69,18 @@
  *     (a multi-batch handoff publishes several maps, and events reach the
  *     callbacks asynchronously).
  *
+ * A node superseded by a newer process of its id (member_cluster.c) stops
+ * at once: no drain (it would drain the newer process), the final status,
+ * exit 3.
+ *
  * Exit status: 0 success; 1 a run failed (start error, a step did not
  * settle, a violation); 2 usage error, with a message on stderr, or (NATS
  * mode) the leader refused this node's join because its configuration
  * cannot serve the cluster: stderr says "join refused: <the leader's
  * sentence>" (e.g. "shard_count 1024 differs from the cluster's 64") and
  * this node's own terms. A wrong configuration, like a usage error, is not
- * fixed by restarting as is.
+ * fixed by restarting as is; 3 (NATS mode) superseded by a newer process
+ * of the same node id.
  *
  * Threading: main thread as above; callbacks on executor workers; the
  * signal handler only sets a flag.
@@ -102,6 +107,10 @@
 
 #define EXIT_USAGE 2
 #define EXIT_INCOMPATIBLE 2         /* the leader refused the join: configuration differs */
+/* NATS mode: a newer process of this node id was admitted (DESIGN 2.4);
+ * this one stopped serving and exits without draining (a LeaveCluster
+ * would drain the newer process). */
+#define EXIT_SUPERSEDED 3
 #define NODES_MAX 64u               /* --nodes upper bound (and demo slots) */
 #define NODES_DEFAULT 3u
 #define DURATION_S_MAX 31536000.0   /* one year */
@@ -397,6 +406,15 @@ static void on_map_installed(void *arg, uint64_t version, aether_term term)
 {
     node_slot *n = arg;
     trace(n->d, n, "MAP %llu %llu", (unsigned long long)version, (unsigned long long)term);
+}
+
+/* The moment a newer process of this id took over (member.h): its shards
+ * are already released; the main loop exits 3 at its next tick. */
+static void on_superseded(void *arg, uint64_t incarnation, uint64_t by_incarnation)
+{
+    node_slot *n = arg;
+    trace(n->d, n, "SUPERSEDED %llu %llu", (unsigned long long)incarnation,
+          (unsigned long long)by_incarnation);
 }
 
 static void on_event(void *arg, const aether_event *e)
@@ -709,7 +727,8 @@ static int node_start(node_run *d, uint32_t i)
                                 .seed = aether_rng_next(&d->rng) };
     aether_member_callbacks cb = { .on_shard_acquired = on_acquired, .on_shard_released = on_released,
                                    .on_event = on_event, .on_leader_changed = on_leader_changed,
-                                   .on_map_installed = on_map_installed, .arg = n };
+                                   .on_map_installed = on_map_installed,
+                                   .on_superseded = on_superseded, .arg = n };
     aether_member *m = NULL;
     if (aether_member_start(&cfg, &deps, &cb, &m, &err) != AETHER_OK) {
         fprintf(stderr, "aether-node: %s: start: %s\n", n->id, err.msg);
@@ -880,7 +899,9 @@ static int run_nats(node_run *d)
     uint64_t deadline = d->opt.duration_s > 0
                             ? d->start_ns + (uint64_t)(d->opt.duration_s * 1e9)
                             : UINT64_MAX;
-    while (stop_signal == 0 && now_ns() < deadline) {
+    aether_member_view v;
+    bool superseded = false;
+    while (stop_signal == 0 && now_ns() < deadline && !superseded) {
         sleep_ms(TICK_MS);
         flush_quiet_batches(d, false);
         leader_poll(d);
@@ -896,8 +917,22 @@ static int run_nats(node_run *d)
                     AETHER_WIRE_VERSION_MIN, AETHER_WIRE_VERSION_MAX, params);
             return EXIT_INCOMPATIBLE;
         }
+        aether_member_view_get(n->m, &v);
+        superseded = v.superseded;
     }
     flush_quiet_batches(d, true);
+    if (superseded) {
+        /* No drain: a LeaveCluster names the node id, which the newer
+         * process holds now (aether_member_drain refuses it anyway). */
+        fprintf(stderr, "aether-node: %s superseded by a newer process of node %s (incarnation %llu > "
+                "%llu): exiting %d without draining\n", n->id, n->id,
+                (unsigned long long)v.superseded_by, (unsigned long long)v.incarnation, EXIT_SUPERSEDED);
+        say(d, "+%llums %s superseded (incarnation %llu > %llu): stopping\n",
+            (unsigned long long)since_start_ms(d), n->id, (unsigned long long)v.superseded_by,
+            (unsigned long long)v.incarnation);
+        print_status(d);
+        return EXIT_SUPERSEDED;
+    }
     say(d, "+%llums stopping (%s)\n", (unsigned long long)since_start_ms(d),
         stop_signal == SIGINT ? "SIGINT" : stop_signal == SIGTERM ? "SIGTERM" : "duration reached");
 
@@ -909,7 +944,6 @@ static int run_nats(node_run *d)
         n->id, st == AETHER_OK ? "leave requested" : aether_status_str(st), (unsigned long long)limit_ms);
     uint64_t t0 = now_ns(), asked = t0;
     bool done = false;
-    aether_member_view v;
     for (;;) {
         aether_member_view_get(n->m, &v);
         if (v.status == AETHER_NODE_LEFT) { /* the leader's NodeLeft: not declared failed later */
@@ -1398,7 +1432,9 @@ static void print_help(FILE *out)
             "                       \"T <CLOCK_MONOTONIC us> <node> WHAT ...\":\n"
             "                       MAP <version> <term> (map installed),\n"
             "                       LEADER <id|-> <term>, EVENT <Type> <text> (every\n"
-            "                       event applied or emitted), STATS k=v ... (at exit)\n"
+            "                       event applied or emitted), SUPERSEDED <inc> <by>\n"
+            "                       (a newer process of this id took over), STATS k=v\n"
+            "                       ... (at exit)\n"
             "  --nodes N            embedded: nodes to run, 1..%u (default %u)\n"
             "  --duration SECONDS   stop after this long (default: until a signal)\n"
             "  --seed X             seeds election jitter and lease nonces\n"
@@ -1425,7 +1461,9 @@ static void print_help(FILE *out)
     fprintf(out, "\nExit status: 0 success, 1 run failure, 2 usage or configuration error,\n"
                  "including (--nats) a join the leader refused because shard_count,\n"
                  "replication or a cluster-wide timing differ from the cluster's\n"
-                 "(\"join refused: shard_count 1024 differs from the cluster's 64\").\n");
+                 "(\"join refused: shard_count 1024 differs from the cluster's 64\");\n"
+                 "3 (--nats) superseded: a newer process of the same --node was admitted, so\n"
+                 "this one stopped serving and exits without draining.\n");
 }
 
 static int usage(const char *fmt, const char *arg)

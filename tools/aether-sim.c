@@ -24,7 +24,12 @@
  *    and fence_margin_ms / failure_timeout_ms);
  *  - a fault schedule drawn from the seed crashes and restarts nodes (new
  *    incarnation), pauses them (longer than the ttl too), partitions them,
- *    cuts them off the stores, joins new nodes and drains others.
+ *    cuts them off the stores, joins new nodes and drains others; on
+ *    request (--faults ...,twin: not part of --all-faults or --soak, whose
+ *    seeds keep their schedules) it starts a second process of a live node
+ *    id (a restarted pod overlapping the old one). A process that learns it
+ *    is superseded exits, as aether-node does; until then the oracle counts
+ *    its shards like anyone's.
  *
  * DESIGN
  *  1. Boot: every node starts at t=0; the cluster must settle (see 4)
@@ -125,19 +130,22 @@ typedef enum fault_kind {
     F_DRIFT,
     /* Opt-in kinds: --extra-faults LIST (with --soak too) or --faults by
      * name; neither --all-faults nor --soak's derivation enables them, so
-     * the regression seeds keep their schedules. Each runs on its own
-     * generator (xrng), beside the schedule above. */
+     * the regression seeds keep their schedules. misfit runs on its own
+     * generator (xrng), beside the schedule above; twin is drawn by the
+     * schedule (--faults all,twin). */
     F_MISFIT = F_DRIFT + 1, /* a joiner with another shard_count or replication */
+    F_TWIN,                 /* a second process of a live node id */
     F_COUNT_
 } fault_kind;
-#define F_CLASSIC_COUNT_ F_MISFIT
+#define F_CLASSIC_COUNT_ F_MISFIT /* --all-faults and --soak draw from the kinds before */
 #define SIM_MISFITS_MAX 4u /* misfit joiners per run */
 
 static const char *const fault_names[F_COUNT_] = {
     "crash",  "pause",  "partition", "oneway", "isolate",    "kv-outage", "kv-cut",
     "join",   "drain",  "net-burst", "loss",   "dup",        "reorder",   "delay",
-    "kv-unknown", "kv-slow", "kv-late", "drift", "misfit",
+    "kv-unknown", "kv-slow", "kv-late", "drift", "misfit", "twin",
 };
+#define F_TWIN_WEIGHT 2u
 
 /* Relative weights of the scheduled events. */
 static const uint32_t fault_weight[F_EVENT_COUNT_] = {
@@ -213,6 +221,7 @@ typedef struct snode {
                                 differ from the cluster's; it must be refused, never serve,
                                 never be on a map, and exits once refused */
     uint32_t misfit_shards, misfit_replication;
+    bool superseded;         /* a newer process of its id took over: it exited for good */
 } snode;
 
 typedef struct late_write {
@@ -309,12 +318,28 @@ static void log_sink(void *arg, aether_log_level level, const char *line, int le
 
 /* ---- nodes ------------------------------------------------------------------ */
 
+/* The process of node id `id`: the running one if any (a twin of a live id
+ * runs beside it until one is superseded), else the first slot of that id. */
 static snode *node_of(sim *s, const char *id)
 {
+    snode *first = NULL;
     for (uint32_t i = 0; i < s->n_nodes; i++)
-        if (strcmp(s->nodes[i].id, id) == 0)
-            return &s->nodes[i];
-    return NULL;
+        if (strcmp(s->nodes[i].id, id) == 0) {
+            if (s->nodes[i].m != NULL)
+                return &s->nodes[i];
+            if (first == NULL)
+                first = &s->nodes[i];
+        }
+    return first;
+}
+
+/* Another slot of n's node id runs a process (F_TWIN). */
+static bool id_running_elsewhere(const sim *s, const snode *n)
+{
+    for (uint32_t i = 0; i < s->n_nodes; i++)
+        if (&s->nodes[i] != n && s->nodes[i].m != NULL && strcmp(s->nodes[i].id, n->id) == 0)
+            return true;
+    return false;
 }
 
 static bool may_serve(const snode *n) { return n->m != NULL && aether_member_may_serve(n->m); }
@@ -348,8 +373,9 @@ static void on_acquired(void *arg, uint32_t shard, uint64_t version)
     s->holders[shard]++;
     snode *o = co_holder(s, n, shard);
     if (o != NULL)
-        fail(s, "single ownership: %s acquired shard %u (map v%" PRIu64 ") while %s still serves it",
-             n->id, shard, version, o->id);
+        fail(s, "single ownership: %s%s acquired shard %u (map v%" PRIu64 ") while %s%s still serves it",
+             n->id, strcmp(n->id, o->id) == 0 ? " (its twin process)" : "", shard, version, o->id,
+             strcmp(n->id, o->id) == 0 ? " (the other process)" : "");
 }
 
 static void on_released(void *arg, uint32_t shard, uint64_t version)
@@ -1003,10 +1029,11 @@ static void inject(sim *s)
     uint32_t total = 0;
     for (uint32_t f = 0; f < F_EVENT_COUNT_; f++)
         total += enabled(s, (fault_kind)f) ? fault_weight[f] : 0;
+    total += enabled(s, F_TWIN) ? F_TWIN_WEIGHT : 0;
     if (total == 0)
         return;
     uint32_t r = (uint32_t)aether_rng_below(&s->frng, total);
-    fault_kind f = F_CRASH;
+    fault_kind f = F_TWIN; /* what is left past the base kinds */
     for (uint32_t k = 0; k < F_EVENT_COUNT_; k++) {
         uint32_t w = enabled(s, (fault_kind)k) ? fault_weight[k] : 0;
         if (r < w) {
@@ -1077,10 +1104,29 @@ static void inject(sim *s)
         }
         break;
     case F_DRAIN:
-        if (live > 2 && (n = pick_node(s, is_up)) != NULL) {
+        /* Not an id with two processes: LeaveCluster names only the id, so
+         * the older process's drain, sent before it learns it is
+         * superseded, drains the newer one (a known limit, docs/cluster.md). */
+        if (live > 2 && (n = pick_node(s, is_up)) != NULL && !id_running_elsewhere(s, n)) {
             trace_line(s, "FAULT drain %s", n->id);
             n->drain_requested = true;
             (void)aether_member_drain(n->m);
+            s->injected[f]++;
+        }
+        break;
+    case F_TWIN:
+        /* A second process of a live, reachable id (its own slot, the same
+         * id), started while the first still runs. */
+        if (s->n_nodes < s->cap_nodes && (n = pick_node(s, is_up_plain)) != NULL &&
+            !id_running_elsewhere(s, n)) {
+            snode *t = &s->nodes[s->n_nodes++];
+            t->sim = s;
+            t->idx = s->n_nodes - 1;
+            snprintf(t->id, sizeof(t->id), "%s", n->id);
+            t->serving = calloc(s->o.shards, 1);
+            AETHER_ASSERT(t->serving != NULL);
+            trace_line(s, "FAULT twin: a second process of %s", n->id);
+            node_start(s, t);
             s->injected[f]++;
         }
         break;
@@ -1145,6 +1191,17 @@ static void housekeeping(sim *s)
             node_stop(s, n, "exit 2 (join refused)");
             n->left = true;
             continue;
+        }
+        if (!n->paused) {
+            /* aether-node exits 3 the moment it is superseded. */
+            aether_member_view v;
+            aether_member_view_get(n->m, &v);
+            if (v.superseded) {
+                node_stop(s, n, "exit (superseded)");
+                n->superseded = n->left = true; /* never restarted: its id lives on */
+                n->restart_at_ns = 0;
+                continue;
+            }
         }
         if (n->drain_requested && !n->paused) {
             aether_member_view v;
@@ -1256,6 +1313,8 @@ static int settled(sim *s, char *why, size_t cap)
             if (strcmp(topo.nodes[k].id.str, n->id) == 0)
                 info = &topo.nodes[k];
         if (n->m == NULL) {
+            if (n->superseded || id_running_elsewhere(s, n))
+                continue; /* its id is another process's now */
             if (info != NULL && aether_node_status_is_healthy(info->status))
                 rc = -1, snprintf(why, cap, "%s is down but %s", n->id, aether_node_status_name(info->status));
             continue;
@@ -1436,7 +1495,7 @@ static void heal(sim *s)
     if (up == 0) {
         for (uint32_t i = 0; i < s->n_nodes && up == 0; i++) {
             snode *n = &s->nodes[i];
-            if (n->m == NULL && !n->misfit) {
+            if (n->m == NULL && !n->misfit && !n->superseded) {
                 n->left = false;
                 node_start(s, n);
                 up++;
@@ -1546,6 +1605,8 @@ static void usage(FILE *f)
             ")\n"
             "          --extra-faults LIST (opt-in kinds, also with --soak: misfit; not in\n"
             "            --all-faults: a joiner with another shard_count or replication)\n"
+            "          (--all-faults, 'all' and --soak leave out twin: a second process of a\n"
+            "          live node id; add it with --faults all,twin)\n"
             "          --fault-rate R (scheduled faults per simulated second, 1)\n"
             "          --loss F (0.01)  --dup F (0.005)  --reorder F (0.01)   per delivery\n"
             "          --delay-us MIN,MAX[,MEAN] (100,3000; MEAN = exponential)\n"
@@ -1595,7 +1656,7 @@ static bool parse_faults(const char *list, uint32_t *mask)
     snprintf(buf, sizeof(buf), "%s", list);
     for (char *tok = strtok(buf, ","); tok != NULL; tok = strtok(NULL, ",")) {
         if (strcmp(tok, "all") == 0) {
-            *mask |= (1u << F_CLASSIC_COUNT_) - 1;
+            *mask |= (1u << F_CLASSIC_COUNT_) - 1; /* the classic kinds; twin is opt-in */
             continue;
         }
         if (strcmp(tok, "none") == 0)
@@ -1648,7 +1709,7 @@ static void derive(opts *o)
     static const uint32_t handoff_choices[] = { 1, 4, 16, 64 };
     o->max_handoffs = handoff_choices[aether_rng_below(&r, 4)];
     o->faults = 0;
-    for (int f = 0; f < F_CLASSIC_COUNT_; f++)
+    for (int f = 0; f < F_CLASSIC_COUNT_; f++) /* F_TWIN is opt-in: seeds keep their schedules */
         if (aether_rng_below(&r, 10) < 7)
             o->faults |= 1u << f;
     o->fault_rate = 0.5 + (double)aether_rng_below(&r, 16) / 4.0; /* 0.5 .. 4.25 */
@@ -1914,7 +1975,8 @@ int main(int argc, char **argv)
     s->holders = calloc(s->o.shards, sizeof(*s->holders));
     s->late = calloc(SIM_LATE_MAX, sizeof(*s->late));
     s->cap_nodes = s->o.nodes + (enabled(s, F_JOIN) ? s->o.joins_max : 0) +
-                   (enabled(s, F_MISFIT) ? SIM_MISFITS_MAX : 0);
+                   (enabled(s, F_MISFIT) ? SIM_MISFITS_MAX : 0) +
+                   (enabled(s, F_TWIN) ? s->o.joins_max : 0);
     s->nodes = calloc(s->cap_nodes, sizeof(*s->nodes));
     s->led = calloc(s->cap_nodes, sizeof(*s->led));
     AETHER_ASSERT(s->holders != NULL && s->late != NULL && s->nodes != NULL);
@@ -1974,7 +2036,7 @@ int main(int argc, char **argv)
                s->o.seed, (double)(now_ns(s) - SEC) / 1e9, s->steps, faults);
         bool first = true;
         for (int f = 0; f < F_COUNT_; f++)
-            if (s->injected[f]) {
+            if (s->injected[f] && (f < F_EVENT_COUNT_ || f >= F_CLASSIC_COUNT_)) {
                 printf("%s%s %" PRIu64, first ? "" : ", ", fault_names[f], s->injected[f]);
                 first = false;
             }

@@ -42,7 +42,11 @@ set(AETHER_SIM_REGRESSIONS
   "campaign_while_isolated|--soak --seed 2612 --duration 240"
   "stale_map_after_ack|--soak --seed 7196 --duration 240"
   "late_topology_write|--soak --seed 3965 --duration 240"
-  "drained_on_stale_map|--soak --seed 281 --duration 240")
+  "drained_on_stale_map|--soak --seed 281 --duration 240"
+  "twin|--seed 3 --nodes 5 --duration 20 --faults all,twin --fault-rate 2"
+  "twin_same_claim|--seed 119 --nodes 8 --duration 20 --faults all,twin --fault-rate 4 --replication 3"
+  "twin_leads_first|--seed 303 --nodes 6 --duration 20 --faults all,twin --fault-rate 4"
+  "twin_behind_leader|--seed 78 --nodes 3 --duration 20 --faults all,twin --fault-rate 3")
 foreach(entry ${AETHER_SIM_REGRESSIONS})
   string(REPLACE "|" ";" parts "${entry}")
   list(GET parts 0 name)

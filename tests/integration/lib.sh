@@ -34,6 +34,8 @@
 #   node_start ID URL [ARGS...]  aether-node --nats URL --node ID --cluster $CLUSTER
 #                                --shards $SHARDS --trace ARGS; stdout $WORK/ID.out,
 #                                stderr $WORK/ID.err (appended: a restart keeps history)
+#   node_start_as NAME ID URL [ARGS...]  the same for a second process of node ID,
+#                                known to the script as NAME (files $WORK/NAME.*)
 #   node_alive ID, nodes_alive ID...
 #   node_kill ID                 SIGKILL; reaped, no job notice
 #   node_wait ID MS              waits <= MS for ID's exit (else fails); NODE_RC = its status
@@ -58,6 +60,7 @@
 #   cluster_up N [ARGS...]       server "nats" ($URL) and n1..nN (NODES) settled (LEADER)
 #   others ID...                 the NODES not listed
 #   wire_start / wire_mark / wire_since MARK
+#   wire_check_handover [ALIVE...]  every new leader after a live one followed its LeadershipLost
 #                                nats_probe watch into $WORK/wire.log: every message on
 #                                aether.$CLUSTER.>, with CLOCK_MONOTONIC microseconds
 # Final checks:
@@ -93,7 +96,7 @@ URL=""
 LEADER_NOW=""
 MAP_WHY=""
 SETTLED_WHY=""
-declare -A SRV_PID=() SRV_PORT=() SRV_ARGS=() NODE_PID=() NODE_MARK=() BG_PID=()
+declare -A SRV_PID=() SRV_PORT=() SRV_ARGS=() NODE_PID=() NODE_MARK=() NODE_ID=() BG_PID=()
 NODE_RC=""
 BG_RC=""
 
@@ -301,13 +304,22 @@ it_clean_env() {
 # ones, and AETHER_KEEP_LOGS, AETHER_NATS_SERVER, ... are the tests'), except
 # the log settings; a script passes its own through NODE_ENV=(K=V ...).
 node_start() {
-    local id=$1 url=$2
-    shift 2
+    local id=$1
+    shift
+    node_start_as "$id" "$id" "$@"
+}
+
+# node_start_as NAME ID URL [ARGS...]: a process of node ID the script calls
+# NAME (a second process of a running id: NODE_ID[NAME] = ID).
+node_start_as() {
+    local name=$1 id=$2 url=$3
+    shift 3
     it_clean_env
     env "${CLEAN_ENV[@]}" "${NODE_ENV[@]}" \
         "$NODE_BIN" --nats "$url" --node "$id" --cluster "$CLUSTER" --shards "$SHARDS" --trace "$@" \
-        >>"$WORK/$id.out" 2>>"$WORK/$id.err" &
-    NODE_PID[$id]=$!
+        >>"$WORK/$name.out" 2>>"$WORK/$name.err" &
+    NODE_PID[$name]=$!
+    NODE_ID[$name]=$id
 }
 
 node_alive() { [[ -n "${NODE_PID[$1]:-}" ]] && kill -0 "${NODE_PID[$1]}" 2>/dev/null; }
@@ -454,7 +466,7 @@ ownership() { awk '$1 == "shard" { print $2, $3 }' "$1"; }
 # installed_version ID: the version of the last map ID installed (its
 # --trace "T <us> ID MAP <version> <term>" lines); empty if none.
 installed_version() {
-    awk -v id="$1" '$1 == "T" && $3 == id && $4 == "MAP" { v = $5 } END { print v }' "$WORK/$1.out" 2>/dev/null
+    awk -v id="${NODE_ID[$1]:-$1}" '$1 == "T" && $3 == id && $4 == "MAP" { v = $5 } END { print v }' "$WORK/$1.out" 2>/dev/null
 }
 
 # leader_term ID: the term of ID's last "LEADER elected term=T" line.
@@ -542,6 +554,33 @@ wire_mark() { wc -l <"$WORK/wire.log"; }
 # wire_since MARK: the wire.log lines after MARK.
 wire_since() { tail -n +"$(( $1 + 1 ))" "$WORK/wire.log"; }
 
+# wire_check_handover [ALIVE...]: in wire.log, every LeaderElected of a
+# newer term whose predecessor (the leader of the last LeaderElected seen)
+# is one of ALIVE (default: every node; a process that was killed or paused
+# cannot speak) was preceded by that predecessor's LeadershipLost of its
+# term: a live leader always says it lost (issue 12 item 4). Fails with the
+# first handover that was not announced; HANDOVERS = how many were checked.
+wire_check_handover() {
+    local alive=" ${*:-${NODES[*]}} " bad
+    bad=$(awk -v alive="$alive" '
+        $3 == "LeadershipLost" { n = $4; t = $5; sub("node=", "", n); sub("term=", "", t); lost[n " " t] = 1 }
+        $3 == "LeaderElected" {
+            n = $4; t = $5; sub("node=", "", n); sub("term=", "", t); t += 0
+            if (t <= term) next
+            if (who != "" && index(alive, " " who " ") > 0) {
+                checked++
+                if (!((who " " term) in lost)) { print "term " t " (" n ") follows " who " (term " term ") with no LeadershipLost from it"; exit }
+            }
+            who = n; term = t
+        }
+        END { if (checked > 0) print "checked " checked }' "$WORK/wire.log")
+    case $bad in
+        checked*) HANDOVERS=${bad#checked } ;;
+        "") HANDOVERS=0 ;;
+        *) fail "leader handover not announced: $bad" ;;
+    esac
+}
+
 # trace_check_terms ID...: from each node's --trace lines, no node applied
 # an event of a term below one it already knew (from a LEADER line or an
 # event it applied or emitted before): every leader-issued change of an
@@ -550,7 +589,7 @@ wire_since() { tail -n +"$(( $1 + 1 ))" "$WORK/wire.log"; }
 trace_check_terms() {
     local n bad
     for n in "$@"; do
-        bad=$(awk -v id="$n" '$1 == "T" && $3 == id {
+        bad=$(awk -v id="${NODE_ID[$n]:-$n}" '$1 == "T" && $3 == id {
                 if ($4 == "LEADER" && $6 + 0 > hi) hi = $6 + 0
                 if ($4 == "EVENT") {
                     t = $7; sub("term=", "", t); t += 0

@@ -57,6 +57,13 @@
  * Exit: 0 done (whatever the replies), 1 the state could not be read or a
  * command got OK, 2 usage.
  *
+ *
+ *   nats_forge --nats URL --cluster C --delete-lease [--lease-ttl-ms N] [auth]
+ *
+ * deletes the lease key "leader" of aether_<C>_lease unconditionally (an
+ * operator's or a store accident under a live leader: issue 12 item 4),
+ * prints "deleted lease" and exits 0 (1 if the delete failed).
+ *
  * Threading: one thread.
  */
 #include <errno.h>
@@ -107,7 +114,9 @@ static int forge_usage(const char *msg)
     fprintf(stderr, "nats_forge: %s\n"
                     "usage: nats_forge --nats URL --cluster C --old-leader ID --old-term T\n"
                     "                  [--user U --password P | --token T] [--timeout-ms N]\n"
-                    "                  [--lease-ttl-ms N] [--no-forged-resign]\n",
+                    "                  [--lease-ttl-ms N] [--no-forged-resign]\n"
+                    "       nats_forge --nats URL --cluster C --delete-lease [--lease-ttl-ms N]\n"
+                    "                  [--user U --password P | --token T]\n",
             msg);
     return EXIT_USAGE;
 }
@@ -642,7 +651,7 @@ static int forge_replies(forge *f, natsSubscription *sub, uint64_t timeout_ms)
 int main(int argc, char **argv)
 {
     enum { O_NATS = 256, O_CLUSTER, O_OLD_LEADER, O_OLD_TERM, O_USER, O_PASSWORD, O_TOKEN, O_TIMEOUT, O_TTL,
-           O_NO_RESIGN };
+           O_NO_RESIGN, O_DELETE_LEASE };
     static const struct option longopts[] = {
         {"nats", required_argument, NULL, O_NATS},
         {"cluster", required_argument, NULL, O_CLUSTER},
@@ -654,10 +663,12 @@ int main(int argc, char **argv)
         {"timeout-ms", required_argument, NULL, O_TIMEOUT},
         {"lease-ttl-ms", required_argument, NULL, O_TTL},
         {"no-forged-resign", no_argument, NULL, O_NO_RESIGN},
+        {"delete-lease", no_argument, NULL, O_DELETE_LEASE},
         {NULL, 0, NULL, 0},
     };
     const char *url = NULL, *user = NULL, *password = NULL, *token = NULL, *old_leader = NULL;
     uint64_t old_term = 0, timeout_ms = 3000, ttl_ms = 1000;
+    bool delete_lease = false;
     forge f;
     memset(&f, 0, sizeof(f));
     opterr = 0;
@@ -674,6 +685,7 @@ int main(int argc, char **argv)
         case O_PASSWORD: password = optarg; break;
         case O_TOKEN: token = optarg; break;
         case O_NO_RESIGN: f.no_forged_resign = true; break;
+        case O_DELETE_LEASE: delete_lease = true; break;
         case O_OLD_TERM:
             errno = 0;
             old_term = strtoull(optarg, &end, 10);
@@ -696,9 +708,12 @@ int main(int argc, char **argv)
         }
     }
     aether_err err = {0};
-    if (url == NULL || f.cluster == NULL || old_leader == NULL || old_term == 0 || optind != argc)
+    if (delete_lease && (url == NULL || f.cluster == NULL || old_leader != NULL || optind != argc))
+        return forge_usage("--delete-lease wants --nats and --cluster only");
+    if (!delete_lease &&
+        (url == NULL || f.cluster == NULL || old_leader == NULL || old_term == 0 || optind != argc))
         return forge_usage("--nats, --cluster, --old-leader and --old-term are required");
-    if (aether_node_id_from_cstr(old_leader, &f.old_leader, &err) != AETHER_OK)
+    if (!delete_lease && aether_node_id_from_cstr(old_leader, &f.old_leader, &err) != AETHER_OK)
         return forge_usage("--old-leader is not a valid node id");
     f.old_term = old_term;
     snprintf(f.prefix, sizeof(f.prefix), "aether.%s.", f.cluster);
@@ -723,7 +738,18 @@ int main(int argc, char **argv)
     }
     int rc = 1;
     natsSubscription *sub = NULL;
-    if (forge_read_state(&f, ttl_ms) == 0 && f.member_count > 0) {
+    if (delete_lease) {
+        aether_kv *lease = forge_bind(&f, "lease", ttl_ms);
+        aether_status st = lease != NULL ? aether_kv_delete(lease, AETHER_LEASE_KEY_DEFAULT, 0, NULL, &err)
+                                         : AETHER_EUNAVAILABLE;
+        aether_kv_destroy(lease);
+        if (st == AETHER_OK) {
+            printf("deleted lease\n");
+            rc = 0;
+        } else {
+            fprintf(stderr, "nats_forge: delete lease: %s %s\n", aether_status_str(st), err.msg);
+        }
+    } else if (forge_read_state(&f, ttl_ms) == 0 && f.member_count > 0) {
         printf("state leader=%s term=%" PRIu64 " map_version=%" PRIu64 " shards=%u members=%u\n", f.leader.str,
                (uint64_t)f.term, f.map_version, f.shard_count, f.member_count);
         if (f.old_term >= f.term)

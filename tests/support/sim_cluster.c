@@ -15,7 +15,8 @@
 
 typedef struct sim_node {
     struct sim_cluster *c;
-    char id[AETHER_NODE_ID_LEN_MAX + 1];
+    char id[AETHER_NODE_ID_LEN_MAX + 1];   /* the harness's name for this process */
+    char node[AETHER_NODE_ID_LEN_MAX + 1]; /* its node id (== id unless a twin) */
     char zone[AETHER_NODE_ZONE_LEN_MAX + 1];
     aether_member *m;
     aether_transport *t;
@@ -37,6 +38,7 @@ struct sim_cluster {
     uint32_t violations;
     char first_violation[256];
     uint32_t event_counts[AETHER_EVT_COUNT_];
+    aether_term event_last_term[AETHER_EVT_COUNT_]; /* envelope term of the last one counted */
     uint64_t restarts;
     bool trace; /* AETHER_SIM_TRACE set: print every event (not renewals) */
     uint32_t moves[AETHER_SHARD_COUNT_MAX > 4096 ? 4096 : AETHER_SHARD_COUNT_MAX];
@@ -79,8 +81,9 @@ static void on_event(void *arg, const aether_event *e)
 {
     sim_node *n = arg;
     sim_cluster *c = n->c;
-    if (strcmp(e->node.str, n->id) == 0) {
+    if (strcmp(e->node.str, n->node) == 0) {
         c->event_counts[e->type]++;
+        c->event_last_term[e->type] = e->term;
         if (e->type == AETHER_EVT_SHARD_MIGRATED && e->data.shard_migrated.shard < 4096)
             c->moves[e->data.shard_migrated.shard]++;
         if (c->trace && e->type != AETHER_EVT_LEASE_RENEWED) {
@@ -169,32 +172,26 @@ void sim_cluster_destroy(sim_cluster *c)
     free(c);
 }
 
-aether_member *sim_add(sim_cluster *c, const char *id, const char *zone)
-{
-    return sim_add_config(c, id, zone, NULL);
-}
-
-const aether_config *sim_base_config(sim_cluster *c) { return &c->base; }
-
-aether_member *sim_add_config(sim_cluster *c, const char *id, const char *zone,
-                              const aether_config *own)
+static aether_member *start_process(sim_cluster *c, const char *name, const char *id,
+                                    const char *zone, const aether_config *own)
 {
     const aether_config *base = own != NULL ? own : &c->base;
-    sim_node *n = find(c, id);
+    sim_node *n = find(c, name);
     if (n == NULL) {
         if (c->n_nodes == SIM_NODES_MAX)
             return NULL;
         n = &c->nodes[c->n_nodes++];
         n->c = c;
-        snprintf(n->id, sizeof(n->id), "%s", id);
+        snprintf(n->id, sizeof(n->id), "%s", name);
         /* Room for the shards this node could acquire under either count. */
         n->serving = calloc(AETHER_SHARD_COUNT_MAX, 1);
         if (n->serving == NULL)
             return NULL;
     }
     stop_node(n);
+    snprintf(n->node, sizeof(n->node), "%s", id);
     if (c->trace)
-        fprintf(stderr, "t=%llu FAULT start %s\n", (unsigned long long)sim_now_ms(c), id);
+        fprintf(stderr, "t=%llu FAULT start %s (node %s)\n", (unsigned long long)sim_now_ms(c), name, id);
     snprintf(n->zone, sizeof(n->zone), "%s", zone ? zone : "");
     aether_config cfg = *base;
     if (aether_node_id_from_cstr(id, &cfg.node, NULL) != AETHER_OK)
@@ -216,6 +213,25 @@ aether_member *sim_add_config(sim_cluster *c, const char *id, const char *zone,
     }
     n->last_version = 0;
     return n->m;
+}
+
+aether_member *sim_add(sim_cluster *c, const char *id, const char *zone)
+{
+    return start_process(c, id, id, zone, NULL);
+}
+
+const aether_config *sim_base_config(sim_cluster *c) { return &c->base; }
+
+aether_member *sim_add_config(sim_cluster *c, const char *id, const char *zone,
+                              const aether_config *own)
+{
+    return start_process(c, id, id, zone, own);
+}
+
+aether_member *sim_add_twin(sim_cluster *c, const char *name, const char *id)
+{
+    sim_node *orig = find(c, id);
+    return start_process(c, name, id, orig != NULL ? orig->zone : NULL, NULL);
 }
 
 void sim_crash(sim_cluster *c, const char *id)
@@ -246,6 +262,19 @@ void sim_pause(sim_cluster *c, const char *id, bool on)
      * (core NATS drops what a stalled client cannot take). */
     sim_isolate(c, id, on);
     n->paused = on;
+}
+
+void sim_freeze(sim_cluster *c, const char *name, bool on)
+{
+    sim_node *n = find(c, name);
+    if (n == NULL || n->m == NULL)
+        return;
+    if (c->trace)
+        fprintf(stderr, "t=%llu FAULT freeze %s %d\n", (unsigned long long)sim_now_ms(c), name, on);
+    aether_actor *a[3];
+    aether_member_actors(n->m, a);
+    for (int i = 0; i < 3; i++)
+        aether_step_freeze(c->ex, a[i], on);
 }
 
 void sim_drain(sim_cluster *c, const char *id)
@@ -364,7 +393,7 @@ int sim_settled(sim_cluster *c, char *why, size_t cap)
             if (n->m == NULL || !n->serving[s])
                 continue;
             servers++;
-            if (owner == NULL || strcmp(owner, n->id) != 0) {
+            if (owner == NULL || strcmp(owner, n->node) != 0) {
                 snprintf(why, cap, "shard %u served by %s, map says %s", s, n->id, owner ? owner : "-");
                 rc = -1;
             }
@@ -407,6 +436,7 @@ uint32_t sim_violations(sim_cluster *c, char *first, size_t cap)
 }
 
 uint32_t sim_event_count(sim_cluster *c, aether_event_type type) { return c->event_counts[type]; }
+aether_term sim_event_last_term(sim_cluster *c, aether_event_type type) { return c->event_last_term[type]; }
 
 aether_executor *sim_executor(sim_cluster *c) { return c->ex; }
 aether_kv *sim_lease_kv(sim_cluster *c) { return c->lease_kv; }

@@ -43,8 +43,17 @@ aether_member *sim_add_config(sim_cluster *c, const char *id, const char *zone,
                               const aether_config *cfg);
 /* The cluster's base configuration (what sim_add gives every node). */
 const aether_config *sim_base_config(sim_cluster *c);
+/* A second process of node id `id` beside the running one (a restarted pod
+ * overlapping the old one), known to the harness as `name` (use it for
+ * sim_crash, sim_member, sim_serving...). Its shards count against every
+ * other process's, the original's included. */
+aether_member *sim_add_twin(sim_cluster *c, const char *name, const char *id);
 void sim_crash(sim_cluster *c, const char *id);         /* kill -9 */
 void sim_pause(sim_cluster *c, const char *id, bool on); /* SIGSTOP / SIGCONT: frozen and cut off */
+/* Freezes (or thaws) a process's actors only: its transport still takes
+ * messages into their mailboxes (a process descheduled for a while, or
+ * one whose other processes' traffic must not be cut: a twin's id). */
+void sim_freeze(sim_cluster *c, const char *name, bool on);
 void sim_drain(sim_cluster *c, const char *id);
 void sim_isolate(sim_cluster *c, const char *id, bool on);
 void sim_run_ms(sim_cluster *c, uint64_t ms);
@@ -67,6 +76,8 @@ uint32_t sim_violations(sim_cluster *c, char *first, size_t cap);
 uint32_t sim_serving(sim_cluster *c, const char *id);
 /* Events seen of a type, over all nodes' on_event, counted once per emitter+seq. */
 uint32_t sim_event_count(sim_cluster *c, aether_event_type type);
+/* The envelope term of the last such event counted (0: none yet). */
+aether_term sim_event_last_term(sim_cluster *c, aether_event_type type);
 aether_executor *sim_executor(sim_cluster *c);
 aether_kv *sim_lease_kv(sim_cluster *c);
 aether_metrics *sim_metrics(sim_cluster *c);

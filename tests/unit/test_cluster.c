@@ -9,6 +9,7 @@
 
 #include "cu_test.h"
 #include "kv_store.h"
+#include "lease.h"
 #include "sim_cluster.h"
 #include "strategy.h"
 
@@ -396,6 +397,142 @@ static void test_leader_change_alone_moves_nothing(void)
     sim_cluster_destroy(c);
 }
 
+/* Issue 12 item 4: the lease key deleted under a live leader (an operator,
+ * a store accident). Its next renewal conflicts; it must say so, in the
+ * term it held: a LeadershipLost stamped 0 is older than anything it
+ * stamped and never leaves the node. */
+static void test_lease_deleted_under_live_leader_reports_its_term(void)
+{
+    sim_cluster *c = boot(23, 3, 64);
+    char old[16];
+    snprintf(old, sizeof(old), "%s", sim_leader(c));
+    aether_member_view v;
+    aether_member_view_get(sim_member(c, old), &v);
+    aether_term term = v.term;
+    CU_ASSERT_FATAL(term != AETHER_TERM_NONE);
+    uint32_t lost = sim_event_count(c, AETHER_EVT_LEADERSHIP_LOST);
+    uint32_t elected = sim_event_count(c, AETHER_EVT_LEADER_ELECTED);
+    CU_ASSERT_EQUAL_FATAL(aether_kv_delete(sim_lease_kv(c), AETHER_LEASE_KEY_DEFAULT, 0, NULL, NULL),
+                          AETHER_OK);
+    sim_run_ms(c, 400); /* one renew interval (250 ms) and then some */
+    CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_LEADERSHIP_LOST), lost + 1);
+    CU_ASSERT_EQUAL(sim_event_last_term(c, AETHER_EVT_LEADERSHIP_LOST), term);
+    sim_run_ms(c, SETTLE_MS);
+    CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_LEADER_ELECTED), elected + 1);
+    CU_ASSERT(sim_event_last_term(c, AETHER_EVT_LEADER_ELECTED) > term);
+    expect_settled(c);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
+/* Issue 12 item 2: a second process of a live node id (a restarted pod
+ * overlapping the old one). The newer process is admitted; the older one
+ * learns it and stops for good: it serves nothing, says so in its view, its
+ * API and the aether_superseded gauge, and never leads again. Within
+ * failure_timeout exactly one process serves each shard, and no shard is
+ * ever served by both (the harness checks every acquisition). */
+static void twin_of(uint64_t seed, bool of_leader)
+{
+    sim_cluster *c = boot(seed, 3, 64);
+    char id[16];
+    const char *leader = sim_leader(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(leader);
+    if (of_leader)
+        snprintf(id, sizeof(id), "%s", leader);
+    else
+        snprintf(id, sizeof(id), "%s", strcmp(leader, "n2") == 0 ? "n1" : "n2");
+    uint32_t before = sim_serving(c, id);
+    CU_ASSERT(before > 0);
+    aether_member *old = sim_member(c, id);
+    aether_member_view v;
+    aether_member_view_get(old, &v);
+    CU_ASSERT_FALSE(v.superseded);
+    uint64_t old_inc = v.incarnation;
+    sim_run_ms(c, 5); /* a later start: a later incarnation */
+    CU_ASSERT_FATAL(sim_add_twin(c, "twin", id) != NULL);
+    /* Within failure_timeout (1000 ms): the old process has stopped. */
+    uint64_t t0 = sim_now_ms(c), stopped_at = 0;
+    for (int i = 0; i < 1000 && stopped_at == 0; i++) {
+        sim_run_ms(c, 1);
+        aether_member_view_get(old, &v);
+        if (v.superseded && sim_serving(c, id) == 0 && !v.is_leader)
+            stopped_at = sim_now_ms(c);
+    }
+    CU_ASSERT(stopped_at > 0);
+    CU_ASSERT(stopped_at - t0 <= 1000);
+    aether_member_view_get(old, &v);
+    CU_ASSERT_TRUE(v.superseded);
+    CU_ASSERT_TRUE(v.fenced);
+    CU_ASSERT_EQUAL(v.shards_serving, 0);
+    CU_ASSERT(v.superseded_by > old_inc);
+    CU_ASSERT_EQUAL(aether_member_drain(old), AETHER_ESUPERSEDED); /* it would drain the twin */
+    CU_ASSERT_EQUAL(aether_member_elect(old), AETHER_ESUPERSEDED);
+    aether_member_view tv;
+    aether_member_view_get(sim_member(c, "twin"), &tv);
+    CU_ASSERT_FALSE(tv.superseded);
+    CU_ASSERT_EQUAL(tv.incarnation, v.superseded_by);
+    char labels[32];
+    int64_t g = -1;
+    snprintf(labels, sizeof(labels), "node=\"%s\"", id);
+    /* The series follows the newest process of the id (one registry here). */
+    CU_ASSERT_EQUAL(aether_metrics_read(sim_metrics(c), "aether_superseded", labels, &g), AETHER_OK);
+    CU_ASSERT_EQUAL(g, 0);
+    /* The old one never comes back, however long it lives on. */
+    sim_run_ms(c, SETTLE_MS);
+    aether_member_view_get(old, &v);
+    CU_ASSERT_EQUAL(v.shards_serving, 0);
+    CU_ASSERT_FALSE(v.is_leader);
+    CU_ASSERT_EQUAL(sim_serving(c, "twin"), before); /* the id's shards, served by the twin */
+    expect_settled(c);
+    sim_crash(c, id); /* aether-node exits */
+    sim_run_ms(c, SETTLE_MS);
+    expect_settled(c);
+    CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_NODE_FAILED), 0); /* the twin holds the id */
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
+/* The older process hears nothing while the newer one is admitted (its
+ * actors frozen: descheduled, stuck in GC): it cannot stop in time, so the
+ * newer one must not acquire while the older one's serving right, from the
+ * last keep-alive a leader acknowledged, may still hold. The newer one waits
+ * failure_timeout after its admission; the harness checks every acquisition
+ * against every process that may serve. When the older one thaws it learns
+ * it is superseded and never serves again. */
+static void test_second_process_while_the_first_is_frozen(void)
+{
+    sim_cluster *c = boot(26, 3, 64);
+    const char *leader = sim_leader(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(leader);
+    char id[16];
+    snprintf(id, sizeof(id), "%s", strcmp(leader, "n2") == 0 ? "n1" : "n2");
+    uint32_t before = sim_serving(c, id);
+    CU_ASSERT(before > 0);
+    aether_member *old = sim_member(c, id);
+    sim_freeze(c, id, true);
+    sim_run_ms(c, 5);
+    CU_ASSERT_FATAL(sim_add_twin(c, "twin", id) != NULL);
+    sim_run_ms(c, 600); /* admitted, not serving yet: the old right may hold */
+    CU_ASSERT_EQUAL(sim_serving(c, "twin"), 0);
+    sim_run_ms(c, 1400);
+    CU_ASSERT_EQUAL(sim_serving(c, "twin"), before);
+    sim_freeze(c, id, false);
+    sim_run_ms(c, 500);
+    aether_member_view v;
+    aether_member_view_get(old, &v);
+    CU_ASSERT_TRUE(v.superseded);
+    CU_ASSERT_EQUAL(v.shards_serving, 0);
+    CU_ASSERT_FALSE(aether_member_may_serve(old));
+    sim_crash(c, id);
+    sim_run_ms(c, SETTLE_MS);
+    expect_settled(c);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
+static void test_second_process_of_a_follower_supersedes_it(void) { twin_of(24, false); }
+static void test_second_process_of_the_leader_supersedes_it(void) { twin_of(25, true); }
+
 static void test_leader_crash_mid_rebalance(void)
 {
     aether_config base;
@@ -718,6 +855,10 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(rebalance_command_on_a_balanced_map_moves_nothing),
     AETHER_TEST(leader_change_alone_moves_nothing),
     AETHER_TEST(leader_crash_mid_rebalance),
+    AETHER_TEST(lease_deleted_under_live_leader_reports_its_term),
+    AETHER_TEST(second_process_of_a_follower_supersedes_it),
+    AETHER_TEST(second_process_of_the_leader_supersedes_it),
+    AETHER_TEST(second_process_while_the_first_is_frozen),
     AETHER_TEST(random_churn_seeds),
     AETHER_TEST(join),
     AETHER_TEST(graceful_leave),

@@ -906,8 +906,8 @@ static void test_lease_on_nats(void)
     CU_ASSERT_EQUAL(t, 1);
     /* Renewals move the revision, keep the term. */
     uint64_t before = ha.revision;
-    CU_ASSERT_EQUAL(aether_lease_renew(&a, &ha, NULL), AETHER_OK);
-    CU_ASSERT_EQUAL(aether_lease_renew(&a, &ha, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_lease_renew(&a, &ha, &ha, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_lease_renew(&a, &ha, &ha, NULL), AETHER_OK);
     CU_ASSERT_EQUAL(ha.revision, before + 2);
     CU_ASSERT_EQUAL(ha.lease.term, 1);
     aether_lease_value v;
@@ -922,7 +922,7 @@ static void test_lease_on_nats(void)
     CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_OK);
     CU_ASSERT_TRUE(hb.lease.term > 1);
     /* a's stale holder can neither renew nor delete b's lease. */
-    CU_ASSERT_EQUAL(aether_lease_renew(&a, &stale, NULL), AETHER_ECONFLICT);
+    CU_ASSERT_EQUAL(aether_lease_renew(&a, &stale, &stale, NULL), AETHER_ECONFLICT);
     stale = hb;
     stale.revision = hb.revision - 1;
     CU_ASSERT_EQUAL(aether_lease_resign(&a, &stale, NULL), AETHER_ECONFLICT);

@@ -146,7 +146,7 @@ static void test_renew_keeps_term_uses_send_time(void)
     for (int i = 0; i < 3; i++) {
         uint64_t before = tc.now;
         uint64_t rev = h.revision;
-        CU_ASSERT_EQUAL_FATAL(aether_lease_renew(&a, &h, NULL), AETHER_OK);
+        CU_ASSERT_EQUAL_FATAL(aether_lease_renew(&a, &h, &h, NULL), AETHER_OK);
         /* The renewal's own read, before the store's: send time, not reply time. */
         CU_ASSERT_EQUAL(h.lease.renewed_at_ns, before + MS);
         CU_ASSERT_TRUE(h.lease.renewed_at_ns < tc.now);
@@ -176,8 +176,11 @@ static void test_renew_after_takeover_conflicts(void)
     CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_OK);
     CU_ASSERT_TRUE(hb.lease.term > ha.lease.term);
     CU_ASSERT_EQUAL(recorded(&b), hb.lease.term);
-    /* a wakes up and renews: refused, and it must not act. */
-    CU_ASSERT_EQUAL(aether_lease_renew(&a, &ha, &err), AETHER_ECONFLICT);
+    /* a wakes up and renews: refused, and it must not act. Its holding is
+     * unchanged: it still names the term it lost (for LeadershipLost). */
+    aether_lease_held before = ha;
+    CU_ASSERT_EQUAL(aether_lease_renew(&a, &ha, &ha, &err), AETHER_ECONFLICT);
+    CU_ASSERT_EQUAL(memcmp(&ha, &before, sizeof(ha)), 0);
     CU_ASSERT_FALSE(aether_lease_may_act(&ha.lease, sim.now_ns, MARGIN_MS));
     CU_ASSERT_TRUE(aether_lease_may_act(&hb.lease, sim.now_ns, MARGIN_MS));
     /* a's resign cannot delete b's lease (conditional delete). */
@@ -186,7 +189,7 @@ static void test_renew_after_takeover_conflicts(void)
     uint64_t r;
     CU_ASSERT_EQUAL(aether_lease_read(&b, &v, &r, NULL), AETHER_OK);
     CU_ASSERT_STRING_EQUAL(v.leader.str, "node-b");
-    CU_ASSERT_EQUAL(aether_lease_renew(&b, &hb, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_lease_renew(&b, &hb, &hb, NULL), AETHER_OK);
     stores_down();
 }
 
@@ -228,9 +231,9 @@ static void test_wipe_keeps_terms_increasing(void)
     CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &ha, NULL), AETHER_OK);
     CU_ASSERT_EQUAL(ha.lease.term, 1);
     for (int i = 0; i < 3; i++)
-        CU_ASSERT_EQUAL(aether_lease_renew(&a, &ha, NULL), AETHER_OK);
+        CU_ASSERT_EQUAL(aether_lease_renew(&a, &ha, &ha, NULL), AETHER_OK);
     CU_ASSERT_EQUAL(aether_lease_resign(&a, &ha, NULL), AETHER_OK); /* marker at 5 */
-    CU_ASSERT_FALSE(aether_lease_may_act(&ha.lease, sim.now_ns, MARGIN_MS));
+    CU_ASSERT_EQUAL(ha.lease.term, 1); /* a value: the caller drops it, resign does not */
     CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_OK);
     CU_ASSERT_EQUAL(hb.lease.term, 6);
     CU_ASSERT_EQUAL(recorded(&b), 6);
@@ -247,7 +250,7 @@ static void test_wipe_keeps_terms_increasing(void)
     CU_ASSERT_EQUAL(aether_kv_mem_last_revision(lease_kv), 7);
     CU_ASSERT_EQUAL(recorded(&c), 7);
     CU_ASSERT_TRUE(aether_lease_may_act(&hc.lease, sim.now_ns, MARGIN_MS));
-    CU_ASSERT_EQUAL(aether_lease_renew(&c, &hc, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_lease_renew(&c, &hc, &hc, NULL), AETHER_OK);
     CU_ASSERT_EQUAL(hc.lease.term, 7);
     stores_down();
 }
@@ -288,7 +291,7 @@ static void test_reconcile_unknown_applied(void)
     aether_sim_clock_advance_ns(&sim, 250 * MS);
     uint64_t sent = sim.now_ns;
     aether_kv_mem_fail_next(lease_kv, AETHER_KV_CALL_UPDATE, AETHER_KV_FAULT_UNKNOWN_APPLIED, 1);
-    CU_ASSERT_EQUAL(aether_lease_renew(&a, &h, NULL), AETHER_EUNKNOWN);
+    CU_ASSERT_EQUAL(aether_lease_renew(&a, &h, &h, NULL), AETHER_EUNKNOWN);
     /* Maybe: nothing believed yet. */
     CU_ASSERT_TRUE(h.pending);
     CU_ASSERT_EQUAL(h.revision, old_rev);
@@ -297,15 +300,15 @@ static void test_reconcile_unknown_applied(void)
     /* A failed re-read keeps it pending. */
     aether_kv_mem_fail_next(lease_kv, AETHER_KV_CALL_GET, AETHER_KV_FAULT_UNAVAILABLE, 1);
     bool applied = true;
-    CU_ASSERT_EQUAL(aether_lease_reconcile(&a, &h, &applied, NULL), AETHER_EUNAVAILABLE);
+    CU_ASSERT_EQUAL(aether_lease_reconcile(&a, &h, &h, &applied, NULL), AETHER_EUNAVAILABLE);
     CU_ASSERT_TRUE(h.pending);
     CU_ASSERT_EQUAL(h.lease.renewed_at_ns, old_renewed);
-    CU_ASSERT_EQUAL(aether_lease_reconcile(&a, &h, &applied, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_lease_reconcile(&a, &h, &h, &applied, NULL), AETHER_OK);
     CU_ASSERT_TRUE(applied);
     CU_ASSERT_FALSE(h.pending);
     CU_ASSERT_TRUE(h.revision > old_rev);
     CU_ASSERT_EQUAL(h.lease.renewed_at_ns, sent); /* the send time of the maybe-renewal */
-    CU_ASSERT_EQUAL(aether_lease_renew(&a, &h, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_lease_renew(&a, &h, &h, NULL), AETHER_OK);
     stores_down();
 }
 
@@ -319,26 +322,54 @@ static void test_reconcile_unknown_not_applied(void)
     aether_sim_clock_advance_ns(&sim, 250 * MS);
     aether_kv_mem_fail_next(lease_kv, AETHER_KV_CALL_UPDATE, AETHER_KV_FAULT_UNKNOWN_NOT_APPLIED,
                             1);
-    CU_ASSERT_EQUAL(aether_lease_renew(&a, &h, NULL), AETHER_EUNKNOWN);
+    CU_ASSERT_EQUAL(aether_lease_renew(&a, &h, &h, NULL), AETHER_EUNKNOWN);
     bool applied = true;
-    CU_ASSERT_EQUAL(aether_lease_reconcile(&a, &h, &applied, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_lease_reconcile(&a, &h, &h, &applied, NULL), AETHER_OK);
     CU_ASSERT_FALSE(applied);
     CU_ASSERT_FALSE(h.pending);
     CU_ASSERT_EQUAL(h.revision, old_rev);
     CU_ASSERT_EQUAL(h.lease.renewed_at_ns, old_renewed); /* the old deadline stands */
-    CU_ASSERT_EQUAL(aether_lease_renew(&a, &h, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_lease_renew(&a, &h, &h, NULL), AETHER_OK);
 
     /* Not applied, and meanwhile the lease expired and b took it: lost. */
     aether_kv_mem_fail_next(lease_kv, AETHER_KV_CALL_UPDATE, AETHER_KV_FAULT_UNKNOWN_NOT_APPLIED,
                             1);
-    CU_ASSERT_EQUAL(aether_lease_renew(&a, &h, NULL), AETHER_EUNKNOWN);
+    CU_ASSERT_EQUAL(aether_lease_renew(&a, &h, &h, NULL), AETHER_EUNKNOWN);
     aether_sim_clock_advance_ns(&sim, TTL_MS * MS);
     CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_OK);
     aether_err err = {0};
-    CU_ASSERT_EQUAL(aether_lease_reconcile(&a, &h, &applied, &err), AETHER_ECONFLICT);
+    aether_lease_held lost = h;
+    CU_ASSERT_EQUAL(aether_lease_reconcile(&a, &h, &h, &applied, &err), AETHER_ECONFLICT);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "another node"));
-    CU_ASSERT_FALSE(h.pending);
+    CU_ASSERT_EQUAL(memcmp(&h, &lost, sizeof(h)), 0); /* a failed call changes nothing */
+    CU_ASSERT_FALSE(applied);
     CU_ASSERT_FALSE(aether_lease_may_act(&h.lease, sim.now_ns, MARGIN_MS));
+    stores_down();
+}
+
+/* The lease key deleted under a live holder (an operator, a store
+ * accident): the renewal fails, and the holding it returns still names the
+ * term, so the holder can say which leadership ended. */
+static void test_renew_after_delete_keeps_the_lost_term(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a");
+    aether_lease_held h;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_OK);
+    aether_term term = h.lease.term;
+    CU_ASSERT_FATAL(term != AETHER_TERM_NONE);
+    CU_ASSERT_EQUAL_FATAL(aether_kv_delete(lease_kv, AETHER_LEASE_KEY_DEFAULT, 0, NULL, NULL), AETHER_OK);
+    aether_sim_clock_advance_ns(&sim, 250 * MS);
+    aether_lease_held next, before = h;
+    memset(&next, 0xab, sizeof(next));
+    aether_status st = aether_lease_renew(&a, &h, &next, NULL);
+    CU_ASSERT(st == AETHER_ECONFLICT || st == AETHER_ENOTFOUND);
+    CU_ASSERT_EQUAL(memcmp(&h, &before, sizeof(h)), 0);
+    CU_ASSERT_EQUAL(memcmp(&next, &h, sizeof(h)), 0);
+    CU_ASSERT_EQUAL(next.lease.term, term);
+    /* Resigning the lost lease deletes nothing of anyone else's. */
+    CU_ASSERT_EQUAL(aether_lease_resign(&a, &h, NULL), AETHER_ECONFLICT);
+    CU_ASSERT_EQUAL(h.lease.term, term);
     stores_down();
 }
 
@@ -398,8 +429,11 @@ static void test_resign_fires_delete_event(void)
                           AETHER_OK);
     aether_lease_held h;
     CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_OK);
+    aether_lease_held before = h;
     CU_ASSERT_EQUAL(aether_lease_resign(&a, &h, NULL), AETHER_OK);
-    CU_ASSERT_FALSE(aether_lease_may_act(&h.lease, sim.now_ns, MARGIN_MS));
+    CU_ASSERT_EQUAL(memcmp(&h, &before, sizeof(h)), 0); /* the caller drops the holding */
+    /* The key is gone: the resigned holding can no longer be renewed. */
+    CU_ASSERT_EQUAL(aether_lease_renew(&a, &h, &h, NULL), AETHER_ECONFLICT);
     CU_ASSERT_EQUAL(seen.deletes, 1); /* followers watching the key learn at once */
     CU_ASSERT_EQUAL(seen.revision, 2);
     /* Expiry, by contrast, is silent (nats-server 2.9): followers must probe. */
@@ -482,6 +516,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(advance_budget_keeps_progress),
     AETHER_TEST(reconcile_unknown_applied),
     AETHER_TEST(reconcile_unknown_not_applied),
+    AETHER_TEST(renew_after_delete_keeps_the_lost_term),
     AETHER_TEST(acquire_under_faults),
     AETHER_TEST(resign_fires_delete_event),
     AETHER_TEST(config_and_value_checks),

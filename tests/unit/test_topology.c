@@ -191,6 +191,38 @@ static void test_mark_failed_and_rejoin_new_incarnation(void)
     aether_topology_fini(&t);
 }
 
+/* One process per node id (DESIGN 2.4): a newer process is admitted over a
+ * healthy record; the older one's keep-alive is then refused with
+ * ESUPERSEDED naming the newer incarnation; an unhealthy record's stale
+ * incarnation is still ESTALE. */
+static void test_newer_process_supersedes_older(void)
+{
+    aether_topology t;
+    leader_topology(&t);
+    aether_node_id b = id_of("b");
+    aether_command old = join_cmd("b", "x", "");
+    old.data.join.info.incarnation = 100;
+    uint32_t n;
+    CU_ASSERT_EQUAL(run(&t, &old, &n, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_EQUAL(run(&t, &old, &n, NULL), AETHER_OK); /* its keep-alive */
+    CU_ASSERT_EQUAL(n, 0);
+    aether_command twin = old;
+    twin.data.join.info.incarnation = 250;
+    CU_ASSERT_EQUAL(run(&t, &twin, &n, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_EQUAL(aether_topology_find(&t, &b)->incarnation, 250);
+    aether_err why;
+    CU_ASSERT_EQUAL(run(&t, &old, &n, &why), AETHER_ESUPERSEDED);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why.msg, "superseded by incarnation 250"));
+    /* Failed: a stale incarnation is ESTALE (that run rejoins above it). */
+    aether_command f = node_cmd(AETHER_CMD_MARK_NODE_FAILED, "b");
+    CU_ASSERT_EQUAL(run(&t, &f, NULL, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(run(&t, &old, &n, &why), AETHER_ESTALE);
+    aether_topology_fini(&t);
+}
+
 static void test_not_a_cluster_command(void)
 {
     aether_topology t;
@@ -337,6 +369,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(admission_terms_of_a_config),
     AETHER_TEST(join_refused_when_terms_differ),
     AETHER_TEST(join_accepted_and_idempotent),
+    AETHER_TEST(newer_process_supersedes_older),
     AETHER_TEST(join_rejected_when_not_leader),
     AETHER_TEST(stale_term_rejected),
     AETHER_TEST(join_invalid_info_rejected),
