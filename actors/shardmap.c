@@ -97,6 +97,21 @@ aether_node_index aether_shardmap_find_node(const aether_shardmap *m, const aeth
     return AETHER_NODE_INDEX_NONE;
 }
 
+bool aether_shardmap_names_node(const aether_shardmap *m, const aether_node_id *id)
+{
+    aether_node_index idx = aether_shardmap_find_node(m, id);
+    if (idx == AETHER_NODE_INDEX_NONE)
+        return false;
+    size_t owned = 0;
+    (void)aether_shardmap_node_owner_shards(m, idx, &owned);
+    if (owned > 0)
+        return true;
+    for (uint32_t s = 0; s < m->shard_count; s++) /* bounded: shard_count */
+        if (m->shards[s].state == AETHER_SHARD_MOVING && m->shards[s].to == idx)
+            return true;
+    return false;
+}
+
 static const char *node_name(const aether_shardmap *m, aether_node_index i)
 {
     return i < m->node_count ? m->nodes[i].str : "?";

@@ -154,6 +154,12 @@ static inline const uint32_t *aether_shardmap_node_owner_shards(const aether_sha
     return &m->owner_shards[m->owner_start[index]];
 }
 
+/* True when the map gives node id a role: an owner (primary or replica) of
+ * some shard, or the target of a handoff. A node merely listed in the node
+ * table (it owned something in an earlier version) is not named. O(log
+ * nodes + shard_count). */
+bool aether_shardmap_names_node(const aether_shardmap *m, const aether_node_id *id);
+
 /* Checks every rule listed at the top, plus the per-node index. AETHER_OK or
  * AETHER_EINVAL with the field named, e.g. "shards[3].owners[1]: duplicate
  * owner node-a". Built maps always pass; this is also the test oracle. */
