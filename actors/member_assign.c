@@ -643,6 +643,9 @@ static void advance_locked(aether_member *m, const char *reason)
     }
     as->force_publish = false;
     uint64_t from_version = cur ? cur->version : 0;
+    /* Nodes that own nothing any more leave the map's node table: departed
+     * ids do not pile up in every map (and the leader may forget them). */
+    (void)aether_shardmap_builder_drop_unnamed(b, NULL);
     aether_shardmap_builder_set_version(b, from_version + 1);
     aether_shardmap_builder_set_term(b, term);
     aether_shardmap *next = NULL;

@@ -191,6 +191,12 @@ aether_status aether_shardmap_builder_from_map(const aether_shardmap *m,
 
 void aether_shardmap_builder_destroy(aether_shardmap_builder *b); /* NULL is a no-op */
 
+/* Drops from the node table every node that owns nothing and is no
+ * handoff target (a node that left or failed stays in every map derived
+ * from an earlier one otherwise), renumbering the builder indices. The
+ * built map names the same owners. AETHER_ENOMEM leaves b unchanged. */
+aether_status aether_shardmap_builder_drop_unnamed(aether_shardmap_builder *b, aether_err *err);
+
 void aether_shardmap_builder_set_version(aether_shardmap_builder *b, uint64_t version);
 void aether_shardmap_builder_set_term(aether_shardmap_builder *b, aether_term term);
 
