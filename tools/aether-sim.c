@@ -1154,6 +1154,14 @@ static int settled(sim *s, char *why, size_t cap)
             continue;
         }
         aether_node_status want = n->drain_requested ? AETHER_NODE_LEFT : AETHER_NODE_ACTIVE;
+        if (info == NULL && n->drain_requested) {
+            /* Left, then forgotten by the leader (node_retention_ms): the
+             * node itself knows it left for good. */
+            aether_member_view v;
+            aether_member_view_get(n->m, &v);
+            if (v.has_left)
+                continue;
+        }
         if (info == NULL || info->status != want)
             rc = -1, snprintf(why, cap, "%s is %s, should be %s", n->id,
                               info ? aether_node_status_name(info->status) : "unknown",
