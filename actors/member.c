@@ -337,6 +337,8 @@ static int64_t g_incarnation(void *a) { return (int64_t)__atomic_load_n(&((aethe
 static int64_t g_leader_changes(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->leader_changes, __ATOMIC_RELAXED); }
 static int64_t g_rebalances(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->rebalances, __ATOMIC_RELAXED); }
 static int64_t g_moved(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->shards_moved, __ATOMIC_RELAXED); }
+static int64_t g_forgotten(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->nodes_forgotten, __ATOMIC_RELAXED); }
+static int64_t g_brake_releases(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->brake_releases, __ATOMIC_RELAXED); }
 static int64_t g_stale(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->stale_dropped, __ATOMIC_RELAXED); }
 static int64_t g_impostor(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->impostor_dropped, __ATOMIC_RELAXED); }
 static int64_t g_incompatible(void *a) { return member_incompatible(a) ? 1 : 0; }
@@ -474,7 +476,15 @@ static const struct {
       "1 while this node leads with the rebalance brake engaged (too many nodes lost within "
       "brake_window_ms: only I2 is restored).",
       g_brake },
+    { "aether_brake_releases_total", NULL, true,
+      "Rebalance brakes an operator released on this node as leader (aetherctl rebalance "
+      "--release-brake).",
+      g_brake_releases },
     { "aether_shards_moved_total", NULL, true, "Shards this node moved as leader.", g_moved },
+    { "aether_nodes_forgotten_total", NULL, true,
+      "Left or Failed nodes this node removed from the topology as leader, node_retention_ms after "
+      "they departed.",
+      g_forgotten },
     { "aether_heartbeats_missed", NULL, false,
       "Heartbeat intervals since the newest acknowledged keep-alive, less the one in flight (0 on the "
       "leader).",
@@ -861,6 +871,7 @@ void aether_member_view_get(const aether_member *m, aether_member_view *out)
     out->rebalances = __atomic_load_n(&m->rebalances, __ATOMIC_RELAXED);
     out->shards_moved = __atomic_load_n(&m->shards_moved, __ATOMIC_RELAXED);
     out->incompatible = member_incompatible(m);
+    out->has_left = __atomic_load_n(&m->self_left, __ATOMIC_SEQ_CST) != 0;
     aether_rcu_read_lock();
     const aether_topology_snapshot *ts =
         (const aether_topology_snapshot *)aether_snapshot_current(&m->topo_slot);

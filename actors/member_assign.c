@@ -89,6 +89,8 @@ struct member_assign_state {
     uint64_t offline_ns[OFFLINE_RING];
     uint32_t offline_n;
     bool brake;
+    uint64_t brake_released_ns;  /* an operator released the brake then (our clock): losses
+                                    before it no longer count; 0 = never */
     uint64_t state_rev;          /* revision of the stored map we last wrote */
     bool force_publish;          /* a node came back: publish a new version even if
                                     nothing moves (its acquire floor needs a newer map) */
@@ -688,6 +690,9 @@ static void advance_locked(aether_member *m, const char *reason)
     }
     as->force_publish = false;
     uint64_t from_version = cur ? cur->version : 0;
+    /* Nodes that own nothing any more leave the map's node table: departed
+     * ids do not pile up in every map (and the leader may forget them). */
+    (void)aether_shardmap_builder_drop_unnamed(b, NULL);
     aether_shardmap_builder_set_version(b, from_version + 1);
     aether_shardmap_builder_set_term(b, term);
     aether_shardmap *next = NULL;
@@ -776,12 +781,27 @@ static void advance_locked(aether_member *m, const char *reason)
     }
 }
 
+/* Failures and leaves within the window, after the operator's last
+ * release of the brake (those before it are forgiven). */
 static uint32_t offline_recent(member_assign_state *as, uint64_t now, uint64_t window_ns)
 {
     uint32_t n = 0, count = as->offline_n < OFFLINE_RING ? as->offline_n : OFFLINE_RING;
     for (uint32_t i = 0; i < count; i++)
-        n += now - as->offline_ns[i] <= window_ns;
+        n += now - as->offline_ns[i] <= window_ns && as->offline_ns[i] > as->brake_released_ns;
     return n;
+}
+
+/* How many losses within the window the brake tolerates: brake_max_offline,
+ * or (0) a third of the live nodes - Active + Draining, never the Left and
+ * Failed ids the topology still remembers - counted as they were when the
+ * window opened: the live ones now plus the `recent` that went offline
+ * within it. So 3 of 5 live nodes lost in a burst engage the brake however
+ * many departed ids the topology holds. */
+static uint32_t brake_tolerance(const aether_member *m, const member_assign_state *as, uint32_t recent)
+{
+    if (m->cfg.brake_max_offline != 0)
+        return m->cfg.brake_max_offline;
+    return (aether_topology_count_live(&as->topo) + recent) / 3;
 }
 
 /* The target gives shards only to nodes healthy in as->topo. */
@@ -837,9 +857,9 @@ static bool compute_target(aether_member *m)
     member_assign_state *as = m->as;
     uint64_t now = member_now_ns(m);
     uint32_t nodes = as->topo.count;
-    uint32_t max_offline = m->cfg.brake_max_offline ? m->cfg.brake_max_offline : nodes / 3;
-    bool brake = max_offline > 0 &&
-                 offline_recent(as, now, (uint64_t)m->cfg.brake_window_ms * AETHER_NS_PER_MS) > max_offline;
+    uint32_t recent = offline_recent(as, now, (uint64_t)m->cfg.brake_window_ms * AETHER_NS_PER_MS);
+    uint32_t max_offline = brake_tolerance(m, as, recent);
+    bool brake = max_offline > 0 && recent > max_offline;
     if (brake != as->brake)
         AETHER_WARN(MEMBER_LOG, "%s: rebalance brake %s", m->cfg.node.str, brake ? "engaged" : "released");
     as->brake = brake;
@@ -915,6 +935,53 @@ static void takeover(aether_member *m, aether_term term)
     memset(as->done, 0, m->cfg.shard_count);
     as->n_done = 0;
     (void)takeover_load(m);
+}
+
+/* The operator's release of the brake (RebalanceShards release_brake):
+ * the losses seen so far are forgiven (only later ones count towards the
+ * brake again), the brake drops and a full rebalance runs at once, as a
+ * session of its own opened by RebalanceStarted `brake released by
+ * operator`. Who asked is logged and counted. A brake that cleared between
+ * the request and now is released all the same (nothing to forgive). */
+static void release_brake(aether_member *m, const char *who)
+{
+    member_assign_state *as = m->as;
+    aether_term term;
+    if (!member_may_lead(m, &term) || as->lead_term != term || as->loaded_term != term) {
+        AETHER_WARN(MEMBER_LOG, "%s: brake release asked by %s: not leading now; ask again",
+                    m->cfg.node.str, who);
+        return;
+    }
+    uint64_t now = member_now_ns(m);
+    as->brake_released_ns = now;
+    __atomic_add_fetch(&m->brake_releases, 1, __ATOMIC_RELAXED);
+    AETHER_WARN(MEMBER_LOG, "%s: rebalance brake released by operator %s (was %s)", m->cfg.node.str, who,
+                as->brake ? "engaged" : "already clear");
+    pthread_mutex_lock(&m->commit_mu);
+    refresh_topology(m);
+    if (compute_target(m)) { /* brake off now: nothing recent counts */
+        aether_event *e = aether_event_create(AETHER_EVT_REBALANCE_STARTED);
+        if (e != NULL) {
+            uint32_t planned = 0;
+            aether_node_id c_ids[AETHER_REPLICATION_MAX], t_ids[AETHER_REPLICATION_MAX];
+            for (uint32_t s = 0; as->cur != NULL && s < m->cfg.shard_count; s++) {
+                uint32_t nc = owner_ids(as->cur, s, c_ids), nt = owner_ids(as->target, s, t_ids);
+                planned += !same_ids(c_ids, nc, t_ids, nt);
+            }
+            aether_event_set_reason(e->data.rebalance_started.reason, "brake released by operator");
+            e->data.rebalance_started.from_version = as->cur != NULL ? as->cur->version : 0;
+            e->data.rebalance_started.moves_planned = planned;
+            emit_simple(m, e);
+        }
+        /* The session is this one from here; a map is published even if
+         * nothing moves, so that it closes (RebalanceCompleted). */
+        as->session_active = true;
+        as->session_start_ns = now;
+        as->session_moved = 0;
+        as->force_publish = true;
+        advance_locked(m, "brake released by operator");
+    }
+    pthread_mutex_unlock(&m->commit_mu);
 }
 
 static void arm_debounce(aether_member *m)
@@ -1100,8 +1167,8 @@ static void tick_check(aether_member *m)
             advance(m, "handoff timeout", false);
         }
         if (as->brake) {
-            uint32_t max_offline = m->cfg.brake_max_offline ? m->cfg.brake_max_offline : as->topo.count / 3;
-            if (offline_recent(as, now, (uint64_t)m->cfg.brake_window_ms * AETHER_NS_PER_MS) <= max_offline)
+            uint32_t recent = offline_recent(as, now, (uint64_t)m->cfg.brake_window_ms * AETHER_NS_PER_MS);
+            if (recent <= brake_tolerance(m, as, recent))
                 rebalance(m, "brake released");
         }
         notify_drained(m);
@@ -1170,6 +1237,10 @@ void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg
         break;
     case MSG_REBALANCE: /* an explicit RebalanceShards / AssignShards (I4 allows it) */
         rebalance(m, msg->ptr);
+        free(msg->ptr);
+        break;
+    case MSG_RELEASE_BRAKE:
+        release_brake(m, msg->ptr);
         free(msg->ptr);
         break;
     case MSG_FLUSH:

@@ -91,6 +91,9 @@
  * while a reply could still name it: no acknowledgement is credited with a
  * later request's send time. */
 #define KEEPALIVE_SLOTS 16u
+/* Departed nodes forgotten per topology write, at most (the rest at the
+ * next check, an interval later). */
+#define FORGET_BATCH_MAX 256u
 
 /* The text of a keep-alive's acknowledgement: this prefix and the version of
  * the map the leader has when it accepts the keep-alive. */
@@ -113,6 +116,8 @@ typedef struct keepalive_slot {
 typedef struct hb_entry {
     aether_node_id id;
     uint64_t last_ns;
+    uint64_t departed_ns; /* when this node first saw it Left or Failed (its own clock);
+                             0 = healthy, or not in the topology */
 } hb_entry;
 
 struct member_cluster_state {
@@ -174,8 +179,26 @@ static hb_entry *hb_find(member_cluster_state *cs, const aether_node_id *id, boo
     memmove(&cs->hb[lo + 1], &cs->hb[lo], (size_t)(cs->n_hb - lo) * sizeof(*cs->hb));
     cs->hb[lo].id = *id;
     cs->hb[lo].last_ns = 0;
+    cs->hb[lo].departed_ns = 0;
     cs->n_hb++;
     return &cs->hb[lo];
+}
+
+/* Drops the records of ids the topology no longer has (forgotten nodes):
+ * the table stays as small as the topology, plus nodes heard from but not
+ * admitted yet - those are kept while they keep talking. O(entries * log
+ * nodes). */
+static void hb_prune(member_cluster_state *cs, uint64_t now_ns, uint64_t keep_ns)
+{
+    uint32_t w = 0;
+    for (uint32_t r = 0; r < cs->n_hb; r++) {
+        hb_entry *h = &cs->hb[r];
+        bool known = aether_topology_find(&cs->topo, &h->id) != NULL;
+        bool recent = h->last_ns != 0 && now_ns >= h->last_ns && now_ns - h->last_ns < keep_ns;
+        if (known || (recent && h->departed_ns == 0))
+            cs->hb[w++] = *h;
+    }
+    cs->n_hb = w;
 }
 
 aether_status member_cluster_init(aether_member *m)
@@ -305,11 +328,37 @@ static void check_own_record(aether_member *m)
         __atomic_store_n(&m->admitted, 1, __ATOMIC_SEQ_CST);
 }
 
+/* Retention's clock (DESIGN 2): when this node first saw each node Left or
+ * Failed, by its own clock. A node that comes to lead keeps what it saw as a
+ * follower; one it saw depart only in a stored topology counts from then. So
+ * a change of leader may delay forgetting, never hasten it. */
+static void note_departures(aether_member *m)
+{
+    member_cluster_state *cs = m->cs;
+    uint64_t now = member_now_ns(m);
+    for (uint32_t i = 0; i < cs->topo.count; i++) { /* bounded: AETHER_TOPOLOGY_NODES_MAX */
+        const aether_node_info *n = &cs->topo.nodes[i];
+        bool departed = aether_node_status_is_departed(n->status);
+        hb_entry *h = hb_find(cs, &n->id, departed);
+        if (h == NULL)
+            continue;
+        if (!departed)
+            h->departed_ns = 0;
+        else if (h->departed_ns == 0)
+            h->departed_ns = now;
+    }
+}
+
 static void publish_self_status(aether_member *m)
 {
     check_own_record(m);
     const aether_node_info *me = aether_topology_find(&m->cs->topo, &m->cfg.node);
     __atomic_store_n(&m->self_status, me ? (uint32_t)me->status + 1 : 0, __ATOMIC_RELAXED);
+    /* This run drained and left: it has nothing left to do, and must not
+     * come back as a new node once the leader forgets its record. */
+    if (me != NULL && me->status == AETHER_NODE_LEFT && me->incarnation >= m->self_info.incarnation)
+        __atomic_store_n(&m->self_left, 1, __ATOMIC_SEQ_CST);
+    note_departures(m);
     uint32_t others = 0;
     for (uint32_t i = 0; i < m->cs->topo.count; i++)
         others += m->cs->topo.nodes[i].status == AETHER_NODE_ACTIVE &&
@@ -349,6 +398,8 @@ static bool load_topology(aether_member *m, bool force)
         if (h != NULL && h->last_ns == 0)
             h->last_ns = member_now_ns(m);
     }
+    /* A node the leader forgot is gone from here too. */
+    hb_prune(cs, member_now_ns(m), (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS);
     publish_self_status(m);
     return true;
 }
@@ -491,32 +542,31 @@ static bool state_loaded(aether_member *m, aether_term term)
  * Applies ev[0..n) to a copy of the topology and stores the copy; only if
  * it is stored does the copy become ours. Otherwise nothing changed: the
  * caller rejects the command (its sender retries) or tries again later. */
-static aether_status commit_topology(aether_member *m, aether_event *const *ev, uint32_t n,
-                                     aether_err *why)
+/* Stores *next (the leader's topology after one change) and, if stored,
+ * makes it ours; takes *next over either way. `doubtable`: an unknown
+ * outcome is remembered for settle_doubt, with `event` (NULL: a change no
+ * event announces, a forgotten node) to announce if it turns out recorded. */
+static aether_status commit_next(aether_member *m, aether_topology *next, bool doubtable,
+                                 aether_event *event, aether_err *why)
 {
     member_cluster_state *cs = m->cs;
-    aether_topology next;
-    if (aether_topology_copy(&cs->topo, &next) != AETHER_OK)
-        return aether_err_set(why, AETHER_ENOMEM, "leader out of memory");
-    for (uint32_t i = 0; i < n; i++)
-        aether_topology_apply(&next, ev[i]);
     char *json = NULL;
     size_t len = 0;
-    aether_status st = aether_topology_json_encode(&next, &json, &len, NULL);
+    aether_status st = aether_topology_json_encode(next, &json, &len, NULL);
     if (st == AETHER_OK)
-        st = member_state_put(m, MEMBER_STATE_TOPOLOGY, json, len, 0, next.version, &cs->state_rev);
-    if (st == AETHER_EUNKNOWN && n == 1 && cs->doubt_json == NULL) {
+        st = member_state_put(m, MEMBER_STATE_TOPOLOGY, json, len, 0, next->version, &cs->state_rev);
+    if (st == AETHER_EUNKNOWN && doubtable && cs->doubt_json == NULL) {
         /* It may land later: remember it; settle_doubt decides before we
          * decide (or acknowledge) anything else. */
         cs->doubt_json = json;
         cs->doubt_len = len;
-        cs->doubt_version = next.version;
-        cs->doubt_event = aether_event_retain(ev[0]);
+        cs->doubt_version = next->version;
+        cs->doubt_event = event != NULL ? aether_event_retain(event) : NULL;
         json = NULL;
     }
     free(json);
     if (st != AETHER_OK) {
-        aether_topology_fini(&next);
+        aether_topology_fini(next);
         if (st == AETHER_ESTALE)
             cs->loaded_term = AETHER_TERM_NONE; /* the store is ahead of us: read it first */
         return aether_err_set(why, AETHER_EUNAVAILABLE,
@@ -524,8 +574,20 @@ static aether_status commit_topology(aether_member *m, aether_event *const *ev, 
                               aether_status_str(st));
     }
     aether_topology_fini(&cs->topo);
-    cs->topo = next;
+    cs->topo = *next;
+    memset(next, 0, sizeof(*next));
     return AETHER_OK;
+}
+
+static aether_status commit_topology(aether_member *m, aether_event *const *ev, uint32_t n,
+                                     aether_err *why)
+{
+    aether_topology next;
+    if (aether_topology_copy(&m->cs->topo, &next) != AETHER_OK)
+        return aether_err_set(why, AETHER_ENOMEM, "leader out of memory");
+    for (uint32_t i = 0; i < n; i++)
+        aether_topology_apply(&next, ev[i]);
+    return commit_next(m, &next, n == 1, n == 1 ? ev[0] : NULL, why);
 }
 
 static void clear_doubt(member_cluster_state *cs)
@@ -602,6 +664,12 @@ static bool settle_doubt(aether_member *m)
             aether_event_release(e);
             cs->loaded_term = AETHER_TERM_NONE;
             return false;
+        }
+        if (e == NULL) { /* a retention removal: no event announces it */
+            AETHER_INFO(MEMBER_LOG, "%s: a topology change without an event was recorded after all",
+                        m->cfg.node.str);
+            pthread_mutex_unlock(&m->commit_mu);
+            return true;
         }
         AETHER_INFO(MEMBER_LOG, "%s: %s was recorded after all: announcing it", m->cfg.node.str,
                     aether_event_type_name(e->type));
@@ -736,6 +804,21 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
         if (c->term != AETHER_TERM_NONE && c->term < term)
             return aether_err_set(why, AETHER_ESTALE, "term %llu is older than %llu",
                                   (unsigned long long)c->term, (unsigned long long)term);
+        if (c->type == AETHER_CMD_REBALANCE_SHARDS && c->data.rebalance.release_brake) {
+            /* The operator's release (DESIGN: until an operator or the
+             * window clears it). Refused when there is nothing to release,
+             * so the operator learns it; the assign actor records who asked. */
+            if (!__atomic_load_n(&m->brake_engaged, __ATOMIC_RELAXED))
+                return aether_err_set(why, AETHER_ESTATE, "the rebalance brake is not engaged");
+            char who[AETHER_NODE_ID_LEN_MAX + AETHER_REASON_MAX + 8];
+            snprintf(who, sizeof(who), "%s%s%s%s", c->sender.len ? c->sender.str : "?",
+                     c->data.rebalance.reason[0] ? " (" : "", c->data.rebalance.reason,
+                     c->data.rebalance.reason[0] ? ")" : "");
+            char *asker = strdup(who);
+            if (asker == NULL || member_send_owned(m, m->assign, MSG_RELEASE_BRAKE, asker) != AETHER_OK)
+                return aether_err_set(why, AETHER_EFULL, "leader busy; retry");
+            return AETHER_OK;
+        }
         char *reason = strdup(c->type == AETHER_CMD_ASSIGN_SHARDS ? "AssignShards"
                               : c->data.rebalance.reason[0] ? c->data.rebalance.reason
                                                             : "RebalanceShards");
@@ -938,8 +1021,8 @@ static void tick_heartbeat(aether_member *m)
     bool ours = me != NULL && me->incarnation == claim;
     bool healthy = ours && aether_node_status_is_healthy(me->status) &&
                    !__atomic_load_n(&m->self_down, __ATOMIC_SEQ_CST);
-    if (ours && me->status == AETHER_NODE_LEFT)
-        return; /* this run of the node left for good */
+    if ((ours && me->status == AETHER_NODE_LEFT) || __atomic_load_n(&m->self_left, __ATOMIC_SEQ_CST))
+        return; /* this run of the node left for good (even once its record is forgotten) */
     aether_command c;
     base_command(m, &c, AETHER_CMD_JOIN_CLUSTER);
     c.data.join.info = m->self_info;
@@ -980,6 +1063,84 @@ static void tick_heartbeat(aether_member *m)
         l.data.leave.node = m->cfg.node;
         send_to_leader(m, &l);
     }
+}
+
+/* Retention (DESIGN 2), leader only, with the stored topology read in
+ * this term: Left and Failed nodes seen departed node_retention_ms ago
+ * (note_departures) are removed in one topology write (compare-and-set,
+ * like any change), never one that the current map names:
+ *  1. the map consulted is this node's published map, and only once it is
+ *     of our term (the take-over published one): it is the one every later
+ *     map derives from;
+ *  2. under commit_mu, so no map is checked and published in between: the
+ *     next map is computed from a topology without the node, and a map
+ *     never gives shards to a node the topology lacks (I3 is checked
+ *     against it before publication).
+ * No event announces the removal: followers converge on the stored
+ * topology, whose version they see move in the next LeaseRenewed
+ * (docs/cluster.md, "Forgetting departed nodes"). A failed write changes
+ * nothing here; the next check tries again. */
+static void forget_departed(aether_member *m, aether_term term)
+{
+    member_cluster_state *cs = m->cs;
+    if (__atomic_load_n(&m->map_term, __ATOMIC_SEQ_CST) != term)
+        return;
+    uint64_t now = member_now_ns(m);
+    uint64_t retention = (uint64_t)m->cfg.node_retention_ms * AETHER_NS_PER_MS;
+    /* Cheap pass first (no lock): anyone old enough? */
+    bool due = false;
+    for (uint32_t i = 0; i < cs->topo.count && !due; i++) {
+        const aether_node_info *n = &cs->topo.nodes[i];
+        hb_entry *h = aether_node_status_is_departed(n->status) ? hb_find(cs, &n->id, false) : NULL;
+        due = h != NULL && h->departed_ns != 0 && now - h->departed_ns >= retention;
+    }
+    if (!due)
+        return;
+    aether_node_id gone[FORGET_BATCH_MAX];
+    uint64_t age_ms[FORGET_BATCH_MAX];
+    uint32_t n_gone = 0;
+    pthread_mutex_lock(&m->commit_mu);
+    aether_rcu_read_lock();
+    const aether_shardmap *map = aether_shardmap_slot_current(&m->slot);
+    for (uint32_t i = 0; i < cs->topo.count && n_gone < FORGET_BATCH_MAX; i++) {
+        const aether_node_info *n = &cs->topo.nodes[i];
+        if (aether_node_id_equal(&n->id, &m->cfg.node))
+            continue;
+        hb_entry *h = hb_find(cs, &n->id, false);
+        uint64_t since = h != NULL ? h->departed_ns : 0;
+        if (!aether_topology_may_forget(n, since, now, retention, map))
+            continue;
+        gone[n_gone] = n->id;
+        age_ms[n_gone++] = (now - since) / AETHER_NS_PER_MS;
+    }
+    aether_rcu_read_unlock();
+    aether_topology next;
+    aether_err why;
+    if (n_gone == 0 || aether_topology_copy(&cs->topo, &next) != AETHER_OK) {
+        pthread_mutex_unlock(&m->commit_mu);
+        return;
+    }
+    for (uint32_t i = 0; i < n_gone; i++) {
+        bool removed = aether_topology_remove(&next, &gone[i]);
+        AETHER_ASSERT(removed); /* departed, and in the topology we copied */
+    }
+    /* One write for the batch: version +1 (whatever the count), so a
+     * follower's version says nothing; it reads the store (LeaseRenewed). */
+    next.version = cs->topo.version + 1;
+    if (commit_next(m, &next, true, NULL, &why) != AETHER_OK) {
+        pthread_mutex_unlock(&m->commit_mu);
+        AETHER_WARN(MEMBER_LOG, "%s: could not forget %u departed node(s): %s", m->cfg.node.str, n_gone,
+                    why.msg);
+        return;
+    }
+    hb_prune(cs, now, (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS);
+    publish_self_status(m);
+    pthread_mutex_unlock(&m->commit_mu);
+    __atomic_add_fetch(&m->nodes_forgotten, n_gone, __ATOMIC_RELAXED);
+    for (uint32_t i = 0; i < n_gone; i++)
+        AETHER_INFO(MEMBER_LOG, "%s: forgot %s (departed %llu ms ago; node_retention_ms %u)",
+                    m->cfg.node.str, gone[i].str, (unsigned long long)age_ms[i],
+                    m->cfg.node_retention_ms);
 }
 
 /* Policy 4, on time: the check runs when the first healthy node's silence
@@ -1043,6 +1204,7 @@ static uint64_t tick_failcheck(aether_member *m)
             AETHER_INFO(MEMBER_LOG, "%s: %s silent for %llu ms: failed", m->cfg.node.str,
                         silent[i].str, (unsigned long long)silent_ms[i]);
     }
+    forget_departed(m, term);
     return next;
 }
 

@@ -59,6 +59,7 @@ enum {
     MSG_TICK_CHECK,      /* timer: fencing and handoff timeouts */
     MSG_FLUSH,           /* apply collected release acks */
     MSG_REBALANCE,       /* ptr: reason string (owned): RebalanceShards / AssignShards */
+    MSG_RELEASE_BRAKE,   /* ptr: who asked (owned string): RebalanceShards release_brake */
     MSG_CAMPAIGN_NOW,    /* lease: ElectLeader from this node's embedder */
     MSG_LEASE_START,     /* lease: arm the first campaign (from the actor's own thread) */
     MSG_SEND_COMMAND,    /* cluster: ptr: aether_command (owned) to send to the leader */
@@ -155,6 +156,10 @@ struct aether_member {
     uint64_t rebalances;
     uint64_t shards_moved;
     uint32_t brake_engaged;       /* atomic: 1 while this leader's rebalance brake holds */
+    uint64_t brake_releases;      /* operator releases of the brake this node handled as leader */
+    uint64_t nodes_forgotten;     /* departed nodes this node removed as leader (retention) */
+    uint32_t self_left;           /* seq_cst, sticky: this run drained and is Left (cluster
+                                     actor); it never asks to join again */
     uint64_t lease_renewals;      /* LeaseRenewed this node emitted (member_emit) */
     uint64_t lease_failures;      /* LeadershipLost it emitted, resigns while draining aside */
     /* Admission (DESIGN 2): this node cannot serve the cluster it met. */

@@ -34,7 +34,10 @@
  * DRAIN_EXTRA_MS until the leader has declared it Left (a draining leader
  * first resigns and its successor finishes the drain) or no other node is
  * Active (nothing to hand off to), then stops, frees everything (member, transport, pool, stores, connection,
- * then nats_Close) and exits 0.
+ * then nats_Close) and exits 0. A node drained from outside (aetherctl
+ * drain) that the leader has declared Left has nothing left to do: it
+ * stops the same way, at once, and exits 0 ("stopping (drained and left:
+ * nothing left to do)").
  *
  * The demo scenario (--scenario demo) drives a 5-node cluster through a
  * join, a graceful drain, a follower crash and a leader crash on the real
@@ -901,7 +904,8 @@ static int run_nats(node_run *d)
                             : UINT64_MAX;
     aether_member_view v;
     bool superseded = false;
-    while (stop_signal == 0 && now_ns() < deadline && !superseded) {
+    bool left = false; /* drained from outside (aetherctl drain) and declared Left */
+    while (stop_signal == 0 && now_ns() < deadline && !superseded && !left) {
         sleep_ms(TICK_MS);
         flush_quiet_batches(d, false);
         leader_poll(d);
@@ -919,6 +923,7 @@ static int run_nats(node_run *d)
         }
         aether_member_view_get(n->m, &v);
         superseded = v.superseded;
+        left = v.has_left;
     }
     flush_quiet_batches(d, true);
     if (superseded) {
@@ -934,19 +939,26 @@ static int run_nats(node_run *d)
         return EXIT_SUPERSEDED;
     }
     say(d, "+%llums stopping (%s)\n", (unsigned long long)since_start_ms(d),
-        stop_signal == SIGINT ? "SIGINT" : stop_signal == SIGTERM ? "SIGTERM" : "duration reached");
+        left                    ? "drained and left: nothing left to do"
+        : stop_signal == SIGINT  ? "SIGINT"
+        : stop_signal == SIGTERM ? "SIGTERM"
+                                 : "duration reached");
 
     /* Drain, bounded: until the leader says Left (a leader resigns first,
-     * member_lease.c policy 9, and its successor finishes the drain). */
-    aether_status st = aether_member_drain(n->m);
+     * member_lease.c policy 9, and its successor finishes the drain). A
+     * node that has left already skips it. */
+    aether_status st = left ? AETHER_OK : aether_member_drain(n->m);
     uint64_t limit_ms = (uint64_t)d->base.handoff_timeout_ms + DRAIN_EXTRA_MS;
-    say(d, "+%llums %s draining (%s; waiting at most %llu ms)\n", (unsigned long long)since_start_ms(d),
-        n->id, st == AETHER_OK ? "leave requested" : aether_status_str(st), (unsigned long long)limit_ms);
+    if (!left)
+        say(d, "+%llums %s draining (%s; waiting at most %llu ms)\n",
+            (unsigned long long)since_start_ms(d), n->id,
+            st == AETHER_OK ? "leave requested" : aether_status_str(st), (unsigned long long)limit_ms);
     uint64_t t0 = now_ns(), asked = t0;
     bool done = false;
     for (;;) {
         aether_member_view_get(n->m, &v);
-        if (v.status == AETHER_NODE_LEFT) { /* the leader's NodeLeft: not declared failed later */
+        if (v.status == AETHER_NODE_LEFT || v.has_left) { /* the leader's NodeLeft: not declared
+                                                              failed later */
             done = true;
             break;
         }
@@ -1411,7 +1423,8 @@ static void print_help(FILE *out)
             "\"+<ms since start>ms <node> <event>\"; in NATS mode also\n"
             "\"+<ms>ms <node> LEADER elected term=T\" and \"... LEADER lost ...\".\n"
             "Stops on SIGINT/SIGTERM or after --duration (NATS mode: drains first,\n"
-            "bounded by handoff_timeout + 2 s).\n"
+            "bounded by handoff_timeout + 2 s). In NATS mode a node drained from outside\n"
+            "(aetherctl drain) stops once the leader declares it Left, and exits 0.\n"
             "\n"
             "Configuration: every PARAMETER below comes from, lowest precedence first,\n"
             "its default, the --config FILE (or $AETHER_CONFIG; INI: key = value, sections\n"

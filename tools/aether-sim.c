@@ -170,6 +170,7 @@ typedef struct opts {
     double kv_unknown, kv_slow, kv_late; /* per store call, while chaos lasts */
     int64_t drift_ppm;         /* -1 = 90% of the configured bound */
     uint64_t settle_ms;
+    uint64_t retention_ms;     /* node_retention_ms of every node */
     uint32_t joins_max;        /* nodes that may join beyond --nodes */
     bool soak;
     bool trace;
@@ -1320,6 +1321,14 @@ static int settled(sim *s, char *why, size_t cap)
             continue;
         }
         aether_node_status want = n->drain_requested ? AETHER_NODE_LEFT : AETHER_NODE_ACTIVE;
+        if (info == NULL && n->drain_requested) {
+            /* Left, then forgotten by the leader (node_retention_ms): the
+             * node itself knows it left for good. */
+            aether_member_view v;
+            aether_member_view_get(n->m, &v);
+            if (v.has_left)
+                continue;
+        }
         if (info == NULL || info->status != want)
             rc = -1, snprintf(why, cap, "%s is %s, should be %s", n->id,
                               info ? aether_node_status_name(info->status) : "unknown",
@@ -1598,6 +1607,7 @@ static void usage(FILE *f)
             "\n"
             "cluster:  --nodes N (5)  --shards K (64)  --replication R (1)  --max-handoffs H\n"
             "          --duration S (30, simulated seconds of faults)  --settle S (30)\n"
+            "          --node-retention S (10: departed nodes are forgotten within a run)\n"
             "faults:   --all-faults | --faults LIST  (comma list of: %s", fault_names[0]);
     for (int i = 1; i < F_COUNT_; i++)
         fprintf(f, ",%s", fault_names[i]);
@@ -1691,6 +1701,9 @@ static void defaults(opts *o)
     o->kv_late = 0.005;
     o->drift_ppm = -1;
     o->settle_ms = 30000;
+    /* The smallest retention the default brake window allows: departed
+     * nodes are forgotten, and come back as new ones, within a run. */
+    o->retention_ms = 10000;
     o->joins_max = 4;
     o->tail = SIM_TAIL_DEFAULT;
     o->log_level = AETHER_LOG_WARN;
@@ -1784,6 +1797,10 @@ static int parse_args(int argc, char **argv, opts *o)
         } else if (strcmp(a, "--settle") == 0) {
             NEEDV();
             ok = parse_seconds_ms(v, &o->settle_ms) && o->settle_ms > 0;
+        } else if (strcmp(a, "--node-retention") == 0) {
+            NEEDV();
+            ok = parse_seconds_ms(v, &o->retention_ms) && o->retention_ms >= 10000 &&
+                 o->retention_ms <= UINT32_MAX;
         } else if (strcmp(a, "--shards") == 0) {
             NEEDV();
             ok = parse_u64(v, &u) && u >= 1 && u <= AETHER_SHARD_COUNT_MAX;
@@ -1923,6 +1940,7 @@ int main(int argc, char **argv)
     aether_config_defaults(&s->base);
     s->base.shard_count = s->o.shards;
     s->base.replication = s->o.replication;
+    s->base.node_retention_ms = (uint32_t)s->o.retention_ms;
     if (s->o.max_handoffs)
         s->base.max_concurrent_handoffs = s->o.max_handoffs;
     /* A rebalance emits an event per shard it places, and every node's
