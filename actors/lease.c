@@ -444,6 +444,24 @@ release:
     return s;
 }
 
+aether_status aether_lease_record_again(const aether_lease_config *cfg,
+                                       const aether_lease_held *held, bool *rewritten,
+                                       aether_err *err)
+{
+    AETHER_ASSERT(cfg != NULL && held != NULL && rewritten != NULL);
+    AETHER_ASSERT(held->lease.term != AETHER_TERM_NONE); /* an established lease */
+    *rewritten = false;
+    aether_term recorded;
+    uint64_t recorded_rev;
+    aether_status s = aether_lease_recorded_term(cfg, &recorded, &recorded_rev, err);
+    if (s != AETHER_OK || recorded >= held->lease.term)
+        return s; /* unreadable, intact, or a newer term exists (we are deposed) */
+    s = record_term(cfg, held->lease.term, recorded_rev, err);
+    if (s == AETHER_OK)
+        *rewritten = true;
+    return s;
+}
+
 aether_status aether_lease_renew(const aether_lease_config *cfg, aether_lease_held *held,
                                  aether_err *err)
 {

@@ -76,7 +76,11 @@
  *    and a bucket counter never repeats.
  * This needs the state bucket to outlive the lease bucket: if both are lost
  * together, terms can repeat (the operator must restore the state bucket or
- * seed cfg.term_key above every term used before).
+ * seed cfg.term_key above every term used before). A state bucket lost on
+ * its own is re-created by the store (nats_kv.h step 5) and the leader
+ * records its term again (aether_lease_record_again, at every renewal
+ * that finds the record below its term), so the record survives as long
+ * as the leader does.
  * Why at most one holder acts at a time (I1): the lease key is won only by
  * create, kept only by CAS, and expires at put_at + ttl on the store, where
  * put_at >= the holder's send time; the holder stops at send + ttl - margin.
@@ -167,6 +171,17 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
  * AETHER_EUNKNOWN: held->pending is set; call aether_lease_reconcile. */
 aether_status aether_lease_renew(const aether_lease_config *cfg, aether_lease_held *held,
                                  aether_err *err);
+
+/* Puts the holder's term back in the state store when the record there is
+ * below it: the state bucket was deleted and re-created empty (or the key
+ * lost), and without the record a later lease-bucket loss could repeat
+ * terms (see "Why terms never repeat"). Same CAS as acquire step 4, so the
+ * record still only grows. held must have a term (asserted). AETHER_OK:
+ * *rewritten says whether it wrote; otherwise the store's error (ECONFLICT
+ * or EEXIST: someone recorded meanwhile; look again later). */
+aether_status aether_lease_record_again(const aether_lease_config *cfg,
+                                       const aether_lease_held *held, bool *rewritten,
+                                       aether_err *err);
 
 /* Resolves a pending renewal by re-reading the lease key. held must be
  * pending (asserted). AETHER_OK: resolved, pending cleared, *applied says

@@ -333,6 +333,7 @@ static int64_t g_brake(void *a)
     return member_may_lead(m, NULL) && __atomic_load_n(&m->brake_engaged, __ATOMIC_RELAXED) ? 1 : 0;
 }
 static int64_t g_renewals(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->lease_renewals, __ATOMIC_RELAXED); }
+static int64_t g_state_rewrites(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->state_lost_gen, __ATOMIC_RELAXED); }
 static int64_t g_lease_failures(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->lease_failures, __ATOMIC_RELAXED); }
 static int64_t g_lag(void *a)
 {
@@ -436,6 +437,10 @@ static const struct {
       "Leaderships this node lost other than by resigning while draining: a renewal failed or came too "
       "late, the lease was taken, a newer term was elected, or it was cut off.",
       g_lease_failures },
+    { "aether_state_rewrites_total", NULL, true,
+      "Times this node, as leader, found the state store had lost the record of its term (the state "
+      "bucket deleted and re-created empty) and wrote the term, the topology and the map back.",
+      g_state_rewrites },
     { "aether_map_version", NULL, false, "Version of the ShardMap this node publishes for lookups.", g_map_version },
     { "aether_map_version_lag", NULL, false,
       "How many map versions this node is behind what the leader announced (LeaseRenewed, keep-alive "

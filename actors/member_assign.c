@@ -99,6 +99,7 @@ struct member_assign_state {
                                     leader (policy 10): until then we publish nothing */
     uint64_t topo_publication;   /* of the cluster actor's snapshot we copied last */
     bool publish_pending;        /* a map could not be recorded: try again next tick */
+    uint64_t state_lost_seen;    /* the m->state_lost_gen whose map write-back is done */
     /* advance() puts these back when its map cannot be recorded: */
     uint8_t *save_done;          /* [shard_count] */
     uint64_t *save_moving_since; /* [shard_count] */
@@ -976,6 +977,38 @@ static void on_event(aether_member *m, const aether_event *e)
     }
 }
 
+/* The state bucket was lost and the lease actor recorded our term again
+ * (member_lease.c, step 6): write the current map back, so a take-over,
+ * a lagging node and aetherctl find it. Under commit_mu like every map
+ * write; put_inline creates the key when it is absent and never overwrites
+ * a newer map. A failure is retried at the next tick. */
+static void rewrite_lost_map(aether_member *m)
+{
+    member_assign_state *as = m->as;
+    uint64_t lost = __atomic_load_n(&m->state_lost_gen, __ATOMIC_RELAXED);
+    if (lost == as->state_lost_seen)
+        return;
+    if (as->cur == NULL) {
+        as->state_lost_seen = lost; /* nothing to write back yet */
+        return;
+    }
+    char *json = NULL;
+    size_t len = 0;
+    pthread_mutex_lock(&m->commit_mu);
+    aether_status st = write_state(m, as->cur, &json, &len);
+    pthread_mutex_unlock(&m->commit_mu);
+    free(json);
+    if (st == AETHER_ESTALE) {
+        as->state_lost_seen = lost; /* a newer map is stored already: nothing to restore */
+        return;
+    }
+    if (st != AETHER_OK)
+        return;
+    as->state_lost_seen = lost;
+    AETHER_INFO(MEMBER_LOG, "%s: map v%llu written back to the state store", m->cfg.node.str,
+                (unsigned long long)as->cur->version);
+}
+
 static void tick_check(aether_member *m)
 {
     member_assign_state *as = m->as;
@@ -995,6 +1028,7 @@ static void tick_check(aether_member *m)
             return;
         }
         refresh_topology(m); /* the brake and the drains below read it */
+        rewrite_lost_map(m);
         if (as->publish_pending && as->loaded_term == term)
             rebalance(m, "retry");
         uint64_t timeout = (uint64_t)m->cfg.handoff_timeout_ms * AETHER_NS_PER_MS;

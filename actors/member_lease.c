@@ -25,6 +25,8 @@
  *     the cluster, though it may still reach the lease store: it resigns
  *     rather than hold the lease for nothing. A node whose transport refuses
  *     its heartbeats does not campaign.
+ *  6. A lost state store: after each renewal the leader checks that its
+ *     term is still recorded and writes it back if not (check_record).
  * Other actors never wait for this one to notice an expiry: member_may_lead
  * compares the published deadline with the clock on every use.
  * Threading: state owned by the lease actor.
@@ -302,6 +304,32 @@ static void campaign(aether_member *m)
 static bool other_can_lead(const aether_member *m);
 static void resign(aether_member *m, const char *reason);
 
+/* Step 6 (a lost state store): after each renewal the leader checks that
+ * the state store still records its term (one small read per renewal). A
+ * record below it means the state bucket was deleted (the store re-creates
+ * it empty, nats_kv.h step 5): the term goes back at once, so terms still
+ * never repeat if the lease bucket is lost later, and the cluster and
+ * assign actors write back the topology and the map at their next tick
+ * (state_lost_gen), so failing a node, a take-over and aetherctl work
+ * again. A failed read or write is retried at the next renewal. */
+static void check_record(aether_member *m)
+{
+    member_lease_state *ls = m->ls;
+    bool rewritten = false;
+    aether_err err;
+    aether_status st = aether_lease_record_again(&ls->lcfg, &ls->held, &rewritten, &err);
+    if (st != AETHER_OK) {
+        AETHER_DEBUG(MEMBER_LOG, "%s: checking the recorded term: %s", m->cfg.node.str, err.msg);
+        return;
+    }
+    if (!rewritten)
+        return;
+    uint64_t gen = __atomic_add_fetch(&m->state_lost_gen, 1, __ATOMIC_RELAXED);
+    AETHER_WARN(MEMBER_LOG, "%s: the state store had lost the record of term %llu (state bucket "
+                "deleted?): recorded it again; writing back the topology and the map (%llu time(s))",
+                m->cfg.node.str, (unsigned long long)ls->held.lease.term, (unsigned long long)gen);
+}
+
 static void renew(aether_member *m)
 {
     member_lease_state *ls = m->ls;
@@ -337,6 +365,7 @@ static void renew(aether_member *m)
     switch (st) {
     case AETHER_OK: {
         publish_deadline(m);
+        check_record(m);
         aether_event *e = aether_event_create(AETHER_EVT_LEASE_RENEWED);
         if (e != NULL) {
             e->data.lease_renewed.leader = m->cfg.node;

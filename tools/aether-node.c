@@ -480,6 +480,8 @@ static int64_t g_multi_owner(void *arg)
 
 static int64_t g_decoded(void *arg) { return (int64_t)aether_codec_stats_decoded(arg); }
 
+static int64_t g_recreated(void *arg) { return (int64_t)aether_kv_nats_recreated(arg); }
+
 /* One counter per refusal class: the class index rides in the argument. */
 typedef struct decode_series {
     aether_codec_stats *stats;
@@ -514,6 +516,17 @@ static int daemon_metrics_node(node_run *d, node_slot *n)
                                   "Messages from the wire this node decoded and accepted.", labels, g_decoded,
                                   &d->codec_stats) != AETHER_OK)
         return -1;
+    static const char *const suffixes[] = { "lease", "state" };
+    aether_kv *stores[] = { d->lease_kv, d->state_kv };
+    for (size_t b = 0; b < sizeof(stores) / sizeof(stores[0]); b++) {
+        char bl[192];
+        snprintf(bl, sizeof(bl), "%s,bucket=\"%s\"", labels, suffixes[b]);
+        if (aether_metrics_counter_fn(d->metrics, "aether_kv_bucket_recreated_total",
+                                      "Times this process found a KV bucket (lease or state) deleted and "
+                                      "created it again (transport/nats_kv.h step 5).",
+                                      bl, g_recreated, stores[b]) != AETHER_OK)
+            return -1;
+    }
     for (int r = 0; r < AETHER_CODEC_REJECT_COUNT_; r++) {
         char rl[192];
         snprintf(rl, sizeof(rl), "%s,reason=\"%s\"", labels, aether_codec_reject_name((aether_codec_reject)r));
