@@ -401,6 +401,26 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
         if (s != AETHER_OK)
             goto release;
 
+        /* Step 3, a wide gap (a lease bucket re-created under a term recorded
+         * long ago): compact the bucket to recorded + 1 and create again. */
+        if (recorded >= h.revision && recorded - h.revision >= AETHER_LEASE_COMPACT_GAP_MIN) {
+            s = aether_kv_compact(cfg->lease_kv, recorded + 1, err);
+            if (s == AETHER_OK) {
+                /* Our establishing write went with everything below recorded + 1. */
+                h.revision = 0;
+                sent = now_ns(cfg);
+                s = aether_kv_create(cfg->lease_kv, lease_key(cfg), buf, len, &rev, err);
+                if (s != AETHER_OK)
+                    return s; /* EEXIST: another candidate won since; EUNKNOWN: a stray
+                                 lease of ours may exist and expire, never acted on */
+                AETHER_ASSERT(rev > recorded);
+                h.revision = rev;
+                h.lease.acquired_at_ns = sent;
+                h.lease.renewed_at_ns = sent;
+            } else if (s != AETHER_ESTATE) {
+                goto release;
+            } /* ESTATE: the store cannot compact; the updates below do it */
+        }
         /* Step 3: advance past it; bounded by steps_left (<= advance_steps_max). */
         while (h.revision <= recorded) {
             if (steps_left == 0) {

@@ -41,6 +41,17 @@
  *     released (conditional delete) and AETHER_ESTATE returned. The progress
  *     is kept: the bucket counter never goes back, so the next acquire - ours
  *     or another node's - starts from where this one stopped.
+ *     A gap of AETHER_LEASE_COMPACT_GAP_MIN or more (the lease bucket was
+ *     deleted and re-created: its revisions restarted at 1 under a record
+ *     that may be in the hundreds of thousands, one per renewal) is crossed
+ *     in one step instead: compact the lease bucket to R + 1 (every entry
+ *     below goes, and the next write's revision is at least R + 1;
+ *     aether_kv_compact) and send the create of step 1 again. Safe: an
+ *     established lease has a revision above the record it was checked
+ *     against, and the record only grows, so what goes is our own
+ *     establishing write, markers, or another candidate's establishing
+ *     write (that candidate's next CAS fails: it never acts). A create that
+ *     finds the key taken since is EEXIST, as in step 1.
  *  4. T = our revision (> R). Record it with CAS on the state key: update
  *     with expected = R's revision (create if R was absent). If the CAS loses
  *     (ECONFLICT/EEXIST) go back to 2; at most AETHER_LEASE_RECORD_ATTEMPTS_MAX
@@ -102,6 +113,9 @@
 #define AETHER_LEASE_TERM_KEY_DEFAULT "term"
 /* Lease-key updates one acquire may spend advancing past the recorded term. */
 #define AETHER_LEASE_ADVANCE_STEPS_MAX 4096u
+/* A gap to the recorded term at least this wide is crossed by compacting
+ * the lease bucket instead of updating the key once per revision. */
+#define AETHER_LEASE_COMPACT_GAP_MIN 16u
 /* Rounds of read-record / advance / CAS-record before giving up. */
 #define AETHER_LEASE_RECORD_ATTEMPTS_MAX 8u
 /* The encoded lease value never exceeds this. */

@@ -72,6 +72,8 @@
  *     that must survive re-writes it (lease.h, member_state.c): the store
  *     only restores the container. Several nodes may race to re-create:
  *     js_CreateKeyValue with the same configuration is idempotent.
+ *  6. compact(revision): js_PurgeStream with that sequence: every message
+ *     below it goes and the stream numbers the next one at least revision.
  *
  * Status mapping (done once, in nkv_map in nats_kv.c):
  *   NATS_OK                                     AETHER_OK

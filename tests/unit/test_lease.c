@@ -278,6 +278,66 @@ static void test_advance_budget_keeps_progress(void)
     stores_down();
 }
 
+static void test_wide_gap_compacts(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a"), b = node_cfg("node-b");
+    /* A lease bucket re-created under a record of a long-lived cluster (one
+     * revision per renewal): 100000 updates would be needed, far above the
+     * default budget; the compaction crosses the gap at once. */
+    uint64_t r;
+    CU_ASSERT_EQUAL(aether_kv_create(state_kv, "term", "100000", 6, &r, NULL), AETHER_OK);
+    aether_lease_held h;
+    aether_err err = {0};
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &h, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(h.lease.term, 100001);
+    CU_ASSERT_EQUAL(h.revision, 100001);
+    CU_ASSERT_EQUAL(recorded(&a), 100001);
+    CU_ASSERT_EQUAL(aether_kv_mem_last_revision(lease_kv), 100001);
+    CU_ASSERT_TRUE(aether_lease_may_act(&h.lease, sim.now_ns, MARGIN_MS));
+    aether_lease_value v;
+    CU_ASSERT_EQUAL(aether_lease_read(&b, &v, &r, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(r, 100001);
+    CU_ASSERT_TRUE(aether_node_id_equal(&v.leader, &a.self));
+    /* Another candidate meanwhile only finds it held. */
+    aether_lease_held hb;
+    CU_ASSERT_EQUAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_EEXIST);
+    CU_ASSERT_EQUAL(aether_lease_renew(&a, &h, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(h.lease.term, 100001);
+    stores_down();
+}
+
+static void test_record_again_after_state_loss(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a"), b = node_cfg("node-b");
+    aether_lease_held h;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(recorded(&a), h.lease.term);
+    bool rewritten = true;
+    /* Intact: nothing written. */
+    CU_ASSERT_EQUAL(aether_lease_record_again(&a, &h, &rewritten, NULL), AETHER_OK);
+    CU_ASSERT_FALSE(rewritten);
+    /* The state bucket deleted and re-created empty: the record comes back. */
+    aether_kv_mem_wipe(state_kv);
+    CU_ASSERT_EQUAL(recorded(&a), AETHER_TERM_NONE);
+    CU_ASSERT_EQUAL(aether_lease_record_again(&a, &h, &rewritten, NULL), AETHER_OK);
+    CU_ASSERT_TRUE(rewritten);
+    CU_ASSERT_EQUAL(recorded(&a), h.lease.term);
+    aether_term t1 = h.lease.term;
+    /* So a later loss of the lease bucket still gives a higher term. */
+    aether_sim_clock_advance_ns(&sim, 2 * TTL_MS * MS);
+    aether_kv_mem_wipe(lease_kv);
+    aether_lease_held hb;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_OK);
+    CU_ASSERT_TRUE(hb.lease.term > t1);
+    /* A deposed holder never lowers the record. */
+    CU_ASSERT_EQUAL(aether_lease_record_again(&a, &h, &rewritten, NULL), AETHER_OK);
+    CU_ASSERT_FALSE(rewritten);
+    CU_ASSERT_EQUAL(recorded(&a), hb.lease.term);
+    stores_down();
+}
+
 static void test_reconcile_unknown_applied(void)
 {
     stores_up();
@@ -479,6 +539,8 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(renew_after_takeover_conflicts),
     AETHER_TEST(may_act_boundary),
     AETHER_TEST(wipe_keeps_terms_increasing),
+    AETHER_TEST(wide_gap_compacts),
+    AETHER_TEST(record_again_after_state_loss),
     AETHER_TEST(advance_budget_keeps_progress),
     AETHER_TEST(reconcile_unknown_applied),
     AETHER_TEST(reconcile_unknown_not_applied),
