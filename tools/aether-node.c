@@ -26,7 +26,8 @@
  * aether_<cluster>_lease (TTL = lease_ttl_ms) and aether_<cluster>_state (no
  * TTL), created if missing (while JetStream is unavailable - starting, or a
  * restarted cluster server without its routes yet - retried with backoff
- * for KV_CREATE_LIMIT_MS, then exit 1), a NATS transport and a pool executor, all on
+ * for KV_CREATE_LIMIT_MS, then exit 1; a SIGINT/SIGTERM while waiting exits 0
+ * at once, with a log line: it never joined), a NATS transport and a pool executor, all on
  * that connection. Events this node emits are printed as in the embedded
  * mode, plus "+<ms>ms <node> LEADER elected term=T" / "LEADER lost term=T"
  * when its view's is_leader flips. On SIGINT/SIGTERM or --duration it
@@ -561,7 +562,13 @@ static int nats_connect(node_run *d)
     return 0;
 }
 
-/* One bucket, retried while JetStream is not ready (bounded). */
+/* One bucket, retried while JetStream is not ready (bounded). 0 ready, -1
+ * failed (said why), 1 stopped by SIGINT/SIGTERM while waiting (said so):
+ * the node never joined, so it has nothing to drain. Waits through
+ * EUNAVAILABLE (no meta leader, replicas not placeable yet, timeouts) and
+ * ENOTFOUND (a stream just created whose info a new stream leader cannot
+ * give yet); anything else (a bucket with another TTL, a bad name) is
+ * final at once. */
 static int nats_bucket(node_run *d, const char *suffix, uint64_t ttl_ms, aether_kv **out)
 {
     char bucket[AETHER_KV_NATS_BUCKET_LEN_MAX + 1];
@@ -585,9 +592,17 @@ static int nats_bucket(node_run *d, const char *suffix, uint64_t ttl_ms, aether_
             return 0;
         }
         uint64_t waited_ms = (now_ns() - t0) / AETHER_NS_PER_MS;
-        if (st != AETHER_EUNAVAILABLE || stop_signal != 0 || waited_ms >= KV_CREATE_LIMIT_MS) {
-            fprintf(stderr, "aether-node: KV bucket %s: %s: %s\n", bucket, aether_status_str(st), err.msg);
-            *out = NULL;
+        *out = NULL;
+        if (stop_signal != 0 && (st == AETHER_EUNAVAILABLE || st == AETHER_ENOTFOUND)) {
+            AETHER_INFO("aether-node", "stopped by signal %d after waiting %llu ms for KV bucket %s (%s); "
+                        "never joined: nothing to drain", (int)stop_signal, (unsigned long long)waited_ms,
+                        bucket, err.msg);
+            return 1;
+        }
+        if ((st != AETHER_EUNAVAILABLE && st != AETHER_ENOTFOUND) || waited_ms >= KV_CREATE_LIMIT_MS) {
+            fprintf(stderr, "aether-node: KV bucket %s: %s: %s%s\n", bucket, aether_status_str(st), err.msg,
+                    st == AETHER_EUNAVAILABLE || st == AETHER_ENOTFOUND ? " (JetStream unavailable for the "
+                                                                          "whole wait)" : "");
             return -1;
         }
         if (warned == 0 || waited_ms >= warned + KV_WARN_EVERY_MS) {
@@ -604,9 +619,11 @@ static int nats_setup(node_run *d)
 {
     if (nats_connect(d) != 0)
         return -1;
-    if (nats_bucket(d, "lease", d->base.lease_ttl_ms, &d->lease_kv) != 0 ||
-        nats_bucket(d, "state", 0, &d->state_kv) != 0)
-        return -1;
+    int rc = nats_bucket(d, "lease", d->base.lease_ttl_ms, &d->lease_kv);
+    if (rc == 0)
+        rc = nats_bucket(d, "state", 0, &d->state_kv);
+    if (rc != 0)
+        return rc;
     if (d->opt.s.event_stream) {
         aether_err err = { 0 };
         if (aether_nats_event_stream_ensure(d->nc, d->base.cluster, d->opt.s.nats.kv_replicas,
@@ -618,6 +635,8 @@ static int nats_setup(node_run *d)
     return 0;
 }
 
+/* 0 ready; -1 failed (said why); 1 (NATS mode) stopped by a signal while
+ * waiting for JetStream, before joining. */
 static int daemon_init(node_run *d, const options *o, uint32_t n_nodes)
 {
     memset(d, 0, sizeof(*d));
@@ -1682,7 +1701,10 @@ int main(int argc, char **argv)
             h = (h ^ (uint8_t)*p) * 1099511628211ull;
         o.seed = h ^ now_ns() ^ ((uint64_t)getpid() << 32);
     }
-    if (daemon_init(d, &o, n_nodes) != 0)
+    int init = daemon_init(d, &o, n_nodes);
+    if (init == 1)
+        rc = 0; /* stopped while waiting for JetStream: never joined */
+    else if (init != 0)
         rc = 1;
     else
         rc = o.nats_mode ? run_nats(d) : o.scenario != NULL ? run_demo(d) : run_daemon(d);

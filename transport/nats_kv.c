@@ -740,6 +740,19 @@ static natsStatus nkv_js_open(natsConnection *conn, int64_t timeout_ms, jsCtx **
     return natsConnection_JetStream(js, conn, &jo);
 }
 
+/* True for the server's texts of a JetStream cluster that is not ready yet
+ * (see nkv_bucket_fail), in any letter case. */
+static bool nkv_text_is_transient(const char *text)
+{
+    static const char *const transient[] = {
+        "temporarily unavailable", "insufficient resources", "no suitable peers", "offline",
+    };
+    for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++)
+        if (strcasestr(text, transient[i]) != NULL)
+            return true;
+    return false;
+}
+
 /* Maps a failure of the bucket calls (bind, create, status, delete). */
 static aether_status nkv_bucket_fail(aether_err *err, const char *bucket, const char *call,
                                      natsStatus s)
@@ -755,11 +768,15 @@ static aether_status nkv_bucket_fail(aether_err *err, const char *bucket, const 
     case NATS_INVALID_ARG: code = AETHER_EINVAL; break;
     /* The server answered with an error: for a bucket create that is a
      * bucket with another configuration, or a bad configuration; or the
-     * JetStream cluster is not ready (10008, no meta leader: a server just
-     * restarted, routes not up yet), which passes. js_CreateKeyValue gives
-     * no JetStream error code, only the server's text. */
+     * JetStream cluster is not ready, which passes: no meta leader (10008
+     * "temporarily unavailable": a server just restarted, routes not up
+     * yet), not enough servers up to place the replicas (10023
+     * "insufficient resources", 10005 "no suitable peers for placement"),
+     * a stream whose replicas are electing their leader ("offline").
+     * js_CreateKeyValue gives no JetStream error code, only the server's
+     * text. */
     case NATS_ERR:
-        code = strstr(text, "temporarily unavailable") != NULL ? AETHER_EUNAVAILABLE : AETHER_EINVAL;
+        code = nkv_text_is_transient(text) ? AETHER_EUNAVAILABLE : AETHER_EINVAL;
         break;
     default: code = AETHER_EUNAVAILABLE; break; /* timeouts, no responders, connection */
     }
