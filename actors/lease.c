@@ -400,6 +400,16 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
         s = aether_lease_recorded_term(cfg, &recorded, &recorded_rev, err);
         if (s != AETHER_OK)
             goto release;
+        /* No record at all: the state bucket was lost (with the lease
+         * bucket, or the terms could not matter). The highest term this
+         * node has seen stands in for it. */
+        uint64_t floor = cfg->term_floor != NULL ? __atomic_load_n(cfg->term_floor, __ATOMIC_RELAXED) : 0;
+        h.floor_used = AETHER_TERM_NONE;
+        if (recorded == AETHER_TERM_NONE && floor != AETHER_TERM_NONE &&
+            floor < AETHER_LEASE_TERM_FLOOR_MAX) {
+            recorded = floor;
+            h.floor_used = floor;
+        }
 
         /* Step 3, a wide gap (a lease bucket re-created under a term recorded
          * long ago): compact the bucket to recorded + 1 and create again. */

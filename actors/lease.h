@@ -32,7 +32,8 @@
  *     means the create happened (continue), anything else means it did not
  *     (EEXIST if another holder is there, EUNAVAILABLE if the key is absent).
  *  2. Read the recorded term R and its revision from the state store
- *     (absent = R 0).
+ *     (absent = R 0, or cfg.term_floor when given: the state bucket was
+ *     lost, and the highest term this node saw is the best record left).
  *  3. While our lease revision <= R: send update(lease_key, same value,
  *     expected = our revision); each success moves our revision on (the
  *     bucket counter is shared by all writes) and sets renewed_at to its
@@ -86,8 +87,11 @@
  *  - within one bucket life, two terms are revisions of two distinct writes,
  *    and a bucket counter never repeats.
  * This needs the state bucket to outlive the lease bucket: if both are lost
- * together, terms can repeat (the operator must restore the state bucket or
- * seed cfg.term_key above every term used before). A state bucket lost on
+ * together, the record is gone; the winner then continues above the
+ * highest term it has seen (cfg.term_floor), which holds every term acted
+ * on while it lived, but not terms of a cluster it never saw (all nodes
+ * restarted with an empty store: the operator must restore the state
+ * bucket or seed cfg.term_key above every term used before). A state bucket lost on
  * its own is re-created by the store (nats_kv.h step 5) and the leader
  * records its term again (aether_lease_record_again, at every renewal
  * that finds the record below its term), so the record survives as long
@@ -113,6 +117,8 @@
 #define AETHER_LEASE_TERM_KEY_DEFAULT "term"
 /* Lease-key updates one acquire may spend advancing past the recorded term. */
 #define AETHER_LEASE_ADVANCE_STEPS_MAX 4096u
+/* A term floor this high is not believed (it leaves room to count on). */
+#define AETHER_LEASE_TERM_FLOOR_MAX (UINT64_C(1) << 62)
 /* A gap to the recorded term at least this wide is crossed by compacting
  * the lease bucket instead of updating the key once per revision. */
 #define AETHER_LEASE_COMPACT_GAP_MIN 16u
@@ -133,6 +139,12 @@ typedef struct aether_lease_config {
     uint64_t ttl_ms;           /* 1..AETHER_LEASE_TTL_MS_MAX */
     uint64_t safety_margin_ms; /* < ttl_ms: covers clock drift */
     uint32_t advance_steps_max; /* 0 = AETHER_LEASE_ADVANCE_STEPS_MAX */
+    /* Optional (NULL = none): the highest term this node has seen (an
+     * atomic another actor may raise; read relaxed). When the state store
+     * records no term at all - the state bucket was lost - acquire step 2
+     * takes it as R, so a node that lived through the loss never reuses a
+     * term it knew. Ignored at or above AETHER_LEASE_TERM_FLOOR_MAX. */
+    const uint64_t *term_floor;
 } aether_lease_config;
 
 /* Checks the config, including that the lease bucket's TTL equals ttl_ms and
@@ -164,6 +176,8 @@ typedef struct aether_lease_held {
     uint64_t nonce;              /* tells our writes from anyone else's */
     bool pending;                /* a renewal's outcome is unknown: reconcile first */
     uint64_t pending_sent_at_ns; /* when that renewal was sent (valid if pending) */
+    aether_term floor_used;      /* acquire found no recorded term and used
+                                    cfg.term_floor instead (0 = it did not) */
 } aether_lease_held;
 
 /* Runs the acquire protocol (DESIGN steps 1-5). rng: this actor's generator

@@ -134,6 +134,8 @@ struct aether_member {
     uint32_t brake_engaged;       /* atomic: 1 while this leader's rebalance brake holds */
     uint64_t lease_renewals;      /* LeaseRenewed this node emitted (member_emit) */
     uint64_t lease_failures;      /* LeadershipLost it emitted, resigns while draining aside */
+    uint64_t term_record_missing; /* elections this node won with no term recorded in the state
+                                     store: it continued above its highest_term (lease.h) */
     uint64_t state_lost_gen;      /* bumped (relaxed) by the lease actor each time, as leader,
                                      it found its term's record gone from the state store (the
                                      state bucket lost) and wrote it back; the cluster and

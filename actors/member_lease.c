@@ -75,6 +75,7 @@ aether_status member_lease_init(aether_member *m)
     ls->lcfg.self = m->cfg.node;
     ls->lcfg.ttl_ms = m->cfg.lease_ttl_ms;
     ls->lcfg.safety_margin_ms = m->cfg.lease_safety_margin_ms;
+    ls->lcfg.term_floor = &m->highest_term;
     aether_rng_seed(&ls->rng, m->deps.seed ^ aether_node_id_hash(&m->cfg.node));
     m->ls = ls;
     aether_err err;
@@ -279,6 +280,13 @@ static void campaign(aether_member *m)
         return;
     }
     aether_term term = ls->held.lease.term;
+    if (ls->held.floor_used != AETHER_TERM_NONE) {
+        uint64_t n = __atomic_add_fetch(&m->term_record_missing, 1, __ATOMIC_RELAXED);
+        AETHER_WARN(MEMBER_LOG, "%s: the state store recorded no term (state bucket lost?): continuing "
+                    "above term %llu, the highest this node has seen; elected with term %llu (%llu time(s))",
+                    m->cfg.node.str, (unsigned long long)ls->held.floor_used, (unsigned long long)term,
+                    (unsigned long long)n);
+    }
     ls->leading = true;
     ls->elections_won++;
     ls->known_leader = m->cfg.node;

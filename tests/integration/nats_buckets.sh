@@ -3,7 +3,7 @@
 # real nats-server come back (issue 12 item 5; transport/nats_kv.h step 5,
 # actors/lease.h, member_lease.c step 6).
 #
-#   nats_buckets.sh BUILD_DIR [all|lease|state]     (default all)
+#   nats_buckets.sh BUILD_DIR [all|lease|state|wipe]     (default all)
 #
 # Steps (every wait bounded; lease_ttl_ms is the default 1000):
 #  1. nats-server and n1..n3 (--shards 64), settled within 10 s; T1 = the
@@ -26,9 +26,14 @@
 #  8. (all) the lease bucket deleted once more: a new leader within 2 s, with
 #     a term above every term before it (the leader recorded its term
 #     again after the state bucket came back, so the record survived).
-#  9. the final checks of lib.sh (no VIOLATION, no older term accepted, no
+#  wipe (both buckets lost: the nats-server killed, its store removed,
+#  restarted on the same port):
+#  9. within 10 s the cluster settles over the same nodes with a leader
+#     whose term is above every term before (the winner continues above
+#     the highest term it saw, and says so), and no shard moved;
+# 10. the final checks of lib.sh (no VIOLATION, no older term accepted, no
 #     two leaders acting at once).
-# Prints the measured times. Takes ~6 s (its bounded waits add up to ~60 s).
+# Prints the measured times. Takes ~8 s (its bounded waits add up to ~60 s).
 # Exit 0 on success, 1 with the reason and every log's tail.
 set -u
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -36,7 +41,7 @@ set -u
 it_setup buckets "${1:-}"
 it_need_helpers
 PARTS=${2:-all}
-case $PARTS in all | lease | state) ;; *) fail "unknown part '$PARTS' (all, lease or state)" ;; esac
+case $PARTS in all | lease | state | wipe) ;; *) fail "unknown part '$PARTS' (all, lease, state or wipe)" ;; esac
 TTL_MS=1000
 
 probe() { "$PROBE_BIN" --nats "$URL" --cluster "$CLUSTER" "$@"; }
@@ -79,13 +84,13 @@ delete_lease() {
 
 ALIVE=("${NODES[@]}")
 MAP_BEFORE=$WORK/map.up
-if [[ $PARTS != state ]]; then
+if [[ $PARTS == all || $PARTS == lease ]]; then
     delete_lease "lease"
     cp "$WORK/map.lease" "$WORK/map.before-state"
     MAP_BEFORE=$WORK/map.before-state
 fi
 
-if [[ $PARTS != lease ]]; then
+if [[ $PARTS == all || $PARTS == state ]]; then
     v_before=$(map_version "$MAP_BEFORE")
     probe delete-state >/dev/null || fail "nats_probe delete-state failed"
     t0=$(now_ms)
@@ -116,6 +121,34 @@ fi
 
 if [[ $PARTS == all ]]; then
     delete_lease "lease again"
+fi
+
+if [[ $PARTS == all || $PARTS == wipe ]]; then
+    # Both buckets lost at once: the nats-server restarted with an empty
+    # store. The nodes re-create the buckets; the winner continues above
+    # the highest term it saw (no term record is left: actors/lease.h) and
+    # takes over from the map it holds, so nothing moves.
+    wait_settled 5000 "$WORK/map.before-wipe" "${ALIVE[@]}"
+    term_before=$TERM_NOW
+    for n in "${ALIVE[@]}"; do
+        t=$(leader_term "$n")
+        [[ -n "$t" ]] && (( t > term_before )) && term_before=$t
+    done
+    log_mark "${ALIVE[@]}"
+    server_kill nats
+    rm -rf "$WORK/nats.js"
+    server_restart nats
+    t0=$(now_ms)
+    wait_settled 10000 "$WORK/map.wipe" "${ALIVE[@]}"
+    t_settled=$(( $(now_ms) - t0 ))
+    LEADER=$LEADER_NOW
+    term=$(leader_term "$LEADER")
+    (( term > term_before )) || fail "wipe: $LEADER leads term $term, not above $term_before (a term repeated)"
+    moved=$(join <(ownership "$WORK/map.before-wipe") <(ownership "$WORK/map.wipe") | awk '$2 != $3' | wc -l)
+    (( moved == 0 )) || fail "wipe: $moved shards moved after the store was lost"
+    grep -q "the state store recorded no term" "$WORK/$LEADER.err" ||
+        fail "wipe: $LEADER did not say that the state store had no term record"
+    echo "wipe: nats-server restarted with an empty store; settled after ~$t_settled ms, $LEADER leads term $term (was $term_before), nothing moved"
 fi
 
 final_checks "${NODES[@]}"

@@ -338,6 +338,36 @@ static void test_record_again_after_state_loss(void)
     stores_down();
 }
 
+static void test_term_floor_when_no_record(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a"), b = node_cfg("node-b");
+    uint64_t highest = 7; /* what a node that lived through a store loss has seen */
+    a.term_floor = &highest;
+    b.term_floor = &highest;
+    aether_lease_held h;
+    /* Both buckets lost: no record; the winner continues above its floor. */
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(h.lease.term, 8);
+    CU_ASSERT_EQUAL(h.floor_used, 7);
+    CU_ASSERT_EQUAL(recorded(&a), 8);
+    CU_ASSERT_EQUAL(aether_lease_resign(&a, &h, NULL), AETHER_OK);
+    /* A record exists: it is the authority, the floor does not count. */
+    highest = 100;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &h, NULL), AETHER_OK);
+    CU_ASSERT_TRUE(h.lease.term > 8 && h.lease.term < 100);
+    CU_ASSERT_EQUAL(h.floor_used, AETHER_TERM_NONE);
+    CU_ASSERT_EQUAL(aether_lease_resign(&b, &h, NULL), AETHER_OK);
+    /* An absurd floor (a forged term that slipped in) is not believed. */
+    aether_kv_mem_wipe(state_kv);
+    aether_kv_mem_wipe(lease_kv);
+    highest = AETHER_LEASE_TERM_FLOOR_MAX;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(h.lease.term, 1);
+    CU_ASSERT_EQUAL(h.floor_used, AETHER_TERM_NONE);
+    stores_down();
+}
+
 static void test_reconcile_unknown_applied(void)
 {
     stores_up();
@@ -541,6 +571,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(wipe_keeps_terms_increasing),
     AETHER_TEST(wide_gap_compacts),
     AETHER_TEST(record_again_after_state_loss),
+    AETHER_TEST(term_floor_when_no_record),
     AETHER_TEST(advance_budget_keeps_progress),
     AETHER_TEST(reconcile_unknown_applied),
     AETHER_TEST(reconcile_unknown_not_applied),
