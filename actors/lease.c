@@ -411,6 +411,18 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
             h.floor_used = floor;
         }
 
+        /* Step 2b: a lease bucket restarted under the record (or the floor):
+         * the holder of the last term may act until its deadline, which no
+         * write of ours can end. Not before the caller waited a ttl. */
+        if (recorded >= h.revision && !cfg->restart_waited &&
+            !(cfg->own_stopped_term != AETHER_TERM_NONE && recorded == cfg->own_stopped_term)) {
+            s = aether_err_set(err, AETHER_ESTALE,
+                               "lease '%s': revision %" PRIu64 " is not above term %" PRIu64
+                               ": the lease bucket was re-created, and the holder of term %" PRIu64
+                               " may act until its deadline; released, campaign again after a ttl",
+                               lease_key(cfg), h.revision, recorded, recorded);
+            goto release;
+        }
         /* Step 3, a wide gap (a lease bucket re-created under a term recorded
          * long ago): compact the bucket to recorded + 1 and create again. */
         if (recorded >= h.revision && recorded - h.revision >= AETHER_LEASE_COMPACT_GAP_MIN) {

@@ -10,7 +10,8 @@
  * Threading: a holder (aether_lease_held) is owned by one actor and is
  * passed to at most one of these calls at a time; the actor keeps at most
  * one lease write outstanding (the reconcile rule below relies on it). The
- * config is immutable. Stores may be shared with other nodes and threads.
+ * config is immutable but for restart_waited and own_stopped_term (its
+ * owning actor's). Stores may be shared with other nodes and threads.
  *
  * The lease key (cfg.lease_key in the lease bucket, whose TTL must equal
  * ttl_ms) holds a compact JSON value:
@@ -34,6 +35,15 @@
  *  2. Read the recorded term R and its revision from the state store
  *     (absent = R 0, or cfg.term_floor when given: the state bucket was
  *     lost, and the highest term this node saw is the best record left).
+ *  2b. Our revision <= R means the lease bucket was deleted and re-created
+ *     (within one bucket life every create is above every recorded term):
+ *     the lease key under which the holder of term R acted is gone early,
+ *     not expired, and that holder may act until its own deadline, at most
+ *     a ttl after the loss. Unless cfg.restart_waited (the caller waited a
+ *     ttl since it first saw this) or R is cfg.own_stopped_term (the
+ *     holder of R is this node, and it has stopped), release the key and
+ *     return AETHER_ESTALE; every other candidate gets the same answer, so
+ *     nobody acts on the new bucket while the holder of R still may.
  *  3. While our lease revision <= R: send update(lease_key, same value,
  *     expected = our revision); each success moves our revision on (the
  *     bucket counter is shared by all writes) and sets renewed_at to its
@@ -145,6 +155,13 @@ typedef struct aether_lease_config {
      * takes it as R, so a node that lived through the loss never reuses a
      * term it knew. Ignored at or above AETHER_LEASE_TERM_FLOOR_MAX. */
     const uint64_t *term_floor;
+    /* The owning actor sets this between calls once it has waited a ttl since
+     * an acquire returned AETHER_ESTALE (step 2b). */
+    bool restart_waited;
+    /* Set by the owning actor too: the last term this node held and has
+     * stopped acting on (0 = none). When it is the recorded term, its
+     * holder - this node - acts no more, so step 2b needs no wait. */
+    aether_term own_stopped_term;
 } aether_lease_config;
 
 /* Checks the config, including that the lease bucket's TTL equals ttl_ms and
@@ -187,6 +204,9 @@ typedef struct aether_lease_held {
  *  AETHER_ECONFLICT   we won the key but lost it while establishing the term;
  *  AETHER_ESTATE      the term gap needs more than advance_steps_max updates
  *                     (progress kept, key released; campaign again);
+ *  AETHER_ESTALE      the lease bucket restarted below the recorded term and
+ *                     cfg.restart_waited is false (key released; campaign
+ *                     again a ttl later with restart_waited set: step 2b);
  *  AETHER_EUNAVAILABLE, AETHER_EUNKNOWN  a store failed (a stray lease of
  *                     ours may exist until it expires; it is never acted on);
  *  AETHER_EINVAL      bad config or a malformed record in the stores. */

@@ -58,6 +58,9 @@ struct member_lease_state {
                                        as we heard (our clock); 0 = not since it changed */
     uint64_t retry_ns;              /* the next wait after a campaign found an expired
                                        lease still stored; 0 = CAMPAIGN_RETRY_MIN_MS */
+    uint64_t restart_seen_ns;       /* when a campaign first found the lease bucket restarted
+                                       under the recorded term (lease.h step 2b); 0 = not
+                                       since our last election or a new leader's */
     aether_timer_id renew_timer;
     aether_node_id known_leader;    /* len 0 = none */
     aether_term known_term;
@@ -183,6 +186,8 @@ static void lose_term(aether_member *m, aether_term term, const char *reason)
         return;
     ls->leading = false;
     __atomic_store_n(&m->leading_term, AETHER_TERM_NONE, __ATOMIC_RELEASE);
+    if (term != AETHER_TERM_NONE)
+        ls->lcfg.own_stopped_term = term; /* lease.h step 2b: we act on it no more */
     if (ls->renew_timer != 0)
         aether_timer_cancel(m->lease, ls->renew_timer);
     ls->renew_timer = 0;
@@ -242,7 +247,21 @@ static void campaign(aether_member *m)
         return;
     }
     aether_err err;
+    uint64_t now = member_now_ns(m);
+    uint64_t ttl_ns = (uint64_t)m->cfg.lease_ttl_ms * AETHER_NS_PER_MS;
+    ls->lcfg.restart_waited = ls->restart_seen_ns != 0 && now >= ls->restart_seen_ns + ttl_ns;
     aether_status st = aether_lease_acquire(&ls->lcfg, &ls->rng, &ls->held, &err);
+    ls->lcfg.restart_waited = false;
+    if (st == AETHER_ESTALE) {
+        /* lease.h step 2b: the lease bucket restarted under the last term;
+         * its holder may act for up to a ttl more. Campaign again then. */
+        if (ls->restart_seen_ns == 0) {
+            ls->restart_seen_ns = now;
+            AETHER_WARN(MEMBER_LOG, "%s: %s", m->cfg.node.str, err.msg);
+        }
+        campaign_at(m, ls->restart_seen_ns + ttl_ns + jitter_ns(m));
+        return;
+    }
     if (st == AETHER_EEXIST) {
         aether_lease_value v;
         uint64_t rev;
@@ -280,6 +299,7 @@ static void campaign(aether_member *m)
         return;
     }
     aether_term term = ls->held.lease.term;
+    ls->restart_seen_ns = 0;
     if (ls->held.floor_used != AETHER_TERM_NONE) {
         uint64_t n = __atomic_add_fetch(&m->term_record_missing, 1, __ATOMIC_RELAXED);
         AETHER_WARN(MEMBER_LOG, "%s: the state store recorded no term (state bucket lost?): continuing "
@@ -369,6 +389,7 @@ static void renew(aether_member *m)
     }
     if (ls->held.pending)
         return; /* still unknown: the old deadline stands */
+    aether_term held_term = ls->held.lease.term; /* a conflict clears the holding */
     aether_status st = aether_lease_renew(&ls->lcfg, &ls->held, &err);
     switch (st) {
     case AETHER_OK: {
@@ -388,6 +409,11 @@ static void renew(aether_member *m)
     case AETHER_ECONFLICT:
     case AETHER_ENOTFOUND:
         lose(m, "lease taken by another node");
+        /* Taken, or the lease bucket re-created under us: one cheap create
+         * tells (EEXIST, or a fresh bucket that we, having stopped, may
+         * take at once: lease.h step 2b). */
+        ls->lcfg.own_stopped_term = held_term;
+        campaign_at(m, member_now_ns(m) + jitter_ns(m));
         break;
     default: /* unavailable or unknown: retry next tick, the deadline decides */
         AETHER_DEBUG(MEMBER_LOG, "%s: renewal failed (%s): %s", m->cfg.node.str,
@@ -429,6 +455,7 @@ static void on_event(aether_member *m, const aether_event *e)
         ls->known_leader = *leader;
         ls->known_term = term;
         ls->sign_ns = 0;
+        ls->restart_seen_ns = 0; /* a leader was elected on the new bucket */
         member_set_leader_view(m, leader, term);
         member_notify_leader(m, leader, term);
         if (!aether_node_id_equal(leader, &m->cfg.node)) {

@@ -188,6 +188,7 @@ typedef struct node_run {
     aether_metrics *metrics;        /* every node's series; immutable after setup */
     aether_metrics_http *http;      /* GET /metrics when metrics_addr is set; main thread */
     bool was_leader;                /* NATS mode: main thread */
+    uint64_t was_leader_term;       /* NATS mode: main thread; the term it led at the last poll */
     aether_rng rng;                 /* main thread */
     uint64_t start_ns;              /* immutable after setup */
     uint32_t hide_mask;             /* immutable: event types never printed */
@@ -875,7 +876,8 @@ static int run_daemon(node_run *d)
 
 /* ---- NATS mode (one node) ------------------------------------------------------ */
 
-/* Prints a line when this node's is_leader flips. */
+/* Prints a line when this node's is_leader flips, or when it leads a new
+ * term (a loss and a re-election between two polls: both lines). */
 static void leader_poll(node_run *d)
 {
     node_slot *n = &d->nodes[0];
@@ -883,9 +885,13 @@ static void leader_poll(node_run *d)
         return;
     aether_member_view v;
     aether_member_view_get(n->m, &v);
-    if (v.is_leader == d->was_leader)
+    if (v.is_leader == d->was_leader && (!v.is_leader || v.term == d->was_leader_term))
         return;
+    if (v.is_leader && d->was_leader)
+        say(d, "+%llums %s LEADER lost term=%llu leader=%s\n", (unsigned long long)since_start_ms(d),
+            n->id, (unsigned long long)d->was_leader_term, n->id);
     d->was_leader = v.is_leader;
+    d->was_leader_term = v.is_leader ? v.term : 0;
     if (v.is_leader)
         say(d, "+%llums %s LEADER elected term=%llu\n", (unsigned long long)since_start_ms(d), n->id,
             (unsigned long long)v.term);

@@ -123,13 +123,20 @@ typedef enum fault_kind {
     F_KV_SLOW,
     F_KV_LATE,
     F_DRIFT,
+    /* scheduled, but opt-in (not in "all", --all-faults or --soak's draw), so
+     * that adding it left every existing seed's schedule as it was */
+    F_KV_LOSS,
     F_COUNT_
 } fault_kind;
+
+/* "all": every kind but the opt-in ones. */
+#define F_ALL_MASK (((1u << F_COUNT_) - 1u) & ~(1u << F_KV_LOSS))
+#define F_KV_LOSS_WEIGHT 2u
 
 static const char *const fault_names[F_COUNT_] = {
     "crash",  "pause",  "partition", "oneway", "isolate",    "kv-outage", "kv-cut",
     "join",   "drain",  "net-burst", "loss",   "dup",        "reorder",   "delay",
-    "kv-unknown", "kv-slow", "kv-late", "drift",
+    "kv-unknown", "kv-slow", "kv-late", "drift", "kv-loss",
 };
 
 /* Relative weights of the scheduled events. */
@@ -907,10 +914,11 @@ static void inject(sim *s)
     uint32_t total = 0;
     for (uint32_t f = 0; f < F_EVENT_COUNT_; f++)
         total += enabled(s, (fault_kind)f) ? fault_weight[f] : 0;
+    total += enabled(s, F_KV_LOSS) ? F_KV_LOSS_WEIGHT : 0;
     if (total == 0)
         return;
     uint32_t r = (uint32_t)aether_rng_below(&s->frng, total);
-    fault_kind f = F_CRASH;
+    fault_kind f = F_KV_LOSS; /* what is left after the others (last in the draw) */
     for (uint32_t k = 0; k < F_EVENT_COUNT_; k++) {
         uint32_t w = enabled(s, (fault_kind)k) ? fault_weight[k] : 0;
         if (r < w) {
@@ -1006,6 +1014,31 @@ static void inject(sim *s)
             s->injected[f]++;
         }
         break;
+    case F_KV_LOSS: {
+        /* A bucket deleted and re-created (transport/nats_kv.h step 5 does
+         * the re-creation on NATS; here it is instant): everything in it is
+         * gone and its revisions restart at 1. The lease bucket or the state
+         * bucket, one at a time, and the lease bucket only while the state
+         * bucket holds a term record. Both at once is not modelled: a node that
+         * (re)starts after such a loss remembers no term and may reuse one
+         * (seed 3 of --faults all,kv-loss with both: "I1: term 1 has two
+         * leaders"); telling the epochs apart needs the generation id of
+         * issue 12 item 5, not done yet. */
+        int which = (int)aether_rng_below(&s->frng, 2);
+        aether_kv_entry rec;
+        bool recorded = aether_kv_get(s->kv[1], "term", &rec, NULL) == AETHER_OK;
+        aether_kv_entry_fini(&rec);
+        if (which == 0 && !recorded) {
+            /* The state bucket lost its term record and no leader wrote it
+             * back yet: losing the lease bucket now is losing both. */
+            trace_line(s, "FAULT lease bucket loss skipped: the state bucket has no term record yet");
+            break;
+        }
+        aether_kv_mem_wipe(s->kv[which]);
+        trace_line(s, "FAULT %s bucket deleted and re-created empty", which ? "state" : "lease");
+        s->injected[f]++;
+        break;
+    }
     default:
         break;
     }
@@ -1485,7 +1518,7 @@ static bool parse_faults(const char *list, uint32_t *mask)
     snprintf(buf, sizeof(buf), "%s", list);
     for (char *tok = strtok(buf, ","); tok != NULL; tok = strtok(NULL, ",")) {
         if (strcmp(tok, "all") == 0) {
-            *mask |= (1u << F_COUNT_) - 1;
+            *mask |= F_ALL_MASK;
             continue;
         }
         if (strcmp(tok, "none") == 0)
@@ -1539,7 +1572,7 @@ static void derive(opts *o)
     o->max_handoffs = handoff_choices[aether_rng_below(&r, 4)];
     o->faults = 0;
     for (int f = 0; f < F_COUNT_; f++)
-        if (aether_rng_below(&r, 10) < 7)
+        if ((F_ALL_MASK >> f) & 1u && aether_rng_below(&r, 10) < 7)
             o->faults |= 1u << f;
     o->fault_rate = 0.5 + (double)aether_rng_below(&r, 16) / 4.0; /* 0.5 .. 4.25 */
     o->loss = (double)aether_rng_below(&r, 31) / 1000.0;         /* 0 .. 3% */
@@ -1626,7 +1659,7 @@ static int parse_args(int argc, char **argv, opts *o)
             ok = parse_u64(v, &u) && u >= 1 && u <= AETHER_SHARD_COUNT_MAX;
             o->max_handoffs = (uint32_t)u;
         } else if (strcmp(a, "--all-faults") == 0) {
-            o->faults = (1u << F_COUNT_) - 1;
+            o->faults = F_ALL_MASK;
             have_faults = true;
         } else if (strcmp(a, "--faults") == 0) {
             NEEDV();
@@ -1852,7 +1885,7 @@ int main(int argc, char **argv)
                " faults (",
                s->o.seed, (double)(now_ns(s) - SEC) / 1e9, s->steps, faults);
         bool first = true;
-        for (int f = 0; f < F_EVENT_COUNT_; f++)
+        for (int f = 0; f < F_COUNT_; f++)
             if (s->injected[f]) {
                 printf("%s%s %" PRIu64, first ? "" : ", ", fault_names[f], s->injected[f]);
                 first = false;

@@ -239,8 +239,18 @@ static void test_wipe_keeps_terms_increasing(void)
     /* The lease bucket is deleted and re-created: revisions restart at 1. */
     aether_kv_mem_wipe(lease_kv);
     aether_err err = {0};
+    /* Step 2b: created at revision 1 <= 6, so b may still act until its
+     * deadline: released (marker 2), campaign again after a ttl. */
+    CU_ASSERT_EQUAL(aether_lease_acquire(&c, &rng, &hc, &err), AETHER_ESTALE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "re-created"));
+    CU_ASSERT_EQUAL(hc.lease.term, AETHER_TERM_NONE);
+    CU_ASSERT_FALSE(aether_lease_may_act(&hc.lease, sim.now_ns, MARGIN_MS));
+    aether_lease_value v;
+    uint64_t r;
+    CU_ASSERT_EQUAL(aether_lease_read(&c, &v, &r, NULL), AETHER_ENOTFOUND);
+    c.restart_waited = true;
     CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&c, &rng, &hc, &err), AETHER_OK);
-    /* Created at revision 1, advanced with updates 2..7: the term is 7. */
+    /* Created at revision 3, advanced with updates 4..7: the term is 7. */
     CU_ASSERT_EQUAL(hc.lease.term, 7);
     CU_ASSERT_TRUE(hc.lease.term > hb.lease.term);
     CU_ASSERT_EQUAL(hc.revision, 7);
@@ -261,6 +271,7 @@ static void test_advance_budget_keeps_progress(void)
     CU_ASSERT_EQUAL(aether_kv_create(state_kv, "term", "10", 2, &r, NULL), AETHER_OK);
     a.advance_steps_max = 4;
     b.advance_steps_max = 4;
+    a.restart_waited = b.restart_waited = true; /* step 2b: waited already */
     aether_lease_held h;
     aether_err err = {0};
     /* create 1 + 4 updates = 5 <= 10: out of budget, key released (marker 6). */
@@ -287,6 +298,7 @@ static void test_wide_gap_compacts(void)
      * default budget; the compaction crosses the gap at once. */
     uint64_t r;
     CU_ASSERT_EQUAL(aether_kv_create(state_kv, "term", "100000", 6, &r, NULL), AETHER_OK);
+    a.restart_waited = b.restart_waited = true; /* step 2b: waited already */
     aether_lease_held h;
     aether_err err = {0};
     CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &h, &err), AETHER_OK);
@@ -329,6 +341,7 @@ static void test_record_again_after_state_loss(void)
     aether_sim_clock_advance_ns(&sim, 2 * TTL_MS * MS);
     aether_kv_mem_wipe(lease_kv);
     aether_lease_held hb;
+    b.restart_waited = true; /* step 2b: waited already */
     CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_OK);
     CU_ASSERT_TRUE(hb.lease.term > t1);
     /* A deposed holder never lowers the record. */
@@ -346,7 +359,11 @@ static void test_term_floor_when_no_record(void)
     a.term_floor = &highest;
     b.term_floor = &highest;
     aether_lease_held h;
-    /* Both buckets lost: no record; the winner continues above its floor. */
+    /* Both buckets lost: no record; the floor stands in, and the lease of
+     * term 7 may still be acted on for a ttl (step 2b). */
+    CU_ASSERT_EQUAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_ESTALE);
+    a.restart_waited = true;
+    /* Then the winner continues above its floor. */
     CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_OK);
     CU_ASSERT_EQUAL(h.lease.term, 8);
     CU_ASSERT_EQUAL(h.floor_used, 7);
