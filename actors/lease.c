@@ -419,9 +419,10 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
             s = aether_err_set(err, AETHER_ESTALE,
                                "lease '%s': revision %" PRIu64 " is not above term %" PRIu64
                                ": the lease bucket was re-created, and the holder of term %" PRIu64
-                               " may act until its deadline; released, campaign again after a ttl",
+                               " may act until its deadline; the key is left to expire, campaign "
+                               "again after a ttl",
                                lease_key(cfg), h.revision, recorded, recorded);
-            goto release;
+            return s; /* kept, never acted on: see lease.h step 2b */
         }
         /* Step 3, a wide gap (a lease bucket re-created under a term recorded
          * long ago): compact the bucket to recorded + 1 and create again. */

@@ -41,9 +41,14 @@
  *     not expired, and that holder may act until its own deadline, at most
  *     a ttl after the loss. Unless cfg.restart_waited (the caller waited a
  *     ttl since it first saw this) or R is cfg.own_stopped_term (the
- *     holder of R is this node, and it has stopped), release the key and
- *     return AETHER_ESTALE; every other candidate gets the same answer, so
- *     nobody acts on the new bucket while the holder of R still may.
+ *     holder of R is this node, and it has stopped), return AETHER_ESTALE
+ *     and leave the key (term 0, never acted on) to expire by TTL. Not
+ *     releasing it matters: every create and delete moves the bucket
+ *     counter, and candidates releasing in turn would soon push it past R
+ *     and erase the evidence. Held, the key keeps the others out (EEXIST)
+ *     until it expires, at least a ttl after the loss, by when the holder
+ *     of R has stopped; a create after that may find the counter past R
+ *     and act, safely.
  *  3. While our lease revision <= R: send update(lease_key, same value,
  *     expected = our revision); each success moves our revision on (the
  *     bucket counter is shared by all writes) and sets renewed_at to its
@@ -205,8 +210,9 @@ typedef struct aether_lease_held {
  *  AETHER_ESTATE      the term gap needs more than advance_steps_max updates
  *                     (progress kept, key released; campaign again);
  *  AETHER_ESTALE      the lease bucket restarted below the recorded term and
- *                     cfg.restart_waited is false (key released; campaign
- *                     again a ttl later with restart_waited set: step 2b);
+ *                     cfg.restart_waited is false (the key is left to expire;
+ *                     campaign again a ttl later with restart_waited set:
+ *                     step 2b);
  *  AETHER_EUNAVAILABLE, AETHER_EUNKNOWN  a store failed (a stray lease of
  *                     ours may exist until it expires; it is never acted on);
  *  AETHER_EINVAL      bad config or a malformed record in the stores. */

@@ -259,6 +259,16 @@ static void campaign(aether_member *m)
             ls->restart_seen_ns = now;
             AETHER_WARN(MEMBER_LOG, "%s: %s", m->cfg.node.str, err.msg);
         }
+        /* Our key stays until it expires: when the next campaign finds it,
+         * it is a lease seen now (so retried soon after now + ttl). */
+        aether_lease_value v;
+        uint64_t rev;
+        if (aether_lease_read(&ls->lcfg, &v, &rev, NULL) == AETHER_OK) {
+            ls->seen_rev = rev;
+            ls->seen_nonce = v.nonce;
+            ls->seen_ns = now;
+            ls->retry_ns = 0;
+        }
         campaign_at(m, ls->restart_seen_ns + ttl_ns + jitter_ns(m));
         return;
     }

@@ -96,6 +96,8 @@
 #define SIM_LINE_MAX 480u
 #define SIM_LATE_MAX 4096u          /* late store writes in flight */
 #define SIM_SCAN_EVERY_STEP_MAX 64u /* nodes up to which every check runs every step */
+#define SIM_KV_LOSS_GAP_MS 10000u   /* kv-loss: at most one bucket lost per this (both = a
+                                       new generation, not modelled) */
 #define MS AETHER_NS_PER_MS
 #define SEC AETHER_NS_PER_S
 
@@ -248,6 +250,7 @@ typedef struct sim {
     uint64_t next_fault_ns, next_ms_ns;
     uint64_t partition_until_ns, burst_until_ns;
     uint64_t kv_outage_until_ns[2];
+    uint64_t kv_loss_last_ns;   /* the last kv-loss injected; 0 = none */
     double kv_unknown, kv_slow, kv_late; /* current */
     late_write *late;
     uint32_t n_late;
@@ -1018,8 +1021,9 @@ static void inject(sim *s)
         /* A bucket deleted and re-created (transport/nats_kv.h step 5 does
          * the re-creation on NATS; here it is instant): everything in it is
          * gone and its revisions restart at 1. The lease bucket or the state
-         * bucket, one at a time, and the lease bucket only while the state
-         * bucket holds a term record. Both at once is not modelled: a node that
+         * bucket, one at a time (SIM_KV_LOSS_GAP_MS apart), and the lease
+         * bucket only while the state bucket holds a term record. Both at
+         * once is not modelled: a node that
          * (re)starts after such a loss remembers no term and may reuse one
          * (seed 3 of --faults all,kv-loss with both: "I1: term 1 has two
          * leaders"); telling the epochs apart needs the generation id of
@@ -1028,12 +1032,18 @@ static void inject(sim *s)
         aether_kv_entry rec;
         bool recorded = aether_kv_get(s->kv[1], "term", &rec, NULL) == AETHER_OK;
         aether_kv_entry_fini(&rec);
-        if (which == 0 && !recorded) {
-            /* The state bucket lost its term record and no leader wrote it
-             * back yet: losing the lease bucket now is losing both. */
-            trace_line(s, "FAULT lease bucket loss skipped: the state bucket has no term record yet");
+        uint64_t since_ms = (now_ns(s) - s->kv_loss_last_ns) / MS;
+        if ((which == 0 && !recorded) ||
+            (s->kv_loss_last_ns != 0 && since_ms < SIM_KV_LOSS_GAP_MS)) {
+            /* The state bucket has no term record (no leader wrote it back
+             * yet), or the other bucket was lost moments ago: losing this
+             * one now is losing both. */
+            trace_line(s, "FAULT %s bucket loss skipped: %s", which ? "state" : "lease",
+                       which == 0 && !recorded ? "the state bucket has no term record yet"
+                                               : "a bucket was lost less than 10 s ago");
             break;
         }
+        s->kv_loss_last_ns = now_ns(s);
         aether_kv_mem_wipe(s->kv[which]);
         trace_line(s, "FAULT %s bucket deleted and re-created empty", which ? "state" : "lease");
         s->injected[f]++;

@@ -43,8 +43,9 @@ set(AETHER_SIM_REGRESSIONS
   "stale_map_after_ack|--soak --seed 7196 --duration 240"
   "late_topology_write|--soak --seed 3965 --duration 240"
   "drained_on_stale_map|--soak --seed 281 --duration 240"
-  "lease_bucket_lost|--seed 37 --nodes 5 --duration 30 --faults all,kv-loss --fault-rate 2"
-  "state_bucket_lost_versions|--seed 12 --nodes 5 --duration 30 --faults all,kv-loss --fault-rate 2")
+  "lease_bucket_lost|--seed 36 --nodes 5 --duration 30 --faults all,kv-loss --fault-rate 2"
+  "state_bucket_lost_versions|--seed 22 --nodes 5 --duration 30 --faults all,kv-loss --fault-rate 2"
+  "state_bucket_lost_versions2|--seed 84 --nodes 5 --duration 30 --faults all,kv-loss --fault-rate 2")
 foreach(entry ${AETHER_SIM_REGRESSIONS})
   string(REPLACE "|" ";" parts "${entry}")
   list(GET parts 0 name)
