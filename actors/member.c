@@ -349,6 +349,8 @@ static int64_t g_brake(void *a)
     return member_may_lead(m, NULL) && __atomic_load_n(&m->brake_engaged, __ATOMIC_RELAXED) ? 1 : 0;
 }
 static int64_t g_renewals(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->lease_renewals, __ATOMIC_RELAXED); }
+static int64_t g_term_record_missing(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->term_record_missing, __ATOMIC_RELAXED); }
+static int64_t g_state_rewrites(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->state_lost_gen, __ATOMIC_RELAXED); }
 static int64_t g_lease_failures(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->lease_failures, __ATOMIC_RELAXED); }
 static int64_t g_lag(void *a)
 {
@@ -452,6 +454,14 @@ static const struct {
       "Leaderships this node lost other than by resigning while draining: a renewal failed or came too "
       "late, the lease was taken, a newer term was elected, or it was cut off.",
       g_lease_failures },
+    { "aether_state_rewrites_total", NULL, true,
+      "Times this node, as leader, found the state store had lost the record of its term (the state "
+      "bucket deleted and re-created empty) and wrote the term, the topology and the map back.",
+      g_state_rewrites },
+    { "aether_term_record_missing_total", NULL, true,
+      "Elections this node won while the state store recorded no term (the state bucket lost, with the "
+      "lease bucket): it continued above the highest term it had seen.",
+      g_term_record_missing },
     { "aether_map_version", NULL, false, "Version of the ShardMap this node publishes for lookups.", g_map_version },
     { "aether_map_version_lag", NULL, false,
       "How many map versions this node is behind what the leader announced (LeaseRenewed, keep-alive "

@@ -104,6 +104,9 @@ struct member_assign_state {
                                     leader (policy 10): until then we publish nothing */
     uint64_t topo_publication;   /* of the cluster actor's snapshot we copied last */
     bool publish_pending;        /* a map could not be recorded: try again next tick */
+    uint64_t state_lost_seen;    /* the m->state_lost_gen whose map write-back is done */
+    uint64_t version_floor;      /* this term's maps are numbered above it (takeover_load:
+                                    no stored map); 0 = none */
     /* advance() puts these back when its map cannot be recorded: */
     uint8_t *save_done;          /* [shard_count] */
     uint64_t *save_moving_since; /* [shard_count] */
@@ -437,16 +440,26 @@ static aether_status write_state(aether_member *m, const aether_shardmap *map, c
     return st;
 }
 
+/* After a lost state store, maps of a term T are numbered from T << this
+ * (takeover_load); terms at or above MAP_VERSION_FLOOR_TERM_MAX keep the
+ * plain numbering (room to count on in 64 bits). */
+#define MAP_VERSION_TERM_SHIFT 20u
+#define MAP_VERSION_FLOOR_TERM_MAX (UINT64_C(1) << 40)
+
 /* A map from the state store newer than ours (a lagging node catching up,
  * or a new leader taking over, policy 10). AETHER_OK if the store answered
- * (nothing stored, or nothing newer, counts), else its error. */
-static aether_status load_stored_map(aether_member *m)
+ * (nothing stored, or nothing newer, counts), else its error. *absent (if
+ * not NULL): the store holds no map. */
+
+static aether_status load_stored_map(aether_member *m, bool *absent)
 {
     member_assign_state *as = m->as;
     char *json = NULL;
     size_t len = 0;
     uint64_t rev = 0;
     aether_status st = member_state_get(m, MEMBER_STATE_MAP, &json, &len, &rev);
+    if (absent != NULL)
+        *absent = st == AETHER_ENOTFOUND;
     if (st != AETHER_OK)
         return st == AETHER_ENOTFOUND ? AETHER_OK : st;
     aether_shardmap *stored = NULL;
@@ -693,7 +706,8 @@ static void advance_locked(aether_member *m, const char *reason)
     /* Nodes that own nothing any more leave the map's node table: departed
      * ids do not pile up in every map (and the leader may forget them). */
     (void)aether_shardmap_builder_drop_unnamed(b, NULL);
-    aether_shardmap_builder_set_version(b, from_version + 1);
+    uint64_t base_version = as->version_floor > from_version ? as->version_floor : from_version;
+    aether_shardmap_builder_set_version(b, base_version + 1);
     aether_shardmap_builder_set_term(b, term);
     aether_shardmap *next = NULL;
     aether_err err;
@@ -905,11 +919,32 @@ static bool takeover_load(aether_member *m)
     if (__atomic_load_n(&m->topo_loaded_term, __ATOMIC_ACQUIRE) != as->lead_term)
         return false;
     refresh_topology(m);
-    if (load_stored_map(m) != AETHER_OK)
+    bool absent = false;
+    if (load_stored_map(m, &absent) != AETHER_OK)
         return false;
     if (__atomic_load_n(&m->map_incompatible, __ATOMIC_SEQ_CST))
         return false; /* the stored map is not ours to serve: publish nothing; the lease
                          actor resigns at its next renewal */
+    as->version_floor = 0;
+    if (absent && as->lead_term < MAP_VERSION_FLOOR_TERM_MAX) {
+        /* No stored map: the state bucket was lost (or this is the first
+         * term of the cluster). Maps of earlier terms this node never saw
+         * may exist with any small version, and a node holding one would
+         * ignore ours as older: number ours from lead_term << 20. Every
+         * earlier term is below lead_term, and a term publishes far fewer
+         * than 2^20 maps per lease revision (the revision moves with every
+         * renewal), so every version published before is below it too. */
+        as->version_floor = as->lead_term << MAP_VERSION_TERM_SHIFT;
+        if (as->cur != NULL && as->cur->version >= as->version_floor)
+            as->version_floor = 0;
+        else if (as->cur != NULL || as->lead_term > 1)
+            AETHER_WARN(MEMBER_LOG, "%s: the state store holds no map (state bucket lost?): taking over "
+                        "from the map this node holds (v%llu), numbering from v%llu", m->cfg.node.str,
+                        (unsigned long long)(as->cur != NULL ? as->cur->version : 0),
+                        (unsigned long long)as->version_floor + 1);
+        if (as->cur == NULL && as->lead_term <= 1)
+            as->version_floor = 0; /* a new cluster: v1 */
+    }
     as->loaded_term = as->lead_term;
     uint64_t now = member_now_ns(m);
     if (as->cur != NULL)
@@ -1044,7 +1079,7 @@ static void on_event(aether_member *m, const aether_event *e)
         if (!member_may_lead(m, NULL) && e->data.lease_renewed.topology_version > as->topo.version)
             (void)load_stored_topology(m); /* a follower behind: are we still in? */
         if (as->cur == NULL || e->data.lease_renewed.map_version > as->cur->version)
-            (void)load_stored_map(m); /* we missed a publication: catch up */
+            (void)load_stored_map(m, NULL); /* we missed a publication: catch up */
         if (as->cur != NULL && e->data.lease_renewed.map_version == as->cur->version &&
             member_serving_right(m))
             unfence(m);
@@ -1072,7 +1107,7 @@ static void on_event(aether_member *m, const aether_event *e)
                  * Waiting failure_timeout from here outlasts it. */
                 as->admitted_once = true;
                 if (as->cur == NULL)
-                    (void)load_stored_map(m);
+                    (void)load_stored_map(m, NULL);
                 if (as->cur != NULL &&
                     aether_shardmap_find_node(as->cur, &m->cfg.node) != AETHER_NODE_INDEX_NONE) {
                     as->serve_after_ns =
@@ -1128,6 +1163,38 @@ static void superseded(aether_member *m)
     reconcile(m);
 }
 
+/* The state bucket was lost and the lease actor recorded our term again
+ * (member_lease.c, step 6): write the current map back, so a take-over,
+ * a lagging node and aetherctl find it. Under commit_mu like every map
+ * write; put_inline creates the key when it is absent and never overwrites
+ * a newer map. A failure is retried at the next tick. */
+static void rewrite_lost_map(aether_member *m)
+{
+    member_assign_state *as = m->as;
+    uint64_t lost = __atomic_load_n(&m->state_lost_gen, __ATOMIC_RELAXED);
+    if (lost == as->state_lost_seen)
+        return;
+    if (as->cur == NULL) {
+        as->state_lost_seen = lost; /* nothing to write back yet */
+        return;
+    }
+    char *json = NULL;
+    size_t len = 0;
+    pthread_mutex_lock(&m->commit_mu);
+    aether_status st = write_state(m, as->cur, &json, &len);
+    pthread_mutex_unlock(&m->commit_mu);
+    free(json);
+    if (st == AETHER_ESTALE) {
+        as->state_lost_seen = lost; /* a newer map is stored already: nothing to restore */
+        return;
+    }
+    if (st != AETHER_OK)
+        return;
+    as->state_lost_seen = lost;
+    AETHER_INFO(MEMBER_LOG, "%s: map v%llu written back to the state store", m->cfg.node.str,
+                (unsigned long long)as->cur->version);
+}
+
 static void tick_check(aether_member *m)
 {
     member_assign_state *as = m->as;
@@ -1151,6 +1218,7 @@ static void tick_check(aether_member *m)
             return;
         }
         refresh_topology(m); /* the brake and the drains below read it */
+        rewrite_lost_map(m);
         if (as->publish_pending && as->loaded_term == term)
             rebalance(m, "retry");
         uint64_t timeout = (uint64_t)m->cfg.handoff_timeout_ms * AETHER_NS_PER_MS;

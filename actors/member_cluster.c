@@ -133,6 +133,7 @@ struct member_cluster_state {
     keepalive_slot keepalive[KEEPALIVE_SLOTS];
     bool drain_requested;     /* aether_member_drain was called: ask until we are Draining */
     aether_term loaded_term;  /* the term in which we read the stored topology as leader */
+    uint64_t state_lost_seen; /* the m->state_lost_gen whose topology write-back is done */
     uint64_t publications;    /* snapshots published so far */
     /* Leader-issued events seen (DESIGN: seq 1, 2, 3... per term): a gap, a
      * duplicate or a late copy tells us our topology may not be the
@@ -1162,6 +1163,16 @@ static uint64_t tick_failcheck(aether_member *m)
     if (!member_may_lead(m, &term) || cs->lead_term != term || !state_loaded(m, term))
         return next; /* not leading, LeaderElected not seen here yet (no grace start), or the
                         stored state not read yet */
+    /* The state bucket was lost and the lease actor recorded our term again
+     * (member_lease.c, step 6): write our topology back. fence_topology_key
+     * creates the key from ours when it is absent; a failure is retried at
+     * the next check. */
+    uint64_t lost = __atomic_load_n(&m->state_lost_gen, __ATOMIC_RELAXED);
+    if (lost != cs->state_lost_seen && fence_topology_key(m)) {
+        cs->state_lost_seen = lost;
+        AETHER_INFO(MEMBER_LOG, "%s: topology v%llu written back to the state store", m->cfg.node.str,
+                    (unsigned long long)cs->topo.version);
+    }
     uint64_t timeout = (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
     /* Collect first: deciding changes the topology we iterate. The rest of a
      * larger wave is declared by the next check, at once. */

@@ -172,6 +172,13 @@ struct aether_member {
                                      shard_count or replication than ours; cleared by the
                                      assign actor when it installs a map we can serve */
     uint64_t joins_refused;       /* leader side: joins refused by admission (counter) */
+    uint64_t term_record_missing; /* elections this node won with no term recorded in the state
+                                     store: it continued above its highest_term (lease.h) */
+    uint64_t state_lost_gen;      /* bumped (relaxed) by the lease actor each time, as leader,
+                                     it found its term's record gone from the state store (the
+                                     state bucket lost) and wrote it back; the cluster and
+                                     assign actors then write back the topology and the map
+                                     (each remembers the generation it handled) */
     /* Immutable after start: the log context of the member's actors (node,
      * and highest_term above). */
     aether_log_context log_ctx;
