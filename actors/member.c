@@ -107,10 +107,16 @@ static void deliver_local(aether_member *m, const aether_event *e)
      * shards away; flag it here, on the transport thread, so we stop serving
      * (aether_member_may_serve) before our actors even see it. */
     if ((e->type == AETHER_EVT_NODE_FAILED && aether_node_id_equal(&e->data.node_failed.node, &m->cfg.node)) ||
-        (e->type == AETHER_EVT_NODE_LEFT && aether_node_id_equal(&e->data.node_left.node, &m->cfg.node)))
+        (e->type == AETHER_EVT_NODE_LEFT && aether_node_id_equal(&e->data.node_left.node, &m->cfg.node))) {
+        /* Count first, then flag: a refutation read before this report
+         * (MSG_SELF_REFUTED) then never clears the flag it set. */
+        __atomic_add_fetch(&m->self_down_reports, 1, __ATOMIC_SEQ_CST);
         __atomic_store_n(&m->self_down, 1, __ATOMIC_SEQ_CST);
+    }
     /* Cleared only by the assign actor, after it has released what it held
-     * from before (a comeback must not revive stale shards). */
+     * from before (a comeback must not revive stale shards), or when the
+     * stored topology says the report was not the leader's (the cluster
+     * actor checks every such report from another node against it). */
 
     aether_msg msg = { .type = MSG_EVENT, .flags = AETHER_MSG_REF, .ptr = (void *)&e->ref };
     uint32_t failed = aether_bus_publish(m->bus, aether_event_topic(e->type), &msg);
@@ -242,12 +248,17 @@ static void sink_event(void *arg, const aether_event *e)
     deliver_local(m, e);
 }
 
-/* A private copy of a borrowed map (maps are immutable, owned by one slot). */
-static aether_shardmap *map_copy(const aether_shardmap *src)
-{
-    return aether_shardmap_clone(src);
-}
-
+/* A publication on the map subject is a hint, never the map itself
+ * (DESIGN "believe the store"): anyone who may publish there could send a
+ * map of the present term with any version, and a node that installed it
+ * would serve what the leader never assigned and drop the leader's later
+ * maps as older. The leader records every map in the state store before
+ * publishing it (member_internal.h), so the assign actor reads the stored
+ * map and installs that one (member_assign.c, MSG_MAP_HINT). Hints that
+ * arrive while one is queued coalesce: at most one read in flight per
+ * burst. A map of an older term, or not newer than ours, asks for nothing;
+ * a map never raises the term (only the stored map it leads to is
+ * believed). */
 static void sink_map(void *arg, const aether_shardmap *map)
 {
     aether_member *m = arg;
@@ -257,16 +268,11 @@ static void sink_map(void *arg, const aether_shardmap *map)
     }
     if (map->version <= __atomic_load_n(&m->map_version, __ATOMIC_RELAXED))
         return; /* our own echo, or old news */
-    member_note_term(m, map->term);
-    aether_shardmap *copy = map_copy(map);
-    if (copy == NULL) {
-        AETHER_ERROR(MEMBER_LOG, "%s: out of memory copying map v%llu", m->cfg.node.str,
-                     (unsigned long long)map->version);
-        return;
-    }
-    aether_msg msg = { .type = MSG_MAP, .ptr = copy };
+    if (__atomic_exchange_n(&m->map_hint_pending, 1, __ATOMIC_SEQ_CST) != 0)
+        return; /* a read is queued: it will see this map, or a newer one */
+    aether_msg msg = { .type = MSG_MAP_HINT };
     if (aether_actor_send(m->assign, &msg) != AETHER_OK)
-        aether_shardmap_destroy(copy);
+        __atomic_store_n(&m->map_hint_pending, 0, __ATOMIC_SEQ_CST); /* LeaseRenewed catches up */
 }
 
 static void sink_heartbeat(void *arg, const aether_node_id *node, uint64_t incarnation)
@@ -327,6 +333,14 @@ static int64_t g_rebalances(void *a) { return (int64_t)__atomic_load_n(&((aether
 static int64_t g_moved(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->shards_moved, __ATOMIC_RELAXED); }
 static int64_t g_stale(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->stale_dropped, __ATOMIC_RELAXED); }
 static int64_t g_impostor(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->impostor_dropped, __ATOMIC_RELAXED); }
+static int64_t g_seq_gaps(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->seq_gaps, __ATOMIC_RELAXED); }
+static int64_t g_seq_dups(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->seq_duplicates, __ATOMIC_RELAXED); }
+static int64_t g_refuted(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->events_refuted, __ATOMIC_RELAXED); }
+static int64_t g_map_reads(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->map_reads, __ATOMIC_RELAXED); }
+static int64_t g_map_read_us(void *a)
+{
+    return (int64_t)(__atomic_load_n(&((aether_member *)a)->map_read_ns, __ATOMIC_RELAXED) / 1000u);
+}
 static int64_t g_brake(void *a)
 {
     aether_member *m = a;
@@ -467,6 +481,23 @@ static const struct {
     { "aether_stale_messages_dropped_total", NULL, true, "Messages dropped for carrying an older term.", g_stale },
     { "aether_impostor_events_dropped_total", NULL, true,
       "Events dropped because their emitter does not lead their term.", g_impostor },
+    { "aether_event_seq_gaps_total", NULL, true,
+      "Leader events whose seq skipped ahead of or jumped far from the term's sequence (a lost or "
+      "forged event): each made this node re-read the state store.",
+      g_seq_gaps },
+    { "aether_event_seq_duplicates_total", NULL, true,
+      "Leader events dropped because their seq was already taken (a duplicate or a forged copy).",
+      g_seq_dups },
+    { "aether_events_refuted_total", NULL, true,
+      "Events about this node (NodeFailed, NodeLeft, NodeJoined) that the stored topology "
+      "contradicted: not applied.",
+      g_refuted },
+    { "aether_map_store_reads_total", NULL, true,
+      "Stored-map reads a map publication asked for (a publication is a hint; the stored map is "
+      "installed).",
+      g_map_reads },
+    { "aether_map_store_read_microseconds_total", NULL, true,
+      "Time those reads took (the get and the decode), in microseconds.", g_map_read_us },
 };
 #define MEMBER_SERIES_COUNT (sizeof(member_series) / sizeof(member_series[0]))
 #define MEMBER_LABELS_MAX 160u

@@ -93,6 +93,7 @@ struct member_assign_state {
     bool force_publish;          /* a node came back: publish a new version even if
                                     nothing moves (its acquire floor needs a newer map) */
     bool went_down;              /* we were Failed/Left (self_down) since our last join */
+    bool admitted;               /* our own NodeJoined of this run was handled once */
     uint64_t acquire_floor;      /* after coming back from Failed/Left: acquire only from
                                     maps newer than this (older ones predate our return) */
     aether_term loaded_term;     /* the term in which we read the stored map and topology as
@@ -147,10 +148,7 @@ void member_assign_fini(aether_member *m)
 void member_assign_drop(void *state, const aether_msg *msg)
 {
     (void)state;
-    if (msg->type == MSG_MAP)
-        aether_shardmap_destroy(msg->ptr);
-    else
-        free(msg->ptr);
+    free(msg->ptr); /* MSG_MAP_HINT and MSG_SELF_REFUTED carry none: NULL */
 }
 
 void member_assign_start(aether_member *m)
@@ -397,18 +395,28 @@ static aether_status load_stored_map(aether_member *m)
     char *json = NULL;
     size_t len = 0;
     uint64_t rev = 0;
+    uint64_t t0 = member_now_ns(m);
     aether_status st = member_state_get(m, MEMBER_STATE_MAP, &json, &len, &rev);
     if (st != AETHER_OK)
         return st == AETHER_ENOTFOUND ? AETHER_OK : st;
     aether_shardmap *stored = NULL;
     aether_err err;
-    if (aether_shardmap_json_decode(json, len, &stored, &err) != AETHER_OK) {
+    aether_status dst = aether_shardmap_json_decode(json, len, &stored, &err);
+    uint64_t took = member_now_ns(m) - t0;
+    __atomic_add_fetch(&m->map_reads, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&m->map_read_ns, took, __ATOMIC_RELAXED);
+    if (dst != AETHER_OK) {
         AETHER_WARN(MEMBER_LOG, "%s: stored map unreadable: %s", m->cfg.node.str, err.msg);
     } else if (stored->term < __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED) && as->cur != NULL &&
                stored->version <= as->cur->version) {
         aether_shardmap_destroy(stored);
     } else if (as->cur == NULL || stored->version > as->cur->version) {
+        AETHER_DEBUG(MEMBER_LOG, "%s: stored map v%llu (%zu bytes) read in %llu us", m->cfg.node.str,
+                     (unsigned long long)stored->version, len, (unsigned long long)(took / 1000u));
         as->state_rev = rev;
+        /* The leader of its term wrote it, by compare-and-set: its term is
+         * confirmed (a publication's term is not: sink_map). */
+        member_note_term(m, stored->term);
         (void)adopt(m, stored);
     } else {
         aether_shardmap_destroy(stored);
@@ -947,6 +955,7 @@ static void on_event(aether_member *m, const aether_event *e)
             if (as->went_down) /* maps up to the leader's at our admission predate it */
                 as->acquire_floor = e->data.node_joined.map_version;
             as->went_down = false;
+            as->admitted = true;
             __atomic_store_n(&m->self_down, 0, __ATOMIC_SEQ_CST);
             reconcile(m);
         }
@@ -974,6 +983,29 @@ static void on_event(aether_member *m, const aether_event *e)
     default:
         return;
     }
+}
+
+/* The cluster actor found every NodeFailed/NodeLeft about this node up to
+ * report number `reports` contradicted by the stored topology (it names this
+ * run healthy): none was the leader's, whose changes are stored before they
+ * are published. Resume, unless a report came since (count, then flag, in
+ * member.c: clearing, then re-reading the count, cannot hide a newer one),
+ * or this run has not been admitted yet (its own NodeJoined clears the flag,
+ * with the acquire floor). Serving still needs a current map and an
+ * acknowledged keep-alive (aether_member_may_serve). */
+static void self_refuted(aether_member *m, uint64_t reports)
+{
+    member_assign_state *as = m->as;
+    if (!as->admitted || !__atomic_load_n(&m->self_down, __ATOMIC_SEQ_CST) ||
+        __atomic_load_n(&m->self_down_reports, __ATOMIC_SEQ_CST) != reports)
+        return;
+    __atomic_store_n(&m->self_down, 0, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&m->self_down_reports, __ATOMIC_SEQ_CST) != reports) {
+        __atomic_store_n(&m->self_down, 1, __ATOMIC_SEQ_CST); /* a report raced us: keep it */
+        return;
+    }
+    AETHER_INFO(MEMBER_LOG, "%s: the stored topology names this node healthy: serving again", m->cfg.node.str);
+    reconcile(m);
 }
 
 static void tick_check(aether_member *m)
@@ -1042,15 +1074,19 @@ void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg
     case MSG_EVENT:
         on_event(m, (const aether_event *)msg->ptr);
         break;
-    case MSG_MAP: {
-        aether_shardmap *map = msg->ptr;
-        if (member_may_lead(m, NULL)) {
-            aether_shardmap_destroy(map); /* while we lead, only our maps count */
-            break;
-        }
-        adopt(m, map);
+    case MSG_MAP_HINT:
+        /* Cleared before the read: a publication after this point asks
+         * again (member.c, sink_map). */
+        __atomic_store_n(&m->map_hint_pending, 0, __ATOMIC_SEQ_CST);
+        if (member_may_lead(m, NULL))
+            break; /* while we lead, only our maps count */
+        if (load_stored_map(m) != AETHER_OK)
+            AETHER_DEBUG(MEMBER_LOG, "%s: a map was published but the stored one is not readable "
+                                     "now; the next LeaseRenewed asks again", m->cfg.node.str);
         break;
-    }
+    case MSG_SELF_REFUTED:
+        self_refuted(m, msg->arg64);
+        break;
     case MSG_RELEASE: {
         aether_release_ack *ack = msg->ptr;
         if (member_may_lead(m, NULL) && as->cur != NULL && ack->shard < m->cfg.shard_count) {

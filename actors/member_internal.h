@@ -53,7 +53,9 @@ enum {
     MSG_TICK_CAMPAIGN,   /* timer; arg64 = generation */
     MSG_TICK_RENEW,      /* timer */
     /* assign */
-    MSG_MAP,             /* ptr: aether_shardmap (owned copy) */
+    MSG_MAP_HINT,        /* a map was published: read the stored one (member.c, sink_map) */
+    MSG_SELF_REFUTED,    /* arg64: self_down_reports when the cluster actor found the stored
+                            topology contradicting a NodeFailed/NodeLeft about this node */
     MSG_RELEASE,         /* ptr: aether_release_ack (owned) */
     MSG_TICK_DEBOUNCE,   /* timer; arg64 = generation */
     MSG_TICK_CHECK,      /* timer: fencing and handoff timeouts */
@@ -124,7 +126,19 @@ struct aether_member {
     uint32_t self_down;           /* we serve nothing: set at start (not admitted yet) and by
                                      the sink the moment NodeFailed/NodeLeft about us arrives,
                                      before any later map can; cleared by the assign actor
-                                     once our own NodeJoined is handled */
+                                     once our own NodeJoined is handled, or once the stored
+                                     topology refuted every such report (MSG_SELF_REFUTED) */
+    uint64_t self_down_reports;   /* seq_cst: NodeFailed/NodeLeft about us the sink has seen,
+                                     incremented with self_down set: a refutation read
+                                     before a later report does not clear it */
+    uint32_t map_hint_pending;    /* seq_cst: a MSG_MAP_HINT is in the assign actor's mailbox
+                                     (publications coalesce into one store read) */
+    uint64_t seq_gaps;            /* relaxed: leader events with a seq gap or jump (cluster actor) */
+    uint64_t seq_duplicates;      /* relaxed: leader events whose seq was already taken */
+    uint64_t events_refuted;      /* relaxed: events about this node the stored topology
+                                     contradicted (not applied) */
+    uint64_t map_reads;           /* relaxed: stored-map reads on a publication hint */
+    uint64_t map_read_ns;         /* relaxed: their total duration, this node's clock */
     uint64_t state_attempts;      /* parted state-store writes so far (member_state.c; the
                                      assign actor's: only the map is that large) */
     uint64_t stale_dropped;
