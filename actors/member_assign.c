@@ -89,7 +89,7 @@ struct member_assign_state {
     uint64_t offline_ns[OFFLINE_RING];
     uint32_t offline_n;
     bool brake;
-    uint64_t state_rev;          /* revision of the stored map we last wrote */
+    uint64_t state_rev;          /* revision of the stored map we last wrote or read */
     bool force_publish;          /* a node came back: publish a new version even if
                                     nothing moves (its acquire floor needs a newer map) */
     bool went_down;              /* we were Failed/Left (self_down) since our last join */
@@ -399,6 +399,10 @@ static aether_status load_stored_map(aether_member *m)
     aether_status st = member_state_get(m, MEMBER_STATE_MAP, &json, &len, &rev);
     if (st != AETHER_OK)
         return st == AETHER_ENOTFOUND ? AETHER_OK : st;
+    if (as->cur != NULL && rev != 0 && rev == as->state_rev) {
+        free(json); /* the very value we installed (or wrote) last: nothing to decode */
+        return AETHER_OK;
+    }
     aether_shardmap *stored = NULL;
     aether_err err;
     aether_status dst = aether_shardmap_json_decode(json, len, &stored, &err);
@@ -409,6 +413,7 @@ static aether_status load_stored_map(aether_member *m)
         AETHER_WARN(MEMBER_LOG, "%s: stored map unreadable: %s", m->cfg.node.str, err.msg);
     } else if (stored->term < __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED) && as->cur != NULL &&
                stored->version <= as->cur->version) {
+        as->state_rev = rev; /* seen: not read again until it changes */
         aether_shardmap_destroy(stored);
     } else if (as->cur == NULL || stored->version > as->cur->version) {
         AETHER_DEBUG(MEMBER_LOG, "%s: stored map v%llu (%zu bytes) read in %llu us", m->cfg.node.str,
@@ -419,6 +424,7 @@ static aether_status load_stored_map(aether_member *m)
         member_note_term(m, stored->term);
         (void)adopt(m, stored);
     } else {
+        as->state_rev = rev;
         aether_shardmap_destroy(stored);
     }
     free(json);
