@@ -238,13 +238,8 @@ static void sink_event(void *arg, const aether_event *e)
         return;
     }
     member_note_term(m, e->term);
-    if (e->type == AETHER_EVT_LEASE_RENEWED) {
-        uint64_t v = e->data.lease_renewed.map_version;
-        uint64_t cur = __atomic_load_n(&m->announced_version, __ATOMIC_SEQ_CST);
-        while (v > cur && !__atomic_compare_exchange_n(&m->announced_version, &cur, v, false,
-                                                       __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
-            ;
-    }
+    /* A LeaseRenewed's map version counts against this node only once the
+     * assign actor finds the store backing it (member_assign.c, announced). */
     deliver_local(m, e);
 }
 

@@ -90,10 +90,12 @@ struct member_assign_state {
     uint32_t offline_n;
     bool brake;
     uint64_t state_rev;          /* revision of the stored map we last wrote or read */
+    uint64_t state_version;      /* the version of the map we last read there */
     bool force_publish;          /* a node came back: publish a new version even if
                                     nothing moves (its acquire floor needs a newer map) */
     bool went_down;              /* we were Failed/Left (self_down) since our last join */
     bool admitted;               /* our own NodeJoined of this run was handled once */
+    aether_log_ratelimit refute_log; /* announcements the store does not back */
     uint64_t acquire_floor;      /* after coming back from Failed/Left: acquire only from
                                     maps newer than this (older ones predate our return) */
     aether_term loaded_term;     /* the term in which we read the stored map and topology as
@@ -112,6 +114,7 @@ aether_status member_assign_init(aether_member *m)
     if (as == NULL)
         return AETHER_ENOMEM;
     m->as = as;
+    aether_log_ratelimit_init(&as->refute_log, 1000u * AETHER_NS_PER_MS);
     uint32_t s = m->cfg.shard_count;
     as->serving = calloc(s, 1);
     as->done = calloc(s, 1);
@@ -376,6 +379,8 @@ static aether_status write_state(aether_member *m, const aether_shardmap *map, c
     if (st == AETHER_OK)
         st = member_state_put(m, MEMBER_STATE_MAP, json, len, map->term, map->version,
                               &m->as->state_rev);
+    if (st == AETHER_OK)
+        m->as->state_version = map->version;
     if (st != AETHER_OK) {
         free(json);
         json = NULL;
@@ -389,9 +394,19 @@ static aether_status write_state(aether_member *m, const aether_shardmap *map, c
 /* A map from the state store newer than ours (a lagging node catching up,
  * or a new leader taking over, policy 10). AETHER_OK if the store answered
  * (nothing stored, or nothing newer, counts), else its error. */
+static aether_status load_stored_map_v(aether_member *m, uint64_t *stored_version);
+
 static aether_status load_stored_map(aether_member *m)
 {
+    uint64_t v;
+    return load_stored_map_v(m, &v);
+}
+
+/* The same; *stored_version: the stored map's version (0: none stored). */
+static aether_status load_stored_map_v(aether_member *m, uint64_t *stored_version)
+{
     member_assign_state *as = m->as;
+    *stored_version = 0;
     char *json = NULL;
     size_t len = 0;
     uint64_t rev = 0;
@@ -401,6 +416,7 @@ static aether_status load_stored_map(aether_member *m)
         return st == AETHER_ENOTFOUND ? AETHER_OK : st;
     if (as->cur != NULL && rev != 0 && rev == as->state_rev) {
         free(json); /* the very value we installed (or wrote) last: nothing to decode */
+        *stored_version = as->state_version;
         return AETHER_OK;
     }
     aether_shardmap *stored = NULL;
@@ -409,6 +425,8 @@ static aether_status load_stored_map(aether_member *m)
     uint64_t took = member_now_ns(m) - t0;
     __atomic_add_fetch(&m->map_reads, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&m->map_read_ns, took, __ATOMIC_RELAXED);
+    if (dst == AETHER_OK)
+        *stored_version = as->state_version = stored->version;
     if (dst != AETHER_OK) {
         AETHER_WARN(MEMBER_LOG, "%s: stored map unreadable: %s", m->cfg.node.str, err.msg);
     } else if (stored->term < __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED) && as->cur != NULL &&
@@ -921,6 +939,36 @@ static void notify_drained(aether_member *m)
     }
 }
 
+/* A LeaseRenewed names a map newer than ours: catch up from the store,
+ * and count the announcement against us (aether_member_may_serve: a node
+ * whose map is older than the leader's serves nothing) only if the store
+ * backs it. The leader stores a map before it publishes it, and announces
+ * only published maps, so a genuine announcement is never above the stored
+ * version; one that is names the present term in vain, and believed, it
+ * would keep this node from serving until a map that high existed. A store
+ * that does not answer cannot tell: the announcement counts (the safe
+ * side). */
+static void announced(aether_member *m, const aether_event *e)
+{
+    uint64_t v = e->data.lease_renewed.map_version, stored = 0;
+    aether_status st = load_stored_map_v(m, &stored);
+    if (st == AETHER_OK && stored < v) {
+        __atomic_add_fetch(&m->events_refuted, 1, __ATOMIC_RELAXED);
+        uint64_t suppressed = 0;
+        if (aether_log_ratelimit_allow(&m->as->refute_log, member_now_ns(m), &suppressed))
+            AETHER_WARN(MEMBER_LOG, "%s: LeaseRenewed from %s (term %llu seq %llu) announces map v%llu, "
+                        "the state store has v%llu: not believed (%llu more not logged)",
+                        m->cfg.node.str, e->node.str, (unsigned long long)e->term,
+                        (unsigned long long)e->seq, (unsigned long long)v, (unsigned long long)stored,
+                        (unsigned long long)suppressed);
+        return;
+    }
+    uint64_t cur = __atomic_load_n(&m->announced_version, __ATOMIC_SEQ_CST);
+    while (v > cur && !__atomic_compare_exchange_n(&m->announced_version, &cur, v, false,
+                                                   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+        ;
+}
+
 static void on_event(aether_member *m, const aether_event *e)
 {
     member_assign_state *as = m->as;
@@ -941,7 +989,7 @@ static void on_event(aether_member *m, const aether_event *e)
         if (!member_may_lead(m, NULL) && e->data.lease_renewed.topology_version > as->topo.version)
             (void)load_stored_topology(m); /* a follower behind: are we still in? */
         if (as->cur == NULL || e->data.lease_renewed.map_version > as->cur->version)
-            (void)load_stored_map(m); /* we missed a publication: catch up */
+            announced(m, e); /* we missed a publication, or it is not the leader's */
         if (as->cur != NULL && e->data.lease_renewed.map_version == as->cur->version &&
             member_serving_right(m))
             unfence(m);
