@@ -123,13 +123,16 @@ typedef enum fault_kind {
     F_KV_SLOW,
     F_KV_LATE,
     F_DRIFT,
+    /* its own schedule and generator (forge_at): adding it changed no
+     * other fault's draws, so earlier seeds keep their schedules */
+    F_FORGE,
     F_COUNT_
 } fault_kind;
 
 static const char *const fault_names[F_COUNT_] = {
     "crash",  "pause",  "partition", "oneway", "isolate",    "kv-outage", "kv-cut",
     "join",   "drain",  "net-burst", "loss",   "dup",        "reorder",   "delay",
-    "kv-unknown", "kv-slow", "kv-late", "drift",
+    "kv-unknown", "kv-slow", "kv-late", "drift", "forge",
 };
 
 /* Relative weights of the scheduled events. */
@@ -220,6 +223,10 @@ typedef struct sim {
     aether_rng frng;  /* fault schedule */
     aether_rng krng;  /* store faults */
     aether_rng mrng;  /* member seeds and clocks */
+    aether_rng grng;  /* forgeries (F_FORGE): their own schedule */
+    uint64_t forge_at_ns;      /* next forgery */
+    uint64_t forge_seq;        /* seqs the forger used so far */
+    aether_transport *forger;  /* a hub endpoint that is no member */
     aether_inproc_hub *hub;
     aether_kv *kv[2];
     snode *nodes;
@@ -1011,6 +1018,64 @@ static void inject(sim *s)
     }
 }
 
+/* F_FORGE (issue 12, item 3): someone allowed to publish on the cluster's
+ * subjects impersonates the present leader: a NodeFailed of a live follower
+ * with a seq far from the term's sequence, and a map of the present term
+ * 1000 versions ahead giving that follower every shard. Both contradict the
+ * state store; the oracle judges the rest (single ownership, maps never
+ * going back, every shard served once settled). */
+static void forge(sim *s)
+{
+    snode *leader = NULL;
+    for (uint32_t i = 0; i < s->n_nodes; i++)
+        if (s->nodes[i].m != NULL && aether_member_leads(s->nodes[i].m))
+            leader = &s->nodes[i];
+    if (leader == NULL)
+        return;
+    uint32_t live = 0;
+    for (uint32_t i = 0; i < s->n_nodes; i++)
+        live += s->nodes[i].m != NULL && &s->nodes[i] != leader;
+    if (live == 0)
+        return;
+    snode *victim = NULL;
+    for (uint32_t i = 0, k = (uint32_t)aether_rng_below(&s->grng, live); victim == NULL; i++)
+        if (s->nodes[i].m != NULL && &s->nodes[i] != leader && k-- == 0)
+            victim = &s->nodes[i];
+    if (s->forger == NULL) {
+        aether_node_id fid;
+        AETHER_ASSERT(aether_node_id_from_cstr("forger", &fid, NULL) == AETHER_OK);
+        AETHER_ASSERT(aether_inproc_endpoint_create(s->hub, &fid, &s->forger) == AETHER_OK);
+    }
+    aether_member_view v;
+    aether_member_view_get(leader->m, &v);
+    aether_event *e = aether_event_create(AETHER_EVT_NODE_FAILED);
+    AETHER_ASSERT(e != NULL);
+    snprintf(e->cluster, sizeof(e->cluster), "%s", s->base.cluster);
+    e->term = v.term;
+    e->seq = 1000000 + ++s->forge_seq;
+    e->node = *aether_member_id(leader->m);
+    e->data.node_failed.node = *aether_member_id(victim->m);
+    (void)aether_transport_publish_event(s->forger, e);
+    aether_event_release(e);
+    aether_shardmap_builder *b = NULL;
+    aether_shardmap *map = NULL;
+    aether_node_index vi;
+    AETHER_ASSERT(aether_shardmap_builder_create(s->o.shards, 1, &b, NULL) == AETHER_OK);
+    AETHER_ASSERT(aether_shardmap_builder_add_node(b, aether_member_id(victim->m), &vi, NULL) == AETHER_OK);
+    for (uint32_t sh = 0; sh < s->o.shards; sh++)
+        AETHER_ASSERT(aether_shardmap_builder_set_owners(b, sh, &vi, 1, NULL) == AETHER_OK);
+    aether_shardmap_builder_set_version(b, v.map_version + 1000);
+    aether_shardmap_builder_set_term(b, v.term);
+    AETHER_ASSERT(aether_shardmap_build(b, &map, NULL) == AETHER_OK);
+    aether_shardmap_builder_destroy(b);
+    (void)aether_transport_publish_map(s->forger, map);
+    aether_shardmap_destroy(map);
+    trace_line(s, "FAULT forged NodeFailed of %s (seq %" PRIu64 ") and map v%" PRIu64
+               " in %s's name, term %" PRIu64, victim->id, 1000000 + s->forge_seq,
+               v.map_version + 1000, leader->id, (uint64_t)v.term);
+    s->injected[F_FORGE]++;
+}
+
 /* Scheduled ends of faults, restarts, drained nodes that left. */
 static void housekeeping(sim *s)
 {
@@ -1071,6 +1136,12 @@ static void every_ms(sim *s)
     }
     if (!s->scan_every_step)
         check_leaders(s);
+    if (s->chaos && enabled(s, F_FORGE) && now_ns(s) >= s->forge_at_ns) {
+        if (s->forge_at_ns != 0)
+            forge(s);
+        /* about one every 2 simulated seconds, from its own generator */
+        s->forge_at_ns = now_ns(s) + aether_rng_range(&s->grng, 500, 3500) * MS;
+    }
     if (s->chaos && now_ns(s) >= s->next_fault_ns) {
         inject(s);
         double mean_ms = 1000.0 / (s->o.fault_rate > 0 ? s->o.fault_rate : 1.0);
@@ -1538,7 +1609,7 @@ static void derive(opts *o)
     static const uint32_t handoff_choices[] = { 1, 4, 16, 64 };
     o->max_handoffs = handoff_choices[aether_rng_below(&r, 4)];
     o->faults = 0;
-    for (int f = 0; f < F_COUNT_; f++)
+    for (int f = 0; f < F_FORGE; f++)
         if (aether_rng_below(&r, 10) < 7)
             o->faults |= 1u << f;
     o->fault_rate = 0.5 + (double)aether_rng_below(&r, 16) / 4.0; /* 0.5 .. 4.25 */
@@ -1551,6 +1622,10 @@ static void derive(opts *o)
     o->kv_unknown = (double)aether_rng_below(&r, 31) / 1000.0;
     o->kv_slow = (double)aether_rng_below(&r, 11) / 1000.0;
     o->kv_late = (double)aether_rng_below(&r, 11) / 1000.0;
+    /* Drawn last: the kinds added after the first seeds were recorded
+     * leave every earlier draw of a seed as it was. */
+    if (aether_rng_below(&r, 10) < 7)
+        o->faults |= 1u << F_FORGE;
 }
 
 static void print_params(FILE *f, const sim *s, const char *prefix)
@@ -1767,6 +1842,7 @@ int main(int argc, char **argv)
     aether_rng_seed(&s->frng, s->o.seed * 3 + 1);
     aether_rng_seed(&s->krng, s->o.seed * 5 + 2);
     aether_rng_seed(&s->mrng, s->o.seed * 7 + 3);
+    aether_rng_seed(&s->grng, s->o.seed * 11 + 4);
     s->ring = calloc(s->o.tail, sizeof(*s->ring));
     AETHER_ASSERT(s->ring != NULL);
     aether_log_set_clock(&s->clock->base);
@@ -1852,8 +1928,8 @@ int main(int argc, char **argv)
                " faults (",
                s->o.seed, (double)(now_ns(s) - SEC) / 1e9, s->steps, faults);
         bool first = true;
-        for (int f = 0; f < F_EVENT_COUNT_; f++)
-            if (s->injected[f]) {
+        for (int f = 0; f < F_COUNT_; f++)
+            if (s->injected[f] && (f < F_EVENT_COUNT_ || f == F_FORGE)) {
                 printf("%s%s %" PRIu64, first ? "" : ", ", fault_names[f], s->injected[f]);
                 first = false;
             }
@@ -1889,6 +1965,7 @@ int main(int argc, char **argv)
     }
     for (uint32_t i = 0; i < s->n_late; i++)
         free(s->late[i].value);
+    aether_transport_destroy(s->forger);
     aether_inproc_hub_destroy(s->hub);
     aether_kv_destroy(s->kv[0]);
     aether_kv_destroy(s->kv[1]);

@@ -42,7 +42,8 @@ set(AETHER_SIM_REGRESSIONS
   "campaign_while_isolated|--soak --seed 2612 --duration 240"
   "stale_map_after_ack|--soak --seed 7196 --duration 240"
   "late_topology_write|--soak --seed 3965 --duration 240"
-  "drained_on_stale_map|--soak --seed 281 --duration 240")
+  "drained_on_stale_map|--soak --seed 281 --duration 240"
+  "forged_present_term|--seed 11 --nodes 6 --duration 10 --faults forge,crash,loss,dup --replication 2")
 foreach(entry ${AETHER_SIM_REGRESSIONS})
   string(REPLACE "|" ";" parts "${entry}")
   list(GET parts 0 name)
