@@ -694,8 +694,10 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
  *     afresh;
  *  4. an event at or below seq_top already taken (the SEQ_WINDOW bits) is a
  *     duplicate or a forged copy: dropped, counted, the store re-read; one
- *     not taken yet (behind a forged seq_top that stayed within reach) is
- *     taken late, with the store re-read rather than the event applied.
+ *     not taken yet arrived out of order (reordered, or behind a forged
+ *     seq_top that stayed within reach): not applied nor passed on (on_event
+ *     sees events in order), but marked, and the store re-read, so what it
+ *     changed reaches this node all the same.
  * Whatever a forger sends, the genuine events keep being taken, and every
  * anomaly ends with the node holding the stored topology and map. Cluster
  * actor only. */
@@ -733,7 +735,7 @@ static void seq_note(aether_member *m, const aether_event *e, seq_anomaly kind)
         [SEQ_GAP] = "skips events (lost?)",
         [SEQ_JUMP] = "is far from the term's sequence (forged or a burst lost): not applied",
         [SEQ_DUPLICATE] = "was already taken (a duplicate or a forged copy): dropped",
-        [SEQ_LATE] = "arrived late",
+        [SEQ_LATE] = "arrived out of order: not applied",
         [SEQ_RESTART] = "restarts the term's sequence after a whole lease of jumps",
     };
     if (kind == SEQ_DUPLICATE)
@@ -753,8 +755,8 @@ static void seq_note(aether_member *m, const aether_event *e, seq_anomaly kind)
 }
 
 /* Sequence check of another node's leader-issued event (DESIGN above).
- * False: not applied (stale, duplicate, jump). Sets topo_dirty when the
- * store must be read. */
+ * False: not applied (stale, duplicate, jump, out of order). Sets
+ * topo_dirty when the store must be read. */
 static bool in_sequence(aether_member *m, const aether_event *e)
 {
     member_cluster_state *cs = m->cs;
@@ -808,9 +810,9 @@ static bool in_sequence(aether_member *m, const aether_event *e)
         return false;
     }
     seq_mark(cs, s, true);
-    cs->jump_since_ns = 0;
+    cs->jump_since_ns = 0; /* the term's sequence is alive within reach */
     seq_note(m, e, SEQ_LATE);
-    return true;
+    return false;
 }
 
 /* After a seq anomaly: the stored topology now (at most once per
