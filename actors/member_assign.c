@@ -412,6 +412,7 @@ static aether_status load_stored_map_v(aether_member *m, uint64_t *stored_versio
     uint64_t rev = 0;
     uint64_t t0 = member_now_ns(m);
     aether_status st = member_state_get(m, MEMBER_STATE_MAP, &json, &len, &rev);
+    uint64_t got = member_now_ns(m) - t0;
     if (st != AETHER_OK)
         return st == AETHER_ENOTFOUND ? AETHER_OK : st;
     if (as->cur != NULL && rev != 0 && rev == as->state_rev) {
@@ -434,8 +435,9 @@ static aether_status load_stored_map_v(aether_member *m, uint64_t *stored_versio
         as->state_rev = rev; /* seen: not read again until it changes */
         aether_shardmap_destroy(stored);
     } else if (as->cur == NULL || stored->version > as->cur->version) {
-        AETHER_DEBUG(MEMBER_LOG, "%s: stored map v%llu (%zu bytes) read in %llu us", m->cfg.node.str,
-                     (unsigned long long)stored->version, len, (unsigned long long)(took / 1000u));
+        AETHER_DEBUG(MEMBER_LOG, "%s: stored map v%llu (%zu bytes) read in %llu us (get %llu us)",
+                     m->cfg.node.str, (unsigned long long)stored->version, len,
+                     (unsigned long long)(took / 1000u), (unsigned long long)(got / 1000u));
         as->state_rev = rev;
         /* The leader of its term wrote it, by compare-and-set: its term is
          * confirmed (a publication's term is not: sink_map). */
