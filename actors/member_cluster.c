@@ -129,7 +129,6 @@ struct member_cluster_state {
     /* A NodeFailed/NodeLeft about us that the store could neither confirm
      * nor refute yet (unreadable): checked again every heartbeat. */
     bool self_report_pending;
-    uint64_t refuted_reports; /* self_down_reports + 1 when the store last refuted them; 0 = never */
     /* A change whose write to the state store timed out (it may still be
      * applied, later): settled before anything else (settle_doubt). */
     char *doubt_json;         /* the topology we tried to write; NULL = no doubt */
@@ -871,7 +870,6 @@ static self_verdict check_self_report(aether_member *m, const aether_event *e)
         if (me == NULL || me->incarnation < m->self_info.incarnation ||
             !aether_node_status_is_healthy(me->status))
             return SELF_CONFIRMED;
-        cs->refuted_reports = reports + 1;
         aether_msg msg = { .type = MSG_SELF_REFUTED, .arg64 = reports };
         (void)aether_actor_send(m->assign, &msg); /* refused: the next report or rejoin settles it */
     }
@@ -1000,11 +998,11 @@ static void tick_heartbeat(aether_member *m)
         (void)check_self_report(m, NULL); /* the store could not say yet: ask again */
     const aether_node_info *me = aether_topology_find(&cs->topo, &m->cfg.node);
     bool ours = me != NULL && me->incarnation >= m->self_info.incarnation;
-    /* Down on a report the store has not confirmed (pending) or has refuted
-     * (the assign actor is clearing the flag) is no reason to rejoin: our
-     * keep-alive keeps the incarnation the leader knows. */
-    bool down = __atomic_load_n(&m->self_down, __ATOMIC_SEQ_CST) && !cs->self_report_pending &&
-                cs->refuted_reports != __atomic_load_n(&m->self_down_reports, __ATOMIC_SEQ_CST) + 1;
+    /* Down on a report the store could not confirm yet (pending) is no
+     * reason to rejoin: our keep-alive keeps the incarnation the leader
+     * knows. Once the store has answered, the flag is the assign actor's
+     * to clear (a refutation it accepts) or ours to act on (rejoin). */
+    bool down = __atomic_load_n(&m->self_down, __ATOMIC_SEQ_CST) && !cs->self_report_pending;
     bool healthy = ours && aether_node_status_is_healthy(me->status) && !down;
     if (ours && me->status == AETHER_NODE_LEFT)
         return; /* this run of the node left for good */
