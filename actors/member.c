@@ -484,8 +484,8 @@ static const struct {
       "Leader events dropped because their seq was already taken (a duplicate or a forged copy).",
       g_seq_dups },
     { "aether_events_refuted_total", NULL, true,
-      "Events about this node (NodeFailed, NodeLeft, NodeJoined) that the stored topology "
-      "contradicted: not applied.",
+      "Events the state store contradicted, not applied: NodeFailed, NodeLeft or NodeJoined about "
+      "this node, LeaseRenewed announcing a map the store does not have.",
       g_refuted },
     { "aether_map_store_reads_total", NULL, true,
       "Stored-map reads a map publication asked for (a publication is a hint; the stored map is "

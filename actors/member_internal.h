@@ -135,8 +135,8 @@ struct aether_member {
                                      (publications coalesce into one store read) */
     uint64_t seq_gaps;            /* relaxed: leader events with a seq gap or jump (cluster actor) */
     uint64_t seq_duplicates;      /* relaxed: leader events whose seq was already taken */
-    uint64_t events_refuted;      /* relaxed: events about this node the stored topology
-                                     contradicted (not applied) */
+    uint64_t events_refuted;      /* relaxed: events the state store contradicted (about this
+                                     node, or a LeaseRenewed's map): not applied */
     uint64_t map_reads;           /* relaxed: stored-map reads on a publication hint */
     uint64_t map_read_ns;         /* relaxed: their total duration, this node's clock */
     uint64_t state_attempts;      /* parted state-store writes so far (member_state.c; the
