@@ -248,13 +248,24 @@ static void sink_event(void *arg, const aether_event *e)
  * map of the present term with any version, and a node that installed it
  * would serve what the leader never assigned and drop the leader's later
  * maps as older. The leader records every map in the state store before
- * publishing it (member_internal.h), so the assign actor reads the stored
- * map and installs that one (member_assign.c, MSG_MAP_HINT). Hints that
- * arrive while one is queued coalesce: at most one read in flight per
- * burst. A map of an older term, or not newer than ours, asks for nothing;
- * a map never raises the term (only the stored map it leads to is
- * believed). */
-static void sink_map(void *arg, const aether_shardmap *map)
+ * publishing it (member_internal.h), and publishes the very bytes it
+ * stored, so the assign actor reads the stored map and installs it
+ * (member_assign.c, MSG_MAP_HINT); when the stored bytes are the published
+ * ones it installs the copy the transport already decoded, else it decodes
+ * the stored bytes. Publications that arrive while one waits replace it:
+ * one store read per burst. A map of an older term, or not newer than ours,
+ * asks for nothing; a map never raises the term (only the stored map it
+ * leads to is believed). */
+void member_map_hint_free(member_map_hint *h)
+{
+    if (h == NULL)
+        return;
+    aether_shardmap_destroy(h->map);
+    free(h->json);
+    free(h);
+}
+
+static void sink_map(void *arg, const aether_shardmap *map, const char *json, size_t len)
 {
     aether_member *m = arg;
     if (map->term < __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED)) {
@@ -263,11 +274,26 @@ static void sink_map(void *arg, const aether_shardmap *map)
     }
     if (map->version <= __atomic_load_n(&m->map_version, __ATOMIC_RELAXED))
         return; /* our own echo, or old news */
-    if (__atomic_exchange_n(&m->map_hint_pending, 1, __ATOMIC_SEQ_CST) != 0)
-        return; /* a read is queued: it will see this map, or a newer one */
     aether_msg msg = { .type = MSG_MAP_HINT };
-    if (aether_actor_send(m->assign, &msg) != AETHER_OK)
-        __atomic_store_n(&m->map_hint_pending, 0, __ATOMIC_SEQ_CST); /* LeaseRenewed catches up */
+    member_map_hint *h = calloc(1, sizeof(*h));
+    if (h != NULL && (h->map = aether_shardmap_clone(map)) != NULL && json != NULL &&
+        (h->json = malloc(len + 1)) != NULL) {
+        memcpy(h->json, json, len);
+        h->json[len] = '\0';
+        h->len = len;
+    }
+    if (h == NULL || h->map == NULL) { /* out of memory: a bare hint still reads the store */
+        member_map_hint_free(h);
+        (void)aether_actor_send(m->assign, &msg);
+        return;
+    }
+    member_map_hint *old = __atomic_exchange_n(&m->map_hint, h, __ATOMIC_SEQ_CST);
+    if (old != NULL) {
+        member_map_hint_free(old); /* a hint is queued: it takes ours instead */
+        return;
+    }
+    if (aether_actor_send(m->assign, &msg) != AETHER_OK) /* LeaseRenewed catches up */
+        member_map_hint_free(__atomic_exchange_n(&m->map_hint, NULL, __ATOMIC_SEQ_CST));
 }
 
 static void sink_heartbeat(void *arg, const aether_node_id *node, uint64_t incarnation)
@@ -492,7 +518,7 @@ static const struct {
       "installed).",
       g_map_reads },
     { "aether_map_store_read_microseconds_total", NULL, true,
-      "Time those reads took (the get and the decode), in microseconds.", g_map_read_us },
+      "Time those reads took (the get, and the decoding unless the stored bytes were the published ones), in microseconds.", g_map_read_us },
 };
 #define MEMBER_SERIES_COUNT (sizeof(member_series) / sizeof(member_series[0]))
 #define MEMBER_LABELS_MAX 160u
@@ -791,6 +817,7 @@ void aether_member_destroy(aether_member *m)
     aether_actor_destroy(m->cluster);
     aether_actor_destroy(m->lease);
     aether_actor_destroy(m->assign);
+    member_map_hint_free(__atomic_exchange_n(&m->map_hint, NULL, __ATOMIC_SEQ_CST));
     member_assign_fini(m);
     member_lease_fini(m);
     member_cluster_fini(m);

@@ -394,16 +394,26 @@ static aether_status write_state(aether_member *m, const aether_shardmap *map, c
 /* A map from the state store newer than ours (a lagging node catching up,
  * or a new leader taking over, policy 10). AETHER_OK if the store answered
  * (nothing stored, or nothing newer, counts), else its error. */
-static aether_status load_stored_map_v(aether_member *m, uint64_t *stored_version);
+static aether_status load_stored_map_as(aether_member *m, member_map_hint *pub,
+                                        uint64_t *stored_version);
 
 static aether_status load_stored_map(aether_member *m)
 {
     uint64_t v;
-    return load_stored_map_v(m, &v);
+    return load_stored_map_as(m, NULL, &v);
 }
 
-/* The same; *stored_version: the stored map's version (0: none stored). */
 static aether_status load_stored_map_v(aether_member *m, uint64_t *stored_version)
+{
+    return load_stored_map_as(m, NULL, stored_version);
+}
+
+/* The same; *stored_version: the stored map's version (0: none stored).
+ * pub (may be NULL): a publication; if its bytes are the stored bytes, its
+ * already decoded map is taken (pub->map becomes NULL) instead of decoding
+ * them again: the transport decoded it from exactly those bytes. */
+static aether_status load_stored_map_as(aether_member *m, member_map_hint *pub,
+                                        uint64_t *stored_version)
 {
     member_assign_state *as = m->as;
     *stored_version = 0;
@@ -421,8 +431,17 @@ static aether_status load_stored_map_v(aether_member *m, uint64_t *stored_versio
         return AETHER_OK;
     }
     aether_shardmap *stored = NULL;
-    aether_err err;
-    aether_status dst = aether_shardmap_json_decode(json, len, &stored, &err);
+    aether_err err = { .code = AETHER_OK, .msg = "" };
+    aether_status dst;
+    bool same = pub != NULL && pub->map != NULL && pub->json != NULL && pub->len == len &&
+                memcmp(pub->json, json, len) == 0;
+    if (same) {
+        stored = pub->map; /* the published bytes are the stored ones */
+        pub->map = NULL;
+        dst = AETHER_OK;
+    } else {
+        dst = aether_shardmap_json_decode(json, len, &stored, &err);
+    }
     uint64_t took = member_now_ns(m) - t0;
     __atomic_add_fetch(&m->map_reads, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&m->map_read_ns, took, __ATOMIC_RELAXED);
@@ -435,9 +454,10 @@ static aether_status load_stored_map_v(aether_member *m, uint64_t *stored_versio
         as->state_rev = rev; /* seen: not read again until it changes */
         aether_shardmap_destroy(stored);
     } else if (as->cur == NULL || stored->version > as->cur->version) {
-        AETHER_DEBUG(MEMBER_LOG, "%s: stored map v%llu (%zu bytes) read in %llu us (get %llu us)",
+        AETHER_DEBUG(MEMBER_LOG, "%s: stored map v%llu (%zu bytes) read in %llu us (get %llu us, %s)",
                      m->cfg.node.str, (unsigned long long)stored->version, len,
-                     (unsigned long long)(took / 1000u), (unsigned long long)(got / 1000u));
+                     (unsigned long long)(took / 1000u), (unsigned long long)(got / 1000u),
+                     same ? "the published bytes: not decoded again" : "decoded");
         as->state_rev = rev;
         /* The leader of its term wrote it, by compare-and-set: its term is
          * confirmed (a publication's term is not: sink_map). */
@@ -1130,16 +1150,18 @@ void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg
     case MSG_EVENT:
         on_event(m, (const aether_event *)msg->ptr);
         break;
-    case MSG_MAP_HINT:
-        /* Cleared before the read: a publication after this point asks
+    case MSG_MAP_HINT: {
+        /* Taken before the read: a publication after this point asks
          * again (member.c, sink_map). */
-        __atomic_store_n(&m->map_hint_pending, 0, __ATOMIC_SEQ_CST);
-        if (member_may_lead(m, NULL))
-            break; /* while we lead, only our maps count */
-        if (load_stored_map(m) != AETHER_OK)
+        member_map_hint *h = __atomic_exchange_n(&m->map_hint, NULL, __ATOMIC_SEQ_CST);
+        uint64_t v;
+        if (!member_may_lead(m, NULL) && /* while we lead, only our maps count */
+            load_stored_map_as(m, h, &v) != AETHER_OK)
             AETHER_DEBUG(MEMBER_LOG, "%s: a map was published but the stored one is not readable "
                                      "now; the next LeaseRenewed asks again", m->cfg.node.str);
+        member_map_hint_free(h);
         break;
+    }
     case MSG_SELF_REFUTED:
         self_refuted(m, msg->arg64);
         break;

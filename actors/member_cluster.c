@@ -827,11 +827,8 @@ static void reread_store(aether_member *m)
     cs->reread_ns = now;
     if (load_topology(m, true))
         cs->topo_dirty = false;
-    if (__atomic_exchange_n(&m->map_hint_pending, 1, __ATOMIC_SEQ_CST) == 0) {
-        aether_msg hint = { .type = MSG_MAP_HINT };
-        if (aether_actor_send(m->assign, &hint) != AETHER_OK)
-            __atomic_store_n(&m->map_hint_pending, 0, __ATOMIC_SEQ_CST);
-    }
+    aether_msg hint = { .type = MSG_MAP_HINT }; /* no publication: read the store */
+    (void)aether_actor_send(m->assign, &hint);  /* refused: the next LeaseRenewed reads it */
 }
 
 /* What the stored topology says of a report about this node. */

@@ -68,6 +68,15 @@ enum {
                             (AETHER_MSG_REF); its snapshot is already published */
 };
 
+/* A map publication, kept to be compared with the stored map (member.c,
+ * sink_map; member_assign.c, MSG_MAP_HINT). */
+typedef struct member_map_hint {
+    aether_shardmap *map; /* the published map (owned copy) */
+    char *json;           /* the bytes it was decoded from (owned), or NULL */
+    size_t len;
+} member_map_hint;
+void member_map_hint_free(member_map_hint *h); /* NULL is fine */
+
 typedef struct member_cmd_box {
     aether_command cmd;
     aether_reply_fn reply; /* may be NULL */
@@ -131,8 +140,10 @@ struct aether_member {
     uint64_t self_down_reports;   /* seq_cst: NodeFailed/NodeLeft about us the sink has seen,
                                      incremented with self_down set: a refutation read
                                      before a later report does not clear it */
-    uint32_t map_hint_pending;    /* seq_cst: a MSG_MAP_HINT is in the assign actor's mailbox
-                                     (publications coalesce into one store read) */
+    struct member_map_hint *map_hint; /* seq_cst exchange: the newest map publication the assign
+                                     actor has not looked at; non-NULL while a MSG_MAP_HINT is
+                                     queued (publications coalesce into one store read).
+                                     Whoever exchanges it out owns it (member.c, sink_map) */
     uint64_t seq_gaps;            /* relaxed: leader events with a seq gap or jump (cluster actor) */
     uint64_t seq_duplicates;      /* relaxed: leader events whose seq was already taken */
     uint64_t events_refuted;      /* relaxed: events the state store contradicted (about this
