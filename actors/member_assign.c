@@ -91,10 +91,13 @@ struct member_assign_state {
     bool brake;
     uint64_t brake_released_ns;  /* an operator released the brake then (our clock): losses
                                     before it no longer count; 0 = never */
-    uint64_t state_rev;          /* revision of the stored map we last wrote */
+    uint64_t state_rev;          /* revision of the stored map we last wrote or read */
+    uint64_t state_version;      /* the version of the map we last read there */
     bool force_publish;          /* a node came back: publish a new version even if
                                     nothing moves (its acquire floor needs a newer map) */
     bool went_down;              /* we were Failed/Left (self_down) since our last join */
+    bool admitted;               /* our own NodeJoined of this run was handled once */
+    aether_log_ratelimit refute_log; /* announcements the store does not back */
     uint64_t acquire_floor;      /* after coming back from Failed/Left: acquire only from
                                     maps newer than this (older ones predate our return) */
     bool admitted_once;          /* this process's first admission was handled */
@@ -124,6 +127,7 @@ aether_status member_assign_init(aether_member *m)
         return AETHER_ENOMEM;
     m->as = as;
     aether_log_ratelimit_init(&as->incompat_log, INCOMPAT_LOG_WINDOW_NS);
+    aether_log_ratelimit_init(&as->refute_log, 1000u * AETHER_NS_PER_MS);
     uint32_t s = m->cfg.shard_count;
     as->serving = calloc(s, 1);
     as->done = calloc(s, 1);
@@ -160,10 +164,7 @@ void member_assign_fini(aether_member *m)
 void member_assign_drop(void *state, const aether_msg *msg)
 {
     (void)state;
-    if (msg->type == MSG_MAP)
-        aether_shardmap_destroy(msg->ptr);
-    else
-        free(msg->ptr);
+    free(msg->ptr); /* MSG_MAP_HINT and MSG_SELF_REFUTED carry none: NULL */
 }
 
 void member_assign_start(aether_member *m)
@@ -430,6 +431,8 @@ static aether_status write_state(aether_member *m, const aether_shardmap *map, c
     if (st == AETHER_OK)
         st = member_state_put(m, MEMBER_STATE_MAP, json, len, map->term, map->version,
                               &m->as->state_rev);
+    if (st == AETHER_OK)
+        m->as->state_version = map->version;
     if (st != AETHER_OK) {
         free(json);
         json = NULL;
@@ -450,29 +453,79 @@ static aether_status write_state(aether_member *m, const aether_shardmap *map, c
  * or a new leader taking over, policy 10). AETHER_OK if the store answered
  * (nothing stored, or nothing newer, counts), else its error. *absent (if
  * not NULL): the store holds no map. */
+static aether_status load_stored_map_as(aether_member *m, member_map_hint *pub,
+                                        uint64_t *stored_version, bool *absent);
 
 static aether_status load_stored_map(aether_member *m, bool *absent)
 {
+    uint64_t v;
+    return load_stored_map_as(m, NULL, &v, absent);
+}
+
+static aether_status load_stored_map_v(aether_member *m, uint64_t *stored_version)
+{
+    return load_stored_map_as(m, NULL, stored_version, NULL);
+}
+
+/* The same; *stored_version: the stored map's version (0: none stored).
+ * pub (may be NULL): a publication; if its bytes are the stored bytes, its
+ * already decoded map is taken (pub->map becomes NULL) instead of decoding
+ * them again: the transport decoded it from exactly those bytes. */
+static aether_status load_stored_map_as(aether_member *m, member_map_hint *pub,
+                                        uint64_t *stored_version, bool *absent)
+{
     member_assign_state *as = m->as;
+    *stored_version = 0;
     char *json = NULL;
     size_t len = 0;
     uint64_t rev = 0;
+    uint64_t t0 = member_now_ns(m);
     aether_status st = member_state_get(m, MEMBER_STATE_MAP, &json, &len, &rev);
     if (absent != NULL)
         *absent = st == AETHER_ENOTFOUND;
+    uint64_t got = member_now_ns(m) - t0;
     if (st != AETHER_OK)
         return st == AETHER_ENOTFOUND ? AETHER_OK : st;
+    if (as->cur != NULL && rev != 0 && rev == as->state_rev) {
+        free(json); /* the very value we installed (or wrote) last: nothing to decode */
+        *stored_version = as->state_version;
+        return AETHER_OK;
+    }
     aether_shardmap *stored = NULL;
-    aether_err err;
-    if (aether_shardmap_json_decode(json, len, &stored, &err) != AETHER_OK) {
+    aether_err err = { .code = AETHER_OK, .msg = "" };
+    aether_status dst;
+    bool same = pub != NULL && pub->map != NULL && pub->json != NULL && pub->len == len &&
+                memcmp(pub->json, json, len) == 0;
+    if (same) {
+        stored = pub->map; /* the published bytes are the stored ones */
+        pub->map = NULL;
+        dst = AETHER_OK;
+    } else {
+        dst = aether_shardmap_json_decode(json, len, &stored, &err);
+    }
+    uint64_t took = member_now_ns(m) - t0;
+    __atomic_add_fetch(&m->map_reads, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&m->map_read_ns, took, __ATOMIC_RELAXED);
+    if (dst == AETHER_OK)
+        *stored_version = as->state_version = stored->version;
+    if (dst != AETHER_OK) {
         AETHER_WARN(MEMBER_LOG, "%s: stored map unreadable: %s", m->cfg.node.str, err.msg);
     } else if (stored->term < __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED) && as->cur != NULL &&
                stored->version <= as->cur->version) {
+        as->state_rev = rev; /* seen: not read again until it changes */
         aether_shardmap_destroy(stored);
     } else if (as->cur == NULL || stored->version > as->cur->version) {
+        AETHER_DEBUG(MEMBER_LOG, "%s: stored map v%llu (%zu bytes) read in %llu us (get %llu us, %s)",
+                     m->cfg.node.str, (unsigned long long)stored->version, len,
+                     (unsigned long long)(took / 1000u), (unsigned long long)(got / 1000u),
+                     same ? "the published bytes: not decoded again" : "decoded");
         as->state_rev = rev;
+        /* The leader of its term wrote it, by compare-and-set: its term is
+         * confirmed (a publication's term is not: sink_map). */
+        member_note_term(m, stored->term);
         (void)adopt(m, stored, true);
     } else {
+        as->state_rev = rev;
         aether_shardmap_destroy(stored);
     }
     free(json);
@@ -1059,6 +1112,36 @@ static void notify_drained(aether_member *m)
     }
 }
 
+/* A LeaseRenewed names a map newer than ours: catch up from the store,
+ * and count the announcement against us (aether_member_may_serve: a node
+ * whose map is older than the leader's serves nothing) only if the store
+ * backs it. The leader stores a map before it publishes it, and announces
+ * only published maps, so a genuine announcement is never above the stored
+ * version; one that is names the present term in vain, and believed, it
+ * would keep this node from serving until a map that high existed. A store
+ * that does not answer cannot tell: the announcement counts (the safe
+ * side). */
+static void announced(aether_member *m, const aether_event *e)
+{
+    uint64_t v = e->data.lease_renewed.map_version, stored = 0;
+    aether_status st = load_stored_map_v(m, &stored);
+    if (st == AETHER_OK && stored < v) {
+        __atomic_add_fetch(&m->events_refuted, 1, __ATOMIC_RELAXED);
+        uint64_t suppressed = 0;
+        if (aether_log_ratelimit_allow(&m->as->refute_log, member_now_ns(m), &suppressed))
+            AETHER_WARN(MEMBER_LOG, "%s: LeaseRenewed from %s (term %llu seq %llu) announces map v%llu, "
+                        "the state store has v%llu: not believed (%llu more not logged)",
+                        m->cfg.node.str, e->node.str, (unsigned long long)e->term,
+                        (unsigned long long)e->seq, (unsigned long long)v, (unsigned long long)stored,
+                        (unsigned long long)suppressed);
+        return;
+    }
+    uint64_t cur = __atomic_load_n(&m->announced_version, __ATOMIC_SEQ_CST);
+    while (v > cur && !__atomic_compare_exchange_n(&m->announced_version, &cur, v, false,
+                                                   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+        ;
+}
+
 static void on_event(aether_member *m, const aether_event *e)
 {
     member_assign_state *as = m->as;
@@ -1079,7 +1162,7 @@ static void on_event(aether_member *m, const aether_event *e)
         if (!member_may_lead(m, NULL) && e->data.lease_renewed.topology_version > as->topo.version)
             (void)load_stored_topology(m); /* a follower behind: are we still in? */
         if (as->cur == NULL || e->data.lease_renewed.map_version > as->cur->version)
-            (void)load_stored_map(m, NULL); /* we missed a publication: catch up */
+            announced(m, e); /* we missed a publication, or it is not the leader's */
         if (as->cur != NULL && e->data.lease_renewed.map_version == as->cur->version &&
             member_serving_right(m))
             unfence(m);
@@ -1121,6 +1204,7 @@ static void on_event(aether_member *m, const aether_event *e)
             if (as->went_down) /* maps up to the leader's at our admission predate it */
                 as->acquire_floor = e->data.node_joined.map_version;
             as->went_down = false;
+            as->admitted = true;
             __atomic_store_n(&m->self_down, 0, __ATOMIC_SEQ_CST);
             reconcile(m);
         }
@@ -1195,6 +1279,29 @@ static void rewrite_lost_map(aether_member *m)
                 (unsigned long long)as->cur->version);
 }
 
+/* The cluster actor found every NodeFailed/NodeLeft about this node up to
+ * report number `reports` contradicted by the stored topology (it names this
+ * run healthy): none was the leader's, whose changes are stored before they
+ * are published. Resume, unless a report came since (count, then flag, in
+ * member.c: clearing, then re-reading the count, cannot hide a newer one),
+ * or this run has not been admitted yet (its own NodeJoined clears the flag,
+ * with the acquire floor). Serving still needs a current map and an
+ * acknowledged keep-alive (aether_member_may_serve). */
+static void self_refuted(aether_member *m, uint64_t reports)
+{
+    member_assign_state *as = m->as;
+    if (!as->admitted || !__atomic_load_n(&m->self_down, __ATOMIC_SEQ_CST) ||
+        __atomic_load_n(&m->self_down_reports, __ATOMIC_SEQ_CST) != reports)
+        return;
+    __atomic_store_n(&m->self_down, 0, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&m->self_down_reports, __ATOMIC_SEQ_CST) != reports) {
+        __atomic_store_n(&m->self_down, 1, __ATOMIC_SEQ_CST); /* a report raced us: keep it */
+        return;
+    }
+    AETHER_INFO(MEMBER_LOG, "%s: the stored topology names this node healthy: serving again", m->cfg.node.str);
+    reconcile(m);
+}
+
 static void tick_check(aether_member *m)
 {
     member_assign_state *as = m->as;
@@ -1266,15 +1373,21 @@ void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg
     case MSG_EVENT:
         on_event(m, (const aether_event *)msg->ptr);
         break;
-    case MSG_MAP: {
-        aether_shardmap *map = msg->ptr;
-        if (member_may_lead(m, NULL)) {
-            aether_shardmap_destroy(map); /* while we lead, only our maps count */
-            break;
-        }
-        adopt(m, map, false);
+    case MSG_MAP_HINT: {
+        /* Taken before the read: a publication after this point asks
+         * again (member.c, sink_map). */
+        member_map_hint *h = __atomic_exchange_n(&m->map_hint, NULL, __ATOMIC_SEQ_CST);
+        uint64_t v;
+        if (!member_may_lead(m, NULL) && /* while we lead, only our maps count */
+            load_stored_map_as(m, h, &v, NULL) != AETHER_OK)
+            AETHER_DEBUG(MEMBER_LOG, "%s: a map was published but the stored one is not readable "
+                                     "now; the next LeaseRenewed asks again", m->cfg.node.str);
+        member_map_hint_free(h);
         break;
     }
+    case MSG_SELF_REFUTED:
+        self_refuted(m, msg->arg64);
+        break;
     case MSG_RELEASE: {
         aether_release_ack *ack = msg->ptr;
         if (member_may_lead(m, NULL) && as->cur != NULL && ack->shard < m->cfg.shard_count) {

@@ -94,6 +94,15 @@
 /* Departed nodes forgotten per topology write, at most (the rest at the
  * next check, an interval later). */
 #define FORGET_BATCH_MAX 256u
+/* Sequence numbers of leader events remembered below the highest one taken
+ * (duplicates among them are recognised), and the distance from it beyond
+ * which an event is a jump, not the next in line (in_sequence). */
+#define SEQ_WINDOW 1024u
+#define SEQ_JUMP_MAX SEQ_WINDOW
+AETHER_STATIC_ASSERT(SEQ_WINDOW % 64u == 0, "the seen-window is whole words");
+/* At most one WARN line per this long about seq anomalies (a flood of
+ * forgeries gives one line per window, with the count suppressed). */
+#define SEQ_LOG_WINDOW_NS (1000u * AETHER_NS_PER_MS)
 
 /* The text of a keep-alive's acknowledgement: this prefix and the version of
  * the map the leader has when it accepts the keep-alive. */
@@ -135,13 +144,21 @@ struct member_cluster_state {
     aether_term loaded_term;  /* the term in which we read the stored topology as leader */
     uint64_t state_lost_seen; /* the m->state_lost_gen whose topology write-back is done */
     uint64_t publications;    /* snapshots published so far */
-    /* Leader-issued events seen (DESIGN: seq 1, 2, 3... per term): a gap, a
-     * duplicate or a late copy tells us our topology may not be the
-     * leader's, whatever the version numbers say (they count changes
-     * applied here). */
+    /* Leader-issued events seen (DESIGN: seq 1, 2, 3... per term; see
+     * in_sequence): a gap, a jump, a duplicate or a late copy tells us our
+     * topology may not be the leader's, whatever the version numbers say
+     * (they count changes applied here). */
     aether_term seq_term;
-    uint64_t seq_last;
+    uint64_t seq_top;         /* highest seq of seq_term taken in sequence */
+    uint64_t seq_seen[SEQ_WINDOW / 64u]; /* bit s % SEQ_WINDOW: s taken, for s in
+                                            (seq_top - SEQ_WINDOW, seq_top] */
+    uint64_t jump_since_ns;   /* first jump since an event was last taken in sequence; 0 = none */
+    uint64_t reread_ns;       /* when a seq anomaly last made us re-read the store */
+    aether_log_ratelimit seq_log; /* one WARN per window for seq anomalies */
     bool topo_dirty;          /* a topology event came after a gap: read the store */
+    /* A NodeFailed/NodeLeft about us that the store could neither confirm
+     * nor refute yet (unreadable): checked again every heartbeat. */
+    bool self_report_pending;
     /* A change whose write to the state store timed out (it may still be
      * applied, later): settled before anything else (settle_doubt). */
     char *doubt_json;         /* the topology we tried to write; NULL = no doubt */
@@ -208,6 +225,7 @@ aether_status member_cluster_init(aether_member *m)
     if (m->cs == NULL)
         return AETHER_ENOMEM;
     aether_log_ratelimit_init(&m->cs->refuse_log, REFUSE_LOG_WINDOW_NS);
+    aether_log_ratelimit_init(&m->cs->seq_log, SEQ_LOG_WINDOW_NS);
     return aether_topology_init(&m->cs->topo, &m->cfg.node);
 }
 
@@ -913,8 +931,92 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
     return AETHER_OK;
 }
 
-/* Sequence check of another node's leader-issued event. False: a
- * duplicate, a late copy or an event of an older term (not applied again). */
+/* ---- the sequence of leader events -------------------------------------------
+ *
+ * DESIGN (DESIGN.md "events carry a per-term sequence number"): the leader
+ * of term T stamps its events 1, 2, 3... and NATS delivers one publisher's
+ * messages in order, so another node sees each term's events increasing,
+ * with holes where some were lost. Anyone who may publish on the event
+ * subjects can also send an event naming the leader and T with any seq.
+ * A seq is therefore evidence, never an authority:
+ *  1. the first event of a newer term starts its sequence (seq_top);
+ *  2. an event up to SEQ_JUMP_MAX ahead of seq_top is taken and becomes
+ *     seq_top; a hole before it is a gap: counted, logged, and the node
+ *     re-reads the state store (the authority: the leader stores every
+ *     change before it publishes it) instead of applying the event;
+ *  3. an event farther than SEQ_JUMP_MAX from seq_top (ahead or behind) is
+ *     a jump: counted, logged, the store re-read, the event neither applied
+ *     nor passed on, and seq_top NOT moved: a forged seq 5000 cannot make
+ *     the leader's 7, 8, 9 look old. Only when no event at all has been
+ *     taken in sequence for a whole lease ttl while jumps keep coming (the
+ *     leader renews every ttl/4, so its LeaseRenewed would have been) were
+ *     more than SEQ_JUMP_MAX events lost: the jump then starts the sequence
+ *     afresh;
+ *  4. an event at or below seq_top already taken (the SEQ_WINDOW bits) is a
+ *     duplicate or a forged copy: dropped, counted, the store re-read; one
+ *     not taken yet arrived out of order (reordered, or behind a forged
+ *     seq_top that stayed within reach): not applied nor passed on (on_event
+ *     sees events in order), but marked, and the store re-read, so what it
+ *     changed reaches this node all the same.
+ * Whatever a forger sends, the genuine events keep being taken, and every
+ * anomaly ends with the node holding the stored topology and map. Cluster
+ * actor only. */
+
+static bool seq_bit(const member_cluster_state *cs, uint64_t s)
+{
+    return (cs->seq_seen[(s % SEQ_WINDOW) / 64u] >> (s % 64u)) & 1u;
+}
+
+static void seq_mark(member_cluster_state *cs, uint64_t s, bool on)
+{
+    uint64_t bit = 1ull << (s % 64u);
+    if (on)
+        cs->seq_seen[(s % SEQ_WINDOW) / 64u] |= bit;
+    else
+        cs->seq_seen[(s % SEQ_WINDOW) / 64u] &= ~bit;
+}
+
+static void seq_restart(member_cluster_state *cs, aether_term term, uint64_t s)
+{
+    cs->seq_term = term;
+    cs->seq_top = s;
+    memset(cs->seq_seen, 0, sizeof(cs->seq_seen));
+    seq_mark(cs, s, true);
+    cs->jump_since_ns = 0;
+}
+
+typedef enum seq_anomaly { SEQ_GAP, SEQ_JUMP, SEQ_DUPLICATE, SEQ_LATE, SEQ_RESTART } seq_anomaly;
+
+/* Counts and logs (rate-limited) an anomaly, and has the store re-read. */
+static void seq_note(aether_member *m, const aether_event *e, seq_anomaly kind)
+{
+    member_cluster_state *cs = m->cs;
+    static const char *const what[] = {
+        [SEQ_GAP] = "skips events (lost?)",
+        [SEQ_JUMP] = "is far from the term's sequence (forged or a burst lost): not applied",
+        [SEQ_DUPLICATE] = "was already taken (a duplicate or a forged copy): dropped",
+        [SEQ_LATE] = "arrived out of order: not applied",
+        [SEQ_RESTART] = "restarts the term's sequence after a whole lease of jumps",
+    };
+    if (kind == SEQ_DUPLICATE)
+        __atomic_add_fetch(&m->seq_duplicates, 1, __ATOMIC_RELAXED);
+    else if (kind != SEQ_LATE)
+        __atomic_add_fetch(&m->seq_gaps, 1, __ATOMIC_RELAXED);
+    cs->topo_dirty = true;
+    uint64_t suppressed = 0;
+    if (aether_log_ratelimit_allow(&cs->seq_log, member_now_ns(m), &suppressed))
+        AETHER_WARN(MEMBER_LOG,
+                    "%s: %s of term %llu seq %llu from %s %s (seq %llu taken last); reading the state "
+                    "store%s%.0llu%s",
+                    m->cfg.node.str, aether_event_type_name(e->type), (unsigned long long)e->term,
+                    (unsigned long long)e->seq, e->node.str, what[kind], (unsigned long long)cs->seq_top,
+                    suppressed ? " (" : "", (unsigned long long)suppressed,
+                    suppressed ? " more anomalies not logged)" : "");
+}
+
+/* Sequence check of another node's leader-issued event (DESIGN above).
+ * False: not applied (stale, duplicate, jump, out of order). Sets
+ * topo_dirty when the store must be read. */
 static bool in_sequence(aether_member *m, const aether_event *e)
 {
     member_cluster_state *cs = m->cs;
@@ -932,26 +1034,161 @@ static bool in_sequence(aether_member *m, const aether_event *e)
         __atomic_add_fetch(&m->stale_dropped, 1, __ATOMIC_RELAXED);
         return false;
     }
-    if (e->term > cs->seq_term) {
-        cs->seq_term = e->term;
-        cs->seq_last = e->seq;
-        cs->topo_dirty |= e->seq != 1;
+    if (e->term > cs->seq_term) { /* 1 */
+        seq_restart(cs, e->term, e->seq);
+        cs->topo_dirty |= e->seq != 1; /* we learnt of the term mid-way */
         return true;
     }
     if (e->term < cs->seq_term)
         return e->type == AETHER_EVT_LEADERSHIP_LOST;
-    if (e->seq <= cs->seq_last)
+    uint64_t s = e->seq;
+    if (s > cs->seq_top + SEQ_JUMP_MAX || s + SEQ_JUMP_MAX <= cs->seq_top) { /* 3 */
+        uint64_t now = member_now_ns(m);
+        if (cs->jump_since_ns != 0 &&
+            now - cs->jump_since_ns >= (uint64_t)m->cfg.lease_ttl_ms * AETHER_NS_PER_MS) {
+            seq_note(m, e, SEQ_RESTART);
+            seq_restart(cs, e->term, s);
+            return true;
+        }
+        if (cs->jump_since_ns == 0)
+            cs->jump_since_ns = now != 0 ? now : 1;
+        seq_note(m, e, SEQ_JUMP);
         return false;
-    cs->topo_dirty |= e->seq != cs->seq_last + 1;
-    cs->seq_last = e->seq;
-    return true;
+    }
+    if (s > cs->seq_top) { /* 2 */
+        for (uint64_t k = cs->seq_top + 1; k < s; k++) /* bounded: SEQ_JUMP_MAX */
+            seq_mark(cs, k, false); /* their slots held seqs now out of the window */
+        if (s != cs->seq_top + 1)
+            seq_note(m, e, SEQ_GAP);
+        cs->seq_top = s;
+        seq_mark(cs, s, true);
+        cs->jump_since_ns = 0;
+        return true;
+    }
+    if (seq_bit(cs, s)) { /* 4 */
+        seq_note(m, e, SEQ_DUPLICATE);
+        return false;
+    }
+    seq_mark(cs, s, true);
+    cs->jump_since_ns = 0; /* the term's sequence is alive within reach */
+    seq_note(m, e, SEQ_LATE);
+    return false;
+}
+
+/* After a seq anomaly: the stored topology now (at most once per
+ * heartbeat interval; in between, topo_dirty makes the next topology event
+ * or LeaseRenewed read it), and the stored map (the assign actor). */
+static void reread_store(aether_member *m)
+{
+    member_cluster_state *cs = m->cs;
+    uint64_t now = member_now_ns(m);
+    uint64_t every = (uint64_t)m->cfg.heartbeat_interval_ms * AETHER_NS_PER_MS;
+    if (!cs->topo_dirty || (cs->reread_ns != 0 && now - cs->reread_ns < every))
+        return;
+    cs->reread_ns = now;
+    if (load_topology(m, true))
+        cs->topo_dirty = false;
+    aether_msg hint = { .type = MSG_MAP_HINT }; /* no publication: read the store */
+    (void)aether_actor_send(m->assign, &hint);  /* refused: the next LeaseRenewed reads it */
+}
+
+/* What the stored topology says of a report about this node. */
+typedef enum self_verdict {
+    SELF_UNKNOWN,   /* the store did not answer: keep what the report implies */
+    SELF_CONFIRMED, /* the store agrees (or this run is not admitted: nothing to refute) */
+    SELF_REFUTED,   /* the store names this run otherwise: the report was not the leader's */
+} self_verdict;
+
+/* A remote NodeFailed/NodeLeft/NodeJoined about this node (e), or, with e
+ * NULL, the pending retry of one: re-reads the stored topology and adopts
+ * it (the leader stored the change before publishing it, so a genuine
+ * report is always there; member_internal.h). A NodeFailed or NodeLeft
+ * the store contradicts - it names this run Active or Draining - was never
+ * the leader's: the assign actor is told to serve again (MSG_SELF_REFUTED,
+ * unless a report came since). A NodeJoined of ours is confirmed when the
+ * store has this node Active at that incarnation or later. */
+static self_verdict check_self_report(aether_member *m, const aether_event *e)
+{
+    member_cluster_state *cs = m->cs;
+    bool joined = e != NULL && e->type == AETHER_EVT_NODE_JOINED;
+    uint64_t reports = __atomic_load_n(&m->self_down_reports, __ATOMIC_SEQ_CST);
+    if (!load_topology(m, true)) {
+        if (!joined)
+            cs->self_report_pending = true;
+        return SELF_UNKNOWN;
+    }
+    cs->topo_dirty = false;
+    const aether_node_info *me = aether_topology_find(&cs->topo, &m->cfg.node);
+    if (joined) {
+        if (me != NULL && me->status == AETHER_NODE_ACTIVE &&
+            me->incarnation >= e->data.node_joined.incarnation)
+            return SELF_CONFIRMED;
+    } else {
+        cs->self_report_pending = false;
+        if (me == NULL || me->incarnation < m->self_info.incarnation ||
+            !aether_node_status_is_healthy(me->status))
+            return SELF_CONFIRMED;
+        aether_msg msg = { .type = MSG_SELF_REFUTED, .arg64 = reports };
+        (void)aether_actor_send(m->assign, &msg); /* refused: the next report or rejoin settles it */
+    }
+    __atomic_add_fetch(&m->events_refuted, 1, __ATOMIC_RELAXED);
+    if (e != NULL)
+        AETHER_WARN(MEMBER_LOG,
+                    "%s: %s about this node from %s (term %llu seq %llu) contradicts the stored topology "
+                    "(v%llu names this node %s): not applied",
+                    m->cfg.node.str, aether_event_type_name(e->type), e->node.str, (unsigned long long)e->term,
+                    (unsigned long long)e->seq, (unsigned long long)cs->topo.version,
+                    me != NULL ? aether_node_status_name(me->status) : "unknown");
+    else
+        AETHER_WARN(MEMBER_LOG, "%s: the stored topology (v%llu) names this node %s: a report of it "
+                    "down was not the leader's", m->cfg.node.str, (unsigned long long)cs->topo.version,
+                    me != NULL ? aether_node_status_name(me->status) : "unknown");
+    return SELF_REFUTED;
+}
+
+static bool about_self(const aether_member *m, const aether_event *e)
+{
+    const aether_node_id *who = e->type == AETHER_EVT_NODE_FAILED   ? &e->data.node_failed.node
+                                : e->type == AETHER_EVT_NODE_LEFT   ? &e->data.node_left.node
+                                : e->type == AETHER_EVT_NODE_JOINED ? &e->data.node_joined.node
+                                                                    : NULL;
+    return who != NULL && aether_node_id_equal(who, &m->cfg.node) &&
+           !aether_node_id_equal(&e->node, &m->cfg.node);
 }
 
 static void on_event(aether_member *m, const aether_event *e)
 {
     member_cluster_state *cs = m->cs;
-    if (!in_sequence(m, e))
+    bool taken = in_sequence(m, e);
+    if (about_self(m, e)) {
+        /* Whatever its seq or term: the sink may have stopped us serving on
+         * it, and only the store says whether that stands. */
+        self_verdict v = check_self_report(m, e);
+        if (v == SELF_REFUTED) {
+            reread_store(m);
+            return;
+        }
+        if (v == SELF_CONFIRMED) { /* the stored topology is adopted and published */
+            if (taken && m->cb.on_event != NULL)
+                m->cb.on_event(m->cb.arg, e);
+            if (e->type == AETHER_EVT_NODE_JOINED) {
+                hb_entry *h = hb_find(cs, &e->data.node_joined.node, true);
+                if (h != NULL)
+                    h->last_ns = member_now_ns(m);
+            }
+            notify_assign(m, (aether_event *)e);
+            return;
+        }
+        /* SELF_UNKNOWN: as if the store had not been asked. */
+    }
+    if (!taken) {
+        reread_store(m);
         return;
+    }
+    if (cs->topo_dirty && e->type != AETHER_EVT_LEASE_RENEWED && e->type != AETHER_EVT_NODE_JOINED &&
+        e->type != AETHER_EVT_NODE_DRAINING && e->type != AETHER_EVT_NODE_LEFT &&
+        e->type != AETHER_EVT_NODE_FAILED)
+        reread_store(m); /* topology events and renewals read it below */
     if (m->cb.on_event != NULL)
         m->cb.on_event(m->cb.arg, e);
     switch (e->type) {
@@ -972,6 +1209,9 @@ static void on_event(aether_member *m, const aether_event *e)
         return;
     }
     case AETHER_EVT_LEASE_RENEWED:
+        if (cs->topo_dirty) {
+            reread_store(m); /* the map too, after an anomaly */
+        }
         if ((e->data.lease_renewed.topology_version != cs->topo.version || cs->topo_dirty) &&
             load_topology(m, true))
             cs->topo_dirty = false;
@@ -1016,12 +1256,18 @@ static void tick_heartbeat(aether_member *m)
     uint64_t claim = __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST);
     aether_status hs = aether_transport_publish_heartbeat(m->deps.transport, &m->cfg.node, claim);
     __atomic_store_n(&m->transport_down, hs != AETHER_OK, __ATOMIC_RELAXED);
+    if (cs->self_report_pending)
+        (void)check_self_report(m, NULL); /* the store could not say yet: ask again */
     const aether_node_info *me = aether_topology_find(&cs->topo, &m->cfg.node);
     /* Ours: the record at the incarnation this process claims (a higher one
      * is another process's: check_own_record). */
     bool ours = me != NULL && me->incarnation == claim;
-    bool healthy = ours && aether_node_status_is_healthy(me->status) &&
-                   !__atomic_load_n(&m->self_down, __ATOMIC_SEQ_CST);
+    /* Down on a report the store could not confirm yet (pending) is no
+     * reason to rejoin: our keep-alive keeps the incarnation the leader
+     * knows. Once the store has answered, the flag is the assign actor's
+     * to clear (a refutation it accepts) or ours to act on (rejoin). */
+    bool down = __atomic_load_n(&m->self_down, __ATOMIC_SEQ_CST) && !cs->self_report_pending;
+    bool healthy = ours && aether_node_status_is_healthy(me->status) && !down;
     if ((ours && me->status == AETHER_NODE_LEFT) || __atomic_load_n(&m->self_left, __ATOMIC_SEQ_CST))
         return; /* this run of the node left for good (even once its record is forgotten) */
     aether_command c;

@@ -53,7 +53,9 @@ enum {
     MSG_TICK_CAMPAIGN,   /* timer; arg64 = generation */
     MSG_TICK_RENEW,      /* timer */
     /* assign */
-    MSG_MAP,             /* ptr: aether_shardmap (owned copy) */
+    MSG_MAP_HINT,        /* a map was published: read the stored one (member.c, sink_map) */
+    MSG_SELF_REFUTED,    /* arg64: self_down_reports when the cluster actor found the stored
+                            topology contradicting a NodeFailed/NodeLeft about this node */
     MSG_RELEASE,         /* ptr: aether_release_ack (owned) */
     MSG_TICK_DEBOUNCE,   /* timer; arg64 = generation */
     MSG_TICK_CHECK,      /* timer: fencing and handoff timeouts */
@@ -70,6 +72,15 @@ enum {
                             stop at once; arg64 = the newer incarnation. A lost one is made
                             up for by their ticks, which read m->superseded too */
 };
+
+/* A map publication, kept to be compared with the stored map (member.c,
+ * sink_map; member_assign.c, MSG_MAP_HINT). */
+typedef struct member_map_hint {
+    aether_shardmap *map; /* the published map (owned copy) */
+    char *json;           /* the bytes it was decoded from (owned), or NULL */
+    size_t len;
+} member_map_hint;
+void member_map_hint_free(member_map_hint *h); /* NULL is fine */
 
 typedef struct member_cmd_box {
     aether_command cmd;
@@ -148,7 +159,21 @@ struct aether_member {
     uint32_t self_down;           /* we serve nothing: set at start (not admitted yet) and by
                                      the sink the moment NodeFailed/NodeLeft about us arrives,
                                      before any later map can; cleared by the assign actor
-                                     once our own NodeJoined is handled */
+                                     once our own NodeJoined is handled, or once the stored
+                                     topology refuted every such report (MSG_SELF_REFUTED) */
+    uint64_t self_down_reports;   /* seq_cst: NodeFailed/NodeLeft about us the sink has seen,
+                                     incremented with self_down set: a refutation read
+                                     before a later report does not clear it */
+    struct member_map_hint *map_hint; /* seq_cst exchange: the newest map publication the assign
+                                     actor has not looked at; non-NULL while a MSG_MAP_HINT is
+                                     queued (publications coalesce into one store read).
+                                     Whoever exchanges it out owns it (member.c, sink_map) */
+    uint64_t seq_gaps;            /* relaxed: leader events with a seq gap or jump (cluster actor) */
+    uint64_t seq_duplicates;      /* relaxed: leader events whose seq was already taken */
+    uint64_t events_refuted;      /* relaxed: events the state store contradicted (about this
+                                     node, or a LeaseRenewed's map): not applied */
+    uint64_t map_reads;           /* relaxed: stored-map reads on a publication hint */
+    uint64_t map_read_ns;         /* relaxed: their total duration, this node's clock */
     uint64_t state_attempts;      /* parted state-store writes so far (member_state.c; the
                                      assign actor's: only the map is that large) */
     uint64_t stale_dropped;

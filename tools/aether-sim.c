@@ -138,6 +138,8 @@ typedef enum fault_kind {
     F_MISFIT = F_DRIFT + 1, /* a joiner with another shard_count or replication */
     F_TWIN,                 /* a second process of a live node id */
     F_KV_LOSS,              /* a bucket deleted and re-created empty (scheduled, --faults all,kv-loss) */
+    F_FORGE,                /* the present leader impersonated: its own schedule and generator
+                               (forge_at), --faults ...,forge */
     F_COUNT_
 } fault_kind;
 #define F_CLASSIC_COUNT_ F_MISFIT /* --all-faults and --soak draw from the kinds before */
@@ -148,7 +150,7 @@ typedef enum fault_kind {
 static const char *const fault_names[F_COUNT_] = {
     "crash",  "pause",  "partition", "oneway", "isolate",    "kv-outage", "kv-cut",
     "join",   "drain",  "net-burst", "loss",   "dup",        "reorder",   "delay",
-    "kv-unknown", "kv-slow", "kv-late", "drift", "misfit", "twin", "kv-loss",
+    "kv-unknown", "kv-slow", "kv-late", "drift", "misfit", "twin", "kv-loss", "forge",
 };
 #define F_TWIN_WEIGHT 2u
 
@@ -251,6 +253,10 @@ typedef struct sim {
     aether_rng xrng;  /* opt-in fault kinds (F_MISFIT) */
     uint64_t next_misfit_ns;
     uint32_t misfits;
+    aether_rng grng;  /* forgeries (F_FORGE): their own schedule */
+    uint64_t forge_at_ns;      /* next forgery */
+    uint64_t forge_seq;        /* seqs the forger used so far */
+    aether_transport *forger;  /* a hub endpoint that is no member */
     aether_inproc_hub *hub;
     aether_kv *kv[2];
     snode *nodes;
@@ -1199,6 +1205,64 @@ static void inject(sim *s)
     }
 }
 
+/* F_FORGE (issue 12, item 3): someone allowed to publish on the cluster's
+ * subjects impersonates the present leader: a NodeFailed of a live follower
+ * with a seq far from the term's sequence, and a map of the present term
+ * 1000 versions ahead giving that follower every shard. Both contradict the
+ * state store; the oracle judges the rest (single ownership, maps never
+ * going back, every shard served once settled). */
+static void forge(sim *s)
+{
+    snode *leader = NULL;
+    for (uint32_t i = 0; i < s->n_nodes; i++)
+        if (s->nodes[i].m != NULL && aether_member_leads(s->nodes[i].m))
+            leader = &s->nodes[i];
+    if (leader == NULL)
+        return;
+    uint32_t live = 0;
+    for (uint32_t i = 0; i < s->n_nodes; i++)
+        live += s->nodes[i].m != NULL && &s->nodes[i] != leader;
+    if (live == 0)
+        return;
+    snode *victim = NULL;
+    for (uint32_t i = 0, k = (uint32_t)aether_rng_below(&s->grng, live); victim == NULL; i++)
+        if (s->nodes[i].m != NULL && &s->nodes[i] != leader && k-- == 0)
+            victim = &s->nodes[i];
+    if (s->forger == NULL) {
+        aether_node_id fid;
+        AETHER_ASSERT(aether_node_id_from_cstr("forger", &fid, NULL) == AETHER_OK);
+        AETHER_ASSERT(aether_inproc_endpoint_create(s->hub, &fid, &s->forger) == AETHER_OK);
+    }
+    aether_member_view v;
+    aether_member_view_get(leader->m, &v);
+    aether_event *e = aether_event_create(AETHER_EVT_NODE_FAILED);
+    AETHER_ASSERT(e != NULL);
+    snprintf(e->cluster, sizeof(e->cluster), "%s", s->base.cluster);
+    e->term = v.term;
+    e->seq = 1000000 + ++s->forge_seq;
+    e->node = *aether_member_id(leader->m);
+    e->data.node_failed.node = *aether_member_id(victim->m);
+    (void)aether_transport_publish_event(s->forger, e);
+    aether_event_release(e);
+    aether_shardmap_builder *b = NULL;
+    aether_shardmap *map = NULL;
+    aether_node_index vi;
+    AETHER_ASSERT(aether_shardmap_builder_create(s->o.shards, 1, &b, NULL) == AETHER_OK);
+    AETHER_ASSERT(aether_shardmap_builder_add_node(b, aether_member_id(victim->m), &vi, NULL) == AETHER_OK);
+    for (uint32_t sh = 0; sh < s->o.shards; sh++)
+        AETHER_ASSERT(aether_shardmap_builder_set_owners(b, sh, &vi, 1, NULL) == AETHER_OK);
+    aether_shardmap_builder_set_version(b, v.map_version + 1000);
+    aether_shardmap_builder_set_term(b, v.term);
+    AETHER_ASSERT(aether_shardmap_build(b, &map, NULL) == AETHER_OK);
+    aether_shardmap_builder_destroy(b);
+    (void)aether_transport_publish_map(s->forger, map);
+    aether_shardmap_destroy(map);
+    trace_line(s, "FAULT forged NodeFailed of %s (seq %" PRIu64 ") and map v%" PRIu64
+               " in %s's name, term %" PRIu64, victim->id, 1000000 + s->forge_seq,
+               v.map_version + 1000, leader->id, (uint64_t)v.term);
+    s->injected[F_FORGE]++;
+}
+
 /* Scheduled ends of faults, restarts, drained nodes that left. */
 static void housekeeping(sim *s)
 {
@@ -1281,6 +1345,12 @@ static void every_ms(sim *s)
         if (s->next_misfit_ns != 0)
             add_misfit(s);
         s->next_misfit_ns = now_ns(s) + aether_rng_range(&s->xrng, 500, 8000) * MS;
+    }
+    if (s->chaos && enabled(s, F_FORGE) && now_ns(s) >= s->forge_at_ns) {
+        if (s->forge_at_ns != 0)
+            forge(s);
+        /* about one every 2 simulated seconds, from its own generator */
+        s->forge_at_ns = now_ns(s) + aether_rng_range(&s->grng, 500, 3500) * MS;
     }
     if (s->chaos && now_ns(s) >= s->next_fault_ns) {
         inject(s);
@@ -2006,6 +2076,7 @@ int main(int argc, char **argv)
     aether_rng_seed(&s->krng, s->o.seed * 5 + 2);
     aether_rng_seed(&s->mrng, s->o.seed * 7 + 3);
     aether_rng_seed(&s->xrng, s->o.seed * 13 + 5);
+    aether_rng_seed(&s->grng, s->o.seed * 11 + 4);
     s->ring = calloc(s->o.tail, sizeof(*s->ring));
     AETHER_ASSERT(s->ring != NULL);
     aether_log_set_clock(&s->clock->base);
@@ -2135,6 +2206,7 @@ int main(int argc, char **argv)
     }
     for (uint32_t i = 0; i < s->n_late; i++)
         free(s->late[i].value);
+    aether_transport_destroy(s->forger);
     aether_inproc_hub_destroy(s->hub);
     aether_kv_destroy(s->kv[0]);
     aether_kv_destroy(s->kv[1]);

@@ -1092,6 +1092,91 @@ static void test_leader_that_cannot_serve_the_stored_map_stands_down(void)
     sim_cluster_destroy(c);
 }
 
+/* Issue 12, item 3: a client publishes, in the present leader's name and
+ * term, a NodeFailed of a healthy follower with seq 5000 and a map 1000
+ * versions ahead giving that follower every shard. Nothing anyone serves
+ * changes for more than a moment, nobody installs the forged map, the jump
+ * is counted, and the leader's later events (a join) are still taken. */
+static void test_forged_present_term_changes_nothing(void)
+{
+    sim_cluster *c = boot(31, 3, 64);
+    expect_settled(c);
+    const char *leader = sim_leader(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(leader);
+    const char *victim = strcmp(leader, "n1") == 0 ? "n2" : "n1";
+    const char *other = strcmp(leader, "n0") != 0 && strcmp(victim, "n0") != 0 ? "n0" : "n2";
+    aether_member_view lv;
+    aether_member_view_get(sim_member(c, leader), &lv);
+    uint32_t served = sim_serving(c, victim);
+    CU_ASSERT_FATAL(served > 0);
+    aether_transport *client = sim_client(c, "forger");
+    CU_ASSERT_FATAL(client != NULL);
+
+    aether_event *nf = aether_event_create(AETHER_EVT_NODE_FAILED);
+    CU_ASSERT_FATAL(nf != NULL);
+    snprintf(nf->cluster, sizeof(nf->cluster), "%s", "aether");
+    nf->term = lv.term;
+    nf->seq = 5000;
+    CU_ASSERT_FATAL(aether_node_id_from_cstr(leader, &nf->node, NULL) == AETHER_OK);
+    CU_ASSERT_FATAL(aether_node_id_from_cstr(victim, &nf->data.node_failed.node, NULL) == AETHER_OK);
+    CU_ASSERT_EQUAL(aether_transport_publish_event(client, nf), AETHER_OK);
+    aether_event_release(nf);
+
+    aether_shardmap_builder *b = NULL;
+    CU_ASSERT_FATAL(aether_shardmap_builder_create(64, 1, &b, NULL) == AETHER_OK);
+    aether_node_id vid;
+    aether_node_index vi;
+    CU_ASSERT_FATAL(aether_node_id_from_cstr(victim, &vid, NULL) == AETHER_OK);
+    CU_ASSERT_FATAL(aether_shardmap_builder_add_node(b, &vid, &vi, NULL) == AETHER_OK);
+    for (uint32_t s = 0; s < 64; s++)
+        CU_ASSERT_FATAL(aether_shardmap_builder_set_owners(b, s, &vi, 1, NULL) == AETHER_OK);
+    aether_shardmap_builder_set_version(b, lv.map_version + 1000);
+    aether_shardmap_builder_set_term(b, lv.term);
+    aether_shardmap *forged = NULL;
+    CU_ASSERT_FATAL(aether_shardmap_build(b, &forged, NULL) == AETHER_OK);
+    aether_shardmap_builder_destroy(b);
+    CU_ASSERT_EQUAL(aether_transport_publish_map(client, forged), AETHER_OK);
+    aether_shardmap_destroy(forged);
+
+    sim_run_ms(c, 200);
+    expect_settled(c);
+    CU_ASSERT_EQUAL(sim_serving(c, victim), served);
+    for (uint32_t i = 0; i < 3; i++) {
+        char id[8], labels[32];
+        snprintf(id, sizeof(id), "n%u", i);
+        aether_member_view v;
+        aether_member_view_get(sim_member(c, id), &v);
+        CU_ASSERT_EQUAL(v.map_version, lv.map_version);
+        snprintf(labels, sizeof(labels), "node=\"%s\"", id);
+        int64_t n = 0;
+        if (strcmp(id, leader) != 0) {
+            CU_ASSERT_EQUAL(aether_metrics_read(sim_metrics(c), "aether_event_seq_gaps_total", labels, &n),
+                            AETHER_OK);
+            CU_ASSERT(n >= 1);
+        }
+        if (strcmp(id, victim) == 0) {
+            CU_ASSERT_EQUAL(aether_metrics_read(sim_metrics(c), "aether_events_refuted_total", labels, &n),
+                            AETHER_OK);
+            CU_ASSERT(n >= 1);
+        }
+    }
+
+    /* The leader's later events are taken: a join reaches every node. */
+    CU_ASSERT_FATAL(sim_add(c, "n3", NULL) != NULL);
+    sim_run_ms(c, SETTLE_MS);
+    expect_settled(c);
+    const char *ids[] = { victim, other };
+    for (uint32_t i = 0; i < 2; i++) {
+        aether_member_view v;
+        aether_member_view_get(sim_member(c, ids[i]), &v);
+        CU_ASSERT_EQUAL(v.nodes_active, 4);
+    }
+    CU_ASSERT(sim_serving(c, "n3") > 0);
+    aether_transport_destroy(client);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
 static CU_TestInfo tests[] = {
     AETHER_TEST(admission_refuses_a_joiner_that_cannot_serve),
     AETHER_TEST(leader_that_cannot_serve_the_stored_map_stands_down),
@@ -1099,6 +1184,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(operator_releases_brake),
     AETHER_TEST(failed_node_forgotten_after_retention),
     AETHER_TEST(departed_node_kept_while_map_names_it),
+    AETHER_TEST(forged_present_term_changes_nothing),
     AETHER_TEST(commands_accepted_and_rejected),
     AETHER_TEST(rebalance_command_on_a_balanced_map_moves_nothing),
     AETHER_TEST(leader_change_alone_moves_nothing),
