@@ -53,7 +53,10 @@
  *  8. I3 on the wire: a map never names as owner a node declared Failed
  *     or Left (NodeFailed/NodeLeft received before the map; one leader's
  *     publications keep their order on its connection) and not re-admitted
- *     (NodeJoined) since.
+ *     (NodeJoined) since. After an event seq gap (core NATS is at most
+ *     once: a server restart loses messages, the NodeJoined among them)
+ *     such a node is not judged until its next event, and check 5 does
+ *     not judge a shard across the gap; both are counted.
  *  7. Every message on the subjects decodes (nothing forges in a chaos run:
  *     a refusal is a node putting bad bytes on the wire).
  * The summary gives the faults per kind, leader changes, shards moved (primary
@@ -158,6 +161,8 @@ typedef struct node_rec {
     char id[AETHER_NODE_ID_LEN_MAX + 1];
     node_state state;
     uint64_t down_seq; /* receive index of its last NodeFailed/NodeLeft; 0 none */
+    bool unsure;       /* Failed/Left, but events were lost since (a seq gap): a NodeJoined
+                          re-admitting it may be among them; cleared by its next event */
 } node_rec;
 
 typedef struct kind_rec {
@@ -192,6 +197,8 @@ typedef struct obs {
     uint64_t msgs, events, maps, heartbeats, commands, releases, refused;
     uint64_t map_dups, map_stale, pairs_judged, pairs_unjudged, primaries_moved;
     uint64_t rebalance_moved, seq_gaps, reconnects;
+    uint64_t gap_seq;      /* receive index of the last event seq gap seen; 0 none */
+    uint64_t i3_unjudged;  /* maps naming a node whose departure a lost event may have undone */
     uint64_t violations;
     uint64_t start_refusals; /* faults.log "S": a node refused to start (JetStream unavailable) */
     bool settle_ran, settled;
@@ -310,8 +317,18 @@ static void on_event(obs *o, const aether_event *e)
     /* Every event is leader-issued: its emitter leads its term. */
     term_leader(o, e->term, e->node.str, "an event it emitted");
     if (e->seq != 0) {
-        if (t->last_seq != 0 && e->seq > t->last_seq + 1)
-            o->seq_gaps++; /* core NATS is at most once; a reconnect loses messages */
+        /* A gap, or a term first heard of past its seq 1 (its LeaderElected
+         * and what followed were lost): core NATS is at most once, and a
+         * server restart or a route cut loses messages. What was lost may
+         * have re-admitted a Failed/Left node or declared one: checks 5 and
+         * 8 do not judge across it. */
+        if (e->seq > t->last_seq + 1) {
+            o->seq_gaps++;
+            o->gap_seq = o->recv_seq;
+            for (uint32_t i = 0; i < o->n_nodes; i++) /* bounded: OBS_NODES_MAX */
+                if (o->nodes[i].state == NS_FAILED || o->nodes[i].state == NS_LEFT)
+                    o->nodes[i].unsure = true;
+        }
         if (e->seq > t->last_seq)
             t->last_seq = e->seq;
     }
@@ -325,8 +342,10 @@ static void on_event(obs *o, const aether_event *e)
     node_rec *n = NULL;
     switch (e->type) {
     case AETHER_EVT_NODE_JOINED:
-        if ((n = node_get(o, e->data.node_joined.node.str)) != NULL)
+        if ((n = node_get(o, e->data.node_joined.node.str)) != NULL) {
             n->state = NS_ACTIVE;
+            n->unsure = false;
+        }
         break;
     case AETHER_EVT_NODE_DRAINING:
         if ((n = node_get(o, e->data.node_draining.node.str)) != NULL)
@@ -339,6 +358,7 @@ static void on_event(obs *o, const aether_event *e)
         if (n != NULL) {
             n->state = e->type == AETHER_EVT_NODE_LEFT ? NS_LEFT : NS_FAILED;
             n->down_seq = o->recv_seq;
+            n->unsure = false;
         }
         break;
     case AETHER_EVT_LEASE_RENEWED:
@@ -373,7 +393,7 @@ static void judge_pair(obs *o, const aether_shardmap *prev, const aether_shardma
         if (from == NULL || to == NULL || strcmp(from, to) == 0)
             continue;
         o->primaries_moved++;
-        if (o->primary_epoch[s] != epoch) {
+        if (o->primary_epoch[s] != epoch || o->gap_seq > o->primary_seq[s]) {
             unjudged = true;
             o->primary_seq[s] = o->recv_seq;
             o->primary_epoch[s] = epoch;
@@ -426,7 +446,9 @@ static void on_map(obs *o, const char *data, size_t len)
             continue;
         size_t owned = 0;
         (void)aether_shardmap_node_owner_shards(m, (aether_node_index)i, &owned);
-        if (owned > 0) {
+        if (owned > 0 && n->unsure) {
+            o->i3_unjudged++; /* a NodeJoined of it may be among the events lost */
+        } else if (owned > 0) {
             violation(o, "I3: map v%" PRIu64 " (term %" PRIu64 ") gives %zu shards to %s, declared %s before it "
                          "was published (and not re-admitted)",
                       m->version, m->term, owned, n->id, n->state == NS_FAILED ? "Failed" : "Left");
@@ -830,9 +852,9 @@ static int finish(obs *o)
            o->msgs, o->events, o->maps, (uint64_t)o->n_versions, o->last ? o->last->version : 0, o->heartbeats,
            o->commands, o->releases, o->refused, o->reconnects);
     printf("single ownership: %" PRIu64 " map transitions judged, %" PRIu64
-           " not judgeable (version gap or observer reconnect); %" PRIu64 " event seq gaps, %" PRIu64
-           " stale map publications seen\n",
-           o->pairs_judged, o->pairs_unjudged, o->seq_gaps, o->map_stale);
+           " not judgeable (version gap, observer reconnect or lost events); %" PRIu64 " event seq gaps, %" PRIu64
+           " stale map publications seen; %" PRIu64 " maps naming a departed node not judged (events lost since)\n",
+           o->pairs_judged, o->pairs_unjudged, o->seq_gaps, o->map_stale, o->i3_unjudged);
     printf("traces: %zu node ids checked; %" PRIu64 " node starts refused while JetStream was unavailable "
            "(exit 1 before joining; restarted)\n", n_ids, o->start_refusals);
     if (o->settle_ran)
