@@ -131,6 +131,16 @@ typedef struct hb_entry {
 
 struct member_cluster_state {
     aether_topology topo;
+    /* The topology as this node heard it announced: every topology event it
+     * took (its own and the leaders'), on top of the first stored topology
+     * it read (what was announced before it was there). Catching up from
+     * the store changes topo, never this: a new leader announces what the
+     * store has and this lacks (announce_stored_changes), so a change that
+     * was stored but never announced (a leader's write that timed out and
+     * landed, then it lost the lease) is announced even when this node had
+     * already adopted it from the store. */
+    aether_topology heard;
+    bool heard_init;          /* heard holds the first stored topology (or there was none) */
     hb_entry *hb;             /* ascending by id */
     uint32_t n_hb, cap_hb;
     aether_term lead_term;    /* the term we started leading in (0 = follower) */
@@ -226,7 +236,8 @@ aether_status member_cluster_init(aether_member *m)
         return AETHER_ENOMEM;
     aether_log_ratelimit_init(&m->cs->refuse_log, REFUSE_LOG_WINDOW_NS);
     aether_log_ratelimit_init(&m->cs->seq_log, SEQ_LOG_WINDOW_NS);
-    return aether_topology_init(&m->cs->topo, &m->cfg.node);
+    aether_status st = aether_topology_init(&m->cs->heard, &m->cfg.node);
+    return st != AETHER_OK ? st : aether_topology_init(&m->cs->topo, &m->cfg.node);
 }
 
 void member_cluster_fini(aether_member *m)
@@ -234,6 +245,7 @@ void member_cluster_fini(aether_member *m)
     if (m->cs == NULL)
         return;
     aether_topology_fini(&m->cs->topo);
+    aether_topology_fini(&m->cs->heard);
     free(m->cs->doubt_json);
     aether_event_release(m->cs->doubt_event);
     free(m->cs->hb);
@@ -405,8 +417,24 @@ static bool load_topology(aether_member *m, bool force)
     aether_topology t;
     uint64_t rev = 0;
     aether_status st = member_state_topology_newer(m, force ? 0 : cs->topo.version, &t, &rev);
+    if (st == AETHER_ENOTFOUND)
+        cs->heard_init = true; /* nothing stored: whatever comes, events announce it */
     if (st != AETHER_OK)
         return st == AETHER_ESTALE || st == AETHER_ENOTFOUND || st == AETHER_EINVAL;
+    if (!cs->heard_init) {
+        aether_topology h;
+        if (aether_topology_copy(&t, &h) == AETHER_OK) {
+            aether_topology_fini(&cs->heard);
+            cs->heard = h;
+            cs->heard_init = true;
+        }
+    } else {
+        /* A node the leader forgot (node_retention_ms) is gone from what we
+         * heard too: bounded by what heard holds. */
+        for (uint32_t i = cs->heard.count; i-- > 0;)
+            if (aether_topology_find(&t, &cs->heard.nodes[i].id) == NULL)
+                (void)aether_topology_remove(&cs->heard, &cs->heard.nodes[i].id);
+    }
     t.leader = cs->topo.leader;
     t.term = cs->topo.term;
     aether_topology_fini(&cs->topo);
@@ -465,9 +493,10 @@ static aether_event *change_event(const aether_node_info *was, const aether_node
 }
 
 /* A new leader announces, in its term, what the stored topology records
- * and this node's own view lacks: a change its predecessor stored but never
- * announced (its write timed out and landed, then it lost the lease) or one
- * this node missed. Without it a consumer of the events (and the observer
+ * and what this node heard announced lacks (`before`: cs->heard): a change
+ * its predecessor stored but never announced (its write timed out and
+ * landed, then it lost the lease), even if this node adopted it from the
+ * store while catching up, or one this node missed. Without it a consumer of the events (and the observer
  * of tools/chaos) would see shards leave a node nobody declared Failed.
  * Others may have applied some of them already: applying again changes
  * nothing. Under commit_mu (member_internal.h). */
@@ -539,20 +568,15 @@ static bool state_loaded(aether_member *m, aether_term term)
     /* Read, then fence: rewriting the key moves its revision, so a write of
      * the previous leader still in flight (a timed-out one) can never land
      * after what we read. */
-    aether_topology before;
-    bool diff = aether_topology_copy(&cs->topo, &before) == AETHER_OK;
     if (load_topology(m, true) && fence_topology_key(m)) {
         cs->loaded_term = term;
         cs->topo_dirty = false;
         pthread_mutex_lock(&m->commit_mu);
         publish_self_status(m); /* the assign actor takes over from this snapshot */
-        if (diff)
-            announce_stored_changes(m, &before);
+        announce_stored_changes(m, &cs->heard);
         pthread_mutex_unlock(&m->commit_mu);
         __atomic_store_n(&m->topo_loaded_term, term, __ATOMIC_RELEASE);
     }
-    if (diff)
-        aether_topology_fini(&before);
     return cs->loaded_term == term;
 }
 
@@ -1171,6 +1195,8 @@ static void on_event(aether_member *m, const aether_event *e)
         if (v == SELF_CONFIRMED) { /* the stored topology is adopted and published */
             if (taken && m->cb.on_event != NULL)
                 m->cb.on_event(m->cb.arg, e);
+            if (taken)
+                (void)aether_topology_apply(&cs->heard, e);
             if (e->type == AETHER_EVT_NODE_JOINED) {
                 hb_entry *h = hb_find(cs, &e->data.node_joined.node, true);
                 if (h != NULL)
@@ -1227,6 +1253,7 @@ static void on_event(aether_member *m, const aether_event *e)
     case AETHER_EVT_NODE_DRAINING:
     case AETHER_EVT_NODE_LEFT:
     case AETHER_EVT_NODE_FAILED:
+        (void)aether_topology_apply(&cs->heard, e); /* announced: ours or a leader's */
         if (aether_node_id_equal(&e->node, &m->cfg.node))
             return; /* ours: applied, published and passed on when decided */
         if (!cs->topo_dirty || !load_topology(m, true))
