@@ -18,7 +18,8 @@
  * traces into its own file DIR/<id>@<k>.out, so every per-process check
  * reads one process's lines in order) and the driver's fault log
  * DIR/faults.log ("F <kind> <detail>" per fault, "X <id> <detail>" for a
- * process that died without being told to, a violation; "S <id> <detail>"
+ * process that died without being told to or did not exit as its fault
+ * asked, a violation; "S <id> <detail>"
  * for a node that refused to start while JetStream could not bind its
  * buckets, counted apart; "R <kind> <id> <detail>" for an exit the fault
  * asked for: a misfit refused with exit 2, a superseded process exiting 3,
@@ -916,7 +917,7 @@ static void faults_read(obs *o, kind_rec *kinds, uint32_t *n_kinds, uint64_t *to
     while (fgets(line, sizeof(line), f) != NULL) { /* bounded: the file */
         line[strcspn(line, "\n")] = '\0';
         if (strncmp(line, "X ", 2) == 0) {
-            violation(o, "process died unasked: %s", line + 2);
+            violation(o, "process exit: %s", line + 2);
             continue;
         }
         if (strncmp(line, "S ", 2) == 0) {
