@@ -13,7 +13,7 @@
  * version=V term=T moving=M"; a second copy of an event's exact bytes is
  * logged as EVENT-REPLAY and changes nothing the checks track). At the end
  * it also reads the nodes' --trace output (DIR/<id>.out, "T <mono_us> <id>
- * MAP|LEADER|EVENT ...", each process start marked by the driver with
+ * MAP|LEADER|EVENT|ACQUIRE|RELEASE ...", each process start marked by the driver with
  * "# chaos start <id>"; a second process of a live id - the `twin` fault -
  * traces into its own file DIR/<id>@<k>.out, so every per-process check
  * reads one process's lines in order) and the driver's fault log
@@ -56,7 +56,9 @@
  *     no moving shard and every shard min(R, |expected|) distinct owners,
  *     all expected (so all Active: I2/I3); the leader's latest LeaseRenewed
  *     names that version; every expected node's last trace MAP is that
- *     version and its last LEADER line names that leader and term.
+ *     version, its last LEADER line names that leader and term, and its
+ *     present process serves (trace ACQUIRE/RELEASE) exactly the shards
+ *     that map gives it as primary: every shard served, by one process.
  *  8. I3 on the wire: a map never names as owner a node declared Failed
  *     or Left (NodeFailed/NodeLeft received before the map; one leader's
  *     publications keep their order on its connection) and not re-admitted
@@ -116,6 +118,7 @@
 #define OBS_DATA_MAX ((size_t)8 << 20)
 #define OBS_SET_MAX ((size_t)1 << 22)  /* keys remembered per set (wire events, one process's) */
 #define OBS_MISFITS_MAX 64u       /* distinct misfit ids */
+#define OBS_SHARDS_MAX 65536u     /* shard indexes in ACQUIRE/RELEASE trace lines */
 #define OBS_SETTLE_MS_DEFAULT 60000u
 #define OBS_DURATION_S_DEFAULT 3600u
 
@@ -646,7 +649,16 @@ typedef struct trace_view {
     char last_leader[AETHER_NODE_ID_LEN_MAX + 1];
     uint64_t last_leader_term;
     bool any;
+    /* The shards the file's last process serves (ACQUIRE/RELEASE lines):
+     * [OBS_SHARDS_MAX] bytes, NULL until its first ACQUIRE; trace_view_fini. */
+    uint8_t *serving;
 } trace_view;
+
+static void trace_view_fini(trace_view *v)
+{
+    free(v->serving);
+    v->serving = NULL;
+}
 
 static bool is_misfit(const obs *o, const char *id)
 {
@@ -684,6 +696,8 @@ static int trace_read(obs *o, const char *stem, bool check, trace_view *v)
             hi_term = 0;
             proc_map_t = 0;
             set_clear(&applied);
+            if (v->serving != NULL)
+                memset(v->serving, 0, OBS_SHARDS_MAX);
             proc++;
             continue;
         }
@@ -719,6 +733,13 @@ static int trace_read(obs *o, const char *stem, bool check, trace_view *v)
             v->any = true;
             v->last_map_version = a;
             v->last_map_term = b;
+        } else if ((strcmp(tok[3], "ACQUIRE") == 0 || strcmp(tok[3], "RELEASE") == 0) && nt >= 5 &&
+                   parse_u64(tok[4], 0, OBS_SHARDS_MAX - 1, &a) == 0) {
+            if (v->serving == NULL && (v->serving = calloc(OBS_SHARDS_MAX, 1)) == NULL) {
+                fprintf(stderr, "aether-observer: out of memory\n");
+                exit(1);
+            }
+            v->serving[a] = tok[3][0] == 'A';
         } else if (strcmp(tok[3], "LEADER") == 0 && nt >= 6 && parse_u64(tok[5], 0, INT64_MAX, &b) == 0) {
             if (check && strcmp(tok[4], "-") != 0) {
                 char src[AETHER_NODE_ID_LEN_MAX + 24];
@@ -860,20 +881,38 @@ static bool settled_now(obs *o, char **expect, size_t n_expect, char *why, size_
     }
     for (size_t k = 0; k < n_expect; k++) {
         trace_view v;
+        bool ok = false;
+        char eid[AETHER_NODE_ID_LEN_MAX + 1];
+        stem_id(expect[k], eid, sizeof(eid));
         if (trace_read(o, expect[k], false, &v) != 0 || !v.any) {
             snprintf(why, cap, "%s has installed no map", expect[k]);
-            return false;
-        }
-        if (v.last_map_version != m->version) {
+        } else if (v.last_map_version != m->version) {
             snprintf(why, cap, "%s is on map v%" PRIu64 ", the leader's is v%" PRIu64, expect[k],
                      v.last_map_version, m->version);
-            return false;
-        }
-        if (strcmp(v.last_leader, o->renew_leader) != 0 || v.last_leader_term != o->renew_term) {
+        } else if (strcmp(v.last_leader, o->renew_leader) != 0 || v.last_leader_term != o->renew_term) {
             snprintf(why, cap, "%s follows %s (term %" PRIu64 "), the leader is %s (term %" PRIu64 ")",
                      expect[k], v.last_leader, v.last_leader_term, o->renew_leader, o->renew_term);
-            return false;
+        } else {
+            /* Every shard served by its primary's present process, and by
+             * nobody else (the trace's ACQUIRE/RELEASE lines): the map's
+             * claim is what the processes do. */
+            ok = true;
+            for (uint32_t s = 0; ok && s < m->shard_count; s++) { /* bounded: shard_count */
+                const aether_shard_entry *e = aether_shardmap_entry(m, s);
+                bool mine = strcmp(aether_shardmap_node(m, e->primary)->str, eid) == 0;
+                bool serves = v.serving != NULL && s < OBS_SHARDS_MAX && v.serving[s];
+                if (mine && !serves)
+                    snprintf(why, cap, "%s does not serve shard %u, its primary on map v%" PRIu64, expect[k], s,
+                             m->version);
+                else if (!mine && serves)
+                    snprintf(why, cap, "%s serves shard %u, whose primary on map v%" PRIu64 " is %s", expect[k],
+                             s, m->version, aether_shardmap_node(m, e->primary)->str);
+                ok = mine == serves;
+            }
         }
+        trace_view_fini(&v);
+        if (!ok)
+            return false;
     }
     why[0] = '\0';
     return true;
@@ -963,6 +1002,7 @@ static int finish(obs *o)
     for (size_t i = 0; i < n_ids; i++) {
         trace_view v;
         (void)trace_read(o, ids[i], true, &v);
+        trace_view_fini(&v);
         free(ids[i]);
     }
     free(ids);

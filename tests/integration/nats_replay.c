@@ -5,12 +5,13 @@
  * `dup-event` fault of tools/chaos, issue 12 item 7).
  *
  *   nats_replay --nats URL[,URL...] --cluster C [--delay-ms D] [--count N]
- *               [--gap-ms G] [--timeout-ms T] [--skip TYPE]
+ *               [--gap-ms G] [--timeout-ms T] [--skip TYPE | --type TYPE]
  *
  * It subscribes aether.<C>.evt.>, takes the first message that decodes as
  * an event (transport/codec.h: a genuine one, published by a node) - with
  * --skip, the first of another type within --timeout-ms (default 8000), else
- * the first of any type within 3 s more - unsubscribes, waits --delay-ms
+ * the first of any type within 3 s more; with --type, the first of that
+ * type within --timeout-ms - unsubscribes, waits --delay-ms
  * (default 500), then publishes the captured bytes on the captured subject
  * --count times (default 1, at most 10), --gap-ms apart (default 100).
  * Nothing is altered: the copy carries the original's term, seq, emitter
@@ -48,7 +49,7 @@
 #define REPLAY_FLUSH_MS 2000
 
 typedef struct replay_opts {
-    const char *urls, *cluster, *skip;
+    const char *urls, *cluster, *skip, *only;
     uint64_t delay_ms, count, gap_ms, timeout_ms;
 } replay_opts;
 
@@ -86,7 +87,7 @@ static int replay_usage(const char *msg)
 {
     fprintf(stderr, "nats_replay: %s\n"
                     "usage: nats_replay --nats URL[,URL...] --cluster C [--delay-ms D] [--count N]\n"
-                    "                   [--gap-ms G] [--timeout-ms T] [--skip TYPE]\n",
+                    "                   [--gap-ms G] [--timeout-ms T] [--skip TYPE | --type TYPE]\n",
             msg);
     return EXIT_USAGE;
 }
@@ -179,7 +180,8 @@ static int capture(const replay_opts *o, natsConnection *nc, captured *c)
             if (m.kind == AETHER_CODEC_EVENT) {
                 const aether_event *e = m.u.event;
                 const char *type = aether_event_type_name(e->type);
-                bool skipped = o->skip != NULL && strcmp(type, o->skip) == 0 && replay_mono_ms() < strict_until;
+                bool skipped = (o->skip != NULL && strcmp(type, o->skip) == 0 && replay_mono_ms() < strict_until) ||
+                               (o->only != NULL && strcmp(type, o->only) != 0);
                 if (!skipped && (c->data = malloc((size_t)len)) != NULL) {
                     memcpy(c->data, data, (size_t)len);
                     c->len = len;
@@ -205,12 +207,13 @@ static int capture(const replay_opts *o, natsConnection *nc, captured *c)
 int main(int argc, char **argv)
 {
     replay_opts o = {.delay_ms = 500, .count = 1, .gap_ms = 100, .timeout_ms = 8000};
-    enum { OPT_NATS = 1, OPT_CLUSTER, OPT_DELAY, OPT_COUNT, OPT_GAP, OPT_TIMEOUT, OPT_SKIP };
+    enum { OPT_NATS = 1, OPT_CLUSTER, OPT_DELAY, OPT_COUNT, OPT_GAP, OPT_TIMEOUT, OPT_SKIP, OPT_TYPE };
     static const struct option opts[] = {
         {"nats", required_argument, NULL, OPT_NATS},     {"cluster", required_argument, NULL, OPT_CLUSTER},
         {"delay-ms", required_argument, NULL, OPT_DELAY}, {"count", required_argument, NULL, OPT_COUNT},
         {"gap-ms", required_argument, NULL, OPT_GAP},     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
-        {"skip", required_argument, NULL, OPT_SKIP},      {NULL, 0, NULL, 0},
+        {"skip", required_argument, NULL, OPT_SKIP},      {"type", required_argument, NULL, OPT_TYPE},
+        {NULL, 0, NULL, 0},
     };
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -218,6 +221,7 @@ int main(int argc, char **argv)
         case OPT_NATS: o.urls = optarg; break;
         case OPT_CLUSTER: o.cluster = optarg; break;
         case OPT_SKIP: o.skip = optarg; break;
+        case OPT_TYPE: o.only = optarg; break;
         case OPT_DELAY:
             if (replay_parse(optarg, 0, 600000, &o.delay_ms) != 0)
                 return replay_usage("--delay-ms wants 0..600000");
@@ -239,6 +243,8 @@ int main(int argc, char **argv)
     }
     if (optind != argc || o.urls == NULL || o.cluster == NULL)
         return replay_usage("--nats and --cluster are required, nothing else");
+    if (o.skip != NULL && o.only != NULL)
+        return replay_usage("--skip and --type exclude each other");
     aether_err err;
     if (aether_cluster_name_validate(o.cluster, &err) != AETHER_OK)
         return replay_usage(err.msg);
