@@ -31,6 +31,7 @@ void aether_config_defaults(aether_config *c)
     c->max_concurrent_handoffs = 64;
     c->brake_max_offline = 0;
     c->brake_window_ms = 10000;
+    c->node_retention_ms = 600000;
 }
 
 #define REFUSE(...) return aether_err_set(err, AETHER_EINVAL, __VA_ARGS__)
@@ -79,6 +80,10 @@ aether_status aether_config_validate(const aether_config *c, aether_err *err)
         REFUSE("max_concurrent_handoffs: must be above 0");
     if (c->brake_window_ms == 0)
         REFUSE("brake_window_ms: must be above 0");
+    if (c->node_retention_ms < c->failure_timeout_ms || c->node_retention_ms < c->brake_window_ms)
+        REFUSE("node_retention_ms: %u is below failure_timeout_ms %u or brake_window_ms %u (a "
+               "departed node must be remembered while its departure still counts)",
+               c->node_retention_ms, c->failure_timeout_ms, c->brake_window_ms);
     if (c->zone[0] != '\0') {
         aether_node_id z;
         if (aether_node_id_from_cstr(c->zone, &z, &inner) != AETHER_OK)

@@ -15,6 +15,9 @@
  *  - handoff_timeout_ms > failure_timeout_ms: an old owner that never saw
  *    the handoff (cut off) has fenced itself before the leader releases its
  *    shard by decree;
+ *  - node_retention_ms >= failure_timeout_ms and >= brake_window_ms: a node
+ *    is remembered at least as long as its departure can still matter to
+ *    failure detection and to the brake;
  *  - replication <= AETHER_REPLICATION_MAX, shard_count 1..65536,
  *    mailbox_capacity a power of two.
  * Threading: a value; no shared state.
@@ -48,8 +51,9 @@ typedef struct aether_config {
     uint32_t fence_margin_ms;         /* 200: drift allowance for self-fencing */
     uint32_t mailbox_capacity;        /* 4096 */
     uint32_t max_concurrent_handoffs; /* 64 */
-    uint32_t brake_max_offline;       /* 0 = one third of the nodes */
+    uint32_t brake_max_offline;       /* 0 = one third of the live (Active + Draining) nodes */
     uint32_t brake_window_ms;         /* 10000 */
+    uint32_t node_retention_ms;       /* 600000: a Left or Failed node is forgotten after this */
 } aether_config;
 
 /* Fills every field with its default; node stays empty (required). */

@@ -210,6 +210,8 @@ typedef struct aether_command {
         } elect;
         struct {
             char reason[AETHER_REASON_MAX + 1];
+            bool release_brake; /* an operator releases the rebalance brake (the reason says
+                                   who asked); on the wire only when true */
         } rebalance; /* AssignShards carries no data */
     } data;
 } aether_command;

@@ -250,6 +250,16 @@ aether_status aether_kv_purge(aether_kv *kv, const char *key, uint64_t *rev_out,
     return kv->ops->purge(kv, key, rev_out, err);
 }
 
+aether_status aether_kv_compact(aether_kv *kv, uint64_t revision, aether_err *err)
+{
+    AETHER_ASSERT(kv != NULL && kv->ops != NULL);
+    if (revision == 0)
+        return aether_err_set(err, AETHER_EINVAL, "compact: revision 0");
+    if (kv->ops->compact == NULL)
+        return aether_err_set(err, AETHER_ESTATE, "this store does not support compact");
+    return kv->ops->compact(kv, revision, err);
+}
+
 aether_status aether_kv_get(aether_kv *kv, const char *key, aether_kv_entry *out,
                             aether_err *err)
 {
@@ -756,6 +766,25 @@ static aether_status mem_purge(aether_kv *kv, const char *key, uint64_t *rev_out
     return mem_write(kv, WRITE_PURGE, key, NULL, 0, 0, rev_out, err);
 }
 
+static aether_status mem_compact(aether_kv *kv, uint64_t revision, aether_err *err)
+{
+    (void)err;
+    kv_mem *m = to_mem(kv);
+    lock_store(m);
+    uint32_t keep = 0;
+    for (uint32_t i = 0; i < m->entry_count; i++) { /* bounded: entry_count; order kept */
+        if (m->entries[i].revision < revision)
+            entry_free(&m->entries[i]);
+        else
+            m->entries[keep++] = m->entries[i];
+    }
+    m->entry_count = keep;
+    if (m->last_revision < revision - 1)
+        m->last_revision = revision - 1;
+    unlock_store(m);
+    return AETHER_OK;
+}
+
 static aether_status mem_get(aether_kv *kv, const char *key, aether_kv_entry *out,
                              aether_err *err)
 {
@@ -943,6 +972,7 @@ static const aether_kv_ops kv_mem_ops = {
     .unwatch = mem_unwatch,
     .ttl_ms = mem_ttl_ms,
     .destroy = mem_destroy,
+    .compact = mem_compact,
 };
 
 aether_status aether_kv_mem_create(const aether_kv_mem_config *cfg, aether_kv **out,

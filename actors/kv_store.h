@@ -159,6 +159,8 @@ typedef struct aether_kv_ops {
     void (*unwatch)(aether_kv *kv, aether_kv_watcher *w);
     uint64_t (*ttl_ms)(aether_kv *kv);
     void (*destroy)(aether_kv *kv);
+    aether_status (*compact)(aether_kv *kv, uint64_t revision,
+                             aether_err *err); /* may be NULL */
 } aether_kv_ops;
 
 struct aether_kv {
@@ -195,6 +197,13 @@ aether_status aether_kv_delete(aether_kv *kv, const char *key, uint64_t expected
 /* Writes a purge marker; AETHER_ESTATE if the implementation has no purge.
  * rev_out optional. */
 aether_status aether_kv_purge(aether_kv *kv, const char *key, uint64_t *rev_out, aether_err *err);
+/* Removes every entry (values and markers) whose revision is below
+ * `revision` and makes every later write's revision at least `revision`
+ * (JetStream: a stream purge with that sequence). No watch event. Used to
+ * carry a re-created lease bucket past the recorded term in one step
+ * (lease.h acquire step 3). AETHER_OK, AETHER_ESTATE if the implementation
+ * has none, AETHER_EINVAL for revision 0, EUNAVAILABLE, EUNKNOWN. */
+aether_status aether_kv_compact(aether_kv *kv, uint64_t revision, aether_err *err);
 /* AETHER_OK and *out filled (caller finis it), AETHER_ENOTFOUND (absent,
  * deleted, purged or expired; *out zeroed), EINVAL, EUNAVAILABLE, EUNKNOWN,
  * ENOMEM. */

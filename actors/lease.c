@@ -400,7 +400,50 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
         s = aether_lease_recorded_term(cfg, &recorded, &recorded_rev, err);
         if (s != AETHER_OK)
             goto release;
+        /* No record at all: the state bucket was lost (with the lease
+         * bucket, or the terms could not matter). The highest term this
+         * node has seen stands in for it. */
+        uint64_t floor = cfg->term_floor != NULL ? __atomic_load_n(cfg->term_floor, __ATOMIC_RELAXED) : 0;
+        h.floor_used = AETHER_TERM_NONE;
+        if (recorded == AETHER_TERM_NONE && floor != AETHER_TERM_NONE &&
+            floor < AETHER_LEASE_TERM_FLOOR_MAX) {
+            recorded = floor;
+            h.floor_used = floor;
+        }
 
+        /* Step 2b: a lease bucket restarted under the record (or the floor):
+         * the holder of the last term may act until its deadline, which no
+         * write of ours can end. Not before the caller waited a ttl. */
+        if (recorded >= h.revision && !cfg->restart_waited &&
+            !(cfg->own_stopped_term != AETHER_TERM_NONE && recorded == cfg->own_stopped_term)) {
+            s = aether_err_set(err, AETHER_ESTALE,
+                               "lease '%s': revision %" PRIu64 " is not above term %" PRIu64
+                               ": the lease bucket was re-created, and the holder of term %" PRIu64
+                               " may act until its deadline; the key is left to expire, campaign "
+                               "again after a ttl",
+                               lease_key(cfg), h.revision, recorded, recorded);
+            return s; /* kept, never acted on: see lease.h step 2b */
+        }
+        /* Step 3, a wide gap (a lease bucket re-created under a term recorded
+         * long ago): compact the bucket to recorded + 1 and create again. */
+        if (recorded >= h.revision && recorded - h.revision >= AETHER_LEASE_COMPACT_GAP_MIN) {
+            s = aether_kv_compact(cfg->lease_kv, recorded + 1, err);
+            if (s == AETHER_OK) {
+                /* Our establishing write went with everything below recorded + 1. */
+                h.revision = 0;
+                sent = now_ns(cfg);
+                s = aether_kv_create(cfg->lease_kv, lease_key(cfg), buf, len, &rev, err);
+                if (s != AETHER_OK)
+                    return s; /* EEXIST: another candidate won since; EUNKNOWN: a stray
+                                 lease of ours may exist and expire, never acted on */
+                AETHER_ASSERT(rev > recorded);
+                h.revision = rev;
+                h.lease.acquired_at_ns = sent;
+                h.lease.renewed_at_ns = sent;
+            } else if (s != AETHER_ESTATE) {
+                goto release;
+            } /* ESTATE: the store cannot compact; the updates below do it */
+        }
         /* Step 3: advance past it; bounded by steps_left (<= advance_steps_max). */
         while (h.revision <= recorded) {
             if (steps_left == 0) {
@@ -441,6 +484,24 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
                        AETHER_LEASE_RECORD_ATTEMPTS_MAX);
 release:
     release_quietly(cfg, h.revision);
+    return s;
+}
+
+aether_status aether_lease_record_again(const aether_lease_config *cfg,
+                                       const aether_lease_held *held, bool *rewritten,
+                                       aether_err *err)
+{
+    AETHER_ASSERT(cfg != NULL && held != NULL && rewritten != NULL);
+    AETHER_ASSERT(held->lease.term != AETHER_TERM_NONE); /* an established lease */
+    *rewritten = false;
+    aether_term recorded;
+    uint64_t recorded_rev;
+    aether_status s = aether_lease_recorded_term(cfg, &recorded, &recorded_rev, err);
+    if (s != AETHER_OK || recorded >= held->lease.term)
+        return s; /* unreadable, intact, or a newer term exists (we are deposed) */
+    s = record_term(cfg, held->lease.term, recorded_rev, err);
+    if (s == AETHER_OK)
+        *rewritten = true;
     return s;
 }
 

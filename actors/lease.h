@@ -10,7 +10,8 @@
  * Threading: a holder (aether_lease_held) is owned by one actor and is
  * passed to at most one of these calls at a time; the actor keeps at most
  * one lease write outstanding (the reconcile rule below relies on it). The
- * config is immutable. Stores may be shared with other nodes and threads.
+ * config is immutable but for restart_waited and own_stopped_term (its
+ * owning actor's). Stores may be shared with other nodes and threads.
  *
  * The lease key (cfg.lease_key in the lease bucket, whose TTL must equal
  * ttl_ms) holds a compact JSON value:
@@ -32,7 +33,22 @@
  *     means the create happened (continue), anything else means it did not
  *     (EEXIST if another holder is there, EUNAVAILABLE if the key is absent).
  *  2. Read the recorded term R and its revision from the state store
- *     (absent = R 0).
+ *     (absent = R 0, or cfg.term_floor when given: the state bucket was
+ *     lost, and the highest term this node saw is the best record left).
+ *  2b. Our revision <= R means the lease bucket was deleted and re-created
+ *     (within one bucket life every create is above every recorded term):
+ *     the lease key under which the holder of term R acted is gone early,
+ *     not expired, and that holder may act until its own deadline, at most
+ *     a ttl after the loss. Unless cfg.restart_waited (the caller waited a
+ *     ttl since it first saw this) or R is cfg.own_stopped_term (the
+ *     holder of R is this node, and it has stopped), return AETHER_ESTALE
+ *     and leave the key (term 0, never acted on) to expire by TTL. Not
+ *     releasing it matters: every create and delete moves the bucket
+ *     counter, and candidates releasing in turn would soon push it past R
+ *     and erase the evidence. Held, the key keeps the others out (EEXIST)
+ *     until it expires, at least a ttl after the loss, by when the holder
+ *     of R has stopped; a create after that may find the counter past R
+ *     and act, safely.
  *  3. While our lease revision <= R: send update(lease_key, same value,
  *     expected = our revision); each success moves our revision on (the
  *     bucket counter is shared by all writes) and sets renewed_at to its
@@ -41,6 +57,17 @@
  *     released (conditional delete) and AETHER_ESTATE returned. The progress
  *     is kept: the bucket counter never goes back, so the next acquire - ours
  *     or another node's - starts from where this one stopped.
+ *     A gap of AETHER_LEASE_COMPACT_GAP_MIN or more (the lease bucket was
+ *     deleted and re-created: its revisions restarted at 1 under a record
+ *     that may be in the hundreds of thousands, one per renewal) is crossed
+ *     in one step instead: compact the lease bucket to R + 1 (every entry
+ *     below goes, and the next write's revision is at least R + 1;
+ *     aether_kv_compact) and send the create of step 1 again. Safe: an
+ *     established lease has a revision above the record it was checked
+ *     against, and the record only grows, so what goes is our own
+ *     establishing write, markers, or another candidate's establishing
+ *     write (that candidate's next CAS fails: it never acts). A create that
+ *     finds the key taken since is EEXIST, as in step 1.
  *  4. T = our revision (> R). Record it with CAS on the state key: update
  *     with expected = R's revision (create if R was absent). If the CAS loses
  *     (ECONFLICT/EEXIST) go back to 2; at most AETHER_LEASE_RECORD_ATTEMPTS_MAX
@@ -75,8 +102,15 @@
  *  - within one bucket life, two terms are revisions of two distinct writes,
  *    and a bucket counter never repeats.
  * This needs the state bucket to outlive the lease bucket: if both are lost
- * together, terms can repeat (the operator must restore the state bucket or
- * seed cfg.term_key above every term used before).
+ * together, the record is gone; the winner then continues above the
+ * highest term it has seen (cfg.term_floor), which holds every term acted
+ * on while it lived, but not terms of a cluster it never saw (all nodes
+ * restarted with an empty store: the operator must restore the state
+ * bucket or seed cfg.term_key above every term used before). A state bucket lost on
+ * its own is re-created by the store (nats_kv.h step 5) and the leader
+ * records its term again (aether_lease_record_again, at every renewal
+ * that finds the record below its term), so the record survives as long
+ * as the leader does.
  * Why at most one holder acts at a time (I1): the lease key is won only by
  * create, kept only by CAS, and expires at put_at + ttl on the store, where
  * put_at >= the holder's send time; the holder stops at send + ttl - margin.
@@ -98,6 +132,11 @@
 #define AETHER_LEASE_TERM_KEY_DEFAULT "term"
 /* Lease-key updates one acquire may spend advancing past the recorded term. */
 #define AETHER_LEASE_ADVANCE_STEPS_MAX 4096u
+/* A term floor this high is not believed (it leaves room to count on). */
+#define AETHER_LEASE_TERM_FLOOR_MAX (UINT64_C(1) << 62)
+/* A gap to the recorded term at least this wide is crossed by compacting
+ * the lease bucket instead of updating the key once per revision. */
+#define AETHER_LEASE_COMPACT_GAP_MIN 16u
 /* Rounds of read-record / advance / CAS-record before giving up. */
 #define AETHER_LEASE_RECORD_ATTEMPTS_MAX 8u
 /* The encoded lease value never exceeds this. */
@@ -115,6 +154,19 @@ typedef struct aether_lease_config {
     uint64_t ttl_ms;           /* 1..AETHER_LEASE_TTL_MS_MAX */
     uint64_t safety_margin_ms; /* < ttl_ms: covers clock drift */
     uint32_t advance_steps_max; /* 0 = AETHER_LEASE_ADVANCE_STEPS_MAX */
+    /* Optional (NULL = none): the highest term this node has seen (an
+     * atomic another actor may raise; read relaxed). When the state store
+     * records no term at all - the state bucket was lost - acquire step 2
+     * takes it as R, so a node that lived through the loss never reuses a
+     * term it knew. Ignored at or above AETHER_LEASE_TERM_FLOOR_MAX. */
+    const uint64_t *term_floor;
+    /* The owning actor sets this between calls once it has waited a ttl since
+     * an acquire returned AETHER_ESTALE (step 2b). */
+    bool restart_waited;
+    /* Set by the owning actor too: the last term this node held and has
+     * stopped acting on (0 = none). When it is the recorded term, its
+     * holder - this node - acts no more, so step 2b needs no wait. */
+    aether_term own_stopped_term;
 } aether_lease_config;
 
 /* Checks the config, including that the lease bucket's TTL equals ttl_ms and
@@ -146,6 +198,8 @@ typedef struct aether_lease_held {
     uint64_t nonce;              /* tells our writes from anyone else's */
     bool pending;                /* a renewal's outcome is unknown: reconcile first */
     uint64_t pending_sent_at_ns; /* when that renewal was sent (valid if pending) */
+    aether_term floor_used;      /* acquire found no recorded term and used
+                                    cfg.term_floor instead (0 = it did not) */
 } aether_lease_held;
 
 /* Runs the acquire protocol (DESIGN steps 1-5). rng: this actor's generator
@@ -155,6 +209,10 @@ typedef struct aether_lease_held {
  *  AETHER_ECONFLICT   we won the key but lost it while establishing the term;
  *  AETHER_ESTATE      the term gap needs more than advance_steps_max updates
  *                     (progress kept, key released; campaign again);
+ *  AETHER_ESTALE      the lease bucket restarted below the recorded term and
+ *                     cfg.restart_waited is false (the key is left to expire;
+ *                     campaign again a ttl later with restart_waited set:
+ *                     step 2b);
  *  AETHER_EUNAVAILABLE, AETHER_EUNKNOWN  a store failed (a stray lease of
  *                     ours may exist until it expires; it is never acted on);
  *  AETHER_EINVAL      bad config or a malformed record in the stores. */
@@ -175,6 +233,17 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
  * unchanged. */
 aether_status aether_lease_renew(const aether_lease_config *cfg, const aether_lease_held *held,
                                  aether_lease_held *next, aether_err *err);
+
+/* Puts the holder's term back in the state store when the record there is
+ * below it: the state bucket was deleted and re-created empty (or the key
+ * lost), and without the record a later lease-bucket loss could repeat
+ * terms (see "Why terms never repeat"). Same CAS as acquire step 4, so the
+ * record still only grows. held must have a term (asserted). AETHER_OK:
+ * *rewritten says whether it wrote; otherwise the store's error (ECONFLICT
+ * or EEXIST: someone recorded meanwhile; look again later). */
+aether_status aether_lease_record_again(const aether_lease_config *cfg,
+                                       const aether_lease_held *held, bool *rewritten,
+                                       aether_err *err);
 
 /* Resolves a pending renewal by re-reading the lease key. held must be
  * pending (asserted). AETHER_OK: *next is resolved (pending cleared);

@@ -117,10 +117,16 @@ static void deliver_local(aether_member *m, const aether_event *e)
      * shards away; flag it here, on the transport thread, so we stop serving
      * (aether_member_may_serve) before our actors even see it. */
     if ((e->type == AETHER_EVT_NODE_FAILED && aether_node_id_equal(&e->data.node_failed.node, &m->cfg.node)) ||
-        (e->type == AETHER_EVT_NODE_LEFT && aether_node_id_equal(&e->data.node_left.node, &m->cfg.node)))
+        (e->type == AETHER_EVT_NODE_LEFT && aether_node_id_equal(&e->data.node_left.node, &m->cfg.node))) {
+        /* Count first, then flag: a refutation read before this report
+         * (MSG_SELF_REFUTED) then never clears the flag it set. */
+        __atomic_add_fetch(&m->self_down_reports, 1, __ATOMIC_SEQ_CST);
         __atomic_store_n(&m->self_down, 1, __ATOMIC_SEQ_CST);
+    }
     /* Cleared only by the assign actor, after it has released what it held
-     * from before (a comeback must not revive stale shards). */
+     * from before (a comeback must not revive stale shards), or when the
+     * stored topology says the report was not the leader's (the cluster
+     * actor checks every such report from another node against it). */
 
     aether_msg msg = { .type = MSG_EVENT, .flags = AETHER_MSG_REF, .ptr = (void *)&e->ref };
     uint32_t failed = aether_bus_publish(m->bus, aether_event_topic(e->type), &msg);
@@ -242,23 +248,34 @@ static void sink_event(void *arg, const aether_event *e)
         return;
     }
     member_note_term(m, e->term);
-    if (e->type == AETHER_EVT_LEASE_RENEWED) {
-        uint64_t v = e->data.lease_renewed.map_version;
-        uint64_t cur = __atomic_load_n(&m->announced_version, __ATOMIC_SEQ_CST);
-        while (v > cur && !__atomic_compare_exchange_n(&m->announced_version, &cur, v, false,
-                                                       __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
-            ;
-    }
+    /* A LeaseRenewed's map version counts against this node only once the
+     * assign actor finds the store backing it (member_assign.c, announced). */
     deliver_local(m, e);
 }
 
-/* A private copy of a borrowed map (maps are immutable, owned by one slot). */
-static aether_shardmap *map_copy(const aether_shardmap *src)
+/* A publication on the map subject is a hint, never the map itself
+ * (DESIGN "believe the store"): anyone who may publish there could send a
+ * map of the present term with any version, and a node that installed it
+ * would serve what the leader never assigned and drop the leader's later
+ * maps as older. The leader records every map in the state store before
+ * publishing it (member_internal.h), and publishes the very bytes it
+ * stored, so the assign actor reads the stored map and installs it
+ * (member_assign.c, MSG_MAP_HINT); when the stored bytes are the published
+ * ones it installs the copy the transport already decoded, else it decodes
+ * the stored bytes. Publications that arrive while one waits replace it:
+ * one store read per burst. A map of an older term, or not newer than ours,
+ * asks for nothing; a map never raises the term (only the stored map it
+ * leads to is believed). */
+void member_map_hint_free(member_map_hint *h)
 {
-    return aether_shardmap_clone(src);
+    if (h == NULL)
+        return;
+    aether_shardmap_destroy(h->map);
+    free(h->json);
+    free(h);
 }
 
-static void sink_map(void *arg, const aether_shardmap *map)
+static void sink_map(void *arg, const aether_shardmap *map, const char *json, size_t len)
 {
     aether_member *m = arg;
     if (map->term < __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED)) {
@@ -267,16 +284,26 @@ static void sink_map(void *arg, const aether_shardmap *map)
     }
     if (map->version <= __atomic_load_n(&m->map_version, __ATOMIC_RELAXED))
         return; /* our own echo, or old news */
-    member_note_term(m, map->term);
-    aether_shardmap *copy = map_copy(map);
-    if (copy == NULL) {
-        AETHER_ERROR(MEMBER_LOG, "%s: out of memory copying map v%llu", m->cfg.node.str,
-                     (unsigned long long)map->version);
+    aether_msg msg = { .type = MSG_MAP_HINT };
+    member_map_hint *h = calloc(1, sizeof(*h));
+    if (h != NULL && (h->map = aether_shardmap_clone(map)) != NULL && json != NULL &&
+        (h->json = malloc(len + 1)) != NULL) {
+        memcpy(h->json, json, len);
+        h->json[len] = '\0';
+        h->len = len;
+    }
+    if (h == NULL || h->map == NULL) { /* out of memory: a bare hint still reads the store */
+        member_map_hint_free(h);
+        (void)aether_actor_send(m->assign, &msg);
         return;
     }
-    aether_msg msg = { .type = MSG_MAP, .ptr = copy };
-    if (aether_actor_send(m->assign, &msg) != AETHER_OK)
-        aether_shardmap_destroy(copy);
+    member_map_hint *old = __atomic_exchange_n(&m->map_hint, h, __ATOMIC_SEQ_CST);
+    if (old != NULL) {
+        member_map_hint_free(old); /* a hint is queued: it takes ours instead */
+        return;
+    }
+    if (aether_actor_send(m->assign, &msg) != AETHER_OK) /* LeaseRenewed catches up */
+        member_map_hint_free(__atomic_exchange_n(&m->map_hint, NULL, __ATOMIC_SEQ_CST));
 }
 
 static void sink_heartbeat(void *arg, const aether_node_id *node, uint64_t incarnation)
@@ -337,16 +364,28 @@ static int64_t g_incarnation(void *a) { return (int64_t)__atomic_load_n(&((aethe
 static int64_t g_leader_changes(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->leader_changes, __ATOMIC_RELAXED); }
 static int64_t g_rebalances(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->rebalances, __ATOMIC_RELAXED); }
 static int64_t g_moved(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->shards_moved, __ATOMIC_RELAXED); }
+static int64_t g_forgotten(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->nodes_forgotten, __ATOMIC_RELAXED); }
+static int64_t g_brake_releases(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->brake_releases, __ATOMIC_RELAXED); }
 static int64_t g_stale(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->stale_dropped, __ATOMIC_RELAXED); }
 static int64_t g_impostor(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->impostor_dropped, __ATOMIC_RELAXED); }
 static int64_t g_incompatible(void *a) { return member_incompatible(a) ? 1 : 0; }
 static int64_t g_joins_refused(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->joins_refused, __ATOMIC_RELAXED); }
+static int64_t g_seq_gaps(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->seq_gaps, __ATOMIC_RELAXED); }
+static int64_t g_seq_dups(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->seq_duplicates, __ATOMIC_RELAXED); }
+static int64_t g_refuted(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->events_refuted, __ATOMIC_RELAXED); }
+static int64_t g_map_reads(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->map_reads, __ATOMIC_RELAXED); }
+static int64_t g_map_read_us(void *a)
+{
+    return (int64_t)(__atomic_load_n(&((aether_member *)a)->map_read_ns, __ATOMIC_RELAXED) / 1000u);
+}
 static int64_t g_brake(void *a)
 {
     aether_member *m = a;
     return member_may_lead(m, NULL) && __atomic_load_n(&m->brake_engaged, __ATOMIC_RELAXED) ? 1 : 0;
 }
 static int64_t g_renewals(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->lease_renewals, __ATOMIC_RELAXED); }
+static int64_t g_term_record_missing(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->term_record_missing, __ATOMIC_RELAXED); }
+static int64_t g_state_rewrites(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->state_lost_gen, __ATOMIC_RELAXED); }
 static int64_t g_lease_failures(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->lease_failures, __ATOMIC_RELAXED); }
 static int64_t g_lag(void *a)
 {
@@ -450,6 +489,14 @@ static const struct {
       "Leaderships this node lost other than by resigning while draining: a renewal failed or came too "
       "late, the lease was taken, a newer term was elected, or it was cut off.",
       g_lease_failures },
+    { "aether_state_rewrites_total", NULL, true,
+      "Times this node, as leader, found the state store had lost the record of its term (the state "
+      "bucket deleted and re-created empty) and wrote the term, the topology and the map back.",
+      g_state_rewrites },
+    { "aether_term_record_missing_total", NULL, true,
+      "Elections this node won while the state store recorded no term (the state bucket lost, with the "
+      "lease bucket): it continued above the highest term it had seen.",
+      g_term_record_missing },
     { "aether_map_version", NULL, false, "Version of the ShardMap this node publishes for lookups.", g_map_version },
     { "aether_map_version_lag", NULL, false,
       "How many map versions this node is behind what the leader announced (LeaseRenewed, keep-alive "
@@ -474,7 +521,15 @@ static const struct {
       "1 while this node leads with the rebalance brake engaged (too many nodes lost within "
       "brake_window_ms: only I2 is restored).",
       g_brake },
+    { "aether_brake_releases_total", NULL, true,
+      "Rebalance brakes an operator released on this node as leader (aetherctl rebalance "
+      "--release-brake).",
+      g_brake_releases },
     { "aether_shards_moved_total", NULL, true, "Shards this node moved as leader.", g_moved },
+    { "aether_nodes_forgotten_total", NULL, true,
+      "Left or Failed nodes this node removed from the topology as leader, node_retention_ms after "
+      "they departed.",
+      g_forgotten },
     { "aether_heartbeats_missed", NULL, false,
       "Heartbeat intervals since the newest acknowledged keep-alive, less the one in flight (0 on the "
       "leader).",
@@ -495,6 +550,23 @@ static const struct {
       "Joins this node refused as leader because the joiner's shard_count, replication, wire "
       "versions or parameters differ from the cluster's (or are missing).",
       g_joins_refused },
+    { "aether_event_seq_gaps_total", NULL, true,
+      "Leader events whose seq skipped ahead of or jumped far from the term's sequence (a lost or "
+      "forged event): each made this node re-read the state store.",
+      g_seq_gaps },
+    { "aether_event_seq_duplicates_total", NULL, true,
+      "Leader events dropped because their seq was already taken (a duplicate or a forged copy).",
+      g_seq_dups },
+    { "aether_events_refuted_total", NULL, true,
+      "Events the state store contradicted, not applied: NodeFailed, NodeLeft or NodeJoined about "
+      "this node, LeaseRenewed announcing a map the store does not have.",
+      g_refuted },
+    { "aether_map_store_reads_total", NULL, true,
+      "Stored-map reads a map publication asked for (a publication is a hint; the stored map is "
+      "installed).",
+      g_map_reads },
+    { "aether_map_store_read_microseconds_total", NULL, true,
+      "Time those reads took (the get, and the decoding unless the stored bytes were the published ones), in microseconds.", g_map_read_us },
 };
 #define MEMBER_SERIES_COUNT (sizeof(member_series) / sizeof(member_series[0]))
 #define MEMBER_LABELS_MAX 160u
@@ -827,6 +899,7 @@ void aether_member_destroy(aether_member *m)
     aether_actor_destroy(m->cluster);
     aether_actor_destroy(m->lease);
     aether_actor_destroy(m->assign);
+    member_map_hint_free(__atomic_exchange_n(&m->map_hint, NULL, __ATOMIC_SEQ_CST));
     member_assign_fini(m);
     member_lease_fini(m);
     member_cluster_fini(m);
@@ -861,6 +934,7 @@ void aether_member_view_get(const aether_member *m, aether_member_view *out)
     out->rebalances = __atomic_load_n(&m->rebalances, __ATOMIC_RELAXED);
     out->shards_moved = __atomic_load_n(&m->shards_moved, __ATOMIC_RELAXED);
     out->incompatible = member_incompatible(m);
+    out->has_left = __atomic_load_n(&m->self_left, __ATOMIC_SEQ_CST) != 0;
     aether_rcu_read_lock();
     const aether_topology_snapshot *ts =
         (const aether_topology_snapshot *)aether_snapshot_current(&m->topo_slot);

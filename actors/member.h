@@ -152,6 +152,8 @@ typedef struct aether_member_view {
     uint64_t superseded_by;  /* the newer one (0: not superseded, or not known) */
     aether_node_status status; /* this node's status in its own topology view */
     bool member;             /* this node appears in its topology */
+    bool has_left;           /* this run drained and was declared Left: nothing left to do
+                                (sticky; it never asks to join again) */
     uint64_t stale_dropped;  /* messages dropped for an older term */
     uint64_t impostor_dropped; /* events dropped: their emitter does not lead their term */
     uint64_t leader_changes;

@@ -89,10 +89,15 @@ struct member_assign_state {
     uint64_t offline_ns[OFFLINE_RING];
     uint32_t offline_n;
     bool brake;
-    uint64_t state_rev;          /* revision of the stored map we last wrote */
+    uint64_t brake_released_ns;  /* an operator released the brake then (our clock): losses
+                                    before it no longer count; 0 = never */
+    uint64_t state_rev;          /* revision of the stored map we last wrote or read */
+    uint64_t state_version;      /* the version of the map we last read there */
     bool force_publish;          /* a node came back: publish a new version even if
                                     nothing moves (its acquire floor needs a newer map) */
     bool went_down;              /* we were Failed/Left (self_down) since our last join */
+    bool admitted;               /* our own NodeJoined of this run was handled once */
+    aether_log_ratelimit refute_log; /* announcements the store does not back */
     uint64_t acquire_floor;      /* after coming back from Failed/Left: acquire only from
                                     maps newer than this (older ones predate our return) */
     bool admitted_once;          /* this process's first admission was handled */
@@ -102,6 +107,9 @@ struct member_assign_state {
                                     leader (policy 10): until then we publish nothing */
     uint64_t topo_publication;   /* of the cluster actor's snapshot we copied last */
     bool publish_pending;        /* a map could not be recorded: try again next tick */
+    uint64_t state_lost_seen;    /* the m->state_lost_gen whose map write-back is done */
+    uint64_t version_floor;      /* this term's maps are numbered above it (takeover_load:
+                                    no stored map); 0 = none */
     /* advance() puts these back when its map cannot be recorded: */
     uint8_t *save_done;          /* [shard_count] */
     uint64_t *save_moving_since; /* [shard_count] */
@@ -119,6 +127,7 @@ aether_status member_assign_init(aether_member *m)
         return AETHER_ENOMEM;
     m->as = as;
     aether_log_ratelimit_init(&as->incompat_log, INCOMPAT_LOG_WINDOW_NS);
+    aether_log_ratelimit_init(&as->refute_log, 1000u * AETHER_NS_PER_MS);
     uint32_t s = m->cfg.shard_count;
     as->serving = calloc(s, 1);
     as->done = calloc(s, 1);
@@ -155,10 +164,7 @@ void member_assign_fini(aether_member *m)
 void member_assign_drop(void *state, const aether_msg *msg)
 {
     (void)state;
-    if (msg->type == MSG_MAP)
-        aether_shardmap_destroy(msg->ptr);
-    else
-        free(msg->ptr);
+    free(msg->ptr); /* MSG_MAP_HINT and MSG_SELF_REFUTED carry none: NULL */
 }
 
 void member_assign_start(aether_member *m)
@@ -425,6 +431,8 @@ static aether_status write_state(aether_member *m, const aether_shardmap *map, c
     if (st == AETHER_OK)
         st = member_state_put(m, MEMBER_STATE_MAP, json, len, map->term, map->version,
                               &m->as->state_rev);
+    if (st == AETHER_OK)
+        m->as->state_version = map->version;
     if (st != AETHER_OK) {
         free(json);
         json = NULL;
@@ -435,29 +443,89 @@ static aether_status write_state(aether_member *m, const aether_shardmap *map, c
     return st;
 }
 
+/* After a lost state store, maps of a term T are numbered from T << this
+ * (takeover_load); terms at or above MAP_VERSION_FLOOR_TERM_MAX keep the
+ * plain numbering (room to count on in 64 bits). */
+#define MAP_VERSION_TERM_SHIFT 20u
+#define MAP_VERSION_FLOOR_TERM_MAX (UINT64_C(1) << 40)
+
 /* A map from the state store newer than ours (a lagging node catching up,
  * or a new leader taking over, policy 10). AETHER_OK if the store answered
- * (nothing stored, or nothing newer, counts), else its error. */
-static aether_status load_stored_map(aether_member *m)
+ * (nothing stored, or nothing newer, counts), else its error. *absent (if
+ * not NULL): the store holds no map. */
+static aether_status load_stored_map_as(aether_member *m, member_map_hint *pub,
+                                        uint64_t *stored_version, bool *absent);
+
+static aether_status load_stored_map(aether_member *m, bool *absent)
+{
+    uint64_t v;
+    return load_stored_map_as(m, NULL, &v, absent);
+}
+
+static aether_status load_stored_map_v(aether_member *m, uint64_t *stored_version)
+{
+    return load_stored_map_as(m, NULL, stored_version, NULL);
+}
+
+/* The same; *stored_version: the stored map's version (0: none stored).
+ * pub (may be NULL): a publication; if its bytes are the stored bytes, its
+ * already decoded map is taken (pub->map becomes NULL) instead of decoding
+ * them again: the transport decoded it from exactly those bytes. */
+static aether_status load_stored_map_as(aether_member *m, member_map_hint *pub,
+                                        uint64_t *stored_version, bool *absent)
 {
     member_assign_state *as = m->as;
+    *stored_version = 0;
     char *json = NULL;
     size_t len = 0;
     uint64_t rev = 0;
+    uint64_t t0 = member_now_ns(m);
     aether_status st = member_state_get(m, MEMBER_STATE_MAP, &json, &len, &rev);
+    if (absent != NULL)
+        *absent = st == AETHER_ENOTFOUND;
+    uint64_t got = member_now_ns(m) - t0;
     if (st != AETHER_OK)
         return st == AETHER_ENOTFOUND ? AETHER_OK : st;
+    if (as->cur != NULL && rev != 0 && rev == as->state_rev) {
+        free(json); /* the very value we installed (or wrote) last: nothing to decode */
+        *stored_version = as->state_version;
+        return AETHER_OK;
+    }
     aether_shardmap *stored = NULL;
-    aether_err err;
-    if (aether_shardmap_json_decode(json, len, &stored, &err) != AETHER_OK) {
+    aether_err err = { .code = AETHER_OK, .msg = "" };
+    aether_status dst;
+    bool same = pub != NULL && pub->map != NULL && pub->json != NULL && pub->len == len &&
+                memcmp(pub->json, json, len) == 0;
+    if (same) {
+        stored = pub->map; /* the published bytes are the stored ones */
+        pub->map = NULL;
+        dst = AETHER_OK;
+    } else {
+        dst = aether_shardmap_json_decode(json, len, &stored, &err);
+    }
+    uint64_t took = member_now_ns(m) - t0;
+    __atomic_add_fetch(&m->map_reads, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&m->map_read_ns, took, __ATOMIC_RELAXED);
+    if (dst == AETHER_OK)
+        *stored_version = as->state_version = stored->version;
+    if (dst != AETHER_OK) {
         AETHER_WARN(MEMBER_LOG, "%s: stored map unreadable: %s", m->cfg.node.str, err.msg);
     } else if (stored->term < __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED) && as->cur != NULL &&
                stored->version <= as->cur->version) {
+        as->state_rev = rev; /* seen: not read again until it changes */
         aether_shardmap_destroy(stored);
     } else if (as->cur == NULL || stored->version > as->cur->version) {
+        AETHER_DEBUG(MEMBER_LOG, "%s: stored map v%llu (%zu bytes) read in %llu us (get %llu us, %s)",
+                     m->cfg.node.str, (unsigned long long)stored->version, len,
+                     (unsigned long long)(took / 1000u), (unsigned long long)(got / 1000u),
+                     same ? "the published bytes: not decoded again" : "decoded");
         as->state_rev = rev;
+        /* The leader of its term wrote it, by compare-and-set: its term is
+         * confirmed (a publication's term is not: sink_map). */
+        member_note_term(m, stored->term);
         (void)adopt(m, stored, true);
     } else {
+        as->state_rev = rev;
         aether_shardmap_destroy(stored);
     }
     free(json);
@@ -688,7 +756,11 @@ static void advance_locked(aether_member *m, const char *reason)
     }
     as->force_publish = false;
     uint64_t from_version = cur ? cur->version : 0;
-    aether_shardmap_builder_set_version(b, from_version + 1);
+    /* Nodes that own nothing any more leave the map's node table: departed
+     * ids do not pile up in every map (and the leader may forget them). */
+    (void)aether_shardmap_builder_drop_unnamed(b, NULL);
+    uint64_t base_version = as->version_floor > from_version ? as->version_floor : from_version;
+    aether_shardmap_builder_set_version(b, base_version + 1);
     aether_shardmap_builder_set_term(b, term);
     aether_shardmap *next = NULL;
     aether_err err;
@@ -776,12 +848,27 @@ static void advance_locked(aether_member *m, const char *reason)
     }
 }
 
+/* Failures and leaves within the window, after the operator's last
+ * release of the brake (those before it are forgiven). */
 static uint32_t offline_recent(member_assign_state *as, uint64_t now, uint64_t window_ns)
 {
     uint32_t n = 0, count = as->offline_n < OFFLINE_RING ? as->offline_n : OFFLINE_RING;
     for (uint32_t i = 0; i < count; i++)
-        n += now - as->offline_ns[i] <= window_ns;
+        n += now - as->offline_ns[i] <= window_ns && as->offline_ns[i] > as->brake_released_ns;
     return n;
+}
+
+/* How many losses within the window the brake tolerates: brake_max_offline,
+ * or (0) a third of the live nodes - Active + Draining, never the Left and
+ * Failed ids the topology still remembers - counted as they were when the
+ * window opened: the live ones now plus the `recent` that went offline
+ * within it. So 3 of 5 live nodes lost in a burst engage the brake however
+ * many departed ids the topology holds. */
+static uint32_t brake_tolerance(const aether_member *m, const member_assign_state *as, uint32_t recent)
+{
+    if (m->cfg.brake_max_offline != 0)
+        return m->cfg.brake_max_offline;
+    return (aether_topology_count_live(&as->topo) + recent) / 3;
 }
 
 /* The target gives shards only to nodes healthy in as->topo. */
@@ -837,9 +924,9 @@ static bool compute_target(aether_member *m)
     member_assign_state *as = m->as;
     uint64_t now = member_now_ns(m);
     uint32_t nodes = as->topo.count;
-    uint32_t max_offline = m->cfg.brake_max_offline ? m->cfg.brake_max_offline : nodes / 3;
-    bool brake = max_offline > 0 &&
-                 offline_recent(as, now, (uint64_t)m->cfg.brake_window_ms * AETHER_NS_PER_MS) > max_offline;
+    uint32_t recent = offline_recent(as, now, (uint64_t)m->cfg.brake_window_ms * AETHER_NS_PER_MS);
+    uint32_t max_offline = brake_tolerance(m, as, recent);
+    bool brake = max_offline > 0 && recent > max_offline;
     if (brake != as->brake)
         AETHER_WARN(MEMBER_LOG, "%s: rebalance brake %s", m->cfg.node.str, brake ? "engaged" : "released");
     as->brake = brake;
@@ -885,11 +972,32 @@ static bool takeover_load(aether_member *m)
     if (__atomic_load_n(&m->topo_loaded_term, __ATOMIC_ACQUIRE) != as->lead_term)
         return false;
     refresh_topology(m);
-    if (load_stored_map(m) != AETHER_OK)
+    bool absent = false;
+    if (load_stored_map(m, &absent) != AETHER_OK)
         return false;
     if (__atomic_load_n(&m->map_incompatible, __ATOMIC_SEQ_CST))
         return false; /* the stored map is not ours to serve: publish nothing; the lease
                          actor resigns at its next renewal */
+    as->version_floor = 0;
+    if (absent && as->lead_term < MAP_VERSION_FLOOR_TERM_MAX) {
+        /* No stored map: the state bucket was lost (or this is the first
+         * term of the cluster). Maps of earlier terms this node never saw
+         * may exist with any small version, and a node holding one would
+         * ignore ours as older: number ours from lead_term << 20. Every
+         * earlier term is below lead_term, and a term publishes far fewer
+         * than 2^20 maps per lease revision (the revision moves with every
+         * renewal), so every version published before is below it too. */
+        as->version_floor = as->lead_term << MAP_VERSION_TERM_SHIFT;
+        if (as->cur != NULL && as->cur->version >= as->version_floor)
+            as->version_floor = 0;
+        else if (as->cur != NULL || as->lead_term > 1)
+            AETHER_WARN(MEMBER_LOG, "%s: the state store holds no map (state bucket lost?): taking over "
+                        "from the map this node holds (v%llu), numbering from v%llu", m->cfg.node.str,
+                        (unsigned long long)(as->cur != NULL ? as->cur->version : 0),
+                        (unsigned long long)as->version_floor + 1);
+        if (as->cur == NULL && as->lead_term <= 1)
+            as->version_floor = 0; /* a new cluster: v1 */
+    }
     as->loaded_term = as->lead_term;
     uint64_t now = member_now_ns(m);
     if (as->cur != NULL)
@@ -915,6 +1023,53 @@ static void takeover(aether_member *m, aether_term term)
     memset(as->done, 0, m->cfg.shard_count);
     as->n_done = 0;
     (void)takeover_load(m);
+}
+
+/* The operator's release of the brake (RebalanceShards release_brake):
+ * the losses seen so far are forgiven (only later ones count towards the
+ * brake again), the brake drops and a full rebalance runs at once, as a
+ * session of its own opened by RebalanceStarted `brake released by
+ * operator`. Who asked is logged and counted. A brake that cleared between
+ * the request and now is released all the same (nothing to forgive). */
+static void release_brake(aether_member *m, const char *who)
+{
+    member_assign_state *as = m->as;
+    aether_term term;
+    if (!member_may_lead(m, &term) || as->lead_term != term || as->loaded_term != term) {
+        AETHER_WARN(MEMBER_LOG, "%s: brake release asked by %s: not leading now; ask again",
+                    m->cfg.node.str, who);
+        return;
+    }
+    uint64_t now = member_now_ns(m);
+    as->brake_released_ns = now;
+    __atomic_add_fetch(&m->brake_releases, 1, __ATOMIC_RELAXED);
+    AETHER_WARN(MEMBER_LOG, "%s: rebalance brake released by operator %s (was %s)", m->cfg.node.str, who,
+                as->brake ? "engaged" : "already clear");
+    pthread_mutex_lock(&m->commit_mu);
+    refresh_topology(m);
+    if (compute_target(m)) { /* brake off now: nothing recent counts */
+        aether_event *e = aether_event_create(AETHER_EVT_REBALANCE_STARTED);
+        if (e != NULL) {
+            uint32_t planned = 0;
+            aether_node_id c_ids[AETHER_REPLICATION_MAX], t_ids[AETHER_REPLICATION_MAX];
+            for (uint32_t s = 0; as->cur != NULL && s < m->cfg.shard_count; s++) {
+                uint32_t nc = owner_ids(as->cur, s, c_ids), nt = owner_ids(as->target, s, t_ids);
+                planned += !same_ids(c_ids, nc, t_ids, nt);
+            }
+            aether_event_set_reason(e->data.rebalance_started.reason, "brake released by operator");
+            e->data.rebalance_started.from_version = as->cur != NULL ? as->cur->version : 0;
+            e->data.rebalance_started.moves_planned = planned;
+            emit_simple(m, e);
+        }
+        /* The session is this one from here; a map is published even if
+         * nothing moves, so that it closes (RebalanceCompleted). */
+        as->session_active = true;
+        as->session_start_ns = now;
+        as->session_moved = 0;
+        as->force_publish = true;
+        advance_locked(m, "brake released by operator");
+    }
+    pthread_mutex_unlock(&m->commit_mu);
 }
 
 static void arm_debounce(aether_member *m)
@@ -957,6 +1112,36 @@ static void notify_drained(aether_member *m)
     }
 }
 
+/* A LeaseRenewed names a map newer than ours: catch up from the store,
+ * and count the announcement against us (aether_member_may_serve: a node
+ * whose map is older than the leader's serves nothing) only if the store
+ * backs it. The leader stores a map before it publishes it, and announces
+ * only published maps, so a genuine announcement is never above the stored
+ * version; one that is names the present term in vain, and believed, it
+ * would keep this node from serving until a map that high existed. A store
+ * that does not answer cannot tell: the announcement counts (the safe
+ * side). */
+static void announced(aether_member *m, const aether_event *e)
+{
+    uint64_t v = e->data.lease_renewed.map_version, stored = 0;
+    aether_status st = load_stored_map_v(m, &stored);
+    if (st == AETHER_OK && stored < v) {
+        __atomic_add_fetch(&m->events_refuted, 1, __ATOMIC_RELAXED);
+        uint64_t suppressed = 0;
+        if (aether_log_ratelimit_allow(&m->as->refute_log, member_now_ns(m), &suppressed))
+            AETHER_WARN(MEMBER_LOG, "%s: LeaseRenewed from %s (term %llu seq %llu) announces map v%llu, "
+                        "the state store has v%llu: not believed (%llu more not logged)",
+                        m->cfg.node.str, e->node.str, (unsigned long long)e->term,
+                        (unsigned long long)e->seq, (unsigned long long)v, (unsigned long long)stored,
+                        (unsigned long long)suppressed);
+        return;
+    }
+    uint64_t cur = __atomic_load_n(&m->announced_version, __ATOMIC_SEQ_CST);
+    while (v > cur && !__atomic_compare_exchange_n(&m->announced_version, &cur, v, false,
+                                                   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+        ;
+}
+
 static void on_event(aether_member *m, const aether_event *e)
 {
     member_assign_state *as = m->as;
@@ -977,7 +1162,7 @@ static void on_event(aether_member *m, const aether_event *e)
         if (!member_may_lead(m, NULL) && e->data.lease_renewed.topology_version > as->topo.version)
             (void)load_stored_topology(m); /* a follower behind: are we still in? */
         if (as->cur == NULL || e->data.lease_renewed.map_version > as->cur->version)
-            (void)load_stored_map(m); /* we missed a publication: catch up */
+            announced(m, e); /* we missed a publication, or it is not the leader's */
         if (as->cur != NULL && e->data.lease_renewed.map_version == as->cur->version &&
             member_serving_right(m))
             unfence(m);
@@ -1005,7 +1190,7 @@ static void on_event(aether_member *m, const aether_event *e)
                  * Waiting failure_timeout from here outlasts it. */
                 as->admitted_once = true;
                 if (as->cur == NULL)
-                    (void)load_stored_map(m);
+                    (void)load_stored_map(m, NULL);
                 if (as->cur != NULL &&
                     aether_shardmap_find_node(as->cur, &m->cfg.node) != AETHER_NODE_INDEX_NONE) {
                     as->serve_after_ns =
@@ -1019,6 +1204,7 @@ static void on_event(aether_member *m, const aether_event *e)
             if (as->went_down) /* maps up to the leader's at our admission predate it */
                 as->acquire_floor = e->data.node_joined.map_version;
             as->went_down = false;
+            as->admitted = true;
             __atomic_store_n(&m->self_down, 0, __ATOMIC_SEQ_CST);
             reconcile(m);
         }
@@ -1061,6 +1247,61 @@ static void superseded(aether_member *m)
     reconcile(m);
 }
 
+/* The state bucket was lost and the lease actor recorded our term again
+ * (member_lease.c, step 6): write the current map back, so a take-over,
+ * a lagging node and aetherctl find it. Under commit_mu like every map
+ * write; put_inline creates the key when it is absent and never overwrites
+ * a newer map. A failure is retried at the next tick. */
+static void rewrite_lost_map(aether_member *m)
+{
+    member_assign_state *as = m->as;
+    uint64_t lost = __atomic_load_n(&m->state_lost_gen, __ATOMIC_RELAXED);
+    if (lost == as->state_lost_seen)
+        return;
+    if (as->cur == NULL) {
+        as->state_lost_seen = lost; /* nothing to write back yet */
+        return;
+    }
+    char *json = NULL;
+    size_t len = 0;
+    pthread_mutex_lock(&m->commit_mu);
+    aether_status st = write_state(m, as->cur, &json, &len);
+    pthread_mutex_unlock(&m->commit_mu);
+    free(json);
+    if (st == AETHER_ESTALE) {
+        as->state_lost_seen = lost; /* a newer map is stored already: nothing to restore */
+        return;
+    }
+    if (st != AETHER_OK)
+        return;
+    as->state_lost_seen = lost;
+    AETHER_INFO(MEMBER_LOG, "%s: map v%llu written back to the state store", m->cfg.node.str,
+                (unsigned long long)as->cur->version);
+}
+
+/* The cluster actor found every NodeFailed/NodeLeft about this node up to
+ * report number `reports` contradicted by the stored topology (it names this
+ * run healthy): none was the leader's, whose changes are stored before they
+ * are published. Resume, unless a report came since (count, then flag, in
+ * member.c: clearing, then re-reading the count, cannot hide a newer one),
+ * or this run has not been admitted yet (its own NodeJoined clears the flag,
+ * with the acquire floor). Serving still needs a current map and an
+ * acknowledged keep-alive (aether_member_may_serve). */
+static void self_refuted(aether_member *m, uint64_t reports)
+{
+    member_assign_state *as = m->as;
+    if (!as->admitted || !__atomic_load_n(&m->self_down, __ATOMIC_SEQ_CST) ||
+        __atomic_load_n(&m->self_down_reports, __ATOMIC_SEQ_CST) != reports)
+        return;
+    __atomic_store_n(&m->self_down, 0, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&m->self_down_reports, __ATOMIC_SEQ_CST) != reports) {
+        __atomic_store_n(&m->self_down, 1, __ATOMIC_SEQ_CST); /* a report raced us: keep it */
+        return;
+    }
+    AETHER_INFO(MEMBER_LOG, "%s: the stored topology names this node healthy: serving again", m->cfg.node.str);
+    reconcile(m);
+}
+
 static void tick_check(aether_member *m)
 {
     member_assign_state *as = m->as;
@@ -1084,6 +1325,7 @@ static void tick_check(aether_member *m)
             return;
         }
         refresh_topology(m); /* the brake and the drains below read it */
+        rewrite_lost_map(m);
         if (as->publish_pending && as->loaded_term == term)
             rebalance(m, "retry");
         uint64_t timeout = (uint64_t)m->cfg.handoff_timeout_ms * AETHER_NS_PER_MS;
@@ -1100,8 +1342,8 @@ static void tick_check(aether_member *m)
             advance(m, "handoff timeout", false);
         }
         if (as->brake) {
-            uint32_t max_offline = m->cfg.brake_max_offline ? m->cfg.brake_max_offline : as->topo.count / 3;
-            if (offline_recent(as, now, (uint64_t)m->cfg.brake_window_ms * AETHER_NS_PER_MS) <= max_offline)
+            uint32_t recent = offline_recent(as, now, (uint64_t)m->cfg.brake_window_ms * AETHER_NS_PER_MS);
+            if (recent <= brake_tolerance(m, as, recent))
                 rebalance(m, "brake released");
         }
         notify_drained(m);
@@ -1131,15 +1373,21 @@ void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg
     case MSG_EVENT:
         on_event(m, (const aether_event *)msg->ptr);
         break;
-    case MSG_MAP: {
-        aether_shardmap *map = msg->ptr;
-        if (member_may_lead(m, NULL)) {
-            aether_shardmap_destroy(map); /* while we lead, only our maps count */
-            break;
-        }
-        adopt(m, map, false);
+    case MSG_MAP_HINT: {
+        /* Taken before the read: a publication after this point asks
+         * again (member.c, sink_map). */
+        member_map_hint *h = __atomic_exchange_n(&m->map_hint, NULL, __ATOMIC_SEQ_CST);
+        uint64_t v;
+        if (!member_may_lead(m, NULL) && /* while we lead, only our maps count */
+            load_stored_map_as(m, h, &v, NULL) != AETHER_OK)
+            AETHER_DEBUG(MEMBER_LOG, "%s: a map was published but the stored one is not readable "
+                                     "now; the next LeaseRenewed asks again", m->cfg.node.str);
+        member_map_hint_free(h);
         break;
     }
+    case MSG_SELF_REFUTED:
+        self_refuted(m, msg->arg64);
+        break;
     case MSG_RELEASE: {
         aether_release_ack *ack = msg->ptr;
         if (member_may_lead(m, NULL) && as->cur != NULL && ack->shard < m->cfg.shard_count) {
@@ -1170,6 +1418,10 @@ void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg
         break;
     case MSG_REBALANCE: /* an explicit RebalanceShards / AssignShards (I4 allows it) */
         rebalance(m, msg->ptr);
+        free(msg->ptr);
+        break;
+    case MSG_RELEASE_BRAKE:
+        release_brake(m, msg->ptr);
         free(msg->ptr);
         break;
     case MSG_FLUSH:

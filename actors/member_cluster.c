@@ -91,6 +91,18 @@
  * while a reply could still name it: no acknowledgement is credited with a
  * later request's send time. */
 #define KEEPALIVE_SLOTS 16u
+/* Departed nodes forgotten per topology write, at most (the rest at the
+ * next check, an interval later). */
+#define FORGET_BATCH_MAX 256u
+/* Sequence numbers of leader events remembered below the highest one taken
+ * (duplicates among them are recognised), and the distance from it beyond
+ * which an event is a jump, not the next in line (in_sequence). */
+#define SEQ_WINDOW 1024u
+#define SEQ_JUMP_MAX SEQ_WINDOW
+AETHER_STATIC_ASSERT(SEQ_WINDOW % 64u == 0, "the seen-window is whole words");
+/* At most one WARN line per this long about seq anomalies (a flood of
+ * forgeries gives one line per window, with the count suppressed). */
+#define SEQ_LOG_WINDOW_NS (1000u * AETHER_NS_PER_MS)
 
 /* The text of a keep-alive's acknowledgement: this prefix and the version of
  * the map the leader has when it accepts the keep-alive. */
@@ -113,6 +125,8 @@ typedef struct keepalive_slot {
 typedef struct hb_entry {
     aether_node_id id;
     uint64_t last_ns;
+    uint64_t departed_ns; /* when this node first saw it Left or Failed (its own clock);
+                             0 = healthy, or not in the topology */
 } hb_entry;
 
 struct member_cluster_state {
@@ -128,14 +142,23 @@ struct member_cluster_state {
     keepalive_slot keepalive[KEEPALIVE_SLOTS];
     bool drain_requested;     /* aether_member_drain was called: ask until we are Draining */
     aether_term loaded_term;  /* the term in which we read the stored topology as leader */
+    uint64_t state_lost_seen; /* the m->state_lost_gen whose topology write-back is done */
     uint64_t publications;    /* snapshots published so far */
-    /* Leader-issued events seen (DESIGN: seq 1, 2, 3... per term): a gap, a
-     * duplicate or a late copy tells us our topology may not be the
-     * leader's, whatever the version numbers say (they count changes
-     * applied here). */
+    /* Leader-issued events seen (DESIGN: seq 1, 2, 3... per term; see
+     * in_sequence): a gap, a jump, a duplicate or a late copy tells us our
+     * topology may not be the leader's, whatever the version numbers say
+     * (they count changes applied here). */
     aether_term seq_term;
-    uint64_t seq_last;
+    uint64_t seq_top;         /* highest seq of seq_term taken in sequence */
+    uint64_t seq_seen[SEQ_WINDOW / 64u]; /* bit s % SEQ_WINDOW: s taken, for s in
+                                            (seq_top - SEQ_WINDOW, seq_top] */
+    uint64_t jump_since_ns;   /* first jump since an event was last taken in sequence; 0 = none */
+    uint64_t reread_ns;       /* when a seq anomaly last made us re-read the store */
+    aether_log_ratelimit seq_log; /* one WARN per window for seq anomalies */
     bool topo_dirty;          /* a topology event came after a gap: read the store */
+    /* A NodeFailed/NodeLeft about us that the store could neither confirm
+     * nor refute yet (unreadable): checked again every heartbeat. */
+    bool self_report_pending;
     /* A change whose write to the state store timed out (it may still be
      * applied, later): settled before anything else (settle_doubt). */
     char *doubt_json;         /* the topology we tried to write; NULL = no doubt */
@@ -174,8 +197,26 @@ static hb_entry *hb_find(member_cluster_state *cs, const aether_node_id *id, boo
     memmove(&cs->hb[lo + 1], &cs->hb[lo], (size_t)(cs->n_hb - lo) * sizeof(*cs->hb));
     cs->hb[lo].id = *id;
     cs->hb[lo].last_ns = 0;
+    cs->hb[lo].departed_ns = 0;
     cs->n_hb++;
     return &cs->hb[lo];
+}
+
+/* Drops the records of ids the topology no longer has (forgotten nodes):
+ * the table stays as small as the topology, plus nodes heard from but not
+ * admitted yet - those are kept while they keep talking. O(entries * log
+ * nodes). */
+static void hb_prune(member_cluster_state *cs, uint64_t now_ns, uint64_t keep_ns)
+{
+    uint32_t w = 0;
+    for (uint32_t r = 0; r < cs->n_hb; r++) {
+        hb_entry *h = &cs->hb[r];
+        bool known = aether_topology_find(&cs->topo, &h->id) != NULL;
+        bool recent = h->last_ns != 0 && now_ns >= h->last_ns && now_ns - h->last_ns < keep_ns;
+        if (known || (recent && h->departed_ns == 0))
+            cs->hb[w++] = *h;
+    }
+    cs->n_hb = w;
 }
 
 aether_status member_cluster_init(aether_member *m)
@@ -184,6 +225,7 @@ aether_status member_cluster_init(aether_member *m)
     if (m->cs == NULL)
         return AETHER_ENOMEM;
     aether_log_ratelimit_init(&m->cs->refuse_log, REFUSE_LOG_WINDOW_NS);
+    aether_log_ratelimit_init(&m->cs->seq_log, SEQ_LOG_WINDOW_NS);
     return aether_topology_init(&m->cs->topo, &m->cfg.node);
 }
 
@@ -305,11 +347,37 @@ static void check_own_record(aether_member *m)
         __atomic_store_n(&m->admitted, 1, __ATOMIC_SEQ_CST);
 }
 
+/* Retention's clock (DESIGN 2): when this node first saw each node Left or
+ * Failed, by its own clock. A node that comes to lead keeps what it saw as a
+ * follower; one it saw depart only in a stored topology counts from then. So
+ * a change of leader may delay forgetting, never hasten it. */
+static void note_departures(aether_member *m)
+{
+    member_cluster_state *cs = m->cs;
+    uint64_t now = member_now_ns(m);
+    for (uint32_t i = 0; i < cs->topo.count; i++) { /* bounded: AETHER_TOPOLOGY_NODES_MAX */
+        const aether_node_info *n = &cs->topo.nodes[i];
+        bool departed = aether_node_status_is_departed(n->status);
+        hb_entry *h = hb_find(cs, &n->id, departed);
+        if (h == NULL)
+            continue;
+        if (!departed)
+            h->departed_ns = 0;
+        else if (h->departed_ns == 0)
+            h->departed_ns = now;
+    }
+}
+
 static void publish_self_status(aether_member *m)
 {
     check_own_record(m);
     const aether_node_info *me = aether_topology_find(&m->cs->topo, &m->cfg.node);
     __atomic_store_n(&m->self_status, me ? (uint32_t)me->status + 1 : 0, __ATOMIC_RELAXED);
+    /* This run drained and left: it has nothing left to do, and must not
+     * come back as a new node once the leader forgets its record. */
+    if (me != NULL && me->status == AETHER_NODE_LEFT && me->incarnation >= m->self_info.incarnation)
+        __atomic_store_n(&m->self_left, 1, __ATOMIC_SEQ_CST);
+    note_departures(m);
     uint32_t others = 0;
     for (uint32_t i = 0; i < m->cs->topo.count; i++)
         others += m->cs->topo.nodes[i].status == AETHER_NODE_ACTIVE &&
@@ -349,6 +417,8 @@ static bool load_topology(aether_member *m, bool force)
         if (h != NULL && h->last_ns == 0)
             h->last_ns = member_now_ns(m);
     }
+    /* A node the leader forgot is gone from here too. */
+    hb_prune(cs, member_now_ns(m), (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS);
     publish_self_status(m);
     return true;
 }
@@ -491,32 +561,31 @@ static bool state_loaded(aether_member *m, aether_term term)
  * Applies ev[0..n) to a copy of the topology and stores the copy; only if
  * it is stored does the copy become ours. Otherwise nothing changed: the
  * caller rejects the command (its sender retries) or tries again later. */
-static aether_status commit_topology(aether_member *m, aether_event *const *ev, uint32_t n,
-                                     aether_err *why)
+/* Stores *next (the leader's topology after one change) and, if stored,
+ * makes it ours; takes *next over either way. `doubtable`: an unknown
+ * outcome is remembered for settle_doubt, with `event` (NULL: a change no
+ * event announces, a forgotten node) to announce if it turns out recorded. */
+static aether_status commit_next(aether_member *m, aether_topology *next, bool doubtable,
+                                 aether_event *event, aether_err *why)
 {
     member_cluster_state *cs = m->cs;
-    aether_topology next;
-    if (aether_topology_copy(&cs->topo, &next) != AETHER_OK)
-        return aether_err_set(why, AETHER_ENOMEM, "leader out of memory");
-    for (uint32_t i = 0; i < n; i++)
-        aether_topology_apply(&next, ev[i]);
     char *json = NULL;
     size_t len = 0;
-    aether_status st = aether_topology_json_encode(&next, &json, &len, NULL);
+    aether_status st = aether_topology_json_encode(next, &json, &len, NULL);
     if (st == AETHER_OK)
-        st = member_state_put(m, MEMBER_STATE_TOPOLOGY, json, len, 0, next.version, &cs->state_rev);
-    if (st == AETHER_EUNKNOWN && n == 1 && cs->doubt_json == NULL) {
+        st = member_state_put(m, MEMBER_STATE_TOPOLOGY, json, len, 0, next->version, &cs->state_rev);
+    if (st == AETHER_EUNKNOWN && doubtable && cs->doubt_json == NULL) {
         /* It may land later: remember it; settle_doubt decides before we
          * decide (or acknowledge) anything else. */
         cs->doubt_json = json;
         cs->doubt_len = len;
-        cs->doubt_version = next.version;
-        cs->doubt_event = aether_event_retain(ev[0]);
+        cs->doubt_version = next->version;
+        cs->doubt_event = event != NULL ? aether_event_retain(event) : NULL;
         json = NULL;
     }
     free(json);
     if (st != AETHER_OK) {
-        aether_topology_fini(&next);
+        aether_topology_fini(next);
         if (st == AETHER_ESTALE)
             cs->loaded_term = AETHER_TERM_NONE; /* the store is ahead of us: read it first */
         return aether_err_set(why, AETHER_EUNAVAILABLE,
@@ -524,8 +593,20 @@ static aether_status commit_topology(aether_member *m, aether_event *const *ev, 
                               aether_status_str(st));
     }
     aether_topology_fini(&cs->topo);
-    cs->topo = next;
+    cs->topo = *next;
+    memset(next, 0, sizeof(*next));
     return AETHER_OK;
+}
+
+static aether_status commit_topology(aether_member *m, aether_event *const *ev, uint32_t n,
+                                     aether_err *why)
+{
+    aether_topology next;
+    if (aether_topology_copy(&m->cs->topo, &next) != AETHER_OK)
+        return aether_err_set(why, AETHER_ENOMEM, "leader out of memory");
+    for (uint32_t i = 0; i < n; i++)
+        aether_topology_apply(&next, ev[i]);
+    return commit_next(m, &next, n == 1, n == 1 ? ev[0] : NULL, why);
 }
 
 static void clear_doubt(member_cluster_state *cs)
@@ -602,6 +683,12 @@ static bool settle_doubt(aether_member *m)
             aether_event_release(e);
             cs->loaded_term = AETHER_TERM_NONE;
             return false;
+        }
+        if (e == NULL) { /* a retention removal: no event announces it */
+            AETHER_INFO(MEMBER_LOG, "%s: a topology change without an event was recorded after all",
+                        m->cfg.node.str);
+            pthread_mutex_unlock(&m->commit_mu);
+            return true;
         }
         AETHER_INFO(MEMBER_LOG, "%s: %s was recorded after all: announcing it", m->cfg.node.str,
                     aether_event_type_name(e->type));
@@ -736,6 +823,21 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
         if (c->term != AETHER_TERM_NONE && c->term < term)
             return aether_err_set(why, AETHER_ESTALE, "term %llu is older than %llu",
                                   (unsigned long long)c->term, (unsigned long long)term);
+        if (c->type == AETHER_CMD_REBALANCE_SHARDS && c->data.rebalance.release_brake) {
+            /* The operator's release (DESIGN: until an operator or the
+             * window clears it). Refused when there is nothing to release,
+             * so the operator learns it; the assign actor records who asked. */
+            if (!__atomic_load_n(&m->brake_engaged, __ATOMIC_RELAXED))
+                return aether_err_set(why, AETHER_ESTATE, "the rebalance brake is not engaged");
+            char who[AETHER_NODE_ID_LEN_MAX + AETHER_REASON_MAX + 8];
+            snprintf(who, sizeof(who), "%s%s%s%s", c->sender.len ? c->sender.str : "?",
+                     c->data.rebalance.reason[0] ? " (" : "", c->data.rebalance.reason,
+                     c->data.rebalance.reason[0] ? ")" : "");
+            char *asker = strdup(who);
+            if (asker == NULL || member_send_owned(m, m->assign, MSG_RELEASE_BRAKE, asker) != AETHER_OK)
+                return aether_err_set(why, AETHER_EFULL, "leader busy; retry");
+            return AETHER_OK;
+        }
         char *reason = strdup(c->type == AETHER_CMD_ASSIGN_SHARDS ? "AssignShards"
                               : c->data.rebalance.reason[0] ? c->data.rebalance.reason
                                                             : "RebalanceShards");
@@ -829,8 +931,92 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
     return AETHER_OK;
 }
 
-/* Sequence check of another node's leader-issued event. False: a
- * duplicate, a late copy or an event of an older term (not applied again). */
+/* ---- the sequence of leader events -------------------------------------------
+ *
+ * DESIGN (DESIGN.md "events carry a per-term sequence number"): the leader
+ * of term T stamps its events 1, 2, 3... and NATS delivers one publisher's
+ * messages in order, so another node sees each term's events increasing,
+ * with holes where some were lost. Anyone who may publish on the event
+ * subjects can also send an event naming the leader and T with any seq.
+ * A seq is therefore evidence, never an authority:
+ *  1. the first event of a newer term starts its sequence (seq_top);
+ *  2. an event up to SEQ_JUMP_MAX ahead of seq_top is taken and becomes
+ *     seq_top; a hole before it is a gap: counted, logged, and the node
+ *     re-reads the state store (the authority: the leader stores every
+ *     change before it publishes it) instead of applying the event;
+ *  3. an event farther than SEQ_JUMP_MAX from seq_top (ahead or behind) is
+ *     a jump: counted, logged, the store re-read, the event neither applied
+ *     nor passed on, and seq_top NOT moved: a forged seq 5000 cannot make
+ *     the leader's 7, 8, 9 look old. Only when no event at all has been
+ *     taken in sequence for a whole lease ttl while jumps keep coming (the
+ *     leader renews every ttl/4, so its LeaseRenewed would have been) were
+ *     more than SEQ_JUMP_MAX events lost: the jump then starts the sequence
+ *     afresh;
+ *  4. an event at or below seq_top already taken (the SEQ_WINDOW bits) is a
+ *     duplicate or a forged copy: dropped, counted, the store re-read; one
+ *     not taken yet arrived out of order (reordered, or behind a forged
+ *     seq_top that stayed within reach): not applied nor passed on (on_event
+ *     sees events in order), but marked, and the store re-read, so what it
+ *     changed reaches this node all the same.
+ * Whatever a forger sends, the genuine events keep being taken, and every
+ * anomaly ends with the node holding the stored topology and map. Cluster
+ * actor only. */
+
+static bool seq_bit(const member_cluster_state *cs, uint64_t s)
+{
+    return (cs->seq_seen[(s % SEQ_WINDOW) / 64u] >> (s % 64u)) & 1u;
+}
+
+static void seq_mark(member_cluster_state *cs, uint64_t s, bool on)
+{
+    uint64_t bit = 1ull << (s % 64u);
+    if (on)
+        cs->seq_seen[(s % SEQ_WINDOW) / 64u] |= bit;
+    else
+        cs->seq_seen[(s % SEQ_WINDOW) / 64u] &= ~bit;
+}
+
+static void seq_restart(member_cluster_state *cs, aether_term term, uint64_t s)
+{
+    cs->seq_term = term;
+    cs->seq_top = s;
+    memset(cs->seq_seen, 0, sizeof(cs->seq_seen));
+    seq_mark(cs, s, true);
+    cs->jump_since_ns = 0;
+}
+
+typedef enum seq_anomaly { SEQ_GAP, SEQ_JUMP, SEQ_DUPLICATE, SEQ_LATE, SEQ_RESTART } seq_anomaly;
+
+/* Counts and logs (rate-limited) an anomaly, and has the store re-read. */
+static void seq_note(aether_member *m, const aether_event *e, seq_anomaly kind)
+{
+    member_cluster_state *cs = m->cs;
+    static const char *const what[] = {
+        [SEQ_GAP] = "skips events (lost?)",
+        [SEQ_JUMP] = "is far from the term's sequence (forged or a burst lost): not applied",
+        [SEQ_DUPLICATE] = "was already taken (a duplicate or a forged copy): dropped",
+        [SEQ_LATE] = "arrived out of order: not applied",
+        [SEQ_RESTART] = "restarts the term's sequence after a whole lease of jumps",
+    };
+    if (kind == SEQ_DUPLICATE)
+        __atomic_add_fetch(&m->seq_duplicates, 1, __ATOMIC_RELAXED);
+    else if (kind != SEQ_LATE)
+        __atomic_add_fetch(&m->seq_gaps, 1, __ATOMIC_RELAXED);
+    cs->topo_dirty = true;
+    uint64_t suppressed = 0;
+    if (aether_log_ratelimit_allow(&cs->seq_log, member_now_ns(m), &suppressed))
+        AETHER_WARN(MEMBER_LOG,
+                    "%s: %s of term %llu seq %llu from %s %s (seq %llu taken last); reading the state "
+                    "store%s%.0llu%s",
+                    m->cfg.node.str, aether_event_type_name(e->type), (unsigned long long)e->term,
+                    (unsigned long long)e->seq, e->node.str, what[kind], (unsigned long long)cs->seq_top,
+                    suppressed ? " (" : "", (unsigned long long)suppressed,
+                    suppressed ? " more anomalies not logged)" : "");
+}
+
+/* Sequence check of another node's leader-issued event (DESIGN above).
+ * False: not applied (stale, duplicate, jump, out of order). Sets
+ * topo_dirty when the store must be read. */
 static bool in_sequence(aether_member *m, const aether_event *e)
 {
     member_cluster_state *cs = m->cs;
@@ -848,26 +1034,161 @@ static bool in_sequence(aether_member *m, const aether_event *e)
         __atomic_add_fetch(&m->stale_dropped, 1, __ATOMIC_RELAXED);
         return false;
     }
-    if (e->term > cs->seq_term) {
-        cs->seq_term = e->term;
-        cs->seq_last = e->seq;
-        cs->topo_dirty |= e->seq != 1;
+    if (e->term > cs->seq_term) { /* 1 */
+        seq_restart(cs, e->term, e->seq);
+        cs->topo_dirty |= e->seq != 1; /* we learnt of the term mid-way */
         return true;
     }
     if (e->term < cs->seq_term)
         return e->type == AETHER_EVT_LEADERSHIP_LOST;
-    if (e->seq <= cs->seq_last)
+    uint64_t s = e->seq;
+    if (s > cs->seq_top + SEQ_JUMP_MAX || s + SEQ_JUMP_MAX <= cs->seq_top) { /* 3 */
+        uint64_t now = member_now_ns(m);
+        if (cs->jump_since_ns != 0 &&
+            now - cs->jump_since_ns >= (uint64_t)m->cfg.lease_ttl_ms * AETHER_NS_PER_MS) {
+            seq_note(m, e, SEQ_RESTART);
+            seq_restart(cs, e->term, s);
+            return true;
+        }
+        if (cs->jump_since_ns == 0)
+            cs->jump_since_ns = now != 0 ? now : 1;
+        seq_note(m, e, SEQ_JUMP);
         return false;
-    cs->topo_dirty |= e->seq != cs->seq_last + 1;
-    cs->seq_last = e->seq;
-    return true;
+    }
+    if (s > cs->seq_top) { /* 2 */
+        for (uint64_t k = cs->seq_top + 1; k < s; k++) /* bounded: SEQ_JUMP_MAX */
+            seq_mark(cs, k, false); /* their slots held seqs now out of the window */
+        if (s != cs->seq_top + 1)
+            seq_note(m, e, SEQ_GAP);
+        cs->seq_top = s;
+        seq_mark(cs, s, true);
+        cs->jump_since_ns = 0;
+        return true;
+    }
+    if (seq_bit(cs, s)) { /* 4 */
+        seq_note(m, e, SEQ_DUPLICATE);
+        return false;
+    }
+    seq_mark(cs, s, true);
+    cs->jump_since_ns = 0; /* the term's sequence is alive within reach */
+    seq_note(m, e, SEQ_LATE);
+    return false;
+}
+
+/* After a seq anomaly: the stored topology now (at most once per
+ * heartbeat interval; in between, topo_dirty makes the next topology event
+ * or LeaseRenewed read it), and the stored map (the assign actor). */
+static void reread_store(aether_member *m)
+{
+    member_cluster_state *cs = m->cs;
+    uint64_t now = member_now_ns(m);
+    uint64_t every = (uint64_t)m->cfg.heartbeat_interval_ms * AETHER_NS_PER_MS;
+    if (!cs->topo_dirty || (cs->reread_ns != 0 && now - cs->reread_ns < every))
+        return;
+    cs->reread_ns = now;
+    if (load_topology(m, true))
+        cs->topo_dirty = false;
+    aether_msg hint = { .type = MSG_MAP_HINT }; /* no publication: read the store */
+    (void)aether_actor_send(m->assign, &hint);  /* refused: the next LeaseRenewed reads it */
+}
+
+/* What the stored topology says of a report about this node. */
+typedef enum self_verdict {
+    SELF_UNKNOWN,   /* the store did not answer: keep what the report implies */
+    SELF_CONFIRMED, /* the store agrees (or this run is not admitted: nothing to refute) */
+    SELF_REFUTED,   /* the store names this run otherwise: the report was not the leader's */
+} self_verdict;
+
+/* A remote NodeFailed/NodeLeft/NodeJoined about this node (e), or, with e
+ * NULL, the pending retry of one: re-reads the stored topology and adopts
+ * it (the leader stored the change before publishing it, so a genuine
+ * report is always there; member_internal.h). A NodeFailed or NodeLeft
+ * the store contradicts - it names this run Active or Draining - was never
+ * the leader's: the assign actor is told to serve again (MSG_SELF_REFUTED,
+ * unless a report came since). A NodeJoined of ours is confirmed when the
+ * store has this node Active at that incarnation or later. */
+static self_verdict check_self_report(aether_member *m, const aether_event *e)
+{
+    member_cluster_state *cs = m->cs;
+    bool joined = e != NULL && e->type == AETHER_EVT_NODE_JOINED;
+    uint64_t reports = __atomic_load_n(&m->self_down_reports, __ATOMIC_SEQ_CST);
+    if (!load_topology(m, true)) {
+        if (!joined)
+            cs->self_report_pending = true;
+        return SELF_UNKNOWN;
+    }
+    cs->topo_dirty = false;
+    const aether_node_info *me = aether_topology_find(&cs->topo, &m->cfg.node);
+    if (joined) {
+        if (me != NULL && me->status == AETHER_NODE_ACTIVE &&
+            me->incarnation >= e->data.node_joined.incarnation)
+            return SELF_CONFIRMED;
+    } else {
+        cs->self_report_pending = false;
+        if (me == NULL || me->incarnation < m->self_info.incarnation ||
+            !aether_node_status_is_healthy(me->status))
+            return SELF_CONFIRMED;
+        aether_msg msg = { .type = MSG_SELF_REFUTED, .arg64 = reports };
+        (void)aether_actor_send(m->assign, &msg); /* refused: the next report or rejoin settles it */
+    }
+    __atomic_add_fetch(&m->events_refuted, 1, __ATOMIC_RELAXED);
+    if (e != NULL)
+        AETHER_WARN(MEMBER_LOG,
+                    "%s: %s about this node from %s (term %llu seq %llu) contradicts the stored topology "
+                    "(v%llu names this node %s): not applied",
+                    m->cfg.node.str, aether_event_type_name(e->type), e->node.str, (unsigned long long)e->term,
+                    (unsigned long long)e->seq, (unsigned long long)cs->topo.version,
+                    me != NULL ? aether_node_status_name(me->status) : "unknown");
+    else
+        AETHER_WARN(MEMBER_LOG, "%s: the stored topology (v%llu) names this node %s: a report of it "
+                    "down was not the leader's", m->cfg.node.str, (unsigned long long)cs->topo.version,
+                    me != NULL ? aether_node_status_name(me->status) : "unknown");
+    return SELF_REFUTED;
+}
+
+static bool about_self(const aether_member *m, const aether_event *e)
+{
+    const aether_node_id *who = e->type == AETHER_EVT_NODE_FAILED   ? &e->data.node_failed.node
+                                : e->type == AETHER_EVT_NODE_LEFT   ? &e->data.node_left.node
+                                : e->type == AETHER_EVT_NODE_JOINED ? &e->data.node_joined.node
+                                                                    : NULL;
+    return who != NULL && aether_node_id_equal(who, &m->cfg.node) &&
+           !aether_node_id_equal(&e->node, &m->cfg.node);
 }
 
 static void on_event(aether_member *m, const aether_event *e)
 {
     member_cluster_state *cs = m->cs;
-    if (!in_sequence(m, e))
+    bool taken = in_sequence(m, e);
+    if (about_self(m, e)) {
+        /* Whatever its seq or term: the sink may have stopped us serving on
+         * it, and only the store says whether that stands. */
+        self_verdict v = check_self_report(m, e);
+        if (v == SELF_REFUTED) {
+            reread_store(m);
+            return;
+        }
+        if (v == SELF_CONFIRMED) { /* the stored topology is adopted and published */
+            if (taken && m->cb.on_event != NULL)
+                m->cb.on_event(m->cb.arg, e);
+            if (e->type == AETHER_EVT_NODE_JOINED) {
+                hb_entry *h = hb_find(cs, &e->data.node_joined.node, true);
+                if (h != NULL)
+                    h->last_ns = member_now_ns(m);
+            }
+            notify_assign(m, (aether_event *)e);
+            return;
+        }
+        /* SELF_UNKNOWN: as if the store had not been asked. */
+    }
+    if (!taken) {
+        reread_store(m);
         return;
+    }
+    if (cs->topo_dirty && e->type != AETHER_EVT_LEASE_RENEWED && e->type != AETHER_EVT_NODE_JOINED &&
+        e->type != AETHER_EVT_NODE_DRAINING && e->type != AETHER_EVT_NODE_LEFT &&
+        e->type != AETHER_EVT_NODE_FAILED)
+        reread_store(m); /* topology events and renewals read it below */
     if (m->cb.on_event != NULL)
         m->cb.on_event(m->cb.arg, e);
     switch (e->type) {
@@ -888,6 +1209,9 @@ static void on_event(aether_member *m, const aether_event *e)
         return;
     }
     case AETHER_EVT_LEASE_RENEWED:
+        if (cs->topo_dirty) {
+            reread_store(m); /* the map too, after an anomaly */
+        }
         if ((e->data.lease_renewed.topology_version != cs->topo.version || cs->topo_dirty) &&
             load_topology(m, true))
             cs->topo_dirty = false;
@@ -932,14 +1256,20 @@ static void tick_heartbeat(aether_member *m)
     uint64_t claim = __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST);
     aether_status hs = aether_transport_publish_heartbeat(m->deps.transport, &m->cfg.node, claim);
     __atomic_store_n(&m->transport_down, hs != AETHER_OK, __ATOMIC_RELAXED);
+    if (cs->self_report_pending)
+        (void)check_self_report(m, NULL); /* the store could not say yet: ask again */
     const aether_node_info *me = aether_topology_find(&cs->topo, &m->cfg.node);
     /* Ours: the record at the incarnation this process claims (a higher one
      * is another process's: check_own_record). */
     bool ours = me != NULL && me->incarnation == claim;
-    bool healthy = ours && aether_node_status_is_healthy(me->status) &&
-                   !__atomic_load_n(&m->self_down, __ATOMIC_SEQ_CST);
-    if (ours && me->status == AETHER_NODE_LEFT)
-        return; /* this run of the node left for good */
+    /* Down on a report the store could not confirm yet (pending) is no
+     * reason to rejoin: our keep-alive keeps the incarnation the leader
+     * knows. Once the store has answered, the flag is the assign actor's
+     * to clear (a refutation it accepts) or ours to act on (rejoin). */
+    bool down = __atomic_load_n(&m->self_down, __ATOMIC_SEQ_CST) && !cs->self_report_pending;
+    bool healthy = ours && aether_node_status_is_healthy(me->status) && !down;
+    if ((ours && me->status == AETHER_NODE_LEFT) || __atomic_load_n(&m->self_left, __ATOMIC_SEQ_CST))
+        return; /* this run of the node left for good (even once its record is forgotten) */
     aether_command c;
     base_command(m, &c, AETHER_CMD_JOIN_CLUSTER);
     c.data.join.info = m->self_info;
@@ -982,6 +1312,84 @@ static void tick_heartbeat(aether_member *m)
     }
 }
 
+/* Retention (DESIGN 2), leader only, with the stored topology read in
+ * this term: Left and Failed nodes seen departed node_retention_ms ago
+ * (note_departures) are removed in one topology write (compare-and-set,
+ * like any change), never one that the current map names:
+ *  1. the map consulted is this node's published map, and only once it is
+ *     of our term (the take-over published one): it is the one every later
+ *     map derives from;
+ *  2. under commit_mu, so no map is checked and published in between: the
+ *     next map is computed from a topology without the node, and a map
+ *     never gives shards to a node the topology lacks (I3 is checked
+ *     against it before publication).
+ * No event announces the removal: followers converge on the stored
+ * topology, whose version they see move in the next LeaseRenewed
+ * (docs/cluster.md, "Forgetting departed nodes"). A failed write changes
+ * nothing here; the next check tries again. */
+static void forget_departed(aether_member *m, aether_term term)
+{
+    member_cluster_state *cs = m->cs;
+    if (__atomic_load_n(&m->map_term, __ATOMIC_SEQ_CST) != term)
+        return;
+    uint64_t now = member_now_ns(m);
+    uint64_t retention = (uint64_t)m->cfg.node_retention_ms * AETHER_NS_PER_MS;
+    /* Cheap pass first (no lock): anyone old enough? */
+    bool due = false;
+    for (uint32_t i = 0; i < cs->topo.count && !due; i++) {
+        const aether_node_info *n = &cs->topo.nodes[i];
+        hb_entry *h = aether_node_status_is_departed(n->status) ? hb_find(cs, &n->id, false) : NULL;
+        due = h != NULL && h->departed_ns != 0 && now - h->departed_ns >= retention;
+    }
+    if (!due)
+        return;
+    aether_node_id gone[FORGET_BATCH_MAX];
+    uint64_t age_ms[FORGET_BATCH_MAX];
+    uint32_t n_gone = 0;
+    pthread_mutex_lock(&m->commit_mu);
+    aether_rcu_read_lock();
+    const aether_shardmap *map = aether_shardmap_slot_current(&m->slot);
+    for (uint32_t i = 0; i < cs->topo.count && n_gone < FORGET_BATCH_MAX; i++) {
+        const aether_node_info *n = &cs->topo.nodes[i];
+        if (aether_node_id_equal(&n->id, &m->cfg.node))
+            continue;
+        hb_entry *h = hb_find(cs, &n->id, false);
+        uint64_t since = h != NULL ? h->departed_ns : 0;
+        if (!aether_topology_may_forget(n, since, now, retention, map))
+            continue;
+        gone[n_gone] = n->id;
+        age_ms[n_gone++] = (now - since) / AETHER_NS_PER_MS;
+    }
+    aether_rcu_read_unlock();
+    aether_topology next;
+    aether_err why;
+    if (n_gone == 0 || aether_topology_copy(&cs->topo, &next) != AETHER_OK) {
+        pthread_mutex_unlock(&m->commit_mu);
+        return;
+    }
+    for (uint32_t i = 0; i < n_gone; i++) {
+        bool removed = aether_topology_remove(&next, &gone[i]);
+        AETHER_ASSERT(removed); /* departed, and in the topology we copied */
+    }
+    /* One write for the batch: version +1 (whatever the count), so a
+     * follower's version says nothing; it reads the store (LeaseRenewed). */
+    next.version = cs->topo.version + 1;
+    if (commit_next(m, &next, true, NULL, &why) != AETHER_OK) {
+        pthread_mutex_unlock(&m->commit_mu);
+        AETHER_WARN(MEMBER_LOG, "%s: could not forget %u departed node(s): %s", m->cfg.node.str, n_gone,
+                    why.msg);
+        return;
+    }
+    hb_prune(cs, now, (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS);
+    publish_self_status(m);
+    pthread_mutex_unlock(&m->commit_mu);
+    __atomic_add_fetch(&m->nodes_forgotten, n_gone, __ATOMIC_RELAXED);
+    for (uint32_t i = 0; i < n_gone; i++)
+        AETHER_INFO(MEMBER_LOG, "%s: forgot %s (departed %llu ms ago; node_retention_ms %u)",
+                    m->cfg.node.str, gone[i].str, (unsigned long long)age_ms[i],
+                    m->cfg.node_retention_ms);
+}
+
 /* Policy 4, on time: the check runs when the first healthy node's silence
  * can exceed failure_timeout, not on a fixed tick, so a silent node is
  * declared failed within FAILCHECK_SLACK_NS (and the timer's lateness) of
@@ -1001,6 +1409,16 @@ static uint64_t tick_failcheck(aether_member *m)
     if (!member_may_lead(m, &term) || cs->lead_term != term || !state_loaded(m, term))
         return next; /* not leading, LeaderElected not seen here yet (no grace start), or the
                         stored state not read yet */
+    /* The state bucket was lost and the lease actor recorded our term again
+     * (member_lease.c, step 6): write our topology back. fence_topology_key
+     * creates the key from ours when it is absent; a failure is retried at
+     * the next check. */
+    uint64_t lost = __atomic_load_n(&m->state_lost_gen, __ATOMIC_RELAXED);
+    if (lost != cs->state_lost_seen && fence_topology_key(m)) {
+        cs->state_lost_seen = lost;
+        AETHER_INFO(MEMBER_LOG, "%s: topology v%llu written back to the state store", m->cfg.node.str,
+                    (unsigned long long)cs->topo.version);
+    }
     uint64_t timeout = (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
     /* Collect first: deciding changes the topology we iterate. The rest of a
      * larger wave is declared by the next check, at once. */
@@ -1043,6 +1461,7 @@ static uint64_t tick_failcheck(aether_member *m)
             AETHER_INFO(MEMBER_LOG, "%s: %s silent for %llu ms: failed", m->cfg.node.str,
                         silent[i].str, (unsigned long long)silent_ms[i]);
     }
+    forget_departed(m, term);
     return next;
 }
 

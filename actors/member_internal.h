@@ -53,12 +53,15 @@ enum {
     MSG_TICK_CAMPAIGN,   /* timer; arg64 = generation */
     MSG_TICK_RENEW,      /* timer */
     /* assign */
-    MSG_MAP,             /* ptr: aether_shardmap (owned copy) */
+    MSG_MAP_HINT,        /* a map was published: read the stored one (member.c, sink_map) */
+    MSG_SELF_REFUTED,    /* arg64: self_down_reports when the cluster actor found the stored
+                            topology contradicting a NodeFailed/NodeLeft about this node */
     MSG_RELEASE,         /* ptr: aether_release_ack (owned) */
     MSG_TICK_DEBOUNCE,   /* timer; arg64 = generation */
     MSG_TICK_CHECK,      /* timer: fencing and handoff timeouts */
     MSG_FLUSH,           /* apply collected release acks */
     MSG_REBALANCE,       /* ptr: reason string (owned): RebalanceShards / AssignShards */
+    MSG_RELEASE_BRAKE,   /* ptr: who asked (owned string): RebalanceShards release_brake */
     MSG_CAMPAIGN_NOW,    /* lease: ElectLeader from this node's embedder */
     MSG_LEASE_START,     /* lease: arm the first campaign (from the actor's own thread) */
     MSG_SEND_COMMAND,    /* cluster: ptr: aether_command (owned) to send to the leader */
@@ -69,6 +72,15 @@ enum {
                             stop at once; arg64 = the newer incarnation. A lost one is made
                             up for by their ticks, which read m->superseded too */
 };
+
+/* A map publication, kept to be compared with the stored map (member.c,
+ * sink_map; member_assign.c, MSG_MAP_HINT). */
+typedef struct member_map_hint {
+    aether_shardmap *map; /* the published map (owned copy) */
+    char *json;           /* the bytes it was decoded from (owned), or NULL */
+    size_t len;
+} member_map_hint;
+void member_map_hint_free(member_map_hint *h); /* NULL is fine */
 
 typedef struct member_cmd_box {
     aether_command cmd;
@@ -147,7 +159,21 @@ struct aether_member {
     uint32_t self_down;           /* we serve nothing: set at start (not admitted yet) and by
                                      the sink the moment NodeFailed/NodeLeft about us arrives,
                                      before any later map can; cleared by the assign actor
-                                     once our own NodeJoined is handled */
+                                     once our own NodeJoined is handled, or once the stored
+                                     topology refuted every such report (MSG_SELF_REFUTED) */
+    uint64_t self_down_reports;   /* seq_cst: NodeFailed/NodeLeft about us the sink has seen,
+                                     incremented with self_down set: a refutation read
+                                     before a later report does not clear it */
+    struct member_map_hint *map_hint; /* seq_cst exchange: the newest map publication the assign
+                                     actor has not looked at; non-NULL while a MSG_MAP_HINT is
+                                     queued (publications coalesce into one store read).
+                                     Whoever exchanges it out owns it (member.c, sink_map) */
+    uint64_t seq_gaps;            /* relaxed: leader events with a seq gap or jump (cluster actor) */
+    uint64_t seq_duplicates;      /* relaxed: leader events whose seq was already taken */
+    uint64_t events_refuted;      /* relaxed: events the state store contradicted (about this
+                                     node, or a LeaseRenewed's map): not applied */
+    uint64_t map_reads;           /* relaxed: stored-map reads on a publication hint */
+    uint64_t map_read_ns;         /* relaxed: their total duration, this node's clock */
     uint64_t state_attempts;      /* parted state-store writes so far (member_state.c; the
                                      assign actor's: only the map is that large) */
     uint64_t stale_dropped;
@@ -155,6 +181,10 @@ struct aether_member {
     uint64_t rebalances;
     uint64_t shards_moved;
     uint32_t brake_engaged;       /* atomic: 1 while this leader's rebalance brake holds */
+    uint64_t brake_releases;      /* operator releases of the brake this node handled as leader */
+    uint64_t nodes_forgotten;     /* departed nodes this node removed as leader (retention) */
+    uint32_t self_left;           /* seq_cst, sticky: this run drained and is Left (cluster
+                                     actor); it never asks to join again */
     uint64_t lease_renewals;      /* LeaseRenewed this node emitted (member_emit) */
     uint64_t lease_failures;      /* LeadershipLost it emitted, resigns while draining aside */
     /* Admission (DESIGN 2): this node cannot serve the cluster it met. */
@@ -167,6 +197,13 @@ struct aether_member {
                                      shard_count or replication than ours; cleared by the
                                      assign actor when it installs a map we can serve */
     uint64_t joins_refused;       /* leader side: joins refused by admission (counter) */
+    uint64_t term_record_missing; /* elections this node won with no term recorded in the state
+                                     store: it continued above its highest_term (lease.h) */
+    uint64_t state_lost_gen;      /* bumped (relaxed) by the lease actor each time, as leader,
+                                     it found its term's record gone from the state store (the
+                                     state bucket lost) and wrote it back; the cluster and
+                                     assign actors then write back the topology and the map
+                                     (each remembers the generation it handled) */
     /* Immutable after start: the log context of the member's actors (node,
      * and highest_term above). */
     aether_log_context log_ctx;

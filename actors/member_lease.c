@@ -25,6 +25,8 @@
  *     the cluster, though it may still reach the lease store: it resigns
  *     rather than hold the lease for nothing. A node whose transport refuses
  *     its heartbeats does not campaign.
+ *  6. A lost state store: after each renewal the leader checks that its
+ *     term is still recorded and writes it back if not (check_record).
  * Other actors never wait for this one to notice an expiry: member_may_lead
  * compares the published deadline with the clock on every use.
  * Threading: state owned by the lease actor.
@@ -56,6 +58,9 @@ struct member_lease_state {
                                        as we heard (our clock); 0 = not since it changed */
     uint64_t retry_ns;              /* the next wait after a campaign found an expired
                                        lease still stored; 0 = CAMPAIGN_RETRY_MIN_MS */
+    uint64_t restart_seen_ns;       /* when a campaign first found the lease bucket restarted
+                                       under the recorded term (lease.h step 2b); 0 = not
+                                       since our last election or a new leader's */
     aether_timer_id renew_timer;
     aether_node_id known_leader;    /* len 0 = none */
     aether_term known_term;
@@ -73,6 +78,7 @@ aether_status member_lease_init(aether_member *m)
     ls->lcfg.self = m->cfg.node;
     ls->lcfg.ttl_ms = m->cfg.lease_ttl_ms;
     ls->lcfg.safety_margin_ms = m->cfg.lease_safety_margin_ms;
+    ls->lcfg.term_floor = &m->highest_term;
     aether_rng_seed(&ls->rng, m->deps.seed ^ aether_node_id_hash(&m->cfg.node));
     m->ls = ls;
     aether_err err;
@@ -181,6 +187,8 @@ static void lose_term(aether_member *m, aether_term term, const char *reason)
         return;
     ls->leading = false;
     __atomic_store_n(&m->leading_term, AETHER_TERM_NONE, __ATOMIC_RELEASE);
+    if (term != AETHER_TERM_NONE)
+        ls->lcfg.own_stopped_term = term; /* lease.h step 2b: we act on it no more */
     if (ls->renew_timer != 0)
         aether_timer_cancel(m->lease, ls->renew_timer);
     ls->renew_timer = 0;
@@ -251,7 +259,31 @@ static void campaign(aether_member *m)
         return;
     }
     aether_err err;
+    uint64_t now = member_now_ns(m);
+    uint64_t ttl_ns = (uint64_t)m->cfg.lease_ttl_ms * AETHER_NS_PER_MS;
+    ls->lcfg.restart_waited = ls->restart_seen_ns != 0 && now >= ls->restart_seen_ns + ttl_ns;
     aether_status st = aether_lease_acquire(&ls->lcfg, &ls->rng, &ls->held, &err);
+    ls->lcfg.restart_waited = false;
+    if (st == AETHER_ESTALE) {
+        /* lease.h step 2b: the lease bucket restarted under the last term;
+         * its holder may act for up to a ttl more. Campaign again then. */
+        if (ls->restart_seen_ns == 0) {
+            ls->restart_seen_ns = now;
+            AETHER_WARN(MEMBER_LOG, "%s: %s", m->cfg.node.str, err.msg);
+        }
+        /* Our key stays until it expires: when the next campaign finds it,
+         * it is a lease seen now (so retried soon after now + ttl). */
+        aether_lease_value v;
+        uint64_t rev;
+        if (aether_lease_read(&ls->lcfg, &v, &rev, NULL) == AETHER_OK) {
+            ls->seen_rev = rev;
+            ls->seen_nonce = v.nonce;
+            ls->seen_ns = now;
+            ls->retry_ns = 0;
+        }
+        campaign_at(m, ls->restart_seen_ns + ttl_ns + jitter_ns(m));
+        return;
+    }
     if (st == AETHER_EEXIST) {
         aether_lease_value v;
         uint64_t rev;
@@ -289,6 +321,14 @@ static void campaign(aether_member *m)
         return;
     }
     aether_term term = ls->held.lease.term;
+    ls->restart_seen_ns = 0;
+    if (ls->held.floor_used != AETHER_TERM_NONE) {
+        uint64_t n = __atomic_add_fetch(&m->term_record_missing, 1, __ATOMIC_RELAXED);
+        AETHER_WARN(MEMBER_LOG, "%s: the state store recorded no term (state bucket lost?): continuing "
+                    "above term %llu, the highest this node has seen; elected with term %llu (%llu time(s))",
+                    m->cfg.node.str, (unsigned long long)ls->held.floor_used, (unsigned long long)term,
+                    (unsigned long long)n);
+    }
     ls->leading = true;
     ls->elections_won++;
     ls->known_leader = m->cfg.node;
@@ -313,6 +353,32 @@ static void campaign(aether_member *m)
 
 static bool other_can_lead(const aether_member *m);
 static void resign(aether_member *m, const char *reason);
+
+/* Step 6 (a lost state store): after each renewal the leader checks that
+ * the state store still records its term (one small read per renewal). A
+ * record below it means the state bucket was deleted (the store re-creates
+ * it empty, nats_kv.h step 5): the term goes back at once, so terms still
+ * never repeat if the lease bucket is lost later, and the cluster and
+ * assign actors write back the topology and the map at their next tick
+ * (state_lost_gen), so failing a node, a take-over and aetherctl work
+ * again. A failed read or write is retried at the next renewal. */
+static void check_record(aether_member *m)
+{
+    member_lease_state *ls = m->ls;
+    bool rewritten = false;
+    aether_err err;
+    aether_status st = aether_lease_record_again(&ls->lcfg, &ls->held, &rewritten, &err);
+    if (st != AETHER_OK) {
+        AETHER_DEBUG(MEMBER_LOG, "%s: checking the recorded term: %s", m->cfg.node.str, err.msg);
+        return;
+    }
+    if (!rewritten)
+        return;
+    uint64_t gen = __atomic_add_fetch(&m->state_lost_gen, 1, __ATOMIC_RELAXED);
+    AETHER_WARN(MEMBER_LOG, "%s: the state store had lost the record of term %llu (state bucket "
+                "deleted?): recorded it again; writing back the topology and the map (%llu time(s))",
+                m->cfg.node.str, (unsigned long long)ls->held.lease.term, (unsigned long long)gen);
+}
 
 static void renew(aether_member *m)
 {
@@ -356,6 +422,7 @@ static void renew(aether_member *m)
     }
     if (ls->held.pending)
         return; /* still unknown: the old deadline stands */
+    aether_term held_term = ls->held.lease.term; /* for the campaign after a loss */
     aether_lease_held next;
     aether_status st = aether_lease_renew(&ls->lcfg, &ls->held, &next, &err);
     if (st == AETHER_OK || st == AETHER_EUNKNOWN)
@@ -363,6 +430,7 @@ static void renew(aether_member *m)
     switch (st) {
     case AETHER_OK: {
         publish_deadline(m);
+        check_record(m);
         aether_event *e = aether_event_create(AETHER_EVT_LEASE_RENEWED);
         if (e != NULL) {
             e->data.lease_renewed.leader = m->cfg.node;
@@ -377,6 +445,11 @@ static void renew(aether_member *m)
     case AETHER_ECONFLICT:
     case AETHER_ENOTFOUND:
         lose(m, "lease taken by another node");
+        /* Taken, or the lease bucket re-created under us: one cheap create
+         * tells (EEXIST, or a fresh bucket that we, having stopped, may
+         * take at once: lease.h step 2b). */
+        ls->lcfg.own_stopped_term = held_term;
+        campaign_at(m, member_now_ns(m) + jitter_ns(m));
         break;
     default: /* unavailable or unknown: retry next tick, the deadline decides */
         AETHER_DEBUG(MEMBER_LOG, "%s: renewal failed (%s): %s", m->cfg.node.str,
@@ -417,6 +490,7 @@ static void on_event(aether_member *m, const aether_event *e)
         ls->known_leader = *leader;
         ls->known_term = term;
         ls->sign_ns = 0;
+        ls->restart_seen_ns = 0; /* a leader was elected on the new bucket */
         member_set_leader_view(m, leader, term);
         member_notify_leader(m, leader, term);
         if (!aether_node_id_equal(leader, &m->cfg.node)) {

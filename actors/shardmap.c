@@ -97,6 +97,21 @@ aether_node_index aether_shardmap_find_node(const aether_shardmap *m, const aeth
     return AETHER_NODE_INDEX_NONE;
 }
 
+bool aether_shardmap_names_node(const aether_shardmap *m, const aether_node_id *id)
+{
+    aether_node_index idx = aether_shardmap_find_node(m, id);
+    if (idx == AETHER_NODE_INDEX_NONE)
+        return false;
+    size_t owned = 0;
+    (void)aether_shardmap_node_owner_shards(m, idx, &owned);
+    if (owned > 0)
+        return true;
+    for (uint32_t s = 0; s < m->shard_count; s++) /* bounded: shard_count */
+        if (m->shards[s].state == AETHER_SHARD_MOVING && m->shards[s].to == idx)
+            return true;
+    return false;
+}
+
 static const char *node_name(const aether_shardmap *m, aether_node_index i)
 {
     return i < m->node_count ? m->nodes[i].str : "?";
@@ -287,6 +302,66 @@ void aether_shardmap_builder_destroy(aether_shardmap_builder *b)
     free(b->shards);
     free(b->owners);
     free(b);
+}
+
+aether_status aether_shardmap_builder_drop_unnamed(aether_shardmap_builder *b, aether_err *err)
+{
+    AETHER_ASSERT(b != NULL);
+    const uint32_t n = b->node_count, r = b->replication;
+    uint8_t *used = calloc((size_t)n + 1, 1);
+    aether_node_index *remap = malloc(((size_t)n + 1) * sizeof(*remap));
+    aether_shardmap_builder *nb = NULL;
+    aether_status st = AETHER_ENOMEM;
+    if (used == NULL || remap == NULL)
+        goto out;
+    for (uint32_t s = 0; s < b->shard_count; s++) {
+        const aether_shard_entry *e = &b->shards[s];
+        for (uint32_t j = 0; j < e->owner_count; j++)
+            used[b->owners[(size_t)s * r + j]] = 1;
+        if (e->state == AETHER_SHARD_MOVING && e->to != AETHER_NODE_INDEX_NONE)
+            used[e->to] = 1;
+    }
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < n; i++)
+        kept += used[i];
+    if (kept == n) {
+        st = AETHER_OK;
+        goto out;
+    }
+    if ((st = aether_shardmap_builder_create(b->shard_count, r, &nb, err)) != AETHER_OK)
+        goto out;
+    for (uint32_t i = 0; i < n; i++) {
+        remap[i] = AETHER_NODE_INDEX_NONE;
+        if (used[i] && (st = aether_shardmap_builder_add_node(nb, &b->nodes[i], &remap[i], err)) !=
+                           AETHER_OK)
+            goto out;
+    }
+    for (uint32_t s = 0; s < b->shard_count; s++) {
+        aether_shard_entry e = b->shards[s];
+        for (uint32_t j = 0; j < r; j++) {
+            aether_node_index o = b->owners[(size_t)s * r + j];
+            nb->owners[(size_t)s * r + j] = j < e.owner_count ? remap[o] : AETHER_NODE_INDEX_NONE;
+        }
+        if (e.primary != AETHER_NODE_INDEX_NONE)
+            e.primary = remap[e.primary];
+        if (e.to != AETHER_NODE_INDEX_NONE)
+            e.to = remap[e.to];
+        nb->shards[s] = e;
+    }
+    nb->version = b->version;
+    nb->term = b->term;
+    /* Swap the contents: the caller's builder is now the compact one. */
+    aether_shardmap_builder tmp = *b;
+    *b = *nb;
+    *nb = tmp;
+    st = AETHER_OK;
+out:
+    aether_shardmap_builder_destroy(nb);
+    free(used);
+    free(remap);
+    if (st == AETHER_ENOMEM)
+        aether_err_set(err, AETHER_ENOMEM, "shardmap builder: out of memory");
+    return st;
 }
 
 void aether_shardmap_builder_set_version(aether_shardmap_builder *b, uint64_t version)

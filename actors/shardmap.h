@@ -154,6 +154,12 @@ static inline const uint32_t *aether_shardmap_node_owner_shards(const aether_sha
     return &m->owner_shards[m->owner_start[index]];
 }
 
+/* True when the map gives node id a role: an owner (primary or replica) of
+ * some shard, or the target of a handoff. A node merely listed in the node
+ * table (it owned something in an earlier version) is not named. O(log
+ * nodes + shard_count). */
+bool aether_shardmap_names_node(const aether_shardmap *m, const aether_node_id *id);
+
 /* Checks every rule listed at the top, plus the per-node index. AETHER_OK or
  * AETHER_EINVAL with the field named, e.g. "shards[3].owners[1]: duplicate
  * owner node-a". Built maps always pass; this is also the test oracle. */
@@ -184,6 +190,12 @@ aether_status aether_shardmap_builder_from_map(const aether_shardmap *m,
                                                aether_shardmap_builder **out, aether_err *err);
 
 void aether_shardmap_builder_destroy(aether_shardmap_builder *b); /* NULL is a no-op */
+
+/* Drops from the node table every node that owns nothing and is no
+ * handoff target (a node that left or failed stays in every map derived
+ * from an earlier one otherwise), renumbering the builder indices. The
+ * built map names the same owners. AETHER_ENOMEM leaves b unchanged. */
+aether_status aether_shardmap_builder_drop_unnamed(aether_shardmap_builder *b, aether_err *err);
 
 void aether_shardmap_builder_set_version(aether_shardmap_builder *b, uint64_t version);
 void aether_shardmap_builder_set_term(aether_shardmap_builder *b, aether_term term);

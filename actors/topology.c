@@ -89,6 +89,36 @@ uint32_t aether_topology_count_status(const aether_topology *t, aether_node_stat
     return n;
 }
 
+uint32_t aether_topology_count_live(const aether_topology *t)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < t->count; i++)
+        n += aether_node_status_is_healthy(t->nodes[i].status);
+    return n;
+}
+
+bool aether_topology_may_forget(const aether_node_info *n, uint64_t departed_ns, uint64_t now_ns,
+                                uint64_t retention_ns, const aether_shardmap *map)
+{
+    if (!aether_node_status_is_departed(n->status) || departed_ns == 0 || map == NULL)
+        return false;
+    if (now_ns < departed_ns || now_ns - departed_ns < retention_ns)
+        return false;
+    return !aether_shardmap_names_node(map, &n->id);
+}
+
+bool aether_topology_remove(aether_topology *t, const aether_node_id *id)
+{
+    bool found;
+    uint32_t i = lower_bound(t, id, &found);
+    if (!found || !aether_node_status_is_departed(t->nodes[i].status))
+        return false;
+    memmove(&t->nodes[i], &t->nodes[i + 1], (size_t)(t->count - i - 1) * sizeof(*t->nodes));
+    t->count--;
+    t->version++;
+    return true;
+}
+
 bool aether_topology_set_leader(aether_topology *t, const aether_node_id *leader, aether_term term)
 {
     if (term < t->term)

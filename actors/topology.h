@@ -37,6 +37,10 @@
  * asker must stop (DESIGN 2.4, member_cluster.c).
  * NodeLeft is not decided here: the drain policy emits it when the node owns
  * no shards any more (policies.h).
+ * Retention (DESIGN 2): a Left or Failed node is forgotten - removed, no
+ * event - node_retention_ms after it departed, by the clock of the leader
+ * that removes it, and never while the leader's map names it
+ * (aether_topology_may_forget); the same id joins again as a new node.
  *
  * Threading: a topology is owned by one actor (or one test); not
  * synchronised. Nodes are kept sorted by id, so iteration order is
@@ -105,6 +109,28 @@ static inline bool aether_topology_is_leader(const aether_topology *t)
 /* Records the leader of a term (from LeaderElected / LeadershipLost). Terms
  * only grow: an older term is ignored (returns false). */
 bool aether_topology_set_leader(aether_topology *t, const aether_node_id *leader, aether_term term);
+
+/* Departed = Left or Failed: no longer a member, only remembered. */
+static inline bool aether_node_status_is_departed(aether_node_status s)
+{
+    return s == AETHER_NODE_LEFT || s == AETHER_NODE_FAILED;
+}
+
+/* Active + Draining: the nodes every "a third of the nodes" rule counts. */
+uint32_t aether_topology_count_live(const aether_topology *t);
+
+/* Retention: true when n may be dropped from the topology at now_ns. It is
+ * Left or Failed; departed_ns (when the deciding leader saw it depart, by
+ * its own monotonic clock; 0 = not seen) is at least retention_ns before
+ * now_ns; and map - the leader's current map - does not name it (owner or
+ * handoff target, aether_shardmap_names_node). map NULL (no map known):
+ * false, nothing is forgotten blind. Pure. */
+bool aether_topology_may_forget(const aether_node_info *n, uint64_t departed_ns, uint64_t now_ns,
+                                uint64_t retention_ns, const aether_shardmap *map);
+
+/* Removes node id (a retention decision); version +1. False if unknown or
+ * healthy (only a departed node is ever forgotten). */
+bool aether_topology_remove(aether_topology *t, const aether_node_id *id);
 
 /* Decides a Cluster command (JoinCluster, LeaveCluster, MarkNodeFailed).
  * AETHER_OK: *n_events (0..AETHER_TOPOLOGY_DECIDE_MAX) unstamped events were

@@ -51,8 +51,10 @@ typedef struct aether_release_ack {
 typedef struct aether_transport_sink {
     /* e is borrowed for the call (retain it to keep it). */
     void (*on_event)(void *arg, const aether_event *e);
-    /* m is borrowed for the call (copy it to keep it). */
-    void (*on_map)(void *arg, const aether_shardmap *m);
+    /* m is borrowed for the call (copy it to keep it). json/len: the bytes
+     * as they were published (the canonical JSON of m), borrowed too; NULL
+     * and 0 when the transport has none (a publish_map without JSON). */
+    void (*on_map)(void *arg, const aether_shardmap *m, const char *json, size_t len);
     void (*on_heartbeat)(void *arg, const aether_node_id *node, uint64_t incarnation);
     /* Only while serving commands. reply must be called exactly once. */
     void (*on_command)(void *arg, const aether_command *c, aether_reply_fn reply, void *reply_arg);

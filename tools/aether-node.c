@@ -26,7 +26,8 @@
  * aether_<cluster>_lease (TTL = lease_ttl_ms) and aether_<cluster>_state (no
  * TTL), created if missing (while JetStream is unavailable - starting, or a
  * restarted cluster server without its routes yet - retried with backoff
- * for KV_CREATE_LIMIT_MS, then exit 1), a NATS transport and a pool executor, all on
+ * for KV_CREATE_LIMIT_MS, then exit 1; a SIGINT/SIGTERM while waiting exits 0
+ * at once, with a log line: it never joined), a NATS transport and a pool executor, all on
  * that connection. Events this node emits are printed as in the embedded
  * mode, plus "+<ms>ms <node> LEADER elected term=T" / "LEADER lost term=T"
  * when its view's is_leader flips. On SIGINT/SIGTERM or --duration it
@@ -34,7 +35,10 @@
  * DRAIN_EXTRA_MS until the leader has declared it Left (a draining leader
  * first resigns and its successor finishes the drain) or no other node is
  * Active (nothing to hand off to), then stops, frees everything (member, transport, pool, stores, connection,
- * then nats_Close) and exits 0.
+ * then nats_Close) and exits 0. A node drained from outside (aetherctl
+ * drain) that the leader has declared Left has nothing left to do: it
+ * stops the same way, at once, and exits 0 ("stopping (drained and left:
+ * nothing left to do)").
  *
  * The demo scenario (--scenario demo) drives a 5-node cluster through a
  * join, a graceful drain, a follower crash and a leader crash on the real
@@ -202,6 +206,7 @@ typedef struct node_run {
     aether_metrics *metrics;        /* every node's series; immutable after setup */
     aether_metrics_http *http;      /* GET /metrics when metrics_addr is set; main thread */
     bool was_leader;                /* NATS mode: main thread */
+    uint64_t was_leader_term;       /* NATS mode: main thread; the term it led at the last poll */
     aether_rng rng;                 /* main thread */
     uint64_t start_ns;              /* immutable after setup */
     uint32_t hide_mask;             /* immutable: event types never printed */
@@ -505,6 +510,8 @@ static int64_t g_multi_owner(void *arg)
 
 static int64_t g_decoded(void *arg) { return (int64_t)aether_codec_stats_decoded(arg); }
 
+static int64_t g_recreated(void *arg) { return (int64_t)aether_kv_nats_recreated(arg); }
+
 /* One counter per refusal class: the class index rides in the argument. */
 typedef struct decode_series {
     aether_codec_stats *stats;
@@ -539,6 +546,17 @@ static int daemon_metrics_node(node_run *d, node_slot *n)
                                   "Messages from the wire this node decoded and accepted.", labels, g_decoded,
                                   &d->codec_stats) != AETHER_OK)
         return -1;
+    static const char *const suffixes[] = { "lease", "state" };
+    aether_kv *stores[] = { d->lease_kv, d->state_kv };
+    for (size_t b = 0; b < sizeof(stores) / sizeof(stores[0]); b++) {
+        char bl[192];
+        snprintf(bl, sizeof(bl), "%s,bucket=\"%s\"", labels, suffixes[b]);
+        if (aether_metrics_counter_fn(d->metrics, "aether_kv_bucket_recreated_total",
+                                      "Times this process found a KV bucket (lease or state) deleted and "
+                                      "created it again (transport/nats_kv.h step 5).",
+                                      bl, g_recreated, stores[b]) != AETHER_OK)
+            return -1;
+    }
     for (int r = 0; r < AETHER_CODEC_REJECT_COUNT_; r++) {
         char rl[192];
         snprintf(rl, sizeof(rl), "%s,reason=\"%s\"", labels, aether_codec_reject_name((aether_codec_reject)r));
@@ -573,7 +591,13 @@ static int nats_connect(node_run *d)
     return 0;
 }
 
-/* One bucket, retried while JetStream is not ready (bounded). */
+/* One bucket, retried while JetStream is not ready (bounded). 0 ready, -1
+ * failed (said why), 1 stopped by SIGINT/SIGTERM while waiting (said so):
+ * the node never joined, so it has nothing to drain. Waits through
+ * EUNAVAILABLE (no meta leader, replicas not placeable yet, timeouts) and
+ * ENOTFOUND (a stream just created whose info a new stream leader cannot
+ * give yet); anything else (a bucket with another TTL, a bad name) is
+ * final at once. */
 static int nats_bucket(node_run *d, const char *suffix, uint64_t ttl_ms, aether_kv **out)
 {
     char bucket[AETHER_KV_NATS_BUCKET_LEN_MAX + 1];
@@ -597,9 +621,17 @@ static int nats_bucket(node_run *d, const char *suffix, uint64_t ttl_ms, aether_
             return 0;
         }
         uint64_t waited_ms = (now_ns() - t0) / AETHER_NS_PER_MS;
-        if (st != AETHER_EUNAVAILABLE || stop_signal != 0 || waited_ms >= KV_CREATE_LIMIT_MS) {
-            fprintf(stderr, "aether-node: KV bucket %s: %s: %s\n", bucket, aether_status_str(st), err.msg);
-            *out = NULL;
+        *out = NULL;
+        if (stop_signal != 0 && (st == AETHER_EUNAVAILABLE || st == AETHER_ENOTFOUND)) {
+            AETHER_INFO("aether-node", "stopped by signal %d after waiting %llu ms for KV bucket %s (%s); "
+                        "never joined: nothing to drain", (int)stop_signal, (unsigned long long)waited_ms,
+                        bucket, err.msg);
+            return 1;
+        }
+        if ((st != AETHER_EUNAVAILABLE && st != AETHER_ENOTFOUND) || waited_ms >= KV_CREATE_LIMIT_MS) {
+            fprintf(stderr, "aether-node: KV bucket %s: %s: %s%s\n", bucket, aether_status_str(st), err.msg,
+                    st == AETHER_EUNAVAILABLE || st == AETHER_ENOTFOUND ? " (JetStream unavailable for the "
+                                                                          "whole wait)" : "");
             return -1;
         }
         if (warned == 0 || waited_ms >= warned + KV_WARN_EVERY_MS) {
@@ -616,9 +648,11 @@ static int nats_setup(node_run *d)
 {
     if (nats_connect(d) != 0)
         return -1;
-    if (nats_bucket(d, "lease", d->base.lease_ttl_ms, &d->lease_kv) != 0 ||
-        nats_bucket(d, "state", 0, &d->state_kv) != 0)
-        return -1;
+    int rc = nats_bucket(d, "lease", d->base.lease_ttl_ms, &d->lease_kv);
+    if (rc == 0)
+        rc = nats_bucket(d, "state", 0, &d->state_kv);
+    if (rc != 0)
+        return rc;
     if (d->opt.s.event_stream) {
         aether_err err = { 0 };
         if (aether_nats_event_stream_ensure(d->nc, d->base.cluster, d->opt.s.nats.kv_replicas,
@@ -630,6 +664,8 @@ static int nats_setup(node_run *d)
     return 0;
 }
 
+/* 0 ready; -1 failed (said why); 1 (NATS mode) stopped by a signal while
+ * waiting for JetStream, before joining. */
 static int daemon_init(node_run *d, const options *o, uint32_t n_nodes)
 {
     memset(d, 0, sizeof(*d));
@@ -869,7 +905,8 @@ static int run_daemon(node_run *d)
 
 /* ---- NATS mode (one node) ------------------------------------------------------ */
 
-/* Prints a line when this node's is_leader flips. */
+/* Prints a line when this node's is_leader flips, or when it leads a new
+ * term (a loss and a re-election between two polls: both lines). */
 static void leader_poll(node_run *d)
 {
     node_slot *n = &d->nodes[0];
@@ -877,9 +914,13 @@ static void leader_poll(node_run *d)
         return;
     aether_member_view v;
     aether_member_view_get(n->m, &v);
-    if (v.is_leader == d->was_leader)
+    if (v.is_leader == d->was_leader && (!v.is_leader || v.term == d->was_leader_term))
         return;
+    if (v.is_leader && d->was_leader)
+        say(d, "+%llums %s LEADER lost term=%llu leader=%s\n", (unsigned long long)since_start_ms(d),
+            n->id, (unsigned long long)d->was_leader_term, n->id);
     d->was_leader = v.is_leader;
+    d->was_leader_term = v.is_leader ? v.term : 0;
     if (v.is_leader)
         say(d, "+%llums %s LEADER elected term=%llu\n", (unsigned long long)since_start_ms(d), n->id,
             (unsigned long long)v.term);
@@ -902,7 +943,8 @@ static int run_nats(node_run *d)
                             : UINT64_MAX;
     aether_member_view v;
     bool superseded = false;
-    while (stop_signal == 0 && now_ns() < deadline && !superseded) {
+    bool left = false; /* drained from outside (aetherctl drain) and declared Left */
+    while (stop_signal == 0 && now_ns() < deadline && !superseded && !left) {
         sleep_ms(TICK_MS);
         flush_quiet_batches(d, false);
         leader_poll(d);
@@ -920,6 +962,7 @@ static int run_nats(node_run *d)
         }
         aether_member_view_get(n->m, &v);
         superseded = v.superseded;
+        left = v.has_left;
     }
     flush_quiet_batches(d, true);
     if (superseded) {
@@ -935,19 +978,26 @@ static int run_nats(node_run *d)
         return EXIT_SUPERSEDED;
     }
     say(d, "+%llums stopping (%s)\n", (unsigned long long)since_start_ms(d),
-        stop_signal == SIGINT ? "SIGINT" : stop_signal == SIGTERM ? "SIGTERM" : "duration reached");
+        left                    ? "drained and left: nothing left to do"
+        : stop_signal == SIGINT  ? "SIGINT"
+        : stop_signal == SIGTERM ? "SIGTERM"
+                                 : "duration reached");
 
     /* Drain, bounded: until the leader says Left (a leader resigns first,
-     * member_lease.c policy 9, and its successor finishes the drain). */
-    aether_status st = aether_member_drain(n->m);
+     * member_lease.c policy 9, and its successor finishes the drain). A
+     * node that has left already skips it. */
+    aether_status st = left ? AETHER_OK : aether_member_drain(n->m);
     uint64_t limit_ms = (uint64_t)d->base.handoff_timeout_ms + DRAIN_EXTRA_MS;
-    say(d, "+%llums %s draining (%s; waiting at most %llu ms)\n", (unsigned long long)since_start_ms(d),
-        n->id, st == AETHER_OK ? "leave requested" : aether_status_str(st), (unsigned long long)limit_ms);
+    if (!left)
+        say(d, "+%llums %s draining (%s; waiting at most %llu ms)\n",
+            (unsigned long long)since_start_ms(d), n->id,
+            st == AETHER_OK ? "leave requested" : aether_status_str(st), (unsigned long long)limit_ms);
     uint64_t t0 = now_ns(), asked = t0;
     bool done = false;
     for (;;) {
         aether_member_view_get(n->m, &v);
-        if (v.status == AETHER_NODE_LEFT) { /* the leader's NodeLeft: not declared failed later */
+        if (v.status == AETHER_NODE_LEFT || v.has_left) { /* the leader's NodeLeft: not declared
+                                                              failed later */
             done = true;
             break;
         }
@@ -1412,7 +1462,8 @@ static void print_help(FILE *out)
             "\"+<ms since start>ms <node> <event>\"; in NATS mode also\n"
             "\"+<ms>ms <node> LEADER elected term=T\" and \"... LEADER lost ...\".\n"
             "Stops on SIGINT/SIGTERM or after --duration (NATS mode: drains first,\n"
-            "bounded by handoff_timeout + 2 s).\n"
+            "bounded by handoff_timeout + 2 s). In NATS mode a node drained from outside\n"
+            "(aetherctl drain) stops once the leader declares it Left, and exits 0.\n"
             "\n"
             "Configuration: every PARAMETER below comes from, lowest precedence first,\n"
             "its default, the --config FILE (or $AETHER_CONFIG; INI: key = value, sections\n"
@@ -1731,7 +1782,10 @@ int main(int argc, char **argv)
             h = (h ^ (uint8_t)*p) * 1099511628211ull;
         o.seed = h ^ now_ns() ^ ((uint64_t)getpid() << 32);
     }
-    if (daemon_init(d, &o, n_nodes) != 0)
+    int init = daemon_init(d, &o, n_nodes);
+    if (init == 1)
+        rc = 0; /* stopped while waiting for JetStream: never joined */
+    else if (init != 0)
         rc = 1;
     else
         rc = o.nats_mode ? run_nats(d) : o.scenario != NULL ? run_demo(d) : run_daemon(d);

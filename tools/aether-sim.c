@@ -101,6 +101,8 @@
 #define SIM_LINE_MAX 480u
 #define SIM_LATE_MAX 4096u          /* late store writes in flight */
 #define SIM_SCAN_EVERY_STEP_MAX 64u /* nodes up to which every check runs every step */
+#define SIM_KV_LOSS_GAP_MS 10000u   /* kv-loss: at most one bucket lost per this (both = a
+                                       new generation, not modelled) */
 #define MS AETHER_NS_PER_MS
 #define SEC AETHER_NS_PER_S
 
@@ -135,15 +137,20 @@ typedef enum fault_kind {
      * schedule (--faults all,twin). */
     F_MISFIT = F_DRIFT + 1, /* a joiner with another shard_count or replication */
     F_TWIN,                 /* a second process of a live node id */
+    F_KV_LOSS,              /* a bucket deleted and re-created empty (scheduled, --faults all,kv-loss) */
+    F_FORGE,                /* the present leader impersonated: its own schedule and generator
+                               (forge_at), --faults ...,forge */
     F_COUNT_
 } fault_kind;
 #define F_CLASSIC_COUNT_ F_MISFIT /* --all-faults and --soak draw from the kinds before */
 #define SIM_MISFITS_MAX 4u /* misfit joiners per run */
 
+#define F_KV_LOSS_WEIGHT 2u
+
 static const char *const fault_names[F_COUNT_] = {
     "crash",  "pause",  "partition", "oneway", "isolate",    "kv-outage", "kv-cut",
     "join",   "drain",  "net-burst", "loss",   "dup",        "reorder",   "delay",
-    "kv-unknown", "kv-slow", "kv-late", "drift", "misfit", "twin",
+    "kv-unknown", "kv-slow", "kv-late", "drift", "misfit", "twin", "kv-loss", "forge",
 };
 #define F_TWIN_WEIGHT 2u
 
@@ -170,6 +177,7 @@ typedef struct opts {
     double kv_unknown, kv_slow, kv_late; /* per store call, while chaos lasts */
     int64_t drift_ppm;         /* -1 = 90% of the configured bound */
     uint64_t settle_ms;
+    uint64_t retention_ms;     /* node_retention_ms of every node */
     uint32_t joins_max;        /* nodes that may join beyond --nodes */
     bool soak;
     bool trace;
@@ -245,6 +253,10 @@ typedef struct sim {
     aether_rng xrng;  /* opt-in fault kinds (F_MISFIT) */
     uint64_t next_misfit_ns;
     uint32_t misfits;
+    aether_rng grng;  /* forgeries (F_FORGE): their own schedule */
+    uint64_t forge_at_ns;      /* next forgery */
+    uint64_t forge_seq;        /* seqs the forger used so far */
+    aether_transport *forger;  /* a hub endpoint that is no member */
     aether_inproc_hub *hub;
     aether_kv *kv[2];
     snode *nodes;
@@ -266,6 +278,7 @@ typedef struct sim {
     uint64_t next_fault_ns, next_ms_ns;
     uint64_t partition_until_ns, burst_until_ns;
     uint64_t kv_outage_until_ns[2];
+    uint64_t kv_loss_last_ns;   /* the last kv-loss injected; 0 = none */
     double kv_unknown, kv_slow, kv_late; /* current */
     late_write *late;
     uint32_t n_late;
@@ -1030,10 +1043,17 @@ static void inject(sim *s)
     for (uint32_t f = 0; f < F_EVENT_COUNT_; f++)
         total += enabled(s, (fault_kind)f) ? fault_weight[f] : 0;
     total += enabled(s, F_TWIN) ? F_TWIN_WEIGHT : 0;
+    total += enabled(s, F_KV_LOSS) ? F_KV_LOSS_WEIGHT : 0;
     if (total == 0)
         return;
     uint32_t r = (uint32_t)aether_rng_below(&s->frng, total);
-    fault_kind f = F_TWIN; /* what is left past the base kinds */
+    /* What is left past the base kinds: twin, then kv-loss (each alone draws
+     * as it did before the other existed). */
+    fault_kind f = enabled(s, F_TWIN) && r >= total - F_TWIN_WEIGHT -
+                                                 (enabled(s, F_KV_LOSS) ? F_KV_LOSS_WEIGHT : 0) &&
+                           r < total - (enabled(s, F_KV_LOSS) ? F_KV_LOSS_WEIGHT : 0)
+                       ? F_TWIN
+                       : enabled(s, F_KV_LOSS) ? F_KV_LOSS : F_TWIN;
     for (uint32_t k = 0; k < F_EVENT_COUNT_; k++) {
         uint32_t w = enabled(s, (fault_kind)k) ? fault_weight[k] : 0;
         if (r < w) {
@@ -1148,9 +1168,99 @@ static void inject(sim *s)
             s->injected[f]++;
         }
         break;
+    case F_KV_LOSS: {
+        /* A bucket deleted and re-created (transport/nats_kv.h step 5 does
+         * the re-creation on NATS; here it is instant): everything in it is
+         * gone and its revisions restart at 1. The lease bucket or the state
+         * bucket, one at a time (SIM_KV_LOSS_GAP_MS apart), and the lease
+         * bucket only while the state bucket holds a term record. Both at
+         * once is not modelled: a node that
+         * (re)starts after such a loss remembers no term and may reuse one
+         * (seed 3 of --faults all,kv-loss with both: "I1: term 1 has two
+         * leaders"); telling the epochs apart needs the generation id of
+         * issue 12 item 5, not done yet. */
+        int which = (int)aether_rng_below(&s->frng, 2);
+        aether_kv_entry rec;
+        bool recorded = aether_kv_get(s->kv[1], "term", &rec, NULL) == AETHER_OK;
+        aether_kv_entry_fini(&rec);
+        uint64_t since_ms = (now_ns(s) - s->kv_loss_last_ns) / MS;
+        if ((which == 0 && !recorded) ||
+            (s->kv_loss_last_ns != 0 && since_ms < SIM_KV_LOSS_GAP_MS)) {
+            /* The state bucket has no term record (no leader wrote it back
+             * yet), or the other bucket was lost moments ago: losing this
+             * one now is losing both. */
+            trace_line(s, "FAULT %s bucket loss skipped: %s", which ? "state" : "lease",
+                       which == 0 && !recorded ? "the state bucket has no term record yet"
+                                               : "a bucket was lost less than 10 s ago");
+            break;
+        }
+        s->kv_loss_last_ns = now_ns(s);
+        aether_kv_mem_wipe(s->kv[which]);
+        trace_line(s, "FAULT %s bucket deleted and re-created empty", which ? "state" : "lease");
+        s->injected[f]++;
+        break;
+    }
     default:
         break;
     }
+}
+
+/* F_FORGE (issue 12, item 3): someone allowed to publish on the cluster's
+ * subjects impersonates the present leader: a NodeFailed of a live follower
+ * with a seq far from the term's sequence, and a map of the present term
+ * 1000 versions ahead giving that follower every shard. Both contradict the
+ * state store; the oracle judges the rest (single ownership, maps never
+ * going back, every shard served once settled). */
+static void forge(sim *s)
+{
+    snode *leader = NULL;
+    for (uint32_t i = 0; i < s->n_nodes; i++)
+        if (s->nodes[i].m != NULL && aether_member_leads(s->nodes[i].m))
+            leader = &s->nodes[i];
+    if (leader == NULL)
+        return;
+    uint32_t live = 0;
+    for (uint32_t i = 0; i < s->n_nodes; i++)
+        live += s->nodes[i].m != NULL && &s->nodes[i] != leader;
+    if (live == 0)
+        return;
+    snode *victim = NULL;
+    for (uint32_t i = 0, k = (uint32_t)aether_rng_below(&s->grng, live); victim == NULL; i++)
+        if (s->nodes[i].m != NULL && &s->nodes[i] != leader && k-- == 0)
+            victim = &s->nodes[i];
+    if (s->forger == NULL) {
+        aether_node_id fid;
+        AETHER_ASSERT(aether_node_id_from_cstr("forger", &fid, NULL) == AETHER_OK);
+        AETHER_ASSERT(aether_inproc_endpoint_create(s->hub, &fid, &s->forger) == AETHER_OK);
+    }
+    aether_member_view v;
+    aether_member_view_get(leader->m, &v);
+    aether_event *e = aether_event_create(AETHER_EVT_NODE_FAILED);
+    AETHER_ASSERT(e != NULL);
+    snprintf(e->cluster, sizeof(e->cluster), "%s", s->base.cluster);
+    e->term = v.term;
+    e->seq = 1000000 + ++s->forge_seq;
+    e->node = *aether_member_id(leader->m);
+    e->data.node_failed.node = *aether_member_id(victim->m);
+    (void)aether_transport_publish_event(s->forger, e);
+    aether_event_release(e);
+    aether_shardmap_builder *b = NULL;
+    aether_shardmap *map = NULL;
+    aether_node_index vi;
+    AETHER_ASSERT(aether_shardmap_builder_create(s->o.shards, 1, &b, NULL) == AETHER_OK);
+    AETHER_ASSERT(aether_shardmap_builder_add_node(b, aether_member_id(victim->m), &vi, NULL) == AETHER_OK);
+    for (uint32_t sh = 0; sh < s->o.shards; sh++)
+        AETHER_ASSERT(aether_shardmap_builder_set_owners(b, sh, &vi, 1, NULL) == AETHER_OK);
+    aether_shardmap_builder_set_version(b, v.map_version + 1000);
+    aether_shardmap_builder_set_term(b, v.term);
+    AETHER_ASSERT(aether_shardmap_build(b, &map, NULL) == AETHER_OK);
+    aether_shardmap_builder_destroy(b);
+    (void)aether_transport_publish_map(s->forger, map);
+    aether_shardmap_destroy(map);
+    trace_line(s, "FAULT forged NodeFailed of %s (seq %" PRIu64 ") and map v%" PRIu64
+               " in %s's name, term %" PRIu64, victim->id, 1000000 + s->forge_seq,
+               v.map_version + 1000, leader->id, (uint64_t)v.term);
+    s->injected[F_FORGE]++;
 }
 
 /* Scheduled ends of faults, restarts, drained nodes that left. */
@@ -1236,6 +1346,12 @@ static void every_ms(sim *s)
             add_misfit(s);
         s->next_misfit_ns = now_ns(s) + aether_rng_range(&s->xrng, 500, 8000) * MS;
     }
+    if (s->chaos && enabled(s, F_FORGE) && now_ns(s) >= s->forge_at_ns) {
+        if (s->forge_at_ns != 0)
+            forge(s);
+        /* about one every 2 simulated seconds, from its own generator */
+        s->forge_at_ns = now_ns(s) + aether_rng_range(&s->grng, 500, 3500) * MS;
+    }
     if (s->chaos && now_ns(s) >= s->next_fault_ns) {
         inject(s);
         double mean_ms = 1000.0 / (s->o.fault_rate > 0 ? s->o.fault_rate : 1.0);
@@ -1320,6 +1436,14 @@ static int settled(sim *s, char *why, size_t cap)
             continue;
         }
         aether_node_status want = n->drain_requested ? AETHER_NODE_LEFT : AETHER_NODE_ACTIVE;
+        if (info == NULL && n->drain_requested) {
+            /* Left, then forgotten by the leader (node_retention_ms): the
+             * node itself knows it left for good. */
+            aether_member_view v;
+            aether_member_view_get(n->m, &v);
+            if (v.has_left)
+                continue;
+        }
         if (info == NULL || info->status != want)
             rc = -1, snprintf(why, cap, "%s is %s, should be %s", n->id,
                               info ? aether_node_status_name(info->status) : "unknown",
@@ -1598,6 +1722,7 @@ static void usage(FILE *f)
             "\n"
             "cluster:  --nodes N (5)  --shards K (64)  --replication R (1)  --max-handoffs H\n"
             "          --duration S (30, simulated seconds of faults)  --settle S (30)\n"
+            "          --node-retention S (10: departed nodes are forgotten within a run)\n"
             "faults:   --all-faults | --faults LIST  (comma list of: %s", fault_names[0]);
     for (int i = 1; i < F_COUNT_; i++)
         fprintf(f, ",%s", fault_names[i]);
@@ -1691,6 +1816,9 @@ static void defaults(opts *o)
     o->kv_late = 0.005;
     o->drift_ppm = -1;
     o->settle_ms = 30000;
+    /* The smallest retention the default brake window allows: departed
+     * nodes are forgotten, and come back as new ones, within a run. */
+    o->retention_ms = 10000;
     o->joins_max = 4;
     o->tail = SIM_TAIL_DEFAULT;
     o->log_level = AETHER_LOG_WARN;
@@ -1784,6 +1912,10 @@ static int parse_args(int argc, char **argv, opts *o)
         } else if (strcmp(a, "--settle") == 0) {
             NEEDV();
             ok = parse_seconds_ms(v, &o->settle_ms) && o->settle_ms > 0;
+        } else if (strcmp(a, "--node-retention") == 0) {
+            NEEDV();
+            ok = parse_seconds_ms(v, &o->retention_ms) && o->retention_ms >= 10000 &&
+                 o->retention_ms <= UINT32_MAX;
         } else if (strcmp(a, "--shards") == 0) {
             NEEDV();
             ok = parse_u64(v, &u) && u >= 1 && u <= AETHER_SHARD_COUNT_MAX;
@@ -1923,6 +2055,7 @@ int main(int argc, char **argv)
     aether_config_defaults(&s->base);
     s->base.shard_count = s->o.shards;
     s->base.replication = s->o.replication;
+    s->base.node_retention_ms = (uint32_t)s->o.retention_ms;
     if (s->o.max_handoffs)
         s->base.max_concurrent_handoffs = s->o.max_handoffs;
     /* A rebalance emits an event per shard it places, and every node's
@@ -1943,6 +2076,7 @@ int main(int argc, char **argv)
     aether_rng_seed(&s->krng, s->o.seed * 5 + 2);
     aether_rng_seed(&s->mrng, s->o.seed * 7 + 3);
     aether_rng_seed(&s->xrng, s->o.seed * 13 + 5);
+    aether_rng_seed(&s->grng, s->o.seed * 11 + 4);
     s->ring = calloc(s->o.tail, sizeof(*s->ring));
     AETHER_ASSERT(s->ring != NULL);
     aether_log_set_clock(&s->clock->base);
@@ -2072,6 +2206,7 @@ int main(int argc, char **argv)
     }
     for (uint32_t i = 0; i < s->n_late; i++)
         free(s->late[i].value);
+    aether_transport_destroy(s->forger);
     aether_inproc_hub_destroy(s->hub);
     aether_kv_destroy(s->kv[0]);
     aether_kv_destroy(s->kv[1]);

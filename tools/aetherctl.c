@@ -12,7 +12,7 @@
  *
  * Offline commands (no server): shard-of, plan --nodes/--from.
  * Live commands talk to a running cluster over NATS: status, shards, lookup,
- * watch, drain, plan (live mode). They share one option set (CTL_COMMON_*):
+ * watch, drain, rebalance, plan (live mode). They share one option set (CTL_COMMON_*):
  * settings are resolved by transport/settings.h exactly as aether-node
  * resolves them (defaults < --config file < AETHER_* environment < flags),
  * the connection is made by transport/nats_conn.h, and the cluster is read
@@ -26,9 +26,9 @@
  *                           (aether_kv_nats_create checks it), and the entry's
  *                           server timestamp gives the lease's age.
  * Both are only read: aetherctl never creates a bucket or writes a key. The
- * one command that changes the cluster, drain, asks the leader with the
- * LeaveCluster command (request/reply on aether.<cluster>.cmd.LeaveCluster,
- * the codec's envelope), exactly as a node asks to leave.
+ * commands that change the cluster ask the leader, as a node would: drain
+ * with LeaveCluster, rebalance with RebalanceShards (request/reply on
+ * aether.<cluster>.cmd.<Command>, the codec's envelope; ctl_ask_leader).
  *
  * Exit status (every command; also in `aetherctl --help` and docs/aetherctl.md):
  *   0  success;
@@ -91,6 +91,7 @@ static int cmd_shards(int argc, char **argv);
 static int cmd_lookup(int argc, char **argv);
 static int cmd_watch(int argc, char **argv);
 static int cmd_drain(int argc, char **argv);
+static int cmd_rebalance(int argc, char **argv);
 static int cmd_top(int argc, char **argv);
 static int cmd_events(int argc, char **argv);
 
@@ -177,10 +178,30 @@ static const command COMMANDS[] = {
      "\n"
      "options:\n"
      "  -w, --wait               then wait until the node is Left (exit 1 if it\n"
-     "                           fails or --timeout passes first); --timeout bounds\n"
+     "                           fails or --timeout passes first), printing the\n"
+     "                           shards still on it each time that count changes\n"
+     "                           (\"drain n3: 12 shards left\"); --timeout bounds\n"
      "                           the request and the wait together\n"
      CTL_COMMON_HELP,
      cmd_drain},
+    {"rebalance", "live: ask the leader to rebalance, or to release the rebalance brake",
+     "rebalance [--release-brake] [--reason TEXT]" CTL_COMMON_USAGE,
+     "Sends RebalanceShards to the leader (request on\n"
+     "aether.<cluster>.cmd.RebalanceShards) and prints its verdict. Without options\n"
+     "the leader runs the strategy now (a balanced map moves nothing); TEXT is the\n"
+     "reason of the RebalanceStarted it emits if anything moves.\n"
+     "With --release-brake it releases the rebalance brake (engaged when more than\n"
+     "brake_max_offline nodes failed or left within brake_window_ms): the losses so\n"
+     "far stop counting, and a full rebalance starts at once with RebalanceStarted\n"
+     "reason 'brake released by operator'. The leader logs who asked: TEXT, by\n"
+     "default $USER@HOST. Refused (exit 1) when the brake is not engaged. Retries\n"
+     "while no leader answers, as drain does, until --timeout (default 10000).\n"
+     "\n"
+     "options:\n"
+     "  -r, --release-brake      release the rebalance brake\n"
+     "      --reason TEXT        reason / who asks, 1..63 printable bytes\n"
+     CTL_COMMON_HELP,
+     cmd_rebalance},
     {"top", "live: a view of the cluster refreshed every second ('q' quits)",
      "top [--once | --frames N] [--interval MS]" CTL_COMMON_USAGE,
      "Draws, every --interval (default 1000 ms): the leader and its term, the map\n"
@@ -2099,7 +2120,12 @@ static int cmd_watch(int argc, char **argv)
     return rc;
 }
 
-/* ---- drain ----------------------------------------------------------------- */
+/* ---- asking the leader -------------------------------------------------------
+ * The commands that change the cluster (drain, rebalance) send one command
+ * to the leader on aether.<cluster>.cmd.<Command> (request/reply, the
+ * codec's envelope) and retry with backoff (50 ms doubling to 1 s) while no
+ * leader answers - no responders, a node that is not the leader, a busy
+ * leader - until the connection's deadline. */
 
 #define DRAIN_BACKOFF_MS_FIRST 50u
 #define DRAIN_BACKOFF_MS_MAX 1000u
@@ -2113,14 +2139,120 @@ static bool drain_retryable(aether_status st)
            st == AETHER_EUNAVAILABLE || st == AETHER_ETIMEOUT || st == AETHER_EUNKNOWN;
 }
 
-/* The node's status in the stored topology: 0 and *found, or 1/3. */
+typedef struct ctl_answer {
+    bool accepted;      /* the leader said OK (else: rejected, with status and reason) */
+    aether_status status;
+    char reason[AETHER_CODEC_REPLY_REASON_MAX + 1];
+    unsigned attempts;
+} ctl_answer;
+
+/* Sends cmd (cluster and sender filled here) until a leader gives a verdict.
+ * 0 with *ans filled; EXIT_USAGE if cmd does not encode; EXIT_FAILED when
+ * interrupted, EXIT_NO_CLUSTER when no leader answered before the deadline
+ * (both said on stderr, naming `what`). */
+static int ctl_ask_leader(ctl_conn *cc, aether_command *cmd, const char *what, ctl_answer *ans)
+{
+    memset(ans, 0, sizeof(*ans));
+    snprintf(cmd->cluster, sizeof(cmd->cluster), "%s", cc->cluster);
+    (void)aether_node_id_from_cstr(CTL_SELF_ID, &cmd->sender, NULL);
+    aether_err err = {0};
+    char *body = NULL;
+    size_t body_len = 0;
+    if (aether_codec_encode_command(cmd, (uint64_t)(wall_ns() / 1000000), &body, &body_len,
+                                    &err) != AETHER_OK) {
+        fprintf(stderr, "aetherctl: %s: %s\n", what, err.msg);
+        return EXIT_USAGE;
+    }
+    char subject[CTL_BUCKET_MAX + 32];
+    snprintf(subject, sizeof(subject), "aether.%s.cmd.%s", cc->cluster,
+             aether_command_type_name(cmd->type));
+    bool verdict = false;
+    char last_why[AETHER_CODEC_REPLY_REASON_MAX + 64] = "nothing sent";
+    uint64_t backoff = DRAIN_BACKOFF_MS_FIRST;
+    while (!g_stop) { /* bounded: the deadline */
+        uint64_t left = ctl_remaining_ms(cc);
+        if (left == 0)
+            break;
+        uint64_t per = cc->s.nats.request_timeout_ms < left ? cc->s.nats.request_timeout_ms : left;
+        natsMsg *reply = NULL;
+        natsStatus ns = natsConnection_Request(&reply, cc->nc, subject, body, (int)body_len,
+                                               (int64_t)per);
+        ans->attempts++;
+        if (ns == NATS_OK) {
+            aether_codec_msg m;
+            aether_err derr = {0};
+            if (aether_codec_decode(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply),
+                                    NULL, &m, &derr) != AETHER_OK ||
+                m.kind != AETHER_CODEC_REPLY) {
+                if (derr.msg[0] == '\0')
+                    snprintf(derr.msg, sizeof(derr.msg), "not a Reply");
+                snprintf(last_why, sizeof(last_why), "unreadable reply: %s", derr.msg);
+                aether_codec_msg_fini(&m);
+            } else {
+                ans->status = m.u.reply.status;
+                snprintf(ans->reason, sizeof(ans->reason), "%s", m.u.reply.reason);
+                aether_codec_msg_fini(&m);
+                if (ans->status == AETHER_OK || !drain_retryable(ans->status)) {
+                    ans->accepted = ans->status == AETHER_OK;
+                    verdict = true;
+                } else {
+                    snprintf(last_why, sizeof(last_why), "%s: %s", aether_status_str(ans->status),
+                             ans->reason);
+                }
+            }
+            natsMsg_Destroy(reply);
+            if (verdict)
+                break;
+        } else if (ns == NATS_NO_RESPONDERS) {
+            snprintf(last_why, sizeof(last_why), "no responders (no leader is serving commands)");
+        } else if (ns == NATS_TIMEOUT) {
+            snprintf(last_why, sizeof(last_why), "no reply within %" PRIu64 " ms", per);
+        } else {
+            snprintf(last_why, sizeof(last_why), "%s", natsStatus_GetText(ns));
+        }
+        left = ctl_remaining_ms(cc);
+        sleep_ms(backoff < left ? backoff : left);
+        backoff = backoff * 2 > DRAIN_BACKOFF_MS_MAX ? DRAIN_BACKOFF_MS_MAX : backoff * 2;
+    }
+    free(body);
+    if (verdict)
+        return 0;
+    if (g_stop) {
+        fprintf(stderr, "aetherctl: %s: interrupted (%u attempts; last: %s)\n", what, ans->attempts,
+                last_why);
+        return EXIT_FAILED;
+    }
+    return ctl_no_cluster(cc, "no leader answered %s within %" PRIu64 " ms (%u attempts; last: %s)",
+                          subject, cc->timeout_ms, ans->attempts, last_why);
+}
+
+/* ---- drain ----------------------------------------------------------------- */
+
+/* The node's status in the stored topology (0 and *found, or 1/3) and the
+ * shards (any role) the stored map still gives it (*shards, -1 unknown). */
 static int drain_node_status(ctl_conn *cc, const aether_node_id *node, aether_node_status *out,
-                             bool *found)
+                             bool *found, int64_t *shards)
 {
     aether_kv_entry e;
     bool have = false;
     *found = false;
-    int rc = ctl_state_get(cc, CTL_STATE_KEY_TOPOLOGY, &e, &have);
+    *shards = -1;
+    int rc = ctl_state_get(cc, CTL_STATE_KEY_MAP, &e, &have);
+    if (rc != 0)
+        return rc;
+    if (have) {
+        aether_shardmap *map = NULL;
+        if (aether_shardmap_json_decode((const char *)e.value, e.value_len, &map, NULL) == AETHER_OK) {
+            aether_node_index idx = aether_shardmap_find_node(map, node);
+            size_t owned = 0;
+            if (idx != AETHER_NODE_INDEX_NONE)
+                (void)aether_shardmap_node_owner_shards(map, idx, &owned);
+            *shards = (int64_t)owned;
+            aether_shardmap_destroy(map);
+        }
+        aether_kv_entry_fini(&e);
+    }
+    rc = ctl_state_get(cc, CTL_STATE_KEY_TOPOLOGY, &e, &have);
     if (rc != 0 || !have)
         return rc;
     aether_node_id self;
@@ -2201,89 +2333,22 @@ static int cmd_drain(int argc, char **argv)
     aether_command cmd;
     memset(&cmd, 0, sizeof(cmd));
     cmd.type = AETHER_CMD_LEAVE_CLUSTER;
-    snprintf(cmd.cluster, sizeof(cmd.cluster), "%s", cc.cluster);
     /* The highest term we know: a deposed leader that still answers refuses
      * it as newer than its own, and we ask again. */
     cmd.term = lease_known ? lease_term : AETHER_TERM_NONE;
-    (void)aether_node_id_from_cstr(CTL_SELF_ID, &cmd.sender, NULL);
     cmd.data.leave.node = node;
-    char *body = NULL;
-    size_t body_len = 0;
-    if (aether_codec_encode_command(&cmd, (uint64_t)(wall_ns() / 1000000), &body, &body_len,
-                                    &err) != AETHER_OK) {
-        fprintf(stderr, "aetherctl: drain: %s\n", err.msg);
-        ctl_close(&cc);
-        return EXIT_USAGE;
-    }
-    char subject[CTL_BUCKET_MAX + 32];
-    snprintf(subject, sizeof(subject), "aether.%s.cmd.%s", cc.cluster,
-             aether_command_type_name(AETHER_CMD_LEAVE_CLUSTER));
-
-    enum { VERDICT_NONE, VERDICT_ACCEPTED, VERDICT_REJECTED } verdict = VERDICT_NONE;
-    aether_status reply_status = AETHER_OK;
-    char reason[AETHER_CODEC_REPLY_REASON_MAX + 1] = "";
-    char last_why[AETHER_CODEC_REPLY_REASON_MAX + 64] = "nothing sent";
-    unsigned attempts = 0;
-    uint64_t backoff = DRAIN_BACKOFF_MS_FIRST;
-    while (!g_stop) { /* bounded: the deadline */
-        uint64_t left = ctl_remaining_ms(&cc);
-        if (left == 0)
-            break;
-        uint64_t per = cc.s.nats.request_timeout_ms < left ? cc.s.nats.request_timeout_ms : left;
-        natsMsg *reply = NULL;
-        natsStatus ns = natsConnection_Request(&reply, cc.nc, subject, body, (int)body_len,
-                                               (int64_t)per);
-        attempts++;
-        if (ns == NATS_OK) {
-            aether_codec_msg m;
-            aether_err derr = {0};
-            if (aether_codec_decode(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply),
-                                    NULL, &m, &derr) != AETHER_OK ||
-                m.kind != AETHER_CODEC_REPLY) {
-                if (derr.msg[0] == '\0')
-                    snprintf(derr.msg, sizeof(derr.msg), "not a Reply");
-                snprintf(last_why, sizeof(last_why), "unreadable reply: %s", derr.msg);
-                aether_codec_msg_fini(&m);
-            } else {
-                reply_status = m.u.reply.status;
-                snprintf(reason, sizeof(reason), "%s", m.u.reply.reason);
-                aether_codec_msg_fini(&m);
-                if (reply_status == AETHER_OK)
-                    verdict = VERDICT_ACCEPTED;
-                else if (!drain_retryable(reply_status))
-                    verdict = VERDICT_REJECTED;
-                else
-                    snprintf(last_why, sizeof(last_why), "%s: %s", aether_status_str(reply_status),
-                             reason);
-            }
-            natsMsg_Destroy(reply);
-            if (verdict != VERDICT_NONE)
-                break;
-        } else if (ns == NATS_NO_RESPONDERS) {
-            snprintf(last_why, sizeof(last_why), "no responders (no leader is serving commands)");
-        } else if (ns == NATS_TIMEOUT) {
-            snprintf(last_why, sizeof(last_why), "no reply within %" PRIu64 " ms", per);
-        } else {
-            snprintf(last_why, sizeof(last_why), "%s", natsStatus_GetText(ns));
-        }
-        left = ctl_remaining_ms(&cc);
-        sleep_ms(backoff < left ? backoff : left);
-        backoff = backoff * 2 > DRAIN_BACKOFF_MS_MAX ? DRAIN_BACKOFF_MS_MAX : backoff * 2;
-    }
-    free(body);
-    if (verdict == VERDICT_NONE) {
-        if (g_stop) {
-            fprintf(stderr, "aetherctl: drain %s: interrupted (%u attempts; last: %s)\n", node.str,
-                    attempts, last_why);
-            rc = EXIT_FAILED;
-        } else {
-            rc = ctl_no_cluster(&cc, "no leader answered %s within %" PRIu64 " ms (%u attempts; "
-                                "last: %s)",
-                                subject, cc.timeout_ms, attempts, last_why);
-        }
+    ctl_answer ans;
+    char what[AETHER_NODE_ID_LEN_MAX + 8];
+    snprintf(what, sizeof(what), "drain %s", node.str);
+    if ((rc = ctl_ask_leader(&cc, &cmd, what, &ans)) != 0) {
         ctl_close(&cc);
         return rc;
     }
+    unsigned attempts = ans.attempts;
+    aether_status reply_status = ans.status;
+    const char *reason = ans.reason;
+    enum { VERDICT_ACCEPTED, VERDICT_REJECTED } verdict = ans.accepted ? VERDICT_ACCEPTED
+                                                                       : VERDICT_REJECTED;
 
     /* Optionally wait for Left. */
     bool waited = false;
@@ -2293,15 +2358,29 @@ static int cmd_drain(int argc, char **argv)
     const char *wait_failure = NULL;
     if (verdict == VERDICT_ACCEPTED && wait) {
         waited = true;
+        /* Progress, in text mode: the shards the stored map still gives the
+         * node, each time that count changes. */
+        int64_t shown = -1;
         while (rc == 0) { /* bounded: the deadline */
             bool found = false;
             aether_node_status st = AETHER_NODE_DRAINING;
-            rc = drain_node_status(&cc, &node, &st, &found);
+            int64_t on_node = -1;
+            rc = drain_node_status(&cc, &node, &st, &found, &on_node);
             if (rc != 0)
                 break;
             if (found) {
                 final_known = true;
                 final_status = st;
+            } else if (final_known && final_status == AETHER_NODE_DRAINING) {
+                /* Seen draining, now gone: left and already forgotten
+                 * (node_retention_ms shorter than our polls). */
+                final_status = AETHER_NODE_LEFT;
+                break;
+            }
+            if (!o.json && on_node >= 0 && on_node != shown && !(found && st == AETHER_NODE_LEFT)) {
+                printf("drain %s: %" PRId64 " shard%s left\n", node.str, on_node, on_node == 1 ? "" : "s");
+                fflush(stdout);
+                shown = on_node;
             }
             if (found && (st == AETHER_NODE_LEFT || st == AETHER_NODE_FAILED))
                 break;
@@ -2384,6 +2463,126 @@ static int cmd_drain(int argc, char **argv)
             fprintf(stderr, ", %u shards still on it", shards_left);
         fprintf(stderr, "\n");
         rc = EXIT_FAILED;
+    }
+    ctl_view_fini(&v);
+    ctl_close(&cc);
+    return rc;
+}
+
+/* ---- rebalance ---------------------------------------------------------------- */
+
+/* $USER@HOST, in the reason's alphabet (printable ASCII), for the leader's
+ * record of who released the brake. */
+static void rebalance_default_reason(char *out, size_t cap)
+{
+    const char *user = getenv("USER");
+    char host[256] = "";
+    if (gethostname(host, sizeof(host) - 1) != 0)
+        host[0] = '\0';
+    snprintf(out, cap, "%s@%s", user != NULL && user[0] != '\0' ? user : "operator",
+             host[0] != '\0' ? host : "?");
+    for (char *p = out; *p != '\0'; p++)
+        if (*p < 0x20 || *p > 0x7e)
+            *p = '?';
+}
+
+static int cmd_rebalance(int argc, char **argv)
+{
+    const command *self = find_command("rebalance");
+    enum { OPT_REASON = 1000 };
+    static const struct option opts[] = {{"release-brake", no_argument, NULL, 'r'},
+                                         {"reason", required_argument, NULL, OPT_REASON},
+                                         CTL_COMMON_OPTIONS,
+                                         {NULL, 0, NULL, 0}};
+    ctl_opts o = {0};
+    bool release = false;
+    const char *reason_arg = NULL;
+    int c, li = 0;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":rjh", opts, &li)) != -1) {
+        int rc = ctl_common_opt(self, &o, c, opts, li);
+        if (rc >= 0) {
+            if (rc != 0)
+                return rc;
+            continue;
+        }
+        switch (c) {
+        case 'r': release = true; break;
+        case OPT_REASON: reason_arg = optarg; break;
+        case 'h':
+            print_command_help(stdout, self);
+            return 0;
+        case ':':
+            return usage_error(self, "option %s needs a value", argv[optind - 1]);
+        default:
+            return usage_error(self, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (argc - optind != 0)
+        return usage_error(self, "unexpected argument '%s'", argv[optind]);
+    char reason[AETHER_REASON_MAX + 1];
+    if (reason_arg != NULL) {
+        size_t len = strlen(reason_arg);
+        bool printable = len > 0 && len <= AETHER_REASON_MAX;
+        for (size_t i = 0; i < len && printable; i++)
+            printable = reason_arg[i] >= 0x20 && reason_arg[i] <= 0x7e;
+        if (!printable)
+            return usage_error(self, "--reason: '%s' is not 1..63 printable bytes", reason_arg);
+        snprintf(reason, sizeof(reason), "%s", reason_arg);
+    } else if (release) {
+        rebalance_default_reason(reason, sizeof(reason));
+    } else {
+        snprintf(reason, sizeof(reason), "operator");
+    }
+
+    ctl_conn cc;
+    int rc = ctl_connect(&o, CTL_DRAIN_TIMEOUT_MS_DEFAULT, &cc);
+    if (rc != 0)
+        return rc;
+    ctl_view v;
+    memset(&v, 0, sizeof(v));
+    if ((rc = ctl_bind_state(&cc)) != 0 || (rc = ctl_read_lease(&cc, &v)) != 0) {
+        ctl_close(&cc);
+        return rc;
+    }
+    bool lease_known = v.have_lease && !v.lease_malformed && v.lease.term != AETHER_TERM_NONE;
+    aether_command cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.type = AETHER_CMD_REBALANCE_SHARDS;
+    cmd.term = lease_known ? v.lease.term : AETHER_TERM_NONE;
+    aether_event_set_reason(cmd.data.rebalance.reason, reason);
+    cmd.data.rebalance.release_brake = release;
+    ctl_answer ans;
+    rc = ctl_ask_leader(&cc, &cmd, "rebalance", &ans);
+    if (rc == 0) {
+        if (o.json) {
+            json_t *doc = json_object();
+            jset(doc, "cluster", json_string(cc.cluster));
+            jset(doc, "release_brake", json_boolean(release));
+            jset(doc, "reason", json_string(reason));
+            jset(doc, "verdict", json_string(ans.accepted ? "accepted" : "rejected"));
+            jset(doc, "status", json_string(aether_status_str(ans.status)));
+            jset(doc, "reply", json_string(ans.reason));
+            jset(doc, "attempts", jint(ans.attempts));
+            jset(doc, "leader", lease_known ? json_string(v.lease.leader.str) : json_null());
+            jset(doc, "term", lease_known ? jint(v.lease.term) : json_null());
+            (void)ctl_emit_json(doc);
+        } else if (ans.accepted) {
+            printf("rebalance: %s by the leader", release ? "brake released" : "accepted");
+            if (lease_known)
+                printf(" (%s, term %" PRIu64 ")", v.lease.leader.str, (uint64_t)v.lease.term);
+            if (release)
+                printf("; a rebalance starts (RebalanceStarted reason 'brake released by operator'; "
+                       "asked by %s)",
+                       reason);
+            printf("\n");
+        } else {
+            printf("rebalance: rejected by the leader: %s%s%s\n", aether_status_str(ans.status),
+                   ans.reason[0] ? ": " : "", ans.reason);
+        }
+        if (!ans.accepted)
+            rc = EXIT_FAILED;
     }
     ctl_view_fini(&v);
     ctl_close(&cc);

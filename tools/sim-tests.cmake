@@ -46,7 +46,12 @@ set(AETHER_SIM_REGRESSIONS
   "twin|--seed 3 --nodes 5 --duration 20 --faults all,twin --fault-rate 2"
   "twin_same_claim|--seed 119 --nodes 8 --duration 20 --faults all,twin --fault-rate 4 --replication 3"
   "twin_leads_first|--seed 303 --nodes 6 --duration 20 --faults all,twin --fault-rate 4"
-  "twin_behind_leader|--seed 78 --nodes 3 --duration 20 --faults all,twin --fault-rate 3")
+  "twin_behind_leader|--seed 78 --nodes 3 --duration 20 --faults all,twin --fault-rate 3"
+  "forgotten_drained|--soak --seed 919 --duration 20"
+  "lease_bucket_lost|--seed 36 --nodes 5 --duration 30 --faults all,kv-loss --fault-rate 2"
+  "state_bucket_lost_versions|--seed 22 --nodes 5 --duration 30 --faults all,kv-loss --fault-rate 2"
+  "state_bucket_lost_versions2|--seed 84 --nodes 5 --duration 30 --faults all,kv-loss --fault-rate 2"
+  "forged_present_term|--seed 11 --nodes 6 --duration 10 --faults forge,crash,loss,dup --replication 2")
 foreach(entry ${AETHER_SIM_REGRESSIONS})
   string(REPLACE "|" ";" parts "${entry}")
   list(GET parts 0 name)

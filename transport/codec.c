@@ -58,6 +58,8 @@ typedef enum field_kind {
     F_REPLICATION, /* uint32_t, 1..AETHER_REPLICATION_MAX */
     F_WIRE,    /* uint32_t, a wire version 1..AETHER_WIRE_VERSION_LIMIT */
     F_HEX64,   /* uint64_t, on the wire 16 lowercase hex digits (any 64-bit value) */
+    F_FLAG,    /* bool; optional: sent only when true, absent = false (a sender that
+                  predates it sends the same message as before) */
 } field_kind;
 
 typedef struct field_spec {
@@ -156,7 +158,10 @@ static const field_spec f_mark_failed[] = {
     {"silent_ms", F_U64, CMD(mark_failed.silent_ms), 0},
 };
 static const field_spec f_elect[] = {{"candidate", F_NODE, CMD(elect.candidate), 0}};
-static const field_spec f_rebalance[] = {{"reason", F_REASON, CMD(rebalance.reason), 0}};
+static const field_spec f_rebalance[] = {
+    {"reason", F_REASON, CMD(rebalance.reason), 0},
+    {"release_brake", F_FLAG, CMD(rebalance.release_brake), 0},
+};
 
 static const field_spec f_release[] = {
     {"shard", F_SHARD, REL(shard), 0},
@@ -506,6 +511,13 @@ static aether_status pack_field(json_t *data, const field_spec *f, const char *b
             return st;
         *rc |= json_object_set_new(data, f->key, json_stringn(p, len));
         return AETHER_OK;
+    case F_FLAG: {
+        bool v;
+        memcpy(&v, p, sizeof(v));
+        if (v)
+            *rc |= json_object_set_new(data, f->key, json_true());
+        return AETHER_OK;
+    }
     case F_OWNERS: {
         const aether_node_id *owners = p;
         uint32_t n;
@@ -946,6 +958,15 @@ static aether_status unpack_field(dec *d, const json_t *data, const field_spec *
             (st = parse_hex64(d->err, f->key, s, len, &v)) != AETHER_OK)
             return st;
         memcpy(p, &v, sizeof(v));
+        return AETHER_OK;
+    }
+    case F_FLAG: {
+        const json_t *x = json_object_get(data, f->key);
+        if (x != NULL && !json_is_boolean(x))
+            return field_err(d->err, true, f->key, "expected true or false, got %s",
+                             aether_json_type_name(x));
+        bool b = x != NULL && json_is_true(x);
+        memcpy(p, &b, sizeof(b));
         return AETHER_OK;
     }
     }

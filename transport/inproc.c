@@ -88,6 +88,8 @@ typedef struct parcel {
     uint32_t refs; /* under mu */
     parcel_kind kind;
     aether_node_id from; /* the sending node (the server, for a reply) */
+    char *json;          /* P_MAP: owned copy of the published bytes, or NULL */
+    size_t json_len;
     union {
         aether_event *event;   /* retained */
         aether_shardmap *map;  /* owned copy */
@@ -232,6 +234,7 @@ static void parcel_release_locked(parcel *p)
         break;
     case P_MAP:
         aether_shardmap_destroy(p->u.map);
+        free(p->json);
         break;
     case P_COMMAND:
         free(p->u.command.box);
@@ -497,7 +500,7 @@ static void deliver_one_locked(aether_inproc_hub *h, const delivery *d)
         break;
     case P_MAP:
         if (to->sink.on_map != NULL)
-            to->sink.on_map(to->sink.arg, p->u.map);
+            to->sink.on_map(to->sink.arg, p->u.map, p->json, p->json_len);
         break;
     case P_HEARTBEAT:
         if (to->sink.on_heartbeat != NULL)
@@ -636,7 +639,9 @@ static aether_shardmap *map_copy(const aether_shardmap *src)
     return aether_shardmap_clone(src);
 }
 
-static aether_status ep_publish_map(aether_transport *t, const aether_shardmap *m)
+/* json/len: the map's published bytes (publish_map_json), or NULL. */
+static aether_status publish_map_bytes(aether_transport *t, const aether_shardmap *m, const char *json,
+                                       size_t len)
 {
     endpoint *from = as_ep(t);
     bool ok;
@@ -645,6 +650,11 @@ static aether_status ep_publish_map(aether_transport *t, const aether_shardmap *
         h->map_tap(h->map_tap_arg, &from->self, m);
     if (ok && h->net) {
         parcel *p = parcel_new(P_MAP, &from->self);
+        if (p != NULL && json != NULL && (p->json = malloc(len + 1)) != NULL) {
+            memcpy(p->json, json, len);
+            p->json[len] = '\0';
+            p->json_len = len;
+        }
         if (p != NULL && (p->u.map = map_copy(m)) != NULL) {
             for (uint32_t i = 0; i < h->count; i++)
                 if (receives_locked(h, from, h->eps[i]) && h->eps[i]->sink.on_map != NULL)
@@ -656,13 +666,24 @@ static aether_status ep_publish_map(aether_transport *t, const aether_shardmap *
         for (uint32_t i = 0; i < h->count; i++) {
             endpoint *ep = h->eps[i];
             if (receives_locked(h, from, ep) && ep->sink.on_map != NULL) {
-                ep->sink.on_map(ep->sink.arg, m);
+                ep->sink.on_map(ep->sink.arg, m, json, json != NULL ? len : 0);
                 h->stats.delivered++;
             }
         }
     }
     unlock(h);
     return ok ? AETHER_OK : AETHER_EUNAVAILABLE;
+}
+
+static aether_status ep_publish_map(aether_transport *t, const aether_shardmap *m)
+{
+    return publish_map_bytes(t, m, NULL, 0);
+}
+
+static aether_status ep_publish_map_json(aether_transport *t, const aether_shardmap *m, const char *json,
+                                         size_t len)
+{
+    return publish_map_bytes(t, m, json, len);
 }
 
 static aether_status ep_publish_heartbeat(aether_transport *t, const aether_node_id *node,
@@ -816,6 +837,7 @@ static const aether_transport_ops inproc_ops = {
     .send_release = ep_send_release,
     .serve_commands = ep_serve_commands,
     .destroy = ep_destroy,
+    .publish_map_json = ep_publish_map_json,
 };
 
 /* ---- hub lifecycle -------------------------------------------------------- */

@@ -260,7 +260,12 @@ aether_status aether_nats_event_stream_ensure(natsConnection *nc, const char *cl
                 st = AETHER_OK;
                 break;
             }
-            if (jerr != 0) { /* the server said no: overlapping subjects, bad replicas, ... */
+            /* A JetStream cluster that is not ready yet passes (no meta
+             * leader, too few servers up to place the replicas): retried. */
+            bool transient = jerr == JSClusterNotAvailErr || jerr == JSInsufficientResourcesErr ||
+                             jerr == JSClusterNoPeersErr || jerr == JSClusterNotLeaderErr ||
+                             jerr == JSStreamOfflineErr;
+            if (jerr != 0 && !transient) { /* the server said no: overlapping subjects, bad replicas, ... */
                 st = aether_err_set(err, AETHER_EINVAL, "event stream %s: %s (JetStream error %d)", name,
                                     natsStatus_GetText(ns), (int)jerr);
                 break;

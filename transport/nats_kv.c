@@ -60,6 +60,13 @@ struct kv_nats {
     natsConnection *conn;                           /* immutable, borrowed */
     jsCtx *js;                                      /* immutable; nats.c: any thread */
     kvStore *kv;                                    /* immutable; nats.c: any thread */
+    bool recreate;                                  /* immutable: create_if_missing */
+    uint32_t replicas;                              /* immutable: 1 or 3 */
+    /* DESIGN step 5. check_after_ns: CAS by whichever caller wins the
+     * window (relaxed: it only rate-limits, nothing is published by it);
+     * recreated: relaxed counter, read by metrics. */
+    _Atomic uint64_t check_after_ns;
+    _Atomic uint64_t recreated;
 
     pthread_mutex_t mu;          /* guards the watcher registry */
     aether_kv_watcher *watchers; /* under mu */
@@ -137,8 +144,11 @@ static aether_status nkv_map(natsStatus s, jsErrCode jerr, nkv_dir dir)
     }
 }
 
-/* Fills err with the call, the key and what nats.c said. Returns code. */
-static aether_status nkv_fail(const kv_nats *n, aether_err *err, aether_status code,
+static void nkv_bucket_check(kv_nats *n);
+
+/* Fills err with the call, the key and what nats.c said. Returns code. A
+ * store that was not reachable may have lost its bucket: DESIGN step 5. */
+static aether_status nkv_fail(kv_nats *n, aether_err *err, aether_status code,
                               const char *call, const char *key, natsStatus s, jsErrCode jerr)
 {
     natsStatus last_s = NATS_OK;
@@ -150,8 +160,11 @@ static aether_status nkv_fail(const kv_nats *n, aether_err *err, aether_status c
         what = ": outcome unknown, re-read";
     else if (code == AETHER_EUNAVAILABLE)
         what = ": store unavailable, not applied";
-    return aether_err_set(err, code, "bucket '%s': %s '%s': %s (js %d)%s", n->bucket, call, key,
-                          text, (int)jerr, what);
+    aether_status st = aether_err_set(err, code, "bucket '%s': %s '%s': %s (js %d)%s", n->bucket,
+                                      call, key, text, (int)jerr, what);
+    if (code == AETHER_EUNAVAILABLE && n->recreate)
+        nkv_bucket_check(n); /* after the text: it makes nats.c calls of its own */
+    return st;
 }
 
 static const char *conn_status_name(natsConnStatus cs)
@@ -352,6 +365,27 @@ static aether_status nkv_purge(aether_kv *kv, const char *key, uint64_t *rev_out
     return nkv_cas_write(kv, "purge", key, AETHER_KV_OP_PURGE, NULL, 0, 0, rev_out, err);
 }
 
+/* Step 6: a stream purge up to (not including) revision; the server then
+ * numbers the next message at least revision (nats-server 2.9: measured,
+ * a purge with sequence 100000 of a one-message stream made the next put
+ * revision 100000). */
+static aether_status nkv_compact(aether_kv *kv, uint64_t revision, aether_err *err)
+{
+    kv_nats *n = to_nats(kv);
+    aether_status st = nkv_connected(n, "compact", "*", err);
+    if (st != AETHER_OK)
+        return st;
+    jsOptions po;
+    jsOptions_Init(&po);
+    po.Wait = n->timeout_ms;
+    po.Stream.Purge.Sequence = revision;
+    jsErrCode jerr = 0;
+    natsStatus s = js_PurgeStream(n->js, n->stream, &po, &jerr);
+    if (s == NATS_OK)
+        return AETHER_OK;
+    return nkv_fail(n, err, nkv_map(s, jerr, NKV_WRITE), "compact", "*", s, jerr);
+}
+
 /* ---- Read (DESIGN step 1) -------------------------------------------------- */
 
 static aether_status nkv_get(aether_kv *kv, const char *key, aether_kv_entry *out,
@@ -361,20 +395,32 @@ static aether_status nkv_get(aether_kv *kv, const char *key, aether_kv_entry *ou
     aether_status st = nkv_connected(n, "get", key, err);
     if (st != AETHER_OK)
         return st;
-    kvEntry *e = NULL;
-    natsStatus s = kvStore_Get(&e, n->kv, key);
-    if (s == NATS_NOT_FOUND)
+    char subject[NKV_SUBJECT_CAP];
+    nkv_subject(n, key, subject);
+    natsMsg *msg = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetLastMsg(&msg, n->js, n->stream, subject, NULL, &jerr);
+    if (s == NATS_NOT_FOUND && jerr != JSStreamNotFoundErr)
         return aether_err_set(err, AETHER_ENOTFOUND, "bucket '%s': key '%s' not found",
                               n->bucket, key);
-    if (s != NATS_OK)
-        return nkv_fail(n, err, nkv_map(s, 0, NKV_READ), "get", key, s, 0);
-    int vlen = kvEntry_ValueLen(e);
-    const void *v = kvEntry_Value(e);
-    uint64_t rev = kvEntry_Revision(e);
-    AETHER_ASSERT(vlen >= 0 && (vlen == 0 || v != NULL) && rev > 0);
+    if (s != NATS_OK) {
+        /* No stream: the bucket itself is gone (step 5), not the key. */
+        st = jerr == JSStreamNotFoundErr ? AETHER_EUNAVAILABLE : nkv_map(s, jerr, NKV_READ);
+        return nkv_fail(n, err, st, "get", key, s, jerr);
+    }
+    uint64_t rev = natsMsg_GetSequence(msg);
+    AETHER_ASSERT(rev > 0);
+    if (nkv_msg_op(msg) != AETHER_KV_OP_PUT) {
+        natsMsg_Destroy(msg);
+        return aether_err_set(err, AETHER_ENOTFOUND, "bucket '%s': key '%s' not found (deleted)",
+                              n->bucket, key);
+    }
+    int vlen = natsMsg_GetDataLength(msg);
+    const char *v = natsMsg_GetData(msg);
+    AETHER_ASSERT(vlen >= 0 && (vlen == 0 || v != NULL));
     out->value = malloc((size_t)vlen + 1);
     if (out->value == NULL) {
-        kvEntry_Destroy(e);
+        natsMsg_Destroy(msg);
         return aether_err_set(err, AETHER_ENOMEM, "bucket '%s': out of memory reading '%s'",
                               n->bucket, key);
     }
@@ -384,7 +430,7 @@ static aether_status nkv_get(aether_kv *kv, const char *key, aether_kv_entry *ou
     out->value_len = (size_t)vlen;
     out->revision = rev;
     snprintf(out->key, sizeof(out->key), "%s", key);
-    kvEntry_Destroy(e);
+    natsMsg_Destroy(msg);
     return AETHER_OK;
 }
 
@@ -556,6 +602,70 @@ static void nkv_unwatch(aether_kv *kv, aether_kv_watcher *aw)
     nkv_watcher_free(aw); /* joins: the callback is not running and never will */
 }
 
+/* ---- A lost bucket (DESIGN step 5) ------------------------------------------ */
+
+static void nkv_kv_config(const kv_nats *n, kvConfig *kc)
+{
+    kvConfig_Init(kc);
+    kc->Bucket = n->bucket;
+    kc->History = 1;
+    kc->TTL = (int64_t)(n->ttl_ms * AETHER_NS_PER_MS);
+    kc->Replicas = (int)n->replicas;
+    kc->StorageType = js_FileStorage;
+}
+
+/* Called after a request found the store unreachable: at most once per
+ * AETHER_KV_NATS_RECREATE_EVERY_MS per store (the caller that wins the
+ * window does it; the others return at once), ask the server whether the
+ * bucket's stream exists and, if it answers "stream not found", create the
+ * bucket again with the configuration it had (the same call the store was
+ * made with, so its TTL comes back too). The kvStore handle only names the
+ * bucket, so it works again as it is. Anything else (no answer, a server
+ * that refuses the create) is left to the next window. */
+static void nkv_bucket_check(kv_nats *n)
+{
+    uint64_t now = aether_clock_now_ns(aether_clock_real());
+    uint64_t after = atomic_load_explicit(&n->check_after_ns, memory_order_relaxed);
+    if (now < after ||
+        !atomic_compare_exchange_strong_explicit(
+            &n->check_after_ns, &after,
+            now + (uint64_t)AETHER_KV_NATS_RECREATE_EVERY_MS * AETHER_NS_PER_MS,
+            memory_order_relaxed, memory_order_relaxed))
+        return;
+    if (natsConnection_Status(n->conn) != NATS_CONN_STATUS_CONNECTED)
+        return; /* the server, not the bucket, is what is missing */
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetStreamInfo(&si, n->js, n->stream, NULL, &jerr);
+    jsStreamInfo_Destroy(si);
+    if (s == NATS_OK || (s != NATS_NOT_FOUND && jerr != JSStreamNotFoundErr))
+        return; /* it exists, or the server cannot say: not ours to fix */
+    kvConfig kc;
+    nkv_kv_config(n, &kc);
+    kvStore *again = NULL;
+    s = js_CreateKeyValue(&again, n->js, &kc);
+    if (s != NATS_OK) {
+        natsStatus last_s = NATS_OK;
+        const char *text = nats_GetLastError(&last_s);
+        AETHER_WARN(NKV_MODULE, "bucket '%s' does not exist and could not be created again: %s; "
+                    "retrying in %u ms", n->bucket, text != NULL && text[0] != '\0' ? text
+                    : natsStatus_GetText(s), AETHER_KV_NATS_RECREATE_EVERY_MS);
+        return;
+    }
+    kvStore_Destroy(again);
+    uint64_t count = atomic_fetch_add_explicit(&n->recreated, 1, memory_order_relaxed) + 1;
+    AETHER_WARN(NKV_MODULE, "bucket '%s' did not exist: created it again (ttl %" PRIu64 " ms, %u "
+                "replica(s)); everything it held is gone and its revisions restart at 1 "
+                "(re-creation %" PRIu64 " by this process)", n->bucket, n->ttl_ms, n->replicas, count);
+}
+
+uint64_t aether_kv_nats_recreated(aether_kv *kv)
+{
+    AETHER_ASSERT(aether_kv_is_nats(kv));
+    kv_nats *n = (kv_nats *)kv; /* only the atomic counter is read */
+    return atomic_load_explicit(&n->recreated, memory_order_relaxed);
+}
+
 /* ---- Lifetime -------------------------------------------------------------- */
 
 static uint64_t nkv_ttl_ms(aether_kv *kv)
@@ -592,6 +702,7 @@ static const aether_kv_ops kv_nats_ops = {
     .unwatch = nkv_unwatch,
     .ttl_ms = nkv_ttl_ms,
     .destroy = nkv_destroy,
+    .compact = nkv_compact,
 };
 
 static aether_status bucket_validate(const char *bucket, aether_err *err)
@@ -629,6 +740,19 @@ static natsStatus nkv_js_open(natsConnection *conn, int64_t timeout_ms, jsCtx **
     return natsConnection_JetStream(js, conn, &jo);
 }
 
+/* True for the server's texts of a JetStream cluster that is not ready yet
+ * (see nkv_bucket_fail), in any letter case. */
+static bool nkv_text_is_transient(const char *text)
+{
+    static const char *const transient[] = {
+        "temporarily unavailable", "insufficient resources", "no suitable peers", "offline",
+    };
+    for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++)
+        if (strcasestr(text, transient[i]) != NULL)
+            return true;
+    return false;
+}
+
 /* Maps a failure of the bucket calls (bind, create, status, delete). */
 static aether_status nkv_bucket_fail(aether_err *err, const char *bucket, const char *call,
                                      natsStatus s)
@@ -644,11 +768,15 @@ static aether_status nkv_bucket_fail(aether_err *err, const char *bucket, const 
     case NATS_INVALID_ARG: code = AETHER_EINVAL; break;
     /* The server answered with an error: for a bucket create that is a
      * bucket with another configuration, or a bad configuration; or the
-     * JetStream cluster is not ready (10008, no meta leader: a server just
-     * restarted, routes not up yet), which passes. js_CreateKeyValue gives
-     * no JetStream error code, only the server's text. */
+     * JetStream cluster is not ready, which passes: no meta leader (10008
+     * "temporarily unavailable": a server just restarted, routes not up
+     * yet), not enough servers up to place the replicas (10023
+     * "insufficient resources", 10005 "no suitable peers for placement"),
+     * a stream whose replicas are electing their leader ("offline").
+     * js_CreateKeyValue gives no JetStream error code, only the server's
+     * text. */
     case NATS_ERR:
-        code = strstr(text, "temporarily unavailable") != NULL ? AETHER_EUNAVAILABLE : AETHER_EINVAL;
+        code = nkv_text_is_transient(text) ? AETHER_EUNAVAILABLE : AETHER_EINVAL;
         break;
     default: code = AETHER_EUNAVAILABLE; break; /* timeouts, no responders, connection */
     }
@@ -693,6 +821,10 @@ aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv 
     n->ttl_ms = cfg->ttl_ms;
     n->timeout_ms = timeout_or_default(cfg->timeout_ms);
     n->conn = cfg->conn;
+    n->recreate = cfg->create_if_missing;
+    n->replicas = cfg->replicas == 0 ? 1u : cfg->replicas;
+    atomic_init(&n->check_after_ns, 0);
+    atomic_init(&n->recreated, 0);
 
     /* From here on a failure goes through the normal destroy. */
     if (natsConnection_Status(cfg->conn) != NATS_CONN_STATUS_CONNECTED) {
@@ -707,12 +839,7 @@ aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv 
     }
     if (cfg->create_if_missing) {
         kvConfig kc;
-        kvConfig_Init(&kc);
-        kc.Bucket = cfg->bucket;
-        kc.History = 1;
-        kc.TTL = (int64_t)(cfg->ttl_ms * AETHER_NS_PER_MS);
-        kc.Replicas = cfg->replicas == 0 ? 1 : (int)cfg->replicas;
-        kc.StorageType = js_FileStorage;
+        nkv_kv_config(n, &kc);
         s = js_CreateKeyValue(&n->kv, n->js, &kc);
         if (s != NATS_OK) {
             st = nkv_bucket_fail(err, cfg->bucket, "create", s);

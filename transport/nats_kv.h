@@ -19,9 +19,13 @@
  * MaxAge = ttl_ms, file storage, 1 or 3 replicas). A revision is the stream
  * sequence, so the in-memory store's one-counter-per-bucket rule holds by
  * construction, and deleting and re-creating the bucket restarts it at 1.
- *  1. get: kvStore_Get (a direct get of the subject's last message); a
- *     delete or purge marker reads as AETHER_ENOTFOUND, as does a key the
- *     server has already expired.
+ *  1. get: js_GetLastMsg of the key's subject (the stream's message-get
+ *     API, answered by the stream leader; not kvStore_Get's direct get,
+ *     which for a deleted bucket gets no answer at all and waits out the
+ *     whole timeout, where the API answers "stream not found" at once:
+ *     AETHER_EUNAVAILABLE, and step 5 brings the bucket back); a delete or
+ *     purge marker reads as AETHER_ENOTFOUND, as does a key the server has
+ *     already expired.
  *  2. Every write is one js_PublishMsg to "$KV.<bucket>.<key>" with the
  *     store's timeout as MaxWait, because only js_PublishMsg returns the
  *     JetStream error code (kvStore_Create/Update report every refusal as
@@ -55,6 +59,21 @@
  *     that is not CONNECTED (reconnecting, closed, draining) fails fast
  *     with AETHER_EUNAVAILABLE and nothing is sent. Otherwise nats.c could
  *     put a write into its reconnect buffer and send it much later.
+ *  5. A lost bucket comes back. A store made with create_if_missing (the
+ *     nodes' stores; aetherctl only binds) that gets AETHER_EUNAVAILABLE
+ *     from the server (a publish to a deleted bucket finds no responders)
+ *     asks, at most once per AETHER_KV_NATS_RECREATE_EVERY_MS, whether the
+ *     bucket's stream exists; on "stream not found" it creates the bucket
+ *     again with the configuration it was made with (TTL, replicas), logs
+ *     a warning and counts it (aether_kv_nats_recreated). The failed call
+ *     still fails; the next one finds an empty bucket whose revisions
+ *     restart at 1, so a CAS naming an old revision is AETHER_ECONFLICT and
+ *     a create succeeds. Whoever needs numbers that never repeat or state
+ *     that must survive re-writes it (lease.h, member_state.c): the store
+ *     only restores the container. Several nodes may race to re-create:
+ *     js_CreateKeyValue with the same configuration is idempotent.
+ *  6. compact(revision): js_PurgeStream with that sequence: every message
+ *     below it goes and the stream numbers the next one at least revision.
  *
  * Status mapping (done once, in nkv_map in nats_kv.c):
  *   NATS_OK                                     AETHER_OK
@@ -63,6 +82,8 @@
  *                                               create: see step 2
  *                                               (AETHER_EEXIST)
  *   NATS_NOT_FOUND (get, bucket bind)           AETHER_ENOTFOUND
+ *   JS 10059 "stream not found" (get)           AETHER_EUNAVAILABLE (the
+ *                                               bucket is gone: step 5)
  *   NATS_TIMEOUT                                write: AETHER_EUNKNOWN (it
  *                                               may have been applied, or
  *                                               may be applied later);
@@ -114,7 +135,8 @@
  *  - Values near AETHER_KV_VALUE_LEN_MAX may be refused (AETHER_EINVAL):
  *    the server's max_payload counts the headers too.
  *  - No fault injection and no wipe: tests kill, stop or restart the
- *    server, and delete the bucket (aether_kv_nats_delete_bucket).
+ *    server, and delete the bucket (aether_kv_nats_delete_bucket; step 5
+ *    brings it back, empty, like aether_kv_mem_wipe).
  */
 #ifndef AETHER_NATS_KV_H
 #define AETHER_NATS_KV_H
@@ -131,6 +153,7 @@
 #define AETHER_KV_NATS_TIMEOUT_MS_MAX 60000u    /* per request */
 #define AETHER_KV_NATS_CREATE_ATTEMPTS_MAX 3u   /* publishes per create (step 2) */
 #define AETHER_KV_NATS_WATCH_POLL_MS 200        /* one kvWatcher_Next wait */
+#define AETHER_KV_NATS_RECREATE_EVERY_MS 250u   /* step 5: one existence check per store per this */
 #define AETHER_KV_NATS_BUCKET_LEN_MAX AETHER_KV_NAME_LEN_MAX
 
 typedef struct aether_kv_nats_config {
@@ -155,6 +178,10 @@ aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv 
 
 /* True if kv was made by aether_kv_nats_create. */
 bool aether_kv_is_nats(const aether_kv *kv);
+
+/* How many times this store found its bucket gone and created it again
+ * (DESIGN step 5). kv must be a NATS store (asserted). Any thread. */
+uint64_t aether_kv_nats_recreated(aether_kv *kv);
 
 /* Deletes the bucket on the server with everything in it (tests, and an
  * operator's re-creation). Stores bound to it keep working once it is

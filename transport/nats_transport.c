@@ -248,8 +248,8 @@ static void on_map_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     aether_err err = {0};
     aether_status st = aether_shardmap_json_decode(natsMsg_GetData(msg),
                                                    (size_t)natsMsg_GetDataLength(msg), &map, &err);
-    natsMsg_Destroy(msg);
     if (st != AETHER_OK) {
+        natsMsg_Destroy(msg);
         /* shardmap_json does not classify its refusals: counted as bad_field. */
         if (t->stats != NULL)
             __atomic_add_fetch(&t->stats->rejected[AETHER_CODEC_REJECT_BAD_FIELD], 1,
@@ -262,8 +262,9 @@ static void on_map_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     }
     pthread_mutex_lock(&t->cb_mu);
     if (t->bound && t->sink.on_map != NULL)
-        t->sink.on_map(t->sink.arg, map);
+        t->sink.on_map(t->sink.arg, map, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg));
     pthread_mutex_unlock(&t->cb_mu);
+    natsMsg_Destroy(msg);
     aether_shardmap_destroy(map);
 }
 

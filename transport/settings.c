@@ -84,8 +84,10 @@ static const param PARAMS[] = {
     U32("max_concurrent_handoffs", CFG(max_concurrent_handoffs), 1, 65536,
         "shards moving at once (default 64)"),
     U32("brake_max_offline", CFG(brake_max_offline), 0, 65536,
-        "failures in brake_window_ms that pause rebalancing (0 = a third)"),
+        "failures in brake_window_ms that pause rebalancing (0 = a third of the live nodes)"),
     U32("brake_window_ms", CFG(brake_window_ms), 1, 3600000, "see brake_max_offline (default 10000)"),
+    U32("node_retention_ms", CFG(node_retention_ms), 1, 2592000000u,
+        "a Left or Failed node leaves the topology after this (default 600000)"),
     /* NATS */
     NSTR("nats_urls", K_STR, urls, "comma-separated server URLs (flag --nats)"),
     NSTR("nats_user", K_STR, user, "user for user/password auth"),

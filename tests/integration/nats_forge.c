@@ -64,6 +64,20 @@
  * operator's or a store accident under a live leader: issue 12 item 4),
  * prints "deleted lease" and exits 0 (1 if the delete failed).
  *
+ * Second mode (issue 12, item 3: the stored state is the authority):
+ *
+ *   nats_forge --nats URL --cluster C --present-victim ID [--seq N] [auth...]
+ *
+ * reads the present state the same way and publishes two forgeries that
+ * name the PRESENT leader and term, as only the real leader may:
+ *   aether.<C>.evt.NodeFailed  NodeFailed of ID with seq N (default 5000,
+ *                              far ahead of the leader's numbering)
+ *   aether.<C>.map             a map of the present term, version + 1000,
+ *                              giving every shard to ID
+ * and prints "state ...", "sent 2". A node must count the seq jump, keep
+ * taking the leader's later events, keep ID serving (the stored topology
+ * names it Active) and install only the stored map.
+ *
  * Threading: one thread.
  */
 #include <errno.h>
@@ -101,6 +115,10 @@ typedef struct forge {
     aether_node_id old_leader;
     aether_term old_term;
     bool no_forged_resign; /* --no-forged-resign: skip the old-term LeadershipLost */
+    /* Second mode: the present leader's term impersonated (--present-victim). */
+    aether_node_id victim;
+    bool present;
+    uint64_t present_seq;
     /* Tallies. */
     uint64_t sent;
     uint64_t bcast_rejected, bcast_stale, leader_rejected;
@@ -116,7 +134,9 @@ static int forge_usage(const char *msg)
                     "                  [--user U --password P | --token T] [--timeout-ms N]\n"
                     "                  [--lease-ttl-ms N] [--no-forged-resign]\n"
                     "       nats_forge --nats URL --cluster C --delete-lease [--lease-ttl-ms N]\n"
-                    "                  [--user U --password P | --token T]\n",
+                    "                  [--user U --password P | --token T]\n"
+                    "       nats_forge --nats URL --cluster C --present-victim ID [--seq N]\n"
+                    "                  [--user U --password P | --token T] [--lease-ttl-ms N]\n",
             msg);
     return EXIT_USAGE;
 }
@@ -596,6 +616,23 @@ static void forge_all(forge *f)
     json_decref(rel);
 }
 
+/* The second mode: a seq jump and a map far ahead, both in the present
+ * leader's name and term (see the header). */
+static void forge_present(forge *f)
+{
+    json_t *nf = forge_event(f, AETHER_EVT_NODE_FAILED, &f->leader, f->term);
+    json_object_set_new(nf, "seq", json_integer((json_int_t)f->present_seq));
+    json_t *data = json_object_get(nf, "data");
+    AETHER_ASSERT(data != NULL);
+    json_object_set_new(data, "node", json_string(f->victim.str));
+    forge_send_json(f, "evt.NodeFailed", nf, FORGE_BCAST, FORGE_IGNORED);
+    json_decref(nf);
+    char *map = forge_map(f, f->term, f->map_version + 1000, &f->victim, 0);
+    AETHER_ASSERT(map != NULL);
+    forge_send(f, "map", map, strlen(map), FORGE_BCAST, FORGE_IGNORED);
+    free(map);
+}
+
 /* ---- replies ------------------------------------------------------------------ */
 
 /* Collects the replies to the command requests; prints the tally. 0, or 1
@@ -651,7 +688,7 @@ static int forge_replies(forge *f, natsSubscription *sub, uint64_t timeout_ms)
 int main(int argc, char **argv)
 {
     enum { O_NATS = 256, O_CLUSTER, O_OLD_LEADER, O_OLD_TERM, O_USER, O_PASSWORD, O_TOKEN, O_TIMEOUT, O_TTL,
-           O_NO_RESIGN, O_DELETE_LEASE };
+           O_NO_RESIGN, O_DELETE_LEASE, O_VICTIM, O_SEQ };
     static const struct option longopts[] = {
         {"nats", required_argument, NULL, O_NATS},
         {"cluster", required_argument, NULL, O_CLUSTER},
@@ -664,13 +701,16 @@ int main(int argc, char **argv)
         {"lease-ttl-ms", required_argument, NULL, O_TTL},
         {"no-forged-resign", no_argument, NULL, O_NO_RESIGN},
         {"delete-lease", no_argument, NULL, O_DELETE_LEASE},
+        {"present-victim", required_argument, NULL, O_VICTIM},
+        {"seq", required_argument, NULL, O_SEQ},
         {NULL, 0, NULL, 0},
     };
-    const char *url = NULL, *user = NULL, *password = NULL, *token = NULL, *old_leader = NULL;
+    const char *url = NULL, *user = NULL, *password = NULL, *token = NULL, *old_leader = NULL, *victim = NULL;
     uint64_t old_term = 0, timeout_ms = 3000, ttl_ms = 1000;
     bool delete_lease = false;
     forge f;
     memset(&f, 0, sizeof(f));
+    f.present_seq = 5000;
     opterr = 0;
     for (int guard = 0; guard <= argc; guard++) { /* bounded: one option per argument */
         int c = getopt_long(argc, argv, "", longopts, NULL);
@@ -686,6 +726,13 @@ int main(int argc, char **argv)
         case O_TOKEN: token = optarg; break;
         case O_NO_RESIGN: f.no_forged_resign = true; break;
         case O_DELETE_LEASE: delete_lease = true; break;
+        case O_VICTIM: victim = optarg; break;
+        case O_SEQ:
+            errno = 0;
+            f.present_seq = strtoull(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || f.present_seq == 0)
+                return forge_usage("--seq wants a positive integer");
+            break;
         case O_OLD_TERM:
             errno = 0;
             old_term = strtoull(optarg, &end, 10);
@@ -708,13 +755,20 @@ int main(int argc, char **argv)
         }
     }
     aether_err err = {0};
-    if (delete_lease && (url == NULL || f.cluster == NULL || old_leader != NULL || optind != argc))
-        return forge_usage("--delete-lease wants --nats and --cluster only");
-    if (!delete_lease &&
-        (url == NULL || f.cluster == NULL || old_leader == NULL || old_term == 0 || optind != argc))
+    f.present = victim != NULL;
+    if (delete_lease) {
+        if (url == NULL || f.cluster == NULL || old_leader != NULL || victim != NULL || optind != argc)
+            return forge_usage("--delete-lease wants --nats and --cluster only");
+    } else if (f.present) {
+        if (url == NULL || f.cluster == NULL || old_leader != NULL || old_term != 0 || optind != argc)
+            return forge_usage("--present-victim wants --nats and --cluster, and no --old-leader/--old-term");
+        if (aether_node_id_from_cstr(victim, &f.victim, &err) != AETHER_OK)
+            return forge_usage("--present-victim is not a valid node id");
+    } else if (url == NULL || f.cluster == NULL || old_leader == NULL || old_term == 0 || optind != argc) {
         return forge_usage("--nats, --cluster, --old-leader and --old-term are required");
-    if (!delete_lease && aether_node_id_from_cstr(old_leader, &f.old_leader, &err) != AETHER_OK)
+    } else if (aether_node_id_from_cstr(old_leader, &f.old_leader, &err) != AETHER_OK) {
         return forge_usage("--old-leader is not a valid node id");
+    }
     f.old_term = old_term;
     snprintf(f.prefix, sizeof(f.prefix), "aether.%s.", f.cluster);
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -752,7 +806,16 @@ int main(int argc, char **argv)
     } else if (forge_read_state(&f, ttl_ms) == 0 && f.member_count > 0) {
         printf("state leader=%s term=%" PRIu64 " map_version=%" PRIu64 " shards=%u members=%u\n", f.leader.str,
                (uint64_t)f.term, f.map_version, f.shard_count, f.member_count);
-        if (f.old_term >= f.term)
+        if (f.present) {
+            forge_present(&f);
+            s = natsConnection_FlushTimeout(f.nc, 5000);
+            if (s != NATS_OK)
+                fprintf(stderr, "nats_forge: %s\n", natsStatus_GetText(s));
+            else {
+                printf("sent %" PRIu64 "\n", f.sent);
+                rc = 0;
+            }
+        } else if (f.old_term >= f.term)
             fprintf(stderr, "nats_forge: --old-term %" PRIu64 " is not older than the present term %" PRIu64 "\n",
                     (uint64_t)f.old_term, (uint64_t)f.term);
         else {

@@ -28,6 +28,10 @@
  *            aether-node would, retrying while JetStream is not ready
  *            (clustered JetStream elects its meta leader after start), up
  *            to --timeout-ms. Prints "buckets replicas=R".
+ *   delete-lease, delete-state
+ *            deletes the bucket aether_<C>_lease or aether_<C>_state with
+ *            everything in it (issue 12 item 5: the nodes must re-create
+ *            it). Prints "deleted BUCKET". Exit 1 if there was none.
  *   streams  where JetStream placed the two buckets' streams, waiting (up to
  *            --timeout-ms) until each has a leader:
  *              stream KV_aether_<C>_<lease|state> leader=SERVER replicas=S2,S3 messages=N
@@ -93,7 +97,8 @@ static int probe_usage(const char *msg)
                     "usage: nats_probe --nats URL[,URL...] --cluster C [--timeout-ms N] "
                     "[--user U --password P | --token T]\n"
                     "                  map | lease | watch [--duration S] | "
-                    "buckets [--replicas R] [--ttl-ms N] | streams\n",
+                    "buckets [--replicas R] [--ttl-ms N] | streams |\n"
+                    "                  delete-lease | delete-state\n",
             msg);
     return EXIT_USAGE;
 }
@@ -286,6 +291,22 @@ static int probe_buckets(const probe_opts *o, natsConnection *nc)
     return ok ? 0 : 1;
 }
 
+/* ---- delete-lease, delete-state -------------------------------------------- */
+
+static int probe_delete(const probe_opts *o, natsConnection *nc, const char *suffix)
+{
+    char bucket[AETHER_KV_NATS_BUCKET_LEN_MAX + 1];
+    snprintf(bucket, sizeof(bucket), "aether_%s_%s", o->cluster, suffix);
+    aether_err err = {0};
+    aether_status st = aether_kv_nats_delete_bucket(nc, bucket, PROBE_KV_TIMEOUT_MS, &err);
+    if (st != AETHER_OK) {
+        fprintf(stderr, "nats_probe: delete %s: %s\n", bucket, err.msg);
+        return 1;
+    }
+    printf("deleted %s\n", bucket);
+    return 0;
+}
+
 /* ---- streams --------------------------------------------------------------- */
 
 /* The JetStream placement of the two KV streams: which server leads each
@@ -474,7 +495,8 @@ int main(int argc, char **argv)
     o.command = argv[optind];
     if (strcmp(o.command, "map") != 0 && strcmp(o.command, "lease") != 0 &&
         strcmp(o.command, "watch") != 0 && strcmp(o.command, "buckets") != 0 &&
-        strcmp(o.command, "streams") != 0)
+        strcmp(o.command, "streams") != 0 && strcmp(o.command, "delete-lease") != 0 &&
+        strcmp(o.command, "delete-state") != 0)
         return probe_usage("unknown command");
 
     struct sigaction sa;
@@ -496,6 +518,10 @@ int main(int argc, char **argv)
             rc = probe_watch(&o, nc);
         else if (strcmp(o.command, "streams") == 0)
             rc = probe_streams(&o, nc);
+        else if (strcmp(o.command, "delete-lease") == 0)
+            rc = probe_delete(&o, nc, "lease");
+        else if (strcmp(o.command, "delete-state") == 0)
+            rc = probe_delete(&o, nc, "state");
         else
             rc = probe_buckets(&o, nc);
         natsConnection_Destroy(nc);

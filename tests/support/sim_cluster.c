@@ -39,6 +39,7 @@ struct sim_cluster {
     char first_violation[256];
     uint32_t event_counts[AETHER_EVT_COUNT_];
     aether_term event_last_term[AETHER_EVT_COUNT_]; /* envelope term of the last one counted */
+    char last_event[AETHER_EVT_COUNT_][256]; /* aether_event_format of the newest one */
     uint64_t restarts;
     bool trace; /* AETHER_SIM_TRACE set: print every event (not renewals) */
     uint32_t moves[AETHER_SHARD_COUNT_MAX > 4096 ? 4096 : AETHER_SHARD_COUNT_MAX];
@@ -84,6 +85,7 @@ static void on_event(void *arg, const aether_event *e)
     if (strcmp(e->node.str, n->node) == 0) {
         c->event_counts[e->type]++;
         c->event_last_term[e->type] = e->term;
+        aether_event_format(e, c->last_event[e->type], sizeof(c->last_event[e->type]));
         if (e->type == AETHER_EVT_SHARD_MIGRATED && e->data.shard_migrated.shard < 4096)
             c->moves[e->data.shard_migrated.shard]++;
         if (c->trace && e->type != AETHER_EVT_LEASE_RENEWED) {
@@ -437,6 +439,7 @@ uint32_t sim_violations(sim_cluster *c, char *first, size_t cap)
 
 uint32_t sim_event_count(sim_cluster *c, aether_event_type type) { return c->event_counts[type]; }
 aether_term sim_event_last_term(sim_cluster *c, aether_event_type type) { return c->event_last_term[type]; }
+const char *sim_last_event(sim_cluster *c, aether_event_type type) { return c->last_event[type]; }
 
 aether_executor *sim_executor(sim_cluster *c) { return c->ex; }
 aether_kv *sim_lease_kv(sim_cluster *c) { return c->lease_kv; }

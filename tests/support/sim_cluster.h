@@ -78,6 +78,8 @@ uint32_t sim_serving(sim_cluster *c, const char *id);
 uint32_t sim_event_count(sim_cluster *c, aether_event_type type);
 /* The envelope term of the last such event counted (0: none yet). */
 aether_term sim_event_last_term(sim_cluster *c, aether_event_type type);
+/* The newest event of a type, as aether_event_format prints it ("" if none). */
+const char *sim_last_event(sim_cluster *c, aether_event_type type);
 aether_executor *sim_executor(sim_cluster *c);
 aether_kv *sim_lease_kv(sim_cluster *c);
 aether_metrics *sim_metrics(sim_cluster *c);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cu_test.h"
+#include "exec_step.h"
 #include "kv_store.h"
 #include "lease.h"
 #include "sim_cluster.h"
@@ -603,6 +604,258 @@ static aether_command cmd_of(aether_command_type type, aether_term term)
     return c;
 }
 
+static int64_t metric_of(sim_cluster *c, const char *name, const char *node, const char *extra)
+{
+    char labels[96];
+    snprintf(labels, sizeof(labels), "node=\"%s\"%s%s", node, extra ? "," : "", extra ? extra : "");
+    int64_t v = -1;
+    CU_ASSERT_EQUAL(aether_metrics_read(sim_metrics(c), name, labels, &v), AETHER_OK);
+    return v;
+}
+
+/* Crashes n nodes other than the leader, `gap_ms` apart, from the end of
+ * ids[0..count). */
+static void crash_followers(sim_cluster *c, const char *const *ids, uint32_t count, uint32_t n,
+                            uint64_t gap_ms)
+{
+    const char *leader = sim_leader(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(leader);
+    char lead[16];
+    snprintf(lead, sizeof(lead), "%s", leader);
+    for (uint32_t i = count; i-- > 0 && n > 0;) {
+        if (strcmp(ids[i], lead) == 0)
+            continue;
+        sim_crash(c, ids[i]);
+        n--;
+        sim_run_ms(c, gap_ms);
+    }
+    CU_ASSERT_EQUAL(n, 0);
+}
+
+/* The brake's "a third of the nodes" counts live nodes (Active + Draining),
+ * not the Left and Failed ids the topology remembers: 5 live nodes and 10
+ * drained ids, then 3 of the 5 lost within a second engage the brake. On
+ * the code before, a third of all 15 ids (5) tolerated the 3 losses. */
+static void test_brake_counts_live_nodes_only(void)
+{
+    aether_config base;
+    aether_config_defaults(&base);
+    base.brake_window_ms = 2000; /* the drains' leaves age out of it quickly */
+    sim_options o = { .seed = 23, .shard_count = 60, .base = &base };
+    sim_cluster *c = sim_cluster_create(&o);
+    CU_ASSERT_FATAL(c != NULL);
+    char ids[15][8];
+    const char *live[5];
+    for (int i = 0; i < 15; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "n%02d", i);
+        CU_ASSERT_FATAL(sim_add(c, ids[i], NULL) != NULL);
+    }
+    sim_run_ms(c, SETTLE_MS);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sim_leader(c));
+    /* Ten drain and leave (the leader stays), then their processes exit. */
+    char leader[16];
+    snprintf(leader, sizeof(leader), "%s", sim_leader(c));
+    int drained = 0, n_live = 0;
+    for (int i = 0; i < 15; i++) {
+        if (drained < 10 && strcmp(ids[i], leader) != 0) {
+            sim_drain(c, ids[i]);
+            drained++;
+        } else {
+            live[n_live++] = ids[i];
+        }
+    }
+    CU_ASSERT_FATAL(n_live == 5);
+    sim_run_ms(c, 4 * SETTLE_MS);
+    for (int i = 0; i < 15; i++) {
+        aether_member_view v;
+        bool is_live = false;
+        for (int k = 0; k < n_live; k++)
+            is_live |= live[k] == ids[i];
+        if (is_live)
+            continue;
+        aether_member_view_get(sim_member(c, ids[i]), &v);
+        CU_ASSERT_EQUAL(v.status, AETHER_NODE_LEFT);
+        sim_crash(c, ids[i]);
+    }
+    sim_run_ms(c, base.brake_window_ms + 500);
+    expect_settled(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sim_leader(c));
+    CU_ASSERT_EQUAL(metric_of(c, "aether_rebalance_brake", sim_leader(c), NULL), 0);
+    CU_ASSERT_EQUAL(metric_of(c, "aether_nodes", sim_leader(c), "status=\"left\""), 10);
+    /* Three of the five live nodes within a second. */
+    crash_followers(c, live, 5, 3, 300);
+    sim_run_ms(c, 1500); /* failure_timeout: all three declared failed */
+    CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_NODE_FAILED), 3);
+    CU_ASSERT_EQUAL(metric_of(c, "aether_rebalance_brake", sim_leader(c), NULL), 1);
+    /* I2 all the same: the two survivors serve every shard. */
+    expect_settled(c);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
+/* aetherctl rebalance --release-brake: RebalanceShards with release_brake
+ * lifts an engaged brake at once (within the window), the leader records
+ * who asked and opens the rebalance with reason "brake released by
+ * operator"; with no brake engaged the request is refused. */
+static void test_operator_releases_brake(void)
+{
+    sim_cluster *c = boot(24, 6, 60);
+    const char *ids[] = { "n0", "n1", "n2", "n3", "n4", "n5" };
+    aether_transport *client = sim_client(c, "client");
+    CU_ASSERT_FATAL(client != NULL);
+    aether_command rel = cmd_of(AETHER_CMD_REBALANCE_SHARDS, AETHER_TERM_NONE);
+    aether_event_set_reason(rel.data.rebalance.reason, "alice@ops");
+    rel.data.rebalance.release_brake = true;
+    CU_ASSERT_FATAL(aether_node_id_from_cstr("aetherctl", &rel.sender, NULL) == AETHER_OK);
+    reply_box r = ask(c, client, &rel);
+    CU_ASSERT_EQUAL(r.status, AETHER_ESTATE); /* nothing to release */
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.reason, "not engaged"));
+
+    crash_followers(c, ids, 6, 3, 100);
+    sim_run_ms(c, 1500);
+    char leader[16];
+    snprintf(leader, sizeof(leader), "%s", sim_leader(c));
+    CU_ASSERT_EQUAL_FATAL(metric_of(c, "aether_rebalance_brake", leader, NULL), 1);
+    uint32_t started = sim_event_count(c, AETHER_EVT_REBALANCE_STARTED);
+    uint32_t completed = sim_event_count(c, AETHER_EVT_REBALANCE_COMPLETED);
+    r = ask(c, client, &rel); /* runs 50 ms: well within the 10 s window */
+    CU_ASSERT_EQUAL(r.status, AETHER_OK);
+    CU_ASSERT_EQUAL(metric_of(c, "aether_rebalance_brake", leader, NULL), 0);
+    CU_ASSERT_EQUAL(metric_of(c, "aether_brake_releases_total", leader, NULL), 1);
+    CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_REBALANCE_STARTED), started + 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(sim_last_event(c, AETHER_EVT_REBALANCE_STARTED),
+                                  "reason=brake released by operator "));
+    sim_run_ms(c, 1000);
+    CU_ASSERT(sim_event_count(c, AETHER_EVT_REBALANCE_COMPLETED) > completed);
+    CU_ASSERT_EQUAL(metric_of(c, "aether_rebalance_brake", leader, NULL), 0);
+    /* Balanced again among the three survivors, long before the window ends. */
+    expect_settled(c);
+    uint32_t lo = UINT32_MAX, hi = 0;
+    for (int i = 0; i < 6; i++) {
+        if (sim_member(c, ids[i]) == NULL)
+            continue;
+        uint32_t k = sim_serving(c, ids[i]);
+        lo = k < lo ? k : lo;
+        hi = k > hi ? k : hi;
+    }
+    CU_ASSERT(hi - lo <= 1);
+    aether_transport_destroy(client);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
+static aether_config retention_config(void)
+{
+    aether_config base;
+    aether_config_defaults(&base);
+    base.brake_window_ms = 2000;
+    base.node_retention_ms = 3000;
+    return base;
+}
+
+static bool knows(sim_cluster *c, const char *node, const char *id, aether_node_status *status,
+                  uint64_t *version)
+{
+    aether_topology t;
+    aether_node_id nid;
+    CU_ASSERT_FATAL(aether_node_id_from_cstr(id, &nid, NULL) == AETHER_OK);
+    CU_ASSERT_FATAL(aether_member_topology(sim_member(c, node), &t) == AETHER_OK);
+    const aether_node_info *info = aether_topology_find(&t, &nid);
+    if (info != NULL && status != NULL)
+        *status = info->status;
+    if (version != NULL)
+        *version = t.version;
+    bool found = info != NULL;
+    aether_topology_fini(&t);
+    return found;
+}
+
+/* node_retention_ms: a Failed node is dropped from the topology by the
+ * leader after the retention, every node converges on it (no event), the
+ * failed-nodes gauge clears, and the same id then joins as a new node. */
+static void test_failed_node_forgotten_after_retention(void)
+{
+    aether_config base = retention_config();
+    sim_options o = { .seed = 25, .shard_count = 64, .base = &base };
+    sim_cluster *c = sim_cluster_create(&o);
+    CU_ASSERT_FATAL(c != NULL);
+    const char *ids[] = { "n0", "n1", "n2", "n3" };
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_FATAL(sim_add(c, ids[i], NULL) != NULL);
+    sim_run_ms(c, SETTLE_MS);
+    char leader[16];
+    snprintf(leader, sizeof(leader), "%s", sim_leader(c));
+    const char *victim = strcmp(leader, "n3") == 0 ? "n2" : "n3";
+    sim_crash(c, victim);
+    sim_run_ms(c, 1500);
+    aether_node_status st = AETHER_NODE_ACTIVE;
+    CU_ASSERT_TRUE(knows(c, leader, victim, &st, NULL));
+    CU_ASSERT_EQUAL(st, AETHER_NODE_FAILED);
+    CU_ASSERT_EQUAL(metric_of(c, "aether_nodes", leader, "status=\"failed\""), 1);
+    sim_run_ms(c, 1000); /* ~1.5 s after its failure: remembered */
+    CU_ASSERT_TRUE(knows(c, leader, victim, NULL, NULL));
+    sim_run_ms(c, 2500); /* past node_retention_ms */
+    uint64_t v_leader = 0;
+    CU_ASSERT_FALSE(knows(c, leader, victim, NULL, &v_leader));
+    CU_ASSERT_EQUAL(metric_of(c, "aether_nodes_forgotten_total", leader, NULL), 1);
+    sim_run_ms(c, 500); /* followers: the next LeaseRenewed moves them to the stored topology */
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(ids[i], victim) == 0)
+            continue;
+        uint64_t v = 0;
+        CU_ASSERT_FALSE(knows(c, ids[i], victim, NULL, &v));
+        CU_ASSERT_EQUAL(v, v_leader);
+        CU_ASSERT_EQUAL(metric_of(c, "aether_nodes", ids[i], "status=\"failed\""), 0);
+    }
+    CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_NODE_FAILED), 1);
+    /* The id comes back: a new node, admitted and given its share. */
+    uint32_t joined = sim_event_count(c, AETHER_EVT_NODE_JOINED);
+    CU_ASSERT_FATAL(sim_add(c, victim, NULL) != NULL);
+    sim_run_ms(c, SETTLE_MS);
+    CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_NODE_JOINED), joined + 1);
+    CU_ASSERT_TRUE(knows(c, leader, victim, &st, NULL));
+    CU_ASSERT_EQUAL(st, AETHER_NODE_ACTIVE);
+    expect_settled(c);
+    check_balance(c, 4, 64);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
+/* Never while a map names it: the leader's ShardAssignment actor is held
+ * (as if its map could not be recorded), so its current map still gives
+ * the failed node shards long past the retention; the node is kept. Once a
+ * map without it is out, it is forgotten. */
+static void test_departed_node_kept_while_map_names_it(void)
+{
+    aether_config base = retention_config();
+    sim_options o = { .seed = 26, .shard_count = 64, .base = &base };
+    sim_cluster *c = sim_cluster_create(&o);
+    CU_ASSERT_FATAL(c != NULL);
+    const char *ids[] = { "n0", "n1", "n2" };
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_FATAL(sim_add(c, ids[i], NULL) != NULL);
+    sim_run_ms(c, SETTLE_MS);
+    char leader[16];
+    snprintf(leader, sizeof(leader), "%s", sim_leader(c));
+    const char *victim = strcmp(leader, "n2") == 0 ? "n1" : "n2";
+    aether_actor *actors[3];
+    aether_member_actors(sim_member(c, leader), actors);
+    aether_step_freeze(sim_executor(c), actors[2], true); /* assign */
+    sim_crash(c, victim);
+    sim_run_ms(c, 1500 + 2 * base.node_retention_ms);
+    aether_node_status st = AETHER_NODE_ACTIVE;
+    CU_ASSERT_TRUE(knows(c, leader, victim, &st, NULL));
+    CU_ASSERT_EQUAL(st, AETHER_NODE_FAILED);
+    CU_ASSERT_EQUAL(metric_of(c, "aether_nodes_forgotten_total", leader, NULL), 0);
+    aether_step_freeze(sim_executor(c), actors[2], false);
+    sim_run_ms(c, 1000);
+    CU_ASSERT_FALSE(knows(c, leader, victim, NULL, NULL));
+    CU_ASSERT_EQUAL(metric_of(c, "aether_nodes_forgotten_total", leader, NULL), 1);
+    expect_settled(c);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
 /* Every command through the transport, accepted and rejected, with the
  * leader's reason. */
 static void test_commands_accepted_and_rejected(void)
@@ -668,15 +921,6 @@ static void test_commands_accepted_and_rejected(void)
 
 /* ---- admission (DESIGN 2): a node that cannot serve is never admitted ---- */
 
-static int64_t metric_of(sim_cluster *c, const char *name, const char *node)
-{
-    char labels[64];
-    int64_t v = -1;
-    snprintf(labels, sizeof(labels), "node=\"%s\"", node);
-    CU_ASSERT_EQUAL(aether_metrics_read(sim_metrics(c), name, labels, &v), AETHER_OK);
-    return v;
-}
-
 /* The leader's map and topology do not name id. */
 static void expect_not_named(sim_cluster *c, const char *id)
 {
@@ -717,7 +961,7 @@ static void expect_refused(sim_cluster *c, const char *id, const char *sentence)
     CU_ASSERT_EQUAL(v.shards_serving, 0);
     CU_ASSERT_EQUAL(sim_serving(c, id), 0);
     CU_ASSERT_FALSE(aether_member_may_serve(m));
-    CU_ASSERT_EQUAL(metric_of(c, "aether_node_incompatible", id), 1);
+    CU_ASSERT_EQUAL(metric_of(c, "aether_node_incompatible", id, NULL), 1);
     expect_not_named(c, id);
 }
 
@@ -748,8 +992,8 @@ static void test_admission_refuses_a_joiner_that_cannot_serve(void)
     for (uint32_t i = 0; i < 3; i++) {
         char id[8];
         snprintf(id, sizeof(id), "n%u", i);
-        refused += metric_of(c, "aether_joins_refused_total", id);
-        CU_ASSERT_EQUAL(metric_of(c, "aether_node_incompatible", id), 0);
+        refused += metric_of(c, "aether_joins_refused_total", id, NULL);
+        CU_ASSERT_EQUAL(metric_of(c, "aether_node_incompatible", id, NULL), 0);
     }
     CU_ASSERT(refused >= 3);
     /* A refused node asks no more: the count stays put. */
@@ -758,7 +1002,7 @@ static void test_admission_refuses_a_joiner_that_cannot_serve(void)
     for (uint32_t i = 0; i < 3; i++) {
         char id[8];
         snprintf(id, sizeof(id), "n%u", i);
-        later += metric_of(c, "aether_joins_refused_total", id);
+        later += metric_of(c, "aether_joins_refused_total", id, NULL);
     }
     CU_ASSERT_EQUAL(later, refused);
 
@@ -795,7 +1039,7 @@ static void test_admission_refuses_a_joiner_that_cannot_serve(void)
     for (uint32_t i = 0; i < 3; i++) {
         char id[8];
         snprintf(id, sizeof(id), "n%u", i);
-        CU_ASSERT_EQUAL(metric_of(c, "aether_node_incompatible", id), 0);
+        CU_ASSERT_EQUAL(metric_of(c, "aether_node_incompatible", id, NULL), 0);
     }
     expect_settled(c);
     check_balance(c, 3, 64);
@@ -834,8 +1078,8 @@ static void test_leader_that_cannot_serve_the_stored_map_stands_down(void)
     CU_ASSERT_FALSE(v.member);
     CU_ASSERT_EQUAL(v.map_version, 0); /* never installed, never published one */
     CU_ASSERT_EQUAL(v.shards_serving, 0);
-    CU_ASSERT_EQUAL(metric_of(c, "aether_node_incompatible", "x"), 1);
-    CU_ASSERT_EQUAL(metric_of(c, "aether_shards_owned", "x"), 0);
+    CU_ASSERT_EQUAL(metric_of(c, "aether_node_incompatible", "x", NULL), 1);
+    CU_ASSERT_EQUAL(metric_of(c, "aether_shards_owned", "x", NULL), 0);
     CU_ASSERT_PTR_NULL(sim_leader(c));
 
     CU_ASSERT_FATAL(sim_add(c, "n0", NULL) != NULL);
@@ -848,9 +1092,99 @@ static void test_leader_that_cannot_serve_the_stored_map_stands_down(void)
     sim_cluster_destroy(c);
 }
 
+/* Issue 12, item 3: a client publishes, in the present leader's name and
+ * term, a NodeFailed of a healthy follower with seq 5000 and a map 1000
+ * versions ahead giving that follower every shard. Nothing anyone serves
+ * changes for more than a moment, nobody installs the forged map, the jump
+ * is counted, and the leader's later events (a join) are still taken. */
+static void test_forged_present_term_changes_nothing(void)
+{
+    sim_cluster *c = boot(31, 3, 64);
+    expect_settled(c);
+    const char *leader = sim_leader(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(leader);
+    const char *victim = strcmp(leader, "n1") == 0 ? "n2" : "n1";
+    const char *other = strcmp(leader, "n0") != 0 && strcmp(victim, "n0") != 0 ? "n0" : "n2";
+    aether_member_view lv;
+    aether_member_view_get(sim_member(c, leader), &lv);
+    uint32_t served = sim_serving(c, victim);
+    CU_ASSERT_FATAL(served > 0);
+    aether_transport *client = sim_client(c, "forger");
+    CU_ASSERT_FATAL(client != NULL);
+
+    aether_event *nf = aether_event_create(AETHER_EVT_NODE_FAILED);
+    CU_ASSERT_FATAL(nf != NULL);
+    snprintf(nf->cluster, sizeof(nf->cluster), "%s", "aether");
+    nf->term = lv.term;
+    nf->seq = 5000;
+    CU_ASSERT_FATAL(aether_node_id_from_cstr(leader, &nf->node, NULL) == AETHER_OK);
+    CU_ASSERT_FATAL(aether_node_id_from_cstr(victim, &nf->data.node_failed.node, NULL) == AETHER_OK);
+    CU_ASSERT_EQUAL(aether_transport_publish_event(client, nf), AETHER_OK);
+    aether_event_release(nf);
+
+    aether_shardmap_builder *b = NULL;
+    CU_ASSERT_FATAL(aether_shardmap_builder_create(64, 1, &b, NULL) == AETHER_OK);
+    aether_node_id vid;
+    aether_node_index vi;
+    CU_ASSERT_FATAL(aether_node_id_from_cstr(victim, &vid, NULL) == AETHER_OK);
+    CU_ASSERT_FATAL(aether_shardmap_builder_add_node(b, &vid, &vi, NULL) == AETHER_OK);
+    for (uint32_t s = 0; s < 64; s++)
+        CU_ASSERT_FATAL(aether_shardmap_builder_set_owners(b, s, &vi, 1, NULL) == AETHER_OK);
+    aether_shardmap_builder_set_version(b, lv.map_version + 1000);
+    aether_shardmap_builder_set_term(b, lv.term);
+    aether_shardmap *forged = NULL;
+    CU_ASSERT_FATAL(aether_shardmap_build(b, &forged, NULL) == AETHER_OK);
+    aether_shardmap_builder_destroy(b);
+    CU_ASSERT_EQUAL(aether_transport_publish_map(client, forged), AETHER_OK);
+    aether_shardmap_destroy(forged);
+
+    sim_run_ms(c, 200);
+    expect_settled(c);
+    CU_ASSERT_EQUAL(sim_serving(c, victim), served);
+    for (uint32_t i = 0; i < 3; i++) {
+        char id[8], labels[32];
+        snprintf(id, sizeof(id), "n%u", i);
+        aether_member_view v;
+        aether_member_view_get(sim_member(c, id), &v);
+        CU_ASSERT_EQUAL(v.map_version, lv.map_version);
+        snprintf(labels, sizeof(labels), "node=\"%s\"", id);
+        int64_t n = 0;
+        if (strcmp(id, leader) != 0) {
+            CU_ASSERT_EQUAL(aether_metrics_read(sim_metrics(c), "aether_event_seq_gaps_total", labels, &n),
+                            AETHER_OK);
+            CU_ASSERT(n >= 1);
+        }
+        if (strcmp(id, victim) == 0) {
+            CU_ASSERT_EQUAL(aether_metrics_read(sim_metrics(c), "aether_events_refuted_total", labels, &n),
+                            AETHER_OK);
+            CU_ASSERT(n >= 1);
+        }
+    }
+
+    /* The leader's later events are taken: a join reaches every node. */
+    CU_ASSERT_FATAL(sim_add(c, "n3", NULL) != NULL);
+    sim_run_ms(c, SETTLE_MS);
+    expect_settled(c);
+    const char *ids[] = { victim, other };
+    for (uint32_t i = 0; i < 2; i++) {
+        aether_member_view v;
+        aether_member_view_get(sim_member(c, ids[i]), &v);
+        CU_ASSERT_EQUAL(v.nodes_active, 4);
+    }
+    CU_ASSERT(sim_serving(c, "n3") > 0);
+    aether_transport_destroy(client);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
 static CU_TestInfo tests[] = {
     AETHER_TEST(admission_refuses_a_joiner_that_cannot_serve),
     AETHER_TEST(leader_that_cannot_serve_the_stored_map_stands_down),
+    AETHER_TEST(brake_counts_live_nodes_only),
+    AETHER_TEST(operator_releases_brake),
+    AETHER_TEST(failed_node_forgotten_after_retention),
+    AETHER_TEST(departed_node_kept_while_map_names_it),
+    AETHER_TEST(forged_present_term_changes_nothing),
     AETHER_TEST(commands_accepted_and_rejected),
     AETHER_TEST(rebalance_command_on_a_balanced_map_moves_nothing),
     AETHER_TEST(leader_change_alone_moves_nothing),

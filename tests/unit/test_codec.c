@@ -171,6 +171,7 @@ static aether_command sample_command(aether_command_type t, bool extreme)
     case AETHER_CMD_REBALANCE_SHARDS:
         aether_event_set_reason(c.data.rebalance.reason,
                                 extreme ? rep('r', AETHER_REASON_MAX) : "operator");
+        c.data.rebalance.release_brake = extreme != 0;
         break;
     default:
         CU_FAIL_FATAL("unknown command type");
@@ -416,6 +417,50 @@ static void test_round_trip_commands(void)
             aether_codec_msg_fini(&m);
             free(text);
         }
+    }
+}
+
+/* RebalanceShards' release_brake is optional on the wire: sent only when
+ * true, absent reads as false (what senders that predate it send), and
+ * anything but a JSON boolean is refused. */
+static void test_release_brake_flag(void)
+{
+    aether_command c = sample_command(AETHER_CMD_REBALANCE_SHARDS, 0);
+    char *text = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL_FATAL(aether_codec_encode_command(&c, 99, &text, &len, NULL), AETHER_OK);
+    CU_ASSERT_PTR_NULL(strstr(text, "release_brake"));
+    free(text);
+    c.data.rebalance.release_brake = true;
+    CU_ASSERT_EQUAL_FATAL(aether_codec_encode_command(&c, 99, &text, &len, NULL), AETHER_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"release_brake\":true"));
+    free(text);
+    const char *head = "{\"v\":1,\"type\":\"RebalanceShards\",\"cluster\":\"prod\",\"term\":4,"
+                       "\"seq\":0,\"node\":\"aetherctl\",\"ts\":1,\"data\":{\"reason\":\"op\"";
+    const struct {
+        const char *tail;
+        aether_status st;
+        bool flag;
+    } cases[] = {
+        {"}}", AETHER_OK, false},
+        {",\"release_brake\":false}}", AETHER_OK, false},
+        {",\"release_brake\":true}}", AETHER_OK, true},
+        {",\"release_brake\":1}}", AETHER_EINVAL, false},
+        {",\"release_brake\":\"yes\"}}", AETHER_EINVAL, false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char buf[256];
+        snprintf(buf, sizeof(buf), "%s%s", head, cases[i].tail);
+        aether_codec_msg m;
+        aether_err err = {0};
+        aether_status st = aether_codec_decode(buf, strlen(buf), NULL, &m, &err);
+        CU_ASSERT_EQUAL(st, cases[i].st);
+        if (st == AETHER_OK) {
+            CU_ASSERT_EQUAL(m.u.command.data.rebalance.release_brake, cases[i].flag);
+        } else {
+            CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "release_brake"));
+        }
+        aether_codec_msg_fini(&m);
     }
 }
 
@@ -1202,6 +1247,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(other_kinds_exact_shape),
     AETHER_TEST(round_trip_events),
     AETHER_TEST(round_trip_commands),
+    AETHER_TEST(release_brake_flag),
     AETHER_TEST(round_trip_release_heartbeat_reply),
     AETHER_TEST(encode_refuses_what_decode_would),
     AETHER_TEST(reject_table),

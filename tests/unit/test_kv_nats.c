@@ -848,6 +848,10 @@ static void test_bucket_recreated_revisions_restart(void)
     s = aether_kv_get(kv, "a", &e, &err);
     fprintf(stderr, "    [get with the bucket gone: %s %s]\n", aether_status_str(s), err.msg);
     CU_ASSERT_TRUE(s == AETHER_EUNAVAILABLE || s == AETHER_ENOTFOUND);
+    /* The store found its bucket gone and created it again (nats_kv.h step
+     * 5), once: the failed create did it, the get found the new bucket. */
+    CU_ASSERT_EQUAL(aether_kv_nats_recreated(kv), 1);
+    CU_ASSERT_EQUAL(s, AETHER_ENOTFOUND);
     /* Re-created: empty, and revisions restart at 1. */
     aether_kv *kv2 = store("t_recreate", 0);
     expect_absent(kv2, "a");
@@ -857,6 +861,45 @@ static void test_bucket_recreated_revisions_restart(void)
     CU_ASSERT_EQUAL(put_new(kv, "a", "new", &r), AETHER_OK);
     CU_ASSERT_EQUAL(r, 2);
     expect_value(kv2, "a", "new", 2);
+    drop_all();
+}
+
+static void test_bucket_gone_fails_fast_and_comes_back(void)
+{
+    up();
+    aether_kv *kv = store("t_gone", 1000);
+    uint64_t r;
+    aether_err err = {0};
+    CU_ASSERT_EQUAL(put_new(kv, "a", "1", &r), AETHER_OK);
+    CU_ASSERT_EQUAL_FATAL(aether_kv_nats_delete_bucket(nc, "t_gone", 0, &err), AETHER_OK);
+    /* A get of a deleted bucket answers at once (kvStore_Get's direct get
+     * waited out the whole timeout) and brings the bucket back. */
+    uint64_t t0 = aether_clock_now_ns(aether_clock_real());
+    aether_kv_entry e;
+    CU_ASSERT_EQUAL(aether_kv_get(kv, "a", &e, &err), AETHER_EUNAVAILABLE);
+    uint64_t took_ms = (aether_clock_now_ns(aether_clock_real()) - t0) / AETHER_NS_PER_MS;
+    fprintf(stderr, "\n    [get with the bucket gone: %llu ms: %s]\n", (unsigned long long)took_ms, err.msg);
+    CU_ASSERT_TRUE(took_ms < 500);
+    CU_ASSERT_EQUAL(aether_kv_nats_recreated(kv), 1);
+    /* Back with its TTL: a fresh store with the same TTL binds to it. */
+    aether_kv *kv2 = store("t_gone", 1000);
+    CU_ASSERT_EQUAL(aether_kv_get(kv, "a", &e, &err), AETHER_ENOTFOUND);
+    CU_ASSERT_EQUAL(put_new(kv, "a", "2", &r), AETHER_OK);
+    CU_ASSERT_EQUAL(r, 1);
+    /* Compact: everything below goes, the next revision is at least that. */
+    CU_ASSERT_EQUAL(aether_kv_compact(kv, 1000, &err), AETHER_OK);
+    expect_absent(kv2, "a");
+    CU_ASSERT_EQUAL(put_new(kv, "b", "x", &r), AETHER_OK);
+    CU_ASSERT_EQUAL(r, 1000);
+    CU_ASSERT_EQUAL(put_new(kv, "a", "3", &r), AETHER_OK);
+    CU_ASSERT_EQUAL(r, 1001);
+    /* Deleted again with no call failing since: it stays gone (only a failed
+     * call of a store made with create_if_missing re-creates). */
+    CU_ASSERT_EQUAL_FATAL(aether_kv_nats_delete_bucket(nc, "t_gone", 0, &err), AETHER_OK);
+    aether_kv_nats_config bc = {.conn = nc, .bucket = "t_gone", .ttl_ms = 1000};
+    aether_kv *bound = NULL;
+    CU_ASSERT_EQUAL(aether_kv_nats_create(&bc, &bound, &err), AETHER_ENOTFOUND);
+    CU_ASSERT_PTR_NULL(bound);
     drop_all();
 }
 
@@ -937,7 +980,20 @@ static void test_lease_on_nats(void)
     lease_kv = store("lease", LEASE_TTL_MS);
     aether_lease_config c = lease_cfg(lease_kv, state_kv, "node-c");
     aether_lease_held hc;
-    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&c, &rng, &hc, &err), AETHER_OK);
+    /* First: b may still act until its deadline (lease.h step 2b); the key
+     * is kept (term 0) until it expires. */
+    CU_ASSERT_EQUAL(aether_lease_acquire(&c, &rng, &hc, &err), AETHER_ESTALE);
+    CU_ASSERT_EQUAL(aether_lease_read(&c, &v, &rev, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(v.term, AETHER_TERM_NONE);
+    c.restart_waited = true; /* the caller waits a ttl */
+    uint64_t w0 = now_ns();
+    s = AETHER_EEXIST;
+    while (s == AETHER_EEXIST && ms_since(w0) < 3000) { /* bounded: ttl + 2 s */
+        s = aether_lease_acquire(&c, &rng, &hc, &err);
+        if (s == AETHER_EEXIST)
+            sleep_ms(50);
+    }
+    CU_ASSERT_EQUAL_FATAL(s, AETHER_OK);
     CU_ASSERT_TRUE(hc.lease.term > tb);
     CU_ASSERT_EQUAL(aether_lease_recorded_term(&c, &t, &rev, NULL), AETHER_OK);
     CU_ASSERT_EQUAL(t, hc.lease.term);
@@ -970,6 +1026,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(server_frozen_timeouts),
     AETHER_TEST(server_killed_unavailable),
     AETHER_TEST(bucket_recreated_revisions_restart),
+    AETHER_TEST(bucket_gone_fails_fast_and_comes_back),
     AETHER_TEST(lease_on_nats),
     CU_TEST_INFO_NULL,
 };

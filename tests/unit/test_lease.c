@@ -242,8 +242,22 @@ static void test_wipe_keeps_terms_increasing(void)
     /* The lease bucket is deleted and re-created: revisions restart at 1. */
     aether_kv_mem_wipe(lease_kv);
     aether_err err = {0};
+    /* Step 2b: created at revision 1 <= 6, so b may still act until its
+     * deadline: the key (term 0) is left to expire; nobody else gets it. */
+    CU_ASSERT_EQUAL(aether_lease_acquire(&c, &rng, &hc, &err), AETHER_ESTALE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "re-created"));
+    CU_ASSERT_EQUAL(hc.lease.term, AETHER_TERM_NONE);
+    CU_ASSERT_FALSE(aether_lease_may_act(&hc.lease, sim.now_ns, MARGIN_MS));
+    aether_lease_value v;
+    uint64_t r;
+    CU_ASSERT_EQUAL(aether_lease_read(&c, &v, &r, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(v.term, AETHER_TERM_NONE);
+    CU_ASSERT_EQUAL(aether_lease_acquire(&a, &rng, &ha, NULL), AETHER_EEXIST);
+    /* A ttl later it has expired; having waited, c goes on. */
+    aether_sim_clock_advance_ns(&sim, TTL_MS * MS);
+    c.restart_waited = true;
     CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&c, &rng, &hc, &err), AETHER_OK);
-    /* Created at revision 1, advanced with updates 2..7: the term is 7. */
+    /* Created at revision 2, advanced with updates 3..7: the term is 7. */
     CU_ASSERT_EQUAL(hc.lease.term, 7);
     CU_ASSERT_TRUE(hc.lease.term > hb.lease.term);
     CU_ASSERT_EQUAL(hc.revision, 7);
@@ -264,6 +278,7 @@ static void test_advance_budget_keeps_progress(void)
     CU_ASSERT_EQUAL(aether_kv_create(state_kv, "term", "10", 2, &r, NULL), AETHER_OK);
     a.advance_steps_max = 4;
     b.advance_steps_max = 4;
+    a.restart_waited = b.restart_waited = true; /* step 2b: waited already */
     aether_lease_held h;
     aether_err err = {0};
     /* create 1 + 4 updates = 5 <= 10: out of budget, key released (marker 6). */
@@ -278,6 +293,103 @@ static void test_advance_budget_keeps_progress(void)
     CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &h, &err), AETHER_OK);
     CU_ASSERT_EQUAL(h.lease.term, 11);
     CU_ASSERT_EQUAL(recorded(&b), 11);
+    stores_down();
+}
+
+static void test_wide_gap_compacts(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a"), b = node_cfg("node-b");
+    /* A lease bucket re-created under a record of a long-lived cluster (one
+     * revision per renewal): 100000 updates would be needed, far above the
+     * default budget; the compaction crosses the gap at once. */
+    uint64_t r;
+    CU_ASSERT_EQUAL(aether_kv_create(state_kv, "term", "100000", 6, &r, NULL), AETHER_OK);
+    a.restart_waited = b.restart_waited = true; /* step 2b: waited already */
+    aether_lease_held h;
+    aether_err err = {0};
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &h, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(h.lease.term, 100001);
+    CU_ASSERT_EQUAL(h.revision, 100001);
+    CU_ASSERT_EQUAL(recorded(&a), 100001);
+    CU_ASSERT_EQUAL(aether_kv_mem_last_revision(lease_kv), 100001);
+    CU_ASSERT_TRUE(aether_lease_may_act(&h.lease, sim.now_ns, MARGIN_MS));
+    aether_lease_value v;
+    CU_ASSERT_EQUAL(aether_lease_read(&b, &v, &r, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(r, 100001);
+    CU_ASSERT_TRUE(aether_node_id_equal(&v.leader, &a.self));
+    /* Another candidate meanwhile only finds it held. */
+    aether_lease_held hb;
+    CU_ASSERT_EQUAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_EEXIST);
+    CU_ASSERT_EQUAL(aether_lease_renew(&a, &h, &h, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(h.lease.term, 100001);
+    stores_down();
+}
+
+static void test_record_again_after_state_loss(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a"), b = node_cfg("node-b");
+    aether_lease_held h;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(recorded(&a), h.lease.term);
+    bool rewritten = true;
+    /* Intact: nothing written. */
+    CU_ASSERT_EQUAL(aether_lease_record_again(&a, &h, &rewritten, NULL), AETHER_OK);
+    CU_ASSERT_FALSE(rewritten);
+    /* The state bucket deleted and re-created empty: the record comes back. */
+    aether_kv_mem_wipe(state_kv);
+    CU_ASSERT_EQUAL(recorded(&a), AETHER_TERM_NONE);
+    CU_ASSERT_EQUAL(aether_lease_record_again(&a, &h, &rewritten, NULL), AETHER_OK);
+    CU_ASSERT_TRUE(rewritten);
+    CU_ASSERT_EQUAL(recorded(&a), h.lease.term);
+    aether_term t1 = h.lease.term;
+    /* So a later loss of the lease bucket still gives a higher term. */
+    aether_sim_clock_advance_ns(&sim, 2 * TTL_MS * MS);
+    aether_kv_mem_wipe(lease_kv);
+    aether_lease_held hb;
+    b.restart_waited = true; /* step 2b: waited already */
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_OK);
+    CU_ASSERT_TRUE(hb.lease.term > t1);
+    /* A deposed holder never lowers the record. */
+    CU_ASSERT_EQUAL(aether_lease_record_again(&a, &h, &rewritten, NULL), AETHER_OK);
+    CU_ASSERT_FALSE(rewritten);
+    CU_ASSERT_EQUAL(recorded(&a), hb.lease.term);
+    stores_down();
+}
+
+static void test_term_floor_when_no_record(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a"), b = node_cfg("node-b");
+    uint64_t highest = 7; /* what a node that lived through a store loss has seen */
+    a.term_floor = &highest;
+    b.term_floor = &highest;
+    aether_lease_held h;
+    /* Both buckets lost: no record; the floor stands in, and the lease of
+     * term 7 may still be acted on for a ttl (step 2b). */
+    CU_ASSERT_EQUAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_ESTALE);
+    aether_sim_clock_advance_ns(&sim, TTL_MS * MS); /* the held key expires */
+    a.restart_waited = true;
+    /* Then the winner continues above its floor. */
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(h.lease.term, 8);
+    CU_ASSERT_EQUAL(h.floor_used, 7);
+    CU_ASSERT_EQUAL(recorded(&a), 8);
+    CU_ASSERT_EQUAL(aether_lease_resign(&a, &h, NULL), AETHER_OK);
+    /* A record exists: it is the authority, the floor does not count. */
+    highest = 100;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &h, NULL), AETHER_OK);
+    CU_ASSERT_TRUE(h.lease.term > 8 && h.lease.term < 100);
+    CU_ASSERT_EQUAL(h.floor_used, AETHER_TERM_NONE);
+    CU_ASSERT_EQUAL(aether_lease_resign(&b, &h, NULL), AETHER_OK);
+    /* An absurd floor (a forged term that slipped in) is not believed. */
+    aether_kv_mem_wipe(state_kv);
+    aether_kv_mem_wipe(lease_kv);
+    highest = AETHER_LEASE_TERM_FLOOR_MAX;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(h.lease.term, 1);
+    CU_ASSERT_EQUAL(h.floor_used, AETHER_TERM_NONE);
     stores_down();
 }
 
@@ -513,6 +625,9 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(renew_after_takeover_conflicts),
     AETHER_TEST(may_act_boundary),
     AETHER_TEST(wipe_keeps_terms_increasing),
+    AETHER_TEST(wide_gap_compacts),
+    AETHER_TEST(record_again_after_state_loss),
+    AETHER_TEST(term_floor_when_no_record),
     AETHER_TEST(advance_budget_keeps_progress),
     AETHER_TEST(reconcile_unknown_applied),
     AETHER_TEST(reconcile_unknown_not_applied),

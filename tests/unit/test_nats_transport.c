@@ -103,8 +103,10 @@ static void rec_event(void *arg, const aether_event *e)
     pthread_mutex_unlock(&r->mu);
 }
 
-static void rec_map(void *arg, const aether_shardmap *m)
+static void rec_map(void *arg, const aether_shardmap *m, const char *bytes, size_t len)
 {
+    (void)bytes;
+    (void)len;
     rec *r = arg;
     char *json = NULL;
     aether_status st = aether_shardmap_json_encode(m, &json, NULL, NULL);

@@ -40,6 +40,7 @@ static void test_defaults_match_design(void)
     CU_ASSERT_EQUAL(s.node.mailbox_capacity, 4096);
     CU_ASSERT_EQUAL(s.node.max_concurrent_handoffs, 64);
     CU_ASSERT_EQUAL(s.node.brake_window_ms, 10000);
+    CU_ASSERT_EQUAL(s.node.node_retention_ms, 600000);
     CU_ASSERT_EQUAL(s.nats.kv_replicas, 1);
     CU_ASSERT_STRING_EQUAL(s.log_format, "text");
     aether_err err;
@@ -167,6 +168,29 @@ static void test_precedence_file_env_flags(void)
     CU_ASSERT_STRING_EQUAL(aether_settings_flag_key("--lease-renew-interval-ms", key, sizeof(key)),
                            "lease_renew_interval_ms");
     CU_ASSERT_PTR_NULL(aether_settings_flag_key("--no-such-thing", key, sizeof(key)));
+}
+
+/* node_retention_ms from the environment and as a flag; refused below
+ * failure_timeout_ms or brake_window_ms, with the parameter named. */
+static void test_node_retention(void)
+{
+    aether_settings s;
+    aether_settings_defaults(&s);
+    aether_err err = { 0 };
+    char *env[] = { "AETHER_NODE_RETENTION_MS=120000", "AETHER_NODE=n1", NULL };
+    CU_ASSERT_EQUAL_FATAL(aether_settings_load_env(&s, env, NULL, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(s.node.node_retention_ms, 120000);
+    char key[64];
+    CU_ASSERT_STRING_EQUAL(aether_settings_flag_key("--node-retention-ms", key, sizeof(key)),
+                           "node_retention_ms");
+    CU_ASSERT_EQUAL_FATAL(aether_settings_set(&s, key, "20000", "flag --node-retention-ms", &err),
+                          AETHER_OK);
+    CU_ASSERT_EQUAL(aether_config_validate(&s.node, &err), AETHER_OK);
+    CU_ASSERT_EQUAL_FATAL(aether_settings_set(&s, key, "5000", "flag --node-retention-ms", &err),
+                          AETHER_OK);
+    CU_ASSERT_EQUAL(aether_config_validate(&s.node, &err), AETHER_EINVAL); /* < brake_window_ms */
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "node_retention_ms"));
+    CU_ASSERT_EQUAL(aether_settings_set(&s, key, "0", "flag --node-retention-ms", &err), AETHER_EINVAL);
 }
 
 static void test_explicit_renew_survives_ttl_change(void)
@@ -306,6 +330,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(env_variables),
     AETHER_TEST(precedence_file_env_flags),
     AETHER_TEST(explicit_renew_survives_ttl_change),
+    AETHER_TEST(node_retention),
     AETHER_TEST(unsafe_timings_refused_with_reason),
     AETHER_TEST(nats_auth_cross_checks),
     AETHER_TEST(describe_is_a_valid_file_without_secrets),

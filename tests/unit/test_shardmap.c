@@ -32,6 +32,47 @@ static bool contains(const char *msg, const char *want)
     return false;
 }
 
+/* A node that owns nothing and is no handoff target leaves the node table
+ * (a departed node must not stay in every later map); owners, states and
+ * targets are the same after the renumbering. */
+static void test_drop_unnamed_nodes(void)
+{
+    aether_shardmap_builder *b = NULL;
+    CU_ASSERT_EQUAL_FATAL(aether_shardmap_builder_create(4, 2, &b, NULL), AETHER_OK);
+    aether_node_index gone = add(b, "gone"), a = add(b, "a"), old = add(b, "old"), c = add(b, "c"),
+                      t = add(b, "target");
+    (void)gone;
+    (void)old;
+    aether_node_index r0[2] = {c, a}, r1[1] = {a}, r2[1] = {c}, r3[2] = {a, c};
+    CU_ASSERT_EQUAL(aether_shardmap_builder_set_owners(b, 0, r0, 2, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_shardmap_builder_set_owners(b, 1, r1, 1, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_shardmap_builder_set_owners(b, 2, r2, 1, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_shardmap_builder_set_owners(b, 3, r3, 2, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_shardmap_builder_set_moving(b, 1, t, NULL), AETHER_OK);
+    aether_shardmap_builder_set_version(b, 9);
+    CU_ASSERT_EQUAL(aether_shardmap_builder_drop_unnamed(b, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_shardmap_builder_node_count(b), 3);
+    aether_shardmap *m = NULL;
+    CU_ASSERT_EQUAL_FATAL(aether_shardmap_build(b, &m, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(m->version, 9);
+    CU_ASSERT_EQUAL(m->node_count, 3);
+    aether_node_id g = nid("gone"), o = nid("old"), tg = nid("target");
+    CU_ASSERT_EQUAL(aether_shardmap_find_node(m, &g), AETHER_NODE_INDEX_NONE);
+    CU_ASSERT_EQUAL(aether_shardmap_find_node(m, &o), AETHER_NODE_INDEX_NONE);
+    CU_ASSERT_FALSE(aether_shardmap_names_node(m, &g));
+    CU_ASSERT_TRUE(aether_shardmap_names_node(m, &tg)); /* only a handoff target */
+    const aether_shard_entry *e1 = aether_shardmap_entry(m, 1);
+    CU_ASSERT_EQUAL(e1->state, AETHER_SHARD_MOVING);
+    CU_ASSERT_STRING_EQUAL(m->nodes[e1->to].str, "target");
+    CU_ASSERT_STRING_EQUAL(m->nodes[e1->primary].str, "a");
+    const aether_node_index *o0 = aether_shardmap_owners(m, 0);
+    CU_ASSERT_STRING_EQUAL(m->nodes[o0[0]].str, "c");
+    CU_ASSERT_STRING_EQUAL(m->nodes[o0[1]].str, "a");
+    CU_ASSERT_EQUAL(aether_shardmap_validate(m, NULL), AETHER_OK);
+    aether_shardmap_destroy(m);
+    aether_shardmap_builder_destroy(b);
+}
+
 /* 8 shards, R = 2, nodes added out of order: c, a, b. */
 static void test_builder_happy_path(void)
 {
@@ -362,6 +403,7 @@ static void test_many_nodes(void)
 
 static CU_TestInfo tests[] = {
     AETHER_TEST(builder_happy_path),
+    AETHER_TEST(drop_unnamed_nodes),
     AETHER_TEST(create_rejects_bad_counts),
     AETHER_TEST(replicas_not_distinct_rejected),
     AETHER_TEST(primary_missing_rejected),

@@ -80,8 +80,11 @@ static void *reader(void *arg)
 {
     reader_ctx *r = arg;
     uint64_t last = 0;
-    /* No explicit registration: the first read lock does it. */
-    while (!__atomic_load_n(r->stop, __ATOMIC_ACQUIRE)) {
+    /* No explicit registration: the first read lock does it. A reader
+     * that a loaded machine did not schedule before the publisher finished
+     * still reads once (the slot holds the last object until fini, after
+     * the join), so reads > 0 judges the readers, not the scheduler. */
+    while (!__atomic_load_n(r->stop, __ATOMIC_ACQUIRE) || r->reads == 0) {
         aether_rcu_read_lock();
         const obj *o = (const obj *)aether_snapshot_current(r->slot);
         if (o != NULL) {

@@ -365,9 +365,93 @@ static void test_admission_terms_of_a_config(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "failure_timeout_ms=1000"));
 }
 
+/* A 2-shard map: shard 0 owned by `owner`, shard 1 by "a" and, if `to` is
+ * given, moving to it; `listed` is only in the node table. */
+static aether_shardmap *small_map(const char *owner, const char *to, const char *listed)
+{
+    aether_shardmap_builder *b = NULL;
+    CU_ASSERT_FATAL(aether_shardmap_builder_create(2, 1, &b, NULL) == AETHER_OK);
+    aether_node_index ia, io, it;
+    aether_node_id a = id_of("a"), o = id_of(owner);
+    CU_ASSERT_FATAL(aether_shardmap_builder_add_node(b, &a, &ia, NULL) == AETHER_OK);
+    CU_ASSERT_FATAL(aether_shardmap_builder_add_node(b, &o, &io, NULL) == AETHER_OK);
+    CU_ASSERT_FATAL(aether_shardmap_builder_set_owners(b, 0, &io, 1, NULL) == AETHER_OK);
+    CU_ASSERT_FATAL(aether_shardmap_builder_set_owners(b, 1, &ia, 1, NULL) == AETHER_OK);
+    if (to != NULL) {
+        aether_node_id t = id_of(to);
+        CU_ASSERT_FATAL(aether_shardmap_builder_add_node(b, &t, &it, NULL) == AETHER_OK);
+        CU_ASSERT_FATAL(aether_shardmap_builder_set_moving(b, 1, it, NULL) == AETHER_OK);
+    }
+    if (listed != NULL) {
+        aether_node_id l = id_of(listed);
+        CU_ASSERT_FATAL(aether_shardmap_builder_add_node(b, &l, &it, NULL) == AETHER_OK);
+    }
+    aether_shardmap_builder_set_version(b, 1);
+    aether_shardmap *m = NULL;
+    CU_ASSERT_FATAL(aether_shardmap_build(b, &m, NULL) == AETHER_OK);
+    aether_shardmap_builder_destroy(b);
+    return m;
+}
+
+/* Retention (DESIGN 2): a departed node is forgotten node_retention_ms after
+ * it departed and never while the map names it (owner or handoff target);
+ * a node only listed in the map's node table is not named. */
+static void test_retention_forgets_departed_nodes_not_named_by_the_map(void)
+{
+    aether_topology t;
+    leader_topology(&t);
+    aether_command c = join_cmd("a", "a:1", "");
+    uint32_t n;
+    aether_err why;
+    CU_ASSERT_EQUAL(run(&t, &c, &n, &why), AETHER_OK);
+    c = join_cmd("x", "x:1", "");
+    CU_ASSERT_EQUAL(run(&t, &c, &n, &why), AETHER_OK);
+    const aether_node_id x = id_of("x");
+    const uint64_t retention = 600000, at = 1000;
+    aether_shardmap *named = small_map("x", NULL, NULL); /* x owns shard 0 */
+    aether_shardmap *target = small_map("a", "x", NULL); /* shard 1 moves to x */
+    aether_shardmap *listed = small_map("a", NULL, "x"); /* x owns nothing */
+    /* Active: never, however old. */
+    CU_ASSERT_FALSE(aether_topology_may_forget(aether_topology_find(&t, &x), at, at + 10 * retention,
+                                               retention, listed));
+    CU_ASSERT_FALSE(aether_topology_remove(&t, &x));
+    c = node_cmd(AETHER_CMD_MARK_NODE_FAILED, "x");
+    CU_ASSERT_EQUAL(run(&t, &c, &n, &why), AETHER_OK);
+    const aether_node_info *info = aether_topology_find(&t, &x);
+    CU_ASSERT_FATAL(info != NULL && info->status == AETHER_NODE_FAILED);
+    CU_ASSERT_EQUAL(aether_topology_count_live(&t), 1);
+    /* Too young, departure unknown, no map: kept. */
+    CU_ASSERT_FALSE(aether_topology_may_forget(info, at, at + retention - 1, retention, listed));
+    CU_ASSERT_FALSE(aether_topology_may_forget(info, 0, at + 10 * retention, retention, listed));
+    CU_ASSERT_FALSE(aether_topology_may_forget(info, at, at + retention, retention, NULL));
+    /* Old enough, but a map names it: kept. */
+    CU_ASSERT_FALSE(aether_topology_may_forget(info, at, at + retention, retention, named));
+    CU_ASSERT_FALSE(aether_topology_may_forget(info, at, at + retention, retention, target));
+    /* Old enough and only listed: forgotten. */
+    CU_ASSERT_TRUE(aether_topology_may_forget(info, at, at + retention, retention, listed));
+    uint64_t v = t.version;
+    CU_ASSERT_TRUE(aether_topology_remove(&t, &x));
+    CU_ASSERT_EQUAL(t.version, v + 1);
+    CU_ASSERT_PTR_NULL(aether_topology_find(&t, &x));
+    CU_ASSERT_EQUAL(t.count, 1);
+    /* The same id comes back as a new node (incarnation 1: no history). */
+    c = join_cmd("x", "x:2", "");
+    CU_ASSERT_EQUAL(run(&t, &c, &n, &why), AETHER_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    info = aether_topology_find(&t, &x);
+    CU_ASSERT_FATAL(info != NULL);
+    CU_ASSERT_EQUAL(info->status, AETHER_NODE_ACTIVE);
+    CU_ASSERT_EQUAL(info->incarnation, 1);
+    aether_shardmap_destroy(named);
+    aether_shardmap_destroy(target);
+    aether_shardmap_destroy(listed);
+    aether_topology_fini(&t);
+}
+
 static CU_TestInfo tests[] = {
     AETHER_TEST(admission_terms_of_a_config),
     AETHER_TEST(join_refused_when_terms_differ),
+    AETHER_TEST(retention_forgets_departed_nodes_not_named_by_the_map),
     AETHER_TEST(join_accepted_and_idempotent),
     AETHER_TEST(newer_process_supersedes_older),
     AETHER_TEST(join_rejected_when_not_leader),
