@@ -381,13 +381,13 @@ static void on_acquired(void *arg, uint32_t shard, uint64_t version)
         n->serving_count++;
     }
     pthread_mutex_unlock(&d->mu);
+    trace(d, n, "ACQUIRE %u %llu", shard, (unsigned long long)version);
 }
 
 static void on_released(void *arg, uint32_t shard, uint64_t version)
 {
     node_slot *n = arg;
     node_run *d = n->d;
-    (void)version;
     if (shard >= d->base.shard_count)
         return;
     pthread_mutex_lock(&d->mu);
@@ -396,6 +396,7 @@ static void on_released(void *arg, uint32_t shard, uint64_t version)
         n->serving_count--;
     }
     pthread_mutex_unlock(&d->mu);
+    trace(d, n, "RELEASE %u %llu", shard, (unsigned long long)version);
 }
 
 static void on_leader_changed(void *arg, const aether_node_id *leader, aether_term term)
@@ -1484,7 +1485,9 @@ static void print_help(FILE *out)
             "                       MAP <version> <term> (map installed),\n"
             "                       LEADER <id|-> <term>, EVENT <Type> <text> (every\n"
             "                       event applied or emitted), SUPERSEDED <inc> <by>\n"
-            "                       (a newer process of this id took over), STATS k=v\n"
+            "                       (a newer process of this id took over), ACQUIRE|\n"
+            "                       RELEASE <shard> <map version> (starts or stops\n"
+            "                       serving a shard), STATS k=v\n"
             "                       ... (at exit)\n"
             "  --nodes N            embedded: nodes to run, 1..%u (default %u)\n"
             "  --duration SECONDS   stop after this long (default: until a signal)\n"

@@ -10,13 +10,20 @@
  * maps); none of the node's decision logic (member, invariants, strategy)
  * is linked in. Every event and map is recorded in DIR/observer.log
  * ("<mono_us> EVENT <Type> term=T seq=S node=N ts=MS" / "<mono_us> MAP
- * version=V term=T moving=M"). At the end it also reads the nodes' --trace
- * output (DIR/<id>.out, "T <mono_us> <id> MAP|LEADER|EVENT ...", each
- * process start marked by the driver with "# chaos start <id>") and the
- * driver's fault log DIR/faults.log ("F <kind> <detail>" per fault,
- * "X <id> <detail>" for a process that died without being told to, a
- * violation; "S <id> <detail>" for a node that refused to start while
- * JetStream could not bind its buckets, counted apart).
+ * version=V term=T moving=M"; a second copy of an event's exact bytes is
+ * logged as EVENT-REPLAY and changes nothing the checks track). At the end
+ * it also reads the nodes' --trace output (DIR/<id>.out, "T <mono_us> <id>
+ * MAP|LEADER|EVENT|ACQUIRE|RELEASE ...", each process start marked by the driver with
+ * "# chaos start <id>"; a second process of a live id - the `twin` fault -
+ * traces into its own file DIR/<id>@<k>.out, so every per-process check
+ * reads one process's lines in order) and the driver's fault log
+ * DIR/faults.log ("F <kind> <detail>" per fault, "X <id> <detail>" for a
+ * process that died without being told to or did not exit as its fault
+ * asked, a violation; "S <id> <detail>"
+ * for a node that refused to start while JetStream could not bind its
+ * buckets, counted apart; "R <kind> <id> <detail>" for an exit the fault
+ * asked for: a misfit refused with exit 2, a superseded process exiting 3,
+ * an event replayed).
  *
  * DESIGN. What is checked, and why each check is the claim itself:
  *  1. One leader per term (I1): every LeaderElected on the wire and every
@@ -49,7 +56,9 @@
  *     no moving shard and every shard min(R, |expected|) distinct owners,
  *     all expected (so all Active: I2/I3); the leader's latest LeaseRenewed
  *     names that version; every expected node's last trace MAP is that
- *     version and its last LEADER line names that leader and term.
+ *     version, its last LEADER line names that leader and term, and its
+ *     present process serves (trace ACQUIRE/RELEASE) exactly the shards
+ *     that map gives it as primary: every shard served, by one process.
  *  8. I3 on the wire: a map never names as owner a node declared Failed
  *     or Left (NodeFailed/NodeLeft received before the map; one leader's
  *     publications keep their order on its connection) and not re-admitted
@@ -59,6 +68,16 @@
  *     not judge a shard across the gap; both are counted.
  *  7. Every message on the subjects decodes (nothing forges in a chaos run:
  *     a refusal is a node putting bad bytes on the wire).
+ *  9. Admission (the `misfit` fault: a joiner with another shard count or
+ *     replication, "F misfit <id> ..."): no map on the wire ever names a
+ *     misfit id, and no misfit's trace installs a map.
+ * 10. A replayed event is not applied twice: per node process (trace), no
+ *     EVENT line of another emitter with the same (term, seq, emitter) as an
+ *     earlier one (the `dup-event` fault republishes a genuine event's exact
+ *     bytes; a duplicate seq is not a fork, so check 1 is unaffected).
+ *     LeadershipLost is exempt: it is accepted whatever its term (check 3)
+ *     and applying it again changes nothing (it clears the leader only of
+ *     its own term).
  * The summary gives the faults per kind, leader changes, shards moved (primary
  * changes between consecutive maps, and the leaders' own RebalanceCompleted
  * counts), what could not be judged, and the violations; exit 1 if any.
@@ -100,6 +119,9 @@
 #define OBS_LINE_MAX 4096
 #define OBS_KINDS_MAX 32u        /* distinct fault kinds */
 #define OBS_DATA_MAX ((size_t)8 << 20)
+#define OBS_SET_MAX ((size_t)1 << 22)  /* keys remembered per set (wire events, one process's) */
+#define OBS_MISFITS_MAX 64u       /* distinct misfit ids */
+#define OBS_SHARDS_MAX 65536u     /* shard indexes in ACQUIRE/RELEASE trace lines */
 #define OBS_SETTLE_MS_DEFAULT 60000u
 #define OBS_DURATION_S_DEFAULT 3600u
 
@@ -138,6 +160,78 @@ static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
     return 0;
 }
 
+/* A set of 64-bit keys (open addressing, load at most 1/2; the key 0 is
+ * stored as 1). Single-threaded, like the rest of the observer. */
+typedef struct u64_set {
+    uint64_t *slot;
+    size_t cap, n;
+} u64_set;
+
+/* Adds key; true if it was not in the set. Past OBS_SET_MAX keys, or out of
+ * memory, the set stops growing and a key not found counts as new: a
+ * duplicate may then go unseen, none is ever invented. */
+static bool set_add(u64_set *s, uint64_t key)
+{
+    if (key == 0)
+        key = 1;
+    if (s->cap > 0) {
+        size_t mask = s->cap - 1;
+        for (size_t i = (size_t)key & mask;; i = (i + 1) & mask) { /* bounded: a free slot exists (load <= 1/2) */
+            if (s->slot[i] == key)
+                return false;
+            if (s->slot[i] == 0)
+                break;
+        }
+    }
+    if ((s->n + 1) * 2 > s->cap) {
+        if (s->n >= OBS_SET_MAX)
+            return true;
+        size_t cap = s->cap ? s->cap * 2 : 1024;
+        uint64_t *slot = calloc(cap, sizeof(*slot));
+        if (slot == NULL)
+            return true;
+        for (size_t j = 0; j < s->cap; j++) { /* bounded: the old capacity */
+            if (s->slot[j] == 0)
+                continue;
+            size_t i = (size_t)s->slot[j] & (cap - 1);
+            while (slot[i] != 0) /* bounded: load <= 1/4 */
+                i = (i + 1) & (cap - 1);
+            slot[i] = s->slot[j];
+        }
+        free(s->slot);
+        s->slot = slot;
+        s->cap = cap;
+    }
+    size_t i = (size_t)key & (s->cap - 1);
+    while (s->slot[i] != 0) /* bounded: load <= 1/2 */
+        i = (i + 1) & (s->cap - 1);
+    s->slot[i] = key;
+    s->n++;
+    return true;
+}
+
+static void set_clear(u64_set *s)
+{
+    if (s->slot != NULL)
+        memset(s->slot, 0, s->cap * sizeof(*s->slot));
+    s->n = 0;
+}
+
+static void set_free(u64_set *s)
+{
+    free(s->slot);
+    memset(s, 0, sizeof(*s));
+}
+
+/* A trace file's stem is a node id, or "<id>@<k>" for a second process of
+ * that id (tools/chaos's twin fault; '@' is never in a node id). Copies the
+ * id part into out (cap >= AETHER_NODE_ID_LEN_MAX + 1). */
+static void stem_id(const char *stem, char *out, size_t cap)
+{
+    size_t l = strcspn(stem, "@");
+    snprintf(out, cap, "%.*s", (int)(l < cap ? l : cap - 1), stem);
+}
+
 /* ---- state ---------------------------------------------------------------- */
 
 typedef struct term_rec {
@@ -160,9 +254,10 @@ typedef enum node_state { NS_UNKNOWN = 0, NS_ACTIVE, NS_DRAINING, NS_LEFT, NS_FA
 typedef struct node_rec {
     char id[AETHER_NODE_ID_LEN_MAX + 1];
     node_state state;
-    uint64_t down_seq; /* receive index of its last NodeFailed/NodeLeft; 0 none */
-    bool unsure;       /* Failed/Left, but events were lost since (a seq gap): a NodeJoined
-                          re-admitting it may be among them; cleared by its next event */
+    uint64_t down_seq;       /* receive index of its last NodeFailed/NodeLeft; 0 none */
+    uint64_t mapped_version; /* the first map on the wire naming it; 0 none (check 9) */
+    bool unsure;             /* Failed/Left, but events were lost since (a seq gap): a NodeJoined
+                                re-admitting it may be among them; cleared by its next event */
 } node_rec;
 
 typedef struct kind_rec {
@@ -201,6 +296,13 @@ typedef struct obs {
     uint64_t i3_unjudged;  /* maps naming a node whose departure a lost event may have undone */
     uint64_t violations;
     uint64_t start_refusals; /* faults.log "S": a node refused to start (JetStream unavailable) */
+    u64_set wire_events;     /* XXH64 of every event's bytes heard: a second copy is a replay */
+    uint64_t event_replays;  /* copies heard again (EVENT-REPLAY) */
+    /* faults.log "F misfit <id>": ids that must never be admitted (check 9) */
+    char misfits[OBS_MISFITS_MAX][AETHER_NODE_ID_LEN_MAX + 1];
+    uint32_t n_misfits;
+    /* faults.log "R <kind> ...": the exits and replays the faults asked for */
+    uint64_t misfits_refused, superseded_exits, replays_done;
     bool settle_ran, settled;
     uint64_t settle_wait_ms;
     char settle_why[512];
@@ -437,6 +539,13 @@ static void on_map(obs *o, const char *data, size_t len)
             m->version, m->term, moving, m->node_count);
     int epoch = __atomic_load_n(&obs_epoch, __ATOMIC_RELAXED);
     bool seen = version_find(o, m->version) != NULL;
+    /* Check 9 is judged at the end (faults.log names the misfits): note the
+     * first map naming each node. */
+    for (uint32_t i = 0; i < m->node_count; i++) { /* bounded: node_count */
+        node_rec *n = node_get(o, m->nodes[i].str);
+        if (n != NULL && n->mapped_version == 0)
+            n->mapped_version = m->version > 0 ? m->version : 1;
+    }
     /* Check 8 (I3): a map names as owner only nodes not declared Failed or
      * Left (by an event received before it, from one leader connection:
      * NATS keeps one publisher's order) and not re-admitted since. */
@@ -528,7 +637,17 @@ static void on_msg(obs *o, const char *prefix, natsMsg *msg)
     case AETHER_CODEC_EVENT:
         if (strncmp(tail, "evt.", 4) != 0 || strcmp(tail + 4, aether_event_type_name(m.u.event->type)) != 0)
             violation(o, "event %s on subject %.64s", aether_event_type_name(m.u.event->type), tail);
-        on_event(o, m.u.event);
+        if (set_add(&o->wire_events, XXH64(data, len, 0))) {
+            on_event(o, m.u.event);
+        } else {
+            /* The same bytes again (the dup-event fault; a genuine event is
+             * unique by its term and seq): the original was recorded. */
+            o->event_replays++;
+            o->events++;
+            fprintf(o->log, "%" PRIu64 " EVENT-REPLAY %s term=%" PRIu64 " seq=%" PRIu64 " node=%s ts=%" PRIu64 "\n",
+                    mono_us(), aether_event_type_name(m.u.event->type), m.u.event->term, m.u.event->seq,
+                    m.u.event->node.str, m.u.event->ts_ms);
+        }
         break;
     case AETHER_CODEC_HEARTBEAT:
         o->heartbeats++;
@@ -552,23 +671,44 @@ typedef struct trace_view {
     char last_leader[AETHER_NODE_ID_LEN_MAX + 1];
     uint64_t last_leader_term;
     bool any;
+    /* The shards the file's last process serves (ACQUIRE/RELEASE lines):
+     * [OBS_SHARDS_MAX] bytes, NULL until its first ACQUIRE; trace_view_fini. */
+    uint8_t *serving;
 } trace_view;
 
-/* Reads DIR/<id>.out; with `check`, runs checks 1, 3 and 4 on it. Only whole
- * lines count (a node may be writing the last one). 0, or -1 if unreadable. */
-static int trace_read(obs *o, const char *id, bool check, trace_view *v)
+static void trace_view_fini(trace_view *v)
 {
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/%s.out", o->dir, id);
+    free(v->serving);
+    v->serving = NULL;
+}
+
+static bool is_misfit(const obs *o, const char *id)
+{
+    for (uint32_t i = 0; i < o->n_misfits; i++) /* bounded: OBS_MISFITS_MAX */
+        if (strcmp(o->misfits[i], id) == 0)
+            return true;
+    return false;
+}
+
+/* Reads DIR/<stem>.out (stem: a node id, or <id>@<k> for a twin process of
+ * it); with `check`, runs checks 1, 3, 4, 9 and 10 on it. Only whole lines
+ * count (a node may be writing the last one). 0, or -1 if unreadable. */
+static int trace_read(obs *o, const char *stem, bool check, trace_view *v)
+{
+    char path[4096], id[AETHER_NODE_ID_LEN_MAX + 1];
+    snprintf(path, sizeof(path), "%s/%s.out", o->dir, stem);
+    stem_id(stem, id, sizeof(id));
     FILE *f = fopen(path, "r");
     memset(v, 0, sizeof(*v));
     if (f == NULL)
         return -1;
     char line[OBS_LINE_MAX];
     uint64_t hi_term = 0;          /* per process: the highest term it knew */
-    uint64_t map_v = 0, map_t = 0; /* over the node's whole life */
+    uint64_t map_v = 0, map_t = 0; /* over the file's processes (the id's lifetimes, in order) */
     uint64_t proc_map_t = 0;       /* per process: highest map term installed */
     unsigned proc = 0;
+    u64_set applied = {0};         /* per process: (term, seq, emitter) of events applied (check 10) */
+    bool misfit = check && is_misfit(o, id);
     while (fgets(line, sizeof(line), f) != NULL) { /* bounded: the file */
         size_t l = strlen(line);
         if (l == 0 || line[l - 1] != '\n')
@@ -577,14 +717,17 @@ static int trace_read(obs *o, const char *id, bool check, trace_view *v)
         if (strncmp(line, "# chaos start ", 14) == 0) {
             hi_term = 0;
             proc_map_t = 0;
+            set_clear(&applied);
+            if (v->serving != NULL)
+                memset(v->serving, 0, OBS_SHARDS_MAX);
             proc++;
             continue;
         }
         if (line[0] != 'T' || line[1] != ' ')
             continue;
-        char *save = NULL, *tok[8] = {0};
+        char *save = NULL, *tok[10] = {0};
         int nt = 0;
-        for (char *p = strtok_r(line, " ", &save); p != NULL && nt < 8; p = strtok_r(NULL, " ", &save))
+        for (char *p = strtok_r(line, " ", &save); p != NULL && nt < 10; p = strtok_r(NULL, " ", &save))
             tok[nt++] = p;
         if (nt < 4 || strcmp(tok[2], id) != 0)
             continue;
@@ -592,14 +735,17 @@ static int trace_read(obs *o, const char *id, bool check, trace_view *v)
         if (strcmp(tok[3], "MAP") == 0 && nt >= 6 && parse_u64(tok[4], 0, INT64_MAX, &a) == 0 &&
             parse_u64(tok[5], 0, INT64_MAX, &b) == 0) {
             if (check) {
+                if (misfit)
+                    violation(o, "admission: misfit %s installed map v%" PRIu64 " (term %" PRIu64
+                                 ", process %u)", stem, a, b, proc);
                 if (v->any && a < map_v)
                     violation(o, "%s's map version went backwards: installed v%" PRIu64 " after v%" PRIu64
-                                 " (process %u)", id, a, map_v, proc);
+                                 " (process %u)", stem, a, map_v, proc);
                 if (b < proc_map_t)
                     violation(o, "%s installed map v%" PRIu64 " of term %" PRIu64
-                                 " after a map of term %" PRIu64 " (process %u)", id, a, b, proc_map_t, proc);
+                                 " after a map of term %" PRIu64 " (process %u)", stem, a, b, proc_map_t, proc);
                 char src[AETHER_NODE_ID_LEN_MAX + 8];
-                snprintf(src, sizeof(src), "%s trace", id);
+                snprintf(src, sizeof(src), "%s trace", stem);
                 version_note(o, a, b, 0, src);
             }
             if (b > proc_map_t)
@@ -609,10 +755,17 @@ static int trace_read(obs *o, const char *id, bool check, trace_view *v)
             v->any = true;
             v->last_map_version = a;
             v->last_map_term = b;
+        } else if ((strcmp(tok[3], "ACQUIRE") == 0 || strcmp(tok[3], "RELEASE") == 0) && nt >= 5 &&
+                   parse_u64(tok[4], 0, OBS_SHARDS_MAX - 1, &a) == 0) {
+            if (v->serving == NULL && (v->serving = calloc(OBS_SHARDS_MAX, 1)) == NULL) {
+                fprintf(stderr, "aether-observer: out of memory\n");
+                exit(1);
+            }
+            v->serving[a] = tok[3][0] == 'A';
         } else if (strcmp(tok[3], "LEADER") == 0 && nt >= 6 && parse_u64(tok[5], 0, INT64_MAX, &b) == 0) {
             if (check && strcmp(tok[4], "-") != 0) {
                 char src[AETHER_NODE_ID_LEN_MAX + 24];
-                snprintf(src, sizeof(src), "%s's trace", id);
+                snprintf(src, sizeof(src), "%s's trace", stem);
                 term_leader(o, b, tok[4], src);
             }
             if (b > hi_term)
@@ -621,20 +774,33 @@ static int trace_read(obs *o, const char *id, bool check, trace_view *v)
             v->last_leader_term = b;
         } else if (strcmp(tok[3], "EVENT") == 0 && nt >= 7 && strncmp(tok[6], "term=", 5) == 0 &&
                    parse_u64(tok[6] + 5, 0, INT64_MAX, &b) == 0) {
-            /* Its own events (node=<id>) were stamped while it led: emitted,
-             * not accepted; one may reach the trace after it learnt a newer
-             * term (the callback runs on another actor's thread). */
+            /* "EVENT <Type> <Type> term=T seq=S node=N ...". Its own events
+             * (node=<id>) were stamped while it led: emitted, not accepted;
+             * one may reach the trace after it learnt a newer term (the
+             * callback runs on another actor's thread). */
             char own[AETHER_NODE_ID_LEN_MAX + 8];
             snprintf(own, sizeof(own), "node=%s", id);
             bool emitted = nt >= 9 && strcmp(tok[8], own) == 0;
-            if (check && !emitted && strcmp(tok[4], "LeadershipLost") != 0 && b < hi_term)
+            bool lost = strcmp(tok[4], "LeadershipLost") == 0;
+            if (check && !emitted && !lost && b < hi_term)
                 violation(o, "%s accepted %s of term %" PRIu64 " after it knew term %" PRIu64 " (process %u)",
-                          id, tok[4], b, hi_term, proc);
+                          stem, tok[4], b, hi_term, proc);
+            uint64_t seq = 0;
+            if (check && !emitted && !lost && nt >= 9 && strncmp(tok[7], "seq=", 4) == 0 &&
+                parse_u64(tok[7] + 4, 1, INT64_MAX, &seq) == 0 && strncmp(tok[8], "node=", 5) == 0) {
+                char key[OBS_LINE_MAX];
+                int kl = snprintf(key, sizeof(key), "%" PRIu64 " %" PRIu64 " %s", b, seq, tok[8] + 5);
+                if (kl > 0 && !set_add(&applied, XXH64(key, (size_t)kl, 0)))
+                    violation(o, "%s applied %s term=%" PRIu64 " seq=%" PRIu64 " from %s twice (process %u): "
+                                 "a duplicated event must be dropped",
+                              stem, tok[4], b, seq, tok[8] + 5, proc);
+            }
             if (b > hi_term)
                 hi_term = b;
         }
     }
     (void)map_t;
+    set_free(&applied);
     fclose(f);
     return 0;
 }
@@ -670,7 +836,9 @@ static char **trace_ids(obs *o, size_t *count)
 
 /* ---- settle (check 6) ------------------------------------------------------------ */
 
-/* DIR/expect: the node ids that should be up, whitespace separated. */
+/* DIR/expect: the nodes that should be up, whitespace separated, each as
+ * the stem of its present process's trace (its id, or <id>@<k> when that
+ * process started as a twin). */
 static char **expect_read(obs *o, size_t *count)
 {
     char path[4096];
@@ -684,7 +852,9 @@ static char **expect_read(obs *o, size_t *count)
     while (ids != NULL && *count < OBS_NODES_MAX && fscanf(f, "%255s", word) == 1) { /* bounded */
         aether_node_id tmp;
         aether_err err;
-        if (aether_node_id_from_cstr(word, &tmp, &err) == AETHER_OK)
+        char id[AETHER_NODE_ID_LEN_MAX + 1];
+        stem_id(word, id, sizeof(id));
+        if (aether_node_id_from_cstr(id, &tmp, &err) == AETHER_OK)
             ids[(*count)++] = strdup(word);
     }
     fclose(f);
@@ -714,8 +884,11 @@ static bool settled_now(obs *o, char **expect, size_t n_expect, char *why, size_
         for (uint32_t j = 0; j < e->owner_count; j++) {
             const char *id = aether_shardmap_node(m, ow[j])->str;
             bool ok = false;
-            for (size_t k = 0; k < n_expect && !ok; k++)
-                ok = strcmp(expect[k], id) == 0;
+            for (size_t k = 0; k < n_expect && !ok; k++) {
+                char eid[AETHER_NODE_ID_LEN_MAX + 1];
+                stem_id(expect[k], eid, sizeof(eid));
+                ok = strcmp(eid, id) == 0;
+            }
             if (!ok) {
                 snprintf(why, cap, "map v%" PRIu64 ": shard %u owned by %s, which should be gone", m->version,
                          s, id);
@@ -730,20 +903,38 @@ static bool settled_now(obs *o, char **expect, size_t n_expect, char *why, size_
     }
     for (size_t k = 0; k < n_expect; k++) {
         trace_view v;
+        bool ok = false;
+        char eid[AETHER_NODE_ID_LEN_MAX + 1];
+        stem_id(expect[k], eid, sizeof(eid));
         if (trace_read(o, expect[k], false, &v) != 0 || !v.any) {
             snprintf(why, cap, "%s has installed no map", expect[k]);
-            return false;
-        }
-        if (v.last_map_version != m->version) {
+        } else if (v.last_map_version != m->version) {
             snprintf(why, cap, "%s is on map v%" PRIu64 ", the leader's is v%" PRIu64, expect[k],
                      v.last_map_version, m->version);
-            return false;
-        }
-        if (strcmp(v.last_leader, o->renew_leader) != 0 || v.last_leader_term != o->renew_term) {
+        } else if (strcmp(v.last_leader, o->renew_leader) != 0 || v.last_leader_term != o->renew_term) {
             snprintf(why, cap, "%s follows %s (term %" PRIu64 "), the leader is %s (term %" PRIu64 ")",
                      expect[k], v.last_leader, v.last_leader_term, o->renew_leader, o->renew_term);
-            return false;
+        } else {
+            /* Every shard served by its primary's present process, and by
+             * nobody else (the trace's ACQUIRE/RELEASE lines): the map's
+             * claim is what the processes do. */
+            ok = true;
+            for (uint32_t s = 0; ok && s < m->shard_count; s++) { /* bounded: shard_count */
+                const aether_shard_entry *e = aether_shardmap_entry(m, s);
+                bool mine = strcmp(aether_shardmap_node(m, e->primary)->str, eid) == 0;
+                bool serves = v.serving != NULL && s < OBS_SHARDS_MAX && v.serving[s];
+                if (mine && !serves)
+                    snprintf(why, cap, "%s does not serve shard %u, its primary on map v%" PRIu64, expect[k], s,
+                             m->version);
+                else if (!mine && serves)
+                    snprintf(why, cap, "%s serves shard %u, whose primary on map v%" PRIu64 " is %s", expect[k],
+                             s, m->version, aether_shardmap_node(m, e->primary)->str);
+                ok = mine == serves;
+            }
         }
+        trace_view_fini(&v);
+        if (!ok)
+            return false;
     }
     why[0] = '\0';
     return true;
@@ -787,16 +978,25 @@ static void faults_read(obs *o, kind_rec *kinds, uint32_t *n_kinds, uint64_t *to
     while (fgets(line, sizeof(line), f) != NULL) { /* bounded: the file */
         line[strcspn(line, "\n")] = '\0';
         if (strncmp(line, "X ", 2) == 0) {
-            violation(o, "process died unasked: %s", line + 2);
+            violation(o, "process exit: %s", line + 2);
             continue;
         }
         if (strncmp(line, "S ", 2) == 0) {
             o->start_refusals++;
             continue;
         }
-        char kind[32];
+        char kind[32], id[AETHER_NODE_ID_LEN_MAX + 1];
+        if (sscanf(line, "R %31s", kind) == 1) {
+            o->misfits_refused += strcmp(kind, "misfit") == 0;
+            o->superseded_exits += strcmp(kind, "twin") == 0;
+            o->replays_done += strcmp(kind, "dup-event") == 0;
+            continue;
+        }
         if (sscanf(line, "F %31s", kind) != 1)
             continue;
+        if (strcmp(kind, "misfit") == 0 && sscanf(line, "F misfit %64s", id) == 1 && !is_misfit(o, id) &&
+            o->n_misfits < OBS_MISFITS_MAX)
+            snprintf(o->misfits[o->n_misfits++], sizeof(o->misfits[0]), "%s", id);
         (*total)++;
         uint32_t i = 0;
         while (i < *n_kinds && strcmp(kinds[i].kind, kind) != 0)
@@ -815,19 +1015,26 @@ static void faults_read(obs *o, kind_rec *kinds, uint32_t *n_kinds, uint64_t *to
 
 static int finish(obs *o)
 {
+    kind_rec kinds[OBS_KINDS_MAX];
+    uint32_t n_kinds = 0;
+    uint64_t faults = 0;
+    faults_read(o, kinds, &n_kinds, &faults); /* first: the traces' check 9 needs the misfits */
     size_t n_ids = 0;
     char **ids = trace_ids(o, &n_ids);
     for (size_t i = 0; i < n_ids; i++) {
         trace_view v;
         (void)trace_read(o, ids[i], true, &v);
+        trace_view_fini(&v);
         free(ids[i]);
     }
     free(ids);
     check_acting(o);
-    kind_rec kinds[OBS_KINDS_MAX];
-    uint32_t n_kinds = 0;
-    uint64_t faults = 0;
-    faults_read(o, kinds, &n_kinds, &faults);
+    for (uint32_t i = 0; i < o->n_misfits; i++) { /* check 9 on the wire */
+        node_rec *n = node_get(o, o->misfits[i]);
+        if (n != NULL && n->mapped_version != 0)
+            violation(o, "admission: map v%" PRIu64 " names %s, a joiner with another shard count or "
+                         "replication (it must be refused)", n->mapped_version, n->id);
+    }
     if (o->settle_ran && !o->settled)
         violation(o, "not settled within %" PRIu64 " ms: %s", o->settle_ms, o->settle_why);
 
@@ -855,8 +1062,11 @@ static int finish(obs *o)
            " not judgeable (version gap, observer reconnect or lost events); %" PRIu64 " event seq gaps, %" PRIu64
            " stale map publications seen; %" PRIu64 " maps naming a departed node not judged (events lost since)\n",
            o->pairs_judged, o->pairs_unjudged, o->seq_gaps, o->map_stale, o->i3_unjudged);
-    printf("traces: %zu node ids checked; %" PRIu64 " node starts refused while JetStream was unavailable "
+    printf("traces: %zu trace files checked; %" PRIu64 " node starts refused while JetStream was unavailable "
            "(exit 1 before joining; restarted)\n", n_ids, o->start_refusals);
+    printf("expected exits: %" PRIu64 " misfits refused (exit 2), %" PRIu64 " superseded processes (exit 3); "
+           "%" PRIu64 " events replayed, %" PRIu64 " replayed copies heard\n",
+           o->misfits_refused, o->superseded_exits, o->replays_done, o->event_replays);
     if (o->settle_ran)
         printf("settle: %s after %" PRIu64 " ms%s%s\n", o->settled ? "converged" : "NOT converged",
                o->settle_wait_ms, o->settled ? "" : ": ", o->settled ? "" : o->settle_why);
@@ -1077,6 +1287,7 @@ int main(int argc, char **argv)
         free(expect[i]);
     free(expect);
     aether_shardmap_destroy(o.last);
+    set_free(&o.wire_events);
     free(o.primary_seq);
     free(o.primary_epoch);
     free(o.terms);
