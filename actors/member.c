@@ -670,7 +670,8 @@ aether_status aether_member_admission(const aether_member *m, aether_err *why)
 
 bool aether_member_may_serve(const aether_member *m)
 {
-    if (__atomic_load_n(&m->self_down, __ATOMIC_SEQ_CST) || member_incompatible(m))
+    if (__atomic_load_n(&m->self_down, __ATOMIC_SEQ_CST) || member_incompatible(m) ||
+        __atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
         return false;
     /* Our map must be current: of the newest term we know of (a new leader
      * may have declared us failed before we heard of it) and not older than

@@ -59,6 +59,7 @@
 #include <string.h>
 
 #include "invariants.h"
+#include "keyhash.h"
 #include "policies.h"
 #include "shardmap_json.h"
 #include "topology_json.h"
@@ -93,6 +94,9 @@ struct member_assign_state {
                                     before it no longer count; 0 = never */
     uint64_t state_rev;          /* revision of the stored map we last wrote or read */
     uint64_t state_version;      /* the version of the map we last read there */
+    uint64_t state_hash;         /* XXH64 of those bytes: a re-created bucket numbers its
+                                    revisions from 1 again, so a revision alone does not
+                                    name a value */
     bool force_publish;          /* a node came back: publish a new version even if
                                     nothing moves (its acquire floor needs a newer map) */
     bool went_down;              /* we were Failed/Left (self_down) since our last join */
@@ -431,8 +435,10 @@ static aether_status write_state(aether_member *m, const aether_shardmap *map, c
     if (st == AETHER_OK)
         st = member_state_put(m, MEMBER_STATE_MAP, json, len, map->term, map->version,
                               &m->as->state_rev);
-    if (st == AETHER_OK)
+    if (st == AETHER_OK) {
         m->as->state_version = map->version;
+        m->as->state_hash = XXH64(json, len, 0);
+    }
     if (st != AETHER_OK) {
         free(json);
         json = NULL;
@@ -462,10 +468,6 @@ static aether_status load_stored_map(aether_member *m, bool *absent)
     return load_stored_map_as(m, NULL, &v, absent);
 }
 
-static aether_status load_stored_map_v(aether_member *m, uint64_t *stored_version)
-{
-    return load_stored_map_as(m, NULL, stored_version, NULL);
-}
 
 /* The same; *stored_version: the stored map's version (0: none stored).
  * pub (may be NULL): a publication; if its bytes are the stored bytes, its
@@ -486,7 +488,8 @@ static aether_status load_stored_map_as(aether_member *m, member_map_hint *pub,
     uint64_t got = member_now_ns(m) - t0;
     if (st != AETHER_OK)
         return st == AETHER_ENOTFOUND ? AETHER_OK : st;
-    if (as->cur != NULL && rev != 0 && rev == as->state_rev) {
+    uint64_t hash = XXH64(json, len, 0);
+    if (as->cur != NULL && rev != 0 && rev == as->state_rev && hash == as->state_hash) {
         free(json); /* the very value we installed (or wrote) last: nothing to decode */
         *stored_version = as->state_version;
         return AETHER_OK;
@@ -508,6 +511,8 @@ static aether_status load_stored_map_as(aether_member *m, member_map_hint *pub,
     __atomic_add_fetch(&m->map_read_ns, took, __ATOMIC_RELAXED);
     if (dst == AETHER_OK)
         *stored_version = as->state_version = stored->version;
+    if (dst == AETHER_OK)
+        as->state_hash = hash;
     if (dst != AETHER_OK) {
         AETHER_WARN(MEMBER_LOG, "%s: stored map unreadable: %s", m->cfg.node.str, err.msg);
     } else if (stored->term < __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED) && as->cur != NULL &&
@@ -1124,8 +1129,12 @@ static void notify_drained(aether_member *m)
 static void announced(aether_member *m, const aether_event *e)
 {
     uint64_t v = e->data.lease_renewed.map_version, stored = 0;
-    aether_status st = load_stored_map_v(m, &stored);
-    if (st == AETHER_OK && stored < v) {
+    bool absent = false;
+    aether_status st = load_stored_map_as(m, NULL, &stored, &absent);
+    /* No map stored (the state bucket was lost and not written back yet)
+     * cannot refute the announcement: counted, the safe side (a node
+     * behind it serves nothing until it has the map). */
+    if (st == AETHER_OK && !absent && stored < v) {
         __atomic_add_fetch(&m->events_refuted, 1, __ATOMIC_RELAXED);
         uint64_t suppressed = 0;
         if (aether_log_ratelimit_allow(&m->as->refute_log, member_now_ns(m), &suppressed))
@@ -1290,6 +1299,8 @@ static void rewrite_lost_map(aether_member *m)
 static void self_refuted(aether_member *m, uint64_t reports)
 {
     member_assign_state *as = m->as;
+    if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
+        return; /* a newer process holds our id: down for good */
     if (!as->admitted || !__atomic_load_n(&m->self_down, __ATOMIC_SEQ_CST) ||
         __atomic_load_n(&m->self_down_reports, __ATOMIC_SEQ_CST) != reports)
         return;

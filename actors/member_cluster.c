@@ -387,8 +387,9 @@ static void publish_self_status(aether_member *m)
     __atomic_store_n(&m->self_status, me ? (uint32_t)me->status + 1 : 0, __ATOMIC_RELAXED);
     /* This run drained and left: it has nothing left to do, and must not
      * come back as a new node once the leader forgets its record. */
-    if (me != NULL && me->status == AETHER_NODE_LEFT && me->incarnation >= m->self_info.incarnation)
-        __atomic_store_n(&m->self_left, 1, __ATOMIC_SEQ_CST);
+    if (me != NULL && me->status == AETHER_NODE_LEFT && __atomic_load_n(&m->admitted, __ATOMIC_SEQ_CST) &&
+        me->incarnation == __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST))
+        __atomic_store_n(&m->self_left, 1, __ATOMIC_SEQ_CST); /* this process's record, not a past one's */
     note_departures(m);
     uint32_t others = 0;
     for (uint32_t i = 0; i < m->cs->topo.count; i++)
@@ -1149,7 +1150,9 @@ static self_verdict check_self_report(aether_member *m, const aether_event *e)
             return SELF_CONFIRMED;
     } else {
         cs->self_report_pending = false;
-        if (me == NULL || me->incarnation < m->self_info.incarnation ||
+        /* The record of the incarnation this process claims (a higher one
+         * is a newer process's: that one being healthy refutes nothing). */
+        if (me == NULL || me->incarnation != __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST) ||
             !aether_node_status_is_healthy(me->status))
             return SELF_CONFIRMED;
         aether_msg msg = { .type = MSG_SELF_REFUTED, .arg64 = reports };
@@ -1603,8 +1606,12 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
             const char *p = strstr(b->reason, "superseded by incarnation ");
             if (p != NULL)
                 by = strtoull(p + strlen("superseded by incarnation "), NULL, 10);
-            if (__atomic_load_n(&m->admitted, __ATOMIC_SEQ_CST))
-                supersede(m, (uint64_t)by, "the leader refused its keep-alive");
+            if (__atomic_load_n(&m->admitted, __ATOMIC_SEQ_CST)) {
+                /* A late refusal of a claim this process has since raised
+                 * (it rejoined above it) is about its past, not a newer one. */
+                if ((uint64_t)by > __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST))
+                    supersede(m, (uint64_t)by, "the leader refused its keep-alive");
+            }
             else if (by != 0 && !__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
                 /* Step 1 by the refusal: the process holding our id may be
                  * the leader itself, whose events we never apply (their
