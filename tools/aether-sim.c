@@ -1182,16 +1182,25 @@ static void inject(sim *s)
         int which = (int)aether_rng_below(&s->frng, 2);
         aether_kv_entry rec;
         bool recorded = aether_kv_get(s->kv[1], "term", &rec, NULL) == AETHER_OK;
+        /* The lease bucket's counter below the recorded term: it was
+         * re-created and no term has been established in it since (lease.h
+         * step 3 takes it past the record); the record is then the only
+         * trace of the terms used, as if the lease bucket were lost too. */
+        uint64_t recorded_term = recorded ? strtoull((const char *)rec.value, NULL, 10) : 0;
         aether_kv_entry_fini(&rec);
+        bool lease_unhealed = recorded && aether_kv_mem_last_revision(s->kv[0]) < recorded_term;
         uint64_t since_ms = (now_ns(s) - s->kv_loss_last_ns) / MS;
-        if ((which == 0 && !recorded) ||
+        if ((which == 0 && !recorded) || (which == 1 && lease_unhealed) ||
             (s->kv_loss_last_ns != 0 && since_ms < SIM_KV_LOSS_GAP_MS)) {
             /* The state bucket has no term record (no leader wrote it back
-             * yet), or the other bucket was lost moments ago: losing this
-             * one now is losing both. */
+             * yet), the lease bucket holds no term since it was lost, or the
+             * other bucket was lost moments ago: losing this one now is
+             * losing both. */
             trace_line(s, "FAULT %s bucket loss skipped: %s", which ? "state" : "lease",
                        which == 0 && !recorded ? "the state bucket has no term record yet"
-                                               : "a bucket was lost less than 10 s ago");
+                       : which == 1 && lease_unhealed
+                           ? "no term established in the re-created lease bucket yet"
+                           : "a bucket was lost less than 10 s ago");
             break;
         }
         s->kv_loss_last_ns = now_ns(s);

@@ -51,7 +51,11 @@ set(AETHER_SIM_REGRESSIONS
   "lease_bucket_lost|--seed 36 --nodes 5 --duration 30 --faults all,kv-loss --fault-rate 2"
   "state_bucket_lost_versions|--seed 22 --nodes 5 --duration 30 --faults all,kv-loss --fault-rate 2"
   "state_bucket_lost_versions2|--seed 84 --nodes 5 --duration 30 --faults all,kv-loss --fault-rate 2"
-  "forged_present_term|--seed 11 --nodes 6 --duration 10 --faults forge,crash,loss,dup --replication 2")
+  "forged_present_term|--seed 11 --nodes 6 --duration 10 --faults forge,crash,loss,dup --replication 2"
+  # kv-loss must not lose the state bucket while a re-created lease bucket
+  # holds no term yet (that is losing both: terms repeat, "I1: term 25 has
+  # two leaders"; a simulator modelling error, the product documents it).
+  "state_loss_after_unhealed_lease_loss|--soak --seed 100117 --duration 120 --extra-faults misfit,twin,kv-loss,forge")
 foreach(entry ${AETHER_SIM_REGRESSIONS})
   string(REPLACE "|" ";" parts "${entry}")
   list(GET parts 0 name)
