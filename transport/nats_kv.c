@@ -753,6 +753,16 @@ static bool nkv_text_is_transient(const char *text)
     return false;
 }
 
+/* The last create failed because another client created the same stream
+ * at the same moment (nats-server 2.9: "subjects overlap with an existing
+ * stream", error 10065, for a concurrent creation of one stream). */
+static bool nkv_lost_create_race(void)
+{
+    natsStatus last_s = NATS_OK;
+    const char *text = nats_GetLastError(&last_s);
+    return text != NULL && strcasestr(text, "subjects overlap with an existing stream") != NULL;
+}
+
 /* Maps a failure of the bucket calls (bind, create, status, delete). */
 static aether_status nkv_bucket_fail(aether_err *err, const char *bucket, const char *call,
                                      natsStatus s)
@@ -841,6 +851,16 @@ aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv 
         kvConfig kc;
         nkv_kv_config(n, &kc);
         s = js_CreateKeyValue(&n->kv, n->js, &kc);
+        if (s == NATS_ERR && nkv_lost_create_race()) {
+            /* Nodes started together create the bucket at once; the server
+             * answers a creation racing another of the same stream with
+             * "subjects overlap with an existing stream". The winner's
+             * bucket is there: bind it (its TTL is checked below, so a
+             * bucket of another configuration is still refused). */
+            AETHER_DEBUG(NKV_MODULE, "bucket '%s': created concurrently by another node; binding it",
+                         cfg->bucket);
+            s = js_KeyValue(&n->kv, n->js, cfg->bucket);
+        }
         if (s != NATS_OK) {
             st = nkv_bucket_fail(err, cfg->bucket, "create", s);
             goto fail;

@@ -711,6 +711,65 @@ static void test_concurrent_create_single_winner(void)
     drop_all();
 }
 
+
+/* Nodes started together create their buckets at once: every one of them
+ * must get the bucket (nats-server answers a creation racing another of the
+ * same stream with "subjects overlap with an existing stream"; before the
+ * bind on that answer, aether-node exited 1 on it - seen in CI, three nodes
+ * of integration.aetherctl_live starting together). */
+#define OPEN_RACE_THREADS 8u
+#define OPEN_RACE_ROUNDS 40u
+
+typedef struct open_race {
+    pthread_barrier_t barrier;
+    uint64_t failed; /* atomic */
+    char first[AETHER_ERR_MSG_MAX];
+} open_race;
+
+static void *open_race_thread(void *p)
+{
+    open_race *r = p;
+    /* A connection of its own, as each node has: the server takes one
+     * connection's requests in order, so only separate ones race. */
+    natsConnection *own = tns_connect(&srv);
+    for (unsigned round = 0; own != NULL && round < OPEN_RACE_ROUNDS; round++) {
+        char bucket[32];
+        snprintf(bucket, sizeof(bucket), "t_open%u", round);
+        pthread_barrier_wait(&r->barrier);
+        aether_kv_nats_config cfg = {.conn = own, .bucket = bucket, .ttl_ms = 1000,
+                                     .create_if_missing = true};
+        aether_err err = {0};
+        aether_kv *kv = NULL;
+        if (aether_kv_nats_create(&cfg, &kv, &err) != AETHER_OK &&
+            __atomic_fetch_add(&r->failed, 1, __ATOMIC_RELAXED) == 0)
+            snprintf(r->first, sizeof(r->first), "%s", err.msg);
+        aether_kv_destroy(kv);
+    }
+    if (own == NULL)
+        __atomic_fetch_add(&r->failed, 1, __ATOMIC_RELAXED);
+    natsConnection_Destroy(own);
+    return NULL;
+}
+
+static void test_concurrent_bucket_create_all_bind(void)
+{
+    up();
+    static open_race r;
+    memset(&r, 0, sizeof(r));
+    pthread_barrier_init(&r.barrier, NULL, OPEN_RACE_THREADS);
+    pthread_t th[OPEN_RACE_THREADS];
+    for (unsigned i = 0; i < OPEN_RACE_THREADS; i++)
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, open_race_thread, &r), 0);
+    for (unsigned i = 0; i < OPEN_RACE_THREADS; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&r.barrier);
+    if (r.failed != 0)
+        fprintf(stderr, "concurrent bucket creates: %llu failed; first: %s\n",
+                (unsigned long long)r.failed, r.first);
+    CU_ASSERT_EQUAL(r.failed, 0);
+    drop_all();
+}
+
 /* ---- Faults: a frozen server, a killed server ------------------------------- */
 
 static void test_server_frozen_timeouts(void)
@@ -1023,6 +1082,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(watch_order),
     AETHER_TEST(config_and_validation),
     AETHER_TEST(concurrent_create_single_winner),
+    AETHER_TEST(concurrent_bucket_create_all_bind),
     AETHER_TEST(server_frozen_timeouts),
     AETHER_TEST(server_killed_unavailable),
     AETHER_TEST(bucket_recreated_revisions_restart),
