@@ -325,7 +325,7 @@ static void campaign(aether_member *m)
     if (ls->held.floor_used != AETHER_TERM_NONE) {
         uint64_t n = __atomic_add_fetch(&m->term_record_missing, 1, __ATOMIC_RELAXED);
         AETHER_WARN(MEMBER_LOG, "%s: the state store recorded no term (state bucket lost?): continuing "
-                    "above term %llu, the highest this node has seen; elected with term %llu (%llu time(s))",
+                    "above term %llu, the highest this node has seen; elected with term %llu (occurrence %llu)",
                     m->cfg.node.str, (unsigned long long)ls->held.floor_used, (unsigned long long)term,
                     (unsigned long long)n);
     }
@@ -376,7 +376,7 @@ static void check_record(aether_member *m)
         return;
     uint64_t gen = __atomic_add_fetch(&m->state_lost_gen, 1, __ATOMIC_RELAXED);
     AETHER_WARN(MEMBER_LOG, "%s: the state store had lost the record of term %llu (state bucket "
-                "deleted?): recorded it again; writing back the topology and the map (%llu time(s))",
+                "deleted?): recorded it again; writing back the topology and the map (occurrence %llu)",
                 m->cfg.node.str, (unsigned long long)ls->held.lease.term, (unsigned long long)gen);
 }
 

@@ -96,7 +96,7 @@ URL=""
 LEADER_NOW=""
 MAP_WHY=""
 SETTLED_WHY=""
-declare -A SRV_PID=() SRV_PORT=() SRV_ARGS=() NODE_PID=() NODE_MARK=() NODE_ID=() BG_PID=()
+declare -A SRV_PID=() SRV_PORT=() SRV_ARGS=() NODE_PID=() NODE_MARK=() NODE_ID=() BG_PID=() MPORT=()
 NODE_RC=""
 BG_RC=""
 
@@ -320,6 +320,15 @@ node_start_as() {
         >>"$WORK/$name.out" 2>>"$WORK/$name.err" &
     NODE_PID[$name]=$!
     NODE_ID[$name]=$id
+}
+
+# metrics_node_start ID URL [ARGS...]: node_start with --metrics-addr on a
+# free loopback port, kept in MPORT[ID] (scrape with curl).
+metrics_node_start() {
+    local id=$1 url=$2
+    shift 2
+    MPORT[$id]=$(free_port)
+    node_start "$id" "$url" --metrics-addr "127.0.0.1:${MPORT[$id]}" "$@"
 }
 
 node_alive() { [[ -n "${NODE_PID[$1]:-}" ]] && kill -0 "${NODE_PID[$1]}" 2>/dev/null; }

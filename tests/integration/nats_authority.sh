@@ -37,13 +37,8 @@ command -v curl >/dev/null || fail "curl is missing (tools/deps install)"
 # ---- 1. three nodes, each with its metrics ------------------------------------------
 server_start nats
 URL=$(server_url nats)
-declare -A MPORT=()
 NODES=(n1 n2 n3)
-start_node() {
-    MPORT[$1]=$(free_port)
-    node_start "$1" "$URL" --metrics-addr "127.0.0.1:${MPORT[$1]}"
-}
-for n in "${NODES[@]}"; do start_node "$n"; done
+for n in "${NODES[@]}"; do metrics_node_start "$n" "$URL"; done
 wait_settled 10000 "$WORK/map.up" "${NODES[@]}"
 L=$LEADER_NOW
 mapfile -t FOLLOWERS < <(others "$L")
@@ -107,7 +102,7 @@ done
 echo "every node on the stored map v$(map_version "$WORK/map.now") and serving its primaries after ${took} ms (and 1 s later)"
 
 # ---- 4. the leader's later events are still taken -----------------------------------
-start_node n4
+metrics_node_start n4 "$URL"
 wait_settled 5000 "$WORK/map.join" n1 n2 n3 n4
 for n in "${NODES[@]}"; do
     since_mark "$n" | grep -qE " EVENT NodeJoined .*n4" || fail "$n did not take n4's NodeJoined after the forgery"

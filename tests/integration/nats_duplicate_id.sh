@@ -38,12 +38,8 @@ EXIT_SUPERSEDED=3
 # 1. Three nodes with metrics.
 server_start nats
 URL=$(server_url nats)
-declare -A MPORT=()
 NODES=(n1 n2 n3)
-for id in "${NODES[@]}"; do
-    MPORT[$id]=$(free_port)
-    node_start "$id" "$URL" --metrics-addr "127.0.0.1:${MPORT[$id]}"
-done
+for id in "${NODES[@]}"; do metrics_node_start "$id" "$URL"; done
 t0=$(now_ms)
 wait_settled 10000 "$WORK/map.up" "${NODES[@]}"
 LEADER=$LEADER_NOW
