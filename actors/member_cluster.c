@@ -1561,11 +1561,13 @@ static void on_heartbeat(aether_member *m, const member_hb_box *b)
     uint64_t suppressed = 0;
     if (!aether_log_ratelimit_allow(&cs->hb_log, member_now_ns(m), &suppressed))
         return;
+    /* INFO, not WARN: a node heartbeats from its start, before its
+     * admission (or its rejoin with a new incarnation) lands. */
     if (info == NULL)
-        AETHER_WARN(MEMBER_LOG, "%s: heartbeat of %s ignored: not a member [%llu more suppressed]",
+        AETHER_INFO(MEMBER_LOG, "%s: heartbeat of %s ignored: not a member [%llu more suppressed]",
                     m->cfg.node.str, b->node.str, (unsigned long long)suppressed);
     else
-        AETHER_WARN(MEMBER_LOG,
+        AETHER_INFO(MEMBER_LOG,
                     "%s: heartbeat of %s incarnation %llu ignored: the member is %s, incarnation "
                     "%llu [%llu more suppressed]",
                     m->cfg.node.str, b->node.str, (unsigned long long)b->incarnation,
