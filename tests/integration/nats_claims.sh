@@ -12,14 +12,15 @@
 #     what it served, the stored topology still has it Active, and the
 #     leader's aether_fail_requests_refused_total is 1;
 #  3. kill -9 of D while nats_forge publishes heartbeats of D every 50 ms
-#     for 3 s with a wrong incarnation (1): D is Failed in the stored
-#     topology within 2.5 s all the same, and the leader counts the forged
+#     for 6 s with a wrong incarnation (1): D is Failed in the stored
+#     topology within 5 s all the same (failure_timeout is 1 s; the rest is
+#     the polling through aetherctl), and the leader counts the forged
 #     beats in aether_heartbeats_ignored_total;
 #  4. `aetherctl fail A --force` is granted (exit 0) and logged as forced by
 #     the leader; A rejoins with a new incarnation;
 #  5. within 10 s: the map has owners n1..n4 but D, balanced, and every live
 #     node installed it; the final checks of lib.sh.
-# Takes ~8 s on loopback; its bounded waits add up to at most ~45 s.
+# Takes ~12 s on loopback; its bounded waits add up to at most ~50 s.
 # Exit 0 on success, 1 with the reason and every log's tail.
 set -u
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -76,11 +77,11 @@ after=$(metric "$A" aether_shards_owned)
 # 3. Forged heartbeats of a killed node (a wrong incarnation) keep nobody alive.
 node_kill "$D"
 t_kill=$(now_ms)
-bg_start forge "$FORGE_BIN" --nats "$URL" --cluster "$CLUSTER" --heartbeats "$D" --incarnation 1 --for-ms 3000
+bg_start forge "$FORGE_BIN" --nats "$URL" --cluster "$CLUSTER" --heartbeats "$D" --incarnation 1 --for-ms 6000
 d_failed() { [[ "$(status_of "$D")" == "failed" ]]; }
-wait_for 2500 d_failed || fail "$D is '$(status_of "$D")' 2.5 s after kill -9 while forged heartbeats arrive, want failed"
+wait_for 5000 d_failed || fail "$D is '$(status_of "$D")' 5 s after kill -9 while forged heartbeats arrive, want failed"
 failed_ms=$(( $(now_ms) - t_kill ))
-wait_log 5000 "$WORK/forge.log" "^sent " || fail "nats_forge --heartbeats: $(tail -c 400 "$WORK/forge.log")"
+wait_log 8000 "$WORK/forge.log" "^sent " || fail "nats_forge --heartbeats: $(tail -c 400 "$WORK/forge.log")"
 bg_stop forge 1000
 ignored=$(metric "$LEADER" aether_heartbeats_ignored_total)
 [[ -n "$ignored" && "$ignored" -ge 10 ]] ||
