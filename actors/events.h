@@ -204,6 +204,9 @@ typedef struct aether_command {
         struct {
             aether_node_id node;
             uint64_t silent_ms;
+            bool force; /* an operator removes a node the leader still hears (aetherctl
+                           fail --force); on the wire only when true. Without it the
+                           leader fails the node only if its own record agrees. */
         } mark_failed;
         struct {
             aether_node_id candidate;

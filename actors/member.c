@@ -369,6 +369,8 @@ static int64_t g_brake_releases(void *a) { return (int64_t)__atomic_load_n(&((ae
 static int64_t g_stale(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->stale_dropped, __ATOMIC_RELAXED); }
 static int64_t g_impostor(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->impostor_dropped, __ATOMIC_RELAXED); }
 static int64_t g_incompatible(void *a) { return member_incompatible(a) ? 1 : 0; }
+static int64_t g_fail_refused(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->fail_requests_refused, __ATOMIC_RELAXED); }
+static int64_t g_hb_ignored(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->heartbeats_ignored, __ATOMIC_RELAXED); }
 static int64_t g_joins_refused(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->joins_refused, __ATOMIC_RELAXED); }
 static int64_t g_seq_gaps(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->seq_gaps, __ATOMIC_RELAXED); }
 static int64_t g_seq_dups(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->seq_duplicates, __ATOMIC_RELAXED); }
@@ -550,6 +552,14 @@ static const struct {
       "Joins this node refused as leader because the joiner's shard_count, replication, wire "
       "versions or parameters differ from the cluster's (or are missing).",
       g_joins_refused },
+    { "aether_fail_requests_refused_total", NULL, true,
+      "MarkNodeFailed requests this node refused as leader because it still heard the node "
+      "(heartbeat or keep-alive within two heartbeat intervals) and the request was not forced.",
+      g_fail_refused },
+    { "aether_heartbeats_ignored_total", NULL, true,
+      "Heartbeats this node ignored as leader: from an id that is not a healthy member, or from "
+      "another incarnation than the member's current one.",
+      g_hb_ignored },
     { "aether_event_seq_gaps_total", NULL, true,
       "Leader events whose seq skipped ahead of or jumped far from the term's sequence (a lost or "
       "forged event): each made this node re-read the state store.",

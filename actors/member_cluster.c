@@ -41,6 +41,16 @@
  *  at least every heartbeat interval), counting silence from no earlier
  *  than the moment it started leading, so a new leader does not fail nodes
  *  it has not had time to hear.
+ *  Claims from the wire are judged against the leader's own record (DESIGN
+ *  2.4): a heartbeat counts only when it names a healthy member's current
+ *  incarnation (anything else - a ghost id, an older process, a Failed
+ *  node's - is counted in aether_heartbeats_ignored_total and changes
+ *  nothing, not even the size of the record); a MarkNodeFailed request from
+ *  the wire is decided only when the leader has heard nothing from the node
+ *  for more than FAIL_REQUEST_SILENT_BEATS heartbeat intervals, unless it
+ *  carries force (an operator: aetherctl fail --force), which is logged.
+ *  The leader's own failure check (policy 4) is not a request: it decides
+ *  from that record directly.
  *  Its changes reach the state store before anyone hears of them
  *  (commit_topology); a write whose outcome was lost is settled before the
  *  next decision (settle_doubt), and a new leader rewrites the stored
@@ -176,7 +186,15 @@ struct member_cluster_state {
     uint64_t doubt_version;
     aether_event *doubt_event;/* the change, announced only if it turns out recorded */
     aether_log_ratelimit refuse_log; /* joins refused by admission: one line per window */
+    aether_log_ratelimit hb_log;     /* heartbeats ignored: one line per window */
+    aether_log_ratelimit fail_log;   /* MarkNodeFailed requests refused: one line per window */
 };
+
+/* A MarkNodeFailed request is granted when the leader has heard nothing from
+ * the node for more than this many heartbeat intervals: two missed beats, so
+ * a runtime that knows a process died may fail it sooner than
+ * failure_timeout, and nobody can fail a node that is heard. */
+#define FAIL_REQUEST_SILENT_BEATS 2u
 
 /* A node from before admission checks asks every heartbeat. */
 #define REFUSE_LOG_WINDOW_NS (10u * AETHER_NS_PER_S)
@@ -235,6 +253,8 @@ aether_status member_cluster_init(aether_member *m)
     if (m->cs == NULL)
         return AETHER_ENOMEM;
     aether_log_ratelimit_init(&m->cs->refuse_log, REFUSE_LOG_WINDOW_NS);
+    aether_log_ratelimit_init(&m->cs->hb_log, REFUSE_LOG_WINDOW_NS);
+    aether_log_ratelimit_init(&m->cs->fail_log, REFUSE_LOG_WINDOW_NS);
     aether_log_ratelimit_init(&m->cs->seq_log, SEQ_LOG_WINDOW_NS);
     aether_status st = aether_topology_init(&m->cs->heard, &m->cfg.node);
     return st != AETHER_OK ? st : aether_topology_init(&m->cs->topo, &m->cfg.node);
@@ -1524,6 +1544,78 @@ static void on_drained(aether_member *m, const aether_node_id *node)
     pthread_mutex_unlock(&m->commit_mu);
 }
 
+/* A heartbeat from the wire (only the leader is sent them): recorded only
+ * for a healthy member's current incarnation. */
+static void on_heartbeat(aether_member *m, const member_hb_box *b)
+{
+    member_cluster_state *cs = m->cs;
+    const aether_node_info *info = aether_topology_find(&cs->topo, &b->node);
+    if (info != NULL && aether_node_status_is_healthy(info->status) &&
+        info->incarnation == b->incarnation) {
+        hb_entry *h = hb_find(cs, &b->node, true);
+        if (h != NULL)
+            h->last_ns = member_now_ns(m);
+        return;
+    }
+    __atomic_add_fetch(&m->heartbeats_ignored, 1, __ATOMIC_RELAXED);
+    uint64_t suppressed = 0;
+    if (!aether_log_ratelimit_allow(&cs->hb_log, member_now_ns(m), &suppressed))
+        return;
+    /* INFO, not WARN: a node heartbeats from its start, before its
+     * admission (or its rejoin with a new incarnation) lands. */
+    if (info == NULL)
+        AETHER_INFO(MEMBER_LOG, "%s: heartbeat of %s ignored: not a member [%llu more suppressed]",
+                    m->cfg.node.str, b->node.str, (unsigned long long)suppressed);
+    else
+        AETHER_INFO(MEMBER_LOG,
+                    "%s: heartbeat of %s incarnation %llu ignored: the member is %s, incarnation "
+                    "%llu [%llu more suppressed]",
+                    m->cfg.node.str, b->node.str, (unsigned long long)b->incarnation,
+                    aether_node_status_name(info->status), (unsigned long long)info->incarnation,
+                    (unsigned long long)suppressed);
+}
+
+/* A command from the wire, before it is decided: a MarkNodeFailed is a
+ * request the leader grants only when its own record says the node is
+ * silent (or an operator forces it). Leadership itself is lead_command's. */
+static aether_status judge_request(aether_member *m, const aether_command *c, aether_err *why)
+{
+    if (c->type != AETHER_CMD_MARK_NODE_FAILED || !member_may_lead(m, NULL))
+        return AETHER_OK;
+    member_cluster_state *cs = m->cs;
+    const aether_node_id *id = &c->data.mark_failed.node;
+    const aether_node_info *info = aether_topology_find(&cs->topo, id);
+    if ((c->term != AETHER_TERM_NONE && c->term < cs->topo.term) || info == NULL ||
+        !aether_node_status_is_healthy(info->status))
+        return AETHER_OK; /* refused (stale, unknown) or idempotent: lead_command says so */
+    uint64_t now = member_now_ns(m);
+    const hb_entry *h = hb_find(cs, id, false);
+    uint64_t since = h != NULL && h->last_ns > cs->lead_since_ns ? h->last_ns : cs->lead_since_ns;
+    uint64_t quiet = now > since ? now - since : 0;
+    uint64_t limit = (uint64_t)FAIL_REQUEST_SILENT_BEATS * m->cfg.heartbeat_interval_ms *
+                     AETHER_NS_PER_MS;
+    if (c->data.mark_failed.force) {
+        AETHER_WARN(MEMBER_LOG, "%s: %s failed by request of %s, forced (last heard %llu ms ago)",
+                    m->cfg.node.str, id->str, c->sender.len ? c->sender.str : "?",
+                    (unsigned long long)(quiet / AETHER_NS_PER_MS));
+        return AETHER_OK;
+    }
+    if (quiet > limit)
+        return AETHER_OK;
+    __atomic_add_fetch(&m->fail_requests_refused, 1, __ATOMIC_RELAXED);
+    aether_err_set(why, AETHER_ESTATE,
+                   "%s is alive: the leader heard it %llu ms ago (heartbeats every %u ms); "
+                   "use force (aetherctl fail --force) to remove it anyway",
+                   id->str, (unsigned long long)(quiet / AETHER_NS_PER_MS),
+                   m->cfg.heartbeat_interval_ms);
+    uint64_t suppressed = 0;
+    if (aether_log_ratelimit_allow(&cs->fail_log, now, &suppressed))
+        AETHER_WARN(MEMBER_LOG, "%s: MarkNodeFailed of %s from %s refused: %s [%llu more suppressed]",
+                    m->cfg.node.str, id->str, c->sender.len ? c->sender.str : "?", why->msg,
+                    (unsigned long long)suppressed);
+    return AETHER_ESTATE;
+}
+
 void member_cluster_handle(void *state, aether_actor *self, const aether_msg *msg)
 {
     aether_member *m = state;
@@ -1535,7 +1627,9 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
     case MSG_COMMAND: {
         member_cmd_box *b = msg->ptr;
         aether_err why = { .code = AETHER_OK, .msg = "" };
-        aether_status st = lead_command(m, &b->cmd, &why);
+        aether_status st = judge_request(m, &b->cmd, &why);
+        if (st == AETHER_OK)
+            st = lead_command(m, &b->cmd, &why);
         char ok_reason[64] = "";
         if (st == AETHER_OK && b->cmd.type == AETHER_CMD_JOIN_CLUSTER)
             /* Step 2: the acknowledgement names the map the leader has now. */
@@ -1546,14 +1640,10 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
         free(b);
         break;
     }
-    case MSG_HEARTBEAT: {
-        member_hb_box *b = msg->ptr;
-        hb_entry *h = hb_find(m->cs, &b->node, true);
-        if (h != NULL)
-            h->last_ns = member_now_ns(m);
-        free(b);
+    case MSG_HEARTBEAT:
+        on_heartbeat(m, msg->ptr);
+        free(msg->ptr);
         break;
-    }
     case MSG_TICK_HEARTBEAT:
         tick_heartbeat(m);
         break;

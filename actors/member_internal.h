@@ -197,6 +197,10 @@ struct aether_member {
                                      shard_count or replication than ours; cleared by the
                                      assign actor when it installs a map we can serve */
     uint64_t joins_refused;       /* leader side: joins refused by admission (counter) */
+    uint64_t fail_requests_refused; /* leader side: MarkNodeFailed requests refused because
+                                     the leader still hears the node (counter) */
+    uint64_t heartbeats_ignored;  /* leader side: heartbeats from an id or incarnation that is
+                                     not a healthy member's current one (counter) */
     uint64_t term_record_missing; /* elections this node won with no term recorded in the state
                                      store: it continued above its highest_term (lease.h) */
     uint64_t state_lost_gen;      /* bumped (relaxed) by the lease actor each time, as leader,

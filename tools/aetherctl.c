@@ -92,6 +92,7 @@ static int cmd_lookup(int argc, char **argv);
 static int cmd_watch(int argc, char **argv);
 static int cmd_drain(int argc, char **argv);
 static int cmd_rebalance(int argc, char **argv);
+static int cmd_fail(int argc, char **argv);
 static int cmd_top(int argc, char **argv);
 static int cmd_events(int argc, char **argv);
 
@@ -202,6 +203,22 @@ static const command COMMANDS[] = {
      "      --reason TEXT        reason / who asks, 1..63 printable bytes\n"
      CTL_COMMON_HELP,
      cmd_rebalance},
+    {"fail", "live: ask the leader to declare a node failed (MarkNodeFailed)",
+     "fail NODE [--force]" CTL_COMMON_USAGE,
+     "Sends MarkNodeFailed{NODE} to the leader (request on\n"
+     "aether.<cluster>.cmd.MarkNodeFailed) and prints its verdict. A request, not an\n"
+     "order: the leader fails the node only when it has heard nothing from it for\n"
+     "two heartbeat intervals (so a runtime that knows a process died can fail it\n"
+     "sooner than failure_timeout); a node it still hears is refused (exit 1).\n"
+     "With --force the leader fails it anyway and logs that it was forced: its\n"
+     "shards move at once and the node, if alive, must rejoin with a new\n"
+     "incarnation. Retries while no leader answers, as drain does, until --timeout\n"
+     "(default 10000).\n"
+     "\n"
+     "options:\n"
+     "  -f, --force              fail the node even though the leader hears it\n"
+     CTL_COMMON_HELP,
+     cmd_fail},
     {"top", "live: a view of the cluster refreshed every second ('q' quits)",
      "top [--once | --frames N] [--interval MS]" CTL_COMMON_USAGE,
      "Draws, every --interval (default 1000 ms): the leader and its term, the map\n"
@@ -3448,6 +3465,90 @@ static int cmd_events(int argc, char **argv)
                 x.events, x.first_sseq, x.last_sseq, x.gaps, x.missing, x.out_of_order,
                 x.refused);
     return x.gaps + x.out_of_order + x.refused > 0 ? EXIT_FAILED : 0;
+}
+
+/* ---- fail -------------------------------------------------------------------- */
+
+static int cmd_fail(int argc, char **argv)
+{
+    const command *self = find_command("fail");
+    static const struct option opts[] = {
+        {"force", no_argument, NULL, 'f'}, CTL_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
+    ctl_opts o = {0};
+    bool force = false;
+    int c, li = 0;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":fjh", opts, &li)) != -1) {
+        int rc = ctl_common_opt(self, &o, c, opts, li);
+        if (rc >= 0) {
+            if (rc != 0)
+                return rc;
+            continue;
+        }
+        switch (c) {
+        case 'f': force = true; break;
+        case 'h':
+            print_command_help(stdout, self);
+            return 0;
+        case ':':
+            return usage_error(self, "option %s needs a value", argv[optind - 1]);
+        default:
+            return usage_error(self, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (argc - optind != 1)
+        return usage_error(self, argc - optind == 0 ? "missing NODE%s" : "expected one NODE%s",
+                           "");
+    aether_command cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.type = AETHER_CMD_MARK_NODE_FAILED;
+    cmd.data.mark_failed.force = force;
+    aether_err err = {0};
+    if (aether_node_id_from_cstr(argv[optind], &cmd.data.mark_failed.node, &err) != AETHER_OK) {
+        fprintf(stderr, "aetherctl: NODE: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    const aether_node_id *node = &cmd.data.mark_failed.node;
+    ctl_conn cc;
+    int rc = ctl_connect(&o, CTL_DRAIN_TIMEOUT_MS_DEFAULT, &cc);
+    if (rc != 0)
+        return rc;
+    ctl_view v;
+    memset(&v, 0, sizeof(v));
+    if ((rc = ctl_bind_state(&cc)) != 0 || (rc = ctl_read_lease(&cc, &v)) != 0) {
+        ctl_close(&cc);
+        return rc;
+    }
+    bool lease_known = v.have_lease && !v.lease_malformed && v.lease.term != AETHER_TERM_NONE;
+    cmd.term = lease_known ? v.lease.term : AETHER_TERM_NONE;
+    char what[AETHER_NODE_ID_LEN_MAX + 8];
+    snprintf(what, sizeof(what), "fail %s", node->str);
+    ctl_answer ans;
+    rc = ctl_ask_leader(&cc, &cmd, what, &ans);
+    if (rc == 0) {
+        if (o.json) {
+            json_t *doc = json_object();
+            jset(doc, "cluster", json_string(cc.cluster));
+            jset(doc, "node", json_string(node->str));
+            jset(doc, "force", json_boolean(force));
+            jset(doc, "verdict", json_string(ans.accepted ? "accepted" : "rejected"));
+            jset(doc, "status", json_string(aether_status_str(ans.status)));
+            jset(doc, "reason", json_string(ans.reason));
+            jset(doc, "attempts", jint(ans.attempts));
+            (void)ctl_emit_json(doc);
+        } else if (ans.accepted) {
+            printf("fail %s: accepted by the leader%s; %s is failed\n", node->str,
+                   force ? " (forced)" : "", node->str);
+        } else {
+            printf("fail %s: rejected by the leader: %s%s%s\n", node->str,
+                   aether_status_str(ans.status), ans.reason[0] ? ": " : "", ans.reason);
+        }
+        rc = ans.accepted ? 0 : EXIT_FAILED;
+    }
+    ctl_view_fini(&v);
+    ctl_close(&cc);
+    return rc;
 }
 
 /* ---- top ---------------------------------------------------------------------

@@ -156,6 +156,7 @@ static const field_spec f_leave[] = {{"node", F_NODE, CMD(leave.node), 0}};
 static const field_spec f_mark_failed[] = {
     {"node", F_NODE, CMD(mark_failed.node), 0},
     {"silent_ms", F_U64, CMD(mark_failed.silent_ms), 0},
+    {"force", F_FLAG, CMD(mark_failed.force), 0},
 };
 static const field_spec f_elect[] = {{"candidate", F_NODE, CMD(elect.candidate), 0}};
 static const field_spec f_rebalance[] = {

@@ -78,6 +78,16 @@
  * taking the leader's later events, keep ID serving (the stored topology
  * names it Active) and install only the stored map.
  *
+ * Third mode (issue 13 item 2: heartbeats count only from the member's
+ * current incarnation):
+ *
+ *   nats_forge --nats URL --cluster C --heartbeats ID --incarnation N
+ *              [--for-ms MS] [auth...]
+ *
+ * publishes a well-formed heartbeat of ID with incarnation N on
+ * aether.<C>.hb.<ID> every 50 ms for MS (default 3000) and prints
+ * "sent K". It reads no state: it works on a cluster whose leader is gone.
+ *
  * Threading: one thread.
  */
 #include <errno.h>
@@ -136,7 +146,9 @@ static int forge_usage(const char *msg)
                     "       nats_forge --nats URL --cluster C --delete-lease [--lease-ttl-ms N]\n"
                     "                  [--user U --password P | --token T]\n"
                     "       nats_forge --nats URL --cluster C --present-victim ID [--seq N]\n"
-                    "                  [--user U --password P | --token T] [--lease-ttl-ms N]\n",
+                    "                  [--user U --password P | --token T] [--lease-ttl-ms N]\n"
+                    "       nats_forge --nats URL --cluster C --heartbeats ID --incarnation N\n"
+                    "                  [--for-ms MS] [--user U --password P | --token T]\n",
             msg);
     return EXIT_USAGE;
 }
@@ -683,12 +695,47 @@ static int forge_replies(forge *f, natsSubscription *sub, uint64_t timeout_ms)
     return ok == 0 ? 0 : 1;
 }
 
+/* Third mode: heartbeats of `node` with incarnation `inc` every
+ * FORGE_HB_EVERY_MS for for_ms. 0 when every one was published. */
+#define FORGE_HB_EVERY_MS 50u
+static int forge_heartbeats(forge *f, const aether_node_id *node, uint64_t inc, uint64_t for_ms)
+{
+    char tail[AETHER_NODE_ID_LEN_MAX + 8];
+    snprintf(tail, sizeof(tail), "hb.%s", node->str);
+    uint64_t rounds = for_ms / FORGE_HB_EVERY_MS + 1;
+    for (uint64_t i = 0; i < rounds; i++) { /* bounded: rounds */
+        aether_codec_header h;
+        memset(&h, 0, sizeof(h));
+        snprintf(h.cluster, sizeof(h.cluster), "%s", f->cluster);
+        h.node = *node;
+        h.ts_ms = forge_wall_ms();
+        char *buf = NULL;
+        size_t len = 0;
+        aether_err err = {0};
+        if (aether_codec_encode_heartbeat(&h, inc, &buf, &len, &err) != AETHER_OK) {
+            fprintf(stderr, "nats_forge: heartbeat: %s\n", err.msg);
+            return 1;
+        }
+        forge_send(f, tail, buf, len, FORGE_BCAST, FORGE_IGNORED);
+        free(buf);
+        struct timespec ts = { 0, (long)FORGE_HB_EVERY_MS * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+    natsStatus s = natsConnection_FlushTimeout(f->nc, 2000);
+    if (s != NATS_OK) {
+        fprintf(stderr, "nats_forge: %s\n", natsStatus_GetText(s));
+        return 1;
+    }
+    printf("sent %" PRIu64 "\n", f->sent);
+    return f->sent == rounds ? 0 : 1;
+}
+
 /* ---- main --------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
 {
     enum { O_NATS = 256, O_CLUSTER, O_OLD_LEADER, O_OLD_TERM, O_USER, O_PASSWORD, O_TOKEN, O_TIMEOUT, O_TTL,
-           O_NO_RESIGN, O_DELETE_LEASE, O_VICTIM, O_SEQ };
+           O_NO_RESIGN, O_DELETE_LEASE, O_VICTIM, O_SEQ, O_HEARTBEATS, O_INCARNATION, O_FOR_MS };
     static const struct option longopts[] = {
         {"nats", required_argument, NULL, O_NATS},
         {"cluster", required_argument, NULL, O_CLUSTER},
@@ -703,10 +750,14 @@ int main(int argc, char **argv)
         {"delete-lease", no_argument, NULL, O_DELETE_LEASE},
         {"present-victim", required_argument, NULL, O_VICTIM},
         {"seq", required_argument, NULL, O_SEQ},
+        {"heartbeats", required_argument, NULL, O_HEARTBEATS},
+        {"incarnation", required_argument, NULL, O_INCARNATION},
+        {"for-ms", required_argument, NULL, O_FOR_MS},
         {NULL, 0, NULL, 0},
     };
     const char *url = NULL, *user = NULL, *password = NULL, *token = NULL, *old_leader = NULL, *victim = NULL;
-    uint64_t old_term = 0, timeout_ms = 3000, ttl_ms = 1000;
+    const char *hb_node = NULL;
+    uint64_t old_term = 0, timeout_ms = 3000, ttl_ms = 1000, hb_inc = 0, hb_for_ms = 3000;
     bool delete_lease = false;
     forge f;
     memset(&f, 0, sizeof(f));
@@ -727,6 +778,17 @@ int main(int argc, char **argv)
         case O_NO_RESIGN: f.no_forged_resign = true; break;
         case O_DELETE_LEASE: delete_lease = true; break;
         case O_VICTIM: victim = optarg; break;
+        case O_HEARTBEATS: hb_node = optarg; break;
+        case O_INCARNATION:
+        case O_FOR_MS: {
+            errno = 0;
+            uint64_t v = strtoull(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || (c == O_FOR_MS && (v == 0 || v > 60000)))
+                return forge_usage(c == O_FOR_MS ? "--for-ms wants 1..60000"
+                                                 : "--incarnation wants an unsigned integer");
+            *(c == O_FOR_MS ? &hb_for_ms : &hb_inc) = v;
+            break;
+        }
         case O_SEQ:
             errno = 0;
             f.present_seq = strtoull(optarg, &end, 10);
@@ -756,7 +818,14 @@ int main(int argc, char **argv)
     }
     aether_err err = {0};
     f.present = victim != NULL;
-    if (delete_lease) {
+    aether_node_id hb_id;
+    if (hb_node != NULL) {
+        if (url == NULL || f.cluster == NULL || old_leader != NULL || victim != NULL || delete_lease ||
+            optind != argc)
+            return forge_usage("--heartbeats wants --nats, --cluster and --incarnation only");
+        if (aether_node_id_from_cstr(hb_node, &hb_id, &err) != AETHER_OK)
+            return forge_usage("--heartbeats is not a valid node id");
+    } else if (delete_lease) {
         if (url == NULL || f.cluster == NULL || old_leader != NULL || victim != NULL || optind != argc)
             return forge_usage("--delete-lease wants --nats and --cluster only");
     } else if (f.present) {
@@ -792,7 +861,9 @@ int main(int argc, char **argv)
     }
     int rc = 1;
     natsSubscription *sub = NULL;
-    if (delete_lease) {
+    if (hb_node != NULL) {
+        rc = forge_heartbeats(&f, &hb_id, hb_inc, hb_for_ms);
+    } else if (delete_lease) {
         aether_kv *lease = forge_bind(&f, "lease", ttl_ms);
         aether_status st = lease != NULL ? aether_kv_delete(lease, AETHER_LEASE_KEY_DEFAULT, 0, NULL, &err)
                                          : AETHER_EUNAVAILABLE;

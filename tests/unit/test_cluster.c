@@ -919,6 +919,82 @@ static void test_commands_accepted_and_rejected(void)
     sim_cluster_destroy(c);
 }
 
+/* ---- claims from the wire are judged by the leader (issue 13 item 2) ---- */
+
+/* A MarkNodeFailed for a node the leader hears is refused (the forged
+ * request of issue 13 moved 341 shards twice); an operator's forced one is
+ * granted. Heartbeats naming a dead node with an incarnation that is not its
+ * current one, or naming an id that is no member, keep nobody alive. */
+static void test_wire_claims_judged_by_the_leader(void)
+{
+    sim_cluster *c = boot(41, 6, 64); /* two failures stay under the brake */
+    expect_settled(c);
+    const char *leader = sim_leader(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(leader);
+    const char *ids[] = { "n0", "n1", "n2", "n3" };
+    const char *alive = NULL, *dead = NULL;
+    for (uint32_t i = 0; i < 4; i++) { /* bounded: 4 ids */
+        if (strcmp(ids[i], leader) == 0)
+            continue;
+        if (alive == NULL)
+            alive = ids[i];
+        else if (dead == NULL)
+            dead = ids[i];
+    }
+    aether_transport *client = sim_client(c, "client");
+    CU_ASSERT_FATAL(client != NULL);
+    aether_member_view v;
+    aether_member_view_get(sim_member(c, leader), &v);
+    uint32_t failed_before = sim_event_count(c, AETHER_EVT_NODE_FAILED);
+
+    aether_command fail = cmd_of(AETHER_CMD_MARK_NODE_FAILED, v.term);
+    CU_ASSERT_FATAL(aether_node_id_from_cstr(alive, &fail.data.mark_failed.node, NULL) == AETHER_OK);
+    fail.data.mark_failed.silent_ms = 5000; /* the claim: ignored */
+    reply_box r = ask(c, client, &fail);
+    CU_ASSERT_EQUAL(r.status, AETHER_ESTATE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.reason, "is alive"));
+    sim_run_ms(c, 500);
+    CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_NODE_FAILED), failed_before);
+    CU_ASSERT(sim_serving(c, alive) > 0);
+    CU_ASSERT_EQUAL(metric_of(c, "aether_fail_requests_refused_total", leader, NULL), 1);
+
+    /* Heartbeats in the name of a killed node, from an older and a newer
+     * incarnation than its own, and for a ghost id: the node is failed on
+     * time all the same, and the ghost never enters the record. */
+    sim_crash(c, dead);
+    aether_node_id dead_id, ghost;
+    CU_ASSERT_FATAL(aether_node_id_from_cstr(dead, &dead_id, NULL) == AETHER_OK);
+    CU_ASSERT_FATAL(aether_node_id_from_cstr("ghost", &ghost, NULL) == AETHER_OK);
+    for (uint32_t i = 0; i < 30; i++) { /* bounded: 30 x 100 ms = 3 s > failure_timeout */
+        (void)aether_transport_publish_heartbeat(client, &dead_id, 1);
+        (void)aether_transport_publish_heartbeat(client, &dead_id, UINT64_C(1) << 62);
+        (void)aether_transport_publish_heartbeat(client, &ghost, 7);
+        sim_run_ms(c, 100);
+    }
+    CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_NODE_FAILED), failed_before + 1);
+    char named[32];
+    snprintf(named, sizeof(named), "node=%s ", dead);
+    CU_ASSERT_PTR_NOT_NULL(strstr(sim_last_event(c, AETHER_EVT_NODE_FAILED), named));
+    CU_ASSERT(metric_of(c, "aether_heartbeats_ignored_total", leader, NULL) >= 60);
+
+    /* The operator's forced request is granted, and the node, alive, comes
+     * back with a new incarnation. */
+    aether_member_view_get(sim_member(c, leader), &v);
+    fail.term = v.term;
+    fail.data.mark_failed.force = true;
+    r = ask(c, client, &fail);
+    CU_ASSERT_EQUAL(r.status, AETHER_OK);
+    CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_NODE_FAILED), failed_before + 2);
+    snprintf(named, sizeof(named), "node=%s ", alive);
+    CU_ASSERT_PTR_NOT_NULL(strstr(sim_last_event(c, AETHER_EVT_NODE_FAILED), named));
+    aether_transport_destroy(client);
+    sim_run_ms(c, SETTLE_MS);
+    expect_settled(c);
+    CU_ASSERT(sim_serving(c, alive) > 0);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
 /* ---- admission (DESIGN 2): a node that cannot serve is never admitted ---- */
 
 /* The leader's map and topology do not name id. */
@@ -1186,6 +1262,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(departed_node_kept_while_map_names_it),
     AETHER_TEST(forged_present_term_changes_nothing),
     AETHER_TEST(commands_accepted_and_rejected),
+    AETHER_TEST(wire_claims_judged_by_the_leader),
     AETHER_TEST(rebalance_command_on_a_balanced_map_moves_nothing),
     AETHER_TEST(leader_change_alone_moves_nothing),
     AETHER_TEST(leader_crash_mid_rebalance),

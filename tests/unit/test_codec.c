@@ -162,6 +162,7 @@ static aether_command sample_command(aether_command_type t, bool extreme)
     case AETHER_CMD_MARK_NODE_FAILED:
         c.data.mark_failed.node = nid("node-b");
         c.data.mark_failed.silent_ms = extreme ? (uint64_t)INT64_MAX : 1001;
+        c.data.mark_failed.force = extreme != 0;
         break;
     case AETHER_CMD_ELECT_LEADER:
         c.data.elect.candidate = c.sender;
@@ -462,6 +463,33 @@ static void test_release_brake_flag(void)
         }
         aether_codec_msg_fini(&m);
     }
+}
+
+/* MarkNodeFailed's force flag (an operator's override) travels like
+ * release_brake: only when true, absent = a request the leader judges. */
+static void test_mark_failed_force_flag(void)
+{
+    aether_command c = sample_command(AETHER_CMD_MARK_NODE_FAILED, 0);
+    char *text = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL_FATAL(aether_codec_encode_command(&c, 99, &text, &len, NULL), AETHER_OK);
+    CU_ASSERT_PTR_NULL(strstr(text, "force"));
+    free(text);
+    c.data.mark_failed.force = true;
+    CU_ASSERT_EQUAL_FATAL(aether_codec_encode_command(&c, 99, &text, &len, NULL), AETHER_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"force\":true"));
+    aether_codec_msg m;
+    aether_err err = {0};
+    CU_ASSERT_EQUAL_FATAL(aether_codec_decode(text, len, NULL, &m, &err), AETHER_OK);
+    CU_ASSERT(m.u.command.data.mark_failed.force);
+    aether_codec_msg_fini(&m);
+    free(text);
+    const char *bad = "{\"v\":1,\"type\":\"MarkNodeFailed\",\"cluster\":\"prod\",\"term\":4,"
+                      "\"seq\":0,\"node\":\"aetherctl\",\"ts\":1,\"data\":{\"node\":\"n2\","
+                      "\"silent_ms\":0,\"force\":1}}";
+    CU_ASSERT_EQUAL(aether_codec_decode(bad, strlen(bad), NULL, &m, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "force"));
+    aether_codec_msg_fini(&m);
 }
 
 static void test_round_trip_release_heartbeat_reply(void)
@@ -1248,6 +1276,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(round_trip_events),
     AETHER_TEST(round_trip_commands),
     AETHER_TEST(release_brake_flag),
+    AETHER_TEST(mark_failed_force_flag),
     AETHER_TEST(round_trip_release_heartbeat_reply),
     AETHER_TEST(encode_refuses_what_decode_would),
     AETHER_TEST(reject_table),

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# nats_claims.sh: claims from the wire are judged by the leader's own record
+# (issue 13 item 2), on a real nats-server with real aether-node processes.
+#
+#   nats_claims.sh BUILD_DIR
+#
+# Steps (every wait bounded):
+#  1. nats-server and n1..n4 (--shards 64) with metrics, settled within 10 s;
+#     A and D = two followers;
+#  2. `aetherctl fail A` (a MarkNodeFailed for a node that heartbeats) is
+#     refused: exit 1, "is alive" in its answer; 1 s later A still serves
+#     what it served, the stored topology still has it Active, and the
+#     leader's aether_fail_requests_refused_total is 1;
+#  3. kill -9 of D while nats_forge publishes heartbeats of D every 50 ms
+#     for 6 s with a wrong incarnation (1): D is Failed in the stored
+#     topology within 5 s all the same (failure_timeout is 1 s; the rest is
+#     the polling through aetherctl), and the leader counts the forged
+#     beats in aether_heartbeats_ignored_total;
+#  4. `aetherctl fail A --force` is granted (exit 0) and logged as forced by
+#     the leader; A rejoins with a new incarnation;
+#  5. within 10 s: the map has owners n1..n4 but D, balanced, and every live
+#     node installed it; the final checks of lib.sh.
+# Takes ~12 s on loopback; its bounded waits add up to at most ~50 s.
+# Exit 0 on success, 1 with the reason and every log's tail.
+set -u
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+it_setup claims "${1:-}"
+it_need_helpers forge
+command -v curl >/dev/null || fail "curl is missing (tools/deps install)"
+command -v python3 >/dev/null || fail "python3 is missing"
+CTL_BIN=$(dirname "$NODE_BIN")/aetherctl
+
+# 1. Four nodes with metrics.
+server_start nats
+URL=$(server_url nats)
+NODES=(n1 n2 n3 n4)
+for id in "${NODES[@]}"; do metrics_node_start "$id" "$URL"; done
+t0=$(now_ms)
+wait_settled 10000 "$WORK/map.up" "${NODES[@]}"
+LEADER=$LEADER_NOW
+A=$(others "$LEADER" | head -n 1)
+D=$(others "$LEADER" "$A" | head -n 1)
+echo "up: ${NODES[*]} settled after $(( $(now_ms) - t0 )) ms; leader $LEADER; asking to fail $A, killing $D"
+
+metric() { # ID NAME: the value of NAME's first sample on ID's /metrics, empty if none
+    curl -s -m 1 "http://127.0.0.1:${MPORT[$1]}/metrics" 2>/dev/null |
+        awk -v n="$2" '$1 ~ "^"n"({|$)" { print $2; exit }'
+}
+ctl() { # ARGS...: aetherctl against this cluster; stdout $WORK/ctl.out, stderr $WORK/ctl.err
+    it_clean_env
+    env "${CLEAN_ENV[@]}" timeout -s KILL 30 "$CTL_BIN" "$@" --nats "$URL" --cluster "$CLUSTER" \
+        >"$WORK/ctl.out" 2>"$WORK/ctl.err"
+}
+status_of() { # ID: its status in the stored topology (aetherctl status --json), empty if absent
+    ctl status --json || return 0
+    python3 -c 'import json,sys
+for n in json.load(open(sys.argv[1]))["nodes"]:
+    if n["id"] == sys.argv[2]: print(n["status"])' "$WORK/ctl.out" "$1" 2>/dev/null
+}
+
+# 2. A request to fail a node the leader hears is refused.
+before=$(metric "$A" aether_shards_owned)
+[[ -n "$before" && "$before" -gt 0 ]] || fail "$A serves '$before' shards before the request"
+ctl fail "$A"
+rc=$?
+[[ $rc -eq 1 ]] || fail "aetherctl fail $A exited $rc, want 1 (refused): $(cat "$WORK/ctl.out" "$WORK/ctl.err")"
+grep -q "is alive" "$WORK/ctl.out" || fail "aetherctl fail $A: no 'is alive' in '$(cat "$WORK/ctl.out")'"
+echo "refused: $(cat "$WORK/ctl.out")"
+sleep 1
+after=$(metric "$A" aether_shards_owned)
+[[ "$after" == "$before" ]] || fail "$A serves $after shards after the refused request, $before before"
+[[ "$(status_of "$A")" == "active" ]] || fail "$A is '$(status_of "$A")' in the stored topology, want active"
+[[ "$(metric "$LEADER" aether_fail_requests_refused_total)" == "1" ]] ||
+    fail "the leader's aether_fail_requests_refused_total is '$(metric "$LEADER" aether_fail_requests_refused_total)', want 1"
+
+# 3. Forged heartbeats of a killed node (a wrong incarnation) keep nobody alive.
+node_kill "$D"
+t_kill=$(now_ms)
+bg_start forge "$FORGE_BIN" --nats "$URL" --cluster "$CLUSTER" --heartbeats "$D" --incarnation 1 --for-ms 6000
+d_failed() { [[ "$(status_of "$D")" == "failed" ]]; }
+wait_for 5000 d_failed || fail "$D is '$(status_of "$D")' 5 s after kill -9 while forged heartbeats arrive, want failed"
+failed_ms=$(( $(now_ms) - t_kill ))
+wait_log 8000 "$WORK/forge.log" "^sent " || fail "nats_forge --heartbeats: $(tail -c 400 "$WORK/forge.log")"
+bg_stop forge 1000
+ignored=$(metric "$LEADER" aether_heartbeats_ignored_total)
+[[ -n "$ignored" && "$ignored" -ge 10 ]] ||
+    fail "the leader's aether_heartbeats_ignored_total is '$ignored' after $(cat "$WORK/forge.log"), want >= 10"
+echo "$D failed ${failed_ms} ms after kill -9 despite forged heartbeats; the leader ignored $ignored"
+
+# 4. The operator's forced request is granted and logged.
+ctl fail "$A" --force || fail "aetherctl fail $A --force exited $?: $(cat "$WORK/ctl.out" "$WORK/ctl.err")"
+wait_log 2000 "$WORK/$LEADER.err" "$A failed by request of .*forced" ||
+    fail "the leader $LEADER did not log the forced failure of $A"
+echo "forced: $(cat "$WORK/ctl.out")"
+
+# 5. The cluster settles without D; A is back.
+LIVE=()
+for id in "${NODES[@]}"; do [[ "$id" != "$D" ]] && LIVE+=("$id"); done
+wait_settled 10000 "$WORK/map.end" "${LIVE[@]}"
+[[ "$(status_of "$A")" == "active" ]] || fail "$A is '$(status_of "$A")' after the forced failure, want active (rejoined)"
+final_checks "${LIVE[@]}"
+echo "PASS"
+exit 0
