@@ -72,11 +72,23 @@ aether_status member_send_owned(aether_member *m, aether_actor *a, uint16_t type
     aether_msg msg = { .type = type, .ptr = payload };
     aether_status st = aether_actor_send(a, &msg);
     if (st != AETHER_OK) {
-        AETHER_WARN(MEMBER_LOG, "%s: message %u to %s refused (%s)", m->cfg.node.str, type,
-                    aether_actor_name(a), aether_status_str(st));
+        uint64_t suppressed = 0;
+        if (aether_log_ratelimit_allow(&m->send_log, member_now_ns(m), &suppressed))
+            AETHER_WARN(MEMBER_LOG, "%s: message %u to %s refused (%s) [%llu more suppressed]",
+                        m->cfg.node.str, type, aether_actor_name(a), aether_status_str(st),
+                        (unsigned long long)suppressed);
         free(payload);
     }
     return st;
+}
+
+void member_cmd_box_free(member_cmd_box *b)
+{
+    if (b == NULL)
+        return;
+    if (b->inflight != NULL)
+        __atomic_sub_fetch(b->inflight, 1, __ATOMIC_RELAXED);
+    free(b);
 }
 
 void member_send_tick(aether_actor *a, uint16_t type, uint64_t arg)
@@ -319,11 +331,30 @@ static void sink_heartbeat(void *arg, const aether_node_id *node, uint64_t incar
     member_send_owned(m, m->cluster, MSG_HEARTBEAT, b);
 }
 
+/* A command from the wire (transport thread): queued for the cluster actor
+ * within its budget (MEMBER_CMD_INFLIGHT_*), else answered busy at once. */
 static void sink_command(void *arg, const aether_command *c, aether_reply_fn reply, void *reply_arg)
 {
     aether_member *m = arg;
+    bool join = c->type == AETHER_CMD_JOIN_CLUSTER;
+    uint32_t *inflight = &m->cmd_inflight[join ? 0 : 1];
+    uint32_t cap = join ? MEMBER_CMD_INFLIGHT_JOIN_MAX : MEMBER_CMD_INFLIGHT_OTHER_MAX;
+    if (__atomic_add_fetch(inflight, 1, __ATOMIC_RELAXED) > cap) {
+        __atomic_sub_fetch(inflight, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&m->commands_busy, 1, __ATOMIC_RELAXED);
+        uint64_t suppressed = 0;
+        if (aether_log_ratelimit_allow(&m->busy_log, member_now_ns(m), &suppressed))
+            AETHER_WARN(MEMBER_LOG, "%s: %s from %s answered busy: %u commands of its kind are "
+                        "waiting [%llu more suppressed]", m->cfg.node.str,
+                        aether_command_type_name(c->type), c->sender.len ? c->sender.str : "?", cap,
+                        (unsigned long long)suppressed);
+        if (reply)
+            reply(reply_arg, AETHER_EFULL, "leader busy; retry");
+        return;
+    }
     member_cmd_box *b = malloc(sizeof(*b));
     if (b == NULL) {
+        __atomic_sub_fetch(inflight, 1, __ATOMIC_RELAXED);
         if (reply)
             reply(reply_arg, AETHER_ENOMEM, "leader out of memory");
         return;
@@ -331,11 +362,13 @@ static void sink_command(void *arg, const aether_command *c, aether_reply_fn rep
     b->cmd = *c;
     b->reply = reply;
     b->reply_arg = reply_arg;
+    b->inflight = inflight;
     aether_msg msg = { .type = MSG_COMMAND, .ptr = b };
     if (aether_actor_send(m->cluster, &msg) != AETHER_OK) {
+        __atomic_add_fetch(&m->commands_busy, 1, __ATOMIC_RELAXED);
         if (reply)
             reply(reply_arg, AETHER_EFULL, "leader busy; retry");
-        free(b);
+        member_cmd_box_free(b);
     }
 }
 
@@ -371,6 +404,7 @@ static int64_t g_impostor(void *a) { return (int64_t)__atomic_load_n(&((aether_m
 static int64_t g_incompatible(void *a) { return member_incompatible(a) ? 1 : 0; }
 static int64_t g_fail_refused(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->fail_requests_refused, __ATOMIC_RELAXED); }
 static int64_t g_hb_ignored(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->heartbeats_ignored, __ATOMIC_RELAXED); }
+static int64_t g_commands_busy(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->commands_busy, __ATOMIC_RELAXED); }
 static int64_t g_joins_refused(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->joins_refused, __ATOMIC_RELAXED); }
 static int64_t g_seq_gaps(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->seq_gaps, __ATOMIC_RELAXED); }
 static int64_t g_seq_dups(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->seq_duplicates, __ATOMIC_RELAXED); }
@@ -552,6 +586,10 @@ static const struct {
       "Joins this node refused as leader because the joiner's shard_count, replication, wire "
       "versions or parameters differ from the cluster's (or are missing).",
       g_joins_refused },
+    { "aether_commands_busy_total", NULL, true,
+      "Commands from the wire this node answered 'busy' at once as leader: more than 64 (1024 "
+      "JoinCluster) of their kind were already waiting for the cluster actor.",
+      g_commands_busy },
     { "aether_fail_requests_refused_total", NULL, true,
       "MarkNodeFailed requests this node refused as leader because it still heard the node "
       "(heartbeat or keep-alive within two heartbeat intervals) and the request was not forced.",
@@ -751,6 +789,8 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
      * this node id from an earlier run the leader may be failing right now. */
     m->self_down = 1;
     m->log_ctx.node = m->cfg.node.str;
+    aether_log_ratelimit_init(&m->busy_log, AETHER_NS_PER_S);
+    aether_log_ratelimit_init(&m->send_log, AETHER_NS_PER_S);
     m->log_ctx.term = &m->highest_term;
     pthread_mutex_init(&m->commit_mu, NULL);
     pthread_mutex_init(&m->stamp_mu, NULL);

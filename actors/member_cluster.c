@@ -280,6 +280,8 @@ void member_cluster_drop(void *state, const aether_msg *msg)
         member_cmd_box *b = msg->ptr;
         if (b->reply)
             b->reply(b->reply_arg, AETHER_ECLOSED, "leader stopped");
+        member_cmd_box_free(b);
+        return;
     }
     free(msg->ptr);
 }
@@ -1637,7 +1639,7 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
                      (unsigned long long)__atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST));
         if (b->reply)
             b->reply(b->reply_arg, st, st == AETHER_OK ? ok_reason : why.msg);
-        free(b);
+        member_cmd_box_free(b);
         break;
     }
     case MSG_HEARTBEAT:

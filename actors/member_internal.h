@@ -86,7 +86,19 @@ typedef struct member_cmd_box {
     aether_command cmd;
     aether_reply_fn reply; /* may be NULL */
     void *reply_arg;
+    uint32_t *inflight;    /* the budget it holds a place in (sink_command), or NULL */
 } member_cmd_box;
+/* Gives back the box's place in its budget and frees it. NULL is fine. */
+void member_cmd_box_free(member_cmd_box *b);
+
+/* Commands from the wire waiting for the cluster actor, at most (member.c
+ * sink_command): past the budget the sender is told "busy" at once, so a
+ * flood never fills the cluster actor's mailbox, where keep-alives,
+ * heartbeats and timers must still fit. JoinCluster (every member's
+ * keep-alive, every heartbeat interval) has a budget of its own, so a flood
+ * of any other command never crowds out a keep-alive. */
+#define MEMBER_CMD_INFLIGHT_JOIN_MAX 1024u
+#define MEMBER_CMD_INFLIGHT_OTHER_MAX 64u
 
 typedef struct member_hb_box {
     aether_node_id node;
@@ -197,6 +209,11 @@ struct aether_member {
                                      shard_count or replication than ours; cleared by the
                                      assign actor when it installs a map we can serve */
     uint64_t joins_refused;       /* leader side: joins refused by admission (counter) */
+    uint32_t cmd_inflight[2];     /* commands from the wire queued for the cluster actor:
+                                     [0] JoinCluster, [1] the others (atomic) */
+    uint64_t commands_busy;       /* commands answered "busy" past that budget (counter) */
+    aether_log_ratelimit busy_log;/* those answers: one line per window (lock-free) */
+    aether_log_ratelimit send_log;/* member_send_owned refusals: one line per window */
     uint64_t fail_requests_refused; /* leader side: MarkNodeFailed requests refused because
                                      the leader still hears the node (counter) */
     uint64_t heartbeats_ignored;  /* leader side: heartbeats from an id or incarnation that is

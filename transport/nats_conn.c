@@ -48,11 +48,23 @@ static void on_reconnected(natsConnection *nc, void *closure)
     AETHER_INFO(LOG_MOD, "%s: reconnected to %s", (const char *)closure, url);
 }
 
+/* nats.c reports a slow consumer once per dropped batch: under a flood
+ * that is hundreds of lines a second. One line per second, with the count
+ * of what it stands for. nats.c calls this on one thread per connection;
+ * the limiter is lock-free all the same. */
+static aether_log_ratelimit g_error_log = { .window_ns = 1000000000ull, .window_start_ns = UINT64_MAX };
+
 static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
     (void)nc;
     (void)sub;
-    AETHER_WARN(LOG_MOD, "%s: asynchronous NATS error: %s", (const char *)closure, natsStatus_GetText(err));
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    uint64_t suppressed = 0;
+    if (aether_log_ratelimit_allow(&g_error_log, now, &suppressed))
+        AETHER_WARN(LOG_MOD, "%s: asynchronous NATS error: %s [%llu more suppressed]",
+                    (const char *)closure, natsStatus_GetText(err), (unsigned long long)suppressed);
 }
 
 static void sleep_ms(uint32_t ms)

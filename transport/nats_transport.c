@@ -59,7 +59,7 @@ typedef struct nt {
 
     pthread_mutex_t mu;
     pthread_cond_t cv; /* CLOCK_MONOTONIC; wakes the sweeper */
-    natsSubscription *sub_evt, *sub_map, *sub_hb, *sub_inbox, *sub_cmd, *sub_rel;
+    natsSubscription *sub_evt, *sub_map, *sub_hb, *sub_inbox, *sub_cmd, *sub_join, *sub_rel;
     char inbox[128];   /* the reply inbox of this binding */
     pending table[AETHER_NATS_TRANSPORT_PENDING_MAX];
     uint32_t n_pending;
@@ -302,11 +302,16 @@ static void cmd_reply(void *arg, aether_status status, const char *reason)
     nt_unref(t);
 }
 
-static void on_cmd_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+/* cmd.JoinCluster (keep-alives and joins) has a subscription of its own,
+ * so a flood of any other command, which fills the cmd.> subscription's
+ * pending limit (nats.c drops past it: "Slow Consumer"), never drops a
+ * keep-alive: serving rights rest on their acknowledgements. cmd.> sees the
+ * JoinCluster requests too (a wildcard cannot leave one subject out) and
+ * drops them by subject, before any decoding. */
+#define NT_JOIN_SUFFIX "cmd.JoinCluster"
+
+static void serve_cmd(nt *t, natsMsg *msg)
 {
-    (void)nc;
-    (void)sub;
-    nt *t = closure;
     cmd_reply_ctx *ctx = calloc(1, sizeof(*ctx));
     const char *reply = natsMsg_GetReply(msg);
     if (ctx == NULL || (reply != NULL && reply[0] != '\0' && (ctx->subject = strdup(reply)) == NULL)) {
@@ -331,6 +336,27 @@ static void on_cmd_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     if (!taken)
         cmd_reply(ctx, AETHER_ENOTLEADER, "not serving commands");
     aether_codec_msg_fini(&m);
+}
+
+static void on_join_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    serve_cmd(closure, msg);
+}
+
+static void on_cmd_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    nt *t = closure;
+    const char *subj = natsMsg_GetSubject(msg);
+    size_t plen = strlen(t->prefix);
+    if (subj != NULL && strncmp(subj, t->prefix, plen) == 0 && strcmp(subj + plen, NT_JOIN_SUFFIX) == 0) {
+        natsMsg_Destroy(msg); /* on_join_msg serves it */
+        return;
+    }
+    serve_cmd(t, msg);
 }
 
 static void on_rel_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -599,7 +625,7 @@ static void nt_unbind(aether_transport *tp)
 
     /* 2. Clear the bound flag; outstanding requests end with ECLOSED. */
     pending closing[AETHER_NATS_TRANSPORT_PENDING_MAX];
-    natsSubscription *subs[6];
+    natsSubscription *subs[7];
     pthread_mutex_lock(&t->cb_mu);
     pthread_mutex_lock(&t->mu);
     t->bound = false;
@@ -613,7 +639,8 @@ static void nt_unbind(aether_transport *tp)
     subs[3] = t->sub_inbox;
     subs[4] = t->sub_cmd;
     subs[5] = t->sub_rel;
-    t->sub_evt = t->sub_map = t->sub_hb = t->sub_inbox = t->sub_cmd = t->sub_rel = NULL;
+    subs[6] = t->sub_join;
+    t->sub_evt = t->sub_map = t->sub_hb = t->sub_inbox = t->sub_cmd = t->sub_rel = t->sub_join = NULL;
     pthread_mutex_unlock(&t->mu);
     for (uint32_t i = 0; i < n; i++) {
         closing[i].fn(closing[i].arg, AETHER_ECLOSED, "transport unbound");
@@ -623,7 +650,7 @@ static void nt_unbind(aether_transport *tp)
     pthread_mutex_unlock(&t->cb_mu);
 
     /* 3. Unsubscribe; a late handler sees bound == false and drops. */
-    close_subs(subs, 6);
+    close_subs(subs, 7);
     if (subs[0] != NULL && conn_ready(t) == AETHER_OK)
         flush(t);
 }
@@ -788,7 +815,7 @@ static aether_status nt_send_release(aether_transport *tp, const aether_release_
 static aether_status nt_serve_commands(aether_transport *tp, bool on)
 {
     nt *t = as_nt(tp);
-    natsSubscription *subs[2] = {NULL, NULL};
+    natsSubscription *subs[3] = {NULL, NULL, NULL};
     if (on) {
         pthread_mutex_lock(&t->mu);
         bool skip = !t->bound || t->sub_cmd != NULL;
@@ -799,8 +826,10 @@ static aether_status nt_serve_commands(aether_transport *tp, bool on)
         natsStatus s = sub_open(t, &subs[0], t->prefix, "cmd.>", on_cmd_msg);
         if (s == NATS_OK)
             s = sub_open(t, &subs[1], t->prefix, "rel", on_rel_msg);
+        if (s == NATS_OK)
+            s = sub_open(t, &subs[2], t->prefix, NT_JOIN_SUFFIX, on_join_msg);
         if (s != NATS_OK) {
-            close_subs(subs, 2);
+            close_subs(subs, 3);
             return map_nats(s);
         }
         pthread_mutex_lock(&t->cb_mu);
@@ -809,12 +838,13 @@ static aether_status nt_serve_commands(aether_transport *tp, bool on)
         if (install) {
             t->sub_cmd = subs[0];
             t->sub_rel = subs[1];
+            t->sub_join = subs[2];
             t->serving = true;
         }
         pthread_mutex_unlock(&t->mu);
         pthread_mutex_unlock(&t->cb_mu);
         if (!install) { /* raced with unbind or another serve_commands(true) */
-            close_subs(subs, 2);
+            close_subs(subs, 3);
             return AETHER_OK;
         }
         flush(t);
@@ -825,12 +855,13 @@ static aether_status nt_serve_commands(aether_transport *tp, bool on)
     t->serving = false;
     subs[0] = t->sub_cmd;
     subs[1] = t->sub_rel;
-    t->sub_cmd = t->sub_rel = NULL;
+    subs[2] = t->sub_join;
+    t->sub_cmd = t->sub_rel = t->sub_join = NULL;
     pthread_mutex_unlock(&t->mu);
     pthread_mutex_unlock(&t->cb_mu);
-    close_subs(subs, 2);
+    close_subs(subs, 3);
     /* Once the server has the UNSUB, requests see "no responders" at once. */
-    if (subs[0] != NULL || subs[1] != NULL)
+    if (subs[0] != NULL || subs[1] != NULL || subs[2] != NULL)
         flush(t);
     return AETHER_OK;
 }

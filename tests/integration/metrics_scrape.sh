@@ -44,7 +44,8 @@ EXPECTED=(
     aether_shards_assigned aether_shards_unowned aether_shards_multi_owner aether_handoffs_in_flight
     aether_fenced aether_rebalances_total aether_rebalance_brake aether_shards_moved_total aether_heartbeats_missed
     aether_nodes aether_stale_messages_dropped_total aether_impostor_events_dropped_total
-    aether_node_incompatible aether_joins_refused_total
+    aether_node_incompatible aether_joins_refused_total aether_commands_busy_total
+    aether_fail_requests_refused_total aether_heartbeats_ignored_total
     aether_messages_decoded_total aether_decode_errors_total aether_mailbox_depth
     aether_mailbox_full_total aether_actor_messages_total
 )

@@ -88,6 +88,17 @@
  * aether.<C>.hb.<ID> every 50 ms for MS (default 3000) and prints
  * "sent K". It reads no state: it works on a cluster whose leader is gone.
  *
+ * Fourth mode (issue 13 item 3: floods do not fence anyone):
+ *
+ *   nats_forge --nats URL --cluster C --flood N [--node ID] [--wait-ms MS]
+ *              [auth...]
+ *
+ * publishes N LeaveCluster requests for ID (default "ghost") on
+ * aether.<C>.cmd.LeaveCluster as fast as the connection takes them, each
+ * with a reply subject in this client's inbox, then collects replies for
+ * up to MS (default 5000) after the last one was sent. Prints
+ * "flood sent=N secs=S replies=R" and "reply STATUS K" per status.
+ *
  * Threading: one thread.
  */
 #include <errno.h>
@@ -148,7 +159,9 @@ static int forge_usage(const char *msg)
                     "       nats_forge --nats URL --cluster C --present-victim ID [--seq N]\n"
                     "                  [--user U --password P | --token T] [--lease-ttl-ms N]\n"
                     "       nats_forge --nats URL --cluster C --heartbeats ID --incarnation N\n"
-                    "                  [--for-ms MS] [--user U --password P | --token T]\n",
+                    "                  [--for-ms MS] [--user U --password P | --token T]\n"
+                    "       nats_forge --nats URL --cluster C --flood N [--node ID] [--wait-ms MS]\n"
+                    "                  [--user U --password P | --token T]\n",
             msg);
     return EXIT_USAGE;
 }
@@ -730,12 +743,89 @@ static int forge_heartbeats(forge *f, const aether_node_id *node, uint64_t inc, 
     return f->sent == rounds ? 0 : 1;
 }
 
+/* Fourth mode: n LeaveCluster requests for `node`, unpaced, then the
+ * replies for up to wait_ms. 0 when all were published. */
+static int forge_flood(forge *f, const aether_node_id *node, uint64_t n, uint64_t wait_ms)
+{
+    aether_command c;
+    memset(&c, 0, sizeof(c));
+    c.type = AETHER_CMD_LEAVE_CLUSTER;
+    snprintf(c.cluster, sizeof(c.cluster), "%s", f->cluster);
+    (void)aether_node_id_from_cstr("nats_forge", &c.sender, NULL);
+    c.data.leave.node = *node;
+    char *body = NULL;
+    size_t len = 0;
+    aether_err err = {0};
+    if (aether_codec_encode_command(&c, forge_wall_ms(), &body, &len, &err) != AETHER_OK) {
+        fprintf(stderr, "nats_forge: flood: %s\n", err.msg);
+        return 1;
+    }
+    natsInbox *inbox = NULL;
+    natsSubscription *sub = NULL;
+    natsStatus s = natsInbox_Create(&inbox);
+    char wild[160] = "";
+    if (s == NATS_OK) {
+        snprintf(wild, sizeof(wild), "%s.*", (const char *)inbox);
+        s = natsConnection_SubscribeSync(&sub, f->nc, wild);
+    }
+    if (s == NATS_OK)
+        s = natsSubscription_SetPendingLimits(sub, -1, -1);
+    if (s == NATS_OK)
+        s = natsConnection_FlushTimeout(f->nc, 2000);
+    char subject[256];
+    snprintf(subject, sizeof(subject), "%scmd.LeaveCluster", f->prefix);
+    uint64_t t0 = forge_now_ms(), sent = 0;
+    for (uint64_t i = 0; i < n && s == NATS_OK; i++) { /* bounded: n */
+        char reply[192];
+        snprintf(reply, sizeof(reply), "%s.%" PRIu64, (const char *)inbox, i);
+        s = natsConnection_PublishRequest(f->nc, subject, reply, body, (int)len);
+        if (s == NATS_OK)
+            sent++;
+    }
+    if (s == NATS_OK)
+        s = natsConnection_FlushTimeout(f->nc, 10000);
+    uint64_t secs_ms = forge_now_ms() - t0;
+    free(body);
+    uint64_t replies = 0, by_status[AETHER_STATUS_COUNT_] = {0};
+    uint64_t until = forge_now_ms() + wait_ms;
+    while (s == NATS_OK && replies < sent) { /* bounded: until */
+        uint64_t now = forge_now_ms();
+        if (now >= until)
+            break;
+        natsMsg *msg = NULL;
+        natsStatus r = natsSubscription_NextMsg(&msg, sub, (int64_t)(until - now));
+        if (r != NATS_OK)
+            break;
+        aether_codec_msg m;
+        aether_err derr = {0};
+        if (aether_codec_decode(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), NULL, &m,
+                                &derr) == AETHER_OK &&
+            m.kind == AETHER_CODEC_REPLY && (unsigned)m.u.reply.status < AETHER_STATUS_COUNT_)
+            by_status[m.u.reply.status]++;
+        aether_codec_msg_fini(&m);
+        natsMsg_Destroy(msg);
+        replies++;
+    }
+    natsSubscription_Destroy(sub);
+    natsInbox_Destroy(inbox);
+    if (s != NATS_OK) {
+        fprintf(stderr, "nats_forge: flood: %s\n", natsStatus_GetText(s));
+        return 1;
+    }
+    printf("flood sent=%" PRIu64 " ms=%" PRIu64 " replies=%" PRIu64 "\n", sent, secs_ms, replies);
+    for (unsigned k = 0; k < AETHER_STATUS_COUNT_; k++) /* bounded: the statuses */
+        if (by_status[k] != 0)
+            printf("reply %s %" PRIu64 "\n", aether_status_str((aether_status)k), by_status[k]);
+    return 0;
+}
+
 /* ---- main --------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
 {
     enum { O_NATS = 256, O_CLUSTER, O_OLD_LEADER, O_OLD_TERM, O_USER, O_PASSWORD, O_TOKEN, O_TIMEOUT, O_TTL,
-           O_NO_RESIGN, O_DELETE_LEASE, O_VICTIM, O_SEQ, O_HEARTBEATS, O_INCARNATION, O_FOR_MS };
+           O_NO_RESIGN, O_DELETE_LEASE, O_VICTIM, O_SEQ, O_HEARTBEATS, O_INCARNATION, O_FOR_MS, O_FLOOD,
+           O_NODE, O_WAIT };
     static const struct option longopts[] = {
         {"nats", required_argument, NULL, O_NATS},
         {"cluster", required_argument, NULL, O_CLUSTER},
@@ -753,11 +843,15 @@ int main(int argc, char **argv)
         {"heartbeats", required_argument, NULL, O_HEARTBEATS},
         {"incarnation", required_argument, NULL, O_INCARNATION},
         {"for-ms", required_argument, NULL, O_FOR_MS},
+        {"flood", required_argument, NULL, O_FLOOD},
+        {"node", required_argument, NULL, O_NODE},
+        {"wait-ms", required_argument, NULL, O_WAIT},
         {NULL, 0, NULL, 0},
     };
     const char *url = NULL, *user = NULL, *password = NULL, *token = NULL, *old_leader = NULL, *victim = NULL;
-    const char *hb_node = NULL;
+    const char *hb_node = NULL, *flood_node = "ghost";
     uint64_t old_term = 0, timeout_ms = 3000, ttl_ms = 1000, hb_inc = 0, hb_for_ms = 3000;
+    uint64_t flood = 0, flood_wait_ms = 5000;
     bool delete_lease = false;
     forge f;
     memset(&f, 0, sizeof(f));
@@ -779,6 +873,16 @@ int main(int argc, char **argv)
         case O_DELETE_LEASE: delete_lease = true; break;
         case O_VICTIM: victim = optarg; break;
         case O_HEARTBEATS: hb_node = optarg; break;
+        case O_NODE: flood_node = optarg; break;
+        case O_FLOOD:
+        case O_WAIT: {
+            errno = 0;
+            uint64_t v = strtoull(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || v == 0 || v > 10000000)
+                return forge_usage(c == O_FLOOD ? "--flood wants 1..10000000" : "--wait-ms wants 1..10000000");
+            *(c == O_FLOOD ? &flood : &flood_wait_ms) = v;
+            break;
+        }
         case O_INCARNATION:
         case O_FOR_MS: {
             errno = 0;
@@ -818,8 +922,14 @@ int main(int argc, char **argv)
     }
     aether_err err = {0};
     f.present = victim != NULL;
-    aether_node_id hb_id;
-    if (hb_node != NULL) {
+    aether_node_id hb_id, flood_id;
+    if (flood != 0) {
+        if (url == NULL || f.cluster == NULL || old_leader != NULL || victim != NULL || delete_lease ||
+            hb_node != NULL || optind != argc)
+            return forge_usage("--flood wants --nats and --cluster only");
+        if (aether_node_id_from_cstr(flood_node, &flood_id, &err) != AETHER_OK)
+            return forge_usage("--node is not a valid node id");
+    } else if (hb_node != NULL) {
         if (url == NULL || f.cluster == NULL || old_leader != NULL || victim != NULL || delete_lease ||
             optind != argc)
             return forge_usage("--heartbeats wants --nats, --cluster and --incarnation only");
@@ -861,7 +971,9 @@ int main(int argc, char **argv)
     }
     int rc = 1;
     natsSubscription *sub = NULL;
-    if (hb_node != NULL) {
+    if (flood != 0) {
+        rc = forge_flood(&f, &flood_id, flood, flood_wait_ms);
+    } else if (hb_node != NULL) {
         rc = forge_heartbeats(&f, &hb_id, hb_inc, hb_for_ms);
     } else if (delete_lease) {
         aether_kv *lease = forge_bind(&f, "lease", ttl_ms);
