@@ -4,6 +4,7 @@
  *   aether-bench mailbox|lookup|rebalance [--json] [--seconds S] [--runs N]
  *   aether-bench e2e [--json] [--nodes N] [--joins J]
  *   aether-bench failover [--json] [--nodes N] [--kills K]
+ *   aether-bench flood [--json] [--nodes N] [--runs N]
  *   (e2e, failover: --samples FILE also writes every latency sample there)
  *   aether-bench --help
  *
@@ -42,6 +43,9 @@ static const bench_entry benches[] = {
     { "failover", bench_failover_main,
       "real nats-server + aether-node processes: kill -9 of the leader / of a follower, "
       "graceful resign (p50/p99), vs the KV compare-and-set round trip" },
+    { "flood", bench_flood_main,
+      "real nats-server + aether-node processes: 100 000 unpaced LeaveCluster requests: "
+      "answered, busy, leader/map changes, fencing, vs a plain NATS echo responder" },
 };
 #define BENCH_COUNT (sizeof(benches) / sizeof(benches[0]))
 
@@ -55,13 +59,13 @@ static void usage(FILE *f)
             "               \"unit\",\"baseline\",\"baseline_value\",\"ratio\"}\n"
             "  --seconds S  measured duration of one run of one case (default %.1f, max %.0f)\n"
             "  --runs N     runs per case, the median is reported (default %u, max %u)\n"
-            "  --nodes N    e2e, failover: aether-node processes (default %u, %u..%u)\n"
+            "  --nodes N    e2e, failover, flood: aether-node processes (default %u, %u..%u)\n"
             "  --kills K    failover: leader kills, and as many follower kills and resigns\n"
             "               (default %u, max %u)\n"
             "  --joins J    e2e: joins measured (default %u, max %u)\n"
             "  --samples FILE  e2e, failover: also write every latency sample (ms) to FILE,\n"
             "               one per line: bench<TAB>metric<TAB>attempt<TAB>ms (FILE is replaced)\n"
-            "e2e and failover need nats-server ($AETHER_NATS_SERVER or $PATH) and aether-node\n"
+            "e2e, failover and flood need nats-server ($AETHER_NATS_SERVER or $PATH) and aether-node\n"
             "next to aether-bench ($AETHER_NODE_BIN overrides); AETHER_KEEP_LOGS=1 keeps the logs.\n"
             "benches:\n",
             BENCH_SECONDS_DEFAULT, BENCH_SECONDS_MAX, BENCH_RUNS_DEFAULT, BENCH_RUNS_MAX,
