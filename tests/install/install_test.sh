@@ -93,6 +93,18 @@ if readelf -d "$tmp/hello_pc_static" | grep -q "NEEDED.*libaether"; then
 fi
 "$tmp/hello_pc_static" >/dev/null || fail "hello built with pkg-config --static"
 
+# A program that also calls nats.c (the NATS wiring hands it natsConnection
+# pointers) links with pkg-config alone; the Cflags carry no -D of a
+# dependency (ck's pkg-config file adds -D__x86_64__).
+step "pkg-config: a program calling nats.c through the installed headers"
+case " $cflags " in *" -D"*) fail "pkg-config --cflags aether defines macros: $cflags" ;; esac
+printf '%s\n' '#include <aether/aether.h>' '#include <aether/nats_conn.h>' \
+    'int main(void) { natsConnection_Destroy(NULL); return aether_status_str(AETHER_OK)[0] == 0; }' \
+    >"$tmp/uses_nats.c"
+run_logged cc_uses_nats "$cc" -std=gnu11 -Wall -Wextra -Werror -o "$tmp/uses_nats" "$tmp/uses_nats.c" \
+    $cflags $(pkg-config --libs aether) -Wl,-rpath,"$(pkg-config --variable=libdir aether)"
+"$tmp/uses_nats" || fail "the program calling nats.c through aether's headers"
+
 # ---- 4. find_package --------------------------------------------------------------
 step "find_package(aether): tests/install (aether::aether, aether::aether_static)"
 run_logged cfg_consumer cmake -S "$src/tests/install" -B "$tmp/consumer" -DCMAKE_PREFIX_PATH="$prefix" \
