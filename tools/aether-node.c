@@ -592,7 +592,9 @@ static int nats_connect(node_run *d)
 }
 
 /* One bucket, retried while JetStream is not ready (bounded). 0 ready, -1
- * failed (said why), 1 stopped by SIGINT/SIGTERM while waiting (said so):
+ * failed (said why), EXIT_USAGE when the bucket exists with another TTL
+ * (a configuration error: the sentence names both values), 1 stopped by
+ * SIGINT/SIGTERM while waiting (said so):
  * the node never joined, so it has nothing to drain. Waits through
  * EUNAVAILABLE (no meta leader, replicas not placeable yet, timeouts) and
  * ENOTFOUND (a stream just created whose info a new stream leader cannot
@@ -627,6 +629,15 @@ static int nats_bucket(node_run *d, const char *suffix, uint64_t ttl_ms, aether_
                         "never joined: nothing to drain", (int)stop_signal, (unsigned long long)waited_ms,
                         bucket, err.msg);
             return 1;
+        }
+        if (st == AETHER_EINCOMPATIBLE) {
+            if (ttl_ms != 0)
+                fprintf(stderr, "aether-node: lease_ttl_ms: %s; every node of cluster '%s' needs the "
+                        "same lease_ttl_ms\n", err.msg, d->base.cluster);
+            else
+                fprintf(stderr, "aether-node: KV bucket %s: %s; it was not made by aether-node\n", bucket,
+                        err.msg);
+            return EXIT_USAGE;
         }
         if ((st != AETHER_EUNAVAILABLE && st != AETHER_ENOTFOUND) || waited_ms >= KV_CREATE_LIMIT_MS) {
             fprintf(stderr, "aether-node: KV bucket %s: %s: %s%s\n", bucket, aether_status_str(st), err.msg,
@@ -1785,6 +1796,8 @@ int main(int argc, char **argv)
     int init = daemon_init(d, &o, n_nodes);
     if (init == 1)
         rc = 0; /* stopped while waiting for JetStream: never joined */
+    else if (init == EXIT_USAGE)
+        rc = EXIT_USAGE; /* a configuration the cluster's buckets refuse (said why) */
     else if (init != 0)
         rc = 1;
     else

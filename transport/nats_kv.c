@@ -806,6 +806,10 @@ aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv 
     if (cfg->ttl_ms > AETHER_KV_TTL_MS_MAX)
         return aether_err_set(err, AETHER_EINVAL, "ttl_ms: %" PRIu64 " is more than %" PRIu64,
                               cfg->ttl_ms, AETHER_KV_TTL_MS_MAX);
+    if (cfg->ttl_ms != 0 && cfg->ttl_ms < AETHER_KV_NATS_TTL_MS_MIN)
+        return aether_err_set(err, AETHER_EINVAL,
+                              "ttl_ms: %" PRIu64 " is below %u, the shortest TTL JetStream accepts",
+                              cfg->ttl_ms, AETHER_KV_NATS_TTL_MS_MIN);
     if (cfg->replicas != 0 && cfg->replicas != 1 && cfg->replicas != 3)
         return aether_err_set(err, AETHER_EINVAL, "replicas: %u is not 1 or 3", cfg->replicas);
     if (cfg->timeout_ms > AETHER_KV_NATS_TIMEOUT_MS_MAX)
@@ -863,7 +867,14 @@ aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv 
         }
         if (s != NATS_OK) {
             st = nkv_bucket_fail(err, cfg->bucket, "create", s);
-            goto fail;
+            /* nats.c refuses to create a bucket that exists with another
+             * configuration ("Existing configuration is different") without
+             * saying which: bind it, so the TTL check below names both
+             * values (issue 13); the create error stands otherwise. */
+            if (s == NATS_ERR && js_KeyValue(&n->kv, n->js, cfg->bucket) == NATS_OK)
+                s = NATS_OK;
+            else
+                goto fail;
         }
     } else {
         s = js_KeyValue(&n->kv, n->js, cfg->bucket);
@@ -882,9 +893,16 @@ aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv 
     int64_t ttl_ns = kvStatus_TTL(ks);
     kvStatus_Destroy(ks);
     if (ttl_ns < 0 || (uint64_t)ttl_ns != cfg->ttl_ms * AETHER_NS_PER_MS) {
-        st = aether_err_set(err, AETHER_EINVAL,
-                            "bucket '%s' exists with a TTL of %" PRId64 " ns, not %" PRIu64 " ms",
-                            cfg->bucket, ttl_ns, cfg->ttl_ms);
+        if (ttl_ns >= 0 && ttl_ns % (int64_t)AETHER_NS_PER_MS == 0)
+            st = aether_err_set(err, AETHER_EINCOMPATIBLE,
+                                "bucket '%s' exists with a TTL of %" PRId64 " ms, not the %" PRIu64
+                                " ms asked for",
+                                cfg->bucket, ttl_ns / (int64_t)AETHER_NS_PER_MS, cfg->ttl_ms);
+        else
+            st = aether_err_set(err, AETHER_EINCOMPATIBLE,
+                                "bucket '%s' exists with a TTL of %" PRId64 " ns, not the %" PRIu64
+                                " ms asked for",
+                                cfg->bucket, ttl_ns, cfg->ttl_ms);
         goto fail;
     }
     AETHER_DEBUG(NKV_MODULE, "bucket '%s' bound (ttl %" PRIu64 " ms, timeout %" PRId64 " ms)",

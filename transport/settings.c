@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "assertion.h"
 #include "log.h"
@@ -252,7 +253,8 @@ aether_status aether_settings_set(aether_settings *s, const char *key, const cha
     case K_ZONE:
         if (value[0] != '\0') {
             aether_node_id z;
-            if (aether_node_id_from_cstr(value, &z, &inner) != AETHER_OK)
+            if (aether_node_id_parse_as("zone", value, strnlen(value, AETHER_NODE_ID_LEN_MAX + 1),
+                                        &z, &inner) != AETHER_OK)
                 return aether_err_set(err, AETHER_EINVAL, "%s: %s: %s", src, key, inner.msg);
         }
         /* fall through */
@@ -331,18 +333,75 @@ typedef struct file_ctx {
     FILE *f;
     int lineno;     /* of the line inih read last (Debian's inih passes no line numbers) */
     bool line_done; /* the last chunk read ended its line */
+    size_t bytes;   /* read so far: <= AETHER_SETTINGS_FILE_BYTES_MAX */
+    int utf8_left;  /* continuation bytes still expected by the UTF-8 check */
+    int set_on[sizeof(PARAMS) / sizeof(PARAMS[0])]; /* line each parameter was set on; 0 = not */
 } file_ctx;
 
+/* Refuses what is not text: a control byte other than tab, CR and LF (a
+ * NUL, binary junk, /dev/zero) or a byte sequence that is not UTF-8. The
+ * error names the line and the byte, never echoes the junk. */
+static bool text_byte_ok(file_ctx *c, unsigned char b)
+{
+    const char *why = NULL;
+    if (c->utf8_left > 0) {
+        if ((b & 0xc0u) == 0x80u) {
+            c->utf8_left--;
+            return true;
+        }
+        why = "breaks a UTF-8 sequence";
+    } else if ((b < 0x20 && b != '\t' && b != '\r' && b != '\n') || b == 0x7f) {
+        why = "is a control byte";
+    } else if (b >= 0x80) {
+        if (b >= 0xc2 && b <= 0xdf)
+            c->utf8_left = 1;
+        else if (b >= 0xe0 && b <= 0xef)
+            c->utf8_left = 2;
+        else if (b >= 0xf0 && b <= 0xf4)
+            c->utf8_left = 3;
+        else
+            why = "is not UTF-8";
+    }
+    if (why == NULL)
+        return true;
+    c->st = aether_err_set(c->err, AETHER_EINVAL,
+                           "file %.160s line %d: byte 0x%02x %s: a configuration file is text", c->path,
+                           c->line_done ? c->lineno + 1 : c->lineno, b, why);
+    return false;
+}
+
+/* inih's reader: one line (or its first num - 1 bytes), checked byte by
+ * byte, at most AETHER_SETTINGS_FILE_BYTES_MAX in all (so /dev/zero or an
+ * endless pipe ends with an error instead of a hang). */
 static char *read_line(char *str, int num, void *stream)
 {
     file_ctx *c = stream;
-    char *r = fgets(str, num, c->f);
-    if (r != NULL) {
-        if (c->line_done)
-            c->lineno++;
-        c->line_done = strchr(r, '\n') != NULL;
+    if (c->st != AETHER_OK || num < 2)
+        return NULL;
+    int n = 0;
+    while (n < num - 1) { /* bounded: num */
+        int ch = getc(c->f);
+        if (ch == EOF)
+            break;
+        if (++c->bytes > AETHER_SETTINGS_FILE_BYTES_MAX) {
+            c->st = aether_err_set(c->err, AETHER_EINVAL,
+                                   "configuration file %.160s: longer than %u bytes; not a configuration file",
+                                   c->path, AETHER_SETTINGS_FILE_BYTES_MAX);
+            return NULL;
+        }
+        if (!text_byte_ok(c, (unsigned char)ch))
+            return NULL;
+        str[n++] = (char)ch;
+        if (ch == '\n')
+            break;
     }
-    return r;
+    if (n == 0)
+        return NULL;
+    str[n] = '\0';
+    if (c->line_done)
+        c->lineno++;
+    c->line_done = str[n - 1] == '\n';
+    return str;
 }
 
 static int on_ini(void *user, const char *section, const char *name, const char *value)
@@ -368,6 +427,16 @@ static int on_ini(void *user, const char *section, const char *name, const char 
                                "%s: unknown section [%.64s] (known: node, cluster, nats)", source, section);
         return 0;
     }
+    const param *p = find(key);
+    if (p != NULL) {
+        int *on = &c->set_on[p - PARAMS];
+        if (*on != 0) {
+            c->st = aether_err_set(c->err, AETHER_EINVAL, "%s: %s is set twice (first on line %d)",
+                                   source, key, *on);
+            return 0;
+        }
+        *on = lineno;
+    }
     c->st = aether_settings_set(c->s, key, value, source, c->err);
     return c->st == AETHER_OK;
 }
@@ -377,12 +446,29 @@ aether_status aether_settings_load_file(aether_settings *s, const char *path, ae
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return aether_err_set(err, AETHER_ENOTFOUND, "configuration file %.160s: %s", path, strerror(errno));
-    /* inih reads one whole line (fgets-sized INI_MAX_LINE) before calling
-     * on_ini for it, so lineno is the line being handled. */
-    file_ctx c = { .s = s, .path = path, .err = err, .st = AETHER_OK, .f = f, .lineno = 0,
-                   .line_done = true };
+    /* A regular file, or a pipe (`--config <(...)`); a directory reads as
+     * nothing and a device (/dev/zero, a terminal) never ends. */
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !(S_ISREG(sb.st_mode) || S_ISFIFO(sb.st_mode))) {
+        const char *what = S_ISDIR(sb.st_mode) ? "a directory" : "not a regular file or a pipe";
+        fclose(f);
+        return aether_err_set(err, AETHER_EINVAL, "configuration file %.160s: is %s", path, what);
+    }
+    /* inih reads one whole line (INI_MAX_LINE) before calling on_ini for
+     * it, so lineno is the line being handled. */
+    static file_ctx zero;
+    file_ctx c = zero;
+    c.s = s;
+    c.path = path;
+    c.err = err;
+    c.st = AETHER_OK;
+    c.f = f;
+    c.line_done = true;
     int rc = ini_parse_stream(read_line, &c, on_ini, &c);
+    bool read_failed = ferror(f) != 0;
     fclose(f);
+    if (read_failed && c.st == AETHER_OK)
+        return aether_err_set(err, AETHER_EIO, "configuration file %.160s: read error", path);
     if (c.st != AETHER_OK)
         return c.st;
     if (rc > 0)
@@ -470,6 +556,13 @@ aether_status aether_settings_check(const aether_settings *s, bool need_node, ae
         if (!aether_node_id_is_valid(&s->node.node))
             return aether_err_set(err, AETHER_EINVAL, "node: a node id is required (--node, AETHER_NODE or "
                                                       "node = ... in the file)");
+        /* Before the timing rules, which would blame the renew interval
+         * derived from a too-short ttl instead of the ttl itself. */
+        if (s->node.lease_ttl_ms < AETHER_KV_NATS_TTL_MS_MIN)
+            return aether_err_set(err, AETHER_EINVAL,
+                                  "lease_ttl_ms: %u is below %u ms, the shortest TTL JetStream "
+                                  "accepts for the lease bucket",
+                                  s->node.lease_ttl_ms, AETHER_KV_NATS_TTL_MS_MIN);
         aether_status st = aether_config_validate(&s->node, err);
         if (st != AETHER_OK)
             return st;

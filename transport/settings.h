@@ -48,6 +48,7 @@
 #define AETHER_SETTINGS_STR_MAX 1023u  /* longest string value (URL list, path) */
 #define AETHER_SETTINGS_URLS_MAX 16u   /* servers in nats_urls */
 #define AETHER_SETTINGS_ENV_PREFIX "AETHER_"
+#define AETHER_SETTINGS_FILE_BYTES_MAX (1u << 20) /* a configuration file is a few hundred bytes */
 #define AETHER_SETTINGS_HOSTPORT_MAX 263u /* "[" 253-byte host or IPv6 literal "]:" 5-digit port */
 
 /* The NATS connection: what aether_nats_connect (nats_conn.h) takes. */
@@ -95,7 +96,11 @@ aether_status aether_settings_set(aether_settings *s, const char *key, const cha
 
 /* Reads an INI file into s. AETHER_ENOTFOUND (cannot open; err has the
  * errno text), AETHER_EINVAL (syntax error or a refused key; err names the
- * file and line). */
+ * file and line). Also refused, with EINVAL: a directory or a device (only
+ * a regular file or a pipe is read), more than
+ * AETHER_SETTINGS_FILE_BYTES_MAX bytes, a control byte or bytes that are
+ * not UTF-8 (named by line and value, never echoed), a parameter set twice
+ * (naming both lines: no silent last-wins). */
 aether_status aether_settings_load_file(aether_settings *s, const char *path, aether_err *err);
 
 /* Applies every AETHER_<KEY> variable of envp (NULL-terminated "K=V"

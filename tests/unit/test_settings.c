@@ -99,6 +99,13 @@ static void test_file_errors_name_the_line(void)
         { "log_format = xml\n", "log_format wants one of text|json, not 'xml'" },
         { "nats_tls = maybe\n", "nats_tls wants true or false" },
         { "shard_count = 1\njust words\n", "line 2: not a 'key = value' line" },
+        /* issue 13: no silent last-wins, no junk echoed, no empty token */
+        { "node = a\nshard_count = 8\nnode = b\n", "line 3: node is set twice (first on line 1)" },
+        { "[nats]\nuser = x\n[node]\nnats_user = y\n", "line 4: nats_user is set twice (first on line 2)" },
+        { "node = a\nzone = \x01\x02\n", "line 2: byte 0x01 is a control byte" },
+        { "shard_count = 8\n\xff\xfe = 1\n", "line 2: byte 0xff is not UTF-8" },
+        { "node = a..b\n", "line 1: node: node id 'a..b' has an empty subject token at position 1" },
+        { "node = .\n", "line 1: node: node id '.' has an empty subject token" },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *path = write_file(cases[i].text);
@@ -117,6 +124,27 @@ static void test_file_errors_name_the_line(void)
     aether_err err = { 0 };
     CU_ASSERT_EQUAL(aether_settings_load_file(&s, "/nonexistent/aether.ini", &err), AETHER_ENOTFOUND);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "/nonexistent/aether.ini"));
+    /* Neither a directory (read as nothing) nor a device that never ends. */
+    CU_ASSERT_EQUAL(aether_settings_load_file(&s, "/tmp", &err), AETHER_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.msg, "configuration file /tmp: is a directory");
+    CU_ASSERT_EQUAL(aether_settings_load_file(&s, "/dev/zero", &err), AETHER_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.msg, "configuration file /dev/zero: is not a regular file or a pipe");
+    /* Binary junk with a NUL in it: named by line and byte, not echoed. */
+    static const char junk[] = "shard_count = 8\nab\0cd = 1\n";
+    char path[64];
+    snprintf(path, sizeof(path), "/tmp/aether-settings-XXXXXX");
+    int fd = mkstemp(path);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_FATAL(write(fd, junk, sizeof(junk) - 1) == (ssize_t)(sizeof(junk) - 1));
+    close(fd);
+    CU_ASSERT_EQUAL(aether_settings_load_file(&s, path, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "line 2: byte 0x00 is a control byte"));
+    unlink(path);
+    /* UTF-8 in a comment is text. */
+    const char *ok = write_file("# caf\xc3\xa9 \xe2\x82\xac\nshard_count = 8\n");
+    CU_ASSERT_EQUAL(aether_settings_load_file(&s, ok, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(s.node.shard_count, 8);
+    unlink(ok);
 }
 
 static void test_env_variables(void)
@@ -229,6 +257,16 @@ static void test_unsafe_timings_refused_with_reason(void)
     CU_ASSERT_EQUAL(check_with("mailbox_capacity", "1000", &err), AETHER_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "power of two"));
     CU_ASSERT_EQUAL(check_with("lease_ttl_ms", "3000", &err), AETHER_OK);
+    /* Below JetStream's shortest max age: refused naming lease_ttl_ms (not
+     * the renew interval derived from it, as before issue 13). */
+    CU_ASSERT_EQUAL(check_with("lease_ttl_ms", "1", &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "lease_ttl_ms: 1 is below 100 ms"));
+    CU_ASSERT_EQUAL(check_with("lease_ttl_ms", "99", &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "lease_ttl_ms: 99 is below 100 ms"));
+    CU_ASSERT_EQUAL(check_with("lease_ttl_ms", "100", &err), AETHER_OK);
+    /* A control byte in the address is refused now, not at the first join. */
+    CU_ASSERT_EQUAL(check_with("address", "x\ty", &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "address: has control byte 0x09 at position 1"));
 }
 
 static void test_nats_auth_cross_checks(void)
