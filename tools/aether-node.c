@@ -639,6 +639,12 @@ static int nats_bucket(node_run *d, const char *suffix, uint64_t ttl_ms, aether_
                         err.msg);
             return EXIT_USAGE;
         }
+        if (st == AETHER_EPERM) {
+            fprintf(stderr, "aether-node: KV bucket %s: %s: user '%s' lacks the node role's NATS permissions "
+                    "(docs/examples/nats/permissions.conf)\n", bucket, err.msg,
+                    d->opt.s.nats.user[0] != '\0' ? d->opt.s.nats.user : "(token or credentials file)");
+            return -1;
+        }
         if ((st != AETHER_EUNAVAILABLE && st != AETHER_ENOTFOUND) || waited_ms >= KV_CREATE_LIMIT_MS) {
             fprintf(stderr, "aether-node: KV bucket %s: %s: %s%s\n", bucket, aether_status_str(st), err.msg,
                     st == AETHER_EUNAVAILABLE || st == AETHER_ENOTFOUND ? " (JetStream unavailable for the "

@@ -50,8 +50,16 @@ static void on_reconnected(natsConnection *nc, void *closure)
 
 static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
-    (void)nc;
     (void)sub;
+    /* A permissions violation names the refused subject only in the
+     * connection's last error text: say it, so the operator knows which
+     * permission is missing. */
+    const char *text = NULL;
+    if (err == NATS_NOT_PERMITTED && natsConnection_GetLastError(nc, &text) == NATS_NOT_PERMITTED &&
+        text != NULL && text[0] != '\0') {
+        AETHER_WARN(LOG_MOD, "%s: refused by the NATS server: %s", (const char *)closure, text);
+        return;
+    }
     AETHER_WARN(LOG_MOD, "%s: asynchronous NATS error: %s", (const char *)closure, natsStatus_GetText(err));
 }
 

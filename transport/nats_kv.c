@@ -764,9 +764,18 @@ static bool nkv_lost_create_race(void)
 }
 
 /* Maps a failure of the bucket calls (bind, create, status, delete). */
-static aether_status nkv_bucket_fail(aether_err *err, const char *bucket, const char *call,
-                                     natsStatus s)
+static aether_status nkv_bucket_fail(natsConnection *conn, aether_err *err, const char *bucket,
+                                     const char *call, natsStatus s)
 {
+    /* A JetStream API request outside the user's NATS permissions is
+     * refused with an asynchronous -ERR, so the call itself only times
+     * out: the connection's last error says why, and waiting cannot help.
+     * That error is sticky, so it counts only when it names this bucket. */
+    const char *refused = NULL;
+    if (conn != NULL && s != NATS_OK && natsConnection_GetLastError(conn, &refused) == NATS_NOT_PERMITTED &&
+        refused != NULL && strstr(refused, bucket) != NULL)
+        return aether_err_set(err, AETHER_EPERM, "bucket '%s': %s: refused by the NATS server (%s)", bucket,
+                              call, refused);
     natsStatus last_s = NATS_OK;
     const char *text = nats_GetLastError(&last_s);
     if (text == NULL || text[0] == '\0')
@@ -848,7 +857,7 @@ aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv 
     }
     natsStatus s = nkv_js_open(cfg->conn, n->timeout_ms, &n->js);
     if (s != NATS_OK) {
-        st = nkv_bucket_fail(err, cfg->bucket, "JetStream context", s);
+        st = nkv_bucket_fail(cfg->conn, err, cfg->bucket, "JetStream context", s);
         goto fail;
     }
     if (cfg->create_if_missing) {
@@ -866,7 +875,7 @@ aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv 
             s = js_KeyValue(&n->kv, n->js, cfg->bucket);
         }
         if (s != NATS_OK) {
-            st = nkv_bucket_fail(err, cfg->bucket, "create", s);
+            st = nkv_bucket_fail(cfg->conn, err, cfg->bucket, "create", s);
             /* nats.c refuses to create a bucket that exists with another
              * configuration ("Existing configuration is different") without
              * saying which: bind it, so the TTL check below names both
@@ -879,7 +888,7 @@ aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv 
     } else {
         s = js_KeyValue(&n->kv, n->js, cfg->bucket);
         if (s != NATS_OK) {
-            st = nkv_bucket_fail(err, cfg->bucket, "bind", s);
+            st = nkv_bucket_fail(cfg->conn, err, cfg->bucket, "bind", s);
             goto fail;
         }
     }
@@ -887,7 +896,7 @@ aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv 
     kvStatus *ks = NULL;
     s = kvStore_Status(&ks, n->kv);
     if (s != NATS_OK) {
-        st = nkv_bucket_fail(err, cfg->bucket, "status", s);
+        st = nkv_bucket_fail(cfg->conn, err, cfg->bucket, "status", s);
         goto fail;
     }
     int64_t ttl_ns = kvStatus_TTL(ks);
@@ -933,7 +942,7 @@ aether_status aether_kv_nats_delete_bucket(natsConnection *conn, const char *buc
     if (s == NATS_OK)
         s = js_DeleteKeyValue(js, bucket);
     if (s != NATS_OK)
-        st = nkv_bucket_fail(err, bucket, "delete", s);
+        st = nkv_bucket_fail(conn, err, bucket, "delete", s);
     jsCtx_Destroy(js);
     if (st == AETHER_OK)
         AETHER_INFO(NKV_MODULE, "bucket '%s' deleted: revisions restart at 1", bucket);

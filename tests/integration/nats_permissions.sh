@@ -28,7 +28,10 @@
 #     and no node saw the forgery (aether_events_refuted_total and
 #     aether_event_seq_gaps_total unchanged: with node credentials the same
 #     forgery is counted, see nats_authority.sh);
-#  6. the final checks of lib.sh.
+#  6. a node started with aether-reader credentials exits 1 within 3 s
+#     naming the refused JetStream subject and the missing role (before:
+#     it retried "create: Timeout" for 60 s), the cluster still unaffected;
+#  7. the final checks of lib.sh.
 # Takes ~6 s on loopback; its bounded waits add up to at most ~40 s.
 # Exit 0 on success, 1 with the reason and every log's tail.
 set -u
@@ -134,7 +137,7 @@ grep -q "refused by the NATS server (Permissions Violation for Publish to \"aeth
     fail "aetherctl drain does not say the server refused it: $(tail -n 2 "$WORK/ctl-drain.err")"
 wait_for 2000 grep -q "Publish Violation - User \"aether-reader\", Subject \"aether.$CLUSTER.cmd.LeaveCluster\"" "$WORK/nats.log" ||
     fail "the server did not log the refused LeaveCluster"
-echo "drain $V as aether-reader: exit 1 after $took ms: $(grep -m1 refused "$WORK/ctl-drain.err" | sed 's/^aetherctl: //')"
+echo "drain $V as aether-reader: exit 1 after $took ms: $(grep -m1 "^aetherctl: drain" "$WORK/ctl-drain.err" | sed 's/^aetherctl: //')"
 
 # ---- 4. forged event and map as aether-reader -----------------------------------------------
 "$FORGE_BIN" --nats "$URL" --cluster "$CLUSTER" "${PROBE_AUTH[@]}" --present-victim "$V" >"$WORK/forge.log" 2>&1 ||
@@ -151,6 +154,18 @@ unaffected || fail "after the attempts: $UNAFFECTED_WHY"
 sleep 1
 unaffected || fail "1 s after the attempts: $UNAFFECTED_WHY"
 echo "unaffected: leader $L, map v$(map_version "$WORK/map.now"), every node serving its primaries, $SHARDS shards served, no forgery seen"
+
+# ---- 6. a node given the reader's credentials says so -------------------------------------------
+t0=$(now_ms)
+node_start r1 "$URL" "${READER_AUTH[@]}"
+node_wait r1 5000
+took=$(( $(now_ms) - t0 ))
+[[ "$NODE_RC" -eq 1 ]] || fail "a node with aether-reader credentials exited $NODE_RC, want 1"
+(( took <= 3000 )) || fail "a node with aether-reader credentials took $took ms to exit, want <= 3000"
+grep -q "refused by the NATS server (Permissions Violation for Publish to \"\$JS.API.STREAM.CREATE.KV_aether_${CLUSTER}_lease\"): user 'aether-reader' lacks the node role's NATS permissions" "$WORK/r1.err" ||
+    fail "r1 does not say the server refused its bucket creation: $(grep -v INFO "$WORK/r1.err" | tail -n 2)"
+unaffected || fail "after r1: $UNAFFECTED_WHY"
+echo "a node with aether-reader credentials: exit 1 after $took ms, naming the refused subject"
 
 final_checks "${NODES[@]}"
 echo "PASS"
