@@ -21,7 +21,8 @@
 #     aether.prod.cmd.LeaveCluster;
 #  4. as aether-reader, nats_forge --present-victim publishes a forged
 #     NodeFailed of a follower in the leader's name and a forged map: the
-#     server logged both publishes as violations;
+#     server logged both publishes as violations; nats_forge --delete-lease
+#     as aether-reader fails, the server refused the KV write;
 #  5. the cluster is unaffected, at once and 1 s later: the same leader,
 #     the stored map unchanged, every node serving exactly its primaries in
 #     it (its /metrics), 64 shards served, no multi-owner, 3 Active nodes,
@@ -148,6 +149,13 @@ for subj in evt.NodeFailed map; do
         fail "the server did not refuse the forged publish on aether.$CLUSTER.$subj"
 done
 echo "forged NodeFailed of $V in $L's name and a forged map as aether-reader: both refused by the server"
+
+# the lease key deleted as aether-reader (a KV write): refused, the leader keeps its lease
+"$FORGE_BIN" --nats "$URL" --cluster "$CLUSTER" "${PROBE_AUTH[@]}" --delete-lease >"$WORK/forge-delete.log" 2>&1 &&
+    fail "nats_forge --delete-lease as aether-reader succeeded: $(cat "$WORK/forge-delete.log")"
+wait_for 2000 grep -q "Publish Violation - User \"aether-reader\", Subject \"\$KV.aether_${CLUSTER}_lease.leader\"" "$WORK/nats.log" ||
+    fail "the server did not refuse the reader's delete of the lease key"
+echo "the lease key deleted as aether-reader: refused by the server"
 
 # ---- 5. the cluster is unaffected ---------------------------------------------------------------
 unaffected || fail "after the attempts: $UNAFFECTED_WHY"
