@@ -549,6 +549,108 @@ const char *aether_settings_flag_key(const char *flag, char *buf, size_t cap)
 
 static bool is_set(const char *s) { return s[0] != '\0'; }
 
+#define URL_REFUSE(...)                                                                              \
+    do {                                                                                             \
+        char why_[160];                                                                              \
+        snprintf(why_, sizeof(why_), __VA_ARGS__);                                                   \
+        return aether_err_set(err, AETHER_EINVAL,                                                    \
+                              "nats_urls: '%.*s' is not a server URL ([nats://|tls://]HOST[:PORT]): %s", \
+                              (int)shown_len, shown, why_);                                          \
+    } while (0)
+
+/* One entry of nats_urls, [scheme://][user[:password]@]host[:port][/],
+ * checked before nats.c sees it (which only says "No server available"
+ * after the whole connect timeout). The user part is never echoed. */
+static aether_status check_url(const char *u, size_t len, aether_err *err)
+{
+    const char *at = NULL;
+    for (size_t i = 0; i < len; i++) /* bounded: len */
+        if (u[i] == '@')
+            at = u + i;
+    /* What the errors quote: the part after the credentials, if any. */
+    const char *shown = at != NULL ? at + 1 : u;
+    size_t shown_len = (size_t)(u + len - shown);
+    for (size_t i = 0; i < len; i++) { /* bounded: len */
+        unsigned char c = (unsigned char)u[i];
+        if (c <= 0x20 || c >= 0x7f)
+            URL_REFUSE("a space or control byte (0x%02x)", c);
+    }
+    const char *p = u, *end = u + len;
+    const char *sep = NULL;
+    for (const char *q = u; q + 3 <= end; q++) /* bounded: len */
+        if (q[0] == ':' && q[1] == '/' && q[2] == '/') {
+            sep = q;
+            break;
+        }
+    if (sep != NULL) {
+        size_t slen = (size_t)(sep - u);
+        if (!((slen == 4 && strncasecmp(u, "nats", 4) == 0) || (slen == 3 && strncasecmp(u, "tls", 3) == 0)))
+            URL_REFUSE("the scheme '%.*s' is not nats or tls", (int)(slen < 16 ? slen : 16), u);
+        p = sep + 3;
+    }
+    if (at != NULL && at >= p)
+        p = at + 1;
+    if (end > p && end[-1] == '/')
+        end--;
+    const char *host = p, *host_end, *port = NULL;
+    if (p < end && *p == '[') {
+        const char *close = memchr(p, ']', (size_t)(end - p));
+        if (close == NULL)
+            URL_REFUSE("an IPv6 address has no closing ']'");
+        host = p + 1;
+        host_end = close;
+        if (close + 1 < end) {
+            if (close[1] != ':')
+                URL_REFUSE("'%c' after the IPv6 address, not ':PORT'", close[1]);
+            port = close + 2;
+        }
+    } else {
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        host_end = colon != NULL ? colon : end;
+        if (colon != NULL) {
+            if (memchr(colon + 1, ':', (size_t)(end - colon - 1)) != NULL)
+                URL_REFUSE("more than one ':' (an IPv6 address goes in brackets: [::1]:4222)");
+            port = colon + 1;
+        }
+    }
+    if (host_end == host)
+        URL_REFUSE("the host is empty");
+    for (const char *h = host; h < host_end; h++) /* bounded: len */
+        if (!(aether_node_id_char_is_valid((unsigned char)*h) || *h == ':' || *h == '%'))
+            URL_REFUSE("the host has '%c'", *h);
+    if (port != NULL) {
+        size_t plen = (size_t)(end - port);
+        char digits[8];
+        uint32_t x;
+        if (plen == 0 || plen >= sizeof(digits))
+            URL_REFUSE("the port is empty or too long");
+        memcpy(digits, port, plen);
+        digits[plen] = '\0';
+        if (!parse_u32(digits, 1, 65535, &x))
+            URL_REFUSE("the port '%s' is not an integer 1..65535", digits);
+    }
+    return AETHER_OK;
+}
+#undef URL_REFUSE
+
+/* A file the NATS options name must be readable now: nats.c would fail
+ * later, with exit 1 and a less direct sentence. */
+static aether_status check_file(const char *key, const char *path, aether_err *err)
+{
+    struct stat sb;
+    if (!is_set(path))
+        return AETHER_OK;
+    if (stat(path, &sb) != 0)
+        return aether_err_set(err, AETHER_EINVAL, "%s: %.200s: %s", key, path, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return aether_err_set(err, AETHER_EINVAL, "%s: %.200s: not a regular file", key, path);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return aether_err_set(err, AETHER_EINVAL, "%s: %.200s: %s", key, path, strerror(errno));
+    fclose(f);
+    return AETHER_OK;
+}
+
 aether_status aether_settings_check(const aether_settings *s, bool need_node, aether_err *err)
 {
     const aether_nats_settings *n = &s->nats;
@@ -580,6 +682,24 @@ aether_status aether_settings_check(const aether_settings *s, bool need_node, ae
     if (is_set(n->urls) && (!any || urls > AETHER_SETTINGS_URLS_MAX))
         return aether_err_set(err, AETHER_EINVAL, "nats_urls: wants 1..%u comma-separated URLs",
                               AETHER_SETTINGS_URLS_MAX);
+    unsigned entry = 1;
+    for (const char *p = n->urls; is_set(n->urls) && *p != '\0';) { /* bounded: the string */
+        const char *comma = strchr(p, ',');
+        const char *e = comma != NULL ? comma : p + strlen(p);
+        const char *b = p;
+        while (b < e && *b == ' ')
+            b++;
+        const char *t = e;
+        while (t > b && t[-1] == ' ')
+            t--;
+        if (t == b)
+            return aether_err_set(err, AETHER_EINVAL, "nats_urls: entry %u of the list is empty", entry);
+        entry++;
+        aether_status st = check_url(b, (size_t)(t - b), err);
+        if (st != AETHER_OK)
+            return st;
+        p = comma != NULL ? comma + 1 : e;
+    }
     int methods = (is_set(n->user) || is_set(n->password)) + is_set(n->token) + is_set(n->creds);
     if (methods > 1)
         return aether_err_set(err, AETHER_EINVAL,
@@ -589,6 +709,20 @@ aether_status aether_settings_check(const aether_settings *s, bool need_node, ae
     if (is_set(n->tls_key) != is_set(n->tls_cert))
         return aether_err_set(err, AETHER_EINVAL,
                               "nats_tls_cert and nats_tls_key: a client certificate needs both");
+    static const struct {
+        const char *key;
+        size_t off;
+    } files[] = {
+        { "nats_creds", offsetof(aether_nats_settings, creds) },
+        { "nats_tls_ca", offsetof(aether_nats_settings, tls_ca) },
+        { "nats_tls_cert", offsetof(aether_nats_settings, tls_cert) },
+        { "nats_tls_key", offsetof(aether_nats_settings, tls_key) },
+    };
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        aether_status st = check_file(files[i].key, (const char *)n + files[i].off, err);
+        if (st != AETHER_OK)
+            return st;
+    }
     if (n->kv_replicas != 1 && n->kv_replicas != 3)
         return aether_err_set(err, AETHER_EINVAL, "nats_kv_replicas: %u; JetStream KV here uses 1 or 3",
                               n->kv_replicas);

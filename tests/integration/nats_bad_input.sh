@@ -14,7 +14,10 @@
 #  3. configuration files: /dev/zero and /dev/urandom (hung before), a
 #     directory (accepted before), a key set twice (silent last-wins before),
 #     binary junk (echoed raw before): exit 2 naming the file and the reason,
-#     stderr printable;
+#     stderr printable; server URLs that are not URLs ('not a url', port
+#     99999, an unclosed '[', http://; before: 5 s of connect retries, exit
+#     1), never echoing a password in the URL; a missing credentials or CA
+#     file (before: exit 1 after the connect, or an SSL error);
 #  4. on a real nats-server: n1 with the default lease_ttl_ms (1000) leads;
 #     n2 with --lease-ttl-ms 2000 exits 2 naming both values (1000 ms, 2000
 #     ms) and lease_ttl_ms (before: exit 1, "Existing configuration is
@@ -75,6 +78,16 @@ refused file-twice "line 3: node is set twice (first on line 1)" --config "$WORK
 refused file-junk "$WORK/junk.ini line " --config "$WORK/junk.ini"
 grep -qE "byte 0x[0-9a-f]{2} (is a control byte|is not UTF-8|breaks a UTF-8 sequence)" "$WORK/file-junk.err" ||
     fail "file-junk: the error does not name the byte: $(cat -v "$WORK/file-junk.err")"
+
+# ---- 3b. server URLs and the files of the NATS options -------------------------------------------
+refused url-words "nats_urls: 'not a url' is not a server URL" --node a --nats "not a url"
+refused url-port "the port '99999' is not an integer 1..65535" --node a --nats nats://127.0.0.1:99999
+refused url-bracket "an IPv6 address has no closing ']'" --node a --nats "nats://[::1"
+refused url-scheme "the scheme 'http' is not nats or tls" --node a --nats http://127.0.0.1:4222
+refused url-secret "'h:0' is not a server URL" --node a --nats "nats://u:s3cr3t@h:0"
+grep -q s3cr3t "$WORK/url-secret.err" && fail "url-secret: the password in the URL was printed"
+refused creds-missing "nats_creds: $WORK/none.creds: No such file or directory" --node a --nats "$UNUSED_URL" --nats-creds "$WORK/none.creds"
+refused ca-missing "nats_tls_ca: $WORK/none.pem: No such file or directory" --node a --nats "$UNUSED_URL" --nats-tls-ca "$WORK/none.pem"
 
 # ---- 4. a lease_ttl_ms other than the existing lease bucket's -------------------------------------
 server_start nats

@@ -269,6 +269,63 @@ static void test_unsafe_timings_refused_with_reason(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "address: has control byte 0x09 at position 1"));
 }
 
+/* nats_urls entries and the files the NATS options name are checked before
+ * connecting (issue 13: 'not a url' or port 99999 took the whole connect
+ * timeout and exit 1; a missing CA file exit 1). */
+static void test_nats_urls_and_files(void)
+{
+    struct {
+        const char *urls, *want; /* want NULL: accepted */
+    } cases[] = {
+        { "nats://127.0.0.1:4222", NULL },
+        { "127.0.0.1", NULL },
+        { "tls://nats.example.com:4443/", NULL },
+        { "nats://a:1, tls://[::1]:4222 ,b:5", NULL },
+        { "nats://user:pw@host:4222", NULL },
+        { "not a url", "'not a url' is not a server URL" },
+        { "nats://127.0.0.1:99999", "the port '99999' is not an integer 1..65535" },
+        { "nats://h:", "the port is empty" },
+        { "http://h:80", "the scheme 'http' is not nats or tls" },
+        { "nats://[::1", "no closing ']'" },
+        { "nats://::1:4222", "more than one ':'" },
+        { "nats://:4222", "the host is empty" },
+        { "nats://h?x=1:2", "the host has '?'" },
+        { "nats://a:1,,b:2", "entry 2 of the list is empty" },
+        { "nats://u:secret@h:0", "'h:0' is not a server URL" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        aether_settings s;
+        aether_settings_defaults(&s);
+        aether_err err = { 0 };
+        CU_ASSERT_EQUAL_FATAL(aether_settings_set(&s, "nats_urls", cases[i].urls, "t", &err), AETHER_OK);
+        aether_status st = aether_settings_check(&s, false, &err);
+        if (cases[i].want == NULL) {
+            if (st != AETHER_OK)
+                fprintf(stderr, "case %zu (%s): refused: %s\n", i, cases[i].urls, err.msg);
+            CU_ASSERT_EQUAL(st, AETHER_OK);
+        } else {
+            CU_ASSERT_EQUAL(st, AETHER_EINVAL);
+            if (strstr(err.msg, cases[i].want) == NULL)
+                fprintf(stderr, "case %zu (%s): got '%s'\n", i, cases[i].urls, err.msg);
+            CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, cases[i].want));
+            CU_ASSERT_PTR_NULL(strstr(err.msg, "secret")); /* credentials never echoed */
+        }
+    }
+    const char *keys[] = { "nats_creds", "nats_tls_ca" };
+    for (size_t i = 0; i < 2; i++) {
+        aether_settings s;
+        aether_settings_defaults(&s);
+        aether_err err = { 0 };
+        CU_ASSERT_EQUAL_FATAL(aether_settings_set(&s, keys[i], "/nonexistent/x.pem", "t", &err), AETHER_OK);
+        CU_ASSERT_EQUAL(aether_settings_check(&s, false, &err), AETHER_EINVAL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, keys[i]));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "/nonexistent/x.pem: No such file or directory"));
+        CU_ASSERT_EQUAL_FATAL(aether_settings_set(&s, keys[i], "/tmp", "t", &err), AETHER_OK);
+        CU_ASSERT_EQUAL(aether_settings_check(&s, false, &err), AETHER_EINVAL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "not a regular file"));
+    }
+}
+
 static void test_nats_auth_cross_checks(void)
 {
     aether_settings s;
@@ -370,6 +427,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(explicit_renew_survives_ttl_change),
     AETHER_TEST(node_retention),
     AETHER_TEST(unsafe_timings_refused_with_reason),
+    AETHER_TEST(nats_urls_and_files),
     AETHER_TEST(nats_auth_cross_checks),
     AETHER_TEST(describe_is_a_valid_file_without_secrets),
     AETHER_TEST(metrics_addr),
