@@ -120,8 +120,12 @@ const char *aether_settings_flag_key(const char *flag, char *buf, size_t cap);
 bool aether_settings_known(const char *key);
 
 /* The refusals of aether_config_validate plus the NATS cross-checks
- * (exactly one auth method, TLS files that go together, URL count).
- * `need_node` also requires a node id and a URL (daemon). */
+ * (exactly one auth method, TLS files that go together, URL count), each
+ * nats_urls entry parsed as [nats://|tls://][user[:password]@]HOST[:PORT]
+ * (the user part never echoed), the creds and TLS files readable regular
+ * files. `need_node` also requires a node id and a URL (daemon), and
+ * lease_ttl_ms >= AETHER_KV_NATS_TTL_MS_MIN (JetStream's shortest max age),
+ * checked before the timing rules so the ttl itself is named. */
 aether_status aether_settings_check(const aether_settings *s, bool need_node, aether_err *err);
 
 /* One "key = value" line per parameter, secrets shown as "(set)", in the
