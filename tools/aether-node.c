@@ -593,7 +593,8 @@ static int nats_connect(node_run *d)
 
 /* One bucket, retried while JetStream is not ready (bounded). 0 ready, -1
  * failed (said why), EXIT_USAGE when the bucket exists with another TTL
- * (a configuration error: the sentence names both values), 1 stopped by
+ * or replica count (a configuration error: the sentence names both
+ * values), 1 stopped by
  * SIGINT/SIGTERM while waiting (said so):
  * the node never joined, so it has nothing to drain. Waits through
  * EUNAVAILABLE (no meta leader, replicas not placeable yet, timeouts) and
@@ -631,9 +632,12 @@ static int nats_bucket(node_run *d, const char *suffix, uint64_t ttl_ms, aether_
             return 1;
         }
         if (st == AETHER_EINCOMPATIBLE) {
-            if (ttl_ms != 0)
-                fprintf(stderr, "aether-node: lease_ttl_ms: %s; every node of cluster '%s' needs the "
-                        "same lease_ttl_ms\n", err.msg, d->base.cluster);
+            const char *param = strstr(err.msg, " replicas, ") != NULL ? "nats_kv_replicas"
+                                : ttl_ms != 0                          ? "lease_ttl_ms"
+                                                                       : NULL;
+            if (param != NULL)
+                fprintf(stderr, "aether-node: %s: %s; every node of cluster '%s' needs the same %s\n", param,
+                        err.msg, d->base.cluster, param);
             else
                 fprintf(stderr, "aether-node: KV bucket %s: %s; it was not made by aether-node\n", bucket,
                         err.msg);

@@ -900,6 +900,7 @@ aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv 
         goto fail;
     }
     int64_t ttl_ns = kvStatus_TTL(ks);
+    int64_t replicas = kvStatus_Replicas(ks);
     kvStatus_Destroy(ks);
     if (ttl_ns < 0 || (uint64_t)ttl_ns != cfg->ttl_ms * AETHER_NS_PER_MS) {
         if (ttl_ns >= 0 && ttl_ns % (int64_t)AETHER_NS_PER_MS == 0)
@@ -912,6 +913,14 @@ aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv 
                                 "bucket '%s' exists with a TTL of %" PRId64 " ns, not the %" PRIu64
                                 " ms asked for",
                                 cfg->bucket, ttl_ns, cfg->ttl_ms);
+        goto fail;
+    }
+    /* A creator asked for a replica count: binding a bucket made with
+     * another one would silently change the cluster's durability. */
+    if (cfg->create_if_missing && cfg->replicas != 0 && replicas != (int64_t)cfg->replicas) {
+        st = aether_err_set(err, AETHER_EINCOMPATIBLE,
+                            "bucket '%s' exists with %" PRId64 " replicas, not the %u asked for", cfg->bucket,
+                            replicas, cfg->replicas);
         goto fail;
     }
     AETHER_DEBUG(NKV_MODULE, "bucket '%s' bound (ttl %" PRIu64 " ms, timeout %" PRId64 " ms)",

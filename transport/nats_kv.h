@@ -173,9 +173,10 @@ typedef struct aether_kv_nats_config {
 /* Binds to (and if asked creates) the bucket. AETHER_OK and *out = a store
  * for aether_kv_* calls (destroy with aether_kv_destroy). Otherwise *out is
  * NULL and: AETHER_EINVAL (bad config; the bucket exists with another
- * configuration), AETHER_EINCOMPATIBLE (the bucket exists with another TTL:
- * err names both, "bucket 'b' exists with a TTL of 1000 ms, not the 2000 ms
- * asked for"), AETHER_ENOTFOUND (no such bucket and
+ * configuration), AETHER_EINCOMPATIBLE (the bucket exists with another TTL,
+ * or, when creating with a replica count, another one: err names both,
+ * "bucket 'b' exists with a TTL of 1000 ms, not the 2000 ms asked for"),
+ * AETHER_ENOTFOUND (no such bucket and
  * !create_if_missing), AETHER_EUNAVAILABLE (server unreachable, JetStream
  * disabled, timeout), AETHER_ENOMEM. Any thread. */
 aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv **out,
