@@ -744,10 +744,17 @@ static bool ctl_refused(const ctl_conn *cc, char *text, size_t cap)
  * looking for a dead cluster. */
 static int ctl_say_refused(const ctl_conn *cc, const char *what, const char *text)
 {
-    fprintf(stderr,
-            "aetherctl: %s: refused by the NATS server (%s): user '%s' has no permission for it "
-            "(see docs/runbook.md, \"NATS permissions\")\n",
-            what, text, cc->s.nats.user[0] != '\0' ? cc->s.nats.user : "(token or credentials file)");
+    const char *user = cc->s.nats.user[0] != '\0' ? cc->s.nats.user : "(token or credentials file)";
+    if (strstr(what, text) != NULL) /* what already quotes the server (a bucket error) */
+        fprintf(stderr,
+                "aetherctl: %s: user '%s' has no permission for it (see docs/runbook.md, \"NATS "
+                "permissions\")\n",
+                what, user);
+    else
+        fprintf(stderr,
+                "aetherctl: %s: refused by the NATS server (%s): user '%s' has no permission for it "
+                "(see docs/runbook.md, \"NATS permissions\")\n",
+                what, text, user);
     return EXIT_FAILED;
 }
 
