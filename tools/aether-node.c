@@ -1543,8 +1543,9 @@ static void print_help(FILE *out)
 
 static int usage(const char *fmt, const char *arg)
 {
+    char vis[256]; /* an argument is quoted with its control bytes escaped, never raw */
     fprintf(stderr, "aether-node: ");
-    fprintf(stderr, fmt, arg);
+    fprintf(stderr, fmt, aether_settings_printable(arg, vis, sizeof(vis)));
     fprintf(stderr, "\nRun 'aether-node --help' for usage.\n");
     return EXIT_USAGE;
 }

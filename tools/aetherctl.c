@@ -338,8 +338,9 @@ static void print_command_help(FILE *out, const command *c)
 
 static int usage_error(const command *c, const char *fmt, const char *arg)
 {
+    char vis[256]; /* an argument is quoted with its control bytes escaped, never raw */
     fprintf(stderr, "aetherctl: ");
-    fprintf(stderr, fmt, arg);
+    fprintf(stderr, fmt, aether_settings_printable(arg, vis, sizeof(vis)));
     fputc('\n', stderr);
     if (c != NULL)
         fprintf(stderr, "usage: aetherctl %s\n", c->usage);

@@ -186,6 +186,26 @@ static bool in_choices(const char *v, const char *choices)
     return false;
 }
 
+char *aether_settings_printable(const char *in, char *out, size_t cap)
+{
+    AETHER_ASSERT(in != NULL && out != NULL && cap >= 5);
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p != '\0'; p++) { /* bounded: cap */
+        if (*p >= 0x20 && *p < 0x7f) {
+            if (o + 1 >= cap)
+                break;
+            out[o++] = (char)*p;
+        } else {
+            if (o + 4 >= cap)
+                break;
+            snprintf(out + o, cap - o, "\\x%02x", *p);
+            o += 4;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
 /* After lease_ttl_ms changes: the derived parameters follow unless given. */
 static void derive(aether_settings *s)
 {
@@ -199,18 +219,20 @@ aether_status aether_settings_set(aether_settings *s, const char *key, const cha
                                   const char *source, aether_err *err)
 {
     const char *src = source != NULL ? source : "setting";
+    char vis[96]; /* the value as quoted in errors: control bytes escaped, never raw */
     const param *p = find(key);
     if (p == NULL)
-        return aether_err_set(err, AETHER_EINVAL, "%s: unknown parameter '%s'", src, key);
+        return aether_err_set(err, AETHER_EINVAL, "%s: unknown parameter '%s'", src,
+                              aether_settings_printable(key, vis, sizeof(vis)));
     char *base = (char *)s + p->off;
-    const char *shown = p->k == K_SECRET ? "(secret)" : value;
+    const char *shown = p->k == K_SECRET ? "(secret)" : aether_settings_printable(value, vis, sizeof(vis));
     aether_err inner;
     switch (p->k) {
     case K_U32: {
         uint32_t x;
         if (!parse_u32(value, p->lo, p->hi, &x))
             return aether_err_set(err, AETHER_EINVAL, "%s: %s wants an integer %u..%u, not '%.64s'", src,
-                                  key, p->lo, p->hi, value);
+                                  key, p->lo, p->hi, shown);
         memcpy(base, &x, sizeof(x));
         if (strcmp(key, "lease_renew_interval_ms") == 0)
             s->renew_set_ = true;
@@ -224,7 +246,7 @@ aether_status aether_settings_set(aether_settings *s, const char *key, const cha
         bool b;
         if (!parse_bool(value, &b))
             return aether_err_set(err, AETHER_EINVAL, "%s: %s wants true or false, not '%.64s'", src, key,
-                                  value);
+                                  shown);
         memcpy(base, &b, sizeof(b));
         return AETHER_OK;
     }
@@ -275,7 +297,7 @@ aether_status aether_settings_set(aether_settings *s, const char *key, const cha
                                   key, shown, p->cap - 1u);
         if (p->k == K_ENUM && !in_choices(value, p->choices))
             return aether_err_set(err, AETHER_EINVAL, "%s: %s wants one of %s, not '%.64s'", src, key,
-                                  p->choices, value);
+                                  p->choices, shown);
         memcpy(base, value, strlen(value) + 1u);
         return AETHER_OK;
     }
@@ -288,6 +310,10 @@ aether_status aether_settings_parse_hostport(const char *value, char *host, size
                                              uint16_t *port, aether_err *err)
 {
     AETHER_ASSERT(value != NULL && host != NULL && host_cap >= 254u && port != NULL);
+    for (const unsigned char *c = (const unsigned char *)value; *c != '\0'; c++) /* bounded: the string */
+        if (*c <= 0x20 || *c >= 0x7f)
+            return aether_err_set(err, AETHER_EINVAL,
+                                  "has byte 0x%02x (a space, control or non-ASCII byte), not HOST:PORT", *c);
     const char *colon = strrchr(value, ':');
     if (colon == NULL || colon == value)
         return aether_err_set(err, AETHER_EINVAL, "'%.64s' is not HOST:PORT (e.g. 127.0.0.1:9100)", value);
@@ -515,9 +541,14 @@ aether_status aether_settings_load_env(aether_settings *s, char *const *envp, co
             key[k++] = (*c >= 'A' && *c <= 'Z') ? (char)(*c - 'A' + 'a') : *c;
         key[k] = '\0';
         char source[160];
-        snprintf(source, sizeof(source), "environment %s", name);
-        if (find(key) == NULL)
-            return aether_err_set(err, AETHER_EINVAL, "%s: no such parameter '%s' (see --help)", source, key);
+        char vis_name[128];
+        snprintf(source, sizeof(source), "environment %s",
+                 aether_settings_printable(name, vis_name, sizeof(vis_name)));
+        if (find(key) == NULL) {
+            char vis[96];
+            return aether_err_set(err, AETHER_EINVAL, "%s: no such parameter '%s' (see --help)", source,
+                                  aether_settings_printable(key, vis, sizeof(vis)));
+        }
         aether_status st = aether_settings_set(s, key, eq + 1, source, err);
         if (st != AETHER_OK)
             return st;

@@ -116,6 +116,11 @@ aether_status aether_settings_load_env(aether_settings *s, char *const *envp,
  * parameter. `buf` receives the key. */
 const char *aether_settings_flag_key(const char *flag, char *buf, size_t cap);
 
+/* in as it may be quoted in a message: printable ASCII kept, every other
+ * byte written as \xNN (so junk given as a value never reaches a terminal
+ * raw); truncated to fit cap (>= 5). Returns out. */
+char *aether_settings_printable(const char *in, char *out, size_t cap);
+
 /* True if key names a parameter. */
 bool aether_settings_known(const char *key);
 

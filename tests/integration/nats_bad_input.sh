@@ -14,7 +14,9 @@
 #  3. configuration files: /dev/zero and /dev/urandom (hung before), a
 #     directory (accepted before), a key set twice (silent last-wins before),
 #     binary junk (echoed raw before): exit 2 naming the file and the reason,
-#     stderr printable; server URLs that are not URLs ('not a url', port
+#     stderr printable; escape sequences given as a flag value, an
+#     environment value or an argument (echoed raw before): quoted as \x1b;
+#     server URLs that are not URLs ('not a url', port
 #     99999, an unclosed '[', http://; before: 5 s of connect retries, exit
 #     1), never echoing a password in the URL; a missing credentials or CA
 #     file (before: exit 1 after the connect, or an SSL error);
@@ -78,6 +80,13 @@ refused file-twice "line 3: node is set twice (first on line 1)" --config "$WORK
 refused file-junk "$WORK/junk.ini line " --config "$WORK/junk.ini"
 grep -qE "byte 0x[0-9a-f]{2} (is a control byte|is not UTF-8|breaks a UTF-8 sequence)" "$WORK/file-junk.err" ||
     fail "file-junk: the error does not name the byte: $(cat -v "$WORK/file-junk.err")"
+
+# junk as a flag, an environment value or an argument: quoted escaped, never raw
+refused flag-junk "shard_count wants an integer 1..65536, not '\x1b[31mX'" --node a --nats "$UNUSED_URL" --shards $'\x1b[31mX'
+CLEAN_ENV+=(AETHER_SHARD_COUNT=$'\x1b[31mX')
+refused env-junk "environment AETHER_SHARD_COUNT: shard_count wants an integer 1..65536, not '\x1b[31mX'" --node a --nats "$UNUSED_URL"
+it_clean_env
+refused arg-junk "unexpected argument '\x1b[31mX'" --node a --nats "$UNUSED_URL" $'\x1b[31mX'
 
 # ---- 3b. server URLs and the files of the NATS options -------------------------------------------
 refused url-words "nats_urls: 'not a url' is not a server URL" --node a --nats "not a url"

@@ -326,6 +326,28 @@ static void test_nats_urls_and_files(void)
     }
 }
 
+/* Junk given as a value is quoted with its control bytes escaped, never raw
+ * (issue 13: binary junk was echoed to the terminal). */
+static void test_junk_never_echoed_raw(void)
+{
+    char vis[16];
+    CU_ASSERT_STRING_EQUAL(aether_settings_printable("a\x1b[1m\xff", vis, sizeof(vis)), "a\\x1b[1m\\xff");
+    /* truncated, never in the middle of an escape */
+    CU_ASSERT_STRING_EQUAL(aether_settings_printable("\x01\x02\x03\x04", vis, 9), "\\x01\\x02");
+    aether_settings s;
+    aether_settings_defaults(&s);
+    aether_err err = { 0 };
+    const char *keys[] = { "shard_count", "nats_tls", "log_level", "bogus\x1b" };
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        CU_ASSERT_EQUAL(aether_settings_set(&s, keys[i], "\x1b[31mX\x07", "flag", &err), AETHER_EINVAL);
+        for (const char *c = err.msg; *c != '\0'; c++)
+            CU_ASSERT_TRUE((unsigned char)*c >= 0x20 && (unsigned char)*c < 0x7f);
+    }
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "unknown parameter 'bogus\\x1b'"));
+    CU_ASSERT_EQUAL(aether_settings_set(&s, "metrics_addr", "\x1b:1", "flag", &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "has byte 0x1b"));
+}
+
 static void test_nats_auth_cross_checks(void)
 {
     aether_settings s;
@@ -428,6 +450,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(node_retention),
     AETHER_TEST(unsafe_timings_refused_with_reason),
     AETHER_TEST(nats_urls_and_files),
+    AETHER_TEST(junk_never_echoed_raw),
     AETHER_TEST(nats_auth_cross_checks),
     AETHER_TEST(describe_is_a_valid_file_without_secrets),
     AETHER_TEST(metrics_addr),
