@@ -592,11 +592,11 @@ static int nats_connect(node_run *d)
 }
 
 /* One bucket, retried while JetStream is not ready (bounded). 0 ready, -1
- * failed (said why), EXIT_USAGE when the bucket exists with another TTL
- * or replica count (a configuration error: the sentence names both
- * values), 1 stopped by
- * SIGINT/SIGTERM while waiting (said so):
- * the node never joined, so it has nothing to drain. Waits through
+ * failed (said why; also when the server refuses the user the JetStream
+ * API: EPERM), EXIT_USAGE when the bucket exists with another TTL or
+ * replica count (a configuration error: the sentence names both values),
+ * 1 stopped by SIGINT/SIGTERM while waiting (said so): the node never
+ * joined, so it has nothing to drain. Waits through
  * EUNAVAILABLE (no meta leader, replicas not placeable yet, timeouts) and
  * ENOTFOUND (a stream just created whose info a new stream leader cannot
  * give yet); anything else (a bucket with another TTL, a bad name) is
