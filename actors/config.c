@@ -84,9 +84,19 @@ aether_status aether_config_validate(const aether_config *c, aether_err *err)
         REFUSE("node_retention_ms: %u is below failure_timeout_ms %u or brake_window_ms %u (a "
                "departed node must be remembered while its departure still counts)",
                c->node_retention_ms, c->failure_timeout_ms, c->brake_window_ms);
+    /* The wire refuses control bytes in an address (codec.c): say so now,
+     * not when the first join is encoded. */
+    for (size_t i = 0; i < sizeof(c->address) && c->address[i] != '\0'; i++) {
+        unsigned char b = (unsigned char)c->address[i];
+        if (b < 0x20 || b == 0x7f)
+            REFUSE("address: has control byte 0x%02x at position %zu (an address is 1..%d bytes "
+                   "without control bytes)",
+                   b, i, AETHER_NODE_ADDRESS_LEN_MAX);
+    }
     if (c->zone[0] != '\0') {
         aether_node_id z;
-        if (aether_node_id_from_cstr(c->zone, &z, &inner) != AETHER_OK)
+        if (aether_node_id_parse_as("zone", c->zone, strnlen(c->zone, sizeof(c->zone)), &z,
+                                    &inner) != AETHER_OK)
             REFUSE("zone: %s", inner.msg);
     }
     return AETHER_OK;

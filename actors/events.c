@@ -177,8 +177,9 @@ aether_status aether_cluster_name_validate(const char *name, aether_err *err)
     aether_err inner;
     if (name == NULL)
         return aether_err_set(err, AETHER_EINVAL, "cluster name missing");
-    if (aether_node_id_from_cstr(name, &tmp, &inner) != AETHER_OK)
-        return aether_err_set(err, AETHER_EINVAL, "cluster name: %s", inner.msg);
+    if (aether_node_id_parse_as("cluster name", name, strnlen(name, AETHER_NODE_ID_LEN_MAX + 1),
+                                &tmp, &inner) != AETHER_OK)
+        return aether_err_set(err, AETHER_EINVAL, "%s", inner.msg);
     return AETHER_OK;
 }
 

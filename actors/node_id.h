@@ -1,9 +1,12 @@
 /*
  * node_id.h: the NodeId value object (actors layer).
  *
- * A NodeId names one node of the cluster: 1..64 characters of [A-Za-z0-9_.-].
- * The restricted alphabet is what lets ids appear unescaped in NATS subjects
- * (`aether.<cluster>.hb.<node>`), metric labels and JSON, so every id that
+ * A NodeId names one node of the cluster: 1..64 characters of [A-Za-z0-9_.-],
+ * with no empty NATS subject token (no '.' first, last or next to another
+ * '.': `.`, `..`, `a..b` and `a.` are refused, `a.b` is fine). The restricted
+ * alphabet and the token rule are what let ids appear unescaped in NATS
+ * subjects (`aether.<cluster>.hb.<node>`; `hb..` would never be delivered),
+ * KV keys, metric labels and JSON, so every id that
  * enters the process from outside (configuration, wire, CLI) goes through
  * aether_node_id_parse and nothing else builds one.
  *
@@ -50,9 +53,16 @@ static inline bool aether_node_id_char_is_valid(unsigned char c)
  *   "node id is empty"
  *   "node id is 70 characters long, more than 64"
  *   "node id 'a b' has byte 0x20 (' ') at position 1, outside [A-Za-z0-9_.-]"
+ *   "node id 'a..b' has an empty subject token at position 1 (...)"
  * s may be NULL only when len is 0. */
 aether_status aether_node_id_parse(const char *s, size_t len, aether_node_id *out,
                                    aether_err *err);
+
+/* aether_node_id_parse for another name with the same rules (a cluster
+ * name, a zone): `what` replaces "node id" in the error ("cluster name is
+ * empty"). */
+aether_status aether_node_id_parse_as(const char *what, const char *s, size_t len,
+                                      aether_node_id *out, aether_err *err);
 
 /* aether_node_id_parse on a NUL-terminated string. */
 aether_status aether_node_id_from_cstr(const char *s, aether_node_id *out, aether_err *err);

@@ -592,8 +592,11 @@ static int nats_connect(node_run *d)
 }
 
 /* One bucket, retried while JetStream is not ready (bounded). 0 ready, -1
- * failed (said why), 1 stopped by SIGINT/SIGTERM while waiting (said so):
- * the node never joined, so it has nothing to drain. Waits through
+ * failed (said why; also when the server refuses the user the JetStream
+ * API: EPERM), EXIT_USAGE when the bucket exists with another TTL or
+ * replica count (a configuration error: the sentence names both values),
+ * 1 stopped by SIGINT/SIGTERM while waiting (said so): the node never
+ * joined, so it has nothing to drain. Waits through
  * EUNAVAILABLE (no meta leader, replicas not placeable yet, timeouts) and
  * ENOTFOUND (a stream just created whose info a new stream leader cannot
  * give yet); anything else (a bucket with another TTL, a bad name) is
@@ -627,6 +630,24 @@ static int nats_bucket(node_run *d, const char *suffix, uint64_t ttl_ms, aether_
                         "never joined: nothing to drain", (int)stop_signal, (unsigned long long)waited_ms,
                         bucket, err.msg);
             return 1;
+        }
+        if (st == AETHER_EINCOMPATIBLE) {
+            const char *param = strstr(err.msg, " replicas, ") != NULL ? "nats_kv_replicas"
+                                : ttl_ms != 0                          ? "lease_ttl_ms"
+                                                                       : NULL;
+            if (param != NULL)
+                fprintf(stderr, "aether-node: %s: %s; every node of cluster '%s' needs the same %s\n", param,
+                        err.msg, d->base.cluster, param);
+            else
+                fprintf(stderr, "aether-node: KV bucket %s: %s; it was not made by aether-node\n", bucket,
+                        err.msg);
+            return EXIT_USAGE;
+        }
+        if (st == AETHER_EPERM) {
+            fprintf(stderr, "aether-node: KV bucket %s: %s: user '%s' lacks the node role's NATS permissions "
+                    "(docs/examples/nats/permissions.conf)\n", bucket, err.msg,
+                    d->opt.s.nats.user[0] != '\0' ? d->opt.s.nats.user : "(token or credentials file)");
+            return -1;
         }
         if ((st != AETHER_EUNAVAILABLE && st != AETHER_ENOTFOUND) || waited_ms >= KV_CREATE_LIMIT_MS) {
             fprintf(stderr, "aether-node: KV bucket %s: %s: %s%s\n", bucket, aether_status_str(st), err.msg,
@@ -1522,8 +1543,9 @@ static void print_help(FILE *out)
 
 static int usage(const char *fmt, const char *arg)
 {
+    char vis[256]; /* an argument is quoted with its control bytes escaped, never raw */
     fprintf(stderr, "aether-node: ");
-    fprintf(stderr, fmt, arg);
+    fprintf(stderr, fmt, aether_settings_printable(arg, vis, sizeof(vis)));
     fprintf(stderr, "\nRun 'aether-node --help' for usage.\n");
     return EXIT_USAGE;
 }
@@ -1785,6 +1807,8 @@ int main(int argc, char **argv)
     int init = daemon_init(d, &o, n_nodes);
     if (init == 1)
         rc = 0; /* stopped while waiting for JetStream: never joined */
+    else if (init == EXIT_USAGE)
+        rc = EXIT_USAGE; /* a configuration the cluster's buckets refuse (said why) */
     else if (init != 0)
         rc = 1;
     else

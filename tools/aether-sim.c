@@ -1752,8 +1752,11 @@ static void usage(FILE *f)
             "exit: 0 all checks held, 1 a check failed, 2 usage\n");
 }
 
+/* Decimal digits only: strtoull alone takes "-1" and wraps it to 2^64 - 1. */
 static bool parse_u64(const char *s, uint64_t *out)
 {
+    if (s[0] < '0' || s[0] > '9')
+        return false;
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
@@ -1767,7 +1770,7 @@ static bool parse_frac(const char *s, double *out)
 {
     char *end;
     double v = strtod(s, &end);
-    if (end == s || *end != '\0' || v < 0 || v > 1)
+    if (end == s || *end != '\0' || !(v >= 0 && v <= 1)) /* NaN fails both */
         return false;
     *out = v;
     return true;
@@ -1777,7 +1780,7 @@ static bool parse_seconds_ms(const char *s, uint64_t *ms)
 {
     char *end;
     double v = strtod(s, &end);
-    if (end == s || *end != '\0' || v < 0 || v > 1e7)
+    if (end == s || *end != '\0' || !(v >= 0 && v <= 1e7)) /* NaN fails both */
         return false;
     *ms = (uint64_t)(v * 1000.0 + 0.5);
     return true;

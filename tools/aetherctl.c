@@ -355,8 +355,9 @@ static void print_command_help(FILE *out, const command *c)
 
 static int usage_error(const command *c, const char *fmt, const char *arg)
 {
+    char vis[256]; /* an argument is quoted with its control bytes escaped, never raw */
     fprintf(stderr, "aetherctl: ");
-    fprintf(stderr, fmt, arg);
+    fprintf(stderr, fmt, aether_settings_printable(arg, vis, sizeof(vis)));
     fputc('\n', stderr);
     if (c != NULL)
         fprintf(stderr, "usage: aetherctl %s\n", c->usage);
@@ -742,6 +743,39 @@ static uint64_t ctl_remaining_ms(const ctl_conn *cc)
 }
 
 /* Prints "no cluster answers" with the cluster and the servers; returns 3. */
+/* True when the server refused something this connection sent (a publish or
+ * a subscription outside the user's NATS permissions: the server answers
+ * with an asynchronous -ERR, so the request itself only times out); the
+ * server's sentence goes into text. nats.c keeps the last such error on the
+ * connection. */
+static bool ctl_refused(const ctl_conn *cc, char *text, size_t cap)
+{
+    const char *last = NULL;
+    if (cc->nc == NULL || natsConnection_GetLastError(cc->nc, &last) != NATS_NOT_PERMITTED)
+        return false;
+    snprintf(text, cap, "%s", last != NULL && last[0] != '\0' ? last : "permissions violation");
+    return true;
+}
+
+/* Says the server refused (ctl_refused) and returns EXIT_FAILED: a refusal
+ * never heals by waiting, and "no cluster answers" would send the operator
+ * looking for a dead cluster. */
+static int ctl_say_refused(const ctl_conn *cc, const char *what, const char *text)
+{
+    const char *user = cc->s.nats.user[0] != '\0' ? cc->s.nats.user : "(token or credentials file)";
+    if (strstr(what, text) != NULL) /* what already quotes the server (a bucket error) */
+        fprintf(stderr,
+                "aetherctl: %s: user '%s' has no permission for it (see docs/runbook.md, \"NATS "
+                "permissions\")\n",
+                what, user);
+    else
+        fprintf(stderr,
+                "aetherctl: %s: refused by the NATS server (%s): user '%s' has no permission for it "
+                "(see docs/runbook.md, \"NATS permissions\")\n",
+                what, text, user);
+    return EXIT_FAILED;
+}
+
 static int ctl_no_cluster(const ctl_conn *cc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int ctl_no_cluster(const ctl_conn *cc, const char *fmt, ...)
 {
@@ -750,6 +784,9 @@ static int ctl_no_cluster(const ctl_conn *cc, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
+    char refused[300];
+    if (ctl_refused(cc, refused, sizeof(refused)))
+        return ctl_say_refused(cc, why, refused);
     fprintf(stderr, "aetherctl: no cluster answers (cluster '%s', servers %s): %s\n", cc->cluster,
             cc->servers, why);
     return EXIT_NO_CLUSTER;
@@ -2220,6 +2257,8 @@ static int ctl_ask_leader(ctl_conn *cc, aether_command *cmd, const char *what, c
             natsMsg_Destroy(reply);
             if (verdict)
                 break;
+        } else if (ctl_refused(cc, last_why, sizeof(last_why))) {
+            break; /* the publish was refused: no retry can pass */
         } else if (ns == NATS_NO_RESPONDERS) {
             snprintf(last_why, sizeof(last_why), "no responders (no leader is serving commands)");
         } else if (ns == NATS_TIMEOUT) {
@@ -2239,6 +2278,9 @@ static int ctl_ask_leader(ctl_conn *cc, aether_command *cmd, const char *what, c
                 last_why);
         return EXIT_FAILED;
     }
+    char refused[300];
+    if (ctl_refused(cc, refused, sizeof(refused)))
+        return ctl_say_refused(cc, what, refused);
     return ctl_no_cluster(cc, "no leader answered %s within %" PRIu64 " ms (%u attempts; last: %s)",
                           subject, cc->timeout_ms, ans->attempts, last_why);
 }

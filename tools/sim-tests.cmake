@@ -12,6 +12,10 @@ set_tests_properties(sim.determinism PROPERTIES LABELS "sim;unit" TIMEOUT 300)
 # A bad option is a usage error (exit 2): the test passes when the run fails.
 add_test(NAME sim.bad_option COMMAND aether-sim --no-such-option)
 set_tests_properties(sim.bad_option PROPERTIES WILL_FAIL TRUE TIMEOUT 10)
+# Values that used to slip through (NaN durations, negative seeds): exit 2.
+add_test(NAME sim.bad_values
+         COMMAND ${CMAKE_SOURCE_DIR}/tests/sim/bad_values.sh $<TARGET_FILE:aether-sim>)
+set_tests_properties(sim.bad_values PROPERTIES LABELS "sim;unit" TIMEOUT 60)
 
 # Regression seeds: each one found a bug in the domain code (docs/testing.md
 # lists them with the fix). They must keep passing.

@@ -56,15 +56,25 @@ static aether_log_ratelimit g_error_log = { .window_ns = 1000000000ull, .window_
 
 static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
-    (void)nc;
     (void)sub;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
     uint64_t suppressed = 0;
-    if (aether_log_ratelimit_allow(&g_error_log, now, &suppressed))
-        AETHER_WARN(LOG_MOD, "%s: asynchronous NATS error: %s [%llu more suppressed]",
-                    (const char *)closure, natsStatus_GetText(err), (unsigned long long)suppressed);
+    if (!aether_log_ratelimit_allow(&g_error_log, now, &suppressed))
+        return;
+    /* A permissions violation names the refused subject only in the
+     * connection's last error text: say it, so the operator knows which
+     * permission is missing. */
+    const char *text = NULL;
+    if (err == NATS_NOT_PERMITTED && natsConnection_GetLastError(nc, &text) == NATS_NOT_PERMITTED &&
+        text != NULL && text[0] != '\0') {
+        AETHER_WARN(LOG_MOD, "%s: refused by the NATS server: %s [%llu more suppressed]",
+                    (const char *)closure, text, (unsigned long long)suppressed);
+        return;
+    }
+    AETHER_WARN(LOG_MOD, "%s: asynchronous NATS error: %s [%llu more suppressed]", (const char *)closure,
+                natsStatus_GetText(err), (unsigned long long)suppressed);
 }
 
 static void sleep_ms(uint32_t ms)

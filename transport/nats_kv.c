@@ -764,9 +764,18 @@ static bool nkv_lost_create_race(void)
 }
 
 /* Maps a failure of the bucket calls (bind, create, status, delete). */
-static aether_status nkv_bucket_fail(aether_err *err, const char *bucket, const char *call,
-                                     natsStatus s)
+static aether_status nkv_bucket_fail(natsConnection *conn, aether_err *err, const char *bucket,
+                                     const char *call, natsStatus s)
 {
+    /* A JetStream API request outside the user's NATS permissions is
+     * refused with an asynchronous -ERR, so the call itself only times
+     * out: the connection's last error says why, and waiting cannot help.
+     * That error is sticky, so it counts only when it names this bucket. */
+    const char *refused = NULL;
+    if (conn != NULL && s != NATS_OK && natsConnection_GetLastError(conn, &refused) == NATS_NOT_PERMITTED &&
+        refused != NULL && strstr(refused, bucket) != NULL)
+        return aether_err_set(err, AETHER_EPERM, "bucket '%s': %s: refused by the NATS server (%s)", bucket,
+                              call, refused);
     natsStatus last_s = NATS_OK;
     const char *text = nats_GetLastError(&last_s);
     if (text == NULL || text[0] == '\0')
@@ -806,6 +815,10 @@ aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv 
     if (cfg->ttl_ms > AETHER_KV_TTL_MS_MAX)
         return aether_err_set(err, AETHER_EINVAL, "ttl_ms: %" PRIu64 " is more than %" PRIu64,
                               cfg->ttl_ms, AETHER_KV_TTL_MS_MAX);
+    if (cfg->ttl_ms != 0 && cfg->ttl_ms < AETHER_KV_NATS_TTL_MS_MIN)
+        return aether_err_set(err, AETHER_EINVAL,
+                              "ttl_ms: %" PRIu64 " is below %u, the shortest TTL JetStream accepts",
+                              cfg->ttl_ms, AETHER_KV_NATS_TTL_MS_MIN);
     if (cfg->replicas != 0 && cfg->replicas != 1 && cfg->replicas != 3)
         return aether_err_set(err, AETHER_EINVAL, "replicas: %u is not 1 or 3", cfg->replicas);
     if (cfg->timeout_ms > AETHER_KV_NATS_TIMEOUT_MS_MAX)
@@ -844,7 +857,7 @@ aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv 
     }
     natsStatus s = nkv_js_open(cfg->conn, n->timeout_ms, &n->js);
     if (s != NATS_OK) {
-        st = nkv_bucket_fail(err, cfg->bucket, "JetStream context", s);
+        st = nkv_bucket_fail(cfg->conn, err, cfg->bucket, "JetStream context", s);
         goto fail;
     }
     if (cfg->create_if_missing) {
@@ -862,13 +875,20 @@ aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv 
             s = js_KeyValue(&n->kv, n->js, cfg->bucket);
         }
         if (s != NATS_OK) {
-            st = nkv_bucket_fail(err, cfg->bucket, "create", s);
-            goto fail;
+            st = nkv_bucket_fail(cfg->conn, err, cfg->bucket, "create", s);
+            /* nats.c refuses to create a bucket that exists with another
+             * configuration ("Existing configuration is different") without
+             * saying which: bind it, so the TTL check below names both
+             * values (issue 13); the create error stands otherwise. */
+            if (s == NATS_ERR && js_KeyValue(&n->kv, n->js, cfg->bucket) == NATS_OK)
+                s = NATS_OK;
+            else
+                goto fail;
         }
     } else {
         s = js_KeyValue(&n->kv, n->js, cfg->bucket);
         if (s != NATS_OK) {
-            st = nkv_bucket_fail(err, cfg->bucket, "bind", s);
+            st = nkv_bucket_fail(cfg->conn, err, cfg->bucket, "bind", s);
             goto fail;
         }
     }
@@ -876,15 +896,31 @@ aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv 
     kvStatus *ks = NULL;
     s = kvStore_Status(&ks, n->kv);
     if (s != NATS_OK) {
-        st = nkv_bucket_fail(err, cfg->bucket, "status", s);
+        st = nkv_bucket_fail(cfg->conn, err, cfg->bucket, "status", s);
         goto fail;
     }
     int64_t ttl_ns = kvStatus_TTL(ks);
+    int64_t replicas = kvStatus_Replicas(ks);
     kvStatus_Destroy(ks);
     if (ttl_ns < 0 || (uint64_t)ttl_ns != cfg->ttl_ms * AETHER_NS_PER_MS) {
-        st = aether_err_set(err, AETHER_EINVAL,
-                            "bucket '%s' exists with a TTL of %" PRId64 " ns, not %" PRIu64 " ms",
-                            cfg->bucket, ttl_ns, cfg->ttl_ms);
+        if (ttl_ns >= 0 && ttl_ns % (int64_t)AETHER_NS_PER_MS == 0)
+            st = aether_err_set(err, AETHER_EINCOMPATIBLE,
+                                "bucket '%s' exists with a TTL of %" PRId64 " ms, not the %" PRIu64
+                                " ms asked for",
+                                cfg->bucket, ttl_ns / (int64_t)AETHER_NS_PER_MS, cfg->ttl_ms);
+        else
+            st = aether_err_set(err, AETHER_EINCOMPATIBLE,
+                                "bucket '%s' exists with a TTL of %" PRId64 " ns, not the %" PRIu64
+                                " ms asked for",
+                                cfg->bucket, ttl_ns, cfg->ttl_ms);
+        goto fail;
+    }
+    /* A creator asked for a replica count: binding a bucket made with
+     * another one would silently change the cluster's durability. */
+    if (cfg->create_if_missing && cfg->replicas != 0 && replicas != (int64_t)cfg->replicas) {
+        st = aether_err_set(err, AETHER_EINCOMPATIBLE,
+                            "bucket '%s' exists with %" PRId64 " replicas, not the %u asked for", cfg->bucket,
+                            replicas, cfg->replicas);
         goto fail;
     }
     AETHER_DEBUG(NKV_MODULE, "bucket '%s' bound (ttl %" PRIu64 " ms, timeout %" PRId64 " ms)",
@@ -915,7 +951,7 @@ aether_status aether_kv_nats_delete_bucket(natsConnection *conn, const char *buc
     if (s == NATS_OK)
         s = js_DeleteKeyValue(js, bucket);
     if (s != NATS_OK)
-        st = nkv_bucket_fail(err, bucket, "delete", s);
+        st = nkv_bucket_fail(conn, err, bucket, "delete", s);
     jsCtx_Destroy(js);
     if (st == AETHER_OK)
         AETHER_INFO(NKV_MODULE, "bucket '%s' deleted: revisions restart at 1", bucket);

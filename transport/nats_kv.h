@@ -155,6 +155,9 @@
 #define AETHER_KV_NATS_WATCH_POLL_MS 200        /* one kvWatcher_Next wait */
 #define AETHER_KV_NATS_RECREATE_EVERY_MS 250u   /* step 5: one existence check per store per this */
 #define AETHER_KV_NATS_BUCKET_LEN_MAX AETHER_KV_NAME_LEN_MAX
+/* The shortest TTL JetStream accepts for a bucket (its stream's max_age):
+ * nats-server 2.9 refuses 99 ms with "max age needs to be >= 100ms". */
+#define AETHER_KV_NATS_TTL_MS_MIN 100u
 
 typedef struct aether_kv_nats_config {
     natsConnection *conn;   /* required; borrowed: must outlive the store */
@@ -170,7 +173,10 @@ typedef struct aether_kv_nats_config {
 /* Binds to (and if asked creates) the bucket. AETHER_OK and *out = a store
  * for aether_kv_* calls (destroy with aether_kv_destroy). Otherwise *out is
  * NULL and: AETHER_EINVAL (bad config; the bucket exists with another
- * configuration or TTL), AETHER_ENOTFOUND (no such bucket and
+ * configuration), AETHER_EINCOMPATIBLE (the bucket exists with another TTL,
+ * or, when creating with a replica count, another one: err names both,
+ * "bucket 'b' exists with a TTL of 1000 ms, not the 2000 ms asked for"),
+ * AETHER_ENOTFOUND (no such bucket and
  * !create_if_missing), AETHER_EUNAVAILABLE (server unreachable, JetStream
  * disabled, timeout), AETHER_ENOMEM. Any thread. */
 aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv **out,

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "assertion.h"
 #include "log.h"
@@ -185,6 +186,26 @@ static bool in_choices(const char *v, const char *choices)
     return false;
 }
 
+char *aether_settings_printable(const char *in, char *out, size_t cap)
+{
+    AETHER_ASSERT(in != NULL && out != NULL && cap >= 5);
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p != '\0'; p++) { /* bounded: cap */
+        if (*p >= 0x20 && *p < 0x7f) {
+            if (o + 1 >= cap)
+                break;
+            out[o++] = (char)*p;
+        } else {
+            if (o + 4 >= cap)
+                break;
+            snprintf(out + o, cap - o, "\\x%02x", *p);
+            o += 4;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
 /* After lease_ttl_ms changes: the derived parameters follow unless given. */
 static void derive(aether_settings *s)
 {
@@ -198,18 +219,20 @@ aether_status aether_settings_set(aether_settings *s, const char *key, const cha
                                   const char *source, aether_err *err)
 {
     const char *src = source != NULL ? source : "setting";
+    char vis[96]; /* the value as quoted in errors: control bytes escaped, never raw */
     const param *p = find(key);
     if (p == NULL)
-        return aether_err_set(err, AETHER_EINVAL, "%s: unknown parameter '%s'", src, key);
+        return aether_err_set(err, AETHER_EINVAL, "%s: unknown parameter '%s'", src,
+                              aether_settings_printable(key, vis, sizeof(vis)));
     char *base = (char *)s + p->off;
-    const char *shown = p->k == K_SECRET ? "(secret)" : value;
+    const char *shown = p->k == K_SECRET ? "(secret)" : aether_settings_printable(value, vis, sizeof(vis));
     aether_err inner;
     switch (p->k) {
     case K_U32: {
         uint32_t x;
         if (!parse_u32(value, p->lo, p->hi, &x))
             return aether_err_set(err, AETHER_EINVAL, "%s: %s wants an integer %u..%u, not '%.64s'", src,
-                                  key, p->lo, p->hi, value);
+                                  key, p->lo, p->hi, shown);
         memcpy(base, &x, sizeof(x));
         if (strcmp(key, "lease_renew_interval_ms") == 0)
             s->renew_set_ = true;
@@ -223,7 +246,7 @@ aether_status aether_settings_set(aether_settings *s, const char *key, const cha
         bool b;
         if (!parse_bool(value, &b))
             return aether_err_set(err, AETHER_EINVAL, "%s: %s wants true or false, not '%.64s'", src, key,
-                                  value);
+                                  shown);
         memcpy(base, &b, sizeof(b));
         return AETHER_OK;
     }
@@ -252,7 +275,8 @@ aether_status aether_settings_set(aether_settings *s, const char *key, const cha
     case K_ZONE:
         if (value[0] != '\0') {
             aether_node_id z;
-            if (aether_node_id_from_cstr(value, &z, &inner) != AETHER_OK)
+            if (aether_node_id_parse_as("zone", value, strnlen(value, AETHER_NODE_ID_LEN_MAX + 1),
+                                        &z, &inner) != AETHER_OK)
                 return aether_err_set(err, AETHER_EINVAL, "%s: %s: %s", src, key, inner.msg);
         }
         /* fall through */
@@ -273,7 +297,7 @@ aether_status aether_settings_set(aether_settings *s, const char *key, const cha
                                   key, shown, p->cap - 1u);
         if (p->k == K_ENUM && !in_choices(value, p->choices))
             return aether_err_set(err, AETHER_EINVAL, "%s: %s wants one of %s, not '%.64s'", src, key,
-                                  p->choices, value);
+                                  p->choices, shown);
         memcpy(base, value, strlen(value) + 1u);
         return AETHER_OK;
     }
@@ -286,6 +310,10 @@ aether_status aether_settings_parse_hostport(const char *value, char *host, size
                                              uint16_t *port, aether_err *err)
 {
     AETHER_ASSERT(value != NULL && host != NULL && host_cap >= 254u && port != NULL);
+    for (const unsigned char *c = (const unsigned char *)value; *c != '\0'; c++) /* bounded: the string */
+        if (*c <= 0x20 || *c >= 0x7f)
+            return aether_err_set(err, AETHER_EINVAL,
+                                  "has byte 0x%02x (a space, control or non-ASCII byte), not HOST:PORT", *c);
     const char *colon = strrchr(value, ':');
     if (colon == NULL || colon == value)
         return aether_err_set(err, AETHER_EINVAL, "'%.64s' is not HOST:PORT (e.g. 127.0.0.1:9100)", value);
@@ -331,18 +359,75 @@ typedef struct file_ctx {
     FILE *f;
     int lineno;     /* of the line inih read last (Debian's inih passes no line numbers) */
     bool line_done; /* the last chunk read ended its line */
+    size_t bytes;   /* read so far: <= AETHER_SETTINGS_FILE_BYTES_MAX */
+    int utf8_left;  /* continuation bytes still expected by the UTF-8 check */
+    int set_on[sizeof(PARAMS) / sizeof(PARAMS[0])]; /* line each parameter was set on; 0 = not */
 } file_ctx;
 
+/* Refuses what is not text: a control byte other than tab, CR and LF (a
+ * NUL, binary junk, /dev/zero) or a byte sequence that is not UTF-8. The
+ * error names the line and the byte, never echoes the junk. */
+static bool text_byte_ok(file_ctx *c, unsigned char b)
+{
+    const char *why = NULL;
+    if (c->utf8_left > 0) {
+        if ((b & 0xc0u) == 0x80u) {
+            c->utf8_left--;
+            return true;
+        }
+        why = "breaks a UTF-8 sequence";
+    } else if ((b < 0x20 && b != '\t' && b != '\r' && b != '\n') || b == 0x7f) {
+        why = "is a control byte";
+    } else if (b >= 0x80) {
+        if (b >= 0xc2 && b <= 0xdf)
+            c->utf8_left = 1;
+        else if (b >= 0xe0 && b <= 0xef)
+            c->utf8_left = 2;
+        else if (b >= 0xf0 && b <= 0xf4)
+            c->utf8_left = 3;
+        else
+            why = "is not UTF-8";
+    }
+    if (why == NULL)
+        return true;
+    c->st = aether_err_set(c->err, AETHER_EINVAL,
+                           "file %.160s line %d: byte 0x%02x %s: a configuration file is text", c->path,
+                           c->line_done ? c->lineno + 1 : c->lineno, b, why);
+    return false;
+}
+
+/* inih's reader: one line (or its first num - 1 bytes), checked byte by
+ * byte, at most AETHER_SETTINGS_FILE_BYTES_MAX in all (so /dev/zero or an
+ * endless pipe ends with an error instead of a hang). */
 static char *read_line(char *str, int num, void *stream)
 {
     file_ctx *c = stream;
-    char *r = fgets(str, num, c->f);
-    if (r != NULL) {
-        if (c->line_done)
-            c->lineno++;
-        c->line_done = strchr(r, '\n') != NULL;
+    if (c->st != AETHER_OK || num < 2)
+        return NULL;
+    int n = 0;
+    while (n < num - 1) { /* bounded: num */
+        int ch = getc(c->f);
+        if (ch == EOF)
+            break;
+        if (++c->bytes > AETHER_SETTINGS_FILE_BYTES_MAX) {
+            c->st = aether_err_set(c->err, AETHER_EINVAL,
+                                   "configuration file %.160s: longer than %u bytes; not a configuration file",
+                                   c->path, AETHER_SETTINGS_FILE_BYTES_MAX);
+            return NULL;
+        }
+        if (!text_byte_ok(c, (unsigned char)ch))
+            return NULL;
+        str[n++] = (char)ch;
+        if (ch == '\n')
+            break;
     }
-    return r;
+    if (n == 0)
+        return NULL;
+    str[n] = '\0';
+    if (c->line_done)
+        c->lineno++;
+    c->line_done = str[n - 1] == '\n';
+    return str;
 }
 
 static int on_ini(void *user, const char *section, const char *name, const char *value)
@@ -368,6 +453,16 @@ static int on_ini(void *user, const char *section, const char *name, const char 
                                "%s: unknown section [%.64s] (known: node, cluster, nats)", source, section);
         return 0;
     }
+    const param *p = find(key);
+    if (p != NULL) {
+        int *on = &c->set_on[p - PARAMS];
+        if (*on != 0) {
+            c->st = aether_err_set(c->err, AETHER_EINVAL, "%s: %s is set twice (first on line %d)",
+                                   source, key, *on);
+            return 0;
+        }
+        *on = lineno;
+    }
     c->st = aether_settings_set(c->s, key, value, source, c->err);
     return c->st == AETHER_OK;
 }
@@ -377,12 +472,29 @@ aether_status aether_settings_load_file(aether_settings *s, const char *path, ae
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return aether_err_set(err, AETHER_ENOTFOUND, "configuration file %.160s: %s", path, strerror(errno));
-    /* inih reads one whole line (fgets-sized INI_MAX_LINE) before calling
-     * on_ini for it, so lineno is the line being handled. */
-    file_ctx c = { .s = s, .path = path, .err = err, .st = AETHER_OK, .f = f, .lineno = 0,
-                   .line_done = true };
+    /* A regular file, or a pipe (`--config <(...)`); a directory reads as
+     * nothing and a device (/dev/zero, a terminal) never ends. */
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !(S_ISREG(sb.st_mode) || S_ISFIFO(sb.st_mode))) {
+        const char *what = S_ISDIR(sb.st_mode) ? "a directory" : "not a regular file or a pipe";
+        fclose(f);
+        return aether_err_set(err, AETHER_EINVAL, "configuration file %.160s: is %s", path, what);
+    }
+    /* inih reads one whole line (INI_MAX_LINE) before calling on_ini for
+     * it, so lineno is the line being handled. */
+    static file_ctx zero;
+    file_ctx c = zero;
+    c.s = s;
+    c.path = path;
+    c.err = err;
+    c.st = AETHER_OK;
+    c.f = f;
+    c.line_done = true;
     int rc = ini_parse_stream(read_line, &c, on_ini, &c);
+    bool read_failed = ferror(f) != 0;
     fclose(f);
+    if (read_failed && c.st == AETHER_OK)
+        return aether_err_set(err, AETHER_EIO, "configuration file %.160s: read error", path);
     if (c.st != AETHER_OK)
         return c.st;
     if (rc > 0)
@@ -429,9 +541,14 @@ aether_status aether_settings_load_env(aether_settings *s, char *const *envp, co
             key[k++] = (*c >= 'A' && *c <= 'Z') ? (char)(*c - 'A' + 'a') : *c;
         key[k] = '\0';
         char source[160];
-        snprintf(source, sizeof(source), "environment %s", name);
-        if (find(key) == NULL)
-            return aether_err_set(err, AETHER_EINVAL, "%s: no such parameter '%s' (see --help)", source, key);
+        char vis_name[128];
+        snprintf(source, sizeof(source), "environment %s",
+                 aether_settings_printable(name, vis_name, sizeof(vis_name)));
+        if (find(key) == NULL) {
+            char vis[96];
+            return aether_err_set(err, AETHER_EINVAL, "%s: no such parameter '%s' (see --help)", source,
+                                  aether_settings_printable(key, vis, sizeof(vis)));
+        }
         aether_status st = aether_settings_set(s, key, eq + 1, source, err);
         if (st != AETHER_OK)
             return st;
@@ -463,6 +580,108 @@ const char *aether_settings_flag_key(const char *flag, char *buf, size_t cap)
 
 static bool is_set(const char *s) { return s[0] != '\0'; }
 
+#define URL_REFUSE(...)                                                                              \
+    do {                                                                                             \
+        char why_[160];                                                                              \
+        snprintf(why_, sizeof(why_), __VA_ARGS__);                                                   \
+        return aether_err_set(err, AETHER_EINVAL,                                                    \
+                              "nats_urls: '%.*s' is not a server URL ([nats://|tls://]HOST[:PORT]): %s", \
+                              (int)shown_len, shown, why_);                                          \
+    } while (0)
+
+/* One entry of nats_urls, [scheme://][user[:password]@]host[:port][/],
+ * checked before nats.c sees it (which only says "No server available"
+ * after the whole connect timeout). The user part is never echoed. */
+static aether_status check_url(const char *u, size_t len, aether_err *err)
+{
+    const char *at = NULL;
+    for (size_t i = 0; i < len; i++) /* bounded: len */
+        if (u[i] == '@')
+            at = u + i;
+    /* What the errors quote: the part after the credentials, if any. */
+    const char *shown = at != NULL ? at + 1 : u;
+    size_t shown_len = (size_t)(u + len - shown);
+    for (size_t i = 0; i < len; i++) { /* bounded: len */
+        unsigned char c = (unsigned char)u[i];
+        if (c <= 0x20 || c >= 0x7f)
+            URL_REFUSE("a space or control byte (0x%02x)", c);
+    }
+    const char *p = u, *end = u + len;
+    const char *sep = NULL;
+    for (const char *q = u; q + 3 <= end; q++) /* bounded: len */
+        if (q[0] == ':' && q[1] == '/' && q[2] == '/') {
+            sep = q;
+            break;
+        }
+    if (sep != NULL) {
+        size_t slen = (size_t)(sep - u);
+        if (!((slen == 4 && strncasecmp(u, "nats", 4) == 0) || (slen == 3 && strncasecmp(u, "tls", 3) == 0)))
+            URL_REFUSE("the scheme '%.*s' is not nats or tls", (int)(slen < 16 ? slen : 16), u);
+        p = sep + 3;
+    }
+    if (at != NULL && at >= p)
+        p = at + 1;
+    if (end > p && end[-1] == '/')
+        end--;
+    const char *host = p, *host_end, *port = NULL;
+    if (p < end && *p == '[') {
+        const char *close = memchr(p, ']', (size_t)(end - p));
+        if (close == NULL)
+            URL_REFUSE("an IPv6 address has no closing ']'");
+        host = p + 1;
+        host_end = close;
+        if (close + 1 < end) {
+            if (close[1] != ':')
+                URL_REFUSE("'%c' after the IPv6 address, not ':PORT'", close[1]);
+            port = close + 2;
+        }
+    } else {
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        host_end = colon != NULL ? colon : end;
+        if (colon != NULL) {
+            if (memchr(colon + 1, ':', (size_t)(end - colon - 1)) != NULL)
+                URL_REFUSE("more than one ':' (an IPv6 address goes in brackets: [::1]:4222)");
+            port = colon + 1;
+        }
+    }
+    if (host_end == host)
+        URL_REFUSE("the host is empty");
+    for (const char *h = host; h < host_end; h++) /* bounded: len */
+        if (!(aether_node_id_char_is_valid((unsigned char)*h) || *h == ':' || *h == '%'))
+            URL_REFUSE("the host has '%c'", *h);
+    if (port != NULL) {
+        size_t plen = (size_t)(end - port);
+        char digits[8];
+        uint32_t x;
+        if (plen == 0 || plen >= sizeof(digits))
+            URL_REFUSE("the port is empty or too long");
+        memcpy(digits, port, plen);
+        digits[plen] = '\0';
+        if (!parse_u32(digits, 1, 65535, &x))
+            URL_REFUSE("the port '%s' is not an integer 1..65535", digits);
+    }
+    return AETHER_OK;
+}
+#undef URL_REFUSE
+
+/* A file the NATS options name must be readable now: nats.c would fail
+ * later, with exit 1 and a less direct sentence. */
+static aether_status check_file(const char *key, const char *path, aether_err *err)
+{
+    struct stat sb;
+    if (!is_set(path))
+        return AETHER_OK;
+    if (stat(path, &sb) != 0)
+        return aether_err_set(err, AETHER_EINVAL, "%s: %.200s: %s", key, path, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return aether_err_set(err, AETHER_EINVAL, "%s: %.200s: not a regular file", key, path);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return aether_err_set(err, AETHER_EINVAL, "%s: %.200s: %s", key, path, strerror(errno));
+    fclose(f);
+    return AETHER_OK;
+}
+
 aether_status aether_settings_check(const aether_settings *s, bool need_node, aether_err *err)
 {
     const aether_nats_settings *n = &s->nats;
@@ -470,6 +689,13 @@ aether_status aether_settings_check(const aether_settings *s, bool need_node, ae
         if (!aether_node_id_is_valid(&s->node.node))
             return aether_err_set(err, AETHER_EINVAL, "node: a node id is required (--node, AETHER_NODE or "
                                                       "node = ... in the file)");
+        /* Before the timing rules, which would blame the renew interval
+         * derived from a too-short ttl instead of the ttl itself. */
+        if (s->node.lease_ttl_ms < AETHER_KV_NATS_TTL_MS_MIN)
+            return aether_err_set(err, AETHER_EINVAL,
+                                  "lease_ttl_ms: %u is below %u ms, the shortest TTL JetStream "
+                                  "accepts for the lease bucket",
+                                  s->node.lease_ttl_ms, AETHER_KV_NATS_TTL_MS_MIN);
         aether_status st = aether_config_validate(&s->node, err);
         if (st != AETHER_OK)
             return st;
@@ -487,6 +713,24 @@ aether_status aether_settings_check(const aether_settings *s, bool need_node, ae
     if (is_set(n->urls) && (!any || urls > AETHER_SETTINGS_URLS_MAX))
         return aether_err_set(err, AETHER_EINVAL, "nats_urls: wants 1..%u comma-separated URLs",
                               AETHER_SETTINGS_URLS_MAX);
+    unsigned entry = 1;
+    for (const char *p = n->urls; is_set(n->urls) && *p != '\0';) { /* bounded: the string */
+        const char *comma = strchr(p, ',');
+        const char *e = comma != NULL ? comma : p + strlen(p);
+        const char *b = p;
+        while (b < e && *b == ' ')
+            b++;
+        const char *t = e;
+        while (t > b && t[-1] == ' ')
+            t--;
+        if (t == b)
+            return aether_err_set(err, AETHER_EINVAL, "nats_urls: entry %u of the list is empty", entry);
+        entry++;
+        aether_status st = check_url(b, (size_t)(t - b), err);
+        if (st != AETHER_OK)
+            return st;
+        p = comma != NULL ? comma + 1 : e;
+    }
     int methods = (is_set(n->user) || is_set(n->password)) + is_set(n->token) + is_set(n->creds);
     if (methods > 1)
         return aether_err_set(err, AETHER_EINVAL,
@@ -496,6 +740,20 @@ aether_status aether_settings_check(const aether_settings *s, bool need_node, ae
     if (is_set(n->tls_key) != is_set(n->tls_cert))
         return aether_err_set(err, AETHER_EINVAL,
                               "nats_tls_cert and nats_tls_key: a client certificate needs both");
+    static const struct {
+        const char *key;
+        size_t off;
+    } files[] = {
+        { "nats_creds", offsetof(aether_nats_settings, creds) },
+        { "nats_tls_ca", offsetof(aether_nats_settings, tls_ca) },
+        { "nats_tls_cert", offsetof(aether_nats_settings, tls_cert) },
+        { "nats_tls_key", offsetof(aether_nats_settings, tls_key) },
+    };
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        aether_status st = check_file(files[i].key, (const char *)n + files[i].off, err);
+        if (st != AETHER_OK)
+            return st;
+    }
     if (n->kv_replicas != 1 && n->kv_replicas != 3)
         return aether_err_set(err, AETHER_EINVAL, "nats_kv_replicas: %u; JetStream KV here uses 1 or 3",
                               n->kv_replicas);

@@ -48,6 +48,7 @@
 #define AETHER_SETTINGS_STR_MAX 1023u  /* longest string value (URL list, path) */
 #define AETHER_SETTINGS_URLS_MAX 16u   /* servers in nats_urls */
 #define AETHER_SETTINGS_ENV_PREFIX "AETHER_"
+#define AETHER_SETTINGS_FILE_BYTES_MAX (1u << 20) /* a configuration file is a few hundred bytes */
 #define AETHER_SETTINGS_HOSTPORT_MAX 263u /* "[" 253-byte host or IPv6 literal "]:" 5-digit port */
 
 /* The NATS connection: what aether_nats_connect (nats_conn.h) takes. */
@@ -95,7 +96,11 @@ aether_status aether_settings_set(aether_settings *s, const char *key, const cha
 
 /* Reads an INI file into s. AETHER_ENOTFOUND (cannot open; err has the
  * errno text), AETHER_EINVAL (syntax error or a refused key; err names the
- * file and line). */
+ * file and line). Also refused, with EINVAL: a directory or a device (only
+ * a regular file or a pipe is read), more than
+ * AETHER_SETTINGS_FILE_BYTES_MAX bytes, a control byte or bytes that are
+ * not UTF-8 (named by line and value, never echoed), a parameter set twice
+ * (naming both lines: no silent last-wins). */
 aether_status aether_settings_load_file(aether_settings *s, const char *path, aether_err *err);
 
 /* Applies every AETHER_<KEY> variable of envp (NULL-terminated "K=V"
@@ -111,12 +116,21 @@ aether_status aether_settings_load_env(aether_settings *s, char *const *envp,
  * parameter. `buf` receives the key. */
 const char *aether_settings_flag_key(const char *flag, char *buf, size_t cap);
 
+/* in as it may be quoted in a message: printable ASCII kept, every other
+ * byte written as \xNN (so junk given as a value never reaches a terminal
+ * raw); truncated to fit cap (>= 5). Returns out. */
+char *aether_settings_printable(const char *in, char *out, size_t cap);
+
 /* True if key names a parameter. */
 bool aether_settings_known(const char *key);
 
 /* The refusals of aether_config_validate plus the NATS cross-checks
- * (exactly one auth method, TLS files that go together, URL count).
- * `need_node` also requires a node id and a URL (daemon). */
+ * (exactly one auth method, TLS files that go together, URL count), each
+ * nats_urls entry parsed as [nats://|tls://][user[:password]@]HOST[:PORT]
+ * (the user part never echoed), the creds and TLS files readable regular
+ * files. `need_node` also requires a node id and a URL (daemon), and
+ * lease_ttl_ms >= AETHER_KV_NATS_TTL_MS_MIN (JetStream's shortest max age),
+ * checked before the timing rules so the ttl itself is named. */
 aether_status aether_settings_check(const aether_settings *s, bool need_node, aether_err *err);
 
 /* One "key = value" line per parameter, secrets shown as "(set)", in the

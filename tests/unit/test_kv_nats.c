@@ -618,11 +618,22 @@ static void test_config_and_validation(void)
     aether_kv *made = store("t_cfg", 0);
     CU_ASSERT_PTR_NOT_NULL(made);
     cfg.ttl_ms = 500;
-    CU_ASSERT_EQUAL(aether_kv_nats_create(&cfg, &kv, &err), AETHER_EINVAL);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "TTL"));
+    CU_ASSERT_EQUAL(aether_kv_nats_create(&cfg, &kv, &err), AETHER_EINCOMPATIBLE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "TTL of 0 ms, not the 500 ms"));
+    /* Creating over it names both values too (nats.c alone says only
+     * "Existing configuration is different"; issue 13). */
     cfg.create_if_missing = true;
-    CU_ASSERT_EQUAL(aether_kv_nats_create(&cfg, &kv, &err), AETHER_EINVAL);
+    CU_ASSERT_EQUAL(aether_kv_nats_create(&cfg, &kv, &err), AETHER_EINCOMPATIBLE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "bucket 't_cfg' exists with a TTL of 0 ms, not the 500 ms"));
+    CU_ASSERT_PTR_NULL(kv);
     fprintf(stderr, "\n    [create over another config: %s]\n", err.msg);
+    /* The same TTL with another replica count is refused too, naming both. */
+    cfg.ttl_ms = 0;
+    cfg.replicas = 3;
+    CU_ASSERT_EQUAL(aether_kv_nats_create(&cfg, &kv, &err), AETHER_EINCOMPATIBLE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "bucket 't_cfg' exists with 1 replicas, not the 3 asked for"));
+    CU_ASSERT_PTR_NULL(kv);
+    cfg.replicas = 1;
     cfg.ttl_ms = 0;
     cfg.create_if_missing = false;
     CU_ASSERT_EQUAL_FATAL(aether_kv_nats_create(&cfg, &kv, &err), AETHER_OK);

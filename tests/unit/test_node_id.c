@@ -15,7 +15,7 @@ static aether_status parse(const char *s, aether_node_id *id, aether_err *err)
 
 static void test_valid_ids(void)
 {
-    const char *good[] = {"a", "Z", "0", "node-a", "node_1", "n.o.d.e", "-", "_", ".",
+    const char *good[] = {"a", "Z", "0", "node-a", "node_1", "n.o.d.e", "-", "_", "a.b",
                           "ABCxyz019", "10.0.0.1", "node-a.eu-west-1_b"};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         aether_node_id id;
@@ -37,6 +37,39 @@ static void test_empty_rejected(void)
     CU_ASSERT_EQUAL(aether_node_id_parse(NULL, 0, &id, &err), AETHER_EINVAL);
     CU_ASSERT_EQUAL(aether_node_id_from_cstr("", &id, NULL), AETHER_EINVAL);
     CU_ASSERT_EQUAL(id.len, 0); /* left zeroed */
+}
+
+/* NATS subject token rules: no empty token, so no '.' first, last or next
+ * to another '.' (issue 13: heartbeats of '.' went to "hb.." and never
+ * arrived). The message names the id and the position. */
+static void test_empty_token_rejected(void)
+{
+    struct {
+        const char *s;
+        const char *expect;
+    } bad[] = {
+        {".", "'.' has an empty subject token at position 0"},
+        {"..", "'..' has an empty subject token at position 0"},
+        {"a..b", "'a..b' has an empty subject token at position 1"},
+        {".a", "position 0"},
+        {"a.", "position 1"},
+        {"a.b.", "position 3"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        aether_node_id id;
+        aether_err err = {0};
+        CU_ASSERT_EQUAL(parse(bad[i].s, &id, &err), AETHER_EINVAL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, bad[i].expect));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "node id"));
+        CU_ASSERT_EQUAL(id.len, 0);
+    }
+    /* Another noun for the same rules. */
+    aether_node_id id;
+    aether_err err = {0};
+    CU_ASSERT_EQUAL(aether_node_id_parse_as("cluster name", "", 0, &id, &err), AETHER_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.msg, "cluster name is empty");
+    CU_ASSERT_EQUAL(aether_node_id_parse_as("zone", "eu..west", 8, &id, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "zone 'eu..west' has an empty subject token"));
 }
 
 static void test_length_boundary(void)
@@ -130,6 +163,7 @@ static void test_equal_compare_hash(void)
 static CU_TestInfo tests[] = {
     AETHER_TEST(valid_ids),
     AETHER_TEST(empty_rejected),
+    AETHER_TEST(empty_token_rejected),
     AETHER_TEST(length_boundary),
     AETHER_TEST(bad_characters),
     AETHER_TEST(equal_compare_hash),

@@ -99,6 +99,13 @@ static void test_file_errors_name_the_line(void)
         { "log_format = xml\n", "log_format wants one of text|json, not 'xml'" },
         { "nats_tls = maybe\n", "nats_tls wants true or false" },
         { "shard_count = 1\njust words\n", "line 2: not a 'key = value' line" },
+        /* issue 13: no silent last-wins, no junk echoed, no empty token */
+        { "node = a\nshard_count = 8\nnode = b\n", "line 3: node is set twice (first on line 1)" },
+        { "[nats]\nuser = x\n[node]\nnats_user = y\n", "line 4: nats_user is set twice (first on line 2)" },
+        { "node = a\nzone = \x01\x02\n", "line 2: byte 0x01 is a control byte" },
+        { "shard_count = 8\n\xff\xfe = 1\n", "line 2: byte 0xff is not UTF-8" },
+        { "node = a..b\n", "line 1: node: node id 'a..b' has an empty subject token at position 1" },
+        { "node = .\n", "line 1: node: node id '.' has an empty subject token" },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *path = write_file(cases[i].text);
@@ -117,6 +124,27 @@ static void test_file_errors_name_the_line(void)
     aether_err err = { 0 };
     CU_ASSERT_EQUAL(aether_settings_load_file(&s, "/nonexistent/aether.ini", &err), AETHER_ENOTFOUND);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "/nonexistent/aether.ini"));
+    /* Neither a directory (read as nothing) nor a device that never ends. */
+    CU_ASSERT_EQUAL(aether_settings_load_file(&s, "/tmp", &err), AETHER_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.msg, "configuration file /tmp: is a directory");
+    CU_ASSERT_EQUAL(aether_settings_load_file(&s, "/dev/zero", &err), AETHER_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.msg, "configuration file /dev/zero: is not a regular file or a pipe");
+    /* Binary junk with a NUL in it: named by line and byte, not echoed. */
+    static const char junk[] = "shard_count = 8\nab\0cd = 1\n";
+    char path[64];
+    snprintf(path, sizeof(path), "/tmp/aether-settings-XXXXXX");
+    int fd = mkstemp(path);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_FATAL(write(fd, junk, sizeof(junk) - 1) == (ssize_t)(sizeof(junk) - 1));
+    close(fd);
+    CU_ASSERT_EQUAL(aether_settings_load_file(&s, path, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "line 2: byte 0x00 is a control byte"));
+    unlink(path);
+    /* UTF-8 in a comment is text. */
+    const char *ok = write_file("# caf\xc3\xa9 \xe2\x82\xac\nshard_count = 8\n");
+    CU_ASSERT_EQUAL(aether_settings_load_file(&s, ok, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(s.node.shard_count, 8);
+    unlink(ok);
 }
 
 static void test_env_variables(void)
@@ -229,6 +257,95 @@ static void test_unsafe_timings_refused_with_reason(void)
     CU_ASSERT_EQUAL(check_with("mailbox_capacity", "1000", &err), AETHER_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "power of two"));
     CU_ASSERT_EQUAL(check_with("lease_ttl_ms", "3000", &err), AETHER_OK);
+    /* Below JetStream's shortest max age: refused naming lease_ttl_ms (not
+     * the renew interval derived from it, as before issue 13). */
+    CU_ASSERT_EQUAL(check_with("lease_ttl_ms", "1", &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "lease_ttl_ms: 1 is below 100 ms"));
+    CU_ASSERT_EQUAL(check_with("lease_ttl_ms", "99", &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "lease_ttl_ms: 99 is below 100 ms"));
+    CU_ASSERT_EQUAL(check_with("lease_ttl_ms", "100", &err), AETHER_OK);
+    /* A control byte in the address is refused now, not at the first join. */
+    CU_ASSERT_EQUAL(check_with("address", "x\ty", &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "address: has control byte 0x09 at position 1"));
+}
+
+/* nats_urls entries and the files the NATS options name are checked before
+ * connecting (issue 13: 'not a url' or port 99999 took the whole connect
+ * timeout and exit 1; a missing CA file exit 1). */
+static void test_nats_urls_and_files(void)
+{
+    struct {
+        const char *urls, *want; /* want NULL: accepted */
+    } cases[] = {
+        { "nats://127.0.0.1:4222", NULL },
+        { "127.0.0.1", NULL },
+        { "tls://nats.example.com:4443/", NULL },
+        { "nats://a:1, tls://[::1]:4222 ,b:5", NULL },
+        { "nats://user:pw@host:4222", NULL },
+        { "not a url", "'not a url' is not a server URL" },
+        { "nats://127.0.0.1:99999", "the port '99999' is not an integer 1..65535" },
+        { "nats://h:", "the port is empty" },
+        { "http://h:80", "the scheme 'http' is not nats or tls" },
+        { "nats://[::1", "no closing ']'" },
+        { "nats://::1:4222", "more than one ':'" },
+        { "nats://:4222", "the host is empty" },
+        { "nats://h?x=1:2", "the host has '?'" },
+        { "nats://a:1,,b:2", "entry 2 of the list is empty" },
+        { "nats://u:secret@h:0", "'h:0' is not a server URL" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        aether_settings s;
+        aether_settings_defaults(&s);
+        aether_err err = { 0 };
+        CU_ASSERT_EQUAL_FATAL(aether_settings_set(&s, "nats_urls", cases[i].urls, "t", &err), AETHER_OK);
+        aether_status st = aether_settings_check(&s, false, &err);
+        if (cases[i].want == NULL) {
+            if (st != AETHER_OK)
+                fprintf(stderr, "case %zu (%s): refused: %s\n", i, cases[i].urls, err.msg);
+            CU_ASSERT_EQUAL(st, AETHER_OK);
+        } else {
+            CU_ASSERT_EQUAL(st, AETHER_EINVAL);
+            if (strstr(err.msg, cases[i].want) == NULL)
+                fprintf(stderr, "case %zu (%s): got '%s'\n", i, cases[i].urls, err.msg);
+            CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, cases[i].want));
+            CU_ASSERT_PTR_NULL(strstr(err.msg, "secret")); /* credentials never echoed */
+        }
+    }
+    const char *keys[] = { "nats_creds", "nats_tls_ca" };
+    for (size_t i = 0; i < 2; i++) {
+        aether_settings s;
+        aether_settings_defaults(&s);
+        aether_err err = { 0 };
+        CU_ASSERT_EQUAL_FATAL(aether_settings_set(&s, keys[i], "/nonexistent/x.pem", "t", &err), AETHER_OK);
+        CU_ASSERT_EQUAL(aether_settings_check(&s, false, &err), AETHER_EINVAL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, keys[i]));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "/nonexistent/x.pem: No such file or directory"));
+        CU_ASSERT_EQUAL_FATAL(aether_settings_set(&s, keys[i], "/tmp", "t", &err), AETHER_OK);
+        CU_ASSERT_EQUAL(aether_settings_check(&s, false, &err), AETHER_EINVAL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "not a regular file"));
+    }
+}
+
+/* Junk given as a value is quoted with its control bytes escaped, never raw
+ * (issue 13: binary junk was echoed to the terminal). */
+static void test_junk_never_echoed_raw(void)
+{
+    char vis[16];
+    CU_ASSERT_STRING_EQUAL(aether_settings_printable("a\x1b[1m\xff", vis, sizeof(vis)), "a\\x1b[1m\\xff");
+    /* truncated, never in the middle of an escape */
+    CU_ASSERT_STRING_EQUAL(aether_settings_printable("\x01\x02\x03\x04", vis, 9), "\\x01\\x02");
+    aether_settings s;
+    aether_settings_defaults(&s);
+    aether_err err = { 0 };
+    const char *keys[] = { "shard_count", "nats_tls", "log_level", "bogus\x1b" };
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        CU_ASSERT_EQUAL(aether_settings_set(&s, keys[i], "\x1b[31mX\x07", "flag", &err), AETHER_EINVAL);
+        for (const char *c = err.msg; *c != '\0'; c++)
+            CU_ASSERT_TRUE((unsigned char)*c >= 0x20 && (unsigned char)*c < 0x7f);
+    }
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "unknown parameter 'bogus\\x1b'"));
+    CU_ASSERT_EQUAL(aether_settings_set(&s, "metrics_addr", "\x1b:1", "flag", &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "has byte 0x1b"));
 }
 
 static void test_nats_auth_cross_checks(void)
@@ -332,6 +449,8 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(explicit_renew_survives_ttl_change),
     AETHER_TEST(node_retention),
     AETHER_TEST(unsafe_timings_refused_with_reason),
+    AETHER_TEST(nats_urls_and_files),
+    AETHER_TEST(junk_never_echoed_raw),
     AETHER_TEST(nats_auth_cross_checks),
     AETHER_TEST(describe_is_a_valid_file_without_secrets),
     AETHER_TEST(metrics_addr),
