@@ -107,6 +107,8 @@
 #include <nats/nats.h>
 
 #include "aether.h"
+#include "aether_build.h"
+#include <aether/aether_version.h>
 #include "metrics_http.h"
 
 #define EXIT_USAGE 2
@@ -149,7 +151,7 @@ AETHER_STATIC_ASSERT(SETTLE_QUIET_MS > 100u, "longer than the default rebalance 
 #define FLAGS_MAX 128u
 
 typedef struct options {
-    bool embedded, quiet, verbose, json, help, trace, print_config;
+    bool embedded, quiet, verbose, json, help, version, trace, print_config;
     bool nodes_set, duration_set, replication_set, seed_set;
     bool nats_flag;          /* --nats given */
     bool nats_mode;          /* resolved: one node over NATS */
@@ -1521,6 +1523,7 @@ static void print_help(FILE *out)
             "                       that does not settle within %u s)\n"
             "  --json               with --scenario: print the summary as JSON only\n"
             "  -h, --help           show this help\n"
+            "  -V, --version        print the version (and the git revision it was built from)\n"
             "\n"
             "PARAMETERS (--shards is --shard-count, --nats is --nats-urls):\n",
             NODES_MAX, NODES_DEFAULT, SETTLE_LIMIT_MS / 1000u);
@@ -1589,6 +1592,7 @@ static void build_longopts(void)
         { "config", required_argument, NULL, OPT_CONFIG },
         { "print-config", no_argument, NULL, OPT_PRINT_CONFIG },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
     };
     size_t n = 0;
     for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
@@ -1623,7 +1627,7 @@ static int parse_args(int argc, char **argv, options *o)
     opterr = 0;
     for (int guard = 0; guard <= argc; guard++) {
         int optidx = 0;
-        int c = getopt_long(argc, argv, ":h", longopts, &optidx);
+        int c = getopt_long(argc, argv, ":hV", longopts, &optidx);
         if (c == -1)
             break;
         uint64_t v = 0;
@@ -1636,6 +1640,7 @@ static int parse_args(int argc, char **argv, options *o)
         case OPT_PRINT_CONFIG: o->print_config = true; break;
         case OPT_CONFIG: o->config_path = optarg; break;
         case 'h': o->help = true; break;
+        case 'V': o->version = true; break;
         case OPT_NODES:
             if (parse_u64(optarg, 1, NODES_MAX, &v) != 0)
                 return usage("--nodes wants an integer 1..64, not '%s'", optarg);
@@ -1773,6 +1778,11 @@ int main(int argc, char **argv)
         return rc;
     if (o.help) {
         print_help(stdout);
+        return 0;
+    }
+    if (o.version) {
+        printf("aether-node %s%s%s%s\n", AETHER_VERSION_STRING, AETHER_GIT_REVISION[0] ? " (git " : "",
+               AETHER_GIT_REVISION, AETHER_GIT_REVISION[0] ? ")" : "");
         return 0;
     }
     aether_log_init_from_env();

@@ -57,6 +57,9 @@
 
 #include <nats/nats.h>
 
+#include <aether/aether_version.h>
+
+#include "aether_build.h"
 #include "codec.h"
 #include "keyhash.h"
 #include "lease.h"
@@ -334,7 +337,7 @@ static const command *find_command(const char *name)
 
 static void print_usage(FILE *out)
 {
-    fprintf(out, "usage: aetherctl [--help] COMMAND [ARGS...]\n\ncommands:\n");
+    fprintf(out, "usage: aetherctl [--help | --version] COMMAND [ARGS...]\n\ncommands:\n");
     for (size_t i = 0; i < COMMAND_COUNT; i++)
         fprintf(out, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
     fprintf(out,
@@ -4186,6 +4189,11 @@ int main(int argc, char **argv)
     const char *name = argv[1];
     if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
         print_usage(stdout);
+        return 0;
+    }
+    if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0) {
+        printf("aetherctl %s%s%s%s\n", AETHER_VERSION_STRING, AETHER_GIT_REVISION[0] ? " (git " : "",
+               AETHER_GIT_REVISION, AETHER_GIT_REVISION[0] ? ")" : "");
         return 0;
     }
     if (name[0] == '-')
