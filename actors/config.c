@@ -99,7 +99,42 @@ aether_status aether_config_validate(const aether_config *c, aether_err *err)
                                     &inner) != AETHER_OK)
             REFUSE("zone: %s", inner.msg);
     }
+    if (c->allowed_nodes[0] != '\0') {
+        const char *list = c->allowed_nodes;
+        size_t len = strnlen(list, sizeof(c->allowed_nodes));
+        bool self = false;
+        for (size_t at = 0; at <= len;) { /* bounded: len */
+            size_t end = at;
+            while (end < len && list[end] != ',')
+                end++;
+            aether_node_id id;
+            if (aether_node_id_parse_as("node id", list + at, end - at, &id, &inner) != AETHER_OK)
+                REFUSE("allowed_nodes: entry %.*s: %s", (int)(end - at > 64 ? 64 : end - at), list + at,
+                       inner.msg);
+            self = self || aether_node_id_equal(&id, &c->node);
+            at = end + 1;
+        }
+        if (!self && c->node.len != 0)
+            REFUSE("allowed_nodes: does not name this node (%s): it could not be admitted", c->node.str);
+    }
     return AETHER_OK;
+}
+
+bool aether_config_allows(const aether_config *c, const aether_node_id *id)
+{
+    const char *list = c->allowed_nodes;
+    size_t len = strnlen(list, sizeof(c->allowed_nodes));
+    if (len == 0)
+        return true;
+    for (size_t at = 0; at <= len;) { /* bounded: len */
+        size_t end = at;
+        while (end < len && list[end] != ',')
+            end++;
+        if (end - at == id->len && memcmp(list + at, id->str, id->len) == 0)
+            return true;
+        at = end + 1;
+    }
+    return false;
 }
 
 int aether_config_params_text(const aether_config *c, char *buf, size_t cap)

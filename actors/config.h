@@ -25,12 +25,16 @@
 #ifndef AETHER_CONFIG_H
 #define AETHER_CONFIG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "events.h"
 #include "node.h"
 #include "node_id.h"
 #include "status.h"
+
+/* allowed_nodes' text bound: 64 ids of 63 characters and their commas. */
+#define AETHER_ALLOWED_NODES_TEXT_MAX 4095
 
 typedef struct aether_config {
     char cluster[AETHER_CLUSTER_NAME_MAX + 1]; /* default "aether" */
@@ -54,7 +58,15 @@ typedef struct aether_config {
     uint32_t brake_max_offline;       /* 0 = one third of the live (Active + Draining) nodes */
     uint32_t brake_window_ms;         /* 10000 */
     uint32_t node_retention_ms;       /* 600000: a Left or Failed node is forgotten after this */
+    /* "" (default): any id that passes admission may join. Otherwise the ids
+     * this node, as leader, admits: comma-separated NodeIds ("n1,n2,n3"),
+     * this node's own among them. Per node (not in the admission
+     * fingerprint): a rolling restart changes it; the leader's list counts. */
+    char allowed_nodes[AETHER_ALLOWED_NODES_TEXT_MAX + 1];
 } aether_config;
+
+/* True when c admits id: allowed_nodes is "" or names it. Pure. */
+bool aether_config_allows(const aether_config *c, const aether_node_id *id);
 
 /* Fills every field with its default; node stays empty (required). */
 void aether_config_defaults(aether_config *c);

@@ -782,7 +782,9 @@ static void notify_assign(aether_member *m, aether_event *e)
 static void reply_cb(void *arg, aether_status st, const char *reason)
 {
     aether_member *m = arg;
-    if (st == AETHER_EINCOMPATIBLE) /* only a JoinCluster is refused so */
+    /* Only a JoinCluster is refused so (and EPERM comes only from a
+     * leader's allowed_nodes: the transport maps NATS refusals otherwise). */
+    if (st == AETHER_EINCOMPATIBLE || st == AETHER_EPERM)
         member_note_refused(m, reason);
     member_reply_box *b = malloc(sizeof(*b));
     if (b == NULL)
@@ -797,7 +799,7 @@ static void reply_cb(void *arg, aether_status st, const char *reason)
 static void keepalive_reply(void *arg, aether_status st, const char *reason)
 {
     keepalive_slot *k = arg;
-    if (st == AETHER_EINCOMPATIBLE)
+    if (st == AETHER_EINCOMPATIBLE || st == AETHER_EPERM)
         member_note_refused(k->m, reason);
     if (st != AETHER_OK)
         AETHER_DEBUG(MEMBER_LOG, "%s: keep-alive refused (%s): %s", k->m->cfg.node.str,
@@ -1577,14 +1579,30 @@ static void on_heartbeat(aether_member *m, const member_hb_box *b)
                     (unsigned long long)suppressed);
 }
 
-/* A command from the wire, before it is decided: a MarkNodeFailed is a
- * request the leader grants only when its own record says the node is
- * silent (or an operator forces it). Leadership itself is lead_command's. */
+/* A command from the wire, before it is decided: a JoinCluster from an id
+ * the leader's allowed_nodes does not name is refused (EPERM); a
+ * MarkNodeFailed is a request the leader grants only when its own record
+ * says the node is silent (or an operator forces it). Leadership itself is
+ * lead_command's. */
 static aether_status judge_request(aether_member *m, const aether_command *c, aether_err *why)
 {
-    if (c->type != AETHER_CMD_MARK_NODE_FAILED || !member_may_lead(m, NULL))
+    if (!member_may_lead(m, NULL))
         return AETHER_OK;
     member_cluster_state *cs = m->cs;
+    if (c->type == AETHER_CMD_JOIN_CLUSTER) {
+        const aether_node_id *id = &c->data.join.info.id;
+        if (aether_config_allows(&m->cfg, id))
+            return AETHER_OK;
+        __atomic_add_fetch(&m->joins_refused, 1, __ATOMIC_RELAXED);
+        aether_err_set(why, AETHER_EPERM, "%s is not in the cluster's allowed_nodes", id->str);
+        uint64_t suppressed = 0;
+        if (aether_log_ratelimit_allow(&cs->refuse_log, member_now_ns(m), &suppressed))
+            AETHER_WARN(MEMBER_LOG, "%s: join of %s refused: %s [%llu more suppressed]", m->cfg.node.str,
+                        id->str, why->msg, (unsigned long long)suppressed);
+        return AETHER_EPERM;
+    }
+    if (c->type != AETHER_CMD_MARK_NODE_FAILED)
+        return AETHER_OK;
     const aether_node_id *id = &c->data.mark_failed.node;
     const aether_node_info *info = aether_topology_find(&cs->topo, id);
     if ((c->term != AETHER_TERM_NONE && c->term < cs->topo.term) || info == NULL ||

@@ -89,6 +89,8 @@ static const param PARAMS[] = {
     U32("brake_window_ms", CFG(brake_window_ms), 1, 3600000, "see brake_max_offline (default 10000)"),
     U32("node_retention_ms", CFG(node_retention_ms), 1, 2592000000u,
         "a Left or Failed node leaves the topology after this (default 600000)"),
+    STRF("allowed_nodes", K_STR, CFG(allowed_nodes), sizeof(((aether_config *)0)->allowed_nodes),
+         "comma-separated node ids this node admits as leader, its own among them (default: any)"),
     /* NATS */
     NSTR("nats_urls", K_STR, urls, "comma-separated server URLs (flag --nats)"),
     NSTR("nats_user", K_STR, user, "user for user/password auth"),

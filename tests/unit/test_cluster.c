@@ -1041,6 +1041,62 @@ static void expect_refused(sim_cluster *c, const char *id, const char *sentence)
     expect_not_named(c, id);
 }
 
+/* allowed_nodes (issue 13 item 2): a leader admits only the ids it lists.
+ * A joiner that is not listed is refused with EPERM and the reason, serves
+ * nothing and stops asking (aether-node exits 2); a forged JoinCluster for
+ * a ghost changes nothing; a listed newcomer is admitted as ever. */
+static void test_allowed_nodes_admit_only_listed_ids(void)
+{
+    sim_options o = { .seed = 43, .shard_count = 64 };
+    sim_cluster *c = sim_cluster_create(&o);
+    CU_ASSERT_FATAL(c != NULL);
+    const char *ids[] = { "n0", "n1", "n2" };
+    for (uint32_t i = 0; i < 3; i++) { /* bounded: 3 */
+        aether_config cfg = *sim_base_config(c);
+        snprintf(cfg.allowed_nodes, sizeof(cfg.allowed_nodes), "n0,n1,n2,n3");
+        CU_ASSERT_FATAL(sim_add_config(c, ids[i], NULL, &cfg) != NULL);
+    }
+    sim_run_ms(c, SETTLE_MS);
+    expect_settled(c);
+    const char *leader = sim_leader(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(leader);
+
+    CU_ASSERT_FATAL(sim_add(c, "stranger", NULL) != NULL);
+    sim_run_ms(c, 1000);
+    aether_member_view v;
+    aether_member_view_get(sim_member(c, "stranger"), &v);
+    CU_ASSERT(v.incompatible); /* refused: serving nothing, not campaigning */
+    CU_ASSERT_FALSE(v.member);
+    CU_ASSERT_EQUAL(v.shards_serving, 0);
+    aether_err why = { 0 };
+    CU_ASSERT_EQUAL(aether_member_admission(sim_member(c, "stranger"), &why), AETHER_EINCOMPATIBLE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why.msg, "stranger is not in the cluster's allowed_nodes"));
+    expect_not_named(c, "stranger");
+    CU_ASSERT(metric_of(c, "aether_joins_refused_total", leader, NULL) >= 1);
+
+    aether_transport *client = sim_client(c, "client");
+    CU_ASSERT_FATAL(client != NULL);
+    aether_member_view_get(sim_member(c, leader), &v);
+    aether_command join = cmd_of(AETHER_CMD_JOIN_CLUSTER, v.term);
+    CU_ASSERT_FATAL(aether_node_info_make(&join.data.join.info, "ghost", "evil:1", "", AETHER_NODE_ACTIVE,
+                                          UINT64_C(1) << 62, 0, NULL) == AETHER_OK);
+    aether_config_admission(sim_base_config(c), &join.data.join.terms);
+    reply_box r = ask(c, client, &join);
+    CU_ASSERT_EQUAL(r.status, AETHER_EPERM);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.reason, "ghost is not in the cluster's allowed_nodes"));
+    aether_transport_destroy(client);
+    sim_run_ms(c, 500);
+    expect_not_named(c, "ghost");
+
+    aether_config cfg = *sim_base_config(c);
+    snprintf(cfg.allowed_nodes, sizeof(cfg.allowed_nodes), "n0,n1,n2,n3");
+    CU_ASSERT_FATAL(sim_add_config(c, "n3", NULL, &cfg) != NULL);
+    sim_run_ms(c, SETTLE_MS);
+    CU_ASSERT(sim_serving(c, "n3") > 0);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
 /* Three nodes run 64 shards; joiners with 1024 shards, replication 2, or
  * another handoff timeout are refused with the reason, assigned nothing,
  * and the cluster keeps serving every shard; a well-configured joiner is
@@ -1255,6 +1311,7 @@ static void test_forged_present_term_changes_nothing(void)
 
 static CU_TestInfo tests[] = {
     AETHER_TEST(admission_refuses_a_joiner_that_cannot_serve),
+    AETHER_TEST(allowed_nodes_admit_only_listed_ids),
     AETHER_TEST(leader_that_cannot_serve_the_stored_map_stands_down),
     AETHER_TEST(brake_counts_live_nodes_only),
     AETHER_TEST(operator_releases_brake),

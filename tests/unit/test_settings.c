@@ -269,6 +269,31 @@ static void test_unsafe_timings_refused_with_reason(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "address: has control byte 0x09 at position 1"));
 }
 
+/* allowed_nodes (issue 13 item 2): comma-separated NodeIds naming this
+ * node; a bad entry or a list without this node is refused, naming it. */
+static void test_allowed_nodes(void)
+{
+    aether_err err;
+    CU_ASSERT_EQUAL(check_with("allowed_nodes", "node-a,node-b", &err), AETHER_OK);
+    CU_ASSERT_EQUAL(check_with("allowed_nodes", "node-b,node-c", &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "allowed_nodes: does not name this node (node-a)"));
+    CU_ASSERT_EQUAL(check_with("allowed_nodes", "node-a,,node-b", &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "allowed_nodes: entry"));
+    CU_ASSERT_EQUAL(check_with("allowed_nodes", "node-a,a..b", &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "allowed_nodes: entry a..b"));
+    aether_config c;
+    aether_config_defaults(&c);
+    aether_node_id a, b, ab;
+    CU_ASSERT_FATAL(aether_node_id_from_cstr("node-a", &a, NULL) == AETHER_OK);
+    CU_ASSERT_FATAL(aether_node_id_from_cstr("node-b", &b, NULL) == AETHER_OK);
+    CU_ASSERT_FATAL(aether_node_id_from_cstr("node-ab", &ab, NULL) == AETHER_OK);
+    CU_ASSERT(aether_config_allows(&c, &ab)); /* "": anyone */
+    snprintf(c.allowed_nodes, sizeof(c.allowed_nodes), "node-a,node-b");
+    CU_ASSERT(aether_config_allows(&c, &a));
+    CU_ASSERT(aether_config_allows(&c, &b));
+    CU_ASSERT_FALSE(aether_config_allows(&c, &ab)); /* a prefix is not a match */
+}
+
 /* nats_urls entries and the files the NATS options name are checked before
  * connecting (issue 13: 'not a url' or port 99999 took the whole connect
  * timeout and exit 1; a missing CA file exit 1). */
@@ -449,6 +474,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(explicit_renew_survives_ttl_change),
     AETHER_TEST(node_retention),
     AETHER_TEST(unsafe_timings_refused_with_reason),
+    AETHER_TEST(allowed_nodes),
     AETHER_TEST(nats_urls_and_files),
     AETHER_TEST(junk_never_echoed_raw),
     AETHER_TEST(nats_auth_cross_checks),
