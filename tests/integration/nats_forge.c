@@ -90,14 +90,16 @@
  *
  * Fourth mode (issue 13 item 3: floods do not fence anyone):
  *
- *   nats_forge --nats URL --cluster C --flood N [--node ID] [--wait-ms MS]
- *              [auth...]
+ *   nats_forge --nats URL --cluster C --flood N [--node ID | --joins]
+ *              [--pace-us US] [--wait-ms MS] [auth...]
  *
  * publishes N LeaveCluster requests for ID (default "ghost") on
- * aether.<C>.cmd.LeaveCluster as fast as the connection takes them, each
- * with a reply subject in this client's inbox, then collects replies for
- * up to MS (default 5000) after the last one was sent. Prints
- * "flood sent=N secs=S replies=R" and "reply STATUS K" per status.
+ * aether.<C>.cmd.LeaveCluster (with --joins: N JoinCluster requests for
+ * new ids ghost-0, ghost-1, ... on cmd.JoinCluster, with the default
+ * admission terms) as fast as the connection takes them, or one every US
+ * microseconds, each with a reply subject in this client's inbox, then
+ * collects replies for up to MS (default 5000) after the last one was sent.
+ * Prints "flood sent=N ms=T replies=R" and "reply STATUS K" per status.
  *
  * Threading: one thread.
  */
@@ -160,7 +162,8 @@ static int forge_usage(const char *msg)
                     "                  [--user U --password P | --token T] [--lease-ttl-ms N]\n"
                     "       nats_forge --nats URL --cluster C --heartbeats ID --incarnation N\n"
                     "                  [--for-ms MS] [--user U --password P | --token T]\n"
-                    "       nats_forge --nats URL --cluster C --flood N [--node ID] [--wait-ms MS]\n"
+                    "       nats_forge --nats URL --cluster C --flood N [--node ID | --joins]\n"
+                    "                  [--pace-us US] [--wait-ms MS]\n"
                     "                  [--user U --password P | --token T]\n",
             msg);
     return EXIT_USAGE;
@@ -745,18 +748,40 @@ static int forge_heartbeats(forge *f, const aether_node_id *node, uint64_t inc, 
 
 /* Fourth mode: n LeaveCluster requests for `node`, unpaced, then the
  * replies for up to wait_ms. 0 when all were published. */
-static int forge_flood(forge *f, const aether_node_id *node, uint64_t n, uint64_t wait_ms)
+/* The i-th request of a flood: LeaveCluster for `node`, or (joins) a
+ * JoinCluster for ghost-<i>, incarnation i + 1, with the default admission
+ * terms. */
+static aether_status flood_body(forge *f, const aether_node_id *node, bool joins, uint64_t i, char **body,
+                                size_t *len, aether_err *err)
 {
     aether_command c;
     memset(&c, 0, sizeof(c));
-    c.type = AETHER_CMD_LEAVE_CLUSTER;
     snprintf(c.cluster, sizeof(c.cluster), "%s", f->cluster);
     (void)aether_node_id_from_cstr("nats_forge", &c.sender, NULL);
-    c.data.leave.node = *node;
+    if (joins) {
+        char id[32];
+        snprintf(id, sizeof(id), "ghost-%" PRIu64, i);
+        c.type = AETHER_CMD_JOIN_CLUSTER;
+        aether_status st = aether_node_info_make(&c.data.join.info, id, id, "", AETHER_NODE_ACTIVE, i + 1, 0, err);
+        if (st != AETHER_OK)
+            return st;
+        aether_config def;
+        aether_config_defaults(&def);
+        aether_config_admission(&def, &c.data.join.terms);
+    } else {
+        c.type = AETHER_CMD_LEAVE_CLUSTER;
+        c.data.leave.node = *node;
+    }
+    return aether_codec_encode_command(&c, forge_wall_ms(), body, len, err);
+}
+
+static int forge_flood(forge *f, const aether_node_id *node, bool joins, uint64_t pace_us, uint64_t n,
+                       uint64_t wait_ms)
+{
     char *body = NULL;
     size_t len = 0;
     aether_err err = {0};
-    if (aether_codec_encode_command(&c, forge_wall_ms(), &body, &len, &err) != AETHER_OK) {
+    if (flood_body(f, node, joins, 0, &body, &len, &err) != AETHER_OK) {
         fprintf(stderr, "nats_forge: flood: %s\n", err.msg);
         return 1;
     }
@@ -773,14 +798,24 @@ static int forge_flood(forge *f, const aether_node_id *node, uint64_t n, uint64_
     if (s == NATS_OK)
         s = natsConnection_FlushTimeout(f->nc, 2000);
     char subject[256];
-    snprintf(subject, sizeof(subject), "%scmd.LeaveCluster", f->prefix);
+    snprintf(subject, sizeof(subject), "%scmd.%s", f->prefix, joins ? "JoinCluster" : "LeaveCluster");
     uint64_t t0 = forge_now_ms(), sent = 0;
     for (uint64_t i = 0; i < n && s == NATS_OK; i++) { /* bounded: n */
         char reply[192];
         snprintf(reply, sizeof(reply), "%s.%" PRIu64, (const char *)inbox, i);
+        if (joins && i > 0) {
+            free(body);
+            body = NULL;
+            if (flood_body(f, node, joins, i, &body, &len, &err) != AETHER_OK)
+                break;
+        }
         s = natsConnection_PublishRequest(f->nc, subject, reply, body, (int)len);
         if (s == NATS_OK)
             sent++;
+        if (pace_us != 0) {
+            struct timespec ts = { (time_t)(pace_us / 1000000u), (long)(pace_us % 1000000u) * 1000L };
+            nanosleep(&ts, NULL);
+        }
     }
     if (s == NATS_OK)
         s = natsConnection_FlushTimeout(f->nc, 10000);
@@ -825,7 +860,7 @@ int main(int argc, char **argv)
 {
     enum { O_NATS = 256, O_CLUSTER, O_OLD_LEADER, O_OLD_TERM, O_USER, O_PASSWORD, O_TOKEN, O_TIMEOUT, O_TTL,
            O_NO_RESIGN, O_DELETE_LEASE, O_VICTIM, O_SEQ, O_HEARTBEATS, O_INCARNATION, O_FOR_MS, O_FLOOD,
-           O_NODE, O_WAIT };
+           O_NODE, O_WAIT, O_JOINS, O_PACE };
     static const struct option longopts[] = {
         {"nats", required_argument, NULL, O_NATS},
         {"cluster", required_argument, NULL, O_CLUSTER},
@@ -846,12 +881,15 @@ int main(int argc, char **argv)
         {"flood", required_argument, NULL, O_FLOOD},
         {"node", required_argument, NULL, O_NODE},
         {"wait-ms", required_argument, NULL, O_WAIT},
+        {"joins", no_argument, NULL, O_JOINS},
+        {"pace-us", required_argument, NULL, O_PACE},
         {NULL, 0, NULL, 0},
     };
     const char *url = NULL, *user = NULL, *password = NULL, *token = NULL, *old_leader = NULL, *victim = NULL;
     const char *hb_node = NULL, *flood_node = "ghost";
     uint64_t old_term = 0, timeout_ms = 3000, ttl_ms = 1000, hb_inc = 0, hb_for_ms = 3000;
-    uint64_t flood = 0, flood_wait_ms = 5000;
+    uint64_t flood = 0, flood_wait_ms = 5000, flood_pace_us = 0;
+    bool flood_joins = false;
     bool delete_lease = false;
     forge f;
     memset(&f, 0, sizeof(f));
@@ -874,6 +912,13 @@ int main(int argc, char **argv)
         case O_VICTIM: victim = optarg; break;
         case O_HEARTBEATS: hb_node = optarg; break;
         case O_NODE: flood_node = optarg; break;
+        case O_JOINS: flood_joins = true; break;
+        case O_PACE:
+            errno = 0;
+            flood_pace_us = strtoull(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || flood_pace_us > 1000000)
+                return forge_usage("--pace-us wants 0..1000000");
+            break;
         case O_FLOOD:
         case O_WAIT: {
             errno = 0;
@@ -972,7 +1017,7 @@ int main(int argc, char **argv)
     int rc = 1;
     natsSubscription *sub = NULL;
     if (flood != 0) {
-        rc = forge_flood(&f, &flood_id, flood, flood_wait_ms);
+        rc = forge_flood(&f, &flood_id, flood_joins, flood_pace_us, flood, flood_wait_ms);
     } else if (hb_node != NULL) {
         rc = forge_heartbeats(&f, &hb_id, hb_inc, hb_for_ms);
     } else if (delete_lease) {
