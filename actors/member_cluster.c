@@ -1524,6 +1524,23 @@ static void on_drained(aether_member *m, const aether_node_id *node)
     pthread_mutex_unlock(&m->commit_mu);
 }
 
+/* The map version a keep-alive's acknowledgement names (step 2): the
+ * leader's, or, in a term it took over from nothing (no stored map: the
+ * state bucket lost; member_assign.c, wait_first_map), at least the version
+ * its maps are numbered from: above every map of an earlier term, so no
+ * node serves under one on this acknowledgement. */
+static uint64_t acked_map_version(aether_member *m)
+{
+    uint64_t v = __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST);
+    aether_term term;
+    if (member_may_lead(m, &term) && __atomic_load_n(&m->mapless_term, __ATOMIC_SEQ_CST) == term) {
+        uint64_t floor = member_map_version_floor(term);
+        if (floor > v)
+            v = floor;
+    }
+    return v;
+}
+
 void member_cluster_handle(void *state, aether_actor *self, const aether_msg *msg)
 {
     aether_member *m = state;
@@ -1540,7 +1557,7 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
         if (st == AETHER_OK && b->cmd.type == AETHER_CMD_JOIN_CLUSTER)
             /* Step 2: the acknowledgement names the map the leader has now. */
             snprintf(ok_reason, sizeof(ok_reason), KEEPALIVE_MAP_PREFIX "%llu",
-                     (unsigned long long)__atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST));
+                     (unsigned long long)acked_map_version(m));
         if (b->reply)
             b->reply(b->reply_arg, st, st == AETHER_OK ? ok_reason : why.msg);
         free(b);
