@@ -855,11 +855,11 @@ static void base_command(aether_member *m, aether_command *c, aether_command_typ
  * are the node that does not fit:
  *  1. we record our own refusal (member_note_refused: the sentence a
  *     leader of the members' terms would have given us) - from then on we
- *     decide nothing, do not campaign, serve nothing, and the lease actor
- *     resigns at its next tick;
- *  2. if our own admission was recorded in this term, we record ourselves
- *     Failed (NodeFailed, stored first like any change, then announced),
- *     so no later leader gives us shards, and policy 9 resigns at once;
+ *     decide nothing, publish no map, do not campaign, serve nothing, and
+ *     the lease actor resigns at its next tick;
+ *  2. if our admission is in our topology, we record ourselves Failed
+ *     (NodeFailed, stored first like any change, then announced), so no
+ *     later leader gives us shards, and policy 9 resigns at once;
  *  3. the joiner gets ENOTLEADER (retry), never a refusal: it is not the
  *     misfit.
  * We publish no map before that can happen: a take-over from nothing waits
@@ -890,10 +890,10 @@ static bool newcomer_refuses_self(aether_member *m, const aether_command *c, aet
              (unsigned long long)term);
     AETHER_ERROR(MEMBER_LOG, "%s: leading with no stored map, this node does not fit the cluster: %s",
                  m->cfg.node.str, reason);
+    member_note_refused(m, reason); /* first: no map is published from here (advance_locked) */
     const aether_node_info *me = aether_topology_find(&cs->topo, &m->cfg.node);
     if (me != NULL && aether_node_status_is_healthy(me->status))
         fail_self(m);
-    member_note_refused(m, reason);
     return true;
 }
 
