@@ -451,7 +451,6 @@ static aether_status write_state(aether_member *m, const aether_shardmap *map, c
     return st;
 }
 
-
 /* A map from the state store newer than ours (a lagging node catching up,
  * or a new leader taking over, policy 10). AETHER_OK if the store answered
  * (nothing stored, or nothing newer, counts), else its error. *absent (if
@@ -970,19 +969,23 @@ static bool compute_target(aether_member *m)
  * may lack nodes that still serve, so a shard it gives may still be served
  * by its old owner, under a right an earlier leader's acknowledgement gave
  * (member_cluster.c, DESIGN steps 1-4). So:
- *  1. it sets m->mapless_term: from then on its keep-alive acknowledgements
- *     name at least the version its maps are numbered from, above every
- *     earlier one, so a node they reach stops serving at once (its map is
- *     behind: aether_member_may_serve) until it has a map of ours;
+ *  1. it sets m->mapless_term: from then on it acknowledges no other
+ *     node's keep-alive until its first map is out (member_cluster.c,
+ *     ack_withheld) - an acknowledgement naming the map it has would extend
+ *     a right to serve under an older one. Keep-alives still count
+ *     (admission, heartbeats): the first map places the nodes it hears;
  *  2. then it reads its clock (t) and publishes no map before t +
  *     failure_timeout. Every acknowledgement that extended a right under an
- *     earlier map was sent by a node before its receiver decided it: an
- *     earlier leader's, before that leader's lease ended, before ours began;
- *     ours, before the cluster actor read mapless_term unset, before step 1
- *     (seq_cst), before t. Such a right ends at its send time +
+ *     earlier map was for a keep-alive sent before its receiver decided it:
+ *     an earlier leader's, before that leader's lease ended, before ours
+ *     began; ours, before the cluster actor read mapless_term unset, before
+ *     step 1 (seq_cst), before t. Such a right ends at that send time +
  *     failure_timeout - fence_margin (the margin covers the drift of the
  *     two clocks), before t + failure_timeout: by then nobody serves under
- *     an earlier map, whatever our map gives.
+ *     an earlier map, whatever our map gives. (Acknowledgements never name
+ *     a version that does not exist: a node's "announced" version only
+ *     grows, and one this leader never published would keep it from
+ *     serving under the maps of a later leader that found a stored map.)
  * Rights under our own maps, and handoffs, work as usual from there. A
  * store loss costs the cluster its service for about failure_timeout, and
  * moves the shards this node's map and topology place otherwise than the

@@ -1622,21 +1622,21 @@ static void on_drained(aether_member *m, const aether_node_id *node)
     pthread_mutex_unlock(&m->commit_mu);
 }
 
-/* The map version a keep-alive's acknowledgement names (step 2): the
- * leader's, or, in a term it took over from nothing (no stored map: the
- * state bucket lost; member_assign.c, wait_first_map), at least the version
- * its maps are numbered from: above every map of an earlier term, so no
- * node serves under one on this acknowledgement. */
-static uint64_t acked_map_version(aether_member *m)
+/* A keep-alive this leader decided but does not acknowledge: in a term it
+ * took over from nothing (no stored map: the state bucket lost;
+ * member_assign.c, wait_first_map), another node's, until this term's
+ * first map is out. Such an acknowledgement would name a map older than
+ * the ones a node may serve and extend its right to serve under it; the
+ * keep-alive still counts (admission, heartbeat), and the node's right
+ * lapses in time, before our first map can give its shards away. Our own
+ * keep-alive is acknowledged (cut_off in member_lease.c): a leader serves
+ * nothing before it holds a map of its term (aether_member_may_serve). */
+static bool ack_withheld(aether_member *m, const aether_command *c)
 {
-    uint64_t v = __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST);
     aether_term term;
-    if (member_may_lead(m, &term) && __atomic_load_n(&m->mapless_term, __ATOMIC_SEQ_CST) == term) {
-        uint64_t floor = member_map_version_floor(term);
-        if (floor > v)
-            v = floor;
-    }
-    return v;
+    return member_may_lead(m, &term) && __atomic_load_n(&m->mapless_term, __ATOMIC_SEQ_CST) == term &&
+           __atomic_load_n(&m->map_term, __ATOMIC_SEQ_CST) != term &&
+           !aether_node_id_equal(&c->data.join.info.id, &m->cfg.node);
 }
 
 void member_cluster_handle(void *state, aether_actor *self, const aether_msg *msg)
@@ -1652,10 +1652,13 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
         aether_err why = { .code = AETHER_OK, .msg = "" };
         aether_status st = lead_command(m, &b->cmd, &why);
         char ok_reason[64] = "";
+        if (st == AETHER_OK && b->cmd.type == AETHER_CMD_JOIN_CLUSTER && ack_withheld(m, &b->cmd))
+            st = aether_err_set(&why, AETHER_EUNAVAILABLE, "taking over with no stored map: no "
+                                "acknowledgement before this term's first map; retry");
         if (st == AETHER_OK && b->cmd.type == AETHER_CMD_JOIN_CLUSTER)
             /* Step 2: the acknowledgement names the map the leader has now. */
             snprintf(ok_reason, sizeof(ok_reason), KEEPALIVE_MAP_PREFIX "%llu",
-                     (unsigned long long)acked_map_version(m));
+                     (unsigned long long)__atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST));
         if (b->reply)
             b->reply(b->reply_arg, st, st == AETHER_OK ? ok_reason : why.msg);
         free(b);

@@ -202,9 +202,9 @@ struct aether_member {
     uint64_t mapless_term;        /* seq_cst, written by the assign actor: the term in which this
                                      node, as leader, found no map in the state store (it was
                                      lost) and took over from nothing (member_assign.c,
-                                     takeover_load). Its keep-alive acknowledgements in that term
-                                     name at least member_map_version_floor(term) (member_cluster.c):
-                                     no node serves under an earlier map on its word */
+                                     takeover_load). In that term it acknowledges no other node's
+                                     keep-alive before its first map is out (member_cluster.c,
+                                     ack_withheld): no node serves under an earlier map on its word */
     uint64_t state_lost_gen;      /* bumped (relaxed) by the lease actor each time, as leader,
                                      it found its term's record gone from the state store (the
                                      state bucket lost) and wrote it back; the cluster and
