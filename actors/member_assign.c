@@ -1384,7 +1384,10 @@ static void tick_check(aether_member *m)
         refresh_topology(m); /* the brake and the drains below read it */
         rewrite_lost_map(m);
         if (as->publish_pending && as->loaded_term == term)
-            rebalance(m, "retry");
+            rebalance(m, as->first_map_after_ns != 0 &&
+                                 __atomic_load_n(&m->map_term, __ATOMIC_SEQ_CST) != term
+                             ? "takeover" /* from nothing, after its wait */
+                             : "retry");
         uint64_t timeout = (uint64_t)m->cfg.handoff_timeout_ms * AETHER_NS_PER_MS;
         uint32_t decreed = 0;
         for (uint32_t s = 0; as->cur != NULL && s < m->cfg.shard_count; s++) {
