@@ -569,18 +569,6 @@ static aether_status load_stored_topology(aether_member *m)
 
 /* Derives, checks, publishes and applies the next map; emits the events.
  * Under commit_mu, with as->topo just refreshed (advance). */
-/* When a take-over from nothing may publish (wait_first_map): after its
- * wait, and, while it is a newcomer that has met no member of its terms
- * (member_cluster.c, newcomer_cannot_judge), MEMBER_NEWCOMER_ALONE_FACTOR
- * failure timeouts after it began. */
-static uint64_t first_map_at(const aether_member *m, aether_term term)
-{
-    uint64_t at = m->as->first_map_after_ns;
-    if (__atomic_load_n(&m->newcomer_unconfirmed, __ATOMIC_SEQ_CST) == term)
-        at += (uint64_t)(MEMBER_NEWCOMER_ALONE_FACTOR - 1u) * m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
-    return at;
-}
-
 static void advance_locked(aether_member *m, const char *reason)
 {
     member_assign_state *as = m->as;
@@ -597,7 +585,7 @@ static void advance_locked(aether_member *m, const char *reason)
     }
     if (member_incompatible(m))
         return; /* not a leader for this cluster: it resigns (member_lease.c) */
-    if (as->first_map_after_ns != 0 && member_now_ns(m) < first_map_at(m, term)) {
+    if (as->first_map_after_ns != 0 && member_now_ns(m) < as->first_map_after_ns) {
         as->publish_pending = true; /* a take-over from nothing: not yet (wait_first_map) */
         return;
     }

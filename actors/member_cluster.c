@@ -577,11 +577,6 @@ static bool state_loaded(aether_member *m, aether_term term)
      * cluster's (newcomer_refuses_self). */
     cs->newcomer_term = absent && __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST) == 0
                             ? term : AETHER_TERM_NONE;
-    /* Past the first term (a new cluster has no members yet), it waits for
-     * a member of its terms before it judges joiners or publishes a map. */
-    __atomic_store_n(&m->newcomer_unconfirmed,
-                     cs->newcomer_term != AETHER_TERM_NONE && term > 1 ? term : AETHER_TERM_NONE,
-                     __ATOMIC_SEQ_CST);
     /* Read, then fence: rewriting the key moves its revision, so a write of
      * the previous leader still in flight (a timed-out one) can never land
      * after what we read. */
@@ -866,20 +861,14 @@ static void base_command(aether_member *m, aether_command *c, aether_command_typ
  *     (NodeFailed, stored first like any change, then announced), so no
  *     later leader gives us shards, and policy 9 resigns at once;
  *  3. the joiner gets ENOTLEADER (retry), never a refusal: it is not the
- *     misfit;
- *  4. until a member of OUR terms shows up, we judge nobody: a joiner that
- *     differs and holds no map gets EUNAVAILABLE (retry), and we publish
- *     no map (newcomer_cannot_judge). A member of our terms confirms them:
- *     from then on joiners that differ are refused as usual.
- * A take-over from nothing publishes nothing for failure_timeout anyway
- * (member_assign.c, wait_first_map), and a live member sends a keep-alive
- * every heartbeat interval: when the state bucket alone is lost, members
- * answer within that wait. If none is heard (every member down or cut off
- * from us: or the whole cluster restarted after the loss, no member left),
- * the newcomer publishes its terms after MEMBER_NEWCOMER_ALONE_FACTOR
- * failure timeouts; a misfit that does so while every member is silent for
- * that long leaves the members serving nothing (aether_node_incompatible):
- * see docs/cluster.md. */
+ *     misfit.
+ * We publish no map before that can happen: a take-over from nothing waits
+ * failure_timeout before its first map (member_assign.c, wait_first_map),
+ * and a live member sends a keep-alive every heartbeat interval. A newcomer
+ * leader that hears no member in that time (every member cut off from it)
+ * does publish its terms; members then serve nothing and say so
+ * (aether_node_incompatible): see docs/cluster.md. A joiner that holds no
+ * map proves nothing: refused as usual when it differs. */
 static void fail_self(aether_member *m);
 
 static bool newcomer_refuses_self(aether_member *m, const aether_command *c, aether_term term)
@@ -906,30 +895,6 @@ static bool newcomer_refuses_self(aether_member *m, const aether_command *c, aet
     if (me != NULL && aether_node_status_is_healthy(me->status))
         fail_self(m);
     return true;
-}
-
-/* Step 4 of the newcomer's admission (above): until a member of its terms
- * shows up (a keep-alive naming a map of an earlier term, terms equal to
- * ours: confirmed, newcomer_unconfirmed cleared), the newcomer is not the
- * cluster's judge - the joiner may be right and it the misfit, with every
- * member silent for now. A joiner whose terms differ then gets EUNAVAILABLE
- * (retry), never a refusal, which would be final for it; and the assign
- * actor publishes no first map (member_assign.c, wait_first_map). */
-static bool newcomer_cannot_judge(aether_member *m, const aether_command *c, aether_term term)
-{
-    if (c->type != AETHER_CMD_JOIN_CLUSTER ||
-        __atomic_load_n(&m->newcomer_unconfirmed, __ATOMIC_SEQ_CST) != term)
-        return false;
-    aether_err why;
-    bool same = aether_admission_check(&m->admission, &c->data.join.terms, &why) == AETHER_OK;
-    if (same && c->data.join.map_term != AETHER_TERM_NONE && c->data.join.map_term < term) {
-        __atomic_store_n(&m->newcomer_unconfirmed, AETHER_TERM_NONE, __ATOMIC_SEQ_CST);
-        AETHER_INFO(MEMBER_LOG, "%s: %s holds a map of term %llu under this node's terms: they are the "
-                    "cluster's", m->cfg.node.str, c->data.join.info.id.str,
-                    (unsigned long long)c->data.join.map_term);
-        return false;
-    }
-    return !same;
 }
 
 static void fail_self(aether_member *m)
@@ -1015,10 +980,6 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
         return aether_err_set(why, AETHER_ENOTLEADER,
                               "not leader: this node's configuration does not match the "
                               "cluster's (resigning)");
-    if (newcomer_cannot_judge(m, c, term))
-        return aether_err_set(why, AETHER_EUNAVAILABLE,
-                              "this leader took over with no stored map and has met no member "
-                              "yet: it cannot judge these terms; retry");
     /* A keep-alive of our own id from an older process than this one (we
      * lead before our own admission landed, so the record may still be
      * its): never acknowledged, or it would keep serving beside us. */

@@ -205,11 +205,6 @@ struct aether_member {
                                      takeover_load). In that term it acknowledges no other node's
                                      keep-alive before its first map is out (member_cluster.c,
                                      ack_withheld): no node serves under an earlier map on its word */
-    uint64_t newcomer_unconfirmed; /* seq_cst, written by the cluster actor: the term (> 1) in
-                                     which this node leads with no map stored and none held and
-                                     has met no member of its terms yet (member_cluster.c,
-                                     newcomer_cannot_judge); the assign actor publishes no map in
-                                     it before MEMBER_NEWCOMER_ALONE_FACTOR failure timeouts */
     uint64_t state_lost_gen;      /* bumped (relaxed) by the lease actor each time, as leader,
                                      it found its term's record gone from the state store (the
                                      state bucket lost) and wrote it back; the cluster and
@@ -255,10 +250,6 @@ static inline uint64_t member_map_version_floor(aether_term term)
 {
     return term < MEMBER_MAP_VERSION_FLOOR_TERM_MAX ? term << MEMBER_MAP_VERSION_TERM_SHIFT : 0;
 }
-
-/* A newcomer leader that meets no member publishes its first map after
- * this many failure timeouts (member_cluster.c, newcomer_cannot_judge). */
-#define MEMBER_NEWCOMER_ALONE_FACTOR 5u
 
 /* Actor handlers and state lifecycles (member_*.c). */
 aether_status member_cluster_init(aether_member *m);
