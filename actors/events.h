@@ -197,6 +197,10 @@ typedef struct aether_command {
         struct {
             aether_node_info info; /* status is ignored: a join makes the node Active */
             aether_admission terms; /* what the joiner must share with the cluster */
+            aether_term map_term;   /* the term of the map the joiner holds (it installs only
+                                       maps of its own terms), 0 = none: a leader that took
+                                       over with no stored map learns from it that the
+                                       joiner's terms are the cluster's (member_cluster.c) */
         } join;
         struct {
             aether_node_id node;

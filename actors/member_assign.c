@@ -114,6 +114,8 @@ struct member_assign_state {
     uint64_t state_lost_seen;    /* the m->state_lost_gen whose map write-back is done */
     uint64_t version_floor;      /* this term's maps are numbered above it (takeover_load:
                                     no stored map); 0 = none */
+    uint64_t first_map_after_ns; /* a take-over from nothing publishes no map before this
+                                    (our clock; wait_first_map); 0 = no wait */
     /* advance() puts these back when its map cannot be recorded: */
     uint8_t *save_done;          /* [shard_count] */
     uint64_t *save_moving_since; /* [shard_count] */
@@ -449,12 +451,6 @@ static aether_status write_state(aether_member *m, const aether_shardmap *map, c
     return st;
 }
 
-/* After a lost state store, maps of a term T are numbered from T << this
- * (takeover_load); terms at or above MAP_VERSION_FLOOR_TERM_MAX keep the
- * plain numbering (room to count on in 64 bits). */
-#define MAP_VERSION_TERM_SHIFT 20u
-#define MAP_VERSION_FLOOR_TERM_MAX (UINT64_C(1) << 40)
-
 /* A map from the state store newer than ours (a lagging node catching up,
  * or a new leader taking over, policy 10). AETHER_OK if the store answered
  * (nothing stored, or nothing newer, counts), else its error. *absent (if
@@ -585,6 +581,12 @@ static void advance_locked(aether_member *m, const char *reason)
     }
     if (as->loaded_term != term) {
         as->publish_pending = true; /* policy 10: the stored state first (tick_check) */
+        return;
+    }
+    if (member_incompatible(m))
+        return; /* not a leader for this cluster: it resigns (member_lease.c) */
+    if (as->first_map_after_ns != 0 && member_now_ns(m) < as->first_map_after_ns) {
+        as->publish_pending = true; /* a take-over from nothing: not yet (wait_first_map) */
         return;
     }
     if (aether_topology_count_status(&as->topo, AETHER_NODE_ACTIVE) +
@@ -961,6 +963,48 @@ static bool compute_target(aether_member *m)
     return true;
 }
 
+/* Take-over from nothing (a leader that finds no map in the state store,
+ * the bucket lost): it does not know who serves what. The map it holds may
+ * be older than the one a node serves - it may hold none - and its topology
+ * may lack nodes that still serve, so a shard it gives may still be served
+ * by its old owner, under a right an earlier leader's acknowledgement gave
+ * (member_cluster.c, DESIGN steps 1-4). So:
+ *  1. it sets m->mapless_term: from then on it acknowledges no other
+ *     node's keep-alive until its first map is out (member_cluster.c,
+ *     ack_withheld) - an acknowledgement naming the map it has would extend
+ *     a right to serve under an older one. Keep-alives still count
+ *     (admission, heartbeats): the first map places the nodes it hears;
+ *  2. then it reads its clock (t) and publishes no map before t +
+ *     failure_timeout. Every acknowledgement that extended a right under an
+ *     earlier map was for a keep-alive sent before its receiver decided it:
+ *     an earlier leader's, before that leader's lease ended, before ours
+ *     began; ours, before the cluster actor read mapless_term unset, before
+ *     step 1 (seq_cst), before t. Such a right ends at that send time +
+ *     failure_timeout - fence_margin (the margin covers the drift of the
+ *     two clocks), before t + failure_timeout: by then nobody serves under
+ *     an earlier map, whatever our map gives. (Acknowledgements never name
+ *     a version that does not exist: a node's "announced" version only
+ *     grows, and one this leader never published would keep it from
+ *     serving under the maps of a later leader that found a stored map.)
+ * Rights under our own maps, and handoffs, work as usual from there. A
+ * store loss costs the cluster its service for about failure_timeout, and
+ * moves the shards this node's map and topology place otherwise than the
+ * lost map did (none when it held the current ones); a new cluster (term
+ * 1, no map held) does not wait. */
+static void wait_first_map(aether_member *m)
+{
+    member_assign_state *as = m->as;
+    __atomic_store_n(&m->mapless_term, as->lead_term, __ATOMIC_SEQ_CST);
+    uint64_t wait = (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
+    as->first_map_after_ns = member_now_ns(m) + wait; /* read after the store: step 2 */
+    /* The timer runs on the executor's clock, ours may be slower by up to
+     * the drift the fence margin covers: a check that comes early retries
+     * at the next tick. */
+    aether_msg t = { .type = MSG_TICK_CHECK };
+    (void)aether_timer_start(m->assign, wait + (uint64_t)m->cfg.fence_margin_ms * AETHER_NS_PER_MS, 0,
+                             &t, NULL);
+}
+
 /* Policy 10: read the stored topology and map before anything else in this
  * term; a change the previous leader recorded may have escaped us. Until
  * both reads succeed the leader publishes nothing (tick_check retries).
@@ -984,24 +1028,25 @@ static bool takeover_load(aether_member *m)
         return false; /* the stored map is not ours to serve: publish nothing; the lease
                          actor resigns at its next renewal */
     as->version_floor = 0;
-    if (absent && as->lead_term < MAP_VERSION_FLOOR_TERM_MAX) {
-        /* No stored map: the state bucket was lost (or this is the first
-         * term of the cluster). Maps of earlier terms this node never saw
+    if (absent && (as->cur != NULL || as->lead_term > 1)) {
+        /* No stored map, and not a new cluster (term 1, nothing held): the
+         * state bucket was lost. Maps of earlier terms this node never saw
          * may exist with any small version, and a node holding one would
          * ignore ours as older: number ours from lead_term << 20. Every
          * earlier term is below lead_term, and a term publishes far fewer
          * than 2^20 maps per lease revision (the revision moves with every
-         * renewal), so every version published before is below it too. */
-        as->version_floor = as->lead_term << MAP_VERSION_TERM_SHIFT;
+         * renewal), so every version published before is below it too.
+         * And whatever this node holds may be older than what the others
+         * serve: take over from nothing (wait_first_map). */
+        as->version_floor = member_map_version_floor(as->lead_term);
         if (as->cur != NULL && as->cur->version >= as->version_floor)
             as->version_floor = 0;
-        else if (as->cur != NULL || as->lead_term > 1)
-            AETHER_WARN(MEMBER_LOG, "%s: the state store holds no map (state bucket lost?): taking over "
-                        "from the map this node holds (v%llu), numbering from v%llu", m->cfg.node.str,
-                        (unsigned long long)(as->cur != NULL ? as->cur->version : 0),
-                        (unsigned long long)as->version_floor + 1);
-        if (as->cur == NULL && as->lead_term <= 1)
-            as->version_floor = 0; /* a new cluster: v1 */
+        wait_first_map(m);
+        AETHER_WARN(MEMBER_LOG, "%s: the state store holds no map (state bucket lost?): taking over "
+                    "from the map this node holds (v%llu), numbering from v%llu, publishing in %u ms "
+                    "(every earlier serving right lapsed)", m->cfg.node.str,
+                    (unsigned long long)(as->cur != NULL ? as->cur->version : 0),
+                    (unsigned long long)as->version_floor + 1, m->cfg.failure_timeout_ms);
     }
     as->loaded_term = as->lead_term;
     uint64_t now = member_now_ns(m);
@@ -1022,6 +1067,7 @@ static void takeover(aether_member *m, aether_term term)
     as->lead_term = term;
     as->publish_pending = false; /* the take-over rebalances anyway */
     as->loaded_term = AETHER_TERM_NONE;
+    as->first_map_after_ns = 0;
     as->session_active = false;
     as->force_publish = true; /* every node needs a map of our term before it may serve */
     memset(as->moving_since_ns, 0, m->cfg.shard_count * sizeof(uint64_t));
@@ -1338,7 +1384,10 @@ static void tick_check(aether_member *m)
         refresh_topology(m); /* the brake and the drains below read it */
         rewrite_lost_map(m);
         if (as->publish_pending && as->loaded_term == term)
-            rebalance(m, "retry");
+            rebalance(m, as->first_map_after_ns != 0 &&
+                                 __atomic_load_n(&m->map_term, __ATOMIC_SEQ_CST) != term
+                             ? "takeover" /* from nothing, after its wait */
+                             : "retry");
         uint64_t timeout = (uint64_t)m->cfg.handoff_timeout_ms * AETHER_NS_PER_MS;
         uint32_t decreed = 0;
         for (uint32_t s = 0; as->cur != NULL && s < m->cfg.shard_count; s++) {

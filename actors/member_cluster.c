@@ -179,6 +179,11 @@ struct member_cluster_state {
     /* A NodeFailed/NodeLeft about us that the store could neither confirm
      * nor refute yet (unreadable): checked again every heartbeat. */
     bool self_report_pending;
+    /* The term in which we lead with no map stored and none held (a new
+     * cluster, or the state bucket lost with us a newcomer): our terms are
+     * the cluster's only until a member shows otherwise
+     * (newcomer_refuses_self). 0 = not so in any term. */
+    aether_term newcomer_term;
     /* A change whose write to the state store timed out (it may still be
      * applied, later): settled before anything else (settle_doubt). */
     char *doubt_json;         /* the topology we tried to write; NULL = no doubt */
@@ -550,13 +555,14 @@ static void announce_stored_changes(aether_member *m, const aether_topology *bef
  * the lease before anyone could refuse it) must decide nothing - not even
  * its own admission - so this runs before the first decision of each term.
  * False if the store did not answer. */
-static bool check_stored_map_terms(aether_member *m)
+static bool check_stored_map_terms(aether_member *m, bool *absent)
 {
     char *json = NULL;
     size_t len = 0;
     aether_status st = member_state_get(m, MEMBER_STATE_MAP, &json, &len, NULL);
+    *absent = st == AETHER_ENOTFOUND;
     if (st == AETHER_ENOTFOUND)
-        return true; /* a new cluster: ours are its terms */
+        return true; /* a new cluster, or the state bucket lost: see newcomer_refuses_self */
     if (st != AETHER_OK)
         return false;
     aether_shardmap *stored = NULL;
@@ -586,8 +592,13 @@ static bool state_loaded(aether_member *m, aether_term term)
         return false;
     if (cs->loaded_term == term)
         return true;
-    if (!check_stored_map_terms(m) || member_incompatible(m))
+    bool absent = false;
+    if (!check_stored_map_terms(m, &absent) || member_incompatible(m))
         return false; /* not a leader for this cluster: it neither fences nor announces */
+    /* No stored map, and none held: nothing says our terms are the
+     * cluster's (newcomer_refuses_self). */
+    cs->newcomer_term = absent && __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST) == 0
+                            ? term : AETHER_TERM_NONE;
     /* Read, then fence: rewriting the key moves its revision, so a write of
      * the previous leader still in flight (a timed-out one) can never land
      * after what we read. */
@@ -853,6 +864,85 @@ static void base_command(aether_member *m, aether_command *c, aether_command_typ
     c->sender = m->cfg.node;
 }
 
+/* Admission when the store has lost the cluster's terms (DESIGN 2,
+ * "Admission"; docs/cluster.md). The cluster's shard_count, replication,
+ * wire versions and parameters are those of its members, and a member is a
+ * node that holds a map: a leader installs and publishes only maps of its
+ * own terms, and a node installs only maps of its own terms (adopt), so
+ * every map held was made under the cluster's terms. Normally the leader
+ * compares itself with the stored map (check_stored_map_terms) and joiners
+ * with itself. A leader that found no map stored and holds none (the state
+ * bucket lost, and this node a newcomer: never a member, or restarted) has
+ * nothing to compare itself with: its terms are the cluster's only until a
+ * member shows otherwise. So a joiner whose keep-alive names a map of an
+ * earlier term (map_term) and whose terms differ from ours proves that we
+ * are the node that does not fit:
+ *  1. we record our own refusal (member_note_refused: the sentence a
+ *     leader of the members' terms would have given us) - from then on we
+ *     decide nothing, publish no map, do not campaign, serve nothing, and
+ *     the lease actor resigns at its next tick;
+ *  2. if our admission is in our topology, we record ourselves Failed
+ *     (NodeFailed, stored first like any change, then announced), so no
+ *     later leader gives us shards, and policy 9 resigns at once;
+ *  3. the joiner gets ENOTLEADER (retry), never a refusal: it is not the
+ *     misfit.
+ * We publish no map before that can happen: a take-over from nothing waits
+ * failure_timeout before its first map (member_assign.c, wait_first_map),
+ * and a live member sends a keep-alive every heartbeat interval. A newcomer
+ * leader that hears no member in that time (every member cut off from it)
+ * does publish its terms; members then serve nothing and say so
+ * (aether_node_incompatible): see docs/cluster.md. A joiner that holds no
+ * map proves nothing: refused as usual when it differs. */
+static void fail_self(aether_member *m);
+
+static bool newcomer_refuses_self(aether_member *m, const aether_command *c, aether_term term)
+{
+    member_cluster_state *cs = m->cs;
+    if (c->type != AETHER_CMD_JOIN_CLUSTER || cs->newcomer_term != term ||
+        c->data.join.map_term == AETHER_TERM_NONE || c->data.join.map_term >= term ||
+        c->data.join.terms.shard_count == 0)
+        return false;
+    aether_err why;
+    /* The joiner's terms as the cluster's, ours as a joiner's: the sentence
+     * the members' leader gives a misfit. */
+    if (aether_admission_check(&c->data.join.terms, &m->admission, &why) != AETHER_EINCOMPATIBLE)
+        return false;
+    char reason[AETHER_ERR_MSG_MAX + AETHER_NODE_ID_LEN_MAX + 160]; /* member_note_refused cuts it */
+    snprintf(reason, sizeof(reason), "%s (%s, a member holding a map of term %llu, has the cluster's "
+             "terms; the state store had lost them when this node took over in term %llu)",
+             why.msg, c->data.join.info.id.str, (unsigned long long)c->data.join.map_term,
+             (unsigned long long)term);
+    AETHER_ERROR(MEMBER_LOG, "%s: leading with no stored map, this node does not fit the cluster: %s",
+                 m->cfg.node.str, reason);
+    member_note_refused(m, reason); /* first: no map is published from here (advance_locked) */
+    const aether_node_info *me = aether_topology_find(&cs->topo, &m->cfg.node);
+    if (me != NULL && aether_node_status_is_healthy(me->status))
+        fail_self(m);
+    return true;
+}
+
+static void fail_self(aether_member *m)
+{
+    aether_event *e = aether_event_create(AETHER_EVT_NODE_FAILED);
+    if (e == NULL)
+        return;
+    e->data.node_failed.node = m->cfg.node;
+    aether_err why;
+    pthread_mutex_lock(&m->commit_mu); /* until announced (member_internal.h) */
+    if (commit_topology(m, &e, 1, &why) != AETHER_OK) {
+        pthread_mutex_unlock(&m->commit_mu);
+        AETHER_WARN(MEMBER_LOG, "%s: could not record itself failed: %s", m->cfg.node.str, why.msg);
+        aether_event_release(e);
+        return;
+    }
+    publish_self_status(m);
+    aether_event_retain(e);
+    (void)member_emit(m, e, AETHER_TERM_NONE);
+    notify_assign(m, e);
+    aether_event_release(e);
+    pthread_mutex_unlock(&m->commit_mu);
+}
+
 /* Decides a command as leader: applies and emits its events. */
 static aether_status lead_command(aether_member *m, const aether_command *c, aether_err *why)
 {
@@ -910,6 +1000,10 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
     if (!loaded)
         return aether_err_set(why, AETHER_EUNAVAILABLE,
                               "taking over: the stored topology is not readable yet; retry");
+    if (newcomer_refuses_self(m, c, term))
+        return aether_err_set(why, AETHER_ENOTLEADER,
+                              "not leader: this node's configuration does not match the "
+                              "cluster's (resigning)");
     /* A keep-alive of our own id from an older process than this one (we
      * lead before our own admission landed, so the record may still be
      * its): never acknowledged, or it would keep serving beside us. */
@@ -1328,6 +1422,10 @@ static void tick_heartbeat(aether_member *m)
     base_command(m, &c, AETHER_CMD_JOIN_CLUSTER);
     c.data.join.info = m->self_info;
     c.data.join.terms = m->admission;
+    /* The map we hold (of our own terms: adopt installs no other), for a
+     * leader that took over from nothing (lead_command, "newcomer"). */
+    if (__atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST) != 0)
+        c.data.join.map_term = __atomic_load_n(&m->map_term, __ATOMIC_SEQ_CST);
     if (!healthy) {
         if (ours) { /* declared failed (or about to be): rejoin with a newer incarnation */
             claim = me->incarnation + 1;
@@ -1636,6 +1734,23 @@ static aether_status judge_request(aether_member *m, const aether_command *c, ae
     return AETHER_ESTATE;
 }
 
+/* A keep-alive this leader decided but does not acknowledge: in a term it
+ * took over from nothing (no stored map: the state bucket lost;
+ * member_assign.c, wait_first_map), another node's, until this term's
+ * first map is out. Such an acknowledgement would name a map older than
+ * the ones a node may serve and extend its right to serve under it; the
+ * keep-alive still counts (admission, heartbeat), and the node's right
+ * lapses in time, before our first map can give its shards away. Our own
+ * keep-alive is acknowledged (cut_off in member_lease.c): a leader serves
+ * nothing before it holds a map of its term (aether_member_may_serve). */
+static bool ack_withheld(aether_member *m, const aether_command *c)
+{
+    aether_term term;
+    return member_may_lead(m, &term) && __atomic_load_n(&m->mapless_term, __ATOMIC_SEQ_CST) == term &&
+           __atomic_load_n(&m->map_term, __ATOMIC_SEQ_CST) != term &&
+           !aether_node_id_equal(&c->data.join.info.id, &m->cfg.node);
+}
+
 void member_cluster_handle(void *state, aether_actor *self, const aether_msg *msg)
 {
     aether_member *m = state;
@@ -1651,6 +1766,9 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
         if (st == AETHER_OK)
             st = lead_command(m, &b->cmd, &why);
         char ok_reason[64] = "";
+        if (st == AETHER_OK && b->cmd.type == AETHER_CMD_JOIN_CLUSTER && ack_withheld(m, &b->cmd))
+            st = aether_err_set(&why, AETHER_EUNAVAILABLE, "taking over with no stored map: no "
+                                "acknowledgement before this term's first map; retry");
         if (st == AETHER_OK && b->cmd.type == AETHER_CMD_JOIN_CLUSTER)
             /* Step 2: the acknowledgement names the map the leader has now. */
             snprintf(ok_reason, sizeof(ok_reason), KEEPALIVE_MAP_PREFIX "%llu",

@@ -220,6 +220,12 @@ struct aether_member {
                                      not a healthy member's current one (counter) */
     uint64_t term_record_missing; /* elections this node won with no term recorded in the state
                                      store: it continued above its highest_term (lease.h) */
+    uint64_t mapless_term;        /* seq_cst, written by the assign actor: the term in which this
+                                     node, as leader, found no map in the state store (it was
+                                     lost) and took over from nothing (member_assign.c,
+                                     takeover_load). In that term it acknowledges no other node's
+                                     keep-alive before its first map is out (member_cluster.c,
+                                     ack_withheld): no node serves under an earlier map on its word */
     uint64_t state_lost_gen;      /* bumped (relaxed) by the lease actor each time, as leader,
                                      it found its term's record gone from the state store (the
                                      state bucket lost) and wrote it back; the cluster and
@@ -253,6 +259,18 @@ struct aether_member {
     aether_node_id speaker;
     uint64_t impostor_dropped; /* atomic: events from a node not leading their term */
 };
+
+/* After a lost state store, the maps of a term T are numbered from
+ * T << MEMBER_MAP_VERSION_TERM_SHIFT (member_assign.c, takeover_load): above
+ * every version published before. Terms at or above
+ * MEMBER_MAP_VERSION_FLOOR_TERM_MAX keep the plain numbering (room to count
+ * on in 64 bits): member_map_version_floor is 0 for them. */
+#define MEMBER_MAP_VERSION_TERM_SHIFT 20u
+#define MEMBER_MAP_VERSION_FLOOR_TERM_MAX (UINT64_C(1) << 40)
+static inline uint64_t member_map_version_floor(aether_term term)
+{
+    return term < MEMBER_MAP_VERSION_FLOOR_TERM_MAX ? term << MEMBER_MAP_VERSION_TERM_SHIFT : 0;
+}
 
 /* Actor handlers and state lifecycles (member_*.c). */
 aether_status member_cluster_init(aether_member *m);

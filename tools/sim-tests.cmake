@@ -59,7 +59,15 @@ set(AETHER_SIM_REGRESSIONS
   # kv-loss must not lose the state bucket while a re-created lease bucket
   # holds no term yet (that is losing both: terms repeat, "I1: term 25 has
   # two leaders"; a simulator modelling error, the product documents it).
-  "state_loss_after_unhealed_lease_loss|--soak --seed 100117 --duration 120 --extra-faults misfit,twin,kv-loss,forge")
+  "state_loss_after_unhealed_lease_loss|--soak --seed 100117 --duration 120 --extra-faults misfit,twin,kv-loss,forge"
+  # A leader that finds no stored map (state bucket lost) takes over from
+  # nothing: no map before every earlier serving right lapsed (100162), and
+  # a misfit newcomer that wins then refuses itself when a member asks to
+  # join (100048, 100122, 100126). Issue 12 items 1 and 5.
+  "takeover_from_nothing|--soak --seed 100162 --duration 120 --extra-faults misfit,twin,kv-loss,forge"
+  "misfit_leads_after_state_loss|--soak --seed 100048 --duration 120 --extra-faults misfit,twin,kv-loss,forge"
+  "misfit_leads_after_state_loss2|--soak --seed 100122 --duration 120 --extra-faults misfit,twin,kv-loss,forge"
+  "misfit_leads_after_state_loss3|--soak --seed 100126 --duration 120 --extra-faults misfit,twin,kv-loss,forge")
 foreach(entry ${AETHER_SIM_REGRESSIONS})
   string(REPLACE "|" ";" parts "${entry}")
   list(GET parts 0 name)

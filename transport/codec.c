@@ -58,6 +58,8 @@ typedef enum field_kind {
     F_REPLICATION, /* uint32_t, 1..AETHER_REPLICATION_MAX */
     F_WIRE,    /* uint32_t, a wire version 1..AETHER_WIRE_VERSION_LIMIT */
     F_HEX64,   /* uint64_t, on the wire 16 lowercase hex digits (any 64-bit value) */
+    F_U64_OPT, /* uint64_t, 0..2^63-1; optional: sent only when not 0, absent = 0 (a
+                  sender that predates it sends the same message as before) */
     F_FLAG,    /* bool; optional: sent only when true, absent = false (a sender that
                   predates it sends the same message as before) */
 } field_kind;
@@ -145,13 +147,14 @@ static const field_spec f_join[] = {
     {"address", F_ADDRESS, CMD(join.info.address), 0},
     {"zone", F_ZONE, CMD(join.info.zone), 0},
     {"incarnation", F_U64, CMD(join.info.incarnation), 0},
+    {"map_term", F_U64_OPT, CMD(join.map_term), 0},
     {"shard_count", F_SHARD_COUNT, CMD(join.terms.shard_count), 0},
     {"replication", F_REPLICATION, CMD(join.terms.replication), 0},
     {"wire_min", F_WIRE, CMD(join.terms.wire_min), 0},
     {"wire_max", F_WIRE, CMD(join.terms.wire_max), 0},
     {"params", F_HEX64, CMD(join.terms.params), 0},
 };
-#define JOIN_TERMS_FROM 4u
+#define JOIN_TERMS_FROM 5u
 static const field_spec f_leave[] = {{"node", F_NODE, CMD(leave.node), 0}};
 static const field_spec f_mark_failed[] = {
     {"node", F_NODE, CMD(mark_failed.node), 0},
@@ -478,9 +481,12 @@ static aether_status pack_field(json_t *data, const field_spec *f, const char *b
     aether_status st;
     size_t len;
     switch (f->kind) {
-    case F_U64: {
+    case F_U64:
+    case F_U64_OPT: {
         uint64_t v;
         memcpy(&v, p, sizeof(v));
+        if (f->kind == F_U64_OPT && v == 0)
+            return AETHER_OK; /* absent means 0 */
         return put_u64(data, err, true, f->key, v, rc);
     }
     case F_U32:
@@ -920,6 +926,13 @@ static aether_status unpack_field(dec *d, const json_t *data, const field_spec *
         if ((st = get_uint(d, data, true, f->key, CODEC_U64_MAX, &v)) == AETHER_OK)
             memcpy(p, &v, sizeof(v));
         return st;
+    case F_U64_OPT:
+        v = 0;
+        if (json_object_get(data, f->key) != NULL &&
+            (st = get_uint(d, data, true, f->key, CODEC_U64_MAX, &v)) != AETHER_OK)
+            return st;
+        memcpy(p, &v, sizeof(v));
+        return AETHER_OK;
     case F_U32:
     case F_SHARD: {
         uint64_t max = f->kind == F_SHARD ? shard_limit(d->lim) - 1u : UINT32_MAX;

@@ -22,7 +22,7 @@
  *      RebalanceCompleted {map_version,moved,duration_ms}
  *  - commands: type is the command's name, node the sender, term the
  *    sender's highest seen term, seq 0; data per aether_command:
- *      JoinCluster {node,address,zone,incarnation,
+ *      JoinCluster {node,address,zone,incarnation,[map_term],
  *                   shard_count,replication,wire_min,wire_max,params}
  *                                                    LeaveCluster {node}
  *      MarkNodeFailed {node,silent_ms}   ElectLeader {candidate}
@@ -36,6 +36,8 @@
  *    acknowledges an established member's keep-alive (topology.h). Some
  *    but not all of them is a bad_field refusal; so is any out of range.
  *    Encode omits all five when shard_count is 0 (canonical either way).
+ *    map_term (the term of the map the joiner holds) is optional: sent only
+ *    when not 0, absent decodes as 0 (what senders that predate it send).
  *  - "ShardReleased" (internal command, aether_release_ack), seq 0:
  *      {shard,from,map_version,term}
  *  - "Heartbeat", seq 0: {node,incarnation}

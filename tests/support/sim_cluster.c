@@ -443,6 +443,7 @@ const char *sim_last_event(sim_cluster *c, aether_event_type type) { return c->l
 
 aether_executor *sim_executor(sim_cluster *c) { return c->ex; }
 aether_kv *sim_lease_kv(sim_cluster *c) { return c->lease_kv; }
+aether_kv *sim_state_kv(sim_cluster *c) { return c->state_kv; }
 aether_metrics *sim_metrics(sim_cluster *c) { return c->metrics; }
 
 aether_transport *sim_client(sim_cluster *c, const char *id)

@@ -82,6 +82,7 @@ aether_term sim_event_last_term(sim_cluster *c, aether_event_type type);
 const char *sim_last_event(sim_cluster *c, aether_event_type type);
 aether_executor *sim_executor(sim_cluster *c);
 aether_kv *sim_lease_kv(sim_cluster *c);
+aether_kv *sim_state_kv(sim_cluster *c);
 aether_metrics *sim_metrics(sim_cluster *c);
 /* An endpoint on the cluster's hub that is no member (a client, a CLI). */
 aether_transport *sim_client(sim_cluster *c, const char *id);

@@ -1224,6 +1224,46 @@ static void test_leader_that_cannot_serve_the_stored_map_stands_down(void)
     sim_cluster_destroy(c);
 }
 
+/* Issue 12, item 5: the state bucket is lost while the cluster's nodes are
+ * paused (they hold their maps), and a node with another shard_count wins
+ * the lease: it finds no map to compare itself with. When the members come
+ * back, their keep-alives name the maps they hold: the newcomer refuses
+ * itself (the sentence a leader of theirs would give it), publishes
+ * nothing, and the members lead and serve every shard again. Before, it
+ * refused them (final, for them) and published a 32-shard map. */
+static void test_misfit_leading_after_a_state_loss_refuses_itself(void)
+{
+    sim_cluster *c = boot(33, 2, 64);
+    expect_settled(c);
+    sim_pause(c, "n0", true);
+    sim_pause(c, "n1", true);
+    aether_kv_mem_wipe(sim_state_kv(c));
+    aether_config odd = *sim_base_config(c);
+    odd.shard_count = 32;
+    CU_ASSERT_FATAL(sim_add_config(c, "x", NULL, &odd) != NULL);
+    /* Until x leads (the members' lease runs out), then at once back: a
+     * newcomer that hears no member for a whole failure_timeout publishes
+     * its terms (docs/cluster.md, the limit of "The leader after a state
+     * loss"). */
+    for (int i = 0; i < 300 && (sim_leader(c) == NULL || strcmp(sim_leader(c), "x") != 0); i++)
+        sim_run_ms(c, 10);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sim_leader(c));
+    CU_ASSERT_STRING_EQUAL(sim_leader(c), "x");
+    sim_pause(c, "n0", false);
+    sim_pause(c, "n1", false);
+    sim_run_ms(c, 2 * SETTLE_MS);
+    expect_refused(c, "x", "shard_count 32 differs from the cluster's 64");
+    CU_ASSERT_EQUAL(aether_member_admission(sim_member(c, "n0"), NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_member_admission(sim_member(c, "n1"), NULL), AETHER_OK);
+    aether_member_view v;
+    aether_member_view_get(sim_member(c, "x"), &v);
+    CU_ASSERT_EQUAL(v.map_version, 0); /* published none, installed none */
+    expect_settled(c);
+    check_balance(c, 2, 64);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
 /* Issue 12, item 3: a client publishes, in the present leader's name and
  * term, a NodeFailed of a healthy follower with seq 5000 and a map 1000
  * versions ahead giving that follower every shard. Nothing anyone serves
@@ -1313,6 +1353,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(admission_refuses_a_joiner_that_cannot_serve),
     AETHER_TEST(allowed_nodes_admit_only_listed_ids),
     AETHER_TEST(leader_that_cannot_serve_the_stored_map_stands_down),
+    AETHER_TEST(misfit_leading_after_a_state_loss_refuses_itself),
     AETHER_TEST(brake_counts_live_nodes_only),
     AETHER_TEST(operator_releases_brake),
     AETHER_TEST(failed_node_forgotten_after_retention),

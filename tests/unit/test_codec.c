@@ -155,6 +155,7 @@ static aether_command sample_command(aether_command_type t, bool extreme)
         c.data.join.terms.wire_min = extreme ? AETHER_WIRE_VERSION_LIMIT : 1;
         c.data.join.terms.wire_max = extreme ? AETHER_WIRE_VERSION_LIMIT : 1;
         c.data.join.terms.params = extreme ? UINT64_MAX : 0x00c0ffee0badf00dull;
+        c.data.join.map_term = extreme ? (uint64_t)INT64_MAX : 0; /* optional: absent when 0 */
         break;
     case AETHER_CMD_LEAVE_CLUSTER:
         c.data.leave.node = nid("node-d");
@@ -490,6 +491,53 @@ static void test_mark_failed_force_flag(void)
     CU_ASSERT_EQUAL(aether_codec_decode(bad, strlen(bad), NULL, &m, &err), AETHER_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "force"));
     aether_codec_msg_fini(&m);
+}
+
+/* JoinCluster's map_term is optional on the wire: sent only when not 0,
+ * absent reads as 0 (what senders that predate it send), and anything but
+ * an integer in range is refused. */
+static void test_join_map_term(void)
+{
+    aether_command c = sample_command(AETHER_CMD_JOIN_CLUSTER, 0);
+    char *text = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL_FATAL(aether_codec_encode_command(&c, 99, &text, &len, NULL), AETHER_OK);
+    CU_ASSERT_PTR_NULL(strstr(text, "map_term"));
+    free(text);
+    c.data.join.map_term = 19;
+    CU_ASSERT_EQUAL_FATAL(aether_codec_encode_command(&c, 99, &text, &len, NULL), AETHER_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"map_term\":19"));
+    free(text);
+    const char *head = "{\"v\":1,\"type\":\"JoinCluster\",\"cluster\":\"prod\",\"term\":4,"
+                       "\"seq\":0,\"node\":\"node-a\",\"ts\":1,\"data\":{\"node\":\"node-a\","
+                       "\"address\":\"h:1\",\"zone\":\"\",\"incarnation\":1";
+    const struct {
+        const char *tail;
+        aether_status st;
+        uint64_t map_term;
+    } cases[] = {
+        {"}}", AETHER_OK, 0},
+        {",\"map_term\":0}}", AETHER_OK, 0},
+        {",\"map_term\":19}}", AETHER_OK, 19},
+        {",\"map_term\":19,\"shard_count\":64,\"replication\":1,\"wire_min\":1,\"wire_max\":1,"
+         "\"params\":\"0000000000000000\"}}", AETHER_OK, 19},
+        {",\"map_term\":-1}}", AETHER_EINVAL, 0},
+        {",\"map_term\":\"19\"}}", AETHER_EINVAL, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char buf[512];
+        snprintf(buf, sizeof(buf), "%s%s", head, cases[i].tail);
+        aether_codec_msg m;
+        aether_err err = {0};
+        aether_status st = aether_codec_decode(buf, strlen(buf), NULL, &m, &err);
+        CU_ASSERT_EQUAL(st, cases[i].st);
+        if (st == AETHER_OK) {
+            CU_ASSERT_EQUAL(m.u.command.data.join.map_term, cases[i].map_term);
+        } else {
+            CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "map_term"));
+        }
+        aether_codec_msg_fini(&m);
+    }
 }
 
 static void test_round_trip_release_heartbeat_reply(void)
@@ -1277,6 +1325,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(round_trip_commands),
     AETHER_TEST(release_brake_flag),
     AETHER_TEST(mark_failed_force_flag),
+    AETHER_TEST(join_map_term),
     AETHER_TEST(round_trip_release_heartbeat_reply),
     AETHER_TEST(encode_refuses_what_decode_would),
     AETHER_TEST(reject_table),
