@@ -425,18 +425,26 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
             return s; /* kept, never acted on: see lease.h step 2b */
         }
         /* Step 3, a wide gap (a lease bucket re-created under a term recorded
-         * long ago): compact the bucket to recorded + 1 and create again. */
+         * long ago, or our create long ago: we were stalled): compact the
+         * bucket to the recorded term and create again. Not to recorded + 1:
+         * the holder of the recorded term has its key at exactly that
+         * revision until its first renewal, and a compaction past it would
+         * take a live lease away without a revision of its own (issue 12,
+         * chaos seed 42: terms 142 and 143 acting at once). */
         if (recorded >= h.revision && recorded - h.revision >= AETHER_LEASE_COMPACT_GAP_MIN) {
-            s = aether_kv_compact(cfg->lease_kv, recorded + 1, err);
+            s = aether_kv_compact(cfg->lease_kv, recorded, err);
             if (s == AETHER_OK) {
-                /* Our establishing write went with everything below recorded + 1. */
+                /* Our establishing write went with everything below recorded. */
                 h.revision = 0;
                 sent = now_ns(cfg);
                 s = aether_kv_create(cfg->lease_kv, lease_key(cfg), buf, len, &rev, err);
                 if (s != AETHER_OK)
-                    return s; /* EEXIST: another candidate won since; EUNKNOWN: a stray
-                                 lease of ours may exist and expire, never acted on */
-                AETHER_ASSERT(rev > recorded);
+                    return s; /* EEXIST: the holder of the record, or another candidate
+                                 since; EUNKNOWN: a stray lease of ours may exist and
+                                 expire, never acted on */
+                /* At recorded itself only in a re-created bucket (no write there
+                 * yet): one update below carries it past. */
+                AETHER_ASSERT(rev >= recorded);
                 h.revision = rev;
                 h.lease.acquired_at_ns = sent;
                 h.lease.renewed_at_ns = sent;
