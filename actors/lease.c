@@ -11,6 +11,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "log.h"
+
+#define LEASE_LOG "lease"
+
 AETHER_STATIC_ASSERT(AETHER_LEASE_VALUE_LEN_MAX <= AETHER_KV_VALUE_LEN_MAX,
                      "a lease value fits in a KV value");
 AETHER_STATIC_ASSERT(AETHER_LEASE_TTL_MS_MAX <= AETHER_KV_TTL_MS_MAX,
@@ -345,6 +349,43 @@ static aether_status record_term(const aether_lease_config *cfg, aether_term t,
     return aether_err_set(err, AETHER_ECONFLICT, "term record: timed out and not applied");
 }
 
+/* Diagnostics (issue 12): what an acquire did, for the node's log. */
+typedef struct acquire_trace {
+    uint64_t created_rev;  /* the first create's revision */
+    uint64_t created_ns;   /* its send time */
+    uint32_t advanced;     /* advancing updates */
+    uint64_t compacted_to; /* 0 = no compaction */
+} acquire_trace;
+
+static uint64_t ms_since(const aether_lease_config *cfg, uint64_t t0_ns)
+{
+    uint64_t now = now_ns(cfg);
+    return now > t0_ns ? (now - t0_ns) / AETHER_NS_PER_MS : 0;
+}
+
+static void log_compaction(const aether_lease_config *cfg, const aether_lease_held *h,
+                           aether_term recorded, const acquire_trace *tr)
+{
+    AETHER_WARN(LEASE_LOG,
+                "%s: lease '%s': our key at revision %" PRIu64 " (nonce %016" PRIx64 ") is %" PRIu64
+                " below the recorded term %" PRIu64 ", %" PRIu64 " ms after our create (a re-created "
+                "lease bucket, or this candidate stalled): compacting the lease bucket to %" PRIu64,
+                cfg->self.str, lease_key(cfg), h->revision, h->nonce, recorded - h->revision,
+                recorded, ms_since(cfg, tr->created_ns), recorded);
+}
+
+static void log_won(const aether_lease_config *cfg, const aether_lease_held *h,
+                    aether_term recorded, const acquire_trace *tr)
+{
+    AETHER_INFO(LEASE_LOG,
+                "%s: lease '%s' won: term %" PRIu64 " (nonce %016" PRIx64 "; created at revision %" PRIu64
+                ", record read %" PRIu64 ", %" PRIu32 " advancing update(s), compacted to %" PRIu64
+                "; %" PRIu64 " ms since the create, %" PRIu64 " ms since the last write was sent)",
+                cfg->self.str, lease_key(cfg), h->lease.term, h->nonce, tr->created_rev, recorded,
+                tr->advanced, tr->compacted_to, ms_since(cfg, tr->created_ns),
+                ms_since(cfg, h->lease.renewed_at_ns));
+}
+
 aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *rng,
                                    aether_lease_held *held, aether_err *err)
 {
@@ -390,6 +431,7 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
     h.revision = rev;
     h.lease.acquired_at_ns = sent;
     h.lease.renewed_at_ns = sent;
+    acquire_trace tr = {.created_rev = rev, .created_ns = sent};
 
     uint32_t steps_left =
         cfg->advance_steps_max != 0 ? cfg->advance_steps_max : AETHER_LEASE_ADVANCE_STEPS_MAX;
@@ -418,10 +460,12 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
             !(cfg->own_stopped_term != AETHER_TERM_NONE && recorded == cfg->own_stopped_term)) {
             s = aether_err_set(err, AETHER_ESTALE,
                                "lease '%s': revision %" PRIu64 " is not above term %" PRIu64
-                               ": the lease bucket was re-created, and the holder of term %" PRIu64
+                               ": the lease bucket was re-created (or we stalled %" PRIu64
+                               " ms since our create), and the holder of term %" PRIu64
                                " may act until its deadline; the key is left to expire, campaign "
                                "again after a ttl",
-                               lease_key(cfg), h.revision, recorded, recorded);
+                               lease_key(cfg), h.revision, recorded, ms_since(cfg, tr.created_ns),
+                               recorded);
             return s; /* kept, never acted on: see lease.h step 2b */
         }
         /* Step 3, a wide gap (a lease bucket re-created under a term recorded
@@ -432,8 +476,10 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
          * take a live lease away without a revision of its own (issue 12,
          * chaos seed 42: terms 142 and 143 acting at once). */
         if (recorded >= h.revision && recorded - h.revision >= AETHER_LEASE_COMPACT_GAP_MIN) {
+            log_compaction(cfg, &h, recorded, &tr);
             s = aether_kv_compact(cfg->lease_kv, recorded, err);
             if (s == AETHER_OK) {
+                tr.compacted_to = recorded;
                 /* Our establishing write went with everything below recorded. */
                 h.revision = 0;
                 sent = now_ns(cfg);
@@ -463,6 +509,7 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
                 goto release;
             }
             steps_left--;
+            tr.advanced++;
             uint64_t sent_at;
             s = send_update(cfg, &h, AETHER_TERM_NONE, &sent_at, err);
             if (s == AETHER_EUNKNOWN) {
@@ -481,6 +528,7 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
         if (s == AETHER_OK) {
             h.lease.term = t;
             AETHER_ASSERT(aether_lease_validate(&h.lease, NULL) == AETHER_OK);
+            log_won(cfg, &h, recorded, &tr);
             *held = h;
             return AETHER_OK; /* step 5 */
         }

@@ -381,8 +381,12 @@ static aether_status nkv_compact(aether_kv *kv, uint64_t revision, aether_err *e
     po.Stream.Purge.Sequence = revision;
     jsErrCode jerr = 0;
     natsStatus s = js_PurgeStream(n->js, n->stream, &po, &jerr);
-    if (s == NATS_OK)
+    if (s == NATS_OK) {
+        /* Rare and drastic (lease.h step 3): always in the log. */
+        AETHER_INFO(NKV_MODULE, "bucket '%s' compacted: every entry below revision %" PRIu64
+                    " purged", n->bucket, revision);
         return AETHER_OK;
+    }
     return nkv_fail(n, err, nkv_map(s, jerr, NKV_WRITE), "compact", "*", s, jerr);
 }
 
