@@ -598,7 +598,9 @@ static int nats_connect(node_run *d)
  * ENOTFOUND (a stream just created whose info a new stream leader cannot
  * give yet); anything else (a bucket with another TTL, a bad name) is
  * final at once. */
-static int nats_bucket(node_run *d, const char *suffix, uint64_t ttl_ms, aether_kv **out)
+/* one_key: the lease bucket holds the lease key only (nats_kv.h step 2b). */
+static int nats_bucket(node_run *d, const char *suffix, uint64_t ttl_ms, bool one_key,
+                       aether_kv **out)
 {
     char bucket[AETHER_KV_NATS_BUCKET_LEN_MAX + 1];
     int len = snprintf(bucket, sizeof(bucket), "aether_%s_%s", d->base.cluster, suffix);
@@ -608,7 +610,8 @@ static int nats_bucket(node_run *d, const char *suffix, uint64_t ttl_ms, aether_
     }
     aether_kv_nats_config kc = { .conn = d->nc, .bucket = bucket, .ttl_ms = ttl_ms,
                                  .replicas = d->opt.s.nats.kv_replicas,
-                                 .timeout_ms = d->opt.s.nats.request_timeout_ms, .create_if_missing = true };
+                                 .timeout_ms = d->opt.s.nats.request_timeout_ms, .create_if_missing = true,
+                                 .one_key = one_key };
     aether_err err = { 0 };
     uint64_t t0 = now_ns(), warned = 0;
     unsigned wait_ms = KV_RETRY_MS;
@@ -648,9 +651,9 @@ static int nats_setup(node_run *d)
 {
     if (nats_connect(d) != 0)
         return -1;
-    int rc = nats_bucket(d, "lease", d->base.lease_ttl_ms, &d->lease_kv);
+    int rc = nats_bucket(d, "lease", d->base.lease_ttl_ms, true, &d->lease_kv);
     if (rc == 0)
-        rc = nats_bucket(d, "state", 0, &d->state_kv);
+        rc = nats_bucket(d, "state", 0, false, &d->state_kv);
     if (rc != 0)
         return rc;
     if (d->opt.s.event_stream) {

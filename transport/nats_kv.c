@@ -61,6 +61,7 @@ struct kv_nats {
     jsCtx *js;                                      /* immutable; nats.c: any thread */
     kvStore *kv;                                    /* immutable; nats.c: any thread */
     bool recreate;                                  /* immutable: create_if_missing */
+    bool one_key;                                   /* immutable: DESIGN step 2b */
     uint32_t replicas;                              /* immutable: 1 or 3 */
     /* DESIGN step 5. check_after_ns: CAS by whichever caller wins the
      * window (relaxed: it only rate-limits, nothing is published by it);
@@ -239,6 +240,8 @@ static natsStatus nkv_publish(const kv_nats *n, const char *key, aether_kv_op op
             po.ExpectNoMessage = true;
         else if (expect == NKV_EXPECT_REV)
             po.ExpectLastSubjectSeq = expected;
+        if (expect == NKV_EXPECT_REV && n->one_key)
+            po.ExpectLastSeq = expected; /* DESIGN step 2b */
         s = js_PublishMsg(&ack, n->js, msg, &po, jerr);
     }
     if (s == NATS_OK) {
@@ -836,6 +839,7 @@ aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv 
     n->timeout_ms = timeout_or_default(cfg->timeout_ms);
     n->conn = cfg->conn;
     n->recreate = cfg->create_if_missing;
+    n->one_key = cfg->one_key;
     n->replicas = cfg->replicas == 0 ? 1u : cfg->replicas;
     atomic_init(&n->check_after_ns, 0);
     atomic_init(&n->recreated, 0);
