@@ -128,6 +128,12 @@
  * Why at most one holder acts at a time (I1): the lease key is won only by
  * create, kept only by CAS, and expires at put_at + ttl on the store, where
  * put_at >= the holder's send time; the holder stops at send + ttl - margin.
+ * This needs the store's create and CAS to be single-winner even for writes
+ * sent at the same instant; nats-server 2.9 on R3 buckets is not (two
+ * creates over one delete marker both applied, at consecutive revisions:
+ * issue 12), and the NATS lease store makes it so (nats_kv.h step 2b).
+ * Nor may anything take a live lease away without a revision of its own:
+ * step 3's compaction stops at R, whose holder's key may be there.
  */
 #ifndef AETHER_LEASE_H
 #define AETHER_LEASE_H
