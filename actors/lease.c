@@ -315,6 +315,33 @@ static aether_status resolve(const aether_lease_config *cfg, aether_lease_held *
                                                : "at a revision below ours (bucket re-created)");
 }
 
+/* Acquire step 5: the key still holds our write, at our revision. A store
+ * that let another create or CAS through on top of ours (nats-server 2.9 on
+ * R3 buckets: nats_kv.h step 2b) shows its write here, and whoever wrote it
+ * goes on to record a higher term: we step back before our first act.
+ * AETHER_OK, AETHER_ECONFLICT (overtaken), or the read's failure. */
+static aether_status verify_still_ours(const aether_lease_config *cfg, const aether_lease_held *h,
+                                       aether_err *err)
+{
+    seen_kind kind;
+    uint64_t rev;
+    aether_status s = look(cfg, h->nonce, &kind, &rev, err);
+    if (s != AETHER_OK)
+        return s;
+    if (kind == SEEN_OURS && rev == h->revision)
+        return AETHER_OK;
+    AETHER_WARN(LEASE_LOG,
+                "%s: lease '%s': our write at revision %" PRIu64 " (nonce %016" PRIx64
+                ") was overtaken before our first act: the key is %s at revision %" PRIu64
+                "; not leading",
+                cfg->self.str, lease_key(cfg), h->revision, h->nonce,
+                kind == SEEN_ABSENT ? "gone" : kind == SEEN_OTHER ? "another node's" : "ours", rev);
+    return aether_err_set(err, AETHER_ECONFLICT,
+                          "lease '%s': our write at revision %" PRIu64 " was overtaken (the key "
+                          "is at revision %" PRIu64 ")",
+                          lease_key(cfg), h->revision, rev);
+}
+
 /* Best effort: frees the key for other candidates. Conditional, so it can
  * only remove our own write. */
 static void release_quietly(const aether_lease_config *cfg, uint64_t revision)
@@ -526,11 +553,16 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
         aether_term t = h.revision;
         s = record_term(cfg, t, recorded_rev, err);
         if (s == AETHER_OK) {
+            /* Step 5: still ours before the first act? (Recorded or not,
+             * a term never acted on is harmless.) */
+            s = verify_still_ours(cfg, &h, err);
+            if (s != AETHER_OK)
+                goto release;
             h.lease.term = t;
             AETHER_ASSERT(aether_lease_validate(&h.lease, NULL) == AETHER_OK);
             log_won(cfg, &h, recorded, &tr);
             *held = h;
-            return AETHER_OK; /* step 5 */
+            return AETHER_OK; /* step 6 */
         }
         if (s != AETHER_ECONFLICT && s != AETHER_EEXIST)
             goto release;

@@ -87,7 +87,13 @@
  *     (ECONFLICT/EEXIST) go back to 2; at most AETHER_LEASE_RECORD_ATTEMPTS_MAX
  *     rounds of 2-4. EUNKNOWN: re-read; the key holding exactly T means
  *     ours was recorded.
- *  5. Return AETHER_OK: the holder has term T. It acts only while
+ *  5. Re-read the lease key: unless it holds our write at our revision,
+ *     return AETHER_ECONFLICT (releasing, conditionally) - recorded or
+ *     not, T is never acted on. A second line behind nats_kv.h step 2b: a
+ *     store that let another create or CAS through on top of ours shows
+ *     that write here, and its writer records a higher term and leads
+ *     (issue 12). It cannot see a write not yet applied.
+ *  6. Return AETHER_OK: the holder has term T. It acts only while
  *     aether_lease_may_act(); establishing may have used up part of the ttl.
  *  Any failure after step 1 releases the key (conditional delete with our
  *  revision, result ignored) so followers can campaign at once; a lost
@@ -222,7 +228,7 @@ typedef struct aether_lease_held {
                                     cfg.term_floor instead (0 = it did not) */
 } aether_lease_held;
 
-/* Runs the acquire protocol (DESIGN steps 1-5). rng: this actor's generator
+/* Runs the acquire protocol (DESIGN steps 1-6). rng: this actor's generator
  * (for the nonce). On AETHER_OK *held is the new lease with its term.
  * Otherwise *held is zeroed and the status says why:
  *  AETHER_EEXIST      another node holds the lease;

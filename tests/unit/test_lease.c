@@ -439,6 +439,53 @@ static void test_stalled_candidate_keeps_a_live_lease(void)
     stores_down();
 }
 
+/* While node-a is between its create and reading the record: node-b's
+ * create lands on top of node-a's key, at the next revision, as if the
+ * store had let two creates over one marker through (nats-server 2.9 on
+ * R3 buckets, issue 12). */
+static aether_lease_held overtaken_a_key;
+static void overtake_hook(void)
+{
+    aether_lease_value v;
+    uint64_t rev;
+    aether_lease_config b = node_cfg("node-b");
+    CU_ASSERT_EQUAL_FATAL(aether_lease_read(&b, &v, &rev, NULL), AETHER_OK);
+    overtaken_a_key.revision = rev;
+    aether_lease_value bv = {.leader = b.self, .ttl_ms = TTL_MS, .term = AETHER_TERM_NONE,
+                             .nonce = 0xb0b};
+    char buf[AETHER_LEASE_VALUE_LEN_MAX];
+    size_t len;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_value_encode(&bv, buf, sizeof(buf), &len, NULL), AETHER_OK);
+    uint64_t r2;
+    CU_ASSERT_EQUAL_FATAL(aether_kv_update(lease_kv, "leader", buf, len, rev, &r2, NULL), AETHER_OK);
+}
+
+/* A store that lets a second create through (above) must not make two
+ * leaders: the candidate whose write was overtaken checks, after recording
+ * its term and before its first act, that the key still holds its write
+ * (lease.h step 5), and steps back. */
+static void test_overtaken_create_does_not_lead(void)
+{
+    stores_up();
+    stall_kv stall = {.base = {&stall_ops}, .inner = state_kv, .hook = overtake_hook};
+    aether_lease_config a = node_cfg("node-a");
+    a.state_kv = &stall.base;
+    aether_lease_held ha;
+    aether_err err = {0};
+    aether_status s = aether_lease_acquire(&a, &rng, &ha, &err);
+    CU_ASSERT_EQUAL(overtaken_a_key.revision, 1);
+    CU_ASSERT_EQUAL(s, AETHER_ECONFLICT);
+    CU_ASSERT_EQUAL(ha.lease.term, AETHER_TERM_NONE);
+    CU_ASSERT_FALSE(aether_lease_may_act(&ha.lease, sim.now_ns, MARGIN_MS));
+    /* node-b's write is untouched (node-a's release was conditional). */
+    aether_lease_value v;
+    uint64_t r;
+    CU_ASSERT_EQUAL(aether_lease_read(&a, &v, &r, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(r, 2);
+    CU_ASSERT_EQUAL(v.nonce, 0xb0b);
+    stores_down();
+}
+
 static void test_record_again_after_state_loss(void)
 {
     stores_up();
@@ -740,6 +787,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(wipe_keeps_terms_increasing),
     AETHER_TEST(wide_gap_compacts),
     AETHER_TEST(stalled_candidate_keeps_a_live_lease),
+    AETHER_TEST(overtaken_create_does_not_lead),
     AETHER_TEST(record_again_after_state_loss),
     AETHER_TEST(term_floor_when_no_record),
     AETHER_TEST(advance_budget_keeps_progress),
