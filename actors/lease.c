@@ -517,10 +517,16 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
                                  expire, never acted on */
                 /* At recorded itself only in a re-created bucket (no write there
                  * yet): one update below carries it past. */
-                AETHER_ASSERT(rev >= recorded);
                 h.revision = rev;
                 h.lease.acquired_at_ns = sent;
                 h.lease.renewed_at_ns = sent;
+                if (rev < recorded) { /* the store broke its compact contract */
+                    s = aether_err_set(err, AETHER_ESTATE,
+                                       "lease '%s': compacted to %" PRIu64 " but the create got "
+                                       "revision %" PRIu64 " (the stream went back?); released",
+                                       lease_key(cfg), recorded, rev);
+                    goto release;
+                }
             } else if (s != AETHER_ESTATE) {
                 goto release;
             } /* ESTATE: the store cannot compact; the updates below do it */
