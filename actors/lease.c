@@ -487,8 +487,9 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
             !(cfg->own_stopped_term != AETHER_TERM_NONE && recorded == cfg->own_stopped_term)) {
             s = aether_err_set(err, AETHER_ESTALE,
                                "lease '%s': revision %" PRIu64 " is not above term %" PRIu64
-                               ": the lease bucket was re-created (or we stalled %" PRIu64
-                               " ms since our create), and the holder of term %" PRIu64
+                               ": the lease bucket was re-created (or, %" PRIu64 " ms after our "
+                               "create: we stalled, our own record landed late, or the store "
+                               "went back), and the holder of term %" PRIu64
                                " may act until its deadline; the key is left to expire, campaign "
                                "again after a ttl",
                                lease_key(cfg), h.revision, recorded, ms_since(cfg, tr.created_ns),
