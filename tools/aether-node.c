@@ -209,6 +209,7 @@ typedef struct node_run {
     uint64_t was_leader_term;       /* NATS mode: main thread; the term it led at the last poll */
     aether_rng rng;                 /* main thread */
     uint64_t start_ns;              /* immutable after setup */
+    uint64_t start_wall_ms;         /* immutable after setup: the process's incarnation */
     uint32_t hide_mask;             /* immutable: event types never printed */
     uint32_t fold_mask;             /* immutable: event types folded into count lines */
     pthread_mutex_t mu;
@@ -679,6 +680,10 @@ static int daemon_init(node_run *d, const options *o, uint32_t n_nodes)
     aether_codec_stats_init(&d->codec_stats, NULL);
     aether_rng_seed(&d->rng, o->seed);
     d->start_ns = now_ns();
+    /* Before any wait (JetStream, up to a minute): a process started after
+     * this one must be the newer one (docs/cluster.md, one process per
+     * node id), however long each waited for its buckets. */
+    d->start_wall_ms = aether_clock_wall_ms(aether_clock_real());
     d->base = o->s.node; /* node (and address) set per member */
     d->hide_mask = o->scenario != NULL && !o->verbose ? 1u << AETHER_EVT_LEASE_RENEWED : 0u;
     d->fold_mask = 0;
@@ -764,7 +769,8 @@ static int node_start(node_run *d, uint32_t i)
     }
     aether_member_deps deps = { .executor = d->ex, .transport = n->t, .lease_store = d->lease_kv,
                                 .state_store = d->state_kv, .metrics = d->metrics,
-                                .seed = aether_rng_next(&d->rng) };
+                                .seed = aether_rng_next(&d->rng),
+                                .incarnation = d->opt.nats_mode ? d->start_wall_ms : 0 };
     aether_member_callbacks cb = { .on_shard_acquired = on_acquired, .on_shard_released = on_released,
                                    .on_event = on_event, .on_leader_changed = on_leader_changed,
                                    .on_map_installed = on_map_installed,
