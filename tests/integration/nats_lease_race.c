@@ -198,5 +198,6 @@ int main(int argc, char **argv)
     aether_kv_destroy(state2);
     natsConnection_Destroy(nc1);
     natsConnection_Destroy(nc2);
+    nats_CloseAndWait(2000);
     return 0;
 }
