@@ -11,6 +11,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "log.h"
+
+#define LEASE_LOG "lease"
+
 AETHER_STATIC_ASSERT(AETHER_LEASE_VALUE_LEN_MAX <= AETHER_KV_VALUE_LEN_MAX,
                      "a lease value fits in a KV value");
 AETHER_STATIC_ASSERT(AETHER_LEASE_TTL_MS_MAX <= AETHER_KV_TTL_MS_MAX,
@@ -311,6 +315,33 @@ static aether_status resolve(const aether_lease_config *cfg, aether_lease_held *
                                                : "at a revision below ours (bucket re-created)");
 }
 
+/* Acquire step 5: the key still holds our write, at our revision. A store
+ * that let another create or CAS through on top of ours (nats-server 2.9 on
+ * R3 buckets: nats_kv.h step 2b) shows its write here, and whoever wrote it
+ * goes on to record a higher term: we step back before our first act.
+ * AETHER_OK, AETHER_ECONFLICT (overtaken), or the read's failure. */
+static aether_status verify_still_ours(const aether_lease_config *cfg, const aether_lease_held *h,
+                                       aether_err *err)
+{
+    seen_kind kind;
+    uint64_t rev;
+    aether_status s = look(cfg, h->nonce, &kind, &rev, err);
+    if (s != AETHER_OK)
+        return s;
+    if (kind == SEEN_OURS && rev == h->revision)
+        return AETHER_OK;
+    AETHER_WARN(LEASE_LOG,
+                "%s: lease '%s': our write at revision %" PRIu64 " (nonce %016" PRIx64
+                ") was overtaken before our first act: the key is %s at revision %" PRIu64
+                "; not leading",
+                cfg->self.str, lease_key(cfg), h->revision, h->nonce,
+                kind == SEEN_ABSENT ? "gone" : kind == SEEN_OTHER ? "another node's" : "ours", rev);
+    return aether_err_set(err, AETHER_ECONFLICT,
+                          "lease '%s': our write at revision %" PRIu64 " was overtaken (the key "
+                          "is at revision %" PRIu64 ")",
+                          lease_key(cfg), h->revision, rev);
+}
+
 /* Best effort: frees the key for other candidates. Conditional, so it can
  * only remove our own write. */
 static void release_quietly(const aether_lease_config *cfg, uint64_t revision)
@@ -343,6 +374,43 @@ static aether_status record_term(const aether_lease_config *cfg, aether_term t,
     if (seen == t)
         return AETHER_OK;
     return aether_err_set(err, AETHER_ECONFLICT, "term record: timed out and not applied");
+}
+
+/* Diagnostics (issue 12): what an acquire did, for the node's log. */
+typedef struct acquire_trace {
+    uint64_t created_rev;  /* the first create's revision */
+    uint64_t created_ns;   /* its send time */
+    uint32_t advanced;     /* advancing updates */
+    uint64_t compacted_to; /* 0 = no compaction */
+} acquire_trace;
+
+static uint64_t ms_since(const aether_lease_config *cfg, uint64_t t0_ns)
+{
+    uint64_t now = now_ns(cfg);
+    return now > t0_ns ? (now - t0_ns) / AETHER_NS_PER_MS : 0;
+}
+
+static void log_compaction(const aether_lease_config *cfg, const aether_lease_held *h,
+                           aether_term recorded, const acquire_trace *tr)
+{
+    AETHER_WARN(LEASE_LOG,
+                "%s: lease '%s': our key at revision %" PRIu64 " (nonce %016" PRIx64 ") is %" PRIu64
+                " below the recorded term %" PRIu64 ", %" PRIu64 " ms after our create (a re-created "
+                "lease bucket, or this candidate stalled): compacting the lease bucket to %" PRIu64,
+                cfg->self.str, lease_key(cfg), h->revision, h->nonce, recorded - h->revision,
+                recorded, ms_since(cfg, tr->created_ns), recorded);
+}
+
+static void log_won(const aether_lease_config *cfg, const aether_lease_held *h,
+                    aether_term recorded, const acquire_trace *tr)
+{
+    AETHER_INFO(LEASE_LOG,
+                "%s: lease '%s' won: term %" PRIu64 " (nonce %016" PRIx64 "; created at revision %" PRIu64
+                ", record read %" PRIu64 ", %" PRIu32 " advancing update(s), compacted to %" PRIu64
+                "; %" PRIu64 " ms since the create, %" PRIu64 " ms since the last write was sent)",
+                cfg->self.str, lease_key(cfg), h->lease.term, h->nonce, tr->created_rev, recorded,
+                tr->advanced, tr->compacted_to, ms_since(cfg, tr->created_ns),
+                ms_since(cfg, h->lease.renewed_at_ns));
 }
 
 aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *rng,
@@ -390,6 +458,7 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
     h.revision = rev;
     h.lease.acquired_at_ns = sent;
     h.lease.renewed_at_ns = sent;
+    acquire_trace tr = {.created_rev = rev, .created_ns = sent};
 
     uint32_t steps_left =
         cfg->advance_steps_max != 0 ? cfg->advance_steps_max : AETHER_LEASE_ADVANCE_STEPS_MAX;
@@ -418,28 +487,47 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
             !(cfg->own_stopped_term != AETHER_TERM_NONE && recorded == cfg->own_stopped_term)) {
             s = aether_err_set(err, AETHER_ESTALE,
                                "lease '%s': revision %" PRIu64 " is not above term %" PRIu64
-                               ": the lease bucket was re-created, and the holder of term %" PRIu64
+                               ": the lease bucket was re-created (or, %" PRIu64 " ms after our "
+                               "create: we stalled, our own record landed late, or the store "
+                               "went back), and the holder of term %" PRIu64
                                " may act until its deadline; the key is left to expire, campaign "
                                "again after a ttl",
-                               lease_key(cfg), h.revision, recorded, recorded);
+                               lease_key(cfg), h.revision, recorded, ms_since(cfg, tr.created_ns),
+                               recorded);
             return s; /* kept, never acted on: see lease.h step 2b */
         }
         /* Step 3, a wide gap (a lease bucket re-created under a term recorded
-         * long ago): compact the bucket to recorded + 1 and create again. */
+         * long ago, or our create long ago: we were stalled): compact the
+         * bucket to the recorded term and create again. Not to recorded + 1:
+         * the holder of the recorded term has its key at exactly that
+         * revision until its first renewal, and a compaction past it would
+         * take a live lease away without a revision of its own (issue 12,
+         * chaos seed 42: terms 142 and 143 acting at once). */
         if (recorded >= h.revision && recorded - h.revision >= AETHER_LEASE_COMPACT_GAP_MIN) {
-            s = aether_kv_compact(cfg->lease_kv, recorded + 1, err);
+            log_compaction(cfg, &h, recorded, &tr);
+            s = aether_kv_compact(cfg->lease_kv, recorded, err);
             if (s == AETHER_OK) {
-                /* Our establishing write went with everything below recorded + 1. */
+                tr.compacted_to = recorded;
+                /* Our establishing write went with everything below recorded. */
                 h.revision = 0;
                 sent = now_ns(cfg);
                 s = aether_kv_create(cfg->lease_kv, lease_key(cfg), buf, len, &rev, err);
                 if (s != AETHER_OK)
-                    return s; /* EEXIST: another candidate won since; EUNKNOWN: a stray
-                                 lease of ours may exist and expire, never acted on */
-                AETHER_ASSERT(rev > recorded);
+                    return s; /* EEXIST: the holder of the record, or another candidate
+                                 since; EUNKNOWN: a stray lease of ours may exist and
+                                 expire, never acted on */
+                /* At recorded itself only in a re-created bucket (no write there
+                 * yet): one update below carries it past. */
                 h.revision = rev;
                 h.lease.acquired_at_ns = sent;
                 h.lease.renewed_at_ns = sent;
+                if (rev < recorded) { /* the store broke its compact contract */
+                    s = aether_err_set(err, AETHER_ESTATE,
+                                       "lease '%s': compacted to %" PRIu64 " but the create got "
+                                       "revision %" PRIu64 " (the stream went back?); released",
+                                       lease_key(cfg), recorded, rev);
+                    goto release;
+                }
             } else if (s != AETHER_ESTATE) {
                 goto release;
             } /* ESTATE: the store cannot compact; the updates below do it */
@@ -455,6 +543,7 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
                 goto release;
             }
             steps_left--;
+            tr.advanced++;
             uint64_t sent_at;
             s = send_update(cfg, &h, AETHER_TERM_NONE, &sent_at, err);
             if (s == AETHER_EUNKNOWN) {
@@ -471,10 +560,16 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
         aether_term t = h.revision;
         s = record_term(cfg, t, recorded_rev, err);
         if (s == AETHER_OK) {
+            /* Step 5: still ours before the first act? (Recorded or not,
+             * a term never acted on is harmless.) */
+            s = verify_still_ours(cfg, &h, err);
+            if (s != AETHER_OK)
+                goto release;
             h.lease.term = t;
             AETHER_ASSERT(aether_lease_validate(&h.lease, NULL) == AETHER_OK);
+            log_won(cfg, &h, recorded, &tr);
             *held = h;
-            return AETHER_OK; /* step 5 */
+            return AETHER_OK; /* step 6 */
         }
         if (s != AETHER_ECONFLICT && s != AETHER_EEXIST)
             goto release;

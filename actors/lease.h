@@ -36,7 +36,9 @@
  *     (absent = R 0, or cfg.term_floor when given: the state bucket was
  *     lost, and the highest term this node saw is the best record left).
  *  2b. Our revision <= R means the lease bucket was deleted and re-created
- *     (within one bucket life every create is above every recorded term):
+ *     (within one bucket life every create is above every recorded term
+ *     recorded before it; a candidate stalled after its create also gets
+ *     here, and waiting does it no harm):
  *     the lease key under which the holder of term R acted is gone early,
  *     not expired, and that holder may act until its own deadline, at most
  *     a ttl after the loss. Unless cfg.restart_waited (the caller waited a
@@ -57,23 +59,41 @@
  *     released (conditional delete) and AETHER_ESTATE returned. The progress
  *     is kept: the bucket counter never goes back, so the next acquire - ours
  *     or another node's - starts from where this one stopped.
- *     A gap of AETHER_LEASE_COMPACT_GAP_MIN or more (the lease bucket was
- *     deleted and re-created: its revisions restarted at 1 under a record
- *     that may be in the hundreds of thousands, one per renewal) is crossed
- *     in one step instead: compact the lease bucket to R + 1 (every entry
- *     below goes, and the next write's revision is at least R + 1;
- *     aether_kv_compact) and send the create of step 1 again. Safe: an
- *     established lease has a revision above the record it was checked
- *     against, and the record only grows, so what goes is our own
- *     establishing write, markers, or another candidate's establishing
- *     write (that candidate's next CAS fails: it never acts). A create that
- *     finds the key taken since is EEXIST, as in step 1.
+ *     A gap of AETHER_LEASE_COMPACT_GAP_MIN or more is crossed in one step
+ *     instead. It arises when the lease bucket was deleted and re-created
+ *     (its revisions restarted at 1 under a record that may be in the
+ *     hundreds of thousands, one per renewal), and also when our create
+ *     was long ago: the candidate stalled between step 1 and step 2 (a
+ *     SIGSTOP, a starved process) while others led and renewed. Compact the
+ *     lease bucket to R (every entry below R goes, and the next write's
+ *     revision is at least R; aether_kv_compact) and send the create of
+ *     step 1 again. Safe: a lease someone may act on has a revision >= R.
+ *     Within one bucket life, the holder of R wrote the key at R (its key
+ *     stays at exactly R until its first renewal, above it after), and any
+ *     later holder is above R. A key whose last write is below R was
+ *     either written in this bucket life before R's holder created the key
+ *     (so it had expired or been deleted by then), or it is an
+ *     establishing write in a re-created bucket (term 0: its writer needs
+ *     a revision above R and a CAS on the record before it acts). So what
+ *     goes is our own establishing write, markers, or another candidate's
+ *     establishing write (that candidate's next CAS fails: it never acts).
+ *     Not R + 1: that took the live lease of R's holder away without a
+ *     revision (issue 12: chaos seed 42 had terms 142 and 143 acting at
+ *     once). A create that then finds the key taken is EEXIST, as in step
+ *     1; a create at exactly R (a re-created bucket with nothing there
+ *     yet) is carried past R by one update below.
  *  4. T = our revision (> R). Record it with CAS on the state key: update
  *     with expected = R's revision (create if R was absent). If the CAS loses
  *     (ECONFLICT/EEXIST) go back to 2; at most AETHER_LEASE_RECORD_ATTEMPTS_MAX
  *     rounds of 2-4. EUNKNOWN: re-read; the key holding exactly T means
  *     ours was recorded.
- *  5. Return AETHER_OK: the holder has term T. It acts only while
+ *  5. Re-read the lease key: unless it holds our write at our revision,
+ *     return AETHER_ECONFLICT (releasing, conditionally) - recorded or
+ *     not, T is never acted on. A second line behind nats_kv.h step 2b: a
+ *     store that let another create or CAS through on top of ours shows
+ *     that write here, and its writer records a higher term and leads
+ *     (issue 12). It cannot see a write not yet applied.
+ *  6. Return AETHER_OK: the holder has term T. It acts only while
  *     aether_lease_may_act(); establishing may have used up part of the ttl.
  *  Any failure after step 1 releases the key (conditional delete with our
  *  revision, result ignored) so followers can campaign at once; a lost
@@ -114,6 +134,12 @@
  * Why at most one holder acts at a time (I1): the lease key is won only by
  * create, kept only by CAS, and expires at put_at + ttl on the store, where
  * put_at >= the holder's send time; the holder stops at send + ttl - margin.
+ * This needs the store's create and CAS to be single-winner even for writes
+ * sent at the same instant; nats-server 2.9 on R3 buckets is not (two
+ * creates over one delete marker both applied, at consecutive revisions:
+ * issue 12), and the NATS lease store makes it so (nats_kv.h step 2b).
+ * Nor may anything take a live lease away without a revision of its own:
+ * step 3's compaction stops at R, whose holder's key may be there.
  */
 #ifndef AETHER_LEASE_H
 #define AETHER_LEASE_H
@@ -202,7 +228,7 @@ typedef struct aether_lease_held {
                                     cfg.term_floor instead (0 = it did not) */
 } aether_lease_held;
 
-/* Runs the acquire protocol (DESIGN steps 1-5). rng: this actor's generator
+/* Runs the acquire protocol (DESIGN steps 1-6). rng: this actor's generator
  * (for the nonce). On AETHER_OK *held is the new lease with its term.
  * Otherwise *held is zeroed and the status says why:
  *  AETHER_EEXIST      another node holds the lease;

@@ -803,7 +803,8 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
         goto fail;
     /* The incarnation tells this run of the node from earlier ones (and
      * from a later one started beside it: member_cluster.c). */
-    m->self_info.incarnation = aether_clock_wall_ms(m->clock);
+    m->self_info.incarnation =
+        deps->incarnation != 0 ? deps->incarnation : aether_clock_wall_ms(m->clock);
     aether_config_admission(&m->cfg, &m->admission);
     m->incarnation = m->self_info.incarnation;
 

@@ -76,6 +76,12 @@ typedef struct aether_member_deps {
     aether_kv *state_store;       /* no TTL; shared by the cluster */
     aether_metrics *metrics;      /* optional */
     uint64_t seed;                /* election jitter and lease nonces */
+    uint64_t incarnation;         /* optional: this process's incarnation, its start time in
+                                     wall-clock ms (docs/cluster.md, one process per node id);
+                                     0 = the member clock's wall time at aether_member_start.
+                                     A process that waits before starting its member (for
+                                     JetStream, up to a minute) passes the time it started,
+                                     so a process started after it is still the newer one. */
     aether_clock *clock;          /* optional: this node's own clock (a simulation's drifting
                                      clock); NULL = the executor's. Timers still run on the
                                      executor's clock; every deadline the member computes,

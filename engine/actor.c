@@ -192,6 +192,16 @@ static bool run_batch(aether_actor *a, uint32_t max)
         uint32_t want = max - done < RUN_CHUNK ? max - done : RUN_CHUNK;
         uint32_t n = aether_mailbox_recv_sc(&a->mailbox, buf, want);
         for (uint32_t i = 0; i < n; i++) {
+            /* Closed meanwhile: close waits for the message in hand only,
+             * not the batch (a handler may block on a store call for
+             * seconds). The rest would never run anyway: dropped. */
+            if (AETHER_UNLIKELY(__atomic_load_n(&a->closed, __ATOMIC_ACQUIRE))) {
+                for (uint32_t j = i; j < n; j++) /* bounded: n <= RUN_CHUNK */
+                    drop_message(a, &buf[j]);
+                closed = true;
+                n = i;
+                break;
+            }
             if (a->ex->trace != NULL)
                 a->ex->trace(a->ex->trace_arg, aether_clock_now_ns(a->ex->clock), a, &buf[i]);
             if (a->log_subject != NULL) {

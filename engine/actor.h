@@ -20,7 +20,10 @@
  *     its store and its load, so one always sees the other (Dekker): no
  *     message is stranded and no actor is scheduled twice.
  *  4. close() flips `closed`, then waits until no run is in progress
- *     (runs_active == 0, read first) and none is pending (scheduled == 0):
+ *     (runs_active == 0, read first) and none is pending (scheduled == 0).
+ *     A run looks at `closed` before each message: close waits for the
+ *     message in hand, not the rest of the batch, which is dropped (a
+ *     handler may block on a store call for seconds; issue 12). Then:
  *     a run's decrement of runs_active is its last access to the actor, so
  *     destroy after close never races a runner's final re-check.
  * An idle actor therefore costs nothing: it sits in no queue, and the worker

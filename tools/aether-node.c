@@ -211,6 +211,7 @@ typedef struct node_run {
     uint64_t was_leader_term;       /* NATS mode: main thread; the term it led at the last poll */
     aether_rng rng;                 /* main thread */
     uint64_t start_ns;              /* immutable after setup */
+    uint64_t start_wall_ms;         /* immutable after setup: the process's incarnation */
     uint32_t hide_mask;             /* immutable: event types never printed */
     uint32_t fold_mask;             /* immutable: event types folded into count lines */
     pthread_mutex_t mu;
@@ -603,7 +604,9 @@ static int nats_connect(node_run *d)
  * ENOTFOUND (a stream just created whose info a new stream leader cannot
  * give yet); anything else (a bucket with another TTL, a bad name) is
  * final at once. */
-static int nats_bucket(node_run *d, const char *suffix, uint64_t ttl_ms, aether_kv **out)
+/* one_key: the lease bucket holds the lease key only (nats_kv.h step 2b). */
+static int nats_bucket(node_run *d, const char *suffix, uint64_t ttl_ms, bool one_key,
+                       aether_kv **out)
 {
     char bucket[AETHER_KV_NATS_BUCKET_LEN_MAX + 1];
     int len = snprintf(bucket, sizeof(bucket), "aether_%s_%s", d->base.cluster, suffix);
@@ -613,7 +616,8 @@ static int nats_bucket(node_run *d, const char *suffix, uint64_t ttl_ms, aether_
     }
     aether_kv_nats_config kc = { .conn = d->nc, .bucket = bucket, .ttl_ms = ttl_ms,
                                  .replicas = d->opt.s.nats.kv_replicas,
-                                 .timeout_ms = d->opt.s.nats.request_timeout_ms, .create_if_missing = true };
+                                 .timeout_ms = d->opt.s.nats.request_timeout_ms, .create_if_missing = true,
+                                 .one_key = one_key };
     aether_err err = { 0 };
     uint64_t t0 = now_ns(), warned = 0;
     unsigned wait_ms = KV_RETRY_MS;
@@ -671,9 +675,9 @@ static int nats_setup(node_run *d)
 {
     if (nats_connect(d) != 0)
         return -1;
-    int rc = nats_bucket(d, "lease", d->base.lease_ttl_ms, &d->lease_kv);
+    int rc = nats_bucket(d, "lease", d->base.lease_ttl_ms, true, &d->lease_kv);
     if (rc == 0)
-        rc = nats_bucket(d, "state", 0, &d->state_kv);
+        rc = nats_bucket(d, "state", 0, false, &d->state_kv);
     if (rc != 0)
         return rc;
     if (d->opt.s.event_stream) {
@@ -699,6 +703,10 @@ static int daemon_init(node_run *d, const options *o, uint32_t n_nodes)
     aether_codec_stats_init(&d->codec_stats, NULL);
     aether_rng_seed(&d->rng, o->seed);
     d->start_ns = now_ns();
+    /* Before any wait (JetStream, up to a minute): a process started after
+     * this one must be the newer one (docs/cluster.md, one process per
+     * node id), however long each waited for its buckets. */
+    d->start_wall_ms = aether_clock_wall_ms(aether_clock_real());
     d->base = o->s.node; /* node (and address) set per member */
     d->hide_mask = o->scenario != NULL && !o->verbose ? 1u << AETHER_EVT_LEASE_RENEWED : 0u;
     d->fold_mask = 0;
@@ -784,7 +792,8 @@ static int node_start(node_run *d, uint32_t i)
     }
     aether_member_deps deps = { .executor = d->ex, .transport = n->t, .lease_store = d->lease_kv,
                                 .state_store = d->state_kv, .metrics = d->metrics,
-                                .seed = aether_rng_next(&d->rng) };
+                                .seed = aether_rng_next(&d->rng),
+                                .incarnation = d->opt.nats_mode ? d->start_wall_ms : 0 };
     aether_member_callbacks cb = { .on_shard_acquired = on_acquired, .on_shard_released = on_released,
                                    .on_event = on_event, .on_leader_changed = on_leader_changed,
                                    .on_map_installed = on_map_installed,

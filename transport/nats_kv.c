@@ -61,6 +61,7 @@ struct kv_nats {
     jsCtx *js;                                      /* immutable; nats.c: any thread */
     kvStore *kv;                                    /* immutable; nats.c: any thread */
     bool recreate;                                  /* immutable: create_if_missing */
+    bool one_key;                                   /* immutable: DESIGN step 2b */
     uint32_t replicas;                              /* immutable: 1 or 3 */
     /* DESIGN step 5. check_after_ns: CAS by whichever caller wins the
      * window (relaxed: it only rate-limits, nothing is published by it);
@@ -239,6 +240,8 @@ static natsStatus nkv_publish(const kv_nats *n, const char *key, aether_kv_op op
             po.ExpectNoMessage = true;
         else if (expect == NKV_EXPECT_REV)
             po.ExpectLastSubjectSeq = expected;
+        if (expect == NKV_EXPECT_REV && n->one_key)
+            po.ExpectLastSeq = expected; /* DESIGN step 2b */
         s = js_PublishMsg(&ack, n->js, msg, &po, jerr);
     }
     if (s == NATS_OK) {
@@ -381,8 +384,12 @@ static aether_status nkv_compact(aether_kv *kv, uint64_t revision, aether_err *e
     po.Stream.Purge.Sequence = revision;
     jsErrCode jerr = 0;
     natsStatus s = js_PurgeStream(n->js, n->stream, &po, &jerr);
-    if (s == NATS_OK)
+    if (s == NATS_OK) {
+        /* Rare and drastic (lease.h step 3): always in the log. */
+        AETHER_INFO(NKV_MODULE, "bucket '%s' compacted: every entry below revision %" PRIu64
+                    " purged", n->bucket, revision);
         return AETHER_OK;
+    }
     return nkv_fail(n, err, nkv_map(s, jerr, NKV_WRITE), "compact", "*", s, jerr);
 }
 
@@ -845,6 +852,7 @@ aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv 
     n->timeout_ms = timeout_or_default(cfg->timeout_ms);
     n->conn = cfg->conn;
     n->recreate = cfg->create_if_missing;
+    n->one_key = cfg->one_key;
     n->replicas = cfg->replicas == 0 ? 1u : cfg->replicas;
     atomic_init(&n->check_after_ns, 0);
     atomic_init(&n->recreated, 0);

@@ -46,7 +46,29 @@
  *       purge         headers "KV-Operation: PURGE", "Nats-Rollup: sub"
  *                     (what kvStore_Purge sends).
  *     The single-winner property of create and of every CAS is the
- *     server's: it checks the expectation and appends in one step.
+ *     server's - but see 2b.
+ *  2b. On an R3 bucket nats-server 2.9 (before 2.9.21: nats-io/nats-server
+ *     issue 4320) checks ExpectLastSubjectSeq > 0 only before proposing,
+ *     against what the stream leader has applied, not against the writes
+ *     still in flight: two conditional writes naming the same revision,
+ *     sent at once, can both be applied, at consecutive revisions, and both
+ *     writers told OK. Measured on 2.9.10 (3 routed servers, two clients
+ *     at a barrier; integration.nats_lease_race does the same with the
+ *     lease protocol): an update naming the same revision won twice in 117
+ *     of 300 rounds, a create over a
+ *     delete marker in 44 of 300; a create of an absent key (expecting no
+ *     message, checked when applied) never, nor anything on R1. For the
+ *     lease bucket this was two leaders (issue 12: chaos seed 42, terms
+ *     142 and 143 elected in one millisecond). A store made with one_key
+ *     (a bucket holding a single key) therefore adds ExpectLastSeq =
+ *     expected revision to every write that names one: with one key, the
+ *     key's last revision is the stream's last sequence, and nats-server
+ *     checks that one against its proposal counter, writes in flight
+ *     included (measured: 0 double wins in the same rounds). Any other
+ *     write to the bucket in between makes the write ECONFLICT, as it
+ *     should. The state bucket holds several keys and cannot do this: its
+ *     CAS writes (term record, topology, map) have one writer at a time by
+ *     construction (the leader), which the race needs two of.
  *  3. watch: kvStore_Watch(pattern) with default options (last value per
  *     key, markers included, then the NULL "init done" entry, then every
  *     later write), drained by one thread per watcher with kvWatcher_Next
@@ -168,6 +190,9 @@ typedef struct aether_kv_nats_config {
     uint64_t timeout_ms;    /* per request; 0 = AETHER_KV_NATS_TIMEOUT_MS_DEFAULT */
     bool create_if_missing; /* true: js_CreateKeyValue (idempotent for the same
                                config); false: bind to an existing bucket only */
+    bool one_key;           /* the bucket holds a single key (the lease bucket):
+                               every conditional write also expects the stream's
+                               last sequence (step 2b) */
 } aether_kv_nats_config;
 
 /* Binds to (and if asked creates) the bucket. AETHER_OK and *out = a store

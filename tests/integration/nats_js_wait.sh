@@ -14,7 +14,8 @@
 #     any bucket exists: R3 buckets cannot be placed ("insufficient
 #     resources"). n2 (--nats-kv-replicas 3) starts: 3 s later it is still
 #     waiting; s3 comes back: within 20 s n2 has created its buckets and
-#     leads (elected).
+#     leads (elected); its incarnation (its NodeJoined) is its start time,
+#     not the end of its wait.
 # Takes ~10 s (its bounded waits add up to ~45 s).
 # Exit 0 on success, 1 with the reason and every log's tail.
 set -u
@@ -56,6 +57,7 @@ for s in "${SERVERS[@]}"; do
         --cluster "nats://127.0.0.1:${CPORT[$s]}" --routes "$routes"
 done
 server_stop s3
+started_ms=$(now_ms)
 node_start n2 "$(server_url s1),$(server_url s2)" --nats-kv-replicas 3
 sleep 3
 node_alive n2 || fail "n2 gave up within 3 s while a server was down: $(tail -n 1 "$WORK/n2.err")"
@@ -67,6 +69,16 @@ server_restart s3
 wait_log 20000 "$WORK/n2.out" " LEADER elected " ||
     fail "n2 not elected within 20 s of s3 coming back: $(tail -n 2 "$WORK/n2.err")"
 echo "s3 back: n2 created its buckets and leads after ~$(( $(now_ms) - t0 )) ms"
+# Its incarnation is its start time, not the end of its wait: a process of
+# n2 started during that wait would be the newer one (issue 12, chaos seed
+# 43: the twin started after a waiting process got the lower incarnation
+# and was superseded by it).
+wait_log 10000 "$WORK/n2.out" " EVENT NodeJoined .* node=n2 .*incarnation=" ||
+    fail "no NodeJoined of n2 in its trace"
+inc=$(grep -m1 -o " EVENT NodeJoined .* node=n2 .*incarnation=[0-9]*" "$WORK/n2.out" | grep -o "[0-9]*$")
+(( inc >= started_ms - 1000 && inc <= started_ms + 1500 )) ||
+    fail "n2's incarnation $inc is not its start time $started_ms (it waited ~3 s for JetStream first)"
+echo "n2's incarnation $inc: its start time ($(( inc - started_ms )) ms from the script's clock), not the end of its wait"
 node_stop n2 10000
 final_checks n1 n2
 echo "PASS"

@@ -286,5 +286,6 @@ int main(int argc, char **argv)
     }
     free(c.data);
     natsConnection_Destroy(nc);
+    nats_CloseAndWait(2000); /* the library's threads end before exit, as in nats_probe */
     return rc;
 }

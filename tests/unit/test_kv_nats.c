@@ -963,6 +963,13 @@ static void test_bucket_gone_fails_fast_and_comes_back(void)
     CU_ASSERT_EQUAL(r, 1000);
     CU_ASSERT_EQUAL(put_new(kv, "a", "3", &r), AETHER_OK);
     CU_ASSERT_EQUAL(r, 1001);
+    /* The entry at the compaction revision itself stays: lease.h step 3
+     * compacts to the recorded term, and its holder's key may be there. */
+    CU_ASSERT_EQUAL(aether_kv_compact(kv, 1001, &err), AETHER_OK);
+    CU_ASSERT_EQUAL_FATAL(aether_kv_get(kv2, "a", &e, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(e.revision, 1001);
+    aether_kv_entry_fini(&e);
+    expect_absent(kv2, "b");
     /* Deleted again with no call failing since: it stays gone (only a failed
      * call of a store made with create_if_missing re-creates). */
     CU_ASSERT_EQUAL_FATAL(aether_kv_nats_delete_bucket(nc, "t_gone", 0, &err), AETHER_OK);

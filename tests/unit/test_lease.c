@@ -326,6 +326,166 @@ static void test_wide_gap_compacts(void)
     stores_down();
 }
 
+/* A state store that runs a hook once, just before its first get: stands
+ * for a candidate stalled between its create and reading the record (a
+ * SIGSTOP, a slow reply on a loaded machine). Everything else goes to the
+ * in-memory state store. */
+typedef struct stall_kv {
+    aether_kv base;
+    aether_kv *inner;
+    void (*hook)(void);
+} stall_kv;
+
+static aether_kv *stall_inner(aether_kv *kv) { return ((stall_kv *)kv)->inner; }
+
+static aether_status stall_create(aether_kv *kv, const char *key, const void *value, size_t len,
+                                  uint64_t *rev_out, aether_err *err)
+{
+    return aether_kv_create(stall_inner(kv), key, value, len, rev_out, err);
+}
+
+static aether_status stall_update(aether_kv *kv, const char *key, const void *value, size_t len,
+                                  uint64_t expected, uint64_t *rev_out, aether_err *err)
+{
+    return aether_kv_update(stall_inner(kv), key, value, len, expected, rev_out, err);
+}
+
+static aether_status stall_del(aether_kv *kv, const char *key, uint64_t expected,
+                               uint64_t *rev_out, aether_err *err)
+{
+    return aether_kv_delete(stall_inner(kv), key, expected, rev_out, err);
+}
+
+static aether_status stall_get(aether_kv *kv, const char *key, aether_kv_entry *out,
+                               aether_err *err)
+{
+    stall_kv *st = (stall_kv *)kv;
+    void (*hook)(void) = st->hook;
+    st->hook = NULL;
+    if (hook != NULL)
+        hook();
+    return aether_kv_get(st->inner, key, out, err);
+}
+
+static aether_status stall_watch(aether_kv *kv, const char *pattern, aether_kv_watch_fn fn,
+                                 void *arg, aether_kv_watcher **out, aether_err *err)
+{
+    return aether_kv_watch(stall_inner(kv), pattern, fn, arg, out, err);
+}
+
+static void stall_unwatch(aether_kv *kv, aether_kv_watcher *w) { aether_kv_unwatch(stall_inner(kv), w); }
+static uint64_t stall_ttl_ms(aether_kv *kv) { return aether_kv_ttl_ms(stall_inner(kv)); }
+static void stall_destroy(aether_kv *kv) { (void)kv; /* the inner store is the test's */ }
+
+static const aether_kv_ops stall_ops = {
+    .create = stall_create, .update = stall_update, .del = stall_del, .get = stall_get,
+    .watch = stall_watch, .unwatch = stall_unwatch, .ttl_ms = stall_ttl_ms,
+    .destroy = stall_destroy,
+};
+
+static aether_lease_held stall_b_held;
+static aether_status stall_b_status;
+
+/* While node-a is stalled after its create (revision 1): that lease
+ * expires, node-b leads a term and renews it 14 times (revisions 2..16), is
+ * cut off, its lease expires, and it wins again after: term 17, recorded,
+ * its lease at revision 17 (not renewed yet). The chaos run of seed 42 had
+ * this shape: n5 led 128 and renewed 129..141, then won 142. */
+static void stall_hook(void)
+{
+    aether_lease_config b = node_cfg("node-b");
+    aether_sim_clock_advance_ns(&sim, 2 * TTL_MS * MS);
+    aether_lease_held h;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &h, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(h.lease.term, 2);
+    for (int i = 0; i < 14; i++) /* bounded: 14 renewals */
+        CU_ASSERT_EQUAL(aether_lease_renew(&b, &h, &h, NULL), AETHER_OK);
+    aether_sim_clock_advance_ns(&sim, 2 * TTL_MS * MS);
+    stall_b_status = aether_lease_acquire(&b, &rng, &stall_b_held, NULL);
+}
+
+/* Issue 12 (tools/chaos --seed 42: "two leaders acting at once", terms 142
+ * and 143): a candidate whose create is far below the record it then reads
+ * (stalled, not a re-created bucket) and that had waited out an earlier
+ * restart (restart_waited) crossed the gap by compacting the lease bucket.
+ * Compacting to record + 1 removed the live lease of the record's holder
+ * (its key at exactly that revision until its first renewal) without a
+ * revision of its own, and the candidate won the next one: two holders. */
+static void test_stalled_candidate_keeps_a_live_lease(void)
+{
+    stores_up();
+    stall_kv stall = {.base = {&stall_ops}, .inner = state_kv, .hook = stall_hook};
+    aether_lease_config a = node_cfg("node-a"), b = node_cfg("node-b");
+    a.state_kv = &stall.base;
+    a.restart_waited = true; /* an earlier campaign waited out a restart */
+    stall_b_status = AETHER_EINVAL;
+    aether_lease_held ha;
+    aether_err err = {0};
+    aether_status s = aether_lease_acquire(&a, &rng, &ha, &err);
+    CU_ASSERT_EQUAL_FATAL(stall_b_status, AETHER_OK);
+    CU_ASSERT_EQUAL(stall_b_held.lease.term, 17);
+    /* node-b holds term 17 and may act: node-a must not win. */
+    CU_ASSERT_TRUE(aether_lease_may_act(&stall_b_held.lease, sim.now_ns, MARGIN_MS));
+    CU_ASSERT_EQUAL(s, AETHER_EEXIST);
+    CU_ASSERT_FALSE(s == AETHER_OK && aether_lease_may_act(&ha.lease, sim.now_ns, MARGIN_MS));
+    aether_lease_value v;
+    uint64_t r;
+    CU_ASSERT_EQUAL(aether_lease_read(&b, &v, &r, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(r, 17);
+    CU_ASSERT_EQUAL(v.nonce, stall_b_held.nonce);
+    CU_ASSERT_EQUAL(recorded(&b), 17);
+    CU_ASSERT_EQUAL(aether_lease_renew(&b, &stall_b_held, &stall_b_held, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(stall_b_held.lease.term, 17);
+    stores_down();
+}
+
+/* While node-a is between its create and reading the record: node-b's
+ * create lands on top of node-a's key, at the next revision, as if the
+ * store had let two creates over one marker through (nats-server 2.9 on
+ * R3 buckets, issue 12). */
+static aether_lease_held overtaken_a_key;
+static void overtake_hook(void)
+{
+    aether_lease_value v;
+    uint64_t rev;
+    aether_lease_config b = node_cfg("node-b");
+    CU_ASSERT_EQUAL_FATAL(aether_lease_read(&b, &v, &rev, NULL), AETHER_OK);
+    overtaken_a_key.revision = rev;
+    aether_lease_value bv = {.leader = b.self, .ttl_ms = TTL_MS, .term = AETHER_TERM_NONE,
+                             .nonce = 0xb0b};
+    char buf[AETHER_LEASE_VALUE_LEN_MAX];
+    size_t len;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_value_encode(&bv, buf, sizeof(buf), &len, NULL), AETHER_OK);
+    uint64_t r2;
+    CU_ASSERT_EQUAL_FATAL(aether_kv_update(lease_kv, "leader", buf, len, rev, &r2, NULL), AETHER_OK);
+}
+
+/* A store that lets a second create through (above) must not make two
+ * leaders: the candidate whose write was overtaken checks, after recording
+ * its term and before its first act, that the key still holds its write
+ * (lease.h step 5), and steps back. */
+static void test_overtaken_create_does_not_lead(void)
+{
+    stores_up();
+    stall_kv stall = {.base = {&stall_ops}, .inner = state_kv, .hook = overtake_hook};
+    aether_lease_config a = node_cfg("node-a");
+    a.state_kv = &stall.base;
+    aether_lease_held ha;
+    aether_err err = {0};
+    aether_status s = aether_lease_acquire(&a, &rng, &ha, &err);
+    CU_ASSERT_EQUAL(overtaken_a_key.revision, 1);
+    CU_ASSERT_EQUAL(s, AETHER_ECONFLICT);
+    CU_ASSERT_EQUAL(ha.lease.term, AETHER_TERM_NONE);
+    CU_ASSERT_FALSE(aether_lease_may_act(&ha.lease, sim.now_ns, MARGIN_MS));
+    /* node-b's write is untouched (node-a's release was conditional). */
+    aether_lease_value v;
+    uint64_t r;
+    CU_ASSERT_EQUAL(aether_lease_read(&a, &v, &r, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(r, 2);
+    CU_ASSERT_EQUAL(v.nonce, 0xb0b);
+    stores_down();
+}
+
 static void test_record_again_after_state_loss(void)
 {
     stores_up();
@@ -626,6 +786,8 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(may_act_boundary),
     AETHER_TEST(wipe_keeps_terms_increasing),
     AETHER_TEST(wide_gap_compacts),
+    AETHER_TEST(stalled_candidate_keeps_a_live_lease),
+    AETHER_TEST(overtaken_create_does_not_lead),
     AETHER_TEST(record_again_after_state_loss),
     AETHER_TEST(term_floor_when_no_record),
     AETHER_TEST(advance_budget_keeps_progress),

@@ -633,7 +633,7 @@ static void test_three_members_on_nats(void)
         n->nc = connect_to_server();
         aether_err err = {0};
         aether_kv_nats_config lk = {.conn = n->nc, .bucket = "lease", .ttl_ms = base.lease_ttl_ms,
-                                    .timeout_ms = 1000, .create_if_missing = true};
+                                    .timeout_ms = 1000, .create_if_missing = true, .one_key = true};
         aether_kv_nats_config sk = {.conn = n->nc, .bucket = "state", .timeout_ms = 1000,
                                     .create_if_missing = true};
         aether_status st = aether_kv_nats_create(&lk, &n->lease_kv, &err);
