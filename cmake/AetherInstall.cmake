@@ -88,7 +88,7 @@ if(AETHER_BUILD_SHARED)
     ${CK_INCLUDE} ${JANSSON_INCLUDE_DIRS} ${NATS_INCLUDE_DIRS} ${XXHASH_INCLUDE_DIRS})
   target_link_libraries(aether_shared
     PUBLIC PkgConfig::URCU Threads::Threads
-    PRIVATE PkgConfig::JANSSON PkgConfig::XXHASH PkgConfig::NATS PkgConfig::INIH ${CK_LIB} m)
+    PRIVATE PkgConfig::JANSSON PkgConfig::XXHASH PkgConfig::NATS PkgConfig::INIH PkgConfig::SODIUM ${CK_LIB} m)
   add_library(aether::aether ALIAS aether_shared)
   list(APPEND AETHER_INSTALL_TARGETS aether_shared)
 else()

@@ -60,6 +60,7 @@
 #include <aether/aether_version.h>
 
 #include "aether_build.h"
+#include "auth.h"
 #include "codec.h"
 #include "keyhash.h"
 #include "lease.h"
@@ -88,6 +89,7 @@ typedef struct command {
 
 static int cmd_help(int argc, char **argv);
 static int cmd_shard_of(int argc, char **argv);
+static int cmd_secret(int argc, char **argv);
 static int cmd_plan(int argc, char **argv);
 static int cmd_status(int argc, char **argv);
 static int cmd_shards(int argc, char **argv);
@@ -323,6 +325,15 @@ static const command COMMANDS[] = {
      "  -n, --shards N   shard count, 1..65536 (default 1024)\n"
      "  -h, --help       show this help\n",
      cmd_shard_of},
+    {"secret", "offline: make a new cluster secret file", "secret new FILE",
+     "Writes FILE, a new cluster secret: 32 random bytes (libsodium) as 64 hex\n"
+     "digits and a newline, mode 0600. FILE must not exist (a secret is never\n"
+     "overwritten: exit 1). Every node of a cluster is given the same file as\n"
+     "cluster_secret_file.\n"
+     "\n"
+     "options:\n"
+     "  -h, --help       show this help\n",
+     cmd_secret},
     {"help", "show help for aetherctl or a command", "help [COMMAND]", "", cmd_help},
 };
 #define COMMAND_COUNT (sizeof(COMMANDS) / sizeof(COMMANDS[0]))
@@ -398,6 +409,27 @@ static int parse_shard_count(const char *s, uint32_t *out)
     if (errno != 0 || *end != '\0' || v < 1 || v > AETHER_SHARD_COUNT_MAX)
         return -1;
     *out = (uint32_t)v;
+    return 0;
+}
+
+static int cmd_secret(int argc, char **argv)
+{
+    const command *self = find_command("secret");
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        print_command_help(stdout, self);
+        return 0;
+    }
+    if (argc != 3 || strcmp(argv[1], "new") != 0)
+        return usage_error(self, argc < 3 ? "expected: secret new FILE%s" : "unexpected argument '%s'",
+                           argc > 3 ? argv[3] : "");
+    aether_err err = {0};
+    aether_status st = aether_auth_new_secret_file(argv[2], &err);
+    if (st != AETHER_OK) {
+        fprintf(stderr, "aetherctl: secret new: %s\n", err.msg);
+        return EXIT_FAILED;
+    }
+    printf("wrote a new cluster secret to %s (mode 0600): give every node of the cluster this file as "
+           "cluster_secret_file\n", argv[2]);
     return 0;
 }
 
