@@ -331,14 +331,51 @@ static void sink_heartbeat(void *arg, const aether_node_id *node, uint64_t incar
     member_send_owned(m, m->cluster, MSG_HEARTBEAT, b);
 }
 
+/* info names a healthy member of the published topology at its
+ * incarnation. Any thread. */
+static bool is_member_at(aether_member *m, const aether_node_info *info)
+{
+    bool yes = false;
+    aether_rcu_read_lock();
+    const aether_topology_snapshot *ts =
+        (const aether_topology_snapshot *)aether_snapshot_current(&m->topo_slot);
+    const aether_node_info *n = ts != NULL ? aether_topology_find(&ts->topo, &info->id) : NULL;
+    yes = n != NULL && aether_node_status_is_healthy(n->status) && n->incarnation == info->incarnation;
+    aether_rcu_read_unlock();
+    return yes;
+}
+
 /* A command from the wire (transport thread): queued for the cluster actor
  * within its budget (MEMBER_CMD_INFLIGHT_*), else answered busy at once. */
 static void sink_command(void *arg, const aether_command *c, aether_reply_fn reply, void *reply_arg)
 {
     aether_member *m = arg;
     bool join = c->type == AETHER_CMD_JOIN_CLUSTER;
+    /* A join from an id allowed_nodes does not name takes no place: it is
+     * refused here, at once, so a flood of made-up ids cannot crowd out the
+     * keep-alives (cfg is immutable; the topology is the cluster actor's
+     * published snapshot). A healthy member at its incarnation goes on, as
+     * judge_request acknowledges it whatever the list says. */
+    if (join && !aether_config_allows(&m->cfg, &c->data.join.info.id) && !is_member_at(m, &c->data.join.info)) {
+        __atomic_add_fetch(&m->joins_refused, 1, __ATOMIC_RELAXED);
+        uint64_t suppressed = 0;
+        if (aether_log_ratelimit_allow(&m->busy_log, member_now_ns(m), &suppressed))
+            AETHER_WARN(MEMBER_LOG, "%s: join of %s refused: not in allowed_nodes [%llu more suppressed]",
+                        m->cfg.node.str, c->data.join.info.id.str, (unsigned long long)suppressed);
+        if (reply) {
+            char why[AETHER_NODE_ID_LEN_MAX + 64];
+            snprintf(why, sizeof(why), "%s is not in the cluster's allowed_nodes", c->data.join.info.id.str);
+            reply(reply_arg, AETHER_EPERM, why);
+        }
+        return;
+    }
     uint32_t *inflight = &m->cmd_inflight[join ? 0 : 1];
+    /* A quarter of the mailbox at most, so timers, heartbeats and events
+     * always fit beside the commands (mailbox_capacity may be as low as 64). */
     uint32_t cap = join ? MEMBER_CMD_INFLIGHT_JOIN_MAX : MEMBER_CMD_INFLIGHT_OTHER_MAX;
+    uint32_t quarter = m->cfg.mailbox_capacity / 4u;
+    if (cap > quarter)
+        cap = quarter > 0 ? quarter : 1;
     if (__atomic_add_fetch(inflight, 1, __ATOMIC_RELAXED) > cap) {
         __atomic_sub_fetch(inflight, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&m->commands_busy, 1, __ATOMIC_RELAXED);

@@ -193,6 +193,7 @@ struct member_cluster_state {
     aether_log_ratelimit refuse_log; /* joins refused by admission: one line per window */
     aether_log_ratelimit hb_log;     /* heartbeats ignored: one line per window */
     aether_log_ratelimit fail_log;   /* MarkNodeFailed requests refused: one line per window */
+    aether_log_ratelimit force_log;  /* MarkNodeFailed requests forced: one line per window */
 };
 
 /* A MarkNodeFailed request is granted when the leader has heard nothing from
@@ -260,6 +261,7 @@ aether_status member_cluster_init(aether_member *m)
     aether_log_ratelimit_init(&m->cs->refuse_log, REFUSE_LOG_WINDOW_NS);
     aether_log_ratelimit_init(&m->cs->hb_log, REFUSE_LOG_WINDOW_NS);
     aether_log_ratelimit_init(&m->cs->fail_log, REFUSE_LOG_WINDOW_NS);
+    aether_log_ratelimit_init(&m->cs->force_log, REFUSE_LOG_WINDOW_NS);
     aether_log_ratelimit_init(&m->cs->seq_log, SEQ_LOG_WINDOW_NS);
     aether_status st = aether_topology_init(&m->cs->heard, &m->cfg.node);
     return st != AETHER_OK ? st : aether_topology_init(&m->cs->topo, &m->cfg.node);
@@ -1684,12 +1686,21 @@ static void on_heartbeat(aether_member *m, const member_hb_box *b)
  * lead_command's. */
 static aether_status judge_request(aether_member *m, const aether_command *c, aether_err *why)
 {
-    if (!member_may_lead(m, NULL))
+    aether_term term;
+    if (!member_may_lead(m, &term))
         return AETHER_OK;
     member_cluster_state *cs = m->cs;
     if (c->type == AETHER_CMD_JOIN_CLUSTER) {
         const aether_node_id *id = &c->data.join.info.id;
         if (aether_config_allows(&m->cfg, id))
+            return AETHER_OK;
+        /* A healthy member at the incarnation it claims keeps its
+         * acknowledgements whatever this leader's list says (the list is per
+         * node: one leader's typo must not stop the members it omits, as
+         * decide_join keeps established members in spite of admission). */
+        const aether_node_info *known = aether_topology_find(&cs->topo, id);
+        if (known != NULL && aether_node_status_is_healthy(known->status) &&
+            known->incarnation == c->data.join.info.incarnation)
             return AETHER_OK;
         __atomic_add_fetch(&m->joins_refused, 1, __ATOMIC_RELAXED);
         aether_err_set(why, AETHER_EPERM, "%s is not in the cluster's allowed_nodes", id->str);
@@ -1701,6 +1712,12 @@ static aether_status judge_request(aether_member *m, const aether_command *c, ae
     }
     if (c->type != AETHER_CMD_MARK_NODE_FAILED)
         return AETHER_OK;
+    /* The record is this term's only once LeaderElected was seen here (the
+     * grace start, lead_since_ns) and the stored state read: before that,
+     * silence cannot be judged (tick_failcheck waits the same way). */
+    if (cs->lead_term != term || !state_loaded(m, term))
+        return aether_err_set(why, AETHER_EUNAVAILABLE,
+                              "taking over: the leader cannot judge silence yet; retry");
     const aether_node_id *id = &c->data.mark_failed.node;
     const aether_node_info *info = aether_topology_find(&cs->topo, id);
     if ((c->term != AETHER_TERM_NONE && c->term < cs->topo.term) || info == NULL ||
@@ -1712,10 +1729,13 @@ static aether_status judge_request(aether_member *m, const aether_command *c, ae
     uint64_t quiet = now > since ? now - since : 0;
     uint64_t limit = (uint64_t)FAIL_REQUEST_SILENT_BEATS * m->cfg.heartbeat_interval_ms *
                      AETHER_NS_PER_MS;
+    uint64_t suppressed = 0;
     if (c->data.mark_failed.force) {
-        AETHER_WARN(MEMBER_LOG, "%s: %s failed by request of %s, forced (last heard %llu ms ago)",
-                    m->cfg.node.str, id->str, c->sender.len ? c->sender.str : "?",
-                    (unsigned long long)(quiet / AETHER_NS_PER_MS));
+        if (aether_log_ratelimit_allow(&cs->force_log, now, &suppressed))
+            AETHER_WARN(MEMBER_LOG, "%s: %s failed by request of %s, forced (last heard %llu ms ago) "
+                        "[%llu more suppressed]", m->cfg.node.str, id->str,
+                        c->sender.len ? c->sender.str : "?",
+                        (unsigned long long)(quiet / AETHER_NS_PER_MS), (unsigned long long)suppressed);
         return AETHER_OK;
     }
     if (quiet > limit)
@@ -1726,7 +1746,6 @@ static aether_status judge_request(aether_member *m, const aether_command *c, ae
                    "use force (aetherctl fail --force) to remove it anyway",
                    id->str, (unsigned long long)(quiet / AETHER_NS_PER_MS),
                    m->cfg.heartbeat_interval_ms);
-    uint64_t suppressed = 0;
     if (aether_log_ratelimit_allow(&cs->fail_log, now, &suppressed))
         AETHER_WARN(MEMBER_LOG, "%s: MarkNodeFailed of %s from %s refused: %s [%llu more suppressed]",
                     m->cfg.node.str, id->str, c->sender.len ? c->sender.str : "?", why->msg,

@@ -248,7 +248,7 @@ aether_status aether_auth_open(const aether_auth *a, const char *subject, const 
     if (sodium_memcmp(want, got, sizeof(want)) != 0)
         return aether_err_set(why, AETHER_EPERM, "wrong MAC (another secret, or altered bytes, subject or tag)");
     uint64_t skew = now_ms > s.ts_ms ? now_ms - s.ts_ms : s.ts_ms - now_ms;
-    if (skew > AETHER_AUTH_SKEW_MS)
+    if (now_ms != 0 && skew > AETHER_AUTH_SKEW_MS)
         return aether_err_set(why, AETHER_EPERM, "stale: made %" PRIu64 " ms %s this node's clock (at most %u)",
                               skew, now_ms > s.ts_ms ? "before" : "after", AETHER_AUTH_SKEW_MS);
     *out = s;
@@ -259,7 +259,8 @@ aether_status aether_auth_open(const aether_auth *a, const char *subject, const 
 
 typedef struct window_entry {
     aether_node_id sender;
-    uint64_t epoch, ctr;
+    uint64_t epoch, ctr; /* the highest admitted */
+    uint64_t seen;       /* bit i: ctr - i was admitted (i < AETHER_AUTH_WINDOW_SPAN) */
 } window_entry;
 
 struct aether_auth_window {
@@ -289,14 +290,24 @@ aether_status aether_auth_window_admit(aether_auth_window *w, const aether_auth_
         int c = aether_node_id_compare(&w->v[mid].sender, &st->sender);
         if (c == 0) {
             window_entry *e = &w->v[mid];
-            if (st->epoch < e->epoch || (st->epoch == e->epoch && st->ctr <= e->ctr))
-                return aether_err_set(why, AETHER_EPERM,
-                                      "replayed: %s's counter %016" PRIx64 "/%" PRIu64
-                                      " is not above %016" PRIx64 "/%" PRIu64,
-                                      st->sender.str, st->epoch, st->ctr, e->epoch, e->ctr);
-            e->epoch = st->epoch;
-            e->ctr = st->ctr;
-            return AETHER_OK;
+            if (st->epoch > e->epoch || (st->epoch == e->epoch && st->ctr > e->ctr)) {
+                uint64_t shift = st->epoch > e->epoch ? AETHER_AUTH_WINDOW_SPAN : st->ctr - e->ctr;
+                e->seen = shift >= AETHER_AUTH_WINDOW_SPAN ? 1u : (e->seen << shift) | 1u;
+                e->epoch = st->epoch;
+                e->ctr = st->ctr;
+                return AETHER_OK;
+            }
+            /* Within the span below the highest, once: a sealer shared by
+             * threads publishes its counters slightly out of order. */
+            uint64_t back = st->epoch == e->epoch ? e->ctr - st->ctr : AETHER_AUTH_WINDOW_SPAN;
+            if (back < AETHER_AUTH_WINDOW_SPAN && (e->seen & (UINT64_C(1) << back)) == 0) {
+                e->seen |= UINT64_C(1) << back;
+                return AETHER_OK;
+            }
+            return aether_err_set(why, AETHER_EPERM,
+                                  "replayed: %s's counter %016" PRIx64 "/%" PRIu64
+                                  " was admitted already or is too old (highest %016" PRIx64 "/%" PRIu64 ")",
+                                  st->sender.str, st->epoch, st->ctr, e->epoch, e->ctr);
         }
         if (c < 0)
             lo = mid + 1;
@@ -315,7 +326,7 @@ aether_status aether_auth_window_admit(aether_auth_window *w, const aether_auth_
         w->cap = cap;
     }
     memmove(&w->v[lo + 1], &w->v[lo], (size_t)(w->n - lo) * sizeof(*w->v));
-    w->v[lo] = (window_entry){ .sender = st->sender, .epoch = st->epoch, .ctr = st->ctr };
+    w->v[lo] = (window_entry){ .sender = st->sender, .epoch = st->epoch, .ctr = st->ctr, .seen = 1u };
     w->n++;
     return AETHER_OK;
 }

@@ -32,8 +32,9 @@
  * What it protects against (docs/cluster.md says it for operators): a
  * client without the secret can no longer forge, alter, or move a message
  * or a stored value, and cannot replay one: a receiver admits a sender's
- * tag only if its (epoch, ctr) is above the last one it admitted from that
- * sender (aether_auth_window) and its ts_ms is within AETHER_AUTH_SKEW_MS
+ * tag only once per (epoch, ctr), and only if that is above the highest it
+ * admitted from that sender or within a span below it (aether_auth_window),
+ * and, for a message, its ts_ms is within AETHER_AUTH_SKEW_MS
  * of its own clock (a receiver that restarted forgets the window: the
  * clock bound is what keeps old captures out then). What it does not: a
  * holder of the secret (any member) can speak for any node; NATS
@@ -102,18 +103,24 @@ typedef struct aether_auth_stamp {
 /* Verifies tag (NULL = none) for payload on subject: AETHER_OK with *out
  * filled, or AETHER_EPERM with why naming the reason ("no Aether-Auth
  * tag", "malformed tag: ...", "wrong MAC", "stale: made N ms from this
- * node's clock"). Pure but for the clock reading the caller passes. */
+ * node's clock"). now_ms 0: no freshness check (a stored value, which may
+ * be old: its own versions order it). Pure but for the clock reading the
+ * caller passes. */
 aether_status aether_auth_open(const aether_auth *a, const char *subject, const void *payload, size_t len,
                                const char *tag, uint64_t now_ms, aether_auth_stamp *out, aether_err *why);
 
-/* Replay window: the newest (epoch, ctr) admitted per sender. */
+/* Replay window: per sender, the highest (epoch, ctr) admitted and which of
+ * the AETHER_AUTH_WINDOW_SPAN counters below it were (a sealer shared by
+ * threads publishes slightly out of order; IPsec's anti-replay window). */
+#define AETHER_AUTH_WINDOW_SPAN 64u
 typedef struct aether_auth_window aether_auth_window;
 aether_status aether_auth_window_create(aether_auth_window **out);
 void aether_auth_window_destroy(aether_auth_window *w); /* NULL is fine */
 /* AETHER_OK (and remembered) when st's (epoch, ctr) is above the sender's
- * last admitted one, or the sender is new; AETHER_EPERM "replayed: ..."
- * otherwise; AETHER_EFULL when AETHER_AUTH_WINDOW_SENDERS_MAX senders are
- * known and this is another. */
+ * highest, or within the span below it and not admitted before, or the
+ * sender is new; AETHER_EPERM "replayed: ..." otherwise (a later epoch
+ * starts the window afresh; an earlier one is refused); AETHER_EFULL when
+ * AETHER_AUTH_WINDOW_SENDERS_MAX senders are known and this is another. */
 aether_status aether_auth_window_admit(aether_auth_window *w, const aether_auth_stamp *st, aether_err *why);
 
 #endif

@@ -868,6 +868,7 @@ aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv 
         st = nkv_bucket_fail(cfg->conn, err, cfg->bucket, "JetStream context", s);
         goto fail;
     }
+    bool create_refused = false;
     if (cfg->create_if_missing) {
         kvConfig kc;
         nkv_kv_config(n, &kc);
@@ -888,10 +889,12 @@ aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv 
              * configuration ("Existing configuration is different") without
              * saying which: bind it, so the TTL check below names both
              * values (issue 13); the create error stands otherwise. */
-            if (s == NATS_ERR && js_KeyValue(&n->kv, n->js, cfg->bucket) == NATS_OK)
+            if (s == NATS_ERR && js_KeyValue(&n->kv, n->js, cfg->bucket) == NATS_OK) {
                 s = NATS_OK;
-            else
+                create_refused = true; /* its error stands if no check below names the difference */
+            } else {
                 goto fail;
+            }
         }
     } else {
         s = js_KeyValue(&n->kv, n->js, cfg->bucket);
@@ -931,6 +934,10 @@ aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv 
                             replicas, cfg->replicas);
         goto fail;
     }
+    /* The bucket differs in something else than the TTL and the replicas
+     * (storage, history, value size): the create's refusal stands. */
+    if (create_refused)
+        goto fail;
     AETHER_DEBUG(NKV_MODULE, "bucket '%s' bound (ttl %" PRIu64 " ms, timeout %" PRId64 " ms)",
                  n->bucket, n->ttl_ms, n->timeout_ms);
     *out = &n->base;

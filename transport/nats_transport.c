@@ -321,9 +321,22 @@ static void serve_cmd(nt *t, natsMsg *msg)
     }
     ctx->t = t;
     nt_ref(t);
+    /* The subject names the command: a payload of another type on it (a
+     * JoinCluster sent on cmd.LeaveCluster to take the keep-alives'
+     * budget, or the reverse to fill their subscription) is refused. */
+    char want[64] = "";
+    const char *subj = natsMsg_GetSubject(msg);
+    size_t plen = strlen(t->prefix);
+    if (subj != NULL && strncmp(subj, t->prefix, plen) == 0 && strncmp(subj + plen, "cmd.", 4) == 0)
+        snprintf(want, sizeof(want), "%s", subj + plen + 4);
     aether_codec_msg m;
     if (!decode_msg(t, msg, AETHER_CODEC_COMMAND, &m)) {
         cmd_reply(ctx, AETHER_EINVAL, "malformed command");
+        return;
+    }
+    if (strcmp(want, aether_command_type_name(m.u.command.type)) != 0) {
+        aether_codec_msg_fini(&m);
+        cmd_reply(ctx, AETHER_EINVAL, "the command's type is not the one its subject names");
         return;
     }
     pthread_mutex_lock(&t->cb_mu);

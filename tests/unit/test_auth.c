@@ -112,6 +112,8 @@ static void test_every_alteration_refused(void)
                     AETHER_EPERM);
     CU_ASSERT_EQUAL(aether_auth_open(a, "aether.c.hb.n1", msg, strlen(msg), tag, NOW + AETHER_AUTH_SKEW_MS, &st, &why),
                     AETHER_OK);
+    /* A stored value (now 0): no freshness check. */
+    CU_ASSERT_EQUAL(aether_auth_open(a, "aether.c.hb.n1", msg, strlen(msg), tag, 0, &st, &why), AETHER_OK);
     aether_auth_destroy(other);
     aether_auth_destroy(a);
 }
@@ -129,10 +131,19 @@ static void test_window_refuses_replays(void)
     CU_ASSERT_EQUAL(aether_auth_window_admit(w, &st, &why), AETHER_OK); /* new sender */
     CU_ASSERT_EQUAL(aether_auth_window_admit(w, &st, &why), AETHER_EPERM); /* the same again */
     CU_ASSERT_PTR_NOT_NULL(strstr(why.msg, "replayed"));
-    st.ctr = 4;
-    CU_ASSERT_EQUAL(aether_auth_window_admit(w, &st, &why), AETHER_EPERM); /* older */
     st.ctr = 7;
     CU_ASSERT_EQUAL(aether_auth_window_admit(w, &st, &why), AETHER_OK); /* a gap is fine */
+    st.ctr = 6;
+    CU_ASSERT_EQUAL(aether_auth_window_admit(w, &st, &why), AETHER_OK); /* late, once */
+    CU_ASSERT_EQUAL(aether_auth_window_admit(w, &st, &why), AETHER_EPERM); /* twice: no */
+    st.ctr = 5;
+    CU_ASSERT_EQUAL(aether_auth_window_admit(w, &st, &why), AETHER_EPERM); /* admitted first */
+    st.ctr = 7 + AETHER_AUTH_WINDOW_SPAN;
+    CU_ASSERT_EQUAL(aether_auth_window_admit(w, &st, &why), AETHER_OK);
+    st.ctr = 7;
+    CU_ASSERT_EQUAL(aether_auth_window_admit(w, &st, &why), AETHER_EPERM); /* below the span */
+    st.ctr = 8;
+    CU_ASSERT_EQUAL(aether_auth_window_admit(w, &st, &why), AETHER_OK); /* in the span, unseen */
     st.epoch = 9;
     st.ctr = 100;
     CU_ASSERT_EQUAL(aether_auth_window_admit(w, &st, &why), AETHER_EPERM); /* an older process */
