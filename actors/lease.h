@@ -21,8 +21,45 @@
  * "nonce" is drawn once per acquisition from the caller's aether_rng: a
  * holder recognises its own writes by it when it re-reads after a timeout,
  * even against a later incarnation of the same node id.
+ * "gen" (optional, 16 lowercase hex digits) is the generation the holder
+ * recorded its term in (below); renewals write it, the establishing writes
+ * (term 0) do not know it yet and omit it, and so does a holder from before
+ * generations: absent means "not said", never a generation of its own.
  * The state bucket (no TTL) holds the highest recorded term under
- * cfg.term_key as decimal ASCII ("42").
+ * cfg.term_key as decimal ASCII ("42"), and the cluster's generation under
+ * cfg.generation_key as 16 lowercase hex digits ("5be0c2a1d7f3e944", never
+ * all zeros).
+ *
+ * GENERATION (DESIGN 2.4: "if both buckets are lost, the cluster starts a
+ * new generation")
+ * A generation is one life of the state bucket: a random 64-bit id drawn
+ * from the candidate's aether_rng and created, create-if-absent, by the
+ * first candidate that finds the state bucket without one (acquire step
+ * 2a); a racer's create fails (EEXIST) and it reads the winner's. It lives
+ * exactly as long as the term record beside it: the two are lost together
+ * with the state bucket, and nothing else ever writes the key. So:
+ *  - state bucket lost alone, a leader alive: the leader writes back the
+ *    generation it holds its term in, then its term
+ *    (aether_lease_record_again): same generation, terms continue above the
+ *    record as before;
+ *  - state bucket lost with no leader alive, or both buckets lost: the next
+ *    candidate finds no generation and creates a new one. Its term is still
+ *    taken above cfg.term_floor (the highest term it saw), so for nodes that
+ *    lived through the loss terms keep rising where they can; but what is
+ *    guaranteed is only that (generation, term) never repeats: within a
+ *    generation terms are above its record as below, and two generations
+ *    are told apart by their ids (2^-64 per pair to collide).
+ * Every envelope and stored value carries the generation, and a node
+ * fences on (generation, term): it adopts a generation only by reading it
+ * from the state bucket (the authority), and drops messages of any other
+ * (member_internal.h, "Generations").
+ * Upgrade: a state bucket from before generations (a term record, no
+ * generation) gets one at the next acquire; its record still counts.
+ * What a generation does not give: a candidate that never saw a term (every
+ * node restarted) and wins right after both buckets were lost cannot wait
+ * for a holder it does not know of (step 2b needs a record or a floor); that
+ * holder's messages carry the old generation and are dropped by every node
+ * that read the new one, and its renewal fails at once in the new bucket.
  *
  * DESIGN
  * Term = the lease key revision at which the holder's establishment ended.
@@ -32,6 +69,11 @@
  *     holds it, return EEXIST. EUNKNOWN: re-read the key; our nonce there
  *     means the create happened (continue), anything else means it did not
  *     (EEXIST if another holder is there, EUNAVAILABLE if the key is absent).
+ *  2a. Read the generation G from the state store (cfg.generation_key);
+ *     absent: create it with a new random id (create-if-absent; EEXIST:
+ *     read the winner's). A store failure here fails the acquire (the key
+ *     is released). G is read again in every round of 2-4, after R, so a
+ *     record CAS that wins (step 4) recorded T in G.
  *  2. Read the recorded term R and its revision from the state store
  *     (absent = R 0, or cfg.term_floor when given: the state bucket was
  *     lost, and the highest term this node saw is the best record left).
@@ -73,7 +115,8 @@
  *     (ECONFLICT/EEXIST) go back to 2; at most AETHER_LEASE_RECORD_ATTEMPTS_MAX
  *     rounds of 2-4. EUNKNOWN: re-read; the key holding exactly T means
  *     ours was recorded.
- *  5. Return AETHER_OK: the holder has term T. It acts only while
+ *  5. Return AETHER_OK: the holder has term T in generation G
+ *     (held->generation). It acts only while
  *     aether_lease_may_act(); establishing may have used up part of the ttl.
  *  Any failure after step 1 releases the key (conditional delete with our
  *  revision, result ignored) so followers can campaign at once; a lost
@@ -105,8 +148,10 @@
  * together, the record is gone; the winner then continues above the
  * highest term it has seen (cfg.term_floor), which holds every term acted
  * on while it lived, but not terms of a cluster it never saw (all nodes
- * restarted with an empty store: the operator must restore the state
- * bucket or seed cfg.term_key above every term used before). A state bucket lost on
+ * restarted with an empty store). Terms may then repeat, but the pair
+ * (generation, term) does not: the lost state bucket took its generation
+ * with it, and the winner records its term in a new one (GENERATION above).
+ * A state bucket lost on
  * its own is re-created by the store (nats_kv.h step 5) and the leader
  * records its term again (aether_lease_record_again, at every renewal
  * that finds the record below its term), so the record survives as long
@@ -130,6 +175,9 @@
 
 #define AETHER_LEASE_KEY_DEFAULT "leader"
 #define AETHER_LEASE_TERM_KEY_DEFAULT "term"
+#define AETHER_LEASE_GENERATION_KEY_DEFAULT "generation"
+/* A generation as text: 16 lowercase hex digits. */
+#define AETHER_LEASE_GENERATION_TEXT_LEN 16u
 /* Lease-key updates one acquire may spend advancing past the recorded term. */
 #define AETHER_LEASE_ADVANCE_STEPS_MAX 4096u
 /* A term floor this high is not believed (it leaves room to count on). */
@@ -151,6 +199,7 @@ typedef struct aether_lease_config {
     aether_node_id self;       /* this node */
     const char *lease_key;     /* NULL = AETHER_LEASE_KEY_DEFAULT */
     const char *term_key;      /* NULL = AETHER_LEASE_TERM_KEY_DEFAULT */
+    const char *generation_key; /* NULL = AETHER_LEASE_GENERATION_KEY_DEFAULT */
     uint64_t ttl_ms;           /* 1..AETHER_LEASE_TTL_MS_MAX */
     uint64_t safety_margin_ms; /* < ttl_ms: covers clock drift */
     uint32_t advance_steps_max; /* 0 = AETHER_LEASE_ADVANCE_STEPS_MAX */
@@ -179,13 +228,15 @@ typedef struct aether_lease_value {
     uint64_t ttl_ms;
     aether_term term; /* AETHER_TERM_NONE while the term is being established */
     uint64_t nonce;
+    uint64_t generation; /* 0 = not said ("gen" absent; see the header) */
 } aether_lease_value;
 
 /* Encodes into buf (NUL-terminated); *len_out without the NUL. AETHER_EINVAL
  * if the value is malformed or does not fit. */
 aether_status aether_lease_value_encode(const aether_lease_value *v, char *buf, size_t cap,
                                         size_t *len_out, aether_err *err);
-/* Strict decode: exactly the four fields, valid leader, ttl in range.
+/* Strict decode: exactly the four fields, or five with "gen" (16 hex
+ * digits, not all zeros), valid leader, ttl in range.
  * AETHER_EINVAL with the reason otherwise; *out zeroed then. */
 aether_status aether_lease_value_decode(const void *buf, size_t len, aether_lease_value *out,
                                         aether_err *err);
@@ -200,6 +251,9 @@ typedef struct aether_lease_held {
     uint64_t pending_sent_at_ns; /* when that renewal was sent (valid if pending) */
     aether_term floor_used;      /* acquire found no recorded term and used
                                     cfg.term_floor instead (0 = it did not) */
+    uint64_t generation;         /* the generation the term is recorded in (never 0
+                                    once established) */
+    bool generation_created;     /* this acquire created that generation (step 2a) */
 } aether_lease_held;
 
 /* Runs the acquire protocol (DESIGN steps 1-5). rng: this actor's generator
@@ -234,13 +288,18 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
 aether_status aether_lease_renew(const aether_lease_config *cfg, const aether_lease_held *held,
                                  aether_lease_held *next, aether_err *err);
 
-/* Puts the holder's term back in the state store when the record there is
- * below it: the state bucket was deleted and re-created empty (or the key
- * lost), and without the record a later lease-bucket loss could repeat
- * terms (see "Why terms never repeat"). Same CAS as acquire step 4, so the
- * record still only grows. held must have a term (asserted). AETHER_OK:
- * *rewritten says whether it wrote; otherwise the store's error (ECONFLICT
- * or EEXIST: someone recorded meanwhile; look again later). */
+/* Puts the holder's generation and term back in the state store when the
+ * record there is below the term: the state bucket was deleted and
+ * re-created empty (or the key lost), and without the record a later
+ * lease-bucket loss could repeat terms (see "Why terms never repeat"). The
+ * generation goes first (create-if-absent, held->generation: the holder's
+ * term is the highest of its generation, so the same generation continues)
+ * and then the term, by the same CAS as acquire step 4, so the record still
+ * only grows. held must have a term (asserted). AETHER_OK: *rewritten says
+ * whether it wrote; AETHER_ESTALE: the store holds another generation (a
+ * candidate created one: the lease bucket was lost too and we are deposed);
+ * otherwise the store's error (ECONFLICT or EEXIST: someone recorded
+ * meanwhile; look again later). */
 aether_status aether_lease_record_again(const aether_lease_config *cfg,
                                        const aether_lease_held *held, bool *rewritten,
                                        aether_err *err);
@@ -275,6 +334,16 @@ bool aether_lease_may_act(const aether_lease *lease, uint64_t now_ns, uint64_t s
  * when nobody holds it; AETHER_EINVAL if it holds something malformed. */
 aether_status aether_lease_read(const aether_lease_config *cfg, aether_lease_value *out,
                                 uint64_t *revision_out, aether_err *err);
+
+/* The state bucket's generation (0 when absent) and its revision (0 when
+ * absent). AETHER_EINVAL if the key holds something else than a generation. */
+aether_status aether_lease_generation(const aether_lease_config *cfg, uint64_t *generation_out,
+                                      uint64_t *revision_out, aether_err *err);
+
+/* A generation as its 16 hex digits (out: at least 17 bytes), and back
+ * (exactly 16 lowercase hex digits, not all zeros; false otherwise). */
+void aether_lease_generation_format(uint64_t generation, char *out, size_t cap);
+bool aether_lease_generation_parse(const char *text, size_t len, uint64_t *out);
 
 /* The highest recorded term (AETHER_TERM_NONE when none) and the state key's
  * revision (0 when absent). */

@@ -561,6 +561,124 @@ static void test_resign_fires_delete_event(void)
     stores_down();
 }
 
+
+static uint64_t stored_generation(const aether_lease_config *cfg)
+{
+    uint64_t g, rev;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_generation(cfg, &g, &rev, NULL), AETHER_OK);
+    return g;
+}
+
+/* GENERATION (lease.h): the first acquire creates the state bucket's
+ * generation, later ones keep it, and renewals say it in the lease value. */
+static void test_generation_created_once(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a"), b = node_cfg("node-b");
+    aether_lease_held ha, hb;
+    CU_ASSERT_EQUAL(stored_generation(&a), 0);
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &ha, NULL), AETHER_OK);
+    uint64_t g = stored_generation(&a);
+    CU_ASSERT_NOT_EQUAL(g, 0);
+    CU_ASSERT_EQUAL(ha.generation, g);
+    CU_ASSERT_TRUE(ha.generation_created);
+    CU_ASSERT_EQUAL(aether_lease_renew(&a, &ha, &ha, NULL), AETHER_OK);
+    aether_lease_value v;
+    uint64_t r;
+    CU_ASSERT_EQUAL(aether_lease_read(&b, &v, &r, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(v.generation, g);
+    CU_ASSERT_EQUAL(v.term, ha.lease.term);
+    CU_ASSERT_EQUAL(aether_lease_resign(&a, &ha, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(hb.generation, g);
+    CU_ASSERT_FALSE(hb.generation_created);
+    CU_ASSERT_TRUE(hb.lease.term > ha.lease.term);
+    stores_down();
+}
+
+/* The state bucket lost alone under a live leader: it writes back the same
+ * generation, then its term; the next leader continues both. */
+static void test_generation_kept_when_state_lost_alone(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a"), b = node_cfg("node-b");
+    aether_lease_held ha, hb;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &ha, NULL), AETHER_OK);
+    uint64_t g = ha.generation;
+    aether_kv_mem_wipe(state_kv);
+    bool rewritten = false;
+    CU_ASSERT_EQUAL(aether_lease_record_again(&a, &ha, &rewritten, NULL), AETHER_OK);
+    CU_ASSERT_TRUE(rewritten);
+    CU_ASSERT_EQUAL(stored_generation(&a), g);
+    CU_ASSERT_EQUAL(recorded(&a), ha.lease.term);
+    CU_ASSERT_EQUAL(aether_lease_resign(&a, &ha, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(hb.generation, g);
+    CU_ASSERT_TRUE(hb.lease.term > ha.lease.term);
+    stores_down();
+}
+
+/* Both buckets lost and every node restarted (no floor): the term repeats,
+ * as lease.h says it may, but in a new generation, so (generation, term)
+ * does not. A deposed holder that tries to write its record back into the
+ * new state bucket is told its generation is over. */
+static void test_generation_new_when_both_lost(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a"), b = node_cfg("node-b");
+    aether_lease_held ha, hb;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &ha, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(ha.lease.term, 1);
+    uint64_t g1 = ha.generation;
+    aether_kv_mem_wipe(lease_kv);
+    aether_kv_mem_wipe(state_kv);
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(hb.lease.term, ha.lease.term); /* the term repeats... */
+    CU_ASSERT_NOT_EQUAL(hb.generation, g1);       /* ...in another generation */
+    CU_ASSERT_NOT_EQUAL(hb.generation, 0);
+    CU_ASSERT_TRUE(hb.generation_created);
+    CU_ASSERT_EQUAL(stored_generation(&b), hb.generation);
+    /* a's renewal fails in the new lease bucket; its record is refused. */
+    aether_kv_mem_wipe(state_kv); /* make its record look lost again */
+    uint64_t rev;
+    char text[AETHER_LEASE_GENERATION_TEXT_LEN + 1];
+    aether_lease_generation_format(hb.generation, text, sizeof(text));
+    CU_ASSERT_EQUAL(aether_kv_create(state_kv, "generation", text, strlen(text), &rev, NULL),
+                    AETHER_OK);
+    bool rewritten = true;
+    aether_err err = {0};
+    CU_ASSERT_EQUAL(aether_lease_record_again(&a, &ha, &rewritten, &err), AETHER_ESTALE);
+    CU_ASSERT_FALSE(rewritten);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "new one"));
+    CU_ASSERT_EQUAL(recorded(&a), AETHER_TERM_NONE);
+    stores_down();
+}
+
+/* A state bucket from before generations (a record, no generation) gets
+ * one at the next acquire, and its record still counts. */
+static void test_generation_upgrade_keeps_record(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a");
+    aether_lease_held h;
+    uint64_t rev;
+    CU_ASSERT_EQUAL(aether_kv_create(state_kv, "term", "30", 2, &rev, NULL), AETHER_OK);
+    aether_err err = {0};
+    a.restart_waited = true; /* the lease bucket's counter is below 30 */
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &h, &err), AETHER_OK);
+    CU_ASSERT_TRUE(h.lease.term > 30);
+    CU_ASSERT_NOT_EQUAL(h.generation, 0);
+    CU_ASSERT_EQUAL(stored_generation(&a), h.generation);
+    /* Junk under the generation key is refused, not guessed at. */
+    aether_kv_mem_wipe(state_kv);
+    CU_ASSERT_EQUAL(aether_kv_create(state_kv, "generation", "0000000000000000", 16, &rev, NULL),
+                    AETHER_OK);
+    uint64_t g;
+    CU_ASSERT_EQUAL(aether_lease_generation(&a, &g, &rev, &err), AETHER_EINVAL);
+    CU_ASSERT_EQUAL(g, 0);
+    stores_down();
+}
+
 static void test_config_and_value_checks(void)
 {
     stores_up();
@@ -595,8 +713,22 @@ static void test_config_and_value_checks(void)
     aether_lease_value back;
     CU_ASSERT_EQUAL(aether_lease_value_decode(buf, len, &back, NULL), AETHER_OK);
     CU_ASSERT_EQUAL(memcmp(&back, &v, sizeof(v)), 0);
+    /* With a generation: a fifth field, canonical, round trip. */
+    v.generation = 0x5be0c2a1d7f3e944ull;
+    CU_ASSERT_EQUAL(aether_lease_value_encode(&v, buf, sizeof(buf), &len, NULL), AETHER_OK);
+    CU_ASSERT_STRING_EQUAL(buf, "{\"leader\":\"node-a\",\"ttl_ms\":1000,\"term\":42,"
+                                "\"nonce\":\"9f86d081884c7d65\",\"gen\":\"5be0c2a1d7f3e944\"}");
+    CU_ASSERT_EQUAL(aether_lease_value_decode(buf, len, &back, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(memcmp(&back, &v, sizeof(v)), 0);
     const char *junk[] = {
         "", "[]", "{}", "not json",
+        "{\"leader\":\"a\",\"ttl_ms\":1000,\"term\":1,\"nonce\":\"0000000000000000\","
+        "\"gen\":\"0000000000000000\"}",
+        "{\"leader\":\"a\",\"ttl_ms\":1000,\"term\":1,\"nonce\":\"0000000000000000\","
+        "\"gen\":7}",
+        "{\"leader\":\"a\",\"ttl_ms\":1000,\"term\":1,\"nonce\":\"0000000000000000\","
+        "\"gen\":\"5be0c2a1d7f3e944\",\"x\":1}",
+        "{\"leader\":\"a\",\"ttl_ms\":1000,\"term\":1,\"gen\":\"5be0c2a1d7f3e944\",\"x\":1}",
         "{\"leader\":\"a b\",\"ttl_ms\":1000,\"term\":1,\"nonce\":\"0000000000000000\"}",
         "{\"leader\":\"a\",\"ttl_ms\":0,\"term\":1,\"nonce\":\"0000000000000000\"}",
         "{\"leader\":\"a\",\"ttl_ms\":1000,\"term\":-1,\"nonce\":\"0000000000000000\"}",
@@ -634,6 +766,10 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(renew_after_delete_keeps_the_lost_term),
     AETHER_TEST(acquire_under_faults),
     AETHER_TEST(resign_fires_delete_event),
+    AETHER_TEST(generation_created_once),
+    AETHER_TEST(generation_kept_when_state_lost_alone),
+    AETHER_TEST(generation_new_when_both_lost),
+    AETHER_TEST(generation_upgrade_keeps_record),
     AETHER_TEST(config_and_value_checks),
     CU_TEST_INFO_NULL,
 };
