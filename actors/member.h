@@ -155,6 +155,10 @@ typedef struct aether_member_view {
     bool has_left;           /* this run drained and was declared Left: nothing left to do
                                 (sticky; it never asks to join again) */
     uint64_t stale_dropped;  /* messages dropped for an older term */
+    uint64_t generation;     /* the cluster generation this node follows (lease.h,
+                                GENERATION); 0 = not read from the state store yet */
+    uint64_t generation_changes; /* times it moved to a new one (the store was lost) */
+    uint64_t generation_dropped; /* events dropped for another generation */
     uint64_t impostor_dropped; /* events dropped: their emitter does not lead their term */
     uint64_t leader_changes;
     uint64_t rebalances;     /* rebalances this node completed as leader */

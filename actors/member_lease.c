@@ -26,7 +26,16 @@
  *     rather than hold the lease for nothing. A node whose transport refuses
  *     its heartbeats does not campaign.
  *  6. A lost state store: after each renewal the leader checks that its
- *     term is still recorded and writes it back if not (check_record).
+ *     term is still recorded and writes it back if not (check_record),
+ *     with the generation it holds its term in. A store that shows another
+ *     generation means both buckets were lost and a candidate began a new
+ *     one: the leader stops.
+ *  7. Generations (member_internal.h): this actor is the only one that
+ *     moves the node to another generation, and only to the one it read
+ *     from the state store: at start, at each election it wins, and on a
+ *     MSG_GENERATION_CHECK (an event or lease value named another). On a
+ *     change it forgets the leader and term it knew (they were of the old
+ *     generation) and, if it led there, stops.
  * Other actors never wait for this one to notice an expiry: member_may_lead
  * compares the published deadline with the clock on every use.
  * Threading: state owned by the lease actor.
@@ -214,6 +223,39 @@ static void lose(aether_member *m, const char *reason)
     memset(&m->ls->held, 0, sizeof(m->ls->held));
 }
 
+/* Step 7: what this actor forgets when the node moves to generation gen. */
+static void follow_generation(aether_member *m, uint64_t gen, aether_term recorded)
+{
+    member_lease_state *ls = m->ls;
+    if (!member_adopt_generation(m, gen, recorded))
+        return;
+    if (ls->leading && ls->held.generation != gen)
+        lose(m, "the store was lost: a new generation began");
+    memset(&ls->known_leader, 0, sizeof(ls->known_leader));
+    ls->known_term = AETHER_TERM_NONE;
+    ls->sign_ns = 0;
+    ls->lcfg.own_stopped_term = AETHER_TERM_NONE; /* a term of the old generation */
+    ls->restart_seen_ns = 0;
+    member_notify_leader(m, NULL, AETHER_TERM_NONE);
+}
+
+/* Step 7: reads the state store's generation and follows it. */
+static void check_generation(aether_member *m)
+{
+    member_lease_state *ls = m->ls;
+    __atomic_store_n(&m->generation_check, 0, __ATOMIC_SEQ_CST); /* later asks queue again */
+    uint64_t gen, rev;
+    aether_term recorded;
+    uint64_t trev;
+    aether_err err;
+    if (aether_lease_generation(&ls->lcfg, &gen, &rev, &err) != AETHER_OK ||
+        aether_lease_recorded_term(&ls->lcfg, &recorded, &trev, &err) != AETHER_OK) {
+        AETHER_DEBUG(MEMBER_LOG, "%s: reading the generation: %s", m->cfg.node.str, err.msg);
+        return; /* the next event of that generation asks again */
+    }
+    follow_generation(m, gen, recorded);
+}
+
 /* Policy 3: Draining and Left nodes never campaign. An Active node does; so
  * does one that is not a member yet (the first node has nobody to admit it)
  * or was declared Failed while alive (if every node was, nobody else could
@@ -288,6 +330,12 @@ static void campaign(aether_member *m)
         aether_lease_value v;
         uint64_t rev;
         aether_status rs = aether_lease_read(&ls->lcfg, &v, &rev, NULL);
+        if (rs == AETHER_OK && v.generation != 0 &&
+            v.generation != __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST))
+            check_generation(m); /* step 7: the store says whether it is current */
+        if (rs == AETHER_OK && v.generation != 0 &&
+            v.generation != __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST))
+            v.term = AETHER_TERM_NONE; /* its term is not comparable with ours */
         bool known_holder = rs == AETHER_OK && v.term != AETHER_TERM_NONE &&
                             v.term == ls->known_term &&
                             aether_node_id_equal(&v.leader, &ls->known_leader);
@@ -322,6 +370,8 @@ static void campaign(aether_member *m)
     }
     aether_term term = ls->held.lease.term;
     ls->restart_seen_ns = 0;
+    /* Step 7, before LeaderElected, which carries it. */
+    follow_generation(m, ls->held.generation, term);
     if (ls->held.floor_used != AETHER_TERM_NONE) {
         uint64_t n = __atomic_add_fetch(&m->term_record_missing, 1, __ATOMIC_RELAXED);
         AETHER_WARN(MEMBER_LOG, "%s: the state store recorded no term (state bucket lost?): continuing "
@@ -354,6 +404,7 @@ static void campaign(aether_member *m)
 static bool other_can_lead(const aether_member *m);
 static void resign(aether_member *m, const char *reason);
 
+
 /* Step 6 (a lost state store): after each renewal the leader checks that
  * the state store still records its term (one small read per renewal). A
  * record below it means the state bucket was deleted (the store re-creates
@@ -368,6 +419,15 @@ static void check_record(aether_member *m)
     bool rewritten = false;
     aether_err err;
     aether_status st = aether_lease_record_again(&ls->lcfg, &ls->held, &rewritten, &err);
+    if (st == AETHER_ESTALE) {
+        /* Both buckets were lost and a candidate began a new generation:
+         * our term belongs to the old one (step 6). */
+        AETHER_WARN(MEMBER_LOG, "%s: %s", m->cfg.node.str, err.msg);
+        check_generation(m);
+        if (ls->leading)
+            lose(m, "the store was lost: a new generation began");
+        return;
+    }
     if (st != AETHER_OK) {
         AETHER_DEBUG(MEMBER_LOG, "%s: checking the recorded term: %s", m->cfg.node.str, err.msg);
         return;
@@ -431,6 +491,8 @@ static void renew(aether_member *m)
     case AETHER_OK: {
         publish_deadline(m);
         check_record(m);
+        if (!ls->leading)
+            break; /* a new generation began under us (step 6) */
         aether_event *e = aether_event_create(AETHER_EVT_LEASE_RENEWED);
         if (e != NULL) {
             e->data.lease_renewed.leader = m->cfg.node;
@@ -578,7 +640,11 @@ void member_lease_handle(void *state, aether_actor *self, const aether_msg *msg)
         renew(m);
         break;
     case MSG_LEASE_START:
+        check_generation(m); /* step 7: the generation we start in */
         campaign_at(m, member_now_ns(m) + jitter_ns(m));
+        break;
+    case MSG_GENERATION_CHECK:
+        check_generation(m);
         break;
     case MSG_CAMPAIGN_NOW: /* ElectLeader: try the create now (it fails if a lease is held) */
         campaign(m);
