@@ -439,7 +439,7 @@ static void on_event(void *arg, const aether_event *e)
     if (e->type == AETHER_EVT_LEADER_ELECTED) {
         /* I1, as every observer sees it. */
         aether_err err;
-        if (aether_term_registry_record(&d->terms, e->data.leader_elected.term,
+        if (aether_term_registry_record(&d->terms, e->generation, e->data.leader_elected.term,
                                         &e->data.leader_elected.leader, &err) != AETHER_OK) {
             char msg[AETHER_ERR_MSG_MAX + 96];
             snprintf(msg, sizeof(msg), "I1 (seen by %s): %s", n->id, err.msg);

@@ -96,7 +96,7 @@ static void on_event(void *arg, const aether_event *e)
     }
     if (e->type == AETHER_EVT_LEADER_ELECTED) {
         aether_err err;
-        if (aether_term_registry_record(&c->terms, e->data.leader_elected.term,
+        if (aether_term_registry_record(&c->terms, e->generation, e->data.leader_elected.term,
                                         &e->data.leader_elected.leader, &err) != AETHER_OK)
             violation(c, "%s%s (term %llu)", err.msg, "", e->data.leader_elected.term);
     }
