@@ -510,7 +510,8 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
         bool created = false;
         s = ensure_generation(cfg, rng, 0, &h.generation, &created, err);
         if (s != AETHER_OK)
-            goto release;
+            return s; /* our create of it may have landed: the key is left to expire
+                         (step 2c), never acted on */
         h.generation_created = h.generation_created || created;
         /* No record at all: the state bucket was lost (with the lease
          * bucket, or the terms could not matter). The highest term this
@@ -523,6 +524,20 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
             h.floor_used = floor;
         }
 
+        /* Step 2c: we began a generation in a store that had no record: a
+         * holder of the lost one may act until its deadline. */
+        uint64_t own_stopped = cfg->own_stopped_term;
+        if (created && recorded == AETHER_TERM_NONE && !cfg->restart_waited &&
+            !(own_stopped != AETHER_TERM_NONE && h.floor_used == own_stopped)) {
+            char g[AETHER_LEASE_GENERATION_TEXT_LEN + 1];
+            aether_lease_generation_format(h.generation, g, sizeof(g));
+            return aether_err_set(err, AETHER_ESTALE,
+                                  "the state store had no generation and no term (a new cluster, "
+                                  "or the store was lost): began generation %s; a holder of a "
+                                  "lost one may act until its deadline, so the key '%s' is left "
+                                  "to expire, campaign again after a ttl",
+                                  g, lease_key(cfg));
+        }
         /* Step 2b: a lease bucket restarted under the record (or the floor):
          * the holder of the last term may act until its deadline, which no
          * write of ours can end. Not before the caller waited a ttl. */

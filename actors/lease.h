@@ -55,11 +55,12 @@
  * (member_internal.h, "Generations").
  * Upgrade: a state bucket from before generations (a term record, no
  * generation) gets one at the next acquire; its record still counts.
- * What a generation does not give: a candidate that never saw a term (every
- * node restarted) and wins right after both buckets were lost cannot wait
- * for a holder it does not know of (step 2b needs a record or a floor); that
- * holder's messages carry the old generation and are dropped by every node
- * that read the new one, and its renewal fails at once in the new bucket.
+ * A generation is acted on only a ttl after it began (step 2c): the
+ * candidate that creates it cannot know whether a holder of a lost
+ * generation still acts (a process that never saw a term has no floor), so
+ * it waits as step 2b does. Meanwhile that holder's renewal fails in the
+ * new lease bucket, and its messages carry the old generation, dropped by
+ * every node that read the new one.
  *
  * DESIGN
  * Term = the lease key revision at which the holder's establishment ended.
@@ -77,6 +78,19 @@
  *  2. Read the recorded term R and its revision from the state store
  *     (absent = R 0, or cfg.term_floor when given: the state bucket was
  *     lost, and the highest term this node saw is the best record left).
+ *  2c. If step 2a created the generation and the store recorded no term
+ *     (R absent: a brand-new cluster, or a state bucket lost with the lease
+ *     bucket, or with no leader to write it back), a holder of the lost
+ *     generation may still act until its deadline, a ttl after its last
+ *     renewal at most, and nothing in the empty stores says so (a process
+ *     that never saw a term has no floor for step 2b). So, unless
+ *     cfg.restart_waited (or the floor used is cfg.own_stopped_term, as in
+ *     2b), return AETHER_ESTALE and leave the key, as in 2b: nobody gets
+ *     it before it expires, at least a ttl after we found the store empty,
+ *     so after every holder of the lost generation has stopped; whoever
+ *     wins then finds the generation and goes on. The price is one ttl
+ *     before the first leader of a new cluster. Likewise, if step 2a fails
+ *     (its create may have landed), the key is left to expire.
  *  2b. Our revision <= R means the lease bucket was deleted and re-created
  *     (within one bucket life every create is above every recorded term):
  *     the lease key under which the holder of term R acted is gone early,
@@ -263,10 +277,11 @@ typedef struct aether_lease_held {
  *  AETHER_ECONFLICT   we won the key but lost it while establishing the term;
  *  AETHER_ESTATE      the term gap needs more than advance_steps_max updates
  *                     (progress kept, key released; campaign again);
- *  AETHER_ESTALE      the lease bucket restarted below the recorded term and
+ *  AETHER_ESTALE      the lease bucket restarted below the recorded term, or
+ *                     this acquire began a generation in an empty store, and
  *                     cfg.restart_waited is false (the key is left to expire;
  *                     campaign again a ttl later with restart_waited set:
- *                     step 2b);
+ *                     steps 2b, 2c);
  *  AETHER_EUNAVAILABLE, AETHER_EUNKNOWN  a store failed (a stray lease of
  *                     ours may exist until it expires; it is never acted on);
  *  AETHER_EINVAL      bad config or a malformed record in the stores. */

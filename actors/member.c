@@ -41,8 +41,12 @@ bool member_adopt_generation(aether_member *m, uint64_t gen, aether_term recorde
     /* The generation first: from here events of the old one are dropped at
      * the door, so none raises a baseline after the reset below. */
     __atomic_store_n(&m->generation, gen, __ATOMIC_SEQ_CST);
-    if (old == 0)
-        return false; /* the first one this process reads: nothing to compare */
+    /* The first one this process reads: the terms it has seen so far are of
+     * this generation only if none is above its record (a term is recorded
+     * before it is acted on); one above was of a generation since lost. */
+    uint64_t seen = __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED);
+    if (old == 0 && seen <= recorded)
+        return false;
     __atomic_store_n(&m->highest_term, recorded, __ATOMIC_RELAXED);
     pthread_mutex_lock(&m->stamp_mu);
     m->stamp_term = 0;
@@ -55,11 +59,18 @@ bool member_adopt_generation(aether_member *m, uint64_t gen, aether_term recorde
     memset(&m->view_leader, 0, sizeof(m->view_leader));
     pthread_mutex_unlock(&m->view_mu);
     uint64_t n = __atomic_add_fetch(&m->generation_changes, 1, __ATOMIC_RELAXED);
-    AETHER_WARN(MEMBER_LOG, "%s: generation changed from %016llx to %016llx: the store was lost "
-                "(terms are compared within a generation; the record there is term %llu) "
-                "(%llu time(s))",
-                m->cfg.node.str, (unsigned long long)old, (unsigned long long)gen,
-                (unsigned long long)recorded, (unsigned long long)n);
+    if (old != 0)
+        AETHER_WARN(MEMBER_LOG, "%s: generation changed from %016llx to %016llx: the store was lost "
+                    "(terms are compared within a generation; the record there is term %llu) "
+                    "(%llu time(s))",
+                    m->cfg.node.str, (unsigned long long)old, (unsigned long long)gen,
+                    (unsigned long long)recorded, (unsigned long long)n);
+    else
+        AETHER_WARN(MEMBER_LOG, "%s: generation changed from an unknown one to %016llx: the store "
+                    "was lost (this node saw term %llu, above the record there, term %llu) "
+                    "(%llu time(s))",
+                    m->cfg.node.str, (unsigned long long)gen, (unsigned long long)seen,
+                    (unsigned long long)recorded, (unsigned long long)n);
     return true;
 }
 
@@ -987,7 +998,10 @@ void aether_member_view_get(const aether_member *m, aether_member_view *out)
     pthread_mutex_lock((pthread_mutex_t *)&m->view_mu);
     out->leader = m->view_leader;
     pthread_mutex_unlock((pthread_mutex_t *)&m->view_mu);
-    out->map_version = __atomic_load_n(&m->map_version, __ATOMIC_RELAXED);
+    /* The generation first: a version read after it is of that one or a
+     * later one (the assign actor writes the version, then the generation). */
+    out->map_generation = __atomic_load_n(&m->map_generation, __ATOMIC_SEQ_CST);
+    out->map_version = __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST);
     out->shards_serving = __atomic_load_n(&m->shards_serving, __ATOMIC_RELAXED);
     out->fenced = __atomic_load_n(&m->fenced, __ATOMIC_RELAXED) != 0;
     out->superseded = __atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST) != 0;

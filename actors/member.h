@@ -144,6 +144,8 @@ typedef struct aether_member_view {
     aether_term term;        /* highest term seen */
     aether_node_id leader;   /* len 0 = none known */
     uint64_t map_version;    /* of the published map */
+    uint64_t map_generation; /* the generation map_version counts in: versions never go back
+                                within one (a new generation numbers its maps afresh) */
     uint32_t shards_serving; /* shards this node serves (acquired, not released) */
     bool fenced;             /* cut off from the leader: serving nothing */
     bool superseded;         /* a newer process of this node id was admitted: serving nothing

@@ -152,6 +152,8 @@ struct aether_member {
     uint64_t ack_sent_ns;         /* max (relaxed CAS): when this node sent, by its own clock,
                                      the newest keep-alive a leader acknowledged; 0 = never */
     uint64_t map_version;         /* of the published map */
+    uint64_t map_generation;      /* seq_cst, assign actor: the generation map_version counts in
+                                     (written after it; 0 = none yet) */
     uint64_t map_term;            /* of the published map */
     uint64_t announced_version;   /* highest map version a leader announced (LeaseRenewed) */
     uint64_t topology_version;    /* of the cluster actor's topology */
@@ -291,9 +293,10 @@ void member_set_leader_view(aether_member *m, const aether_node_id *leader, aeth
 void member_note_term(aether_member *m, aether_term term);
 /* Lease actor only: follow generation `gen`, read from the state store
  * whose term record was `recorded` (0 = none). Nothing if it is the one we
- * follow; else publishes it and, unless we followed none, resets the
- * baselines of the header ("Generations"), logs and counts the change.
- * True if it was a change from another generation. */
+ * follow; else publishes it and, unless we followed none and have seen no
+ * term above `recorded` (terms are recorded before they are acted on, so
+ * a higher one was of a lost generation), resets the baselines of the
+ * header ("Generations"), logs and counts the change. True if it did. */
 bool member_adopt_generation(aether_member *m, uint64_t gen, aether_term recorded);
 /* Any thread: ask the lease actor to read the store's generation (one
  * request queued at a time). */

@@ -225,7 +225,7 @@ typedef struct snode {
     uint64_t told_term;      /* highest term on_leader_changed named (this run) */
     /* The generation each per-node check above was judged in: terms and
      * map versions are compared within one (actors/lease.h GENERATION). */
-    uint64_t told_gen, own_gen, map_gen, view_gen;
+    uint64_t told_gen, own_gen, map_gen, view_gen, map_view_gen;
     uint64_t i5_bad_since_ns;
     bool ever_led;
     bool listed_led;         /* in sim.led (any run) */
@@ -594,7 +594,7 @@ static void node_start(sim *s, snode *n)
     n->last_map_version = n->last_map_term = n->last_term = 0;
     n->own_term = n->own_seq = 0;
     n->told_term = 0;
-    n->told_gen = n->own_gen = n->map_gen = n->view_gen = 0;
+    n->told_gen = n->own_gen = n->map_gen = n->view_gen = n->map_view_gen = 0;
     n->i5_bad_since_ns = 0;
     n->ever_led = false;
     n->restart_at_ns = n->resume_at_ns = n->unisolate_at_ns = n->kv_uncut_at_ns = 0;
@@ -884,9 +884,13 @@ static void check_node_ms(sim *s, snode *n)
 {
     aether_member_view v;
     aether_member_view_get(n->m, &v);
-    if (v.generation != n->view_gen) { /* compared within a generation */
+    if (v.generation != n->view_gen) { /* terms are compared within a generation */
         n->view_gen = v.generation;
-        n->last_map_version = n->last_term = 0;
+        n->last_term = 0;
+    }
+    if (v.map_generation != n->map_view_gen) { /* map versions within theirs */
+        n->map_view_gen = v.map_generation;
+        n->last_map_version = 0;
     }
     if (v.map_version < n->last_map_version)
         fail(s, "%s: map version went back from %" PRIu64 " to %" PRIu64, n->id, n->last_map_version,

@@ -472,6 +472,7 @@ static void test_pool_leader_callback_in_event_order(void)
     aether_rng rng;
     aether_rng_seed(&rng, 7);
     aether_lease_held held;
+    xl.restart_waited = true; /* a new store: x would wait a ttl first (lease.h step 2c) */
     CU_ASSERT_FATAL(aether_lease_acquire(&xl, &rng, &held, NULL) == AETHER_OK);
 
     aether_node_id xid, yid;

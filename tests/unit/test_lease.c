@@ -20,6 +20,19 @@ static aether_kv *lease_kv;
 static aether_kv *state_kv;
 static aether_rng rng;
 
+/* The generation of the store the tests start from: an established
+ * cluster's (a store without one makes the first acquire wait a ttl,
+ * lease.h step 2c; the generation_* tests start from that). */
+#define GEN0 UINT64_C(0x0123456789abcdef)
+
+static void seed_generation(void)
+{
+    uint64_t rev;
+    CU_ASSERT_EQUAL_FATAL(aether_kv_create(state_kv, "generation", "0123456789abcdef", 16, &rev,
+                                           NULL),
+                          AETHER_OK);
+}
+
 static void stores_up(void)
 {
     aether_sim_clock_init(&sim, 5000 * MS, 0);
@@ -28,6 +41,7 @@ static void stores_up(void)
     aether_kv_mem_config sc = {.name = "state", .ttl_ms = 0, .clock = &sim.base, .rng = &rng};
     CU_ASSERT_EQUAL_FATAL(aether_kv_mem_create(&lc, &lease_kv, NULL), AETHER_OK);
     CU_ASSERT_EQUAL_FATAL(aether_kv_mem_create(&sc, &state_kv, NULL), AETHER_OK);
+    seed_generation();
 }
 
 static void stores_down(void)
@@ -137,6 +151,7 @@ static void test_renew_keeps_term_uses_send_time(void)
     aether_kv_mem_config sc = {.name = "state", .clock = &tc.base};
     CU_ASSERT_EQUAL_FATAL(aether_kv_mem_create(&lc, &lease_kv, NULL), AETHER_OK);
     CU_ASSERT_EQUAL_FATAL(aether_kv_mem_create(&sc, &state_kv, NULL), AETHER_OK);
+    seed_generation();
     aether_lease_config a = node_cfg("node-a");
     a.clock = &tc.base;
     aether_lease_held h;
@@ -574,14 +589,24 @@ static uint64_t stored_generation(const aether_lease_config *cfg)
 static void test_generation_created_once(void)
 {
     stores_up();
+    aether_kv_mem_wipe(state_kv); /* a brand-new cluster: no generation yet */
     aether_lease_config a = node_cfg("node-a"), b = node_cfg("node-b");
     aether_lease_held ha, hb;
     CU_ASSERT_EQUAL(stored_generation(&a), 0);
-    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &ha, NULL), AETHER_OK);
+    /* Step 2c: the generation is born, but nobody acts in it for a ttl:
+     * the key stays (term 0) and keeps everyone out until it expires. */
+    aether_err err = {0};
+    CU_ASSERT_EQUAL(aether_lease_acquire(&a, &rng, &ha, &err), AETHER_ESTALE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "began generation"));
     uint64_t g = stored_generation(&a);
     CU_ASSERT_NOT_EQUAL(g, 0);
+    CU_ASSERT_EQUAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_EEXIST);
+    aether_sim_clock_advance_ns(&sim, TTL_MS * MS);
+    /* Expired: whoever comes next finds the generation and goes on. */
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &ha, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(stored_generation(&a), g);
     CU_ASSERT_EQUAL(ha.generation, g);
-    CU_ASSERT_TRUE(ha.generation_created);
+    CU_ASSERT_FALSE(ha.generation_created);
     CU_ASSERT_EQUAL(aether_lease_renew(&a, &ha, &ha, NULL), AETHER_OK);
     aether_lease_value v;
     uint64_t r;
@@ -593,6 +618,16 @@ static void test_generation_created_once(void)
     CU_ASSERT_EQUAL(hb.generation, g);
     CU_ASSERT_FALSE(hb.generation_created);
     CU_ASSERT_TRUE(hb.lease.term > ha.lease.term);
+    /* Having waited a ttl (restart_waited), the creator goes on at once. */
+    aether_kv_mem_wipe(lease_kv);
+    aether_kv_mem_wipe(state_kv);
+    aether_sim_clock_advance_ns(&sim, 2 * TTL_MS * MS);
+    aether_lease_config c = node_cfg("node-c");
+    c.restart_waited = true;
+    aether_lease_held hc;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&c, &rng, &hc, NULL), AETHER_OK);
+    CU_ASSERT_TRUE(hc.generation_created);
+    CU_ASSERT_NOT_EQUAL(hc.generation, g);
     stores_down();
 }
 
@@ -618,9 +653,10 @@ static void test_generation_kept_when_state_lost_alone(void)
     stores_down();
 }
 
-/* Both buckets lost and every node restarted (no floor): the term repeats,
- * as lease.h says it may, but in a new generation, so (generation, term)
- * does not. A deposed holder that tries to write its record back into the
+/* Both buckets lost and every node restarted (no floor): terms start low
+ * again, as lease.h says they may, but in a new generation, so
+ * (generation, term) does not repeat; and the new one is acted on only once
+ * the old holder's deadline has passed. A deposed holder that tries to write its record back into the
  * new state bucket is told its generation is over. */
 static void test_generation_new_when_both_lost(void)
 {
@@ -630,13 +666,24 @@ static void test_generation_new_when_both_lost(void)
     CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &ha, NULL), AETHER_OK);
     CU_ASSERT_EQUAL(ha.lease.term, 1);
     uint64_t g1 = ha.generation;
+    CU_ASSERT_EQUAL(g1, GEN0);
     aether_kv_mem_wipe(lease_kv);
     aether_kv_mem_wipe(state_kv);
+    /* b never saw a term (no floor): it cannot know that a holds term 1
+     * until its deadline; it begins a generation and waits (step 2c). */
+    aether_err err = {0};
+    CU_ASSERT_EQUAL(aether_lease_acquire(&b, &rng, &hb, &err), AETHER_ESTALE);
+    CU_ASSERT_TRUE(aether_lease_may_act(&ha.lease, sim.now_ns, MARGIN_MS)); /* a may still act */
+    aether_sim_clock_advance_ns(&sim, TTL_MS * MS);
+    CU_ASSERT_FALSE(aether_lease_may_act(&ha.lease, sim.now_ns, MARGIN_MS));
+    b.restart_waited = true;
     CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_OK);
-    CU_ASSERT_EQUAL(hb.lease.term, ha.lease.term); /* the term repeats... */
-    CU_ASSERT_NOT_EQUAL(hb.generation, g1);       /* ...in another generation */
+    /* Revision 2 (the expired key was 1): close to a's term 1, and a
+     * fresh bucket could give exactly 1; only the pair is unique. */
+    CU_ASSERT_TRUE(hb.lease.term <= 2);
+    CU_ASSERT_NOT_EQUAL(hb.generation, g1);
     CU_ASSERT_NOT_EQUAL(hb.generation, 0);
-    CU_ASSERT_TRUE(hb.generation_created);
+    CU_ASSERT_FALSE(hb.generation_created); /* the waiting acquire created it */
     CU_ASSERT_EQUAL(stored_generation(&b), hb.generation);
     /* a's renewal fails in the new lease bucket; its record is refused. */
     aether_kv_mem_wipe(state_kv); /* make its record look lost again */
@@ -646,7 +693,6 @@ static void test_generation_new_when_both_lost(void)
     CU_ASSERT_EQUAL(aether_kv_create(state_kv, "generation", text, strlen(text), &rev, NULL),
                     AETHER_OK);
     bool rewritten = true;
-    aether_err err = {0};
     CU_ASSERT_EQUAL(aether_lease_record_again(&a, &ha, &rewritten, &err), AETHER_ESTALE);
     CU_ASSERT_FALSE(rewritten);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "new one"));
