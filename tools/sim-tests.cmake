@@ -55,7 +55,16 @@ set(AETHER_SIM_REGRESSIONS
   # kv-loss must not lose the state bucket while a re-created lease bucket
   # holds no term yet (that is losing both: terms repeat, "I1: term 25 has
   # two leaders"; a simulator modelling error, the product documents it).
-  "state_loss_after_unhealed_lease_loss|--soak --seed 100117 --duration 120 --extra-faults misfit,twin,kv-loss,forge")
+  "state_loss_after_unhealed_lease_loss|--soak --seed 100117 --duration 120 --extra-faults misfit,twin,kv-loss,forge"
+  # Both buckets lost (issue 12 item 5, a new generation: actors/lease.h).
+  # Before generations: 2 "I1: term 1 has two leaders, n0 and n4" (a
+  # restarted node reused term 1), 34 "I1: n1 and n5 both act as leader";
+  # with them but before step 2c: 21 "I1: n0 and n2 both act as leader";
+  # 34 before the map reset: an old generation's map v2097153 served.
+  "generation_term_reused|--seed 2 --nodes 5 --duration 30 --faults all,kv-loss-both --fault-rate 3"
+  "generation_birth_waits|--seed 21 --nodes 5 --duration 30 --faults all,kv-loss-both --fault-rate 3"
+  "generation_old_map|--seed 34 --nodes 5 --duration 30 --faults all,kv-loss-both --fault-rate 3"
+  "generation_term_reused2|--seed 18 --nodes 5 --duration 30 --faults all,kv-loss-both --fault-rate 3")
 foreach(entry ${AETHER_SIM_REGRESSIONS})
   string(REPLACE "|" ";" parts "${entry}")
   list(GET parts 0 name)
