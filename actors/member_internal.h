@@ -310,7 +310,9 @@ void member_check_generation(aether_member *m);
  * value is success; a value stamped (term, version) at or above ours
  * ("version", "term" in the JSON; a topology has no term) is never
  * overwritten: AETHER_ESTALE (we are deposed, or took over from an older
- * state: reload). AETHER_EUNKNOWN: not known to be stored, and a write of
+ * state: reload). A key found absent is created only in a bucket whose
+ * generation is ours (member_state.c, "Generations"): none there yet is
+ * AETHER_EUNAVAILABLE, another is AETHER_ESTALE. AETHER_EUNKNOWN: not known to be stored, and a write of
  * ours whose outcome was lost may still be applied later (a KV timeout): the
  * caller must settle that before deciding anything that depends on it. Any
  * other failure: not stored; the caller does not publish the change and
