@@ -336,6 +336,17 @@ static void campaign(aether_member *m)
         if (rs == AETHER_OK && v.generation != 0 &&
             v.generation != __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST))
             v.term = AETHER_TERM_NONE; /* its term is not comparable with ours */
+        /* A key that never got a term, at a revision below a term this node
+         * knows was acted on, is in a re-created lease bucket: within one
+         * bucket life every write after term T's establishment is above T.
+         * Its writer is waiting out lease.h step 2b or 2c; so are we, from
+         * now: when it expires a ttl later we go on (restart_waited) rather
+         * than wait a ttl of our own (one after another, each new candidate
+         * would). Safe as 2b: the bucket was already re-created when we saw
+         * it, so the holder of any lost term stops before we act. */
+        if (rs == AETHER_OK && v.term == AETHER_TERM_NONE && ls->restart_seen_ns == 0 &&
+            rev < __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED))
+            ls->restart_seen_ns = member_now_ns(m);
         bool known_holder = rs == AETHER_OK && v.term != AETHER_TERM_NONE &&
                             v.term == ls->known_term &&
                             aether_node_id_equal(&v.leader, &ls->known_leader);
