@@ -517,6 +517,7 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
          * bucket, or the terms could not matter). The highest term this
          * node has seen stands in for it. */
         uint64_t floor = cfg->term_floor != NULL ? __atomic_load_n(cfg->term_floor, __ATOMIC_RELAXED) : 0;
+        aether_term stored = recorded; /* what the store says, before the floor stands in */
         h.floor_used = AETHER_TERM_NONE;
         if (recorded == AETHER_TERM_NONE && floor != AETHER_TERM_NONE &&
             floor < AETHER_LEASE_TERM_FLOOR_MAX) {
@@ -525,10 +526,11 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
         }
 
         /* Step 2c: we began a generation in a store that had no record: a
-         * holder of the lost one may act until its deadline. */
+         * holder of the lost one may act until its deadline, whatever our
+         * revision (a floor below it would let step 2b through). */
         uint64_t own_stopped = cfg->own_stopped_term;
-        if (created && recorded == AETHER_TERM_NONE && !cfg->restart_waited &&
-            !(own_stopped != AETHER_TERM_NONE && h.floor_used == own_stopped)) {
+        if (created && stored == AETHER_TERM_NONE && !cfg->restart_waited &&
+            !(own_stopped != AETHER_TERM_NONE && floor == own_stopped)) {
             char g[AETHER_LEASE_GENERATION_TEXT_LEN + 1];
             aether_lease_generation_format(h.generation, g, sizeof(g));
             return aether_err_set(err, AETHER_ESTALE,

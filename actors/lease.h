@@ -83,9 +83,10 @@
  *     bucket, or with no leader to write it back), a holder of the lost
  *     generation may still act until its deadline, a ttl after its last
  *     renewal at most, and nothing in the empty stores says so (a process
- *     that never saw a term has no floor for step 2b). So, unless
- *     cfg.restart_waited (or the floor used is cfg.own_stopped_term, as in
- *     2b), return AETHER_ESTALE and leave the key, as in 2b: nobody gets
+ *     that never saw a term has no floor for step 2b, and a floor below our
+ *     revision lets 2b through). So, unless cfg.restart_waited (or the
+ *     highest term this node saw is cfg.own_stopped_term, as in 2b), return
+ *     AETHER_ESTALE and leave the key, as in 2b: nobody gets
  *     it before it expires, at least a ttl after we found the store empty,
  *     so after every holder of the lost generation has stopped; whoever
  *     wins then finds the generation and goes on. The price is one ttl

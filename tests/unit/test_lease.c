@@ -725,6 +725,36 @@ static void test_generation_upgrade_keeps_record(void)
     stores_down();
 }
 
+/* Step 2c whatever the floor: b saw term 1, but the re-created lease
+ * bucket is already past it (revision 2), so step 2b alone would let b act
+ * at once while a, the holder of term 1, still may. */
+static void test_generation_birth_waits_above_floor(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a"), b = node_cfg("node-b");
+    aether_lease_held ha, hb;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &ha, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(ha.lease.term, 1);
+    aether_kv_mem_wipe(lease_kv);
+    aether_kv_mem_wipe(state_kv);
+    uint64_t r;
+    CU_ASSERT_EQUAL(aether_kv_create(lease_kv, "noise", "x", 1, &r, NULL), AETHER_OK);
+    uint64_t floor = 1; /* b saw term 1 */
+    b.term_floor = &floor;
+    aether_err err = {0};
+    CU_ASSERT_EQUAL(aether_lease_acquire(&b, &rng, &hb, &err), AETHER_ESTALE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "began generation"));
+    CU_ASSERT_TRUE(aether_lease_may_act(&ha.lease, sim.now_ns, MARGIN_MS));
+    CU_ASSERT_FALSE(aether_lease_may_act(&hb.lease, sim.now_ns, MARGIN_MS));
+    /* A ttl later a has stopped: b goes on in the generation it began. */
+    aether_sim_clock_advance_ns(&sim, TTL_MS * MS);
+    b.restart_waited = true;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_OK);
+    CU_ASSERT_TRUE(hb.lease.term > floor);
+    CU_ASSERT_NOT_EQUAL(hb.generation, ha.generation);
+    stores_down();
+}
+
 static void test_config_and_value_checks(void)
 {
     stores_up();
@@ -816,6 +846,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(generation_kept_when_state_lost_alone),
     AETHER_TEST(generation_new_when_both_lost),
     AETHER_TEST(generation_upgrade_keeps_record),
+    AETHER_TEST(generation_birth_waits_above_floor),
     AETHER_TEST(config_and_value_checks),
     CU_TEST_INFO_NULL,
 };
