@@ -504,7 +504,8 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
         uint64_t recorded_rev;
         s = aether_lease_recorded_term(cfg, &recorded, &recorded_rev, err);
         if (s != AETHER_OK)
-            goto release;
+            return s; /* left to expire, never acted on: a release would move the
+                         bucket counter towards R (lease.h, "Any failure") */
         /* Step 2a, after R: a state bucket lost since R was read has lost
          * R's revision too, so step 4's CAS fails and we come back here. */
         bool created = false;

@@ -133,10 +133,18 @@
  *  5. Return AETHER_OK: the holder has term T in generation G
  *     (held->generation). It acts only while
  *     aether_lease_may_act(); establishing may have used up part of the ttl.
- *  Any failure after step 1 releases the key (conditional delete with our
+ *  Any failure after step 2b releases the key (conditional delete with our
  *  revision, result ignored) so followers can campaign at once; a lost
  *  CAS on the lease key (ECONFLICT) means our lease expired and someone
- *  else won it.
+ *  else won it. A failure before it - the state store unreadable at step
+ *  2 or 2a, or holding junk - leaves the key to expire instead, never
+ *  acted on, as 2b and 2c do: every create and delete moves the bucket
+ *  counter, and in a re-created lease bucket candidates releasing in turn
+ *  while the state store is out would push it past R within milliseconds
+ *  and erase step 2b's evidence (aether-sim --soak --seed 100186 --duration
+ *  120 --extra-faults misfit,twin,kv-loss-both,forge: eight revisions in
+ *  300 ms, then "I1: n6 and n4 both act as leader"). Kept, the keys let the
+ *  counter move once per ttl at most until someone has waited.
  * Renew: send update(lease_key, {.., term T, nonce}, expected = our
  *  revision) with renewed_at = the clock read just before sending (the
  *  server starts the TTL later, never earlier, so now < renewed_at + ttl -

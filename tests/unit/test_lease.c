@@ -518,13 +518,20 @@ static void test_acquire_under_faults(void)
     CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_OK);
     CU_ASSERT_EQUAL(h.lease.term, 1);
     CU_ASSERT_EQUAL(recorded(&a), 1);
-    /* The state store down after winning: the key is released for others. */
+    /* The state store down after winning the key: the key is left to
+     * expire, never acted on (a release would move the bucket counter
+     * towards the record: lease.h, "Any failure"). */
     CU_ASSERT_EQUAL(aether_lease_resign(&a, &h, NULL), AETHER_OK);
+    uint64_t before = aether_kv_mem_last_revision(lease_kv);
     aether_kv_mem_fail_next(state_kv, AETHER_KV_CALL_GET, AETHER_KV_FAULT_UNAVAILABLE, 1);
     CU_ASSERT_EQUAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_EUNAVAILABLE);
     aether_lease_value v;
     uint64_t r;
-    CU_ASSERT_EQUAL(aether_lease_read(&a, &v, &r, NULL), AETHER_ENOTFOUND);
+    CU_ASSERT_EQUAL(aether_lease_read(&a, &v, &r, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(v.term, AETHER_TERM_NONE);
+    CU_ASSERT_EQUAL(r, before + 1); /* our create, nothing after it */
+    CU_ASSERT_FALSE(aether_lease_may_act(&h.lease, sim.now_ns, MARGIN_MS));
+    aether_sim_clock_advance_ns(&sim, TTL_MS * MS); /* it expires */
     /* The term record timing out but applied still counts as recorded. */
     aether_kv_mem_fail_next(state_kv, AETHER_KV_CALL_UPDATE, AETHER_KV_FAULT_UNKNOWN_APPLIED, 1);
     CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_OK);
@@ -755,6 +762,38 @@ static void test_generation_birth_waits_above_floor(void)
     stores_down();
 }
 
+/* The lease bucket lost under a live holder while the state store is out:
+ * candidates that cannot read the record keep their keys (left to expire)
+ * instead of releasing them, so the bucket counter cannot pass the record
+ * in a few tries and let a candidate act beside the holder (step 2b's
+ * evidence is a revision at or below the record). */
+static void test_state_outage_keeps_restart_evidence(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a"), b = node_cfg("node-b"), c = node_cfg("node-c");
+    aether_lease_held ha, hb, hc;
+    uint64_t r;
+    for (int i = 0; i < 3; i++) { /* bounded: 3 */
+        char k[8];
+        snprintf(k, sizeof(k), "n%d", i);
+        CU_ASSERT_EQUAL(aether_kv_create(lease_kv, k, "x", 1, &r, NULL), AETHER_OK);
+    }
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &ha, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(ha.lease.term, 4);
+    aether_kv_mem_wipe(lease_kv);
+    for (int i = 0; i < 4; i++) { /* bounded: 4 tries while the state store is out */
+        aether_kv_mem_fail_next(state_kv, AETHER_KV_CALL_GET, AETHER_KV_FAULT_UNAVAILABLE, 1);
+        CU_ASSERT_NOT_EQUAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_OK);
+        aether_kv_mem_clear_faults(state_kv);
+    }
+    CU_ASSERT_TRUE(aether_kv_mem_last_revision(lease_kv) <= 1);
+    /* The store back, a still within its deadline: nobody else acts. */
+    CU_ASSERT_TRUE(aether_lease_may_act(&ha.lease, sim.now_ns, MARGIN_MS));
+    CU_ASSERT_NOT_EQUAL(aether_lease_acquire(&c, &rng, &hc, NULL), AETHER_OK);
+    CU_ASSERT_FALSE(aether_lease_may_act(&hc.lease, sim.now_ns, MARGIN_MS));
+    stores_down();
+}
+
 static void test_config_and_value_checks(void)
 {
     stores_up();
@@ -822,7 +861,8 @@ static void test_config_and_value_checks(void)
     CU_ASSERT_EQUAL(aether_lease_recorded_term(&a, &t, &r, &err), AETHER_EINVAL);
     CU_ASSERT_EQUAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_EINVAL);
     aether_lease_value lv;
-    CU_ASSERT_EQUAL(aether_lease_read(&a, &lv, &r, NULL), AETHER_ENOTFOUND); /* released */
+    CU_ASSERT_EQUAL(aether_lease_read(&a, &lv, &r, NULL), AETHER_OK); /* left to expire */
+    CU_ASSERT_EQUAL(lv.term, AETHER_TERM_NONE);
     stores_down();
 }
 
@@ -847,6 +887,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(generation_new_when_both_lost),
     AETHER_TEST(generation_upgrade_keeps_record),
     AETHER_TEST(generation_birth_waits_above_floor),
+    AETHER_TEST(state_outage_keeps_restart_evidence),
     AETHER_TEST(config_and_value_checks),
     CU_TEST_INFO_NULL,
 };
