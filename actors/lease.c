@@ -494,6 +494,9 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
     h.revision = rev;
     h.lease.acquired_at_ns = sent;
     h.lease.renewed_at_ns = sent;
+    /* The caller's wait counts in the bucket life it waited in (lease.h,
+     * restart_revision). */
+    bool waited = cfg->restart_waited && rev > cfg->restart_revision;
 
     uint32_t steps_left =
         cfg->advance_steps_max != 0 ? cfg->advance_steps_max : AETHER_LEASE_ADVANCE_STEPS_MAX;
@@ -528,10 +531,9 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
 
         /* Step 2c: we began a generation in a store that had no record: a
          * holder of the lost one may act until its deadline, whatever our
-         * revision (a floor below it would let step 2b through). */
-        uint64_t own_stopped = cfg->own_stopped_term;
-        if (created && stored == AETHER_TERM_NONE && !cfg->restart_waited &&
-            !(own_stopped != AETHER_TERM_NONE && floor == own_stopped)) {
+         * revision (a floor below it would let step 2b through), and even
+         * if the highest term we saw is our own (one we missed may exist). */
+        if (created && stored == AETHER_TERM_NONE && !waited) {
             char g[AETHER_LEASE_GENERATION_TEXT_LEN + 1];
             aether_lease_generation_format(h.generation, g, sizeof(g));
             return aether_err_set(err, AETHER_ESTALE,
@@ -544,8 +546,8 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
         /* Step 2b: a lease bucket restarted under the record (or the floor):
          * the holder of the last term may act until its deadline, which no
          * write of ours can end. Not before the caller waited a ttl. */
-        if (recorded >= h.revision && !cfg->restart_waited &&
-            !(cfg->own_stopped_term != AETHER_TERM_NONE && recorded == cfg->own_stopped_term)) {
+        if (recorded >= h.revision && !waited &&
+            !(cfg->own_stopped_term != AETHER_TERM_NONE && stored == cfg->own_stopped_term)) {
             s = aether_err_set(err, AETHER_ESTALE,
                                "lease '%s': revision %" PRIu64 " is not above term %" PRIu64
                                ": the lease bucket was re-created, and the holder of term %" PRIu64

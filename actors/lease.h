@@ -10,7 +10,8 @@
  * Threading: a holder (aether_lease_held) is owned by one actor and is
  * passed to at most one of these calls at a time; the actor keeps at most
  * one lease write outstanding (the reconcile rule below relies on it). The
- * config is immutable but for restart_waited and own_stopped_term (its
+ * config is immutable but for restart_waited, restart_revision and
+ * own_stopped_term (its
  * owning actor's). Stores may be shared with other nodes and threads.
  *
  * The lease key (cfg.lease_key in the lease bucket, whose TTL must equal
@@ -84,9 +85,12 @@
  *     generation may still act until its deadline, a ttl after its last
  *     renewal at most, and nothing in the empty stores says so (a process
  *     that never saw a term has no floor for step 2b, and a floor below our
- *     revision lets 2b through). So, unless cfg.restart_waited (or the
- *     highest term this node saw is cfg.own_stopped_term, as in 2b), return
- *     AETHER_ESTALE and leave the key, as in 2b: nobody gets
+ *     revision lets 2b through). So, unless cfg.restart_waited, return
+ *     AETHER_ESTALE (even if the highest term this node saw is its own
+ *     cfg.own_stopped_term: a later one it missed may still be held:
+ *     aether-sim --soak --seed 100133 --duration 120 --extra-faults
+ *     misfit,twin,kv-loss-both,forge, n13 stopped at term 47 and acted beside
+ *     n5's term 65) and leave the key, as in 2b: nobody gets
  *     it before it expires, at least a ttl after we found the store empty,
  *     so after every holder of the lost generation has stopped; whoever
  *     wins then finds the generation and goes on. The price is one ttl
@@ -97,8 +101,9 @@
  *     the lease key under which the holder of term R acted is gone early,
  *     not expired, and that holder may act until its own deadline, at most
  *     a ttl after the loss. Unless cfg.restart_waited (the caller waited a
- *     ttl since it first saw this) or R is cfg.own_stopped_term (the
- *     holder of R is this node, and it has stopped), return AETHER_ESTALE
+ *     ttl since it first saw this) or the stored R is cfg.own_stopped_term
+ *     (the holder of R is this node, and it has stopped; not a floor
+ *     standing in for R, which may miss later terms), return AETHER_ESTALE
  *     and leave the key (term 0, never acted on) to expire by TTL. Not
  *     releasing it matters: every create and delete moves the bucket
  *     counter, and candidates releasing in turn would soon push it past R
@@ -235,6 +240,13 @@ typedef struct aether_lease_config {
     /* The owning actor sets this between calls once it has waited a ttl since
      * an acquire returned AETHER_ESTALE (step 2b). */
     bool restart_waited;
+    /* With restart_waited: the revision of the kept key the caller waited
+     * on (0 = none known). The wait counts only if this acquire's create
+     * lands above it, i.e. in the same lease-bucket life: a bucket lost
+     * again since restarts its revisions below it, and that is a new
+     * restart to wait for (kept keys move the counter once per ttl at most,
+     * see "Any failure"). */
+    uint64_t restart_revision;
     /* Set by the owning actor too: the last term this node held and has
      * stopped acting on (0 = none). When it is the recorded term, its
      * holder - this node - acts no more, so step 2b needs no wait. */

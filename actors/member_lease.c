@@ -67,6 +67,11 @@ struct member_lease_state {
                                        as we heard (our clock); 0 = not since it changed */
     uint64_t retry_ns;              /* the next wait after a campaign found an expired
                                        lease still stored; 0 = CAMPAIGN_RETRY_MIN_MS */
+    uint64_t restart_rev;           /* the revision of the kept key that wait is on (lease.h,
+                                       restart_revision) */
+    aether_term restart_term;       /* highest_term when restart_seen_ns was set: a wait counts
+                                       only while no newer term has been learnt since (one was
+                                       established after that restart: ours is stale) */
     uint64_t restart_seen_ns;       /* when a campaign first found the lease bucket restarted
                                        under the recorded term (lease.h step 2b); 0 = not
                                        since our last election or a new leader's */
@@ -303,14 +308,22 @@ static void campaign(aether_member *m)
     aether_err err;
     uint64_t now = member_now_ns(m);
     uint64_t ttl_ns = (uint64_t)m->cfg.lease_ttl_ms * AETHER_NS_PER_MS;
+    if (ls->restart_seen_ns != 0 &&
+        __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED) > ls->restart_term)
+        ls->restart_seen_ns = 0; /* a term was established since: that wait is over */
     ls->lcfg.restart_waited = ls->restart_seen_ns != 0 && now >= ls->restart_seen_ns + ttl_ns;
+    ls->lcfg.restart_revision = ls->restart_rev;
     aether_status st = aether_lease_acquire(&ls->lcfg, &ls->rng, &ls->held, &err);
+    bool waited_in_vain = st == AETHER_ESTALE && ls->lcfg.restart_waited;
     ls->lcfg.restart_waited = false;
+    if (waited_in_vain)
+        ls->restart_seen_ns = 0; /* a new restart (the bucket lost again): wait anew */
     if (st == AETHER_ESTALE) {
         /* lease.h step 2b: the lease bucket restarted under the last term;
          * its holder may act for up to a ttl more. Campaign again then. */
         if (ls->restart_seen_ns == 0) {
             ls->restart_seen_ns = now;
+            ls->restart_term = __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED);
             AETHER_WARN(MEMBER_LOG, "%s: %s", m->cfg.node.str, err.msg);
         }
         /* Our key stays until it expires: when the next campaign finds it,
@@ -322,6 +335,8 @@ static void campaign(aether_member *m)
             ls->seen_nonce = v.nonce;
             ls->seen_ns = now;
             ls->retry_ns = 0;
+            if (ls->restart_seen_ns == now)
+                ls->restart_rev = rev; /* the key our wait is on */
         }
         campaign_at(m, ls->restart_seen_ns + ttl_ns + jitter_ns(m));
         return;
@@ -345,8 +360,11 @@ static void campaign(aether_member *m)
          * would). Safe as 2b: the bucket was already re-created when we saw
          * it, so the holder of any lost term stops before we act. */
         if (rs == AETHER_OK && v.term == AETHER_TERM_NONE && ls->restart_seen_ns == 0 &&
-            rev < __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED))
+            rev < __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED)) {
             ls->restart_seen_ns = member_now_ns(m);
+            ls->restart_term = __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED);
+            ls->restart_rev = rev;
+        }
         bool known_holder = rs == AETHER_OK && v.term != AETHER_TERM_NONE &&
                             v.term == ls->known_term &&
                             aether_node_id_equal(&v.leader, &ls->known_leader);

@@ -794,6 +794,30 @@ static void test_state_outage_keeps_restart_evidence(void)
     stores_down();
 }
 
+/* Both buckets lost; a held term 1 and stopped, but b has held term 2
+ * since, which a never heard of: a's floor (1) is its own stopped term, yet
+ * it must wait (step 2c), for b may still act. */
+static void test_generation_own_stopped_floor_waits(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a"), b = node_cfg("node-b");
+    aether_lease_held ha, hb;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &ha, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_lease_resign(&a, &ha, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_OK);
+    CU_ASSERT_TRUE(hb.lease.term > ha.lease.term);
+    aether_kv_mem_wipe(lease_kv);
+    aether_kv_mem_wipe(state_kv);
+    uint64_t floor = ha.lease.term; /* a knows only its own term */
+    a.term_floor = &floor;
+    a.own_stopped_term = ha.lease.term;
+    aether_lease_held again;
+    CU_ASSERT_EQUAL(aether_lease_acquire(&a, &rng, &again, NULL), AETHER_ESTALE);
+    CU_ASSERT_TRUE(aether_lease_may_act(&hb.lease, sim.now_ns, MARGIN_MS));
+    CU_ASSERT_FALSE(aether_lease_may_act(&again.lease, sim.now_ns, MARGIN_MS));
+    stores_down();
+}
+
 static void test_config_and_value_checks(void)
 {
     stores_up();
@@ -888,6 +912,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(generation_upgrade_keeps_record),
     AETHER_TEST(generation_birth_waits_above_floor),
     AETHER_TEST(state_outage_keeps_restart_evidence),
+    AETHER_TEST(generation_own_stopped_floor_waits),
     AETHER_TEST(config_and_value_checks),
     CU_TEST_INFO_NULL,
 };
