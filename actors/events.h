@@ -59,6 +59,9 @@ typedef struct aether_event {
     aether_event_type type;
     char cluster[AETHER_CLUSTER_NAME_MAX + 1];
     aether_term term;                          /* term of the emitter's leadership view */
+    uint64_t generation;                       /* the emitter's cluster generation (lease.h,
+                                                  GENERATION); 0 = not said (an emitter
+                                                  from before generations) */
     aether_node_id node;                       /* the emitting node */
     uint64_t seq;                              /* per-term sequence, >= 1 when leader-issued */
     uint64_t ts_ms;                            /* wall clock of the emitter */
@@ -192,6 +195,7 @@ typedef struct aether_command {
     aether_command_type type;
     char cluster[AETHER_CLUSTER_NAME_MAX + 1];
     aether_term term;      /* the highest term the sender has seen (0 = none) */
+    uint64_t generation;   /* the sender's generation (0 = none known / not said) */
     aether_node_id sender;
     union {
         struct {

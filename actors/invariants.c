@@ -143,22 +143,33 @@ void aether_term_registry_fini(aether_term_registry *r)
     memset(r, 0, sizeof(*r));
 }
 
-aether_status aether_term_registry_record(aether_term_registry *r, aether_term term,
-                                          const aether_node_id *leader, aether_err *err)
+static bool entry_below(const struct aether_term_entry *e, uint64_t generation, aether_term term)
+{
+    return e->generation < generation || (e->generation == generation && e->term < term);
+}
+
+aether_status aether_term_registry_record(aether_term_registry *r, uint64_t generation,
+                                          aether_term term, const aether_node_id *leader,
+                                          aether_err *err)
 {
     uint32_t lo = 0, hi = r->count;
-    while (lo < hi) {
+    while (lo < hi) { /* bounded: log2(count) halvings */
         uint32_t mid = lo + (hi - lo) / 2;
-        if (r->entries[mid].term < term)
+        if (entry_below(&r->entries[mid], generation, term))
             lo = mid + 1;
         else
             hi = mid;
     }
-    if (lo < r->count && r->entries[lo].term == term) {
+    if (lo < r->count && r->entries[lo].term == term && r->entries[lo].generation == generation) {
         if (aether_node_id_equal(&r->entries[lo].leader, leader))
             return AETHER_OK;
-        return aether_err_set(err, AETHER_ESTATE, "I1: term %llu has two leaders, %s and %s",
-                              (unsigned long long)term, r->entries[lo].leader.str, leader->str);
+        if (generation == 0)
+            return aether_err_set(err, AETHER_ESTATE, "I1: term %llu has two leaders, %s and %s",
+                                  (unsigned long long)term, r->entries[lo].leader.str, leader->str);
+        return aether_err_set(err, AETHER_ESTATE,
+                              "I1: term %llu of generation %016llx has two leaders, %s and %s",
+                              (unsigned long long)term, (unsigned long long)generation,
+                              r->entries[lo].leader.str, leader->str);
     }
     if (r->count == r->cap) {
         uint32_t cap = r->cap ? r->cap * 2 : 16;
@@ -169,6 +180,7 @@ aether_status aether_term_registry_record(aether_term_registry *r, aether_term t
         r->cap = cap;
     }
     memmove(&r->entries[lo + 1], &r->entries[lo], (size_t)(r->count - lo) * sizeof(*r->entries));
+    r->entries[lo].generation = generation;
     r->entries[lo].term = term;
     r->entries[lo].leader = *leader;
     r->count++;

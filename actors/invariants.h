@@ -57,20 +57,25 @@ aether_status aether_invariants_check_claims(uint32_t shard_count,
                                              const aether_ownership_claim *claims,
                                              uint32_t n_claims, aether_err *err);
 
-/* I1 oracle: the leader seen for each term. */
+/* I1 oracle: the leader seen for each (generation, term). Terms repeat
+ * when both stores are lost (lease.h, GENERATION); the pair never does, so
+ * that is what one leader per term means. Generation 0 = not said (an
+ * emitter from before generations): a generation of its own here. */
 typedef struct aether_term_registry {
     struct aether_term_entry {
+        uint64_t generation;
         aether_term term;
         aether_node_id leader;
-    } *entries;          /* ascending by term */
+    } *entries;          /* ascending by (generation, term) */
     uint32_t count, cap;
 } aether_term_registry;
 
 void aether_term_registry_init(aether_term_registry *r);
 void aether_term_registry_fini(aether_term_registry *r);
-/* AETHER_ESTATE (I1) if another leader was already recorded for term;
- * AETHER_ENOMEM if it cannot grow. */
-aether_status aether_term_registry_record(aether_term_registry *r, aether_term term,
-                                          const aether_node_id *leader, aether_err *err);
+/* AETHER_ESTATE (I1) if another leader was already recorded for
+ * (generation, term); AETHER_ENOMEM if it cannot grow. */
+aether_status aether_term_registry_record(aether_term_registry *r, uint64_t generation,
+                                          aether_term term, const aether_node_id *leader,
+                                          aether_err *err);
 
 #endif

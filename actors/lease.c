@@ -30,6 +30,11 @@ static const char *term_key(const aether_lease_config *cfg)
     return cfg->term_key != NULL ? cfg->term_key : AETHER_LEASE_TERM_KEY_DEFAULT;
 }
 
+static const char *generation_key(const aether_lease_config *cfg)
+{
+    return cfg->generation_key != NULL ? cfg->generation_key : AETHER_LEASE_GENERATION_KEY_DEFAULT;
+}
+
 static uint64_t now_ns(const aether_lease_config *cfg)
 {
     return aether_clock_now_ns(cfg->clock);
@@ -57,6 +62,12 @@ aether_status aether_lease_config_validate(const aether_lease_config *cfg, aethe
     s = aether_kv_key_validate(term_key(cfg), err);
     if (s != AETHER_OK)
         return aether_err_prefix(err, "term_key");
+    s = aether_kv_key_validate(generation_key(cfg), err);
+    if (s != AETHER_OK)
+        return aether_err_prefix(err, "generation_key");
+    if (strcmp(term_key(cfg), generation_key(cfg)) == 0)
+        return aether_err_set(err, AETHER_EINVAL, "generation_key: '%s' is the term key too",
+                              generation_key(cfg));
     uint64_t bucket_ttl = aether_kv_ttl_ms(cfg->lease_kv);
     if (bucket_ttl != cfg->ttl_ms)
         return aether_err_set(err, AETHER_EINVAL,
@@ -83,11 +94,15 @@ aether_status aether_lease_value_encode(const aether_lease_value *v, char *buf, 
     if (v->term > (uint64_t)INT64_MAX)
         return aether_err_set(err, AETHER_EINVAL, "term: %" PRIu64 " beyond JSON integers",
                               v->term);
-    /* The NodeId alphabet needs no JSON escaping. */
+    /* The NodeId alphabet needs no JSON escaping. "gen" only when known:
+     * absent means "not said" (lease.h). */
+    char gen[32] = "";
+    if (v->generation != 0)
+        snprintf(gen, sizeof(gen), ",\"gen\":\"%016" PRIx64 "\"", v->generation);
     int n = snprintf(buf, cap,
                      "{\"leader\":\"%s\",\"ttl_ms\":%" PRIu64 ",\"term\":%" PRIu64
-                     ",\"nonce\":\"%016" PRIx64 "\"}",
-                     v->leader.str, v->ttl_ms, v->term, v->nonce);
+                     ",\"nonce\":\"%016" PRIx64 "\"%s}",
+                     v->leader.str, v->ttl_ms, v->term, v->nonce, gen);
     if (n < 0 || (size_t)n >= cap)
         return aether_err_set(err, AETHER_EINVAL, "lease value needs %d bytes, buffer has %zu",
                               n, cap);
@@ -95,9 +110,9 @@ aether_status aether_lease_value_encode(const aether_lease_value *v, char *buf, 
     return AETHER_OK;
 }
 
-static bool parse_hex64(const char *s, uint64_t *out)
+static bool parse_hex64n(const char *s, size_t len, uint64_t *out)
 {
-    if (strlen(s) != 16)
+    if (len != 16)
         return false;
     uint64_t v = 0;
     for (int i = 0; i < 16; i++) { /* bounded: 16 digits */
@@ -112,6 +127,23 @@ static bool parse_hex64(const char *s, uint64_t *out)
         v = (v << 4) | d;
     }
     *out = v;
+    return true;
+}
+
+static bool parse_hex64(const char *s, uint64_t *out) { return parse_hex64n(s, strlen(s), out); }
+
+void aether_lease_generation_format(uint64_t generation, char *out, size_t cap)
+{
+    AETHER_ASSERT(out != NULL && cap > AETHER_LEASE_GENERATION_TEXT_LEN);
+    snprintf(out, cap, "%016" PRIx64, generation);
+}
+
+bool aether_lease_generation_parse(const char *text, size_t len, uint64_t *out)
+{
+    uint64_t g;
+    if (text == NULL || !parse_hex64n(text, len, &g) || g == 0)
+        return false;
+    *out = g;
     return true;
 }
 
@@ -131,9 +163,18 @@ aether_status aether_lease_value_decode(const void *buf, size_t len, aether_leas
         s = aether_err_set(err, AETHER_EINVAL, "lease value: not JSON: %s", jerr.text);
         goto fail;
     }
-    if (!json_is_object(root) || json_object_size(root) != 4) {
+    json_t *gen = json_is_object(root) ? json_object_get(root, "gen") : NULL;
+    if (!json_is_object(root) || json_object_size(root) != (gen != NULL ? 5u : 4u)) {
         s = aether_err_set(err, AETHER_EINVAL,
-                           "lease value: expected an object with leader, ttl_ms, term, nonce");
+                           "lease value: expected an object with leader, ttl_ms, term, nonce "
+                           "and perhaps gen");
+        goto fail;
+    }
+    if (gen != NULL && (!json_is_string(gen) ||
+                        !aether_lease_generation_parse(json_string_value(gen),
+                                                       json_string_length(gen), &out->generation))) {
+        s = aether_err_set(err, AETHER_EINVAL,
+                           "lease value: gen is not 16 hex digits naming a generation");
         goto fail;
     }
     json_t *leader = json_object_get(root, "leader");
@@ -232,6 +273,68 @@ aether_status aether_lease_recorded_term(const aether_lease_config *cfg, aether_
     return s;
 }
 
+aether_status aether_lease_generation(const aether_lease_config *cfg, uint64_t *generation_out,
+                                      uint64_t *revision_out, aether_err *err)
+{
+    AETHER_ASSERT(cfg != NULL && generation_out != NULL && revision_out != NULL);
+    *generation_out = 0;
+    *revision_out = 0;
+    aether_kv_entry e;
+    aether_status s = aether_kv_get(cfg->state_kv, generation_key(cfg), &e, err);
+    if (s == AETHER_ENOTFOUND)
+        return AETHER_OK;
+    if (s != AETHER_OK)
+        return s;
+    if (aether_lease_generation_parse((const char *)e.value, e.value_len, generation_out))
+        *revision_out = e.revision;
+    else
+        s = aether_err_set(err, AETHER_EINVAL, "generation '%s': %zu bytes that are not 16 hex "
+                           "digits naming a generation", generation_key(cfg), e.value_len);
+    aether_kv_entry_fini(&e);
+    return s;
+}
+
+/* Step 2a (and record_again): the state bucket's generation, created if
+ * it has none: as `want`, or (want 0) as a new id drawn from rng only then,
+ * so an acquire that finds one draws nothing. *created says whether this
+ * call's create made it. A lost create race reads the winner's. */
+static aether_status ensure_generation(const aether_lease_config *cfg, aether_rng *rng,
+                                       uint64_t want, uint64_t *gen, bool *created,
+                                       aether_err *err)
+{
+    AETHER_ASSERT(want != 0 || rng != NULL);
+    *created = false;
+    uint64_t rev;
+    aether_status s = aether_lease_generation(cfg, gen, &rev, err);
+    if (s != AETHER_OK || *gen != 0)
+        return s;
+    /* bounded: one more draw at most (a 0 has probability 2^-64) */
+    for (int i = 0; i < 2 && want == 0; i++)
+        want = aether_rng_next(rng);
+    if (want == 0)
+        want = 1; /* 0 means "none" */
+    char text[AETHER_LEASE_GENERATION_TEXT_LEN + 1];
+    aether_lease_generation_format(want, text, sizeof(text));
+    s = aether_kv_create(cfg->state_kv, generation_key(cfg), text, AETHER_LEASE_GENERATION_TEXT_LEN,
+                         &rev, err);
+    if (s == AETHER_OK) {
+        *gen = want;
+        *created = true;
+        return AETHER_OK;
+    }
+    if (s != AETHER_EEXIST && s != AETHER_EUNKNOWN)
+        return s;
+    /* Someone else's won, or ours may have: whatever is there now is it. */
+    aether_status rs = aether_lease_generation(cfg, gen, &rev, err);
+    if (rs != AETHER_OK)
+        return rs;
+    if (*gen == 0)
+        return aether_err_set(err, AETHER_EUNAVAILABLE, "generation '%s': create %s and none "
+                              "is stored", generation_key(cfg), aether_status_str(s));
+    *created = *gen == want && s == AETHER_EUNKNOWN;
+    return AETHER_OK;
+}
+
 /* What the lease key shows, as seen by a holder with `nonce`. */
 typedef enum seen_kind { SEEN_ABSENT, SEEN_OURS, SEEN_OTHER } seen_kind;
 
@@ -263,7 +366,8 @@ static aether_status encode_own(const aether_lease_config *cfg, const aether_lea
                                 aether_term term, char *buf, size_t *len, aether_err *err)
 {
     aether_lease_value v = {.leader = cfg->self, .ttl_ms = cfg->ttl_ms, .term = term,
-                            .nonce = h->nonce};
+                            .nonce = h->nonce,
+                            .generation = term != AETHER_TERM_NONE ? h->generation : 0};
     return aether_lease_value_encode(&v, buf, AETHER_LEASE_VALUE_LEN_MAX, len, err);
 }
 
@@ -459,20 +563,34 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
     h.lease.acquired_at_ns = sent;
     h.lease.renewed_at_ns = sent;
     acquire_trace tr = {.created_rev = rev, .created_ns = sent};
+    /* The caller's wait counts in the bucket life it waited in (lease.h,
+     * restart_revision). */
+    bool waited = cfg->restart_waited && rev > cfg->restart_revision;
 
     uint32_t steps_left =
         cfg->advance_steps_max != 0 ? cfg->advance_steps_max : AETHER_LEASE_ADVANCE_STEPS_MAX;
+
     for (uint32_t attempt = 0; attempt < AETHER_LEASE_RECORD_ATTEMPTS_MAX; attempt++) {
         /* Step 2: the highest recorded term. */
         aether_term recorded;
         uint64_t recorded_rev;
         s = aether_lease_recorded_term(cfg, &recorded, &recorded_rev, err);
         if (s != AETHER_OK)
-            goto release;
+            return s; /* left to expire, never acted on: a release would move the
+                         bucket counter towards R (lease.h, "Any failure") */
+        /* Step 2a, after R: a state bucket lost since R was read has lost
+         * R's revision too, so step 4's CAS fails and we come back here. */
+        bool created = false;
+        s = ensure_generation(cfg, rng, 0, &h.generation, &created, err);
+        if (s != AETHER_OK)
+            return s; /* our create of it may have landed: the key is left to expire
+                         (step 2c), never acted on */
+        h.generation_created = h.generation_created || created;
         /* No record at all: the state bucket was lost (with the lease
          * bucket, or the terms could not matter). The highest term this
          * node has seen stands in for it. */
         uint64_t floor = cfg->term_floor != NULL ? __atomic_load_n(cfg->term_floor, __ATOMIC_RELAXED) : 0;
+        aether_term stored = recorded; /* what the store says, before the floor stands in */
         h.floor_used = AETHER_TERM_NONE;
         if (recorded == AETHER_TERM_NONE && floor != AETHER_TERM_NONE &&
             floor < AETHER_LEASE_TERM_FLOOR_MAX) {
@@ -480,11 +598,25 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
             h.floor_used = floor;
         }
 
+        /* Step 2c: we began a generation in a store that had no record: a
+         * holder of the lost one may act until its deadline, whatever our
+         * revision (a floor below it would let step 2b through), and even
+         * if the highest term we saw is our own (one we missed may exist). */
+        if (created && stored == AETHER_TERM_NONE && !waited) {
+            char g[AETHER_LEASE_GENERATION_TEXT_LEN + 1];
+            aether_lease_generation_format(h.generation, g, sizeof(g));
+            return aether_err_set(err, AETHER_ESTALE,
+                                  "the state store had no generation and no term (a new cluster, "
+                                  "or the store was lost): began generation %s; a holder of a "
+                                  "lost one may act until its deadline, so the key '%s' is left "
+                                  "to expire, campaign again after a ttl",
+                                  g, lease_key(cfg));
+        }
         /* Step 2b: a lease bucket restarted under the record (or the floor):
          * the holder of the last term may act until its deadline, which no
          * write of ours can end. Not before the caller waited a ttl. */
-        if (recorded >= h.revision && !cfg->restart_waited &&
-            !(cfg->own_stopped_term != AETHER_TERM_NONE && recorded == cfg->own_stopped_term)) {
+        if (recorded >= h.revision && !waited &&
+            !(cfg->own_stopped_term != AETHER_TERM_NONE && stored == cfg->own_stopped_term)) {
             s = aether_err_set(err, AETHER_ESTALE,
                                "lease '%s': revision %" PRIu64 " is not above term %" PRIu64
                                ": the lease bucket was re-created (or, %" PRIu64 " ms after our "
@@ -594,6 +726,22 @@ aether_status aether_lease_record_again(const aether_lease_config *cfg,
     aether_status s = aether_lease_recorded_term(cfg, &recorded, &recorded_rev, err);
     if (s != AETHER_OK || recorded >= held->lease.term)
         return s; /* unreadable, intact, or a newer term exists (we are deposed) */
+    if (held->generation != 0) {
+        /* The generation first: a record without it would be taken for a
+         * store to upgrade, and the next candidate would start a new one. */
+        uint64_t gen;
+        bool created;
+        s = ensure_generation(cfg, NULL, held->generation, &gen, &created, err);
+        if (s != AETHER_OK)
+            return s;
+        if (gen != held->generation) {
+            char a[AETHER_LEASE_GENERATION_TEXT_LEN + 1], b[AETHER_LEASE_GENERATION_TEXT_LEN + 1];
+            aether_lease_generation_format(held->generation, a, sizeof(a));
+            aether_lease_generation_format(gen, b, sizeof(b));
+            return aether_err_set(err, AETHER_ESTALE, "generation: ours is %s, the store's %s: "
+                                  "a candidate started a new one (both buckets lost)", a, b);
+        }
+    }
     s = record_term(cfg, held->lease.term, recorded_rev, err);
     if (s == AETHER_OK)
         *rewritten = true;

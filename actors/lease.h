@@ -10,7 +10,8 @@
  * Threading: a holder (aether_lease_held) is owned by one actor and is
  * passed to at most one of these calls at a time; the actor keeps at most
  * one lease write outstanding (the reconcile rule below relies on it). The
- * config is immutable but for restart_waited and own_stopped_term (its
+ * config is immutable but for restart_waited, restart_revision and
+ * own_stopped_term (its
  * owning actor's). Stores may be shared with other nodes and threads.
  *
  * The lease key (cfg.lease_key in the lease bucket, whose TTL must equal
@@ -21,8 +22,46 @@
  * "nonce" is drawn once per acquisition from the caller's aether_rng: a
  * holder recognises its own writes by it when it re-reads after a timeout,
  * even against a later incarnation of the same node id.
+ * "gen" (optional, 16 lowercase hex digits) is the generation the holder
+ * recorded its term in (below); renewals write it, the establishing writes
+ * (term 0) do not know it yet and omit it, and so does a holder from before
+ * generations: absent means "not said", never a generation of its own.
  * The state bucket (no TTL) holds the highest recorded term under
- * cfg.term_key as decimal ASCII ("42").
+ * cfg.term_key as decimal ASCII ("42"), and the cluster's generation under
+ * cfg.generation_key as 16 lowercase hex digits ("5be0c2a1d7f3e944", never
+ * all zeros).
+ *
+ * GENERATION (DESIGN 2.4: "if both buckets are lost, the cluster starts a
+ * new generation")
+ * A generation is one life of the state bucket: a random 64-bit id drawn
+ * from the candidate's aether_rng and created, create-if-absent, by the
+ * first candidate that finds the state bucket without one (acquire step
+ * 2a); a racer's create fails (EEXIST) and it reads the winner's. It lives
+ * exactly as long as the term record beside it: the two are lost together
+ * with the state bucket, and nothing else ever writes the key. So:
+ *  - state bucket lost alone, a leader alive: the leader writes back the
+ *    generation it holds its term in, then its term
+ *    (aether_lease_record_again): same generation, terms continue above the
+ *    record as before;
+ *  - state bucket lost with no leader alive, or both buckets lost: the next
+ *    candidate finds no generation and creates a new one. Its term is still
+ *    taken above cfg.term_floor (the highest term it saw), so for nodes that
+ *    lived through the loss terms keep rising where they can; but what is
+ *    guaranteed is only that (generation, term) never repeats: within a
+ *    generation terms are above its record as below, and two generations
+ *    are told apart by their ids (2^-64 per pair to collide).
+ * Every envelope and stored value carries the generation, and a node
+ * fences on (generation, term): it adopts a generation only by reading it
+ * from the state bucket (the authority), and drops messages of any other
+ * (member_internal.h, "Generations").
+ * Upgrade: a state bucket from before generations (a term record, no
+ * generation) gets one at the next acquire; its record still counts.
+ * A generation is acted on only a ttl after it began (step 2c): the
+ * candidate that creates it cannot know whether a holder of a lost
+ * generation still acts (a process that never saw a term has no floor), so
+ * it waits as step 2b does. Meanwhile that holder's renewal fails in the
+ * new lease bucket, and its messages carry the old generation, dropped by
+ * every node that read the new one.
  *
  * DESIGN
  * Term = the lease key revision at which the holder's establishment ended.
@@ -32,9 +71,31 @@
  *     holds it, return EEXIST. EUNKNOWN: re-read the key; our nonce there
  *     means the create happened (continue), anything else means it did not
  *     (EEXIST if another holder is there, EUNAVAILABLE if the key is absent).
+ *  2a. Read the generation G from the state store (cfg.generation_key);
+ *     absent: create it with a new random id (create-if-absent; EEXIST:
+ *     read the winner's). A store failure here fails the acquire (the key
+ *     is released). G is read again in every round of 2-4, after R, so a
+ *     record CAS that wins (step 4) recorded T in G.
  *  2. Read the recorded term R and its revision from the state store
  *     (absent = R 0, or cfg.term_floor when given: the state bucket was
  *     lost, and the highest term this node saw is the best record left).
+ *  2c. If step 2a created the generation and the store recorded no term
+ *     (R absent: a brand-new cluster, or a state bucket lost with the lease
+ *     bucket, or with no leader to write it back), a holder of the lost
+ *     generation may still act until its deadline, a ttl after its last
+ *     renewal at most, and nothing in the empty stores says so (a process
+ *     that never saw a term has no floor for step 2b, and a floor below our
+ *     revision lets 2b through). So, unless cfg.restart_waited, return
+ *     AETHER_ESTALE (even if the highest term this node saw is its own
+ *     cfg.own_stopped_term: a later one it missed may still be held:
+ *     aether-sim --soak --seed 100133 --duration 120 --extra-faults
+ *     misfit,twin,kv-loss-both,forge, n13 stopped at term 47 and acted beside
+ *     n5's term 65) and leave the key, as in 2b: nobody gets
+ *     it before it expires, at least a ttl after we found the store empty,
+ *     so after every holder of the lost generation has stopped; whoever
+ *     wins then finds the generation and goes on. The price is one ttl
+ *     before the first leader of a new cluster. Likewise, if step 2a fails
+ *     (its create may have landed), the key is left to expire.
  *  2b. Our revision <= R means the lease bucket was deleted and re-created
  *     (within one bucket life every create is above every recorded term
  *     recorded before it; a candidate stalled after its create also gets
@@ -42,8 +103,9 @@
  *     the lease key under which the holder of term R acted is gone early,
  *     not expired, and that holder may act until its own deadline, at most
  *     a ttl after the loss. Unless cfg.restart_waited (the caller waited a
- *     ttl since it first saw this) or R is cfg.own_stopped_term (the
- *     holder of R is this node, and it has stopped), return AETHER_ESTALE
+ *     ttl since it first saw this) or the stored R is cfg.own_stopped_term
+ *     (the holder of R is this node, and it has stopped; not a floor
+ *     standing in for R, which may miss later terms), return AETHER_ESTALE
  *     and leave the key (term 0, never acted on) to expire by TTL. Not
  *     releasing it matters: every create and delete moves the bucket
  *     counter, and candidates releasing in turn would soon push it past R
@@ -93,12 +155,21 @@
  *     store that let another create or CAS through on top of ours shows
  *     that write here, and its writer records a higher term and leads
  *     (issue 12). It cannot see a write not yet applied.
- *  6. Return AETHER_OK: the holder has term T. It acts only while
+ *  6. Return AETHER_OK: the holder has term T in generation G
+ *     (held->generation). It acts only while
  *     aether_lease_may_act(); establishing may have used up part of the ttl.
- *  Any failure after step 1 releases the key (conditional delete with our
+ *  Any failure after step 2b releases the key (conditional delete with our
  *  revision, result ignored) so followers can campaign at once; a lost
  *  CAS on the lease key (ECONFLICT) means our lease expired and someone
- *  else won it.
+ *  else won it. A failure before it - the state store unreadable at step
+ *  2 or 2a, or holding junk - leaves the key to expire instead, never
+ *  acted on, as 2b and 2c do: every create and delete moves the bucket
+ *  counter, and in a re-created lease bucket candidates releasing in turn
+ *  while the state store is out would push it past R within milliseconds
+ *  and erase step 2b's evidence (aether-sim --soak --seed 100186 --duration
+ *  120 --extra-faults misfit,twin,kv-loss-both,forge: eight revisions in
+ *  300 ms, then "I1: n6 and n4 both act as leader"). Kept, the keys let the
+ *  counter move once per ttl at most until someone has waited.
  * Renew: send update(lease_key, {.., term T, nonce}, expected = our
  *  revision) with renewed_at = the clock read just before sending (the
  *  server starts the TTL later, never earlier, so now < renewed_at + ttl -
@@ -125,8 +196,10 @@
  * together, the record is gone; the winner then continues above the
  * highest term it has seen (cfg.term_floor), which holds every term acted
  * on while it lived, but not terms of a cluster it never saw (all nodes
- * restarted with an empty store: the operator must restore the state
- * bucket or seed cfg.term_key above every term used before). A state bucket lost on
+ * restarted with an empty store). Terms may then repeat, but the pair
+ * (generation, term) does not: the lost state bucket took its generation
+ * with it, and the winner records its term in a new one (GENERATION above).
+ * A state bucket lost on
  * its own is re-created by the store (nats_kv.h step 5) and the leader
  * records its term again (aether_lease_record_again, at every renewal
  * that finds the record below its term), so the record survives as long
@@ -156,6 +229,9 @@
 
 #define AETHER_LEASE_KEY_DEFAULT "leader"
 #define AETHER_LEASE_TERM_KEY_DEFAULT "term"
+#define AETHER_LEASE_GENERATION_KEY_DEFAULT "generation"
+/* A generation as text: 16 lowercase hex digits. */
+#define AETHER_LEASE_GENERATION_TEXT_LEN 16u
 /* Lease-key updates one acquire may spend advancing past the recorded term. */
 #define AETHER_LEASE_ADVANCE_STEPS_MAX 4096u
 /* A term floor this high is not believed (it leaves room to count on). */
@@ -177,6 +253,7 @@ typedef struct aether_lease_config {
     aether_node_id self;       /* this node */
     const char *lease_key;     /* NULL = AETHER_LEASE_KEY_DEFAULT */
     const char *term_key;      /* NULL = AETHER_LEASE_TERM_KEY_DEFAULT */
+    const char *generation_key; /* NULL = AETHER_LEASE_GENERATION_KEY_DEFAULT */
     uint64_t ttl_ms;           /* 1..AETHER_LEASE_TTL_MS_MAX */
     uint64_t safety_margin_ms; /* < ttl_ms: covers clock drift */
     uint32_t advance_steps_max; /* 0 = AETHER_LEASE_ADVANCE_STEPS_MAX */
@@ -189,6 +266,13 @@ typedef struct aether_lease_config {
     /* The owning actor sets this between calls once it has waited a ttl since
      * an acquire returned AETHER_ESTALE (step 2b). */
     bool restart_waited;
+    /* With restart_waited: the revision of the kept key the caller waited
+     * on (0 = none known). The wait counts only if this acquire's create
+     * lands above it, i.e. in the same lease-bucket life: a bucket lost
+     * again since restarts its revisions below it, and that is a new
+     * restart to wait for (kept keys move the counter once per ttl at most,
+     * see "Any failure"). */
+    uint64_t restart_revision;
     /* Set by the owning actor too: the last term this node held and has
      * stopped acting on (0 = none). When it is the recorded term, its
      * holder - this node - acts no more, so step 2b needs no wait. */
@@ -205,13 +289,15 @@ typedef struct aether_lease_value {
     uint64_t ttl_ms;
     aether_term term; /* AETHER_TERM_NONE while the term is being established */
     uint64_t nonce;
+    uint64_t generation; /* 0 = not said ("gen" absent; see the header) */
 } aether_lease_value;
 
 /* Encodes into buf (NUL-terminated); *len_out without the NUL. AETHER_EINVAL
  * if the value is malformed or does not fit. */
 aether_status aether_lease_value_encode(const aether_lease_value *v, char *buf, size_t cap,
                                         size_t *len_out, aether_err *err);
-/* Strict decode: exactly the four fields, valid leader, ttl in range.
+/* Strict decode: exactly the four fields, or five with "gen" (16 hex
+ * digits, not all zeros), valid leader, ttl in range.
  * AETHER_EINVAL with the reason otherwise; *out zeroed then. */
 aether_status aether_lease_value_decode(const void *buf, size_t len, aether_lease_value *out,
                                         aether_err *err);
@@ -226,6 +312,9 @@ typedef struct aether_lease_held {
     uint64_t pending_sent_at_ns; /* when that renewal was sent (valid if pending) */
     aether_term floor_used;      /* acquire found no recorded term and used
                                     cfg.term_floor instead (0 = it did not) */
+    uint64_t generation;         /* the generation the term is recorded in (never 0
+                                    once established) */
+    bool generation_created;     /* this acquire created that generation (step 2a) */
 } aether_lease_held;
 
 /* Runs the acquire protocol (DESIGN steps 1-6). rng: this actor's generator
@@ -235,10 +324,11 @@ typedef struct aether_lease_held {
  *  AETHER_ECONFLICT   we won the key but lost it while establishing the term;
  *  AETHER_ESTATE      the term gap needs more than advance_steps_max updates
  *                     (progress kept, key released; campaign again);
- *  AETHER_ESTALE      the lease bucket restarted below the recorded term and
+ *  AETHER_ESTALE      the lease bucket restarted below the recorded term, or
+ *                     this acquire began a generation in an empty store, and
  *                     cfg.restart_waited is false (the key is left to expire;
  *                     campaign again a ttl later with restart_waited set:
- *                     step 2b);
+ *                     steps 2b, 2c);
  *  AETHER_EUNAVAILABLE, AETHER_EUNKNOWN  a store failed (a stray lease of
  *                     ours may exist until it expires; it is never acted on);
  *  AETHER_EINVAL      bad config or a malformed record in the stores. */
@@ -260,13 +350,18 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
 aether_status aether_lease_renew(const aether_lease_config *cfg, const aether_lease_held *held,
                                  aether_lease_held *next, aether_err *err);
 
-/* Puts the holder's term back in the state store when the record there is
- * below it: the state bucket was deleted and re-created empty (or the key
- * lost), and without the record a later lease-bucket loss could repeat
- * terms (see "Why terms never repeat"). Same CAS as acquire step 4, so the
- * record still only grows. held must have a term (asserted). AETHER_OK:
- * *rewritten says whether it wrote; otherwise the store's error (ECONFLICT
- * or EEXIST: someone recorded meanwhile; look again later). */
+/* Puts the holder's generation and term back in the state store when the
+ * record there is below the term: the state bucket was deleted and
+ * re-created empty (or the key lost), and without the record a later
+ * lease-bucket loss could repeat terms (see "Why terms never repeat"). The
+ * generation goes first (create-if-absent, held->generation: the holder's
+ * term is the highest of its generation, so the same generation continues)
+ * and then the term, by the same CAS as acquire step 4, so the record still
+ * only grows. held must have a term (asserted). AETHER_OK: *rewritten says
+ * whether it wrote; AETHER_ESTALE: the store holds another generation (a
+ * candidate created one: the lease bucket was lost too and we are deposed);
+ * otherwise the store's error (ECONFLICT or EEXIST: someone recorded
+ * meanwhile; look again later). */
 aether_status aether_lease_record_again(const aether_lease_config *cfg,
                                        const aether_lease_held *held, bool *rewritten,
                                        aether_err *err);
@@ -301,6 +396,16 @@ bool aether_lease_may_act(const aether_lease *lease, uint64_t now_ns, uint64_t s
  * when nobody holds it; AETHER_EINVAL if it holds something malformed. */
 aether_status aether_lease_read(const aether_lease_config *cfg, aether_lease_value *out,
                                 uint64_t *revision_out, aether_err *err);
+
+/* The state bucket's generation (0 when absent) and its revision (0 when
+ * absent). AETHER_EINVAL if the key holds something else than a generation. */
+aether_status aether_lease_generation(const aether_lease_config *cfg, uint64_t *generation_out,
+                                      uint64_t *revision_out, aether_err *err);
+
+/* A generation as its 16 hex digits (out: at least 17 bytes), and back
+ * (exactly 16 lowercase hex digits, not all zeros; false otherwise). */
+void aether_lease_generation_format(uint64_t generation, char *out, size_t cap);
+bool aether_lease_generation_parse(const char *text, size_t len, uint64_t *out);
 
 /* The highest recorded term (AETHER_TERM_NONE when none) and the state key's
  * revision (0 when absent). */

@@ -33,6 +33,58 @@ void member_note_term(aether_member *m, aether_term term)
         ;
 }
 
+bool member_adopt_generation(aether_member *m, uint64_t gen, aether_term recorded, aether_term seen_before)
+{
+    uint64_t old = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
+    if (gen == 0 || gen == old)
+        return false;
+    /* The generation first: from here events of the old one are dropped at
+     * the door, so none raises a baseline after the reset below. */
+    __atomic_store_n(&m->generation, gen, __ATOMIC_SEQ_CST);
+    /* The first one this process reads: the terms it has seen so far are of
+     * this generation only if none is above its record (a term is recorded
+     * before it is acted on); one above was of a generation since lost. */
+    uint64_t seen = seen_before;
+    if (old == 0 && seen <= recorded)
+        return false;
+    __atomic_store_n(&m->highest_term, recorded, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&m->stamp_mu);
+    m->stamp_term = 0;
+    m->stamp_seq = 0;
+    pthread_mutex_unlock(&m->stamp_mu);
+    pthread_mutex_lock(&m->view_mu);
+    m->speaker_term = 0;
+    memset(&m->speaker, 0, sizeof(m->speaker));
+    m->view_term = 0;
+    memset(&m->view_leader, 0, sizeof(m->view_leader));
+    pthread_mutex_unlock(&m->view_mu);
+    uint64_t n = __atomic_add_fetch(&m->generation_changes, 1, __ATOMIC_RELAXED);
+    if (old != 0)
+        AETHER_WARN(MEMBER_LOG, "%s: generation changed from %016llx to %016llx: the store was lost "
+                    "(terms are compared within a generation; the record there is term %llu) "
+                    "(%llu time(s))",
+                    m->cfg.node.str, (unsigned long long)old, (unsigned long long)gen,
+                    (unsigned long long)recorded, (unsigned long long)n);
+    else
+        AETHER_WARN(MEMBER_LOG, "%s: generation changed from an unknown one to %016llx: the store "
+                    "was lost (this node saw term %llu, above the record there, term %llu) "
+                    "(%llu time(s))",
+                    m->cfg.node.str, (unsigned long long)gen, (unsigned long long)seen,
+                    (unsigned long long)recorded, (unsigned long long)n);
+    return true;
+}
+
+void member_check_generation(aether_member *m)
+{
+    uint32_t expected = 0;
+    if (!__atomic_compare_exchange_n(&m->generation_check, &expected, 1, false, __ATOMIC_SEQ_CST,
+                                     __ATOMIC_SEQ_CST))
+        return; /* one is queued already */
+    aether_msg msg = { .type = MSG_GENERATION_CHECK };
+    if (aether_actor_send(m->lease, &msg) != AETHER_OK)
+        __atomic_store_n(&m->generation_check, 0, __ATOMIC_SEQ_CST); /* full: the next one asks */
+}
+
 void member_set_leader_view(aether_member *m, const aether_node_id *leader, aether_term term)
 {
     pthread_mutex_lock(&m->view_mu);
@@ -64,6 +116,7 @@ void member_notify_leader(aether_member *m, const aether_node_id *leader, aether
     if (leader != NULL)
         b->leader = *leader;
     b->term = term;
+    b->generation_changes = __atomic_load_n(&m->generation_changes, __ATOMIC_RELAXED);
     (void)member_send_owned(m, m->cluster, MSG_LEADER_NOTE, b);
 }
 
@@ -180,6 +233,7 @@ aether_status member_emit(aether_member *m, aether_event *e, aether_term force_t
     }
     e->seq = ++m->stamp_seq;
     pthread_mutex_unlock(&m->stamp_mu);
+    e->generation = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
     count_lease_event(m, e);
     e->term = term;
     e->node = m->cfg.node;
@@ -245,6 +299,20 @@ static void sink_event(void *arg, const aether_event *e)
     aether_member *m = arg;
     if (aether_node_id_equal(&e->node, &m->cfg.node))
         return; /* our own, already delivered locally */
+    /* (generation, term) fencing (member_internal.h, "Generations"). */
+    uint64_t gen = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
+    if (e->generation != 0 && e->generation != gen) {
+        member_check_generation(m); /* the store says which generation is current */
+        if (gen != 0) {
+            __atomic_add_fetch(&m->generation_dropped, 1, __ATOMIC_RELAXED);
+            AETHER_DEBUG(MEMBER_LOG, "%s: dropped %s of generation %016llx term %llu from %s: "
+                         "this node follows generation %016llx",
+                         m->cfg.node.str, aether_event_type_name(e->type),
+                         (unsigned long long)e->generation, (unsigned long long)e->term,
+                         e->node.str, (unsigned long long)gen);
+            return;
+        }
+    }
     const char *why = NULL;
     if (e->term >= __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED) && !speaks_for_term(m, e, &why)) {
         __atomic_add_fetch(&m->impostor_dropped, 1, __ATOMIC_RELAXED);
@@ -437,6 +505,8 @@ static int64_t g_moved(void *a) { return (int64_t)__atomic_load_n(&((aether_memb
 static int64_t g_forgotten(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->nodes_forgotten, __ATOMIC_RELAXED); }
 static int64_t g_brake_releases(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->brake_releases, __ATOMIC_RELAXED); }
 static int64_t g_stale(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->stale_dropped, __ATOMIC_RELAXED); }
+static int64_t g_gen_changes(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->generation_changes, __ATOMIC_RELAXED); }
+static int64_t g_gen_dropped(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->generation_dropped, __ATOMIC_RELAXED); }
 static int64_t g_impostor(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->impostor_dropped, __ATOMIC_RELAXED); }
 static int64_t g_incompatible(void *a) { return member_incompatible(a) ? 1 : 0; }
 static int64_t g_fail_refused(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->fail_requests_refused, __ATOMIC_RELAXED); }
@@ -612,6 +682,14 @@ static const struct {
     { "aether_nodes", "status=\"left\"", false, NULL, g_nodes_left },
     { "aether_nodes", "status=\"failed\"", false, NULL, g_nodes_failed },
     { "aether_stale_messages_dropped_total", NULL, true, "Messages dropped for carrying an older term.", g_stale },
+    { "aether_generation_changes_total", NULL, true,
+      "Times this node moved to a new cluster generation: the state store (with the lease store) "
+      "was lost and a new generation began; terms restart their comparison there.",
+      g_gen_changes },
+    { "aether_generation_events_dropped_total", NULL, true,
+      "Events dropped because they carry another cluster generation than the one the state store "
+      "names (an older epoch, or forged).",
+      g_gen_dropped },
     { "aether_impostor_events_dropped_total", NULL, true,
       "Events dropped because their emitter does not lead their term.", g_impostor },
     { "aether_node_incompatible", NULL, false,
@@ -1008,7 +1086,10 @@ void aether_member_view_get(const aether_member *m, aether_member_view *out)
     pthread_mutex_lock((pthread_mutex_t *)&m->view_mu);
     out->leader = m->view_leader;
     pthread_mutex_unlock((pthread_mutex_t *)&m->view_mu);
-    out->map_version = __atomic_load_n(&m->map_version, __ATOMIC_RELAXED);
+    /* The generation first: a version read after it is of that one or a
+     * later one (the assign actor writes the version, then the generation). */
+    out->map_generation = __atomic_load_n(&m->map_generation, __ATOMIC_SEQ_CST);
+    out->map_version = __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST);
     out->shards_serving = __atomic_load_n(&m->shards_serving, __ATOMIC_RELAXED);
     out->fenced = __atomic_load_n(&m->fenced, __ATOMIC_RELAXED) != 0;
     out->superseded = __atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST) != 0;
@@ -1018,6 +1099,9 @@ void aether_member_view_get(const aether_member *m, aether_member_view *out)
     out->member = st != 0;
     out->status = st ? (aether_node_status)(st - 1) : AETHER_NODE_ACTIVE;
     out->stale_dropped = __atomic_load_n(&m->stale_dropped, __ATOMIC_RELAXED);
+    out->generation = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
+    out->generation_changes = __atomic_load_n(&m->generation_changes, __ATOMIC_RELAXED);
+    out->generation_dropped = __atomic_load_n(&m->generation_dropped, __ATOMIC_RELAXED);
     out->impostor_dropped = __atomic_load_n(&m->impostor_dropped, __ATOMIC_RELAXED);
     out->leader_changes = __atomic_load_n(&m->leader_changes, __ATOMIC_RELAXED);
     out->rebalances = __atomic_load_n(&m->rebalances, __ATOMIC_RELAXED);

@@ -150,6 +150,8 @@ typedef struct aether_member_view {
     aether_term term;        /* highest term seen */
     aether_node_id leader;   /* len 0 = none known */
     uint64_t map_version;    /* of the published map */
+    uint64_t map_generation; /* the generation map_version counts in: versions never go back
+                                within one (a new generation numbers its maps afresh) */
     uint32_t shards_serving; /* shards this node serves (acquired, not released) */
     bool fenced;             /* cut off from the leader: serving nothing */
     bool superseded;         /* a newer process of this node id was admitted: serving nothing
@@ -161,6 +163,10 @@ typedef struct aether_member_view {
     bool has_left;           /* this run drained and was declared Left: nothing left to do
                                 (sticky; it never asks to join again) */
     uint64_t stale_dropped;  /* messages dropped for an older term */
+    uint64_t generation;     /* the cluster generation this node follows (lease.h,
+                                GENERATION); 0 = not read from the state store yet */
+    uint64_t generation_changes; /* times it moved to a new one (the store was lost) */
+    uint64_t generation_dropped; /* events dropped for another generation */
     uint64_t impostor_dropped; /* events dropped: their emitter does not lead their term */
     uint64_t leader_changes;
     uint64_t rebalances;     /* rebalances this node completed as leader */

@@ -112,6 +112,10 @@ struct member_assign_state {
     uint64_t topo_publication;   /* of the cluster actor's snapshot we copied last */
     bool publish_pending;        /* a map could not be recorded: try again next tick */
     uint64_t state_lost_seen;    /* the m->state_lost_gen whose map write-back is done */
+    uint64_t gen_changes_seen;   /* the m->generation_changes handled (new_generation) */
+    bool old_gen_map;            /* cur is a map of a generation before the one we follow:
+                                  serve nothing from it, install the next stored map
+                                  whatever its version (new_generation) */
     uint64_t version_floor;      /* this term's maps are numbered above it (takeover_load:
                                     no stored map); 0 = none */
     uint64_t first_map_after_ns; /* a take-over from nothing publishes no map before this
@@ -199,7 +203,7 @@ static void reconcile(aether_member *m)
         return;
     aether_node_index me = aether_shardmap_find_node(map, &m->cfg.node);
     bool down = as->fenced || __atomic_load_n(&m->self_down, __ATOMIC_SEQ_CST) ||
-                member_incompatible(m);
+                member_incompatible(m) || as->old_gen_map;
     /* Releases first, across all shards, then acquisitions. */
     for (uint32_t s = 0; s < map->shard_count; s++) {
         const aether_shard_entry *e = aether_shardmap_entry(map, s);
@@ -283,11 +287,14 @@ static bool adopt(aether_member *m, aether_shardmap *map, bool stored)
         return false;
     }
     as->cur = aether_shardmap_slot_current(&m->slot); /* alive until our next publish */
+    as->old_gen_map = false; /* a map of the generation we follow */
     if (__atomic_exchange_n(&m->map_incompatible, 0, __ATOMIC_SEQ_CST))
         AETHER_WARN(MEMBER_LOG, "%s: map v%llu is one this node can serve again", m->cfg.node.str,
                     (unsigned long long)version);
     __atomic_store_n(&m->map_term, term, __ATOMIC_SEQ_CST);
     __atomic_store_n(&m->map_version, version, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&m->map_generation, __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST),
+                     __ATOMIC_SEQ_CST);
     if (m->cb.on_map_installed != NULL)
         m->cb.on_map_installed(m->cb.arg, version, term);
     reconcile(m);
@@ -511,11 +518,11 @@ static aether_status load_stored_map_as(aether_member *m, member_map_hint *pub,
         as->state_hash = hash;
     if (dst != AETHER_OK) {
         AETHER_WARN(MEMBER_LOG, "%s: stored map unreadable: %s", m->cfg.node.str, err.msg);
-    } else if (stored->term < __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED) && as->cur != NULL &&
-               stored->version <= as->cur->version) {
+    } else if (!as->old_gen_map && stored->term < __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED) &&
+               as->cur != NULL && stored->version <= as->cur->version) {
         as->state_rev = rev; /* seen: not read again until it changes */
         aether_shardmap_destroy(stored);
-    } else if (as->cur == NULL || stored->version > as->cur->version) {
+    } else if (as->cur == NULL || as->old_gen_map || stored->version > as->cur->version) {
         AETHER_DEBUG(MEMBER_LOG, "%s: stored map v%llu (%zu bytes) read in %llu us (get %llu us, %s)",
                      m->cfg.node.str, (unsigned long long)stored->version, len,
                      (unsigned long long)(took / 1000u), (unsigned long long)(got / 1000u),
@@ -1216,7 +1223,8 @@ static void on_event(aether_member *m, const aether_event *e)
     case AETHER_EVT_LEASE_RENEWED:
         if (!member_may_lead(m, NULL) && e->data.lease_renewed.topology_version > as->topo.version)
             (void)load_stored_topology(m); /* a follower behind: are we still in? */
-        if (as->cur == NULL || e->data.lease_renewed.map_version > as->cur->version)
+        if (as->cur == NULL || as->old_gen_map ||
+            e->data.lease_renewed.map_version > as->cur->version)
             announced(m, e); /* we missed a publication, or it is not the leader's */
         if (as->cur != NULL && e->data.lease_renewed.map_version == as->cur->version &&
             member_serving_right(m))
@@ -1424,11 +1432,44 @@ static void tick_check(aether_member *m)
     }
 }
 
+/* The node moved to a new generation (member_internal.h, "Generations"):
+ * the map we hold is the old one's, and map versions of the new one are
+ * numbered on their own (a new generation's v5 is not an old v5). Serve
+ * nothing from it; install the next stored map whatever its version (the
+ * slot takes it: aether_shardmap_slot_new_generation); compare versions
+ * and terms within the new generation from then on. A leader's take-over
+ * still starts from the map it holds (takeover_load). */
+static void new_generation(aether_member *m)
+{
+    member_assign_state *as = m->as;
+    uint64_t gc = __atomic_load_n(&m->generation_changes, __ATOMIC_RELAXED);
+    if (gc == as->gen_changes_seen)
+        return;
+    as->gen_changes_seen = gc;
+    as->old_gen_map = as->cur != NULL;
+    as->acquire_floor = 0;
+    as->state_rev = as->state_version = as->state_hash = 0;
+    as->lead_term = as->loaded_term = AETHER_TERM_NONE;
+    as->publish_pending = false;
+    aether_shardmap_slot_new_generation(&m->slot);
+    __atomic_store_n(&m->map_version, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&m->map_term, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&m->announced_version, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&m->map_generation, __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST),
+                     __ATOMIC_SEQ_CST);
+    AETHER_INFO(MEMBER_LOG, "%s: new generation: the map held (v%llu) is the old one's; serving "
+                "nothing until a map of this generation is installed", m->cfg.node.str,
+                (unsigned long long)(as->cur != NULL ? as->cur->version : 0));
+    reconcile(m); /* releases everything */
+    (void)load_stored_map(m, NULL);
+}
+
 void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg)
 {
     aether_member *m = state;
     member_assign_state *as = m->as;
     (void)self;
+    new_generation(m);
     switch (msg->type) {
     case MSG_EVENT:
         on_event(m, (const aether_event *)msg->ptr);

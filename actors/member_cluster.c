@@ -176,6 +176,7 @@ struct member_cluster_state {
     uint64_t reread_ns;       /* when a seq anomaly last made us re-read the store */
     aether_log_ratelimit seq_log; /* one WARN per window for seq anomalies */
     bool topo_dirty;          /* a topology event came after a gap: read the store */
+    uint64_t gen_changes_seen; /* the m->generation_changes the sequence was restarted for */
     /* A NodeFailed/NodeLeft about us that the store could neither confirm
      * nor refute yet (unreadable): checked again every heartbeat. */
     bool self_report_pending;
@@ -863,6 +864,7 @@ static void base_command(aether_member *m, aether_command *c, aether_command_typ
     c->type = type;
     snprintf(c->cluster, sizeof(c->cluster), "%s", m->cfg.cluster);
     c->term = __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED);
+    c->generation = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
     c->sender = m->cfg.node;
 }
 
@@ -1169,6 +1171,15 @@ static bool in_sequence(aether_member *m, const aether_event *e)
      * (on_event sees every one this node stamped, in order). */
     if (aether_node_id_equal(&e->node, &m->cfg.node) || e->seq == 0)
         return true;
+    /* A new generation (member_internal.h): its terms are not comparable
+     * with the old one's; the sequence starts again and the store says
+     * what the topology is. */
+    uint64_t gc = __atomic_load_n(&m->generation_changes, __ATOMIC_RELAXED);
+    if (gc != cs->gen_changes_seen) {
+        cs->gen_changes_seen = gc;
+        seq_restart(cs, AETHER_TERM_NONE, 0);
+        cs->topo_dirty = true;
+    }
     /* Admitted (member.c) before this node learnt of a newer term - the
      * lease read it, or a LeaderElected overtook this one in the mailbox:
      * a deposed leader's change is not applied now. If the store has it,
@@ -1829,6 +1840,7 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
             break;
         }
         c->term = __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED);
+        c->generation = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
         send_to_leader(m, c);
         free(c);
         break;
@@ -1837,7 +1849,10 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
         /* The lease actor noted the term before it sent this: every event
          * taken after this callback is judged against it (in_sequence). */
         member_leader_box *b = msg->ptr;
-        AETHER_ASSERT(b->term <= __atomic_load_n(&m->highest_term, __ATOMIC_ACQUIRE));
+        /* (A generation change since resets highest_term: no comparison.) */
+        AETHER_ASSERT(b->term <= __atomic_load_n(&m->highest_term, __ATOMIC_ACQUIRE) ||
+                      b->generation_changes !=
+                          __atomic_load_n(&m->generation_changes, __ATOMIC_RELAXED));
         if (m->cb.on_leader_changed != NULL)
             m->cb.on_leader_changed(m->cb.arg, b->leader.len > 0 ? &b->leader : NULL, b->term);
         free(b);

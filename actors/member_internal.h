@@ -18,6 +18,23 @@
  * member_emit (this node's events, stamped first). Stale terms are dropped
  * at the door (member_on_event) and counted.
  *
+ * Generations (lease.h, GENERATION): `generation` is the generation this
+ * node follows, 0 until it has read one. Only the lease actor writes it,
+ * and only with what it read from the state store (the authority): at an
+ * acquire (the generation its term is recorded in), at start, and when
+ * asked to look (MSG_GENERATION_CHECK) because an event, a lease value or
+ * its own record write-back named another. Every event this node emits
+ * carries it. The sink drops events of any other generation (counted in
+ * generation_dropped) and asks the lease actor to look: a newer generation
+ * is adopted once the store shows it, an older or forged one never is.
+ * Moving to a new generation (member_adopt_generation) logs one line,
+ * counts generation_changes and resets what compares terms across it:
+ * highest_term (to the new generation's record), the stamp, the speaker
+ * and the leader view; the lease actor forgets the leader it knew. Terms
+ * are fenced on (generation, term) that way, never on term alone across a
+ * change. Events without a generation (an emitter from before
+ * generations, or one that has read none yet) are judged by term alone.
+ *
  * Acting as leader needs both `leading_term != 0` and now < lease deadline
  * (member_may_lead): the second test is what stops a paused leader at once
  * when it resumes past its deadline, before the lease actor has even run.
@@ -68,6 +85,7 @@ enum {
     MSG_TOPOLOGY,        /* assign: ptr: the topology event the cluster actor just applied
                             (AETHER_MSG_REF); its snapshot is already published */
     MSG_LEADER_NOTE,     /* cluster: ptr: member_leader_box (owned): call on_leader_changed */
+    MSG_GENERATION_CHECK, /* lease: read the state store's generation (member.c, sink_event) */
     MSG_SUPERSEDED,      /* lease, assign: this process is superseded (member_cluster.c):
                             stop at once; arg64 = the newer incarnation. A lost one is made
                             up for by their ticks, which read m->superseded too */
@@ -109,6 +127,7 @@ typedef struct member_hb_box {
 typedef struct member_leader_box {
     aether_node_id leader; /* len 0: none */
     aether_term term;
+    uint64_t generation_changes; /* m->generation_changes when it was noted */
 } member_leader_box;
 
 typedef struct member_reply_box {
@@ -145,6 +164,8 @@ struct aether_member {
     uint64_t ack_sent_ns;         /* max (relaxed CAS): when this node sent, by its own clock,
                                      the newest keep-alive a leader acknowledged; 0 = never */
     uint64_t map_version;         /* of the published map */
+    uint64_t map_generation;      /* seq_cst, assign actor: the generation map_version counts in
+                                     (written after it; 0 = none yet) */
     uint64_t map_term;            /* of the published map */
     uint64_t announced_version;   /* highest map version a leader announced (LeaseRenewed) */
     uint64_t topology_version;    /* of the cluster actor's topology */
@@ -226,6 +247,11 @@ struct aether_member {
                                      takeover_load). In that term it acknowledges no other node's
                                      keep-alive before its first map is out (member_cluster.c,
                                      ack_withheld): no node serves under an earlier map on its word */
+    uint64_t generation;          /* seq_cst, written by the lease actor only: the cluster
+                                     generation this node follows (0 = none read yet) */
+    uint64_t generation_changes;  /* relaxed: moves to a new generation (the store was lost) */
+    uint64_t generation_dropped;  /* relaxed: events of another generation, dropped */
+    uint32_t generation_check;    /* seq_cst CAS 0 -> 1: a MSG_GENERATION_CHECK is queued */
     uint64_t state_lost_gen;      /* bumped (relaxed) by the lease actor each time, as leader,
                                      it found its term's record gone from the state store (the
                                      state bucket lost) and wrote it back; the cluster and
@@ -304,6 +330,19 @@ aether_status member_send_owned(aether_member *m, aether_actor *a, uint16_t type
 void member_send_tick(aether_actor *a, uint16_t type, uint64_t arg);
 void member_set_leader_view(aether_member *m, const aether_node_id *leader, aether_term term);
 void member_note_term(aether_member *m, aether_term term);
+/* Lease actor only: follow generation `gen`, read from the state store
+ * whose term record was `recorded` (0 = none). Nothing if it is the one we
+ * follow; else publishes it and, unless we followed none and have seen no
+ * term above `recorded` (terms are recorded before they are acted on, so
+ * a higher one was of a lost generation), resets the baselines of the
+ * header ("Generations"), logs and counts the change. True if it did. */
+/* seen_before: this node's highest_term when the store read that gave
+ * (gen, recorded) began. Only terms known then can be judged against that
+ * record: a term learnt since may have been recorded after the read. */
+bool member_adopt_generation(aether_member *m, uint64_t gen, aether_term recorded, aether_term seen_before);
+/* Any thread: ask the lease actor to read the store's generation (one
+ * request queued at a time). */
+void member_check_generation(aether_member *m);
 /* The state store (DESIGN 4: the current map and topology, so a starting or
  * lagging node reads them at once, and a new leader takes over from them).
  * The leader writes a change there BEFORE it publishes it (events, maps):
@@ -313,7 +352,9 @@ void member_note_term(aether_member *m, aether_term term);
  * value is success; a value stamped (term, version) at or above ours
  * ("version", "term" in the JSON; a topology has no term) is never
  * overwritten: AETHER_ESTALE (we are deposed, or took over from an older
- * state: reload). AETHER_EUNKNOWN: not known to be stored, and a write of
+ * state: reload). A key found absent is created only in a bucket whose
+ * generation is ours (member_state.c, "Generations"): none there yet is
+ * AETHER_EUNAVAILABLE, another is AETHER_ESTALE. AETHER_EUNKNOWN: not known to be stored, and a write of
  * ours whose outcome was lost may still be applied later (a KV timeout): the
  * caller must settle that before deciding anything that depends on it. Any
  * other failure: not stored; the caller does not publish the change and

@@ -26,7 +26,16 @@
  *     rather than hold the lease for nothing. A node whose transport refuses
  *     its heartbeats does not campaign.
  *  6. A lost state store: after each renewal the leader checks that its
- *     term is still recorded and writes it back if not (check_record).
+ *     term is still recorded and writes it back if not (check_record),
+ *     with the generation it holds its term in. A store that shows another
+ *     generation means both buckets were lost and a candidate began a new
+ *     one: the leader stops.
+ *  7. Generations (member_internal.h): this actor is the only one that
+ *     moves the node to another generation, and only to the one it read
+ *     from the state store: at start, at each election it wins, and on a
+ *     MSG_GENERATION_CHECK (an event or lease value named another). On a
+ *     change it forgets the leader and term it knew (they were of the old
+ *     generation) and, if it led there, stops.
  * Other actors never wait for this one to notice an expiry: member_may_lead
  * compares the published deadline with the clock on every use.
  * Threading: state owned by the lease actor.
@@ -58,6 +67,11 @@ struct member_lease_state {
                                        as we heard (our clock); 0 = not since it changed */
     uint64_t retry_ns;              /* the next wait after a campaign found an expired
                                        lease still stored; 0 = CAMPAIGN_RETRY_MIN_MS */
+    uint64_t restart_rev;           /* the revision of the kept key that wait is on (lease.h,
+                                       restart_revision) */
+    aether_term restart_term;       /* highest_term when restart_seen_ns was set: a wait counts
+                                       only while no newer term has been learnt since (one was
+                                       established after that restart: ours is stale) */
     uint64_t restart_seen_ns;       /* when a campaign first found the lease bucket restarted
                                        under the recorded term (lease.h step 2b); 0 = not
                                        since our last election or a new leader's */
@@ -214,6 +228,42 @@ static void lose(aether_member *m, const char *reason)
     memset(&m->ls->held, 0, sizeof(m->ls->held));
 }
 
+/* Step 7: what this actor forgets when the node moves to generation gen. */
+static void follow_generation(aether_member *m, uint64_t gen, aether_term recorded, aether_term seen_before)
+{
+    member_lease_state *ls = m->ls;
+    if (!member_adopt_generation(m, gen, recorded, seen_before))
+        return;
+    if (ls->leading && ls->held.generation != gen)
+        lose(m, "the store was lost: a new generation began");
+    memset(&ls->known_leader, 0, sizeof(ls->known_leader));
+    ls->known_term = AETHER_TERM_NONE;
+    ls->sign_ns = 0;
+    ls->lcfg.own_stopped_term = AETHER_TERM_NONE; /* a term of the old generation */
+    ls->restart_seen_ns = 0;
+    member_notify_leader(m, NULL, AETHER_TERM_NONE);
+}
+
+/* Step 7: reads the state store's generation and follows it. */
+static void check_generation(aether_member *m)
+{
+    member_lease_state *ls = m->ls;
+    __atomic_store_n(&m->generation_check, 0, __ATOMIC_SEQ_CST); /* later asks queue again */
+    uint64_t gen, rev;
+    aether_term recorded;
+    uint64_t trev;
+    aether_err err;
+    /* Before the reads: a term learnt while they run may be recorded after
+     * them, and must not pass for one of a lost generation. */
+    aether_term seen_before = __atomic_load_n(&m->highest_term, __ATOMIC_ACQUIRE);
+    if (aether_lease_generation(&ls->lcfg, &gen, &rev, &err) != AETHER_OK ||
+        aether_lease_recorded_term(&ls->lcfg, &recorded, &trev, &err) != AETHER_OK) {
+        AETHER_DEBUG(MEMBER_LOG, "%s: reading the generation: %s", m->cfg.node.str, err.msg);
+        return; /* the next event of that generation asks again */
+    }
+    follow_generation(m, gen, recorded, seen_before);
+}
+
 /* Policy 3: Draining and Left nodes never campaign. An Active node does; so
  * does one that is not a member yet (the first node has nobody to admit it)
  * or was declared Failed while alive (if every node was, nobody else could
@@ -261,14 +311,22 @@ static void campaign(aether_member *m)
     aether_err err;
     uint64_t now = member_now_ns(m);
     uint64_t ttl_ns = (uint64_t)m->cfg.lease_ttl_ms * AETHER_NS_PER_MS;
+    if (ls->restart_seen_ns != 0 &&
+        __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED) > ls->restart_term)
+        ls->restart_seen_ns = 0; /* a term was established since: that wait is over */
     ls->lcfg.restart_waited = ls->restart_seen_ns != 0 && now >= ls->restart_seen_ns + ttl_ns;
+    ls->lcfg.restart_revision = ls->restart_rev;
     aether_status st = aether_lease_acquire(&ls->lcfg, &ls->rng, &ls->held, &err);
+    bool waited_in_vain = st == AETHER_ESTALE && ls->lcfg.restart_waited;
     ls->lcfg.restart_waited = false;
+    if (waited_in_vain)
+        ls->restart_seen_ns = 0; /* a new restart (the bucket lost again): wait anew */
     if (st == AETHER_ESTALE) {
         /* lease.h step 2b: the lease bucket restarted under the last term;
          * its holder may act for up to a ttl more. Campaign again then. */
         if (ls->restart_seen_ns == 0) {
             ls->restart_seen_ns = now;
+            ls->restart_term = __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED);
             AETHER_WARN(MEMBER_LOG, "%s: %s", m->cfg.node.str, err.msg);
         }
         /* Our key stays until it expires: when the next campaign finds it,
@@ -280,6 +338,8 @@ static void campaign(aether_member *m)
             ls->seen_nonce = v.nonce;
             ls->seen_ns = now;
             ls->retry_ns = 0;
+            if (ls->restart_seen_ns == now)
+                ls->restart_rev = rev; /* the key our wait is on */
         }
         campaign_at(m, ls->restart_seen_ns + ttl_ns + jitter_ns(m));
         return;
@@ -288,6 +348,26 @@ static void campaign(aether_member *m)
         aether_lease_value v;
         uint64_t rev;
         aether_status rs = aether_lease_read(&ls->lcfg, &v, &rev, NULL);
+        if (rs == AETHER_OK && v.generation != 0 &&
+            v.generation != __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST))
+            check_generation(m); /* step 7: the store says whether it is current */
+        if (rs == AETHER_OK && v.generation != 0 &&
+            v.generation != __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST))
+            v.term = AETHER_TERM_NONE; /* its term is not comparable with ours */
+        /* A key that never got a term, at a revision below a term this node
+         * knows was acted on, is in a re-created lease bucket: within one
+         * bucket life every write after term T's establishment is above T.
+         * Its writer is waiting out lease.h step 2b or 2c; so are we, from
+         * now: when it expires a ttl later we go on (restart_waited) rather
+         * than wait a ttl of our own (one after another, each new candidate
+         * would). Safe as 2b: the bucket was already re-created when we saw
+         * it, so the holder of any lost term stops before we act. */
+        if (rs == AETHER_OK && v.term == AETHER_TERM_NONE && ls->restart_seen_ns == 0 &&
+            rev < __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED)) {
+            ls->restart_seen_ns = member_now_ns(m);
+            ls->restart_term = __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED);
+            ls->restart_rev = rev;
+        }
         bool known_holder = rs == AETHER_OK && v.term != AETHER_TERM_NONE &&
                             v.term == ls->known_term &&
                             aether_node_id_equal(&v.leader, &ls->known_leader);
@@ -322,6 +402,8 @@ static void campaign(aether_member *m)
     }
     aether_term term = ls->held.lease.term;
     ls->restart_seen_ns = 0;
+    /* Step 7, before LeaderElected, which carries it. */
+    follow_generation(m, ls->held.generation, term, __atomic_load_n(&m->highest_term, __ATOMIC_ACQUIRE));
     if (ls->held.floor_used != AETHER_TERM_NONE) {
         uint64_t n = __atomic_add_fetch(&m->term_record_missing, 1, __ATOMIC_RELAXED);
         AETHER_WARN(MEMBER_LOG, "%s: the state store recorded no term (state bucket lost?): continuing "
@@ -354,6 +436,7 @@ static void campaign(aether_member *m)
 static bool other_can_lead(const aether_member *m);
 static void resign(aether_member *m, const char *reason);
 
+
 /* Step 6 (a lost state store): after each renewal the leader checks that
  * the state store still records its term (one small read per renewal). A
  * record below it means the state bucket was deleted (the store re-creates
@@ -368,6 +451,15 @@ static void check_record(aether_member *m)
     bool rewritten = false;
     aether_err err;
     aether_status st = aether_lease_record_again(&ls->lcfg, &ls->held, &rewritten, &err);
+    if (st == AETHER_ESTALE) {
+        /* Both buckets were lost and a candidate began a new generation:
+         * our term belongs to the old one (step 6). */
+        AETHER_WARN(MEMBER_LOG, "%s: %s", m->cfg.node.str, err.msg);
+        check_generation(m);
+        if (ls->leading)
+            lose(m, "the store was lost: a new generation began");
+        return;
+    }
     if (st != AETHER_OK) {
         AETHER_DEBUG(MEMBER_LOG, "%s: checking the recorded term: %s", m->cfg.node.str, err.msg);
         return;
@@ -431,6 +523,8 @@ static void renew(aether_member *m)
     case AETHER_OK: {
         publish_deadline(m);
         check_record(m);
+        if (!ls->leading)
+            break; /* a new generation began under us (step 6) */
         aether_event *e = aether_event_create(AETHER_EVT_LEASE_RENEWED);
         if (e != NULL) {
             e->data.lease_renewed.leader = m->cfg.node;
@@ -479,6 +573,10 @@ static bool other_can_lead(const aether_member *m)
 static void on_event(aether_member *m, const aether_event *e)
 {
     member_lease_state *ls = m->ls;
+    /* Admitted (and its term noted) before a move to a new generation
+     * lowered the baseline (member_adopt_generation): of the old one. */
+    if (e->term > __atomic_load_n(&m->highest_term, __ATOMIC_ACQUIRE))
+        return;
     switch (e->type) {
     case AETHER_EVT_LEADER_ELECTED: {
         const aether_node_id *leader = &e->data.leader_elected.leader;
@@ -578,7 +676,11 @@ void member_lease_handle(void *state, aether_actor *self, const aether_msg *msg)
         renew(m);
         break;
     case MSG_LEASE_START:
+        check_generation(m); /* step 7: the generation we start in */
         campaign_at(m, member_now_ns(m) + jitter_ns(m));
+        break;
+    case MSG_GENERATION_CHECK:
+        check_generation(m);
         break;
     case MSG_CAMPAIGN_NOW: /* ElectLeader: try the create now (it fails if a lease is held) */
         campaign(m);

@@ -24,6 +24,15 @@
  *  4. after a commit the parts of the value it replaced are deleted (best
  *     effort); the parts of an attempt that did not commit are deleted at
  *     once. A part left behind by a crash is never read again.
+ * Generations (lease.h, GENERATION): every value here belongs to the
+ * generation stored beside it, since they are lost together. A writer
+ * that finds its key absent - the only way into a re-created bucket, as a
+ * compare-and-set names a revision of the old one - first checks that the
+ * bucket's generation is the one it follows: absent (the state bucket was
+ * lost and our leader has not written it back yet) is AETHER_EUNAVAILABLE,
+ * try again later; another one is AETHER_ESTALE (both buckets were lost
+ * and a new generation began: we are deposed). So a leader of a lost
+ * generation never seeds the new one's map or topology.
  * Threading: called by one actor per key (the assign actor for "map", the
  * cluster actor for "topology"); the stores are shared and thread-safe.
  */
@@ -126,6 +135,28 @@ static aether_status write_parts(aether_kv *kv, const char *prefix, const char *
     return AETHER_OK;
 }
 
+/* DESIGN "Generations": may a value of ours be created in this bucket? */
+static aether_status generation_guard(aether_member *m)
+{
+    uint64_t ours = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
+    if (ours == 0)
+        return AETHER_OK; /* none read yet (a store from before generations) */
+    aether_kv_entry e;
+    aether_status st = aether_kv_get(m->deps.state_store, AETHER_LEASE_GENERATION_KEY_DEFAULT, &e, NULL);
+    if (st == AETHER_ENOTFOUND)
+        return AETHER_EUNAVAILABLE;
+    if (st != AETHER_OK)
+        return st;
+    uint64_t g = 0;
+    bool ok = aether_lease_generation_parse((const char *)e.value, e.value_len, &g);
+    aether_kv_entry_fini(&e);
+    if (!ok || g != ours) {
+        member_check_generation(m); /* the lease actor follows the store */
+        return AETHER_ESTALE;
+    }
+    return AETHER_OK;
+}
+
 /* The compare-and-set of member_internal.h, for a value that fits. */
 static aether_status put_inline(aether_member *m, const char *key, const char *value, size_t len,
                                 uint64_t term, uint64_t version, uint64_t *rev, manifest *replaced)
@@ -145,6 +176,9 @@ static aether_status put_inline(aether_member *m, const char *key, const char *v
         aether_kv_entry cur;
         aether_status gs = aether_kv_get(kv, key, &cur, NULL);
         if (gs == AETHER_ENOTFOUND) {
+            st = generation_guard(m);
+            if (st != AETHER_OK)
+                break;
             st = aether_kv_create(kv, key, value, len, &next, NULL);
             continue;
         }

@@ -45,6 +45,12 @@ aether_status aether_shardmap_slot_publish(aether_shardmap_slot *slot, aether_sh
     return AETHER_OK;
 }
 
+void aether_shardmap_slot_new_generation(aether_shardmap_slot *slot)
+{
+    AETHER_ASSERT(slot != NULL);
+    slot->published_writer = false; /* the next version is not compared */
+}
+
 aether_status aether_route_key(const aether_shardmap_slot *slot, const void *key, size_t len,
                                aether_route *out)
 {

@@ -64,6 +64,12 @@ void aether_shardmap_slot_fini(aether_shardmap_slot *slot);
  * changes and the caller still owns *map. Writer only. */
 aether_status aether_shardmap_slot_publish(aether_shardmap_slot *slot, aether_shardmap **map);
 
+/* A new cluster generation began (actors/lease.h, GENERATION): its maps are
+ * numbered on their own, so the next publish may have any version; the
+ * ones after it must rise again. Readers tell the epochs apart by the
+ * member's generation (aether_member_view). Writer only. */
+void aether_shardmap_slot_new_generation(aether_shardmap_slot *slot);
+
 /* The current map, for code that needs more than the lookups below. Only
  * inside an aether_rcu_read_lock/unlock section, and the map may only be used
  * until the section ends. NULL when nothing is published. */

@@ -402,19 +402,38 @@ static void on_released(void *arg, uint32_t shard, uint64_t version)
     trace(d, n, "RELEASE %u %llu", shard, (unsigned long long)version);
 }
 
+/* The member's view (generation, map generation) for a trace line; zeroed
+ * until the main thread has stored the member (a callback may come first). */
+static void slot_view(node_slot *n, aether_member_view *v)
+{
+    pthread_mutex_lock(&n->d->mu);
+    aether_member *m = n->m;
+    pthread_mutex_unlock(&n->d->mu);
+    memset(v, 0, sizeof(*v));
+    if (m != NULL) /* stopped only after its callbacks have returned */
+        aether_member_view_get(m, v);
+}
+
+/* LEADER and MAP lines end with the generation their term or version counts
+ * in (actors/lease.h GENERATION; the observer compares within one). */
 static void on_leader_changed(void *arg, const aether_node_id *leader, aether_term term)
 {
     node_slot *n = arg;
     if (n->d->opt.nats_mode)
         aether_log_note_term(term); /* the process's log lines name the node's term */
-    trace(n->d, n, "LEADER %s %llu", leader != NULL && leader->len > 0 ? leader->str : "-",
-          (unsigned long long)term);
+    aether_member_view v;
+    slot_view(n, &v);
+    trace(n->d, n, "LEADER %s %llu gen=%016llx", leader != NULL && leader->len > 0 ? leader->str : "-",
+          (unsigned long long)term, (unsigned long long)v.generation);
 }
 
 static void on_map_installed(void *arg, uint64_t version, aether_term term)
 {
     node_slot *n = arg;
-    trace(n->d, n, "MAP %llu %llu", (unsigned long long)version, (unsigned long long)term);
+    aether_member_view v;
+    slot_view(n, &v);
+    trace(n->d, n, "MAP %llu %llu gen=%016llx", (unsigned long long)version,
+          (unsigned long long)term, (unsigned long long)v.map_generation);
 }
 
 /* The moment a newer process of this id took over (member.h): its shards
@@ -442,7 +461,7 @@ static void on_event(void *arg, const aether_event *e)
     if (e->type == AETHER_EVT_LEADER_ELECTED) {
         /* I1, as every observer sees it. */
         aether_err err;
-        if (aether_term_registry_record(&d->terms, e->data.leader_elected.term,
+        if (aether_term_registry_record(&d->terms, e->generation, e->data.leader_elected.term,
                                         &e->data.leader_elected.leader, &err) != AETHER_OK) {
             char msg[AETHER_ERR_MSG_MAX + 96];
             snprintf(msg, sizeof(msg), "I1 (seen by %s): %s", n->id, err.msg);

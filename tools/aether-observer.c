@@ -25,7 +25,16 @@
  * asked for: a misfit refused with exit 2, a superseded process exiting 3,
  * an event replayed).
  *
- * DESIGN. What is checked, and why each check is the claim itself:
+ * DESIGN. What is checked, and why each check is the claim itself. Terms and
+ * map versions repeat across cluster generations (both stores lost:
+ * actors/lease.h GENERATION), so every check below compares them within one
+ * generation: wire events carry theirs ("gen"), the nodes' LEADER and MAP
+ * trace lines end with "gen=<16 hex>" (a LEADER line marks each change, so
+ * a process's events after it are judged in the new one), and wire maps,
+ * which carry none, count in the newest generation an event on the wire
+ * named (one publisher keeps its order, and a new leader's LeaderElected
+ * precedes its maps). Check 2 orders terms within a generation only; the
+ * lease keeps generations apart in time (lease.h step 2c).
  *  1. One leader per term (I1): every LeaderElected on the wire and every
  *     trace LEADER line names, for its term, the same node; every event on
  *     the wire of term T comes from that node (events are leader-issued).
@@ -235,6 +244,7 @@ static void stem_id(const char *stem, char *out, size_t cap)
 /* ---- state ---------------------------------------------------------------- */
 
 typedef struct term_rec {
+    uint64_t generation; /* terms repeat across generations (actors/lease.h); 0 = not said */
     uint64_t term;
     char leader[AETHER_NODE_ID_LEN_MAX + 1]; /* from LeaderElected or the first event; "" unknown */
     char leader_src[48];                     /* where the leader was learnt */
@@ -245,6 +255,7 @@ typedef struct term_rec {
 } term_rec;
 
 typedef struct version_rec {
+    uint64_t generation;          /* map versions are numbered per generation */
     uint64_t version, term, hash; /* hash 0: learnt from a trace only */
     char src[AETHER_NODE_ID_LEN_MAX + 8];
 } version_rec;
@@ -275,6 +286,7 @@ typedef struct obs {
     uint32_t n_terms;
     version_rec *versions;
     uint32_t n_versions;
+    uint64_t wire_gen; /* the newest generation an event on the wire named (wire maps carry none) */
     node_rec *nodes;
     uint32_t n_nodes;
 
@@ -323,15 +335,16 @@ static void violation(obs *o, const char *fmt, ...)
     fflush(stdout);
 }
 
-static term_rec *term_get(obs *o, uint64_t term)
+static term_rec *term_get(obs *o, uint64_t gen, uint64_t term)
 {
     for (uint32_t i = 0; i < o->n_terms; i++) /* bounded: OBS_TERMS_MAX */
-        if (o->terms[i].term == term)
+        if (o->terms[i].term == term && o->terms[i].generation == gen)
             return &o->terms[i];
     if (o->n_terms >= OBS_TERMS_MAX)
         return NULL;
     term_rec *t = &o->terms[o->n_terms++];
     memset(t, 0, sizeof(*t));
+    t->generation = gen;
     t->term = term;
     t->lo_ts = UINT64_MAX;
     return t;
@@ -339,18 +352,27 @@ static term_rec *term_get(obs *o, uint64_t term)
 
 /* Records that `who` leads `term` according to `src`; a different leader
  * already recorded for that term is check 1's violation. */
-static void term_leader(obs *o, uint64_t term, const char *who, const char *src)
+static void term_leader(obs *o, uint64_t gen, uint64_t term, const char *who, const char *src)
 {
-    term_rec *t = term_get(o, term);
+    term_rec *t = term_get(o, gen, term);
     if (t == NULL)
         return;
     if (t->leader[0] == '\0') {
         snprintf(t->leader, sizeof(t->leader), "%s", who);
         snprintf(t->leader_src, sizeof(t->leader_src), "%s", src);
     } else if (strcmp(t->leader, who) != 0) {
-        violation(o, "two leaders in term %" PRIu64 ": %s (%s) and %s (%s)", term, t->leader,
-                  t->leader_src, who, src);
+        violation(o, "two leaders in term %" PRIu64 " of generation %016" PRIx64 ": %s (%s) and %s (%s)",
+                  term, gen, t->leader, t->leader_src, who, src);
     }
+}
+
+/* The "gen=<16 hex>" token of a trace line at tok[i] (aether-node's LEADER
+ * and MAP lines), 0 if absent (a node from before generations). */
+static uint64_t trace_gen(char *const *tok, int nt, int i)
+{
+    if (i >= nt || strncmp(tok[i], "gen=", 4) != 0)
+        return 0;
+    return strtoull(tok[i] + 4, NULL, 16);
 }
 
 static node_rec *node_get(obs *o, const char *id)
@@ -366,23 +388,25 @@ static node_rec *node_get(obs *o, const char *id)
     return n;
 }
 
-static version_rec *version_find(obs *o, uint64_t v)
+static version_rec *version_find(obs *o, uint64_t gen, uint64_t v)
 {
     for (uint32_t i = o->n_versions; i > 0; i--) /* bounded: OBS_VERSIONS_MAX; newest first */
-        if (o->versions[i - 1].version == v)
+        if (o->versions[i - 1].version == v && o->versions[i - 1].generation == gen)
             return &o->versions[i - 1];
     return NULL;
 }
 
 /* Check 4's "one version is one map": hash 0 means "from a trace, content
  * unknown" (only the term is compared then). */
-static void version_note(obs *o, uint64_t v, uint64_t term, uint64_t hash, const char *src)
+static void version_note(obs *o, uint64_t gen, uint64_t v, uint64_t term, uint64_t hash,
+                         const char *src)
 {
-    version_rec *r = version_find(o, v);
+    version_rec *r = version_find(o, gen, v);
     if (r == NULL) {
         if (o->n_versions >= OBS_VERSIONS_MAX)
             return;
         r = &o->versions[o->n_versions++];
+        r->generation = gen;
         r->version = v;
         r->term = term;
         r->hash = hash;
@@ -406,7 +430,9 @@ static void on_event(obs *o, const aether_event *e)
     const char *type = aether_event_type_name(e->type);
     fprintf(o->log, "%" PRIu64 " EVENT %s term=%" PRIu64 " seq=%" PRIu64 " node=%s ts=%" PRIu64 "\n",
             mono_us(), type, e->term, e->seq, e->node.str, e->ts_ms);
-    term_rec *t = term_get(o, e->term);
+    if (e->generation != 0)
+        o->wire_gen = e->generation; /* the generation wire maps are counted in from here */
+    term_rec *t = term_get(o, e->generation, e->term);
     if (t == NULL)
         return;
     if (e->type == AETHER_EVT_LEADER_ELECTED) {
@@ -414,10 +440,11 @@ static void on_event(obs *o, const aether_event *e)
         if (e->data.leader_elected.term != e->term)
             violation(o, "LeaderElected of %s: envelope term %" PRIu64 ", data term %" PRIu64,
                       e->data.leader_elected.leader.str, e->term, e->data.leader_elected.term);
-        term_leader(o, e->data.leader_elected.term, e->data.leader_elected.leader.str, "LeaderElected");
+        term_leader(o, e->generation, e->data.leader_elected.term, e->data.leader_elected.leader.str,
+                    "LeaderElected");
     }
     /* Every event is leader-issued: its emitter leads its term. */
-    term_leader(o, e->term, e->node.str, "an event it emitted");
+    term_leader(o, e->generation, e->term, e->node.str, "an event it emitted");
     if (e->seq != 0) {
         /* A gap, or a term first heard of past its seq 1 (its LeaderElected
          * and what followed were lost): core NATS is at most once, and a
@@ -538,7 +565,7 @@ static void on_map(obs *o, const char *data, size_t len)
     fprintf(o->log, "%" PRIu64 " MAP version=%" PRIu64 " term=%" PRIu64 " moving=%u nodes=%u\n", mono_us(),
             m->version, m->term, moving, m->node_count);
     int epoch = __atomic_load_n(&obs_epoch, __ATOMIC_RELAXED);
-    bool seen = version_find(o, m->version) != NULL;
+    bool seen = version_find(o, o->wire_gen, m->version) != NULL;
     /* Check 9 is judged at the end (faults.log names the misfits): note the
      * first map naming each node. */
     for (uint32_t i = 0; i < m->node_count; i++) { /* bounded: node_count */
@@ -563,7 +590,7 @@ static void on_map(obs *o, const char *data, size_t len)
                       m->version, m->term, owned, n->id, n->state == NS_FAILED ? "Failed" : "Left");
         }
     }
-    version_note(o, m->version, m->term, XXH64(data, len, 0), "wire");
+    version_note(o, o->wire_gen, m->version, m->term, XXH64(data, len, 0), "wire");
     if (seen) {
         o->map_dups++;
         aether_shardmap_destroy(m);
@@ -706,6 +733,8 @@ static int trace_read(obs *o, const char *stem, bool check, trace_view *v)
     uint64_t hi_term = 0;          /* per process: the highest term it knew */
     uint64_t map_v = 0, map_t = 0; /* over the file's processes (the id's lifetimes, in order) */
     uint64_t proc_map_t = 0;       /* per process: highest map term installed */
+    uint64_t proc_gen = 0;         /* per process: the generation of its last LEADER line */
+    uint64_t map_gen = 0;          /* the generation of its last MAP line */
     unsigned proc = 0;
     u64_set applied = {0};         /* per process: (term, seq, emitter) of events applied (check 10) */
     bool misfit = check && is_misfit(o, id);
@@ -716,6 +745,7 @@ static int trace_read(obs *o, const char *stem, bool check, trace_view *v)
         line[l - 1] = '\0';
         if (strncmp(line, "# chaos start ", 14) == 0) {
             hi_term = 0;
+            proc_gen = 0;
             proc_map_t = 0;
             set_clear(&applied);
             if (v->serving != NULL)
@@ -734,6 +764,12 @@ static int trace_read(obs *o, const char *stem, bool check, trace_view *v)
         uint64_t a = 0, b = 0;
         if (strcmp(tok[3], "MAP") == 0 && nt >= 6 && parse_u64(tok[4], 0, INT64_MAX, &a) == 0 &&
             parse_u64(tok[5], 0, INT64_MAX, &b) == 0) {
+            uint64_t g = trace_gen(tok, nt, 6);
+            if (g != map_gen) { /* versions and terms of maps count within a generation */
+                map_gen = g;
+                v->any = false;
+                map_v = map_t = proc_map_t = 0;
+            }
             if (check) {
                 if (misfit)
                     violation(o, "admission: misfit %s installed map v%" PRIu64 " (term %" PRIu64
@@ -746,7 +782,7 @@ static int trace_read(obs *o, const char *stem, bool check, trace_view *v)
                                  " after a map of term %" PRIu64 " (process %u)", stem, a, b, proc_map_t, proc);
                 char src[AETHER_NODE_ID_LEN_MAX + 8];
                 snprintf(src, sizeof(src), "%s trace", stem);
-                version_note(o, a, b, 0, src);
+                version_note(o, g, a, b, 0, src);
             }
             if (b > proc_map_t)
                 proc_map_t = b;
@@ -763,10 +799,19 @@ static int trace_read(obs *o, const char *stem, bool check, trace_view *v)
             }
             v->serving[a] = tok[3][0] == 'A';
         } else if (strcmp(tok[3], "LEADER") == 0 && nt >= 6 && parse_u64(tok[5], 0, INT64_MAX, &b) == 0) {
+            uint64_t g = trace_gen(tok, nt, 6);
+            if (g != proc_gen) {
+                /* The node moved to another generation (it says so with a
+                 * LEADER line before it takes any event of it): terms and
+                 * (term, seq) start again. */
+                proc_gen = g;
+                hi_term = 0;
+                set_clear(&applied);
+            }
             if (check && strcmp(tok[4], "-") != 0) {
                 char src[AETHER_NODE_ID_LEN_MAX + 24];
                 snprintf(src, sizeof(src), "%s's trace", stem);
-                term_leader(o, b, tok[4], src);
+                term_leader(o, g, b, tok[4], src);
             }
             if (b > hi_term)
                 hi_term = b;
@@ -945,6 +990,8 @@ static bool settled_now(obs *o, char **expect, size_t n_expect, char *why, size_
 static int cmp_term(const void *a, const void *b)
 {
     const term_rec *x = a, *y = b;
+    if (x->generation != y->generation)
+        return x->generation < y->generation ? -1 : 1;
     return x->term < y->term ? -1 : x->term > y->term;
 }
 
@@ -957,7 +1004,8 @@ static void check_acting(obs *o)
         const term_rec *t = &o->terms[i];
         if (t->acts == 0)
             continue;
-        if (prev != NULL && prev->hi_ts >= t->lo_ts && strcmp(prev->leader, t->leader) != 0)
+        if (prev != NULL && prev->generation == t->generation && prev->hi_ts >= t->lo_ts &&
+            strcmp(prev->leader, t->leader) != 0)
             violation(o, "two leaders acting at once: %s (term %" PRIu64 ") acted until %" PRIu64
                          " ms, %s (term %" PRIu64 ") from %" PRIu64 " ms (wall clock, event ts)",
                       prev->leader, prev->term, prev->hi_ts, t->leader, t->term, t->lo_ts);

@@ -101,8 +101,8 @@
 #define SIM_LINE_MAX 480u
 #define SIM_LATE_MAX 4096u          /* late store writes in flight */
 #define SIM_SCAN_EVERY_STEP_MAX 64u /* nodes up to which every check runs every step */
-#define SIM_KV_LOSS_GAP_MS 10000u   /* kv-loss: at most one bucket lost per this (both = a
-                                       new generation, not modelled) */
+#define SIM_KV_LOSS_GAP_MS 10000u   /* kv-loss: at most one loss per this (without
+                                       kv-loss-both, never both buckets) */
 #define MS AETHER_NS_PER_MS
 #define SEC AETHER_NS_PER_S
 
@@ -140,6 +140,8 @@ typedef enum fault_kind {
     F_KV_LOSS,              /* a bucket deleted and re-created empty (scheduled, --faults all,kv-loss) */
     F_FORGE,                /* the present leader impersonated: its own schedule and generator
                                (forge_at), --faults ...,forge */
+    F_KV_LOSS_BOTH,         /* kv-loss may lose both buckets at once (a new generation,
+                               actors/lease.h GENERATION); implies kv-loss */
     F_COUNT_
 } fault_kind;
 #define F_CLASSIC_COUNT_ F_MISFIT /* --all-faults and --soak draw from the kinds before */
@@ -151,6 +153,7 @@ static const char *const fault_names[F_COUNT_] = {
     "crash",  "pause",  "partition", "oneway", "isolate",    "kv-outage", "kv-cut",
     "join",   "drain",  "net-burst", "loss",   "dup",        "reorder",   "delay",
     "kv-unknown", "kv-slow", "kv-late", "drift", "misfit", "twin", "kv-loss", "forge",
+    "kv-loss-both",
 };
 #define F_TWIN_WEIGHT 2u
 
@@ -220,6 +223,9 @@ typedef struct snode {
     uint64_t last_map_version, last_map_term, last_term;
     uint64_t own_term, own_seq;
     uint64_t told_term;      /* highest term on_leader_changed named (this run) */
+    /* The generation each per-node check above was judged in: terms and
+     * map versions are compared within one (actors/lease.h GENERATION). */
+    uint64_t told_gen, own_gen, map_gen, view_gen, map_view_gen;
     uint64_t i5_bad_since_ns;
     bool ever_led;
     bool listed_led;         /* in sim.led (any run) */
@@ -418,19 +424,24 @@ static void on_event(void *arg, const aether_event *e)
     sim *s = n->sim;
     if (e->type == AETHER_EVT_LEADER_ELECTED) {
         aether_err err;
-        if (aether_term_registry_record(&s->terms, e->data.leader_elected.term,
+        if (aether_term_registry_record(&s->terms, e->generation, e->data.leader_elected.term,
                                         &e->data.leader_elected.leader, &err) != AETHER_OK)
             fail(s, "%s", err.msg);
     }
     if (strcmp(e->node.str, n->id) != 0) {
         /* DESIGN 2.4, as the embedder sees it: once told of term T, it is
          * never handed another node's change of an older term (member.h). */
-        if (e->type != AETHER_EVT_LEADERSHIP_LOST && e->term < n->told_term)
+        if (e->type != AETHER_EVT_LEADERSHIP_LOST && e->generation == n->told_gen &&
+            e->term < n->told_term)
             fail(s, "%s applied %s of term %" PRIu64 " after it was told of term %" PRIu64, n->id,
                  aether_event_type_name(e->type), e->term, n->told_term);
         return; /* other nodes' events are traced by their emitter */
     }
     if (e->seq != 0) {
+        if (e->generation != n->own_gen) { /* terms start again in a new generation */
+            n->own_gen = e->generation;
+            n->own_term = n->own_seq = 0;
+        }
         uint64_t want = e->term == n->own_term ? n->own_seq + 1 : 1;
         if (e->term < n->own_term || e->seq != want)
             fail(s, "%s emitted %s term %" PRIu64 " seq %" PRIu64 ", expected term >= %" PRIu64
@@ -511,6 +522,12 @@ static void on_leader_changed(void *arg, const aether_node_id *leader, aether_te
 {
     snode *n = arg;
     (void)leader;
+    aether_member_view v;
+    aether_member_view_get(n->m, &v);
+    if (v.generation != n->told_gen) {
+        n->told_gen = v.generation;
+        n->told_term = 0;
+    }
     if (term > n->told_term)
         n->told_term = term;
 }
@@ -520,6 +537,12 @@ static void on_map_installed(void *arg, uint64_t version, aether_term term)
     snode *n = arg;
     sim *s = n->sim;
     (void)version;
+    aether_member_view v;
+    aether_member_view_get(n->m, &v);
+    if (v.generation != n->map_gen) {
+        n->map_gen = v.generation;
+        n->last_map_term = 0;
+    }
     if (term < n->last_map_term)
         fail(s, "%s installed map v%" PRIu64 " of term %" PRIu64 " after one of term %" PRIu64,
              n->id, version, term, n->last_map_term);
@@ -571,6 +594,7 @@ static void node_start(sim *s, snode *n)
     n->last_map_version = n->last_map_term = n->last_term = 0;
     n->own_term = n->own_seq = 0;
     n->told_term = 0;
+    n->told_gen = n->own_gen = n->map_gen = n->view_gen = n->map_view_gen = 0;
     n->i5_bad_since_ns = 0;
     n->ever_led = false;
     n->restart_at_ns = n->resume_at_ns = n->unisolate_at_ns = n->kv_uncut_at_ns = 0;
@@ -860,6 +884,14 @@ static void check_node_ms(sim *s, snode *n)
 {
     aether_member_view v;
     aether_member_view_get(n->m, &v);
+    if (v.generation != n->view_gen) { /* terms are compared within a generation */
+        n->view_gen = v.generation;
+        n->last_term = 0;
+    }
+    if (v.map_generation != n->map_view_gen) { /* map versions within theirs */
+        n->map_view_gen = v.map_generation;
+        n->last_map_version = 0;
+    }
     if (v.map_version < n->last_map_version)
         fail(s, "%s: map version went back from %" PRIu64 " to %" PRIu64, n->id, n->last_map_version,
              v.map_version);
@@ -1179,7 +1211,29 @@ static void inject(sim *s)
          * (seed 3 of --faults all,kv-loss with both: "I1: term 1 has two
          * leaders"); telling the epochs apart needs the generation id of
          * issue 12 item 5, not done yet. */
-        int which = (int)aether_rng_below(&s->frng, 2);
+        bool both_ok = enabled(s, F_KV_LOSS_BOTH);
+        /* kv-loss-both: the lease bucket, the state bucket or both, with
+         * none of the guards below: every node must move to the new
+         * generation the next leader creates (actors/lease.h GENERATION),
+         * and the oracle judges terms and maps per generation. */
+        int which = (int)aether_rng_below(&s->frng, both_ok ? 3 : 2);
+        if (both_ok) {
+            uint64_t since = (now_ns(s) - s->kv_loss_last_ns) / MS;
+            if (s->kv_loss_last_ns != 0 && since < SIM_KV_LOSS_GAP_MS) {
+                trace_line(s, "FAULT bucket loss skipped: a bucket was lost less than 10 s ago");
+                break;
+            }
+            s->kv_loss_last_ns = now_ns(s);
+            for (int k = 0; k < 2; k++)
+                if (which == 2 || which == k)
+                    aether_kv_mem_wipe(s->kv[k]);
+            trace_line(s, "FAULT %s deleted and re-created empty",
+                       which == 2 ? "lease and state buckets" : which ? "state bucket" : "lease bucket");
+            s->injected[F_KV_LOSS]++;
+            if (which == 2)
+                s->injected[F_KV_LOSS_BOTH]++;
+            break;
+        }
         aether_kv_entry rec;
         bool recorded = aether_kv_get(s->kv[1], "term", &rec, NULL) == AETHER_OK;
         /* The lease bucket's counter below the recorded term: it was
@@ -1805,6 +1859,8 @@ static bool parse_faults(const char *list, uint32_t *mask)
         if (found < 0)
             return false;
         *mask |= 1u << found;
+        if (found == F_KV_LOSS_BOTH)
+            *mask |= 1u << F_KV_LOSS; /* its losses are kv-loss's, drawn by its schedule */
     }
     return true;
 }

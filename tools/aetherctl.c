@@ -20,6 +20,7 @@
  *   aether_<cluster>_state  key "map"      the current ShardMap (shardmap_json.h)
  *                           key "topology" the Cluster aggregate (topology_json.h)
  *                           key "term"     the highest recorded term (lease.h)
+ *                           key "generation" the cluster generation (lease.h)
  *   aether_<cluster>_lease  key "leader"   the lease value (lease.h), read with
  *                           nats.c directly: the bucket TTL is the cluster's
  *                           lease ttl, which aetherctl does not know in advance
@@ -646,6 +647,7 @@ enum {
 #define CTL_STATE_KEY_MAP "map"
 #define CTL_STATE_KEY_TOPOLOGY "topology"
 #define CTL_STATE_KEY_TERM AETHER_LEASE_TERM_KEY_DEFAULT
+#define CTL_STATE_KEY_GENERATION AETHER_LEASE_GENERATION_KEY_DEFAULT
 #define CTL_MOVES_SHOWN 20u                /* shards in handoff listed in text */
 
 /* Variables with our prefix that are not settings but that other tools and
@@ -968,6 +970,7 @@ typedef struct ctl_view {
     /* The state bucket. */
     bool have_term;
     uint64_t recorded_term;   /* the highest term any leader recorded */
+    uint64_t generation;      /* the cluster generation (lease.h GENERATION); 0 = none */
     aether_shardmap *map;     /* NULL: none published yet */
     uint64_t map_revision;
     bool have_topo;
@@ -1093,6 +1096,13 @@ static int ctl_read(ctl_conn *cc, ctl_view *v, bool with_lease)
             v->have_term = true;
             v->recorded_term = t;
         }
+        aether_kv_entry_fini(&e);
+    }
+    if ((rc = ctl_state_get(cc, CTL_STATE_KEY_GENERATION, &e, &found)) != 0)
+        return rc;
+    if (found) {
+        if (!aether_lease_generation_parse((const char *)e.value, e.value_len, &v->generation))
+            v->generation = 0; /* shown as none; the nodes refuse it too */
         aether_kv_entry_fini(&e);
     }
     return 0;
@@ -1327,6 +1337,9 @@ static int cmd_status(int argc, char **argv)
         jset(doc, "servers", json_string(cc.servers));
         jset(doc, "leader", ctl_lease_json(&v));
         jset(doc, "recorded_term", v.have_term ? jint(v.recorded_term) : json_null());
+        char gen[AETHER_LEASE_GENERATION_TEXT_LEN + 1];
+        aether_lease_generation_format(v.generation, gen, sizeof(gen));
+        jset(doc, "generation", v.generation != 0 ? json_string(gen) : json_null());
         if (v.map != NULL) {
             json_t *m = json_object();
             jset(m, "version", jint(v.map->version));
@@ -1358,6 +1371,9 @@ static int cmd_status(int argc, char **argv)
         rc = ctl_emit_json(doc);
     } else {
         printf("cluster   '%s' at %s\n", cc.cluster, cc.servers);
+        if (v.generation != 0)
+            printf("generation %016" PRIx64 " (terms and map versions count within it)\n",
+                   v.generation);
         ctl_print_lease(&cc, &v);
         if (v.map != NULL)
             printf("map       version %" PRIu64 ", term %" PRIu64 ", %u shards, replication %u, "

@@ -225,8 +225,8 @@ static const type_spec *spec_by_name(const char *name)
 }
 
 /* Envelope keys, in canonical order. */
-static const char *const envelope_keys[] = {"v", "type", "cluster", "term", "seq", "node", "ts",
-                                            "data"};
+static const char *const envelope_keys[] = {"v", "type", "cluster", "gen", "term", "seq", "node",
+                                            "ts", "data"};
 static const char *const reply_keys[] = {"v", "type", "status", "reason"};
 
 /* ---- messages and shared checks ------------------------------------------ */
@@ -591,6 +591,11 @@ static aether_status encode_envelope(const type_spec *ts, const aether_codec_hea
     rc |= json_object_set_new(root, "v", json_integer(AETHER_CODEC_VERSION));
     rc |= json_object_set_new(root, "type", json_string(ts->name));
     rc |= json_object_set_new(root, "cluster", json_stringn(hdr->cluster, clen));
+    if (hdr->generation != 0) { /* optional: absent = none known (codec.h) */
+        char gen[20];
+        snprintf(gen, sizeof(gen), "%016" PRIx64, hdr->generation);
+        rc |= json_object_set_new(root, "gen", json_string(gen));
+    }
     if ((st = put_u64(root, err, false, "term", hdr->term, &rc)) != AETHER_OK ||
         (st = put_u64(root, err, false, "seq", hdr->seq, &rc)) != AETHER_OK ||
         (st = put_node(root, err, false, "node", &hdr->node, &rc)) != AETHER_OK ||
@@ -636,6 +641,7 @@ static aether_codec_header event_header(const aether_event *e)
     aether_codec_header h;
     memset(&h, 0, sizeof(h));
     memcpy(h.cluster, e->cluster, sizeof(h.cluster));
+    h.generation = e->generation;
     h.term = e->term;
     h.seq = e->seq;
     h.node = e->node;
@@ -648,6 +654,7 @@ static aether_codec_header command_header(const aether_command *c, uint64_t ts_m
     aether_codec_header h;
     memset(&h, 0, sizeof(h));
     memcpy(h.cluster, c->cluster, sizeof(h.cluster));
+    h.generation = c->generation;
     h.term = c->term;
     h.seq = 0;
     h.node = c->sender;
@@ -1019,6 +1026,25 @@ static aether_status decode_reply(dec *d, const json_t *root, aether_codec_msg *
     return AETHER_OK;
 }
 
+/* "gen": exactly 16 lowercase hex digits, not all zeros (0 means absent). */
+static bool parse_generation(const char *s, size_t len, uint64_t *out)
+{
+    if (len != 16)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < 16; i++) { /* bounded: 16 digits */
+        char c = s[i];
+        if (c >= '0' && c <= '9')
+            v = (v << 4) | (uint64_t)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v = (v << 4) | (uint64_t)(c - 'a' + 10);
+        else
+            return false;
+    }
+    *out = v;
+    return v != 0;
+}
+
 static aether_status decode_header(dec *d, const json_t *root, aether_codec_header *h)
 {
     aether_status st;
@@ -1029,6 +1055,17 @@ static aether_status decode_header(dec *d, const json_t *root, aether_codec_head
         return st;
     memcpy(h->cluster, s, len); /* a valid name is at most AETHER_NODE_ID_LEN_MAX bytes */
     AETHER_STATIC_ASSERT(AETHER_NODE_ID_LEN_MAX <= AETHER_CLUSTER_NAME_MAX, "cluster fits");
+    h->generation = 0;
+    if (json_object_get(root, "gen") != NULL) { /* optional (codec.h) */
+        if ((st = get_string(d, root, false, "gen", &s, &len)) != AETHER_OK)
+            return st;
+        if (!parse_generation(s, len, &h->generation)) {
+            char shown[CODEC_QUOTE_MAX + 8];
+            quote_untrusted(shown, sizeof(shown), s, len);
+            return field_err(d->err, false, "gen", "'%s' is not 16 lowercase hex digits naming "
+                             "a generation", shown);
+        }
+    }
     if ((st = get_uint(d, root, false, "term", CODEC_U64_MAX, &h->term)) != AETHER_OK ||
         (st = get_uint(d, root, false, "seq", CODEC_U64_MAX, &h->seq)) != AETHER_OK ||
         (st = get_node(d, root, false, "node", &h->node)) != AETHER_OK ||
@@ -1103,6 +1140,7 @@ static aether_status decode_envelope(dec *d, const json_t *root, const type_spec
     case AETHER_CODEC_EVENT: {
         aether_event *e = out->u.event;
         memcpy(e->cluster, h->cluster, sizeof(e->cluster));
+        e->generation = h->generation;
         e->term = h->term;
         e->seq = h->seq;
         e->node = h->node;
@@ -1113,6 +1151,7 @@ static aether_status decode_envelope(dec *d, const json_t *root, const type_spec
         aether_command *c = &out->u.command;
         c->type = (aether_command_type)ts->sub;
         memcpy(c->cluster, h->cluster, sizeof(c->cluster));
+        c->generation = h->generation;
         c->term = h->term;
         c->sender = h->node;
         if (c->type == AETHER_CMD_JOIN_CLUSTER) {

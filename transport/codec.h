@@ -4,8 +4,19 @@
  *
  * DESIGN (DESIGN 4, "Wire"). One shape for everything but command replies:
  *
- *   {"v":1,"type":"NodeJoined","cluster":"prod","term":42,"seq":7,
- *    "node":"node-a","ts":1767225600123,"data":{...}}
+ *   {"v":1,"type":"NodeJoined","cluster":"prod","gen":"5be0c2a1d7f3e944",
+ *    "term":42,"seq":7,"node":"node-a","ts":1767225600123,"data":{...}}
+ *
+ *  - "gen" (optional, 16 lowercase hex digits, not all zeros) is the
+ *    sender's cluster generation (actors/lease.h, GENERATION): one life of
+ *    the state bucket, so that (gen, term) never repeats even when terms do
+ *    (both buckets lost). It is absent when the sender knows none yet (a
+ *    node that has not read the state store) or predates generations; a
+ *    receiver then judges the message by its term alone, as before. The
+ *    codec only carries it: which generation is current is the state
+ *    store's to say, and the member fences on it (member_internal.h,
+ *    "Generations"). Encode omits it for 0, so old peers' messages and ours
+ *    without one are byte for byte what they were.
  *
  *  - events: type is the event's DESIGN name; the header is the event's own
  *    (cluster, term, emitting node, per-term seq, wall-clock ts); data is
@@ -175,6 +186,7 @@ typedef enum aether_codec_kind {
 /* The envelope header (everything but v, type and data). */
 typedef struct aether_codec_header {
     char cluster[AETHER_CLUSTER_NAME_MAX + 1];
+    uint64_t generation; /* "gen": the sender's generation; 0 = absent */
     aether_term term;    /* the sender's term (events: the emitter's) */
     uint64_t seq;        /* events: per-term sequence; 0 for every other kind */
     aether_node_id node; /* the sender (events: the emitting node) */

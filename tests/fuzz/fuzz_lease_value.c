@@ -16,7 +16,12 @@
  *     == v, and encode(decode(encode(v))) == encode(v) byte for byte;
  *  4. a recorded term is accepted only as 1..20 decimal digits without
  *     overflow and never 0, and then its decimal form reads back the same
- *     term (the form aether_lease writes); a refusal is AETHER_EINVAL.
+ *     term (the form aether_lease writes); a refusal is AETHER_EINVAL;
+ *  5. the state bucket's generation (aether_lease_generation, the same
+ *     way) is accepted only as exactly 16 lowercase hex digits not all
+ *     zeros, and then aether_lease_generation_format gives the input back;
+ *     a refusal is AETHER_EINVAL with generation 0. (The lease value's
+ *     optional "gen" is property 1-3's.)
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -32,11 +37,13 @@
 #include "lease.h"
 
 #define TERM_KEY "fuzz-term"
+#define GEN_KEY "fuzz-generation"
 
 static aether_sim_clock fuzz_clock;
 static aether_kv *state_kv;     /* the state bucket the recorded term is read from */
 static uint64_t term_revision;  /* of TERM_KEY's last write */
-static aether_lease_config cfg; /* only state_kv and term_key are read */
+static uint64_t gen_revision;   /* of GEN_KEY's last write */
+static aether_lease_config cfg; /* only state_kv, term_key and generation_key are read */
 
 static void check_value_round_trip(const uint8_t *data, size_t size, const aether_lease_value *v1)
 {
@@ -138,20 +145,52 @@ static void check_term(const uint8_t *data, size_t size)
                err.msg);
 }
 
+/* Property 5, the rule written independently of lease.c. */
+static void check_generation(const uint8_t *data, size_t size)
+{
+    if (size == 0 || size > AETHER_KV_VALUE_LEN_MAX)
+        return; /* not a value the store holds: a missing generation reads as none */
+    aether_err kerr = {0};
+    aether_status st =
+        aether_kv_update(state_kv, GEN_KEY, data, size, gen_revision, &gen_revision, &kerr);
+    FUZZ_CHECK(st == AETHER_OK, "in-memory KV update of %zu bytes: %s", size, kerr.msg);
+    uint64_t g = 1, rev = 0;
+    aether_err err = {0};
+    st = aether_lease_generation(&cfg, &g, &rev, &err);
+    bool valid = size == AETHER_LEASE_GENERATION_TEXT_LEN;
+    bool zero = true;
+    for (size_t i = 0; valid && i < size; i++) { /* bounded: 16 */
+        valid = (data[i] >= '0' && data[i] <= '9') || (data[i] >= 'a' && data[i] <= 'f');
+        zero = zero && data[i] == '0';
+    }
+    valid = valid && !zero;
+    if (st != AETHER_OK) {
+        FUZZ_CHECK(!valid, "valid generation text refused: %s", err.msg);
+        FUZZ_CHECK(st == AETHER_EINVAL && err.code == st && err.msg[0] != '\0' && g == 0,
+                   "refused with %s: %s", aether_status_str(st), err.msg);
+        return;
+    }
+    FUZZ_CHECK(valid && g != 0 && rev == gen_revision, "accepted generation %016" PRIx64, g);
+    char text[AETHER_LEASE_GENERATION_TEXT_LEN + 1];
+    aether_lease_generation_format(g, text, sizeof(text));
+    FUZZ_CHECK(memcmp(text, data, size) == 0, "generation %s does not format back", text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     FUZZ_BEGIN(data, size);
     check_value(data, size);
     check_term(data, size);
+    check_generation(data, size);
     return 0;
 }
 
 /* ---- set-up and seeds ----------------------------------------------------- */
 
 static void write_value_seed(const char *dir, const char *name, const char *leader,
-                             uint64_t ttl_ms, aether_term term, uint64_t nonce)
+                             uint64_t ttl_ms, aether_term term, uint64_t nonce, uint64_t gen)
 {
-    aether_lease_value v = {.ttl_ms = ttl_ms, .term = term, .nonce = nonce};
+    aether_lease_value v = {.ttl_ms = ttl_ms, .term = term, .nonce = nonce, .generation = gen};
     aether_err err = {0};
     FUZZ_CHECK(aether_node_id_from_cstr(leader, &v.leader, &err) == AETHER_OK, "%s", err.msg);
     char buf[AETHER_LEASE_VALUE_LEN_MAX + 1];
@@ -178,17 +217,24 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     FUZZ_CHECK(aether_kv_mem_create(&kc, &state_kv, &err) == AETHER_OK, "%s", err.msg);
     FUZZ_CHECK(aether_kv_create(state_kv, TERM_KEY, "1", 1, &term_revision, &err) == AETHER_OK,
                "%s", err.msg);
+    FUZZ_CHECK(aether_kv_create(state_kv, GEN_KEY, "0000000000000001", 16, &gen_revision, &err) ==
+                   AETHER_OK,
+               "%s", err.msg);
     cfg.state_kv = state_kv;
     cfg.term_key = TERM_KEY;
+    cfg.generation_key = GEN_KEY;
 
     const char *dir = fuzz_seed_dir();
     if (dir == NULL)
         return 0;
-    write_value_seed(dir, "value-typical.json", "node-a", 10000, 42, 0x0123456789abcdefull);
-    write_value_seed(dir, "value-establishing.json", "n1", 1, AETHER_TERM_NONE, 0);
+    write_value_seed(dir, "value-typical.json", "node-a", 10000, 42, 0x0123456789abcdefull, 0);
+    write_value_seed(dir, "value-establishing.json", "n1", 1, AETHER_TERM_NONE, 0, 0);
     write_value_seed(dir, "value-extremes.json",
                      "a.b-c_d.EFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234567",
-                     AETHER_LEASE_TTL_MS_MAX, (uint64_t)INT64_MAX, UINT64_MAX);
+                     AETHER_LEASE_TTL_MS_MAX, (uint64_t)INT64_MAX, UINT64_MAX, 0);
+    write_value_seed(dir, "value-generation.json", "node-a", 10000, 42, 0x0123456789abcdefull,
+                     0x5be0c2a1d7f3e944ull);
+    fuzz_seed_write(dir, "generation.txt", "5be0c2a1d7f3e944", 16);
     write_term_seed(dir, "term-1.txt", 1);
     write_term_seed(dir, "term-42.txt", 42);
     write_term_seed(dir, "term-max.txt", UINT64_MAX);

@@ -81,6 +81,23 @@ T 100 n3 LEADER n2 1003
 T 101 n3 MAP 1005 1003
 T 103 n3 MAP 1007 1003
 EOF
+# A new generation (both stores lost, actors/lease.h): n4 moves from
+# generation aa to bb, where terms and map versions are lower: not a
+# violation; n5 names another leader for term 1005 of aa: one.
+cat >"$OBS/n4.out" <<'EOF'
+# chaos start n4
+T 100 n4 LEADER n5 1005 gen=00000000000000aa
+T 101 n4 MAP 1009 1005 gen=00000000000000aa
+T 102 n4 LEADER - 0 gen=00000000000000bb
+T 103 n4 LEADER n6 1004 gen=00000000000000bb
+T 104 n4 EVENT NodeJoined NodeJoined term=1004 seq=2 node=n6 node=n9
+T 105 n4 MAP 1002 1004 gen=00000000000000bb
+EOF
+cat >"$OBS/n5.out" <<'EOF'
+# chaos start n5
+T 100 n5 LEADER n7 1005 gen=00000000000000aa
+T 101 n5 LEADER n6 1005 gen=00000000000000bb
+EOF
 cat >"$OBS/n3@1.out" <<'EOF'
 # chaos start n3 twin
 T 102 n3 LEADER n2 1003
@@ -104,14 +121,18 @@ grep -q "^VIOLATION admission: misfit m1 installed map v" "$OUT" ||
     fail "no violation for the misfit m1's trace installing a map"
 grep -q "^VIOLATION n1 applied NodeJoined term=1003 seq=4 from n2 twice (process 1)" "$OUT" ||
     fail "no violation for n1 applying one event twice"
+grep -qE "^VIOLATION two leaders in term 1005 of generation 00000000000000aa: (n5 \(n4's trace\) and n7 \(n5's trace\)|n7 \(n5's trace\) and n5 \(n4's trace\))" "$OUT" ||
+    fail "no violation for two leaders of term 1005 in one generation"
+grep -q "^VIOLATION two leaders in term 1005 of generation 00000000000000bb" "$OUT" &&
+    fail "term 1005 of generation bb has one leader, n6"
 grep -q "^VIOLATION not settled within 2000 ms: m1 does not serve shard 0, its primary on map v" "$OUT" ||
     fail "a shard its primary's process does not serve: settled anyway ($(grep "^settle" "$OUT"))"
-others=$(grep "^VIOLATION" "$OUT" | grep -v "names m1, a joiner\|misfit m1 installed map\|n1 applied NodeJoined term=1003 seq=4 from n2 twice (process 1)\|not settled within 2000 ms: m1 does not serve shard 0")
+others=$(grep "^VIOLATION" "$OUT" | grep -v "names m1, a joiner\|misfit m1 installed map\|n1 applied NodeJoined term=1003 seq=4 from n2 twice (process 1)\|not settled within 2000 ms: m1 does not serve shard 0\|two leaders in term 1005 of generation 00000000000000aa")
 [[ -z "$others" ]] || fail "unexpected violations: $others"
 (( $(grep -c "^VIOLATION .* twice" "$OUT") == 1 )) || fail "applied twice reported more than once"
 grep -q "^expected exits: 0 misfits refused (exit 2), 1 superseded processes (exit 3); 0 events replayed, 2 replayed copies heard" "$OUT" ||
     fail "summary: $(grep "^expected exits" "$OUT")"
 (( $(grep -c " EVENT-REPLAY " "$OBS/observer.log") == 2 )) || fail "observer.log has not 2 EVENT-REPLAY lines"
 (( BG_RC == 1 )) || fail "the observer exited $BG_RC, expected 1 (violations)"
-echo "PASS: misfit on a map and in a trace, an event applied twice, a shard its primary does not serve: flagged; a LeadershipLost twice, an own event, a new process, a twin's interleaved maps: not; 2 replayed copies heard"
+echo "PASS: misfit on a map and in a trace, an event applied twice, a shard its primary does not serve, two leaders of one (generation, term): flagged; a LeadershipLost twice, an own event, a new process, a twin's interleaved maps, lower terms and versions in a new generation: not; 2 replayed copies heard"
 exit 0

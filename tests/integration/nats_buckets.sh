@@ -30,7 +30,11 @@
 #  restarted on the same port):
 #  9. within 10 s the cluster settles over the same nodes with a leader
 #     whose term is above every term before (the winner continues above
-#     the highest term it saw, and says so), and no shard moved;
+#     the highest term it saw, and says so), and no shard moved; before it
+#     no node changed generation (a state bucket lost alone keeps its
+#     generation: the leader writes it back), after it every node logged
+#     "generation changed from X to Y: the store was lost", all with one Y
+#     (actors/lease.h GENERATION);
 # 10. the final checks of lib.sh (no VIOLATION, no older term accepted, no
 #     two leaders acting at once).
 # Prints the measured times. Takes ~8 s (its bounded waits add up to ~60 s).
@@ -134,6 +138,10 @@ if [[ $PARTS == all || $PARTS == wipe ]]; then
         t=$(leader_term "$n")
         [[ -n "$t" ]] && (( t > term_before )) && term_before=$t
     done
+    for n in "${ALIVE[@]}"; do
+        grep -q "generation changed from" "$WORK/$n.err" &&
+            fail "wipe: $n changed generation before both buckets were lost: $(grep "generation changed" "$WORK/$n.err" | head -n 1)"
+    done
     log_mark "${ALIVE[@]}"
     server_kill nats
     rm -rf "$WORK/nats.js"
@@ -148,6 +156,13 @@ if [[ $PARTS == all || $PARTS == wipe ]]; then
     (( moved == 0 )) || fail "wipe: $moved shards moved after the store was lost"
     grep -q "the state store recorded no term" "$WORK/$LEADER.err" ||
         fail "wipe: $LEADER did not say that the state store had no term record"
+    gens=""
+    for n in "${ALIVE[@]}"; do
+        wait_for 5000 grep -qE "generation changed from [0-9a-f]{16} to [0-9a-f]{16}: the store was lost" "$WORK/$n.err" ||
+            fail "wipe: $n did not say it moved to a new generation"
+        gens+="$(grep -oE "generation changed from [0-9a-f]{16} to [0-9a-f]{16}" "$WORK/$n.err" | tail -n 1 | awk '{print $NF}')"$'\n'
+    done
+    (( $(sort -u <<<"${gens%$'\n'}" | wc -l) == 1 )) || fail "wipe: the nodes moved to different generations: $gens"
     echo "wipe: nats-server restarted with an empty store; settled after ~$t_settled ms, $LEADER leads term $term (was $term_before), nothing moved"
 fi
 

@@ -23,6 +23,7 @@ typedef struct sim_node {
     bool paused;
     uint8_t *serving; /* [AETHER_SHARD_COUNT_MAX]: a node may run another shard_count */
     uint64_t last_version;
+    uint64_t last_generation; /* the generation last_version counts in (versions restart in a new one) */
 } sim_node;
 
 struct sim_cluster {
@@ -96,7 +97,7 @@ static void on_event(void *arg, const aether_event *e)
     }
     if (e->type == AETHER_EVT_LEADER_ELECTED) {
         aether_err err;
-        if (aether_term_registry_record(&c->terms, e->data.leader_elected.term,
+        if (aether_term_registry_record(&c->terms, e->generation, e->data.leader_elected.term,
                                         &e->data.leader_elected.leader, &err) != AETHER_OK)
             violation(c, "%s%s (term %llu)", err.msg, "", e->data.leader_elected.term);
     }
@@ -214,6 +215,7 @@ static aether_member *start_process(sim_cluster *c, const char *name, const char
         return NULL;
     }
     n->last_version = 0;
+    n->last_generation = 0;
     return n->m;
 }
 
@@ -306,6 +308,10 @@ static void check_instant(sim_cluster *c)
             continue;
         aether_member_view v;
         aether_member_view_get(n->m, &v);
+        if (v.map_generation != n->last_generation) { /* a new generation: versions restart */
+            n->last_generation = v.map_generation;
+            n->last_version = 0;
+        }
         if (v.map_version < n->last_version)
             violation(c, "%s: map version went back to %s... (from %llu)", n->id, "", n->last_version);
         n->last_version = v.map_version;

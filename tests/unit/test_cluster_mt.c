@@ -472,7 +472,20 @@ static void test_pool_leader_callback_in_event_order(void)
     aether_rng rng;
     aether_rng_seed(&rng, 7);
     aether_lease_held held;
+    xl.restart_waited = true; /* a new store: x would wait a ttl first (lease.h step 2c) */
     CU_ASSERT_FATAL(aether_lease_acquire(&xl, &rng, &held, NULL) == AETHER_OK);
+    aether_term t1 = held.lease.term + 4, t2 = held.lease.term + 8;
+    /* Real leaders record their term before announcing it (lease.h step 4):
+     * so do x's t1 and y's t2 here. A term above the store's record would
+     * make f's first generation read take it for one of a lost generation. */
+    aether_kv_entry te;
+    CU_ASSERT_FATAL(aether_kv_get(state_kv, AETHER_LEASE_TERM_KEY_DEFAULT, &te, NULL) == AETHER_OK);
+    char tv[24];
+    int tn = snprintf(tv, sizeof(tv), "%llu", (unsigned long long)t2);
+    uint64_t trev = 0;
+    CU_ASSERT_FATAL(aether_kv_update(state_kv, AETHER_LEASE_TERM_KEY_DEFAULT, tv, (size_t)tn, te.revision, &trev,
+                                     NULL) == AETHER_OK);
+    aether_kv_entry_fini(&te);
 
     aether_node_id xid, yid;
     CU_ASSERT_FATAL(aether_node_id_from_cstr("x", &xid, NULL) == AETHER_OK);
@@ -488,7 +501,6 @@ static void test_pool_leader_callback_in_event_order(void)
     aether_err err;
     CU_ASSERT_FATAL(aether_member_start(&cfg, &deps, &cb, &m, &err) == AETHER_OK);
 
-    aether_term t1 = held.lease.term + 4, t2 = held.lease.term + 8;
     pthread_mutex_lock(&probe.mu);
     probe.hold = true;
     probe.held_term = t1;

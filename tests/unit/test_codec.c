@@ -225,6 +225,14 @@ static size_t make_samples(sample *out)
                               AETHER_OK);
         n++;
     }
+    /* One envelope with the optional generation (codec.h), so the fuzzers
+     * start from the field too. */
+    aether_event *g = sample_event(AETHER_EVT_LEASE_RENEWED, false);
+    g->generation = UINT64_C(0x5be0c2a1d7f3e944);
+    snprintf(out[n].name, sizeof(out[n].name), "event-LeaseRenewed-gen");
+    CU_ASSERT_EQUAL_FATAL(aether_codec_encode_event(g, &out[n].text, &out[n].len, &err), AETHER_OK);
+    aether_event_release(g);
+    n++;
     aether_codec_header h = sample_header("node-c");
     aether_release_ack ack = {.from = nid("node-c"), .shard = 17, .map_version = 12, .term = 42};
     snprintf(out[n].name, sizeof(out[n].name), "release");
@@ -397,6 +405,65 @@ static void test_round_trip_events(void)
             free(text);
         }
     }
+}
+
+/* The optional "gen" (codec.h): after "cluster" when the sender knows a
+ * generation, absent otherwise; it round-trips on every envelope kind, and
+ * a message without it decodes as generation 0 ("not said"). */
+static void test_generation_field(void)
+{
+    aether_event *e = sample_event(AETHER_EVT_NODE_LEFT, false);
+    e->generation = 0x5be0c2a1d7f3e944ull;
+    char *text = NULL;
+    size_t len = 0;
+    aether_err err = {0};
+    CU_ASSERT_EQUAL_FATAL(aether_codec_encode_event(e, &text, &len, &err), AETHER_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"cluster\":\"prod\",\"gen\":\"5be0c2a1d7f3e944\","
+                                        "\"term\":42,"));
+    aether_codec_msg m;
+    check_round_trip(text, len, &m);
+    CU_ASSERT_EQUAL(m.hdr.generation, e->generation);
+    CU_ASSERT_EQUAL(m.u.event->generation, e->generation);
+    aether_codec_msg_fini(&m);
+    free(text);
+    /* Without one: no key at all, and 0 back. */
+    e->generation = 0;
+    CU_ASSERT_EQUAL_FATAL(aether_codec_encode_event(e, &text, &len, &err), AETHER_OK);
+    CU_ASSERT_PTR_NULL(strstr(text, "\"gen\""));
+    check_round_trip(text, len, &m);
+    CU_ASSERT_EQUAL(m.u.event->generation, 0);
+    aether_codec_msg_fini(&m);
+    free(text);
+    aether_event_release(e);
+    /* A command carries the sender's. */
+    aether_command c;
+    memset(&c, 0, sizeof(c));
+    c.type = AETHER_CMD_REBALANCE_SHARDS;
+    snprintf(c.cluster, sizeof(c.cluster), "prod");
+    c.term = 9;
+    c.generation = 0xffffffffffffffffull;
+    CU_ASSERT_EQUAL(aether_node_id_from_cstr("node-d", &c.sender, NULL), AETHER_OK);
+    snprintf(c.data.rebalance.reason, sizeof(c.data.rebalance.reason), "x");
+    CU_ASSERT_EQUAL_FATAL(aether_codec_encode_command(&c, 5, &text, &len, &err), AETHER_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"gen\":\"ffffffffffffffff\""));
+    check_round_trip(text, len, &m);
+    CU_ASSERT_EQUAL(m.u.command.generation, c.generation);
+    CU_ASSERT_EQUAL(m.hdr.generation, c.generation);
+    aether_codec_msg_fini(&m);
+    free(text);
+    /* A heartbeat takes it from the header. */
+    aether_codec_header h;
+    memset(&h, 0, sizeof(h));
+    snprintf(h.cluster, sizeof(h.cluster), "prod");
+    h.generation = 1;
+    h.term = 3;
+    CU_ASSERT_EQUAL(aether_node_id_from_cstr("node-c", &h.node, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL_FATAL(aether_codec_encode_heartbeat(&h, 2, &text, &len, &err), AETHER_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"gen\":\"0000000000000001\""));
+    check_round_trip(text, len, &m);
+    CU_ASSERT_EQUAL(m.hdr.generation, 1);
+    aether_codec_msg_fini(&m);
+    free(text);
 }
 
 static void test_round_trip_commands(void)
@@ -713,7 +780,18 @@ typedef struct bad_case {
     ",\"shard_count\":" sc ",\"replication\":" r ",\"wire_min\":" lo ",\"wire_max\":" hi        \
     ",\"params\":" p
 
+#define GEN(gen)                                                                             \
+    "{\"v\":1,\"type\":\"NodeLeft\",\"cluster\":\"prod\",\"gen\":" gen ",\"term\":42,"       \
+    "\"seq\":7,\"node\":\"node-a\",\"ts\":1767225600123,\"data\":{\"node\":\"node-b\"}}"
+
 static const bad_case bad_cases[] = {
+    /* The optional generation: 16 lowercase hex digits, never all zeros. */
+    BAD(GEN("\"0000000000000000\""), L_DEFAULT, BAD_FIELD,
+        "gen: '0000000000000000' is not 16 lowercase hex digits naming a generation"),
+    BAD(GEN("\"5BE0C2A1D7F3E944\""), L_DEFAULT, BAD_FIELD, "gen: '5BE0C2A1D7F3E944' is not"),
+    BAD(GEN("\"5be0c2a1d7f3e94\""), L_DEFAULT, BAD_FIELD, "gen: '5be0c2a1d7f3e94' is not"),
+    BAD(GEN("7"), L_DEFAULT, BAD_FIELD, "gen: expected a string"),
+    BAD(GEN("null"), L_DEFAULT, BAD_FIELD, "gen: expected a string"),
     /* JoinCluster's admission terms: all or none, each in range. */
     BAD(JOIN(",\"shard_count\":64"), L_DEFAULT, BAD_FIELD, "data.replication: missing"),
     BAD(JOIN(TERMS("0", "1", "1", "1", "\"0000000000000000\"")), L_DEFAULT, BAD_FIELD,
@@ -1323,6 +1401,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(other_kinds_exact_shape),
     AETHER_TEST(round_trip_events),
     AETHER_TEST(round_trip_commands),
+    AETHER_TEST(generation_field),
     AETHER_TEST(release_brake_flag),
     AETHER_TEST(mark_failed_force_flag),
     AETHER_TEST(join_map_term),

@@ -159,13 +159,21 @@ static void test_one_leader_per_term(void)
     aether_term_registry_init(&r);
     aether_node_id a = id_of("a"), b = id_of("b");
     aether_err err;
-    CU_ASSERT_EQUAL(aether_term_registry_record(&r, 7, &a, &err), AETHER_OK);
-    CU_ASSERT_EQUAL(aether_term_registry_record(&r, 3, &b, &err), AETHER_OK);
-    CU_ASSERT_EQUAL(aether_term_registry_record(&r, 7, &a, &err), AETHER_OK); /* seen again */
-    CU_ASSERT_EQUAL(aether_term_registry_record(&r, 7, &b, &err), AETHER_ESTATE);
+    CU_ASSERT_EQUAL(aether_term_registry_record(&r, 0, 7, &a, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_term_registry_record(&r, 0, 3, &b, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_term_registry_record(&r, 0, 7, &a, &err), AETHER_OK); /* seen again */
+    CU_ASSERT_EQUAL(aether_term_registry_record(&r, 0, 7, &b, &err), AETHER_ESTATE);
     CU_ASSERT_STRING_EQUAL(err.msg, "I1: term 7 has two leaders, a and b");
     CU_ASSERT_EQUAL(r.count, 2);
     CU_ASSERT_EQUAL(r.entries[0].term, 3);
+    /* Terms repeat across generations (both stores lost); the pair does not. */
+    CU_ASSERT_EQUAL(aether_term_registry_record(&r, 0x5be0, 7, &b, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_term_registry_record(&r, 0x5be0, 3, &a, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_term_registry_record(&r, 0x5be0, 7, &a, &err), AETHER_ESTATE);
+    CU_ASSERT_STRING_EQUAL(err.msg, "I1: term 7 of generation 0000000000005be0 has two leaders, b and a");
+    CU_ASSERT_EQUAL(r.count, 4);
+    CU_ASSERT_EQUAL(r.entries[3].generation, 0x5be0);
+    CU_ASSERT_EQUAL(r.entries[3].term, 7);
     aether_term_registry_fini(&r);
 }
 

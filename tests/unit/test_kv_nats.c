@@ -1012,24 +1012,38 @@ static void test_lease_on_nats(void)
     aether_err err = {0};
     aether_clock *clk = aether_clock_real();
 
-    /* Single winner; the term is the create's revision and is recorded. */
+    /* A new store: the first acquire begins the generation and leaves the
+     * key to expire (lease.h step 2c); a ttl later the caller goes on. */
     aether_status s = aether_lease_acquire(&a, &rng, &ha, &err);
+    CU_ASSERT_EQUAL_FATAL(s, AETHER_ESTALE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "began generation"));
+    a.restart_waited = true;
+    uint64_t g0 = now_ns();
+    s = AETHER_EEXIST;
+    while (s == AETHER_EEXIST && ms_since(g0) < 3000) { /* bounded: ttl + 2 s */
+        s = aether_lease_acquire(&a, &rng, &ha, &err);
+        if (s == AETHER_EEXIST)
+            sleep_ms(50);
+    }
+    /* Single winner; the term is the create's revision and is recorded. */
     if (s != AETHER_OK)
         fprintf(stderr, "acquire: %s\n", err.msg);
     CU_ASSERT_EQUAL_FATAL(s, AETHER_OK);
-    CU_ASSERT_EQUAL(ha.lease.term, 1);
+    aether_term t1 = ha.lease.term;
+    CU_ASSERT_TRUE(t1 >= 2); /* the expired establishing write was 1 */
+    CU_ASSERT_NOT_EQUAL(ha.generation, 0);
     CU_ASSERT_TRUE(aether_lease_may_act(&ha.lease, aether_clock_now_ns(clk), LEASE_MARGIN_MS));
     CU_ASSERT_EQUAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_EEXIST);
     aether_term t;
     uint64_t rev;
     CU_ASSERT_EQUAL(aether_lease_recorded_term(&a, &t, &rev, NULL), AETHER_OK);
-    CU_ASSERT_EQUAL(t, 1);
+    CU_ASSERT_EQUAL(t, t1);
     /* Renewals move the revision, keep the term. */
     uint64_t before = ha.revision;
     CU_ASSERT_EQUAL(aether_lease_renew(&a, &ha, &ha, NULL), AETHER_OK);
     CU_ASSERT_EQUAL(aether_lease_renew(&a, &ha, &ha, NULL), AETHER_OK);
     CU_ASSERT_EQUAL(ha.revision, before + 2);
-    CU_ASSERT_EQUAL(ha.lease.term, 1);
+    CU_ASSERT_EQUAL(ha.lease.term, t1);
     aether_lease_value v;
     CU_ASSERT_EQUAL(aether_lease_read(&b, &v, &rev, NULL), AETHER_OK);
     CU_ASSERT_TRUE(aether_node_id_equal(&v.leader, &a.self));
@@ -1040,7 +1054,8 @@ static void test_lease_on_nats(void)
     CU_ASSERT_EQUAL(aether_lease_resign(&a, &ha, NULL), AETHER_OK);
     CU_ASSERT_EQUAL(aether_lease_read(&b, &v, &rev, NULL), AETHER_ENOTFOUND);
     CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_OK);
-    CU_ASSERT_TRUE(hb.lease.term > 1);
+    CU_ASSERT_TRUE(hb.lease.term > t1);
+    CU_ASSERT_EQUAL(hb.generation, ha.generation);
     /* a's stale holder can neither renew nor delete b's lease. */
     CU_ASSERT_EQUAL(aether_lease_renew(&a, &stale, &stale, NULL), AETHER_ECONFLICT);
     stale = hb;

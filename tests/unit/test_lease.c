@@ -20,6 +20,19 @@ static aether_kv *lease_kv;
 static aether_kv *state_kv;
 static aether_rng rng;
 
+/* The generation of the store the tests start from: an established
+ * cluster's (a store without one makes the first acquire wait a ttl,
+ * lease.h step 2c; the generation_* tests start from that). */
+#define GEN0 UINT64_C(0x0123456789abcdef)
+
+static void seed_generation(void)
+{
+    uint64_t rev;
+    CU_ASSERT_EQUAL_FATAL(aether_kv_create(state_kv, "generation", "0123456789abcdef", 16, &rev,
+                                           NULL),
+                          AETHER_OK);
+}
+
 static void stores_up(void)
 {
     aether_sim_clock_init(&sim, 5000 * MS, 0);
@@ -28,6 +41,7 @@ static void stores_up(void)
     aether_kv_mem_config sc = {.name = "state", .ttl_ms = 0, .clock = &sim.base, .rng = &rng};
     CU_ASSERT_EQUAL_FATAL(aether_kv_mem_create(&lc, &lease_kv, NULL), AETHER_OK);
     CU_ASSERT_EQUAL_FATAL(aether_kv_mem_create(&sc, &state_kv, NULL), AETHER_OK);
+    seed_generation();
 }
 
 static void stores_down(void)
@@ -137,6 +151,7 @@ static void test_renew_keeps_term_uses_send_time(void)
     aether_kv_mem_config sc = {.name = "state", .clock = &tc.base};
     CU_ASSERT_EQUAL_FATAL(aether_kv_mem_create(&lc, &lease_kv, NULL), AETHER_OK);
     CU_ASSERT_EQUAL_FATAL(aether_kv_mem_create(&sc, &state_kv, NULL), AETHER_OK);
+    seed_generation();
     aether_lease_config a = node_cfg("node-a");
     a.clock = &tc.base;
     aether_lease_held h;
@@ -663,13 +678,20 @@ static void test_acquire_under_faults(void)
     CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_OK);
     CU_ASSERT_EQUAL(h.lease.term, 1);
     CU_ASSERT_EQUAL(recorded(&a), 1);
-    /* The state store down after winning: the key is released for others. */
+    /* The state store down after winning the key: the key is left to
+     * expire, never acted on (a release would move the bucket counter
+     * towards the record: lease.h, "Any failure"). */
     CU_ASSERT_EQUAL(aether_lease_resign(&a, &h, NULL), AETHER_OK);
+    uint64_t before = aether_kv_mem_last_revision(lease_kv);
     aether_kv_mem_fail_next(state_kv, AETHER_KV_CALL_GET, AETHER_KV_FAULT_UNAVAILABLE, 1);
     CU_ASSERT_EQUAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_EUNAVAILABLE);
     aether_lease_value v;
     uint64_t r;
-    CU_ASSERT_EQUAL(aether_lease_read(&a, &v, &r, NULL), AETHER_ENOTFOUND);
+    CU_ASSERT_EQUAL(aether_lease_read(&a, &v, &r, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(v.term, AETHER_TERM_NONE);
+    CU_ASSERT_EQUAL(r, before + 1); /* our create, nothing after it */
+    CU_ASSERT_FALSE(aether_lease_may_act(&h.lease, sim.now_ns, MARGIN_MS));
+    aether_sim_clock_advance_ns(&sim, TTL_MS * MS); /* it expires */
     /* The term record timing out but applied still counts as recorded. */
     aether_kv_mem_fail_next(state_kv, AETHER_KV_CALL_UPDATE, AETHER_KV_FAULT_UNKNOWN_APPLIED, 1);
     CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_OK);
@@ -721,6 +743,241 @@ static void test_resign_fires_delete_event(void)
     stores_down();
 }
 
+
+static uint64_t stored_generation(const aether_lease_config *cfg)
+{
+    uint64_t g, rev;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_generation(cfg, &g, &rev, NULL), AETHER_OK);
+    return g;
+}
+
+/* GENERATION (lease.h): the first acquire creates the state bucket's
+ * generation, later ones keep it, and renewals say it in the lease value. */
+static void test_generation_created_once(void)
+{
+    stores_up();
+    aether_kv_mem_wipe(state_kv); /* a brand-new cluster: no generation yet */
+    aether_lease_config a = node_cfg("node-a"), b = node_cfg("node-b");
+    aether_lease_held ha, hb;
+    CU_ASSERT_EQUAL(stored_generation(&a), 0);
+    /* Step 2c: the generation is born, but nobody acts in it for a ttl:
+     * the key stays (term 0) and keeps everyone out until it expires. */
+    aether_err err = {0};
+    CU_ASSERT_EQUAL(aether_lease_acquire(&a, &rng, &ha, &err), AETHER_ESTALE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "began generation"));
+    uint64_t g = stored_generation(&a);
+    CU_ASSERT_NOT_EQUAL(g, 0);
+    CU_ASSERT_EQUAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_EEXIST);
+    aether_sim_clock_advance_ns(&sim, TTL_MS * MS);
+    /* Expired: whoever comes next finds the generation and goes on. */
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &ha, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(stored_generation(&a), g);
+    CU_ASSERT_EQUAL(ha.generation, g);
+    CU_ASSERT_FALSE(ha.generation_created);
+    CU_ASSERT_EQUAL(aether_lease_renew(&a, &ha, &ha, NULL), AETHER_OK);
+    aether_lease_value v;
+    uint64_t r;
+    CU_ASSERT_EQUAL(aether_lease_read(&b, &v, &r, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(v.generation, g);
+    CU_ASSERT_EQUAL(v.term, ha.lease.term);
+    CU_ASSERT_EQUAL(aether_lease_resign(&a, &ha, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(hb.generation, g);
+    CU_ASSERT_FALSE(hb.generation_created);
+    CU_ASSERT_TRUE(hb.lease.term > ha.lease.term);
+    /* Having waited a ttl (restart_waited), the creator goes on at once. */
+    aether_kv_mem_wipe(lease_kv);
+    aether_kv_mem_wipe(state_kv);
+    aether_sim_clock_advance_ns(&sim, 2 * TTL_MS * MS);
+    aether_lease_config c = node_cfg("node-c");
+    c.restart_waited = true;
+    aether_lease_held hc;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&c, &rng, &hc, NULL), AETHER_OK);
+    CU_ASSERT_TRUE(hc.generation_created);
+    CU_ASSERT_NOT_EQUAL(hc.generation, g);
+    stores_down();
+}
+
+/* The state bucket lost alone under a live leader: it writes back the same
+ * generation, then its term; the next leader continues both. */
+static void test_generation_kept_when_state_lost_alone(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a"), b = node_cfg("node-b");
+    aether_lease_held ha, hb;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &ha, NULL), AETHER_OK);
+    uint64_t g = ha.generation;
+    aether_kv_mem_wipe(state_kv);
+    bool rewritten = false;
+    CU_ASSERT_EQUAL(aether_lease_record_again(&a, &ha, &rewritten, NULL), AETHER_OK);
+    CU_ASSERT_TRUE(rewritten);
+    CU_ASSERT_EQUAL(stored_generation(&a), g);
+    CU_ASSERT_EQUAL(recorded(&a), ha.lease.term);
+    CU_ASSERT_EQUAL(aether_lease_resign(&a, &ha, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(hb.generation, g);
+    CU_ASSERT_TRUE(hb.lease.term > ha.lease.term);
+    stores_down();
+}
+
+/* Both buckets lost and every node restarted (no floor): terms start low
+ * again, as lease.h says they may, but in a new generation, so
+ * (generation, term) does not repeat; and the new one is acted on only once
+ * the old holder's deadline has passed. A deposed holder that tries to write its record back into the
+ * new state bucket is told its generation is over. */
+static void test_generation_new_when_both_lost(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a"), b = node_cfg("node-b");
+    aether_lease_held ha, hb;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &ha, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(ha.lease.term, 1);
+    uint64_t g1 = ha.generation;
+    CU_ASSERT_EQUAL(g1, GEN0);
+    aether_kv_mem_wipe(lease_kv);
+    aether_kv_mem_wipe(state_kv);
+    /* b never saw a term (no floor): it cannot know that a holds term 1
+     * until its deadline; it begins a generation and waits (step 2c). */
+    aether_err err = {0};
+    CU_ASSERT_EQUAL(aether_lease_acquire(&b, &rng, &hb, &err), AETHER_ESTALE);
+    CU_ASSERT_TRUE(aether_lease_may_act(&ha.lease, sim.now_ns, MARGIN_MS)); /* a may still act */
+    aether_sim_clock_advance_ns(&sim, TTL_MS * MS);
+    CU_ASSERT_FALSE(aether_lease_may_act(&ha.lease, sim.now_ns, MARGIN_MS));
+    b.restart_waited = true;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_OK);
+    /* Revision 2 (the expired key was 1): close to a's term 1, and a
+     * fresh bucket could give exactly 1; only the pair is unique. */
+    CU_ASSERT_TRUE(hb.lease.term <= 2);
+    CU_ASSERT_NOT_EQUAL(hb.generation, g1);
+    CU_ASSERT_NOT_EQUAL(hb.generation, 0);
+    CU_ASSERT_FALSE(hb.generation_created); /* the waiting acquire created it */
+    CU_ASSERT_EQUAL(stored_generation(&b), hb.generation);
+    /* a's renewal fails in the new lease bucket; its record is refused. */
+    aether_kv_mem_wipe(state_kv); /* make its record look lost again */
+    uint64_t rev;
+    char text[AETHER_LEASE_GENERATION_TEXT_LEN + 1];
+    aether_lease_generation_format(hb.generation, text, sizeof(text));
+    CU_ASSERT_EQUAL(aether_kv_create(state_kv, "generation", text, strlen(text), &rev, NULL),
+                    AETHER_OK);
+    bool rewritten = true;
+    CU_ASSERT_EQUAL(aether_lease_record_again(&a, &ha, &rewritten, &err), AETHER_ESTALE);
+    CU_ASSERT_FALSE(rewritten);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "new one"));
+    CU_ASSERT_EQUAL(recorded(&a), AETHER_TERM_NONE);
+    stores_down();
+}
+
+/* A state bucket from before generations (a record, no generation) gets
+ * one at the next acquire, and its record still counts. */
+static void test_generation_upgrade_keeps_record(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a");
+    aether_lease_held h;
+    uint64_t rev;
+    CU_ASSERT_EQUAL(aether_kv_create(state_kv, "term", "30", 2, &rev, NULL), AETHER_OK);
+    aether_err err = {0};
+    a.restart_waited = true; /* the lease bucket's counter is below 30 */
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &h, &err), AETHER_OK);
+    CU_ASSERT_TRUE(h.lease.term > 30);
+    CU_ASSERT_NOT_EQUAL(h.generation, 0);
+    CU_ASSERT_EQUAL(stored_generation(&a), h.generation);
+    /* Junk under the generation key is refused, not guessed at. */
+    aether_kv_mem_wipe(state_kv);
+    CU_ASSERT_EQUAL(aether_kv_create(state_kv, "generation", "0000000000000000", 16, &rev, NULL),
+                    AETHER_OK);
+    uint64_t g;
+    CU_ASSERT_EQUAL(aether_lease_generation(&a, &g, &rev, &err), AETHER_EINVAL);
+    CU_ASSERT_EQUAL(g, 0);
+    stores_down();
+}
+
+/* Step 2c whatever the floor: b saw term 1, but the re-created lease
+ * bucket is already past it (revision 2), so step 2b alone would let b act
+ * at once while a, the holder of term 1, still may. */
+static void test_generation_birth_waits_above_floor(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a"), b = node_cfg("node-b");
+    aether_lease_held ha, hb;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &ha, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(ha.lease.term, 1);
+    aether_kv_mem_wipe(lease_kv);
+    aether_kv_mem_wipe(state_kv);
+    uint64_t r;
+    CU_ASSERT_EQUAL(aether_kv_create(lease_kv, "noise", "x", 1, &r, NULL), AETHER_OK);
+    uint64_t floor = 1; /* b saw term 1 */
+    b.term_floor = &floor;
+    aether_err err = {0};
+    CU_ASSERT_EQUAL(aether_lease_acquire(&b, &rng, &hb, &err), AETHER_ESTALE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "began generation"));
+    CU_ASSERT_TRUE(aether_lease_may_act(&ha.lease, sim.now_ns, MARGIN_MS));
+    CU_ASSERT_FALSE(aether_lease_may_act(&hb.lease, sim.now_ns, MARGIN_MS));
+    /* A ttl later a has stopped: b goes on in the generation it began. */
+    aether_sim_clock_advance_ns(&sim, TTL_MS * MS);
+    b.restart_waited = true;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_OK);
+    CU_ASSERT_TRUE(hb.lease.term > floor);
+    CU_ASSERT_NOT_EQUAL(hb.generation, ha.generation);
+    stores_down();
+}
+
+/* The lease bucket lost under a live holder while the state store is out:
+ * candidates that cannot read the record keep their keys (left to expire)
+ * instead of releasing them, so the bucket counter cannot pass the record
+ * in a few tries and let a candidate act beside the holder (step 2b's
+ * evidence is a revision at or below the record). */
+static void test_state_outage_keeps_restart_evidence(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a"), b = node_cfg("node-b"), c = node_cfg("node-c");
+    aether_lease_held ha, hb, hc;
+    uint64_t r;
+    for (int i = 0; i < 3; i++) { /* bounded: 3 */
+        char k[8];
+        snprintf(k, sizeof(k), "n%d", i);
+        CU_ASSERT_EQUAL(aether_kv_create(lease_kv, k, "x", 1, &r, NULL), AETHER_OK);
+    }
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &ha, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(ha.lease.term, 4);
+    aether_kv_mem_wipe(lease_kv);
+    for (int i = 0; i < 4; i++) { /* bounded: 4 tries while the state store is out */
+        aether_kv_mem_fail_next(state_kv, AETHER_KV_CALL_GET, AETHER_KV_FAULT_UNAVAILABLE, 1);
+        CU_ASSERT_NOT_EQUAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_OK);
+        aether_kv_mem_clear_faults(state_kv);
+    }
+    CU_ASSERT_TRUE(aether_kv_mem_last_revision(lease_kv) <= 1);
+    /* The store back, a still within its deadline: nobody else acts. */
+    CU_ASSERT_TRUE(aether_lease_may_act(&ha.lease, sim.now_ns, MARGIN_MS));
+    CU_ASSERT_NOT_EQUAL(aether_lease_acquire(&c, &rng, &hc, NULL), AETHER_OK);
+    CU_ASSERT_FALSE(aether_lease_may_act(&hc.lease, sim.now_ns, MARGIN_MS));
+    stores_down();
+}
+
+/* Both buckets lost; a held term 1 and stopped, but b has held term 2
+ * since, which a never heard of: a's floor (1) is its own stopped term, yet
+ * it must wait (step 2c), for b may still act. */
+static void test_generation_own_stopped_floor_waits(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a"), b = node_cfg("node-b");
+    aether_lease_held ha, hb;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &ha, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_lease_resign(&a, &ha, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&b, &rng, &hb, NULL), AETHER_OK);
+    CU_ASSERT_TRUE(hb.lease.term > ha.lease.term);
+    aether_kv_mem_wipe(lease_kv);
+    aether_kv_mem_wipe(state_kv);
+    uint64_t floor = ha.lease.term; /* a knows only its own term */
+    a.term_floor = &floor;
+    a.own_stopped_term = ha.lease.term;
+    aether_lease_held again;
+    CU_ASSERT_EQUAL(aether_lease_acquire(&a, &rng, &again, NULL), AETHER_ESTALE);
+    CU_ASSERT_TRUE(aether_lease_may_act(&hb.lease, sim.now_ns, MARGIN_MS));
+    CU_ASSERT_FALSE(aether_lease_may_act(&again.lease, sim.now_ns, MARGIN_MS));
+    stores_down();
+}
+
 static void test_config_and_value_checks(void)
 {
     stores_up();
@@ -755,8 +1012,22 @@ static void test_config_and_value_checks(void)
     aether_lease_value back;
     CU_ASSERT_EQUAL(aether_lease_value_decode(buf, len, &back, NULL), AETHER_OK);
     CU_ASSERT_EQUAL(memcmp(&back, &v, sizeof(v)), 0);
+    /* With a generation: a fifth field, canonical, round trip. */
+    v.generation = 0x5be0c2a1d7f3e944ull;
+    CU_ASSERT_EQUAL(aether_lease_value_encode(&v, buf, sizeof(buf), &len, NULL), AETHER_OK);
+    CU_ASSERT_STRING_EQUAL(buf, "{\"leader\":\"node-a\",\"ttl_ms\":1000,\"term\":42,"
+                                "\"nonce\":\"9f86d081884c7d65\",\"gen\":\"5be0c2a1d7f3e944\"}");
+    CU_ASSERT_EQUAL(aether_lease_value_decode(buf, len, &back, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(memcmp(&back, &v, sizeof(v)), 0);
     const char *junk[] = {
         "", "[]", "{}", "not json",
+        "{\"leader\":\"a\",\"ttl_ms\":1000,\"term\":1,\"nonce\":\"0000000000000000\","
+        "\"gen\":\"0000000000000000\"}",
+        "{\"leader\":\"a\",\"ttl_ms\":1000,\"term\":1,\"nonce\":\"0000000000000000\","
+        "\"gen\":7}",
+        "{\"leader\":\"a\",\"ttl_ms\":1000,\"term\":1,\"nonce\":\"0000000000000000\","
+        "\"gen\":\"5be0c2a1d7f3e944\",\"x\":1}",
+        "{\"leader\":\"a\",\"ttl_ms\":1000,\"term\":1,\"gen\":\"5be0c2a1d7f3e944\",\"x\":1}",
         "{\"leader\":\"a b\",\"ttl_ms\":1000,\"term\":1,\"nonce\":\"0000000000000000\"}",
         "{\"leader\":\"a\",\"ttl_ms\":0,\"term\":1,\"nonce\":\"0000000000000000\"}",
         "{\"leader\":\"a\",\"ttl_ms\":1000,\"term\":-1,\"nonce\":\"0000000000000000\"}",
@@ -774,7 +1045,8 @@ static void test_config_and_value_checks(void)
     CU_ASSERT_EQUAL(aether_lease_recorded_term(&a, &t, &r, &err), AETHER_EINVAL);
     CU_ASSERT_EQUAL(aether_lease_acquire(&a, &rng, &h, NULL), AETHER_EINVAL);
     aether_lease_value lv;
-    CU_ASSERT_EQUAL(aether_lease_read(&a, &lv, &r, NULL), AETHER_ENOTFOUND); /* released */
+    CU_ASSERT_EQUAL(aether_lease_read(&a, &lv, &r, NULL), AETHER_OK); /* left to expire */
+    CU_ASSERT_EQUAL(lv.term, AETHER_TERM_NONE);
     stores_down();
 }
 
@@ -796,6 +1068,13 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(renew_after_delete_keeps_the_lost_term),
     AETHER_TEST(acquire_under_faults),
     AETHER_TEST(resign_fires_delete_event),
+    AETHER_TEST(generation_created_once),
+    AETHER_TEST(generation_kept_when_state_lost_alone),
+    AETHER_TEST(generation_new_when_both_lost),
+    AETHER_TEST(generation_upgrade_keeps_record),
+    AETHER_TEST(generation_birth_waits_above_floor),
+    AETHER_TEST(state_outage_keeps_restart_evidence),
+    AETHER_TEST(generation_own_stopped_floor_waits),
     AETHER_TEST(config_and_value_checks),
     CU_TEST_INFO_NULL,
 };
