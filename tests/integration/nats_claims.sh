@@ -60,8 +60,10 @@ for n in json.load(open(sys.argv[1]))["nodes"]:
 }
 
 # 2. A request to fail a node the leader hears is refused.
-before=$(metric "$A" aether_shards_owned)
-[[ -n "$before" && "$before" -gt 0 ]] || fail "$A serves '$before' shards before the request"
+# Settled is the map; serving waits for the next acknowledged keep-alive
+# (a new cluster's first leader acknowledges none before its first map).
+a_serves() { before=$(metric "$A" aether_shards_owned); [[ -n "$before" && "$before" -gt 0 ]]; }
+wait_for 3000 a_serves || fail "$A serves '$before' shards before the request"
 ctl fail "$A"
 rc=$?
 [[ $rc -eq 1 ]] || fail "aetherctl fail $A exited $rc, want 1 (refused): $(cat "$WORK/ctl.out" "$WORK/ctl.err")"

@@ -51,8 +51,10 @@ owned() { # NAME: its aether_shards_owned, empty if it does not answer
     curl -s -m 1 "http://127.0.0.1:${MPORT[$1]}/metrics" 2>/dev/null |
         awk '$1 ~ /^aether_shards_owned(\{|$)/ { print $2; exit }'
 }
-before=$(owned "$D")
-[[ -n "$before" && "$before" -gt 0 ]] || fail "$D serves '$before' shards before the twin starts"
+# Settled is the map; serving waits for the next acknowledged keep-alive
+# (a new cluster's first leader acknowledges none before its first map).
+d_serves() { before=$(owned "$D"); [[ -n "$before" && "$before" -gt 0 ]]; }
+wait_for 3000 d_serves || fail "$D serves '$before' shards before the twin starts"
 
 # 2. The twin.
 MPORT[twin]=$(free_port)
