@@ -1107,6 +1107,7 @@ void aether_member_view_get(const aether_member *m, aether_member_view *out)
     out->rebalances = __atomic_load_n(&m->rebalances, __ATOMIC_RELAXED);
     out->shards_moved = __atomic_load_n(&m->shards_moved, __ATOMIC_RELAXED);
     out->incompatible = member_incompatible(m);
+    out->brake_engaged = out->is_leader && __atomic_load_n(&m->brake_engaged, __ATOMIC_RELAXED) != 0;
     out->has_left = __atomic_load_n(&m->self_left, __ATOMIC_SEQ_CST) != 0;
     aether_rcu_read_lock();
     const aether_topology_snapshot *ts =

@@ -169,6 +169,7 @@ typedef struct aether_member_view {
     uint64_t generation_dropped; /* events dropped for another generation */
     uint64_t impostor_dropped; /* events dropped: their emitter does not lead their term */
     uint64_t leader_changes;
+    bool brake_engaged;      /* as leader: the rebalance brake holds (only I2 is restored) */
     uint64_t rebalances;     /* rebalances this node completed as leader */
     uint64_t shards_moved;   /* shards it moved as leader */
     uint64_t topology_version; /* of this node's topology view */
