@@ -36,6 +36,23 @@ void aether_config_defaults(aether_config *c)
 
 #define REFUSE(...) return aether_err_set(err, AETHER_EINVAL, __VA_ARGS__)
 
+/* The next comma-separated entry of allowed_nodes from *at (an empty one
+ * too, so validation can name it): false past the end. */
+static bool allowed_next(const aether_config *c, size_t *at, const char **tok, size_t *n)
+{
+    const char *list = c->allowed_nodes;
+    size_t len = strnlen(list, sizeof(c->allowed_nodes));
+    if (*at > len)
+        return false;
+    size_t end = *at;
+    while (end < len && list[end] != ',')
+        end++;
+    *tok = list + *at;
+    *n = end - *at;
+    *at = end + 1;
+    return true;
+}
+
 aether_status aether_config_validate(const aether_config *c, aether_err *err)
 {
     aether_err inner;
@@ -100,21 +117,14 @@ aether_status aether_config_validate(const aether_config *c, aether_err *err)
             REFUSE("zone: %s", inner.msg);
     }
     if (c->allowed_nodes[0] != '\0') {
-        const char *list = c->allowed_nodes;
-        size_t len = strnlen(list, sizeof(c->allowed_nodes));
-        bool self = false;
-        for (size_t at = 0; at <= len;) { /* bounded: len */
-            size_t end = at;
-            while (end < len && list[end] != ',')
-                end++;
+        const char *tok;
+        size_t at = 0, n;
+        while (allowed_next(c, &at, &tok, &n)) { /* bounded: the list */
             aether_node_id id;
-            if (aether_node_id_parse_as("node id", list + at, end - at, &id, &inner) != AETHER_OK)
-                REFUSE("allowed_nodes: entry %.*s: %s", (int)(end - at > 64 ? 64 : end - at), list + at,
-                       inner.msg);
-            self = self || aether_node_id_equal(&id, &c->node);
-            at = end + 1;
+            if (aether_node_id_parse_as("node id", tok, n, &id, &inner) != AETHER_OK)
+                REFUSE("allowed_nodes: entry %.*s: %s", (int)(n > 64 ? 64 : n), tok, inner.msg);
         }
-        if (!self && c->node.len != 0)
+        if (c->node.len != 0 && !aether_config_allows(c, &c->node))
             REFUSE("allowed_nodes: does not name this node (%s): it could not be admitted", c->node.str);
     }
     return AETHER_OK;
@@ -122,18 +132,13 @@ aether_status aether_config_validate(const aether_config *c, aether_err *err)
 
 bool aether_config_allows(const aether_config *c, const aether_node_id *id)
 {
-    const char *list = c->allowed_nodes;
-    size_t len = strnlen(list, sizeof(c->allowed_nodes));
-    if (len == 0)
+    if (c->allowed_nodes[0] == '\0')
         return true;
-    for (size_t at = 0; at <= len;) { /* bounded: len */
-        size_t end = at;
-        while (end < len && list[end] != ',')
-            end++;
-        if (end - at == id->len && memcmp(list + at, id->str, id->len) == 0)
+    const char *tok;
+    size_t at = 0, n;
+    while (allowed_next(c, &at, &tok, &n)) /* bounded: the list */
+        if (n == id->len && memcmp(tok, id->str, n) == 0)
             return true;
-        at = end + 1;
-    }
     return false;
 }
 

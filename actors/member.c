@@ -62,13 +62,13 @@ bool member_adopt_generation(aether_member *m, uint64_t gen, aether_term recorde
     if (old != 0)
         AETHER_WARN(MEMBER_LOG, "%s: generation changed from %016llx to %016llx: the store was lost "
                     "(terms are compared within a generation; the record there is term %llu) "
-                    "(%llu time(s))",
+                    "(%llu so far)",
                     m->cfg.node.str, (unsigned long long)old, (unsigned long long)gen,
                     (unsigned long long)recorded, (unsigned long long)n);
     else
         AETHER_WARN(MEMBER_LOG, "%s: generation changed from an unknown one to %016llx: the store "
                     "was lost (this node saw term %llu, above the record there, term %llu) "
-                    "(%llu time(s))",
+                    "(%llu so far)",
                     m->cfg.node.str, (unsigned long long)gen, (unsigned long long)seen,
                     (unsigned long long)recorded, (unsigned long long)n);
     return true;

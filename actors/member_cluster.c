@@ -925,6 +925,24 @@ static bool newcomer_refuses_self(aether_member *m, const aether_command *c, aet
     return true;
 }
 
+/* One leader-decided topology event (e, owned): recorded in the state store,
+ * then applied and announced, with no map checked in between (commit_mu,
+ * member_internal.h). Not recorded: released, nothing announced. */
+static aether_status announce_one(aether_member *m, aether_event *e, aether_err *why)
+{
+    pthread_mutex_lock(&m->commit_mu); /* until announced (member_internal.h) */
+    aether_status st = commit_topology(m, &e, 1, why);
+    if (st == AETHER_OK) {
+        publish_self_status(m);
+        aether_event_retain(e);
+        (void)member_emit(m, e, AETHER_TERM_NONE);
+        notify_assign(m, e);
+    }
+    aether_event_release(e);
+    pthread_mutex_unlock(&m->commit_mu);
+    return st;
+}
+
 static void fail_self(aether_member *m)
 {
     aether_event *e = aether_event_create(AETHER_EVT_NODE_FAILED);
@@ -932,19 +950,8 @@ static void fail_self(aether_member *m)
         return;
     e->data.node_failed.node = m->cfg.node;
     aether_err why;
-    pthread_mutex_lock(&m->commit_mu); /* until announced (member_internal.h) */
-    if (commit_topology(m, &e, 1, &why) != AETHER_OK) {
-        pthread_mutex_unlock(&m->commit_mu);
+    if (announce_one(m, e, &why) != AETHER_OK)
         AETHER_WARN(MEMBER_LOG, "%s: could not record itself failed: %s", m->cfg.node.str, why.msg);
-        aether_event_release(e);
-        return;
-    }
-    publish_self_status(m);
-    aether_event_retain(e);
-    (void)member_emit(m, e, AETHER_TERM_NONE);
-    notify_assign(m, e);
-    aether_event_release(e);
-    pthread_mutex_unlock(&m->commit_mu);
 }
 
 /* Decides a command as leader: applies and emits its events. */
@@ -1645,18 +1652,7 @@ static void on_drained(aether_member *m, const aether_node_id *node)
         aether_event_release(e); /* the assign actor reports it again next tick */
         return;
     }
-    pthread_mutex_lock(&m->commit_mu); /* until announced (member_internal.h) */
-    if (commit_topology(m, &e, 1, &why) != AETHER_OK) {
-        pthread_mutex_unlock(&m->commit_mu);
-        aether_event_release(e);
-        return;
-    }
-    publish_self_status(m);
-    aether_event_retain(e);
-    (void)member_emit(m, e, AETHER_TERM_NONE);
-    notify_assign(m, e);
-    aether_event_release(e);
-    pthread_mutex_unlock(&m->commit_mu);
+    (void)announce_one(m, e, &why); /* not recorded: the assign actor reports it again */
 }
 
 /* A heartbeat from the wire (only the leader is sent them): recorded only
