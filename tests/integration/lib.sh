@@ -258,6 +258,26 @@ server_start() {
 
 server_url() { echo "nats://127.0.0.1:${SRV_PORT[$1]}"; }
 
+# Three routed servers s1 s2 s3 (one JetStream cluster named CLUSTER_NAME);
+# their route ports stay in CPORT for a restart with the same routes.
+declare -A CPORT=()
+servers_start_routed() { # CLUSTER_NAME
+    local s o routes
+    SERVERS=(s1 s2 s3)
+    for s in "${SERVERS[@]}"; do
+        SRV_PORT[$s]=$(free_port) || fail "no free loopback port"
+        CPORT[$s]=$(free_port) || fail "no free loopback port"
+    done
+    for s in "${SERVERS[@]}"; do
+        routes=""
+        for o in "${SERVERS[@]}"; do
+            [[ "$o" == "$s" ]] || routes+="${routes:+,}nats://127.0.0.1:${CPORT[$o]}"
+        done
+        server_start "$s" --server_name "$s" --cluster_name "$1" \
+            --cluster "nats://127.0.0.1:${CPORT[$s]}" --routes "$routes"
+    done
+}
+
 server_kill() {
     local name=$1 p=${SRV_PID[$1]:-}
     [[ -n "$p" ]] || return 0

@@ -45,20 +45,7 @@ NODE_ARGS=(--nats-kv-replicas 3 --lease-ttl-ms "$TTL_MS" --failure-timeout-ms "$
 "$NODE_BIN" --help | grep -q -- "--nats-kv-replicas" || fail "aether-node has no --nats-kv-replicas"
 
 # ---- 1. three routed servers -------------------------------------------------------
-SERVERS=(s1 s2 s3)
-declare -A CPORT=()
-for s in "${SERVERS[@]}"; do
-    SRV_PORT[$s]=$(free_port) || fail "no free loopback port"
-    CPORT[$s]=$(free_port) || fail "no free loopback port"
-done
-for s in "${SERVERS[@]}"; do
-    routes=""
-    for o in "${SERVERS[@]}"; do
-        [[ "$o" == "$s" ]] || routes+="${routes:+,}nats://127.0.0.1:${CPORT[$o]}"
-    done
-    server_start "$s" --server_name "$s" --cluster_name aether-it \
-        --cluster "nats://127.0.0.1:${CPORT[$s]}" --routes "$routes"
-done
+servers_start_routed aether-it
 URL="$(server_url s1),$(server_url s2),$(server_url s3)"
 echo "servers: $URL"
 

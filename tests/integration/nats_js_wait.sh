@@ -42,20 +42,7 @@ echo "no JetStream: n1 waited, then SIGTERM: exit 0 ($(grep -o 'stopped by signa
 server_kill plain
 
 # ---- 2. R3 buckets while one server of three is down ----------------------------------
-SERVERS=(s1 s2 s3)
-declare -A CPORT=()
-for s in "${SERVERS[@]}"; do
-    SRV_PORT[$s]=$(free_port) || fail "no free loopback port"
-    CPORT[$s]=$(free_port) || fail "no free loopback port"
-done
-for s in "${SERVERS[@]}"; do
-    routes=""
-    for o in "${SERVERS[@]}"; do
-        [[ "$o" == "$s" ]] || routes+="${routes:+,}nats://127.0.0.1:${CPORT[$o]}"
-    done
-    server_start "$s" --server_name "$s" --cluster_name aether-it \
-        --cluster "nats://127.0.0.1:${CPORT[$s]}" --routes "$routes"
-done
+servers_start_routed aether-it
 server_stop s3
 started_ms=$(now_ms)
 node_start n2 "$(server_url s1),$(server_url s2)" --nats-kv-replicas 3

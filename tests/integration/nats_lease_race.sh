@@ -35,20 +35,7 @@ RACE_BIN=$(dirname "$PROBE_BIN")/nats_lease_race
 [[ -x "$RACE_BIN" ]] || fail "test helper $RACE_BIN not built"
 
 # ---- 1. three routed servers ---------------------------------------------------------
-SERVERS=(s1 s2 s3)
-declare -A CPORT=()
-for s in "${SERVERS[@]}"; do
-    SRV_PORT[$s]=$(free_port) || fail "no free loopback port"
-    CPORT[$s]=$(free_port) || fail "no free loopback port"
-done
-for s in "${SERVERS[@]}"; do
-    routes=""
-    for o in "${SERVERS[@]}"; do
-        [[ "$o" == "$s" ]] || routes+="${routes:+,}nats://127.0.0.1:${CPORT[$o]}"
-    done
-    server_start "$s" --server_name "$s" --cluster_name aether-race \
-        --cluster "nats://127.0.0.1:${CPORT[$s]}" --routes "$routes"
-done
+servers_start_routed aether-race
 echo "servers: $(server_url s1) $(server_url s2) $(server_url s3) ($("$NATS_SERVER" --version))"
 
 # ---- 2. the lease stores aether-node uses: one winner per round ---------------------
