@@ -116,6 +116,10 @@ static int cmd_events(int argc, char **argv);
     "      --nats-tls-ca FILE, --nats-tls-cert FILE, --nats-tls-key FILE,\n"                 \
     "      --nats-tls-hostname NAME\n"                                                       \
     "                           NATS authentication and TLS\n"                               \
+    "      --cluster-secret-file FILE\n"                                                    \
+    "                           the cluster secret (AETHER_CLUSTER_SECRET_FILE): what is\n" \
+    "                           read is verified with it, commands are sealed with it;\n"  \
+    "                           drain, rebalance and fail need it when the cluster has one\n" \
     "      --log-level LEVEL    library log lines on stderr (default: warnings only)\n"      \
     "      --timeout MS         bound on the whole command (connect, reads, retries)\n"      \
     "  -j, --json               one JSON document on stdout instead of text\n"               \
@@ -630,6 +634,7 @@ enum {
     {"nats-tls-cert", required_argument, NULL, OPT_SETTING},     \
     {"nats-tls-key", required_argument, NULL, OPT_SETTING},      \
     {"nats-tls-hostname", required_argument, NULL, OPT_SETTING}, \
+    {"cluster-secret-file", required_argument, NULL, OPT_SETTING}, \
     {"log-level", required_argument, NULL, OPT_SETTING},         \
     {"timeout", required_argument, NULL, OPT_TIMEOUT},           \
     {"json", no_argument, NULL, 'j'},                            \
