@@ -197,9 +197,15 @@ static aether_status parse_tag(const char *tag, char *copy, size_t cap, char *fi
     }
     if (k != 6)
         return aether_err_set(why, AETHER_EPERM, "malformed tag: %u fields, 6 expected", k);
-    if (strcmp(fields[0], AUTH_TAG_VERSION) != 0)
-        return aether_err_set(why, AETHER_EPERM, "malformed tag: format '%.8s' is not " AUTH_TAG_VERSION,
-                              fields[0]);
+    if (strcmp(fields[0], AUTH_TAG_VERSION) != 0) {
+        /* The refusal is logged: quote the field only if it is plain text. */
+        bool text = true;
+        for (const char *p = fields[0]; *p != '\0' && text; p++) /* bounded: the tag */
+            text = (unsigned char)*p >= 0x21 && (unsigned char)*p < 0x7f;
+        return text ? aether_err_set(why, AETHER_EPERM, "malformed tag: format '%.8s' is not " AUTH_TAG_VERSION,
+                                     fields[0])
+                    : aether_err_set(why, AETHER_EPERM, "malformed tag: format is not " AUTH_TAG_VERSION);
+    }
     return AETHER_OK;
 }
 
