@@ -4,7 +4,7 @@
  * and the replay window (tests layer, fuzz build only). Seeds:
  * tests/corpus/auth/ (written by the target itself, tools/fuzz --gen-corpus).
  *
- * Input: byte 0 and 1 pick a position, byte 2 a bit, byte 3 a clock offset;
+ * Input: byte 0 and 1 pick a position, byte 2 a bit, byte 3 a clock offset (0..60 s);
  * the rest is "subject NUL payload" (no NUL: all subject, empty payload).
  * Properties, each an abort when broken:
  *  1. the rest as a tag (NUL-terminated text) never opens for that subject
@@ -109,7 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     size_t pos = (size_t)data[0] << 8 | data[1];
     unsigned bit = data[2] & 7u;
-    uint64_t skew = (uint64_t)data[3] * 1000u;
+    uint64_t skew = (uint64_t)(data[3] % 61u) * 1000u; /* within AETHER_AUTH_SKEW_MS */
     const uint8_t *rest = data + 4;
     size_t rlen = size - 4;
     const uint8_t *nul = memchr(rest, 0, rlen);
