@@ -127,7 +127,11 @@
  *      watch   every entry is fetched again by revision (js_GetMsg: a
  *              kvEntry shows no headers) and delivered only if it
  *              authenticates; one that is gone (replaced: its successor
- *              comes next) is skipped.
+ *              comes next) is skipped. So a genuine value replaced by a
+ *              forged one before the watcher fetched it is never
+ *              delivered: the watch no longer converges to the latest
+ *              value while forgeries sit on top (it stays a hint; get and
+ *              CAS decide, as ever).
  *
  * Status mapping (done once, in nkv_map in nats_kv.c):
  *   NATS_OK                                     AETHER_OK
