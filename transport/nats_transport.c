@@ -92,6 +92,15 @@ typedef struct nt {
     aether_auth_sealer *sealer;
     aether_log_ratelimit auth_log; /* lock-free: unauthenticated messages, one WARN line per second */
     nt_window win[NT_WIN_COUNT_];
+    /* What this endpoint sends, one counter per subscription it reaches
+     * (events, maps, heartbeats, replies, commands, JoinCluster, releases):
+     * a receiver's window then sees only the counters of its own
+     * subscription, contiguous but for concurrency within the family, so
+     * a burst on one subject cannot push a message sealed on another
+     * thread more than AETHER_AUTH_WINDOW_SPAN below what its receiver
+     * admitted. The sender, key and epoch are cfg->sealer's; the counters
+     * are atomic. */
+    aether_auth_sealer seal[NT_WIN_COUNT_];
 } nt;
 
 /* A command being served: where its reply goes. */
@@ -243,14 +252,15 @@ static bool authentic(nt *t, natsMsg *msg, nt_win win)
 }
 
 /* Sends buf on subj (reply: the reply subject, or NULL), sealed when the
- * cluster has a secret: the tag covers subj and the bytes. */
-static natsStatus nt_send(nt *t, const char *subj, const char *reply, const char *buf, size_t len)
+ * cluster has a secret with the counter of family fam (the subscription
+ * it reaches): the tag covers subj and the bytes. */
+static natsStatus nt_send(nt *t, nt_win fam, const char *subj, const char *reply, const char *buf, size_t len)
 {
     if (t->sealer == NULL)
         return reply != NULL ? natsConnection_PublishRequest(t->conn, subj, reply, buf, (int)len)
                              : natsConnection_Publish(t->conn, subj, buf, (int)len);
     char tag[AETHER_AUTH_TAG_MAX];
-    if (aether_auth_seal(t->sealer, subj, buf, len, wall_ms(), tag, sizeof(tag)) != AETHER_OK)
+    if (aether_auth_seal(&t->seal[fam], subj, buf, len, wall_ms(), tag, sizeof(tag)) != AETHER_OK)
         return NATS_ERR;
     natsMsg *m = NULL;
     natsStatus s = natsMsg_Create(&m, subj, reply, buf, (int)len);
@@ -379,7 +389,7 @@ static void cmd_reply(void *arg, aether_status status, const char *reason)
         aether_err err = {0};
         aether_status st = aether_codec_encode_reply(status, cut, &buf, &len, &err);
         if (st == AETHER_OK) {
-            natsStatus s = nt_send(t, ctx->subject, NULL, buf, len);
+            natsStatus s = nt_send(t, NT_WIN_INBOX, ctx->subject, NULL, buf, len);
             if (s != NATS_OK)
                 AETHER_DEBUG(NT_LOG, "%s: reply not sent: %s", t->self.str,
                              natsStatus_GetText(s));
@@ -501,6 +511,7 @@ static bool pending_take_locked(nt *t, uint64_t id, pending *out)
 /* A request to send again (a copy: the entry may be answered meanwhile). */
 typedef struct resend {
     char subject[NT_SUBJECT_MAX], reply[NT_SUBJECT_MAX];
+    nt_win fam;
     char *buf;
     size_t len;
 } resend;
@@ -531,6 +542,7 @@ static void sweep_cb_locked(nt *t, uint64_t now)
                     r->len = p->req_len;
                     snprintf(r->subject, sizeof(r->subject), "%scmd.%s", t->prefix,
                              aether_command_type_name(p->type));
+                    r->fam = p->type == AETHER_CMD_JOIN_CLUSTER ? NT_WIN_JOIN : NT_WIN_CMD;
                     snprintf(r->reply, sizeof(r->reply), "%s.%" PRIu64, t->inbox, p->id);
                     n_again++;
                     p->attempts++;
@@ -543,7 +555,7 @@ static void sweep_cb_locked(nt *t, uint64_t now)
     pthread_mutex_unlock(&t->mu);
     for (uint32_t i = 0; i < n_again; i++) {
         /* A failure here (disconnected) leaves the request to its deadline. */
-        (void)nt_send(t, again[i].subject, again[i].reply, again[i].buf, again[i].len);
+        (void)nt_send(t, again[i].fam, again[i].subject, again[i].reply, again[i].buf, again[i].len);
         free(again[i].buf);
     }
     free(again);
@@ -763,14 +775,14 @@ static void nt_unbind(aether_transport *tp)
         flush(t);
 }
 
-static aether_status publish(nt *t, const char *suffix, const char *buf, size_t len)
+static aether_status publish(nt *t, nt_win fam, const char *suffix, const char *buf, size_t len)
 {
     aether_status st = conn_ready(t);
     if (st != AETHER_OK)
         return st;
     char subj[NT_SUBJECT_MAX];
     snprintf(subj, sizeof(subj), "%s%s", t->prefix, suffix);
-    return map_nats(nt_send(t, subj, NULL, buf, len));
+    return map_nats(nt_send(t, fam, subj, NULL, buf, len));
 }
 
 static aether_status nt_publish_event(aether_transport *tp, const aether_event *e)
@@ -786,7 +798,7 @@ static aether_status nt_publish_event(aether_transport *tp, const aether_event *
     }
     char suffix[96];
     snprintf(suffix, sizeof(suffix), "evt.%s", aether_event_type_name(e->type));
-    st = publish(t, suffix, buf, len);
+    st = publish(t, NT_WIN_EVT, suffix, buf, len);
     free(buf);
     return st;
 }
@@ -802,7 +814,7 @@ static aether_status nt_publish_map(aether_transport *tp, const aether_shardmap 
         AETHER_WARN(NT_LOG, "%s: map not encoded: %s", t->self.str, err.msg);
         return st;
     }
-    st = publish(t, "map", buf, len);
+    st = publish(t, NT_WIN_MAP, "map", buf, len);
     free(buf);
     return st;
 }
@@ -812,7 +824,7 @@ static aether_status nt_publish_map_json(aether_transport *tp, const aether_shar
                                          const char *json, size_t len)
 {
     (void)m;
-    return publish(as_nt(tp), "map", json, len);
+    return publish(as_nt(tp), NT_WIN_MAP, "map", json, len);
 }
 
 static void header(nt *t, const aether_node_id *node, aether_term term, aether_codec_header *h)
@@ -840,7 +852,7 @@ static aether_status nt_publish_heartbeat(aether_transport *tp, const aether_nod
     }
     char suffix[96];
     snprintf(suffix, sizeof(suffix), "hb.%s", node->str);
-    st = publish(t, suffix, buf, len);
+    st = publish(t, NT_WIN_HB, suffix, buf, len);
     free(buf);
     return st;
 }
@@ -888,7 +900,8 @@ static aether_status nt_send_command(aether_transport *tp, const aether_command 
         free(buf);
         return st;
     }
-    natsStatus s = nt_send(t, subj, reply_subj, buf, len);
+    natsStatus s = nt_send(t, c->type == AETHER_CMD_JOIN_CLUSTER ? NT_WIN_JOIN : NT_WIN_CMD, subj, reply_subj,
+                           buf, len);
     free(buf);
     if (s == NATS_OK)
         return AETHER_OK;
@@ -915,7 +928,7 @@ static aether_status nt_send_release(aether_transport *tp, const aether_release_
         AETHER_WARN(NT_LOG, "%s: release not encoded: %s", t->self.str, err.msg);
         return st;
     }
-    st = publish(t, "rel", buf, len);
+    st = publish(t, NT_WIN_REL, "rel", buf, len);
     free(buf);
     return st;
 }
@@ -1022,6 +1035,8 @@ aether_status aether_nats_transport_create(const aether_nats_transport_config *c
     t->stats = cfg->stats;
     t->sealer = cfg->sealer;
     for (int i = 0; i < NT_WIN_COUNT_; i++) {
+        if (t->sealer != NULL)
+            aether_auth_sealer_init(&t->seal[i], t->sealer->auth, &t->sealer->sender, t->sealer->epoch);
         pthread_mutex_init(&t->win[i].mu, NULL);
         if (t->sealer != NULL && aether_auth_window_create(&t->win[i].w) != AETHER_OK) {
             for (int j = 0; j <= i; j++) {

@@ -57,7 +57,11 @@
  *    unauthenticated command is answered AETHER_EPERM "unauthenticated"
  *    (so an operator's aetherctl without the secret hears why) and never
  *    reaches the sink; an unauthenticated reply is dropped (the request
- *    times out). Without a sealer nothing changes: no header is sent and
+ *    times out). The endpoint seals with one counter per subscription
+ *    family it sends to (cfg->sealer's sender, key and epoch), so a
+ *    receiver's window sees that family's counters only: a burst on one
+ *    subject never pushes another subject's message, sealed on another
+ *    thread a moment earlier, out of the window's span. Without a sealer nothing changes: no header is sent and
  *    none is looked at.
  *  - serve_commands(false) and unbind flush their UNSUBs, so a request sent
  *    afterwards gets "no responders" (AETHER_ENOTLEADER) at once.
