@@ -547,15 +547,17 @@ static aether_status nkv_get(aether_kv *kv, const char *key, aether_kv_entry *ou
     }
     uint64_t rev = natsMsg_GetSequence(msg);
     AETHER_ASSERT(rev > 0);
+    if (!nkv_authentic(n, msg, true)) { /* step 7: damaged, never acted on, value or marker */
+        bool marker = nkv_msg_op(msg) != AETHER_KV_OP_PUT;
+        natsMsg_Destroy(msg);
+        return aether_err_set(err, AETHER_EUNAVAILABLE, "bucket '%s': key '%s' holds an unauthenticated %s "
+                              "(revision %" PRIu64 "): not believed", n->bucket, key, marker ? "marker" : "value",
+                              rev);
+    }
     if (nkv_msg_op(msg) != AETHER_KV_OP_PUT) {
         natsMsg_Destroy(msg);
         return aether_err_set(err, AETHER_ENOTFOUND, "bucket '%s': key '%s' not found (deleted)",
                               n->bucket, key);
-    }
-    if (!nkv_authentic(n, msg, true)) { /* step 7: damaged, never acted on */
-        natsMsg_Destroy(msg);
-        return aether_err_set(err, AETHER_EUNAVAILABLE, "bucket '%s': key '%s' holds an unauthenticated value "
-                              "(revision %" PRIu64 "): not believed", n->bucket, key, rev);
     }
     int vlen = natsMsg_GetDataLength(msg);
     const char *v = natsMsg_GetData(msg);

@@ -105,9 +105,9 @@
  *     more than AETHER_AUTH_SKEW_MS before or after it was stored is a
  *     replayed capture. A refusal is counted (cfg->stats, reason
  *     "unauthenticated") and logged (WARN, one line per second per store).
- *      get     an unauthenticated value reads as AETHER_EUNAVAILABLE
- *              ("damaged": nothing can be said about the key; no caller
- *              acts on it), a marker as absent whatever its tag says.
+ *      get     an unauthenticated value or marker reads as
+ *              AETHER_EUNAVAILABLE ("damaged": nothing can be said about
+ *              the key, not even that it is absent; no caller acts on it).
  *      create  an unauthenticated last message, value or marker, counts
  *              as taken (AETHER_EEXIST): what it hides may be a genuine
  *              holder's value, and the key's TTL removes it.
