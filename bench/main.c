@@ -43,6 +43,9 @@ static const bench_entry benches[] = {
     { "failover", bench_failover_main,
       "real nats-server + aether-node processes: kill -9 of the leader / of a follower, "
       "graceful resign (p50/p99), vs the KV compare-and-set round trip" },
+    { "auth", bench_auth_main,
+      "per-message cost of the cluster secret's MAC: encode+seal vs encode, seal+open+decode vs decode, "
+      "seal/open of 16 KiB vs memcpy" },
     { "flood", bench_flood_main,
       "real nats-server + aether-node processes: 100 000 unpaced LeaveCluster requests: "
       "answered, busy, leader/map changes, fencing, vs a plain NATS echo responder" },

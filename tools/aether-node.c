@@ -205,6 +205,9 @@ typedef struct node_run {
     aether_kv *lease_kv, *state_kv;
     natsConnection *nc;             /* NATS mode only; main thread */
     aether_codec_stats codec_stats; /* NATS mode: the transport's refusals */
+    aether_auth *auth;              /* NATS mode with cluster_secret_file; immutable after setup */
+    aether_auth_sealer sealer;      /* seals what this process sends and stores (auth.h);
+                                       immutable after setup but for its atomic counter */
     aether_metrics *metrics;        /* every node's series; immutable after setup */
     aether_metrics_http *http;      /* GET /metrics when metrics_addr is set; main thread */
     bool was_leader;                /* NATS mode: main thread */
@@ -585,7 +588,7 @@ static int daemon_metrics_node(node_run *d, node_slot *n)
         decode_series_args[r] = (decode_series){ &d->codec_stats, (aether_codec_reject)r };
         if (aether_metrics_counter_fn(d->metrics, "aether_decode_errors_total",
                                       "Messages from the wire this node refused, by reason (malformed, "
-                                      "oversized, unknown_type, bad_field, stale_term, wrong_cluster).",
+                                      "oversized, unknown_type, bad_field, stale_term, wrong_cluster, unauthenticated).",
                                       rl, g_decode_errors, &decode_series_args[r]) != AETHER_OK)
             return -1;
     }
@@ -636,7 +639,8 @@ static int nats_bucket(node_run *d, const char *suffix, uint64_t ttl_ms, bool on
     aether_kv_nats_config kc = { .conn = d->nc, .bucket = bucket, .ttl_ms = ttl_ms,
                                  .replicas = d->opt.s.nats.kv_replicas,
                                  .timeout_ms = d->opt.s.nats.request_timeout_ms, .create_if_missing = true,
-                                 .one_key = one_key };
+                                 .one_key = one_key, .sealer = d->auth != NULL ? &d->sealer : NULL,
+                                 .stats = &d->codec_stats };
     aether_err err = { 0 };
     uint64_t t0 = now_ns(), warned = 0;
     unsigned wait_ms = KV_RETRY_MS;
@@ -690,8 +694,32 @@ static int nats_bucket(node_run *d, const char *suffix, uint64_t ttl_ms, bool on
     }
 }
 
+/* The cluster secret, before anything is sent or stored: 0, or EXIT_USAGE
+ * after saying why (aether_settings_check read it already; it may have
+ * changed since). The sealer's epoch is the wall clock now, so a restarted
+ * process's counters start above its previous life's (auth.h). */
+static int load_secret(node_run *d)
+{
+    const char *path = d->opt.s.cluster_secret_file;
+    if (path[0] == '\0')
+        return 0;
+    aether_err err = { 0 };
+    if (aether_auth_load_file(path, &d->auth, &err) != AETHER_OK) {
+        fprintf(stderr, "aether-node: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    aether_node_id self = d->opt.s.node.node;
+    aether_auth_sealer_init(&d->sealer, d->auth, &self, aether_clock_wall_ms(aether_clock_real()) * 1000000u);
+    AETHER_INFO("aether-node", "cluster secret loaded from %s: messages and stored values are authenticated",
+                path);
+    return 0;
+}
+
 static int nats_setup(node_run *d)
 {
+    int secret = load_secret(d);
+    if (secret != 0)
+        return secret;
     if (nats_connect(d) != 0)
         return -1;
     int rc = nats_bucket(d, "lease", d->base.lease_ttl_ms, true, &d->lease_kv);
@@ -796,7 +824,8 @@ static int node_start(node_run *d, uint32_t i)
         }
         aether_nats_transport_config tc = { .conn = d->nc, .cluster = cfg.cluster, .node = cfg.node,
                                             .cmd_timeout_ms = d->opt.s.nats.request_timeout_ms,
-                                            .stats = &d->codec_stats, .no_leader_retry = true };
+                                            .stats = &d->codec_stats, .no_leader_retry = true,
+                                            .sealer = d->auth != NULL ? &d->sealer : NULL };
         if (aether_nats_transport_create(&tc, &n->t, &err) != AETHER_OK) {
             fprintf(stderr, "aether-node: %s: NATS transport: %s\n", n->id, err.msg);
             return -1;
@@ -885,6 +914,8 @@ static void daemon_fini(node_run *d)
         natsConnection_Destroy(d->nc);
     }
     d->nc = NULL;
+    aether_auth_destroy(d->auth); /* after the transport and the stores that borrowed its sealer */
+    d->auth = NULL;
     aether_executor_destroy(d->ex);
     aether_term_registry_fini(&d->terms);
     pthread_mutex_destroy(&d->mu);

@@ -116,6 +116,10 @@ static int cmd_events(int argc, char **argv);
     "      --nats-tls-ca FILE, --nats-tls-cert FILE, --nats-tls-key FILE,\n"                 \
     "      --nats-tls-hostname NAME\n"                                                       \
     "                           NATS authentication and TLS\n"                               \
+    "      --cluster-secret-file FILE\n"                                                    \
+    "                           the cluster secret (AETHER_CLUSTER_SECRET_FILE): what is\n" \
+    "                           read is verified with it, commands are sealed with it;\n"  \
+    "                           drain, rebalance and fail need it when the cluster has one\n" \
     "      --log-level LEVEL    library log lines on stderr (default: warnings only)\n"      \
     "      --timeout MS         bound on the whole command (connect, reads, retries)\n"      \
     "  -j, --json               one JSON document on stdout instead of text\n"               \
@@ -630,6 +634,7 @@ enum {
     {"nats-tls-cert", required_argument, NULL, OPT_SETTING},     \
     {"nats-tls-key", required_argument, NULL, OPT_SETTING},      \
     {"nats-tls-hostname", required_argument, NULL, OPT_SETTING}, \
+    {"cluster-secret-file", required_argument, NULL, OPT_SETTING}, \
     {"log-level", required_argument, NULL, OPT_SETTING},         \
     {"timeout", required_argument, NULL, OPT_TIMEOUT},           \
     {"json", no_argument, NULL, 'j'},                            \
@@ -759,10 +764,45 @@ typedef struct ctl_conn {
     aether_kv *state_kv;  /* the state bucket, bound read-only */
     char state_bucket[CTL_BUCKET_MAX];
     char lease_bucket[CTL_BUCKET_MAX];
+    aether_auth_sealer sealer; /* with cluster_secret_file: seals our commands */
 } ctl_conn;
+
+/* The cluster key when --cluster-secret-file (or the file or environment
+ * equivalent) is given: everything read is verified with it (g_auth), and
+ * commands are sealed. NULL = nothing verified; the leader of a cluster
+ * with a secret then refuses the commands that change it. One per process,
+ * set by ctl_connect. */
+static aether_auth *g_auth;
+static bool g_auth_warned; /* the first refusal is said on stderr, the rest counted */
+static uint64_t g_auth_refused;
+
+/* True if msg carries a valid tag for its subject and bytes, made within
+ * AETHER_AUTH_SKEW_MS of now_ms (0: no freshness check); true without a
+ * secret. A refusal is counted and the first one said. */
+static bool ctl_authentic(natsMsg *msg, uint64_t now_ms)
+{
+    if (g_auth == NULL)
+        return true;
+    const char *tag = NULL;
+    if (natsMsgHeader_Get(msg, AETHER_AUTH_HEADER, &tag) != NATS_OK)
+        tag = NULL;
+    const char *subj = natsMsg_GetSubject(msg);
+    aether_auth_stamp st;
+    aether_err why = {0};
+    if (aether_auth_open(g_auth, subj != NULL ? subj : "", natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
+                         tag, now_ms, &st, &why) == AETHER_OK)
+        return true;
+    if (!__atomic_exchange_n(&g_auth_warned, true, __ATOMIC_RELAXED))
+        fprintf(stderr, "aetherctl: unauthenticated message on %s ignored: %s\n", subj != NULL ? subj : "?",
+                why.msg);
+    __atomic_add_fetch(&g_auth_refused, 1, __ATOMIC_RELAXED);
+    return false;
+}
 
 static void ctl_close(ctl_conn *cc)
 {
+    aether_auth_destroy(g_auth); /* nothing reads it after the close */
+    g_auth = NULL;
     aether_kv_destroy(cc->state_kv);
     cc->state_kv = NULL;
     if (cc->js != NULL)
@@ -905,6 +945,15 @@ static int ctl_connect(const ctl_opts *o, uint64_t default_timeout_ms, ctl_conn 
     }
     ctl_signals_install();
     aether_err err = {0};
+    if (cc->s.cluster_secret_file[0] != '\0') {
+        if (aether_auth_load_file(cc->s.cluster_secret_file, &g_auth, &err) != AETHER_OK) {
+            fprintf(stderr, "aetherctl: %s\n", err.msg);
+            return EXIT_USAGE;
+        }
+        aether_node_id self;
+        (void)aether_node_id_from_cstr(CTL_SELF_ID, &self, NULL);
+        aether_auth_sealer_init(&cc->sealer, g_auth, &self, (uint64_t)wall_ns());
+    }
     aether_status st = aether_nats_connect(&cc->s.nats, CTL_SELF_ID, &g_stop, &cc->nc, &err);
     if (st == AETHER_EINVAL) {
         fprintf(stderr, "aetherctl: %s\n", err.msg);
@@ -941,6 +990,7 @@ static int ctl_bind_state(ctl_conn *cc)
         .replicas = 0,
         .timeout_ms = cc->s.nats.request_timeout_ms,
         .create_if_missing = false,
+        .sealer = g_auth != NULL ? &cc->sealer : NULL,
     };
     aether_err err = {0};
     aether_status st = aether_kv_nats_create(&kc, &cc->state_kv, &err);
@@ -1006,6 +1056,27 @@ static int ctl_read_lease(ctl_conn *cc, ctl_view *v)
     kvEntry *e = NULL;
     s = kvStore_Get(&e, kv, AETHER_LEASE_KEY_DEFAULT);
     v->read_at_ns = wall_ns();
+    if (s == NATS_OK && g_auth != NULL) {
+        /* A kvEntry shows no headers: the same revision again, by number. */
+        char stream[CTL_BUCKET_MAX + 8];
+        snprintf(stream, sizeof(stream), "KV_%s", cc->lease_bucket);
+        natsMsg *m = NULL;
+        jsErrCode jerr = 0;
+        bool ok = js_GetMsg(&m, cc->js, stream, kvEntry_Revision(e), NULL, &jerr) == NATS_OK &&
+                  ctl_authentic(m, (uint64_t)natsMsg_GetTime(m) / 1000000u);
+        natsMsg_Destroy(m);
+        if (!ok) {
+            v->have_lease = true;
+            v->lease_malformed = true;
+            v->lease_revision = kvEntry_Revision(e);
+            v->lease_written_ns = kvEntry_Created(e);
+            snprintf(v->lease_err, sizeof(v->lease_err), "unauthenticated (no valid %s tag for this "
+                     "cluster's secret): not believed", AETHER_AUTH_HEADER);
+            kvEntry_Destroy(e);
+            kvStore_Destroy(kv);
+            return 0;
+        }
+    }
     if (s == NATS_OK) {
         aether_err err = {0};
         v->have_lease = true;
@@ -1831,6 +1902,10 @@ static void watch_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg
     (void)nc;
     (void)sub;
     watch_queue *q = closure;
+    if (!ctl_authentic(msg, (uint64_t)(wall_ns() / 1000000))) {
+        natsMsg_Destroy(msg);
+        return;
+    }
     pthread_mutex_lock(&q->mu);
     if (q->count == WATCH_QUEUE_MAX) {
         q->dropped++;
@@ -2280,8 +2355,27 @@ static int ctl_ask_leader(ctl_conn *cc, aether_command *cmd, const char *what, c
             break;
         uint64_t per = cc->s.nats.request_timeout_ms < left ? cc->s.nats.request_timeout_ms : left;
         natsMsg *reply = NULL;
-        natsStatus ns = natsConnection_Request(&reply, cc->nc, subject, body, (int)body_len,
-                                               (int64_t)per);
+        natsStatus ns;
+        if (g_auth == NULL) {
+            ns = natsConnection_Request(&reply, cc->nc, subject, body, (int)body_len, (int64_t)per);
+        } else {
+            /* Sealed afresh for every attempt: a leader admits a counter once. */
+            char tag[AETHER_AUTH_TAG_MAX];
+            natsMsg *req = NULL;
+            (void)aether_auth_seal(&cc->sealer, subject, body, body_len, (uint64_t)(wall_ns() / 1000000), tag,
+                                   sizeof(tag));
+            ns = natsMsg_Create(&req, subject, NULL, body, (int)body_len);
+            if (ns == NATS_OK)
+                ns = natsMsgHeader_Set(req, AETHER_AUTH_HEADER, tag);
+            if (ns == NATS_OK)
+                ns = natsConnection_RequestMsg(&reply, cc->nc, req, (int64_t)per);
+            natsMsg_Destroy(req);
+            if (ns == NATS_OK && !ctl_authentic(reply, (uint64_t)(wall_ns() / 1000000))) {
+                natsMsg_Destroy(reply);
+                reply = NULL;
+                ns = NATS_TIMEOUT; /* a forged reply is no reply */
+            }
+        }
         ans->attempts++;
         if (ns == NATS_OK) {
             aether_codec_msg m;
@@ -3525,7 +3619,11 @@ static int cmd_events(int argc, char **argv)
         if (x.first_sseq == 0)
             x.first_sseq = sseq;
         x.last_sseq = sseq;
-        events_print(&x, msg, sseq, meta->Timestamp);
+        /* Stored: fresh means sealed near when the stream stored it. */
+        if (ctl_authentic(msg, meta->Timestamp > 0 ? (uint64_t)meta->Timestamp / 1000000u : 0))
+            events_print(&x, msg, sseq, meta->Timestamp);
+        else
+            x.refused++;
         fflush(stdout);
         /* The end: nothing pending when this one was delivered, or the last
          * message the stream held when we started (so a busy cluster cannot
@@ -3712,6 +3810,10 @@ static void top_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     aether_codec_limits lim = {.cluster = t->cluster};
     aether_codec_msg m;
     aether_err err = {0};
+    if (!ctl_authentic(msg, (uint64_t)(wall_ns() / 1000000))) {
+        natsMsg_Destroy(msg);
+        return;
+    }
     if (aether_codec_decode(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &lim, &m,
                             &err) != AETHER_OK) {
         natsMsg_Destroy(msg);

@@ -240,6 +240,7 @@ const char *aether_codec_reject_name(aether_codec_reject r)
         [AETHER_CODEC_REJECT_BAD_FIELD] = "bad_field",
         [AETHER_CODEC_REJECT_STALE_TERM] = "stale_term",
         [AETHER_CODEC_REJECT_WRONG_CLUSTER] = "wrong_cluster",
+        [AETHER_CODEC_REJECT_UNAUTHENTICATED] = "unauthenticated",
     };
     if ((unsigned)r >= AETHER_CODEC_REJECT_COUNT_)
         return "?";

@@ -141,11 +141,14 @@ typedef enum aether_codec_reject {
     AETHER_CODEC_REJECT_BAD_FIELD,     /* a field missing, unknown, mistyped or out of range */
     AETHER_CODEC_REJECT_STALE_TERM,    /* fencing term below limits->min_term */
     AETHER_CODEC_REJECT_WRONG_CLUSTER, /* cluster other than limits->cluster */
+    AETHER_CODEC_REJECT_UNAUTHENTICATED, /* with a cluster secret: tag missing, wrong, stale or
+                                            replayed (transport/auth.h; counted by the NATS
+                                            transport and KV stores, never by the decoder) */
     AETHER_CODEC_REJECT_COUNT_
 } aether_codec_reject;
 
 /* "malformed", "oversized", "unknown_type", "bad_field", "stale_term",
- * "wrong_cluster" (metric labels); "?" out of range. */
+ * "wrong_cluster", "unauthenticated" (metric labels); "?" out of range. */
 const char *aether_codec_reject_name(aether_codec_reject r);
 
 typedef struct aether_codec_stats {

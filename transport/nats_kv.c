@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "assertion.h"
 #include "clock.h"
@@ -74,6 +75,12 @@ struct kv_nats {
     uint32_t watcher_count;      /* under mu */
 
     pthread_mutex_t cb_mu; /* held across every watch callback: one at a time per store */
+
+    /* Step 7. sealer: borrowed, immutable but for its atomic counter (NULL
+     * = no secret); stats: borrowed, atomic counters; auth_log: lock-free. */
+    aether_auth_sealer *sealer;
+    aether_codec_stats *stats;
+    aether_log_ratelimit auth_log;
 };
 
 static const aether_kv_ops kv_nats_ops;
@@ -209,11 +216,52 @@ static void nkv_subject(const kv_nats *n, const char *key, char *buf)
     AETHER_ASSERT(len > 0 && (size_t)len < NKV_SUBJECT_CAP); /* key and bucket are validated */
 }
 
+static uint64_t nkv_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Step 7: true if msg (a stored value or marker, from js_GetMsg or
+ * js_GetLastMsg) carries a tag that opens for its subject and bytes and
+ * was made within AETHER_AUTH_SKEW_MS of when the server stored it; true
+ * without a secret. A refusal is counted and logged when `count`. */
+static bool nkv_authentic(kv_nats *n, natsMsg *msg, bool count)
+{
+    if (n->sealer == NULL)
+        return true;
+    const char *tag = NULL;
+    if (natsMsgHeader_Get(msg, AETHER_AUTH_HEADER, &tag) != NATS_OK)
+        tag = NULL;
+    const char *subj = natsMsg_GetSubject(msg);
+    int64_t stored_ns = natsMsg_GetTime(msg);
+    aether_auth_stamp stamp;
+    aether_err why = {0};
+    aether_status st = aether_auth_open(n->sealer->auth, subj != NULL ? subj : "", natsMsg_GetData(msg),
+                                        (size_t)natsMsg_GetDataLength(msg), tag,
+                                        stored_ns > 0 ? (uint64_t)stored_ns / AETHER_NS_PER_MS : 0, &stamp,
+                                        &why);
+    if (st == AETHER_OK)
+        return true;
+    if (!count)
+        return false;
+    if (n->stats != NULL)
+        __atomic_add_fetch(&n->stats->rejected[AETHER_CODEC_REJECT_UNAUTHENTICATED], 1, __ATOMIC_RELAXED);
+    uint64_t suppressed = 0;
+    if (aether_log_ratelimit_allow(&n->auth_log, aether_clock_now_ns(aether_clock_real()), &suppressed))
+        AETHER_WARN(NKV_MODULE, "bucket '%s': unauthenticated entry at revision %" PRIu64 " of %s not "
+                    "believed: %s [%" PRIu64 " more suppressed]", n->bucket, natsMsg_GetSequence(msg),
+                    subj != NULL ? subj : "?", why.msg, suppressed);
+    return false;
+}
+
 /* One JetStream publish of a value or marker. *rev_out is set on NATS_OK
  * only; *jerr is the JetStream error code (0 if none). */
 static natsStatus nkv_publish(const kv_nats *n, const char *key, aether_kv_op op,
                               const void *value, size_t len, nkv_expect expect,
-                              uint64_t expected, uint64_t *rev_out, jsErrCode *jerr)
+                              uint64_t expected, uint64_t expected_stream, uint64_t *rev_out,
+                              jsErrCode *jerr)
 {
     AETHER_ASSERT(op == AETHER_KV_OP_PUT || len == 0);
     AETHER_ASSERT(len <= AETHER_KV_VALUE_LEN_MAX);
@@ -232,6 +280,13 @@ static natsStatus nkv_publish(const kv_nats *n, const char *key, aether_kv_op op
         if (s == NATS_OK)
             s = natsMsgHeader_Set(msg, JSMsgRollup, JSMsgRollupSubject);
     }
+    if (s == NATS_OK && n->sealer != NULL) { /* step 7 */
+        char tag[AETHER_AUTH_TAG_MAX];
+        if (aether_auth_seal(n->sealer, subject, value, len, nkv_wall_ms(), tag, sizeof(tag)) != AETHER_OK)
+            s = NATS_ERR;
+        if (s == NATS_OK)
+            s = natsMsgHeader_Set(msg, AETHER_AUTH_HEADER, tag);
+    }
     if (s == NATS_OK) {
         jsPubOptions po;
         jsPubOptions_Init(&po);
@@ -241,7 +296,7 @@ static natsStatus nkv_publish(const kv_nats *n, const char *key, aether_kv_op op
         else if (expect == NKV_EXPECT_REV)
             po.ExpectLastSubjectSeq = expected;
         if (expect == NKV_EXPECT_REV && n->one_key)
-            po.ExpectLastSeq = expected; /* DESIGN step 2b */
+            po.ExpectLastSeq = expected_stream != 0 ? expected_stream : expected; /* DESIGN step 2b */
         s = js_PublishMsg(&ack, n->js, msg, &po, jerr);
     }
     if (s == NATS_OK) {
@@ -279,7 +334,7 @@ static aether_status nkv_create(aether_kv *kv, const char *key, const void *valu
     uint64_t expected = 0;
     for (unsigned attempt = 0; attempt < AETHER_KV_NATS_CREATE_ATTEMPTS_MAX; attempt++) {
         jsErrCode jerr = 0;
-        natsStatus s = nkv_publish(n, key, AETHER_KV_OP_PUT, value, len, expect, expected,
+        natsStatus s = nkv_publish(n, key, AETHER_KV_OP_PUT, value, len, expect, expected, 0,
                                    rev_out, &jerr);
         if (s == NATS_OK)
             return AETHER_OK;
@@ -307,8 +362,13 @@ static aether_status nkv_create(aether_kv *kv, const char *key, const void *valu
         }
         uint64_t seq = natsMsg_GetSequence(last);
         aether_kv_op op = nkv_msg_op(last);
+        bool authentic = nkv_authentic(n, last, true);
         natsMsg_Destroy(last);
         AETHER_ASSERT(seq > 0);
+        if (!authentic) /* step 7: what it hides may be a genuine holder's value */
+            return aether_err_set(err, AETHER_EEXIST, "bucket '%s': key '%s' holds an unauthenticated entry "
+                                  "(revision %" PRIu64 "): treated as taken until it expires", n->bucket, key,
+                                  seq);
         if (op == AETHER_KV_OP_PUT)
             return aether_err_set(err, AETHER_EEXIST, "bucket '%s': key '%s' exists (revision %" PRIu64 ")",
                                   n->bucket, key, seq);
@@ -321,6 +381,67 @@ static aether_status nkv_create(aether_kv *kv, const char *key, const void *valu
                           n->bucket, key, AETHER_KV_NATS_CREATE_ATTEMPTS_MAX);
 }
 
+/* Step 7: after a CAS naming `expected` was refused, whether every write
+ * since then is still stored and unauthenticated (on key, or, in a one_key
+ * bucket, on any key), at most AETHER_KV_NATS_FORGED_SKIP_MAX of them. If
+ * so, *subject_last is the key's last revision and *stream_last the
+ * stream's (one_key; else 0): the CAS to send again. Each forgery is
+ * counted. */
+static bool nkv_only_forged_since(kv_nats *n, const char *key, uint64_t expected, uint64_t *subject_last,
+                                  uint64_t *stream_last)
+{
+    char subject[NKV_SUBJECT_CAP];
+    nkv_subject(n, key, subject);
+    uint64_t last = 0;
+    jsErrCode jerr = 0;
+    if (n->one_key) {
+        jsStreamInfo *si = NULL;
+        if (js_GetStreamInfo(&si, n->js, n->stream, NULL, &jerr) != NATS_OK) {
+            jsStreamInfo_Destroy(si);
+            return false;
+        }
+        last = si->State.LastSeq;
+        jsStreamInfo_Destroy(si);
+    } else {
+        natsMsg *m = NULL;
+        if (js_GetLastMsg(&m, n->js, n->stream, subject, NULL, &jerr) != NATS_OK) {
+            natsMsg_Destroy(m);
+            return false;
+        }
+        last = natsMsg_GetSequence(m);
+        natsMsg_Destroy(m);
+    }
+    if (last <= expected || last - expected > AETHER_KV_NATS_FORGED_SKIP_MAX)
+        return false;
+    uint64_t on_key = expected;
+    for (uint64_t seq = expected + 1; seq <= last; seq++) { /* bounded: AETHER_KV_NATS_FORGED_SKIP_MAX */
+        natsMsg *m = NULL;
+        if (js_GetMsg(&m, n->js, n->stream, seq, NULL, &jerr) != NATS_OK) {
+            natsMsg_Destroy(m); /* gone: replaced, and it may have been genuine */
+            return false;
+        }
+        const char *ms = natsMsg_GetSubject(m);
+        bool ours = ms != NULL && strcmp(ms, subject) == 0;
+        bool forged = !nkv_authentic(n, m, false);
+        natsMsg_Destroy(m);
+        if (ours || n->one_key) {
+            if (!forged)
+                return false; /* a genuine write: a real conflict */
+        }
+        if (ours)
+            on_key = seq;
+    }
+    for (uint64_t seq = expected + 1; seq <= last; seq++) { /* bounded: as above; count them now */
+        natsMsg *m = NULL;
+        if (js_GetMsg(&m, n->js, n->stream, seq, NULL, &jerr) == NATS_OK)
+            (void)nkv_authentic(n, m, true);
+        natsMsg_Destroy(m);
+    }
+    *subject_last = on_key;
+    *stream_last = n->one_key ? last : 0;
+    return true;
+}
+
 static aether_status nkv_cas_write(aether_kv *kv, const char *call, const char *key,
                                    aether_kv_op op, const void *value, size_t len,
                                    uint64_t expected, uint64_t *rev_out, aether_err *err)
@@ -331,8 +452,17 @@ static aether_status nkv_cas_write(aether_kv *kv, const char *call, const char *
         return st;
     jsErrCode jerr = 0;
     natsStatus s = nkv_publish(n, key, op, value, len,
-                               expected > 0 ? NKV_EXPECT_REV : NKV_EXPECT_ANY, expected, rev_out,
+                               expected > 0 ? NKV_EXPECT_REV : NKV_EXPECT_ANY, expected, 0, rev_out,
                                &jerr);
+    uint64_t on_key = 0, on_stream = 0;
+    if (s != NATS_OK && expected > 0 && n->sealer != NULL && jerr == JSStreamWrongLastSequenceErr &&
+        nkv_only_forged_since(n, key, expected, &on_key, &on_stream)) {
+        AETHER_WARN(NKV_MODULE, "bucket '%s': %s '%s': only unauthenticated writes since revision %" PRIu64
+                    " (up to %" PRIu64 "): written again over them", n->bucket, call, key, expected,
+                    on_stream != 0 ? on_stream : on_key);
+        jerr = 0;
+        s = nkv_publish(n, key, op, value, len, NKV_EXPECT_REV, on_key, on_stream, rev_out, &jerr);
+    }
     if (s == NATS_OK)
         return AETHER_OK;
     st = nkv_map(s, jerr, NKV_WRITE);
@@ -417,6 +547,13 @@ static aether_status nkv_get(aether_kv *kv, const char *key, aether_kv_entry *ou
     }
     uint64_t rev = natsMsg_GetSequence(msg);
     AETHER_ASSERT(rev > 0);
+    if (!nkv_authentic(n, msg, true)) { /* step 7: damaged, never acted on, value or marker */
+        bool marker = nkv_msg_op(msg) != AETHER_KV_OP_PUT;
+        natsMsg_Destroy(msg);
+        return aether_err_set(err, AETHER_EUNAVAILABLE, "bucket '%s': key '%s' holds an unauthenticated %s "
+                              "(revision %" PRIu64 "): not believed", n->bucket, key, marker ? "marker" : "value",
+                              rev);
+    }
     if (nkv_msg_op(msg) != AETHER_KV_OP_PUT) {
         natsMsg_Destroy(msg);
         return aether_err_set(err, AETHER_ENOTFOUND, "bucket '%s': key '%s' not found (deleted)",
@@ -494,6 +631,29 @@ static void nkv_deliver(aether_kv_watcher *aw, kvEntry *e)
     free(copy);
 }
 
+/* Step 7: a kvEntry shows no headers, so the entry is fetched again by
+ * revision. False (not delivered) if it does not authenticate, or if it is
+ * gone (replaced: the write that replaced it is delivered next), or
+ * cannot be fetched now (logged: the watch is a hint, get and CAS decide). */
+static bool nkv_entry_authentic(kv_nats *n, kvEntry *e)
+{
+    if (n->sealer == NULL)
+        return true;
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetMsg(&m, n->js, n->stream, kvEntry_Revision(e), NULL, &jerr);
+    if (s != NATS_OK) {
+        natsMsg_Destroy(m);
+        if (s != NATS_NOT_FOUND)
+            AETHER_DEBUG(NKV_MODULE, "bucket '%s': revision %" PRIu64 " of '%s' not verified (%s): not delivered",
+                         n->bucket, kvEntry_Revision(e), kvEntry_Key(e), natsStatus_GetText(s));
+        return false;
+    }
+    bool ok = nkv_authentic(n, m, true);
+    natsMsg_Destroy(m);
+    return ok;
+}
+
 static void *nkv_watch_thread(void *p)
 {
     aether_kv_watcher *aw = p;
@@ -519,7 +679,8 @@ static void *nkv_watch_thread(void *p)
                         natsStatus_GetText(s));
             continue;
         }
-        nkv_deliver(aw, e);
+        if (e == NULL || nkv_entry_authentic(aw->n, e))
+            nkv_deliver(aw, e);
         kvEntry_Destroy(e);
     }
     return NULL;
@@ -853,6 +1014,9 @@ aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv 
     n->conn = cfg->conn;
     n->recreate = cfg->create_if_missing;
     n->one_key = cfg->one_key;
+    n->sealer = cfg->sealer;
+    n->stats = cfg->stats;
+    aether_log_ratelimit_init(&n->auth_log, 1000000000u);
     n->replicas = cfg->replicas == 0 ? 1u : cfg->replicas;
     atomic_init(&n->check_after_ns, 0);
     atomic_init(&n->recreated, 0);

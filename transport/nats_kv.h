@@ -96,6 +96,42 @@
  *     js_CreateKeyValue with the same configuration is idempotent.
  *  6. compact(revision): js_PurgeStream with that sequence: every message
  *     below it goes and the stream numbers the next one at least revision.
+ *  7. With a cluster secret (cfg->sealer, transport/auth.h) every write,
+ *     values and markers alike, carries the tag in the header
+ *     AETHER_AUTH_HEADER, sealed over "$KV.<bucket>.<key>" and the value,
+ *     and nothing unauthenticated is believed. Stored values have no
+ *     replay window (revisions order them); their freshness is measured
+ *     against the time the server stored them (natsMsg_GetTime): a tag made
+ *     more than AETHER_AUTH_SKEW_MS before or after it was stored is a
+ *     replayed capture. A refusal is counted (cfg->stats, reason
+ *     "unauthenticated") and logged (WARN, one line per second per store).
+ *      get     an unauthenticated value or marker reads as
+ *              AETHER_EUNAVAILABLE ("damaged": nothing can be said about
+ *              the key, not even that it is absent; no caller acts on it).
+ *      create  an unauthenticated last message, value or marker, counts
+ *              as taken (AETHER_EEXIST): what it hides may be a genuine
+ *              holder's value, and the key's TTL removes it.
+ *      update, conditional delete
+ *              refused as ECONFLICT, the write is sent once more if every
+ *              revision after the expected one, up to the key's last (and,
+ *              with one_key, the stream's last), is still stored and
+ *              unauthenticated (a value on another key of a one_key bucket
+ *              too), at most AETHER_KV_NATS_FORGED_SKIP_MAX of them,
+ *              expecting the last of them. Safe: those are exactly the
+ *              writes since the expected revision, none genuine, so the
+ *              CAS is the one the caller asked for with the forgeries
+ *              left out. A revision that is gone (history 1 replaced it)
+ *              cannot be told apart from a genuine write: the conflict
+ *              stands. So one forged write between two renewals is undone
+ *              by the leader's next renewal; two cost a leadership change.
+ *      watch   every entry is fetched again by revision (js_GetMsg: a
+ *              kvEntry shows no headers) and delivered only if it
+ *              authenticates; one that is gone (replaced: its successor
+ *              comes next) is skipped. So a genuine value replaced by a
+ *              forged one before the watcher fetched it is never
+ *              delivered: the watch no longer converges to the latest
+ *              value while forgeries sit on top (it stays a hint; get and
+ *              CAS decide, as ever).
  *
  * Status mapping (done once, in nkv_map in nats_kv.c):
  *   NATS_OK                                     AETHER_OK
@@ -168,6 +204,8 @@
 
 #include <nats/nats.h>
 
+#include "auth.h"
+#include "codec.h"
 #include "kv_store.h"
 #include "status.h"
 
@@ -180,6 +218,8 @@
 /* The shortest TTL JetStream accepts for a bucket (its stream's max_age):
  * nats-server 2.9 refuses 99 ms with "max age needs to be >= 100ms". */
 #define AETHER_KV_NATS_TTL_MS_MIN 100u
+/* Step 7: forged writes a CAS may look past. */
+#define AETHER_KV_NATS_FORGED_SKIP_MAX 8u
 
 typedef struct aether_kv_nats_config {
     natsConnection *conn;   /* required; borrowed: must outlive the store */
@@ -193,6 +233,10 @@ typedef struct aether_kv_nats_config {
     bool one_key;           /* the bucket holds a single key (the lease bucket):
                                every conditional write also expects the stream's
                                last sequence (step 2b) */
+    aether_auth_sealer *sealer; /* NULL = no cluster secret; else step 7. Borrowed:
+                                   must outlive the store (may be shared) */
+    aether_codec_stats *stats;  /* NULL = refusals not counted; counts step 7's
+                                   refusals as AETHER_CODEC_REJECT_UNAUTHENTICATED */
 } aether_kv_nats_config;
 
 /* Binds to (and if asked creates) the bucket. AETHER_OK and *out = a store

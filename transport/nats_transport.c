@@ -37,6 +37,25 @@ typedef struct pending {
     bool no_responders;     /* the last answer was "no responders" */
 } pending;
 
+/* One replay window per subscription (auth.h: a window belongs to one
+ * receiving thread). The mutex is uncontended but for the moment when
+ * serve_commands replaces a subscription whose last handler may still run. */
+typedef enum nt_win {
+    NT_WIN_EVT = 0,
+    NT_WIN_MAP,
+    NT_WIN_HB,
+    NT_WIN_INBOX,
+    NT_WIN_CMD,
+    NT_WIN_JOIN,
+    NT_WIN_REL,
+    NT_WIN_COUNT_
+} nt_win;
+
+typedef struct nt_window {
+    pthread_mutex_t mu;
+    aether_auth_window *w; /* under mu */
+} nt_window;
+
 #define NT_RETRY_FIRST_MS 10u  /* first wait after "no responders" */
 #define NT_RETRY_MAX_MS 200u   /* the wait doubles up to this */
 
@@ -68,6 +87,20 @@ typedef struct nt {
     bool sweeper_on, sweeper_stop;
     bool destroyed;
     aether_log_ratelimit map_log; /* lock-free: refused maps, one WARN line per second */
+    /* Cluster secret (NULL = none): the sealer is borrowed and immutable
+     * but for its atomic counter; each window is its subscription's. */
+    aether_auth_sealer *sealer;
+    aether_log_ratelimit auth_log; /* lock-free: unauthenticated messages, one WARN line per second */
+    nt_window win[NT_WIN_COUNT_];
+    /* What this endpoint sends, one counter per subscription it reaches
+     * (events, maps, heartbeats, replies, commands, JoinCluster, releases):
+     * a receiver's window then sees only the counters of its own
+     * subscription, contiguous but for concurrency within the family, so
+     * a burst on one subject cannot push a message sealed on another
+     * thread more than AETHER_AUTH_WINDOW_SPAN below what its receiver
+     * admitted. The sender, key and epoch are cfg->sealer's; the counters
+     * are atomic. */
+    aether_auth_sealer seal[NT_WIN_COUNT_];
 } nt;
 
 /* A command being served: where its reply goes. */
@@ -119,6 +152,10 @@ static void nt_unref(nt *t)
 {
     if (__atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
+    for (int i = 0; i < NT_WIN_COUNT_; i++) {
+        aether_auth_window_destroy(t->win[i].w);
+        pthread_mutex_destroy(&t->win[i].mu);
+    }
     pthread_cond_destroy(&t->cv);
     pthread_mutex_destroy(&t->mu);
     pthread_mutex_destroy(&t->cb_mu);
@@ -181,9 +218,69 @@ static void decode_limits(nt *t, aether_codec_limits *lim)
     lim->stats = t->stats;
 }
 
-/* Decodes msg (destroying it) into m; false = dropped. */
-static bool decode_msg(nt *t, natsMsg *msg, aether_codec_kind want, aether_codec_msg *m)
+/* With a cluster secret: true if msg's tag opens (right MAC for its
+ * subject and payload, fresh) and its counter is new to window win.
+ * Otherwise counted, logged (rate-limited) and false; msg is left to the
+ * caller. Without a secret: true. */
+static bool authentic(nt *t, natsMsg *msg, nt_win win)
 {
+    if (t->sealer == NULL)
+        return true;
+    const char *tag = NULL;
+    if (natsMsgHeader_Get(msg, AETHER_AUTH_HEADER, &tag) != NATS_OK)
+        tag = NULL;
+    const char *subj = natsMsg_GetSubject(msg);
+    aether_auth_stamp stamp;
+    aether_err why = {0};
+    aether_status st = aether_auth_open(t->sealer->auth, subj != NULL ? subj : "", natsMsg_GetData(msg),
+                                        (size_t)natsMsg_GetDataLength(msg), tag, wall_ms(), &stamp, &why);
+    if (st == AETHER_OK) {
+        nt_window *w = &t->win[win];
+        pthread_mutex_lock(&w->mu);
+        st = aether_auth_window_admit(w->w, &stamp, &why);
+        pthread_mutex_unlock(&w->mu);
+    }
+    if (st == AETHER_OK)
+        return true;
+    if (t->stats != NULL)
+        __atomic_add_fetch(&t->stats->rejected[AETHER_CODEC_REJECT_UNAUTHENTICATED], 1, __ATOMIC_RELAXED);
+    uint64_t suppressed = 0;
+    if (aether_log_ratelimit_allow(&t->auth_log, mono_ns(), &suppressed))
+        AETHER_WARN(NT_LOG, "%s: unauthenticated message on %s dropped: %s [%" PRIu64 " more suppressed]",
+                    t->self.str, subj != NULL ? subj : "?", why.msg, suppressed);
+    return false;
+}
+
+/* Sends buf on subj (reply: the reply subject, or NULL), sealed when the
+ * cluster has a secret with the counter of family fam (the subscription
+ * it reaches): the tag covers subj and the bytes. */
+static natsStatus nt_send(nt *t, nt_win fam, const char *subj, const char *reply, const char *buf, size_t len)
+{
+    if (t->sealer == NULL)
+        return reply != NULL ? natsConnection_PublishRequest(t->conn, subj, reply, buf, (int)len)
+                             : natsConnection_Publish(t->conn, subj, buf, (int)len);
+    char tag[AETHER_AUTH_TAG_MAX];
+    if (aether_auth_seal(&t->seal[fam], subj, buf, len, wall_ms(), tag, sizeof(tag)) != AETHER_OK)
+        return NATS_ERR;
+    natsMsg *m = NULL;
+    natsStatus s = natsMsg_Create(&m, subj, reply, buf, (int)len);
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(m, AETHER_AUTH_HEADER, tag);
+    if (s == NATS_OK)
+        s = natsConnection_PublishMsg(t->conn, m);
+    natsMsg_Destroy(m);
+    return s;
+}
+
+/* Decodes msg (destroying it) into m once it is authentic for window win
+ * (NT_WIN_COUNT_: the caller has authenticated it already); false =
+ * dropped. */
+static bool decode_msg(nt *t, natsMsg *msg, nt_win win, aether_codec_kind want, aether_codec_msg *m)
+{
+    if (win != NT_WIN_COUNT_ && !authentic(t, msg, win)) {
+        natsMsg_Destroy(msg);
+        return false;
+    }
     aether_codec_limits lim;
     decode_limits(t, &lim);
     aether_err err = {0};
@@ -215,7 +312,7 @@ static void on_evt_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     (void)sub;
     nt *t = closure;
     aether_codec_msg m;
-    if (!decode_msg(t, msg, AETHER_CODEC_EVENT, &m))
+    if (!decode_msg(t, msg, NT_WIN_EVT, AETHER_CODEC_EVENT, &m))
         return;
     pthread_mutex_lock(&t->cb_mu);
     if (t->bound && t->sink.on_event != NULL)
@@ -230,7 +327,7 @@ static void on_hb_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
     (void)sub;
     nt *t = closure;
     aether_codec_msg m;
-    if (!decode_msg(t, msg, AETHER_CODEC_HEARTBEAT, &m))
+    if (!decode_msg(t, msg, NT_WIN_HB, AETHER_CODEC_HEARTBEAT, &m))
         return;
     pthread_mutex_lock(&t->cb_mu);
     if (t->bound && t->sink.on_heartbeat != NULL)
@@ -244,6 +341,10 @@ static void on_map_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     (void)nc;
     (void)sub;
     nt *t = closure;
+    if (!authentic(t, msg, NT_WIN_MAP)) {
+        natsMsg_Destroy(msg);
+        return;
+    }
     aether_shardmap *map = NULL;
     aether_err err = {0};
     aether_status st = aether_shardmap_json_decode(natsMsg_GetData(msg),
@@ -288,7 +389,7 @@ static void cmd_reply(void *arg, aether_status status, const char *reason)
         aether_err err = {0};
         aether_status st = aether_codec_encode_reply(status, cut, &buf, &len, &err);
         if (st == AETHER_OK) {
-            natsStatus s = natsConnection_Publish(t->conn, ctx->subject, buf, (int)len);
+            natsStatus s = nt_send(t, NT_WIN_INBOX, ctx->subject, NULL, buf, len);
             if (s != NATS_OK)
                 AETHER_DEBUG(NT_LOG, "%s: reply not sent: %s", t->self.str,
                              natsStatus_GetText(s));
@@ -310,7 +411,7 @@ static void cmd_reply(void *arg, aether_status status, const char *reason)
  * drops them by subject, before any decoding. */
 #define NT_JOIN_SUFFIX "cmd.JoinCluster"
 
-static void serve_cmd(nt *t, natsMsg *msg)
+static void serve_cmd(nt *t, natsMsg *msg, nt_win win)
 {
     cmd_reply_ctx *ctx = calloc(1, sizeof(*ctx));
     const char *reply = natsMsg_GetReply(msg);
@@ -329,8 +430,13 @@ static void serve_cmd(nt *t, natsMsg *msg)
     size_t plen = strlen(t->prefix);
     if (subj != NULL && strncmp(subj, t->prefix, plen) == 0 && strncmp(subj + plen, "cmd.", 4) == 0)
         snprintf(want, sizeof(want), "%s", subj + plen + 4);
+    if (!authentic(t, msg, win)) {
+        natsMsg_Destroy(msg);
+        cmd_reply(ctx, AETHER_EPERM, "unauthenticated: this cluster has a secret (cluster_secret_file)");
+        return;
+    }
     aether_codec_msg m;
-    if (!decode_msg(t, msg, AETHER_CODEC_COMMAND, &m)) {
+    if (!decode_msg(t, msg, NT_WIN_COUNT_, AETHER_CODEC_COMMAND, &m)) {
         cmd_reply(ctx, AETHER_EINVAL, "malformed command");
         return;
     }
@@ -355,7 +461,7 @@ static void on_join_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 {
     (void)nc;
     (void)sub;
-    serve_cmd(closure, msg);
+    serve_cmd(closure, msg, NT_WIN_JOIN);
 }
 
 static void on_cmd_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -369,7 +475,7 @@ static void on_cmd_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
         natsMsg_Destroy(msg); /* on_join_msg serves it */
         return;
     }
-    serve_cmd(t, msg);
+    serve_cmd(t, msg, NT_WIN_CMD);
 }
 
 static void on_rel_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -378,7 +484,7 @@ static void on_rel_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     (void)sub;
     nt *t = closure;
     aether_codec_msg m;
-    if (!decode_msg(t, msg, AETHER_CODEC_RELEASE, &m))
+    if (!decode_msg(t, msg, NT_WIN_REL, AETHER_CODEC_RELEASE, &m))
         return;
     pthread_mutex_lock(&t->cb_mu);
     if (t->bound && t->serving && t->sink.on_release != NULL)
@@ -405,6 +511,7 @@ static bool pending_take_locked(nt *t, uint64_t id, pending *out)
 /* A request to send again (a copy: the entry may be answered meanwhile). */
 typedef struct resend {
     char subject[NT_SUBJECT_MAX], reply[NT_SUBJECT_MAX];
+    nt_win fam;
     char *buf;
     size_t len;
 } resend;
@@ -435,6 +542,7 @@ static void sweep_cb_locked(nt *t, uint64_t now)
                     r->len = p->req_len;
                     snprintf(r->subject, sizeof(r->subject), "%scmd.%s", t->prefix,
                              aether_command_type_name(p->type));
+                    r->fam = p->type == AETHER_CMD_JOIN_CLUSTER ? NT_WIN_JOIN : NT_WIN_CMD;
                     snprintf(r->reply, sizeof(r->reply), "%s.%" PRIu64, t->inbox, p->id);
                     n_again++;
                     p->attempts++;
@@ -447,8 +555,7 @@ static void sweep_cb_locked(nt *t, uint64_t now)
     pthread_mutex_unlock(&t->mu);
     for (uint32_t i = 0; i < n_again; i++) {
         /* A failure here (disconnected) leaves the request to its deadline. */
-        (void)natsConnection_PublishRequest(t->conn, again[i].subject, again[i].reply, again[i].buf,
-                                            (int)again[i].len);
+        (void)nt_send(t, again[i].fam, again[i].subject, again[i].reply, again[i].buf, again[i].len);
         free(again[i].buf);
     }
     free(again);
@@ -533,7 +640,7 @@ static void on_inbox_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg
         }
     } else {
         aether_codec_msg m;
-        if (!decode_msg(t, msg, AETHER_CODEC_REPLY, &m))
+        if (!decode_msg(t, msg, NT_WIN_INBOX, AETHER_CODEC_REPLY, &m))
             return; /* the request times out */
         status = m.u.reply.status;
         snprintf(reason, sizeof(reason), "%s", m.u.reply.reason);
@@ -668,14 +775,14 @@ static void nt_unbind(aether_transport *tp)
         flush(t);
 }
 
-static aether_status publish(nt *t, const char *suffix, const char *buf, size_t len)
+static aether_status publish(nt *t, nt_win fam, const char *suffix, const char *buf, size_t len)
 {
     aether_status st = conn_ready(t);
     if (st != AETHER_OK)
         return st;
     char subj[NT_SUBJECT_MAX];
     snprintf(subj, sizeof(subj), "%s%s", t->prefix, suffix);
-    return map_nats(natsConnection_Publish(t->conn, subj, buf, (int)len));
+    return map_nats(nt_send(t, fam, subj, NULL, buf, len));
 }
 
 static aether_status nt_publish_event(aether_transport *tp, const aether_event *e)
@@ -691,7 +798,7 @@ static aether_status nt_publish_event(aether_transport *tp, const aether_event *
     }
     char suffix[96];
     snprintf(suffix, sizeof(suffix), "evt.%s", aether_event_type_name(e->type));
-    st = publish(t, suffix, buf, len);
+    st = publish(t, NT_WIN_EVT, suffix, buf, len);
     free(buf);
     return st;
 }
@@ -707,7 +814,7 @@ static aether_status nt_publish_map(aether_transport *tp, const aether_shardmap 
         AETHER_WARN(NT_LOG, "%s: map not encoded: %s", t->self.str, err.msg);
         return st;
     }
-    st = publish(t, "map", buf, len);
+    st = publish(t, NT_WIN_MAP, "map", buf, len);
     free(buf);
     return st;
 }
@@ -717,7 +824,7 @@ static aether_status nt_publish_map_json(aether_transport *tp, const aether_shar
                                          const char *json, size_t len)
 {
     (void)m;
-    return publish(as_nt(tp), "map", json, len);
+    return publish(as_nt(tp), NT_WIN_MAP, "map", json, len);
 }
 
 static void header(nt *t, const aether_node_id *node, aether_term term, aether_codec_header *h)
@@ -745,7 +852,7 @@ static aether_status nt_publish_heartbeat(aether_transport *tp, const aether_nod
     }
     char suffix[96];
     snprintf(suffix, sizeof(suffix), "hb.%s", node->str);
-    st = publish(t, suffix, buf, len);
+    st = publish(t, NT_WIN_HB, suffix, buf, len);
     free(buf);
     return st;
 }
@@ -793,7 +900,8 @@ static aether_status nt_send_command(aether_transport *tp, const aether_command 
         free(buf);
         return st;
     }
-    natsStatus s = natsConnection_PublishRequest(t->conn, subj, reply_subj, buf, (int)len);
+    natsStatus s = nt_send(t, c->type == AETHER_CMD_JOIN_CLUSTER ? NT_WIN_JOIN : NT_WIN_CMD, subj, reply_subj,
+                           buf, len);
     free(buf);
     if (s == NATS_OK)
         return AETHER_OK;
@@ -820,7 +928,7 @@ static aether_status nt_send_release(aether_transport *tp, const aether_release_
         AETHER_WARN(NT_LOG, "%s: release not encoded: %s", t->self.str, err.msg);
         return st;
     }
-    st = publish(t, "rel", buf, len);
+    st = publish(t, NT_WIN_REL, "rel", buf, len);
     free(buf);
     return st;
 }
@@ -925,8 +1033,23 @@ aether_status aether_nats_transport_create(const aether_nats_transport_config *c
     t->timeout_ms = cfg->cmd_timeout_ms ? cfg->cmd_timeout_ms : AETHER_NATS_TRANSPORT_TIMEOUT_MS_DEFAULT;
     t->no_leader_retry = cfg->no_leader_retry;
     t->stats = cfg->stats;
+    t->sealer = cfg->sealer;
+    for (int i = 0; i < NT_WIN_COUNT_; i++) {
+        if (t->sealer != NULL)
+            aether_auth_sealer_init(&t->seal[i], t->sealer->auth, &t->sealer->sender, t->sealer->epoch);
+        pthread_mutex_init(&t->win[i].mu, NULL);
+        if (t->sealer != NULL && aether_auth_window_create(&t->win[i].w) != AETHER_OK) {
+            for (int j = 0; j <= i; j++) {
+                aether_auth_window_destroy(t->win[j].w);
+                pthread_mutex_destroy(&t->win[j].mu);
+            }
+            free(t);
+            return aether_err_set(err, AETHER_ENOMEM, "out of memory");
+        }
+    }
     t->refs = 1;
     aether_log_ratelimit_init(&t->map_log, 1000000000u);
+    aether_log_ratelimit_init(&t->auth_log, 1000000000u);
     pthread_mutex_init(&t->cb_mu, NULL);
     pthread_mutex_init(&t->mu, NULL);
     pthread_condattr_t ca;

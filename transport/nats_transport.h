@@ -43,6 +43,26 @@
  *    rate-limited. A map that fails shardmap_json decoding is dropped,
  *    counted as bad_field in cfg->stats (shardmap_json does not classify
  *    its refusals) and logged (WARN, at most one line per second).
+ *  - With a cluster secret (cfg->sealer, transport/auth.h): every publish,
+ *    request and reply carries the tag in the header AETHER_AUTH_HEADER
+ *    (sealed over the subject it is sent on and the payload), and every
+ *    message received is opened before it is decoded: a tag missing,
+ *    malformed, wrong, made more than AETHER_AUTH_SKEW_MS from this node's
+ *    clock, or admitted before (one replay window per subscription: evt,
+ *    map, hb, inbox, cmd, JoinCluster, rel; each runs on its own nats.c
+ *    thread, and a window's mutex only covers a subscription replaced by
+ *    serve_commands) drops the message, counted as
+ *    AETHER_CODEC_REJECT_UNAUTHENTICATED in cfg->stats and logged (WARN,
+ *    at most one line per second, with the count suppressed). An
+ *    unauthenticated command is answered AETHER_EPERM "unauthenticated"
+ *    (so an operator's aetherctl without the secret hears why) and never
+ *    reaches the sink; an unauthenticated reply is dropped (the request
+ *    times out). The endpoint seals with one counter per subscription
+ *    family it sends to (cfg->sealer's sender, key and epoch), so a
+ *    receiver's window sees that family's counters only: a burst on one
+ *    subject never pushes another subject's message, sealed on another
+ *    thread a moment earlier, out of the window's span. Without a sealer nothing changes: no header is sent and
+ *    none is looked at.
  *  - serve_commands(false) and unbind flush their UNSUBs, so a request sent
  *    afterwards gets "no responders" (AETHER_ENOTLEADER) at once.
  *
@@ -68,6 +88,7 @@
 
 #include <nats/nats.h>
 
+#include "auth.h"
 #include "codec.h"
 #include "node_id.h"
 #include "status.h"
@@ -86,6 +107,8 @@ typedef struct aether_nats_transport_config {
     uint64_t cmd_timeout_ms;     /* 0 = AETHER_NATS_TRANSPORT_TIMEOUT_MS_DEFAULT */
     aether_codec_stats *stats;   /* NULL = refusals not counted; must outlive the endpoint */
     bool no_leader_retry;        /* see send_command: retry while nobody serves commands */
+    aether_auth_sealer *sealer;  /* NULL = no cluster secret; borrowed, must outlive the
+                                    endpoint (may be shared with the KV stores) */
 } aether_nats_transport_config;
 
 /* AETHER_EINVAL (bad config, explained in err), AETHER_ENOMEM. */

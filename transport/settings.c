@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "assertion.h"
+#include "auth.h"
 #include "log.h"
 #include "nats_kv.h"
 #include "node_id.h"
@@ -117,6 +118,10 @@ static const param PARAMS[] = {
       0, 0, "debug|info|warn|error|off", "debug, info, warn, error or off (default info)" },
     { "log_format", K_ENUM, offsetof(aether_settings, log_format),
       sizeof(((aether_settings *)0)->log_format), 0, 0, "text|json", "text or json lines (default text)" },
+    STRF("cluster_secret_file", K_PATH, offsetof(aether_settings, cluster_secret_file),
+         sizeof(((aether_settings *)0)->cluster_secret_file),
+         "file with the cluster secret (aetherctl secret new FILE); every message and stored value is "
+         "then authenticated (default none)"),
     STRF("metrics_addr", K_HOSTPORT, offsetof(aether_settings, metrics_addr),
          sizeof(((aether_settings *)0)->metrics_addr),
          "serve Prometheus metrics on http://HOST:PORT/metrics (default off)"),
@@ -753,6 +758,13 @@ aether_status aether_settings_check(const aether_settings *s, bool need_node, ae
     };
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         aether_status st = check_file(files[i].key, (const char *)n + files[i].off, err);
+        if (st != AETHER_OK)
+            return st;
+    }
+    if (is_set(s->cluster_secret_file)) {
+        aether_auth *a = NULL;
+        aether_status st = aether_auth_load_file(s->cluster_secret_file, &a, err);
+        aether_auth_destroy(a);
         if (st != AETHER_OK)
             return st;
     }

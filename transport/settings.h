@@ -77,6 +77,9 @@ typedef struct aether_settings {
     char log_level[16];          /* error|warn|info|debug: "info" */
     char log_format[16];         /* text|json: "text" */
     char metrics_addr[AETHER_SETTINGS_HOSTPORT_MAX + 1]; /* HOST:PORT of /metrics; "" = off */
+    /* The cluster secret (transport/auth.h): "" = messages and stored
+     * values travel unauthenticated. */
+    char cluster_secret_file[AETHER_SETTINGS_STR_MAX + 1];
     /* Private: which derived parameters were given explicitly (otherwise
      * they follow lease_ttl_ms: renew = ttl/4, safety margin = ttl/10). */
     bool renew_set_, margin_set_;
@@ -128,7 +131,8 @@ bool aether_settings_known(const char *key);
  * (exactly one auth method, TLS files that go together, URL count), each
  * nats_urls entry parsed as [nats://|tls://][user[:password]@]HOST[:PORT]
  * (the user part never echoed), the creds and TLS files readable regular
- * files. `need_node` also requires a node id and a URL (daemon), and
+ * files, and cluster_secret_file a usable secret (aether_auth_load_file:
+ * a regular file of AETHER_AUTH_SECRET_MIN..MAX bytes). `need_node` also requires a node id and a URL (daemon), and
  * lease_ttl_ms >= AETHER_KV_NATS_TTL_MS_MIN (JetStream's shortest max age),
  * checked before the timing rules so the ttl itself is named. */
 aether_status aether_settings_check(const aether_settings *s, bool need_node, aether_err *err);

@@ -19,7 +19,9 @@
 #     server URLs that are not URLs ('not a url', port
 #     99999, an unclosed '[', http://; before: 5 s of connect retries, exit
 #     1), never echoing a password in the URL; a missing credentials or CA
-#     file (before: exit 1 after the connect, or an SSL error);
+#     file (before: exit 1 after the connect, or an SSL error); a cluster
+#     secret file that is missing, too short, a directory or a FIFO (never
+#     waits on it);
 #  4. on a real nats-server: n1 with the default lease_ttl_ms (1000) leads;
 #     n2 with --lease-ttl-ms 2000 exits 2 naming both values (1000 ms, 2000
 #     ms) and lease_ttl_ms (before: exit 1, "Existing configuration is
@@ -99,6 +101,12 @@ refused url-secret "'h:0' is not a server URL" --node a --nats "nats://u:s3cr3t@
 grep -q s3cr3t "$WORK/url-secret.err" && fail "url-secret: the password in the URL was printed"
 refused creds-missing "nats_creds: $WORK/none.creds: No such file or directory" --node a --nats "$UNUSED_URL" --nats-creds "$WORK/none.creds"
 refused ca-missing "nats_tls_ca: $WORK/none.pem: No such file or directory" --node a --nats "$UNUSED_URL" --nats-tls-ca "$WORK/none.pem"
+refused secret-missing "cluster_secret_file $WORK/none.secret: No such file or directory" --node a --nats "$UNUSED_URL" --cluster-secret-file "$WORK/none.secret"
+printf 'too short\n' >"$WORK/short.secret"
+refused secret-short "cluster_secret_file $WORK/short.secret: the secret has 9 bytes, at least 32 are needed" --node a --nats "$UNUSED_URL" --cluster-secret-file "$WORK/short.secret"
+refused secret-dir "cluster_secret_file $WORK/conf.d: not a regular file" --node a --nats "$UNUSED_URL" --cluster-secret-file "$WORK/conf.d"
+mkfifo "$WORK/secret.fifo"
+refused secret-fifo "cluster_secret_file $WORK/secret.fifo: not a regular file" --node a --nats "$UNUSED_URL" --cluster-secret-file "$WORK/secret.fifo"
 
 # ---- 4. a lease_ttl_ms other than the existing lease bucket's -------------------------------------
 server_start nats

@@ -213,9 +213,11 @@ typedef struct side {
     aether_node_id id;
     aether_codec_stats stats;
     rec r;
+    aether_auth_sealer sealer; /* used when g_key is set */
 } side;
 
 static side A, B;
+static aether_auth *g_key; /* set: the sides seal and verify (a cluster secret) */
 
 static void drop_all(void);
 
@@ -228,6 +230,10 @@ static void side_up(side *s, const char *name, uint64_t timeout_ms)
     s->nc = connect_to_server();
     aether_nats_transport_config cfg = {.conn = s->nc, .cluster = CLUSTER, .node = s->id,
                                         .cmd_timeout_ms = timeout_ms, .stats = &s->stats};
+    if (g_key != NULL) {
+        aether_auth_sealer_init(&s->sealer, g_key, &s->id, now_ns());
+        cfg.sealer = &s->sealer;
+    }
     aether_err err = {0};
     aether_status st = aether_nats_transport_create(&cfg, &s->t, &err);
     if (st != AETHER_OK)
@@ -297,6 +303,116 @@ static void elect_cmd(const side *s, aether_command *c)
 }
 
 /* ---- Tests ------------------------------------------------------------------- */
+
+static uint64_t unauthenticated(const side *s)
+{
+    return aether_codec_stats_rejected(&s->stats, AETHER_CODEC_REJECT_UNAUTHENTICATED);
+}
+
+static bool unauth_wait(const side *s, uint64_t want)
+{
+    uint64_t t0 = now_ns();
+    while (unauthenticated(s) < want && ms_since(t0) < WAIT_MS)
+        sleep_ms(POLL_MS); /* bounded: WAIT_MS */
+    return unauthenticated(s) >= want;
+}
+
+/* With a cluster secret: sealed traffic flows; an unsealed copy, a replayed
+ * genuine message (its tag copied), a message sealed with another secret
+ * and an unsealed command are refused, counted, and reach no sink. */
+static void test_sealed_traffic(void)
+{
+    aether_err err = {0};
+    CU_ASSERT_EQUAL_FATAL(aether_auth_create("0123456789abcdef0123456789abcdef", 32, &g_key, &err), AETHER_OK);
+    up2(0);
+    natsSubscription *tap = NULL; /* a bystander captures A's genuine event */
+    CU_ASSERT_EQUAL_FATAL(natsConnection_SubscribeSync(&tap, A.nc, "aether." CLUSTER ".evt.>"), NATS_OK);
+    CU_ASSERT_EQUAL_FATAL(natsConnection_FlushTimeout(A.nc, WAIT_MS), NATS_OK);
+    aether_event *e = node_left(&A, 1);
+    CU_ASSERT_EQUAL(aether_transport_publish_event(A.t, e), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_transport_publish_heartbeat(A.t, &A.id, 7), AETHER_OK);
+    CU_ASSERT_TRUE(rec_wait(&B.r, &B.r.n_events, 1));
+    CU_ASSERT_TRUE(rec_wait(&B.r, &B.r.n_hb, 1));
+    natsMsg *genuine = NULL;
+    CU_ASSERT_EQUAL_FATAL(natsSubscription_NextMsg(&genuine, tap, WAIT_MS), NATS_OK);
+    const char *tag = NULL;
+    CU_ASSERT_EQUAL(natsMsgHeader_Get(genuine, AETHER_AUTH_HEADER, &tag), NATS_OK);
+    CU_ASSERT_PTR_NOT_NULL(tag);
+
+    /* 1. The same bytes without the tag. */
+    const char *subj = natsMsg_GetSubject(genuine);
+    CU_ASSERT_EQUAL(natsConnection_Publish(A.nc, subj, natsMsg_GetData(genuine), natsMsg_GetDataLength(genuine)),
+                    NATS_OK);
+    CU_ASSERT_TRUE(unauth_wait(&B, 1));
+    /* 2. The same bytes with their genuine tag: a replay. */
+    natsMsg *copy = NULL;
+    CU_ASSERT_EQUAL_FATAL(natsMsg_Create(&copy, subj, NULL, natsMsg_GetData(genuine), natsMsg_GetDataLength(genuine)),
+                          NATS_OK);
+    CU_ASSERT_EQUAL(natsMsgHeader_Set(copy, AETHER_AUTH_HEADER, tag), NATS_OK);
+    CU_ASSERT_EQUAL(natsConnection_PublishMsg(A.nc, copy), NATS_OK);
+    CU_ASSERT_TRUE(unauth_wait(&B, 2));
+    /* 3. The genuine tag moved to another subject (a heartbeat's). */
+    natsMsg *moved = NULL;
+    CU_ASSERT_EQUAL_FATAL(natsMsg_Create(&moved, "aether." CLUSTER ".hb.node-a", NULL, natsMsg_GetData(genuine),
+                                         natsMsg_GetDataLength(genuine)), NATS_OK);
+    CU_ASSERT_EQUAL(natsMsgHeader_Set(moved, AETHER_AUTH_HEADER, tag), NATS_OK);
+    CU_ASSERT_EQUAL(natsConnection_PublishMsg(A.nc, moved), NATS_OK);
+    CU_ASSERT_TRUE(unauth_wait(&B, 3));
+    natsMsg_Destroy(moved);
+    natsMsg_Destroy(copy);
+    natsMsg_Destroy(genuine);
+    natsSubscription_Destroy(tap);
+    /* 4. Sealed with another secret. */
+    aether_auth *other = NULL;
+    CU_ASSERT_EQUAL_FATAL(aether_auth_create("fedcba9876543210fedcba9876543210", 32, &other, &err), AETHER_OK);
+    aether_auth_sealer os;
+    aether_auth_sealer_init(&os, other, &A.id, now_ns());
+    char *buf = NULL;
+    size_t len = 0;
+    aether_event *e2 = node_left(&A, 2);
+    CU_ASSERT_EQUAL_FATAL(aether_codec_encode_event(e2, &buf, &len, NULL), AETHER_OK);
+    aether_event_release(e2);
+    char otag[AETHER_AUTH_TAG_MAX];
+    const char *esubj = "aether." CLUSTER ".evt.NodeLeft";
+    CU_ASSERT_EQUAL(aether_auth_seal(&os, esubj, buf, len, (uint64_t)time(NULL) * 1000u, otag, sizeof(otag)),
+                    AETHER_OK);
+    natsMsg *om = NULL;
+    CU_ASSERT_EQUAL_FATAL(natsMsg_Create(&om, esubj, NULL, buf, (int)len), NATS_OK);
+    CU_ASSERT_EQUAL(natsMsgHeader_Set(om, AETHER_AUTH_HEADER, otag), NATS_OK);
+    CU_ASSERT_EQUAL(natsConnection_PublishMsg(A.nc, om), NATS_OK);
+    CU_ASSERT_TRUE(unauth_wait(&B, 4));
+    natsMsg_Destroy(om);
+    free(buf);
+    aether_auth_destroy(other);
+    /* 5. A command: sealed, served; unsealed, refused EPERM. */
+    CU_ASSERT_EQUAL_FATAL(aether_transport_serve_commands(B.t, true), AETHER_OK);
+    aether_command c;
+    elect_cmd(&A, &c);
+    reply_box box = {0};
+    CU_ASSERT_EQUAL_FATAL(aether_transport_send_command(A.t, &c, on_reply, &box), AETHER_OK);
+    CU_ASSERT_TRUE_FATAL(reply_wait(&box, WAIT_MS));
+    CU_ASSERT_EQUAL(box.status, AETHER_OK);
+    CU_ASSERT_EQUAL(aether_codec_encode_command(&c, (uint64_t)time(NULL) * 1000u, &buf, &len, NULL), AETHER_OK);
+    natsMsg *reply = NULL;
+    CU_ASSERT_EQUAL(natsConnection_Request(&reply, A.nc, "aether." CLUSTER ".cmd.ElectLeader", buf, (int)len, WAIT_MS),
+                    NATS_OK);
+    free(buf);
+    aether_codec_msg m;
+    CU_ASSERT_EQUAL_FATAL(aether_codec_decode(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), NULL, &m,
+                                              NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(m.u.reply.status, AETHER_EPERM);
+    aether_codec_msg_fini(&m);
+    natsMsg_Destroy(reply);
+    /* Nothing unauthenticated reached a sink. */
+    CU_ASSERT_EQUAL(rec_count(&B.r, &B.r.n_events), 1);
+    CU_ASSERT_EQUAL(rec_count(&B.r, &B.r.n_hb), 1);
+    CU_ASSERT_EQUAL(rec_count(&B.r, &B.r.n_cmds), 1);
+    CU_ASSERT_EQUAL(unauthenticated(&B), 5);
+    aether_event_release(e);
+    drop_all();
+    aether_auth_destroy(g_key);
+    g_key = NULL;
+}
 
 static void test_events_reach_both_in_order(void)
 {
@@ -691,6 +807,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(command_timeout_then_closed),
     AETHER_TEST(malformed_dropped_and_counted),
     AETHER_TEST(unbind_stops_callbacks),
+    AETHER_TEST(sealed_traffic),
     AETHER_TEST(three_members_on_nats),
     CU_TEST_INFO_NULL,
 };
