@@ -21,16 +21,33 @@
 //   mod shard_count (implemented below with BigInt and checked against
 //   tests/vectors/keyhash.tsv).
 //
+// With --cluster-secret-file FILE (the cluster's cluster_secret_file), it
+// verifies the Aether-Auth tag (docs/wire.md, "Authentication") of every map
+// publication, every event it reads from the stream and every stored map it
+// reads (fetched as the KV stream's last message on $KV.<bucket>.map, with
+// its headers), and acts on nothing that does not verify: no tag, malformed,
+// wrong MAC, stale (a publication made more than 60 s from this clock; an
+// event or stored value made more than 60 s from the time the server stored
+// it), or replayed (a sender's (epoch, ctr) admitted already, or more than 64
+// below the highest admitted: one window for the map subject, one for the
+// events, as a node keeps one per subscription). Refusals are counted by
+// reason and source in the view ("auth") and logged at most once a second.
+// BLAKE2b with a personal string comes from @noble/hashes, HMAC-SHA-512 from
+// Node's crypto; tests/vectors/auth.tsv (made by the C code) checks both.
+//
 // Usage:
 //   node consumer.js [--nats URL] [--cluster NAME] [--vectors FILE]
+//                    [--auth-vectors FILE] [--cluster-secret-file FILE]
 //                    [--view FILE] [--keys K1,K2,...] [--duration S] [--from-seq N]
-//   node consumer.js --check-vectors-only --vectors FILE
+//   node consumer.js --check-vectors-only [--vectors FILE] [--auth-vectors FILE]
 // Writes its view as JSON to --view FILE (atomically, after every change),
 // one line per map / event / gap on stdout. Stops on SIGINT/SIGTERM or after
 // --duration seconds, prints the final view and exits 0 (1 if a vector
-// failed or a gap was seen; 3 if the cluster cannot be reached).
+// failed or a gap was seen; 2 for a bad option or secret file; 3 if the
+// cluster cannot be reached).
 "use strict";
 
+const crypto = require("crypto");
 const fs = require("fs");
 const { connect, StringCodec } = require("nats");
 
@@ -104,6 +121,162 @@ function checkVectors(path) {
   return { ok, bad };
 }
 
+
+// ---- the cluster secret (transport/auth.h, docs/wire.md "Authentication") ------
+// Tag "1 <sender> <epoch> <ctr> <ts_ms> <mac>": mac = HMAC-SHA-512-256 (libsodium
+// crypto_auth: HMAC-SHA-512 cut to 32 bytes) under the cluster key over
+// "aether-auth-1" 0 subject 0 sender 0 epoch ctr ts_ms (8 bytes LE each) payload;
+// the key is BLAKE2b-256 of the secret file's bytes less trailing whitespace,
+// personal string "aether.key.v1...", no key, no salt.
+const AUTH_HEADER = "Aether-Auth";
+const AUTH_DOMAIN = Buffer.from("aether-auth-1", "ascii");
+const AUTH_PERSONAL = Buffer.from("aether.key.v1...", "ascii"); // 16 bytes
+const AUTH_SECRET_MIN = 32;
+const AUTH_SECRET_MAX = 4096;
+const AUTH_SKEW_MS = 60000n;
+const AUTH_TAG_MAX = 192; // with the C string's NUL: a tag has at most 191 bytes
+const AUTH_WINDOW_SPAN = 64n;
+const AUTH_WINDOW_SENDERS_MAX = 4096;
+const U64_MAX = (1n << 64n) - 1n;
+const NODE_ID = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/; // actors/node_id.h, at most 64 bytes
+const ZERO = Buffer.alloc(1);
+
+// The cluster key from the secret's bytes (aether_auth_create); throws naming the reason.
+function authKey(bytes) {
+  let n = bytes.length;
+  while (n > 0 && [0x20, 0x09, 0x0a, 0x0d].includes(bytes[n - 1])) n--;
+  if (n < AUTH_SECRET_MIN)
+    throw new Error(`the secret has ${n} bytes, at least ${AUTH_SECRET_MIN} are needed (aetherctl secret new FILE makes one)`);
+  if (n > AUTH_SECRET_MAX) throw new Error(`the secret has ${n} bytes, at most ${AUTH_SECRET_MAX} are read`);
+  const { blake2b } = require("@noble/hashes/blake2b");
+  return Buffer.from(blake2b(bytes.subarray(0, n), { dkLen: 32, personalization: AUTH_PERSONAL }));
+}
+
+// The key from a secret file (aether_auth_load_file); throws naming the file.
+function loadSecretFile(path) {
+  try {
+    const st = fs.statSync(path);
+    if (!st.isFile()) throw new Error("not a regular file");
+    if (st.size > AUTH_SECRET_MAX + 16) throw new Error(`${st.size} bytes, a secret file has at most ${AUTH_SECRET_MAX}`);
+    return authKey(fs.readFileSync(path));
+  } catch (err) {
+    throw new Error(`cluster secret file ${path}: ${err.code ? err.code : err.message}`);
+  }
+}
+
+function macOf(key, subject, sender, epoch, ctr, ts, payload) {
+  const nums = Buffer.alloc(24);
+  nums.writeBigUInt64LE(epoch, 0);
+  nums.writeBigUInt64LE(ctr, 8);
+  nums.writeBigUInt64LE(ts, 16);
+  return crypto.createHmac("sha512", key).update(AUTH_DOMAIN).update(ZERO).update(Buffer.from(subject, "utf8"))
+    .update(ZERO).update(Buffer.from(sender, "ascii")).update(ZERO).update(nums).update(payload)
+    .digest().subarray(0, 32);
+}
+
+// aether_auth_open: {stamp: {sender, epoch, ctr, ts}} or {reason, why}. nowMs (a
+// BigInt) 0n: no freshness check.
+function openTag(key, subject, payload, tag, nowMs) {
+  const bad = (reason, why) => ({ reason, why });
+  if (!tag) return bad("no_tag", `no ${AUTH_HEADER} tag`);
+  if (Buffer.byteLength(tag, "utf8") >= AUTH_TAG_MAX) return bad("malformed", `malformed tag: longer than ${AUTH_TAG_MAX - 1} bytes`);
+  const f = tag.split(" ").filter((x) => x !== "");
+  if (f.length !== 6) return bad("malformed", `malformed tag: ${f.length} fields, 6 expected`);
+  if (f[0] !== "1") return bad("malformed", "malformed tag: format is not 1");
+  if (f[1].length > 64 || !NODE_ID.test(f[1])) return bad("malformed", "malformed tag: sender is not a NodeId");
+  if (!/^[0-9a-fA-F]{16}$/.test(f[2])) return bad("malformed", "malformed tag: epoch is not 16 hex digits");
+  const dec = (x) => (/^[0-9]{1,20}$/.test(x) && BigInt(x) <= U64_MAX ? BigInt(x) : null);
+  const ctr = dec(f[3]);
+  if (ctr === null || ctr === 0n) return bad("malformed", "malformed tag: counter is not a positive integer");
+  const ts = dec(f[4]);
+  if (ts === null) return bad("malformed", "malformed tag: ts_ms is not an integer");
+  if (!/^[0-9a-fA-F]{64}$/.test(f[5])) return bad("malformed", "malformed tag: the MAC is not 64 hex digits");
+  const stamp = { sender: f[1], epoch: BigInt(`0x${f[2]}`), ctr, ts };
+  const want = macOf(key, subject, stamp.sender, stamp.epoch, ctr, ts, payload);
+  if (!crypto.timingSafeEqual(want, Buffer.from(f[5], "hex")))
+    return bad("wrong_mac", "wrong MAC (another secret, or altered bytes, subject or tag)");
+  const skew = nowMs > ts ? nowMs - ts : ts - nowMs;
+  if (nowMs !== 0n && skew > AUTH_SKEW_MS)
+    return bad("stale", `stale: made ${skew} ms ${nowMs > ts ? "before" : "after"} the reference clock (at most ${AUTH_SKEW_MS})`);
+  return { stamp };
+}
+
+// aether_auth_window: per sender the highest (epoch, ctr) admitted and which of
+// the 64 counters below it were. admit() returns null or the refusal.
+class ReplayWindow {
+  constructor() { this.senders = new Map(); }
+  admit(st) {
+    const e = this.senders.get(st.sender);
+    if (e === undefined) {
+      if (this.senders.size >= AUTH_WINDOW_SENDERS_MAX)
+        return { reason: "too_many_senders", why: `${AUTH_WINDOW_SENDERS_MAX} senders known already; ${st.sender} not admitted` };
+      this.senders.set(st.sender, { epoch: st.epoch, ctr: st.ctr, seen: 1n });
+      return null;
+    }
+    if (st.epoch > e.epoch || (st.epoch === e.epoch && st.ctr > e.ctr)) {
+      const shift = st.epoch > e.epoch ? AUTH_WINDOW_SPAN : st.ctr - e.ctr;
+      e.seen = shift >= AUTH_WINDOW_SPAN ? 1n : ((e.seen << shift) | 1n) & U64_MAX;
+      e.epoch = st.epoch;
+      e.ctr = st.ctr;
+      return null;
+    }
+    const back = st.epoch === e.epoch ? e.ctr - st.ctr : AUTH_WINDOW_SPAN;
+    if (back < AUTH_WINDOW_SPAN && (e.seen & (1n << back)) === 0n) {
+      e.seen |= 1n << back;
+      return null;
+    }
+    const hex = (x) => x.toString(16).padStart(16, "0");
+    return { reason: "replayed", why: `replayed: ${st.sender}'s counter ${hex(st.epoch)}/${st.ctr} was admitted already or is too old (highest ${hex(e.epoch)}/${e.ctr})` };
+  }
+}
+
+// tests/vectors/auth.tsv (made by the C code): secret_hex subject sender
+// epoch_hex ctr ts_ms payload_hex tag. Each tag must verify, and the tag this
+// file makes for the same inputs must equal it byte for byte; altered copies
+// (payload, subject, counter) must not verify and a second admission of the
+// same counter must be refused.
+function checkAuthVectors(path) {
+  let ok = 0;
+  const bad = [];
+  let n = 0;
+  for (const line of fs.readFileSync(path, "utf8").split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    n++;
+    const [secretHex, subject, sender, epochHex, ctrS, tsS, payloadHex, tag] = line.split("\t");
+    const why = [];
+    try {
+      const key = authKey(Buffer.from(secretHex, "hex"));
+      const payload = Buffer.from(payloadHex, "hex");
+      const epoch = BigInt(`0x${epochHex}`);
+      const ctr = BigInt(ctrS);
+      const ts = BigInt(tsS);
+      const mine = `1 ${sender} ${epochHex} ${ctr} ${ts} ${macOf(key, subject, sender, epoch, ctr, ts, payload).toString("hex")}`;
+      if (mine !== tag) why.push(`tag ${mine}, the C code's ${tag}`);
+      const r = openTag(key, subject, payload, tag, 0n);
+      if (!r.stamp) why.push(`does not verify: ${r.why}`);
+      else if (r.stamp.sender !== sender || r.stamp.epoch !== epoch || r.stamp.ctr !== ctr || r.stamp.ts !== ts)
+        why.push("the stamp read differs from the columns");
+      if (openTag(key, subject, Buffer.concat([payload, Buffer.from("x")]), tag, 0n).reason !== "wrong_mac")
+        why.push("a longer payload verifies");
+      if (openTag(key, `${subject}x`, payload, tag, 0n).reason !== "wrong_mac") why.push("another subject verifies");
+      const other = tag.split(" ");
+      other[3] = String(ctr === 1n ? 2n : ctr - 1n);
+      if (openTag(key, subject, payload, other.join(" "), 0n).reason !== "wrong_mac") why.push("another counter verifies");
+      if (openTag(key, subject, payload, tag, ts + AUTH_SKEW_MS + 1n).reason !== "stale" && ts + AUTH_SKEW_MS + 1n <= U64_MAX)
+        why.push("a tag 60.001 s old is not stale");
+      if (r.stamp) {
+        const w = new ReplayWindow();
+        if (w.admit(r.stamp) !== null || w.admit(r.stamp) === null) why.push("the replay window admits a counter twice");
+      }
+    } catch (err) {
+      why.push(err.message);
+    }
+    if (why.length > 0) bad.push(`auth vector ${n} (${subject}): ${why.join("; ")}`);
+    else ok++;
+  }
+  return { ok, bad };
+}
+
 // ---- options -------------------------------------------------------------------
 function parseArgs(argv) {
   const o = { nats: "nats://127.0.0.1:4222", cluster: "aether", keys: [], duration: 0, fromSeq: 1 };
@@ -116,6 +289,8 @@ function parseArgs(argv) {
     if (a === "--nats") o.nats = val();
     else if (a === "--cluster") o.cluster = val();
     else if (a === "--vectors") o.vectors = val();
+    else if (a === "--auth-vectors") o.authVectors = val();
+    else if (a === "--cluster-secret-file") o.secretFile = val();
     else if (a === "--view") o.view = val();
     else if (a === "--keys") o.keys = val().split(",").filter((k) => k !== "");
     else if (a === "--duration") o.duration = Number(val());
@@ -124,14 +299,15 @@ function parseArgs(argv) {
     else usage(`unknown option ${a}`);
   }
   if (!(o.duration >= 0) || !(o.fromSeq >= 1)) usage("bad --duration or --from-seq");
-  if (o.vectorsOnly && !o.vectors) usage("--check-vectors-only needs --vectors");
+  if (o.vectorsOnly && !o.vectors && !o.authVectors) usage("--check-vectors-only needs --vectors or --auth-vectors");
   return o;
 }
 
 function usage(why) {
   console.error(`consumer.js: ${why}`);
-  console.error("usage: node consumer.js [--nats URL] [--cluster NAME] [--vectors FILE] [--view FILE]\n" +
-    "       [--keys K1,K2] [--duration S] [--from-seq N] | --check-vectors-only --vectors FILE");
+  console.error("usage: node consumer.js [--nats URL] [--cluster NAME] [--vectors FILE] [--auth-vectors FILE]\n" +
+    "       [--cluster-secret-file FILE] [--view FILE] [--keys K1,K2] [--duration S] [--from-seq N]\n" +
+    "       | --check-vectors-only [--vectors FILE] [--auth-vectors FILE]");
   process.exit(2);
 }
 
@@ -149,7 +325,42 @@ const view = {
   lastStreamSeq: 0,
   maxTerm: 0,
   complete: false,        // the replay starts at stream #1
+  auth: { enabled: false, refused: 0, reasons: {}, sources: {} }, // unauthenticated input refused
 };
+
+// With a secret: the key, one replay window per subscription (the map
+// subject; the event stream), and the refusal log's rate limit.
+const auth = { key: null, mapWindow: new ReplayWindow(), eventWindow: new ReplayWindow(), lastLogMs: 0, suppressed: 0 };
+
+// True if the bytes on subject carry a tag that verifies (always, without a
+// secret). refMs: the clock the tag's ts_ms must be within 60 s of (now for a
+// publication, the server's stored time for a stream message or stored
+// value); window: the replay window, or null (a stored value: its revisions
+// order it). A refusal is counted by reason and source and logged, at most
+// one line a second with the count of lines suppressed.
+const AUTH_SOURCES = { map: "map publication", event: "event", kv: "stored map" };
+function authentic(source, subject, payload, headers, refMs, window) {
+  if (auth.key === null) return true;
+  const tag = headers ? headers.get(AUTH_HEADER) : "";
+  // A reference clock that cannot be read checks against this one.
+  const ref = Number.isFinite(refMs) && refMs > 0 ? refMs : Date.now();
+  let r = openTag(auth.key, subject, payload, tag, BigInt(Math.floor(ref)));
+  if (r.stamp && window !== null) r = window.admit(r.stamp) || r;
+  if (r.stamp) return true;
+  const a = view.auth;
+  a.refused++;
+  a.reasons[r.reason] = (a.reasons[r.reason] || 0) + 1;
+  a.sources[source] = (a.sources[source] || 0) + 1;
+  const now = Date.now();
+  if (now - auth.lastLogMs >= 1000) {
+    console.log(`UNAUTHENTICATED ${AUTH_SOURCES[source]} on ${subject} refused: ${r.why} [${auth.suppressed} more suppressed]`);
+    auth.lastLogMs = now;
+    auth.suppressed = 0;
+  } else {
+    auth.suppressed++;
+  }
+  return false;
+}
 
 function validMap(m) {
   return m && Number.isSafeInteger(m.version) && Number.isSafeInteger(m.shard_count) &&
@@ -204,6 +415,7 @@ function snapshot(keys) {
     events: view.events,
     last_stream_seq: view.lastStreamSeq,
     gaps: view.gaps,
+    auth: view.auth,
     keys: m ? keys.map(lookup) : [],
   };
 }
@@ -264,7 +476,23 @@ async function main() {
     bad.forEach((b) => console.log(`vector FAILED: ${b}`));
     console.log(`vectors: ${ok} ok, ${bad.length} failed (${o.vectors})`);
     if (bad.length > 0) process.exit(1);
-    if (o.vectorsOnly) return;
+  }
+  if (o.authVectors) {
+    const { ok, bad } = checkAuthVectors(o.authVectors);
+    bad.forEach((b) => console.log(`vector FAILED: ${b}`));
+    console.log(`auth vectors: ${ok} ok, ${bad.length} failed (${o.authVectors})`);
+    if (bad.length > 0 || ok === 0) process.exit(1);
+  }
+  if (o.vectorsOnly) return;
+  if (o.secretFile) {
+    try {
+      auth.key = loadSecretFile(o.secretFile);
+    } catch (err) {
+      console.error(`consumer.js: ${err.message}`);
+      process.exit(2);
+    }
+    view.auth.enabled = true;
+    console.log(`cluster secret loaded from ${o.secretFile}: maps, events and stored values are verified`);
   }
   view.cluster = o.cluster;
   viewFile = o.view || null;
@@ -294,6 +522,10 @@ async function main() {
   const mapSub = nc.subscribe(`${prefix}map`);
   (async () => {
     for await (const m of mapSub) {
+      if (!authentic("map", m.subject, m.data, m.headers, Date.now(), auth.mapWindow)) {
+        writeView();
+        continue;
+      }
       try {
         if (applyMap(JSON.parse(sc.decode(m.data)), "publication")) writeView();
       } catch (err) {
@@ -301,19 +533,43 @@ async function main() {
       }
     }
   })();
+  const bucket = `aether_${o.cluster}_state`;
   let kv;
+  let jsm = null;
   try {
-    kv = await js.views.kv(`aether_${o.cluster}_state`, { bindOnly: true });
+    kv = await js.views.kv(bucket, { bindOnly: true });
+    if (auth.key !== null) jsm = await nc.jetstreamManager();
   } catch (err) {
-    console.error(`consumer.js: no state bucket aether_${o.cluster}_state: ${err.message}`);
+    console.error(`consumer.js: no state bucket ${bucket}: ${err.message}`);
     await nc.close();
     process.exit(3);
   }
+  // The stored map with its headers (a KvEntry has none): the last message of
+  // the bucket's stream on $KV.<bucket>.map, verified against the time the
+  // server stored it. null: no map (none stored, or deleted).
+  const storedMap = async () => {
+    let sm;
+    try {
+      sm = await jsm.streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.map` });
+    } catch (err) {
+      if (err.code === "404" || /no message found/i.test(err.message)) return null;
+      throw err;
+    }
+    if (!authentic("kv", sm.subject, sm.data, sm.header, sm.time.getTime(), null)) return undefined;
+    const op = sm.header ? sm.header.get("KV-Operation") : "";
+    return op === "DEL" || op === "PURGE" ? null : sc.decode(sm.data);
+  };
   let resyncing = null;
   const resync = async (why) => {
     if (resyncing !== null) return resyncing;
     resyncing = (async () => {
       try {
+        if (jsm !== null) {
+          const text = await storedMap();
+          if (text === undefined) writeView(); // refused: counted in the view
+          else if (text !== null && applyMap(JSON.parse(text), `kv, ${why}`)) writeView();
+          return;
+        }
         const e = await kv.get("map");
         if (e !== null && e.operation === "PUT" && applyMap(JSON.parse(e.string()), `kv, ${why}`))
           writeView();
@@ -345,6 +601,10 @@ async function main() {
   nc.closed().then(() => messages.stop());
   console.log(`following ${stream} and ${prefix}map`);
   for await (const m of messages) {
+    if (!authentic("event", m.subject, m.data, m.headers, m.info.timestampNanos / 1e6, auth.eventWindow)) {
+      if (m.info.pending === 0) writeView();
+      continue;
+    }
     let ev;
     try {
       ev = JSON.parse(sc.decode(m.data));
@@ -383,7 +643,8 @@ async function main() {
   await nc.closed();
   writeView();
   const s = snapshot(viewKeys);
-  console.log(`final: map v${s.map_version}, ${s.events} events (last #${s.last_stream_seq}), ${s.gaps.length} gaps`);
+  console.log(`final: map v${s.map_version}, ${s.events} events (last #${s.last_stream_seq}), ${s.gaps.length} gaps` +
+    (s.auth.enabled ? `, ${s.auth.refused} unauthenticated refused ${JSON.stringify(s.auth.reasons)}` : ""));
   process.exitCode = s.gaps.length > 0 ? 1 : 0;
 }
 
