@@ -39,6 +39,7 @@
 #     refusals; the final checks of lib.sh.
 # Takes ~15-20 s after npm ci; worst case ~90 s of bounded waits.
 set -u
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 it_setup js_secret "${1:-}"
