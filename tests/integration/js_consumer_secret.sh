@@ -36,7 +36,10 @@
 #     secret (as before the secret existed) replays the stream and takes the
 #     forged LeaderElected: its leader is "evil" (what the secret prevents);
 #  7. SIGTERM stops the consumer with exit 0 and a final line counting the
-#     refusals; the final checks of lib.sh.
+#     refusals; the final checks of lib.sh;
+#  8. the nodes killed, an unsealed map (version V+1000) written straight to
+#     the state bucket: a consumer with the secret refuses the stored map
+#     (source kv, no_tag) and has none; one without the secret takes it.
 # Takes ~15-20 s after npm ci; worst case ~90 s of bounded waits.
 set -u
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -240,4 +243,42 @@ grep -q "^final: map v$v2, .* 0 gaps, [0-9]* unauthenticated refused" "$WORK/con
     fail "unexpected final line: $(tail -n 1 "$WORK/consumer.log")"
 echo "$(tail -n 1 "$WORK/consumer.log")"
 final_checks "${NODES[@]}"
+
+# 8. A forged stored map: the nodes are killed first (so none rewrites or
+# reacts to it), then an unsealed map with version V+1000 is written
+# straight to the state bucket. The consumer with the secret refuses it
+# (source kv, no_tag) and has no map; one without the secret takes it.
+for n in "${NODES[@]}"; do node_kill "$n"; done
+cat >"$WORK/js/forge_kv.js" <<'EOF'
+// forge_kv.js URL CLUSTER: the stored map, version + 1000, written back unsealed.
+"use strict";
+const { connect } = require("nats");
+(async () => {
+  const [url, cluster] = process.argv.slice(2);
+  const nc = await connect({ servers: url, timeout: 5000 });
+  const bucket = `aether_${cluster}_state`;
+  const kv = await nc.jetstream().views.kv(bucket, { bindOnly: true });
+  const m = (await kv.get("map")).json();
+  m.version += 1000;
+  const ack = await nc.jetstream().publish(`$KV.${bucket}.map`, JSON.stringify(m));
+  console.log(`forged map v${m.version} at revision ${ack.seq}`);
+  await nc.close();
+})().catch((err) => { console.log(`forge_kv: ${err.message}`); process.exit(1); });
+EOF
+timeout 30 node "$WORK/js/forge_kv.js" "$URL" "$CLUSTER" >"$WORK/forge_kv.log" 2>&1 || fail "forge_kv: $(cat "$WORK/forge_kv.log")"
+vf=$(( v2 + 1000 ))
+grep -q "^forged map v$vf " "$WORK/forge_kv.log" || fail "forge_kv: $(cat "$WORK/forge_kv.log")"
+for who in kvsecret kvplain; do
+    extra=()
+    [[ $who == kvsecret ]] && extra=(--cluster-secret-file "$SECRET")
+    timeout 30 node "$WORK/js/consumer.js" --nats "$URL" --cluster "$CLUSTER" "${extra[@]}" \
+        --view "$WORK/view.$who.json" --duration 2 >"$WORK/$who.log" 2>&1
+done
+[[ "$(view "$WORK/view.kvsecret.json" 'v["map_version"] is None and v["auth"]["sources"].get("kv", 0) >= 1 and v["auth"]["reasons"].get("no_tag", 0) >= 1')" == True ]] ||
+    fail "the consumer with the secret did not refuse the forged stored map: $(cat "$WORK/view.kvsecret.json")"
+grep -q "^UNAUTHENTICATED stored map on \$KV.aether_${CLUSTER}_state.map refused: no Aether-Auth tag" "$WORK/kvsecret.log" ||
+    fail "no refusal line for the forged stored map: $(cat "$WORK/kvsecret.log")"
+[[ "$(view "$WORK/view.kvplain.json" 'v["map_version"]')" == "$vf" ]] ||
+    fail "the consumer without a secret has map v$(view "$WORK/view.kvplain.json" 'v["map_version"]'), want the forged v$vf"
+echo "forged stored map v$vf: refused with the secret (no map), taken without it"
 echo "PASS: js_consumer_secret ($(( $(now_ms) - T0 )) ms after npm ci)"
