@@ -86,6 +86,9 @@ enum {
                             (AETHER_MSG_REF); its snapshot is already published */
     MSG_LEADER_NOTE,     /* cluster: ptr: member_leader_box (owned): call on_leader_changed */
     MSG_GENERATION_CHECK, /* lease: read the state store's generation (member.c, sink_event) */
+    MSG_TERM_CLAIM,      /* lease: ptr: aether_event (AETHER_MSG_REF) that would raise this
+                            node's highest term, or one queued behind such (member.c,
+                            sink_event): believed once the lease store confirms its term */
     MSG_SUPERSEDED,      /* lease, assign: this process is superseded (member_cluster.c):
                             stop at once; arg64 = the newer incarnation. A lost one is made
                             up for by their ticks, which read m->superseded too */
@@ -108,6 +111,16 @@ typedef struct member_cmd_box {
 } member_cmd_box;
 /* Gives back the box's place in its budget and frees it. NULL is fine. */
 void member_cmd_box_free(member_cmd_box *b);
+
+/* Term claims (member.c, sink_event; member_lease.c, judge_claim): an
+ * event that would raise this node's highest term waits for the lease
+ * actor's read of the lease store; at most MEMBER_TERM_CLAIMS_MAX of them
+ * at once (past that one is dropped unverified: a later event of a real
+ * term asks again). While any waits, events of the present term queue
+ * behind them (at most MEMBER_TERM_ORDERED_MAX, a quarter of the mailbox),
+ * so a term's events are applied in the order they came. */
+#define MEMBER_TERM_CLAIMS_MAX 16u
+#define MEMBER_TERM_ORDERED_MAX 256u
 
 /* Commands from the wire waiting for the cluster actor, at most (member.c
  * sink_command): past the budget the sender is told "busy" at once, so a
@@ -284,6 +297,18 @@ struct aether_member {
     aether_term speaker_term;
     aether_node_id speaker;
     uint64_t impostor_dropped; /* atomic: events from a node not leading their term */
+    /* Term claims (DESIGN 2.4: "a message that would raise a node's highest
+     * known term is believed only once the lease store confirms it"). */
+    uint32_t claims_inflight;     /* atomic: MSG_TERM_CLAIM queued for the lease actor */
+    aether_term term_refuted;     /* relaxed, written by the lease actor: the lowest term the
+                                     store refuted in the window below; claims at or above it
+                                     are dropped at the door until then, with no new read */
+    uint64_t term_refuted_until_ns; /* relaxed, lease actor: end of that window (0 = none) */
+    uint64_t forged_term_dropped; /* atomic: claims whose term the lease store does not have */
+    uint64_t forged_leader_dropped; /* atomic: claims of a term the lease names another leader of */
+    uint64_t claims_unverified;   /* atomic: claims dropped unjudged (store unreadable, or too
+                                     many waiting) */
+    aether_log_ratelimit claim_log; /* the lines for those drops: one per window */
 };
 
 /* After a lost state store, the maps of a term T are numbered from
@@ -398,6 +423,13 @@ void member_note_refused(aether_member *m, const char *reason);
  * callback is judged against it (DESIGN 2.4: nothing older than the
  * highest term seen is applied after that term is known). */
 void member_notify_leader(aether_member *m, const aether_node_id *leader, aether_term term);
+/* An event from the wire whose term is confirmed (or not above this
+ * node's highest): the speaker and staleness checks, the term noted, the
+ * local fan-out (member.c). Transport thread or the lease actor. */
+void member_admit_event(aether_member *m, const aether_event *e);
+/* A claim the lease actor judged (member_lease.c): counts and logs a drop.
+ * reason: "term_unconfirmed", "term_leader" or "unverified". */
+void member_claim_dropped(aether_member *m, const aether_event *e, const char *reason, const char *why);
 
 #define MEMBER_LOG "member"
 

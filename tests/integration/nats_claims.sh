@@ -11,6 +11,13 @@
 #     refused: exit 1, "is alive" in its answer; 1 s later A still serves
 #     what it served, the stored topology still has it Active, and the
 #     leader's aether_fail_requests_refused_total is 1;
+#  2b. nats_forge --claim-term +1000, then 2^63-1 (a LeaderElected and a
+#     LeaseRenewed from "evil", with and without the generation): for 3 s
+#     after each, sampled every 100 ms, no node is fenced (the bound on the
+#     blip: none), every node's aether_term stays below the forged one, the
+#     shards owned add up to 64, the leader leads at the same term; each
+#     node counts them in
+#     aether_forged_messages_dropped_total{reason="term_unconfirmed"};
 #  3. kill -9 of D while nats_forge publishes heartbeats of D every 50 ms
 #     for 6 s with a wrong incarnation (1): D is Failed in the stored
 #     topology within 5 s all the same (failure_timeout is 1 s; the rest is
@@ -20,7 +27,7 @@
 #     the leader; A rejoins with a new incarnation;
 #  5. within 10 s: the map has owners n1..n4 but D, balanced, and every live
 #     node installed it; the final checks of lib.sh.
-# Takes ~12 s on loopback; its bounded waits add up to at most ~50 s.
+# Takes ~22 s on loopback; its bounded waits add up to at most ~60 s.
 # Exit 0 on success, 1 with the reason and every log's tail.
 set -u
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -76,6 +83,42 @@ after=$(metric "$A" aether_shards_owned)
 refused_n=$(metric "$LEADER" aether_fail_requests_refused_total)
 [[ -n "$refused_n" && "$refused_n" -ge 1 ]] ||
     fail "the leader's aether_fail_requests_refused_total is '$refused_n', want >= 1"
+
+# 2b. A forged far-ahead term changes nothing (DESIGN 2.4: a term is believed
+# only once the lease store confirms it). Sampled every 100 ms for 3 s after
+# each forgery: every node's aether_fenced is 0 and its aether_term below the
+# forged one, the shards owned add up to 64, the leader still leads at T.
+T=$(leader_term "$LEADER")
+[[ -n "$T" ]] || fail "no term in $LEADER's trace"
+owned_sum() { local s=0 id v; for id in "${NODES[@]}"; do v=$(metric "$id" aether_shards_owned); s=$(( s + ${v:-0} )); done; echo "$s"; }
+for claim in +1000 9223372036854775807; do
+    "$FORGE_BIN" --nats "$URL" --cluster "$CLUSTER" --claim-term "$claim" >"$WORK/claim.log" 2>&1 ||
+        fail "nats_forge --claim-term $claim: $(tail -c 400 "$WORK/claim.log")"
+    forged=$(sed -n 's/^claimed term=\([0-9]*\)$/\1/p' "$WORK/claim.log")
+    [[ -n "$forged" ]] || fail "nats_forge --claim-term $claim printed no term: $(cat "$WORK/claim.log")"
+    fenced_samples=0
+    for (( i = 0; i < 30; i++ )); do # bounded: 30 samples, 100 ms apart
+        for id in "${NODES[@]}"; do
+            [[ "$(metric "$id" aether_fenced)" == "0" ]] || fenced_samples=$(( fenced_samples + 1 ))
+            t=$(metric "$id" aether_term)
+            [[ -n "$t" && "$t" -lt "$forged" ]] || fail "$id's aether_term is '$t' after a forged term $forged"
+        done
+        sum=$(owned_sum)
+        [[ "$sum" == 64 ]] || fail "the nodes serve $sum shards in all after a forged term $forged, want 64"
+        sleep 0.1
+    done
+    # The bound: no sample of any node fenced (a believed term fenced every
+    # node within failure_timeout - fence_margin, 800 ms, for minutes).
+    [[ $fenced_samples -eq 0 ]] || fail "$fenced_samples samples fenced after a forged term $forged, want 0"
+    [[ "$(metric "$LEADER" aether_role_leader)" == "1" ]] || fail "$LEADER no longer leads after a forged term $forged"
+    [[ "$(leader_term "$LEADER")" == "$T" ]] || fail "$LEADER's term moved from $T to $(leader_term "$LEADER")"
+    echo "forged term $forged: same leader $LEADER (term $T), 64 shards served, no node fenced over 3 s"
+done
+for id in "${NODES[@]}"; do
+    n=$(curl -s -m 1 "http://127.0.0.1:${MPORT[$id]}/metrics" |
+        awk -v k="aether_forged_messages_dropped_total{node=\"$id\",reason=\"term_unconfirmed\"}" '$1 == k { print $2 }')
+    [[ -n "$n" && "$n" -ge 2 ]] || fail "$id counted '$n' forged terms, want >= 2"
+done
 
 # 3. Forged heartbeats of a killed node (a wrong incarnation) keep nobody alive.
 bg_start forge "$FORGE_BIN" --nats "$URL" --cluster "$CLUSTER" --heartbeats "$D" --incarnation 1 --for-ms 6000

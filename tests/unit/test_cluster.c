@@ -1349,6 +1349,108 @@ static void test_forged_present_term_changes_nothing(void)
     sim_cluster_destroy(c);
 }
 
+
+/* Issue 13, item 2: a client publishes a LeaderElected and a LeaseRenewed
+ * of a term far ahead (T + 1000, then 2^63 - 1) in the name of a node that
+ * is no member. Today every node raises its highest term to it and drops
+ * the real leader's events as stale until the lease revision passes it
+ * (never, for 2^63 - 1). A term is believed only once the lease store
+ * confirms it (member.c, sink_event): nothing changes, the claims are
+ * counted as forged, and a real election afterwards still goes through. */
+static void forge_far_term(aether_transport *client, aether_term term)
+{
+    aether_node_id evil;
+    CU_ASSERT_FATAL(aether_node_id_from_cstr("evil", &evil, NULL) == AETHER_OK);
+    aether_event *le = aether_event_create(AETHER_EVT_LEADER_ELECTED);
+    aether_event *lr = aether_event_create(AETHER_EVT_LEASE_RENEWED);
+    CU_ASSERT_FATAL(le != NULL && lr != NULL);
+    aether_event *es[2] = { le, lr };
+    for (uint32_t i = 0; i < 2; i++) {
+        snprintf(es[i]->cluster, sizeof(es[i]->cluster), "%s", "aether");
+        es[i]->term = term;
+        es[i]->seq = i + 1;
+        es[i]->node = evil;
+    }
+    le->data.leader_elected.leader = evil;
+    le->data.leader_elected.term = term;
+    le->data.leader_elected.ttl_ms = 1000;
+    lr->data.lease_renewed.leader = evil;
+    lr->data.lease_renewed.term = term;
+    CU_ASSERT_EQUAL(aether_transport_publish_event(client, le), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_transport_publish_event(client, lr), AETHER_OK);
+    aether_event_release(le);
+    aether_event_release(lr);
+}
+
+static void test_forged_far_term_changes_nothing(void)
+{
+    sim_cluster *c = boot(37, 3, 64);
+    expect_settled(c);
+    const char *leader0 = sim_leader(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(leader0);
+    char leader[16];
+    snprintf(leader, sizeof(leader), "%s", leader0);
+    aether_member_view lv;
+    aether_member_view_get(sim_member(c, leader), &lv);
+    uint32_t served[3];
+    for (uint32_t i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "n%u", i);
+        served[i] = sim_serving(c, id);
+    }
+    aether_transport *client = sim_client(c, "evil");
+    CU_ASSERT_FATAL(client != NULL);
+    const aether_term far[2] = { lv.term + 1000, (aether_term)INT64_MAX };
+    for (uint32_t k = 0; k < 2; k++) {
+        forge_far_term(client, far[k]);
+        /* Every 10 ms for 2 s: nobody fences, nobody moves, same leader. */
+        for (uint32_t step = 0; step < 200; step++) {
+            sim_run_ms(c, 10);
+            for (uint32_t i = 0; i < 3; i++) {
+                char id[8];
+                snprintf(id, sizeof(id), "n%u", i);
+                CU_ASSERT_EQUAL(sim_serving(c, id), served[i]);
+                aether_member_view v;
+                aether_member_view_get(sim_member(c, id), &v);
+                CU_ASSERT(v.term < far[0]);
+            }
+            CU_ASSERT_STRING_EQUAL(sim_leader(c) ? sim_leader(c) : "", leader);
+        }
+        expect_settled(c);
+    }
+    for (uint32_t i = 0; i < 3; i++) {
+        char id[8], labels[64];
+        snprintf(id, sizeof(id), "n%u", i);
+        snprintf(labels, sizeof(labels), "node=\"%s\",reason=\"term_unconfirmed\"", id);
+        int64_t n = 0;
+        CU_ASSERT_EQUAL(aether_metrics_read(sim_metrics(c), "aether_forged_messages_dropped_total", labels, &n),
+                        AETHER_OK);
+        CU_ASSERT(n >= 2);
+    }
+    /* A real election afterwards is believed: its term is in the store. */
+    sim_crash(c, leader);
+    sim_run_ms(c, SETTLE_MS);
+    expect_settled(c);
+    const char *next = sim_leader(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(next);
+    CU_ASSERT_STRING_NOT_EQUAL(next, leader);
+    aether_member_view nv;
+    aether_member_view_get(sim_member(c, next), &nv);
+    CU_ASSERT(nv.term > lv.term && nv.term < far[0]);
+    for (uint32_t i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "n%u", i);
+        if (strcmp(id, leader) == 0)
+            continue;
+        aether_member_view v;
+        aether_member_view_get(sim_member(c, id), &v);
+        CU_ASSERT_EQUAL(v.term, nv.term);
+    }
+    aether_transport_destroy(client);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
 static CU_TestInfo tests[] = {
     AETHER_TEST(admission_refuses_a_joiner_that_cannot_serve),
     AETHER_TEST(allowed_nodes_admit_only_listed_ids),
@@ -1359,6 +1461,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(failed_node_forgotten_after_retention),
     AETHER_TEST(departed_node_kept_while_map_names_it),
     AETHER_TEST(forged_present_term_changes_nothing),
+    AETHER_TEST(forged_far_term_changes_nothing),
     AETHER_TEST(commands_accepted_and_rejected),
     AETHER_TEST(wire_claims_judged_by_the_leader),
     AETHER_TEST(rebalance_command_on_a_balanced_map_moves_nothing),
