@@ -73,6 +73,7 @@ typedef struct aether_event {
             uint64_t incarnation;
             uint64_t map_version; /* the leader's map when it admitted the node: a node
                                      coming back acquires only from later maps */
+            uint64_t nonce;       /* the admitted process's nonce (node.h; 0 = not said) */
         } node_joined;
         struct {
             aether_node_id node;

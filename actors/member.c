@@ -476,7 +476,7 @@ static bool is_member_at(aether_member *m, const aether_node_info *info)
     const aether_topology_snapshot *ts =
         (const aether_topology_snapshot *)aether_snapshot_current(&m->topo_slot);
     const aether_node_info *n = ts != NULL ? aether_topology_find(&ts->topo, &info->id) : NULL;
-    yes = n != NULL && aether_node_status_is_healthy(n->status) && n->incarnation == info->incarnation;
+    yes = n != NULL && aether_node_status_is_healthy(n->status) && aether_node_info_same_process(n, info);
     aether_rcu_read_unlock();
     return yes;
 }
@@ -728,7 +728,9 @@ static const struct {
     { "aether_superseded", NULL, false,
       "1 once a newer process of this node id was admitted: this process serves nothing and must exit.",
       g_superseded },
-    { "aether_incarnation", NULL, false, "The incarnation this process claims for its node id.",
+    { "aether_incarnation", NULL, false,
+      "The incarnation this process claims for its node id: its start time until the leader's "
+      "assignment is read, then the one the leader assigned.",
       g_incarnation },
     { "aether_rebalances_total", NULL, true, "Rebalances this node completed as leader.", g_rebalances },
     { "aether_rebalance_brake", NULL, false,
@@ -884,12 +886,12 @@ void member_check_self_down(aether_member *m, const aether_topology *t)
 {
     const aether_node_info *me = aether_topology_find(t, &m->cfg.node);
     uint64_t claim = __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST);
-    if (me != NULL && me->incarnation >= claim &&
+    if (me != NULL && (me->incarnation >= claim || member_record_is_mine(m, me)) &&
         (me->status == AETHER_NODE_FAILED || me->status == AETHER_NODE_LEFT))
         __atomic_store_n(&m->self_down, 1, __ATOMIC_SEQ_CST);
     /* A newer process of our id holds it: stop serving now; the cluster
      * actor declares us superseded when it publishes this topology. */
-    if (me != NULL && me->incarnation > claim && __atomic_load_n(&m->admitted, __ATOMIC_SEQ_CST))
+    if (me != NULL && member_record_is_newer(m, me) && __atomic_load_n(&m->admitted, __ATOMIC_SEQ_CST))
         __atomic_store_n(&m->self_down, 1, __ATOMIC_SEQ_CST);
 }
 
@@ -1003,6 +1005,16 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
      * from a later one started beside it: member_cluster.c). */
     m->self_info.incarnation =
         deps->incarnation != 0 ? deps->incarnation : aether_clock_wall_ms(m->clock);
+    /* The process's nonce (topology.h, "Incarnations"): the leader tells
+     * this process from any other of our id by it. Drawn from the seed, the
+     * id and the start incarnation (two processes started with one --seed
+     * still differ by their start time), 1..2^63-1. */
+    uint64_t x = deps->seed ^ aether_node_id_hash(&m->cfg.node) ^
+                 (m->self_info.incarnation * UINT64_C(0x9e3779b97f4a7c15));
+    x = (x ^ (x >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    x = (x ^ (x >> 27)) * UINT64_C(0x94d049bb133111eb);
+    x ^= x >> 31;
+    m->self_info.nonce = (x & (uint64_t)INT64_MAX) != 0 ? (x & (uint64_t)INT64_MAX) : 1;
     aether_config_admission(&m->cfg, &m->admission);
     m->incarnation = m->self_info.incarnation;
 

@@ -76,8 +76,11 @@
  *      sends a command again. The leader refuses its keep-alives from the
  *      admission on (topology.c), so its serving right lapses within
  *      failure_timeout - fence_margin even if it hears nothing.
- *  (Known limit: the joiner still proposes its incarnation, the leader
- *  checks it grows; see docs/cluster.md.)
+ *   3. the leader assigns incarnations (topology.h, "Incarnations"): what a
+ *      process claims is a hint; the record of its nonce is its own, and a
+ *      record of its nonce at another incarnation is the one assigned to
+ *      it: adopted (check_own_record), upward always, downward only while
+ *      healthy and above the record it last asked a new one above.
  * Threading: all state below is owned by the cluster actor.
  */
 #include "member_internal.h"
@@ -159,6 +162,9 @@ struct member_cluster_state {
     uint64_t failcheck_at_ns; /* when it fires (this node's clock) */
     uint64_t join_requests;
     uint64_t state_rev;       /* revision of the stored topology we last wrote */
+    uint64_t asked_above;  /* the record of ours this process last asked a new incarnation
+                              above (tick_heartbeat): a healthy record of ours at or below it is
+                              not adopted (check_own_record); 0 = none */
     keepalive_slot keepalive[KEEPALIVE_SLOTS];
     bool drain_requested;     /* aether_member_drain was called: ask until we are Draining */
     aether_term loaded_term;  /* the term in which we read the stored topology as leader */
@@ -373,7 +379,21 @@ static void check_own_record(aether_member *m)
     if (me == NULL)
         return;
     uint64_t claim = __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST);
-    if (me->incarnation > claim) {
+    /* Our record at another incarnation than we claim: the one the leader
+     * assigned us (topology.h, "Incarnations"), ours from now on. */
+    if (me->nonce != 0 && me->nonce == m->self_info.nonce && me->incarnation != claim) {
+        /* Down is ours only above the record we asked to leave behind
+         * (tick_heartbeat): the one below is what we asked a new one for. */
+        if (me->incarnation > claim ||
+            (aether_node_status_is_healthy(me->status) && me->incarnation > m->cs->asked_above)) {
+            AETHER_INFO(MEMBER_LOG, "%s: the leader assigned this process incarnation %llu (it "
+                        "asked as %llu)", m->cfg.node.str, (unsigned long long)me->incarnation,
+                        (unsigned long long)claim);
+            __atomic_store_n(&m->incarnation, me->incarnation, __ATOMIC_SEQ_CST);
+            claim = me->incarnation;
+        }
+    }
+    if (member_record_is_newer(m, me)) {
         if (__atomic_load_n(&m->admitted, __ATOMIC_SEQ_CST)) {
             supersede(m, me->incarnation, "its NodeJoined or the stored topology");
             return;
@@ -385,7 +405,7 @@ static void check_own_record(aether_member *m)
         claim_above(m, me->incarnation, aether_node_status_name(me->status));
         return;
     }
-    if (me->incarnation == claim && aether_node_status_is_healthy(me->status))
+    if (member_record_is_mine(m, me) && me->incarnation == claim && aether_node_status_is_healthy(me->status))
         __atomic_store_n(&m->admitted, 1, __ATOMIC_SEQ_CST);
 }
 
@@ -418,7 +438,7 @@ static void publish_self_status(aether_member *m)
     /* This run drained and left: it has nothing left to do, and must not
      * come back as a new node once the leader forgets its record. */
     if (me != NULL && me->status == AETHER_NODE_LEFT && __atomic_load_n(&m->admitted, __ATOMIC_SEQ_CST) &&
-        me->incarnation == __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST))
+        member_record_is_mine(m, me))
         __atomic_store_n(&m->self_left, 1, __ATOMIC_SEQ_CST); /* this process's record, not a past one's */
     note_departures(m);
     uint32_t others = 0;
@@ -1020,6 +1040,7 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
      * its): never acknowledged, or it would keep serving beside us. */
     uint64_t claim = __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST);
     if (c->type == AETHER_CMD_JOIN_CLUSTER && aether_node_id_equal(&c->data.join.info.id, &m->cfg.node) &&
+        c->data.join.info.nonce != m->self_info.nonce &&
         c->data.join.info.incarnation != 0 && c->data.join.info.incarnation < claim &&
         !__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
         return aether_err_set(why, AETHER_ESUPERSEDED,
@@ -1290,8 +1311,7 @@ static self_verdict check_self_report(aether_member *m, const aether_event *e)
         cs->self_report_pending = false;
         /* The record of the incarnation this process claims (a higher one
          * is a newer process's: that one being healthy refutes nothing). */
-        if (me == NULL || me->incarnation != __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST) ||
-            !aether_node_status_is_healthy(me->status))
+        if (me == NULL || !member_record_is_mine(m, me) || !aether_node_status_is_healthy(me->status))
             return SELF_CONFIRMED;
         aether_msg msg = { .type = MSG_SELF_REFUTED, .arg64 = reports };
         (void)aether_actor_send(m->assign, &msg); /* refused: the next report or rejoin settles it */
@@ -1429,7 +1449,7 @@ static void tick_heartbeat(aether_member *m)
     const aether_node_info *me = aether_topology_find(&cs->topo, &m->cfg.node);
     /* Ours: the record at the incarnation this process claims (a higher one
      * is another process's: check_own_record). */
-    bool ours = me != NULL && me->incarnation == claim;
+    bool ours = me != NULL && member_record_is_mine(m, me);
     /* Down on a report the store could not confirm yet (pending) is no
      * reason to rejoin: our keep-alive keeps the incarnation the leader
      * knows. Once the store has answered, the flag is the assign actor's
@@ -1446,9 +1466,19 @@ static void tick_heartbeat(aether_member *m)
      * leader that took over from nothing (lead_command, "newcomer"). */
     if (__atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST) != 0)
         c.data.join.map_term = __atomic_load_n(&m->map_term, __ATOMIC_SEQ_CST);
-    if (!healthy) {
-        if (ours) { /* declared failed (or about to be): rejoin with a newer incarnation */
-            claim = me->incarnation + 1;
+    /* A process down while its record is still Draining here has heard a
+     * report about itself that this actor has not applied yet - most
+     * likely its own NodeLeft: it waits for the record to say which (Left:
+     * it stops below; Failed: it rejoins), rather than ask a new
+     * incarnation the leader would grant over its Left record. */
+    bool wait_record = down && ours && me->status == AETHER_NODE_DRAINING;
+    if (!healthy && !wait_record) {
+        if (ours) { /* declared failed (or about to be): ask for a newer incarnation */
+            claim = (me->incarnation > claim ? me->incarnation : claim) + 1;
+            cs->asked_above = me->incarnation; /* check_own_record adopts only above it */
+            AETHER_INFO(MEMBER_LOG, "%s: its record (incarnation %llu) is %s%s: asking for a new "
+                        "incarnation", m->cfg.node.str, (unsigned long long)me->incarnation,
+                        aether_node_status_name(me->status), down ? ", and this process is down" : "");
             __atomic_store_n(&m->incarnation, claim, __ATOMIC_SEQ_CST);
         }
         cs->join_requests++;
@@ -1707,7 +1737,7 @@ static aether_status judge_request(aether_member *m, const aether_command *c, ae
          * decide_join keeps established members in spite of admission). */
         const aether_node_info *known = aether_topology_find(&cs->topo, id);
         if (known != NULL && aether_node_status_is_healthy(known->status) &&
-            known->incarnation == c->data.join.info.incarnation)
+            aether_node_info_same_process(known, &c->data.join.info))
             return AETHER_OK;
         __atomic_add_fetch(&m->joins_refused, 1, __ATOMIC_RELAXED);
         aether_err_set(why, AETHER_EPERM, "%s is not in the cluster's allowed_nodes", id->str);

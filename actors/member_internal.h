@@ -194,8 +194,9 @@ struct aether_member {
     /* One process per node id (member_cluster.c, DESIGN "superseded"). */
     uint64_t incarnation;         /* the incarnation this process claims: self_info's at start,
                                      raised only by the cluster actor (a rejoin after a failure,
-                                     or a newer record of our id met before our admission);
-                                     heartbeats and keep-alives carry it. Seq-cst. */
+                                     or a newer record of our id met before our admission), and
+                                     set by it to the one a leader assigned (a record with our
+                                     nonce); heartbeats and keep-alives carry it. Seq-cst. */
     uint32_t admitted;            /* seq-cst, set once by the cluster actor: a leader admitted
                                      this process (our id Active at an incarnation it claimed) */
     uint32_t superseded;          /* seq-cst, set once by the cluster actor: a newer process of
@@ -342,6 +343,21 @@ void member_assign_drop(void *state, const aether_msg *msg);
 void member_assign_start(aether_member *m);
 
 /* Shared helpers (member.c). */
+/* record (of our id) is this process's: the same nonce when the record has
+ * one, else the incarnation this process claims (topology.h,
+ * "Incarnations"). Any thread. */
+static inline bool member_record_is_mine(const aether_member *m, const aether_node_info *record)
+{
+    if (record->nonce != 0)
+        return record->nonce == m->self_info.nonce;
+    return record->incarnation == __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST);
+}
+/* record (of our id) is a newer process's than this one. Any thread. */
+static inline bool member_record_is_newer(const aether_member *m, const aether_node_info *record)
+{
+    return !member_record_is_mine(m, record) &&
+           record->incarnation > __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST);
+}
 static inline uint64_t member_now_ns(const aether_member *m) { return aether_clock_now_ns(m->clock); }
 bool member_may_lead(const aether_member *m, aether_term *term_out);
 /* Stamps e as this node's (term = the term we lead, next seq), delivers it

@@ -1451,6 +1451,90 @@ static void test_forged_far_term_changes_nothing(void)
     sim_cluster_destroy(c);
 }
 
+
+/* Issue 13 item 2: a JoinCluster for a live follower, forged by a client,
+ * naming incarnation 2^63-1 (then the follower's + 1000) and address
+ * evil:1, without a process nonce as every node before this change sent.
+ * Before: admitted; the real process was superseded (it serves nothing) and,
+ * at 2^63-1, its id could never join again. Now a join without a nonce may
+ * name no incarnation beyond the leader's clock + a day, and cannot
+ * supersede a process that presents a nonce: refused, nothing changes. */
+static void test_forged_join_of_a_live_id_changes_nothing(void)
+{
+    sim_cluster *c = boot(43, 3, 64);
+    expect_settled(c);
+    const char *leader = sim_leader(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(leader);
+    const char *victim = strcmp(leader, "n1") == 0 ? "n2" : "n1";
+    uint32_t served = sim_serving(c, victim);
+    CU_ASSERT_FATAL(served > 0);
+    aether_member_view vv, lv;
+    aether_member_view_get(sim_member(c, victim), &vv);
+    aether_member_view_get(sim_member(c, leader), &lv);
+    aether_transport *client = sim_client(c, "evil");
+    CU_ASSERT_FATAL(client != NULL);
+    const uint64_t claims[2] = { (uint64_t)INT64_MAX, vv.incarnation + 1000 };
+    for (uint32_t k = 0; k < 2; k++) {
+        aether_command join = cmd_of(AETHER_CMD_JOIN_CLUSTER, lv.term);
+        CU_ASSERT_FATAL(aether_node_info_make(&join.data.join.info, victim, "evil:1", "", AETHER_NODE_ACTIVE,
+                                              claims[k], 0, NULL) == AETHER_OK);
+        aether_config_admission(sim_base_config(c), &join.data.join.terms);
+        reply_box r = ask(c, client, &join);
+        CU_ASSERT_EQUAL(r.status, AETHER_EINVAL);
+        sim_run_ms(c, 1000);
+        aether_member_view v;
+        aether_member_view_get(sim_member(c, victim), &v);
+        CU_ASSERT_FALSE(v.superseded);
+        CU_ASSERT_EQUAL(v.incarnation, vv.incarnation);
+        CU_ASSERT_EQUAL(sim_serving(c, victim), served);
+        expect_settled(c);
+    }
+    aether_transport_destroy(client);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
+/* The same forgery with a process nonce is a second process of the id:
+ * the newest process wins (the duplicate-id rule), so the real one is
+ * superseded - but at an incarnation the leader chose (2^63-1 clamped to
+ * its clock + a day), and a restart of the real process is admitted above
+ * it and serves again: the id is never lost. */
+static void test_forged_second_process_is_outlived_by_a_restart(void)
+{
+    sim_cluster *c = boot(44, 3, 64);
+    expect_settled(c);
+    const char *leader = sim_leader(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(leader);
+    const char *victim = strcmp(leader, "n1") == 0 ? "n2" : "n1";
+    aether_member_view lv;
+    aether_member_view_get(sim_member(c, leader), &lv);
+    aether_transport *client = sim_client(c, "evil");
+    CU_ASSERT_FATAL(client != NULL);
+    aether_command join = cmd_of(AETHER_CMD_JOIN_CLUSTER, lv.term);
+    CU_ASSERT_FATAL(aether_node_info_make(&join.data.join.info, victim, "evil:1", "", AETHER_NODE_ACTIVE,
+                                          (uint64_t)INT64_MAX, 0, NULL) == AETHER_OK);
+    join.data.join.info.nonce = 666;
+    aether_config_admission(sim_base_config(c), &join.data.join.terms);
+    reply_box r = ask(c, client, &join);
+    CU_ASSERT_EQUAL(r.status, AETHER_OK);
+    sim_run_ms(c, 1000);
+    aether_member_view v;
+    aether_member_view_get(sim_member(c, victim), &v);
+    CU_ASSERT_TRUE(v.superseded);
+    CU_ASSERT(v.superseded_by < (uint64_t)INT64_MAX);
+    aether_transport_destroy(client);
+    /* Its supervisor restarts it (aether-node exits 3 when superseded). */
+    sim_crash(c, victim);
+    CU_ASSERT_FATAL(sim_add(c, victim, NULL) != NULL);
+    sim_run_ms(c, 2 * SETTLE_MS);
+    expect_settled(c);
+    aether_member_view_get(sim_member(c, victim), &v);
+    CU_ASSERT_FALSE(v.superseded);
+    CU_ASSERT(sim_serving(c, victim) > 0);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
 static CU_TestInfo tests[] = {
     AETHER_TEST(admission_refuses_a_joiner_that_cannot_serve),
     AETHER_TEST(allowed_nodes_admit_only_listed_ids),
@@ -1462,6 +1546,8 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(departed_node_kept_while_map_names_it),
     AETHER_TEST(forged_present_term_changes_nothing),
     AETHER_TEST(forged_far_term_changes_nothing),
+    AETHER_TEST(forged_join_of_a_live_id_changes_nothing),
+    AETHER_TEST(forged_second_process_is_outlived_by_a_restart),
     AETHER_TEST(commands_accepted_and_rejected),
     AETHER_TEST(wire_claims_judged_by_the_leader),
     AETHER_TEST(rebalance_command_on_a_balanced_map_moves_nothing),
