@@ -899,12 +899,15 @@ static void base_command(aether_member *m, aether_command *c, aether_command_typ
  * bucket lost, and this node a newcomer: never a member, or restarted) has
  * nothing to compare itself with: its terms are the cluster's only until a
  * member shows otherwise. So a joiner whose keep-alive names a map of an
- * earlier term (map_term) and whose terms differ from ours proves that we
- * are the node that does not fit:
- *  1. we record our own refusal (member_note_refused: the sentence a
- *     leader of the members' terms would have given us) - from then on we
- *     decide nothing, publish no map, do not campaign, serve nothing, and
- *     the lease actor resigns at its next tick;
+ * earlier term (map_term) and whose terms differ from ours suggests that
+ * we are the node that does not fit. Only suggests: anyone who may send a
+ * command can forge that keep-alive (issue 13), so it is never final:
+ *  1. we stand down in this term (stood_down_term) - from then on we decide
+ *     nothing and publish no map in it, the lease actor resigns at its next
+ *     tick, and we do not campaign for lease_ttl + failure_timeout (the
+ *     members' turn to lead). The verdict is the members' leader's: we
+ *     rejoin like any node, and it refuses us for good
+ *     (member_note_refused) only if our terms are not the cluster's;
  *  2. if our admission is in our topology, we record ourselves Failed
  *     (NodeFailed, stored first like any change, then announced), so no
  *     later leader gives us shards, and policy 9 resigns at once;
@@ -936,9 +939,15 @@ static bool newcomer_refuses_self(aether_member *m, const aether_command *c, aet
              "terms; the state store had lost them when this node took over in term %llu)",
              why.msg, c->data.join.info.id.str, (unsigned long long)c->data.join.map_term,
              (unsigned long long)term);
-    AETHER_ERROR(MEMBER_LOG, "%s: leading with no stored map, this node does not fit the cluster: %s",
-                 m->cfg.node.str, reason);
-    member_note_refused(m, reason); /* first: no map is published from here (advance_locked) */
+    AETHER_WARN(MEMBER_LOG, "%s: leading with no stored map, this node may not fit the cluster: %s; "
+                "standing down in term %llu (the members' leader will judge its admission)",
+                m->cfg.node.str, reason, (unsigned long long)term);
+    /* The pause first, then the term: whoever sees the term sees the pause. */
+    __atomic_store_n(&m->stood_down_until_ns,
+                     member_now_ns(m) + (uint64_t)(m->cfg.lease_ttl_ms + m->cfg.failure_timeout_ms) *
+                                            AETHER_NS_PER_MS,
+                     __ATOMIC_SEQ_CST);
+    __atomic_store_n(&m->stood_down_term, term, __ATOMIC_SEQ_CST); /* first: no map from here */
     const aether_node_info *me = aether_topology_find(&cs->topo, &m->cfg.node);
     if (me != NULL && aether_node_status_is_healthy(me->status))
         fail_self(m);
@@ -1024,7 +1033,7 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
      * (member_lease.c): judged by its terms every newcomer would look
      * incompatible, and it would fail the members it cannot hear. */
     bool loaded = state_loaded(m, term);
-    if (member_incompatible(m))
+    if (member_incompatible(m) || member_stood_down(m, term))
         return aether_err_set(why, AETHER_ENOTLEADER,
                               "not leader: this node's configuration does not match the "
                               "cluster's map (resigning)");

@@ -244,6 +244,13 @@ struct aether_member {
                                      shard_count or replication than ours; cleared by the
                                      assign actor when it installs a map we can serve */
     uint64_t joins_refused;       /* leader side: joins refused by admission (counter) */
+    uint64_t stood_down_term;     /* seq_cst, cluster actor: the term in which this node, leading
+                                     with no map stored and none held, heard a member whose terms
+                                     differ (member_cluster.c, newcomer_refuses_self): in it, it
+                                     decides nothing and publishes no map, and it resigns. Not
+                                     final, unlike `refused`: a keep-alive can be forged */
+    uint64_t stood_down_until_ns; /* seq_cst, with it: no campaign before this (the members'
+                                     turn to lead, and to judge this node's admission) */
     uint32_t cmd_inflight[2];     /* commands from the wire queued for the cluster actor:
                                      [0] JoinCluster, [1] the others (atomic) */
     uint64_t commands_busy;       /* commands answered "busy" past that budget (counter) */
@@ -428,6 +435,12 @@ static inline bool member_incompatible(const aether_member *m)
 {
     return __atomic_load_n(&m->refused, __ATOMIC_ACQUIRE) != 0 ||
            __atomic_load_n(&m->map_incompatible, __ATOMIC_SEQ_CST) != 0;
+}
+/* This node stood down in `term` (newcomer_refuses_self): it does not act
+ * as that term's leader. Any thread. */
+static inline bool member_stood_down(const aether_member *m, aether_term term)
+{
+    return term != AETHER_TERM_NONE && __atomic_load_n(&m->stood_down_term, __ATOMIC_SEQ_CST) == term;
 }
 /* Records that a leader refused our join as incompatible (reason: its
  * sentence); the first call wins and logs. Any thread. */

@@ -282,6 +282,7 @@ static bool may_campaign(const aether_member *m)
     return st != (uint32_t)AETHER_NODE_DRAINING + 1 && st != (uint32_t)AETHER_NODE_LEFT + 1 &&
            !__atomic_load_n(&m->transport_down, __ATOMIC_RELAXED) &&
            !member_incompatible(m) && /* it could not serve the maps it would publish */
+           member_now_ns(m) >= __atomic_load_n(&m->stood_down_until_ns, __ATOMIC_SEQ_CST) &&
            !__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST); /* a newer process has our id */
 }
 
@@ -493,6 +494,11 @@ static void renew(aether_member *m)
     }
     if (member_incompatible(m)) {
         resign(m, "own configuration does not match the cluster's map");
+        return;
+    }
+    if (member_stood_down(m, ls->held.lease.term)) {
+        resign(m, "a member's keep-alive says this node may not fit the cluster (newcomer after a "
+                  "state loss; not final)");
         return;
     }
     if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST)) {

@@ -1535,11 +1535,63 @@ static void test_forged_second_process_is_outlived_by_a_restart(void)
     sim_cluster_destroy(c);
 }
 
+
+/* Issue 13 item 2: a leader that found no map stored and holds none takes
+ * a keep-alive naming an earlier map (map_term) and other terms as proof
+ * that it does not fit the cluster. Forged, such a join made a correct
+ * newcomer refuse itself for good (incompatible, never campaigning again;
+ * aether-node exits 2). It must only resign: not final, it rejoins and
+ * serves once the members lead. */
+static void test_forged_member_join_does_not_refuse_a_newcomer_for_good(void)
+{
+    sim_cluster *c = boot(45, 2, 64);
+    expect_settled(c);
+    sim_pause(c, "n0", true);
+    sim_pause(c, "n1", true);
+    aether_kv_mem_wipe(sim_state_kv(c));
+    CU_ASSERT_FATAL(sim_add(c, "x", NULL) != NULL); /* the cluster's own configuration */
+    for (int i = 0; i < 300 && (sim_leader(c) == NULL || strcmp(sim_leader(c), "x") != 0); i++)
+        sim_run_ms(c, 10);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sim_leader(c));
+    CU_ASSERT_STRING_EQUAL_FATAL(sim_leader(c), "x");
+    sim_run_ms(c, 20); /* x has read the (empty) store */
+    aether_member_view xv;
+    aether_member_view_get(sim_member(c, "x"), &xv);
+    aether_transport *client = sim_client(c, "evil");
+    CU_ASSERT_FATAL(client != NULL);
+    aether_command join = cmd_of(AETHER_CMD_JOIN_CLUSTER, xv.term);
+    CU_ASSERT_FATAL(aether_node_info_make(&join.data.join.info, "ghost", "evil:1", "", AETHER_NODE_ACTIVE,
+                                          1, 0, NULL) == AETHER_OK);
+    aether_config odd = *sim_base_config(c);
+    odd.shard_count = 128;
+    aether_config_admission(&odd, &join.data.join.terms);
+    join.data.join.map_term = 1; /* "a member holding a map of term 1" */
+    reply_box r = ask(c, client, &join);
+    CU_ASSERT_EQUAL(r.status, AETHER_ENOTLEADER);
+    aether_transport_destroy(client);
+    sim_run_ms(c, 500);
+    aether_member_view_get(sim_member(c, "x"), &xv);
+    CU_ASSERT_FALSE(xv.is_leader); /* it resigned */
+    CU_ASSERT_FALSE(xv.incompatible); /* but not for good */
+    CU_ASSERT_EQUAL(aether_member_admission(sim_member(c, "x"), NULL), AETHER_OK);
+    sim_pause(c, "n0", false);
+    sim_pause(c, "n1", false);
+    sim_run_ms(c, 3 * SETTLE_MS);
+    expect_settled(c);
+    aether_member_view_get(sim_member(c, "x"), &xv);
+    CU_ASSERT_FALSE(xv.incompatible);
+    CU_ASSERT(sim_serving(c, "x") > 0);
+    CU_ASSERT_EQUAL(sim_serving(c, "n0") + sim_serving(c, "n1") + sim_serving(c, "x"), 64);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
 static CU_TestInfo tests[] = {
     AETHER_TEST(admission_refuses_a_joiner_that_cannot_serve),
     AETHER_TEST(allowed_nodes_admit_only_listed_ids),
     AETHER_TEST(leader_that_cannot_serve_the_stored_map_stands_down),
     AETHER_TEST(misfit_leading_after_a_state_loss_refuses_itself),
+    AETHER_TEST(forged_member_join_does_not_refuse_a_newcomer_for_good),
     AETHER_TEST(brake_counts_live_nodes_only),
     AETHER_TEST(operator_releases_brake),
     AETHER_TEST(failed_node_forgotten_after_retention),
