@@ -216,6 +216,10 @@ typedef struct aether_command {
             bool force; /* an operator removes a node the leader still hears (aetherctl
                            fail --force); on the wire only when true. Without it the
                            leader fails the node only if its own record agrees. */
+            uint64_t incarnation; /* the incarnation the asker saw (aetherctl fail reads the
+                                     stored topology): refused if the node is at another
+                                     one now (it rejoined since). 0 = any; on the wire only
+                                     when not 0 */
         } mark_failed;
         struct {
             aether_node_id candidate;

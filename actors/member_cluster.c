@@ -1767,8 +1767,10 @@ static aether_status judge_request(aether_member *m, const aether_command *c, ae
     const aether_node_id *id = &c->data.mark_failed.node;
     const aether_node_info *info = aether_topology_find(&cs->topo, id);
     if ((c->term != AETHER_TERM_NONE && c->term < cs->topo.term) || info == NULL ||
-        !aether_node_status_is_healthy(info->status))
-        return AETHER_OK; /* refused (stale, unknown) or idempotent: lead_command says so */
+        !aether_node_status_is_healthy(info->status) ||
+        (c->data.mark_failed.incarnation != 0 && c->data.mark_failed.incarnation != info->incarnation))
+        return AETHER_OK; /* refused (stale, unknown, another incarnation: decide_failed) or
+                             idempotent: lead_command says so */
     uint64_t now = member_now_ns(m);
     const hb_entry *h = hb_find(cs, id, false);
     uint64_t since = h != NULL && h->last_ns > cs->lead_since_ns ? h->last_ns : cs->lead_since_ns;

@@ -311,6 +311,16 @@ static aether_status decide_failed(const aether_topology *t, const aether_comman
     const aether_node_info *old = aether_topology_find(t, id);
     if (old == NULL)
         return aether_err_set(reason, AETHER_ENOTFOUND, "%s unknown", id->str);
+    /* A request that names the incarnation its asker saw is about that
+     * process only: a retry that arrives after the node rejoined (a new
+     * incarnation) must not fail the new one. */
+    uint64_t seen = cmd->data.mark_failed.incarnation;
+    if (seen != 0 && seen != old->incarnation)
+        return aether_err_set(reason, AETHER_ESTALE,
+                              "%s is at incarnation %llu (%s), not %llu as asked: it rejoined since; "
+                              "not failed",
+                              id->str, (unsigned long long)old->incarnation,
+                              aether_node_status_name(old->status), (unsigned long long)seen);
     if (old->status == AETHER_NODE_FAILED)
         return AETHER_OK; /* idempotent */
     if (!aether_node_status_is_healthy(old->status))

@@ -162,6 +162,7 @@ static const field_spec f_mark_failed[] = {
     {"node", F_NODE, CMD(mark_failed.node), 0},
     {"silent_ms", F_U64, CMD(mark_failed.silent_ms), 0},
     {"force", F_FLAG, CMD(mark_failed.force), 0},
+    {"incarnation", F_U64_OPT, CMD(mark_failed.incarnation), 0},
 };
 static const field_spec f_elect[] = {{"candidate", F_NODE, CMD(elect.candidate), 0}};
 static const field_spec f_rebalance[] = {

@@ -36,7 +36,7 @@
  *      JoinCluster {node,address,zone,incarnation,[map_term],[nonce],
  *                   shard_count,replication,wire_min,wire_max,params}
  *                                                    LeaveCluster {node}
- *      MarkNodeFailed {node,silent_ms}   ElectLeader {candidate}
+ *      MarkNodeFailed {node,silent_ms,[force],[incarnation]}   ElectLeader {candidate}
  *      AssignShards {}   RebalanceShards {reason}
  *    JoinCluster's last five fields are its admission terms (events.h,
  *    aether_admission): shard_count 1..65536, replication 1..7, wire_min

@@ -23,8 +23,11 @@
 #     topology within 5 s all the same (failure_timeout is 1 s; the rest is
 #     the polling through aetherctl), and the leader counts the forged
 #     beats in aether_heartbeats_ignored_total;
-#  4. `aetherctl fail A --force` is granted (exit 0) and logged as forced by
-#     the leader; A rejoins with a new incarnation;
+#  4. `aetherctl fail A --force` is granted (exit 0), names the incarnation
+#     A had in the stored topology, and is logged as forced by the leader;
+#     A rejoins with a new incarnation; the same request naming the old
+#     incarnation (`--incarnation`: a retry after a timeout) is refused
+#     (exit 1, ESTALE "rejoined since") and A stays Active;
 #  5. within 10 s: the map has owners n1..n4 but D, balanced, and every live
 #     node installed it; the final checks of lib.sh.
 # Takes ~22 s on loopback; its bounded waits add up to at most ~60 s.
@@ -136,11 +139,32 @@ ignored=$(metric "$LEADER" aether_heartbeats_ignored_total)
     fail "the leader's aether_heartbeats_ignored_total is '$ignored' after $(cat "$WORK/forge.log"), want >= 10"
 echo "$D failed ${failed_ms} ms after kill -9 despite forged heartbeats; the leader ignored $ignored"
 
-# 4. The operator's forced request is granted and logged.
+# 4. The operator's forced request is granted and logged; it names the
+# incarnation it read, so the same request once A has rejoined (a retry
+# after a timeout) is refused and changes nothing.
+inc_of() { # ID: its incarnation in the stored topology, empty if absent
+    ctl status --json || return 0
+    python3 -c 'import json,sys
+for n in json.load(open(sys.argv[1]))["nodes"]:
+    if n["id"] == sys.argv[2]: print(n["incarnation"])' "$WORK/ctl.out" "$1" 2>/dev/null
+}
+A_INC=$(inc_of "$A")
+[[ -n "$A_INC" ]] || fail "no incarnation of $A in the stored topology"
 ctl fail "$A" --force || fail "aetherctl fail $A --force exited $?: $(cat "$WORK/ctl.out" "$WORK/ctl.err")"
 wait_log 2000 "$WORK/$LEADER.err" "$A failed by request of .*forced" ||
     fail "the leader $LEADER did not log the forced failure of $A"
+grep -q "incarnation $A_INC" "$WORK/ctl.out" || fail "aetherctl fail --force did not name incarnation $A_INC: $(cat "$WORK/ctl.out")"
 echo "forced: $(cat "$WORK/ctl.out")"
+a_back() { local i; i=$(inc_of "$A"); [[ -n "$i" && "$i" != "$A_INC" && "$(status_of "$A")" == "active" ]]; }
+wait_for 5000 a_back || fail "$A did not rejoin with a new incarnation within 5 s (stored: $(inc_of "$A"), was $A_INC)"
+ctl fail "$A" --force --incarnation "$A_INC"
+rc=$?
+[[ $rc -eq 1 ]] || fail "a forced fail of $A's old incarnation $A_INC exited $rc, want 1: $(cat "$WORK/ctl.out" "$WORK/ctl.err")"
+grep -q "ESTALE.*rejoined since" "$WORK/ctl.out" || fail "no 'ESTALE ... rejoined since' in '$(cat "$WORK/ctl.out")'"
+stale_answer=$(cat "$WORK/ctl.out")
+sleep 0.5
+[[ "$(status_of "$A")" == "active" ]] || fail "$A is '$(status_of "$A")' after a stale forced fail, want active"
+echo "stale retry refused: $stale_answer"
 
 # 5. The cluster settles without D; A is back.
 LIVE=()

@@ -1586,6 +1586,52 @@ static void test_forged_member_join_does_not_refuse_a_newcomer_for_good(void)
     sim_cluster_destroy(c);
 }
 
+
+/* Issue 13 item 2: aetherctl fail NODE --force names the incarnation it
+ * read, so a retry (a timeout, the first request applied after all)
+ * cannot fail the process that rejoined since. Before, the retry failed the
+ * new process too: its shards moved a second time. */
+static void test_forced_fail_retry_spares_a_rejoined_node(void)
+{
+    sim_cluster *c = boot(46, 3, 64);
+    expect_settled(c);
+    const char *leader = sim_leader(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(leader);
+    const char *victim = strcmp(leader, "n1") == 0 ? "n2" : "n1";
+    aether_member_view vv, lv;
+    aether_member_view_get(sim_member(c, victim), &vv);
+    aether_member_view_get(sim_member(c, leader), &lv);
+    aether_transport *client = sim_client(c, "aetherctl");
+    CU_ASSERT_FATAL(client != NULL);
+    aether_command fail = cmd_of(AETHER_CMD_MARK_NODE_FAILED, lv.term);
+    CU_ASSERT_FATAL(aether_node_id_from_cstr(victim, &fail.data.mark_failed.node, NULL) == AETHER_OK);
+    fail.data.mark_failed.force = true;
+    fail.data.mark_failed.incarnation = vv.incarnation;
+    reply_box r = ask(c, client, &fail);
+    CU_ASSERT_EQUAL(r.status, AETHER_OK);
+    sim_run_ms(c, SETTLE_MS); /* failed, rejoined with a new incarnation, settled */
+    expect_settled(c);
+    aether_member_view nv;
+    aether_member_view_get(sim_member(c, victim), &nv);
+    CU_ASSERT(nv.incarnation > vv.incarnation);
+    uint32_t failed = sim_event_count(c, AETHER_EVT_NODE_FAILED);
+    uint32_t served = sim_serving(c, victim);
+    CU_ASSERT(served > 0);
+    /* The retry of the same request: refused, nothing moves. */
+    r = ask(c, client, &fail);
+    CU_ASSERT_EQUAL(r.status, AETHER_ESTALE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.reason, "rejoined since"));
+    sim_run_ms(c, 1000);
+    CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_NODE_FAILED), failed);
+    CU_ASSERT_EQUAL(sim_serving(c, victim), served);
+    aether_member_view_get(sim_member(c, victim), &vv);
+    CU_ASSERT_EQUAL(vv.incarnation, nv.incarnation);
+    aether_transport_destroy(client);
+    expect_settled(c);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
 static CU_TestInfo tests[] = {
     AETHER_TEST(admission_refuses_a_joiner_that_cannot_serve),
     AETHER_TEST(allowed_nodes_admit_only_listed_ids),
@@ -1602,6 +1648,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(forged_second_process_is_outlived_by_a_restart),
     AETHER_TEST(commands_accepted_and_rejected),
     AETHER_TEST(wire_claims_judged_by_the_leader),
+    AETHER_TEST(forced_fail_retry_spares_a_rejoined_node),
     AETHER_TEST(rebalance_command_on_a_balanced_map_moves_nothing),
     AETHER_TEST(leader_change_alone_moves_nothing),
     AETHER_TEST(leader_crash_mid_rebalance),

@@ -321,6 +321,38 @@ static void test_incarnations_assigned_by_the_leader(void)
     aether_topology_fini(&t);
 }
 
+/* Issue 13 item 2: a MarkNodeFailed naming the incarnation its asker saw
+ * fails that process only. */
+static void test_mark_failed_names_the_incarnation(void)
+{
+    aether_topology t;
+    leader_topology(&t);
+    aether_node_id b = id_of("b");
+    aether_command j = join_cmd("b", "x", "");
+    j.data.join.info.incarnation = 100;
+    j.data.join.info.nonce = 7;
+    CU_ASSERT_EQUAL(run(&t, &j, NULL, NULL), AETHER_OK);
+    aether_command f = node_cmd(AETHER_CMD_MARK_NODE_FAILED, "b");
+    f.data.mark_failed.incarnation = 99;
+    aether_err why;
+    uint32_t n;
+    CU_ASSERT_EQUAL(run(&t, &f, &n, &why), AETHER_ESTALE);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why.msg, "rejoined since"));
+    f.data.mark_failed.incarnation = 100;
+    CU_ASSERT_EQUAL(run(&t, &f, &n, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_EQUAL(aether_topology_find(&t, &b)->status, AETHER_NODE_FAILED);
+    j.data.join.info.incarnation = 101; /* the rejoin */
+    CU_ASSERT_EQUAL(run(&t, &j, NULL, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(run(&t, &f, &n, &why), AETHER_ESTALE); /* the retry */
+    CU_ASSERT_EQUAL(aether_topology_find(&t, &b)->status, AETHER_NODE_ACTIVE);
+    f.data.mark_failed.incarnation = 0; /* any: as before */
+    CU_ASSERT_EQUAL(run(&t, &f, &n, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    aether_topology_fini(&t);
+}
+
 static void test_not_a_cluster_command(void)
 {
     aether_topology t;
@@ -553,6 +585,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(join_accepted_and_idempotent),
     AETHER_TEST(newer_process_supersedes_older),
     AETHER_TEST(incarnations_assigned_by_the_leader),
+    AETHER_TEST(mark_failed_names_the_incarnation),
     AETHER_TEST(join_rejected_when_not_leader),
     AETHER_TEST(stale_term_rejected),
     AETHER_TEST(join_invalid_info_rejected),
