@@ -18,6 +18,9 @@
 #     shards owned add up to 64, the leader leads at the same term; each
 #     node counts them in
 #     aether_forged_messages_dropped_total{reason="term_unconfirmed"};
+#  2c. nats_forge --join-as A (no nonce) naming incarnation 2^63-1, then
+#     A's + 1000, address evil:1: both refused EINVAL; 1 s later A has the
+#     same incarnation and shards, is not superseded, no evil:1 stored;
 #  3. kill -9 of D while nats_forge publishes heartbeats of D every 50 ms
 #     for 6 s with a wrong incarnation (1): D is Failed in the stored
 #     topology within 5 s all the same (failure_timeout is 1 s; the rest is
@@ -67,6 +70,13 @@ status_of() { # ID: its status in the stored topology (aetherctl status --json),
     python3 -c 'import json,sys
 for n in json.load(open(sys.argv[1]))["nodes"]:
     if n["id"] == sys.argv[2]: print(n["status"])' "$WORK/ctl.out" "$1" 2>/dev/null
+}
+
+inc_of() { # ID: its incarnation in the stored topology, empty if absent
+    ctl status --json || return 0
+    python3 -c 'import json,sys
+for n in json.load(open(sys.argv[1]))["nodes"]:
+    if n["id"] == sys.argv[2]: print(n["incarnation"])' "$WORK/ctl.out" "$1" 2>/dev/null
 }
 
 # 2. A request to fail a node the leader hears is refused.
@@ -123,6 +133,27 @@ for id in "${NODES[@]}"; do
     [[ -n "$n" && "$n" -ge 2 ]] || fail "$id counted '$n' forged terms, want >= 2"
 done
 
+# 2c. Forged joins of a live id, as a node from before (no process nonce)
+# sends them, naming incarnation 2^63-1 and A's + 1000 with address evil:1:
+# refused (EINVAL), A keeps its record, its incarnation and its shards. A
+# join with a nonce is a second process (the newest wins: A would exit 3);
+# tests/unit/test_cluster.c covers that one.
+A_INC0=$(inc_of "$A")
+[[ -n "$A_INC0" ]] || fail "no incarnation of $A in the stored topology"
+a_served=$(metric "$A" aether_shards_owned)
+for inc in 9223372036854775807 $(( A_INC0 + 1000 )); do
+    "$FORGE_BIN" --nats "$URL" --cluster "$CLUSTER" --join-as "$A" --incarnation "$inc" --shards 64 \
+        >"$WORK/join.log" 2>&1 || fail "nats_forge --join-as $A --incarnation $inc: $(tail -c 400 "$WORK/join.log")"
+    grep -q "^reply EINVAL " "$WORK/join.log" || fail "a forged join of $A at $inc got '$(cat "$WORK/join.log")', want EINVAL"
+    echo "forged join of $A at incarnation $inc: $(cat "$WORK/join.log")"
+done
+sleep 1
+[[ "$(inc_of "$A")" == "$A_INC0" ]] || fail "$A's incarnation moved from $A_INC0 to $(inc_of "$A") after forged joins"
+grep -q "evil:1" "$WORK/ctl.out" && fail "the stored topology names evil:1 after forged joins"
+[[ "$(metric "$A" aether_shards_owned)" == "$a_served" ]] ||
+    fail "$A serves $(metric "$A" aether_shards_owned) shards after forged joins, $a_served before"
+[[ "$(metric "$A" aether_superseded)" == "0" ]] || fail "$A is superseded after forged joins"
+
 # 3. Forged heartbeats of a killed node (a wrong incarnation) keep nobody alive.
 bg_start forge "$FORGE_BIN" --nats "$URL" --cluster "$CLUSTER" --heartbeats "$D" --incarnation 1 --for-ms 6000
 ignored_before() { local v; v=$(metric "$LEADER" aether_heartbeats_ignored_total); [[ -n "$v" && "$v" -ge 3 ]]; }
@@ -142,12 +173,6 @@ echo "$D failed ${failed_ms} ms after kill -9 despite forged heartbeats; the lea
 # 4. The operator's forced request is granted and logged; it names the
 # incarnation it read, so the same request once A has rejoined (a retry
 # after a timeout) is refused and changes nothing.
-inc_of() { # ID: its incarnation in the stored topology, empty if absent
-    ctl status --json || return 0
-    python3 -c 'import json,sys
-for n in json.load(open(sys.argv[1]))["nodes"]:
-    if n["id"] == sys.argv[2]: print(n["incarnation"])' "$WORK/ctl.out" "$1" 2>/dev/null
-}
 A_INC=$(inc_of "$A")
 [[ -n "$A_INC" ]] || fail "no incarnation of $A in the stored topology"
 ctl fail "$A" --force || fail "aetherctl fail $A --force exited $?: $(cat "$WORK/ctl.out" "$WORK/ctl.err")"

@@ -114,6 +114,17 @@
  * "claimed term=X", "sent 4". Believed, it would make every node drop the
  * real leader's events as stale until the lease passed term X.
  *
+ * Sixth mode (issue 13 item 2: incarnations are the leader's to assign):
+ *
+ *   nats_forge --nats URL --cluster C --join-as ID --incarnation N
+ *              [--nonce K] [--shards S] [--timeout-ms MS] [auth...]
+ *
+ * sends one JoinCluster request for ID, address evil:1, naming
+ * incarnation N (and process nonce K, default none: what a node from
+ * before sends), with the default admission terms but shard_count S
+ * (default 1024), waits for the reply and prints "reply STATUS REASON".
+ * Exit 0 when a reply came, 1 otherwise.
+ *
  * Threading: one thread.
  */
 #include <errno.h>
@@ -175,6 +186,8 @@ static int forge_usage(const char *msg)
                     "                  [--user U --password P | --token T] [--lease-ttl-ms N]\n"
                     "       nats_forge --nats URL --cluster C --heartbeats ID --incarnation N\n"
                     "                  [--for-ms MS] [--user U --password P | --token T]\n"
+                    "       nats_forge --nats URL --cluster C --join-as ID --incarnation N\n"
+                    "                  [--nonce K] [--shards S] [--timeout-ms MS]\n"
                     "       nats_forge --nats URL --cluster C --claim-term N|+K\n"
                     "                  [--user U --password P | --token T] [--lease-ttl-ms N]\n"
                     "       nats_forge --nats URL --cluster C --flood N [--node ID | --joins]\n"
@@ -722,6 +735,56 @@ static uint64_t forge_generation(forge *f)
     return gen;
 }
 
+/* The sixth mode: one forged JoinCluster for `id` (see the header). */
+static int forge_join_as(forge *f, const aether_node_id *id, uint64_t inc, uint64_t nonce, uint32_t shards,
+                         uint64_t timeout_ms)
+{
+    aether_command c;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.cluster, sizeof(c.cluster), "%s", f->cluster);
+    (void)aether_node_id_from_cstr("nats_forge", &c.sender, NULL);
+    c.type = AETHER_CMD_JOIN_CLUSTER;
+    aether_err err = {0};
+    if (aether_node_info_make(&c.data.join.info, id->str, "evil:1", "", AETHER_NODE_ACTIVE, inc, 0, &err) !=
+        AETHER_OK) {
+        fprintf(stderr, "nats_forge: --join-as: %s\n", err.msg);
+        return 1;
+    }
+    c.data.join.info.nonce = nonce;
+    aether_config def;
+    aether_config_defaults(&def);
+    def.shard_count = shards;
+    aether_config_admission(&def, &c.data.join.terms);
+    char *body = NULL;
+    size_t len = 0;
+    if (aether_codec_encode_command(&c, forge_wall_ms(), &body, &len, &err) != AETHER_OK) {
+        fprintf(stderr, "nats_forge: --join-as: %s\n", err.msg);
+        return 1;
+    }
+    char subject[192];
+    snprintf(subject, sizeof(subject), "%scmd.JoinCluster", f->prefix);
+    natsMsg *reply = NULL;
+    natsStatus s = natsConnection_Request(&reply, f->nc, subject, body, (int)len, (int64_t)timeout_ms);
+    free(body);
+    if (s != NATS_OK) {
+        fprintf(stderr, "nats_forge: --join-as: no reply: %s\n", natsStatus_GetText(s));
+        return 1;
+    }
+    aether_codec_msg m;
+    int rc = 1;
+    if (aether_codec_decode(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), NULL, &m, &err) ==
+            AETHER_OK &&
+        m.kind == AETHER_CODEC_REPLY) {
+        printf("reply %s %s\n", aether_status_str(m.u.reply.status), m.u.reply.reason);
+        rc = 0;
+    } else {
+        fprintf(stderr, "nats_forge: --join-as: an undecodable reply: %s\n", err.msg);
+    }
+    aether_codec_msg_fini(&m);
+    natsMsg_Destroy(reply);
+    return rc;
+}
+
 /* ---- replies ------------------------------------------------------------------ */
 
 /* Collects the replies to the command requests; prints the tally. 0, or 1
@@ -921,7 +984,7 @@ int main(int argc, char **argv)
 {
     enum { O_NATS = 256, O_CLUSTER, O_OLD_LEADER, O_OLD_TERM, O_USER, O_PASSWORD, O_TOKEN, O_TIMEOUT, O_TTL,
            O_NO_RESIGN, O_DELETE_LEASE, O_VICTIM, O_SEQ, O_HEARTBEATS, O_INCARNATION, O_FOR_MS, O_FLOOD,
-           O_NODE, O_WAIT, O_JOINS, O_PACE, O_CLAIM };
+           O_NODE, O_WAIT, O_JOINS, O_PACE, O_CLAIM, O_JOIN_AS, O_NONCE, O_SHARDS };
     static const struct option longopts[] = {
         {"nats", required_argument, NULL, O_NATS},
         {"cluster", required_argument, NULL, O_CLUSTER},
@@ -945,10 +1008,14 @@ int main(int argc, char **argv)
         {"joins", no_argument, NULL, O_JOINS},
         {"pace-us", required_argument, NULL, O_PACE},
         {"claim-term", required_argument, NULL, O_CLAIM},
+        {"join-as", required_argument, NULL, O_JOIN_AS},
+        {"nonce", required_argument, NULL, O_NONCE},
+        {"shards", required_argument, NULL, O_SHARDS},
         {NULL, 0, NULL, 0},
     };
     const char *url = NULL, *user = NULL, *password = NULL, *token = NULL, *old_leader = NULL, *victim = NULL;
-    const char *hb_node = NULL, *flood_node = "ghost", *claim = NULL;
+    const char *hb_node = NULL, *flood_node = "ghost", *claim = NULL, *join_as = NULL;
+    uint64_t join_nonce = 0, join_shards = 1024;
     uint64_t old_term = 0, timeout_ms = 3000, ttl_ms = 1000, hb_inc = 0, hb_for_ms = 3000;
     uint64_t flood = 0, flood_wait_ms = 5000, flood_pace_us = 0;
     bool flood_joins = false;
@@ -976,6 +1043,17 @@ int main(int argc, char **argv)
         case O_NODE: flood_node = optarg; break;
         case O_JOINS: flood_joins = true; break;
         case O_CLAIM: claim = optarg; break;
+        case O_JOIN_AS: join_as = optarg; break;
+        case O_NONCE:
+        case O_SHARDS: {
+            errno = 0;
+            uint64_t v = strtoull(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || v == 0 || v > (uint64_t)INT64_MAX ||
+                (c == O_SHARDS && v > 65536))
+                return forge_usage(c == O_NONCE ? "--nonce wants 1..2^63-1" : "--shards wants 1..65536");
+            *(c == O_NONCE ? &join_nonce : &join_shards) = v;
+            break;
+        }
         case O_PACE:
             errno = 0;
             flood_pace_us = strtoull(optarg, &end, 10);
@@ -1043,6 +1121,12 @@ int main(int argc, char **argv)
             return forge_usage("--heartbeats wants --nats, --cluster and --incarnation only");
         if (aether_node_id_from_cstr(hb_node, &hb_id, &err) != AETHER_OK)
             return forge_usage("--heartbeats is not a valid node id");
+    } else if (join_as != NULL) {
+        if (url == NULL || f.cluster == NULL || old_leader != NULL || victim != NULL || delete_lease ||
+            optind != argc)
+            return forge_usage("--join-as wants --nats, --cluster and --incarnation only");
+        if (aether_node_id_from_cstr(join_as, &hb_id, &err) != AETHER_OK)
+            return forge_usage("--join-as is not a valid node id");
     } else if (claim != NULL) {
         if (url == NULL || f.cluster == NULL || old_leader != NULL || victim != NULL || delete_lease ||
             optind != argc)
@@ -1088,7 +1172,9 @@ int main(int argc, char **argv)
     }
     int rc = 1;
     natsSubscription *sub = NULL;
-    if (flood != 0) {
+    if (join_as != NULL) {
+        rc = forge_join_as(&f, &hb_id, hb_inc, join_nonce, (uint32_t)join_shards, timeout_ms);
+    } else if (flood != 0) {
         rc = forge_flood(&f, &flood_id, flood_joins, flood_pace_us, flood, flood_wait_ms);
     } else if (hb_node != NULL) {
         rc = forge_heartbeats(&f, &hb_id, hb_inc, hb_for_ms);
