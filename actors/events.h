@@ -73,6 +73,7 @@ typedef struct aether_event {
             uint64_t incarnation;
             uint64_t map_version; /* the leader's map when it admitted the node: a node
                                      coming back acquires only from later maps */
+            uint64_t nonce;       /* the admitted process's nonce (node.h; 0 = not said) */
         } node_joined;
         struct {
             aether_node_id node;
@@ -215,6 +216,10 @@ typedef struct aether_command {
             bool force; /* an operator removes a node the leader still hears (aetherctl
                            fail --force); on the wire only when true. Without it the
                            leader fails the node only if its own record agrees. */
+            uint64_t incarnation; /* the incarnation the asker saw (aetherctl fail reads the
+                                     stored topology): refused if the node is at another
+                                     one now (it rejoined since). 0 = any; on the wire only
+                                     when not 0 */
         } mark_failed;
         struct {
             aether_node_id candidate;

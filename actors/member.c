@@ -294,6 +294,83 @@ static bool speaks_for_term(aether_member *m, const aether_event *e, const char 
     return ok;
 }
 
+void member_admit_event(aether_member *m, const aether_event *e)
+{
+    const char *why = NULL;
+    if (e->term >= __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED) && !speaks_for_term(m, e, &why)) {
+        __atomic_add_fetch(&m->impostor_dropped, 1, __ATOMIC_RELAXED);
+        AETHER_WARN(MEMBER_LOG, "%s: dropped %s of term %llu from %s: %s", m->cfg.node.str,
+                    aether_event_type_name(e->type), (unsigned long long)e->term, e->node.str, why);
+        return;
+    }
+    if (e->term < __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED)) {
+        __atomic_add_fetch(&m->stale_dropped, 1, __ATOMIC_RELAXED);
+        AETHER_DEBUG(MEMBER_LOG, "%s: dropped %s of term %llu (seen %llu)", m->cfg.node.str,
+                     aether_event_type_name(e->type), (unsigned long long)e->term,
+                     (unsigned long long)__atomic_load_n(&m->highest_term, __ATOMIC_RELAXED));
+        return;
+    }
+    member_note_term(m, e->term);
+    /* A LeaseRenewed's map version counts against this node only once the
+     * assign actor finds the store backing it (member_assign.c, announced). */
+    deliver_local(m, e);
+}
+
+void member_claim_dropped(aether_member *m, const aether_event *e, const char *reason, const char *why)
+{
+    uint64_t *counter = strcmp(reason, "term_unconfirmed") == 0 ? &m->forged_term_dropped
+                        : strcmp(reason, "term_leader") == 0    ? &m->forged_leader_dropped
+                                                                : &m->claims_unverified;
+    __atomic_add_fetch(counter, 1, __ATOMIC_RELAXED);
+    uint64_t suppressed = 0;
+    if (aether_log_ratelimit_allow(&m->claim_log, member_now_ns(m), &suppressed))
+        AETHER_WARN(MEMBER_LOG, "%s: dropped %s of term %llu from %s (%s): %s [%llu more suppressed]",
+                    m->cfg.node.str, aether_event_type_name(e->type), (unsigned long long)e->term,
+                    e->node.str, reason, why, (unsigned long long)suppressed);
+}
+
+/* DESIGN 2.4: a term above every one this node knows is a claim, believed
+ * only once the lease store confirms it. The check is the lease actor's
+ * (it reads the stores; member_lease.c, judge_claim): the event goes there
+ * and is admitted or dropped when the answer is in; this thread never
+ * waits. A term the store refuted within the last window is dropped here
+ * without asking again, so a flood of one forged term costs one read per
+ * window. raising: e's term is above the highest; else it only queues
+ * behind claims for order. False: not queued, the caller admits it. */
+static bool claim_term(aether_member *m, const aether_event *e, bool raising)
+{
+    if (raising) {
+        uint64_t until = __atomic_load_n(&m->term_refuted_until_ns, __ATOMIC_RELAXED);
+        if (until != 0 && member_now_ns(m) < until &&
+            e->term >= __atomic_load_n(&m->term_refuted, __ATOMIC_RELAXED)) {
+            member_claim_dropped(m, e, "term_unconfirmed", "the lease store refuted that term just now");
+            return true;
+        }
+    }
+    uint32_t cap = MEMBER_TERM_ORDERED_MAX;
+    if (cap > m->cfg.mailbox_capacity / 4u)
+        cap = m->cfg.mailbox_capacity / 4u > 0 ? m->cfg.mailbox_capacity / 4u : 1;
+    if (raising && cap > MEMBER_TERM_CLAIMS_MAX)
+        cap = MEMBER_TERM_CLAIMS_MAX;
+    if (__atomic_add_fetch(&m->claims_inflight, 1, __ATOMIC_SEQ_CST) > cap) {
+        __atomic_sub_fetch(&m->claims_inflight, 1, __ATOMIC_SEQ_CST);
+        if (!raising)
+            return false; /* applied out of order rather than lost */
+        member_claim_dropped(m, e, "unverified", "too many term claims are waiting for the lease store");
+        return true;
+    }
+    aether_event *held = aether_event_retain((aether_event *)e);
+    aether_msg msg = { .type = MSG_TERM_CLAIM, .flags = AETHER_MSG_REF, .ptr = &held->ref };
+    if (aether_actor_send(m->lease, &msg) != AETHER_OK) {
+        __atomic_sub_fetch(&m->claims_inflight, 1, __ATOMIC_SEQ_CST);
+        aether_event_release(held);
+        if (!raising)
+            return false;
+        member_claim_dropped(m, e, "unverified", "the lease actor's mailbox is full");
+    }
+    return true;
+}
+
 static void sink_event(void *arg, const aether_event *e)
 {
     aether_member *m = arg;
@@ -313,24 +390,15 @@ static void sink_event(void *arg, const aether_event *e)
             return;
         }
     }
-    const char *why = NULL;
-    if (e->term >= __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED) && !speaks_for_term(m, e, &why)) {
-        __atomic_add_fetch(&m->impostor_dropped, 1, __ATOMIC_RELAXED);
-        AETHER_WARN(MEMBER_LOG, "%s: dropped %s of term %llu from %s: %s", m->cfg.node.str,
-                    aether_event_type_name(e->type), (unsigned long long)e->term, e->node.str, why);
+    /* Nothing of a claimed term - not even the speaker it would bind - is
+     * taken before the store confirms it (claim_term). */
+    aether_term high = __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED);
+    if (e->term > high && claim_term(m, e, true))
         return;
-    }
-    if (e->term < __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED)) {
-        __atomic_add_fetch(&m->stale_dropped, 1, __ATOMIC_RELAXED);
-        AETHER_DEBUG(MEMBER_LOG, "%s: dropped %s of term %llu (seen %llu)", m->cfg.node.str,
-                     aether_event_type_name(e->type), (unsigned long long)e->term,
-                     (unsigned long long)__atomic_load_n(&m->highest_term, __ATOMIC_RELAXED));
+    if (e->term == high && __atomic_load_n(&m->claims_inflight, __ATOMIC_SEQ_CST) > 0 &&
+        claim_term(m, e, false))
         return;
-    }
-    member_note_term(m, e->term);
-    /* A LeaseRenewed's map version counts against this node only once the
-     * assign actor finds the store backing it (member_assign.c, announced). */
-    deliver_local(m, e);
+    member_admit_event(m, e);
 }
 
 /* A publication on the map subject is a hint, never the map itself
@@ -408,7 +476,7 @@ static bool is_member_at(aether_member *m, const aether_node_info *info)
     const aether_topology_snapshot *ts =
         (const aether_topology_snapshot *)aether_snapshot_current(&m->topo_slot);
     const aether_node_info *n = ts != NULL ? aether_topology_find(&ts->topo, &info->id) : NULL;
-    yes = n != NULL && aether_node_status_is_healthy(n->status) && n->incarnation == info->incarnation;
+    yes = n != NULL && aether_node_status_is_healthy(n->status) && aether_node_info_same_process(n, info);
     aether_rcu_read_unlock();
     return yes;
 }
@@ -508,6 +576,9 @@ static int64_t g_stale(void *a) { return (int64_t)__atomic_load_n(&((aether_memb
 static int64_t g_gen_changes(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->generation_changes, __ATOMIC_RELAXED); }
 static int64_t g_gen_dropped(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->generation_dropped, __ATOMIC_RELAXED); }
 static int64_t g_impostor(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->impostor_dropped, __ATOMIC_RELAXED); }
+static int64_t g_forged_term(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->forged_term_dropped, __ATOMIC_RELAXED); }
+static int64_t g_forged_leader(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->forged_leader_dropped, __ATOMIC_RELAXED); }
+static int64_t g_claims_unverified(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->claims_unverified, __ATOMIC_RELAXED); }
 static int64_t g_incompatible(void *a) { return member_incompatible(a) ? 1 : 0; }
 static int64_t g_fail_refused(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->fail_requests_refused, __ATOMIC_RELAXED); }
 static int64_t g_hb_ignored(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->heartbeats_ignored, __ATOMIC_RELAXED); }
@@ -657,7 +728,9 @@ static const struct {
     { "aether_superseded", NULL, false,
       "1 once a newer process of this node id was admitted: this process serves nothing and must exit.",
       g_superseded },
-    { "aether_incarnation", NULL, false, "The incarnation this process claims for its node id.",
+    { "aether_incarnation", NULL, false,
+      "The incarnation this process claims for its node id: its start time until the leader's "
+      "assignment is read, then the one the leader assigned.",
       g_incarnation },
     { "aether_rebalances_total", NULL, true, "Rebalances this node completed as leader.", g_rebalances },
     { "aether_rebalance_brake", NULL, false,
@@ -692,6 +765,17 @@ static const struct {
       g_gen_dropped },
     { "aether_impostor_events_dropped_total", NULL, true,
       "Events dropped because their emitter does not lead their term.", g_impostor },
+    { "aether_forged_messages_dropped_total", "reason=\"term_unconfirmed\"", true,
+      "Messages dropped as forged, by reason. term_unconfirmed: an event whose term is above "
+      "every term this node knows and that the lease store does not have (neither the recorded "
+      "term nor the lease is that high); term_leader: an event of a term the lease names another "
+      "leader of.",
+      g_forged_term },
+    { "aether_forged_messages_dropped_total", "reason=\"term_leader\"", true, NULL, g_forged_leader },
+    { "aether_term_claims_unverified_total", NULL, true,
+      "Events of a new term dropped unjudged: the lease store could not be read, or too many such "
+      "events were waiting for it. A real term's next event asks again.",
+      g_claims_unverified },
     { "aether_node_incompatible", NULL, false,
       "1 while this node cannot serve the cluster: a leader refused its join (shard_count, "
       "replication, wire versions or parameters differ) or the newest map has another "
@@ -802,12 +886,12 @@ void member_check_self_down(aether_member *m, const aether_topology *t)
 {
     const aether_node_info *me = aether_topology_find(t, &m->cfg.node);
     uint64_t claim = __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST);
-    if (me != NULL && me->incarnation >= claim &&
+    if (me != NULL && (me->incarnation >= claim || member_record_is_mine(m, me)) &&
         (me->status == AETHER_NODE_FAILED || me->status == AETHER_NODE_LEFT))
         __atomic_store_n(&m->self_down, 1, __ATOMIC_SEQ_CST);
     /* A newer process of our id holds it: stop serving now; the cluster
      * actor declares us superseded when it publishes this topology. */
-    if (me != NULL && me->incarnation > claim && __atomic_load_n(&m->admitted, __ATOMIC_SEQ_CST))
+    if (me != NULL && member_record_is_newer(m, me) && __atomic_load_n(&m->admitted, __ATOMIC_SEQ_CST))
         __atomic_store_n(&m->self_down, 1, __ATOMIC_SEQ_CST);
 }
 
@@ -906,6 +990,7 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
     m->log_ctx.node = m->cfg.node.str;
     aether_log_ratelimit_init(&m->busy_log, AETHER_NS_PER_S);
     aether_log_ratelimit_init(&m->send_log, AETHER_NS_PER_S);
+    aether_log_ratelimit_init(&m->claim_log, AETHER_NS_PER_S);
     m->log_ctx.term = &m->highest_term;
     pthread_mutex_init(&m->commit_mu, NULL);
     pthread_mutex_init(&m->stamp_mu, NULL);
@@ -920,6 +1005,16 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
      * from a later one started beside it: member_cluster.c). */
     m->self_info.incarnation =
         deps->incarnation != 0 ? deps->incarnation : aether_clock_wall_ms(m->clock);
+    /* The process's nonce (topology.h, "Incarnations"): the leader tells
+     * this process from any other of our id by it. Drawn from the seed, the
+     * id and the start incarnation (two processes started with one --seed
+     * still differ by their start time), 1..2^63-1. */
+    uint64_t x = deps->seed ^ aether_node_id_hash(&m->cfg.node) ^
+                 (m->self_info.incarnation * UINT64_C(0x9e3779b97f4a7c15));
+    x = (x ^ (x >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    x = (x ^ (x >> 27)) * UINT64_C(0x94d049bb133111eb);
+    x ^= x >> 31;
+    m->self_info.nonce = (x & (uint64_t)INT64_MAX) != 0 ? (x & (uint64_t)INT64_MAX) : 1;
     aether_config_admission(&m->cfg, &m->admission);
     m->incarnation = m->self_info.incarnation;
 

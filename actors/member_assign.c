@@ -590,7 +590,7 @@ static void advance_locked(aether_member *m, const char *reason)
         as->publish_pending = true; /* policy 10: the stored state first (tick_check) */
         return;
     }
-    if (member_incompatible(m))
+    if (member_incompatible(m) || member_stood_down(m, term))
         return; /* not a leader for this cluster: it resigns (member_lease.c) */
     if (as->first_map_after_ns != 0 && member_now_ns(m) < as->first_map_after_ns) {
         as->publish_pending = true; /* a take-over from nothing: not yet (wait_first_map) */

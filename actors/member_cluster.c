@@ -76,8 +76,11 @@
  *      sends a command again. The leader refuses its keep-alives from the
  *      admission on (topology.c), so its serving right lapses within
  *      failure_timeout - fence_margin even if it hears nothing.
- *  (Known limit: the joiner still proposes its incarnation, the leader
- *  checks it grows; see docs/cluster.md.)
+ *   3. the leader assigns incarnations (topology.h, "Incarnations"): what a
+ *      process claims is a hint; the record of its nonce is its own, and a
+ *      record of its nonce at another incarnation is the one assigned to
+ *      it: adopted (check_own_record), upward always, downward only while
+ *      healthy and above the record it last asked a new one above.
  * Threading: all state below is owned by the cluster actor.
  */
 #include "member_internal.h"
@@ -159,6 +162,9 @@ struct member_cluster_state {
     uint64_t failcheck_at_ns; /* when it fires (this node's clock) */
     uint64_t join_requests;
     uint64_t state_rev;       /* revision of the stored topology we last wrote */
+    uint64_t asked_above;  /* the record of ours this process last asked a new incarnation
+                              above (tick_heartbeat): a healthy record of ours at or below it is
+                              not adopted (check_own_record); 0 = none */
     keepalive_slot keepalive[KEEPALIVE_SLOTS];
     bool drain_requested;     /* aether_member_drain was called: ask until we are Draining */
     aether_term loaded_term;  /* the term in which we read the stored topology as leader */
@@ -373,7 +379,21 @@ static void check_own_record(aether_member *m)
     if (me == NULL)
         return;
     uint64_t claim = __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST);
-    if (me->incarnation > claim) {
+    /* Our record at another incarnation than we claim: the one the leader
+     * assigned us (topology.h, "Incarnations"), ours from now on. */
+    if (me->nonce != 0 && me->nonce == m->self_info.nonce && me->incarnation != claim) {
+        /* Down is ours only above the record we asked to leave behind
+         * (tick_heartbeat): the one below is what we asked a new one for. */
+        if (me->incarnation > claim ||
+            (aether_node_status_is_healthy(me->status) && me->incarnation > m->cs->asked_above)) {
+            AETHER_INFO(MEMBER_LOG, "%s: the leader assigned this process incarnation %llu (it "
+                        "asked as %llu)", m->cfg.node.str, (unsigned long long)me->incarnation,
+                        (unsigned long long)claim);
+            __atomic_store_n(&m->incarnation, me->incarnation, __ATOMIC_SEQ_CST);
+            claim = me->incarnation;
+        }
+    }
+    if (member_record_is_newer(m, me)) {
         if (__atomic_load_n(&m->admitted, __ATOMIC_SEQ_CST)) {
             supersede(m, me->incarnation, "its NodeJoined or the stored topology");
             return;
@@ -385,7 +405,7 @@ static void check_own_record(aether_member *m)
         claim_above(m, me->incarnation, aether_node_status_name(me->status));
         return;
     }
-    if (me->incarnation == claim && aether_node_status_is_healthy(me->status))
+    if (member_record_is_mine(m, me) && me->incarnation == claim && aether_node_status_is_healthy(me->status))
         __atomic_store_n(&m->admitted, 1, __ATOMIC_SEQ_CST);
 }
 
@@ -418,7 +438,7 @@ static void publish_self_status(aether_member *m)
     /* This run drained and left: it has nothing left to do, and must not
      * come back as a new node once the leader forgets its record. */
     if (me != NULL && me->status == AETHER_NODE_LEFT && __atomic_load_n(&m->admitted, __ATOMIC_SEQ_CST) &&
-        me->incarnation == __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST))
+        member_record_is_mine(m, me))
         __atomic_store_n(&m->self_left, 1, __ATOMIC_SEQ_CST); /* this process's record, not a past one's */
     note_departures(m);
     uint32_t others = 0;
@@ -879,12 +899,15 @@ static void base_command(aether_member *m, aether_command *c, aether_command_typ
  * bucket lost, and this node a newcomer: never a member, or restarted) has
  * nothing to compare itself with: its terms are the cluster's only until a
  * member shows otherwise. So a joiner whose keep-alive names a map of an
- * earlier term (map_term) and whose terms differ from ours proves that we
- * are the node that does not fit:
- *  1. we record our own refusal (member_note_refused: the sentence a
- *     leader of the members' terms would have given us) - from then on we
- *     decide nothing, publish no map, do not campaign, serve nothing, and
- *     the lease actor resigns at its next tick;
+ * earlier term (map_term) and whose terms differ from ours suggests that
+ * we are the node that does not fit. Only suggests: anyone who may send a
+ * command can forge that keep-alive (issue 13), so it is never final:
+ *  1. we stand down in this term (stood_down_term) - from then on we decide
+ *     nothing and publish no map in it, the lease actor resigns at its next
+ *     tick, and we do not campaign for lease_ttl + failure_timeout (the
+ *     members' turn to lead). The verdict is the members' leader's: we
+ *     rejoin like any node, and it refuses us for good
+ *     (member_note_refused) only if our terms are not the cluster's;
  *  2. if our admission is in our topology, we record ourselves Failed
  *     (NodeFailed, stored first like any change, then announced), so no
  *     later leader gives us shards, and policy 9 resigns at once;
@@ -916,9 +939,15 @@ static bool newcomer_refuses_self(aether_member *m, const aether_command *c, aet
              "terms; the state store had lost them when this node took over in term %llu)",
              why.msg, c->data.join.info.id.str, (unsigned long long)c->data.join.map_term,
              (unsigned long long)term);
-    AETHER_ERROR(MEMBER_LOG, "%s: leading with no stored map, this node does not fit the cluster: %s",
-                 m->cfg.node.str, reason);
-    member_note_refused(m, reason); /* first: no map is published from here (advance_locked) */
+    AETHER_WARN(MEMBER_LOG, "%s: leading with no stored map, this node may not fit the cluster: %s; "
+                "standing down in term %llu (the members' leader will judge its admission)",
+                m->cfg.node.str, reason, (unsigned long long)term);
+    /* The pause first, then the term: whoever sees the term sees the pause. */
+    __atomic_store_n(&m->stood_down_until_ns,
+                     member_now_ns(m) + (uint64_t)(m->cfg.lease_ttl_ms + m->cfg.failure_timeout_ms) *
+                                            AETHER_NS_PER_MS,
+                     __ATOMIC_SEQ_CST);
+    __atomic_store_n(&m->stood_down_term, term, __ATOMIC_SEQ_CST); /* first: no map from here */
     const aether_node_info *me = aether_topology_find(&cs->topo, &m->cfg.node);
     if (me != NULL && aether_node_status_is_healthy(me->status))
         fail_self(m);
@@ -1004,7 +1033,7 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
      * (member_lease.c): judged by its terms every newcomer would look
      * incompatible, and it would fail the members it cannot hear. */
     bool loaded = state_loaded(m, term);
-    if (member_incompatible(m))
+    if (member_incompatible(m) || member_stood_down(m, term))
         return aether_err_set(why, AETHER_ENOTLEADER,
                               "not leader: this node's configuration does not match the "
                               "cluster's map (resigning)");
@@ -1020,6 +1049,7 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
      * its): never acknowledged, or it would keep serving beside us. */
     uint64_t claim = __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST);
     if (c->type == AETHER_CMD_JOIN_CLUSTER && aether_node_id_equal(&c->data.join.info.id, &m->cfg.node) &&
+        c->data.join.info.nonce != m->self_info.nonce &&
         c->data.join.info.incarnation != 0 && c->data.join.info.incarnation < claim &&
         !__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
         return aether_err_set(why, AETHER_ESUPERSEDED,
@@ -1290,8 +1320,7 @@ static self_verdict check_self_report(aether_member *m, const aether_event *e)
         cs->self_report_pending = false;
         /* The record of the incarnation this process claims (a higher one
          * is a newer process's: that one being healthy refutes nothing). */
-        if (me == NULL || me->incarnation != __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST) ||
-            !aether_node_status_is_healthy(me->status))
+        if (me == NULL || !member_record_is_mine(m, me) || !aether_node_status_is_healthy(me->status))
             return SELF_CONFIRMED;
         aether_msg msg = { .type = MSG_SELF_REFUTED, .arg64 = reports };
         (void)aether_actor_send(m->assign, &msg); /* refused: the next report or rejoin settles it */
@@ -1429,7 +1458,7 @@ static void tick_heartbeat(aether_member *m)
     const aether_node_info *me = aether_topology_find(&cs->topo, &m->cfg.node);
     /* Ours: the record at the incarnation this process claims (a higher one
      * is another process's: check_own_record). */
-    bool ours = me != NULL && me->incarnation == claim;
+    bool ours = me != NULL && member_record_is_mine(m, me);
     /* Down on a report the store could not confirm yet (pending) is no
      * reason to rejoin: our keep-alive keeps the incarnation the leader
      * knows. Once the store has answered, the flag is the assign actor's
@@ -1446,9 +1475,19 @@ static void tick_heartbeat(aether_member *m)
      * leader that took over from nothing (lead_command, "newcomer"). */
     if (__atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST) != 0)
         c.data.join.map_term = __atomic_load_n(&m->map_term, __ATOMIC_SEQ_CST);
-    if (!healthy) {
-        if (ours) { /* declared failed (or about to be): rejoin with a newer incarnation */
-            claim = me->incarnation + 1;
+    /* A process down while its record is still Draining here has heard a
+     * report about itself that this actor has not applied yet - most
+     * likely its own NodeLeft: it waits for the record to say which (Left:
+     * it stops below; Failed: it rejoins), rather than ask a new
+     * incarnation the leader would grant over its Left record. */
+    bool wait_record = down && ours && me->status == AETHER_NODE_DRAINING;
+    if (!healthy && !wait_record) {
+        if (ours) { /* declared failed (or about to be): ask for a newer incarnation */
+            claim = (me->incarnation > claim ? me->incarnation : claim) + 1;
+            cs->asked_above = me->incarnation; /* check_own_record adopts only above it */
+            AETHER_INFO(MEMBER_LOG, "%s: its record (incarnation %llu) is %s%s: asking for a new "
+                        "incarnation", m->cfg.node.str, (unsigned long long)me->incarnation,
+                        aether_node_status_name(me->status), down ? ", and this process is down" : "");
             __atomic_store_n(&m->incarnation, claim, __ATOMIC_SEQ_CST);
         }
         cs->join_requests++;
@@ -1707,7 +1746,7 @@ static aether_status judge_request(aether_member *m, const aether_command *c, ae
          * decide_join keeps established members in spite of admission). */
         const aether_node_info *known = aether_topology_find(&cs->topo, id);
         if (known != NULL && aether_node_status_is_healthy(known->status) &&
-            known->incarnation == c->data.join.info.incarnation)
+            aether_node_info_same_process(known, &c->data.join.info))
             return AETHER_OK;
         __atomic_add_fetch(&m->joins_refused, 1, __ATOMIC_RELAXED);
         aether_err_set(why, AETHER_EPERM, "%s is not in the cluster's allowed_nodes", id->str);
@@ -1728,8 +1767,10 @@ static aether_status judge_request(aether_member *m, const aether_command *c, ae
     const aether_node_id *id = &c->data.mark_failed.node;
     const aether_node_info *info = aether_topology_find(&cs->topo, id);
     if ((c->term != AETHER_TERM_NONE && c->term < cs->topo.term) || info == NULL ||
-        !aether_node_status_is_healthy(info->status))
-        return AETHER_OK; /* refused (stale, unknown) or idempotent: lead_command says so */
+        !aether_node_status_is_healthy(info->status) ||
+        (c->data.mark_failed.incarnation != 0 && c->data.mark_failed.incarnation != info->incarnation))
+        return AETHER_OK; /* refused (stale, unknown, another incarnation: decide_failed) or
+                             idempotent: lead_command says so */
     uint64_t now = member_now_ns(m);
     const hb_entry *h = hb_find(cs, id, false);
     uint64_t since = h != NULL && h->last_ns > cs->lead_since_ns ? h->last_ns : cs->lead_since_ns;

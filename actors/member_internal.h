@@ -86,6 +86,9 @@ enum {
                             (AETHER_MSG_REF); its snapshot is already published */
     MSG_LEADER_NOTE,     /* cluster: ptr: member_leader_box (owned): call on_leader_changed */
     MSG_GENERATION_CHECK, /* lease: read the state store's generation (member.c, sink_event) */
+    MSG_TERM_CLAIM,      /* lease: ptr: aether_event (AETHER_MSG_REF) that would raise this
+                            node's highest term, or one queued behind such (member.c,
+                            sink_event): believed once the lease store confirms its term */
     MSG_SUPERSEDED,      /* lease, assign: this process is superseded (member_cluster.c):
                             stop at once; arg64 = the newer incarnation. A lost one is made
                             up for by their ticks, which read m->superseded too */
@@ -108,6 +111,16 @@ typedef struct member_cmd_box {
 } member_cmd_box;
 /* Gives back the box's place in its budget and frees it. NULL is fine. */
 void member_cmd_box_free(member_cmd_box *b);
+
+/* Term claims (member.c, sink_event; member_lease.c, judge_claim): an
+ * event that would raise this node's highest term waits for the lease
+ * actor's read of the lease store; at most MEMBER_TERM_CLAIMS_MAX of them
+ * at once (past that one is dropped unverified: a later event of a real
+ * term asks again). While any waits, events of the present term queue
+ * behind them (at most MEMBER_TERM_ORDERED_MAX, a quarter of the mailbox),
+ * so a term's events are applied in the order they came. */
+#define MEMBER_TERM_CLAIMS_MAX 16u
+#define MEMBER_TERM_ORDERED_MAX 256u
 
 /* Commands from the wire waiting for the cluster actor, at most (member.c
  * sink_command): past the budget the sender is told "busy" at once, so a
@@ -181,8 +194,9 @@ struct aether_member {
     /* One process per node id (member_cluster.c, DESIGN "superseded"). */
     uint64_t incarnation;         /* the incarnation this process claims: self_info's at start,
                                      raised only by the cluster actor (a rejoin after a failure,
-                                     or a newer record of our id met before our admission);
-                                     heartbeats and keep-alives carry it. Seq-cst. */
+                                     or a newer record of our id met before our admission), and
+                                     set by it to the one a leader assigned (a record with our
+                                     nonce); heartbeats and keep-alives carry it. Seq-cst. */
     uint32_t admitted;            /* seq-cst, set once by the cluster actor: a leader admitted
                                      this process (our id Active at an incarnation it claimed) */
     uint32_t superseded;          /* seq-cst, set once by the cluster actor: a newer process of
@@ -230,6 +244,13 @@ struct aether_member {
                                      shard_count or replication than ours; cleared by the
                                      assign actor when it installs a map we can serve */
     uint64_t joins_refused;       /* leader side: joins refused by admission (counter) */
+    uint64_t stood_down_term;     /* seq_cst, cluster actor: the term in which this node, leading
+                                     with no map stored and none held, heard a member whose terms
+                                     differ (member_cluster.c, newcomer_refuses_self): in it, it
+                                     decides nothing and publishes no map, and it resigns. Not
+                                     final, unlike `refused`: a keep-alive can be forged */
+    uint64_t stood_down_until_ns; /* seq_cst, with it: no campaign before this (the members'
+                                     turn to lead, and to judge this node's admission) */
     uint32_t cmd_inflight[2];     /* commands from the wire queued for the cluster actor:
                                      [0] JoinCluster, [1] the others (atomic) */
     uint64_t commands_busy;       /* commands answered "busy" past that budget (counter) */
@@ -284,6 +305,18 @@ struct aether_member {
     aether_term speaker_term;
     aether_node_id speaker;
     uint64_t impostor_dropped; /* atomic: events from a node not leading their term */
+    /* Term claims (DESIGN 2.4: "a message that would raise a node's highest
+     * known term is believed only once the lease store confirms it"). */
+    uint32_t claims_inflight;     /* atomic: MSG_TERM_CLAIM queued for the lease actor */
+    aether_term term_refuted;     /* relaxed, written by the lease actor: the lowest term the
+                                     store refuted in the window below; claims at or above it
+                                     are dropped at the door until then, with no new read */
+    uint64_t term_refuted_until_ns; /* relaxed, lease actor: end of that window (0 = none) */
+    uint64_t forged_term_dropped; /* atomic: claims whose term the lease store does not have */
+    uint64_t forged_leader_dropped; /* atomic: claims of a term the lease names another leader of */
+    uint64_t claims_unverified;   /* atomic: claims dropped unjudged (store unreadable, or too
+                                     many waiting) */
+    aether_log_ratelimit claim_log; /* the lines for those drops: one per window */
 };
 
 /* After a lost state store, the maps of a term T are numbered from
@@ -317,6 +350,21 @@ void member_assign_drop(void *state, const aether_msg *msg);
 void member_assign_start(aether_member *m);
 
 /* Shared helpers (member.c). */
+/* record (of our id) is this process's: the same nonce when the record has
+ * one, else the incarnation this process claims (topology.h,
+ * "Incarnations"). Any thread. */
+static inline bool member_record_is_mine(const aether_member *m, const aether_node_info *record)
+{
+    if (record->nonce != 0)
+        return record->nonce == m->self_info.nonce;
+    return record->incarnation == __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST);
+}
+/* record (of our id) is a newer process's than this one. Any thread. */
+static inline bool member_record_is_newer(const aether_member *m, const aether_node_info *record)
+{
+    return !member_record_is_mine(m, record) &&
+           record->incarnation > __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST);
+}
 static inline uint64_t member_now_ns(const aether_member *m) { return aether_clock_now_ns(m->clock); }
 bool member_may_lead(const aether_member *m, aether_term *term_out);
 /* Stamps e as this node's (term = the term we lead, next seq), delivers it
@@ -388,6 +436,12 @@ static inline bool member_incompatible(const aether_member *m)
     return __atomic_load_n(&m->refused, __ATOMIC_ACQUIRE) != 0 ||
            __atomic_load_n(&m->map_incompatible, __ATOMIC_SEQ_CST) != 0;
 }
+/* This node stood down in `term` (newcomer_refuses_self): it does not act
+ * as that term's leader. Any thread. */
+static inline bool member_stood_down(const aether_member *m, aether_term term)
+{
+    return term != AETHER_TERM_NONE && __atomic_load_n(&m->stood_down_term, __ATOMIC_SEQ_CST) == term;
+}
 /* Records that a leader refused our join as incompatible (reason: its
  * sentence); the first call wins and logs. Any thread. */
 void member_note_refused(aether_member *m, const char *reason);
@@ -398,6 +452,13 @@ void member_note_refused(aether_member *m, const char *reason);
  * callback is judged against it (DESIGN 2.4: nothing older than the
  * highest term seen is applied after that term is known). */
 void member_notify_leader(aether_member *m, const aether_node_id *leader, aether_term term);
+/* An event from the wire whose term is confirmed (or not above this
+ * node's highest): the speaker and staleness checks, the term noted, the
+ * local fan-out (member.c). Transport thread or the lease actor. */
+void member_admit_event(aether_member *m, const aether_event *e);
+/* A claim the lease actor judged (member_lease.c): counts and logs a drop.
+ * reason: "term_unconfirmed", "term_leader" or "unverified". */
+void member_claim_dropped(aether_member *m, const aether_event *e, const char *reason, const char *why);
 
 #define MEMBER_LOG "member"
 

@@ -36,6 +36,8 @@
  *     MSG_GENERATION_CHECK (an event or lease value named another). On a
  *     change it forgets the leader and term it knew (they were of the old
  *     generation) and, if it led there, stops.
+ *  8. Term claims: an event from the wire whose term is above every term
+ *     this node knows waits here until the stores confirm it (judge_claim).
  * Other actors never wait for this one to notice an expiry: member_may_lead
  * compares the published deadline with the clock on every use.
  * Threading: state owned by the lease actor.
@@ -76,6 +78,8 @@ struct member_lease_state {
                                        under the recorded term (lease.h step 2b); 0 = not
                                        since our last election or a new leader's */
     aether_timer_id renew_timer;
+    aether_term confirmed_term;     /* the highest term the stores showed a claim (judge_claim);
+                                       0 after a generation change */
     aether_node_id known_leader;    /* len 0 = none */
     aether_term known_term;
     uint64_t elections_won;
@@ -240,6 +244,7 @@ static void follow_generation(aether_member *m, uint64_t gen, aether_term record
     ls->known_term = AETHER_TERM_NONE;
     ls->sign_ns = 0;
     ls->lcfg.own_stopped_term = AETHER_TERM_NONE; /* a term of the old generation */
+    ls->confirmed_term = AETHER_TERM_NONE;
     ls->restart_seen_ns = 0;
     member_notify_leader(m, NULL, AETHER_TERM_NONE);
 }
@@ -277,6 +282,7 @@ static bool may_campaign(const aether_member *m)
     return st != (uint32_t)AETHER_NODE_DRAINING + 1 && st != (uint32_t)AETHER_NODE_LEFT + 1 &&
            !__atomic_load_n(&m->transport_down, __ATOMIC_RELAXED) &&
            !member_incompatible(m) && /* it could not serve the maps it would publish */
+           member_now_ns(m) >= __atomic_load_n(&m->stood_down_until_ns, __ATOMIC_SEQ_CST) &&
            !__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST); /* a newer process has our id */
 }
 
@@ -490,6 +496,11 @@ static void renew(aether_member *m)
         resign(m, "own configuration does not match the cluster's map");
         return;
     }
+    if (member_stood_down(m, ls->held.lease.term)) {
+        resign(m, "a member's keep-alive says this node may not fit the cluster (newcomer after a "
+                  "state loss; not final)");
+        return;
+    }
     if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST)) {
         resign(m, "superseded by a newer process of this node");
         return;
@@ -660,6 +671,70 @@ static void on_event(aether_member *m, const aether_event *e)
     }
 }
 
+/* Step 8 (DESIGN 2.4, "believe the store"): an event whose term is above
+ * every term this node knows (member.c, sink_event) is admitted only once
+ * the stores confirm the term: the state store's recorded term, or the
+ * lease key's term (of the generation we follow), is at least as high.
+ * A leader records its term before it acts on it (lease.h step 4), so a
+ * real term's LeaderElected is confirmed by the first read; a term above
+ * both is forged (or of a lost generation) and is dropped, counted, and
+ * refuted at the door for one renew interval (claims at or above it cost
+ * no read then). A claim of a term the lease names another leader of is
+ * forged too: only the leader of a term emits its events. A store that
+ * cannot be read judges nothing: the claim is dropped unverified and the
+ * next event of a real term asks again (a follower's campaign reads the
+ * lease anyway, lease.h). Events queued behind claims for order (of the
+ * term now known) are admitted as they come. */
+static void judge_claim(aether_member *m, const aether_event *e)
+{
+    member_lease_state *ls = m->ls;
+    if (e->term <= __atomic_load_n(&m->highest_term, __ATOMIC_ACQUIRE) || e->term <= ls->confirmed_term) {
+        member_admit_event(m, e);
+        return;
+    }
+    aether_err err = {0};
+    aether_term recorded = AETHER_TERM_NONE;
+    uint64_t trev = 0, rev = 0;
+    aether_lease_value v;
+    memset(&v, 0, sizeof(v));
+    aether_status rs = aether_lease_recorded_term(&ls->lcfg, &recorded, &trev, &err);
+    aether_status ls_st = aether_lease_read(&ls->lcfg, &v, &rev, &err);
+    if (rs != AETHER_OK && ls_st != AETHER_OK && ls_st != AETHER_ENOTFOUND) {
+        member_claim_dropped(m, e, "unverified", err.msg);
+        return;
+    }
+    uint64_t gen = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
+    bool lease_ours = ls_st == AETHER_OK && (v.generation == 0 || gen == 0 || v.generation == gen);
+    aether_term lease_term = lease_ours ? v.term : AETHER_TERM_NONE;
+    aether_term confirmed = rs == AETHER_OK ? recorded : AETHER_TERM_NONE;
+    if (lease_term > confirmed)
+        confirmed = lease_term;
+    if (confirmed > ls->confirmed_term)
+        ls->confirmed_term = confirmed;
+    if (e->term > ls->confirmed_term) {
+        char why[160];
+        snprintf(why, sizeof(why), "the lease store has no such term (recorded %llu, lease %llu)",
+                 (unsigned long long)recorded, (unsigned long long)lease_term);
+        uint64_t now = member_now_ns(m);
+        uint64_t until = __atomic_load_n(&m->term_refuted_until_ns, __ATOMIC_RELAXED);
+        if (until == 0 || now >= until || e->term < __atomic_load_n(&m->term_refuted, __ATOMIC_RELAXED))
+            __atomic_store_n(&m->term_refuted, e->term, __ATOMIC_RELAXED);
+        if (until == 0 || now >= until)
+            __atomic_store_n(&m->term_refuted_until_ns,
+                             now + (uint64_t)m->cfg.lease_renew_interval_ms * AETHER_NS_PER_MS,
+                             __ATOMIC_RELAXED);
+        member_claim_dropped(m, e, "term_unconfirmed", why);
+        return;
+    }
+    if (lease_term == e->term && !aether_node_id_equal(&v.leader, &e->node)) {
+        char why[160];
+        snprintf(why, sizeof(why), "the lease names %s as the leader of that term", v.leader.str);
+        member_claim_dropped(m, e, "term_leader", why);
+        return;
+    }
+    member_admit_event(m, e);
+}
+
 void member_lease_handle(void *state, aether_actor *self, const aether_msg *msg)
 {
     aether_member *m = state;
@@ -684,6 +759,10 @@ void member_lease_handle(void *state, aether_actor *self, const aether_msg *msg)
         break;
     case MSG_CAMPAIGN_NOW: /* ElectLeader: try the create now (it fails if a lease is held) */
         campaign(m);
+        break;
+    case MSG_TERM_CLAIM:
+        judge_claim(m, (const aether_event *)msg->ptr);
+        __atomic_sub_fetch(&m->claims_inflight, 1, __ATOMIC_SEQ_CST);
         break;
     case MSG_SUPERSEDED: /* member_cluster.c: a newer process of our id was admitted */
         resign(m, "superseded by a newer process of this node");

@@ -70,8 +70,12 @@ typedef struct aether_node_info {
     char address[AETHER_NODE_ADDRESS_LEN_MAX + 1]; /* opaque, 1..255 bytes, no control bytes */
     char zone[AETHER_NODE_ZONE_LEN_MAX + 1];       /* "" = no zone; else NodeId alphabet */
     aether_node_status status;
-    uint64_t incarnation;  /* grows each time the same id rejoins */
+    uint64_t incarnation;  /* grows each time the same id rejoins; assigned by the leader
+                              (topology.h, "Incarnations") */
     uint64_t joined_at_ms; /* wall clock, ms since the Unix epoch */
+    uint64_t nonce;        /* the process's nonce, drawn once per process (1..2^63-1; 0 =
+                              not said: a process or leader from before leader-assigned
+                              incarnations) */
 } aether_node_info;
 
 /* Builds and validates a NodeInfo from strings (zone NULL or "" = none).

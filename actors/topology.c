@@ -140,6 +140,31 @@ static aether_event *new_event(aether_event_type type, aether_event **events, ui
     return e;
 }
 
+bool aether_node_info_same_process(const aether_node_info *record, const aether_node_info *claim)
+{
+    if (record->nonce != 0 && claim->nonce != 0)
+        return record->nonce == claim->nonce;
+    return claim->incarnation == record->incarnation;
+}
+
+/* The incarnation the leader gives an admission ("Incarnations" in
+ * topology.h): the joiner's start time as a hint, clamped to the leader's
+ * wall clock + AETHER_INCARNATION_AHEAD_MAX_MS (the leader's clock when
+ * the joiner names none), and always above the id's record. */
+static uint64_t assigned_incarnation(const aether_node_info *old, uint64_t hint, uint64_t now_wall_ms)
+{
+    uint64_t inc = hint;
+    if (inc == 0)
+        inc = now_wall_ms;
+    if (now_wall_ms > 0 && inc > now_wall_ms + AETHER_INCARNATION_AHEAD_MAX_MS)
+        inc = now_wall_ms + AETHER_INCARNATION_AHEAD_MAX_MS;
+    if (inc == 0)
+        inc = 1;
+    if (old != NULL && old->incarnation >= inc)
+        inc = old->incarnation + 1;
+    return inc;
+}
+
 static aether_status decide_join(const aether_topology *t, const aether_command *cmd,
                                  uint64_t now_wall_ms, aether_event **events, uint32_t *n,
                                  aether_err *reason)
@@ -149,52 +174,99 @@ static aether_status decide_join(const aether_topology *t, const aether_command 
     aether_err inner;
     if (aether_node_info_validate(&info, &inner) != AETHER_OK)
         return aether_err_set(reason, AETHER_EINVAL, "JoinCluster: %s", inner.msg);
+    if (info.nonce > (uint64_t)INT64_MAX)
+        return aether_err_set(reason, AETHER_EINVAL, "JoinCluster: nonce %llu out of range",
+                              (unsigned long long)info.nonce);
     const aether_node_info *old = aether_topology_find(t, &info.id);
     /* Admission: a node that cannot serve this cluster's maps is never
      * admitted, so no map names it (I2). An established member's keep-alive
-     * (healthy under this incarnation) is not judged again: it was admitted
+     * (healthy under this process) is not judged again: it was admitted
      * by an earlier leader - perhaps one that predates the check - and a
      * leader that differs from its members (it won the lease before anyone
      * could refuse it) must not silence them all; such a member's serving
      * is guarded on its own side (a map it cannot serve is not installed). */
-    bool established = old != NULL && aether_node_status_is_healthy(old->status) &&
-                       (info.incarnation == 0 || info.incarnation == old->incarnation);
+    bool healthy = old != NULL && aether_node_status_is_healthy(old->status);
+    /* A process naming an incarnation above its own record asks for a new
+     * one (it believes it was failed): not a keep-alive. */
+    bool established = healthy && ((info.incarnation == 0 && info.nonce == 0) ||
+                                   (aether_node_info_same_process(old, &info) &&
+                                    (info.nonce == 0 || info.incarnation <= old->incarnation)));
     if (t->admission.shard_count != 0 && !established) {
         aether_status adm = aether_admission_check(&t->admission, &cmd->data.join.terms, reason);
         if (adm != AETHER_OK)
             return adm;
     }
-    uint64_t incarnation = info.incarnation > 0 ? info.incarnation : 1;
-    if (old != NULL) {
-        bool healthy = aether_node_status_is_healthy(old->status);
-        bool same = strcmp(old->address, info.address) == 0 && strcmp(old->zone, info.zone) == 0;
-        /* A member's keep-alive names its current incarnation (0: a caller
-         * that does not track incarnations); the reply is the
-         * acknowledgement its serving right rests on, so it is given only
-         * to the incarnation the topology knows as healthy. */
-        if (healthy && same && (info.incarnation == 0 || info.incarnation == old->incarnation))
-            return AETHER_OK; /* already a member: idempotent retry */
-        /* A newer process of this id holds the healthy record: the asker
-         * is an older one (DESIGN 2.4: the newest process wins). */
+    uint64_t incarnation;
+    if (info.nonce != 0) {
+        /* The leader assigns (topology.h, "Incarnations"); the claim only
+         * says which process asks: its current incarnation (a keep-alive),
+         * or one above the record (a process that wants a new one). */
+        if (established)
+            return AETHER_OK; /* this process's keep-alive: idempotent */
         if (healthy && info.incarnation != 0 && info.incarnation < old->incarnation)
             return aether_err_set(reason, AETHER_ESUPERSEDED,
                                   "%s incarnation %llu is superseded by incarnation %llu (a newer "
                                   "process of this node id)",
                                   info.id.str, (unsigned long long)info.incarnation,
                                   (unsigned long long)old->incarnation);
-        if (info.incarnation != 0 && info.incarnation <= old->incarnation)
+        if (old != NULL && info.incarnation != 0 && info.incarnation <= old->incarnation)
             return aether_err_set(reason, AETHER_ESTALE,
                                   "%s incarnation %llu is not current (%llu is %s): rejoin with "
                                   "a newer one",
                                   info.id.str, (unsigned long long)info.incarnation,
                                   (unsigned long long)old->incarnation,
                                   aether_node_status_name(old->status));
-        if (incarnation <= old->incarnation)
-            incarnation = old->incarnation + 1;
-    } else if (t->count >= AETHER_TOPOLOGY_NODES_MAX) {
+        incarnation = assigned_incarnation(old, info.incarnation, now_wall_ms);
+    } else {
+        /* A joiner from before leader-assigned incarnations dictates its
+         * own (wire compatibility), within bounds: never above the
+         * leader's clock by more than AETHER_INCARNATION_AHEAD_MAX_MS (a
+         * start time cannot be; 2^63-1 would keep the id out for good),
+         * and never over a process that presents a nonce (only a process
+         * the leader can tell apart may supersede one). */
+        if (now_wall_ms > 0 && info.incarnation > now_wall_ms + AETHER_INCARNATION_AHEAD_MAX_MS)
+            return aether_err_set(reason, AETHER_EINVAL,
+                                  "%s incarnation %llu is ahead of the leader's clock (%llu ms) by "
+                                  "more than %llu ms",
+                                  info.id.str, (unsigned long long)info.incarnation,
+                                  (unsigned long long)now_wall_ms,
+                                  (unsigned long long)AETHER_INCARNATION_AHEAD_MAX_MS);
+        incarnation = info.incarnation > 0 ? info.incarnation : 1;
+        if (old != NULL) {
+            bool same = strcmp(old->address, info.address) == 0 && strcmp(old->zone, info.zone) == 0;
+            /* A member's keep-alive names its current incarnation (0: a caller
+             * that does not track incarnations); the reply is the
+             * acknowledgement its serving right rests on, so it is given only
+             * to the incarnation the topology knows as healthy. */
+            if (established && same)
+                return AETHER_OK; /* already a member: idempotent retry */
+            /* A newer process of this id holds the healthy record: the asker
+             * is an older one (DESIGN 2.4: the newest process wins). */
+            if (healthy && info.incarnation != 0 && info.incarnation < old->incarnation)
+                return aether_err_set(reason, AETHER_ESUPERSEDED,
+                                      "%s incarnation %llu is superseded by incarnation %llu (a newer "
+                                      "process of this node id)",
+                                      info.id.str, (unsigned long long)info.incarnation,
+                                      (unsigned long long)old->incarnation);
+            if (info.incarnation != 0 && info.incarnation <= old->incarnation)
+                return aether_err_set(reason, AETHER_ESTALE,
+                                      "%s incarnation %llu is not current (%llu is %s): rejoin with "
+                                      "a newer one",
+                                      info.id.str, (unsigned long long)info.incarnation,
+                                      (unsigned long long)old->incarnation,
+                                      aether_node_status_name(old->status));
+            if (healthy && old->nonce != 0)
+                return aether_err_set(reason, AETHER_EINVAL,
+                                      "%s: a join without a process nonce cannot supersede "
+                                      "incarnation %llu (a process that presents one)",
+                                      info.id.str, (unsigned long long)old->incarnation);
+            if (incarnation <= old->incarnation)
+                incarnation = old->incarnation + 1;
+        }
+    }
+    if (old == NULL && t->count >= AETHER_TOPOLOGY_NODES_MAX)
         return aether_err_set(reason, AETHER_ESTATE, "cluster already has %u nodes",
                               AETHER_TOPOLOGY_NODES_MAX);
-    }
     aether_event *e = new_event(AETHER_EVT_NODE_JOINED, events, n);
     if (e == NULL)
         return aether_err_set(reason, AETHER_ENOMEM, "out of memory");
@@ -202,6 +274,7 @@ static aether_status decide_join(const aether_topology *t, const aether_command 
     memcpy(e->data.node_joined.address, info.address, sizeof(info.address));
     memcpy(e->data.node_joined.zone, info.zone, sizeof(info.zone));
     e->data.node_joined.incarnation = incarnation;
+    e->data.node_joined.nonce = info.nonce;
     e->ts_ms = now_wall_ms;
     return AETHER_OK;
 }
@@ -238,6 +311,16 @@ static aether_status decide_failed(const aether_topology *t, const aether_comman
     const aether_node_info *old = aether_topology_find(t, id);
     if (old == NULL)
         return aether_err_set(reason, AETHER_ENOTFOUND, "%s unknown", id->str);
+    /* A request that names the incarnation its asker saw is about that
+     * process only: a retry that arrives after the node rejoined (a new
+     * incarnation) must not fail the new one. */
+    uint64_t seen = cmd->data.mark_failed.incarnation;
+    if (seen != 0 && seen != old->incarnation)
+        return aether_err_set(reason, AETHER_ESTALE,
+                              "%s is at incarnation %llu (%s), not %llu as asked: it rejoined since; "
+                              "not failed",
+                              id->str, (unsigned long long)old->incarnation,
+                              aether_node_status_name(old->status), (unsigned long long)seen);
     if (old->status == AETHER_NODE_FAILED)
         return AETHER_OK; /* idempotent */
     if (!aether_node_status_is_healthy(old->status))
@@ -341,6 +424,7 @@ bool aether_topology_apply(aether_topology *t, const aether_event *e)
         if (aether_node_info_make(&info, d->node.str, d->address, d->zone, AETHER_NODE_ACTIVE,
                                   d->incarnation, e->ts_ms, &err) != AETHER_OK)
             return ignore(t, e, err.msg);
+        info.nonce = d->nonce;
         bool found;
         uint32_t i = lower_bound(t, &d->node, &found);
         if (found) {
@@ -348,6 +432,7 @@ bool aether_topology_apply(aether_topology *t, const aether_event *e)
             if (d->incarnation < old->incarnation)
                 return ignore(t, e, "older incarnation");
             if (d->incarnation == old->incarnation && old->status == AETHER_NODE_ACTIVE &&
+                old->nonce == info.nonce &&
                 strcmp(old->address, info.address) == 0 && strcmp(old->zone, info.zone) == 0)
                 return false; /* seen already (a replay after a snapshot): no change */
             t->nodes[i] = info;

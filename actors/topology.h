@@ -35,6 +35,36 @@
  * One naming an incarnation below the one a healthy record has is refused
  * with ESUPERSEDED: a newer process of that id was admitted since, and the
  * asker must stop (DESIGN 2.4, member_cluster.c).
+ * Incarnations (DESIGN 2.4: "assigned by the leader and stored, never
+ * dictated by a joiner"): a joiner presents a nonce drawn once per process
+ * (node.h); the record keeps it, so the leader tells one process of an id
+ * from another by it, whatever incarnation either names. For a join with a
+ * nonce the leader decides:
+ *  - the record's process (same nonce), healthy, naming the record's
+ *    incarnation or one below (or 0): a keep-alive, idempotent;
+ *  - another process naming an incarnation below a healthy record's:
+ *    ESUPERSEDED (an older process); naming the record's or one below it
+ *    otherwise: ESTALE (a run that missed its failure, or someone else's
+ *    number: never acknowledged);
+ *  - anything else (no record, a departed one, another process naming 0,
+ *    any process naming one above the record: it wants a new incarnation,
+ *    as a process that believes it was failed does): admitted with
+ *    max(record + 1, min(named, leader's wall clock + AHEAD_MAX)), the
+ *    leader's clock standing in for a name of 0. The number a joiner names
+ *    (its start time, so a process started later still wins over one that
+ *    waited longer to join) is a hint: the leader clamps it and keeps it
+ *    above the record, so no join can push an id's incarnation out of
+ *    reach, and a record of another process is never taken over by naming
+ *    its number (ESTALE above).
+ *    A join from another process of a healthy id is a second process:
+ *    the newest process wins (the duplicate-id rule), and the old one is
+ *    superseded.
+ * The admitted process learns its incarnation from its NodeJoined or the
+ * stored record, which carry its nonce (member_cluster.c). A join without
+ * a nonce (a node from before: wire compatibility) still names its own,
+ * as before, but never above the leader's clock by more than
+ * AETHER_INCARNATION_AHEAD_MAX_MS and never over a healthy record that has
+ * a nonce.
  * NodeLeft is not decided here: the drain policy emits it when the node owns
  * no shards any more (policies.h).
  * Retention (DESIGN 2): a Left or Failed node is forgotten - removed, no
@@ -59,6 +89,10 @@
 #include "status.h"
 
 #define AETHER_TOPOLOGY_NODES_MAX 65535u
+/* How far ahead of the leader's wall clock an incarnation may be named (a
+ * start time in ms cannot be): a join with a nonce is clamped to it, one
+ * without is refused beyond it. */
+#define AETHER_INCARNATION_AHEAD_MAX_MS (UINT64_C(24) * 3600u * 1000u)
 /* At most this many events from one decision. */
 #define AETHER_TOPOLOGY_DECIDE_MAX 1u
 
@@ -109,6 +143,10 @@ static inline bool aether_topology_is_leader(const aether_topology *t)
 /* Records the leader of a term (from LeaderElected / LeadershipLost). Terms
  * only grow: an older term is ignored (returns false). */
 bool aether_topology_set_leader(aether_topology *t, const aether_node_id *leader, aether_term term);
+
+/* claim names record's process: the same nonce when both have one, else
+ * the same incarnation. Pure. */
+bool aether_node_info_same_process(const aether_node_info *record, const aether_node_info *claim);
 
 /* Departed = Left or Failed: no longer a member, only remembered. */
 static inline bool aether_node_status_is_departed(aether_node_status s)

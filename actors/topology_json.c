@@ -21,6 +21,13 @@ aether_status aether_topology_json_encode(const aether_topology *t, char **out, 
                               "zone", n->zone, "status", aether_node_status_name(n->status),
                               "incarnation", (json_int_t)n->incarnation, "joined_at_ms",
                               (json_int_t)n->joined_at_ms);
+        /* Optional (topology.h, "Incarnations"): absent when 0, so a record
+         * without one reads as before. */
+        if (o != NULL && n->nonce != 0 &&
+            json_object_set_new(o, "nonce", json_integer((json_int_t)n->nonce)) != 0) {
+            json_decref(o);
+            o = NULL;
+        }
         if (o == NULL || json_array_append_new(nodes, o) != 0) {
             json_decref(root);
             return aether_err_set(err, AETHER_ENOMEM, "out of memory");
@@ -85,15 +92,18 @@ aether_status aether_topology_json_decode(const char *buf, size_t len, aether_to
         snprintf(path, sizeof(path), "nodes[%zu]", i);
         const char *id = get_str(o, "id"), *address = get_str(o, "address"),
                    *zone = get_str(o, "zone"), *status = get_str(o, "status");
-        uint64_t inc = 0, joined = 0;
+        uint64_t inc = 0, joined = 0, nonce = 0;
         aether_node_status ns;
         aether_node_info info;
-        if (!json_is_object(o) || json_object_size(o) != 6 || !id || !address || !zone || !status) {
-            st = aether_err_set(err, AETHER_EINVAL, "%s: expected id, address, zone, status, incarnation, joined_at_ms", path);
+        bool has_nonce = json_is_object(o) && json_object_get(o, "nonce") != NULL;
+        if (!json_is_object(o) || json_object_size(o) != 6u + has_nonce || !id || !address || !zone ||
+            !status) {
+            st = aether_err_set(err, AETHER_EINVAL, "%s: expected id, address, zone, status, incarnation, joined_at_ms[, nonce]", path);
             goto out;
         }
         if ((st = get_u64(o, "incarnation", &inc, path, err)) != AETHER_OK ||
-            (st = get_u64(o, "joined_at_ms", &joined, path, err)) != AETHER_OK)
+            (st = get_u64(o, "joined_at_ms", &joined, path, err)) != AETHER_OK ||
+            (has_nonce && (st = get_u64(o, "nonce", &nonce, path, err)) != AETHER_OK))
             goto out;
         if ((st = aether_node_status_parse(status, &ns, err)) != AETHER_OK ||
             (st = aether_node_info_make(&info, id, address, zone, ns, inc, joined, err)) != AETHER_OK) {
@@ -114,6 +124,7 @@ aether_status aether_topology_json_decode(const char *buf, size_t len, aether_to
         memcpy(e->data.node_joined.address, info.address, sizeof(info.address));
         memcpy(e->data.node_joined.zone, info.zone, sizeof(info.zone));
         e->data.node_joined.incarnation = inc;
+        e->data.node_joined.nonce = nonce;
         e->ts_ms = joined;
         aether_topology_apply(&next, e);
         aether_event_release(e);

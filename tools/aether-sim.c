@@ -142,6 +142,8 @@ typedef enum fault_kind {
                                (forge_at), --faults ...,forge */
     F_KV_LOSS_BOTH,         /* kv-loss may lose both buckets at once (a new generation,
                                actors/lease.h GENERATION); implies kv-loss */
+    F_FORGE_TERM,           /* forge also claims a term far ahead (issue 13): implies forge; a
+                               kind of its own so forge's seeds keep their schedules */
     F_COUNT_
 } fault_kind;
 #define F_CLASSIC_COUNT_ F_MISFIT /* --all-faults and --soak draw from the kinds before */
@@ -153,7 +155,7 @@ static const char *const fault_names[F_COUNT_] = {
     "crash",  "pause",  "partition", "oneway", "isolate",    "kv-outage", "kv-cut",
     "join",   "drain",  "net-burst", "loss",   "dup",        "reorder",   "delay",
     "kv-unknown", "kv-slow", "kv-late", "drift", "misfit", "twin", "kv-loss", "forge",
-    "kv-loss-both",
+    "kv-loss-both", "forge-term",
 };
 #define F_TWIN_WEIGHT 2u
 
@@ -1320,10 +1322,35 @@ static void forge(sim *s)
     aether_shardmap_builder_destroy(b);
     (void)aether_transport_publish_map(s->forger, map);
     aether_shardmap_destroy(map);
+    if (!enabled(s, F_FORGE_TERM)) {
+        trace_line(s, "FAULT forged NodeFailed of %s (seq %" PRIu64 ") and map v%" PRIu64
+                   " in %s's name, term %" PRIu64, victim->id, 1000000 + s->forge_seq,
+                   v.map_version + 1000, leader->id, (uint64_t)v.term);
+        s->injected[F_FORGE]++;
+        return;
+    }
+    /* F_FORGE_TERM (issue 13 item 2): a LeaderElected of a term far ahead
+     * (T + 1000, or 2^63 - 1 every other time) in the forger's own name.
+     * Believed, it would make every node drop the real leader's events as
+     * stale (for minutes, or for good). */
+    aether_term far = (s->forge_seq & 1u) ? v.term + 1000 : (aether_term)INT64_MAX;
+    aether_event *le = aether_event_create(AETHER_EVT_LEADER_ELECTED);
+    AETHER_ASSERT(le != NULL);
+    snprintf(le->cluster, sizeof(le->cluster), "%s", s->base.cluster);
+    le->term = far;
+    le->seq = 1;
+    AETHER_ASSERT(aether_node_id_from_cstr("forger", &le->node, NULL) == AETHER_OK);
+    le->data.leader_elected.leader = le->node;
+    le->data.leader_elected.term = far;
+    le->data.leader_elected.ttl_ms = s->base.lease_ttl_ms;
+    (void)aether_transport_publish_event(s->forger, le);
+    aether_event_release(le);
     trace_line(s, "FAULT forged NodeFailed of %s (seq %" PRIu64 ") and map v%" PRIu64
-               " in %s's name, term %" PRIu64, victim->id, 1000000 + s->forge_seq,
-               v.map_version + 1000, leader->id, (uint64_t)v.term);
+               " in %s's name, term %" PRIu64 "; LeaderElected of term %" PRIu64 " from forger",
+               victim->id, 1000000 + s->forge_seq, v.map_version + 1000, leader->id, (uint64_t)v.term,
+               (uint64_t)far);
     s->injected[F_FORGE]++;
+    s->injected[F_FORGE_TERM]++;
 }
 
 /* Scheduled ends of faults, restarts, drained nodes that left. */
@@ -1886,6 +1913,8 @@ static bool parse_faults(const char *list, uint32_t *mask)
         *mask |= 1u << found;
         if (found == F_KV_LOSS_BOTH)
             *mask |= 1u << F_KV_LOSS; /* its losses are kv-loss's, drawn by its schedule */
+        if (found == F_FORGE_TERM)
+            *mask |= 1u << F_FORGE; /* its claims ride on forge's schedule */
     }
     return true;
 }
@@ -2233,7 +2262,7 @@ int main(int argc, char **argv)
 
     uint64_t faults = 0;
     for (int f = 0; f < F_COUNT_; f++)
-        faults += s->injected[f];
+        faults += f == F_FORGE_TERM ? 0 : s->injected[f]; /* a forge fault's part, counted there */
     aether_inproc_stats ns;
     aether_inproc_stats_get(s->hub, &ns);
     if (s->failed) {

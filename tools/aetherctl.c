@@ -214,7 +214,7 @@ static const command COMMANDS[] = {
      CTL_COMMON_HELP,
      cmd_rebalance},
     {"fail", "live: ask the leader to declare a node failed (MarkNodeFailed)",
-     "fail NODE [--force]" CTL_COMMON_USAGE,
+     "fail NODE [--force] [--incarnation N]" CTL_COMMON_USAGE,
      "Sends MarkNodeFailed{NODE} to the leader (request on\n"
      "aether.<cluster>.cmd.MarkNodeFailed) and prints its verdict. A request, not an\n"
      "order: the leader fails the node only when it has heard nothing from it for\n"
@@ -222,11 +222,15 @@ static const command COMMANDS[] = {
      "sooner than failure_timeout); a node it still hears is refused (exit 1).\n"
      "With --force the leader fails it anyway and logs that it was forced: its\n"
      "shards move at once and the node, if alive, must rejoin with a new\n"
-     "incarnation. Retries while no leader answers, as drain does, until --timeout\n"
-     "(default 10000).\n"
+     "incarnation. The request names the incarnation the stored topology has for\n"
+     "NODE when aetherctl starts, so a retry never fails a process that rejoined\n"
+     "since (the leader refuses: ESTALE). Retries while no leader answers, as drain\n"
+     "does, until --timeout (default 10000).\n"
      "\n"
      "options:\n"
      "  -f, --force              fail the node even though the leader hears it\n"
+     "      --incarnation N      fail only that process of NODE (default: the one the\n"
+     "                           stored topology names now)\n"
      CTL_COMMON_HELP,
      cmd_fail},
     {"top", "live: a view of the cluster refreshed every second ('q' quits)",
@@ -3664,9 +3668,11 @@ static int cmd_fail(int argc, char **argv)
 {
     const command *self = find_command("fail");
     static const struct option opts[] = {
-        {"force", no_argument, NULL, 'f'}, CTL_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
+        {"force", no_argument, NULL, 'f'}, {"incarnation", required_argument, NULL, 'I'},
+        CTL_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
     ctl_opts o = {0};
     bool force = false;
+    uint64_t incarnation = 0;
     int c, li = 0;
     optind = 1;
     opterr = 0;
@@ -3679,6 +3685,11 @@ static int cmd_fail(int argc, char **argv)
         }
         switch (c) {
         case 'f': force = true; break;
+        case 'I':
+            if (parse_u64_in(optarg, 1, INT64_MAX, &incarnation) != 0)
+                return usage_error(self, "--incarnation wants a positive integer below 2^63, not '%s'",
+                                   optarg);
+            break;
         case 'h':
             print_command_help(stdout, self);
             return 0;
@@ -3707,12 +3718,16 @@ static int cmd_fail(int argc, char **argv)
         return rc;
     ctl_view v;
     memset(&v, 0, sizeof(v));
-    if ((rc = ctl_bind_state(&cc)) != 0 || (rc = ctl_read_lease(&cc, &v)) != 0) {
+    if ((rc = ctl_read(&cc, &v, true)) != 0) {
+        ctl_view_fini(&v);
         ctl_close(&cc);
         return rc;
     }
     bool lease_known = v.have_lease && !v.lease_malformed && v.lease.term != AETHER_TERM_NONE;
     cmd.term = lease_known ? v.lease.term : AETHER_TERM_NONE;
+    /* The process we mean: every retry names it (issue 13). */
+    const aether_node_info *seen = v.have_topo ? aether_topology_find(&v.topo, node) : NULL;
+    cmd.data.mark_failed.incarnation = incarnation != 0 ? incarnation : seen != NULL ? seen->incarnation : 0;
     char what[AETHER_NODE_ID_LEN_MAX + 8];
     snprintf(what, sizeof(what), "fail %s", node->str);
     ctl_answer ans;
@@ -3723,14 +3738,17 @@ static int cmd_fail(int argc, char **argv)
             jset(doc, "cluster", json_string(cc.cluster));
             jset(doc, "node", json_string(node->str));
             jset(doc, "force", json_boolean(force));
+            jset(doc, "incarnation", cmd.data.mark_failed.incarnation != 0
+                                         ? jint(cmd.data.mark_failed.incarnation) : json_null());
             jset(doc, "verdict", json_string(ans.accepted ? "accepted" : "rejected"));
             jset(doc, "status", json_string(aether_status_str(ans.status)));
             jset(doc, "reason", json_string(ans.reason));
             jset(doc, "attempts", jint(ans.attempts));
             (void)ctl_emit_json(doc);
         } else if (ans.accepted) {
-            printf("fail %s: accepted by the leader%s; %s is failed\n", node->str,
-                   force ? " (forced)" : "", node->str);
+            printf("fail %s: accepted by the leader%s; %s (incarnation %llu) is failed\n", node->str,
+                   force ? " (forced)" : "", node->str,
+                   (unsigned long long)cmd.data.mark_failed.incarnation);
         } else {
             printf("fail %s: rejected by the leader: %s%s%s\n", node->str,
                    aether_status_str(ans.status), ans.reason[0] ? ": " : "", ans.reason);

@@ -56,6 +56,12 @@ set(AETHER_SIM_REGRESSIONS
   "state_bucket_lost_versions|--seed 22 --nodes 5 --duration 30 --faults all,kv-loss --fault-rate 2"
   "state_bucket_lost_versions2|--seed 84 --nodes 5 --duration 30 --faults all,kv-loss --fault-rate 2"
   "forged_present_term|--seed 11 --nodes 6 --duration 10 --faults forge,crash,loss,dup --replication 2"
+  # Issue 13 item 2: before terms were checked against the lease store, a
+  # forged LeaderElected of T+1000 or 2^63-1 was believed: both fail with
+  # "liveness: after heal: not settled after 30000 ms: shard 0 (1): primary
+  # n0 (n1) does not serve it".
+  "forged_far_term|--seed 1 --duration 20 --faults forge-term"
+  "forged_far_term2|--seed 11 --nodes 6 --duration 10 --faults forge-term,crash,loss,dup --replication 2"
   # kv-loss must not lose the state bucket while a re-created lease bucket
   # holds no term yet (that is losing both: terms repeat, "I1: term 25 has
   # two leaders"; a simulator modelling error, the product documents it).

@@ -96,6 +96,7 @@ static const field_spec f_node_joined[] = {
     {"zone", F_ZONE, EV(node_joined.zone), 0},
     {"incarnation", F_U64, EV(node_joined.incarnation), 0},
     {"map_version", F_U64, EV(node_joined.map_version), 0},
+    {"nonce", F_U64_OPT, EV(node_joined.nonce), 0},
 };
 static const field_spec f_node_draining[] = {{"node", F_NODE, EV(node_draining.node), 0}};
 static const field_spec f_node_left[] = {{"node", F_NODE, EV(node_left.node), 0}};
@@ -148,18 +149,20 @@ static const field_spec f_join[] = {
     {"zone", F_ZONE, CMD(join.info.zone), 0},
     {"incarnation", F_U64, CMD(join.info.incarnation), 0},
     {"map_term", F_U64_OPT, CMD(join.map_term), 0},
+    {"nonce", F_U64_OPT, CMD(join.info.nonce), 0},
     {"shard_count", F_SHARD_COUNT, CMD(join.terms.shard_count), 0},
     {"replication", F_REPLICATION, CMD(join.terms.replication), 0},
     {"wire_min", F_WIRE, CMD(join.terms.wire_min), 0},
     {"wire_max", F_WIRE, CMD(join.terms.wire_max), 0},
     {"params", F_HEX64, CMD(join.terms.params), 0},
 };
-#define JOIN_TERMS_FROM 5u
+#define JOIN_TERMS_FROM 6u
 static const field_spec f_leave[] = {{"node", F_NODE, CMD(leave.node), 0}};
 static const field_spec f_mark_failed[] = {
     {"node", F_NODE, CMD(mark_failed.node), 0},
     {"silent_ms", F_U64, CMD(mark_failed.silent_ms), 0},
     {"force", F_FLAG, CMD(mark_failed.force), 0},
+    {"incarnation", F_U64_OPT, CMD(mark_failed.incarnation), 0},
 };
 static const field_spec f_elect[] = {{"candidate", F_NODE, CMD(elect.candidate), 0}};
 static const field_spec f_rebalance[] = {

@@ -21,7 +21,7 @@
  *  - events: type is the event's DESIGN name; the header is the event's own
  *    (cluster, term, emitting node, per-term seq, wall-clock ts); data is
  *    DESIGN 2's table plus our extras, in this key order:
- *      NodeJoined         {node,address,zone,incarnation,map_version}
+ *      NodeJoined         {node,address,zone,incarnation,map_version,[nonce]}
  *      NodeDraining       {node}            NodeLeft {node}
  *      NodeFailed         {node,silent_ms}
  *      LeaderElected      {leader,term,ttl_ms}
@@ -33,10 +33,10 @@
  *      RebalanceCompleted {map_version,moved,duration_ms}
  *  - commands: type is the command's name, node the sender, term the
  *    sender's highest seen term, seq 0; data per aether_command:
- *      JoinCluster {node,address,zone,incarnation,[map_term],
+ *      JoinCluster {node,address,zone,incarnation,[map_term],[nonce],
  *                   shard_count,replication,wire_min,wire_max,params}
  *                                                    LeaveCluster {node}
- *      MarkNodeFailed {node,silent_ms}   ElectLeader {candidate}
+ *      MarkNodeFailed {node,silent_ms,[force],[incarnation]}   ElectLeader {candidate}
  *      AssignShards {}   RebalanceShards {reason}
  *    JoinCluster's last five fields are its admission terms (events.h,
  *    aether_admission): shard_count 1..65536, replication 1..7, wire_min
@@ -49,6 +49,9 @@
  *    Encode omits all five when shard_count is 0 (canonical either way).
  *    map_term (the term of the map the joiner holds) is optional: sent only
  *    when not 0, absent decodes as 0 (what senders that predate it send).
+ *    So is nonce (the joining process's nonce, 1..2^63-1: the leader
+ *    assigns incarnations by it, topology.h), in JoinCluster and as the
+ *    last field of NodeJoined.
  *  - "ShardReleased" (internal command, aether_release_ack), seq 0:
  *      {shard,from,map_version,term}
  *  - "Heartbeat", seq 0: {node,incarnation}

@@ -42,7 +42,8 @@ static bool info_equal(const aether_node_info *a, const aether_node_info *b)
 {
     return aether_node_id_equal(&a->id, &b->id) && strcmp(a->address, b->address) == 0 &&
            strcmp(a->zone, b->zone) == 0 && a->status == b->status &&
-           a->incarnation == b->incarnation && a->joined_at_ms == b->joined_at_ms;
+           a->incarnation == b->incarnation && a->joined_at_ms == b->joined_at_ms &&
+           a->nonce == b->nonce;
 }
 
 /* The nodes and version (what the JSON carries), plus the leadership view

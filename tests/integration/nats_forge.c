@@ -101,6 +101,30 @@
  * collects replies for up to MS (default 5000) after the last one was sent.
  * Prints "flood sent=N ms=T replies=R" and "reply STATUS K" per status.
  *
+ * Fifth mode (issue 13 item 2: a term is believed only once the lease
+ * store confirms it):
+ *
+ *   nats_forge --nats URL --cluster C --claim-term N|+K [auth...]
+ *
+ * reads the present state the same way (and the generation, which every
+ * real event carries), then publishes, in the name of a node "evil" that
+ * is no member, a LeaderElected and a LeaseRenewed of term N (or the
+ * recorded term + K; N up to 2^63 - 1, the codec's limit), each once with
+ * the cluster's generation and once without one. Prints "state ...",
+ * "claimed term=X", "sent 4". Believed, it would make every node drop the
+ * real leader's events as stale until the lease passed term X.
+ *
+ * Sixth mode (issue 13 item 2: incarnations are the leader's to assign):
+ *
+ *   nats_forge --nats URL --cluster C --join-as ID --incarnation N
+ *              [--nonce K] [--shards S] [--timeout-ms MS] [auth...]
+ *
+ * sends one JoinCluster request for ID, address evil:1, naming
+ * incarnation N (and process nonce K, default none: what a node from
+ * before sends), with the default admission terms but shard_count S
+ * (default 1024), waits for the reply and prints "reply STATUS REASON".
+ * Exit 0 when a reply came, 1 otherwise.
+ *
  * Threading: one thread.
  */
 #include <errno.h>
@@ -162,6 +186,10 @@ static int forge_usage(const char *msg)
                     "                  [--user U --password P | --token T] [--lease-ttl-ms N]\n"
                     "       nats_forge --nats URL --cluster C --heartbeats ID --incarnation N\n"
                     "                  [--for-ms MS] [--user U --password P | --token T]\n"
+                    "       nats_forge --nats URL --cluster C --join-as ID --incarnation N\n"
+                    "                  [--nonce K] [--shards S] [--timeout-ms MS]\n"
+                    "       nats_forge --nats URL --cluster C --claim-term N|+K\n"
+                    "                  [--user U --password P | --token T] [--lease-ttl-ms N]\n"
                     "       nats_forge --nats URL --cluster C --flood N [--node ID | --joins]\n"
                     "                  [--pace-us US] [--wait-ms MS]\n"
                     "                  [--user U --password P | --token T]\n",
@@ -661,6 +689,102 @@ static void forge_present(forge *f)
     free(map);
 }
 
+/* The fifth mode: LeaderElected and LeaseRenewed of `claim` from "evil",
+ * with generation `gen` and without (see the header). */
+static void forge_claim(forge *f, aether_term claim, uint64_t gen)
+{
+    aether_node_id evil;
+    forge_id(&evil, "evil");
+    const aether_event_type types[2] = { AETHER_EVT_LEADER_ELECTED, AETHER_EVT_LEASE_RENEWED };
+    for (uint32_t g = 0; g < 2; g++) {
+        for (uint32_t i = 0; i < 2; i++) {
+            json_t *ev = forge_event(f, types[i], &evil, claim);
+            json_object_set_new(ev, "seq", json_integer((json_int_t)(i + 1)));
+            json_t *data = json_object_get(ev, "data");
+            AETHER_ASSERT(data != NULL);
+            if (types[i] == AETHER_EVT_LEASE_RENEWED) {
+                json_object_set_new(data, "map_version", json_integer((json_int_t)f->map_version));
+                json_object_set_new(data, "topology_version", json_integer(0));
+            }
+            if (g == 0 && gen != 0) {
+                char text[AETHER_LEASE_GENERATION_TEXT_LEN + 1];
+                aether_lease_generation_format(gen, text, sizeof(text));
+                json_object_set_new(ev, "gen", json_string(text));
+            } else {
+                json_object_del(ev, "gen");
+            }
+            forge_send_json(f, i == 0 ? "evt.LeaderElected" : "evt.LeaseRenewed", ev, FORGE_BCAST,
+                            FORGE_IGNORED);
+            json_decref(ev);
+        }
+    }
+}
+
+/* The state bucket's generation, 0 when absent or unreadable. */
+static uint64_t forge_generation(forge *f)
+{
+    aether_kv *state = forge_bind(f, "state", 0);
+    uint64_t gen = 0;
+    aether_kv_entry e = {0};
+    aether_err err = {0};
+    if (state != NULL && aether_kv_get(state, AETHER_LEASE_GENERATION_KEY_DEFAULT, &e, &err) == AETHER_OK &&
+        !aether_lease_generation_parse((const char *)e.value, e.value_len, &gen))
+        gen = 0;
+    aether_kv_entry_fini(&e);
+    aether_kv_destroy(state);
+    return gen;
+}
+
+/* The sixth mode: one forged JoinCluster for `id` (see the header). */
+static int forge_join_as(forge *f, const aether_node_id *id, uint64_t inc, uint64_t nonce, uint32_t shards,
+                         uint64_t timeout_ms)
+{
+    aether_command c;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.cluster, sizeof(c.cluster), "%s", f->cluster);
+    (void)aether_node_id_from_cstr("nats_forge", &c.sender, NULL);
+    c.type = AETHER_CMD_JOIN_CLUSTER;
+    aether_err err = {0};
+    if (aether_node_info_make(&c.data.join.info, id->str, "evil:1", "", AETHER_NODE_ACTIVE, inc, 0, &err) !=
+        AETHER_OK) {
+        fprintf(stderr, "nats_forge: --join-as: %s\n", err.msg);
+        return 1;
+    }
+    c.data.join.info.nonce = nonce;
+    aether_config def;
+    aether_config_defaults(&def);
+    def.shard_count = shards;
+    aether_config_admission(&def, &c.data.join.terms);
+    char *body = NULL;
+    size_t len = 0;
+    if (aether_codec_encode_command(&c, forge_wall_ms(), &body, &len, &err) != AETHER_OK) {
+        fprintf(stderr, "nats_forge: --join-as: %s\n", err.msg);
+        return 1;
+    }
+    char subject[192];
+    snprintf(subject, sizeof(subject), "%scmd.JoinCluster", f->prefix);
+    natsMsg *reply = NULL;
+    natsStatus s = natsConnection_Request(&reply, f->nc, subject, body, (int)len, (int64_t)timeout_ms);
+    free(body);
+    if (s != NATS_OK) {
+        fprintf(stderr, "nats_forge: --join-as: no reply: %s\n", natsStatus_GetText(s));
+        return 1;
+    }
+    aether_codec_msg m;
+    int rc = 1;
+    if (aether_codec_decode(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), NULL, &m, &err) ==
+            AETHER_OK &&
+        m.kind == AETHER_CODEC_REPLY) {
+        printf("reply %s %s\n", aether_status_str(m.u.reply.status), m.u.reply.reason);
+        rc = 0;
+    } else {
+        fprintf(stderr, "nats_forge: --join-as: an undecodable reply: %s\n", err.msg);
+    }
+    aether_codec_msg_fini(&m);
+    natsMsg_Destroy(reply);
+    return rc;
+}
+
 /* ---- replies ------------------------------------------------------------------ */
 
 /* Collects the replies to the command requests; prints the tally. 0, or 1
@@ -860,7 +984,7 @@ int main(int argc, char **argv)
 {
     enum { O_NATS = 256, O_CLUSTER, O_OLD_LEADER, O_OLD_TERM, O_USER, O_PASSWORD, O_TOKEN, O_TIMEOUT, O_TTL,
            O_NO_RESIGN, O_DELETE_LEASE, O_VICTIM, O_SEQ, O_HEARTBEATS, O_INCARNATION, O_FOR_MS, O_FLOOD,
-           O_NODE, O_WAIT, O_JOINS, O_PACE };
+           O_NODE, O_WAIT, O_JOINS, O_PACE, O_CLAIM, O_JOIN_AS, O_NONCE, O_SHARDS };
     static const struct option longopts[] = {
         {"nats", required_argument, NULL, O_NATS},
         {"cluster", required_argument, NULL, O_CLUSTER},
@@ -883,10 +1007,15 @@ int main(int argc, char **argv)
         {"wait-ms", required_argument, NULL, O_WAIT},
         {"joins", no_argument, NULL, O_JOINS},
         {"pace-us", required_argument, NULL, O_PACE},
+        {"claim-term", required_argument, NULL, O_CLAIM},
+        {"join-as", required_argument, NULL, O_JOIN_AS},
+        {"nonce", required_argument, NULL, O_NONCE},
+        {"shards", required_argument, NULL, O_SHARDS},
         {NULL, 0, NULL, 0},
     };
     const char *url = NULL, *user = NULL, *password = NULL, *token = NULL, *old_leader = NULL, *victim = NULL;
-    const char *hb_node = NULL, *flood_node = "ghost";
+    const char *hb_node = NULL, *flood_node = "ghost", *claim = NULL, *join_as = NULL;
+    uint64_t join_nonce = 0, join_shards = 1024;
     uint64_t old_term = 0, timeout_ms = 3000, ttl_ms = 1000, hb_inc = 0, hb_for_ms = 3000;
     uint64_t flood = 0, flood_wait_ms = 5000, flood_pace_us = 0;
     bool flood_joins = false;
@@ -913,6 +1042,18 @@ int main(int argc, char **argv)
         case O_HEARTBEATS: hb_node = optarg; break;
         case O_NODE: flood_node = optarg; break;
         case O_JOINS: flood_joins = true; break;
+        case O_CLAIM: claim = optarg; break;
+        case O_JOIN_AS: join_as = optarg; break;
+        case O_NONCE:
+        case O_SHARDS: {
+            errno = 0;
+            uint64_t v = strtoull(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || v == 0 || v > (uint64_t)INT64_MAX ||
+                (c == O_SHARDS && v > 65536))
+                return forge_usage(c == O_NONCE ? "--nonce wants 1..2^63-1" : "--shards wants 1..65536");
+            *(c == O_NONCE ? &join_nonce : &join_shards) = v;
+            break;
+        }
         case O_PACE:
             errno = 0;
             flood_pace_us = strtoull(optarg, &end, 10);
@@ -980,6 +1121,21 @@ int main(int argc, char **argv)
             return forge_usage("--heartbeats wants --nats, --cluster and --incarnation only");
         if (aether_node_id_from_cstr(hb_node, &hb_id, &err) != AETHER_OK)
             return forge_usage("--heartbeats is not a valid node id");
+    } else if (join_as != NULL) {
+        if (url == NULL || f.cluster == NULL || old_leader != NULL || victim != NULL || delete_lease ||
+            optind != argc)
+            return forge_usage("--join-as wants --nats, --cluster and --incarnation only");
+        if (aether_node_id_from_cstr(join_as, &hb_id, &err) != AETHER_OK)
+            return forge_usage("--join-as is not a valid node id");
+    } else if (claim != NULL) {
+        if (url == NULL || f.cluster == NULL || old_leader != NULL || victim != NULL || delete_lease ||
+            optind != argc)
+            return forge_usage("--claim-term wants --nats and --cluster only");
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = strtoull(claim[0] == '+' ? claim + 1 : claim, &end, 10);
+        if (errno != 0 || end == claim || *end != '\0' || v == 0 || v > (unsigned long long)INT64_MAX)
+            return forge_usage("--claim-term wants N or +K, 1..2^63-1");
     } else if (delete_lease) {
         if (url == NULL || f.cluster == NULL || old_leader != NULL || victim != NULL || optind != argc)
             return forge_usage("--delete-lease wants --nats and --cluster only");
@@ -1016,7 +1172,9 @@ int main(int argc, char **argv)
     }
     int rc = 1;
     natsSubscription *sub = NULL;
-    if (flood != 0) {
+    if (join_as != NULL) {
+        rc = forge_join_as(&f, &hb_id, hb_inc, join_nonce, (uint32_t)join_shards, timeout_ms);
+    } else if (flood != 0) {
         rc = forge_flood(&f, &flood_id, flood_joins, flood_pace_us, flood, flood_wait_ms);
     } else if (hb_node != NULL) {
         rc = forge_heartbeats(&f, &hb_id, hb_inc, hb_for_ms);
@@ -1034,7 +1192,20 @@ int main(int argc, char **argv)
     } else if (forge_read_state(&f, ttl_ms) == 0 && f.member_count > 0) {
         printf("state leader=%s term=%" PRIu64 " map_version=%" PRIu64 " shards=%u members=%u\n", f.leader.str,
                (uint64_t)f.term, f.map_version, f.shard_count, f.member_count);
-        if (f.present) {
+        if (claim != NULL) {
+            uint64_t k = strtoull(claim[0] == '+' ? claim + 1 : claim, NULL, 10);
+            aether_term t = claim[0] != '+' ? k : k > (uint64_t)INT64_MAX - f.term ? (aether_term)INT64_MAX
+                                                                                   : f.term + k;
+            forge_claim(&f, t, forge_generation(&f));
+            s = natsConnection_FlushTimeout(f.nc, 5000);
+            if (s != NATS_OK)
+                fprintf(stderr, "nats_forge: %s\n", natsStatus_GetText(s));
+            else {
+                printf("claimed term=%" PRIu64 "\n", (uint64_t)t);
+                printf("sent %" PRIu64 "\n", f.sent);
+                rc = 0;
+            }
+        } else if (f.present) {
             forge_present(&f);
             s = natsConnection_FlushTimeout(f.nc, 5000);
             if (s != NATS_OK)

@@ -1349,18 +1349,306 @@ static void test_forged_present_term_changes_nothing(void)
     sim_cluster_destroy(c);
 }
 
+
+/* Issue 13, item 2: a client publishes a LeaderElected and a LeaseRenewed
+ * of a term far ahead (T + 1000, then 2^63 - 1) in the name of a node that
+ * is no member. Today every node raises its highest term to it and drops
+ * the real leader's events as stale until the lease revision passes it
+ * (never, for 2^63 - 1). A term is believed only once the lease store
+ * confirms it (member.c, sink_event): nothing changes, the claims are
+ * counted as forged, and a real election afterwards still goes through. */
+static void forge_far_term(aether_transport *client, aether_term term)
+{
+    aether_node_id evil;
+    CU_ASSERT_FATAL(aether_node_id_from_cstr("evil", &evil, NULL) == AETHER_OK);
+    aether_event *le = aether_event_create(AETHER_EVT_LEADER_ELECTED);
+    aether_event *lr = aether_event_create(AETHER_EVT_LEASE_RENEWED);
+    CU_ASSERT_FATAL(le != NULL && lr != NULL);
+    aether_event *es[2] = { le, lr };
+    for (uint32_t i = 0; i < 2; i++) {
+        snprintf(es[i]->cluster, sizeof(es[i]->cluster), "%s", "aether");
+        es[i]->term = term;
+        es[i]->seq = i + 1;
+        es[i]->node = evil;
+    }
+    le->data.leader_elected.leader = evil;
+    le->data.leader_elected.term = term;
+    le->data.leader_elected.ttl_ms = 1000;
+    lr->data.lease_renewed.leader = evil;
+    lr->data.lease_renewed.term = term;
+    CU_ASSERT_EQUAL(aether_transport_publish_event(client, le), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_transport_publish_event(client, lr), AETHER_OK);
+    aether_event_release(le);
+    aether_event_release(lr);
+}
+
+static void test_forged_far_term_changes_nothing(void)
+{
+    sim_cluster *c = boot(37, 3, 64);
+    expect_settled(c);
+    const char *leader0 = sim_leader(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(leader0);
+    char leader[16];
+    snprintf(leader, sizeof(leader), "%s", leader0);
+    aether_member_view lv;
+    aether_member_view_get(sim_member(c, leader), &lv);
+    uint32_t served[3];
+    for (uint32_t i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "n%u", i);
+        served[i] = sim_serving(c, id);
+    }
+    aether_transport *client = sim_client(c, "evil");
+    CU_ASSERT_FATAL(client != NULL);
+    const aether_term far[2] = { lv.term + 1000, (aether_term)INT64_MAX };
+    for (uint32_t k = 0; k < 2; k++) {
+        forge_far_term(client, far[k]);
+        /* Every 10 ms for 2 s: nobody fences, nobody moves, same leader. */
+        for (uint32_t step = 0; step < 200; step++) {
+            sim_run_ms(c, 10);
+            for (uint32_t i = 0; i < 3; i++) {
+                char id[8];
+                snprintf(id, sizeof(id), "n%u", i);
+                CU_ASSERT_EQUAL(sim_serving(c, id), served[i]);
+                aether_member_view v;
+                aether_member_view_get(sim_member(c, id), &v);
+                CU_ASSERT(v.term < far[0]);
+            }
+            CU_ASSERT_STRING_EQUAL(sim_leader(c) ? sim_leader(c) : "", leader);
+        }
+        expect_settled(c);
+    }
+    for (uint32_t i = 0; i < 3; i++) {
+        char id[8], labels[64];
+        snprintf(id, sizeof(id), "n%u", i);
+        snprintf(labels, sizeof(labels), "node=\"%s\",reason=\"term_unconfirmed\"", id);
+        int64_t n = 0;
+        CU_ASSERT_EQUAL(aether_metrics_read(sim_metrics(c), "aether_forged_messages_dropped_total", labels, &n),
+                        AETHER_OK);
+        CU_ASSERT(n >= 2);
+    }
+    /* A real election afterwards is believed: its term is in the store. */
+    sim_crash(c, leader);
+    sim_run_ms(c, SETTLE_MS);
+    expect_settled(c);
+    const char *next = sim_leader(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(next);
+    CU_ASSERT_STRING_NOT_EQUAL(next, leader);
+    aether_member_view nv;
+    aether_member_view_get(sim_member(c, next), &nv);
+    CU_ASSERT(nv.term > lv.term && nv.term < far[0]);
+    for (uint32_t i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "n%u", i);
+        if (strcmp(id, leader) == 0)
+            continue;
+        aether_member_view v;
+        aether_member_view_get(sim_member(c, id), &v);
+        CU_ASSERT_EQUAL(v.term, nv.term);
+    }
+    aether_transport_destroy(client);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
+
+/* Issue 13 item 2: a JoinCluster for a live follower, forged by a client,
+ * naming incarnation 2^63-1 (then the follower's + 1000) and address
+ * evil:1, without a process nonce as every node before this change sent.
+ * Before: admitted; the real process was superseded (it serves nothing) and,
+ * at 2^63-1, its id could never join again. Now a join without a nonce may
+ * name no incarnation beyond the leader's clock + a day, and cannot
+ * supersede a process that presents a nonce: refused, nothing changes. */
+static void test_forged_join_of_a_live_id_changes_nothing(void)
+{
+    sim_cluster *c = boot(43, 3, 64);
+    expect_settled(c);
+    const char *leader = sim_leader(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(leader);
+    const char *victim = strcmp(leader, "n1") == 0 ? "n2" : "n1";
+    uint32_t served = sim_serving(c, victim);
+    CU_ASSERT_FATAL(served > 0);
+    aether_member_view vv, lv;
+    aether_member_view_get(sim_member(c, victim), &vv);
+    aether_member_view_get(sim_member(c, leader), &lv);
+    aether_transport *client = sim_client(c, "evil");
+    CU_ASSERT_FATAL(client != NULL);
+    const uint64_t claims[2] = { (uint64_t)INT64_MAX, vv.incarnation + 1000 };
+    for (uint32_t k = 0; k < 2; k++) {
+        aether_command join = cmd_of(AETHER_CMD_JOIN_CLUSTER, lv.term);
+        CU_ASSERT_FATAL(aether_node_info_make(&join.data.join.info, victim, "evil:1", "", AETHER_NODE_ACTIVE,
+                                              claims[k], 0, NULL) == AETHER_OK);
+        aether_config_admission(sim_base_config(c), &join.data.join.terms);
+        reply_box r = ask(c, client, &join);
+        CU_ASSERT_EQUAL(r.status, AETHER_EINVAL);
+        sim_run_ms(c, 1000);
+        aether_member_view v;
+        aether_member_view_get(sim_member(c, victim), &v);
+        CU_ASSERT_FALSE(v.superseded);
+        CU_ASSERT_EQUAL(v.incarnation, vv.incarnation);
+        CU_ASSERT_EQUAL(sim_serving(c, victim), served);
+        expect_settled(c);
+    }
+    aether_transport_destroy(client);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
+/* The same forgery with a process nonce is a second process of the id:
+ * the newest process wins (the duplicate-id rule), so the real one is
+ * superseded - but at an incarnation the leader chose (2^63-1 clamped to
+ * its clock + a day), and a restart of the real process is admitted above
+ * it and serves again: the id is never lost. */
+static void test_forged_second_process_is_outlived_by_a_restart(void)
+{
+    sim_cluster *c = boot(44, 3, 64);
+    expect_settled(c);
+    const char *leader = sim_leader(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(leader);
+    const char *victim = strcmp(leader, "n1") == 0 ? "n2" : "n1";
+    aether_member_view lv;
+    aether_member_view_get(sim_member(c, leader), &lv);
+    aether_transport *client = sim_client(c, "evil");
+    CU_ASSERT_FATAL(client != NULL);
+    aether_command join = cmd_of(AETHER_CMD_JOIN_CLUSTER, lv.term);
+    CU_ASSERT_FATAL(aether_node_info_make(&join.data.join.info, victim, "evil:1", "", AETHER_NODE_ACTIVE,
+                                          (uint64_t)INT64_MAX, 0, NULL) == AETHER_OK);
+    join.data.join.info.nonce = 666;
+    aether_config_admission(sim_base_config(c), &join.data.join.terms);
+    reply_box r = ask(c, client, &join);
+    CU_ASSERT_EQUAL(r.status, AETHER_OK);
+    sim_run_ms(c, 1000);
+    aether_member_view v;
+    aether_member_view_get(sim_member(c, victim), &v);
+    CU_ASSERT_TRUE(v.superseded);
+    CU_ASSERT(v.superseded_by < (uint64_t)INT64_MAX);
+    aether_transport_destroy(client);
+    /* Its supervisor restarts it (aether-node exits 3 when superseded). */
+    sim_crash(c, victim);
+    CU_ASSERT_FATAL(sim_add(c, victim, NULL) != NULL);
+    sim_run_ms(c, 2 * SETTLE_MS);
+    expect_settled(c);
+    aether_member_view_get(sim_member(c, victim), &v);
+    CU_ASSERT_FALSE(v.superseded);
+    CU_ASSERT(sim_serving(c, victim) > 0);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
+
+/* Issue 13 item 2: a leader that found no map stored and holds none takes
+ * a keep-alive naming an earlier map (map_term) and other terms as proof
+ * that it does not fit the cluster. Forged, such a join made a correct
+ * newcomer refuse itself for good (incompatible, never campaigning again;
+ * aether-node exits 2). It must only resign: not final, it rejoins and
+ * serves once the members lead. */
+static void test_forged_member_join_does_not_refuse_a_newcomer_for_good(void)
+{
+    sim_cluster *c = boot(45, 2, 64);
+    expect_settled(c);
+    sim_pause(c, "n0", true);
+    sim_pause(c, "n1", true);
+    aether_kv_mem_wipe(sim_state_kv(c));
+    CU_ASSERT_FATAL(sim_add(c, "x", NULL) != NULL); /* the cluster's own configuration */
+    for (int i = 0; i < 300 && (sim_leader(c) == NULL || strcmp(sim_leader(c), "x") != 0); i++)
+        sim_run_ms(c, 10);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sim_leader(c));
+    CU_ASSERT_STRING_EQUAL_FATAL(sim_leader(c), "x");
+    sim_run_ms(c, 20); /* x has read the (empty) store */
+    aether_member_view xv;
+    aether_member_view_get(sim_member(c, "x"), &xv);
+    aether_transport *client = sim_client(c, "evil");
+    CU_ASSERT_FATAL(client != NULL);
+    aether_command join = cmd_of(AETHER_CMD_JOIN_CLUSTER, xv.term);
+    CU_ASSERT_FATAL(aether_node_info_make(&join.data.join.info, "ghost", "evil:1", "", AETHER_NODE_ACTIVE,
+                                          1, 0, NULL) == AETHER_OK);
+    aether_config odd = *sim_base_config(c);
+    odd.shard_count = 128;
+    aether_config_admission(&odd, &join.data.join.terms);
+    join.data.join.map_term = 1; /* "a member holding a map of term 1" */
+    reply_box r = ask(c, client, &join);
+    CU_ASSERT_EQUAL(r.status, AETHER_ENOTLEADER);
+    aether_transport_destroy(client);
+    sim_run_ms(c, 500);
+    aether_member_view_get(sim_member(c, "x"), &xv);
+    CU_ASSERT_FALSE(xv.is_leader); /* it resigned */
+    CU_ASSERT_FALSE(xv.incompatible); /* but not for good */
+    CU_ASSERT_EQUAL(aether_member_admission(sim_member(c, "x"), NULL), AETHER_OK);
+    sim_pause(c, "n0", false);
+    sim_pause(c, "n1", false);
+    sim_run_ms(c, 3 * SETTLE_MS);
+    expect_settled(c);
+    aether_member_view_get(sim_member(c, "x"), &xv);
+    CU_ASSERT_FALSE(xv.incompatible);
+    CU_ASSERT(sim_serving(c, "x") > 0);
+    CU_ASSERT_EQUAL(sim_serving(c, "n0") + sim_serving(c, "n1") + sim_serving(c, "x"), 64);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
+
+/* Issue 13 item 2: aetherctl fail NODE --force names the incarnation it
+ * read, so a retry (a timeout, the first request applied after all)
+ * cannot fail the process that rejoined since. Before, the retry failed the
+ * new process too: its shards moved a second time. */
+static void test_forced_fail_retry_spares_a_rejoined_node(void)
+{
+    sim_cluster *c = boot(46, 3, 64);
+    expect_settled(c);
+    const char *leader = sim_leader(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(leader);
+    const char *victim = strcmp(leader, "n1") == 0 ? "n2" : "n1";
+    aether_member_view vv, lv;
+    aether_member_view_get(sim_member(c, victim), &vv);
+    aether_member_view_get(sim_member(c, leader), &lv);
+    aether_transport *client = sim_client(c, "aetherctl");
+    CU_ASSERT_FATAL(client != NULL);
+    aether_command fail = cmd_of(AETHER_CMD_MARK_NODE_FAILED, lv.term);
+    CU_ASSERT_FATAL(aether_node_id_from_cstr(victim, &fail.data.mark_failed.node, NULL) == AETHER_OK);
+    fail.data.mark_failed.force = true;
+    fail.data.mark_failed.incarnation = vv.incarnation;
+    reply_box r = ask(c, client, &fail);
+    CU_ASSERT_EQUAL(r.status, AETHER_OK);
+    sim_run_ms(c, SETTLE_MS); /* failed, rejoined with a new incarnation, settled */
+    expect_settled(c);
+    aether_member_view nv;
+    aether_member_view_get(sim_member(c, victim), &nv);
+    CU_ASSERT(nv.incarnation > vv.incarnation);
+    uint32_t failed = sim_event_count(c, AETHER_EVT_NODE_FAILED);
+    uint32_t served = sim_serving(c, victim);
+    CU_ASSERT(served > 0);
+    /* The retry of the same request: refused, nothing moves. */
+    r = ask(c, client, &fail);
+    CU_ASSERT_EQUAL(r.status, AETHER_ESTALE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.reason, "rejoined since"));
+    sim_run_ms(c, 1000);
+    CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_NODE_FAILED), failed);
+    CU_ASSERT_EQUAL(sim_serving(c, victim), served);
+    aether_member_view_get(sim_member(c, victim), &vv);
+    CU_ASSERT_EQUAL(vv.incarnation, nv.incarnation);
+    aether_transport_destroy(client);
+    expect_settled(c);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
 static CU_TestInfo tests[] = {
     AETHER_TEST(admission_refuses_a_joiner_that_cannot_serve),
     AETHER_TEST(allowed_nodes_admit_only_listed_ids),
     AETHER_TEST(leader_that_cannot_serve_the_stored_map_stands_down),
     AETHER_TEST(misfit_leading_after_a_state_loss_refuses_itself),
+    AETHER_TEST(forged_member_join_does_not_refuse_a_newcomer_for_good),
     AETHER_TEST(brake_counts_live_nodes_only),
     AETHER_TEST(operator_releases_brake),
     AETHER_TEST(failed_node_forgotten_after_retention),
     AETHER_TEST(departed_node_kept_while_map_names_it),
     AETHER_TEST(forged_present_term_changes_nothing),
+    AETHER_TEST(forged_far_term_changes_nothing),
+    AETHER_TEST(forged_join_of_a_live_id_changes_nothing),
+    AETHER_TEST(forged_second_process_is_outlived_by_a_restart),
     AETHER_TEST(commands_accepted_and_rejected),
     AETHER_TEST(wire_claims_judged_by_the_leader),
+    AETHER_TEST(forced_fail_retry_spares_a_rejoined_node),
     AETHER_TEST(rebalance_command_on_a_balanced_map_moves_nothing),
     AETHER_TEST(leader_change_alone_moves_nothing),
     AETHER_TEST(leader_crash_mid_rebalance),

@@ -607,6 +607,44 @@ static void test_join_map_term(void)
     }
 }
 
+/* The process nonce (issue 13 item 2), in JoinCluster after map_term and
+ * as NodeJoined's last field: optional, sent only when not 0, round trips. */
+static void test_nonce_optional(void)
+{
+    aether_command c = sample_command(AETHER_CMD_JOIN_CLUSTER, 0);
+    char *text = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL_FATAL(aether_codec_encode_command(&c, 99, &text, &len, NULL), AETHER_OK);
+    CU_ASSERT_PTR_NULL(strstr(text, "nonce"));
+    free(text);
+    c.data.join.info.nonce = (uint64_t)INT64_MAX;
+    CU_ASSERT_EQUAL_FATAL(aether_codec_encode_command(&c, 99, &text, &len, NULL), AETHER_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"nonce\":9223372036854775807"));
+    aether_codec_msg m;
+    aether_err err = {0};
+    CU_ASSERT_EQUAL_FATAL(aether_codec_decode(text, len, NULL, &m, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(m.u.command.data.join.info.nonce, (uint64_t)INT64_MAX);
+    aether_codec_msg_fini(&m);
+    free(text);
+    aether_event *e = aether_event_create(AETHER_EVT_NODE_JOINED);
+    CU_ASSERT_FATAL(e != NULL);
+    snprintf(e->cluster, sizeof(e->cluster), "prod");
+    e->term = 3;
+    e->seq = 1;
+    CU_ASSERT_FATAL(aether_node_id_from_cstr("node-a", &e->node, NULL) == AETHER_OK);
+    e->data.node_joined.node = e->node;
+    snprintf(e->data.node_joined.address, sizeof(e->data.node_joined.address), "h:1");
+    e->data.node_joined.incarnation = 5;
+    e->data.node_joined.nonce = 77;
+    CU_ASSERT_EQUAL_FATAL(aether_codec_encode_event(e, &text, &len, &err), AETHER_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"map_version\":0,\"nonce\":77}"));
+    CU_ASSERT_EQUAL_FATAL(aether_codec_decode(text, len, NULL, &m, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(m.u.event->data.node_joined.nonce, 77);
+    aether_codec_msg_fini(&m);
+    free(text);
+    aether_event_release(e);
+}
+
 static void test_round_trip_release_heartbeat_reply(void)
 {
     aether_err err = {0};
@@ -1405,6 +1443,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(release_brake_flag),
     AETHER_TEST(mark_failed_force_flag),
     AETHER_TEST(join_map_term),
+    AETHER_TEST(nonce_optional),
     AETHER_TEST(round_trip_release_heartbeat_reply),
     AETHER_TEST(encode_refuses_what_decode_would),
     AETHER_TEST(reject_table),

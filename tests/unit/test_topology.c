@@ -3,11 +3,13 @@
  * every command accepted and rejected, the node lifecycle, idempotent
  * retries, followers applying what the leader decided.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cu_test.h"
 #include "config.h"
 #include "topology.h"
+#include "topology_json.h"
 
 static aether_node_id id_of(const char *s)
 {
@@ -220,6 +222,134 @@ static void test_newer_process_supersedes_older(void)
     aether_command f = node_cmd(AETHER_CMD_MARK_NODE_FAILED, "b");
     CU_ASSERT_EQUAL(run(&t, &f, NULL, NULL), AETHER_OK);
     CU_ASSERT_EQUAL(run(&t, &old, &n, &why), AETHER_ESTALE);
+    aether_topology_fini(&t);
+}
+
+/* Issue 13 item 2: incarnations are the leader's to assign. A join names
+ * a process by its nonce; the incarnation it names is only a hint, clamped
+ * to the leader's clock + AETHER_INCARNATION_AHEAD_MAX_MS and kept above
+ * the record. Before, a forged join of incarnation 2^63-1 took the id for
+ * good (every later join of it was ESTALE) and a join naming the record's
+ * number took over a live process's record. */
+static void test_incarnations_assigned_by_the_leader(void)
+{
+    aether_topology t;
+    leader_topology(&t);
+    aether_node_id b = id_of("b");
+    aether_command real = join_cmd("b", "b:1", "");
+    real.data.join.info.incarnation = 100;
+    real.data.join.info.nonce = 11;
+    uint32_t n;
+    aether_err why;
+    CU_ASSERT_EQUAL(run(&t, &real, &n, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_EQUAL(aether_topology_find(&t, &b)->incarnation, 100);
+    CU_ASSERT_EQUAL(aether_topology_find(&t, &b)->nonce, 11);
+    CU_ASSERT_EQUAL(run(&t, &real, &n, NULL), AETHER_OK); /* its keep-alive */
+    CU_ASSERT_EQUAL(n, 0);
+    /* A join without a nonce (a node from before) cannot supersede it. */
+    aether_command legacy0 = join_cmd("b", "evil:1", "");
+    legacy0.data.join.info.incarnation = 500;
+    CU_ASSERT_EQUAL(run(&t, &legacy0, &n, &why), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why.msg, "nonce"));
+    /* Another process naming the record's number is not the record's. */
+    aether_command same_number = real;
+    same_number.data.join.info.nonce = 12;
+    CU_ASSERT_EQUAL(run(&t, &same_number, &n, &why), AETHER_ESTALE);
+    CU_ASSERT_EQUAL(n, 0);
+    /* A forged second process naming 2^63-1: a second process (the newest
+     * wins), at the clamped incarnation. */
+    aether_command forged = join_cmd("b", "evil:1", "");
+    forged.data.join.info.incarnation = (uint64_t)INT64_MAX;
+    forged.data.join.info.nonce = 666;
+    CU_ASSERT_EQUAL(run(&t, &forged, &n, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    uint64_t clamped = 1000 + AETHER_INCARNATION_AHEAD_MAX_MS; /* run() decides at 1000 ms */
+    CU_ASSERT_EQUAL(aether_topology_find(&t, &b)->incarnation, clamped);
+    CU_ASSERT_EQUAL(run(&t, &real, &n, &why), AETHER_ESUPERSEDED); /* the old process stops */
+    /* Its restart (a new process, a plausible start time) is told the id
+     * is held above it, asks above that (member_cluster.c, claim_above)
+     * and comes back at the record + 1, whatever it names. */
+    aether_command restart = real;
+    restart.data.join.info.incarnation = 2000;
+    restart.data.join.info.nonce = 13;
+    CU_ASSERT_EQUAL(run(&t, &restart, &n, &why), AETHER_ESUPERSEDED);
+    restart.data.join.info.incarnation = (uint64_t)INT64_MAX - 1;
+    CU_ASSERT_EQUAL(run(&t, &restart, &n, &why), AETHER_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_EQUAL(aether_topology_find(&t, &b)->incarnation, clamped + 1);
+    CU_ASSERT_EQUAL(aether_topology_find(&t, &b)->nonce, 13);
+    CU_ASSERT_STRING_EQUAL(aether_topology_find(&t, &b)->address, "b:1");
+    /* Its keep-alive names the one assigned once it has read it (or 0). */
+    restart.data.join.info.incarnation = clamped + 1;
+    CU_ASSERT_EQUAL(run(&t, &restart, &n, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    /* A join without a nonce cannot supersede a process that has one, nor
+     * name an incarnation beyond the leader's clock + a day. */
+    aether_command legacy = join_cmd("b", "evil:1", "");
+    legacy.data.join.info.incarnation = clamped + 1000;
+    CU_ASSERT_EQUAL(run(&t, &legacy, &n, &why), AETHER_EINVAL);
+    aether_command ghost = join_cmd("ghost", "evil:1", "");
+    ghost.data.join.info.incarnation = (uint64_t)INT64_MAX;
+    CU_ASSERT_EQUAL(run(&t, &ghost, &n, &why), AETHER_EINVAL);
+    CU_ASSERT_EQUAL(n, 0);
+    /* Failed, the process asks above its record: a new incarnation, its
+     * nonce kept; naming the record itself is a stale keep-alive. */
+    aether_command f = node_cmd(AETHER_CMD_MARK_NODE_FAILED, "b");
+    CU_ASSERT_EQUAL(run(&t, &f, NULL, NULL), AETHER_OK);
+    aether_command stale = restart;
+    stale.data.join.info.incarnation = clamped + 1; /* the one it read */
+    CU_ASSERT_EQUAL(run(&t, &stale, &n, &why), AETHER_ESTALE);
+    aether_command rejoin = restart;
+    rejoin.data.join.info.incarnation = clamped + 2;
+    CU_ASSERT_EQUAL(run(&t, &rejoin, &n, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_EQUAL(aether_topology_find(&t, &b)->incarnation, clamped + 2);
+    CU_ASSERT_EQUAL(aether_topology_find(&t, &b)->status, AETHER_NODE_ACTIVE);
+    /* The stored topology keeps the nonce; a record without one reads as before. */
+    char *json = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL_FATAL(aether_topology_json_encode(&t, &json, &len, NULL), AETHER_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"nonce\":13"));
+    aether_topology back;
+    aether_topology_init(&back, NULL);
+    CU_ASSERT_EQUAL(aether_topology_json_decode(json, len, &back, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_topology_find(&back, &b)->nonce, 13);
+    CU_ASSERT_EQUAL(aether_topology_find(&back, &b)->incarnation, clamped + 2);
+    free(json);
+    aether_topology_fini(&back);
+    aether_topology_fini(&t);
+}
+
+/* Issue 13 item 2: a MarkNodeFailed naming the incarnation its asker saw
+ * fails that process only. */
+static void test_mark_failed_names_the_incarnation(void)
+{
+    aether_topology t;
+    leader_topology(&t);
+    aether_node_id b = id_of("b");
+    aether_command j = join_cmd("b", "x", "");
+    j.data.join.info.incarnation = 100;
+    j.data.join.info.nonce = 7;
+    CU_ASSERT_EQUAL(run(&t, &j, NULL, NULL), AETHER_OK);
+    aether_command f = node_cmd(AETHER_CMD_MARK_NODE_FAILED, "b");
+    f.data.mark_failed.incarnation = 99;
+    aether_err why;
+    uint32_t n;
+    CU_ASSERT_EQUAL(run(&t, &f, &n, &why), AETHER_ESTALE);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why.msg, "rejoined since"));
+    f.data.mark_failed.incarnation = 100;
+    CU_ASSERT_EQUAL(run(&t, &f, &n, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_EQUAL(aether_topology_find(&t, &b)->status, AETHER_NODE_FAILED);
+    j.data.join.info.incarnation = 101; /* the rejoin */
+    CU_ASSERT_EQUAL(run(&t, &j, NULL, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(run(&t, &f, &n, &why), AETHER_ESTALE); /* the retry */
+    CU_ASSERT_EQUAL(aether_topology_find(&t, &b)->status, AETHER_NODE_ACTIVE);
+    f.data.mark_failed.incarnation = 0; /* any: as before */
+    CU_ASSERT_EQUAL(run(&t, &f, &n, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(n, 1);
     aether_topology_fini(&t);
 }
 
@@ -454,6 +584,8 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(retention_forgets_departed_nodes_not_named_by_the_map),
     AETHER_TEST(join_accepted_and_idempotent),
     AETHER_TEST(newer_process_supersedes_older),
+    AETHER_TEST(incarnations_assigned_by_the_leader),
+    AETHER_TEST(mark_failed_names_the_incarnation),
     AETHER_TEST(join_rejected_when_not_leader),
     AETHER_TEST(stale_term_rejected),
     AETHER_TEST(join_invalid_info_rejected),
