@@ -84,6 +84,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "adversary.h"
 #include "config.h"
 #include "exec_step.h"
 #include "inproc.h"
@@ -94,6 +95,7 @@
 #include "member.h"
 #include "shardmap.h"
 #include "strategy.h"
+#include "sim_adversary.h"
 #include "topology_json.h"
 
 #define SIM_NODES_MAX 4096u
@@ -142,6 +144,8 @@ typedef enum fault_kind {
                                (forge_at), --faults ...,forge */
     F_KV_LOSS_BOTH,         /* kv-loss may lose both buckets at once (a new generation,
                                actors/lease.h GENERATION); implies kv-loss */
+    F_ADVERSARY,            /* forged, replayed and malformed messages of every kind
+                               (tools/sim/sim_adversary.h): its own schedule and generator */
     F_COUNT_
 } fault_kind;
 #define F_CLASSIC_COUNT_ F_MISFIT /* --all-faults and --soak draw from the kinds before */
@@ -153,7 +157,7 @@ static const char *const fault_names[F_COUNT_] = {
     "crash",  "pause",  "partition", "oneway", "isolate",    "kv-outage", "kv-cut",
     "join",   "drain",  "net-burst", "loss",   "dup",        "reorder",   "delay",
     "kv-unknown", "kv-slow", "kv-late", "drift", "misfit", "twin", "kv-loss", "forge",
-    "kv-loss-both",
+    "kv-loss-both", "adversary",
 };
 #define F_TWIN_WEIGHT 2u
 
@@ -188,6 +192,8 @@ typedef struct opts {
     bool wall;
     aether_log_level log_level;
     bool i4;                   /* run the final I4 check */
+    uint32_t adv_without;      /* --adversary-without: AETHER_ADV_WITHOUT_* families left out */
+    char adv_without_arg[64];  /* as given, for the replay line */
 } opts;
 
 /* ---- state ------------------------------------------------------------------ */
@@ -261,8 +267,9 @@ typedef struct sim {
     uint32_t misfits;
     aether_rng grng;  /* forgeries (F_FORGE): their own schedule */
     uint64_t forge_at_ns;      /* next forgery */
-    uint64_t forge_seq;        /* seqs the forger used so far */
-    aether_transport *forger;  /* a hub endpoint that is no member */
+    aether_rng arng;  /* the adversary's schedule (F_ADVERSARY) */
+    uint64_t adv_at_ns;        /* its next burst */
+    sim_adversary *adv;        /* F_FORGE and F_ADVERSARY's hub endpoints */
     aether_inproc_hub *hub;
     aether_kv *kv[2];
     snode *nodes;
@@ -1269,11 +1276,10 @@ static void inject(sim *s)
 }
 
 /* F_FORGE (issue 12, item 3): someone allowed to publish on the cluster's
- * subjects impersonates the present leader: a NodeFailed of a live follower
- * with a seq far from the term's sequence, and a map of the present term
- * 1000 versions ahead giving that follower every shard. Both contradict the
- * state store; the oracle judges the rest (single ownership, maps never
- * going back, every shard served once settled). */
+ * subjects impersonates the present leader (sim_adversary_forge_present):
+ * a NodeFailed of a live follower and a map giving it every shard. Both
+ * contradict the state store; the oracle judges the rest (single
+ * ownership, maps never going back, every shard served once settled). */
 static void forge(sim *s)
 {
     snode *leader = NULL;
@@ -1291,39 +1297,26 @@ static void forge(sim *s)
     for (uint32_t i = 0, k = (uint32_t)aether_rng_below(&s->grng, live); victim == NULL; i++)
         if (s->nodes[i].m != NULL && &s->nodes[i] != leader && k-- == 0)
             victim = &s->nodes[i];
-    if (s->forger == NULL) {
-        aether_node_id fid;
-        AETHER_ASSERT(aether_node_id_from_cstr("forger", &fid, NULL) == AETHER_OK);
-        AETHER_ASSERT(aether_inproc_endpoint_create(s->hub, &fid, &s->forger) == AETHER_OK);
-    }
     aether_member_view v;
     aether_member_view_get(leader->m, &v);
-    aether_event *e = aether_event_create(AETHER_EVT_NODE_FAILED);
-    AETHER_ASSERT(e != NULL);
-    snprintf(e->cluster, sizeof(e->cluster), "%s", s->base.cluster);
-    e->term = v.term;
-    e->seq = 1000000 + ++s->forge_seq;
-    e->node = *aether_member_id(leader->m);
-    e->data.node_failed.node = *aether_member_id(victim->m);
-    (void)aether_transport_publish_event(s->forger, e);
-    aether_event_release(e);
-    aether_shardmap_builder *b = NULL;
-    aether_shardmap *map = NULL;
-    aether_node_index vi;
-    AETHER_ASSERT(aether_shardmap_builder_create(s->o.shards, 1, &b, NULL) == AETHER_OK);
-    AETHER_ASSERT(aether_shardmap_builder_add_node(b, aether_member_id(victim->m), &vi, NULL) == AETHER_OK);
-    for (uint32_t sh = 0; sh < s->o.shards; sh++)
-        AETHER_ASSERT(aether_shardmap_builder_set_owners(b, sh, &vi, 1, NULL) == AETHER_OK);
-    aether_shardmap_builder_set_version(b, v.map_version + 1000);
-    aether_shardmap_builder_set_term(b, v.term);
-    AETHER_ASSERT(aether_shardmap_build(b, &map, NULL) == AETHER_OK);
-    aether_shardmap_builder_destroy(b);
-    (void)aether_transport_publish_map(s->forger, map);
-    aether_shardmap_destroy(map);
-    trace_line(s, "FAULT forged NodeFailed of %s (seq %" PRIu64 ") and map v%" PRIu64
-               " in %s's name, term %" PRIu64, victim->id, 1000000 + s->forge_seq,
-               v.map_version + 1000, leader->id, (uint64_t)v.term);
+    char line[SIM_LINE_MAX];
+    sim_adversary_forge_present(s->adv, aether_member_id(leader->m), v.term, v.map_version,
+                                aether_member_id(victim->m), s->o.shards, line, sizeof(line));
+    trace_line(s, "FAULT %s", line);
     s->injected[F_FORGE]++;
+}
+
+/* F_ADVERSARY (issue 13, item 6): a burst of 1-3 messages from the
+ * adversary, each traced with what the decoders made of it. */
+static void adversary(sim *s)
+{
+    uint32_t n = 1 + (uint32_t)aether_rng_below(&s->arng, 3);
+    for (uint32_t i = 0; i < n && !s->failed; i++) { /* bounded: 3 */
+        char line[SIM_LINE_MAX];
+        sim_adversary_act(s->adv, (now_ns(s) + 1700000000000ull * MS) / MS, line, sizeof(line));
+        trace_line(s, "FAULT %s", line);
+        s->injected[F_ADVERSARY]++;
+    }
 }
 
 /* Scheduled ends of faults, restarts, drained nodes that left. */
@@ -1414,6 +1407,12 @@ static void every_ms(sim *s)
             forge(s);
         /* about one every 2 simulated seconds, from its own generator */
         s->forge_at_ns = now_ns(s) + aether_rng_range(&s->grng, 500, 3500) * MS;
+    }
+    if (s->chaos && enabled(s, F_ADVERSARY) && now_ns(s) >= s->adv_at_ns) {
+        if (s->adv_at_ns != 0)
+            adversary(s);
+        /* a burst every 0.5 simulated seconds on average */
+        s->adv_at_ns = now_ns(s) + aether_rng_range(&s->arng, 50, 950) * MS;
     }
     if (s->chaos && now_ns(s) >= s->next_fault_ns) {
         inject(s);
@@ -1817,7 +1816,11 @@ static void usage(FILE *f)
     fprintf(f,
             ")\n"
             "          --extra-faults LIST (opt-in kinds, also with --soak: misfit; not in\n"
-            "            --all-faults: a joiner with another shard_count or replication)\n"
+            "            --all-faults: a joiner with another shard_count or replication;\n"
+            "            forge: the present leader impersonated; adversary: forged, replayed\n"
+            "            and malformed events, maps, heartbeats and commands)\n"
+            "          --adversary-without LIST (ahead-terms,join-incarnations: attack families\n"
+            "            the adversary leaves out)\n"
             "          (--all-faults, 'all' and --soak leave out twin: a second process of a\n"
             "          live node id; add it with --faults all,twin)\n"
             "          --fault-rate R (scheduled faults per simulated second, 1)\n"
@@ -1968,6 +1971,8 @@ static void print_params(FILE *f, const sim *s, const char *prefix)
     fprintf(f, " --kv-unknown %g --kv-slow %g --kv-late %g --drift-ppm %" PRId64 " --joins-max %u --settle %.3f%s",
             o->kv_unknown, o->kv_slow, o->kv_late, s->drift_ppm, o->joins_max,
             (double)o->settle_ms / 1000.0, o->i4 ? "" : " --no-i4");
+    if (o->adv_without != 0)
+        fprintf(f, " --adversary-without %s", o->adv_without_arg);
 }
 
 static int parse_args(int argc, char **argv, opts *o)
@@ -2027,6 +2032,11 @@ static int parse_args(int argc, char **argv, opts *o)
         } else if (strcmp(a, "--extra-faults") == 0) {
             NEEDV();
             ok = parse_faults(v, &o->extra_faults);
+        } else if (strcmp(a, "--adversary-without") == 0) {
+            NEEDV();
+            ok = aether_adversary_parse_without(v, &o->adv_without, NULL) == AETHER_OK &&
+                 snprintf(o->adv_without_arg, sizeof(o->adv_without_arg), "%s", v) <
+                     (int)sizeof(o->adv_without_arg);
         } else if (strcmp(a, "--faults") == 0) {
             NEEDV();
             ok = parse_faults(v, &o->faults);
@@ -2170,6 +2180,7 @@ int main(int argc, char **argv)
     aether_rng_seed(&s->mrng, s->o.seed * 7 + 3);
     aether_rng_seed(&s->xrng, s->o.seed * 13 + 5);
     aether_rng_seed(&s->grng, s->o.seed * 11 + 4);
+    aether_rng_seed(&s->arng, s->o.seed * 17 + 6);
     s->ring = calloc(s->o.tail, sizeof(*s->ring));
     AETHER_ASSERT(s->ring != NULL);
     aether_log_set_clock(&s->clock->base);
@@ -2193,6 +2204,12 @@ int main(int argc, char **argv)
     aether_inproc_net_config nc = { .executor = s->ex, .seed = s->o.seed * 11 + 4, .faults = s->calm };
     AETHER_ASSERT(aether_inproc_hub_create_net(&nc, &s->hub) == AETHER_OK);
     aether_inproc_set_map_tap(s->hub, on_map_published, s);
+    if (enabled(s, F_FORGE) || enabled(s, F_ADVERSARY)) {
+        aether_admission terms;
+        aether_config_admission(&s->base, &terms);
+        s->adv = sim_adversary_create(s->hub, s->base.cluster, s->o.seed * 19 + 7, s->o.adv_without, &terms,
+                                      enabled(s, F_ADVERSARY));
+    }
     aether_kv_mem_config lk = { .name = "lease", .ttl_ms = s->base.lease_ttl_ms, .clock = &s->clock->base,
                                 .rng = &s->krng };
     aether_kv_mem_config sk = { .name = "state", .ttl_ms = 0, .clock = &s->clock->base, .rng = &s->krng };
@@ -2247,6 +2264,8 @@ int main(int argc, char **argv)
                     printf("%s%s", first ? " --extra-faults " : ",", fault_names[f]);
                     first = 0;
                 }
+            if (s->o.adv_without != 0)
+                printf(" --adversary-without %s", s->o.adv_without_arg);
         } else
             print_params(stdout, s, " ");
         printf(" --trace\n");
@@ -2273,6 +2292,10 @@ int main(int argc, char **argv)
                s->elections, s->moves, s->maps_checked, ns.delivered, ns.lost, ns.duplicated,
                ns.reordered, ns.blocked);
     }
+    char adv_line[SIM_LINE_MAX];
+    sim_adversary_summary(s->adv, adv_line, sizeof(adv_line));
+    if (adv_line[0] != '\0')
+        printf("%s\n", adv_line);
     fflush(stdout);
     clock_gettime(CLOCK_MONOTONIC, &w1);
     if (s->o.wall)
@@ -2299,7 +2322,7 @@ int main(int argc, char **argv)
     }
     for (uint32_t i = 0; i < s->n_late; i++)
         free(s->late[i].value);
-    aether_transport_destroy(s->forger);
+    sim_adversary_destroy(s->adv);
     aether_inproc_hub_destroy(s->hub);
     aether_kv_destroy(s->kv[0]);
     aether_kv_destroy(s->kv[1]);
