@@ -89,7 +89,13 @@ set(AETHER_SIM_REGRESSIONS
   # "fail or leave"), each for a window: the liveness bound counts the time
   # the brake holds apart (await_settled). Failed "n5 is draining, should be
   # left" after 30 s before (also 8961, 9551).
-  "drain_chain_under_brake|--soak --seed 7695 --duration 20")
+  "drain_chain_under_brake|--soak --seed 7695 --duration 20"
+  # The adversary (issue 13 item 6): a forged MarkNodeFailed of a live node,
+  # not forced, was granted after two missed heartbeats (a loss burst) and
+  # the leader gave its shards away while it still served them. Failed
+  # "single ownership: n13 acquired shard 11 (map v2097188) while n14 still
+  # serves it" before (also seed 300006).
+  "adversary_fail_request|--soak --seed 300066 --duration 120 --extra-faults adversary --adversary-without ahead-terms,join-incarnations")
 foreach(entry ${AETHER_SIM_REGRESSIONS})
   string(REPLACE "|" ";" parts "${entry}")
   list(GET parts 0 name)
