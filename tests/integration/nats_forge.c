@@ -101,6 +101,24 @@
  * collects replies for up to MS (default 5000) after the last one was sent.
  * Prints "flood sent=N ms=T replies=R" and "reply STATUS K" per status.
  *
+ * Fifth mode (issue 13 item 6: the adversary of tools/chaos --adversary):
+ *
+ *   nats_forge --nats URL --cluster C --adversary SEED [--for-ms MS]
+ *              [--every-ms E] [--without LIST] [auth...]
+ *
+ * runs the adversary of tools/sim/adversary.h - the one aether-sim's
+ * `adversary` fault kind runs - on the real subjects for MS (default 3000,
+ * up to 24 h): it subscribes to aether.<C>.> (without echo: it never hears
+ * itself) and hands every message to the generator, which learns terms,
+ * seqs, ids, incarnations and admission terms from them; every E ms on
+ * average (default 300, drawn 0.5-1.5x) it publishes the generator's next
+ * message - forged, replayed or malformed events, maps, heartbeats and
+ * commands (commands without a reply subject) - on its subject. --without
+ * leaves families out (ahead-terms, join-incarnations). One line per
+ * message ("adv CLASS TAIL WHAT"), then
+ *   adversary sent=N forged=F replayed=R malformed=M heard=H term=T ids=I
+ * Exit 0 when it ran to the end, 1 if a publish or the subscription failed.
+ *
  * Threading: one thread.
  */
 #include <errno.h>
@@ -114,6 +132,7 @@
 
 #include <nats/nats.h>
 
+#include "adversary.h"
 #include "aether.h"
 
 #define EXIT_USAGE 2
@@ -162,6 +181,8 @@ static int forge_usage(const char *msg)
                     "                  [--user U --password P | --token T] [--lease-ttl-ms N]\n"
                     "       nats_forge --nats URL --cluster C --heartbeats ID --incarnation N\n"
                     "                  [--for-ms MS] [--user U --password P | --token T]\n"
+                    "       nats_forge --nats URL --cluster C --adversary SEED [--for-ms MS]\n"
+                    "                  [--every-ms E] [--without LIST] [--user U --password P | --token T]\n"
                     "       nats_forge --nats URL --cluster C --flood N [--node ID | --joins]\n"
                     "                  [--pace-us US] [--wait-ms MS]\n"
                     "                  [--user U --password P | --token T]\n",
@@ -854,13 +875,87 @@ static int forge_flood(forge *f, const aether_node_id *node, bool joins, uint64_
     return 0;
 }
 
+/* Fifth mode: the adversary (tools/sim/adversary.h) for for_ms. */
+static int forge_adversary(forge *f, uint64_t seed, uint64_t for_ms, uint64_t every_ms, uint32_t without)
+{
+    aether_adversary *a = NULL;
+    aether_err err = {0};
+    if (aether_adversary_create(f->cluster, seed, without, &a, &err) != AETHER_OK) {
+        fprintf(stderr, "nats_forge: adversary: %s\n", err.msg);
+        return 1;
+    }
+    aether_config def;
+    aether_config_defaults(&def);
+    aether_admission terms;
+    aether_config_admission(&def, &terms);
+    aether_adversary_set_admission(a, &terms); /* until a genuine JoinCluster says otherwise */
+    aether_rng pace;
+    aether_rng_seed(&pace, seed ^ UINT64_C(0xadd5));
+    char wild[192];
+    snprintf(wild, sizeof(wild), "%s>", f->prefix);
+    natsSubscription *sub = NULL;
+    natsStatus s = natsConnection_SubscribeSync(&sub, f->nc, wild);
+    if (s == NATS_OK)
+        s = natsSubscription_SetPendingLimits(sub, -1, -1);
+    uint64_t t0 = forge_now_ms(), next = t0 + every_ms, sent = 0;
+    size_t plen = strlen(f->prefix);
+    while (s == NATS_OK) { /* bounded: for_ms */
+        uint64_t now = forge_now_ms();
+        if (now >= t0 + for_ms)
+            break;
+        natsMsg *msg = NULL;
+        uint64_t wait = next > now ? next - now : 1;
+        natsStatus r = natsSubscription_NextMsg(&msg, sub, (int64_t)(wait < 100 ? wait : 100));
+        if (r == NATS_OK) {
+            const char *subj = natsMsg_GetSubject(msg);
+            if (strncmp(subj, f->prefix, plen) == 0)
+                aether_adversary_observe(a, subj + plen, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg));
+            natsMsg_Destroy(msg);
+        } else if (r != NATS_TIMEOUT) {
+            s = r;
+            break;
+        }
+        if (forge_now_ms() < next)
+            continue;
+        aether_adv_msg m;
+        if (aether_adversary_next(a, forge_wall_ms(), &m, &err) != AETHER_OK) {
+            fprintf(stderr, "nats_forge: adversary: %s\n", err.msg);
+            break;
+        }
+        char subject[256];
+        snprintf(subject, sizeof(subject), "%s%s", f->prefix, m.tail);
+        s = natsConnection_Publish(f->nc, subject, m.bytes, (int)m.len);
+        if (s == NATS_OK) {
+            sent++;
+            printf("adv %s %s %s\n", aether_adv_class_name(m.cls), m.tail, m.what);
+        }
+        aether_adv_msg_fini(&m);
+        next = forge_now_ms() + aether_rng_range(&pace, every_ms / 2, every_ms * 3 / 2);
+    }
+    if (s == NATS_OK)
+        s = natsConnection_FlushTimeout(f->nc, 2000);
+    natsSubscription_Destroy(sub);
+    aether_adv_stats st;
+    aether_adversary_stats(a, &st);
+    printf("adversary sent=%" PRIu64 " forged=%" PRIu64 " replayed=%" PRIu64 " malformed=%" PRIu64
+           " heard=%" PRIu64 " term=%" PRIu64 " ids=%u\n",
+           sent, st.made[AETHER_ADV_FORGED], st.made[AETHER_ADV_REPLAYED], st.made[AETHER_ADV_MALFORMED],
+           st.observed, st.term, st.ids);
+    aether_adversary_destroy(a);
+    if (s != NATS_OK) {
+        fprintf(stderr, "nats_forge: adversary: %s\n", natsStatus_GetText(s));
+        return 1;
+    }
+    return 0;
+}
+
 /* ---- main --------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
 {
     enum { O_NATS = 256, O_CLUSTER, O_OLD_LEADER, O_OLD_TERM, O_USER, O_PASSWORD, O_TOKEN, O_TIMEOUT, O_TTL,
            O_NO_RESIGN, O_DELETE_LEASE, O_VICTIM, O_SEQ, O_HEARTBEATS, O_INCARNATION, O_FOR_MS, O_FLOOD,
-           O_NODE, O_WAIT, O_JOINS, O_PACE };
+           O_NODE, O_WAIT, O_JOINS, O_PACE, O_ADVERSARY, O_EVERY, O_WITHOUT };
     static const struct option longopts[] = {
         {"nats", required_argument, NULL, O_NATS},
         {"cluster", required_argument, NULL, O_CLUSTER},
@@ -883,6 +978,9 @@ int main(int argc, char **argv)
         {"wait-ms", required_argument, NULL, O_WAIT},
         {"joins", no_argument, NULL, O_JOINS},
         {"pace-us", required_argument, NULL, O_PACE},
+        {"adversary", required_argument, NULL, O_ADVERSARY},
+        {"every-ms", required_argument, NULL, O_EVERY},
+        {"without", required_argument, NULL, O_WITHOUT},
         {NULL, 0, NULL, 0},
     };
     const char *url = NULL, *user = NULL, *password = NULL, *token = NULL, *old_leader = NULL, *victim = NULL;
@@ -890,6 +988,9 @@ int main(int argc, char **argv)
     uint64_t old_term = 0, timeout_ms = 3000, ttl_ms = 1000, hb_inc = 0, hb_for_ms = 3000;
     uint64_t flood = 0, flood_wait_ms = 5000, flood_pace_us = 0;
     bool flood_joins = false;
+    bool adversary = false;
+    uint64_t adv_seed = 0, adv_every_ms = 300;
+    uint32_t adv_without = 0;
     bool delete_lease = false;
     forge f;
     memset(&f, 0, sizeof(f));
@@ -913,6 +1014,23 @@ int main(int argc, char **argv)
         case O_HEARTBEATS: hb_node = optarg; break;
         case O_NODE: flood_node = optarg; break;
         case O_JOINS: flood_joins = true; break;
+        case O_ADVERSARY:
+            errno = 0;
+            adv_seed = strtoull(optarg, &end, 10);
+            if (errno != 0 || *end != '\0')
+                return forge_usage("--adversary wants a seed (an unsigned integer)");
+            adversary = true;
+            break;
+        case O_EVERY:
+            errno = 0;
+            adv_every_ms = strtoull(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || adv_every_ms < 2 || adv_every_ms > 60000)
+                return forge_usage("--every-ms wants 2..60000");
+            break;
+        case O_WITHOUT:
+            if (aether_adversary_parse_without(optarg, &adv_without, NULL) != AETHER_OK)
+                return forge_usage("--without wants ahead-terms, join-incarnations or none");
+            break;
         case O_PACE:
             errno = 0;
             flood_pace_us = strtoull(optarg, &end, 10);
@@ -932,8 +1050,8 @@ int main(int argc, char **argv)
         case O_FOR_MS: {
             errno = 0;
             uint64_t v = strtoull(optarg, &end, 10);
-            if (errno != 0 || *end != '\0' || (c == O_FOR_MS && (v == 0 || v > 60000)))
-                return forge_usage(c == O_FOR_MS ? "--for-ms wants 1..60000"
+            if (errno != 0 || *end != '\0' || (c == O_FOR_MS && (v == 0 || v > 86400000)))
+                return forge_usage(c == O_FOR_MS ? "--for-ms wants 1..86400000"
                                                  : "--incarnation wants an unsigned integer");
             *(c == O_FOR_MS ? &hb_for_ms : &hb_inc) = v;
             break;
@@ -968,7 +1086,11 @@ int main(int argc, char **argv)
     aether_err err = {0};
     f.present = victim != NULL;
     aether_node_id hb_id, flood_id;
-    if (flood != 0) {
+    if (adversary) {
+        if (url == NULL || f.cluster == NULL || old_leader != NULL || victim != NULL || delete_lease ||
+            hb_node != NULL || flood != 0 || optind != argc)
+            return forge_usage("--adversary wants --nats and --cluster only");
+    } else if (flood != 0) {
         if (url == NULL || f.cluster == NULL || old_leader != NULL || victim != NULL || delete_lease ||
             hb_node != NULL || optind != argc)
             return forge_usage("--flood wants --nats and --cluster only");
@@ -1003,6 +1125,8 @@ int main(int argc, char **argv)
         s = natsOptions_SetURL(no, url);
     if (s == NATS_OK)
         s = natsOptions_SetName(no, "nats_forge");
+    if (s == NATS_OK && adversary)
+        s = natsOptions_SetNoEcho(no, true); /* it learns only from the cluster */
     if (s == NATS_OK && user != NULL)
         s = natsOptions_SetUserInfo(no, user, password != NULL ? password : "");
     if (s == NATS_OK && token != NULL)
@@ -1016,7 +1140,9 @@ int main(int argc, char **argv)
     }
     int rc = 1;
     natsSubscription *sub = NULL;
-    if (flood != 0) {
+    if (adversary) {
+        rc = forge_adversary(&f, adv_seed, hb_for_ms, adv_every_ms, adv_without);
+    } else if (flood != 0) {
         rc = forge_flood(&f, &flood_id, flood_joins, flood_pace_us, flood, flood_wait_ms);
     } else if (hb_node != NULL) {
         rc = forge_heartbeats(&f, &hb_id, hb_inc, hb_for_ms);
