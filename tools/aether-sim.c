@@ -1319,6 +1319,31 @@ static void adversary(sim *s)
     }
 }
 
+/* A node drained from outside (aetherctl drain, or a LeaveCluster the
+ * adversary sent in its name) exits once it has left, as aether-node does
+ * (has_left). Its exit must rest on the store: the stored topology, when it
+ * names the node, must say Left (a forged NodeLeft must not make a node
+ * quit). */
+static void exit_left(sim *s, snode *n)
+{
+    aether_kv_entry e;
+    aether_topology stored;
+    aether_topology_init(&stored, aether_member_id(n->m));
+    if (aether_kv_get(s->kv[1], "topology", &e, NULL) == AETHER_OK) {
+        if (aether_topology_json_decode((const char *)e.value, e.value_len, &stored, NULL) == AETHER_OK) {
+            const aether_node_info *info = aether_topology_find(&stored, aether_member_id(n->m));
+            if (info != NULL && info->status != AETHER_NODE_LEFT)
+                fail(s, "%s exited as Left (drained from outside) but the stored topology says %s", n->id,
+                     aether_node_status_name(info->status));
+        }
+        aether_kv_entry_fini(&e);
+    }
+    aether_topology_fini(&stored);
+    node_stop(s, n, "exit (left: drained from outside)");
+    n->left = true;
+    n->restart_at_ns = 0;
+}
+
 /* Scheduled ends of faults, restarts, drained nodes that left. */
 static void housekeeping(sim *s)
 {
@@ -1366,6 +1391,10 @@ static void housekeeping(sim *s)
                 node_stop(s, n, "exit (superseded)");
                 n->superseded = n->left = true; /* never restarted: its id lives on */
                 n->restart_at_ns = 0;
+                continue;
+            }
+            if (v.has_left && !n->drain_requested) {
+                exit_left(s, n);
                 continue;
             }
         }

@@ -114,7 +114,10 @@
  * average (default 300, drawn 0.5-1.5x) it publishes the generator's next
  * message - forged, replayed or malformed events, maps, heartbeats and
  * commands (commands without a reply subject) - on its subject. --without
- * leaves families out (ahead-terms, join-incarnations). One line per
+ * leaves families out (ahead-terms, join-incarnations). Before each
+ * message it announces the XXH64 of its bytes (16 hex digits) on
+ * aether.<C>.adversary, where no node listens, so that aether-observer
+ * --adversary can tell the forger's messages from the cluster's. One line per
  * message ("adv CLASS TAIL WHAT"), then
  *   adversary sent=N forged=F replayed=R malformed=M heard=H term=T ids=I
  * Exit 0 when it ran to the end, 1 if a publish or the subscription failed.
@@ -131,6 +134,7 @@
 #include <time.h>
 
 #include <nats/nats.h>
+#include <xxhash.h>
 
 #include "adversary.h"
 #include "aether.h"
@@ -922,9 +926,16 @@ static int forge_adversary(forge *f, uint64_t seed, uint64_t for_ms, uint64_t ev
             fprintf(stderr, "nats_forge: adversary: %s\n", err.msg);
             break;
         }
-        char subject[256];
+        /* Announced first, on this connection (the observer hears both in
+         * order, no node subscribes there): the judge must know what is
+         * forged, the nodes must not (aether-observer check 11). */
+        char subject[256], note[24];
+        snprintf(subject, sizeof(subject), "%sadversary", f->prefix);
+        snprintf(note, sizeof(note), "%016" PRIx64, (uint64_t)XXH64(m.bytes, m.len, 0));
+        s = natsConnection_PublishString(f->nc, subject, note);
         snprintf(subject, sizeof(subject), "%s%s", f->prefix, m.tail);
-        s = natsConnection_Publish(f->nc, subject, m.bytes, (int)m.len);
+        if (s == NATS_OK)
+            s = natsConnection_Publish(f->nc, subject, m.bytes, (int)m.len);
         if (s == NATS_OK) {
             sent++;
             printf("adv %s %s %s\n", aether_adv_class_name(m.cls), m.tail, m.what);
@@ -1121,8 +1132,15 @@ int main(int argc, char **argv)
 
     natsOptions *no = NULL;
     natsStatus s = natsOptions_Create(&no);
+    /* URL[,URL...]: a list goes to SetServers (SetURL refuses it). */
+    char *url_copy = strdup(url);
+    const char *servers[16];
+    int n_servers = 0;
+    for (char *save = NULL, *tok = url_copy != NULL ? strtok_r(url_copy, ",", &save) : NULL;
+         tok != NULL && n_servers < 16; tok = strtok_r(NULL, ",", &save)) /* bounded: 16 */
+        servers[n_servers++] = tok;
     if (s == NATS_OK)
-        s = natsOptions_SetURL(no, url);
+        s = n_servers > 1 ? natsOptions_SetServers(no, servers, n_servers) : natsOptions_SetURL(no, url);
     if (s == NATS_OK)
         s = natsOptions_SetName(no, "nats_forge");
     if (s == NATS_OK && adversary)
@@ -1134,6 +1152,7 @@ int main(int argc, char **argv)
     if (s == NATS_OK)
         s = natsConnection_Connect(&f.nc, no);
     natsOptions_Destroy(no);
+    free(url_copy);
     if (s != NATS_OK) {
         fprintf(stderr, "nats_forge: cannot connect to %s: %s\n", url, natsStatus_GetText(s));
         return 1;
