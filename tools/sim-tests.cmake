@@ -117,6 +117,15 @@ add_test(NAME sim.misfit_joiners
          COMMAND aether-sim --seed 2 --nodes 5 --duration 20 --all-faults --extra-faults misfit)
 set_tests_properties(sim.misfit_joiners PROPERTIES LABELS "sim" TIMEOUT 300)
 
+# The adversary (issue 13 item 6; docs/testing.md, "The adversary") beside
+# the classic mix, without the two families other changes defend against
+# (terms ahead, joins naming members): forged, replayed and malformed
+# messages of every kind must change nothing the oracle checks.
+add_test(NAME sim.adversary
+         COMMAND aether-sim --seed 5 --nodes 6 --duration 20 --all-faults --replication 2
+                 --extra-faults adversary --adversary-without ahead-terms,join-incarnations)
+set_tests_properties(sim.adversary PROPERTIES LABELS "sim;unit" TIMEOUT 300)
+
 # Under ASan too (label unit): a short default-mix run.
 add_test(NAME sim.all_faults_short COMMAND aether-sim --seed 11 --nodes 6 --duration 10 --all-faults --replication 2)
 set_tests_properties(sim.all_faults_short PROPERTIES LABELS "sim;unit" TIMEOUT 300)
