@@ -173,14 +173,17 @@ static void adv_learn_id(aether_adversary *a, const aether_node_id *id, uint64_t
         a->ids[a->n_ids++] = (adv_id){.id = *id, .incarnation = incarnation};
 }
 
+/* Generations are random ids, not ordered: the adversary follows the last
+ * one it heard (a deposed node's late message may switch it back for a
+ * while; an adversary need not be exact). */
 static void adv_learn_term(aether_adversary *a, uint64_t generation, uint64_t term, uint64_t seq)
 {
-    if (generation > a->generation) {
+    if (generation != 0 && generation != a->generation) {
         a->generation = generation;
         a->term = a->seq = 0;
+    } else if (generation == 0 && a->generation != 0) {
+        return; /* an emitter that has not read its generation yet: nothing to learn */
     }
-    if (generation < a->generation)
-        return;
     if (term > a->term) {
         a->term = term;
         a->seq = seq;
@@ -283,6 +286,9 @@ void aether_adversary_observe(aether_adversary *a, const char *tail, const void 
 
 /* ---- drawing values -------------------------------------------------------- */
 
+/* The codec's largest integer: anything above would not encode. */
+static uint64_t adv_cap(uint64_t x) { return x > ADV_TERM_TOP ? ADV_TERM_TOP : x; }
+
 static bool adv_chance(aether_adversary *a, uint32_t percent)
 {
     return aether_rng_below(&a->rng, 100) < percent;
@@ -313,7 +319,7 @@ static uint64_t adv_term(aether_adversary *a)
     return t + ((uint64_t)1 << 32) + aether_rng_below(&a->rng, (uint64_t)1 << 40);
 }
 
-static uint64_t adv_seq(aether_adversary *a)
+static uint64_t adv_seq_raw(aether_adversary *a)
 {
     uint32_t r = (uint32_t)aether_rng_below(&a->rng, 100);
     if (r < 30)
@@ -328,6 +334,8 @@ static uint64_t adv_seq(aether_adversary *a)
         return a->seq + 1000000;
     return 1 + aether_rng_below(&a->rng, ADV_TERM_TOP);
 }
+
+static uint64_t adv_seq(aether_adversary *a) { return adv_cap(adv_seq_raw(a)); }
 
 /* A member's id, the leader's, or one made up. *known: the index in ids. */
 static aether_node_id adv_id_pick(aether_adversary *a, int *known)
@@ -357,7 +365,7 @@ static int adv_known(const aether_adversary *a, const aether_node_id *id)
 }
 
 /* An incarnation for id: its own, older, newer, far newer, or extreme. */
-static uint64_t adv_incarnation(aether_adversary *a, const aether_node_id *id)
+static uint64_t adv_incarnation_raw(aether_adversary *a, const aether_node_id *id)
 {
     int k = adv_known(a, id);
     uint64_t inc = k >= 0 ? a->ids[k].incarnation : 0;
@@ -377,7 +385,12 @@ static uint64_t adv_incarnation(aether_adversary *a, const aether_node_id *id)
     return aether_rng_below(&a->rng, inc + 1);
 }
 
-static uint64_t adv_version(aether_adversary *a)
+static uint64_t adv_incarnation(aether_adversary *a, const aether_node_id *id)
+{
+    return adv_cap(adv_incarnation_raw(a, id));
+}
+
+static uint64_t adv_version_raw(aether_adversary *a)
 {
     uint64_t v = a->map_version;
     uint32_t r = (uint32_t)aether_rng_below(&a->rng, 100);
@@ -393,6 +406,8 @@ static uint64_t adv_version(aether_adversary *a)
         return ADV_TERM_TOP;
     return aether_rng_below(&a->rng, v + 1);
 }
+
+static uint64_t adv_version(aether_adversary *a) { return adv_cap(adv_version_raw(a)); }
 
 static uint32_t adv_shard(aether_adversary *a)
 {
@@ -483,7 +498,9 @@ static aether_status adv_forge_event(aether_adversary *a, uint64_t wall_ms, aeth
         return aether_err_set(err, AETHER_ENOMEM, "adversary: out of memory");
     int known;
     snprintf(e->cluster, sizeof(e->cluster), "%s", a->cluster);
-    e->generation = adv_chance(a, 90) ? a->generation : aether_rng_below(&a->rng, a->generation + 3);
+    e->generation = adv_chance(a, 90)           ? a->generation
+                    : a->generation + 3 == 0 ? aether_rng_next(&a->rng) /* no bound to draw below */
+                                             : aether_rng_below(&a->rng, a->generation + 3);
     e->term = adv_term(a);
     e->node = adv_id_pick(a, &known);
     e->seq = adv_seq(a);
