@@ -94,7 +94,7 @@ aether_status aether_adversary_parse_without(const char *list, uint32_t *mask, a
     if (snprintf(buf, sizeof(buf), "%s", list) >= (int)sizeof(buf))
         return aether_err_set(err, AETHER_EINVAL, "adversary families '%.40s...': too long", list);
     char *save = NULL;
-    for (char *tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+    for (char *tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) { /* bounded: buf */
         if (strcmp(tok, "ahead-terms") == 0)
             *mask |= AETHER_ADV_WITHOUT_AHEAD_TERMS;
         else if (strcmp(tok, "join-incarnations") == 0)
@@ -136,8 +136,8 @@ void aether_adversary_destroy(aether_adversary *a)
 {
     if (a == NULL)
         return;
-    for (uint32_t k = 0; k < ADV_KINDS; k++)
-        for (uint32_t i = 0; i < a->n_slots[k]; i++)
+    for (uint32_t k = 0; k < ADV_KINDS; k++)            /* bounded: ADV_KINDS */
+        for (uint32_t i = 0; i < a->n_slots[k]; i++) /* bounded: ADV_SLOTS_PER_KIND */
             free(a->slots[k][i].bytes);
     free(a);
 }
@@ -458,7 +458,7 @@ static void adv_event_data(aether_adversary *a, aether_event *e)
         e->data.shard_assigned.owner_count = 1; /* duplicates among n would not encode */
         for (uint32_t i = 1; i < n; i++) {     /* bounded: AETHER_REPLICATION_MAX */
             bool dup = false;
-            for (uint32_t j = 0; j < e->data.shard_assigned.owner_count; j++)
+            for (uint32_t j = 0; j < e->data.shard_assigned.owner_count; j++) /* bounded: i */
                 dup = dup || aether_node_id_equal(&e->data.shard_assigned.owners[j],
                                                   &e->data.shard_assigned.owners[i]);
             if (!dup)
