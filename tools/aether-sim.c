@@ -29,7 +29,13 @@
  *    seeds keep their schedules) it starts a second process of a live node
  *    id (a restarted pod overlapping the old one). A process that learns it
  *    is superseded exits, as aether-node does; until then the oracle counts
- *    its shards like anyone's.
+ *    its shards like anyone's;
+ *  - on request (--extra-faults forge,adversary), someone who can publish on
+ *    the cluster's subjects: the present leader impersonated (forge), or an
+ *    adversary that hears the network and sends forged, replayed and
+ *    malformed events, maps, heartbeats and commands through the product's
+ *    decoders (tools/sim/sim_adversary.h, tools/sim/adversary.h).
+ * Options and fault kinds: tools/sim/sim_opts.h.
  *
  * DESIGN
  *  1. Boot: every node starts at t=0; the cluster must settle (see 4)
@@ -118,7 +124,6 @@ static const uint32_t fault_weight[F_EVENT_COUNT_] = {
     [F_CRASH] = 4,   [F_PAUSE] = 3,  [F_PARTITION] = 2, [F_ONEWAY] = 2, [F_ISOLATE] = 2,
     [F_KV_OUTAGE] = 2, [F_KV_CUT] = 2, [F_JOIN] = 2,    [F_DRAIN] = 2,  [F_NET_BURST] = 2,
 };
-
 
 /* ---- state ------------------------------------------------------------------ */
 
