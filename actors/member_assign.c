@@ -102,6 +102,8 @@ struct member_assign_state {
     bool went_down;              /* we were Failed/Left (self_down) since our last join */
     bool admitted;               /* our own NodeJoined of this run was handled once */
     aether_log_ratelimit refute_log; /* announcements the store does not back */
+    uint64_t announce_doubt;     /* the highest announcement counted while the store could
+                                    not tell (0 = none): re-checked at each LeaseRenewed */
     uint64_t acquire_floor;      /* after coming back from Failed/Left: acquire only from
                                     maps newer than this (older ones predate our return) */
     bool admitted_once;          /* this process's first admission was handled */
@@ -1198,10 +1200,42 @@ static void announced(aether_member *m, const aether_event *e)
                         (unsigned long long)suppressed);
         return;
     }
+    if (st != AETHER_OK && v > m->as->announce_doubt)
+        m->as->announce_doubt = v; /* counted on trust: withdrawn if the store refutes it */
     uint64_t cur = __atomic_load_n(&m->announced_version, __ATOMIC_SEQ_CST);
     while (v > cur && !__atomic_compare_exchange_n(&m->announced_version, &cur, v, false,
                                                    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
         ;
+}
+
+/* An announcement counted while the store could not tell (announced) stays
+ * counted only until the store answers: one it refutes is withdrawn, or a
+ * forged LeaseRenewed naming v2^63-1 during a store outage would keep this
+ * node from serving for good (aether-sim --extra-faults adversary, seed
+ * 300040). Only the doubtful value itself is lowered, to the stored
+ * version (a genuine announcement is never above it); any other value was
+ * raised since by someone the store or the leader backs. */
+static void recheck_announcement(aether_member *m)
+{
+    member_assign_state *as = m->as;
+    if (as->announce_doubt == 0)
+        return;
+    uint64_t stored = 0;
+    bool absent = false;
+    if (load_stored_map_as(m, NULL, &stored, &absent) != AETHER_OK || absent)
+        return; /* still cannot tell */
+    uint64_t doubt = as->announce_doubt;
+    as->announce_doubt = 0;
+    if (stored >= doubt)
+        return; /* backed after all */
+    uint64_t expected = doubt;
+    if (__atomic_compare_exchange_n(&m->announced_version, &expected, stored, false, __ATOMIC_SEQ_CST,
+                                    __ATOMIC_SEQ_CST)) {
+        __atomic_add_fetch(&m->events_refuted, 1, __ATOMIC_RELAXED);
+        AETHER_WARN(MEMBER_LOG, "%s: an announced map v%llu, counted while the state store could not "
+                    "tell, is refuted by it (v%llu): withdrawn", m->cfg.node.str,
+                    (unsigned long long)doubt, (unsigned long long)stored);
+    }
 }
 
 static void on_event(aether_member *m, const aether_event *e)
@@ -1223,6 +1257,7 @@ static void on_event(aether_member *m, const aether_event *e)
     case AETHER_EVT_LEASE_RENEWED:
         if (!member_may_lead(m, NULL) && e->data.lease_renewed.topology_version > as->topo.version)
             (void)load_stored_topology(m); /* a follower behind: are we still in? */
+        recheck_announcement(m);
         if (as->cur == NULL || as->old_gen_map ||
             e->data.lease_renewed.map_version > as->cur->version)
             announced(m, e); /* we missed a publication, or it is not the leader's */
@@ -1455,6 +1490,7 @@ static void new_generation(aether_member *m)
     __atomic_store_n(&m->map_version, 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&m->map_term, 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&m->announced_version, 0, __ATOMIC_SEQ_CST);
+    as->announce_doubt = 0;
     __atomic_store_n(&m->map_generation, __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST),
                      __ATOMIC_SEQ_CST);
     AETHER_INFO(MEMBER_LOG, "%s: new generation: the map held (v%llu) is the old one's; serving "

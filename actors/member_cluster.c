@@ -47,8 +47,14 @@
  *  node's - is counted in aether_heartbeats_ignored_total and changes
  *  nothing, not even the size of the record); a MarkNodeFailed request from
  *  the wire is decided only when the leader has heard nothing from the node
- *  for more than FAIL_REQUEST_SILENT_BEATS heartbeat intervals, unless it
+ *  for more than failure_timeout_ms, as its own check would, unless it
  *  carries force (an operator: aetherctl fail --force), which is logged.
+ *  Not sooner: a node stops serving by its own clock only once its
+ *  keep-alives have gone unanswered for about failure_timeout_ms, and the
+ *  leader hands a failed node's shards away at once (the decree), so a
+ *  node failed while it can still serve would share its shards (aether-sim
+ *  --extra-faults adversary, seeds 300006 and 300066: a forged request
+ *  granted after two missed beats in a loss burst).
  *  The leader's own failure check (policy 4) is not a request: it decides
  *  from that record directly.
  *  Its changes reach the state store before anyone hears of them
@@ -203,11 +209,6 @@ struct member_cluster_state {
     aether_log_ratelimit force_log;  /* MarkNodeFailed requests forced: one line per window */
 };
 
-/* A MarkNodeFailed request is granted when the leader has heard nothing from
- * the node for more than this many heartbeat intervals: two missed beats, so
- * a runtime that knows a process died may fail it sooner than
- * failure_timeout, and nobody can fail a node that is heard. */
-#define FAIL_REQUEST_SILENT_BEATS 2u
 
 /* A node from before admission checks asks every heartbeat. */
 #define REFUSE_LOG_WINDOW_NS (10u * AETHER_NS_PER_S)
@@ -1775,8 +1776,7 @@ static aether_status judge_request(aether_member *m, const aether_command *c, ae
     const hb_entry *h = hb_find(cs, id, false);
     uint64_t since = h != NULL && h->last_ns > cs->lead_since_ns ? h->last_ns : cs->lead_since_ns;
     uint64_t quiet = now > since ? now - since : 0;
-    uint64_t limit = (uint64_t)FAIL_REQUEST_SILENT_BEATS * m->cfg.heartbeat_interval_ms *
-                     AETHER_NS_PER_MS;
+    uint64_t limit = (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS; /* as tick_failcheck */
     uint64_t suppressed = 0;
     if (c->data.mark_failed.force) {
         if (aether_log_ratelimit_allow(&cs->force_log, now, &suppressed))
@@ -1790,10 +1790,10 @@ static aether_status judge_request(aether_member *m, const aether_command *c, ae
         return AETHER_OK;
     __atomic_add_fetch(&m->fail_requests_refused, 1, __ATOMIC_RELAXED);
     aether_err_set(why, AETHER_ESTATE,
-                   "%s is alive: the leader heard it %llu ms ago (heartbeats every %u ms); "
+                   "%s is alive: the leader heard it %llu ms ago (failure_timeout_ms %u); "
                    "use force (aetherctl fail --force) to remove it anyway",
                    id->str, (unsigned long long)(quiet / AETHER_NS_PER_MS),
-                   m->cfg.heartbeat_interval_ms);
+                   m->cfg.failure_timeout_ms);
     if (aether_log_ratelimit_allow(&cs->fail_log, now, &suppressed))
         AETHER_WARN(MEMBER_LOG, "%s: MarkNodeFailed of %s from %s refused: %s [%llu more suppressed]",
                     m->cfg.node.str, id->str, c->sender.len ? c->sender.str : "?", why->msg,

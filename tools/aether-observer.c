@@ -87,6 +87,18 @@
  *     LeadershipLost is exempt: it is accepted whatever its term (check 3)
  *     and applying it again changes nothing (it clears the leader only of
  *     its own term).
+ * 11. With --adversary (tools/chaos --adversary: tests/nats_forge
+ *     publishes forged, replayed and malformed messages on the cluster's
+ *     subjects), the wire is no longer the cluster's word. The forger
+ *     announces the XXH64 of each message's bytes on aether.<C>.adversary
+ *     (no node subscribes there) before publishing it on the same
+ *     connection (NATS keeps one publisher's order); a message whose hash
+ *     was announced is recorded as FORGED and judged by no wire check (1, 2,
+ *     4, 5, 7, 8, 9 judge only the cluster's own messages). What the nodes do
+ *     is judged by their traces as always, plus: every leader a process
+ *     follows (trace LEADER L T) is a process of the cluster whose own
+ *     trace says it led term T - a node that follows `evil`, or a member in
+ *     a term it never won, believed a forged claim.
  * The summary gives the faults per kind, leader changes, shards moved (primary
  * changes between consecutive maps, and the leaders' own RebalanceCompleted
  * counts), what could not be judged, and the violations; exit 1 if any.
@@ -130,6 +142,7 @@
 #define OBS_DATA_MAX ((size_t)8 << 20)
 #define OBS_SET_MAX ((size_t)1 << 22)  /* keys remembered per set (wire events, one process's) */
 #define OBS_MISFITS_MAX 64u       /* distinct misfit ids */
+#define OBS_FOLLOWS_MAX 65536u    /* distinct (process, leader, term) judged by check 11 */
 #define OBS_SHARDS_MAX 65536u     /* shard indexes in ACQUIRE/RELEASE trace lines */
 #define OBS_SETTLE_MS_DEFAULT 60000u
 #define OBS_DURATION_S_DEFAULT 3600u
@@ -219,6 +232,21 @@ static bool set_add(u64_set *s, uint64_t key)
     return true;
 }
 
+static bool set_has(const u64_set *s, uint64_t key)
+{
+    if (key == 0)
+        key = 1;
+    if (s->cap == 0)
+        return false;
+    size_t mask = s->cap - 1;
+    for (size_t i = (size_t)key & mask;; i = (i + 1) & mask) { /* bounded: a free slot exists */
+        if (s->slot[i] == key)
+            return true;
+        if (s->slot[i] == 0)
+            return false;
+    }
+}
+
 static void set_clear(u64_set *s)
 {
     if (s->slot != NULL)
@@ -276,8 +304,16 @@ typedef struct kind_rec {
     uint64_t count;
 } kind_rec;
 
+/* Check 11: a process (trace stem) followed `leader` in (gen, term). */
+typedef struct follow_rec {
+    char stem[AETHER_NODE_ID_LEN_MAX + 16];
+    char leader[AETHER_NODE_ID_LEN_MAX + 1];
+    uint64_t gen, term;
+} follow_rec;
+
 typedef struct obs {
     const char *urls, *cluster, *dir;
+    bool adversary;             /* --adversary: check 11 */
     uint32_t replication;
     uint64_t settle_ms, duration_s;
     FILE *log;
@@ -315,6 +351,13 @@ typedef struct obs {
     uint32_t n_misfits;
     /* faults.log "R <kind> ...": the exits and replays the faults asked for */
     uint64_t misfits_refused, superseded_exits, replays_done;
+    /* Check 11. */
+    u64_set forged;             /* XXH64 of every message the forger announced */
+    uint64_t forged_heard, forged_notes;
+    u64_set claims;             /* (gen, term, id) of every trace LEADER line naming its own process */
+    u64_set follow_keys;        /* (stem, leader, gen, term) already in follows */
+    follow_rec *follows;
+    uint32_t n_follows;
     bool settle_ran, settled;
     uint64_t settle_wait_ms;
     char settle_why[512];
@@ -644,6 +687,20 @@ static void on_msg(obs *o, const char *prefix, natsMsg *msg)
     const char *tail = strncmp(subject, prefix, plen) == 0 ? subject + plen : subject;
     const char *data = natsMsg_GetData(msg);
     size_t len = (size_t)natsMsg_GetDataLength(msg);
+    if (strcmp(tail, "adversary") == 0) { /* check 11: the forger's announcement */
+        char hex[17];
+        size_t n = len < 16 ? len : 16;
+        memcpy(hex, data, n);
+        hex[n] = '\0';
+        (void)set_add(&o->forged, strtoull(hex, NULL, 16));
+        o->forged_notes++;
+        return;
+    }
+    if (o->adversary && o->forged.n > 0 && set_has(&o->forged, XXH64(data, len, 0))) {
+        o->forged_heard++;
+        fprintf(o->log, "%" PRIu64 " FORGED %.64s bytes=%zu\n", mono_us(), tail, len);
+        return;
+    }
     o->msgs++;
     o->recv_seq++;
     if (strcmp(tail, "map") == 0) {
@@ -720,6 +777,55 @@ static bool is_misfit(const obs *o, const char *id)
 /* Reads DIR/<stem>.out (stem: a node id, or <id>@<k> for a twin process of
  * it); with `check`, runs checks 1, 3, 4, 9 and 10 on it. Only whole lines
  * count (a node may be writing the last one). 0, or -1 if unreadable. */
+static uint64_t claim_key(const char *id, uint64_t gen, uint64_t term)
+{
+    char key[AETHER_NODE_ID_LEN_MAX + 48];
+    int kl = snprintf(key, sizeof(key), "%" PRIu64 " %" PRIu64 " %s", gen, term, id);
+    return XXH64(key, (size_t)(kl > 0 ? kl : 0), 0);
+}
+
+/* Check 11, first half: a LEADER line names its own process (a claim) or
+ * another (a follow, judged in check_follows once every trace is read). */
+static void note_follow(obs *o, const char *stem, const char *id, const char *leader, uint64_t gen, uint64_t term)
+{
+    if (strcmp(leader, id) == 0) {
+        /* Also under generation 0: a follower that has not learned the
+         * generation yet traces gen=0. */
+        (void)set_add(&o->claims, claim_key(id, gen, term));
+        (void)set_add(&o->claims, claim_key(id, 0, term));
+        return;
+    }
+    char key[2 * AETHER_NODE_ID_LEN_MAX + 64];
+    int kl = snprintf(key, sizeof(key), "%s %s", stem, leader);
+    uint64_t k = claim_key(key, gen, term);
+    (void)kl;
+    if (o->n_follows >= OBS_FOLLOWS_MAX || !set_add(&o->follow_keys, k))
+        return;
+    if (o->n_follows % 1024 == 0) {
+        follow_rec *grown = realloc(o->follows, (o->n_follows + 1024) * sizeof(*grown));
+        if (grown == NULL)
+            return; /* not judged: out of memory */
+        o->follows = grown;
+    }
+    follow_rec *f = &o->follows[o->n_follows++];
+    snprintf(f->stem, sizeof(f->stem), "%s", stem);
+    snprintf(f->leader, sizeof(f->leader), "%s", leader);
+    f->gen = gen;
+    f->term = term;
+}
+
+/* Check 11, second half: every leader followed claimed that term itself. */
+static void check_follows(obs *o)
+{
+    for (uint32_t i = 0; i < o->n_follows; i++) { /* bounded: OBS_FOLLOWS_MAX */
+        const follow_rec *f = &o->follows[i];
+        if (!set_has(&o->claims, claim_key(f->leader, f->gen, f->term)))
+            violation(o, "%s followed %s as the leader of term %" PRIu64 " (generation %016" PRIx64
+                         "), but no process of %s led that term: a forged claim believed",
+                      f->stem, f->leader, f->term, f->gen, f->leader);
+    }
+}
+
 static int trace_read(obs *o, const char *stem, bool check, trace_view *v)
 {
     char path[4096], id[AETHER_NODE_ID_LEN_MAX + 1];
@@ -812,6 +918,8 @@ static int trace_read(obs *o, const char *stem, bool check, trace_view *v)
                 char src[AETHER_NODE_ID_LEN_MAX + 24];
                 snprintf(src, sizeof(src), "%s's trace", stem);
                 term_leader(o, g, b, tok[4], src);
+                if (o->adversary)
+                    note_follow(o, stem, id, tok[4], g, b);
             }
             if (b > hi_term)
                 hi_term = b;
@@ -1076,6 +1184,8 @@ static int finish(obs *o)
         free(ids[i]);
     }
     free(ids);
+    if (o->adversary)
+        check_follows(o);
     check_acting(o);
     for (uint32_t i = 0; i < o->n_misfits; i++) { /* check 9 on the wire */
         node_rec *n = node_get(o, o->misfits[i]);
@@ -1120,6 +1230,10 @@ static int finish(obs *o)
                o->settle_wait_ms, o->settled ? "" : ": ", o->settled ? "" : o->settle_why);
     else
         printf("settle: not run (stopped before the settle phase)\n");
+    if (o->adversary)
+        printf("adversary: %" PRIu64 " messages announced, %" PRIu64 " heard and left unjudged on the wire; "
+               "%u leaders followed checked against the traces' own claims\n",
+               o->forged_notes, o->forged_heard, o->n_follows);
     printf("violations: %" PRIu64 "\n", o->violations);
     fflush(stdout);
     return o->violations == 0 && (o->settle_ran ? o->settled : true) ? 0 : 1;
@@ -1194,7 +1308,7 @@ static int usage(const char *msg)
 {
     fprintf(stderr, "aether-observer: %s\n"
                     "usage: aether-observer --nats URL[,URL...] --cluster C --dir DIR [--replication R]\n"
-                    "                       [--settle-ms N] [--duration S]\n"
+                    "                       [--settle-ms N] [--duration S] [--adversary]\n"
                     "Records and checks a live cluster (see the comment atop tools/aether-observer.c);\n"
                     "SIGUSR1 starts the settle check (DIR/expect), SIGTERM ends without it.\n",
             msg);
@@ -1205,12 +1319,13 @@ int main(int argc, char **argv)
 {
     obs o = {.cluster = NULL, .replication = 1, .settle_ms = OBS_SETTLE_MS_DEFAULT,
              .duration_s = OBS_DURATION_S_DEFAULT};
-    enum { OPT_NATS = 1, OPT_CLUSTER, OPT_DIR, OPT_REPL, OPT_SETTLE, OPT_DURATION, OPT_HELP };
+    enum { OPT_NATS = 1, OPT_CLUSTER, OPT_DIR, OPT_REPL, OPT_SETTLE, OPT_DURATION, OPT_HELP, OPT_ADVERSARY };
     static const struct option opts[] = {
         {"nats", required_argument, NULL, OPT_NATS},         {"cluster", required_argument, NULL, OPT_CLUSTER},
         {"dir", required_argument, NULL, OPT_DIR},           {"replication", required_argument, NULL, OPT_REPL},
         {"settle-ms", required_argument, NULL, OPT_SETTLE}, {"duration", required_argument, NULL, OPT_DURATION},
-        {"help", no_argument, NULL, OPT_HELP},               {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, OPT_HELP},               {"adversary", no_argument, NULL, OPT_ADVERSARY},
+        {NULL, 0, NULL, 0},
     };
     int c;
     uint64_t v = 0;
@@ -1219,6 +1334,7 @@ int main(int argc, char **argv)
         case OPT_NATS: o.urls = optarg; break;
         case OPT_CLUSTER: o.cluster = optarg; break;
         case OPT_DIR: o.dir = optarg; break;
+        case OPT_ADVERSARY: o.adversary = true; break;
         case OPT_REPL:
             if (parse_u64(optarg, 1, AETHER_REPLICATION_MAX, &v) != 0)
                 return usage("--replication: an integer 1..7");
@@ -1336,6 +1452,10 @@ int main(int argc, char **argv)
     free(expect);
     aether_shardmap_destroy(o.last);
     set_free(&o.wire_events);
+    set_free(&o.forged);
+    set_free(&o.claims);
+    set_free(&o.follow_keys);
+    free(o.follows);
     free(o.primary_seq);
     free(o.primary_epoch);
     free(o.terms);

@@ -29,7 +29,13 @@
  *    seeds keep their schedules) it starts a second process of a live node
  *    id (a restarted pod overlapping the old one). A process that learns it
  *    is superseded exits, as aether-node does; until then the oracle counts
- *    its shards like anyone's.
+ *    its shards like anyone's;
+ *  - on request (--extra-faults forge,adversary), someone who can publish on
+ *    the cluster's subjects: the present leader impersonated (forge), or an
+ *    adversary that hears the network and sends forged, replayed and
+ *    malformed events, maps, heartbeats and commands through the product's
+ *    decoders (tools/sim/sim_adversary.h, tools/sim/adversary.h).
+ * Options and fault kinds: tools/sim/sim_opts.h.
  *
  * DESIGN
  *  1. Boot: every node starts at t=0; the cluster must settle (see 4)
@@ -84,6 +90,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "adversary.h"
 #include "config.h"
 #include "exec_step.h"
 #include "inproc.h"
@@ -93,11 +100,11 @@
 #include "mailbox.h"
 #include "member.h"
 #include "shardmap.h"
+#include "sim_adversary.h"
+#include "sim_opts.h"
 #include "strategy.h"
 #include "topology_json.h"
 
-#define SIM_NODES_MAX 4096u
-#define SIM_TAIL_DEFAULT 40u
 #define SIM_LINE_MAX 480u
 #define SIM_LATE_MAX 4096u          /* late store writes in flight */
 #define SIM_SCAN_EVERY_STEP_MAX 64u /* nodes up to which every check runs every step */
@@ -106,57 +113,10 @@
 #define MS AETHER_NS_PER_MS
 #define SEC AETHER_NS_PER_S
 
-/* ---- fault kinds ------------------------------------------------------------ */
-
-typedef enum fault_kind {
-    /* scheduled events */
-    F_CRASH = 0,
-    F_PAUSE,
-    F_PARTITION,
-    F_ONEWAY,
-    F_ISOLATE,
-    F_KV_OUTAGE,
-    F_KV_CUT,
-    F_JOIN,
-    F_DRAIN,
-    F_NET_BURST,
-    F_EVENT_COUNT_,
-    /* background rates */
-    F_LOSS = F_EVENT_COUNT_,
-    F_DUP,
-    F_REORDER,
-    F_DELAY,
-    F_KV_UNKNOWN,
-    F_KV_SLOW,
-    F_KV_LATE,
-    F_DRIFT,
-    /* Opt-in kinds: --extra-faults LIST (with --soak too) or --faults by
-     * name; neither --all-faults nor --soak's derivation enables them, so
-     * the regression seeds keep their schedules. misfit runs on its own
-     * generator (xrng), beside the schedule above; twin is drawn by the
-     * schedule (--faults all,twin). */
-    F_MISFIT = F_DRIFT + 1, /* a joiner with another shard_count or replication */
-    F_TWIN,                 /* a second process of a live node id */
-    F_KV_LOSS,              /* a bucket deleted and re-created empty (scheduled, --faults all,kv-loss) */
-    F_FORGE,                /* the present leader impersonated: its own schedule and generator
-                               (forge_at), --faults ...,forge */
-    F_KV_LOSS_BOTH,         /* kv-loss may lose both buckets at once (a new generation,
-                               actors/lease.h GENERATION); implies kv-loss */
-    F_FORGE_TERM,           /* forge also claims a term far ahead (issue 13): implies forge; a
-                               kind of its own so forge's seeds keep their schedules */
-    F_COUNT_
-} fault_kind;
-#define F_CLASSIC_COUNT_ F_MISFIT /* --all-faults and --soak draw from the kinds before */
 #define SIM_MISFITS_MAX 4u /* misfit joiners per run */
 
 #define F_KV_LOSS_WEIGHT 2u
 
-static const char *const fault_names[F_COUNT_] = {
-    "crash",  "pause",  "partition", "oneway", "isolate",    "kv-outage", "kv-cut",
-    "join",   "drain",  "net-burst", "loss",   "dup",        "reorder",   "delay",
-    "kv-unknown", "kv-slow", "kv-late", "drift", "misfit", "twin", "kv-loss", "forge",
-    "kv-loss-both", "forge-term",
-};
 #define F_TWIN_WEIGHT 2u
 
 /* Relative weights of the scheduled events. */
@@ -164,33 +124,6 @@ static const uint32_t fault_weight[F_EVENT_COUNT_] = {
     [F_CRASH] = 4,   [F_PAUSE] = 3,  [F_PARTITION] = 2, [F_ONEWAY] = 2, [F_ISOLATE] = 2,
     [F_KV_OUTAGE] = 2, [F_KV_CUT] = 2, [F_JOIN] = 2,    [F_DRAIN] = 2,  [F_NET_BURST] = 2,
 };
-
-/* ---- options ---------------------------------------------------------------- */
-
-typedef struct opts {
-    uint64_t seed;
-    uint32_t nodes;
-    uint64_t duration_ms;
-    uint32_t shards;
-    uint32_t replication;
-    uint32_t max_handoffs;     /* 0 = the default */
-    uint32_t faults;           /* bit per fault_kind */
-    uint32_t extra_faults;     /* --extra-faults: opt-in kinds added after --soak's derivation */
-    double fault_rate;         /* scheduled events per simulated second */
-    double loss, dup, reorder; /* per delivery, while chaos lasts */
-    uint64_t delay_min_us, delay_max_us, delay_mean_us; /* mean 0 = uniform */
-    double kv_unknown, kv_slow, kv_late; /* per store call, while chaos lasts */
-    int64_t drift_ppm;         /* -1 = 90% of the configured bound */
-    uint64_t settle_ms;
-    uint64_t retention_ms;     /* node_retention_ms of every node */
-    uint32_t joins_max;        /* nodes that may join beyond --nodes */
-    bool soak;
-    bool trace;
-    uint32_t tail;
-    bool wall;
-    aether_log_level log_level;
-    bool i4;                   /* run the final I4 check */
-} opts;
 
 /* ---- state ------------------------------------------------------------------ */
 
@@ -263,8 +196,9 @@ typedef struct sim {
     uint32_t misfits;
     aether_rng grng;  /* forgeries (F_FORGE): their own schedule */
     uint64_t forge_at_ns;      /* next forgery */
-    uint64_t forge_seq;        /* seqs the forger used so far */
-    aether_transport *forger;  /* a hub endpoint that is no member */
+    aether_rng arng;  /* the adversary's schedule (F_ADVERSARY) */
+    uint64_t adv_at_ns;        /* its next burst */
+    sim_adversary *adv;        /* F_FORGE and F_ADVERSARY's hub endpoints */
     aether_inproc_hub *hub;
     aether_kv *kv[2];
     snode *nodes;
@@ -1271,11 +1205,10 @@ static void inject(sim *s)
 }
 
 /* F_FORGE (issue 12, item 3): someone allowed to publish on the cluster's
- * subjects impersonates the present leader: a NodeFailed of a live follower
- * with a seq far from the term's sequence, and a map of the present term
- * 1000 versions ahead giving that follower every shard. Both contradict the
- * state store; the oracle judges the rest (single ownership, maps never
- * going back, every shard served once settled). */
+ * subjects impersonates the present leader (sim_adversary_forge_present):
+ * a NodeFailed of a live follower and a map giving it every shard. Both
+ * contradict the state store; the oracle judges the rest (single
+ * ownership, maps never going back, every shard served once settled). */
 static void forge(sim *s)
 {
     snode *leader = NULL;
@@ -1293,64 +1226,54 @@ static void forge(sim *s)
     for (uint32_t i = 0, k = (uint32_t)aether_rng_below(&s->grng, live); victim == NULL; i++)
         if (s->nodes[i].m != NULL && &s->nodes[i] != leader && k-- == 0)
             victim = &s->nodes[i];
-    if (s->forger == NULL) {
-        aether_node_id fid;
-        AETHER_ASSERT(aether_node_id_from_cstr("forger", &fid, NULL) == AETHER_OK);
-        AETHER_ASSERT(aether_inproc_endpoint_create(s->hub, &fid, &s->forger) == AETHER_OK);
-    }
     aether_member_view v;
     aether_member_view_get(leader->m, &v);
-    aether_event *e = aether_event_create(AETHER_EVT_NODE_FAILED);
-    AETHER_ASSERT(e != NULL);
-    snprintf(e->cluster, sizeof(e->cluster), "%s", s->base.cluster);
-    e->term = v.term;
-    e->seq = 1000000 + ++s->forge_seq;
-    e->node = *aether_member_id(leader->m);
-    e->data.node_failed.node = *aether_member_id(victim->m);
-    (void)aether_transport_publish_event(s->forger, e);
-    aether_event_release(e);
-    aether_shardmap_builder *b = NULL;
-    aether_shardmap *map = NULL;
-    aether_node_index vi;
-    AETHER_ASSERT(aether_shardmap_builder_create(s->o.shards, 1, &b, NULL) == AETHER_OK);
-    AETHER_ASSERT(aether_shardmap_builder_add_node(b, aether_member_id(victim->m), &vi, NULL) == AETHER_OK);
-    for (uint32_t sh = 0; sh < s->o.shards; sh++)
-        AETHER_ASSERT(aether_shardmap_builder_set_owners(b, sh, &vi, 1, NULL) == AETHER_OK);
-    aether_shardmap_builder_set_version(b, v.map_version + 1000);
-    aether_shardmap_builder_set_term(b, v.term);
-    AETHER_ASSERT(aether_shardmap_build(b, &map, NULL) == AETHER_OK);
-    aether_shardmap_builder_destroy(b);
-    (void)aether_transport_publish_map(s->forger, map);
-    aether_shardmap_destroy(map);
-    if (!enabled(s, F_FORGE_TERM)) {
-        trace_line(s, "FAULT forged NodeFailed of %s (seq %" PRIu64 ") and map v%" PRIu64
-                   " in %s's name, term %" PRIu64, victim->id, 1000000 + s->forge_seq,
-                   v.map_version + 1000, leader->id, (uint64_t)v.term);
-        s->injected[F_FORGE]++;
-        return;
-    }
-    /* F_FORGE_TERM (issue 13 item 2): a LeaderElected of a term far ahead
-     * (T + 1000, or 2^63 - 1 every other time) in the forger's own name.
-     * Believed, it would make every node drop the real leader's events as
-     * stale (for minutes, or for good). */
-    aether_term far = (s->forge_seq & 1u) ? v.term + 1000 : (aether_term)INT64_MAX;
-    aether_event *le = aether_event_create(AETHER_EVT_LEADER_ELECTED);
-    AETHER_ASSERT(le != NULL);
-    snprintf(le->cluster, sizeof(le->cluster), "%s", s->base.cluster);
-    le->term = far;
-    le->seq = 1;
-    AETHER_ASSERT(aether_node_id_from_cstr("forger", &le->node, NULL) == AETHER_OK);
-    le->data.leader_elected.leader = le->node;
-    le->data.leader_elected.term = far;
-    le->data.leader_elected.ttl_ms = s->base.lease_ttl_ms;
-    (void)aether_transport_publish_event(s->forger, le);
-    aether_event_release(le);
-    trace_line(s, "FAULT forged NodeFailed of %s (seq %" PRIu64 ") and map v%" PRIu64
-               " in %s's name, term %" PRIu64 "; LeaderElected of term %" PRIu64 " from forger",
-               victim->id, 1000000 + s->forge_seq, v.map_version + 1000, leader->id, (uint64_t)v.term,
-               (uint64_t)far);
+    char line[SIM_LINE_MAX];
+    sim_adversary_forge_present(s->adv, aether_member_id(leader->m), v.term, v.map_version,
+                                aether_member_id(victim->m), s->o.shards, enabled(s, F_FORGE_TERM),
+                                s->base.lease_ttl_ms, line, sizeof(line));
+    trace_line(s, "FAULT %s", line);
     s->injected[F_FORGE]++;
-    s->injected[F_FORGE_TERM]++;
+    if (enabled(s, F_FORGE_TERM))
+        s->injected[F_FORGE_TERM]++;
+}
+
+/* F_ADVERSARY (issue 13, item 6): a burst of 1-3 messages from the
+ * adversary, each traced with what the decoders made of it. */
+static void adversary(sim *s)
+{
+    uint32_t n = 1 + (uint32_t)aether_rng_below(&s->arng, 3);
+    for (uint32_t i = 0; i < n && !s->failed; i++) { /* bounded: 3 */
+        char line[SIM_LINE_MAX];
+        sim_adversary_act(s->adv, (now_ns(s) + 1700000000000ull * MS) / MS, line, sizeof(line));
+        trace_line(s, "FAULT %s", line);
+        s->injected[F_ADVERSARY]++;
+    }
+}
+
+/* A node drained from outside (aetherctl drain, or a LeaveCluster the
+ * adversary sent in its name) exits once it has left, as aether-node does
+ * (has_left). Its exit must rest on the store: the stored topology, when it
+ * names the node, must say Left (a forged NodeLeft must not make a node
+ * quit). */
+static void exit_left(sim *s, snode *n)
+{
+    aether_kv_entry e;
+    aether_topology stored;
+    aether_topology_init(&stored, aether_member_id(n->m));
+    if (aether_kv_get(s->kv[1], "topology", &e, NULL) == AETHER_OK) {
+        if (aether_topology_json_decode((const char *)e.value, e.value_len, &stored, NULL) == AETHER_OK) {
+            const aether_node_info *info = aether_topology_find(&stored, aether_member_id(n->m));
+            if (info != NULL && info->status != AETHER_NODE_LEFT)
+                fail(s, "%s exited as Left (drained from outside) but the stored topology says %s", n->id,
+                     aether_node_status_name(info->status));
+        }
+        aether_kv_entry_fini(&e);
+    }
+    aether_topology_fini(&stored);
+    node_stop(s, n, "exit (left: drained from outside)");
+    n->left = true;
+    n->restart_at_ns = 0;
 }
 
 /* Scheduled ends of faults, restarts, drained nodes that left. */
@@ -1402,6 +1325,10 @@ static void housekeeping(sim *s)
                 n->restart_at_ns = 0;
                 continue;
             }
+            if (v.has_left && !n->drain_requested) {
+                exit_left(s, n);
+                continue;
+            }
         }
         if (n->drain_requested && !n->paused) {
             aether_member_view v;
@@ -1441,6 +1368,12 @@ static void every_ms(sim *s)
             forge(s);
         /* about one every 2 simulated seconds, from its own generator */
         s->forge_at_ns = now_ns(s) + aether_rng_range(&s->grng, 500, 3500) * MS;
+    }
+    if (s->chaos && enabled(s, F_ADVERSARY) && now_ns(s) >= s->adv_at_ns) {
+        if (s->adv_at_ns != 0)
+            adversary(s);
+        /* a burst every 0.5 simulated seconds on average */
+        s->adv_at_ns = now_ns(s) + aether_rng_range(&s->arng, 50, 950) * MS;
     }
     if (s->chaos && now_ns(s) >= s->next_fault_ns) {
         inject(s);
@@ -1827,153 +1760,6 @@ static void check_i4(sim *s)
     s->i4_watch = false;
 }
 
-/* ---- options ----------------------------------------------------------------- */
-
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: aether-sim --seed S [--nodes N] [--duration SIM_SECONDS] [options]\n"
-            "       aether-sim --soak --seed S      (everything else derived from S)\n"
-            "\n"
-            "cluster:  --nodes N (5)  --shards K (64)  --replication R (1)  --max-handoffs H\n"
-            "          --duration S (30, simulated seconds of faults)  --settle S (30)\n"
-            "          --node-retention S (10: departed nodes are forgotten within a run)\n"
-            "faults:   --all-faults | --faults LIST  (comma list of: %s", fault_names[0]);
-    for (int i = 1; i < F_COUNT_; i++)
-        fprintf(f, ",%s", fault_names[i]);
-    fprintf(f,
-            ")\n"
-            "          --extra-faults LIST (opt-in kinds, also with --soak: misfit; not in\n"
-            "            --all-faults: a joiner with another shard_count or replication)\n"
-            "          (--all-faults, 'all' and --soak leave out twin: a second process of a\n"
-            "          live node id; add it with --faults all,twin)\n"
-            "          --fault-rate R (scheduled faults per simulated second, 1)\n"
-            "          --loss F (0.01)  --dup F (0.005)  --reorder F (0.01)   per delivery\n"
-            "          --delay-us MIN,MAX[,MEAN] (100,3000; MEAN = exponential)\n"
-            "          --kv-unknown F (0.01)  --kv-slow F (0.005)  --kv-late F (0.005)   per store call\n"
-            "          --drift-ppm P (90%% of the bound the configuration allows)\n"
-            "          --joins-max J (nodes that may join beyond --nodes; 4)  --no-i4\n"
-            "output:   --trace (every line as it happens)  --tail N (40 lines on failure)\n"
-            "          --log-level L (warn)  --wall (wall time on stderr)\n"
-            "exit: 0 all checks held, 1 a check failed, 2 usage\n");
-}
-
-/* Decimal digits only: strtoull alone takes "-1" and wraps it to 2^64 - 1. */
-static bool parse_u64(const char *s, uint64_t *out)
-{
-    if (s[0] < '0' || s[0] > '9')
-        return false;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0')
-        return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_frac(const char *s, double *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || *end != '\0' || !(v >= 0 && v <= 1)) /* NaN fails both */
-        return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_seconds_ms(const char *s, uint64_t *ms)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || *end != '\0' || !(v >= 0 && v <= 1e7)) /* NaN fails both */
-        return false;
-    *ms = (uint64_t)(v * 1000.0 + 0.5);
-    return true;
-}
-
-static bool parse_faults(const char *list, uint32_t *mask)
-{
-    *mask = 0;
-    char buf[512];
-    snprintf(buf, sizeof(buf), "%s", list);
-    for (char *tok = strtok(buf, ","); tok != NULL; tok = strtok(NULL, ",")) {
-        if (strcmp(tok, "all") == 0) {
-            *mask |= (1u << F_CLASSIC_COUNT_) - 1; /* the classic kinds; twin is opt-in */
-            continue;
-        }
-        if (strcmp(tok, "none") == 0)
-            continue;
-        int found = -1;
-        for (int i = 0; i < F_COUNT_; i++)
-            if (strcmp(tok, fault_names[i]) == 0)
-                found = i;
-        if (found < 0)
-            return false;
-        *mask |= 1u << found;
-        if (found == F_KV_LOSS_BOTH)
-            *mask |= 1u << F_KV_LOSS; /* its losses are kv-loss's, drawn by its schedule */
-        if (found == F_FORGE_TERM)
-            *mask |= 1u << F_FORGE; /* its claims ride on forge's schedule */
-    }
-    return true;
-}
-
-static void defaults(opts *o)
-{
-    memset(o, 0, sizeof(*o));
-    o->seed = 1;
-    o->nodes = 5;
-    o->duration_ms = 30000;
-    o->shards = 64;
-    o->replication = 1;
-    o->fault_rate = 1.0;
-    o->loss = 0.01;
-    o->dup = 0.005;
-    o->reorder = 0.01;
-    o->delay_min_us = 100;
-    o->delay_max_us = 3000;
-    o->kv_unknown = 0.01;
-    o->kv_slow = 0.005;
-    o->kv_late = 0.005;
-    o->drift_ppm = -1;
-    o->settle_ms = 30000;
-    /* The smallest retention the default brake window allows: departed
-     * nodes are forgotten, and come back as new ones, within a run. */
-    o->retention_ms = 10000;
-    o->joins_max = 4;
-    o->tail = SIM_TAIL_DEFAULT;
-    o->log_level = AETHER_LOG_WARN;
-    o->i4 = true;
-}
-
-/* --soak: the cluster and its faults come from the seed. */
-static void derive(opts *o)
-{
-    aether_rng r;
-    aether_rng_seed(&r, o->seed ^ UINT64_C(0x5eed50a4));
-    o->nodes = (uint32_t)aether_rng_range(&r, 3, 20);
-    static const uint32_t shard_choices[] = { 16, 32, 64, 128, 256 };
-    o->shards = shard_choices[aether_rng_below(&r, 5)];
-    o->replication = (uint32_t)aether_rng_range(&r, 1, 3);
-    static const uint32_t handoff_choices[] = { 1, 4, 16, 64 };
-    o->max_handoffs = handoff_choices[aether_rng_below(&r, 4)];
-    o->faults = 0;
-    for (int f = 0; f < F_CLASSIC_COUNT_; f++) /* F_TWIN is opt-in: seeds keep their schedules */
-        if (aether_rng_below(&r, 10) < 7)
-            o->faults |= 1u << f;
-    o->fault_rate = 0.5 + (double)aether_rng_below(&r, 16) / 4.0; /* 0.5 .. 4.25 */
-    o->loss = (double)aether_rng_below(&r, 31) / 1000.0;         /* 0 .. 3% */
-    o->dup = (double)aether_rng_below(&r, 21) / 1000.0;
-    o->reorder = (double)aether_rng_below(&r, 51) / 1000.0;
-    o->delay_min_us = aether_rng_range(&r, 10, 500);
-    o->delay_max_us = o->delay_min_us + aether_rng_range(&r, 0, 20000);
-    o->delay_mean_us = aether_rng_below(&r, 2) ? 0 : o->delay_min_us + (o->delay_max_us - o->delay_min_us) / 8;
-    o->kv_unknown = (double)aether_rng_below(&r, 31) / 1000.0;
-    o->kv_slow = (double)aether_rng_below(&r, 11) / 1000.0;
-    o->kv_late = (double)aether_rng_below(&r, 11) / 1000.0;
-}
-
 static void print_params(FILE *f, const sim *s, const char *prefix)
 {
     const opts *o = &s->o;
@@ -1985,7 +1771,7 @@ static void print_params(FILE *f, const sim *s, const char *prefix)
     bool first = true;
     for (int i = 0; i < F_COUNT_; i++)
         if ((o->faults >> i) & 1u) {
-            fprintf(f, "%s%s", first ? "" : ",", fault_names[i]);
+            fprintf(f, "%s%s", first ? "" : ",", sim_fault_names[i]);
             first = false;
         }
     if (first)
@@ -1997,154 +1783,10 @@ static void print_params(FILE *f, const sim *s, const char *prefix)
     fprintf(f, " --kv-unknown %g --kv-slow %g --kv-late %g --drift-ppm %" PRId64 " --joins-max %u --settle %.3f%s",
             o->kv_unknown, o->kv_slow, o->kv_late, s->drift_ppm, o->joins_max,
             (double)o->settle_ms / 1000.0, o->i4 ? "" : " --no-i4");
+    if (o->adv_without != 0)
+        fprintf(f, " --adversary-without %s", o->adv_without_arg);
 }
 
-static int parse_args(int argc, char **argv, opts *o)
-{
-    defaults(o);
-    bool have_faults = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        uint64_t u;
-        bool ok = true;
-#define NEEDV()                                                                                    \
-    do {                                                                                           \
-        if (v == NULL) {                                                                           \
-            fprintf(stderr, "aether-sim: %s needs a value\n", a);                                  \
-            return 2;                                                                              \
-        }                                                                                          \
-        i++;                                                                                       \
-    } while (0)
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
-            exit(0);
-        } else if (strcmp(a, "--seed") == 0) {
-            NEEDV();
-            ok = parse_u64(v, &o->seed);
-        } else if (strcmp(a, "--soak") == 0) {
-            o->soak = true;
-        } else if (strcmp(a, "--nodes") == 0) {
-            NEEDV();
-            ok = parse_u64(v, &u) && u >= 1 && u <= SIM_NODES_MAX / 2;
-            o->nodes = (uint32_t)u;
-        } else if (strcmp(a, "--duration") == 0) {
-            NEEDV();
-            ok = parse_seconds_ms(v, &o->duration_ms);
-        } else if (strcmp(a, "--settle") == 0) {
-            NEEDV();
-            ok = parse_seconds_ms(v, &o->settle_ms) && o->settle_ms > 0;
-        } else if (strcmp(a, "--node-retention") == 0) {
-            NEEDV();
-            ok = parse_seconds_ms(v, &o->retention_ms) && o->retention_ms >= 10000 &&
-                 o->retention_ms <= UINT32_MAX;
-        } else if (strcmp(a, "--shards") == 0) {
-            NEEDV();
-            ok = parse_u64(v, &u) && u >= 1 && u <= AETHER_SHARD_COUNT_MAX;
-            o->shards = (uint32_t)u;
-        } else if (strcmp(a, "--replication") == 0) {
-            NEEDV();
-            ok = parse_u64(v, &u) && u >= 1 && u <= AETHER_REPLICATION_MAX;
-            o->replication = (uint32_t)u;
-        } else if (strcmp(a, "--max-handoffs") == 0) {
-            NEEDV();
-            ok = parse_u64(v, &u) && u >= 1 && u <= AETHER_SHARD_COUNT_MAX;
-            o->max_handoffs = (uint32_t)u;
-        } else if (strcmp(a, "--all-faults") == 0) {
-            o->faults = (1u << F_CLASSIC_COUNT_) - 1;
-            have_faults = true;
-        } else if (strcmp(a, "--extra-faults") == 0) {
-            NEEDV();
-            ok = parse_faults(v, &o->extra_faults);
-        } else if (strcmp(a, "--faults") == 0) {
-            NEEDV();
-            ok = parse_faults(v, &o->faults);
-            have_faults = true;
-        } else if (strcmp(a, "--fault-rate") == 0) {
-            NEEDV();
-            char *end;
-            o->fault_rate = strtod(v, &end);
-            ok = end != v && *end == '\0' && o->fault_rate > 0 && o->fault_rate <= 1000;
-        } else if (strcmp(a, "--loss") == 0) {
-            NEEDV();
-            ok = parse_frac(v, &o->loss);
-        } else if (strcmp(a, "--dup") == 0) {
-            NEEDV();
-            ok = parse_frac(v, &o->dup);
-        } else if (strcmp(a, "--reorder") == 0) {
-            NEEDV();
-            ok = parse_frac(v, &o->reorder);
-        } else if (strcmp(a, "--kv-unknown") == 0) {
-            NEEDV();
-            ok = parse_frac(v, &o->kv_unknown);
-        } else if (strcmp(a, "--kv-slow") == 0) {
-            NEEDV();
-            ok = parse_frac(v, &o->kv_slow);
-        } else if (strcmp(a, "--kv-late") == 0) {
-            NEEDV();
-            ok = parse_frac(v, &o->kv_late);
-        } else if (strcmp(a, "--delay-us") == 0) {
-            NEEDV();
-            unsigned long long lo, hi, mean = 0;
-            int k = sscanf(v, "%llu,%llu,%llu", &lo, &hi, &mean);
-            ok = (k == 2 || k == 3) && lo <= hi && hi <= AETHER_INPROC_DELAY_MAX_US &&
-                 (k == 2 || (mean >= lo && mean <= hi));
-            o->delay_min_us = lo;
-            o->delay_max_us = hi;
-            o->delay_mean_us = k == 3 ? mean : 0;
-        } else if (strcmp(a, "--drift-ppm") == 0) {
-            NEEDV();
-            ok = parse_u64(v, &u) && u < 500000;
-            o->drift_ppm = (int64_t)u;
-        } else if (strcmp(a, "--joins-max") == 0) {
-            NEEDV();
-            ok = parse_u64(v, &u) && u <= SIM_NODES_MAX / 2;
-            o->joins_max = (uint32_t)u;
-        } else if (strcmp(a, "--trace") == 0) {
-            o->trace = true;
-        } else if (strcmp(a, "--tail") == 0) {
-            NEEDV();
-            ok = parse_u64(v, &u) && u >= 1 && u <= 100000;
-            o->tail = (uint32_t)u;
-        } else if (strcmp(a, "--log-level") == 0) {
-            NEEDV();
-            ok = aether_log_level_parse(v, &o->log_level);
-        } else if (strcmp(a, "--wall") == 0) {
-            o->wall = true;
-        } else if (strcmp(a, "--no-i4") == 0) {
-            o->i4 = false;
-        } else {
-            fprintf(stderr, "aether-sim: unknown option '%s' (see --help)\n", a);
-            return 2;
-        }
-#undef NEEDV
-        if (!ok) {
-            fprintf(stderr, "aether-sim: bad value for %s: '%s'\n", a, v ? v : "");
-            return 2;
-        }
-    }
-    if (o->soak) {
-        /* Derived values win over defaults; explicit options given after
-         * --soak are not supported (the seed is the whole description). */
-        uint64_t seed = o->seed, dur = o->duration_ms;
-        bool trace = o->trace, wall = o->wall;
-        uint32_t tail = o->tail;
-        aether_log_level lvl = o->log_level;
-        derive(o);
-        o->seed = seed;
-        o->duration_ms = dur;
-        o->trace = trace;
-        o->wall = wall;
-        o->tail = tail;
-        o->log_level = lvl;
-    } else if (!have_faults) {
-        o->faults = 0;
-    }
-    o->faults |= o->extra_faults;
-    if (o->replication > o->nodes + o->joins_max)
-        o->replication = o->nodes;
-    return 0;
-}
 
 /* ---- main -------------------------------------------------------------------- */
 
@@ -2166,7 +1808,7 @@ int main(int argc, char **argv)
     sim *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return 1;
-    int rc = parse_args(argc, argv, &s->o);
+    int rc = sim_parse_args(argc, argv, &s->o);
     if (rc != 0) {
         free(s);
         return rc;
@@ -2199,6 +1841,7 @@ int main(int argc, char **argv)
     aether_rng_seed(&s->mrng, s->o.seed * 7 + 3);
     aether_rng_seed(&s->xrng, s->o.seed * 13 + 5);
     aether_rng_seed(&s->grng, s->o.seed * 11 + 4);
+    aether_rng_seed(&s->arng, s->o.seed * 17 + 6);
     s->ring = calloc(s->o.tail, sizeof(*s->ring));
     AETHER_ASSERT(s->ring != NULL);
     aether_log_set_clock(&s->clock->base);
@@ -2222,6 +1865,12 @@ int main(int argc, char **argv)
     aether_inproc_net_config nc = { .executor = s->ex, .seed = s->o.seed * 11 + 4, .faults = s->calm };
     AETHER_ASSERT(aether_inproc_hub_create_net(&nc, &s->hub) == AETHER_OK);
     aether_inproc_set_map_tap(s->hub, on_map_published, s);
+    if (enabled(s, F_FORGE) || enabled(s, F_ADVERSARY)) {
+        aether_admission terms;
+        aether_config_admission(&s->base, &terms);
+        s->adv = sim_adversary_create(s->hub, s->base.cluster, s->o.seed * 19 + 7, s->o.adv_without, &terms,
+                                      enabled(s, F_ADVERSARY));
+    }
     aether_kv_mem_config lk = { .name = "lease", .ttl_ms = s->base.lease_ttl_ms, .clock = &s->clock->base,
                                 .rng = &s->krng };
     aether_kv_mem_config sk = { .name = "state", .ttl_ms = 0, .clock = &s->clock->base, .rng = &s->krng };
@@ -2273,9 +1922,11 @@ int main(int argc, char **argv)
             printf(" --soak --seed %" PRIu64 " --duration %.3f", s->o.seed, (double)s->o.duration_ms / 1000.0);
             for (int f = F_CLASSIC_COUNT_, first = 1; f < F_COUNT_; f++)
                 if ((s->o.extra_faults >> f) & 1u) {
-                    printf("%s%s", first ? " --extra-faults " : ",", fault_names[f]);
+                    printf("%s%s", first ? " --extra-faults " : ",", sim_fault_names[f]);
                     first = 0;
                 }
+            if (s->o.adv_without != 0)
+                printf(" --adversary-without %s", s->o.adv_without_arg);
         } else
             print_params(stdout, s, " ");
         printf(" --trace\n");
@@ -2293,7 +1944,7 @@ int main(int argc, char **argv)
         bool first = true;
         for (int f = 0; f < F_COUNT_; f++)
             if (s->injected[f] && (f < F_EVENT_COUNT_ || f >= F_CLASSIC_COUNT_)) {
-                printf("%s%s %" PRIu64, first ? "" : ", ", fault_names[f], s->injected[f]);
+                printf("%s%s %" PRIu64, first ? "" : ", ", sim_fault_names[f], s->injected[f]);
                 first = false;
             }
         printf("), %" PRIu64 " elections, %" PRIu64 " shard moves, %" PRIu64
@@ -2302,6 +1953,10 @@ int main(int argc, char **argv)
                s->elections, s->moves, s->maps_checked, ns.delivered, ns.lost, ns.duplicated,
                ns.reordered, ns.blocked);
     }
+    char adv_line[SIM_LINE_MAX];
+    sim_adversary_summary(s->adv, adv_line, sizeof(adv_line));
+    if (adv_line[0] != '\0')
+        printf("%s\n", adv_line);
     fflush(stdout);
     clock_gettime(CLOCK_MONOTONIC, &w1);
     if (s->o.wall)
@@ -2328,7 +1983,7 @@ int main(int argc, char **argv)
     }
     for (uint32_t i = 0; i < s->n_late; i++)
         free(s->late[i].value);
-    aether_transport_destroy(s->forger);
+    sim_adversary_destroy(s->adv);
     aether_inproc_hub_destroy(s->hub);
     aether_kv_destroy(s->kv[0]);
     aether_kv_destroy(s->kv[1]);

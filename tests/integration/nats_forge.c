@@ -125,6 +125,47 @@
  * (default 1024), waits for the reply and prints "reply STATUS REASON".
  * Exit 0 when a reply came, 1 otherwise.
  *
+ * Seventh mode (issue 13 item 6: the adversary of tools/chaos --adversary):
+ *
+ *   nats_forge --nats URL --cluster C --adversary SEED [--for-ms MS]
+ *              [--every-ms E] [--without LIST] [auth...]
+ *
+ * runs the adversary of tools/sim/adversary.h - the one aether-sim's
+ * `adversary` fault kind runs - on the real subjects for MS (default 3000,
+ * up to 24 h): it subscribes to aether.<C>.> (without echo: it never hears
+ * itself) and hands every message to the generator, which learns terms,
+ * seqs, ids, incarnations and admission terms from them; every E ms on
+ * average (default 300, drawn 0.5-1.5x) it publishes the generator's next
+ * message - forged, replayed or malformed events, maps, heartbeats and
+ * commands (commands without a reply subject) - on its subject. --without
+ * leaves families out (ahead-terms, join-incarnations). Before each
+ * message it announces the XXH64 of its bytes (16 hex digits) on
+ * aether.<C>.adversary, where no node listens, so that aether-observer
+ * --adversary can tell the forger's messages from the cluster's. One line per
+ * message ("adv CLASS TAIL WHAT"), then
+ *   adversary sent=N forged=F replayed=R malformed=M heard=H term=T ids=I
+ * Exit 0 when it ran to the end, 1 if a publish or the subscription failed.
+: the adversary of tools/chaos --adversary):
+ *
+ *   nats_forge --nats URL --cluster C --adversary SEED [--for-ms MS]
+ *              [--every-ms E] [--without LIST] [auth...]
+ *
+ * runs the adversary of tools/sim/adversary.h - the one aether-sim's
+ * `adversary` fault kind runs - on the real subjects for MS (default 3000,
+ * up to 24 h): it subscribes to aether.<C>.> (without echo: it never hears
+ * itself) and hands every message to the generator, which learns terms,
+ * seqs, ids, incarnations and admission terms from them; every E ms on
+ * average (default 300, drawn 0.5-1.5x) it publishes the generator's next
+ * message - forged, replayed or malformed events, maps, heartbeats and
+ * commands (commands without a reply subject) - on its subject. --without
+ * leaves families out (ahead-terms, join-incarnations). Before each
+ * message it announces the XXH64 of its bytes (16 hex digits) on
+ * aether.<C>.adversary, where no node listens, so that aether-observer
+ * --adversary can tell the forger's messages from the cluster's. One line per
+ * message ("adv CLASS TAIL WHAT"), then
+ *   adversary sent=N forged=F replayed=R malformed=M heard=H term=T ids=I
+ * Exit 0 when it ran to the end, 1 if a publish or the subscription failed.
+ *
  * Threading: one thread.
  */
 #include <errno.h>
@@ -137,7 +178,9 @@
 #include <time.h>
 
 #include <nats/nats.h>
+#include <xxhash.h>
 
+#include "adversary.h"
 #include "aether.h"
 
 #define EXIT_USAGE 2
@@ -190,6 +233,8 @@ static int forge_usage(const char *msg)
                     "                  [--nonce K] [--shards S] [--timeout-ms MS]\n"
                     "       nats_forge --nats URL --cluster C --claim-term N|+K\n"
                     "                  [--user U --password P | --token T] [--lease-ttl-ms N]\n"
+                    "       nats_forge --nats URL --cluster C --adversary SEED [--for-ms MS]\n"
+                    "                  [--every-ms E] [--without LIST] [--user U --password P | --token T]\n"
                     "       nats_forge --nats URL --cluster C --flood N [--node ID | --joins]\n"
                     "                  [--pace-us US] [--wait-ms MS]\n"
                     "                  [--user U --password P | --token T]\n",
@@ -978,13 +1023,95 @@ static int forge_flood(forge *f, const aether_node_id *node, bool joins, uint64_
     return 0;
 }
 
+/* Fifth mode: the adversary (tools/sim/adversary.h) for for_ms. */
+static int forge_adversary(forge *f, uint64_t seed, uint64_t for_ms, uint64_t every_ms, uint32_t without)
+{
+    aether_adversary *a = NULL;
+    aether_err err = {0};
+    if (aether_adversary_create(f->cluster, seed, without, &a, &err) != AETHER_OK) {
+        fprintf(stderr, "nats_forge: adversary: %s\n", err.msg);
+        return 1;
+    }
+    aether_config def;
+    aether_config_defaults(&def);
+    aether_admission terms;
+    aether_config_admission(&def, &terms);
+    aether_adversary_set_admission(a, &terms); /* until a genuine JoinCluster says otherwise */
+    aether_rng pace;
+    aether_rng_seed(&pace, seed ^ UINT64_C(0xadd5));
+    char wild[192];
+    snprintf(wild, sizeof(wild), "%s>", f->prefix);
+    natsSubscription *sub = NULL;
+    natsStatus s = natsConnection_SubscribeSync(&sub, f->nc, wild);
+    if (s == NATS_OK)
+        s = natsSubscription_SetPendingLimits(sub, -1, -1);
+    uint64_t t0 = forge_now_ms(), next = t0 + every_ms, sent = 0;
+    size_t plen = strlen(f->prefix);
+    while (s == NATS_OK) { /* bounded: for_ms */
+        uint64_t now = forge_now_ms();
+        if (now >= t0 + for_ms)
+            break;
+        natsMsg *msg = NULL;
+        uint64_t wait = next > now ? next - now : 1;
+        natsStatus r = natsSubscription_NextMsg(&msg, sub, (int64_t)(wait < 100 ? wait : 100));
+        if (r == NATS_OK) {
+            const char *subj = natsMsg_GetSubject(msg);
+            if (strncmp(subj, f->prefix, plen) == 0)
+                aether_adversary_observe(a, subj + plen, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg));
+            natsMsg_Destroy(msg);
+        } else if (r != NATS_TIMEOUT) {
+            s = r;
+            break;
+        }
+        if (forge_now_ms() < next)
+            continue;
+        aether_adv_msg m;
+        if (aether_adversary_next(a, forge_wall_ms(), &m, &err) != AETHER_OK) {
+            fprintf(stderr, "nats_forge: adversary: %s\n", err.msg);
+            break;
+        }
+        /* Announced first, on this connection (the observer hears both in
+         * order, no node subscribes there): the judge must know what is
+         * forged, the nodes must not (aether-observer check 11). */
+        char subject[256], note[24];
+        snprintf(subject, sizeof(subject), "%sadversary", f->prefix);
+        snprintf(note, sizeof(note), "%016" PRIx64, (uint64_t)XXH64(m.bytes, m.len, 0));
+        s = natsConnection_PublishString(f->nc, subject, note);
+        snprintf(subject, sizeof(subject), "%s%s", f->prefix, m.tail);
+        if (s == NATS_OK)
+            s = natsConnection_Publish(f->nc, subject, m.bytes, (int)m.len);
+        if (s == NATS_OK) {
+            sent++;
+            printf("adv %s %s %s\n", aether_adv_class_name(m.cls), m.tail, m.what);
+        }
+        aether_adv_msg_fini(&m);
+        next = forge_now_ms() + aether_rng_range(&pace, every_ms / 2, every_ms * 3 / 2);
+    }
+    if (s == NATS_OK)
+        s = natsConnection_FlushTimeout(f->nc, 2000);
+    natsSubscription_Destroy(sub);
+    aether_adv_stats st;
+    aether_adversary_stats(a, &st);
+    printf("adversary sent=%" PRIu64 " forged=%" PRIu64 " replayed=%" PRIu64 " malformed=%" PRIu64
+           " heard=%" PRIu64 " term=%" PRIu64 " ids=%u\n",
+           sent, st.made[AETHER_ADV_FORGED], st.made[AETHER_ADV_REPLAYED], st.made[AETHER_ADV_MALFORMED],
+           st.observed, st.term, st.ids);
+    aether_adversary_destroy(a);
+    if (s != NATS_OK) {
+        fprintf(stderr, "nats_forge: adversary: %s\n", natsStatus_GetText(s));
+        return 1;
+    }
+    return 0;
+}
+
 /* ---- main --------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
 {
     enum { O_NATS = 256, O_CLUSTER, O_OLD_LEADER, O_OLD_TERM, O_USER, O_PASSWORD, O_TOKEN, O_TIMEOUT, O_TTL,
            O_NO_RESIGN, O_DELETE_LEASE, O_VICTIM, O_SEQ, O_HEARTBEATS, O_INCARNATION, O_FOR_MS, O_FLOOD,
-           O_NODE, O_WAIT, O_JOINS, O_PACE, O_CLAIM, O_JOIN_AS, O_NONCE, O_SHARDS };
+           O_NODE, O_WAIT, O_JOINS, O_PACE, O_CLAIM, O_JOIN_AS, O_NONCE, O_SHARDS, O_ADVERSARY, O_EVERY,
+           O_WITHOUT };
     static const struct option longopts[] = {
         {"nats", required_argument, NULL, O_NATS},
         {"cluster", required_argument, NULL, O_CLUSTER},
@@ -1011,6 +1138,9 @@ int main(int argc, char **argv)
         {"join-as", required_argument, NULL, O_JOIN_AS},
         {"nonce", required_argument, NULL, O_NONCE},
         {"shards", required_argument, NULL, O_SHARDS},
+        {"adversary", required_argument, NULL, O_ADVERSARY},
+        {"every-ms", required_argument, NULL, O_EVERY},
+        {"without", required_argument, NULL, O_WITHOUT},
         {NULL, 0, NULL, 0},
     };
     const char *url = NULL, *user = NULL, *password = NULL, *token = NULL, *old_leader = NULL, *victim = NULL;
@@ -1019,6 +1149,9 @@ int main(int argc, char **argv)
     uint64_t old_term = 0, timeout_ms = 3000, ttl_ms = 1000, hb_inc = 0, hb_for_ms = 3000;
     uint64_t flood = 0, flood_wait_ms = 5000, flood_pace_us = 0;
     bool flood_joins = false;
+    bool adversary = false;
+    uint64_t adv_seed = 0, adv_every_ms = 300;
+    uint32_t adv_without = 0;
     bool delete_lease = false;
     forge f;
     memset(&f, 0, sizeof(f));
@@ -1054,6 +1187,23 @@ int main(int argc, char **argv)
             *(c == O_NONCE ? &join_nonce : &join_shards) = v;
             break;
         }
+        case O_ADVERSARY:
+            errno = 0;
+            adv_seed = strtoull(optarg, &end, 10);
+            if (errno != 0 || *end != '\0')
+                return forge_usage("--adversary wants a seed (an unsigned integer)");
+            adversary = true;
+            break;
+        case O_EVERY:
+            errno = 0;
+            adv_every_ms = strtoull(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || adv_every_ms < 2 || adv_every_ms > 60000)
+                return forge_usage("--every-ms wants 2..60000");
+            break;
+        case O_WITHOUT:
+            if (aether_adversary_parse_without(optarg, &adv_without, NULL) != AETHER_OK)
+                return forge_usage("--without wants ahead-terms, join-incarnations or none");
+            break;
         case O_PACE:
             errno = 0;
             flood_pace_us = strtoull(optarg, &end, 10);
@@ -1073,8 +1223,8 @@ int main(int argc, char **argv)
         case O_FOR_MS: {
             errno = 0;
             uint64_t v = strtoull(optarg, &end, 10);
-            if (errno != 0 || *end != '\0' || (c == O_FOR_MS && (v == 0 || v > 60000)))
-                return forge_usage(c == O_FOR_MS ? "--for-ms wants 1..60000"
+            if (errno != 0 || *end != '\0' || (c == O_FOR_MS && (v == 0 || v > 86400000)))
+                return forge_usage(c == O_FOR_MS ? "--for-ms wants 1..86400000"
                                                  : "--incarnation wants an unsigned integer");
             *(c == O_FOR_MS ? &hb_for_ms : &hb_inc) = v;
             break;
@@ -1109,7 +1259,11 @@ int main(int argc, char **argv)
     aether_err err = {0};
     f.present = victim != NULL;
     aether_node_id hb_id, flood_id;
-    if (flood != 0) {
+    if (adversary) {
+        if (url == NULL || f.cluster == NULL || old_leader != NULL || victim != NULL || delete_lease ||
+            hb_node != NULL || flood != 0 || optind != argc)
+            return forge_usage("--adversary wants --nats and --cluster only");
+    } else if (flood != 0) {
         if (url == NULL || f.cluster == NULL || old_leader != NULL || victim != NULL || delete_lease ||
             hb_node != NULL || optind != argc)
             return forge_usage("--flood wants --nats and --cluster only");
@@ -1155,10 +1309,19 @@ int main(int argc, char **argv)
 
     natsOptions *no = NULL;
     natsStatus s = natsOptions_Create(&no);
+    /* URL[,URL...]: a list goes to SetServers (SetURL refuses it). */
+    char *url_copy = strdup(url);
+    const char *servers[16];
+    int n_servers = 0;
+    for (char *save = NULL, *tok = url_copy != NULL ? strtok_r(url_copy, ",", &save) : NULL;
+         tok != NULL && n_servers < 16; tok = strtok_r(NULL, ",", &save)) /* bounded: 16 */
+        servers[n_servers++] = tok;
     if (s == NATS_OK)
-        s = natsOptions_SetURL(no, url);
+        s = n_servers > 1 ? natsOptions_SetServers(no, servers, n_servers) : natsOptions_SetURL(no, url);
     if (s == NATS_OK)
         s = natsOptions_SetName(no, "nats_forge");
+    if (s == NATS_OK && adversary)
+        s = natsOptions_SetNoEcho(no, true); /* it learns only from the cluster */
     if (s == NATS_OK && user != NULL)
         s = natsOptions_SetUserInfo(no, user, password != NULL ? password : "");
     if (s == NATS_OK && token != NULL)
@@ -1166,6 +1329,7 @@ int main(int argc, char **argv)
     if (s == NATS_OK)
         s = natsConnection_Connect(&f.nc, no);
     natsOptions_Destroy(no);
+    free(url_copy);
     if (s != NATS_OK) {
         fprintf(stderr, "nats_forge: cannot connect to %s: %s\n", url, natsStatus_GetText(s));
         return 1;
@@ -1174,6 +1338,8 @@ int main(int argc, char **argv)
     natsSubscription *sub = NULL;
     if (join_as != NULL) {
         rc = forge_join_as(&f, &hb_id, hb_inc, join_nonce, (uint32_t)join_shards, timeout_ms);
+    } else if (adversary) {
+        rc = forge_adversary(&f, adv_seed, hb_for_ms, adv_every_ms, adv_without);
     } else if (flood != 0) {
         rc = forge_flood(&f, &flood_id, flood_joins, flood_pace_us, flood, flood_wait_ms);
     } else if (hb_node != NULL) {

@@ -26,4 +26,18 @@ if cmp -s "$tmp/a.txt" "$tmp/c.txt"; then
   echo "determinism: seeds 4242 and 4243 gave the same trace" >&2
   exit 1
 fi
-echo "determinism: seed 4242 twice: $lines identical lines; seed 4243 differs"
+# The adversary (its own generator, its hub endpoint hearing the network)
+# is part of the same function: twice the same trace, whatever the verdict.
+adv=(--soak --duration 30 --extra-faults adversary --trace --log-level info)
+"$bin" --seed 300001 "${adv[@]}" >"$tmp/d.txt" || true
+"$bin" --seed 300001 "${adv[@]}" >"$tmp/e.txt" || true
+if ! cmp -s "$tmp/d.txt" "$tmp/e.txt"; then
+  echo "determinism: two runs of seed 300001 with the adversary differ:" >&2
+  diff "$tmp/d.txt" "$tmp/e.txt" | head -20 >&2
+  exit 1
+fi
+if ! grep -q "FAULT adversary" "$tmp/d.txt"; then
+  echo "determinism: the adversary did nothing in seed 300001" >&2
+  exit 1
+fi
+echo "determinism: seed 4242 twice: $lines identical lines; seed 4243 differs; the adversary's seed 300001 twice: identical"
