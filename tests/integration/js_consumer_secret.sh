@@ -44,6 +44,8 @@
 set -u
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=js_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/js_lib.sh"
 
 it_setup js_secret "${1:-}"
 it_need_helpers
@@ -58,20 +60,7 @@ AUTH_VECTORS=$SRC/tests/vectors/auth.tsv
 SECRET=$WORK/cluster.secret
 
 # 1. node, npm, the example, the vectors.
-command -v node >/dev/null ||
-    fail "node not found: the JavaScript consumer test needs Node.js >= 18 and npm (Debian: apt-get install nodejs npm; tools/deps installs them)"
-command -v npm >/dev/null ||
-    fail "npm not found: the JavaScript consumer test needs npm (Debian: apt-get install npm; tools/deps installs it)"
-node_major=$(node -p 'process.versions.node.split(".")[0]')
-(( node_major >= 18 )) || fail "node $(node --version) is too old: the consumer needs Node.js >= 18"
-mkdir -p "$WORK/js"
-cp "$EXAMPLE/package.json" "$EXAMPLE/package-lock.json" "$EXAMPLE/consumer.js" "$WORK/js/" ||
-    fail "cannot copy the example from $EXAMPLE"
-t_npm=$(now_ms)
-(cd "$WORK/js" && timeout 300 npm ci --prefer-offline --no-audit --no-fund --loglevel=error) \
-    >"$WORK/npm.log" 2>&1 || fail "npm ci failed (offline and the registry unreachable?): $(tail -n 5 "$WORK/npm.log")"
-echo "npm ci: $(( $(now_ms) - t_npm )) ms"
-T0=$(now_ms)
+js_install "$EXAMPLE"
 node "$WORK/js/consumer.js" --check-vectors-only --auth-vectors "$AUTH_VECTORS" >"$WORK/vectors.out" 2>&1 ||
     fail "the JavaScript tag disagrees with the C code's vectors: $(cat "$WORK/vectors.out")"
 want=$(grep -cv '^#' "$AUTH_VECTORS")
@@ -129,9 +118,8 @@ bg_start replay_map node "$WORK/js/replay_map.js" "$URL" "$CLUSTER" "$WORK/go"
 wait_log 10000 "$WORK/replay_map.log" "^subscribed" || fail "the capture helper did not subscribe: $(cat "$WORK/replay_map.log")"
 
 # 3. The consumer with the secret, then a join.
-KEYS="user:42,user:0,user:1,a,0,-,abcd,hello world,order/2024-01-01/17,k-ü,k-日本,z"
 bg_start consumer node "$WORK/js/consumer.js" --nats "$URL" --cluster "$CLUSTER" --cluster-secret-file "$SECRET" \
-    --view "$WORK/view.json" --keys "$KEYS" --duration 90
+    --view "$WORK/view.json" --keys "$JS_KEYS" --duration 90
 v0=$(map_version "$WORK/map.up")
 wait_for 10000 eval '[[ "$(view "$WORK/view.json" "v[\"map_version\"]")" == "$v0" ]]' ||
     fail "the consumer with the secret did not reach map v$v0 within 10 s (it has v$(view "$WORK/view.json" 'v["map_version"]'))"
@@ -174,51 +162,8 @@ wait_settled 10000 "$WORK/map.after" "${NODES[@]}"
 v2=$(map_version "$WORK/map.after")
 wait_for 10000 eval '[[ "$(view "$WORK/view.json" "v[\"map_version\"]")" == "$v2" ]]' ||
     fail "the consumer's view is at v$(view "$WORK/view.json" 'v["map_version"]'), the stored map at v$v2"
-ctl shards --json || fail "aetherctl shards --json exited $?: $(cat "$WORK/ctl.err")"
-cp "$WORK/ctl.out" "$WORK/shards.json"
-for n in "${NODES[@]}"; do
-    ctl shards --node "$n" --json || fail "aetherctl shards --node $n exited $?: $(cat "$WORK/ctl.err")"
-    cp "$WORK/ctl.out" "$WORK/shards.$n.json"
-done
-IFS=, read -r -a keylist <<<"$KEYS"
-: >"$WORK/lookups.json"
-for k in "${keylist[@]}"; do
-    ctl lookup --json -- "$k" || fail "aetherctl lookup $k exited $?: $(cat "$WORK/ctl.err")"
-    cat "$WORK/ctl.out" >>"$WORK/lookups.json"
-done
-why=$(python3 - "$WORK" "$LEADER" "$term0" "${NODES[@]}" <<'EOF'
-import json, sys
-work, leader, term0, nodes = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
-view = json.load(open(f"{work}/view.json"))
-shards = json.load(open(f"{work}/shards.json"))
-bad = []
-for k in ("map_version", "term", "shard_count", "replication"):
-    if view[k] != shards[k]:
-        bad.append(f"{k}: consumer {view[k]}, aetherctl {shards[k]}")
-for n in shards["nodes"]:
-    mine = view["nodes"].get(n["id"], {"primaries": 0, "replicas": 0})
-    if (mine["primaries"], mine["replicas"]) != (n["primaries"], n["replicas"]):
-        bad.append(f"{n['id']}: consumer {mine['primaries']}+{mine['replicas']}, aetherctl {n['primaries']}+{n['replicas']}")
-for nid in nodes:
-    one = json.load(open(f"{work}/shards.{nid}.json"))["nodes"][0]
-    mine = view["nodes"].get(nid, {}).get("primary_shards", "")
-    if mine != one["primary_shards"]:
-        bad.append(f"{nid} primary shards: consumer '{mine}', aetherctl '{one['primary_shards']}'")
-lookups = [json.loads(l) for l in open(f"{work}/lookups.json")]
-for mine, theirs in zip(view["keys"], lookups):
-    if (mine["key"], mine["shard"], mine["primary"]) != (theirs["key"], theirs["shard"], theirs["primary"]):
-        bad.append(f"key {theirs['key']!r}: consumer shard {mine['shard']} on {mine['primary']}, aetherctl shard {theirs['shard']} on {theirs['primary']}")
-if len(view["keys"]) != len(lookups):
-    bad.append(f"{len(view['keys'])} keys in the view, {len(lookups)} lookups")
-if (view["leader"], view["leader_term"]) != (leader, term0):
-    bad.append(f"leader: consumer {view['leader']} term {view['leader_term']}, the cluster {leader} term {term0}")
-if view["gaps"]:
-    bad.append(f"gaps seen: {view['gaps']}")
-print("; ".join(bad))
-EOF
-) || fail "comparing the views failed"
-[[ -z "$why" ]] || fail "the consumer's view differs from aetherctl's: $why"
-echo "consumer: map v$v2, ${#NODES[@]} nodes' counts and ranges, ${#keylist[@]} keys equal aetherctl's; leader $LEADER term $term0; no gap"
+js_compare_views --leader "$LEADER" --term "$term0" "${NODES[@]}"
+echo "consumer: map v$v2, ${#NODES[@]} nodes' counts and ranges, 12 keys equal aetherctl's; leader $LEADER term $term0; no gap"
 
 # 6. Another secret believes nothing; no secret believes the forgery.
 bg_start other node "$WORK/js/consumer.js" --nats "$URL" --cluster "$CLUSTER" --cluster-secret-file "$WORK/other.secret" \
