@@ -62,6 +62,7 @@
 
 #include "aether_build.h"
 #include "auth.h"
+#include "nats_auth.h"
 #include "codec.h"
 #include "keyhash.h"
 #include "lease.h"
@@ -787,17 +788,12 @@ static bool ctl_authentic(natsMsg *msg, uint64_t now_ms)
 {
     if (g_auth == NULL)
         return true;
-    const char *tag = NULL;
-    if (natsMsgHeader_Get(msg, AETHER_AUTH_HEADER, &tag) != NATS_OK)
-        tag = NULL;
-    const char *subj = natsMsg_GetSubject(msg);
     aether_auth_stamp st;
     aether_err why = {0};
-    if (aether_auth_open(g_auth, subj != NULL ? subj : "", natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
-                         tag, now_ms, &st, &why) == AETHER_OK)
+    if (aether_auth_open_msg(g_auth, msg, now_ms, &st, &why) == AETHER_OK)
         return true;
     if (!__atomic_exchange_n(&g_auth_warned, true, __ATOMIC_RELAXED))
-        fprintf(stderr, "aetherctl: unauthenticated message on %s ignored: %s\n", subj != NULL ? subj : "?",
+        fprintf(stderr, "aetherctl: unauthenticated message on %s ignored: %s\n", aether_auth_msg_subject(msg),
                 why.msg);
     __atomic_add_fetch(&g_auth_refused, 1, __ATOMIC_RELAXED);
     return false;

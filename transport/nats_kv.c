@@ -18,6 +18,7 @@
 #include "assertion.h"
 #include "clock.h"
 #include "log.h"
+#include "nats_auth.h"
 
 #define NKV_MODULE "kv_nats"
 #define NKV_SUBJECT_PREFIX "$KV."
@@ -231,17 +232,11 @@ static bool nkv_authentic(kv_nats *n, natsMsg *msg, bool count)
 {
     if (n->sealer == NULL)
         return true;
-    const char *tag = NULL;
-    if (natsMsgHeader_Get(msg, AETHER_AUTH_HEADER, &tag) != NATS_OK)
-        tag = NULL;
-    const char *subj = natsMsg_GetSubject(msg);
     int64_t stored_ns = natsMsg_GetTime(msg);
     aether_auth_stamp stamp;
     aether_err why = {0};
-    aether_status st = aether_auth_open(n->sealer->auth, subj != NULL ? subj : "", natsMsg_GetData(msg),
-                                        (size_t)natsMsg_GetDataLength(msg), tag,
-                                        stored_ns > 0 ? (uint64_t)stored_ns / AETHER_NS_PER_MS : 0, &stamp,
-                                        &why);
+    aether_status st = aether_auth_open_msg(n->sealer->auth, msg,
+                                            stored_ns > 0 ? (uint64_t)stored_ns / AETHER_NS_PER_MS : 0, &stamp, &why);
     if (st == AETHER_OK)
         return true;
     if (!count)
@@ -252,7 +247,7 @@ static bool nkv_authentic(kv_nats *n, natsMsg *msg, bool count)
     if (aether_log_ratelimit_allow(&n->auth_log, aether_clock_now_ns(aether_clock_real()), &suppressed))
         AETHER_WARN(NKV_MODULE, "bucket '%s': unauthenticated entry at revision %" PRIu64 " of %s not "
                     "believed: %s [%" PRIu64 " more suppressed]", n->bucket, natsMsg_GetSequence(msg),
-                    subj != NULL ? subj : "?", why.msg, suppressed);
+                    aether_auth_msg_subject(msg), why.msg, suppressed);
     return false;
 }
 

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "nats_auth.h"
 #include "shardmap_json.h"
 
 #define NT_LOG "nats_transport"
@@ -226,14 +227,9 @@ static bool authentic(nt *t, natsMsg *msg, nt_win win)
 {
     if (t->sealer == NULL)
         return true;
-    const char *tag = NULL;
-    if (natsMsgHeader_Get(msg, AETHER_AUTH_HEADER, &tag) != NATS_OK)
-        tag = NULL;
-    const char *subj = natsMsg_GetSubject(msg);
     aether_auth_stamp stamp;
     aether_err why = {0};
-    aether_status st = aether_auth_open(t->sealer->auth, subj != NULL ? subj : "", natsMsg_GetData(msg),
-                                        (size_t)natsMsg_GetDataLength(msg), tag, wall_ms(), &stamp, &why);
+    aether_status st = aether_auth_open_msg(t->sealer->auth, msg, wall_ms(), &stamp, &why);
     if (st == AETHER_OK) {
         nt_window *w = &t->win[win];
         pthread_mutex_lock(&w->mu);
@@ -247,7 +243,7 @@ static bool authentic(nt *t, natsMsg *msg, nt_win win)
     uint64_t suppressed = 0;
     if (aether_log_ratelimit_allow(&t->auth_log, mono_ns(), &suppressed))
         AETHER_WARN(NT_LOG, "%s: unauthenticated message on %s dropped: %s [%" PRIu64 " more suppressed]",
-                    t->self.str, subj != NULL ? subj : "?", why.msg, suppressed);
+                    t->self.str, aether_auth_msg_subject(msg), why.msg, suppressed);
     return false;
 }
 
