@@ -85,6 +85,12 @@ set(AETHER_SIM_REGRESSIONS
   "generation_outage_keeps_keys|--soak --seed 100186 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
   "generation_own_stopped_floor|--soak --seed 100133 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
   "generation_stale_wait|--soak --seed 100197 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
+  # A conditional write names only a revision, and revisions repeat across
+  # lives of the lease bucket: n7, paused through the loss of both buckets,
+  # resigned by a delete naming its revision 33, which was n5's key of term
+  # 33 in the new bucket; n7 then led term 35 beside n5 ("I1: n5 and n7
+  # both act as leader" before lease.c checked the value first).
+  "lease_write_aba|--soak --seed 100033 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
   # Drained nodes leaving one by one engage the brake at each leave (DESIGN:
   # "fail or leave"), each for a window: the liveness bound counts the time
   # the brake holds apart (await_settled). Failed "n5 is draining, should be
