@@ -1321,8 +1321,16 @@ static void rewrite_lost_map(aether_member *m)
     uint64_t lost = __atomic_load_n(&m->state_lost_gen, __ATOMIC_RELAXED);
     if (lost == as->state_lost_seen)
         return;
-    if (as->cur == NULL) {
-        as->state_lost_seen = lost; /* nothing to write back yet */
+    if (as->cur == NULL || as->old_gen_map) {
+        /* Nothing of this generation to write back yet. A map of an earlier
+         * generation is never written into this one's bucket: a take-over
+         * would start from it and every node would install it as this
+         * generation's (aether-sim --soak --seed 100015 --duration 120
+         * --extra-faults misfit,twin,kv-loss-both,forge: n1, leading term 44
+         * of a new generation and waiting to publish its first map, wrote
+         * back the old generation's map of term 51; n13 took over from it).
+         * The first map of this generation is written when it is published. */
+        as->state_lost_seen = lost;
         return;
     }
     char *json = NULL;

@@ -91,6 +91,12 @@ set(AETHER_SIM_REGRESSIONS
   # 33 in the new bucket; n7 then led term 35 beside n5 ("I1: n5 and n7
   # both act as leader" before lease.c checked the value first).
   "lease_write_aba|--soak --seed 100033 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
+  # A leader of a new generation, still waiting to publish its first map,
+  # wrote back the map it held (the old generation's, term 51) when the
+  # state bucket was lost again; n13 then took over from it ("n13 installed
+  # map v5243032 of term 49 after one of term 51" before rewrite_lost_map
+  # skipped a map of an earlier generation).
+  "generation_old_map_written_back|--soak --seed 100015 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
   # Drained nodes leaving one by one engage the brake at each leave (DESIGN:
   # "fail or leave"), each for a window: the liveness bound counts the time
   # the brake holds apart (await_settled). Failed "n5 is draining, should be
