@@ -1168,6 +1168,32 @@ static void seq_note(aether_member *m, const aether_event *e, seq_anomaly kind)
                     suppressed ? " more anomalies not logged)" : "");
 }
 
+/* A new generation (member_internal.h): its terms are not comparable with
+ * the old one's. The sequence starts again, the store says what the
+ * topology is, and the term and leader of the old generation are
+ * forgotten: aether_topology_set_leader never lowers the term, so a node
+ * that had seen term 310 of the old generation refused every command of
+ * its own term 7 in the new one as stale, was cut off (its own keep-alives
+ * refused) and resigned, and so did every leader after it (aether-sim
+ * --soak --seed 100056 --duration 120 --extra-faults
+ * misfit,twin,kv-loss-both,forge: "I5: leader n7 is failed" after 40 s of
+ * leaders lasting one failure_timeout each). Called first on every
+ * message. */
+static void follow_generation(aether_member *m)
+{
+    member_cluster_state *cs = m->cs;
+    uint64_t gc = __atomic_load_n(&m->generation_changes, __ATOMIC_RELAXED);
+    if (gc == cs->gen_changes_seen)
+        return;
+    cs->gen_changes_seen = gc;
+    seq_restart(cs, AETHER_TERM_NONE, 0);
+    cs->topo_dirty = true;
+    cs->topo.term = AETHER_TERM_NONE;
+    memset(&cs->topo.leader, 0, sizeof(cs->topo.leader));
+    cs->lead_term = cs->loaded_term = AETHER_TERM_NONE;
+    __atomic_store_n(&m->topo_loaded_term, AETHER_TERM_NONE, __ATOMIC_RELEASE);
+}
+
 /* Sequence check of another node's leader-issued event (DESIGN above).
  * False: not applied (stale, duplicate, jump, out of order). Sets
  * topo_dirty when the store must be read. */
@@ -1178,15 +1204,6 @@ static bool in_sequence(aether_member *m, const aether_event *e)
      * (on_event sees every one this node stamped, in order). */
     if (aether_node_id_equal(&e->node, &m->cfg.node) || e->seq == 0)
         return true;
-    /* A new generation (member_internal.h): its terms are not comparable
-     * with the old one's; the sequence starts again and the store says
-     * what the topology is. */
-    uint64_t gc = __atomic_load_n(&m->generation_changes, __ATOMIC_RELAXED);
-    if (gc != cs->gen_changes_seen) {
-        cs->gen_changes_seen = gc;
-        seq_restart(cs, AETHER_TERM_NONE, 0);
-        cs->topo_dirty = true;
-    }
     /* Admitted (member.c) before this node learnt of a newer term - the
      * lease read it, or a LeaderElected overtook this one in the mailbox:
      * a deposed leader's change is not applied now. If the store has it,
@@ -1781,6 +1798,7 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
 {
     aether_member *m = state;
     (void)self;
+    follow_generation(m);
     switch (msg->type) {
     case MSG_EVENT:
         on_event(m, (const aether_event *)msg->ptr);

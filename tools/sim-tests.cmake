@@ -97,6 +97,11 @@ set(AETHER_SIM_REGRESSIONS
   # map v5243032 of term 49 after one of term 51" before rewrite_lost_map
   # skipped a map of an earlier generation).
   "generation_old_map_written_back|--soak --seed 100015 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
+  # The cluster actor kept the old generation's term (310) after a new one
+  # began: every leader of the new one (terms 2, 7, ...) had its own
+  # keep-alives refused as stale and resigned cut off a failure_timeout
+  # later ("I5: leader n7 is failed" before follow_generation).
+  "generation_forgets_old_term|--soak --seed 100056 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
   # Drained nodes leaving one by one engage the brake at each leave (DESIGN:
   # "fail or leave"), each for a window: the liveness bound counts the time
   # the brake holds apart (await_settled). Failed "n5 is draining, should be
