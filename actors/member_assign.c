@@ -596,6 +596,12 @@ static void advance_locked(aether_member *m, const char *reason)
         as->publish_pending = true; /* a take-over from nothing: not yet (wait_first_map) */
         return;
     }
+    if (__atomic_load_n(&m->shape_blocked_term, __ATOMIC_SEQ_CST) == term &&
+        __atomic_load_n(&m->map_term, __ATOMIC_SEQ_CST) != term) {
+        as->publish_pending = true; /* our shape lacks a majority: no first map
+                                       (member_cluster.c, "Quorum of configuration") */
+        return;
+    }
     if (aether_topology_count_status(&as->topo, AETHER_NODE_ACTIVE) +
             aether_topology_count_status(&as->topo, AETHER_NODE_DRAINING) ==
         0)

@@ -139,6 +139,20 @@ typedef struct hb_entry {
                              0 = healthy, or not in the topology */
 } hb_entry;
 
+/* Quorum of configuration (below): the shapes heard, one per node, at most. */
+#define SHAPE_VOTES_MAX 256u
+/* A counting leader that took over from nothing and hears no other node
+ * waits this many failure timeouts before it publishes its shape alone. */
+#define SHAPE_ALONE_TIMEOUTS 5u
+
+/* One live node's shape as this leader heard it in a mapless term. */
+typedef struct shape_vote {
+    aether_node_id id;
+    bool agrees;     /* its admission terms are ours */
+    bool holds_map;  /* its keep-alive named a map it holds (map_term != 0) */
+    uint64_t last_ns; /* its last keep-alive (our clock) */
+} shape_vote;
+
 struct member_cluster_state {
     aether_topology topo;
     /* The topology as this node heard it announced: every topology event it
@@ -185,6 +199,14 @@ struct member_cluster_state {
      * the cluster's only until a member shows otherwise
      * (newcomer_refuses_self). 0 = not so in any term. */
     aether_term newcomer_term;
+    /* Quorum of configuration: the term in which we lead with no stored map
+     * and count the shapes of the nodes we hear (0 = none), since when, and
+     * what we heard. */
+    aether_term shape_term;
+    uint64_t shape_since_ns;
+    uint64_t shape_heard_ns; /* the first other node's keep-alive in shape_term; 0 = none */
+    shape_vote shape_votes[SHAPE_VOTES_MAX];
+    uint32_t n_shape_votes;
     /* A change whose write to the state store timed out (it may still be
      * applied, later): settled before anything else (settle_doubt). */
     char *doubt_json;         /* the topology we tried to write; NULL = no doubt */
@@ -602,6 +624,15 @@ static bool state_loaded(aether_member *m, aether_term term)
      * cluster's (newcomer_refuses_self). */
     cs->newcomer_term = absent && __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST) == 0
                             ? term : AETHER_TERM_NONE;
+    if (absent && cs->shape_term != term) { /* Quorum of configuration: count afresh */
+        cs->shape_term = term;
+        cs->shape_since_ns = member_now_ns(m);
+        cs->shape_heard_ns = 0;
+        cs->n_shape_votes = 0;
+        __atomic_store_n(&m->shape_blocked_term, AETHER_TERM_NONE, __ATOMIC_SEQ_CST);
+    } else if (!absent) {
+        cs->shape_term = AETHER_TERM_NONE;
+    }
     /* Read, then fence: rewriting the key moves its revision, so a write of
      * the previous leader still in flight (a timed-out one) can never land
      * after what we read. */
@@ -899,6 +930,183 @@ static void base_command(aether_member *m, aether_command *c, aether_command_typ
  * map proves nothing: refused as usual when it differs. */
 static void fail_self(aether_member *m);
 
+/* ---- Quorum of configuration ------------------------------------------------
+ *
+ * DESIGN (docs/cluster.md, "Admission"). A leader that finds no map stored
+ * (a new cluster, or the state bucket lost) has nothing that says which
+ * shape - shard_count, replication, the admission terms - the cluster
+ * runs; its own may be a misfit's. As etcd and Akka do with membership
+ * configuration, the shape is what a majority agrees on, not what the first
+ * node to win says:
+ *  1. in such a term (shape_term), until its first map is out, the leader
+ *     notes the shape of every node whose keep-alive it hears (JoinCluster
+ *     carries the joiner's terms and the term of the map it holds); a joiner
+ *     of another shape is not refused (that is final for it) but told to
+ *     retry (EUNAVAILABLE);
+ *  2. counting itself and the nodes heard within failure_timeout, its shape
+ *     lacks a majority when more nodes differ than share it, or as many,
+ *     with a node holding a map among those that differ and none among
+ *     those that share (a misfit never installs a map of its own shape
+ *     before it has led); the assign actor then publishes no first map
+ *     (shape_blocked_term). Nor in a tie that no map breaks (as many share
+ *     it as differ, maps held on both sides or on neither): nothing says
+ *     which side is the cluster, so nobody's shape is published until a
+ *     node more is heard (or one leaves). Nor does a leader that took over from nothing
+ *     before it has heard for a whole failure_timeout from the first other
+ *     node's keep-alive: the first to arrive need not be the majority;
+ *  2b. a leader that took over from nothing (member_assign.c,
+ *     wait_first_map: not a new cluster), whose stored topology names other
+ *     nodes (in any state: a cluster lived here), and that hears no other
+ *     node at all waits too, up to SHAPE_ALONE_TIMEOUTS failure timeouts: the live
+ *     nodes may be cut off from it for a moment, and what it would publish
+ *     alone may be a misfit's shape (aether-sim --soak --seed 100093
+ *     --duration 120 --extra-faults misfit,twin,kv-loss,forge: misfit x8
+ *     led while a partition kept n2 and n4 from it);
+ *  3. a leader whose shape still lacks a majority once it has heard for a
+ *     whole failure_timeout (every live node sends a keep-alive more often)
+ *     refuses itself as a refused joiner would (member_note_refused: it
+ *     serves nothing, records itself Failed, resigns, aether-node exits 2),
+ *     and a node of the majority's shape leads next.
+ * Once the first map is out the stored map is the cluster's shape and step
+ * 1's joiners are refused as usual. Not covered: a leader that hears nobody
+ * for SHAPE_ALONE_TIMEOUTS failure timeouts (every other node paused or cut
+ * off) publishes its own shape; a tie that lasts (a cluster of two, one a
+ * misfit, after a store loss) publishes nothing. */
+static bool shape_counting(aether_member *m, aether_term term)
+{
+    return m->cs->shape_term == term && term != AETHER_TERM_NONE &&
+           __atomic_load_n(&m->map_term, __ATOMIC_SEQ_CST) != term;
+}
+
+/* Step 2 over the votes heard within failure_timeout. *agree, *differ: the
+ * counts (ourselves included). */
+typedef enum shape_verdict {
+    SHAPE_MAJORITY,  /* ours is shared by more nodes than differ (or wins the tie) */
+    SHAPE_TIE,       /* as many differ as share it and no map breaks the tie */
+    SHAPE_MINORITY   /* more differ (or they win the tie): ours is not the cluster's */
+} shape_verdict;
+
+static shape_verdict shape_count(aether_member *m, uint32_t *agree, uint32_t *differ)
+{
+    member_cluster_state *cs = m->cs;
+    uint64_t now = member_now_ns(m);
+    uint64_t window = (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
+    uint32_t a = 1, d = 0;
+    bool a_map = __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST) != 0, d_map = false;
+    for (uint32_t i = 0; i < cs->n_shape_votes; i++) { /* bounded: SHAPE_VOTES_MAX */
+        const shape_vote *v = &cs->shape_votes[i];
+        if (now - v->last_ns > window)
+            continue;
+        if (v->agrees) {
+            a++;
+            a_map = a_map || v->holds_map;
+        } else {
+            d++;
+            d_map = d_map || v->holds_map;
+        }
+    }
+    *agree = a;
+    *differ = d;
+    if (d > a || (d == a && d_map && !a_map))
+        return SHAPE_MINORITY;
+    if (d == a && a_map == d_map)
+        return SHAPE_TIE;
+    return SHAPE_MAJORITY;
+}
+
+/* Step 2b: does the stored topology name a node other than us, in any
+ * state (a cluster lived here: not a new one)? */
+static bool others_recorded(const aether_member *m)
+{
+    const aether_topology *t = &m->cs->topo;
+    for (uint32_t i = 0; i < t->count; i++) /* bounded: the topology's nodes */
+        if (!aether_node_id_equal(&t->nodes[i].id, &m->cfg.node))
+            return true;
+    return false;
+}
+
+static void shape_publish(aether_member *m, aether_term term)
+{
+    uint32_t a, d;
+    bool lacks = shape_count(m, &a, &d) != SHAPE_MAJORITY;
+    uint64_t ft = (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
+    uint64_t now = member_now_ns(m);
+    const member_cluster_state *cs = m->cs;
+    if (__atomic_load_n(&m->mapless_term, __ATOMIC_SEQ_CST) == term) {
+        if (cs->shape_heard_ns == 0 && others_recorded(m) &&
+            now - cs->shape_since_ns < SHAPE_ALONE_TIMEOUTS * ft)
+            lacks = true; /* step 2b: nobody heard yet */
+        if (cs->shape_heard_ns != 0 && now - cs->shape_heard_ns < ft)
+            lacks = true; /* step 2: still hearing (every live node within a failure_timeout) */
+    }
+    bool was = __atomic_load_n(&m->shape_blocked_term, __ATOMIC_SEQ_CST) == term;
+    if (was != lacks)
+        AETHER_INFO(MEMBER_LOG, "%s: no map stored, the shape of the nodes heard in term %llu: "
+                    "%u share ours, %u differ: %s", m->cfg.node.str, (unsigned long long)term, a, d,
+                    lacks ? "no first map yet" : "publishing");
+    __atomic_store_n(&m->shape_blocked_term, lacks ? term : AETHER_TERM_NONE, __ATOMIC_SEQ_CST);
+}
+
+/* Step 1: notes a keep-alive's shape. AETHER_OK (it shares ours: decide it
+ * as usual) or AETHER_EUNAVAILABLE (it differs: retry). */
+static aether_status shape_note(aether_member *m, const aether_command *c, aether_term term,
+                                aether_err *why)
+{
+    member_cluster_state *cs = m->cs;
+    if (aether_node_id_equal(&c->data.join.info.id, &m->cfg.node) ||
+        c->data.join.terms.shard_count == 0)
+        return AETHER_OK;
+    aether_err diff;
+    bool agrees = aether_admission_check(&m->admission, &c->data.join.terms, &diff) == AETHER_OK;
+    shape_vote *v = NULL;
+    for (uint32_t i = 0; i < cs->n_shape_votes && v == NULL; i++) /* bounded: SHAPE_VOTES_MAX */
+        if (aether_node_id_equal(&cs->shape_votes[i].id, &c->data.join.info.id))
+            v = &cs->shape_votes[i];
+    if (v == NULL && cs->n_shape_votes < SHAPE_VOTES_MAX)
+        v = &cs->shape_votes[cs->n_shape_votes++];
+    if (cs->shape_heard_ns == 0)
+        cs->shape_heard_ns = member_now_ns(m);
+    if (v != NULL) { /* beyond the bound a node is not counted: the others still are */
+        v->id = c->data.join.info.id;
+        v->agrees = agrees;
+        v->holds_map = c->data.join.map_term != AETHER_TERM_NONE;
+        v->last_ns = member_now_ns(m);
+    }
+    shape_publish(m, term);
+    if (agrees)
+        return AETHER_OK;
+    return aether_err_set(why, AETHER_EUNAVAILABLE, "no map stored: the cluster's shape is being "
+                          "settled by the nodes heard (%s); retry", diff.msg);
+}
+
+static void fail_self(aether_member *m);
+
+/* Step 3, on every heartbeat tick of a counting leader. */
+static void shape_check_self(aether_member *m)
+{
+    member_cluster_state *cs = m->cs;
+    aether_term term;
+    if (!member_may_lead(m, &term) || !shape_counting(m, term))
+        return;
+    shape_publish(m, term);
+    uint32_t a, d;
+    if (shape_count(m, &a, &d) != SHAPE_MINORITY || cs->shape_heard_ns == 0 ||
+        member_now_ns(m) - cs->shape_heard_ns < (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS)
+        return;
+    char reason[AETHER_ERR_MSG_MAX];
+    snprintf(reason, sizeof(reason), "shard_count %u, replication %u: %u of the %u live nodes this "
+             "node heard in term %llu run other terms (the state store had no map to say which "
+             "are the cluster's; the majority's are)", m->cfg.shard_count, m->cfg.replication, d,
+             a + d, (unsigned long long)term);
+    __atomic_add_fetch(&m->shape_refusals, 1, __ATOMIC_RELAXED);
+    AETHER_ERROR(MEMBER_LOG, "%s: leading with no stored map, this node's shape lacks a majority: %s",
+                 m->cfg.node.str, reason);
+    member_note_refused(m, reason); /* first: no map is published from here */
+    const aether_node_info *me = aether_topology_find(&cs->topo, &m->cfg.node);
+    if (me != NULL && aether_node_status_is_healthy(me->status))
+        fail_self(m);
+}
+
 static bool newcomer_refuses_self(aether_member *m, const aether_command *c, aether_term term)
 {
     member_cluster_state *cs = m->cs;
@@ -1015,6 +1223,11 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
         return aether_err_set(why, AETHER_ENOTLEADER,
                               "not leader: this node's configuration does not match the "
                               "cluster's (resigning)");
+    if (c->type == AETHER_CMD_JOIN_CLUSTER && shape_counting(m, term)) {
+        aether_status ss = shape_note(m, c, term, why);
+        if (ss != AETHER_OK)
+            return ss;
+    }
     /* A keep-alive of our own id from an older process than this one (we
      * lead before our own admission landed, so the record may still be
      * its): never acknowledged, or it would keep serving beside us. */
@@ -1434,6 +1647,7 @@ static void on_event(aether_member *m, const aether_event *e)
 static void tick_heartbeat(aether_member *m)
 {
     member_cluster_state *cs = m->cs;
+    shape_check_self(m);
     if (__atomic_load_n(&m->refused, __ATOMIC_ACQUIRE))
         return; /* refused as incompatible: asking again cannot help (member.h) */
     if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))

@@ -102,6 +102,18 @@ set(AETHER_SIM_REGRESSIONS
   # keep-alives refused as stale and resigned cut off a failure_timeout
   # later ("I5: leader n7 is failed" before follow_generation).
   "generation_forgets_old_term|--soak --seed 100056 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
+  # Quorum of configuration (docs/cluster.md, "Admission"): after a store
+  # loss with no member holding a map, a misfit that won the lease published
+  # its own shape ("x17 published map v2097153 with 256 shards and
+  # replication 3 (the cluster: 256, 2)" and the like) before a leader with
+  # no stored map counted the shapes of the live nodes it hears. 100093:
+  # the first misfit refuses itself, a second one leads while a partition
+  # keeps the members from it, then hears one member (a tie), then more.
+  "misfit_quorum|--soak --seed 100001 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
+  "misfit_quorum2|--soak --seed 100136 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
+  "misfit_quorum3|--soak --seed 100170 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
+  "misfit_quorum_partitioned|--soak --seed 100093 --duration 120 --extra-faults misfit,twin,kv-loss,forge"
+  "misfit_quorum4|--soak --seed 100118 --duration 120 --extra-faults misfit,twin,kv-loss,forge"
   # Drained nodes leaving one by one engage the brake at each leave (DESIGN:
   # "fail or leave"), each for a window: the liveness bound counts the time
   # the brake holds apart (await_settled). Failed "n5 is draining, should be
