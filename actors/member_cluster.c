@@ -954,6 +954,12 @@ static void fail_self(aether_member *m);
  *     node more is heard (or one leaves). Nor does a leader that took over from nothing
  *     before it has heard for a whole failure_timeout from the first other
  *     node's keep-alive: the first to arrive need not be the majority;
+ *  2c. with a majority, members of the stored topology heard with another
+ *     shape (a misfit leader before us admitted its kind) are recorded
+ *     Failed before the first map, which would name them otherwise
+ *     (aether-sim --soak --seed 100082 --duration 120 --extra-faults
+ *     misfit,twin,kv-loss-both,forge: x11 admitted x14, refused itself,
+ *     and n15's map named x14);
  *  2b. a leader that took over from nothing (member_assign.c,
  *     wait_first_map: not a new cluster), whose stored topology names other
  *     nodes (in any state: a cluster lived here), and that hears no other
@@ -1025,10 +1031,25 @@ static bool others_recorded(const aether_member *m)
     return false;
 }
 
+/* Step 2c: a node heard with another shape that the stored topology has as
+ * a healthy member (a misfit leader before us admitted it). First one at
+ * i or after; NULL when none. */
+static const aether_node_id *shape_misfit_member(const aether_member *m, uint32_t *i)
+{
+    const member_cluster_state *cs = m->cs;
+    for (; *i < cs->n_shape_votes; (*i)++) { /* bounded: SHAPE_VOTES_MAX */
+        const shape_vote *v = &cs->shape_votes[*i];
+        const aether_node_info *n = v->agrees ? NULL : aether_topology_find(&cs->topo, &v->id);
+        if (n != NULL && aether_node_status_is_healthy(n->status))
+            return &v->id;
+    }
+    return NULL;
+}
+
 static void shape_publish(aether_member *m, aether_term term)
 {
-    uint32_t a, d;
-    bool lacks = shape_count(m, &a, &d) != SHAPE_MAJORITY;
+    uint32_t a, d, from = 0;
+    bool lacks = shape_count(m, &a, &d) != SHAPE_MAJORITY || shape_misfit_member(m, &from) != NULL;
     uint64_t ft = (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
     uint64_t now = member_now_ns(m);
     const member_cluster_state *cs = m->cs;
@@ -1080,8 +1101,9 @@ static aether_status shape_note(aether_member *m, const aether_command *c, aethe
 }
 
 static void fail_self(aether_member *m);
+static aether_status lead_command(aether_member *m, const aether_command *c, aether_err *why);
 
-/* Step 3, on every heartbeat tick of a counting leader. */
+/* Step 3 (and 2c), on every heartbeat tick of a counting leader. */
 static void shape_check_self(aether_member *m)
 {
     member_cluster_state *cs = m->cs;
@@ -1090,8 +1112,29 @@ static void shape_check_self(aether_member *m)
         return;
     shape_publish(m, term);
     uint32_t a, d;
-    if (shape_count(m, &a, &d) != SHAPE_MINORITY || cs->shape_heard_ns == 0 ||
+    shape_verdict verdict = shape_count(m, &a, &d);
+    if (cs->shape_heard_ns == 0 ||
         member_now_ns(m) - cs->shape_heard_ns < (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS)
+        return;
+    if (verdict == SHAPE_MAJORITY) { /* step 2c: members of another shape are failed first */
+        uint32_t i = 0;
+        for (const aether_node_id *id; (id = shape_misfit_member(m, &i)) != NULL; i++) {
+            aether_command c; /* bounded: SHAPE_VOTES_MAX */
+            base_command(m, &c, AETHER_CMD_MARK_NODE_FAILED);
+            c.data.mark_failed.node = *id;
+            aether_err why;
+            if (lead_command(m, &c, &why) != AETHER_OK)
+                AETHER_WARN(MEMBER_LOG, "%s: could not fail %s: %s", m->cfg.node.str, id->str,
+                            why.msg);
+            else
+                AETHER_WARN(MEMBER_LOG, "%s: %s, a member of another shape (a leader of its "
+                            "shape admitted it), failed before this term's first map",
+                            m->cfg.node.str, id->str);
+        }
+        shape_publish(m, term);
+        return;
+    }
+    if (verdict != SHAPE_MINORITY)
         return;
     char reason[AETHER_ERR_MSG_MAX];
     snprintf(reason, sizeof(reason), "shard_count %u, replication %u: %u of the %u live nodes this "

@@ -114,6 +114,12 @@ set(AETHER_SIM_REGRESSIONS
   "misfit_quorum3|--soak --seed 100170 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
   "misfit_quorum_partitioned|--soak --seed 100093 --duration 120 --extra-faults misfit,twin,kv-loss,forge"
   "misfit_quorum4|--soak --seed 100118 --duration 120 --extra-faults misfit,twin,kv-loss,forge"
+  # A misfit leader admitted another misfit of its shape, then refused
+  # itself; the next (correct) leader's first map named that member ("n15
+  # published map v47185921 naming misfit x14") before members of another
+  # shape were failed first (step 2c).
+  "misfit_quorum_admitted_kind|--soak --seed 100082 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
+  "misfit_quorum_admitted_kind2|--soak --seed 100109 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
   # Drained nodes leaving one by one engage the brake at each leave (DESIGN:
   # "fail or leave"), each for a window: the liveness bound counts the time
   # the brake holds apart (await_settled). Failed "n5 is draining, should be
