@@ -207,6 +207,11 @@ struct member_cluster_state {
     uint64_t shape_heard_ns; /* the first other node's keep-alive in shape_term; 0 = none */
     shape_vote shape_votes[SHAPE_VOTES_MAX];
     uint32_t n_shape_votes;
+    /* The healthy members of the stored topology when the count began (us
+     * excluded): they vote too, unheard ones as "unknown" (step 2). */
+    aether_node_id shape_recorded[SHAPE_VOTES_MAX];
+    uint32_t n_shape_recorded;
+    bool shape_recorded_taken;
     /* A change whose write to the state store timed out (it may still be
      * applied, later): settled before anything else (settle_doubt). */
     char *doubt_json;         /* the topology we tried to write; NULL = no doubt */
@@ -610,6 +615,20 @@ static bool check_stored_map_terms(aether_member *m, bool *absent)
     return true;
 }
 
+/* Quorum of configuration, step 2: the members the stored topology has
+ * healthy when the count begins (the electorate beside the nodes heard). */
+static void shape_take_recorded(aether_member *m)
+{
+    member_cluster_state *cs = m->cs;
+    cs->n_shape_recorded = 0;
+    for (uint32_t i = 0; i < cs->topo.count && cs->n_shape_recorded < SHAPE_VOTES_MAX; i++) {
+        const aether_node_info *n = &cs->topo.nodes[i]; /* bounded: SHAPE_VOTES_MAX */
+        if (aether_node_status_is_healthy(n->status) && !aether_node_id_equal(&n->id, &m->cfg.node))
+            cs->shape_recorded[cs->n_shape_recorded++] = n->id;
+    }
+    cs->shape_recorded_taken = true;
+}
+
 static bool state_loaded(aether_member *m, aether_term term)
 {
     member_cluster_state *cs = m->cs;
@@ -629,6 +648,8 @@ static bool state_loaded(aether_member *m, aether_term term)
         cs->shape_since_ns = member_now_ns(m);
         cs->shape_heard_ns = 0;
         cs->n_shape_votes = 0;
+        cs->n_shape_recorded = 0;
+        cs->shape_recorded_taken = false;
         __atomic_store_n(&m->shape_blocked_term, AETHER_TERM_NONE, __ATOMIC_SEQ_CST);
     } else if (!absent) {
         cs->shape_term = AETHER_TERM_NONE;
@@ -637,6 +658,8 @@ static bool state_loaded(aether_member *m, aether_term term)
      * the previous leader still in flight (a timed-out one) can never land
      * after what we read. */
     if (load_topology(m, true) && fence_topology_key(m)) {
+        if (cs->shape_term == term && !cs->shape_recorded_taken)
+            shape_take_recorded(m);
         cs->loaded_term = term;
         cs->topo_dirty = false;
         pthread_mutex_lock(&m->commit_mu);
@@ -944,7 +967,13 @@ static void fail_self(aether_member *m);
  *     of another shape is not refused (that is final for it) but told to
  *     retry (EUNAVAILABLE);
  *  2. counting itself and the nodes heard within failure_timeout, its shape
- *     lacks a majority when more nodes differ than share it, or as many,
+ *     has a majority when more nodes share it than differ from it or are
+ *     unknown: healthy members of the stored topology (as the count began)
+ *     not heard (for SHAPE_ALONE_TIMEOUTS failure timeouts at most: then
+ *     those heard decide; aether-sim --soak --seed 100174 --duration 120
+ *     --extra-faults misfit,twin,kv-loss-both,forge, two misfits of one
+ *     shape heard while a partition hid the members). It lacks one when
+ *     more nodes differ than share it, or as many,
  *     with a node holding a map among those that differ and none among
  *     those that share (a misfit never installs a map of its own shape
  *     before it has led); the assign actor then publishes no first map
@@ -1017,6 +1046,21 @@ static shape_verdict shape_count(aether_member *m, uint32_t *agree, uint32_t *di
         return SHAPE_MINORITY;
     if (d == a && a_map == d_map)
         return SHAPE_TIE;
+    /* The recorded members not heard are unknown: until the fallback, a
+     * majority is one of all of them (a partition may hide the cluster's
+     * members while a few misfits are heard). */
+    if (now - cs->shape_since_ns < (uint64_t)SHAPE_ALONE_TIMEOUTS * window) {
+        uint32_t unknown = 0;
+        for (uint32_t i = 0; i < cs->n_shape_recorded; i++) { /* bounded: SHAPE_VOTES_MAX */
+            bool heard = false;
+            for (uint32_t j = 0; j < cs->n_shape_votes && !heard; j++) /* bounded: same */
+                heard = aether_node_id_equal(&cs->shape_votes[j].id, &cs->shape_recorded[i]) &&
+                        now - cs->shape_votes[j].last_ns <= window;
+            unknown += !heard;
+        }
+        if (a <= d + unknown)
+            return SHAPE_TIE; /* undecided: nobody's shape yet */
+    }
     return SHAPE_MAJORITY;
 }
 
