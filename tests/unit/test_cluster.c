@@ -1295,6 +1295,7 @@ static void test_misfit_without_a_majority_refuses_itself(void)
     aether_err why = { 0 };
     CU_ASSERT_EQUAL(aether_member_admission(sim_member(c, "x"), &why), AETHER_EINCOMPATIBLE);
     CU_ASSERT_PTR_NOT_NULL(strstr(why.msg, "3 of the 4 live nodes"));
+    CU_ASSERT_EQUAL(metric_of(c, "aether_shape_refusals_total", "x", NULL), 1);
     const char *leader = sim_leader(c);
     CU_ASSERT_PTR_NOT_NULL_FATAL(leader);
     CU_ASSERT_STRING_NOT_EQUAL(leader, "x");
