@@ -1412,8 +1412,19 @@ static void tick_check(aether_member *m)
                              : "retry");
         uint64_t timeout = (uint64_t)m->cfg.handoff_timeout_ms * AETHER_NS_PER_MS;
         uint32_t decreed = 0;
+        /* Read again: the write-back and the rebalance above call the store
+         * (a slow call takes time), and a handoff they started has its
+         * moving_since after the `now` read at the top. With that `now`,
+         * now - moving_since wrapped around and every handoff just started
+         * was decreed at once, before its old owner had even heard of it
+         * (aether-sim --soak --seed 100127 --duration 120 --extra-faults
+         * misfit,twin,kv-loss,forge: "n8 acquired shard 16 (map v2097199)
+         * while n12 still serves it", 64 handoffs decreed the instant they
+         * began). */
+        now = member_now_ns(m);
         for (uint32_t s = 0; as->cur != NULL && s < m->cfg.shard_count; s++) {
-            if (as->moving_since_ns[s] != 0 && !as->done[s] && now - as->moving_since_ns[s] > timeout &&
+            if (as->moving_since_ns[s] != 0 && !as->done[s] && now > as->moving_since_ns[s] &&
+                now - as->moving_since_ns[s] > timeout &&
                 aether_shardmap_entry(as->cur, s)->state == AETHER_SHARD_MOVING) {
                 as->done[s] = 1;
                 decreed++;
