@@ -969,44 +969,45 @@ static void fail_self(aether_member *m);
  *  2. counting itself and the nodes heard within failure_timeout, its shape
  *     has a majority when more nodes share it than differ from it or are
  *     unknown: healthy members of the stored topology (as the count began)
- *     not heard (for SHAPE_ALONE_TIMEOUTS failure timeouts at most: then
+ *     not heard, for SHAPE_ALONE_TIMEOUTS failure timeouts at most (then
  *     those heard decide; aether-sim --soak --seed 100174 --duration 120
- *     --extra-faults misfit,twin,kv-loss-both,forge, two misfits of one
+ *     --extra-faults misfit,twin,kv-loss-both,forge: two misfits of one
  *     shape heard while a partition hid the members). It lacks one when
- *     more nodes differ than share it, or as many,
- *     with a node holding a map among those that differ and none among
- *     those that share (a misfit never installs a map of its own shape
- *     before it has led); the assign actor then publishes no first map
- *     (shape_blocked_term). Nor in a tie that no map breaks (as many share
- *     it as differ, maps held on both sides or on neither): nothing says
- *     which side is the cluster, so nobody's shape is published until a
- *     node more is heard (or one leaves). Nor does a leader that took over from nothing
- *     before it has heard for a whole failure_timeout from the first other
- *     node's keep-alive: the first to arrive need not be the majority;
+ *     more nodes differ than share it, or as many with a node holding a map
+ *     among those that differ and none among those that share (a misfit
+ *     never installs a map of its own shape before it has led). In a tie no
+ *     map breaks (maps on both sides or on neither) nothing says which side
+ *     is the cluster: undecided until a node more is heard or one leaves.
+ *     Without a majority the assign actor publishes no first map
+ *     (shape_blocked_term), nor before a leader that took over from nothing
+ *     has heard for a whole failure_timeout from the first other node's
+ *     keep-alive (the first to arrive need not be the majority);
+ *  2b. a leader that took over from nothing (member_assign.c,
+ *     wait_first_map: not a new cluster) whose stored topology names other
+ *     nodes (in any state: a cluster lived here) and that hears no other
+ *     node at all waits too, up to SHAPE_ALONE_TIMEOUTS failure timeouts:
+ *     the live nodes may be cut off from it for a moment, and what it would
+ *     publish alone may be a misfit's shape (aether-sim --soak --seed 100093
+ *     --duration 120 --extra-faults misfit,twin,kv-loss,forge: misfit x8
+ *     led while a partition kept n2 and n4 from it);
  *  2c. with a majority, members of the stored topology heard with another
  *     shape (a misfit leader before us admitted its kind) are recorded
  *     Failed before the first map, which would name them otherwise
  *     (aether-sim --soak --seed 100082 --duration 120 --extra-faults
  *     misfit,twin,kv-loss-both,forge: x11 admitted x14, refused itself,
  *     and n15's map named x14);
- *  2b. a leader that took over from nothing (member_assign.c,
- *     wait_first_map: not a new cluster), whose stored topology names other
- *     nodes (in any state: a cluster lived here), and that hears no other
- *     node at all waits too, up to SHAPE_ALONE_TIMEOUTS failure timeouts: the live
- *     nodes may be cut off from it for a moment, and what it would publish
- *     alone may be a misfit's shape (aether-sim --soak --seed 100093
- *     --duration 120 --extra-faults misfit,twin,kv-loss,forge: misfit x8
- *     led while a partition kept n2 and n4 from it);
  *  3. a leader whose shape still lacks a majority once it has heard for a
  *     whole failure_timeout (every live node sends a keep-alive more often)
  *     refuses itself as a refused joiner would (member_note_refused: it
- *     serves nothing, records itself Failed, resigns, aether-node exits 2),
- *     and a node of the majority's shape leads next.
+ *     serves nothing, records itself Failed, resigns, aether-node exits 2;
+ *     counted in shape_refusals), and a node of the majority's shape leads
+ *     next.
  * Once the first map is out the stored map is the cluster's shape and step
  * 1's joiners are refused as usual. Not covered: a leader that hears nobody
  * for SHAPE_ALONE_TIMEOUTS failure timeouts (every other node paused or cut
  * off) publishes its own shape; a tie that lasts (a cluster of two, one a
- * misfit, after a store loss) publishes nothing. */
+ * misfit, after a store loss) publishes nothing; misfits of one shape that
+ * outnumber the members heard and recorded are the cluster by this rule. */
 static bool shape_counting(aether_member *m, aether_term term)
 {
     return m->cs->shape_term == term && term != AETHER_TERM_NONE &&
