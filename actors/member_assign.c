@@ -1472,6 +1472,9 @@ static void new_generation(aether_member *m)
         return;
     as->gen_changes_seen = gc;
     as->old_gen_map = as->cur != NULL;
+    if (as->cur != NULL) /* evidence of the cluster's shape all the same (member_cluster.c) */
+        __atomic_store_n(&m->old_map_term, as->cur->term != AETHER_TERM_NONE ? as->cur->term : 1u,
+                         __ATOMIC_SEQ_CST);
     as->acquire_floor = 0;
     as->state_rev = as->state_version = as->state_hash = 0;
     as->lead_term = as->loaded_term = AETHER_TERM_NONE;

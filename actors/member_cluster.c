@@ -966,8 +966,10 @@ static void fail_self(aether_member *m);
  *     carries the joiner's terms and the term of the map it holds); a joiner
  *     of another shape is not refused (that is final for it) but told to
  *     retry (EUNAVAILABLE);
- *  2. counting itself and the nodes heard within failure_timeout, its shape
- *     has a majority when more nodes share it than differ from it or are
+ *  2. counting itself and the nodes heard within failure_timeout - only
+ *     those holding a map (members: a node installs only maps of its own
+ *     shape) when any does, itself included if it holds one, of any
+ *     generation - its shape has a majority when more nodes share it than differ from it or are
  *     unknown: healthy members of the stored topology (as the count began)
  *     not heard, for SHAPE_ALONE_TIMEOUTS failure timeouts at most (then
  *     those heard decide; aether-sim --soak --seed 100174 --duration 120
@@ -1027,11 +1029,23 @@ static shape_verdict shape_count(aether_member *m, uint32_t *agree, uint32_t *di
     member_cluster_state *cs = m->cs;
     uint64_t now = member_now_ns(m);
     uint64_t window = (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
-    uint32_t a = 1, d = 0;
-    bool a_map = __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST) != 0, d_map = false;
+    bool self_map = __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST) != 0 ||
+                    __atomic_load_n(&m->old_map_term, __ATOMIC_SEQ_CST) != 0;
+    /* Members first: a node that holds a map installed it, and a node
+     * installs only maps of its own shape that a leader published, so
+     * when any node heard (or we) holds one, only those vote; a crowd of
+     * newcomers without maps cannot outvote them (aether-sim --soak --seed
+     * 200095 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge:
+     * n0, holding the cluster's map, refused itself when two misfits were
+     * heard beside it). */
+    bool members = self_map;
+    for (uint32_t i = 0; i < cs->n_shape_votes && !members; i++) /* bounded: SHAPE_VOTES_MAX */
+        members = cs->shape_votes[i].holds_map && now - cs->shape_votes[i].last_ns <= window;
+    uint32_t a = members && !self_map ? 0 : 1, d = 0;
+    bool a_map = self_map, d_map = false;
     for (uint32_t i = 0; i < cs->n_shape_votes; i++) { /* bounded: SHAPE_VOTES_MAX */
         const shape_vote *v = &cs->shape_votes[i];
-        if (now - v->last_ns > window)
+        if (now - v->last_ns > window || (members && !v->holds_map))
             continue;
         if (v->agrees) {
             a++;
@@ -1762,9 +1776,13 @@ static void tick_heartbeat(aether_member *m)
     c.data.join.info = m->self_info;
     c.data.join.terms = m->admission;
     /* The map we hold (of our own terms: adopt installs no other), for a
-     * leader that took over from nothing (lead_command, "newcomer"). */
+     * leader that took over from nothing (lead_command, "newcomer", and the
+     * quorum of configuration); with none of this generation, the one we
+     * held in an earlier one: evidence of our shape all the same. */
     if (__atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST) != 0)
         c.data.join.map_term = __atomic_load_n(&m->map_term, __ATOMIC_SEQ_CST);
+    else
+        c.data.join.map_term = __atomic_load_n(&m->old_map_term, __ATOMIC_SEQ_CST);
     if (!healthy) {
         if (ours) { /* declared failed (or about to be): rejoin with a newer incarnation */
             claim = me->incarnation + 1;
