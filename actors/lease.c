@@ -371,8 +371,52 @@ static aether_status encode_own(const aether_lease_config *cfg, const aether_lea
     return aether_lease_value_encode(&v, buf, AETHER_LEASE_VALUE_LEN_MAX, len, err);
 }
 
-/* One CAS write of our value; on success the revision and renewed_at move.
- * *sent_at_ns receives the clock read just before sending. */
+/* Before every conditional write of ours (CAS, conditional delete): does
+ * the key still hold our own write (our nonce) at our revision? A
+ * conditional write names only a revision, and revisions repeat across
+ * lives of the bucket (deleted and re-created, it numbers from 1 again,
+ * and a candidate's compaction carries the new life up to the record), so
+ * a write naming ours can land on another node's write that happens to
+ * have that number: ABA (lease.h, "Writes check the value"). AETHER_OK;
+ * AETHER_ECONFLICT when the key is gone or another write is there (no
+ * write of ours could succeed honestly); AETHER_EUNAVAILABLE when the read
+ * failed (nothing was sent). */
+static aether_status check_own(const aether_lease_config *cfg, const aether_lease_held *h,
+                               aether_err *err)
+{
+    seen_kind kind;
+    uint64_t rev = 0;
+    aether_status s = look(cfg, h->nonce, &kind, &rev, err);
+    if (s != AETHER_OK)
+        return aether_err_set(err, AETHER_EUNAVAILABLE, "lease '%s': reading it before a "
+                              "conditional write failed (%s): nothing sent",
+                              lease_key(cfg), aether_status_str(s));
+    if (kind == SEEN_OURS && rev == h->revision)
+        return AETHER_OK;
+    if (kind == SEEN_OTHER && rev == h->revision)
+        AETHER_WARN(LEASE_LOG,
+                    "%s: lease '%s': another node's write is at our revision %" PRIu64
+                    " (nonce %016" PRIx64 " is not there): the bucket was re-created and its "
+                    "revisions reached ours again; a write naming the revision alone would "
+                    "have taken it (not written)",
+                    cfg->self.str, lease_key(cfg), h->revision, h->nonce);
+    return aether_err_set(err, AETHER_ECONFLICT,
+                          "lease '%s': %s at revision %" PRIu64 ", ours was %" PRIu64,
+                          lease_key(cfg),
+                          kind == SEEN_ABSENT ? "gone (expired or deleted)"
+                          : kind == SEEN_OTHER ? "another node's write"
+                                               : "our write",
+                          kind == SEEN_ABSENT ? (uint64_t)0 : rev, h->revision);
+}
+
+/* One CAS write of our value, once check_own found our write still there;
+ * on success the revision and renewed_at move. *sent_at_ns receives the
+ * clock read just before that read, not before the write: the read saw our
+ * write in the bucket life we hold the lease in, so whatever re-created the
+ * bucket happened after it, and nobody acts in the new life before a ttl
+ * after that (lease.h steps 2b, 2c). A deadline counted from the read ends
+ * before, even if the write lands in the new life on a write of the same
+ * revision. */
 static aether_status send_update(const aether_lease_config *cfg, aether_lease_held *h,
                                  aether_term term, uint64_t *sent_at_ns, aether_err *err)
 {
@@ -383,6 +427,9 @@ static aether_status send_update(const aether_lease_config *cfg, aether_lease_he
         return s;
     uint64_t rev;
     *sent_at_ns = now_ns(cfg);
+    s = check_own(cfg, h, err);
+    if (s != AETHER_OK)
+        return s;
     s = aether_kv_update(cfg->lease_kv, lease_key(cfg), buf, len, h->revision, &rev, err);
     if (s == AETHER_OK) {
         AETHER_ASSERT(rev > h->revision);
@@ -446,12 +493,24 @@ static aether_status verify_still_ours(const aether_lease_config *cfg, const aet
                           lease_key(cfg), h->revision, rev);
 }
 
+/* A conditional delete of our own write (check_own first: a delete naming
+ * only our revision could remove another node's write of the same number
+ * in a re-created bucket). */
+static aether_status delete_own(const aether_lease_config *cfg, const aether_lease_held *h,
+                                aether_err *err)
+{
+    aether_status s = check_own(cfg, h, err);
+    if (s != AETHER_OK)
+        return s;
+    return aether_kv_delete(cfg->lease_kv, lease_key(cfg), h->revision, NULL, err);
+}
+
 /* Best effort: frees the key for other candidates. Conditional, so it can
  * only remove our own write. */
-static void release_quietly(const aether_lease_config *cfg, uint64_t revision)
+static void release_quietly(const aether_lease_config *cfg, const aether_lease_held *h)
 {
-    if (revision != 0)
-        (void)aether_kv_delete(cfg->lease_kv, lease_key(cfg), revision, NULL, NULL);
+    if (h->revision != 0)
+        (void)delete_own(cfg, h, NULL);
 }
 
 /* DESIGN step 4: CAS the record from the revision we read to T. */
@@ -710,7 +769,7 @@ aether_status aether_lease_acquire(const aether_lease_config *cfg, aether_rng *r
     s = aether_err_set(err, AETHER_ECONFLICT, "term record: lost the CAS %u times",
                        AETHER_LEASE_RECORD_ATTEMPTS_MAX);
 release:
-    release_quietly(cfg, h.revision);
+    release_quietly(cfg, &h);
     return s;
 }
 
@@ -798,7 +857,7 @@ aether_status aether_lease_resign(const aether_lease_config *cfg, const aether_l
     if (h.pending && h.lease.term != AETHER_TERM_NONE)
         s = aether_lease_reconcile(cfg, held, &h, NULL, err);
     if (s == AETHER_OK && h.revision != 0)
-        s = aether_kv_delete(cfg->lease_kv, lease_key(cfg), h.revision, NULL, err);
+        s = delete_own(cfg, &h, err);
     return s;
 }
 

@@ -183,6 +183,25 @@
  * Resign: conditional delete(lease_key, expected = our revision): it can
  *  only ever remove our own lease, never a successor's. Watchers see the
  *  delete and campaign at once.
+ * Writes check the value: every conditional write of a holder (renewal,
+ *  advancing update, resign, release) first reads the key and goes on only
+ *  if it holds our nonce at our revision; otherwise ECONFLICT, nothing
+ *  sent. A conditional write names a revision only, and revisions repeat
+ *  across lives of the lease bucket (re-created, it numbers from 1 again,
+ *  and step 3's compaction carries the new life up to the record), so a
+ *  write naming ours can land on another holder's write of the same number
+ *  (ABA: aether-sim --soak --seed 100033 --duration 120 --extra-faults
+ *  misfit,twin,kv-loss-both,forge, n7 paused through the loss of both
+ *  buckets resigned by deleting n5's key of term 33, and led term 35
+ *  beside it). A renewal counts its new deadline from the clock read
+ *  before that read, not before the write: the read saw our write, so the
+ *  bucket was re-created after it, and nobody acts in the new life before
+ *  a ttl after that (steps 2b, 2c); our deadline ends before even if the
+ *  write lands in the new life. What remains: a delete sent right after
+ *  the read, delayed in flight for more than a ttl, landing in a new life
+ *  on an acting holder's write of our exact revision. The store cannot
+ *  make the check and the write one step (JetStream conditions a write on
+ *  sequences only).
  *
  * Why terms never repeat, even when the lease bucket is deleted and
  * re-created (its revisions restart at 1):

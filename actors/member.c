@@ -584,6 +584,7 @@ static int64_t g_fail_refused(void *a) { return (int64_t)__atomic_load_n(&((aeth
 static int64_t g_hb_ignored(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->heartbeats_ignored, __ATOMIC_RELAXED); }
 static int64_t g_commands_busy(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->commands_busy, __ATOMIC_RELAXED); }
 static int64_t g_joins_refused(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->joins_refused, __ATOMIC_RELAXED); }
+static int64_t g_shape_refusals(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->shape_refusals, __ATOMIC_RELAXED); }
 static int64_t g_seq_gaps(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->seq_gaps, __ATOMIC_RELAXED); }
 static int64_t g_seq_dups(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->seq_duplicates, __ATOMIC_RELAXED); }
 static int64_t g_refuted(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->events_refuted, __ATOMIC_RELAXED); }
@@ -785,6 +786,11 @@ static const struct {
       "Joins this node refused as leader because the joiner's shard_count, replication, wire "
       "versions or parameters differ from the cluster's (or are missing).",
       g_joins_refused },
+    { "aether_shape_refusals_total", NULL, true,
+      "Terms this node led with no map stored and refused itself because its shape (shard_count, "
+      "replication, wire versions, parameters) was not the majority's of the live nodes it heard "
+      "(quorum of configuration, docs/cluster.md).",
+      g_shape_refusals },
     { "aether_commands_busy_total", NULL, true,
       "Commands from the wire this node answered 'busy' at once as leader: more than 64 (1024 "
       "JoinCluster) of their kind were already waiting for the cluster actor.",

@@ -598,6 +598,12 @@ static void advance_locked(aether_member *m, const char *reason)
         as->publish_pending = true; /* a take-over from nothing: not yet (wait_first_map) */
         return;
     }
+    if (__atomic_load_n(&m->shape_blocked_term, __ATOMIC_SEQ_CST) == term &&
+        __atomic_load_n(&m->map_term, __ATOMIC_SEQ_CST) != term) {
+        as->publish_pending = true; /* our shape lacks a majority: no first map
+                                       (member_cluster.c, "Quorum of configuration") */
+        return;
+    }
     if (aether_topology_count_status(&as->topo, AETHER_NODE_ACTIVE) +
             aether_topology_count_status(&as->topo, AETHER_NODE_DRAINING) ==
         0)
@@ -1356,8 +1362,16 @@ static void rewrite_lost_map(aether_member *m)
     uint64_t lost = __atomic_load_n(&m->state_lost_gen, __ATOMIC_RELAXED);
     if (lost == as->state_lost_seen)
         return;
-    if (as->cur == NULL) {
-        as->state_lost_seen = lost; /* nothing to write back yet */
+    if (as->cur == NULL || as->old_gen_map) {
+        /* Nothing of this generation to write back yet. A map of an earlier
+         * generation is never written into this one's bucket: a take-over
+         * would start from it and every node would install it as this
+         * generation's (aether-sim --soak --seed 100015 --duration 120
+         * --extra-faults misfit,twin,kv-loss-both,forge: n1, leading term 44
+         * of a new generation and waiting to publish its first map, wrote
+         * back the old generation's map of term 51; n13 took over from it).
+         * The first map of this generation is written when it is published. */
+        as->state_lost_seen = lost;
         return;
     }
     char *json = NULL;
@@ -1433,8 +1447,19 @@ static void tick_check(aether_member *m)
                              : "retry");
         uint64_t timeout = (uint64_t)m->cfg.handoff_timeout_ms * AETHER_NS_PER_MS;
         uint32_t decreed = 0;
+        /* Read again: the write-back and the rebalance above call the store
+         * (a slow call takes time), and a handoff they started has its
+         * moving_since after the `now` read at the top. With that `now`,
+         * now - moving_since wrapped around and every handoff just started
+         * was decreed at once, before its old owner had even heard of it
+         * (aether-sim --soak --seed 100127 --duration 120 --extra-faults
+         * misfit,twin,kv-loss,forge: "n8 acquired shard 16 (map v2097199)
+         * while n12 still serves it", 64 handoffs decreed the instant they
+         * began). */
+        now = member_now_ns(m);
         for (uint32_t s = 0; as->cur != NULL && s < m->cfg.shard_count; s++) {
-            if (as->moving_since_ns[s] != 0 && !as->done[s] && now - as->moving_since_ns[s] > timeout &&
+            if (as->moving_since_ns[s] != 0 && !as->done[s] && now > as->moving_since_ns[s] &&
+                now - as->moving_since_ns[s] > timeout &&
                 aether_shardmap_entry(as->cur, s)->state == AETHER_SHARD_MOVING) {
                 as->done[s] = 1;
                 decreed++;
@@ -1482,6 +1507,9 @@ static void new_generation(aether_member *m)
         return;
     as->gen_changes_seen = gc;
     as->old_gen_map = as->cur != NULL;
+    if (as->cur != NULL) /* evidence of the cluster's shape all the same (member_cluster.c) */
+        __atomic_store_n(&m->old_map_term, as->cur->term != AETHER_TERM_NONE ? as->cur->term : 1u,
+                         __ATOMIC_SEQ_CST);
     as->acquire_floor = 0;
     as->state_rev = as->state_version = as->state_hash = 0;
     as->lead_term = as->loaded_term = AETHER_TERM_NONE;

@@ -148,6 +148,20 @@ typedef struct hb_entry {
                              0 = healthy, or not in the topology */
 } hb_entry;
 
+/* Quorum of configuration (below): the shapes heard, one per node, at most. */
+#define SHAPE_VOTES_MAX 256u
+/* A counting leader that took over from nothing and hears no other node
+ * waits this many failure timeouts before it publishes its shape alone. */
+#define SHAPE_ALONE_TIMEOUTS 5u
+
+/* One live node's shape as this leader heard it in a mapless term. */
+typedef struct shape_vote {
+    aether_node_id id;
+    bool agrees;     /* its admission terms are ours */
+    bool holds_map;  /* its keep-alive named a map it holds (map_term != 0) */
+    uint64_t last_ns; /* its last keep-alive (our clock) */
+} shape_vote;
+
 struct member_cluster_state {
     aether_topology topo;
     /* The topology as this node heard it announced: every topology event it
@@ -197,6 +211,19 @@ struct member_cluster_state {
      * the cluster's only until a member shows otherwise
      * (newcomer_refuses_self). 0 = not so in any term. */
     aether_term newcomer_term;
+    /* Quorum of configuration: the term in which we lead with no stored map
+     * and count the shapes of the nodes we hear (0 = none), since when, and
+     * what we heard. */
+    aether_term shape_term;
+    uint64_t shape_since_ns;
+    uint64_t shape_heard_ns; /* the first other node's keep-alive in shape_term; 0 = none */
+    shape_vote shape_votes[SHAPE_VOTES_MAX];
+    uint32_t n_shape_votes;
+    /* The healthy members of the stored topology when the count began (us
+     * excluded): they vote too, unheard ones as "unknown" (step 2). */
+    aether_node_id shape_recorded[SHAPE_VOTES_MAX];
+    uint32_t n_shape_recorded;
+    bool shape_recorded_taken;
     /* A change whose write to the state store timed out (it may still be
      * applied, later): settled before anything else (settle_doubt). */
     char *doubt_json;         /* the topology we tried to write; NULL = no doubt */
@@ -609,6 +636,20 @@ static bool check_stored_map_terms(aether_member *m, bool *absent)
     return true;
 }
 
+/* Quorum of configuration, step 2: the members the stored topology has
+ * healthy when the count begins (the electorate beside the nodes heard). */
+static void shape_take_recorded(aether_member *m)
+{
+    member_cluster_state *cs = m->cs;
+    cs->n_shape_recorded = 0;
+    for (uint32_t i = 0; i < cs->topo.count && cs->n_shape_recorded < SHAPE_VOTES_MAX; i++) {
+        const aether_node_info *n = &cs->topo.nodes[i]; /* bounded: SHAPE_VOTES_MAX */
+        if (aether_node_status_is_healthy(n->status) && !aether_node_id_equal(&n->id, &m->cfg.node))
+            cs->shape_recorded[cs->n_shape_recorded++] = n->id;
+    }
+    cs->shape_recorded_taken = true;
+}
+
 static bool state_loaded(aether_member *m, aether_term term)
 {
     member_cluster_state *cs = m->cs;
@@ -623,10 +664,23 @@ static bool state_loaded(aether_member *m, aether_term term)
      * cluster's (newcomer_refuses_self). */
     cs->newcomer_term = absent && __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST) == 0
                             ? term : AETHER_TERM_NONE;
+    if (absent && cs->shape_term != term) { /* Quorum of configuration: count afresh */
+        cs->shape_term = term;
+        cs->shape_since_ns = member_now_ns(m);
+        cs->shape_heard_ns = 0;
+        cs->n_shape_votes = 0;
+        cs->n_shape_recorded = 0;
+        cs->shape_recorded_taken = false;
+        __atomic_store_n(&m->shape_blocked_term, AETHER_TERM_NONE, __ATOMIC_SEQ_CST);
+    } else if (!absent) {
+        cs->shape_term = AETHER_TERM_NONE;
+    }
     /* Read, then fence: rewriting the key moves its revision, so a write of
      * the previous leader still in flight (a timed-out one) can never land
      * after what we read. */
     if (load_topology(m, true) && fence_topology_key(m)) {
+        if (cs->shape_term == term && !cs->shape_recorded_taken)
+            shape_take_recorded(m);
         cs->loaded_term = term;
         cs->topo_dirty = false;
         pthread_mutex_lock(&m->commit_mu);
@@ -923,6 +977,262 @@ static void base_command(aether_member *m, aether_command *c, aether_command_typ
  * map proves nothing: refused as usual when it differs. */
 static void fail_self(aether_member *m);
 
+/* ---- Quorum of configuration ------------------------------------------------
+ *
+ * DESIGN (docs/cluster.md, "Admission"). A leader that finds no map stored
+ * (a new cluster, or the state bucket lost) has nothing that says which
+ * shape - shard_count, replication, the admission terms - the cluster
+ * runs; its own may be a misfit's. As etcd and Akka do with membership
+ * configuration, the shape is what a majority agrees on, not what the first
+ * node to win says:
+ *  1. in such a term (shape_term), until its first map is out, the leader
+ *     notes the shape of every node whose keep-alive it hears (JoinCluster
+ *     carries the joiner's terms and the term of the map it holds); a joiner
+ *     of another shape is not refused (that is final for it) but told to
+ *     retry (EUNAVAILABLE);
+ *  2. counting itself and the nodes heard within failure_timeout - only
+ *     those holding a map (members: a node installs only maps of its own
+ *     shape) when any does, itself included if it holds one, of any
+ *     generation - its shape has a majority when more nodes share it than differ from it or are
+ *     unknown: healthy members of the stored topology (as the count began)
+ *     not heard, for SHAPE_ALONE_TIMEOUTS failure timeouts at most (then
+ *     those heard decide; aether-sim --soak --seed 100174 --duration 120
+ *     --extra-faults misfit,twin,kv-loss-both,forge: two misfits of one
+ *     shape heard while a partition hid the members). It lacks one when
+ *     more nodes differ than share it, or as many with a node holding a map
+ *     among those that differ and none among those that share (a misfit
+ *     never installs a map of its own shape before it has led). In a tie no
+ *     map breaks (maps on both sides or on neither) nothing says which side
+ *     is the cluster: undecided until a node more is heard or one leaves.
+ *     Without a majority the assign actor publishes no first map
+ *     (shape_blocked_term), nor before a leader that took over from nothing
+ *     has heard for a whole failure_timeout from the first other node's
+ *     keep-alive (the first to arrive need not be the majority);
+ *  2b. a leader that took over from nothing (member_assign.c,
+ *     wait_first_map: not a new cluster) whose stored topology names other
+ *     nodes (in any state: a cluster lived here) and that hears no other
+ *     node at all waits too, up to SHAPE_ALONE_TIMEOUTS failure timeouts:
+ *     the live nodes may be cut off from it for a moment, and what it would
+ *     publish alone may be a misfit's shape (aether-sim --soak --seed 100093
+ *     --duration 120 --extra-faults misfit,twin,kv-loss,forge: misfit x8
+ *     led while a partition kept n2 and n4 from it);
+ *  2c. with a majority, members of the stored topology heard with another
+ *     shape (a misfit leader before us admitted its kind) are recorded
+ *     Failed before the first map, which would name them otherwise
+ *     (aether-sim --soak --seed 100082 --duration 120 --extra-faults
+ *     misfit,twin,kv-loss-both,forge: x11 admitted x14, refused itself,
+ *     and n15's map named x14);
+ *  3. a leader whose shape still lacks a majority once it has heard for a
+ *     whole failure_timeout (every live node sends a keep-alive more often)
+ *     refuses itself as a refused joiner would (member_note_refused: it
+ *     serves nothing, records itself Failed, resigns, aether-node exits 2;
+ *     counted in shape_refusals), and a node of the majority's shape leads
+ *     next.
+ * Once the first map is out the stored map is the cluster's shape and step
+ * 1's joiners are refused as usual. Not covered: a leader that hears nobody
+ * for SHAPE_ALONE_TIMEOUTS failure timeouts (every other node paused or cut
+ * off) publishes its own shape; a tie that lasts (a cluster of two, one a
+ * misfit, after a store loss) publishes nothing; misfits of one shape that
+ * outnumber the members heard and recorded are the cluster by this rule. */
+static bool shape_counting(aether_member *m, aether_term term)
+{
+    return m->cs->shape_term == term && term != AETHER_TERM_NONE &&
+           __atomic_load_n(&m->map_term, __ATOMIC_SEQ_CST) != term;
+}
+
+/* Step 2 over the votes heard within failure_timeout. *agree, *differ: the
+ * counts (ourselves included). */
+typedef enum shape_verdict {
+    SHAPE_MAJORITY,  /* ours is shared by more nodes than differ (or wins the tie) */
+    SHAPE_TIE,       /* as many differ as share it and no map breaks the tie */
+    SHAPE_MINORITY   /* more differ (or they win the tie): ours is not the cluster's */
+} shape_verdict;
+
+static shape_verdict shape_count(aether_member *m, uint32_t *agree, uint32_t *differ)
+{
+    member_cluster_state *cs = m->cs;
+    uint64_t now = member_now_ns(m);
+    uint64_t window = (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
+    bool self_map = __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST) != 0 ||
+                    __atomic_load_n(&m->old_map_term, __ATOMIC_SEQ_CST) != 0;
+    /* Members first: a node that holds a map installed it, and a node
+     * installs only maps of its own shape that a leader published, so
+     * when any node heard (or we) holds one, only those vote; a crowd of
+     * newcomers without maps cannot outvote them (aether-sim --soak --seed
+     * 200095 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge:
+     * n0, holding the cluster's map, refused itself when two misfits were
+     * heard beside it). */
+    bool members = self_map;
+    for (uint32_t i = 0; i < cs->n_shape_votes && !members; i++) /* bounded: SHAPE_VOTES_MAX */
+        members = cs->shape_votes[i].holds_map && now - cs->shape_votes[i].last_ns <= window;
+    uint32_t a = members && !self_map ? 0 : 1, d = 0;
+    bool a_map = self_map, d_map = false;
+    for (uint32_t i = 0; i < cs->n_shape_votes; i++) { /* bounded: SHAPE_VOTES_MAX */
+        const shape_vote *v = &cs->shape_votes[i];
+        if (now - v->last_ns > window || (members && !v->holds_map))
+            continue;
+        if (v->agrees) {
+            a++;
+            a_map = a_map || v->holds_map;
+        } else {
+            d++;
+            d_map = d_map || v->holds_map;
+        }
+    }
+    *agree = a;
+    *differ = d;
+    if (d > a || (d == a && d_map && !a_map))
+        return SHAPE_MINORITY;
+    if (d == a && a_map == d_map)
+        return SHAPE_TIE;
+    /* The recorded members not heard are unknown: until the fallback, a
+     * majority is one of all of them (a partition may hide the cluster's
+     * members while a few misfits are heard). */
+    if (now - cs->shape_since_ns < (uint64_t)SHAPE_ALONE_TIMEOUTS * window) {
+        uint32_t unknown = 0;
+        for (uint32_t i = 0; i < cs->n_shape_recorded; i++) { /* bounded: SHAPE_VOTES_MAX */
+            bool heard = false;
+            for (uint32_t j = 0; j < cs->n_shape_votes && !heard; j++) /* bounded: same */
+                heard = aether_node_id_equal(&cs->shape_votes[j].id, &cs->shape_recorded[i]) &&
+                        now - cs->shape_votes[j].last_ns <= window;
+            unknown += !heard;
+        }
+        if (a <= d + unknown)
+            return SHAPE_TIE; /* undecided: nobody's shape yet */
+    }
+    return SHAPE_MAJORITY;
+}
+
+/* Step 2b: does the stored topology name a node other than us, in any
+ * state (a cluster lived here: not a new one)? */
+static bool others_recorded(const aether_member *m)
+{
+    const aether_topology *t = &m->cs->topo;
+    for (uint32_t i = 0; i < t->count; i++) /* bounded: the topology's nodes */
+        if (!aether_node_id_equal(&t->nodes[i].id, &m->cfg.node))
+            return true;
+    return false;
+}
+
+/* Step 2c: a node heard with another shape that the stored topology has as
+ * a healthy member (a misfit leader before us admitted it). First one at
+ * i or after; NULL when none. */
+static const aether_node_id *shape_misfit_member(const aether_member *m, uint32_t *i)
+{
+    const member_cluster_state *cs = m->cs;
+    for (; *i < cs->n_shape_votes; (*i)++) { /* bounded: SHAPE_VOTES_MAX */
+        const shape_vote *v = &cs->shape_votes[*i];
+        const aether_node_info *n = v->agrees ? NULL : aether_topology_find(&cs->topo, &v->id);
+        if (n != NULL && aether_node_status_is_healthy(n->status))
+            return &v->id;
+    }
+    return NULL;
+}
+
+static void shape_publish(aether_member *m, aether_term term)
+{
+    uint32_t a, d, from = 0;
+    bool lacks = shape_count(m, &a, &d) != SHAPE_MAJORITY || shape_misfit_member(m, &from) != NULL;
+    uint64_t ft = (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
+    uint64_t now = member_now_ns(m);
+    const member_cluster_state *cs = m->cs;
+    if (__atomic_load_n(&m->mapless_term, __ATOMIC_SEQ_CST) == term) {
+        if (cs->shape_heard_ns == 0 && others_recorded(m) &&
+            now - cs->shape_since_ns < SHAPE_ALONE_TIMEOUTS * ft)
+            lacks = true; /* step 2b: nobody heard yet */
+        if (cs->shape_heard_ns != 0 && now - cs->shape_heard_ns < ft)
+            lacks = true; /* step 2: still hearing (every live node within a failure_timeout) */
+    }
+    bool was = __atomic_load_n(&m->shape_blocked_term, __ATOMIC_SEQ_CST) == term;
+    if (was != lacks)
+        AETHER_INFO(MEMBER_LOG, "%s: no map stored, the shape of the nodes heard in term %llu: "
+                    "%u share ours, %u differ: %s", m->cfg.node.str, (unsigned long long)term, a, d,
+                    lacks ? "no first map yet" : "publishing");
+    __atomic_store_n(&m->shape_blocked_term, lacks ? term : AETHER_TERM_NONE, __ATOMIC_SEQ_CST);
+}
+
+/* Step 1: notes a keep-alive's shape. AETHER_OK (it shares ours: decide it
+ * as usual) or AETHER_EUNAVAILABLE (it differs: retry). */
+static aether_status shape_note(aether_member *m, const aether_command *c, aether_term term,
+                                aether_err *why)
+{
+    member_cluster_state *cs = m->cs;
+    if (aether_node_id_equal(&c->data.join.info.id, &m->cfg.node) ||
+        c->data.join.terms.shard_count == 0)
+        return AETHER_OK;
+    aether_err diff;
+    bool agrees = aether_admission_check(&m->admission, &c->data.join.terms, &diff) == AETHER_OK;
+    shape_vote *v = NULL;
+    for (uint32_t i = 0; i < cs->n_shape_votes && v == NULL; i++) /* bounded: SHAPE_VOTES_MAX */
+        if (aether_node_id_equal(&cs->shape_votes[i].id, &c->data.join.info.id))
+            v = &cs->shape_votes[i];
+    if (v == NULL && cs->n_shape_votes < SHAPE_VOTES_MAX)
+        v = &cs->shape_votes[cs->n_shape_votes++];
+    if (cs->shape_heard_ns == 0)
+        cs->shape_heard_ns = member_now_ns(m);
+    if (v != NULL) { /* beyond the bound a node is not counted: the others still are */
+        v->id = c->data.join.info.id;
+        v->agrees = agrees;
+        v->holds_map = c->data.join.map_term != AETHER_TERM_NONE;
+        v->last_ns = member_now_ns(m);
+    }
+    shape_publish(m, term);
+    if (agrees)
+        return AETHER_OK;
+    return aether_err_set(why, AETHER_EUNAVAILABLE, "no map stored: the cluster's shape is being "
+                          "settled by the nodes heard (%s); retry", diff.msg);
+}
+
+static void fail_self(aether_member *m);
+static aether_status lead_command(aether_member *m, const aether_command *c, aether_err *why);
+
+/* Step 3 (and 2c), on every heartbeat tick of a counting leader. */
+static void shape_check_self(aether_member *m)
+{
+    member_cluster_state *cs = m->cs;
+    aether_term term;
+    if (!member_may_lead(m, &term) || !shape_counting(m, term))
+        return;
+    shape_publish(m, term);
+    uint32_t a, d;
+    shape_verdict verdict = shape_count(m, &a, &d);
+    if (cs->shape_heard_ns == 0 ||
+        member_now_ns(m) - cs->shape_heard_ns < (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS)
+        return;
+    if (verdict == SHAPE_MAJORITY) { /* step 2c: members of another shape are failed first */
+        uint32_t i = 0;
+        for (const aether_node_id *id; (id = shape_misfit_member(m, &i)) != NULL; i++) {
+            aether_command c; /* bounded: SHAPE_VOTES_MAX */
+            base_command(m, &c, AETHER_CMD_MARK_NODE_FAILED);
+            c.data.mark_failed.node = *id;
+            aether_err why;
+            if (lead_command(m, &c, &why) != AETHER_OK)
+                AETHER_WARN(MEMBER_LOG, "%s: could not fail %s: %s", m->cfg.node.str, id->str,
+                            why.msg);
+            else
+                AETHER_WARN(MEMBER_LOG, "%s: %s, a member of another shape (a leader of its "
+                            "shape admitted it), failed before this term's first map",
+                            m->cfg.node.str, id->str);
+        }
+        shape_publish(m, term);
+        return;
+    }
+    if (verdict != SHAPE_MINORITY)
+        return;
+    char reason[AETHER_ERR_MSG_MAX];
+    snprintf(reason, sizeof(reason), "shard_count %u, replication %u: %u of the %u live nodes this "
+             "node heard in term %llu run other terms (the state store had no map to say which "
+             "are the cluster's; the majority's are)", m->cfg.shard_count, m->cfg.replication, d,
+             a + d, (unsigned long long)term);
+    __atomic_add_fetch(&m->shape_refusals, 1, __ATOMIC_RELAXED);
+    AETHER_ERROR(MEMBER_LOG, "%s: leading with no stored map, this node's shape lacks a majority: %s",
+                 m->cfg.node.str, reason);
+    member_note_refused(m, reason); /* first: no map is published from here */
+    const aether_node_info *me = aether_topology_find(&cs->topo, &m->cfg.node);
+    if (me != NULL && aether_node_status_is_healthy(me->status))
+        fail_self(m);
+}
+
 static bool newcomer_refuses_self(aether_member *m, const aether_command *c, aether_term term)
 {
     member_cluster_state *cs = m->cs;
@@ -1045,6 +1355,11 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
         return aether_err_set(why, AETHER_ENOTLEADER,
                               "not leader: this node's configuration does not match the "
                               "cluster's (resigning)");
+    if (c->type == AETHER_CMD_JOIN_CLUSTER && shape_counting(m, term)) {
+        aether_status ss = shape_note(m, c, term, why);
+        if (ss != AETHER_OK)
+            return ss;
+    }
     /* A keep-alive of our own id from an older process than this one (we
      * lead before our own admission landed, so the record may still be
      * its): never acknowledged, or it would keep serving beside us. */
@@ -1199,6 +1514,32 @@ static void seq_note(aether_member *m, const aether_event *e, seq_anomaly kind)
                     suppressed ? " more anomalies not logged)" : "");
 }
 
+/* A new generation (member_internal.h): its terms are not comparable with
+ * the old one's. The sequence starts again, the store says what the
+ * topology is, and the term and leader of the old generation are
+ * forgotten: aether_topology_set_leader never lowers the term, so a node
+ * that had seen term 310 of the old generation refused every command of
+ * its own term 7 in the new one as stale, was cut off (its own keep-alives
+ * refused) and resigned, and so did every leader after it (aether-sim
+ * --soak --seed 100056 --duration 120 --extra-faults
+ * misfit,twin,kv-loss-both,forge: "I5: leader n7 is failed" after 40 s of
+ * leaders lasting one failure_timeout each). Called first on every
+ * message. */
+static void follow_generation(aether_member *m)
+{
+    member_cluster_state *cs = m->cs;
+    uint64_t gc = __atomic_load_n(&m->generation_changes, __ATOMIC_RELAXED);
+    if (gc == cs->gen_changes_seen)
+        return;
+    cs->gen_changes_seen = gc;
+    seq_restart(cs, AETHER_TERM_NONE, 0);
+    cs->topo_dirty = true;
+    cs->topo.term = AETHER_TERM_NONE;
+    memset(&cs->topo.leader, 0, sizeof(cs->topo.leader));
+    cs->lead_term = cs->loaded_term = AETHER_TERM_NONE;
+    __atomic_store_n(&m->topo_loaded_term, AETHER_TERM_NONE, __ATOMIC_RELEASE);
+}
+
 /* Sequence check of another node's leader-issued event (DESIGN above).
  * False: not applied (stale, duplicate, jump, out of order). Sets
  * topo_dirty when the store must be read. */
@@ -1209,15 +1550,6 @@ static bool in_sequence(aether_member *m, const aether_event *e)
      * (on_event sees every one this node stamped, in order). */
     if (aether_node_id_equal(&e->node, &m->cfg.node) || e->seq == 0)
         return true;
-    /* A new generation (member_internal.h): its terms are not comparable
-     * with the old one's; the sequence starts again and the store says
-     * what the topology is. */
-    uint64_t gc = __atomic_load_n(&m->generation_changes, __ATOMIC_RELAXED);
-    if (gc != cs->gen_changes_seen) {
-        cs->gen_changes_seen = gc;
-        seq_restart(cs, AETHER_TERM_NONE, 0);
-        cs->topo_dirty = true;
-    }
     /* Admitted (member.c) before this node learnt of a newer term - the
      * lease read it, or a LeaderElected overtook this one in the mailbox:
      * a deposed leader's change is not applied now. If the store has it,
@@ -1447,6 +1779,7 @@ static void on_event(aether_member *m, const aether_event *e)
 static void tick_heartbeat(aether_member *m)
 {
     member_cluster_state *cs = m->cs;
+    shape_check_self(m);
     if (__atomic_load_n(&m->refused, __ATOMIC_ACQUIRE))
         return; /* refused as incompatible: asking again cannot help (member.h) */
     if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
@@ -1473,9 +1806,13 @@ static void tick_heartbeat(aether_member *m)
     c.data.join.info = m->self_info;
     c.data.join.terms = m->admission;
     /* The map we hold (of our own terms: adopt installs no other), for a
-     * leader that took over from nothing (lead_command, "newcomer"). */
+     * leader that took over from nothing (lead_command, "newcomer", and the
+     * quorum of configuration); with none of this generation, the one we
+     * held in an earlier one: evidence of our shape all the same. */
     if (__atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST) != 0)
         c.data.join.map_term = __atomic_load_n(&m->map_term, __ATOMIC_SEQ_CST);
+    else
+        c.data.join.map_term = __atomic_load_n(&m->old_map_term, __ATOMIC_SEQ_CST);
     /* A process down while its record is still Draining here has heard a
      * report about itself that this actor has not applied yet - most
      * likely its own NodeLeft: it waits for the record to say which (Left:
@@ -1822,6 +2159,7 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
 {
     aether_member *m = state;
     (void)self;
+    follow_generation(m);
     switch (msg->type) {
     case MSG_EVENT:
         on_event(m, (const aether_event *)msg->ptr);

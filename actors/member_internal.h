@@ -268,6 +268,20 @@ struct aether_member {
                                      takeover_load). In that term it acknowledges no other node's
                                      keep-alive before its first map is out (member_cluster.c,
                                      ack_withheld): no node serves under an earlier map on its word */
+    uint64_t shape_refusals;      /* relaxed: terms this node led with no map stored and
+                                     refused itself, its shape lacking a majority (counter) */
+    uint64_t old_map_term;        /* seq_cst, set by the assign actor: the term of the map this
+                                     process held when it last moved to a new generation (0 =
+                                     none). Never cleared: a map it installed has the cluster's
+                                     shape all the same; keep-alives name it as map_term while
+                                     no map of the new generation is held (member_cluster.c,
+                                     "Quorum of configuration") */
+    uint64_t shape_blocked_term;  /* seq_cst, written by the cluster actor: the term in which
+                                     this node leads with no map stored and its admission terms
+                                     (its "shape": shard_count, replication, ...) are not shared
+                                     by a majority of the live nodes it hears; the assign actor
+                                     publishes no first map in it (member_cluster.c, "Quorum of
+                                     configuration"). 0 = none */
     uint64_t generation;          /* seq_cst, written by the lease actor only: the cluster
                                      generation this node follows (0 = none read yet) */
     uint64_t generation_changes;  /* relaxed: moves to a new generation (the store was lost) */

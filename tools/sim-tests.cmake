@@ -91,6 +91,52 @@ set(AETHER_SIM_REGRESSIONS
   "generation_outage_keeps_keys|--soak --seed 100186 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
   "generation_own_stopped_floor|--soak --seed 100133 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
   "generation_stale_wait|--soak --seed 100197 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
+  # A conditional write names only a revision, and revisions repeat across
+  # lives of the lease bucket: n7, paused through the loss of both buckets,
+  # resigned by a delete naming its revision 33, which was n5's key of term
+  # 33 in the new bucket; n7 then led term 35 beside n5 ("I1: n5 and n7
+  # both act as leader" before lease.c checked the value first).
+  "lease_write_aba|--soak --seed 100033 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
+  # A leader of a new generation, still waiting to publish its first map,
+  # wrote back the map it held (the old generation's, term 51) when the
+  # state bucket was lost again; n13 then took over from it ("n13 installed
+  # map v5243032 of term 49 after one of term 51" before rewrite_lost_map
+  # skipped a map of an earlier generation).
+  "generation_old_map_written_back|--soak --seed 100015 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
+  # The cluster actor kept the old generation's term (310) after a new one
+  # began: every leader of the new one (terms 2, 7, ...) had its own
+  # keep-alives refused as stale and resigned cut off a failure_timeout
+  # later ("I5: leader n7 is failed" before follow_generation).
+  "generation_forgets_old_term|--soak --seed 100056 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
+  # Quorum of configuration (docs/cluster.md, "Admission"): after a store
+  # loss with no member holding a map, a misfit that won the lease published
+  # its own shape ("x17 published map v2097153 with 256 shards and
+  # replication 3 (the cluster: 256, 2)" and the like) before a leader with
+  # no stored map counted the shapes of the live nodes it hears. 100093:
+  # the first misfit refuses itself, a second one leads while a partition
+  # keeps the members from it, then hears one member (a tie), then more.
+  "misfit_quorum|--soak --seed 100001 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
+  "misfit_quorum2|--soak --seed 100136 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
+  "misfit_quorum3|--soak --seed 100170 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
+  "misfit_quorum_partitioned|--soak --seed 100093 --duration 120 --extra-faults misfit,twin,kv-loss,forge"
+  "misfit_quorum4|--soak --seed 100118 --duration 120 --extra-faults misfit,twin,kv-loss,forge"
+  # A misfit leader admitted another misfit of its shape, then refused
+  # itself; the next (correct) leader's first map named that member ("n15
+  # published map v47185921 naming misfit x14") before members of another
+  # shape were failed first (step 2c).
+  "misfit_quorum_admitted_kind|--soak --seed 100082 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
+  "misfit_quorum_admitted_kind2|--soak --seed 100109 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
+  # Two misfits of one shape heard while a partition hid the members: the
+  # members recorded in the stored topology count as unknown ("x26
+  # published map v62914561 with 256 shards and replication 2 (the
+  # cluster: 128, 2)" before).
+  "misfit_quorum_unknown_members|--soak --seed 100174 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
+  # The leader's handoff-timeout check used a `now` read before the
+  # write-back and the rebalance of the same tick; a slow store call moved
+  # the clock past it, and the 64 handoffs that rebalance began wrapped
+  # around to "timed out" and were decreed at once ("n8 acquired shard 16
+  # (map v2097199) while n12 still serves it").
+  "handoff_decreed_as_it_began|--soak --seed 100127 --duration 120 --extra-faults misfit,twin,kv-loss,forge"
   # Drained nodes leaving one by one engage the brake at each leave (DESIGN:
   # "fail or leave"), each for a window: the liveness bound counts the time
   # the brake holds apart (await_settled). Failed "n5 is draining, should be

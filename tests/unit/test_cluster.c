@@ -1264,6 +1264,106 @@ static void test_misfit_leading_after_a_state_loss_refuses_itself(void)
     sim_cluster_destroy(c);
 }
 
+/* Quorum of configuration (docs/cluster.md, "Admission"): every node
+ * crashes and the state bucket is lost; a node with another shard_count
+ * wins the lease, and the cluster's nodes come back restarted, holding no
+ * map, so nothing names the cluster's terms but their number. x counts 3
+ * of 4 live nodes against its shape: it publishes nothing and refuses
+ * itself, and the nodes of the majority's shape lead and serve every
+ * shard. Before, x published a 32-shard map and refused them for good. */
+static void test_misfit_without_a_majority_refuses_itself(void)
+{
+    sim_cluster *c = boot(34, 3, 64);
+    expect_settled(c);
+    sim_crash(c, "n0");
+    sim_crash(c, "n1");
+    sim_crash(c, "n2");
+    aether_kv_mem_wipe(sim_state_kv(c));
+    aether_config odd = *sim_base_config(c);
+    odd.shard_count = 32;
+    CU_ASSERT_FATAL(sim_add_config(c, "x", NULL, &odd) != NULL);
+    for (int i = 0; i < 500 && (sim_leader(c) == NULL || strcmp(sim_leader(c), "x") != 0); i++)
+        sim_run_ms(c, 10); /* bounded: 5 s */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sim_leader(c));
+    CU_ASSERT_STRING_EQUAL(sim_leader(c), "x");
+    CU_ASSERT_FATAL(sim_add(c, "n0", NULL) != NULL);
+    CU_ASSERT_FATAL(sim_add(c, "n1", NULL) != NULL);
+    CU_ASSERT_FATAL(sim_add(c, "n2", NULL) != NULL);
+    sim_run_ms(c, 3 * SETTLE_MS);
+    /* Refused, as a refused joiner is; it had admitted itself, so the
+     * topology keeps it as Failed (until node_retention_ms), no map names it. */
+    aether_err why = { 0 };
+    CU_ASSERT_EQUAL(aether_member_admission(sim_member(c, "x"), &why), AETHER_EINCOMPATIBLE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why.msg, "3 of the 4 live nodes"));
+    CU_ASSERT_EQUAL(metric_of(c, "aether_shape_refusals_total", "x", NULL), 1);
+    const char *leader = sim_leader(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(leader);
+    CU_ASSERT_STRING_NOT_EQUAL(leader, "x");
+    aether_node_id xid;
+    CU_ASSERT_FATAL(aether_node_id_from_cstr("x", &xid, NULL) == AETHER_OK);
+    aether_rcu_read_lock();
+    const aether_shardmap *map = aether_shardmap_slot_current(aether_member_slot(sim_member(c, leader)));
+    CU_ASSERT_PTR_NOT_NULL(map);
+    if (map != NULL) {
+        CU_ASSERT_EQUAL(map->shard_count, 64);
+        CU_ASSERT_EQUAL(aether_shardmap_find_node(map, &xid), AETHER_NODE_INDEX_NONE);
+    }
+    aether_rcu_read_unlock();
+    for (int i = 0; i < 3; i++) { /* bounded: 3 */
+        char id[4];
+        snprintf(id, sizeof(id), "n%d", i);
+        CU_ASSERT_EQUAL(aether_member_admission(sim_member(c, id), NULL), AETHER_OK);
+    }
+    aether_member_view v;
+    aether_member_view_get(sim_member(c, "x"), &v);
+    CU_ASSERT_EQUAL(v.map_version, 0); /* published none, installed none */
+    CU_ASSERT(v.incompatible);
+    CU_ASSERT_FALSE(v.is_leader);
+    CU_ASSERT_EQUAL(v.shards_serving, 0);
+    expect_settled(c);
+    check_balance(c, 3, 64);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
+/* Quorum of configuration, members first: both buckets are lost while the
+ * cluster's nodes are paused (a new generation); n0 comes back, holding
+ * the map of the lost generation, and leads; two 32-shard newcomers join
+ * it. Counting heads, n0's shape would be 1 against 2 and n0, the one node
+ * of the cluster's shape, would refuse itself; but a node that holds a map
+ * installed it, so only map holders vote: n0 publishes its 64-shard map and
+ * the newcomers are refused as usual. */
+static void test_quorum_counts_members_first(void)
+{
+    sim_cluster *c = boot(35, 2, 64);
+    expect_settled(c);
+    sim_pause(c, "n0", true);
+    sim_pause(c, "n1", true);
+    aether_kv_mem_wipe(sim_lease_kv(c));
+    aether_kv_mem_wipe(sim_state_kv(c));
+    sim_run_ms(c, 100);
+    sim_pause(c, "n0", false);
+    for (int i = 0; i < 500 && (sim_leader(c) == NULL || strcmp(sim_leader(c), "n0") != 0); i++)
+        sim_run_ms(c, 10); /* bounded: 5 s */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sim_leader(c));
+    CU_ASSERT_STRING_EQUAL_FATAL(sim_leader(c), "n0");
+    aether_config odd = *sim_base_config(c);
+    odd.shard_count = 32;
+    CU_ASSERT_FATAL(sim_add_config(c, "x", NULL, &odd) != NULL);
+    CU_ASSERT_FATAL(sim_add_config(c, "y", NULL, &odd) != NULL);
+    sim_run_ms(c, 3 * SETTLE_MS);
+    CU_ASSERT_EQUAL(aether_member_admission(sim_member(c, "n0"), NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(metric_of(c, "aether_shape_refusals_total", "n0", NULL), 0);
+    sim_pause(c, "n1", false);
+    sim_run_ms(c, 2 * SETTLE_MS);
+    expect_refused(c, "x", "shard_count 32 differs from the cluster's 64");
+    expect_refused(c, "y", "shard_count 32 differs from the cluster's 64");
+    expect_settled(c);
+    check_balance(c, 2, 64);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
 /* Issue 12, item 3: a client publishes, in the present leader's name and
  * term, a NodeFailed of a healthy follower with seq 5000 and a map 1000
  * versions ahead giving that follower every shard. Nothing anyone serves
@@ -1638,6 +1738,8 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(leader_that_cannot_serve_the_stored_map_stands_down),
     AETHER_TEST(misfit_leading_after_a_state_loss_refuses_itself),
     AETHER_TEST(forged_member_join_does_not_refuse_a_newcomer_for_good),
+    AETHER_TEST(misfit_without_a_majority_refuses_itself),
+    AETHER_TEST(quorum_counts_members_first),
     AETHER_TEST(brake_counts_live_nodes_only),
     AETHER_TEST(operator_releases_brake),
     AETHER_TEST(failed_node_forgotten_after_retention),

@@ -978,6 +978,47 @@ static void test_generation_own_stopped_floor_waits(void)
     stores_down();
 }
 
+/* Revisions repeat across lives of the lease bucket: a holds its lease at
+ * revision r; the bucket is lost and, in the new life, b's write lands at
+ * the same r. A renewal or a resign naming r alone would take b's key
+ * (aether-sim --soak --seed 100033 --duration 120 --extra-faults
+ * misfit,twin,kv-loss-both,forge: n7's resign deleted n5's key of term 33
+ * and n7 led term 35 beside it). Both must see the key is not a's. */
+static void test_renew_and_resign_check_the_value(void)
+{
+    stores_up();
+    aether_lease_config a = node_cfg("node-a");
+    aether_lease_held ha, next;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_acquire(&a, &rng, &ha, NULL), AETHER_OK);
+    aether_kv_mem_wipe(lease_kv);
+    uint64_t r = 0;
+    for (uint64_t i = 1; i < ha.revision; i++) /* bounded: ha.revision - 1 markers */
+        CU_ASSERT_EQUAL_FATAL(aether_kv_delete(lease_kv, "filler", 0, NULL, NULL), AETHER_OK);
+    aether_lease_value bv = {.ttl_ms = TTL_MS, .term = ha.lease.term, .nonce = ha.nonce ^ 1u,
+                             .generation = ha.generation};
+    CU_ASSERT_EQUAL_FATAL(aether_node_id_from_cstr("node-b", &bv.leader, NULL), AETHER_OK);
+    char buf[AETHER_LEASE_VALUE_LEN_MAX];
+    size_t len;
+    CU_ASSERT_EQUAL_FATAL(aether_lease_value_encode(&bv, buf, sizeof(buf), &len, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL_FATAL(aether_kv_create(lease_kv, "leader", buf, len, &r, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL_FATAL(r, ha.revision); /* the same number, another life */
+    aether_err err = {0};
+    CU_ASSERT_EQUAL(aether_lease_renew(&a, &ha, &next, &err), AETHER_ECONFLICT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "another node's write"));
+    CU_ASSERT_EQUAL(next.lease.term, ha.lease.term); /* it still names the lost term */
+    CU_ASSERT_EQUAL(aether_lease_resign(&a, &ha, &err), AETHER_ECONFLICT);
+    aether_lease_value seen;
+    uint64_t seen_rev;
+    CU_ASSERT_EQUAL(aether_lease_read(&a, &seen, &seen_rev, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(seen_rev, ha.revision); /* b's key untouched */
+    CU_ASSERT_TRUE(aether_node_id_equal(&seen.leader, &bv.leader));
+    /* A read that fails sends nothing: not renewed, the old deadline stands. */
+    aether_kv_mem_fail_next(lease_kv, AETHER_KV_CALL_GET, AETHER_KV_FAULT_UNAVAILABLE, 1);
+    CU_ASSERT_EQUAL(aether_lease_renew(&a, &ha, &next, NULL), AETHER_EUNAVAILABLE);
+    CU_ASSERT_FALSE(next.pending);
+    stores_down();
+}
+
 static void test_config_and_value_checks(void)
 {
     stores_up();
@@ -1075,6 +1116,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(generation_birth_waits_above_floor),
     AETHER_TEST(state_outage_keeps_restart_evidence),
     AETHER_TEST(generation_own_stopped_floor_waits),
+    AETHER_TEST(renew_and_resign_check_the_value),
     AETHER_TEST(config_and_value_checks),
     CU_TEST_INFO_NULL,
 };
