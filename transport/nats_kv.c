@@ -520,6 +520,40 @@ static aether_status nkv_compact(aether_kv *kv, uint64_t revision, aether_err *e
 
 /* ---- Read (DESIGN step 1) -------------------------------------------------- */
 
+/* Step 7, get: the key's last message (at `last`) is unauthenticated. The
+ * newest genuine write of the key below it, if every message since (on the
+ * key, and with one_key on the stream) is still stored and unauthenticated,
+ * at most AETHER_KV_NATS_FORGED_SKIP_MAX of them: the value the cluster
+ * wrote, with the forgeries left out - the revision a conditional write
+ * naming it gets past them (update, above). NULL when there is none. */
+static natsMsg *nkv_genuine_beneath(kv_nats *n, const char *subject, const char *key, uint64_t last)
+{
+    uint64_t floor = last > AETHER_KV_NATS_FORGED_SKIP_MAX ? last - AETHER_KV_NATS_FORGED_SKIP_MAX : 0;
+    for (uint64_t seq = last - 1; seq > floor; seq--) { /* bounded: AETHER_KV_NATS_FORGED_SKIP_MAX */
+        natsMsg *m = NULL;
+        jsErrCode jerr = 0;
+        if (js_GetMsg(&m, n->js, n->stream, seq, NULL, &jerr) != NATS_OK) {
+            natsMsg_Destroy(m); /* gone: replaced, and it may have been genuine */
+            return NULL;
+        }
+        const char *ms = natsMsg_GetSubject(m);
+        if ((ms == NULL || strcmp(ms, subject) != 0) && !n->one_key) {
+            natsMsg_Destroy(m); /* another key's write */
+            continue;
+        }
+        if (!nkv_authentic(n, m, false)) {
+            natsMsg_Destroy(m);
+            continue;
+        }
+        uint64_t on_key = 0, on_stream = 0;
+        if (ms != NULL && strcmp(ms, subject) == 0 && nkv_only_forged_since(n, key, seq, &on_key, &on_stream))
+            return m;
+        natsMsg_Destroy(m); /* a genuine write on another key of a one_key bucket, or not all forged since */
+        return NULL;
+    }
+    return NULL;
+}
+
 static aether_status nkv_get(aether_kv *kv, const char *key, aether_kv_entry *out,
                              aether_err *err)
 {
@@ -544,10 +578,14 @@ static aether_status nkv_get(aether_kv *kv, const char *key, aether_kv_entry *ou
     AETHER_ASSERT(rev > 0);
     if (!nkv_authentic(n, msg, true)) { /* step 7: damaged, never acted on, value or marker */
         bool marker = nkv_msg_op(msg) != AETHER_KV_OP_PUT;
+        natsMsg *beneath = nkv_genuine_beneath(n, subject, key, rev);
         natsMsg_Destroy(msg);
-        return aether_err_set(err, AETHER_EUNAVAILABLE, "bucket '%s': key '%s' holds an unauthenticated %s "
-                              "(revision %" PRIu64 "): not believed", n->bucket, key, marker ? "marker" : "value",
-                              rev);
+        if (beneath == NULL)
+            return aether_err_set(err, AETHER_EUNAVAILABLE, "bucket '%s': key '%s' holds an unauthenticated "
+                                  "%s (revision %" PRIu64 "): not believed", n->bucket, key,
+                                  marker ? "marker" : "value", rev);
+        msg = beneath;
+        rev = natsMsg_GetSequence(msg);
     }
     if (nkv_msg_op(msg) != AETHER_KV_OP_PUT) {
         natsMsg_Destroy(msg);
@@ -767,11 +805,20 @@ static void nkv_unwatch(aether_kv *kv, aether_kv_watcher *aw)
 
 /* ---- A lost bucket (DESIGN step 5) ------------------------------------------ */
 
+/* Step 7: with a secret, a bucket keeps the AETHER_KV_NATS_FORGED_SKIP_MAX
+ * writes below its last one, so that a genuine value under forgeries is
+ * still there to read (get) and to check (the lease's read before every
+ * conditional write); without, only the last. */
+static uint64_t nkv_history(bool sealed)
+{
+    return sealed ? 1u + AETHER_KV_NATS_FORGED_SKIP_MAX : 1u;
+}
+
 static void nkv_kv_config(const kv_nats *n, kvConfig *kc)
 {
     kvConfig_Init(kc);
     kc->Bucket = n->bucket;
-    kc->History = 1;
+    kc->History = (int64_t)nkv_history(n->sealer != NULL);
     kc->TTL = (int64_t)(n->ttl_ms * AETHER_NS_PER_MS);
     kc->Replicas = (int)n->replicas;
     kc->StorageType = js_FileStorage;
@@ -1071,6 +1118,7 @@ aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv 
     }
     int64_t ttl_ns = kvStatus_TTL(ks);
     int64_t replicas = kvStatus_Replicas(ks);
+    int64_t history = kvStatus_History(ks);
     kvStatus_Destroy(ks);
     if (ttl_ns < 0 || (uint64_t)ttl_ns != cfg->ttl_ms * AETHER_NS_PER_MS) {
         if (ttl_ns >= 0 && ttl_ns % (int64_t)AETHER_NS_PER_MS == 0)
@@ -1093,8 +1141,19 @@ aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv 
                             replicas, cfg->replicas);
         goto fail;
     }
-    /* The bucket differs in something else than the TTL and the replicas
-     * (storage, history, value size): the create's refusal stands. */
+    /* Its history says whether the cluster that made it has a secret (a
+     * node's concern; a reader binds what is there). */
+    if (cfg->create_if_missing && history != (int64_t)nkv_history(n->sealer != NULL)) {
+        st = aether_err_set(err, AETHER_EINCOMPATIBLE,
+                            "bucket '%s' keeps %" PRId64 " revision(s) per key, not the %" PRIu64 " of a "
+                            "cluster %s a secret: cluster_secret_file differs from the setting of the nodes "
+                            "that made it (turning the secret on or off needs new buckets: docs/runbook.md)",
+                            cfg->bucket, history, nkv_history(n->sealer != NULL),
+                            n->sealer != NULL ? "with" : "without");
+        goto fail;
+    }
+    /* The bucket differs in something else than the TTL, the replicas and
+     * the history (storage, value size): the create's refusal stands. */
     if (create_refused)
         goto fail;
     AETHER_DEBUG(NKV_MODULE, "bucket '%s' bound (ttl %" PRIu64 " ms, timeout %" PRId64 " ms)",

@@ -16,6 +16,7 @@
  *
  * DESIGN
  * The bucket is a JetStream KV bucket made by js_CreateKeyValue (history 1,
+ * or 1 + AETHER_KV_NATS_FORGED_SKIP_MAX with a cluster secret: step 7;
  * MaxAge = ttl_ms, file storage, 1 or 3 replicas). A revision is the stream
  * sequence, so the in-memory store's one-counter-per-bucket rule holds by
  * construction, and deleting and re-creating the bucket restarts it at 1.
@@ -105,7 +106,17 @@
  *     more than AETHER_AUTH_SKEW_MS before or after it was stored is a
  *     replayed capture. A refusal is counted (cfg->stats, reason
  *     "unauthenticated") and logged (WARN, one line per second per store).
- *      get     an unauthenticated value or marker reads as
+ *      history a bucket made with a secret keeps 1 +
+ *              AETHER_KV_NATS_FORGED_SKIP_MAX revisions per key (without,
+ *              1), so that a genuine value under forgeries is still there
+ *              to read; a node whose setting differs from the bucket's is
+ *              refused (EINCOMPATIBLE, naming both).
+ *      get     an unauthenticated value or marker on top of the key
+ *              reads as the newest genuine write beneath it when every
+ *              message since that write is still stored and
+ *              unauthenticated (the same rule as update, below: that is
+ *              the value the cluster wrote, and a conditional write naming
+ *              its revision gets past the forgeries); otherwise as
  *              AETHER_EUNAVAILABLE ("damaged": nothing can be said about
  *              the key, not even that it is absent; no caller acts on it).
  *      create  an unauthenticated last message, value or marker, counts
@@ -120,10 +131,12 @@
  *              expecting the last of them. Safe: those are exactly the
  *              writes since the expected revision, none genuine, so the
  *              CAS is the one the caller asked for with the forgeries
- *              left out. A revision that is gone (history 1 replaced it)
- *              cannot be told apart from a genuine write: the conflict
- *              stands. So one forged write between two renewals is undone
- *              by the leader's next renewal; two cost a leadership change.
+ *              left out. A revision that is gone (more forgeries than
+ *              the history keeps replaced it) cannot be told apart from a
+ *              genuine write: the conflict stands. So up to
+ *              AETHER_KV_NATS_FORGED_SKIP_MAX forged writes between two
+ *              renewals are read past (get) and undone by the leader's
+ *              next renewal; more cost a leadership change.
  *      watch   every entry is fetched again by revision (js_GetMsg: a
  *              kvEntry shows no headers) and delivered only if it
  *              authenticates; one that is gone (replaced: its successor

@@ -1150,38 +1150,49 @@ static void test_sealed_values(void)
     /* init-done and v1 delivered before anything replaces v1 (a watcher
      * fetches each entry again by revision: one already replaced is gone). */
     CU_ASSERT_TRUE(rec_wait(&rec_a, 2, 2000) >= 2);
-    /* One forged write: unreadable, counted; create refused; the CAS
-     * naming r1 goes through over it. */
+    /* One forged write: counted, and read past (get gives the genuine v1
+     * beneath it: the bucket keeps the writes below); create refused; the
+     * CAS naming r1 goes through over it. */
     uint64_t f1 = raw_put("t_sealed", "leader", "forged");
     CU_ASSERT_EQUAL(f1, r1 + 1);
-    aether_kv_entry e;
-    CU_ASSERT_EQUAL(aether_kv_get(kv, "leader", &e, NULL), AETHER_EUNAVAILABLE);
+    expect_value(kv, "leader", "v1", r1);
     uint64_t unused = 0;
     CU_ASSERT_EQUAL(put_new(kv, "leader", "v2", &unused), AETHER_EEXIST);
     CU_ASSERT_EQUAL(put_cas(kv, "leader", "v2", r1, &r2), AETHER_OK);
     CU_ASSERT_EQUAL(r2, f1 + 1);
     expect_value(kv, "leader", "v2", r2);
     CU_ASSERT_TRUE(rec_wait(&rec_a, 3, 2000) >= 3);
-    /* Two forged writes: the first is gone (history 1), so it may have
-     * been genuine: the conflict stands. */
+    /* Two forged writes: both read past and written over. */
     raw_put("t_sealed", "leader", "forged-a");
     raw_put("t_sealed", "leader", "forged-b");
-    CU_ASSERT_EQUAL(put_cas(kv, "leader", "v3", r2, &unused), AETHER_ECONFLICT);
+    expect_value(kv, "leader", "v2", r2);
+    uint64_t r3 = 0;
+    CU_ASSERT_EQUAL(put_cas(kv, "leader", "v3", r2, &r3), AETHER_OK);
+    expect_value(kv, "leader", "v3", r3);
+    CU_ASSERT_TRUE(rec_wait(&rec_a, 4, 2000) >= 4);
+    /* More forged writes than the bucket keeps below its last: v3 is gone,
+     * nothing can be said of the key (unreadable), and the conflict stands. */
+    for (unsigned i = 0; i <= AETHER_KV_NATS_FORGED_SKIP_MAX; i++) /* bounded: SKIP_MAX + 1 */
+        raw_put("t_sealed", "leader", "forged-n");
+    aether_kv_entry e;
+    CU_ASSERT_EQUAL(aether_kv_get(kv, "leader", &e, NULL), AETHER_EUNAVAILABLE);
+    CU_ASSERT_EQUAL(put_cas(kv, "leader", "v4", r3, &unused), AETHER_ECONFLICT);
     /* get, create and the CAS each counted the first forgery (the watcher
      * counts those it fetched before they were replaced). */
     CU_ASSERT_TRUE(aether_codec_stats_rejected(&stats, AETHER_CODEC_REJECT_UNAUTHENTICATED) >= 3);
-    /* The watcher delivered v1 and v2 only (after init-done). */
+    /* The watcher delivered v1, v2 and v3 only (after init-done). */
     sleep_ms(300); /* any forged entry would be delivered by now */
     unsigned puts = 0;
     for (unsigned i = 0; i < rec_count(&rec_a); i++) {
         rec_event ev = rec_at(&rec_a, i);
         if (ev.op == AETHER_KV_OP_PUT) {
-            CU_ASSERT_TRUE(strcmp(ev.value, "v1") == 0 || strcmp(ev.value, "v2") == 0);
+            CU_ASSERT_TRUE(strcmp(ev.value, "v1") == 0 || strcmp(ev.value, "v2") == 0 ||
+                           strcmp(ev.value, "v3") == 0);
             puts++;
         }
     }
-    CU_ASSERT_EQUAL(puts, 2);
-    if (puts != 2)
+    CU_ASSERT_EQUAL(puts, 3);
+    if (puts != 3)
         rec_dump(&rec_a, "sealed");
     aether_kv_unwatch(kv, w);
     drop_all();
