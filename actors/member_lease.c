@@ -269,17 +269,28 @@ static void check_generation(aether_member *m)
     follow_generation(m, gen, recorded, seen_before);
 }
 
+static bool other_can_lead(const aether_member *m);
+
 /* Policy 3: Draining and Left nodes never campaign. An Active node does; so
  * does one that is not a member yet (the first node has nobody to admit it)
  * or was declared Failed while alive (if every node was, nobody else could
  * lead): such a winner admits itself at once (the cluster actor's join goes
- * to the leader, i.e. to itself), so I5 holds again within one heartbeat. */
+ * to the leader, i.e. to itself), so I5 holds again within one heartbeat.
+ * Policy 9 gives way to liveness here too: a Draining node campaigns while
+ * no other Active node can lead, as a draining leader stays then (on_event).
+ * Without it the last Active node, once told to drain (by an operator, or
+ * by anyone at all without a cluster secret: docs/security.md), lost the
+ * cluster for good at its first lost renewal (adversary soak, seed 300080:
+ * no leader 30 s after the heal). A draining winner resigns at its first
+ * renewal once a successor exists (renew). */
 static bool may_campaign(const aether_member *m)
 {
     uint32_t st = __atomic_load_n(&m->self_status, __ATOMIC_RELAXED);
+    bool draining_alone = st == (uint32_t)AETHER_NODE_DRAINING + 1 && !other_can_lead(m);
     /* A node the transport refuses (isolated, disconnected) could hold the
      * lease but reach nobody: it would only keep the others from leading. */
-    return st != (uint32_t)AETHER_NODE_DRAINING + 1 && st != (uint32_t)AETHER_NODE_LEFT + 1 &&
+    return (st != (uint32_t)AETHER_NODE_DRAINING + 1 || draining_alone) &&
+           st != (uint32_t)AETHER_NODE_LEFT + 1 &&
            !__atomic_load_n(&m->transport_down, __ATOMIC_RELAXED) &&
            !member_incompatible(m) && /* it could not serve the maps it would publish */
            member_now_ns(m) >= __atomic_load_n(&m->stood_down_until_ns, __ATOMIC_SEQ_CST) &&
@@ -439,7 +450,6 @@ static void campaign(aether_member *m)
     (void)aether_timer_start(m->lease, every, every, &t, &ls->renew_timer);
 }
 
-static bool other_can_lead(const aether_member *m);
 static void resign(aether_member *m, const char *reason);
 
 
