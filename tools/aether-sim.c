@@ -1783,7 +1783,7 @@ static void print_params(FILE *f, const sim *s, const char *prefix)
     fprintf(f, " --kv-unknown %g --kv-slow %g --kv-late %g --drift-ppm %" PRId64 " --joins-max %u --settle %.3f%s",
             o->kv_unknown, o->kv_slow, o->kv_late, s->drift_ppm, o->joins_max,
             (double)o->settle_ms / 1000.0, o->i4 ? "" : " --no-i4");
-    if (o->adv_without != 0)
+    if (o->adv_without != SIM_ADV_WITHOUT_DEFAULT)
         fprintf(f, " --adversary-without %s", o->adv_without_arg);
 }
 
@@ -1925,7 +1925,7 @@ int main(int argc, char **argv)
                     printf("%s%s", first ? " --extra-faults " : ",", sim_fault_names[f]);
                     first = 0;
                 }
-            if (s->o.adv_without != 0)
+            if (s->o.adv_without != SIM_ADV_WITHOUT_DEFAULT)
                 printf(" --adversary-without %s", s->o.adv_without_arg);
         } else
             print_params(stdout, s, " ");

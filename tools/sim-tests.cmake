@@ -169,14 +169,14 @@ set(AETHER_SIM_REGRESSIONS
   # "ghost" confirmed by a lease key not yet renewed (no term in its value:
   # "two leaders, n22 and ghost" at 39.69 s before). The lease store now
   # names a term's speaker before anyone is bound to it (judge_claim).
-  "adversary_speaker_unbound|--soak --seed 300013 --duration 20 --extra-faults adversary"
-  "adversary_speaker_unrenewed|--soak --seed 300005 --duration 45 --extra-faults adversary"
+  "adversary_speaker_unbound|--soak --seed 300013 --duration 20 --extra-faults adversary --adversary-without none"
+  "adversary_speaker_unrenewed|--soak --seed 300005 --duration 45 --extra-faults adversary --adversary-without none"
   # Class L: forged LeaveCluster requests drained every node; the last one,
   # Draining, lost its lease once and never campaigned again ("liveness:
   # after heal: not settled after 30000 ms: no leader" before). The last
   # Active node's drain is refused now, and a Draining node with no Active
   # one left campaigns.
-  "adversary_last_drain|--soak --seed 300080 --duration 120 --extra-faults adversary")
+  "adversary_last_drain|--soak --seed 300080 --duration 120 --extra-faults adversary --adversary-without none")
 foreach(entry ${AETHER_SIM_REGRESSIONS})
   string(REPLACE "|" ";" parts "${entry}")
   list(GET parts 0 name)
