@@ -736,7 +736,7 @@ static void judge_claim(aether_member *m, const aether_event *e)
         confirmed = lease_term;
     if (confirmed > ls->confirmed_term)
         ls->confirmed_term = confirmed;
-    if (e->term > ls->confirmed_term) {
+    if (raising && e->term > ls->confirmed_term) { /* (a); a term already known needs only (b) */
         char why[160];
         snprintf(why, sizeof(why), "the lease store has no such term (recorded %llu, lease %llu)",
                  (unsigned long long)recorded, (unsigned long long)lease_term);
