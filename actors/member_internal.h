@@ -113,9 +113,9 @@ typedef struct member_cmd_box {
 void member_cmd_box_free(member_cmd_box *b);
 
 /* Term claims (member.c, sink_event; member_lease.c, judge_claim): an
- * event that would raise this node's highest term, or bind a term it
- * knows to a speaker, waits for the lease actor's read of the lease store; at most MEMBER_TERM_CLAIMS_MAX of them
- * at once (past that one is dropped unverified: a later event of a real
+ * event that would raise this node's highest term, or bind a term it knows
+ * to a speaker, waits for the lease actor's read of the lease store; at
+ * most MEMBER_TERM_CLAIMS_MAX of them at once (past that one is dropped unverified: a later event of a real
  * term asks again). While any waits, events of the present term queue
  * behind them (at most MEMBER_TERM_ORDERED_MAX, a quarter of the mailbox),
  * so a term's events are applied in the order they came. */

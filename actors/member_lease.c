@@ -279,10 +279,10 @@ static bool other_can_lead(const aether_member *m);
  * Policy 9 gives way to liveness here too: a Draining node campaigns while
  * no other Active node can lead, as a draining leader stays then (on_event).
  * Without it the last Active node, once told to drain (by an operator, or
- * by anyone at all without a cluster secret: docs/security.md), lost the
- * cluster for good at its first lost renewal (adversary soak, seed 300080:
- * no leader 30 s after the heal). A draining winner resigns at its first
- * renewal once a successor exists (renew). */
+ * by anyone at all without a cluster secret: docs/runbook.md, "The
+ * cluster secret"), lost the cluster for good at its first lost renewal
+ * (adversary soak, seed 300080: no leader 30 s after the heal). A draining
+ * winner resigns at its first renewal once a successor exists (renew). */
 static bool may_campaign(const aether_member *m)
 {
     uint32_t st = __atomic_load_n(&m->self_status, __ATOMIC_RELAXED);

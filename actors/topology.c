@@ -292,7 +292,7 @@ static aether_status decide_leave(const aether_topology *t, const aether_command
          * lead once it would step down (policy 9): its drain could never
          * complete, only leave the cluster with a leader that may not
          * campaign and shards nobody takes. Without a cluster secret anyone
-         * may send this command (docs/security.md). */
+         * may send this command (docs/runbook.md, "The cluster secret"). */
         uint32_t others = 0;
         for (uint32_t i = 0; i < t->count; i++)
             others += t->nodes[i].status == AETHER_NODE_ACTIVE && !aether_node_id_equal(&t->nodes[i].id, id);
