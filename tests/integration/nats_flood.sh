@@ -11,10 +11,12 @@
 #     settled within 10 s, every node serving (its metrics);
 #  2. nats_forge --flood publishes REQUESTS (default 100000) LeaveCluster
 #     requests for a ghost id on aether.<cluster>.cmd.LeaveCluster, unpaced,
-#     and collects the replies for 5 s; 2 s later, the checks below;
+#     and collects the replies for 5 s; 2 s later, the checks below (with
+#     the secret, each request carries a well-formed tag made with another
+#     key, --wrong-key: every MAC must be computed to refuse it);
 #  3. 4000 JoinCluster requests for new ids ghost-0..ghost-3999, one every
 #     millisecond (the issue's "paced ghost joins"): every one answered
-#     EPERM (allowed_nodes; with the secret: unauthenticated), and the checks
+#     EPERM (allowed_nodes; with the secret: unauthenticated, no tag), and the checks
 #     below.
 # The checks after each flood: no node logged "fenced" and no LEADER line
 # (elected or lost) since the flood began, the stored map has the same
@@ -107,7 +109,7 @@ figure() { # FILE KEY: the number after KEY= on the "flood" line, or "reply KEY 
 flood_begin
 unauth0=$(unauth_sum)
 t0=$(now_ms)
-"$FORGE_BIN" --nats "$URL" --cluster "$CLUSTER" --flood "$REQUESTS" --wait-ms 5000 \
+"$FORGE_BIN" --nats "$URL" --cluster "$CLUSTER" --flood "$REQUESTS" --wait-ms 5000 ${MODE:+--wrong-key} \
     >"$WORK/flood.log" 2>&1 || fail "nats_forge --flood: $(tail -c 600 "$WORK/flood.log")"
 echo "LeaveCluster flood: $(tr '\n' ' ' <"$WORK/flood.log")($(( $(now_ms) - t0 )) ms in all)"
 sleep 2
@@ -122,7 +124,7 @@ if [[ "$MODE" == secret ]]; then
     [[ "$refused" == "$replies" ]] || fail "$replies answers but ${refused:-0} EPERM: an unsealed request got past the door"
     counted=$(( $(unauth_sum) - unauth0 ))
     (( counted >= refused )) || fail "the nodes counted $counted unauthenticated messages, fewer than the $refused refused"
-    echo "with the secret: $refused answered EPERM unauthenticated; the nodes counted $counted unauthenticated messages"
+    echo "with the secret: $refused answered EPERM unauthenticated (wrong MAC); the nodes counted $counted unauthenticated messages"
 else
     [[ -n "$busy" && "$busy" -gt 0 ]] || fail "no request was answered busy: the leader queued the whole flood"
 fi
