@@ -1255,7 +1255,7 @@ int main(int argc, char **argv)
             break;
         case O_WITHOUT:
             if (aether_adversary_parse_without(optarg, &adv_without, NULL) != AETHER_OK)
-                return forge_usage("--without wants ahead-terms, join-incarnations or none");
+                return forge_usage("--without wants ahead-terms, join-incarnations, operator-commands or none");
             break;
         case O_PACE:
             errno = 0;
