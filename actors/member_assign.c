@@ -442,9 +442,11 @@ static aether_status write_state(aether_member *m, const aether_shardmap *map, c
 {
     char *json = NULL;
     size_t len = 0;
-    aether_status st = aether_shardmap_json_encode(map, &json, &len, NULL);
+    /* Stamped with the generation we act in (member_state.c, "Generations"). */
+    uint64_t gen = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
+    aether_status st = aether_shardmap_json_encode_gen(map, gen, &json, &len, NULL);
     if (st == AETHER_OK)
-        st = member_state_put(m, MEMBER_STATE_MAP, json, len, map->term, map->version,
+        st = member_state_put(m, MEMBER_STATE_MAP, json, len, gen, map->term, map->version,
                               &m->as->state_rev);
     if (st == AETHER_OK) {
         m->as->state_version = map->version;
@@ -504,12 +506,24 @@ static aether_status load_stored_map_as(aether_member *m, member_map_hint *pub,
     aether_status dst;
     bool same = pub != NULL && pub->map != NULL && pub->json != NULL && pub->len == len &&
                 memcmp(pub->json, json, len) == 0;
+    uint64_t gen = 0;
     if (same) {
         stored = pub->map; /* the published bytes are the stored ones */
         pub->map = NULL;
+        aether_shardmap_json_peek_gen(json, len, &gen); /* the transport decoded these bytes */
         dst = AETHER_OK;
     } else {
-        dst = aether_shardmap_json_decode(json, len, &stored, &err);
+        dst = aether_shardmap_json_decode_gen(json, len, &stored, &gen, &err);
+    }
+    if (dst == AETHER_OK && !member_state_generation_ok(m, MEMBER_STATE_MAP, gen, stored->version)) {
+        /* Of another generation than ours (member_state.c, "Generations"):
+         * no map of ours is stored. Never installed, never a version to
+         * compare with; read again when the store changes. */
+        aether_shardmap_destroy(stored);
+        free(json);
+        if (absent != NULL)
+            *absent = true;
+        return AETHER_OK;
     }
     uint64_t took = member_now_ns(m) - t0;
     __atomic_add_fetch(&m->map_reads, 1, __ATOMIC_RELAXED);

@@ -618,10 +618,17 @@ static bool check_stored_map_terms(aether_member *m, bool *absent)
         return false;
     aether_shardmap *stored = NULL;
     aether_err err;
-    st = aether_shardmap_json_decode(json, len, &stored, &err);
+    uint64_t gen = 0;
+    st = aether_shardmap_json_decode_gen(json, len, &stored, &gen, &err);
     free(json);
     if (st != AETHER_OK)
         return true; /* unreadable: the assign actor says so and does not adopt it */
+    if (!member_state_generation_ok(m, MEMBER_STATE_MAP, gen, stored->version)) {
+        /* A lost generation's map (member_state.c, "Generations"): none of ours is stored. */
+        aether_shardmap_destroy(stored);
+        *absent = true;
+        return true;
+    }
     if (stored->shard_count != m->cfg.shard_count || stored->replication != m->cfg.replication) {
         if (!__atomic_exchange_n(&m->map_incompatible, 1, __ATOMIC_SEQ_CST))
             AETHER_ERROR(MEMBER_LOG,
@@ -707,9 +714,12 @@ static aether_status commit_next(aether_member *m, aether_topology *next, bool d
     member_cluster_state *cs = m->cs;
     char *json = NULL;
     size_t len = 0;
-    aether_status st = aether_topology_json_encode(next, &json, &len, NULL);
+    /* Stamped with the generation we act in (member_state.c, "Generations"). */
+    uint64_t gen = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
+    aether_status st = aether_topology_json_encode_gen(next, gen, &json, &len, NULL);
     if (st == AETHER_OK)
-        st = member_state_put(m, MEMBER_STATE_TOPOLOGY, json, len, 0, next->version, &cs->state_rev);
+        st = member_state_put(m, MEMBER_STATE_TOPOLOGY, json, len, gen, 0, next->version,
+                              &cs->state_rev);
     if (st == AETHER_EUNKNOWN && doubtable && cs->doubt_json == NULL) {
         /* It may land later: remember it; settle_doubt decides before we
          * decide (or acknowledge) anything else. */
@@ -777,7 +787,8 @@ static bool fence_topology_key(aether_member *m)
     if (st == AETHER_ENOTFOUND) {
         char *json = NULL;
         size_t len = 0;
-        if (aether_topology_json_encode(&cs->topo, &json, &len, NULL) == AETHER_OK)
+        if (aether_topology_json_encode_gen(&cs->topo, __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST),
+                                            &json, &len, NULL) == AETHER_OK)
             st = aether_kv_create(kv, MEMBER_STATE_TOPOLOGY, json, len, &rev, NULL);
         free(json);
     } else if (st == AETHER_OK) {

@@ -286,6 +286,9 @@ struct aether_member {
                                      generation this node follows (0 = none read yet) */
     uint64_t generation_changes;  /* relaxed: moves to a new generation (the store was lost) */
     uint64_t generation_dropped;  /* relaxed: events of another generation, dropped */
+    uint64_t generation_values_refused; /* relaxed: stored maps/topologies of another
+                                     generation, refused (member_state_generation_ok) */
+    aether_log_ratelimit gen_value_log; /* those refusals: one line per window (lock-free) */
     uint32_t generation_check;    /* seq_cst CAS 0 -> 1: a MSG_GENERATION_CHECK is queued */
     uint64_t state_lost_gen;      /* bumped (relaxed) by the lease actor each time, as leader,
                                      it found its term's record gone from the state store (the
@@ -414,7 +417,10 @@ void member_check_generation(aether_member *m);
  * value is success; a value stamped (term, version) at or above ours
  * ("version", "term" in the JSON; a topology has no term) is never
  * overwritten: AETHER_ESTALE (we are deposed, or took over from an older
- * state: reload). A key found absent is created only in a bucket whose
+ * state: reload). `gen` is the generation the value is stamped with (its
+ * "gen"; 0 = none): a stored value stamped with another one is not
+ * compared but replaced, or AETHER_ESTALE if the bucket is not of `gen`
+ * (member_state.c, "Generations"). A key found absent is created only in a bucket whose
  * generation is ours (member_state.c, "Generations"): none there yet is
  * AETHER_EUNAVAILABLE, another is AETHER_ESTALE. AETHER_EUNKNOWN: not known to be stored, and a write of
  * ours whose outcome was lost may still be applied later (a KV timeout): the
@@ -427,12 +433,24 @@ void member_check_generation(aether_member *m);
 /* Values above this are stored in parts behind a manifest (member_state.c). */
 #define MEMBER_STATE_INLINE_MAX (960u * 1024u)
 aether_status member_state_put(aether_member *m, const char *key, const char *value, size_t len,
-                               uint64_t term, uint64_t version, uint64_t *rev);
+                               uint64_t gen, uint64_t term, uint64_t version, uint64_t *rev);
 aether_status member_state_get(aether_member *m, const char *key, char **value, size_t *len,
                                uint64_t *rev);
+/* A stored value's generation against the one this node follows (DESIGN
+ * 2.4; member_state.c, "Generations"): true if the value of `key` (stamped
+ * gen `value_gen`, 0 = not said, version `version`) may be used. A value of
+ * another generation is refused: logged (naming both), counted in
+ * generation_values_refused, and the lease actor is asked to read the
+ * store's generation. While this node follows none yet a stamped value is
+ * not used either (nor counted): the lease actor is asked, the next read
+ * decides. Any thread. */
+bool member_state_generation_ok(aether_member *m, const char *key, uint64_t value_gen,
+                                uint64_t version);
 /* The stored topology if its version is above than_version (AETHER_OK; the
  * caller owns *out), AETHER_ESTALE if not newer, else the store's or the
- * decoder's error (logged). Also notes whether it says we are down. */
+ * decoder's error (logged). Also notes whether it says we are down. One of
+ * another generation is AETHER_ENOTFOUND: no topology of ours is stored
+ * (member_state_generation_ok). */
 aether_status member_state_topology_newer(aether_member *m, uint64_t than_version,
                                          aether_topology *out, uint64_t *rev);
 /* Sets self_down if topology t says this node (this run or a later one)
