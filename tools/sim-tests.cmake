@@ -108,6 +108,14 @@ set(AETHER_SIM_REGRESSIONS
   # keep-alives refused as stale and resigned cut off a failure_timeout
   # later ("I5: leader n7 is failed" before follow_generation).
   "generation_forgets_old_term|--soak --seed 100056 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
+  # kv-aba: after a loss of both buckets, the lost generation's leader's
+  # map lands in the new state bucket by compare-and-set (revisions restart:
+  # an ABA), numbered above the new generation's. Without the stored "gen"
+  # checks (member_state_generation_ok and the writer's replacement of a
+  # foreign value) each fails with "n15 installed map v3146730 of term 3
+  # after one of term 4" (100001; 100008: v34604010, terms 33/34).
+  "generation_value_aba|--soak --seed 100001 --duration 20 --extra-faults kv-aba"
+  "generation_value_aba2|--soak --seed 100008 --duration 20 --extra-faults kv-aba"
   # Quorum of configuration (docs/cluster.md, "Admission"): after a store
   # loss with no member holding a map, a misfit that won the lease published
   # its own shape ("x17 published map v2097153 with 256 shards and
