@@ -785,11 +785,15 @@ static bool fence_topology_key(aether_member *m)
     uint64_t rev = 0;
     aether_status st = aether_kv_get(kv, MEMBER_STATE_TOPOLOGY, &cur, NULL);
     if (st == AETHER_ENOTFOUND) {
+        /* Created by member_state_put: only in a bucket of our generation
+         * (member_state.c, "Generations"), or a deposed leader of a lost
+         * one would seed the new bucket with its topology. */
         char *json = NULL;
         size_t len = 0;
-        if (aether_topology_json_encode_gen(&cs->topo, __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST),
-                                            &json, &len, NULL) == AETHER_OK)
-            st = aether_kv_create(kv, MEMBER_STATE_TOPOLOGY, json, len, &rev, NULL);
+        uint64_t gen = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
+        st = aether_topology_json_encode_gen(&cs->topo, gen, &json, &len, NULL);
+        if (st == AETHER_OK)
+            st = member_state_put(m, MEMBER_STATE_TOPOLOGY, json, len, gen, 0, cs->topo.version, &rev);
         free(json);
     } else if (st == AETHER_OK) {
         st = aether_kv_update(kv, MEMBER_STATE_TOPOLOGY, cur.value, cur.value_len, cur.revision,
