@@ -2471,19 +2471,32 @@ static int drain_node_status(ctl_conn *cc, const aether_node_id *node, aether_no
     bool have = false;
     *found = false;
     *shards = -1;
-    int rc = ctl_state_get(cc, CTL_STATE_KEY_MAP, &e, &have);
+    /* Values of another generation than the bucket's are not looked at
+     * (ctl_read): the bucket's generation first. */
+    uint64_t bucket_gen = 0, gen = 0;
+    int rc = ctl_state_get(cc, CTL_STATE_KEY_GENERATION, &e, &have);
+    if (rc != 0)
+        return rc;
+    if (have) {
+        if (!aether_lease_generation_parse((const char *)e.value, e.value_len, &bucket_gen))
+            bucket_gen = 0;
+        aether_kv_entry_fini(&e);
+    }
+    rc = ctl_state_get(cc, CTL_STATE_KEY_MAP, &e, &have);
     if (rc != 0)
         return rc;
     if (have) {
         aether_shardmap *map = NULL;
-        if (aether_shardmap_json_decode((const char *)e.value, e.value_len, &map, NULL) == AETHER_OK) {
+        if (aether_shardmap_json_decode_gen((const char *)e.value, e.value_len, &map, &gen, NULL) ==
+                AETHER_OK &&
+            (gen == 0 || gen == bucket_gen)) {
             aether_node_index idx = aether_shardmap_find_node(map, node);
             size_t owned = 0;
             if (idx != AETHER_NODE_INDEX_NONE)
                 (void)aether_shardmap_node_owner_shards(map, idx, &owned);
             *shards = (int64_t)owned;
-            aether_shardmap_destroy(map);
         }
+        aether_shardmap_destroy(map); /* NULL when not decoded */
         aether_kv_entry_fini(&e);
     }
     rc = ctl_state_get(cc, CTL_STATE_KEY_TOPOLOGY, &e, &have);
@@ -2497,7 +2510,9 @@ static int drain_node_status(ctl_conn *cc, const aether_node_id *node, aether_no
         return EXIT_FAILED;
     }
     aether_err err = {0};
-    if (aether_topology_json_decode((const char *)e.value, e.value_len, &t, &err) == AETHER_OK) {
+    if (aether_topology_json_decode_gen((const char *)e.value, e.value_len, &t, &gen, &err) ==
+            AETHER_OK &&
+        (gen == 0 || gen == bucket_gen)) {
         const aether_node_info *info = aether_topology_find(&t, node);
         if (info != NULL) {
             *found = true;
