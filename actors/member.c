@@ -165,8 +165,12 @@ aether_status member_state_topology_newer(aether_member *m, uint64_t than_versio
     free(json);
     if (st != AETHER_OK) {
         AETHER_WARN(MEMBER_LOG, "%s: stored topology unreadable: %s", m->cfg.node.str, err.msg);
-    } else if (!member_state_generation_ok(m, MEMBER_STATE_TOPOLOGY, gen, out->version)) {
-        st = AETHER_ENOTFOUND; /* a lost generation's (member_state.c, "Generations") */
+    } else if ((st = member_state_generation_check(m, MEMBER_STATE_TOPOLOGY, gen, out->version)) !=
+               AETHER_OK) {
+        /* A lost generation's (member_state.c, "Generations"): none of ours
+         * is stored; or we follow none yet: as if the store did not answer. */
+        if (st == AETHER_ESTALE)
+            st = AETHER_ENOTFOUND;
     } else if (out->version <= than_version) {
         st = AETHER_ESTALE;
     } else {

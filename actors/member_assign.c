@@ -515,15 +515,19 @@ static aether_status load_stored_map_as(aether_member *m, member_map_hint *pub,
     } else {
         dst = aether_shardmap_json_decode_gen(json, len, &stored, &gen, &err);
     }
-    if (dst == AETHER_OK && !member_state_generation_ok(m, MEMBER_STATE_MAP, gen, stored->version)) {
+    aether_status gst = dst == AETHER_OK
+                            ? member_state_generation_check(m, MEMBER_STATE_MAP, gen, stored->version)
+                            : AETHER_OK;
+    if (gst != AETHER_OK) {
         /* Of another generation than ours (member_state.c, "Generations"):
          * no map of ours is stored. Never installed, never a version to
-         * compare with; read again when the store changes. */
+         * compare with; read again when the store changes. Or we follow
+         * none yet: as if the store had not answered. */
         aether_shardmap_destroy(stored);
         free(json);
         if (absent != NULL)
-            *absent = true;
-        return AETHER_OK;
+            *absent = gst == AETHER_ESTALE;
+        return gst == AETHER_ESTALE ? AETHER_OK : gst;
     }
     uint64_t took = member_now_ns(m) - t0;
     __atomic_add_fetch(&m->map_reads, 1, __ATOMIC_RELAXED);

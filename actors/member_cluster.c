@@ -623,11 +623,13 @@ static bool check_stored_map_terms(aether_member *m, bool *absent)
     free(json);
     if (st != AETHER_OK)
         return true; /* unreadable: the assign actor says so and does not adopt it */
-    if (!member_state_generation_ok(m, MEMBER_STATE_MAP, gen, stored->version)) {
-        /* A lost generation's map (member_state.c, "Generations"): none of ours is stored. */
+    st = member_state_generation_check(m, MEMBER_STATE_MAP, gen, stored->version);
+    if (st != AETHER_OK) {
+        /* A lost generation's map (member_state.c, "Generations"): none of
+         * ours is stored; or we follow none yet: ask again later. */
         aether_shardmap_destroy(stored);
-        *absent = true;
-        return true;
+        *absent = st == AETHER_ESTALE;
+        return st == AETHER_ESTALE;
     }
     if (stored->shard_count != m->cfg.shard_count || stored->replication != m->cfg.replication) {
         if (!__atomic_exchange_n(&m->map_incompatible, 1, __ATOMIC_SEQ_CST))

@@ -287,7 +287,7 @@ struct aether_member {
     uint64_t generation_changes;  /* relaxed: moves to a new generation (the store was lost) */
     uint64_t generation_dropped;  /* relaxed: events of another generation, dropped */
     uint64_t generation_values_refused; /* relaxed: stored maps/topologies of another
-                                     generation, refused (member_state_generation_ok) */
+                                     generation, refused (member_state_generation_check) */
     aether_log_ratelimit gen_value_log; /* those refusals: one line per window (lock-free) */
     uint32_t generation_check;    /* seq_cst CAS 0 -> 1: a MSG_GENERATION_CHECK is queued */
     uint64_t state_lost_gen;      /* bumped (relaxed) by the lease actor each time, as leader,
@@ -437,20 +437,22 @@ aether_status member_state_put(aether_member *m, const char *key, const char *va
 aether_status member_state_get(aether_member *m, const char *key, char **value, size_t *len,
                                uint64_t *rev);
 /* A stored value's generation against the one this node follows (DESIGN
- * 2.4; member_state.c, "Generations"): true if the value of `key` (stamped
- * gen `value_gen`, 0 = not said, version `version`) may be used. A value of
- * another generation is refused: logged (naming both), counted in
- * generation_values_refused, and the lease actor is asked to read the
- * store's generation. While this node follows none yet a stamped value is
- * not used either (nor counted): the lease actor is asked, the next read
- * decides. Any thread. */
-bool member_state_generation_ok(aether_member *m, const char *key, uint64_t value_gen,
-                                uint64_t version);
+ * 2.4; member_state.c, "Generations"): may the value of `key` (stamped gen
+ * `value_gen`, 0 = not said, version `version`) be used? AETHER_OK: yes.
+ * AETHER_ESTALE: it is of another generation: refused, logged (naming
+ * both), counted in generation_values_refused; the caller reads it as no
+ * value at all. AETHER_EUNAVAILABLE: this node follows no generation yet
+ * and the value names one: not used now (nor counted), the caller treats it
+ * as a store that did not answer. Either refusal asks the lease actor to
+ * read the store's generation. Any thread. */
+aether_status member_state_generation_check(aether_member *m, const char *key, uint64_t value_gen,
+                                            uint64_t version);
 /* The stored topology if its version is above than_version (AETHER_OK; the
  * caller owns *out), AETHER_ESTALE if not newer, else the store's or the
  * decoder's error (logged). Also notes whether it says we are down. One of
- * another generation is AETHER_ENOTFOUND: no topology of ours is stored
- * (member_state_generation_ok). */
+ * another generation is AETHER_ENOTFOUND: no topology of ours is stored; one
+ * read before this node follows a generation is AETHER_EUNAVAILABLE
+ * (member_state_generation_check). */
 aether_status member_state_topology_newer(aether_member *m, uint64_t than_version,
                                          aether_topology *out, uint64_t *rev);
 /* Sets self_down if topology t says this node (this run or a later one)

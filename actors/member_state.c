@@ -39,7 +39,7 @@
  * update at the revision it last knew can land in the new bucket (an
  * ABA). Hence every map and topology is stamped "gen" (the generation its
  * writer acts in; shardmap_json.h, topology_json.h), and:
- *  - readers (member_state_generation_ok) never use a value of another
+ *  - readers (member_state_generation_check) never use a value of another
  *    generation than the one they follow: it is logged, counted
  *    (aether_generation_values_refused_total) and read as no value at all,
  *    so a new leader takes over as from a lost state bucket;
@@ -89,20 +89,20 @@ static bool state_stamp(const char *json, size_t len, uint64_t *term, uint64_t *
     return ok;
 }
 
-bool member_state_generation_ok(aether_member *m, const char *key, uint64_t value_gen,
-                                uint64_t version)
+aether_status member_state_generation_check(aether_member *m, const char *key, uint64_t value_gen,
+                                            uint64_t version)
 {
     if (value_gen == 0)
-        return true; /* written before generations: judged as before */
+        return AETHER_OK; /* written before generations: judged as before */
     uint64_t ours = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
     if (value_gen == ours)
-        return true;
+        return AETHER_OK;
     member_check_generation(m); /* the store says which generation is current */
     if (ours == 0) {
         AETHER_DEBUG(MEMBER_LOG, "%s: the stored %s v%llu is of generation %016llx and this node "
                      "has read none yet: not used before it has", m->cfg.node.str, key,
                      (unsigned long long)version, (unsigned long long)value_gen);
-        return false;
+        return AETHER_EUNAVAILABLE;
     }
     __atomic_add_fetch(&m->generation_values_refused, 1, __ATOMIC_RELAXED);
     uint64_t suppressed = 0;
@@ -113,7 +113,7 @@ bool member_state_generation_ok(aether_member *m, const char *key, uint64_t valu
                     m->cfg.node.str, key, (unsigned long long)version,
                     (unsigned long long)value_gen, (unsigned long long)ours,
                     (unsigned long long)suppressed);
-    return false;
+    return AETHER_ESTALE;
 }
 
 #define PREFIX_MAX 160u /* "<key>.part.<term>.<version>.<attempt>": well below a key */

@@ -111,7 +111,7 @@ set(AETHER_SIM_REGRESSIONS
   # kv-aba: after a loss of both buckets, the lost generation's leader's
   # map lands in the new state bucket by compare-and-set (revisions restart:
   # an ABA), numbered above the new generation's. Without the stored "gen"
-  # checks (member_state_generation_ok and the writer's replacement of a
+  # checks (member_state_generation_check and the writer's replacement of a
   # foreign value) each fails with "n15 installed map v3146730 of term 3
   # after one of term 4" (100001; 100008: v34604010, terms 33/34).
   "generation_value_aba|--soak --seed 100001 --duration 20 --extra-faults kv-aba"
