@@ -189,6 +189,8 @@ struct member_cluster_state {
     bool drain_requested;     /* aether_member_drain was called: ask until we are Draining */
     aether_term loaded_term;  /* the term in which we read the stored topology as leader */
     uint64_t state_lost_seen; /* the m->state_lost_gen whose topology write-back is done */
+    uint64_t foreign_checked_ns; /* as leader: the stored topology last checked for a lost
+                                    generation's write over ours (member_state_foreign) */
     uint64_t publications;    /* snapshots published so far */
     /* Leader-issued events seen (DESIGN: seq 1, 2, 3... per term; see
      * in_sequence): a gap, a jump, a duplicate or a late copy tells us our
@@ -1984,6 +1986,26 @@ static uint64_t tick_failcheck(aether_member *m)
         cs->state_lost_seen = lost;
         AETHER_INFO(MEMBER_LOG, "%s: topology v%llu written back to the state store", m->cfg.node.str,
                     (unsigned long long)cs->topo.version);
+    }
+    /* Once per lease_ttl_ms: a deposed leader of a lost generation may have
+     * written its topology over ours (member_state.c, "Generations"); every
+     * reader refuses it: write ours back (put replaces it). */
+    if (now - cs->foreign_checked_ns >= (uint64_t)m->cfg.lease_ttl_ms * AETHER_NS_PER_MS) {
+        cs->foreign_checked_ns = now;
+        if (member_state_foreign(m, MEMBER_STATE_TOPOLOGY, cs->state_rev)) {
+            uint64_t gen = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
+            char *json = NULL;
+            size_t len = 0;
+            pthread_mutex_lock(&m->commit_mu);
+            aether_status st = aether_topology_json_encode_gen(&cs->topo, gen, &json, &len, NULL);
+            if (st == AETHER_OK)
+                st = member_state_put(m, MEMBER_STATE_TOPOLOGY, json, len, gen, 0, cs->topo.version,
+                                      &cs->state_rev);
+            pthread_mutex_unlock(&m->commit_mu);
+            free(json);
+            if (st != AETHER_OK)
+                cs->foreign_checked_ns = 0; /* again at the next check */
+        }
     }
     uint64_t timeout = (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
     /* Collect first: deciding changes the topology we iterate. The rest of a

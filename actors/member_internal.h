@@ -447,6 +447,14 @@ aether_status member_state_get(aether_member *m, const char *key, char **value, 
  * read the store's generation. Any thread. */
 aether_status member_state_generation_check(aether_member *m, const char *key, uint64_t value_gen,
                                             uint64_t version);
+/* Leader only (the writer of `key`, one actor per key): is the value stored
+ * under `key` no longer the one we last wrote or read (revision `rev`) but
+ * one of another generation than ours? Then a deposed leader of a lost
+ * generation wrote over ours (an ABA: member_state.c, "Generations"), every
+ * reader refuses it, and the caller writes its own value back (put replaces
+ * it). One get of the key (of the manifest only, for a value in parts); the
+ * callers ask at most once per lease_ttl_ms. Logged when true. */
+bool member_state_foreign(aether_member *m, const char *key, uint64_t rev);
 /* The stored topology if its version is above than_version (AETHER_OK; the
  * caller owns *out), AETHER_ESTALE if not newer, else the store's or the
  * decoder's error (logged). Also notes whether it says we are down. One of

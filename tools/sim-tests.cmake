@@ -116,6 +116,13 @@ set(AETHER_SIM_REGRESSIONS
   # after one of term 4" (100001; 100008: v34604010, terms 33/34).
   "generation_value_aba|--soak --seed 100001 --duration 20 --extra-faults kv-aba"
   "generation_value_aba2|--soak --seed 100008 --duration 20 --extra-faults kv-aba"
+  # The same write with nothing to change after it: the leader (n7) had
+  # taken over from the stored map and wrote none, so n0, cut off meanwhile,
+  # refused the stored one for 30 s ("liveness: after a leader change: not
+  # settled ... primary n0 does not serve it") before a leader checked, once
+  # per lease ttl, that the stored map is still its own (check_foreign_map).
+  "generation_value_aba_idle|--soak --seed 100155 --duration 20 --extra-faults kv-aba"
+  "generation_value_aba_idle2|--soak --seed 100168 --duration 20 --extra-faults kv-aba"
   # Quorum of configuration (docs/cluster.md, "Admission"): after a store
   # loss with no member holding a map, a misfit that won the lease published
   # its own shape ("x17 published map v2097153 with 256 shards and
