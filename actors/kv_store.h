@@ -2,7 +2,7 @@
  * kv_store.h: the key-value store interface that holds the leadership lease
  * and the cluster state, plus its in-memory implementation (actors layer).
  *
- * One interface, two implementations: NATS JetStream KV (transport/, later;
+ * One interface, two implementations: NATS JetStream KV (transport/nats_kv.h;
  * nats-server 2.9, nats.c 3.4.1) and the in-memory bucket below, which the
  * embedded mode, the unit tests and the simulator use. The in-memory bucket
  * reproduces the JetStream semantics the domain relies on, so code proven

@@ -301,6 +301,14 @@ static bool speaks_for_term(aether_member *m, const aether_event *e, const char 
     return ok;
 }
 
+bool member_speaker_bound(aether_member *m, aether_term term)
+{
+    pthread_mutex_lock(&m->view_mu);
+    bool bound = m->speaker_term >= term && m->speaker.len > 0;
+    pthread_mutex_unlock(&m->view_mu);
+    return bound;
+}
+
 void member_admit_event(aether_member *m, const aether_event *e)
 {
     const char *why = NULL;
@@ -401,6 +409,13 @@ static void sink_event(void *arg, const aether_event *e)
      * taken before the store confirms it (claim_term). */
     aether_term high = __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED);
     if (e->term > high && claim_term(m, e, true))
+        return;
+    /* Nor is the speaker of a term this node knows but has bound to nobody
+     * (it learnt the term from a reply or a lease read, or it came back
+     * mid-term): the first event of that term would bind it to whoever
+     * sent it, a forger as well as the leader, so the store names the
+     * leader first (judge_claim). */
+    if (e->term == high && !member_speaker_bound(m, e->term) && claim_term(m, e, true))
         return;
     if (e->term == high && __atomic_load_n(&m->claims_inflight, __ATOMIC_SEQ_CST) > 0 &&
         claim_term(m, e, false))

@@ -428,10 +428,17 @@ static aether_status set_ids(aether_shardmap_builder *b, uint32_t s, const aethe
     return aether_shardmap_builder_set_owners(b, s, idx, n, NULL);
 }
 
+/* What a step did to one shard, reported once its map is out. */
+typedef enum placement_kind {
+    PLACED_ASSIGNED,     /* an unowned shard got an owner: ShardAssigned */
+    PLACED_FAILOVER,     /* the owner is gone, a replica took over: ShardMigrated "failover" */
+    PLACED_HANDOFF_DONE, /* Releasing -> Stable at the target: ShardMigrated "handoff" */
+} placement_kind;
+
 typedef struct placement {
     uint32_t shard;
     aether_node_id from, to;
-    uint8_t kind; /* 0 assigned, 1 failover, 2 handoff done */
+    placement_kind kind;
 } placement;
 
 /* Records map in the state store (before it is published: member_internal.h).
@@ -669,7 +676,7 @@ static void advance_locked(aether_member *m, const char *reason)
         if (as->done[s]) {
             if (nt > 0 && aether_node_id_equal(&t_ids[0], &to) && to_ok) {
                 set_ids(b, s, t_ids, nt);
-                done[n_done++] = (placement){ s, c_ids[0], to, 2 };
+                done[n_done++] = (placement){ s, c_ids[0], to, PLACED_HANDOFF_DONE };
             } else if (nt > 0 && (!primary_ok || !to_ok)) {
                 /* The old owner is gone (it fenced itself) or has let go, and
                  * `to` is no longer Active: straight to where the target wants
@@ -677,7 +684,7 @@ static void advance_locked(aether_member *m, const char *reason)
                  * stale or dead `to`. */
                 set_ids(b, s, t_ids, nt);
                 if (!aether_node_id_equal(&t_ids[0], &c_ids[0]))
-                    done[n_done++] = (placement){ s, c_ids[0], t_ids[0], 1 };
+                    done[n_done++] = (placement){ s, c_ids[0], t_ids[0], PLACED_FAILOVER };
             } else if (!to_ok) {
                 /* No target to follow: the healthy owners keep it. */
                 aether_node_id keep[AETHER_REPLICATION_MAX];
@@ -694,7 +701,7 @@ static void advance_locked(aether_member *m, const char *reason)
                     if (!aether_node_id_equal(&c_ids[j], &to) && is_healthy(as, &c_ids[j]))
                         ids[n++] = c_ids[j];
                 set_ids(b, s, ids, n);
-                done[n_done++] = (placement){ s, c_ids[0], to, 2 };
+                done[n_done++] = (placement){ s, c_ids[0], to, PLACED_HANDOFF_DONE };
                 /* Still not where the target wants it: the next step moves it
                  * on, so the session is not complete. */
                 if (nt > 0)
@@ -710,7 +717,7 @@ static void advance_locked(aether_member *m, const char *reason)
             if (nt > 0 && (aether_node_id_equal(&t_ids[0], &c_ids[0]) || !primary_ok)) {
                 set_ids(b, s, t_ids, nt);
                 if (!aether_node_id_equal(&t_ids[0], &c_ids[0]))
-                    done[n_done++] = (placement){ s, c_ids[0], t_ids[0], 1 };
+                    done[n_done++] = (placement){ s, c_ids[0], t_ids[0], PLACED_FAILOVER };
             } else {
                 aether_node_id keep[AETHER_REPLICATION_MAX];
                 uint32_t nk = 0;
@@ -744,7 +751,7 @@ static void advance_locked(aether_member *m, const char *reason)
         if (cur == NULL || aether_shardmap_entry(cur, s)->owner_count == 0) {
             if (nt > 0) {
                 set_ids(b, s, t_ids, nt);
-                done[n_done++] = (placement){ s, { 0 }, t_ids[0], 0 };
+                done[n_done++] = (placement){ s, { 0 }, t_ids[0], PLACED_ASSIGNED };
                 changed = true;
             }
             continue;
@@ -758,7 +765,7 @@ static void advance_locked(aether_member *m, const char *reason)
         if (aether_node_id_equal(&c_ids[0], &t_ids[0]) || !is_healthy(as, &c_ids[0])) {
             set_ids(b, s, t_ids, nt); /* replicas only, or the primary is gone */
             if (!aether_node_id_equal(&c_ids[0], &t_ids[0]))
-                done[n_done++] = (placement){ s, c_ids[0], t_ids[0], 1 };
+                done[n_done++] = (placement){ s, c_ids[0], t_ids[0], PLACED_FAILOVER };
             changed = true;
             continue;
         }
@@ -862,12 +869,12 @@ static void advance_locked(aether_member *m, const char *reason)
         return;
     }
     for (uint32_t i = 0; i < n_done; i++) {
-        if (done[i].kind == 0)
+        if (done[i].kind == PLACED_ASSIGNED)
             emit_assigned(m, as->cur, done[i].shard);
         else
             emit_migrated(m, done[i].shard, &done[i].from, &done[i].to, version,
-                          done[i].kind == 1 ? "failover" : "handoff");
-        if (done[i].kind != 0) {
+                          done[i].kind == PLACED_FAILOVER ? "failover" : "handoff");
+        if (done[i].kind != PLACED_ASSIGNED) {
             as->session_moved++;
             __atomic_add_fetch(&m->shards_moved, 1, __ATOMIC_RELAXED);
         }

@@ -48,7 +48,11 @@
  *  nothing, not even the size of the record); a MarkNodeFailed request from
  *  the wire is decided only when the leader has heard nothing from the node
  *  for more than failure_timeout_ms, as its own check would, unless it
- *  carries force (an operator: aetherctl fail --force), which is logged.
+ *  carries force (an operator: aetherctl fail --force), which is logged;
+ *  a forced one for a node still heard makes the leader stop hearing it
+ *  (no acknowledged keep-alive, no heartbeat counted) and the failure
+ *  check fails it once it has been silent failure_timeout_ms, so it has
+ *  fenced first (judge_request).
  *  Not sooner: a node stops serving by its own clock only once its
  *  keep-alives have gone unanswered for about failure_timeout_ms, and the
  *  leader hands a failed node's shards away at once (the decree), so a
@@ -146,6 +150,10 @@ typedef struct hb_entry {
     uint64_t last_ns;
     uint64_t departed_ns; /* when this node first saw it Left or Failed (its own clock);
                              0 = healthy, or not in the topology */
+    uint64_t forced_inc;  /* the incarnation an operator's forced MarkNodeFailed named while
+                             the node was still heard (judge_request); 0 = none. That
+                             process is heard no more: last_ns stays, its keep-alives go
+                             unacknowledged, and the failure check fails it on time */
 } hb_entry;
 
 /* Quorum of configuration (below): the shapes heard, one per node, at most. */
@@ -269,6 +277,7 @@ static hb_entry *hb_find(member_cluster_state *cs, const aether_node_id *id, boo
     cs->hb[lo].id = *id;
     cs->hb[lo].last_ns = 0;
     cs->hb[lo].departed_ns = 0;
+    cs->hb[lo].forced_inc = 0;
     cs->n_hb++;
     return &cs->hb[lo];
 }
@@ -849,8 +858,10 @@ static bool settle_doubt(aether_member *m)
                     aether_event_type_name(e->type));
         if (e->type == AETHER_EVT_NODE_JOINED) {
             hb_entry *h = hb_find(cs, &e->data.node_joined.node, true);
-            if (h != NULL)
+            if (h != NULL) { /* admitted: a new process, heard */
                 h->last_ns = member_now_ns(m);
+                h->forced_inc = 0;
+            }
         }
         aether_event_retain(e);
         (void)member_emit(m, e, AETHER_TERM_NONE);
@@ -1427,8 +1438,10 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
     for (uint32_t i = 0; i < n; i++) {
         if (ev[i]->type == AETHER_EVT_NODE_JOINED) {
             hb_entry *h = hb_find(cs, &ev[i]->data.node_joined.node, true);
-            if (h != NULL)
+            if (h != NULL) { /* admitted: a new process, heard */
                 h->last_ns = member_now_ns(m);
+                h->forced_inc = 0;
+            }
         }
     }
     if (c->type == AETHER_CMD_JOIN_CLUSTER) {
@@ -1721,8 +1734,10 @@ static void on_event(aether_member *m, const aether_event *e)
                 (void)aether_topology_apply(&cs->heard, e);
             if (e->type == AETHER_EVT_NODE_JOINED) {
                 hb_entry *h = hb_find(cs, &e->data.node_joined.node, true);
-                if (h != NULL)
+                if (h != NULL) { /* admitted: a new process, heard */
                     h->last_ns = member_now_ns(m);
+                    h->forced_inc = 0;
+                }
             }
             notify_assign(m, (aether_event *)e);
             return;
@@ -1749,8 +1764,10 @@ static void on_event(aether_member *m, const aether_event *e)
             (void)state_loaded(m, term); /* policy 10: take over from the stored state */
             cs->lead_term = term;
             cs->lead_since_ns = member_now_ns(m);
-            for (uint32_t i = 0; i < cs->n_hb; i++)
+            for (uint32_t i = 0; i < cs->n_hb; i++) {
                 cs->hb[i].last_ns = cs->lead_since_ns;
+                cs->hb[i].forced_inc = 0; /* an earlier term's request: asked again if still meant */
+            }
         } else {
             cs->lead_term = AETHER_TERM_NONE;
         }
@@ -1784,8 +1801,10 @@ static void on_event(aether_member *m, const aether_event *e)
             cs->topo_dirty = false; /* the store has this change, and all before it */
         if (e->type == AETHER_EVT_NODE_JOINED) {
             hb_entry *h = hb_find(cs, &e->data.node_joined.node, true);
-            if (h != NULL)
+            if (h != NULL) { /* admitted: a new process, heard */
                 h->last_ns = member_now_ns(m);
+                h->forced_inc = 0;
+            }
         }
         publish_self_status(m);
         notify_assign(m, (aether_event *)e);
@@ -2080,7 +2099,7 @@ static void on_heartbeat(aether_member *m, const member_hb_box *b)
     if (info != NULL && aether_node_status_is_healthy(info->status) &&
         info->incarnation == b->incarnation) {
         hb_entry *h = hb_find(cs, &b->node, true);
-        if (h != NULL)
+        if (h != NULL && h->forced_inc != b->incarnation) /* being failed by force: not heard */
             h->last_ns = member_now_ns(m);
         return;
     }
@@ -2103,18 +2122,42 @@ static void on_heartbeat(aether_member *m, const member_hb_box *b)
 }
 
 /* A command from the wire, before it is decided: a JoinCluster from an id
- * the leader's allowed_nodes does not name is refused (EPERM); a
- * MarkNodeFailed is a request the leader grants only when its own record
- * says the node is silent (or an operator forces it). Leadership itself is
+ * the leader's allowed_nodes does not name is refused (EPERM), and so is a
+ * keep-alive of a process being failed by force (EUNAVAILABLE: no
+ * acknowledgement, below); a MarkNodeFailed is a request the leader grants
+ * only when its own record says the node is silent. An operator's forced
+ * one (aetherctl fail --force) is granted even so, but not at once when
+ * the node was heard within failure_timeout_ms: it still serves then, and
+ * the leader would hand its shards out at once (the decree) while it does:
+ * two owners (adversary soak, seed 300010: "n6 acquired shard 17 while n0
+ * still serves it", 243 ms after n0 was heard). Instead the leader stops
+ * hearing that process (hb_entry.forced_inc): its heartbeats and
+ * keep-alives no longer count and its keep-alives are not acknowledged, so
+ * it fences by its own clock exactly as if it had gone silent at its last
+ * acknowledgement, and the failure check (tick_failcheck) fails it once
+ * that silence passes failure_timeout_ms, the bound every failure keeps.
+ * *deferred is set then: the request is answered OK, nothing decided yet.
+ * The leader itself is not failed by request (its own check never fails
+ * it): ESTATE, naming what to do instead. Leadership itself is
  * lead_command's. */
-static aether_status judge_request(aether_member *m, const aether_command *c, aether_err *why)
+static aether_status judge_request(aether_member *m, const aether_command *c, bool *deferred,
+                                   aether_err *why)
 {
+    *deferred = false;
     aether_term term;
     if (!member_may_lead(m, &term))
         return AETHER_OK;
     member_cluster_state *cs = m->cs;
     if (c->type == AETHER_CMD_JOIN_CLUSTER) {
         const aether_node_id *id = &c->data.join.info.id;
+        const aether_node_info *cur = aether_topology_find(&cs->topo, id);
+        const hb_entry *fh = cur != NULL ? hb_find(cs, id, false) : NULL;
+        if (fh != NULL && fh->forced_inc != 0 && fh->forced_inc == cur->incarnation &&
+            aether_node_status_is_healthy(cur->status) &&
+            aether_node_info_same_process(cur, &c->data.join.info))
+            return aether_err_set(why, AETHER_EUNAVAILABLE,
+                                  "%s is being failed by an operator's force: not acknowledged",
+                                  id->str);
         if (aether_config_allows(&m->cfg, id))
             return AETHER_OK;
         /* A healthy member at the incarnation it claims keeps its
@@ -2155,11 +2198,29 @@ static aether_status judge_request(aether_member *m, const aether_command *c, ae
     uint64_t limit = (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS; /* as tick_failcheck */
     uint64_t suppressed = 0;
     if (c->data.mark_failed.force) {
+        if (aether_node_id_equal(id, &m->cfg.node))
+            return aether_err_set(why, AETHER_ESTATE,
+                                  "%s leads: a leader is not failed by request; stop its process "
+                                  "(another node takes over) or drain it",
+                                  id->str);
+        bool heard = quiet <= limit;
         if (aether_log_ratelimit_allow(&cs->force_log, now, &suppressed))
-            AETHER_WARN(MEMBER_LOG, "%s: %s failed by request of %s, forced (last heard %llu ms ago) "
+            AETHER_WARN(MEMBER_LOG, "%s: %s failed by request of %s, forced (last heard %llu ms ago%s) "
                         "[%llu more suppressed]", m->cfg.node.str, id->str,
                         c->sender.len ? c->sender.str : "?",
-                        (unsigned long long)(quiet / AETHER_NS_PER_MS), (unsigned long long)suppressed);
+                        (unsigned long long)(quiet / AETHER_NS_PER_MS),
+                        heard ? ": no longer heard, failed once silent for failure_timeout_ms" : "",
+                        (unsigned long long)suppressed);
+        if (!heard)
+            return AETHER_OK;
+        hb_entry *fh = hb_find(cs, id, true);
+        if (fh == NULL)
+            return aether_err_set(why, AETHER_ENOMEM, "out of memory");
+        if (fh->forced_inc == 0) {
+            fh->forced_inc = info->incarnation;
+            fh->last_ns = since; /* the last time it counted (at least the grace start) */
+        }
+        *deferred = true;
         return AETHER_OK;
     }
     if (quiet > limit)
@@ -2206,10 +2267,13 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
     case MSG_COMMAND: {
         member_cmd_box *b = msg->ptr;
         aether_err why = { .code = AETHER_OK, .msg = "" };
-        aether_status st = judge_request(m, &b->cmd, &why);
-        if (st == AETHER_OK)
+        bool deferred = false;
+        aether_status st = judge_request(m, &b->cmd, &deferred, &why);
+        if (st == AETHER_OK && !deferred)
             st = lead_command(m, &b->cmd, &why);
         char ok_reason[64] = "";
+        if (deferred)
+            snprintf(ok_reason, sizeof(ok_reason), "failed once silent for %u ms", m->cfg.failure_timeout_ms);
         if (st == AETHER_OK && b->cmd.type == AETHER_CMD_JOIN_CLUSTER && ack_withheld(m, &b->cmd))
             st = aether_err_set(&why, AETHER_EUNAVAILABLE, "taking over with no stored map: no "
                                 "acknowledgement before this term's first map; retry");

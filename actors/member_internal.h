@@ -113,9 +113,9 @@ typedef struct member_cmd_box {
 void member_cmd_box_free(member_cmd_box *b);
 
 /* Term claims (member.c, sink_event; member_lease.c, judge_claim): an
- * event that would raise this node's highest term waits for the lease
- * actor's read of the lease store; at most MEMBER_TERM_CLAIMS_MAX of them
- * at once (past that one is dropped unverified: a later event of a real
+ * event that would raise this node's highest term, or bind a term it knows
+ * to a speaker, waits for the lease actor's read of the lease store; at
+ * most MEMBER_TERM_CLAIMS_MAX of them at once (past that one is dropped unverified: a later event of a real
  * term asks again). While any waits, events of the present term queue
  * behind them (at most MEMBER_TERM_ORDERED_MAX, a quarter of the mailbox),
  * so a term's events are applied in the order they came. */
@@ -498,6 +498,11 @@ void member_notify_leader(aether_member *m, const aether_node_id *leader, aether
  * node's highest): the speaker and staleness checks, the term noted, the
  * local fan-out (member.c). Transport thread or the lease actor. */
 void member_admit_event(aether_member *m, const aether_event *e);
+/* True once term (or a later one) is bound to a speaker (member.c,
+ * speaks_for_term; member_set_leader_view): an event of term from an
+ * unbound term waits for the lease store to name the leader (judge_claim).
+ * Any thread; takes view_mu. */
+bool member_speaker_bound(aether_member *m, aether_term term);
 /* A claim the lease actor judged (member_lease.c): counts and logs a drop.
  * reason: "term_unconfirmed", "term_leader" or "unverified". */
 void member_claim_dropped(aether_member *m, const aether_event *e, const char *reason, const char *why);

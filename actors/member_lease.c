@@ -269,17 +269,28 @@ static void check_generation(aether_member *m)
     follow_generation(m, gen, recorded, seen_before);
 }
 
+static bool other_can_lead(const aether_member *m);
+
 /* Policy 3: Draining and Left nodes never campaign. An Active node does; so
  * does one that is not a member yet (the first node has nobody to admit it)
  * or was declared Failed while alive (if every node was, nobody else could
  * lead): such a winner admits itself at once (the cluster actor's join goes
- * to the leader, i.e. to itself), so I5 holds again within one heartbeat. */
+ * to the leader, i.e. to itself), so I5 holds again within one heartbeat.
+ * Policy 9 gives way to liveness here too: a Draining node campaigns while
+ * no other Active node can lead, as a draining leader stays then (on_event).
+ * Without it the last Active node, once told to drain (by an operator, or
+ * by anyone at all without a cluster secret: docs/runbook.md, "The
+ * cluster secret"), lost the cluster for good at its first lost renewal
+ * (adversary soak, seed 300080: no leader 30 s after the heal). A draining
+ * winner resigns at its first renewal once a successor exists (renew). */
 static bool may_campaign(const aether_member *m)
 {
     uint32_t st = __atomic_load_n(&m->self_status, __ATOMIC_RELAXED);
+    bool draining_alone = st == (uint32_t)AETHER_NODE_DRAINING + 1 && !other_can_lead(m);
     /* A node the transport refuses (isolated, disconnected) could hold the
      * lease but reach nobody: it would only keep the others from leading. */
-    return st != (uint32_t)AETHER_NODE_DRAINING + 1 && st != (uint32_t)AETHER_NODE_LEFT + 1 &&
+    return (st != (uint32_t)AETHER_NODE_DRAINING + 1 || draining_alone) &&
+           st != (uint32_t)AETHER_NODE_LEFT + 1 &&
            !__atomic_load_n(&m->transport_down, __ATOMIC_RELAXED) &&
            !member_incompatible(m) && /* it could not serve the maps it would publish */
            member_now_ns(m) >= __atomic_load_n(&m->stood_down_until_ns, __ATOMIC_SEQ_CST) &&
@@ -439,7 +450,6 @@ static void campaign(aether_member *m)
     (void)aether_timer_start(m->lease, every, every, &t, &ls->renew_timer);
 }
 
-static bool other_can_lead(const aether_member *m);
 static void resign(aether_member *m, const char *reason);
 
 
@@ -672,23 +682,38 @@ static void on_event(aether_member *m, const aether_event *e)
 }
 
 /* Step 8 (DESIGN 2.4, "believe the store"): an event whose term is above
- * every term this node knows (member.c, sink_event) is admitted only once
- * the stores confirm the term: the state store's recorded term, or the
- * lease key's term (of the generation we follow), is at least as high.
- * A leader records its term before it acts on it (lease.h step 4), so a
- * real term's LeaderElected is confirmed by the first read; a term above
- * both is forged (or of a lost generation) and is dropped, counted, and
- * refuted at the door for one renew interval (claims at or above it cost
- * no read then). A claim of a term the lease names another leader of is
- * forged too: only the leader of a term emits its events. A store that
- * cannot be read judges nothing: the claim is dropped unverified and the
- * next event of a real term asks again (a follower's campaign reads the
- * lease anyway, lease.h). Events queued behind claims for order (of the
- * term now known) are admitted as they come. */
+ * every term this node knows, or of the term it knows but has bound to no
+ * speaker yet (member.c, sink_event), is admitted only once the stores
+ * confirm the term and name its emitter as that term's leader:
+ *  a. the term: the state store's recorded term, or the lease key's term
+ *     (of the generation we follow), is at least as high. A leader records
+ *     its term before it acts on it (lease.h step 4), so a real term's
+ *     LeaderElected is confirmed by the first read; a term above both is
+ *     forged (or of a lost generation) and is dropped, counted, and refuted
+ *     at the door for one renew interval (claims at or above it cost no
+ *     read then).
+ *  b. the speaker: the lease key names the leader of its term. A term is
+ *     the revision of its holder's last write before the term was recorded
+ *     (lease.h steps 3-4), so a key still without a term (never renewed
+ *     yet) names the holder of the term equal to its revision; once renewed
+ *     it says its term. Only that node emits the term's events: a claim
+ *     naming another is forged ("term_leader"). A key that holds another
+ *     term, or none, names nobody for this one: the term's leader has lost
+ *     the key (it acts no more, lease.h), so what it said is superseded and
+ *     the claim is dropped unverified, as when a store cannot be read; the
+ *     next event of a real term asks again, and a follower's campaign reads
+ *     the lease anyway and binds its holder (member_set_leader_view).
+ * Without (b) a node that learnt a term from a lease read or a reply, or
+ * came back mid-term, bound it to the first emitter it heard: a forged
+ * LeaderElected of the present term in a made-up or a member's name was
+ * believed (adversary soak, seeds 300005 and 300013). Events queued behind
+ * claims for order (of the term now known) are admitted as they come. */
 static void judge_claim(aether_member *m, const aether_event *e)
 {
     member_lease_state *ls = m->ls;
-    if (e->term <= __atomic_load_n(&m->highest_term, __ATOMIC_ACQUIRE) || e->term <= ls->confirmed_term) {
+    bool raising = e->term > __atomic_load_n(&m->highest_term, __ATOMIC_ACQUIRE) &&
+                   e->term > ls->confirmed_term;
+    if (!raising && member_speaker_bound(m, e->term)) {
         member_admit_event(m, e);
         return;
     }
@@ -711,7 +736,7 @@ static void judge_claim(aether_member *m, const aether_event *e)
         confirmed = lease_term;
     if (confirmed > ls->confirmed_term)
         ls->confirmed_term = confirmed;
-    if (e->term > ls->confirmed_term) {
+    if (raising && e->term > ls->confirmed_term) { /* (a); a term already known needs only (b) */
         char why[160];
         snprintf(why, sizeof(why), "the lease store has no such term (recorded %llu, lease %llu)",
                  (unsigned long long)recorded, (unsigned long long)lease_term);
@@ -726,10 +751,25 @@ static void judge_claim(aether_member *m, const aether_event *e)
         member_claim_dropped(m, e, "term_unconfirmed", why);
         return;
     }
-    if (lease_term == e->term && !aether_node_id_equal(&v.leader, &e->node)) {
+    /* (b): the term the key's holder holds or is establishing. */
+    aether_term held_term = lease_term != AETHER_TERM_NONE ? lease_term
+                            : lease_ours                  ? (aether_term)rev
+                                                          : AETHER_TERM_NONE;
+    if (held_term == e->term && !aether_node_id_equal(&v.leader, &e->node)) {
         char why[160];
         snprintf(why, sizeof(why), "the lease names %s as the leader of that term", v.leader.str);
         member_claim_dropped(m, e, "term_leader", why);
+        return;
+    }
+    if (held_term != e->term) {
+        char why[sizeof(err.msg) + 64];
+        if (ls_st == AETHER_OK)
+            snprintf(why, sizeof(why), "the lease names nobody for that term (it holds term %llu "
+                     "of %s)", (unsigned long long)held_term, v.leader.str);
+        else
+            snprintf(why, sizeof(why), "the lease names nobody for that term (%s)",
+                     ls_st == AETHER_ENOTFOUND ? "nobody holds it" : err.msg);
+        member_claim_dropped(m, e, "unverified", why);
         return;
     }
     member_admit_event(m, e);

@@ -288,6 +288,17 @@ static aether_status decide_leave(const aether_topology *t, const aether_command
         return aether_err_set(reason, AETHER_ENOTFOUND, "%s unknown", id->str);
     switch (old->status) {
     case AETHER_NODE_ACTIVE: {
+        /* The last Active node has nobody to hand its shards to, nor to
+         * lead once it would step down (policy 9): its drain could never
+         * complete, only leave the cluster with a leader that may not
+         * campaign and shards nobody takes. Without a cluster secret anyone
+         * may send this command (docs/runbook.md, "The cluster secret"). */
+        uint32_t others = 0;
+        for (uint32_t i = 0; i < t->count; i++)
+            others += t->nodes[i].status == AETHER_NODE_ACTIVE && !aether_node_id_equal(&t->nodes[i].id, id);
+        if (others == 0)
+            return aether_err_set(reason, AETHER_ESTATE,
+                                  "%s is the last Active node: nobody could take its shards", id->str);
         aether_event *e = new_event(AETHER_EVT_NODE_DRAINING, events, n);
         if (e == NULL)
             return aether_err_set(reason, AETHER_ENOMEM, "out of memory");

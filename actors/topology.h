@@ -171,7 +171,8 @@ bool aether_topology_may_forget(const aether_node_info *n, uint64_t departed_ns,
 bool aether_topology_remove(aether_topology *t, const aether_node_id *id);
 
 /* Decides a Cluster command (JoinCluster, LeaveCluster, MarkNodeFailed).
- * AETHER_OK: *n_events (0..AETHER_TOPOLOGY_DECIDE_MAX) unstamped events were
+ * A LeaveCluster of the last Active node is refused (ESTATE): nobody could
+ * take its shards. AETHER_OK: *n_events (0..AETHER_TOPOLOGY_DECIDE_MAX) unstamped events were
  * created in events[] (the caller owns one reference each). Otherwise the
  * command is rejected: the status says why (ENOTLEADER, ESTALE, ESUPERSEDED, ENOTFOUND,
  * ESTATE, EINVAL, EINCOMPATIBLE) and reason holds the sentence. */

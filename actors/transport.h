@@ -1,7 +1,7 @@
 /*
  * transport.h: how a node reaches the other nodes of its cluster, as the
  * domain sees it (actors layer). Implementations live in transport/: the
- * in-process hub (transport/inproc.h) and, later, NATS.
+ * in-process hub (transport/inproc.h) and NATS (transport/nats_transport.h).
  *
  * A transport is one node's endpoint. What the node sends:
  *  - events (leader-issued or node-local) to every node;

@@ -3787,9 +3787,12 @@ static int cmd_fail(int argc, char **argv)
             jset(doc, "attempts", jint(ans.attempts));
             (void)ctl_emit_json(doc);
         } else if (ans.accepted) {
-            printf("fail %s: accepted by the leader%s; %s (incarnation %llu) is failed\n", node->str,
+            /* A forced fail of a node the leader still hears is decided
+             * once it has been silent failure_timeout_ms: the reason says so. */
+            printf("fail %s: accepted by the leader%s; %s (incarnation %llu) is %s\n", node->str,
                    force ? " (forced)" : "", node->str,
-                   (unsigned long long)cmd.data.mark_failed.incarnation);
+                   (unsigned long long)cmd.data.mark_failed.incarnation,
+                   ans.reason[0] ? ans.reason : "failed");
         } else {
             printf("fail %s: rejected by the leader: %s%s%s\n", node->str,
                    aether_status_str(ans.status), ans.reason[0] ? ": " : "", ans.reason);

@@ -175,7 +175,23 @@ set(AETHER_SIM_REGRESSIONS
   # stayed counted: n3 served nothing for good. Failed "shard 128: primary
   # n3 does not serve it" 30 s after heal before; the announcement is now
   # re-checked at each LeaseRenewed until the store answers.
-  "adversary_announce_refuted|--soak --seed 300040 --duration 120 --extra-faults adversary --adversary-without ahead-terms,join-incarnations")
+  "adversary_announce_refuted|--soak --seed 300040 --duration 120 --extra-faults adversary --adversary-without ahead-terms,join-incarnations"
+  # Class S (docs/testing.md): a node that knew term T but had bound it to
+  # no speaker took the first emitter it heard for T's leader. 300013: the
+  # joiner n6 believed a forged LeaderElected of term 2 in n0's name
+  # ("I1: term 2 ... has two leaders, n5 and n0" at 6.97 s before); 300005:
+  # n15, back from a pause, had a forged LeaderElected of term 130 from
+  # "ghost" confirmed by a lease key not yet renewed (no term in its value:
+  # "two leaders, n22 and ghost" at 39.69 s before). The lease store now
+  # names a term's speaker before anyone is bound to it (judge_claim).
+  "adversary_speaker_unbound|--soak --seed 300013 --duration 20 --extra-faults adversary --adversary-without none"
+  "adversary_speaker_unrenewed|--soak --seed 300005 --duration 45 --extra-faults adversary --adversary-without none"
+  # Class L: forged LeaveCluster requests drained every node; the last one,
+  # Draining, lost its lease once and never campaigned again ("liveness:
+  # after heal: not settled after 30000 ms: no leader" before). The last
+  # Active node's drain is refused now, and a Draining node with no Active
+  # one left campaigns.
+  "adversary_last_drain|--soak --seed 300080 --duration 120 --extra-faults adversary --adversary-without none")
 foreach(entry ${AETHER_SIM_REGRESSIONS})
   string(REPLACE "|" ";" parts "${entry}")
   list(GET parts 0 name)

@@ -351,6 +351,37 @@ metrics_node_start() {
     node_start "$id" "$url" --metrics-addr "127.0.0.1:${MPORT[$id]}" "$@"
 }
 
+# scrape ID: ID's /metrics now into $WORK/ID.prom; 0 if it answered.
+scrape() { curl -s -m 2 -o "$WORK/$1.prom" "http://127.0.0.1:${MPORT[$1]}/metrics"; }
+
+# value ID NAME [LABEL-REGEX]: the value of the first sample of NAME (with
+# labels matching LABEL-REGEX) in ID's last scrape; empty if none.
+value() {
+    awk -v n="$2" -v l="${3:-}" '$1 ~ "^"n"({|$)" && $1 ~ l { print $2; exit }' "$WORK/$1.prom" 2>/dev/null
+}
+
+# metric ID NAME [LABEL-REGEX]: scrape ID now and print that value.
+metric() { scrape "$1" && value "$@"; }
+
+# serving_check ID...: every ID answers /metrics with aether_fenced 0 and
+# aether_shards_multi_owner 0, and their aether_shards_owned add up to
+# $SHARDS (every shard served by exactly one of them, by their own account);
+# otherwise 1 and SERVING_WHY says why. Leaves each scrape in $WORK/ID.prom.
+serving_check() {
+    local id n sum=0
+    for id in "$@"; do
+        scrape "$id" || { SERVING_WHY="$id: /metrics did not answer"; return 1; }
+        [[ "$(value "$id" aether_fenced)" == 0 ]] || { SERVING_WHY="$id is fenced"; return 1; }
+        [[ "$(value "$id" aether_shards_multi_owner)" == 0 ]] ||
+            { SERVING_WHY="$id: aether_shards_multi_owner is $(value "$id" aether_shards_multi_owner)"; return 1; }
+        n=$(value "$id" aether_shards_owned)
+        [[ "$n" =~ ^[0-9]+$ ]] || { SERVING_WHY="$id: aether_shards_owned is '$n'"; return 1; }
+        sum=$(( sum + n ))
+    done
+    (( sum == SHARDS )) || { SERVING_WHY="they serve $sum shards, want $SHARDS"; return 1; }
+    SERVING_WHY=""
+}
+
 node_alive() { [[ -n "${NODE_PID[$1]:-}" ]] && kill -0 "${NODE_PID[$1]}" 2>/dev/null; }
 
 nodes_alive() {
@@ -540,6 +571,7 @@ wait_settled() {
 
 # cluster_up N [NODE ARGS...]: one nats-server ("nats", $URL), nodes n1..nN
 # (NODES), settled within 10 s (LEADER = the leader; $WORK/map.up = the map).
+# With CLUSTER_METRICS=1 each node gets --metrics-addr (metrics_node_start).
 cluster_up() {
     local count=$1 i t0
     shift
@@ -548,7 +580,7 @@ cluster_up() {
     NODES=()
     for (( i = 1; i <= count; i++ )); do
         NODES+=("n$i")
-        node_start "n$i" "$URL" "$@"
+        if [[ "${CLUSTER_METRICS:-0}" == 1 ]]; then metrics_node_start "n$i" "$URL" "$@"; else node_start "n$i" "$URL" "$@"; fi
     done
     t0=$(now_ms)
     wait_settled 10000 "$WORK/map.up" "${NODES[@]}"

@@ -93,31 +93,15 @@ ids=$(python3 -c 'import json,sys; print(" ".join(sorted(n["id"] for n in json.l
     "$WORK/ctl.out") || fail "aetherctl status --json unreadable: $(head -c 600 "$WORK/ctl.out")"
 [[ "$ids" == "n1 n2 n3" ]] || fail "the topology lists '$ids', want 'n1 n2 n3'"
 
-value() { # NAME FILE: the value of the first sample of NAME
-    awk -v n="$1" '$1 ~ "^"n"({|$)" { print $2; exit }' "$2"
-}
 # A settled map is not yet a served one: a follower starts serving once a
 # keep-alive confirms the map's term (a few hundred ms later under load), so
-# the sum is polled, bounded, not read once.
-t0=$(now_ms)
-while :; do
-    owned=0
-    fenced=""
-    for id in "${NODES[@]}"; do
-        curl -s -m 2 -o "$WORK/$id.prom" "http://127.0.0.1:${MPORT[$id]}/metrics" || fail "cannot scrape $id"
-        inc=$(value aether_node_incompatible "$WORK/$id.prom")
-        [[ "$inc" == 0 ]] || fail "$id: aether_node_incompatible is '$inc', want 0"
-        n=$(value aether_shards_owned "$WORK/$id.prom")
-        [[ "$n" =~ ^[0-9]+$ ]] || fail "$id: aether_shards_owned is '$n'"
-        owned=$(( owned + n ))
-        [[ "$(value aether_fenced "$WORK/$id.prom")" == 0 ]] || fenced+="$id "
-    done
-    (( owned == 64 )) && break
-    (( $(now_ms) - t0 < 5000 )) ||
-        fail "the members own $owned shards after 5 s, want 64 (fenced: ${fenced:-none})"
-    sleep 0.1
+# this is polled, bounded, not read once.
+wait_for 5000 serving_check "${NODES[@]}" || fail "5 s after the misfits: $SERVING_WHY"
+for id in "${NODES[@]}"; do
+    inc=$(value "$id" aether_node_incompatible)
+    [[ "$inc" == 0 ]] || fail "$id: aether_node_incompatible is '$inc', want 0"
 done
-refused=$(value aether_joins_refused_total "$WORK/$LEADER.prom")
+refused=$(value "$LEADER" aether_joins_refused_total)
 [[ -n "$refused" && "$refused" -ge 3 ]] || fail "leader $LEADER: aether_joins_refused_total is '$refused', want >= 3"
 echo "after: topology $ids; 64 shards owned by n1..n3; $LEADER refused $refused join(s)"
 

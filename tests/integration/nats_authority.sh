@@ -45,10 +45,6 @@ mapfile -t FOLLOWERS < <(others "$L")
 V=${FOLLOWERS[0]}
 echo "up: ${NODES[*]}, leader $L, victim $V; map v$(map_version "$WORK/map.up")"
 
-scrape() { curl -s -m 2 -o "$WORK/$1.prom" "http://127.0.0.1:${MPORT[$1]}/metrics"; }
-value() { # ID NAME [LABEL-REGEX]: the value of ID's first matching sample (last scrape)
-    awk -v n="$2" -v l="${3:-}" '$1 ~ "^"n"({|$)" && $1 ~ l { print $2; exit }' "$WORK/$1.prom"
-}
 primaries() { # FILE ID: ID's primaries in the map in FILE
     awk -v id="$2" '$1 == "owner" && $2 == id { sub("primaries=", "", $3); print $3 }' "$1"
 }

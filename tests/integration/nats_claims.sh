@@ -56,10 +56,6 @@ A=$(others "$LEADER" | head -n 1)
 D=$(others "$LEADER" "$A" | head -n 1)
 echo "up: ${NODES[*]} settled after $(( $(now_ms) - t0 )) ms; leader $LEADER; asking to fail $A, killing $D"
 
-metric() { # ID NAME: the value of NAME's first sample on ID's /metrics, empty if none
-    curl -s -m 1 "http://127.0.0.1:${MPORT[$1]}/metrics" 2>/dev/null |
-        awk -v n="$2" '$1 ~ "^"n"({|$)" { print $2; exit }'
-}
 ctl() { # ARGS...: aetherctl against this cluster; stdout $WORK/ctl.out, stderr $WORK/ctl.err
     it_clean_env
     env "${CLEAN_ENV[@]}" timeout -s KILL 30 "$CTL_BIN" "$@" --nats "$URL" --cluster "$CLUSTER" \

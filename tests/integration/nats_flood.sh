@@ -1,39 +1,66 @@
 #!/usr/bin/env bash
 # nats_flood.sh: floods of commands fence nobody (issue 13 item 3), on a
-# real nats-server with real aether-node processes.
+# real nats-server with real aether-node processes, without and with a
+# cluster secret.
 #
-#   nats_flood.sh BUILD_DIR [REQUESTS]
+#   nats_flood.sh BUILD_DIR [REQUESTS] [secret]
 #
 # Steps (every wait bounded):
-#  1. nats-server and n1..n3 (--shards 64, --allowed-nodes n1,n2,n3),
-#     settled within 10 s;
+#  1. nats-server and n1..n3 (--shards 64, --allowed-nodes n1,n2,n3, metrics;
+#     with "secret", `aetherctl secret new` and --cluster-secret-file),
+#     settled within 10 s, every node serving (its metrics);
 #  2. nats_forge --flood publishes REQUESTS (default 100000) LeaveCluster
 #     requests for a ghost id on aether.<cluster>.cmd.LeaveCluster, unpaced,
-#     and collects the replies for 5 s; 2 s later, the checks below;
+#     and collects the replies for 5 s; 2 s later, the checks below (with
+#     the secret, each request carries a well-formed tag made with another
+#     key, --wrong-key: every MAC must be computed to refuse it);
 #  3. 4000 JoinCluster requests for new ids ghost-0..ghost-3999, one every
 #     millisecond (the issue's "paced ghost joins"): every one answered
-#     EPERM (allowed_nodes), and the checks below.
+#     EPERM (allowed_nodes; with the secret: unauthenticated, no tag), and the checks
+#     below.
 # The checks after each flood: no node logged "fenced" and no LEADER line
 # (elected or lost) since the flood began, the stored map has the same
-# version and owners n1..n3, and every node installed it; the leader's log
-# has no line more than twice within one second since the flood began (repeated
-# lines are rate-limited). After the LeaveCluster flood also: some requests were
-# answered busy (EFULL: the leader's budget of waiting commands, not its
-# mailbox, took the flood) and at least 1000 were answered at all (core
+# version and owners n1..n3, and every node installed it; by each node's
+# /metrics, nobody is fenced and the shards owned add up to 64 with no
+# multi-owner; the leader's log has no line more than twice within one
+# second since the flood began (repeated lines are rate-limited). After the
+# LeaveCluster flood also: at least 1000 requests were answered at all (core
 # NATS drops what a subscription's pending limit cannot hold: "Slow
-# Consumer"; the requester sees a timeout; how many depends on the load).
+# Consumer"; the requester sees a timeout; how many depends on the load),
+# and without the secret some were answered busy (EFULL: the leader's
+# budget of waiting commands, not its mailbox, took the flood); with the
+# secret every answer is EPERM (the transport refuses an unsealed request
+# before any actor sees it) and the nodes count at least that many
+# aether_decode_errors_total{reason="unauthenticated"}.
 # Then the final checks of lib.sh. Prints each flood's figures.
 # Takes ~25 s on loopback; its bounded waits add up to at most ~70 s.
 # Exit 0 on success, 1 with the reason and every log's tail.
 set -u
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-it_setup flood "${1:-}"
+MODE=${3:-}
+[[ -z "$MODE" || "$MODE" == secret ]] || { echo "nats_flood.sh: unknown mode '$MODE' (want secret)" >&2; exit 2; }
+it_setup "flood${MODE:+-$MODE}" "${1:-}"
 it_need_helpers forge
+command -v curl >/dev/null || fail "curl is missing (tools/deps install)"
 REQUESTS=${2:-100000}
 
-# 1. Three nodes that admit only themselves.
-cluster_up 3 --allowed-nodes n1,n2,n3
+# 1. Three nodes that admit only themselves (and, in the secret mode, share a secret).
+AUTH=()
+if [[ "$MODE" == secret ]]; then
+    CTL_BIN=$(dirname "$NODE_BIN")/aetherctl
+    it_clean_env
+    env "${CLEAN_ENV[@]}" "$CTL_BIN" secret new "$WORK/cluster.secret" >"$WORK/secret.out" 2>&1 ||
+        fail "aetherctl secret new: $(cat "$WORK/secret.out")"
+    AUTH=(--cluster-secret-file "$WORK/cluster.secret")
+fi
+CLUSTER_METRICS=1 cluster_up 3 --allowed-nodes n1,n2,n3 "${AUTH[@]}"
+wait_for 5000 serving_check "${NODES[@]}" || fail "not serving 5 s after settling: $SERVING_WHY"
+unauth_sum() { # the nodes' aether_decode_errors_total{reason="unauthenticated"}, summed
+    local id s=0 v
+    for id in "${NODES[@]}"; do v=$(metric "$id" aether_decode_errors_total 'reason="unauthenticated"'); s=$(( s + ${v:-0} )); done
+    echo "$s"
+}
 v0=$(map_version "$WORK/map.up")
 term0=$(leader_term "$LEADER")
 declare -A ERR_MARK
@@ -63,6 +90,7 @@ unaffected() { # NAME: nobody fenced, same leader and term, same map everywhere,
         [[ "$(installed_version "$id")" == "$v1" ]] || fail "$id has v$(installed_version "$id") installed, want v$v1"
     done
     [[ "$(leader_term "$LEADER")" == "$term0" ]] || fail "the leader's term moved from $term0 to $(leader_term "$LEADER")"
+    serving_check "${NODES[@]}" || fail "after the $1, by the nodes' metrics: $SERVING_WHY"
     lines=$(wc -l <"$WORK/$LEADER.err.$1")
     # Rate-limited: no line (its text without the suppressed count) twice
     # within one second, however long the flood lasted on this machine.
@@ -79,8 +107,9 @@ figure() { # FILE KEY: the number after KEY= on the "flood" line, or "reply KEY 
 
 # 2. An unpaced LeaveCluster flood.
 flood_begin
+unauth0=$(unauth_sum)
 t0=$(now_ms)
-"$FORGE_BIN" --nats "$URL" --cluster "$CLUSTER" --flood "$REQUESTS" --wait-ms 5000 \
+"$FORGE_BIN" --nats "$URL" --cluster "$CLUSTER" --flood "$REQUESTS" --wait-ms 5000 ${MODE:+--wrong-key} \
     >"$WORK/flood.log" 2>&1 || fail "nats_forge --flood: $(tail -c 600 "$WORK/flood.log")"
 echo "LeaveCluster flood: $(tr '\n' ' ' <"$WORK/flood.log")($(( $(now_ms) - t0 )) ms in all)"
 sleep 2
@@ -89,8 +118,16 @@ sent=$(figure "$WORK/flood.log" sent)
 replies=$(figure "$WORK/flood.log" replies)
 busy=$(figure "$WORK/flood.log" EFULL)
 [[ -n "$sent" && -n "$replies" ]] || fail "nats_forge --flood printed no figures: $(cat "$WORK/flood.log")"
-[[ -n "$busy" && "$busy" -gt 0 ]] || fail "no request was answered busy: the leader queued the whole flood"
 (( replies >= 1000 )) || fail "only $replies of $sent requests were answered"
+if [[ "$MODE" == secret ]]; then
+    refused=$(figure "$WORK/flood.log" EPERM)
+    [[ "$refused" == "$replies" ]] || fail "$replies answers but ${refused:-0} EPERM: an unsealed request got past the door"
+    counted=$(( $(unauth_sum) - unauth0 ))
+    (( counted >= refused )) || fail "the nodes counted $counted unauthenticated messages, fewer than the $refused refused"
+    echo "with the secret: $refused answered EPERM unauthenticated (wrong MAC); the nodes counted $counted unauthenticated messages"
+else
+    [[ -n "$busy" && "$busy" -gt 0 ]] || fail "no request was answered busy: the leader queued the whole flood"
+fi
 
 # 3. 4000 paced joins of made-up ids.
 flood_begin

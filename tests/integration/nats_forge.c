@@ -91,7 +91,7 @@
  * Fourth mode (issue 13 item 3: floods do not fence anyone):
  *
  *   nats_forge --nats URL --cluster C --flood N [--node ID | --joins]
- *              [--pace-us US] [--wait-ms MS] [auth...]
+ *              [--pace-us US] [--wait-ms MS] [--wrong-key] [auth...]
  *
  * publishes N LeaveCluster requests for ID (default "ghost") on
  * aether.<C>.cmd.LeaveCluster (with --joins: N JoinCluster requests for
@@ -99,6 +99,10 @@
  * admission terms) as fast as the connection takes them, or one every US
  * microseconds, each with a reply subject in this client's inbox, then
  * collects replies for up to MS (default 5000) after the last one was sent.
+ * With --wrong-key every request carries a well-formed Aether-Auth tag in
+ * n1's name made with a random key (not the cluster's secret): a receiver
+ * with the secret must compute the MAC of each to refuse it, the costliest
+ * path for an attacker's flood.
  * Prints "flood sent=N ms=T replies=R" and "reply STATUS K" per status.
  *
  * Fifth mode (issue 13 item 2: a term is believed only once the lease
@@ -236,7 +240,7 @@ static int forge_usage(const char *msg)
                     "       nats_forge --nats URL --cluster C --adversary SEED [--for-ms MS]\n"
                     "                  [--every-ms E] [--without LIST] [--user U --password P | --token T]\n"
                     "       nats_forge --nats URL --cluster C --flood N [--node ID | --joins]\n"
-                    "                  [--pace-us US] [--wait-ms MS]\n"
+                    "                  [--pace-us US] [--wait-ms MS] [--wrong-key]\n"
                     "                  [--user U --password P | --token T]\n",
             msg);
     return EXIT_USAGE;
@@ -944,14 +948,60 @@ static aether_status flood_body(forge *f, const aether_node_id *node, bool joins
     return aether_codec_encode_command(&c, forge_wall_ms(), body, len, err);
 }
 
-static int forge_flood(forge *f, const aether_node_id *node, bool joins, uint64_t pace_us, uint64_t n,
-                       uint64_t wait_ms)
+/* A sealer in n1's name with a key drawn at random (--wrong-key): its tags
+ * are well formed and never verify. */
+static aether_status flood_wrong_sealer(aether_auth **auth, aether_auth_sealer *sealer, aether_err *err)
+{
+    unsigned char key[AETHER_AUTH_SECRET_MIN];
+    FILE *r = fopen("/dev/urandom", "rb");
+    size_t got = r != NULL ? fread(key, 1, sizeof(key), r) : 0;
+    if (r != NULL)
+        fclose(r);
+    if (got != sizeof(key))
+        return aether_err_set(err, AETHER_EIO, "cannot read /dev/urandom");
+    aether_node_id n1;
+    aether_status st = aether_node_id_from_cstr("n1", &n1, err);
+    if (st == AETHER_OK)
+        st = aether_auth_create(key, sizeof(key), auth, err);
+    if (st == AETHER_OK)
+        aether_auth_sealer_init(sealer, *auth, &n1, forge_wall_ms() * 1000000u);
+    return st;
+}
+
+/* One flood request on subject, sealed by sealer unless it is NULL. */
+static natsStatus flood_send(forge *f, aether_auth_sealer *sealer, const char *subject, const char *reply,
+                             const char *body, size_t len)
+{
+    if (sealer == NULL)
+        return natsConnection_PublishRequest(f->nc, subject, reply, body, (int)len);
+    char tag[AETHER_AUTH_TAG_MAX];
+    if (aether_auth_seal(sealer, subject, body, len, forge_wall_ms(), tag, sizeof(tag)) != AETHER_OK)
+        return NATS_ERR;
+    natsMsg *m = NULL;
+    natsStatus s = natsMsg_Create(&m, subject, reply, body, (int)len);
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(m, AETHER_AUTH_HEADER, tag);
+    if (s == NATS_OK)
+        s = natsConnection_PublishMsg(f->nc, m);
+    natsMsg_Destroy(m);
+    return s;
+}
+
+static int forge_flood(forge *f, const aether_node_id *node, bool joins, bool wrong_key, uint64_t pace_us,
+                       uint64_t n, uint64_t wait_ms)
 {
     char *body = NULL;
     size_t len = 0;
     aether_err err = {0};
+    aether_auth *auth = NULL;
+    aether_auth_sealer sealer;
+    if (wrong_key && flood_wrong_sealer(&auth, &sealer, &err) != AETHER_OK) {
+        fprintf(stderr, "nats_forge: flood: %s\n", err.msg);
+        return 1;
+    }
     if (flood_body(f, node, joins, 0, &body, &len, &err) != AETHER_OK) {
         fprintf(stderr, "nats_forge: flood: %s\n", err.msg);
+        aether_auth_destroy(auth);
         return 1;
     }
     natsInbox *inbox = NULL;
@@ -978,7 +1028,7 @@ static int forge_flood(forge *f, const aether_node_id *node, bool joins, uint64_
             if (flood_body(f, node, joins, i, &body, &len, &err) != AETHER_OK)
                 break;
         }
-        s = natsConnection_PublishRequest(f->nc, subject, reply, body, (int)len);
+        s = flood_send(f, auth != NULL ? &sealer : NULL, subject, reply, body, len);
         if (s == NATS_OK)
             sent++;
         if (pace_us != 0) {
@@ -1012,6 +1062,7 @@ static int forge_flood(forge *f, const aether_node_id *node, bool joins, uint64_
     }
     natsSubscription_Destroy(sub);
     natsInbox_Destroy(inbox);
+    aether_auth_destroy(auth);
     if (s != NATS_OK) {
         fprintf(stderr, "nats_forge: flood: %s\n", natsStatus_GetText(s));
         return 1;
@@ -1110,7 +1161,7 @@ int main(int argc, char **argv)
 {
     enum { O_NATS = 256, O_CLUSTER, O_OLD_LEADER, O_OLD_TERM, O_USER, O_PASSWORD, O_TOKEN, O_TIMEOUT, O_TTL,
            O_NO_RESIGN, O_DELETE_LEASE, O_VICTIM, O_SEQ, O_HEARTBEATS, O_INCARNATION, O_FOR_MS, O_FLOOD,
-           O_NODE, O_WAIT, O_JOINS, O_PACE, O_CLAIM, O_JOIN_AS, O_NONCE, O_SHARDS, O_ADVERSARY, O_EVERY,
+           O_NODE, O_WAIT, O_JOINS, O_WRONG_KEY, O_PACE, O_CLAIM, O_JOIN_AS, O_NONCE, O_SHARDS, O_ADVERSARY, O_EVERY,
            O_WITHOUT };
     static const struct option longopts[] = {
         {"nats", required_argument, NULL, O_NATS},
@@ -1133,6 +1184,7 @@ int main(int argc, char **argv)
         {"node", required_argument, NULL, O_NODE},
         {"wait-ms", required_argument, NULL, O_WAIT},
         {"joins", no_argument, NULL, O_JOINS},
+        {"wrong-key", no_argument, NULL, O_WRONG_KEY},
         {"pace-us", required_argument, NULL, O_PACE},
         {"claim-term", required_argument, NULL, O_CLAIM},
         {"join-as", required_argument, NULL, O_JOIN_AS},
@@ -1148,7 +1200,7 @@ int main(int argc, char **argv)
     uint64_t join_nonce = 0, join_shards = 1024;
     uint64_t old_term = 0, timeout_ms = 3000, ttl_ms = 1000, hb_inc = 0, hb_for_ms = 3000;
     uint64_t flood = 0, flood_wait_ms = 5000, flood_pace_us = 0;
-    bool flood_joins = false;
+    bool flood_joins = false, flood_wrong_key = false;
     bool adversary = false;
     uint64_t adv_seed = 0, adv_every_ms = 300;
     uint32_t adv_without = 0;
@@ -1175,6 +1227,7 @@ int main(int argc, char **argv)
         case O_HEARTBEATS: hb_node = optarg; break;
         case O_NODE: flood_node = optarg; break;
         case O_JOINS: flood_joins = true; break;
+        case O_WRONG_KEY: flood_wrong_key = true; break;
         case O_CLAIM: claim = optarg; break;
         case O_JOIN_AS: join_as = optarg; break;
         case O_NONCE:
@@ -1202,7 +1255,7 @@ int main(int argc, char **argv)
             break;
         case O_WITHOUT:
             if (aether_adversary_parse_without(optarg, &adv_without, NULL) != AETHER_OK)
-                return forge_usage("--without wants ahead-terms, join-incarnations or none");
+                return forge_usage("--without wants ahead-terms, join-incarnations, operator-commands or none");
             break;
         case O_PACE:
             errno = 0;
@@ -1341,7 +1394,7 @@ int main(int argc, char **argv)
     } else if (adversary) {
         rc = forge_adversary(&f, adv_seed, hb_for_ms, adv_every_ms, adv_without);
     } else if (flood != 0) {
-        rc = forge_flood(&f, &flood_id, flood_joins, flood_pace_us, flood, flood_wait_ms);
+        rc = forge_flood(&f, &flood_id, flood_joins, flood_wrong_key, flood_pace_us, flood, flood_wait_ms);
     } else if (hb_node != NULL) {
         rc = forge_heartbeats(&f, &hb_id, hb_inc, hb_for_ms);
     } else if (delete_lease) {

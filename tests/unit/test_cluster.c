@@ -978,13 +978,17 @@ static void test_wire_claims_judged_by_the_leader(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(sim_last_event(c, AETHER_EVT_NODE_FAILED), named));
     CU_ASSERT(metric_of(c, "aether_heartbeats_ignored_total", leader, NULL) >= 60);
 
-    /* The operator's forced request is granted, and the node, alive, comes
-     * back with a new incarnation. */
+    /* The operator's forced request is granted (once the node, heard a
+     * moment ago, has been silent failure_timeout_ms: it is no longer
+     * heard), and the node, alive, comes back with a new incarnation. */
     aether_member_view_get(sim_member(c, leader), &v);
     fail.term = v.term;
     fail.data.mark_failed.force = true;
     r = ask(c, client, &fail);
     CU_ASSERT_EQUAL(r.status, AETHER_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.reason, "failed once silent for 1000 ms"));
+    CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_NODE_FAILED), failed_before + 1);
+    sim_run_ms(c, 1200);
     CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_NODE_FAILED), failed_before + 2);
     snprintf(named, sizeof(named), "node=%s ", alive);
     CU_ASSERT_PTR_NOT_NULL(strstr(sim_last_event(c, AETHER_EVT_NODE_FAILED), named));
@@ -992,6 +996,59 @@ static void test_wire_claims_judged_by_the_leader(void)
     sim_run_ms(c, SETTLE_MS);
     expect_settled(c);
     CU_ASSERT(sim_serving(c, alive) > 0);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
+/* Issue 13, adversary soak class F (seed 300010): an operator's forced
+ * MarkNodeFailed (anyone's, without a cluster secret) of a node heard a
+ * moment ago was decided at once and its shards handed out while it still
+ * served them, here a node whose actors are descheduled (it hears nothing,
+ * releases nothing): "single ownership". Now the leader stops hearing it
+ * and fails it once it has been silent failure_timeout_ms, when its own
+ * clock has fenced it. Before the fix: NodeFailed within the 50 ms of the
+ * request and a violation. A forced request naming the leader itself is
+ * refused. */
+static void test_forced_fail_waits_until_the_node_has_fenced(void)
+{
+    sim_cluster *c = boot(47, 4, 64);
+    expect_settled(c);
+    const char *leader = sim_leader(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(leader);
+    const char *victim = strcmp(leader, "n1") == 0 ? "n2" : "n1";
+    CU_ASSERT_FATAL(sim_serving(c, victim) > 0);
+    aether_member_view lv;
+    aether_member_view_get(sim_member(c, leader), &lv);
+    aether_transport *client = sim_client(c, "aetherctl");
+    CU_ASSERT_FATAL(client != NULL);
+    uint32_t failed_before = sim_event_count(c, AETHER_EVT_NODE_FAILED);
+
+    aether_command self = cmd_of(AETHER_CMD_MARK_NODE_FAILED, lv.term);
+    CU_ASSERT_FATAL(aether_node_id_from_cstr(leader, &self.data.mark_failed.node, NULL) == AETHER_OK);
+    self.data.mark_failed.force = true;
+    reply_box r = ask(c, client, &self);
+    CU_ASSERT_EQUAL(r.status, AETHER_ESTATE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.reason, "a leader is not failed by request"));
+
+    sim_freeze(c, victim, true);
+    aether_command fail = cmd_of(AETHER_CMD_MARK_NODE_FAILED, lv.term);
+    CU_ASSERT_FATAL(aether_node_id_from_cstr(victim, &fail.data.mark_failed.node, NULL) == AETHER_OK);
+    fail.data.mark_failed.force = true;
+    r = ask(c, client, &fail);
+    CU_ASSERT_EQUAL(r.status, AETHER_OK);
+    CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_NODE_FAILED), failed_before); /* not yet */
+    CU_ASSERT_EQUAL(sim_violations(c, NULL, 0), 0);
+    sim_run_ms(c, 1500); /* failure_timeout_ms (1000) after it was last heard, and the handoff */
+    CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_NODE_FAILED), failed_before + 1);
+    char named[32];
+    snprintf(named, sizeof(named), "node=%s ", victim);
+    CU_ASSERT_PTR_NOT_NULL(strstr(sim_last_event(c, AETHER_EVT_NODE_FAILED), named));
+    CU_ASSERT_EQUAL(sim_violations(c, NULL, 0), 0);
+    sim_freeze(c, victim, false);
+    aether_transport_destroy(client);
+    sim_run_ms(c, SETTLE_MS);
+    expect_settled(c);
+    CU_ASSERT(sim_serving(c, victim) > 0); /* rejoined with a new incarnation */
     expect_clean(c);
     sim_cluster_destroy(c);
 }
@@ -1848,6 +1905,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(commands_accepted_and_rejected),
     AETHER_TEST(wire_claims_judged_by_the_leader),
     AETHER_TEST(forced_fail_retry_spares_a_rejoined_node),
+    AETHER_TEST(forced_fail_waits_until_the_node_has_fenced),
     AETHER_TEST(rebalance_command_on_a_balanced_map_moves_nothing),
     AETHER_TEST(leader_change_alone_moves_nothing),
     AETHER_TEST(leader_crash_mid_rebalance),

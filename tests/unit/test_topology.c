@@ -142,6 +142,8 @@ static void test_leave_drains_then_unknown_and_left(void)
 {
     aether_topology t;
     leader_topology(&t);
+    aether_command ja = join_cmd("a", "x", "");
+    CU_ASSERT_EQUAL(run(&t, &ja, NULL, NULL), AETHER_OK);
     aether_command j = join_cmd("b", "x", "");
     CU_ASSERT_EQUAL(run(&t, &j, NULL, NULL), AETHER_OK);
     aether_command l = node_cmd(AETHER_CMD_LEAVE_CLUSTER, "b");
@@ -164,6 +166,36 @@ static void test_leave_drains_then_unknown_and_left(void)
     CU_ASSERT_EQUAL(aether_topology_find(&t, &b)->status, AETHER_NODE_LEFT);
     CU_ASSERT_EQUAL(run(&t, &l, NULL, &why), AETHER_ESTATE);
     CU_ASSERT_STRING_EQUAL(why.msg, "b already left");
+    aether_topology_fini(&t);
+}
+
+/* The last Active node may not drain: nobody could take its shards, and
+ * once it stepped down nobody could lead (without a cluster secret anyone
+ * may ask: adversary soak seeds 300079, 300080, 300090, 300097 drained
+ * every node, and the last one left the cluster without a leader). One
+ * already draining does not count as a successor. */
+static void test_leave_of_the_last_active_node_refused(void)
+{
+    aether_topology t;
+    leader_topology(&t);
+    aether_command ja = join_cmd("a", "x", "");
+    CU_ASSERT_EQUAL(run(&t, &ja, NULL, NULL), AETHER_OK);
+    aether_command la = node_cmd(AETHER_CMD_LEAVE_CLUSTER, "a");
+    aether_err why;
+    uint32_t n = 7;
+    CU_ASSERT_EQUAL(run(&t, &la, &n, &why), AETHER_ESTATE);
+    CU_ASSERT_STRING_EQUAL(why.msg, "a is the last Active node: nobody could take its shards");
+    aether_command jb = join_cmd("b", "x", "");
+    CU_ASSERT_EQUAL(run(&t, &jb, NULL, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(run(&t, &la, &n, NULL), AETHER_OK); /* b can take over */
+    CU_ASSERT_EQUAL(n, 1);
+    aether_node_id a = id_of("a");
+    CU_ASSERT_EQUAL(aether_topology_find(&t, &a)->status, AETHER_NODE_DRAINING);
+    aether_command lb = node_cmd(AETHER_CMD_LEAVE_CLUSTER, "b");
+    CU_ASSERT_EQUAL(run(&t, &lb, NULL, &why), AETHER_ESTATE); /* a drains: no successor */
+    CU_ASSERT_STRING_EQUAL(why.msg, "b is the last Active node: nobody could take its shards");
+    aether_node_id b = id_of("b");
+    CU_ASSERT_EQUAL(aether_topology_find(&t, &b)->status, AETHER_NODE_ACTIVE);
     aether_topology_fini(&t);
 }
 
@@ -608,6 +640,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(stale_term_rejected),
     AETHER_TEST(join_invalid_info_rejected),
     AETHER_TEST(leave_drains_then_unknown_and_left),
+    AETHER_TEST(leave_of_the_last_active_node_refused),
     AETHER_TEST(mark_failed_and_rejoin_new_incarnation),
     AETHER_TEST(not_a_cluster_command),
     AETHER_TEST(follower_applies_and_ignores_nonsense),

@@ -99,9 +99,12 @@ aether_status aether_adversary_parse_without(const char *list, uint32_t *mask, a
             *mask |= AETHER_ADV_WITHOUT_AHEAD_TERMS;
         else if (strcmp(tok, "join-incarnations") == 0)
             *mask |= AETHER_ADV_WITHOUT_JOIN_INCARNATIONS;
+        else if (strcmp(tok, "operator-commands") == 0)
+            *mask |= AETHER_ADV_WITHOUT_OPERATOR_COMMANDS;
         else if (strcmp(tok, "none") != 0)
             return aether_err_set(err, AETHER_EINVAL,
-                                  "adversary family '%s' is none of ahead-terms, join-incarnations", tok);
+                                  "adversary family '%s' is none of ahead-terms, join-incarnations, "
+                                  "operator-commands", tok);
     }
     return AETHER_OK;
 }
@@ -192,9 +195,18 @@ static void adv_learn_term(aether_adversary *a, uint64_t generation, uint64_t te
     }
 }
 
+/* The operator's commands (adversary.h, operator-commands): a genuine one
+ * replayed is the operator's command again. */
+static bool adv_operator_tail(const char *tail)
+{
+    return strcmp(tail, "cmd.LeaveCluster") == 0 || strcmp(tail, "cmd.MarkNodeFailed") == 0;
+}
+
 static void adv_keep(aether_adversary *a, uint32_t kind, const char *tail, const void *bytes, size_t len)
 {
     if (len == 0 || len > ADV_BYTES_MAX || kind >= ADV_KINDS)
+        return;
+    if ((a->without & AETHER_ADV_WITHOUT_OPERATOR_COMMANDS) && adv_operator_tail(tail))
         return;
     char *copy = malloc(len);
     if (copy == NULL)
@@ -615,12 +627,19 @@ static aether_status adv_forge_command(aether_adversary *a, uint64_t wall_ms, ae
     case AETHER_CMD_JOIN_CLUSTER: st = adv_join(a, &c, err); subject = c.data.join.info.id.str; break;
     case AETHER_CMD_LEAVE_CLUSTER:
         c.data.leave.node = adv_id_pick(a, &known);
+        if ((a->without & AETHER_ADV_WITHOUT_OPERATOR_COMMANDS) && adv_known(a, &c.data.leave.node) >= 0) {
+            /* An operator's drain of a member: an id no member has instead. */
+            char s[AETHER_NODE_ID_LEN_MAX + 1];
+            snprintf(s, sizeof(s), "adv-l%u", (unsigned)aether_rng_below(&a->rng, 8));
+            aether_status ist = aether_node_id_from_cstr(s, &c.data.leave.node, err);
+            AETHER_ASSERT(ist == AETHER_OK);
+        }
         subject = c.data.leave.node.str;
         break;
     case AETHER_CMD_MARK_NODE_FAILED:
         c.data.mark_failed.node = adv_id_pick(a, &known);
         c.data.mark_failed.silent_ms = aether_rng_below(&a->rng, 20000);
-        c.data.mark_failed.force = adv_chance(a, 5);
+        c.data.mark_failed.force = adv_chance(a, 5) && !(a->without & AETHER_ADV_WITHOUT_OPERATOR_COMMANDS);
         subject = c.data.mark_failed.node.str;
         break;
     case AETHER_CMD_ELECT_LEADER:

@@ -35,7 +35,17 @@
  *   ahead-terms        no term above the highest seen (forged or in a
  *                      malformed copy);
  *   join-incarnations  no JoinCluster naming a known member's id (the
- *                      take-over of an id by dictating its incarnation).
+ *                      take-over of an id by dictating its incarnation);
+ *   operator-commands  no operator's command: no LeaveCluster naming a
+ *                      member (one naming an id no member has instead), no
+ *                      forced MarkNodeFailed, no replay of a captured
+ *                      LeaveCluster or MarkNodeFailed. Without a cluster
+ *                      secret such a command from any client is the
+ *                      operator's (docs/runbook.md, "The cluster secret"):
+ *                      it drains or fails nodes by right. aether-sim leaves
+ *                      this family out unless --adversary-without says
+ *                      otherwise ("none": everything); with it the oracle
+ *                      still judges safety and liveness.
  *
  * Threading: one thread (an adversary is owned by its caller).
  */
@@ -52,9 +62,11 @@ typedef struct aether_adversary aether_adversary;
 
 #define AETHER_ADV_WITHOUT_AHEAD_TERMS (1u << 0)
 #define AETHER_ADV_WITHOUT_JOIN_INCARNATIONS (1u << 1)
+#define AETHER_ADV_WITHOUT_OPERATOR_COMMANDS (1u << 2)
 
-/* "ahead-terms,join-incarnations" (either, both, or "none") into a mask of
- * AETHER_ADV_WITHOUT_*; AETHER_EINVAL naming the unknown word. */
+/* "ahead-terms,join-incarnations,operator-commands" (any of them, or
+ * "none") into a mask of AETHER_ADV_WITHOUT_*; AETHER_EINVAL naming the
+ * unknown word. */
 aether_status aether_adversary_parse_without(const char *list, uint32_t *mask, aether_err *err);
 
 typedef enum aether_adv_class {

@@ -37,8 +37,9 @@ static void usage(FILE *f)
             "            forge: the present leader impersonated; adversary: forged, replayed\n"
             "            and malformed events, maps, heartbeats and commands; kv-aba: after\n"
             "            a loss of both buckets the lost generation's map is written back)\n"
-            "          --adversary-without LIST (ahead-terms,join-incarnations: attack families\n"
-            "            the adversary leaves out)\n"
+            "          --adversary-without LIST (ahead-terms,join-incarnations,operator-commands:\n"
+            "            attack families the adversary leaves out; operator-commands unless\n"
+            "            given; none: everything)\n"
             "          (--all-faults, 'all' and --soak leave out twin: a second process of a\n"
             "          live node id; add it with --faults all,twin)\n"
             "          --fault-rate R (scheduled faults per simulated second, 1)\n"
@@ -118,6 +119,10 @@ static bool parse_faults(const char *list, uint32_t *mask)
 static void defaults(opts *o)
 {
     memset(o, 0, sizeof(*o));
+    /* Without a cluster secret an operator's command from anyone is the
+     * operator's: left out unless asked for (adversary.h). */
+    o->adv_without = SIM_ADV_WITHOUT_DEFAULT;
+    snprintf(o->adv_without_arg, sizeof(o->adv_without_arg), "operator-commands");
     o->seed = 1;
     o->nodes = 5;
     o->duration_ms = 30000;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "adversary.h"
 #include "log.h"
 
 #define SIM_NODES_MAX 4096u
@@ -88,9 +89,14 @@ typedef struct opts {
     bool wall;
     aether_log_level log_level;
     bool i4;                   /* run the final I4 check */
-    uint32_t adv_without;      /* --adversary-without: AETHER_ADV_WITHOUT_* families left out */
+    uint32_t adv_without;      /* --adversary-without: AETHER_ADV_WITHOUT_* families left out
+                                  (SIM_ADV_WITHOUT_DEFAULT unless given) */
     char adv_without_arg[64];  /* as given, for the replay line */
 } opts;
+
+/* The families the adversary leaves out when --adversary-without is not
+ * given: the operator's commands (tools/sim/adversary.h). */
+#define SIM_ADV_WITHOUT_DEFAULT AETHER_ADV_WITHOUT_OPERATOR_COMMANDS
 
 /* Fills o from the command line (defaults first; --soak derives the rest
  * from the seed). 0, or 2 after a message on stderr (usage); --help prints
