@@ -123,6 +123,12 @@ set(AETHER_SIM_REGRESSIONS
   # per lease ttl, that the stored map is still its own (check_foreign_map).
   "generation_value_aba_idle|--soak --seed 100155 --duration 20 --extra-faults kv-aba"
   "generation_value_aba_idle2|--soak --seed 100168 --duration 20 --extra-faults kv-aba"
+  # A leader that learnt of a new generation reported its old term's loss
+  # after moving to it: that term raised the new generation's stamp, and as
+  # a leader there its every event (its LeaderElected first) was dropped as
+  # stale; it led publishing no map ("liveness: after heal: not settled")
+  # until follow_generation reported the loss before the move.
+  "generation_loss_reported_first|--soak --seed 100336 --duration 20 --extra-faults kv-loss-both"
   # Quorum of configuration (docs/cluster.md, "Admission"): after a store
   # loss with no member holding a map, a misfit that won the lease published
   # its own shape ("x17 published map v2097153 with 256 shards and
