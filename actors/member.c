@@ -159,11 +159,18 @@ aether_status member_state_topology_newer(aether_member *m, uint64_t than_versio
     if (st != AETHER_OK)
         return st;
     aether_err err;
+    uint64_t gen = 0;
     aether_topology_init(out, &m->cfg.node);
-    st = aether_topology_json_decode(json, len, out, &err);
+    st = aether_topology_json_decode_gen(json, len, out, &gen, &err);
     free(json);
     if (st != AETHER_OK) {
         AETHER_WARN(MEMBER_LOG, "%s: stored topology unreadable: %s", m->cfg.node.str, err.msg);
+    } else if ((st = member_state_generation_check(m, MEMBER_STATE_TOPOLOGY, gen, out->version)) !=
+               AETHER_OK) {
+        /* A lost generation's (member_state.c, "Generations"): none of ours
+         * is stored; or we follow none yet: as if the store did not answer. */
+        if (st == AETHER_ESTALE)
+            st = AETHER_ENOTFOUND;
     } else if (out->version <= than_version) {
         st = AETHER_ESTALE;
     } else {
@@ -590,6 +597,7 @@ static int64_t g_brake_releases(void *a) { return (int64_t)__atomic_load_n(&((ae
 static int64_t g_stale(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->stale_dropped, __ATOMIC_RELAXED); }
 static int64_t g_gen_changes(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->generation_changes, __ATOMIC_RELAXED); }
 static int64_t g_gen_dropped(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->generation_dropped, __ATOMIC_RELAXED); }
+static int64_t g_gen_refused(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->generation_values_refused, __ATOMIC_RELAXED); }
 static int64_t g_impostor(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->impostor_dropped, __ATOMIC_RELAXED); }
 static int64_t g_forged_term(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->forged_term_dropped, __ATOMIC_RELAXED); }
 static int64_t g_forged_leader(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->forged_leader_dropped, __ATOMIC_RELAXED); }
@@ -779,6 +787,11 @@ static const struct {
       "Events dropped because they carry another cluster generation than the one the state store "
       "names (an older epoch, or forged).",
       g_gen_dropped },
+    { "aether_generation_values_refused_total", NULL, true,
+      "Stored maps and topologies read from the state store and refused, not installed, because "
+      "their gen is another cluster generation than the one this node follows (a value of a lost "
+      "generation written back by a deposed leader).",
+      g_gen_refused },
     { "aether_impostor_events_dropped_total", NULL, true,
       "Events dropped because their emitter does not lead their term.", g_impostor },
     { "aether_forged_messages_dropped_total", "reason=\"term_unconfirmed\"", true,
@@ -1010,6 +1023,7 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
     m->self_down = 1;
     m->log_ctx.node = m->cfg.node.str;
     aether_log_ratelimit_init(&m->busy_log, AETHER_NS_PER_S);
+    aether_log_ratelimit_init(&m->gen_value_log, AETHER_NS_PER_S);
     aether_log_ratelimit_init(&m->send_log, AETHER_NS_PER_S);
     aether_log_ratelimit_init(&m->claim_log, AETHER_NS_PER_S);
     m->log_ctx.term = &m->highest_term;
@@ -1218,6 +1232,7 @@ void aether_member_view_get(const aether_member *m, aether_member_view *out)
     out->generation = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
     out->generation_changes = __atomic_load_n(&m->generation_changes, __ATOMIC_RELAXED);
     out->generation_dropped = __atomic_load_n(&m->generation_dropped, __ATOMIC_RELAXED);
+    out->generation_values_refused = __atomic_load_n(&m->generation_values_refused, __ATOMIC_RELAXED);
     out->impostor_dropped = __atomic_load_n(&m->impostor_dropped, __ATOMIC_RELAXED);
     out->leader_changes = __atomic_load_n(&m->leader_changes, __ATOMIC_RELAXED);
     out->rebalances = __atomic_load_n(&m->rebalances, __ATOMIC_RELAXED);

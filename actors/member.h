@@ -167,6 +167,8 @@ typedef struct aether_member_view {
                                 GENERATION); 0 = not read from the state store yet */
     uint64_t generation_changes; /* times it moved to a new one (the store was lost) */
     uint64_t generation_dropped; /* events dropped for another generation */
+    uint64_t generation_values_refused; /* stored maps/topologies refused for being of
+                                           another generation than this node follows */
     uint64_t impostor_dropped; /* events dropped: their emitter does not lead their term */
     uint64_t leader_changes;
     bool brake_engaged;      /* as leader: the rebalance brake holds (only I2 is restored) */

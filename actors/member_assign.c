@@ -114,6 +114,8 @@ struct member_assign_state {
     uint64_t topo_publication;   /* of the cluster actor's snapshot we copied last */
     bool publish_pending;        /* a map could not be recorded: try again next tick */
     uint64_t state_lost_seen;    /* the m->state_lost_gen whose map write-back is done */
+    uint64_t foreign_checked_ns; /* as leader: when the stored map was last checked for a
+                                    lost generation's write over ours (check_foreign_map) */
     uint64_t gen_changes_seen;   /* the m->generation_changes handled (new_generation) */
     bool old_gen_map;            /* cur is a map of a generation before the one we follow:
                                   serve nothing from it, install the next stored map
@@ -449,9 +451,11 @@ static aether_status write_state(aether_member *m, const aether_shardmap *map, c
 {
     char *json = NULL;
     size_t len = 0;
-    aether_status st = aether_shardmap_json_encode(map, &json, &len, NULL);
+    /* Stamped with the generation we act in (member_state.c, "Generations"). */
+    uint64_t gen = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
+    aether_status st = aether_shardmap_json_encode_gen(map, gen, &json, &len, NULL);
     if (st == AETHER_OK)
-        st = member_state_put(m, MEMBER_STATE_MAP, json, len, map->term, map->version,
+        st = member_state_put(m, MEMBER_STATE_MAP, json, len, gen, map->term, map->version,
                               &m->as->state_rev);
     if (st == AETHER_OK) {
         m->as->state_version = map->version;
@@ -511,12 +515,28 @@ static aether_status load_stored_map_as(aether_member *m, member_map_hint *pub,
     aether_status dst;
     bool same = pub != NULL && pub->map != NULL && pub->json != NULL && pub->len == len &&
                 memcmp(pub->json, json, len) == 0;
+    uint64_t gen = 0;
     if (same) {
         stored = pub->map; /* the published bytes are the stored ones */
         pub->map = NULL;
+        aether_shardmap_json_peek_gen(json, len, &gen); /* the transport decoded these bytes */
         dst = AETHER_OK;
     } else {
-        dst = aether_shardmap_json_decode(json, len, &stored, &err);
+        dst = aether_shardmap_json_decode_gen(json, len, &stored, &gen, &err);
+    }
+    aether_status gst = dst == AETHER_OK
+                            ? member_state_generation_check(m, MEMBER_STATE_MAP, gen, stored->version)
+                            : AETHER_OK;
+    if (gst != AETHER_OK) {
+        /* Of another generation than ours (member_state.c, "Generations"):
+         * no map of ours is stored. Never installed, never a version to
+         * compare with; read again when the store changes. Or we follow
+         * none yet: as if the store had not answered. */
+        aether_shardmap_destroy(stored);
+        free(json);
+        if (absent != NULL)
+            *absent = gst == AETHER_ESTALE;
+        return gst == AETHER_ESTALE ? AETHER_OK : gst;
     }
     uint64_t took = member_now_ns(m) - t0;
     __atomic_add_fetch(&m->map_reads, 1, __ATOMIC_RELAXED);
@@ -1398,6 +1418,37 @@ static void rewrite_lost_map(aether_member *m)
                 (unsigned long long)as->cur->version);
 }
 
+/* As leader, once per lease_ttl_ms: a deposed leader of a lost generation
+ * may have written its map over ours by compare-and-set (an ABA,
+ * member_state.c "Generations"); every reader refuses it, so a node that
+ * needs the stored map (it missed a publication, or starts) would wait for
+ * our next change. Write ours back at once (aether-sim --soak --seed 100155
+ * --duration 20 --extra-faults kv-aba: n0, cut off while n7 took over,
+ * refused the stored map for 30 s and never served). Under commit_mu like
+ * every map write; a failure is retried at the next check. */
+static void check_foreign_map(aether_member *m)
+{
+    member_assign_state *as = m->as;
+    uint64_t now = member_now_ns(m);
+    uint64_t every = (uint64_t)m->cfg.lease_ttl_ms * AETHER_NS_PER_MS;
+    if (as->cur == NULL || as->old_gen_map || now - as->foreign_checked_ns < every)
+        return;
+    as->foreign_checked_ns = now;
+    if (!member_state_foreign(m, MEMBER_STATE_MAP, as->state_rev))
+        return;
+    char *json = NULL;
+    size_t len = 0;
+    pthread_mutex_lock(&m->commit_mu);
+    aether_status st = write_state(m, as->cur, &json, &len);
+    pthread_mutex_unlock(&m->commit_mu);
+    free(json);
+    if (st == AETHER_OK)
+        AETHER_INFO(MEMBER_LOG, "%s: map v%llu written back over a lost generation's",
+                    m->cfg.node.str, (unsigned long long)as->cur->version);
+    else
+        as->foreign_checked_ns = 0; /* try again at the next tick */
+}
+
 /* The cluster actor found every NodeFailed/NodeLeft about this node up to
  * report number `reports` contradicted by the stored topology (it names this
  * run healthy): none was the leader's, whose changes are stored before they
@@ -1447,6 +1498,7 @@ static void tick_check(aether_member *m)
         }
         refresh_topology(m); /* the brake and the drains below read it */
         rewrite_lost_map(m);
+        check_foreign_map(m);
         if (as->publish_pending && as->loaded_term == term)
             rebalance(m, as->first_map_after_ns != 0 &&
                                  __atomic_load_n(&m->map_term, __ATOMIC_SEQ_CST) != term

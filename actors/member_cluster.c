@@ -197,6 +197,8 @@ struct member_cluster_state {
     bool drain_requested;     /* aether_member_drain was called: ask until we are Draining */
     aether_term loaded_term;  /* the term in which we read the stored topology as leader */
     uint64_t state_lost_seen; /* the m->state_lost_gen whose topology write-back is done */
+    uint64_t foreign_checked_ns; /* as leader: the stored topology last checked for a lost
+                                    generation's write over ours (member_state_foreign) */
     uint64_t publications;    /* snapshots published so far */
     /* Leader-issued events seen (DESIGN: seq 1, 2, 3... per term; see
      * in_sequence): a gap, a jump, a duplicate or a late copy tells us our
@@ -627,10 +629,19 @@ static bool check_stored_map_terms(aether_member *m, bool *absent)
         return false;
     aether_shardmap *stored = NULL;
     aether_err err;
-    st = aether_shardmap_json_decode(json, len, &stored, &err);
+    uint64_t gen = 0;
+    st = aether_shardmap_json_decode_gen(json, len, &stored, &gen, &err);
     free(json);
     if (st != AETHER_OK)
         return true; /* unreadable: the assign actor says so and does not adopt it */
+    st = member_state_generation_check(m, MEMBER_STATE_MAP, gen, stored->version);
+    if (st != AETHER_OK) {
+        /* A lost generation's map (member_state.c, "Generations"): none of
+         * ours is stored; or we follow none yet: ask again later. */
+        aether_shardmap_destroy(stored);
+        *absent = st == AETHER_ESTALE;
+        return st == AETHER_ESTALE;
+    }
     if (stored->shard_count != m->cfg.shard_count || stored->replication != m->cfg.replication) {
         if (!__atomic_exchange_n(&m->map_incompatible, 1, __ATOMIC_SEQ_CST))
             AETHER_ERROR(MEMBER_LOG,
@@ -716,9 +727,12 @@ static aether_status commit_next(aether_member *m, aether_topology *next, bool d
     member_cluster_state *cs = m->cs;
     char *json = NULL;
     size_t len = 0;
-    aether_status st = aether_topology_json_encode(next, &json, &len, NULL);
+    /* Stamped with the generation we act in (member_state.c, "Generations"). */
+    uint64_t gen = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
+    aether_status st = aether_topology_json_encode_gen(next, gen, &json, &len, NULL);
     if (st == AETHER_OK)
-        st = member_state_put(m, MEMBER_STATE_TOPOLOGY, json, len, 0, next->version, &cs->state_rev);
+        st = member_state_put(m, MEMBER_STATE_TOPOLOGY, json, len, gen, 0, next->version,
+                              &cs->state_rev);
     if (st == AETHER_EUNKNOWN && doubtable && cs->doubt_json == NULL) {
         /* It may land later: remember it; settle_doubt decides before we
          * decide (or acknowledge) anything else. */
@@ -784,10 +798,15 @@ static bool fence_topology_key(aether_member *m)
     uint64_t rev = 0;
     aether_status st = aether_kv_get(kv, MEMBER_STATE_TOPOLOGY, &cur, NULL);
     if (st == AETHER_ENOTFOUND) {
+        /* Created by member_state_put: only in a bucket of our generation
+         * (member_state.c, "Generations"), or a deposed leader of a lost
+         * one would seed the new bucket with its topology. */
         char *json = NULL;
         size_t len = 0;
-        if (aether_topology_json_encode(&cs->topo, &json, &len, NULL) == AETHER_OK)
-            st = aether_kv_create(kv, MEMBER_STATE_TOPOLOGY, json, len, &rev, NULL);
+        uint64_t gen = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
+        st = aether_topology_json_encode_gen(&cs->topo, gen, &json, &len, NULL);
+        if (st == AETHER_OK)
+            st = member_state_put(m, MEMBER_STATE_TOPOLOGY, json, len, gen, 0, cs->topo.version, &rev);
         free(json);
     } else if (st == AETHER_OK) {
         st = aether_kv_update(kv, MEMBER_STATE_TOPOLOGY, cur.value, cur.value_len, cur.revision,
@@ -1986,6 +2005,26 @@ static uint64_t tick_failcheck(aether_member *m)
         cs->state_lost_seen = lost;
         AETHER_INFO(MEMBER_LOG, "%s: topology v%llu written back to the state store", m->cfg.node.str,
                     (unsigned long long)cs->topo.version);
+    }
+    /* Once per lease_ttl_ms: a deposed leader of a lost generation may have
+     * written its topology over ours (member_state.c, "Generations"); every
+     * reader refuses it: write ours back (put replaces it). */
+    if (now - cs->foreign_checked_ns >= (uint64_t)m->cfg.lease_ttl_ms * AETHER_NS_PER_MS) {
+        cs->foreign_checked_ns = now;
+        if (member_state_foreign(m, MEMBER_STATE_TOPOLOGY, cs->state_rev)) {
+            uint64_t gen = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
+            char *json = NULL;
+            size_t len = 0;
+            pthread_mutex_lock(&m->commit_mu);
+            aether_status st = aether_topology_json_encode_gen(&cs->topo, gen, &json, &len, NULL);
+            if (st == AETHER_OK)
+                st = member_state_put(m, MEMBER_STATE_TOPOLOGY, json, len, gen, 0, cs->topo.version,
+                                      &cs->state_rev);
+            pthread_mutex_unlock(&m->commit_mu);
+            free(json);
+            if (st != AETHER_OK)
+                cs->foreign_checked_ns = 0; /* again at the next check */
+        }
     }
     uint64_t timeout = (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
     /* Collect first: deciding changes the topology we iterate. The rest of a

@@ -286,6 +286,9 @@ struct aether_member {
                                      generation this node follows (0 = none read yet) */
     uint64_t generation_changes;  /* relaxed: moves to a new generation (the store was lost) */
     uint64_t generation_dropped;  /* relaxed: events of another generation, dropped */
+    uint64_t generation_values_refused; /* relaxed: stored maps/topologies of another
+                                     generation, refused (member_state_generation_check) */
+    aether_log_ratelimit gen_value_log; /* those refusals: one line per window (lock-free) */
     uint32_t generation_check;    /* seq_cst CAS 0 -> 1: a MSG_GENERATION_CHECK is queued */
     uint64_t state_lost_gen;      /* bumped (relaxed) by the lease actor each time, as leader,
                                      it found its term's record gone from the state store (the
@@ -414,7 +417,10 @@ void member_check_generation(aether_member *m);
  * value is success; a value stamped (term, version) at or above ours
  * ("version", "term" in the JSON; a topology has no term) is never
  * overwritten: AETHER_ESTALE (we are deposed, or took over from an older
- * state: reload). A key found absent is created only in a bucket whose
+ * state: reload). `gen` is the generation the value is stamped with (its
+ * "gen"; 0 = none): a stored value stamped with another one is not
+ * compared but replaced, or AETHER_ESTALE if the bucket is not of `gen`
+ * (member_state.c, "Generations"). A key found absent is created only in a bucket whose
  * generation is ours (member_state.c, "Generations"): none there yet is
  * AETHER_EUNAVAILABLE, another is AETHER_ESTALE. AETHER_EUNKNOWN: not known to be stored, and a write of
  * ours whose outcome was lost may still be applied later (a KV timeout): the
@@ -427,12 +433,34 @@ void member_check_generation(aether_member *m);
 /* Values above this are stored in parts behind a manifest (member_state.c). */
 #define MEMBER_STATE_INLINE_MAX (960u * 1024u)
 aether_status member_state_put(aether_member *m, const char *key, const char *value, size_t len,
-                               uint64_t term, uint64_t version, uint64_t *rev);
+                               uint64_t gen, uint64_t term, uint64_t version, uint64_t *rev);
 aether_status member_state_get(aether_member *m, const char *key, char **value, size_t *len,
                                uint64_t *rev);
+/* A stored value's generation against the one this node follows (DESIGN
+ * 2.4; member_state.c, "Generations"): may the value of `key` (stamped gen
+ * `value_gen`, 0 = not said, version `version`) be used? AETHER_OK: yes.
+ * AETHER_ESTALE: it is of another generation: refused, logged (naming
+ * both), counted in generation_values_refused; the caller reads it as no
+ * value at all. AETHER_EUNAVAILABLE: this node follows no generation yet
+ * and the value names one: not used now (nor counted), the caller treats it
+ * as a store that did not answer. Either refusal asks the lease actor to
+ * read the store's generation. Any thread. */
+aether_status member_state_generation_check(aether_member *m, const char *key, uint64_t value_gen,
+                                            uint64_t version);
+/* Leader only (the writer of `key`, one actor per key): is the value stored
+ * under `key` no longer the one we last wrote or read (revision `rev`) but
+ * one of another generation than ours? Then a deposed leader of a lost
+ * generation wrote over ours (an ABA: member_state.c, "Generations"), every
+ * reader refuses it, and the caller writes its own value back (put replaces
+ * it). One get of the key (of the manifest only, for a value in parts); the
+ * callers ask at most once per lease_ttl_ms. Logged when true. */
+bool member_state_foreign(aether_member *m, const char *key, uint64_t rev);
 /* The stored topology if its version is above than_version (AETHER_OK; the
  * caller owns *out), AETHER_ESTALE if not newer, else the store's or the
- * decoder's error (logged). Also notes whether it says we are down. */
+ * decoder's error (logged). Also notes whether it says we are down. One of
+ * another generation is AETHER_ENOTFOUND: no topology of ours is stored; one
+ * read before this node follows a generation is AETHER_EUNAVAILABLE
+ * (member_state_generation_check). */
 aether_status member_state_topology_newer(aether_member *m, uint64_t than_version,
                                          aether_topology *out, uint64_t *rev);
 /* Sets self_down if topology t says this node (this run or a later one)

@@ -236,10 +236,18 @@ static void lose(aether_member *m, const char *reason)
 static void follow_generation(aether_member *m, uint64_t gen, aether_term recorded, aether_term seen_before)
 {
     member_lease_state *ls = m->ls;
+    uint64_t cur = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
+    /* The old term's loss first, numbered and stamped in the old generation:
+     * reported after the move, its term raised the new generation's stamp
+     * (member_emit) above the terms of the new one, and every event this
+     * node then emitted as a leader there (its LeaderElected first) was
+     * dropped as stale: it led publishing nothing (aether-sim --soak --seed
+     * 100336 --duration 20 --extra-faults kv-loss-both: "liveness: after
+     * heal: not settled", n5 leading term 12 after losing term 19). */
+    if (gen != 0 && gen != cur && ls->leading && ls->held.generation != gen)
+        lose(m, "the store was lost: a new generation began");
     if (!member_adopt_generation(m, gen, recorded, seen_before))
         return;
-    if (ls->leading && ls->held.generation != gen)
-        lose(m, "the store was lost: a new generation began");
     memset(&ls->known_leader, 0, sizeof(ls->known_leader));
     ls->known_term = AETHER_TERM_NONE;
     ls->sign_ns = 0;

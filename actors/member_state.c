@@ -16,7 +16,8 @@
  *     never share keys); a create whose outcome is unknown is simply tried
  *     again (EEXIST: it is there, and it is ours);
  *  2. the commit point is the compare-and-set of <key> itself to a small
- *     manifest {"version":V,"term":T,"parts":n,"len":L,"prefix":"<...>"},
+ *     manifest {"version":V,"term":T,"gen":G,"parts":n,"len":L,"prefix":"<...>"}
+ *     ("gen" as in the value, when it has one),
  *     under exactly the rules of an inline value;
  *  3. readers read <key>; a manifest sends them to its parts, which they
  *     concatenate (a part that is gone means a newer commit removed it: the
@@ -33,6 +34,22 @@
  * try again later; another one is AETHER_ESTALE (both buckets were lost
  * and a new generation began: we are deposed). So a leader of a lost
  * generation never seeds the new one's map or topology.
+ * That guards creates only: a compare-and-set names a revision, and a
+ * re-created bucket numbers its revisions afresh, so a deposed leader's
+ * update at the revision it last knew can land in the new bucket (an
+ * ABA). Hence every map and topology is stamped "gen" (the generation its
+ * writer acts in; shardmap_json.h, topology_json.h), and:
+ *  - readers (member_state_generation_check) never use a value of another
+ *    generation than the one they follow: it is logged, counted
+ *    (aether_generation_values_refused_total) and read as no value at all,
+ *    so a new leader takes over as from a lost state bucket;
+ *  - a writer that finds a value of another generation under its key
+ *    overwrites it once the bucket's generation is shown to be its own
+ *    (the value is a lost generation's leftover), and otherwise stops
+ *    (ESTALE: it is the one deposed). Stamps of two generations are never
+ *    compared.
+ * A value without "gen" was written before generations (or by a writer
+ * that had read none): it is judged by its (term, version) as before.
  * Threading: called by one actor per key (the assign actor for "map", the
  * cluster actor for "topology"); the stores are shared and thread-safe.
  */
@@ -42,14 +59,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_util.h"
+
 AETHER_STATIC_ASSERT(MEMBER_STATE_INLINE_MAX + 1024u <= AETHER_KV_VALUE_LEN_MAX,
                      "an inline value or a part fits in a KV value");
 
 #define PARTS_MAX 4096u /* 4 GiB of value at most: far above any map */
 
 /* The (term, version) stamp of a stored map, topology or manifest; a
- * topology has no term (0). False if the value is not such a JSON object. */
-static bool state_stamp(const char *json, size_t len, uint64_t *term, uint64_t *version)
+ * topology has no term (0); *gen its "gen" (0: absent or malformed). False
+ * if the value is not such a JSON object. */
+static bool state_stamp(const char *json, size_t len, uint64_t *term, uint64_t *version,
+                        uint64_t *gen)
 {
     json_error_t jerr;
     json_t *root = json_loadb(json, len, 0, &jerr);
@@ -61,9 +82,57 @@ static bool state_stamp(const char *json, size_t len, uint64_t *term, uint64_t *
     if (ok) {
         *version = (uint64_t)json_integer_value(v);
         *term = t != NULL ? (uint64_t)json_integer_value(t) : 0;
+        if (!aether_json_generation_get(root, gen))
+            *gen = 0;
     }
     json_decref(root);
     return ok;
+}
+
+aether_status member_state_generation_check(aether_member *m, const char *key, uint64_t value_gen,
+                                            uint64_t version)
+{
+    if (value_gen == 0)
+        return AETHER_OK; /* written before generations: judged as before */
+    uint64_t ours = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
+    if (value_gen == ours)
+        return AETHER_OK;
+    member_check_generation(m); /* the store says which generation is current */
+    if (ours == 0) {
+        AETHER_DEBUG(MEMBER_LOG, "%s: the stored %s v%llu is of generation %016llx and this node "
+                     "has read none yet: not used before it has", m->cfg.node.str, key,
+                     (unsigned long long)version, (unsigned long long)value_gen);
+        return AETHER_EUNAVAILABLE;
+    }
+    __atomic_add_fetch(&m->generation_values_refused, 1, __ATOMIC_RELAXED);
+    uint64_t suppressed = 0;
+    if (aether_log_ratelimit_allow(&m->gen_value_log, member_now_ns(m), &suppressed))
+        AETHER_WARN(MEMBER_LOG, "%s: the stored %s v%llu is of generation %016llx, this node follows "
+                    "generation %016llx: refused, not installed (a value of a lost generation, "
+                    "written by a deposed leader) (%llu more not logged)",
+                    m->cfg.node.str, key, (unsigned long long)version,
+                    (unsigned long long)value_gen, (unsigned long long)ours,
+                    (unsigned long long)suppressed);
+    return AETHER_ESTALE;
+}
+
+bool member_state_foreign(aether_member *m, const char *key, uint64_t rev)
+{
+    uint64_t ours = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
+    aether_kv_entry e;
+    if (ours == 0 || aether_kv_get(m->deps.state_store, key, &e, NULL) != AETHER_OK)
+        return false; /* none followed yet, absent (the write-back's case) or no answer */
+    uint64_t term = 0, version = 0, gen = 0;
+    bool foreign = e.revision != rev &&
+                   state_stamp((const char *)e.value, e.value_len, &term, &version, &gen) &&
+                   gen != 0 && gen != ours;
+    if (foreign)
+        AETHER_WARN(MEMBER_LOG, "%s: the stored %s v%llu term %llu is of generation %016llx, this "
+                    "leader's is %016llx (a deposed leader's write landed over ours): writing ours "
+                    "back", m->cfg.node.str, key, (unsigned long long)version,
+                    (unsigned long long)term, (unsigned long long)gen, (unsigned long long)ours);
+    aether_kv_entry_fini(&e);
+    return foreign;
 }
 
 #define PREFIX_MAX 160u /* "<key>.part.<term>.<version>.<attempt>": well below a key */
@@ -135,10 +204,10 @@ static aether_status write_parts(aether_kv *kv, const char *prefix, const char *
     return AETHER_OK;
 }
 
-/* DESIGN "Generations": may a value of ours be created in this bucket? */
-static aether_status generation_guard(aether_member *m)
+/* DESIGN "Generations": may a value of generation `ours` (0: none known)
+ * be created in this bucket, or replace one of another generation? */
+static aether_status generation_guard(aether_member *m, uint64_t ours)
 {
-    uint64_t ours = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
     if (ours == 0)
         return AETHER_OK; /* none read yet (a store from before generations) */
     aether_kv_entry e;
@@ -159,7 +228,8 @@ static aether_status generation_guard(aether_member *m)
 
 /* The compare-and-set of member_internal.h, for a value that fits. */
 static aether_status put_inline(aether_member *m, const char *key, const char *value, size_t len,
-                                uint64_t term, uint64_t version, uint64_t *rev, manifest *replaced)
+                                uint64_t gen, uint64_t term, uint64_t version, uint64_t *rev,
+                                manifest *replaced)
 {
     aether_kv *kv = m->deps.state_store;
     uint64_t next = 0;
@@ -176,7 +246,7 @@ static aether_status put_inline(aether_member *m, const char *key, const char *v
         aether_kv_entry cur;
         aether_status gs = aether_kv_get(kv, key, &cur, NULL);
         if (gs == AETHER_ENOTFOUND) {
-            st = generation_guard(m);
+            st = generation_guard(m, gen);
             if (st != AETHER_OK)
                 break;
             st = aether_kv_create(kv, key, value, len, &next, NULL);
@@ -186,12 +256,29 @@ static aether_status put_inline(aether_member *m, const char *key, const char *v
             st = gs;
             break;
         }
-        uint64_t cur_term = 0, cur_version = 0;
-        if (cur.value_len == len && memcmp(cur.value, value, len) == 0) {
+        uint64_t cur_term = 0, cur_version = 0, cur_gen = 0;
+        bool same = cur.value_len == len && memcmp(cur.value, value, len) == 0;
+        bool stamped = !same && state_stamp((const char *)cur.value, cur.value_len, &cur_term,
+                                            &cur_version, &cur_gen);
+        /* Of another generation (DESIGN "Generations"): its stamp means nothing to ours. */
+        bool foreign = stamped && gen != 0 && cur_gen != 0 && cur_gen != gen;
+        if (same) {
             next = cur.revision; /* ours, already there */
             st = AETHER_OK;
-        } else if (state_stamp((const char *)cur.value, cur.value_len, &cur_term, &cur_version) &&
-                   (cur_term > term || cur_version >= version)) {
+        } else if (foreign && (st = generation_guard(m, gen)) != AETHER_OK) {
+            /* The bucket is not of our generation: we are the one deposed
+             * (ESTALE), or cannot tell yet. */
+        } else if (foreign) {
+            /* A lost generation's value in our bucket: replace it. */
+            AETHER_WARN(MEMBER_LOG, "%s: the stored %s v%llu term %llu is of generation %016llx, the "
+                        "bucket's is %016llx: replacing it with v%llu", m->cfg.node.str, key,
+                        (unsigned long long)cur_version, (unsigned long long)cur_term,
+                        (unsigned long long)cur_gen, (unsigned long long)gen,
+                        (unsigned long long)version);
+            if (!parse_manifest((const char *)cur.value, cur.value_len, replaced))
+                replaced->parts = 0;
+            st = aether_kv_update(kv, key, value, len, cur.revision, &next, NULL);
+        } else if (stamped && (cur_term > term || cur_version >= version)) {
             /* Newer than ours: we are deposed or behind. Never overwrite it. */
             st = AETHER_ESTALE;
         } else {
@@ -210,25 +297,29 @@ static aether_status put_inline(aether_member *m, const char *key, const char *v
 }
 
 aether_status member_state_put(aether_member *m, const char *key, const char *value, size_t len,
-                               uint64_t term, uint64_t version, uint64_t *rev)
+                               uint64_t gen, uint64_t term, uint64_t version, uint64_t *rev)
 {
     aether_kv *kv = m->deps.state_store;
     manifest replaced = { .parts = 0 };
     aether_status st;
     if (len <= MEMBER_STATE_INLINE_MAX) {
-        st = put_inline(m, key, value, len, term, version, rev, &replaced);
+        st = put_inline(m, key, value, len, gen, term, version, rev, &replaced);
     } else {
         uint32_t parts = (uint32_t)((len + MEMBER_STATE_INLINE_MAX - 1) / MEMBER_STATE_INLINE_MAX);
         char prefix[PREFIX_MAX], mfv[PREFIX_MAX + 256];
         snprintf(prefix, sizeof(prefix), "%s.part.%llu.%llu.%llu", key, (unsigned long long)term,
                  (unsigned long long)version, (unsigned long long)++m->state_attempts);
+        char gen_field[32] = "";
+        if (gen != 0)
+            snprintf(gen_field, sizeof(gen_field), "\"gen\":\"%016llx\",", (unsigned long long)gen);
         int n = snprintf(mfv, sizeof(mfv),
-                         "{\"version\":%llu,\"term\":%llu,\"parts\":%u,\"len\":%zu,\"prefix\":\"%s\"}",
-                         (unsigned long long)version, (unsigned long long)term, parts, len, prefix);
+                         "{\"version\":%llu,\"term\":%llu,%s\"parts\":%u,\"len\":%zu,\"prefix\":\"%s\"}",
+                         (unsigned long long)version, (unsigned long long)term, gen_field, parts,
+                         len, prefix);
         AETHER_ASSERT(n > 0 && (size_t)n < sizeof(mfv));
         st = parts <= PARTS_MAX ? write_parts(kv, prefix, value, len, parts) : AETHER_EINVAL;
         if (st == AETHER_OK)
-            st = put_inline(m, key, mfv, (size_t)n, term, version, rev, &replaced);
+            st = put_inline(m, key, mfv, (size_t)n, gen, term, version, rev, &replaced);
         if (st != AETHER_OK)
             delete_parts(kv, prefix, parts); /* this attempt did not commit */
     }

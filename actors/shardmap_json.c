@@ -32,6 +32,12 @@ AETHER_STATIC_ASSERT((uint64_t)AETHER_SHARD_COUNT_MAX *
 
 aether_status aether_shardmap_json_pack(const aether_shardmap *m, json_t **out, aether_err *err)
 {
+    return aether_shardmap_json_pack_gen(m, 0, out, err);
+}
+
+aether_status aether_shardmap_json_pack_gen(const aether_shardmap *m, uint64_t generation,
+                                            json_t **out, aether_err *err)
+{
     AETHER_ASSERT(m != NULL && out != NULL);
     *out = NULL;
     if (m->version > JSON_U64_MAX)
@@ -52,6 +58,7 @@ aether_status aether_shardmap_json_pack(const aether_shardmap *m, json_t **out, 
     }
     rc |= json_object_set_new(root, "version", json_integer((json_int_t)m->version));
     rc |= json_object_set_new(root, "term", json_integer((json_int_t)m->term));
+    rc |= aether_json_generation_set(root, generation); /* nothing when 0 */
     rc |= json_object_set_new(root, "shard_count", json_integer(m->shard_count));
     rc |= json_object_set_new(root, "replication", json_integer(m->replication));
     rc |= json_object_set_new(root, "shards", shards); /* root owns shards from here */
@@ -91,10 +98,16 @@ fail:
 aether_status aether_shardmap_json_encode(const aether_shardmap *m, char **out, size_t *len_out,
                                           aether_err *err)
 {
+    return aether_shardmap_json_encode_gen(m, 0, out, len_out, err);
+}
+
+aether_status aether_shardmap_json_encode_gen(const aether_shardmap *m, uint64_t generation,
+                                              char **out, size_t *len_out, aether_err *err)
+{
     AETHER_ASSERT(out != NULL);
     *out = NULL;
     json_t *root = NULL;
-    aether_status st = aether_shardmap_json_pack(m, &root, err);
+    aether_status st = aether_shardmap_json_pack_gen(m, generation, &root, err);
     if (st != AETHER_OK)
         return st;
     char *text = json_dumps(root, JSON_COMPACT);
@@ -176,7 +189,7 @@ static aether_status intern_node(aether_shardmap_builder *b, const json_t *v,
     return aether_shardmap_builder_add_node(b, id_out, index_out, err);
 }
 
-static const char *const root_keys[] = {"version", "term", "shard_count", "replication",
+static const char *const root_keys[] = {"version", "term", "gen", "shard_count", "replication",
                                         "shards"};
 static const char *const shard_keys[] = {"id", "owners", "state", "to"};
 
@@ -269,8 +282,16 @@ static aether_status decode_shard(aether_shardmap_builder *b, const json_t *jsha
 aether_status aether_shardmap_json_unpack(const json_t *root, aether_shardmap **out,
                                           aether_err *err)
 {
-    AETHER_ASSERT(out != NULL);
+    uint64_t gen;
+    return aether_shardmap_json_unpack_gen(root, out, &gen, err);
+}
+
+aether_status aether_shardmap_json_unpack_gen(const json_t *root, aether_shardmap **out,
+                                              uint64_t *generation, aether_err *err)
+{
+    AETHER_ASSERT(out != NULL && generation != NULL);
     *out = NULL;
+    *generation = 0;
     aether_shardmap_builder *b = NULL;
     uint8_t *seen = NULL;
     aether_status st;
@@ -279,8 +300,15 @@ aether_status aether_shardmap_json_unpack(const json_t *root, aether_shardmap **
                             root ? aether_json_type_name(root) : "nothing");
         goto fail;
     }
-    if ((st = check_keys(root, root_keys, 5, NO_POS, err)) != AETHER_OK)
+    if ((st = check_keys(root, root_keys, sizeof(root_keys) / sizeof(root_keys[0]), NO_POS,
+                         err)) != AETHER_OK)
         goto fail;
+    uint64_t gen = 0;
+    if (!aether_json_generation_get(root, &gen)) {
+        st = aether_err_set(err, AETHER_EINVAL,
+                            "gen: expected 16 lowercase hex digits naming a generation (not all zeros)");
+        goto fail;
+    }
     uint64_t version, term, shard_count, replication;
     if ((st = get_uint(root, "version", 0, JSON_U64_MAX, NO_POS, &version, err)) != AETHER_OK ||
         (st = get_uint(root, "term", 0, JSON_U64_MAX, NO_POS, &term, err)) != AETHER_OK ||
@@ -332,6 +360,7 @@ aether_status aether_shardmap_json_unpack(const json_t *root, aether_shardmap **
     }
     if ((st = aether_shardmap_build(b, out, err)) != AETHER_OK)
         goto fail;
+    *generation = gen;
     free(seen);
     aether_shardmap_builder_destroy(b);
     return AETHER_OK;
@@ -345,7 +374,15 @@ fail:
 aether_status aether_shardmap_json_decode(const char *buf, size_t len, aether_shardmap **out,
                                           aether_err *err)
 {
-    AETHER_ASSERT(out != NULL);
+    uint64_t gen;
+    return aether_shardmap_json_decode_gen(buf, len, out, &gen, err);
+}
+
+aether_status aether_shardmap_json_decode_gen(const char *buf, size_t len, aether_shardmap **out,
+                                              uint64_t *generation, aether_err *err)
+{
+    AETHER_ASSERT(out != NULL && generation != NULL);
+    *generation = 0;
     AETHER_ASSERT(buf != NULL || len == 0);
     *out = NULL;
     if (len > AETHER_SHARDMAP_JSON_MAX_BYTES)
@@ -358,7 +395,42 @@ aether_status aether_shardmap_json_decode(const char *buf, size_t len, aether_sh
     if (root == NULL)
         return aether_err_set(err, AETHER_EINVAL, "input: invalid JSON at line %d column %d: %s",
                               jerr.line, jerr.column, jerr.text);
-    aether_status st = aether_shardmap_json_unpack(root, out, err);
+    aether_status st = aether_shardmap_json_unpack_gen(root, out, generation, err);
     json_decref(root);
     return st;
+}
+
+static bool json_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+void aether_shardmap_json_peek_gen(const char *buf, size_t len, uint64_t *generation)
+{
+    *generation = 0;
+    const char *p = buf, *end = buf + len;
+    /* Bounded: each round moves p forward past a match. */
+    while (p < end) {
+        const char *k = memmem(p, (size_t)(end - p), "\"gen\"", 5);
+        if (k == NULL)
+            return;
+        p = k + 5;
+        while (p < end && json_ws(*p))
+            p++;
+        if (p >= end || *p != ':')
+            continue; /* a string value "gen" (a node id), not the key */
+        p++;
+        while (p < end && json_ws(*p))
+            p++;
+        if (end - p < 18 || p[0] != '"' || p[17] != '"')
+            return; /* the decoder refuses that: not for us to judge */
+        uint64_t g = 0;
+        for (int i = 1; i <= 16; i++) { /* bounded: 16 digits */
+            char c = p[i];
+            unsigned d = c >= '0' && c <= '9' ? (unsigned)(c - '0')
+                         : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10) : 16u;
+            if (d == 16u)
+                return;
+            g = (g << 4) | d;
+        }
+        *generation = g;
+        return;
+    }
 }

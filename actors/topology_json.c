@@ -8,13 +8,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_util.h"
+
 aether_status aether_topology_json_encode(const aether_topology *t, char **out, size_t *len_out,
                                           aether_err *err)
 {
+    return aether_topology_json_encode_gen(t, 0, out, len_out, err);
+}
+
+aether_status aether_topology_json_encode_gen(const aether_topology *t, uint64_t generation,
+                                              char **out, size_t *len_out, aether_err *err)
+{
     json_t *nodes = json_array();
-    json_t *root = json_pack("{s:I,s:o}", "version", (json_int_t)t->version, "nodes", nodes);
-    if (root == NULL)
+    json_t *root = json_pack("{s:I}", "version", (json_int_t)t->version);
+    /* Key order: version, gen (when said), nodes. */
+    if (root == NULL || aether_json_generation_set(root, generation) != 0) {
+        json_decref(root);
+        json_decref(nodes);
         return aether_err_set(err, AETHER_ENOMEM, "out of memory");
+    }
+    if (json_object_set_new(root, "nodes", nodes) != 0) { /* releases nodes */
+        json_decref(root);
+        return aether_err_set(err, AETHER_ENOMEM, "out of memory");
+    }
     for (uint32_t i = 0; i < t->count; i++) {
         const aether_node_info *n = &t->nodes[i];
         json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "id", n->id.str, "address", n->address,
@@ -61,6 +77,14 @@ static const char *get_str(json_t *o, const char *key)
 aether_status aether_topology_json_decode(const char *buf, size_t len, aether_topology *t,
                                           aether_err *err)
 {
+    uint64_t gen;
+    return aether_topology_json_decode_gen(buf, len, t, &gen, err);
+}
+
+aether_status aether_topology_json_decode_gen(const char *buf, size_t len, aether_topology *t,
+                                              uint64_t *generation, aether_err *err)
+{
+    *generation = 0;
     if (len > AETHER_TOPOLOGY_JSON_MAX_BYTES)
         return aether_err_set(err, AETHER_EINVAL, "topology: %zu bytes, more than %u", len,
                               AETHER_TOPOLOGY_JSON_MAX_BYTES);
@@ -73,8 +97,16 @@ aether_status aether_topology_json_decode(const char *buf, size_t len, aether_to
     aether_topology next;
     aether_topology_init(&next, &t->self);
     json_t *nodes = json_object_get(root, "nodes");
-    if (!json_is_object(root) || json_object_size(root) != 2) {
-        st = aether_err_set(err, AETHER_EINVAL, "topology: expected an object with version and nodes");
+    bool has_gen = json_is_object(root) && json_object_get(root, "gen") != NULL;
+    if (!json_is_object(root) || json_object_size(root) != 2u + has_gen) {
+        st = aether_err_set(err, AETHER_EINVAL, "topology: expected an object with version, [gen,] nodes");
+        goto out;
+    }
+    uint64_t gen = 0;
+    if (!aether_json_generation_get(root, &gen)) {
+        st = aether_err_set(err, AETHER_EINVAL,
+                            "topology.gen: expected 16 lowercase hex digits naming a generation "
+                            "(not all zeros)");
         goto out;
     }
     uint64_t version = 0;
@@ -141,6 +173,7 @@ aether_status aether_topology_json_decode(const char *buf, size_t len, aether_to
     t->count = next.count;
     t->cap = next.cap;
     t->version = version;
+    *generation = gen;
     next.nodes = NULL;
 out:
     aether_topology_fini(&next);

@@ -221,6 +221,9 @@ typedef struct sim {
     uint64_t partition_until_ns, burst_until_ns;
     uint64_t kv_outage_until_ns[2];
     uint64_t kv_loss_last_ns;   /* the last kv-loss injected; 0 = none */
+    char *aba_map;              /* kv-aba: the lost generation's stored map, to write back */
+    uint64_t aba_at_ns;         /* when (0 = none pending) */
+    uint32_t aba_tries;         /* attempts so far (the key may not be stored yet) */
     double kv_unknown, kv_slow, kv_late; /* current */
     late_write *late;
     uint32_t n_late;
@@ -1170,6 +1173,17 @@ static void inject(sim *s)
                 break;
             }
             s->kv_loss_last_ns = now_ns(s);
+            if (which == 2 && enabled(s, F_KV_ABA) && s->aba_map == NULL) {
+                /* The lost generation's leader is about to write its map:
+                 * it lands later, in the re-created bucket (aba_write). */
+                aether_kv_entry old;
+                if (aether_kv_get(s->kv[1], "map", &old, NULL) == AETHER_OK) {
+                    s->aba_map = strndup((const char *)old.value, old.value_len);
+                    s->aba_at_ns = now_ns(s) + aether_rng_range(&s->frng, 500, 4000) * MS;
+                    s->aba_tries = 0;
+                    aether_kv_entry_fini(&old);
+                }
+            }
             for (int k = 0; k < 2; k++)
                 if (which == 2 || which == k)
                     aether_kv_mem_wipe(s->kv[k]);
@@ -1212,6 +1226,53 @@ static void inject(sim *s)
     default:
         break;
     }
+}
+
+/* F_KV_ABA: a leader of the generation lost with both buckets writes its
+ * map by compare-and-set at a revision the re-created bucket has reached
+ * too, so the write lands (revisions restart at 1: an ABA). It numbers the
+ * map above what the new generation stored (a deposed leader may have held
+ * a term the new generation's nodes never saw). The map keeps the "gen"
+ * its leader stamped; every reader must refuse it and the leader replace it
+ * (actors/member_state.c, "Generations"). Tried every 500 ms until the new
+ * generation has stored a map, at most 20 times. */
+static void aba_write(sim *s)
+{
+    aether_kv *kv = s->kv[1];
+    aether_kv_entry cur;
+    unsigned long long v0 = 0, t0 = 0, cv = 0, ct = 0;
+    int at = 0;
+    bool have = aether_kv_get(kv, "map", &cur, NULL) == AETHER_OK;
+    if (!have || sscanf(s->aba_map, "{\"version\":%llu,\"term\":%llu%n", &v0, &t0, &at) != 2 ||
+        sscanf((const char *)cur.value, "{\"version\":%llu,\"term\":%llu", &cv, &ct) != 2) {
+        if (have)
+            aether_kv_entry_fini(&cur);
+        if (++s->aba_tries < 20) {
+            s->aba_at_ns = now_ns(s) + 500 * MS;
+            return;
+        }
+        trace_line(s, "FAULT kv-aba skipped: no map of the new generation stored");
+    } else {
+        char head[96];
+        int hn = snprintf(head, sizeof(head), "{\"version\":%llu,\"term\":%llu", cv + 1000, ct + 1);
+        size_t rest = strlen(s->aba_map + at), len = (size_t)hn + rest;
+        char *stale = malloc(len + 1);
+        AETHER_ASSERT(stale != NULL);
+        memcpy(stale, head, (size_t)hn);
+        memcpy(stale + hn, s->aba_map + at, rest + 1);
+        uint64_t rev = 0;
+        aether_status st = aether_kv_update(kv, "map", stale, len, cur.revision, &rev, NULL);
+        trace_line(s, "FAULT kv-aba: the lost generation's map v%llu term %llu written back as v%llu "
+                   "term %llu over v%llu at revision %llu: %s", v0, t0, cv + 1000, ct + 1, cv,
+                   (unsigned long long)cur.revision, aether_status_str(st));
+        if (st == AETHER_OK)
+            s->injected[F_KV_ABA]++;
+        free(stale);
+        aether_kv_entry_fini(&cur);
+    }
+    free(s->aba_map);
+    s->aba_map = NULL;
+    s->aba_at_ns = 0;
 }
 
 /* F_FORGE (issue 12, item 3): someone allowed to publish on the cluster's
@@ -1373,6 +1434,8 @@ static void every_ms(sim *s)
             add_misfit(s);
         s->next_misfit_ns = now_ns(s) + aether_rng_range(&s->xrng, 500, 8000) * MS;
     }
+    if (s->aba_map != NULL && now_ns(s) >= s->aba_at_ns)
+        aba_write(s);
     if (s->chaos && enabled(s, F_FORGE) && now_ns(s) >= s->forge_at_ns) {
         if (s->forge_at_ns != 0)
             forge(s);
@@ -2003,6 +2066,7 @@ int main(int argc, char **argv)
     free(s->nodes);
     free(s->led);
     free(s->holders);
+    free(s->aba_map);
     free(s->late);
     free(s->ring);
     free(s);

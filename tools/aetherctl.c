@@ -1110,7 +1110,8 @@ static int ctl_state_get(ctl_conn *cc, const char *key, aether_kv_entry *e, bool
 }
 
 /* Reads the map, the topology and the recorded term; the lease too if asked.
- * Returns 0, 1 (a stored value does not decode) or 3. A missing map is not
+ * Returns 0, 1 (a stored value does not decode, or is stamped with another
+ * generation than the bucket's) or 3. A missing map is not
  * an error here (v->map NULL): each command decides. */
 static int ctl_read(ctl_conn *cc, ctl_view *v, bool with_lease)
 {
@@ -1125,10 +1126,11 @@ static int ctl_read(ctl_conn *cc, ctl_view *v, bool with_lease)
     aether_err err = {0};
     if ((rc = ctl_state_get(cc, CTL_STATE_KEY_MAP, &e, &found)) != 0)
         return rc;
+    uint64_t map_gen = 0, topo_gen = 0; /* their "gen" (0: not said) */
     if (found) {
         v->map_revision = e.revision;
-        aether_status st = aether_shardmap_json_decode((const char *)e.value, e.value_len, &v->map,
-                                                       &err);
+        aether_status st = aether_shardmap_json_decode_gen((const char *)e.value, e.value_len,
+                                                           &v->map, &map_gen, &err);
         aether_kv_entry_fini(&e);
         if (st != AETHER_OK) {
             fprintf(stderr, "aetherctl: the stored map (bucket '%s' key 'map') is unreadable: %s\n",
@@ -1148,8 +1150,8 @@ static int ctl_read(ctl_conn *cc, ctl_view *v, bool with_lease)
         }
         v->have_topo = true;
         v->topo_revision = e.revision;
-        aether_status st = aether_topology_json_decode((const char *)e.value, e.value_len,
-                                                       &v->topo, &err);
+        aether_status st = aether_topology_json_decode_gen((const char *)e.value, e.value_len,
+                                                           &v->topo, &topo_gen, &err);
         aether_kv_entry_fini(&e);
         if (st != AETHER_OK) {
             fprintf(stderr,
@@ -1175,6 +1177,34 @@ static int ctl_read(ctl_conn *cc, ctl_view *v, bool with_lease)
         if (!aether_lease_generation_parse((const char *)e.value, e.value_len, &v->generation))
             v->generation = 0; /* shown as none; the nodes refuse it too */
         aether_kv_entry_fini(&e);
+    }
+    /* A value stamped with another generation than the bucket's belongs to
+     * a lost one (written by a deposed leader after both buckets were
+     * lost: actors/member_state.c, "Generations"): the nodes refuse it, and
+     * so do we. A value without "gen" predates generations. */
+    const struct {
+        const char *key;
+        uint64_t gen, version;
+        bool have;
+    } stamped[] = {
+        { CTL_STATE_KEY_MAP, map_gen, v->map != NULL ? v->map->version : 0, v->map != NULL },
+        { CTL_STATE_KEY_TOPOLOGY, topo_gen, v->topo.version, v->have_topo },
+    };
+    for (size_t i = 0; i < sizeof(stamped) / sizeof(stamped[0]); i++) {
+        if (!stamped[i].have || stamped[i].gen == 0 || stamped[i].gen == v->generation)
+            continue;
+        char bucket_gen[AETHER_LEASE_GENERATION_TEXT_LEN + 1] = "none";
+        if (v->generation != 0)
+            aether_lease_generation_format(v->generation, bucket_gen, sizeof(bucket_gen));
+        fprintf(stderr,
+                "aetherctl: the stored %s (bucket '%s' key '%s', v%llu) is of generation %016llx, "
+                "the bucket's generation is %s: a value of a lost generation (written by a deposed "
+                "leader), refused; the nodes refuse it too and the leader replaces it with its "
+                "next write\n",
+                stamped[i].key, cc->state_bucket, stamped[i].key,
+                (unsigned long long)stamped[i].version, (unsigned long long)stamped[i].gen,
+                bucket_gen);
+        return EXIT_FAILED;
     }
     return 0;
 }
@@ -2441,19 +2471,32 @@ static int drain_node_status(ctl_conn *cc, const aether_node_id *node, aether_no
     bool have = false;
     *found = false;
     *shards = -1;
-    int rc = ctl_state_get(cc, CTL_STATE_KEY_MAP, &e, &have);
+    /* Values of another generation than the bucket's are not looked at
+     * (ctl_read): the bucket's generation first. */
+    uint64_t bucket_gen = 0, gen = 0;
+    int rc = ctl_state_get(cc, CTL_STATE_KEY_GENERATION, &e, &have);
+    if (rc != 0)
+        return rc;
+    if (have) {
+        if (!aether_lease_generation_parse((const char *)e.value, e.value_len, &bucket_gen))
+            bucket_gen = 0;
+        aether_kv_entry_fini(&e);
+    }
+    rc = ctl_state_get(cc, CTL_STATE_KEY_MAP, &e, &have);
     if (rc != 0)
         return rc;
     if (have) {
         aether_shardmap *map = NULL;
-        if (aether_shardmap_json_decode((const char *)e.value, e.value_len, &map, NULL) == AETHER_OK) {
+        if (aether_shardmap_json_decode_gen((const char *)e.value, e.value_len, &map, &gen, NULL) ==
+                AETHER_OK &&
+            (gen == 0 || gen == bucket_gen)) {
             aether_node_index idx = aether_shardmap_find_node(map, node);
             size_t owned = 0;
             if (idx != AETHER_NODE_INDEX_NONE)
                 (void)aether_shardmap_node_owner_shards(map, idx, &owned);
             *shards = (int64_t)owned;
-            aether_shardmap_destroy(map);
         }
+        aether_shardmap_destroy(map); /* NULL when not decoded */
         aether_kv_entry_fini(&e);
     }
     rc = ctl_state_get(cc, CTL_STATE_KEY_TOPOLOGY, &e, &have);
@@ -2467,7 +2510,9 @@ static int drain_node_status(ctl_conn *cc, const aether_node_id *node, aether_no
         return EXIT_FAILED;
     }
     aether_err err = {0};
-    if (aether_topology_json_decode((const char *)e.value, e.value_len, &t, &err) == AETHER_OK) {
+    if (aether_topology_json_decode_gen((const char *)e.value, e.value_len, &t, &gen, &err) ==
+            AETHER_OK &&
+        (gen == 0 || gen == bucket_gen)) {
         const aether_node_info *info = aether_topology_find(&t, node);
         if (info != NULL) {
             *found = true;

@@ -108,6 +108,27 @@ set(AETHER_SIM_REGRESSIONS
   # keep-alives refused as stale and resigned cut off a failure_timeout
   # later ("I5: leader n7 is failed" before follow_generation).
   "generation_forgets_old_term|--soak --seed 100056 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge"
+  # kv-aba: after a loss of both buckets, the lost generation's leader's
+  # map lands in the new state bucket by compare-and-set (revisions restart:
+  # an ABA), numbered above the new generation's. Without the stored "gen"
+  # checks (member_state_generation_check and the writer's replacement of a
+  # foreign value) each fails with "n15 installed map v3146730 of term 3
+  # after one of term 4" (100001; 100008: v34604010, terms 33/34).
+  "generation_value_aba|--soak --seed 100001 --duration 20 --extra-faults kv-aba"
+  "generation_value_aba2|--soak --seed 100008 --duration 20 --extra-faults kv-aba"
+  # The same write with nothing to change after it: the leader (n7) had
+  # taken over from the stored map and wrote none, so n0, cut off meanwhile,
+  # refused the stored one for 30 s ("liveness: after a leader change: not
+  # settled ... primary n0 does not serve it") before a leader checked, once
+  # per lease ttl, that the stored map is still its own (check_foreign_map).
+  "generation_value_aba_idle|--soak --seed 100155 --duration 20 --extra-faults kv-aba"
+  "generation_value_aba_idle2|--soak --seed 100168 --duration 20 --extra-faults kv-aba"
+  # A leader that learnt of a new generation reported its old term's loss
+  # after moving to it: that term raised the new generation's stamp, and as
+  # a leader there its every event (its LeaderElected first) was dropped as
+  # stale; it led publishing no map ("liveness: after heal: not settled")
+  # until follow_generation reported the loss before the move.
+  "generation_loss_reported_first|--soak --seed 100336 --duration 20 --extra-faults kv-loss-both"
   # Quorum of configuration (docs/cluster.md, "Admission"): after a store
   # loss with no member holding a map, a misfit that won the lease published
   # its own shape ("x17 published map v2097153 with 256 shards and

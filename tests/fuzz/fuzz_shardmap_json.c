@@ -2,16 +2,18 @@
  * fuzz_shardmap_json.c: libFuzzer target for ShardMap JSON decoding
  * (actors/shardmap_json.h; tests layer, fuzz build only). Seeds:
  * tests/corpus/shardmap_json/, written by this target's own seed mode with
- * the builder and aether_shardmap_json_encode (tools/fuzz --gen-corpus).
+ * the builder and aether_shardmap_json_encode_gen (tools/fuzz --gen-corpus).
  *
  * Properties, each an abort when broken:
  *  1. a refusal is AETHER_EINVAL, err.code equal to it, a message, *out NULL;
  *  2. an accepted map passes aether_shardmap_validate (the test oracle) and
  *     has exactly the shard_count and replication it was given;
- *  3. round trip: encode accepts it; decode(encode(m)) equals m (version,
- *     term, counts, node table, every shard's entry and owner row); and
+ *  3. round trip: encode accepts it (with the decoded gen); decode(encode(m))
+ *     equals m (version, term, counts, node table, every shard's entry and
+ *     owner row) and gives the same gen, which peek_gen reads too; and
  *     encode(decode(encode(m))) == encode(m) byte for byte;
- *  4. lossless: the input's version, term, shard_count and replication, and
+ *  4. lossless: the input's version, term, shard_count, replication and gen
+ *     (the writer's generation, optional: absent in both or equal), and
  *     each of its shard objects (in whatever order the input lists them),
  *     equal (jansson json_equal) those of the re-encoding, so decode
  *     dropped or bent nothing the input said.
@@ -58,6 +60,9 @@ static void check_lossless(const uint8_t *data, size_t size, const char *enc, si
     for (size_t i = 0; i < sizeof(scalars) / sizeof(scalars[0]); i++)
         FUZZ_CHECK(json_equal(json_object_get(in, scalars[i]), json_object_get(out, scalars[i])),
                    "%s changed in decoding\n  encoding: %.300s", scalars[i], enc);
+    json_t *in_gen = json_object_get(in, "gen"), *out_gen = json_object_get(out, "gen");
+    FUZZ_CHECK((in_gen == NULL && out_gen == NULL) || json_equal(in_gen, out_gen),
+               "gen changed in decoding\n  encoding: %.300s", enc);
     json_t *in_shards = json_object_get(in, "shards"), *out_shards = json_object_get(out, "shards");
     FUZZ_CHECK(json_array_size(in_shards) == json_array_size(out_shards), "%zu shards in, %zu out",
                json_array_size(in_shards), json_array_size(out_shards));
@@ -78,7 +83,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_BEGIN(data, size);
     aether_shardmap *m1 = NULL;
     aether_err err = {0};
-    aether_status st = aether_shardmap_json_decode((const char *)data, size, &m1, &err);
+    uint64_t gen1 = 0, gen2 = 0, peeked = 0;
+    aether_status st = aether_shardmap_json_decode_gen((const char *)data, size, &m1, &gen1, &err);
     if (st != AETHER_OK) {
         FUZZ_CHECK(st == AETHER_EINVAL, "refused with %s: %s", aether_status_str(st), err.msg);
         FUZZ_CHECK(err.code == st && err.msg[0] != '\0', "refusal without its error");
@@ -91,15 +97,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     char *e1 = NULL, *e2 = NULL;
     size_t l1 = 0, l2 = 0;
-    st = aether_shardmap_json_encode(m1, &e1, &l1, &err);
+    aether_shardmap_json_peek_gen((const char *)data, size, &peeked);
+    FUZZ_CHECK(peeked == gen1, "peek_gen %016llx, decode %016llx", (unsigned long long)peeked,
+               (unsigned long long)gen1);
+    st = aether_shardmap_json_encode_gen(m1, gen1, &e1, &l1, &err);
     FUZZ_CHECK(st == AETHER_OK, "decoded map does not encode: %s", err.msg);
     FUZZ_CHECK(l1 == strlen(e1), "encoding length %zu, strlen %zu", l1, strlen(e1));
     check_lossless(data, size, e1, l1);
     aether_shardmap *m2 = NULL;
-    st = aether_shardmap_json_decode(e1, l1, &m2, &err);
+    st = aether_shardmap_json_decode_gen(e1, l1, &m2, &gen2, &err);
     FUZZ_CHECK(st == AETHER_OK, "own encoding refused: %s\n  encoding: %.300s", err.msg, e1);
+    FUZZ_CHECK(gen1 == gen2, "gen %016llx came back as %016llx", (unsigned long long)gen1,
+               (unsigned long long)gen2);
     FUZZ_CHECK(map_equal(m1, m2), "decode(encode(m)) != m\n  encoding: %.300s", e1);
-    st = aether_shardmap_json_encode(m2, &e2, &l2, &err);
+    st = aether_shardmap_json_encode_gen(m2, gen2, &e2, &l2, &err);
     FUZZ_CHECK(st == AETHER_OK, "second encode failed: %s", err.msg);
     FUZZ_CHECK(l1 == l2 && memcmp(e1, e2, l1) == 0,
                "not a fixed point:\n  first:  %.300s\n  second: %.300s", e1, e2);
@@ -118,6 +129,7 @@ typedef struct seed_map {
     uint64_t version, term;
     uint32_t nodes;     /* 0 = a map without owners */
     uint32_t moving_every; /* every k-th shard moving (0 = none) */
+    uint64_t gen;          /* the writer's generation (0 = none written) */
 } seed_map;
 
 /* Small maps of every shape the decoder distinguishes: no owners, R = 1,
@@ -132,6 +144,8 @@ static const seed_map seed_maps[] = {
     {"five-32x3-moving.json", 32, 3, 120, 9, 5, 4},
     {"seven-24x7.json", 24, 7, 2, 2, 7, 5},
     {"max-version-4x2.json", 4, 2, (uint64_t)INT64_MAX, (uint64_t)INT64_MAX, 2, 2},
+    {"gen-16x2-moving.json", 16, 2, 9, 43, 3, 3, 0x5be0c2a1d7f3e944ull},
+    {"gen-max-4x1.json", 4, 1, 1, 1, 2, 0, UINT64_MAX},
 };
 
 static const char *const seed_ids[] = {"node-a", "node-b", "node-c", "n.4",
@@ -175,7 +189,8 @@ static void write_seed_map(const char *dir, const seed_map *s)
                err.msg);
     char *text = NULL;
     size_t len = 0;
-    FUZZ_CHECK(aether_shardmap_json_encode(m, &text, &len, &err) == AETHER_OK, "%s", err.msg);
+    FUZZ_CHECK(aether_shardmap_json_encode_gen(m, s->gen, &text, &len, &err) == AETHER_OK, "%s",
+               err.msg);
     fuzz_seed_write(dir, s->name, text, len);
     free(text);
     aether_shardmap_destroy(m);

@@ -3,7 +3,7 @@
  * (actors/topology_json.h; tests layer, fuzz build only). Seeds:
  * tests/corpus/topology_json/, written by this target's own seed mode from
  * topologies built with aether_topology_apply and encoded with
- * aether_topology_json_encode (tools/fuzz --gen-corpus).
+ * aether_topology_json_encode_gen (tools/fuzz --gen-corpus).
  *
  * Each input is decoded into a copy of a topology that already holds two
  * nodes, a leader and a term. Properties, each an abort when broken:
@@ -13,7 +13,8 @@
  *     strictly ascending by id and each passes aether_node_info_validate;
  *  3. lossless: every node object of the input equals (jansson json_equal)
  *     the re-encoded object of the node with that id, and the versions
- *     match, so nothing the input said was dropped or bent;
+ *     and gens (absent in both, or equal) match, so nothing the input said
+ *     was dropped or bent;
  *  4. round trip: decode(encode(t)) == t, and encode(decode(encode(t))) ==
  *     encode(t) byte for byte.
  */
@@ -74,6 +75,9 @@ static void check_lossless(const uint8_t *data, size_t size, const char *enc, si
     FUZZ_CHECK(in != NULL && out != NULL, "accepted input or its encoding is not JSON");
     FUZZ_CHECK(json_equal(json_object_get(in, "version"), json_object_get(out, "version")),
                "version changed\n  encoding: %.300s", enc);
+    json_t *in_gen = json_object_get(in, "gen"), *out_gen = json_object_get(out, "gen");
+    FUZZ_CHECK((in_gen == NULL && out_gen == NULL) || json_equal(in_gen, out_gen),
+               "gen changed\n  encoding: %.300s", enc);
     json_t *in_nodes = json_object_get(in, "nodes"), *out_nodes = json_object_get(out, "nodes");
     FUZZ_CHECK(json_array_size(in_nodes) == json_array_size(out_nodes),
                "%zu nodes in, %zu out", json_array_size(in_nodes), json_array_size(out_nodes));
@@ -101,7 +105,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     aether_topology t1;
     init_copy(&t1);
     aether_err err = {0};
-    aether_status st = aether_topology_json_decode((const char *)data, size, &t1, &err);
+    uint64_t gen1 = 0, gen2 = 0;
+    aether_status st = aether_topology_json_decode_gen((const char *)data, size, &t1, &gen1, &err);
     if (st != AETHER_OK) {
         FUZZ_CHECK(st == AETHER_EINVAL || st == AETHER_ENOMEM, "refused with %s: %s",
                    aether_status_str(st), err.msg);
@@ -124,16 +129,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     char *e1 = NULL, *e2 = NULL;
     size_t l1 = 0, l2 = 0;
-    st = aether_topology_json_encode(&t1, &e1, &l1, &err);
+    st = aether_topology_json_encode_gen(&t1, gen1, &e1, &l1, &err);
     FUZZ_CHECK(st == AETHER_OK, "decoded topology does not encode: %s", err.msg);
     FUZZ_CHECK(l1 == strlen(e1), "encoding length %zu, strlen %zu", l1, strlen(e1));
     check_lossless(data, size, e1, l1);
     aether_topology t2;
     init_copy(&t2);
-    st = aether_topology_json_decode(e1, l1, &t2, &err);
+    st = aether_topology_json_decode_gen(e1, l1, &t2, &gen2, &err);
     FUZZ_CHECK(st == AETHER_OK, "own encoding refused: %s\n  encoding: %.300s", err.msg, e1);
+    FUZZ_CHECK(gen1 == gen2, "gen %016llx came back as %016llx", (unsigned long long)gen1,
+               (unsigned long long)gen2);
     FUZZ_CHECK(topo_equal(&t1, &t2), "decode(encode(t)) != t\n  encoding: %.300s", e1);
-    st = aether_topology_json_encode(&t2, &e2, &l2, &err);
+    st = aether_topology_json_encode_gen(&t2, gen2, &e2, &l2, &err);
     FUZZ_CHECK(st == AETHER_OK, "second encode failed: %s", err.msg);
     FUZZ_CHECK(l1 == l2 && memcmp(e1, e2, l1) == 0,
                "not a fixed point:\n  first:  %.300s\n  second: %.300s", e1, e2);
@@ -197,14 +204,21 @@ static void join(aether_topology *t, const char *id, const char *address, const 
     }
 }
 
-static void write_seed(const char *dir, const char *name, const aether_topology *t)
+static void write_seed_gen(const char *dir, const char *name, const aether_topology *t,
+                           uint64_t gen)
 {
     char *text = NULL;
     size_t len = 0;
     aether_err err = {0};
-    FUZZ_CHECK(aether_topology_json_encode(t, &text, &len, &err) == AETHER_OK, "%s", err.msg);
+    FUZZ_CHECK(aether_topology_json_encode_gen(t, gen, &text, &len, &err) == AETHER_OK, "%s",
+               err.msg);
     fuzz_seed_write(dir, name, text, len);
     free(text);
+}
+
+static void write_seed(const char *dir, const char *name, const aether_topology *t)
+{
+    write_seed_gen(dir, name, t, 0);
 }
 
 static void write_seeds(const char *dir)
@@ -215,6 +229,7 @@ static void write_seeds(const char *dir)
     write_seed(dir, "empty.json", &t);
     join(&t, "node-a", "10.0.0.1:4000", "", 1, 1767225600000, AETHER_NODE_ACTIVE);
     write_seed(dir, "one-active.json", &t);
+    write_seed_gen(dir, "one-active-gen.json", &t, 0x5be0c2a1d7f3e944ull); /* the writer's generation */
     join(&t, "node-b", "10.0.0.2:4000", "z1", 3, 1767225600123, AETHER_NODE_DRAINING);
     join(&t, "node-c", "[::1]:4222", "z2", 2, 1767225601000, AETHER_NODE_FAILED);
     join(&t, "node-d", "nats://host-d.example:4222", "z1", 7, 1767225602000, AETHER_NODE_LEFT);

@@ -11,6 +11,7 @@
 #include "exec_step.h"
 #include "kv_store.h"
 #include "lease.h"
+#include "shardmap_json.h"
 #include "sim_cluster.h"
 #include "strategy.h"
 
@@ -1421,6 +1422,101 @@ static void test_quorum_counts_members_first(void)
     sim_cluster_destroy(c);
 }
 
+/* Issue 12, item 5 (generations): both buckets are lost and the cluster
+ * starts a new generation; then a write of the lost generation's leader
+ * lands in the new state bucket (its compare-and-set named a revision of
+ * the old bucket that the new one has reached too: an ABA), with a term and
+ * version above everything of the new generation, and a publication points
+ * at it. The stored map carries the generation of its writer ("gen"), so no
+ * node installs it: every follower keeps the new generation's map, each
+ * reader counts the refusal, and the leader writes its own back within a
+ * lease ttl or two, even with nothing to change.
+ * Before stored values carried their generation the followers installed it
+ * (map v+1000: what they serve came from a leader of a lost generation). */
+static void test_lost_generation_value_refused(void)
+{
+    sim_cluster *c = boot(41, 3, 64);
+    expect_settled(c);
+    aether_kv *state = sim_state_kv(c);
+    aether_kv_entry e;
+    CU_ASSERT_EQUAL_FATAL(aether_kv_get(state, "map", &e, NULL), AETHER_OK);
+    char *old = strndup((const char *)e.value, e.value_len); /* the lost generation's map */
+    aether_kv_entry_fini(&e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(old);
+    aether_member_view before;
+    aether_member_view_get(sim_member(c, "n0"), &before);
+
+    aether_kv_mem_wipe(sim_lease_kv(c));
+    aether_kv_mem_wipe(state);
+    sim_run_ms(c, 3 * SETTLE_MS);
+    expect_settled(c);
+    const char *leader = sim_leader(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(leader);
+    aether_member_view lv;
+    aether_member_view_get(sim_member(c, leader), &lv);
+    CU_ASSERT_NOT_EQUAL(lv.generation, before.generation); /* a new generation began */
+
+    /* The deposed leader's late write: its map, numbered far ahead. */
+    unsigned long long v0 = 0, t0 = 0;
+    int at = 0;
+    CU_ASSERT_FATAL(sscanf(old, "{\"version\":%llu,\"term\":%llu%n", &v0, &t0, &at) == 2 && at > 0);
+    char head[96];
+    int hn = snprintf(head, sizeof(head), "{\"version\":%llu,\"term\":%llu",
+                      (unsigned long long)lv.map_version + 1000, (unsigned long long)lv.term + 5);
+    size_t len = (size_t)hn + strlen(old + at);
+    char *stale = malloc(len + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(stale);
+    memcpy(stale, head, (size_t)hn);
+    memcpy(stale + hn, old + at, strlen(old + at) + 1);
+    CU_ASSERT_EQUAL_FATAL(aether_kv_get(state, "map", &e, NULL), AETHER_OK);
+    uint64_t rev = 0;
+    CU_ASSERT_EQUAL_FATAL(aether_kv_update(state, "map", stale, len, e.revision, &rev, NULL), AETHER_OK);
+    aether_kv_entry_fini(&e);
+    aether_shardmap *hint = NULL;
+    CU_ASSERT_EQUAL_FATAL(aether_shardmap_json_decode(stale, len, &hint, NULL), AETHER_OK);
+    aether_transport *client = sim_client(c, "deposed");
+    CU_ASSERT_FATAL(client != NULL);
+    CU_ASSERT_EQUAL(aether_transport_publish_map(client, hint), AETHER_OK);
+    aether_shardmap_destroy(hint);
+
+    sim_run_ms(c, 500);
+    int64_t refused = 0;
+    for (uint32_t i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "n%u", i);
+        aether_member_view v;
+        aether_member_view_get(sim_member(c, id), &v);
+        CU_ASSERT(v.map_version < lv.map_version + 1000);
+        CU_ASSERT_EQUAL(v.generation, lv.generation);
+        refused += metric_of(c, "aether_generation_values_refused_total", id, NULL);
+    }
+    CU_ASSERT(refused >= 1);
+    expect_clean(c);
+
+    /* With nothing to change, the leader still writes its map back within
+     * a lease ttl or two (it checks the stored one is its own). */
+    char want[40];
+    snprintf(want, sizeof(want), "\"gen\":\"%016llx\"", (unsigned long long)lv.generation);
+    sim_run_ms(c, 2000);
+    CU_ASSERT_EQUAL_FATAL(aether_kv_get(state, "map", &e, NULL), AETHER_OK);
+    CU_ASSERT_PTR_NOT_NULL(memmem(e.value, e.value_len, want, strlen(want)));
+    aether_kv_entry_fini(&e);
+
+    /* A change later: everyone converges on the leader's maps. */
+    CU_ASSERT_FATAL(sim_add(c, "n3", NULL) != NULL);
+    sim_run_ms(c, SETTLE_MS);
+    expect_settled(c);
+    check_balance(c, 4, 64);
+    CU_ASSERT_EQUAL_FATAL(aether_kv_get(state, "map", &e, NULL), AETHER_OK);
+    CU_ASSERT_PTR_NOT_NULL(memmem(e.value, e.value_len, want, strlen(want)));
+    aether_kv_entry_fini(&e);
+    aether_transport_destroy(client);
+    free(stale);
+    free(old);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
 /* Issue 12, item 3: a client publishes, in the present leader's name and
  * term, a NodeFailed of a healthy follower with seq 5000 and a map 1000
  * versions ahead giving that follower every shard. Nothing anyone serves
@@ -1802,6 +1898,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(failed_node_forgotten_after_retention),
     AETHER_TEST(departed_node_kept_while_map_names_it),
     AETHER_TEST(forged_present_term_changes_nothing),
+    AETHER_TEST(lost_generation_value_refused),
     AETHER_TEST(forged_far_term_changes_nothing),
     AETHER_TEST(forged_join_of_a_live_id_changes_nothing),
     AETHER_TEST(forged_second_process_is_outlived_by_a_restart),

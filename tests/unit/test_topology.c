@@ -349,6 +349,24 @@ static void test_incarnations_assigned_by_the_leader(void)
     CU_ASSERT_EQUAL(aether_topology_find(&back, &b)->nonce, 13);
     CU_ASSERT_EQUAL(aether_topology_find(&back, &b)->incarnation, clamped + 2);
     free(json);
+    /* The writer's generation ("gen", after version) round-trips beside it;
+     * absent reads as 0, a malformed one is refused. */
+    uint64_t gen = 1;
+    CU_ASSERT_EQUAL_FATAL(aether_topology_json_encode_gen(&t, 0x5be0c2a1d7f3e944ull, &json, &len, NULL),
+                          AETHER_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, ",\"gen\":\"5be0c2a1d7f3e944\",\"nodes\":"));
+    CU_ASSERT_EQUAL(aether_topology_json_decode_gen(json, len, &back, &gen, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(gen, 0x5be0c2a1d7f3e944ull);
+    CU_ASSERT_EQUAL(aether_topology_find(&back, &b)->nonce, 13);
+    free(json);
+    CU_ASSERT_EQUAL_FATAL(aether_topology_json_encode(&t, &json, &len, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_topology_json_decode_gen(json, len, &back, &gen, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(gen, 0);
+    free(json);
+    const char *bad = "{\"version\":1,\"gen\":\"0000000000000000\",\"nodes\":[]}";
+    aether_err err = {0};
+    CU_ASSERT_EQUAL(aether_topology_json_decode_gen(bad, strlen(bad), &back, &gen, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "gen"));
     aether_topology_fini(&back);
     aether_topology_fini(&t);
 }

@@ -15,7 +15,7 @@ const char *const sim_fault_names[F_COUNT_] = {
     "crash",  "pause",  "partition", "oneway", "isolate",    "kv-outage", "kv-cut",
     "join",   "drain",  "net-burst", "loss",   "dup",        "reorder",   "delay",
     "kv-unknown", "kv-slow", "kv-late", "drift", "misfit", "twin", "kv-loss", "forge",
-    "kv-loss-both", "adversary", "forge-term",
+    "kv-loss-both", "adversary", "forge-term", "kv-aba",
 };
 
 static void usage(FILE *f)
@@ -35,7 +35,8 @@ static void usage(FILE *f)
             "          --extra-faults LIST (opt-in kinds, also with --soak: misfit; not in\n"
             "            --all-faults: a joiner with another shard_count or replication;\n"
             "            forge: the present leader impersonated; adversary: forged, replayed\n"
-            "            and malformed events, maps, heartbeats and commands)\n"
+            "            and malformed events, maps, heartbeats and commands; kv-aba: after\n"
+            "            a loss of both buckets the lost generation's map is written back)\n"
             "          --adversary-without LIST (ahead-terms,join-incarnations,operator-commands:\n"
             "            attack families the adversary leaves out; operator-commands unless\n"
             "            given; none: everything)\n"
@@ -105,6 +106,8 @@ static bool parse_faults(const char *list, uint32_t *mask)
         if (found < 0)
             return false;
         *mask |= 1u << found;
+        if (found == F_KV_ABA)
+            *mask |= 1u << F_KV_LOSS_BOTH | 1u << F_KV_LOSS; /* it follows their losses */
         if (found == F_KV_LOSS_BOTH)
             *mask |= 1u << F_KV_LOSS; /* its losses are kv-loss's, drawn by its schedule */
         if (found == F_FORGE_TERM)

@@ -55,6 +55,10 @@ typedef enum fault_kind {
                                (tools/sim/sim_adversary.h): its own schedule and generator */
     F_FORGE_TERM,           /* forge also claims a term far ahead (issue 13): implies forge; a
                                kind of its own so forge's seeds keep their schedules */
+    F_KV_ABA,               /* after a loss of both buckets, the lost generation's leader's map
+                               lands in the new state bucket by compare-and-set (revisions
+                               restart: an ABA), numbered above the new generation's:
+                               implies kv-loss-both (actors/member_state.c, "Generations") */
     F_COUNT_
 } fault_kind;
 #define F_CLASSIC_COUNT_ F_MISFIT /* --all-faults and --soak draw from the kinds before */
