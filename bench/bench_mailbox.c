@@ -9,6 +9,9 @@
  *                 aether_actor_send, one message per call; a producer that
  *                 gets AETHER_EFULL sched_yield()s and retries, and the
  *                 EFULL returns are reported.
+ *   actor_batch_Np the same actor, each producer sending batches of MB_BATCH
+ *                 through aether_actor_send_batch (one reservation per
+ *                 batch); on AETHER_EFULL it yields and sends the rest.
  *   mutexq_Np     baseline A: bench_mutexq (mutex + 2 condvars, one message
  *                 per lock) and a consumer thread.
  *   spsc_ring     limit B, the ceiling: raw ck_ring SPSC between two threads
@@ -61,7 +64,9 @@
 #define MB_POP_TIMEOUT_NS (1000000000ull)      /* a mutexq side waiting this long has failed */
 #define MB_WAIT_POLL_NS 200000L
 
-typedef enum mb_kind { MB_ACTOR, MB_MUTEXQ, MB_SPSC } mb_kind;
+typedef enum mb_kind { MB_ACTOR, MB_ACTOR_BATCH, MB_MUTEXQ, MB_SPSC } mb_kind;
+
+static bool mb_is_actor(mb_kind k) { return k == MB_ACTOR || k == MB_ACTOR_BATCH; }
 
 /* The handler's state: written only by the consuming thread while a run is
  * on; `done` is the release store the main thread acquires. */
@@ -99,7 +104,7 @@ typedef struct mb_run {
     uint32_t producers;
     uint64_t per_producer;
     aether_actor_handle_fn handle; /* sink_handle, called indirectly everywhere */
-    aether_actor *actor;           /* MB_ACTOR */
+    aether_actor *actor;           /* MB_ACTOR, MB_ACTOR_BATCH */
     bench_mutexq q;                /* MB_MUTEXQ */
     bench_spscring ring;           /* MB_SPSC */
     pthread_barrier_t start;
@@ -147,7 +152,7 @@ static void *producer_main(void *arg)
                 sched_yield();
             }
             AETHER_ASSERT(st == AETHER_OK);
-        } else if (r->kind == MB_MUTEXQ) {
+        } else { /* MB_MUTEXQ */
             if (!bench_mutexq_push(&r->q, &m, MB_POP_TIMEOUT_NS)) {
                 p->failed = 1;
                 return NULL;
@@ -157,9 +162,9 @@ static void *producer_main(void *arg)
     return NULL;
 }
 
-/* spsc_ring's producer: fills a batch, then hands over as much of it as the
- * ring takes per index exchange. */
-static void *producer_spsc_main(void *arg)
+/* The batch producers (spsc_ring, actor_batch): fill a batch of MB_BATCH,
+ * then hand over as much of it as the queue takes per call. */
+static void *producer_batch_main(void *arg)
 {
     mb_producer *p = arg;
     mb_run *r = p->run;
@@ -176,11 +181,27 @@ static void *producer_spsc_main(void *arg)
         }
         uint32_t sent = 0, waits = 0;
         while (sent < n) {
-            uint32_t k = bench_spscring_send_batch(&r->ring, batch + sent, n - sent);
+            if (r->kind == MB_SPSC) {
+                uint32_t k = bench_spscring_send_batch(&r->ring, batch + sent, n - sent);
+                sent += k;
+                if (k == 0 && !mb_wait_turn(&waits)) {
+                    p->failed = 1;
+                    return NULL;
+                }
+                continue;
+            }
+            uint32_t k = 0;
+            aether_status st = aether_actor_send_batch(r->actor, batch + sent, n - sent, &k);
             sent += k;
-            if (k == 0 && !mb_wait_turn(&waits)) {
-                p->failed = 1;
-                return NULL;
+            if (st == AETHER_EFULL) { /* as actor_Np: yield, retry the rest */
+                p->efull++;
+                if (++waits > MB_RETRIES_MAX) {
+                    p->failed = 1;
+                    return NULL;
+                }
+                sched_yield();
+            } else {
+                AETHER_ASSERT(st == AETHER_OK && sent == n);
             }
         }
         i += n;
@@ -259,7 +280,7 @@ static int mb_run_once(mb_kind kind, uint32_t producers, uint64_t per_producer, 
     bool consumer_started = false;
     uint32_t started = 0;
 
-    if (kind == MB_ACTOR) {
+    if (mb_is_actor(kind)) {
         aether_pool_config pc = { .workers = 1 };
         if (aether_pool_create(&pc, &pool) != AETHER_OK || aether_pool_start(pool) != AETHER_OK)
             goto out;
@@ -275,14 +296,14 @@ static int mb_run_once(mb_kind kind, uint32_t producers, uint64_t per_producer, 
             goto out;
     }
     pthread_barrier_init(&r->start, NULL, producers);
-    if (kind != MB_ACTOR) {
+    if (!mb_is_actor(kind)) {
         if (pthread_create(&consumer, NULL, consumer_main, r) != 0)
             goto out_barrier;
         consumer_started = true;
     }
     for (; started < producers; started++) {
         r->prod[started].run = r;
-        if (pthread_create(&prod[started], NULL, kind == MB_SPSC ? producer_spsc_main : producer_main,
+        if (pthread_create(&prod[started], NULL, kind == MB_SPSC || kind == MB_ACTOR_BATCH ? producer_batch_main : producer_main,
                            &r->prod[started]) != 0)
             break;
     }
@@ -311,7 +332,7 @@ static int mb_run_once(mb_kind kind, uint32_t producers, uint64_t per_producer, 
     /* Behaviour check: every message handled exactly once. */
     uint64_t expect = producers * (per_producer * (per_producer + 1) / 2);
     AETHER_ASSERT(r->sink.count == r->sink.target && r->sink.sum == expect);
-    if (kind == MB_ACTOR)
+    if (mb_is_actor(kind))
         AETHER_ASSERT(aether_actor_full_count(r->actor) == efull);
     out->msgs_per_s = (double)r->sink.target * 1e9 / (double)(r->sink.end_ns - t0);
     out->efull = kind == MB_MUTEXQ ? (double)bench_mutexq_full_waits(&r->q) : (double)efull;
@@ -320,7 +341,7 @@ static int mb_run_once(mb_kind kind, uint32_t producers, uint64_t per_producer, 
 out_barrier:
     pthread_barrier_destroy(&r->start);
 out:
-    if (kind == MB_ACTOR) {
+    if (mb_is_actor(kind)) {
         aether_actor_destroy(r->actor);
         if (pool != NULL)
             aether_pool_stop(pool);
@@ -378,6 +399,9 @@ int bench_mailbox_main(const bench_opts *o)
         { .name = "actor_1p", .kind = MB_ACTOR, .producers = 1, .baseline = "mutexq_1p" },
         { .name = "actor_2p", .kind = MB_ACTOR, .producers = 2, .baseline = "mutexq_2p" },
         { .name = "actor_4p", .kind = MB_ACTOR, .producers = 4, .baseline = "mutexq_4p" },
+        { .name = "actor_batch_1p", .kind = MB_ACTOR_BATCH, .producers = 1, .baseline = "mutexq_1p" },
+        { .name = "actor_batch_2p", .kind = MB_ACTOR_BATCH, .producers = 2, .baseline = "mutexq_2p" },
+        { .name = "actor_batch_4p", .kind = MB_ACTOR_BATCH, .producers = 4, .baseline = "mutexq_4p" },
         { .name = "spsc_ring", .kind = MB_SPSC, .producers = 1, .baseline = "mutexq_1p" },
     };
     const size_t ncases = sizeof(cases) / sizeof(cases[0]);
@@ -388,6 +412,7 @@ int bench_mailbox_main(const bench_opts *o)
     bench_report_begin(o, MB_BENCH,
                        "msgs/s from first send to last handled; handler sums arg64; queue bound "
                        "4096 everywhere;\nactor = pool executor, 1 worker, batch 64; "
+                       "actor_batch = producers send 64 at a time (aether_actor_send_batch);\n"
                        "spsc_ring = the ceiling: batches of 64 each way, no wake-up;\n"
                        "of_ceiling = actor throughput / spsc_ring throughput;\n"
                        "efull = AETHER_EFULL returns per run (producer yields, retries),\n"
@@ -411,10 +436,10 @@ int bench_mailbox_main(const bench_opts *o)
                 base = cases[j].rate.median;
         AETHER_ASSERT(base > 0);
         bench_report_row(o, MB_BENCH, c->name, "throughput", &c->rate, "msg/s", c->baseline, base);
-        if (c->kind == MB_ACTOR)
+        if (mb_is_actor(c->kind))
             bench_report_row(o, MB_BENCH, c->name, "of_ceiling", &c->rate, "msg/s", ceiling->name,
                              ceiling->rate.median);
-        if (c->kind == MB_ACTOR)
+        if (mb_is_actor(c->kind))
             bench_report_row(o, MB_BENCH, c->name, "efull", &c->efull, "count", NULL, 0);
         else if (c->kind == MB_MUTEXQ)
             bench_report_row(o, MB_BENCH, c->name, "full_waits", &c->efull, "count", NULL, 0);
