@@ -4,21 +4,30 @@
  *
  * Cases (same 32-byte aether_msg, same handler `sink_handle`, called through
  * a function pointer everywhere):
- *   actor_1p, actor_2p   one actor on the thread-pool executor with ONE
- *                        worker (producers + worker fit the 2 cores), fed by
- *                        1 or 2 producer threads through aether_actor_send;
- *                        a producer that gets AETHER_EFULL sched_yield()s and
- *                        retries, and the EFULL returns are reported.
- *   mutexq_1p, mutexq_2p baseline A: bench_mutexq (mutex + 2 condvars, one
- *                        message per lock) and a consumer thread.
- *   spsc_ring            limit B: raw ck_ring SPSC between two threads
- *                        (no scheduling, no CAS, no handshake).
+ *   actor_Np      one actor on the thread-pool executor with ONE worker,
+ *                 fed by N = 1, 2, 4 producer threads through
+ *                 aether_actor_send, one message per call; a producer that
+ *                 gets AETHER_EFULL sched_yield()s and retries, and the
+ *                 EFULL returns are reported.
+ *   actor_batch_Np the same actor, each producer sending batches of MB_BATCH
+ *                 through aether_actor_send_batch (one reservation per
+ *                 batch); on AETHER_EFULL it yields and sends the rest.
+ *   mutexq_Np     baseline A: bench_mutexq (mutex + 2 condvars, one message
+ *                 per lock) and a consumer thread.
+ *   spsc_ring     limit B, the ceiling: raw ck_ring SPSC between two threads
+ *                 moving batches of MB_BATCH (one index exchange per batch
+ *                 on each side; no scheduling, no CAS, no handshake, no
+ *                 wake-up).
  * A run sends a fixed count (calibrated per case so a run lasts about
  * --seconds) and measures from the first send to the last message handled:
  * the handler stamps the time when its count reaches the run's total.
- * Ratios are against the mutex queue with the same number of producers
- * (spsc_ring against mutexq_1p). The handler sums arg64 and the sum is
- * checked after every run, so every message was really handled once.
+ * Throughput ratios are against the mutex queue with the same number of
+ * producers (spsc_ring against mutexq_1p); each actor case has a second row,
+ * of_ceiling, its throughput as a fraction of spsc_ring's. The handler sums
+ * arg64 and the sum is checked after every run, so every message was really
+ * handled once. A side that finds its queue full (or empty) spins
+ * MB_SPINS_BEFORE_YIELD rounds and then yields: with 2 cores shared, a pure
+ * spin burns the slice its peer needs.
  *
  * Threading: the main thread creates and joins every producer/consumer
  * thread and the pool of each run.
@@ -43,17 +52,21 @@
 
 #define MB_BENCH "mailbox"
 #define MB_CAPACITY AETHER_ACTOR_MAILBOX_DEFAULT /* every queue holds the same bound */
-#define MB_PRODUCERS_MAX 2u
+#define MB_PRODUCERS_MAX 4u
+#define MB_BATCH 64u                             /* spsc_ring: messages per index exchange */
+#define MB_SPINS_BEFORE_YIELD 128u
 #define MB_CALIBRATE_MSGS 1000000u               /* messages of the unreported warm-up run */
 #define MB_MSGS_MIN 200000u                      /* per run, whatever the calibration says */
 #define MB_MSGS_MAX 4000000000u
 #define MB_RETRIES_MAX 100000000u                /* consecutive full sends before giving up */
-#define MB_SPINS_MAX 2000000000u                 /* empty polls of the SPSC consumer */
+#define MB_WAITS_MAX 100000000u                  /* consecutive full/empty polls (spsc_ring) */
 #define MB_DONE_TIMEOUT_NS (120ull * 1000000000ull)
 #define MB_POP_TIMEOUT_NS (1000000000ull)      /* a mutexq side waiting this long has failed */
 #define MB_WAIT_POLL_NS 200000L
 
-typedef enum mb_kind { MB_ACTOR, MB_MUTEXQ, MB_SPSC } mb_kind;
+typedef enum mb_kind { MB_ACTOR, MB_ACTOR_BATCH, MB_MUTEXQ, MB_SPSC } mb_kind;
+
+static bool mb_is_actor(mb_kind k) { return k == MB_ACTOR || k == MB_ACTOR_BATCH; }
 
 /* The handler's state: written only by the consuming thread while a run is
  * on; `done` is the release store the main thread acquires. */
@@ -91,7 +104,7 @@ typedef struct mb_run {
     uint32_t producers;
     uint64_t per_producer;
     aether_actor_handle_fn handle; /* sink_handle, called indirectly everywhere */
-    aether_actor *actor;           /* MB_ACTOR */
+    aether_actor *actor;           /* MB_ACTOR, MB_ACTOR_BATCH */
     bench_mutexq q;                /* MB_MUTEXQ */
     bench_spscring ring;           /* MB_SPSC */
     pthread_barrier_t start;
@@ -104,6 +117,19 @@ typedef struct mb_result {
     double msgs_per_s;
     double efull;     /* EFULL returns (actor) or full waits (mutexq) */
 } mb_result;
+
+/* One poll of a full or empty queue: spin, then yield. False once the
+ * peer has made no progress for MB_WAITS_MAX polls. */
+static bool mb_wait_turn(uint32_t *waits)
+{
+    if (++*waits > MB_WAITS_MAX)
+        return false;
+    if (*waits % MB_SPINS_BEFORE_YIELD == 0)
+        sched_yield();
+    else
+        ck_pr_stall();
+    return true;
+}
 
 static void *producer_main(void *arg)
 {
@@ -126,21 +152,59 @@ static void *producer_main(void *arg)
                 sched_yield();
             }
             AETHER_ASSERT(st == AETHER_OK);
-        } else if (r->kind == MB_MUTEXQ) {
+        } else { /* MB_MUTEXQ */
             if (!bench_mutexq_push(&r->q, &m, MB_POP_TIMEOUT_NS)) {
                 p->failed = 1;
                 return NULL;
             }
-        } else {
-            uint32_t spins = 0;
-            while (!bench_spscring_send(&r->ring, &m)) {
-                if (++spins > MB_SPINS_MAX) {
+        }
+    }
+    return NULL;
+}
+
+/* The batch producers (spsc_ring, actor_batch): fill a batch of MB_BATCH,
+ * then hand over as much of it as the queue takes per call. */
+static void *producer_batch_main(void *arg)
+{
+    mb_producer *p = arg;
+    mb_run *r = p->run;
+    aether_msg batch[MB_BATCH];
+    memset(batch, 0, sizeof(batch));
+    pthread_barrier_wait(&r->start);
+    p->t0_ns = bench_now_ns();
+    for (uint64_t i = 0; i < r->per_producer;) {
+        uint64_t left = r->per_producer - i;
+        uint32_t n = left < MB_BATCH ? (uint32_t)left : MB_BATCH;
+        for (uint32_t j = 0; j < n; j++) {
+            batch[j].type = 1;
+            batch[j].arg64 = i + j + 1;
+        }
+        uint32_t sent = 0, waits = 0;
+        while (sent < n) {
+            if (r->kind == MB_SPSC) {
+                uint32_t k = bench_spscring_send_batch(&r->ring, batch + sent, n - sent);
+                sent += k;
+                if (k == 0 && !mb_wait_turn(&waits)) {
                     p->failed = 1;
                     return NULL;
                 }
-                ck_pr_stall();
+                continue;
+            }
+            uint32_t k = 0;
+            aether_status st = aether_actor_send_batch(r->actor, batch + sent, n - sent, &k);
+            sent += k;
+            if (st == AETHER_EFULL) { /* as actor_Np: yield, retry the rest */
+                p->efull++;
+                if (++waits > MB_RETRIES_MAX) {
+                    p->failed = 1;
+                    return NULL;
+                }
+                sched_yield();
+            } else {
+                AETHER_ASSERT(st == AETHER_OK && sent == n);
             }
         }
+        i += n;
     }
     return NULL;
 }
@@ -160,16 +224,23 @@ static void *consumer_main(void *arg)
             r->handle(&r->sink, NULL, &m);
         }
     } else {
-        uint64_t spins = 0;
-        for (uint64_t i = 0; i < total; i++) {
-            while (!bench_spscring_recv(&r->ring, &m)) {
-                if (++spins > MB_SPINS_MAX) {
+        aether_msg batch[MB_BATCH];
+        uint32_t waits = 0;
+        for (uint64_t got = 0; got < total;) {
+            uint64_t left = total - got;
+            uint32_t n = bench_spscring_recv_batch(&r->ring, batch,
+                                                   left < MB_BATCH ? (uint32_t)left : MB_BATCH);
+            if (n == 0) {
+                if (!mb_wait_turn(&waits)) {
                     r->consumer_failed = 1;
                     return NULL;
                 }
-                ck_pr_stall();
+                continue;
             }
-            r->handle(&r->sink, NULL, &m);
+            waits = 0;
+            for (uint32_t i = 0; i < n; i++)
+                r->handle(&r->sink, NULL, &batch[i]);
+            got += n;
         }
     }
     return NULL;
@@ -209,7 +280,7 @@ static int mb_run_once(mb_kind kind, uint32_t producers, uint64_t per_producer, 
     bool consumer_started = false;
     uint32_t started = 0;
 
-    if (kind == MB_ACTOR) {
+    if (mb_is_actor(kind)) {
         aether_pool_config pc = { .workers = 1 };
         if (aether_pool_create(&pc, &pool) != AETHER_OK || aether_pool_start(pool) != AETHER_OK)
             goto out;
@@ -225,14 +296,15 @@ static int mb_run_once(mb_kind kind, uint32_t producers, uint64_t per_producer, 
             goto out;
     }
     pthread_barrier_init(&r->start, NULL, producers);
-    if (kind != MB_ACTOR) {
+    if (!mb_is_actor(kind)) {
         if (pthread_create(&consumer, NULL, consumer_main, r) != 0)
             goto out_barrier;
         consumer_started = true;
     }
     for (; started < producers; started++) {
         r->prod[started].run = r;
-        if (pthread_create(&prod[started], NULL, producer_main, &r->prod[started]) != 0)
+        if (pthread_create(&prod[started], NULL, kind == MB_SPSC || kind == MB_ACTOR_BATCH ? producer_batch_main : producer_main,
+                           &r->prod[started]) != 0)
             break;
     }
     if (started < producers) {
@@ -260,7 +332,7 @@ static int mb_run_once(mb_kind kind, uint32_t producers, uint64_t per_producer, 
     /* Behaviour check: every message handled exactly once. */
     uint64_t expect = producers * (per_producer * (per_producer + 1) / 2);
     AETHER_ASSERT(r->sink.count == r->sink.target && r->sink.sum == expect);
-    if (kind == MB_ACTOR)
+    if (mb_is_actor(kind))
         AETHER_ASSERT(aether_actor_full_count(r->actor) == efull);
     out->msgs_per_s = (double)r->sink.target * 1e9 / (double)(r->sink.end_ns - t0);
     out->efull = kind == MB_MUTEXQ ? (double)bench_mutexq_full_waits(&r->q) : (double)efull;
@@ -269,7 +341,7 @@ static int mb_run_once(mb_kind kind, uint32_t producers, uint64_t per_producer, 
 out_barrier:
     pthread_barrier_destroy(&r->start);
 out:
-    if (kind == MB_ACTOR) {
+    if (mb_is_actor(kind)) {
         aether_actor_destroy(r->actor);
         if (pool != NULL)
             aether_pool_stop(pool);
@@ -323,8 +395,13 @@ int bench_mailbox_main(const bench_opts *o)
     mb_case cases[] = {
         { .name = "mutexq_1p", .kind = MB_MUTEXQ, .producers = 1, .baseline = "mutexq_1p" },
         { .name = "mutexq_2p", .kind = MB_MUTEXQ, .producers = 2, .baseline = "mutexq_2p" },
+        { .name = "mutexq_4p", .kind = MB_MUTEXQ, .producers = 4, .baseline = "mutexq_4p" },
         { .name = "actor_1p", .kind = MB_ACTOR, .producers = 1, .baseline = "mutexq_1p" },
         { .name = "actor_2p", .kind = MB_ACTOR, .producers = 2, .baseline = "mutexq_2p" },
+        { .name = "actor_4p", .kind = MB_ACTOR, .producers = 4, .baseline = "mutexq_4p" },
+        { .name = "actor_batch_1p", .kind = MB_ACTOR_BATCH, .producers = 1, .baseline = "mutexq_1p" },
+        { .name = "actor_batch_2p", .kind = MB_ACTOR_BATCH, .producers = 2, .baseline = "mutexq_2p" },
+        { .name = "actor_batch_4p", .kind = MB_ACTOR_BATCH, .producers = 4, .baseline = "mutexq_4p" },
         { .name = "spsc_ring", .kind = MB_SPSC, .producers = 1, .baseline = "mutexq_1p" },
     };
     const size_t ncases = sizeof(cases) / sizeof(cases[0]);
@@ -335,21 +412,34 @@ int bench_mailbox_main(const bench_opts *o)
     bench_report_begin(o, MB_BENCH,
                        "msgs/s from first send to last handled; handler sums arg64; queue bound "
                        "4096 everywhere;\nactor = pool executor, 1 worker, batch 64; "
+                       "actor_batch = producers send 64 at a time (aether_actor_send_batch);\n"
+                       "spsc_ring = the ceiling: batches of 64 each way, no wake-up;\n"
+                       "of_ceiling = actor throughput / spsc_ring throughput;\n"
                        "efull = AETHER_EFULL returns per run (producer yields, retries),\n"
                        "full_waits = pushes that blocked on a full mutex queue per run;\n"
                        "cores_used = process CPU time / wall time (2.0 = both cores were ours)");
+    /* Every case is measured before any row is printed, so each ratio's
+     * baseline exists whatever the order of the cases. */
     int rc = 0;
+    for (size_t i = 0; i < ncases && rc == 0; i++)
+        rc = mb_measure(o, &cases[i]);
+    const mb_case *ceiling = NULL;
+    for (size_t j = 0; j < ncases; j++)
+        if (cases[j].kind == MB_SPSC)
+            ceiling = &cases[j];
+    AETHER_ASSERT(ceiling != NULL);
     for (size_t i = 0; i < ncases && rc == 0; i++) {
         mb_case *c = &cases[i];
-        rc = mb_measure(o, c);
-        if (rc != 0)
-            break;
         double base = 0;
         for (size_t j = 0; j < ncases; j++)
             if (strcmp(cases[j].name, c->baseline) == 0)
                 base = cases[j].rate.median;
+        AETHER_ASSERT(base > 0);
         bench_report_row(o, MB_BENCH, c->name, "throughput", &c->rate, "msg/s", c->baseline, base);
-        if (c->kind == MB_ACTOR)
+        if (mb_is_actor(c->kind))
+            bench_report_row(o, MB_BENCH, c->name, "of_ceiling", &c->rate, "msg/s", ceiling->name,
+                             ceiling->rate.median);
+        if (mb_is_actor(c->kind))
             bench_report_row(o, MB_BENCH, c->name, "efull", &c->efull, "count", NULL, 0);
         else if (c->kind == MB_MUTEXQ)
             bench_report_row(o, MB_BENCH, c->name, "full_waits", &c->efull, "count", NULL, 0);

@@ -147,20 +147,20 @@ void aether_actor_destroy(aether_actor *a)
     free(a);
 }
 
-aether_status aether_actor_send(aether_actor *a, const aether_msg *msg)
+/* A send was refused by a full mailbox: count it, say so (rate-limited). */
+static void note_full(aether_actor *a)
 {
-    if (AETHER_UNLIKELY(__atomic_load_n(&a->closed, __ATOMIC_RELAXED)))
-        return AETHER_ECLOSED;
-    aether_status st = aether_mailbox_send_mpsc(&a->mailbox, msg);
-    if (AETHER_UNLIKELY(st != AETHER_OK)) {
-        if (a->m_full != NULL)
-            aether_counter_inc(a->m_full);
-        uint64_t suppressed = 0;
-        if (aether_log_ratelimit_allow(&a->full_log, aether_clock_now_ns(a->ex->clock), &suppressed))
-            AETHER_WARN("actor", "actor '%s' mailbox full (capacity %u); send refused (%llu more suppressed)",
-                        a->name, a->mailbox.capacity, (unsigned long long)suppressed);
-        return st;
-    }
+    if (a->m_full != NULL)
+        aether_counter_inc(a->m_full);
+    uint64_t suppressed = 0;
+    if (aether_log_ratelimit_allow(&a->full_log, aether_clock_now_ns(a->ex->clock), &suppressed))
+        AETHER_WARN("actor", "actor '%s' mailbox full (capacity %u); send refused (%llu more suppressed)",
+                    a->name, a->mailbox.capacity, (unsigned long long)suppressed);
+}
+
+/* Step 2 of the handshake, after an enqueue. */
+static void schedule_after_send(aether_actor *a)
+{
     /* Dekker with the runner's unschedule, on (p_head, scheduled): our slot
      * reservation is an atomic RMW on p_head, ordered before this load of
      * `scheduled` (a no-op fence on x86, where locked instructions are full
@@ -173,6 +173,37 @@ aether_status aether_actor_send(aether_actor *a, const aether_msg *msg)
         if (__atomic_compare_exchange_n(&a->scheduled, &expected, 1, false, __ATOMIC_ACQ_REL,
                                         __ATOMIC_RELAXED))
             a->ex->ops->schedule(a->ex, a);
+    }
+}
+
+aether_status aether_actor_send(aether_actor *a, const aether_msg *msg)
+{
+    if (AETHER_UNLIKELY(__atomic_load_n(&a->closed, __ATOMIC_RELAXED)))
+        return AETHER_ECLOSED;
+    aether_status st = aether_mailbox_send_mpsc(&a->mailbox, msg);
+    if (AETHER_UNLIKELY(st != AETHER_OK)) {
+        note_full(a);
+        return st;
+    }
+    schedule_after_send(a);
+    return AETHER_OK;
+}
+
+aether_status aether_actor_send_batch(aether_actor *a, const aether_msg *msgs, uint32_t n,
+                                      uint32_t *sent)
+{
+    AETHER_ASSERT(sent != NULL && (msgs != NULL || n == 0));
+    *sent = 0;
+    if (AETHER_UNLIKELY(__atomic_load_n(&a->closed, __ATOMIC_RELAXED)))
+        return AETHER_ECLOSED;
+    uint32_t k = aether_mailbox_send_batch_mpsc(&a->mailbox, msgs, n);
+    AETHER_ASSERT(k <= n);
+    *sent = k;
+    if (k > 0) /* one reservation, one handshake for the whole batch */
+        schedule_after_send(a);
+    if (AETHER_UNLIKELY(k < n)) {
+        note_full(a);
+        return AETHER_EFULL;
     }
     return AETHER_OK;
 }

@@ -6,14 +6,16 @@
  * message); anything bigger travels as a pointer in msg.ptr whose ownership
  * the message type defines (see AETHER_MSG_REF in actor.h).
  *
- * Threading: aether_mailbox_send_mpsc from any number of threads at once;
+ * Threading: aether_mailbox_send_mpsc and aether_mailbox_send_batch_mpsc
+ * from any number of threads at once;
  * aether_mailbox_recv_sc from one consumer thread at a time (the actor's
  * runner). init/fini with no concurrent users.
  *
  * Bound: capacity is a power of two >= 2; as in ck_ring, one slot stays free,
  * so the mailbox holds capacity - 1 messages. A send that finds it full
- * returns AETHER_EFULL and is counted in full_count; nothing is dropped
- * silently.
+ * returns AETHER_EFULL and is counted in full_count (a batch send that
+ * finds room for only part of its batch sends that part and counts once);
+ * nothing is dropped silently.
  */
 #ifndef AETHER_MAILBOX_H
 #define AETHER_MAILBOX_H
@@ -52,6 +54,13 @@ void aether_mailbox_fini(aether_mailbox *mb);
 
 /* Any thread. AETHER_OK or AETHER_EFULL (counted). */
 aether_status aether_mailbox_send_mpsc(aether_mailbox *mb, const aether_msg *msg);
+
+/* Any thread. Sends msgs[0..n) in order with one reservation (one CAS on
+ * the producer index and one publication for the batch, not one per
+ * message): as many as fit, a prefix, and returns how many. Fewer than n
+ * means the mailbox was full: counted once in full_count. The messages of
+ * one call sit next to each other in the mailbox. n == 0 sends nothing. */
+uint32_t aether_mailbox_send_batch_mpsc(aether_mailbox *mb, const aether_msg *msgs, uint32_t n);
 
 /* Consumer thread only. Copies up to max messages into out, oldest first;
  * returns how many. Messages from one producer come out in the order that
