@@ -30,8 +30,8 @@ typedef struct bench_entry {
 
 static const bench_entry benches[] = {
     { "mailbox", bench_mailbox_main,
-      "messages/s through an actor on the pool executor (1 and 2 producers) vs a "
-      "mutex+condvar queue and a raw ck_ring SPSC" },
+      "messages/s through an actor on the pool executor (1, 2 and 4 producers; single and batch sends) vs a "
+      "mutex+condvar queue and a raw ck_ring SPSC moving batches (the ceiling)" },
     { "lookup", bench_lookup_main,
       "aether_route_key lookups/s (1 and 2 readers) while a writer republishes the map "
       "1000/s, vs rwlock, mutex and unsynchronised reads" },
