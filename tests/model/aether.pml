@@ -44,6 +44,26 @@
 #define MAP_VERSIONS 6      /* map versions the leaders publish, in all */
 #endif
 
+/* Fault budgets (tools/model-check runs one configuration per fault). */
+#ifndef CRASHES
+#define CRASHES 1           /* node 1 crashes and restarts with a new incarnation */
+#endif
+#ifndef TWINS
+#define TWINS 1             /* a second process of node 0 starts */
+#endif
+#ifndef LOSSES
+#define LOSSES 1            /* the lease bucket is deleted and re-created */
+#endif
+#ifndef FORGERIES
+#define FORGERIES 1         /* a forged event claims a term nobody holds */
+#endif
+#ifndef PAUSES
+#define PAUSES 2            /* process pauses, in all */
+#endif
+#ifndef FAILS_MAX
+#define FAILS_MAX 2         /* nodes declared Failed, in all (each rejoin raises an incarnation) */
+#endif
+
 #define TTL_S     3         /* the store's TTL of a lease write (ticks) */
 #define TTL_L     2         /* the holder's own deadline: ttl - safety_margin */
 #define FENCE     2         /* serving right: failure_timeout - fence_margin */
@@ -79,6 +99,8 @@ bit  acked[N_SHARD];        /* ShardReleased received for it */
 
 /* ---- per process ------------------------------------------------------- */
 bit  alive[N_PROC];
+bit  paused[N_PROC];         /* stopped by the environment (SIGSTOP, a stall) */
+#define up(p) (alive[p] && !paused[p])
 byte myinc[N_PROC];         /* the incarnation this process claims */
 bit  sup[N_PROC];           /* superseded */
 byte est[N_PROC];           /* acquire in progress: 0 no, 1 created */
@@ -101,7 +123,8 @@ byte wt[N_PROC];            /* serve_after_ns countdown: an earlier process of o
 /* ---- history, for the properties ---------------------------------------- */
 byte maxterm;               /* highest term any holder acted on */
 bit  calm;                  /* the faults have stopped */
-byte crashes, twins, losses, forgeries;
+byte crashes, twins, losses, forgeries, fails, pauses;
+bit  fault_now;              /* the environment may inject one fault in this tick */
 
 #define may_act(p)  (lead[p] != 0 && ldl[p] > 0)
 
@@ -183,20 +206,125 @@ inline boot(p, inc) {
     mto[p * N_SHARD] = NONE; mto[p * N_SHARD + 1] = NONE
 }
 
+
+#define leads_loaded(q) (up(q) && may_act(q) && loaded[q])
+#define MO(p, s)  mown[(p) * N_SHARD + (s)]
+#define MM(p, s)  mmov[(p) * N_SHARD + (s)]
+#define MT(p, s)  mto[(p) * N_SHARD + (s)]
+/* healthy() of a node index that may be NONE */
+#define hl(n)     ((n) < N_NODE && healthy(n))
 /* The leader's next map from the one it holds (member_assign.c, advance):
- * one change per map. Shard s: unassigned or owner gone -> direct;
- * stable on a healthy owner that is not the target -> Releasing(to);
- * Releasing -> Stable(to) on an acknowledgement or by decree after the
- * handoff timeout; a target that went away cancels the move. */
-byte nown, nto; bit nmov; byte ns;
+ * shard s unassigned or its owner gone -> direct; stable on a healthy
+ * owner that is not the target -> Releasing(to); Releasing -> Stable(to) on
+ * an acknowledgement, by decree after the handoff timeout, or at once if
+ * the old owner is gone; a target that went away cancels the move. */
+#define c_direct(p, s)  (!MM(p, s) && !hl(MO(p, s)) && target(s) != NONE)
+#define c_move(p, s)    (!MM(p, s) && hl(MO(p, s)) && target(s) != NONE && target(s) != MO(p, s))
+#define c_finish(p, s)  (MM(p, s) && hl(MT(p, s)) && (!hl(MO(p, s)) || acked[s] || ho[s] == 0))
+#define c_cancel(p, s)  (MM(p, s) && !hl(MT(p, s)))
+#define change(p, s)    (c_direct(p, s) || c_move(p, s) || c_finish(p, s) || c_cancel(p, s))
+
+#define wants(p, s) (!held(p, s) && MO(p, s) == nid(p) && !MM(p, s))
+#define releasing(p, s) (MM(p, s) && MO(p, s) == nid(p) && !held(p, s) && mver[p] >= mvv[s] && \
+                         sm_mov[s] && !acked[s])
+
+/* member_assign.c, reconcile: releases first (on_shard_released), then the
+ * acknowledgement of a shard leaving us (send_ack -> ShardReleased; the
+ * leader takes it only for the present handoff), then acquisitions: a
+ * stable primary shard of ours, from a map that is current, while we may
+ * serve (and, first admitted, after the wait that outlasts an earlier
+ * process of our id: serve_after_ns). */
+inline reconcile(p) {
+    release_unwanted(p);
+    if
+    :: !sup[p] && releasing(p, 0) -> acked[0] = 1;
+        printf("EV P%d acknowledges the release of shard 0\n", p)
+    :: else
+    fi;
+    if
+    :: !sup[p] && releasing(p, 1) -> acked[1] = 1;
+        printf("EV P%d acknowledges the release of shard 1\n", p)
+    :: else
+    fi;
+    if
+    :: may_serve(p) && adm[p] && wt[p] == 0 && wants(p, 0) -> held(p, 0) = 1;
+        printf("EV P%d acquires shard 0 (map v%d)\n", p, mver[p])
+    :: else
+    fi;
+    if
+    :: may_serve(p) && adm[p] && wt[p] == 0 && wants(p, 1) -> held(p, 1) = 1;
+        printf("EV P%d acquires shard 1 (map v%d)\n", p, mver[p])
+    :: else
+    fi
+}
+
+hidden byte nown, nto, ns;
+hidden byte nmov;
+
+inline publish(p, s) {
+    nown = MO(p, s); nmov = MM(p, s); nto = MT(p, s); ns = s;
+    if
+    :: c_direct(p, s) -> nown = target(s)
+    :: c_move(p, s) -> nmov = 1; nto = target(s)
+    :: c_finish(p, s) -> nown = nto; nmov = 0; nto = NONE
+    :: c_cancel(p, s) -> nmov = 0; nto = NONE;
+        if :: !hl(nown) -> nown = target(s) :: else fi
+    fi;
+    sm_ver++; sm_term = lead[p];
+    sm_own[0] = MO(p, 0); sm_own[1] = MO(p, 1);
+    sm_mov[0] = MM(p, 0); sm_mov[1] = MM(p, 1);
+    sm_to[0] = MT(p, 0); sm_to[1] = MT(p, 1);
+    sm_own[s] = nown; sm_mov[s] = nmov; sm_to[s] = nto;
+    if
+    :: nmov && !MM(p, s) -> ho[s] = HANDOFF_T; mvv[s] = sm_ver; acked[s] = 0
+    :: else
+    fi;
+    install(p); reconcile(p);
+    printf("EV P%d publishes map v%d term %d: shard %d owner %d moving %d to %d\n",
+           p, sm_ver, sm_term, ns, nown, nmov, nto);
+    nown = 0; nto = 0; ns = 0; nmov = 0
+}
+
+/* A keep-alive is due: the right or the leader's record runs down, or we
+ * are not (or no longer) the admitted process of our id. */
+#define ka_due(p) (up(p) && !sup[p] && (right[p] < FENCE || hbt[nid(p)] < FAIL_T || \
+                   rinc[nid(p)] < myinc[p] || rfail[nid(p)]))
+
+inline keepalive(p, q) {
+#ifndef NO_INCARNATION_RULE
+    if
+    :: rinc[nid(p)] > myinc[p] -> sup[p] = 1; /* ESUPERSEDED: stop at once */
+        printf("EV P%d is refused as superseded (incarnation %d < %d)\n", p, myinc[p], rinc[nid(p)])
+    :: else
+    fi;
+#endif
+    if
+    :: sup[p] -> skip
+    :: else ->
+        if
+        :: rinc[nid(p)] < myinc[p] || rfail[nid(p)] ->   /* admission: a new process, or a rejoin */
+            if :: rfail[nid(p)] && rinc[nid(p)] >= myinc[p] -> myinc[p] = rinc[nid(p)] + 1 :: else fi;
+            rinc[nid(p)] = myinc[p]; rfail[nid(p)] = 0;
+            if :: !adm[p] -> adm[p] = 1; wt[p] = FAIL_T :: else fi
+        :: else
+        fi;
+        hbt[nid(p)] = FAIL_T; right[p] = FENCE;
+        if :: mver[q] > ann[p] -> ann[p] = mver[q] :: else fi;
+        /* LeaseRenewed / the acknowledgement name the leader's term */
+        note_term(p, lead[q]);
+        printf("EV P%d keep-alive acknowledged by leader P%d (incarnation %d, term %d, map v%d)\n",
+               p, q, myinc[p], lead[q], mver[q]);
+        reconcile(p)
+    fi
+}
+
 
 proctype Node(byte p)
 {
-    byte q, s, t, k;
 end:
     do
     /* 1. Campaign: create the lease key (aether_lease_acquire step 1). */
-    :: atomic { alive[p] && !sup[p] && lead[p] == 0 && est[p] == 0 &&
+    :: atomic { up(p) && !sup[p] && lead[p] == 0 && est[p] == 0 &&
                 lk_holder == NOPROC && ctr < BUCKET_REVS ->
             ctr++; lk_holder = p; lk_rev = ctr; lk_term = 0; lk_ttl = TTL_S;
             myrev[p] = ctr; ldl[p] = TTL_L; est[p] = 1;
@@ -205,7 +333,7 @@ end:
      * the lease bucket was re-created: wait a ttl (2b), then advance the
      * key past R (3); CAS the record to our revision (4); verify the key is
      * still ours (5); act (6). */
-    :: atomic { alive[p] && est[p] == 1 ->
+    :: atomic { up(p) && est[p] == 1 ->
             if
             :: lk_holder != p || lk_rev != myrev[p] || ldl[p] == 0 ->
                 est[p] = 0;                      /* lost it, or too slow: never acted on */
@@ -232,10 +360,13 @@ end:
                 assert(lead[p] > maxterm);
                 maxterm = lead[p];
                 note_term(p, lead[p]);
-                printf("EV P%d records term %d and leads\n", p, lead[p])
+                printf("EV P%d records term %d and leads\n", p, lead[p]);
+                /* take over (policy 10, takeover_load): read the stored map */
+                if :: sm_ver > mver[p] -> install(p); reconcile(p) :: else fi;
+                loaded[p] = 1
             fi }
     /* Renew (aether_lease_renew): CAS on our revision and nonce. */
-    :: atomic { alive[p] && may_act(p) && ldl[p] < TTL_L ->
+    :: atomic { up(p) && may_act(p) && ldl[p] < TTL_L ->
             if
             :: lk_holder == p && lk_rev == myrev[p] ->
                 ldl[p] = TTL_L; lk_ttl = TTL_S; lk_term = lead[p];
@@ -244,150 +375,49 @@ end:
                 printf("EV P%d: renewal refused, stops leading\n", p)
             fi }
     /* Lose by the clock (member_may_lead false; lose_term). */
-    :: atomic { alive[p] && lead[p] != 0 && ldl[p] == 0 -> lead[p] = 0;
+    :: atomic { up(p) && lead[p] != 0 && ldl[p] == 0 -> lead[p] = 0;
             printf("EV P%d: lease deadline passed, stops leading\n", p) }
     /* Resign (aether_lease_resign): delete our own key only. */
-    :: atomic { alive[p] && !calm && may_act(p) ->
+    :: atomic { up(p) && fault_now && may_act(p) -> fault_now = 0;
             if :: lk_holder == p && lk_rev == myrev[p] -> lk_holder = NOPROC :: else fi;
             lead[p] = 0;
             printf("EV P%d resigns\n", p) }
-    /* Take over (policy 10, takeover_load): read the stored map. */
-    :: atomic { alive[p] && may_act(p) && !loaded[p] ->
-            if :: sm_ver > mver[p] -> install(p); release_unwanted(p) :: else fi;
-            loaded[p] = 1;
-            printf("EV P%d takes over with map v%d\n", p, mver[p]) }
     /* Leader: the failure check (tick_failcheck, policy 4): a healthy node
      * silent for the failure timeout is declared Failed. */
-    :: atomic { alive[p] && may_act(p) && loaded[p] && silent(0) -> rfail[0] = 1;
+    :: atomic { up(p) && may_act(p) && loaded[p] && silent(0) && fails < FAILS_MAX -> rfail[0] = 1; fails++;
             printf("EV P%d declares node 0 failed\n", p) }
-    :: atomic { alive[p] && may_act(p) && loaded[p] && silent(1) -> rfail[1] = 1;
+    :: atomic { up(p) && may_act(p) && loaded[p] && silent(1) && fails < FAILS_MAX -> rfail[1] = 1; fails++;
             printf("EV P%d declares node 1 failed\n", p) }
-    :: atomic { alive[p] && may_act(p) && loaded[p] && silent(2) -> rfail[2] = 1;
+    :: atomic { up(p) && may_act(p) && loaded[p] && silent(2) && fails < FAILS_MAX -> rfail[2] = 1; fails++;
             printf("EV P%d declares node 2 failed\n", p) }
-    /* Leader: publish the next map (advance + write_state + adopt): the
-     * map is written to the state store by CAS on the revision we hold
-     * (our installed map is the stored one), then installed. */
-    :: atomic { alive[p] && may_act(p) && loaded[p] && sm_ver < MAP_VERSIONS &&
-                sm_ver == mver[p] && sm_term == mterm[p] ->
-            ns = NONE; s = 0;
-            do
-            :: s < N_SHARD && ns == NONE ->
-                nown = mown[p * N_SHARD + s]; nmov = mmov[p * N_SHARD + s]; nto = mto[p * N_SHARD + s];
-                t = target(s);
-                if
-                :: !nmov && (nown == NONE || !healthy(nown)) && t != NONE ->
-                    nown = t; ns = s
-                :: !nmov && nown != NONE && healthy(nown) && t != NONE && t != nown ->
-                    nmov = 1; nto = t; ns = s
-                :: nmov && (!healthy(nown) || acked[s] || ho[s] == 0) && healthy(nto) ->
-                    nown = nto; nmov = 0; nto = NONE; ns = s       /* ack, decree, or gone */
-                :: nmov && !healthy(nto) ->
-                    nmov = 0; nto = NONE; ns = s;                  /* cancelled */
-                    if :: !healthy(nown) -> nown = t :: else fi
-                :: else -> skip
-                fi;
-                if
-                :: ns == NONE -> s++
-                :: else
-                fi
-            :: s >= N_SHARD || ns != NONE -> break
-            od;
-            ns != NONE;                          /* nothing to change: no map */
-            sm_ver++; sm_term = lead[p];
-            sm_own[0] = mown[p * N_SHARD]; sm_own[1] = mown[p * N_SHARD + 1];
-            sm_mov[0] = mmov[p * N_SHARD]; sm_mov[1] = mmov[p * N_SHARD + 1];
-            sm_to[0] = mto[p * N_SHARD]; sm_to[1] = mto[p * N_SHARD + 1];
-            sm_own[ns] = nown; sm_mov[ns] = nmov; sm_to[ns] = nto;
-            if
-            :: nmov && !mmov[p * N_SHARD + ns] -> ho[ns] = HANDOFF_T; mvv[ns] = sm_ver; acked[ns] = 0
-            :: else
-            fi;
-            install(p); release_unwanted(p);
-            printf("EV P%d publishes map v%d term %d: shard %d owner %d moving %d to %d\n", p, sm_ver, sm_term, ns, nown, nmov, nto) }
+    /* Leader: publish the next map (advance + write_state + adopt): one
+     * change per map, shard 0 first; written to the state store by CAS on
+     * the revision we hold (our installed map is the stored one), then
+     * installed. */
+    :: atomic { leads_loaded(p) && sm_ver < MAP_VERSIONS && sm_ver == mver[p] &&
+                sm_term == mterm[p] && change(p, 0) -> publish(p, 0) }
+    :: atomic { leads_loaded(p) && sm_ver < MAP_VERSIONS && sm_ver == mver[p] &&
+                sm_term == mterm[p] && !change(p, 0) && change(p, 1) -> publish(p, 1) }
     /* Follower (and leader): read the stored map on a hint and adopt it if
      * newer (sink_map -> MSG_MAP_HINT -> load_stored_map -> adopt). */
-    :: atomic { alive[p] && sm_ver > mver[p] -> install(p); release_unwanted(p);
-            printf("EV P%d installs map v%d (shard 0: %d %d, shard 1: %d %d)\n", p, mver[p],
-                   sm_own[0], sm_mov[0], sm_own[1], sm_mov[1]) }
+    :: atomic { up(p) && sm_ver > mver[p] -> install(p); reconcile(p);
+            printf("EV P%d installs map v%d (shard 0: owner %d moving %d, shard 1: owner %d moving %d)\n",
+                   p, mver[p], sm_own[0], sm_mov[0], sm_own[1], sm_mov[1]) }
     /* Keep-alive to the leader q and its acknowledgement (tick_heartbeat,
      * on_heartbeat/judge_request at the leader, keepalive_reply here). */
-    :: atomic { alive[p] && !sup[p] &&
-                (right[p] < FENCE || hbt[nid(p)] < FAIL_T || rinc[nid(p)] != myinc[p] || rfail[nid(p)]) ->
-            q = 0;
-            do
-            :: q < N_PROC && !(alive[q] && may_act(q) && loaded[q]) -> q++
-            :: q < N_PROC && alive[q] && may_act(q) && loaded[q] -> break
-            :: q >= N_PROC -> break
-            od;
-            q < N_PROC;                          /* a leader is there */
-            k = nid(p);
-#ifndef NO_INCARNATION_RULE
-            if
-            :: rinc[k] > myinc[p] -> sup[p] = 1; /* ESUPERSEDED: stop at once */
-                printf("EV P%d is refused as superseded (incarnation %d < %d)\n", p, myinc[p], rinc[k])
-            :: else
-            fi;
-#endif
-            if
-            :: sup[p] -> skip
-            :: else ->
-                if
-                :: rinc[k] < myinc[p] || rfail[k] ->     /* admission (a new process, or a rejoin) */
-                    if :: rfail[k] && rinc[k] >= myinc[p] -> myinc[p] = rinc[k] + 1 :: else fi;
-                    rinc[k] = myinc[p]; rfail[k] = 0;
-                    if :: !adm[p] -> adm[p] = 1; wt[p] = FAIL_T :: else fi
-                :: else
-                fi;
-                hbt[k] = FAIL_T; right[p] = FENCE;
-                if :: mver[q] > ann[p] -> ann[p] = mver[q] :: else fi;
-                printf("EV P%d keep-alive acknowledged by leader P%d (incarnation %d, map v%d)\n", p, q, myinc[p], mver[q])
-            fi }
-    /* Hear the leader's LeaderElected / LeaseRenewed (term, announced map
-     * version): the term is noted (member_note_term) only if not older. */
-    :: atomic { alive[p] ->
-            q = 0;
-            do
-            :: q < N_PROC && !(alive[q] && may_act(q) && (lead[q] > hi[p] || mver[q] > ann[p])) -> q++
-            :: q < N_PROC && alive[q] && may_act(q) && (lead[q] > hi[p] || mver[q] > ann[p]) -> break
-            :: q >= N_PROC -> break
-            od;
-            q < N_PROC;
-            note_term(p, lead[q]);
-            if :: lead[q] >= hi[p] && mver[q] > ann[p] -> ann[p] = mver[q] :: else fi;
-            printf("EV P%d hears leader P%d: term %d, map v%d\n", p, q, lead[q], mver[q]) }
-    /* reconcile's acquire half: a stable primary shard of ours, from a map
-     * that is current, while we may serve. */
-    :: atomic { alive[p] && may_serve(p) && adm[p] && wt[p] == 0 ->
-            s = 0;
-            do
-            :: s < N_SHARD && !held(p, s) && mown[p * N_SHARD + s] == nid(p) &&
-               !mmov[p * N_SHARD + s] -> break
-            :: s < N_SHARD && !(!held(p, s) && mown[p * N_SHARD + s] == nid(p) &&
-               !mmov[p * N_SHARD + s]) -> s++
-            :: s >= N_SHARD -> break
-            od;
-            s < N_SHARD;
-            held(p, s) = 1;
-            printf("EV P%d acquires shard %d (map v%d)\n", p, s, mver[p]) }
+    :: atomic { ka_due(p) && leads_loaded(0) -> keepalive(p, 0) }
+    :: atomic { ka_due(p) && leads_loaded(1) -> keepalive(p, 1) }
+    :: atomic { ka_due(p) && leads_loaded(2) -> keepalive(p, 2) }
+    :: atomic { ka_due(p) && leads_loaded(3) -> keepalive(p, 3) }
+    /* reconcile when nothing else calls it: our wait for an earlier process
+     * of our id is over (serve_after_ns). */
+    :: atomic { up(p) && may_serve(p) && adm[p] && wt[p] == 0 && (wants(p, 0) || wants(p, 1)) ->
+            reconcile(p) }
     /* Self-fencing by our own clock (tick_check -> fence): the right lapsed. */
 #ifndef NO_SELF_FENCE
-    :: atomic { alive[p] && (held(p, 0) || held(p, 1)) && !right_ok(p) -> held(p, 0) = 0; held(p, 1) = 0;
+    :: atomic { up(p) && (held(p, 0) || held(p, 1)) && !right_ok(p) -> held(p, 0) = 0; held(p, 1) = 0;
             printf("EV P%d: serving right lapsed, fences itself\n", p) }
 #endif
-    /* Acknowledge a shard leaving us (send_ack -> ShardReleased), after
-     * releasing it; the leader takes it only for the present handoff. */
-    :: atomic { alive[p] && !sup[p] ->
-            s = 0;
-            do
-            :: s < N_SHARD && mmov[p * N_SHARD + s] && mown[p * N_SHARD + s] == nid(p) &&
-               !held(p, s) && mver[p] >= mvv[s] && sm_mov[s] && !acked[s] -> break
-            :: s < N_SHARD && !(mmov[p * N_SHARD + s] && mown[p * N_SHARD + s] == nid(p) &&
-               !held(p, s) && mver[p] >= mvv[s] && sm_mov[s] && !acked[s]) -> s++
-            :: s >= N_SHARD -> break
-            od;
-            s < N_SHARD;
-            acked[s] = 1;
-            printf("EV P%d acknowledges the release of shard %d\n", p, s) }
     od
 }
 
@@ -402,7 +432,8 @@ end:
     /* Time passes: every countdown moves at once. Once calm, only when
      * nothing else can happen (maximal progress), so a live leader renews
      * and a live node keeps its right. */
-    :: atomic { (!calm || timeout) ->
+    :: atomic { timeout && !calm && fault_now -> fault_now = 0 }  /* no fault this tick */
+    :: atomic { timeout ->
             if :: lk_ttl > 0 -> lk_ttl-- :: else fi;
             if :: loss_wait > 0 -> loss_wait-- :: else fi;
             for (k : 0 .. N_PROC - 1) {
@@ -416,41 +447,58 @@ end:
             for (k : 0 .. N_SHARD - 1) {
                 if :: ho[k] > 0 -> ho[k]-- :: else fi
             }
-            printf("EV -- time passes --\n")
+            printf("EV -- time passes --\n");
+            if :: !calm -> fault_now = 1 :: else fi;
+            k = 0
         }
     /* The store expires the key: at or after its TTL, never before. */
     :: atomic { lk_holder != NOPROC && lk_ttl == 0 -> lk_holder = NOPROC;
             printf("EV the lease key expires\n") }
     /* Faults, until calm. */
-    :: atomic { !calm && crashes < 1 ->
+    /* Pause a process (it takes no step while time passes), or resume one. */
+    :: atomic { fault_now && !calm && pauses < PAUSES -> fault_now = 0; pauses++;
+            if :: p = 0 :: p = 1 :: p = 2 :: p = 3 fi;
+            paused[p] = 1;
+            printf("EV P%d is paused\n", p);
+            p = 0 }
+    :: atomic { fault_now && (paused[0] || paused[1] || paused[2] || paused[3]) -> fault_now = 0;
+            if :: paused[0] -> p = 0 :: paused[1] -> p = 1 :: paused[2] -> p = 2 :: paused[3] -> p = 3 fi;
+            paused[p] = 0;
+            printf("EV P%d resumes\n", p);
+            p = 0 }
+    :: atomic { fault_now && !calm && crashes < CRASHES -> fault_now = 0;
             crashes++;
-            if
-            :: p = 0 :: p = 1 :: p = 2
-            fi;
+            p = 1;                       /* node 1: shard 1's owner (node 0 has the duplicate) */
             if :: alive[p] -> boot(p, rinc[nid(p)] + 2) :: else fi;
-            printf("EV P%d crashes and restarts with incarnation %d\n", p, myinc[p]) }
-    :: atomic { !calm && twins < 1 -> twins++; boot(3, rinc[0] + 2);
+            printf("EV P%d crashes and restarts with incarnation %d\n", p, myinc[p]);
+            p = 0 }
+    :: atomic { fault_now && !calm && twins < TWINS -> fault_now = 0; twins++; boot(3, rinc[0] + 2);
             printf("EV P3 starts: a second process of node 0, incarnation %d\n", myinc[3]) }
-    :: atomic { !calm && losses < 1 ->
+    :: atomic { fault_now && !calm && losses < LOSSES -> fault_now = 0;
             /* The lease bucket is deleted and re-created: revisions restart. */
             losses++; lk_holder = NOPROC; ctr = 0; loss_wait = TTL_S;
             printf("EV the lease bucket is lost and re-created\n") }
-    :: atomic { !calm && forgeries < 1 ->
+    :: atomic { fault_now && !calm && forgeries < FORGERIES -> fault_now = 0;
             /* A forged event claiming a term nobody holds (ctr + 1). */
             forgeries++;
-            if :: p = 0 :: p = 1 :: p = 2
-            fi;
+            p = 2;
             k = (maxterm > ctr -> maxterm : ctr) + 1;
 #ifdef NO_TERM_VERIFY
             note_term(p, k);
-            printf("EV P%d receives a forged event of term %d and believes it\n", p, k)
+            printf("EV P%d receives a forged event of term %d and believes it\n", p, k);
+            p = 0; k = 0
 #else
             /* judge_claim: believed only if the record or the lease key has it */
             if :: k <= rec || (lk_holder != NOPROC && k <= lk_term) -> note_term(p, k) :: else fi;
-            printf("EV P%d receives a forged event of term %d (believed: %d)\n", p, k, hi[p] == k)
+            printf("EV P%d receives a forged event of term %d (believed: %d)\n", p, k, hi[p] == k);
+            p = 0; k = 0
 #endif
         }
-    :: atomic { !calm -> calm = 1; printf("EV faults stop\n") }
+#ifdef LIVENESS
+    :: atomic { !calm -> calm = 1; fault_now = 0;
+            paused[0] = 0; paused[1] = 0; paused[2] = 0; paused[3] = 0;
+            printf("EV faults stop\n") }
+#endif
     od
 }
 
