@@ -38,10 +38,10 @@
 #define NOPROC   4          /* no process (the lease key is absent) */
 
 #ifndef BUCKET_REVS
-#define BUCKET_REVS 5       /* revisions the lease bucket hands out, in all */
+#define BUCKET_REVS 4       /* revisions the lease bucket hands out, in all */
 #endif
 #ifndef MAP_VERSIONS
-#define MAP_VERSIONS 6      /* map versions the leaders publish, in all */
+#define MAP_VERSIONS 4      /* map versions the leaders publish, in all */
 #endif
 
 /* Fault budgets (tools/model-check runs one configuration per fault). */
@@ -57,11 +57,14 @@
 #ifndef FORGERIES
 #define FORGERIES 1         /* a forged event claims a term nobody holds */
 #endif
+#ifndef RESIGNS
+#define RESIGNS 1           /* resignations, in all */
+#endif
 #ifndef PAUSES
-#define PAUSES 2            /* process pauses, in all */
+#define PAUSES 1            /* process pauses, in all */
 #endif
 #ifndef FAILS_MAX
-#define FAILS_MAX 2         /* nodes declared Failed, in all (each rejoin raises an incarnation) */
+#define FAILS_MAX 1         /* nodes declared Failed, in all (each rejoin raises an incarnation) */
 #endif
 
 #define TTL_S     3         /* the store's TTL of a lease write (ticks) */
@@ -123,7 +126,7 @@ byte wt[N_PROC];            /* serve_after_ns countdown: an earlier process of o
 /* ---- history, for the properties ---------------------------------------- */
 byte maxterm;               /* highest term any holder acted on */
 bit  calm;                  /* the faults have stopped */
-byte crashes, twins, losses, forgeries, fails, pauses;
+byte crashes, twins, losses, forgeries, fails, pauses, resigns;
 bit  fault_now;              /* the environment may inject one fault in this tick */
 
 #define may_act(p)  (lead[p] != 0 && ldl[p] > 0)
@@ -312,8 +315,8 @@ inline keepalive(p, q) {
         if :: mver[q] > ann[p] -> ann[p] = mver[q] :: else fi;
         /* LeaseRenewed / the acknowledgement name the leader's term */
         note_term(p, lead[q]);
-        printf("EV P%d keep-alive acknowledged by leader P%d (incarnation %d, term %d, map v%d)\n",
-               p, q, myinc[p], lead[q], mver[q]);
+        printf("EV P%d keep-alive acknowledged by leader P%d (incarnation %d, record %d, term %d, map v%d)\n",
+               p, q, myinc[p], rinc[nid(p)], lead[q], mver[q]);
         reconcile(p)
     fi
 }
@@ -363,7 +366,18 @@ end:
                 printf("EV P%d records term %d and leads\n", p, lead[p]);
                 /* take over (policy 10, takeover_load): read the stored map */
                 if :: sm_ver > mver[p] -> install(p); reconcile(p) :: else fi;
-                loaded[p] = 1
+                loaded[p] = 1;
+#ifndef NO_INCARNATION_RULE
+                /* ... and the stored topology: our id at a higher incarnation
+                 * means we are superseded: stop, resign (member_cluster.c,
+                 * supersede) */
+                if
+                :: rinc[nid(p)] > myinc[p] -> sup[p] = 1; lead[p] = 0;
+                    if :: lk_holder == p && lk_rev == myrev[p] -> lk_holder = NOPROC :: else fi;
+                    printf("EV P%d finds itself superseded in the stored topology: resigns\n", p)
+                :: else
+                fi
+#endif
             fi }
     /* Renew (aether_lease_renew): CAS on our revision and nonce. */
     :: atomic { up(p) && may_act(p) && ldl[p] < TTL_L ->
@@ -378,7 +392,7 @@ end:
     :: atomic { up(p) && lead[p] != 0 && ldl[p] == 0 -> lead[p] = 0;
             printf("EV P%d: lease deadline passed, stops leading\n", p) }
     /* Resign (aether_lease_resign): delete our own key only. */
-    :: atomic { up(p) && fault_now && may_act(p) -> fault_now = 0;
+    :: atomic { up(p) && fault_now && resigns < RESIGNS && may_act(p) -> fault_now = 0; resigns++;
             if :: lk_holder == p && lk_rev == myrev[p] -> lk_holder = NOPROC :: else fi;
             lead[p] = 0;
             printf("EV P%d resigns\n", p) }
@@ -457,7 +471,7 @@ end:
     /* Faults, until calm. */
     /* Pause a process (it takes no step while time passes), or resume one. */
     :: atomic { fault_now && !calm && pauses < PAUSES -> fault_now = 0; pauses++;
-            if :: p = 0 :: p = 1 :: p = 2 :: p = 3 fi;
+            if :: p = 0 :: p = 1 :: p = 2 :: alive[3] -> p = 3 fi;
             paused[p] = 1;
             printf("EV P%d is paused\n", p);
             p = 0 }
