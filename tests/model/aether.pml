@@ -282,9 +282,9 @@ inline publish(p, s) {
     :: nmov && !MM(p, s) -> ho[s] = HANDOFF_T; mvv[s] = sm_ver; acked[s] = 0
     :: else
     fi;
-    install(p); reconcile(p);
     printf("EV P%d publishes map v%d term %d: shard %d owner %d moving %d to %d\n",
            p, sm_ver, sm_term, ns, nown, nmov, nto);
+    install(p); reconcile(p);
     nown = 0; nto = 0; ns = 0; nmov = 0
 }
 
@@ -414,9 +414,10 @@ end:
                 sm_term == mterm[p] && !change(p, 0) && change(p, 1) -> publish(p, 1) }
     /* Follower (and leader): read the stored map on a hint and adopt it if
      * newer (sink_map -> MSG_MAP_HINT -> load_stored_map -> adopt). */
-    :: atomic { up(p) && sm_ver > mver[p] -> install(p); reconcile(p);
+    :: atomic { up(p) && sm_ver > mver[p] ->
             printf("EV P%d installs map v%d (shard 0: owner %d moving %d, shard 1: owner %d moving %d)\n",
-                   p, mver[p], sm_own[0], sm_mov[0], sm_own[1], sm_mov[1]) }
+                   p, sm_ver, sm_own[0], sm_mov[0], sm_own[1], sm_mov[1]);
+            install(p); reconcile(p) }
     /* Keep-alive to the leader q and its acknowledgement (tick_heartbeat,
      * on_heartbeat/judge_request at the leader, keepalive_reply here). */
     :: atomic { ka_due(p) && leads_loaded(0) -> keepalive(p, 0) }
