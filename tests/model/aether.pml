@@ -169,7 +169,9 @@ end:
         assert(believed_real)            /* no node believes a term nobody held */
     }
 }
-ltl progress { [] (calm -> <> (served(0) && served(1))) }
+/* Progress, within the bounds: once calm, both shards are eventually served
+ * (or the map-version bound is reached, where the model stops publishing). */
+ltl progress { [] (calm -> <> ((served(0) && served(1)) || sm_ver == MAP_VERSIONS)) }
 
 /* Install the stored map into process p (member_assign.c, adopt). */
 inline install(p) {
@@ -412,6 +414,13 @@ end:
                 sm_term == mterm[p] && change(p, 0) -> publish(p, 0) }
     :: atomic { leads_loaded(p) && sm_ver < MAP_VERSIONS && sm_ver == mver[p] &&
                 sm_term == mterm[p] && !change(p, 0) && change(p, 1) -> publish(p, 1) }
+    /* Take over, policy 10: the stored map republished under our term (a
+     * node serves only a map of the newest term it knows: may_serve). */
+    :: atomic { leads_loaded(p) && sm_ver < MAP_VERSIONS && sm_ver == mver[p] &&
+                sm_term == mterm[p] && sm_ver > 0 && sm_term < lead[p] && !change(p, 0) && !change(p, 1) ->
+            sm_ver++; sm_term = lead[p];
+            printf("EV P%d republishes the map as v%d under term %d\n", p, sm_ver, sm_term);
+            install(p); reconcile(p) }
     /* Follower (and leader): read the stored map on a hint and adopt it if
      * newer (sink_map -> MSG_MAP_HINT -> load_stored_map -> adopt). */
     :: atomic { up(p) && sm_ver > mver[p] ->
@@ -510,7 +519,7 @@ end:
 #endif
         }
 #ifdef LIVENESS
-    :: atomic { !calm -> calm = 1; fault_now = 0;
+    :: atomic { fault_now && !calm -> calm = 1; fault_now = 0;
             paused[0] = 0; paused[1] = 0; paused[2] = 0; paused[3] = 0;
             printf("EV faults stop\n") }
 #endif
