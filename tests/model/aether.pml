@@ -6,9 +6,11 @@
  *
  * Actors: four processes of three node ids (P0, P1, P2 are nodes 0..2; P3 is
  * a second process of node 0 - a duplicate, started once, while P0 may
- * still run) and an environment (time, TTL expiry, faults). Each numbered
- * step is one atomic transition; a process that takes no step while time
- * passes is paused (SIGSTOP, a slow machine), which SPIN explores for free.
+ * still run) and an environment (time, TTL expiry, faults). Each step is
+ * one atomic transition. Time passes only when no running process has a
+ * step left (`timeout`, maximal progress); a process is late only because
+ * the environment paused it (SIGSTOP, a slow machine) and it takes no step
+ * while time passes. At most one fault per tick (fault_now).
  *
  * Time is digital: TICK decrements every countdown at once. Every deadline
  * is a countdown started by the step that earns it. The clock-drift bound
@@ -27,8 +29,9 @@
  *   NO_INCARNATION_RULE the leader acknowledges any process of an id, and a
  *                       process never learns it was superseded
  * Bounds (the state space is finite only with them): BUCKET_REVS revisions
- * of the lease bucket in all, MAP_VERSIONS map versions, one crash, one
- * duplicate, one loss of the lease bucket, one forged message.
+ * of the lease bucket in all, MAP_VERSIONS map versions, FAILS_MAX failure
+ * declarations, PAUSES pauses, RESIGNS resignations, and the fault budgets
+ * CRASHES, TWINS, LOSSES, FORGERIES (tools/model-check sets them per run).
  */
 
 #define N_PROC   4          /* P0..P2 = nodes 0..2, P3 = a duplicate of node 0 */
