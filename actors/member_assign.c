@@ -530,7 +530,9 @@ static aether_status load_stored_map_as(aether_member *m, member_map_hint *pub,
     if (gst != AETHER_OK) {
         /* Of another generation than ours (member_state.c, "Generations"):
          * no map of ours is stored. Never installed, never a version to
-         * compare with; read again when the store changes. Or we follow
+         * compare with; read (and refused) again at each hint or tick
+         * until the leader writes its own back (within lease_ttl_ms: its
+         * foreign check, member_state_foreign). Or we follow
          * none yet: as if the store had not answered. */
         aether_shardmap_destroy(stored);
         free(json);

@@ -788,8 +788,9 @@ static void clear_doubt(member_cluster_state *cs)
  *     revision, can never apply.
  * True when no doubt remains. */
 /* Rewrites the stored topology as it is (compare-and-set on its revision),
- * or creates it from ours when absent: afterwards no write that named an
- * earlier revision (or expected the key absent) can be applied. */
+ * or writes ours when it is absent or of a lost generation: afterwards no
+ * write that named an earlier revision (or expected the key absent) can be
+ * applied, and no foreign value is written back as if it were ours. */
 static bool fence_topology_key(aether_member *m)
 {
     member_cluster_state *cs = m->cs;
@@ -797,10 +798,17 @@ static bool fence_topology_key(aether_member *m)
     aether_kv_entry cur;
     uint64_t rev = 0;
     aether_status st = aether_kv_get(kv, MEMBER_STATE_TOPOLOGY, &cur, NULL);
-    if (st == AETHER_ENOTFOUND) {
-        /* Created by member_state_put: only in a bucket of our generation
+    bool ours = st == AETHER_ENOTFOUND;
+    if (st == AETHER_OK && member_state_value_foreign(m, MEMBER_STATE_TOPOLOGY, (const char *)cur.value,
+                                                      cur.value_len)) {
+        aether_kv_entry_fini(&cur);
+        ours = true;
+    }
+    if (ours) {
+        /* Written by member_state_put: only in a bucket of our generation
          * (member_state.c, "Generations"), or a deposed leader of a lost
-         * one would seed the new bucket with its topology. */
+         * one would seed the new bucket with its topology; it replaces a
+         * lost generation's value. */
         char *json = NULL;
         size_t len = 0;
         uint64_t gen = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
@@ -2197,12 +2205,12 @@ static aether_status judge_request(aether_member *m, const aether_command *c, bo
     uint64_t quiet = now > since ? now - since : 0;
     uint64_t limit = (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS; /* as tick_failcheck */
     uint64_t suppressed = 0;
+    if (aether_node_id_equal(id, &m->cfg.node)) /* forced or not: its own keep-alives keep it heard */
+        return aether_err_set(why, AETHER_ESTATE,
+                              "%s leads: a leader is not failed by request; stop its process "
+                              "(another node takes over) or drain it",
+                              id->str);
     if (c->data.mark_failed.force) {
-        if (aether_node_id_equal(id, &m->cfg.node))
-            return aether_err_set(why, AETHER_ESTATE,
-                                  "%s leads: a leader is not failed by request; stop its process "
-                                  "(another node takes over) or drain it",
-                                  id->str);
         bool heard = quiet <= limit;
         if (aether_log_ratelimit_allow(&cs->force_log, now, &suppressed))
             AETHER_WARN(MEMBER_LOG, "%s: %s failed by request of %s, forced (last heard %llu ms ago%s) "

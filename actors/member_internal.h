@@ -419,8 +419,9 @@ void member_check_generation(aether_member *m);
  * overwritten: AETHER_ESTALE (we are deposed, or took over from an older
  * state: reload). `gen` is the generation the value is stamped with (its
  * "gen"; 0 = none): a stored value stamped with another one is not
- * compared but replaced, or AETHER_ESTALE if the bucket is not of `gen`
- * (member_state.c, "Generations"). A key found absent is created only in a bucket whose
+ * compared but replaced, only in a bucket of `gen` (AETHER_ESTALE if the
+ * bucket is of another generation, AETHER_EUNAVAILABLE if it names none
+ * yet, or the store's error reading it) (member_state.c, "Generations"). A key found absent is created only in a bucket whose
  * generation is ours (member_state.c, "Generations"): none there yet is
  * AETHER_EUNAVAILABLE, another is AETHER_ESTALE. AETHER_EUNKNOWN: not known to be stored, and a write of
  * ours whose outcome was lost may still be applied later (a KV timeout): the
@@ -455,6 +456,9 @@ aether_status member_state_generation_check(aether_member *m, const char *key, u
  * it). One get of the key (of the manifest only, for a value in parts); the
  * callers ask at most once per lease_ttl_ms. Logged when true. */
 bool member_state_foreign(aether_member *m, const char *key, uint64_t rev);
+/* The test of member_state_foreign on a value already read (its bytes as
+ * stored: a map, topology or manifest). Logged when true. */
+bool member_state_value_foreign(aether_member *m, const char *key, const char *value, size_t len);
 /* The stored topology if its version is above than_version (AETHER_OK; the
  * caller owns *out), AETHER_ESTALE if not newer, else the store's or the
  * decoder's error (logged). Also notes whether it says we are down. One of

@@ -286,10 +286,11 @@ static bool other_can_lead(const aether_member *m);
  * to the leader, i.e. to itself), so I5 holds again within one heartbeat.
  * Policy 9 gives way to liveness here too: a Draining node campaigns while
  * no other Active node can lead, as a draining leader stays then (on_event).
- * Without it the last Active node, once told to drain (by an operator, or
- * by anyone at all without a cluster secret: docs/runbook.md, "The
- * cluster secret"), lost the cluster for good at its first lost renewal
- * (adversary soak, seed 300080: no leader 30 s after the heal). A draining
+ * Without it a cluster whose Active nodes all drained or failed (the leader
+ * now refuses to drain the last Active node, topology.c decide_leave, but
+ * A draining then B failing still gets there) lost the cluster for good at
+ * its first lost renewal (adversary soak, seed 300080: no leader 30 s
+ * after the heal, when draining the last one was still granted). A draining
  * winner resigns at its first renewal once a successor exists (renew). */
 static bool may_campaign(const aether_member *m)
 {

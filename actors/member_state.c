@@ -116,21 +116,29 @@ aether_status member_state_generation_check(aether_member *m, const char *key, u
     return AETHER_ESTALE;
 }
 
-bool member_state_foreign(aether_member *m, const char *key, uint64_t rev)
+bool member_state_value_foreign(aether_member *m, const char *key, const char *value, size_t len)
 {
     uint64_t ours = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
-    aether_kv_entry e;
-    if (ours == 0 || aether_kv_get(m->deps.state_store, key, &e, NULL) != AETHER_OK)
-        return false; /* none followed yet, absent (the write-back's case) or no answer */
     uint64_t term = 0, version = 0, gen = 0;
-    bool foreign = e.revision != rev &&
-                   state_stamp((const char *)e.value, e.value_len, &term, &version, &gen) &&
-                   gen != 0 && gen != ours;
+    bool foreign = ours != 0 && state_stamp(value, len, &term, &version, &gen) && gen != 0 && gen != ours;
     if (foreign)
         AETHER_WARN(MEMBER_LOG, "%s: the stored %s v%llu term %llu is of generation %016llx, this "
                     "leader's is %016llx (a deposed leader's write landed over ours): writing ours "
                     "back", m->cfg.node.str, key, (unsigned long long)version,
                     (unsigned long long)term, (unsigned long long)gen, (unsigned long long)ours);
+    return foreign;
+}
+
+bool member_state_foreign(aether_member *m, const char *key, uint64_t rev)
+{
+    aether_kv_entry e;
+    if (__atomic_load_n(&m->generation, __ATOMIC_SEQ_CST) == 0 ||
+        aether_kv_get(m->deps.state_store, key, &e, NULL) != AETHER_OK)
+        return false; /* none followed yet, absent (the write-back's case) or no answer */
+    /* The revision we wrote or read is ours: no writer puts back a foreign
+     * value unread (fence_topology_key replaces one instead). */
+    bool foreign = e.revision != rev &&
+                   member_state_value_foreign(m, key, (const char *)e.value, e.value_len);
     aether_kv_entry_fini(&e);
     return foreign;
 }

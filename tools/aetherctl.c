@@ -1199,8 +1199,8 @@ static int ctl_read(ctl_conn *cc, ctl_view *v, bool with_lease)
         fprintf(stderr,
                 "aetherctl: the stored %s (bucket '%s' key '%s', v%llu) is of generation %016llx, "
                 "the bucket's generation is %s: a value of a lost generation (written by a deposed "
-                "leader), refused; the nodes refuse it too and the leader replaces it with its "
-                "next write\n",
+                "leader), refused; the nodes refuse it too and the leader writes its own back "
+                "within lease_ttl_ms\n",
                 stamped[i].key, cc->state_bucket, stamped[i].key,
                 (unsigned long long)stamped[i].version, (unsigned long long)stamped[i].gen,
                 bucket_gen);
