@@ -55,9 +55,31 @@ void ctl_sleep_ms(uint64_t ms)
     }
 }
 
+/* The options every live command takes (ctl_parser). */
+static const struct option CTL_COMMON_OPTIONS[] = {
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"nats", required_argument, NULL, OPT_SETTING},
+    {"cluster", required_argument, NULL, OPT_SETTING},
+    {"nats-user", required_argument, NULL, OPT_SETTING},
+    {"nats-password", required_argument, NULL, OPT_SETTING},
+    {"nats-token", required_argument, NULL, OPT_SETTING},
+    {"nats-creds", required_argument, NULL, OPT_SETTING},
+    {"nats-tls-ca", required_argument, NULL, OPT_SETTING},
+    {"nats-tls-cert", required_argument, NULL, OPT_SETTING},
+    {"nats-tls-key", required_argument, NULL, OPT_SETTING},
+    {"nats-tls-hostname", required_argument, NULL, OPT_SETTING},
+    {"cluster-secret-file", required_argument, NULL, OPT_SETTING},
+    {"log-level", required_argument, NULL, OPT_SETTING},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"json", no_argument, NULL, 'j'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+#define CTL_COMMON_OPTION_COUNT (sizeof(CTL_COMMON_OPTIONS) / sizeof(CTL_COMMON_OPTIONS[0]) - 1u)
+
 /* Handles one of the common options. Returns -1 if c is not one of them, 0 if
  * it was taken, or an exit status (usage error). */
-int ctl_common_opt(const command *self, ctl_opts *o, int c, const struct option *opts,
+static int ctl_common_opt(const command *self, ctl_opts *o, int c, const struct option *opts,
                           int longindex)
 {
     uint64_t v = 0;
@@ -86,6 +108,59 @@ int ctl_common_opt(const command *self, ctl_opts *o, int c, const struct option 
         return 0;
     default:
         return -1;
+    }
+}
+
+void ctl_parser_init(ctl_parser *p, const command *self, int argc, char **argv, const char *own_short,
+                     const struct option *own_long, ctl_opts *o)
+{
+    memset(p, 0, sizeof(*p));
+    p->self = self;
+    p->argc = argc;
+    p->argv = argv;
+    p->o = o;
+    int n = snprintf(p->shortopts, sizeof(p->shortopts), ":%sjh", own_short);
+    AETHER_ASSERT(n > 0 && (size_t)n < sizeof(p->shortopts));
+    size_t k = 0;
+    for (; own_long != NULL && own_long[k].name != NULL; k++) {
+        AETHER_ASSERT(k < CTL_LONGOPTS_MAX - CTL_COMMON_OPTION_COUNT - 1u);
+        p->longopts[k] = own_long[k];
+    }
+    for (size_t i = 0; i <= CTL_COMMON_OPTION_COUNT; i++) /* with the {NULL} row */
+        p->longopts[k + i] = CTL_COMMON_OPTIONS[i];
+    optind = 1;
+    opterr = 0;
+}
+
+int ctl_parser_next(ctl_parser *p)
+{
+    for (;;) {
+        int li = 0;
+        int c = getopt_long(p->argc, p->argv, p->shortopts, p->longopts, &li);
+        if (c == -1)
+            return CTL_OPTS_DONE;
+        int rc = ctl_common_opt(p->self, p->o, c, p->longopts, li);
+        if (rc == 0)
+            continue;
+        if (rc > 0) {
+            p->exit_status = rc;
+            return CTL_OPTS_EXIT;
+        }
+        switch (c) {
+        case 'h':
+            ctl_print_command_help(stdout, p->self);
+            p->exit_status = 0;
+            return CTL_OPTS_EXIT;
+        case ':':
+            p->exit_status = ctl_usage_error(p->self, "option %s needs a value", p->argv[optind - 1]);
+            return CTL_OPTS_EXIT;
+        case '?':
+            p->exit_status = ctl_usage_error(p->self, "unknown option '%s'", p->argv[optind - 1]);
+            return CTL_OPTS_EXIT;
+        default:
+            AETHER_ASSERT(c > 0);
+            return c; /* one of the command's own */
+        }
     }
 }
 

@@ -12,12 +12,16 @@
  *
  * Commands are rows of one table (name, one-line summary, usage, handler), so
  * adding one is adding a row and a function; `aetherctl help` and
- * `aetherctl --help` list the table. Each handler parses its own options with
- * getopt_long over its own argv (argv[0] = the command name).
+ * `aetherctl --help` list the table. Each handler gets its own argv (argv[0] =
+ * the command name); the live ones parse it with the one ctl_parser (below),
+ * which takes the common options and hands back only the command's own; the
+ * offline shard-of and secret, which take no connection option, keep a short
+ * getopt_long loop of their own.
  *
  * Offline commands (no server): shard-of, plan --nodes/--from.
  * Live commands talk to a running cluster over NATS: status, shards, lookup,
- * watch, drain, rebalance, plan (live mode). They share one option set (CTL_COMMON_*):
+ * watch, drain, rebalance, plan (live mode). They share one option set (the
+ * common options of ctl_parser, help text CTL_COMMON_HELP in main.c):
  * settings are resolved by transport/settings.h exactly as aether-node
  * resolves them (defaults < --config file < AETHER_* environment < flags),
  * the connection is made by transport/nats_conn.h, and the cluster is read
@@ -69,6 +73,7 @@
 #include <aether/aether_version.h>
 
 #include "aether_build.h"
+#include "assertion.h"
 #include "auth.h"
 #include "nats_auth.h"
 #include "codec.h"
@@ -110,23 +115,6 @@ enum {
     OPT_SHARD,        /* lookup --shard */
 };
 
-#define CTL_COMMON_OPTIONS                                       \
-    {"config", required_argument, NULL, OPT_CONFIG},             \
-    {"nats", required_argument, NULL, OPT_SETTING},              \
-    {"cluster", required_argument, NULL, OPT_SETTING},           \
-    {"nats-user", required_argument, NULL, OPT_SETTING},         \
-    {"nats-password", required_argument, NULL, OPT_SETTING},     \
-    {"nats-token", required_argument, NULL, OPT_SETTING},        \
-    {"nats-creds", required_argument, NULL, OPT_SETTING},        \
-    {"nats-tls-ca", required_argument, NULL, OPT_SETTING},       \
-    {"nats-tls-cert", required_argument, NULL, OPT_SETTING},     \
-    {"nats-tls-key", required_argument, NULL, OPT_SETTING},      \
-    {"nats-tls-hostname", required_argument, NULL, OPT_SETTING}, \
-    {"cluster-secret-file", required_argument, NULL, OPT_SETTING}, \
-    {"log-level", required_argument, NULL, OPT_SETTING},         \
-    {"timeout", required_argument, NULL, OPT_TIMEOUT},           \
-    {"json", no_argument, NULL, 'j'},                            \
-    {"help", no_argument, NULL, 'h'}
 
 #define CTL_FLAGS_MAX 32u                  /* connection flags on one command line */
 #define CTL_URL_DEFAULT "nats://127.0.0.1:4222"
@@ -226,7 +214,6 @@ void ctl_on_signal(int sig);
 uint64_t ctl_mono_ms(void);
 int64_t ctl_wall_ns(void);
 void ctl_sleep_ms(uint64_t ms);
-int ctl_common_opt(const command *self, ctl_opts *o, int c, const struct option *opts, int longindex);
 bool ctl_authentic(natsMsg *msg, uint64_t now_ms);
 void ctl_close(ctl_conn *cc);
 uint64_t ctl_remaining_ms(const ctl_conn *cc);
@@ -258,5 +245,34 @@ int cmd_drain(int argc, char **argv);
 int cmd_rebalance(int argc, char **argv);
 int cmd_fail(int argc, char **argv);
 
+
+/* ---- the one option parser ------------------------------------------------
+ * Every live command parses its argv (argv[0] = the command name) with it:
+ * the command's own options (short string without the leading ':' and
+ * without "jh"; long options ending with a {NULL} row, or NULL) and the
+ * common ones (--nats, --cluster, --config, the NATS auth options,
+ * --cluster-secret-file, --log-level, --timeout, -j/--json, -h/--help),
+ * which it takes into a ctl_opts itself. ctl_parser_next returns the code of
+ * the command's next own option (> 0, optarg set), CTL_OPTS_DONE when the
+ * options end (argv[optind..] are the operands), or CTL_OPTS_EXIT when the
+ * command must return exit_status at once: 0 after --help (printed), 2 after
+ * a usage error (said). */
+#define CTL_SHORTOPTS_MAX 32u /* bytes of ":" + own + "jh" + NUL */
+#define CTL_LONGOPTS_MAX 40u  /* own + common long options + the {NULL} row */
+enum { CTL_OPTS_EXIT = -1, CTL_OPTS_DONE = 0 };
+
+typedef struct ctl_parser {
+    const command *self;
+    int argc;
+    char **argv;
+    ctl_opts *o;
+    char shortopts[CTL_SHORTOPTS_MAX];
+    struct option longopts[CTL_LONGOPTS_MAX];
+    int exit_status; /* with CTL_OPTS_EXIT */
+} ctl_parser;
+
+void ctl_parser_init(ctl_parser *p, const command *self, int argc, char **argv, const char *own_short,
+                     const struct option *own_long, ctl_opts *o);
+int ctl_parser_next(ctl_parser *p);
 
 #endif /* AETHER_TOOLS_CTL_H */

@@ -202,30 +202,21 @@ int cmd_drain(int argc, char **argv)
 {
     const command *self = ctl_find_command("drain");
     static const struct option opts[] = {
-        {"wait", no_argument, NULL, 'w'}, CTL_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
+        {"wait", no_argument, NULL, 'w'},
+        {NULL, 0, NULL, 0},
+    };
     ctl_opts o = {0};
     bool wait = false;
-    int c, li = 0;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":wjh", opts, &li)) != -1) {
-        int rc = ctl_common_opt(self, &o, c, opts, li);
-        if (rc >= 0) {
-            if (rc != 0)
-                return rc;
-            continue;
-        }
+    ctl_parser p;
+    ctl_parser_init(&p, self, argc, argv, "w", opts, &o);
+    int c;
+    while ((c = ctl_parser_next(&p)) > 0) {
         switch (c) {
         case 'w': wait = true; break;
-        case 'h':
-            ctl_print_command_help(stdout, self);
-            return 0;
-        case ':':
-            return ctl_usage_error(self, "option %s needs a value", argv[optind - 1]);
-        default:
-            return ctl_usage_error(self, "unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (c == CTL_OPTS_EXIT)
+        return p.exit_status;
     if (argc - optind != 1)
         return ctl_usage_error(self, argc - optind == 0 ? "missing NODE%s" : "expected one NODE%s",
                            "");
@@ -413,35 +404,25 @@ int cmd_rebalance(int argc, char **argv)
 {
     const command *self = ctl_find_command("rebalance");
     enum { OPT_REASON = 1000 };
-    static const struct option opts[] = {{"release-brake", no_argument, NULL, 'r'},
-                                         {"reason", required_argument, NULL, OPT_REASON},
-                                         CTL_COMMON_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"release-brake", no_argument, NULL, 'r'},
+        {"reason", required_argument, NULL, OPT_REASON},
+        {NULL, 0, NULL, 0},
+    };
     ctl_opts o = {0};
     bool release = false;
     const char *reason_arg = NULL;
-    int c, li = 0;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":rjh", opts, &li)) != -1) {
-        int rc = ctl_common_opt(self, &o, c, opts, li);
-        if (rc >= 0) {
-            if (rc != 0)
-                return rc;
-            continue;
-        }
+    ctl_parser p;
+    ctl_parser_init(&p, self, argc, argv, "r", opts, &o);
+    int c;
+    while ((c = ctl_parser_next(&p)) > 0) {
         switch (c) {
         case 'r': release = true; break;
         case OPT_REASON: reason_arg = optarg; break;
-        case 'h':
-            ctl_print_command_help(stdout, self);
-            return 0;
-        case ':':
-            return ctl_usage_error(self, "option %s needs a value", argv[optind - 1]);
-        default:
-            return ctl_usage_error(self, "unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (c == CTL_OPTS_EXIT)
+        return p.exit_status;
     if (argc - optind != 0)
         return ctl_usage_error(self, "unexpected argument '%s'", argv[optind]);
     char reason[AETHER_REASON_MAX + 1];
@@ -518,21 +499,17 @@ int cmd_fail(int argc, char **argv)
 {
     const command *self = ctl_find_command("fail");
     static const struct option opts[] = {
-        {"force", no_argument, NULL, 'f'}, {"incarnation", required_argument, NULL, 'I'},
-        CTL_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
+        {"force", no_argument, NULL, 'f'},
+        {"incarnation", required_argument, NULL, 'I'},
+        {NULL, 0, NULL, 0},
+    };
     ctl_opts o = {0};
     bool force = false;
     uint64_t incarnation = 0;
-    int c, li = 0;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":fjh", opts, &li)) != -1) {
-        int rc = ctl_common_opt(self, &o, c, opts, li);
-        if (rc >= 0) {
-            if (rc != 0)
-                return rc;
-            continue;
-        }
+    ctl_parser p;
+    ctl_parser_init(&p, self, argc, argv, "f", opts, &o);
+    int c;
+    while ((c = ctl_parser_next(&p)) > 0) {
         switch (c) {
         case 'f': force = true; break;
         case 'I':
@@ -540,15 +517,10 @@ int cmd_fail(int argc, char **argv)
                 return ctl_usage_error(self, "--incarnation wants a positive integer below 2^63, not '%s'",
                                    optarg);
             break;
-        case 'h':
-            ctl_print_command_help(stdout, self);
-            return 0;
-        case ':':
-            return ctl_usage_error(self, "option %s needs a value", argv[optind - 1]);
-        default:
-            return ctl_usage_error(self, "unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (c == CTL_OPTS_EXIT)
+        return p.exit_status;
     if (argc - optind != 1)
         return ctl_usage_error(self, argc - optind == 0 ? "missing NODE%s" : "expected one NODE%s",
                            "");

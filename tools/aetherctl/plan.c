@@ -502,7 +502,6 @@ int cmd_plan(int argc, char **argv)
         {"live", no_argument, NULL, OPT_LIVE},
         {"add", required_argument, NULL, OPT_ADD},
         {"remove", required_argument, NULL, OPT_REMOVE},
-        CTL_COMMON_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     static aether_strategy_node nodes[PLAN_NODES_MAX];
@@ -512,16 +511,10 @@ int cmd_plan(int argc, char **argv)
     uint64_t shards = 0, repl = 0, max_moves = 0, term = 0;
     bool brake = false, json = false, have_term = false, live = false;
     ctl_opts o = {0};
-    int c, li = 0;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":N:n:r:z:d:f:m:bt:jh", opts, &li)) != -1) {
-        int crc = ctl_common_opt(self, &o, c, opts, li);
-        if (crc >= 0) {
-            if (crc != 0)
-                return crc;
-            continue;
-        }
+    ctl_parser p;
+    ctl_parser_init(&p, self, argc, argv, "N:n:r:z:d:f:m:bt:", opts, &o);
+    int c;
+    while ((c = ctl_parser_next(&p)) > 0) {
         switch (c) {
         case 'N': nodes_arg = optarg; break;
         case 'z': zones_arg = optarg; break;
@@ -551,15 +544,10 @@ int cmd_plan(int argc, char **argv)
                                    optarg);
             have_term = true;
             break;
-        case 'h':
-            ctl_print_command_help(stdout, self);
-            return 0;
-        case ':':
-            return ctl_usage_error(self, "option %s needs a value", argv[optind - 1]);
-        default:
-            return ctl_usage_error(self, "unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (c == CTL_OPTS_EXIT)
+        return p.exit_status;
     if (optind < argc)
         return ctl_usage_error(self, "unexpected argument '%s'", argv[optind]);
     json = o.json;

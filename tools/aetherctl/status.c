@@ -50,28 +50,11 @@ static void ctl_print_lease(const ctl_conn *cc, const ctl_view *v)
 int cmd_status(int argc, char **argv)
 {
     const command *self = ctl_find_command("status");
-    static const struct option opts[] = {CTL_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
     ctl_opts o = {0};
-    int c, li = 0;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":jh", opts, &li)) != -1) {
-        int rc = ctl_common_opt(self, &o, c, opts, li);
-        if (rc >= 0) {
-            if (rc != 0)
-                return rc;
-            continue;
-        }
-        switch (c) {
-        case 'h':
-            ctl_print_command_help(stdout, self);
-            return 0;
-        case ':':
-            return ctl_usage_error(self, "option %s needs a value", argv[optind - 1]);
-        default:
-            return ctl_usage_error(self, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
+    ctl_parser p;
+    ctl_parser_init(&p, self, argc, argv, "", NULL, &o);
+    if (ctl_parser_next(&p) == CTL_OPTS_EXIT)
+        return p.exit_status;
     if (optind < argc)
         return ctl_usage_error(self, "unexpected argument '%s'", argv[optind]);
 
@@ -233,30 +216,21 @@ int cmd_shards(int argc, char **argv)
 {
     const command *self = ctl_find_command("shards");
     static const struct option opts[] = {
-        {"node", required_argument, NULL, OPT_NODE}, CTL_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
+        {"node", required_argument, NULL, OPT_NODE},
+        {NULL, 0, NULL, 0},
+    };
     ctl_opts o = {0};
     const char *node_arg = NULL;
-    int c, li = 0;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":jh", opts, &li)) != -1) {
-        int rc = ctl_common_opt(self, &o, c, opts, li);
-        if (rc >= 0) {
-            if (rc != 0)
-                return rc;
-            continue;
-        }
+    ctl_parser p;
+    ctl_parser_init(&p, self, argc, argv, "", opts, &o);
+    int c;
+    while ((c = ctl_parser_next(&p)) > 0) {
         switch (c) {
         case OPT_NODE: node_arg = optarg; break;
-        case 'h':
-            ctl_print_command_help(stdout, self);
-            return 0;
-        case ':':
-            return ctl_usage_error(self, "option %s needs a value", argv[optind - 1]);
-        default:
-            return ctl_usage_error(self, "unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (c == CTL_OPTS_EXIT)
+        return p.exit_status;
     if (optind < argc)
         return ctl_usage_error(self, "unexpected argument '%s'", argv[optind]);
     aether_node_id want;
@@ -445,20 +419,16 @@ int cmd_lookup(int argc, char **argv)
 {
     const command *self = ctl_find_command("lookup");
     static const struct option opts[] = {
-        {"shard", required_argument, NULL, OPT_SHARD}, CTL_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
+        {"shard", required_argument, NULL, OPT_SHARD},
+        {NULL, 0, NULL, 0},
+    };
     ctl_opts o = {0};
     uint64_t shard_arg = 0;
     bool by_shard = false;
-    int c, li = 0;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":jh", opts, &li)) != -1) {
-        int rc = ctl_common_opt(self, &o, c, opts, li);
-        if (rc >= 0) {
-            if (rc != 0)
-                return rc;
-            continue;
-        }
+    ctl_parser p;
+    ctl_parser_init(&p, self, argc, argv, "", opts, &o);
+    int c;
+    while ((c = ctl_parser_next(&p)) > 0) {
         switch (c) {
         case OPT_SHARD:
             if (ctl_parse_u64_in(optarg, 0, AETHER_SHARD_COUNT_MAX - 1, &shard_arg) != 0)
@@ -466,15 +436,10 @@ int cmd_lookup(int argc, char **argv)
                                    optarg);
             by_shard = true;
             break;
-        case 'h':
-            ctl_print_command_help(stdout, self);
-            return 0;
-        case ':':
-            return ctl_usage_error(self, "option %s needs a value", argv[optind - 1]);
-        default:
-            return ctl_usage_error(self, "unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (c == CTL_OPTS_EXIT)
+        return p.exit_status;
     int nargs = argc - optind;
     if (by_shard && nargs != 0)
         return ctl_usage_error(self, "give a KEY or --shard N, not both%s", "");

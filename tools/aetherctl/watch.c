@@ -319,22 +319,15 @@ int cmd_watch(int argc, char **argv)
         {"count", required_argument, NULL, 'c'},
         {"duration", required_argument, NULL, 'd'},
         {"all", no_argument, NULL, 'a'},
-        CTL_COMMON_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     ctl_opts o = {0};
     uint64_t count = 0, duration_ms = 0;
     bool all = false;
-    int c, li = 0;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":c:d:ajh", opts, &li)) != -1) {
-        int rc = ctl_common_opt(self, &o, c, opts, li);
-        if (rc >= 0) {
-            if (rc != 0)
-                return rc;
-            continue;
-        }
+    ctl_parser p;
+    ctl_parser_init(&p, self, argc, argv, "c:d:a", opts, &o);
+    int c;
+    while ((c = ctl_parser_next(&p)) > 0) {
         switch (c) {
         case 'c':
             if (ctl_parse_u64_in(optarg, 1, UINT32_MAX, &count) != 0)
@@ -346,15 +339,10 @@ int cmd_watch(int argc, char **argv)
                                    optarg);
             break;
         case 'a': all = true; break;
-        case 'h':
-            ctl_print_command_help(stdout, self);
-            return 0;
-        case ':':
-            return ctl_usage_error(self, "option %s needs a value", argv[optind - 1]);
-        default:
-            return ctl_usage_error(self, "unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (c == CTL_OPTS_EXIT)
+        return p.exit_status;
     if (optind < argc)
         return ctl_usage_error(self, "unexpected argument '%s'", argv[optind]);
 
@@ -626,22 +614,15 @@ int cmd_events(int argc, char **argv)
         {"since", required_argument, NULL, 's'},
         {"follow", no_argument, NULL, 'f'},
         {"count", required_argument, NULL, 'c'},
-        CTL_COMMON_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     ctl_opts o = {0};
     uint64_t since = 0, count = 0;
     bool follow = false;
-    int c, li = 0;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":s:fc:jh", opts, &li)) != -1) {
-        int rc = ctl_common_opt(self, &o, c, opts, li);
-        if (rc >= 0) {
-            if (rc != 0)
-                return rc;
-            continue;
-        }
+    ctl_parser p;
+    ctl_parser_init(&p, self, argc, argv, "s:fc:", opts, &o);
+    int c;
+    while ((c = ctl_parser_next(&p)) > 0) {
         switch (c) {
         case 's':
             if (ctl_parse_u64_in(optarg, 1, INT64_MAX, &since) != 0)
@@ -653,15 +634,10 @@ int cmd_events(int argc, char **argv)
             if (ctl_parse_u64_in(optarg, 1, UINT32_MAX, &count) != 0)
                 return ctl_usage_error(self, "--count must be a positive integer, got '%s'", optarg);
             break;
-        case 'h':
-            ctl_print_command_help(stdout, self);
-            return 0;
-        case ':':
-            return ctl_usage_error(self, "option %s needs a value", argv[optind - 1]);
-        default:
-            return ctl_usage_error(self, "unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (c == CTL_OPTS_EXIT)
+        return p.exit_status;
     if (optind < argc)
         return ctl_usage_error(self, "unexpected argument '%s'", argv[optind]);
 
@@ -1254,21 +1230,14 @@ int cmd_top(int argc, char **argv)
         {"once", no_argument, NULL, '1'},
         {"frames", required_argument, NULL, 'n'},
         {"interval", required_argument, NULL, 'i'},
-        CTL_COMMON_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     ctl_opts o = {0};
     uint64_t frames = 0, interval_ms = TOP_INTERVAL_MS_DEFAULT;
-    int c, li = 0;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":1n:i:jh", opts, &li)) != -1) {
-        int rc = ctl_common_opt(self, &o, c, opts, li);
-        if (rc >= 0) {
-            if (rc != 0)
-                return rc;
-            continue;
-        }
+    ctl_parser p;
+    ctl_parser_init(&p, self, argc, argv, "1n:i:", opts, &o);
+    int c;
+    while ((c = ctl_parser_next(&p)) > 0) {
         switch (c) {
         case '1': frames = 1; break;
         case 'n':
@@ -1279,15 +1248,10 @@ int cmd_top(int argc, char **argv)
             if (ctl_parse_u64_in(optarg, 100, 3600000, &interval_ms) != 0)
                 return ctl_usage_error(self, "--interval must be 100..3600000 (ms), got '%s'", optarg);
             break;
-        case 'h':
-            ctl_print_command_help(stdout, self);
-            return 0;
-        case ':':
-            return ctl_usage_error(self, "option %s needs a value", argv[optind - 1]);
-        default:
-            return ctl_usage_error(self, "unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (c == CTL_OPTS_EXIT)
+        return p.exit_status;
     if (optind < argc)
         return ctl_usage_error(self, "unexpected argument '%s'", argv[optind]);
 
