@@ -2,6 +2,7 @@
  * json_util.c: see json_util.h (actors layer).
  */
 #include "json_util.h"
+#include "lease.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -38,32 +39,15 @@ bool aether_json_generation_get(const json_t *obj, uint64_t *gen)
         *gen = 0;
         return true;
     }
-    if (!json_is_string(v) || json_string_length(v) != 16)
-        return false;
-    const char *s = json_string_value(v);
-    uint64_t g = 0;
-    for (int i = 0; i < 16; i++) { /* bounded: 16 digits */
-        char c = s[i];
-        unsigned d;
-        if (c >= '0' && c <= '9')
-            d = (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            d = (unsigned)(c - 'a' + 10);
-        else
-            return false;
-        g = (g << 4) | d;
-    }
-    if (g == 0)
-        return false; /* 0 means "not said": an encoder omits the field instead */
-    *gen = g;
-    return true;
+    /* 0 means "not said": an encoder omits the field instead, so parse refuses it */
+    return json_is_string(v) && aether_lease_generation_parse(json_string_value(v), json_string_length(v), gen);
 }
 
 int aether_json_generation_set(json_t *obj, uint64_t gen)
 {
     if (gen == 0)
         return 0;
-    char text[17];
-    snprintf(text, sizeof(text), "%016" PRIx64, gen);
+    char text[AETHER_LEASE_GENERATION_TEXT_LEN + 1];
+    aether_lease_generation_format(gen, text, sizeof(text));
     return json_object_set_new(obj, "gen", json_string(text));
 }

@@ -8,6 +8,7 @@
  * exist to name the offending field by its JSON path.
  */
 #include "shardmap_json.h"
+#include "lease.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -422,15 +423,8 @@ void aether_shardmap_json_peek_gen(const char *buf, size_t len, uint64_t *genera
         if (end - p < 18 || p[0] != '"' || p[17] != '"')
             return; /* the decoder refuses that: not for us to judge */
         uint64_t g = 0;
-        for (int i = 1; i <= 16; i++) { /* bounded: 16 digits */
-            char c = p[i];
-            unsigned d = c >= '0' && c <= '9' ? (unsigned)(c - '0')
-                         : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10) : 16u;
-            if (d == 16u)
-                return;
-            g = (g << 4) | d;
-        }
-        *generation = g;
+        if (aether_lease_generation_parse(p + 1, 16, &g))
+            *generation = g;
         return;
     }
 }
