@@ -282,6 +282,19 @@ static hb_entry *hb_find(member_cluster_state *cs, const aether_node_id *id, boo
     return &cs->hb[lo];
 }
 
+/* After a NodeJoined (e of another type: nothing): the admitted node is a
+ * new process, heard now; a forced failure pending for the old one is moot. */
+static void hb_heard_if_joined(aether_member *m, const aether_event *e)
+{
+    if (e->type != AETHER_EVT_NODE_JOINED)
+        return;
+    hb_entry *h = hb_find(m->cs, &e->data.node_joined.node, true);
+    if (h != NULL) {
+        h->last_ns = member_now_ns(m);
+        h->forced_inc = 0;
+    }
+}
+
 /* Drops the records of ids the topology no longer has (forgotten nodes):
  * the table stays as small as the topology, plus nodes heard from but not
  * admitted yet - those are kept while they keep talking. O(entries * log
@@ -864,13 +877,7 @@ static bool settle_doubt(aether_member *m)
         }
         AETHER_INFO(MEMBER_LOG, "%s: %s was recorded after all: announcing it", m->cfg.node.str,
                     aether_event_type_name(e->type));
-        if (e->type == AETHER_EVT_NODE_JOINED) {
-            hb_entry *h = hb_find(cs, &e->data.node_joined.node, true);
-            if (h != NULL) { /* admitted: a new process, heard */
-                h->last_ns = member_now_ns(m);
-                h->forced_inc = 0;
-            }
-        }
+        hb_heard_if_joined(m, e);
         aether_event_retain(e);
         (void)member_emit(m, e, AETHER_TERM_NONE);
         notify_assign(m, e);
@@ -1444,13 +1451,7 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
         return st;
     }
     for (uint32_t i = 0; i < n; i++) {
-        if (ev[i]->type == AETHER_EVT_NODE_JOINED) {
-            hb_entry *h = hb_find(cs, &ev[i]->data.node_joined.node, true);
-            if (h != NULL) { /* admitted: a new process, heard */
-                h->last_ns = member_now_ns(m);
-                h->forced_inc = 0;
-            }
-        }
+        hb_heard_if_joined(m, ev[i]);
     }
     if (c->type == AETHER_CMD_JOIN_CLUSTER) {
         /* A keep-alive (or an admission) counts as a heartbeat: its reply is
@@ -1740,13 +1741,7 @@ static void on_event(aether_member *m, const aether_event *e)
                 m->cb.on_event(m->cb.arg, e);
             if (taken)
                 (void)aether_topology_apply(&cs->heard, e);
-            if (e->type == AETHER_EVT_NODE_JOINED) {
-                hb_entry *h = hb_find(cs, &e->data.node_joined.node, true);
-                if (h != NULL) { /* admitted: a new process, heard */
-                    h->last_ns = member_now_ns(m);
-                    h->forced_inc = 0;
-                }
-            }
+            hb_heard_if_joined(m, e);
             notify_assign(m, (aether_event *)e);
             return;
         }
@@ -1807,13 +1802,7 @@ static void on_event(aether_member *m, const aether_event *e)
             aether_topology_apply(&cs->topo, e); /* in sequence, or the store is out of reach */
         else
             cs->topo_dirty = false; /* the store has this change, and all before it */
-        if (e->type == AETHER_EVT_NODE_JOINED) {
-            hb_entry *h = hb_find(cs, &e->data.node_joined.node, true);
-            if (h != NULL) { /* admitted: a new process, heard */
-                h->last_ns = member_now_ns(m);
-                h->forced_inc = 0;
-            }
-        }
+        hb_heard_if_joined(m, e);
         publish_self_status(m);
         notify_assign(m, (aether_event *)e);
         return;
@@ -1830,6 +1819,13 @@ static void tick_heartbeat(aether_member *m)
         return; /* refused as incompatible: asking again cannot help (member.h) */
     if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
         return; /* the newer process speaks for our id now */
+    /* This run left for good: no heartbeat either. A leader that admitted
+     * our id again (a join this process sent before it learnt it had left)
+     * must stop hearing it, fail it and hand its shards on; heartbeats
+     * without the keep-alives that would let it serve kept such a record
+     * Active and its shards served by nobody (seed 9085). */
+    if (__atomic_load_n(&m->self_left, __ATOMIC_SEQ_CST))
+        return;
     uint64_t claim = __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST);
     aether_status hs = aether_transport_publish_heartbeat(m->deps.transport, &m->cfg.node, claim);
     __atomic_store_n(&m->transport_down, hs != AETHER_OK, __ATOMIC_RELAXED);

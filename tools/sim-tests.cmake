@@ -197,7 +197,8 @@ set(AETHER_SIM_REGRESSIONS
   # after heal: not settled after 30000 ms: no leader" before). The last
   # Active node's drain is refused now, and a Draining node with no Active
   # one left campaigns.
-  "adversary_last_drain|--soak --seed 300080 --duration 120 --extra-faults adversary --adversary-without none")
+  "adversary_last_drain|--soak --seed 300080 --duration 120 --extra-faults adversary --adversary-without none"
+  "left_process_silent|--soak --seed 9085 --duration 20")
 foreach(entry ${AETHER_SIM_REGRESSIONS})
   string(REPLACE "|" ";" parts "${entry}")
   list(GET parts 0 name)
