@@ -29,7 +29,10 @@
  *  - on_event for every event this member applies or emits, in order;
  *    on_leader_changed and on_event run on one actor (the cluster's), so
  *    they are one sequence: after on_leader_changed(term T), on_event never
- *    delivers another node's event of a term below T but LeadershipLost;
+ *    delivers another node's event of a term below T but LeadershipLost
+ *    (within a generation: terms start again in a new one, and a change
+ *    of a generation that ended before it could be reported is not
+ *    reported at all);
  *  - on_map_installed when a newer ShardMap becomes this member's lookups.
  *
  * Threading: start, drain, stop and destroy from one controlling thread that

@@ -198,7 +198,8 @@ set(AETHER_SIM_REGRESSIONS
   # Active node's drain is refused now, and a Draining node with no Active
   # one left campaigns.
   "adversary_last_drain|--soak --seed 300080 --duration 120 --extra-faults adversary --adversary-without none"
-  "left_process_silent|--soak --seed 9085 --duration 20")
+  "left_process_silent|--soak --seed 9085 --duration 20"
+  "generation_note_of_ended_term|--soak --seed 100168 --duration 120 --extra-faults kv-aba")
 foreach(entry ${AETHER_SIM_REGRESSIONS})
   string(REPLACE "|" ";" parts "${entry}")
   list(GET parts 0 name)
