@@ -7,8 +7,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ck_pr.h>
+#if !defined(CK_F_PR_CAS_64_2_VALUE) || !defined(CK_F_PR_LOAD_64_2)
+#error "member.c stamps events with ck's double-width compare-and-set (x86_64, aarch64)"
+#endif
+
 #include "executor.h"
 #include "topology_json.h"
+
+/* A new generation: terms start again, so does the stamping (stamp_next). */
+static void stamp_reset(aether_member *m)
+{
+    uint64_t cur[2], zero[2] = { 0, 0 };
+    ck_pr_load_64_2(m->stamp, cur);
+    while (!ck_pr_cas_64_2_value(m->stamp, cur, zero, cur))
+        ; /* bounded by the emitters' progress */
+}
 
 /* ---- helpers shared by the actors ---------------------------------------- */
 
@@ -48,10 +62,7 @@ bool member_adopt_generation(aether_member *m, uint64_t gen, aether_term recorde
     if (old == 0 && seen <= recorded)
         return false;
     __atomic_store_n(&m->highest_term, recorded, __ATOMIC_RELAXED);
-    pthread_mutex_lock(&m->stamp_mu);
-    m->stamp_term = 0;
-    m->stamp_seq = 0;
-    pthread_mutex_unlock(&m->stamp_mu);
+    stamp_reset(m);
     pthread_mutex_lock(&m->view_mu);
     m->speaker_term = 0;
     memset(&m->speaker, 0, sizeof(m->speaker));
@@ -221,6 +232,23 @@ static void count_lease_event(aether_member *m, const aether_event *e)
     }
 }
 
+/* The next seq of term for this node's events: 1 for a term above the last
+ * stamped, the last + 1 for the same; 0 for an older term (refused). Any
+ * of the emitting actors, lock-free: one {term, seq} pair, compare-and-set
+ * as a whole; bounded by the other emitters' progress. */
+static uint64_t stamp_next(aether_member *m, aether_term term)
+{
+    uint64_t cur[2], next[2];
+    ck_pr_load_64_2(m->stamp, cur);
+    do {
+        if (term < cur[0])
+            return 0;
+        next[0] = term;
+        next[1] = term > cur[0] ? 1 : cur[1] + 1;
+    } while (!ck_pr_cas_64_2_value(m->stamp, cur, next, cur));
+    return next[1];
+}
+
 aether_status member_emit(aether_member *m, aether_event *e, aether_term force_term)
 {
     aether_term term = force_term;
@@ -228,18 +256,12 @@ aether_status member_emit(aether_member *m, aether_event *e, aether_term force_t
         aether_event_release(e);
         return AETHER_ENOTLEADER;
     }
-    pthread_mutex_lock(&m->stamp_mu);
-    if (term > m->stamp_term) {
-        m->stamp_term = term;
-        m->stamp_seq = 0;
-    }
-    if (term < m->stamp_term) {
-        pthread_mutex_unlock(&m->stamp_mu);
+    uint64_t seq = stamp_next(m, term);
+    if (seq == 0) {
         aether_event_release(e);
         return AETHER_ESTALE;
     }
-    e->seq = ++m->stamp_seq;
-    pthread_mutex_unlock(&m->stamp_mu);
+    e->seq = seq;
     e->generation = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
     count_lease_event(m, e);
     e->term = term;
@@ -1028,7 +1050,6 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
     aether_log_ratelimit_init(&m->claim_log, AETHER_NS_PER_S);
     m->log_ctx.term = &m->highest_term;
     pthread_mutex_init(&m->commit_mu, NULL);
-    pthread_mutex_init(&m->stamp_mu, NULL);
     pthread_mutex_init(&m->view_mu, NULL);
     aether_shardmap_slot_init(&m->slot);
     aether_snapshot_slot_init(&m->topo_slot);
@@ -1203,7 +1224,6 @@ void aether_member_destroy(aether_member *m)
     aether_shardmap_slot_fini(&m->slot);
     aether_snapshot_slot_fini(&m->topo_slot);
     pthread_mutex_destroy(&m->commit_mu);
-    pthread_mutex_destroy(&m->stamp_mu);
     pthread_mutex_destroy(&m->view_mu);
     free(m);
 }

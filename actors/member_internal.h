@@ -305,12 +305,13 @@ struct aether_member {
      * store it, publish it] never interleave, so a map is never published
      * after the NodeFailed/NodeLeft of a node it names as owner. Held across
      * one state-store write, never while waiting for another actor; taken
-     * before stamp_mu and view_mu, never while holding either. */
+     * before view_mu, never while holding it. */
     pthread_mutex_t commit_mu;
-    /* Stamping of this node's events: under stamp_mu. */
-    pthread_mutex_t stamp_mu;
-    aether_term stamp_term;
-    uint64_t stamp_seq;
+    /* Stamping of this node's events, shared by the three actors that emit
+     * (member_emit): {term, seq} of the last event stamped, read and
+     * replaced as one by a double-width compare-and-set (ck_pr_cas_64_2),
+     * never under a lock. */
+    uint64_t stamp[2] __attribute__((aligned(16)));
     /* The leader as this node knows it: under view_mu. */
     pthread_mutex_t view_mu;
     aether_node_id view_leader;
