@@ -4,6 +4,7 @@
  */
 #include "member_internal.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,52 @@
 
 #include "executor.h"
 #include "topology_json.h"
+
+static void leader_view_free(aether_snapshot *s) { free(s); }
+
+/* A change to the leader view: edit gets a copy of the current one (zeros
+ * if none) and says whether it changed anything (and *ok, its verdict);
+ * the copy replaces the current view by compare-and-set, again on a race.
+ * Lock-free: any thread (actors, transport callbacks), bounded by the other
+ * writers' progress. Returns edit's verdict. */
+static bool leader_view_update(aether_member *m, bool (*edit)(member_leader_view *v, const void *arg, bool *ok),
+                               const void *arg)
+{
+    bool ok = true;
+    aether_rcu_read_lock();
+    for (;;) { /* bounded: each failed round means another writer succeeded */
+        const member_leader_view *cur = (const member_leader_view *)aether_snapshot_current(&m->leader_view);
+        member_leader_view draft; /* on the stack: most calls change nothing */
+        if (cur != NULL)
+            draft = *cur;
+        else
+            memset(&draft, 0, sizeof(draft));
+        if (!edit(&draft, arg, &ok))
+            break;
+        member_leader_view *next = malloc(sizeof(*next));
+        if (next == NULL) {
+            AETHER_ERROR(MEMBER_LOG, "%s: out of memory updating the leader view", m->cfg.node.str);
+            ok = false;
+            break;
+        }
+        *next = draft;
+        next->base.free_fn = leader_view_free;
+        if (aether_snapshot_replace(&m->leader_view, cur != NULL ? &cur->base : NULL, &next->base))
+            break;
+        free(next);
+    }
+    aether_rcu_read_unlock();
+    return ok;
+}
+
+static bool view_clear(member_leader_view *v, const void *arg, bool *ok)
+{
+    (void)arg;
+    (void)ok;
+    bool changed = v->view_term != 0 || v->speaker_term != 0 || v->view_leader.len != 0 || v->speaker.len != 0;
+    memset(&v->view_term, 0, sizeof(*v) - offsetof(member_leader_view, view_term));
+    return changed;
+}
 
 /* A new generation: terms start again, so does the stamping (stamp_next). */
 static void stamp_reset(aether_member *m)
@@ -63,12 +110,7 @@ bool member_adopt_generation(aether_member *m, uint64_t gen, aether_term recorde
         return false;
     __atomic_store_n(&m->highest_term, recorded, __ATOMIC_RELAXED);
     stamp_reset(m);
-    pthread_mutex_lock(&m->view_mu);
-    m->speaker_term = 0;
-    memset(&m->speaker, 0, sizeof(m->speaker));
-    m->view_term = 0;
-    memset(&m->view_leader, 0, sizeof(m->view_leader));
-    pthread_mutex_unlock(&m->view_mu);
+    (void)leader_view_update(m, view_clear, NULL);
     uint64_t n = __atomic_add_fetch(&m->generation_changes, 1, __ATOMIC_RELAXED);
     if (old != 0)
         AETHER_WARN(MEMBER_LOG, "%s: generation changed from %016llx to %016llx: the store was lost "
@@ -96,21 +138,36 @@ void member_check_generation(aether_member *m)
         __atomic_store_n(&m->generation_check, 0, __ATOMIC_SEQ_CST); /* full: the next one asks */
 }
 
+typedef struct leader_note {
+    const aether_node_id *leader;
+    aether_term term;
+} leader_note;
+
+static bool view_note(member_leader_view *v, const void *arg, bool *ok)
+{
+    const leader_note *n = arg;
+    (void)ok;
+    bool changed = false;
+    if (n->leader != NULL && n->leader->len > 0 && n->term > v->speaker_term) {
+        v->speaker_term = n->term;
+        v->speaker = *n->leader;
+        changed = true;
+    }
+    if (n->term >= v->view_term) {
+        v->view_term = n->term;
+        if (n->leader != NULL)
+            v->view_leader = *n->leader;
+        else
+            memset(&v->view_leader, 0, sizeof(v->view_leader));
+        changed = true;
+    }
+    return changed;
+}
+
 void member_set_leader_view(aether_member *m, const aether_node_id *leader, aether_term term)
 {
-    pthread_mutex_lock(&m->view_mu);
-    if (leader != NULL && leader->len > 0 && term > m->speaker_term) {
-        m->speaker_term = term;
-        m->speaker = *leader;
-    }
-    if (term >= m->view_term) {
-        m->view_term = term;
-        if (leader != NULL)
-            m->view_leader = *leader;
-        else
-            memset(&m->view_leader, 0, sizeof(m->view_leader));
-    }
-    pthread_mutex_unlock(&m->view_mu);
+    leader_note n = { leader, term };
+    (void)leader_view_update(m, view_note, &n);
 }
 
 void member_notify_leader(aether_member *m, const aether_node_id *leader, aether_term term)
@@ -288,7 +345,22 @@ aether_status member_emit(aether_member *m, aether_event *e, aether_term force_t
  * the lease makes the only one that can be stamping T. LeaderElected and
  * LeadershipLost must name their emitter and their envelope's term, and
  * neither may speak for this node: its own leadership it knows first-hand.
- * Transport thread; takes view_mu. */
+ * Transport thread; lock-free (leader_view_update). */
+/* speaks_for_term's edit: binds e's term to its emitter if the term is
+ * newer than the bound one; *ok false if the term is bound to another. */
+static bool view_bind_speaker(member_leader_view *v, const void *arg, bool *ok)
+{
+    const aether_event *e = arg;
+    if (e->term > v->speaker_term) {
+        v->speaker_term = e->term;
+        v->speaker = e->node;
+        return true;
+    }
+    if (e->term == v->speaker_term && !aether_node_id_equal(&e->node, &v->speaker))
+        *ok = false;
+    return false;
+}
+
 static bool speaks_for_term(aether_member *m, const aether_event *e, const char **why)
 {
     const aether_node_id *named = NULL;
@@ -310,24 +382,19 @@ static bool speaks_for_term(aether_member *m, const aether_event *e, const char 
             return false;
         }
     }
-    bool ok = true;
-    pthread_mutex_lock(&m->view_mu);
-    if (e->term > m->speaker_term) {
-        m->speaker_term = e->term;
-        m->speaker = e->node;
-    } else if (e->term == m->speaker_term && !aether_node_id_equal(&e->node, &m->speaker)) {
-        ok = false;
+    if (!leader_view_update(m, view_bind_speaker, e)) {
         *why = "its emitter does not lead that term";
+        return false;
     }
-    pthread_mutex_unlock(&m->view_mu);
-    return ok;
+    return true;
 }
 
 bool member_speaker_bound(aether_member *m, aether_term term)
 {
-    pthread_mutex_lock(&m->view_mu);
-    bool bound = m->speaker_term >= term && m->speaker.len > 0;
-    pthread_mutex_unlock(&m->view_mu);
+    aether_rcu_read_lock();
+    const member_leader_view *v = (const member_leader_view *)aether_snapshot_current(&m->leader_view);
+    bool bound = v != NULL && v->speaker_term >= term && v->speaker.len > 0;
+    aether_rcu_read_unlock();
     return bound;
 }
 
@@ -1050,7 +1117,7 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
     aether_log_ratelimit_init(&m->claim_log, AETHER_NS_PER_S);
     m->log_ctx.term = &m->highest_term;
     pthread_mutex_init(&m->commit_mu, NULL);
-    pthread_mutex_init(&m->view_mu, NULL);
+    aether_snapshot_slot_init(&m->leader_view);
     aether_shardmap_slot_init(&m->slot);
     aether_snapshot_slot_init(&m->topo_slot);
     st = aether_node_info_make(&m->self_info, m->cfg.node.str, m->cfg.address, m->cfg.zone,
@@ -1224,7 +1291,7 @@ void aether_member_destroy(aether_member *m)
     aether_shardmap_slot_fini(&m->slot);
     aether_snapshot_slot_fini(&m->topo_slot);
     pthread_mutex_destroy(&m->commit_mu);
-    pthread_mutex_destroy(&m->view_mu);
+    aether_snapshot_slot_fini(&m->leader_view);
     free(m);
 }
 
@@ -1233,9 +1300,11 @@ void aether_member_view_get(const aether_member *m, aether_member_view *out)
     memset(out, 0, sizeof(*out));
     out->is_leader = member_may_lead(m, NULL);
     out->term = __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED);
-    pthread_mutex_lock((pthread_mutex_t *)&m->view_mu);
-    out->leader = m->view_leader;
-    pthread_mutex_unlock((pthread_mutex_t *)&m->view_mu);
+    aether_rcu_read_lock();
+    const member_leader_view *lv = (const member_leader_view *)aether_snapshot_current(&m->leader_view);
+    if (lv != NULL)
+        out->leader = lv->view_leader;
+    aether_rcu_read_unlock();
     /* The generation first: a version read after it is of that one or a
      * later one (the assign actor writes the version, then the generation). */
     out->map_generation = __atomic_load_n(&m->map_generation, __ATOMIC_SEQ_CST);

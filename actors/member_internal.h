@@ -51,6 +51,7 @@
 #include "log.h"
 #include "member.h"
 #include "rng.h"
+#include "snapshot.h"
 #include "strategy.h"
 #include "topology.h"
 
@@ -151,6 +152,19 @@ typedef struct member_reply_box {
 typedef struct member_cluster_state member_cluster_state;
 typedef struct member_lease_state member_lease_state;
 typedef struct member_assign_state member_assign_state;
+
+/* The leader as this node knows it (view_*: aether_member_view_get) and the
+ * emitter that speaks for the newest term seen (speaker_*: set by
+ * LeaderElected, local or remote, or by the first event of a term this node
+ * learns of mid-term; remote events of that term from any other node are
+ * dropped: member.c, speaks_for_term). Immutable once published. */
+typedef struct member_leader_view {
+    aether_snapshot base;
+    aether_term view_term;
+    aether_node_id view_leader;
+    aether_term speaker_term;
+    aether_node_id speaker;
+} member_leader_view;
 
 struct aether_member {
     /* Immutable after start. */
@@ -305,23 +319,18 @@ struct aether_member {
      * store it, publish it] never interleave, so a map is never published
      * after the NodeFailed/NodeLeft of a node it names as owner. Held across
      * one state-store write, never while waiting for another actor; taken
-     * before view_mu, never while holding it. */
+     * by no other lock. */
     pthread_mutex_t commit_mu;
     /* Stamping of this node's events, shared by the three actors that emit
      * (member_emit): {term, seq} of the last event stamped, read and
      * replaced as one by a double-width compare-and-set (ck_pr_cas_64_2),
      * never under a lock. */
     uint64_t stamp[2] __attribute__((aligned(16)));
-    /* The leader as this node knows it: under view_mu. */
-    pthread_mutex_t view_mu;
-    aether_node_id view_leader;
-    aether_term view_term;
-    /* The emitter that speaks for the newest term seen (under view_mu):
-     * set by LeaderElected (local or remote), or by the first event of a
-     * term this node learns of mid-term. Remote events of that term from
-     * any other node are dropped (member.c, sink_event). */
-    aether_term speaker_term;
-    aether_node_id speaker;
+    /* The leader as this node knows it, and the speaker of the newest term
+     * seen: one immutable member_leader_view, RCU-published and replaced by
+     * compare-and-set (aether_snapshot_replace) by whichever actor or
+     * transport thread changes it; never under a lock. NULL: none yet. */
+    aether_snapshot_slot leader_view;
     uint64_t impostor_dropped; /* atomic: events from a node not leading their term */
     /* Term claims (DESIGN 2.4: "a message that would raise a node's highest
      * known term is believed only once the lease store confirms it"). */

@@ -88,6 +88,22 @@ void aether_snapshot_publish(aether_snapshot_slot *slot, aether_snapshot *next)
         urcu_memb_call_rcu(&old->rcu, reclaim);
 }
 
+bool aether_snapshot_replace(aether_snapshot_slot *slot, const aether_snapshot *expected,
+                             aether_snapshot *next)
+{
+    AETHER_ASSERT(next != NULL && next->free_fn != NULL);
+    if (!aether_rcu_registered_)
+        aether_rcu_register_slow_();
+    AETHER_TSAN_RELEASE(slot);
+    aether_snapshot *old = rcu_cmpxchg_pointer(&slot->current, (aether_snapshot *)expected, next);
+    if (old != expected)
+        return false;
+    AETHER_TSAN_RELEASE(&aether_rcu_tsan_token_);
+    if (old != NULL)
+        urcu_memb_call_rcu(&old->rcu, reclaim);
+    return true;
+}
+
 void aether_snapshot_slot_fini(aether_snapshot_slot *slot)
 {
     aether_snapshot_publish(slot, NULL);

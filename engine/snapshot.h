@@ -81,6 +81,14 @@ void aether_snapshot_slot_fini(aether_snapshot_slot *slot);
  * previous object after a grace period. Takes ownership of next. */
 void aether_snapshot_publish(aether_snapshot_slot *slot, aether_snapshot *next);
 
+/* The compare-and-set form of publish, for a slot with several writers:
+ * makes next current only if expected (NULL: nothing published) still is,
+ * and then retires expected after a grace period (true). False: another
+ * writer published first; next stays the caller's. Call it inside the
+ * read-side section in which expected was read, so expected cannot be
+ * reclaimed (and its address reused) before the comparison. */
+bool aether_snapshot_replace(aether_snapshot_slot *slot, const aether_snapshot *expected,
+                             aether_snapshot *next);
 /* Inside a read-side section only: the current object or NULL. */
 static inline const aether_snapshot *aether_snapshot_current(const aether_snapshot_slot *slot)
 {

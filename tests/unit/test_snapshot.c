@@ -4,6 +4,7 @@
  * AETHER_TEST_LABELS: concurrency
  */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,10 +152,60 @@ static void test_nested_read_sections(void)
     aether_rcu_barrier();
 }
 
+/* aether_snapshot_replace with several writers: each adds 1 to the
+ * current version by compare-and-set; none is lost, every retired object
+ * is freed once, and a replace naming a stale object fails. */
+#define REPLACE_WRITERS 4
+#define REPLACE_ROUNDS 2000
+
+static void *replace_writer(void *arg)
+{
+    aether_snapshot_slot *slot = arg;
+    for (int i = 0; i < REPLACE_ROUNDS; i++) { /* bounded */
+        for (;;) { /* bounded by the other writers' progress */
+            aether_rcu_read_lock();
+            const obj *cur = (const obj *)aether_snapshot_current(slot);
+            obj *next = obj_new(cur->version + 1);
+            bool done = aether_snapshot_replace(slot, &cur->hdr, &next->hdr);
+            aether_rcu_read_unlock();
+            if (done)
+                break;
+            free(next);
+        }
+    }
+    aether_rcu_unregister_thread();
+    return NULL;
+}
+
+static void test_replace_by_several_writers(void)
+{
+    aether_snapshot_slot slot;
+    aether_snapshot_slot_init(&slot);
+    __atomic_store_n(&freed, 0, __ATOMIC_RELAXED);
+    obj *stale = obj_new(0);
+    CU_ASSERT_TRUE(aether_snapshot_replace(&slot, NULL, &stale->hdr));
+    obj *extra = obj_new(99);
+    CU_ASSERT_FALSE(aether_snapshot_replace(&slot, NULL, &extra->hdr)); /* not NULL any more */
+    pthread_t th[REPLACE_WRITERS];
+    for (int i = 0; i < REPLACE_WRITERS; i++)
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, replace_writer, &slot), 0);
+    for (int i = 0; i < REPLACE_WRITERS; i++)
+        pthread_join(th[i], NULL);
+    aether_rcu_read_lock();
+    const obj *o = (const obj *)aether_snapshot_current(&slot);
+    CU_ASSERT_EQUAL(o->version, (uint64_t)REPLACE_WRITERS * REPLACE_ROUNDS);
+    aether_rcu_read_unlock();
+    free(extra);
+    aether_snapshot_slot_fini(&slot);
+    aether_rcu_barrier();
+    CU_ASSERT_EQUAL(__atomic_load_n(&freed, __ATOMIC_RELAXED), (uint64_t)REPLACE_WRITERS * REPLACE_ROUNDS + 1);
+}
+
 static CU_TestInfo tests[] = {
     AETHER_TEST(publish_and_read),
     AETHER_TEST(republish_while_reading),
     AETHER_TEST(nested_read_sections),
+    AETHER_TEST(replace_by_several_writers),
     CU_TEST_INFO_NULL,
 };
 AETHER_SUITE("snapshot", NULL, NULL, tests);
