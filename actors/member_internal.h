@@ -318,8 +318,8 @@ struct aether_member {
      * announce it] and a map [read the snapshot, check I2/I3 against it,
      * store it, publish it] never interleave, so a map is never published
      * after the NodeFailed/NodeLeft of a node it names as owner. Held across
-     * one state-store write, never while waiting for another actor; taken
-     * by no other lock. */
+     * one state-store write, never while waiting for another actor; the last
+     * lock the member still shares between its actors (issue 14). */
     pthread_mutex_t commit_mu;
     /* Stamping of this node's events, shared by the three actors that emit
      * (member_emit): {term, seq} of the last event stamped, read and
@@ -515,7 +515,7 @@ void member_admit_event(aether_member *m, const aether_event *e);
 /* True once term (or a later one) is bound to a speaker (member.c,
  * speaks_for_term; member_set_leader_view): an event of term from an
  * unbound term waits for the lease store to name the leader (judge_claim).
- * Any thread; takes view_mu. */
+ * Any thread; lock-free (an RCU read). */
 bool member_speaker_bound(aether_member *m, aether_term term);
 /* A claim the lease actor judged (member_lease.c): counts and logs a drop.
  * reason: "term_unconfirmed", "term_leader" or "unverified". */
