@@ -186,55 +186,48 @@ static void test_pool_cluster_join_and_crash(void)
  * another while its assign actor, on another worker, is already building
  * the map for the first. The hub's taps see every event and map in one
  * order (under its mutex): no map published after a node's NodeFailed may
- * name it as an owner (the observer's check 8 in tools/aether-observer.c).
- * Without the leader's commit lock (member_internal.h, commit_mu) the
- * chaos run found exactly that. */
+ * name it as an owner - the oracle's aether_departures_check_map
+ * (actors/invariants.h; the observer's check 8 in tools/aether-observer.c
+ * keeps its own). Without an order between the leader's two commit points
+ * (member_internal.h: once a lock, now the announcement barrier) the chaos
+ * run found exactly that. */
 #define WAVE_NODES 8
 #define WAVE_KILLED 4
 #define WAVE_SHARDS 256
 
 typedef struct wave_oracle {
     /* Under the hub mutex (both taps). */
-    aether_node_id failed[WAVE_NODES];
+    aether_departures departures;
+    aether_node_id failed[WAVE_NODES]; /* distinct nodes announced failed */
     uint32_t n_failed;
     uint64_t maps_after_failure;
     uint64_t violations;
-    char first[160];
+    char first[AETHER_ERR_MSG_MAX];
 } wave_oracle;
-
-static bool wave_failed(const wave_oracle *o, const aether_node_id *id)
-{
-    for (uint32_t i = 0; i < o->n_failed; i++)
-        if (aether_node_id_equal(&o->failed[i], id))
-            return true;
-    return false;
-}
 
 static void wave_event_tap(void *arg, const aether_node_id *from, const aether_event *e)
 {
     wave_oracle *o = arg;
     (void)from;
-    if (e->type == AETHER_EVT_NODE_FAILED && o->n_failed < WAVE_NODES &&
-        !wave_failed(o, &e->data.node_failed.node))
+    bool seen = false;
+    for (uint32_t i = 0; e->type == AETHER_EVT_NODE_FAILED && i < o->n_failed; i++)
+        seen |= aether_node_id_equal(&o->failed[i], &e->data.node_failed.node);
+    if (e->type == AETHER_EVT_NODE_FAILED && !seen && o->n_failed < WAVE_NODES)
         o->failed[o->n_failed++] = e->data.node_failed.node;
+    if (aether_departures_note(&o->departures, e) != AETHER_OK && o->violations++ == 0)
+        snprintf(o->first, sizeof(o->first), "oracle out of memory");
 }
 
 static void wave_map_tap(void *arg, const aether_node_id *from, const aether_shardmap *map)
 {
     wave_oracle *o = arg;
-    (void)from;
     if (o->n_failed == 0)
         return;
     o->maps_after_failure++;
-    for (uint32_t i = 0; i < map->node_count; i++) {
-        size_t owned = 0;
-        (void)aether_shardmap_node_owner_shards(map, (aether_node_index)i, &owned);
-        if (owned > 0 && wave_failed(o, &map->nodes[i])) {
-            if (o->violations++ == 0)
-                snprintf(o->first, sizeof(o->first), "map v%llu gives %zu shards to %s after its NodeFailed",
-                         (unsigned long long)map->version, owned, map->nodes[i].str);
-        }
-    }
+    aether_err err;
+    if (aether_departures_check_map(&o->departures, from, map, &err) != AETHER_OK &&
+        o->violations++ == 0)
+        snprintf(o->first, sizeof(o->first), "%s", err.msg);
 }
 
 static int wave_leaders(aether_member **ms, int n, int *who)
@@ -285,6 +278,7 @@ static void test_pool_cluster_failure_wave_i3(void)
     CU_ASSERT_FATAL(aether_inproc_hub_create(&hub) == AETHER_OK);
     static wave_oracle oracle;
     memset(&oracle, 0, sizeof(oracle));
+    aether_departures_init(&oracle.departures);
     aether_inproc_set_event_tap(hub, wave_event_tap, &oracle);
     aether_inproc_set_map_tap(hub, wave_map_tap, &oracle);
     aether_config base;
@@ -334,6 +328,7 @@ static void test_pool_cluster_failure_wave_i3(void)
         fprintf(stderr, "failure wave: %llu I3 violations; first: %s\n",
                 (unsigned long long)oracle.violations, oracle.first);
     CU_ASSERT_EQUAL(oracle.violations, 0);
+    aether_departures_fini(&oracle.departures);
 
     for (int i = 0; i < WAVE_NODES; i++)
         aether_member_stop(ms[i]);
