@@ -71,21 +71,21 @@
  *     for the ones before them. So each NodeFailed/NodeLeft is announced
  *     after step 2 for its barrier, and no map naming its node is published
  *     after that.
- *  4. Revivals: while the queue holds anything, the leader revives no node
- *     - a JoinCluster of a node the topology has departed is refused "retry"
- *     (its keep-alive asks again), a write in doubt that turned out stored is
- *     settled only once the queue is empty, and a take-over that finds
- *     changes in the stored topology lets the assign actor take over
- *     (topo_loaded_term) only once they are announced. A snapshot in which
- *     the node is healthy again therefore appears only after its departure
- *     is announced, and its NodeJoined is announced before any other
- *     departure that could be queued ahead of it... it has none ahead: the
- *     queue was empty when the revival was committed, so the NodeJoined is
- *     announced at once (no barrier), before the assign actor can act on
- *     the snapshot in a way an observer could see out of order only by
- *     reading maps of this node between two of its own announcements in a
- *     different order than published; publications of one node keep their
- *     order on its connection.
+ *  4. Revivals. A snapshot in which a departed node is healthy again must
+ *     not be read by a map commit before that NodeJoined is announced, or a
+ *     map could name the node between its NodeFailed and its NodeJoined.
+ *     So while the queue holds anything, the leader revives no node: a
+ *     JoinCluster of a node its topology has departed is refused "retry"
+ *     (the node's next keep-alive asks again); a write in doubt that turned
+ *     out stored is settled only once the queue is empty; a reload of the
+ *     stored topology waits for an empty queue. With the queue empty, a
+ *     change that removes nobody is announced first and its snapshot
+ *     published after (announce_committed, settle_doubt), so no map reads
+ *     a revival before its NodeJoined is out. A take-over announces what
+ *     the stored topology has and `heard` lacks, revivals among them, after
+ *     publishing the snapshot; the assign actor takes over in that term
+ *     (topo_loaded_term) only once the queue is empty, and publishes no map
+ *     of the term before.
  *  5. Terms: an entry is announced only while this node leads the term it
  *     was decided in (m->leading_term). Once that term has ended it is
  *     dropped, never announced late in another term: the change is stored
@@ -104,6 +104,10 @@
  * already published (rewrite_lost_map, check_foreign_map) store the same
  * version again, nothing new; forget_departed removes only departed nodes
  * the published map does not name, and no later map can name them (2).
+ * Nor a map write whose outcome was lost (a KV timeout) that lands later:
+ * it was never published, and what settles it is the state store's
+ * compare-and-set (the next map's write finds the revision moved and
+ * reads the store first), as it was under the lock this replaces.
  * Checked by the oracle: aether_departures_check_map (actors/invariants.h)
  * in the multi-threaded failure wave (tests/unit/test_cluster_mt.c), where
  * the two actors run on two workers, and on every map the simulator sees.
