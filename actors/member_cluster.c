@@ -1049,8 +1049,9 @@ static void announce_flush(aether_member *m)
         if (__atomic_load_n(&m->leading_term, __ATOMIC_ACQUIRE) != a->term) {
             cs->ann_dropped++;
             AETHER_INFO(MEMBER_LOG, "%s: %s of term %llu not announced: the term ended (the next "
-                        "leader announces it from the stored topology)", m->cfg.node.str,
-                        aether_event_type_name(e->type), (unsigned long long)a->term);
+                        "leader announces it from the stored topology; %llu so far)", m->cfg.node.str,
+                        aether_event_type_name(e->type), (unsigned long long)a->term,
+                        (unsigned long long)cs->ann_dropped);
         } else if (a->barrier > cs->barrier_acked || !member_may_lead(m, NULL)) {
             break;
         } else {
@@ -1774,6 +1775,14 @@ static void follow_generation(aether_member *m)
     memset(&cs->topo.leader, 0, sizeof(cs->topo.leader));
     cs->lead_term = cs->loaded_term = AETHER_TERM_NONE;
     __atomic_store_n(&m->topo_loaded_term, AETHER_TERM_NONE, __ATOMIC_RELEASE);
+    /* Terms start again in the new generation: an entry of the old one
+     * must never pass for one of a new term with the same number
+     * (member_internal.h, step 5). */
+    for (uint32_t i = 0; i < cs->ann_count; i++) /* bounded: ANNOUNCE_PENDING_MAX */
+        aether_event_release(cs->ann[cs->ann_head + i].e);
+    cs->ann_dropped += cs->ann_count;
+    cs->ann_head = cs->ann_count = 0;
+    cs->loaded_pending_term = AETHER_TERM_NONE;
 }
 
 /* Sequence check of another node's leader-issued event (DESIGN above).

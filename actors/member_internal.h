@@ -93,7 +93,9 @@
  *     what the stored topology has and its announcements lack
  *     (announce_stored_changes, against `heard`, which only announced
  *     events reach). While the lease is merely in doubt (leading_term still
- *     the term, its deadline passed) entries wait.
+ *     the term, its deadline passed) entries wait. A move to a new
+ *     generation drops every entry (terms start again there: an old entry
+ *     must not pass for one of a new term of the same number).
  *  6. Liveness: barriers coalesce (an ack of b covers every number up to
  *     b); a barrier the assign actor's full mailbox refused, or an ack lost
  *     to a full cluster mailbox, is sent again at the next heartbeat tick
