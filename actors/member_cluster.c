@@ -65,7 +65,11 @@
  *  (commit_topology); a write whose outcome was lost is settled before the
  *  next decision (settle_doubt), and a new leader rewrites the stored
  *  topology once read (fence_topology_key), so a timed-out write of anyone
- *  can never land behind a decision taken without it.
+ *  can never land behind a decision taken without it. Its events are
+ *  announced in the order of member_internal.h ("The leader's two commit
+ *  points"): a NodeFailed or NodeLeft only once the assign actor has
+ *  answered a barrier sent after the snapshot that has it (Announcements,
+ *  below); meanwhile no departed node is re-admitted.
  *  It also completes drains: NodeLeft when ShardAssignment reports a
  *  draining node owns nothing (policy 7). A node asked to drain repeats its
  *  LeaveCluster every heartbeat until it has left.
