@@ -1,5 +1,8 @@
 /*
- * aether.h: the public umbrella header of libaether.
+ * aether_internal.h: the internal umbrella header of libaether, for the
+ * programs of this tree (tools/, bench/, tests/) that use the internals.
+ * Not installed: embedders include the public <aether/aether.h>
+ * (transport/aether.h), which this one includes too.
  *
  * It sits in the top library layer (transport/) because it includes every
  * layer below: the engine (actors, executors, snapshots, bus, metrics,
@@ -14,8 +17,10 @@
  * aether_member_slot(member), from any thread, lock-free. See member.h for
  * who may call what from which thread, and docs/ for the protocols.
  */
-#ifndef AETHER_H
-#define AETHER_H
+#ifndef AETHER_INTERNAL_H
+#define AETHER_INTERNAL_H
+
+#include "aether_internal.h"
 
 #include "actor.h"
 #include "assertion.h"
