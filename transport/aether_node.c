@@ -611,6 +611,13 @@ aether_status aether_node_route_shard(const aether_node *node, uint32_t shard, a
     return st;
 }
 
+uint32_t aether_shard_of_key(const void *key, size_t len, uint32_t shard_count)
+{
+    if (shard_count == 0 || (key == NULL && len != 0))
+        return 0;
+    return aether_key_shard(key, len, shard_count);
+}
+
 aether_status aether_node_map_version(const aether_node *node, uint64_t *version)
 {
     if (node == NULL || version == NULL)

@@ -156,6 +156,11 @@ AETHER_API aether_status aether_node_route_hash(const aether_node *node, uint64_
 AETHER_API aether_status aether_node_check_route(aether_node *node, uint32_t shard, uint64_t caller_map_version,
                                                  aether_route *out);
 
+/* The shard of a key without a node: XXH64(key, len, seed 0) % shard_count,
+ * the documented function any language computes (docs/wire.md has the vectors:
+ * "user:42" is shard 450 of 1024). shard_count 0 gives 0. Any thread. */
+AETHER_API uint32_t aether_shard_of_key(const void *key, size_t len, uint32_t shard_count);
+
 /* The version of this node's current map. AETHER_OK; AETHER_ENOTFOUND (no
  * map yet, *version 0). Any thread. */
 AETHER_API aether_status aether_node_map_version(const aether_node *node, uint64_t *version);
