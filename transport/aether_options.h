@@ -22,7 +22,7 @@
  * Errors: every call that fails returns its status and leaves one sentence
  * naming the key (and the file and line, or the variable) and the reason in
  * a thread-local buffer, aether_last_error(), the way nats.c keeps
- * nats_GetLastError: "lease_ttl_ms: '0' is below the minimum 1".
+ * nats_GetLastError: "aether_options_set: shard_count wants an integer 1..65536, not '0'".
  * A secret's value (nats_password, nats_token) is never quoted.
  *
  * Threading: an options object belongs to one thread at a time (no locks);
