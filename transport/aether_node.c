@@ -546,7 +546,7 @@ static void route_copy(const aether_node *n, const aether_shard_route *r, aether
     out->term = (uint64_t)r->term;
     out->shard = r->shard;
     out->owner_count = r->owner_count;
-    out->moving = r->moving;
+    out->moving = r->moving && r->owner_count > 0; /* aether_route_fill sets `to` only then */
     out->answer = AETHER_ROUTE_LOOKUP;
     if (r->owner_count > 0) {
         memcpy(out->owner, r->primary.str, sizeof(out->owner));
@@ -555,7 +555,7 @@ static void route_copy(const aether_node *n, const aether_shard_route *r, aether
         out->owner[0] = '\0';
         out->self = false;
     }
-    if (r->moving)
+    if (out->moving)
         memcpy(out->to, r->to.str, sizeof(out->to));
     else
         out->to[0] = '\0';
@@ -566,17 +566,29 @@ static void route_empty(aether_route *out)
     memset(out, 0, sizeof(*out)); /* map_version 0, owner "", to "" */
 }
 
-static aether_status route_hash(const aether_node *n, uint64_t hash, aether_route *out)
+/* One map, one answer: the shard (given, or hash % the map's shard_count)
+ * and its owners, copied out inside one read-side section (routing.h). */
+static aether_status route_pick(const aether_node *n, bool by_hash, uint64_t hash, uint32_t shard,
+                                aether_route *out)
 {
     aether_shard_route r;
     aether_rcu_read_lock();
     const aether_shardmap *m = aether_shardmap_slot_current(aether_member_slot(n->m));
-    if (m == NULL) {
+    if (AETHER_UNLIKELY(m == NULL)) {
         aether_rcu_read_unlock();
         route_empty(out);
+        out->shard = by_hash ? 0 : shard;
         return AETHER_ENOTFOUND;
     }
-    aether_status st = aether_route_fill(m, aether_key_shard_of_hash(hash, m->shard_count), &r);
+    if (by_hash)
+        shard = aether_key_shard_of_hash(hash, m->shard_count);
+    else if (AETHER_UNLIKELY(shard >= m->shard_count)) {
+        aether_rcu_read_unlock();
+        route_empty(out);
+        out->shard = shard;
+        return AETHER_EINVAL;
+    }
+    aether_status st = aether_route_fill(m, shard, &r);
     aether_rcu_read_unlock();
     route_copy(n, &r, out);
     return st;
@@ -586,29 +598,26 @@ aether_status aether_node_route_key(const aether_node *node, const void *key, si
 {
     if (AETHER_UNLIKELY(node == NULL || out == NULL || (key == NULL && len != 0)))
         return AETHER_EINVAL;
-    return route_hash(node, aether_key_hash(key, len), out);
+    return route_pick(node, true, aether_key_hash(key, len), 0, out);
 }
 
 aether_status aether_node_route_hash(const aether_node *node, uint64_t hash, aether_route *out)
 {
     if (AETHER_UNLIKELY(node == NULL || out == NULL))
         return AETHER_EINVAL;
-    return route_hash(node, hash, out);
+    return route_pick(node, true, hash, 0, out);
 }
 
 aether_status aether_node_route_shard(const aether_node *node, uint32_t shard, aether_route *out)
 {
     if (AETHER_UNLIKELY(node == NULL || out == NULL))
         return AETHER_EINVAL;
-    aether_shard_route r;
-    aether_status st = aether_route_shard(aether_member_slot(node->m), shard, &r);
-    if (st == AETHER_EINVAL || (st == AETHER_ENOTFOUND && r.map_version == 0)) {
+    if (AETHER_UNLIKELY(shard >= node->shard_count)) { /* the map's count is the config's */
         route_empty(out);
         out->shard = shard;
-        return st;
+        return AETHER_EINVAL;
     }
-    route_copy(node, &r, out);
-    return st;
+    return route_pick(node, false, 0, shard, out);
 }
 
 uint32_t aether_shard_of_key(const void *key, size_t len, uint32_t shard_count)
