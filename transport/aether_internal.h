@@ -20,7 +20,7 @@
 #ifndef AETHER_INTERNAL_H
 #define AETHER_INTERNAL_H
 
-#include "aether_internal.h"
+#include "aether.h"
 
 #include "actor.h"
 #include "assertion.h"
