@@ -38,7 +38,11 @@
  *  - Every thread the library starts (executor workers, timers, the RCU
  *    reclaimer, the NATS client's threads) blocks every signal, whatever the
  *    calling thread's mask: a program that waits for SIGTERM with sigwait
- *    gets it, and a handler never runs on a library thread.
+ *    gets it, and a handler never runs on a library thread. To that end
+ *    aether_node_start runs with every signal blocked in the calling thread
+ *    (NATS mode: up to a few nats_connect_timeout_ms) and restores its mask
+ *    before returning; a signal aimed at that thread meanwhile is delivered
+ *    then.
  *
  * Ownership: the library owns the aether_node until aether_node_destroy;
  * strings it returns (aether_node_name, aether_version, aether_status_str)
@@ -141,7 +145,8 @@ AETHER_API aether_status aether_node_route_hash(const aether_node *node, uint64_
  * to do (aether_route_answer); the rest of *out is this node's route for
  * the shard. In order:
  *   caller_map_version > this node's map version: BEHIND, and the node
- *     reads the stored map at once (at most one read in flight);
+ *     reads the stored map at once (at most one read asked per 2 ms,
+ *     whoever asks);
  *   this node serves the shard now (acquired, not released, its right to
  *     serve holds): MINE (also while a handoff away from it is under way
  *     and it has not released yet: moving and `to` are set);
