@@ -39,7 +39,7 @@
 
 #include <nats/nats.h>
 
-#include "aether.h"
+#include "aether_internal.h"
 #include "nats_kv.h"
 
 #define PCL_SERVER_START_MS 5000u    /* until "Server is ready" and the port accepts */
