@@ -206,6 +206,7 @@ typedef struct sim {
     uint32_t *led;     /* indices of nodes that ever won an election */
     uint32_t n_led;
     uint16_t *holders; /* [shards]: nodes holding the shard */
+    aether_oracle_view *views; /* [cap_nodes]: scratch for the oracle */
     aether_term_registry terms;
     char (*ring)[SIM_LINE_MAX];
     uint32_t ring_n, ring_head;
@@ -792,21 +793,24 @@ static void late_apply_due(sim *s)
 
 static bool kv_down(kvpx *p);
 
-/* I1 at this instant: at most one node may act as leader. */
+/* I1 at this instant: at most one node may act as leader
+ * (aether_invariants_check_one_leader over the nodes that ever led, or all
+ * of them while scan_every_step). */
 static void check_leaders(sim *s)
 {
-    const snode *leader = NULL;
-    uint32_t count = s->scan_every_step ? s->n_nodes : s->n_led;
+    uint32_t count = s->scan_every_step ? s->n_nodes : s->n_led, k_views = 0;
     for (uint32_t k = 0; k < count; k++) {
         snode *n = s->scan_every_step ? &s->nodes[k] : &s->nodes[s->led[k]];
         if (n->m == NULL || (!s->scan_every_step && !n->ever_led))
             continue;
         if (!aether_member_leads(n->m))
             continue;
-        if (leader != NULL)
-            fail(s, "I1: %s and %s both act as leader", leader->id, n->id);
-        leader = n;
+        s->views[k_views++] = (aether_oracle_view){ .name = n->id, .node = n->id, .running = true,
+                                                    .is_leader = true };
     }
+    aether_err err;
+    if (k_views > 1 && aether_invariants_check_one_leader(s->views, k_views, &err) != AETHER_OK)
+        fail(s, "%s", err.msg);
 }
 
 /* A node that holds shards and regains the right to serve must not hold one
@@ -1488,113 +1492,59 @@ static void run_until(sim *s, uint64_t until)
 
 /* ---- liveness ----------------------------------------------------------------- */
 
-/* 0 when the cluster has settled (DESIGN 4), else writes why. */
-static int settled(sim *s, char *why, size_t cap)
+/* Every node's view for the oracle (actors/invariants.h), into s->views. */
+static void oracle_views(sim *s)
 {
-    snode *leader = NULL;
     for (uint32_t i = 0; i < s->n_nodes; i++) {
         snode *n = &s->nodes[i];
-        if (n->m == NULL)
-            continue;
-        aether_member_view v;
-        aether_member_view_get(n->m, &v);
-        if (v.is_leader)
-            leader = n;
-    }
-    if (leader == NULL)
-        return snprintf(why, cap, "no leader"), -1;
-    aether_topology topo;
-    if (aether_member_topology(leader->m, &topo) != AETHER_OK)
-        return snprintf(why, cap, "leader %s has no topology", leader->id), -1;
-    int rc = 0;
-    uint32_t active = 0;
-    for (uint32_t i = 0; i < topo.count; i++)
-        active += topo.nodes[i].status == AETHER_NODE_ACTIVE;
-    const aether_node_info *me = NULL;
-    for (uint32_t i = 0; i < topo.count; i++)
-        if (strcmp(topo.nodes[i].id.str, leader->id) == 0)
-            me = &topo.nodes[i];
-    if (me == NULL || me->status != AETHER_NODE_ACTIVE)
-        rc = -1, snprintf(why, cap, "I5: leader %s is %s", leader->id,
-                          me ? aether_node_status_name(me->status) : "not a member");
-    /* Every running node is Active in the leader's topology, or drained. */
-    for (uint32_t i = 0; rc == 0 && i < s->n_nodes; i++) {
-        snode *n = &s->nodes[i];
-        const aether_node_info *info = NULL;
-        for (uint32_t k = 0; k < topo.count; k++)
-            if (strcmp(topo.nodes[k].id.str, n->id) == 0)
-                info = &topo.nodes[k];
+        aether_oracle_view *ov = &s->views[i];
+        *ov = (aether_oracle_view){ .name = n->id, .node = n->id, .running = n->m != NULL,
+                                    .frozen = n->paused, .serving = n->serving,
+                                    .serving_count = n->serving_count };
         if (n->m == NULL) {
-            if (n->superseded || id_running_elsewhere(s, n))
-                continue; /* its id is another process's now */
-            if (info != NULL && aether_node_status_is_healthy(info->status))
-                rc = -1, snprintf(why, cap, "%s is down but %s", n->id, aether_node_status_name(info->status));
+            /* Its id is another process's now, or it must be out of service. */
+            ov->expect = n->superseded || id_running_elsewhere(s, n) ? AETHER_EXPECT_ANY
+                                                                      : AETHER_EXPECT_DOWN;
             continue;
         }
-        aether_node_status want = n->drain_requested ? AETHER_NODE_LEFT : AETHER_NODE_ACTIVE;
-        if (info == NULL && n->drain_requested) {
-            /* Left, then forgotten by the leader (node_retention_ms): the
-             * node itself knows it left for good. */
-            aether_member_view v;
-            aether_member_view_get(n->m, &v);
-            if (v.has_left)
-                continue;
-        }
-        if (info == NULL || info->status != want)
-            rc = -1, snprintf(why, cap, "%s is %s, should be %s", n->id,
-                              info ? aether_node_status_name(info->status) : "unknown",
-                              aether_node_status_name(want));
-    }
-    aether_rcu_read_lock();
-    const aether_shardmap *map = aether_shardmap_slot_current(aether_member_slot(leader->m));
-    if (rc == 0 && map == NULL)
-        rc = -1, snprintf(why, cap, "leader %s has no map", leader->id);
-    uint32_t want_owners = active < s->o.replication ? active : s->o.replication;
-    for (uint32_t sh = 0; rc == 0 && sh < s->o.shards; sh++) {
-        const aether_shard_entry *e = aether_shardmap_entry(map, sh);
-        if (e->state != AETHER_SHARD_STABLE) {
-            rc = -1, snprintf(why, cap, "shard %u still moving", sh);
-            break;
-        }
-        if (e->owner_count != want_owners) {
-            rc = -1, snprintf(why, cap, "I2/I3: shard %u has %u owners, want %u", sh, e->owner_count,
-                              want_owners);
-            break;
-        }
-        const aether_node_index *o = aether_shardmap_owners(map, sh);
-        for (uint32_t j = 0; rc == 0 && j < e->owner_count; j++) {
-            const char *id = map->nodes[o[j]].str;
-            snode *on = node_of(s, id);
-            const aether_node_info *info = aether_topology_find(&topo, &map->nodes[o[j]]);
-            if (on == NULL || on->m == NULL || info == NULL || info->status != AETHER_NODE_ACTIVE)
-                rc = -1, snprintf(why, cap, "I2/I3: shard %u owner %s is %s", sh, id,
-                                  on == NULL || on->m == NULL ? "down"
-                                  : info ? aether_node_status_name(info->status) : "unknown");
-        }
-        if (rc != 0)
-            break;
-        snode *primary = node_of(s, map->nodes[e->primary].str);
-        if (!primary->serving[sh] || !may_serve(primary))
-            rc = -1, snprintf(why, cap, "shard %u: primary %s does not serve it", sh, primary->id);
-        else if (s->holders[sh] != 1)
-            rc = -1, snprintf(why, cap, "shard %u held by %u nodes", sh, s->holders[sh]);
-    }
-    uint64_t version = map ? map->version : 0;
-    aether_rcu_read_unlock();
-    aether_topology_fini(&topo);
-    for (uint32_t i = 0; rc == 0 && i < s->n_nodes; i++) {
-        snode *n = &s->nodes[i];
-        if (n->m == NULL)
-            continue;
         aether_member_view v;
         aether_member_view_get(n->m, &v);
-        if (v.map_version != version)
-            rc = -1, snprintf(why, cap, "%s has map v%" PRIu64 ", leader %s v%" PRIu64, n->id,
-                              v.map_version, leader->id, version);
-        else if (n->serving_count > 0 && !may_serve(n))
-            rc = -1, snprintf(why, cap, "%s holds shards but may not serve", n->id);
+        ov->is_leader = v.is_leader;
+        ov->may_serve = may_serve(n);
+        ov->map_version = v.map_version;
+        /* Left, then forgotten by the leader (node_retention_ms): the node
+         * itself knows it left for good. */
+        ov->expect = !n->drain_requested ? AETHER_EXPECT_ACTIVE
+                     : v.has_left        ? AETHER_EXPECT_LEFT_OR_FORGOTTEN
+                                         : AETHER_EXPECT_LEFT;
     }
-    return rc;
+}
+
+/* 0 when the cluster has settled (DESIGN 4: aether_invariants_check_settled),
+ * else writes why. */
+static int settled(sim *s, char *why, size_t cap)
+{
+    oracle_views(s);
+    aether_err err = { 0 };
+    uint32_t li = 0;
+    if (aether_invariants_leader(s->views, s->n_nodes, &li, &err) != AETHER_OK)
+        return snprintf(why, cap, "%s", err.msg), -1;
+    snode *leader = &s->nodes[li];
+    aether_topology topo;
+    bool have_topo = aether_member_topology(leader->m, &topo) == AETHER_OK;
+    aether_rcu_read_lock();
+    aether_settled_input in = {
+        .views = s->views, .n_views = s->n_nodes, .leader = li,
+        .map = aether_shardmap_slot_current(aether_member_slot(leader->m)),
+        .topo = have_topo ? &topo : NULL, .replication = s->o.replication, .holders = s->holders,
+    };
+    aether_status st = aether_invariants_check_settled(&in, &err);
+    aether_rcu_read_unlock();
+    if (have_topo)
+        aether_topology_fini(&topo);
+    if (st != AETHER_OK)
+        return snprintf(why, cap, "%s", err.msg), -1;
+    return 0;
 }
 
 /* For a liveness failure: every node's view and, per node of the leader's
@@ -1749,8 +1699,8 @@ static void heal(sim *s)
     }
 }
 
-/* The leader's map is perfectly balanced over the Active nodes (primaries,
- * and all owners, differ by at most one): what the strategy reaches once no
+/* The leader's map is balanced within the strategy's bound
+ * (aether_invariants_check_balance): what the strategy reaches once no
  * brake holds it back. 0 if so, else writes why. */
 static int balanced(sim *s, char *why, size_t cap)
 {
@@ -1766,30 +1716,15 @@ static int balanced(sim *s, char *why, size_t cap)
     if (aether_member_topology(leader->m, &topo) != AETHER_OK)
         return snprintf(why, cap, "no topology"), -1;
     int rc = 0;
-    uint32_t pmin = UINT32_MAX, pmax = 0, omin = UINT32_MAX, omax = 0;
+    aether_err err = { 0 };
     aether_rcu_read_lock();
     const aether_shardmap *map = aether_shardmap_slot_current(aether_member_slot(leader->m));
-    for (uint32_t i = 0; map != NULL && i < topo.count; i++) {
-        if (topo.nodes[i].status != AETHER_NODE_ACTIVE)
-            continue;
-        aether_node_index idx = aether_shardmap_find_node(map, &topo.nodes[i].id);
-        size_t p = 0, o = 0;
-        if (idx != AETHER_NODE_INDEX_NONE) {
-            (void)aether_shardmap_node_primary_shards(map, idx, &p);
-            (void)aether_shardmap_node_owner_shards(map, idx, &o);
-        }
-        pmin = (uint32_t)p < pmin ? (uint32_t)p : pmin;
-        pmax = (uint32_t)p > pmax ? (uint32_t)p : pmax;
-        omin = (uint32_t)o < omin ? (uint32_t)o : omin;
-        omax = (uint32_t)o > omax ? (uint32_t)o : omax;
-    }
-    aether_rcu_read_unlock();
-    aether_topology_fini(&topo);
     if (map == NULL)
         rc = -1, snprintf(why, cap, "no map");
-    else if (pmax > pmin + 1 || omax > omin + 1)
-        rc = -1, snprintf(why, cap, "primaries per Active node %u..%u, owners %u..%u", pmin, pmax,
-                          omin, omax);
+    else if (aether_invariants_check_balance(map, &topo, &err) != AETHER_OK)
+        rc = -1, snprintf(why, cap, "%s", err.msg);
+    aether_rcu_read_unlock();
+    aether_topology_fini(&topo);
     return rc;
 }
 
@@ -1799,7 +1734,7 @@ static void check_i4(sim *s)
     /* First the balance the strategy promises, once a brake (which a new
      * leader does not inherit) has run out. */
     uint64_t start = now_ns(s), bound = (uint64_t)s->base.brake_window_ms + s->o.settle_ms;
-    char why[200] = "";
+    char why[AETHER_ERR_MSG_MAX] = "";
     while (!s->failed && (settled(s, why, sizeof(why)) != 0 || balanced(s, why, sizeof(why)) != 0)) {
         if (now_ns(s) - start >= bound * MS) {
             describe(s);
@@ -1957,6 +1892,8 @@ int main(int argc, char **argv)
                    (enabled(s, F_TWIN) ? s->o.joins_max : 0);
     s->nodes = calloc(s->cap_nodes, sizeof(*s->nodes));
     s->led = calloc(s->cap_nodes, sizeof(*s->led));
+    s->views = calloc(s->cap_nodes, sizeof(*s->views));
+    AETHER_ASSERT(s->led != NULL && s->views != NULL);
     AETHER_ASSERT(s->holders != NULL && s->late != NULL && s->nodes != NULL);
 
     printf("aether-sim: ");
@@ -2065,6 +2002,7 @@ int main(int argc, char **argv)
     aether_rcu_barrier();
     free(s->nodes);
     free(s->led);
+    free(s->views);
     free(s->holders);
     free(s->aba_map);
     free(s->late);
