@@ -33,7 +33,7 @@ struct sim_cluster {
     aether_kv *lease_kv, *state_kv;
     aether_metrics *metrics; /* every node's series, labelled node="id" */
     aether_config base;
-    sim_node nodes[SIM_NODES_MAX];
+    sim_node nodes[SIM_CLUSTER_NODES_MAX];
     uint32_t n_nodes;
     aether_term_registry terms;
     uint32_t violations;
@@ -181,7 +181,7 @@ static aether_member *start_process(sim_cluster *c, const char *name, const char
     const aether_config *base = own != NULL ? own : &c->base;
     sim_node *n = find(c, name);
     if (n == NULL) {
-        if (c->n_nodes == SIM_NODES_MAX)
+        if (c->n_nodes == SIM_CLUSTER_NODES_MAX)
             return NULL;
         n = &c->nodes[c->n_nodes++];
         n->c = c;
@@ -322,7 +322,7 @@ static aether_oracle_view oracle_view(sim_node *n)
 
 static void check_instant(sim_cluster *c)
 {
-    aether_oracle_view leaders[SIM_NODES_MAX];
+    aether_oracle_view leaders[SIM_CLUSTER_NODES_MAX];
     uint32_t k = 0;
     aether_err err;
     for (uint32_t i = 0; i < c->n_nodes; i++) {
@@ -396,7 +396,7 @@ uint32_t sim_serving(sim_cluster *c, const char *id)
 
 int sim_settled(sim_cluster *c, char *why, size_t cap)
 {
-    aether_oracle_view views[SIM_NODES_MAX];
+    aether_oracle_view views[SIM_CLUSTER_NODES_MAX];
     for (uint32_t i = 0; i < c->n_nodes; i++)
         views[i] = oracle_view(&c->nodes[i]);
     aether_err err = { 0 };

@@ -20,7 +20,7 @@
 #include "config.h"
 #include "member.h"
 
-#define SIM_NODES_MAX 64
+#define SIM_CLUSTER_NODES_MAX 64
 
 typedef struct sim_cluster sim_cluster;
 
