@@ -92,7 +92,7 @@ void sim_check_node_ms(sim *s, snode *n)
      * it cannot reach the store, or while it is paused or isolated (its lease
      * runs out, or it resigns, meanwhile), or after a slow store call stalled
      * the world, I5 cannot be restored in time, and the grace starts again. */
-    if (!bad || sim_store_down(&n->px[1]) || n->paused || n->isolated ||
+    if (!bad || sim_store_down(&n->px[SIM_STORE_STATE]) || n->paused || n->isolated ||
         n->i5_bad_since_ns < s->last_stall_ns) {
         n->i5_bad_since_ns = 0;
     } else if (n->i5_bad_since_ns == 0) {

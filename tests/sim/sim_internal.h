@@ -30,7 +30,7 @@
 #include "strategy.h"
 #include "topology_json.h"
 
-#define SIM_LINE_MAX 480u
+#define SIM_LINE_MAX 480u          /* one trace line, with its timestamp */
 #define SIM_LATE_MAX 4096u          /* late store writes in flight */
 #define SIM_SCAN_EVERY_STEP_MAX 64u /* nodes up to which every check runs every step */
 #define SIM_KV_LOSS_GAP_MS 10000u   /* kv-loss: at most one loss per this (without
@@ -44,6 +44,26 @@
 
 #define F_TWIN_WEIGHT 2u
 
+/* The two buckets every node reaches through its proxy. SIM_STORE_BOTH
+ * is what a fault drawn from 0..2 names when it hits both (the values are
+ * the draws: changing them changes every seed's schedule). */
+typedef enum sim_store_kind {
+    SIM_STORE_LEASE = 0,
+    SIM_STORE_STATE = 1,
+    SIM_STORE_COUNT_ = 2,
+    SIM_STORE_BOTH = SIM_STORE_COUNT_,
+} sim_store_kind;
+
+/* A store write the proxy forwards (or applies late). */
+typedef enum sim_write_op { SIM_WRITE_CREATE = 0, SIM_WRITE_UPDATE, SIM_WRITE_DELETE } sim_write_op;
+
+/* A misfit joiner (F_MISFIT): what differs from the cluster's shape. */
+typedef enum sim_misfit_kind {
+    SIM_MISFIT_NONE = 0,
+    SIM_MISFIT_SHARDS,       /* another shard_count */
+    SIM_MISFIT_REPLICATION,  /* another replication */
+} sim_misfit_kind;
+
 /* ---- state ------------------------------------------------------------------ */
 
 struct sim_world;
@@ -55,7 +75,7 @@ typedef struct kvpx {
     aether_kv base; /* first */
     struct sim_world *sim;
     struct snode *node;
-    int store;      /* 0 lease, 1 state */
+    sim_store_kind store;
 } kvpx;
 
 typedef struct snode {
@@ -65,7 +85,7 @@ typedef struct snode {
     aether_member *m;        /* NULL when down */
     aether_transport *t;
     aether_drift_clock clock;
-    kvpx px[2];
+    kvpx px[SIM_STORE_COUNT_];
     uint32_t runs;
     bool paused;
     bool drain_requested;
@@ -85,7 +105,7 @@ typedef struct snode {
     bool listed_led;         /* in sim.led (any run) */
     uint64_t restart_at_ns, resume_at_ns, unisolate_at_ns, kv_uncut_at_ns;
     bool isolated;
-    uint32_t misfit;         /* 0, or a misfit joiner (F_MISFIT): its shard_count / replication
+    sim_misfit_kind misfit;  /* SIM_MISFIT_NONE, or a misfit joiner (F_MISFIT): its shard_count / replication
                                 differ from the cluster's; it must be refused, never serve,
                                 never be on a map, and exits once refused */
     uint32_t misfit_shards, misfit_replication;
@@ -94,8 +114,8 @@ typedef struct snode {
 
 typedef struct late_write {
     uint64_t at_ns;
-    int store;
-    int op;                  /* 0 create, 1 update, 2 delete */
+    sim_store_kind store;
+    sim_write_op op;
     char key[AETHER_KV_KEY_LEN_MAX + 1];
     void *value;
     size_t len;
@@ -119,7 +139,7 @@ struct sim_world {
     uint64_t adv_at_ns;        /* its next burst */
     sim_adversary *adv;        /* F_FORGE and F_ADVERSARY's hub endpoints */
     aether_inproc_hub *hub;
-    aether_kv *kv[2];
+    aether_kv *kv[SIM_STORE_COUNT_];
     snode *nodes;
     uint32_t n_nodes, cap_nodes;
     uint32_t *led;     /* indices of nodes that ever won an election */
@@ -139,7 +159,7 @@ struct sim_world {
     uint64_t i4_moves;
     uint64_t next_fault_ns, next_ms_ns;
     uint64_t partition_until_ns, burst_until_ns;
-    uint64_t kv_outage_until_ns[2];
+    uint64_t kv_outage_until_ns[SIM_STORE_COUNT_];
     uint64_t kv_loss_last_ns;   /* the last kv-loss injected; 0 = none */
     char *aba_map;              /* kv-aba: the lost generation's stored map, to write back */
     uint64_t aba_at_ns;         /* when (0 = none pending) */

@@ -128,12 +128,12 @@ void sim_schedule_add_misfit(sim *s)
     n->misfit_shards = s->base.shard_count;
     n->misfit_replication = s->base.replication;
     if (aether_rng_below(&s->xrng, 2) == 0) {
-        n->misfit = 1;
+        n->misfit = SIM_MISFIT_SHARDS;
         n->misfit_shards = s->base.shard_count * 2 <= AETHER_SHARD_COUNT_MAX
                                ? s->base.shard_count * 2
                                : s->base.shard_count / 2;
     } else {
-        n->misfit = 2;
+        n->misfit = SIM_MISFIT_REPLICATION;
         n->misfit_replication = s->base.replication < AETHER_REPLICATION_MAX
                                     ? s->base.replication + 1
                                     : s->base.replication - 1;
@@ -205,13 +205,16 @@ void sim_schedule_inject(sim *s)
         }
         break;
     case F_KV_OUTAGE: {
-        int which = (int)aether_rng_below(&s->frng, 3); /* lease, state, both */
+        sim_store_kind which = (sim_store_kind)aether_rng_below(&s->frng, SIM_STORE_BOTH + 1);
         uint64_t until = now_ns(s) + rand_ms(s, 50, 3000);
-        for (int k = 0; k < 2; k++)
-            if (which == 2 || which == k)
+        for (sim_store_kind k = 0; k < SIM_STORE_COUNT_; k++)
+            if (which == SIM_STORE_BOTH || which == k)
                 s->kv_outage_until_ns[k] = until;
         sim_world_trace(s, "FAULT %s store%s unavailable for %" PRIu64 " ms",
-                   which == 2 ? "lease and state" : which ? "state" : "lease", which == 2 ? "s" : "",
+                   which == SIM_STORE_BOTH    ? "lease and state"
+                   : which == SIM_STORE_STATE ? "state"
+                                              : "lease",
+                   which == SIM_STORE_BOTH ? "s" : "",
                    (until - now_ns(s)) / MS);
         s->injected[f]++;
         break;
@@ -294,7 +297,8 @@ void sim_schedule_inject(sim *s)
          * none of the guards below: every node must move to the new
          * generation the next leader creates (actors/lease.h GENERATION),
          * and the oracle judges terms and maps per generation. */
-        int which = (int)aether_rng_below(&s->frng, both_ok ? 3 : 2);
+        sim_store_kind which =
+            (sim_store_kind)aether_rng_below(&s->frng, both_ok ? SIM_STORE_BOTH + 1 : SIM_STORE_COUNT_);
         if (both_ok) {
             uint64_t since = (now_ns(s) - s->kv_loss_last_ns) / MS;
             if (s->kv_loss_last_ns != 0 && since < SIM_KV_LOSS_GAP_MS) {
@@ -302,53 +306,57 @@ void sim_schedule_inject(sim *s)
                 break;
             }
             s->kv_loss_last_ns = now_ns(s);
-            if (which == 2 && enabled(s, F_KV_ABA) && s->aba_map == NULL) {
+            if (which == SIM_STORE_BOTH && enabled(s, F_KV_ABA) && s->aba_map == NULL) {
                 /* The lost generation's leader is about to write its map:
                  * it lands later, in the re-created bucket (aba_write). */
                 aether_kv_entry old;
-                if (aether_kv_get(s->kv[1], "map", &old, NULL) == AETHER_OK) {
+                if (aether_kv_get(s->kv[SIM_STORE_STATE], "map", &old, NULL) == AETHER_OK) {
                     s->aba_map = strndup((const char *)old.value, old.value_len);
                     s->aba_at_ns = now_ns(s) + aether_rng_range(&s->frng, 500, 4000) * MS;
                     s->aba_tries = 0;
                     aether_kv_entry_fini(&old);
                 }
             }
-            for (int k = 0; k < 2; k++)
-                if (which == 2 || which == k)
+            for (sim_store_kind k = 0; k < SIM_STORE_COUNT_; k++)
+                if (which == SIM_STORE_BOTH || which == k)
                     aether_kv_mem_wipe(s->kv[k]);
             sim_world_trace(s, "FAULT %s deleted and re-created empty",
-                       which == 2 ? "lease and state buckets" : which ? "state bucket" : "lease bucket");
+                       which == SIM_STORE_BOTH    ? "lease and state buckets"
+                       : which == SIM_STORE_STATE ? "state bucket"
+                                                  : "lease bucket");
             s->injected[F_KV_LOSS]++;
-            if (which == 2)
+            if (which == SIM_STORE_BOTH)
                 s->injected[F_KV_LOSS_BOTH]++;
             break;
         }
         aether_kv_entry rec;
-        bool recorded = aether_kv_get(s->kv[1], "term", &rec, NULL) == AETHER_OK;
+        bool recorded = aether_kv_get(s->kv[SIM_STORE_STATE], "term", &rec, NULL) == AETHER_OK;
         /* The lease bucket's counter below the recorded term: it was
          * re-created and no term has been established in it since (lease.h
          * step 3 takes it past the record); the record is then the only
          * trace of the terms used, as if the lease bucket were lost too. */
         uint64_t recorded_term = recorded ? strtoull((const char *)rec.value, NULL, 10) : 0;
         aether_kv_entry_fini(&rec);
-        bool lease_unhealed = recorded && aether_kv_mem_last_revision(s->kv[0]) < recorded_term;
+        bool lease_unhealed = recorded && aether_kv_mem_last_revision(s->kv[SIM_STORE_LEASE]) < recorded_term;
         uint64_t since_ms = (now_ns(s) - s->kv_loss_last_ns) / MS;
-        if ((which == 0 && !recorded) || (which == 1 && lease_unhealed) ||
+        if ((which == SIM_STORE_LEASE && !recorded) || (which == SIM_STORE_STATE && lease_unhealed) ||
             (s->kv_loss_last_ns != 0 && since_ms < SIM_KV_LOSS_GAP_MS)) {
             /* The state bucket has no term record (no leader wrote it back
              * yet), the lease bucket holds no term since it was lost, or the
              * other bucket was lost moments ago: losing this one now is
              * losing both. */
-            sim_world_trace(s, "FAULT %s bucket loss skipped: %s", which ? "state" : "lease",
-                       which == 0 && !recorded ? "the state bucket has no term record yet"
-                       : which == 1 && lease_unhealed
+            sim_world_trace(s, "FAULT %s bucket loss skipped: %s",
+                            which == SIM_STORE_STATE ? "state" : "lease",
+                       which == SIM_STORE_LEASE && !recorded ? "the state bucket has no term record yet"
+                       : which == SIM_STORE_STATE && lease_unhealed
                            ? "no term established in the re-created lease bucket yet"
                            : "a bucket was lost less than 10 s ago");
             break;
         }
         s->kv_loss_last_ns = now_ns(s);
         aether_kv_mem_wipe(s->kv[which]);
-        sim_world_trace(s, "FAULT %s bucket deleted and re-created empty", which ? "state" : "lease");
+        sim_world_trace(s, "FAULT %s bucket deleted and re-created empty",
+                        which == SIM_STORE_STATE ? "state" : "lease");
         s->injected[f]++;
         break;
     }
@@ -367,7 +375,7 @@ void sim_schedule_inject(sim *s)
  * generation has stored a map, at most 20 times. */
 void sim_schedule_aba_write(sim *s)
 {
-    aether_kv *kv = s->kv[1];
+    aether_kv *kv = s->kv[SIM_STORE_STATE];
     aether_kv_entry cur;
     unsigned long long v0 = 0, t0 = 0, cv = 0, ct = 0;
     int at = 0;
@@ -461,7 +469,7 @@ static void exit_left(sim *s, snode *n)
     aether_kv_entry e;
     aether_topology stored;
     aether_topology_init(&stored, aether_member_id(n->m));
-    if (aether_kv_get(s->kv[1], "topology", &e, NULL) == AETHER_OK) {
+    if (aether_kv_get(s->kv[SIM_STORE_STATE], "topology", &e, NULL) == AETHER_OK) {
         if (aether_topology_json_decode((const char *)e.value, e.value_len, &stored, NULL) == AETHER_OK) {
             const aether_node_info *info = aether_topology_find(&stored, aether_member_id(n->m));
             if (info != NULL && info->status != AETHER_NODE_LEFT)

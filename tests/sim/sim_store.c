@@ -57,7 +57,7 @@ static aether_status px_status(px_fault f, aether_err *err)
     return aether_err_set(err, AETHER_EUNKNOWN, "simulated: timed out, outcome unknown");
 }
 
-static void late_add(kvpx *p, int op, const char *key, const void *value, size_t len,
+static void late_add(kvpx *p, sim_write_op op, const char *key, const void *value, size_t len,
                      uint64_t expected)
 {
     sim *s = p->sim;
@@ -79,7 +79,7 @@ static void late_add(kvpx *p, int op, const char *key, const void *value, size_t
     s->n_late++;
 }
 
-static aether_status px_write(kvpx *p, int op, const char *key, const void *value, size_t len,
+static aether_status px_write(kvpx *p, sim_write_op op, const char *key, const void *value, size_t len,
                               uint64_t expected, uint64_t *rev_out, aether_err *err)
 {
     sim *s = p->sim;
@@ -94,9 +94,9 @@ static aether_status px_write(kvpx *p, int op, const char *key, const void *valu
     maybe_slow(p);
     aether_status st;
     aether_kv *kv = s->kv[p->store];
-    if (op == 0)
+    if (op == SIM_WRITE_CREATE)
         st = aether_kv_create(kv, key, value, len, rev_out, err);
-    else if (op == 1)
+    else if (op == SIM_WRITE_UPDATE)
         st = aether_kv_update(kv, key, value, len, expected, rev_out, err);
     else
         st = aether_kv_delete(kv, key, expected, rev_out, err);
@@ -113,19 +113,19 @@ static kvpx *as_px(aether_kv *kv) { return (kvpx *)kv; }
 static aether_status px_create(aether_kv *kv, const char *key, const void *value, size_t len,
                                uint64_t *rev_out, aether_err *err)
 {
-    return px_write(as_px(kv), 0, key, value, len, 0, rev_out, err);
+    return px_write(as_px(kv), SIM_WRITE_CREATE, key, value, len, 0, rev_out, err);
 }
 
 static aether_status px_update(aether_kv *kv, const char *key, const void *value, size_t len,
                                uint64_t expected, uint64_t *rev_out, aether_err *err)
 {
-    return px_write(as_px(kv), 1, key, value, len, expected, rev_out, err);
+    return px_write(as_px(kv), SIM_WRITE_UPDATE, key, value, len, expected, rev_out, err);
 }
 
 static aether_status px_del(aether_kv *kv, const char *key, uint64_t expected, uint64_t *rev_out,
                             aether_err *err)
 {
-    return px_write(as_px(kv), 2, key, NULL, 0, expected, rev_out, err);
+    return px_write(as_px(kv), SIM_WRITE_DELETE, key, NULL, 0, expected, rev_out, err);
 }
 
 static aether_status px_get(aether_kv *kv, const char *key, aether_kv_entry *out, aether_err *err)
@@ -183,12 +183,14 @@ void sim_store_apply_late(sim *s)
         }
         uint64_t rev = 0;
         aether_kv *kv = s->kv[w->store];
-        aether_status st = w->op == 0   ? aether_kv_create(kv, w->key, w->value, w->len, &rev, NULL)
-                           : w->op == 1 ? aether_kv_update(kv, w->key, w->value, w->len, w->expected,
+        aether_status st = w->op == SIM_WRITE_CREATE   ? aether_kv_create(kv, w->key, w->value, w->len, &rev, NULL)
+                           : w->op == SIM_WRITE_UPDATE ? aether_kv_update(kv, w->key, w->value, w->len, w->expected,
                                                            &rev, NULL)
                                         : aether_kv_delete(kv, w->key, w->expected, &rev, NULL);
-        sim_world_trace(s, "FAULT late %s of %s/%s applied: %s", w->op == 0 ? "create" : w->op == 1 ? "update" : "delete",
-                   w->store ? "state" : "lease", w->key, aether_status_str(st));
+        sim_world_trace(s, "FAULT late %s of %s/%s applied: %s", w->op == SIM_WRITE_CREATE   ? "create"
+                   : w->op == SIM_WRITE_UPDATE ? "update"
+                                               : "delete",
+                   w->store == SIM_STORE_STATE ? "state" : "lease", w->key, aether_status_str(st));
         free(w->value);
         s->late[i] = s->late[--s->n_late];
     }

@@ -227,7 +227,7 @@ static void on_map_published(void *arg, const aether_node_id *from, const aether
         aether_kv_entry e;
         aether_topology stored;
         aether_topology_init(&stored, aether_member_id(n->m));
-        if (aether_kv_get(s->kv[1], "topology", &e, NULL) == AETHER_OK) {
+        if (aether_kv_get(s->kv[SIM_STORE_STATE], "topology", &e, NULL) == AETHER_OK) {
             if (aether_topology_json_decode((const char *)e.value, e.value_len, &stored, NULL) ==
                     AETHER_OK &&
                 aether_invariants_check_map(map, &stored, &err2) == AETHER_OK)
@@ -289,7 +289,7 @@ void sim_world_node_start(sim *s, snode *n)
         wall = (int64_t)aether_rng_below(&s->mrng, 4001) - 2000;
     }
     aether_drift_clock_init(&n->clock, &s->clock->base, offset, rate, wall);
-    for (int k = 0; k < 2; k++) {
+    for (sim_store_kind k = 0; k < SIM_STORE_COUNT_; k++) {
         n->px[k].base.ops = &sim_store_ops;
         n->px[k].sim = s;
         n->px[k].node = n;
@@ -300,7 +300,8 @@ void sim_world_node_start(sim *s, snode *n)
         return;
     }
     aether_member_deps deps = { .executor = s->ex, .transport = n->t,
-                                .lease_store = &n->px[0].base, .state_store = &n->px[1].base,
+                                .lease_store = &n->px[SIM_STORE_LEASE].base,
+                                .state_store = &n->px[SIM_STORE_STATE].base,
                                 .seed = aether_rng_next(&s->mrng), .clock = &n->clock.base };
     aether_member_callbacks cb = { .on_shard_acquired = on_acquired,
                                    .on_shard_released = on_released,
@@ -517,7 +518,7 @@ static void heal(sim *s)
     set_chaos(s, false);
     sim_schedule_heal_partition(s);
     aether_inproc_heal(s->hub);
-    s->kv_outage_until_ns[0] = s->kv_outage_until_ns[1] = 0;
+    s->kv_outage_until_ns[SIM_STORE_LEASE] = s->kv_outage_until_ns[SIM_STORE_STATE] = 0;
     uint32_t up = 0;
     for (uint32_t i = 0; i < s->n_nodes; i++) {
         snode *n = &s->nodes[i];
@@ -695,8 +696,8 @@ sim_world *sim_world_create(const opts *o)
     aether_kv_mem_config lk = { .name = "lease", .ttl_ms = s->base.lease_ttl_ms, .clock = &s->clock->base,
                                 .rng = &s->krng };
     aether_kv_mem_config sk = { .name = "state", .ttl_ms = 0, .clock = &s->clock->base, .rng = &s->krng };
-    AETHER_ASSERT(aether_kv_mem_create(&lk, &s->kv[0], NULL) == AETHER_OK);
-    AETHER_ASSERT(aether_kv_mem_create(&sk, &s->kv[1], NULL) == AETHER_OK);
+    AETHER_ASSERT(aether_kv_mem_create(&lk, &s->kv[SIM_STORE_LEASE], NULL) == AETHER_OK);
+    AETHER_ASSERT(aether_kv_mem_create(&sk, &s->kv[SIM_STORE_STATE], NULL) == AETHER_OK);
     aether_term_registry_init(&s->terms);
     s->holders = calloc(s->o.shards, sizeof(*s->holders));
     s->late = calloc(SIM_LATE_MAX, sizeof(*s->late));
@@ -818,8 +819,8 @@ void sim_world_destroy(sim_world *s)
         free(s->late[i].value);
     sim_adversary_destroy(s->adv);
     aether_inproc_hub_destroy(s->hub);
-    aether_kv_destroy(s->kv[0]);
-    aether_kv_destroy(s->kv[1]);
+    aether_kv_destroy(s->kv[SIM_STORE_LEASE]);
+    aether_kv_destroy(s->kv[SIM_STORE_STATE]);
     aether_executor_destroy(s->ex);
     aether_term_registry_fini(&s->terms);
     aether_rcu_barrier();
