@@ -340,7 +340,7 @@ static aether_status settled_shards(const aether_settled_input *in, uint32_t act
                                       : info ? aether_node_status_name(info->status)
                                              : "unknown");
         }
-        if (e->owner_count == 0)
+        if (e->owner_count == 0 || in->serving_unobserved)
             continue;
         const aether_oracle_view *primary = view_of(in, map->nodes[e->primary].str);
         uint32_t holders = holders_of(in, sh);
@@ -388,7 +388,7 @@ aether_status aether_invariants_check_settled(const aether_settled_input *in, ae
             return aether_err_set(err, AETHER_ESTATE, "%s has map v%llu, leader %s v%llu", v->name,
                                   (unsigned long long)v->map_version, leader->name,
                                   (unsigned long long)in->map->version);
-        if (v->serving_count > 0 && !v->may_serve)
+        if (v->serving_count > 0 && !v->may_serve && !in->serving_unobserved)
             return aether_err_set(err, AETHER_ESTATE, "%s holds shards but may not serve", v->name);
     }
     return AETHER_OK;

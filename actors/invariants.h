@@ -142,6 +142,10 @@ typedef struct aether_settled_input {
      * only I2 is restored meanwhile, so a shard needs one owner, not
      * min(R, Active). A harness that waits the brake out passes false. */
     bool brake_engaged;
+    /* The harness cannot see what each process serves (a script reading
+     * the stored map and the nodes' traces): the checks of who serves what
+     * are left out, the rest holds. */
+    bool serving_unobserved;
     /* Optional, [map->shard_count]: how many views serve each shard (a
      * harness that keeps the count saves a scan of every view). */
     const uint16_t *holders;

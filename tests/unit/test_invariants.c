@@ -301,6 +301,9 @@ static void test_settled_and_each_way_it_is_not(void)
     /* Shards: served by the primary, by nobody else, by running owners. */
     f.serving[1][0] = 1;
     expect_settled(&f, "shard 0 held by 2 nodes");
+    f.in.serving_unobserved = true; /* a script sees no serving: the rest holds */
+    expect_settled(&f, "");
+    f.in.serving_unobserved = false;
     f.serving[1][0] = 0;
     f.serving[0][2] = 0;
     expect_settled(&f, "shard 2: primary a does not serve it");
