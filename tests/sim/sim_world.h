@@ -70,8 +70,10 @@
  *  4. Liveness: within bounds there must be one leader, Active in its own
  *     topology; every shard stable with an Active live primary that serves
  *     it, nobody else serving it, min(R, Active) owners; every live node on
- *     the leader's map version and allowed to serve; every drained node Left.
- *  5. Balance, then I4: the map must become perfectly balanced (once a
+ *     the leader's map version and allowed to serve; every drained node Left
+ *     (the oracle's settled predicate, aether_invariants_check_settled).
+ *  5. Balance, then I4: the map must become balanced within the strategy's
+ *     bound (aether_invariants_check_balance; once a
  *     brake has run out); then the leader is cut off from the stores until
  *     it loses the lease; once a new leader has settled, no shard may have
  *     moved.
