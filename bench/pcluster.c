@@ -40,6 +40,7 @@
 #include <nats/nats.h>
 
 #include "aether_internal.h"
+#include "invariants.h"
 #include "nats_kv.h"
 
 #define PCL_SERVER_START_MS 5000u    /* until "Server is ready" and the port accepts */
@@ -804,30 +805,24 @@ int pcl_leader(const pcluster *c)
 
 bool pcl_settled(const pcluster *c, uint32_t quiet_ms, char *why, size_t cap)
 {
+    /* The map versions the traces report, judged by the oracle
+     * (actors/invariants.h); leader agreement and quiet are this harness's. */
+    aether_oracle_view views[PCL_NODES_MAX];
     uint64_t version = 0, last = 0;
-    bool any = false;
     for (uint32_t i = 0; i < c->n_nodes; i++) {
         const pcl_node *n = &c->nodes[i];
+        views[i] = (aether_oracle_view){ .name = n->id, .node = n->id, .running = n->pid > 0,
+                                         .map_version = n->map_version };
         if (n->pid <= 0)
             continue;
-        if (n->map_version == 0) {
-            snprintf(why, cap, "%s has no map yet", n->id);
-            return false;
-        }
-        if (any && n->map_version != version) {
-            snprintf(why, cap, "%s on map v%llu, others on v%llu", n->id,
-                     (unsigned long long)n->map_version, (unsigned long long)version);
-            return false;
-        }
-        version = n->map_version;
-        any = true;
         if (n->map_us > last)
             last = n->map_us;
         if (n->leader_us > last)
             last = n->leader_us;
     }
-    if (!any) {
-        snprintf(why, cap, "no live node");
+    aether_err err;
+    if (aether_invariants_check_one_version(views, c->n_nodes, &version, &err) != AETHER_OK) {
+        snprintf(why, cap, "%s", err.msg);
         return false;
     }
     if (pcl_leader(c) < 0) {

@@ -109,6 +109,7 @@
 #include "aether.h"
 #include "aether_build.h"
 #include <aether/aether_version.h>
+#include "invariants.h"
 #include "metrics_http.h"
 
 #define EXIT_USAGE 2
@@ -194,7 +195,7 @@ typedef struct step_rec {
     aether_term term;
     uint64_t map_version;
     bool settled;
-    char why[160];                  /* why it did not settle */
+    char why[AETHER_ERR_MSG_MAX];                  /* why it did not settle */
 } step_rec;
 
 typedef struct node_run {
@@ -1140,28 +1141,20 @@ typedef struct goal {
 static int settled_now(node_run *d, const goal *g, char *why, size_t cap, int *leader_out,
                        uint64_t *version_out)
 {
-    int leader = -1, leaders = 0;
-    uint64_t version = 0;
-    bool first = true;
+    /* One leader and one map version over the live nodes: the oracle
+     * (actors/invariants.h); the demo's goals are its own. */
+    aether_oracle_view views[NODES_MAX];
+    AETHER_ASSERT(d->n_nodes <= NODES_MAX);
     uint64_t served = 0;
     for (uint32_t i = 0; i < d->n_nodes; i++) {
         node_slot *n = &d->nodes[i];
+        views[i] = (aether_oracle_view){ .name = n->id, .node = n->id, .running = n->live };
         if (!n->live)
             continue;
         aether_member_view v;
         aether_member_view_get(n->m, &v);
-        if (v.is_leader) {
-            leaders++;
-            leader = (int)i;
-        }
-        if (first)
-            version = v.map_version;
-        else if (v.map_version != version) {
-            snprintf(why, cap, "%s on map v%llu, others on v%llu", n->id,
-                     (unsigned long long)v.map_version, (unsigned long long)version);
-            return -1;
-        }
-        first = false;
+        views[i].is_leader = v.is_leader;
+        views[i].map_version = v.map_version;
         served += v.shards_serving;
         if (!v.member || v.status != AETHER_NODE_ACTIVE) {
             snprintf(why, cap, "%s is not an Active member yet", n->id);
@@ -1174,12 +1167,17 @@ static int settled_now(node_run *d, const goal *g, char *why, size_t cap, int *l
             return -1;
         }
     }
-    *leader_out = leader;
-    *version_out = version;
-    if (leaders != 1) {
-        snprintf(why, cap, "%d nodes act as leader", leaders);
+    aether_err err;
+    uint64_t version = 0;
+    uint32_t li = 0;
+    if (aether_invariants_check_one_version(views, d->n_nodes, &version, &err) != AETHER_OK ||
+        aether_invariants_leader(views, d->n_nodes, &li, &err) != AETHER_OK) {
+        snprintf(why, cap, "%s", err.msg);
         return -1;
     }
+    int leader = (int)li;
+    *leader_out = leader;
+    *version_out = version;
     aether_member_view lv;
     aether_member_view_get(d->nodes[leader].m, &lv);
     if (served != d->base.shard_count) {
@@ -1209,7 +1207,7 @@ static int settled_now(node_run *d, const goal *g, char *why, size_t cap, int *l
 static bool wait_settled(node_run *d, step_rec *s, const goal *g)
 {
     uint64_t steady_since = 0, steady_version = 0;
-    char why[160] = "not checked";
+    char why[AETHER_ERR_MSG_MAX] = "not checked";
     for (uint32_t t = 0; t < SETTLE_LIMIT_MS / SETTLE_POLL_MS && stop_signal == 0; t++) {
         int leader = -1;
         uint64_t version = 0;
@@ -1300,7 +1298,7 @@ static bool wait_drained(node_run *d, uint32_t i, step_rec *s)
     node_slot *n = &d->nodes[i];
     aether_node_id nid;
     (void)aether_node_id_from_cstr(n->id, &nid, NULL);
-    char why[160] = "not checked";
+    char why[AETHER_ERR_MSG_MAX] = "not checked";
     for (uint32_t t = 0; t < SETTLE_LIMIT_MS / SETTLE_POLL_MS && stop_signal == 0; t++) {
         aether_member_view v;
         aether_member_view_get(n->m, &v);

@@ -54,7 +54,8 @@
 #   probe_map FILE               the ShardMap in the state bucket, summarised, into FILE
 #   map_check FILE ID...         stable, every shard owned, owners exactly ID..., balanced
 #   map_version FILE, ownership FILE
-#   settled FILE ID...           one leader (LEADER_NOW) among ID..., map_check, and every
+#   settled FILE ID...           one leader (LEADER_NOW) among ID..., and the oracle (nats_probe
+#                                settled) finds the stored map settled for ID...; every
 #                                one of ID... installed the current map version
 #   wait_settled MS FILE ID...   settled within MS, or fail
 #   cluster_up N [ARGS...]       server "nats" ($URL) and n1..nN (NODES) settled (LEADER)
@@ -535,9 +536,12 @@ leader_term() {
 }
 
 # settled FILE ID...: exactly one of ID... believes it leads (LEADER_NOW is
-# set to it), the current map passes map_check for ID... (saved in FILE),
-# and every one of ID... has installed that map version (so it serves its
-# shards in it: installing a newer map ends a node's fencing).
+# set to it), and the oracle (actors/invariants.h, through `nats_probe
+# settled`) finds the stored map settled for ID... against the stored
+# topology: every one of ID... Active and on the map version its trace says
+# it installed (installing a newer map ends a node's fencing), every shard
+# stable with min(R, Active) owners among ID..., primaries and owners per
+# node within one. The map is saved in FILE (as `nats_probe map` prints it).
 settled() {
     local file=$1
     shift
@@ -549,16 +553,16 @@ settled() {
         return 1
     fi
     LEADER_NOW=$l
-    probe_map "$file" || { SETTLED_WHY="map unreadable"; return 1; }
-    map_check "$file" "$@" || { SETTLED_WHY=$MAP_WHY; return 1; }
-    local v n
-    v=$(map_version "$file")
+    local n views=()
     for n in "$@"; do
-        if [[ "$(installed_version "$n")" != "$v" ]]; then
-            SETTLED_WHY="$n installed map v$(installed_version "$n"), the current one is v$v"
-            return 1
-        fi
+        views+=("${NODE_ID[$n]:-$n}=$(installed_version "$n")")
     done
+    if ! "$PROBE_BIN" --nats "$URL" --cluster "$CLUSTER" --timeout-ms 2000 "${PROBE_AUTH[@]}" \
+            settled "${NODE_ID[$l]:-$l}" "${views[@]}" >"$file" 2>"$WORK/settled.err"; then
+        SETTLED_WHY=$(grep -m 1 -E "^not settled|nats_probe" "$WORK/settled.err" || echo "map unreadable")
+        cat "$WORK/settled.err" >>"$WORK/probe.err"
+        return 1
+    fi
     SETTLED_WHY=""
 }
 

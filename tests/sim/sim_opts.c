@@ -1,5 +1,5 @@
 /*
- * sim_opts.c: see sim_opts.h (tools layer).
+ * sim_opts.c: see sim_opts.h (tests layer, the simulation library).
  */
 #include "sim_opts.h"
 
