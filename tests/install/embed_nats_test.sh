@@ -175,6 +175,7 @@ KILLED=$leader
 KILL_US=$(date +%s%6N)
 node_kill "$leader"
 step "kill -9 $leader"
+# shellcheck disable=SC2016 # eval expands them, at each poll
 wait_for "$FAILOVER_MS" eval 'spread "${survivors[@]}" && leader_agreed "$old_term" "${survivors[@]}"' ||
     { run_check; cat "$WORK/check" >&2; fail "${survivors[*]}: $leader's shards not taken over or no new leader within ${FAILOVER_MS} ms"; }
 run_check
@@ -198,11 +199,14 @@ grep -q " $drained DRAIN OK$" "$WORK/$drained.out" || fail "$drained: no 'DRAIN 
 exit_line=$(grep " $drained EXIT " "$WORK/$drained.out") || fail "$drained: no EXIT line"
 [[ "$exit_line" == *" held=0 "* ]] || fail "$drained still held shards: $exit_line"
 [[ "$exit_line" != *" served=0 "* ]] || fail "$drained served nothing: $exit_line"
+# shellcheck disable=SC2016
 wait_for 5000 eval 'spread "$last"' || { run_check; cat "$WORK/check" >&2; fail "$last does not hold all $SHARDS shards after $drained drained"; }
 run_check
 no_violation_lines
 [[ "$(field held "$drained")" == 0 ]] || fail "$drained's lines leave it holding shards"
-leader_agreed "$old_term" "$last" && [[ "$LEAD" == "$last" ]] || fail "$last's last LEADER line does not name itself"
+if ! leader_agreed "$old_term" "$last" || [[ "$LEAD" != "$last" ]]; then
+    fail "$last's last LEADER line does not name itself"
+fi
 no_violation
 step "after the drain: $last holds $(field held "$last") shards and leads (term $LEAD_TERM); $drained: ${exit_line#* EXIT }"
 step "OK"
