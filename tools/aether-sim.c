@@ -7,6 +7,7 @@
  *
  *   aether-sim --seed S --nodes N --duration SIM_SECONDS [fault options]
  *   aether-sim --soak --seed S          (N, shards, faults... derived from S)
+ *   aether-sim --version                (the project version and git revision)
  *
  * The same arguments give the same output byte for byte (only --wall, on
  * stderr, reads the real clock).
@@ -14,13 +15,24 @@
  * Threading: one thread.
  */
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
+#include <aether/aether_version.h>
+
+#include "aether_build.h"
 #include "sim_opts.h"
 #include "sim_world.h"
 
 int main(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
+            printf("aether-sim %s%s%s%s\n", AETHER_VERSION_STRING, AETHER_GIT_REVISION[0] ? " (git " : "",
+                   AETHER_GIT_REVISION, AETHER_GIT_REVISION[0] ? ")" : "");
+            return 0;
+        }
+    }
     opts o = { 0 };
     int rc = sim_parse_args(argc, argv, &o);
     if (rc != 0)
