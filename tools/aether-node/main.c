@@ -1,5 +1,5 @@
 /*
- * aether-node.c: the node daemon (tools layer).
+ * tools/aether-node/main.c: the node daemon (tools layer).
  *
  *   aether-node --embedded [--nodes N] [--shards S] [--replication R]
  *               [--duration SECONDS] [--seed X] [--quiet] [--verbose]
