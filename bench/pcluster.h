@@ -4,7 +4,7 @@
  * and N `aether-node --nats ... --trace` processes whose stdout this process
  * reads through pipes and parses into timestamped records.
  *
- * Observation contract (aether-node --trace, tools/aether-node.c): lines
+ * Observation contract (aether-node --trace, tools/aether-node/node.c): lines
  *   T <mono_us> <node> MAP <version> [<term>]    node installed map <version>
  *   T <mono_us> <node> LEADER <leader|-> <term>  node learned of a new leader
  *   T <mono_us> <node> EVENT <Type> <text>       an event it applied or emitted
