@@ -41,21 +41,16 @@
 
 #include "aether.h"
 #include "nats_kv.h"
+#include "nats_server.h"
 
-#define PCL_SERVER_START_MS 5000u    /* until "Server is ready" and the port accepts */
-#define PCL_SERVER_ATTEMPTS 3u       /* another port if one was taken meanwhile */
-#define PCL_SERVER_STOP_MS 2000u     /* SIGTERM grace before SIGKILL */
 #define PCL_HELP_MS 5000u            /* aether-node --help must answer within */
 #define PCL_HELP_MAX 16384u          /* bytes of --help read */
-#define PCL_LOG_SCAN_MAX (256u << 10)
 #define PCL_PIPE_BYTES (1 << 20)     /* F_SETPIPE_SZ request; the default 64 KiB also works */
 #define PCL_READ_CHUNK 65536u
 #define PCL_READS_PER_PUMP 64u       /* bounded work per fd per pump */
 #define PCL_RECS_MAX 4000000u        /* kept records, a runaway bound */
-#define PCL_RM_FDS 16
 #define PCL_TOKENS_MAX 64u
 #define PCL_KV_TIMEOUT_MS 2000u
-#define PCL_SEARCH_PATH_MAX 4096u
 
 static volatile sig_atomic_t pcl_stop;
 static pcluster *pcl_active; /* for the atexit cleanup */
@@ -89,25 +84,6 @@ bool pcl_live(const pcluster *c, uint32_t i)
 }
 
 /* ---- finding things ------------------------------------------------------- */
-
-static bool pcl_find_server(char *out, size_t cap)
-{
-    const char *env = getenv("AETHER_NATS_SERVER");
-    if (env != NULL && env[0] != '\0') {
-        snprintf(out, cap, "%s", env);
-        return access(out, X_OK) == 0;
-    }
-    char dirs[PCL_SEARCH_PATH_MAX];
-    const char *path = getenv("PATH");
-    snprintf(dirs, sizeof(dirs), "%s:/usr/sbin:/usr/local/bin", path != NULL ? path : "");
-    char *save = NULL;
-    for (char *d = strtok_r(dirs, ":", &save); d != NULL; d = strtok_r(NULL, ":", &save)) {
-        snprintf(out, cap, "%s/nats-server", d);
-        if (access(out, X_OK) == 0)
-            return true;
-    }
-    return false;
-}
 
 static bool pcl_find_node(char *out, size_t cap)
 {
@@ -182,109 +158,6 @@ static bool pcl_node_has_trace(const char *bin)
     return strstr(buf, "--trace") != NULL;
 }
 
-/* ---- the server ----------------------------------------------------------- */
-
-static int pcl_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof(a);
-    bool ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-              getsockname(fd, (struct sockaddr *)&a, &len) == 0;
-    close(fd);
-    return ok ? ntohs(a.sin_port) : -1;
-}
-
-static bool pcl_port_accepts(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return false;
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-    close(fd);
-    return ok;
-}
-
-static unsigned pcl_server_ready_count(const pcluster *c)
-{
-    char path[PCL_PATH_MAX + 16];
-    snprintf(path, sizeof(path), "%s/nats.log", c->dir);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    static char buf[PCL_LOG_SCAN_MAX];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    unsigned count = 0;
-    for (const char *p = strstr(buf, "Server is ready"); p != NULL; p = strstr(p + 1, "Server is ready"))
-        count++;
-    return count;
-}
-
-static void pcl_server_stop(pcluster *c)
-{
-    if (c->server_pid <= 0)
-        return;
-    kill(c->server_pid, SIGTERM);
-    uint64_t t0 = pcl_now_us();
-    int st;
-    while (pcl_now_us() - t0 < PCL_SERVER_STOP_MS * 1000ull) { /* bounded */
-        if (waitpid(c->server_pid, &st, WNOHANG) == c->server_pid) {
-            c->server_pid = 0;
-            return;
-        }
-        pcl_sleep_ms(10);
-    }
-    kill(c->server_pid, SIGKILL);
-    waitpid(c->server_pid, &st, 0);
-    c->server_pid = 0;
-}
-
-static bool pcl_server_spawn(pcluster *c)
-{
-    char port[16], store[PCL_PATH_MAX + 8], log[PCL_PATH_MAX + 16];
-    snprintf(port, sizeof(port), "%d", c->port);
-    snprintf(store, sizeof(store), "%s/js", c->dir);
-    snprintf(log, sizeof(log), "%s/nats.log", c->dir);
-    snprintf(c->url, sizeof(c->url), "nats://127.0.0.1:%d", c->port);
-    char *argv[] = { "nats-server", "-js", "-sd", store, "-a", "127.0.0.1", "-p", port, NULL };
-    unsigned before = pcl_server_ready_count(c);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0)
-        return false;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(126);
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execv(c->server_bin, argv);
-        _exit(127);
-    }
-    c->server_pid = pid;
-    uint64_t t0 = pcl_now_us();
-    while (pcl_now_us() - t0 < PCL_SERVER_START_MS * 1000ull && !pcl_interrupted()) { /* bounded */
-        if (pcl_server_ready_count(c) > before && pcl_port_accepts(c->port))
-            return true;
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            c->server_pid = 0;
-            return false;
-        }
-        pcl_sleep_ms(10);
-    }
-    return false;
-}
-
 /* ---- setup and teardown --------------------------------------------------- */
 
 static void pcl_atexit(void)
@@ -320,42 +193,23 @@ bool pcl_setup(pcluster *c, const char *tag, uint32_t shards)
                         "build it: cmake --build <build dir>\n");
         return false;
     }
-    if (!pcl_find_server(c->server_bin, sizeof(c->server_bin))) {
-        fprintf(stderr, "aether-bench: nats-server not found ($AETHER_NATS_SERVER, $PATH, /usr/sbin, "
-                        "/usr/local/bin); install it: tools/deps install\n");
-        return false;
-    }
     if (!pcl_node_has_trace(c->node_bin)) {
         fprintf(stderr, "aether-bench: %s has no --trace option yet (the observation contract these "
                         "benches read); rebuild it from a tree that has it\n", c->node_bin);
         return false;
     }
-    snprintf(c->dir, sizeof(c->dir), "/tmp/aether-bench-%.32s-XXXXXX", tag);
-    if (mkdtemp(c->dir) == NULL) {
-        fprintf(stderr, "aether-bench: mkdtemp %s: %s\n", c->dir, strerror(errno));
-        c->dir[0] = '\0';
+    /* The server and the directory its store, its log (server.log) and the
+     * nodes' logs share: the harnesses' one launcher (tests/support). */
+    char server_tag[40];
+    snprintf(server_tag, sizeof(server_tag), "aether-bench-%.19s", tag);
+    if (!tns_start(&c->server, server_tag)) {
+        if (c->server.dir[0] != '\0')
+            fprintf(stderr, "aether-bench: see %s/server.log\n", c->server.dir);
         return false;
     }
-    for (unsigned a = 0; a < PCL_SERVER_ATTEMPTS && !pcl_interrupted(); a++) {
-        c->port = pcl_free_port();
-        if (c->port <= 0)
-            continue;
-        if (pcl_server_spawn(c))
-            return true;
-        pcl_server_stop(c); /* lost a race for the port, or slow: try another */
-    }
-    fprintf(stderr, "aether-bench: nats-server did not start (%u ports tried); see %s/nats.log\n",
-            PCL_SERVER_ATTEMPTS, c->dir);
-    return false;
-}
-
-static int pcl_rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
+    snprintf(c->dir, sizeof(c->dir), "%s", c->server.dir);
+    snprintf(c->url, sizeof(c->url), "%s", c->server.url);
+    return true;
 }
 
 void pcl_teardown(pcluster *c)
@@ -373,14 +227,15 @@ void pcl_teardown(pcluster *c)
             n->fd = -1;
         }
     }
-    pcl_server_stop(c);
-    if (c->dir[0] != '\0') {
-        if (c->keep_logs)
-            fprintf(stderr, "aether-bench: logs kept in %s\n", c->dir);
-        else
-            nftw(c->dir, pcl_rm_entry, PCL_RM_FDS, FTW_DEPTH | FTW_PHYS);
-        c->dir[0] = '\0';
+    if (c->keep_logs) {
+        tns_stop(&c->server);
+        if (c->server.dir[0] != '\0')
+            fprintf(stderr, "aether-bench: logs kept in %s\n", c->server.dir);
+    } else {
+        tns_destroy(&c->server);
     }
+    c->server.dir[0] = '\0';
+    c->dir[0] = '\0';
     free(c->recs);
     c->recs = NULL;
     c->n_recs = c->cap_recs = 0;

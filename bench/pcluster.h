@@ -1,6 +1,7 @@
 /*
  * pcluster.h: a real cluster for the end-to-end benches (bench layer): one
- * nats-server with JetStream on a free loopback port and a temporary store,
+ * nats-server with JetStream on a free loopback port and a temporary store
+ * (tests/support/nats_server.h),
  * and N `aether-node --nats ... --trace` processes whose stdout this process
  * reads through pipes and parses into timestamped records.
  *
@@ -25,8 +26,9 @@
  * Binaries: aether-node is $AETHER_NODE_BIN or the one next to this
  * executable (/proc/self/exe's directory; the variable is removed from the
  * environment, since aether-node refuses unknown AETHER_* variables);
- * nats-server is
- * $AETHER_NATS_SERVER or the one on $PATH (then /usr/sbin, /usr/local/bin).
+ * nats-server is started by the tests' launcher (tests/support/nats_server.h:
+ * $AETHER_NATS_SERVER or the one on $PATH, then /usr/sbin, /usr/local/bin),
+ * whose temporary directory (store, server.log) holds the nodes' logs too.
  *
  * Cleanup: every child gets PR_SET_PDEATHSIG(SIGKILL); pcl_teardown (also
  * run at exit) kills every child with SIGKILL, reaps it, stops the server
@@ -48,6 +50,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "nats_server.h"
 
 #define PCL_NODES_MAX 16u
 #define PCL_ID_MAX 64u          /* a NodeId's length bound */
@@ -95,9 +99,7 @@ typedef struct pcl_node {
 typedef struct pcluster {
     char dir[PCL_PATH_MAX];       /* temporary directory: server store, logs */
     char node_bin[PCL_PATH_MAX];
-    char server_bin[PCL_PATH_MAX];
-    pid_t server_pid;
-    int port;
+    tns_server server;            /* nats-server (tests/support/nats_server.h); its dir is dir */
     char url[64];
     char cluster[32];
     uint32_t shards;
