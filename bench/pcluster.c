@@ -42,6 +42,7 @@
 #include "aether.h"
 #include "nats_kv.h"
 #include "nats_server.h"
+#include "trace_line.h"
 
 #define PCL_HELP_MS 5000u            /* aether-node --help must answer within */
 #define PCL_HELP_MAX 16384u          /* bytes of --help read */
@@ -49,7 +50,6 @@
 #define PCL_READ_CHUNK 65536u
 #define PCL_READS_PER_PUMP 64u       /* bounded work per fd per pump */
 #define PCL_RECS_MAX 4000000u        /* kept records, a runaway bound */
-#define PCL_TOKENS_MAX 64u
 #define PCL_KV_TIMEOUT_MS 2000u
 
 static volatile sig_atomic_t pcl_stop;
@@ -297,10 +297,7 @@ bool pcl_spawn(pcluster *c, uint32_t i)
     (void)fcntl(p[0], F_SETPIPE_SZ, PCL_PIPE_BYTES); /* best effort: the default size also works */
     n->len = 0;
     n->overlong = false;
-    n->map_version = n->map_us = 0;
-    n->leader_known = false;
-    n->leader[0] = '\0';
-    n->term = n->leader_us = 0;
+    memset(&n->view, 0, sizeof(n->view));
     n->expect_exit = false;
     pid_t parent = getpid();
     uint64_t t = pcl_now_us();
@@ -372,54 +369,6 @@ static bool pcl_kept_event(const char *type)
     return false;
 }
 
-/* The value of the LAST "key=" token of tok[from..n) (data fields follow
- * the envelope's), or NULL. */
-static const char *pcl_last_val(char **tok, unsigned from, unsigned n, const char *key)
-{
-    size_t kl = strlen(key);
-    const char *v = NULL;
-    for (unsigned k = from; k < n; k++)
-        if (strncmp(tok[k], key, kl) == 0 && tok[k][kl] == '=')
-            v = tok[k] + kl + 1;
-    return v;
-}
-
-static const char *pcl_first_val(char **tok, unsigned from, unsigned n, const char *key)
-{
-    size_t kl = strlen(key);
-    for (unsigned k = from; k < n; k++)
-        if (strncmp(tok[k], key, kl) == 0 && tok[k][kl] == '=')
-            return tok[k] + kl + 1;
-    return NULL;
-}
-
-/* reason=... runs until the next key=value token (a reason may hold spaces). */
-static void pcl_reason(char **tok, unsigned from, unsigned n, char *out, size_t cap)
-{
-    out[0] = '\0';
-    for (unsigned k = from; k < n; k++) {
-        if (strncmp(tok[k], "reason=", 7) != 0)
-            continue;
-        size_t len = (size_t)snprintf(out, cap, "%s", tok[k] + 7);
-        for (unsigned j = k + 1; j < n && strchr(tok[j], '=') == NULL && len < cap; j++)
-            len += (size_t)snprintf(out + len, cap - len, " %s", tok[j]);
-        return;
-    }
-}
-
-static bool pcl_u64(const char *s, uint64_t *out)
-{
-    if (s == NULL || *s < '0' || *s > '9')
-        return false;
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return false;
-    *out = v;
-    return true;
-}
-
 static void pcl_keep(pcluster *c, const pcl_rec *r)
 {
     if (c->n_recs == c->cap_recs) {
@@ -439,97 +388,55 @@ static void pcl_parse_line(pcluster *c, uint32_t i, char *line)
 {
     pcl_node *n = &c->nodes[i];
     pcl_log_line(c, n, line);
-    if (line[0] != 'T' || line[1] != ' ')
+    trl_line l;
+    trl_result res = trl_parse(line, &l);
+    if (res == TRL_NOT_TRACE)
         return;
     c->lines_trace++;
-    char *tok[PCL_TOKENS_MAX];
-    unsigned nt = 0;
-    char *save = NULL;
-    for (char *t = strtok_r(line, " ", &save); t != NULL && nt < PCL_TOKENS_MAX; /* bounded */
-         t = strtok_r(NULL, " ", &save))
-        tok[nt++] = t;
-    pcl_rec r;
-    memset(&r, 0, sizeof(r));
-    r.node = i;
-    if (nt < 4 || !pcl_u64(tok[1], &r.us) || strcmp(tok[2], n->id) != 0) {
+    if (res != TRL_PARSED || strcmp(l.node, n->id) != 0) {
         c->lines_bad++;
         return;
     }
-    const char *kind = tok[3];
-    if (strcmp(kind, "MAP") == 0) {
-        if (nt < 5 || !pcl_u64(tok[4], &r.num)) {
-            c->lines_bad++;
-            return;
-        }
+    trl_view_apply(&n->view, &l); /* MAP, LEADER, and LeaseRenewed for "settled" only */
+    pcl_rec r;
+    memset(&r, 0, sizeof(r));
+    r.node = i;
+    r.us = l.us;
+    if (l.kind == TRL_MAP) {
         r.kind = PCL_MAP;
-        if (r.num > n->map_version) {
-            n->map_version = r.num;
-            n->map_us = r.us;
-        }
+        r.num = l.num;
         pcl_keep(c, &r);
-    } else if (strcmp(kind, "LEADER") == 0) {
-        if (nt < 6 || !pcl_u64(tok[5], &r.num)) {
-            c->lines_bad++;
-            return;
-        }
+    } else if (l.kind == TRL_LEADER) {
         r.kind = PCL_LEADER;
-        snprintf(r.who, sizeof(r.who), "%s", strcmp(tok[4], "-") == 0 ? "" : tok[4]);
-        n->leader_known = true;
-        snprintf(n->leader, sizeof(n->leader), "%s", r.who);
-        n->term = r.num;
-        n->leader_us = r.us;
+        r.num = l.num;
+        snprintf(r.who, sizeof(r.who), "%s", l.leader != NULL ? l.leader : "");
         pcl_keep(c, &r);
-    } else if (strcmp(kind, "EVENT") == 0) {
-        if (nt < 5) {
-            c->lines_bad++;
-            return;
-        }
-        if (strcmp(tok[4], "LeaseRenewed") == 0) {
-            /* A node that started under an established leader gets no
-             * LeaderElected, hence no LEADER line: the renewals are its
-             * only word of the leader. Used for "settled", never as a
-             * leader-change time. */
-            uint64_t term = 0;
-            const char *leader = pcl_last_val(tok, 5, nt, "leader");
-            if (leader != NULL && pcl_u64(pcl_last_val(tok, 5, nt, "term"), &term) &&
-                (!n->leader_known || term > n->term)) {
-                n->leader_known = true;
-                snprintf(n->leader, sizeof(n->leader), "%s", leader);
-                n->term = term;
-                n->leader_us = r.us;
-            }
-            return;
-        }
-        if (!pcl_kept_event(tok[4]))
-            return;
+    } else if (l.kind == TRL_EVENT && pcl_kept_event(l.type)) {
         r.kind = PCL_EVENT;
-        snprintf(r.type, sizeof(r.type), "%s", tok[4]);
-        unsigned from = 5;
-        if (from < nt && strcmp(tok[from], tok[4]) == 0)
-            from++; /* aether_event_format repeats the type */
-        const char *em = pcl_first_val(tok, from, nt, "node");
+        snprintf(r.type, sizeof(r.type), "%s", l.type);
+        const char *em = trl_first(&l, "node");
         snprintf(r.emitter, sizeof(r.emitter), "%s", em ? em : "");
         const char *who = NULL, *num = NULL;
         if (strncmp(r.type, "Node", 4) == 0) {
-            who = pcl_last_val(tok, from, nt, "node");
+            who = trl_last(&l, "node");
         } else if (strcmp(r.type, "LeaderElected") == 0 || strcmp(r.type, "LeadershipLost") == 0) {
-            who = pcl_last_val(tok, from, nt, "leader");
-            num = pcl_last_val(tok, from, nt, "term");
-            pcl_reason(tok, from, nt, r.reason, sizeof(r.reason));
+            who = trl_last(&l, "leader");
+            num = trl_last(&l, "term");
+            trl_reason(&l, r.reason, sizeof(r.reason));
         } else if (strcmp(r.type, "RebalanceStarted") == 0) {
-            num = pcl_last_val(tok, from, nt, "from_version");
-            pcl_reason(tok, from, nt, r.reason, sizeof(r.reason));
+            num = trl_last(&l, "from_version");
+            trl_reason(&l, r.reason, sizeof(r.reason));
         } else if (strcmp(r.type, "RebalanceCompleted") == 0) {
-            num = pcl_last_val(tok, from, nt, "map_version");
+            num = trl_last(&l, "map_version");
         }
         snprintf(r.who, sizeof(r.who), "%s", who ? who : "");
-        if (num != NULL && !pcl_u64(num, &r.num)) {
+        if (num != NULL && !trl_u64(num, &r.num)) {
             c->lines_bad++;
             return;
         }
         pcl_keep(c, &r);
     }
-    /* STATS and future kinds: not needed here. */
+    /* Per-shard, renewal and STATS lines: not kept. */
 }
 
 /* Splits what arrived into lines. */
@@ -640,12 +547,12 @@ int pcl_leader(const pcluster *c)
         const pcl_node *n = &c->nodes[i];
         if (n->pid <= 0)
             continue;
-        if (!n->leader_known || n->leader[0] == '\0')
+        if (!n->view.leader_known || n->view.leader[0] == '\0')
             return -1;
         if (leader == NULL) {
-            leader = n->leader;
-            term = n->term;
-        } else if (strcmp(leader, n->leader) != 0 || term != n->term) {
+            leader = n->view.leader;
+            term = n->view.term;
+        } else if (strcmp(leader, n->view.leader) != 0 || term != n->view.term) {
             return -1;
         }
     }
@@ -665,21 +572,21 @@ bool pcl_settled(const pcluster *c, uint32_t quiet_ms, char *why, size_t cap)
         const pcl_node *n = &c->nodes[i];
         if (n->pid <= 0)
             continue;
-        if (n->map_version == 0) {
+        if (n->view.map_version == 0) {
             snprintf(why, cap, "%s has no map yet", n->id);
             return false;
         }
-        if (any && n->map_version != version) {
+        if (any && n->view.map_version != version) {
             snprintf(why, cap, "%s on map v%llu, others on v%llu", n->id,
-                     (unsigned long long)n->map_version, (unsigned long long)version);
+                     (unsigned long long)n->view.map_version, (unsigned long long)version);
             return false;
         }
-        version = n->map_version;
+        version = n->view.map_version;
         any = true;
-        if (n->map_us > last)
-            last = n->map_us;
-        if (n->leader_us > last)
-            last = n->leader_us;
+        if (n->view.map_us > last)
+            last = n->view.map_us;
+        if (n->view.leader_us > last)
+            last = n->view.leader_us;
     }
     if (!any) {
         snprintf(why, cap, "no live node");

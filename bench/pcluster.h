@@ -5,7 +5,8 @@
  * and N `aether-node --nats ... --trace` processes whose stdout this process
  * reads through pipes and parses into timestamped records.
  *
- * Observation contract (aether-node --trace, tools/aether-node/node.c): lines
+ * Observation contract (aether-node --trace, tools/aether-node/node.c; read
+ * with the harnesses' one trace reader, tests/support/trace_line.h): lines
  *   T <mono_us> <node> MAP <version> [<term>]    node installed map <version>
  *   T <mono_us> <node> LEADER <leader|-> <term>  node learned of a new leader
  *   T <mono_us> <node> EVENT <Type> <text>       an event it applied or emitted
@@ -52,6 +53,7 @@
 #include <sys/types.h>
 
 #include "nats_server.h"
+#include "trace_line.h"
 
 #define PCL_NODES_MAX 16u
 #define PCL_ID_MAX 64u          /* a NodeId's length bound */
@@ -89,11 +91,7 @@ typedef struct pcl_node {
     uint64_t spawned_us;
     unsigned spawns;
     int last_status;              /* waitpid status of the last exit; -1 = none */
-    /* From its trace since the last spawn. */
-    uint64_t map_version, map_us;
-    bool leader_known;
-    char leader[PCL_ID_MAX + 1];  /* "" = none */
-    uint64_t term, leader_us;
+    trl_view view;                /* from its trace since the last spawn (trace_line.h) */
 } pcl_node;
 
 typedef struct pcluster {
