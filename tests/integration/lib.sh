@@ -7,7 +7,9 @@
 # it_setup makes $WORK (a temporary directory), finds nats-server
 # ($AETHER_NATS_SERVER or the one on PATH; missing is a failure, not a
 # skip), aether-node ($NODE_BIN) and the test helpers nats_probe and
-# nats_forge ($PROBE_BIN, $FORGE_BIN, built into BUILD_DIR/tests), and
+# nats_forge ($PROBE_BIN, $FORGE_BIN, built into BUILD_DIR/tests), the
+# trace reader ($TRACE_BIN: trace_reader, the one reader of --trace lines,
+# tests/support/trace_line.h), and
 # installs the EXIT trap: every process started through this file
 # (servers, nodes, background helpers) is sent SIGCONT then SIGKILL if
 # still alive, reaped, and $WORK is removed (AETHER_KEEP_LOGS=1 keeps it).
@@ -166,6 +168,8 @@ it_setup() {
     NODE_BIN=$build/bin/aether-node
     PROBE_BIN=$build/tests/nats_probe
     FORGE_BIN=$build/tests/nats_forge
+    TRACE_BIN=$build/tests/trace_reader
+    [[ -x "$TRACE_BIN" ]] || { echo "FAIL: test helper $TRACE_BIN not built" >&2; exit 1; }
     NATS_SERVER=${AETHER_NATS_SERVER:-$(command -v nats-server || true)}
     if [[ -z "$NATS_SERVER" || ! -x "$NATS_SERVER" ]]; then
         echo "FAIL: nats-server not found (set AETHER_NATS_SERVER or put it on PATH)" >&2
@@ -525,9 +529,7 @@ ownership() { awk '$1 == "shard" { print $2, $3 }' "$1"; }
 
 # installed_version ID: the version of the last map ID installed (its
 # --trace "T <us> ID MAP <version> <term>" lines); empty if none.
-installed_version() {
-    awk -v id="${NODE_ID[$1]:-$1}" '$1 == "T" && $3 == id && $4 == "MAP" { v = $5 } END { print v }' "$WORK/$1.out" 2>/dev/null
-}
+installed_version() { "$TRACE_BIN" installed "${NODE_ID[$1]:-$1}" "$WORK/$1.out"; }
 
 # leader_term ID: the term of ID's last "LEADER elected term=T" line.
 leader_term() {
@@ -650,15 +652,8 @@ wire_check_handover() {
 trace_check_terms() {
     local n bad
     for n in "$@"; do
-        bad=$(awk -v id="${NODE_ID[$n]:-$n}" '$1 == "T" && $3 == id {
-                if ($4 == "LEADER" && $6 + 0 > hi) hi = $6 + 0
-                if ($4 == "EVENT") {
-                    t = $7; sub("term=", "", t); t += 0
-                    if ($5 != "LeadershipLost" && t < hi) { print "after term " hi ": " $0; exit }
-                    if (t > hi) hi = t
-                }
-              }' "$WORK/$n.out" 2>/dev/null)
-        [[ -z "$bad" ]] || fail "$n accepted an event of an older term: $bad"
+        bad=$("$TRACE_BIN" check-terms "${NODE_ID[$n]:-$n}" "$WORK/$n.out") ||
+            fail "$n accepted an event of an older term: $bad"
     done
 }
 
@@ -669,33 +664,11 @@ trace_check_terms() {
 # precedes its successor's first. Two nodes acting as leader at once would
 # fail this.
 trace_check_acting() {
-    local n files=()
+    local n files=() bad
     for n in "$@"; do
         files+=("$WORK/$n.out")
     done
-    local bad
-    bad=$(awk '$1 == "T" && $4 == "EVENT" && $9 == "node=" $3 && $5 != "LeadershipLost" {
-                 t = $7; sub("term=", "", t); t += 0; us = $2 + 0
-                 if (!(t in who)) { who[t] = $3; lo[t] = us; hi[t] = us }
-                 else if (who[t] != $3) { print "term " t " emitted by " who[t] " and " $3; exit }
-                 if (us < lo[t]) lo[t] = us
-                 if (us > hi[t]) hi[t] = us
-               }
-               END {
-                 k = 0
-                 for (t in who) terms[++k] = t + 0
-                 for (i = 2; i <= k; i++) { # insertion sort: a handful of terms
-                     x = terms[i]; j = i - 1
-                     while (j > 0 && terms[j] > x) { terms[j + 1] = terms[j]; j-- }
-                     terms[j + 1] = x
-                 }
-                 for (i = 2; i <= k; i++) {
-                     a = terms[i - 1]; b = terms[i]
-                     if (hi[a] >= lo[b])
-                         printf "%s (term %d) acted until %d us, %s (term %d) from %d us\n", who[a], a, hi[a], who[b], b, lo[b]
-                 }
-               }' "${files[@]}" | head -n 1)
-    [[ -z "$bad" ]] || fail "two leaders acted at once: $bad"
+    bad=$("$TRACE_BIN" check-acting "${files[@]}") || fail "two leaders acted at once: $bad"
 }
 
 # final_checks ID...: no VIOLATION on any stderr, and the trace checks above
