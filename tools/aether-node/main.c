@@ -96,14 +96,7 @@ static int run_daemon(node_run *d)
     node_say(d, "+%llums stopping (%s)\n", (unsigned long long)node_since_start_ms(d),
         node_stop_signal == SIGINT ? "SIGINT" : node_stop_signal == SIGTERM ? "SIGTERM" : "duration reached");
     node_print_status(d);
-    pthread_mutex_lock(&d->mu);
-    uint32_t violations = d->violations;
-    pthread_mutex_unlock(&d->mu);
-    if (violations > 0) {
-        fprintf(stderr, "aether-node: %u violation(s); first: %s\n", violations, d->first_violation);
-        return 1;
-    }
-    return 0;
+    return node_violations_exit(d);
 }
 
 /* ---- command line ------------------------------------------------------------- */

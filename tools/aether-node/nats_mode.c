@@ -137,13 +137,6 @@ int node_nats_mode_run(node_run *d)
           (unsigned long long)v.stale_dropped, (unsigned long long)v.leader_changes,
           (unsigned long long)v.rebalances, (unsigned long long)v.shards_moved,
           (unsigned long long)v.map_version, (unsigned long long)v.term, v.shards_serving);
-    pthread_mutex_lock(&d->mu);
-    uint32_t violations = d->violations;
-    pthread_mutex_unlock(&d->mu);
-    if (violations > 0) {
-        fprintf(stderr, "aether-node: %u violation(s); first: %s\n", violations, d->first_violation);
-        return 1;
-    }
-    return 0;
+    return node_violations_exit(d);
 }
 

@@ -628,3 +628,14 @@ void node_print_status(node_run *d)
     }
 }
 
+int node_violations_exit(node_run *d)
+{
+    pthread_mutex_lock(&d->mu);
+    uint32_t violations = d->violations;
+    pthread_mutex_unlock(&d->mu);
+    if (violations > 0) {
+        fprintf(stderr, "aether-node: %u violation(s); first: %s\n", violations, d->first_violation);
+        return 1;
+    }
+    return 0;
+}

@@ -179,6 +179,9 @@ void node_flush_quiet_batches(node_run *d, bool force);
 void node_say(node_run *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void node_trace(node_run *d, const node_slot *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void node_print_status(node_run *d);
+/* The exit status a run ends with: 1 after saying how many single-ownership
+ * violations were seen and the first, 0 if none. Takes mu. */
+int node_violations_exit(node_run *d);
 
 /* node.c: lifecycle (main thread) */
 int node_run_init(node_run *d, const options *o, uint32_t n_nodes);
