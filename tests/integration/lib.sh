@@ -81,6 +81,9 @@ if [[ -n "${AETHER_IT_LIB_LOADED:-}" ]]; then
     return 0
 fi
 AETHER_IT_LIB_LOADED=1
+# The harnesses' one launcher of servers and nodes (ports, readiness).
+# shellcheck source=../support/launch.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../support/launch.sh"
 
 # A script may change these after sourcing.
 SERVER_READY_MS=5000 # a server start, until ready
@@ -188,50 +191,27 @@ it_need_helpers() {
 
 # ---- ports --------------------------------------------------------------------
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_in_use() { launch_port_in_use "$1"; }
 
 # free_port: echoes a port nobody listens on, below the kernel's ephemeral
-# range (so no outgoing connection takes it while a server is down for a
-# restart), never one this script handed out before. Callers use $(free_port),
-# a subshell: the ports handed out are remembered in $WORK/ports.handed.
-free_port() {
-    local lo=32768 p _
-    if [[ -r /proc/sys/net/ipv4/ip_local_port_range ]]; then
-        read -r lo _ </proc/sys/net/ipv4/ip_local_port_range
-    fi
-    (( lo > 12000 )) || lo=32768
-    for _ in $(seq 1 100); do
-        p=$(( 10000 + RANDOM % (lo - 10000) ))
-        grep -qx "$p" "$WORK/ports.handed" 2>/dev/null && continue
-        port_in_use "$p" && continue
-        echo "$p" >>"$WORK/ports.handed"
-        echo "$p"
-        return 0
-    done
-    return 1
-}
+# range, never one this script handed out before (launch_free_port).
+# Callers use $(free_port), a subshell: the ports handed out are remembered
+# in $WORK/ports.handed.
+free_port() { launch_free_port "$WORK/ports.handed"; }
 
 # ---- nats-server ---------------------------------------------------------------
 
-ready_count() {
-    local c
-    c=$(grep -c "Server is ready" "$WORK/$1.log" 2>/dev/null)
-    echo "${c:-0}"
-}
-
 server_ready() { # NAME READY_BEFORE
-    kill -0 "${SRV_PID[$1]}" 2>/dev/null || return 1
-    (( $(ready_count "$1") > $2 )) && port_in_use "${SRV_PORT[$1]}"
+    launch_server_ready "${SRV_PID[$1]}" "$WORK/$1.log" "$2" "${SRV_PORT[$1]}"
 }
 
 # server_spawn NAME: one start on ${SRV_PORT[NAME]}; 0 once ready.
 server_spawn() {
     local name=$1 before
-    before=$(ready_count "$name")
+    before=$(launch_ready_count "$WORK/$name.log")
     # shellcheck disable=SC2086 # SRV_ARGS holds separate words
-    "$NATS_SERVER" -js -sd "$WORK/$name.js" -a 127.0.0.1 -p "${SRV_PORT[$name]}" ${SRV_ARGS[$name]} \
-        >>"$WORK/$name.log" 2>&1 &
-    SRV_PID[$name]=$!
+    launch_server "$NATS_SERVER" "$WORK/$name.js" "${SRV_PORT[$name]}" "$WORK/$name.log" ${SRV_ARGS[$name]}
+    SRV_PID[$name]=$LAUNCHED
     if wait_for "$SERVER_READY_MS" server_ready "$name" "$before"; then
         return 0
     fi
@@ -339,10 +319,10 @@ node_start_as() {
     local name=$1 id=$2 url=$3
     shift 3
     it_clean_env
-    env "${CLEAN_ENV[@]}" "${NODE_ENV[@]}" \
-        "$NODE_BIN" --nats "$url" --node "$id" --cluster "$CLUSTER" --shards "$SHARDS" --trace "$@" \
-        >>"$WORK/$name.out" 2>>"$WORK/$name.err" &
-    NODE_PID[$name]=$!
+    LAUNCH_ENV=("${CLEAN_ENV[@]}" "${NODE_ENV[@]}")
+    launch_node "$NODE_BIN" "$url" "$id" "$CLUSTER" "$SHARDS" "$WORK/$name.out" "$WORK/$name.err" "$@"
+    LAUNCH_ENV=()
+    NODE_PID[$name]=$LAUNCHED
     NODE_ID[$name]=$id
 }
 
