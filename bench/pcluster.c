@@ -39,7 +39,7 @@
 
 #include <nats/nats.h>
 
-#include "aether.h"
+#include "aether_internal.h"
 #include "nats_kv.h"
 #include "nats_server.h"
 #include "trace_line.h"

@@ -125,7 +125,7 @@
 #include <nats/nats.h>
 #include <xxhash.h>
 
-#include "aether.h"
+#include "aether_internal.h"
 #include "codec.h"
 #include "shardmap_json.h"
 

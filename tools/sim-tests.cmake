@@ -199,6 +199,15 @@ set(AETHER_SIM_REGRESSIONS
   # one left campaigns.
   "adversary_last_drain|--soak --seed 300080 --duration 120 --extra-faults adversary --adversary-without none"
   "left_process_silent|--soak --seed 9085 --duration 20"
+  # n10's 20th run started on a clock stepped back 1.9 s, in the same wall
+  # millisecond as its 19th (admitted, Active): both claimed incarnation
+  # 1767225841591. The new run took the equal record for an earlier one's
+  # only when strictly above its claim, so it never claimed above it; its
+  # keep-alives were refused ESTALE and its heartbeats kept the dead run's
+  # record Active, primaries unserved ("not settled after 30000 ms: shard
+  # 2: primary n10 does not serve it" at 275.6 s). A record of another
+  # process at or above the claim is now claimed above before admission.
+  "incarnation_equal_to_dead_run|--soak --seed 231 --duration 240"
   "generation_note_of_ended_term|--soak --seed 100168 --duration 120 --extra-faults kv-aba")
 foreach(entry ${AETHER_SIM_REGRESSIONS})
   string(REPLACE "|" ";" parts "${entry}")

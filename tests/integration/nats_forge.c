@@ -185,7 +185,7 @@
 #include <xxhash.h>
 
 #include "adversary.h"
-#include "aether.h"
+#include "aether_internal.h"
 
 #define EXIT_USAGE 2
 #define FORGE_OVERSIZED_BYTES ((size_t)96 << 10)

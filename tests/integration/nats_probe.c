@@ -57,7 +57,7 @@
 
 #include <nats/nats.h>
 
-#include "aether.h"
+#include "aether_internal.h"
 
 #define EXIT_USAGE 2
 #define PROBE_URLS_MAX 16

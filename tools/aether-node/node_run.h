@@ -46,7 +46,7 @@
 
 #include <nats/nats.h>
 
-#include "aether.h"
+#include "aether_internal.h"
 #include "metrics_http.h"
 
 #define EXIT_USAGE 2
