@@ -13,6 +13,9 @@
  *       the version of the last map ID installed (its last MAP line: a map
  *       older than one before it shows, as a test of forged maps wants); an
  *       empty line if none.
+ *   trace_reader leader FILE...
+ *       the leader named by the highest-term LEADER line of any FILE (of
+ *       equal terms, the last read); empty if none names one.
  *   trace_reader leader-known ID OLD MIN_TERM SINCE_US FILE
  *       the first time (us) ID learned of a leader other than OLD (and not
  *       none) with term >= MIN_TERM at or after SINCE_US; empty if never.
@@ -77,6 +80,7 @@ static bool each_line(const char *path, const char *id, line_fn fn, void *ctx)
 static int usage(void)
 {
     fprintf(stderr, "usage: trace_reader view|installed ID FILE\n"
+                    "       trace_reader leader FILE...\n"
                     "       trace_reader leader-known ID OLD MIN_TERM SINCE_US FILE\n"
                     "       trace_reader first-event TYPE SINCE_US [--subject ID] [--reason R] [--reason-prefix P] FILE...\n"
                     "       trace_reader check-terms ID FILE\n"
@@ -100,6 +104,24 @@ static void installed_line(void *ctx, const trl_line *l)
 {
     if (l->kind == TRL_MAP)
         *(uint64_t *)ctx = l->num;
+}
+
+/* ---- leader ---------------------------------------------------------------- */
+
+typedef struct leader_ctx {
+    uint64_t term;
+    bool have;
+    char leader[TRL_ID_MAX + 1];
+} leader_ctx;
+
+static void leader_line(void *ctx, const trl_line *l)
+{
+    leader_ctx *c = ctx;
+    if (l->kind == TRL_LEADER && l->leader != NULL && (!c->have || l->num >= c->term)) {
+        c->have = true;
+        c->term = l->num;
+        snprintf(c->leader, sizeof(c->leader), "%s", l->leader);
+    }
 }
 
 /* ---- leader-known ----------------------------------------------------------- */
@@ -260,6 +282,13 @@ int main(int argc, char **argv)
             printf("%llu\n", (unsigned long long)last);
         else
             printf("\n");
+        return finish(0);
+    }
+    if (strcmp(cmd, "leader") == 0 && argc >= 3) {
+        leader_ctx c = { 0 };
+        for (int i = 2; i < argc; i++)
+            (void)each_line(argv[i], NULL, leader_line, &c);
+        printf("%s\n", c.have ? c.leader : "");
         return finish(0);
     }
     if (strcmp(cmd, "leader-known") == 0 && argc == 7) {
