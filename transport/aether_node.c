@@ -1,6 +1,6 @@
 /*
  * aether_node.c: the public node (transport layer, the top of the library;
- * contract in aether_node.h). It wires what tools/aether-node.c wires by
+ * contract in aether_node.h). It wires what tools/aether-node/ wires by
  * hand - executor, transport, lease and state stores, secret, member - so
  * an embedder makes one call.
  *
