@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "assertion.h"
+
 aether_status aether_invariants_check_map(const aether_shardmap *map, const aether_topology *topo,
                                           aether_err *err)
 {
@@ -249,5 +251,243 @@ aether_status aether_departures_check_map(const aether_departures *d, const aeth
                                   from->str, (unsigned long long)map->version,
                                   (unsigned long long)map->term, owned, x->node.str);
     }
+    return AETHER_OK;
+}
+
+/* ---- a running cluster, as a harness sees it ---------------------------------- */
+
+aether_status aether_invariants_check_one_leader(const aether_oracle_view *views, uint32_t n,
+                                                 aether_err *err)
+{
+    const aether_oracle_view *leader = NULL;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!views[i].running || !views[i].is_leader)
+            continue;
+        if (leader != NULL)
+            return aether_err_set(err, AETHER_ESTATE, "I1: %s and %s both act as leader", leader->name,
+                                  views[i].name);
+        leader = &views[i];
+    }
+    return AETHER_OK;
+}
+
+aether_status aether_invariants_leader(const aether_oracle_view *views, uint32_t n,
+                                       uint32_t *leader, aether_err *err)
+{
+    uint32_t found = UINT32_MAX;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!views[i].running || views[i].frozen || !views[i].is_leader)
+            continue;
+        if (found != UINT32_MAX)
+            return aether_err_set(err, AETHER_ESTATE, "two nodes act as leader: %s and %s",
+                                  views[found].name, views[i].name);
+        found = i;
+    }
+    if (found == UINT32_MAX)
+        return aether_err_set(err, AETHER_ESTATE, "no leader");
+    *leader = found;
+    return AETHER_OK;
+}
+
+aether_status aether_invariants_check_one_version(const aether_oracle_view *views, uint32_t n,
+                                                  uint64_t *version, aether_err *err)
+{
+    const aether_oracle_view *first = NULL;
+    for (uint32_t i = 0; i < n; i++) {
+        const aether_oracle_view *v = &views[i];
+        if (!v->running || v->frozen || v->incompatible)
+            continue;
+        if (v->map_version == 0)
+            return aether_err_set(err, AETHER_ESTATE, "%s has no map yet", v->name);
+        if (first != NULL && v->map_version != first->map_version)
+            return aether_err_set(err, AETHER_ESTATE, "%s on map v%llu, others on v%llu", v->name,
+                                  (unsigned long long)v->map_version,
+                                  (unsigned long long)first->map_version);
+        if (first == NULL)
+            first = v;
+    }
+    if (first == NULL)
+        return aether_err_set(err, AETHER_ESTATE, "no live node");
+    *version = first->map_version;
+    return AETHER_OK;
+}
+
+/* The process of node id `node`: the running one if any, else the first
+ * view of that id; NULL if none. */
+static const aether_oracle_view *view_of(const aether_settled_input *in, const char *node)
+{
+    const aether_oracle_view *first = NULL;
+    for (uint32_t i = 0; i < in->n_views; i++) {
+        if (strcmp(in->views[i].node, node) != 0)
+            continue;
+        if (in->views[i].running)
+            return &in->views[i];
+        if (first == NULL)
+            first = &in->views[i];
+    }
+    return first;
+}
+
+static const aether_node_info *topo_find_str(const aether_topology *topo, const char *node)
+{
+    const aether_node_info *info = NULL;
+    for (uint32_t k = 0; k < topo->count; k++)
+        if (strcmp(topo->nodes[k].id.str, node) == 0)
+            info = &topo->nodes[k];
+    return info;
+}
+
+/* Each view's record in the leader's topology is what its harness expects. */
+static aether_status settled_membership(const aether_settled_input *in, aether_err *err)
+{
+    for (uint32_t i = 0; i < in->n_views; i++) {
+        const aether_oracle_view *v = &in->views[i];
+        const aether_node_info *info = topo_find_str(in->topo, v->node);
+        aether_node_status want = AETHER_NODE_ACTIVE;
+        switch (v->expect) {
+        case AETHER_EXPECT_ANY:
+            continue;
+        case AETHER_EXPECT_DOWN:
+            if (info != NULL && aether_node_status_is_healthy(info->status))
+                return aether_err_set(err, AETHER_ESTATE, "%s is down but %s", v->name,
+                                      aether_node_status_name(info->status));
+            continue;
+        case AETHER_EXPECT_LEFT_OR_FORGOTTEN:
+            if (info == NULL)
+                continue;
+            want = AETHER_NODE_LEFT;
+            break;
+        case AETHER_EXPECT_LEFT:
+            want = AETHER_NODE_LEFT;
+            break;
+        case AETHER_EXPECT_ACTIVE:
+            break;
+        }
+        if (info == NULL || info->status != want)
+            return aether_err_set(err, AETHER_ESTATE, "%s is %s, should be %s", v->name,
+                                  info ? aether_node_status_name(info->status) : "unknown",
+                                  aether_node_status_name(want));
+    }
+    return AETHER_OK;
+}
+
+static uint32_t holders_of(const aether_settled_input *in, uint32_t shard)
+{
+    if (in->holders != NULL)
+        return in->holders[shard];
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < in->n_views; i++)
+        k += in->views[i].serving != NULL && in->views[i].serving[shard] != 0;
+    return k;
+}
+
+/* Every shard stable, min(R, Active) owners, all Active and running, served
+ * by its primary and by nobody else. */
+static aether_status settled_shards(const aether_settled_input *in, uint32_t active, aether_err *err)
+{
+    const aether_shardmap *map = in->map;
+    uint32_t want_owners = active < in->replication ? active : in->replication;
+    for (uint32_t sh = 0; sh < map->shard_count; sh++) {
+        const aether_shard_entry *e = aether_shardmap_entry(map, sh);
+        if (e->state != AETHER_SHARD_STABLE)
+            return aether_err_set(err, AETHER_ESTATE, "shard %u still moving", sh);
+        if (e->owner_count != want_owners && (!in->brake_engaged || e->owner_count == 0))
+            return aether_err_set(err, AETHER_ESTATE, "I2/I3: shard %u has %u owners, want %u", sh,
+                                  e->owner_count, want_owners);
+        const aether_node_index *o = aether_shardmap_owners(map, sh);
+        for (uint32_t j = 0; j < e->owner_count; j++) {
+            const char *id = map->nodes[o[j]].str;
+            const aether_oracle_view *on = view_of(in, id);
+            const aether_node_info *info = aether_topology_find(in->topo, &map->nodes[o[j]]);
+            if (on == NULL || !on->running || info == NULL || info->status != AETHER_NODE_ACTIVE)
+                return aether_err_set(err, AETHER_ESTATE, "I2/I3: shard %u owner %s is %s", sh, id,
+                                      on == NULL || !on->running ? "down"
+                                      : info ? aether_node_status_name(info->status)
+                                             : "unknown");
+        }
+        if (e->owner_count == 0 || in->serving_unobserved)
+            continue;
+        const aether_oracle_view *primary = view_of(in, map->nodes[e->primary].str);
+        uint32_t holders = holders_of(in, sh);
+        if (primary->serving == NULL || !primary->serving[sh] || !primary->may_serve)
+            return aether_err_set(err, AETHER_ESTATE, "shard %u: primary %s does not serve it", sh,
+                                  primary->name);
+        if (holders != 1)
+            return aether_err_set(err, AETHER_ESTATE, "shard %u held by %u nodes", sh, holders);
+    }
+    return AETHER_OK;
+}
+
+aether_status aether_invariants_check_settled(const aether_settled_input *in, aether_err *err)
+{
+    AETHER_ASSERT(in->leader < in->n_views);
+    const aether_oracle_view *leader = &in->views[in->leader];
+    if (in->topo == NULL)
+        return aether_err_set(err, AETHER_ESTATE, "leader %s has no topology", leader->name);
+    uint32_t active = 0;
+    for (uint32_t i = 0; i < in->topo->count; i++)
+        active += in->topo->nodes[i].status == AETHER_NODE_ACTIVE;
+    const aether_node_info *me = topo_find_str(in->topo, leader->node);
+    if (me == NULL || me->status != AETHER_NODE_ACTIVE)
+        return aether_err_set(err, AETHER_ESTATE, "I5: leader %s is %s", leader->name,
+                              me ? aether_node_status_name(me->status) : "not a member");
+    aether_status st = settled_membership(in, err);
+    if (st != AETHER_OK)
+        return st;
+    if (in->map == NULL)
+        return aether_err_set(err, AETHER_ESTATE, "leader %s has no map", leader->name);
+    st = settled_shards(in, active, err);
+    if (st != AETHER_OK)
+        return st;
+    for (uint32_t i = 0; i < in->n_views; i++) {
+        const aether_oracle_view *v = &in->views[i];
+        if (!v->running || v->frozen)
+            continue;
+        if (v->incompatible) { /* it never installs the cluster's maps */
+            if (v->serving_count != 0)
+                return aether_err_set(err, AETHER_ESTATE, "%s cannot serve this cluster but serves %u shards",
+                                      v->name, v->serving_count);
+            continue;
+        }
+        if (v->map_version != in->map->version)
+            return aether_err_set(err, AETHER_ESTATE, "%s has map v%llu, leader %s v%llu", v->name,
+                                  (unsigned long long)v->map_version, leader->name,
+                                  (unsigned long long)in->map->version);
+        if (v->serving_count > 0 && !v->may_serve && !in->serving_unobserved)
+            return aether_err_set(err, AETHER_ESTATE, "%s holds shards but may not serve", v->name);
+    }
+    return AETHER_OK;
+}
+
+aether_status aether_invariants_check_balance(const aether_shardmap *map, const aether_topology *topo,
+                                              aether_err *err)
+{
+    uint32_t pmin = UINT32_MAX, pmax = 0, omin = UINT32_MAX, omax = 0;
+    for (uint32_t i = 0; i < topo->count; i++) {
+        if (topo->nodes[i].status != AETHER_NODE_ACTIVE)
+            continue;
+        aether_node_index idx = aether_shardmap_find_node(map, &topo->nodes[i].id);
+        size_t p = 0, o = 0;
+        if (idx != AETHER_NODE_INDEX_NONE) {
+            (void)aether_shardmap_node_primary_shards(map, idx, &p);
+            (void)aether_shardmap_node_owner_shards(map, idx, &o);
+        }
+        pmin = (uint32_t)p < pmin ? (uint32_t)p : pmin;
+        pmax = (uint32_t)p > pmax ? (uint32_t)p : pmax;
+        omin = (uint32_t)o < omin ? (uint32_t)o : omin;
+        omax = (uint32_t)o > omax ? (uint32_t)o : omax;
+    }
+    if (pmin != UINT32_MAX && (pmax > pmin + 1 || omax > omin + 1))
+        return aether_err_set(err, AETHER_ESTATE, "primaries per Active node %u..%u, owners %u..%u",
+                              pmin, pmax, omin, omax);
+    return AETHER_OK;
+}
+
+aether_status aether_invariants_check_progress(const char *name, const char *what, uint64_t before,
+                                               uint64_t now, aether_err *err)
+{
+    if (now < before)
+        return aether_err_set(err, AETHER_ESTATE, "%s: %s went back from %llu to %llu", name, what,
+                              (unsigned long long)before, (unsigned long long)now);
     return AETHER_OK;
 }

@@ -1337,3 +1337,12 @@ void aether_member_view_get(const aether_member *m, aether_member_view *out)
     }
     aether_rcu_read_unlock();
 }
+
+/* A peer told the embedder it knows a newer map than ours (the "behind"
+ * answer of aether_node_check_route): the assign actor reads the stored
+ * map now, as after a publication (MSG_MAP_HINT without a hint). */
+aether_status aether_member_read_stored_map(aether_member *m)
+{
+    aether_msg msg = { .type = MSG_MAP_HINT };
+    return aether_actor_send(m->assign, &msg);
+}

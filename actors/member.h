@@ -103,6 +103,11 @@ aether_status aether_member_rebalance(aether_member *m, const char *reason);
 /* ElectLeader: this node tries to take the lease now (it can only succeed
  * if nobody holds it). Asynchronous. */
 aether_status aether_member_elect(aether_member *m);
+/* Asks this member to read the stored map now (someone knows a newer one
+ * than it has: the stale-route answer "behind"). Asynchronous: the map is
+ * installed, if newer, by the ShardAssignment actor. AETHER_OK, or the
+ * mailbox's refusal (AETHER_EFULL, AETHER_ECLOSED). Any thread. */
+aether_status aether_member_read_stored_map(aether_member *m);
 /* Halts the actors and unbinds the transport; no leave. Idempotent. */
 void aether_member_stop(aether_member *m);
 void aether_member_destroy(aether_member *m); /* NULL is fine; stops first */

@@ -78,9 +78,10 @@
  *  ms; a rejoin after a failure claims the failed record's + 1) and knows
  *  which one it claims, so a record of its id at a higher incarnation is
  *  never its own:
- *   1. before its admission, a process that meets such a record (an earlier
- *      process of the id, started with a clock ahead) claims that + 1, so
- *      its admission supersedes it;
+ *   1. before its admission, a process that meets a record of another
+ *      process of its id at or above its claim (an earlier process started
+ *      with a clock ahead, or in the same millisecond of a clock stepped
+ *      back) claims above it, so its admission supersedes it;
  *   2. once admitted, a process that meets its id at a higher incarnation -
  *      in a NodeJoined, in the stored topology, in its own decision as
  *      leader, or in a leader's ESUPERSEDED refusal of its keep-alive - is
@@ -476,15 +477,19 @@ static void check_own_record(aether_member *m)
             claim = me->incarnation;
         }
     }
-    if (member_record_is_newer(m, me)) {
-        if (__atomic_load_n(&m->admitted, __ATOMIC_SEQ_CST)) {
-            supersede(m, me->incarnation, "its NodeJoined or the stored topology");
-            return;
-        }
-        /* Not admitted yet: an earlier process of our id (its clock ahead
-         * of ours). This one is the newer: claim above it - by a step of
-         * its own, not + 1, which that process claims when it rejoins after
-         * being failed (the same claim would make two processes one). */
+    if (member_record_is_newer(m, me) && __atomic_load_n(&m->admitted, __ATOMIC_SEQ_CST)) {
+        supersede(m, me->incarnation, "its NodeJoined or the stored topology");
+        return;
+    }
+    /* Not admitted yet, and another process of our id holds a record at or
+     * above our claim: an earlier process (its clock ahead of ours, or a
+     * clock stepped back between two runs, so both started "at" the same
+     * millisecond: the leader refuses an equal claim as ESTALE). This one
+     * is the newer: claim above it - by a step of its own, not + 1, which
+     * that process claims when it rejoins after being failed (the same
+     * claim would make two processes one). */
+    if (!__atomic_load_n(&m->admitted, __ATOMIC_SEQ_CST) && !member_record_is_mine(m, me) &&
+        me->incarnation >= claim) {
         claim_above(m, me->incarnation, aether_node_status_name(me->status));
         return;
     }

@@ -52,7 +52,7 @@ void aether_shardmap_slot_new_generation(aether_shardmap_slot *slot)
 }
 
 aether_status aether_route_key(const aether_shardmap_slot *slot, const void *key, size_t len,
-                               aether_route *out)
+                               aether_shard_route *out)
 {
     /* Hash outside the read section: it does not depend on the map. */
     uint64_t hash = aether_key_hash(key, len);
@@ -68,7 +68,7 @@ aether_status aether_route_key(const aether_shardmap_slot *slot, const void *key
 }
 
 aether_status aether_route_shard(const aether_shardmap_slot *slot, uint32_t shard,
-                                 aether_route *out)
+                                 aether_shard_route *out)
 {
     aether_status st;
     aether_rcu_read_lock();

@@ -80,7 +80,7 @@ static inline const aether_shardmap *aether_shardmap_slot_current(const aether_s
 
 /* The answer to "who owns this key / shard". Fields are copies: valid after
  * the lookup returns, whatever is published meanwhile. */
-typedef struct aether_route {
+typedef struct aether_shard_route {
     uint64_t map_version;   /* version of the map that answered */
     aether_term term;       /* term that produced that map */
     uint32_t shard;         /* the shard */
@@ -88,19 +88,19 @@ typedef struct aether_route {
     bool moving;            /* a handoff is in progress: primary still serves */
     aether_node_id primary; /* the primary owner (len 0 when owner_count is 0) */
     aether_node_id to;      /* the handoff target when moving; len 0 otherwise */
-} aether_route;
+} aether_shard_route;
 
 /* GetShardOwner(key): shard = XXH64(key, len, 0) % shard_count (keyhash.h)
  * and its primary. key may be NULL when len is 0.
  * AETHER_OK; AETHER_ENOTFOUND when no map is published, or when the map has
  * no nodes (then shard, map_version and term are filled and owner_count is 0). */
 aether_status aether_route_key(const aether_shardmap_slot *slot, const void *key, size_t len,
-                               aether_route *out);
+                               aether_shard_route *out);
 
 /* GetShardOwner(shard). AETHER_EINVAL when shard >= the current map's
  * shard_count; otherwise as aether_route_key. */
 aether_status aether_route_shard(const aether_shardmap_slot *slot, uint32_t shard,
-                                 aether_route *out);
+                                 aether_shard_route *out);
 
 /* The owners of a shard, primary first: copies min(count, max) ids into ids
  * and sets *n_out to the shard's owner count (ids may be NULL when max is 0).
@@ -133,7 +133,7 @@ aether_status aether_route_map_version(const aether_shardmap_slot *slot, uint64_
  * m cannot be freed: inside a read-side section, or by the map's owner.
  * AETHER_ENOTFOUND (primary cleared) when the shard has no owner. */
 static inline aether_status aether_route_fill(const aether_shardmap *m, uint32_t shard,
-                                              aether_route *out)
+                                              aether_shard_route *out)
 {
     const aether_shard_entry e = m->shards[shard];
     out->map_version = m->version;

@@ -42,7 +42,7 @@ void bench_lockedmap_fini(bench_lockedmap *lm)
     pthread_rwlock_destroy(&lm->rw);
 }
 
-static inline aether_status lookup(const aether_shardmap *m, uint64_t hash, aether_route *out)
+static inline aether_status lookup(const aether_shardmap *m, uint64_t hash, aether_shard_route *out)
 {
     if (AETHER_UNLIKELY(m == NULL))
         return AETHER_ENOTFOUND;
@@ -50,7 +50,7 @@ static inline aether_status lookup(const aether_shardmap *m, uint64_t hash, aeth
 }
 
 aether_status bench_lockedmap_route_key(bench_lockedmap *lm, const void *key, size_t len,
-                                        aether_route *out)
+                                        aether_shard_route *out)
 {
     uint64_t hash = aether_key_hash(key, len);
     aether_status st;

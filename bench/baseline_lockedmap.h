@@ -56,7 +56,7 @@ void bench_lockedmap_fini(bench_lockedmap *lm);
 
 /* As aether_route_key. */
 aether_status bench_lockedmap_route_key(bench_lockedmap *lm, const void *key, size_t len,
-                                        aether_route *out);
+                                        aether_shard_route *out);
 
 /* Writer only: makes *next current and frees the previous map (NONE: keeps
  * it until fini); takes ownership of *next. AETHER_ENOMEM (NONE only, the

@@ -37,7 +37,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "aether.h"
+#include "aether_internal.h"
 #include "bench.h"
 #include "pcluster.h"
 #include "report.h"

@@ -46,7 +46,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "aether.h"
+#include "aether_internal.h"
 #include "bench.h"
 #include "pcluster.h"
 #include "report.h"
@@ -187,7 +187,7 @@ static bool fo_leader_crash(fo_run *r)
         !fo_settled_leader(r, &L))
         return false;
     pcl_node *victim = &r->c.nodes[L];
-    uint64_t term = victim->term;
+    uint64_t term = victim->view.term;
     uint64_t t_kill = pcl_signal(&r->c, (uint32_t)L, SIGKILL);
     new_leader_arg a = { .old = victim->id, .min_term = term + 1, .since = t_kill };
     uint64_t t_all = fo_wait(r, probe_all_new_leader, &a);
@@ -245,7 +245,7 @@ static bool fo_resign(fo_run *r)
         !fo_settled_leader(r, &L))
         return false;
     pcl_node *victim = &r->c.nodes[L];
-    uint64_t term = victim->term;
+    uint64_t term = victim->view.term;
     uint64_t t_term = pcl_signal(&r->c, (uint32_t)L, SIGTERM);
     /* The survivors: every live node but L (L stays live while it drains). */
     new_leader_arg a = { .old = victim->id, .min_term = term + 1, .since = t_term };

@@ -32,7 +32,7 @@
 
 #include <nats/nats.h>
 
-#include "aether.h"
+#include "aether_internal.h"
 #include "bench.h"
 #include "pcluster.h"
 #include "report.h"

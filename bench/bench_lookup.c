@@ -220,7 +220,7 @@ static void *reader_main(void *arg)
     for (; i < LK_LOOKUPS_MAX; i++) {
         if ((i % LK_STOP_CHECK) == 0 && __atomic_load_n(&r->stop, __ATOMIC_RELAXED))
             break;
-        aether_route route;
+        aether_shard_route route;
         aether_status st;
         idx = (idx + 1) & (LK_KEYS - 1);
         if (kind == LK_RCU)

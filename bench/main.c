@@ -6,7 +6,7 @@
  *   aether-bench failover [--json] [--nodes N] [--kills K]
  *   aether-bench flood [--json] [--nodes N] [--runs N]
  *   (e2e, failover: --samples FILE also writes every latency sample there)
- *   aether-bench --help
+ *   aether-bench --help | --version
  *
  * Options may come before or after the bench name. An unknown bench or
  * option prints the usage to stderr and exits 2.
@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <aether/aether_version.h>
+
+#include "aether_build.h"
 #include "baselines_placement.h" /* bench_rebalance_main */
 #include "bench.h"
 #include "report.h"
@@ -57,7 +60,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: aether-bench <bench> [--json] [--seconds S] [--runs N]\n"
             "                            [--nodes N] [--kills K] [--joins J] [--samples FILE]\n"
-            "       aether-bench --help\n"
+            "       aether-bench --help | --version\n"
             "  --json       one JSON object per line: {\"bench\",\"case\",\"metric\",\"value\",\n"
             "               \"unit\",\"baseline\",\"baseline_value\",\"ratio\"}\n"
             "  --seconds S  measured duration of one run of one case (default %.1f, max %.0f)\n"
@@ -98,6 +101,10 @@ int main(int argc, char **argv)
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
+            printf("aether-bench %s%s%s%s\n", AETHER_VERSION_STRING, AETHER_GIT_REVISION[0] ? " (git " : "",
+                   AETHER_GIT_REVISION, AETHER_GIT_REVISION[0] ? ")" : "");
             return 0;
         } else if (strcmp(a, "--json") == 0) {
             o.json = true;

@@ -39,23 +39,19 @@
 
 #include <nats/nats.h>
 
-#include "aether.h"
+#include "aether_internal.h"
+#include "invariants.h"
 #include "nats_kv.h"
+#include "nats_server.h"
+#include "trace_line.h"
 
-#define PCL_SERVER_START_MS 5000u    /* until "Server is ready" and the port accepts */
-#define PCL_SERVER_ATTEMPTS 3u       /* another port if one was taken meanwhile */
-#define PCL_SERVER_STOP_MS 2000u     /* SIGTERM grace before SIGKILL */
 #define PCL_HELP_MS 5000u            /* aether-node --help must answer within */
 #define PCL_HELP_MAX 16384u          /* bytes of --help read */
-#define PCL_LOG_SCAN_MAX (256u << 10)
 #define PCL_PIPE_BYTES (1 << 20)     /* F_SETPIPE_SZ request; the default 64 KiB also works */
 #define PCL_READ_CHUNK 65536u
 #define PCL_READS_PER_PUMP 64u       /* bounded work per fd per pump */
 #define PCL_RECS_MAX 4000000u        /* kept records, a runaway bound */
-#define PCL_RM_FDS 16
-#define PCL_TOKENS_MAX 64u
 #define PCL_KV_TIMEOUT_MS 2000u
-#define PCL_SEARCH_PATH_MAX 4096u
 
 static volatile sig_atomic_t pcl_stop;
 static pcluster *pcl_active; /* for the atexit cleanup */
@@ -89,25 +85,6 @@ bool pcl_live(const pcluster *c, uint32_t i)
 }
 
 /* ---- finding things ------------------------------------------------------- */
-
-static bool pcl_find_server(char *out, size_t cap)
-{
-    const char *env = getenv("AETHER_NATS_SERVER");
-    if (env != NULL && env[0] != '\0') {
-        snprintf(out, cap, "%s", env);
-        return access(out, X_OK) == 0;
-    }
-    char dirs[PCL_SEARCH_PATH_MAX];
-    const char *path = getenv("PATH");
-    snprintf(dirs, sizeof(dirs), "%s:/usr/sbin:/usr/local/bin", path != NULL ? path : "");
-    char *save = NULL;
-    for (char *d = strtok_r(dirs, ":", &save); d != NULL; d = strtok_r(NULL, ":", &save)) {
-        snprintf(out, cap, "%s/nats-server", d);
-        if (access(out, X_OK) == 0)
-            return true;
-    }
-    return false;
-}
 
 static bool pcl_find_node(char *out, size_t cap)
 {
@@ -182,109 +159,6 @@ static bool pcl_node_has_trace(const char *bin)
     return strstr(buf, "--trace") != NULL;
 }
 
-/* ---- the server ----------------------------------------------------------- */
-
-static int pcl_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof(a);
-    bool ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-              getsockname(fd, (struct sockaddr *)&a, &len) == 0;
-    close(fd);
-    return ok ? ntohs(a.sin_port) : -1;
-}
-
-static bool pcl_port_accepts(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return false;
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-    close(fd);
-    return ok;
-}
-
-static unsigned pcl_server_ready_count(const pcluster *c)
-{
-    char path[PCL_PATH_MAX + 16];
-    snprintf(path, sizeof(path), "%s/nats.log", c->dir);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    static char buf[PCL_LOG_SCAN_MAX];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    unsigned count = 0;
-    for (const char *p = strstr(buf, "Server is ready"); p != NULL; p = strstr(p + 1, "Server is ready"))
-        count++;
-    return count;
-}
-
-static void pcl_server_stop(pcluster *c)
-{
-    if (c->server_pid <= 0)
-        return;
-    kill(c->server_pid, SIGTERM);
-    uint64_t t0 = pcl_now_us();
-    int st;
-    while (pcl_now_us() - t0 < PCL_SERVER_STOP_MS * 1000ull) { /* bounded */
-        if (waitpid(c->server_pid, &st, WNOHANG) == c->server_pid) {
-            c->server_pid = 0;
-            return;
-        }
-        pcl_sleep_ms(10);
-    }
-    kill(c->server_pid, SIGKILL);
-    waitpid(c->server_pid, &st, 0);
-    c->server_pid = 0;
-}
-
-static bool pcl_server_spawn(pcluster *c)
-{
-    char port[16], store[PCL_PATH_MAX + 8], log[PCL_PATH_MAX + 16];
-    snprintf(port, sizeof(port), "%d", c->port);
-    snprintf(store, sizeof(store), "%s/js", c->dir);
-    snprintf(log, sizeof(log), "%s/nats.log", c->dir);
-    snprintf(c->url, sizeof(c->url), "nats://127.0.0.1:%d", c->port);
-    char *argv[] = { "nats-server", "-js", "-sd", store, "-a", "127.0.0.1", "-p", port, NULL };
-    unsigned before = pcl_server_ready_count(c);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0)
-        return false;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(126);
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execv(c->server_bin, argv);
-        _exit(127);
-    }
-    c->server_pid = pid;
-    uint64_t t0 = pcl_now_us();
-    while (pcl_now_us() - t0 < PCL_SERVER_START_MS * 1000ull && !pcl_interrupted()) { /* bounded */
-        if (pcl_server_ready_count(c) > before && pcl_port_accepts(c->port))
-            return true;
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            c->server_pid = 0;
-            return false;
-        }
-        pcl_sleep_ms(10);
-    }
-    return false;
-}
-
 /* ---- setup and teardown --------------------------------------------------- */
 
 static void pcl_atexit(void)
@@ -320,42 +194,23 @@ bool pcl_setup(pcluster *c, const char *tag, uint32_t shards)
                         "build it: cmake --build <build dir>\n");
         return false;
     }
-    if (!pcl_find_server(c->server_bin, sizeof(c->server_bin))) {
-        fprintf(stderr, "aether-bench: nats-server not found ($AETHER_NATS_SERVER, $PATH, /usr/sbin, "
-                        "/usr/local/bin); install it: tools/deps install\n");
-        return false;
-    }
     if (!pcl_node_has_trace(c->node_bin)) {
         fprintf(stderr, "aether-bench: %s has no --trace option yet (the observation contract these "
                         "benches read); rebuild it from a tree that has it\n", c->node_bin);
         return false;
     }
-    snprintf(c->dir, sizeof(c->dir), "/tmp/aether-bench-%.32s-XXXXXX", tag);
-    if (mkdtemp(c->dir) == NULL) {
-        fprintf(stderr, "aether-bench: mkdtemp %s: %s\n", c->dir, strerror(errno));
-        c->dir[0] = '\0';
+    /* The server and the directory its store, its log (server.log) and the
+     * nodes' logs share: the harnesses' one launcher (tests/support). */
+    char server_tag[40];
+    snprintf(server_tag, sizeof(server_tag), "aether-bench-%.19s", tag);
+    if (!tns_start(&c->server, server_tag)) {
+        if (c->server.dir[0] != '\0')
+            fprintf(stderr, "aether-bench: see %s/server.log\n", c->server.dir);
         return false;
     }
-    for (unsigned a = 0; a < PCL_SERVER_ATTEMPTS && !pcl_interrupted(); a++) {
-        c->port = pcl_free_port();
-        if (c->port <= 0)
-            continue;
-        if (pcl_server_spawn(c))
-            return true;
-        pcl_server_stop(c); /* lost a race for the port, or slow: try another */
-    }
-    fprintf(stderr, "aether-bench: nats-server did not start (%u ports tried); see %s/nats.log\n",
-            PCL_SERVER_ATTEMPTS, c->dir);
-    return false;
-}
-
-static int pcl_rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
+    snprintf(c->dir, sizeof(c->dir), "%s", c->server.dir);
+    snprintf(c->url, sizeof(c->url), "%s", c->server.url);
+    return true;
 }
 
 void pcl_teardown(pcluster *c)
@@ -373,14 +228,15 @@ void pcl_teardown(pcluster *c)
             n->fd = -1;
         }
     }
-    pcl_server_stop(c);
-    if (c->dir[0] != '\0') {
-        if (c->keep_logs)
-            fprintf(stderr, "aether-bench: logs kept in %s\n", c->dir);
-        else
-            nftw(c->dir, pcl_rm_entry, PCL_RM_FDS, FTW_DEPTH | FTW_PHYS);
-        c->dir[0] = '\0';
+    if (c->keep_logs) {
+        tns_stop(&c->server);
+        if (c->server.dir[0] != '\0')
+            fprintf(stderr, "aether-bench: logs kept in %s\n", c->server.dir);
+    } else {
+        tns_destroy(&c->server);
     }
+    c->server.dir[0] = '\0';
+    c->dir[0] = '\0';
     free(c->recs);
     c->recs = NULL;
     c->n_recs = c->cap_recs = 0;
@@ -442,10 +298,7 @@ bool pcl_spawn(pcluster *c, uint32_t i)
     (void)fcntl(p[0], F_SETPIPE_SZ, PCL_PIPE_BYTES); /* best effort: the default size also works */
     n->len = 0;
     n->overlong = false;
-    n->map_version = n->map_us = 0;
-    n->leader_known = false;
-    n->leader[0] = '\0';
-    n->term = n->leader_us = 0;
+    memset(&n->view, 0, sizeof(n->view));
     n->expect_exit = false;
     pid_t parent = getpid();
     uint64_t t = pcl_now_us();
@@ -517,54 +370,6 @@ static bool pcl_kept_event(const char *type)
     return false;
 }
 
-/* The value of the LAST "key=" token of tok[from..n) (data fields follow
- * the envelope's), or NULL. */
-static const char *pcl_last_val(char **tok, unsigned from, unsigned n, const char *key)
-{
-    size_t kl = strlen(key);
-    const char *v = NULL;
-    for (unsigned k = from; k < n; k++)
-        if (strncmp(tok[k], key, kl) == 0 && tok[k][kl] == '=')
-            v = tok[k] + kl + 1;
-    return v;
-}
-
-static const char *pcl_first_val(char **tok, unsigned from, unsigned n, const char *key)
-{
-    size_t kl = strlen(key);
-    for (unsigned k = from; k < n; k++)
-        if (strncmp(tok[k], key, kl) == 0 && tok[k][kl] == '=')
-            return tok[k] + kl + 1;
-    return NULL;
-}
-
-/* reason=... runs until the next key=value token (a reason may hold spaces). */
-static void pcl_reason(char **tok, unsigned from, unsigned n, char *out, size_t cap)
-{
-    out[0] = '\0';
-    for (unsigned k = from; k < n; k++) {
-        if (strncmp(tok[k], "reason=", 7) != 0)
-            continue;
-        size_t len = (size_t)snprintf(out, cap, "%s", tok[k] + 7);
-        for (unsigned j = k + 1; j < n && strchr(tok[j], '=') == NULL && len < cap; j++)
-            len += (size_t)snprintf(out + len, cap - len, " %s", tok[j]);
-        return;
-    }
-}
-
-static bool pcl_u64(const char *s, uint64_t *out)
-{
-    if (s == NULL || *s < '0' || *s > '9')
-        return false;
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return false;
-    *out = v;
-    return true;
-}
-
 static void pcl_keep(pcluster *c, const pcl_rec *r)
 {
     if (c->n_recs == c->cap_recs) {
@@ -584,97 +389,55 @@ static void pcl_parse_line(pcluster *c, uint32_t i, char *line)
 {
     pcl_node *n = &c->nodes[i];
     pcl_log_line(c, n, line);
-    if (line[0] != 'T' || line[1] != ' ')
+    trl_line l;
+    trl_result res = trl_parse(line, &l);
+    if (res == TRL_NOT_TRACE)
         return;
     c->lines_trace++;
-    char *tok[PCL_TOKENS_MAX];
-    unsigned nt = 0;
-    char *save = NULL;
-    for (char *t = strtok_r(line, " ", &save); t != NULL && nt < PCL_TOKENS_MAX; /* bounded */
-         t = strtok_r(NULL, " ", &save))
-        tok[nt++] = t;
-    pcl_rec r;
-    memset(&r, 0, sizeof(r));
-    r.node = i;
-    if (nt < 4 || !pcl_u64(tok[1], &r.us) || strcmp(tok[2], n->id) != 0) {
+    if (res != TRL_PARSED || strcmp(l.node, n->id) != 0) {
         c->lines_bad++;
         return;
     }
-    const char *kind = tok[3];
-    if (strcmp(kind, "MAP") == 0) {
-        if (nt < 5 || !pcl_u64(tok[4], &r.num)) {
-            c->lines_bad++;
-            return;
-        }
+    trl_view_apply(&n->view, &l); /* MAP, LEADER, and LeaseRenewed for "settled" only */
+    pcl_rec r;
+    memset(&r, 0, sizeof(r));
+    r.node = i;
+    r.us = l.us;
+    if (l.kind == TRL_MAP) {
         r.kind = PCL_MAP;
-        if (r.num > n->map_version) {
-            n->map_version = r.num;
-            n->map_us = r.us;
-        }
+        r.num = l.num;
         pcl_keep(c, &r);
-    } else if (strcmp(kind, "LEADER") == 0) {
-        if (nt < 6 || !pcl_u64(tok[5], &r.num)) {
-            c->lines_bad++;
-            return;
-        }
+    } else if (l.kind == TRL_LEADER) {
         r.kind = PCL_LEADER;
-        snprintf(r.who, sizeof(r.who), "%s", strcmp(tok[4], "-") == 0 ? "" : tok[4]);
-        n->leader_known = true;
-        snprintf(n->leader, sizeof(n->leader), "%s", r.who);
-        n->term = r.num;
-        n->leader_us = r.us;
+        r.num = l.num;
+        snprintf(r.who, sizeof(r.who), "%s", l.leader != NULL ? l.leader : "");
         pcl_keep(c, &r);
-    } else if (strcmp(kind, "EVENT") == 0) {
-        if (nt < 5) {
-            c->lines_bad++;
-            return;
-        }
-        if (strcmp(tok[4], "LeaseRenewed") == 0) {
-            /* A node that started under an established leader gets no
-             * LeaderElected, hence no LEADER line: the renewals are its
-             * only word of the leader. Used for "settled", never as a
-             * leader-change time. */
-            uint64_t term = 0;
-            const char *leader = pcl_last_val(tok, 5, nt, "leader");
-            if (leader != NULL && pcl_u64(pcl_last_val(tok, 5, nt, "term"), &term) &&
-                (!n->leader_known || term > n->term)) {
-                n->leader_known = true;
-                snprintf(n->leader, sizeof(n->leader), "%s", leader);
-                n->term = term;
-                n->leader_us = r.us;
-            }
-            return;
-        }
-        if (!pcl_kept_event(tok[4]))
-            return;
+    } else if (l.kind == TRL_EVENT && pcl_kept_event(l.type)) {
         r.kind = PCL_EVENT;
-        snprintf(r.type, sizeof(r.type), "%s", tok[4]);
-        unsigned from = 5;
-        if (from < nt && strcmp(tok[from], tok[4]) == 0)
-            from++; /* aether_event_format repeats the type */
-        const char *em = pcl_first_val(tok, from, nt, "node");
+        snprintf(r.type, sizeof(r.type), "%s", l.type);
+        const char *em = trl_first(&l, "node");
         snprintf(r.emitter, sizeof(r.emitter), "%s", em ? em : "");
         const char *who = NULL, *num = NULL;
         if (strncmp(r.type, "Node", 4) == 0) {
-            who = pcl_last_val(tok, from, nt, "node");
+            who = trl_last(&l, "node");
         } else if (strcmp(r.type, "LeaderElected") == 0 || strcmp(r.type, "LeadershipLost") == 0) {
-            who = pcl_last_val(tok, from, nt, "leader");
-            num = pcl_last_val(tok, from, nt, "term");
-            pcl_reason(tok, from, nt, r.reason, sizeof(r.reason));
+            who = trl_last(&l, "leader");
+            num = trl_last(&l, "term");
+            trl_reason(&l, r.reason, sizeof(r.reason));
         } else if (strcmp(r.type, "RebalanceStarted") == 0) {
-            num = pcl_last_val(tok, from, nt, "from_version");
-            pcl_reason(tok, from, nt, r.reason, sizeof(r.reason));
+            num = trl_last(&l, "from_version");
+            trl_reason(&l, r.reason, sizeof(r.reason));
         } else if (strcmp(r.type, "RebalanceCompleted") == 0) {
-            num = pcl_last_val(tok, from, nt, "map_version");
+            num = trl_last(&l, "map_version");
         }
         snprintf(r.who, sizeof(r.who), "%s", who ? who : "");
-        if (num != NULL && !pcl_u64(num, &r.num)) {
+        if (num != NULL && !trl_u64(num, &r.num)) {
             c->lines_bad++;
             return;
         }
         pcl_keep(c, &r);
     }
-    /* STATS and future kinds: not needed here. */
+    /* Per-shard, renewal and STATS lines: not kept. */
 }
 
 /* Splits what arrived into lines. */
@@ -785,12 +548,12 @@ int pcl_leader(const pcluster *c)
         const pcl_node *n = &c->nodes[i];
         if (n->pid <= 0)
             continue;
-        if (!n->leader_known || n->leader[0] == '\0')
+        if (!n->view.leader_known || n->view.leader[0] == '\0')
             return -1;
         if (leader == NULL) {
-            leader = n->leader;
-            term = n->term;
-        } else if (strcmp(leader, n->leader) != 0 || term != n->term) {
+            leader = n->view.leader;
+            term = n->view.term;
+        } else if (strcmp(leader, n->view.leader) != 0 || term != n->view.term) {
             return -1;
         }
     }
@@ -804,30 +567,28 @@ int pcl_leader(const pcluster *c)
 
 bool pcl_settled(const pcluster *c, uint32_t quiet_ms, char *why, size_t cap)
 {
+    /* The map versions the traces report, judged by the oracle
+     * (actors/invariants.h); leader agreement and quiet are this harness's. */
+    aether_oracle_view views[PCL_NODES_MAX];
     uint64_t version = 0, last = 0;
-    bool any = false;
     for (uint32_t i = 0; i < c->n_nodes; i++) {
         const pcl_node *n = &c->nodes[i];
+        views[i] = (aether_oracle_view){ .name = n->id, .node = n->id, .running = n->pid > 0,
+                                         .map_version = n->view.map_version };
         if (n->pid <= 0)
             continue;
-        if (n->map_version == 0) {
+        if (n->view.map_version == 0) {
             snprintf(why, cap, "%s has no map yet", n->id);
             return false;
         }
-        if (any && n->map_version != version) {
-            snprintf(why, cap, "%s on map v%llu, others on v%llu", n->id,
-                     (unsigned long long)n->map_version, (unsigned long long)version);
-            return false;
-        }
-        version = n->map_version;
-        any = true;
-        if (n->map_us > last)
-            last = n->map_us;
-        if (n->leader_us > last)
-            last = n->leader_us;
+        if (n->view.map_us > last)
+            last = n->view.map_us;
+        if (n->view.leader_us > last)
+            last = n->view.leader_us;
     }
-    if (!any) {
-        snprintf(why, cap, "no live node");
+    aether_err err;
+    if (aether_invariants_check_one_version(views, c->n_nodes, &version, &err) != AETHER_OK) {
+        snprintf(why, cap, "%s", err.msg);
         return false;
     }
     if (pcl_leader(c) < 0) {

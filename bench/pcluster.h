@@ -1,10 +1,12 @@
 /*
  * pcluster.h: a real cluster for the end-to-end benches (bench layer): one
- * nats-server with JetStream on a free loopback port and a temporary store,
+ * nats-server with JetStream on a free loopback port and a temporary store
+ * (tests/support/nats_server.h),
  * and N `aether-node --nats ... --trace` processes whose stdout this process
  * reads through pipes and parses into timestamped records.
  *
- * Observation contract (aether-node --trace, tools/aether-node.c): lines
+ * Observation contract (aether-node --trace, tools/aether-node/node.c; read
+ * with the harnesses' one trace reader, tests/support/trace_line.h): lines
  *   T <mono_us> <node> MAP <version> [<term>]    node installed map <version>
  *   T <mono_us> <node> LEADER <leader|-> <term>  node learned of a new leader
  *   T <mono_us> <node> EVENT <Type> <text>       an event it applied or emitted
@@ -25,8 +27,9 @@
  * Binaries: aether-node is $AETHER_NODE_BIN or the one next to this
  * executable (/proc/self/exe's directory; the variable is removed from the
  * environment, since aether-node refuses unknown AETHER_* variables);
- * nats-server is
- * $AETHER_NATS_SERVER or the one on $PATH (then /usr/sbin, /usr/local/bin).
+ * nats-server is started by the tests' launcher (tests/support/nats_server.h:
+ * $AETHER_NATS_SERVER or the one on $PATH, then /usr/sbin, /usr/local/bin),
+ * whose temporary directory (store, server.log) holds the nodes' logs too.
  *
  * Cleanup: every child gets PR_SET_PDEATHSIG(SIGKILL); pcl_teardown (also
  * run at exit) kills every child with SIGKILL, reaps it, stops the server
@@ -48,6 +51,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "nats_server.h"
+#include "trace_line.h"
 
 #define PCL_NODES_MAX 16u
 #define PCL_ID_MAX 64u          /* a NodeId's length bound */
@@ -85,19 +91,13 @@ typedef struct pcl_node {
     uint64_t spawned_us;
     unsigned spawns;
     int last_status;              /* waitpid status of the last exit; -1 = none */
-    /* From its trace since the last spawn. */
-    uint64_t map_version, map_us;
-    bool leader_known;
-    char leader[PCL_ID_MAX + 1];  /* "" = none */
-    uint64_t term, leader_us;
+    trl_view view;                /* from its trace since the last spawn (trace_line.h) */
 } pcl_node;
 
 typedef struct pcluster {
     char dir[PCL_PATH_MAX];       /* temporary directory: server store, logs */
     char node_bin[PCL_PATH_MAX];
-    char server_bin[PCL_PATH_MAX];
-    pid_t server_pid;
-    int port;
+    tns_server server;            /* nats-server (tests/support/nats_server.h); its dir is dir */
     char url[64];
     char cluster[32];
     uint32_t shards;

@@ -3,20 +3,24 @@
 #
 # What `cmake --install` puts under the prefix:
 #   lib/libaether.so.X.Y.Z (SONAME libaether.so.<soversion>) and its links,
-#       only the aether_* symbols exported (cmake/aether.map);
-#   lib/libaether.a, the same code (the tools and tests link this one);
-#   include/aether/aether.h, the public umbrella header, with every header it
-#       reaches (AetherPublicHeaders.cmake follows its #include "..." lines
-#       when installing, so a header added to the umbrella is installed
-#       without touching this file) and include/aether/aether_version.h
-#       (AETHER_VERSION_*);
+#       exporting only the public API: the objects are compiled with
+#       -fvisibility=hidden (the API is marked AETHER_API) and linked with the
+#       explicit list of cmake/aether.map;
+#   lib/libaether.a, the same code with every internal symbol (the tools,
+#       the bench harness and the tests link this one, and may use internals);
+#   include/aether/aether.h, the public umbrella header, with the headers it
+#       reaches (aether_status.h, aether_options.h, aether_node.h:
+#       AetherPublicHeaders.cmake follows its #include "..." lines, refuses
+#       more than 8 headers or one that includes anything but the C library),
+#       and include/aether/aether_version.h (AETHER_VERSION_*);
 #   lib/pkgconfig/aether.pc (relocatable: paths from ${pcfiledir});
 #   lib/cmake/aether/aetherConfig.cmake, aetherConfigVersion.cmake and
 #       aetherTargets*.cmake: targets aether::aether (the shared library) and
 #       aether::aether_static;
 #   bin/aether-node and bin/aetherctl (tools/CMakeLists.txt).
 # Embedders write #include <aether/aether.h>; inside the build tree the same
-# include works (a forwarding header in <build>/include/aether/).
+# include works (a forwarding header in <build>/include/aether/). The
+# programs of this tree that use internals include aether_internal.h.
 #
 # The shared library is built from the static library's objects (compiled
 # once, position-independent), so it costs one link. Sanitizer and fuzzing
@@ -66,7 +70,7 @@ if(AETHER_BUILD_SHARED)
   # inlinable), as in a non-PIC build; what PIC still costs on x86-64 is
   # small (the linker relaxes GOT and TLS accesses in executables).
   # AETHER_SHARED=OFF builds the static library without PIC.
-  set_target_properties(aether PROPERTIES POSITION_INDEPENDENT_CODE ON)
+  set_target_properties(aether PROPERTIES POSITION_INDEPENDENT_CODE ON C_VISIBILITY_PRESET hidden)
   target_compile_options(aether PRIVATE -fno-semantic-interposition)
   add_library(aether_shared SHARED $<TARGET_OBJECTS:aether>)
   set_target_properties(aether_shared PROPERTIES
@@ -77,18 +81,18 @@ if(AETHER_BUILD_SHARED)
     LINK_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/aether.map)
   target_link_options(aether_shared PRIVATE
     -Wl,--version-script=${CMAKE_CURRENT_LIST_DIR}/aether.map -Wl,--no-undefined)
-  # What an embedder's own objects need: liburcu-memb (the lookups' read-side
-  # lock is inline: snapshot.h), threads, and the include directories of the
-  # headers aether.h includes (ck, jansson, nats.c, xxHash). The rest is the
-  # library's own business.
+  # The public headers include only the C library and inline nothing of
+  # the dependencies: an embedder needs the include directory and
+  # libaether.so, whose own NEEDED entries bring the rest.
+  # (In the build tree the forwarding <aether/aether.h> reaches the public
+  # headers in engine/ and transport/.)
   target_include_directories(aether_shared PUBLIC
-    "$<BUILD_INTERFACE:${CMAKE_SOURCE_DIR}/engine;${CMAKE_SOURCE_DIR}/actors;${CMAKE_SOURCE_DIR}/transport>"
+    "$<BUILD_INTERFACE:${CMAKE_SOURCE_DIR}/engine;${CMAKE_SOURCE_DIR}/transport>"
     $<BUILD_INTERFACE:${AETHER_GEN_INCLUDE}>
-    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
-    ${CK_INCLUDE} ${JANSSON_INCLUDE_DIRS} ${NATS_INCLUDE_DIRS} ${XXHASH_INCLUDE_DIRS})
+    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
   target_link_libraries(aether_shared
-    PUBLIC PkgConfig::URCU Threads::Threads
-    PRIVATE PkgConfig::JANSSON PkgConfig::XXHASH PkgConfig::NATS PkgConfig::INIH PkgConfig::SODIUM ${CK_LIB} m)
+    PRIVATE PkgConfig::URCU Threads::Threads PkgConfig::JANSSON PkgConfig::XXHASH PkgConfig::NATS
+            PkgConfig::INIH PkgConfig::SODIUM ${CK_LIB} m)
   add_library(aether::aether ALIAS aether_shared)
   list(APPEND AETHER_INSTALL_TARGETS aether_shared)
 else()

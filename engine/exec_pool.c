@@ -28,6 +28,7 @@
 #include "assertion.h"
 #include "log.h"
 #include "snapshot.h"
+#include "thread.h"
 #include "timer_heap.h"
 #include "tsan.h"
 
@@ -305,14 +306,14 @@ aether_status aether_pool_start(aether_executor *ex)
     p->state = POOL_RUNNING;
     __atomic_store_n(&p->running, 1, __ATOMIC_SEQ_CST);
     for (uint32_t i = 0; i < p->nworkers; i++) {
-        if (pthread_create(&p->threads[i], NULL, worker_main, p) != 0) {
+        if (aether_thread_create(&p->threads[i], worker_main, p) != 0) { /* signals blocked: thread.h */
             AETHER_ERROR("pool", "cannot start worker %u of %u", i, p->nworkers);
             aether_pool_stop(ex);
             return AETHER_EIO;
         }
         p->started_workers++;
     }
-    if (pthread_create(&p->timer_thread, NULL, timer_main, p) != 0) {
+    if (aether_thread_create(&p->timer_thread, timer_main, p) != 0) {
         AETHER_ERROR("pool", "cannot start the timer thread");
         aether_pool_stop(ex);
         return AETHER_EIO;

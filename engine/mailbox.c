@@ -153,7 +153,11 @@ uint32_t aether_mailbox_recv_sc(aether_mailbox *mb, aether_msg *out, uint32_t ma
         uint32_t a = n < until_wrap ? n : until_wrap;
         memcpy(out, &mb->slots[first], (size_t)a * sizeof(*out));
         memcpy(out + a, &mb->slots[0], (size_t)(n - a) * sizeof(*out));
-        ck_pr_fence_store(); /* the copies before the slots are handed back */
+        /* The copies (loads of the slots) before the slots are handed back
+         * (a store): load->store order, so a release fence. ck's own
+         * dequeue has a store fence here, which orders stores only; the
+         * same on x86 (TSO), not on arm64 or POWER. */
+        ck_pr_fence_release();
         ck_pr_store_uint(&mb->ring.c_head, consumer + n);
     }
     AETHER_TSAN_IGNORE_END();

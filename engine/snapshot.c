@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "assertion.h"
+#include "thread.h"
 
 __thread int aether_rcu_registered_;
 int aether_rcu_tsan_token_;
@@ -59,6 +60,14 @@ void aether_rcu_barrier(void)
     /* rcu_barrier needs no registration, but must not run inside a read-side
      * section; liburcu checks that itself. */
     urcu_memb_barrier();
+}
+
+void aether_rcu_start_reclaimer(void)
+{
+    sigset_t old;
+    aether_signals_block_all(&old);
+    (void)urcu_memb_get_default_call_rcu_data();
+    aether_signals_restore(&old);
 }
 
 static void reclaim(struct rcu_head *head)

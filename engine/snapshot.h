@@ -52,6 +52,10 @@ void aether_rcu_unregister_thread(void);
 /* Waits until every call_rcu callback queued so far has run (shutdown, tests).
  * Not inside a read-side section. */
 void aether_rcu_barrier(void);
+/* Starts liburcu's reclaimer thread (the default call_rcu thread) now, with
+ * every signal blocked (thread.h); otherwise the first call_rcu starts it
+ * with its caller's mask. Idempotent; any thread. */
+void aether_rcu_start_reclaimer(void);
 
 extern __thread int aether_rcu_registered_;
 void aether_rcu_register_slow_(void);

@@ -8,34 +8,8 @@
 
 #include <stddef.h>
 
-typedef enum aether_status {
-    AETHER_OK = 0,          /* success */
-    AETHER_EINVAL,          /* an argument or input is malformed or out of range */
-    AETHER_ENOMEM,          /* an allocation failed */
-    AETHER_EFULL,           /* a bounded queue (mailbox, run queue) is full: backpressure */
-    AETHER_ECLOSED,         /* the target (actor, executor, bus) is closed or stopped */
-    AETHER_ENOTFOUND,       /* the key, node or subscription does not exist */
-    AETHER_EEXIST,          /* create-if-absent found the key present */
-    AETHER_ECONFLICT,       /* compare-and-set lost: the expected revision is stale */
-    AETHER_ETIMEOUT,        /* a deadline passed and the outcome is known to be "not done" */
-    AETHER_EUNKNOWN,        /* the outcome is unknown (e.g. KV timeout): re-read before acting */
-    AETHER_EUNAVAILABLE,    /* a server or store cannot be reached */
-    AETHER_ESTALE,          /* the message or request carries an older term or version */
-    AETHER_ENOTLEADER,      /* the command needs the leader and this node is not it */
-    AETHER_ESTATE,          /* the operation is not allowed in the object's current state */
-    AETHER_EIO,             /* an operating-system call failed */
-    AETHER_EPERM,           /* not allowed: credentials refused, not authorized */
-    AETHER_EINCOMPATIBLE,   /* this node's configuration cannot serve the cluster it tried
-                               to join (shard_count, replication, wire versions or the
-                               parameters fingerprint differ): the leader refused it; the
-                               reason names what differs. Waiting cannot fix it. */
-    AETHER_ESUPERSEDED,     /* this process was superseded: a newer process of the same node id
-                               was admitted (DESIGN 2.4); it serves nothing and must exit */
-    AETHER_STATUS_COUNT_
-} aether_status;
-
-/* A short constant name for a status ("EFULL"). Never NULL. */
-const char *aether_status_str(aether_status s);
+/* The enum and aether_status_str are public: engine/aether_status.h. */
+#include "aether_status.h"
 
 /* An error record: the status plus a message naming what was wrong (for
  * example "shards[3].owners[1]: node id 'a b' has a character outside

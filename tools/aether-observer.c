@@ -125,7 +125,10 @@
 #include <nats/nats.h>
 #include <xxhash.h>
 
-#include "aether.h"
+#include <aether/aether_version.h>
+
+#include "aether_build.h"
+#include "aether_internal.h"
 #include "codec.h"
 #include "shardmap_json.h"
 
@@ -1309,6 +1312,7 @@ static int usage(const char *msg)
     fprintf(stderr, "aether-observer: %s\n"
                     "usage: aether-observer --nats URL[,URL...] --cluster C --dir DIR [--replication R]\n"
                     "                       [--settle-ms N] [--duration S] [--adversary]\n"
+                    "       aether-observer --version\n"
                     "Records and checks a live cluster (see the comment atop tools/aether-observer.c);\n"
                     "SIGUSR1 starts the settle check (DIR/expect), SIGTERM ends without it.\n",
             msg);
@@ -1319,17 +1323,19 @@ int main(int argc, char **argv)
 {
     obs o = {.cluster = NULL, .replication = 1, .settle_ms = OBS_SETTLE_MS_DEFAULT,
              .duration_s = OBS_DURATION_S_DEFAULT};
-    enum { OPT_NATS = 1, OPT_CLUSTER, OPT_DIR, OPT_REPL, OPT_SETTLE, OPT_DURATION, OPT_HELP, OPT_ADVERSARY };
+    enum { OPT_NATS = 1, OPT_CLUSTER, OPT_DIR, OPT_REPL, OPT_SETTLE, OPT_DURATION, OPT_HELP, OPT_ADVERSARY,
+           OPT_VERSION };
     static const struct option opts[] = {
         {"nats", required_argument, NULL, OPT_NATS},         {"cluster", required_argument, NULL, OPT_CLUSTER},
         {"dir", required_argument, NULL, OPT_DIR},           {"replication", required_argument, NULL, OPT_REPL},
         {"settle-ms", required_argument, NULL, OPT_SETTLE}, {"duration", required_argument, NULL, OPT_DURATION},
         {"help", no_argument, NULL, OPT_HELP},               {"adversary", no_argument, NULL, OPT_ADVERSARY},
+        {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
     int c;
     uint64_t v = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
         switch (c) {
         case OPT_NATS: o.urls = optarg; break;
         case OPT_CLUSTER: o.cluster = optarg; break;
@@ -1351,6 +1357,11 @@ int main(int argc, char **argv)
         case OPT_HELP:
         case 'h':
             usage("help");
+            return 0;
+        case OPT_VERSION:
+        case 'V':
+            printf("aether-observer %s%s%s%s\n", AETHER_VERSION_STRING, AETHER_GIT_REVISION[0] ? " (git " : "",
+                   AETHER_GIT_REVISION, AETHER_GIT_REVISION[0] ? ")" : "");
             return 0;
         default:
             return usage("unknown option");

@@ -1,60 +1,27 @@
 /*
- * aether.h: the public umbrella header of libaether.
+ * aether.h: the public umbrella header of libaether (installed as
+ * <aether/aether.h>; transport layer, the top of the library).
  *
- * It sits in the top library layer (transport/) because it includes every
- * layer below: the engine (actors, executors, snapshots, bus, metrics,
- * logging), the domain (value objects, ShardMap, lookups, the embedding API
- * of a cluster node) and the transports.
+ * Everything an embedder uses, and nothing else: no header of ck, urcu,
+ * nats.c or xxHash, no internal type. C11 and C++17.
+ *   aether_status.h   the status every call returns, aether_status_str;
+ *   aether_options.h  aether_options (the parameters, by the keys of the
+ *                     configuration file) and the callbacks; aether_last_error;
+ *   aether_node.h     aether_node: start (NATS or in-process), wait_ready,
+ *                     route_key/_shard/_hash, check_route, drain, stop,
+ *                     destroy; aether_version.
+ * <aether/aether_version.h> (generated) has the version as macros.
+ * docs/embedding.md: the lifecycle, the threading and signal rules, who
+ * owns what, an example.
  *
- * To embed a node: create an executor (aether_pool_create, or
- * aether_step_create for deterministic tests), a transport endpoint (the
- * in-process hub: aether_inproc_endpoint_create), the lease and state stores
- * (aether_kv_mem_create), then aether_member_start with an aether_config
- * (aether_config_defaults first). Route with aether_route_key on
- * aether_member_slot(member), from any thread, lock-free. See member.h for
- * who may call what from which thread, and docs/ for the protocols.
+ * The programs of this tree that use the internals include
+ * aether_internal.h instead (not installed).
  */
 #ifndef AETHER_H
 #define AETHER_H
 
-#include "actor.h"
-#include "assertion.h"
-#include "bus.h"
-#include "clock.h"
-#include "exec_pool.h"
-#include "exec_step.h"
-#include "executor.h"
-#include "log.h"
-#include "mailbox.h"
-#include "metrics.h"
-#include "ref.h"
-#include "rng.h"
-#include "snapshot.h"
-#include "status.h"
-
-#include "config.h"
-#include "events.h"
-#include "invariants.h"
-#include "keyhash.h"
-#include "kv_store.h"
-#include "lease.h"
-#include "member.h"
-#include "node.h"
-#include "node_id.h"
-#include "policies.h"
-#include "routing.h"
-#include "shardmap.h"
-#include "shardmap_json.h"
-#include "strategy.h"
-#include "topology.h"
-#include "topology_json.h"
-#include "transport.h"
-
-#include "codec.h"
-#include "inproc.h"
-#include "nats_kv.h"
-#include "nats_conn.h"
-#include "nats_transport.h"
-#include "settings.h"
+#include "aether_status.h"
+#include "aether_options.h"
+#include "aether_node.h"
 
 #endif

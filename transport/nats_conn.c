@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "thread.h"
 
 #define LOG_MOD "nats"
 #define CONNECT_RETRY_MS 200u
@@ -194,7 +195,14 @@ aether_status aether_nats_connect(const aether_nats_settings *s, const char *nam
     if (count == 0)
         return aether_err_set(err, AETHER_EINVAL, "nats_urls: no server given");
     natsOptions *no = NULL;
+    /* nats.c starts its library threads at its first call (natsOptions_Create
+     * opens the library) and the connection's threads at the connect: they
+     * inherit the caller's mask, so every signal is blocked around both
+     * (engine/thread.h: library threads never take a signal). */
+    sigset_t mask;
+    aether_signals_block_all(&mask);
     aether_status st = build(s, name, servers, count, &no, err);
+    aether_signals_restore(&mask);
     if (st != AETHER_OK)
         return st;
     aether_clock *clk = aether_clock_real();
@@ -202,7 +210,9 @@ aether_status aether_nats_connect(const aether_nats_settings *s, const char *nam
     uint64_t limit = (uint64_t)s->connect_timeout_ms * AETHER_NS_PER_MS;
     natsStatus ns;
     for (;;) {
+        aether_signals_block_all(&mask);
         ns = natsConnection_Connect(out, no);
+        aether_signals_restore(&mask);
         if (ns == NATS_OK || permanent(ns))
             break;
         if (stop != NULL && *stop != 0) {

@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "log.h"
 #include "nats_auth.h"
+#include "thread.h"
 
 #define NKV_MODULE "kv_nats"
 #define NKV_SUBJECT_PREFIX "$KV."
@@ -765,7 +766,7 @@ static aether_status nkv_watch(aether_kv *kv, const char *pattern, aether_kv_wat
         st = nkv_fail(n, err, nkv_map(s, 0, NKV_READ), "watch", pattern, s, 0);
         goto fail;
     }
-    if (pthread_create(&aw->thread, NULL, nkv_watch_thread, aw) != 0) {
+    if (aether_thread_create(&aw->thread, nkv_watch_thread, aw) != 0) { /* signals blocked */
         st = aether_err_set(err, AETHER_ENOMEM, "bucket '%s': watch '%s': cannot start a thread",
                             n->bucket, pattern);
         goto fail;

@@ -2,87 +2,66 @@
  * hello.c: the smallest embedder of an installed libaether (tests/install).
  * install_test.sh builds it against the installed copy, with pkg-config and
  * with find_package(aether), and runs it: it must compile from
- * <aether/aether.h> alone, link, and answer the way the library documents.
+ * <aether/aether.h> alone (C11, -Wall -Wextra -Werror), link with nothing
+ * added by hand, and answer the way the library documents.
  *
- * It prints the version, hashes the documented test key, lets the default
- * strategy assign 1024 shards to three nodes, publishes the map into a
- * routing slot and routes the key through it. Exit 0 when every answer is
- * the documented one, 1 otherwise (saying which).
+ * It starts one in-process node with 1024 shards, waits until it is ready,
+ * routes the documented test key ("user:42" is shard 450 of 1024), checks
+ * the route from the receiving side (mine), refuses a bad key by name, and
+ * stops. Exit 0 when every answer is the documented one, 1 otherwise
+ * (saying which).
  */
 #include <aether/aether.h>
 #include <aether/aether_version.h>
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-
-#define SHARDS 1024u
-#define NODES 3u
 
 static int failures;
 
 static void check(int ok, const char *what)
 {
     if (!ok) {
-        fprintf(stderr, "hello: FAILED: %s\n", what);
+        fprintf(stderr, "hello: FAILED: %s (%s)\n", what, aether_last_error());
         failures++;
     }
 }
 
 int main(void)
 {
-    /* keyhash.h's documented vector: "user:42" is shard 450 of 1024. */
     static const char key[] = "user:42";
-    uint32_t shard = aether_key_shard(key, strlen(key), SHARDS);
-    check(shard == 450u, "aether_key_shard(\"user:42\", 1024) == 450");
-
-    static const char *const ids[NODES] = { "node-a", "node-b", "node-c" };
-    aether_strategy_node nodes[NODES];
-    aether_err err = { 0 };
-    for (uint32_t i = 0; i < NODES; i++)
-        if (aether_strategy_node_make(&nodes[i], ids[i], NULL, AETHER_NODE_ACTIVE, &err) != AETHER_OK) {
-            fprintf(stderr, "hello: node %s: %s\n", ids[i], err.msg);
-            return 1;
-        }
-    aether_strategy_config sc = { .shard_count = SHARDS, .replication = 2 };
-    aether_shardmap *map = NULL;
-    aether_status st = aether_strategy_default()->compute(NULL, nodes, NODES, &sc, 1, &map, NULL, &err);
-    if (st != AETHER_OK) {
-        fprintf(stderr, "hello: strategy: %s: %s\n", aether_status_str(st), err.msg);
+    aether_options *opts = NULL;
+    aether_node *node = NULL;
+    if (aether_options_create(&opts) != AETHER_OK || aether_options_set(opts, "node", "hello-1") != AETHER_OK ||
+        aether_options_set(opts, "cluster", "hello") != AETHER_OK) {
+        fprintf(stderr, "hello: options: %s\n", aether_last_error());
         return 1;
     }
-
-    aether_shardmap_slot slot;
-    aether_shardmap_slot_init(&slot);
-    st = aether_shardmap_slot_publish(&slot, &map);
-    check(st == AETHER_OK && map == NULL, "publish takes the map");
+    check(aether_options_set(opts, "shard_cuont", "8") == AETHER_EINVAL &&
+              strstr(aether_last_error(), "shard_cuont") != NULL,
+          "a misspelt key is refused by name");
+    aether_status st = aether_node_start(opts, &node);
+    aether_options_destroy(opts); /* the node keeps its own copy */
+    if (st != AETHER_OK) {
+        fprintf(stderr, "hello: start: %s: %s\n", aether_status_str(st), aether_last_error());
+        return 1;
+    }
+    check(aether_node_wait_ready(node, 10000) == AETHER_OK, "the node is ready within 10 s");
 
     aether_route r;
-    st = aether_route_key(&slot, key, strlen(key), &r);
-    check(st == AETHER_OK, "aether_route_key answers");
-    check(r.shard == shard, "the route's shard is the key's shard");
-    check(r.owner_count == 2 && !r.moving, "two owners, stable");
+    check(aether_node_route_key(node, key, strlen(key), &r) == AETHER_OK, "aether_node_route_key answers");
+    check(r.shard == 450u, "\"user:42\" is shard 450 of 1024");
+    check(strcmp(r.owner, "hello-1") == 0 && r.self, "the only node owns it");
+    aether_route c;
+    check(aether_node_check_route(node, r.shard, r.map_version, &c) == AETHER_OK && c.answer == AETHER_ROUTE_MINE,
+          "check_route: mine");
 
-    /* Perfect balance: primaries per node differ by at most one. */
-    uint32_t min = SHARDS, max = 0;
-    for (uint32_t i = 0; i < NODES; i++) {
-        aether_node_id id;
-        size_t n = 0;
-        (void)aether_node_id_from_cstr(ids[i], &id, &err);
-        st = aether_route_node_primary_shards(&slot, &id, NULL, 0, &n, NULL);
-        check(st == AETHER_OK || st == AETHER_EFULL, "aether_route_node_primary_shards answers");
-        if (n < min)
-            min = (uint32_t)n;
-        if (n > max)
-            max = (uint32_t)n;
-    }
-    check(max - min <= 1 && min + max > 0, "primaries balanced within one");
+    printf("aether %s (%d, library %s): \"%s\" -> shard %u -> %s (map v%llu, term %llu)\n",
+           AETHER_VERSION_STRING, AETHER_VERSION_NUMBER, aether_version(), key, r.shard, r.owner,
+           (unsigned long long)r.map_version, (unsigned long long)r.term);
+    check(strcmp(aether_version(), AETHER_VERSION_STRING) == 0, "header and library versions agree");
 
-    printf("aether %s (%d): \"%s\" -> shard %u -> %s (map v%llu, term %llu); primaries per node %u..%u\n",
-           AETHER_VERSION_STRING, AETHER_VERSION_NUMBER, key, r.shard, r.primary.str,
-           (unsigned long long)r.map_version, (unsigned long long)r.term, min, max);
-
-    aether_shardmap_slot_fini(&slot);
-    aether_rcu_barrier(); /* the retired map is freed before exit */
+    aether_node_stop(node);
+    aether_node_destroy(node);
     return failures == 0 ? 0 : 1;
 }

@@ -6,10 +6,16 @@
 #     documented one (cmake/AetherInstall.cmake): shared library with its
 #     SONAME, static library, include/aether/ without internal headers,
 #     aether.pc, the CMake package, the two tools;
-#  2. every installed header compiles on its own from <aether/NAME.h>;
+#     libaether.so exports exactly cmake/aether.map's list, each name
+#     declared in an installed header; at most 8 headers, none of them
+#     internal, none including ck, urcu, nats.c, xxHash or jansson;
+#  2. every installed header compiles on its own from <aether/NAME.h>, in
+#     C11 (-std=c11 -Wall -Wextra -Werror) and in C++17 (-std=c++17, the
+#     same warnings);
 #  3. pkg-config: tests/install/hello.c built with
-#     `pkg-config --cflags --libs aether` (-Wall -Wextra -Werror), linked
-#     against libaether.so, run; and with libaether.a and
+#     `pkg-config --cflags --libs aether` (-std=c11 -Wall -Wextra -Werror)
+#     and nothing else, linked against libaether.so, run; a C++17 program
+#     using the API the same way; and hello.c with libaether.a and
 #     `pkg-config --static --libs`, run;
 #  4. find_package(aether): tests/install/CMakeLists.txt builds hello.c
 #     against aether::aether (shared) and aether::aether_static, both run;
@@ -44,13 +50,13 @@ pc=$(find "$prefix" -name aether.pc -path '*/pkgconfig/*' | head -n 1)
 [ -n "$pc" ] || fail "no aether.pc installed"
 libdir=$(dirname "$(dirname "$pc")")
 inc=$prefix/include/aether
-for f in "$inc/aether.h" "$inc/aether_version.h" "$inc/member.h" "$inc/routing.h" \
+for f in "$inc/aether.h" "$inc/aether_version.h" "$inc/aether_status.h" "$inc/aether_options.h" "$inc/aether_node.h" \
          "$libdir/libaether.a" "$libdir/libaether.so" \
          "$libdir/cmake/aether/aetherConfig.cmake" "$libdir/cmake/aether/aetherConfigVersion.cmake" \
          "$libdir/cmake/aether/aetherTargets.cmake" "$prefix/bin/aether-node" "$prefix/bin/aetherctl"; do
     [ -e "$f" ] || fail "not installed: ${f#"$prefix"/}"
 done
-for f in member_internal.h json_util.h timer_heap.h; do
+for f in aether_internal.h member.h routing.h member_internal.h settings.h snapshot.h status.h; do
     [ ! -e "$inc/$f" ] || fail "internal header installed: include/aether/$f"
 done
 version=$(sed -n 's/^#define AETHER_VERSION_STRING "\(.*\)"$/\1/p' "$inc/aether_version.h")
@@ -62,8 +68,22 @@ case "$soname" in
 esac
 [ -e "$libdir/$soname" ] || fail "no $soname link in ${libdir#"$prefix"/}"
 [ -e "$libdir/libaether.so.$version" ] || fail "no libaether.so.$version"
-exported_other=$(nm -D --defined-only "$libdir/libaether.so" | awk '{print $3}' | grep -v '^aether_' || true)
-[ -z "$exported_other" ] || fail "libaether.so exports non-aether_ symbols: $(echo $exported_other | head -c 200)"
+nheaders=$(ls "$inc" | wc -l)
+[ "$nheaders" -le 8 ] || fail "$nheaders public headers installed (at most 8): $(ls "$inc" | tr '\n' ' ')"
+if grep -n '#[[:space:]]*include[[:space:]]*<' "$inc"/*.h | grep -v -E '<(stdbool|stddef|stdint)\.h>'; then
+    fail "an installed header includes more than the C library (above)"
+fi
+# Exactly the documented API: the version script's list, each declared in a header.
+nm -D --defined-only "$libdir/libaether.so" | awk '$2 ~ /^[TDBRVW]$/ {print $3}' | sed 's/@.*//' | sort -u >"$tmp/exported"
+sed -n 's/^[[:space:]]*\(aether_[a-z0-9_]*\);$/\1/p' "$src/cmake/aether.map" | sort -u >"$tmp/listed"
+if ! diff -u "$tmp/listed" "$tmp/exported" >"$tmp/exports.diff"; then
+    cat "$tmp/exports.diff" >&2
+    fail "libaether.so does not export exactly cmake/aether.map's list (- listed only, + exported only)"
+fi
+while read -r sym; do
+    grep -q "AETHER_API[^;]*[ *]$sym(" "$inc"/*.h || fail "exported $sym is declared in no installed header"
+done <"$tmp/exported"
+echo "   libaether.so exports $(wc -l <"$tmp/exported") symbols, all declared in include/aether/"
 echo "   $(ls "$inc" | wc -l) headers, $soname, version $version"
 
 export PKG_CONFIG_PATH=$libdir/pkgconfig
@@ -71,39 +91,63 @@ export PKG_CONFIG_PATH=$libdir/pkgconfig
 cflags=$(pkg-config --cflags aether)
 
 # ---- 2. every header on its own -------------------------------------------------
-step "each installed header compiles alone"
+cxx=${CXX:-c++}
+step "each installed header compiles alone (C11 and C++17)"
 for h in "$inc"/*.h; do
+    printf '#include <aether/%s>\nextern int aether_header_test;\n' "$(basename "$h")" |
+        "$cc" -std=c11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c - $cflags 2>"$tmp/hdr.log" ||
+        { cat "$tmp/hdr.log" >&2; fail "include/aether/$(basename "$h") does not compile on its own (C11)"; }
     printf '#include <aether/%s>\n' "$(basename "$h")" |
-        "$cc" -std=gnu11 -Wall -Wextra -Werror -fsyntax-only -x c - $cflags 2>"$tmp/hdr.log" ||
-        { cat "$tmp/hdr.log" >&2; fail "include/aether/$(basename "$h") does not compile on its own"; }
+        "$cxx" -std=c++17 -Wall -Wextra -Werror -fsyntax-only -x c++ - $cflags 2>"$tmp/hdr.log" ||
+        { cat "$tmp/hdr.log" >&2; fail "include/aether/$(basename "$h") does not compile on its own (C++17)"; }
 done
 
 # ---- 3. pkg-config ---------------------------------------------------------------
-step "pkg-config: cc hello.c \$(pkg-config --cflags --libs aether)"
-run_logged cc_pkgconfig "$cc" -std=gnu11 -Wall -Wextra -Werror -o "$tmp/hello_pc" "$src/tests/install/hello.c" \
+step "pkg-config: cc -std=c11 hello.c \$(pkg-config --cflags --libs aether)"
+case " $cflags " in *" -D"*) fail "pkg-config --cflags aether defines macros: $cflags" ;; esac
+run_logged cc_pkgconfig "$cc" -std=c11 -Wall -Wextra -Werror -o "$tmp/hello_pc" "$src/tests/install/hello.c" \
     $cflags $(pkg-config --libs aether) -Wl,-rpath,"$(pkg-config --variable=libdir aether)"
 readelf -d "$tmp/hello_pc" | grep -q "NEEDED.*\[$soname\]" || fail "hello_pc does not load $soname"
 "$tmp/hello_pc" || fail "hello built with pkg-config"
+# C++17: the same API from a C++ program, with pkg-config alone.
+step "pkg-config: c++ -std=c++17 with <aether/aether.h>"
+cat >"$tmp/hello.cpp" <<'CPP'
+#include <aether/aether.h>
+#include <cstdio>
+#include <cstring>
+int main()
+{
+    aether_options *opts = nullptr;
+    aether_node *node = nullptr;
+    if (aether_options_create(&opts) != AETHER_OK || aether_options_set(opts, "node", "cpp-1") != AETHER_OK ||
+        aether_options_set(opts, "shard_count", "64") != AETHER_OK)
+        return 1;
+    aether_status st = aether_node_start(opts, &node);
+    aether_options_destroy(opts);
+    if (st != AETHER_OK || aether_node_wait_ready(node, 10000) != AETHER_OK) {
+        std::fprintf(stderr, "hello.cpp: %s\n", aether_last_error());
+        return 1;
+    }
+    aether_route r{};
+    const char key[] = "user:42";
+    bool ok = aether_node_route_key(node, key, std::strlen(key), &r) == AETHER_OK && r.self &&
+              r.shard == 0xdc1fea7da8d2d1c2ull % 64u;
+    std::printf("hello.cpp: aether %s: shard %u -> %s\n", aether_version(), r.shard, r.owner);
+    aether_node_destroy(node);
+    return ok ? 0 : 1;
+}
+CPP
+run_logged cxx_pkgconfig "$cxx" -std=c++17 -Wall -Wextra -Werror -o "$tmp/hello_cpp" "$tmp/hello.cpp" \
+    $cflags $(pkg-config --libs aether) -Wl,-rpath,"$(pkg-config --variable=libdir aether)"
+"$tmp/hello_cpp" >/dev/null || fail "the C++17 program built with pkg-config"
 # The static archive with the private requirements (pkg-config --static).
-run_logged cc_pkgconfig_static "$cc" -std=gnu11 -Wall -Wextra -Werror -o "$tmp/hello_pc_static" \
+run_logged cc_pkgconfig_static "$cc" -std=c11 -Wall -Wextra -Werror -o "$tmp/hello_pc_static" \
     "$src/tests/install/hello.c" $cflags "$libdir/libaether.a" \
     $(pkg-config --static --libs aether | sed 's/-laether\b//')
 if readelf -d "$tmp/hello_pc_static" | grep -q "NEEDED.*libaether"; then
     fail "hello_pc_static loads libaether.so"
 fi
 "$tmp/hello_pc_static" >/dev/null || fail "hello built with pkg-config --static"
-
-# A program that also calls nats.c (the NATS wiring hands it natsConnection
-# pointers) links with pkg-config alone; the Cflags carry no -D of a
-# dependency (ck's pkg-config file adds -D__x86_64__).
-step "pkg-config: a program calling nats.c through the installed headers"
-case " $cflags " in *" -D"*) fail "pkg-config --cflags aether defines macros: $cflags" ;; esac
-printf '%s\n' '#include <aether/aether.h>' '#include <aether/nats_conn.h>' \
-    'int main(void) { natsConnection_Destroy(NULL); return aether_status_str(AETHER_OK)[0] == 0; }' \
-    >"$tmp/uses_nats.c"
-run_logged cc_uses_nats "$cc" -std=gnu11 -Wall -Wextra -Werror -o "$tmp/uses_nats" "$tmp/uses_nats.c" \
-    $cflags $(pkg-config --libs aether) -Wl,-rpath,"$(pkg-config --variable=libdir aether)"
-"$tmp/uses_nats" || fail "the program calling nats.c through aether's headers"
 
 # ---- 4. find_package --------------------------------------------------------------
 step "find_package(aether): tests/install (aether::aether, aether::aether_static)"

@@ -7,7 +7,9 @@
 # it_setup makes $WORK (a temporary directory), finds nats-server
 # ($AETHER_NATS_SERVER or the one on PATH; missing is a failure, not a
 # skip), aether-node ($NODE_BIN) and the test helpers nats_probe and
-# nats_forge ($PROBE_BIN, $FORGE_BIN, built into BUILD_DIR/tests), and
+# nats_forge ($PROBE_BIN, $FORGE_BIN, built into BUILD_DIR/tests), the
+# trace reader ($TRACE_BIN: trace_reader, the one reader of --trace lines,
+# tests/support/trace_line.h), and
 # installs the EXIT trap: every process started through this file
 # (servers, nodes, background helpers) is sent SIGCONT then SIGKILL if
 # still alive, reaped, and $WORK is removed (AETHER_KEEP_LOGS=1 keeps it).
@@ -54,7 +56,8 @@
 #   probe_map FILE               the ShardMap in the state bucket, summarised, into FILE
 #   map_check FILE ID...         stable, every shard owned, owners exactly ID..., balanced
 #   map_version FILE, ownership FILE
-#   settled FILE ID...           one leader (LEADER_NOW) among ID..., map_check, and every
+#   settled FILE ID...           one leader (LEADER_NOW) among ID..., and the oracle (nats_probe
+#                                settled) finds the stored map settled for ID...; every
 #                                one of ID... installed the current map version
 #   wait_settled MS FILE ID...   settled within MS, or fail
 #   cluster_up N [ARGS...]       server "nats" ($URL) and n1..nN (NODES) settled (LEADER)
@@ -79,6 +82,9 @@ if [[ -n "${AETHER_IT_LIB_LOADED:-}" ]]; then
     return 0
 fi
 AETHER_IT_LIB_LOADED=1
+# The harnesses' one launcher of servers and nodes (ports, readiness).
+# shellcheck source=../support/launch.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../support/launch.sh"
 
 # A script may change these after sourcing.
 SERVER_READY_MS=5000 # a server start, until ready
@@ -166,6 +172,8 @@ it_setup() {
     NODE_BIN=$build/bin/aether-node
     PROBE_BIN=$build/tests/nats_probe
     FORGE_BIN=$build/tests/nats_forge
+    TRACE_BIN=$build/tests/trace_reader
+    [[ -x "$TRACE_BIN" ]] || { echo "FAIL: test helper $TRACE_BIN not built" >&2; exit 1; }
     NATS_SERVER=${AETHER_NATS_SERVER:-$(command -v nats-server || true)}
     if [[ -z "$NATS_SERVER" || ! -x "$NATS_SERVER" ]]; then
         echo "FAIL: nats-server not found (set AETHER_NATS_SERVER or put it on PATH)" >&2
@@ -184,50 +192,27 @@ it_need_helpers() {
 
 # ---- ports --------------------------------------------------------------------
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_in_use() { launch_port_in_use "$1"; }
 
 # free_port: echoes a port nobody listens on, below the kernel's ephemeral
-# range (so no outgoing connection takes it while a server is down for a
-# restart), never one this script handed out before. Callers use $(free_port),
-# a subshell: the ports handed out are remembered in $WORK/ports.handed.
-free_port() {
-    local lo=32768 p _
-    if [[ -r /proc/sys/net/ipv4/ip_local_port_range ]]; then
-        read -r lo _ </proc/sys/net/ipv4/ip_local_port_range
-    fi
-    (( lo > 12000 )) || lo=32768
-    for _ in $(seq 1 100); do
-        p=$(( 10000 + RANDOM % (lo - 10000) ))
-        grep -qx "$p" "$WORK/ports.handed" 2>/dev/null && continue
-        port_in_use "$p" && continue
-        echo "$p" >>"$WORK/ports.handed"
-        echo "$p"
-        return 0
-    done
-    return 1
-}
+# range, never one this script handed out before (launch_free_port).
+# Callers use $(free_port), a subshell: the ports handed out are remembered
+# in $WORK/ports.handed.
+free_port() { launch_free_port "$WORK/ports.handed"; }
 
 # ---- nats-server ---------------------------------------------------------------
 
-ready_count() {
-    local c
-    c=$(grep -c "Server is ready" "$WORK/$1.log" 2>/dev/null)
-    echo "${c:-0}"
-}
-
 server_ready() { # NAME READY_BEFORE
-    kill -0 "${SRV_PID[$1]}" 2>/dev/null || return 1
-    (( $(ready_count "$1") > $2 )) && port_in_use "${SRV_PORT[$1]}"
+    launch_server_ready "${SRV_PID[$1]}" "$WORK/$1.log" "$2" "${SRV_PORT[$1]}"
 }
 
 # server_spawn NAME: one start on ${SRV_PORT[NAME]}; 0 once ready.
 server_spawn() {
     local name=$1 before
-    before=$(ready_count "$name")
+    before=$(launch_ready_count "$WORK/$name.log")
     # shellcheck disable=SC2086 # SRV_ARGS holds separate words
-    "$NATS_SERVER" -js -sd "$WORK/$name.js" -a 127.0.0.1 -p "${SRV_PORT[$name]}" ${SRV_ARGS[$name]} \
-        >>"$WORK/$name.log" 2>&1 &
-    SRV_PID[$name]=$!
+    launch_server "$NATS_SERVER" "$WORK/$name.js" "${SRV_PORT[$name]}" "$WORK/$name.log" ${SRV_ARGS[$name]}
+    SRV_PID[$name]=$LAUNCHED
     if wait_for "$SERVER_READY_MS" server_ready "$name" "$before"; then
         return 0
     fi
@@ -335,10 +320,10 @@ node_start_as() {
     local name=$1 id=$2 url=$3
     shift 3
     it_clean_env
-    env "${CLEAN_ENV[@]}" "${NODE_ENV[@]}" \
-        "$NODE_BIN" --nats "$url" --node "$id" --cluster "$CLUSTER" --shards "$SHARDS" --trace "$@" \
-        >>"$WORK/$name.out" 2>>"$WORK/$name.err" &
-    NODE_PID[$name]=$!
+    LAUNCH_ENV=("${CLEAN_ENV[@]}" "${NODE_ENV[@]}")
+    launch_node "$NODE_BIN" "$url" "$id" "$CLUSTER" "$SHARDS" "$WORK/$name.out" "$WORK/$name.err" "$@"
+    LAUNCH_ENV=()
+    NODE_PID[$name]=$LAUNCHED
     NODE_ID[$name]=$id
 }
 
@@ -525,9 +510,7 @@ ownership() { awk '$1 == "shard" { print $2, $3 }' "$1"; }
 
 # installed_version ID: the version of the last map ID installed (its
 # --trace "T <us> ID MAP <version> <term>" lines); empty if none.
-installed_version() {
-    awk -v id="${NODE_ID[$1]:-$1}" '$1 == "T" && $3 == id && $4 == "MAP" { v = $5 } END { print v }' "$WORK/$1.out" 2>/dev/null
-}
+installed_version() { "$TRACE_BIN" installed "${NODE_ID[$1]:-$1}" "$WORK/$1.out"; }
 
 # leader_term ID: the term of ID's last "LEADER elected term=T" line.
 leader_term() {
@@ -535,9 +518,12 @@ leader_term() {
 }
 
 # settled FILE ID...: exactly one of ID... believes it leads (LEADER_NOW is
-# set to it), the current map passes map_check for ID... (saved in FILE),
-# and every one of ID... has installed that map version (so it serves its
-# shards in it: installing a newer map ends a node's fencing).
+# set to it), and the oracle (actors/invariants.h, through `nats_probe
+# settled`) finds the stored map settled for ID... against the stored
+# topology: every one of ID... Active and on the map version its trace says
+# it installed (installing a newer map ends a node's fencing), every shard
+# stable with min(R, Active) owners among ID..., primaries and owners per
+# node within one. The map is saved in FILE (as `nats_probe map` prints it).
 settled() {
     local file=$1
     shift
@@ -549,16 +535,16 @@ settled() {
         return 1
     fi
     LEADER_NOW=$l
-    probe_map "$file" || { SETTLED_WHY="map unreadable"; return 1; }
-    map_check "$file" "$@" || { SETTLED_WHY=$MAP_WHY; return 1; }
-    local v n
-    v=$(map_version "$file")
+    local n views=()
     for n in "$@"; do
-        if [[ "$(installed_version "$n")" != "$v" ]]; then
-            SETTLED_WHY="$n installed map v$(installed_version "$n"), the current one is v$v"
-            return 1
-        fi
+        views+=("${NODE_ID[$n]:-$n}=$(installed_version "$n")")
     done
+    if ! "$PROBE_BIN" --nats "$URL" --cluster "$CLUSTER" --timeout-ms 2000 "${PROBE_AUTH[@]}" \
+            settled "${NODE_ID[$l]:-$l}" "${views[@]}" >"$file" 2>"$WORK/settled.err"; then
+        SETTLED_WHY=$(grep -m 1 -E "^not settled|nats_probe" "$WORK/settled.err" || echo "map unreadable")
+        cat "$WORK/settled.err" >>"$WORK/probe.err"
+        return 1
+    fi
     SETTLED_WHY=""
 }
 
@@ -650,15 +636,8 @@ wire_check_handover() {
 trace_check_terms() {
     local n bad
     for n in "$@"; do
-        bad=$(awk -v id="${NODE_ID[$n]:-$n}" '$1 == "T" && $3 == id {
-                if ($4 == "LEADER" && $6 + 0 > hi) hi = $6 + 0
-                if ($4 == "EVENT") {
-                    t = $7; sub("term=", "", t); t += 0
-                    if ($5 != "LeadershipLost" && t < hi) { print "after term " hi ": " $0; exit }
-                    if (t > hi) hi = t
-                }
-              }' "$WORK/$n.out" 2>/dev/null)
-        [[ -z "$bad" ]] || fail "$n accepted an event of an older term: $bad"
+        bad=$("$TRACE_BIN" check-terms "${NODE_ID[$n]:-$n}" "$WORK/$n.out") ||
+            fail "$n accepted an event of an older term: $bad"
     done
 }
 
@@ -669,33 +648,11 @@ trace_check_terms() {
 # precedes its successor's first. Two nodes acting as leader at once would
 # fail this.
 trace_check_acting() {
-    local n files=()
+    local n files=() bad
     for n in "$@"; do
         files+=("$WORK/$n.out")
     done
-    local bad
-    bad=$(awk '$1 == "T" && $4 == "EVENT" && $9 == "node=" $3 && $5 != "LeadershipLost" {
-                 t = $7; sub("term=", "", t); t += 0; us = $2 + 0
-                 if (!(t in who)) { who[t] = $3; lo[t] = us; hi[t] = us }
-                 else if (who[t] != $3) { print "term " t " emitted by " who[t] " and " $3; exit }
-                 if (us < lo[t]) lo[t] = us
-                 if (us > hi[t]) hi[t] = us
-               }
-               END {
-                 k = 0
-                 for (t in who) terms[++k] = t + 0
-                 for (i = 2; i <= k; i++) { # insertion sort: a handful of terms
-                     x = terms[i]; j = i - 1
-                     while (j > 0 && terms[j] > x) { terms[j + 1] = terms[j]; j-- }
-                     terms[j + 1] = x
-                 }
-                 for (i = 2; i <= k; i++) {
-                     a = terms[i - 1]; b = terms[i]
-                     if (hi[a] >= lo[b])
-                         printf "%s (term %d) acted until %d us, %s (term %d) from %d us\n", who[a], a, hi[a], who[b], b, lo[b]
-                 }
-               }' "${files[@]}" | head -n 1)
-    [[ -z "$bad" ]] || fail "two leaders acted at once: $bad"
+    bad=$("$TRACE_BIN" check-acting "${files[@]}") || fail "two leaders acted at once: $bad"
 }
 
 # final_checks ID...: no VIOLATION on any stderr, and the trace checks above

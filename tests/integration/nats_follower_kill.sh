@@ -9,7 +9,8 @@
 #  1. nats-server and n1..n4 (--shards 64), settled within 10 s: one leader,
 #     the map (state bucket, read by nats_probe) stable over all four, 16
 #     primaries each;
-#  2. kill -9 one follower F;
+#  2. kill -9 one follower F (before, the oracle must refuse the map as
+#     settled over the three others);
 #  3. within 5 s (failure_timeout 1 s + heartbeat + debounce, with room for
 #     a loaded machine) the leader emits "NodeFailed ... node=F
 #     silent_ms=N" with N >= 1000 (the failure timeout: not declared early);
@@ -31,6 +32,13 @@ it_need_helpers
 cluster_up 4
 F=$(others "$LEADER" | head -n 1)
 mapfile -t SURVIVORS < <(others "$F")
+# The oracle can say no: over the three survivors, while F is still Active
+# and owns shards, the map is not settled (nats_probe settled).
+if settled "$WORK/map.tmp" "${SURVIVORS[@]}"; then
+    fail "settled over ${SURVIVORS[*]} while $F is still Active"
+fi
+[[ "$SETTLED_WHY" == "not settled: "* ]] || fail "not settled for another reason: $SETTLED_WHY"
+echo "before the kill, over ${SURVIVORS[*]}: $SETTLED_WHY"
 
 t0=$(now_ms)
 node_kill "$F"

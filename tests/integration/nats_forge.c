@@ -134,7 +134,7 @@
  *   nats_forge --nats URL --cluster C --adversary SEED [--for-ms MS]
  *              [--every-ms E] [--without LIST] [auth...]
  *
- * runs the adversary of tools/sim/adversary.h - the one aether-sim's
+ * runs the adversary of tests/sim/adversary.h - the one aether-sim's
  * `adversary` fault kind runs - on the real subjects for MS (default 3000,
  * up to 24 h): it subscribes to aether.<C>.> (without echo: it never hears
  * itself) and hands every message to the generator, which learns terms,
@@ -154,7 +154,7 @@
  *   nats_forge --nats URL --cluster C --adversary SEED [--for-ms MS]
  *              [--every-ms E] [--without LIST] [auth...]
  *
- * runs the adversary of tools/sim/adversary.h - the one aether-sim's
+ * runs the adversary of tests/sim/adversary.h - the one aether-sim's
  * `adversary` fault kind runs - on the real subjects for MS (default 3000,
  * up to 24 h): it subscribes to aether.<C>.> (without echo: it never hears
  * itself) and hands every message to the generator, which learns terms,
@@ -185,7 +185,7 @@
 #include <xxhash.h>
 
 #include "adversary.h"
-#include "aether.h"
+#include "aether_internal.h"
 
 #define EXIT_USAGE 2
 #define FORGE_OVERSIZED_BYTES ((size_t)96 << 10)
@@ -1074,7 +1074,7 @@ static int forge_flood(forge *f, const aether_node_id *node, bool joins, bool wr
     return 0;
 }
 
-/* Fifth mode: the adversary (tools/sim/adversary.h) for for_ms. */
+/* Fifth mode: the adversary (tests/sim/adversary.h) for for_ms. */
 static int forge_adversary(forge *f, uint64_t seed, uint64_t for_ms, uint64_t every_ms, uint32_t without)
 {
     aether_adversary *a = NULL;

@@ -12,6 +12,16 @@
  *              owner NODE primaries=K          (one per node of the map, sorted)
  *              shard ID OWNER[,OWNER...] STATE[ to=NODE]   (one per shard)
  *            Exit 1 if no map could be read within --timeout-ms.
+ *   settled LEADER ID=VERSION...
+ *            the map as `map` prints it, then judged by the oracle
+ *            (actors/invariants.h, aether_invariants_check_settled and
+ *            _check_balance) against the stored topology: LEADER (the one
+ *            node that believes it leads) Active, every ID Active and on
+ *            VERSION (the map version its --trace says it installed, ""
+ *            for none) equal to the stored map's, every shard stable with
+ *            min(R, Active) owners among the IDs, primaries and owners per
+ *            node within one. What each node serves is not observed.
+ *            Exit 1 with "not settled: WHY" on stderr if not (or no map).
  *   lease    the lease key "leader" of aether_<C>_lease and its revision:
  *              lease leader=NODE term=T revision=R
  *            Exit 1 if there is none (expired, resigned) or on error.
@@ -57,7 +67,9 @@
 
 #include <nats/nats.h>
 
-#include "aether.h"
+#include "aether_internal.h"
+#include "invariants.h"
+#include "topology_json.h"
 
 #define EXIT_USAGE 2
 #define PROBE_URLS_MAX 16
@@ -70,11 +82,15 @@
 
 typedef struct probe_opts {
     const char *urls, *cluster, *user, *password, *token, *command;
+    char **args; /* settled: what follows the command */
+    int n_args;
     uint64_t timeout_ms, ttl_ms, duration_s;
     uint32_t replicas;
 } probe_opts;
 
 static volatile sig_atomic_t probe_stop;
+
+static int probe_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
 
 static void probe_on_signal(int sig) { probe_stop = sig; }
 
@@ -200,26 +216,40 @@ static aether_status probe_get(const probe_opts *o, aether_kv *kv, const char *k
 
 /* ---- map ------------------------------------------------------------------ */
 
-static int probe_map(const probe_opts *o, natsConnection *nc)
+/* The stored value of key in aether_<C>_state; 1 (reason on stderr) if none. */
+static int probe_state_get(const probe_opts *o, natsConnection *nc, const char *key, aether_kv_entry *e)
 {
     aether_kv *kv = probe_bucket(o, nc, "state", 0, false, 0);
     if (kv == NULL)
         return 1;
-    aether_kv_entry e;
     aether_err err = {0};
-    aether_status st = probe_get(o, kv, "map", &e, &err);
+    aether_status st = probe_get(o, kv, key, e, &err);
     aether_kv_destroy(kv);
     if (st != AETHER_OK) {
-        fprintf(stderr, "nats_probe: map: %s: %s\n", aether_status_str(st), err.msg);
+        fprintf(stderr, "nats_probe: %s: %s: %s\n", key, aether_status_str(st), err.msg);
         return 1;
     }
+    return 0;
+}
+
+static aether_shardmap *probe_read_map(const probe_opts *o, natsConnection *nc)
+{
+    aether_kv_entry e;
+    if (probe_state_get(o, nc, "map", &e) != 0)
+        return NULL;
     aether_shardmap *m = NULL;
-    st = aether_shardmap_json_decode((const char *)e.value, e.value_len, &m, &err);
+    aether_err err = {0};
+    aether_status st = aether_shardmap_json_decode((const char *)e.value, e.value_len, &m, &err);
     aether_kv_entry_fini(&e);
     if (st != AETHER_OK) {
         fprintf(stderr, "nats_probe: map: undecodable: %s\n", err.msg);
-        return 1;
+        return NULL;
     }
+    return m;
+}
+
+static void probe_print_map(const aether_shardmap *m)
+{
     uint32_t moving = 0, unowned = 0;
     for (uint32_t s = 0; s < m->shard_count; s++) {
         const aether_shard_entry *se = aether_shardmap_entry(m, s);
@@ -246,8 +276,81 @@ static int probe_map(const probe_opts *o, natsConnection *nc)
             printf(" to=%s", aether_shardmap_node(m, se->to)->str);
         printf("\n");
     }
+}
+
+static int probe_map(const probe_opts *o, natsConnection *nc)
+{
+    aether_shardmap *m = probe_read_map(o, nc);
+    if (m == NULL)
+        return 1;
+    probe_print_map(m);
     aether_shardmap_destroy(m);
     return 0;
+}
+
+/* ---- settled ---------------------------------------------------------------- */
+
+#define PROBE_SETTLED_NODES_MAX 64
+
+static int probe_settled(const probe_opts *o, natsConnection *nc)
+{
+    if (o->n_args < 2 || o->n_args - 1 > PROBE_SETTLED_NODES_MAX) {
+        fprintf(stderr, "nats_probe: settled wants LEADER and 1..%d ID=VERSION\n", PROBE_SETTLED_NODES_MAX);
+        return 2;
+    }
+    const char *leader = o->args[0];
+    aether_oracle_view views[PROBE_SETTLED_NODES_MAX];
+    char ids[PROBE_SETTLED_NODES_MAX][AETHER_NODE_ID_LEN_MAX + 1];
+    uint32_t n = 0, li = UINT32_MAX;
+    for (int i = 1; i < o->n_args; i++, n++) {
+        const char *eq = strchr(o->args[i], '=');
+        size_t len = eq ? (size_t)(eq - o->args[i]) : 0;
+        uint64_t version = 0;
+        if (eq == NULL || len == 0 || len > AETHER_NODE_ID_LEN_MAX ||
+            (eq[1] != '\0' && probe_u64(eq + 1, 0, UINT64_MAX, &version) != 0)) {
+            fprintf(stderr, "nats_probe: settled: '%s' is not ID=VERSION\n", o->args[i]);
+            return 2;
+        }
+        memcpy(ids[n], o->args[i], len);
+        ids[n][len] = '\0';
+        views[n] = (aether_oracle_view){ .name = ids[n], .node = ids[n], .running = true,
+                                         .may_serve = true, .map_version = version,
+                                         .is_leader = strcmp(ids[n], leader) == 0,
+                                         .expect = AETHER_EXPECT_ACTIVE };
+        if (views[n].is_leader)
+            li = n;
+    }
+    if (li == UINT32_MAX) {
+        fprintf(stderr, "nats_probe: settled: the leader %s is none of the IDs\n", leader);
+        return 2;
+    }
+    aether_shardmap *m = probe_read_map(o, nc);
+    if (m == NULL)
+        return 1;
+    probe_print_map(m);
+    aether_topology topo;
+    aether_topology_init(&topo, NULL);
+    aether_kv_entry e;
+    aether_err err = {0};
+    int rc = 1;
+    if (probe_state_get(o, nc, "topology", &e) == 0) {
+        if (aether_topology_json_decode((const char *)e.value, e.value_len, &topo, &err) != AETHER_OK)
+            fprintf(stderr, "not settled: stored topology undecodable: %s\n", err.msg);
+        else {
+            aether_settled_input in = { .views = views, .n_views = n, .leader = li, .map = m,
+                                        .topo = &topo, .replication = m->replication,
+                                        .serving_unobserved = true };
+            if (aether_invariants_check_settled(&in, &err) != AETHER_OK ||
+                aether_invariants_check_balance(m, &topo, &err) != AETHER_OK)
+                fprintf(stderr, "not settled: %s\n", err.msg);
+            else
+                rc = 0;
+        }
+        aether_kv_entry_fini(&e);
+    }
+    aether_topology_fini(&topo);
+    aether_shardmap_destroy(m);
+    return rc;
 }
 
 /* ---- lease ---------------------------------------------------------------- */
@@ -490,10 +593,15 @@ int main(int argc, char **argv)
         default: return probe_usage("unknown option or missing value");
         }
     }
-    if (o.urls == NULL || o.cluster == NULL || optind != argc - 1)
+    if (o.urls == NULL || o.cluster == NULL || optind >= argc)
         return probe_usage("--nats, --cluster and one command are required");
     o.command = argv[optind];
+    o.args = argv + optind + 1;
+    o.n_args = argc - optind - 1;
+    if (o.n_args > 0 && strcmp(o.command, "settled") != 0)
+        return probe_usage("only settled takes arguments");
     if (strcmp(o.command, "map") != 0 && strcmp(o.command, "lease") != 0 &&
+        strcmp(o.command, "settled") != 0 &&
         strcmp(o.command, "watch") != 0 && strcmp(o.command, "buckets") != 0 &&
         strcmp(o.command, "streams") != 0 && strcmp(o.command, "delete-lease") != 0 &&
         strcmp(o.command, "delete-state") != 0)
@@ -512,6 +620,8 @@ int main(int argc, char **argv)
     if (nc != NULL) {
         if (strcmp(o.command, "map") == 0)
             rc = probe_map(&o, nc);
+        else if (strcmp(o.command, "settled") == 0)
+            rc = probe_settled(&o, nc);
         else if (strcmp(o.command, "lease") == 0)
             rc = probe_lease(&o, nc);
         else if (strcmp(o.command, "watch") == 0)

@@ -37,7 +37,7 @@
 
 #include <nats/nats.h>
 
-#include "aether.h"
+#include "aether_internal.h"
 #include "codec.h"
 
 #define EXIT_USAGE 2

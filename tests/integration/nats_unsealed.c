@@ -45,7 +45,7 @@
 
 #include <nats/nats.h>
 
-#include "aether.h"
+#include "aether_internal.h"
 
 #define EXIT_USAGE 2
 #define US_WAIT_MS 3000       /* a request's reply, a capture */

@@ -3,9 +3,10 @@
  * layer): found, started with JetStream on a free loopback port and its own
  * temporary store directory, waited for, frozen, killed, restarted on the
  * same port and store, stopped and cleaned up; and a client connection to
- * it. Used by the unit tests that run against a real server
- * (test_kv_nats.c, test_nats_transport.c); the shell scripts of
- * tests/integration/ have the same helpers in lib.sh.
+ * it. The one launcher of the C harnesses: the unit tests that run against
+ * a real server (test_kv_nats.c, test_nats_transport.c) and the bench
+ * harness (bench/pcluster.c, which also keeps its nodes' logs in dir); the
+ * shell scripts of tests/integration/ have the same helpers in lib.sh.
  *
  * The prefix is tns_ ("test nats server"): nats_ belongs to nats.c.
  *

@@ -1,5 +1,5 @@
 /*
- * test_adversary.c: the adversary's generator (tools/sim/adversary.h; tests
+ * test_adversary.c: the adversary's generator (tests/sim/adversary.h; tests
  * layer): one seed and one set of observations give one stream of
  * messages; what it forges is well formed; what it learns shows in what it
  * sends; the families it is told to leave out never appear - and do

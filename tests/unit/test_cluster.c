@@ -1,7 +1,7 @@
 /*
  * test_cluster.c: embedded clusters on the step executor (actors/member.h):
  * bootstrap, join, drain, crashes, a paused leader, join bursts and the
- * brake, each checked against the invariants (tests/support/sim_cluster.h).
+ * brake, each checked against the invariants (tests/sim/sim_cluster.h).
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "aether.h"
+#include "aether_internal.h"
 #include "cu_test.h"
 
 #define NODES 4
@@ -94,7 +94,7 @@ static void *lookup_thread(void *arg)
     char key[32];
     for (uint64_t i = 0; !__atomic_load_n(&stop_lookups, __ATOMIC_ACQUIRE) && i < 100000000; i++) {
         int len = snprintf(key, sizeof(key), "user:%llu", (unsigned long long)i);
-        aether_route r;
+        aether_shard_route r;
         for (int k = 0; k < NODES; k++) {
             aether_member *m = __atomic_load_n(&nodes[k].m, __ATOMIC_ACQUIRE);
             if (m != NULL)

@@ -3,6 +3,7 @@
  * their oracle (actors/invariants.h). Each check is shown to pass on a good
  * state and to name the violation on a bad one.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "cu_test.h"
@@ -256,6 +257,228 @@ static void test_map_after_announced_departure(void)
     aether_departures_fini(&d);
 }
 
+/* ---- a running cluster, as a harness sees it ---------------------------------- */
+
+/* Two Active nodes a (z1) and b (z2); R = 2; a leads; a serves 0 and 2, b 1
+ * and 3, both on v1: settled. Each test below breaks one thing. */
+typedef struct fixture {
+    aether_topology topo;
+    aether_shardmap *map;
+    uint8_t serving[2][4];
+    aether_oracle_view views[3];
+    aether_settled_input in;
+} fixture;
+
+static void fixture_init(fixture *f, const char *const owners[4])
+{
+    memset(f, 0, sizeof(*f));
+    aether_topology_init(&f->topo, NULL);
+    add_node(&f->topo, "a", "z1", AETHER_NODE_ACTIVE);
+    add_node(&f->topo, "b", "z2", AETHER_NODE_ACTIVE);
+    f->map = make_map(owners, -1, NULL);
+    f->serving[0][0] = f->serving[0][2] = 1;
+    f->serving[1][1] = f->serving[1][3] = 1;
+    const char *names[2] = { "a", "b" };
+    for (int i = 0; i < 2; i++)
+        f->views[i] = (aether_oracle_view){ .name = names[i], .node = names[i], .running = true,
+                                            .may_serve = true, .map_version = 1,
+                                            .serving = f->serving[i], .serving_count = 2,
+                                            .expect = AETHER_EXPECT_ACTIVE };
+    f->views[0].is_leader = true;
+    f->in = (aether_settled_input){ .views = f->views, .n_views = 2, .leader = 0, .map = f->map,
+                                    .topo = &f->topo, .replication = 2 };
+}
+
+static void fixture_fini(fixture *f)
+{
+    aether_shardmap_destroy(f->map);
+    aether_topology_fini(&f->topo);
+}
+
+static const char *const balanced_owners[4] = { "a,b", "b,a", "a,b", "b,a" };
+
+/* Runs the settled check on f and expects msg ("" = settled). */
+static void expect_settled(fixture *f, const char *msg)
+{
+    aether_err err = { 0 };
+    aether_status st = aether_invariants_check_settled(&f->in, &err);
+    if (msg[0] == '\0') {
+        if (st != AETHER_OK)
+            fprintf(stderr, "unexpected: %s\n", err.msg);
+        CU_ASSERT_EQUAL(st, AETHER_OK);
+    } else {
+        CU_ASSERT_EQUAL(st, AETHER_ESTATE);
+        CU_ASSERT_STRING_EQUAL(err.msg, msg);
+    }
+}
+
+static void test_one_leader_at_an_instant(void)
+{
+    fixture f;
+    fixture_init(&f, balanced_owners);
+    aether_err err;
+    uint32_t li = 9;
+    CU_ASSERT_EQUAL(aether_invariants_check_one_leader(f.views, 2, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_invariants_leader(f.views, 2, &li, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(li, 0);
+    f.views[1].is_leader = true;
+    CU_ASSERT_EQUAL(aether_invariants_check_one_leader(f.views, 2, &err), AETHER_ESTATE);
+    CU_ASSERT_STRING_EQUAL(err.msg, "I1: a and b both act as leader");
+    CU_ASSERT_EQUAL(aether_invariants_leader(f.views, 2, &li, &err), AETHER_ESTATE);
+    CU_ASSERT_STRING_EQUAL(err.msg, "two nodes act as leader: a and b");
+    /* A paused leader still counts for I1 (it acts when it resumes), but
+     * is not the one the cluster settles on. */
+    f.views[0].frozen = true;
+    CU_ASSERT_EQUAL(aether_invariants_check_one_leader(f.views, 2, &err), AETHER_ESTATE);
+    CU_ASSERT_EQUAL(aether_invariants_leader(f.views, 2, &li, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(li, 1);
+    f.views[1].is_leader = false;
+    CU_ASSERT_EQUAL(aether_invariants_leader(f.views, 2, &li, &err), AETHER_ESTATE);
+    CU_ASSERT_STRING_EQUAL(err.msg, "no leader");
+    /* A stopped process acts as nothing. */
+    f.views[0].frozen = false;
+    f.views[1].is_leader = true;
+    f.views[1].running = false;
+    CU_ASSERT_EQUAL(aether_invariants_check_one_leader(f.views, 2, &err), AETHER_OK);
+    fixture_fini(&f);
+}
+
+static void test_settled_and_each_way_it_is_not(void)
+{
+    fixture f;
+    fixture_init(&f, balanced_owners);
+    expect_settled(&f, "");
+
+    f.in.topo = NULL;
+    expect_settled(&f, "leader a has no topology");
+    f.in.topo = &f.topo;
+    f.in.map = NULL;
+    expect_settled(&f, "leader a has no map");
+    f.in.map = f.map;
+
+    /* Membership as the harness expects it. */
+    f.views[1].expect = AETHER_EXPECT_LEFT;
+    expect_settled(&f, "b is active, should be left");
+    f.views[1].expect = AETHER_EXPECT_DOWN;
+    expect_settled(&f, "b is down but active");
+    f.views[1].expect = AETHER_EXPECT_ANY;
+    expect_settled(&f, "");
+    f.views[2] = (aether_oracle_view){ .name = "c", .node = "c", .expect = AETHER_EXPECT_ACTIVE };
+    f.in.n_views = 3;
+    expect_settled(&f, "c is unknown, should be active");
+    f.views[2].expect = AETHER_EXPECT_LEFT_OR_FORGOTTEN;
+    expect_settled(&f, "");
+    f.views[2].expect = AETHER_EXPECT_DOWN;
+    expect_settled(&f, "");
+    /* A process that cannot serve the cluster must serve nothing. */
+    f.views[2] = (aether_oracle_view){ .name = "x", .node = "x", .running = true,
+                                       .incompatible = true, .serving_count = 1 };
+    expect_settled(&f, "x cannot serve this cluster but serves 1 shards");
+    f.in.n_views = 2;
+    f.views[1].expect = AETHER_EXPECT_ACTIVE;
+
+    /* Shards: served by the primary, by nobody else, by running owners. */
+    f.serving[1][0] = 1;
+    expect_settled(&f, "shard 0 held by 2 nodes");
+    f.in.serving_unobserved = true; /* a script sees no serving: the rest holds */
+    expect_settled(&f, "");
+    f.in.serving_unobserved = false;
+    f.serving[1][0] = 0;
+    f.serving[0][2] = 0;
+    expect_settled(&f, "shard 2: primary a does not serve it");
+    f.serving[0][2] = 1;
+    f.views[0].may_serve = false;
+    expect_settled(&f, "shard 0: primary a does not serve it");
+    f.views[0].may_serve = true;
+    f.views[1].running = false;
+    expect_settled(&f, "I2/I3: shard 0 owner b is down");
+    f.views[1].running = true;
+
+    /* Every process on the leader's version, serving only if it may. */
+    f.views[1].map_version = 0;
+    expect_settled(&f, "b has map v0, leader a v1");
+    f.views[1].frozen = true; /* paused: its view is stale */
+    expect_settled(&f, "");
+    f.views[1].frozen = false;
+    f.views[1].map_version = 1;
+    fixture_fini(&f);
+
+    /* min(R, Active) owners, unless the brake holds the rebalance back. */
+    const char *thin[4] = { "a", "b,a", "a,b", "b,a" };
+    fixture_init(&f, thin);
+    expect_settled(&f, "I2/I3: shard 0 has 1 owners, want 2");
+    f.in.brake_engaged = true;
+    expect_settled(&f, "");
+    fixture_fini(&f);
+
+    /* I5: the leader is Active. */
+    fixture_init(&f, balanced_owners);
+    add_node(&f.topo, "c", "z1", AETHER_NODE_DRAINING);
+    f.views[0] = (aether_oracle_view){ .name = "c", .node = "c", .running = true, .is_leader = true };
+    expect_settled(&f, "I5: leader c is draining");
+    fixture_fini(&f);
+}
+
+static void test_settled_needs_stable_shards(void)
+{
+    fixture f;
+    fixture_init(&f, balanced_owners);
+    aether_shardmap_destroy(f.map);
+    f.map = make_map(balanced_owners, 1, "a");
+    f.in.map = f.map;
+    expect_settled(&f, "shard 1 still moving");
+    fixture_fini(&f);
+}
+
+static void test_balance_within_the_strategy_bound(void)
+{
+    fixture f;
+    fixture_init(&f, balanced_owners);
+    aether_err err;
+    CU_ASSERT_EQUAL(aether_invariants_check_balance(f.map, &f.topo, &err), AETHER_OK);
+    /* An Active node the map does not name owns nothing: 0..4. */
+    add_node(&f.topo, "c", "z3", AETHER_NODE_ACTIVE);
+    CU_ASSERT_EQUAL(aether_invariants_check_balance(f.map, &f.topo, &err), AETHER_ESTATE);
+    CU_ASSERT_STRING_EQUAL(err.msg, "primaries per Active node 0..2, owners 0..4");
+    fixture_fini(&f);
+    const char *lopsided[4] = { "a,b", "a,b", "a,b", "b,a" };
+    fixture_init(&f, lopsided);
+    CU_ASSERT_EQUAL(aether_invariants_check_balance(f.map, &f.topo, &err), AETHER_ESTATE);
+    CU_ASSERT_STRING_EQUAL(err.msg, "primaries per Active node 1..3, owners 4..4");
+    fixture_fini(&f);
+}
+
+static void test_one_map_version(void)
+{
+    fixture f;
+    fixture_init(&f, balanced_owners);
+    aether_err err;
+    uint64_t v = 0;
+    CU_ASSERT_EQUAL(aether_invariants_check_one_version(f.views, 2, &v, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(v, 1);
+    f.views[1].map_version = 2;
+    CU_ASSERT_EQUAL(aether_invariants_check_one_version(f.views, 2, &v, &err), AETHER_ESTATE);
+    CU_ASSERT_STRING_EQUAL(err.msg, "b on map v2, others on v1");
+    f.views[1].map_version = 0;
+    CU_ASSERT_EQUAL(aether_invariants_check_one_version(f.views, 2, &v, &err), AETHER_ESTATE);
+    CU_ASSERT_STRING_EQUAL(err.msg, "b has no map yet");
+    f.views[1].incompatible = true; /* never installs the cluster's maps */
+    CU_ASSERT_EQUAL(aether_invariants_check_one_version(f.views, 2, &v, &err), AETHER_OK);
+    f.views[0].running = false;
+    CU_ASSERT_EQUAL(aether_invariants_check_one_version(f.views, 2, &v, &err), AETHER_ESTATE);
+    CU_ASSERT_STRING_EQUAL(err.msg, "no live node");
+    fixture_fini(&f);
+}
+
+static void test_progress_never_goes_back(void)
+{
+    aether_err err;
+    CU_ASSERT_EQUAL(aether_invariants_check_progress("n1", "map version", 4, 4, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_invariants_check_progress("n1", "map version", 4, 5, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_invariants_check_progress("n1", "term", 4, 3, &err), AETHER_ESTATE);
+    CU_ASSERT_STRING_EQUAL(err.msg, "n1: term went back from 4 to 3");
+}
+
 static CU_TestInfo tests[] = {
     AETHER_TEST(map_after_announced_departure),
     AETHER_TEST(map_ok_and_i2_i3_violations),
@@ -263,6 +486,12 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(stability),
     AETHER_TEST(single_ownership_claims),
     AETHER_TEST(one_leader_per_term),
+    AETHER_TEST(one_leader_at_an_instant),
+    AETHER_TEST(settled_and_each_way_it_is_not),
+    AETHER_TEST(settled_needs_stable_shards),
+    AETHER_TEST(balance_within_the_strategy_bound),
+    AETHER_TEST(one_map_version),
+    AETHER_TEST(progress_never_goes_back),
     CU_TEST_INFO_NULL,
 };
 AETHER_SUITE("invariants", NULL, NULL, tests);

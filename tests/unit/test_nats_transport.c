@@ -24,7 +24,7 @@
 
 #include <nats/nats.h>
 
-#include "aether.h"
+#include "aether_internal.h"
 #include "codec.h"
 #include "cu_test.h"
 #include "nats_kv.h"

@@ -65,6 +65,26 @@ static aether_executor *start_pool(uint32_t workers)
     return ex;
 }
 
+/* A one-worker pool not started yet: what is sent queues until the test starts it. */
+static aether_executor *unstarted_pool(void)
+{
+    aether_executor *ex = NULL;
+    aether_pool_config pc = { .workers = 1 };
+    CU_ASSERT_FATAL(aether_pool_create(&pc, &ex) == AETHER_OK);
+    return ex;
+}
+
+/* An actor running counting_handle on s (0 = the default capacity / batch). */
+static aether_actor *counting_actor(aether_executor *ex, const char *name, counter_state *s,
+                                    uint32_t mailbox_capacity, uint32_t batch_max)
+{
+    aether_actor *a = NULL;
+    aether_actor_config ac = { .name = name, .handle = counting_handle, .state = s,
+                               .mailbox_capacity = mailbox_capacity, .batch_max = batch_max };
+    CU_ASSERT_FATAL(aether_actor_create(ex, &ac, &a) == AETHER_OK);
+    return a;
+}
+
 static double cpu_seconds(void)
 {
     struct rusage ru;
@@ -77,9 +97,7 @@ static void test_parked_actor_wakes_on_send(void)
 {
     aether_executor *ex = start_pool(2);
     counter_state s = { 0 };
-    aether_actor *a;
-    aether_actor_config ac = { .name = "sleeper", .handle = counting_handle, .state = &s };
-    CU_ASSERT_EQUAL_FATAL(aether_actor_create(ex, &ac, &a), AETHER_OK);
+    aether_actor *a = counting_actor(ex, "sleeper", &s, 0, 0);
     for (uint64_t round = 1; round <= 5; round++) {
         sleep_ms(30); /* long enough for both workers to park */
         aether_msg m = { .type = 1, .arg32 = 99 };
@@ -120,19 +138,20 @@ static void *produce(void *arg)
     return NULL;
 }
 
-static void test_multi_producer_order_and_exclusion(void)
+/* PRODUCERS threads run produce (produce or produce_batches) into one
+ * counting actor on 2 workers: every message handled once, in each
+ * producer's order, never two runs of the actor at once, and every refusal
+ * (EFULL) the producers saw counted by the actor. */
+static void check_producers(void *(*produce_fn)(void *), uint32_t mailbox_capacity)
 {
     aether_executor *ex = start_pool(2);
     counter_state s = { 0 };
-    aether_actor *a;
-    aether_actor_config ac = { .name = "sink", .handle = counting_handle, .state = &s,
-                               .mailbox_capacity = 1024, .batch_max = 32 };
-    CU_ASSERT_EQUAL_FATAL(aether_actor_create(ex, &ac, &a), AETHER_OK);
+    aether_actor *a = counting_actor(ex, "sink", &s, mailbox_capacity, 32);
     pthread_t th[PRODUCERS];
     prod_arg args[PRODUCERS];
     for (uint32_t i = 0; i < PRODUCERS; i++) {
         args[i] = (prod_arg){ a, i, 0 };
-        CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, produce, &args[i]), 0);
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, produce_fn, &args[i]), 0);
     }
     uint64_t full = 0;
     for (uint32_t i = 0; i < PRODUCERS; i++) {
@@ -150,6 +169,11 @@ static void test_multi_producer_order_and_exclusion(void)
     CU_ASSERT_EQUAL(aether_actor_processed(a), (uint64_t)PRODUCERS * PER_PRODUCER);
     aether_actor_destroy(a);
     aether_executor_destroy(ex);
+}
+
+static void test_multi_producer_order_and_exclusion(void)
+{
+    check_producers(produce, 1024);
 }
 
 /* aether_actor_send_batch: producers sending batches of varied length keep
@@ -188,33 +212,7 @@ static void *produce_batches(void *arg)
 
 static void test_send_batch_order_and_exclusion(void)
 {
-    aether_executor *ex = start_pool(2);
-    counter_state s = { 0 };
-    aether_actor *a;
-    aether_actor_config ac = { .name = "sink", .handle = counting_handle, .state = &s,
-                               .mailbox_capacity = 256, .batch_max = 32 };
-    CU_ASSERT_EQUAL_FATAL(aether_actor_create(ex, &ac, &a), AETHER_OK);
-    pthread_t th[PRODUCERS];
-    prod_arg args[PRODUCERS];
-    for (uint32_t i = 0; i < PRODUCERS; i++) {
-        args[i] = (prod_arg){ a, i, 0 };
-        CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, produce_batches, &args[i]), 0);
-    }
-    uint64_t full = 0;
-    for (uint32_t i = 0; i < PRODUCERS; i++) {
-        pthread_join(th[i], NULL);
-        full += args[i].full;
-    }
-    CU_ASSERT(wait_u64(&s.handled, (uint64_t)PRODUCERS * PER_PRODUCER, 20000));
-    aether_pool_stop(ex);
-    CU_ASSERT_EQUAL(s.handled, (uint64_t)PRODUCERS * PER_PRODUCER);
-    CU_ASSERT_EQUAL(s.overlap, 0);
-    CU_ASSERT_EQUAL(s.order_errors, 0);
-    for (uint32_t i = 0; i < PRODUCERS; i++)
-        CU_ASSERT_EQUAL(s.next[i], PER_PRODUCER);
-    CU_ASSERT_EQUAL(aether_actor_full_count(a), full);
-    aether_actor_destroy(a);
-    aether_executor_destroy(ex);
+    check_producers(produce_batches, 256);
 }
 
 /* A batch that does not fit: the prefix goes in (AETHER_EFULL, *sent says
@@ -222,14 +220,9 @@ static void test_send_batch_order_and_exclusion(void)
  * closed actor takes nothing. */
 static void test_send_batch_partial_wakes_and_closed(void)
 {
-    aether_executor *ex = NULL;
-    aether_pool_config pc = { .workers = 1 };
-    CU_ASSERT_EQUAL_FATAL(aether_pool_create(&pc, &ex), AETHER_OK);
+    aether_executor *ex = unstarted_pool();
     counter_state s = { 0 };
-    aether_actor *a;
-    aether_actor_config ac = { .name = "small", .handle = counting_handle, .state = &s,
-                               .mailbox_capacity = 8 };
-    CU_ASSERT_EQUAL_FATAL(aether_actor_create(ex, &ac, &a), AETHER_OK);
+    aether_actor *a = counting_actor(ex, "small", &s, 8, 0);
     aether_msg batch[10];
     for (uint32_t i = 0; i < 10; i++)
         batch[i] = (aether_msg){ .type = 1, .arg32 = 0, .arg64 = i };
@@ -314,14 +307,9 @@ static void test_many_actors_token_ring(void)
 
 static void test_full_mailbox_reported_to_sender(void)
 {
-    aether_executor *ex = NULL;
-    aether_pool_config pc = { .workers = 1 };
-    CU_ASSERT_EQUAL_FATAL(aether_pool_create(&pc, &ex), AETHER_OK);
+    aether_executor *ex = unstarted_pool();
     counter_state s = { 0 };
-    aether_actor *a;
-    aether_actor_config ac = { .name = "small", .handle = counting_handle, .state = &s,
-                               .mailbox_capacity = 4 };
-    CU_ASSERT_EQUAL_FATAL(aether_actor_create(ex, &ac, &a), AETHER_OK);
+    aether_actor *a = counting_actor(ex, "small", &s, 4, 0);
     aether_msg m = { .type = 1, .arg32 = 99 };
     for (int i = 0; i < 3; i++)
         CU_ASSERT_EQUAL(aether_actor_send(a, &m), AETHER_OK);
@@ -376,10 +364,7 @@ static void test_close_while_running(void)
 {
     aether_executor *ex = start_pool(2);
     counter_state s = { 0 };
-    aether_actor *a;
-    aether_actor_config ac = { .name = "closing", .handle = counting_handle, .state = &s,
-                               .mailbox_capacity = 4096 };
-    CU_ASSERT_EQUAL_FATAL(aether_actor_create(ex, &ac, &a), AETHER_OK);
+    aether_actor *a = counting_actor(ex, "closing", &s, 4096, 0);
     aether_msg m = { .type = 1, .arg32 = 99 };
     for (int i = 0; i < 4000; i++)
         CU_ASSERT_EQUAL(aether_actor_send(a, &m), AETHER_OK);

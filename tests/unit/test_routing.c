@@ -65,7 +65,7 @@ static void test_not_found_before_publish(void)
 {
     aether_shardmap_slot slot;
     aether_shardmap_slot_init(&slot);
-    aether_route r;
+    aether_shard_route r;
     aether_node_id ids[2];
     uint32_t shards[4];
     size_t n = 99;
@@ -94,7 +94,7 @@ static void test_lookups(void)
     const char *keys[] = {"user:42", "", "order/17", "\xff\x00z", "a much longer key, 40 bytes.."};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         size_t len = strlen(keys[i]);
-        aether_route r;
+        aether_shard_route r;
         CU_ASSERT_EQUAL_FATAL(aether_route_key(&slot, keys[i], len, &r), AETHER_OK);
         CU_ASSERT_EQUAL(r.shard, aether_key_shard(keys[i], len, 16));
         CU_ASSERT_EQUAL(r.map_version, 3);
@@ -105,7 +105,7 @@ static void test_lookups(void)
         CU_ASSERT_STRING_EQUAL(r.primary.str, want);
         CU_ASSERT_EQUAL(r.moving, r.shard == 0);
     }
-    aether_route r;
+    aether_shard_route r;
     CU_ASSERT_EQUAL(aether_route_key(&slot, "user:42", 7, &r), AETHER_OK);
     CU_ASSERT_EQUAL(r.shard, 450 % 16); /* the keyhash.h vector, for 16 shards */
 
@@ -186,7 +186,7 @@ static void test_map_without_nodes(void)
     CU_ASSERT_EQUAL_FATAL(aether_shardmap_build(b, &m, NULL), AETHER_OK);
     aether_shardmap_builder_destroy(b);
     CU_ASSERT_EQUAL_FATAL(aether_shardmap_slot_publish(&slot, &m), AETHER_OK);
-    aether_route r;
+    aether_shard_route r;
     memset(&r, 0xAB, sizeof(r));
     CU_ASSERT_EQUAL(aether_route_key(&slot, "user:42", 7, &r), AETHER_ENOTFOUND);
     CU_ASSERT_EQUAL(r.shard, 450 % 8);
@@ -227,7 +227,7 @@ static void fail(reader *rd, const char *what, uint64_t version)
 
 /* Every field of one answer must come from one map: node names carry the
  * version of the map they belong to. */
-static void check_route(reader *rd, const aether_route *r)
+static void check_route(reader *rd, const aether_shard_route *r)
 {
     char want[48];
     snprintf(want, sizeof(want), "v%" PRIu64 "-n%u", r->map_version, r->shard % 4);
@@ -256,7 +256,7 @@ static void *reader_main(void *arg)
 {
     reader *rd = arg;
     char key[32];
-    aether_route r;
+    aether_shard_route r;
     for (uint64_t i = 0;; i++) {
         bool last = __atomic_load_n(rd->done, __ATOMIC_ACQUIRE) != 0;
         int len = snprintf(key, sizeof(key), "key-%u-%" PRIu64, rd->seed, i);

@@ -164,6 +164,21 @@ int ctl_parser_next(ctl_parser *p)
     }
 }
 
+bool ctl_parser_end(ctl_parser *p, int c, const char *operand)
+{
+    if (c == CTL_OPTS_EXIT)
+        return false;
+    AETHER_ASSERT(c == CTL_OPTS_DONE);
+    int n = p->argc - optind;
+    if (operand == NULL && n > 0)
+        p->exit_status = ctl_usage_error(p->self, "unexpected argument '%s'", p->argv[optind]);
+    else if (operand != NULL && n != 1)
+        p->exit_status = ctl_usage_error(p->self, n == 0 ? "missing %s" : "expected one %s", operand);
+    else
+        return true;
+    return false;
+}
+
 /* The cluster key (ctl.h); set by ctl_connect, freed by ctl_close. */
 aether_auth *g_ctl_auth;
 static bool g_auth_warned; /* the first refusal is said on stderr, the rest counted */
@@ -611,6 +626,20 @@ json_t *ctl_jint(uint64_t v)
 static int ctl_row_cmp(const void *a, const void *b)
 {
     return aether_node_id_compare(&((const ctl_row *)a)->id, &((const ctl_row *)b)->id);
+}
+
+json_t *ctl_row_json(const ctl_row *r, bool with_leader)
+{
+    json_t *jn = json_object();
+    ctl_jset(jn, "id", json_string(r->id.str));
+    ctl_jset(jn, "status", json_string(ctl_row_status(r)));
+    if (with_leader)
+        ctl_jset(jn, "leader", json_boolean(r->leader));
+    ctl_jset(jn, "primaries", ctl_jint(r->primaries));
+    ctl_jset(jn, "replicas", ctl_jint(r->replicas));
+    ctl_jset(jn, "moving_out", ctl_jint(r->moving_out));
+    ctl_jset(jn, "moving_in", ctl_jint(r->moving_in));
+    return jn;
 }
 
 const char *ctl_row_status(const ctl_row *r)

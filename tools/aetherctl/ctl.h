@@ -231,6 +231,9 @@ int ctl_emit_json(json_t *doc);
 void ctl_jset(json_t *obj, const char *key, json_t *value);
 json_t *ctl_jint(uint64_t v);
 const char *ctl_row_status(const ctl_row *r);
+/* A row as the JSON object status, shards and top print: id, status,
+ * leader (when with_leader), primaries, replicas, moving_out, moving_in. */
+json_t *ctl_row_json(const ctl_row *r, bool with_leader);
 ctl_row *ctl_rows(const ctl_view *v, bool with_gone, uint32_t *n_out);
 uint32_t ctl_map_moving(const aether_shardmap *m);
 int ctl_id_width(const ctl_row *rows, uint32_t n, int min);
@@ -274,5 +277,11 @@ typedef struct ctl_parser {
 void ctl_parser_init(ctl_parser *p, const command *self, int argc, char **argv, const char *own_short,
                      const struct option *own_long, ctl_opts *o);
 int ctl_parser_next(ctl_parser *p);
+/* After the option loop (c = ctl_parser_next's last result): true when the
+ * command goes on, with no operand (operand NULL) or exactly one, named
+ * operand in the usage error ("missing NODE", "expected one NODE"), at
+ * argv[optind]; false when it must return p->exit_status (help printed,
+ * usage error said). */
+bool ctl_parser_end(ctl_parser *p, int c, const char *operand);
 
 #endif /* AETHER_TOOLS_CTL_H */

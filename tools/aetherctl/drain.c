@@ -198,6 +198,21 @@ static int drain_node_status(ctl_conn *cc, const aether_node_id *node, aether_no
     return 0;
 }
 
+/* Connects (CTL_DRAIN_TIMEOUT_MS_DEFAULT unless --timeout) and reads the
+ * lease: 0 with cc open and v holding it, or the exit status with nothing
+ * left open. No state bucket means no such cluster: said now rather than
+ * retried. */
+static int drain_connect_lease(const ctl_opts *o, ctl_conn *cc, ctl_view *v)
+{
+    int rc = ctl_connect(o, CTL_DRAIN_TIMEOUT_MS_DEFAULT, cc);
+    if (rc != 0)
+        return rc;
+    memset(v, 0, sizeof(*v));
+    if ((rc = ctl_bind_state(cc)) != 0 || (rc = ctl_read_lease(cc, v)) != 0)
+        ctl_close(cc);
+    return rc;
+}
+
 int cmd_drain(int argc, char **argv)
 {
     const command *self = ctl_find_command("drain");
@@ -215,11 +230,8 @@ int cmd_drain(int argc, char **argv)
         case 'w': wait = true; break;
         }
     }
-    if (c == CTL_OPTS_EXIT)
+    if (!ctl_parser_end(&p, c, "NODE"))
         return p.exit_status;
-    if (argc - optind != 1)
-        return ctl_usage_error(self, argc - optind == 0 ? "missing NODE%s" : "expected one NODE%s",
-                           "");
     aether_node_id node;
     aether_err err = {0};
     if (aether_node_id_from_cstr(argv[optind], &node, &err) != AETHER_OK) {
@@ -228,17 +240,11 @@ int cmd_drain(int argc, char **argv)
     }
 
     ctl_conn cc;
-    int rc = ctl_connect(&o, CTL_DRAIN_TIMEOUT_MS_DEFAULT, &cc);
+    ctl_view v;
+    int rc = drain_connect_lease(&o, &cc, &v);
     if (rc != 0)
         return rc;
     uint64_t t0 = ctl_mono_ms();
-    ctl_view v;
-    memset(&v, 0, sizeof(v));
-    /* No state bucket: no such cluster; say so now rather than retrying. */
-    if ((rc = ctl_bind_state(&cc)) != 0 || (rc = ctl_read_lease(&cc, &v)) != 0) {
-        ctl_close(&cc);
-        return rc;
-    }
     /* Copied: v is re-read below when a wait ends badly. */
     bool lease_known = v.have_lease && !v.lease_malformed && v.lease.term != AETHER_TERM_NONE;
     aether_node_id lease_leader = v.lease.leader;
@@ -421,10 +427,8 @@ int cmd_rebalance(int argc, char **argv)
         case OPT_REASON: reason_arg = optarg; break;
         }
     }
-    if (c == CTL_OPTS_EXIT)
+    if (!ctl_parser_end(&p, c, NULL))
         return p.exit_status;
-    if (argc - optind != 0)
-        return ctl_usage_error(self, "unexpected argument '%s'", argv[optind]);
     char reason[AETHER_REASON_MAX + 1];
     if (reason_arg != NULL) {
         size_t len = strlen(reason_arg);
@@ -441,15 +445,10 @@ int cmd_rebalance(int argc, char **argv)
     }
 
     ctl_conn cc;
-    int rc = ctl_connect(&o, CTL_DRAIN_TIMEOUT_MS_DEFAULT, &cc);
+    ctl_view v;
+    int rc = drain_connect_lease(&o, &cc, &v);
     if (rc != 0)
         return rc;
-    ctl_view v;
-    memset(&v, 0, sizeof(v));
-    if ((rc = ctl_bind_state(&cc)) != 0 || (rc = ctl_read_lease(&cc, &v)) != 0) {
-        ctl_close(&cc);
-        return rc;
-    }
     bool lease_known = v.have_lease && !v.lease_malformed && v.lease.term != AETHER_TERM_NONE;
     aether_command cmd;
     memset(&cmd, 0, sizeof(cmd));
@@ -519,11 +518,8 @@ int cmd_fail(int argc, char **argv)
             break;
         }
     }
-    if (c == CTL_OPTS_EXIT)
+    if (!ctl_parser_end(&p, c, "NODE"))
         return p.exit_status;
-    if (argc - optind != 1)
-        return ctl_usage_error(self, argc - optind == 0 ? "missing NODE%s" : "expected one NODE%s",
-                           "");
     aether_command cmd;
     memset(&cmd, 0, sizeof(cmd));
     cmd.type = AETHER_CMD_MARK_NODE_FAILED;

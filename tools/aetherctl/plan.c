@@ -112,11 +112,11 @@ static int split_list(char *s, char **items, int max)
     }
 }
 
-static int plan_find(const aether_strategy_node *nodes, int count, const char *id)
+static int plan_find(const aether_strategy_node *nodes, size_t n, const char *id)
 {
-    for (int i = 0; i < count; i++)
+    for (size_t i = 0; i < n; i++)
         if (strcmp(nodes[i].id.str, id) == 0)
-            return i;
+            return (int)i;
     return -1;
 }
 
@@ -250,12 +250,47 @@ static int plan_list(const char *opt, const char *arg, char **buf, char ***items
     return n;
 }
 
-static int plan_find_live(const aether_strategy_node *nodes, size_t n, const char *id)
+/* --draining and --zones (lists split by plan_list) applied to nodes[0..n),
+ * in both modes; `among` says which nodes may be named (for the error).
+ * Each change is appended to changes' "draining" and "zones" arrays when
+ * changes is not NULL. 0, or EXIT_USAGE with the reason said. */
+static int plan_apply_draining_zones(aether_strategy_node *nodes, size_t n, char **dr, int n_dr,
+                                     char **zn, int n_zn, const char *among, json_t *changes)
 {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(nodes[i].id.str, id) == 0)
-            return (int)i;
-    return -1;
+    for (int i = 0; i < n_dr; i++) {
+        int at = plan_find(nodes, n, dr[i]);
+        if (at < 0) {
+            fprintf(stderr, "aetherctl: --draining: '%s' is not %s\n", dr[i], among);
+            return EXIT_USAGE;
+        }
+        nodes[at].status = AETHER_NODE_DRAINING;
+        if (changes != NULL)
+            json_array_append_new(json_object_get(changes, "draining"), json_string(dr[i]));
+    }
+    for (int i = 0; i < n_zn; i++) {
+        char *eq = strchr(zn[i], '=');
+        if (eq == NULL) {
+            fprintf(stderr, "aetherctl: --zones: '%s' is not NODE=ZONE\n", zn[i]);
+            return EXIT_USAGE;
+        }
+        *eq = '\0';
+        int at = plan_find(nodes, n, zn[i]);
+        aether_err err = {0};
+        if (at < 0) {
+            fprintf(stderr, "aetherctl: --zones: '%s' is not %s\n", zn[i], among);
+            return EXIT_USAGE;
+        }
+        if (aether_strategy_node_make(&nodes[at], zn[i], eq + 1, nodes[at].status, &err) !=
+            AETHER_OK) {
+            fprintf(stderr, "aetherctl: --zones: node '%s': %s\n", zn[i], err.msg);
+            return EXIT_USAGE;
+        }
+        if (changes != NULL)
+            json_array_append_new(json_object_get(changes, "zones"),
+                                  json_pack("{s:s,s:s}", "node", zn[i], "zone", eq + 1));
+        *eq = '=';
+    }
+    return 0;
 }
 
 static json_t *plan_json(const ctl_conn *cc, const aether_rebalance_plan *p,
@@ -359,7 +394,7 @@ static int plan_live(const command *self, const ctl_opts *o, const plan_live_arg
         if (aether_node_status_is_healthy(v.topo.nodes[i].status))
             aether_strategy_node_from_info(&nodes[n++], &v.topo.nodes[i]);
     for (int i = 0; rc == 0 && i < n_rm; i++) {
-        int at = plan_find_live(nodes, n, rm[i]);
+        int at = plan_find(nodes, n, rm[i]);
         if (at < 0) {
             fprintf(stderr, "aetherctl: --remove: '%s' is not a healthy node of cluster '%s'\n",
                     rm[i], cc.cluster);
@@ -371,7 +406,7 @@ static int plan_live(const command *self, const ctl_opts *o, const plan_live_arg
         json_array_append_new(json_object_get(changes, "remove"), json_string(rm[i]));
     }
     for (int i = 0; rc == 0 && i < n_add; i++) {
-        if (plan_find_live(nodes, n, add[i]) >= 0) {
+        if (plan_find(nodes, n, add[i]) >= 0) {
             fprintf(stderr, "aetherctl: --add: '%s' is already a healthy node of cluster '%s'\n",
                     add[i], cc.cluster);
             rc = EXIT_USAGE;
@@ -386,42 +421,9 @@ static int plan_live(const command *self, const ctl_opts *o, const plan_live_arg
         n++;
         json_array_append_new(json_object_get(changes, "add"), json_string(add[i]));
     }
-    for (int i = 0; rc == 0 && i < n_dr; i++) {
-        int at = plan_find_live(nodes, n, dr[i]);
-        if (at < 0) {
-            fprintf(stderr, "aetherctl: --draining: '%s' is not a healthy node (after --add and "
-                    "--remove)\n", dr[i]);
-            rc = EXIT_USAGE;
-            break;
-        }
-        nodes[at].status = AETHER_NODE_DRAINING;
-        json_array_append_new(json_object_get(changes, "draining"), json_string(dr[i]));
-    }
-    for (int i = 0; rc == 0 && i < n_zn; i++) {
-        char *eq = strchr(zn[i], '=');
-        if (eq == NULL) {
-            fprintf(stderr, "aetherctl: --zones: '%s' is not NODE=ZONE\n", zn[i]);
-            rc = EXIT_USAGE;
-            break;
-        }
-        *eq = '\0';
-        int at = plan_find_live(nodes, n, zn[i]);
-        if (at < 0) {
-            fprintf(stderr, "aetherctl: --zones: '%s' is not a healthy node (after --add and "
-                    "--remove)\n", zn[i]);
-            rc = EXIT_USAGE;
-            break;
-        }
-        if (aether_strategy_node_make(&nodes[at], zn[i], eq + 1, nodes[at].status, &err) !=
-            AETHER_OK) {
-            fprintf(stderr, "aetherctl: --zones: node '%s': %s\n", zn[i], err.msg);
-            rc = EXIT_USAGE;
-            break;
-        }
-        json_array_append_new(json_object_get(changes, "zones"),
-                              json_pack("{s:s,s:s}", "node", zn[i], "zone", eq + 1));
-        *eq = '=';
-    }
+    if (rc == 0)
+        rc = plan_apply_draining_zones(nodes, n, dr, n_dr, zn, n_zn,
+                                       "a healthy node (after --add and --remove)", changes);
     uint32_t repl = a->replication != 0 ? a->replication : (v.map ? v.map->replication : 1);
     if (rc == 0 && a->replication != 0 && a->replication > n) {
         fprintf(stderr, "aetherctl: --replication %u is larger than the healthy node count %zu\n",
@@ -546,10 +548,8 @@ int cmd_plan(int argc, char **argv)
             break;
         }
     }
-    if (c == CTL_OPTS_EXIT)
+    if (!ctl_parser_end(&p, c, NULL))
         return p.exit_status;
-    if (optind < argc)
-        return ctl_usage_error(self, "unexpected argument '%s'", argv[optind]);
     json = o.json;
     if (live || (nodes_arg == NULL && from == NULL)) {
         if (nodes_arg != NULL || from != NULL || shards != 0 || have_term)
@@ -584,71 +584,26 @@ int cmd_plan(int argc, char **argv)
             free(buf);
             return EXIT_USAGE;
         }
-        if (plan_find(nodes, i, items[i]) >= 0) {
+        if (plan_find(nodes, (size_t)i, items[i]) >= 0) {
             fprintf(stderr, "aetherctl: --nodes: node '%s' listed twice\n", items[i]);
             free(buf);
             return EXIT_USAGE;
         }
     }
     free(buf);
-    if (zones_arg != NULL) {
-        char *zb = strdup(zones_arg);
-        if (zb == NULL)
-            return 1;
-        int nz = split_list(zb, items, PLAN_NODES_MAX);
-        int rc = 0;
-        if (nz < 0) {
-            fprintf(stderr, "aetherctl: --zones: empty entry in '%s'\n", zones_arg);
-            rc = EXIT_USAGE;
-        }
-        for (int i = 0; i < nz && rc == 0; i++) {
-            char *eq = strchr(items[i], '=');
-            if (eq == NULL) {
-                fprintf(stderr, "aetherctl: --zones: '%s' is not NODE=ZONE\n", items[i]);
-                rc = EXIT_USAGE;
-                break;
-            }
-            *eq = '\0';
-            int at = plan_find(nodes, count, items[i]);
-            aether_err err = {0};
-            if (at < 0) {
-                fprintf(stderr, "aetherctl: --zones: unknown node '%s' (not in --nodes)\n",
-                        items[i]);
-                rc = EXIT_USAGE;
-            } else if (aether_strategy_node_make(&nodes[at], items[i], eq + 1,
-                                                 AETHER_NODE_ACTIVE, &err) != AETHER_OK) {
-                fprintf(stderr, "aetherctl: --zones: node '%s': %s\n", items[i], err.msg);
-                rc = EXIT_USAGE;
-            }
-        }
-        free(zb);
-        if (rc != 0)
-            return rc;
-    }
-    if (draining_arg != NULL) {
-        char *db = strdup(draining_arg);
-        if (db == NULL)
-            return 1;
-        int nd = split_list(db, items, PLAN_NODES_MAX);
-        int rc = 0;
-        if (nd < 0) {
-            fprintf(stderr, "aetherctl: --draining: empty entry in '%s'\n", draining_arg);
-            rc = EXIT_USAGE;
-        }
-        for (int i = 0; i < nd && rc == 0; i++) {
-            int at = plan_find(nodes, count, items[i]);
-            if (at < 0) {
-                fprintf(stderr, "aetherctl: --draining: unknown node '%s' (not in --nodes)\n",
-                        items[i]);
-                rc = EXIT_USAGE;
-            } else {
-                nodes[at].status = AETHER_NODE_DRAINING;
-            }
-        }
-        free(db);
-        if (rc != 0)
-            return rc;
-    }
+    char *dr_buf = NULL, *zn_buf = NULL;
+    char **dr = NULL, **zn = NULL;
+    int n_dr = plan_list("draining", draining_arg, &dr_buf, &dr);
+    int n_zn = n_dr < 0 ? -1 : plan_list("zones", zones_arg, &zn_buf, &zn);
+    int lists_rc = n_zn < 0 ? EXIT_USAGE
+                            : plan_apply_draining_zones(nodes, (size_t)count, dr, n_dr, zn, n_zn,
+                                                        "in --nodes", NULL);
+    free(dr_buf);
+    free(dr);
+    free(zn_buf);
+    free(zn);
+    if (lists_rc != 0)
+        return lists_rc;
 
     /* The current map. */
     aether_shardmap *old = NULL;

@@ -53,10 +53,8 @@ int cmd_status(int argc, char **argv)
     ctl_opts o = {0};
     ctl_parser p;
     ctl_parser_init(&p, self, argc, argv, "", NULL, &o);
-    if (ctl_parser_next(&p) == CTL_OPTS_EXIT)
+    if (!ctl_parser_end(&p, ctl_parser_next(&p), NULL))
         return p.exit_status;
-    if (optind < argc)
-        return ctl_usage_error(self, "unexpected argument '%s'", argv[optind]);
 
     ctl_conn cc;
     int rc = ctl_connect(&o, CTL_TIMEOUT_MS_DEFAULT, &cc);
@@ -229,10 +227,8 @@ int cmd_shards(int argc, char **argv)
         case OPT_NODE: node_arg = optarg; break;
         }
     }
-    if (c == CTL_OPTS_EXIT)
+    if (!ctl_parser_end(&p, c, NULL))
         return p.exit_status;
-    if (optind < argc)
-        return ctl_usage_error(self, "unexpected argument '%s'", argv[optind]);
     aether_node_id want;
     aether_err err = {0};
     if (node_arg != NULL && aether_node_id_from_cstr(node_arg, &want, &err) != AETHER_OK) {
@@ -305,13 +301,7 @@ int cmd_shards(int argc, char **argv)
             const ctl_row *r = &rows[i];
             if (only != NULL && r != only)
                 continue;
-            json_t *jn = json_object();
-            ctl_jset(jn, "id", json_string(r->id.str));
-            ctl_jset(jn, "status", json_string(ctl_row_status(r)));
-            ctl_jset(jn, "primaries", ctl_jint(r->primaries));
-            ctl_jset(jn, "replicas", ctl_jint(r->replicas));
-            ctl_jset(jn, "moving_out", ctl_jint(r->moving_out));
-            ctl_jset(jn, "moving_in", ctl_jint(r->moving_in));
+            json_t *jn = ctl_row_json(r, false);
             if (only != NULL) {
                 aether_node_index idx = aether_shardmap_find_node(m, &r->id);
                 size_t np = 0, nr = 0;

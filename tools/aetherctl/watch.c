@@ -341,10 +341,8 @@ int cmd_watch(int argc, char **argv)
         case 'a': all = true; break;
         }
     }
-    if (c == CTL_OPTS_EXIT)
+    if (!ctl_parser_end(&p, c, NULL))
         return p.exit_status;
-    if (optind < argc)
-        return ctl_usage_error(self, "unexpected argument '%s'", argv[optind]);
 
     ctl_conn cc;
     int rc = ctl_connect(&o, CTL_TIMEOUT_MS_DEFAULT, &cc);
@@ -636,10 +634,8 @@ int cmd_events(int argc, char **argv)
             break;
         }
     }
-    if (c == CTL_OPTS_EXIT)
+    if (!ctl_parser_end(&p, c, NULL))
         return p.exit_status;
-    if (optind < argc)
-        return ctl_usage_error(self, "unexpected argument '%s'", argv[optind]);
 
     ctl_conn cc;
     int rc = ctl_connect(&o, CTL_TIMEOUT_MS_DEFAULT, &cc);
@@ -1084,14 +1080,7 @@ static void top_draw(const ctl_conn *cc, const ctl_view *v, const top_history *h
         json_t *arr = json_array();
         for (uint32_t i = 0; rows != NULL && i < n; i++) {
             const ctl_row *r = &rows[i];
-            json_t *jn = json_object();
-            ctl_jset(jn, "id", json_string(r->id.str));
-            ctl_jset(jn, "status", json_string(ctl_row_status(r)));
-            ctl_jset(jn, "leader", json_boolean(r->leader));
-            ctl_jset(jn, "primaries", ctl_jint(r->primaries));
-            ctl_jset(jn, "replicas", ctl_jint(r->replicas));
-            ctl_jset(jn, "moving_out", ctl_jint(r->moving_out));
-            ctl_jset(jn, "moving_in", ctl_jint(r->moving_in));
+            json_t *jn = ctl_row_json(r, true);
             json_t *hb = json_null();
             for (uint32_t k = 0; k < t.n_hb; k++)
                 if (aether_node_id_equal(&t.hb[k].id, &r->id))
@@ -1250,10 +1239,8 @@ int cmd_top(int argc, char **argv)
             break;
         }
     }
-    if (c == CTL_OPTS_EXIT)
+    if (!ctl_parser_end(&p, c, NULL))
         return p.exit_status;
-    if (optind < argc)
-        return ctl_usage_error(self, "unexpected argument '%s'", argv[optind]);
 
     ctl_conn cc;
     int rc = ctl_connect(&o, CTL_TIMEOUT_MS_DEFAULT, &cc);

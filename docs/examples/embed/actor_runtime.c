@@ -2,14 +2,14 @@
  * actor_runtime.c: a tiny actor runtime embedding libaether (an example,
  * docs/examples/README.md). It uses only the public API, <aether/aether.h>.
  *
- * The runtime: four hosts (node-1..node-4), each one cluster member plus
+ * The runtime: four hosts (node-1..node-4), each one cluster node plus
  * one thread that processes messages for the actors it hosts. An actor is
  * an entity keyed by a string ("actor-17"); its shard is the key's shard
- * (aether_key_shard), and whoever holds the shard hosts the actor. Two
+ * (aether_shard_of_key), and whoever holds the shard hosts the actor. Two
  * producer threads send every actor numbered messages, routing each by key
- * with aether_route_key on their own node's map.
+ * with aether_node_route_key on their own node's map.
  *
- * How the runtime follows the cluster (the contract of member.h):
+ * How the runtime follows the cluster (the contract of aether_options.h):
  *  1. on_shard_acquired(shard): the host activates the shard's actors (each
  *     actor's `host` goes from -1 to this host) and starts processing their
  *     messages, including those it set aside while waiting for the shard.
@@ -17,7 +17,7 @@
  *     the callback returns (it takes the host mutex, which a host holds while
  *     it processes one message), then passivates the actors (host back to -1).
  *  3. A host processes a message only for a shard it holds, and only while
- *     aether_member_may_serve says its right to serve holds. Otherwise it
+ *     aether_node_may_serve says its right to serve holds. Otherwise it
  *     looks the key up on its own map and forwards the message to the owner
  *     it names (during a handoff, the old owner forwards to the new one), or
  *     sets it aside when its map names itself (not acquired yet) or no one;
@@ -41,7 +41,7 @@
  * old owner may arrive after a newer one sent straight to the new owner; the
  * summary counts such reorderings.
  *
- * Threading: the callbacks run on the executor's workers; hosts and producers
+ * Threading: the callbacks run on the library's threads; hosts and producers
  * on their own threads; the main thread drives the scenario. Every field
  * says who may touch it.
  *
@@ -107,8 +107,8 @@ typedef struct actor {
 typedef struct host {
     uint32_t index;             /* immutable */
     char id[16];                /* immutable: node-<index+1> */
-    aether_member *m;           /* main thread writes (start), then read by all */
-    aether_transport *t;        /* main thread */
+    aether_node *n;             /* main thread writes (start), then read by its thread
+                                   and the producers, started after */
     pthread_t thread;           /* main thread */
     bool started;               /* main thread */
     pthread_mutex_t mu;         /* held while processing one message */
@@ -129,13 +129,10 @@ typedef struct runtime {
     uint32_t *shard_first, *shard_actors; /* actors of shard s: shard_actors[shard_first[s] ..
                                              shard_first[s + 1]] (immutable) */
     host hosts[HOSTS];
-    aether_executor *ex;
-    aether_inproc_hub *hub;
-    aether_kv *lease_kv, *state_kv;
+    aether_options *opts;                 /* main thread: every host starts from it */
     atomic_bool producing;
     atomic_uint_fast64_t sent_total, processed_total;
-    atomic_bool node2_left;               /* NodeLeft(node-2) seen */
-    atomic_uint nodes_failed;             /* NodeFailed events seen (none expected) */
+    atomic_bool node2_left;               /* node-2's drain completed (declared Left) */
     pthread_mutex_t vmu;                  /* guards violations */
     uint32_t violations;
 } runtime;
@@ -144,7 +141,12 @@ static runtime rt;
 
 /* ---- small helpers ----------------------------------------------------------- */
 
-static uint64_t now_ms(void) { return aether_clock_now_ms(aether_clock_real()); }
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 static void sleep_us(uint64_t us)
 {
@@ -207,10 +209,10 @@ static bool fifo_pop(fifo *q, msg *out)
 }
 
 /* Host index of a node id "node-<k>", or -1. */
-static int host_of(const aether_node_id *id)
+static int host_of(const char *id)
 {
     for (uint32_t i = 0; i < HOSTS; i++)
-        if (strcmp(id->str, rt.hosts[i].id) == 0)
+        if (strcmp(id, rt.hosts[i].id) == 0)
             return (int)i;
     return -1;
 }
@@ -230,21 +232,22 @@ static void deliver(uint32_t to, msg m)
 static int route_of(const host *via, const actor *a)
 {
     aether_route r;
-    if (aether_route_key(aether_member_slot(via->m), a->key, a->key_len, &r) != AETHER_OK)
+    if (aether_node_route_key(via->n, a->key, a->key_len, &r) != AETHER_OK)
         return -1;
     if (r.shard != a->shard)
         violation("route of %s: shard %u, but its key hashes to shard %u", a->key, r.shard, a->shard);
-    int primary = host_of(&r.primary);
+    int primary = host_of(r.owner);
     if (r.moving && primary == (int)via->index)
-        return host_of(&r.to);
+        return host_of(r.to);
     return primary;
 }
 
-/* ---- member callbacks (executor workers) ----------------------------------- */
+/* ---- node callbacks (the library's threads) ----------------------------------- */
 
-static void on_acquired(void *arg, uint32_t shard, uint64_t map_version)
+static void on_acquired(aether_node *node, uint32_t shard, uint64_t map_version, void *arg)
 {
     host *h = arg;
+    (void)node;
     pthread_mutex_lock(&h->mu);
     if (!h->owned[shard]) {
         for (uint32_t i = rt.shard_first[shard]; i < rt.shard_first[shard + 1]; i++) {
@@ -266,9 +269,10 @@ static void on_acquired(void *arg, uint32_t shard, uint64_t map_version)
     pthread_mutex_unlock(&h->mu);
 }
 
-static void on_released(void *arg, uint32_t shard, uint64_t map_version)
+static void on_released(aether_node *node, uint32_t shard, uint64_t map_version, void *arg)
 {
     host *h = arg;
+    (void)node;
     (void)map_version;
     /* Taking mu waits for the message being processed, if any: once this
      * returns the host does not touch the shard's actors. */
@@ -286,15 +290,6 @@ static void on_released(void *arg, uint32_t shard, uint64_t map_version)
         }
     }
     pthread_mutex_unlock(&h->mu);
-}
-
-static void on_event(void *arg, const aether_event *e)
-{
-    (void)arg;
-    if (e->type == AETHER_EVT_NODE_LEFT && strcmp(e->data.node_left.node.str, "node-2") == 0)
-        atomic_store(&rt.node2_left, true);
-    if (e->type == AETHER_EVT_NODE_FAILED)
-        atomic_fetch_add(&rt.nodes_failed, 1);
 }
 
 /* ---- hosts -------------------------------------------------------------------- */
@@ -329,7 +324,6 @@ static void process(host *h, actor *a, const msg *m)
 static void *host_main(void *arg)
 {
     host *h = arg;
-    aether_rcu_register_thread(); /* lookups from this thread: register up front */
     uint64_t next_retry = now_ms() + RETRY_MS;
     pthread_mutex_lock(&h->mu);
     for (;;) {
@@ -364,7 +358,7 @@ static void *host_main(void *arg)
             continue;
         }
         actor *a = &rt.actors[m.actor];
-        if (h->owned[a->shard] && aether_member_may_serve(h->m)) {
+        if (h->owned[a->shard] && aether_node_may_serve(h->n)) {
             process(h, a, &m);
             continue;
         }
@@ -386,29 +380,14 @@ static void *host_main(void *arg)
 
 static int host_start(host *h)
 {
-    aether_err err = { 0 };
-    aether_config cfg;
-    aether_config_defaults(&cfg);
-    cfg.shard_count = rt.shard_count;
-    if (aether_node_id_from_cstr(h->id, &cfg.node, &err) != AETHER_OK) {
-        fprintf(stderr, "actor-runtime: %s: %s\n", h->id, err.msg);
-        return -1;
-    }
-    snprintf(cfg.address, sizeof(cfg.address), "inproc:%s", h->id);
-    if (aether_inproc_endpoint_create(rt.hub, &cfg.node, &h->t) != AETHER_OK) {
-        fprintf(stderr, "actor-runtime: %s: endpoint\n", h->id);
-        return -1;
-    }
-    aether_member_deps deps = { .executor = rt.ex, .transport = h->t, .lease_store = rt.lease_kv,
-                                .state_store = rt.state_kv, .seed = rt.seed * 31u + h->index };
-    aether_member_callbacks cb = { .on_shard_acquired = on_acquired,
-                                   .on_shard_released = on_released,
-                                   .on_event = on_event, .arg = h };
     /* The callbacks may fire before start returns: they touch only fields
      * under h->mu. Messages may be queued for this host as soon as a map
-     * names it; its thread, which reads h->m, starts once h->m is set. */
-    if (aether_member_start(&cfg, &deps, &cb, &h->m, &err) != AETHER_OK) {
-        fprintf(stderr, "actor-runtime: %s: start: %s\n", h->id, err.msg);
+     * names it; its thread, which reads h->n, starts once h->n is set. */
+    if (aether_options_set(rt.opts, "node", h->id) != AETHER_OK ||
+        aether_options_on_shard_acquired(rt.opts, on_acquired, h) != AETHER_OK ||
+        aether_options_on_shard_released(rt.opts, on_released, h) != AETHER_OK ||
+        aether_node_start(rt.opts, &h->n) != AETHER_OK) {
+        fprintf(stderr, "actor-runtime: %s: start: %s\n", h->id, aether_last_error());
         return -1;
     }
     if (pthread_create(&h->thread, NULL, host_main, h) != 0) {
@@ -425,7 +404,6 @@ static void *producer_main(void *arg)
 {
     uint32_t p = (uint32_t)(uintptr_t)arg;
     const host *home = &rt.hosts[p == 0 ? 0 : 2]; /* node-1 and node-3 never leave */
-    aether_rcu_register_thread();
     while (atomic_load(&rt.producing)) {
         for (uint32_t i = p; i < rt.actor_count; i += PRODUCERS) {
             actor *a = &rt.actors[i];
@@ -554,7 +532,7 @@ static int setup_actors(void)
     for (uint32_t i = 0; i < rt.actor_count; i++) {
         actor *a = &rt.actors[i];
         a->key_len = (size_t)snprintf(a->key, sizeof(a->key), "actor-%u", i);
-        a->shard = aether_key_shard(a->key, a->key_len, rt.shard_count);
+        a->shard = aether_shard_of_key(a->key, a->key_len, rt.shard_count);
         atomic_init(&a->host, -1);
         atomic_init(&a->processing, 0u);
         rt.shard_first[a->shard + 1]++;
@@ -574,19 +552,14 @@ static int setup_actors(void)
 
 static int setup_cluster(void)
 {
-    aether_pool_config pc = { 0 };
-    if (aether_pool_create(&pc, &rt.ex) != AETHER_OK || aether_pool_start(rt.ex) != AETHER_OK ||
-        aether_inproc_hub_create(&rt.hub) != AETHER_OK)
-        return -1;
-    aether_config defaults;
-    aether_config_defaults(&defaults);
-    aether_err err = { 0 };
-    aether_kv_mem_config lk = { .name = "lease", .ttl_ms = defaults.lease_ttl_ms,
-                                .clock = aether_clock_real() };
-    aether_kv_mem_config sk = { .name = "state", .ttl_ms = 0, .clock = aether_clock_real() };
-    if (aether_kv_mem_create(&lk, &rt.lease_kv, &err) != AETHER_OK ||
-        aether_kv_mem_create(&sk, &rt.state_kv, &err) != AETHER_OK) {
-        fprintf(stderr, "actor-runtime: stores: %s\n", err.msg);
+    /* Every node of this process with cluster "actor-runtime" shares one
+     * in-process cluster (aether_node.h): no server, no wiring. */
+    char shards[16];
+    snprintf(shards, sizeof(shards), "%u", rt.shard_count);
+    if (aether_options_create(&rt.opts) != AETHER_OK ||
+        aether_options_set(rt.opts, "cluster", "actor-runtime") != AETHER_OK ||
+        aether_options_set(rt.opts, "shard_count", shards) != AETHER_OK) {
+        fprintf(stderr, "actor-runtime: options: %s\n", aether_last_error());
         return -1;
     }
     for (uint32_t i = 0; i < HOSTS; i++) {
@@ -602,12 +575,11 @@ static int setup_cluster(void)
     return 0;
 }
 
-/* Members stop first (no more callbacks), then the hosts' threads. */
+/* Nodes stop first (no more callbacks), then the hosts' threads. */
 static void stop_all(void)
 {
     for (uint32_t i = 0; i < HOSTS; i++)
-        if (rt.hosts[i].m != NULL)
-            aether_member_stop(rt.hosts[i].m);
+        aether_node_stop(rt.hosts[i].n); /* NULL is fine */
     for (uint32_t i = 0; i < HOSTS; i++) {
         host *h = &rt.hosts[i];
         if (!h->started)
@@ -621,23 +593,15 @@ static void stop_all(void)
     }
 }
 
-/* After stop_all: the members, then everything they borrowed. */
+/* After stop_all: the nodes, then the runtime. */
 static void free_all(void)
 {
     for (uint32_t i = 0; i < HOSTS; i++) {
         host *h = &rt.hosts[i];
-        aether_member_destroy(h->m);
-        h->m = NULL;
-        aether_transport_destroy(h->t);
-        h->t = NULL;
+        aether_node_destroy(h->n); /* the last one frees the in-process cluster */
+        h->n = NULL;
     }
-    if (rt.ex != NULL)
-        aether_pool_stop(rt.ex);
-    aether_inproc_hub_destroy(rt.hub);
-    aether_kv_destroy(rt.lease_kv);
-    aether_kv_destroy(rt.state_kv);
-    aether_executor_destroy(rt.ex);
-    aether_rcu_barrier(); /* retired maps are freed before exit */
+    aether_options_destroy(rt.opts);
     for (uint32_t i = 0; i < HOSTS; i++) {
         host *h = &rt.hosts[i];
         if (h->owned != NULL) { /* set up by setup_cluster */
@@ -679,7 +643,6 @@ int main(int argc, char **argv)
     atomic_init(&rt.sent_total, 0);
     atomic_init(&rt.processed_total, 0);
     atomic_init(&rt.node2_left, false);
-    atomic_init(&rt.nodes_failed, 0u);
     printf("actor-runtime on libaether %s: %u hosts, %u actors, %u shards\n", AETHER_VERSION_STRING,
            HOSTS, rt.actor_count, rt.shard_count);
     if (setup_actors() != 0 || setup_cluster() != 0) {
@@ -710,7 +673,12 @@ int main(int argc, char **argv)
     }
     if (ok) {
         printf("node-2 drains\n");
-        ok = aether_member_drain(rt.hosts[1].m) == AETHER_OK &&
+        /* drain returns once node-2 is declared Left, its shards handed off */
+        aether_status st = aether_node_drain(rt.hosts[1].n, SETTLE_MS);
+        if (st != AETHER_OK)
+            fprintf(stderr, "actor-runtime: drain: %s\n", aether_last_error());
+        atomic_store(&rt.node2_left, st == AETHER_OK);
+        ok = st == AETHER_OK &&
              wait_for("node-2 left, its shards moved", node2_gone, 0xdu);
         sleep_us(PHASE_PAUSE_MS * 1000u);
     }
@@ -733,9 +701,9 @@ int main(int argc, char **argv)
     }
     uint32_t v = violations();
     printf("\nmessages sent %" PRIu64 ", processed %" PRIu64 ", lost %" PRIu64
-           ", reordered across a handoff %" PRIu64 "; nodes failed %u; violations %u\n",
+           ", reordered across a handoff %" PRIu64 "; violations %u\n",
            (uint64_t)atomic_load(&rt.sent_total), (uint64_t)atomic_load(&rt.processed_total), lost,
-           reordered, atomic_load(&rt.nodes_failed), v);
+           reordered, v);
     free_all();
     if (!ok || lost != 0 || v != 0) {
         printf("FAILED: %s\n", !ok ? "a step did not complete" : v != 0 ? "single-owner or exactly-once violated"

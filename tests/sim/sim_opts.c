@@ -1,5 +1,5 @@
 /*
- * sim_opts.c: see sim_opts.h (tools layer).
+ * sim_opts.c: see sim_opts.h (tests layer, the simulation library).
  */
 #include "sim_opts.h"
 
@@ -23,6 +23,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: aether-sim --seed S [--nodes N] [--duration SIM_SECONDS] [options]\n"
             "       aether-sim --soak --seed S      (everything else derived from S)\n"
+            "       aether-sim --version\n"
             "\n"
             "cluster:  --nodes N (5)  --shards K (64)  --replication R (1)  --max-handoffs H\n"
             "          --duration S (30, simulated seconds of faults)  --settle S (30)\n"

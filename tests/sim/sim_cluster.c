@@ -33,11 +33,11 @@ struct sim_cluster {
     aether_kv *lease_kv, *state_kv;
     aether_metrics *metrics; /* every node's series, labelled node="id" */
     aether_config base;
-    sim_node nodes[SIM_NODES_MAX];
+    sim_node nodes[SIM_CLUSTER_NODES_MAX];
     uint32_t n_nodes;
     aether_term_registry terms;
     uint32_t violations;
-    char first_violation[256];
+    char first_violation[400];
     uint32_t event_counts[AETHER_EVT_COUNT_];
     aether_term event_last_term[AETHER_EVT_COUNT_]; /* envelope term of the last one counted */
     char last_event[AETHER_EVT_COUNT_][256]; /* aether_event_format of the newest one */
@@ -181,7 +181,7 @@ static aether_member *start_process(sim_cluster *c, const char *name, const char
     const aether_config *base = own != NULL ? own : &c->base;
     sim_node *n = find(c, name);
     if (n == NULL) {
-        if (c->n_nodes == SIM_NODES_MAX)
+        if (c->n_nodes == SIM_CLUSTER_NODES_MAX)
             return NULL;
         n = &c->nodes[c->n_nodes++];
         n->c = c;
@@ -299,9 +299,32 @@ void sim_isolate(sim_cluster *c, const char *id, bool on)
         aether_inproc_set_isolated(c->hub, &nid, on);
 }
 
+/* One node's view for the oracle (actors/invariants.h). */
+static aether_oracle_view oracle_view(sim_node *n)
+{
+    aether_oracle_view ov = { .name = n->id, .node = n->node, .running = n->m != NULL,
+                              .frozen = n->paused, .serving = n->serving };
+    if (n->m == NULL)
+        return ov;
+    for (uint32_t s = 0; s < AETHER_SHARD_COUNT_MAX; s++)
+        ov.serving_count += n->serving[s] != 0;
+    aether_member_view v;
+    aether_member_view_get(n->m, &v);
+    /* Superseded by a newer process of its id: out of service for good, as
+     * aether-node exits (what it still serves counts all the same). */
+    ov.running = !v.superseded;
+    ov.is_leader = v.is_leader;
+    ov.may_serve = aether_member_may_serve(n->m);
+    ov.incompatible = v.incompatible;
+    ov.map_version = v.map_version;
+    return ov;
+}
+
 static void check_instant(sim_cluster *c)
 {
-    const char *leader = NULL;
+    aether_oracle_view leaders[SIM_CLUSTER_NODES_MAX];
+    uint32_t k = 0;
+    aether_err err;
     for (uint32_t i = 0; i < c->n_nodes; i++) {
         sim_node *n = &c->nodes[i];
         if (!live(n))
@@ -312,16 +335,16 @@ static void check_instant(sim_cluster *c)
             n->last_generation = v.map_generation;
             n->last_version = 0;
         }
-        if (v.map_version < n->last_version)
-            violation(c, "%s: map version went back to %s... (from %llu)", n->id, "", n->last_version);
+        if (aether_invariants_check_progress(n->id, "map version", n->last_version, v.map_version,
+                                             &err) != AETHER_OK)
+            violation(c, "%s%s (at %llu ms)", err.msg, "", sim_now_ms(c));
         n->last_version = v.map_version;
-        if (!v.is_leader)
-            continue;
-        if (leader != NULL)
-            violation(c, "two nodes act as leader at once: %s and %s (t=%llu ms)", leader, n->id,
-                      sim_now_ms(c));
-        leader = n->id;
+        if (v.is_leader)
+            leaders[k++] = (aether_oracle_view){ .name = n->id, .node = n->node, .running = true,
+                                                 .is_leader = true };
     }
+    if (aether_invariants_check_one_leader(leaders, k, &err) != AETHER_OK)
+        violation(c, "%s%s (t=%llu ms)", err.msg, "", sim_now_ms(c));
 }
 
 void sim_run_ms(sim_cluster *c, uint64_t ms)
@@ -373,67 +396,35 @@ uint32_t sim_serving(sim_cluster *c, const char *id)
 
 int sim_settled(sim_cluster *c, char *why, size_t cap)
 {
-    const char *leader = sim_leader(c);
-    if (leader == NULL) {
-        snprintf(why, cap, "no leader");
+    aether_oracle_view views[SIM_CLUSTER_NODES_MAX];
+    for (uint32_t i = 0; i < c->n_nodes; i++)
+        views[i] = oracle_view(&c->nodes[i]);
+    aether_err err = { 0 };
+    uint32_t li = 0;
+    if (aether_invariants_leader(views, c->n_nodes, &li, &err) != AETHER_OK) {
+        snprintf(why, cap, "%s", err.msg);
         return -1;
     }
-    sim_node *ln = find(c, leader);
-    const aether_shardmap_slot *slot = aether_member_slot(ln->m);
-    int rc = 0;
+    aether_member *lm = c->nodes[li].m;
+    aether_member_view leader_view;
+    aether_member_view_get(lm, &leader_view);
+    aether_topology topo;
+    bool have_topo = aether_member_topology(lm, &topo) == AETHER_OK;
     aether_rcu_read_lock();
-    const aether_shardmap *map = aether_shardmap_slot_current(slot);
-    if (map == NULL) {
-        snprintf(why, cap, "leader %s has no map", leader);
-        rc = -1;
-    }
-    for (uint32_t s = 0; rc == 0 && s < map->shard_count; s++) {
-        const aether_shard_entry *e = aether_shardmap_entry(map, s);
-        if (e->state != AETHER_SHARD_STABLE) {
-            snprintf(why, cap, "shard %u still moving", s);
-            rc = -1;
-            break;
-        }
-        const char *owner = e->owner_count ? map->nodes[e->primary].str : NULL;
-        uint32_t servers = 0;
-        for (uint32_t i = 0; i < c->n_nodes; i++) {
-            sim_node *n = &c->nodes[i];
-            if (n->m == NULL || !n->serving[s])
-                continue;
-            servers++;
-            if (owner == NULL || strcmp(owner, n->node) != 0) {
-                snprintf(why, cap, "shard %u served by %s, map says %s", s, n->id, owner ? owner : "-");
-                rc = -1;
-            }
-        }
-        if (rc == 0 && owner != NULL && servers != 1) {
-            snprintf(why, cap, "shard %u served by %u nodes (owner %s)", s, servers, owner);
-            rc = -1;
-        }
-    }
-    uint64_t version = map ? map->version : 0;
+    aether_settled_input in = { .views = views, .n_views = c->n_nodes, .leader = li,
+                                .map = aether_shardmap_slot_current(aether_member_slot(lm)),
+                                .topo = have_topo ? &topo : NULL,
+                                .replication = c->base.replication,
+                                .brake_engaged = leader_view.brake_engaged };
+    aether_status st = aether_invariants_check_settled(&in, &err);
     aether_rcu_read_unlock();
-    for (uint32_t i = 0; rc == 0 && i < c->n_nodes; i++) {
-        sim_node *n = &c->nodes[i];
-        if (!live(n))
-            continue;
-        aether_member_view v;
-        aether_member_view_get(n->m, &v);
-        if (v.incompatible) {
-            if (v.shards_serving != 0) {
-                snprintf(why, cap, "%s cannot serve this cluster but serves %u shards", n->id,
-                         v.shards_serving);
-                rc = -1;
-            }
-            continue; /* it never installs the cluster's maps */
-        }
-        if (v.map_version != version) {
-            snprintf(why, cap, "%s has map v%llu, leader v%llu", n->id,
-                     (unsigned long long)v.map_version, (unsigned long long)version);
-            rc = -1;
-        }
+    if (have_topo)
+        aether_topology_fini(&topo);
+    if (st != AETHER_OK) {
+        snprintf(why, cap, "%s", err.msg);
+        return -1;
     }
-    return rc;
+    return 0;
 }
 
 uint32_t sim_violations(sim_cluster *c, char *first, size_t cap)

@@ -1,5 +1,5 @@
 /*
- * sim_adversary.h: the simulator's forgers (tools layer, aether-sim's fault
+ * sim_adversary.h: the simulator's forgers (tests layer, aether-sim's fault
  * kinds `forge` and `adversary`; docs/testing.md, "The adversary").
  *
  * Both publish on the simulated network (transport/inproc.h) through hub
@@ -10,7 +10,7 @@
  *    shard (sim_adversary_forge_present; aether-sim picks who);
  *  - adversary (issue 13, item 6): "adversary" listens to every broadcast
  *    like any subscriber (its own publications left out) and feeds what it
- *    hears to the generator of tools/sim/adversary.h; each act makes one
+ *    hears to the generator of tests/sim/adversary.h; each act makes one
  *    message, as bytes, and hands it to the members exactly as a NATS
  *    transport that received those bytes would (transport/nats_transport.c):
  *    decoded by the product's decoders (codec, shardmap_json) under the

@@ -1,7 +1,7 @@
 /*
- * sim_opts.h: aether-sim's fault kinds and options (tools layer): what the
+ * sim_opts.h: aether-sim's fault kinds and options (tests layer, the simulation library): what the
  * command line says, parsed and checked (sim_parse_args), and with --soak
- * derived from the seed. tools/aether-sim.c runs what they describe.
+ * derived from the seed. sim_world.h runs what they describe.
  * Threading: one thread (main, before the simulation starts).
  */
 #ifndef AETHER_SIM_OPTS_H
@@ -52,7 +52,7 @@ typedef enum fault_kind {
     F_KV_LOSS_BOTH,         /* kv-loss may lose both buckets at once (a new generation,
                                actors/lease.h GENERATION); implies kv-loss */
     F_ADVERSARY,            /* forged, replayed and malformed messages of every kind
-                               (tools/sim/sim_adversary.h): its own schedule and generator */
+                               (tests/sim/sim_adversary.h): its own schedule and generator */
     F_FORGE_TERM,           /* forge also claims a term far ahead (issue 13): implies forge; a
                                kind of its own so forge's seeds keep their schedules */
     F_KV_ABA,               /* after a loss of both buckets, the lost generation's leader's map
@@ -95,7 +95,7 @@ typedef struct opts {
 } opts;
 
 /* The families the adversary leaves out when --adversary-without is not
- * given: the operator's commands (tools/sim/adversary.h). */
+ * given: the operator's commands (tests/sim/adversary.h). */
 #define SIM_ADV_WITHOUT_DEFAULT AETHER_ADV_WITHOUT_OPERATOR_COMMANDS
 
 /* Fills o from the command line (defaults first; --soak derives the rest

@@ -1,7 +1,7 @@
 /*
- * adversary.h: an adversary on a cluster's bus (tools layer; issue 13 item
+ * adversary.h: an adversary on a cluster's bus (tests layer, the simulation library; issue 13 item
  * 6). Shared by aether-sim (the `adversary` fault kind, through
- * tools/sim/sim_adversary.h) and by tests/integration/nats_forge
+ * tests/sim/sim_adversary.h) and by tests/integration/nats_forge
  * --adversary (tools/chaos --adversary), so both forge the same messages.
  *
  * The adversary is anyone who can publish on the cluster's subjects and

@@ -1,5 +1,5 @@
 /*
- * adversary.c: see adversary.h (tools layer).
+ * adversary.c: see adversary.h (tests layer, the simulation library).
  *
  * DESIGN
  *  1. observe() decodes a genuine message with the product's decoders (codec

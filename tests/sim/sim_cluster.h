@@ -1,13 +1,16 @@
 /*
  * sim_cluster.h: N members in one process on the step executor, the
- * in-process hub and in-memory stores, with the invariants of
- * actors/invariants.h checked as the oracle (tests layer).
+ * in-process hub and in-memory stores, scripted by a test (tests layer,
+ * the simulation library of tests/sim/; the seeded world with its fault
+ * schedule is sim_world.h). The oracle is actors/invariants.h: the same
+ * functions aether-sim, the demo and the bench harness call.
  *
  * Every member's shard callbacks feed one ownership table: an acquisition of
  * a shard another live, unpaused node still serves is a single-ownership
  * violation. Every LeaderElected feeds a term registry (I1). run() advances
  * simulated time 1 ms at a time and checks after each millisecond that at
- * most one live node may act as leader.
+ * most one live node may act as leader (aether_invariants_check_one_leader)
+ * and that no node's map version goes back (_check_progress).
  *
  * Threading: one thread (the step executor's).
  */
@@ -20,7 +23,7 @@
 #include "config.h"
 #include "member.h"
 
-#define SIM_NODES_MAX 64
+#define SIM_CLUSTER_NODES_MAX 64
 
 typedef struct sim_cluster sim_cluster;
 
@@ -64,11 +67,14 @@ aether_member *sim_member(sim_cluster *c, const char *id); /* NULL if not runnin
 const char *sim_leader(sim_cluster *c);
 uint32_t sim_live_count(sim_cluster *c);
 
-/* Checks that every live node serves the shards the leader's map says and
- * nothing else is served twice, that I2/I3 hold for the leader's map, that all
- * live nodes have the leader's map version (but a node that cannot serve the
- * cluster, aether_member_view.incompatible, which must serve nothing). 0 on
- * success, else writes why. */
+/* The settled predicate of the oracle (aether_invariants_check_settled):
+ * one live leader, Active in its topology; every shard stable with min(R,
+ * Active) owners (one while the leader's brake is engaged), all Active and
+ * running, served by its primary and nobody else; every live node on the
+ * leader's map version (but a node that cannot serve the cluster,
+ * aether_member_view.incompatible, which must serve nothing). A process
+ * superseded by a newer one of its id counts as stopped. 0 on success, else
+ * writes why. */
 int sim_settled(sim_cluster *c, char *why, size_t cap);
 /* Violations seen so far (two leaders at once, I1, double ownership). */
 uint32_t sim_violations(sim_cluster *c, char *first, size_t cap);

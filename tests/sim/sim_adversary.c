@@ -1,5 +1,5 @@
 /*
- * sim_adversary.c: see sim_adversary.h (tools layer).
+ * sim_adversary.c: see sim_adversary.h (tests layer, the simulation library).
  *
  * Its own publications come back to the listening endpoint (the hub echoes
  * broadcasts to their sender): it remembers a hash of the canonical bytes of

@@ -1,0 +1,108 @@
+/*
+ * tools/aether-node/metrics.c: the daemon's own metric series (tools
+ * layer): registered at setup on the main thread, read by the scraping
+ * thread.
+ */
+#include "node_run.h"
+
+/* ---- metrics of the daemon itself (scraping thread) ------------------------- */
+
+/* DESIGN 7 "shards with more than one claimed owner", as one node can see
+ * it: the shards this node serves (its on_shard_acquired/released, tracked
+ * in n->serving) that its current map does not give it as a stable primary.
+ * Each is claimed twice: by this node and by the map's owner. Summed over
+ * the nodes of a cluster it counts the double claims; 0 whenever single
+ * ownership holds. A node that may not serve (fenced, declared down)
+ * claims nothing. Runs on the scraping thread under the registry mutex:
+ * takes mu (never the other way round), reads the member through its
+ * any-thread API and the map inside an RCU read-side section. */
+static int64_t g_multi_owner(void *arg)
+{
+    node_slot *n = arg;
+    node_run *d = n->d;
+    int64_t claims = 0;
+    pthread_mutex_lock(&d->mu);
+    /* live is cleared under mu before the member is stopped (node_halt). */
+    if (n->live && n->m != NULL && n->serving_count > 0 && aether_member_may_serve(n->m)) {
+        aether_node_id me;
+        (void)aether_node_id_from_cstr(n->id, &me, NULL);
+        aether_rcu_read_lock();
+        const aether_shardmap *map = aether_shardmap_slot_current(aether_member_slot(n->m));
+        aether_node_index idx = map != NULL ? aether_shardmap_find_node(map, &me) : AETHER_NODE_INDEX_NONE;
+        for (uint32_t s = 0; s < d->base.shard_count; s++) {
+            if (!n->serving[s])
+                continue;
+            const aether_shard_entry *e =
+                map != NULL && s < map->shard_count ? aether_shardmap_entry(map, s) : NULL;
+            bool backed = e != NULL && idx != AETHER_NODE_INDEX_NONE && e->owner_count > 0 &&
+                          e->primary == idx && e->state == AETHER_SHARD_STABLE;
+            claims += !backed;
+        }
+        aether_rcu_read_unlock();
+    }
+    pthread_mutex_unlock(&d->mu);
+    return claims;
+}
+
+static int64_t g_decoded(void *arg) { return (int64_t)aether_codec_stats_decoded(arg); }
+
+static int64_t g_recreated(void *arg) { return (int64_t)aether_kv_nats_recreated(arg); }
+
+/* One counter per refusal class: the class index rides in the argument. */
+typedef struct decode_series {
+    aether_codec_stats *stats;
+    aether_codec_reject reason;
+} decode_series;
+static decode_series decode_series_args[AETHER_CODEC_REJECT_COUNT_];
+
+static int64_t g_decode_errors(void *arg)
+{
+    const decode_series *ds = arg;
+    return (int64_t)aether_codec_stats_rejected(ds->stats, ds->reason);
+}
+
+#define MULTI_OWNER_NAME "aether_shards_multi_owner"
+
+static void node_labels(const node_slot *n, char *buf, size_t cap) { snprintf(buf, cap, "node=\"%s\"", n->id); }
+
+/* The series only this tool knows: double claims per node, and (NATS mode)
+ * the wire decoder's counts. 0 or -1. */
+int node_metrics_register(node_run *d, node_slot *n)
+{
+    char labels[128];
+    node_labels(n, labels, sizeof(labels));
+    if (aether_metrics_gauge_fn(d->metrics, MULTI_OWNER_NAME,
+                                "Shards this node serves that its current map gives to no one or to another "
+                                "node: each has more than one claimed owner. 0 while single ownership holds.",
+                                labels, g_multi_owner, n) != AETHER_OK)
+        return -1;
+    if (d->nc == NULL)
+        return 0;
+    if (aether_metrics_counter_fn(d->metrics, "aether_messages_decoded_total",
+                                  "Messages from the wire this node decoded and accepted.", labels, g_decoded,
+                                  &d->codec_stats) != AETHER_OK)
+        return -1;
+    static const char *const suffixes[] = { "lease", "state" };
+    aether_kv *stores[] = { d->lease_kv, d->state_kv };
+    for (size_t b = 0; b < sizeof(stores) / sizeof(stores[0]); b++) {
+        char bl[192];
+        snprintf(bl, sizeof(bl), "%s,bucket=\"%s\"", labels, suffixes[b]);
+        if (aether_metrics_counter_fn(d->metrics, "aether_kv_bucket_recreated_total",
+                                      "Times this process found a KV bucket (lease or state) deleted and "
+                                      "created it again (transport/nats_kv.h step 5).",
+                                      bl, g_recreated, stores[b]) != AETHER_OK)
+            return -1;
+    }
+    for (int r = 0; r < AETHER_CODEC_REJECT_COUNT_; r++) {
+        char rl[192];
+        snprintf(rl, sizeof(rl), "%s,reason=\"%s\"", labels, aether_codec_reject_name((aether_codec_reject)r));
+        decode_series_args[r] = (decode_series){ &d->codec_stats, (aether_codec_reject)r };
+        if (aether_metrics_counter_fn(d->metrics, "aether_decode_errors_total",
+                                      "Messages from the wire this node refused, by reason (malformed, "
+                                      "oversized, unknown_type, bad_field, stale_term, wrong_cluster, unauthenticated).",
+                                      rl, g_decode_errors, &decode_series_args[r]) != AETHER_OK)
+            return -1;
+    }
+    return 0;
+}
+
