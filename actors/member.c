@@ -1116,7 +1116,6 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
     aether_log_ratelimit_init(&m->send_log, AETHER_NS_PER_S);
     aether_log_ratelimit_init(&m->claim_log, AETHER_NS_PER_S);
     m->log_ctx.term = &m->highest_term;
-    pthread_mutex_init(&m->commit_mu, NULL);
     aether_snapshot_slot_init(&m->leader_view);
     aether_shardmap_slot_init(&m->slot);
     aether_snapshot_slot_init(&m->topo_slot);
@@ -1290,7 +1289,6 @@ void aether_member_destroy(aether_member *m)
     member_cluster_fini(m);
     aether_shardmap_slot_fini(&m->slot);
     aether_snapshot_slot_fini(&m->topo_slot);
-    pthread_mutex_destroy(&m->commit_mu);
     aether_snapshot_slot_fini(&m->leader_view);
     free(m);
 }

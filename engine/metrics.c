@@ -1,6 +1,6 @@
 /*
  * metrics.c: the registry of counters and gauges and its Prometheus text
- * rendering, exposition format 0.0.4 (engine layer).
+ * rendering, exposition format 0.0.4 (engine layer); histograms too.
  *
  * Threading: registration, rendering, reading and destroy take the registry
  * mutex; updates through a returned aether_counter/aether_gauge pointer are
@@ -46,7 +46,15 @@ typedef enum metric_kind {
     METRIC_GAUGE,
     METRIC_GAUGE_FN,
     METRIC_COUNTER_FN,
+    METRIC_HISTOGRAM,
 } metric_kind;
+
+/* A family's Prometheus type. */
+typedef enum family_type {
+    FAMILY_GAUGE,
+    FAMILY_COUNTER,
+    FAMILY_HISTOGRAM,
+} family_type;
 
 typedef struct metric_series {
     struct metric_series *next; /* under the registry mutex */
@@ -54,6 +62,7 @@ typedef struct metric_series {
     char *labels;               /* immutable; "" when none */
     aether_counter counter;     /* METRIC_COUNTER: atomic, relaxed */
     aether_gauge gauge;         /* METRIC_GAUGE: atomic, relaxed */
+    aether_histogram histogram; /* METRIC_HISTOGRAM: bounds immutable, counts atomic */
     aether_gauge_fn fn;         /* METRIC_*_FN: under the registry mutex */
     void *fn_arg;               /* METRIC_*_FN: under the registry mutex */
 } metric_series;
@@ -62,7 +71,7 @@ typedef struct metric_family {
     struct metric_family *next; /* under the registry mutex */
     char *name;                 /* immutable */
     char *help;                 /* immutable; the first registration's; NULL = none */
-    bool is_counter;            /* immutable: Prometheus type counter, else gauge */
+    family_type type;           /* immutable */
     metric_series *series;      /* under the registry mutex; registration order */
     metric_series *series_tail;
 } metric_family;
@@ -226,6 +235,8 @@ static const char *kind_name(metric_kind k)
         return "gauge_fn";
     case METRIC_COUNTER_FN:
         return "counter_fn";
+    case METRIC_HISTOGRAM:
+        return "histogram";
     }
     return "?";
 }
@@ -235,7 +246,17 @@ static const char *kind_name(metric_kind k)
  * AETHER_EINVAL (name/labels), AETHER_ECONFLICT (another kind under this
  * name+labels or another type under this name), AETHER_EFULL (bound),
  * AETHER_ENOMEM. */
-static bool kind_is_counter(metric_kind k) { return k == METRIC_COUNTER || k == METRIC_COUNTER_FN; }
+static family_type kind_family(metric_kind k)
+{
+    if (k == METRIC_HISTOGRAM)
+        return FAMILY_HISTOGRAM;
+    return k == METRIC_COUNTER || k == METRIC_COUNTER_FN ? FAMILY_COUNTER : FAMILY_GAUGE;
+}
+
+static const char *family_type_name(family_type t)
+{
+    return t == FAMILY_HISTOGRAM ? "histogram" : t == FAMILY_COUNTER ? "counter" : "gauge";
+}
 
 static aether_status series_get_locked(aether_metrics *m, const char *name, const char *help,
                                        const char *labels, metric_kind kind,
@@ -261,9 +282,9 @@ static aether_status series_get_locked(aether_metrics *m, const char *name, cons
 
     f = family_find_locked(m, name);
     if (f != NULL) {
-        if (f->is_counter != kind_is_counter(kind)) {
+        if (f->type != kind_family(kind)) {
             AETHER_ERROR("metrics", "refused %s %s{%s}: %s is already a %s", kind_name(kind), name,
-                         labels, name, f->is_counter ? "counter" : "gauge");
+                         labels, name, family_type_name(f->type));
             return AETHER_ECONFLICT;
         }
         s = series_find_locked(f, labels);
@@ -288,7 +309,7 @@ static aether_status series_get_locked(aether_metrics *m, const char *name, cons
         if (f == NULL)
             goto fail;
         new_family = true;
-        f->is_counter = kind_is_counter(kind);
+        f->type = kind_family(kind);
         f->name = strdup(name);
         if (f->name == NULL)
             goto fail;
@@ -362,6 +383,33 @@ aether_gauge *aether_metrics_gauge(aether_metrics *m, const char *name, const ch
     return st == AETHER_OK ? &s->gauge : NULL;
 }
 
+aether_histogram *aether_metrics_histogram(aether_metrics *m, const char *name, const char *help,
+                                           const char *labels, const uint64_t *bound_ns, uint32_t n)
+{
+    AETHER_ASSERT(m != NULL && bound_ns != NULL);
+    if (n == 0 || n > AETHER_HISTOGRAM_BUCKETS_MAX) {
+        AETHER_ERROR("metrics", "refused histogram %s: %u buckets (1..%u)", name != NULL ? name : "(null)",
+                     n, AETHER_HISTOGRAM_BUCKETS_MAX);
+        return NULL;
+    }
+    for (uint32_t i = 1; i < n; i++)
+        if (bound_ns[i] <= bound_ns[i - 1]) {
+            AETHER_ERROR("metrics", "refused histogram %s: bucket bounds not ascending",
+                         name != NULL ? name : "(null)");
+            return NULL;
+        }
+    metric_series *s;
+    bool created;
+    pthread_mutex_lock(&m->mu);
+    aether_status st = series_get_locked(m, name, help, labels, METRIC_HISTOGRAM, &s, &created);
+    if (st == AETHER_OK && created) {
+        s->histogram.n_bounds = n;
+        memcpy(s->histogram.bound_ns, bound_ns, (size_t)n * sizeof(*bound_ns));
+    }
+    pthread_mutex_unlock(&m->mu);
+    return st == AETHER_OK ? &s->histogram : NULL;
+}
+
 /* Registering name{labels} again replaces the function and its argument: the
  * same series, computed by the latest owner (an actor re-created under the
  * same name takes its series over instead of failing). */
@@ -421,6 +469,10 @@ static int64_t series_value_locked(const metric_series *s)
     case METRIC_GAUGE_FN:
     case METRIC_COUNTER_FN:
         return s->fn != NULL ? s->fn(s->fn_arg) : 0;
+    case METRIC_HISTOGRAM: {
+        uint64_t v = __atomic_load_n(&s->histogram.count, __ATOMIC_RELAXED);
+        return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
+    }
     }
     AETHER_ASSERT(!"unknown metric kind");
     return 0;
@@ -503,6 +555,64 @@ static void rb_put_help(render_buf *b, const char *help)
     }
 }
 
+/* name{labels[,extra]} with no value yet. */
+static void rb_put_series(render_buf *b, const char *name, const char *suffix, const char *labels,
+                          const char *extra)
+{
+    rb_puts(b, name);
+    rb_puts(b, suffix);
+    if (labels[0] == '\0' && extra == NULL)
+        return;
+    rb_puts(b, "{");
+    rb_puts(b, labels);
+    if (extra != NULL) {
+        if (labels[0] != '\0')
+            rb_puts(b, ",");
+        rb_puts(b, extra);
+    }
+    rb_puts(b, "}");
+}
+
+/* Nanoseconds as seconds, exactly (no binary rounding): 1500 -> "0.0000015".
+ * buf holds SECONDS_TEXT_MAX bytes: 20 digits, a point, 9 digits, NUL. */
+#define SECONDS_TEXT_MAX 32u
+static void seconds_text(uint64_t ns, char buf[SECONDS_TEXT_MAX])
+{
+    uint64_t frac = ns % 1000000000u;
+    int n = snprintf(buf, SECONDS_TEXT_MAX, "%" PRIu64 ".%09" PRIu64, ns / 1000000000u, frac);
+    AETHER_ASSERT(n > 0 && (size_t)n < SECONDS_TEXT_MAX);
+    while (buf[n - 1] == '0') /* bounded: the 9 fraction digits, then the point */
+        buf[--n] = '\0';
+    if (buf[n - 1] == '.')
+        buf[--n] = '\0';
+}
+
+/* A histogram: cumulative buckets, then +Inf, _sum (seconds), _count. */
+static void render_histogram(render_buf *b, const char *name, const metric_series *s)
+{
+    const aether_histogram *h = &s->histogram;
+    uint64_t cum = 0;
+    char secs[SECONDS_TEXT_MAX], le[SECONDS_TEXT_MAX + 8];
+    for (uint32_t i = 0; i <= h->n_bounds; i++) { /* bounded: AETHER_HISTOGRAM_BUCKETS_MAX + 1 */
+        cum += __atomic_load_n(&h->counts[i], __ATOMIC_RELAXED);
+        if (i == h->n_bounds) {
+            snprintf(le, sizeof(le), "le=\"+Inf\"");
+        } else {
+            seconds_text(h->bound_ns[i], secs);
+            snprintf(le, sizeof(le), "le=\"%s\"", secs);
+        }
+        rb_put_series(b, name, "_bucket", s->labels, le);
+        rb_printf(b, " %" PRIu64 "\n", cum);
+    }
+    rb_put_series(b, name, "_sum", s->labels, NULL);
+    seconds_text(__atomic_load_n(&h->sum_ns, __ATOMIC_RELAXED), secs);
+    rb_puts(b, " ");
+    rb_puts(b, secs);
+    rb_puts(b, "\n");
+    rb_put_series(b, name, "_count", s->labels, NULL);
+    rb_printf(b, " %" PRIu64 "\n", __atomic_load_n(&h->count, __ATOMIC_RELAXED));
+}
+
 aether_status aether_metrics_render_prometheus(aether_metrics *m, char **out, size_t *len_out)
 {
     AETHER_ASSERT(m != NULL && out != NULL);
@@ -525,8 +635,14 @@ aether_status aether_metrics_render_prometheus(aether_metrics *m, char **out, si
         }
         rb_puts(&b, "# TYPE ");
         rb_puts(&b, f->name);
-        rb_puts(&b, f->is_counter ? " counter\n" : " gauge\n");
+        rb_puts(&b, " ");
+        rb_puts(&b, family_type_name(f->type));
+        rb_puts(&b, "\n");
         for (metric_series *s = f->series; s != NULL; s = s->next) {
+            if (s->kind == METRIC_HISTOGRAM) {
+                render_histogram(&b, f->name, s);
+                continue;
+            }
             rb_puts(&b, f->name);
             if (s->labels[0] != '\0') {
                 rb_puts(&b, "{");

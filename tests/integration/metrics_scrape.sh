@@ -96,7 +96,16 @@ for id in "${NODES[@]}"; do
         grep -q "^# HELP $name " "$WORK/$id.prom" || fail "$id: no HELP line for $name"
         grep -qE "^# TYPE $name (counter|gauge)$" "$WORK/$id.prom" || fail "$id: no TYPE line for $name"
     done
-    bad=$(grep -v '^#' "$WORK/$id.prom" | grep -vE '^aether_[a-z_]+(\{[^}]*\})? -?[0-9]+$' | head -n 3)
+    # The handler-time histogram (issue 14): its TYPE, and a count for each of the member's actors.
+    grep -qE '^# TYPE aether_actor_handler_seconds histogram$' "$WORK/$id.prom" ||
+        fail "$id: no histogram aether_actor_handler_seconds"
+    for a in cluster lease assign; do
+        grep -qE "^aether_actor_handler_seconds_count\{actor=\"$a\"[^}]*\} [1-9][0-9]*$" "$WORK/$id.prom" ||
+            fail "$id: aether_actor_handler_seconds counts no run of the $a actor"
+    done
+    # Integers, but a histogram's _sum (seconds) may have a fraction.
+    bad=$(grep -v '^#' "$WORK/$id.prom" | grep -vE '^aether_[a-z_]+(\{[^}]*\})? -?[0-9]+$' |
+          grep -vE '^aether_[a-z_]+_sum(\{[^}]*\})? [0-9]+(\.[0-9]+)?$' | head -n 3)
     [[ -z "$bad" ]] || fail "$id: samples not in the expected shape: $bad"
     grep -E '^# TYPE [a-z_]+_total ' "$WORK/$id.prom" | grep -v ' counter$' | grep -q . &&
         fail "$id: a *_total metric that is not a counter"

@@ -383,7 +383,52 @@ static void test_counter_fn(void)
     drop_registry(m);
 }
 
+/* A histogram: observations land in the first bucket whose bound holds
+ * them (a bound is inclusive, as Prometheus's le), buckets render
+ * cumulative in seconds, then +Inf, _sum and _count; bad bounds and kind
+ * clashes are refused and logged; the same series twice is one. */
+static void test_histogram(void)
+{
+    aether_metrics *m = new_registry();
+    const uint64_t b[] = { 1000u, 500000u, 2000000000u };
+    aether_histogram *h = aether_metrics_histogram(m, "aether_h_seconds", "H.", "actor=\"a\"", b, 3);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    CU_ASSERT_PTR_EQUAL(aether_metrics_histogram(m, "aether_h_seconds", "H.", "actor=\"a\"", b, 3), h);
+    aether_histogram *none = aether_metrics_histogram(m, "aether_h2_seconds", "H.", NULL, b, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(none);
+    aether_histogram_observe_ns(h, 0);
+    aether_histogram_observe_ns(h, 1000);       /* on the bound: le="0.000001" */
+    aether_histogram_observe_ns(h, 1001);
+    aether_histogram_observe_ns(h, 2500000000u); /* above every bound */
+    CU_ASSERT_EQUAL(read_value(m, "aether_h_seconds", "actor=\"a\""), 4);
+    const uint64_t desc[] = { 5u, 5u };
+    CU_ASSERT_PTR_NULL(aether_metrics_histogram(m, "aether_h3_seconds", "H.", NULL, desc, 2));
+    CU_ASSERT_PTR_NULL(aether_metrics_histogram(m, "aether_h3_seconds", "H.", NULL, b, 0));
+    CU_ASSERT_PTR_NULL(aether_metrics_counter(m, "aether_h_seconds", "H.", NULL));
+    CU_ASSERT_PTR_NULL(aether_metrics_histogram(m, "aether_h_seconds", "H.", "actor=\"a b\",x", b, 3));
+    CU_ASSERT_EQUAL(log_lines, 4);
+    char *text = NULL;
+    CU_ASSERT_EQUAL_FATAL(aether_metrics_render_prometheus(m, &text, NULL), AETHER_OK);
+    CU_ASSERT_STRING_EQUAL(text, "# HELP aether_h_seconds H.\n"
+                                 "# TYPE aether_h_seconds histogram\n"
+                                 "aether_h_seconds_bucket{actor=\"a\",le=\"0.000001\"} 2\n"
+                                 "aether_h_seconds_bucket{actor=\"a\",le=\"0.0005\"} 3\n"
+                                 "aether_h_seconds_bucket{actor=\"a\",le=\"2\"} 3\n"
+                                 "aether_h_seconds_bucket{actor=\"a\",le=\"+Inf\"} 4\n"
+                                 "aether_h_seconds_sum{actor=\"a\"} 2.500002001\n"
+                                 "aether_h_seconds_count{actor=\"a\"} 4\n"
+                                 "# HELP aether_h2_seconds H.\n"
+                                 "# TYPE aether_h2_seconds histogram\n"
+                                 "aether_h2_seconds_bucket{le=\"0.000001\"} 0\n"
+                                 "aether_h2_seconds_bucket{le=\"+Inf\"} 0\n"
+                                 "aether_h2_seconds_sum 0\n"
+                                 "aether_h2_seconds_count 0\n");
+    free(text);
+    drop_registry(m);
+}
+
 static CU_TestInfo tests[] = {
+    AETHER_TEST(histogram),
     AETHER_TEST(counter_and_gauge),
     AETHER_TEST(counter_fn),
     AETHER_TEST(gauge_fn),
