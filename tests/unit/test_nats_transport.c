@@ -386,6 +386,7 @@ static void test_sealed_traffic(void)
     aether_auth_destroy(other);
     /* 5. A command: sealed, served; unsealed, refused EPERM. */
     CU_ASSERT_EQUAL_FATAL(aether_transport_serve_commands(B.t, true), AETHER_OK);
+    CU_ASSERT_EQUAL_FATAL(aether_nats_transport_sync(B.t), AETHER_OK); /* the SUBs reached the server */
     aether_command c;
     elect_cmd(&A, &c);
     reply_box box = {0};
@@ -514,6 +515,7 @@ static void test_command_served(void)
 {
     up2(0);
     CU_ASSERT_EQUAL_FATAL(aether_transport_serve_commands(B.t, true), AETHER_OK);
+    CU_ASSERT_EQUAL_FATAL(aether_nats_transport_sync(B.t), AETHER_OK); /* the SUBs reached the server */
     aether_command c;
     elect_cmd(&A, &c);
     reply_box box = {0};
@@ -559,6 +561,7 @@ static void test_command_served(void)
 
     /* Serving off: nobody serves again. */
     CU_ASSERT_EQUAL(aether_transport_serve_commands(B.t, false), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_nats_transport_sync(B.t), AETHER_OK); /* the UNSUBs reached the server */
     reply_box box3 = {0};
     CU_ASSERT_EQUAL_FATAL(aether_transport_send_command(A.t, &c, on_reply, &box3), AETHER_OK);
     CU_ASSERT_TRUE(reply_wait(&box3, WAIT_MS));
@@ -570,6 +573,7 @@ static void test_command_timeout_then_closed(void)
 {
     up2(300);
     CU_ASSERT_EQUAL_FATAL(aether_transport_serve_commands(B.t, true), AETHER_OK);
+    CU_ASSERT_EQUAL_FATAL(aether_nats_transport_sync(B.t), AETHER_OK); /* the SUBs reached the server */
     pthread_mutex_lock(&B.r.mu);
     B.r.hold = true;
     pthread_mutex_unlock(&B.r.mu);
