@@ -104,6 +104,13 @@
 #define NT_CTL_RETRY_MAX 10000u
 /* Waiting for a gate to drain: a poster holds it for one send. */
 #define NT_GATE_SPIN_MAX 100000000u
+/* Inbound back-pressure (post_in): cmd.> waits while the mailbox holds more
+ * than NT_CMD_DEPTH_MAX messages; anything waits while it is full; a post
+ * gives up after NT_IN_WAIT_MAX waits of NT_IN_WAIT_NS (1 s: the actor is
+ * stuck, the message is dropped and logged). */
+#define NT_CMD_DEPTH_MAX (NT_MAILBOX_CAPACITY / 4u)
+#define NT_IN_WAIT_NS 100000L
+#define NT_IN_WAIT_MAX 10000u
 #define NT_RETRY_FIRST_MS 10u /* first wait after "no responders" */
 #define NT_RETRY_MAX_MS 200u  /* the wait doubles up to this */
 
@@ -425,12 +432,44 @@ static void cmd_ctx_free(cmd_reply_ctx *ctx)
     nt_unref(t);
 }
 
+/* True while the mailbox holds more than NT_CMD_DEPTH_MAX messages (inside
+ * the post gate: destroy may be freeing the actor). */
+static bool cmd_backlog(nt *t)
+{
+    __atomic_add_fetch(&t->post_gate, 1, __ATOMIC_SEQ_CST);
+    bool full = !__atomic_load_n(&t->gone, __ATOMIC_SEQ_CST) && aether_actor_depth(t->actor) > NT_CMD_DEPTH_MAX;
+    __atomic_sub_fetch(&t->post_gate, 1, __ATOMIC_SEQ_CST);
+    return full;
+}
+
+/* A nats.c thread's post, which may wait: a full mailbox (or, for cmd.>,
+ * one fuller than NT_CMD_DEPTH_MAX) holds the subscription back, so its
+ * backlog stays in nats.c's pending buffer of that subscription and a
+ * flood is dropped there ("slow consumer"), per subscription, as it was
+ * before the actor: cmd.> never takes the room that heartbeats,
+ * keep-alives (cmd.JoinCluster) and events need. */
+static aether_status post_waiting(nt *t, const aether_msg *msg, nt_win win)
+{
+    aether_status st = AETHER_EFULL;
+    for (uint32_t i = 0; i < NT_IN_WAIT_MAX; i++) {
+        if (win == NT_WIN_CMD && cmd_backlog(t)) {
+            nanosleep(&(struct timespec){.tv_nsec = NT_IN_WAIT_NS}, NULL);
+            continue;
+        }
+        st = nt_post(t, msg);
+        if (st != AETHER_EFULL)
+            break;
+        nanosleep(&(struct timespec){.tv_nsec = NT_IN_WAIT_NS}, NULL);
+    }
+    return st;
+}
+
 /* Hands in to the actor; on failure frees it (a command's context goes with
  * it: its requester times out). */
 static void post_in(nt *t, nt_in *in)
 {
     aether_msg msg = {.type = NT_IN, .arg32 = (uint32_t)in->win, .ptr = in};
-    aether_status st = nt_post(t, &msg);
+    aether_status st = post_waiting(t, &msg, in->win);
     if (st == AETHER_OK)
         return;
     note_dropped(t, "an inbound message", st);
@@ -512,7 +551,7 @@ static void on_map_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     post_in(t, in);
 }
 
-static void cmd_reply(void *arg, aether_status status, const char *reason);
+static void cmd_reply_post(cmd_reply_ctx *ctx, aether_status status, const char *reason, nt_win wait_as);
 
 /* cmd.JoinCluster (keep-alives and joins) has a subscription of its own,
  * so a flood of any other command, which fills the cmd.> subscription's
@@ -548,19 +587,19 @@ static void serve_cmd(nt *t, natsMsg *msg, nt_win win)
     if (!tag_opens(t, msg, in)) {
         natsMsg_Destroy(msg);
         free(in);
-        cmd_reply(ctx, AETHER_EPERM, "unauthenticated: this cluster has a secret (cluster_secret_file)");
+        cmd_reply_post(ctx, AETHER_EPERM, "unauthenticated: this cluster has a secret (cluster_secret_file)", win);
         return;
     }
     bool ok = decode_into(t, msg, AETHER_CODEC_COMMAND, &in->m);
     natsMsg_Destroy(msg);
     if (!ok) {
         free(in);
-        cmd_reply(ctx, AETHER_EINVAL, "malformed command");
+        cmd_reply_post(ctx, AETHER_EINVAL, "malformed command", win);
         return;
     }
     if (strcmp(want, aether_command_type_name(in->m.u.command.type)) != 0) {
         in_free(in);
-        cmd_reply(ctx, AETHER_EINVAL, "the command's type is not the one its subject names");
+        cmd_reply_post(ctx, AETHER_EINVAL, "the command's type is not the one its subject names", win);
         return;
     }
     in->ctx = ctx;
@@ -623,10 +662,11 @@ static void on_inbox_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg
 
 /* The reply_fn given to on_command (and used for refusals): any thread,
  * once. Posts the answer to the actor, which sends it; after destroy (or
- * with the mailbox full) it is dropped and the requester times out. */
-static void cmd_reply(void *arg, aether_status status, const char *reason)
+ * with the mailbox full) it is dropped and the requester times out.
+ * wait_as: NT_WIN_COUNT_ never waits (an actor's call); a family waits as
+ * post_waiting does (a refusal made on that subscription's nats.c thread). */
+static void cmd_reply_post(cmd_reply_ctx *ctx, aether_status status, const char *reason, nt_win wait_as)
 {
-    cmd_reply_ctx *ctx = arg;
     nt *t = ctx->t;
     if (ctx->subject == NULL) {
         cmd_ctx_free(ctx);
@@ -638,11 +678,16 @@ static void cmd_reply(void *arg, aether_status status, const char *reason)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = ' ';
     aether_msg msg = {.type = NT_REPLY, .ptr = ctx};
-    aether_status st = nt_post(t, &msg);
+    aether_status st = wait_as == NT_WIN_COUNT_ ? nt_post(t, &msg) : post_waiting(t, &msg, wait_as);
     if (st != AETHER_OK) {
         note_dropped(t, "a command reply", st);
         cmd_ctx_free(ctx);
     }
+}
+
+static void cmd_reply(void *arg, aether_status status, const char *reason)
+{
+    cmd_reply_post(arg, status, reason, NT_WIN_COUNT_);
 }
 
 /* ---- the actor --------------------------------------------------------------- */
