@@ -104,11 +104,13 @@
 #define NT_CTL_RETRY_MAX 10000u
 /* Waiting for a gate to drain: a poster holds it for one send. */
 #define NT_GATE_SPIN_MAX 100000000u
-/* Inbound back-pressure (post_in): cmd.> waits while the mailbox holds more
- * than NT_CMD_DEPTH_MAX messages; anything waits while it is full; a post
+/* Inbound back-pressure (post_waiting): cmd.> waits while
+ * NT_CMD_INFLIGHT_MAX of its messages and their answers are queued for the
+ * actor (so a keep-alive or a heartbeat queues behind at most that many of
+ * a flood's, a few ms); anything waits while the mailbox is full; a post
  * gives up after NT_IN_WAIT_MAX waits of NT_IN_WAIT_NS (1 s: the actor is
  * stuck, the message is dropped and logged). */
-#define NT_CMD_DEPTH_MAX (NT_MAILBOX_CAPACITY / 4u)
+#define NT_CMD_INFLIGHT_MAX 128u
 #define NT_IN_WAIT_NS 100000L
 #define NT_IN_WAIT_MAX 10000u
 #define NT_RETRY_FIRST_MS 10u /* first wait after "no responders" */
@@ -198,6 +200,7 @@ typedef struct nt {
     uint32_t req_gate;   /* seq_cst: send_commands between their bound_pub read and their post */
     uint32_t post_gate;  /* seq_cst: posts between their gone read and their send */
     uint32_t outstanding; /* relaxed CAS: requests accepted and not yet answered */
+    uint32_t cmd_inflight; /* relaxed: cmd.> messages and their answers posted, not yet handled */
     aether_log_ratelimit map_log;  /* lock-free: refused maps, one WARN line per second */
     aether_log_ratelimit auth_log; /* lock-free: unauthenticated messages, one WARN line per second */
     aether_log_ratelimit drop_log; /* lock-free: posts refused (mailbox full), one WARN line per second */
@@ -223,6 +226,7 @@ typedef struct nt_in {
 typedef struct cmd_reply_ctx {
     nt *t;         /* holds a reference */
     char *subject; /* NULL: the request asked for no reply */
+    bool flood;    /* came on cmd.>: its answer counts in cmd_inflight */
     aether_status status;
     char reason[AETHER_CODEC_REPLY_REASON_MAX + 1];
 } cmd_reply_ctx;
@@ -432,25 +436,33 @@ static void cmd_ctx_free(cmd_reply_ctx *ctx)
     nt_unref(t);
 }
 
-/* True while the mailbox holds more than NT_CMD_DEPTH_MAX messages (inside
- * the post gate: destroy may be freeing the actor). */
+/* True while cmd.> has NT_CMD_INFLIGHT_MAX messages queued for the actor
+ * (false once destroy began: the post then fails at once). */
 static bool cmd_backlog(nt *t)
 {
-    __atomic_add_fetch(&t->post_gate, 1, __ATOMIC_SEQ_CST);
-    bool full = !__atomic_load_n(&t->gone, __ATOMIC_SEQ_CST) && aether_actor_depth(t->actor) > NT_CMD_DEPTH_MAX;
-    __atomic_sub_fetch(&t->post_gate, 1, __ATOMIC_SEQ_CST);
-    return full;
+    return __atomic_load_n(&t->cmd_inflight, __ATOMIC_RELAXED) >= NT_CMD_INFLIGHT_MAX &&
+           !__atomic_load_n(&t->gone, __ATOMIC_SEQ_CST);
+}
+
+static void cmd_inflight_add(nt *t, int d)
+{
+    uint32_t before = __atomic_fetch_add(&t->cmd_inflight, (uint32_t)d, __ATOMIC_RELAXED);
+    AETHER_ASSERT(d > 0 || before > 0);
 }
 
 /* A nats.c thread's post, which may wait: a full mailbox (or, for cmd.>,
- * one fuller than NT_CMD_DEPTH_MAX) holds the subscription back, so its
+ * NT_CMD_INFLIGHT_MAX of its own queued) holds the subscription back, so its
  * backlog stays in nats.c's pending buffer of that subscription and a
  * flood is dropped there ("slow consumer"), per subscription, as it was
- * before the actor: cmd.> never takes the room that heartbeats,
- * keep-alives (cmd.JoinCluster) and events need. */
-static aether_status post_waiting(nt *t, const aether_msg *msg, nt_win win)
+ * before the actor: cmd.> never takes the room, nor the actor's time, that
+ * heartbeats, keep-alives (cmd.JoinCluster) and events need. A cmd.>
+ * message or answer (flood) counts in cmd_inflight until the actor has
+ * handled it. */
+static aether_status post_waiting(nt *t, const aether_msg *msg, nt_win win, bool flood)
 {
     aether_status st = AETHER_EFULL;
+    if (flood)
+        cmd_inflight_add(t, 1);
     for (uint32_t i = 0; i < NT_IN_WAIT_MAX; i++) {
         if (win == NT_WIN_CMD && cmd_backlog(t)) {
             nanosleep(&(struct timespec){.tv_nsec = NT_IN_WAIT_NS}, NULL);
@@ -461,6 +473,8 @@ static aether_status post_waiting(nt *t, const aether_msg *msg, nt_win win)
             break;
         nanosleep(&(struct timespec){.tv_nsec = NT_IN_WAIT_NS}, NULL);
     }
+    if (flood && st != AETHER_OK)
+        cmd_inflight_add(t, -1);
     return st;
 }
 
@@ -469,7 +483,7 @@ static aether_status post_waiting(nt *t, const aether_msg *msg, nt_win win)
 static void post_in(nt *t, nt_in *in)
 {
     aether_msg msg = {.type = NT_IN, .arg32 = (uint32_t)in->win, .ptr = in};
-    aether_status st = post_waiting(t, &msg, in->win);
+    aether_status st = post_waiting(t, &msg, in->win, in->win == NT_WIN_CMD);
     if (st == AETHER_OK)
         return;
     note_dropped(t, "an inbound message", st);
@@ -574,6 +588,7 @@ static void serve_cmd(nt *t, natsMsg *msg, nt_win win)
         return;
     }
     ctx->t = t;
+    ctx->flood = win == NT_WIN_CMD;
     nt_ref(t);
     in->win = win;
     /* The subject names the command: a payload of another type on it (a
@@ -678,7 +693,17 @@ static void cmd_reply_post(cmd_reply_ctx *ctx, aether_status status, const char 
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = ' ';
     aether_msg msg = {.type = NT_REPLY, .ptr = ctx};
-    aether_status st = wait_as == NT_WIN_COUNT_ ? nt_post(t, &msg) : post_waiting(t, &msg, wait_as);
+    bool flood = ctx->flood; /* ctx is the actor's once posted */
+    aether_status st = AETHER_OK;
+    if (wait_as != NT_WIN_COUNT_) {
+        st = post_waiting(t, &msg, wait_as, flood);
+    } else {
+        if (flood)
+            cmd_inflight_add(t, 1);
+        st = nt_post(t, &msg);
+        if (flood && st != AETHER_OK)
+            cmd_inflight_add(t, -1);
+    }
     if (st != AETHER_OK) {
         note_dropped(t, "a command reply", st);
         cmd_ctx_free(ctx);
@@ -1033,10 +1058,15 @@ static void nt_handle(void *state, aether_actor *self, const aether_msg *msg)
     (void)self;
     nt *t = state;
     switch (msg->type) {
-    case NT_IN:
-        handle_in(t, msg->ptr);
-        in_free(msg->ptr);
+    case NT_IN: {
+        nt_in *in = msg->ptr;
+        bool flood = in->win == NT_WIN_CMD;
+        handle_in(t, in);
+        in_free(in);
+        if (flood)
+            cmd_inflight_add(t, -1);
         break;
+    }
     case NT_PUBLISH: {
         nt_out *o = msg->ptr;
         /* Not connected (reconnecting, closed): dropped, so nothing is
@@ -1057,10 +1087,15 @@ static void nt_handle(void *state, aether_actor *self, const aether_msg *msg)
         free(r);
         break;
     }
-    case NT_REPLY:
-        handle_reply(t, msg->ptr);
-        cmd_ctx_free(msg->ptr);
+    case NT_REPLY: {
+        cmd_reply_ctx *ctx = msg->ptr;
+        bool flood = ctx->flood;
+        handle_reply(t, ctx);
+        cmd_ctx_free(ctx);
+        if (flood)
+            cmd_inflight_add(t, -1);
         break;
+    }
     case NT_SERVE:
         serve_apply(t);
         break;
