@@ -9,6 +9,12 @@
  *     cluster has a secret (a pure MAC check; the replay windows are the
  *     actor's), decodes it, and posts one nt_in to the transport actor. It
  *     reads immutable fields and atomics only, and never calls the sink.
+ *     It may wait (post_waiting): while the mailbox is full, and on cmd.>
+ *     while NT_CMD_INFLIGHT_MAX of that subscription's messages and answers
+ *     are queued, so a command flood backs up into nats.c's pending buffer
+ *     of cmd.> (dropped there, "slow consumer") and never sits in the
+ *     mailbox ahead of a keep-alive by more than that. A nats.c thread is no
+ *     actor worker: its waiting holds up only its own subscription.
  *  2. The transport actor: one aether_actor (ck_ring mailbox of
  *     NT_MAILBOX_CAPACITY) on a pool executor of one worker that the
  *     endpoint owns, so nats.c's publish path (which writes to the socket
