@@ -18,6 +18,7 @@
 
 #include "log.h"
 #include "nats_auth.h"
+#include "shardmap_codec.h"
 #include "shardmap_json.h"
 
 #define NT_LOG "nats_transport"
@@ -343,8 +344,8 @@ static void on_map_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     }
     aether_shardmap *map = NULL;
     aether_err err = {0};
-    aether_status st = aether_shardmap_json_decode(natsMsg_GetData(msg),
-                                                   (size_t)natsMsg_GetDataLength(msg), &map, &err);
+    aether_status st = aether_shardmap_codec_decode(natsMsg_GetData(msg),
+                                                   (size_t)natsMsg_GetDataLength(msg), &map, NULL, &err);
     if (st != AETHER_OK) {
         natsMsg_Destroy(msg);
         /* shardmap_json does not classify its refusals: counted as bad_field. */
@@ -805,7 +806,7 @@ static aether_status nt_publish_map(aether_transport *tp, const aether_shardmap 
     char *buf = NULL;
     size_t len = 0;
     aether_err err = {0};
-    aether_status st = aether_shardmap_json_encode(m, &buf, &len, &err);
+    aether_status st = aether_shardmap_codec_encode(m, 0, &buf, &len, &err);
     if (st != AETHER_OK) {
         AETHER_WARN(NT_LOG, "%s: map not encoded: %s", t->self.str, err.msg);
         return st;

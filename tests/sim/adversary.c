@@ -33,6 +33,7 @@
 #include "node_id.h"
 #include "rng.h"
 #include "shardmap.h"
+#include "shardmap_codec.h"
 #include "shardmap_json.h"
 
 #define ADV_IDS_MAX 32u
@@ -271,7 +272,7 @@ void aether_adversary_observe(aether_adversary *a, const char *tail, const void 
     aether_err err = {0};
     if (strcmp(tail, "map") == 0) {
         aether_shardmap *map = NULL;
-        if (aether_shardmap_json_decode(bytes, len, &map, &err) != AETHER_OK)
+        if (aether_shardmap_codec_decode(bytes, len, &map, NULL, &err) != AETHER_OK)
             return;
         if (map->version > a->map_version)
             a->map_version = map->version;
@@ -556,7 +557,7 @@ static aether_status adv_forge_map(aether_adversary *a, aether_adv_msg *out, aet
         st = aether_shardmap_build(b, &map, err);
     }
     if (st == AETHER_OK)
-        st = aether_shardmap_json_encode(map, &out->bytes, &out->len, err);
+        st = aether_shardmap_codec_encode(map, 0, &out->bytes, &out->len, err);
     aether_shardmap_builder_destroy(b);
     aether_shardmap_destroy(map);
     if (st == AETHER_OK) {

@@ -11,6 +11,7 @@
 #include "exec_step.h"
 #include "kv_store.h"
 #include "lease.h"
+#include "shardmap_codec.h"
 #include "shardmap_json.h"
 #include "sim_cluster.h"
 #include "strategy.h"
@@ -1440,7 +1441,10 @@ static void test_lost_generation_value_refused(void)
     aether_kv *state = sim_state_kv(c);
     aether_kv_entry e;
     CU_ASSERT_EQUAL_FATAL(aether_kv_get(state, "map", &e, NULL), AETHER_OK);
-    char *old = strndup((const char *)e.value, e.value_len); /* the lost generation's map */
+    size_t old_len = e.value_len;
+    char *old = malloc(old_len); /* the lost generation's map (format 2, shardmap_codec.h) */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(old);
+    memcpy(old, e.value, old_len);
     aether_kv_entry_fini(&e);
     CU_ASSERT_PTR_NOT_NULL_FATAL(old);
     aether_member_view before;
@@ -1457,23 +1461,22 @@ static void test_lost_generation_value_refused(void)
     CU_ASSERT_NOT_EQUAL(lv.generation, before.generation); /* a new generation began */
 
     /* The deposed leader's late write: its map, numbered far ahead. */
-    unsigned long long v0 = 0, t0 = 0;
-    int at = 0;
-    CU_ASSERT_FATAL(sscanf(old, "{\"version\":%llu,\"term\":%llu%n", &v0, &t0, &at) == 2 && at > 0);
-    char head[96];
-    int hn = snprintf(head, sizeof(head), "{\"version\":%llu,\"term\":%llu",
-                      (unsigned long long)lv.map_version + 1000, (unsigned long long)lv.term + 5);
-    size_t len = (size_t)hn + strlen(old + at);
-    char *stale = malloc(len + 1);
+    uint64_t v0 = 0, t0 = 0, g0 = 0;
+    CU_ASSERT_FATAL(aether_shardmap_codec_peek(old, old_len, &v0, &t0, &g0) && g0 != 0);
+    size_t len = old_len;
+    char *stale = malloc(len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(stale);
-    memcpy(stale, head, (size_t)hn);
-    memcpy(stale + hn, old + at, strlen(old + at) + 1);
+    memcpy(stale, old, len);
+    uint64_t stamp[2] = {lv.map_version + 1000, lv.term + 5}; /* version at 12, term at 20 */
+    for (int f = 0; f < 2; f++)
+        for (int i = 0; i < 8; i++)
+            stale[12 + 8 * f + i] = (char)(stamp[f] >> (8 * i));
     CU_ASSERT_EQUAL_FATAL(aether_kv_get(state, "map", &e, NULL), AETHER_OK);
     uint64_t rev = 0;
     CU_ASSERT_EQUAL_FATAL(aether_kv_update(state, "map", stale, len, e.revision, &rev, NULL), AETHER_OK);
     aether_kv_entry_fini(&e);
     aether_shardmap *hint = NULL;
-    CU_ASSERT_EQUAL_FATAL(aether_shardmap_json_decode(stale, len, &hint, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL_FATAL(aether_shardmap_codec_decode(stale, len, &hint, NULL, NULL), AETHER_OK);
     aether_transport *client = sim_client(c, "deposed");
     CU_ASSERT_FATAL(client != NULL);
     CU_ASSERT_EQUAL(aether_transport_publish_map(client, hint), AETHER_OK);

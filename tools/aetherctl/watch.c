@@ -153,7 +153,7 @@ static void watch_print(watch_ctx *w, natsMsg *msg)
     aether_err err = {0};
     if (strcmp(suffix, "map") == 0) {
         aether_shardmap *m = NULL;
-        if (aether_shardmap_json_decode(data, len, &m, &err) != AETHER_OK) {
+        if (aether_shardmap_codec_decode(data, len, &m, NULL, &err) != AETHER_OK) {
             watch_refused(w, stamp, now, subject, len, err.msg);
             return;
         }
