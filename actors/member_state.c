@@ -66,7 +66,11 @@ static bool state_stamp(const char *json, size_t len, uint64_t *term, uint64_t *
         return true;
     json_error_t jerr;
     json_t *root = json_loadb(json, len, 0, &jerr);
-    bool ok = json_is_object(root);
+    /* A ShardMap of format 1 (JSON, "shards": one object per shard) was left
+     * by the previous release (docs/wire.md, "Upgrade order"): no node of
+     * it is admitted any more, so no live writer stands behind it. It is
+     * unstamped: replaced, never held up as newer than ours. */
+    bool ok = json_is_object(root) && json_object_get(root, "shards") == NULL;
     json_t *v = ok ? json_object_get(root, "version") : NULL;
     json_t *t = ok ? json_object_get(root, "term") : NULL;
     ok = ok && json_is_integer(v) && json_integer_value(v) >= 0 &&

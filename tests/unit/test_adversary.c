@@ -91,7 +91,7 @@ static aether_adversary *make(uint64_t seed, uint32_t without)
 {
     aether_adversary *a = NULL;
     CU_ASSERT_EQUAL_FATAL(aether_adversary_create(T_CLUSTER, seed, without, &a, NULL), AETHER_OK);
-    aether_admission terms = {.shard_count = 16, .replication = 1, .wire_min = 1, .wire_max = 1};
+    aether_admission terms = {.shard_count = 16, .replication = 1, .wire_min = 2, .wire_max = 2};
     aether_adversary_set_admission(a, &terms);
     observe_cluster(a);
     return a;
