@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../fuzz/shardmap_codec_seeds.h"
 #include "cu_test.h"
 #include "shardmap_codec.h"
 #include "shardmap_json.h"
@@ -311,7 +312,44 @@ static void test_encode_refuses_unrepresentable(void)
     aether_shardmap_builder_destroy(b);
 }
 
+/* tests/corpus/shardmap_codec/ holds exact vectors: each file is byte for
+ * byte today's encoding of its seed map (shardmap_codec_seeds.h), and
+ * decodes back to it. A change of the layout fails here until the corpus
+ * is regenerated (tools/fuzz --gen-corpus shardmap_codec) and docs/wire.md
+ * and the JavaScript consumer follow. */
+static void test_corpus_vectors(void)
+{
+    for (size_t i = 0; i < CODEC_SEED_COUNT; i++) {
+        const codec_seed *s = &codec_seeds[i];
+        char path[512];
+        snprintf(path, sizeof(path), "%s/../corpus/shardmap_codec/%s", AETHER_TEST_VECTORS_DIR,
+                 s->name);
+        FILE *f = fopen(path, "rb");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        static char file[1u << 20];
+        size_t flen = fread(file, 1, sizeof(file), f);
+        fclose(f);
+        aether_err err = {0};
+        aether_shardmap *m = codec_seed_map(s, &err), *d = NULL;
+        CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+        char *buf = NULL;
+        size_t len = 0;
+        CU_ASSERT_EQUAL_FATAL(aether_shardmap_codec_encode(m, s->gen, &buf, &len, NULL), AETHER_OK);
+        if (flen != len || memcmp(file, buf, len) != 0)
+            fprintf(stderr, "\n  %s: %zu bytes on file, the encoder makes %zu (different bytes)\n",
+                    s->name, flen, len);
+        CU_ASSERT(flen == len && memcmp(file, buf, len) == 0);
+        uint64_t gen = 0;
+        CU_ASSERT_EQUAL(aether_shardmap_codec_decode(file, flen, &d, &gen, &err), AETHER_OK);
+        CU_ASSERT_EQUAL(gen, s->gen);
+        aether_shardmap_destroy(d);
+        free(buf);
+        aether_shardmap_destroy(m);
+    }
+}
+
 static CU_TestInfo tests[] = {
+    AETHER_TEST(corpus_vectors),
     AETHER_TEST(encode_exact_bytes),
     AETHER_TEST(round_trip_every_field),
     AETHER_TEST(round_trip_edges),
