@@ -348,7 +348,7 @@ static void on_map_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
                                                    (size_t)natsMsg_GetDataLength(msg), &map, NULL, &err);
     if (st != AETHER_OK) {
         natsMsg_Destroy(msg);
-        /* shardmap_json does not classify its refusals: counted as bad_field. */
+        /* shardmap_codec does not classify its refusals: counted as bad_field. */
         if (t->stats != NULL)
             __atomic_add_fetch(&t->stats->rejected[AETHER_CODEC_REJECT_BAD_FIELD], 1,
                                __ATOMIC_RELAXED);
