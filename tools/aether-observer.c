@@ -6,7 +6,7 @@
  *
  * It joins nothing and publishes nothing. With its own NATS connection it
  * subscribes aether.<C>.> and decodes every message with the product's wire
- * decoders only (transport/codec.h for envelopes, actors/shardmap_json.h for
+ * decoders only (transport/codec.h for envelopes, actors/shardmap_codec.h for
  * maps); none of the node's decision logic (member, invariants, strategy)
  * is linked in. Every event and map is recorded in DIR/observer.log
  * ("<mono_us> EVENT <Type> term=T seq=S node=N ts=MS" / "<mono_us> MAP

@@ -15,7 +15,7 @@
  *     and counted, and the main thread reports the count), so a slow
  *     terminal never blocks nats.c.
  *  2. The main thread pops, decodes strictly (codec.h for envelopes,
- *     shardmap_json.h for maps), prints one line (or one JSON object), and
+ *     shardmap_codec.h for maps), prints one line (or one JSON object), and
  *     checks the stop conditions at least every WATCH_POLL_MS: a signal,
  *     --count messages printed, --duration elapsed.
  *  3. Refused messages are printed as such; nothing on the wire can crash
