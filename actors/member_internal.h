@@ -238,7 +238,8 @@ struct aether_member {
     uint64_t state_too_large;     /* relaxed: state-store writes refused before they were
                                      tried, the value above MEMBER_STATE_VALUE_MAX
                                      (member_state_put) */
-    aether_log_ratelimit state_size_log; /* those refusals: one line per window (lock-free) */
+    aether_log_ratelimit state_size_log; /* those refusals, and format-1 maps read
+                                     (member_state.c): one line per window (lock-free) */
     uint64_t stale_dropped;
     uint64_t leader_changes;
     uint64_t rebalances;

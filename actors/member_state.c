@@ -255,6 +255,20 @@ aether_status member_state_get(aether_member *m, const char *key, char **value, 
     aether_status st = aether_kv_get(m->deps.state_store, key, &e, NULL);
     if (st != AETHER_OK)
         return st;
+    if (strcmp(key, MEMBER_STATE_MAP) == 0 &&
+        aether_shardmap_codec_is_format1((const char *)e.value, e.value_len)) {
+        /* Left by a release before map format 2 (docs/wire.md, "Upgrade
+         * order"): no node of it is admitted, so no live writer stands
+         * behind it. Read as no map: a leader numbers its first map above
+         * every earlier term's (as after a lost bucket) and replaces it. */
+        uint64_t suppressed = 0;
+        if (aether_log_ratelimit_allow(&m->state_size_log, member_now_ns(m), &suppressed))
+            AETHER_WARN(MEMBER_LOG, "%s: the stored map is format 1 (JSON, written by an earlier "
+                        "release): read as no map; the leader's first map replaces it (%llu more "
+                        "not logged)", m->cfg.node.str, (unsigned long long)suppressed);
+        aether_kv_entry_fini(&e);
+        return AETHER_ENOTFOUND;
+    }
     *value = (char *)e.value; /* malloc'd with a NUL; ours now */
     *len = e.value_len;
     if (rev)

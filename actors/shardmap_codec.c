@@ -138,13 +138,18 @@ bool aether_shardmap_codec_peek(const char *buf, size_t len, uint64_t *version, 
     return true;
 }
 
+bool aether_shardmap_codec_is_format1(const char *buf, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\n' || buf[i] == '\r'))
+        i++;
+    return i < len && buf[i] == '{';
+}
+
 /* Why bytes that are not format 2 were refused, naming what they look like. */
 static aether_status not_format2(const unsigned char *p, size_t len, aether_err *err)
 {
-    size_t i = 0;
-    while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
-        i++;
-    if (i < len && p[i] == '{')
+    if (aether_shardmap_codec_is_format1((const char *)p, len))
         return aether_err_set(err, AETHER_EINVAL,
                               "input: map format 1 (JSON), this reader takes format 2 only: "
                               "upgrade the writer (docs/wire.md, upgrade order)");

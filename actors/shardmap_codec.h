@@ -88,4 +88,9 @@ aether_status aether_shardmap_codec_decode(const char *buf, size_t len, aether_s
 bool aether_shardmap_codec_peek(const char *buf, size_t len, uint64_t *version, uint64_t *term,
                                 uint64_t *generation);
 
+/* True if the bytes look like a map of format 1 (a JSON object: the first
+ * byte that is not white space is '{'), what releases before wire version 2
+ * stored (docs/wire.md, "Upgrade order"). */
+bool aether_shardmap_codec_is_format1(const char *buf, size_t len);
+
 #endif

@@ -1434,6 +1434,60 @@ static void test_quorum_counts_members_first(void)
  * lease ttl or two, even with nothing to change.
  * Before stored values carried their generation the followers installed it
  * (map v+1000: what they serve came from a leader of a lost generation). */
+/* Upgrade to map format 2 (docs/wire.md, "Upgrade order"): every node is
+ * stopped with a format-1 (JSON) map in the state bucket, numbered ahead
+ * of the last one; the new release starts. The old map is read as none (a
+ * WARN), the leader numbers its first map above every earlier term's, and
+ * replaces the old value with format 2: the cluster settles, serving every
+ * shard, and the stored map is format 2 again. */
+static void test_format1_map_replaced_after_upgrade(void)
+{
+    sim_cluster *c = boot(43, 3, 64);
+    expect_settled(c);
+    aether_kv *state = sim_state_kv(c);
+    aether_kv_entry e;
+    CU_ASSERT_EQUAL_FATAL(aether_kv_get(state, "map", &e, NULL), AETHER_OK);
+    aether_shardmap *m = NULL;
+    uint64_t gen = 0;
+    CU_ASSERT_EQUAL_FATAL(aether_shardmap_codec_decode((const char *)e.value, e.value_len, &m, &gen,
+                                                       NULL), AETHER_OK);
+    uint64_t rev = e.revision;
+    aether_kv_entry_fini(&e);
+    aether_shardmap_builder *b = NULL;
+    CU_ASSERT_EQUAL_FATAL(aether_shardmap_builder_from_map(m, &b, NULL), AETHER_OK);
+    aether_shardmap_builder_set_version(b, m->version + 50);
+    aether_shardmap *ahead = NULL;
+    CU_ASSERT_EQUAL_FATAL(aether_shardmap_build(b, &ahead, NULL), AETHER_OK);
+    aether_shardmap_builder_destroy(b);
+    char *json = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL_FATAL(aether_shardmap_json_encode_gen(ahead, gen, &json, &len, NULL), AETHER_OK);
+    for (uint32_t i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "n%u", i);
+        sim_crash(c, id);
+    }
+    CU_ASSERT_EQUAL_FATAL(aether_kv_update(state, "map", json, len, rev, &rev, NULL), AETHER_OK);
+    sim_run_ms(c, 2000);
+    for (uint32_t i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "n%u", i);
+        CU_ASSERT_FATAL(sim_add(c, id, NULL) != NULL);
+    }
+    sim_run_ms(c, 3 * SETTLE_MS);
+    expect_settled(c);
+    CU_ASSERT_EQUAL_FATAL(aether_kv_get(state, "map", &e, NULL), AETHER_OK);
+    uint64_t v = 0, t = 0, g = 0;
+    CU_ASSERT(aether_shardmap_codec_peek((const char *)e.value, e.value_len, &v, &t, &g));
+    CU_ASSERT(v > ahead->version); /* numbered above every earlier term's maps */
+    aether_kv_entry_fini(&e);
+    free(json);
+    aether_shardmap_destroy(ahead);
+    aether_shardmap_destroy(m);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
 static void test_lost_generation_value_refused(void)
 {
     sim_cluster *c = boot(41, 3, 64);
@@ -1903,6 +1957,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(departed_node_kept_while_map_names_it),
     AETHER_TEST(forged_present_term_changes_nothing),
     AETHER_TEST(lost_generation_value_refused),
+    AETHER_TEST(format1_map_replaced_after_upgrade),
     AETHER_TEST(forged_far_term_changes_nothing),
     AETHER_TEST(forged_join_of_a_live_id_changes_nothing),
     AETHER_TEST(forged_second_process_is_outlived_by_a_restart),
