@@ -11,6 +11,7 @@
 #include "exec_step.h"
 #include "kv_store.h"
 #include "lease.h"
+#include "member_internal.h" /* member_state_put: the state store's size limit */
 #include "shardmap_codec.h"
 #include "shardmap_json.h"
 #include "sim_cluster.h"
@@ -1488,6 +1489,42 @@ static void test_format1_map_replaced_after_upgrade(void)
     sim_cluster_destroy(c);
 }
 
+/* A value above MEMBER_STATE_VALUE_MAX is never written, never split: the
+ * writer says so (EINVAL, aether_state_values_too_large_total, an ERROR
+ * naming the size and the limit) and the stored map stays as it was; a
+ * value of exactly the limit is stored whole. */
+static void test_state_value_too_large_refused(void)
+{
+    sim_cluster *c = boot(44, 3, 64);
+    expect_settled(c);
+    const char *leader = sim_leader(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(leader);
+    aether_member *m = sim_member(c, leader);
+    aether_kv *state = sim_state_kv(c);
+    aether_kv_entry before, after;
+    CU_ASSERT_EQUAL_FATAL(aether_kv_get(state, "map", &before, NULL), AETHER_OK);
+    size_t len = MEMBER_STATE_VALUE_MAX + 1;
+    char *big = calloc(1, len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+    uint64_t rev = before.revision;
+    CU_ASSERT_EQUAL(member_state_put(m, MEMBER_STATE_MAP, big, len, 0, 1u << 30, 1u << 30, &rev),
+                    AETHER_EINVAL);
+    CU_ASSERT_EQUAL(rev, before.revision);
+    CU_ASSERT_EQUAL(metric_of(c, "aether_state_values_too_large_total", leader, NULL), 1);
+    CU_ASSERT_EQUAL_FATAL(aether_kv_get(state, "map", &after, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(after.revision, before.revision);
+    rev = 0;
+    CU_ASSERT_EQUAL(member_state_put(m, "scratch", big, len - 1, 0, 1, 1, &rev), AETHER_OK);
+    CU_ASSERT_NOT_EQUAL(rev, 0);
+    CU_ASSERT_EQUAL(metric_of(c, "aether_state_values_too_large_total", leader, NULL), 1);
+    aether_kv_entry_fini(&before);
+    aether_kv_entry_fini(&after);
+    free(big);
+    sim_run_ms(c, SETTLE_MS);
+    expect_settled(c);
+    sim_cluster_destroy(c);
+}
+
 static void test_lost_generation_value_refused(void)
 {
     sim_cluster *c = boot(41, 3, 64);
@@ -1958,6 +1995,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(forged_present_term_changes_nothing),
     AETHER_TEST(lost_generation_value_refused),
     AETHER_TEST(format1_map_replaced_after_upgrade),
+    AETHER_TEST(state_value_too_large_refused),
     AETHER_TEST(forged_far_term_changes_nothing),
     AETHER_TEST(forged_join_of_a_live_id_changes_nothing),
     AETHER_TEST(forged_second_process_is_outlived_by_a_restart),
