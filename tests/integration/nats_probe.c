@@ -464,17 +464,24 @@ static void probe_print_msg(const char *prefix, natsMsg *msg)
     const char *data = natsMsg_GetData(msg);
     size_t len = (size_t)natsMsg_GetDataLength(msg);
     uint64_t now = probe_mono_us();
+    if (strcmp(tail, "map") == 0) { /* ShardMap format 2 (binary, docs/wire.md) */
+        aether_shardmap *m = NULL;
+        aether_err err = {0};
+        if (aether_shardmap_codec_decode(data, len, &m, NULL, &err) == AETHER_OK) {
+            printf("%" PRIu64 " map map version=%llu term=%llu\n", now,
+                   (unsigned long long)m->version, (unsigned long long)m->term);
+            aether_shardmap_destroy(m);
+        } else {
+            printf("%" PRIu64 " map undecodable bytes=%zu\n", now, len);
+        }
+        return;
+    }
     json_t *root = NULL;
     if (len <= PROBE_DATA_MAX) {
         json_error_t je;
         root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
     }
-    if (root != NULL && json_is_object(root) && strcmp(tail, "map") == 0 &&
-        json_is_integer(json_object_get(root, "version"))) {
-        printf("%" PRIu64 " map map version=%lld term=%lld\n", now,
-               (long long)json_integer_value(json_object_get(root, "version")),
-               (long long)json_integer_value(json_object_get(root, "term")));
-    } else if (root != NULL && json_is_object(root) && json_is_string(json_object_get(root, "type")) &&
+    if (root != NULL && json_is_object(root) && json_is_string(json_object_get(root, "type")) &&
                json_is_string(json_object_get(root, "node")) &&
                json_is_integer(json_object_get(root, "term"))) {
         /* Printed as %.64s: a forged type or node cannot forge a log line. */
