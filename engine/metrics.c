@@ -46,6 +46,7 @@ typedef enum metric_kind {
     METRIC_GAUGE,
     METRIC_GAUGE_FN,
     METRIC_COUNTER_FN,
+    METRIC_HISTOGRAM,
 } metric_kind;
 
 typedef struct metric_series {
@@ -56,6 +57,7 @@ typedef struct metric_series {
     aether_gauge gauge;         /* METRIC_GAUGE: atomic, relaxed */
     aether_gauge_fn fn;         /* METRIC_*_FN: under the registry mutex */
     void *fn_arg;               /* METRIC_*_FN: under the registry mutex */
+    aether_histogram hist;      /* METRIC_HISTOGRAM: bounds immutable, counts atomic */
 } metric_series;
 
 typedef struct metric_family {
@@ -63,6 +65,7 @@ typedef struct metric_family {
     char *name;                 /* immutable */
     char *help;                 /* immutable; the first registration's; NULL = none */
     bool is_counter;            /* immutable: Prometheus type counter, else gauge */
+    bool is_histogram;          /* immutable: Prometheus type histogram (then not a counter) */
     metric_series *series;      /* under the registry mutex; registration order */
     metric_series *series_tail;
 } metric_family;
@@ -226,6 +229,8 @@ static const char *kind_name(metric_kind k)
         return "gauge_fn";
     case METRIC_COUNTER_FN:
         return "counter_fn";
+    case METRIC_HISTOGRAM:
+        return "histogram";
     }
     return "?";
 }
@@ -261,9 +266,11 @@ static aether_status series_get_locked(aether_metrics *m, const char *name, cons
 
     f = family_find_locked(m, name);
     if (f != NULL) {
-        if (f->is_counter != kind_is_counter(kind)) {
+        if (f->is_counter != kind_is_counter(kind) ||
+            f->is_histogram != (kind == METRIC_HISTOGRAM)) {
             AETHER_ERROR("metrics", "refused %s %s{%s}: %s is already a %s", kind_name(kind), name,
-                         labels, name, f->is_counter ? "counter" : "gauge");
+                         labels, name,
+                         f->is_histogram ? "histogram" : f->is_counter ? "counter" : "gauge");
             return AETHER_ECONFLICT;
         }
         s = series_find_locked(f, labels);
@@ -289,6 +296,7 @@ static aether_status series_get_locked(aether_metrics *m, const char *name, cons
             goto fail;
         new_family = true;
         f->is_counter = kind_is_counter(kind);
+        f->is_histogram = kind == METRIC_HISTOGRAM;
         f->name = strdup(name);
         if (f->name == NULL)
             goto fail;
@@ -409,6 +417,48 @@ void aether_metrics_gauge_fn_release(aether_metrics *m, const char *name, const 
     pthread_mutex_unlock(&m->mu);
 }
 
+aether_histogram *aether_metrics_histogram(aether_metrics *m, const char *name, const char *help,
+                                           const char *labels, const uint64_t *bounds_us,
+                                           uint32_t bound_count)
+{
+    AETHER_ASSERT(m != NULL && (bounds_us != NULL || bound_count == 0));
+    if (bound_count == 0 || bound_count > AETHER_HISTOGRAM_BOUNDS_MAX) {
+        AETHER_ERROR("metrics", "refused histogram %s: %u bounds (1..%u)", name, bound_count,
+                     AETHER_HISTOGRAM_BOUNDS_MAX);
+        return NULL;
+    }
+    for (uint32_t i = 1; i < bound_count; i++) {
+        if (bounds_us[i] <= bounds_us[i - 1]) {
+            AETHER_ERROR("metrics", "refused histogram %s: bounds not strictly ascending", name);
+            return NULL;
+        }
+    }
+    metric_series *s;
+    bool created;
+    pthread_mutex_lock(&m->mu);
+    aether_status st = series_get_locked(m, name, help, labels, METRIC_HISTOGRAM, &s, &created);
+    if (st == AETHER_OK && created) {
+        s->hist.bound_count = bound_count;
+        memcpy(s->hist.bounds_us, bounds_us, bound_count * sizeof(bounds_us[0]));
+    } else if (st == AETHER_OK && (s->hist.bound_count != bound_count ||
+                                   memcmp(s->hist.bounds_us, bounds_us,
+                                          bound_count * sizeof(bounds_us[0])) != 0)) {
+        AETHER_ERROR("metrics", "refused histogram %s{%s}: registered with other bounds", name,
+                     labels_or_empty(labels));
+        st = AETHER_ECONFLICT;
+    }
+    pthread_mutex_unlock(&m->mu);
+    return st == AETHER_OK ? &s->hist : NULL;
+}
+
+uint64_t aether_histogram_count(const aether_histogram *h)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i <= h->bound_count; i++)
+        n += __atomic_load_n(&h->counts[i], __ATOMIC_RELAXED);
+    return n;
+}
+
 static int64_t series_value_locked(const metric_series *s)
 {
     switch (s->kind) {
@@ -421,6 +471,10 @@ static int64_t series_value_locked(const metric_series *s)
     case METRIC_GAUGE_FN:
     case METRIC_COUNTER_FN:
         return s->fn != NULL ? s->fn(s->fn_arg) : 0;
+    case METRIC_HISTOGRAM: {
+        uint64_t v = aether_histogram_count(&s->hist);
+        return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
+    }
     }
     AETHER_ASSERT(!"unknown metric kind");
     return 0;
@@ -503,6 +557,59 @@ static void rb_put_help(render_buf *b, const char *help)
     }
 }
 
+/* Microseconds as seconds, shortest exact decimal: 500 -> "0.0005",
+ * 2500000 -> "2.5", 1000000 -> "1". */
+static void rb_put_seconds(render_buf *b, uint64_t us)
+{
+    uint64_t frac = us % 1000000u;
+    if (frac == 0) {
+        rb_printf(b, "%" PRIu64, us / 1000000u);
+        return;
+    }
+    char digits[8];
+    snprintf(digits, sizeof(digits), "%06" PRIu64, frac);
+    size_t n = 6;
+    while (n > 0 && digits[n - 1] == '0')
+        n--;
+    digits[n] = '\0';
+    rb_printf(b, "%" PRIu64 ".%s", us / 1000000u, digits);
+}
+
+/* name_suffix{labels[,le="..."]} */
+static void rb_put_hist_name(render_buf *b, const char *name, const char *suffix,
+                             const char *labels, bool with_le)
+{
+    rb_puts(b, name);
+    rb_puts(b, suffix);
+    if (labels[0] == '\0' && !with_le)
+        return;
+    rb_puts(b, "{");
+    rb_puts(b, labels);
+    if (with_le)
+        rb_puts(b, labels[0] != '\0' ? ",le=\"" : "le=\"");
+}
+
+static void rb_put_histogram(render_buf *b, const char *name, const metric_series *s)
+{
+    const aether_histogram *h = &s->hist;
+    uint64_t cum = 0;
+    for (uint32_t i = 0; i <= h->bound_count; i++) {
+        cum += __atomic_load_n(&h->counts[i], __ATOMIC_RELAXED);
+        rb_put_hist_name(b, name, "_bucket", s->labels, true);
+        if (i < h->bound_count)
+            rb_put_seconds(b, h->bounds_us[i]);
+        else
+            rb_puts(b, "+Inf");
+        rb_printf(b, "\"} %" PRIu64 "\n", cum);
+    }
+    rb_put_hist_name(b, name, "_sum", s->labels, false);
+    rb_puts(b, s->labels[0] != '\0' ? "} " : " ");
+    rb_put_seconds(b, __atomic_load_n(&h->sum_us, __ATOMIC_RELAXED));
+    rb_puts(b, "\n");
+    rb_put_hist_name(b, name, "_count", s->labels, false);
+    rb_printf(b, "%s%" PRIu64 "\n", s->labels[0] != '\0' ? "} " : " ", cum);
+}
+
 aether_status aether_metrics_render_prometheus(aether_metrics *m, char **out, size_t *len_out)
 {
     AETHER_ASSERT(m != NULL && out != NULL);
@@ -525,8 +632,12 @@ aether_status aether_metrics_render_prometheus(aether_metrics *m, char **out, si
         }
         rb_puts(&b, "# TYPE ");
         rb_puts(&b, f->name);
-        rb_puts(&b, f->is_counter ? " counter\n" : " gauge\n");
+        rb_puts(&b, f->is_histogram ? " histogram\n" : f->is_counter ? " counter\n" : " gauge\n");
         for (metric_series *s = f->series; s != NULL; s = s->next) {
+            if (s->kind == METRIC_HISTOGRAM) {
+                rb_put_histogram(&b, f->name, s);
+                continue;
+            }
             rb_puts(&b, f->name);
             if (s->labels[0] != '\0') {
                 rb_puts(&b, "{");

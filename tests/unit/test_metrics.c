@@ -383,6 +383,50 @@ static void test_counter_fn(void)
     drop_registry(m);
 }
 
+/* Buckets in microseconds render as seconds, cumulative, with _sum and
+ * _count; an observation on a bound falls in that bucket (le is <=). */
+static void test_histogram_render_exact(void)
+{
+    aether_metrics *m = new_registry();
+    static const uint64_t b[] = { 500, 2000, 1500000 };
+    aether_histogram *h = aether_metrics_histogram(m, "aether_x_seconds", "X time.", "bucket=\"lease\"",
+                                                   b, 3);
+    aether_histogram *plain = aether_metrics_histogram(m, "aether_y_seconds", NULL, NULL, b, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(plain);
+    CU_ASSERT_PTR_EQUAL(aether_metrics_histogram(m, "aether_x_seconds", NULL, "bucket=\"lease\"", b, 3), h);
+    CU_ASSERT_PTR_NULL(aether_metrics_histogram(m, "aether_x_seconds", NULL, "bucket=\"lease\"", b, 2));
+    CU_ASSERT_PTR_NULL(aether_metrics_counter(m, "aether_x_seconds", NULL, "bucket=\"state\""));
+    static const uint64_t desc[] = { 5, 5 };
+    CU_ASSERT_PTR_NULL(aether_metrics_histogram(m, "aether_z_seconds", NULL, NULL, desc, 2));
+    aether_histogram_observe_us(h, 100);
+    aether_histogram_observe_us(h, 500);
+    aether_histogram_observe_us(h, 501);
+    aether_histogram_observe_us(h, 3000000);
+    aether_histogram_observe_us(NULL, 7); /* no registry: nothing */
+    CU_ASSERT_EQUAL(aether_histogram_count(h), 4);
+    CU_ASSERT_EQUAL(read_value(m, "aether_x_seconds", "bucket=\"lease\""), 4);
+
+    char *text = NULL;
+    CU_ASSERT_EQUAL_FATAL(aether_metrics_render_prometheus(m, &text, NULL), AETHER_OK);
+    const char *want = "# HELP aether_x_seconds X time.\n"
+                       "# TYPE aether_x_seconds histogram\n"
+                       "aether_x_seconds_bucket{bucket=\"lease\",le=\"0.0005\"} 2\n"
+                       "aether_x_seconds_bucket{bucket=\"lease\",le=\"0.002\"} 3\n"
+                       "aether_x_seconds_bucket{bucket=\"lease\",le=\"1.5\"} 3\n"
+                       "aether_x_seconds_bucket{bucket=\"lease\",le=\"+Inf\"} 4\n"
+                       "aether_x_seconds_sum{bucket=\"lease\"} 3.001101\n"
+                       "aether_x_seconds_count{bucket=\"lease\"} 4\n"
+                       "# TYPE aether_y_seconds histogram\n"
+                       "aether_y_seconds_bucket{le=\"0.0005\"} 0\n"
+                       "aether_y_seconds_bucket{le=\"+Inf\"} 0\n"
+                       "aether_y_seconds_sum 0\n"
+                       "aether_y_seconds_count 0\n";
+    CU_ASSERT_STRING_EQUAL(text, want);
+    free(text);
+    drop_registry(m);
+}
+
 static CU_TestInfo tests[] = {
     AETHER_TEST(counter_and_gauge),
     AETHER_TEST(counter_fn),
@@ -391,6 +435,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(kind_clash_refused),
     AETHER_TEST(invalid_name_or_labels_refused),
     AETHER_TEST(render_prometheus_exact),
+    AETHER_TEST(histogram_render_exact),
     AETHER_TEST(concurrent_increments_exact),
     CU_TEST_INFO_NULL,
 };
