@@ -241,6 +241,10 @@ struct aether_member {
     uint64_t leader_changes;
     uint64_t rebalances;
     uint64_t shards_moved;
+    /* Histograms (NULL without a registry; immutable after start, observed
+     * with relaxed atomics): lease renewal CAS (lease actor), handoff from
+     * decree to completing map, rebalance session (assign actor, leader). */
+    aether_histogram *h_lease_renew, *h_handoff, *h_rebalance, *h_map_read;
     uint32_t brake_engaged;       /* atomic: 1 while this leader's rebalance brake holds */
     uint64_t brake_releases;      /* operator releases of the brake this node handled as leader */
     uint64_t nodes_forgotten;     /* departed nodes this node removed as leader (retention) */
