@@ -271,9 +271,10 @@ static void print_usage(FILE *out)
     fprintf(out,
             "\nLive commands take --nats URLS (default nats://127.0.0.1:4222), --cluster NAME\n"
             "(default aether), --config FILE, NATS auth options, --json and --timeout MS.\n"
-            "\nexit status: 0 ok; 1 the command ran and failed, or the leader rejected it;\n"
-            "2 usage error; 3 no cluster answers (cannot connect, buckets missing, no map\n"
-            "yet, no leader before --timeout).\n"
+            "\nexit status: 0 ok; 1 the command ran and failed, or the leader rejected it\n"
+            "(lookup: the owner is not serving); 2 usage error; 3 no cluster answers\n"
+            "(cannot connect, buckets missing, no map yet, status: no leader holds the\n"
+            "lease; no leader answered before --timeout).\n"
             "\nRun 'aetherctl help COMMAND' or 'aetherctl COMMAND --help' for details.\n");
 }
 
