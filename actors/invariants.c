@@ -189,6 +189,71 @@ aether_status aether_term_registry_record(aether_term_registry *r, uint64_t gene
     return AETHER_OK;
 }
 
+void aether_departures_init(aether_departures *d) { memset(d, 0, sizeof(*d)); }
+
+void aether_departures_fini(aether_departures *d)
+{
+    free(d->entries);
+    memset(d, 0, sizeof(*d));
+}
+
+aether_status aether_departures_note(aether_departures *d, const aether_event *e)
+{
+    const aether_node_id *node;
+    if (e->type == AETHER_EVT_NODE_FAILED)
+        node = &e->data.node_failed.node;
+    else if (e->type == AETHER_EVT_NODE_LEFT)
+        node = &e->data.node_left.node;
+    else if (e->type == AETHER_EVT_NODE_JOINED)
+        node = &e->data.node_joined.node;
+    else
+        return AETHER_OK;
+    if (e->type == AETHER_EVT_NODE_JOINED) {
+        uint32_t w = 0;
+        for (uint32_t r = 0; r < d->count; r++)
+            if (!aether_node_id_equal(&d->entries[r].node, node))
+                d->entries[w++] = d->entries[r];
+        d->count = w;
+        return AETHER_OK;
+    }
+    for (uint32_t i = 0; i < d->count; i++)
+        if (aether_node_id_equal(&d->entries[i].node, node) &&
+            aether_node_id_equal(&d->entries[i].emitter, &e->node) && d->entries[i].term == e->term)
+            return AETHER_OK; /* a repeat */
+    if (d->count == d->cap) {
+        uint32_t cap = d->cap ? d->cap * 2u : 16u;
+        struct aether_departure *v = realloc(d->entries, (size_t)cap * sizeof(*v));
+        if (v == NULL)
+            return AETHER_ENOMEM;
+        d->entries = v;
+        d->cap = cap;
+    }
+    d->entries[d->count++] = (struct aether_departure){ .node = *node, .emitter = e->node, .term = e->term };
+    return AETHER_OK;
+}
+
+aether_status aether_departures_check_map(const aether_departures *d, const aether_node_id *from,
+                                          const aether_shardmap *map, aether_err *err)
+{
+    for (uint32_t i = 0; i < d->count; i++) {
+        const struct aether_departure *x = &d->entries[i];
+        if (x->term != map->term || !aether_node_id_equal(&x->emitter, from))
+            continue;
+        aether_node_index idx = aether_shardmap_find_node(map, &x->node);
+        if (idx == AETHER_NODE_INDEX_NONE)
+            continue;
+        size_t owned = 0;
+        (void)aether_shardmap_node_owner_shards(map, idx, &owned);
+        if (owned > 0)
+            return aether_err_set(err, AETHER_ESTATE,
+                                  "departures: %s published map v%llu (term %llu) giving %zu shard(s) "
+                                  "to %s after announcing its departure in that term",
+                                  from->str, (unsigned long long)map->version,
+                                  (unsigned long long)map->term, owned, x->node.str);
+    }
+    return AETHER_OK;
+}
+
 /* ---- a running cluster, as a harness sees it ---------------------------------- */
 
 aether_status aether_invariants_check_one_leader(const aether_oracle_view *views, uint32_t n,

@@ -15,6 +15,11 @@
  *  I5 the leader is an Active node      -> aether_invariants_check_leader
  *  single ownership: no shard is actively served by two nodes
  *                                        -> aether_invariants_check_claims
+ *  announced departures: a leader publishes no map of its term naming as
+ *     owner a node whose NodeFailed/NodeLeft it announced in that term,
+ *     unless a NodeJoined of the node was announced since (the order of
+ *     member_internal.h, "The leader's two commit points")
+ *                                        -> aether_departures_check_map
  *
  * What a harness sees of a running cluster (the simulator, the scenario
  * tests, the bench harness, the demo, the integration probe) is a set of
@@ -45,6 +50,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "events.h"
 #include "node_id.h"
 #include "shardmap.h"
 #include "status.h"
@@ -97,6 +103,27 @@ aether_status aether_term_registry_record(aether_term_registry *r, uint64_t gene
                                           aether_term term, const aether_node_id *leader,
                                           aether_err *err);
 
+/* Announced departures, noted in the order events and maps were published
+ * (one observer thread, or under the lock that orders the publications):
+ * a NodeFailed/NodeLeft adds (node, emitter, term); a NodeJoined of the
+ * node, from anyone, removes the node's entries. Owned by one thread. */
+typedef struct aether_departures {
+    struct aether_departure {
+        aether_node_id node;
+        aether_node_id emitter;
+        aether_term term;
+    } *entries;
+    uint32_t count, cap;
+} aether_departures;
+
+void aether_departures_init(aether_departures *d);
+void aether_departures_fini(aether_departures *d);
+/* Notes e (other types: nothing). AETHER_ENOMEM if it cannot grow. */
+aether_status aether_departures_note(aether_departures *d, const aether_event *e);
+/* map, just published by `from`: AETHER_ESTATE if it names as owner a node
+ * whose departure `from` announced in map's term (and nobody revived). */
+aether_status aether_departures_check_map(const aether_departures *d, const aether_node_id *from,
+                                          const aether_shardmap *map, aether_err *err);
 /* ---- a running cluster, as a harness sees it ---------------------------------- */
 
 /* What the harness expects of a process's record in the leader's topology

@@ -954,7 +954,7 @@ static void series_labels(const aether_member *m, size_t i, char *buf, size_t ca
     AETHER_ASSERT(w >= 0 && (size_t)w < cap);
 }
 
-/* Histogram buckets, in microseconds (engine/metrics.h), chosen from a
+/* Histogram buckets (engine/metrics.h: bounds in ns; US(x) = x microseconds), chosen from a
  * measured run (nats-server 2.9 on loopback, 3 nodes of 1024 shards, a
  * join, a drain, a kill -9 and a rebalance; docs/observability.md) and
  * from the configuration's bounds, so that the alert thresholds fall on a
@@ -971,19 +971,24 @@ static void series_labels(const aether_member *m, size_t i, char *buf, size_t ca
  *  - rebalance: measured 4 sessions of 1024 shards, 10 ms to 200 ms; a
  *    session moves its shards max_concurrent_handoffs (64) at a time, so
  *    16384 shards over a WAN take tens of seconds: edges up to 120 s. */
-static const uint64_t lease_renew_bounds_us[] = { 250, 500, 1000, 2500, 5000, 10000, 25000, 50000,
-                                                  100000, 250000, 500000, 1000000 };
-static const uint64_t handoff_bounds_us[] = { 5000, 10000, 20000, 30000, 50000, 75000, 100000,
-                                              250000, 500000, 1000000, 2500000, 5000000, 10000000 };
+#define US(x) ((uint64_t)(x) * 1000u)
+static const uint64_t lease_renew_bounds_ns[] = { US(250),    US(500),    US(1000),   US(2500),
+                                                  US(5000),   US(10000),  US(25000),  US(50000),
+                                                  US(100000), US(250000), US(500000), US(1000000) };
+static const uint64_t handoff_bounds_ns[] = { US(5000),   US(10000),   US(20000),   US(30000),  US(50000),
+                                              US(75000),  US(100000),  US(250000),  US(500000),
+                                              US(1000000), US(2500000), US(5000000), US(10000000) };
 /*  - stored-map read (a get and, unless the bytes were the published ones,
  *    a decode): measured 14 reads of a 1024-shard map, mean 3.6 ms (the
  *    former microseconds counter); the decode grows with shard_count, so
  *    the edges reach 1 s. */
-static const uint64_t map_read_bounds_us[] = { 250, 500, 1000, 2500, 5000, 10000, 25000, 50000,
-                                               100000, 250000, 500000, 1000000 };
-static const uint64_t rebalance_bounds_us[] = { 10000, 25000, 50000, 100000, 250000, 500000,
-                                                1000000, 2500000, 5000000, 10000000, 30000000,
-                                                60000000, 120000000 };
+static const uint64_t map_read_bounds_ns[] = { US(250),    US(500),    US(1000),   US(2500),
+                                               US(5000),   US(10000),  US(25000),  US(50000),
+                                               US(100000), US(250000), US(500000), US(1000000) };
+static const uint64_t rebalance_bounds_ns[] = { US(10000),    US(25000),    US(50000),   US(100000),
+                                                US(250000),   US(500000),   US(1000000), US(2500000),
+                                                US(5000000),  US(10000000), US(30000000), US(60000000),
+                                                US(120000000) };
 #define BOUNDS(a) (a), (uint32_t)(sizeof(a) / sizeof((a)[0]))
 
 static aether_status register_histograms(aether_member *m)
@@ -994,22 +999,22 @@ static aether_status register_histograms(aether_member *m)
         m->deps.metrics, "aether_lease_renewal_seconds",
         "Time of this node's successful lease renewals as leader (one compare-and-set on the "
         "lease bucket), on its clock.",
-        labels, BOUNDS(lease_renew_bounds_us));
+        labels, BOUNDS(lease_renew_bounds_ns));
     m->h_handoff = aether_metrics_histogram(
         m->deps.metrics, "aether_handoff_duration_seconds",
         "Handoffs this node completed as leader: from the map that decreed the move (or this "
         "node's take-over of one in flight) to the map that completes it.",
-        labels, BOUNDS(handoff_bounds_us));
+        labels, BOUNDS(handoff_bounds_ns));
     m->h_rebalance = aether_metrics_histogram(
         m->deps.metrics, "aether_rebalance_duration_seconds",
         "Rebalances this node completed as leader: RebalanceStarted to RebalanceCompleted "
         "(the event's duration_ms, here in seconds).",
-        labels, BOUNDS(rebalance_bounds_us));
+        labels, BOUNDS(rebalance_bounds_ns));
     m->h_map_read = aether_metrics_histogram(
         m->deps.metrics, "aether_map_store_read_seconds",
         "Stored-map reads a map publication asked for: the get, and the decoding unless the "
         "stored bytes were the published ones.",
-        labels, BOUNDS(map_read_bounds_us));
+        labels, BOUNDS(map_read_bounds_ns));
     return m->h_lease_renew != NULL && m->h_handoff != NULL && m->h_rebalance != NULL &&
                    m->h_map_read != NULL
                ? AETHER_OK
@@ -1188,7 +1193,6 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
     aether_log_ratelimit_init(&m->send_log, AETHER_NS_PER_S);
     aether_log_ratelimit_init(&m->claim_log, AETHER_NS_PER_S);
     m->log_ctx.term = &m->highest_term;
-    pthread_mutex_init(&m->commit_mu, NULL);
     aether_snapshot_slot_init(&m->leader_view);
     aether_shardmap_slot_init(&m->slot);
     aether_snapshot_slot_init(&m->topo_slot);
@@ -1362,7 +1366,6 @@ void aether_member_destroy(aether_member *m)
     member_cluster_fini(m);
     aether_shardmap_slot_fini(&m->slot);
     aether_snapshot_slot_fini(&m->topo_slot);
-    pthread_mutex_destroy(&m->commit_mu);
     aether_snapshot_slot_fini(&m->leader_view);
     free(m);
 }

@@ -544,7 +544,7 @@ static aether_status load_stored_map_as(aether_member *m, member_map_hint *pub,
     uint64_t took = member_now_ns(m) - t0;
     __atomic_add_fetch(&m->map_reads, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&m->map_read_ns, took, __ATOMIC_RELAXED);
-    aether_histogram_observe_us(m->h_map_read, took / 1000u);
+    member_observe_ns(m->h_map_read, took);
     if (dst == AETHER_OK)
         *stored_version = as->state_version = stored->version;
     if (dst == AETHER_OK)
@@ -608,7 +608,8 @@ static aether_status load_stored_topology(aether_member *m)
 }
 
 /* Derives, checks, publishes and applies the next map; emits the events.
- * Under commit_mu, with as->topo just refreshed (advance). */
+ * With as->topo just refreshed in the same handler run (advance,
+ * release_brake: member_internal.h, step 2). */
 static void advance_locked(aether_member *m, const char *reason)
 {
     member_assign_state *as = m->as;
@@ -879,7 +880,7 @@ static void advance_locked(aether_member *m, const char *reason)
             emit_migrated(m, done[i].shard, &done[i].from, &done[i].to, version,
                           done[i].kind == PLACED_FAILOVER ? "failover" : "handoff");
         if (done[i].kind == PLACED_HANDOFF_DONE && done[i].since_ns != 0)
-            aether_histogram_observe_us(m->h_handoff, (member_now_ns(m) - done[i].since_ns) / 1000u);
+            member_observe_ns(m->h_handoff, member_now_ns(m) - done[i].since_ns);
         if (done[i].kind != PLACED_ASSIGNED) {
             as->session_moved++;
             __atomic_add_fetch(&m->shards_moved, 1, __ATOMIC_RELAXED);
@@ -899,7 +900,7 @@ static void advance_locked(aether_member *m, const char *reason)
             e->data.rebalance_completed.moved = as->session_moved;
             uint64_t took_ns = member_now_ns(m) - as->session_start_ns;
             e->data.rebalance_completed.duration_ms = took_ns / AETHER_NS_PER_MS;
-            aether_histogram_observe_us(m->h_rebalance, took_ns / 1000u);
+            member_observe_ns(m->h_rebalance, took_ns);
             emit_simple(m, e);
         }
     }
@@ -945,21 +946,22 @@ static bool target_healthy(const member_assign_state *as)
 
 static bool compute_target(aether_member *m);
 
-/* The leader's map commit point (member_internal.h, commit_mu): the
- * topology is read, the map derived and checked against it, stored and
- * published while no topology change can be committed and announced. A
- * change committed just before (a node failed while we were busy) is in
- * the snapshot we read; if the target still gives that node shards, it is
- * computed again first, so the map follows the topology rather than being
- * refused. `recompute`: compute the target in any case (a rebalance). */
+/* The leader's map commit point (member_internal.h, "The leader's two
+ * commit points"): within this one handler run the snapshot is read, the
+ * map derived and checked against it, stored and published; a departure
+ * is announced only after this actor has passed the barrier sent after its
+ * snapshot, so never while such a run that could name the node is in
+ * flight. A change committed just before (a node failed while we were
+ * busy) is in the snapshot we read; if the target still gives that node
+ * shards, it is computed again first, so the map follows the topology
+ * rather than being refused. `recompute`: compute the target in any case
+ * (a rebalance). */
 static void advance(aether_member *m, const char *reason, bool recompute)
 {
     member_assign_state *as = m->as;
-    pthread_mutex_lock(&m->commit_mu);
     refresh_topology(m);
     if ((!recompute && (as->target == NULL || target_healthy(as))) || compute_target(m))
         advance_locked(m, reason);
-    pthread_mutex_unlock(&m->commit_mu);
 }
 
 static void rebalance(aether_member *m, const char *reason)
@@ -1146,8 +1148,7 @@ static void release_brake(aether_member *m, const char *who)
     __atomic_add_fetch(&m->brake_releases, 1, __ATOMIC_RELAXED);
     AETHER_WARN(MEMBER_LOG, "%s: rebalance brake released by operator %s (was %s)", m->cfg.node.str, who,
                 as->brake ? "engaged" : "already clear");
-    pthread_mutex_lock(&m->commit_mu);
-    refresh_topology(m);
+    refresh_topology(m); /* the map commit below checks against it (member_internal.h, step 2) */
     if (compute_target(m)) { /* brake off now: nothing recent counts */
         aether_event *e = aether_event_create(AETHER_EVT_REBALANCE_STARTED);
         if (e != NULL) {
@@ -1170,7 +1171,6 @@ static void release_brake(aether_member *m, const char *who)
         as->force_publish = true;
         advance_locked(m, "brake released by operator");
     }
-    pthread_mutex_unlock(&m->commit_mu);
 }
 
 static void arm_debounce(aether_member *m)
@@ -1388,8 +1388,8 @@ static void superseded(aether_member *m)
 
 /* The state bucket was lost and the lease actor recorded our term again
  * (member_lease.c, step 6): write the current map back, so a take-over,
- * a lagging node and aetherctl find it. Under commit_mu like every map
- * write; put_inline creates the key when it is absent and never overwrites
+ * a lagging node and aetherctl find it. The map already published, stored
+ * again: nothing new is published (member_internal.h); put_inline creates the key when it is absent and never overwrites
  * a newer map. A failure is retried at the next tick. */
 static void rewrite_lost_map(aether_member *m)
 {
@@ -1411,9 +1411,7 @@ static void rewrite_lost_map(aether_member *m)
     }
     char *json = NULL;
     size_t len = 0;
-    pthread_mutex_lock(&m->commit_mu);
     aether_status st = write_state(m, as->cur, &json, &len);
-    pthread_mutex_unlock(&m->commit_mu);
     free(json);
     if (st == AETHER_ESTALE) {
         as->state_lost_seen = lost; /* a newer map is stored already: nothing to restore */
@@ -1432,8 +1430,8 @@ static void rewrite_lost_map(aether_member *m)
  * needs the stored map (it missed a publication, or starts) would wait for
  * our next change. Write ours back at once (aether-sim --soak --seed 100155
  * --duration 20 --extra-faults kv-aba: n0, cut off while n7 took over,
- * refused the stored map for 30 s and never served). Under commit_mu like
- * every map write; a failure is retried at the next check. */
+ * refused the stored map for 30 s and never served). The map already
+ * published, stored again (member_internal.h); a failure is retried at the next check. */
 static void check_foreign_map(aether_member *m)
 {
     member_assign_state *as = m->as;
@@ -1446,9 +1444,7 @@ static void check_foreign_map(aether_member *m)
         return;
     char *json = NULL;
     size_t len = 0;
-    pthread_mutex_lock(&m->commit_mu);
     aether_status st = write_state(m, as->cur, &json, &len);
-    pthread_mutex_unlock(&m->commit_mu);
     free(json);
     if (st == AETHER_OK)
         AETHER_INFO(MEMBER_LOG, "%s: map v%llu written back over a lost generation's",
@@ -1670,6 +1666,16 @@ void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg
     case MSG_TICK_CHECK:
         tick_check(m);
         break;
+    case MSG_ANNOUNCE_BARRIER: {
+        /* member_internal.h, step 2: no map commit of ours is in flight now
+         * (one runs within one handler), and every later one reads the
+         * snapshot the cluster actor published before sending this. */
+        aether_msg ack = { .type = MSG_ANNOUNCE_ACK, .arg64 = msg->arg64 };
+        if (aether_actor_send(m->cluster, &ack) != AETHER_OK)
+            AETHER_DEBUG(MEMBER_LOG, "%s: barrier %llu not acknowledged (cluster mailbox full); it "
+                         "asks again", m->cfg.node.str, (unsigned long long)msg->arg64);
+        break;
+    }
     case MSG_SUPERSEDED:
         superseded(m);
         break;

@@ -65,7 +65,11 @@
  *  (commit_topology); a write whose outcome was lost is settled before the
  *  next decision (settle_doubt), and a new leader rewrites the stored
  *  topology once read (fence_topology_key), so a timed-out write of anyone
- *  can never land behind a decision taken without it.
+ *  can never land behind a decision taken without it. Its events are
+ *  announced in the order of member_internal.h ("The leader's two commit
+ *  points"): a NodeFailed or NodeLeft only once the assign actor has
+ *  answered a barrier sent after the snapshot that has it (Announcements,
+ *  below); meanwhile no departed node is re-admitted.
  *  It also completes drains: NodeLeft when ShardAssignment reports a
  *  draining node owns nothing (policy 7). A node asked to drain repeats its
  *  LeaveCluster every heartbeat until it has left.
@@ -157,6 +161,18 @@ typedef struct hb_entry {
                              unacknowledged, and the failure check fails it on time */
 } hb_entry;
 
+/* Announcements waiting for the assign actor's barrier, at most (every
+ * node of a topology changing at once, and its rejoin refused meanwhile). */
+#define ANNOUNCE_PENDING_MAX AETHER_TOPOLOGY_NODES_MAX
+
+/* One stored change not announced yet: its event, the barrier number it
+ * waits for (0: none), and the term it was decided in. */
+typedef struct announce_entry {
+    aether_event *e;
+    uint64_t barrier;
+    aether_term term;
+} announce_entry;
+
 /* Quorum of configuration (below): the shapes heard, one per node, at most. */
 #define SHAPE_VOTES_MAX 256u
 /* A counting leader that took over from nothing and hears no other node
@@ -245,6 +261,18 @@ struct member_cluster_state {
     aether_log_ratelimit hb_log;     /* heartbeats ignored: one line per window */
     aether_log_ratelimit fail_log;   /* MarkNodeFailed requests refused: one line per window */
     aether_log_ratelimit force_log;  /* MarkNodeFailed requests forced: one line per window */
+    /* Announcements (member_internal.h, "The leader's two commit points"):
+     * events of stored changes not announced yet, oldest first, at
+     * ann[ann_head .. ann_head + ann_count). */
+    announce_entry *ann;
+    uint32_t ann_head, ann_count, ann_cap;
+    uint64_t barrier_seq;     /* the newest barrier number an entry waits for */
+    uint64_t barrier_sent;    /* the newest sent to the assign actor */
+    uint64_t barrier_acked;   /* the newest it answered */
+    aether_term loaded_pending_term; /* a take-over whose stored changes are queued: the
+                                        assign actor takes over (topo_loaded_term) once
+                                        they are announced; 0 = none */
+    uint64_t ann_dropped;     /* entries dropped because their term ended */
 };
 
 
@@ -335,6 +363,9 @@ void member_cluster_fini(aether_member *m)
     aether_topology_fini(&m->cs->heard);
     free(m->cs->doubt_json);
     aether_event_release(m->cs->doubt_event);
+    for (uint32_t i = 0; i < m->cs->ann_count; i++)
+        aether_event_release(m->cs->ann[m->cs->ann_head + i].e);
+    free(m->cs->ann);
     free(m->cs->hb);
     free(m->cs);
     m->cs = NULL;
@@ -566,6 +597,10 @@ static bool settle_doubt(aether_member *m);
 static bool fence_topology_key(aether_member *m);
 
 static void notify_assign(aether_member *m, aether_event *e);
+static bool is_departure(const aether_event *e);
+static bool announce_reserve(member_cluster_state *cs, uint32_t n);
+static void announce_push(aether_member *m, aether_event *e, aether_term term);
+static void announce_flush(aether_member *m);
 
 /* The event that takes `was` (NULL: a node we did not know) to `now`, if
  * a topology change explains the difference; NULL otherwise. */
@@ -607,27 +642,39 @@ static aether_event *change_event(const aether_node_info *was, const aether_node
  * store while catching up, or one this node missed. Without it a consumer of the events (and the observer
  * of tools/chaos) would see shards leave a node nobody declared Failed.
  * Others may have applied some of them already: applying again changes
- * nothing. Under commit_mu (member_internal.h). */
-static void announce_stored_changes(aether_member *m, const aether_topology *before)
+ * nothing. The snapshot that has them is published already (load_topology):
+ * they join the announcement queue, empty at this point (state_loaded), in
+ * `term` (member_internal.h, "The leader's two commit points"). False if
+ * there is no room for them (out of memory): nothing queued. */
+static bool announce_stored_changes(aether_member *m, const aether_topology *before, aether_term term)
 {
     member_cluster_state *cs = m->cs;
     uint64_t map_version = __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST);
     uint32_t n = 0;
-    for (uint32_t i = 0; i < cs->topo.count; i++) { /* bounded: AETHER_TOPOLOGY_NODES_MAX */
-        const aether_node_info *now = &cs->topo.nodes[i];
-        if (aether_node_id_equal(&now->id, &m->cfg.node))
-            continue; /* our own record: we know where we stand (a past run's Failed is history) */
-        aether_event *e = change_event(aether_topology_find(before, &now->id), now, map_version);
-        if (e == NULL)
-            continue;
-        n++;
-        aether_event_retain(e);
-        (void)member_emit(m, e, AETHER_TERM_NONE); /* stamps it, takes one reference */
-        notify_assign(m, e);
-        aether_event_release(e);
+    for (uint32_t pass = 0; pass < 2; pass++) { /* count (and make room), then queue */
+        if (pass == 1 && (n == 0 || !announce_reserve(cs, n)))
+            break;
+        for (uint32_t i = 0; i < cs->topo.count; i++) { /* bounded: AETHER_TOPOLOGY_NODES_MAX */
+            const aether_node_info *now = &cs->topo.nodes[i];
+            if (aether_node_id_equal(&now->id, &m->cfg.node))
+                continue; /* our own record: we know where we stand (a past run's Failed is history) */
+            aether_event *e = change_event(aether_topology_find(before, &now->id), now, map_version);
+            if (e == NULL)
+                continue;
+            if (pass == 0) {
+                n++;
+                aether_event_release(e);
+            } else {
+                announce_push(m, e, term);
+            }
+        }
     }
+    if (n > 0 && cs->ann_count == 0)
+        return false;
     if (n > 0)
-        AETHER_INFO(MEMBER_LOG, "%s: announced %u change(s) found in the stored topology", m->cfg.node.str, n);
+        AETHER_INFO(MEMBER_LOG, "%s: announcing %u change(s) found in the stored topology", m->cfg.node.str, n);
+    announce_flush(m);
+    return true;
 }
 
 /* Admission starts with the leader itself: the stored map says what the
@@ -695,6 +742,13 @@ static bool state_loaded(aether_member *m, aether_term term)
         return false;
     if (cs->loaded_term == term)
         return true;
+    /* Read the store only with nothing left to announce (a reload within
+     * the term): what it has and `heard` lacks is then exactly what nobody
+     * announced. A new term's queue holds only entries of ended terms,
+     * dropped here (member_internal.h, step 5). */
+    announce_flush(m);
+    if (cs->ann_count > 0)
+        return false;
     bool absent = false;
     if (!check_stored_map_terms(m, &absent) || member_incompatible(m))
         return false; /* not a leader for this cluster: it neither fences nor announces */
@@ -719,13 +773,17 @@ static bool state_loaded(aether_member *m, aether_term term)
     if (load_topology(m, true) && fence_topology_key(m)) {
         if (cs->shape_term == term && !cs->shape_recorded_taken)
             shape_take_recorded(m);
-        cs->loaded_term = term;
-        cs->topo_dirty = false;
-        pthread_mutex_lock(&m->commit_mu);
         publish_self_status(m); /* the assign actor takes over from this snapshot */
-        announce_stored_changes(m, &cs->heard);
-        pthread_mutex_unlock(&m->commit_mu);
-        __atomic_store_n(&m->topo_loaded_term, term, __ATOMIC_RELEASE);
+        if (announce_stored_changes(m, &cs->heard, term)) {
+            cs->loaded_term = term;
+            cs->topo_dirty = false;
+            /* The assign actor takes over once they are announced: no map
+             * of this term comes before a NodeJoined it found (step 4). */
+            if (cs->ann_count > 0)
+                cs->loaded_pending_term = term;
+            else
+                __atomic_store_n(&m->topo_loaded_term, term, __ATOMIC_RELEASE);
+        }
     }
     return cs->loaded_term == term;
 }
@@ -864,12 +922,23 @@ static bool settle_doubt(aether_member *m)
         return false;
     if (cur.value_len == cs->doubt_len && memcmp(cur.value, cs->doubt_json, cur.value_len) == 0) {
         aether_kv_entry_fini(&cur);
+        /* Settled only with nothing else to announce, and room for it: a
+         * change that revives a node is announced before the snapshot has
+         * it (member_internal.h, step 4). */
+        if (cs->ann_count > 0 || !announce_reserve(cs, 1))
+            return false;
         aether_event *e = cs->doubt_event;
         cs->doubt_event = NULL;
         clear_doubt(cs);
-        pthread_mutex_lock(&m->commit_mu); /* until announced (member_internal.h) */
+        aether_term term = AETHER_TERM_NONE;
+        bool early = e != NULL && !is_departure(e) && member_may_lead(m, &term);
+        if (early) {
+            AETHER_INFO(MEMBER_LOG, "%s: %s was recorded after all: announcing it", m->cfg.node.str,
+                        aether_event_type_name(e->type));
+            aether_event_retain(e);
+            (void)member_emit(m, e, AETHER_TERM_NONE);
+        }
         if (!load_topology(m, true)) { /* adopts it (and its revision) */
-            pthread_mutex_unlock(&m->commit_mu);
             aether_event_release(e);
             cs->loaded_term = AETHER_TERM_NONE;
             return false;
@@ -877,17 +946,19 @@ static bool settle_doubt(aether_member *m)
         if (e == NULL) { /* a retention removal: no event announces it */
             AETHER_INFO(MEMBER_LOG, "%s: a topology change without an event was recorded after all",
                         m->cfg.node.str);
-            pthread_mutex_unlock(&m->commit_mu);
+            return true;
+        }
+        hb_heard_if_joined(m, e);
+        if (early) {
+            notify_assign(m, e);
+            aether_event_release(e);
             return true;
         }
         AETHER_INFO(MEMBER_LOG, "%s: %s was recorded after all: announcing it", m->cfg.node.str,
                     aether_event_type_name(e->type));
-        hb_heard_if_joined(m, e);
-        aether_event_retain(e);
-        (void)member_emit(m, e, AETHER_TERM_NONE);
-        notify_assign(m, e);
-        aether_event_release(e);
-        pthread_mutex_unlock(&m->commit_mu);
+        (void)member_may_lead(m, &term);
+        announce_push(m, e, term); /* a departure: after the barrier (step 1) */
+        announce_flush(m);
         return true;
     }
     uint64_t v = 0;
@@ -916,6 +987,127 @@ static void notify_assign(aether_member *m, aether_event *e)
                     aether_event_type_name(e->type));
         aether_event_release(e);
     }
+}
+
+/* ---- Announcements (member_internal.h, "The leader's two commit points") ---- */
+
+static bool is_departure(const aether_event *e)
+{
+    return e->type == AETHER_EVT_NODE_FAILED || e->type == AETHER_EVT_NODE_LEFT;
+}
+
+/* Room for n more entries, grown if needed; called before the change is
+ * committed, so that queueing it afterwards cannot fail. False (out of
+ * memory, or ANNOUNCE_PENDING_MAX): the caller does not commit it. */
+static bool announce_reserve(member_cluster_state *cs, uint32_t n)
+{
+    if (n > ANNOUNCE_PENDING_MAX - cs->ann_count)
+        return false;
+    if (cs->ann_head + cs->ann_count + n <= cs->ann_cap)
+        return true;
+    if (cs->ann_head > 0) {
+        memmove(cs->ann, cs->ann + cs->ann_head, (size_t)cs->ann_count * sizeof(*cs->ann));
+        cs->ann_head = 0;
+        if (cs->ann_count + n <= cs->ann_cap)
+            return true;
+    }
+    uint32_t cap = cs->ann_cap ? cs->ann_cap : 16u;
+    while (cap < cs->ann_count + n) /* bounded: cap stays below 2 * ANNOUNCE_PENDING_MAX */
+        cap *= 2u;
+    announce_entry *v = realloc(cs->ann, (size_t)cap * sizeof(*v));
+    if (v == NULL)
+        return false;
+    cs->ann = v;
+    cs->ann_cap = cap;
+    return true;
+}
+
+/* Step 1: e (taken over), a change stored in `term` whose snapshot is
+ * published, waits at the back of the queue; a departure takes a new
+ * barrier number. announce_flush sends the barrier. */
+static void announce_push(aether_member *m, aether_event *e, aether_term term)
+{
+    member_cluster_state *cs = m->cs;
+    AETHER_ASSERT(cs->ann_head + cs->ann_count < cs->ann_cap); /* announce_reserve first */
+    if (is_departure(e))
+        cs->barrier_seq++;
+    cs->ann[cs->ann_head + cs->ann_count++] = (announce_entry){ e, cs->barrier_seq, term };
+}
+
+/* Steps 1 and 6: the newest barrier goes to the assign actor once. Refused
+ * (its mailbox full): tick_heartbeat sends it again. */
+static void announce_send_barrier(aether_member *m)
+{
+    member_cluster_state *cs = m->cs;
+    if (cs->barrier_sent >= cs->barrier_seq)
+        return;
+    aether_msg b = { .type = MSG_ANNOUNCE_BARRIER, .arg64 = cs->barrier_seq };
+    if (aether_actor_send(m->assign, &b) == AETHER_OK)
+        cs->barrier_sent = cs->barrier_seq;
+}
+
+/* Steps 3 and 5: announces, in order, the entries whose barrier the assign
+ * actor has passed; drops those of a term this node no longer leads; stops
+ * at the first that must wait (its barrier, or a lease in doubt). */
+static void announce_flush(aether_member *m)
+{
+    member_cluster_state *cs = m->cs;
+    while (cs->ann_count > 0) { /* bounded: ann_count, which only shrinks here */
+        announce_entry *a = &cs->ann[cs->ann_head];
+        aether_event *e = a->e;
+        if (__atomic_load_n(&m->leading_term, __ATOMIC_ACQUIRE) != a->term) {
+            cs->ann_dropped++;
+            AETHER_INFO(MEMBER_LOG, "%s: %s of term %llu not announced: the term ended (the next "
+                        "leader announces it from the stored topology; %llu so far)", m->cfg.node.str,
+                        aether_event_type_name(e->type), (unsigned long long)a->term,
+                        (unsigned long long)cs->ann_dropped);
+        } else if (a->barrier > cs->barrier_acked || !member_may_lead(m, NULL)) {
+            break;
+        } else {
+            aether_event_retain(e);
+            (void)member_emit(m, e, AETHER_TERM_NONE); /* stamps it, takes one reference */
+            notify_assign(m, e);
+        }
+        aether_event_release(e);
+        cs->ann_head++;
+        cs->ann_count--;
+    }
+    if (cs->ann_count == 0)
+        cs->ann_head = 0;
+    announce_send_barrier(m);
+    if (cs->ann_count == 0 && cs->loaded_pending_term != AETHER_TERM_NONE) {
+        if (__atomic_load_n(&m->leading_term, __ATOMIC_ACQUIRE) == cs->loaded_pending_term)
+            __atomic_store_n(&m->topo_loaded_term, cs->loaded_pending_term, __ATOMIC_RELEASE);
+        cs->loaded_pending_term = AETHER_TERM_NONE;
+    }
+}
+
+/* A leader's change ev[0..n) (taken over), just stored in `term`: published
+ * and announced in the order of the header. With nothing queued and nobody
+ * departing, the events go out at once, before the snapshot that has them
+ * (a node it revives is named by no map before its NodeJoined: step 4);
+ * otherwise the snapshot first, then the queue (steps 1-3). */
+static void announce_committed(aether_member *m, aether_event *const *ev, uint32_t n, aether_term term)
+{
+    bool departure = false;
+    for (uint32_t i = 0; i < n; i++)
+        departure |= is_departure(ev[i]);
+    if (!departure && m->cs->ann_count == 0) {
+        for (uint32_t i = 0; i < n; i++) {
+            aether_event_retain(ev[i]);
+            (void)member_emit(m, ev[i], AETHER_TERM_NONE); /* stamps it, takes one reference */
+        }
+        publish_self_status(m);
+        for (uint32_t i = 0; i < n; i++) {
+            notify_assign(m, ev[i]);
+            aether_event_release(ev[i]);
+        }
+        return;
+    }
+    publish_self_status(m);
+    for (uint32_t i = 0; i < n; i++)
+        announce_push(m, ev[i], term);
+    announce_flush(m);
 }
 
 static void reply_cb(void *arg, aether_status st, const char *reason)
@@ -1316,21 +1508,26 @@ static bool newcomer_refuses_self(aether_member *m, const aether_command *c, aet
 }
 
 /* One leader-decided topology event (e, owned): recorded in the state store,
- * then applied and announced, with no map checked in between (commit_mu,
- * member_internal.h). Not recorded: released, nothing announced. */
+ * then published and announced in the order of member_internal.h ("The
+ * leader's two commit points"). Not recorded: released, nothing announced. */
 static aether_status announce_one(aether_member *m, aether_event *e, aether_err *why)
 {
-    pthread_mutex_lock(&m->commit_mu); /* until announced (member_internal.h) */
-    aether_status st = commit_topology(m, &e, 1, why);
-    if (st == AETHER_OK) {
-        publish_self_status(m);
-        aether_event_retain(e);
-        (void)member_emit(m, e, AETHER_TERM_NONE);
-        notify_assign(m, e);
+    aether_term term = AETHER_TERM_NONE;
+    if (!member_may_lead(m, &term)) {
+        aether_event_release(e);
+        return aether_err_set(why, AETHER_ENOTLEADER, "not leader");
     }
-    aether_event_release(e);
-    pthread_mutex_unlock(&m->commit_mu);
-    return st;
+    if (!announce_reserve(m->cs, 1)) {
+        aether_event_release(e);
+        return aether_err_set(why, AETHER_EUNAVAILABLE, "leader busy announcing; retry");
+    }
+    aether_status st = commit_topology(m, &e, 1, why);
+    if (st != AETHER_OK) {
+        aether_event_release(e);
+        return st;
+    }
+    announce_committed(m, &e, 1, term);
+    return AETHER_OK;
 }
 
 static void fail_self(aether_member *m)
@@ -1428,6 +1625,15 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
     /* The cluster's admission terms are ours: we match the stored map
      * (member_incompatible above), and our timings are the ones we lead by. */
     cs->topo.admission = m->admission;
+    /* While anything waits to be announced, no departed node is revived
+     * (member_internal.h, step 4): its keep-alive asks again. */
+    if (c->type == AETHER_CMD_JOIN_CLUSTER && cs->ann_count > 0) {
+        const aether_node_info *was = aether_topology_find(&cs->topo, &c->data.join.info.id);
+        if (was != NULL && aether_node_status_is_departed(was->status))
+            return aether_err_set(why, AETHER_EUNAVAILABLE,
+                                  "%s: the leader is still announcing a departure; retry",
+                                  c->data.join.info.id.str);
+    }
     aether_event *ev[AETHER_TOPOLOGY_DECIDE_MAX];
     uint32_t n = 0;
     aether_status st = aether_topology_decide(&cs->topo, c, aether_clock_wall_ms(m->clock), ev, &n, why);
@@ -1447,10 +1653,9 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
     for (uint32_t i = 0; i < n; i++)
         if (ev[i]->type == AETHER_EVT_NODE_JOINED)
             ev[i]->data.node_joined.map_version = __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST);
-    if (n > 0)
-        pthread_mutex_lock(&m->commit_mu); /* until announced: no map checked in between */
-    if (n > 0 && (st = commit_topology(m, ev, n, why)) != AETHER_OK) {
-        pthread_mutex_unlock(&m->commit_mu);
+    if (n > 0 && !announce_reserve(cs, n))
+        st = aether_err_set(why, AETHER_EUNAVAILABLE, "leader busy announcing; retry");
+    if (n > 0 && (st != AETHER_OK || (st = commit_topology(m, ev, n, why)) != AETHER_OK)) {
         for (uint32_t i = 0; i < n; i++)
             aether_event_release(ev[i]);
         return st;
@@ -1465,15 +1670,10 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
         if (h != NULL)
             h->last_ns = member_now_ns(m);
     }
-    publish_self_status(m);
-    for (uint32_t i = 0; i < n; i++) {
-        aether_event_retain(ev[i]);
-        (void)member_emit(m, ev[i], AETHER_TERM_NONE); /* stamps it, takes one reference */
-        notify_assign(m, ev[i]);
-        aether_event_release(ev[i]);
-    }
     if (n > 0)
-        pthread_mutex_unlock(&m->commit_mu);
+        announce_committed(m, ev, n, term); /* takes the events over */
+    else
+        publish_self_status(m);
     return AETHER_OK;
 }
 
@@ -1584,6 +1784,14 @@ static void follow_generation(aether_member *m)
     memset(&cs->topo.leader, 0, sizeof(cs->topo.leader));
     cs->lead_term = cs->loaded_term = AETHER_TERM_NONE;
     __atomic_store_n(&m->topo_loaded_term, AETHER_TERM_NONE, __ATOMIC_RELEASE);
+    /* Terms start again in the new generation: an entry of the old one
+     * must never pass for one of a new term with the same number
+     * (member_internal.h, step 5). */
+    for (uint32_t i = 0; i < cs->ann_count; i++) /* bounded: ANNOUNCE_PENDING_MAX */
+        aether_event_release(cs->ann[cs->ann_head + i].e);
+    cs->ann_dropped += cs->ann_count;
+    cs->ann_head = cs->ann_count = 0;
+    cs->loaded_pending_term = AETHER_TERM_NONE;
 }
 
 /* Sequence check of another node's leader-issued event (DESIGN above).
@@ -1819,6 +2027,13 @@ static void on_event(aether_member *m, const aether_event *e)
 static void tick_heartbeat(aether_member *m)
 {
     member_cluster_state *cs = m->cs;
+    if (cs->ann_count > 0) {
+        /* Step 6: a barrier or its ack may have found a full mailbox; ask
+         * again (the assign actor answers any number; acks coalesce). */
+        if (cs->barrier_acked < cs->barrier_seq)
+            cs->barrier_sent = cs->barrier_acked;
+        announce_flush(m);
+    }
     shape_check_self(m);
     if (__atomic_load_n(&m->refused, __ATOMIC_ACQUIRE))
         return; /* refused as incompatible: asking again cannot help (member.h) */
@@ -1915,10 +2130,11 @@ static void tick_heartbeat(aether_member *m)
  *  1. the map consulted is this node's published map, and only once it is
  *     of our term (the take-over published one): it is the one every later
  *     map derives from;
- *  2. under commit_mu, so no map is checked and published in between: the
- *     next map is computed from a topology without the node, and a map
- *     never gives shards to a node the topology lacks (I3 is checked
- *     against it before publication).
+ *  2. no map the assign actor commits later can name it: the node has been
+ *     departed in every snapshot since its departure was announced
+ *     (member_internal.h, steps 1-2), and I3 is checked against the
+ *     snapshot before publication; the next map is computed from a
+ *     topology without it.
  * No event announces the removal: followers converge on the stored
  * topology, whose version they see move in the next LeaseRenewed
  * (docs/cluster.md, "Forgetting departed nodes"). A failed write changes
@@ -1942,7 +2158,6 @@ static void forget_departed(aether_member *m, aether_term term)
     aether_node_id gone[FORGET_BATCH_MAX];
     uint64_t age_ms[FORGET_BATCH_MAX];
     uint32_t n_gone = 0;
-    pthread_mutex_lock(&m->commit_mu);
     aether_rcu_read_lock();
     const aether_shardmap *map = aether_shardmap_slot_current(&m->slot);
     for (uint32_t i = 0; i < cs->topo.count && n_gone < FORGET_BATCH_MAX; i++) {
@@ -1960,7 +2175,6 @@ static void forget_departed(aether_member *m, aether_term term)
     aether_topology next;
     aether_err why;
     if (n_gone == 0 || aether_topology_copy(&cs->topo, &next) != AETHER_OK) {
-        pthread_mutex_unlock(&m->commit_mu);
         return;
     }
     for (uint32_t i = 0; i < n_gone; i++) {
@@ -1971,14 +2185,12 @@ static void forget_departed(aether_member *m, aether_term term)
      * follower's version says nothing; it reads the store (LeaseRenewed). */
     next.version = cs->topo.version + 1;
     if (commit_next(m, &next, true, NULL, &why) != AETHER_OK) {
-        pthread_mutex_unlock(&m->commit_mu);
         AETHER_WARN(MEMBER_LOG, "%s: could not forget %u departed node(s): %s", m->cfg.node.str, n_gone,
                     why.msg);
         return;
     }
     hb_prune(cs, now, (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS);
     publish_self_status(m);
-    pthread_mutex_unlock(&m->commit_mu);
     __atomic_add_fetch(&m->nodes_forgotten, n_gone, __ATOMIC_RELAXED);
     for (uint32_t i = 0; i < n_gone; i++)
         AETHER_INFO(MEMBER_LOG, "%s: forgot %s (departed %llu ms ago; node_retention_ms %u)",
@@ -2024,12 +2236,12 @@ static uint64_t tick_failcheck(aether_member *m)
             uint64_t gen = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
             char *json = NULL;
             size_t len = 0;
-            pthread_mutex_lock(&m->commit_mu);
+            /* The topology we hold, stored again: no change, nothing to
+             * announce, nothing the assign actor must see first. */
             aether_status st = aether_topology_json_encode_gen(&cs->topo, gen, &json, &len, NULL);
             if (st == AETHER_OK)
                 st = member_state_put(m, MEMBER_STATE_TOPOLOGY, json, len, gen, 0, cs->topo.version,
                                       &cs->state_rev);
-            pthread_mutex_unlock(&m->commit_mu);
             free(json);
             if (st != AETHER_OK)
                 cs->foreign_checked_ns = 0; /* again at the next check */
@@ -2295,6 +2507,11 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
         member_cmd_box_free(b);
         break;
     }
+    case MSG_ANNOUNCE_ACK: /* member_internal.h, steps 2-3 */
+        if (msg->arg64 > m->cs->barrier_acked)
+            m->cs->barrier_acked = msg->arg64;
+        announce_flush(m);
+        break;
     case MSG_HEARTBEAT:
         on_heartbeat(m, msg->ptr);
         free(msg->ptr);

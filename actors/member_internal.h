@@ -35,6 +35,85 @@
  * change. Events without a generation (an emitter from before
  * generations, or one that has read none yet) are judged by term alone.
  *
+ * The leader's two commit points (issue 14: no lock between the actors).
+ * A topology change is committed by the cluster actor [store it, publish
+ * the snapshot (topo_slot), announce its events]; a map by the assign actor
+ * [read the snapshot, derive the map, check I2/I3 against that snapshot,
+ * store it, publish it]. What must hold: no map this node publishes (stores
+ * in the state store or RCU-publishes in the slot) names as owner a node
+ * whose NodeFailed or NodeLeft it has already announced, unless a NodeJoined
+ * of that node was announced in between. The order comes from the message
+ * flow, a barrier between the two actors:
+ *  1. The cluster actor stores the change (compare-and-set), makes it its
+ *     topology and publishes the snapshot S (rcu_assign_pointer: release).
+ *     Nothing is announced yet: each event goes to the back of the
+ *     announcement queue (member_cluster.c, "Announcements"), in the order
+ *     decided, tagged with the term it was decided in. A NodeFailed or
+ *     NodeLeft also takes a new barrier number b, and the cluster actor
+ *     sends MSG_ANNOUNCE_BARRIER(b) to the assign actor - after publishing S
+ *     in program order, and the send is a full barrier (engine/actor.h,
+ *     step 1) that the assign actor's dequeue reads: publish(S) happens
+ *     before the assign actor handles b.
+ *  2. The assign actor answers MSG_ANNOUNCE_ACK(b) at once. It runs one
+ *     handler at a time and a map commit lies within one handler run
+ *     (advance, release_brake: refresh_topology, check, store, publish), so
+ *     when it handles b, every map commit that began before has ended: its
+ *     store and publication happen before the ack, before the events of b
+ *     are announced. Every map commit that begins after it reads the
+ *     snapshot afresh (refresh_topology, rcu_dereference: S or a newer one,
+ *     since S was published before) and is refused unless it passes I3
+ *     against it (aether_invariants_check_map: owners are healthy). In S and
+ *     every later snapshot the node is departed - unless a later change
+ *     revived it (NodeJoined), see 4.
+ *  3. On the ack of b the cluster actor announces (member_emit, then
+ *     MSG_TOPOLOGY to the assign actor) the queue's events up to the last
+ *     one that waited for b, in order; events that remove nobody wait only
+ *     for the ones before them. So each NodeFailed/NodeLeft is announced
+ *     after step 2 for its barrier, and no map naming its node is published
+ *     after that.
+ *  4. Revivals. A snapshot in which a departed node is healthy again must
+ *     not be read by a map commit before that NodeJoined is announced, or a
+ *     map could name the node between its NodeFailed and its NodeJoined.
+ *     So while the queue holds anything, the leader revives no node: a
+ *     JoinCluster of a node its topology has departed is refused "retry"
+ *     (the node's next keep-alive asks again); a write in doubt that turned
+ *     out stored is settled only once the queue is empty; a reload of the
+ *     stored topology waits for an empty queue. With the queue empty, a
+ *     change that removes nobody is announced first and its snapshot
+ *     published after (announce_committed, settle_doubt), so no map reads
+ *     a revival before its NodeJoined is out. A take-over announces what
+ *     the stored topology has and `heard` lacks, revivals among them, after
+ *     publishing the snapshot; the assign actor takes over in that term
+ *     (topo_loaded_term) only once the queue is empty, and publishes no map
+ *     of the term before.
+ *  5. Terms: an entry is announced only while this node leads the term it
+ *     was decided in (m->leading_term). Once that term has ended it is
+ *     dropped, never announced late in another term: the change is stored
+ *     (step 1), and whoever takes over next - this node too - announces
+ *     what the stored topology has and its announcements lack
+ *     (announce_stored_changes, against `heard`, which only announced
+ *     events reach). While the lease is merely in doubt (leading_term still
+ *     the term, its deadline passed) entries wait. A move to a new
+ *     generation drops every entry (terms start again there: an old entry
+ *     must not pass for one of a new term of the same number).
+ *  6. Liveness: barriers coalesce (an ack of b covers every number up to
+ *     b); a barrier the assign actor's full mailbox refused, or an ack lost
+ *     to a full cluster mailbox, is sent again at the next heartbeat tick
+ *     while anything waits. The wait is at most one run of an assign
+ *     handler: nothing blocks on it, the cluster actor goes on deciding
+ *     (changes that revive nobody) meanwhile.
+ * Not covered by the rule, on purpose: the write-backs of the map this node
+ * already published (rewrite_lost_map, check_foreign_map) store the same
+ * version again, nothing new; forget_departed removes only departed nodes
+ * the published map does not name, and no later map can name them (2).
+ * Nor a map write whose outcome was lost (a KV timeout) that lands later:
+ * it was never published, and what settles it is the state store's
+ * compare-and-set (the next map's write finds the revision moved and
+ * reads the store first), as it was under the lock this replaces.
+ * Checked by the oracle: aether_departures_check_map (actors/invariants.h)
+ * in the multi-threaded failure wave (tests/unit/test_cluster_mt.c), where
+ * the two actors run on two workers, and on every map the simulator sees.
+ *
  * Acting as leader needs both `leading_term != 0` and now < lease deadline
  * (member_may_lead): the second test is what stops a paused leader at once
  * when it resumes past its deadline, before the lease actor has even run.
@@ -42,7 +121,6 @@
 #ifndef AETHER_MEMBER_INTERNAL_H
 #define AETHER_MEMBER_INTERNAL_H
 
-#include <pthread.h>
 #include <stdio.h>
 
 #include "actor.h"
@@ -90,6 +168,9 @@ enum {
     MSG_TERM_CLAIM,      /* lease: ptr: aether_event (AETHER_MSG_REF) that would raise this
                             node's highest term, or one queued behind such (member.c,
                             sink_event): believed once the lease store confirms its term */
+    MSG_ANNOUNCE_BARRIER, /* assign: arg64 = barrier number; answered at once with
+                            MSG_ANNOUNCE_ACK (header, "The leader's two commit points") */
+    MSG_ANNOUNCE_ACK,    /* cluster: arg64 = the barrier number the assign actor passed */
     MSG_SUPERSEDED,      /* lease, assign: this process is superseded (member_cluster.c):
                             stop at once; arg64 = the newer incarnation. A lost one is made
                             up for by their ticks, which read m->superseded too */
@@ -317,14 +398,6 @@ struct aether_member {
      * and highest_term above). */
     aether_log_context log_ctx;
 
-    /* The leader's two commit points, serialised (member_cluster.c,
-     * member_assign.c): a topology change [store it, publish the snapshot,
-     * announce it] and a map [read the snapshot, check I2/I3 against it,
-     * store it, publish it] never interleave, so a map is never published
-     * after the NodeFailed/NodeLeft of a node it names as owner. Held across
-     * one state-store write, never while waiting for another actor; the last
-     * lock the member still shares between its actors (issue 14). */
-    pthread_mutex_t commit_mu;
     /* Stamping of this node's events, shared by the three actors that emit
      * (member_emit): {term, seq} of the last event stamped, read and
      * replaced as one by a double-width compare-and-set (ck_pr_cas_64_2),
@@ -526,5 +599,13 @@ bool member_speaker_bound(aether_member *m, aether_term term);
 void member_claim_dropped(aether_member *m, const aether_event *e, const char *reason, const char *why);
 
 #define MEMBER_LOG "member"
+
+
+/* One observation into a member histogram; nothing without a registry. */
+static inline void member_observe_ns(aether_histogram *h, uint64_t ns)
+{
+    if (h != NULL)
+        aether_histogram_observe_ns(h, ns);
+}
 
 #endif

@@ -549,7 +549,7 @@ static void renew(aether_member *m)
     uint64_t t0 = member_now_ns(m);
     aether_status st = aether_lease_renew(&ls->lcfg, &ls->held, &next, &err);
     if (st == AETHER_OK)
-        aether_histogram_observe_us(m->h_lease_renew, (member_now_ns(m) - t0) / 1000u);
+        member_observe_ns(m->h_lease_renew, member_now_ns(m) - t0);
     if (st == AETHER_OK || st == AETHER_EUNKNOWN)
         ls->held = next; /* renewed, or in doubt (pending); on a loss it still names the term */
     switch (st) {

@@ -22,7 +22,11 @@
  * serve_commands(true) while it leads). With nobody serving, send_command
  * returns AETHER_ENOTLEADER and the sender retries later.
  *
- * Threading: every operation from any thread; sinks as above.
+ * Threading: every operation from any thread; sinks as above. Publications,
+ * send_command, send_release and serve_commands never wait (an actor calls
+ * them from its handler). bind, unbind and destroy may wait for the
+ * transport's own thread (NATS: its actor), so call them from a thread that
+ * is not running a sink callback or a reply_fn (the node's lifecycle calls).
  */
 #ifndef AETHER_TRANSPORT_H
 #define AETHER_TRANSPORT_H

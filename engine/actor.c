@@ -36,6 +36,7 @@ struct aether_actor {
     uint32_t exec_flags;     /* the executor's own marks (the step executor's freeze) */
     aether_counter *m_full;       /* may be NULL */
     aether_counter *m_processed;  /* may be NULL */
+    aether_histogram *m_handler;  /* may be NULL: time in the handler per message */
     aether_metrics *metrics;      /* NULL unless the depth gauge is registered */
     char *metric_labels;          /* the depth gauge's labels (malloc'd) */
     aether_log_ratelimit full_log;
@@ -45,6 +46,16 @@ struct aether_actor {
 };
 
 static int64_t depth_gauge(void *arg) { return aether_actor_depth(arg); }
+
+/* The buckets of aether_actor_handler_seconds: 10 us .. 5 s, dense around
+ * the 1 ms a handler should stay under (issue 14). */
+static const uint64_t handler_bounds_ns[] = {
+    10000u, 50000u, 100000u, 250000u, 500000u, 1000000u, 2500000u, 5000000u,
+    10000000u, 50000000u, 100000000u, 500000000u, 1000000000u, 5000000000u,
+};
+AETHER_STATIC_ASSERT(sizeof(handler_bounds_ns) / sizeof(handler_bounds_ns[0]) <=
+                         AETHER_HISTOGRAM_BUCKETS_MAX,
+                     "the handler histogram fits");
 
 aether_status aether_actor_create(aether_executor *ex, const aether_actor_config *cfg,
                                   aether_actor **out)
@@ -97,6 +108,11 @@ aether_status aether_actor_create(aether_executor *ex, const aether_actor_config
                                            labels);
         a->m_processed = aether_metrics_counter(cfg->metrics, "aether_actor_messages_total",
                                                 "Messages handled by the actor.", labels);
+        a->m_handler = aether_metrics_histogram(
+            cfg->metrics, "aether_actor_handler_seconds",
+            "Time the actor's handler took per message, by the executor's clock (simulated on the "
+            "step executor).",
+            labels, handler_bounds_ns, sizeof(handler_bounds_ns) / sizeof(handler_bounds_ns[0]));
         a->metric_labels = strdup(labels);
         if (a->metric_labels == NULL) {
             st = AETHER_ENOMEM;
@@ -107,7 +123,7 @@ aether_status aether_actor_create(aether_executor *ex, const aether_actor_config
                                      depth_gauge, a);
         if (st == AETHER_OK)
             a->metrics = cfg->metrics;
-        if (a->m_full == NULL || a->m_processed == NULL || st != AETHER_OK) {
+        if (a->m_full == NULL || a->m_processed == NULL || a->m_handler == NULL || st != AETHER_OK) {
             st = st != AETHER_OK ? st : AETHER_EINVAL;
             goto fail;
         }
@@ -242,7 +258,14 @@ static bool run_batch(aether_actor *a, uint32_t max)
                 if (subject != NULL) /* the line names the subject itself (log.h) */
                     AETHER_DEBUG("actor", "%s handles it", a->name);
             }
-            a->handle(a->state, a, &buf[i]);
+            if (a->m_handler != NULL) {
+                uint64_t t0 = aether_clock_now_ns(a->ex->clock);
+                a->handle(a->state, a, &buf[i]);
+                uint64_t t1 = aether_clock_now_ns(a->ex->clock);
+                aether_histogram_observe_ns(a->m_handler, t1 > t0 ? t1 - t0 : 0);
+            } else {
+                a->handle(a->state, a, &buf[i]);
+            }
             if (buf[i].flags & AETHER_MSG_REF)
                 aether_ref_release(buf[i].ptr);
         }

@@ -1,6 +1,6 @@
 /*
  * metrics.c: the registry of counters and gauges and its Prometheus text
- * rendering, exposition format 0.0.4 (engine layer).
+ * rendering, exposition format 0.0.4 (engine layer); histograms too.
  *
  * Threading: registration, rendering, reading and destroy take the registry
  * mutex; updates through a returned aether_counter/aether_gauge pointer are
@@ -49,23 +49,29 @@ typedef enum metric_kind {
     METRIC_HISTOGRAM,
 } metric_kind;
 
+/* A family's Prometheus type. */
+typedef enum family_type {
+    FAMILY_GAUGE,
+    FAMILY_COUNTER,
+    FAMILY_HISTOGRAM,
+} family_type;
+
 typedef struct metric_series {
     struct metric_series *next; /* under the registry mutex */
     metric_kind kind;           /* immutable after registration */
     char *labels;               /* immutable; "" when none */
     aether_counter counter;     /* METRIC_COUNTER: atomic, relaxed */
     aether_gauge gauge;         /* METRIC_GAUGE: atomic, relaxed */
+    aether_histogram histogram; /* METRIC_HISTOGRAM: bounds immutable, counts atomic */
     aether_gauge_fn fn;         /* METRIC_*_FN: under the registry mutex */
     void *fn_arg;               /* METRIC_*_FN: under the registry mutex */
-    aether_histogram hist;      /* METRIC_HISTOGRAM: bounds immutable, counts atomic */
 } metric_series;
 
 typedef struct metric_family {
     struct metric_family *next; /* under the registry mutex */
     char *name;                 /* immutable */
     char *help;                 /* immutable; the first registration's; NULL = none */
-    bool is_counter;            /* immutable: Prometheus type counter, else gauge */
-    bool is_histogram;          /* immutable: Prometheus type histogram (then not a counter) */
+    family_type type;           /* immutable */
     metric_series *series;      /* under the registry mutex; registration order */
     metric_series *series_tail;
 } metric_family;
@@ -240,7 +246,17 @@ static const char *kind_name(metric_kind k)
  * AETHER_EINVAL (name/labels), AETHER_ECONFLICT (another kind under this
  * name+labels or another type under this name), AETHER_EFULL (bound),
  * AETHER_ENOMEM. */
-static bool kind_is_counter(metric_kind k) { return k == METRIC_COUNTER || k == METRIC_COUNTER_FN; }
+static family_type kind_family(metric_kind k)
+{
+    if (k == METRIC_HISTOGRAM)
+        return FAMILY_HISTOGRAM;
+    return k == METRIC_COUNTER || k == METRIC_COUNTER_FN ? FAMILY_COUNTER : FAMILY_GAUGE;
+}
+
+static const char *family_type_name(family_type t)
+{
+    return t == FAMILY_HISTOGRAM ? "histogram" : t == FAMILY_COUNTER ? "counter" : "gauge";
+}
 
 static aether_status series_get_locked(aether_metrics *m, const char *name, const char *help,
                                        const char *labels, metric_kind kind,
@@ -266,11 +282,9 @@ static aether_status series_get_locked(aether_metrics *m, const char *name, cons
 
     f = family_find_locked(m, name);
     if (f != NULL) {
-        if (f->is_counter != kind_is_counter(kind) ||
-            f->is_histogram != (kind == METRIC_HISTOGRAM)) {
+        if (f->type != kind_family(kind)) {
             AETHER_ERROR("metrics", "refused %s %s{%s}: %s is already a %s", kind_name(kind), name,
-                         labels, name,
-                         f->is_histogram ? "histogram" : f->is_counter ? "counter" : "gauge");
+                         labels, name, family_type_name(f->type));
             return AETHER_ECONFLICT;
         }
         s = series_find_locked(f, labels);
@@ -295,8 +309,7 @@ static aether_status series_get_locked(aether_metrics *m, const char *name, cons
         if (f == NULL)
             goto fail;
         new_family = true;
-        f->is_counter = kind_is_counter(kind);
-        f->is_histogram = kind == METRIC_HISTOGRAM;
+        f->type = kind_family(kind);
         f->name = strdup(name);
         if (f->name == NULL)
             goto fail;
@@ -370,6 +383,33 @@ aether_gauge *aether_metrics_gauge(aether_metrics *m, const char *name, const ch
     return st == AETHER_OK ? &s->gauge : NULL;
 }
 
+aether_histogram *aether_metrics_histogram(aether_metrics *m, const char *name, const char *help,
+                                           const char *labels, const uint64_t *bound_ns, uint32_t n)
+{
+    AETHER_ASSERT(m != NULL && bound_ns != NULL);
+    if (n == 0 || n > AETHER_HISTOGRAM_BUCKETS_MAX) {
+        AETHER_ERROR("metrics", "refused histogram %s: %u buckets (1..%u)", name != NULL ? name : "(null)",
+                     n, AETHER_HISTOGRAM_BUCKETS_MAX);
+        return NULL;
+    }
+    for (uint32_t i = 1; i < n; i++)
+        if (bound_ns[i] <= bound_ns[i - 1]) {
+            AETHER_ERROR("metrics", "refused histogram %s: bucket bounds not ascending",
+                         name != NULL ? name : "(null)");
+            return NULL;
+        }
+    metric_series *s;
+    bool created;
+    pthread_mutex_lock(&m->mu);
+    aether_status st = series_get_locked(m, name, help, labels, METRIC_HISTOGRAM, &s, &created);
+    if (st == AETHER_OK && created) {
+        s->histogram.n_bounds = n;
+        memcpy(s->histogram.bound_ns, bound_ns, (size_t)n * sizeof(*bound_ns));
+    }
+    pthread_mutex_unlock(&m->mu);
+    return st == AETHER_OK ? &s->histogram : NULL;
+}
+
 /* Registering name{labels} again replaces the function and its argument: the
  * same series, computed by the latest owner (an actor re-created under the
  * same name takes its series over instead of failing). */
@@ -417,48 +457,6 @@ void aether_metrics_gauge_fn_release(aether_metrics *m, const char *name, const 
     pthread_mutex_unlock(&m->mu);
 }
 
-aether_histogram *aether_metrics_histogram(aether_metrics *m, const char *name, const char *help,
-                                           const char *labels, const uint64_t *bounds_us,
-                                           uint32_t bound_count)
-{
-    AETHER_ASSERT(m != NULL && (bounds_us != NULL || bound_count == 0));
-    if (bound_count == 0 || bound_count > AETHER_HISTOGRAM_BOUNDS_MAX) {
-        AETHER_ERROR("metrics", "refused histogram %s: %u bounds (1..%u)", name, bound_count,
-                     AETHER_HISTOGRAM_BOUNDS_MAX);
-        return NULL;
-    }
-    for (uint32_t i = 1; i < bound_count; i++) {
-        if (bounds_us[i] <= bounds_us[i - 1]) {
-            AETHER_ERROR("metrics", "refused histogram %s: bounds not strictly ascending", name);
-            return NULL;
-        }
-    }
-    metric_series *s;
-    bool created;
-    pthread_mutex_lock(&m->mu);
-    aether_status st = series_get_locked(m, name, help, labels, METRIC_HISTOGRAM, &s, &created);
-    if (st == AETHER_OK && created) {
-        s->hist.bound_count = bound_count;
-        memcpy(s->hist.bounds_us, bounds_us, bound_count * sizeof(bounds_us[0]));
-    } else if (st == AETHER_OK && (s->hist.bound_count != bound_count ||
-                                   memcmp(s->hist.bounds_us, bounds_us,
-                                          bound_count * sizeof(bounds_us[0])) != 0)) {
-        AETHER_ERROR("metrics", "refused histogram %s{%s}: registered with other bounds", name,
-                     labels_or_empty(labels));
-        st = AETHER_ECONFLICT;
-    }
-    pthread_mutex_unlock(&m->mu);
-    return st == AETHER_OK ? &s->hist : NULL;
-}
-
-uint64_t aether_histogram_count(const aether_histogram *h)
-{
-    uint64_t n = 0;
-    for (uint32_t i = 0; i <= h->bound_count; i++)
-        n += __atomic_load_n(&h->counts[i], __ATOMIC_RELAXED);
-    return n;
-}
-
 static int64_t series_value_locked(const metric_series *s)
 {
     switch (s->kind) {
@@ -472,7 +470,7 @@ static int64_t series_value_locked(const metric_series *s)
     case METRIC_COUNTER_FN:
         return s->fn != NULL ? s->fn(s->fn_arg) : 0;
     case METRIC_HISTOGRAM: {
-        uint64_t v = aether_histogram_count(&s->hist);
+        uint64_t v = __atomic_load_n(&s->histogram.count, __ATOMIC_RELAXED);
         return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
     }
     }
@@ -557,57 +555,62 @@ static void rb_put_help(render_buf *b, const char *help)
     }
 }
 
-/* Microseconds as seconds, shortest exact decimal: 500 -> "0.0005",
- * 2500000 -> "2.5", 1000000 -> "1". */
-static void rb_put_seconds(render_buf *b, uint64_t us)
-{
-    uint64_t frac = us % 1000000u;
-    if (frac == 0) {
-        rb_printf(b, "%" PRIu64, us / 1000000u);
-        return;
-    }
-    char digits[8];
-    snprintf(digits, sizeof(digits), "%06" PRIu64, frac);
-    size_t n = 6;
-    while (n > 0 && digits[n - 1] == '0')
-        n--;
-    digits[n] = '\0';
-    rb_printf(b, "%" PRIu64 ".%s", us / 1000000u, digits);
-}
-
-/* name_suffix{labels[,le="..."]} */
-static void rb_put_hist_name(render_buf *b, const char *name, const char *suffix,
-                             const char *labels, bool with_le)
+/* name{labels[,extra]} with no value yet. */
+static void rb_put_series(render_buf *b, const char *name, const char *suffix, const char *labels,
+                          const char *extra)
 {
     rb_puts(b, name);
     rb_puts(b, suffix);
-    if (labels[0] == '\0' && !with_le)
+    if (labels[0] == '\0' && extra == NULL)
         return;
     rb_puts(b, "{");
     rb_puts(b, labels);
-    if (with_le)
-        rb_puts(b, labels[0] != '\0' ? ",le=\"" : "le=\"");
+    if (extra != NULL) {
+        if (labels[0] != '\0')
+            rb_puts(b, ",");
+        rb_puts(b, extra);
+    }
+    rb_puts(b, "}");
 }
 
-static void rb_put_histogram(render_buf *b, const char *name, const metric_series *s)
+/* Nanoseconds as seconds, exactly (no binary rounding): 1500 -> "0.0000015".
+ * buf holds SECONDS_TEXT_MAX bytes: 20 digits, a point, 9 digits, NUL. */
+#define SECONDS_TEXT_MAX 32u
+static void seconds_text(uint64_t ns, char buf[SECONDS_TEXT_MAX])
 {
-    const aether_histogram *h = &s->hist;
+    uint64_t frac = ns % 1000000000u;
+    int n = snprintf(buf, SECONDS_TEXT_MAX, "%" PRIu64 ".%09" PRIu64, ns / 1000000000u, frac);
+    AETHER_ASSERT(n > 0 && (size_t)n < SECONDS_TEXT_MAX);
+    while (buf[n - 1] == '0') /* bounded: the 9 fraction digits, then the point */
+        buf[--n] = '\0';
+    if (buf[n - 1] == '.')
+        buf[--n] = '\0';
+}
+
+/* A histogram: cumulative buckets, then +Inf, _sum (seconds), _count. */
+static void render_histogram(render_buf *b, const char *name, const metric_series *s)
+{
+    const aether_histogram *h = &s->histogram;
     uint64_t cum = 0;
-    for (uint32_t i = 0; i <= h->bound_count; i++) {
+    char secs[SECONDS_TEXT_MAX], le[SECONDS_TEXT_MAX + 8];
+    for (uint32_t i = 0; i <= h->n_bounds; i++) { /* bounded: AETHER_HISTOGRAM_BUCKETS_MAX + 1 */
         cum += __atomic_load_n(&h->counts[i], __ATOMIC_RELAXED);
-        rb_put_hist_name(b, name, "_bucket", s->labels, true);
-        if (i < h->bound_count)
-            rb_put_seconds(b, h->bounds_us[i]);
-        else
-            rb_puts(b, "+Inf");
-        rb_printf(b, "\"} %" PRIu64 "\n", cum);
+        if (i == h->n_bounds) {
+            snprintf(le, sizeof(le), "le=\"+Inf\"");
+        } else {
+            seconds_text(h->bound_ns[i], secs);
+            snprintf(le, sizeof(le), "le=\"%s\"", secs);
+        }
+        rb_put_series(b, name, "_bucket", s->labels, le);
+        rb_printf(b, " %" PRIu64 "\n", cum);
     }
-    rb_put_hist_name(b, name, "_sum", s->labels, false);
-    rb_puts(b, s->labels[0] != '\0' ? "} " : " ");
-    rb_put_seconds(b, __atomic_load_n(&h->sum_us, __ATOMIC_RELAXED));
+    rb_put_series(b, name, "_sum", s->labels, NULL);
+    seconds_text(__atomic_load_n(&h->sum_ns, __ATOMIC_RELAXED), secs);
+    rb_puts(b, " ");
+    rb_puts(b, secs);
     rb_puts(b, "\n");
-    rb_put_hist_name(b, name, "_count", s->labels, false);
-    rb_printf(b, "%s%" PRIu64 "\n", s->labels[0] != '\0' ? "} " : " ", cum);
+    rb_put_series(b, name, "_count", s->labels, NULL);
+    rb_printf(b, " %" PRIu64 "\n", __atomic_load_n(&h->count, __ATOMIC_RELAXED));
 }
 
 aether_status aether_metrics_render_prometheus(aether_metrics *m, char **out, size_t *len_out)
@@ -632,10 +635,12 @@ aether_status aether_metrics_render_prometheus(aether_metrics *m, char **out, si
         }
         rb_puts(&b, "# TYPE ");
         rb_puts(&b, f->name);
-        rb_puts(&b, f->is_histogram ? " histogram\n" : f->is_counter ? " counter\n" : " gauge\n");
+        rb_puts(&b, " ");
+        rb_puts(&b, family_type_name(f->type));
+        rb_puts(&b, "\n");
         for (metric_series *s = f->series; s != NULL; s = s->next) {
             if (s->kind == METRIC_HISTOGRAM) {
-                rb_put_histogram(&b, f->name, s);
+                render_histogram(&b, f->name, s);
                 continue;
             }
             rb_puts(&b, f->name);

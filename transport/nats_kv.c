@@ -221,19 +221,19 @@ static void nkv_subject(const kv_nats *n, const char *key, char *buf)
     AETHER_ASSERT(len > 0 && (size_t)len < NKV_SUBJECT_CAP); /* key and bucket are validated */
 }
 
-static uint64_t nkv_mono_us(void)
+static uint64_t nkv_mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* One CAS round trip done: into the histogram, if there is one. */
-static void nkv_cas_timed(const kv_nats *n, uint64_t t0_us)
+static void nkv_cas_timed(const kv_nats *n, uint64_t t0_ns)
 {
     aether_histogram *h = atomic_load_explicit(&n->cas_hist, memory_order_relaxed);
     if (h != NULL)
-        aether_histogram_observe_us(h, nkv_mono_us() - t0_us);
+        aether_histogram_observe_ns(h, nkv_mono_ns() - t0_ns);
 }
 
 static uint64_t nkv_wall_ms(void)
@@ -341,7 +341,7 @@ static aether_status nkv_create_untimed(aether_kv *kv, const char *key, const vo
 static aether_status nkv_create(aether_kv *kv, const char *key, const void *value, size_t len,
                                 uint64_t *rev_out, aether_err *err)
 {
-    uint64_t t0 = nkv_mono_us();
+    uint64_t t0 = nkv_mono_ns();
     aether_status st = nkv_create_untimed(kv, key, value, len, rev_out, err);
     nkv_cas_timed(to_nats(kv), t0);
     return st;
@@ -507,7 +507,7 @@ static aether_status nkv_update(aether_kv *kv, const char *key, const void *valu
                                 uint64_t expected, uint64_t *rev_out, aether_err *err)
 {
     AETHER_ASSERT(expected > 0); /* the wrapper refuses 0 */
-    uint64_t t0 = nkv_mono_us();
+    uint64_t t0 = nkv_mono_ns();
     aether_status st = nkv_cas_write(kv, "update", key, AETHER_KV_OP_PUT, value, len, expected,
                                      rev_out, err);
     nkv_cas_timed(to_nats(kv), t0);
@@ -517,7 +517,7 @@ static aether_status nkv_update(aether_kv *kv, const char *key, const void *valu
 static aether_status nkv_del(aether_kv *kv, const char *key, uint64_t expected,
                              uint64_t *rev_out, aether_err *err)
 {
-    uint64_t t0 = nkv_mono_us();
+    uint64_t t0 = nkv_mono_ns();
     aether_status st = nkv_cas_write(kv, "delete", key, AETHER_KV_OP_DELETE, NULL, 0, expected,
                                      rev_out, err);
     if (expected > 0)

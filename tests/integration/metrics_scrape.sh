@@ -112,7 +112,16 @@ for id in "${NODES[@]}"; do
         fail "$id: no aether_node_info naming it: $(grep aether_node_info "$WORK/$id.prom")"
     bad=$(grep -v '^#' "$WORK/$id.prom" | grep -v '^aether_node_info{' | grep 'node="' | head -n 3)
     [[ -z "$bad" ]] || fail "$id: series with a node label besides aether_node_info: $bad"
-    bad=$(grep -v '^#' "$WORK/$id.prom" | grep -vE '^aether_[a-z_]+(\{[^}]*\})? -?[0-9]+(\.[0-9]+)?$' | head -n 3)
+    # The handler-time histogram (issue 14): its TYPE, and a count for each of the member's actors.
+    grep -qE '^# TYPE aether_actor_handler_seconds histogram$' "$WORK/$id.prom" ||
+        fail "$id: no histogram aether_actor_handler_seconds"
+    for a in cluster lease assign; do
+        grep -qE "^aether_actor_handler_seconds_count\{actor=\"$a\"[^}]*\} [1-9][0-9]*$" "$WORK/$id.prom" ||
+            fail "$id: aether_actor_handler_seconds counts no run of the $a actor"
+    done
+    # Integers, but a histogram's _sum (seconds) may have a fraction.
+    bad=$(grep -v '^#' "$WORK/$id.prom" | grep -vE '^aether_[a-z_]+(\{[^}]*\})? -?[0-9]+$' |
+          grep -vE '^aether_[a-z_]+_sum(\{[^}]*\})? [0-9]+(\.[0-9]+)?$' | head -n 3)
     [[ -z "$bad" ]] || fail "$id: samples not in the expected shape: $bad"
     grep -E '^# TYPE [a-z_]+_total ' "$WORK/$id.prom" | grep -v ' counter$' | grep -q . &&
         fail "$id: a *_total metric that is not a counter"

@@ -147,6 +147,7 @@ struct sim_world {
     uint16_t *holders; /* [shards]: nodes holding the shard */
     aether_oracle_view *views; /* [cap_nodes]: scratch for the oracle */
     aether_term_registry terms;
+    aether_departures departures; /* announced on the hub (sim_world.c, on_event_published) */
     char (*ring)[SIM_LINE_MAX];
     uint32_t ring_n, ring_head;
     bool failed;

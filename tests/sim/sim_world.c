@@ -222,6 +222,12 @@ static void on_map_published(void *arg, const aether_node_id *from, const aether
     }
     aether_err err = { 0 }, err2 = { 0 };
     s->maps_checked++;
+    /* The order of the leader's two commit points (member_internal.h). */
+    if (aether_departures_check_map(&s->departures, from, map, &err) != AETHER_OK) {
+        aether_topology_fini(&topo);
+        sim_world_fail(s, "%s", err.msg);
+        return;
+    }
     aether_status st = aether_invariants_check_map(map, &topo, &err);
     if (st == AETHER_ESTATE) {
         aether_kv_entry e;
@@ -239,6 +245,19 @@ static void on_map_published(void *arg, const aether_node_id *from, const aether
     aether_topology_fini(&topo);
     if (st == AETHER_ESTATE)
         sim_world_fail(s, "%s published map v%" PRIu64 ": %s", n->id, map->version, err.msg);
+}
+
+/* Every event an endpoint puts on the hub, in the hub's one order with the
+ * maps (on_map_published): the departures each node announced, for the
+ * oracle's aether_departures_check_map. Only a node's own events count (a
+ * forger's endpoint is not the node it names). */
+static void on_event_published(void *arg, const aether_node_id *from, const aether_event *e)
+{
+    sim *s = arg;
+    if (!aether_node_id_equal(from, &e->node) || sim_world_node_of(s, from->str) == NULL)
+        return;
+    if (aether_departures_note(&s->departures, e) != AETHER_OK)
+        sim_world_fail(s, "out of memory noting %s", aether_event_type_name(e->type));
 }
 
 static void on_leader_changed(void *arg, const aether_node_id *leader, aether_term term)
@@ -687,6 +706,7 @@ sim_world *sim_world_create(const opts *o)
     aether_inproc_net_config nc = { .executor = s->ex, .seed = s->o.seed * 11 + 4, .faults = s->calm };
     AETHER_ASSERT(aether_inproc_hub_create_net(&nc, &s->hub) == AETHER_OK);
     aether_inproc_set_map_tap(s->hub, on_map_published, s);
+    aether_inproc_set_event_tap(s->hub, on_event_published, s);
     if (enabled(s, F_FORGE) || enabled(s, F_ADVERSARY)) {
         aether_admission terms;
         aether_config_admission(&s->base, &terms);
@@ -699,6 +719,7 @@ sim_world *sim_world_create(const opts *o)
     AETHER_ASSERT(aether_kv_mem_create(&lk, &s->kv[SIM_STORE_LEASE], NULL) == AETHER_OK);
     AETHER_ASSERT(aether_kv_mem_create(&sk, &s->kv[SIM_STORE_STATE], NULL) == AETHER_OK);
     aether_term_registry_init(&s->terms);
+    aether_departures_init(&s->departures);
     s->holders = calloc(s->o.shards, sizeof(*s->holders));
     s->late = calloc(SIM_LATE_MAX, sizeof(*s->late));
     s->cap_nodes = s->o.nodes + (enabled(s, F_JOIN) ? s->o.joins_max : 0) +
@@ -823,6 +844,7 @@ void sim_world_destroy(sim_world *s)
     aether_kv_destroy(s->kv[SIM_STORE_STATE]);
     aether_executor_destroy(s->ex);
     aether_term_registry_fini(&s->terms);
+    aether_departures_fini(&s->departures);
     aether_rcu_barrier();
     free(s->nodes);
     free(s->led);

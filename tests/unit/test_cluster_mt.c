@@ -186,55 +186,48 @@ static void test_pool_cluster_join_and_crash(void)
  * another while its assign actor, on another worker, is already building
  * the map for the first. The hub's taps see every event and map in one
  * order (under its mutex): no map published after a node's NodeFailed may
- * name it as an owner (the observer's check 8 in tools/aether-observer.c).
- * Without the leader's commit lock (member_internal.h, commit_mu) the
- * chaos run found exactly that. */
+ * name it as an owner - the oracle's aether_departures_check_map
+ * (actors/invariants.h; the observer's check 8 in tools/aether-observer.c
+ * keeps its own). Without an order between the leader's two commit points
+ * (member_internal.h: once a lock, now the announcement barrier) the chaos
+ * run found exactly that. */
 #define WAVE_NODES 8
 #define WAVE_KILLED 4
 #define WAVE_SHARDS 256
 
 typedef struct wave_oracle {
     /* Under the hub mutex (both taps). */
-    aether_node_id failed[WAVE_NODES];
+    aether_departures departures;
+    aether_node_id failed[WAVE_NODES]; /* distinct nodes announced failed */
     uint32_t n_failed;
     uint64_t maps_after_failure;
     uint64_t violations;
-    char first[160];
+    char first[AETHER_ERR_MSG_MAX];
 } wave_oracle;
-
-static bool wave_failed(const wave_oracle *o, const aether_node_id *id)
-{
-    for (uint32_t i = 0; i < o->n_failed; i++)
-        if (aether_node_id_equal(&o->failed[i], id))
-            return true;
-    return false;
-}
 
 static void wave_event_tap(void *arg, const aether_node_id *from, const aether_event *e)
 {
     wave_oracle *o = arg;
     (void)from;
-    if (e->type == AETHER_EVT_NODE_FAILED && o->n_failed < WAVE_NODES &&
-        !wave_failed(o, &e->data.node_failed.node))
+    bool seen = false;
+    for (uint32_t i = 0; e->type == AETHER_EVT_NODE_FAILED && i < o->n_failed; i++)
+        seen |= aether_node_id_equal(&o->failed[i], &e->data.node_failed.node);
+    if (e->type == AETHER_EVT_NODE_FAILED && !seen && o->n_failed < WAVE_NODES)
         o->failed[o->n_failed++] = e->data.node_failed.node;
+    if (aether_departures_note(&o->departures, e) != AETHER_OK && o->violations++ == 0)
+        snprintf(o->first, sizeof(o->first), "oracle out of memory");
 }
 
 static void wave_map_tap(void *arg, const aether_node_id *from, const aether_shardmap *map)
 {
     wave_oracle *o = arg;
-    (void)from;
     if (o->n_failed == 0)
         return;
     o->maps_after_failure++;
-    for (uint32_t i = 0; i < map->node_count; i++) {
-        size_t owned = 0;
-        (void)aether_shardmap_node_owner_shards(map, (aether_node_index)i, &owned);
-        if (owned > 0 && wave_failed(o, &map->nodes[i])) {
-            if (o->violations++ == 0)
-                snprintf(o->first, sizeof(o->first), "map v%llu gives %zu shards to %s after its NodeFailed",
-                         (unsigned long long)map->version, owned, map->nodes[i].str);
-        }
-    }
+    aether_err err;
+    if (aether_departures_check_map(&o->departures, from, map, &err) != AETHER_OK &&
+        o->violations++ == 0)
+        snprintf(o->first, sizeof(o->first), "%s", err.msg);
 }
 
 static int wave_leaders(aether_member **ms, int n, int *who)
@@ -275,16 +268,84 @@ static int wave_settled(aether_member **ms, int n, int alive, unsigned limit_ms)
     return 0;
 }
 
-static void test_pool_cluster_failure_wave_i3(void)
+/* A state store whose writes take time (a KV round trip): `map` writes
+ * WAVE_MAP_WRITE_MS, `topology` writes WAVE_TOPO_WRITE_MS. While the
+ * leader's assign actor stores a map, its cluster actor commits the next
+ * failure of the wave: without the barrier (member_internal.h) the
+ * departure is announced before the map it did not stop is published. */
+#define WAVE_MAP_WRITE_MS 30u
+#define WAVE_TOPO_WRITE_MS 5u
+
+typedef struct slow_kv {
+    aether_kv base;
+    aether_kv *inner;
+} slow_kv;
+
+static void slow_write(const char *key)
+{
+    if (strcmp(key, "map") == 0)
+        sleep_ms(WAVE_MAP_WRITE_MS);
+    else if (strcmp(key, "topology") == 0)
+        sleep_ms(WAVE_TOPO_WRITE_MS);
+}
+
+static aether_status slow_create(aether_kv *kv, const char *key, const void *value, size_t len,
+                                 uint64_t *rev_out, aether_err *err)
+{
+    slow_write(key);
+    return aether_kv_create(((slow_kv *)kv)->inner, key, value, len, rev_out, err);
+}
+
+static aether_status slow_update(aether_kv *kv, const char *key, const void *value, size_t len,
+                                 uint64_t expected, uint64_t *rev_out, aether_err *err)
+{
+    slow_write(key);
+    return aether_kv_update(((slow_kv *)kv)->inner, key, value, len, expected, rev_out, err);
+}
+
+static aether_status slow_del(aether_kv *kv, const char *key, uint64_t expected, uint64_t *rev_out,
+                              aether_err *err)
+{
+    return aether_kv_delete(((slow_kv *)kv)->inner, key, expected, rev_out, err);
+}
+
+static aether_status slow_get(aether_kv *kv, const char *key, aether_kv_entry *out, aether_err *err)
+{
+    return aether_kv_get(((slow_kv *)kv)->inner, key, out, err);
+}
+
+static aether_status slow_watch(aether_kv *kv, const char *pattern, aether_kv_watch_fn fn, void *arg,
+                                aether_kv_watcher **out, aether_err *err)
+{
+    return aether_kv_watch(((slow_kv *)kv)->inner, pattern, fn, arg, out, err);
+}
+
+static void slow_unwatch(aether_kv *kv, aether_kv_watcher *w) { aether_kv_unwatch(((slow_kv *)kv)->inner, w); }
+static uint64_t slow_ttl_ms(aether_kv *kv) { return aether_kv_ttl_ms(((slow_kv *)kv)->inner); }
+static void slow_destroy(aether_kv *kv) { (void)kv; /* on the test's stack */ }
+
+static const aether_kv_ops slow_kv_ops = {
+    .create = slow_create,
+    .update = slow_update,
+    .del = slow_del,
+    .get = slow_get,
+    .watch = slow_watch,
+    .unwatch = slow_unwatch,
+    .ttl_ms = slow_ttl_ms,
+    .destroy = slow_destroy,
+};
+
+static void failure_wave(bool slow_store)
 {
     aether_executor *ex;
-    aether_pool_config pc = { .workers = 2 };
+    aether_pool_config pc = { .workers = slow_store ? 4 : 2 };
     CU_ASSERT_FATAL(aether_pool_create(&pc, &ex) == AETHER_OK);
     CU_ASSERT_FATAL(aether_pool_start(ex) == AETHER_OK);
     aether_inproc_hub *hub;
     CU_ASSERT_FATAL(aether_inproc_hub_create(&hub) == AETHER_OK);
     static wave_oracle oracle;
     memset(&oracle, 0, sizeof(oracle));
+    aether_departures_init(&oracle.departures);
     aether_inproc_set_event_tap(hub, wave_event_tap, &oracle);
     aether_inproc_set_map_tap(hub, wave_map_tap, &oracle);
     aether_config base;
@@ -297,6 +358,7 @@ static void test_pool_cluster_failure_wave_i3(void)
     aether_kv_mem_config sk = { .name = "state", .clock = aether_clock_real() };
     CU_ASSERT_FATAL(aether_kv_mem_create(&lk, &lease_kv, NULL) == AETHER_OK);
     CU_ASSERT_FATAL(aether_kv_mem_create(&sk, &state_kv, NULL) == AETHER_OK);
+    slow_kv slow = { .base = { .ops = &slow_kv_ops }, .inner = state_kv };
     aether_member *ms[WAVE_NODES] = { 0 }, *dead[WAVE_KILLED] = { 0 };
     aether_transport *ts[WAVE_NODES] = { 0 };
     for (int i = 0; i < WAVE_NODES; i++) {
@@ -306,7 +368,8 @@ static void test_pool_cluster_failure_wave_i3(void)
         CU_ASSERT_FATAL(aether_node_id_from_cstr(id, &cfg.node, NULL) == AETHER_OK);
         CU_ASSERT_FATAL(aether_inproc_endpoint_create(hub, &cfg.node, &ts[i]) == AETHER_OK);
         aether_member_deps deps = { .executor = ex, .transport = ts[i], .lease_store = lease_kv,
-                                    .state_store = state_kv, .seed = (uint64_t)i + 101 };
+                                    .state_store = slow_store ? &slow.base : state_kv,
+                                    .seed = (uint64_t)i + 101 };
         aether_member_callbacks cb = { 0 };
         aether_err err;
         CU_ASSERT_FATAL(aether_member_start(&cfg, &deps, &cb, &ms[i], &err) == AETHER_OK);
@@ -334,6 +397,7 @@ static void test_pool_cluster_failure_wave_i3(void)
         fprintf(stderr, "failure wave: %llu I3 violations; first: %s\n",
                 (unsigned long long)oracle.violations, oracle.first);
     CU_ASSERT_EQUAL(oracle.violations, 0);
+    aether_departures_fini(&oracle.departures);
 
     for (int i = 0; i < WAVE_NODES; i++)
         aether_member_stop(ms[i]);
@@ -350,6 +414,14 @@ static void test_pool_cluster_failure_wave_i3(void)
     aether_executor_destroy(ex);
     aether_rcu_barrier();
 }
+
+static void test_pool_cluster_failure_wave_i3(void) { failure_wave(false); }
+
+/* The same wave with map writes that take 30 ms: the leader's assign actor
+ * is inside a map commit most of the time while the failures are decided.
+ * It fails (violations > 0) if the cluster actor announces a departure
+ * before the assign actor passed its barrier (member_internal.h). */
+static void test_pool_failure_wave_slow_map_writes(void) { failure_wave(true); }
 
 
 /* ---- one sequence of callbacks (issue 12, item 0) -------------------------
@@ -547,6 +619,7 @@ static void test_pool_leader_callback_in_event_order(void)
 static CU_TestInfo tests[] = {
     AETHER_TEST(pool_cluster_join_and_crash),
     AETHER_TEST(pool_cluster_failure_wave_i3),
+    AETHER_TEST(pool_failure_wave_slow_map_writes),
     AETHER_TEST(pool_leader_callback_in_event_order),
     CU_TEST_INFO_NULL,
 };

@@ -178,6 +178,85 @@ static void test_one_leader_per_term(void)
     aether_term_registry_fini(&r);
 }
 
+static aether_event *topo_event(aether_event_type type, const char *node, const char *emitter,
+                                aether_term term)
+{
+    aether_event *e = aether_event_create(type);
+    CU_ASSERT_FATAL(e != NULL);
+    e->node = id_of(emitter);
+    e->term = term;
+    if (type == AETHER_EVT_NODE_FAILED)
+        e->data.node_failed.node = id_of(node);
+    else if (type == AETHER_EVT_NODE_LEFT)
+        e->data.node_left.node = id_of(node);
+    else
+        e->data.node_joined.node = id_of(node);
+    return e;
+}
+
+static void note(aether_departures *d, aether_event_type type, const char *node, const char *emitter,
+                 aether_term term)
+{
+    aether_event *e = topo_event(type, node, emitter, term);
+    CU_ASSERT_EQUAL(aether_departures_note(d, e), AETHER_OK);
+    aether_event_release(e);
+}
+
+/* A map of term `term` giving shard 0 to a and b, shard 1 to c (R 2). */
+static aether_shardmap *map_of_term(aether_term term)
+{
+    aether_shardmap_builder *b;
+    CU_ASSERT_FATAL(aether_shardmap_builder_create(2, 2, &b, NULL) == AETHER_OK);
+    aether_shardmap_builder_set_version(b, 9);
+    aether_shardmap_builder_set_term(b, term);
+    const char *rows[2][2] = { { "a", "b" }, { "c", NULL } };
+    for (uint32_t s = 0; s < 2; s++) {
+        aether_node_index idx[2];
+        size_t n = 0;
+        for (uint32_t j = 0; j < 2 && rows[s][j] != NULL; j++) {
+            aether_node_id id = id_of(rows[s][j]);
+            CU_ASSERT_FATAL(aether_shardmap_builder_add_node(b, &id, &idx[n++], NULL) == AETHER_OK);
+        }
+        CU_ASSERT_FATAL(aether_shardmap_builder_set_owners(b, s, idx, n, NULL) == AETHER_OK);
+    }
+    aether_shardmap *m = NULL;
+    CU_ASSERT_EQUAL_FATAL(aether_shardmap_build(b, &m, NULL), AETHER_OK);
+    aether_shardmap_builder_destroy(b);
+    return m;
+}
+
+/* Announced departures (member_internal.h, "The leader's two commit
+ * points"): a leader's map of term T naming a node it announced departed in
+ * T is refused; a revival, another term or another emitter is not judged. */
+static void test_map_after_announced_departure(void)
+{
+    aether_departures d;
+    aether_departures_init(&d);
+    aether_shardmap *m5 = map_of_term(5), *m6 = map_of_term(6);
+    aether_node_id l = id_of("l"), k = id_of("k");
+    aether_err err;
+    CU_ASSERT_EQUAL(aether_departures_check_map(&d, &l, m5, &err), AETHER_OK);
+    note(&d, AETHER_EVT_NODE_FAILED, "z", "l", 5); /* names nobody on the map */
+    note(&d, AETHER_EVT_NODE_LEFT, "c", "l", 4);   /* an older term of l's */
+    CU_ASSERT_EQUAL(aether_departures_check_map(&d, &l, m5, &err), AETHER_OK);
+    note(&d, AETHER_EVT_NODE_FAILED, "b", "l", 5);
+    note(&d, AETHER_EVT_NODE_FAILED, "b", "l", 5); /* a repeat: one entry */
+    CU_ASSERT_EQUAL(d.count, 3);
+    CU_ASSERT_EQUAL(aether_departures_check_map(&d, &l, m5, &err), AETHER_ESTATE);
+    CU_ASSERT_STRING_EQUAL(err.msg, "departures: l published map v9 (term 5) giving 1 shard(s) to b "
+                                    "after announcing its departure in that term");
+    CU_ASSERT_EQUAL(aether_departures_check_map(&d, &l, m6, &err), AETHER_OK); /* a later term */
+    CU_ASSERT_EQUAL(aether_departures_check_map(&d, &k, m5, &err), AETHER_OK); /* another node */
+    note(&d, AETHER_EVT_NODE_JOINED, "b", "k", 6); /* revived, by anyone */
+    CU_ASSERT_EQUAL(aether_departures_check_map(&d, &l, m5, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(d.count, 2);
+    note(&d, AETHER_EVT_NODE_LEFT, "c", "l", 6);
+    CU_ASSERT_EQUAL(aether_departures_check_map(&d, &l, m6, &err), AETHER_ESTATE);
+    aether_shardmap_destroy(m5);
+    aether_shardmap_destroy(m6);
+    aether_departures_fini(&d);
+}
+
 /* ---- a running cluster, as a harness sees it ---------------------------------- */
 
 /* Two Active nodes a (z1) and b (z2); R = 2; a leads; a serves 0 and 2, b 1
@@ -401,6 +480,7 @@ static void test_progress_never_goes_back(void)
 }
 
 static CU_TestInfo tests[] = {
+    AETHER_TEST(map_after_announced_departure),
     AETHER_TEST(map_ok_and_i2_i3_violations),
     AETHER_TEST(leader_must_be_active),
     AETHER_TEST(stability),

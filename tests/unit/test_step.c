@@ -323,7 +323,60 @@ static void test_actor_metrics_outlive_actor(void)
     aether_executor_destroy(ex);
 }
 
+/* A handler that takes arg64 ns of simulated time (a slow store call). */
+static void slow_handle(void *state, aether_actor *self, const aether_msg *msg)
+{
+    (void)self;
+    aether_sim_clock_advance_ns(state, msg->arg64);
+}
+
+/* aether_actor_handler_seconds: one observation per message handled, the
+ * time its handler took by the executor's clock, in the bucket it falls in. */
+static void test_actor_handler_time_histogram(void)
+{
+    aether_executor *ex = new_exec(7);
+    aether_metrics *m;
+    CU_ASSERT_EQUAL_FATAL(aether_metrics_create(&m), AETHER_OK);
+    aether_actor *a;
+    aether_actor_config ac = { .name = "slow", .handle = slow_handle, .state = aether_step_clock(ex),
+                               .metrics = m, .metric_labels = "node=\"n1\"" };
+    CU_ASSERT_EQUAL_FATAL(aether_actor_create(ex, &ac, &a), AETHER_OK);
+    const uint64_t took_ns[] = { 0u, 2000000u, 700000000u }; /* 0, 2 ms, 700 ms */
+    for (uint32_t i = 0; i < 3; i++) {
+        aether_msg msg = { .type = 1, .arg64 = took_ns[i] };
+        CU_ASSERT_EQUAL(aether_actor_send(a, &msg), AETHER_OK);
+    }
+    aether_step_run_until_idle(ex, 10);
+    int64_t v = -1;
+    CU_ASSERT_EQUAL(aether_metrics_read(m, "aether_actor_handler_seconds", "actor=\"slow\",node=\"n1\"", &v),
+                    AETHER_OK);
+    CU_ASSERT_EQUAL(v, 3);
+    char *text = NULL;
+    CU_ASSERT_EQUAL_FATAL(aether_metrics_render_prometheus(m, &text, NULL), AETHER_OK);
+    const char *want[] = {
+        "# TYPE aether_actor_handler_seconds histogram\n",
+        "aether_actor_handler_seconds_bucket{actor=\"slow\",node=\"n1\",le=\"0.00001\"} 1\n",
+        "aether_actor_handler_seconds_bucket{actor=\"slow\",node=\"n1\",le=\"0.001\"} 1\n",
+        "aether_actor_handler_seconds_bucket{actor=\"slow\",node=\"n1\",le=\"0.0025\"} 2\n",
+        "aether_actor_handler_seconds_bucket{actor=\"slow\",node=\"n1\",le=\"0.5\"} 2\n",
+        "aether_actor_handler_seconds_bucket{actor=\"slow\",node=\"n1\",le=\"1\"} 3\n",
+        "aether_actor_handler_seconds_bucket{actor=\"slow\",node=\"n1\",le=\"+Inf\"} 3\n",
+        "aether_actor_handler_seconds_sum{actor=\"slow\",node=\"n1\"} 0.702\n",
+        "aether_actor_handler_seconds_count{actor=\"slow\",node=\"n1\"} 3\n",
+    };
+    for (uint32_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        if (strstr(text, want[i]) == NULL) {
+            fprintf(stderr, "missing: %s", want[i]);
+            CU_FAIL("a handler-time line is missing");
+        }
+    free(text);
+    aether_actor_destroy(a);
+    aether_metrics_destroy(m);
+    aether_executor_destroy(ex);
+}
+
 static CU_TestInfo tests[] = {
+    AETHER_TEST(actor_handler_time_histogram),
     AETHER_TEST(actor_metrics_outlive_actor),
     AETHER_TEST(same_seed_same_trace),
     AETHER_TEST(different_seeds_different_interleavings),

@@ -66,12 +66,14 @@ static int64_t g_decode_errors(void *arg)
 
 #define MULTI_OWNER_NAME "aether_shards_multi_owner"
 
-/* aether_kv_cas_seconds buckets, in microseconds: as the lease renewal's
+/* aether_kv_cas_seconds buckets, in nanoseconds (250 us .. 1 s): as the lease renewal's
  * (actors/member.c), one CAS each. Measured on loopback: lease bucket 79
  * CAS, 19 <= 0.2 ms, 69 <= 0.5 ms, 77 <= 2 ms, all <= 20 ms; state bucket
  * (map and topology, larger values) 23 CAS, 16 <= 1 ms, all <= 5 ms. */
-static const uint64_t KV_CAS_BOUNDS_US[] = { 250, 500, 1000, 2500, 5000, 10000, 25000, 50000,
-                                             100000, 250000, 500000, 1000000 };
+#define US(x) ((uint64_t)(x) * 1000u)
+static const uint64_t KV_CAS_BOUNDS_NS[] = { US(250),    US(500),    US(1000),   US(2500),
+                                             US(5000),   US(10000),  US(25000),  US(50000),
+                                             US(100000), US(250000), US(500000), US(1000000) };
 
 /* The labels on every series of node n (node_metric_labels), joined with
  * one more label pair when extra is not NULL. */
@@ -143,7 +145,7 @@ int node_metrics_register(node_run *d, node_slot *n)
             d->metrics, "aether_kv_cas_seconds",
             "Compare-and-set writes of this process to a KV bucket (create, update, conditional "
             "delete; one round trip each, whatever the outcome), by bucket.",
-            bl, KV_CAS_BOUNDS_US, (uint32_t)(sizeof(KV_CAS_BOUNDS_US) / sizeof(KV_CAS_BOUNDS_US[0])));
+            bl, KV_CAS_BOUNDS_NS, (uint32_t)(sizeof(KV_CAS_BOUNDS_NS) / sizeof(KV_CAS_BOUNDS_NS[0])));
         if (h == NULL)
             return -1;
         aether_kv_nats_set_cas_histogram(stores[b], h);
