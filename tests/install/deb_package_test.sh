@@ -32,7 +32,7 @@ t0=$(date +%s%N)
 
 # 1. Build and inspect the package.
 (cd "$build" && cpack -G DEB -B "$work/out" >"$work/cpack.log" 2>&1) || fail "cpack: $(tail -n 20 "$work/cpack.log")"
-deb=$(ls "$work"/out/aether_*.deb 2>/dev/null | head -n 1)
+deb=$(find "$work/out" -maxdepth 1 -name 'aether_*.deb' | head -n 1)
 [[ -n "$deb" ]] || fail "no aether_*.deb in $work/out: $(tail -n 5 "$work/cpack.log")"
 version=$(sed -n 's/^project(aether VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")
 [[ "$(dpkg-deb -f "$deb" Package)" == aether ]] || fail "package name: $(dpkg-deb -f "$deb" Package)"
