@@ -513,6 +513,9 @@ int cmd_lookup(int argc, char **argv)
             not_serving = "the primary is failed";
         else if (pi->status == AETHER_NODE_LEFT)
             not_serving = "the primary has left";
+        else if (v.have_lease && v.lease_malformed)
+            not_serving = "the lease value is not believed (it does not decode, or is not "
+                          "authentic): no leader can be confirmed";
         else if (!ctl_leader_holds(&v))
             not_serving = "no leader holds the lease: the owners are down or fenced";
     }
