@@ -9,7 +9,8 @@
 #       (AetherInstall.cmake: one package, library and headers included);
 #   share/man/man8/aether-node.8.gz, share/man/man1/aetherctl.1.gz: made at
 #       build time by help2man from the programs' own --help and --version
-#       (and tools/man/*.h2m: NAME, FILES, SEE ALSO), so they never drift;
+#       (and tools/man/*.h2m: NAME, FILES, SEE ALSO; aetherctl(1) a COMMANDS
+#       section of every `aetherctl help COMMAND`), so they never drift;
 #   share/bash-completion/completions/aetherctl: made at build time from
 #       aetherctl's --help and `help COMMAND` (tools/completion/);
 #   lib/systemd/system/aether-node.service (docs/examples/systemd/);
@@ -29,16 +30,32 @@ find_program(AETHER_HELP2MAN help2man)
 find_program(AETHER_GZIP gzip)
 set(AETHER_PKG_OUTPUTS)
 if(AETHER_HELP2MAN AND AETHER_GZIP)
-  foreach(page "aether-node;8;aether-node" "aetherctl;1;aetherctl")
+  # aetherctl(1) also gets a COMMANDS section: every command's own
+  # `aetherctl help COMMAND` (tools/man/gen-aetherctl-commands.sh).
+  set(AETHER_CTL_CMDS_H2M ${AETHER_PKG_DIR}/man/aetherctl-commands.h2m)
+  add_custom_command(OUTPUT ${AETHER_CTL_CMDS_H2M}
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${AETHER_PKG_DIR}/man
+    COMMAND ${CMAKE_SOURCE_DIR}/tools/man/gen-aetherctl-commands.sh $<TARGET_FILE:aetherctl>
+            ${AETHER_CTL_CMDS_H2M}
+    DEPENDS aetherctl ${CMAKE_SOURCE_DIR}/tools/man/gen-aetherctl-commands.sh
+    COMMENT "aetherctl(1) COMMANDS section from aetherctl help COMMAND"
+    VERBATIM)
+  foreach(page "aether-node;8" "aetherctl;1")
     list(GET page 0 prog)
     list(GET page 1 sec)
+    set(extra_include)
+    set(extra_dep)
+    if(prog STREQUAL "aetherctl")
+      set(extra_include --include=${AETHER_CTL_CMDS_H2M})
+      set(extra_dep ${AETHER_CTL_CMDS_H2M})
+    endif()
     add_custom_command(OUTPUT ${AETHER_PKG_DIR}/man/${prog}.${sec}.gz
       COMMAND ${CMAKE_COMMAND} -E make_directory ${AETHER_PKG_DIR}/man
       COMMAND ${AETHER_HELP2MAN} --no-info --section=${sec}
-              --include=${CMAKE_SOURCE_DIR}/tools/man/${prog}.h2m
+              --include=${CMAKE_SOURCE_DIR}/tools/man/${prog}.h2m ${extra_include}
               --output=${AETHER_PKG_DIR}/man/${prog}.${sec} $<TARGET_FILE:${prog}>
       COMMAND ${AETHER_GZIP} -9nf ${AETHER_PKG_DIR}/man/${prog}.${sec}
-      DEPENDS ${prog} ${CMAKE_SOURCE_DIR}/tools/man/${prog}.h2m
+      DEPENDS ${prog} ${CMAKE_SOURCE_DIR}/tools/man/${prog}.h2m ${extra_dep}
       COMMENT "man page ${prog}(${sec}) from ${prog} --help (help2man)"
       VERBATIM)
     list(APPEND AETHER_PKG_OUTPUTS ${AETHER_PKG_DIR}/man/${prog}.${sec}.gz)

@@ -13,7 +13,7 @@
 #     shipped config (--print-config, exit 0); systemd-analyze verify, when
 #     present, accepts the unit;
 #  3. man -l renders aether-node(8) and aetherctl(1), each naming its options
-#     and its version;
+#     and its version; aetherctl(1) has every command's help (COMMANDS);
 #  4. the bash completion completes commands and a command's options;
 #  5. library, headers, pkg-config file, CMake package, docs and examples.
 #
@@ -89,6 +89,9 @@ for page in usr/share/man/man8/aether-node.8.gz usr/share/man/man1/aetherctl.1.g
 done
 grep -q -- "--nats" "$work/aether-node.man" || fail "aether-node(8) does not list --nats"
 grep -q "lookup" "$work/aetherctl.man" || fail "aetherctl(1) does not list lookup"
+if ! grep -q "^COMMANDS" "$work/aetherctl.man" || ! grep -q "usage: aetherctl lookup KEY" "$work/aetherctl.man"; then
+    fail "aetherctl(1) has no COMMANDS section with each command's help"
+fi
 
 # 4. Completion.
 comp=$root/usr/share/bash-completion/completions/aetherctl
