@@ -96,7 +96,7 @@
 #include "exec_pool.h"
 #include "log.h"
 #include "nats_auth.h"
-#include "shardmap_json.h"
+#include "shardmap_codec.h"
 
 #define NT_LOG "nats_transport"
 #define NT_SUBJECT_MAX 256u
@@ -554,11 +554,11 @@ static void on_map_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
         return;
     }
     aether_err err = {0};
-    if (aether_shardmap_json_decode(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &in->map, &err) !=
-        AETHER_OK) {
+    if (aether_shardmap_codec_decode(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &in->map, NULL,
+                                     &err) != AETHER_OK) {
         natsMsg_Destroy(msg);
         free(in);
-        /* shardmap_json does not classify its refusals: counted as bad_field. */
+        /* shardmap_codec does not classify its refusals: counted as bad_field. */
         if (t->stats != NULL)
             __atomic_add_fetch(&t->stats->rejected[AETHER_CODEC_REJECT_BAD_FIELD], 1, __ATOMIC_RELAXED);
         uint64_t suppressed = 0;
@@ -1255,7 +1255,7 @@ static aether_status nt_publish_map(aether_transport *tp, const aether_shardmap 
     char *buf = NULL;
     size_t len = 0;
     aether_err err = {0};
-    aether_status st = aether_shardmap_json_encode(m, &buf, &len, &err);
+    aether_status st = aether_shardmap_codec_encode(m, 0, &buf, &len, &err);
     if (st != AETHER_OK) {
         AETHER_WARN(NT_LOG, "%s: map not encoded: %s", t->self.str, err.msg);
         return st;

@@ -6,7 +6,7 @@
  * may share it with the KV stores, and destroys it only after
  * aether_transport_destroy). Subjects, all under "aether.<cluster>.":
  *   evt.<EventType>  events (aether_codec envelope), to every node, echo included
- *   map              ShardMap publications (actors/shardmap_json.h)
+ *   map              ShardMap publications (map format 2, actors/shardmap_codec.h)
  *   hb.<node>        heartbeats (aether_codec "Heartbeat")
  *   cmd.<Command>    commands, request/reply to the node serving commands
  *   rel              ShardReleased acks to the node serving commands
@@ -57,8 +57,8 @@
  *    (the old owner re-sends while the map still asks for the release).
  *  - Malformed input is decoded strictly (aether_codec, cluster = ours) and
  *    dropped; refusals are counted in cfg->stats (if any) and logged there
- *    rate-limited. A map that fails shardmap_json decoding is dropped,
- *    counted as bad_field in cfg->stats (shardmap_json does not classify
+ *    rate-limited. A map that fails shardmap_codec decoding is dropped,
+ *    counted as bad_field in cfg->stats (shardmap_codec does not classify
  *    its refusals) and logged (WARN, at most one line per second).
  *  - With a cluster secret (cfg->sealer, transport/auth.h): every publish,
  *    request and reply carries the tag in the header AETHER_AUTH_HEADER
