@@ -78,6 +78,12 @@ typedef struct aether_member_deps {
     aether_kv *lease_store;       /* TTL = lease_ttl_ms; shared by the cluster */
     aether_kv *state_store;       /* no TTL; shared by the cluster */
     aether_metrics *metrics;      /* optional */
+    const char *metric_labels;    /* optional: the labels on every series of this member
+                                     (caller keeps the string alive until stop). NULL =
+                                     node="<id>", for registries shared by several members
+                                     (simulator, demo); "" = none, for one node per
+                                     process, where the scrape target is the node
+                                     (aether_node_info names it; docs/observability.md). */
     uint64_t seed;                /* election jitter and lease nonces */
     uint64_t incarnation;         /* optional: this process's incarnation, its start time in
                                      wall-clock ms (docs/cluster.md, one process per node id);

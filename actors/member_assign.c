@@ -440,6 +440,7 @@ typedef struct placement {
     uint32_t shard;
     aether_node_id from, to;
     placement_kind kind;
+    uint64_t since_ns; /* PLACED_HANDOFF_DONE: when the handoff was decreed (0 = unknown) */
 } placement;
 
 /* Records map in the state store (before it is published: member_internal.h).
@@ -545,6 +546,7 @@ static aether_status load_stored_map_as(aether_member *m, member_map_hint *pub,
     uint64_t took = member_now_ns(m) - t0;
     __atomic_add_fetch(&m->map_reads, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&m->map_read_ns, took, __ATOMIC_RELAXED);
+    member_observe_ns(m->h_map_read, took);
     if (dst == AETHER_OK)
         *stored_version = as->state_version = stored->version;
     if (dst == AETHER_OK)
@@ -681,7 +683,7 @@ static void advance_locked(aether_member *m, const char *reason)
         if (as->done[s]) {
             if (nt > 0 && aether_node_id_equal(&t_ids[0], &to) && to_ok) {
                 set_ids(b, s, t_ids, nt);
-                done[n_done++] = (placement){ s, c_ids[0], to, PLACED_HANDOFF_DONE };
+                done[n_done++] = (placement){ s, c_ids[0], to, PLACED_HANDOFF_DONE, as->moving_since_ns[s] };
             } else if (nt > 0 && (!primary_ok || !to_ok)) {
                 /* The old owner is gone (it fenced itself) or has let go, and
                  * `to` is no longer Active: straight to where the target wants
@@ -689,7 +691,7 @@ static void advance_locked(aether_member *m, const char *reason)
                  * stale or dead `to`. */
                 set_ids(b, s, t_ids, nt);
                 if (!aether_node_id_equal(&t_ids[0], &c_ids[0]))
-                    done[n_done++] = (placement){ s, c_ids[0], t_ids[0], PLACED_FAILOVER };
+                    done[n_done++] = (placement){ s, c_ids[0], t_ids[0], PLACED_FAILOVER, 0 };
             } else if (!to_ok) {
                 /* No target to follow: the healthy owners keep it. */
                 aether_node_id keep[AETHER_REPLICATION_MAX];
@@ -706,7 +708,7 @@ static void advance_locked(aether_member *m, const char *reason)
                     if (!aether_node_id_equal(&c_ids[j], &to) && is_healthy(as, &c_ids[j]))
                         ids[n++] = c_ids[j];
                 set_ids(b, s, ids, n);
-                done[n_done++] = (placement){ s, c_ids[0], to, PLACED_HANDOFF_DONE };
+                done[n_done++] = (placement){ s, c_ids[0], to, PLACED_HANDOFF_DONE, as->moving_since_ns[s] };
                 /* Still not where the target wants it: the next step moves it
                  * on, so the session is not complete. */
                 if (nt > 0)
@@ -722,7 +724,7 @@ static void advance_locked(aether_member *m, const char *reason)
             if (nt > 0 && (aether_node_id_equal(&t_ids[0], &c_ids[0]) || !primary_ok)) {
                 set_ids(b, s, t_ids, nt);
                 if (!aether_node_id_equal(&t_ids[0], &c_ids[0]))
-                    done[n_done++] = (placement){ s, c_ids[0], t_ids[0], PLACED_FAILOVER };
+                    done[n_done++] = (placement){ s, c_ids[0], t_ids[0], PLACED_FAILOVER, 0 };
             } else {
                 aether_node_id keep[AETHER_REPLICATION_MAX];
                 uint32_t nk = 0;
@@ -756,7 +758,7 @@ static void advance_locked(aether_member *m, const char *reason)
         if (cur == NULL || aether_shardmap_entry(cur, s)->owner_count == 0) {
             if (nt > 0) {
                 set_ids(b, s, t_ids, nt);
-                done[n_done++] = (placement){ s, { 0 }, t_ids[0], PLACED_ASSIGNED };
+                done[n_done++] = (placement){ s, { 0 }, t_ids[0], PLACED_ASSIGNED, 0 };
                 changed = true;
             }
             continue;
@@ -770,7 +772,7 @@ static void advance_locked(aether_member *m, const char *reason)
         if (aether_node_id_equal(&c_ids[0], &t_ids[0]) || !is_healthy(as, &c_ids[0])) {
             set_ids(b, s, t_ids, nt); /* replicas only, or the primary is gone */
             if (!aether_node_id_equal(&c_ids[0], &t_ids[0]))
-                done[n_done++] = (placement){ s, c_ids[0], t_ids[0], PLACED_FAILOVER };
+                done[n_done++] = (placement){ s, c_ids[0], t_ids[0], PLACED_FAILOVER, 0 };
             changed = true;
             continue;
         }
@@ -879,6 +881,8 @@ static void advance_locked(aether_member *m, const char *reason)
         else
             emit_migrated(m, done[i].shard, &done[i].from, &done[i].to, version,
                           done[i].kind == PLACED_FAILOVER ? "failover" : "handoff");
+        if (done[i].kind == PLACED_HANDOFF_DONE && done[i].since_ns != 0)
+            member_observe_ns(m->h_handoff, member_now_ns(m) - done[i].since_ns);
         if (done[i].kind != PLACED_ASSIGNED) {
             as->session_moved++;
             __atomic_add_fetch(&m->shards_moved, 1, __ATOMIC_RELAXED);
@@ -896,7 +900,9 @@ static void advance_locked(aether_member *m, const char *reason)
         if (e != NULL) {
             e->data.rebalance_completed.map_version = version;
             e->data.rebalance_completed.moved = as->session_moved;
-            e->data.rebalance_completed.duration_ms = (member_now_ns(m) - as->session_start_ns) / AETHER_NS_PER_MS;
+            uint64_t took_ns = member_now_ns(m) - as->session_start_ns;
+            e->data.rebalance_completed.duration_ms = took_ns / AETHER_NS_PER_MS;
+            member_observe_ns(m->h_rebalance, took_ns);
             emit_simple(m, e);
         }
     }

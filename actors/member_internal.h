@@ -325,6 +325,10 @@ struct aether_member {
     uint64_t leader_changes;
     uint64_t rebalances;
     uint64_t shards_moved;
+    /* Histograms (NULL without a registry; immutable after start, observed
+     * with relaxed atomics): lease renewal CAS (lease actor), handoff from
+     * decree to completing map, rebalance session (assign actor, leader). */
+    aether_histogram *h_lease_renew, *h_handoff, *h_rebalance, *h_map_read;
     uint32_t brake_engaged;       /* atomic: 1 while this leader's rebalance brake holds */
     uint64_t brake_releases;      /* operator releases of the brake this node handled as leader */
     uint64_t nodes_forgotten;     /* departed nodes this node removed as leader (retention) */
@@ -602,5 +606,13 @@ bool member_speaker_bound(aether_member *m, aether_term term);
 void member_claim_dropped(aether_member *m, const aether_event *e, const char *reason, const char *why);
 
 #define MEMBER_LOG "member"
+
+
+/* One observation into a member histogram; nothing without a registry. */
+static inline void member_observe_ns(aether_histogram *h, uint64_t ns)
+{
+    if (h != NULL)
+        aether_histogram_observe_ns(h, ns);
+}
 
 #endif

@@ -546,7 +546,10 @@ static void renew(aether_member *m)
         return; /* still unknown: the old deadline stands */
     aether_term held_term = ls->held.lease.term; /* for the campaign after a loss */
     aether_lease_held next;
+    uint64_t t0 = member_now_ns(m);
     aether_status st = aether_lease_renew(&ls->lcfg, &ls->held, &next, &err);
+    if (st == AETHER_OK)
+        member_observe_ns(m->h_lease_renew, member_now_ns(m) - t0);
     if (st == AETHER_OK || st == AETHER_EUNKNOWN)
         ls->held = next; /* renewed, or in doubt (pending); on a loss it still names the term */
     switch (st) {

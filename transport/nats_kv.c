@@ -71,6 +71,9 @@ struct kv_nats {
      * recreated: relaxed counter, read by metrics. */
     _Atomic uint64_t check_after_ns;
     _Atomic uint64_t recreated;
+    /* Set before the store is shared (aether_kv_nats_set_cas_histogram),
+     * read by every CAS; the histogram's counts are relaxed atomics. */
+    _Atomic(aether_histogram *) cas_hist;
 
     pthread_mutex_t mu;          /* guards the watcher registry */
     aether_kv_watcher *watchers; /* under mu */
@@ -218,6 +221,21 @@ static void nkv_subject(const kv_nats *n, const char *key, char *buf)
     AETHER_ASSERT(len > 0 && (size_t)len < NKV_SUBJECT_CAP); /* key and bucket are validated */
 }
 
+static uint64_t nkv_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* One CAS round trip done: into the histogram, if there is one. */
+static void nkv_cas_timed(const kv_nats *n, uint64_t t0_ns)
+{
+    aether_histogram *h = atomic_load_explicit(&n->cas_hist, memory_order_relaxed);
+    if (h != NULL)
+        aether_histogram_observe_ns(h, nkv_mono_ns() - t0_ns);
+}
+
 static uint64_t nkv_wall_ms(void)
 {
     struct timespec ts;
@@ -317,8 +335,20 @@ static aether_kv_op nkv_msg_op(natsMsg *msg)
     return AETHER_KV_OP_PUT;
 }
 
+static aether_status nkv_create_untimed(aether_kv *kv, const char *key, const void *value,
+                                        size_t len, uint64_t *rev_out, aether_err *err);
+
 static aether_status nkv_create(aether_kv *kv, const char *key, const void *value, size_t len,
                                 uint64_t *rev_out, aether_err *err)
+{
+    uint64_t t0 = nkv_mono_ns();
+    aether_status st = nkv_create_untimed(kv, key, value, len, rev_out, err);
+    nkv_cas_timed(to_nats(kv), t0);
+    return st;
+}
+
+static aether_status nkv_create_untimed(aether_kv *kv, const char *key, const void *value,
+                                        size_t len, uint64_t *rev_out, aether_err *err)
 {
     kv_nats *n = to_nats(kv);
     aether_status st = nkv_connected(n, "create", key, err);
@@ -477,15 +507,22 @@ static aether_status nkv_update(aether_kv *kv, const char *key, const void *valu
                                 uint64_t expected, uint64_t *rev_out, aether_err *err)
 {
     AETHER_ASSERT(expected > 0); /* the wrapper refuses 0 */
-    return nkv_cas_write(kv, "update", key, AETHER_KV_OP_PUT, value, len, expected, rev_out,
-                         err);
+    uint64_t t0 = nkv_mono_ns();
+    aether_status st = nkv_cas_write(kv, "update", key, AETHER_KV_OP_PUT, value, len, expected,
+                                     rev_out, err);
+    nkv_cas_timed(to_nats(kv), t0);
+    return st;
 }
 
 static aether_status nkv_del(aether_kv *kv, const char *key, uint64_t expected,
                              uint64_t *rev_out, aether_err *err)
 {
-    return nkv_cas_write(kv, "delete", key, AETHER_KV_OP_DELETE, NULL, 0, expected, rev_out,
-                         err);
+    uint64_t t0 = nkv_mono_ns();
+    aether_status st = nkv_cas_write(kv, "delete", key, AETHER_KV_OP_DELETE, NULL, 0, expected,
+                                     rev_out, err);
+    if (expected > 0)
+        nkv_cas_timed(to_nats(kv), t0);
+    return st;
 }
 
 static aether_status nkv_purge(aether_kv *kv, const char *key, uint64_t *rev_out,
@@ -870,6 +907,11 @@ static void nkv_bucket_check(kv_nats *n)
                 "(re-creation %" PRIu64 " by this process)", n->bucket, n->ttl_ms, n->replicas, count);
 }
 
+void aether_kv_nats_set_cas_histogram(aether_kv *kv, aether_histogram *h)
+{
+    atomic_store_explicit(&to_nats(kv)->cas_hist, h, memory_order_relaxed);
+}
+
 uint64_t aether_kv_nats_recreated(aether_kv *kv)
 {
     AETHER_ASSERT(aether_kv_is_nats(kv));
@@ -1063,6 +1105,7 @@ aether_status aether_kv_nats_create(const aether_kv_nats_config *cfg, aether_kv 
     n->replicas = cfg->replicas == 0 ? 1u : cfg->replicas;
     atomic_init(&n->check_after_ns, 0);
     atomic_init(&n->recreated, 0);
+    atomic_init(&n->cas_hist, NULL);
 
     /* From here on a failure goes through the normal destroy. */
     if (natsConnection_Status(cfg->conn) != NATS_CONN_STATUS_CONNECTED) {

@@ -220,6 +220,7 @@
 #include "auth.h"
 #include "codec.h"
 #include "kv_store.h"
+#include "metrics.h"
 #include "status.h"
 
 #define AETHER_KV_NATS_TIMEOUT_MS_DEFAULT 2000u /* per request, when the config says 0 */
@@ -270,6 +271,12 @@ bool aether_kv_is_nats(const aether_kv *kv);
 /* How many times this store found its bucket gone and created it again
  * (DESIGN step 5). kv must be a NATS store (asserted). Any thread. */
 uint64_t aether_kv_nats_recreated(aether_kv *kv);
+
+/* Times this store's compare-and-set writes (create, update, conditional
+ * delete: one round trip to the server each, whatever the outcome) into h
+ * (NULL: stop). kv must be a NATS store (asserted). Call it before the
+ * store is shared; observations are relaxed atomics from any thread. */
+void aether_kv_nats_set_cas_histogram(aether_kv *kv, aether_histogram *h);
 
 /* Deletes the bucket on the server with everything in it (tests, and an
  * operator's re-creation). Stores bound to it keep working once it is

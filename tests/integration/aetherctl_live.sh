@@ -27,7 +27,9 @@
 #     NodeDraining, NodeLeft and a map; forged messages are printed as
 #     refused; SIGTERM stops them with exit 0; a second drain is rejected
 #     (exit 1), an unknown node too;
-#  8. every node killed: drain exits 3 after --timeout ("no leader answered").
+#  8. every node killed: drain exits 3 after --timeout ("no leader answered");
+#     status exits 3 once the lease is free (leader none, the map still
+#     printed); lookup of a key whose owner is gone exits 1 ("serving no").
 # No node may report a VIOLATION. Exit 0 on success, 1 with the reason.
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -231,7 +233,8 @@ for i in $(seq 1 20); do
     expect_rc 0 "lookup $key"
     jcheck "lookup $key" "d['key'] == '$key' and d['shard'] == $SHARD and d['shard_count'] == 64 and d['primary'] == '$OWNER' \
  and d['owners'] == ['$OWNER'] and d['owner_status'] == ['active'] and d['map_version'] == $PROBE_VERSION \
- and d['state'] == 'stable' and d['moving'] is False and d['to'] is None"
+ and d['state'] == 'stable' and d['moving'] is False and d['to'] is None and d['serving'] is True \
+ and d['not_serving'] is None"
 done
 ctl lookup "${C[@]}" -- "$key"
 expect_rc 0 "lookup (text)"
@@ -364,5 +367,33 @@ grep_err "drain with no node running" "no leader answered aether\.$CLUSTER\.cmd\
 took=$(( $(now_ms) - t0 ))
 (( took >= 1900 && took < 8000 )) || fail "drain with no leader took $took ms (want about 2000)"
 echo "no leader: drain exits 3 after $took ms"
+
+# status exits 3 once no leader holds the lease (the lease bucket's TTL
+# deletes the dead leader's value within about lease_ttl_ms), after printing
+# what the buckets still hold; lookup then names an owner that is not
+# serving and exits 1.
+deadline=$(( $(now_ms) + 8000 ))
+while :; do
+    ctl status "${C[@]}" --timeout 3000
+    [[ "$CTL_RC" -ne 0 ]] && break
+    (( $(now_ms) < deadline )) || fail "status still exits 0 8 s after every node was killed: $(head -c 600 "$WORK/ctl.out")"
+    sleep 0.2
+done
+expect_rc 3 "status with every node down"
+grep_out "status with every node down: leader line" "^leader +none \(the lease is free"
+grep_out "status with every node down: the map is still printed" "^map +version [0-9]+, term [0-9]+, 64 shards"
+grep_err "status with every node down" "no leader holds the lease \(bucket 'aether_${CLUSTER}_lease' key 'leader' is empty"
+ctl status "${C[@]}" --json --timeout 3000
+expect_rc 3 "status --json with every node down"
+jcheck "status --json with every node down" "d['leader'] is None and d['map']['shard_count'] == 64"
+ctl lookup "${C[@]}" -- "$key"
+expect_rc 1 "lookup with every node down"
+grep_out "lookup with every node down: owners" "^owners +n[0-9] \(primary, active\)"
+grep_out "lookup with every node down: serving" "^serving +no: no leader holds the lease"
+grep_err "lookup with every node down" "shard $SHARD is not served: no leader holds the lease"
+ctl lookup "${C[@]}" --json -- "$key"
+expect_rc 1 "lookup --json with every node down"
+jcheck "lookup --json with every node down" "d['primary'] in ('n1', 'n2', 'n3') and d['primary'] != '$VICTIM' and d['serving'] is False and 'no leader' in d['not_serving']"
+echo "no leader: status exits 3, lookup $key (its owner gone) exits 1"
 echo "PASS"
 exit 0

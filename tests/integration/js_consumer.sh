@@ -21,8 +21,10 @@
 #     primaries and replicas) and, per node, `aetherctl shards --node ID
 #     --json` (the primary shard ranges); for 12 keys its shard and primary
 #     equal `aetherctl lookup KEY --json`;
-#  6. it saw the events from stream #1 with no per-term gap, including n4's
-#     NodeJoined; SIGTERM stops it with exit 0.
+#  6. a second consumer without --replay starts at the stream's last
+#     sequence (not #1) and still has the map; --help exits 0;
+#  7. the first (--replay) saw the events from stream #1 with no per-term
+#     gap, including n4's NodeJoined; SIGTERM stops it with exit 0.
 # Takes ~10-15 s after npm ci; worst case ~45 s of bounded waits.
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -54,6 +56,18 @@ grep -q "^map vectors: $maps ok, 0 failed" "$WORK/vectors.out" ||
     fail "expected $maps map vectors ok: $(cat "$WORK/vectors.out")"
 echo "vectors: $want ok in JavaScript; $maps map format 2 vectors decode and re-encode exactly"
 
+# --help: the usage on stdout, exit 0; an unknown option: exit 2.
+node "$WORK/js/consumer.js" --help >"$WORK/help.out" 2>&1 || fail "consumer.js --help exited $?: $(cat "$WORK/help.out")"
+grep -q "^usage: node consumer.js " "$WORK/help.out" && grep -q -- "--replay" "$WORK/help.out" ||
+    fail "consumer.js --help: $(head -c 400 "$WORK/help.out")"
+node "$WORK/js/consumer.js" --no-such-option >"$WORK/help.out" 2>&1
+rc=$?
+[[ $rc -eq 2 ]] || fail "consumer.js --no-such-option exited $rc, want 2"
+node "$WORK/js/consumer.js" --replay --from-seq 3 >"$WORK/help.out" 2>&1
+rc=$?
+[[ $rc -eq 2 ]] || fail "consumer.js --replay --from-seq 3 exited $rc, want 2"
+echo "consumer: --help exits 0, bad options exit 2"
+
 # ctl COMMAND ARGS...: aetherctl COMMAND --nats URL --cluster C ARGS..., without the tests' AETHER_* variables, output in $WORK/ctl.out.
 ctl() {
     it_clean_env
@@ -63,7 +77,7 @@ ctl() {
 
 # 3. the cluster, then the consumer.
 cluster_up 3 --event-stream
-bg_start consumer node "$WORK/js/consumer.js" --nats "$URL" --cluster "$CLUSTER" \
+bg_start consumer node "$WORK/js/consumer.js" --nats "$URL" --cluster "$CLUSTER" --replay \
     --view "$WORK/view.json" --keys "$JS_KEYS" --duration 60
 view_version() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["map_version"])' "$WORK/view.json" 2>/dev/null; }
 v0=$(map_version "$WORK/map.up")
@@ -85,7 +99,22 @@ echo "consumer: followed the join to map v$v1"
 js_compare_views --joined n4 "${NODES[@]}"
 echo "consumer: map v$v1, ${#NODES[@]} nodes' counts and shard ranges, 12 keys equal aetherctl's; no gap"
 
-# 6. clean stop.
+# 6. without --replay a consumer starts at the stream's last sequence: it
+# replays nothing older (no LeaderElected #1), and its view still has the map.
+last=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["last_stream_seq"])' "$WORK/view.json")
+timeout 30 node "$WORK/js/consumer.js" --nats "$URL" --cluster "$CLUSTER" --view "$WORK/view.now.json" \
+    --duration 1 >"$WORK/now.log" 2>&1 || fail "a consumer without --replay exited $?: $(tail -n 5 "$WORK/now.log")"
+python3 - "$WORK/view.now.json" "$last" "$v1" <<'EOF' || fail "a consumer without --replay: $(head -c 600 "$WORK/view.now.json")"
+import json, sys
+v = json.load(open(sys.argv[1]))
+last, v1 = int(sys.argv[2]), int(sys.argv[3])
+assert v["from_stream_seq"] >= last > 1, (v["from_stream_seq"], last)
+assert v["map_version"] == v1 and v["gaps"] == [], v
+EOF
+if grep -q "^#1 " "$WORK/now.log"; then fail "a consumer without --replay replayed stream #1: $(head -n 3 "$WORK/now.log")"; fi
+echo "consumer: without --replay it starts at stream #$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["from_stream_seq"])' "$WORK/view.now.json") (the last was #$last), map v$v1"
+
+# 7. clean stop.
 bg_stop consumer 5000
 [[ "$BG_RC" == 0 ]] || fail "the consumer exited $BG_RC on SIGTERM: $(tail -n 5 "$WORK/consumer.log")"
 # The first leader's term: 1, or 2 when it waited a ttl after creating the

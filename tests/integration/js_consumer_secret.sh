@@ -118,7 +118,7 @@ bg_start replay_map node "$WORK/js/replay_map.js" "$URL" "$CLUSTER" "$WORK/go"
 wait_log 10000 "$WORK/replay_map.log" "^subscribed" || fail "the capture helper did not subscribe: $(cat "$WORK/replay_map.log")"
 
 # 3. The consumer with the secret, then a join.
-bg_start consumer node "$WORK/js/consumer.js" --nats "$URL" --cluster "$CLUSTER" --cluster-secret-file "$SECRET" \
+bg_start consumer node "$WORK/js/consumer.js" --nats "$URL" --cluster "$CLUSTER" --replay --cluster-secret-file "$SECRET" \
     --view "$WORK/view.json" --keys "$JS_KEYS" --duration 90
 v0=$(map_version "$WORK/map.up")
 wait_for 10000 eval '[[ "$(view "$WORK/view.json" "v[\"map_version\"]")" == "$v0" ]]' ||
@@ -166,9 +166,9 @@ js_compare_views --leader "$LEADER" --term "$term0" "${NODES[@]}"
 echo "consumer: map v$v2, ${#NODES[@]} nodes' counts and ranges, 12 keys equal aetherctl's; leader $LEADER term $term0; no gap"
 
 # 6. Another secret believes nothing; no secret believes the forgery.
-bg_start other node "$WORK/js/consumer.js" --nats "$URL" --cluster "$CLUSTER" --cluster-secret-file "$WORK/other.secret" \
+bg_start other node "$WORK/js/consumer.js" --nats "$URL" --cluster "$CLUSTER" --replay --cluster-secret-file "$WORK/other.secret" \
     --view "$WORK/view.other.json" --duration 3
-bg_start plain node "$WORK/js/consumer.js" --nats "$URL" --cluster "$CLUSTER" --view "$WORK/view.plain.json" --duration 3
+bg_start plain node "$WORK/js/consumer.js" --nats "$URL" --cluster "$CLUSTER" --replay --view "$WORK/view.plain.json" --duration 3
 wait_for 15000 eval '! kill -0 ${BG_PID[other]} 2>/dev/null && ! kill -0 ${BG_PID[plain]} 2>/dev/null' ||
     fail "the two short consumers did not stop after --duration 3"
 bg_stop other 1000
@@ -219,7 +219,7 @@ grep -q "^forged map v$vf " "$WORK/forge_kv.log" || fail "forge_kv: $(cat "$WORK
 for who in kvsecret kvplain; do
     extra=()
     [[ $who == kvsecret ]] && extra=(--cluster-secret-file "$SECRET")
-    timeout 30 node "$WORK/js/consumer.js" --nats "$URL" --cluster "$CLUSTER" "${extra[@]}" \
+    timeout 30 node "$WORK/js/consumer.js" --nats "$URL" --cluster "$CLUSTER" --replay "${extra[@]}" \
         --view "$WORK/view.$who.json" --duration 2 >"$WORK/$who.log" 2>&1
 done
 [[ "$(view "$WORK/view.kvsecret.json" 'v["map_version"] is None and v["auth"]["sources"].get("kv", 0) >= 1 and v["auth"]["reasons"].get("no_tag", 0) >= 1')" == True ]] ||

@@ -47,7 +47,12 @@ EXPECTED=(
     aether_node_incompatible aether_joins_refused_total aether_commands_busy_total
     aether_fail_requests_refused_total aether_heartbeats_ignored_total
     aether_messages_decoded_total aether_decode_errors_total aether_mailbox_depth
-    aether_mailbox_full_total aether_actor_messages_total
+    aether_mailbox_full_total aether_actor_messages_total aether_node_info
+)
+# Histograms (TYPE histogram; _bucket, _sum and _count samples).
+HISTOGRAMS=(
+    aether_lease_renewal_seconds aether_handoff_duration_seconds aether_rebalance_duration_seconds
+    aether_kv_cas_seconds
 )
 
 # 1. A bad address is a configuration error.
@@ -96,6 +101,17 @@ for id in "${NODES[@]}"; do
         grep -q "^# HELP $name " "$WORK/$id.prom" || fail "$id: no HELP line for $name"
         grep -qE "^# TYPE $name (counter|gauge)$" "$WORK/$id.prom" || fail "$id: no TYPE line for $name"
     done
+    for name in "${HISTOGRAMS[@]}"; do
+        grep -qE "^# TYPE $name histogram$" "$WORK/$id.prom" || fail "$id: no TYPE histogram line for $name"
+        grep -qE "^${name}_bucket\{(.*,)?le=\"\+Inf\"\} [0-9]+$" "$WORK/$id.prom" || fail "$id: no +Inf bucket for $name"
+        grep -qE "^${name}_count(\{[^}]*\})? [0-9]+$" "$WORK/$id.prom" || fail "$id: no _count for $name"
+    done
+    # One node per process: its identity is aether_node_info's, no other
+    # series carries a node label (Prometheus adds the target's own).
+    grep -qE "^aether_node_info\{node=\"$id\",cluster=\"$CLUSTER\",version=\"[0-9]+\.[0-9]+\.[0-9]+\",revision=\"[^\"]*\"\} 1$" "$WORK/$id.prom" ||
+        fail "$id: no aether_node_info naming it: $(grep aether_node_info "$WORK/$id.prom")"
+    bad=$(grep -v '^#' "$WORK/$id.prom" | grep -v '^aether_node_info{' | grep 'node="' | head -n 3)
+    [[ -z "$bad" ]] || fail "$id: series with a node label besides aether_node_info: $bad"
     # The handler-time histogram (issue 14): its TYPE, and a count for each of the member's actors.
     grep -qE '^# TYPE aether_actor_handler_seconds histogram$' "$WORK/$id.prom" ||
         fail "$id: no histogram aether_actor_handler_seconds"
@@ -141,6 +157,18 @@ wait_for 5000 values_ok || fail "implausible metrics: $VALUES_WHY"
 leader_id=$(for id in "${NODES[@]}"; do [[ "$(value "$WORK/$id.prom" aether_role_leader)" == 1 ]] && echo "$id"; done)
 (( $(value "$WORK/$leader_id.prom" aether_lease_renewals_total) > 0 )) || fail "the leader $leader_id counts no renewals"
 echo "scraped: leader $leader_id term $(value "$WORK/n1.prom" aether_term) map v$(value "$WORK/n1.prom" aether_map_version); owned $(sum_of aether_shards_owned), assigned $(sum_of aether_shards_assigned); unowned/multi-owner/lag 0"
+
+# promtool (Debian package prometheus), when installed: the exposition of
+# every node passes its linter.
+if command -v promtool >/dev/null; then
+    for id in "${NODES[@]}"; do
+        promtool check metrics <"$WORK/$id.prom" >"$WORK/$id.promtool" 2>&1 ||
+            fail "$id: promtool check metrics: $(head -n 5 "$WORK/$id.promtool")"
+    done
+    echo "promtool check metrics: ${#NODES[@]} nodes' scrapes pass"
+else
+    echo "promtool not installed (tools/deps): check metrics skipped"
+fi
 
 # 5. Other paths and methods.
 code=$(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:${MPORT[n1]}/")

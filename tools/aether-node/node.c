@@ -518,6 +518,7 @@ int node_start(node_run *d, uint32_t i)
     }
     aether_member_deps deps = { .executor = d->ex, .transport = n->t, .lease_store = d->lease_kv,
                                 .state_store = d->state_kv, .metrics = d->metrics,
+                                .metric_labels = node_metric_labels(d),
                                 .seed = aether_rng_next(&d->rng),
                                 .incarnation = d->opt.nats_mode ? d->start_wall_ms : 0 };
     aether_member_callbacks cb = { .on_shard_acquired = on_acquired, .on_shard_released = on_released,

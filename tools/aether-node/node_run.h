@@ -194,6 +194,9 @@ int node_metrics_register(node_run *d, node_slot *n);
 
 /* the modes: each returns the process exit status */
 int node_nats_mode_run(node_run *d);
+/* The labels on every metric series of a node: "" (none) with one node per
+ * process, NULL (node="<id>") when the demo runs several in one registry. */
+const char *node_metric_labels(const node_run *d);
 int node_demo_run(node_run *d);
 
 #endif /* AETHER_TOOLS_NODE_RUN_H */

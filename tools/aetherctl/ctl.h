@@ -42,11 +42,14 @@
  *
  * Exit status (every command; also in `aetherctl --help` and docs/aetherctl.md):
  *   0  success;
- *   1  the command ran and failed, or the leader rejected it;
+ *   1  the command ran and failed, or the leader rejected it; lookup: the
+ *      primary is not serving (failed, left, unknown, or no leader holds the
+ *      lease);
  *   2  usage error (unknown command, bad option or argument, bad settings);
  *   3  no cluster answers: cannot connect or authenticate, the cluster's
- *      buckets are missing, no shard map yet, or no leader answered a command
- *      before --timeout; the message names the servers and the cluster.
+ *      buckets are missing, no shard map yet, status: no leader holds the
+ *      lease, or no leader answered a command before --timeout; the message
+ *      names the servers and the cluster.
  */
 #ifndef AETHER_TOOLS_CTL_H
 #define AETHER_TOOLS_CTL_H

@@ -28,8 +28,9 @@
     "  -j, --json               one JSON document on stdout instead of text\n"               \
     "  -h, --help               show this help\n"                                            \
     "\n"                                                                                       \
-    "exit status: 0 ok; 1 failed or rejected; 2 usage; 3 no cluster answers (cannot\n"       \
-    "connect, buckets missing, no map yet, no leader before --timeout).\n"
+    "exit status: 0 ok; 1 failed or rejected (lookup: the owner is not serving);\n"         \
+    "2 usage; 3 no cluster answers (cannot connect, buckets missing, no map yet,\n"         \
+    "status: no leader holds the lease; no leader answered before --timeout).\n"
 
 static const command COMMANDS[] = {
     {"status", "live: nodes, leader and lease, map and topology versions",
@@ -39,7 +40,8 @@ static const command COMMANDS[] = {
      "topology version and every node: status (active, draining, left, failed),\n"
      "zone, incarnation, address and the shards it owns. Default --timeout 5000.\n"
      "Exit 3 if the cluster's buckets are missing, or (after printing what there\n"
-     "is) when no shard map has been published yet.\n"
+     "is) when no shard map has been published yet or no leader holds the lease\n"
+     "(none, or expired); exit 1 when the lease value does not decode.\n"
      CTL_COMMON_HELP,
      cmd_status},
     {"shards", "live: per-node shard counts and a distribution view",
@@ -59,6 +61,9 @@ static const command COMMANDS[] = {
      "count) and prints its owners (primary first, with their status), the map\n"
      "version and whether the shard is moving (and to which node). Use `--` before\n"
      "a KEY that starts with '-'. Default --timeout 5000.\n"
+     "Exit 1 (after printing, with \"serving   no: WHY\") when the primary is not\n"
+     "serving as far as the stored state tells: the topology has it failed, left\n"
+     "or unknown, or no leader holds the lease (owners cut off fence themselves).\n"
      "\n"
      "options:\n"
      "      --shard N            look up shard N instead of a key\n"
@@ -266,9 +271,10 @@ static void print_usage(FILE *out)
     fprintf(out,
             "\nLive commands take --nats URLS (default nats://127.0.0.1:4222), --cluster NAME\n"
             "(default aether), --config FILE, NATS auth options, --json and --timeout MS.\n"
-            "\nexit status: 0 ok; 1 the command ran and failed, or the leader rejected it;\n"
-            "2 usage error; 3 no cluster answers (cannot connect, buckets missing, no map\n"
-            "yet, no leader before --timeout).\n"
+            "\nexit status: 0 ok; 1 the command ran and failed, or the leader rejected it\n"
+            "(lookup: the owner is not serving); 2 usage error; 3 no cluster answers\n"
+            "(cannot connect, buckets missing, no map yet, status: no leader holds the\n"
+            "lease; no leader answered before --timeout).\n"
             "\nRun 'aetherctl help COMMAND' or 'aetherctl COMMAND --help' for details.\n");
 }
 

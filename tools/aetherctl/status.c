@@ -47,6 +47,20 @@ static void ctl_print_lease(const ctl_conn *cc, const ctl_view *v)
     }
 }
 
+/* Whether a leader holds the lease as far as the lease bucket tells: a value
+ * is there, decodes (and, with a secret, is authentic) and was written less
+ * than its ttl ago. The age compares the server's clock with ours (exact on
+ * one machine, as good as clock sync across machines). The server deletes an
+ * expired entry by itself (the bucket's TTL is the lease ttl), so an expired
+ * value is only seen in the short window before it does. */
+static bool ctl_leader_holds(const ctl_view *v)
+{
+    if (!v->lease_bucket || !v->have_lease || v->lease_malformed)
+        return false;
+    int64_t age_ms = (v->read_at_ns - v->lease_written_ns) / 1000000;
+    return v->lease_ttl_ms == 0 || age_ms <= (int64_t)v->lease_ttl_ms;
+}
+
 int cmd_status(int argc, char **argv)
 {
     const command *self = ctl_find_command("status");
@@ -166,6 +180,21 @@ int cmd_status(int argc, char **argv)
     }
     if (rc == 0 && v.map == NULL)
         rc = ctl_no_map(&cc);
+    /* After printing what there is: a cluster nobody leads is not answering
+     * (no admission, no failover, no map changes), so say so and exit 3; a
+     * lease value that does not decode or is not authentic is exit 1, as for
+     * any stored value that does not decode. */
+    if (rc == 0 && v.have_lease && v.lease_malformed) {
+        fprintf(stderr, "aetherctl: the lease value (bucket '%s') is not believed: %s\n",
+                cc.lease_bucket, v.lease_err);
+        rc = EXIT_FAILED;
+    } else if (rc == 0 && !ctl_leader_holds(&v)) {
+        rc = ctl_no_cluster(&cc, "no leader holds the lease (bucket '%s' key '%s' %s)",
+                            cc.lease_bucket, AETHER_LEASE_KEY_DEFAULT,
+                            !v.lease_bucket ? "does not exist"
+                            : !v.have_lease ? "is empty: no node campaigns, or every one is down"
+                                            : "has expired");
+    }
     free(rows);
     ctl_view_fini(&v);
     ctl_close(&cc);
@@ -442,7 +471,7 @@ int cmd_lookup(int argc, char **argv)
     if (rc != 0)
         return rc;
     ctl_view v;
-    rc = ctl_read(&cc, &v, false);
+    rc = ctl_read(&cc, &v, true);
     if (rc == 0 && v.map == NULL)
         rc = ctl_no_map(&cc);
     const aether_shardmap *m = v.map;
@@ -467,6 +496,29 @@ int cmd_lookup(int argc, char **argv)
     const aether_node_index *own = aether_shardmap_owners(m, shard);
     bool moving = e->state == AETHER_SHARD_MOVING;
     const char *to = moving ? m->nodes[e->to].str : NULL;
+    /* Whether the primary the map names serves the shard, as far as the
+     * stored state tells: not when the topology has it Failed or Left (or
+     * does not know it), nor when no leader holds the lease (every node cut
+     * off from a leader fences itself within failure_timeout - fence_margin,
+     * and a dead cluster keeps its last map and topology). */
+    const char *not_serving = NULL;
+    if (e->owner_count == 0) {
+        not_serving = "the map has no owner for it";
+    } else {
+        const aether_node_info *pi =
+            v.have_topo ? aether_topology_find(&v.topo, &m->nodes[own[0]]) : NULL;
+        if (pi == NULL)
+            not_serving = "the stored topology does not know the primary";
+        else if (pi->status == AETHER_NODE_FAILED)
+            not_serving = "the primary is failed";
+        else if (pi->status == AETHER_NODE_LEFT)
+            not_serving = "the primary has left";
+        else if (v.have_lease && v.lease_malformed)
+            not_serving = "the lease value is not believed (it does not decode, or is not "
+                          "authentic): no leader can be confirmed";
+        else if (!ctl_leader_holds(&v))
+            not_serving = "no leader holds the lease: the owners are down or fenced";
+    }
     if (o.json) {
         json_t *doc = json_object();
         ctl_jset(doc, "cluster", json_string(cc.cluster));
@@ -489,6 +541,8 @@ int cmd_lookup(int argc, char **argv)
         ctl_jset(doc, "state", json_string(aether_shard_state_name((aether_shard_state)e->state)));
         ctl_jset(doc, "moving", json_boolean(moving));
         ctl_jset(doc, "to", to != NULL ? json_string(to) : json_null());
+        ctl_jset(doc, "serving", json_boolean(not_serving == NULL));
+        ctl_jset(doc, "not_serving", not_serving ? json_string(not_serving) : json_null());
         rc = ctl_emit_json(doc);
     } else {
         if (key != NULL)
@@ -510,6 +564,12 @@ int cmd_lookup(int argc, char **argv)
                    m->nodes[own[0]].str);
         else
             printf("state     stable\n");
+        if (not_serving != NULL)
+            printf("serving   no: %s\n", not_serving);
+    }
+    if (rc == 0 && not_serving != NULL) {
+        fprintf(stderr, "aetherctl: shard %u is not served: %s\n", shard, not_serving);
+        rc = EXIT_FAILED;
     }
     ctl_view_fini(&v);
     ctl_close(&cc);

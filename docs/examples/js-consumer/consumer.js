@@ -10,7 +10,8 @@
 //   2. read the current map from the JetStream KV bucket aether_<cluster>_state,
 //      key "map" (bound, never created);
 //   3. follow the event stream AETHER_<cluster>_EVENTS (aether-node
-//      --event-stream) with an ordered consumer from its first message:
+//      --event-stream) with an ordered consumer from its last message
+//      (--replay: from its first; --from-seq N: from N):
 //      check each event's per-term `seq` (1, 2, 3, ... within a term: a
 //      jump is a gap), keep the nodes' statuses, and whenever an event names a
 //      map version newer than the view (ShardAssigned, ShardMigrated,
@@ -38,8 +39,15 @@
 // Usage:
 //   node consumer.js [--nats URL] [--cluster NAME] [--vectors FILE]
 //                    [--auth-vectors FILE] [--cluster-secret-file FILE]
-//                    [--view FILE] [--keys K1,K2,...] [--duration S] [--from-seq N]
+//                    [--view FILE] [--keys K1,K2,...] [--duration S]
+//                    [--replay | --from-seq N]
 //   node consumer.js --check-vectors-only [--vectors FILE] [--auth-vectors FILE]
+//                    [--map-vectors DIR]
+//   node consumer.js --help
+// The events are read from the stream's last message on (what happens from
+// now); --replay reads the whole stream from its first message (then the
+// node statuses and the per-term seq check cover the cluster's history),
+// --from-seq N from stream sequence N.
 // Writes its view as JSON to --view FILE (atomically, after every change),
 // one line per map / event / gap on stdout. Stops on SIGINT/SIGTERM or after
 // --duration seconds, prints the final view and exits 0 (1 if a vector
@@ -279,7 +287,7 @@ function checkAuthVectors(path) {
 
 // ---- options -------------------------------------------------------------------
 function parseArgs(argv) {
-  const o = { nats: "nats://127.0.0.1:4222", cluster: "aether", keys: [], duration: 0, fromSeq: 1 };
+  const o = { nats: "nats://127.0.0.1:4222", cluster: "aether", keys: [], duration: 0, fromSeq: null, replay: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -295,22 +303,58 @@ function parseArgs(argv) {
     else if (a === "--keys") o.keys = val().split(",").filter((k) => k !== "");
     else if (a === "--duration") o.duration = Number(val());
     else if (a === "--from-seq") o.fromSeq = Number(val());
+    else if (a === "--replay") o.replay = true;
     else if (a === "--map-vectors") o.mapVectors = val();
     else if (a === "--check-vectors-only") o.vectorsOnly = true;
+    else if (a === "--help" || a === "-h") help();
     else usage(`unknown option ${a}`);
   }
-  if (!(o.duration >= 0) || !(o.fromSeq >= 1)) usage("bad --duration or --from-seq");
+  if (!(o.duration >= 0) || (o.fromSeq !== null && !(Number.isSafeInteger(o.fromSeq) && o.fromSeq >= 1)))
+    usage("bad --duration or --from-seq");
+  if (o.replay && o.fromSeq !== null) usage("--replay and --from-seq are exclusive");
   if (o.vectorsOnly && !o.vectors && !o.authVectors && !o.mapVectors)
     usage("--check-vectors-only needs --vectors, --auth-vectors or --map-vectors");
   return o;
 }
 
+const USAGE = "usage: node consumer.js [--nats URL] [--cluster NAME] [--vectors FILE] [--auth-vectors FILE]\n" +
+  "       [--cluster-secret-file FILE] [--view FILE] [--keys K1,K2] [--duration S]\n" +
+  "       [--replay | --from-seq N]\n" +
+  "   or: node consumer.js --check-vectors-only [--vectors FILE] [--auth-vectors FILE] [--map-vectors DIR]\n" +
+  "   or: node consumer.js --help";
+
 function usage(why) {
   console.error(`consumer.js: ${why}`);
-  console.error("usage: node consumer.js [--nats URL] [--cluster NAME] [--vectors FILE] [--auth-vectors FILE]\n" +
-    "       [--cluster-secret-file FILE] [--view FILE] [--keys K1,K2] [--duration S] [--from-seq N]\n" +
-    "       | --check-vectors-only [--vectors FILE] [--auth-vectors FILE] [--map-vectors DIR]");
+  console.error(USAGE);
   process.exit(2);
+}
+
+function help() {
+  console.log(USAGE + `
+
+Keeps a view of an Aether cluster's shard map (KV bucket aether_<cluster>_state,
+the map publications on aether.<cluster>.map, the event stream
+AETHER_<cluster>_EVENTS) and answers which node owns a key.
+
+  --nats URL                 NATS server (default nats://127.0.0.1:4222)
+  --cluster NAME             cluster name (default aether)
+  --cluster-secret-file FILE verify every map, event and stored value with the
+                             cluster secret; act on nothing unauthenticated
+  --view FILE                write the view as JSON there after every change
+  --keys K1,K2               keys whose shard and owner the view lists
+  --duration S               stop after S seconds (default: at SIGINT/SIGTERM)
+  --replay                   read the event stream from its first message
+                             (default: from its last message on)
+  --from-seq N               read the event stream from stream sequence N
+  --vectors FILE             check XXH64 against tests/vectors/keyhash.tsv
+  --auth-vectors FILE        check the key derivation and MACs (auth.tsv)
+  --map-vectors DIR          check the map decoder/encoder on tests/corpus/shardmap_codec
+  --check-vectors-only       check the vectors and exit
+  -h, --help                 this help
+
+Exit status: 0 ok; 1 a vector failed or a gap was seen; 2 bad option or secret
+file; 3 the cluster cannot be reached or has no event stream.`);
+  process.exit(0);
 }
 
 // ---- the view --------------------------------------------------------------------
@@ -327,6 +371,7 @@ const view = {
   lastStreamSeq: 0,
   maxTerm: 0,
   complete: false,        // the replay starts at stream #1
+  fromSeq: null,          // the stream sequence the replay starts at
   auth: { enabled: false, refused: 0, reasons: {}, sources: {} }, // unauthenticated input refused
 };
 
@@ -537,6 +582,7 @@ function snapshot(keys) {
     leader_term: view.term,
     events: view.events,
     last_stream_seq: view.lastStreamSeq,
+    from_stream_seq: view.fromSeq,
     gaps: view.gaps,
     auth: view.auth,
     keys: m ? keys.map(lookup) : [],
@@ -710,20 +756,25 @@ async function main() {
 
   // 3. the event stream, with an ordered consumer.
   const stream = `AETHER_${o.cluster}_EVENTS`;
-  let consumer;
+  // Where to start: --from-seq N, --replay (stream #1), else the stream's
+  // last sequence (an empty stream: its next one), read before the consumer
+  // is made so nothing stored in between is skipped.
+  let consumer, info;
   try {
-    consumer = await js.consumers.get(stream, o.fromSeq > 1
-      ? { deliver_policy: "by_start_sequence", opt_start_seq: o.fromSeq } : {});
+    info = await (await js.streams.get(stream)).info();
+    view.fromSeq = o.fromSeq !== null ? o.fromSeq
+      : o.replay ? 1 : Math.max(info.state.last_seq, 1);
+    consumer = await js.consumers.get(stream, view.fromSeq > 1
+      ? { deliver_policy: "by_start_sequence", opt_start_seq: view.fromSeq } : {});
   } catch (err) {
     console.error(`consumer.js: no event stream ${stream} (run aether-node with --event-stream): ${err.message}`);
     await nc.close();
     process.exit(3);
   }
-  const info = await (await js.streams.get(stream)).info();
-  view.complete = info.state.first_seq === 1 && o.fromSeq <= 1;
+  view.complete = info.state.first_seq === 1 && view.fromSeq <= 1;
   const messages = await consumer.consume();
   nc.closed().then(() => messages.stop());
-  console.log(`following ${stream} and ${prefix}map`);
+  console.log(`following ${stream} from #${view.fromSeq} and ${prefix}map`);
   for await (const m of messages) {
     if (!authentic("event", m.subject, m.data, m.headers, m.info.timestampNanos / 1e6, auth.eventWindow)) {
       if (m.info.pending === 0) writeView();
