@@ -522,7 +522,7 @@ static void publish_self_status(aether_member *m)
 {
     check_own_record(m);
     const aether_node_info *me = aether_topology_find(&m->cs->topo, &m->cfg.node);
-    __atomic_store_n(&m->self_status, me ? (uint32_t)me->status + 1 : 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&m->self_status, member_self_status_word(me), __ATOMIC_RELAXED);
     /* This run drained and left: it has nothing left to do, and must not
      * come back as a new node once the leader forgets its record. */
     if (me != NULL && me->status == AETHER_NODE_LEFT && __atomic_load_n(&m->admitted, __ATOMIC_SEQ_CST) &&

@@ -212,6 +212,11 @@ void member_cmd_box_free(member_cmd_box *b);
  * of any other command never crowds out a keep-alive. */
 #define MEMBER_CMD_INFLIGHT_JOIN_MAX 1024u
 #define MEMBER_CMD_INFLIGHT_OTHER_MAX 64u
+typedef enum member_cmd_budget {
+    MEMBER_CMD_BUDGET_JOIN,  /* JoinCluster: MEMBER_CMD_INFLIGHT_JOIN_MAX */
+    MEMBER_CMD_BUDGET_OTHER, /* every other command: MEMBER_CMD_INFLIGHT_OTHER_MAX */
+    MEMBER_CMD_BUDGETS
+} member_cmd_budget;
 
 typedef struct member_hb_box {
     aether_node_id node;
@@ -282,7 +287,8 @@ struct aether_member {
                                      this term; the assign actor takes over only then */
     uint32_t shards_serving;
     uint32_t fenced;
-    uint32_t self_status;         /* aether_node_status + 1; 0 = not a member */
+    uint32_t self_status;         /* this node in the cluster actor's topology, written by it:
+                                     member_self_status_word (read: member_self_status) */
     uint32_t active_others;       /* Active nodes other than us (cluster actor's view) */
     uint32_t transport_down;      /* the transport refused our last heartbeat (isolated,
                                      disconnected): we do not campaign */
@@ -346,8 +352,8 @@ struct aether_member {
                                      final, unlike `refused`: a keep-alive can be forged */
     uint64_t stood_down_until_ns; /* seq_cst, with it: no campaign before this (the members'
                                      turn to lead, and to judge this node's admission) */
-    uint32_t cmd_inflight[2];     /* commands from the wire queued for the cluster actor:
-                                     [0] JoinCluster, [1] the others (atomic) */
+    uint32_t cmd_inflight[MEMBER_CMD_BUDGETS]; /* commands from the wire queued for the
+                                     cluster actor, per budget (atomic) */
     uint64_t commands_busy;       /* commands answered "busy" past that budget (counter) */
     aether_log_ratelimit busy_log;/* those answers: one line per window (lock-free) */
     aether_log_ratelimit send_log;/* member_send_owned refusals: one line per window */
@@ -466,6 +472,29 @@ static inline bool member_record_is_newer(const aether_member *m, const aether_n
            record->incarnation > __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST);
 }
 static inline uint64_t member_now_ns(const aether_member *m) { return aether_clock_now_ns(m->clock); }
+/* m->self_status as one word: 0 while our id is not in the topology (not
+ * a member yet, or forgotten), else our record's status + 1. */
+#define MEMBER_SELF_STATUS_NONE 0u
+static inline uint32_t member_self_status_word(const aether_node_info *me)
+{
+    return me != NULL ? (uint32_t)me->status + 1u : MEMBER_SELF_STATUS_NONE;
+}
+/* This node's status as the cluster actor last published it (relaxed):
+ * false if it is not a member (*status untouched). Any thread. */
+static inline bool member_self_status(const aether_member *m, aether_node_status *status)
+{
+    uint32_t w = __atomic_load_n(&m->self_status, __ATOMIC_RELAXED);
+    if (w == MEMBER_SELF_STATUS_NONE)
+        return false;
+    *status = (aether_node_status)(w - 1u);
+    return true;
+}
+/* This node is a member with status s (one relaxed read). Any thread. */
+static inline bool member_self_is(const aether_member *m, aether_node_status s)
+{
+    aether_node_status st;
+    return member_self_status(m, &st) && st == s;
+}
 bool member_may_lead(const aether_member *m, aether_term *term_out);
 /* Stamps e as this node's (term = the term we lead, next seq), delivers it
  * to the local actors and publishes it to the cluster. Takes over the

@@ -294,12 +294,13 @@ static bool other_can_lead(const aether_member *m);
  * winner resigns at its first renewal once a successor exists (renew). */
 static bool may_campaign(const aether_member *m)
 {
-    uint32_t st = __atomic_load_n(&m->self_status, __ATOMIC_RELAXED);
-    bool draining_alone = st == (uint32_t)AETHER_NODE_DRAINING + 1 && !other_can_lead(m);
+    aether_node_status st;
+    bool member = member_self_status(m, &st);
+    bool draining = member && st == AETHER_NODE_DRAINING;
+    bool draining_alone = draining && !other_can_lead(m);
     /* A node the transport refuses (isolated, disconnected) could hold the
      * lease but reach nobody: it would only keep the others from leading. */
-    return (st != (uint32_t)AETHER_NODE_DRAINING + 1 || draining_alone) &&
-           st != (uint32_t)AETHER_NODE_LEFT + 1 &&
+    return (!draining || draining_alone) && !(member && st == AETHER_NODE_LEFT) &&
            !__atomic_load_n(&m->transport_down, __ATOMIC_RELAXED) &&
            !member_incompatible(m) && /* it could not serve the maps it would publish */
            member_now_ns(m) >= __atomic_load_n(&m->stood_down_until_ns, __ATOMIC_SEQ_CST) &&
@@ -502,8 +503,7 @@ static void renew(aether_member *m)
     member_lease_state *ls = m->ls;
     if (!ls->leading)
         return;
-    if (__atomic_load_n(&m->self_status, __ATOMIC_RELAXED) == (uint32_t)AETHER_NODE_DRAINING + 1 &&
-        other_can_lead(m)) {
+    if (member_self_is(m, AETHER_NODE_DRAINING) && other_can_lead(m)) {
         resign(m, "own node draining"); /* policy 9, once a successor exists */
         return;
     }
@@ -681,8 +681,7 @@ static void on_event(aether_member *m, const aether_event *e)
     }
     case AETHER_EVT_NODE_JOINED:
         /* A draining leader that stayed for want of a successor goes now. */
-        if (ls->leading && __atomic_load_n(&m->self_status, __ATOMIC_RELAXED) ==
-                               (uint32_t)AETHER_NODE_DRAINING + 1 && other_can_lead(m))
+        if (ls->leading && member_self_is(m, AETHER_NODE_DRAINING) && other_can_lead(m))
             resign(m, "own node draining");
         return;
     default:
