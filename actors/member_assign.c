@@ -1445,6 +1445,43 @@ static void recheck_announcement(aether_member *m)
     }
 }
 
+/* Our own NodeJoined, of this process's incarnation: this run is admitted
+ * (again). */
+static void self_admitted(aether_member *m, const aether_event *e)
+{
+    member_assign_state *as = m->as;
+    /* Back from Failed/Left: first release what we held from before
+     * (self_down is still set), then count as up again. The maps we
+     * hold were made while we were out, so only a later map may give
+     * us shards. */
+    if (!as->admitted_once) {
+        /* This process's first admission. If the map names our id, an
+         * earlier process of it may still serve its shards: one the
+         * leader acknowledged just before admitting us keeps its right
+         * for failure_timeout - fence_margin after that keep-alive
+         * (member_cluster.c: none is acknowledged after our admission).
+         * Waiting failure_timeout from here outlasts it. */
+        as->admitted_once = true;
+        if (as->cur == NULL)
+            (void)load_stored_map(m, NULL);
+        if (as->cur != NULL &&
+            aether_shardmap_find_node(as->cur, &m->cfg.node) != AETHER_NODE_INDEX_NONE) {
+            as->serve_after_ns =
+                member_now_ns(m) + (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
+            AETHER_INFO(MEMBER_LOG, "%s: admitted; the map names this id already: serving "
+                        "from %u ms on (an earlier process of it may still hold its shards)",
+                        m->cfg.node.str, m->cfg.failure_timeout_ms);
+        }
+    }
+    reconcile(m);
+    if (as->went_down) /* maps up to the leader's at our admission predate it */
+        as->acquire_floor = e->data.node_joined.map_version;
+    as->went_down = false;
+    as->admitted = true;
+    __atomic_store_n(&m->self_down, 0, __ATOMIC_SEQ_CST);
+    reconcile(m);
+}
+
 static void on_event(aether_member *m, const aether_event *e)
 {
     member_assign_state *as = m->as;
@@ -1472,7 +1509,7 @@ static void on_event(aether_member *m, const aether_event *e)
             member_serving_right(m))
             unfence(m);
         return;
-    case AETHER_EVT_NODE_JOINED: {
+    case AETHER_EVT_NODE_JOINED:
         /* Every admission gets a map published after it, even if nothing
          * moves: a node coming back acquires only from maps newer than the
          * one current at its admission (acquire_floor). */
@@ -1481,42 +1518,11 @@ static void on_event(aether_member *m, const aether_event *e)
          * is a newer process of our id: member_cluster.c supersedes us). */
         if (aether_node_id_equal(&e->data.node_joined.node, &m->cfg.node) &&
             e->data.node_joined.incarnation == __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST) &&
-            !__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST)) {
-            /* Back from Failed/Left: first release what we held from before
-             * (self_down is still set), then count as up again. The maps we
-             * hold were made while we were out, so only a later map may give
-             * us shards. */
-            if (!as->admitted_once) {
-                /* This process's first admission. If the map names our id, an
-                 * earlier process of it may still serve its shards: one the
-                 * leader acknowledged just before admitting us keeps its right
-                 * for failure_timeout - fence_margin after that keep-alive
-                 * (member_cluster.c: none is acknowledged after our admission).
-                 * Waiting failure_timeout from here outlasts it. */
-                as->admitted_once = true;
-                if (as->cur == NULL)
-                    (void)load_stored_map(m, NULL);
-                if (as->cur != NULL &&
-                    aether_shardmap_find_node(as->cur, &m->cfg.node) != AETHER_NODE_INDEX_NONE) {
-                    as->serve_after_ns =
-                        member_now_ns(m) + (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
-                    AETHER_INFO(MEMBER_LOG, "%s: admitted; the map names this id already: serving "
-                                "from %u ms on (an earlier process of it may still hold its shards)",
-                                m->cfg.node.str, m->cfg.failure_timeout_ms);
-                }
-            }
-            reconcile(m);
-            if (as->went_down) /* maps up to the leader's at our admission predate it */
-                as->acquire_floor = e->data.node_joined.map_version;
-            as->went_down = false;
-            as->admitted = true;
-            __atomic_store_n(&m->self_down, 0, __ATOMIC_SEQ_CST);
-            reconcile(m);
-        }
+            !__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
+            self_admitted(m, e);
         if (aether_policy_says(e->type, member_may_lead(m, NULL), false, AETHER_REACT_REBALANCE_DEBOUNCED))
             arm_debounce(m);
         return;
-    }
     case AETHER_EVT_NODE_FAILED:
     case AETHER_EVT_NODE_LEFT:
         as->offline_ns[as->offline_n++ % OFFLINE_RING] = member_now_ns(m);
@@ -1644,10 +1650,93 @@ static void self_refuted(aether_member *m, uint64_t reports)
     reconcile(m);
 }
 
+/* Leader, on the tick: handoffs older than handoff_timeout (read from a
+ * clock read after the store calls above it) are released by decree: the
+ * old owner has fenced itself or let go by then. Returns how many. */
+static uint32_t decree_timed_out(aether_member *m, uint64_t now)
+{
+    member_assign_state *as = m->as;
+    uint64_t timeout = (uint64_t)m->cfg.handoff_timeout_ms * AETHER_NS_PER_MS;
+    uint32_t decreed = 0;
+    for (uint32_t s = 0; as->cur != NULL && s < m->cfg.shard_count; s++) {
+        if (as->moving_since_ns[s] != 0 && !as->done[s] && now > as->moving_since_ns[s] &&
+            now - as->moving_since_ns[s] > timeout &&
+            aether_shardmap_entry(as->cur, s)->state == AETHER_SHARD_MOVING) {
+            as->done[s] = 1;
+            decreed++;
+        }
+    }
+    return decreed;
+}
+
+/* Leader of `term`, on the tick: the take-over first (policy 10), then the
+ * write-backs, a map that could not be recorded, timed-out handoffs, the
+ * brake's window and the drains. */
+static void tick_check_leader(aether_member *m, aether_term term)
+{
+    member_assign_state *as = m->as;
+    if (as->lead_term != term)
+        return; /* our LeaderElected is still in the mailbox: nothing as leader before it */
+    if (as->loaded_term != term) {
+        (void)takeover_load(m);
+        return;
+    }
+    refresh_topology(m); /* the brake and the drains below read it */
+    rewrite_lost_map(m);
+    check_foreign_map(m);
+    if (as->publish_pending && as->loaded_term == term)
+        rebalance(m, as->first_map_after_ns != 0 &&
+                             __atomic_load_n(&m->map_term, __ATOMIC_SEQ_CST) != term
+                         ? "takeover" /* from nothing, after its wait */
+                         : "retry");
+    /* Read here, not at the top of the tick: the write-back and the
+     * rebalance above call the store (a slow call takes time), and a
+     * handoff they started has its moving_since after a clock read taken
+     * before them. With such a `now`,
+     * now - moving_since wrapped around and every handoff just started
+     * was decreed at once, before its old owner had even heard of it
+     * (aether-sim --soak --seed 100127 --duration 120 --extra-faults
+     * misfit,twin,kv-loss,forge: "n8 acquired shard 16 (map v2097199)
+     * while n12 still serves it", 64 handoffs decreed the instant they
+     * began). */
+    uint64_t now = member_now_ns(m);
+    uint32_t decreed = decree_timed_out(m, now);
+    if (decreed > 0) {
+        AETHER_WARN(MEMBER_LOG, "%s: %u handoffs timed out: released by decree", m->cfg.node.str, decreed);
+        advance(m, "handoff timeout", false);
+    }
+    if (as->brake) {
+        uint32_t recent = offline_recent(as, now, (uint64_t)m->cfg.brake_window_ms * AETHER_NS_PER_MS);
+        if (recent <= brake_tolerance(m, as, recent))
+            rebalance(m, "brake released");
+    }
+    notify_drained(m);
+}
+
+/* Follower: acknowledgements can be lost (a leader that died before
+ * reading them): repeat them while the map still shows a shard leaving
+ * us. */
+static void repeat_releases(aether_member *m)
+{
+    member_assign_state *as = m->as;
+    if (as->cur == NULL)
+        return;
+    aether_node_index me = aether_shardmap_find_node(as->cur, &m->cfg.node);
+    size_t n = 0;
+    const uint32_t *mine = me != AETHER_NODE_INDEX_NONE
+                               ? aether_shardmap_node_primary_shards(as->cur, me, &n)
+                               : NULL;
+    for (size_t k = 0; k < n; k++)
+        if (aether_shardmap_entry(as->cur, mine[k])->state == AETHER_SHARD_MOVING &&
+            !as->serving[mine[k]])
+            send_ack(m, mine[k], as->cur);
+}
+
+/* MSG_TICK_CHECK: fencing by time (every node), then the leader's or the
+ * follower's periodic work. */
 static void tick_check(aether_member *m)
 {
     member_assign_state *as = m->as;
-    uint64_t now = member_now_ns(m);
     if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST)) {
         superseded(m); /* never unfenced again */
         return;
@@ -1659,66 +1748,10 @@ static void tick_check(aether_member *m)
         unfence(m);
     }
     aether_term term;
-    if (member_may_lead(m, &term)) {
-        if (as->lead_term != term)
-            return; /* our LeaderElected is still in the mailbox: nothing as leader before it */
-        if (as->loaded_term != term) {
-            (void)takeover_load(m);
-            return;
-        }
-        refresh_topology(m); /* the brake and the drains below read it */
-        rewrite_lost_map(m);
-        check_foreign_map(m);
-        if (as->publish_pending && as->loaded_term == term)
-            rebalance(m, as->first_map_after_ns != 0 &&
-                                 __atomic_load_n(&m->map_term, __ATOMIC_SEQ_CST) != term
-                             ? "takeover" /* from nothing, after its wait */
-                             : "retry");
-        uint64_t timeout = (uint64_t)m->cfg.handoff_timeout_ms * AETHER_NS_PER_MS;
-        uint32_t decreed = 0;
-        /* Read again: the write-back and the rebalance above call the store
-         * (a slow call takes time), and a handoff they started has its
-         * moving_since after the `now` read at the top. With that `now`,
-         * now - moving_since wrapped around and every handoff just started
-         * was decreed at once, before its old owner had even heard of it
-         * (aether-sim --soak --seed 100127 --duration 120 --extra-faults
-         * misfit,twin,kv-loss,forge: "n8 acquired shard 16 (map v2097199)
-         * while n12 still serves it", 64 handoffs decreed the instant they
-         * began). */
-        now = member_now_ns(m);
-        for (uint32_t s = 0; as->cur != NULL && s < m->cfg.shard_count; s++) {
-            if (as->moving_since_ns[s] != 0 && !as->done[s] && now > as->moving_since_ns[s] &&
-                now - as->moving_since_ns[s] > timeout &&
-                aether_shardmap_entry(as->cur, s)->state == AETHER_SHARD_MOVING) {
-                as->done[s] = 1;
-                decreed++;
-            }
-        }
-        if (decreed > 0) {
-            AETHER_WARN(MEMBER_LOG, "%s: %u handoffs timed out: released by decree", m->cfg.node.str, decreed);
-            advance(m, "handoff timeout", false);
-        }
-        if (as->brake) {
-            uint32_t recent = offline_recent(as, now, (uint64_t)m->cfg.brake_window_ms * AETHER_NS_PER_MS);
-            if (recent <= brake_tolerance(m, as, recent))
-                rebalance(m, "brake released");
-        }
-        notify_drained(m);
-        return;
-    }
-    /* Acknowledgements can be lost (a leader that died before reading them):
-     * repeat them while the map still shows a shard leaving us. */
-    if (as->cur != NULL) {
-        aether_node_index me = aether_shardmap_find_node(as->cur, &m->cfg.node);
-        size_t n = 0;
-        const uint32_t *mine = me != AETHER_NODE_INDEX_NONE
-                                   ? aether_shardmap_node_primary_shards(as->cur, me, &n)
-                                   : NULL;
-        for (size_t k = 0; k < n; k++)
-            if (aether_shardmap_entry(as->cur, mine[k])->state == AETHER_SHARD_MOVING &&
-                !as->serving[mine[k]])
-                send_ack(m, mine[k], as->cur);
-    }
+    if (member_may_lead(m, &term))
+        tick_check_leader(m, term);
+    else
+        repeat_releases(m);
 }
 
 /* The node moved to a new generation (member_internal.h, "Generations"):
@@ -1757,6 +1790,62 @@ static void new_generation(aether_member *m)
     (void)load_stored_map(m, NULL);
 }
 
+/* A map was published (member.c, sink_map): a follower reads the stored
+ * one, the authority, and compares it with the publication. */
+static void map_hinted(aether_member *m)
+{
+    /* Taken before the read: a publication after this point asks
+     * again (member.c, sink_map). */
+    member_map_hint *h = __atomic_exchange_n(&m->map_hint, NULL, __ATOMIC_SEQ_CST);
+    uint64_t v;
+    if (!member_may_lead(m, NULL) && /* while we lead, only our maps count */
+        load_stored_map_as(m, h, &v, NULL) != AETHER_OK)
+        AETHER_DEBUG(MEMBER_LOG, "%s: a map was published but the stored one is not readable "
+                                 "now; the next LeaseRenewed asks again", m->cfg.node.str);
+    member_map_hint_free(h);
+}
+
+/* Leader: a ShardReleased of the old owner of a handoff of our term, for a
+ * map of this handoff, is collected (as->done) for the next flush. Any
+ * other is ignored (a late, repeated or foreign acknowledgement). The
+ * caller keeps ack. */
+static void collect_release(aether_member *m, const aether_release_ack *ack)
+{
+    member_assign_state *as = m->as;
+    if (!member_may_lead(m, NULL) || as->cur == NULL || ack->shard >= m->cfg.shard_count)
+        return;
+    const aether_shard_entry *e = aether_shardmap_entry(as->cur, ack->shard);
+    if (e->state != AETHER_SHARD_MOVING || ack->term != as->lead_term ||
+        ack->map_version < as->move_version[ack->shard] ||
+        !aether_node_id_equal(&as->cur->nodes[e->primary], &ack->from) || as->done[ack->shard])
+        return;
+    as->done[ack->shard] = 1;
+    as->n_done++;
+    AETHER_ASSERT(as->n_done <= m->cfg.shard_count); /* one per shard until consumed */
+    if (!as->flush_pending) {
+        /* Collect the acknowledgements that arrive within a short
+         * window into one map: with many nodes they come one by
+         * one, and a map per acknowledgement would flood every
+         * node with whole maps. */
+        as->flush_pending = true;
+        aether_msg t = { .type = MSG_FLUSH };
+        if (aether_timer_start(m->assign, (uint64_t)HANDOFF_FLUSH_MS * AETHER_NS_PER_MS, 0,
+                               &t, NULL) != AETHER_OK)
+            member_send_tick(m->assign, MSG_FLUSH, 0);
+    }
+}
+
+/* member_internal.h, step 2: answer barrier b at once. No map commit of
+ * ours is in flight now (one runs within one handler), and every later
+ * one reads the snapshot the cluster actor published before sending b. */
+static void pass_barrier(aether_member *m, uint64_t b)
+{
+    aether_msg ack = { .type = MSG_ANNOUNCE_ACK, .arg64 = b };
+    if (aether_actor_send(m->cluster, &ack) != AETHER_OK)
+        AETHER_DEBUG(MEMBER_LOG, "%s: barrier %llu not acknowledged (cluster mailbox full); it "
+                     "asks again", m->cfg.node.str, (unsigned long long)b);
+}
+
 void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg)
 {
     aether_member *m = state;
@@ -1767,46 +1856,16 @@ void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg
     case MSG_EVENT:
         on_event(m, (const aether_event *)msg->ptr);
         break;
-    case MSG_MAP_HINT: {
-        /* Taken before the read: a publication after this point asks
-         * again (member.c, sink_map). */
-        member_map_hint *h = __atomic_exchange_n(&m->map_hint, NULL, __ATOMIC_SEQ_CST);
-        uint64_t v;
-        if (!member_may_lead(m, NULL) && /* while we lead, only our maps count */
-            load_stored_map_as(m, h, &v, NULL) != AETHER_OK)
-            AETHER_DEBUG(MEMBER_LOG, "%s: a map was published but the stored one is not readable "
-                                     "now; the next LeaseRenewed asks again", m->cfg.node.str);
-        member_map_hint_free(h);
+    case MSG_MAP_HINT:
+        map_hinted(m);
         break;
-    }
     case MSG_SELF_REFUTED:
         self_refuted(m, msg->arg64);
         break;
-    case MSG_RELEASE: {
-        aether_release_ack *ack = msg->ptr;
-        if (member_may_lead(m, NULL) && as->cur != NULL && ack->shard < m->cfg.shard_count) {
-            const aether_shard_entry *e = aether_shardmap_entry(as->cur, ack->shard);
-            if (e->state == AETHER_SHARD_MOVING && ack->term == as->lead_term &&
-                ack->map_version >= as->move_version[ack->shard] &&
-                aether_node_id_equal(&as->cur->nodes[e->primary], &ack->from) && !as->done[ack->shard]) {
-                as->done[ack->shard] = 1;
-                as->n_done++;
-                if (!as->flush_pending) {
-                    /* Collect the acknowledgements that arrive within a short
-                     * window into one map: with many nodes they come one by
-                     * one, and a map per acknowledgement would flood every
-                     * node with whole maps. */
-                    as->flush_pending = true;
-                    aether_msg t = { .type = MSG_FLUSH };
-                    if (aether_timer_start(m->assign, (uint64_t)HANDOFF_FLUSH_MS * AETHER_NS_PER_MS, 0,
-                                           &t, NULL) != AETHER_OK)
-                        member_send_tick(m->assign, MSG_FLUSH, 0);
-                }
-            }
-        }
-        free(ack);
+    case MSG_RELEASE:
+        collect_release(m, msg->ptr);
+        free(msg->ptr);
         break;
-    }
     case MSG_TOPOLOGY: /* applied by the cluster actor; its snapshot is published */
         on_event(m, (const aether_event *)msg->ptr);
         break;
@@ -1832,16 +1891,9 @@ void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg
     case MSG_TICK_CHECK:
         tick_check(m);
         break;
-    case MSG_ANNOUNCE_BARRIER: {
-        /* member_internal.h, step 2: no map commit of ours is in flight now
-         * (one runs within one handler), and every later one reads the
-         * snapshot the cluster actor published before sending this. */
-        aether_msg ack = { .type = MSG_ANNOUNCE_ACK, .arg64 = msg->arg64 };
-        if (aether_actor_send(m->cluster, &ack) != AETHER_OK)
-            AETHER_DEBUG(MEMBER_LOG, "%s: barrier %llu not acknowledged (cluster mailbox full); it "
-                         "asks again", m->cfg.node.str, (unsigned long long)msg->arg64);
+    case MSG_ANNOUNCE_BARRIER:
+        pass_barrier(m, msg->arg64);
         break;
-    }
     case MSG_SUPERSEDED:
         superseded(m);
         break;
