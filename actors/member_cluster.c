@@ -1541,50 +1541,45 @@ static void fail_self(aether_member *m)
         AETHER_WARN(MEMBER_LOG, "%s: could not record itself failed: %s", m->cfg.node.str, why.msg);
 }
 
-/* Decides a command as leader: applies and emits its events. */
-static aether_status lead_command(aether_member *m, const aether_command *c, aether_err *why)
+/* Leader of `term`: RebalanceShards and AssignShards go to the assign
+ * actor (the operator's release of the brake too); nothing is decided
+ * here. */
+static aether_status forward_rebalance(aether_member *m, const aether_command *c, aether_term term,
+                                       aether_err *why)
 {
-    member_cluster_state *cs = m->cs;
-    aether_term term;
-    if (!member_may_lead(m, &term)) {
-        if (cs->topo.leader.len && !aether_node_id_equal(&cs->topo.leader, &m->cfg.node))
-            return aether_err_set(why, AETHER_ENOTLEADER, "not leader; leader is %s, term %llu",
-                                  cs->topo.leader.str, (unsigned long long)cs->topo.term);
-        return aether_err_set(why, AETHER_ENOTLEADER, "not leader (term %llu)",
-                              (unsigned long long)cs->topo.term);
-    }
-    if (c->term != AETHER_TERM_NONE && c->term > term)
-        return aether_err_set(why, AETHER_ENOTLEADER, "not leader; term %llu is newer than ours (%llu)",
+    if (c->term != AETHER_TERM_NONE && c->term < term)
+        return aether_err_set(why, AETHER_ESTALE, "term %llu is older than %llu",
                               (unsigned long long)c->term, (unsigned long long)term);
-    if (c->type == AETHER_CMD_REBALANCE_SHARDS || c->type == AETHER_CMD_ASSIGN_SHARDS) {
-        if (c->term != AETHER_TERM_NONE && c->term < term)
-            return aether_err_set(why, AETHER_ESTALE, "term %llu is older than %llu",
-                                  (unsigned long long)c->term, (unsigned long long)term);
-        if (c->type == AETHER_CMD_REBALANCE_SHARDS && c->data.rebalance.release_brake) {
-            /* The operator's release (DESIGN: until an operator or the
-             * window clears it). Refused when there is nothing to release,
-             * so the operator learns it; the assign actor records who asked. */
-            if (!__atomic_load_n(&m->brake_engaged, __ATOMIC_RELAXED))
-                return aether_err_set(why, AETHER_ESTATE, "the rebalance brake is not engaged");
-            char who[AETHER_NODE_ID_LEN_MAX + AETHER_REASON_MAX + 8];
-            snprintf(who, sizeof(who), "%s%s%s%s", c->sender.len ? c->sender.str : "?",
-                     c->data.rebalance.reason[0] ? " (" : "", c->data.rebalance.reason,
-                     c->data.rebalance.reason[0] ? ")" : "");
-            char *asker = strdup(who);
-            if (asker == NULL || member_send_owned(m, m->assign, MSG_RELEASE_BRAKE, asker) != AETHER_OK)
-                return aether_err_set(why, AETHER_EFULL, "leader busy; retry");
-            return AETHER_OK;
-        }
-        char *reason = strdup(c->type == AETHER_CMD_ASSIGN_SHARDS ? "AssignShards"
-                              : c->data.rebalance.reason[0] ? c->data.rebalance.reason
-                                                            : "RebalanceShards");
-        if (reason == NULL || member_send_owned(m, m->assign, MSG_REBALANCE, reason) != AETHER_OK)
+    if (c->type == AETHER_CMD_REBALANCE_SHARDS && c->data.rebalance.release_brake) {
+        /* The operator's release (DESIGN: until an operator or the
+         * window clears it). Refused when there is nothing to release,
+         * so the operator learns it; the assign actor records who asked. */
+        if (!__atomic_load_n(&m->brake_engaged, __ATOMIC_RELAXED))
+            return aether_err_set(why, AETHER_ESTATE, "the rebalance brake is not engaged");
+        char who[AETHER_NODE_ID_LEN_MAX + AETHER_REASON_MAX + 8];
+        snprintf(who, sizeof(who), "%s%s%s%s", c->sender.len ? c->sender.str : "?",
+                 c->data.rebalance.reason[0] ? " (" : "", c->data.rebalance.reason,
+                 c->data.rebalance.reason[0] ? ")" : "");
+        char *asker = strdup(who);
+        if (asker == NULL || member_send_owned(m, m->assign, MSG_RELEASE_BRAKE, asker) != AETHER_OK)
             return aether_err_set(why, AETHER_EFULL, "leader busy; retry");
         return AETHER_OK;
     }
-    if (c->type == AETHER_CMD_ELECT_LEADER)
-        return aether_err_set(why, AETHER_EINVAL,
-                              "ElectLeader is decided by each node's lease, not by the leader");
+    char *reason = strdup(c->type == AETHER_CMD_ASSIGN_SHARDS ? "AssignShards"
+                          : c->data.rebalance.reason[0] ? c->data.rebalance.reason
+                                                        : "RebalanceShards");
+    if (reason == NULL || member_send_owned(m, m->assign, MSG_REBALANCE, reason) != AETHER_OK)
+        return aether_err_set(why, AETHER_EFULL, "leader busy; retry");
+    return AETHER_OK;
+}
+
+/* Leader of `term`, before deciding a topology command: may this leader
+ * decide at all (its state loaded, its configuration the cluster's), and
+ * is the command one to decide (a keep-alive of an older process of our
+ * own id is not)? AETHER_OK: decide it. */
+static aether_status may_decide(aether_member *m, const aether_command *c, aether_term term,
+                                aether_err *why)
+{
     /* A leader that cannot serve the cluster's map (it won the lease before
      * anyone could refuse it; state_loaded compares it with the stored map)
      * decides nothing, its own admission included, and resigns
@@ -1620,6 +1615,49 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
                               "process of this node id)",
                               m->cfg.node.str, (unsigned long long)c->data.join.info.incarnation,
                               (unsigned long long)claim);
+    return AETHER_OK;
+}
+
+/* A join the aggregate refused as incompatible (or without terms): counted
+ * and logged (one line per window). */
+static void note_join_refused(aether_member *m, const aether_command *c, aether_status st,
+                              const aether_err *why)
+{
+    member_cluster_state *cs = m->cs;
+    if (c->type != AETHER_CMD_JOIN_CLUSTER ||
+        !(st == AETHER_EINCOMPATIBLE || (st == AETHER_EINVAL && c->data.join.terms.shard_count == 0)))
+        return;
+    __atomic_add_fetch(&m->joins_refused, 1, __ATOMIC_RELAXED);
+    uint64_t suppressed = 0;
+    if (aether_log_ratelimit_allow(&cs->refuse_log, member_now_ns(m), &suppressed))
+        AETHER_WARN(MEMBER_LOG, "%s: join of %s refused: %s [%llu more suppressed]",
+                    m->cfg.node.str, c->data.join.info.id.str, why->msg,
+                    (unsigned long long)suppressed);
+}
+
+/* Decides a command as leader: applies and emits its events. */
+static aether_status lead_command(aether_member *m, const aether_command *c, aether_err *why)
+{
+    member_cluster_state *cs = m->cs;
+    aether_term term;
+    if (!member_may_lead(m, &term)) {
+        if (cs->topo.leader.len && !aether_node_id_equal(&cs->topo.leader, &m->cfg.node))
+            return aether_err_set(why, AETHER_ENOTLEADER, "not leader; leader is %s, term %llu",
+                                  cs->topo.leader.str, (unsigned long long)cs->topo.term);
+        return aether_err_set(why, AETHER_ENOTLEADER, "not leader (term %llu)",
+                              (unsigned long long)cs->topo.term);
+    }
+    if (c->term != AETHER_TERM_NONE && c->term > term)
+        return aether_err_set(why, AETHER_ENOTLEADER, "not leader; term %llu is newer than ours (%llu)",
+                              (unsigned long long)c->term, (unsigned long long)term);
+    if (c->type == AETHER_CMD_REBALANCE_SHARDS || c->type == AETHER_CMD_ASSIGN_SHARDS)
+        return forward_rebalance(m, c, term, why);
+    if (c->type == AETHER_CMD_ELECT_LEADER)
+        return aether_err_set(why, AETHER_EINVAL,
+                              "ElectLeader is decided by each node's lease, not by the leader");
+    aether_status st = may_decide(m, c, term, why);
+    if (st != AETHER_OK)
+        return st;
     /* The aggregate checks leadership against its own view; it is ours. */
     aether_topology_set_leader(&cs->topo, &m->cfg.node, term);
     /* The cluster's admission terms are ours: we match the stored map
@@ -1636,20 +1674,12 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
     }
     aether_event *ev[AETHER_TOPOLOGY_DECIDE_MAX];
     uint32_t n = 0;
-    aether_status st = aether_topology_decide(&cs->topo, c, aether_clock_wall_ms(m->clock), ev, &n, why);
+    st = aether_topology_decide(&cs->topo, c, aether_clock_wall_ms(m->clock), ev, &n, why);
     if (st != AETHER_OK) {
-        if (c->type == AETHER_CMD_JOIN_CLUSTER &&
-            (st == AETHER_EINCOMPATIBLE ||
-             (st == AETHER_EINVAL && c->data.join.terms.shard_count == 0))) {
-            __atomic_add_fetch(&m->joins_refused, 1, __ATOMIC_RELAXED);
-            uint64_t suppressed = 0;
-            if (aether_log_ratelimit_allow(&cs->refuse_log, member_now_ns(m), &suppressed))
-                AETHER_WARN(MEMBER_LOG, "%s: join of %s refused: %s [%llu more suppressed]",
-                            m->cfg.node.str, c->data.join.info.id.str, why->msg,
-                            (unsigned long long)suppressed);
-        }
+        note_join_refused(m, c, st, why);
         return st;
     }
+    AETHER_ASSERT(n <= AETHER_TOPOLOGY_DECIDE_MAX);
     for (uint32_t i = 0; i < n; i++)
         if (ev[i]->type == AETHER_EVT_NODE_JOINED)
             ev[i]->data.node_joined.map_version = __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST);
@@ -2024,16 +2054,53 @@ static void on_event(aether_member *m, const aether_event *e)
     }
 }
 
+/* member_internal.h, step 6: while anything waits to be announced, a
+ * barrier or its ack may have found a full mailbox; ask again (the assign
+ * actor answers any number; acks coalesce). */
+static void retry_announcements(aether_member *m)
+{
+    member_cluster_state *cs = m->cs;
+    if (cs->ann_count == 0)
+        return;
+    if (cs->barrier_acked < cs->barrier_seq)
+        cs->barrier_sent = cs->barrier_acked;
+    announce_flush(m);
+}
+
+/* This tick's keep-alive (a JoinCluster) c, sent to the leader. Step 1: a
+ * free slot carries the send time; with none free (replies slower than
+ * KEEPALIVE_SLOTS ticks) this tick's request earns no right. */
+static void send_keepalive(aether_member *m, const aether_command *c)
+{
+    member_cluster_state *cs = m->cs;
+    keepalive_slot *k = NULL;
+    for (uint32_t i = 0; i < KEEPALIVE_SLOTS && k == NULL; i++)
+        if (!__atomic_load_n(&cs->keepalive[i].busy, __ATOMIC_ACQUIRE))
+            k = &cs->keepalive[i];
+    aether_status st;
+    if (k != NULL) {
+        k->m = m;
+        k->sent_ns = member_now_ns(m);
+        __atomic_store_n(&k->busy, 1, __ATOMIC_RELAXED);
+        st = aether_transport_send_command(m->deps.transport, c, keepalive_reply, k);
+        if (st != AETHER_OK)
+            __atomic_store_n(&k->busy, 0, __ATOMIC_RELAXED); /* never sent: no reply comes */
+    } else {
+        st = aether_transport_send_command(m->deps.transport, c, reply_cb, m);
+    }
+    if (st != AETHER_OK)
+        AETHER_DEBUG(MEMBER_LOG, "%s: keep-alive not sent (%s)", m->cfg.node.str,
+                     aether_status_str(st));
+}
+
+/* MSG_TICK_HEARTBEAT: pending announcements, this node's shape, then (a
+ * member that may speak for its id) its heartbeat and its keep-alive - a
+ * request for a new incarnation when its record is not healthy - and a
+ * drain asked again. */
 static void tick_heartbeat(aether_member *m)
 {
     member_cluster_state *cs = m->cs;
-    if (cs->ann_count > 0) {
-        /* Step 6: a barrier or its ack may have found a full mailbox; ask
-         * again (the assign actor answers any number; acks coalesce). */
-        if (cs->barrier_acked < cs->barrier_seq)
-            cs->barrier_sent = cs->barrier_acked;
-        announce_flush(m);
-    }
+    retry_announcements(m);
     shape_check_self(m);
     if (__atomic_load_n(&m->refused, __ATOMIC_ACQUIRE))
         return; /* refused as incompatible: asking again cannot help (member.h) */
@@ -2093,26 +2160,7 @@ static void tick_heartbeat(aether_member *m)
         cs->join_requests++;
     }
     c.data.join.info.incarnation = claim; /* healthy: a keep-alive (idempotent) */
-    /* Step 1: a free slot carries the send time; with none free (replies
-     * slower than KEEPALIVE_SLOTS ticks) this tick's request earns no right. */
-    keepalive_slot *k = NULL;
-    for (uint32_t i = 0; i < KEEPALIVE_SLOTS && k == NULL; i++)
-        if (!__atomic_load_n(&cs->keepalive[i].busy, __ATOMIC_ACQUIRE))
-            k = &cs->keepalive[i];
-    aether_status st;
-    if (k != NULL) {
-        k->m = m;
-        k->sent_ns = member_now_ns(m);
-        __atomic_store_n(&k->busy, 1, __ATOMIC_RELAXED);
-        st = aether_transport_send_command(m->deps.transport, &c, keepalive_reply, k);
-        if (st != AETHER_OK)
-            __atomic_store_n(&k->busy, 0, __ATOMIC_RELAXED); /* never sent: no reply comes */
-    } else {
-        st = aether_transport_send_command(m->deps.transport, &c, reply_cb, m);
-    }
-    if (st != AETHER_OK)
-        AETHER_DEBUG(MEMBER_LOG, "%s: keep-alive not sent (%s)", m->cfg.node.str,
-                     aether_status_str(st));
+    send_keepalive(m, &c);
     /* A drain survives a lost request, a change of leader and a failure
      * followed by a rejoin: ask again (idempotent) until this run has left. */
     if (cs->drain_requested && healthy) {
@@ -2208,50 +2256,56 @@ static void forget_departed(aether_member *m, aether_term term)
  * and no later than one heartbeat interval from now, so a deadline that
  * moves earlier between two checks (a new term, a node met in a stored
  * topology) is still met within an interval, as the periodic check did. */
-static uint64_t tick_failcheck(aether_member *m)
+/* The state bucket was lost and the lease actor recorded our term again
+ * (member_lease.c, step 6): write our topology back. fence_topology_key
+ * creates the key from ours when it is absent; a failure is retried at
+ * the next check. */
+static void rewrite_lost_topology(aether_member *m)
 {
     member_cluster_state *cs = m->cs;
-    uint64_t now = member_now_ns(m);
-    uint64_t next = now + (uint64_t)m->cfg.heartbeat_interval_ms * AETHER_NS_PER_MS;
-    aether_term term;
-    if (!member_may_lead(m, &term) || cs->lead_term != term || !state_loaded(m, term))
-        return next; /* not leading, LeaderElected not seen here yet (no grace start), or the
-                        stored state not read yet */
-    /* The state bucket was lost and the lease actor recorded our term again
-     * (member_lease.c, step 6): write our topology back. fence_topology_key
-     * creates the key from ours when it is absent; a failure is retried at
-     * the next check. */
     uint64_t lost = __atomic_load_n(&m->state_lost_gen, __ATOMIC_RELAXED);
     if (lost != cs->state_lost_seen && fence_topology_key(m)) {
         cs->state_lost_seen = lost;
         AETHER_INFO(MEMBER_LOG, "%s: topology v%llu written back to the state store", m->cfg.node.str,
                     (unsigned long long)cs->topo.version);
     }
-    /* Once per lease_ttl_ms: a deposed leader of a lost generation may have
-     * written its topology over ours (member_state.c, "Generations"); every
-     * reader refuses it: write ours back (put replaces it). */
-    if (now - cs->foreign_checked_ns >= (uint64_t)m->cfg.lease_ttl_ms * AETHER_NS_PER_MS) {
-        cs->foreign_checked_ns = now;
-        if (member_state_foreign(m, MEMBER_STATE_TOPOLOGY, cs->state_rev)) {
-            uint64_t gen = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
-            char *json = NULL;
-            size_t len = 0;
-            /* The topology we hold, stored again: no change, nothing to
-             * announce, nothing the assign actor must see first. */
-            aether_status st = aether_topology_json_encode_gen(&cs->topo, gen, &json, &len, NULL);
-            if (st == AETHER_OK)
-                st = member_state_put(m, MEMBER_STATE_TOPOLOGY, json, len, gen, 0, cs->topo.version,
-                                      &cs->state_rev);
-            free(json);
-            if (st != AETHER_OK)
-                cs->foreign_checked_ns = 0; /* again at the next check */
-        }
-    }
+}
+
+/* Once per lease_ttl_ms: a deposed leader of a lost generation may have
+ * written its topology over ours (member_state.c, "Generations"); every
+ * reader refuses it: write ours back (put replaces it). */
+static void check_foreign_topology(aether_member *m, uint64_t now)
+{
+    member_cluster_state *cs = m->cs;
+    if (now - cs->foreign_checked_ns < (uint64_t)m->cfg.lease_ttl_ms * AETHER_NS_PER_MS)
+        return;
+    cs->foreign_checked_ns = now;
+    if (!member_state_foreign(m, MEMBER_STATE_TOPOLOGY, cs->state_rev))
+        return;
+    uint64_t gen = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
+    char *json = NULL;
+    size_t len = 0;
+    /* The topology we hold, stored again: no change, nothing to
+     * announce, nothing the assign actor must see first. */
+    aether_status st = aether_topology_json_encode_gen(&cs->topo, gen, &json, &len, NULL);
+    if (st == AETHER_OK)
+        st = member_state_put(m, MEMBER_STATE_TOPOLOGY, json, len, gen, 0, cs->topo.version,
+                              &cs->state_rev);
+    free(json);
+    if (st != AETHER_OK)
+        cs->foreign_checked_ns = 0; /* again at the next check */
+}
+
+/* Leader: the healthy nodes (not us) silent for more than failure_timeout
+ * since last heard (or since we lead), at most FAILCHECK_BATCH_MAX, into
+ * silent/silent_ms; returns how many. Lowers *next to the first instant
+ * another one's silence exceeds the timeout (to now if more than a batch
+ * is due). */
+static uint32_t collect_silent(aether_member *m, uint64_t now, aether_node_id *silent,
+                               uint64_t *silent_ms, uint64_t *next)
+{
+    member_cluster_state *cs = m->cs;
     uint64_t timeout = (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
-    /* Collect first: deciding changes the topology we iterate. The rest of a
-     * larger wave is declared by the next check, at once. */
-    aether_node_id silent[FAILCHECK_BATCH_MAX];
-    uint64_t silent_ms[FAILCHECK_BATCH_MAX];
     uint32_t n = 0;
     for (uint32_t i = 0; i < cs->topo.count; i++) {
         const aether_node_info *node = &cs->topo.nodes[i];
@@ -2264,16 +2318,24 @@ static uint64_t tick_failcheck(aether_member *m)
             since = cs->lead_since_ns;
         if (now > since && now - since > timeout) {
             if (n == FAILCHECK_BATCH_MAX) {
-                next = now; /* more than one batch is due */
+                *next = now; /* more than one batch is due */
                 continue;
             }
             silent[n] = node->id;
             silent_ms[n] = (now - since) / AETHER_NS_PER_MS;
             n++;
-        } else if (since + timeout + 1 < next) {
-            next = since + timeout + 1; /* the first instant its silence exceeds the timeout */
+        } else if (since + timeout + 1 < *next) {
+            *next = since + timeout + 1; /* the first instant its silence exceeds the timeout */
         }
     }
+    return n;
+}
+
+/* Leader, policy 4: MarkNodeFailed decided for each of the n silent nodes. */
+static void fail_silent(aether_member *m, const aether_node_id *silent, const uint64_t *silent_ms,
+                        uint32_t n)
+{
+    AETHER_ASSERT(n <= FAILCHECK_BATCH_MAX);
     for (uint32_t i = 0; i < n; i++) {
         aether_command c;
         base_command(m, &c, AETHER_CMD_MARK_NODE_FAILED);
@@ -2289,6 +2351,28 @@ static uint64_t tick_failcheck(aether_member *m)
             AETHER_INFO(MEMBER_LOG, "%s: %s silent for %llu ms: failed", m->cfg.node.str,
                         silent[i].str, (unsigned long long)silent_ms[i]);
     }
+}
+
+/* MSG_TICK_FAILCHECK (policy 4), leader with its stored state loaded: the
+ * write-backs, then silent nodes failed and departed ones forgotten.
+ * Returns when to check next. */
+static uint64_t tick_failcheck(aether_member *m)
+{
+    member_cluster_state *cs = m->cs;
+    uint64_t now = member_now_ns(m);
+    uint64_t next = now + (uint64_t)m->cfg.heartbeat_interval_ms * AETHER_NS_PER_MS;
+    aether_term term;
+    if (!member_may_lead(m, &term) || cs->lead_term != term || !state_loaded(m, term))
+        return next; /* not leading, LeaderElected not seen here yet (no grace start), or the
+                        stored state not read yet */
+    rewrite_lost_topology(m);
+    check_foreign_topology(m, now);
+    /* Collect first: deciding changes the topology we iterate. The rest of a
+     * larger wave is declared by the next check, at once. */
+    aether_node_id silent[FAILCHECK_BATCH_MAX];
+    uint64_t silent_ms[FAILCHECK_BATCH_MAX];
+    uint32_t n = collect_silent(m, now, silent, silent_ms, &next);
+    fail_silent(m, silent, silent_ms, n);
     forget_departed(m, term);
     return next;
 }
