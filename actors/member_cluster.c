@@ -2426,63 +2426,46 @@ static void on_heartbeat(aether_member *m, const member_hb_box *b)
                     (unsigned long long)suppressed);
 }
 
-/* A command from the wire, before it is decided: a JoinCluster from an id
- * the leader's allowed_nodes does not name is refused (EPERM), and so is a
- * keep-alive of a process being failed by force (EUNAVAILABLE: no
- * acknowledgement, below); a MarkNodeFailed is a request the leader grants
- * only when its own record says the node is silent. An operator's forced
- * one (aetherctl fail --force) is granted even so, but not at once when
- * the node was heard within failure_timeout_ms: it still serves then, and
- * the leader would hand its shards out at once (the decree) while it does:
- * two owners (adversary soak, seed 300010: "n6 acquired shard 17 while n0
- * still serves it", 243 ms after n0 was heard). Instead the leader stops
- * hearing that process (hb_entry.forced_inc): its heartbeats and
- * keep-alives no longer count and its keep-alives are not acknowledged, so
- * it fences by its own clock exactly as if it had gone silent at its last
- * acknowledgement, and the failure check (tick_failcheck) fails it once
- * that silence passes failure_timeout_ms, the bound every failure keeps.
- * *deferred is set then: the request is answered OK, nothing decided yet.
- * The leader itself is not failed by request (its own check never fails
- * it): ESTATE, naming what to do instead. Leadership itself is
- * lead_command's. */
-static aether_status judge_request(aether_member *m, const aether_command *c, bool *deferred,
-                                   aether_err *why)
+/* Leader: a JoinCluster is acknowledged unless an operator's force is
+ * failing that process, or its id is neither allowed nor a healthy member
+ * at the incarnation it claims (AETHER_EPERM, counted and logged). */
+static aether_status judge_join(aether_member *m, const aether_command *c, aether_err *why)
 {
-    *deferred = false;
-    aether_term term;
-    if (!member_may_lead(m, &term))
-        return AETHER_OK;
     member_cluster_state *cs = m->cs;
-    if (c->type == AETHER_CMD_JOIN_CLUSTER) {
-        const aether_node_id *id = &c->data.join.info.id;
-        const aether_node_info *cur = aether_topology_find(&cs->topo, id);
-        const hb_entry *fh = cur != NULL ? hb_find(cs, id, false) : NULL;
-        if (fh != NULL && fh->forced_inc != 0 && fh->forced_inc == cur->incarnation &&
-            aether_node_status_is_healthy(cur->status) &&
-            aether_node_info_same_process(cur, &c->data.join.info))
-            return aether_err_set(why, AETHER_EUNAVAILABLE,
-                                  "%s is being failed by an operator's force: not acknowledged",
-                                  id->str);
-        if (aether_config_allows(&m->cfg, id))
-            return AETHER_OK;
-        /* A healthy member at the incarnation it claims keeps its
-         * acknowledgements whatever this leader's list says (the list is per
-         * node: one leader's typo must not stop the members it omits, as
-         * decide_join keeps established members in spite of admission). */
-        const aether_node_info *known = aether_topology_find(&cs->topo, id);
-        if (known != NULL && aether_node_status_is_healthy(known->status) &&
-            aether_node_info_same_process(known, &c->data.join.info))
-            return AETHER_OK;
-        __atomic_add_fetch(&m->joins_refused, 1, __ATOMIC_RELAXED);
-        aether_err_set(why, AETHER_EPERM, "%s is not in the cluster's allowed_nodes", id->str);
-        uint64_t suppressed = 0;
-        if (aether_log_ratelimit_allow(&cs->refuse_log, member_now_ns(m), &suppressed))
-            AETHER_WARN(MEMBER_LOG, "%s: join of %s refused: %s [%llu more suppressed]", m->cfg.node.str,
-                        id->str, why->msg, (unsigned long long)suppressed);
-        return AETHER_EPERM;
-    }
-    if (c->type != AETHER_CMD_MARK_NODE_FAILED)
+    const aether_node_id *id = &c->data.join.info.id;
+    const aether_node_info *cur = aether_topology_find(&cs->topo, id);
+    const hb_entry *fh = cur != NULL ? hb_find(cs, id, false) : NULL;
+    if (fh != NULL && fh->forced_inc != 0 && fh->forced_inc == cur->incarnation &&
+        aether_node_status_is_healthy(cur->status) &&
+        aether_node_info_same_process(cur, &c->data.join.info))
+        return aether_err_set(why, AETHER_EUNAVAILABLE,
+                              "%s is being failed by an operator's force: not acknowledged",
+                              id->str);
+    if (aether_config_allows(&m->cfg, id))
         return AETHER_OK;
+    /* A healthy member at the incarnation it claims keeps its
+     * acknowledgements whatever this leader's list says (the list is per
+     * node: one leader's typo must not stop the members it omits, as
+     * decide_join keeps established members in spite of admission). */
+    const aether_node_info *known = aether_topology_find(&cs->topo, id);
+    if (known != NULL && aether_node_status_is_healthy(known->status) &&
+        aether_node_info_same_process(known, &c->data.join.info))
+        return AETHER_OK;
+    __atomic_add_fetch(&m->joins_refused, 1, __ATOMIC_RELAXED);
+    aether_err_set(why, AETHER_EPERM, "%s is not in the cluster's allowed_nodes", id->str);
+    uint64_t suppressed = 0;
+    if (aether_log_ratelimit_allow(&cs->refuse_log, member_now_ns(m), &suppressed))
+        AETHER_WARN(MEMBER_LOG, "%s: join of %s refused: %s [%llu more suppressed]", m->cfg.node.str,
+                    id->str, why->msg, (unsigned long long)suppressed);
+    return AETHER_EPERM;
+}
+
+/* Leader of `term`: a MarkNodeFailed of a node still heard is refused, or
+ * with force deferred (see judge_request). */
+static aether_status judge_mark_failed(aether_member *m, const aether_command *c, aether_term term,
+                                       bool *deferred, aether_err *why)
+{
+    member_cluster_state *cs = m->cs;
     /* The record is this term's only once LeaderElected was seen here (the
      * grace start, lead_since_ns) and the stored state read: before that,
      * silence cannot be judged (tick_failcheck waits the same way). */
@@ -2543,6 +2526,39 @@ static aether_status judge_request(aether_member *m, const aether_command *c, bo
     return AETHER_ESTATE;
 }
 
+/* A command from the wire, before it is decided: a JoinCluster from an id
+ * the leader's allowed_nodes does not name is refused (EPERM), and so is a
+ * keep-alive of a process being failed by force (EUNAVAILABLE: no
+ * acknowledgement, below); a MarkNodeFailed is a request the leader grants
+ * only when its own record says the node is silent. An operator's forced
+ * one (aetherctl fail --force) is granted even so, but not at once when
+ * the node was heard within failure_timeout_ms: it still serves then, and
+ * the leader would hand its shards out at once (the decree) while it does:
+ * two owners (adversary soak, seed 300010: "n6 acquired shard 17 while n0
+ * still serves it", 243 ms after n0 was heard). Instead the leader stops
+ * hearing that process (hb_entry.forced_inc): its heartbeats and
+ * keep-alives no longer count and its keep-alives are not acknowledged, so
+ * it fences by its own clock exactly as if it had gone silent at its last
+ * acknowledgement, and the failure check (tick_failcheck) fails it once
+ * that silence passes failure_timeout_ms, the bound every failure keeps.
+ * *deferred is set then: the request is answered OK, nothing decided yet.
+ * The leader itself is not failed by request (its own check never fails
+ * it): ESTATE, naming what to do instead. Leadership itself is
+ * lead_command's. */
+static aether_status judge_request(aether_member *m, const aether_command *c, bool *deferred,
+                                   aether_err *why)
+{
+    *deferred = false;
+    aether_term term;
+    if (!member_may_lead(m, &term))
+        return AETHER_OK;
+    if (c->type == AETHER_CMD_JOIN_CLUSTER)
+        return judge_join(m, c, why);
+    if (c->type != AETHER_CMD_MARK_NODE_FAILED)
+        return AETHER_OK;
+    return judge_mark_failed(m, c, term, deferred, why);
+}
+
 /* A keep-alive this leader decided but does not acknowledge: in a term it
  * took over from nothing (no stored map: the state bucket lost;
  * member_assign.c, wait_first_map), another node's, until this term's
@@ -2560,6 +2576,78 @@ static bool ack_withheld(aether_member *m, const aether_command *c)
            !aether_node_id_equal(&c->data.join.info.id, &m->cfg.node);
 }
 
+/* MSG_COMMAND: a command from the wire, judged (judge_request), decided
+ * as leader (lead_command) and answered; a keep-alive's acknowledgement
+ * names the map the leader has now. The caller frees b. */
+static void on_command(aether_member *m, member_cmd_box *b)
+{
+    aether_err why = { .code = AETHER_OK, .msg = "" };
+    bool deferred = false;
+    aether_status st = judge_request(m, &b->cmd, &deferred, &why);
+    if (st == AETHER_OK && !deferred)
+        st = lead_command(m, &b->cmd, &why);
+    char ok_reason[64] = "";
+    if (deferred)
+        snprintf(ok_reason, sizeof(ok_reason), "failed once silent for %u ms", m->cfg.failure_timeout_ms);
+    if (st == AETHER_OK && b->cmd.type == AETHER_CMD_JOIN_CLUSTER && ack_withheld(m, &b->cmd))
+        st = aether_err_set(&why, AETHER_EUNAVAILABLE, "taking over with no stored map: no "
+                            "acknowledgement before this term's first map; retry");
+    if (st == AETHER_OK && b->cmd.type == AETHER_CMD_JOIN_CLUSTER)
+        /* Step 2: the acknowledgement names the map the leader has now. */
+        snprintf(ok_reason, sizeof(ok_reason), KEEPALIVE_MAP_PREFIX "%llu",
+                 (unsigned long long)__atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST));
+    if (b->reply)
+        b->reply(b->reply_arg, st, st == AETHER_OK ? ok_reason : why.msg);
+}
+
+/* MSG_LEADER_NOTE: the embedder's on_leader_changed, on this actor (the
+ * thread of on_event). The lease actor noted the term before it sent
+ * this: every event taken after this callback is judged against it
+ * (in_sequence). The caller frees b. */
+static void on_leader_note(aether_member *m, const member_leader_box *b)
+{
+    /* A generation change since: the note is of a term of the ended
+     * generation, which the embedder must not take for one of the new
+     * (terms start again there: seed 100168 of kv-aba, told term 138 of
+     * the old generation after the new one began, then term 109 of the
+     * new one). The new generation's leader is noted when known. */
+    bool ended = b->generation_changes != __atomic_load_n(&m->generation_changes, __ATOMIC_RELAXED);
+    AETHER_ASSERT(ended || b->term <= __atomic_load_n(&m->highest_term, __ATOMIC_ACQUIRE));
+    if (ended)
+        AETHER_DEBUG(MEMBER_LOG, "%s: leader of term %llu not reported: its generation ended",
+                     m->cfg.node.str, (unsigned long long)b->term);
+    else if (m->cb.on_leader_changed != NULL)
+        m->cb.on_leader_changed(m->cb.arg, b->leader.len > 0 ? &b->leader : NULL, b->term);
+}
+
+/* MSG_REPLY: the leader's answer to a command this node sent (a
+ * keep-alive, a drain, ...). The caller frees b. */
+static void on_reply(aether_member *m, const member_reply_box *b)
+{
+    /* Step 2: a leader says a newer process holds our id. Only an
+     * admitted process can be superseded: one not admitted yet claims
+     * above the record once it reads it (step 1). */
+    if (b->status == AETHER_ESUPERSEDED) {
+        unsigned long long by = 0;
+        const char *p = strstr(b->reason, "superseded by incarnation ");
+        if (p != NULL)
+            by = strtoull(p + strlen("superseded by incarnation "), NULL, 10);
+        if (__atomic_load_n(&m->admitted, __ATOMIC_SEQ_CST)) {
+            /* A late refusal of a claim this process has since raised
+             * (it rejoined above it) is about its past, not a newer one. */
+            if ((uint64_t)by > __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST))
+                supersede(m, (uint64_t)by, "the leader refused its keep-alive");
+        } else if (by != 0 && !__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
+            /* Step 1 by the refusal: the process holding our id may be
+             * the leader itself, whose events we never apply (their
+             * emitter is our id). */
+            claim_above(m, (uint64_t)by, "the leader's refusal");
+    }
+    if (b->status != AETHER_OK)
+        AETHER_DEBUG(MEMBER_LOG, "%s: leader said %s: %s", m->cfg.node.str,
+                     aether_status_str(b->status), b->reason);
+}
+
 void member_cluster_handle(void *state, aether_actor *self, const aether_msg *msg)
 {
     aether_member *m = state;
@@ -2569,28 +2657,10 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
     case MSG_EVENT:
         on_event(m, (const aether_event *)msg->ptr);
         break;
-    case MSG_COMMAND: {
-        member_cmd_box *b = msg->ptr;
-        aether_err why = { .code = AETHER_OK, .msg = "" };
-        bool deferred = false;
-        aether_status st = judge_request(m, &b->cmd, &deferred, &why);
-        if (st == AETHER_OK && !deferred)
-            st = lead_command(m, &b->cmd, &why);
-        char ok_reason[64] = "";
-        if (deferred)
-            snprintf(ok_reason, sizeof(ok_reason), "failed once silent for %u ms", m->cfg.failure_timeout_ms);
-        if (st == AETHER_OK && b->cmd.type == AETHER_CMD_JOIN_CLUSTER && ack_withheld(m, &b->cmd))
-            st = aether_err_set(&why, AETHER_EUNAVAILABLE, "taking over with no stored map: no "
-                                "acknowledgement before this term's first map; retry");
-        if (st == AETHER_OK && b->cmd.type == AETHER_CMD_JOIN_CLUSTER)
-            /* Step 2: the acknowledgement names the map the leader has now. */
-            snprintf(ok_reason, sizeof(ok_reason), KEEPALIVE_MAP_PREFIX "%llu",
-                     (unsigned long long)__atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST));
-        if (b->reply)
-            b->reply(b->reply_arg, st, st == AETHER_OK ? ok_reason : why.msg);
-        member_cmd_box_free(b);
+    case MSG_COMMAND:
+        on_command(m, msg->ptr);
+        member_cmd_box_free(msg->ptr);
         break;
-    }
     case MSG_ANNOUNCE_ACK: /* member_internal.h, steps 2-3 */
         if (msg->arg64 > m->cs->barrier_acked)
             m->cs->barrier_acked = msg->arg64;
@@ -2633,53 +2703,14 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
         free(c);
         break;
     }
-    case MSG_LEADER_NOTE: {
-        /* The lease actor noted the term before it sent this: every event
-         * taken after this callback is judged against it (in_sequence). */
-        member_leader_box *b = msg->ptr;
-        /* A generation change since: the note is of a term of the ended
-         * generation, which the embedder must not take for one of the new
-         * (terms start again there: seed 100168 of kv-aba, told term 138 of
-         * the old generation after the new one began, then term 109 of the
-         * new one). The new generation's leader is noted when known. */
-        bool ended = b->generation_changes != __atomic_load_n(&m->generation_changes, __ATOMIC_RELAXED);
-        AETHER_ASSERT(ended || b->term <= __atomic_load_n(&m->highest_term, __ATOMIC_ACQUIRE));
-        if (ended)
-            AETHER_DEBUG(MEMBER_LOG, "%s: leader of term %llu not reported: its generation ended",
-                         m->cfg.node.str, (unsigned long long)b->term);
-        else if (m->cb.on_leader_changed != NULL)
-            m->cb.on_leader_changed(m->cb.arg, b->leader.len > 0 ? &b->leader : NULL, b->term);
-        free(b);
+    case MSG_LEADER_NOTE:
+        on_leader_note(m, msg->ptr);
+        free(msg->ptr);
         break;
-    }
-    case MSG_REPLY: {
-        member_reply_box *b = msg->ptr;
-        /* Step 2: a leader says a newer process holds our id. Only an
-         * admitted process can be superseded: one not admitted yet claims
-         * above the record once it reads it (step 1). */
-        if (b->status == AETHER_ESUPERSEDED) {
-            unsigned long long by = 0;
-            const char *p = strstr(b->reason, "superseded by incarnation ");
-            if (p != NULL)
-                by = strtoull(p + strlen("superseded by incarnation "), NULL, 10);
-            if (__atomic_load_n(&m->admitted, __ATOMIC_SEQ_CST)) {
-                /* A late refusal of a claim this process has since raised
-                 * (it rejoined above it) is about its past, not a newer one. */
-                if ((uint64_t)by > __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST))
-                    supersede(m, (uint64_t)by, "the leader refused its keep-alive");
-            }
-            else if (by != 0 && !__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
-                /* Step 1 by the refusal: the process holding our id may be
-                 * the leader itself, whose events we never apply (their
-                 * emitter is our id). */
-                claim_above(m, (uint64_t)by, "the leader's refusal");
-        }
-        if (b->status != AETHER_OK)
-            AETHER_DEBUG(MEMBER_LOG, "%s: leader said %s: %s", m->cfg.node.str,
-                         aether_status_str(b->status), b->reason);
-        free(b);
+    case MSG_REPLY:
+        on_reply(m, msg->ptr);
+        free(msg->ptr);
         break;
-    }
     default:
         AETHER_ASSERT(!"cluster actor: unknown message type");
     }
