@@ -518,7 +518,7 @@ static void note_departures(aether_member *m)
     }
 }
 
-static void publish_self_status(aether_member *m)
+static void member_cluster_publish_self_status(aether_member *m)
 {
     check_own_record(m);
     const aether_node_info *me = aether_topology_find(&m->cs->topo, &m->cfg.node);
@@ -586,7 +586,7 @@ static bool load_topology(aether_member *m, bool force)
     }
     /* A node the leader forgot is gone from here too. */
     hb_prune(cs, member_now_ns(m), (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS);
-    publish_self_status(m);
+    member_cluster_publish_self_status(m);
     return true;
 }
 
@@ -596,11 +596,11 @@ static bool settle_doubt(aether_member *m);
 
 static bool fence_topology_key(aether_member *m);
 
-static void notify_assign(aether_member *m, aether_event *e);
-static bool is_departure(const aether_event *e);
-static bool announce_reserve(member_cluster_state *cs, uint32_t n);
-static void announce_push(aether_member *m, aether_event *e, aether_term term);
-static void announce_flush(aether_member *m);
+static void member_cluster_notify_assign(aether_member *m, aether_event *e);
+static bool member_announce_is_departure(const aether_event *e);
+static bool member_announce_reserve(member_cluster_state *cs, uint32_t n);
+static void member_announce_push(aether_member *m, aether_event *e, aether_term term);
+static void member_announce_flush(aether_member *m);
 
 /* The event that takes `was` (NULL: a node we did not know) to `now`, if
  * a topology change explains the difference; NULL otherwise. */
@@ -652,7 +652,7 @@ static bool announce_stored_changes(aether_member *m, const aether_topology *bef
     uint64_t map_version = __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST);
     uint32_t n = 0;
     for (uint32_t pass = 0; pass < 2; pass++) { /* count (and make room), then queue */
-        if (pass == 1 && (n == 0 || !announce_reserve(cs, n)))
+        if (pass == 1 && (n == 0 || !member_announce_reserve(cs, n)))
             break;
         for (uint32_t i = 0; i < cs->topo.count; i++) { /* bounded: AETHER_TOPOLOGY_NODES_MAX */
             const aether_node_info *now = &cs->topo.nodes[i];
@@ -665,7 +665,7 @@ static bool announce_stored_changes(aether_member *m, const aether_topology *bef
                 n++;
                 aether_event_release(e);
             } else {
-                announce_push(m, e, term);
+                member_announce_push(m, e, term);
             }
         }
     }
@@ -673,7 +673,7 @@ static bool announce_stored_changes(aether_member *m, const aether_topology *bef
         return false;
     if (n > 0)
         AETHER_INFO(MEMBER_LOG, "%s: announcing %u change(s) found in the stored topology", m->cfg.node.str, n);
-    announce_flush(m);
+    member_announce_flush(m);
     return true;
 }
 
@@ -746,7 +746,7 @@ static bool state_loaded(aether_member *m, aether_term term)
      * the term): what it has and `heard` lacks is then exactly what nobody
      * announced. A new term's queue holds only entries of ended terms,
      * dropped here (member_internal.h, step 5). */
-    announce_flush(m);
+    member_announce_flush(m);
     if (cs->ann_count > 0)
         return false;
     bool absent = false;
@@ -773,7 +773,7 @@ static bool state_loaded(aether_member *m, aether_term term)
     if (load_topology(m, true) && fence_topology_key(m)) {
         if (cs->shape_term == term && !cs->shape_recorded_taken)
             shape_take_recorded(m);
-        publish_self_status(m); /* the assign actor takes over from this snapshot */
+        member_cluster_publish_self_status(m); /* the assign actor takes over from this snapshot */
         if (announce_stored_changes(m, &cs->heard, term)) {
             cs->loaded_term = term;
             cs->topo_dirty = false;
@@ -925,13 +925,13 @@ static bool settle_doubt(aether_member *m)
         /* Settled only with nothing else to announce, and room for it: a
          * change that revives a node is announced before the snapshot has
          * it (member_internal.h, step 4). */
-        if (cs->ann_count > 0 || !announce_reserve(cs, 1))
+        if (cs->ann_count > 0 || !member_announce_reserve(cs, 1))
             return false;
         aether_event *e = cs->doubt_event;
         cs->doubt_event = NULL;
         clear_doubt(cs);
         aether_term term = AETHER_TERM_NONE;
-        bool early = e != NULL && !is_departure(e) && member_may_lead(m, &term);
+        bool early = e != NULL && !member_announce_is_departure(e) && member_may_lead(m, &term);
         if (early) {
             AETHER_INFO(MEMBER_LOG, "%s: %s was recorded after all: announcing it", m->cfg.node.str,
                         aether_event_type_name(e->type));
@@ -950,15 +950,15 @@ static bool settle_doubt(aether_member *m)
         }
         hb_heard_if_joined(m, e);
         if (early) {
-            notify_assign(m, e);
+            member_cluster_notify_assign(m, e);
             aether_event_release(e);
             return true;
         }
         AETHER_INFO(MEMBER_LOG, "%s: %s was recorded after all: announcing it", m->cfg.node.str,
                     aether_event_type_name(e->type));
         (void)member_may_lead(m, &term);
-        announce_push(m, e, term); /* a departure: after the barrier (step 1) */
-        announce_flush(m);
+        member_announce_push(m, e, term); /* a departure: after the barrier (step 1) */
+        member_announce_flush(m);
         return true;
     }
     uint64_t v = 0;
@@ -979,7 +979,7 @@ static bool settle_doubt(aether_member *m)
 }
 
 /* Tells the assign actor that e has been applied and published. */
-static void notify_assign(aether_member *m, aether_event *e)
+static void member_cluster_notify_assign(aether_member *m, aether_event *e)
 {
     aether_msg msg = { .type = MSG_TOPOLOGY, .flags = AETHER_MSG_REF, .ptr = &aether_event_retain(e)->ref };
     if (aether_actor_send(m->assign, &msg) != AETHER_OK) {
@@ -991,7 +991,7 @@ static void notify_assign(aether_member *m, aether_event *e)
 
 /* ---- Announcements (member_internal.h, "The leader's two commit points") ---- */
 
-static bool is_departure(const aether_event *e)
+static bool member_announce_is_departure(const aether_event *e)
 {
     return e->type == AETHER_EVT_NODE_FAILED || e->type == AETHER_EVT_NODE_LEFT;
 }
@@ -999,7 +999,7 @@ static bool is_departure(const aether_event *e)
 /* Room for n more entries, grown if needed; called before the change is
  * committed, so that queueing it afterwards cannot fail. False (out of
  * memory, or ANNOUNCE_PENDING_MAX): the caller does not commit it. */
-static bool announce_reserve(member_cluster_state *cs, uint32_t n)
+static bool member_announce_reserve(member_cluster_state *cs, uint32_t n)
 {
     if (n > ANNOUNCE_PENDING_MAX - cs->ann_count)
         return false;
@@ -1024,12 +1024,12 @@ static bool announce_reserve(member_cluster_state *cs, uint32_t n)
 
 /* Step 1: e (taken over), a change stored in `term` whose snapshot is
  * published, waits at the back of the queue; a departure takes a new
- * barrier number. announce_flush sends the barrier. */
-static void announce_push(aether_member *m, aether_event *e, aether_term term)
+ * barrier number. member_announce_flush sends the barrier. */
+static void member_announce_push(aether_member *m, aether_event *e, aether_term term)
 {
     member_cluster_state *cs = m->cs;
-    AETHER_ASSERT(cs->ann_head + cs->ann_count < cs->ann_cap); /* announce_reserve first */
-    if (is_departure(e))
+    AETHER_ASSERT(cs->ann_head + cs->ann_count < cs->ann_cap); /* member_announce_reserve first */
+    if (member_announce_is_departure(e))
         cs->barrier_seq++;
     cs->ann[cs->ann_head + cs->ann_count++] = (announce_entry){ e, cs->barrier_seq, term };
 }
@@ -1049,7 +1049,7 @@ static void announce_send_barrier(aether_member *m)
 /* Steps 3 and 5: announces, in order, the entries whose barrier the assign
  * actor has passed; drops those of a term this node no longer leads; stops
  * at the first that must wait (its barrier, or a lease in doubt). */
-static void announce_flush(aether_member *m)
+static void member_announce_flush(aether_member *m)
 {
     member_cluster_state *cs = m->cs;
     while (cs->ann_count > 0) { /* bounded: ann_count, which only shrinks here */
@@ -1066,7 +1066,7 @@ static void announce_flush(aether_member *m)
         } else {
             aether_event_retain(e);
             (void)member_emit(m, e, AETHER_TERM_NONE); /* stamps it, takes one reference */
-            notify_assign(m, e);
+            member_cluster_notify_assign(m, e);
         }
         aether_event_release(e);
         cs->ann_head++;
@@ -1087,27 +1087,28 @@ static void announce_flush(aether_member *m)
  * departing, the events go out at once, before the snapshot that has them
  * (a node it revives is named by no map before its NodeJoined: step 4);
  * otherwise the snapshot first, then the queue (steps 1-3). */
-static void announce_committed(aether_member *m, aether_event *const *ev, uint32_t n, aether_term term)
+static void member_announce_committed(aether_member *m, aether_event *const *ev, uint32_t n,
+                                      aether_term term)
 {
     bool departure = false;
     for (uint32_t i = 0; i < n; i++)
-        departure |= is_departure(ev[i]);
+        departure |= member_announce_is_departure(ev[i]);
     if (!departure && m->cs->ann_count == 0) {
         for (uint32_t i = 0; i < n; i++) {
             aether_event_retain(ev[i]);
             (void)member_emit(m, ev[i], AETHER_TERM_NONE); /* stamps it, takes one reference */
         }
-        publish_self_status(m);
+        member_cluster_publish_self_status(m);
         for (uint32_t i = 0; i < n; i++) {
-            notify_assign(m, ev[i]);
+            member_cluster_notify_assign(m, ev[i]);
             aether_event_release(ev[i]);
         }
         return;
     }
-    publish_self_status(m);
+    member_cluster_publish_self_status(m);
     for (uint32_t i = 0; i < n; i++)
-        announce_push(m, ev[i], term);
-    announce_flush(m);
+        member_announce_push(m, ev[i], term);
+    member_announce_flush(m);
 }
 
 static void reply_cb(void *arg, aether_status st, const char *reason)
@@ -1517,7 +1518,7 @@ static aether_status announce_one(aether_member *m, aether_event *e, aether_err 
         aether_event_release(e);
         return aether_err_set(why, AETHER_ENOTLEADER, "not leader");
     }
-    if (!announce_reserve(m->cs, 1)) {
+    if (!member_announce_reserve(m->cs, 1)) {
         aether_event_release(e);
         return aether_err_set(why, AETHER_EUNAVAILABLE, "leader busy announcing; retry");
     }
@@ -1526,7 +1527,7 @@ static aether_status announce_one(aether_member *m, aether_event *e, aether_err 
         aether_event_release(e);
         return st;
     }
-    announce_committed(m, &e, 1, term);
+    member_announce_committed(m, &e, 1, term);
     return AETHER_OK;
 }
 
@@ -1683,7 +1684,7 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
     for (uint32_t i = 0; i < n; i++)
         if (ev[i]->type == AETHER_EVT_NODE_JOINED)
             ev[i]->data.node_joined.map_version = __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST);
-    if (n > 0 && !announce_reserve(cs, n))
+    if (n > 0 && !member_announce_reserve(cs, n))
         st = aether_err_set(why, AETHER_EUNAVAILABLE, "leader busy announcing; retry");
     if (n > 0 && (st != AETHER_OK || (st = commit_topology(m, ev, n, why)) != AETHER_OK)) {
         for (uint32_t i = 0; i < n; i++)
@@ -1701,9 +1702,9 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
             h->last_ns = member_now_ns(m);
     }
     if (n > 0)
-        announce_committed(m, ev, n, term); /* takes the events over */
+        member_announce_committed(m, ev, n, term); /* takes the events over */
     else
-        publish_self_status(m);
+        member_cluster_publish_self_status(m);
     return AETHER_OK;
 }
 
@@ -1985,7 +1986,7 @@ static void on_event(aether_member *m, const aether_event *e)
             if (taken)
                 (void)aether_topology_apply(&cs->heard, e);
             hb_heard_if_joined(m, e);
-            notify_assign(m, (aether_event *)e);
+            member_cluster_notify_assign(m, (aether_event *)e);
             return;
         }
         /* SELF_UNKNOWN: as if the store had not been asked. */
@@ -2046,8 +2047,8 @@ static void on_event(aether_member *m, const aether_event *e)
         else
             cs->topo_dirty = false; /* the store has this change, and all before it */
         hb_heard_if_joined(m, e);
-        publish_self_status(m);
-        notify_assign(m, (aether_event *)e);
+        member_cluster_publish_self_status(m);
+        member_cluster_notify_assign(m, (aether_event *)e);
         return;
     default:
         return;
@@ -2064,7 +2065,7 @@ static void retry_announcements(aether_member *m)
         return;
     if (cs->barrier_acked < cs->barrier_seq)
         cs->barrier_sent = cs->barrier_acked;
-    announce_flush(m);
+    member_announce_flush(m);
 }
 
 /* This tick's keep-alive (a JoinCluster) c, sent to the leader. Step 1: a
@@ -2238,7 +2239,7 @@ static void forget_departed(aether_member *m, aether_term term)
         return;
     }
     hb_prune(cs, now, (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS);
-    publish_self_status(m);
+    member_cluster_publish_self_status(m);
     __atomic_add_fetch(&m->nodes_forgotten, n_gone, __ATOMIC_RELAXED);
     for (uint32_t i = 0; i < n_gone; i++)
         AETHER_INFO(MEMBER_LOG, "%s: forgot %s (departed %llu ms ago; node_retention_ms %u)",
@@ -2664,7 +2665,7 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
     case MSG_ANNOUNCE_ACK: /* member_internal.h, steps 2-3 */
         if (msg->arg64 > m->cs->barrier_acked)
             m->cs->barrier_acked = msg->arg64;
-        announce_flush(m);
+        member_announce_flush(m);
         break;
     case MSG_HEARTBEAT:
         on_heartbeat(m, msg->ptr);

@@ -80,7 +80,7 @@
  *     out stored is settled only once the queue is empty; a reload of the
  *     stored topology waits for an empty queue. With the queue empty, a
  *     change that removes nobody is announced first and its snapshot
- *     published after (announce_committed, settle_doubt), so no map reads
+ *     published after (member_announce_committed, settle_doubt), so no map reads
  *     a revival before its NodeJoined is out. A take-over announces what
  *     the stored topology has and `heard` lacks, revivals among them, after
  *     publishing the snapshot; the assign actor takes over in that term
