@@ -68,8 +68,8 @@
  *  can never land behind a decision taken without it. Its events are
  *  announced in the order of member_internal.h ("The leader's two commit
  *  points"): a NodeFailed or NodeLeft only once the assign actor has
- *  answered a barrier sent after the snapshot that has it (Announcements,
- *  below); meanwhile no departed node is re-admitted.
+ *  answered a barrier sent after the snapshot that has it (member_announce.c);
+ *  meanwhile no departed node is re-admitted.
  *  It also completes drains: NodeLeft when ShardAssignment reports a
  *  draining node owns nothing (policy 7). A node asked to drain repeats its
  *  LeaveCluster every heartbeat until it has left.
@@ -98,7 +98,7 @@
  *      healthy and above the record it last asked a new one above.
  * Threading: all state below is owned by the cluster actor.
  */
-#include "member_internal.h"
+#include "member_cluster_internal.h"
 #include "shardmap_json.h"
 #include "topology_json.h"
 
@@ -107,173 +107,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Nodes declared failed per failure-check tick, at most. */
-#define FAILCHECK_BATCH_MAX 64u
-/* A failure check that is not due yet waits at least this long: the
- * deadline is read on this node's clock, the timer runs on the executor's,
- * and the two may differ by the drift the configuration allows. */
-#define FAILCHECK_SLACK_NS (1u * AETHER_NS_PER_MS)
-/* Keep-alives awaiting their reply, at most (one per heartbeat tick). A
- * transport answers every request it accepted while it stays bound - with a
- * timeout at worst (transport.h) - so a slot always comes back, and never
- * while a reply could still name it: no acknowledgement is credited with a
- * later request's send time. */
-#define KEEPALIVE_SLOTS 16u
-/* Departed nodes forgotten per topology write, at most (the rest at the
- * next check, an interval later). */
-#define FORGET_BATCH_MAX 256u
-/* Sequence numbers of leader events remembered below the highest one taken
- * (duplicates among them are recognised), and the distance from it beyond
- * which an event is a jump, not the next in line (in_sequence). */
-#define SEQ_WINDOW 1024u
-#define SEQ_JUMP_MAX SEQ_WINDOW
-AETHER_STATIC_ASSERT(SEQ_WINDOW % 64u == 0, "the seen-window is whole words");
-/* At most one WARN line per this long about seq anomalies (a flood of
- * forgeries gives one line per window, with the count suppressed). */
-#define SEQ_LOG_WINDOW_NS (1000u * AETHER_NS_PER_MS)
-
-/* The text of a keep-alive's acknowledgement: this prefix and the version of
- * the map the leader has when it accepts the keep-alive. */
-#define KEEPALIVE_MAP_PREFIX "map_version="
-
-/* A process not admitted yet that finds its id at a higher incarnation
- * claims above it by 2 + (its own hash % this): see check_own_record. */
-#define CLAIM_STEP_MAX 1000000u
-
-/* One keep-alive in flight: the reply argument. `busy` is the hand-off
- * between the cluster actor (sets it, writes sent_ns, sends) and the
- * transport thread that delivers the reply (reads sent_ns, clears busy with
- * release order; the actor's acquire load pairs with it). */
-typedef struct keepalive_slot {
-    aether_member *m;
-    uint64_t sent_ns;
-    uint32_t busy;
-} keepalive_slot;
-
-typedef struct hb_entry {
-    aether_node_id id;
-    uint64_t last_ns;
-    uint64_t departed_ns; /* when this node first saw it Left or Failed (its own clock);
-                             0 = healthy, or not in the topology */
-    uint64_t forced_inc;  /* the incarnation an operator's forced MarkNodeFailed named while
-                             the node was still heard (judge_request); 0 = none. That
-                             process is heard no more: last_ns stays, its keep-alives go
-                             unacknowledged, and the failure check fails it on time */
-} hb_entry;
-
-/* Announcements waiting for the assign actor's barrier, at most (every
- * node of a topology changing at once, and its rejoin refused meanwhile). */
-#define ANNOUNCE_PENDING_MAX AETHER_TOPOLOGY_NODES_MAX
-
-/* One stored change not announced yet: its event, the barrier number it
- * waits for (0: none), and the term it was decided in. */
-typedef struct announce_entry {
-    aether_event *e;
-    uint64_t barrier;
-    aether_term term;
-} announce_entry;
-
-/* Quorum of configuration (below): the shapes heard, one per node, at most. */
-#define SHAPE_VOTES_MAX 256u
-/* A counting leader that took over from nothing and hears no other node
- * waits this many failure timeouts before it publishes its shape alone. */
-#define SHAPE_ALONE_TIMEOUTS 5u
-
-/* One live node's shape as this leader heard it in a mapless term. */
-typedef struct shape_vote {
-    aether_node_id id;
-    bool agrees;     /* its admission terms are ours */
-    bool holds_map;  /* its keep-alive named a map it holds (map_term != 0) */
-    uint64_t last_ns; /* its last keep-alive (our clock) */
-} shape_vote;
-
-struct member_cluster_state {
-    aether_topology topo;
-    /* The topology as this node heard it announced: every topology event it
-     * took (its own and the leaders'), on top of the first stored topology
-     * it read (what was announced before it was there). Catching up from
-     * the store changes topo, never this: a new leader announces what the
-     * store has and this lacks (announce_stored_changes), so a change that
-     * was stored but never announced (a leader's write that timed out and
-     * landed, then it lost the lease) is announced even when this node had
-     * already adopted it from the store. */
-    aether_topology heard;
-    bool heard_init;          /* heard holds the first stored topology (or there was none) */
-    hb_entry *hb;             /* ascending by id */
-    uint32_t n_hb, cap_hb;
-    aether_term lead_term;    /* the term we started leading in (0 = follower) */
-    uint64_t lead_since_ns;
-    uint64_t failcheck_gen;   /* only the newest failure-check timer counts */
-    uint64_t failcheck_at_ns; /* when it fires (this node's clock) */
-    uint64_t join_requests;
-    uint64_t state_rev;       /* revision of the stored topology we last wrote */
-    uint64_t asked_above;  /* the record of ours this process last asked a new incarnation
-                              above (tick_heartbeat): a healthy record of ours at or below it is
-                              not adopted (check_own_record); 0 = none */
-    keepalive_slot keepalive[KEEPALIVE_SLOTS];
-    bool drain_requested;     /* aether_member_drain was called: ask until we are Draining */
-    aether_term loaded_term;  /* the term in which we read the stored topology as leader */
-    uint64_t state_lost_seen; /* the m->state_lost_gen whose topology write-back is done */
-    uint64_t foreign_checked_ns; /* as leader: the stored topology last checked for a lost
-                                    generation's write over ours (member_state_foreign) */
-    uint64_t publications;    /* snapshots published so far */
-    /* Leader-issued events seen (DESIGN: seq 1, 2, 3... per term; see
-     * in_sequence): a gap, a jump, a duplicate or a late copy tells us our
-     * topology may not be the leader's, whatever the version numbers say
-     * (they count changes applied here). */
-    aether_term seq_term;
-    uint64_t seq_top;         /* highest seq of seq_term taken in sequence */
-    uint64_t seq_seen[SEQ_WINDOW / 64u]; /* bit s % SEQ_WINDOW: s taken, for s in
-                                            (seq_top - SEQ_WINDOW, seq_top] */
-    uint64_t jump_since_ns;   /* first jump since an event was last taken in sequence; 0 = none */
-    uint64_t reread_ns;       /* when a seq anomaly last made us re-read the store */
-    aether_log_ratelimit seq_log; /* one WARN per window for seq anomalies */
-    bool topo_dirty;          /* a topology event came after a gap: read the store */
-    uint64_t gen_changes_seen; /* the m->generation_changes the sequence was restarted for */
-    /* A NodeFailed/NodeLeft about us that the store could neither confirm
-     * nor refute yet (unreadable): checked again every heartbeat. */
-    bool self_report_pending;
-    /* The term in which we lead with no map stored and none held (a new
-     * cluster, or the state bucket lost with us a newcomer): our terms are
-     * the cluster's only until a member shows otherwise
-     * (newcomer_refuses_self). 0 = not so in any term. */
-    aether_term newcomer_term;
-    /* Quorum of configuration: the term in which we lead with no stored map
-     * and count the shapes of the nodes we hear (0 = none), since when, and
-     * what we heard. */
-    aether_term shape_term;
-    uint64_t shape_since_ns;
-    uint64_t shape_heard_ns; /* the first other node's keep-alive in shape_term; 0 = none */
-    shape_vote shape_votes[SHAPE_VOTES_MAX];
-    uint32_t n_shape_votes;
-    /* The healthy members of the stored topology when the count began (us
-     * excluded): they vote too, unheard ones as "unknown" (step 2). */
-    aether_node_id shape_recorded[SHAPE_VOTES_MAX];
-    uint32_t n_shape_recorded;
-    bool shape_recorded_taken;
-    /* A change whose write to the state store timed out (it may still be
-     * applied, later): settled before anything else (settle_doubt). */
-    char *doubt_json;         /* the topology we tried to write; NULL = no doubt */
-    size_t doubt_len;
-    uint64_t doubt_version;
-    aether_event *doubt_event;/* the change, announced only if it turns out recorded */
-    aether_log_ratelimit refuse_log; /* joins refused by admission: one line per window */
-    aether_log_ratelimit hb_log;     /* heartbeats ignored: one line per window */
-    aether_log_ratelimit fail_log;   /* MarkNodeFailed requests refused: one line per window */
-    aether_log_ratelimit force_log;  /* MarkNodeFailed requests forced: one line per window */
-    /* Announcements (member_internal.h, "The leader's two commit points"):
-     * events of stored changes not announced yet, oldest first, at
-     * ann[ann_head .. ann_head + ann_count). */
-    announce_entry *ann;
-    uint32_t ann_head, ann_count, ann_cap;
-    uint64_t barrier_seq;     /* the newest barrier number an entry waits for */
-    uint64_t barrier_sent;    /* the newest sent to the assign actor */
-    uint64_t barrier_acked;   /* the newest it answered */
-    aether_term loaded_pending_term; /* a take-over whose stored changes are queued: the
-                                        assign actor takes over (topo_loaded_term) once
-                                        they are announced; 0 = none */
-    uint64_t ann_dropped;     /* entries dropped because their term ended */
-};
 
 
 /* A node from before admission checks asks every heartbeat. */
@@ -518,7 +351,7 @@ static void note_departures(aether_member *m)
     }
 }
 
-static void member_cluster_publish_self_status(aether_member *m)
+void member_cluster_publish_self_status(aether_member *m)
 {
     check_own_record(m);
     const aether_node_info *me = aether_topology_find(&m->cs->topo, &m->cfg.node);
@@ -595,12 +428,6 @@ static bool load_topology(aether_member *m, bool force)
 static bool settle_doubt(aether_member *m);
 
 static bool fence_topology_key(aether_member *m);
-
-static void member_cluster_notify_assign(aether_member *m, aether_event *e);
-static bool member_announce_is_departure(const aether_event *e);
-static bool member_announce_reserve(member_cluster_state *cs, uint32_t n);
-static void member_announce_push(aether_member *m, aether_event *e, aether_term term);
-static void member_announce_flush(aether_member *m);
 
 /* The event that takes `was` (NULL: a node we did not know) to `now`, if
  * a topology change explains the difference; NULL otherwise. */
@@ -979,7 +806,7 @@ static bool settle_doubt(aether_member *m)
 }
 
 /* Tells the assign actor that e has been applied and published. */
-static void member_cluster_notify_assign(aether_member *m, aether_event *e)
+void member_cluster_notify_assign(aether_member *m, aether_event *e)
 {
     aether_msg msg = { .type = MSG_TOPOLOGY, .flags = AETHER_MSG_REF, .ptr = &aether_event_retain(e)->ref };
     if (aether_actor_send(m->assign, &msg) != AETHER_OK) {
@@ -987,128 +814,6 @@ static void member_cluster_notify_assign(aether_member *m, aether_event *e)
                     aether_event_type_name(e->type));
         aether_event_release(e);
     }
-}
-
-/* ---- Announcements (member_internal.h, "The leader's two commit points") ---- */
-
-static bool member_announce_is_departure(const aether_event *e)
-{
-    return e->type == AETHER_EVT_NODE_FAILED || e->type == AETHER_EVT_NODE_LEFT;
-}
-
-/* Room for n more entries, grown if needed; called before the change is
- * committed, so that queueing it afterwards cannot fail. False (out of
- * memory, or ANNOUNCE_PENDING_MAX): the caller does not commit it. */
-static bool member_announce_reserve(member_cluster_state *cs, uint32_t n)
-{
-    if (n > ANNOUNCE_PENDING_MAX - cs->ann_count)
-        return false;
-    if (cs->ann_head + cs->ann_count + n <= cs->ann_cap)
-        return true;
-    if (cs->ann_head > 0) {
-        memmove(cs->ann, cs->ann + cs->ann_head, (size_t)cs->ann_count * sizeof(*cs->ann));
-        cs->ann_head = 0;
-        if (cs->ann_count + n <= cs->ann_cap)
-            return true;
-    }
-    uint32_t cap = cs->ann_cap ? cs->ann_cap : 16u;
-    while (cap < cs->ann_count + n) /* bounded: cap stays below 2 * ANNOUNCE_PENDING_MAX */
-        cap *= 2u;
-    announce_entry *v = realloc(cs->ann, (size_t)cap * sizeof(*v));
-    if (v == NULL)
-        return false;
-    cs->ann = v;
-    cs->ann_cap = cap;
-    return true;
-}
-
-/* Step 1: e (taken over), a change stored in `term` whose snapshot is
- * published, waits at the back of the queue; a departure takes a new
- * barrier number. member_announce_flush sends the barrier. */
-static void member_announce_push(aether_member *m, aether_event *e, aether_term term)
-{
-    member_cluster_state *cs = m->cs;
-    AETHER_ASSERT(cs->ann_head + cs->ann_count < cs->ann_cap); /* member_announce_reserve first */
-    if (member_announce_is_departure(e))
-        cs->barrier_seq++;
-    cs->ann[cs->ann_head + cs->ann_count++] = (announce_entry){ e, cs->barrier_seq, term };
-}
-
-/* Steps 1 and 6: the newest barrier goes to the assign actor once. Refused
- * (its mailbox full): tick_heartbeat sends it again. */
-static void announce_send_barrier(aether_member *m)
-{
-    member_cluster_state *cs = m->cs;
-    if (cs->barrier_sent >= cs->barrier_seq)
-        return;
-    aether_msg b = { .type = MSG_ANNOUNCE_BARRIER, .arg64 = cs->barrier_seq };
-    if (aether_actor_send(m->assign, &b) == AETHER_OK)
-        cs->barrier_sent = cs->barrier_seq;
-}
-
-/* Steps 3 and 5: announces, in order, the entries whose barrier the assign
- * actor has passed; drops those of a term this node no longer leads; stops
- * at the first that must wait (its barrier, or a lease in doubt). */
-static void member_announce_flush(aether_member *m)
-{
-    member_cluster_state *cs = m->cs;
-    while (cs->ann_count > 0) { /* bounded: ann_count, which only shrinks here */
-        announce_entry *a = &cs->ann[cs->ann_head];
-        aether_event *e = a->e;
-        if (__atomic_load_n(&m->leading_term, __ATOMIC_ACQUIRE) != a->term) {
-            cs->ann_dropped++;
-            AETHER_INFO(MEMBER_LOG, "%s: %s of term %llu not announced: the term ended (the next "
-                        "leader announces it from the stored topology; %llu so far)", m->cfg.node.str,
-                        aether_event_type_name(e->type), (unsigned long long)a->term,
-                        (unsigned long long)cs->ann_dropped);
-        } else if (a->barrier > cs->barrier_acked || !member_may_lead(m, NULL)) {
-            break;
-        } else {
-            aether_event_retain(e);
-            (void)member_emit(m, e, AETHER_TERM_NONE); /* stamps it, takes one reference */
-            member_cluster_notify_assign(m, e);
-        }
-        aether_event_release(e);
-        cs->ann_head++;
-        cs->ann_count--;
-    }
-    if (cs->ann_count == 0)
-        cs->ann_head = 0;
-    announce_send_barrier(m);
-    if (cs->ann_count == 0 && cs->loaded_pending_term != AETHER_TERM_NONE) {
-        if (__atomic_load_n(&m->leading_term, __ATOMIC_ACQUIRE) == cs->loaded_pending_term)
-            __atomic_store_n(&m->topo_loaded_term, cs->loaded_pending_term, __ATOMIC_RELEASE);
-        cs->loaded_pending_term = AETHER_TERM_NONE;
-    }
-}
-
-/* A leader's change ev[0..n) (taken over), just stored in `term`: published
- * and announced in the order of the header. With nothing queued and nobody
- * departing, the events go out at once, before the snapshot that has them
- * (a node it revives is named by no map before its NodeJoined: step 4);
- * otherwise the snapshot first, then the queue (steps 1-3). */
-static void member_announce_committed(aether_member *m, aether_event *const *ev, uint32_t n,
-                                      aether_term term)
-{
-    bool departure = false;
-    for (uint32_t i = 0; i < n; i++)
-        departure |= member_announce_is_departure(ev[i]);
-    if (!departure && m->cs->ann_count == 0) {
-        for (uint32_t i = 0; i < n; i++) {
-            aether_event_retain(ev[i]);
-            (void)member_emit(m, ev[i], AETHER_TERM_NONE); /* stamps it, takes one reference */
-        }
-        member_cluster_publish_self_status(m);
-        for (uint32_t i = 0; i < n; i++) {
-            member_cluster_notify_assign(m, ev[i]);
-            aether_event_release(ev[i]);
-        }
-        return;
-    }
-    member_cluster_publish_self_status(m);
-    for (uint32_t i = 0; i < n; i++)
-        member_announce_push(m, ev[i], term);
-    member_announce_flush(m);
 }
 
 static void reply_cb(void *arg, aether_status st, const char *reason)

@@ -47,7 +47,7 @@
  *  1. The cluster actor stores the change (compare-and-set), makes it its
  *     topology and publishes the snapshot S (rcu_assign_pointer: release).
  *     Nothing is announced yet: each event goes to the back of the
- *     announcement queue (member_cluster.c, "Announcements"), in the order
+ *     announcement queue (member_announce.c), in the order
  *     decided, tagged with the term it was decided in. A NodeFailed or
  *     NodeLeft also takes a new barrier number b, and the cluster actor
  *     sends MSG_ANNOUNCE_BARRIER(b) to the assign actor - after publishing S
