@@ -516,7 +516,7 @@ static bool check_stored_map_terms(aether_member *m, bool *absent)
     aether_status st = member_state_get(m, MEMBER_STATE_MAP, &json, &len, NULL);
     *absent = st == AETHER_ENOTFOUND;
     if (st == AETHER_ENOTFOUND)
-        return true; /* a new cluster, or the state bucket lost: see newcomer_refuses_self */
+        return true; /* a new cluster, or the state bucket lost: see member_shape_newcomer_refuses */
     if (st != AETHER_OK)
         return false;
     aether_shardmap *stored = NULL;
@@ -580,7 +580,7 @@ static bool state_loaded(aether_member *m, aether_term term)
     if (!check_stored_map_terms(m, &absent) || member_incompatible(m))
         return false; /* not a leader for this cluster: it neither fences nor announces */
     /* No stored map, and none held: nothing says our terms are the
-     * cluster's (newcomer_refuses_self). */
+     * cluster's (member_shape_newcomer_refuses). */
     cs->newcomer_term = absent && __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST) == 0
                             ? term : AETHER_TERM_NONE;
     if (absent && cs->shape_term != term) { /* Quorum of configuration: count afresh */
@@ -881,7 +881,7 @@ static void send_to_leader(aether_member *m, const aether_command *c)
                      aether_command_type_name(c->type), aether_status_str(st));
 }
 
-static void base_command(aether_member *m, aether_command *c, aether_command_type type)
+static void member_cluster_base_command(aether_member *m, aether_command *c, aether_command_type type)
 {
     memset(c, 0, sizeof(*c));
     c->type = type;
@@ -923,7 +923,7 @@ static void base_command(aether_member *m, aether_command *c, aether_command_typ
  * does publish its terms; members then serve nothing and say so
  * (aether_node_incompatible): see docs/cluster.md. A joiner that holds no
  * map proves nothing: refused as usual when it differs. */
-static void fail_self(aether_member *m);
+static void member_cluster_fail_self(aether_member *m);
 
 /* ---- Quorum of configuration ------------------------------------------------
  *
@@ -982,7 +982,7 @@ static void fail_self(aether_member *m);
  * off) publishes its own shape; a tie that lasts (a cluster of two, one a
  * misfit, after a store loss) publishes nothing; misfits of one shape that
  * outnumber the members heard and recorded are the cluster by this rule. */
-static bool shape_counting(aether_member *m, aether_term term)
+static bool member_shape_counting(aether_member *m, aether_term term)
 {
     return m->cs->shape_term == term && term != AETHER_TERM_NONE &&
            __atomic_load_n(&m->map_term, __ATOMIC_SEQ_CST) != term;
@@ -1101,7 +1101,7 @@ static void shape_publish(aether_member *m, aether_term term)
 
 /* Step 1: notes a keep-alive's shape. AETHER_OK (it shares ours: decide it
  * as usual) or AETHER_EUNAVAILABLE (it differs: retry). */
-static aether_status shape_note(aether_member *m, const aether_command *c, aether_term term,
+static aether_status member_shape_note(aether_member *m, const aether_command *c, aether_term term,
                                 aether_err *why)
 {
     member_cluster_state *cs = m->cs;
@@ -1131,15 +1131,16 @@ static aether_status shape_note(aether_member *m, const aether_command *c, aethe
                           "settled by the nodes heard (%s); retry", diff.msg);
 }
 
-static void fail_self(aether_member *m);
-static aether_status lead_command(aether_member *m, const aether_command *c, aether_err *why);
+static void member_cluster_fail_self(aether_member *m);
+static aether_status member_cluster_lead_command(aether_member *m, const aether_command *c,
+                                                 aether_err *why);
 
 /* Step 3 (and 2c), on every heartbeat tick of a counting leader. */
-static void shape_check_self(aether_member *m)
+static void member_shape_check_self(aether_member *m)
 {
     member_cluster_state *cs = m->cs;
     aether_term term;
-    if (!member_may_lead(m, &term) || !shape_counting(m, term))
+    if (!member_may_lead(m, &term) || !member_shape_counting(m, term))
         return;
     shape_publish(m, term);
     uint32_t a, d;
@@ -1151,10 +1152,10 @@ static void shape_check_self(aether_member *m)
         uint32_t i = 0;
         for (const aether_node_id *id; (id = shape_misfit_member(m, &i)) != NULL; i++) {
             aether_command c; /* bounded: SHAPE_VOTES_MAX */
-            base_command(m, &c, AETHER_CMD_MARK_NODE_FAILED);
+            member_cluster_base_command(m, &c, AETHER_CMD_MARK_NODE_FAILED);
             c.data.mark_failed.node = *id;
             aether_err why;
-            if (lead_command(m, &c, &why) != AETHER_OK)
+            if (member_cluster_lead_command(m, &c, &why) != AETHER_OK)
                 AETHER_WARN(MEMBER_LOG, "%s: could not fail %s: %s", m->cfg.node.str, id->str,
                             why.msg);
             else
@@ -1178,10 +1179,10 @@ static void shape_check_self(aether_member *m)
     member_note_refused(m, reason); /* first: no map is published from here */
     const aether_node_info *me = aether_topology_find(&cs->topo, &m->cfg.node);
     if (me != NULL && aether_node_status_is_healthy(me->status))
-        fail_self(m);
+        member_cluster_fail_self(m);
 }
 
-static bool newcomer_refuses_self(aether_member *m, const aether_command *c, aether_term term)
+static bool member_shape_newcomer_refuses(aether_member *m, const aether_command *c, aether_term term)
 {
     member_cluster_state *cs = m->cs;
     if (c->type != AETHER_CMD_JOIN_CLUSTER || cs->newcomer_term != term ||
@@ -1209,7 +1210,7 @@ static bool newcomer_refuses_self(aether_member *m, const aether_command *c, aet
     __atomic_store_n(&m->stood_down_term, term, __ATOMIC_SEQ_CST); /* first: no map from here */
     const aether_node_info *me = aether_topology_find(&cs->topo, &m->cfg.node);
     if (me != NULL && aether_node_status_is_healthy(me->status))
-        fail_self(m);
+        member_cluster_fail_self(m);
     return true;
 }
 
@@ -1236,7 +1237,7 @@ static aether_status announce_one(aether_member *m, aether_event *e, aether_err 
     return AETHER_OK;
 }
 
-static void fail_self(aether_member *m)
+static void member_cluster_fail_self(aether_member *m)
 {
     aether_event *e = aether_event_create(AETHER_EVT_NODE_FAILED);
     if (e == NULL)
@@ -1299,12 +1300,12 @@ static aether_status may_decide(aether_member *m, const aether_command *c, aethe
     if (!loaded)
         return aether_err_set(why, AETHER_EUNAVAILABLE,
                               "taking over: the stored topology is not readable yet; retry");
-    if (newcomer_refuses_self(m, c, term))
+    if (member_shape_newcomer_refuses(m, c, term))
         return aether_err_set(why, AETHER_ENOTLEADER,
                               "not leader: this node's configuration does not match the "
                               "cluster's (resigning)");
-    if (c->type == AETHER_CMD_JOIN_CLUSTER && shape_counting(m, term)) {
-        aether_status ss = shape_note(m, c, term, why);
+    if (c->type == AETHER_CMD_JOIN_CLUSTER && member_shape_counting(m, term)) {
+        aether_status ss = member_shape_note(m, c, term, why);
         if (ss != AETHER_OK)
             return ss;
     }
@@ -1342,7 +1343,8 @@ static void note_join_refused(aether_member *m, const aether_command *c, aether_
 }
 
 /* Decides a command as leader: applies and emits its events. */
-static aether_status lead_command(aether_member *m, const aether_command *c, aether_err *why)
+static aether_status member_cluster_lead_command(aether_member *m, const aether_command *c,
+                                                 aether_err *why)
 {
     member_cluster_state *cs = m->cs;
     aether_term term;
@@ -1807,7 +1809,7 @@ static void tick_heartbeat(aether_member *m)
 {
     member_cluster_state *cs = m->cs;
     retry_announcements(m);
-    shape_check_self(m);
+    member_shape_check_self(m);
     if (__atomic_load_n(&m->refused, __ATOMIC_ACQUIRE))
         return; /* refused as incompatible: asking again cannot help (member.h) */
     if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
@@ -1837,11 +1839,11 @@ static void tick_heartbeat(aether_member *m)
     if ((ours && me->status == AETHER_NODE_LEFT) || __atomic_load_n(&m->self_left, __ATOMIC_SEQ_CST))
         return; /* this run of the node left for good (even once its record is forgotten) */
     aether_command c;
-    base_command(m, &c, AETHER_CMD_JOIN_CLUSTER);
+    member_cluster_base_command(m, &c, AETHER_CMD_JOIN_CLUSTER);
     c.data.join.info = m->self_info;
     c.data.join.terms = m->admission;
     /* The map we hold (of our own terms: adopt installs no other), for a
-     * leader that took over from nothing (lead_command, "newcomer", and the
+     * leader that took over from nothing (member_cluster_lead_command, "newcomer", and the
      * quorum of configuration); with none of this generation, the one we
      * held in an earlier one: evidence of our shape all the same. */
     if (__atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST) != 0)
@@ -1871,7 +1873,7 @@ static void tick_heartbeat(aether_member *m)
      * followed by a rejoin: ask again (idempotent) until this run has left. */
     if (cs->drain_requested && healthy) {
         aether_command l;
-        base_command(m, &l, AETHER_CMD_LEAVE_CLUSTER);
+        member_cluster_base_command(m, &l, AETHER_CMD_LEAVE_CLUSTER);
         l.data.leave.node = m->cfg.node;
         send_to_leader(m, &l);
     }
@@ -2044,13 +2046,13 @@ static void fail_silent(aether_member *m, const aether_node_id *silent, const ui
     AETHER_ASSERT(n <= FAILCHECK_BATCH_MAX);
     for (uint32_t i = 0; i < n; i++) {
         aether_command c;
-        base_command(m, &c, AETHER_CMD_MARK_NODE_FAILED);
+        member_cluster_base_command(m, &c, AETHER_CMD_MARK_NODE_FAILED);
         c.data.mark_failed.node = silent[i];
         c.data.mark_failed.silent_ms = silent_ms[i];
         aether_err why;
         /* Refused (the store unreachable): the node stays due; the next
          * check, at most an interval away, tries again. */
-        if (lead_command(m, &c, &why) != AETHER_OK)
+        if (member_cluster_lead_command(m, &c, &why) != AETHER_OK)
             AETHER_WARN(MEMBER_LOG, "%s: could not fail %s: %s", m->cfg.node.str, silent[i].str,
                         why.msg);
         else
@@ -2184,7 +2186,7 @@ static aether_status judge_mark_failed(aether_member *m, const aether_command *c
         !aether_node_status_is_healthy(info->status) ||
         (c->data.mark_failed.incarnation != 0 && c->data.mark_failed.incarnation != info->incarnation))
         return AETHER_OK; /* refused (stale, unknown, another incarnation: decide_failed) or
-                             idempotent: lead_command says so */
+                             idempotent: member_cluster_lead_command says so */
     uint64_t now = member_now_ns(m);
     const hb_entry *h = hb_find(cs, id, false);
     uint64_t since = h != NULL && h->last_ns > cs->lead_since_ns ? h->last_ns : cs->lead_since_ns;
@@ -2250,7 +2252,7 @@ static aether_status judge_mark_failed(aether_member *m, const aether_command *c
  * *deferred is set then: the request is answered OK, nothing decided yet.
  * The leader itself is not failed by request (its own check never fails
  * it): ESTATE, naming what to do instead. Leadership itself is
- * lead_command's. */
+ * member_cluster_lead_command's. */
 static aether_status judge_request(aether_member *m, const aether_command *c, bool *deferred,
                                    aether_err *why)
 {
@@ -2283,7 +2285,7 @@ static bool ack_withheld(aether_member *m, const aether_command *c)
 }
 
 /* MSG_COMMAND: a command from the wire, judged (judge_request), decided
- * as leader (lead_command) and answered; a keep-alive's acknowledgement
+ * as leader (member_cluster_lead_command) and answered; a keep-alive's acknowledgement
  * names the map the leader has now. The caller frees b. */
 static void on_command(aether_member *m, member_cmd_box *b)
 {
@@ -2291,7 +2293,7 @@ static void on_command(aether_member *m, member_cmd_box *b)
     bool deferred = false;
     aether_status st = judge_request(m, &b->cmd, &deferred, &why);
     if (st == AETHER_OK && !deferred)
-        st = lead_command(m, &b->cmd, &why);
+        st = member_cluster_lead_command(m, &b->cmd, &why);
     char ok_reason[64] = "";
     if (deferred)
         snprintf(ok_reason, sizeof(ok_reason), "failed once silent for %u ms", m->cfg.failure_timeout_ms);
@@ -2392,7 +2394,7 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
             break; /* a LeaveCluster would drain the newer process of our id */
         m->cs->drain_requested = true;
         aether_command c;
-        base_command(m, &c, AETHER_CMD_LEAVE_CLUSTER);
+        member_cluster_base_command(m, &c, AETHER_CMD_LEAVE_CLUSTER);
         c.data.leave.node = m->cfg.node;
         send_to_leader(m, &c);
         break;

@@ -141,7 +141,7 @@ struct member_cluster_state {
     /* The term in which we lead with no map stored and none held (a new
      * cluster, or the state bucket lost with us a newcomer): our terms are
      * the cluster's only until a member shows otherwise
-     * (newcomer_refuses_self). 0 = not so in any term. */
+     * (member_shape_newcomer_refuses). 0 = not so in any term. */
     aether_term newcomer_term;
     /* Quorum of configuration: the term in which we lead with no stored map
      * and count the shapes of the nodes we hear (0 = none), since when, and

@@ -347,7 +347,7 @@ struct aether_member {
     uint64_t joins_refused;       /* leader side: joins refused by admission (counter) */
     uint64_t stood_down_term;     /* seq_cst, cluster actor: the term in which this node, leading
                                      with no map stored and none held, heard a member whose terms
-                                     differ (member_cluster.c, newcomer_refuses_self): in it, it
+                                     differ (member_cluster.c, member_shape_newcomer_refuses): in it, it
                                      decides nothing and publishes no map, and it resigns. Not
                                      final, unlike `refused`: a keep-alive can be forged */
     uint64_t stood_down_until_ns; /* seq_cst, with it: no campaign before this (the members'
@@ -594,7 +594,7 @@ static inline bool member_incompatible(const aether_member *m)
     return __atomic_load_n(&m->refused, __ATOMIC_ACQUIRE) != 0 ||
            __atomic_load_n(&m->map_incompatible, __ATOMIC_SEQ_CST) != 0;
 }
-/* This node stood down in `term` (newcomer_refuses_self): it does not act
+/* This node stood down in `term` (member_shape_newcomer_refuses): it does not act
  * as that term's leader. Any thread. */
 static inline bool member_stood_down(const aether_member *m, aether_term term)
 {
