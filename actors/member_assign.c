@@ -662,7 +662,7 @@ static bool may_commit_map(aether_member *m, aether_term *term)
     if (__atomic_load_n(&m->shape_blocked_term, __ATOMIC_SEQ_CST) == *term &&
         __atomic_load_n(&m->map_term, __ATOMIC_SEQ_CST) != *term) {
         as->publish_pending = true; /* our shape lacks a majority: no first map
-                                       (member_cluster.c, "Quorum of configuration") */
+                                       (member_shape.c, "Quorum of configuration") */
         return false;
     }
     if (aether_topology_count_status(&as->topo, AETHER_NODE_ACTIVE) +

@@ -1,7 +1,7 @@
 /*
  * member_cluster_internal.h: what the files of the cluster actor share
- * (actors layer, private to member_cluster.c and member_announce.c): its
- * state and its bounds.
+ * (actors layer, private to member_cluster.c, member_announce.c and
+ * member_shape.c): its state and its bounds.
  *
  * Threading: everything here is owned by the cluster actor (one of the
  * member's three actors: member_internal.h), but for the fields said
@@ -78,7 +78,7 @@ typedef struct announce_entry {
     aether_term term;
 } announce_entry;
 
-/* Quorum of configuration (below): the shapes heard, one per node, at most. */
+/* Quorum of configuration (member_shape.c): the shapes heard, one per node, at most. */
 #define SHAPE_VOTES_MAX 256u
 /* A counting leader that took over from nothing and hears no other node
  * waits this many failure timeouts before it publishes its shape alone. */
@@ -198,7 +198,30 @@ void member_announce_flush(aether_member *m);
 void member_announce_committed(aether_member *m, aether_event *const *ev, uint32_t n,
                                aether_term term);
 
-/* Cluster actor helpers (member_cluster.c) the queue calls. */
+/* Admission with no stored terms (member_shape.c). */
+/* A JoinCluster c, to a leader of `term` with no map stored, would make it
+ * the node that does not fit (a member of other terms): it stands down in
+ * `term` and records itself Failed. True then (the joiner is told to
+ * retry). */
+bool member_shape_newcomer_refuses(aether_member *m, const aether_command *c, aether_term term);
+/* The quorum of configuration is being counted in `term` (no map of it
+ * yet). */
+bool member_shape_counting(aether_member *m, aether_term term);
+/* Step 1: notes the shape of the joiner of c; AETHER_OK if it is ours,
+ * else EUNAVAILABLE (retry) in why. */
+aether_status member_shape_note(aether_member *m, const aether_command *c, aether_term term,
+                                aether_err *why);
+/* Steps 2c and 3, on every heartbeat tick of a counting leader. */
+void member_shape_check_self(aether_member *m);
+
+/* Cluster actor helpers (member_cluster.c) the files above call. */
+/* A command of `type` from this node, stamped with its term and generation. */
+void member_cluster_base_command(aether_member *m, aether_command *c, aether_command_type type);
+/* Decides a command as leader: applies and emits its events. */
+aether_status member_cluster_lead_command(aether_member *m, const aether_command *c,
+                                          aether_err *why);
+/* This node, as leader, records itself Failed (policy 9 then resigns). */
+void member_cluster_fail_self(aether_member *m);
 /* Tells the assign actor that e has been applied and published. */
 void member_cluster_notify_assign(aether_member *m, aether_event *e);
 /* Publishes this node's status (m->self_status) from the topology. */

@@ -347,8 +347,8 @@ struct aether_member {
     uint64_t joins_refused;       /* leader side: joins refused by admission (counter) */
     uint64_t stood_down_term;     /* seq_cst, cluster actor: the term in which this node, leading
                                      with no map stored and none held, heard a member whose terms
-                                     differ (member_cluster.c, member_shape_newcomer_refuses): in it, it
-                                     decides nothing and publishes no map, and it resigns. Not
+                                     differ (member_shape_newcomer_refuses): in it, it decides
+                                     nothing and publishes no map, and it resigns. Not
                                      final, unlike `refused`: a keep-alive can be forged */
     uint64_t stood_down_until_ns; /* seq_cst, with it: no campaign before this (the members'
                                      turn to lead, and to judge this node's admission) */
@@ -375,13 +375,13 @@ struct aether_member {
                                      process held when it last moved to a new generation (0 =
                                      none). Never cleared: a map it installed has the cluster's
                                      shape all the same; keep-alives name it as map_term while
-                                     no map of the new generation is held (member_cluster.c,
+                                     no map of the new generation is held (member_shape.c,
                                      "Quorum of configuration") */
     uint64_t shape_blocked_term;  /* seq_cst, written by the cluster actor: the term in which
                                      this node leads with no map stored and its admission terms
                                      (its "shape": shard_count, replication, ...) are not shared
                                      by a majority of the live nodes it hears; the assign actor
-                                     publishes no first map in it (member_cluster.c, "Quorum of
+                                     publishes no first map in it (member_shape.c, "Quorum of
                                      configuration"). 0 = none */
     uint64_t generation;          /* seq_cst, written by the lease actor only: the cluster
                                      generation this node follows (0 = none read yet) */
