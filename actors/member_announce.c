@@ -41,6 +41,7 @@ bool member_announce_reserve(member_cluster_state *cs, uint32_t n)
         return false;
     cs->ann = v;
     cs->ann_cap = cap;
+    AETHER_ASSERT(cs->ann_head + cs->ann_count + n <= cs->ann_cap);
     return true;
 }
 
@@ -51,6 +52,7 @@ void member_announce_push(aether_member *m, aether_event *e, aether_term term)
 {
     member_cluster_state *cs = m->cs;
     AETHER_ASSERT(cs->ann_head + cs->ann_count < cs->ann_cap); /* member_announce_reserve first */
+    AETHER_ASSERT(term != AETHER_TERM_NONE);                  /* a leader's change */
     if (member_announce_is_departure(e))
         cs->barrier_seq++;
     cs->ann[cs->ann_head + cs->ann_count++] = (announce_entry){ e, cs->barrier_seq, term };

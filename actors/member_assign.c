@@ -238,6 +238,7 @@ static void reconcile(aether_member *m)
                 m->cb.on_shard_acquired(m->cb.arg, s, map->version);
         }
     }
+    AETHER_ASSERT(as->serving_count <= map->shard_count);
     __atomic_store_n(&m->shards_serving, as->serving_count, __ATOMIC_RELAXED);
 }
 
@@ -291,6 +292,7 @@ static bool adopt(aether_member *m, aether_shardmap *map, bool stored)
         return false;
     }
     as->cur = aether_shardmap_slot_current(&m->slot); /* alive until our next publish */
+    AETHER_ASSERT(as->cur != NULL && as->cur->version == version); /* we are its only writer */
     as->old_gen_map = false; /* a map of the generation we follow */
     if (__atomic_exchange_n(&m->map_incompatible, 0, __ATOMIC_SEQ_CST))
         AETHER_WARN(MEMBER_LOG, "%s: map v%llu is one this node can serve again", m->cfg.node.str,
@@ -953,6 +955,23 @@ static aether_status record_map(aether_member *m, aether_shardmap **next, char *
     return rc;
 }
 
+/* The step's counts agree with the map it built (AETHER_DEEP_ASSERT:
+ * O(shards)): every Releasing shard has a target other than its primary,
+ * and as many are Releasing as the step left in flight. */
+static bool map_step_is_valid(const map_step *st, const aether_shardmap *next)
+{
+    uint32_t moving = 0;
+    for (uint32_t s = 0; s < next->shard_count; s++) {
+        const aether_shard_entry *e = aether_shardmap_entry(next, s);
+        if (e->state != AETHER_SHARD_MOVING)
+            continue;
+        if (e->to >= next->node_count || e->to == e->primary || e->owner_count == 0)
+            return false;
+        moving++;
+    }
+    return moving == st->in_flight;
+}
+
 /* A step that places or moves a shard opens a rebalance session if none is
  * open: RebalanceStarted. */
 static void open_session(aether_member *m, const map_step *st, const char *reason, uint64_t from_version)
@@ -1027,6 +1046,9 @@ static void commit_next_map(aether_member *m, const char *reason)
         return;
     uint32_t S = m->cfg.shard_count;
     map_step st = { .cur = as->cur, .tgt = as->target, .changed = as->cur == NULL };
+    /* The passes index both maps by shard: adopt installs no map of another
+     * shard_count, and the strategy answers in ours. */
+    AETHER_ASSERT(st.tgt->shard_count == S && (st.cur == NULL || st.cur->shard_count == S));
     step_save(as, S, &st);
     st.now = member_now_ns(m);
     aether_status rc = st.cur ? aether_shardmap_builder_from_map(st.cur, &st.b, NULL)
@@ -1050,6 +1072,7 @@ static void commit_next_map(aether_member *m, const char *reason)
     char *json = NULL;
     size_t json_len = 0;
     rc = build_checked(m, &st, term, &next);
+    AETHER_DEEP_ASSERT(rc != AETHER_OK || map_step_is_valid(&st, next));
     if (rc == AETHER_OK)
         rc = record_map(m, &next, &json, &json_len);
     if (rc != AETHER_OK) {

@@ -2047,6 +2047,7 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
         member_cmd_box_free(msg->ptr);
         break;
     case MSG_ANNOUNCE_ACK: /* member_internal.h, steps 2-3 */
+        AETHER_ASSERT(msg->arg64 <= m->cs->barrier_seq); /* the assign actor echoes ours */
         if (msg->arg64 > m->cs->barrier_acked)
             m->cs->barrier_acked = msg->arg64;
         member_announce_flush(m);
