@@ -1352,6 +1352,47 @@ static bool about_self(const aether_member *m, const aether_event *e)
            !aether_node_id_equal(&e->node, &m->cfg.node);
 }
 
+/* LeaderElected, in sequence: the leader of our topology; as the new
+ * leader, the take-over starts (policy 10) and every node's silence is
+ * counted from now. */
+static void leader_elected(aether_member *m, const aether_event *e)
+{
+    member_cluster_state *cs = m->cs;
+    const aether_node_id *leader = &e->data.leader_elected.leader;
+    aether_term term = e->data.leader_elected.term;
+    if (!aether_topology_set_leader(&cs->topo, leader, term))
+        return;
+    if (aether_node_id_equal(leader, &m->cfg.node)) {
+        (void)state_loaded(m, term); /* policy 10: take over from the stored state */
+        cs->lead_term = term;
+        cs->lead_since_ns = member_now_ns(m);
+        for (uint32_t i = 0; i < cs->n_hb; i++) {
+            cs->hb[i].last_ns = cs->lead_since_ns;
+            cs->hb[i].forced_inc = 0; /* an earlier term's request: asked again if still meant */
+        }
+    } else {
+        cs->lead_term = AETHER_TERM_NONE;
+    }
+}
+
+/* A topology event announced (ours or a leader's), in sequence: heard;
+ * another node's decision is applied (or the store read, after a gap),
+ * published and passed to the assign actor. */
+static void topology_announced(aether_member *m, const aether_event *e)
+{
+    member_cluster_state *cs = m->cs;
+    (void)aether_topology_apply(&cs->heard, e); /* announced: ours or a leader's */
+    if (aether_node_id_equal(&e->node, &m->cfg.node))
+        return; /* ours: applied, published and passed on when decided */
+    if (!cs->topo_dirty || !load_topology(m, true))
+        aether_topology_apply(&cs->topo, e); /* in sequence, or the store is out of reach */
+    else
+        cs->topo_dirty = false; /* the store has this change, and all before it */
+    hb_heard_if_joined(m, e);
+    member_cluster_publish_self_status(m);
+    member_cluster_notify_assign(m, (aether_event *)e);
+}
+
 static void on_event(aether_member *m, const aether_event *e)
 {
     member_cluster_state *cs = m->cs;
@@ -1386,24 +1427,9 @@ static void on_event(aether_member *m, const aether_event *e)
     if (m->cb.on_event != NULL)
         m->cb.on_event(m->cb.arg, e);
     switch (e->type) {
-    case AETHER_EVT_LEADER_ELECTED: {
-        const aether_node_id *leader = &e->data.leader_elected.leader;
-        aether_term term = e->data.leader_elected.term;
-        if (!aether_topology_set_leader(&cs->topo, leader, term))
-            return;
-        if (aether_node_id_equal(leader, &m->cfg.node)) {
-            (void)state_loaded(m, term); /* policy 10: take over from the stored state */
-            cs->lead_term = term;
-            cs->lead_since_ns = member_now_ns(m);
-            for (uint32_t i = 0; i < cs->n_hb; i++) {
-                cs->hb[i].last_ns = cs->lead_since_ns;
-                cs->hb[i].forced_inc = 0; /* an earlier term's request: asked again if still meant */
-            }
-        } else {
-            cs->lead_term = AETHER_TERM_NONE;
-        }
+    case AETHER_EVT_LEADER_ELECTED:
+        leader_elected(m, e);
         return;
-    }
     case AETHER_EVT_LEASE_RENEWED:
         if (cs->topo_dirty) {
             reread_store(m); /* the map too, after an anomaly */
@@ -1423,16 +1449,7 @@ static void on_event(aether_member *m, const aether_event *e)
     case AETHER_EVT_NODE_DRAINING:
     case AETHER_EVT_NODE_LEFT:
     case AETHER_EVT_NODE_FAILED:
-        (void)aether_topology_apply(&cs->heard, e); /* announced: ours or a leader's */
-        if (aether_node_id_equal(&e->node, &m->cfg.node))
-            return; /* ours: applied, published and passed on when decided */
-        if (!cs->topo_dirty || !load_topology(m, true))
-            aether_topology_apply(&cs->topo, e); /* in sequence, or the store is out of reach */
-        else
-            cs->topo_dirty = false; /* the store has this change, and all before it */
-        hb_heard_if_joined(m, e);
-        member_cluster_publish_self_status(m);
-        member_cluster_notify_assign(m, (aether_event *)e);
+        topology_announced(m, e);
         return;
     default:
         return;
