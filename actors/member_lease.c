@@ -319,114 +319,94 @@ static bool cut_off(const aether_member *m)
     return now > since + limit && now > acked + limit;
 }
 
-static void campaign(aether_member *m)
+/* lease.h step 2b: the campaign found the lease bucket restarted under
+ * the last term (err says so); its holder may act for up to a ttl more.
+ * Campaign again then. */
+static void lease_restarted(aether_member *m, uint64_t now, uint64_t ttl_ns, const aether_err *err)
 {
     member_lease_state *ls = m->ls;
-    if (ls->leading)
-        return;
-    if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
-        return; /* never again: no timer is re-armed */
-    /* Probe the transport now (one more heartbeat costs nothing): the last
-     * heartbeat tick's answer may predate an isolation. */
-    aether_status hs = aether_transport_publish_heartbeat(
-        m->deps.transport, &m->cfg.node, __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST));
-    __atomic_store_n(&m->transport_down, hs != AETHER_OK, __ATOMIC_RELAXED);
-    if (!may_campaign(m)) {
-        after_leader_sign(m); /* look again later */
-        return;
+    /* lease.h step 2b: the lease bucket restarted under the last term;
+     * its holder may act for up to a ttl more. Campaign again then. */
+    if (ls->restart_seen_ns == 0) {
+        ls->restart_seen_ns = now;
+        ls->restart_term = __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED);
+        AETHER_WARN(MEMBER_LOG, "%s: %s", m->cfg.node.str, err->msg);
     }
-    aether_err err;
-    uint64_t now = member_now_ns(m);
-    uint64_t ttl_ns = (uint64_t)m->cfg.lease_ttl_ms * AETHER_NS_PER_MS;
-    if (ls->restart_seen_ns != 0 &&
-        __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED) > ls->restart_term)
-        ls->restart_seen_ns = 0; /* a term was established since: that wait is over */
-    ls->lcfg.restart_waited = ls->restart_seen_ns != 0 && now >= ls->restart_seen_ns + ttl_ns;
-    ls->lcfg.restart_revision = ls->restart_rev;
-    aether_status st = aether_lease_acquire(&ls->lcfg, &ls->rng, &ls->held, &err);
-    bool waited_in_vain = st == AETHER_ESTALE && ls->lcfg.restart_waited;
-    ls->lcfg.restart_waited = false;
-    if (waited_in_vain)
-        ls->restart_seen_ns = 0; /* a new restart (the bucket lost again): wait anew */
-    if (st == AETHER_ESTALE) {
-        /* lease.h step 2b: the lease bucket restarted under the last term;
-         * its holder may act for up to a ttl more. Campaign again then. */
-        if (ls->restart_seen_ns == 0) {
-            ls->restart_seen_ns = now;
-            ls->restart_term = __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED);
-            AETHER_WARN(MEMBER_LOG, "%s: %s", m->cfg.node.str, err.msg);
-        }
-        /* Our key stays until it expires: when the next campaign finds it,
-         * it is a lease seen now (so retried soon after now + ttl). */
-        aether_lease_value v;
-        uint64_t rev;
-        if (aether_lease_read(&ls->lcfg, &v, &rev, NULL) == AETHER_OK) {
-            ls->seen_rev = rev;
-            ls->seen_nonce = v.nonce;
-            ls->seen_ns = now;
-            ls->retry_ns = 0;
-            if (ls->restart_seen_ns == now)
-                ls->restart_rev = rev; /* the key our wait is on */
-        }
-        campaign_at(m, ls->restart_seen_ns + ttl_ns + jitter_ns(m));
-        return;
+    /* Our key stays until it expires: when the next campaign finds it,
+     * it is a lease seen now (so retried soon after now + ttl). */
+    aether_lease_value v;
+    uint64_t rev;
+    if (aether_lease_read(&ls->lcfg, &v, &rev, NULL) == AETHER_OK) {
+        ls->seen_rev = rev;
+        ls->seen_nonce = v.nonce;
+        ls->seen_ns = now;
+        ls->retry_ns = 0;
+        if (ls->restart_seen_ns == now)
+            ls->restart_rev = rev; /* the key our wait is on */
     }
-    if (st == AETHER_EEXIST) {
-        aether_lease_value v;
-        uint64_t rev;
-        aether_status rs = aether_lease_read(&ls->lcfg, &v, &rev, NULL);
-        if (rs == AETHER_OK && v.generation != 0 &&
-            v.generation != __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST))
-            check_generation(m); /* step 7: the store says whether it is current */
-        if (rs == AETHER_OK && v.generation != 0 &&
-            v.generation != __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST))
-            v.term = AETHER_TERM_NONE; /* its term is not comparable with ours */
-        /* A key that never got a term, at a revision below a term this node
-         * knows was acted on, is in a re-created lease bucket: within one
-         * bucket life every write after term T's establishment is above T.
-         * Its writer is waiting out lease.h step 2b or 2c; so are we, from
-         * now: when it expires a ttl later we go on (restart_waited) rather
-         * than wait a ttl of our own (one after another, each new candidate
-         * would). Safe as 2b: the bucket was already re-created when we saw
-         * it, so the holder of any lost term stops before we act. */
-        if (rs == AETHER_OK && v.term == AETHER_TERM_NONE && ls->restart_seen_ns == 0 &&
-            rev < __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED)) {
-            ls->restart_seen_ns = member_now_ns(m);
-            ls->restart_term = __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED);
-            ls->restart_rev = rev;
-        }
-        bool known_holder = rs == AETHER_OK && v.term != AETHER_TERM_NONE &&
-                            v.term == ls->known_term &&
-                            aether_node_id_equal(&v.leader, &ls->known_leader);
-        if (rs == AETHER_OK && v.term != AETHER_TERM_NONE && v.term > ls->known_term) {
-            /* Someone holds it whose LeaderElected we have not seen yet (we
-             * started or came back mid-term): the lease is the authority on
-             * who leads, so the view and the callback say so now. */
-            ls->known_leader = v.leader;
-            ls->known_term = v.term;
-            ls->sign_ns = 0; /* not heard from yet */
-            member_note_term(m, v.term); /* older changes still queued are stale now */
-            /* Our own name there is a create of ours whose answer was lost
-             * (a KV timeout): we do not lead by it; it runs out unrenewed. */
-            if (!aether_node_id_equal(&v.leader, &m->cfg.node)) {
-                member_set_leader_view(m, &v.leader, v.term);
-                member_notify_leader(m, &v.leader, v.term);
-            }
-        }
-        if (rs == AETHER_OK)
-            after_lease_seen(m, rev, v.nonce, known_holder); /* at its expiry */
-        else if (rs == AETHER_ENOTFOUND)
-            after_lease_gone(m); /* gone since the create: soon */
-        else
-            after_leader_sign(m); /* the store is not answering: a whole ttl */
-        return;
+    campaign_at(m, ls->restart_seen_ns + ttl_ns + jitter_ns(m));
+}
+
+/* The campaign found the lease held (or a key of ours whose create was
+ * lost): learn the holder from it, then campaign again at its expiry. */
+static void lease_held(aether_member *m)
+{
+    member_lease_state *ls = m->ls;
+    aether_lease_value v;
+    uint64_t rev;
+    aether_status rs = aether_lease_read(&ls->lcfg, &v, &rev, NULL);
+    if (rs == AETHER_OK && v.generation != 0 &&
+        v.generation != __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST))
+        check_generation(m); /* step 7: the store says whether it is current */
+    if (rs == AETHER_OK && v.generation != 0 &&
+        v.generation != __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST))
+        v.term = AETHER_TERM_NONE; /* its term is not comparable with ours */
+    /* A key that never got a term, at a revision below a term this node
+     * knows was acted on, is in a re-created lease bucket: within one
+     * bucket life every write after term T's establishment is above T.
+     * Its writer is waiting out lease.h step 2b or 2c; so are we, from
+     * now: when it expires a ttl later we go on (restart_waited) rather
+     * than wait a ttl of our own (one after another, each new candidate
+     * would). Safe as 2b: the bucket was already re-created when we saw
+     * it, so the holder of any lost term stops before we act. */
+    if (rs == AETHER_OK && v.term == AETHER_TERM_NONE && ls->restart_seen_ns == 0 &&
+        rev < __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED)) {
+        ls->restart_seen_ns = member_now_ns(m);
+        ls->restart_term = __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED);
+        ls->restart_rev = rev;
     }
-    if (st != AETHER_OK) {
-        AETHER_DEBUG(MEMBER_LOG, "%s: campaign failed: %s", m->cfg.node.str, err.msg);
-        campaign_at(m, member_now_ns(m) + (uint64_t)m->cfg.lease_renew_interval_ms * AETHER_NS_PER_MS +
-                           jitter_ns(m));
-        return;
+    bool known_holder = rs == AETHER_OK && v.term != AETHER_TERM_NONE &&
+                        v.term == ls->known_term &&
+                        aether_node_id_equal(&v.leader, &ls->known_leader);
+    if (rs == AETHER_OK && v.term != AETHER_TERM_NONE && v.term > ls->known_term) {
+        /* Someone holds it whose LeaderElected we have not seen yet (we
+         * started or came back mid-term): the lease is the authority on
+         * who leads, so the view and the callback say so now. */
+        ls->known_leader = v.leader;
+        ls->known_term = v.term;
+        ls->sign_ns = 0; /* not heard from yet */
+        member_note_term(m, v.term); /* older changes still queued are stale now */
+        /* Our own name there is a create of ours whose answer was lost
+         * (a KV timeout): we do not lead by it; it runs out unrenewed. */
+        if (!aether_node_id_equal(&v.leader, &m->cfg.node)) {
+            member_set_leader_view(m, &v.leader, v.term);
+            member_notify_leader(m, &v.leader, v.term);
+        }
     }
+    if (rs == AETHER_OK)
+        after_lease_seen(m, rev, v.nonce, known_holder); /* at its expiry */
+    else if (rs == AETHER_ENOTFOUND)
+        after_lease_gone(m); /* gone since the create: soon */
+    else
+        after_leader_sign(m); /* the store is not answering: a whole ttl */
+}
+
+/* The campaign won: lead `ls->held`'s term from now (LeaderElected, the
+ * renewal timer). */
+static void elected(aether_member *m)
+{
+    member_lease_state *ls = m->ls;
+    AETHER_ASSERT(!ls->leading && ls->held.lease.term != AETHER_TERM_NONE);
     aether_term term = ls->held.lease.term;
     ls->restart_seen_ns = 0;
     /* Step 7, before LeaderElected, which carries it. */
@@ -458,6 +438,52 @@ static void campaign(aether_member *m)
     uint64_t every = (uint64_t)m->cfg.lease_renew_interval_ms * AETHER_NS_PER_MS;
     aether_msg t = { .type = MSG_TICK_RENEW };
     (void)aether_timer_start(m->lease, every, every, &t, &ls->renew_timer);
+}
+
+static void campaign(aether_member *m)
+{
+    member_lease_state *ls = m->ls;
+    if (ls->leading)
+        return;
+    if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
+        return; /* never again: no timer is re-armed */
+    /* Probe the transport now (one more heartbeat costs nothing): the last
+     * heartbeat tick's answer may predate an isolation. */
+    aether_status hs = aether_transport_publish_heartbeat(
+        m->deps.transport, &m->cfg.node, __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST));
+    __atomic_store_n(&m->transport_down, hs != AETHER_OK, __ATOMIC_RELAXED);
+    if (!may_campaign(m)) {
+        after_leader_sign(m); /* look again later */
+        return;
+    }
+    aether_err err;
+    uint64_t now = member_now_ns(m);
+    uint64_t ttl_ns = (uint64_t)m->cfg.lease_ttl_ms * AETHER_NS_PER_MS;
+    if (ls->restart_seen_ns != 0 &&
+        __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED) > ls->restart_term)
+        ls->restart_seen_ns = 0; /* a term was established since: that wait is over */
+    ls->lcfg.restart_waited = ls->restart_seen_ns != 0 && now >= ls->restart_seen_ns + ttl_ns;
+    ls->lcfg.restart_revision = ls->restart_rev;
+    aether_status st = aether_lease_acquire(&ls->lcfg, &ls->rng, &ls->held, &err);
+    bool waited_in_vain = st == AETHER_ESTALE && ls->lcfg.restart_waited;
+    ls->lcfg.restart_waited = false;
+    if (waited_in_vain)
+        ls->restart_seen_ns = 0; /* a new restart (the bucket lost again): wait anew */
+    if (st == AETHER_ESTALE) {
+        lease_restarted(m, now, ttl_ns, &err);
+        return;
+    }
+    if (st == AETHER_EEXIST) {
+        lease_held(m);
+        return;
+    }
+    if (st != AETHER_OK) {
+        AETHER_DEBUG(MEMBER_LOG, "%s: campaign failed: %s", m->cfg.node.str, err.msg);
+        campaign_at(m, member_now_ns(m) + (uint64_t)m->cfg.lease_renew_interval_ms * AETHER_NS_PER_MS +
+                           jitter_ns(m));
+        return;
+    }
+    elected(m);
 }
 
 static void resign(aether_member *m, const char *reason);
