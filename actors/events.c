@@ -196,6 +196,12 @@ aether_status aether_admission_check(const aether_admission *cluster,
                               "the join names no shard_count, replication, wire versions or "
                               "parameters: the node predates admission checks; upgrade it");
     /* The cluster speaks the leader's version: the joiner must understand it. */
+    if (joiner->wire_max <= AETHER_WIRE_VERSION_MAP_FORMAT_1)
+        return aether_err_set(why, AETHER_EINCOMPATIBLE,
+                              "wire versions %u..%u do not include the cluster's %u: the node "
+                              "reads map format 1 only, this cluster stores and publishes map "
+                              "format 2; upgrade it (docs/wire.md, \"Upgrade order\")",
+                              joiner->wire_min, joiner->wire_max, AETHER_WIRE_VERSION);
     if (joiner->wire_min > AETHER_WIRE_VERSION || joiner->wire_max < AETHER_WIRE_VERSION)
         return aether_err_set(why, AETHER_EINCOMPATIBLE,
                               "wire versions %u..%u do not include the cluster's %u",

@@ -148,12 +148,22 @@ int aether_event_format(const aether_event *e, char *buf, size_t cap);
 
 /* ---- commands ------------------------------------------------------------ */
 
-/* The wire versions (the envelope's "v") this build speaks. A joiner names
- * its range in JoinCluster; the leader admits it only if its own version is
- * inside (docs/wire.md, "Admission"). */
-#define AETHER_WIRE_VERSION 1u
-#define AETHER_WIRE_VERSION_MIN 1u
-#define AETHER_WIRE_VERSION_MAX 1u
+/* The wire versions this build speaks: the shapes of everything nodes
+ * exchange (envelopes, stored and published values). A joiner names its
+ * range in JoinCluster; the leader admits it only if its own version is
+ * inside (docs/wire.md, "Admission"), so a mixed cluster never runs.
+ *   1  envelopes "v":1; the ShardMap as JSON, one object per shard (format 1)
+ *   2  envelopes unchanged ("v":1); the ShardMap in format 2 (shardmap_codec.h)
+ * The envelope stayed at "v":1 so that a node of version 1 still decodes
+ * the refusal of its join and logs why (AETHER_WIRE_VERSION_ENVELOPE). */
+#define AETHER_WIRE_VERSION 2u
+#define AETHER_WIRE_VERSION_MIN 2u
+#define AETHER_WIRE_VERSION_MAX 2u
+/* The last wire version whose ShardMap was format 1 (its nodes are refused
+ * with that reason). */
+#define AETHER_WIRE_VERSION_MAP_FORMAT_1 1u
+/* The envelope's "v" in every wire version so far (transport/codec.h). */
+#define AETHER_WIRE_VERSION_ENVELOPE 1u
 /* Upper bound of a wire version on the wire (range checks). */
 #define AETHER_WIRE_VERSION_LIMIT 65535u
 

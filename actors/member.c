@@ -686,6 +686,7 @@ static int64_t g_brake_releases(void *a) { return (int64_t)__atomic_load_n(&((ae
 static int64_t g_stale(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->stale_dropped, __ATOMIC_RELAXED); }
 static int64_t g_gen_changes(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->generation_changes, __ATOMIC_RELAXED); }
 static int64_t g_gen_dropped(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->generation_dropped, __ATOMIC_RELAXED); }
+static int64_t g_state_too_large(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->state_too_large, __ATOMIC_RELAXED); }
 static int64_t g_gen_refused(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->generation_values_refused, __ATOMIC_RELAXED); }
 static int64_t g_impostor(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->impostor_dropped, __ATOMIC_RELAXED); }
 static int64_t g_forged_term(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->forged_term_dropped, __ATOMIC_RELAXED); }
@@ -881,6 +882,10 @@ static const struct {
       "their gen is another cluster generation than the one this node follows (a value of a lost "
       "generation written back by a deposed leader).",
       g_gen_refused },
+    { "aether_state_values_too_large_total", NULL, true,
+      "Maps and topologies not written to the state store (nor published) because their encoding "
+      "is larger than one KV value may be (960 KiB, under NATS's default 1 MiB max_payload).",
+      g_state_too_large },
     { "aether_impostor_events_dropped_total", NULL, true,
       "Events dropped because their emitter does not lead their term.", g_impostor },
     { "aether_forged_messages_dropped_total", "reason=\"term_unconfirmed\"", true,
@@ -1113,6 +1118,7 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
     m->log_ctx.node = m->cfg.node.str;
     aether_log_ratelimit_init(&m->busy_log, AETHER_NS_PER_S);
     aether_log_ratelimit_init(&m->gen_value_log, AETHER_NS_PER_S);
+    aether_log_ratelimit_init(&m->state_size_log, AETHER_NS_PER_S);
     aether_log_ratelimit_init(&m->send_log, AETHER_NS_PER_S);
     aether_log_ratelimit_init(&m->claim_log, AETHER_NS_PER_S);
     m->log_ctx.term = &m->highest_term;

@@ -61,6 +61,7 @@
 #include "invariants.h"
 #include "keyhash.h"
 #include "policies.h"
+#include "shardmap_codec.h"
 #include "shardmap_json.h"
 #include "topology_json.h"
 
@@ -455,7 +456,7 @@ static aether_status write_state(aether_member *m, const aether_shardmap *map, c
     size_t len = 0;
     /* Stamped with the generation we act in (member_state.c, "Generations"). */
     uint64_t gen = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
-    aether_status st = aether_shardmap_json_encode_gen(map, gen, &json, &len, NULL);
+    aether_status st = aether_shardmap_codec_encode(map, gen, &json, &len, NULL);
     if (st == AETHER_OK)
         st = member_state_put(m, MEMBER_STATE_MAP, json, len, gen, map->term, map->version,
                               &m->as->state_rev);
@@ -521,10 +522,11 @@ static aether_status load_stored_map_as(aether_member *m, member_map_hint *pub,
     if (same) {
         stored = pub->map; /* the published bytes are the stored ones */
         pub->map = NULL;
-        aether_shardmap_json_peek_gen(json, len, &gen); /* the transport decoded these bytes */
+        uint64_t v_, t_;
+        (void)aether_shardmap_codec_peek(json, len, &v_, &t_, &gen); /* the transport decoded these bytes */
         dst = AETHER_OK;
     } else {
-        dst = aether_shardmap_json_decode_gen(json, len, &stored, &gen, &err);
+        dst = aether_shardmap_codec_decode(json, len, &stored, &gen, &err);
     }
     aether_status gst = dst == AETHER_OK
                             ? member_state_generation_check(m, MEMBER_STATE_MAP, gen, stored->version)

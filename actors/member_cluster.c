@@ -99,6 +99,7 @@
  * Threading: all state below is owned by the cluster actor.
  */
 #include "member_cluster_internal.h"
+#include "shardmap_codec.h"
 #include "shardmap_json.h"
 #include "topology_json.h"
 
@@ -522,7 +523,7 @@ static bool check_stored_map_terms(aether_member *m, bool *absent)
     aether_shardmap *stored = NULL;
     aether_err err;
     uint64_t gen = 0;
-    st = aether_shardmap_json_decode_gen(json, len, &stored, &gen, &err);
+    st = aether_shardmap_codec_decode(json, len, &stored, &gen, &err);
     free(json);
     if (st != AETHER_OK)
         return true; /* unreadable: the assign actor says so and does not adopt it */

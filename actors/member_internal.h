@@ -322,8 +322,11 @@ struct aether_member {
                                      node, or a LeaseRenewed's map): not applied */
     uint64_t map_reads;           /* relaxed: stored-map reads on a publication hint */
     uint64_t map_read_ns;         /* relaxed: their total duration, this node's clock */
-    uint64_t state_attempts;      /* parted state-store writes so far (member_state.c; the
-                                     assign actor's: only the map is that large) */
+    uint64_t state_too_large;     /* relaxed: state-store writes refused before they were
+                                     tried, the value above MEMBER_STATE_VALUE_MAX
+                                     (member_state_put) */
+    aether_log_ratelimit state_size_log; /* those refusals, and format-1 maps read
+                                     (member_state.c): one line per window (lock-free) */
     uint64_t stale_dropped;
     uint64_t leader_changes;
     uint64_t rebalances;
@@ -543,8 +546,12 @@ void member_check_generation(aether_member *m);
 #define MEMBER_STATE_MAP "map"
 #define MEMBER_STATE_TOPOLOGY "topology"
 #define MEMBER_STATE_PUT_ROUNDS_MAX 4u
-/* Values above this are stored in parts behind a manifest (member_state.c). */
-#define MEMBER_STATE_INLINE_MAX (960u * 1024u)
+/* The largest value member_state_put writes: under the 1 MiB a NATS message
+ * (hence a KV value) carries by default, with room for the message's
+ * subject and headers. A larger value is refused (AETHER_EINVAL, counted in
+ * state_too_large, logged with its size and this limit): one KV value per
+ * key, never split (member_state.c). */
+#define MEMBER_STATE_VALUE_MAX (960u * 1024u)
 aether_status member_state_put(aether_member *m, const char *key, const char *value, size_t len,
                                uint64_t gen, uint64_t term, uint64_t version, uint64_t *rev);
 aether_status member_state_get(aether_member *m, const char *key, char **value, size_t *len,

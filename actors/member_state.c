@@ -5,26 +5,17 @@
  * DESIGN
  * The leader records a change in the state store before it publishes it,
  * with compare-and-set, and never overwrites a value stamped (term, version)
- * at or above its own (member_internal.h). Values up to
- * MEMBER_STATE_INLINE_MAX bytes are stored as they are, so tools read the
- * ShardMap JSON under "map" directly (aetherctl). A larger value - a map of
- * tens of thousands of shards is megabytes, above the 1 MiB a NATS message
- * (hence a KV value) may carry - is stored in parts:
- *  1. the value is cut into parts of at most MEMBER_STATE_INLINE_MAX bytes,
- *     each created under its own key "<key>.part.<term>.<version>.<attempt>.<i>"
- *     (attempt: a per-member counter, so two attempts at the same version
- *     never share keys); a create whose outcome is unknown is simply tried
- *     again (EEXIST: it is there, and it is ours);
- *  2. the commit point is the compare-and-set of <key> itself to a small
- *     manifest {"version":V,"term":T,"gen":G,"parts":n,"len":L,"prefix":"<...>"}
- *     ("gen" as in the value, when it has one),
- *     under exactly the rules of an inline value;
- *  3. readers read <key>; a manifest sends them to its parts, which they
- *     concatenate (a part that is gone means a newer commit removed it: the
- *     read fails and the caller reads again later);
- *  4. after a commit the parts of the value it replaced are deleted (best
- *     effort); the parts of an attempt that did not commit are deleted at
- *     once. A part left behind by a crash is never read again.
+ * at or above its own (member_internal.h). Every value is one KV value
+ * under its key, never split: tools read the map (ShardMap format 2,
+ * shardmap_codec.h) and the topology (topology_json.h) under "map" and
+ * "topology" directly (aetherctl, the JavaScript consumer). A value above
+ * MEMBER_STATE_VALUE_MAX (under the 1 MiB a NATS message may carry) is
+ * refused before any write, with its size and the limit in the log and
+ * aether_state_values_too_large_total counted: the largest map, 65 536
+ * shards x R7 over 20 nodes, is 917 KB; a topology reaches the limit only
+ * past about 16 000 remembered nodes with long ids, which forgetting
+ * (topology.h) keeps it far below. (Until map format 2 a large value was
+ * cut into parts behind a manifest that no tool could read: issue 16.)
  * Generations (lease.h, GENERATION): every value here belongs to the
  * generation stored beside it, since they are lost together. A writer
  * that finds its key absent - the only way into a re-created bucket, as a
@@ -60,21 +51,26 @@
 #include <string.h>
 
 #include "json_util.h"
+#include "shardmap_codec.h"
 
-AETHER_STATIC_ASSERT(MEMBER_STATE_INLINE_MAX + 1024u <= AETHER_KV_VALUE_LEN_MAX,
-                     "an inline value or a part fits in a KV value");
+AETHER_STATIC_ASSERT(MEMBER_STATE_VALUE_MAX + 64u * 1024u <= AETHER_KV_VALUE_LEN_MAX,
+                     "a value fits in a KV value with room for its subject and headers");
 
-#define PARTS_MAX 4096u /* 4 GiB of value at most: far above any map */
-
-/* The (term, version) stamp of a stored map, topology or manifest; a
- * topology has no term (0); *gen its "gen" (0: absent or malformed). False
- * if the value is not such a JSON object. */
+/* The (term, version) stamp of a stored map (format 2: its header) or
+ * topology (a JSON object; no term: 0); *gen its generation (0: absent or
+ * malformed). False if the value is neither. */
 static bool state_stamp(const char *json, size_t len, uint64_t *term, uint64_t *version,
                         uint64_t *gen)
 {
+    if (aether_shardmap_codec_peek(json, len, version, term, gen))
+        return true;
     json_error_t jerr;
     json_t *root = json_loadb(json, len, 0, &jerr);
-    bool ok = json_is_object(root);
+    /* A ShardMap of format 1 (JSON, "shards": one object per shard) was left
+     * by the previous release (docs/wire.md, "Upgrade order"): no node of
+     * it is admitted any more, so no live writer stands behind it. It is
+     * unstamped: replaced, never held up as newer than ours. */
+    bool ok = json_is_object(root) && json_object_get(root, "shards") == NULL;
     json_t *v = ok ? json_object_get(root, "version") : NULL;
     json_t *t = ok ? json_object_get(root, "term") : NULL;
     ok = ok && json_is_integer(v) && json_integer_value(v) >= 0 &&
@@ -143,75 +139,6 @@ bool member_state_foreign(aether_member *m, const char *key, uint64_t rev)
     return foreign;
 }
 
-#define PREFIX_MAX 160u /* "<key>.part.<term>.<version>.<attempt>": well below a key */
-AETHER_STATIC_ASSERT(PREFIX_MAX + 12u <= AETHER_KV_KEY_LEN_MAX, "a part key is a valid key");
-
-typedef struct manifest {
-    char prefix[PREFIX_MAX];
-    uint32_t parts;
-    size_t len;
-} manifest;
-
-/* True if value is a manifest (DESIGN 2); fills *mf. */
-static bool parse_manifest(const char *value, size_t len, manifest *mf)
-{
-    if (len > 1024 || memmem(value, len, "\"prefix\"", 8) == NULL)
-        return false;
-    json_error_t jerr;
-    json_t *root = json_loadb(value, len, 0, &jerr);
-    json_t *p = json_object_get(root, "prefix");
-    json_t *n = json_object_get(root, "parts");
-    json_t *l = json_object_get(root, "len");
-    bool ok = json_is_string(p) && json_is_integer(n) && json_is_integer(l) &&
-              json_integer_value(n) > 0 && (uint64_t)json_integer_value(n) <= PARTS_MAX &&
-              json_integer_value(l) > 0 && json_string_length(p) < sizeof(mf->prefix);
-    if (ok) {
-        snprintf(mf->prefix, sizeof(mf->prefix), "%s", json_string_value(p));
-        mf->parts = (uint32_t)json_integer_value(n);
-        mf->len = (size_t)json_integer_value(l);
-    }
-    json_decref(root);
-    return ok;
-}
-
-static void part_key(char *out, size_t cap, const char *prefix, uint32_t i)
-{
-    snprintf(out, cap, "%s.%u", prefix, i);
-}
-
-/* DESIGN 4: best effort; a part that stays behind is never read. */
-static void delete_parts(aether_kv *kv, const char *prefix, uint32_t parts)
-{
-    char k[AETHER_KV_KEY_LEN_MAX + 1];
-    for (uint32_t i = 0; i < parts; i++) {
-        part_key(k, sizeof(k), prefix, i);
-        (void)aether_kv_delete(kv, k, 0, NULL, NULL);
-    }
-}
-
-/* DESIGN 1: every part created; AETHER_OK or the store's error. */
-static aether_status write_parts(aether_kv *kv, const char *prefix, const char *value, size_t len,
-                                 uint32_t parts)
-{
-    char k[AETHER_KV_KEY_LEN_MAX + 1];
-    for (uint32_t i = 0; i < parts; i++) {
-        size_t off = (size_t)i * MEMBER_STATE_INLINE_MAX;
-        size_t n = len - off < MEMBER_STATE_INLINE_MAX ? len - off : MEMBER_STATE_INLINE_MAX;
-        part_key(k, sizeof(k), prefix, i);
-        uint64_t rev;
-        aether_status st = AETHER_EUNKNOWN;
-        /* Bounded: an unknown outcome is retried a few times. */
-        for (uint32_t tries = 0; tries < MEMBER_STATE_PUT_ROUNDS_MAX && st == AETHER_EUNKNOWN; tries++) {
-            st = aether_kv_create(kv, k, value + off, n, &rev, NULL);
-            if (st == AETHER_EEXIST)
-                st = AETHER_OK; /* a retry of ours: the key is unique to this attempt */
-        }
-        if (st != AETHER_OK)
-            return st;
-    }
-    return AETHER_OK;
-}
-
 /* DESIGN "Generations": may a value of generation `ours` (0: none known)
  * be created in this bucket, or replace one of another generation? */
 static aether_status generation_guard(aether_member *m, uint64_t ours)
@@ -236,8 +163,7 @@ static aether_status generation_guard(aether_member *m, uint64_t ours)
 
 /* The compare-and-set of member_internal.h, for a value that fits. */
 static aether_status put_inline(aether_member *m, const char *key, const char *value, size_t len,
-                                uint64_t gen, uint64_t term, uint64_t version, uint64_t *rev,
-                                manifest *replaced)
+                                uint64_t gen, uint64_t term, uint64_t version, uint64_t *rev)
 {
     aether_kv *kv = m->deps.state_store;
     uint64_t next = 0;
@@ -283,15 +209,11 @@ static aether_status put_inline(aether_member *m, const char *key, const char *v
                         (unsigned long long)cur_version, (unsigned long long)cur_term,
                         (unsigned long long)cur_gen, (unsigned long long)gen,
                         (unsigned long long)version);
-            if (!parse_manifest((const char *)cur.value, cur.value_len, replaced))
-                replaced->parts = 0;
             st = aether_kv_update(kv, key, value, len, cur.revision, &next, NULL);
         } else if (stamped && (cur_term > term || cur_version >= version)) {
             /* Newer than ours: we are deposed or behind. Never overwrite it. */
             st = AETHER_ESTALE;
         } else {
-            if (!parse_manifest((const char *)cur.value, cur.value_len, replaced))
-                replaced->parts = 0;
             st = aether_kv_update(kv, key, value, len, cur.revision, &next, NULL);
         }
         aether_kv_entry_fini(&cur);
@@ -307,32 +229,19 @@ static aether_status put_inline(aether_member *m, const char *key, const char *v
 aether_status member_state_put(aether_member *m, const char *key, const char *value, size_t len,
                                uint64_t gen, uint64_t term, uint64_t version, uint64_t *rev)
 {
-    aether_kv *kv = m->deps.state_store;
-    manifest replaced = { .parts = 0 };
-    aether_status st;
-    if (len <= MEMBER_STATE_INLINE_MAX) {
-        st = put_inline(m, key, value, len, gen, term, version, rev, &replaced);
-    } else {
-        uint32_t parts = (uint32_t)((len + MEMBER_STATE_INLINE_MAX - 1) / MEMBER_STATE_INLINE_MAX);
-        char prefix[PREFIX_MAX], mfv[PREFIX_MAX + 256];
-        snprintf(prefix, sizeof(prefix), "%s.part.%llu.%llu.%llu", key, (unsigned long long)term,
-                 (unsigned long long)version, (unsigned long long)++m->state_attempts);
-        char gen_field[32] = "";
-        if (gen != 0)
-            snprintf(gen_field, sizeof(gen_field), "\"gen\":\"%016llx\",", (unsigned long long)gen);
-        int n = snprintf(mfv, sizeof(mfv),
-                         "{\"version\":%llu,\"term\":%llu,%s\"parts\":%u,\"len\":%zu,\"prefix\":\"%s\"}",
-                         (unsigned long long)version, (unsigned long long)term, gen_field, parts,
-                         len, prefix);
-        AETHER_ASSERT(n > 0 && (size_t)n < sizeof(mfv));
-        st = parts <= PARTS_MAX ? write_parts(kv, prefix, value, len, parts) : AETHER_EINVAL;
-        if (st == AETHER_OK)
-            st = put_inline(m, key, mfv, (size_t)n, gen, term, version, rev, &replaced);
-        if (st != AETHER_OK)
-            delete_parts(kv, prefix, parts); /* this attempt did not commit */
+    if (len > MEMBER_STATE_VALUE_MAX) {
+        /* Never split (DESIGN): said, counted, and not written. */
+        __atomic_add_fetch(&m->state_too_large, 1, __ATOMIC_RELAXED);
+        uint64_t suppressed = 0;
+        if (aether_log_ratelimit_allow(&m->state_size_log, member_now_ns(m), &suppressed))
+            AETHER_ERROR(MEMBER_LOG, "%s: the %s v%llu is %zu bytes, above the %u bytes one state-store "
+                         "value may hold (the server's 1 MiB max_payload less headers): not stored, "
+                         "not published (%llu more not logged)",
+                         m->cfg.node.str, key, (unsigned long long)version, len,
+                         MEMBER_STATE_VALUE_MAX, (unsigned long long)suppressed);
+        return AETHER_EINVAL;
     }
-    if (st == AETHER_OK && replaced.parts > 0)
-        delete_parts(kv, replaced.prefix, replaced.parts);
+    aether_status st = put_inline(m, key, value, len, gen, term, version, rev);
     if (st != AETHER_OK)
         AETHER_WARN(MEMBER_LOG, "%s: writing %s v%llu to the state store: %s", m->cfg.node.str, key,
                     (unsigned long long)version, aether_status_str(st));
@@ -342,55 +251,29 @@ aether_status member_state_put(aether_member *m, const char *key, const char *va
 aether_status member_state_get(aether_member *m, const char *key, char **value, size_t *len,
                                uint64_t *rev)
 {
-    aether_kv *kv = m->deps.state_store;
     aether_kv_entry e;
-    aether_status st = aether_kv_get(kv, key, &e, NULL);
+    aether_status st = aether_kv_get(m->deps.state_store, key, &e, NULL);
     if (st != AETHER_OK)
         return st;
-    manifest mf;
-    if (!parse_manifest((const char *)e.value, e.value_len, &mf)) {
-        *value = (char *)e.value; /* malloc'd with a NUL; ours now */
-        *len = e.value_len;
-        if (rev)
-            *rev = e.revision;
-        e.value = NULL;
+    if (strcmp(key, MEMBER_STATE_MAP) == 0 &&
+        aether_shardmap_codec_is_format1((const char *)e.value, e.value_len)) {
+        /* Left by a release before map format 2 (docs/wire.md, "Upgrade
+         * order"): no node of it is admitted, so no live writer stands
+         * behind it. Read as no map: a leader numbers its first map above
+         * every earlier term's (as after a lost bucket) and replaces it. */
+        uint64_t suppressed = 0;
+        if (aether_log_ratelimit_allow(&m->state_size_log, member_now_ns(m), &suppressed))
+            AETHER_WARN(MEMBER_LOG, "%s: the stored map is format 1 (JSON, written by an earlier "
+                        "release): read as no map; the leader's first map replaces it (%llu more "
+                        "not logged)", m->cfg.node.str, (unsigned long long)suppressed);
         aether_kv_entry_fini(&e);
-        return AETHER_OK;
+        return AETHER_ENOTFOUND;
     }
-    /* DESIGN 3: the parts, in order. */
-    char *buf = malloc(mf.len + 1);
-    size_t at = 0;
-    st = buf != NULL ? AETHER_OK : AETHER_ENOMEM;
-    for (uint32_t i = 0; i < mf.parts && st == AETHER_OK; i++) {
-        char k[AETHER_KV_KEY_LEN_MAX + 1];
-        part_key(k, sizeof(k), mf.prefix, i);
-        aether_kv_entry p;
-        st = aether_kv_get(kv, k, &p, NULL);
-        if (st == AETHER_ENOTFOUND)
-            st = AETHER_ECONFLICT; /* replaced meanwhile: read again later */
-        if (st != AETHER_OK)
-            break;
-        if (at + p.value_len > mf.len)
-            st = AETHER_EINVAL;
-        else
-            memcpy(buf + at, p.value, p.value_len);
-        at += p.value_len;
-        aether_kv_entry_fini(&p);
-    }
-    if (st == AETHER_OK && at != mf.len)
-        st = AETHER_EINVAL;
-    if (st != AETHER_OK) {
-        free(buf);
-        aether_kv_entry_fini(&e);
-        AETHER_DEBUG(MEMBER_LOG, "%s: reading %s from its parts: %s", m->cfg.node.str, key,
-                     aether_status_str(st));
-        return st == AETHER_ENOTFOUND ? AETHER_ECONFLICT : st;
-    }
-    buf[at] = '\0';
-    *value = buf;
-    *len = at;
+    *value = (char *)e.value; /* malloc'd with a NUL; ours now */
+    *len = e.value_len;
     if (rev)
         *rev = e.revision;
+    e.value = NULL;
     aether_kv_entry_fini(&e);
     return AETHER_OK;
 }

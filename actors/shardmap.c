@@ -158,7 +158,10 @@ static aether_status check_node_index(const aether_shardmap *m, const uint32_t *
     return AETHER_OK;
 }
 
-aether_status aether_shardmap_validate(const aether_shardmap *m, aether_err *err)
+/* Every rule but the per-node index; *primaries_out and *owners_out the
+ * totals that index must cover. */
+static aether_status validate_fields(const aether_shardmap *m, uint32_t *primaries_out,
+                                     uint32_t *owners_out, aether_err *err)
 {
     AETHER_ASSERT(m != NULL);
     const uint32_t n_nodes = m->node_count, r = m->replication;
@@ -244,8 +247,19 @@ aether_status aether_shardmap_validate(const aether_shardmap *m, aether_err *err
         }
     }
 
-    aether_status st = check_node_index(m, m->primary_start, m->primary_shards, primaries, true,
-                                        "primary_index", err);
+    *primaries_out = primaries;
+    *owners_out = owner_total;
+    return AETHER_OK;
+}
+
+aether_status aether_shardmap_validate(const aether_shardmap *m, aether_err *err)
+{
+    uint32_t primaries = 0, owner_total = 0;
+    aether_status st = validate_fields(m, &primaries, &owner_total, err);
+    if (st != AETHER_OK)
+        return st;
+    st = check_node_index(m, m->primary_start, m->primary_shards, primaries, true,
+                          "primary_index", err);
     if (st != AETHER_OK)
         return st;
     return check_node_index(m, m->owner_start, m->owner_shards, owner_total, false,
@@ -681,4 +695,146 @@ fail:
     free(cursor);
     free(m);
     return st;
+}
+
+/* ---- direct layout (shardmap.h, aether_shardmap_build_le) ---------------- */
+
+static uint16_t le16(const unsigned char *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+/* DESIGN (build_le). A decoder's map is built in three passes over the
+ * rows, not build's eight (builder, copy, two index fills of two passes,
+ * validate, the index check), because at 65 536 shards x R3 that is what
+ * keeps a decode under 2 ms (aether-bench mapcodec):
+ *  1. copy the rows, fill the entries, check each owner index against the
+ *     table and count every node's primaries and owners (the index starts);
+ *  2. the moving shards;
+ *  3. the per-node lists, in shard order (so each comes out ascending), then
+ *     every field rule of aether_shardmap_validate.
+ * The per-node index is not checked again (check_node_index): it is derived
+ * in step 3 from rows whose indices step 1 checked, by the same counting
+ * that aether_shardmap_build's validated maps use in every test.
+ * Layout: build's, with the owner list sized for every slot (shard_count x
+ * R); a map whose shards have fewer than R owners (fewer nodes than R)
+ * leaves the tail of its block unused (clone copies only the used part). */
+aether_status aether_shardmap_build_le(uint64_t version, aether_term term, uint32_t shard_count,
+                                       uint32_t replication, const aether_node_id *nodes_in,
+                                       uint32_t node_count, const unsigned char *rows_le,
+                                       const unsigned char *moving_le, uint32_t moving_count,
+                                       aether_shardmap **out, aether_err *err)
+{
+    AETHER_ASSERT(out != NULL && (rows_le != NULL || shard_count == 0));
+    *out = NULL;
+    const uint32_t n = node_count, sc = shard_count, r = replication;
+    if (sc == 0 || sc > AETHER_SHARD_COUNT_MAX || r == 0 || r > AETHER_REPLICATION_MAX ||
+        n > AETHER_SHARDMAP_NODES_MAX)
+        return aether_err_set(err, AETHER_EINVAL, "map: shard_count %u, replication %u, %u nodes: "
+                              "out of range", sc, r, n);
+    size_t off_nodes = align8(sizeof(aether_shardmap));
+    size_t off_shards = align8(off_nodes + (size_t)n * sizeof(aether_node_id));
+    size_t off_owners = align8(off_shards + (size_t)sc * sizeof(aether_shard_entry));
+    size_t off_pstart = align8(off_owners + (size_t)sc * r * sizeof(aether_node_index));
+    size_t off_ostart = align8(off_pstart + (size_t)(n + 1) * sizeof(uint32_t));
+    size_t off_plist = align8(off_ostart + (size_t)(n + 1) * sizeof(uint32_t));
+    size_t off_olist = align8(off_plist + (size_t)sc * sizeof(uint32_t));
+    size_t total = off_olist + (size_t)sc * r * sizeof(uint32_t);
+    uint32_t *pcur = malloc((size_t)(n + 1) * 2 * sizeof(*pcur));
+    /* malloc, not calloc: every array below is written whole before it is
+     * read (the padding between them never is), and the struct is zeroed. */
+    char *block = malloc(total);
+    if (block == NULL || pcur == NULL) {
+        free(pcur);
+        free(block);
+        return aether_err_set(err, AETHER_ENOMEM, "shardmap: out of memory");
+    }
+    uint32_t *ocur = pcur + n + 1;
+    aether_shardmap *m = (aether_shardmap *)block;
+    memset(m, 0, sizeof(*m));
+    aether_node_id *nodes = (aether_node_id *)(block + off_nodes);
+    aether_shard_entry *shards = (aether_shard_entry *)(block + off_shards);
+    aether_node_index *owners = (aether_node_index *)(block + off_owners);
+    uint32_t *pstart = (uint32_t *)(block + off_pstart), *ostart = (uint32_t *)(block + off_ostart);
+    uint32_t *plist = (uint32_t *)(block + off_plist), *olist = (uint32_t *)(block + off_olist);
+    m->snap.free_fn = shardmap_free_snapshot;
+    m->version = version;
+    m->term = term;
+    m->shard_count = sc;
+    m->replication = r;
+    m->node_count = n;
+    m->nodes = nodes;
+    m->shards = shards;
+    m->owners = owners;
+    m->primary_start = pstart;
+    m->primary_shards = plist;
+    m->owner_start = ostart;
+    m->owner_shards = olist;
+    if (n > 0)
+        memcpy(nodes, nodes_in, (size_t)n * sizeof(*nodes));
+    memset(pstart, 0, (size_t)(n + 1) * sizeof(*pstart));
+    memset(ostart, 0, (size_t)(n + 1) * sizeof(*ostart));
+
+    /* 1. Rows, entries, counts. */
+    aether_status st = AETHER_OK;
+    for (uint32_t s = 0; s < sc && st == AETHER_OK; s++) {
+        const unsigned char *brow = rows_le + (size_t)s * r * 2u;
+        aether_node_index *row = &owners[(size_t)s * r];
+        uint32_t k = 0;
+        for (uint32_t j = 0; j < r; j++) {
+            aether_node_index v = le16(brow + 2u * j);
+            row[j] = v;
+            if (v == AETHER_NODE_INDEX_NONE)
+                continue;
+            if (k != j)
+                st = aether_err_set(err, AETHER_EINVAL,
+                                    "shards[%u].owners[%u]: an owner after an empty slot", s, j);
+            else if (v >= n)
+                st = aether_err_set(err, AETHER_EINVAL,
+                                    "shards[%u].owners[%u]: node index %u out of range (%u nodes)",
+                                    s, j, v, n);
+            else
+                ostart[v + 1]++;
+            k++;
+        }
+        if (k > 0 && st == AETHER_OK)
+            pstart[row[0] + 1]++;
+        shards[s] = (aether_shard_entry){.primary = row[0], .to = AETHER_NODE_INDEX_NONE,
+                                         .owner_count = (uint8_t)k, .state = AETHER_SHARD_STABLE};
+    }
+    /* 2. Moving shards (the rest of their rules: validate_fields). */
+    for (uint32_t i = 0; i < moving_count && st == AETHER_OK; i++) {
+        uint32_t s = le16(moving_le + 4u * i);
+        if (s >= sc || shards[s].state == AETHER_SHARD_MOVING)
+            st = aether_err_set(err, AETHER_EINVAL, "moving[%u]: shard %u out of range or twice",
+                                i, s);
+        else {
+            shards[s].state = AETHER_SHARD_MOVING;
+            shards[s].to = le16(moving_le + 4u * i + 2u);
+        }
+    }
+    /* 3. Lists, then the field rules. */
+    uint32_t primaries = 0, owner_total = 0;
+    if (st == AETHER_OK) {
+        for (uint32_t i = 0; i < n; i++) {
+            pstart[i + 1] += pstart[i];
+            ostart[i + 1] += ostart[i];
+        }
+        memcpy(pcur, pstart, (size_t)(n + 1) * sizeof(*pcur));
+        memcpy(ocur, ostart, (size_t)(n + 1) * sizeof(*ocur));
+        for (uint32_t s = 0; s < sc; s++) {
+            const aether_node_index *row = &owners[(size_t)s * r];
+            uint32_t k = shards[s].owner_count;
+            if (k > 0)
+                plist[pcur[row[0]]++] = s;
+            for (uint32_t j = 0; j < k; j++)
+                olist[ocur[row[j]]++] = s;
+        }
+        st = validate_fields(m, &primaries, &owner_total, err);
+    }
+    free(pcur);
+    if (st != AETHER_OK) {
+        free(block);
+        return st;
+    }
+    AETHER_ASSERT(pstart[n] == primaries && ostart[n] == owner_total);
+    *out = m;
+    return AETHER_OK;
 }

@@ -174,6 +174,22 @@ void aether_shardmap_destroy(aether_shardmap *m);
  * NULL when out of memory. */
 aether_shardmap *aether_shardmap_clone(const aether_shardmap *m);
 
+/* Builds a map straight from its final layout, without a builder: what a
+ * decoder of the compact wire shape (shardmap_codec.h) holds. nodes[0..
+ * node_count) strictly ascending; rows_le: shard_count * replication
+ * little-endian u16 map indices, shard-major, primary first, NONE (0xFFFF)
+ * in a shard's unused slots after its owners; moving_le: moving_count
+ * (u16 shard, u16 target index) little-endian pairs. The result is
+ * validated as aether_shardmap_build's is (AETHER_EINVAL naming the field,
+ * e.g. "shards[3].owners[1]: duplicate owner node-a"; an owner after an
+ * empty slot is "shards[3].owners[2]: an owner after an empty slot").
+ * AETHER_ENOMEM. On AETHER_OK *out is a valid unpublished map. */
+aether_status aether_shardmap_build_le(uint64_t version, aether_term term, uint32_t shard_count,
+                                       uint32_t replication, const aether_node_id *nodes,
+                                       uint32_t node_count, const unsigned char *rows_le,
+                                       const unsigned char *moving_le, uint32_t moving_count,
+                                       aether_shardmap **out, aether_err *err);
+
 /* ---- builder (one thread at a time) --------------------------------------- */
 
 typedef struct aether_shardmap_builder aether_shardmap_builder;

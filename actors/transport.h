@@ -22,7 +22,11 @@
  * serve_commands(true) while it leads). With nobody serving, send_command
  * returns AETHER_ENOTLEADER and the sender retries later.
  *
- * Threading: every operation from any thread; sinks as above.
+ * Threading: every operation from any thread; sinks as above. Publications,
+ * send_command, send_release and serve_commands never wait (an actor calls
+ * them from its handler). bind, unbind and destroy may wait for the
+ * transport's own thread (NATS: its actor), so call them from a thread that
+ * is not running a sink callback or a reply_fn (the node's lifecycle calls).
  */
 #ifndef AETHER_TRANSPORT_H
 #define AETHER_TRANSPORT_H
@@ -75,9 +79,10 @@ typedef struct aether_transport_ops {
     aether_status (*send_release)(aether_transport *t, const aether_release_ack *ack);
     aether_status (*serve_commands)(aether_transport *t, bool on);
     void (*destroy)(aether_transport *t);
-    /* Optional (NULL: publish_map): m together with its canonical JSON
-     * (shardmap_json.h), already encoded by the caller - a transport that
-     * sends JSON sends it as is instead of encoding m again. */
+    /* Optional (NULL: publish_map): m together with its canonical bytes
+     * (map format 2, shardmap_codec.h), already encoded by the caller (the
+     * very value it stored) - a transport sends them as they are instead
+     * of encoding m again. (The name predates format 2.) */
     aether_status (*publish_map_json)(aether_transport *t, const aether_shardmap *m, const char *json,
                                       size_t len);
 } aether_transport_ops;

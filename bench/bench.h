@@ -47,5 +47,6 @@ int bench_e2e_main(const bench_opts *o);      /* bench_e2e.c */
 int bench_failover_main(const bench_opts *o); /* bench_failover.c */
 int bench_flood_main(const bench_opts *o);    /* bench_flood.c */
 int bench_auth_main(const bench_opts *o);     /* bench_auth.c */
+int bench_mapcodec_main(const bench_opts *o); /* bench_mapcodec.c */
 
 #endif

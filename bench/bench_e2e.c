@@ -247,6 +247,7 @@ int bench_e2e_main(const bench_opts *oin)
     bench_report_latency_row(&o, "e2e", "floor: KV compare-and-set round trip (aether_kv_update)", &fl, -1,
                              NULL, NULL);
     bench_report_note(&o, "target met: %s", met ? "yes" : "no");
+    pcl_report_handlers(&o, "e2e", &r->c);
     if (r->exit_bad > 0)
         bench_report_note(&o, "%u drained node(s) did not exit 0 within %u ms", r->exit_bad,
                           PCL_EXIT_LIMIT_MS);

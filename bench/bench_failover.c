@@ -377,6 +377,7 @@ int bench_failover_main(const bench_opts *oin)
     bench_report_latency_row(&o, "failover", "floor: KV compare-and-set round trip (aether_kv_update)", &fl,
                              -1, NULL, NULL);
     bench_report_note(&o, "targets met: %u of %u", met, targets);
+    pcl_report_handlers(&o, "failover", &r->c);
     if (r->resign_not_first > 0)
         bench_report_note(&o, "%u SIGTERM'd leader(s) were replaced without a LeadershipLost first: the "
                               "daemon did not resign the lease before leaving", r->resign_not_first);

@@ -49,6 +49,9 @@ static const bench_entry benches[] = {
     { "auth", bench_auth_main,
       "per-message cost of the cluster secret's MAC: encode+seal vs encode, seal+open+decode vs decode, "
       "seal/open of 16 KiB vs memcpy" },
+    { "mapcodec", bench_mapcodec_main,
+      "ShardMap size and encode/decode time, 1024 and 65 536 shards x R1/R3 over 3 and 20 nodes: "
+      "format 2 (compact) vs format 1 (JSON per shard)" },
     { "flood", bench_flood_main,
       "real nats-server + aether-node processes: 100 000 unpaced LeaveCluster requests: "
       "answered, busy, leader/map changes, fencing, vs a plain NATS echo responder" },

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -43,6 +44,7 @@
 #include "invariants.h"
 #include "nats_kv.h"
 #include "nats_server.h"
+#include "report.h"
 #include "trace_line.h"
 
 #define PCL_HELP_MS 5000u            /* aether-node --help must answer within */
@@ -287,11 +289,15 @@ bool pcl_spawn(pcluster *c, uint32_t i)
             n->fd = -1;
         }
     }
-    char shards[16], err_path[PCL_PATH_MAX + PCL_ID_MAX + 8];
+    char shards[16], err_path[PCL_PATH_MAX + PCL_ID_MAX + 8], maddr[32];
     snprintf(shards, sizeof(shards), "%u", c->shards);
     snprintf(err_path, sizeof(err_path), "%s/%s.err", c->dir, n->id);
+    n->metrics_port = tns_free_port();
+    if (n->metrics_port <= 0)
+        return false;
+    snprintf(maddr, sizeof(maddr), "127.0.0.1:%d", n->metrics_port);
     char *argv[] = { "aether-node", "--nats", c->url, "--node", n->id, "--cluster", c->cluster,
-                     "--shards", shards, "--trace", NULL };
+                     "--shards", shards, "--metrics-addr", maddr, "--trace", NULL };
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0)
         return false;
@@ -814,4 +820,152 @@ out:
     aether_kv_destroy(kv);
     natsConnection_Destroy(nc);
     return done;
+}
+
+/* ---- handler run times (issue 14: no handler above 1 ms) ----------------- */
+
+#define PCL_SCRAPE_MAX (8u << 20)  /* a longer /metrics answer is refused */
+#define PCL_SCRAPE_TIMEOUT_S 2
+#define PCL_HANDLER_METRIC "aether_actor_handler_seconds"
+
+/* GET /metrics from 127.0.0.1:port over HTTP/1.0; *body_out malloc'd, NUL
+ * terminated (the headers skipped). Bounded by PCL_SCRAPE_TIMEOUT_S per
+ * read and PCL_SCRAPE_MAX bytes. */
+static bool pcl_scrape(int port, char **body_out)
+{
+    *body_out = NULL;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    struct timeval tv = { .tv_sec = PCL_SCRAPE_TIMEOUT_S };
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    static const char req[] = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        write(fd, req, sizeof(req) - 1) != (ssize_t)(sizeof(req) - 1)) {
+        close(fd);
+        return false;
+    }
+    size_t cap = 1u << 16, len = 0;
+    char *buf = malloc(cap);
+    bool ok = buf != NULL;
+    while (ok) {
+        if (len + 1 == cap) {
+            char *nb = cap < PCL_SCRAPE_MAX ? realloc(buf, cap * 2) : NULL;
+            if (nb == NULL) {
+                ok = false;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, buf + len, cap - 1 - len);
+        if (r == 0)
+            break;
+        if (r < 0) {
+            ok = errno == EINTR;
+            continue;
+        }
+        len += (size_t)r;
+    }
+    close(fd);
+    if (!ok) {
+        free(buf);
+        return false;
+    }
+    buf[len] = '\0';
+    char *body = strstr(buf, "\r\n\r\n");
+    if (body == NULL || strncmp(buf, "HTTP/1.", 7) != 0 || strstr(buf, " 200") == NULL) {
+        free(buf);
+        return false;
+    }
+    memmove(buf, body + 4, len - (size_t)(body + 4 - buf) + 1);
+    *body_out = buf;
+    return true;
+}
+
+/* Folds one node's exposition into *st: every series of the handler
+ * histogram (its _bucket lines, cumulative, then its _count line). */
+static void pcl_fold_handler(const char *node, const char *text, pcl_handler_stats *st)
+{
+    static const char bucket[] = PCL_HANDLER_METRIC "_bucket{";
+    static const char count[] = PCL_HANDLER_METRIC "_count";
+    uint64_t at_1ms = 0;
+    double le_of[AETHER_HISTOGRAM_BUCKETS_MAX + 1];
+    uint64_t cum_of[AETHER_HISTOGRAM_BUCKETS_MAX + 1];
+    unsigned nb = 0;
+    for (const char *l = text; l != NULL && *l != '\0';) { /* bounded: the scrape's lines */
+        const char *eol = strchr(l, '\n');
+        if (strncmp(l, bucket, sizeof(bucket) - 1) == 0) {
+            const char *le = strstr(l, "le=\"");
+            const char *end = strchr(l, '}');
+            if (le != NULL && end != NULL && le < end && nb <= AETHER_HISTOGRAM_BUCKETS_MAX) {
+                double v = strncmp(le + 4, "+Inf", 4) == 0 ? INFINITY : strtod(le + 4, NULL);
+                uint64_t cum = strtoull(end + 1, NULL, 10);
+                le_of[nb] = v;
+                cum_of[nb++] = cum;
+                if (fabs(v - 0.001) < 1e-9) /* the 1 ms bound (engine/actor.c's buckets) */
+                    at_1ms = cum;
+            }
+        } else if (strncmp(l, count, sizeof(count) - 1) == 0) {
+            const char *sp = strchr(l, ' ');
+            uint64_t n = sp != NULL ? strtoull(sp + 1, NULL, 10) : 0;
+            st->runs += n;
+            st->over_1ms += n >= at_1ms ? n - at_1ms : 0;
+            double all_under = INFINITY;
+            for (unsigned i = 0; i < nb; i++)
+                if (cum_of[i] >= n) {
+                    all_under = le_of[i];
+                    break;
+                }
+            if (n > 0 && (st->worst[0] == '\0' || all_under * 1000.0 > st->worst_le_ms)) {
+                st->worst_le_ms = all_under * 1000.0;
+                const char *lb = strchr(l, '{'), *rb = strchr(l, '}');
+                int lw = lb != NULL && rb != NULL && rb > lb ? (int)(rb - lb - 1) : 0;
+                snprintf(st->worst, sizeof(st->worst), "%s {%.*s}", node, lw, lb != NULL ? lb + 1 : "");
+            }
+            nb = 0;
+            at_1ms = 0;
+        }
+        l = eol != NULL ? eol + 1 : NULL;
+    }
+}
+
+bool pcl_handler_times(pcluster *c, pcl_handler_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (uint32_t i = 0; i < c->n_nodes; i++) {
+        pcl_node *n = &c->nodes[i];
+        if (n->pid <= 0 || n->metrics_port <= 0)
+            continue;
+        char *body = NULL;
+        if (!pcl_scrape(n->metrics_port, &body)) {
+            out->failed++;
+            continue;
+        }
+        pcl_fold_handler(n->id, body, out);
+        free(body);
+        out->nodes++;
+    }
+    return out->nodes > 0;
+}
+
+bool pcl_report_handlers(const struct bench_opts *o, const char *bench, pcluster *c)
+{
+    pcl_handler_stats h;
+    if (!pcl_handler_times(c, &h)) {
+        bench_report_note(o, "handler run times: no node's metrics could be scraped (%u failed)", h.failed);
+        return false;
+    }
+    double over = (double)h.over_1ms;
+    bench_stats st = bench_stats_of(&over, 1);
+    bench_report_row(o, bench, "handler runs above 1 ms (aether_actor_handler_seconds, live nodes)",
+                     "count", &st, "runs", NULL, 0);
+    bench_report_note(o, "handler run times since each live process started (%u nodes scraped, %u not): "
+                         "%llu runs, %llu above 1 ms; slowest series: every run <= %g ms (%s)",
+                      h.nodes, h.failed, (unsigned long long)h.runs, (unsigned long long)h.over_1ms,
+                      h.worst_le_ms, h.worst);
+    return h.over_1ms == 0;
 }

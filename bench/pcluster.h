@@ -92,6 +92,7 @@ typedef struct pcl_node {
     unsigned spawns;
     int last_status;              /* waitpid status of the last exit; -1 = none */
     trl_view view;                /* from its trace since the last spawn (trace_line.h) */
+    int metrics_port;             /* its --metrics-addr 127.0.0.1:port (this spawn's); 0 = none */
 } pcl_node;
 
 typedef struct pcluster {
@@ -111,6 +112,30 @@ typedef struct pcluster {
     uint64_t offline_us[PCL_OFFLINE_MAX]; /* pcl_note_offline, a ring */
     unsigned n_offline;
 } pcluster;
+
+/* Handler run times of the live nodes (aether_actor_handler_seconds, the
+ * engine's per-actor histogram, scraped from each node's --metrics-addr):
+ * every run since each process started, summed over nodes and actors. */
+typedef struct pcl_handler_stats {
+    unsigned nodes;           /* nodes scraped */
+    unsigned failed;          /* live nodes that could not be scraped */
+    uint64_t runs;            /* handler runs observed */
+    uint64_t over_1ms;        /* of them, above 1 ms */
+    double worst_le_ms;       /* the slowest series: every run of it took at most this (the
+                                 lowest bucket bound holding them all; INFINITY: above the
+                                 last bound) */
+    char worst[160];          /* that series: node and its labels */
+} pcl_handler_stats;
+
+/* Scrapes every live node (bounded: 2 s per node). false when no node
+ * could be scraped. Main thread. */
+bool pcl_handler_times(pcluster *c, pcl_handler_stats *out);
+
+struct bench_opts;
+/* Scrapes (pcl_handler_times) and reports it under `bench`: a row "handler
+ * runs above 1 ms" (the target: none, issue 14) and a note naming the
+ * slowest series. Returns true when no run took above 1 ms. */
+bool pcl_report_handlers(const struct bench_opts *o, const char *bench, pcluster *c);
 
 /* Finds the binaries, checks that aether-node knows --trace, makes the
  * temporary directory, starts nats-server and installs the signal flag.

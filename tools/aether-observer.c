@@ -6,7 +6,7 @@
  *
  * It joins nothing and publishes nothing. With its own NATS connection it
  * subscribes aether.<C>.> and decodes every message with the product's wire
- * decoders only (transport/codec.h for envelopes, actors/shardmap_json.h for
+ * decoders only (transport/codec.h for envelopes, actors/shardmap_codec.h for
  * maps); none of the node's decision logic (member, invariants, strategy)
  * is linked in. Every event and map is recorded in DIR/observer.log
  * ("<mono_us> EVENT <Type> term=T seq=S node=N ts=MS" / "<mono_us> MAP
@@ -130,6 +130,7 @@
 #include "aether_build.h"
 #include "aether_internal.h"
 #include "codec.h"
+#include "shardmap_codec.h"
 #include "shardmap_json.h"
 
 #define EXIT_USAGE 2
@@ -599,7 +600,7 @@ static void on_map(obs *o, const char *data, size_t len)
 {
     aether_shardmap *m = NULL;
     aether_err err = {0};
-    if (aether_shardmap_json_decode(data, len, &m, &err) != AETHER_OK) {
+    if (aether_shardmap_codec_decode(data, len, &m, NULL, &err) != AETHER_OK) {
         o->refused++;
         violation(o, "a map on the wire does not decode: %s", err.msg);
         return;

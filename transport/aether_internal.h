@@ -49,6 +49,7 @@
 #include "policies.h"
 #include "routing.h"
 #include "shardmap.h"
+#include "shardmap_codec.h"
 #include "shardmap_json.h"
 #include "strategy.h"
 #include "topology.h"

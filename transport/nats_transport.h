@@ -6,52 +6,68 @@
  * may share it with the KV stores, and destroys it only after
  * aether_transport_destroy). Subjects, all under "aether.<cluster>.":
  *   evt.<EventType>  events (aether_codec envelope), to every node, echo included
- *   map              ShardMap publications (actors/shardmap_json.h)
+ *   map              ShardMap publications (map format 2, actors/shardmap_codec.h)
  *   hb.<node>        heartbeats (aether_codec "Heartbeat")
  *   cmd.<Command>    commands, request/reply to the node serving commands
  *   rel              ShardReleased acks to the node serving commands
  * Replies travel to "<inbox>.<request-id>" (one inbox subscription per
  * endpoint, made at bind) as an aether_codec "Reply".
  *
+ * The endpoint is an actor (nats_transport.c, DESIGN): nats.c's callbacks
+ * verify, decode and post to it; it alone holds the subscriptions, the
+ * pending requests and their deadlines, the replay windows and the sink,
+ * and it makes every publish and every sink and reply_fn call. It runs on a
+ * one-worker pool executor of its own.
+ *
  * Semantics beyond transport.h:
  *  - bind subscribes evt.>, map, hb.> and the reply inbox, then flushes, so
  *    when bind returns the subscriptions are known to the server (a peer's
- *    later publication reaches this sink). serve_commands(true) likewise
- *    for cmd.> and rel.
+ *    later publication reaches this sink).
+ *  - serve_commands only records what is wanted and posts it to the actor
+ *    (it is called from the member's handlers, which never wait): cmd.>,
+ *    cmd.JoinCluster and rel are subscribed or unsubscribed moments later,
+ *    the SUB/UNSUB reaching the server with nats.c's next flush. A caller
+ *    that must know the server has them (tests) calls
+ *    aether_nats_transport_sync. serve_commands(true) unbound: AETHER_ECLOSED.
  *  - Publications fail fast with AETHER_EUNAVAILABLE while the connection
- *    is not CONNECTED (reconnecting, closed, draining), so nothing is
- *    buffered and sent late. Errors of nats.c are mapped once (map_nats in
- *    nats_transport.c).
+ *    is not CONNECTED (reconnecting, closed, draining), and one queued
+ *    while the connection drops is dropped by the actor, so nothing is
+ *    buffered and sent late. AETHER_OK means queued for the actor;
+ *    AETHER_EFULL means its mailbox was full (counted by the actor's
+ *    mailbox, logged at most once a second). Errors of nats.c are mapped
+ *    once (map_nats in nats_transport.c).
  *  - send_command is asynchronous: AETHER_OK means the request is accepted
  *    and reply_fn will be called exactly once: with the leader's reply, or
  *    AETHER_ENOTLEADER when nobody serves commands (NATS "no responders"),
- *    or AETHER_ETIMEOUT after cmd_timeout_ms (a sweeper thread checks every
- *    AETHER_NATS_TRANSPORT_SWEEP_MS), or AETHER_ECLOSED at unbind. With
- *    no_leader_retry, "no responders" (an election under way) is not final:
- *    the request is sent again after 10, 20, 40, ... (at most 200) ms, on
- *    the sweeper's ticks, until cmd_timeout_ms; if nobody has served
- *    commands by then, reply_fn gets AETHER_ENOTLEADER "no leader answered
- *    within T ms (N attempts)". A retried request may reach a leader that
- *    already got an earlier copy only if that copy was lost in flight, as
- *    a "no responders" answer means nobody received it. At most
- *    AETHER_NATS_TRANSPORT_PENDING_MAX requests are outstanding (more:
- *    AETHER_EFULL). Not bound: AETHER_ECLOSED, reply_fn not called.
- *  - send_release is a plain publish: AETHER_OK means sent, not received
+ *    or AETHER_ETIMEOUT after cmd_timeout_ms (the actor checks deadlines on
+ *    a timer every AETHER_NATS_TRANSPORT_SWEEP_MS), or AETHER_ECLOSED at
+ *    unbind, or the mapped nats.c error if the request could not be sent.
+ *    The request goes out as a publish with the reply subject
+ *    <inbox>.<id>; no thread waits for it. With no_leader_retry, "no
+ *    responders" (an election under way) is not final: the request is sent
+ *    again after 10, 20, 40, ... (at most 200) ms, on the timer's ticks,
+ *    until cmd_timeout_ms; if nobody has served commands by then, reply_fn
+ *    gets AETHER_ENOTLEADER "no leader answered within T ms (N attempts)".
+ *    A retried request may reach a leader that already got an earlier copy
+ *    only if that copy was lost in flight, as a "no responders" answer
+ *    means nobody received it. At most AETHER_NATS_TRANSPORT_PENDING_MAX
+ *    requests are outstanding (more: AETHER_EFULL). Not bound:
+ *    AETHER_ECLOSED, reply_fn not called.
+ *  - send_release is a plain publish: AETHER_OK means queued, not received
  *    (the old owner re-sends while the map still asks for the release).
  *  - Malformed input is decoded strictly (aether_codec, cluster = ours) and
  *    dropped; refusals are counted in cfg->stats (if any) and logged there
- *    rate-limited. A map that fails shardmap_json decoding is dropped,
- *    counted as bad_field in cfg->stats (shardmap_json does not classify
+ *    rate-limited. A map that fails shardmap_codec decoding is dropped,
+ *    counted as bad_field in cfg->stats (shardmap_codec does not classify
  *    its refusals) and logged (WARN, at most one line per second).
  *  - With a cluster secret (cfg->sealer, transport/auth.h): every publish,
  *    request and reply carries the tag in the header AETHER_AUTH_HEADER
  *    (sealed over the subject it is sent on and the payload), and every
- *    message received is opened before it is decoded: a tag missing,
- *    malformed, wrong, made more than AETHER_AUTH_SKEW_MS from this node's
- *    clock, or admitted before (one replay window per subscription: evt,
- *    map, hb, inbox, cmd, JoinCluster, rel; each runs on its own nats.c
- *    thread, and a window's mutex only covers a subscription replaced by
- *    serve_commands) drops the message, counted as
+ *    message received is opened (on nats.c's thread) and admitted to the
+ *    replay window of its subscription family (evt, map, hb, inbox, cmd,
+ *    JoinCluster, rel; on the actor) before it reaches the sink: a tag
+ *    missing, malformed, wrong, made more than AETHER_AUTH_SKEW_MS from this
+ *    node's clock, or admitted before drops the message, counted as
  *    AETHER_CODEC_REJECT_UNAUTHENTICATED in cfg->stats and logged (WARN,
  *    at most one line per second, with the count suppressed). An
  *    unauthenticated command is answered AETHER_EPERM "unauthenticated"
@@ -60,26 +76,23 @@
  *    times out). The endpoint seals with one counter per subscription
  *    family it sends to (cfg->sealer's sender, key and epoch), so a
  *    receiver's window sees that family's counters only: a burst on one
- *    subject never pushes another subject's message, sealed on another
- *    thread a moment earlier, out of the window's span. Without a sealer nothing changes: no header is sent and
- *    none is looked at.
- *  - serve_commands(false) and unbind flush their UNSUBs, so a request sent
- *    afterwards gets "no responders" (AETHER_ENOTLEADER) at once.
+ *    subject never pushes another subject's message out of the window's
+ *    span. Without a sealer nothing changes: no header is sent and none is
+ *    looked at.
+ *  - unbind flushes its UNSUBs, so a request sent afterwards gets "no
+ *    responders" (AETHER_ENOTLEADER) at once.
  *
- * Threading: every operation from any thread, except that unbind and
- * destroy must not be called from inside a sink callback or reply_fn. The
- * nats.c callbacks only decode and call the sink (or a reply_fn), which
- * only enqueues. Every sink call and reply_fn call is made while holding
- * the endpoint's callback mutex after checking the bound flag; unbind
- * clears the flag under that mutex, so once unbind returns no sink
- * callback and no reply_fn runs again (nats.c may still invoke our message
- * handler one last time; it then sees the flag and drops the message). The
- * endpoint's memory is reference counted: each subscription holds a
- * reference released by its natsSubscription_SetOnCompleteCB callback (run
- * by nats.c once the handler can no longer be invoked), and each
- * outstanding command reply (the reply given to on_command) holds one, so
- * a late handler or a late reply never touches freed memory. A reply
- * called after destroy is dropped (the requester times out).
+ * Threading: publish_*, send_command, send_release and serve_commands from
+ * any thread, never waiting. bind, unbind, destroy and
+ * aether_nats_transport_sync wait for the actor (and a flush): call them
+ * from a thread that is not running a sink callback or a reply_fn of this
+ * endpoint (that thread is the actor's; it would wait for itself). Sink
+ * callbacks and reply_fn calls run on the actor's thread, one at a time,
+ * and only while bound: once unbind returns, none runs again. The
+ * endpoint's memory is reference counted (each subscription, until nats.c
+ * reports it complete, and each command reply not yet given hold one), so
+ * a late handler or a late reply never touches freed memory; a reply given
+ * after destroy is dropped (the requester times out).
  */
 #ifndef AETHER_NATS_TRANSPORT_H
 #define AETHER_NATS_TRANSPORT_H
@@ -114,5 +127,11 @@ typedef struct aether_nats_transport_config {
 /* AETHER_EINVAL (bad config, explained in err), AETHER_ENOMEM. */
 aether_status aether_nats_transport_create(const aether_nats_transport_config *cfg,
                                            aether_transport **out, aether_err *err);
+
+/* Waits until the actor has handled everything posted before (a
+ * serve_commands, a publish) and the server has the SUBs/UNSUBs it made
+ * (a flush): AETHER_OK, AETHER_ECLOSED (not bound) or the mapped nats.c
+ * error of the flush. Same thread rule as unbind. */
+aether_status aether_nats_transport_sync(aether_transport *t);
 
 #endif

@@ -11,7 +11,9 @@
 #     copied to $WORK and installed with `npm ci` (from the npm cache when it
 #     has the package: --prefer-offline; not counted in the wall time);
 #  2. consumer.js --check-vectors-only: XXH64 in JavaScript reproduces every
-#     line of tests/vectors/keyhash.tsv (hash, and shards mod 1, 1024, 16384);
+#     line of tests/vectors/keyhash.tsv (hash, and shards mod 1, 1024, 16384),
+#     and its ShardMap format 2 decoder reads every tests/corpus/shardmap_codec
+#     vector and re-encodes it to the exact bytes;
 #  3. cluster_up 3 with --event-stream; the consumer starts (view in
 #     $WORK/view.json) and reaches the current map version;
 #  4. n4 joins: the consumer follows the rebalance to the new map version;
@@ -35,17 +37,22 @@ command -v python3 >/dev/null || fail "python3 is needed to compare the JSON vie
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 EXAMPLE=$SRC/docs/examples/js-consumer
 VECTORS=$SRC/tests/vectors/keyhash.tsv
+MAP_VECTORS=$SRC/tests/corpus/shardmap_codec
 
 # 1. node and npm.
 js_install "$EXAMPLE"
 
 # 2. the vectors.
-node "$WORK/js/consumer.js" --check-vectors-only --vectors "$VECTORS" >"$WORK/vectors.out" 2>&1 ||
-    fail "the JavaScript XXH64 disagrees with the vectors: $(cat "$WORK/vectors.out")"
+node "$WORK/js/consumer.js" --check-vectors-only --vectors "$VECTORS" --map-vectors "$MAP_VECTORS" \
+    >"$WORK/vectors.out" 2>&1 ||
+    fail "the JavaScript XXH64 or map decoder disagrees with the vectors: $(cat "$WORK/vectors.out")"
 want=$(grep -cv '^#' "$VECTORS")
 grep -q "^vectors: $want ok, 0 failed" "$WORK/vectors.out" ||
     fail "expected $want vectors ok: $(cat "$WORK/vectors.out")"
-echo "vectors: $want ok in JavaScript"
+maps=$(find "$MAP_VECTORS" -name '*.bin' | wc -l)
+grep -q "^map vectors: $maps ok, 0 failed" "$WORK/vectors.out" ||
+    fail "expected $maps map vectors ok: $(cat "$WORK/vectors.out")"
+echo "vectors: $want ok in JavaScript; $maps map format 2 vectors decode and re-encode exactly"
 
 # ctl COMMAND ARGS...: aetherctl COMMAND --nats URL --cluster C ARGS..., without the tests' AETHER_* variables, output in $WORK/ctl.out.
 ctl() {

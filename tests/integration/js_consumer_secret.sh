@@ -203,10 +203,13 @@ const { connect } = require("nats");
   const nc = await connect({ servers: url, timeout: 5000 });
   const bucket = `aether_${cluster}_state`;
   const kv = await nc.jetstream().views.kv(bucket, { bindOnly: true });
-  const m = (await kv.get("map")).json();
-  m.version += 1000;
-  const ack = await nc.jetstream().publish(`$KV.${bucket}.map`, JSON.stringify(m));
-  console.log(`forged map v${m.version} at revision ${ack.seq}`);
+  // ShardMap format 2 (docs/wire.md): the version is the u64 at offset 12.
+  const b = new Uint8Array((await kv.get("map")).value);
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const version = dv.getBigUint64(12, true) + 1000n;
+  dv.setBigUint64(12, version, true);
+  const ack = await nc.jetstream().publish(`$KV.${bucket}.map`, b);
+  console.log(`forged map v${version} at revision ${ack.seq}`);
   await nc.close();
 })().catch((err) => { console.log(`forge_kv: ${err.message}`); process.exit(1); });
 EOF

@@ -296,7 +296,7 @@ static int forge_read_state(forge *f, uint64_t lease_ttl_ms)
     f->term = strtoull((const char *)e.value, NULL, 10);
     aether_kv_entry_fini(&e);
     if (aether_kv_get(state, "map", &e, &err) != AETHER_OK ||
-        aether_shardmap_json_decode((const char *)e.value, e.value_len, &m, &err) != AETHER_OK) {
+        aether_shardmap_codec_decode((const char *)e.value, e.value_len, &m, NULL, &err) != AETHER_OK) {
         fprintf(stderr, "nats_forge: map: %s\n", err.msg);
         goto out;
     }

@@ -239,7 +239,7 @@ static aether_shardmap *probe_read_map(const probe_opts *o, natsConnection *nc)
         return NULL;
     aether_shardmap *m = NULL;
     aether_err err = {0};
-    aether_status st = aether_shardmap_json_decode((const char *)e.value, e.value_len, &m, &err);
+    aether_status st = aether_shardmap_codec_decode((const char *)e.value, e.value_len, &m, NULL, &err);
     aether_kv_entry_fini(&e);
     if (st != AETHER_OK) {
         fprintf(stderr, "nats_probe: map: undecodable: %s\n", err.msg);

@@ -156,20 +156,24 @@ static int us_attack(natsConnection *nc, const char *cluster, const char *victim
     char map_subject[256];
     snprintf(map_subject, sizeof(map_subject), "$KV.aether_%s_state.map", cluster);
     natsMsg *mm = NULL;
-    json_t *map = NULL;
-    json_error_t je;
-    if (js_GetLastMsg(&mm, js, stream, map_subject, NULL, NULL) == NATS_OK)
-        map = json_loadb(natsMsg_GetData(mm), (size_t)natsMsg_GetDataLength(mm), 0, &je);
+    char *map = NULL; /* the stored bytes: ShardMap format 2 (shardmap_codec.h) */
+    size_t map_len = 0;
+    uint64_t version = 0, map_term = 0, map_gen = 0;
+    if (js_GetLastMsg(&mm, js, stream, map_subject, NULL, NULL) == NATS_OK) {
+        map_len = (size_t)natsMsg_GetDataLength(mm);
+        map = malloc(map_len + 1);
+        if (map != NULL)
+            memcpy(map, natsMsg_GetData(mm), map_len);
+    }
     natsMsg_Destroy(mm);
-    if (map == NULL || !json_is_integer(json_object_get(map, "version"))) {
-        json_decref(map);
+    if (map == NULL || !aether_shardmap_codec_peek(map, map_len, &version, &map_term, &map_gen)) {
+        free(map);
         jsCtx_Destroy(js);
         fprintf(stderr, "nats_unsealed: the stored map cannot be read\n");
         return 1;
     }
-    json_int_t version = json_integer_value(json_object_get(map, "version"));
-    printf("state leader=%s term=%" PRIu64 " map_version=%lld\n", lease.leader.str, (uint64_t)lease.term,
-           (long long)version);
+    printf("state leader=%s term=%" PRIu64 " map_version=%llu\n", lease.leader.str, (uint64_t)lease.term,
+           (unsigned long long)version);
     int sent = 0;
     aether_node_id evil;
     (void)aether_node_id_from_cstr("evil", &evil, NULL);
@@ -189,7 +193,7 @@ static int us_attack(natsConnection *nc, const char *cluster, const char *victim
     if (aether_codec_encode_event(e, &buf, &len, &err) != AETHER_OK) {
         fprintf(stderr, "nats_unsealed: encode LeaderElected: %s\n", err.msg);
         aether_event_release(e);
-        json_decref(map);
+        free(map);
         jsCtx_Destroy(js);
         return 1;
     }
@@ -221,14 +225,13 @@ static int us_attack(natsConnection *nc, const char *cluster, const char *victim
         us_ask(nc, subject, &c, &sent);
     }
 
-    /* 4. A map far ahead. */
-    json_object_set_new(map, "version", json_integer(version + 1000));
-    char *mtext = json_dumps(map, JSON_COMPACT);
-    json_decref(map);
+    /* 4. A map far ahead: the stored bytes, version (header offset 12) + 1000. */
+    for (int i = 0; i < 8; i++)
+        map[12 + i] = (char)((version + 1000) >> (8 * i));
     snprintf(subject, sizeof(subject), "%smap", prefix);
-    if (mtext != NULL && natsConnection_PublishString(nc, subject, mtext) == NATS_OK)
+    if (natsConnection_Publish(nc, subject, map, (int)map_len) == NATS_OK)
         sent++;
-    free(mtext);
+    free(map);
 
     /* 5. A genuine event, sent again with its genuine tag. */
     snprintf(subject, sizeof(subject), "%sevt.>", prefix);

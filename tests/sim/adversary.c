@@ -33,6 +33,7 @@
 #include "node_id.h"
 #include "rng.h"
 #include "shardmap.h"
+#include "shardmap_codec.h"
 #include "shardmap_json.h"
 
 #define ADV_IDS_MAX 32u
@@ -271,7 +272,7 @@ void aether_adversary_observe(aether_adversary *a, const char *tail, const void 
     aether_err err = {0};
     if (strcmp(tail, "map") == 0) {
         aether_shardmap *map = NULL;
-        if (aether_shardmap_json_decode(bytes, len, &map, &err) != AETHER_OK)
+        if (aether_shardmap_codec_decode(bytes, len, &map, NULL, &err) != AETHER_OK)
             return;
         if (map->version > a->map_version)
             a->map_version = map->version;
@@ -556,7 +557,7 @@ static aether_status adv_forge_map(aether_adversary *a, aether_adv_msg *out, aet
         st = aether_shardmap_build(b, &map, err);
     }
     if (st == AETHER_OK)
-        st = aether_shardmap_json_encode(map, &out->bytes, &out->len, err);
+        st = aether_shardmap_codec_encode(map, 0, &out->bytes, &out->len, err);
     aether_shardmap_builder_destroy(b);
     aether_shardmap_destroy(map);
     if (st == AETHER_OK) {
@@ -736,8 +737,29 @@ static bool adv_huge_number(aether_adversary *a, aether_adv_msg *m)
     return true;
 }
 
+/* A map of format 2 (binary, shardmap_codec.h): its term sits at bytes
+ * 20..27 of the header, where no digit test applies. */
+#define ADV_MAP_TERM_AT 20u
+static bool adv_binary_map(const aether_adv_msg *m)
+{
+    return m->len >= AETHER_SHARDMAP_CODEC_HEADER_LEN &&
+           memcmp(m->bytes, AETHER_SHARDMAP_CODEC_MAGIC, 4) == 0;
+}
+
+/* The binary map's "huge number": its term set to 2^64-1 (refused: above
+ * 2^63-1) or 2^63-1 (decodes: a term far ahead); without ahead terms, 0. */
+static void adv_map_term(aether_adversary *a, aether_adv_msg *m)
+{
+    uint64_t t = (a->without & AETHER_ADV_WITHOUT_AHEAD_TERMS) ? 0
+                 : aether_rng_below(&a->rng, 2)                 ? UINT64_MAX
+                                                                : (uint64_t)INT64_MAX;
+    for (unsigned i = 0; i < 8; i++)
+        m->bytes[ADV_MAP_TERM_AT + i] = (char)(t >> (8 * i));
+}
+
 static void adv_garble(aether_adversary *a, aether_adv_msg *m)
 {
+    bool binary = adv_binary_map(m);
     uint32_t r = (uint32_t)aether_rng_below(&a->rng, 100);
     const char *how;
     if (r < 40 && m->len > 1) {
@@ -748,11 +770,15 @@ static void adv_garble(aether_adversary *a, aether_adv_msg *m)
         for (uint32_t i = 0; i < flips; i++) { /* bounded: 4 */
             size_t at = (size_t)aether_rng_below(&a->rng, m->len);
             char c = (char)aether_rng_below(&a->rng, 256);
-            bool digit = (c >= '0' && c <= '9') || (m->bytes[at] >= '0' && m->bytes[at] <= '9');
+            bool digit = binary ? at >= ADV_MAP_TERM_AT && at < ADV_MAP_TERM_AT + 8u
+                                : (c >= '0' && c <= '9') || (m->bytes[at] >= '0' && m->bytes[at] <= '9');
             if (!(a->without & AETHER_ADV_WITHOUT_AHEAD_TERMS) || !digit) /* no digit: no term raised */
                 m->bytes[at] = c;
         }
         how = "bytes flipped";
+    } else if (r < 90 && binary) {
+        adv_map_term(a, m);
+        how = "the term made huge";
     } else if (r < 90 && adv_huge_number(a, m)) {
         how = "a number made huge";
     } else {

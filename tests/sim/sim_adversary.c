@@ -15,6 +15,7 @@
 #include "adversary.h"
 #include "assertion.h"
 #include "codec.h"
+#include "shardmap_codec.h"
 #include "shardmap_json.h"
 #include "transport.h"
 
@@ -84,7 +85,7 @@ static void sink_map(void *arg, const aether_shardmap *m, const char *json, size
     sim_adversary *a = arg;
     char *buf = NULL;
     if (json == NULL) {
-        if (aether_shardmap_json_encode(m, &buf, &len, NULL) != AETHER_OK)
+        if (aether_shardmap_codec_encode(m, 0, &buf, &len, NULL) != AETHER_OK)
             return;
         json = buf;
     }
@@ -145,7 +146,7 @@ void sim_adversary_destroy(sim_adversary *a)
 static const char *sim_adv_deliver_map(sim_adversary *a, const aether_adv_msg *m, aether_err *err)
 {
     aether_shardmap *map = NULL;
-    if (aether_shardmap_json_decode(m->bytes, m->len, &map, err) != AETHER_OK) {
+    if (aether_shardmap_codec_decode(m->bytes, m->len, &map, NULL, err) != AETHER_OK) {
         a->refused++;
         return "refused";
     }

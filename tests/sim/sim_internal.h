@@ -163,6 +163,7 @@ struct sim_world {
     uint64_t kv_outage_until_ns[SIM_STORE_COUNT_];
     uint64_t kv_loss_last_ns;   /* the last kv-loss injected; 0 = none */
     char *aba_map;              /* kv-aba: the lost generation's stored map, to write back */
+    size_t aba_map_len;         /* its bytes (format 2: binary, shardmap_codec.h) */
     uint64_t aba_at_ns;         /* when (0 = none pending) */
     uint32_t aba_tries;         /* attempts so far (the key may not be stored yet) */
     double kv_unknown, kv_slow, kv_late; /* current */

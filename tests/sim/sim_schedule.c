@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "sim_internal.h"
+#include "shardmap_codec.h"
 
 /* Relative weights of the scheduled events. */
 static const uint32_t fault_weight[F_EVENT_COUNT_] = {
@@ -311,7 +312,10 @@ void sim_schedule_inject(sim *s)
                  * it lands later, in the re-created bucket (aba_write). */
                 aether_kv_entry old;
                 if (aether_kv_get(s->kv[SIM_STORE_STATE], "map", &old, NULL) == AETHER_OK) {
-                    s->aba_map = strndup((const char *)old.value, old.value_len);
+                    s->aba_map = malloc(old.value_len);
+                    AETHER_ASSERT(s->aba_map != NULL);
+                    memcpy(s->aba_map, old.value, old.value_len);
+                    s->aba_map_len = old.value_len;
                     s->aba_at_ns = now_ns(s) + aether_rng_range(&s->frng, 500, 4000) * MS;
                     s->aba_tries = 0;
                     aether_kv_entry_fini(&old);
@@ -377,11 +381,10 @@ void sim_schedule_aba_write(sim *s)
 {
     aether_kv *kv = s->kv[SIM_STORE_STATE];
     aether_kv_entry cur;
-    unsigned long long v0 = 0, t0 = 0, cv = 0, ct = 0;
-    int at = 0;
+    uint64_t v0 = 0, t0 = 0, g0 = 0, cv = 0, ct = 0, cg = 0;
     bool have = aether_kv_get(kv, "map", &cur, NULL) == AETHER_OK;
-    if (!have || sscanf(s->aba_map, "{\"version\":%llu,\"term\":%llu%n", &v0, &t0, &at) != 2 ||
-        sscanf((const char *)cur.value, "{\"version\":%llu,\"term\":%llu", &cv, &ct) != 2) {
+    if (!have || !aether_shardmap_codec_peek(s->aba_map, s->aba_map_len, &v0, &t0, &g0) ||
+        !aether_shardmap_codec_peek((const char *)cur.value, cur.value_len, &cv, &ct, &cg)) {
         if (have)
             aether_kv_entry_fini(&cur);
         if (++s->aba_tries < 20) {
@@ -390,17 +393,21 @@ void sim_schedule_aba_write(sim *s)
         }
         sim_world_trace(s, "FAULT kv-aba skipped: no map of the new generation stored");
     } else {
-        char head[96];
-        int hn = snprintf(head, sizeof(head), "{\"version\":%llu,\"term\":%llu", cv + 1000, ct + 1);
-        size_t rest = strlen(s->aba_map + at), len = (size_t)hn + rest;
-        char *stale = malloc(len + 1);
+        /* The stamp sits in the header: version at offset 12, term at 20. */
+        size_t len = s->aba_map_len;
+        char *stale = malloc(len);
         AETHER_ASSERT(stale != NULL);
-        memcpy(stale, head, (size_t)hn);
-        memcpy(stale + hn, s->aba_map + at, rest + 1);
+        memcpy(stale, s->aba_map, len);
+        uint64_t stamp[2] = {cv + 1000, ct + 1};
+        for (int f = 0; f < 2; f++)
+            for (int i = 0; i < 8; i++)
+                stale[12 + 8 * f + i] = (char)(stamp[f] >> (8 * i));
         uint64_t rev = 0;
         aether_status st = aether_kv_update(kv, "map", stale, len, cur.revision, &rev, NULL);
         sim_world_trace(s, "FAULT kv-aba: the lost generation's map v%llu term %llu written back as v%llu "
-                   "term %llu over v%llu at revision %llu: %s", v0, t0, cv + 1000, ct + 1, cv,
+                   "term %llu over v%llu at revision %llu: %s", (unsigned long long)v0,
+                   (unsigned long long)t0, (unsigned long long)(cv + 1000), (unsigned long long)(ct + 1),
+                   (unsigned long long)cv,
                    (unsigned long long)cur.revision, aether_status_str(st));
         if (st == AETHER_OK)
             s->injected[F_KV_ABA]++;

@@ -11,6 +11,7 @@
 #include "codec.h"
 #include "cu_test.h"
 #include "shardmap.h"
+#include "shardmap_codec.h"
 #include "shardmap_json.h"
 
 #define T_CLUSTER "advtest"
@@ -79,7 +80,7 @@ static void observe_cluster(aether_adversary *a)
     aether_shardmap_builder_set_version(b, 12);
     aether_shardmap_builder_set_term(b, T_TERM);
     CU_ASSERT_EQUAL_FATAL(aether_shardmap_build(b, &m, NULL), AETHER_OK);
-    CU_ASSERT_EQUAL_FATAL(aether_shardmap_json_encode(m, &buf, &len, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL_FATAL(aether_shardmap_codec_encode(m, 0, &buf, &len, NULL), AETHER_OK);
     aether_adversary_observe(a, "map", buf, len);
     free(buf);
     aether_shardmap_destroy(m);
@@ -90,7 +91,7 @@ static aether_adversary *make(uint64_t seed, uint32_t without)
 {
     aether_adversary *a = NULL;
     CU_ASSERT_EQUAL_FATAL(aether_adversary_create(T_CLUSTER, seed, without, &a, NULL), AETHER_OK);
-    aether_admission terms = {.shard_count = 16, .replication = 1, .wire_min = 1, .wire_max = 1};
+    aether_admission terms = {.shard_count = 16, .replication = 1, .wire_min = 2, .wire_max = 2};
     aether_adversary_set_admission(a, &terms);
     observe_cluster(a);
     return a;
@@ -114,7 +115,7 @@ static bool decode_claim(const aether_adv_msg *m, claim *c)
     c->cls = m->cls;
     if (strcmp(m->tail, "map") == 0) {
         aether_shardmap *map = NULL;
-        if (aether_shardmap_json_decode(m->bytes, m->len, &map, NULL) != AETHER_OK)
+        if (aether_shardmap_codec_decode(m->bytes, m->len, &map, NULL, NULL) != AETHER_OK)
             return false;
         c->term = map->term;
         aether_shardmap_destroy(map);

@@ -11,6 +11,8 @@
 #include "exec_step.h"
 #include "kv_store.h"
 #include "lease.h"
+#include "member_internal.h" /* member_state_put: the state store's size limit */
+#include "shardmap_codec.h"
 #include "shardmap_json.h"
 #include "sim_cluster.h"
 #include "strategy.h"
@@ -1433,6 +1435,96 @@ static void test_quorum_counts_members_first(void)
  * lease ttl or two, even with nothing to change.
  * Before stored values carried their generation the followers installed it
  * (map v+1000: what they serve came from a leader of a lost generation). */
+/* Upgrade to map format 2 (docs/wire.md, "Upgrade order"): every node is
+ * stopped with a format-1 (JSON) map in the state bucket, numbered ahead
+ * of the last one; the new release starts. The old map is read as none (a
+ * WARN), the leader numbers its first map above every earlier term's, and
+ * replaces the old value with format 2: the cluster settles, serving every
+ * shard, and the stored map is format 2 again. */
+static void test_format1_map_replaced_after_upgrade(void)
+{
+    sim_cluster *c = boot(43, 3, 64);
+    expect_settled(c);
+    aether_kv *state = sim_state_kv(c);
+    aether_kv_entry e;
+    CU_ASSERT_EQUAL_FATAL(aether_kv_get(state, "map", &e, NULL), AETHER_OK);
+    aether_shardmap *m = NULL;
+    uint64_t gen = 0;
+    CU_ASSERT_EQUAL_FATAL(aether_shardmap_codec_decode((const char *)e.value, e.value_len, &m, &gen,
+                                                       NULL), AETHER_OK);
+    uint64_t rev = e.revision;
+    aether_kv_entry_fini(&e);
+    aether_shardmap_builder *b = NULL;
+    CU_ASSERT_EQUAL_FATAL(aether_shardmap_builder_from_map(m, &b, NULL), AETHER_OK);
+    aether_shardmap_builder_set_version(b, m->version + 50);
+    aether_shardmap *ahead = NULL;
+    CU_ASSERT_EQUAL_FATAL(aether_shardmap_build(b, &ahead, NULL), AETHER_OK);
+    aether_shardmap_builder_destroy(b);
+    char *json = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL_FATAL(aether_shardmap_json_encode_gen(ahead, gen, &json, &len, NULL), AETHER_OK);
+    for (uint32_t i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "n%u", i);
+        sim_crash(c, id);
+    }
+    CU_ASSERT_EQUAL_FATAL(aether_kv_update(state, "map", json, len, rev, &rev, NULL), AETHER_OK);
+    sim_run_ms(c, 2000);
+    for (uint32_t i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "n%u", i);
+        CU_ASSERT_FATAL(sim_add(c, id, NULL) != NULL);
+    }
+    sim_run_ms(c, 3 * SETTLE_MS);
+    expect_settled(c);
+    CU_ASSERT_EQUAL_FATAL(aether_kv_get(state, "map", &e, NULL), AETHER_OK);
+    uint64_t v = 0, t = 0, g = 0;
+    CU_ASSERT(aether_shardmap_codec_peek((const char *)e.value, e.value_len, &v, &t, &g));
+    CU_ASSERT(v > ahead->version); /* numbered above every earlier term's maps */
+    aether_kv_entry_fini(&e);
+    free(json);
+    aether_shardmap_destroy(ahead);
+    aether_shardmap_destroy(m);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
+/* A value above MEMBER_STATE_VALUE_MAX is never written, never split: the
+ * writer says so (EINVAL, aether_state_values_too_large_total, an ERROR
+ * naming the size and the limit) and the stored map stays as it was; a
+ * value of exactly the limit is stored whole. */
+static void test_state_value_too_large_refused(void)
+{
+    sim_cluster *c = boot(44, 3, 64);
+    expect_settled(c);
+    const char *leader = sim_leader(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(leader);
+    aether_member *m = sim_member(c, leader);
+    aether_kv *state = sim_state_kv(c);
+    aether_kv_entry before, after;
+    CU_ASSERT_EQUAL_FATAL(aether_kv_get(state, "map", &before, NULL), AETHER_OK);
+    size_t len = MEMBER_STATE_VALUE_MAX + 1;
+    char *big = calloc(1, len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+    uint64_t rev = before.revision;
+    CU_ASSERT_EQUAL(member_state_put(m, MEMBER_STATE_MAP, big, len, 0, 1u << 30, 1u << 30, &rev),
+                    AETHER_EINVAL);
+    CU_ASSERT_EQUAL(rev, before.revision);
+    CU_ASSERT_EQUAL(metric_of(c, "aether_state_values_too_large_total", leader, NULL), 1);
+    CU_ASSERT_EQUAL_FATAL(aether_kv_get(state, "map", &after, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(after.revision, before.revision);
+    rev = 0;
+    CU_ASSERT_EQUAL(member_state_put(m, "scratch", big, len - 1, 0, 1, 1, &rev), AETHER_OK);
+    CU_ASSERT_NOT_EQUAL(rev, 0);
+    CU_ASSERT_EQUAL(metric_of(c, "aether_state_values_too_large_total", leader, NULL), 1);
+    aether_kv_entry_fini(&before);
+    aether_kv_entry_fini(&after);
+    free(big);
+    sim_run_ms(c, SETTLE_MS);
+    expect_settled(c);
+    sim_cluster_destroy(c);
+}
+
 static void test_lost_generation_value_refused(void)
 {
     sim_cluster *c = boot(41, 3, 64);
@@ -1440,7 +1532,10 @@ static void test_lost_generation_value_refused(void)
     aether_kv *state = sim_state_kv(c);
     aether_kv_entry e;
     CU_ASSERT_EQUAL_FATAL(aether_kv_get(state, "map", &e, NULL), AETHER_OK);
-    char *old = strndup((const char *)e.value, e.value_len); /* the lost generation's map */
+    size_t old_len = e.value_len;
+    char *old = malloc(old_len); /* the lost generation's map (format 2, shardmap_codec.h) */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(old);
+    memcpy(old, e.value, old_len);
     aether_kv_entry_fini(&e);
     CU_ASSERT_PTR_NOT_NULL_FATAL(old);
     aether_member_view before;
@@ -1457,23 +1552,22 @@ static void test_lost_generation_value_refused(void)
     CU_ASSERT_NOT_EQUAL(lv.generation, before.generation); /* a new generation began */
 
     /* The deposed leader's late write: its map, numbered far ahead. */
-    unsigned long long v0 = 0, t0 = 0;
-    int at = 0;
-    CU_ASSERT_FATAL(sscanf(old, "{\"version\":%llu,\"term\":%llu%n", &v0, &t0, &at) == 2 && at > 0);
-    char head[96];
-    int hn = snprintf(head, sizeof(head), "{\"version\":%llu,\"term\":%llu",
-                      (unsigned long long)lv.map_version + 1000, (unsigned long long)lv.term + 5);
-    size_t len = (size_t)hn + strlen(old + at);
-    char *stale = malloc(len + 1);
+    uint64_t v0 = 0, t0 = 0, g0 = 0;
+    CU_ASSERT_FATAL(aether_shardmap_codec_peek(old, old_len, &v0, &t0, &g0) && g0 != 0);
+    size_t len = old_len;
+    char *stale = malloc(len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(stale);
-    memcpy(stale, head, (size_t)hn);
-    memcpy(stale + hn, old + at, strlen(old + at) + 1);
+    memcpy(stale, old, len);
+    uint64_t stamp[2] = {lv.map_version + 1000, lv.term + 5}; /* version at 12, term at 20 */
+    for (int f = 0; f < 2; f++)
+        for (int i = 0; i < 8; i++)
+            stale[12 + 8 * f + i] = (char)(stamp[f] >> (8 * i));
     CU_ASSERT_EQUAL_FATAL(aether_kv_get(state, "map", &e, NULL), AETHER_OK);
     uint64_t rev = 0;
     CU_ASSERT_EQUAL_FATAL(aether_kv_update(state, "map", stale, len, e.revision, &rev, NULL), AETHER_OK);
     aether_kv_entry_fini(&e);
     aether_shardmap *hint = NULL;
-    CU_ASSERT_EQUAL_FATAL(aether_shardmap_json_decode(stale, len, &hint, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL_FATAL(aether_shardmap_codec_decode(stale, len, &hint, NULL, NULL), AETHER_OK);
     aether_transport *client = sim_client(c, "deposed");
     CU_ASSERT_FATAL(client != NULL);
     CU_ASSERT_EQUAL(aether_transport_publish_map(client, hint), AETHER_OK);
@@ -1495,11 +1589,11 @@ static void test_lost_generation_value_refused(void)
 
     /* With nothing to change, the leader still writes its map back within
      * a lease ttl or two (it checks the stored one is its own). */
-    char want[40];
-    snprintf(want, sizeof(want), "\"gen\":\"%016llx\"", (unsigned long long)lv.generation);
+    uint64_t sv = 0, st_ = 0, sg = 0;
     sim_run_ms(c, 2000);
     CU_ASSERT_EQUAL_FATAL(aether_kv_get(state, "map", &e, NULL), AETHER_OK);
-    CU_ASSERT_PTR_NOT_NULL(memmem(e.value, e.value_len, want, strlen(want)));
+    CU_ASSERT(aether_shardmap_codec_peek((const char *)e.value, e.value_len, &sv, &st_, &sg) &&
+              sg == lv.generation);
     aether_kv_entry_fini(&e);
 
     /* A change later: everyone converges on the leader's maps. */
@@ -1508,7 +1602,8 @@ static void test_lost_generation_value_refused(void)
     expect_settled(c);
     check_balance(c, 4, 64);
     CU_ASSERT_EQUAL_FATAL(aether_kv_get(state, "map", &e, NULL), AETHER_OK);
-    CU_ASSERT_PTR_NOT_NULL(memmem(e.value, e.value_len, want, strlen(want)));
+    CU_ASSERT(aether_shardmap_codec_peek((const char *)e.value, e.value_len, &sv, &st_, &sg) &&
+              sg == lv.generation);
     aether_kv_entry_fini(&e);
     aether_transport_destroy(client);
     free(stale);
@@ -1899,6 +1994,8 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(departed_node_kept_while_map_names_it),
     AETHER_TEST(forged_present_term_changes_nothing),
     AETHER_TEST(lost_generation_value_refused),
+    AETHER_TEST(format1_map_replaced_after_upgrade),
+    AETHER_TEST(state_value_too_large_refused),
     AETHER_TEST(forged_far_term_changes_nothing),
     AETHER_TEST(forged_join_of_a_live_id_changes_nothing),
     AETHER_TEST(forged_second_process_is_outlived_by_a_restart),

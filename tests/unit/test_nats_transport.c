@@ -386,6 +386,7 @@ static void test_sealed_traffic(void)
     aether_auth_destroy(other);
     /* 5. A command: sealed, served; unsealed, refused EPERM. */
     CU_ASSERT_EQUAL_FATAL(aether_transport_serve_commands(B.t, true), AETHER_OK);
+    CU_ASSERT_EQUAL_FATAL(aether_nats_transport_sync(B.t), AETHER_OK); /* the SUBs reached the server */
     aether_command c;
     elect_cmd(&A, &c);
     reply_box box = {0};
@@ -514,6 +515,7 @@ static void test_command_served(void)
 {
     up2(0);
     CU_ASSERT_EQUAL_FATAL(aether_transport_serve_commands(B.t, true), AETHER_OK);
+    CU_ASSERT_EQUAL_FATAL(aether_nats_transport_sync(B.t), AETHER_OK); /* the SUBs reached the server */
     aether_command c;
     elect_cmd(&A, &c);
     reply_box box = {0};
@@ -559,6 +561,7 @@ static void test_command_served(void)
 
     /* Serving off: nobody serves again. */
     CU_ASSERT_EQUAL(aether_transport_serve_commands(B.t, false), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_nats_transport_sync(B.t), AETHER_OK); /* the UNSUBs reached the server */
     reply_box box3 = {0};
     CU_ASSERT_EQUAL_FATAL(aether_transport_send_command(A.t, &c, on_reply, &box3), AETHER_OK);
     CU_ASSERT_TRUE(reply_wait(&box3, WAIT_MS));
@@ -570,6 +573,7 @@ static void test_command_timeout_then_closed(void)
 {
     up2(300);
     CU_ASSERT_EQUAL_FATAL(aether_transport_serve_commands(B.t, true), AETHER_OK);
+    CU_ASSERT_EQUAL_FATAL(aether_nats_transport_sync(B.t), AETHER_OK); /* the SUBs reached the server */
     pthread_mutex_lock(&B.r.mu);
     B.r.hold = true;
     pthread_mutex_unlock(&B.r.mu);
@@ -663,6 +667,71 @@ static void test_unbind_stops_callbacks(void)
     CU_ASSERT_EQUAL(aether_transport_publish_event(A.t, e), AETHER_OK);
     CU_ASSERT_TRUE(rec_wait(&B.r, &B.r.n_events, 2));
     aether_event_release(e);
+    drop_all();
+}
+
+/* send_command racing unbind from two threads: every request accepted
+ * (AETHER_OK) is answered exactly once and before unbind returns (the
+ * transport actor's gate, nats_transport.c DESIGN); every refused one
+ * never; nothing is answered after unbind returned. */
+#define RACE_SENDS 4000u
+typedef struct racer {
+    aether_transport *t;
+    aether_command c;
+    reply_box box[RACE_SENDS];
+    aether_status st[RACE_SENDS];
+    uint32_t n; /* sends made */
+} racer;
+
+static void *racer_main(void *p)
+{
+    racer *r = p;
+    for (r->n = 0; r->n < RACE_SENDS;) { /* bounded: RACE_SENDS */
+        aether_status st = aether_transport_send_command(r->t, &r->c, on_reply, &r->box[r->n]);
+        r->st[r->n++] = st;
+        if (st == AETHER_ECLOSED)
+            break;
+        if (st == AETHER_EFULL)
+            sleep_ms(1);
+    }
+    return NULL;
+}
+
+static void test_send_command_races_unbind(void)
+{
+    up2(5000);
+    static racer rs[2];
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        memset(&rs[i], 0, sizeof(rs[i]));
+        rs[i].t = A.t;
+        elect_cmd(&A, &rs[i].c);
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, racer_main, &rs[i]), 0);
+    }
+    sleep_ms(20);
+    aether_transport_unbind(A.t);
+    int calls_at_unbind[2][RACE_SENDS];
+    for (int i = 0; i < 2; i++)
+        for (uint32_t k = 0; k < RACE_SENDS; k++)
+            calls_at_unbind[i][k] = __atomic_load_n(&rs[i].box[k].calls, __ATOMIC_ACQUIRE);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    sleep_ms(QUIET_MS);
+    uint32_t accepted = 0, bad = 0;
+    for (int i = 0; i < 2; i++) {
+        CU_ASSERT_TRUE(rs[i].n > 0 && rs[i].st[rs[i].n - 1] == AETHER_ECLOSED); /* each saw the unbind */
+        for (uint32_t k = 0; k < rs[i].n; k++) {
+            int now = __atomic_load_n(&rs[i].box[k].calls, __ATOMIC_ACQUIRE);
+            bool ok = rs[i].st[k] == AETHER_OK;
+            accepted += ok;
+            /* A send after unbind returned may still be in flight at the
+             * snapshot only if it was refused (calls stay 0). */
+            if (now != (ok ? 1 : 0) || calls_at_unbind[i][k] != now)
+                bad++;
+        }
+    }
+    CU_ASSERT_TRUE(accepted > 0);
+    CU_ASSERT_EQUAL(bad, 0);
     drop_all();
 }
 
@@ -808,6 +877,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(malformed_dropped_and_counted),
     AETHER_TEST(unbind_stops_callbacks),
     AETHER_TEST(sealed_traffic),
+    AETHER_TEST(send_command_races_unbind),
     AETHER_TEST(three_members_on_nats),
     CU_TEST_INFO_NULL,
 };

@@ -463,18 +463,21 @@ static void test_join_refused_when_terms_differ(void)
 {
     aether_topology t;
     leader_topology(&t);
-    aether_admission cluster = { .shard_count = 64, .replication = 1, .wire_min = 1,
-                                 .wire_max = 1, .params = 0x1234 };
+    aether_admission cluster = { .shard_count = 64, .replication = 1, .wire_min = 2,
+                                 .wire_max = 2, .params = 0x1234 };
     t.admission = cluster;
     const struct {
         aether_admission terms;
         aether_status st;
         const char *why;
     } cases[] = {
-        { { 1024, 1, 1, 1, 0x1234 }, AETHER_EINCOMPATIBLE, "shard_count 1024 differs from the cluster's 64" },
-        { { 64, 3, 1, 1, 0x1234 }, AETHER_EINCOMPATIBLE, "replication 3 differs from the cluster's 1" },
-        { { 64, 1, 2, 3, 0x1234 }, AETHER_EINCOMPATIBLE, "wire versions 2..3 do not include the cluster's 1" },
-        { { 64, 1, 1, 1, 0x99 }, AETHER_EINCOMPATIBLE,
+        { { 1024, 1, 2, 2, 0x1234 }, AETHER_EINCOMPATIBLE, "shard_count 1024 differs from the cluster's 64" },
+        { { 64, 3, 2, 2, 0x1234 }, AETHER_EINCOMPATIBLE, "replication 3 differs from the cluster's 1" },
+        { { 64, 1, 3, 4, 0x1234 }, AETHER_EINCOMPATIBLE, "wire versions 3..4 do not include the cluster's 2" },
+        /* A node of the previous release: the reason names the map format. */
+        { { 64, 1, 1, 1, 0x1234 }, AETHER_EINCOMPATIBLE,
+          "wire versions 1..1 do not include the cluster's 2: the node reads map format 1 only" },
+        { { 64, 1, 2, 2, 0x99 }, AETHER_EINCOMPATIBLE,
           "parameters fingerprint 0000000000000099 differs from the cluster's 0000000000001234" },
         { { 0, 0, 0, 0, 0 }, AETHER_EINVAL, "predates admission checks" },
         { { 64, 1, 1, 7, 0x1234 }, AETHER_OK, "" }, /* speaks ours among others */

@@ -509,7 +509,7 @@ int ctl_read(ctl_conn *cc, ctl_view *v, bool with_lease)
     uint64_t map_gen = 0, topo_gen = 0; /* their "gen" (0: not said) */
     if (found) {
         v->map_revision = e.revision;
-        aether_status st = aether_shardmap_json_decode_gen((const char *)e.value, e.value_len,
+        aether_status st = aether_shardmap_codec_decode((const char *)e.value, e.value_len,
                                                            &v->map, &map_gen, &err);
         aether_kv_entry_fini(&e);
         if (st != AETHER_OK) {

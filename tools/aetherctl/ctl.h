@@ -83,6 +83,7 @@
 #include "nats_conn.h"
 #include "nats_kv.h"
 #include "settings.h"
+#include "shardmap_codec.h"
 #include "shardmap_json.h"
 #include "strategy.h"
 #include "topology.h"

@@ -161,7 +161,7 @@ static int drain_node_status(ctl_conn *cc, const aether_node_id *node, aether_no
         return rc;
     if (have) {
         aether_shardmap *map = NULL;
-        if (aether_shardmap_json_decode_gen((const char *)e.value, e.value_len, &map, &gen, NULL) ==
+        if (aether_shardmap_codec_decode((const char *)e.value, e.value_len, &map, &gen, NULL) ==
                 AETHER_OK &&
             (gen == 0 || gen == bucket_gen)) {
             aether_node_index idx = aether_shardmap_find_node(map, node);

@@ -616,7 +616,11 @@ int cmd_plan(int argc, char **argv)
             return EXIT_USAGE;
         }
         aether_err err = {0};
-        aether_status st = aether_shardmap_json_decode(text, len, &old, &err);
+        /* The stored value as it is (format 2: `nats kv get --raw`), or
+         * the JSON view that `aetherctl plan --json` prints. */
+        aether_status st = len >= 4 && memcmp(text, AETHER_SHARDMAP_CODEC_MAGIC, 4) == 0
+                               ? aether_shardmap_codec_decode(text, len, &old, NULL, &err)
+                               : aether_shardmap_json_decode(text, len, &old, &err);
         free(text);
         if (st != AETHER_OK) {
             fprintf(stderr, "aetherctl: --from %s: malformed map: %s\n", from, err.msg);

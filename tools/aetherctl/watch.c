@@ -15,7 +15,7 @@
  *     and counted, and the main thread reports the count), so a slow
  *     terminal never blocks nats.c.
  *  2. The main thread pops, decodes strictly (codec.h for envelopes,
- *     shardmap_json.h for maps), prints one line (or one JSON object), and
+ *     shardmap_codec.h for maps), prints one line (or one JSON object), and
  *     checks the stop conditions at least every WATCH_POLL_MS: a signal,
  *     --count messages printed, --duration elapsed.
  *  3. Refused messages are printed as such; nothing on the wire can crash
@@ -153,7 +153,7 @@ static void watch_print(watch_ctx *w, natsMsg *msg)
     aether_err err = {0};
     if (strcmp(suffix, "map") == 0) {
         aether_shardmap *m = NULL;
-        if (aether_shardmap_json_decode(data, len, &m, &err) != AETHER_OK) {
+        if (aether_shardmap_codec_decode(data, len, &m, NULL, &err) != AETHER_OK) {
             watch_refused(w, stamp, now, subject, len, err.msg);
             return;
         }

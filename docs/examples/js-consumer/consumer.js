@@ -295,11 +295,13 @@ function parseArgs(argv) {
     else if (a === "--keys") o.keys = val().split(",").filter((k) => k !== "");
     else if (a === "--duration") o.duration = Number(val());
     else if (a === "--from-seq") o.fromSeq = Number(val());
+    else if (a === "--map-vectors") o.mapVectors = val();
     else if (a === "--check-vectors-only") o.vectorsOnly = true;
     else usage(`unknown option ${a}`);
   }
   if (!(o.duration >= 0) || !(o.fromSeq >= 1)) usage("bad --duration or --from-seq");
-  if (o.vectorsOnly && !o.vectors && !o.authVectors) usage("--check-vectors-only needs --vectors or --auth-vectors");
+  if (o.vectorsOnly && !o.vectors && !o.authVectors && !o.mapVectors)
+    usage("--check-vectors-only needs --vectors, --auth-vectors or --map-vectors");
   return o;
 }
 
@@ -307,14 +309,14 @@ function usage(why) {
   console.error(`consumer.js: ${why}`);
   console.error("usage: node consumer.js [--nats URL] [--cluster NAME] [--vectors FILE] [--auth-vectors FILE]\n" +
     "       [--cluster-secret-file FILE] [--view FILE] [--keys K1,K2] [--duration S] [--from-seq N]\n" +
-    "       | --check-vectors-only [--vectors FILE] [--auth-vectors FILE]");
+    "       | --check-vectors-only [--vectors FILE] [--auth-vectors FILE] [--map-vectors DIR]");
   process.exit(2);
 }
 
 // ---- the view --------------------------------------------------------------------
 const view = {
   cluster: null,
-  map: null,              // the ShardMap JSON of docs/wire.md, as last applied
+  map: null,              // the ShardMap of docs/wire.md (format 2, decodeMap), as last applied
   mapSource: null,        // "kv" | "publication"
   nodes: {},              // id -> status, from the events (joined/draining/left/failed)
   leader: null,
@@ -360,6 +362,127 @@ function authentic(source, subject, payload, headers, refMs, window) {
     auth.suppressed++;
   }
   return false;
+}
+
+// ---- ShardMap format 2 (docs/wire.md, "ShardMap format 2") ------------------------
+// The stored map (KV key "map") and every map publication are this binary
+// layout, little-endian: a 44-byte header, the node table, R u16 owner slots
+// per shard (0xFFFF = none, only after the owners), the moving shards. The
+// decoder is as strict as the C one (actors/shardmap_codec.c) and returns
+// the shape the rest of this file reads: {version, term, gen, shard_count,
+// replication, nodes, shards: [{id, owners: [ids], state, to?}]}.
+const MAP_MAGIC = "AMAP";
+const MAP_HEADER = 44;
+const NONE = 0xffff;
+const ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
+
+// exact: version and term as BigInt (the vectors reach 2^63-1); otherwise
+// Numbers, and a map numbered beyond 2^53 is refused (not exact here).
+function decodeMap(bytes, exact = false) {
+  const b = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  const fail = (why) => { throw new Error(`map: ${why}`); };
+  if (b.length > 0 && b[0] === 0x7b) fail("map format 1 (JSON): the cluster runs a release before map format 2");
+  if (b.length < MAP_HEADER) fail(`${b.length} bytes, shorter than the ${MAP_HEADER}-byte header`);
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  if (String.fromCharCode(b[0], b[1], b[2], b[3]) !== MAP_MAGIC) fail("magic: not a ShardMap");
+  if (b[4] !== 2) fail(`format ${b[4]}, this reader takes format 2`);
+  const r = b[5], flags = dv.getUint16(6, true), sc = dv.getUint32(8, true);
+  const version = dv.getBigUint64(12, true), term = dv.getBigUint64(20, true);
+  const gen = dv.getBigUint64(28, true), n = dv.getUint32(36, true), moving = dv.getUint32(40, true);
+  if (r < 1 || r > 7) fail(`replication ${r} out of range 1..7`);
+  if (flags !== 0) fail(`flags ${flags}, expected 0`);
+  if (sc < 1 || sc > 65536) fail(`shard_count ${sc} out of range 1..65536`);
+  if (version >= 1n << 63n || term >= 1n << 63n) fail("version or term above 2^63-1");
+  if (!exact && (version > BigInt(Number.MAX_SAFE_INTEGER) || term > BigInt(Number.MAX_SAFE_INTEGER)))
+    fail("version or term beyond 2^53: not exact in JavaScript");
+  if (n > 65535) fail(`node_count ${n} out of range`);
+  if (moving > sc) fail(`moving_count ${moving} above shard_count ${sc}`);
+  let p = MAP_HEADER;
+  const nodes = [];
+  for (let i = 0; i < n; i++) {
+    if (p >= b.length || p + 1 + b[p] > b.length) fail(`nodes[${i}]: input ends inside the node table`);
+    const id = String.fromCharCode(...b.subarray(p + 1, p + 1 + b[p]));
+    if (!ID_RE.test(id)) fail(`nodes[${i}]: not a node id`);
+    if (i > 0 && !(nodes[i - 1] < id)) fail(`nodes[${i}]: ${id} not after ${nodes[i - 1]}`);
+    nodes.push(id);
+    p += 1 + b[p];
+  }
+  if (b.length - p !== sc * r * 2 + moving * 4)
+    fail(`${b.length - p} bytes after the node table, ${sc * r * 2 + moving * 4} expected`);
+  const shards = new Array(sc);
+  for (let s = 0; s < sc; s++, p += 2 * r) {
+    const owners = [];
+    for (let j = 0; j < r; j++) {
+      const v = dv.getUint16(p + 2 * j, true);
+      if (v === NONE) continue;
+      if (owners.length !== j) fail(`shards[${s}].owners[${j}]: an owner after an empty slot`);
+      if (v >= n) fail(`shards[${s}].owners[${j}]: node index ${v} out of range`);
+      if (owners.includes(nodes[v])) fail(`shards[${s}].owners[${j}]: duplicate owner ${nodes[v]}`);
+      owners.push(nodes[v]);
+    }
+    if (owners.length === 0 && n > 0) fail(`shards[${s}]: no primary owner`);
+    shards[s] = { id: s, owners, state: "stable" };
+  }
+  for (let i = 0, last = -1; i < moving; i++, p += 4) {
+    const s = dv.getUint16(p, true), to = dv.getUint16(p + 2, true);
+    if (s <= last || s >= sc) fail(`moving[${i}].shard ${s}: not ascending or out of range`);
+    last = s;
+    if (shards[s].owners.length === 0) fail(`moving[${i}]: shard ${s} has no primary`);
+    if (to >= n || nodes[to] === shards[s].owners[0]) fail(`moving[${i}].to: not a node, or the primary`);
+    shards[s].state = "moving";
+    shards[s].to = nodes[to];
+  }
+  const num = (x) => (exact ? x : Number(x));
+  return { version: num(version), term: num(term), gen: gen === 0n ? null : gen.toString(16).padStart(16, "0"),
+    shard_count: sc, replication: r, nodes, shards };
+}
+
+// The inverse, for the vectors: decodeMap(x) re-encoded must be x.
+function encodeMap(m) {
+  const index = new Map(m.nodes.map((id, i) => [id, i]));
+  const moving = m.shards.filter((s) => s.state === "moving");
+  const len = MAP_HEADER + m.nodes.reduce((a, id) => a + 1 + id.length, 0) + m.shard_count * m.replication * 2 + moving.length * 4;
+  const b = new Uint8Array(len), dv = new DataView(b.buffer);
+  b.set([0x41, 0x4d, 0x41, 0x50, 2, m.replication], 0);
+  dv.setUint32(8, m.shard_count, true);
+  dv.setBigUint64(12, BigInt(m.version), true);
+  dv.setBigUint64(20, BigInt(m.term), true);
+  dv.setBigUint64(28, m.gen === null ? 0n : BigInt(`0x${m.gen}`), true);
+  dv.setUint32(36, m.nodes.length, true);
+  dv.setUint32(40, moving.length, true);
+  let p = MAP_HEADER;
+  for (const id of m.nodes) {
+    b[p] = id.length;
+    for (let i = 0; i < id.length; i++) b[p + 1 + i] = id.charCodeAt(i);
+    p += 1 + id.length;
+  }
+  for (const s of m.shards)
+    for (let j = 0; j < m.replication; j++, p += 2) dv.setUint16(p, j < s.owners.length ? index.get(s.owners[j]) : NONE, true);
+  for (const s of moving) {
+    dv.setUint16(p, s.id, true);
+    dv.setUint16(p + 2, index.get(s.to), true);
+    p += 4;
+  }
+  return b;
+}
+
+// --map-vectors DIR: every .bin of tests/corpus/shardmap_codec decodes and
+// re-encodes to its exact bytes.
+function checkMapVectors(dir) {
+  let ok = 0, failed = 0;
+  for (const f of fs.readdirSync(dir).filter((f) => f.endsWith(".bin")).sort()) {
+    const bytes = new Uint8Array(fs.readFileSync(`${dir}/${f}`));
+    try {
+      const again = encodeMap(decodeMap(bytes, true));
+      if (again.length === bytes.length && again.every((x, i) => x === bytes[i])) ok++;
+      else { failed++; console.log(`map vector ${f}: re-encoded to different bytes`); }
+    } catch (err) {
+      failed++;
+      console.log(`map vector ${f}: ${err.message}`);
+    }
+  }
+  console.log(`map vectors: ${ok} ok, ${failed} failed`);
+  return failed === 0 && ok > 0;
 }
 
 function validMap(m) {
@@ -483,6 +606,7 @@ async function main() {
     console.log(`auth vectors: ${ok} ok, ${bad.length} failed (${o.authVectors})`);
     if (bad.length > 0 || ok === 0) process.exit(1);
   }
+  if (o.mapVectors && !checkMapVectors(o.mapVectors)) process.exit(1);
   if (o.vectorsOnly) return;
   if (o.secretFile) {
     try {
@@ -527,7 +651,7 @@ async function main() {
         continue;
       }
       try {
-        if (applyMap(JSON.parse(sc.decode(m.data)), "publication")) writeView();
+        if (applyMap(decodeMap(m.data), "publication")) writeView();
       } catch (err) {
         console.log(`refused a map publication: ${err.message}`);
       }
@@ -557,7 +681,7 @@ async function main() {
     }
     if (!authentic("kv", sm.subject, sm.data, sm.header, sm.time.getTime(), null)) return undefined;
     const op = sm.header ? sm.header.get("KV-Operation") : "";
-    return op === "DEL" || op === "PURGE" ? null : sc.decode(sm.data);
+    return op === "DEL" || op === "PURGE" ? null : sm.data;
   };
   let resyncing = null;
   const resync = async (why) => {
@@ -565,13 +689,13 @@ async function main() {
     resyncing = (async () => {
       try {
         if (jsm !== null) {
-          const text = await storedMap();
-          if (text === undefined) writeView(); // refused: counted in the view
-          else if (text !== null && applyMap(JSON.parse(text), `kv, ${why}`)) writeView();
+          const bytes = await storedMap();
+          if (bytes === undefined) writeView(); // refused: counted in the view
+          else if (bytes !== null && applyMap(decodeMap(bytes), `kv, ${why}`)) writeView();
           return;
         }
         const e = await kv.get("map");
-        if (e !== null && e.operation === "PUT" && applyMap(JSON.parse(e.string()), `kv, ${why}`))
+        if (e !== null && e.operation === "PUT" && applyMap(decodeMap(e.value), `kv, ${why}`))
           writeView();
       } catch (err) {
         if (!stopping) console.log(`map re-read failed: ${err.message}`);
