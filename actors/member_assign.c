@@ -245,7 +245,7 @@ static void reconcile(aether_member *m)
 
 /* Takes ownership of map. `stored`: it was read from the state store (the
  * authority), not received from the wire (a hint, forgeable). */
-static bool adopt(aether_member *m, aether_shardmap *map, bool stored)
+static bool member_assign_adopt(aether_member *m, aether_shardmap *map, bool stored)
 {
     member_assign_state *as = m->as;
     if (map->shard_count != m->cfg.shard_count || map->replication != m->cfg.replication) {
@@ -352,19 +352,19 @@ static void unfence(aether_member *m)
 
 /* ---- leader side ----------------------------------------------------------- */
 
-static bool is_healthy(const member_assign_state *as, const aether_node_id *id)
+static bool member_assign_is_healthy(const member_assign_state *as, const aether_node_id *id)
 {
     const aether_node_info *n = aether_topology_find(&as->topo, id);
     return n != NULL && aether_node_status_is_healthy(n->status);
 }
 
-static bool is_active(const member_assign_state *as, const aether_node_id *id)
+static bool member_assign_is_active(const member_assign_state *as, const aether_node_id *id)
 {
     const aether_node_info *n = aether_topology_find(&as->topo, id);
     return n != NULL && n->status == AETHER_NODE_ACTIVE;
 }
 
-static void emit_simple(aether_member *m, aether_event *e)
+static void member_assign_emit(aether_member *m, aether_event *e)
 {
     if (e != NULL)
         (void)member_emit(m, e, AETHER_TERM_NONE);
@@ -381,7 +381,7 @@ static void emit_migrated(aether_member *m, uint32_t shard, const aether_node_id
     e->data.shard_migrated.to = *to;
     e->data.shard_migrated.map_version = version;
     aether_event_set_reason(e->data.shard_migrated.reason, reason);
-    emit_simple(m, e);
+    member_assign_emit(m, e);
 }
 
 static void emit_assigned(aether_member *m, const aether_shardmap *map, uint32_t shard)
@@ -396,11 +396,11 @@ static void emit_assigned(aether_member *m, const aether_shardmap *map, uint32_t
     for (uint32_t j = 0; j < en->owner_count; j++)
         e->data.shard_assigned.owners[j] = map->nodes[o[j]];
     e->data.shard_assigned.map_version = map->version;
-    emit_simple(m, e);
+    member_assign_emit(m, e);
 }
 
 /* Owners of shard s of map as ids; returns the count. */
-static uint32_t owner_ids(const aether_shardmap *map, uint32_t s, aether_node_id *ids)
+static uint32_t member_assign_owner_ids(const aether_shardmap *map, uint32_t s, aether_node_id *ids)
 {
     const aether_shard_entry *e = aether_shardmap_entry(map, s);
     const aether_node_index *o = aether_shardmap_owners(map, s);
@@ -409,7 +409,8 @@ static uint32_t owner_ids(const aether_shardmap *map, uint32_t s, aether_node_id
     return e->owner_count;
 }
 
-static bool same_ids(const aether_node_id *a, uint32_t na, const aether_node_id *b, uint32_t nb)
+static bool member_assign_same_ids(const aether_node_id *a, uint32_t na, const aether_node_id *b,
+                                   uint32_t nb)
 {
     if (na != nb)
         return false;
@@ -449,8 +450,8 @@ typedef struct placement {
  * bytes the transport then publishes: the map is encoded once, and its
  * publication waits for one encoding, not two (a 1024-shard map is ~47 KB,
  * ~1-2 ms of jansson on a busy core). */
-static aether_status write_state(aether_member *m, const aether_shardmap *map, char **json_out,
-                                 size_t *len_out)
+static aether_status member_assign_write_state(aether_member *m, const aether_shardmap *map,
+                                               char **json_out, size_t *len_out)
 {
     char *json = NULL;
     size_t len = 0;
@@ -566,7 +567,7 @@ static aether_status load_stored_map_as(aether_member *m, member_map_hint *pub,
         /* The leader of its term wrote it, by compare-and-set: its term is
          * confirmed (a publication's term is not: sink_map). */
         member_note_term(m, stored->term);
-        (void)adopt(m, stored, true);
+        (void)member_assign_adopt(m, stored, true);
     } else {
         as->state_rev = rev;
         aether_shardmap_destroy(stored);
@@ -609,11 +610,11 @@ static aether_status load_stored_topology(aether_member *m)
     return AETHER_OK;
 }
 
-/* ---- the leader's next map, in steps (commit_next_map) --------------------- */
+/* ---- the leader's next map, in steps (member_map_step_commit) --------------------- */
 
 /* One attempt at the next map: the builder it fills from the current map,
  * the placements it reports once the map is out, and what it left in
- * flight. Lives for one call of commit_next_map. */
+ * flight. Lives for one call of member_map_step_commit. */
 typedef struct map_step {
     const aether_shardmap *cur;  /* the map derived from (NULL: none yet) */
     const aether_shardmap *tgt;  /* the strategy's target (as->target) */
@@ -706,7 +707,7 @@ static uint32_t keep_healthy(const member_assign_state *as, const aether_node_id
 {
     uint32_t nk = 0;
     for (uint32_t j = 0; j < n; j++)
-        if (j == 0 || is_healthy(as, &ids[j]))
+        if (j == 0 || member_assign_is_healthy(as, &ids[j]))
             keep[nk++] = ids[j];
     return nk;
 }
@@ -744,7 +745,8 @@ static void finish_released(aether_member *m, map_step *st, const moving_row *r)
         uint32_t n = 0;
         ids[n++] = r->to;
         for (uint32_t j = 1; j < r->n_cur && n < m->cfg.replication; j++)
-            if (!aether_node_id_equal(&r->cur_ids[j], &r->to) && is_healthy(as, &r->cur_ids[j]))
+            if (!aether_node_id_equal(&r->cur_ids[j], &r->to) &&
+                member_assign_is_healthy(as, &r->cur_ids[j]))
                 ids[n++] = r->cur_ids[j];
         set_ids(st->b, s, ids, n);
         place(st, s, &r->cur_ids[0], &r->to, PLACED_HANDOFF_DONE);
@@ -812,11 +814,11 @@ static void pass_moving(aether_member *m, map_step *st)
         }
         AETHER_ASSERT(c->to < cur->node_count); /* a Releasing shard has a target (I1) */
         moving_row r = { .shard = s };
-        r.n_cur = owner_ids(cur, s, r.cur_ids);
-        r.n_tgt = owner_ids(st->tgt, s, r.tgt_ids);
+        r.n_cur = member_assign_owner_ids(cur, s, r.cur_ids);
+        r.n_tgt = member_assign_owner_ids(st->tgt, s, r.tgt_ids);
         r.to = cur->nodes[c->to];
-        r.primary_ok = is_healthy(as, &r.cur_ids[0]);
-        r.to_ok = is_active(as, &r.to);
+        r.primary_ok = member_assign_is_healthy(as, &r.cur_ids[0]);
+        r.to_ok = member_assign_is_active(as, &r.to);
         if (!as->done[s] && !r.primary_ok && r.to_ok)
             as->done[s] = 1; /* the old owner failed mid-handoff: it fenced itself */
         if (as->done[s])
@@ -839,7 +841,7 @@ static void step_stable_shard(aether_member *m, map_step *st, uint32_t s)
     member_assign_state *as = m->as;
     const aether_shardmap *cur = st->cur;
     aether_node_id c_ids[AETHER_REPLICATION_MAX], t_ids[AETHER_REPLICATION_MAX];
-    uint32_t nt = owner_ids(st->tgt, s, t_ids);
+    uint32_t nt = member_assign_owner_ids(st->tgt, s, t_ids);
     if (cur == NULL || aether_shardmap_entry(cur, s)->owner_count == 0) {
         if (nt > 0) {
             set_ids(st->b, s, t_ids, nt);
@@ -851,10 +853,10 @@ static void step_stable_shard(aether_member *m, map_step *st, uint32_t s)
     const aether_shard_entry *c = aether_shardmap_entry(cur, s);
     if (c->state == AETHER_SHARD_MOVING)
         return; /* pass 1 */
-    uint32_t nc = owner_ids(cur, s, c_ids);
-    if (nt == 0 || same_ids(c_ids, nc, t_ids, nt))
+    uint32_t nc = member_assign_owner_ids(cur, s, c_ids);
+    if (nt == 0 || member_assign_same_ids(c_ids, nc, t_ids, nt))
         return;
-    if (aether_node_id_equal(&c_ids[0], &t_ids[0]) || !is_healthy(as, &c_ids[0])) {
+    if (aether_node_id_equal(&c_ids[0], &t_ids[0]) || !member_assign_is_healthy(as, &c_ids[0])) {
         set_ids(st->b, s, t_ids, nt); /* replicas only, or the primary is gone */
         if (!aether_node_id_equal(&c_ids[0], &t_ids[0]))
             place(st, s, &c_ids[0], &t_ids[0], PLACED_FAILOVER);
@@ -869,7 +871,7 @@ static void step_stable_shard(aether_member *m, map_step *st, uint32_t s)
         set_ids(st->b, s, keep, nk);
         st->changed = true;
     }
-    if (!is_active(as, &t_ids[0]))
+    if (!member_assign_is_active(as, &t_ids[0]))
         return; /* a handoff goes only to an Active node (I3); with none Active
                    (all draining) the healthy primary keeps the shard */
     if (st->in_flight >= m->cfg.max_concurrent_handoffs) {
@@ -941,13 +943,13 @@ static aether_status build_checked(aether_member *m, map_step *st, aether_term t
     return rc;
 }
 
-/* Records *next in the state store (write_state). On AETHER_OK *json is
+/* Records *next in the state store (member_assign_write_state). On AETHER_OK *json is
  * what to publish (the caller frees it); on failure *next is destroyed
  * (NULL), and a store ahead of us (AETHER_ESTALE) is read again before the
  * next map (loaded_term). */
 static aether_status record_map(aether_member *m, aether_shardmap **next, char **json, size_t *len)
 {
-    aether_status rc = write_state(m, *next, json, len);
+    aether_status rc = member_assign_write_state(m, *next, json, len);
     if (rc != AETHER_OK) {
         aether_shardmap_destroy(*next);
         *next = NULL;
@@ -989,7 +991,7 @@ static void open_session(aether_member *m, const map_step *st, const char *reaso
         aether_event_set_reason(e->data.rebalance_started.reason, as->brake ? "brake" : reason);
         e->data.rebalance_started.from_version = from_version;
         e->data.rebalance_started.moves_planned = st->n_done + st->started + st->queued;
-        emit_simple(m, e);
+        member_assign_emit(m, e);
     }
 }
 
@@ -1030,7 +1032,7 @@ static void after_publication(aether_member *m, const map_step *st, uint64_t ver
             e->data.rebalance_completed.map_version = version;
             e->data.rebalance_completed.moved = as->session_moved;
             e->data.rebalance_completed.duration_ms = (member_now_ns(m) - as->session_start_ns) / AETHER_NS_PER_MS;
-            emit_simple(m, e);
+            member_assign_emit(m, e);
         }
     }
 }
@@ -1040,7 +1042,7 @@ static void after_publication(aether_member *m, const map_step *st, uint64_t ver
  * publishes and applies it, and emits the events. Nothing if it would
  * change nothing. With as->topo just refreshed in the same handler run
  * (advance, release_brake: member_internal.h, step 2). */
-static void commit_next_map(aether_member *m, const char *reason)
+static void member_map_step_commit(aether_member *m, const char *reason)
 {
     member_assign_state *as = m->as;
     aether_term term;
@@ -1048,8 +1050,8 @@ static void commit_next_map(aether_member *m, const char *reason)
         return;
     uint32_t S = m->cfg.shard_count;
     map_step st = { .cur = as->cur, .tgt = as->target, .changed = as->cur == NULL };
-    /* The passes index both maps by shard: adopt installs no map of another
-     * shard_count, and the strategy answers in ours. */
+    /* The passes index both maps by shard: member_assign_adopt installs no
+     * map of another shard_count, and the strategy answers in ours. */
     AETHER_ASSERT(st.tgt->shard_count == S && (st.cur == NULL || st.cur->shard_count == S));
     step_save(as, S, &st);
     st.now = member_now_ns(m);
@@ -1087,7 +1089,7 @@ static void commit_next_map(aether_member *m, const char *reason)
     uint64_t version = next->version;
     (void)aether_transport_publish_map_json(m->deps.transport, next, json, json_len);
     free(json);
-    if (!adopt(m, next, false)) {
+    if (!member_assign_adopt(m, next, false)) {
         free(st.done);
         return;
     }
@@ -1125,7 +1127,7 @@ static bool target_healthy(const member_assign_state *as)
 {
     const aether_shardmap *t = as->target;
     for (uint32_t i = 0; i < t->node_count; i++) { /* bounded: the target's node table */
-        if (is_healthy(as, &t->nodes[i]))
+        if (member_assign_is_healthy(as, &t->nodes[i]))
             continue;
         size_t owned = 0;
         (void)aether_shardmap_node_owner_shards(t, (aether_node_index)i, &owned);
@@ -1152,7 +1154,7 @@ static void advance(aether_member *m, const char *reason, bool recompute)
     member_assign_state *as = m->as;
     refresh_topology(m);
     if ((!recompute && (as->target == NULL || target_healthy(as))) || compute_target(m))
-        commit_next_map(m, reason);
+        member_map_step_commit(m, reason);
 }
 
 static void rebalance(aether_member *m, const char *reason)
@@ -1346,13 +1348,14 @@ static void release_brake(aether_member *m, const char *who)
             uint32_t planned = 0;
             aether_node_id c_ids[AETHER_REPLICATION_MAX], t_ids[AETHER_REPLICATION_MAX];
             for (uint32_t s = 0; as->cur != NULL && s < m->cfg.shard_count; s++) {
-                uint32_t nc = owner_ids(as->cur, s, c_ids), nt = owner_ids(as->target, s, t_ids);
-                planned += !same_ids(c_ids, nc, t_ids, nt);
+                uint32_t nc = member_assign_owner_ids(as->cur, s, c_ids);
+                uint32_t nt = member_assign_owner_ids(as->target, s, t_ids);
+                planned += !member_assign_same_ids(c_ids, nc, t_ids, nt);
             }
             aether_event_set_reason(e->data.rebalance_started.reason, "brake released by operator");
             e->data.rebalance_started.from_version = as->cur != NULL ? as->cur->version : 0;
             e->data.rebalance_started.moves_planned = planned;
-            emit_simple(m, e);
+            member_assign_emit(m, e);
         }
         /* The session is this one from here; a map is published even if
          * nothing moves, so that it closes (RebalanceCompleted). */
@@ -1360,7 +1363,7 @@ static void release_brake(aether_member *m, const char *who)
         as->session_start_ns = now;
         as->session_moved = 0;
         as->force_publish = true;
-        commit_next_map(m, "brake released by operator");
+        member_map_step_commit(m, "brake released by operator");
     }
 }
 
@@ -1608,7 +1611,7 @@ static void rewrite_lost_map(aether_member *m)
     }
     char *json = NULL;
     size_t len = 0;
-    aether_status st = write_state(m, as->cur, &json, &len);
+    aether_status st = member_assign_write_state(m, as->cur, &json, &len);
     free(json);
     if (st == AETHER_ESTALE) {
         as->state_lost_seen = lost; /* a newer map is stored already: nothing to restore */
@@ -1641,7 +1644,7 @@ static void check_foreign_map(aether_member *m)
         return;
     char *json = NULL;
     size_t len = 0;
-    aether_status st = write_state(m, as->cur, &json, &len);
+    aether_status st = member_assign_write_state(m, as->cur, &json, &len);
     free(json);
     if (st == AETHER_OK)
         AETHER_INFO(MEMBER_LOG, "%s: map v%llu written back over a lost generation's",
