@@ -283,8 +283,8 @@ static void count_lease_event(aether_member *m, const aether_event *e)
     if (e->type == AETHER_EVT_LEASE_RENEWED) {
         __atomic_add_fetch(&m->lease_renewals, 1, __ATOMIC_RELAXED);
     } else if (e->type == AETHER_EVT_LEADERSHIP_LOST) {
-        uint32_t st = __atomic_load_n(&m->self_status, __ATOMIC_RELAXED);
-        if (st != (uint32_t)AETHER_NODE_DRAINING + 1u && st != (uint32_t)AETHER_NODE_LEFT + 1u)
+        aether_node_status st;
+        if (!member_self_status(m, &st) || (st != AETHER_NODE_DRAINING && st != AETHER_NODE_LEFT))
             __atomic_add_fetch(&m->lease_failures, 1, __ATOMIC_RELAXED);
     }
 }
@@ -616,7 +616,7 @@ static void sink_command(void *arg, const aether_command *c, aether_reply_fn rep
         }
         return;
     }
-    uint32_t *inflight = &m->cmd_inflight[join ? 0 : 1];
+    uint32_t *inflight = &m->cmd_inflight[join ? MEMBER_CMD_BUDGET_JOIN : MEMBER_CMD_BUDGET_OTHER];
     /* A quarter of the mailbox at most, so timers, heartbeats and events
      * always fit beside the commands (mailbox_capacity may be as low as 64). */
     uint32_t cap = join ? MEMBER_CMD_INFLIGHT_JOIN_MAX : MEMBER_CMD_INFLIGHT_OTHER_MAX;
@@ -1395,9 +1395,8 @@ void aether_member_view_get(const aether_member *m, aether_member_view *out)
     out->superseded = __atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST) != 0;
     out->incarnation = __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST);
     out->superseded_by = __atomic_load_n(&m->superseded_by, __ATOMIC_RELAXED);
-    uint32_t st = __atomic_load_n(&m->self_status, __ATOMIC_RELAXED);
-    out->member = st != 0;
-    out->status = st ? (aether_node_status)(st - 1) : AETHER_NODE_ACTIVE;
+    out->status = AETHER_NODE_ACTIVE; /* when not a member */
+    out->member = member_self_status(m, &out->status);
     out->stale_dropped = __atomic_load_n(&m->stale_dropped, __ATOMIC_RELAXED);
     out->generation = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
     out->generation_changes = __atomic_load_n(&m->generation_changes, __ATOMIC_RELAXED);

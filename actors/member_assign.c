@@ -51,9 +51,11 @@
  *  7. Brake: more than brake_max_offline nodes failing or leaving within
  *     brake_window_ms engages the brake: the strategy only restores I2 until
  *     the window clears (then a rebalance runs).
+ * The map step of 4 to 6 is in member_assign's second file,
+ * member_map_step.c; the state both share, member_assign_internal.h.
  * Threading: state owned by the assign actor; the routing slot's single writer.
  */
-#include "member_internal.h"
+#include "member_assign_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -65,72 +67,6 @@
 #include "shardmap_json.h"
 #include "topology_json.h"
 
-#define OFFLINE_RING 64u /* remembered fail/leave times for the brake */
-#define HANDOFF_FLUSH_MS 10u /* release acknowledgements collected into one map */
-
-struct member_assign_state {
-    aether_topology topo;
-    const aether_shardmap *cur;  /* the slot's current map (we are its only writer) */
-    uint8_t *serving;            /* [shard_count] */
-    uint32_t serving_count;
-    bool fenced;
-    /* leader side */
-    aether_term lead_term;       /* 0 = not leading */
-    aether_shardmap *target;     /* owned: the strategy's latest answer */
-    uint64_t *moving_since_ns;   /* [shard_count]: when we started the handoff */
-    uint64_t *move_version;      /* [shard_count]: first map version of that handoff under
-                                    our leadership; older acknowledgements are for other moves */
-    uint8_t *done;               /* [shard_count]: released (ack or decree), to apply */
-    uint32_t n_done;
-    bool flush_pending;
-    uint64_t debounce_gen;
-    bool debounce_armed;
-    bool session_active;
-    uint64_t session_start_ns;
-    uint32_t session_moved;
-    uint64_t offline_ns[OFFLINE_RING];
-    uint32_t offline_n;
-    bool brake;
-    uint64_t brake_released_ns;  /* an operator released the brake then (our clock): losses
-                                    before it no longer count; 0 = never */
-    uint64_t state_rev;          /* revision of the stored map we last wrote or read */
-    uint64_t state_version;      /* the version of the map we last read there */
-    uint64_t state_hash;         /* XXH64 of those bytes: a re-created bucket numbers its
-                                    revisions from 1 again, so a revision alone does not
-                                    name a value */
-    bool force_publish;          /* a node came back: publish a new version even if
-                                    nothing moves (its acquire floor needs a newer map) */
-    bool went_down;              /* we were Failed/Left (self_down) since our last join */
-    bool admitted;               /* our own NodeJoined of this run was handled once */
-    aether_log_ratelimit refute_log; /* announcements the store does not back */
-    uint64_t announce_doubt;     /* the highest announcement counted while the store could
-                                    not tell (0 = none): re-checked at each LeaseRenewed */
-    uint64_t acquire_floor;      /* after coming back from Failed/Left: acquire only from
-                                    maps newer than this (older ones predate our return) */
-    bool admitted_once;          /* this process's first admission was handled */
-    uint64_t serve_after_ns;     /* acquire nothing before this (our clock; 0 = no wait):
-                                    an earlier process of our id may still hold its shards */
-    aether_term loaded_term;     /* the term in which we read the stored map and topology as
-                                    leader (policy 10): until then we publish nothing */
-    uint64_t topo_publication;   /* of the cluster actor's snapshot we copied last */
-    bool publish_pending;        /* a map could not be recorded: try again next tick */
-    uint64_t state_lost_seen;    /* the m->state_lost_gen whose map write-back is done */
-    uint64_t foreign_checked_ns; /* as leader: when the stored map was last checked for a
-                                    lost generation's write over ours (check_foreign_map) */
-    uint64_t gen_changes_seen;   /* the m->generation_changes handled (new_generation) */
-    bool old_gen_map;            /* cur is a map of a generation before the one we follow:
-                                  serve nothing from it, install the next stored map
-                                  whatever its version (new_generation) */
-    uint64_t version_floor;      /* this term's maps are numbered above it (takeover_load:
-                                    no stored map); 0 = none */
-    uint64_t first_map_after_ns; /* a take-over from nothing publishes no map before this
-                                    (our clock; wait_first_map); 0 = no wait */
-    /* advance() puts these back when its map cannot be recorded: */
-    uint8_t *save_done;          /* [shard_count] */
-    uint64_t *save_moving_since; /* [shard_count] */
-    uint64_t *save_move_version; /* [shard_count] */
-    aether_log_ratelimit incompat_log; /* maps we cannot serve: one line per window */
-};
 
 /* A node offered maps it cannot serve hears of them every LeaseRenewed. */
 #define INCOMPAT_LOG_WINDOW_NS (60u * AETHER_NS_PER_S)
@@ -239,12 +175,13 @@ static void reconcile(aether_member *m)
                 m->cb.on_shard_acquired(m->cb.arg, s, map->version);
         }
     }
+    AETHER_ASSERT(as->serving_count <= map->shard_count);
     __atomic_store_n(&m->shards_serving, as->serving_count, __ATOMIC_RELAXED);
 }
 
 /* Takes ownership of map. `stored`: it was read from the state store (the
  * authority), not received from the wire (a hint, forgeable). */
-static bool adopt(aether_member *m, aether_shardmap *map, bool stored)
+bool member_assign_adopt(aether_member *m, aether_shardmap *map, bool stored)
 {
     member_assign_state *as = m->as;
     if (map->shard_count != m->cfg.shard_count || map->replication != m->cfg.replication) {
@@ -292,6 +229,7 @@ static bool adopt(aether_member *m, aether_shardmap *map, bool stored)
         return false;
     }
     as->cur = aether_shardmap_slot_current(&m->slot); /* alive until our next publish */
+    AETHER_ASSERT(as->cur != NULL && as->cur->version == version); /* we are its only writer */
     as->old_gen_map = false; /* a map of the generation we follow */
     if (__atomic_exchange_n(&m->map_incompatible, 0, __ATOMIC_SEQ_CST))
         AETHER_WARN(MEMBER_LOG, "%s: map v%llu is one this node can serve again", m->cfg.node.str,
@@ -350,55 +288,26 @@ static void unfence(aether_member *m)
 
 /* ---- leader side ----------------------------------------------------------- */
 
-static bool is_healthy(const member_assign_state *as, const aether_node_id *id)
+bool member_assign_is_healthy(const member_assign_state *as, const aether_node_id *id)
 {
     const aether_node_info *n = aether_topology_find(&as->topo, id);
     return n != NULL && aether_node_status_is_healthy(n->status);
 }
 
-static bool is_active(const member_assign_state *as, const aether_node_id *id)
+bool member_assign_is_active(const member_assign_state *as, const aether_node_id *id)
 {
     const aether_node_info *n = aether_topology_find(&as->topo, id);
     return n != NULL && n->status == AETHER_NODE_ACTIVE;
 }
 
-static void emit_simple(aether_member *m, aether_event *e)
+void member_assign_emit(aether_member *m, aether_event *e)
 {
     if (e != NULL)
         (void)member_emit(m, e, AETHER_TERM_NONE);
 }
 
-static void emit_migrated(aether_member *m, uint32_t shard, const aether_node_id *from,
-                          const aether_node_id *to, uint64_t version, const char *reason)
-{
-    aether_event *e = aether_event_create(AETHER_EVT_SHARD_MIGRATED);
-    if (e == NULL)
-        return;
-    e->data.shard_migrated.shard = shard;
-    e->data.shard_migrated.from = *from;
-    e->data.shard_migrated.to = *to;
-    e->data.shard_migrated.map_version = version;
-    aether_event_set_reason(e->data.shard_migrated.reason, reason);
-    emit_simple(m, e);
-}
-
-static void emit_assigned(aether_member *m, const aether_shardmap *map, uint32_t shard)
-{
-    aether_event *e = aether_event_create(AETHER_EVT_SHARD_ASSIGNED);
-    if (e == NULL)
-        return;
-    const aether_shard_entry *en = aether_shardmap_entry(map, shard);
-    const aether_node_index *o = aether_shardmap_owners(map, shard);
-    e->data.shard_assigned.shard = shard;
-    e->data.shard_assigned.owner_count = en->owner_count;
-    for (uint32_t j = 0; j < en->owner_count; j++)
-        e->data.shard_assigned.owners[j] = map->nodes[o[j]];
-    e->data.shard_assigned.map_version = map->version;
-    emit_simple(m, e);
-}
-
 /* Owners of shard s of map as ids; returns the count. */
-static uint32_t owner_ids(const aether_shardmap *map, uint32_t s, aether_node_id *ids)
+uint32_t member_assign_owner_ids(const aether_shardmap *map, uint32_t s, aether_node_id *ids)
 {
     const aether_shard_entry *e = aether_shardmap_entry(map, s);
     const aether_node_index *o = aether_shardmap_owners(map, s);
@@ -407,7 +316,8 @@ static uint32_t owner_ids(const aether_shardmap *map, uint32_t s, aether_node_id
     return e->owner_count;
 }
 
-static bool same_ids(const aether_node_id *a, uint32_t na, const aether_node_id *b, uint32_t nb)
+bool member_assign_same_ids(const aether_node_id *a, uint32_t na, const aether_node_id *b,
+                            uint32_t nb)
 {
     if (na != nb)
         return false;
@@ -417,39 +327,13 @@ static bool same_ids(const aether_node_id *a, uint32_t na, const aether_node_id 
     return true;
 }
 
-static aether_status set_ids(aether_shardmap_builder *b, uint32_t s, const aether_node_id *ids,
-                             uint32_t n)
-{
-    aether_node_index idx[AETHER_REPLICATION_MAX];
-    for (uint32_t j = 0; j < n; j++) {
-        aether_status st = aether_shardmap_builder_add_node(b, &ids[j], &idx[j], NULL);
-        if (st != AETHER_OK)
-            return st;
-    }
-    return aether_shardmap_builder_set_owners(b, s, idx, n, NULL);
-}
-
-/* What a step did to one shard, reported once its map is out. */
-typedef enum placement_kind {
-    PLACED_ASSIGNED,     /* an unowned shard got an owner: ShardAssigned */
-    PLACED_FAILOVER,     /* the owner is gone, a replica took over: ShardMigrated "failover" */
-    PLACED_HANDOFF_DONE, /* Releasing -> Stable at the target: ShardMigrated "handoff" */
-} placement_kind;
-
-typedef struct placement {
-    uint32_t shard;
-    aether_node_id from, to;
-    placement_kind kind;
-    uint64_t since_ns; /* PLACED_HANDOFF_DONE: when the handoff was decreed (0 = unknown) */
-} placement;
-
 /* Records map in the state store (before it is published: member_internal.h).
  * On AETHER_OK *json_out (the caller frees it) is the map's JSON, the very
  * bytes the transport then publishes: the map is encoded once, and its
  * publication waits for one encoding, not two (a 1024-shard map is ~47 KB,
  * ~1-2 ms of jansson on a busy core). */
-static aether_status write_state(aether_member *m, const aether_shardmap *map, char **json_out,
-                                 size_t *len_out)
+aether_status member_assign_write_state(aether_member *m, const aether_shardmap *map,
+                                        char **json_out, size_t *len_out)
 {
     char *json = NULL;
     size_t len = 0;
@@ -566,7 +450,7 @@ static aether_status load_stored_map_as(aether_member *m, member_map_hint *pub,
         /* The leader of its term wrote it, by compare-and-set: its term is
          * confirmed (a publication's term is not: sink_map). */
         member_note_term(m, stored->term);
-        (void)adopt(m, stored, true);
+        (void)member_assign_adopt(m, stored, true);
     } else {
         as->state_rev = rev;
         aether_shardmap_destroy(stored);
@@ -609,305 +493,6 @@ static aether_status load_stored_topology(aether_member *m)
     return AETHER_OK;
 }
 
-/* Derives, checks, publishes and applies the next map; emits the events.
- * With as->topo just refreshed in the same handler run (advance,
- * release_brake: member_internal.h, step 2). */
-static void advance_locked(aether_member *m, const char *reason)
-{
-    member_assign_state *as = m->as;
-    aether_term term;
-    if (as->target == NULL)
-        return;
-    if (!member_may_lead(m, &term)) {
-        as->publish_pending = true; /* a lease in doubt for a moment: tick_check retries */
-        return;
-    }
-    if (as->loaded_term != term) {
-        as->publish_pending = true; /* policy 10: the stored state first (tick_check) */
-        return;
-    }
-    if (member_incompatible(m) || member_stood_down(m, term))
-        return; /* not a leader for this cluster: it resigns (member_lease.c) */
-    if (as->first_map_after_ns != 0 && member_now_ns(m) < as->first_map_after_ns) {
-        as->publish_pending = true; /* a take-over from nothing: not yet (wait_first_map) */
-        return;
-    }
-    if (__atomic_load_n(&m->shape_blocked_term, __ATOMIC_SEQ_CST) == term &&
-        __atomic_load_n(&m->map_term, __ATOMIC_SEQ_CST) != term) {
-        as->publish_pending = true; /* our shape lacks a majority: no first map
-                                       (member_cluster.c, "Quorum of configuration") */
-        return;
-    }
-    if (aether_topology_count_status(&as->topo, AETHER_NODE_ACTIVE) +
-            aether_topology_count_status(&as->topo, AETHER_NODE_DRAINING) ==
-        0)
-        return; /* nobody to own anything: wait for a join (it rebalances) */
-    const aether_shardmap *cur = as->cur;
-    const aether_shardmap *tgt = as->target;
-    uint32_t S = m->cfg.shard_count;
-    /* What this attempt consumes, in case its map cannot be recorded. */
-    memcpy(as->save_done, as->done, S);
-    memcpy(as->save_moving_since, as->moving_since_ns, (size_t)S * sizeof(uint64_t));
-    memcpy(as->save_move_version, as->move_version, (size_t)S * sizeof(uint64_t));
-    uint32_t save_n_done = as->n_done;
-    bool save_force = as->force_publish;
-    uint64_t now = member_now_ns(m);
-    aether_shardmap_builder *b = NULL;
-    aether_status st = cur ? aether_shardmap_builder_from_map(cur, &b, NULL)
-                           : aether_shardmap_builder_create(S, m->cfg.replication, &b, NULL);
-    placement *done = calloc(S, sizeof(*done));
-    if (st != AETHER_OK || done == NULL) {
-        free(done);
-        aether_shardmap_builder_destroy(b);
-        return;
-    }
-    uint32_t n_done = 0, in_flight = 0, started = 0, queued = 0, diverged = 0;
-    bool changed = cur == NULL;
-    aether_node_id c_ids[AETHER_REPLICATION_MAX], t_ids[AETHER_REPLICATION_MAX];
-    /* Pass 1: finish released handoffs, keep or cancel the others. */
-    for (uint32_t s = 0; cur != NULL && s < S; s++) {
-        const aether_shard_entry *c = aether_shardmap_entry(cur, s);
-        if (c->state != AETHER_SHARD_MOVING) {
-            /* A release collected for a move that ended otherwise (a map
-             * adopted from the store, a change of plan) must not complete
-             * the next move of this shard before its old owner lets go. */
-            as->done[s] = 0;
-            continue;
-        }
-        uint32_t nc = owner_ids(cur, s, c_ids), nt = owner_ids(tgt, s, t_ids);
-        aether_node_id to = cur->nodes[c->to];
-        bool primary_ok = is_healthy(as, &c_ids[0]), to_ok = is_active(as, &to);
-        if (!as->done[s] && !primary_ok && to_ok) {
-            as->done[s] = 1; /* the old owner failed mid-handoff: it fenced itself */
-        }
-        if (as->done[s]) {
-            if (nt > 0 && aether_node_id_equal(&t_ids[0], &to) && to_ok) {
-                set_ids(b, s, t_ids, nt);
-                done[n_done++] = (placement){ s, c_ids[0], to, PLACED_HANDOFF_DONE, as->moving_since_ns[s] };
-            } else if (nt > 0 && (!primary_ok || !to_ok)) {
-                /* The old owner is gone (it fenced itself) or has let go, and
-                 * `to` is no longer Active: straight to where the target wants
-                 * the shard now (back to the old owner, maybe), not to a
-                 * stale or dead `to`. */
-                set_ids(b, s, t_ids, nt);
-                if (!aether_node_id_equal(&t_ids[0], &c_ids[0]))
-                    done[n_done++] = (placement){ s, c_ids[0], t_ids[0], PLACED_FAILOVER, 0 };
-            } else if (!to_ok) {
-                /* No target to follow: the healthy owners keep it. */
-                aether_node_id keep[AETHER_REPLICATION_MAX];
-                uint32_t nk = 0;
-                for (uint32_t j = 0; j < nc; j++)
-                    if (j == 0 || is_healthy(as, &c_ids[j]))
-                        keep[nk++] = c_ids[j];
-                set_ids(b, s, keep, nk);
-            } else { /* the target moved on: put `to` first, keep the healthy rest */
-                aether_node_id ids[AETHER_REPLICATION_MAX];
-                uint32_t n = 0;
-                ids[n++] = to;
-                for (uint32_t j = 1; j < nc && n < m->cfg.replication; j++)
-                    if (!aether_node_id_equal(&c_ids[j], &to) && is_healthy(as, &c_ids[j]))
-                        ids[n++] = c_ids[j];
-                set_ids(b, s, ids, n);
-                done[n_done++] = (placement){ s, c_ids[0], to, PLACED_HANDOFF_DONE, as->moving_since_ns[s] };
-                /* Still not where the target wants it: the next step moves it
-                 * on, so the session is not complete. */
-                if (nt > 0)
-                    diverged++;
-            }
-            aether_shardmap_builder_set_stable(b, s, NULL);
-            as->done[s] = 0;
-            as->moving_since_ns[s] = 0;
-            changed = true;
-        } else if (!to_ok || !primary_ok || (nt > 0 && aether_node_id_equal(&t_ids[0], &c_ids[0]))) {
-            /* The move is off: the target gave the shard back to its primary,
-             * or `to` is no longer Active, or both ends are gone. */
-            if (nt > 0 && (aether_node_id_equal(&t_ids[0], &c_ids[0]) || !primary_ok)) {
-                set_ids(b, s, t_ids, nt);
-                if (!aether_node_id_equal(&t_ids[0], &c_ids[0]))
-                    done[n_done++] = (placement){ s, c_ids[0], t_ids[0], PLACED_FAILOVER, 0 };
-            } else {
-                aether_node_id keep[AETHER_REPLICATION_MAX];
-                uint32_t nk = 0;
-                for (uint32_t j = 0; j < nc; j++)
-                    if (j == 0 || is_healthy(as, &c_ids[j]))
-                        keep[nk++] = c_ids[j];
-                set_ids(b, s, keep, nk);
-            }
-            aether_shardmap_builder_set_stable(b, s, NULL);
-            as->moving_since_ns[s] = 0;
-            changed = true;
-        } else {
-            /* Still in flight: drop replicas that are no longer healthy (I3). */
-            aether_node_id keep[AETHER_REPLICATION_MAX];
-            uint32_t nk = 0;
-            for (uint32_t j = 0; j < nc; j++)
-                if (j == 0 || is_healthy(as, &c_ids[j]))
-                    keep[nk++] = c_ids[j];
-            if (nk != nc) {
-                set_ids(b, s, keep, nk);
-                aether_shardmap_builder_set_moving(b, s, aether_shardmap_builder_find_node(b, &to), NULL);
-                changed = true;
-            }
-            in_flight++;
-        }
-    }
-    as->n_done = 0;
-    /* Pass 2: everything else towards the target. */
-    for (uint32_t s = 0; s < S; s++) {
-        uint32_t nt = owner_ids(tgt, s, t_ids);
-        if (cur == NULL || aether_shardmap_entry(cur, s)->owner_count == 0) {
-            if (nt > 0) {
-                set_ids(b, s, t_ids, nt);
-                done[n_done++] = (placement){ s, { 0 }, t_ids[0], PLACED_ASSIGNED, 0 };
-                changed = true;
-            }
-            continue;
-        }
-        const aether_shard_entry *c = aether_shardmap_entry(cur, s);
-        if (c->state == AETHER_SHARD_MOVING)
-            continue; /* pass 1 */
-        uint32_t nc = owner_ids(cur, s, c_ids);
-        if (nt == 0 || same_ids(c_ids, nc, t_ids, nt))
-            continue;
-        if (aether_node_id_equal(&c_ids[0], &t_ids[0]) || !is_healthy(as, &c_ids[0])) {
-            set_ids(b, s, t_ids, nt); /* replicas only, or the primary is gone */
-            if (!aether_node_id_equal(&c_ids[0], &t_ids[0]))
-                done[n_done++] = (placement){ s, c_ids[0], t_ids[0], PLACED_FAILOVER, 0 };
-            changed = true;
-            continue;
-        }
-        /* The primary stays until the handoff; replicas that are no longer
-         * healthy leave the row now (I3). */
-        aether_node_id keep[AETHER_REPLICATION_MAX];
-        uint32_t nk = 0;
-        for (uint32_t j = 0; j < nc; j++)
-            if (j == 0 || is_healthy(as, &c_ids[j]))
-                keep[nk++] = c_ids[j];
-        if (nk != nc) {
-            set_ids(b, s, keep, nk);
-            changed = true;
-        }
-        if (!is_active(as, &t_ids[0]))
-            continue; /* a handoff goes only to an Active node (I3); with none Active
-                         (all draining) the healthy primary keeps the shard */
-        if (in_flight >= m->cfg.max_concurrent_handoffs) {
-            queued++;
-            continue;
-        }
-        aether_node_index to;
-        if (aether_shardmap_builder_add_node(b, &t_ids[0], &to, NULL) == AETHER_OK &&
-            aether_shardmap_builder_set_moving(b, s, to, NULL) == AETHER_OK) {
-            as->moving_since_ns[s] = now;
-            as->move_version[s] = (cur ? cur->version : 0) + 1;
-            as->done[s] = 0;
-            in_flight++;
-            started++;
-            changed = true;
-        }
-    }
-    if (!changed && !(as->force_publish && cur != NULL)) {
-        free(done);
-        aether_shardmap_builder_destroy(b);
-        return;
-    }
-    as->force_publish = false;
-    uint64_t from_version = cur ? cur->version : 0;
-    /* Nodes that own nothing any more leave the map's node table: departed
-     * ids do not pile up in every map (and the leader may forget them). */
-    (void)aether_shardmap_builder_drop_unnamed(b, NULL);
-    uint64_t base_version = as->version_floor > from_version ? as->version_floor : from_version;
-    aether_shardmap_builder_set_version(b, base_version + 1);
-    aether_shardmap_builder_set_term(b, term);
-    aether_shardmap *next = NULL;
-    aether_err err;
-    st = aether_shardmap_build(b, &next, &err);
-    aether_shardmap_builder_destroy(b);
-    /* Never publish a map that breaks I2/I3 against the topology it came
-     * from; the next tick recomputes the target (publish_pending). With no
-     * healthy node at all (the leader not admitted yet, everyone else
-     * failed) no map can hold, and none is published until one joins. */
-    if (st == AETHER_OK && aether_invariants_check_map(next, &as->topo, &err) != AETHER_OK) {
-        AETHER_ERROR(MEMBER_LOG, "%s: refusing to publish map v%llu: %s", m->cfg.node.str,
-                     (unsigned long long)next->version, err.msg);
-        aether_shardmap_destroy(next);
-        st = AETHER_ESTATE;
-    }
-    char *json = NULL;
-    size_t json_len = 0;
-    if (st == AETHER_OK) {
-        st = write_state(m, next, &json, &json_len);
-        if (st != AETHER_OK)
-            aether_shardmap_destroy(next);
-        if (st == AETHER_ESTALE)
-            as->loaded_term = AETHER_TERM_NONE; /* the store is ahead of us: read it again */
-    } else if (st != AETHER_ESTATE) {
-        AETHER_ERROR(MEMBER_LOG, "%s: building map: %s", m->cfg.node.str, err.msg);
-    }
-    if (st != AETHER_OK) {
-        /* Not recorded, so not published: put back what this attempt
-         * consumed; tick_check tries again. */
-        memcpy(as->done, as->save_done, S);
-        memcpy(as->moving_since_ns, as->save_moving_since, (size_t)S * sizeof(uint64_t));
-        memcpy(as->move_version, as->save_move_version, (size_t)S * sizeof(uint64_t));
-        as->n_done = save_n_done;
-        as->force_publish = save_force;
-        as->publish_pending = true;
-        free(done);
-        return;
-    }
-    as->publish_pending = false;
-    if (!as->session_active && (n_done > 0 || started > 0)) {
-        as->session_active = true;
-        as->session_start_ns = now;
-        as->session_moved = 0;
-        aether_event *e = aether_event_create(AETHER_EVT_REBALANCE_STARTED);
-        if (e != NULL) {
-            aether_event_set_reason(e->data.rebalance_started.reason, as->brake ? "brake" : reason);
-            e->data.rebalance_started.from_version = from_version;
-            e->data.rebalance_started.moves_planned = n_done + started + queued;
-            emit_simple(m, e);
-        }
-    }
-    uint64_t version = next->version;
-    (void)aether_transport_publish_map_json(m->deps.transport, next, json, json_len);
-    free(json);
-    if (!adopt(m, next, false)) {
-        free(done);
-        return;
-    }
-    for (uint32_t i = 0; i < n_done; i++) {
-        if (done[i].kind == PLACED_ASSIGNED)
-            emit_assigned(m, as->cur, done[i].shard);
-        else
-            emit_migrated(m, done[i].shard, &done[i].from, &done[i].to, version,
-                          done[i].kind == PLACED_FAILOVER ? "failover" : "handoff");
-        if (done[i].kind == PLACED_HANDOFF_DONE && done[i].since_ns != 0)
-            member_observe_ns(m->h_handoff, member_now_ns(m) - done[i].since_ns);
-        if (done[i].kind != PLACED_ASSIGNED) {
-            as->session_moved++;
-            __atomic_add_fetch(&m->shards_moved, 1, __ATOMIC_RELAXED);
-        }
-    }
-    free(done);
-    if (diverged > 0 && !as->flush_pending) {
-        as->flush_pending = true; /* the next step, once this map is out */
-        member_send_tick(m->assign, MSG_FLUSH, 0);
-    }
-    if (as->session_active && in_flight == 0 && queued == 0 && diverged == 0) {
-        as->session_active = false;
-        __atomic_add_fetch(&m->rebalances, 1, __ATOMIC_RELAXED);
-        aether_event *e = aether_event_create(AETHER_EVT_REBALANCE_COMPLETED);
-        if (e != NULL) {
-            e->data.rebalance_completed.map_version = version;
-            e->data.rebalance_completed.moved = as->session_moved;
-            uint64_t took_ns = member_now_ns(m) - as->session_start_ns;
-            e->data.rebalance_completed.duration_ms = took_ns / AETHER_NS_PER_MS;
-            member_observe_ns(m->h_rebalance, took_ns);
-            emit_simple(m, e);
-        }
-    }
-}
-
 /* Failures and leaves within the window, after the operator's last
  * release of the brake (those before it are forgiven). */
 static uint32_t offline_recent(member_assign_state *as, uint64_t now, uint64_t window_ns)
@@ -936,7 +521,7 @@ static bool target_healthy(const member_assign_state *as)
 {
     const aether_shardmap *t = as->target;
     for (uint32_t i = 0; i < t->node_count; i++) { /* bounded: the target's node table */
-        if (is_healthy(as, &t->nodes[i]))
+        if (member_assign_is_healthy(as, &t->nodes[i]))
             continue;
         size_t owned = 0;
         (void)aether_shardmap_node_owner_shards(t, (aether_node_index)i, &owned);
@@ -963,7 +548,7 @@ static void advance(aether_member *m, const char *reason, bool recompute)
     member_assign_state *as = m->as;
     refresh_topology(m);
     if ((!recompute && (as->target == NULL || target_healthy(as))) || compute_target(m))
-        advance_locked(m, reason);
+        member_map_step_commit(m, reason);
 }
 
 static void rebalance(aether_member *m, const char *reason)
@@ -1157,13 +742,14 @@ static void release_brake(aether_member *m, const char *who)
             uint32_t planned = 0;
             aether_node_id c_ids[AETHER_REPLICATION_MAX], t_ids[AETHER_REPLICATION_MAX];
             for (uint32_t s = 0; as->cur != NULL && s < m->cfg.shard_count; s++) {
-                uint32_t nc = owner_ids(as->cur, s, c_ids), nt = owner_ids(as->target, s, t_ids);
-                planned += !same_ids(c_ids, nc, t_ids, nt);
+                uint32_t nc = member_assign_owner_ids(as->cur, s, c_ids);
+                uint32_t nt = member_assign_owner_ids(as->target, s, t_ids);
+                planned += !member_assign_same_ids(c_ids, nc, t_ids, nt);
             }
             aether_event_set_reason(e->data.rebalance_started.reason, "brake released by operator");
             e->data.rebalance_started.from_version = as->cur != NULL ? as->cur->version : 0;
             e->data.rebalance_started.moves_planned = planned;
-            emit_simple(m, e);
+            member_assign_emit(m, e);
         }
         /* The session is this one from here; a map is published even if
          * nothing moves, so that it closes (RebalanceCompleted). */
@@ -1171,7 +757,7 @@ static void release_brake(aether_member *m, const char *who)
         as->session_start_ns = now;
         as->session_moved = 0;
         as->force_publish = true;
-        advance_locked(m, "brake released by operator");
+        member_map_step_commit(m, "brake released by operator");
     }
 }
 
@@ -1281,6 +867,43 @@ static void recheck_announcement(aether_member *m)
     }
 }
 
+/* Our own NodeJoined, of this process's incarnation: this run is admitted
+ * (again). */
+static void self_admitted(aether_member *m, const aether_event *e)
+{
+    member_assign_state *as = m->as;
+    /* Back from Failed/Left: first release what we held from before
+     * (self_down is still set), then count as up again. The maps we
+     * hold were made while we were out, so only a later map may give
+     * us shards. */
+    if (!as->admitted_once) {
+        /* This process's first admission. If the map names our id, an
+         * earlier process of it may still serve its shards: one the
+         * leader acknowledged just before admitting us keeps its right
+         * for failure_timeout - fence_margin after that keep-alive
+         * (member_cluster.c: none is acknowledged after our admission).
+         * Waiting failure_timeout from here outlasts it. */
+        as->admitted_once = true;
+        if (as->cur == NULL)
+            (void)load_stored_map(m, NULL);
+        if (as->cur != NULL &&
+            aether_shardmap_find_node(as->cur, &m->cfg.node) != AETHER_NODE_INDEX_NONE) {
+            as->serve_after_ns =
+                member_now_ns(m) + (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
+            AETHER_INFO(MEMBER_LOG, "%s: admitted; the map names this id already: serving "
+                        "from %u ms on (an earlier process of it may still hold its shards)",
+                        m->cfg.node.str, m->cfg.failure_timeout_ms);
+        }
+    }
+    reconcile(m);
+    if (as->went_down) /* maps up to the leader's at our admission predate it */
+        as->acquire_floor = e->data.node_joined.map_version;
+    as->went_down = false;
+    as->admitted = true;
+    __atomic_store_n(&m->self_down, 0, __ATOMIC_SEQ_CST);
+    reconcile(m);
+}
+
 static void on_event(aether_member *m, const aether_event *e)
 {
     member_assign_state *as = m->as;
@@ -1308,7 +931,7 @@ static void on_event(aether_member *m, const aether_event *e)
             member_serving_right(m))
             unfence(m);
         return;
-    case AETHER_EVT_NODE_JOINED: {
+    case AETHER_EVT_NODE_JOINED:
         /* Every admission gets a map published after it, even if nothing
          * moves: a node coming back acquires only from maps newer than the
          * one current at its admission (acquire_floor). */
@@ -1317,42 +940,11 @@ static void on_event(aether_member *m, const aether_event *e)
          * is a newer process of our id: member_cluster.c supersedes us). */
         if (aether_node_id_equal(&e->data.node_joined.node, &m->cfg.node) &&
             e->data.node_joined.incarnation == __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST) &&
-            !__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST)) {
-            /* Back from Failed/Left: first release what we held from before
-             * (self_down is still set), then count as up again. The maps we
-             * hold were made while we were out, so only a later map may give
-             * us shards. */
-            if (!as->admitted_once) {
-                /* This process's first admission. If the map names our id, an
-                 * earlier process of it may still serve its shards: one the
-                 * leader acknowledged just before admitting us keeps its right
-                 * for failure_timeout - fence_margin after that keep-alive
-                 * (member_cluster.c: none is acknowledged after our admission).
-                 * Waiting failure_timeout from here outlasts it. */
-                as->admitted_once = true;
-                if (as->cur == NULL)
-                    (void)load_stored_map(m, NULL);
-                if (as->cur != NULL &&
-                    aether_shardmap_find_node(as->cur, &m->cfg.node) != AETHER_NODE_INDEX_NONE) {
-                    as->serve_after_ns =
-                        member_now_ns(m) + (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
-                    AETHER_INFO(MEMBER_LOG, "%s: admitted; the map names this id already: serving "
-                                "from %u ms on (an earlier process of it may still hold its shards)",
-                                m->cfg.node.str, m->cfg.failure_timeout_ms);
-                }
-            }
-            reconcile(m);
-            if (as->went_down) /* maps up to the leader's at our admission predate it */
-                as->acquire_floor = e->data.node_joined.map_version;
-            as->went_down = false;
-            as->admitted = true;
-            __atomic_store_n(&m->self_down, 0, __ATOMIC_SEQ_CST);
-            reconcile(m);
-        }
+            !__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
+            self_admitted(m, e);
         if (aether_policy_says(e->type, member_may_lead(m, NULL), false, AETHER_REACT_REBALANCE_DEBOUNCED))
             arm_debounce(m);
         return;
-    }
     case AETHER_EVT_NODE_FAILED:
     case AETHER_EVT_NODE_LEFT:
         as->offline_ns[as->offline_n++ % OFFLINE_RING] = member_now_ns(m);
@@ -1413,7 +1005,7 @@ static void rewrite_lost_map(aether_member *m)
     }
     char *json = NULL;
     size_t len = 0;
-    aether_status st = write_state(m, as->cur, &json, &len);
+    aether_status st = member_assign_write_state(m, as->cur, &json, &len);
     free(json);
     if (st == AETHER_ESTALE) {
         as->state_lost_seen = lost; /* a newer map is stored already: nothing to restore */
@@ -1446,7 +1038,7 @@ static void check_foreign_map(aether_member *m)
         return;
     char *json = NULL;
     size_t len = 0;
-    aether_status st = write_state(m, as->cur, &json, &len);
+    aether_status st = member_assign_write_state(m, as->cur, &json, &len);
     free(json);
     if (st == AETHER_OK)
         AETHER_INFO(MEMBER_LOG, "%s: map v%llu written back over a lost generation's",
@@ -1480,10 +1072,93 @@ static void self_refuted(aether_member *m, uint64_t reports)
     reconcile(m);
 }
 
+/* Leader, on the tick: handoffs older than handoff_timeout (read from a
+ * clock read after the store calls above it) are released by decree: the
+ * old owner has fenced itself or let go by then. Returns how many. */
+static uint32_t decree_timed_out(aether_member *m, uint64_t now)
+{
+    member_assign_state *as = m->as;
+    uint64_t timeout = (uint64_t)m->cfg.handoff_timeout_ms * AETHER_NS_PER_MS;
+    uint32_t decreed = 0;
+    for (uint32_t s = 0; as->cur != NULL && s < m->cfg.shard_count; s++) {
+        if (as->moving_since_ns[s] != 0 && !as->done[s] && now > as->moving_since_ns[s] &&
+            now - as->moving_since_ns[s] > timeout &&
+            aether_shardmap_entry(as->cur, s)->state == AETHER_SHARD_MOVING) {
+            as->done[s] = 1;
+            decreed++;
+        }
+    }
+    return decreed;
+}
+
+/* Leader of `term`, on the tick: the take-over first (policy 10), then the
+ * write-backs, a map that could not be recorded, timed-out handoffs, the
+ * brake's window and the drains. */
+static void tick_check_leader(aether_member *m, aether_term term)
+{
+    member_assign_state *as = m->as;
+    if (as->lead_term != term)
+        return; /* our LeaderElected is still in the mailbox: nothing as leader before it */
+    if (as->loaded_term != term) {
+        (void)takeover_load(m);
+        return;
+    }
+    refresh_topology(m); /* the brake and the drains below read it */
+    rewrite_lost_map(m);
+    check_foreign_map(m);
+    if (as->publish_pending && as->loaded_term == term)
+        rebalance(m, as->first_map_after_ns != 0 &&
+                             __atomic_load_n(&m->map_term, __ATOMIC_SEQ_CST) != term
+                         ? "takeover" /* from nothing, after its wait */
+                         : "retry");
+    /* Read here, not at the top of the tick: the write-back and the
+     * rebalance above call the store (a slow call takes time), and a
+     * handoff they started has its moving_since after a clock read taken
+     * before them. With such a `now`,
+     * now - moving_since wrapped around and every handoff just started
+     * was decreed at once, before its old owner had even heard of it
+     * (aether-sim --soak --seed 100127 --duration 120 --extra-faults
+     * misfit,twin,kv-loss,forge: "n8 acquired shard 16 (map v2097199)
+     * while n12 still serves it", 64 handoffs decreed the instant they
+     * began). */
+    uint64_t now = member_now_ns(m);
+    uint32_t decreed = decree_timed_out(m, now);
+    if (decreed > 0) {
+        AETHER_WARN(MEMBER_LOG, "%s: %u handoffs timed out: released by decree", m->cfg.node.str, decreed);
+        advance(m, "handoff timeout", false);
+    }
+    if (as->brake) {
+        uint32_t recent = offline_recent(as, now, (uint64_t)m->cfg.brake_window_ms * AETHER_NS_PER_MS);
+        if (recent <= brake_tolerance(m, as, recent))
+            rebalance(m, "brake released");
+    }
+    notify_drained(m);
+}
+
+/* Follower: acknowledgements can be lost (a leader that died before
+ * reading them): repeat them while the map still shows a shard leaving
+ * us. */
+static void repeat_releases(aether_member *m)
+{
+    member_assign_state *as = m->as;
+    if (as->cur == NULL)
+        return;
+    aether_node_index me = aether_shardmap_find_node(as->cur, &m->cfg.node);
+    size_t n = 0;
+    const uint32_t *mine = me != AETHER_NODE_INDEX_NONE
+                               ? aether_shardmap_node_primary_shards(as->cur, me, &n)
+                               : NULL;
+    for (size_t k = 0; k < n; k++)
+        if (aether_shardmap_entry(as->cur, mine[k])->state == AETHER_SHARD_MOVING &&
+            !as->serving[mine[k]])
+            send_ack(m, mine[k], as->cur);
+}
+
+/* MSG_TICK_CHECK: fencing by time (every node), then the leader's or the
+ * follower's periodic work. */
 static void tick_check(aether_member *m)
 {
     member_assign_state *as = m->as;
-    uint64_t now = member_now_ns(m);
     if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST)) {
         superseded(m); /* never unfenced again */
         return;
@@ -1495,66 +1170,10 @@ static void tick_check(aether_member *m)
         unfence(m);
     }
     aether_term term;
-    if (member_may_lead(m, &term)) {
-        if (as->lead_term != term)
-            return; /* our LeaderElected is still in the mailbox: nothing as leader before it */
-        if (as->loaded_term != term) {
-            (void)takeover_load(m);
-            return;
-        }
-        refresh_topology(m); /* the brake and the drains below read it */
-        rewrite_lost_map(m);
-        check_foreign_map(m);
-        if (as->publish_pending && as->loaded_term == term)
-            rebalance(m, as->first_map_after_ns != 0 &&
-                                 __atomic_load_n(&m->map_term, __ATOMIC_SEQ_CST) != term
-                             ? "takeover" /* from nothing, after its wait */
-                             : "retry");
-        uint64_t timeout = (uint64_t)m->cfg.handoff_timeout_ms * AETHER_NS_PER_MS;
-        uint32_t decreed = 0;
-        /* Read again: the write-back and the rebalance above call the store
-         * (a slow call takes time), and a handoff they started has its
-         * moving_since after the `now` read at the top. With that `now`,
-         * now - moving_since wrapped around and every handoff just started
-         * was decreed at once, before its old owner had even heard of it
-         * (aether-sim --soak --seed 100127 --duration 120 --extra-faults
-         * misfit,twin,kv-loss,forge: "n8 acquired shard 16 (map v2097199)
-         * while n12 still serves it", 64 handoffs decreed the instant they
-         * began). */
-        now = member_now_ns(m);
-        for (uint32_t s = 0; as->cur != NULL && s < m->cfg.shard_count; s++) {
-            if (as->moving_since_ns[s] != 0 && !as->done[s] && now > as->moving_since_ns[s] &&
-                now - as->moving_since_ns[s] > timeout &&
-                aether_shardmap_entry(as->cur, s)->state == AETHER_SHARD_MOVING) {
-                as->done[s] = 1;
-                decreed++;
-            }
-        }
-        if (decreed > 0) {
-            AETHER_WARN(MEMBER_LOG, "%s: %u handoffs timed out: released by decree", m->cfg.node.str, decreed);
-            advance(m, "handoff timeout", false);
-        }
-        if (as->brake) {
-            uint32_t recent = offline_recent(as, now, (uint64_t)m->cfg.brake_window_ms * AETHER_NS_PER_MS);
-            if (recent <= brake_tolerance(m, as, recent))
-                rebalance(m, "brake released");
-        }
-        notify_drained(m);
-        return;
-    }
-    /* Acknowledgements can be lost (a leader that died before reading them):
-     * repeat them while the map still shows a shard leaving us. */
-    if (as->cur != NULL) {
-        aether_node_index me = aether_shardmap_find_node(as->cur, &m->cfg.node);
-        size_t n = 0;
-        const uint32_t *mine = me != AETHER_NODE_INDEX_NONE
-                                   ? aether_shardmap_node_primary_shards(as->cur, me, &n)
-                                   : NULL;
-        for (size_t k = 0; k < n; k++)
-            if (aether_shardmap_entry(as->cur, mine[k])->state == AETHER_SHARD_MOVING &&
-                !as->serving[mine[k]])
-                send_ack(m, mine[k], as->cur);
-    }
+    if (member_may_lead(m, &term))
+        tick_check_leader(m, term);
+    else
+        repeat_releases(m);
 }
 
 /* The node moved to a new generation (member_internal.h, "Generations"):
@@ -1593,6 +1212,62 @@ static void new_generation(aether_member *m)
     (void)load_stored_map(m, NULL);
 }
 
+/* A map was published (member.c, sink_map): a follower reads the stored
+ * one, the authority, and compares it with the publication. */
+static void map_hinted(aether_member *m)
+{
+    /* Taken before the read: a publication after this point asks
+     * again (member.c, sink_map). */
+    member_map_hint *h = __atomic_exchange_n(&m->map_hint, NULL, __ATOMIC_SEQ_CST);
+    uint64_t v;
+    if (!member_may_lead(m, NULL) && /* while we lead, only our maps count */
+        load_stored_map_as(m, h, &v, NULL) != AETHER_OK)
+        AETHER_DEBUG(MEMBER_LOG, "%s: a map was published but the stored one is not readable "
+                                 "now; the next LeaseRenewed asks again", m->cfg.node.str);
+    member_map_hint_free(h);
+}
+
+/* Leader: a ShardReleased of the old owner of a handoff of our term, for a
+ * map of this handoff, is collected (as->done) for the next flush. Any
+ * other is ignored (a late, repeated or foreign acknowledgement). The
+ * caller keeps ack. */
+static void collect_release(aether_member *m, const aether_release_ack *ack)
+{
+    member_assign_state *as = m->as;
+    if (!member_may_lead(m, NULL) || as->cur == NULL || ack->shard >= m->cfg.shard_count)
+        return;
+    const aether_shard_entry *e = aether_shardmap_entry(as->cur, ack->shard);
+    if (e->state != AETHER_SHARD_MOVING || ack->term != as->lead_term ||
+        ack->map_version < as->move_version[ack->shard] ||
+        !aether_node_id_equal(&as->cur->nodes[e->primary], &ack->from) || as->done[ack->shard])
+        return;
+    as->done[ack->shard] = 1;
+    as->n_done++;
+    AETHER_ASSERT(as->n_done <= m->cfg.shard_count); /* one per shard until consumed */
+    if (!as->flush_pending) {
+        /* Collect the acknowledgements that arrive within a short
+         * window into one map: with many nodes they come one by
+         * one, and a map per acknowledgement would flood every
+         * node with whole maps. */
+        as->flush_pending = true;
+        aether_msg t = { .type = MSG_FLUSH };
+        if (aether_timer_start(m->assign, (uint64_t)HANDOFF_FLUSH_MS * AETHER_NS_PER_MS, 0,
+                               &t, NULL) != AETHER_OK)
+            member_send_tick(m->assign, MSG_FLUSH, 0);
+    }
+}
+
+/* member_internal.h, step 2: answer barrier b at once. No map commit of
+ * ours is in flight now (one runs within one handler), and every later
+ * one reads the snapshot the cluster actor published before sending b. */
+static void pass_barrier(aether_member *m, uint64_t b)
+{
+    aether_msg ack = { .type = MSG_ANNOUNCE_ACK, .arg64 = b };
+    if (aether_actor_send(m->cluster, &ack) != AETHER_OK)
+        AETHER_DEBUG(MEMBER_LOG, "%s: barrier %llu not acknowledged (cluster mailbox full); it "
+                     "asks again", m->cfg.node.str, (unsigned long long)b);
+}
+
 void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg)
 {
     aether_member *m = state;
@@ -1603,46 +1278,16 @@ void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg
     case MSG_EVENT:
         on_event(m, (const aether_event *)msg->ptr);
         break;
-    case MSG_MAP_HINT: {
-        /* Taken before the read: a publication after this point asks
-         * again (member.c, sink_map). */
-        member_map_hint *h = __atomic_exchange_n(&m->map_hint, NULL, __ATOMIC_SEQ_CST);
-        uint64_t v;
-        if (!member_may_lead(m, NULL) && /* while we lead, only our maps count */
-            load_stored_map_as(m, h, &v, NULL) != AETHER_OK)
-            AETHER_DEBUG(MEMBER_LOG, "%s: a map was published but the stored one is not readable "
-                                     "now; the next LeaseRenewed asks again", m->cfg.node.str);
-        member_map_hint_free(h);
+    case MSG_MAP_HINT:
+        map_hinted(m);
         break;
-    }
     case MSG_SELF_REFUTED:
         self_refuted(m, msg->arg64);
         break;
-    case MSG_RELEASE: {
-        aether_release_ack *ack = msg->ptr;
-        if (member_may_lead(m, NULL) && as->cur != NULL && ack->shard < m->cfg.shard_count) {
-            const aether_shard_entry *e = aether_shardmap_entry(as->cur, ack->shard);
-            if (e->state == AETHER_SHARD_MOVING && ack->term == as->lead_term &&
-                ack->map_version >= as->move_version[ack->shard] &&
-                aether_node_id_equal(&as->cur->nodes[e->primary], &ack->from) && !as->done[ack->shard]) {
-                as->done[ack->shard] = 1;
-                as->n_done++;
-                if (!as->flush_pending) {
-                    /* Collect the acknowledgements that arrive within a short
-                     * window into one map: with many nodes they come one by
-                     * one, and a map per acknowledgement would flood every
-                     * node with whole maps. */
-                    as->flush_pending = true;
-                    aether_msg t = { .type = MSG_FLUSH };
-                    if (aether_timer_start(m->assign, (uint64_t)HANDOFF_FLUSH_MS * AETHER_NS_PER_MS, 0,
-                                           &t, NULL) != AETHER_OK)
-                        member_send_tick(m->assign, MSG_FLUSH, 0);
-                }
-            }
-        }
-        free(ack);
+    case MSG_RELEASE:
+        collect_release(m, msg->ptr);
+        free(msg->ptr);
         break;
-    }
     case MSG_TOPOLOGY: /* applied by the cluster actor; its snapshot is published */
         on_event(m, (const aether_event *)msg->ptr);
         break;
@@ -1668,16 +1313,9 @@ void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg
     case MSG_TICK_CHECK:
         tick_check(m);
         break;
-    case MSG_ANNOUNCE_BARRIER: {
-        /* member_internal.h, step 2: no map commit of ours is in flight now
-         * (one runs within one handler), and every later one reads the
-         * snapshot the cluster actor published before sending this. */
-        aether_msg ack = { .type = MSG_ANNOUNCE_ACK, .arg64 = msg->arg64 };
-        if (aether_actor_send(m->cluster, &ack) != AETHER_OK)
-            AETHER_DEBUG(MEMBER_LOG, "%s: barrier %llu not acknowledged (cluster mailbox full); it "
-                         "asks again", m->cfg.node.str, (unsigned long long)msg->arg64);
+    case MSG_ANNOUNCE_BARRIER:
+        pass_barrier(m, msg->arg64);
         break;
-    }
     case MSG_SUPERSEDED:
         superseded(m);
         break;

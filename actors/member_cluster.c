@@ -68,8 +68,8 @@
  *  can never land behind a decision taken without it. Its events are
  *  announced in the order of member_internal.h ("The leader's two commit
  *  points"): a NodeFailed or NodeLeft only once the assign actor has
- *  answered a barrier sent after the snapshot that has it (Announcements,
- *  below); meanwhile no departed node is re-admitted.
+ *  answered a barrier sent after the snapshot that has it (member_announce.c);
+ *  meanwhile no departed node is re-admitted.
  *  It also completes drains: NodeLeft when ShardAssignment reports a
  *  draining node owns nothing (policy 7). A node asked to drain repeats its
  *  LeaveCluster every heartbeat until it has left.
@@ -98,7 +98,7 @@
  *      healthy and above the record it last asked a new one above.
  * Threading: all state below is owned by the cluster actor.
  */
-#include "member_internal.h"
+#include "member_cluster_internal.h"
 #include "shardmap_codec.h"
 #include "shardmap_json.h"
 #include "topology_json.h"
@@ -108,173 +108,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Nodes declared failed per failure-check tick, at most. */
-#define FAILCHECK_BATCH_MAX 64u
-/* A failure check that is not due yet waits at least this long: the
- * deadline is read on this node's clock, the timer runs on the executor's,
- * and the two may differ by the drift the configuration allows. */
-#define FAILCHECK_SLACK_NS (1u * AETHER_NS_PER_MS)
-/* Keep-alives awaiting their reply, at most (one per heartbeat tick). A
- * transport answers every request it accepted while it stays bound - with a
- * timeout at worst (transport.h) - so a slot always comes back, and never
- * while a reply could still name it: no acknowledgement is credited with a
- * later request's send time. */
-#define KEEPALIVE_SLOTS 16u
-/* Departed nodes forgotten per topology write, at most (the rest at the
- * next check, an interval later). */
-#define FORGET_BATCH_MAX 256u
-/* Sequence numbers of leader events remembered below the highest one taken
- * (duplicates among them are recognised), and the distance from it beyond
- * which an event is a jump, not the next in line (in_sequence). */
-#define SEQ_WINDOW 1024u
-#define SEQ_JUMP_MAX SEQ_WINDOW
-AETHER_STATIC_ASSERT(SEQ_WINDOW % 64u == 0, "the seen-window is whole words");
-/* At most one WARN line per this long about seq anomalies (a flood of
- * forgeries gives one line per window, with the count suppressed). */
-#define SEQ_LOG_WINDOW_NS (1000u * AETHER_NS_PER_MS)
-
-/* The text of a keep-alive's acknowledgement: this prefix and the version of
- * the map the leader has when it accepts the keep-alive. */
-#define KEEPALIVE_MAP_PREFIX "map_version="
-
-/* A process not admitted yet that finds its id at a higher incarnation
- * claims above it by 2 + (its own hash % this): see check_own_record. */
-#define CLAIM_STEP_MAX 1000000u
-
-/* One keep-alive in flight: the reply argument. `busy` is the hand-off
- * between the cluster actor (sets it, writes sent_ns, sends) and the
- * transport thread that delivers the reply (reads sent_ns, clears busy with
- * release order; the actor's acquire load pairs with it). */
-typedef struct keepalive_slot {
-    aether_member *m;
-    uint64_t sent_ns;
-    uint32_t busy;
-} keepalive_slot;
-
-typedef struct hb_entry {
-    aether_node_id id;
-    uint64_t last_ns;
-    uint64_t departed_ns; /* when this node first saw it Left or Failed (its own clock);
-                             0 = healthy, or not in the topology */
-    uint64_t forced_inc;  /* the incarnation an operator's forced MarkNodeFailed named while
-                             the node was still heard (judge_request); 0 = none. That
-                             process is heard no more: last_ns stays, its keep-alives go
-                             unacknowledged, and the failure check fails it on time */
-} hb_entry;
-
-/* Announcements waiting for the assign actor's barrier, at most (every
- * node of a topology changing at once, and its rejoin refused meanwhile). */
-#define ANNOUNCE_PENDING_MAX AETHER_TOPOLOGY_NODES_MAX
-
-/* One stored change not announced yet: its event, the barrier number it
- * waits for (0: none), and the term it was decided in. */
-typedef struct announce_entry {
-    aether_event *e;
-    uint64_t barrier;
-    aether_term term;
-} announce_entry;
-
-/* Quorum of configuration (below): the shapes heard, one per node, at most. */
-#define SHAPE_VOTES_MAX 256u
-/* A counting leader that took over from nothing and hears no other node
- * waits this many failure timeouts before it publishes its shape alone. */
-#define SHAPE_ALONE_TIMEOUTS 5u
-
-/* One live node's shape as this leader heard it in a mapless term. */
-typedef struct shape_vote {
-    aether_node_id id;
-    bool agrees;     /* its admission terms are ours */
-    bool holds_map;  /* its keep-alive named a map it holds (map_term != 0) */
-    uint64_t last_ns; /* its last keep-alive (our clock) */
-} shape_vote;
-
-struct member_cluster_state {
-    aether_topology topo;
-    /* The topology as this node heard it announced: every topology event it
-     * took (its own and the leaders'), on top of the first stored topology
-     * it read (what was announced before it was there). Catching up from
-     * the store changes topo, never this: a new leader announces what the
-     * store has and this lacks (announce_stored_changes), so a change that
-     * was stored but never announced (a leader's write that timed out and
-     * landed, then it lost the lease) is announced even when this node had
-     * already adopted it from the store. */
-    aether_topology heard;
-    bool heard_init;          /* heard holds the first stored topology (or there was none) */
-    hb_entry *hb;             /* ascending by id */
-    uint32_t n_hb, cap_hb;
-    aether_term lead_term;    /* the term we started leading in (0 = follower) */
-    uint64_t lead_since_ns;
-    uint64_t failcheck_gen;   /* only the newest failure-check timer counts */
-    uint64_t failcheck_at_ns; /* when it fires (this node's clock) */
-    uint64_t join_requests;
-    uint64_t state_rev;       /* revision of the stored topology we last wrote */
-    uint64_t asked_above;  /* the record of ours this process last asked a new incarnation
-                              above (tick_heartbeat): a healthy record of ours at or below it is
-                              not adopted (check_own_record); 0 = none */
-    keepalive_slot keepalive[KEEPALIVE_SLOTS];
-    bool drain_requested;     /* aether_member_drain was called: ask until we are Draining */
-    aether_term loaded_term;  /* the term in which we read the stored topology as leader */
-    uint64_t state_lost_seen; /* the m->state_lost_gen whose topology write-back is done */
-    uint64_t foreign_checked_ns; /* as leader: the stored topology last checked for a lost
-                                    generation's write over ours (member_state_foreign) */
-    uint64_t publications;    /* snapshots published so far */
-    /* Leader-issued events seen (DESIGN: seq 1, 2, 3... per term; see
-     * in_sequence): a gap, a jump, a duplicate or a late copy tells us our
-     * topology may not be the leader's, whatever the version numbers say
-     * (they count changes applied here). */
-    aether_term seq_term;
-    uint64_t seq_top;         /* highest seq of seq_term taken in sequence */
-    uint64_t seq_seen[SEQ_WINDOW / 64u]; /* bit s % SEQ_WINDOW: s taken, for s in
-                                            (seq_top - SEQ_WINDOW, seq_top] */
-    uint64_t jump_since_ns;   /* first jump since an event was last taken in sequence; 0 = none */
-    uint64_t reread_ns;       /* when a seq anomaly last made us re-read the store */
-    aether_log_ratelimit seq_log; /* one WARN per window for seq anomalies */
-    bool topo_dirty;          /* a topology event came after a gap: read the store */
-    uint64_t gen_changes_seen; /* the m->generation_changes the sequence was restarted for */
-    /* A NodeFailed/NodeLeft about us that the store could neither confirm
-     * nor refute yet (unreadable): checked again every heartbeat. */
-    bool self_report_pending;
-    /* The term in which we lead with no map stored and none held (a new
-     * cluster, or the state bucket lost with us a newcomer): our terms are
-     * the cluster's only until a member shows otherwise
-     * (newcomer_refuses_self). 0 = not so in any term. */
-    aether_term newcomer_term;
-    /* Quorum of configuration: the term in which we lead with no stored map
-     * and count the shapes of the nodes we hear (0 = none), since when, and
-     * what we heard. */
-    aether_term shape_term;
-    uint64_t shape_since_ns;
-    uint64_t shape_heard_ns; /* the first other node's keep-alive in shape_term; 0 = none */
-    shape_vote shape_votes[SHAPE_VOTES_MAX];
-    uint32_t n_shape_votes;
-    /* The healthy members of the stored topology when the count began (us
-     * excluded): they vote too, unheard ones as "unknown" (step 2). */
-    aether_node_id shape_recorded[SHAPE_VOTES_MAX];
-    uint32_t n_shape_recorded;
-    bool shape_recorded_taken;
-    /* A change whose write to the state store timed out (it may still be
-     * applied, later): settled before anything else (settle_doubt). */
-    char *doubt_json;         /* the topology we tried to write; NULL = no doubt */
-    size_t doubt_len;
-    uint64_t doubt_version;
-    aether_event *doubt_event;/* the change, announced only if it turns out recorded */
-    aether_log_ratelimit refuse_log; /* joins refused by admission: one line per window */
-    aether_log_ratelimit hb_log;     /* heartbeats ignored: one line per window */
-    aether_log_ratelimit fail_log;   /* MarkNodeFailed requests refused: one line per window */
-    aether_log_ratelimit force_log;  /* MarkNodeFailed requests forced: one line per window */
-    /* Announcements (member_internal.h, "The leader's two commit points"):
-     * events of stored changes not announced yet, oldest first, at
-     * ann[ann_head .. ann_head + ann_count). */
-    announce_entry *ann;
-    uint32_t ann_head, ann_count, ann_cap;
-    uint64_t barrier_seq;     /* the newest barrier number an entry waits for */
-    uint64_t barrier_sent;    /* the newest sent to the assign actor */
-    uint64_t barrier_acked;   /* the newest it answered */
-    aether_term loaded_pending_term; /* a take-over whose stored changes are queued: the
-                                        assign actor takes over (topo_loaded_term) once
-                                        they are announced; 0 = none */
-    uint64_t ann_dropped;     /* entries dropped because their term ended */
-};
 
 
 /* A node from before admission checks asks every heartbeat. */
@@ -519,11 +352,11 @@ static void note_departures(aether_member *m)
     }
 }
 
-static void publish_self_status(aether_member *m)
+void member_cluster_publish_self_status(aether_member *m)
 {
     check_own_record(m);
     const aether_node_info *me = aether_topology_find(&m->cs->topo, &m->cfg.node);
-    __atomic_store_n(&m->self_status, me ? (uint32_t)me->status + 1 : 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&m->self_status, member_self_status_word(me), __ATOMIC_RELAXED);
     /* This run drained and left: it has nothing left to do, and must not
      * come back as a new node once the leader forgets its record. */
     if (me != NULL && me->status == AETHER_NODE_LEFT && __atomic_load_n(&m->admitted, __ATOMIC_SEQ_CST) &&
@@ -587,7 +420,7 @@ static bool load_topology(aether_member *m, bool force)
     }
     /* A node the leader forgot is gone from here too. */
     hb_prune(cs, member_now_ns(m), (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS);
-    publish_self_status(m);
+    member_cluster_publish_self_status(m);
     return true;
 }
 
@@ -596,12 +429,6 @@ static bool load_topology(aether_member *m, bool force)
 static bool settle_doubt(aether_member *m);
 
 static bool fence_topology_key(aether_member *m);
-
-static void notify_assign(aether_member *m, aether_event *e);
-static bool is_departure(const aether_event *e);
-static bool announce_reserve(member_cluster_state *cs, uint32_t n);
-static void announce_push(aether_member *m, aether_event *e, aether_term term);
-static void announce_flush(aether_member *m);
 
 /* The event that takes `was` (NULL: a node we did not know) to `now`, if
  * a topology change explains the difference; NULL otherwise. */
@@ -653,7 +480,7 @@ static bool announce_stored_changes(aether_member *m, const aether_topology *bef
     uint64_t map_version = __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST);
     uint32_t n = 0;
     for (uint32_t pass = 0; pass < 2; pass++) { /* count (and make room), then queue */
-        if (pass == 1 && (n == 0 || !announce_reserve(cs, n)))
+        if (pass == 1 && (n == 0 || !member_announce_reserve(cs, n)))
             break;
         for (uint32_t i = 0; i < cs->topo.count; i++) { /* bounded: AETHER_TOPOLOGY_NODES_MAX */
             const aether_node_info *now = &cs->topo.nodes[i];
@@ -666,7 +493,7 @@ static bool announce_stored_changes(aether_member *m, const aether_topology *bef
                 n++;
                 aether_event_release(e);
             } else {
-                announce_push(m, e, term);
+                member_announce_push(m, e, term);
             }
         }
     }
@@ -674,7 +501,7 @@ static bool announce_stored_changes(aether_member *m, const aether_topology *bef
         return false;
     if (n > 0)
         AETHER_INFO(MEMBER_LOG, "%s: announcing %u change(s) found in the stored topology", m->cfg.node.str, n);
-    announce_flush(m);
+    member_announce_flush(m);
     return true;
 }
 
@@ -690,7 +517,7 @@ static bool check_stored_map_terms(aether_member *m, bool *absent)
     aether_status st = member_state_get(m, MEMBER_STATE_MAP, &json, &len, NULL);
     *absent = st == AETHER_ENOTFOUND;
     if (st == AETHER_ENOTFOUND)
-        return true; /* a new cluster, or the state bucket lost: see newcomer_refuses_self */
+        return true; /* a new cluster, or the state bucket lost: see member_shape_newcomer_refuses */
     if (st != AETHER_OK)
         return false;
     aether_shardmap *stored = NULL;
@@ -747,14 +574,14 @@ static bool state_loaded(aether_member *m, aether_term term)
      * the term): what it has and `heard` lacks is then exactly what nobody
      * announced. A new term's queue holds only entries of ended terms,
      * dropped here (member_internal.h, step 5). */
-    announce_flush(m);
+    member_announce_flush(m);
     if (cs->ann_count > 0)
         return false;
     bool absent = false;
     if (!check_stored_map_terms(m, &absent) || member_incompatible(m))
         return false; /* not a leader for this cluster: it neither fences nor announces */
     /* No stored map, and none held: nothing says our terms are the
-     * cluster's (newcomer_refuses_self). */
+     * cluster's (member_shape_newcomer_refuses). */
     cs->newcomer_term = absent && __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST) == 0
                             ? term : AETHER_TERM_NONE;
     if (absent && cs->shape_term != term) { /* Quorum of configuration: count afresh */
@@ -774,7 +601,7 @@ static bool state_loaded(aether_member *m, aether_term term)
     if (load_topology(m, true) && fence_topology_key(m)) {
         if (cs->shape_term == term && !cs->shape_recorded_taken)
             shape_take_recorded(m);
-        publish_self_status(m); /* the assign actor takes over from this snapshot */
+        member_cluster_publish_self_status(m); /* the assign actor takes over from this snapshot */
         if (announce_stored_changes(m, &cs->heard, term)) {
             cs->loaded_term = term;
             cs->topo_dirty = false;
@@ -926,13 +753,13 @@ static bool settle_doubt(aether_member *m)
         /* Settled only with nothing else to announce, and room for it: a
          * change that revives a node is announced before the snapshot has
          * it (member_internal.h, step 4). */
-        if (cs->ann_count > 0 || !announce_reserve(cs, 1))
+        if (cs->ann_count > 0 || !member_announce_reserve(cs, 1))
             return false;
         aether_event *e = cs->doubt_event;
         cs->doubt_event = NULL;
         clear_doubt(cs);
         aether_term term = AETHER_TERM_NONE;
-        bool early = e != NULL && !is_departure(e) && member_may_lead(m, &term);
+        bool early = e != NULL && !member_announce_is_departure(e) && member_may_lead(m, &term);
         if (early) {
             AETHER_INFO(MEMBER_LOG, "%s: %s was recorded after all: announcing it", m->cfg.node.str,
                         aether_event_type_name(e->type));
@@ -951,15 +778,15 @@ static bool settle_doubt(aether_member *m)
         }
         hb_heard_if_joined(m, e);
         if (early) {
-            notify_assign(m, e);
+            member_cluster_notify_assign(m, e);
             aether_event_release(e);
             return true;
         }
         AETHER_INFO(MEMBER_LOG, "%s: %s was recorded after all: announcing it", m->cfg.node.str,
                     aether_event_type_name(e->type));
         (void)member_may_lead(m, &term);
-        announce_push(m, e, term); /* a departure: after the barrier (step 1) */
-        announce_flush(m);
+        member_announce_push(m, e, term); /* a departure: after the barrier (step 1) */
+        member_announce_flush(m);
         return true;
     }
     uint64_t v = 0;
@@ -980,7 +807,7 @@ static bool settle_doubt(aether_member *m)
 }
 
 /* Tells the assign actor that e has been applied and published. */
-static void notify_assign(aether_member *m, aether_event *e)
+void member_cluster_notify_assign(aether_member *m, aether_event *e)
 {
     aether_msg msg = { .type = MSG_TOPOLOGY, .flags = AETHER_MSG_REF, .ptr = &aether_event_retain(e)->ref };
     if (aether_actor_send(m->assign, &msg) != AETHER_OK) {
@@ -988,127 +815,6 @@ static void notify_assign(aether_member *m, aether_event *e)
                     aether_event_type_name(e->type));
         aether_event_release(e);
     }
-}
-
-/* ---- Announcements (member_internal.h, "The leader's two commit points") ---- */
-
-static bool is_departure(const aether_event *e)
-{
-    return e->type == AETHER_EVT_NODE_FAILED || e->type == AETHER_EVT_NODE_LEFT;
-}
-
-/* Room for n more entries, grown if needed; called before the change is
- * committed, so that queueing it afterwards cannot fail. False (out of
- * memory, or ANNOUNCE_PENDING_MAX): the caller does not commit it. */
-static bool announce_reserve(member_cluster_state *cs, uint32_t n)
-{
-    if (n > ANNOUNCE_PENDING_MAX - cs->ann_count)
-        return false;
-    if (cs->ann_head + cs->ann_count + n <= cs->ann_cap)
-        return true;
-    if (cs->ann_head > 0) {
-        memmove(cs->ann, cs->ann + cs->ann_head, (size_t)cs->ann_count * sizeof(*cs->ann));
-        cs->ann_head = 0;
-        if (cs->ann_count + n <= cs->ann_cap)
-            return true;
-    }
-    uint32_t cap = cs->ann_cap ? cs->ann_cap : 16u;
-    while (cap < cs->ann_count + n) /* bounded: cap stays below 2 * ANNOUNCE_PENDING_MAX */
-        cap *= 2u;
-    announce_entry *v = realloc(cs->ann, (size_t)cap * sizeof(*v));
-    if (v == NULL)
-        return false;
-    cs->ann = v;
-    cs->ann_cap = cap;
-    return true;
-}
-
-/* Step 1: e (taken over), a change stored in `term` whose snapshot is
- * published, waits at the back of the queue; a departure takes a new
- * barrier number. announce_flush sends the barrier. */
-static void announce_push(aether_member *m, aether_event *e, aether_term term)
-{
-    member_cluster_state *cs = m->cs;
-    AETHER_ASSERT(cs->ann_head + cs->ann_count < cs->ann_cap); /* announce_reserve first */
-    if (is_departure(e))
-        cs->barrier_seq++;
-    cs->ann[cs->ann_head + cs->ann_count++] = (announce_entry){ e, cs->barrier_seq, term };
-}
-
-/* Steps 1 and 6: the newest barrier goes to the assign actor once. Refused
- * (its mailbox full): tick_heartbeat sends it again. */
-static void announce_send_barrier(aether_member *m)
-{
-    member_cluster_state *cs = m->cs;
-    if (cs->barrier_sent >= cs->barrier_seq)
-        return;
-    aether_msg b = { .type = MSG_ANNOUNCE_BARRIER, .arg64 = cs->barrier_seq };
-    if (aether_actor_send(m->assign, &b) == AETHER_OK)
-        cs->barrier_sent = cs->barrier_seq;
-}
-
-/* Steps 3 and 5: announces, in order, the entries whose barrier the assign
- * actor has passed; drops those of a term this node no longer leads; stops
- * at the first that must wait (its barrier, or a lease in doubt). */
-static void announce_flush(aether_member *m)
-{
-    member_cluster_state *cs = m->cs;
-    while (cs->ann_count > 0) { /* bounded: ann_count, which only shrinks here */
-        announce_entry *a = &cs->ann[cs->ann_head];
-        aether_event *e = a->e;
-        if (__atomic_load_n(&m->leading_term, __ATOMIC_ACQUIRE) != a->term) {
-            cs->ann_dropped++;
-            AETHER_INFO(MEMBER_LOG, "%s: %s of term %llu not announced: the term ended (the next "
-                        "leader announces it from the stored topology; %llu so far)", m->cfg.node.str,
-                        aether_event_type_name(e->type), (unsigned long long)a->term,
-                        (unsigned long long)cs->ann_dropped);
-        } else if (a->barrier > cs->barrier_acked || !member_may_lead(m, NULL)) {
-            break;
-        } else {
-            aether_event_retain(e);
-            (void)member_emit(m, e, AETHER_TERM_NONE); /* stamps it, takes one reference */
-            notify_assign(m, e);
-        }
-        aether_event_release(e);
-        cs->ann_head++;
-        cs->ann_count--;
-    }
-    if (cs->ann_count == 0)
-        cs->ann_head = 0;
-    announce_send_barrier(m);
-    if (cs->ann_count == 0 && cs->loaded_pending_term != AETHER_TERM_NONE) {
-        if (__atomic_load_n(&m->leading_term, __ATOMIC_ACQUIRE) == cs->loaded_pending_term)
-            __atomic_store_n(&m->topo_loaded_term, cs->loaded_pending_term, __ATOMIC_RELEASE);
-        cs->loaded_pending_term = AETHER_TERM_NONE;
-    }
-}
-
-/* A leader's change ev[0..n) (taken over), just stored in `term`: published
- * and announced in the order of the header. With nothing queued and nobody
- * departing, the events go out at once, before the snapshot that has them
- * (a node it revives is named by no map before its NodeJoined: step 4);
- * otherwise the snapshot first, then the queue (steps 1-3). */
-static void announce_committed(aether_member *m, aether_event *const *ev, uint32_t n, aether_term term)
-{
-    bool departure = false;
-    for (uint32_t i = 0; i < n; i++)
-        departure |= is_departure(ev[i]);
-    if (!departure && m->cs->ann_count == 0) {
-        for (uint32_t i = 0; i < n; i++) {
-            aether_event_retain(ev[i]);
-            (void)member_emit(m, ev[i], AETHER_TERM_NONE); /* stamps it, takes one reference */
-        }
-        publish_self_status(m);
-        for (uint32_t i = 0; i < n; i++) {
-            notify_assign(m, ev[i]);
-            aether_event_release(ev[i]);
-        }
-        return;
-    }
-    publish_self_status(m);
-    for (uint32_t i = 0; i < n; i++)
-        announce_push(m, ev[i], term);
-    announce_flush(m);
 }
 
 static void reply_cb(void *arg, aether_status st, const char *reason)
@@ -1176,7 +882,7 @@ static void send_to_leader(aether_member *m, const aether_command *c)
                      aether_command_type_name(c->type), aether_status_str(st));
 }
 
-static void base_command(aether_member *m, aether_command *c, aether_command_type type)
+void member_cluster_base_command(aether_member *m, aether_command *c, aether_command_type type)
 {
     memset(c, 0, sizeof(*c));
     c->type = type;
@@ -1184,328 +890,6 @@ static void base_command(aether_member *m, aether_command *c, aether_command_typ
     c->term = __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED);
     c->generation = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
     c->sender = m->cfg.node;
-}
-
-/* Admission when the store has lost the cluster's terms (DESIGN 2,
- * "Admission"; docs/cluster.md). The cluster's shard_count, replication,
- * wire versions and parameters are those of its members, and a member is a
- * node that holds a map: a leader installs and publishes only maps of its
- * own terms, and a node installs only maps of its own terms (adopt), so
- * every map held was made under the cluster's terms. Normally the leader
- * compares itself with the stored map (check_stored_map_terms) and joiners
- * with itself. A leader that found no map stored and holds none (the state
- * bucket lost, and this node a newcomer: never a member, or restarted) has
- * nothing to compare itself with: its terms are the cluster's only until a
- * member shows otherwise. So a joiner whose keep-alive names a map of an
- * earlier term (map_term) and whose terms differ from ours suggests that
- * we are the node that does not fit. Only suggests: anyone who may send a
- * command can forge that keep-alive (issue 13), so it is never final:
- *  1. we stand down in this term (stood_down_term) - from then on we decide
- *     nothing and publish no map in it, the lease actor resigns at its next
- *     tick, and we do not campaign for lease_ttl + failure_timeout (the
- *     members' turn to lead). The verdict is the members' leader's: we
- *     rejoin like any node, and it refuses us for good
- *     (member_note_refused) only if our terms are not the cluster's;
- *  2. if our admission is in our topology, we record ourselves Failed
- *     (NodeFailed, stored first like any change, then announced), so no
- *     later leader gives us shards, and policy 9 resigns at once;
- *  3. the joiner gets ENOTLEADER (retry), never a refusal: it is not the
- *     misfit.
- * We publish no map before that can happen: a take-over from nothing waits
- * failure_timeout before its first map (member_assign.c, wait_first_map),
- * and a live member sends a keep-alive every heartbeat interval. A newcomer
- * leader that hears no member in that time (every member cut off from it)
- * does publish its terms; members then serve nothing and say so
- * (aether_node_incompatible): see docs/cluster.md. A joiner that holds no
- * map proves nothing: refused as usual when it differs. */
-static void fail_self(aether_member *m);
-
-/* ---- Quorum of configuration ------------------------------------------------
- *
- * DESIGN (docs/cluster.md, "Admission"). A leader that finds no map stored
- * (a new cluster, or the state bucket lost) has nothing that says which
- * shape - shard_count, replication, the admission terms - the cluster
- * runs; its own may be a misfit's. As etcd and Akka do with membership
- * configuration, the shape is what a majority agrees on, not what the first
- * node to win says:
- *  1. in such a term (shape_term), until its first map is out, the leader
- *     notes the shape of every node whose keep-alive it hears (JoinCluster
- *     carries the joiner's terms and the term of the map it holds); a joiner
- *     of another shape is not refused (that is final for it) but told to
- *     retry (EUNAVAILABLE);
- *  2. counting itself and the nodes heard within failure_timeout - only
- *     those holding a map (members: a node installs only maps of its own
- *     shape) when any does, itself included if it holds one, of any
- *     generation - its shape has a majority when more nodes share it than differ from it or are
- *     unknown: healthy members of the stored topology (as the count began)
- *     not heard, for SHAPE_ALONE_TIMEOUTS failure timeouts at most (then
- *     those heard decide; aether-sim --soak --seed 100174 --duration 120
- *     --extra-faults misfit,twin,kv-loss-both,forge: two misfits of one
- *     shape heard while a partition hid the members). It lacks one when
- *     more nodes differ than share it, or as many with a node holding a map
- *     among those that differ and none among those that share (a misfit
- *     never installs a map of its own shape before it has led). In a tie no
- *     map breaks (maps on both sides or on neither) nothing says which side
- *     is the cluster: undecided until a node more is heard or one leaves.
- *     Without a majority the assign actor publishes no first map
- *     (shape_blocked_term), nor before a leader that took over from nothing
- *     has heard for a whole failure_timeout from the first other node's
- *     keep-alive (the first to arrive need not be the majority);
- *  2b. a leader that took over from nothing (member_assign.c,
- *     wait_first_map: not a new cluster) whose stored topology names other
- *     nodes (in any state: a cluster lived here) and that hears no other
- *     node at all waits too, up to SHAPE_ALONE_TIMEOUTS failure timeouts:
- *     the live nodes may be cut off from it for a moment, and what it would
- *     publish alone may be a misfit's shape (aether-sim --soak --seed 100093
- *     --duration 120 --extra-faults misfit,twin,kv-loss,forge: misfit x8
- *     led while a partition kept n2 and n4 from it);
- *  2c. with a majority, members of the stored topology heard with another
- *     shape (a misfit leader before us admitted its kind) are recorded
- *     Failed before the first map, which would name them otherwise
- *     (aether-sim --soak --seed 100082 --duration 120 --extra-faults
- *     misfit,twin,kv-loss-both,forge: x11 admitted x14, refused itself,
- *     and n15's map named x14);
- *  3. a leader whose shape still lacks a majority once it has heard for a
- *     whole failure_timeout (every live node sends a keep-alive more often)
- *     refuses itself as a refused joiner would (member_note_refused: it
- *     serves nothing, records itself Failed, resigns, aether-node exits 2;
- *     counted in shape_refusals), and a node of the majority's shape leads
- *     next.
- * Once the first map is out the stored map is the cluster's shape and step
- * 1's joiners are refused as usual. Not covered: a leader that hears nobody
- * for SHAPE_ALONE_TIMEOUTS failure timeouts (every other node paused or cut
- * off) publishes its own shape; a tie that lasts (a cluster of two, one a
- * misfit, after a store loss) publishes nothing; misfits of one shape that
- * outnumber the members heard and recorded are the cluster by this rule. */
-static bool shape_counting(aether_member *m, aether_term term)
-{
-    return m->cs->shape_term == term && term != AETHER_TERM_NONE &&
-           __atomic_load_n(&m->map_term, __ATOMIC_SEQ_CST) != term;
-}
-
-/* Step 2 over the votes heard within failure_timeout. *agree, *differ: the
- * counts (ourselves included). */
-typedef enum shape_verdict {
-    SHAPE_MAJORITY,  /* ours is shared by more nodes than differ (or wins the tie) */
-    SHAPE_TIE,       /* as many differ as share it and no map breaks the tie */
-    SHAPE_MINORITY   /* more differ (or they win the tie): ours is not the cluster's */
-} shape_verdict;
-
-static shape_verdict shape_count(aether_member *m, uint32_t *agree, uint32_t *differ)
-{
-    member_cluster_state *cs = m->cs;
-    uint64_t now = member_now_ns(m);
-    uint64_t window = (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
-    bool self_map = __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST) != 0 ||
-                    __atomic_load_n(&m->old_map_term, __ATOMIC_SEQ_CST) != 0;
-    /* Members first: a node that holds a map installed it, and a node
-     * installs only maps of its own shape that a leader published, so
-     * when any node heard (or we) holds one, only those vote; a crowd of
-     * newcomers without maps cannot outvote them (aether-sim --soak --seed
-     * 200095 --duration 120 --extra-faults misfit,twin,kv-loss-both,forge:
-     * n0, holding the cluster's map, refused itself when two misfits were
-     * heard beside it). */
-    bool members = self_map;
-    for (uint32_t i = 0; i < cs->n_shape_votes && !members; i++) /* bounded: SHAPE_VOTES_MAX */
-        members = cs->shape_votes[i].holds_map && now - cs->shape_votes[i].last_ns <= window;
-    uint32_t a = members && !self_map ? 0 : 1, d = 0;
-    bool a_map = self_map, d_map = false;
-    for (uint32_t i = 0; i < cs->n_shape_votes; i++) { /* bounded: SHAPE_VOTES_MAX */
-        const shape_vote *v = &cs->shape_votes[i];
-        if (now - v->last_ns > window || (members && !v->holds_map))
-            continue;
-        if (v->agrees) {
-            a++;
-            a_map = a_map || v->holds_map;
-        } else {
-            d++;
-            d_map = d_map || v->holds_map;
-        }
-    }
-    *agree = a;
-    *differ = d;
-    if (d > a || (d == a && d_map && !a_map))
-        return SHAPE_MINORITY;
-    if (d == a && a_map == d_map)
-        return SHAPE_TIE;
-    /* The recorded members not heard are unknown: until the fallback, a
-     * majority is one of all of them (a partition may hide the cluster's
-     * members while a few misfits are heard). */
-    if (now - cs->shape_since_ns < (uint64_t)SHAPE_ALONE_TIMEOUTS * window) {
-        uint32_t unknown = 0;
-        for (uint32_t i = 0; i < cs->n_shape_recorded; i++) { /* bounded: SHAPE_VOTES_MAX */
-            bool heard = false;
-            for (uint32_t j = 0; j < cs->n_shape_votes && !heard; j++) /* bounded: same */
-                heard = aether_node_id_equal(&cs->shape_votes[j].id, &cs->shape_recorded[i]) &&
-                        now - cs->shape_votes[j].last_ns <= window;
-            unknown += !heard;
-        }
-        if (a <= d + unknown)
-            return SHAPE_TIE; /* undecided: nobody's shape yet */
-    }
-    return SHAPE_MAJORITY;
-}
-
-/* Step 2b: does the stored topology name a node other than us, in any
- * state (a cluster lived here: not a new one)? */
-static bool others_recorded(const aether_member *m)
-{
-    const aether_topology *t = &m->cs->topo;
-    for (uint32_t i = 0; i < t->count; i++) /* bounded: the topology's nodes */
-        if (!aether_node_id_equal(&t->nodes[i].id, &m->cfg.node))
-            return true;
-    return false;
-}
-
-/* Step 2c: a node heard with another shape that the stored topology has as
- * a healthy member (a misfit leader before us admitted it). First one at
- * i or after; NULL when none. */
-static const aether_node_id *shape_misfit_member(const aether_member *m, uint32_t *i)
-{
-    const member_cluster_state *cs = m->cs;
-    for (; *i < cs->n_shape_votes; (*i)++) { /* bounded: SHAPE_VOTES_MAX */
-        const shape_vote *v = &cs->shape_votes[*i];
-        const aether_node_info *n = v->agrees ? NULL : aether_topology_find(&cs->topo, &v->id);
-        if (n != NULL && aether_node_status_is_healthy(n->status))
-            return &v->id;
-    }
-    return NULL;
-}
-
-static void shape_publish(aether_member *m, aether_term term)
-{
-    uint32_t a, d, from = 0;
-    bool lacks = shape_count(m, &a, &d) != SHAPE_MAJORITY || shape_misfit_member(m, &from) != NULL;
-    uint64_t ft = (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
-    uint64_t now = member_now_ns(m);
-    const member_cluster_state *cs = m->cs;
-    if (__atomic_load_n(&m->mapless_term, __ATOMIC_SEQ_CST) == term) {
-        if (cs->shape_heard_ns == 0 && others_recorded(m) &&
-            now - cs->shape_since_ns < SHAPE_ALONE_TIMEOUTS * ft)
-            lacks = true; /* step 2b: nobody heard yet */
-        if (cs->shape_heard_ns != 0 && now - cs->shape_heard_ns < ft)
-            lacks = true; /* step 2: still hearing (every live node within a failure_timeout) */
-    }
-    bool was = __atomic_load_n(&m->shape_blocked_term, __ATOMIC_SEQ_CST) == term;
-    if (was != lacks)
-        AETHER_INFO(MEMBER_LOG, "%s: no map stored, the shape of the nodes heard in term %llu: "
-                    "%u share ours, %u differ: %s", m->cfg.node.str, (unsigned long long)term, a, d,
-                    lacks ? "no first map yet" : "publishing");
-    __atomic_store_n(&m->shape_blocked_term, lacks ? term : AETHER_TERM_NONE, __ATOMIC_SEQ_CST);
-}
-
-/* Step 1: notes a keep-alive's shape. AETHER_OK (it shares ours: decide it
- * as usual) or AETHER_EUNAVAILABLE (it differs: retry). */
-static aether_status shape_note(aether_member *m, const aether_command *c, aether_term term,
-                                aether_err *why)
-{
-    member_cluster_state *cs = m->cs;
-    if (aether_node_id_equal(&c->data.join.info.id, &m->cfg.node) ||
-        c->data.join.terms.shard_count == 0)
-        return AETHER_OK;
-    aether_err diff;
-    bool agrees = aether_admission_check(&m->admission, &c->data.join.terms, &diff) == AETHER_OK;
-    shape_vote *v = NULL;
-    for (uint32_t i = 0; i < cs->n_shape_votes && v == NULL; i++) /* bounded: SHAPE_VOTES_MAX */
-        if (aether_node_id_equal(&cs->shape_votes[i].id, &c->data.join.info.id))
-            v = &cs->shape_votes[i];
-    if (v == NULL && cs->n_shape_votes < SHAPE_VOTES_MAX)
-        v = &cs->shape_votes[cs->n_shape_votes++];
-    if (cs->shape_heard_ns == 0)
-        cs->shape_heard_ns = member_now_ns(m);
-    if (v != NULL) { /* beyond the bound a node is not counted: the others still are */
-        v->id = c->data.join.info.id;
-        v->agrees = agrees;
-        v->holds_map = c->data.join.map_term != AETHER_TERM_NONE;
-        v->last_ns = member_now_ns(m);
-    }
-    shape_publish(m, term);
-    if (agrees)
-        return AETHER_OK;
-    return aether_err_set(why, AETHER_EUNAVAILABLE, "no map stored: the cluster's shape is being "
-                          "settled by the nodes heard (%s); retry", diff.msg);
-}
-
-static void fail_self(aether_member *m);
-static aether_status lead_command(aether_member *m, const aether_command *c, aether_err *why);
-
-/* Step 3 (and 2c), on every heartbeat tick of a counting leader. */
-static void shape_check_self(aether_member *m)
-{
-    member_cluster_state *cs = m->cs;
-    aether_term term;
-    if (!member_may_lead(m, &term) || !shape_counting(m, term))
-        return;
-    shape_publish(m, term);
-    uint32_t a, d;
-    shape_verdict verdict = shape_count(m, &a, &d);
-    if (cs->shape_heard_ns == 0 ||
-        member_now_ns(m) - cs->shape_heard_ns < (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS)
-        return;
-    if (verdict == SHAPE_MAJORITY) { /* step 2c: members of another shape are failed first */
-        uint32_t i = 0;
-        for (const aether_node_id *id; (id = shape_misfit_member(m, &i)) != NULL; i++) {
-            aether_command c; /* bounded: SHAPE_VOTES_MAX */
-            base_command(m, &c, AETHER_CMD_MARK_NODE_FAILED);
-            c.data.mark_failed.node = *id;
-            aether_err why;
-            if (lead_command(m, &c, &why) != AETHER_OK)
-                AETHER_WARN(MEMBER_LOG, "%s: could not fail %s: %s", m->cfg.node.str, id->str,
-                            why.msg);
-            else
-                AETHER_WARN(MEMBER_LOG, "%s: %s, a member of another shape (a leader of its "
-                            "shape admitted it), failed before this term's first map",
-                            m->cfg.node.str, id->str);
-        }
-        shape_publish(m, term);
-        return;
-    }
-    if (verdict != SHAPE_MINORITY)
-        return;
-    char reason[AETHER_ERR_MSG_MAX];
-    snprintf(reason, sizeof(reason), "shard_count %u, replication %u: %u of the %u live nodes this "
-             "node heard in term %llu run other terms (the state store had no map to say which "
-             "are the cluster's; the majority's are)", m->cfg.shard_count, m->cfg.replication, d,
-             a + d, (unsigned long long)term);
-    __atomic_add_fetch(&m->shape_refusals, 1, __ATOMIC_RELAXED);
-    AETHER_ERROR(MEMBER_LOG, "%s: leading with no stored map, this node's shape lacks a majority: %s",
-                 m->cfg.node.str, reason);
-    member_note_refused(m, reason); /* first: no map is published from here */
-    const aether_node_info *me = aether_topology_find(&cs->topo, &m->cfg.node);
-    if (me != NULL && aether_node_status_is_healthy(me->status))
-        fail_self(m);
-}
-
-static bool newcomer_refuses_self(aether_member *m, const aether_command *c, aether_term term)
-{
-    member_cluster_state *cs = m->cs;
-    if (c->type != AETHER_CMD_JOIN_CLUSTER || cs->newcomer_term != term ||
-        c->data.join.map_term == AETHER_TERM_NONE || c->data.join.map_term >= term ||
-        c->data.join.terms.shard_count == 0)
-        return false;
-    aether_err why;
-    /* The joiner's terms as the cluster's, ours as a joiner's: the sentence
-     * the members' leader gives a misfit. */
-    if (aether_admission_check(&c->data.join.terms, &m->admission, &why) != AETHER_EINCOMPATIBLE)
-        return false;
-    char reason[AETHER_ERR_MSG_MAX + AETHER_NODE_ID_LEN_MAX + 160]; /* member_note_refused cuts it */
-    snprintf(reason, sizeof(reason), "%s (%s, a member holding a map of term %llu, has the cluster's "
-             "terms; the state store had lost them when this node took over in term %llu)",
-             why.msg, c->data.join.info.id.str, (unsigned long long)c->data.join.map_term,
-             (unsigned long long)term);
-    AETHER_WARN(MEMBER_LOG, "%s: leading with no stored map, this node may not fit the cluster: %s; "
-                "standing down in term %llu (the members' leader will judge its admission)",
-                m->cfg.node.str, reason, (unsigned long long)term);
-    /* The pause first, then the term: whoever sees the term sees the pause. */
-    __atomic_store_n(&m->stood_down_until_ns,
-                     member_now_ns(m) + (uint64_t)(m->cfg.lease_ttl_ms + m->cfg.failure_timeout_ms) *
-                                            AETHER_NS_PER_MS,
-                     __ATOMIC_SEQ_CST);
-    __atomic_store_n(&m->stood_down_term, term, __ATOMIC_SEQ_CST); /* first: no map from here */
-    const aether_node_info *me = aether_topology_find(&cs->topo, &m->cfg.node);
-    if (me != NULL && aether_node_status_is_healthy(me->status))
-        fail_self(m);
-    return true;
 }
 
 /* One leader-decided topology event (e, owned): recorded in the state store,
@@ -1518,7 +902,7 @@ static aether_status announce_one(aether_member *m, aether_event *e, aether_err 
         aether_event_release(e);
         return aether_err_set(why, AETHER_ENOTLEADER, "not leader");
     }
-    if (!announce_reserve(m->cs, 1)) {
+    if (!member_announce_reserve(m->cs, 1)) {
         aether_event_release(e);
         return aether_err_set(why, AETHER_EUNAVAILABLE, "leader busy announcing; retry");
     }
@@ -1527,11 +911,11 @@ static aether_status announce_one(aether_member *m, aether_event *e, aether_err 
         aether_event_release(e);
         return st;
     }
-    announce_committed(m, &e, 1, term);
+    member_announce_committed(m, &e, 1, term);
     return AETHER_OK;
 }
 
-static void fail_self(aether_member *m)
+void member_cluster_fail_self(aether_member *m)
 {
     aether_event *e = aether_event_create(AETHER_EVT_NODE_FAILED);
     if (e == NULL)
@@ -1542,50 +926,45 @@ static void fail_self(aether_member *m)
         AETHER_WARN(MEMBER_LOG, "%s: could not record itself failed: %s", m->cfg.node.str, why.msg);
 }
 
-/* Decides a command as leader: applies and emits its events. */
-static aether_status lead_command(aether_member *m, const aether_command *c, aether_err *why)
+/* Leader of `term`: RebalanceShards and AssignShards go to the assign
+ * actor (the operator's release of the brake too); nothing is decided
+ * here. */
+static aether_status forward_rebalance(aether_member *m, const aether_command *c, aether_term term,
+                                       aether_err *why)
 {
-    member_cluster_state *cs = m->cs;
-    aether_term term;
-    if (!member_may_lead(m, &term)) {
-        if (cs->topo.leader.len && !aether_node_id_equal(&cs->topo.leader, &m->cfg.node))
-            return aether_err_set(why, AETHER_ENOTLEADER, "not leader; leader is %s, term %llu",
-                                  cs->topo.leader.str, (unsigned long long)cs->topo.term);
-        return aether_err_set(why, AETHER_ENOTLEADER, "not leader (term %llu)",
-                              (unsigned long long)cs->topo.term);
-    }
-    if (c->term != AETHER_TERM_NONE && c->term > term)
-        return aether_err_set(why, AETHER_ENOTLEADER, "not leader; term %llu is newer than ours (%llu)",
+    if (c->term != AETHER_TERM_NONE && c->term < term)
+        return aether_err_set(why, AETHER_ESTALE, "term %llu is older than %llu",
                               (unsigned long long)c->term, (unsigned long long)term);
-    if (c->type == AETHER_CMD_REBALANCE_SHARDS || c->type == AETHER_CMD_ASSIGN_SHARDS) {
-        if (c->term != AETHER_TERM_NONE && c->term < term)
-            return aether_err_set(why, AETHER_ESTALE, "term %llu is older than %llu",
-                                  (unsigned long long)c->term, (unsigned long long)term);
-        if (c->type == AETHER_CMD_REBALANCE_SHARDS && c->data.rebalance.release_brake) {
-            /* The operator's release (DESIGN: until an operator or the
-             * window clears it). Refused when there is nothing to release,
-             * so the operator learns it; the assign actor records who asked. */
-            if (!__atomic_load_n(&m->brake_engaged, __ATOMIC_RELAXED))
-                return aether_err_set(why, AETHER_ESTATE, "the rebalance brake is not engaged");
-            char who[AETHER_NODE_ID_LEN_MAX + AETHER_REASON_MAX + 8];
-            snprintf(who, sizeof(who), "%s%s%s%s", c->sender.len ? c->sender.str : "?",
-                     c->data.rebalance.reason[0] ? " (" : "", c->data.rebalance.reason,
-                     c->data.rebalance.reason[0] ? ")" : "");
-            char *asker = strdup(who);
-            if (asker == NULL || member_send_owned(m, m->assign, MSG_RELEASE_BRAKE, asker) != AETHER_OK)
-                return aether_err_set(why, AETHER_EFULL, "leader busy; retry");
-            return AETHER_OK;
-        }
-        char *reason = strdup(c->type == AETHER_CMD_ASSIGN_SHARDS ? "AssignShards"
-                              : c->data.rebalance.reason[0] ? c->data.rebalance.reason
-                                                            : "RebalanceShards");
-        if (reason == NULL || member_send_owned(m, m->assign, MSG_REBALANCE, reason) != AETHER_OK)
+    if (c->type == AETHER_CMD_REBALANCE_SHARDS && c->data.rebalance.release_brake) {
+        /* The operator's release (DESIGN: until an operator or the
+         * window clears it). Refused when there is nothing to release,
+         * so the operator learns it; the assign actor records who asked. */
+        if (!__atomic_load_n(&m->brake_engaged, __ATOMIC_RELAXED))
+            return aether_err_set(why, AETHER_ESTATE, "the rebalance brake is not engaged");
+        char who[AETHER_NODE_ID_LEN_MAX + AETHER_REASON_MAX + 8];
+        snprintf(who, sizeof(who), "%s%s%s%s", c->sender.len ? c->sender.str : "?",
+                 c->data.rebalance.reason[0] ? " (" : "", c->data.rebalance.reason,
+                 c->data.rebalance.reason[0] ? ")" : "");
+        char *asker = strdup(who);
+        if (asker == NULL || member_send_owned(m, m->assign, MSG_RELEASE_BRAKE, asker) != AETHER_OK)
             return aether_err_set(why, AETHER_EFULL, "leader busy; retry");
         return AETHER_OK;
     }
-    if (c->type == AETHER_CMD_ELECT_LEADER)
-        return aether_err_set(why, AETHER_EINVAL,
-                              "ElectLeader is decided by each node's lease, not by the leader");
+    char *reason = strdup(c->type == AETHER_CMD_ASSIGN_SHARDS ? "AssignShards"
+                          : c->data.rebalance.reason[0] ? c->data.rebalance.reason
+                                                        : "RebalanceShards");
+    if (reason == NULL || member_send_owned(m, m->assign, MSG_REBALANCE, reason) != AETHER_OK)
+        return aether_err_set(why, AETHER_EFULL, "leader busy; retry");
+    return AETHER_OK;
+}
+
+/* Leader of `term`, before deciding a topology command: may this leader
+ * decide at all (its state loaded, its configuration the cluster's), and
+ * is the command one to decide (a keep-alive of an older process of our
+ * own id is not)? AETHER_OK: decide it. */
+static aether_status may_decide(aether_member *m, const aether_command *c, aether_term term,
+                                aether_err *why)
+{
     /* A leader that cannot serve the cluster's map (it won the lease before
      * anyone could refuse it; state_loaded compares it with the stored map)
      * decides nothing, its own admission included, and resigns
@@ -1599,12 +978,12 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
     if (!loaded)
         return aether_err_set(why, AETHER_EUNAVAILABLE,
                               "taking over: the stored topology is not readable yet; retry");
-    if (newcomer_refuses_self(m, c, term))
+    if (member_shape_newcomer_refuses(m, c, term))
         return aether_err_set(why, AETHER_ENOTLEADER,
                               "not leader: this node's configuration does not match the "
                               "cluster's (resigning)");
-    if (c->type == AETHER_CMD_JOIN_CLUSTER && shape_counting(m, term)) {
-        aether_status ss = shape_note(m, c, term, why);
+    if (c->type == AETHER_CMD_JOIN_CLUSTER && member_shape_counting(m, term)) {
+        aether_status ss = member_shape_note(m, c, term, why);
         if (ss != AETHER_OK)
             return ss;
     }
@@ -1621,6 +1000,50 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
                               "process of this node id)",
                               m->cfg.node.str, (unsigned long long)c->data.join.info.incarnation,
                               (unsigned long long)claim);
+    return AETHER_OK;
+}
+
+/* A join the aggregate refused as incompatible (or without terms): counted
+ * and logged (one line per window). */
+static void note_join_refused(aether_member *m, const aether_command *c, aether_status st,
+                              const aether_err *why)
+{
+    member_cluster_state *cs = m->cs;
+    if (c->type != AETHER_CMD_JOIN_CLUSTER ||
+        !(st == AETHER_EINCOMPATIBLE || (st == AETHER_EINVAL && c->data.join.terms.shard_count == 0)))
+        return;
+    __atomic_add_fetch(&m->joins_refused, 1, __ATOMIC_RELAXED);
+    uint64_t suppressed = 0;
+    if (aether_log_ratelimit_allow(&cs->refuse_log, member_now_ns(m), &suppressed))
+        AETHER_WARN(MEMBER_LOG, "%s: join of %s refused: %s [%llu more suppressed]",
+                    m->cfg.node.str, c->data.join.info.id.str, why->msg,
+                    (unsigned long long)suppressed);
+}
+
+/* Decides a command as leader: applies and emits its events. */
+aether_status member_cluster_lead_command(aether_member *m, const aether_command *c,
+                                          aether_err *why)
+{
+    member_cluster_state *cs = m->cs;
+    aether_term term;
+    if (!member_may_lead(m, &term)) {
+        if (cs->topo.leader.len && !aether_node_id_equal(&cs->topo.leader, &m->cfg.node))
+            return aether_err_set(why, AETHER_ENOTLEADER, "not leader; leader is %s, term %llu",
+                                  cs->topo.leader.str, (unsigned long long)cs->topo.term);
+        return aether_err_set(why, AETHER_ENOTLEADER, "not leader (term %llu)",
+                              (unsigned long long)cs->topo.term);
+    }
+    if (c->term != AETHER_TERM_NONE && c->term > term)
+        return aether_err_set(why, AETHER_ENOTLEADER, "not leader; term %llu is newer than ours (%llu)",
+                              (unsigned long long)c->term, (unsigned long long)term);
+    if (c->type == AETHER_CMD_REBALANCE_SHARDS || c->type == AETHER_CMD_ASSIGN_SHARDS)
+        return forward_rebalance(m, c, term, why);
+    if (c->type == AETHER_CMD_ELECT_LEADER)
+        return aether_err_set(why, AETHER_EINVAL,
+                              "ElectLeader is decided by each node's lease, not by the leader");
+    aether_status st = may_decide(m, c, term, why);
+    if (st != AETHER_OK)
+        return st;
     /* The aggregate checks leadership against its own view; it is ours. */
     aether_topology_set_leader(&cs->topo, &m->cfg.node, term);
     /* The cluster's admission terms are ours: we match the stored map
@@ -1637,24 +1060,16 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
     }
     aether_event *ev[AETHER_TOPOLOGY_DECIDE_MAX];
     uint32_t n = 0;
-    aether_status st = aether_topology_decide(&cs->topo, c, aether_clock_wall_ms(m->clock), ev, &n, why);
+    st = aether_topology_decide(&cs->topo, c, aether_clock_wall_ms(m->clock), ev, &n, why);
     if (st != AETHER_OK) {
-        if (c->type == AETHER_CMD_JOIN_CLUSTER &&
-            (st == AETHER_EINCOMPATIBLE ||
-             (st == AETHER_EINVAL && c->data.join.terms.shard_count == 0))) {
-            __atomic_add_fetch(&m->joins_refused, 1, __ATOMIC_RELAXED);
-            uint64_t suppressed = 0;
-            if (aether_log_ratelimit_allow(&cs->refuse_log, member_now_ns(m), &suppressed))
-                AETHER_WARN(MEMBER_LOG, "%s: join of %s refused: %s [%llu more suppressed]",
-                            m->cfg.node.str, c->data.join.info.id.str, why->msg,
-                            (unsigned long long)suppressed);
-        }
+        note_join_refused(m, c, st, why);
         return st;
     }
+    AETHER_ASSERT(n <= AETHER_TOPOLOGY_DECIDE_MAX);
     for (uint32_t i = 0; i < n; i++)
         if (ev[i]->type == AETHER_EVT_NODE_JOINED)
             ev[i]->data.node_joined.map_version = __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST);
-    if (n > 0 && !announce_reserve(cs, n))
+    if (n > 0 && !member_announce_reserve(cs, n))
         st = aether_err_set(why, AETHER_EUNAVAILABLE, "leader busy announcing; retry");
     if (n > 0 && (st != AETHER_OK || (st = commit_topology(m, ev, n, why)) != AETHER_OK)) {
         for (uint32_t i = 0; i < n; i++)
@@ -1672,9 +1087,9 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
             h->last_ns = member_now_ns(m);
     }
     if (n > 0)
-        announce_committed(m, ev, n, term); /* takes the events over */
+        member_announce_committed(m, ev, n, term); /* takes the events over */
     else
-        publish_self_status(m);
+        member_cluster_publish_self_status(m);
     return AETHER_OK;
 }
 
@@ -1938,6 +1353,47 @@ static bool about_self(const aether_member *m, const aether_event *e)
            !aether_node_id_equal(&e->node, &m->cfg.node);
 }
 
+/* LeaderElected, in sequence: the leader of our topology; as the new
+ * leader, the take-over starts (policy 10) and every node's silence is
+ * counted from now. */
+static void leader_elected(aether_member *m, const aether_event *e)
+{
+    member_cluster_state *cs = m->cs;
+    const aether_node_id *leader = &e->data.leader_elected.leader;
+    aether_term term = e->data.leader_elected.term;
+    if (!aether_topology_set_leader(&cs->topo, leader, term))
+        return;
+    if (aether_node_id_equal(leader, &m->cfg.node)) {
+        (void)state_loaded(m, term); /* policy 10: take over from the stored state */
+        cs->lead_term = term;
+        cs->lead_since_ns = member_now_ns(m);
+        for (uint32_t i = 0; i < cs->n_hb; i++) {
+            cs->hb[i].last_ns = cs->lead_since_ns;
+            cs->hb[i].forced_inc = 0; /* an earlier term's request: asked again if still meant */
+        }
+    } else {
+        cs->lead_term = AETHER_TERM_NONE;
+    }
+}
+
+/* A topology event announced (ours or a leader's), in sequence: heard;
+ * another node's decision is applied (or the store read, after a gap),
+ * published and passed to the assign actor. */
+static void topology_announced(aether_member *m, const aether_event *e)
+{
+    member_cluster_state *cs = m->cs;
+    (void)aether_topology_apply(&cs->heard, e); /* announced: ours or a leader's */
+    if (aether_node_id_equal(&e->node, &m->cfg.node))
+        return; /* ours: applied, published and passed on when decided */
+    if (!cs->topo_dirty || !load_topology(m, true))
+        aether_topology_apply(&cs->topo, e); /* in sequence, or the store is out of reach */
+    else
+        cs->topo_dirty = false; /* the store has this change, and all before it */
+    hb_heard_if_joined(m, e);
+    member_cluster_publish_self_status(m);
+    member_cluster_notify_assign(m, (aether_event *)e);
+}
+
 static void on_event(aether_member *m, const aether_event *e)
 {
     member_cluster_state *cs = m->cs;
@@ -1956,7 +1412,7 @@ static void on_event(aether_member *m, const aether_event *e)
             if (taken)
                 (void)aether_topology_apply(&cs->heard, e);
             hb_heard_if_joined(m, e);
-            notify_assign(m, (aether_event *)e);
+            member_cluster_notify_assign(m, (aether_event *)e);
             return;
         }
         /* SELF_UNKNOWN: as if the store had not been asked. */
@@ -1972,24 +1428,9 @@ static void on_event(aether_member *m, const aether_event *e)
     if (m->cb.on_event != NULL)
         m->cb.on_event(m->cb.arg, e);
     switch (e->type) {
-    case AETHER_EVT_LEADER_ELECTED: {
-        const aether_node_id *leader = &e->data.leader_elected.leader;
-        aether_term term = e->data.leader_elected.term;
-        if (!aether_topology_set_leader(&cs->topo, leader, term))
-            return;
-        if (aether_node_id_equal(leader, &m->cfg.node)) {
-            (void)state_loaded(m, term); /* policy 10: take over from the stored state */
-            cs->lead_term = term;
-            cs->lead_since_ns = member_now_ns(m);
-            for (uint32_t i = 0; i < cs->n_hb; i++) {
-                cs->hb[i].last_ns = cs->lead_since_ns;
-                cs->hb[i].forced_inc = 0; /* an earlier term's request: asked again if still meant */
-            }
-        } else {
-            cs->lead_term = AETHER_TERM_NONE;
-        }
+    case AETHER_EVT_LEADER_ELECTED:
+        leader_elected(m, e);
         return;
-    }
     case AETHER_EVT_LEASE_RENEWED:
         if (cs->topo_dirty) {
             reread_store(m); /* the map too, after an anomaly */
@@ -2009,33 +1450,61 @@ static void on_event(aether_member *m, const aether_event *e)
     case AETHER_EVT_NODE_DRAINING:
     case AETHER_EVT_NODE_LEFT:
     case AETHER_EVT_NODE_FAILED:
-        (void)aether_topology_apply(&cs->heard, e); /* announced: ours or a leader's */
-        if (aether_node_id_equal(&e->node, &m->cfg.node))
-            return; /* ours: applied, published and passed on when decided */
-        if (!cs->topo_dirty || !load_topology(m, true))
-            aether_topology_apply(&cs->topo, e); /* in sequence, or the store is out of reach */
-        else
-            cs->topo_dirty = false; /* the store has this change, and all before it */
-        hb_heard_if_joined(m, e);
-        publish_self_status(m);
-        notify_assign(m, (aether_event *)e);
+        topology_announced(m, e);
         return;
     default:
         return;
     }
 }
 
+/* member_internal.h, step 6: while anything waits to be announced, a
+ * barrier or its ack may have found a full mailbox; ask again (the assign
+ * actor answers any number; acks coalesce). */
+static void retry_announcements(aether_member *m)
+{
+    member_cluster_state *cs = m->cs;
+    if (cs->ann_count == 0)
+        return;
+    if (cs->barrier_acked < cs->barrier_seq)
+        cs->barrier_sent = cs->barrier_acked;
+    member_announce_flush(m);
+}
+
+/* This tick's keep-alive (a JoinCluster) c, sent to the leader. Step 1: a
+ * free slot carries the send time; with none free (replies slower than
+ * KEEPALIVE_SLOTS ticks) this tick's request earns no right. */
+static void send_keepalive(aether_member *m, const aether_command *c)
+{
+    member_cluster_state *cs = m->cs;
+    keepalive_slot *k = NULL;
+    for (uint32_t i = 0; i < KEEPALIVE_SLOTS && k == NULL; i++)
+        if (!__atomic_load_n(&cs->keepalive[i].busy, __ATOMIC_ACQUIRE))
+            k = &cs->keepalive[i];
+    aether_status st;
+    if (k != NULL) {
+        k->m = m;
+        k->sent_ns = member_now_ns(m);
+        __atomic_store_n(&k->busy, 1, __ATOMIC_RELAXED);
+        st = aether_transport_send_command(m->deps.transport, c, keepalive_reply, k);
+        if (st != AETHER_OK)
+            __atomic_store_n(&k->busy, 0, __ATOMIC_RELAXED); /* never sent: no reply comes */
+    } else {
+        st = aether_transport_send_command(m->deps.transport, c, reply_cb, m);
+    }
+    if (st != AETHER_OK)
+        AETHER_DEBUG(MEMBER_LOG, "%s: keep-alive not sent (%s)", m->cfg.node.str,
+                     aether_status_str(st));
+}
+
+/* MSG_TICK_HEARTBEAT: pending announcements, this node's shape, then (a
+ * member that may speak for its id) its heartbeat and its keep-alive - a
+ * request for a new incarnation when its record is not healthy - and a
+ * drain asked again. */
 static void tick_heartbeat(aether_member *m)
 {
     member_cluster_state *cs = m->cs;
-    if (cs->ann_count > 0) {
-        /* Step 6: a barrier or its ack may have found a full mailbox; ask
-         * again (the assign actor answers any number; acks coalesce). */
-        if (cs->barrier_acked < cs->barrier_seq)
-            cs->barrier_sent = cs->barrier_acked;
-        announce_flush(m);
-    }
-    shape_check_self(m);
+    retry_announcements(m);
+    member_shape_check_self(m);
     if (__atomic_load_n(&m->refused, __ATOMIC_ACQUIRE))
         return; /* refused as incompatible: asking again cannot help (member.h) */
     if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
@@ -2065,11 +1534,11 @@ static void tick_heartbeat(aether_member *m)
     if ((ours && me->status == AETHER_NODE_LEFT) || __atomic_load_n(&m->self_left, __ATOMIC_SEQ_CST))
         return; /* this run of the node left for good (even once its record is forgotten) */
     aether_command c;
-    base_command(m, &c, AETHER_CMD_JOIN_CLUSTER);
+    member_cluster_base_command(m, &c, AETHER_CMD_JOIN_CLUSTER);
     c.data.join.info = m->self_info;
     c.data.join.terms = m->admission;
     /* The map we hold (of our own terms: adopt installs no other), for a
-     * leader that took over from nothing (lead_command, "newcomer", and the
+     * leader that took over from nothing (member_cluster_lead_command, "newcomer", and the
      * quorum of configuration); with none of this generation, the one we
      * held in an earlier one: evidence of our shape all the same. */
     if (__atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST) != 0)
@@ -2094,31 +1563,12 @@ static void tick_heartbeat(aether_member *m)
         cs->join_requests++;
     }
     c.data.join.info.incarnation = claim; /* healthy: a keep-alive (idempotent) */
-    /* Step 1: a free slot carries the send time; with none free (replies
-     * slower than KEEPALIVE_SLOTS ticks) this tick's request earns no right. */
-    keepalive_slot *k = NULL;
-    for (uint32_t i = 0; i < KEEPALIVE_SLOTS && k == NULL; i++)
-        if (!__atomic_load_n(&cs->keepalive[i].busy, __ATOMIC_ACQUIRE))
-            k = &cs->keepalive[i];
-    aether_status st;
-    if (k != NULL) {
-        k->m = m;
-        k->sent_ns = member_now_ns(m);
-        __atomic_store_n(&k->busy, 1, __ATOMIC_RELAXED);
-        st = aether_transport_send_command(m->deps.transport, &c, keepalive_reply, k);
-        if (st != AETHER_OK)
-            __atomic_store_n(&k->busy, 0, __ATOMIC_RELAXED); /* never sent: no reply comes */
-    } else {
-        st = aether_transport_send_command(m->deps.transport, &c, reply_cb, m);
-    }
-    if (st != AETHER_OK)
-        AETHER_DEBUG(MEMBER_LOG, "%s: keep-alive not sent (%s)", m->cfg.node.str,
-                     aether_status_str(st));
+    send_keepalive(m, &c);
     /* A drain survives a lost request, a change of leader and a failure
      * followed by a rejoin: ask again (idempotent) until this run has left. */
     if (cs->drain_requested && healthy) {
         aether_command l;
-        base_command(m, &l, AETHER_CMD_LEAVE_CLUSTER);
+        member_cluster_base_command(m, &l, AETHER_CMD_LEAVE_CLUSTER);
         l.data.leave.node = m->cfg.node;
         send_to_leader(m, &l);
     }
@@ -2191,7 +1641,7 @@ static void forget_departed(aether_member *m, aether_term term)
         return;
     }
     hb_prune(cs, now, (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS);
-    publish_self_status(m);
+    member_cluster_publish_self_status(m);
     __atomic_add_fetch(&m->nodes_forgotten, n_gone, __ATOMIC_RELAXED);
     for (uint32_t i = 0; i < n_gone; i++)
         AETHER_INFO(MEMBER_LOG, "%s: forgot %s (departed %llu ms ago; node_retention_ms %u)",
@@ -2209,50 +1659,56 @@ static void forget_departed(aether_member *m, aether_term term)
  * and no later than one heartbeat interval from now, so a deadline that
  * moves earlier between two checks (a new term, a node met in a stored
  * topology) is still met within an interval, as the periodic check did. */
-static uint64_t tick_failcheck(aether_member *m)
+/* The state bucket was lost and the lease actor recorded our term again
+ * (member_lease.c, step 6): write our topology back. fence_topology_key
+ * creates the key from ours when it is absent; a failure is retried at
+ * the next check. */
+static void rewrite_lost_topology(aether_member *m)
 {
     member_cluster_state *cs = m->cs;
-    uint64_t now = member_now_ns(m);
-    uint64_t next = now + (uint64_t)m->cfg.heartbeat_interval_ms * AETHER_NS_PER_MS;
-    aether_term term;
-    if (!member_may_lead(m, &term) || cs->lead_term != term || !state_loaded(m, term))
-        return next; /* not leading, LeaderElected not seen here yet (no grace start), or the
-                        stored state not read yet */
-    /* The state bucket was lost and the lease actor recorded our term again
-     * (member_lease.c, step 6): write our topology back. fence_topology_key
-     * creates the key from ours when it is absent; a failure is retried at
-     * the next check. */
     uint64_t lost = __atomic_load_n(&m->state_lost_gen, __ATOMIC_RELAXED);
     if (lost != cs->state_lost_seen && fence_topology_key(m)) {
         cs->state_lost_seen = lost;
         AETHER_INFO(MEMBER_LOG, "%s: topology v%llu written back to the state store", m->cfg.node.str,
                     (unsigned long long)cs->topo.version);
     }
-    /* Once per lease_ttl_ms: a deposed leader of a lost generation may have
-     * written its topology over ours (member_state.c, "Generations"); every
-     * reader refuses it: write ours back (put replaces it). */
-    if (now - cs->foreign_checked_ns >= (uint64_t)m->cfg.lease_ttl_ms * AETHER_NS_PER_MS) {
-        cs->foreign_checked_ns = now;
-        if (member_state_foreign(m, MEMBER_STATE_TOPOLOGY, cs->state_rev)) {
-            uint64_t gen = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
-            char *json = NULL;
-            size_t len = 0;
-            /* The topology we hold, stored again: no change, nothing to
-             * announce, nothing the assign actor must see first. */
-            aether_status st = aether_topology_json_encode_gen(&cs->topo, gen, &json, &len, NULL);
-            if (st == AETHER_OK)
-                st = member_state_put(m, MEMBER_STATE_TOPOLOGY, json, len, gen, 0, cs->topo.version,
-                                      &cs->state_rev);
-            free(json);
-            if (st != AETHER_OK)
-                cs->foreign_checked_ns = 0; /* again at the next check */
-        }
-    }
+}
+
+/* Once per lease_ttl_ms: a deposed leader of a lost generation may have
+ * written its topology over ours (member_state.c, "Generations"); every
+ * reader refuses it: write ours back (put replaces it). */
+static void check_foreign_topology(aether_member *m, uint64_t now)
+{
+    member_cluster_state *cs = m->cs;
+    if (now - cs->foreign_checked_ns < (uint64_t)m->cfg.lease_ttl_ms * AETHER_NS_PER_MS)
+        return;
+    cs->foreign_checked_ns = now;
+    if (!member_state_foreign(m, MEMBER_STATE_TOPOLOGY, cs->state_rev))
+        return;
+    uint64_t gen = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
+    char *json = NULL;
+    size_t len = 0;
+    /* The topology we hold, stored again: no change, nothing to
+     * announce, nothing the assign actor must see first. */
+    aether_status st = aether_topology_json_encode_gen(&cs->topo, gen, &json, &len, NULL);
+    if (st == AETHER_OK)
+        st = member_state_put(m, MEMBER_STATE_TOPOLOGY, json, len, gen, 0, cs->topo.version,
+                              &cs->state_rev);
+    free(json);
+    if (st != AETHER_OK)
+        cs->foreign_checked_ns = 0; /* again at the next check */
+}
+
+/* Leader: the healthy nodes (not us) silent for more than failure_timeout
+ * since last heard (or since we lead), at most FAILCHECK_BATCH_MAX, into
+ * silent/silent_ms; returns how many. Lowers *next to the first instant
+ * another one's silence exceeds the timeout (to now if more than a batch
+ * is due). */
+static uint32_t collect_silent(aether_member *m, uint64_t now, aether_node_id *silent,
+                               uint64_t *silent_ms, uint64_t *next)
+{
+    member_cluster_state *cs = m->cs;
     uint64_t timeout = (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
-    /* Collect first: deciding changes the topology we iterate. The rest of a
-     * larger wave is declared by the next check, at once. */
-    aether_node_id silent[FAILCHECK_BATCH_MAX];
-    uint64_t silent_ms[FAILCHECK_BATCH_MAX];
     uint32_t n = 0;
     for (uint32_t i = 0; i < cs->topo.count; i++) {
         const aether_node_info *node = &cs->topo.nodes[i];
@@ -2265,31 +1721,61 @@ static uint64_t tick_failcheck(aether_member *m)
             since = cs->lead_since_ns;
         if (now > since && now - since > timeout) {
             if (n == FAILCHECK_BATCH_MAX) {
-                next = now; /* more than one batch is due */
+                *next = now; /* more than one batch is due */
                 continue;
             }
             silent[n] = node->id;
             silent_ms[n] = (now - since) / AETHER_NS_PER_MS;
             n++;
-        } else if (since + timeout + 1 < next) {
-            next = since + timeout + 1; /* the first instant its silence exceeds the timeout */
+        } else if (since + timeout + 1 < *next) {
+            *next = since + timeout + 1; /* the first instant its silence exceeds the timeout */
         }
     }
+    return n;
+}
+
+/* Leader, policy 4: MarkNodeFailed decided for each of the n silent nodes. */
+static void fail_silent(aether_member *m, const aether_node_id *silent, const uint64_t *silent_ms,
+                        uint32_t n)
+{
+    AETHER_ASSERT(n <= FAILCHECK_BATCH_MAX);
     for (uint32_t i = 0; i < n; i++) {
         aether_command c;
-        base_command(m, &c, AETHER_CMD_MARK_NODE_FAILED);
+        member_cluster_base_command(m, &c, AETHER_CMD_MARK_NODE_FAILED);
         c.data.mark_failed.node = silent[i];
         c.data.mark_failed.silent_ms = silent_ms[i];
         aether_err why;
         /* Refused (the store unreachable): the node stays due; the next
          * check, at most an interval away, tries again. */
-        if (lead_command(m, &c, &why) != AETHER_OK)
+        if (member_cluster_lead_command(m, &c, &why) != AETHER_OK)
             AETHER_WARN(MEMBER_LOG, "%s: could not fail %s: %s", m->cfg.node.str, silent[i].str,
                         why.msg);
         else
             AETHER_INFO(MEMBER_LOG, "%s: %s silent for %llu ms: failed", m->cfg.node.str,
                         silent[i].str, (unsigned long long)silent_ms[i]);
     }
+}
+
+/* MSG_TICK_FAILCHECK (policy 4), leader with its stored state loaded: the
+ * write-backs, then silent nodes failed and departed ones forgotten.
+ * Returns when to check next. */
+static uint64_t tick_failcheck(aether_member *m)
+{
+    member_cluster_state *cs = m->cs;
+    uint64_t now = member_now_ns(m);
+    uint64_t next = now + (uint64_t)m->cfg.heartbeat_interval_ms * AETHER_NS_PER_MS;
+    aether_term term;
+    if (!member_may_lead(m, &term) || cs->lead_term != term || !state_loaded(m, term))
+        return next; /* not leading, LeaderElected not seen here yet (no grace start), or the
+                        stored state not read yet */
+    rewrite_lost_topology(m);
+    check_foreign_topology(m, now);
+    /* Collect first: deciding changes the topology we iterate. The rest of a
+     * larger wave is declared by the next check, at once. */
+    aether_node_id silent[FAILCHECK_BATCH_MAX];
+    uint64_t silent_ms[FAILCHECK_BATCH_MAX];
+    uint32_t n = collect_silent(m, now, silent, silent_ms, &next);
+    fail_silent(m, silent, silent_ms, n);
     forget_departed(m, term);
     return next;
 }
@@ -2343,63 +1829,46 @@ static void on_heartbeat(aether_member *m, const member_hb_box *b)
                     (unsigned long long)suppressed);
 }
 
-/* A command from the wire, before it is decided: a JoinCluster from an id
- * the leader's allowed_nodes does not name is refused (EPERM), and so is a
- * keep-alive of a process being failed by force (EUNAVAILABLE: no
- * acknowledgement, below); a MarkNodeFailed is a request the leader grants
- * only when its own record says the node is silent. An operator's forced
- * one (aetherctl fail --force) is granted even so, but not at once when
- * the node was heard within failure_timeout_ms: it still serves then, and
- * the leader would hand its shards out at once (the decree) while it does:
- * two owners (adversary soak, seed 300010: "n6 acquired shard 17 while n0
- * still serves it", 243 ms after n0 was heard). Instead the leader stops
- * hearing that process (hb_entry.forced_inc): its heartbeats and
- * keep-alives no longer count and its keep-alives are not acknowledged, so
- * it fences by its own clock exactly as if it had gone silent at its last
- * acknowledgement, and the failure check (tick_failcheck) fails it once
- * that silence passes failure_timeout_ms, the bound every failure keeps.
- * *deferred is set then: the request is answered OK, nothing decided yet.
- * The leader itself is not failed by request (its own check never fails
- * it): ESTATE, naming what to do instead. Leadership itself is
- * lead_command's. */
-static aether_status judge_request(aether_member *m, const aether_command *c, bool *deferred,
-                                   aether_err *why)
+/* Leader: a JoinCluster is acknowledged unless an operator's force is
+ * failing that process, or its id is neither allowed nor a healthy member
+ * at the incarnation it claims (AETHER_EPERM, counted and logged). */
+static aether_status judge_join(aether_member *m, const aether_command *c, aether_err *why)
 {
-    *deferred = false;
-    aether_term term;
-    if (!member_may_lead(m, &term))
-        return AETHER_OK;
     member_cluster_state *cs = m->cs;
-    if (c->type == AETHER_CMD_JOIN_CLUSTER) {
-        const aether_node_id *id = &c->data.join.info.id;
-        const aether_node_info *cur = aether_topology_find(&cs->topo, id);
-        const hb_entry *fh = cur != NULL ? hb_find(cs, id, false) : NULL;
-        if (fh != NULL && fh->forced_inc != 0 && fh->forced_inc == cur->incarnation &&
-            aether_node_status_is_healthy(cur->status) &&
-            aether_node_info_same_process(cur, &c->data.join.info))
-            return aether_err_set(why, AETHER_EUNAVAILABLE,
-                                  "%s is being failed by an operator's force: not acknowledged",
-                                  id->str);
-        if (aether_config_allows(&m->cfg, id))
-            return AETHER_OK;
-        /* A healthy member at the incarnation it claims keeps its
-         * acknowledgements whatever this leader's list says (the list is per
-         * node: one leader's typo must not stop the members it omits, as
-         * decide_join keeps established members in spite of admission). */
-        const aether_node_info *known = aether_topology_find(&cs->topo, id);
-        if (known != NULL && aether_node_status_is_healthy(known->status) &&
-            aether_node_info_same_process(known, &c->data.join.info))
-            return AETHER_OK;
-        __atomic_add_fetch(&m->joins_refused, 1, __ATOMIC_RELAXED);
-        aether_err_set(why, AETHER_EPERM, "%s is not in the cluster's allowed_nodes", id->str);
-        uint64_t suppressed = 0;
-        if (aether_log_ratelimit_allow(&cs->refuse_log, member_now_ns(m), &suppressed))
-            AETHER_WARN(MEMBER_LOG, "%s: join of %s refused: %s [%llu more suppressed]", m->cfg.node.str,
-                        id->str, why->msg, (unsigned long long)suppressed);
-        return AETHER_EPERM;
-    }
-    if (c->type != AETHER_CMD_MARK_NODE_FAILED)
+    const aether_node_id *id = &c->data.join.info.id;
+    const aether_node_info *cur = aether_topology_find(&cs->topo, id);
+    const hb_entry *fh = cur != NULL ? hb_find(cs, id, false) : NULL;
+    if (fh != NULL && fh->forced_inc != 0 && fh->forced_inc == cur->incarnation &&
+        aether_node_status_is_healthy(cur->status) &&
+        aether_node_info_same_process(cur, &c->data.join.info))
+        return aether_err_set(why, AETHER_EUNAVAILABLE,
+                              "%s is being failed by an operator's force: not acknowledged",
+                              id->str);
+    if (aether_config_allows(&m->cfg, id))
         return AETHER_OK;
+    /* A healthy member at the incarnation it claims keeps its
+     * acknowledgements whatever this leader's list says (the list is per
+     * node: one leader's typo must not stop the members it omits, as
+     * decide_join keeps established members in spite of admission). */
+    const aether_node_info *known = aether_topology_find(&cs->topo, id);
+    if (known != NULL && aether_node_status_is_healthy(known->status) &&
+        aether_node_info_same_process(known, &c->data.join.info))
+        return AETHER_OK;
+    __atomic_add_fetch(&m->joins_refused, 1, __ATOMIC_RELAXED);
+    aether_err_set(why, AETHER_EPERM, "%s is not in the cluster's allowed_nodes", id->str);
+    uint64_t suppressed = 0;
+    if (aether_log_ratelimit_allow(&cs->refuse_log, member_now_ns(m), &suppressed))
+        AETHER_WARN(MEMBER_LOG, "%s: join of %s refused: %s [%llu more suppressed]", m->cfg.node.str,
+                    id->str, why->msg, (unsigned long long)suppressed);
+    return AETHER_EPERM;
+}
+
+/* Leader of `term`: a MarkNodeFailed of a node still heard is refused, or
+ * with force deferred (see judge_request). */
+static aether_status judge_mark_failed(aether_member *m, const aether_command *c, aether_term term,
+                                       bool *deferred, aether_err *why)
+{
+    member_cluster_state *cs = m->cs;
     /* The record is this term's only once LeaderElected was seen here (the
      * grace start, lead_since_ns) and the stored state read: before that,
      * silence cannot be judged (tick_failcheck waits the same way). */
@@ -2412,7 +1881,7 @@ static aether_status judge_request(aether_member *m, const aether_command *c, bo
         !aether_node_status_is_healthy(info->status) ||
         (c->data.mark_failed.incarnation != 0 && c->data.mark_failed.incarnation != info->incarnation))
         return AETHER_OK; /* refused (stale, unknown, another incarnation: decide_failed) or
-                             idempotent: lead_command says so */
+                             idempotent: member_cluster_lead_command says so */
     uint64_t now = member_now_ns(m);
     const hb_entry *h = hb_find(cs, id, false);
     uint64_t since = h != NULL && h->last_ns > cs->lead_since_ns ? h->last_ns : cs->lead_since_ns;
@@ -2460,6 +1929,39 @@ static aether_status judge_request(aether_member *m, const aether_command *c, bo
     return AETHER_ESTATE;
 }
 
+/* A command from the wire, before it is decided: a JoinCluster from an id
+ * the leader's allowed_nodes does not name is refused (EPERM), and so is a
+ * keep-alive of a process being failed by force (EUNAVAILABLE: no
+ * acknowledgement, below); a MarkNodeFailed is a request the leader grants
+ * only when its own record says the node is silent. An operator's forced
+ * one (aetherctl fail --force) is granted even so, but not at once when
+ * the node was heard within failure_timeout_ms: it still serves then, and
+ * the leader would hand its shards out at once (the decree) while it does:
+ * two owners (adversary soak, seed 300010: "n6 acquired shard 17 while n0
+ * still serves it", 243 ms after n0 was heard). Instead the leader stops
+ * hearing that process (hb_entry.forced_inc): its heartbeats and
+ * keep-alives no longer count and its keep-alives are not acknowledged, so
+ * it fences by its own clock exactly as if it had gone silent at its last
+ * acknowledgement, and the failure check (tick_failcheck) fails it once
+ * that silence passes failure_timeout_ms, the bound every failure keeps.
+ * *deferred is set then: the request is answered OK, nothing decided yet.
+ * The leader itself is not failed by request (its own check never fails
+ * it): ESTATE, naming what to do instead. Leadership itself is
+ * member_cluster_lead_command's. */
+static aether_status judge_request(aether_member *m, const aether_command *c, bool *deferred,
+                                   aether_err *why)
+{
+    *deferred = false;
+    aether_term term;
+    if (!member_may_lead(m, &term))
+        return AETHER_OK;
+    if (c->type == AETHER_CMD_JOIN_CLUSTER)
+        return judge_join(m, c, why);
+    if (c->type != AETHER_CMD_MARK_NODE_FAILED)
+        return AETHER_OK;
+    return judge_mark_failed(m, c, term, deferred, why);
+}
+
 /* A keep-alive this leader decided but does not acknowledge: in a term it
  * took over from nothing (no stored map: the state bucket lost;
  * member_assign.c, wait_first_map), another node's, until this term's
@@ -2477,6 +1979,78 @@ static bool ack_withheld(aether_member *m, const aether_command *c)
            !aether_node_id_equal(&c->data.join.info.id, &m->cfg.node);
 }
 
+/* MSG_COMMAND: a command from the wire, judged (judge_request), decided
+ * as leader (member_cluster_lead_command) and answered; a keep-alive's acknowledgement
+ * names the map the leader has now. The caller frees b. */
+static void on_command(aether_member *m, member_cmd_box *b)
+{
+    aether_err why = { .code = AETHER_OK, .msg = "" };
+    bool deferred = false;
+    aether_status st = judge_request(m, &b->cmd, &deferred, &why);
+    if (st == AETHER_OK && !deferred)
+        st = member_cluster_lead_command(m, &b->cmd, &why);
+    char ok_reason[64] = "";
+    if (deferred)
+        snprintf(ok_reason, sizeof(ok_reason), "failed once silent for %u ms", m->cfg.failure_timeout_ms);
+    if (st == AETHER_OK && b->cmd.type == AETHER_CMD_JOIN_CLUSTER && ack_withheld(m, &b->cmd))
+        st = aether_err_set(&why, AETHER_EUNAVAILABLE, "taking over with no stored map: no "
+                            "acknowledgement before this term's first map; retry");
+    if (st == AETHER_OK && b->cmd.type == AETHER_CMD_JOIN_CLUSTER)
+        /* Step 2: the acknowledgement names the map the leader has now. */
+        snprintf(ok_reason, sizeof(ok_reason), KEEPALIVE_MAP_PREFIX "%llu",
+                 (unsigned long long)__atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST));
+    if (b->reply)
+        b->reply(b->reply_arg, st, st == AETHER_OK ? ok_reason : why.msg);
+}
+
+/* MSG_LEADER_NOTE: the embedder's on_leader_changed, on this actor (the
+ * thread of on_event). The lease actor noted the term before it sent
+ * this: every event taken after this callback is judged against it
+ * (in_sequence). The caller frees b. */
+static void on_leader_note(aether_member *m, const member_leader_box *b)
+{
+    /* A generation change since: the note is of a term of the ended
+     * generation, which the embedder must not take for one of the new
+     * (terms start again there: seed 100168 of kv-aba, told term 138 of
+     * the old generation after the new one began, then term 109 of the
+     * new one). The new generation's leader is noted when known. */
+    bool ended = b->generation_changes != __atomic_load_n(&m->generation_changes, __ATOMIC_RELAXED);
+    AETHER_ASSERT(ended || b->term <= __atomic_load_n(&m->highest_term, __ATOMIC_ACQUIRE));
+    if (ended)
+        AETHER_DEBUG(MEMBER_LOG, "%s: leader of term %llu not reported: its generation ended",
+                     m->cfg.node.str, (unsigned long long)b->term);
+    else if (m->cb.on_leader_changed != NULL)
+        m->cb.on_leader_changed(m->cb.arg, b->leader.len > 0 ? &b->leader : NULL, b->term);
+}
+
+/* MSG_REPLY: the leader's answer to a command this node sent (a
+ * keep-alive, a drain, ...). The caller frees b. */
+static void on_reply(aether_member *m, const member_reply_box *b)
+{
+    /* Step 2: a leader says a newer process holds our id. Only an
+     * admitted process can be superseded: one not admitted yet claims
+     * above the record once it reads it (step 1). */
+    if (b->status == AETHER_ESUPERSEDED) {
+        unsigned long long by = 0;
+        const char *p = strstr(b->reason, "superseded by incarnation ");
+        if (p != NULL)
+            by = strtoull(p + strlen("superseded by incarnation "), NULL, 10);
+        if (__atomic_load_n(&m->admitted, __ATOMIC_SEQ_CST)) {
+            /* A late refusal of a claim this process has since raised
+             * (it rejoined above it) is about its past, not a newer one. */
+            if ((uint64_t)by > __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST))
+                supersede(m, (uint64_t)by, "the leader refused its keep-alive");
+        } else if (by != 0 && !__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
+            /* Step 1 by the refusal: the process holding our id may be
+             * the leader itself, whose events we never apply (their
+             * emitter is our id). */
+            claim_above(m, (uint64_t)by, "the leader's refusal");
+    }
+    if (b->status != AETHER_OK)
+        AETHER_DEBUG(MEMBER_LOG, "%s: leader said %s: %s", m->cfg.node.str,
+                     aether_status_str(b->status), b->reason);
+}
+
 void member_cluster_handle(void *state, aether_actor *self, const aether_msg *msg)
 {
     aether_member *m = state;
@@ -2486,32 +2060,15 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
     case MSG_EVENT:
         on_event(m, (const aether_event *)msg->ptr);
         break;
-    case MSG_COMMAND: {
-        member_cmd_box *b = msg->ptr;
-        aether_err why = { .code = AETHER_OK, .msg = "" };
-        bool deferred = false;
-        aether_status st = judge_request(m, &b->cmd, &deferred, &why);
-        if (st == AETHER_OK && !deferred)
-            st = lead_command(m, &b->cmd, &why);
-        char ok_reason[64] = "";
-        if (deferred)
-            snprintf(ok_reason, sizeof(ok_reason), "failed once silent for %u ms", m->cfg.failure_timeout_ms);
-        if (st == AETHER_OK && b->cmd.type == AETHER_CMD_JOIN_CLUSTER && ack_withheld(m, &b->cmd))
-            st = aether_err_set(&why, AETHER_EUNAVAILABLE, "taking over with no stored map: no "
-                                "acknowledgement before this term's first map; retry");
-        if (st == AETHER_OK && b->cmd.type == AETHER_CMD_JOIN_CLUSTER)
-            /* Step 2: the acknowledgement names the map the leader has now. */
-            snprintf(ok_reason, sizeof(ok_reason), KEEPALIVE_MAP_PREFIX "%llu",
-                     (unsigned long long)__atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST));
-        if (b->reply)
-            b->reply(b->reply_arg, st, st == AETHER_OK ? ok_reason : why.msg);
-        member_cmd_box_free(b);
+    case MSG_COMMAND:
+        on_command(m, msg->ptr);
+        member_cmd_box_free(msg->ptr);
         break;
-    }
     case MSG_ANNOUNCE_ACK: /* member_internal.h, steps 2-3 */
+        AETHER_ASSERT(msg->arg64 <= m->cs->barrier_seq); /* the assign actor echoes ours */
         if (msg->arg64 > m->cs->barrier_acked)
             m->cs->barrier_acked = msg->arg64;
-        announce_flush(m);
+        member_announce_flush(m);
         break;
     case MSG_HEARTBEAT:
         on_heartbeat(m, msg->ptr);
@@ -2533,7 +2090,7 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
             break; /* a LeaveCluster would drain the newer process of our id */
         m->cs->drain_requested = true;
         aether_command c;
-        base_command(m, &c, AETHER_CMD_LEAVE_CLUSTER);
+        member_cluster_base_command(m, &c, AETHER_CMD_LEAVE_CLUSTER);
         c.data.leave.node = m->cfg.node;
         send_to_leader(m, &c);
         break;
@@ -2550,53 +2107,14 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
         free(c);
         break;
     }
-    case MSG_LEADER_NOTE: {
-        /* The lease actor noted the term before it sent this: every event
-         * taken after this callback is judged against it (in_sequence). */
-        member_leader_box *b = msg->ptr;
-        /* A generation change since: the note is of a term of the ended
-         * generation, which the embedder must not take for one of the new
-         * (terms start again there: seed 100168 of kv-aba, told term 138 of
-         * the old generation after the new one began, then term 109 of the
-         * new one). The new generation's leader is noted when known. */
-        bool ended = b->generation_changes != __atomic_load_n(&m->generation_changes, __ATOMIC_RELAXED);
-        AETHER_ASSERT(ended || b->term <= __atomic_load_n(&m->highest_term, __ATOMIC_ACQUIRE));
-        if (ended)
-            AETHER_DEBUG(MEMBER_LOG, "%s: leader of term %llu not reported: its generation ended",
-                         m->cfg.node.str, (unsigned long long)b->term);
-        else if (m->cb.on_leader_changed != NULL)
-            m->cb.on_leader_changed(m->cb.arg, b->leader.len > 0 ? &b->leader : NULL, b->term);
-        free(b);
+    case MSG_LEADER_NOTE:
+        on_leader_note(m, msg->ptr);
+        free(msg->ptr);
         break;
-    }
-    case MSG_REPLY: {
-        member_reply_box *b = msg->ptr;
-        /* Step 2: a leader says a newer process holds our id. Only an
-         * admitted process can be superseded: one not admitted yet claims
-         * above the record once it reads it (step 1). */
-        if (b->status == AETHER_ESUPERSEDED) {
-            unsigned long long by = 0;
-            const char *p = strstr(b->reason, "superseded by incarnation ");
-            if (p != NULL)
-                by = strtoull(p + strlen("superseded by incarnation "), NULL, 10);
-            if (__atomic_load_n(&m->admitted, __ATOMIC_SEQ_CST)) {
-                /* A late refusal of a claim this process has since raised
-                 * (it rejoined above it) is about its past, not a newer one. */
-                if ((uint64_t)by > __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST))
-                    supersede(m, (uint64_t)by, "the leader refused its keep-alive");
-            }
-            else if (by != 0 && !__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
-                /* Step 1 by the refusal: the process holding our id may be
-                 * the leader itself, whose events we never apply (their
-                 * emitter is our id). */
-                claim_above(m, (uint64_t)by, "the leader's refusal");
-        }
-        if (b->status != AETHER_OK)
-            AETHER_DEBUG(MEMBER_LOG, "%s: leader said %s: %s", m->cfg.node.str,
-                         aether_status_str(b->status), b->reason);
-        free(b);
+    case MSG_REPLY:
+        on_reply(m, msg->ptr);
+        free(msg->ptr);
         break;
-    }
     default:
         AETHER_ASSERT(!"cluster actor: unknown message type");
     }

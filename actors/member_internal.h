@@ -47,7 +47,7 @@
  *  1. The cluster actor stores the change (compare-and-set), makes it its
  *     topology and publishes the snapshot S (rcu_assign_pointer: release).
  *     Nothing is announced yet: each event goes to the back of the
- *     announcement queue (member_cluster.c, "Announcements"), in the order
+ *     announcement queue (member_announce.c), in the order
  *     decided, tagged with the term it was decided in. A NodeFailed or
  *     NodeLeft also takes a new barrier number b, and the cluster actor
  *     sends MSG_ANNOUNCE_BARRIER(b) to the assign actor - after publishing S
@@ -80,7 +80,7 @@
  *     out stored is settled only once the queue is empty; a reload of the
  *     stored topology waits for an empty queue. With the queue empty, a
  *     change that removes nobody is announced first and its snapshot
- *     published after (announce_committed, settle_doubt), so no map reads
+ *     published after (member_announce_committed, settle_doubt), so no map reads
  *     a revival before its NodeJoined is out. A take-over announces what
  *     the stored topology has and `heard` lacks, revivals among them, after
  *     publishing the snapshot; the assign actor takes over in that term
@@ -212,6 +212,11 @@ void member_cmd_box_free(member_cmd_box *b);
  * of any other command never crowds out a keep-alive. */
 #define MEMBER_CMD_INFLIGHT_JOIN_MAX 1024u
 #define MEMBER_CMD_INFLIGHT_OTHER_MAX 64u
+typedef enum member_cmd_budget {
+    MEMBER_CMD_BUDGET_JOIN,  /* JoinCluster: MEMBER_CMD_INFLIGHT_JOIN_MAX */
+    MEMBER_CMD_BUDGET_OTHER, /* every other command: MEMBER_CMD_INFLIGHT_OTHER_MAX */
+    MEMBER_CMD_BUDGETS
+} member_cmd_budget;
 
 typedef struct member_hb_box {
     aether_node_id node;
@@ -282,7 +287,8 @@ struct aether_member {
                                      this term; the assign actor takes over only then */
     uint32_t shards_serving;
     uint32_t fenced;
-    uint32_t self_status;         /* aether_node_status + 1; 0 = not a member */
+    uint32_t self_status;         /* this node in the cluster actor's topology, written by it:
+                                     member_self_status_word (read: member_self_status) */
     uint32_t active_others;       /* Active nodes other than us (cluster actor's view) */
     uint32_t transport_down;      /* the transport refused our last heartbeat (isolated,
                                      disconnected): we do not campaign */
@@ -348,13 +354,13 @@ struct aether_member {
     uint64_t joins_refused;       /* leader side: joins refused by admission (counter) */
     uint64_t stood_down_term;     /* seq_cst, cluster actor: the term in which this node, leading
                                      with no map stored and none held, heard a member whose terms
-                                     differ (member_cluster.c, newcomer_refuses_self): in it, it
-                                     decides nothing and publishes no map, and it resigns. Not
+                                     differ (member_shape_newcomer_refuses): in it, it decides
+                                     nothing and publishes no map, and it resigns. Not
                                      final, unlike `refused`: a keep-alive can be forged */
     uint64_t stood_down_until_ns; /* seq_cst, with it: no campaign before this (the members'
                                      turn to lead, and to judge this node's admission) */
-    uint32_t cmd_inflight[2];     /* commands from the wire queued for the cluster actor:
-                                     [0] JoinCluster, [1] the others (atomic) */
+    uint32_t cmd_inflight[MEMBER_CMD_BUDGETS]; /* commands from the wire queued for the
+                                     cluster actor, per budget (atomic) */
     uint64_t commands_busy;       /* commands answered "busy" past that budget (counter) */
     aether_log_ratelimit busy_log;/* those answers: one line per window (lock-free) */
     aether_log_ratelimit send_log;/* member_send_owned refusals: one line per window */
@@ -376,13 +382,13 @@ struct aether_member {
                                      process held when it last moved to a new generation (0 =
                                      none). Never cleared: a map it installed has the cluster's
                                      shape all the same; keep-alives name it as map_term while
-                                     no map of the new generation is held (member_cluster.c,
+                                     no map of the new generation is held (member_shape.c,
                                      "Quorum of configuration") */
     uint64_t shape_blocked_term;  /* seq_cst, written by the cluster actor: the term in which
                                      this node leads with no map stored and its admission terms
                                      (its "shape": shard_count, replication, ...) are not shared
                                      by a majority of the live nodes it hears; the assign actor
-                                     publishes no first map in it (member_cluster.c, "Quorum of
+                                     publishes no first map in it (member_shape.c, "Quorum of
                                      configuration"). 0 = none */
     uint64_t generation;          /* seq_cst, written by the lease actor only: the cluster
                                      generation this node follows (0 = none read yet) */
@@ -473,6 +479,29 @@ static inline bool member_record_is_newer(const aether_member *m, const aether_n
            record->incarnation > __atomic_load_n(&m->incarnation, __ATOMIC_SEQ_CST);
 }
 static inline uint64_t member_now_ns(const aether_member *m) { return aether_clock_now_ns(m->clock); }
+/* m->self_status as one word: 0 while our id is not in the topology (not
+ * a member yet, or forgotten), else our record's status + 1. */
+#define MEMBER_SELF_STATUS_NONE 0u
+static inline uint32_t member_self_status_word(const aether_node_info *me)
+{
+    return me != NULL ? (uint32_t)me->status + 1u : MEMBER_SELF_STATUS_NONE;
+}
+/* This node's status as the cluster actor last published it (relaxed):
+ * false if it is not a member (*status untouched). Any thread. */
+static inline bool member_self_status(const aether_member *m, aether_node_status *status)
+{
+    uint32_t w = __atomic_load_n(&m->self_status, __ATOMIC_RELAXED);
+    if (w == MEMBER_SELF_STATUS_NONE)
+        return false;
+    *status = (aether_node_status)(w - 1u);
+    return true;
+}
+/* This node is a member with status s (one relaxed read). Any thread. */
+static inline bool member_self_is(const aether_member *m, aether_node_status s)
+{
+    aether_node_status st;
+    return member_self_status(m, &st) && st == s;
+}
 bool member_may_lead(const aether_member *m, aether_term *term_out);
 /* Stamps e as this node's (term = the term we lead, next seq), delivers it
  * to the local actors and publishes it to the cluster. Takes over the
@@ -576,7 +605,7 @@ static inline bool member_incompatible(const aether_member *m)
     return __atomic_load_n(&m->refused, __ATOMIC_ACQUIRE) != 0 ||
            __atomic_load_n(&m->map_incompatible, __ATOMIC_SEQ_CST) != 0;
 }
-/* This node stood down in `term` (newcomer_refuses_self): it does not act
+/* This node stood down in `term` (member_shape_newcomer_refuses): it does not act
  * as that term's leader. Any thread. */
 static inline bool member_stood_down(const aether_member *m, aether_term term)
 {

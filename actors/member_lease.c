@@ -294,12 +294,13 @@ static bool other_can_lead(const aether_member *m);
  * winner resigns at its first renewal once a successor exists (renew). */
 static bool may_campaign(const aether_member *m)
 {
-    uint32_t st = __atomic_load_n(&m->self_status, __ATOMIC_RELAXED);
-    bool draining_alone = st == (uint32_t)AETHER_NODE_DRAINING + 1 && !other_can_lead(m);
+    aether_node_status st;
+    bool member = member_self_status(m, &st);
+    bool draining = member && st == AETHER_NODE_DRAINING;
+    bool draining_alone = draining && !other_can_lead(m);
     /* A node the transport refuses (isolated, disconnected) could hold the
      * lease but reach nobody: it would only keep the others from leading. */
-    return (st != (uint32_t)AETHER_NODE_DRAINING + 1 || draining_alone) &&
-           st != (uint32_t)AETHER_NODE_LEFT + 1 &&
+    return (!draining || draining_alone) && !(member && st == AETHER_NODE_LEFT) &&
            !__atomic_load_n(&m->transport_down, __ATOMIC_RELAXED) &&
            !member_incompatible(m) && /* it could not serve the maps it would publish */
            member_now_ns(m) >= __atomic_load_n(&m->stood_down_until_ns, __ATOMIC_SEQ_CST) &&
@@ -316,6 +317,127 @@ static bool cut_off(const aether_member *m)
     uint64_t acked = __atomic_load_n(&m->ack_sent_ns, __ATOMIC_RELAXED);
     uint64_t since = m->ls->held.lease.acquired_at_ns;
     return now > since + limit && now > acked + limit;
+}
+
+/* lease.h step 2b: the campaign found the lease bucket restarted under
+ * the last term (err says so); its holder may act for up to a ttl more.
+ * Campaign again then. */
+static void lease_restarted(aether_member *m, uint64_t now, uint64_t ttl_ns, const aether_err *err)
+{
+    member_lease_state *ls = m->ls;
+    /* lease.h step 2b: the lease bucket restarted under the last term;
+     * its holder may act for up to a ttl more. Campaign again then. */
+    if (ls->restart_seen_ns == 0) {
+        ls->restart_seen_ns = now;
+        ls->restart_term = __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED);
+        AETHER_WARN(MEMBER_LOG, "%s: %s", m->cfg.node.str, err->msg);
+    }
+    /* Our key stays until it expires: when the next campaign finds it,
+     * it is a lease seen now (so retried soon after now + ttl). */
+    aether_lease_value v;
+    uint64_t rev;
+    if (aether_lease_read(&ls->lcfg, &v, &rev, NULL) == AETHER_OK) {
+        ls->seen_rev = rev;
+        ls->seen_nonce = v.nonce;
+        ls->seen_ns = now;
+        ls->retry_ns = 0;
+        if (ls->restart_seen_ns == now)
+            ls->restart_rev = rev; /* the key our wait is on */
+    }
+    campaign_at(m, ls->restart_seen_ns + ttl_ns + jitter_ns(m));
+}
+
+/* The campaign found the lease held (or a key of ours whose create was
+ * lost): learn the holder from it, then campaign again at its expiry. */
+static void lease_held(aether_member *m)
+{
+    member_lease_state *ls = m->ls;
+    aether_lease_value v;
+    uint64_t rev;
+    aether_status rs = aether_lease_read(&ls->lcfg, &v, &rev, NULL);
+    if (rs == AETHER_OK && v.generation != 0 &&
+        v.generation != __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST))
+        check_generation(m); /* step 7: the store says whether it is current */
+    if (rs == AETHER_OK && v.generation != 0 &&
+        v.generation != __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST))
+        v.term = AETHER_TERM_NONE; /* its term is not comparable with ours */
+    /* A key that never got a term, at a revision below a term this node
+     * knows was acted on, is in a re-created lease bucket: within one
+     * bucket life every write after term T's establishment is above T.
+     * Its writer is waiting out lease.h step 2b or 2c; so are we, from
+     * now: when it expires a ttl later we go on (restart_waited) rather
+     * than wait a ttl of our own (one after another, each new candidate
+     * would). Safe as 2b: the bucket was already re-created when we saw
+     * it, so the holder of any lost term stops before we act. */
+    if (rs == AETHER_OK && v.term == AETHER_TERM_NONE && ls->restart_seen_ns == 0 &&
+        rev < __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED)) {
+        ls->restart_seen_ns = member_now_ns(m);
+        ls->restart_term = __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED);
+        ls->restart_rev = rev;
+    }
+    bool known_holder = rs == AETHER_OK && v.term != AETHER_TERM_NONE &&
+                        v.term == ls->known_term &&
+                        aether_node_id_equal(&v.leader, &ls->known_leader);
+    if (rs == AETHER_OK && v.term != AETHER_TERM_NONE && v.term > ls->known_term) {
+        /* Someone holds it whose LeaderElected we have not seen yet (we
+         * started or came back mid-term): the lease is the authority on
+         * who leads, so the view and the callback say so now. */
+        ls->known_leader = v.leader;
+        ls->known_term = v.term;
+        ls->sign_ns = 0; /* not heard from yet */
+        member_note_term(m, v.term); /* older changes still queued are stale now */
+        /* Our own name there is a create of ours whose answer was lost
+         * (a KV timeout): we do not lead by it; it runs out unrenewed. */
+        if (!aether_node_id_equal(&v.leader, &m->cfg.node)) {
+            member_set_leader_view(m, &v.leader, v.term);
+            member_notify_leader(m, &v.leader, v.term);
+        }
+    }
+    if (rs == AETHER_OK)
+        after_lease_seen(m, rev, v.nonce, known_holder); /* at its expiry */
+    else if (rs == AETHER_ENOTFOUND)
+        after_lease_gone(m); /* gone since the create: soon */
+    else
+        after_leader_sign(m); /* the store is not answering: a whole ttl */
+}
+
+/* The campaign won: lead `ls->held`'s term from now (LeaderElected, the
+ * renewal timer). */
+static void elected(aether_member *m)
+{
+    member_lease_state *ls = m->ls;
+    AETHER_ASSERT(!ls->leading && ls->held.lease.term != AETHER_TERM_NONE);
+    aether_term term = ls->held.lease.term;
+    ls->restart_seen_ns = 0;
+    /* Step 7, before LeaderElected, which carries it. */
+    follow_generation(m, ls->held.generation, term, __atomic_load_n(&m->highest_term, __ATOMIC_ACQUIRE));
+    if (ls->held.floor_used != AETHER_TERM_NONE) {
+        uint64_t n = __atomic_add_fetch(&m->term_record_missing, 1, __ATOMIC_RELAXED);
+        AETHER_WARN(MEMBER_LOG, "%s: the state store recorded no term (state bucket lost?): continuing "
+                    "above term %llu, the highest this node has seen; elected with term %llu (occurrence %llu)",
+                    m->cfg.node.str, (unsigned long long)ls->held.floor_used, (unsigned long long)term,
+                    (unsigned long long)n);
+    }
+    ls->leading = true;
+    ls->elections_won++;
+    ls->known_leader = m->cfg.node;
+    ls->known_term = term;
+    ls->sign_ns = 0;
+    member_note_term(m, term);
+    publish_deadline(m);
+    __atomic_store_n(&m->leading_term, term, __ATOMIC_RELEASE);
+    (void)aether_transport_serve_commands(m->deps.transport, true);
+    AETHER_INFO(MEMBER_LOG, "%s: elected leader, term %llu", m->cfg.node.str, (unsigned long long)term);
+    aether_event *e = aether_event_create(AETHER_EVT_LEADER_ELECTED);
+    if (e != NULL) {
+        e->data.leader_elected.leader = m->cfg.node;
+        e->data.leader_elected.term = term;
+        e->data.leader_elected.ttl_ms = m->cfg.lease_ttl_ms;
+        (void)member_emit(m, e, AETHER_TERM_NONE);
+    }
+    uint64_t every = (uint64_t)m->cfg.lease_renew_interval_ms * AETHER_NS_PER_MS;
+    aether_msg t = { .type = MSG_TICK_RENEW };
+    (void)aether_timer_start(m->lease, every, every, &t, &ls->renew_timer);
 }
 
 static void campaign(aether_member *m)
@@ -348,76 +470,11 @@ static void campaign(aether_member *m)
     if (waited_in_vain)
         ls->restart_seen_ns = 0; /* a new restart (the bucket lost again): wait anew */
     if (st == AETHER_ESTALE) {
-        /* lease.h step 2b: the lease bucket restarted under the last term;
-         * its holder may act for up to a ttl more. Campaign again then. */
-        if (ls->restart_seen_ns == 0) {
-            ls->restart_seen_ns = now;
-            ls->restart_term = __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED);
-            AETHER_WARN(MEMBER_LOG, "%s: %s", m->cfg.node.str, err.msg);
-        }
-        /* Our key stays until it expires: when the next campaign finds it,
-         * it is a lease seen now (so retried soon after now + ttl). */
-        aether_lease_value v;
-        uint64_t rev;
-        if (aether_lease_read(&ls->lcfg, &v, &rev, NULL) == AETHER_OK) {
-            ls->seen_rev = rev;
-            ls->seen_nonce = v.nonce;
-            ls->seen_ns = now;
-            ls->retry_ns = 0;
-            if (ls->restart_seen_ns == now)
-                ls->restart_rev = rev; /* the key our wait is on */
-        }
-        campaign_at(m, ls->restart_seen_ns + ttl_ns + jitter_ns(m));
+        lease_restarted(m, now, ttl_ns, &err);
         return;
     }
     if (st == AETHER_EEXIST) {
-        aether_lease_value v;
-        uint64_t rev;
-        aether_status rs = aether_lease_read(&ls->lcfg, &v, &rev, NULL);
-        if (rs == AETHER_OK && v.generation != 0 &&
-            v.generation != __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST))
-            check_generation(m); /* step 7: the store says whether it is current */
-        if (rs == AETHER_OK && v.generation != 0 &&
-            v.generation != __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST))
-            v.term = AETHER_TERM_NONE; /* its term is not comparable with ours */
-        /* A key that never got a term, at a revision below a term this node
-         * knows was acted on, is in a re-created lease bucket: within one
-         * bucket life every write after term T's establishment is above T.
-         * Its writer is waiting out lease.h step 2b or 2c; so are we, from
-         * now: when it expires a ttl later we go on (restart_waited) rather
-         * than wait a ttl of our own (one after another, each new candidate
-         * would). Safe as 2b: the bucket was already re-created when we saw
-         * it, so the holder of any lost term stops before we act. */
-        if (rs == AETHER_OK && v.term == AETHER_TERM_NONE && ls->restart_seen_ns == 0 &&
-            rev < __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED)) {
-            ls->restart_seen_ns = member_now_ns(m);
-            ls->restart_term = __atomic_load_n(&m->highest_term, __ATOMIC_RELAXED);
-            ls->restart_rev = rev;
-        }
-        bool known_holder = rs == AETHER_OK && v.term != AETHER_TERM_NONE &&
-                            v.term == ls->known_term &&
-                            aether_node_id_equal(&v.leader, &ls->known_leader);
-        if (rs == AETHER_OK && v.term != AETHER_TERM_NONE && v.term > ls->known_term) {
-            /* Someone holds it whose LeaderElected we have not seen yet (we
-             * started or came back mid-term): the lease is the authority on
-             * who leads, so the view and the callback say so now. */
-            ls->known_leader = v.leader;
-            ls->known_term = v.term;
-            ls->sign_ns = 0; /* not heard from yet */
-            member_note_term(m, v.term); /* older changes still queued are stale now */
-            /* Our own name there is a create of ours whose answer was lost
-             * (a KV timeout): we do not lead by it; it runs out unrenewed. */
-            if (!aether_node_id_equal(&v.leader, &m->cfg.node)) {
-                member_set_leader_view(m, &v.leader, v.term);
-                member_notify_leader(m, &v.leader, v.term);
-            }
-        }
-        if (rs == AETHER_OK)
-            after_lease_seen(m, rev, v.nonce, known_holder); /* at its expiry */
-        else if (rs == AETHER_ENOTFOUND)
-            after_lease_gone(m); /* gone since the create: soon */
-        else
-            after_leader_sign(m); /* the store is not answering: a whole ttl */
+        lease_held(m);
         return;
     }
     if (st != AETHER_OK) {
@@ -426,37 +483,7 @@ static void campaign(aether_member *m)
                            jitter_ns(m));
         return;
     }
-    aether_term term = ls->held.lease.term;
-    ls->restart_seen_ns = 0;
-    /* Step 7, before LeaderElected, which carries it. */
-    follow_generation(m, ls->held.generation, term, __atomic_load_n(&m->highest_term, __ATOMIC_ACQUIRE));
-    if (ls->held.floor_used != AETHER_TERM_NONE) {
-        uint64_t n = __atomic_add_fetch(&m->term_record_missing, 1, __ATOMIC_RELAXED);
-        AETHER_WARN(MEMBER_LOG, "%s: the state store recorded no term (state bucket lost?): continuing "
-                    "above term %llu, the highest this node has seen; elected with term %llu (occurrence %llu)",
-                    m->cfg.node.str, (unsigned long long)ls->held.floor_used, (unsigned long long)term,
-                    (unsigned long long)n);
-    }
-    ls->leading = true;
-    ls->elections_won++;
-    ls->known_leader = m->cfg.node;
-    ls->known_term = term;
-    ls->sign_ns = 0;
-    member_note_term(m, term);
-    publish_deadline(m);
-    __atomic_store_n(&m->leading_term, term, __ATOMIC_RELEASE);
-    (void)aether_transport_serve_commands(m->deps.transport, true);
-    AETHER_INFO(MEMBER_LOG, "%s: elected leader, term %llu", m->cfg.node.str, (unsigned long long)term);
-    aether_event *e = aether_event_create(AETHER_EVT_LEADER_ELECTED);
-    if (e != NULL) {
-        e->data.leader_elected.leader = m->cfg.node;
-        e->data.leader_elected.term = term;
-        e->data.leader_elected.ttl_ms = m->cfg.lease_ttl_ms;
-        (void)member_emit(m, e, AETHER_TERM_NONE);
-    }
-    uint64_t every = (uint64_t)m->cfg.lease_renew_interval_ms * AETHER_NS_PER_MS;
-    aether_msg t = { .type = MSG_TICK_RENEW };
-    (void)aether_timer_start(m->lease, every, every, &t, &ls->renew_timer);
+    elected(m);
 }
 
 static void resign(aether_member *m, const char *reason);
@@ -502,8 +529,7 @@ static void renew(aether_member *m)
     member_lease_state *ls = m->ls;
     if (!ls->leading)
         return;
-    if (__atomic_load_n(&m->self_status, __ATOMIC_RELAXED) == (uint32_t)AETHER_NODE_DRAINING + 1 &&
-        other_can_lead(m)) {
+    if (member_self_is(m, AETHER_NODE_DRAINING) && other_can_lead(m)) {
         resign(m, "own node draining"); /* policy 9, once a successor exists */
         return;
     }
@@ -684,8 +710,7 @@ static void on_event(aether_member *m, const aether_event *e)
     }
     case AETHER_EVT_NODE_JOINED:
         /* A draining leader that stayed for want of a successor goes now. */
-        if (ls->leading && __atomic_load_n(&m->self_status, __ATOMIC_RELAXED) ==
-                               (uint32_t)AETHER_NODE_DRAINING + 1 && other_can_lead(m))
+        if (ls->leading && member_self_is(m, AETHER_NODE_DRAINING) && other_can_lead(m))
             resign(m, "own node draining");
         return;
     default:

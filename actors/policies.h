@@ -1,13 +1,29 @@
 /*
- * policies.h: the ten policies of DESIGN 2 as one table (actors layer).
+ * policies.h: the event-driven policies of DESIGN 2 as one table (actors
+ * layer).
  *
- * A policy is "when this happens, do that". The table says, for each one, its
- * trigger (an event type, a timer or a command), which node reacts (the
- * leader or any node, about itself or any node) and the reaction. The
- * actors ask aether_policy_react what to do with each event they see, so
- * the table is what runs, not a comment: changing a row changes behaviour.
- * Timer-driven policies (lease renewal, failure detection, re-election by
- * expiry) have rows too, with the actor and period that implement them.
+ * A policy is "when this happens, do that". A row says, for one event type,
+ * which node reacts (the node that may lead or any node, about itself or
+ * any node) and the reaction. The actors ask aether_policy_says before they
+ * react to an event (member_lease.c on_event: policies 3 and 9;
+ * member_assign.c on_event: 5, 6, 7, 8 and 10), so the table is what runs,
+ * not a comment: changing a row changes behaviour, and test_policies.c
+ * (the rows) and test_cluster.c (their effect) fail.
+ *
+ * Only rows something reads have a place (issue 14, item 5). Policies
+ * driven by a timer or a command, not by an event, have none: a row no
+ * dispatch consults would be a comment that looks like code. They are
+ * implemented, and tested, where they run:
+ *  1. single leader: member_lease.c campaign (the atomic create of the
+ *     lease key, lease.c);
+ *  2. lease renewal: member_lease.c renew (MSG_TICK_RENEW, every ttl/4);
+ *  4. failure detection: member_cluster.c tick_failcheck
+ *     (MSG_TICK_FAILCHECK);
+ *  7, second half (a draining node that owns no shard -> NodeLeft):
+ *     member_assign.c notify_drained -> MSG_DRAINED -> member_cluster.c
+ *     on_drained.
+ * aether_policy_id still names all ten, so a row and a comment can cite
+ * DESIGN's number.
  *
  * Threading: constant data; pure functions.
  */
@@ -33,30 +49,20 @@ typedef enum aether_policy_id {
     AETHER_POLICY_COUNT_
 } aether_policy_id;
 
+/* What a row prescribes; each is read by one actor (its row's `actor`). */
 typedef enum aether_policy_reaction {
     AETHER_REACT_NONE = 0,
-    AETHER_REACT_CREATE_LEASE,      /* try the atomic create of the lease key */
-    AETHER_REACT_RENEW_OR_LOSE,     /* renew; on failure emit LeadershipLost */
-    AETHER_REACT_CAMPAIGN_SOON,     /* campaign after a random jitter */
-    AETHER_REACT_MARK_FAILED,       /* decide MarkNodeFailed for silent nodes */
-    AETHER_REACT_REBALANCE_DEBOUNCED,
-    AETHER_REACT_REBALANCE_NOW,
-    AETHER_REACT_COMPLETE_DRAIN,    /* NodeLeft once the node owns no shard */
-    AETHER_REACT_RESIGN,
-    AETHER_REACT_TAKE_OVER,
+    AETHER_REACT_CAMPAIGN_SOON,       /* lease: campaign after a random jitter */
+    AETHER_REACT_REBALANCE_DEBOUNCED, /* assign: arm the debounce timer */
+    AETHER_REACT_REBALANCE_NOW,       /* assign: rebalance in this handler run */
+    AETHER_REACT_RESIGN,              /* lease: give the lease up */
+    AETHER_REACT_TAKE_OVER,           /* assign: load the stored state, then publish */
 } aether_policy_reaction;
-
-typedef enum aether_policy_trigger {
-    AETHER_TRIGGER_EVENT,
-    AETHER_TRIGGER_TIMER,
-    AETHER_TRIGGER_COMMAND,
-} aether_policy_trigger;
 
 typedef struct aether_policy {
     aether_policy_id id;
     const char *name;
-    aether_policy_trigger trigger;
-    aether_event_type event;     /* for AETHER_TRIGGER_EVENT */
+    aether_event_type event;     /* the trigger */
     bool leader_only;            /* only the node that may lead reacts */
     bool about_self;             /* only when the event is about the reacting node */
     aether_policy_reaction reaction;
@@ -64,9 +70,9 @@ typedef struct aether_policy {
     const char *rule;            /* DESIGN's sentence */
 } aether_policy;
 
-/* The table, in DESIGN's order; *n_out = AETHER_POLICY_COUNT_ - 1. */
+/* The table, rows in DESIGN's order (a policy that fires on several
+ * events has a row for each); *n_out rows. */
 const aether_policy *aether_policies(uint32_t *n_out);
-const aether_policy *aether_policy_get(aether_policy_id id);
 
 /* Which reactions the table prescribes for event type `type` seen by a node
  * that may lead (`leader`), where `about_self` says whether the event

@@ -24,4 +24,14 @@ __attribute__((noreturn, cold)) void aether_assert_fail(const char *expr, const 
             aether_assert_fail(#expr, __FILE__, __LINE__, __func__);          \
     } while (0)
 
+/* An assertion too dear for a hot path (O(shards) or more): checked only in
+ * builds with AETHER_DEEP_CHECKS (CMake option, on in Debug builds), where
+ * it is AETHER_ASSERT; elsewhere expr is not evaluated. So expr calls only
+ * pure predicates (`*_is_valid`). */
+#if defined(AETHER_DEEP_CHECKS) && AETHER_DEEP_CHECKS
+#define AETHER_DEEP_ASSERT(expr) AETHER_ASSERT(expr)
+#else
+#define AETHER_DEEP_ASSERT(expr) ((void)sizeof(!(expr)))
+#endif
+
 #endif

@@ -1,0 +1,109 @@
+/*
+ * member_assign_internal.h: what the files of the ShardAssignment actor
+ * share (actors layer, private to member_assign.c and member_map_step.c):
+ * its state, its bounds and the helpers both call.
+ *
+ * Threading: everything here is owned by the assign actor (one of the
+ * member's three actors: member_internal.h).
+ */
+#ifndef AETHER_MEMBER_ASSIGN_INTERNAL_H
+#define AETHER_MEMBER_ASSIGN_INTERNAL_H
+
+#include "member_internal.h"
+#include "shardmap.h"
+
+#define OFFLINE_RING 64u /* remembered fail/leave times for the brake */
+#define HANDOFF_FLUSH_MS 10u /* release acknowledgements collected into one map */
+
+struct member_assign_state {
+    aether_topology topo;
+    const aether_shardmap *cur;  /* the slot's current map (we are its only writer) */
+    uint8_t *serving;            /* [shard_count] */
+    uint32_t serving_count;
+    bool fenced;
+    /* leader side */
+    aether_term lead_term;       /* 0 = not leading */
+    aether_shardmap *target;     /* owned: the strategy's latest answer */
+    uint64_t *moving_since_ns;   /* [shard_count]: when we started the handoff */
+    uint64_t *move_version;      /* [shard_count]: first map version of that handoff under
+                                    our leadership; older acknowledgements are for other moves */
+    uint8_t *done;               /* [shard_count]: released (ack or decree), to apply */
+    uint32_t n_done;
+    bool flush_pending;
+    uint64_t debounce_gen;
+    bool debounce_armed;
+    bool session_active;
+    uint64_t session_start_ns;
+    uint32_t session_moved;
+    uint64_t offline_ns[OFFLINE_RING];
+    uint32_t offline_n;
+    bool brake;
+    uint64_t brake_released_ns;  /* an operator released the brake then (our clock): losses
+                                    before it no longer count; 0 = never */
+    uint64_t state_rev;          /* revision of the stored map we last wrote or read */
+    uint64_t state_version;      /* the version of the map we last read there */
+    uint64_t state_hash;         /* XXH64 of those bytes: a re-created bucket numbers its
+                                    revisions from 1 again, so a revision alone does not
+                                    name a value */
+    bool force_publish;          /* a node came back: publish a new version even if
+                                    nothing moves (its acquire floor needs a newer map) */
+    bool went_down;              /* we were Failed/Left (self_down) since our last join */
+    bool admitted;               /* our own NodeJoined of this run was handled once */
+    aether_log_ratelimit refute_log; /* announcements the store does not back */
+    uint64_t announce_doubt;     /* the highest announcement counted while the store could
+                                    not tell (0 = none): re-checked at each LeaseRenewed */
+    uint64_t acquire_floor;      /* after coming back from Failed/Left: acquire only from
+                                    maps newer than this (older ones predate our return) */
+    bool admitted_once;          /* this process's first admission was handled */
+    uint64_t serve_after_ns;     /* acquire nothing before this (our clock; 0 = no wait):
+                                    an earlier process of our id may still hold its shards */
+    aether_term loaded_term;     /* the term in which we read the stored map and topology as
+                                    leader (policy 10): until then we publish nothing */
+    uint64_t topo_publication;   /* of the cluster actor's snapshot we copied last */
+    bool publish_pending;        /* a map could not be recorded: try again next tick */
+    uint64_t state_lost_seen;    /* the m->state_lost_gen whose map write-back is done */
+    uint64_t foreign_checked_ns; /* as leader: when the stored map was last checked for a
+                                    lost generation's write over ours (check_foreign_map) */
+    uint64_t gen_changes_seen;   /* the m->generation_changes handled (new_generation) */
+    bool old_gen_map;            /* cur is a map of a generation before the one we follow:
+                                  serve nothing from it, install the next stored map
+                                  whatever its version (new_generation) */
+    uint64_t version_floor;      /* this term's maps are numbered above it (takeover_load:
+                                    no stored map); 0 = none */
+    uint64_t first_map_after_ns; /* a take-over from nothing publishes no map before this
+                                    (our clock; wait_first_map); 0 = no wait */
+    /* advance() puts these back when its map cannot be recorded: */
+    uint8_t *save_done;          /* [shard_count] */
+    uint64_t *save_moving_since; /* [shard_count] */
+    uint64_t *save_move_version; /* [shard_count] */
+    aether_log_ratelimit incompat_log; /* maps we cannot serve: one line per window */
+};
+
+/* The leader's map step (member_map_step.c): derives, checks, records,
+ * publishes and applies the next map, and emits the events; nothing if it
+ * would change nothing. With as->topo just refreshed in the same handler
+ * run (member_internal.h, step 2). */
+void member_map_step_commit(aether_member *m, const char *reason);
+
+/* Helpers of the assign actor (member_assign.c) the map step calls. */
+/* Takes ownership of map and installs it if newer (routing slot,
+ * reconcile); false if not installed. `stored`: read from the state store
+ * (the authority), not received from the wire. */
+bool member_assign_adopt(aether_member *m, aether_shardmap *map, bool stored);
+/* Records map in the state store before it is published; on AETHER_OK
+ * *json_out (the caller frees it) holds the bytes to publish. */
+aether_status member_assign_write_state(aether_member *m, const aether_shardmap *map,
+                                        char **json_out, size_t *len_out);
+/* id is Active or Draining in as->topo. */
+bool member_assign_is_healthy(const member_assign_state *as, const aether_node_id *id);
+/* id is Active in as->topo. */
+bool member_assign_is_active(const member_assign_state *as, const aether_node_id *id);
+/* Emits e (NULL: nothing) as this node's, under the term it leads. */
+void member_assign_emit(aether_member *m, aether_event *e);
+/* Owners of shard s of map as ids, primary first; returns the count. */
+uint32_t member_assign_owner_ids(const aether_shardmap *map, uint32_t s, aether_node_id *ids);
+/* The same owners in the same order. */
+bool member_assign_same_ids(const aether_node_id *a, uint32_t na, const aether_node_id *b,
+                            uint32_t nb);
+
+#endif
