@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * config.c: defaults and the safety check of a node's configuration (actors
  * layer). See config.h for the rules.

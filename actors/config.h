@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * config.h: a node's configuration, its defaults (DESIGN 5) and the check
  * that refuses timings that cannot be safe (actors layer).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * events.c: event and command names, event allocation and formatting
  * (actors layer). See events.h.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * events.h: the eleven domain events and the six commands (actors layer).
  *

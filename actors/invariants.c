@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * invariants.c: the domain invariants (actors layer). See invariants.h.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * invariants.h: the domain invariants of DESIGN 2, in one place (actors
  * layer). The product calls them before it publishes a ShardMap or acts on

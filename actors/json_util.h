@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * json_util.h: small jansson helpers shared by the strict decoders
  * (shardmap_json, topology_json, transport/codec) (actors layer).

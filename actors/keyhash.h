@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keyhash.h: the key -> shard rule (actors layer). Header only.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * kv_store.c: key/pattern validation, the aether_kv_* wrappers and the
  * in-memory bucket (actors layer). See kv_store.h for the semantics.

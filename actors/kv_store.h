@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * kv_store.h: the key-value store interface that holds the leadership lease
  * and the cluster state, plus its in-memory implementation (actors layer).

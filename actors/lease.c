@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * lease.c: acquire, renew, reconcile, resign and may_act for the
  * leadership lease (actors layer). The protocol and why it is safe are in

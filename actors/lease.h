@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * lease.h: leadership lease logic on top of the lease and state stores
  * (actors layer; DESIGN 2.4).

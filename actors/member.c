@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * member.c: a member's lifecycle, its transport sink, and the stamping and
  * fan-out of events (actors layer). See member.h and member_internal.h.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * member.h: a running cluster node - the embedding API (actors layer).
  *

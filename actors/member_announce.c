@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * member_announce.c: the cluster actor's announcement queue (actors layer,
  * part of the cluster actor: member_cluster_internal.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * member_assign_internal.h: what the files of the ShardAssignment actor
  * share (actors layer, private to member_assign.c and member_map_step.c):

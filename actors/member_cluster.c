@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * member_cluster.c: the Cluster actor of a member (actors layer).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * member_cluster_internal.h: what the files of the cluster actor share
  * (actors layer, private to member_cluster.c, member_announce.c and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * member_internal.h: what the member's three actors share (actors layer,
  * private to member*.c).

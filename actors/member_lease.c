@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * member_lease.c: the LeadershipLease actor of a member (actors layer).
  *

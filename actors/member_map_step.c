@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * member_map_step.c: the leader's map step (actors layer, part of the
  * ShardAssignment actor: member_assign_internal.h).

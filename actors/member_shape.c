@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * member_shape.c: the cluster actor's admission when the state store has
  * lost the cluster's terms (actors layer, part of the cluster actor:

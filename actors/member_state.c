@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * member_state.c: a member's reads and writes of the state store (actors
  * layer, private to member*.c; the contract is member_internal.h's).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * node.c: NodeStatus names and transitions, NodeInfo and lease validation
  * (actors layer). Pure functions, any thread. See node.h.

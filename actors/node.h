@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * node.h: the node value objects: NodeStatus, NodeInfo, Term and the
  * LeadershipLease (actors layer).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * node_id.c: parsing and comparing NodeIds (actors layer). Pure functions,
  * any thread. See node_id.h.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * policies.h: the event-driven policies of DESIGN 2 as one table (actors
  * layer).

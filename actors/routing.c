@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * routing.c: lookups over the RCU-published ShardMap (actors layer). Any
  * thread for lookups; publish/fini by the slot's single writer. See

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * routing.h: the hot-path read models over the current ShardMap (actors
  * layer): GetShardOwner(key | shard), the owners of a shard, GetNodeShards.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * shardmap.c: building, validating and freeing ShardMaps (actors layer).
  * See shardmap.h for the layout and the rules. A builder is used by one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * shardmap.h: the immutable ShardMap value object and its builder (actors
  * layer).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * shardmap_codec.c: ShardMap format 2 <-> bytes (actors layer). Pure
  * functions, any thread. See shardmap_codec.h for the layout and the rules.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * shardmap_codec.h: ShardMap format 2, the compact wire shape of the stored
  * map (KV key "map") and of every map publication (actors layer).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * shardmap_json.c: ShardMap <-> JSON with jansson (actors layer). Pure
  * functions, any thread. See shardmap_json.h for the shape and the rules.

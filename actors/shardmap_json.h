@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * shardmap_json.h: the JSON view of a ShardMap (format 1), encoded and
  * decoded with jansson (actors layer).

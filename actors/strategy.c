@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * strategy.c: the default rebalancing strategy, "balanced" (actors layer).
  * The algorithm, its rules and its cost are in strategy.h (DESIGN). Pure:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * strategy.h: rebalancing strategies, from (old ShardMap, topology, config) to
  * the next ShardMap plus a plan of what moves (actors layer).

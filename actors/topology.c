@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * topology.c: the Cluster aggregate's decide/apply (actors layer). See
  * topology.h for the rules and the threading contract.

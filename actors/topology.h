@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * topology.h: the Cluster aggregate's state and its decide/apply functions
  * (actors layer).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * topology_json.c: topology <-> JSON with jansson (actors layer). See
  * topology_json.h.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * topology_json.h: the Cluster aggregate's state as JSON, for the state
  * store (key "topology") so a starting, lagging or newly elected node can

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * transport.h: how a node reaches the other nodes of its cluster, as the
  * domain sees it (actors layer). Implementations live in transport/: the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * baseline_jump.c: jump consistent hash (Lamping & Veach 2014), a baseline of
  * the rebalance bench (bench layer). See baselines_placement.h.

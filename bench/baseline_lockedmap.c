@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * baseline_lockedmap.c: lock-published shard maps for the lookup bench's
  * baselines (bench layer). See baseline_lockedmap.h.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * baseline_lockedmap.h: the baselines of the lookup bench, the same
  * GetShardOwner(key) work as aether_route_key (routing.h) over the same

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * baseline_mutexq.c: the mutex+condvar bounded queue (bench layer). See
  * baseline_mutexq.h.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * baseline_mutexq.h: baseline A of the mailbox bench, the textbook bounded
  * queue: a ring of aether_msg values under one pthread mutex with two

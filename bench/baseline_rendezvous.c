@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * baseline_rendezvous.c: rendezvous (highest random weight) hashing, a
  * baseline of the rebalance bench (bench layer). See baselines_placement.h.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * baseline_spscring.c: set-up of the raw ck_ring SPSC limit (bench layer).
  * See baseline_spscring.h. Threading: init/fini with no concurrent users.

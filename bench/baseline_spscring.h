@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * baseline_spscring.h: limit B of the mailbox bench, a raw Concurrency Kit
  * single-producer single-consumer ring of aether_msg values (bench layer).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * baselines_placement.h: the placement baselines of the rebalance bench,
  * and its entry point (bench layer).

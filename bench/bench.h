@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench.h: the benchmark harness's options and entry points (bench layer).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench_auth.c: `aether-bench auth`, the per-message cost of the cluster
  * secret's MAC (transport/auth.h) beside the plain codec (bench layer).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench_e2e.c: `aether-bench e2e`, a node joining a real cluster: from its
  * JoinCluster to the new map on every node, on a real nats-server with real

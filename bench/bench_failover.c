@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench_failover.c: `aether-bench failover`, leadership and failure
  * handling on a real nats-server with real aether-node processes (bench

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench_flood.c: `aether-bench flood`, a flood of commands against a real
  * cluster (bench layer; issue 13 item 3: floods do not fence anyone).

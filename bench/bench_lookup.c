@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench_lookup.c: `aether-bench lookup`, GetShardOwner(key) lookups per
  * second while the map is being republished (bench layer).

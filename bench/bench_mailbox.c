@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench_mailbox.c: `aether-bench mailbox`, messages per second through an
  * actor including handler dispatch (bench layer).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench_mapcodec.c: `aether-bench mapcodec`, the size and the encode/decode
  * time of the stored and published ShardMap (bench layer).

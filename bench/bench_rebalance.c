@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench_rebalance.c: `aether-bench rebalance`, the default rebalancing
  * strategy against ring consistent hashing, rendezvous hashing and jump

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * main.c: `aether-bench`, the benchmark harness's command line (bench layer).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pcluster.c: a real nats-server and real aether-node processes for the
  * end-to-end benches (bench layer). See pcluster.h.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pcluster.h: a real cluster for the end-to-end benches (bench layer): one
  * nats-server with JetStream on a free loopback port and a temporary store

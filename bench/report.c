@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * report.c: result rows, medians and the machine line (bench layer). See
  * report.h for the formats.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * report.h: result rows, medians, the machine line and the clock of the
  * bench harness (bench layer).

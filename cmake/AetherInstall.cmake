@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # AetherInstall.cmake: how libaether is packaged for embedders (included by
 # the top-level CMakeLists.txt right after the `aether` target is defined).
 #

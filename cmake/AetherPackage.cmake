@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # AetherPackage.cmake: the Debian package, built with CPack from the build
 # tree (`cpack -G DEB` in build/, or `cmake --build build --target package`),
 # and the files it adds to `cmake --install`'s (included by the top-level

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # AetherPublicHeaders.cmake: installs the public headers (run by
 # `cmake --install`, from an install(CODE) rule of AetherInstall.cmake).
 #

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # GenExampleConfig.cmake: writes OUT, the example /etc/aether/aether-node.conf
 # of the Debian package, from `aether-node --print-config` (NODE), so every
 # key and default is the program's own and never drifts. The node id is a

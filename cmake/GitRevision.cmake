@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # GitRevision.cmake: writes OUT, a header defining AETHER_GIT_REVISION (the
 # checkout's `git describe --always --dirty`, "" when SRC is no git checkout
 # or git is missing), for the programs' --version. Run at every build

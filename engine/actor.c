@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * actor.c: actors, their scheduling handshake and their timers (engine
  * layer). The protocol and the threading rules are in actor.h.

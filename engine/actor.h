@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * actor.h: an actor is a mailbox, a handler and state that only the handler
  * touches (engine layer).

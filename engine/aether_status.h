@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * aether_status.h: the status every call of libaether returns (public,
  * installed as <aether/aether_status.h>; engine layer). Included by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * assertion.c: the failure path of AETHER_ASSERT (engine layer). Any thread.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * assertion.h: always-on assertions for programmer errors (engine layer).
  * Any thread. AETHER_ASSERT never compiles out (NDEBUG does not touch it), so

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bus.c: the event bus, topics 0..63 fanned out to actor mailboxes and to
  * function subscribers (engine layer).

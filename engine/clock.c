@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * clock.c: the real and the simulated clock (engine layer). See clock.h for
  * the threading rules.

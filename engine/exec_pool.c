@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * exec_pool.c: the thread-pool executor (engine layer). See exec_pool.h.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * exec_step.c: the deterministic step executor (engine layer). See
  * exec_step.h for the contract.

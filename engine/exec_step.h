@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * exec_step.h: the deterministic step executor (engine layer).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * executor.h: what runs actors (engine layer). Two implementations:
  *  - exec_pool.h: a pool of worker threads on the real clock (production);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * log.c: levelled logging to stderr or an injected sink, in text or JSON
  * lines (engine layer).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mailbox.c: the bounded MPSC mailbox on ck_ring (engine layer). See
  * mailbox.h for the contract.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mailbox.h: a bounded many-producer single-consumer message queue on
  * Concurrency Kit's ck_ring (engine layer).

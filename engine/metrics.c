@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * metrics.c: the registry of counters and gauges and its Prometheus text
  * rendering, exposition format 0.0.4 (engine layer); histograms too.

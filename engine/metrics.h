@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * metrics.h: a registry of counters and gauges rendered as Prometheus text
  * (engine layer).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ref.h: a reference count for immutable payloads shared between actors
  * (engine layer). Any thread.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * rng.c: xoshiro256** (Blackman and Vigna, public domain algorithm) seeded by
  * splitmix64 (engine layer). See rng.h for threading.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * snapshot.c: RCU snapshot slots and thread registration (engine layer).
  * See snapshot.h for the protocol and the threading rules.

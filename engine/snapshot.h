@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * snapshot.h: RCU-published immutable snapshots (engine layer), on liburcu's
  * "memb" flavour (membarrier-based, no signals, no quiescent-state duty).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * status.c: names of the status codes and the error record (engine layer).
  * Any thread; no shared state.

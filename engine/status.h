@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * status.h: the one project status enum and the error record (engine layer).
  * Any thread. Library codes (natsStatus, errno, jansson errors) are mapped to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * thread.c: threads that block every signal (engine layer; thread.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * timer_heap.c: executor timers (engine layer). See timer_heap.h.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * timer_heap.h: the timers of one executor, a binary min-heap ordered by
  * (deadline, id) so equal deadlines fire in creation order (engine layer,

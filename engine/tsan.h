@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tsan.h: ThreadSanitizer annotations (engine layer). Any thread.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * aether-observer.c: the independent observer of tools/chaos (tools layer).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * aether-sim: the command-line front end of the deterministic simulator
  * (tools layer). The simulation itself, its fault model and its checks are

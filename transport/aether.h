@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * aether.h: the public umbrella header of libaether (installed as
  * <aether/aether.h>; transport layer, the top of the library).

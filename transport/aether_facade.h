@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * aether_facade.h: what the public API's two modules share (transport
  * layer, internal: never installed). aether_options.c owns the options and

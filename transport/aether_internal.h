@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * aether_internal.h: the internal umbrella header of libaether, for the
  * programs of this tree (tools/, bench/, tests/) that use the internals.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * aether_node.c: the public node (transport layer, the top of the library;
  * contract in aether_node.h). It wires what tools/aether-node/ wires by

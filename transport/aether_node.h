@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * aether_node.h: one embedded cluster node (public, installed as
  * <aether/aether_node.h>; transport layer, the facade over the actors'

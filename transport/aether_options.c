@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * aether_options.c: the public options object (transport layer; contract in
  * aether_options.h). A thin shell over settings.c: every key, parse rule,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * aether_options.h: how an embedded node is configured (public, installed
  * as <aether/aether_options.h>; transport layer, the facade over the node).

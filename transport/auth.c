@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * auth.c: message and stored-value authentication (transport layer).
  * See auth.h for the tag, the key derivation and the threading.

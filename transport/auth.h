@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * auth.h: message and stored-value authentication with a cluster secret
  * (transport layer; DESIGN 2.4 and 4, issue 13 item 1).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * codec.c: the versioned JSON wire envelope, encoded and decoded with
  * jansson (transport layer). Pure functions, any thread; the shape, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * codec.h: the wire codec of the NATS transport: every message a node puts on
  * or takes off the wire, as a versioned JSON envelope (transport layer).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * inproc.c: the in-process hub (transport layer). See inproc.h for the
  * contract.

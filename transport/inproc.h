@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * inproc.h: the in-process transport (transport layer): nodes living in one
  * process reach each other through a hub, with no server. It is the embedded

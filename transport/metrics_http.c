@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * metrics_http.c: GET /metrics over libmicrohttpd (transport layer; see
  * metrics_http.h for the contract).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * metrics_http.h: the Prometheus scrape endpoint of a process, GET /metrics
  * over HTTP, served by libmicrohttpd (transport layer, kept out of

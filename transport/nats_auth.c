@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* nats_auth.c: the tag of auth.h on a NATS message (see nats_auth.h). */
 #include "nats_auth.h"
 

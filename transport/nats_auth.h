@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nats_auth.h: the tag of auth.h on a NATS message (transport layer; issue
  * 13 item 1). auth.h knows bytes and subjects; this is the one place that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nats_conn.c: one nats.c connection from aether_nats_settings (transport
  * layer). See nats_conn.h.

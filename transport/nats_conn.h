@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nats_conn.h: one nats.c connection from aether_nats_settings - server
  * list, auth (user/password, token, credentials file), TLS

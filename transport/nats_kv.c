@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nats_kv.c: aether_kv on a NATS JetStream KV bucket through nats.c
  * (transport layer). The protocol, the status mapping table and the

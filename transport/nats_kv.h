@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nats_kv.h: the aether_kv interface (actors/kv_store.h) on a NATS JetStream
  * KV bucket through nats.c 3.4.1, against nats-server 2.9 (transport layer).

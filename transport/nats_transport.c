@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nats_transport.c: the aether_transport on core NATS, as an actor
  * (transport layer). See nats_transport.h for the subjects and semantics.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nats_transport.h: the aether_transport interface (actors/transport.h) on
  * core NATS through nats.c 3.4.1 (transport layer).

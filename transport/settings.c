@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * settings.c: the parameter table and its three sources (transport layer).
  * See settings.h for the precedence and the error contract.

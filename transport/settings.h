@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * settings.h: everything a NATS-mode process is configured with - the node's
  * aether_config (every DESIGN 5 parameter), the NATS connection (server

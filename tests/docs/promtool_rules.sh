@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # promtool_rules.sh: the Prometheus alerting rules of docs/alerts.md
 # (docs/examples/prometheus/aether-alerts.yml) are accepted by
 # `promtool check rules`, and every alert the tables of docs/alerts.md name

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_auth.c: libFuzzer target for the authenticated envelope
  * (transport/auth.h): the Aether-Auth tag parser and verifier, the sealer,

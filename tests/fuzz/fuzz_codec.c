@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_codec.c: libFuzzer target for the wire codec (transport/codec.h):
  * the envelope decoder and, through the "type" it names, every event,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_lease_value.c: libFuzzer target for the lease records (actors/lease.h;
  * tests layer, fuzz build only): the lease key's value

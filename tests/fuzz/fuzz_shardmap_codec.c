@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_shardmap_codec.c: libFuzzer target for ShardMap format 2 decoding
  * (actors/shardmap_codec.h; tests layer, fuzz build only). Seeds:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_shardmap_json.c: libFuzzer target for ShardMap JSON decoding
  * (actors/shardmap_json.h; tests layer, fuzz build only). Seeds:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_topology_json.c: libFuzzer target for topology JSON decoding
  * (actors/topology_json.h; tests layer, fuzz build only). Seeds:

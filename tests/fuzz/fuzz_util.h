@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_util.h: what the libFuzzer targets of tests/fuzz share (tests layer,
  * fuzz build only).

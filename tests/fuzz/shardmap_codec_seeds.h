@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * shardmap_codec_seeds.h: the maps of tests/corpus/shardmap_codec/ (tests
  * layer). One table, two users: the fuzz target writes them as its seed

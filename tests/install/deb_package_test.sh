@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # deb_package_test.sh: builds the Debian package from the build tree
 # (cpack -G DEB, cmake/AetherPackage.cmake), unpacks it into a scratch root
 # with dpkg -x and checks that the files land where the systemd unit, the man

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # embed_nats_test.sh SOURCE_DIR BUILD_DIR [C_COMPILER]: the NATS embedding
 # example, docs/examples/embed-nats/shard_node.c, built from an installed
 # libaether and run as three processes against a real nats-server (ctest

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * hello.c: the smallest embedder of an installed libaether (tests/install).
  * install_test.sh builds it against the installed copy, with pkg-config and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # install_test.sh SOURCE_DIR BUILD_DIR [C_COMPILER]: the installed libaether
 # is usable by an embedder (ctest entry install.pkgconfig_and_find_package).
 #

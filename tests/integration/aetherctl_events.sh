@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # aetherctl_events.sh: `aetherctl events` (replay and follow of the event
 # stream, per-term gap detection) and `aetherctl top` (--once, --frames,
 # --json) against a live cluster: one nats-server and three aether-node

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # aetherctl_live.sh: every live aetherctl command against a real cluster -
 # one nats-server (-js, temporary store, free loopback port) and three
 # aether-node processes (--shards 64) - checking text and --json output and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # chaos_adversary.sh: how aether-observer judges a run with an adversary on
 # the wire (tools/chaos --adversary, issue 13 item 6), on known input: a
 # real nats-server, the real forger (nats_forge --adversary) and trace

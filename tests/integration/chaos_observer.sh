@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # chaos_observer.sh: the checks aether-observer (tools/chaos's judge) runs for
 # the misfit, twin and dup-event faults (issue 12 item 7), on known input: a
 # real nats-server and one real aether-node, plus trace files written here.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # js_consumer.sh: the example JavaScript consumer (docs/examples/js-consumer,
 # the official `nats` npm package, run by node) against a live cluster: its
 # own view of the map must equal aetherctl's, its key -> shard the vectors

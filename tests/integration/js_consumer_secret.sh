@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # js_consumer_secret.sh: the example JavaScript consumer with the cluster
 # secret (docs/examples/js-consumer --cluster-secret-file; issue 13 item 1)
 # against a cluster that has it: it builds its view from authentic data only

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # js_lib.sh: what the tests of the example JavaScript consumer share
 # (docs/examples/js-consumer): its installation and the comparison of its
 # view with aetherctl's. Sourced after lib.sh; each test defines `ctl`

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # lib.sh: shared scaffolding of the NATS integration scripts (tests layer).
 # Sourced, never run:
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # metrics_scrape.sh: aether-node --metrics-addr serves every DESIGN 7 metric
 # in Prometheus text on GET /metrics, and --log-format json writes one JSON
 # object per line naming the node and term (issue 6, sections 1 and 2).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # nats_admission.sh: admission refuses a node that cannot serve (issue 12
 # item 1; DESIGN 2 "Admission") on a real nats-server with real aether-node
 # processes.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # nats_auth.sh: aether-node on NATS servers that require authentication:
 # user/password and token; wrong credentials give a clear error at once
 # (DESIGN 4 "Auth"; issue 4 sections 4 and 7).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # nats_authority.sh: the stored state is the authority. A NodeFailed of a
 # healthy follower in the present leader's name and term with seq 5000, and a
 # map of the present term 1000 versions ahead giving every shard to that

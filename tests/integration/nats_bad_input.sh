@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # nats_bad_input.sh: every bad configuration input of issue 13 gets exit
 # status 2 (usage/configuration) from aether-node within a second, with one
 # sentence naming the input and the reason, and no raw junk on the terminal.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # nats_brake.sh: a drain from outside and the rebalance brake released by an
 # operator, on aether-node processes and a real nats-server (issue 12,
 # item 6).

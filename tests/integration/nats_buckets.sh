@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # nats_buckets.sh: the KV buckets deleted under a live 3-node cluster on a
 # real nats-server come back (issue 12 item 5; transport/nats_kv.h step 5,
 # actors/lease.h, member_lease.c step 6).

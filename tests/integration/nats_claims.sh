@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # nats_claims.sh: claims from the wire are judged by the leader's own record
 # (issue 13 item 2), on a real nats-server with real aether-node processes.
 #

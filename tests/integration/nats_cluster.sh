@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # nats_cluster.sh: aether-node processes on a 3-server NATS cluster with R3
 # KV buckets; one server is killed and the cluster keeps working (issue 4
 # section 7; DESIGN 2.4 on R3 buckets).

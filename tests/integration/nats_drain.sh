@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # nats_drain.sh: bootstrap, join and graceful drain of aether-node processes
 # on a real nats-server (DESIGN 6; issue 4 section 7).
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # nats_duplicate_id.sh: a second aether-node process of a live node id (a
 # restarted pod overlapping the old one, a copy-pasted config) on a real
 # nats-server: the newer process wins, the older one stops serving at once

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # nats_flood.sh: floods of commands fence nobody (issue 13 item 3), on a
 # real nats-server with real aether-node processes, without and with a
 # cluster secret.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # nats_follower_kill.sh: kill -9 of a follower aether-node on a real
 # nats-server: it is declared failed and its shards are re-owned (DESIGN 6,
 # "follower crash"; issue 4 section 7).

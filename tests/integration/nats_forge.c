@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nats_forge.c: publishes malformed, oversized and forged messages on every
  * subject of an Aether cluster on NATS, for nats_forge.sh (tests layer).

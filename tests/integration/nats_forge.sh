@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # nats_forge.sh: malformed, oversized and forged messages on every subject of
 # a running cluster leave it unaffected, and the nodes count what they
 # refused (DESIGN 4 "Wire", 2.4 "drop anything older", 6 "malformed or

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # nats_js_wait.sh: aether-node started while JetStream cannot serve its
 # buckets keeps waiting, bounded, and says so (issue 12 item 5; the chaos
 # run logged "c2 refused to start (JetStream unavailable)").

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # nats_leader_kill.sh: kill -9 of the leader aether-node on a real
 # nats-server: exactly one new leader, with a higher term, and the dead
 # leader's shards re-owned (DESIGN 2.4 and 6, "leader crash"; issue 4

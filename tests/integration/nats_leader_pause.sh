@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # nats_leader_pause.sh: the leader aether-node is frozen (SIGSTOP) for 3x the
 # lease ttl and then resumed (SIGCONT) on a real nats-server: a new leader is
 # elected meanwhile, the old one steps down and never acts on its old term

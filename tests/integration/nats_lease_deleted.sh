@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # nats_lease_deleted.sh: the lease key deleted under a live leader (an
 # operator, a store accident) on a real nats-server: the leader's next
 # renewal conflicts and it says so on the wire - LeadershipLost of the term

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nats_lease_race.c: two candidates campaign at the same instant over a
  * resigned lease on a clustered (R3) bucket (issue 12; tests layer).

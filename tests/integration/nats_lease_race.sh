@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # nats_lease_race.sh: two candidates campaign at the same instant over a
 # resigned lease on R3 buckets of a 3-server cluster; never two winners
 # (issue 12: tools/chaos --seed 42, "two leaders acting at once", terms

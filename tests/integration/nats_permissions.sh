@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # nats_permissions.sh: the NATS authorization we ship
 # (docs/examples/nats/permissions.conf, used verbatim: cluster "prod", its
 # example passwords) lets the nodes and the readers do their work and

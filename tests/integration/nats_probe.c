@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nats_probe.c: a read-only observer of an Aether cluster on NATS, for the
  * integration scripts (tests layer). It joins nothing and publishes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nats_replay.c: a duplicated event, as a reconnect buffer or a redelivery
  * would make one: captures the next genuine event of an Aether cluster on

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # nats_secret.sh: with a cluster secret (cluster_secret_file, issue 13 item
 # 1) a client without it can neither forge nor replay anything the cluster
 # acts on, on a real nats-server with real aether-node processes.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # nats_server_restart.sh: the nats-server under a settled cluster is killed
 # (-9) and started again on the same port with the same JetStream store: the
 # cluster recovers, one leader and every shard owned, WITHOUT reshuffling

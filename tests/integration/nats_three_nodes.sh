@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # nats_three_nodes.sh: three aether-node processes in NATS mode against a
 # real nats-server (JetStream on, temporary store, free loopback port).
 #

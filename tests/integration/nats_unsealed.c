@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nats_unsealed.c: what a NATS client WITHOUT the cluster secret can send to
  * an Aether cluster that has one, for nats_secret.sh (tests layer; issue 13

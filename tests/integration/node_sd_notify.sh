@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # node_sd_notify.sh: aether-node --nats tells systemd its state through
 # $NOTIFY_SOCKET (sd_notify, libsystemd), as docs/examples/systemd/aether-node.service
 # (Type=notify) relies on: READY=1 once its member runs, STOPPING=1 when SIGTERM

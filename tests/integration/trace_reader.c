@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * trace_reader.c: the integration scripts' and tools/demo's reader of
  * `aether-node --trace` files (tests layer): the questions they ask of the

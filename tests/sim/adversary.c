@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * adversary.c: see adversary.h (tests layer, the simulation library).
  *

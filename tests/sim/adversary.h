@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * adversary.h: an adversary on a cluster's bus (tests layer, the simulation library; issue 13 item
  * 6). Shared by aether-sim (the `adversary` fault kind, through

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # bad_values.sh: aether-sim refuses option values that used to slip through
 # (issue 13): --duration nan ran for 9223372036854776 s, --seed -1 wrapped
 # to 2^64 - 1. Each must exit 2 at once naming the option.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/sim/determinism.sh BIN: the simulator's output is a function of its
 # arguments. Runs aether-sim twice with the same seed and a full trace
 # (every event, fault and domain warning, with simulated timestamps) and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sim_adversary.c: see sim_adversary.h (tests layer, the simulation library).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sim_adversary.h: the simulator's forgers (tests layer, aether-sim's fault
  * kinds `forge` and `adversary`; docs/testing.md, "The adversary").

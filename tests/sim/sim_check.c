@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sim_check.c: the simulator's checks (tests layer): what it observes of the
  * nodes, judged by the oracle (actors/invariants.h) where one applies.

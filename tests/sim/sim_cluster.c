@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sim_cluster.c: the in-process scenario harness (tests layer). See
  * sim_cluster.h.

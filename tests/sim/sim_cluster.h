@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sim_cluster.h: N members in one process on the step executor, the
  * in-process hub and in-memory stores, scripted by a test (tests layer,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sim_internal.h: the simulated world's state, shared by the files of the
  * simulation library (tests/sim/): sim_world.c (nodes, the run loop, the

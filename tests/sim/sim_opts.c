@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sim_opts.c: see sim_opts.h (tests layer, the simulation library).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sim_opts.h: aether-sim's fault kinds and options (tests layer, the simulation library): what the
  * command line says, parsed and checked (sim_parse_args), and with --soak

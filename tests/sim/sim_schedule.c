@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sim_schedule.c: the fault schedule (tests layer): what the seed injects and when,
  * and the housekeeping that ends faults. See sim_internal.h.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sim_store.c: each node's handle on the shared lease and state buckets, with
  * that node's store faults (tests layer). See sim_internal.h.

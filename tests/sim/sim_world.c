@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sim_world.c: the simulated world (tests layer): nodes running the real member,
  * their callbacks, the run loop, the phases. See sim_world.h and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sim_world.h: deterministic simulation of a whole Aether cluster (tests
  * layer, the simulation library of tests/sim/), in the spirit of

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # launch.sh: the shell harnesses' one launcher of nats-server and
 # aether-node processes (tests layer), the counterpart of
 # tests/support/nats_server.c for the C harnesses. Sourced, never run, by

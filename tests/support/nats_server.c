@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nats_server.c: a real nats-server as a child process of a C test (tests
  * layer). See nats_server.h.

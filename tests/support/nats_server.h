@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nats_server.h: a real nats-server as a child process of a C test (tests
  * layer): found, started with JetStream on a free loopback port and its own

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * trace_line.c: the one reader of `aether-node --trace` lines (tests
  * layer). See trace_line.h.

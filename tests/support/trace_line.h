@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * trace_line.h: the one reader of `aether-node --trace` lines (tests layer),
  * for every harness that watches real node processes: the bench harness

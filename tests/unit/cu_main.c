@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cu_main.c: the runner shared by every CUnit test binary (tests layer).
  * `test_<suite> [NAME]` runs one test (as ctest does) or the whole suite; the

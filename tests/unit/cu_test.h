@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cu_test.h: the shape every CUnit test file follows (tests layer).
  *

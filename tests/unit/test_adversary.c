@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_adversary.c: the adversary's generator (tests/sim/adversary.h; tests
  * layer): one seed and one set of observations give one stream of

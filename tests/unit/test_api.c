@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_api.c: the public API (transport/aether.h): options by key with
  * errors that name the key, nodes started in-process, the route lookups and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_api_nats.c: the public API over a real nats-server
  * (tests/support/nats_server.h): aether_node_start with nats_urls connects,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_auth.c: the cluster secret's tags (transport/auth.h): a sealed
  * message opens under the same secret and on the same subject only; any

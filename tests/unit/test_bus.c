@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_bus.c: the event bus on the deterministic step executor (tests layer).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_cluster.c: embedded clusters on the step executor (actors/member.h):
  * bootstrap, join, drain, crashes, a paused leader, join bursts and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_cluster_mt.c: an embedded cluster on the thread-pool executor with
  * the real clock: real threads, real timers (actors/member.h). It is the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_codec.c: the wire codec of the NATS transport (transport/codec.h):
  * exact shape, byte-identical round trips of every kind, a table of forged

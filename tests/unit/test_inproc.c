@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_inproc.c: the in-process hub (transport/inproc.h): synchronous
  * delivery, the simulated network on the step executor (delays, loss,

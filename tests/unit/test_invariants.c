@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_invariants.c: the invariant checks every test and the product use as
  * their oracle (actors/invariants.h). Each check is shown to pass on a good

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_keyhash.c: the key -> shard rule (actors/keyhash.h) against the
  * independent vectors in tests/vectors/keyhash.tsv (made by tools/gen-vectors

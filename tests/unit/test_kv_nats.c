@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_kv_nats.c: the NATS JetStream KV store (transport/nats_kv.h) against
  * a real nats-server with JetStream, started by each test on a free

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_kv_store.c: the key-value store interface and its in-memory bucket
  * (actors/kv_store.h): create-if-absent, CAS, one revision counter per

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_lease.c: the leadership lease protocol over in-memory stores
  * (actors/lease.h): single winner, terms from create revisions, terms that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_log.c: levelled logging, line formats, sink, clock and rate limit
  * (tests layer).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_mailbox.c: the bounded MPSC mailbox (engine/mailbox.h): single and
  * batch sends, batch receives.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_metrics.c: the metrics registry and its Prometheus rendering (tests
  * layer).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_metrics_http.c: GET /metrics over libmicrohttpd (tests layer).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_nats_transport.c: the NATS transport (transport/nats_transport.h)
  * against a real nats-server (core NATS), started by each test on a free

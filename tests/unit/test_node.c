@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_node.c: NodeStatus, NodeInfo and the lease arithmetic (actors/node.h).
  */

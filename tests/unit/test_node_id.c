@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_node_id.c: the NodeId value object (actors/node_id.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_policies.c: the policy table (actors/policies.h). One test per
  * event-driven policy: its trigger gives its reaction, for the right role

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_pool.c: actors on the thread-pool executor: wake-up of parked actors,
  * no concurrent runs of one actor, per-producer order, idle cost, real-clock

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_routing.c: the hot-path read models over an RCU-published ShardMap
  * (actors/routing.h): lookups by key, shard and node, versions, the moving

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_settings.c: the parameter table and its sources (transport/settings.h):
  * defaults, the INI file, AETHER_* variables, flag names, precedence, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_shardmap.c: the ShardMap builder, validation and per-node index
  * (actors/shardmap.h).

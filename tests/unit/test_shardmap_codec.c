@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_shardmap_codec.c: ShardMap format 2 (actors/shardmap_codec.h): the
  * exact bytes, byte-identical round trips that keep every field (version,

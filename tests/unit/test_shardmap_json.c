@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_shardmap_json.c: the ShardMap wire shape (actors/shardmap_json.h):
  * exact encoding, byte-identical round trips, and strict decoding that names

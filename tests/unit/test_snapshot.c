@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_snapshot.c: RCU snapshot slots (engine/snapshot.h): publication,
  * lazy registration, and republishing while readers read.

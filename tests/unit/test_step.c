@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_step.c: the deterministic step executor and timers on the simulated
  * clock (engine/exec_step.h, engine/actor.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_strategy.c: the default rebalancing strategy (actors/strategy.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_topology.c: the Cluster aggregate's decide/apply (actors/topology.h):
  * every command accepted and rejected, the node lifecycle, idempotent

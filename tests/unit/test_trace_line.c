@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_trace_line.c: the harnesses' one reader of `aether-node --trace`
  * lines (tests/support/trace_line.h; tests layer).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tools/aether-node/demo.c: the embedded demo scenario (tools layer; main
  * thread; the settled predicate is node_run.h DESIGN 4).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tools/aether-node/main.c: the node daemon (tools layer): command line,
  * settings, the embedded daemon mode and main().

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tools/aether-node/metrics.c: the daemon's own metric series (tools
  * layer): registered at setup on the main thread, read by the scraping

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tools/aether-node/nats_mode.c: one node per process over NATS (tools
  * layer; main thread). What it does: main.c's header, NATS mode.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tools/aether-node/node.c: the run of aether-node (tools layer): output,
  * the member callbacks and the setup and teardown of the members, their

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tools/aether-node/node_run.h: what the files of aether-node share (tools
  * layer): the run (node_run) with its node slots, the options, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * conn.c: aetherctl's shared live-command machinery (tools layer): the
  * common options, settings resolution, the NATS connection, reading the

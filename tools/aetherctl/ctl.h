@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ctl.h: the internal header of aetherctl, the operator CLI (tools layer).
  * Single-threaded, except that `watch` and `top` receive messages on nats.c's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * drain.c: the commands that ask the leader to change the cluster: drain,
  * rebalance, fail (ctl_ask_leader). Single-threaded.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * main.c: aetherctl's entry point and command table (tools layer): the
  * commands, their usage and help texts, `aetherctl help` and the dispatch.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * plan.c: the offline commands shard-of and secret, and plan (offline, and
  * live against the current map). Single-threaded.

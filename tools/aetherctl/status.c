@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * status.c: the read-only views of the live cluster: status, shards, lookup.
  * Single-threaded.

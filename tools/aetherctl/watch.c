@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * watch.c: the commands that follow the cluster over time: watch, events,
  * top. watch and top receive on nats.c's subscription threads, which only

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # gen-bash-completion.sh: writes the bash completion of aetherctl from the
 # program's own help, so it never drifts from the command table
 # (tools/aetherctl/main.c): the commands are the lines under "commands:" of

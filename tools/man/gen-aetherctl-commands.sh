@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # gen-aetherctl-commands.sh: writes a help2man include with a COMMANDS
 # section: each command of `aetherctl --help` with its own `aetherctl help
 # COMMAND` text, verbatim, so aetherctl(1) documents every command and option

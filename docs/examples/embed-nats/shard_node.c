@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * shard_node.c: one process of a sharded runtime over a real nats-server,
  * embedding libaether (an example, docs/examples/README.md). It uses only

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * actor_runtime.c: a tiny actor runtime embedding libaether (an example,
  * docs/examples/README.md). It uses only the public API, <aether/aether.h>.

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
 // consumer.js: an Aether consumer outside C, with the official NATS client
 // for JavaScript (the `nats` package). It keeps its own view of the cluster's
 // ShardMap and answers "which node owns this key?" exactly as every node
