@@ -22,6 +22,9 @@
 #  4. a deposed leader's late event, forged with a seq past the old term's
 #     last + 1: `events` reports the GAP and exits 1; `--since` that message
 #     judges the term only from there (exit 0);
+#     top runs beside it (step 3b): its last frame keeps n4's NodeJoined
+#     and the kill's NodeFailed and LeaderElected in the membership pane,
+#     the shard moves summarised per rebalance, no line over 79 columns;
 #  5. `top --once`: leader and term as `status --json` says, a row per node
 #     with its status and a bar, the map version, handoffs and lag lines;
 #     `top --once --json` agrees with `status --json`; `--frames 2
@@ -123,6 +126,11 @@ echo "events: replay $r1"
 bg_start follow env -u AETHER_NATS_SERVER -u AETHER_KEEP_LOGS "$CTL_BIN" events --follow --json \
     --nats "$URL" --cluster "$CLUSTER"
 wait_for 5000 grep -q '"kind":"event"' "$WORK/follow.log" || fail "events --follow printed nothing within 5 s"
+# top across the same join and kill (plain frames, not a terminal): its
+# membership pane must keep n4's NodeJoined and the kill's NodeFailed and
+# LeaderElected however many shard events follow (step 3b below).
+bg_start top env -u AETHER_NATS_SERVER -u AETHER_KEEP_LOGS "$CTL_BIN" top --frames 600 --interval 100 \
+    --nats "$URL" --cluster "$CLUSTER"
 K=$(( last1 + 1 ))
 node_start n4 "$URL" --event-stream
 NODES+=(n4)
@@ -151,6 +159,37 @@ bg_stop follow 5000
 r3=$(check_events "$WORK/follow.log")
 [[ "$r3" == *"terms="*"$old_term"*"$new_term"* ]] || fail "events --follow: $r3"
 echo "events: --follow across the kill of $old (term $old_term -> $new_term): $r3"
+
+# 3b. top's last frame after the join and the kill: membership apart from
+# shard moves (issue 18), moves summarised per rebalance, no line cut
+# wider than the 80-column default.
+sleep 0.3 # one more frame after the settled map
+bg_stop top 5000
+why=$(python3 - "$WORK/top.log" "$old" "$new_term" <<'EOF2'
+import re, sys
+text = open(sys.argv[1]).read(); old = sys.argv[2]; term = sys.argv[3]
+frames = [f for f in re.split(r"\n(?=aether top - )", text) if f.startswith("aether top - ")]
+if not frames: print("no frame"); sys.exit()
+last = frames[-1].rstrip("\n").split("\n")
+bad = []
+try:
+    m = last.index(next(l for l in last if l.startswith("membership and leadership")))
+    r = last.index("shard moves, per rebalance")
+except (StopIteration, ValueError):
+    print("no membership or shard-moves pane in the last frame: " + " | ".join(last[-8:])); sys.exit()
+members, moves = last[m + 1:r], last[r + 1:]
+if not any("NodeJoined" in l and "node=n4" in l for l in members): bad.append("n4's NodeJoined gone")
+if not any("NodeFailed" in l and f"node={old} " in l + " " for l in members): bad.append(f"no NodeFailed of {old}")
+if not any("LeaderElected" in l and f"term={term} " in l for l in members): bad.append(f"no LeaderElected of term {term}")
+if any("Shard" in l for l in members + moves): bad.append("a per-shard event line")
+if not any(re.search(r"v\d+: \d+ moved \(\d+ handoff \d+ failover \d+ assigned\) \d+ ms", l) for l in moves):
+    bad.append("no per-rebalance summary")
+if any(len(l) > 79 for l in last): bad.append("a line wider than 79 columns")
+print("; ".join(bad) + (" (last frame: " + " | ".join(last[m:]) + ")" if bad else ""))
+EOF2
+)
+[[ -z "$why" ]] || fail "top across the join and the kill: $why"
+echo "top: across the join and the kill, membership kept apart ($(grep -c '^aether top - ' "$WORK/top.log") frames)"
 
 # 4. a deposed leader's late event with a seq past its term's end: a gap.
 ctl events --json

@@ -784,7 +784,8 @@ int cmd_events(int argc, char **argv)
  */
 
 #define TOP_NODES_MAX 256u     /* nodes whose heartbeat we track */
-#define TOP_RECENT_MAX 5u      /* recent events shown */
+#define TOP_RECENT_MAX 6u      /* membership and leadership events shown */
+#define TOP_REBAL_MAX 3u       /* completed rebalances shown */
 #define TOP_INTERVAL_MS_DEFAULT 1000u
 #define TOP_WIDTH_MIN 60
 #define TOP_WIDTH_MAX 400
@@ -807,9 +808,44 @@ typedef struct top_live {
     char last_started[160];
     char last_completed[160];
     uint64_t events;
+    /* The membership pane: NodeJoined/Draining/Left/Failed, LeaderElected,
+     * LeadershipLost, newest last; shard events never push them out. */
     char recent[TOP_RECENT_MAX][200];
     uint32_t recent_n, recent_head;
+    uint64_t membership_events;
+    /* Shard events summarised per rebalance: counted since the last
+     * RebalanceStarted (or since top started), folded into one line by
+     * RebalanceCompleted. */
+    uint64_t n_assigned, n_handoff, n_failover;
+    char rebal[TOP_REBAL_MAX][200];
+    uint32_t rebal_n, rebal_head;
 } top_live;
+
+/* Appends line to a ring of `max` lines of `cap` bytes. */
+static void top_ring_add(char *ring, size_t cap, uint32_t max, uint32_t *n, uint32_t *head, const char *line)
+{
+    uint32_t slot = (*head + *n) % max;
+    if (*n == max)
+        *head = (*head + 1) % max;
+    else
+        (*n)++;
+    snprintf(ring + (size_t)slot * cap, cap, "%s", line);
+}
+
+static bool top_is_membership(aether_event_type type)
+{
+    switch (type) {
+    case AETHER_EVT_NODE_JOINED:
+    case AETHER_EVT_NODE_DRAINING:
+    case AETHER_EVT_NODE_LEFT:
+    case AETHER_EVT_NODE_FAILED:
+    case AETHER_EVT_LEADER_ELECTED:
+    case AETHER_EVT_LEADERSHIP_LOST:
+        return true;
+    default:
+        return false;
+    }
+}
 
 static top_live g_top = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -850,22 +886,28 @@ static void top_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
                 t->renewal_term = e->term;
                 t->renewal_at_ms = now;
             }
-        } else {
-            /* Renewals are 4 a second: they would push everything else out. */
-            char stamp[32], line[1024];
+        } else if (top_is_membership(e->type)) {
+            /* Renewals (4 a second) and shard events (one per shard) are
+             * not listed: they would push these out. */
+            char stamp[32], line[1024], out[200];
             watch_stamp(stamp, sizeof(stamp), stamp_ns_of_ms(e->ts_ms));
             (void)aether_event_format(e, line, sizeof(line));
-            uint32_t slot = (t->recent_head + t->recent_n) % TOP_RECENT_MAX;
-            if (t->recent_n == TOP_RECENT_MAX)
-                t->recent_head = (t->recent_head + 1) % TOP_RECENT_MAX;
+            snprintf(out, sizeof(out), "%.12s %.*s", stamp, (int)sizeof(out) - 14, line);
+            top_ring_add(&t->recent[0][0], sizeof(t->recent[0]), TOP_RECENT_MAX, &t->recent_n, &t->recent_head,
+                         out);
+            t->membership_events++;
+        } else if (e->type == AETHER_EVT_SHARD_ASSIGNED) {
+            t->n_assigned++;
+        } else if (e->type == AETHER_EVT_SHARD_MIGRATED) {
+            if (strcmp(e->data.shard_migrated.reason, "failover") == 0)
+                t->n_failover++;
             else
-                t->recent_n++;
-            snprintf(t->recent[slot], sizeof(t->recent[slot]), "%.12s %.*s", stamp,
-                     (int)sizeof(t->recent[slot]) - 14, line);
+                t->n_handoff++;
         }
         if (e->type == AETHER_EVT_REBALANCE_STARTED) {
             t->rebalances_started++;
             t->rebalancing = true;
+            t->n_assigned = t->n_handoff = t->n_failover = 0;
             snprintf(t->last_started, sizeof(t->last_started),
                      "from map v%" PRIu64 ", %u moves planned (%s)",
                      e->data.rebalance_started.from_version,
@@ -877,6 +919,15 @@ static void top_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
                      "map v%" PRIu64 ", %u moved in %" PRIu64 " ms",
                      e->data.rebalance_completed.map_version, e->data.rebalance_completed.moved,
                      e->data.rebalance_completed.duration_ms);
+            char stamp[32], out[200];
+            watch_stamp(stamp, sizeof(stamp), stamp_ns_of_ms(e->ts_ms));
+            snprintf(out, sizeof(out),
+                     "%.12s v%" PRIu64 ": %u moved (%" PRIu64 " handoff %" PRIu64
+                     " failover %" PRIu64 " assigned) %" PRIu64 " ms",
+                     stamp, e->data.rebalance_completed.map_version, e->data.rebalance_completed.moved,
+                     t->n_handoff, t->n_failover, t->n_assigned, e->data.rebalance_completed.duration_ms);
+            top_ring_add(&t->rebal[0][0], sizeof(t->rebal[0]), TOP_REBAL_MAX, &t->rebal_n, &t->rebal_head, out);
+            t->n_assigned = t->n_handoff = t->n_failover = 0;
         }
         t->events++;
     }
@@ -1002,8 +1053,19 @@ static void top_line(top_frame *f, const char *fmt, ...)
     if (n < 0)
         return;
     size_t l = strlen(line);
-    if (l > (size_t)(f->width - 1))
-        l = (size_t)(f->width - 1);
+    size_t max = (size_t)(f->width - 1);
+    if (l > max) {
+        /* Cut at a word boundary within the last 16 columns, marked "...",
+         * never mid-word when a space is near (issue 18). */
+        size_t cut = max - 3;
+        size_t sp = cut;
+        while (sp > 0 && sp + 16 > cut && line[sp] != ' ')
+            sp--;
+        if (sp > 0 && line[sp] == ' ')
+            cut = sp;
+        memcpy(line + cut, "...", 4);
+        l = cut + 3;
+    }
     size_t need = f->len + l + 8;
     if (need > f->cap) {
         size_t cap = f->cap ? f->cap * 2 : 4096;
@@ -1163,10 +1225,17 @@ static void top_draw(const ctl_conn *cc, const ctl_view *v, const top_history *h
     if (rows == NULL)
         top_line(&f, "(out of memory)");
     top_line(&f, "%s", "");
-    top_line(&f, "recent events (%" PRIu64 " seen since top started; lease renewals not listed)",
-             t.events);
+    top_line(&f, "membership and leadership (%" PRIu64 " of %" PRIu64 " events seen since top started)",
+             t.membership_events, t.events);
     for (uint32_t i = 0; i < t.recent_n; i++)
         top_line(&f, "  %s", t.recent[(t.recent_head + i) % TOP_RECENT_MAX]);
+    top_line(&f, "shard moves, per rebalance");
+    for (uint32_t i = 0; i < t.rebal_n; i++)
+        top_line(&f, "  %s", t.rebal[(t.rebal_head + i) % TOP_REBAL_MAX]);
+    if (t.n_assigned + t.n_handoff + t.n_failover > 0)
+        top_line(&f, "  %s: %" PRIu64 " handoffs, %" PRIu64 " failovers, %" PRIu64 " assigned so far",
+                 t.rebalancing ? "in progress" : "outside a rebalance", t.n_handoff, t.n_failover,
+                 t.n_assigned);
     if (tty) {
         fputs("\x1b[H", stdout);
         if (f.buf != NULL)
