@@ -1155,8 +1155,8 @@ static void repeat_releases(aether_member *m)
             send_ack(m, mine[k], as->cur);
 }
 
-/* MSG_TICK_CHECK: fencing by time (every node), then the leader's or the
- * follower's periodic work. */
+/* MSG_TICK_CHECK: fencing once the serving right has lapsed (every node),
+ * then the leader's or the follower's periodic work. */
 static void tick_check(aether_member *m)
 {
     member_assign_state *as = m->as;

@@ -252,6 +252,15 @@ void sim_crash(sim_cluster *c, const char *id)
         aether_inproc_set_isolated(c->hub, &nid, false);
 }
 
+/* Stops (on) or resumes the node's three actors on the step executor. */
+static void freeze_actors(sim_cluster *c, sim_node *n, bool on)
+{
+    aether_actor *a[3];
+    aether_member_actors(n->m, a);
+    for (int i = 0; i < 3; i++)
+        aether_step_freeze(c->ex, a[i], on);
+}
+
 void sim_pause(sim_cluster *c, const char *id, bool on)
 {
     sim_node *n = find(c, id);
@@ -259,10 +268,7 @@ void sim_pause(sim_cluster *c, const char *id, bool on)
         return;
     if (c->trace)
         fprintf(stderr, "t=%llu FAULT pause %s %d\n", (unsigned long long)sim_now_ms(c), id, on);
-    aether_actor *a[3];
-    aether_member_actors(n->m, a);
-    for (int i = 0; i < 3; i++)
-        aether_step_freeze(c->ex, a[i], on);
+    freeze_actors(c, n, on);
     /* A stopped process's transport threads stop too: nothing reaches it
      * (core NATS drops what a stalled client cannot take). */
     sim_isolate(c, id, on);
@@ -276,10 +282,7 @@ void sim_freeze(sim_cluster *c, const char *name, bool on)
         return;
     if (c->trace)
         fprintf(stderr, "t=%llu FAULT freeze %s %d\n", (unsigned long long)sim_now_ms(c), name, on);
-    aether_actor *a[3];
-    aether_member_actors(n->m, a);
-    for (int i = 0; i < 3; i++)
-        aether_step_freeze(c->ex, a[i], on);
+    freeze_actors(c, n, on);
 }
 
 void sim_drain(sim_cluster *c, const char *id)
