@@ -340,8 +340,11 @@ static void forge_id(aether_node_id *id, const char *s)
 /* A valid event of type t as the leader `who` of `term` would send it. */
 static json_t *forge_event(const forge *f, aether_event_type t, const aether_node_id *who, aether_term term)
 {
-    aether_event *e = aether_event_create(t);
+    aether_event *e = t == AETHER_EVT_SHARD_ASSIGNED || t == AETHER_EVT_SHARD_MIGRATED
+                          ? aether_event_create_batch(t, 1)
+                          : aether_event_create(t);
     AETHER_ASSERT(e != NULL);
+    aether_event_nodes_ix ix;
     snprintf(e->cluster, sizeof(e->cluster), "%s", f->cluster);
     e->term = term;
     e->node = *who;
@@ -379,19 +382,33 @@ static json_t *forge_event(const forge *f, aether_event_type t, const aether_nod
         e->data.leadership_lost.term = f->term;
         aether_event_set_reason(e->data.leadership_lost.reason, "forged");
         break;
-    case AETHER_EVT_SHARD_ASSIGNED:
-        e->data.shard_assigned.shard = 0;
-        e->data.shard_assigned.owner_count = 1;
-        forge_id(&e->data.shard_assigned.owners[0], FORGE_GHOST);
+    case AETHER_EVT_SHARD_ASSIGNED: {
+        aether_node_id ghost;
+        forge_id(&ghost, FORGE_GHOST);
+        AETHER_ASSERT(aether_event_nodes_ix_init(&ix, e) == AETHER_OK);
+        e->data.shard_assigned.shards[0].shard = 0;
+        e->data.shard_assigned.shards[0].owner_count = 1;
+        AETHER_ASSERT(aether_event_nodes_ix_add(&ix, &ghost,
+                                                &e->data.shard_assigned.shards[0].owners[0]) ==
+                      AETHER_OK);
+        aether_event_nodes_ix_fini(&ix);
         e->data.shard_assigned.map_version = f->map_version + 100;
         break;
-    case AETHER_EVT_SHARD_MIGRATED:
-        e->data.shard_migrated.shard = 0;
-        e->data.shard_migrated.from = *victim;
-        forge_id(&e->data.shard_migrated.to, FORGE_GHOST);
+    }
+    case AETHER_EVT_SHARD_MIGRATED: {
+        aether_node_id ghost;
+        forge_id(&ghost, FORGE_GHOST);
+        AETHER_ASSERT(aether_event_nodes_ix_init(&ix, e) == AETHER_OK);
+        e->data.shard_migrated.moves[0].shard = 0;
+        AETHER_ASSERT(aether_event_nodes_ix_add(&ix, victim, &e->data.shard_migrated.moves[0].from) ==
+                      AETHER_OK);
+        AETHER_ASSERT(aether_event_nodes_ix_add(&ix, &ghost, &e->data.shard_migrated.moves[0].to) ==
+                      AETHER_OK);
+        aether_event_nodes_ix_fini(&ix);
         e->data.shard_migrated.map_version = f->map_version + 100;
         aether_event_set_reason(e->data.shard_migrated.reason, "forged");
         break;
+    }
     case AETHER_EVT_REBALANCE_STARTED:
         aether_event_set_reason(e->data.rebalance_started.reason, "forged");
         e->data.rebalance_started.from_version = f->map_version;
@@ -627,15 +644,41 @@ static void forge_common(forge *f, const char *tail, json_t *own, forge_dest des
 }
 
 /* Shard-bearing messages: a shard the codec refuses, one only the node can. */
+/* The first entry of a batch (data.shards or data.moves) of a copy of own. */
+static json_t *forge_entry0(json_t *m)
+{
+    json_t *data = json_object_get(m, "data");
+    json_t *arr = json_object_get(data, "shards");
+    if (arr == NULL)
+        arr = json_object_get(data, "moves");
+    AETHER_ASSERT(json_is_array(arr) && json_array_size(arr) == 1);
+    return json_array_get(arr, 0);
+}
+
 static void forge_shards(forge *f, const char *tail, json_t *own, forge_dest dest)
 {
     json_t *m = json_deep_copy(own);
-    json_object_set_new(json_object_get(m, "data"), "shard", json_integer(65536));
+    json_object_set_new(forge_entry0(m), "shard", json_integer(65536));
     forge_send_json(f, tail, m, dest, FORGE_REJECTED);
     json_decref(m);
     m = json_deep_copy(own);
-    json_object_set_new(json_object_get(m, "data"), "shard", json_integer((json_int_t)f->shard_count));
+    json_object_set_new(forge_entry0(m), "shard", json_integer((json_int_t)f->shard_count));
     forge_send_json(f, tail, m, dest, FORGE_IGNORED);
+    json_decref(m);
+    /* A batch over AETHER_EVENT_BATCH_MAX entries. */
+    m = json_deep_copy(own);
+    json_t *arr = json_object_get(json_object_get(m, "data"), "shards");
+    if (arr == NULL)
+        arr = json_object_get(json_object_get(m, "data"), "moves");
+    json_t *first = json_deep_copy(json_array_get(arr, 0));
+    json_array_clear(arr);
+    for (uint32_t i = 0; i <= AETHER_EVENT_BATCH_MAX; i++) { /* bounded */
+        json_t *en = json_deep_copy(first);
+        json_object_set_new(en, "shard", json_integer((json_int_t)(i % f->shard_count)));
+        json_array_append_new(arr, en);
+    }
+    json_decref(first);
+    forge_send_json(f, tail, m, dest, FORGE_REJECTED);
     json_decref(m);
 }
 
