@@ -7,7 +7,9 @@
  * DESIGN 2: type, cluster, term, emitting node, per-term sequence number,
  * wall-clock timestamp, and its data. Leader-issued events of term T come
  * only from the leader of T with seq 1, 2, 3, ... without gaps within T;
- * node-local events (none yet) carry seq 0.
+ * LeaseRenewed, a heartbeat every ttl/4 that the event stream does not
+ * store, carries seq 0: outside the numbering, so the stored events of a
+ * term have no gaps either (member.c, member_emit).
  *
  * A command is a plain value: the request a node sends, with the sender's
  * view of the term so a handler can refuse stale senders.
@@ -87,7 +89,8 @@ typedef struct aether_event {
                                                   GENERATION); 0 = not said (an emitter
                                                   from before generations) */
     aether_node_id node;                       /* the emitting node */
-    uint64_t seq;                              /* per-term sequence, >= 1 when leader-issued */
+    uint64_t seq;                              /* per-term sequence, >= 1 when leader-issued;
+                                                  0 for LeaseRenewed */
     uint64_t ts_ms;                            /* wall clock of the emitter */
     /* ShardAssigned and ShardMigrated: the node ids their entries name, each
      * once, in order of first use (entries hold indices into it). Owned by
