@@ -17,12 +17,15 @@
  *   aether.<C>.rel
  * one message of each class that applies to it:
  *   malformed      not JSON, truncated JSON, an array, duplicate keys, empty
- *   oversized      a 96 KiB message (the codec's limit is 64 KiB)
+ *   padded         a 96 KiB message with an unknown key (the codec's size
+ *                  limit, 1 MiB, is NATS's default max_payload: nothing
+ *                  larger reaches a node)
  *   unknown        "type":"Bogus"; and the subject's own message with "v":2
  *   bad_node       the subject's own message with an invalid NodeId: "",
  *                  "has space", 65 characters (envelope node and data node)
  *   wrong_cluster  the subject's own message with cluster "other-cluster"
- *   shard_huge     a shard-bearing message with shard 65536 (codec refuses)
+ *   shard_huge     a shard-bearing message with shard 65536 (codec refuses);
+ *                  a batch of 1025 entries (codec refuses)
  *   shard_range    with shard = the map's shard count (the codec cannot know
  *                  the count: the node must ignore it); a map whose shard
  *                  list does not match its shard_count
@@ -592,7 +595,9 @@ static void forge_common(forge *f, const char *tail, json_t *own, forge_dest des
                                        "{\"v\":1,\"v\":1}", ""};
     for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++)
         forge_send(f, tail, junk[i], strlen(junk[i]), dest, FORGE_REJECTED);
-    /* Oversized: the own message padded far past the codec's 64 KiB. */
+    /* Padded with an unknown key to 96 KiB: refused. (The codec's size
+     * limit is NATS's default max_payload, 1 MiB: a message past it never
+     * reaches a node; test_codec checks the limit itself.) */
     char *pad = malloc(FORGE_OVERSIZED_BYTES + 1);
     AETHER_ASSERT(pad != NULL);
     memset(pad, 'x', FORGE_OVERSIZED_BYTES);
@@ -643,42 +648,47 @@ static void forge_common(forge *f, const char *tail, json_t *own, forge_dest des
     json_decref(m);
 }
 
-/* Shard-bearing messages: a shard the codec refuses, one only the node can. */
-/* The first entry of a batch (data.shards or data.moves) of a copy of own. */
-static json_t *forge_entry0(json_t *m)
+/* Where the shard of a copy of own is: data (ShardReleased) or the first
+ * entry of a batch (data.shards of ShardAssigned, data.moves of
+ * ShardMigrated); *batch the batch array, or NULL. */
+static json_t *forge_shard_holder(json_t *m, json_t **batch)
 {
     json_t *data = json_object_get(m, "data");
-    json_t *arr = json_object_get(data, "shards");
-    if (arr == NULL)
-        arr = json_object_get(data, "moves");
-    AETHER_ASSERT(json_is_array(arr) && json_array_size(arr) == 1);
-    return json_array_get(arr, 0);
+    *batch = json_object_get(data, "shards");
+    if (*batch == NULL)
+        *batch = json_object_get(data, "moves");
+    if (*batch == NULL)
+        return data;
+    AETHER_ASSERT(json_is_array(*batch) && json_array_size(*batch) == 1);
+    return json_array_get(*batch, 0);
 }
 
+/* Shard-bearing messages: a shard the codec refuses, one only the node can;
+ * a batch over AETHER_EVENT_BATCH_MAX entries. */
 static void forge_shards(forge *f, const char *tail, json_t *own, forge_dest dest)
 {
+    json_t *batch;
     json_t *m = json_deep_copy(own);
-    json_object_set_new(forge_entry0(m), "shard", json_integer(65536));
+    json_object_set_new(forge_shard_holder(m, &batch), "shard", json_integer(65536));
     forge_send_json(f, tail, m, dest, FORGE_REJECTED);
     json_decref(m);
     m = json_deep_copy(own);
-    json_object_set_new(forge_entry0(m), "shard", json_integer((json_int_t)f->shard_count));
+    json_object_set_new(forge_shard_holder(m, &batch), "shard", json_integer((json_int_t)f->shard_count));
     forge_send_json(f, tail, m, dest, FORGE_IGNORED);
     json_decref(m);
-    /* A batch over AETHER_EVENT_BATCH_MAX entries. */
     m = json_deep_copy(own);
-    json_t *arr = json_object_get(json_object_get(m, "data"), "shards");
-    if (arr == NULL)
-        arr = json_object_get(json_object_get(m, "data"), "moves");
-    json_t *first = json_deep_copy(json_array_get(arr, 0));
-    json_array_clear(arr);
-    for (uint32_t i = 0; i <= AETHER_EVENT_BATCH_MAX; i++) { /* bounded */
-        json_t *en = json_deep_copy(first);
-        json_object_set_new(en, "shard", json_integer((json_int_t)(i % f->shard_count)));
-        json_array_append_new(arr, en);
+    json_t *first = forge_shard_holder(m, &batch);
+    if (batch != NULL) {
+        first = json_deep_copy(first);
+        json_array_clear(batch);
+        for (uint32_t i = 0; i <= AETHER_EVENT_BATCH_MAX; i++) { /* bounded */
+            json_t *en = json_deep_copy(first);
+            json_object_set_new(en, "shard", json_integer((json_int_t)i));
+            json_array_append_new(batch, en);
+        }
+        json_decref(first);
+        forge_send_json(f, tail, m, dest, FORGE_REJECTED);
     }
-    json_decref(first);
-    forge_send_json(f, tail, m, dest, FORGE_REJECTED);
     json_decref(m);
 }
 
