@@ -215,7 +215,9 @@ int aether_event_format(const aether_event *e, char *buf, size_t cap);
  * range in JoinCluster; the leader admits it only if its own version is
  * inside (docs/wire.md, "Admission"), so a mixed cluster never runs.
  *   1  envelopes "v":1; the ShardMap as JSON, one object per shard (format 1)
- *   2  envelopes unchanged ("v":1); the ShardMap in format 2 (shardmap_codec.h)
+ *   2  envelopes unchanged ("v":1); the ShardMap in format 2 (shardmap_codec.h);
+ *      ShardAssigned/ShardMigrated in batches of up to AETHER_EVENT_BATCH_MAX
+ *      entries (one shard each before), LeaseRenewed with seq 0
  * The envelope stayed at "v":1 so that a node of version 1 still decodes
  * the refusal of its join and logs why (AETHER_WIRE_VERSION_ENVELOPE). */
 #define AETHER_WIRE_VERSION 2u
