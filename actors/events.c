@@ -76,7 +76,9 @@ aether_status aether_command_type_parse(const char *name, aether_command_type *o
 
 static void event_free(aether_ref *ref)
 {
-    free((aether_event *)ref);
+    aether_event *e = (aether_event *)ref;
+    free(e->nodes);
+    free(e);
 }
 
 aether_event *aether_event_create(aether_event_type type)
@@ -88,6 +90,110 @@ aether_event *aether_event_create(aether_event_type type)
     aether_ref_init(&e->ref, event_free);
     e->type = type;
     return e;
+}
+
+/* The entries follow the event in one allocation (aligned for either kind). */
+AETHER_STATIC_ASSERT(sizeof(aether_event) % _Alignof(aether_shard_owners) == 0 &&
+                         sizeof(aether_event) % _Alignof(aether_shard_move) == 0,
+                     "entries follow the event aligned");
+
+aether_event *aether_event_create_batch(aether_event_type type, uint32_t count)
+{
+    AETHER_ASSERT(type == AETHER_EVT_SHARD_ASSIGNED || type == AETHER_EVT_SHARD_MIGRATED);
+    AETHER_ASSERT(count >= 1 && count <= AETHER_EVENT_BATCH_MAX);
+    size_t entry = type == AETHER_EVT_SHARD_ASSIGNED ? sizeof(aether_shard_owners)
+                                                     : sizeof(aether_shard_move);
+    aether_event *e = calloc(1, sizeof(*e) + (size_t)count * entry);
+    if (e == NULL)
+        return NULL;
+    aether_ref_init(&e->ref, event_free);
+    e->type = type;
+    if (type == AETHER_EVT_SHARD_ASSIGNED) {
+        e->data.shard_assigned.count = count;
+        e->data.shard_assigned.shards = (aether_shard_owners *)(void *)(e + 1);
+    } else {
+        e->data.shard_migrated.count = count;
+        e->data.shard_migrated.moves = (aether_shard_move *)(void *)(e + 1);
+    }
+    return e;
+}
+
+uint32_t aether_event_entry_count(const aether_event *e)
+{
+    if (e->type == AETHER_EVT_SHARD_ASSIGNED)
+        return e->data.shard_assigned.count;
+    if (e->type == AETHER_EVT_SHARD_MIGRATED)
+        return e->data.shard_migrated.count;
+    return 1;
+}
+
+/* Twice the most distinct ids a batch can name: the probe always ends. */
+#define NODES_IX_SLOTS 16384u
+AETHER_STATIC_ASSERT(NODES_IX_SLOTS >= 2 * AETHER_EVENT_BATCH_NODES_MAX &&
+                         (NODES_IX_SLOTS & (NODES_IX_SLOTS - 1)) == 0,
+                     "a power of two, at most half full");
+
+aether_status aether_event_nodes_ix_init(aether_event_nodes_ix *ix, aether_event *e)
+{
+    AETHER_ASSERT(e != NULL && e->nodes == NULL && e->node_count == 0);
+    memset(ix, 0, sizeof(*ix));
+    ix->e = e;
+    ix->slots = calloc(NODES_IX_SLOTS, sizeof(*ix->slots));
+    if (ix->slots == NULL)
+        return AETHER_ENOMEM;
+    ix->mask = NODES_IX_SLOTS - 1;
+    return AETHER_OK;
+}
+
+void aether_event_nodes_ix_fini(aether_event_nodes_ix *ix)
+{
+    if (ix == NULL)
+        return;
+    free(ix->slots);
+    memset(ix, 0, sizeof(*ix));
+}
+
+static uint32_t id_hash(const aether_node_id *id)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (uint32_t i = 0; i < id->len; i++) /* bounded: AETHER_NODE_ID_LEN_MAX */
+        h = (h ^ (uint8_t)id->str[i]) * 16777619u;
+    return h;
+}
+
+aether_status aether_event_nodes_ix_add(aether_event_nodes_ix *ix, const aether_node_id *id,
+                                        uint16_t *index)
+{
+    AETHER_ASSERT(ix->slots != NULL && aether_node_id_is_valid(id));
+    aether_event *e = ix->e;
+    uint32_t i = id_hash(id) & ix->mask;
+    for (uint32_t probes = 0; probes <= ix->mask; probes++, i = (i + 1) & ix->mask) {
+        uint16_t s = ix->slots[i];
+        if (s == 0)
+            break;
+        if (aether_node_id_equal(&e->nodes[s - 1u], id)) {
+            *index = (uint16_t)(s - 1u);
+            return AETHER_OK;
+        }
+    }
+    AETHER_ASSERT(ix->slots[i] == 0); /* at most half full: an empty slot ends the probe */
+    if (e->node_count >= AETHER_EVENT_BATCH_NODES_MAX)
+        return AETHER_EFULL;
+    if (e->node_count == ix->cap) {
+        uint32_t cap = ix->cap ? ix->cap * 2 : 8;
+        if (cap > AETHER_EVENT_BATCH_NODES_MAX)
+            cap = AETHER_EVENT_BATCH_NODES_MAX;
+        aether_node_id *n = realloc(e->nodes, (size_t)cap * sizeof(*n));
+        if (n == NULL)
+            return AETHER_ENOMEM;
+        e->nodes = n;
+        ix->cap = cap;
+    }
+    e->nodes[e->node_count] = *id;
+    *index = (uint16_t)e->node_count;
+    ix->slots[i] = (uint16_t)(e->node_count + 1u);
+    e->node_count++;
+    return AETHER_OK;
 }
 
 void aether_event_set_reason(char dst[AETHER_REASON_MAX + 1], const char *s)
@@ -134,23 +240,40 @@ int aether_event_format(const aether_event *e, char *buf, size_t cap)
                  e->data.leadership_lost.reason);
         break;
     case AETHER_EVT_SHARD_ASSIGNED: {
-        int n = snprintf(data, sizeof(data), "shard=%u map_version=%llu owners=",
-                         e->data.shard_assigned.shard,
-                         (unsigned long long)e->data.shard_assigned.map_version);
-        for (uint32_t i = 0; i < e->data.shard_assigned.owner_count && n > 0 &&
-                             (size_t)n < sizeof(data);
-             i++)
-            n += snprintf(data + n, sizeof(data) - (size_t)n, "%s%s", i ? "," : "",
-                          e->data.shard_assigned.owners[i].str);
+        /* The count, then as many entries as fit ("... " when cut). */
+        const uint32_t count = e->data.shard_assigned.count;
+        int n = snprintf(data, sizeof(data), "map_version=%llu shards=%u [",
+                         (unsigned long long)e->data.shard_assigned.map_version, count);
+        for (uint32_t i = 0; i < count && n > 0 && (size_t)n + 80 < sizeof(data); i++) {
+            const aether_shard_owners *so = &e->data.shard_assigned.shards[i];
+            n += snprintf(data + n, sizeof(data) - (size_t)n, "%s%u:", i ? " " : "", so->shard);
+            for (uint32_t j = 0; j < so->owner_count && (size_t)n + 80 < sizeof(data); j++)
+                n += snprintf(data + n, sizeof(data) - (size_t)n, "%s%s", j ? "," : "",
+                              aether_event_node(e, so->owners[j])->str);
+            if (i + 1 < count && (size_t)n + 80 >= sizeof(data))
+                n += snprintf(data + n, sizeof(data) - (size_t)n, " ...");
+        }
+        if (n > 0 && (size_t)n < sizeof(data))
+            snprintf(data + n, sizeof(data) - (size_t)n, "]");
         break;
     }
-    case AETHER_EVT_SHARD_MIGRATED:
-        snprintf(data, sizeof(data), "shard=%u from=%s to=%s map_version=%llu reason=%s",
-                 e->data.shard_migrated.shard, e->data.shard_migrated.from.str,
-                 e->data.shard_migrated.to.str,
-                 (unsigned long long)e->data.shard_migrated.map_version,
-                 e->data.shard_migrated.reason);
+    case AETHER_EVT_SHARD_MIGRATED: {
+        const uint32_t count = e->data.shard_migrated.count;
+        int n = snprintf(data, sizeof(data), "map_version=%llu reason=%s moves=%u [",
+                         (unsigned long long)e->data.shard_migrated.map_version,
+                         e->data.shard_migrated.reason, count);
+        for (uint32_t i = 0; i < count && n > 0 && (size_t)n + 150 < sizeof(data); i++) {
+            const aether_shard_move *mv = &e->data.shard_migrated.moves[i];
+            n += snprintf(data + n, sizeof(data) - (size_t)n, "%s%u:%s>%s", i ? " " : "",
+                          mv->shard, aether_event_node(e, mv->from)->str,
+                          aether_event_node(e, mv->to)->str);
+            if (i + 1 < count && (size_t)n + 150 >= sizeof(data))
+                n += snprintf(data + n, sizeof(data) - (size_t)n, " ...");
+        }
+        if (n > 0 && (size_t)n < sizeof(data))
+            snprintf(data + n, sizeof(data) - (size_t)n, "]");
         break;
+    }
     case AETHER_EVT_REBALANCE_STARTED:
         snprintf(data, sizeof(data), "reason=%s from_version=%llu moves_planned=%u",
                  e->data.rebalance_started.reason,

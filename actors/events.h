@@ -7,7 +7,9 @@
  * DESIGN 2: type, cluster, term, emitting node, per-term sequence number,
  * wall-clock timestamp, and its data. Leader-issued events of term T come
  * only from the leader of T with seq 1, 2, 3, ... without gaps within T;
- * node-local events (none yet) carry seq 0.
+ * LeaseRenewed, a heartbeat every ttl/4 that the event stream does not
+ * store, carries seq 0: outside the numbering, so the stored events of a
+ * term have no gaps either (member.c, member_emit).
  *
  * A command is a plain value: the request a node sends, with the sender's
  * view of the term so a handler can refuse stale senders.
@@ -55,6 +57,29 @@ aether_status aether_event_type_parse(const char *name, aether_event_type *out, 
 /* Bus topic of an event type (engine/bus.h topics 0..63). */
 static inline uint32_t aether_event_topic(aether_event_type t) { return (uint32_t)t; }
 
+/* DESIGN 2, event table: ShardAssigned and ShardMigrated carry at most this
+ * many entries; a leader with more splits them over several events (a
+ * bootstrap of 65 536 shards is 64 ShardAssigned). */
+#define AETHER_EVENT_BATCH_MAX 1024u
+/* Distinct node ids one batch can name: every owner of every entry. */
+#define AETHER_EVENT_BATCH_NODES_MAX (AETHER_EVENT_BATCH_MAX * AETHER_REPLICATION_MAX)
+AETHER_STATIC_ASSERT(AETHER_EVENT_BATCH_NODES_MAX <= UINT16_MAX, "node indices fit in u16");
+
+/* One ShardAssigned entry: the shard and its owners (primary first), as
+ * indices into the event's node table. */
+typedef struct aether_shard_owners {
+    uint32_t shard;
+    uint16_t owner_count;                      /* 0..AETHER_REPLICATION_MAX */
+    uint16_t owners[AETHER_REPLICATION_MAX];   /* < node_count */
+} aether_shard_owners;
+
+/* One ShardMigrated entry: the shard and its old and new primary, as
+ * indices into the event's node table. */
+typedef struct aether_shard_move {
+    uint32_t shard;
+    uint16_t from, to;                         /* < node_count */
+} aether_shard_move;
+
 typedef struct aether_event {
     aether_ref ref;                            /* FIRST: refcount, frees the event */
     aether_event_type type;
@@ -64,8 +89,14 @@ typedef struct aether_event {
                                                   GENERATION); 0 = not said (an emitter
                                                   from before generations) */
     aether_node_id node;                       /* the emitting node */
-    uint64_t seq;                              /* per-term sequence, >= 1 when leader-issued */
+    uint64_t seq;                              /* per-term sequence, >= 1 when leader-issued;
+                                                  0 for LeaseRenewed */
     uint64_t ts_ms;                            /* wall clock of the emitter */
+    /* ShardAssigned and ShardMigrated: the node ids their entries name, each
+     * once, in order of first use (entries hold indices into it). Owned by
+     * the event (freed with it); NULL and 0 for every other type. */
+    aether_node_id *nodes;
+    uint32_t node_count;
     union {
         struct {
             aether_node_id node;
@@ -100,17 +131,15 @@ typedef struct aether_event {
             char reason[AETHER_REASON_MAX + 1];
         } leadership_lost;
         struct {
-            uint32_t shard;
-            uint32_t owner_count;
-            aether_node_id owners[AETHER_REPLICATION_MAX];
             uint64_t map_version;
+            uint32_t count;               /* 1..AETHER_EVENT_BATCH_MAX */
+            aether_shard_owners *shards;  /* [count], in the event's allocation */
         } shard_assigned;
         struct {
-            uint32_t shard;
-            aether_node_id from;
-            aether_node_id to;
             uint64_t map_version;
-            char reason[AETHER_REASON_MAX + 1];
+            char reason[AETHER_REASON_MAX + 1]; /* "failover", "handoff": one per event */
+            uint32_t count;               /* 1..AETHER_EVENT_BATCH_MAX */
+            aether_shard_move *moves;     /* [count], in the event's allocation */
         } shard_migrated;
         struct {
             char reason[AETHER_REASON_MAX + 1];
@@ -140,10 +169,42 @@ static inline void aether_event_release(aether_event *e)
         aether_ref_release(&e->ref);
 }
 
+/* A zeroed ShardAssigned or ShardMigrated with room for count entries
+ * (1..AETHER_EVENT_BATCH_MAX, all of them counted: fill each) and an empty
+ * node table; NULL when out of memory. */
+aether_event *aether_event_create_batch(aether_event_type type, uint32_t count);
+
+/* The node table of a batch under construction, with a hash index so that
+ * adding is O(1) at any cluster size. One thread; _fini frees the index (the
+ * table belongs to the event). */
+typedef struct aether_event_nodes_ix {
+    aether_event *e;   /* the batch being filled (not owned) */
+    uint16_t *slots;   /* open addressing, 0 = empty, else index + 1 */
+    uint32_t mask;     /* slot count - 1 */
+    uint32_t cap;      /* of e->nodes */
+} aether_event_nodes_ix;
+aether_status aether_event_nodes_ix_init(aether_event_nodes_ix *ix, aether_event *e);
+void aether_event_nodes_ix_fini(aether_event_nodes_ix *ix);
+/* The index of id in the node table, added if new. AETHER_ENOMEM; AETHER_EFULL
+ * past AETHER_EVENT_BATCH_NODES_MAX distinct ids. id must be valid. */
+aether_status aether_event_nodes_ix_add(aether_event_nodes_ix *ix, const aether_node_id *id,
+                                        uint16_t *index);
+
+/* Node i of a batch's table (i < node_count). */
+static inline const aether_node_id *aether_event_node(const aether_event *e, uint32_t i)
+{
+    AETHER_ASSERT(i < e->node_count);
+    return &e->nodes[i];
+}
+
+/* Entries of a batch event (ShardAssigned, ShardMigrated); 1 for any other. */
+uint32_t aether_event_entry_count(const aether_event *e);
+
 /* Copies s into a fixed reason buffer, truncating; for the data.reason fields. */
 void aether_event_set_reason(char dst[AETHER_REASON_MAX + 1], const char *s);
 
 /* One line a person can read: "NodeJoined term=3 seq=7 node=a data{node=b ...}".
+ * A batch shows its count and its first entries ("shards=1024 [0:a,b 1:b,c ...]"). 
  * Returns the length that would have been written (snprintf rules). */
 int aether_event_format(const aether_event *e, char *buf, size_t cap);
 
@@ -154,7 +215,9 @@ int aether_event_format(const aether_event *e, char *buf, size_t cap);
  * range in JoinCluster; the leader admits it only if its own version is
  * inside (docs/wire.md, "Admission"), so a mixed cluster never runs.
  *   1  envelopes "v":1; the ShardMap as JSON, one object per shard (format 1)
- *   2  envelopes unchanged ("v":1); the ShardMap in format 2 (shardmap_codec.h)
+ *   2  envelopes unchanged ("v":1); the ShardMap in format 2 (shardmap_codec.h);
+ *      ShardAssigned/ShardMigrated in batches of up to AETHER_EVENT_BATCH_MAX
+ *      entries (one shard each before), LeaseRenewed with seq 0
  * The envelope stayed at "v":1 so that a node of version 1 still decodes
  * the refusal of its join and logs why (AETHER_WIRE_VERSION_ENVELOPE). */
 #define AETHER_WIRE_VERSION 2u

@@ -308,6 +308,15 @@ static uint64_t stamp_next(aether_member *m, aether_term term)
     return next[1];
 }
 
+/* A heartbeat's stamp: seq 0 (outside the numbering), refused (false) for
+ * a term older than the last stamped, like stamp_next. */
+static bool stamp_heartbeat(aether_member *m, aether_term term)
+{
+    uint64_t cur[2];
+    ck_pr_load_64_2(m->stamp, cur);
+    return term >= cur[0];
+}
+
 aether_status member_emit(aether_member *m, aether_event *e, aether_term force_term)
 {
     aether_term term = force_term;
@@ -315,8 +324,13 @@ aether_status member_emit(aether_member *m, aether_event *e, aether_term force_t
         aether_event_release(e);
         return AETHER_ENOTLEADER;
     }
-    uint64_t seq = stamp_next(m, term);
-    if (seq == 0) {
+    /* LeaseRenewed is a heartbeat outside the per-term numbering (seq 0,
+     * events.h): the event stream does not store it (DESIGN 2), and a
+     * numbered renewal would leave a gap there at every renewal. Followers
+     * learn of a missed change from its map and topology versions. */
+    bool heartbeat = e->type == AETHER_EVT_LEASE_RENEWED;
+    uint64_t seq = heartbeat ? 0 : stamp_next(m, term);
+    if (heartbeat ? !stamp_heartbeat(m, term) : seq == 0) {
         aether_event_release(e);
         return AETHER_ESTALE;
     }

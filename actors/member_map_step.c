@@ -20,35 +20,6 @@
 
 #include "invariants.h"
 
-static void emit_migrated(aether_member *m, uint32_t shard, const aether_node_id *from,
-                          const aether_node_id *to, uint64_t version, const char *reason)
-{
-    aether_event *e = aether_event_create(AETHER_EVT_SHARD_MIGRATED);
-    if (e == NULL)
-        return;
-    e->data.shard_migrated.shard = shard;
-    e->data.shard_migrated.from = *from;
-    e->data.shard_migrated.to = *to;
-    e->data.shard_migrated.map_version = version;
-    aether_event_set_reason(e->data.shard_migrated.reason, reason);
-    member_assign_emit(m, e);
-}
-
-static void emit_assigned(aether_member *m, const aether_shardmap *map, uint32_t shard)
-{
-    aether_event *e = aether_event_create(AETHER_EVT_SHARD_ASSIGNED);
-    if (e == NULL)
-        return;
-    const aether_shard_entry *en = aether_shardmap_entry(map, shard);
-    const aether_node_index *o = aether_shardmap_owners(map, shard);
-    e->data.shard_assigned.shard = shard;
-    e->data.shard_assigned.owner_count = en->owner_count;
-    for (uint32_t j = 0; j < en->owner_count; j++)
-        e->data.shard_assigned.owners[j] = map->nodes[o[j]];
-    e->data.shard_assigned.map_version = map->version;
-    member_assign_emit(m, e);
-}
-
 static aether_status set_ids(aether_shardmap_builder *b, uint32_t s, const aether_node_id *ids,
                              uint32_t n)
 {
@@ -74,6 +45,74 @@ typedef struct placement {
     placement_kind kind;
     uint64_t since_ns; /* PLACED_HANDOFF_DONE: when the handoff was decreed (0 = unknown) */
 } placement;
+
+/* The placements of one kind of a step (in their order), in events of at
+ * most AETHER_EVENT_BATCH_MAX entries: ShardAssigned with the owners in map
+ * (as->cur, the map just installed), ShardMigrated with reason. An event
+ * that cannot be built (out of memory) is not emitted; the map, not the
+ * events, is the authority (DESIGN 2). */
+static void emit_batches(aether_member *m, const placement *done, uint32_t n_done,
+                         placement_kind kind, const aether_shardmap *map, uint64_t version,
+                         const char *reason)
+{
+    aether_event_type type =
+        kind == PLACED_ASSIGNED ? AETHER_EVT_SHARD_ASSIGNED : AETHER_EVT_SHARD_MIGRATED;
+    uint32_t total = 0;
+    for (uint32_t i = 0; i < n_done; i++)
+        total += done[i].kind == kind;
+    uint32_t i = 0;
+    while (total > 0) { /* bounded: total drops by the batch each round */
+        uint32_t count = total < AETHER_EVENT_BATCH_MAX ? total : AETHER_EVENT_BATCH_MAX;
+        total -= count;
+        aether_event *e = aether_event_create_batch(type, count);
+        aether_event_nodes_ix ix = {0};
+        aether_status st = AETHER_ENOMEM;
+        if (e != NULL)
+            st = aether_event_nodes_ix_init(&ix, e);
+        for (uint32_t k = 0; k < count; i++) { /* bounded: i < n_done */
+            AETHER_ASSERT(i < n_done);
+            const placement *p = &done[i];
+            if (p->kind != kind)
+                continue;
+            if (st != AETHER_OK) {
+                k++;
+                continue;
+            }
+            if (kind == PLACED_ASSIGNED) {
+                aether_shard_owners *so = &e->data.shard_assigned.shards[k];
+                const aether_shard_entry *en = aether_shardmap_entry(map, p->shard);
+                const aether_node_index *o = aether_shardmap_owners(map, p->shard);
+                so->shard = p->shard;
+                so->owner_count = (uint16_t)en->owner_count;
+                for (uint32_t j = 0; j < en->owner_count && st == AETHER_OK; j++)
+                    st = aether_event_nodes_ix_add(&ix, &map->nodes[o[j]], &so->owners[j]);
+            } else {
+                aether_shard_move *mv = &e->data.shard_migrated.moves[k];
+                mv->shard = p->shard;
+                st = aether_event_nodes_ix_add(&ix, &p->from, &mv->from);
+                if (st == AETHER_OK)
+                    st = aether_event_nodes_ix_add(&ix, &p->to, &mv->to);
+            }
+            k++;
+        }
+        if (e != NULL && st == AETHER_OK) {
+            aether_event_nodes_ix_fini(&ix);
+            if (kind == PLACED_ASSIGNED) {
+                e->data.shard_assigned.map_version = map->version;
+            } else {
+                e->data.shard_migrated.map_version = version;
+                aether_event_set_reason(e->data.shard_migrated.reason, reason);
+            }
+            member_assign_emit(m, e);
+        } else {
+            aether_event_nodes_ix_fini(&ix);
+            aether_event_release(e);
+            AETHER_WARN(MEMBER_LOG, "%s: out of memory building a %s event of map %llu: not "
+                        "emitted (the map is published)", m->cfg.node.str,
+                        aether_event_type_name(type), (unsigned long long)version);
+        }
+    }
+}
 
 /* One attempt at the next map: the builder it fills from the current map,
  * the placements it reports once the map is out, and what it left in
@@ -461,18 +500,17 @@ static void open_session(aether_member *m, const map_step *st, const char *reaso
     }
 }
 
-/* The step's placements, once its map (version) is out: ShardAssigned or
- * ShardMigrated each, moves counted. */
+/* The step's placements, once its map (version) is out: ShardAssigned,
+ * then ShardMigrated "failover", then "handoff", each in batches of at most
+ * AETHER_EVENT_BATCH_MAX entries; moves counted. */
 static void report_placements(aether_member *m, const map_step *st, uint64_t version)
 {
     member_assign_state *as = m->as;
+    emit_batches(m, st->done, st->n_done, PLACED_ASSIGNED, as->cur, version, NULL);
+    emit_batches(m, st->done, st->n_done, PLACED_FAILOVER, as->cur, version, "failover");
+    emit_batches(m, st->done, st->n_done, PLACED_HANDOFF_DONE, as->cur, version, "handoff");
     for (uint32_t i = 0; i < st->n_done; i++) {
         const placement *p = &st->done[i];
-        if (p->kind == PLACED_ASSIGNED)
-            emit_assigned(m, as->cur, p->shard);
-        else
-            emit_migrated(m, p->shard, &p->from, &p->to, version,
-                          p->kind == PLACED_FAILOVER ? "failover" : "handoff");
         if (p->kind == PLACED_HANDOFF_DONE && p->since_ns != 0)
             member_observe_ns(m->h_handoff, member_now_ns(m) - p->since_ns);
         if (p->kind != PLACED_ASSIGNED) {

@@ -345,6 +345,7 @@ typedef struct obs {
     uint64_t msgs, events, maps, heartbeats, commands, releases, refused;
     uint64_t map_dups, map_stale, pairs_judged, pairs_unjudged, primaries_moved;
     uint64_t rebalance_moved, seq_gaps, reconnects;
+    uint64_t migrated_moves, assigned_shards; /* entries of ShardMigrated / ShardAssigned batches */
     uint64_t gap_seq;      /* receive index of the last event seq gap seen; 0 none */
     uint64_t i3_unjudged;  /* maps naming a node whose departure a lost event may have undone */
     uint64_t violations;
@@ -547,6 +548,12 @@ static void on_event(obs *o, const aether_event *e)
         break;
     case AETHER_EVT_REBALANCE_COMPLETED:
         o->rebalance_moved += e->data.rebalance_completed.moved;
+        break;
+    case AETHER_EVT_SHARD_MIGRATED: /* a batch: count its moves, not the event */
+        o->migrated_moves += e->data.shard_migrated.count;
+        break;
+    case AETHER_EVT_SHARD_ASSIGNED:
+        o->assigned_shards += e->data.shard_assigned.count;
         break;
     default:
         break;
@@ -1214,8 +1221,9 @@ static int finish(obs *o)
     printf("leader changes: %" PRIu64 " (terms with a known leader: %" PRIu64 ", terms acting on the wire: %" PRIu64 ")\n",
            terms_elected > 0 ? terms_elected - 1 : 0, terms_elected, terms_acting);
     printf("shards moved: %" PRIu64 " primary changes between consecutive maps; %" PRIu64
-           " moves reported by RebalanceCompleted\n",
-           o->primaries_moved, o->rebalance_moved);
+           " moves reported by RebalanceCompleted; %" PRIu64 " by ShardMigrated entries (%" PRIu64
+           " shards assigned)\n",
+           o->primaries_moved, o->rebalance_moved, o->migrated_moves, o->assigned_shards);
     printf("wire: %" PRIu64 " messages (%" PRIu64 " events, %" PRIu64 " maps (%" PRIu64 " versions, newest v%" PRIu64
            "), %" PRIu64 " heartbeats, %" PRIu64 " commands, %" PRIu64 " releases), %" PRIu64 " refused; "
            "%" PRIu64 " observer reconnects\n",

@@ -41,6 +41,7 @@
 AETHER_STATIC_ASSERT(sizeof(json_int_t) == sizeof(int64_t), "jansson integers are 64-bit");
 AETHER_STATIC_ASSERT(AETHER_SHARD_COUNT_MAX <= UINT32_MAX, "shard ids fit in u32");
 AETHER_STATIC_ASSERT(AETHER_REPLICATION_MAX <= 16, "owners are checked pairwise");
+AETHER_STATIC_ASSERT(AETHER_SHARD_COUNT_MAX % 64 == 0, "shard_seen has one bit per shard");
 AETHER_STATIC_ASSERT(AETHER_CODEC_REPLY_REASON_MAX < AETHER_ERR_MSG_MAX + 64,
                      "a reply reason is a short human sentence");
 
@@ -54,7 +55,6 @@ typedef enum field_kind {
     F_REASON,  /* char[AETHER_REASON_MAX + 1], no control bytes */
     F_ADDRESS, /* char[AETHER_NODE_ADDRESS_LEN_MAX + 1], 1.. bytes, no control bytes */
     F_ZONE,    /* char[AETHER_NODE_ZONE_LEN_MAX + 1], "" or the NodeId alphabet */
-    F_OWNERS,  /* aether_node_id[AETHER_REPLICATION_MAX] at off, uint32_t count at aux */
     F_SHARD_COUNT, /* uint32_t, 1..AETHER_SHARD_COUNT_MAX */
     F_REPLICATION, /* uint32_t, 1..AETHER_REPLICATION_MAX */
     F_WIRE,    /* uint32_t, a wire version 1..AETHER_WIRE_VERSION_LIMIT */
@@ -63,13 +63,16 @@ typedef enum field_kind {
                   sender that predates it sends the same message as before) */
     F_FLAG,    /* bool; optional: sent only when true, absent = false (a sender that
                   predates it sends the same message as before) */
+    F_ASSIGNMENTS, /* ShardAssigned's entries: [{shard,owners}], 1..AETHER_EVENT_BATCH_MAX,
+                      shards distinct (the event's shards, count, nodes) */
+    F_MOVES,   /* ShardMigrated's entries: [{shard,from,to}], likewise */
 } field_kind;
 
 typedef struct field_spec {
     const char *key;
     field_kind kind;
     size_t off; /* of the member, from the base of the decoded value */
-    size_t aux; /* F_OWNERS: offset of the count */
+    size_t aux; /* unused (0) */
 } field_spec;
 
 typedef struct type_spec {
@@ -122,16 +125,13 @@ static const field_spec f_leadership_lost[] = {
     {"reason", F_REASON, EV(leadership_lost.reason), 0},
 };
 static const field_spec f_shard_assigned[] = {
-    {"shard", F_SHARD, EV(shard_assigned.shard), 0},
-    {"owners", F_OWNERS, EV(shard_assigned.owners), EV(shard_assigned.owner_count)},
     {"map_version", F_U64, EV(shard_assigned.map_version), 0},
+    {"shards", F_ASSIGNMENTS, 0, 0},
 };
 static const field_spec f_shard_migrated[] = {
-    {"shard", F_SHARD, EV(shard_migrated.shard), 0},
-    {"from", F_NODE, EV(shard_migrated.from), 0},
-    {"to", F_NODE, EV(shard_migrated.to), 0},
     {"map_version", F_U64, EV(shard_migrated.map_version), 0},
     {"reason", F_REASON, EV(shard_migrated.reason), 0},
+    {"moves", F_MOVES, 0, 0},
 };
 static const field_spec f_rebalance_started[] = {
     {"reason", F_REASON, EV(rebalance_started.reason), 0},
@@ -426,15 +426,46 @@ static aether_status check_group_zero(const type_spec *ts, const char *base, aet
     return AETHER_OK;
 }
 
-/* Owners are distinct and at most AETHER_REPLICATION_MAX (checked by the
- * caller before the array is read). */
-static aether_status check_owner_unique(aether_err *err, const char *key,
-                                        const aether_node_id *owners, uint32_t j)
+/* Owners of one batch entry are distinct (at most AETHER_REPLICATION_MAX,
+ * checked by the caller before the array is read). */
+static aether_status check_owner_unique(aether_err *err, const char *key, uint32_t i,
+                                        const aether_event *e, const uint16_t *owners, uint32_t j)
 {
     for (uint32_t k = 0; k < j; k++)
-        if (aether_node_id_equal(&owners[k], &owners[j]))
-            return aether_err_set(err, AETHER_EINVAL, "data.%s[%u]: duplicate owner %s", key, j,
-                                  owners[j].str);
+        if (aether_node_id_equal(aether_event_node(e, owners[k]), aether_event_node(e, owners[j])))
+            return aether_err_set(err, AETHER_EINVAL, "data.%s[%u].owners[%u]: duplicate owner %s",
+                                  key, i, j, aether_event_node(e, owners[j])->str);
+    return AETHER_OK;
+}
+
+/* Shards already named by a batch: one bit per possible shard. */
+typedef struct shard_seen {
+    uint64_t bits[AETHER_SHARD_COUNT_MAX / 64];
+} shard_seen;
+
+/* Shard of entry i of batch key: below limit, not named before. */
+static aether_status check_batch_shard(aether_err *err, const char *key, uint32_t i, uint64_t v,
+                                       uint32_t limit, shard_seen *seen)
+{
+    if (v >= limit)
+        return aether_err_set(err, AETHER_EINVAL, "data.%s[%u].shard: %" PRIu64
+                              " out of range 0..%u", key, i, v, limit - 1);
+    uint64_t bit = UINT64_C(1) << (v % 64);
+    if (seen->bits[v / 64] & bit)
+        return aether_err_set(err, AETHER_EINVAL, "data.%s[%u].shard: shard %" PRIu64
+                              " named twice in one event", key, i, v);
+    seen->bits[v / 64] |= bit;
+    return AETHER_OK;
+}
+
+/* The entry count of a batch: 1..AETHER_EVENT_BATCH_MAX. */
+static aether_status check_batch_count(aether_err *err, const char *key, size_t n)
+{
+    if (n == 0)
+        return field_err(err, true, key, "empty; a batch holds 1..%u entries",
+                         AETHER_EVENT_BATCH_MAX);
+    if (n > AETHER_EVENT_BATCH_MAX)
+        return field_err(err, true, key, "%zu entries, more than %u", n, AETHER_EVENT_BATCH_MAX);
     return AETHER_OK;
 }
 
@@ -477,6 +508,78 @@ static aether_status buf_len(aether_err *err, const char *key, const char *s, si
     if (*len == cap)
         return field_err(err, true, key, "not terminated within %zu bytes", cap);
     return AETHER_OK;
+}
+
+/* A node of batch e by index, checked (an event built by hand may hold any). */
+static aether_status put_batch_node(json_t *obj, aether_err *err, const char *key, uint32_t i,
+                                    const char *sub, const aether_event *e, uint32_t index,
+                                    bool append, int *rc)
+{
+    if (index >= e->node_count || !aether_node_id_is_valid(&e->nodes[index]))
+        return aether_err_set(err, AETHER_EINVAL, "data.%s[%u].%s: node %u is not a valid node "
+                              "id of the event's %u", key, i, sub, index, e->node_count);
+    json_t *s = json_stringn(e->nodes[index].str, e->nodes[index].len);
+    *rc |= append ? json_array_append_new(obj, s) : json_object_set_new(obj, sub, s);
+    return AETHER_OK;
+}
+
+/* ShardAssigned's "shards" or ShardMigrated's "moves" (field_kind). */
+static aether_status pack_batch(json_t *data, const field_spec *f, const aether_event *e,
+                                aether_err *err, int *rc)
+{
+    const bool assign = f->kind == F_ASSIGNMENTS;
+    AETHER_ASSERT(e->type == (assign ? AETHER_EVT_SHARD_ASSIGNED : AETHER_EVT_SHARD_MIGRATED));
+    uint32_t n = assign ? e->data.shard_assigned.count : e->data.shard_migrated.count;
+    const void *entries = assign ? (const void *)e->data.shard_assigned.shards
+                                 : (const void *)e->data.shard_migrated.moves;
+    aether_status st = check_batch_count(err, f->key, n);
+    if (st != AETHER_OK)
+        return st;
+    AETHER_ASSERT(entries != NULL); /* aether_event_create_batch made room for n */
+    shard_seen *seen = calloc(1, sizeof(*seen));
+    json_t *arr = json_array();
+    *rc |= json_object_set_new(data, f->key, arr); /* data owns arr (NULL: rc = -1) */
+    if (arr == NULL || seen == NULL) {
+        free(seen);
+        *rc = -1;
+        return AETHER_OK;
+    }
+    for (uint32_t i = 0; i < n && st == AETHER_OK; i++) { /* bounded: AETHER_EVENT_BATCH_MAX */
+        json_t *o = json_object();
+        *rc |= json_array_append_new(arr, o);
+        if (o == NULL)
+            break;
+        if (assign) {
+            const aether_shard_owners *so = &((const aether_shard_owners *)entries)[i];
+            if ((st = check_batch_shard(err, f->key, i, so->shard, AETHER_SHARD_COUNT_MAX,
+                                        seen)) != AETHER_OK)
+                break;
+            if (so->owner_count > AETHER_REPLICATION_MAX) {
+                st = aether_err_set(err, AETHER_EINVAL, "data.%s[%u].owners: %u owners, more "
+                                    "than %u", f->key, i, so->owner_count, AETHER_REPLICATION_MAX);
+                break;
+            }
+            *rc |= json_object_set_new(o, "shard", json_integer((json_int_t)so->shard));
+            json_t *owners = json_array();
+            *rc |= json_object_set_new(o, "owners", owners);
+            for (uint32_t j = 0; owners != NULL && j < so->owner_count && st == AETHER_OK; j++) {
+                st = put_batch_node(owners, err, f->key, i, "owners", e, so->owners[j], true, rc);
+                if (st == AETHER_OK)
+                    st = check_owner_unique(err, f->key, i, e, so->owners, j);
+            }
+        } else {
+            const aether_shard_move *mv = &((const aether_shard_move *)entries)[i];
+            if ((st = check_batch_shard(err, f->key, i, mv->shard, AETHER_SHARD_COUNT_MAX,
+                                        seen)) != AETHER_OK)
+                break;
+            *rc |= json_object_set_new(o, "shard", json_integer((json_int_t)mv->shard));
+            if ((st = put_batch_node(o, err, f->key, i, "from", e, mv->from, false, rc)) ==
+                AETHER_OK)
+                st = put_batch_node(o, err, f->key, i, "to", e, mv->to, false, rc);
+        }
+    }
+    free(seen);
+    return st;
 }
 
 static aether_status pack_field(json_t *data, const field_spec *f, const char *base,
@@ -530,27 +633,9 @@ static aether_status pack_field(json_t *data, const field_spec *f, const char *b
             *rc |= json_object_set_new(data, f->key, json_true());
         return AETHER_OK;
     }
-    case F_OWNERS: {
-        const aether_node_id *owners = p;
-        uint32_t n;
-        memcpy(&n, base + f->aux, sizeof(n));
-        if (n > AETHER_REPLICATION_MAX)
-            return field_err(err, true, f->key, "%u owners, more than %u", n,
-                             AETHER_REPLICATION_MAX);
-        json_t *arr = json_array();
-        *rc |= json_object_set_new(data, f->key, arr); /* data owns arr (NULL: rc = -1) */
-        if (arr == NULL)
-            return AETHER_OK;
-        for (uint32_t j = 0; j < n; j++) {
-            if (!aether_node_id_is_valid(&owners[j]))
-                return aether_err_set(err, AETHER_EINVAL, "data.%s[%u]: not a valid node id",
-                                      f->key, j);
-            if ((st = check_owner_unique(err, f->key, owners, j)) != AETHER_OK)
-                return st;
-            *rc |= json_array_append_new(arr, json_stringn(owners[j].str, owners[j].len));
-        }
-        return AETHER_OK;
-    }
+    case F_ASSIGNMENTS:
+    case F_MOVES:
+        return pack_batch(data, f, (const aether_event *)(const void *)base, err, rc);
     case F_SHARD_COUNT:
     case F_REPLICATION:
     case F_WIRE: {
@@ -902,30 +987,131 @@ static aether_status get_text(dec *d, const json_t *data, const field_spec *f, c
     return AETHER_OK;
 }
 
-static aether_status get_owners(dec *d, const json_t *data, const field_spec *f, char *base)
+/* A node id of entry i of a batch, added to the event's node table. */
+static aether_status get_batch_node(dec *d, const json_t *v, const char *key, uint32_t i,
+                                    const char *sub, int j, aether_event_nodes_ix *ix,
+                                    uint16_t *index)
 {
+    aether_node_id id;
+    aether_status st = node_from_json(d, v, &id);
+    if (st == AETHER_OK && (st = aether_event_nodes_ix_add(ix, &id, index)) == AETHER_ENOMEM)
+        return aether_err_set(d->err, AETHER_ENOMEM, "codec: out of memory");
+    if (st == AETHER_EFULL) /* cannot happen: entries x owners bound the table */
+        st = aether_err_set(d->err, AETHER_EINVAL, "more than %u node ids",
+                            AETHER_EVENT_BATCH_NODES_MAX);
+    if (st != AETHER_OK) {
+        if (j >= 0)
+            aether_err_prefix(d->err, "data.%s[%u].%s[%d]", key, i, sub, j);
+        else
+            aether_err_prefix(d->err, "data.%s[%u].%s", key, i, sub);
+    }
+    return st;
+}
+
+/* One entry object of a batch: exactly the keys named. */
+static aether_status check_entry_keys(dec *d, const json_t *o, const char *key, uint32_t i,
+                                      const char *const *allowed, size_t n)
+{
+    if (!json_is_object(o))
+        return aether_err_set(d->err, AETHER_EINVAL, "data.%s[%u]: expected an object, got %s",
+                              key, i, aether_json_type_name(o));
+    const char *k;
+    json_t *value;
+    json_object_foreach((json_t *)o, k, value) {
+        bool known = false;
+        for (size_t a = 0; a < n && !known; a++)
+            known = strcmp(k, allowed[a]) == 0;
+        if (!known) {
+            char shown[CODEC_QUOTE_MAX + 8];
+            quote_untrusted(shown, sizeof(shown), k, strlen(k));
+            return aether_err_set(d->err, AETHER_EINVAL, "data.%s[%u].%s: unknown field", key, i,
+                                  shown);
+        }
+    }
+    for (size_t a = 0; a < n; a++)
+        if (json_object_get(o, allowed[a]) == NULL)
+            return aether_err_set(d->err, AETHER_EINVAL, "data.%s[%u].%s: missing", key, i,
+                                  allowed[a]);
+    return AETHER_OK;
+}
+
+/* "shards" of a ShardAssigned or "moves" of a ShardMigrated into e, which
+ * decode_envelope made with room for the array's entries when the array
+ * had 1..AETHER_EVENT_BATCH_MAX of them (else this refuses it before any
+ * entry is touched). */
+static aether_status unpack_batch(dec *d, const json_t *data, const field_spec *f,
+                                  aether_event *e)
+{
+    const bool assign = f->kind == F_ASSIGNMENTS;
     json_t *arr;
     aether_status st = get_value(d, data, true, f->key, &arr);
     if (st != AETHER_OK)
         return st;
     if (!json_is_array(arr))
-        return field_err(d->err, true, f->key, "expected an array, got %s", aether_json_type_name(arr));
+        return field_err(d->err, true, f->key, "expected an array, got %s",
+                         aether_json_type_name(arr));
     size_t n = json_array_size(arr);
-    if (n > AETHER_REPLICATION_MAX)
-        return field_err(d->err, true, f->key, "%zu owners, more than %u", n,
-                         AETHER_REPLICATION_MAX);
-    aether_node_id *owners = (aether_node_id *)(base + f->off);
-    for (uint32_t j = 0; j < (uint32_t)n; j++) {
-        if ((st = node_from_json(d, json_array_get(arr, j), &owners[j])) != AETHER_OK) {
-            aether_err_prefix(d->err, "data.%s[%u]", f->key, j);
-            return st;
-        }
-        if ((st = check_owner_unique(d->err, f->key, owners, j)) != AETHER_OK)
-            return st;
+    if ((st = check_batch_count(d->err, f->key, n)) != AETHER_OK)
+        return st;
+    AETHER_ASSERT(n == aether_event_entry_count(e)); /* decode_envelope sized it */
+    static const char *const assign_keys[] = {"shard", "owners"};
+    static const char *const move_keys[] = {"shard", "from", "to"};
+    uint32_t limit = shard_limit(d->lim);
+    aether_event_nodes_ix ix;
+    shard_seen *seen = calloc(1, sizeof(*seen));
+    if (seen == NULL || aether_event_nodes_ix_init(&ix, e) != AETHER_OK) {
+        free(seen);
+        return aether_err_set(d->err, AETHER_ENOMEM, "codec: out of memory");
     }
-    uint32_t count = (uint32_t)n;
-    memcpy(base + f->aux, &count, sizeof(count));
-    return AETHER_OK;
+    for (uint32_t i = 0; i < (uint32_t)n && st == AETHER_OK; i++) { /* bounded: BATCH_MAX */
+        const json_t *o = json_array_get(arr, i);
+        if ((st = check_entry_keys(d, o, f->key, i, assign ? assign_keys : move_keys,
+                                   assign ? 2 : 3)) != AETHER_OK)
+            break;
+        const json_t *js = json_object_get(o, "shard");
+        if (!json_is_integer(js) || json_integer_value(js) < 0) {
+            st = aether_err_set(d->err, AETHER_EINVAL, "data.%s[%u].shard: expected a "
+                                "non-negative integer", f->key, i);
+            break;
+        }
+        uint64_t shard = (uint64_t)json_integer_value(js);
+        if ((st = check_batch_shard(d->err, f->key, i, shard, limit, seen)) != AETHER_OK)
+            break;
+        if (assign) {
+            aether_shard_owners *so = &e->data.shard_assigned.shards[i];
+            so->shard = (uint32_t)shard;
+            const json_t *owners = json_object_get(o, "owners");
+            if (!json_is_array(owners)) {
+                st = aether_err_set(d->err, AETHER_EINVAL, "data.%s[%u].owners: expected an "
+                                    "array, got %s", f->key, i, aether_json_type_name(owners));
+                break;
+            }
+            size_t no = json_array_size(owners);
+            if (no > AETHER_REPLICATION_MAX) {
+                st = aether_err_set(d->err, AETHER_EINVAL, "data.%s[%u].owners: %zu owners, "
+                                    "more than %u", f->key, i, no, AETHER_REPLICATION_MAX);
+                break;
+            }
+            so->owner_count = (uint16_t)no;
+            for (uint32_t j = 0; j < (uint32_t)no && st == AETHER_OK; j++) {
+                st = get_batch_node(d, json_array_get(owners, j), f->key, i, "owners", (int)j,
+                                    &ix, &so->owners[j]);
+                if (st == AETHER_OK)
+                    st = check_owner_unique(d->err, f->key, i, e, so->owners, j);
+            }
+        } else {
+            aether_shard_move *mv = &e->data.shard_migrated.moves[i];
+            mv->shard = (uint32_t)shard;
+            st = get_batch_node(d, json_object_get(o, "from"), f->key, i, "from", -1, &ix,
+                                &mv->from);
+            if (st == AETHER_OK)
+                st = get_batch_node(d, json_object_get(o, "to"), f->key, i, "to", -1, &ix,
+                                    &mv->to);
+        }
+    }
+    aether_event_nodes_ix_fini(&ix);
+    free(seen);
+    return st;
 }
 
 static aether_status unpack_field(dec *d, const json_t *data, const field_spec *f, char *base)
@@ -962,8 +1148,9 @@ static aether_status unpack_field(dec *d, const json_t *data, const field_spec *
         return get_text(d, data, f, p, AETHER_NODE_ADDRESS_LEN_MAX + 1);
     case F_ZONE:
         return get_text(d, data, f, p, AETHER_NODE_ZONE_LEN_MAX + 1);
-    case F_OWNERS:
-        return get_owners(d, data, f, base);
+    case F_ASSIGNMENTS:
+    case F_MOVES:
+        return unpack_batch(d, data, f, (aether_event *)(void *)base);
     case F_SHARD_COUNT:
     case F_REPLICATION:
     case F_WIRE: {
@@ -1104,12 +1291,24 @@ static aether_status decode_envelope(dec *d, const json_t *root, const type_spec
 
     char *base;
     switch (ts->kind) {
-    case AETHER_CODEC_EVENT:
-        out->u.event = aether_event_create((aether_event_type)ts->sub);
+    case AETHER_CODEC_EVENT: {
+        /* A batch gets room for its array's entries, when their count is in
+         * range (unpack_batch refuses it otherwise, touching none). */
+        const json_t *arr = NULL;
+        if (ts->sub == AETHER_EVT_SHARD_ASSIGNED)
+            arr = json_object_get(data, "shards");
+        else if (ts->sub == AETHER_EVT_SHARD_MIGRATED)
+            arr = json_object_get(data, "moves");
+        size_t n = json_is_array(arr) ? json_array_size(arr) : 0;
+        if (n >= 1 && n <= AETHER_EVENT_BATCH_MAX)
+            out->u.event = aether_event_create_batch((aether_event_type)ts->sub, (uint32_t)n);
+        else
+            out->u.event = aether_event_create((aether_event_type)ts->sub);
         if (out->u.event == NULL)
             return aether_err_set(d->err, AETHER_ENOMEM, "codec: out of memory");
         base = (char *)out->u.event;
         break;
+    }
     case AETHER_CODEC_COMMAND:
         base = (char *)&out->u.command;
         break;

@@ -28,11 +28,13 @@
  *      LeaderElected      {leader,term,ttl_ms}
  *      LeaseRenewed       {leader,term,map_version,topology_version}
  *      LeadershipLost     {leader,term,reason}
- *      ShardAssigned      {shard,owners:[..],map_version}
- *      ShardMigrated      {shard,from,to,map_version,reason}
+ *      ShardAssigned      {map_version,shards:[{shard,owners:[..]},..]}
+ *      ShardMigrated      {map_version,reason,moves:[{shard,from,to},..]}
  *      RebalanceStarted   {reason,from_version,moves_planned}
  *      RebalanceCompleted {map_version,moved,duration_ms}
- *  - commands: type is the command's name, node the sender, term the
+ *    A batch (shards, moves) holds 1..AETHER_EVENT_BATCH_MAX (1024) entries,
+ *    each naming a distinct shard; its node ids fill the event's node table
+ *    in order of first use (events.h), so decode(encode(x)) is x. *  - commands: type is the command's name, node the sender, term the
  *    sender's highest seen term, seq 0; data per aether_command:
  *      JoinCluster {node,address,zone,incarnation,[map_term],[nonce],
  *                   shard_count,replication,wire_min,wire_max,params}
@@ -80,7 +82,9 @@
  *     it must be), invalid NodeIds / cluster names / zones / addresses,
  *     reasons longer than AETHER_REASON_MAX (replies:
  *     AETHER_CODEC_REPLY_REASON_MAX) or holding control bytes, owners more
- *     than AETHER_REPLICATION_MAX or duplicated, a Heartbeat or ShardReleased
+ *     than AETHER_REPLICATION_MAX or duplicated, a batch empty, longer than
+ *     AETHER_EVENT_BATCH_MAX or naming a shard twice, an entry with unknown
+ *     or missing keys, a Heartbeat or ShardReleased
  *     speaking for a node other than its sender (bad_field);
  *  5. only once the message is well formed: a cluster other than
  *     limits->cluster (wrong_cluster), then a fencing term below
@@ -89,8 +93,8 @@
  *     the map it acknowledges). Commands and heartbeats are not fenced here:
  *     a joining node legitimately knows no term yet; their handlers judge.
  * Every refusal is AETHER_EINVAL (AETHER_ESTALE for 5's term) with an
- * aether_err naming the field path, e.g. "data.owners[2]: duplicate owner
- * node-a", "term: -1 is not a non-negative integer", "v: unsupported version
+ * aether_err naming the field path, e.g. "data.shards[0].owners[2]: duplicate
+ * owner node-a", "term: -1 is not a non-negative integer", "v: unsupported version
  * 2". Text copied from the input into a message (unknown keys and types) is
  * cut short and stripped of non-printable bytes, so a forged message cannot
  * forge log lines.
@@ -123,9 +127,11 @@
 AETHER_STATIC_ASSERT(AETHER_CODEC_VERSION == AETHER_WIRE_VERSION_ENVELOPE,
                      "the codec writes the envelope of the wire version the members announce "
                      "(events.h: wire version 2 changed the map, not the envelope)");
-/* Default input limit; DESIGN 4 "oversized". The largest canonical message
- * (a JoinCluster with a 255-byte address) is under 1 KiB. */
-#define AETHER_CODEC_MAX_BYTES_DEFAULT ((size_t)64 << 10)
+/* Default input limit; DESIGN 4 "oversized": NATS's default max_payload.
+ * The largest canonical message is a ShardAssigned of AETHER_EVENT_BATCH_MAX
+ * shards with AETHER_REPLICATION_MAX owners of 64-byte ids, about 494 KiB
+ * (test_codec checks it fits); every other kind is under 1 KiB. */
+#define AETHER_CODEC_MAX_BYTES_DEFAULT ((size_t)1 << 20)
 /* Longest reply reason; longer reasons are cut by the encoder's caller. */
 #define AETHER_CODEC_REPLY_REASON_MAX 255u
 

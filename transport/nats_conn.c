@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "events.h"
 #include "log.h"
 #include "thread.h"
 
@@ -249,24 +250,71 @@ aether_status aether_nats_connect(const aether_nats_settings *s, const char *nam
                           s->urls, why, s->connect_timeout_ms);
 }
 
+/* The subjects the event stream stores: every event type but LeaseRenewed
+ * (a heartbeat every ttl/4, not history: DESIGN 2), one subject each, so a
+ * renewal published on core NATS matches no stream. Fills subj[] (cap each)
+ * and the pointers in subjects[]; returns the count. */
+static int event_stream_subjects(const char *cluster, char subj[][160], const char **subjects)
+{
+    int n = 0;
+    for (int t = 1; t < AETHER_EVT_COUNT_; t++) { /* bounded: eleven types */
+        if (t == AETHER_EVT_LEASE_RENEWED)
+            continue;
+        snprintf(subj[n], 160, "aether.%s.evt.%s", cluster,
+                 aether_event_type_name((aether_event_type)t));
+        subjects[n] = subj[n];
+        n++;
+    }
+    return n;
+}
+
+/* An existing stream on the subjects of a node before this rule
+ * (aether.<cluster>.evt.>, renewals included) gets the stored subjects; its
+ * other settings (an operator's limits) stay. Logged; a failure is only a
+ * warning (the stream still works, with renewals in it). */
+static void event_stream_update_subjects(jsCtx *js, const jsStreamInfo *si, const char *old_subject,
+                                         const char **subjects, int n)
+{
+    const jsStreamConfig *have = si->Config;
+    if (have == NULL || have->SubjectsLen != 1 || strcmp(have->Subjects[0], old_subject) != 0)
+        return;
+    jsStreamConfig cfg = *have;
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = n;
+    jsStreamInfo *out = NULL;
+    jsErrCode jerr = 0;
+    natsStatus ns = js_UpdateStream(&out, js, &cfg, NULL, &jerr);
+    if (ns == NATS_OK)
+        AETHER_INFO(LOG_MOD, "event stream %s: subjects %s replaced by the %d stored event types "
+                    "(LeaseRenewed is no longer stored)", have->Name, old_subject, n);
+    else
+        AETHER_WARN(LOG_MOD, "event stream %s: could not stop storing LeaseRenewed (update of "
+                    "subjects %s: %s, JetStream error %d); it keeps storing every event",
+                    have->Name, old_subject, natsStatus_GetText(ns), (int)jerr);
+    jsStreamInfo_Destroy(out);
+}
+
 aether_status aether_nats_event_stream_ensure(natsConnection *nc, const char *cluster, uint32_t replicas,
                                               uint32_t timeout_ms, aether_err *err)
 {
-    char name[128], subject[160];
+    char name[128], old_subject[160], subj[AETHER_EVT_COUNT_][160];
+    const char *subjects[AETHER_EVT_COUNT_];
     if (snprintf(name, sizeof(name), "AETHER_%s_EVENTS", cluster) >= (int)sizeof(name) ||
-        snprintf(subject, sizeof(subject), "aether.%s.evt.>", cluster) >= (int)sizeof(subject))
+        snprintf(old_subject, sizeof(old_subject), "aether.%s.evt.>", cluster) >= (int)sizeof(old_subject) ||
+        strlen(cluster) > AETHER_NODE_ID_LEN_MAX)
         return aether_err_set(err, AETHER_EINVAL, "event stream: cluster name '%.64s' too long", cluster);
+    int n_subjects = event_stream_subjects(cluster, subj, subjects);
+    AETHER_ASSERT(n_subjects == AETHER_EVT_COUNT_ - 2);
     jsCtx *js = NULL;
     natsStatus ns = natsConnection_JetStream(&js, nc, NULL);
     if (ns != NATS_OK)
         return aether_err_set(err, AETHER_EUNAVAILABLE, "event stream: JetStream context: %s",
                               natsStatus_GetText(ns));
-    const char *subjects[] = { subject };
     jsStreamConfig cfg;
     jsStreamConfig_Init(&cfg);
     cfg.Name = name;
     cfg.Subjects = subjects;
-    cfg.SubjectsLen = 1;
+    cfg.SubjectsLen = n_subjects;
     cfg.Storage = js_FileStorage;
     cfg.Replicas = replicas > 0 ? (int64_t)replicas : 1;
     cfg.MaxAge = (int64_t)AETHER_EVENT_STREAM_MAX_AGE_S * 1000000000ll;
@@ -280,6 +328,7 @@ aether_status aether_nats_event_stream_ensure(natsConnection *nc, const char *cl
         jsErrCode jerr = 0;
         ns = js_GetStreamInfo(&si, js, name, NULL, &jerr);
         if (ns == NATS_OK) {
+            event_stream_update_subjects(js, si, old_subject, subjects, n_subjects);
             jsStreamInfo_Destroy(si);
             st = AETHER_OK;
             break;
@@ -288,8 +337,8 @@ aether_status aether_nats_event_stream_ensure(natsConnection *nc, const char *cl
             ns = js_AddStream(&si, js, &cfg, NULL, &jerr);
             if (ns == NATS_OK) {
                 jsStreamInfo_Destroy(si);
-                AETHER_INFO(LOG_MOD, "event stream %s created on %s (R%lld)", name, subject,
-                            (long long)cfg.Replicas);
+                AETHER_INFO(LOG_MOD, "event stream %s created on %s (every event type but "
+                            "LeaseRenewed; R%lld)", name, old_subject, (long long)cfg.Replicas);
                 st = AETHER_OK;
                 break;
             }

@@ -47,13 +47,16 @@ aether_status aether_nats_connect(const aether_nats_settings *s, const char *nam
                                   const volatile int *stop, natsConnection **out, aether_err *err);
 
 /* The optional event stream (--event-stream, DESIGN 4): a JetStream stream
- * AETHER_<cluster>_EVENTS on the subjects aether.<cluster>.evt.>, file
- * storage, `replicas` copies, limits retention: at most
+ * AETHER_<cluster>_EVENTS on the subjects aether.<cluster>.evt.<Type> of
+ * every event type but LeaseRenewed (published on core NATS, not stored:
+ * DESIGN 2), file storage, `replicas` copies, limits retention: at most
  * AETHER_EVENT_STREAM_MAX_AGE_S old and AETHER_EVENT_STREAM_MAX_BYTES big
  * (oldest discarded first). Every event a node publishes lands in it once;
  * consumers replay it by stream sequence and detect gaps by the per-term
- * seq of the envelope. Creates it if missing; an existing stream is used
- * as it is (an operator may have tuned its limits). Retried while
+ * seq of the envelope (LeaseRenewed takes no seq of its term's numbering...
+ * see below). Creates it if missing; an existing stream is used as it is
+ * (an operator may have tuned its limits), except that one on the subjects
+ * of earlier versions (aether.<cluster>.evt.>) gets the stored subjects. Retried while
  * JetStream is not ready, for at most timeout_ms. AETHER_OK,
  * AETHER_EUNAVAILABLE (JetStream not enabled or not answering), or
  * AETHER_EINVAL (bad cluster name, or the subjects clash with another

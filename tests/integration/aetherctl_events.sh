@@ -14,12 +14,16 @@
 #     event's (term, seq) follows the previous one of its term by exactly 1
 #     (checked here, independently), stream sequences 1..N without a hole,
 #     summary gaps 0, exit 0; the text form prints the same count;
+#     2b. LeaseRenewed (every ttl/4) is on core NATS, not in the stream:
+#     `watch --json` sees renewals of the leader (seq 0) while a replay
+#     taken after them holds none, and the stream's subjects leave it out;
+#     the bootstrap's ShardAssigned is one batch of every shard;
 #  3. `events --follow --json` in the background; n4 joins; `events --since
 #     K` (K = the first sequence after step 2) starts at #K, holds n4's
 #     NodeJoined and a RebalanceCompleted, gap-free; the leader is killed
 #     (kill -9): a new term whose events start at seq 1; SIGINT stops the
 #     follower with exit 0 and it saw both terms, no gap;
-#  4. a deposed leader's late event, forged with a seq past the old term's
+#  4. a deposed leader's late event (RebalanceCompleted), forged with a seq past the old term's
 #     last + 1: `events` reports the GAP and exits 1; `--since` that message
 #     judges the term only from there (exit 0);
 #     top runs beside it (step 3b): its last frame keeps n4's NodeJoined
@@ -122,6 +126,56 @@ grep -q "^#1 .* LeaderElected term=[0-9]* seq=1 " "$WORK/ctl.out" || fail "text 
 grep -q " 0 gaps (0 missing), 0 out of order, 0 refused" "$WORK/ctl.err" || fail "text summary: $(cat "$WORK/ctl.err")"
 echo "events: replay $r1"
 
+# 2b. renewals: heard on core NATS, never stored.
+ctl watch --count 8 --json --duration 10
+expect_rc 0 "watch --count 8"
+renewals=$(grep -c '"type":"LeaseRenewed"' "$WORK/ctl.out")
+(( renewals >= 2 )) || fail "watch saw $renewals LeaseRenewed in 8 messages: $(head -c 600 "$WORK/ctl.out")"
+grep '"type":"LeaseRenewed"' "$WORK/ctl.out" | grep -vq '"seq":0[,}]' &&
+    fail "a LeaseRenewed with a seq other than 0: $(grep -m1 '"type":"LeaseRenewed"' "$WORK/ctl.out")"
+ctl events --json
+expect_rc 0 "events --json after the renewals"
+r1b=$(check_events "$WORK/ctl.out")
+[[ "$r1b" == events=* ]] || fail "events --json after the renewals: $r1b"
+grep -q '"type":"LeaseRenewed"' "$WORK/ctl.out" && fail "the stream holds a LeaseRenewed: $(grep -m1 LeaseRenewed "$WORK/ctl.out")"
+why=$(python3 - "$WORK/ctl.out" "$SHARDS" <<'EOF2'
+import json, sys
+evs = [e for e in map(json.loads, open(sys.argv[1])) if e.get("kind") == "event"]
+assigned = [e for e in evs if e["type"] == "ShardAssigned"]
+shards = [x["shard"] for e in assigned for x in e["message"]["data"]["shards"]]
+want = int(sys.argv[2])
+bad = []
+if sorted(shards) != list(range(want)): bad.append(f"ShardAssigned names {len(shards)} shards, {len(set(shards))} distinct, want 0..{want - 1} once")
+if len(assigned) != (want + 1023) // 1024: bad.append(f"{len(assigned)} ShardAssigned events for {want} shards")
+if any(len(e["message"]["data"]["shards"]) > 1024 for e in assigned): bad.append("a batch over 1024")
+print("; ".join(bad))
+EOF2
+)
+[[ -z "$why" ]] || fail "the bootstrap's ShardAssigned: $why"
+subjects=$(python3 - "${SRV_PORT[nats]}" "$CLUSTER" <<'EOF2'
+import json, socket, sys
+port, cluster = int(sys.argv[1]), sys.argv[2]
+s = socket.create_connection(("127.0.0.1", port), timeout=5)
+s.recv(4096)
+s.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\nSUB _INBOX.si 1\r\n' +
+          f"PUB $JS.API.STREAM.INFO.AETHER_{cluster}_EVENTS _INBOX.si 0\r\n\r\n".encode())
+buf = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk: sys.exit(1)
+    buf += chunk
+    if b"MSG _INBOX.si" in buf:
+        head, _, rest = buf.partition(b"MSG _INBOX.si")
+        line, _, body = rest.partition(b"\r\n")
+        n = int(line.split()[-1])
+        if len(body) >= n:
+            print(" ".join(json.loads(body[:n])["config"]["subjects"])); break
+EOF2
+) || fail "could not read the stream's subjects"
+[[ "$subjects" == *".evt.ShardAssigned"* && "$subjects" != *"LeaseRenewed"* && "$subjects" != *'>'* ]] ||
+    fail "the stream's subjects: $subjects"
+echo "events: $renewals LeaseRenewed seen by watch (seq 0), none in the stream ($r1b); subjects: $(wc -w <<<"$subjects") event types"
+
 # 3. follow across a join and a leader kill; --since.
 bg_start follow env -u AETHER_NATS_SERVER -u AETHER_KEEP_LOGS "$CTL_BIN" events --follow --json \
     --nats "$URL" --cluster "$CLUSTER"
@@ -201,14 +255,14 @@ forged=$(( old_last + 3 ))
 python3 - "${SRV_PORT[nats]}" "$CLUSTER" "$old" "$old_term" "$forged" <<'EOF' || fail "could not publish the forged event"
 import json, socket, sys, time
 port, cluster, node, term, seq = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-body = json.dumps({"v": 1, "type": "LeaseRenewed", "cluster": cluster, "term": term, "seq": seq,
+body = json.dumps({"v": 1, "type": "RebalanceCompleted", "cluster": cluster, "term": term, "seq": seq,
                    "node": node, "ts": int(time.time() * 1000),
-                   "data": {"leader": node, "term": term, "map_version": 1, "topology_version": 1}},
+                   "data": {"map_version": 1, "moved": 0, "duration_ms": 1}},
                   separators=(",", ":")).encode()
 s = socket.create_connection(("127.0.0.1", int(port)), timeout=5)
 s.recv(4096)  # INFO
 s.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\n' +
-          f"PUB aether.{cluster}.evt.LeaseRenewed {len(body)}\r\n".encode() + body + b"\r\nPING\r\n")
+          f"PUB aether.{cluster}.evt.RebalanceCompleted {len(body)}\r\n".encode() + body + b"\r\nPING\r\n")
 buf = b""
 while b"PONG" not in buf:
     chunk = s.recv(4096)
@@ -220,7 +274,7 @@ expect_rc 1 "events over a stream with a gap"
 grep -q "^GAP before #[0-9]*: term $old_term seq $(( old_last + 1 ))\.\.$(( old_last + 2 )) missing (2 events)" "$WORK/ctl.out" ||
     fail "no GAP line for term $old_term seq $(( old_last + 1 ))..$(( old_last + 2 )): $(grep -m3 GAP "$WORK/ctl.out")"
 grep -q " 1 gaps (2 missing)" "$WORK/ctl.err" || fail "gap summary: $(cat "$WORK/ctl.err")"
-fseq=$(sed -n "s/^#\([0-9]*\) .* LeaseRenewed term=$old_term seq=$forged .*/\1/p" "$WORK/ctl.out")
+fseq=$(sed -n "s/^#\([0-9]*\) .* RebalanceCompleted term=$old_term seq=$forged .*/\1/p" "$WORK/ctl.out")
 [[ -n "$fseq" ]] || fail "the forged event is not in the replay"
 ctl events --since "$fseq"
 expect_rc 0 "events --since the forged event"

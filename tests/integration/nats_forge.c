@@ -17,12 +17,15 @@
  *   aether.<C>.rel
  * one message of each class that applies to it:
  *   malformed      not JSON, truncated JSON, an array, duplicate keys, empty
- *   oversized      a 96 KiB message (the codec's limit is 64 KiB)
+ *   padded         a 96 KiB message with an unknown key (the codec's size
+ *                  limit, 1 MiB, is NATS's default max_payload: nothing
+ *                  larger reaches a node)
  *   unknown        "type":"Bogus"; and the subject's own message with "v":2
  *   bad_node       the subject's own message with an invalid NodeId: "",
  *                  "has space", 65 characters (envelope node and data node)
  *   wrong_cluster  the subject's own message with cluster "other-cluster"
- *   shard_huge     a shard-bearing message with shard 65536 (codec refuses)
+ *   shard_huge     a shard-bearing message with shard 65536 (codec refuses);
+ *                  a batch of 1025 entries (codec refuses)
  *   shard_range    with shard = the map's shard count (the codec cannot know
  *                  the count: the node must ignore it); a map whose shard
  *                  list does not match its shard_count
@@ -340,8 +343,11 @@ static void forge_id(aether_node_id *id, const char *s)
 /* A valid event of type t as the leader `who` of `term` would send it. */
 static json_t *forge_event(const forge *f, aether_event_type t, const aether_node_id *who, aether_term term)
 {
-    aether_event *e = aether_event_create(t);
+    aether_event *e = t == AETHER_EVT_SHARD_ASSIGNED || t == AETHER_EVT_SHARD_MIGRATED
+                          ? aether_event_create_batch(t, 1)
+                          : aether_event_create(t);
     AETHER_ASSERT(e != NULL);
+    aether_event_nodes_ix ix;
     snprintf(e->cluster, sizeof(e->cluster), "%s", f->cluster);
     e->term = term;
     e->node = *who;
@@ -379,19 +385,33 @@ static json_t *forge_event(const forge *f, aether_event_type t, const aether_nod
         e->data.leadership_lost.term = f->term;
         aether_event_set_reason(e->data.leadership_lost.reason, "forged");
         break;
-    case AETHER_EVT_SHARD_ASSIGNED:
-        e->data.shard_assigned.shard = 0;
-        e->data.shard_assigned.owner_count = 1;
-        forge_id(&e->data.shard_assigned.owners[0], FORGE_GHOST);
+    case AETHER_EVT_SHARD_ASSIGNED: {
+        aether_node_id ghost;
+        forge_id(&ghost, FORGE_GHOST);
+        AETHER_ASSERT(aether_event_nodes_ix_init(&ix, e) == AETHER_OK);
+        e->data.shard_assigned.shards[0].shard = 0;
+        e->data.shard_assigned.shards[0].owner_count = 1;
+        AETHER_ASSERT(aether_event_nodes_ix_add(&ix, &ghost,
+                                                &e->data.shard_assigned.shards[0].owners[0]) ==
+                      AETHER_OK);
+        aether_event_nodes_ix_fini(&ix);
         e->data.shard_assigned.map_version = f->map_version + 100;
         break;
-    case AETHER_EVT_SHARD_MIGRATED:
-        e->data.shard_migrated.shard = 0;
-        e->data.shard_migrated.from = *victim;
-        forge_id(&e->data.shard_migrated.to, FORGE_GHOST);
+    }
+    case AETHER_EVT_SHARD_MIGRATED: {
+        aether_node_id ghost;
+        forge_id(&ghost, FORGE_GHOST);
+        AETHER_ASSERT(aether_event_nodes_ix_init(&ix, e) == AETHER_OK);
+        e->data.shard_migrated.moves[0].shard = 0;
+        AETHER_ASSERT(aether_event_nodes_ix_add(&ix, victim, &e->data.shard_migrated.moves[0].from) ==
+                      AETHER_OK);
+        AETHER_ASSERT(aether_event_nodes_ix_add(&ix, &ghost, &e->data.shard_migrated.moves[0].to) ==
+                      AETHER_OK);
+        aether_event_nodes_ix_fini(&ix);
         e->data.shard_migrated.map_version = f->map_version + 100;
         aether_event_set_reason(e->data.shard_migrated.reason, "forged");
         break;
+    }
     case AETHER_EVT_REBALANCE_STARTED:
         aether_event_set_reason(e->data.rebalance_started.reason, "forged");
         e->data.rebalance_started.from_version = f->map_version;
@@ -575,7 +595,9 @@ static void forge_common(forge *f, const char *tail, json_t *own, forge_dest des
                                        "{\"v\":1,\"v\":1}", ""};
     for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++)
         forge_send(f, tail, junk[i], strlen(junk[i]), dest, FORGE_REJECTED);
-    /* Oversized: the own message padded far past the codec's 64 KiB. */
+    /* Padded with an unknown key to 96 KiB: refused. (The codec's size
+     * limit is NATS's default max_payload, 1 MiB: a message past it never
+     * reaches a node; test_codec checks the limit itself.) */
     char *pad = malloc(FORGE_OVERSIZED_BYTES + 1);
     AETHER_ASSERT(pad != NULL);
     memset(pad, 'x', FORGE_OVERSIZED_BYTES);
@@ -626,16 +648,47 @@ static void forge_common(forge *f, const char *tail, json_t *own, forge_dest des
     json_decref(m);
 }
 
-/* Shard-bearing messages: a shard the codec refuses, one only the node can. */
+/* Where the shard of a copy of own is: data (ShardReleased) or the first
+ * entry of a batch (data.shards of ShardAssigned, data.moves of
+ * ShardMigrated); *batch the batch array, or NULL. */
+static json_t *forge_shard_holder(json_t *m, json_t **batch)
+{
+    json_t *data = json_object_get(m, "data");
+    *batch = json_object_get(data, "shards");
+    if (*batch == NULL)
+        *batch = json_object_get(data, "moves");
+    if (*batch == NULL)
+        return data;
+    AETHER_ASSERT(json_is_array(*batch) && json_array_size(*batch) == 1);
+    return json_array_get(*batch, 0);
+}
+
+/* Shard-bearing messages: a shard the codec refuses, one only the node can;
+ * a batch over AETHER_EVENT_BATCH_MAX entries. */
 static void forge_shards(forge *f, const char *tail, json_t *own, forge_dest dest)
 {
+    json_t *batch;
     json_t *m = json_deep_copy(own);
-    json_object_set_new(json_object_get(m, "data"), "shard", json_integer(65536));
+    json_object_set_new(forge_shard_holder(m, &batch), "shard", json_integer(65536));
     forge_send_json(f, tail, m, dest, FORGE_REJECTED);
     json_decref(m);
     m = json_deep_copy(own);
-    json_object_set_new(json_object_get(m, "data"), "shard", json_integer((json_int_t)f->shard_count));
+    json_object_set_new(forge_shard_holder(m, &batch), "shard", json_integer((json_int_t)f->shard_count));
     forge_send_json(f, tail, m, dest, FORGE_IGNORED);
+    json_decref(m);
+    m = json_deep_copy(own);
+    json_t *first = forge_shard_holder(m, &batch);
+    if (batch != NULL) {
+        first = json_deep_copy(first);
+        json_array_clear(batch);
+        for (uint32_t i = 0; i <= AETHER_EVENT_BATCH_MAX; i++) { /* bounded */
+            json_t *en = json_deep_copy(first);
+            json_object_set_new(en, "shard", json_integer((json_int_t)i));
+            json_array_append_new(batch, en);
+        }
+        json_decref(first);
+        forge_send_json(f, tail, m, dest, FORGE_REJECTED);
+    }
     json_decref(m);
 }
 

@@ -464,31 +464,45 @@ static void adv_event_data(aether_adversary *a, aether_event *e)
         e->data.leadership_lost.term = adv_chance(a, 70) ? a->term : e->term;
         aether_event_set_reason(e->data.leadership_lost.reason, "adversary");
         break;
-    case AETHER_EVT_SHARD_ASSIGNED: {
+    case AETHER_EVT_SHARD_ASSIGNED: { /* a batch of one (adv_forge_event made it) */
         uint32_t n = 1 + (uint32_t)aether_rng_below(&a->rng, AETHER_REPLICATION_MAX);
-        e->data.shard_assigned.shard = adv_shard(a);
-        for (uint32_t i = 0; i < n; i++) /* bounded: AETHER_REPLICATION_MAX */
-            e->data.shard_assigned.owners[i] = adv_id_pick(a, &known);
-        e->data.shard_assigned.owner_count = 1; /* duplicates among n would not encode */
-        for (uint32_t i = 1; i < n; i++) {     /* bounded: AETHER_REPLICATION_MAX */
-            bool dup = false;
-            for (uint32_t j = 0; j < e->data.shard_assigned.owner_count; j++) /* bounded: i */
-                dup = dup || aether_node_id_equal(&e->data.shard_assigned.owners[j],
-                                                  &e->data.shard_assigned.owners[i]);
+        aether_shard_owners *so = &e->data.shard_assigned.shards[0];
+        aether_event_nodes_ix ix;
+        so->shard = adv_shard(a);
+        if (aether_event_nodes_ix_init(&ix, e) != AETHER_OK)
+            break; /* no owners: still a well-formed forgery */
+        for (uint32_t i = 0; i < n; i++) { /* bounded: AETHER_REPLICATION_MAX */
+            aether_node_id id = adv_id_pick(a, &known);
+            uint16_t idx;
+            bool dup = false; /* duplicates among n would not encode */
+            if (aether_event_nodes_ix_add(&ix, &id, &idx) != AETHER_OK)
+                break;
+            for (uint32_t j = 0; j < so->owner_count; j++) /* bounded: i */
+                dup = dup || so->owners[j] == idx;
             if (!dup)
-                e->data.shard_assigned.owners[e->data.shard_assigned.owner_count++] =
-                    e->data.shard_assigned.owners[i];
+                so->owners[so->owner_count++] = idx;
         }
+        aether_event_nodes_ix_fini(&ix);
         e->data.shard_assigned.map_version = adv_version(a);
         break;
     }
-    case AETHER_EVT_SHARD_MIGRATED:
-        e->data.shard_migrated.shard = adv_shard(a);
-        e->data.shard_migrated.from = adv_id_pick(a, &known);
-        e->data.shard_migrated.to = adv_id_pick(a, &known);
+    case AETHER_EVT_SHARD_MIGRATED: {
+        aether_shard_move *mv = &e->data.shard_migrated.moves[0];
+        aether_event_nodes_ix ix;
+        aether_node_id from, to;
+        mv->shard = adv_shard(a);
+        from = adv_id_pick(a, &known);
+        to = adv_id_pick(a, &known);
+        if (aether_event_nodes_ix_init(&ix, e) == AETHER_OK) {
+            if (aether_event_nodes_ix_add(&ix, &from, &mv->from) != AETHER_OK ||
+                aether_event_nodes_ix_add(&ix, &to, &mv->to) != AETHER_OK)
+                mv->from = mv->to = UINT16_MAX; /* does not encode: the forgery is dropped */
+            aether_event_nodes_ix_fini(&ix);
+        }
         e->data.shard_migrated.map_version = adv_version(a);
         aether_event_set_reason(e->data.shard_migrated.reason, "adversary");
         break;
+    }
     case AETHER_EVT_REBALANCE_STARTED:
         aether_event_set_reason(e->data.rebalance_started.reason, "adversary");
         e->data.rebalance_started.from_version = adv_version(a);
@@ -507,7 +521,9 @@ static aether_status adv_forge_event(aether_adversary *a, uint64_t wall_ms, aeth
                                      aether_err *err)
 {
     aether_event_type t = (aether_event_type)(1 + aether_rng_below(&a->rng, AETHER_EVT_COUNT_ - 1));
-    aether_event *e = aether_event_create(t);
+    aether_event *e = t == AETHER_EVT_SHARD_ASSIGNED || t == AETHER_EVT_SHARD_MIGRATED
+                          ? aether_event_create_batch(t, 1)
+                          : aether_event_create(t);
     if (e == NULL)
         return aether_err_set(err, AETHER_ENOMEM, "adversary: out of memory");
     int known;

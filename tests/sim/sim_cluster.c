@@ -39,7 +39,8 @@ struct sim_cluster {
     aether_term_registry terms;
     uint32_t violations;
     char first_violation[400];
-    uint32_t event_counts[AETHER_EVT_COUNT_];
+    uint32_t event_counts[AETHER_EVT_COUNT_]; /* entries: shards of a batch, else 1 */
+    uint32_t event_msgs[AETHER_EVT_COUNT_];   /* events */
     aether_term event_last_term[AETHER_EVT_COUNT_]; /* envelope term of the last one counted */
     char last_event[AETHER_EVT_COUNT_][256]; /* aether_event_format of the newest one */
     uint64_t restarts;
@@ -85,11 +86,14 @@ static void on_event(void *arg, const aether_event *e)
     sim_node *n = arg;
     sim_cluster *c = n->c;
     if (strcmp(e->node.str, n->node) == 0) {
-        c->event_counts[e->type]++;
+        c->event_counts[e->type] += aether_event_entry_count(e); /* shards, for batches */
+        c->event_msgs[e->type]++;
         c->event_last_term[e->type] = e->term;
         aether_event_format(e, c->last_event[e->type], sizeof(c->last_event[e->type]));
-        if (e->type == AETHER_EVT_SHARD_MIGRATED && e->data.shard_migrated.shard < 4096)
-            c->moves[e->data.shard_migrated.shard]++;
+        for (uint32_t i = 0; e->type == AETHER_EVT_SHARD_MIGRATED &&
+                             i < e->data.shard_migrated.count; i++) /* bounded: batch */
+            if (e->data.shard_migrated.moves[i].shard < 4096)
+                c->moves[e->data.shard_migrated.moves[i].shard]++;
         if (c->trace && e->type != AETHER_EVT_LEASE_RENEWED) {
             char line[512];
             aether_event_format(e, line, sizeof(line));
@@ -439,6 +443,7 @@ uint32_t sim_violations(sim_cluster *c, char *first, size_t cap)
 }
 
 uint32_t sim_event_count(sim_cluster *c, aether_event_type type) { return c->event_counts[type]; }
+uint32_t sim_event_msg_count(sim_cluster *c, aether_event_type type) { return c->event_msgs[type]; }
 aether_term sim_event_last_term(sim_cluster *c, aether_event_type type) { return c->event_last_term[type]; }
 const char *sim_last_event(sim_cluster *c, aether_event_type type) { return c->last_event[type]; }
 

@@ -81,8 +81,11 @@ int sim_settled(sim_cluster *c, char *why, size_t cap);
 uint32_t sim_violations(sim_cluster *c, char *first, size_t cap);
 /* Shards currently served by node id. */
 uint32_t sim_serving(sim_cluster *c, const char *id);
-/* Events seen of a type, over all nodes' on_event, counted once per emitter+seq. */
+/* Events seen of a type, over all nodes' on_event, counted once per emitter+seq;
+ * a ShardAssigned or ShardMigrated counts its entries (shards). */
 uint32_t sim_event_count(sim_cluster *c, aether_event_type type);
+/* The same, counting events (a batch counts once). */
+uint32_t sim_event_msg_count(sim_cluster *c, aether_event_type type);
 /* The envelope term of the last such event counted (0: none yet). */
 aether_term sim_event_last_term(sim_cluster *c, aether_event_type type);
 /* The newest event of a type, as aether_event_format prints it ("" if none). */

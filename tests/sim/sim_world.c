@@ -172,10 +172,10 @@ static void on_event(void *arg, const aether_event *e)
         }
         n->ever_led = true;
     }
-    if (e->type == AETHER_EVT_SHARD_MIGRATED) {
-        s->moves++;
+    if (e->type == AETHER_EVT_SHARD_MIGRATED) { /* moves, not events: a batch holds many */
+        s->moves += e->data.shard_migrated.count;
         if (s->i4_watch)
-            s->i4_moves++;
+            s->i4_moves += e->data.shard_migrated.count;
     }
     if (e->type == AETHER_EVT_LEASE_RENEWED)
         return;

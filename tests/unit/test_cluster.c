@@ -90,6 +90,24 @@ static void bootstrap(uint32_t n)
     CU_ASSERT_EQUAL(owned, 64);
     CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_LEADER_ELECTED), 1);
     CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_NODE_JOINED), n);
+    /* Every shard assigned once, in one batch (DESIGN 2: up to 1024 per event). */
+    CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_SHARD_ASSIGNED), 64);
+    CU_ASSERT_EQUAL(sim_event_msg_count(c, AETHER_EVT_SHARD_ASSIGNED), 1);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
+/* A bootstrap of more than AETHER_EVENT_BATCH_MAX shards: ShardAssigned in
+ * full batches, 4 events for 4096 shards (65 536 would be 64), each shard
+ * once; the sim checks the leader's seq 1, 2, 3 ... as they come. */
+static void test_bootstrap_batches(void)
+{
+    sim_cluster *c = boot(12, 3, 4096);
+    expect_settled(c);
+    check_balance(c, 3, 4096);
+    CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_SHARD_ASSIGNED), 4096);
+    CU_ASSERT_EQUAL(sim_event_msg_count(c, AETHER_EVT_SHARD_ASSIGNED),
+                    4096 / AETHER_EVENT_BATCH_MAX);
     expect_clean(c);
     sim_cluster_destroy(c);
 }
@@ -2021,6 +2039,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(join_burst_gives_one_rebalance),
     AETHER_TEST(half_the_nodes_fail_brake_keeps_i2),
     AETHER_TEST(bootstrap_1),
+    AETHER_TEST(bootstrap_batches),
     AETHER_TEST(bootstrap_3),
     AETHER_TEST(bootstrap_10),
     CU_TEST_INFO_NULL,

@@ -45,10 +45,26 @@ static const char *rep(char c, size_t n)
     return b;
 }
 
-/* extreme: every integer at its maximum, every string at its longest. */
+/* The index of id in batch e's node table (added if new). */
+static uint16_t batch_node(aether_event_nodes_ix *ix, const char *id)
+{
+    aether_node_id n = nid(id);
+    uint16_t idx = UINT16_MAX;
+    CU_ASSERT_EQUAL_FATAL(aether_event_nodes_ix_add(ix, &n, &idx), AETHER_OK);
+    return idx;
+}
+
+/* extreme: every integer at its maximum, every string at its longest; a
+ * batch at AETHER_EVENT_BATCH_MAX entries with every owner distinct (the
+ * largest message there is). Otherwise a batch of three entries. */
 static aether_event *sample_event(aether_event_type t, bool extreme)
 {
-    aether_event *e = aether_event_create(t);
+    bool batch = t == AETHER_EVT_SHARD_ASSIGNED || t == AETHER_EVT_SHARD_MIGRATED;
+    uint32_t entries = extreme ? AETHER_EVENT_BATCH_MAX : 3;
+    aether_event *e = batch ? aether_event_create_batch(t, entries) : aether_event_create(t);
+    aether_event_nodes_ix ix = {0};
+    if (batch)
+        CU_ASSERT_EQUAL_FATAL(aether_event_nodes_ix_init(&ix, e), AETHER_OK);
     CU_ASSERT_PTR_NOT_NULL_FATAL(e);
     const uint64_t big = extreme ? (uint64_t)INT64_MAX : 0;
     const char *a = extreme ? rep('a', 64) : "node-a";
@@ -97,27 +113,40 @@ static aether_event *sample_event(aether_event_type t, bool extreme)
                                 extreme ? reason : "renewal failed");
         break;
     case AETHER_EVT_SHARD_ASSIGNED: {
-        e->data.shard_assigned.shard = extreme ? AETHER_SHARD_COUNT_MAX - 1 : 17;
+        /* Shards 17, 18, 3 (not sorted: the order is the leader's); extreme:
+         * 65535 downwards, owners all distinct 64-byte ids. */
+        static const uint32_t plain[3] = {17, 18, 3};
         uint32_t n = extreme ? AETHER_REPLICATION_MAX : 3;
-        for (uint32_t i = 0; i < n; i++) {
-            char id[AETHER_NODE_ID_LEN_MAX + 1];
-            if (extreme)
-                snprintf(id, sizeof(id), "%s%u", rep('o', 63), i);
-            else
-                snprintf(id, sizeof(id), "node-%c", (char)('c' - (char)i));
-            e->data.shard_assigned.owners[i] = nid(id);
+        for (uint32_t k = 0; k < entries; k++) {
+            aether_shard_owners *so = &e->data.shard_assigned.shards[k];
+            so->shard = extreme ? AETHER_SHARD_COUNT_MAX - 1 - k : plain[k];
+            for (uint32_t i = 0; i < n; i++) {
+                char id[AETHER_NODE_ID_LEN_MAX + 1];
+                if (extreme)
+                    snprintf(id, sizeof(id), "%s%04u", rep('o', 60), k * n + i);
+                else
+                    snprintf(id, sizeof(id), "node-%c", (char)('c' - (char)((i + k) % 3)));
+                so->owners[i] = batch_node(&ix, id);
+            }
+            so->owner_count = (uint16_t)n;
         }
-        e->data.shard_assigned.owner_count = n;
         e->data.shard_assigned.map_version = extreme ? big : 12;
         break;
     }
-    case AETHER_EVT_SHARD_MIGRATED:
-        e->data.shard_migrated.shard = extreme ? AETHER_SHARD_COUNT_MAX - 1 : 17;
-        e->data.shard_migrated.from = nid(a);
-        e->data.shard_migrated.to = nid(b);
+    case AETHER_EVT_SHARD_MIGRATED: {
+        static const uint32_t plain[3] = {17, 18, 3};
+        for (uint32_t k = 0; k < entries; k++) {
+            aether_shard_move *mv = &e->data.shard_migrated.moves[k];
+            char to[AETHER_NODE_ID_LEN_MAX + 1];
+            snprintf(to, sizeof(to), "%s%04u", extreme ? rep('b', 60) : "node-", k % 2);
+            mv->shard = extreme ? AETHER_SHARD_COUNT_MAX - 1 - k : plain[k];
+            mv->from = batch_node(&ix, a);
+            mv->to = batch_node(&ix, extreme ? to : (k % 2 ? "node-c" : "node-b"));
+        }
         e->data.shard_migrated.map_version = extreme ? big : 12;
-        aether_event_set_reason(e->data.shard_migrated.reason, extreme ? reason : "join");
+        aether_event_set_reason(e->data.shard_migrated.reason, extreme ? reason : "handoff");
         break;
+    }
     case AETHER_EVT_REBALANCE_STARTED:
         aether_event_set_reason(e->data.rebalance_started.reason, extreme ? reason : "NodeJoined");
         e->data.rebalance_started.from_version = extreme ? big : 11;
@@ -131,6 +160,7 @@ static aether_event *sample_event(aether_event_type t, bool extreme)
     default:
         CU_FAIL_FATAL("unknown event type");
     }
+    aether_event_nodes_ix_fini(&ix);
     return e;
 }
 
@@ -266,6 +296,31 @@ static void free_samples(sample *s, size_t n)
 
 /* ---- comparing decoded messages ------------------------------------------ */
 
+/* Value equality of two events: the struct without its refcount and
+ * pointers, then what the pointers point at. */
+static bool event_equal(const aether_event *pa, const aether_event *pb)
+{
+    aether_event ea = *pa, eb = *pb;
+    ea.ref = eb.ref;
+    ea.nodes = eb.nodes = NULL;
+    const void *xa = NULL, *xb = NULL;
+    size_t xlen = 0;
+    if (ea.type == AETHER_EVT_SHARD_ASSIGNED) {
+        xa = ea.data.shard_assigned.shards;
+        xb = eb.data.shard_assigned.shards;
+        xlen = ea.data.shard_assigned.count * sizeof(aether_shard_owners);
+        ea.data.shard_assigned.shards = eb.data.shard_assigned.shards = NULL;
+    } else if (ea.type == AETHER_EVT_SHARD_MIGRATED) {
+        xa = ea.data.shard_migrated.moves;
+        xb = eb.data.shard_migrated.moves;
+        xlen = ea.data.shard_migrated.count * sizeof(aether_shard_move);
+        ea.data.shard_migrated.moves = eb.data.shard_migrated.moves = NULL;
+    }
+    return memcmp(&ea, &eb, sizeof(ea)) == 0 && (xlen == 0 || memcmp(xa, xb, xlen) == 0) &&
+           (ea.node_count == 0 ||
+            memcmp(pa->nodes, pb->nodes, ea.node_count * sizeof(aether_node_id)) == 0);
+}
+
 /* Value equality of two decoded messages. Decode zeroes before it fills, so
  * bytewise comparison is exact (the event's refcount header is skipped). */
 static bool msg_equal(const aether_codec_msg *a, const aether_codec_msg *b)
@@ -273,11 +328,8 @@ static bool msg_equal(const aether_codec_msg *a, const aether_codec_msg *b)
     if (a->kind != b->kind || memcmp(&a->hdr, &b->hdr, sizeof(a->hdr)) != 0)
         return false;
     switch (a->kind) {
-    case AETHER_CODEC_EVENT: {
-        size_t off = offsetof(aether_event, type);
-        return memcmp((const char *)a->u.event + off, (const char *)b->u.event + off,
-                      sizeof(aether_event) - off) == 0;
-    }
+    case AETHER_CODEC_EVENT:
+        return event_equal(a->u.event, b->u.event);
     case AETHER_CODEC_COMMAND:
         return memcmp(&a->u.command, &b->u.command, sizeof(a->u.command)) == 0;
     case AETHER_CODEC_RELEASE:
@@ -339,8 +391,16 @@ static void test_other_kinds_exact_shape(void)
     const char *want[][2] = {
         {"event-ShardAssigned",
          "{\"v\":1,\"type\":\"ShardAssigned\",\"cluster\":\"prod\",\"term\":42,\"seq\":7,"
-         "\"node\":\"node-a\",\"ts\":1767225600123,\"data\":{\"shard\":17,"
-         "\"owners\":[\"node-c\",\"node-b\",\"node-a\"],\"map_version\":12}}"},
+         "\"node\":\"node-a\",\"ts\":1767225600123,\"data\":{\"map_version\":12,"
+         "\"shards\":[{\"shard\":17,\"owners\":[\"node-c\",\"node-b\",\"node-a\"]},"
+         "{\"shard\":18,\"owners\":[\"node-b\",\"node-a\",\"node-c\"]},"
+         "{\"shard\":3,\"owners\":[\"node-a\",\"node-c\",\"node-b\"]}]}}"},
+        {"event-ShardMigrated",
+         "{\"v\":1,\"type\":\"ShardMigrated\",\"cluster\":\"prod\",\"term\":42,\"seq\":7,"
+         "\"node\":\"node-a\",\"ts\":1767225600123,\"data\":{\"map_version\":12,"
+         "\"reason\":\"handoff\",\"moves\":[{\"shard\":17,\"from\":\"node-a\",\"to\":\"node-b\"},"
+         "{\"shard\":18,\"from\":\"node-a\",\"to\":\"node-c\"},"
+         "{\"shard\":3,\"from\":\"node-a\",\"to\":\"node-b\"}]}}"},
         {"command-JoinCluster",
          "{\"v\":1,\"type\":\"JoinCluster\",\"cluster\":\"prod\",\"term\":42,\"seq\":0,"
          "\"node\":\"node-d\",\"ts\":1767225600456,\"data\":{\"node\":\"node-d\","
@@ -391,8 +451,7 @@ static void test_round_trip_events(void)
             CU_ASSERT_EQUAL_FATAL(m.kind, AETHER_CODEC_EVENT);
             /* The decoded event is a new one, equal in value to the original. */
             CU_ASSERT_PTR_NOT_EQUAL(m.u.event, e);
-            size_t off = offsetof(aether_event, type);
-            CU_ASSERT(memcmp((char *)m.u.event + off, (char *)e + off, sizeof(*e) - off) == 0);
+            CU_ASSERT(event_equal(m.u.event, e));
             CU_ASSERT_EQUAL(m.hdr.term, e->term);
             CU_ASSERT_EQUAL(m.hdr.seq, e->seq);
             CU_ASSERT(aether_node_id_equal(&m.hdr.node, &e->node));
@@ -721,20 +780,43 @@ static void test_encode_refuses_what_decode_would(void)
     aether_event_release(e);
 
     e = sample_event(AETHER_EVT_SHARD_ASSIGNED, false);
-    e->data.shard_assigned.owners[2] = e->data.shard_assigned.owners[0];
+    aether_shard_owners *so = &e->data.shard_assigned.shards[1];
+    uint16_t saved = so->owners[2];
+    so->owners[2] = so->owners[0];
     CU_ASSERT_EQUAL(aether_codec_encode_event(e, &text, NULL, &err), AETHER_EINVAL);
-    CU_ASSERT_STRING_EQUAL(err.msg, "data.owners[2]: duplicate owner node-c");
-    e->data.shard_assigned.owner_count = AETHER_REPLICATION_MAX + 1;
+    CU_ASSERT_STRING_EQUAL(err.msg, "data.shards[1].owners[2]: duplicate owner node-b");
+    so->owners[2] = (uint16_t)e->node_count; /* outside the node table */
     CU_ASSERT_EQUAL(aether_codec_encode_event(e, &text, NULL, &err), AETHER_EINVAL);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "data.owners: 8 owners, more than 7"));
-    e->data.shard_assigned.owner_count = 1;
-    e->data.shard_assigned.shard = AETHER_SHARD_COUNT_MAX;
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "data.shards[1].owners: node 3 is not a valid node id"));
+    so->owners[2] = saved;
+    so->owner_count = AETHER_REPLICATION_MAX + 1;
     CU_ASSERT_EQUAL(aether_codec_encode_event(e, &text, NULL, &err), AETHER_EINVAL);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "data.shard: 65536 out of range"));
-    e->data.shard_assigned.shard = 0;
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "data.shards[1].owners: 8 owners, more than 7"));
+    so->owner_count = 1;
+    so->shard = AETHER_SHARD_COUNT_MAX;
+    CU_ASSERT_EQUAL(aether_codec_encode_event(e, &text, NULL, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "data.shards[1].shard: 65536 out of range"));
+    so->shard = e->data.shard_assigned.shards[0].shard;
+    CU_ASSERT_EQUAL(aether_codec_encode_event(e, &text, NULL, &err), AETHER_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.msg, "data.shards[1].shard: shard 17 named twice in one event");
+    so->shard = 0;
+    e->data.shard_assigned.count = 0;
+    CU_ASSERT_EQUAL(aether_codec_encode_event(e, &text, NULL, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "data.shards: empty"));
+    e->data.shard_assigned.count = 3;
     snprintf(e->cluster, sizeof(e->cluster), "pr od");
     CU_ASSERT_EQUAL(aether_codec_encode_event(e, &text, NULL, &err), AETHER_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "cluster: not a valid cluster name"));
+    aether_event_release(e);
+
+    e = sample_event(AETHER_EVT_SHARD_MIGRATED, false);
+    e->data.shard_migrated.count = AETHER_EVENT_BATCH_MAX + 1;
+    CU_ASSERT_EQUAL(aether_codec_encode_event(e, &text, NULL, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "data.moves: 1025 entries, more than 1024"));
+    e->data.shard_migrated.count = 3;
+    e->data.shard_migrated.moves[2].to = 9;
+    CU_ASSERT_EQUAL(aether_codec_encode_event(e, &text, NULL, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "data.moves[2].to: node 9 is not a valid node id"));
     aether_event_release(e);
 
     e = sample_event(AETHER_EVT_LEADERSHIP_LOST, false);
@@ -795,7 +877,11 @@ static void test_encode_refuses_what_decode_would(void)
     ENV("NodeJoined", "{\"node\":\"node-b\",\"address\":" address ",\"zone\":" zone          \
                       ",\"incarnation\":1,\"map_version\":2}")
 #define ASSIGNED(shard, owners)                                                              \
-    ENV("ShardAssigned", "{\"shard\":" shard ",\"owners\":" owners ",\"map_version\":2}")
+    ENV("ShardAssigned", "{\"map_version\":2,\"shards\":[{\"shard\":1,\"owners\":[\"node-b\"]},"  \
+                         "{\"shard\":" shard ",\"owners\":" owners "}]}")
+#define ASSIGNED_RAW(shards) ENV("ShardAssigned", "{\"map_version\":2,\"shards\":" shards "}")
+#define MIGRATED_RAW(moves)                                                                  \
+    ENV("ShardMigrated", "{\"map_version\":2,\"reason\":\"handoff\",\"moves\":" moves "}")
 #define REPLY(status, reason) "{\"v\":1,\"type\":\"Reply\",\"status\":" status ",\"reason\":" reason "}"
 
 /* Limits a table row decodes under. */
@@ -941,27 +1027,46 @@ static const bad_case bad_cases[] = {
     BAD(ENV("ElectLeader", "{\"candidate\":\"a/b\"}"), L_DEFAULT, BAD_FIELD,
         "data.candidate: node id 'a/b' has byte 0x2f"),
     BAD(ASSIGNED("17", "[\"node-a\",\"node-b\",\"node-a\"]"), L_DEFAULT, BAD_FIELD,
-        "data.owners[2]: duplicate owner node-a"),
+        "data.shards[1].owners[2]: duplicate owner node-a"),
     BAD(ASSIGNED("17", "[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\"]"), L_DEFAULT, BAD_FIELD,
-        "data.owners: 8 owners, more than 7"),
+        "data.shards[1].owners: 8 owners, more than 7"),
     BAD(ASSIGNED("17", "[1]"), L_DEFAULT, BAD_FIELD,
-        "data.owners[0]: expected a string, got an integer"),
+        "data.shards[1].owners[0]: expected a string, got an integer"),
     BAD(ASSIGNED("17", "[\"node-a\",\"\"]"), L_DEFAULT, BAD_FIELD,
-        "data.owners[1]: node id is empty"),
+        "data.shards[1].owners[1]: node id is empty"),
     BAD(ASSIGNED("17", "\"node-a\""), L_DEFAULT, BAD_FIELD,
-        "data.owners: expected an array, got a string"),
-    BAD(ASSIGNED("16", "[\"node-a\"]"), L_SHARDS_16, BAD_FIELD, "data.shard: 16 out of range 0..15"),
+        "data.shards[1].owners: expected an array, got a string"),
+    BAD(ASSIGNED("16", "[\"node-a\"]"), L_SHARDS_16, BAD_FIELD,
+        "data.shards[1].shard: 16 out of range 0..15"),
     BAD(ASSIGNED("65536", "[\"node-a\"]"), L_DEFAULT, BAD_FIELD,
-        "data.shard: 65536 out of range 0..65535"),
+        "data.shards[1].shard: 65536 out of range 0..65535"),
+    BAD(ASSIGNED("1", "[\"node-a\"]"), L_DEFAULT, BAD_FIELD,
+        "data.shards[1].shard: shard 1 named twice in one event"),
+    BAD(ASSIGNED("-1", "[\"node-a\"]"), L_DEFAULT, BAD_FIELD,
+        "data.shards[1].shard: expected a non-negative integer"),
+    BAD(ASSIGNED_RAW("[]"), L_DEFAULT, BAD_FIELD, "data.shards: empty; a batch holds 1..1024"),
+    BAD(ASSIGNED_RAW("{}"), L_DEFAULT, BAD_FIELD, "data.shards: expected an array, got an object"),
+    BAD(ASSIGNED_RAW("[7]"), L_DEFAULT, BAD_FIELD, "data.shards[0]: expected an object, got an integer"),
+    BAD(ASSIGNED_RAW("[{\"shard\":1}]"), L_DEFAULT, BAD_FIELD, "data.shards[0].owners: missing"),
+    BAD(ASSIGNED_RAW("[{\"shard\":1,\"owners\":[],\"x\":1}]"), L_DEFAULT, BAD_FIELD,
+        "data.shards[0].x: unknown field"),
+    BAD(ENV("ShardAssigned", "{\"map_version\":2,\"shard\":1,\"owners\":[\"node-a\"]}"),
+        L_DEFAULT, BAD_FIELD, "unknown field"), /* format before batches */
+    BAD(MIGRATED_RAW("[{\"shard\":1,\"from\":\"node-a\"}]"), L_DEFAULT, BAD_FIELD,
+        "data.moves[0].to: missing"),
+    BAD(MIGRATED_RAW("[{\"shard\":1,\"from\":\"node-a\",\"to\":\"b c\"}]"), L_DEFAULT,
+        BAD_FIELD, "data.moves[0].to: node id 'b c' has byte 0x20"),
+    BAD(MIGRATED_RAW("[{\"shard\":1,\"from\":\"node-a\",\"to\":\"node-b\"},"
+                     "{\"shard\":1,\"from\":\"node-a\",\"to\":\"node-b\"}]"),
+        L_DEFAULT, BAD_FIELD, "data.moves[1].shard: shard 1 named twice in one event"),
     BAD(ENV("RebalanceCompleted", "{\"map_version\":1,\"moved\":4294967296,\"duration_ms\":1}"),
         L_DEFAULT, BAD_FIELD, "data.moved: 4294967296 out of range 0..4294967295"),
     BAD(ENV("LeadershipLost", "{\"leader\":\"node-a\",\"term\":42,\"reason\":\"" S64 "\"}"),
         L_DEFAULT, BAD_FIELD, "data.reason: 64 bytes, longer than 63"),
     BAD(ENV("LeadershipLost", "{\"leader\":\"node-a\",\"term\":42,\"reason\":\"a\\nb\"}"),
         L_DEFAULT, BAD_FIELD, "data.reason: control byte 0x0a at position 1"),
-    BAD(ENV("ShardMigrated", "{\"shard\":1,\"from\":\"node-a\",\"map_version\":1,"
-                             "\"reason\":\"x\"}"),
-        L_DEFAULT, BAD_FIELD, "data.to: missing"),
+    BAD(ENV("ShardMigrated", "{\"map_version\":1,\"reason\":\"x\"}"), L_DEFAULT, BAD_FIELD,
+        "data.moves: missing"),
     /* Kinds that speak only for their sender, and seq 0. */
     BAD(ENV0("Heartbeat", "{\"node\":\"node-b\",\"incarnation\":1}"), L_DEFAULT, BAD_FIELD,
         "data.node: heartbeat for node-b sent by node-a"),
@@ -1016,6 +1121,58 @@ static aether_codec_limits limits_for(int which, aether_codec_stats *stats)
         break;
     }
     return l;
+}
+
+/* A batch past AETHER_EVENT_BATCH_MAX entries is refused (counted as
+ * bad_field) before any entry is read; the largest canonical message (a
+ * ShardAssigned of 1024 shards x 7 distinct 64-byte owners) fits the default
+ * limit, and NATS's default max_payload (1 MiB). */
+static void test_batch_bounds(void)
+{
+    size_t cap = 64u << 10;
+    char *buf = malloc(cap);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+    size_t n = (size_t)snprintf(buf, cap, "{\"v\":1,\"type\":\"ShardMigrated\",\"cluster\":\"prod\","
+                                "\"term\":42,\"seq\":7,\"node\":\"node-a\",\"ts\":1,\"data\":{"
+                                "\"map_version\":2,\"reason\":\"handoff\",\"moves\":[");
+    for (uint32_t i = 0; i <= AETHER_EVENT_BATCH_MAX; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s{\"shard\":%u,\"from\":\"a\",\"to\":\"b\"}",
+                              i ? "," : "", i);
+    n += (size_t)snprintf(buf + n, cap - n, "]}}");
+    CU_ASSERT_FATAL(n < cap);
+    aether_codec_stats stats;
+    aether_codec_stats_init(&stats, NULL);
+    aether_codec_limits lim = {.stats = &stats};
+    aether_codec_msg m;
+    aether_err err = {0};
+    aether_log_set_level(AETHER_LOG_OFF);
+    CU_ASSERT_EQUAL(aether_codec_decode(buf, n, &lim, &m, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "data.moves: 1025 entries, more than 1024"));
+    CU_ASSERT_EQUAL(aether_codec_stats_rejected(&stats, AETHER_CODEC_REJECT_BAD_FIELD), 1);
+    aether_log_set_level(AETHER_LOG_INFO);
+    /* One entry fewer is fine: drop the last entry. */
+    char *last = strrchr(buf, '{');
+    CU_ASSERT_FATAL(last != NULL && last[-1] == ',');
+    n = (size_t)(last - 1 - buf);
+    n += (size_t)snprintf(buf + n, cap - n, "]}}");
+    CU_ASSERT_EQUAL_FATAL(aether_codec_decode(buf, n, &lim, &m, &err), AETHER_OK);
+    CU_ASSERT_EQUAL(m.u.event->data.shard_migrated.count, AETHER_EVENT_BATCH_MAX);
+    CU_ASSERT_EQUAL(m.u.event->node_count, 2);
+    CU_ASSERT_EQUAL(m.u.event->data.shard_migrated.moves[1023].shard, 1023);
+    aether_codec_msg_fini(&m);
+    free(buf);
+
+    aether_event *e = sample_event(AETHER_EVT_SHARD_ASSIGNED, true);
+    char *text = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL_FATAL(aether_codec_encode_event(e, &text, &len, &err), AETHER_OK);
+    CU_ASSERT(len > (size_t)480 << 10 && len <= AETHER_CODEC_MAX_BYTES_DEFAULT);
+    CU_ASSERT_EQUAL(e->node_count, AETHER_EVENT_BATCH_NODES_MAX);
+    CU_ASSERT_EQUAL_FATAL(aether_codec_decode(text, len, NULL, &m, &err), AETHER_OK);
+    CU_ASSERT(event_equal(m.u.event, e));
+    aether_codec_msg_fini(&m);
+    free(text);
+    aether_event_release(e);
 }
 
 static void test_reject_table(void)
@@ -1111,7 +1268,7 @@ static void test_limits_accept_boundaries(void)
 
 static void test_oversized_refused_before_parsing(void)
 {
-    size_t len = (size_t)1 << 20;
+    size_t len = AETHER_CODEC_MAX_BYTES_DEFAULT + 1;
     char *buf = malloc(len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
     memset(buf, '[', len);
@@ -1122,7 +1279,7 @@ static void test_oversized_refused_before_parsing(void)
     aether_err err = {0};
     aether_log_set_level(AETHER_LOG_OFF);
     CU_ASSERT_EQUAL(aether_codec_decode(buf, len, &lim, &m, &err), AETHER_EINVAL);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "1048576 bytes, more than the limit 65536"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "1048577 bytes, more than the limit 1048576"));
     /* Had it been parsed it would be malformed; it was refused by size alone. */
     CU_ASSERT_EQUAL(aether_codec_stats_rejected(&stats, AETHER_CODEC_REJECT_OVERSIZED), 1);
     CU_ASSERT_EQUAL(aether_codec_stats_rejected(&stats, AETHER_CODEC_REJECT_MALFORMED), 0);
@@ -1448,6 +1605,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(round_trip_release_heartbeat_reply),
     AETHER_TEST(encode_refuses_what_decode_would),
     AETHER_TEST(reject_table),
+    AETHER_TEST(batch_bounds),
     AETHER_TEST(limits_accept_boundaries),
     AETHER_TEST(oversized_refused_before_parsing),
     AETHER_TEST(deep_nesting),

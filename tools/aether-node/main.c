@@ -12,9 +12,9 @@
  * pool executor on the real clock, one in-process hub, one in-memory lease
  * bucket (TTL = lease_ttl_ms) and one in-memory state bucket (no TTL). Every
  * event is printed once, by the node that emitted it, as
- * "+<ms since start>ms <node> <aether_event_format line>". The per-shard
- * ShardAssigned events of one map are folded into one count line unless
- * --verbose. It runs until SIGINT/SIGTERM or --duration, then stops every
+ * "+<ms since start>ms <node> <aether_event_format line>". The ShardAssigned
+ * events of one map (batches of up to 1024 shards) are folded into one count
+ * line, and LeaseRenewed (every ttl/4) is not printed, unless --verbose. It runs until SIGINT/SIGTERM or --duration, then stops every
  * member and frees everything.
  *
  *   aether-node --nats URL[,URL...] --node ID [--cluster NAME] [--zone Z]
@@ -153,8 +153,9 @@ static void print_help(FILE *out)
             "  --duration SECONDS   stop after this long (default: until a signal)\n"
             "  --seed X             seeds election jitter and lease nonces\n"
             "  --quiet              print no events, only the start and the final status\n"
-            "  --verbose            one line per ShardAssigned (and, in the demo, per\n"
-            "                       ShardMigrated and LeaseRenewed) instead of a count\n"
+            "  --verbose            print LeaseRenewed (hidden otherwise) and one line per\n"
+            "                       ShardAssigned (and, in the demo, per ShardMigrated)\n"
+            "                       event instead of a count\n"
             "  --scenario demo      5 nodes; a join, a drain, a follower crash, a leader\n"
             "                       crash; then a summary (exit 1 on a violation or a step\n"
             "                       that does not settle within %u s)\n"

@@ -35,14 +35,15 @@ static void flush_batch_locked(node_run *d, node_slot *n)
     if (n->batch_type == 0)
         return;
     if (node_printing(d))
-        fprintf(stdout, "+%llums %s %s x%u term=%llu seq=%llu..%llu map_version=%llu%s\n",
+        fprintf(stdout, "+%llums %s %s x%u (%u shards) term=%llu seq=%llu..%llu map_version=%llu%s\n",
                 (unsigned long long)n->batch_first_ms, n->id, aether_event_type_name(n->batch_type),
-                n->batch_count, (unsigned long long)n->batch_term,
+                n->batch_count, n->batch_shards, (unsigned long long)n->batch_term,
                 (unsigned long long)n->batch_seq_first, (unsigned long long)n->batch_seq_last,
                 (unsigned long long)n->batch_version,
                 d->opt.scenario == NULL ? " (--verbose: one line each)" : "");
     n->batch_type = 0;
     n->batch_count = 0;
+    n->batch_shards = 0;
 }
 
 static uint64_t event_version(const aether_event *e)
@@ -69,6 +70,7 @@ static void print_event_locked(node_run *d, node_slot *n, const aether_event *e)
             n->batch_first_ms = node_since_start_ms(d);
         }
         n->batch_count++;
+        n->batch_shards += aether_event_entry_count(e);
         n->batch_seq_last = e->seq;
         n->batch_last_ns = node_now_ns();
         return;
@@ -263,8 +265,8 @@ static void on_event(void *arg, const aether_event *e)
             d->session_open = false;
             break;
         case AETHER_EVT_SHARD_MIGRATED:
-            if (d->step >= 0)
-                d->steps[d->step].moved++;
+            if (d->step >= 0) /* moves, not events: a batch holds many */
+                d->steps[d->step].moved += e->data.shard_migrated.count;
             break;
         default:
             break;
@@ -434,7 +436,9 @@ int node_run_init(node_run *d, const options *o, uint32_t n_nodes)
      * node id), however long each waited for its buckets. */
     d->start_wall_ms = aether_clock_wall_ms(aether_clock_real());
     d->base = o->s.node; /* node (and address) set per member */
-    d->hide_mask = o->scenario != NULL && !o->verbose ? 1u << AETHER_EVT_LEASE_RENEWED : 0u;
+    /* LeaseRenewed is a heartbeat (ttl/4), not history: printed only with
+     * --verbose (--trace records it regardless). */
+    d->hide_mask = !o->verbose ? 1u << AETHER_EVT_LEASE_RENEWED : 0u;
     d->fold_mask = 0;
     if (!o->verbose) {
         d->fold_mask |= 1u << AETHER_EVT_SHARD_ASSIGNED;

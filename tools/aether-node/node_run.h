@@ -117,6 +117,7 @@ typedef struct node_slot {
      * ShardMigrated) events are gathered into; under mu. type 0 = none. */
     aether_event_type batch_type;
     uint32_t batch_count;
+    uint32_t batch_shards;            /* entries (shards) of the folded events */
     uint64_t batch_version, batch_term, batch_seq_first, batch_seq_last;
     uint64_t batch_first_ms, batch_last_ns;
 } node_slot;

@@ -887,8 +887,8 @@ static void top_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
                 t->renewal_at_ms = now;
             }
         } else if (top_is_membership(e->type)) {
-            /* Renewals (4 a second) and shard events (one per shard) are
-             * not listed: they would push these out. */
+            /* Renewals (4 a second) and shard events (batches of up to
+             * 1024 shards each) are not listed: they would push these out. */
             char stamp[32], line[1024], out[200];
             watch_stamp(stamp, sizeof(stamp), stamp_ns_of_ms(e->ts_ms));
             (void)aether_event_format(e, line, sizeof(line));
@@ -896,13 +896,13 @@ static void top_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
             top_ring_add(&t->recent[0][0], sizeof(t->recent[0]), TOP_RECENT_MAX, &t->recent_n, &t->recent_head,
                          out);
             t->membership_events++;
-        } else if (e->type == AETHER_EVT_SHARD_ASSIGNED) {
-            t->n_assigned++;
+        } else if (e->type == AETHER_EVT_SHARD_ASSIGNED) { /* shards, not events */
+            t->n_assigned += e->data.shard_assigned.count;
         } else if (e->type == AETHER_EVT_SHARD_MIGRATED) {
             if (strcmp(e->data.shard_migrated.reason, "failover") == 0)
-                t->n_failover++;
+                t->n_failover += e->data.shard_migrated.count;
             else
-                t->n_handoff++;
+                t->n_handoff += e->data.shard_migrated.count;
         }
         if (e->type == AETHER_EVT_REBALANCE_STARTED) {
             t->rebalances_started++;

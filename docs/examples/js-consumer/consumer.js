@@ -16,8 +16,13 @@
 //      check each event's per-term `seq` (1, 2, 3, ... within a term: a
 //      jump is a gap), keep the nodes' statuses, and whenever an event names a
 //      map version newer than the view (ShardAssigned, ShardMigrated,
-//      RebalanceCompleted, LeaseRenewed) re-read the map from KV: the
-//      publication it stands for may have been missed.
+//      RebalanceCompleted) re-read the map from KV: the publication it
+//      stands for may have been missed. ShardAssigned and ShardMigrated are
+//      batches (data.shards / data.moves, 1..1024 entries each);
+//   4. LeaseRenewed (every ttl/4) is not stored in the stream: it is read on
+//      core NATS (aether.<cluster>.evt.LeaseRenewed, seq 0, outside the
+//      per-term numbering), and a renewal naming a newer map triggers the
+//      same re-read.
 //   A map replaces the view only if its version is higher (maps are whole and
 //   immutable, versions only grow). key -> shard is XXH64(key bytes, seed 0)
 //   mod shard_count (implemented below with BigInt and checked against
@@ -367,6 +372,7 @@ const view = {
   leader: null,
   term: 0,
   events: 0,
+  renewals: 0,            // LeaseRenewed heard on core NATS
   gaps: [],               // {term, from, to, stream_seq}
   lastSeq: {},            // term -> last per-term seq seen
   lastStreamSeq: 0,
@@ -378,7 +384,8 @@ const view = {
 
 // With a secret: the key, one replay window per subscription (the map
 // subject; the event stream), and the refusal log's rate limit.
-const auth = { key: null, mapWindow: new ReplayWindow(), eventWindow: new ReplayWindow(), lastLogMs: 0, suppressed: 0 };
+const auth = { key: null, mapWindow: new ReplayWindow(), eventWindow: new ReplayWindow(),
+  renewWindow: new ReplayWindow(), lastLogMs: 0, suppressed: 0 };
 
 // True if the bytes on subject carry a tag that verifies (always, without a
 // secret). refMs: the clock the tag's ts_ms must be within 60 s of (now for a
@@ -582,6 +589,7 @@ function snapshot(keys) {
     leader: view.leader,
     leader_term: view.term,
     events: view.events,
+    renewals: view.renewals,
     last_stream_seq: view.lastStreamSeq,
     from_stream_seq: view.fromSeq,
     gaps: view.gaps,
@@ -638,6 +646,34 @@ const EVENT_MAP_VERSION = {
   RebalanceCompleted: (d) => d.map_version,
   LeaseRenewed: (d) => d.map_version,
 };
+
+// The entries of a batch event (DESIGN 2: at most 1024 per event), or null
+// for a malformed one; undefined for the other types.
+const BATCH_MAX = 1024;
+const BATCH_KEY = { ShardAssigned: "shards", ShardMigrated: "moves" };
+function batchEntries(ev) {
+  const key = BATCH_KEY[ev.type];
+  if (key === undefined) return undefined;
+  const list = ev.data[key];
+  if (!Array.isArray(list) || list.length < 1 || list.length > BATCH_MAX) return null;
+  return list;
+}
+
+// An envelope of this cluster on its subject, or null (printed as refused).
+function eventEnvelope(bytes, subject, prefix, cluster) {
+  let ev;
+  try {
+    ev = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (err) {
+    return { refused: err.message };
+  }
+  if (ev.v !== 1 || ev.cluster !== cluster || `${prefix}evt.${ev.type}` !== subject ||
+      !Number.isSafeInteger(ev.term) || !Number.isSafeInteger(ev.seq) || typeof ev.data !== "object" ||
+      ev.data === null)
+    return { refused: "not an Aether event envelope" };
+  if (batchEntries(ev) === null) return { refused: `${ev.type} without 1..${BATCH_MAX} entries` };
+  return { ev };
+}
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
@@ -755,6 +791,23 @@ async function main() {
   await resync("start");
   writeView();
 
+  // 4. LeaseRenewed on core NATS (the stream does not store it).
+  const renewSub = nc.subscribe(`${prefix}evt.LeaseRenewed`);
+  (async () => {
+    for await (const m of renewSub) {
+      if (!authentic("event", m.subject, m.data, m.headers, Date.now(), auth.renewWindow)) {
+        writeView();
+        continue;
+      }
+      const { ev } = eventEnvelope(m.data, m.subject, prefix, o.cluster);
+      if (ev === undefined) continue;
+      view.renewals++;
+      const mv = ev.data.map_version;
+      if (Number.isSafeInteger(mv) && (view.map === null || mv > view.map.version))
+        await resync(`LeaseRenewed names v${mv}`);
+    }
+  })();
+
   // 3. the event stream, with an ordered consumer.
   const stream = `AETHER_${o.cluster}_EVENTS`;
   // Where to start: --from-seq N, --replay (stream #1), else the stream's
@@ -781,16 +834,9 @@ async function main() {
       if (m.info.pending === 0) writeView();
       continue;
     }
-    let ev;
-    try {
-      ev = JSON.parse(sc.decode(m.data));
-    } catch (err) {
-      console.log(`#${m.seq} refused: ${err.message}`);
-      continue;
-    }
-    if (ev.v !== 1 || ev.cluster !== o.cluster || `${prefix}evt.${ev.type}` !== m.subject ||
-        !Number.isSafeInteger(ev.term) || !Number.isSafeInteger(ev.seq) || typeof ev.data !== "object") {
-      console.log(`#${m.seq} refused: not an Aether event envelope`);
+    const { ev, refused } = eventEnvelope(m.data, m.subject, prefix, o.cluster);
+    if (refused !== undefined) {
+      console.log(`#${m.seq} refused: ${refused}`);
       continue;
     }
     checkSeq(ev, m.seq);
@@ -810,8 +856,10 @@ async function main() {
         break;
       default: break;
     }
-    if (ev.type !== "LeaseRenewed")
-      console.log(`#${m.seq} ${ev.type} term=${ev.term} seq=${ev.seq} node=${ev.node}`);
+    const entries = batchEntries(ev);
+    if (ev.type !== "LeaseRenewed") // an older stream may still hold renewals
+      console.log(`#${m.seq} ${ev.type} term=${ev.term} seq=${ev.seq} node=${ev.node}` +
+        (entries ? ` ${BATCH_KEY[ev.type]}=${entries.length}` : ""));
     const mv = EVENT_MAP_VERSION[ev.type] ? EVENT_MAP_VERSION[ev.type](d) : undefined;
     if (mv !== undefined && (view.map === null || mv > view.map.version)) await resync(`${ev.type} names v${mv}`);
     if (ev.type !== "LeaseRenewed" || m.info.pending === 0) writeView();
