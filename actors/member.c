@@ -269,11 +269,17 @@ static void deliver_local(aether_member *m, const aether_event *e)
      * stored topology says the report was not the leader's (the cluster
      * actor checks every such report from another node against it). */
 
+    /* Events are facts in order: never coalesced. A full mailbox holds the
+     * event in the actor's overflow list (bus.h, actor.h step 1b), counted
+     * in aether_mailbox_full_total{actor=...}; what fails here is only a
+     * closed actor (this member stopping) or an overflow list at its memory
+     * bound, which the bus counts (aether_bus_failed_deliveries_total). */
     aether_msg msg = { .type = MSG_EVENT, .flags = AETHER_MSG_REF, .ptr = (void *)&e->ref };
     uint32_t failed = aether_bus_publish(m->bus, aether_event_topic(e->type), &msg);
     if (failed > 0)
-        AETHER_WARN(MEMBER_LOG, "%s: %u local deliveries of %s failed", m->cfg.node.str, failed,
-                    aether_event_type_name(e->type));
+        AETHER_WARN(MEMBER_LOG, "%s: %u local deliveries of %s failed (actor closed or its "
+                    "overflow list full; see aether_bus_failed_deliveries_total)",
+                    m->cfg.node.str, failed, aether_event_type_name(e->type));
 }
 
 /* DESIGN 7: lease renewals and failures, counted where this node's own
