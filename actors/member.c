@@ -216,7 +216,10 @@ void member_cmd_box_free(member_cmd_box *b)
 void member_send_tick(aether_actor *a, uint16_t type, uint64_t arg)
 {
     aether_msg msg = { .type = type, .arg64 = arg };
-    (void)aether_actor_send(a, &msg); /* a full mailbox: the next tick comes */
+    /* Not only ticks go this way (MSG_SUPERSEDED, MSG_LEASE_START): a full
+     * mailbox lists it in order (actor.h step 1b); only a closed actor (this
+     * member stopping) refuses it. */
+    (void)aether_actor_send(a, &msg);
 }
 
 aether_status member_state_topology_newer(aether_member *m, uint64_t than_version,
