@@ -345,6 +345,29 @@ static void test_full_mailbox_loses_nothing(void)
     CU_ASSERT_EQUAL(peak1, peak2);
 }
 
+/* A payload that counts its frees. */
+typedef struct state_box {
+    aether_ref ref;
+    uint64_t version;
+} state_box;
+
+static uint32_t boxes_freed;
+
+static void state_box_free(aether_ref *r)
+{
+    boxes_freed++;
+    free(r);
+}
+
+static uint32_t dropped;
+
+static void count_drop(void *state, const aether_msg *m)
+{
+    (void)state;
+    CU_ASSERT_PTR_EQUAL(m->ptr, &dropped);
+    dropped++;
+}
+
 /* Past overflow_max a send is refused (and counted): the memory bound; the
  * messages already listed still arrive in order. try_send never lists. */
 static void test_overflow_bound_refuses(void)
@@ -354,7 +377,7 @@ static void test_overflow_bound_refuses(void)
     memset(&sink, 0, sizeof(sink));
     aether_actor *a;
     aether_actor_config ac = { .name = "bounded", .handle = flood_handle, .state = &sink,
-                               .mailbox_capacity = 2, .overflow_max = 3 };
+                               .drop = count_drop, .mailbox_capacity = 2, .overflow_max = 3 };
     CU_ASSERT_EQUAL_FATAL(aether_actor_create(ex, &ac, &a), AETHER_OK);
     aether_msg f = { .type = 1, .arg32 = 0 };
     for (f.arg64 = 0; f.arg64 < 4; f.arg64++) /* 1 in the ring, 3 listed */
@@ -372,22 +395,24 @@ static void test_overflow_bound_refuses(void)
     aether_step_run_until_idle(ex, 1000);
     CU_ASSERT_EQUAL(sink.handled, 5);
     CU_ASSERT_EQUAL(sink.order_errors, 0);
+    /* Destroyed with messages in the ring and in the list: every payload
+     * is dropped once (the drop function, or the reference). */
+    dropped = 0;
+    boxes_freed = 0;
+    for (uint32_t i = 0; i < 3; i++) {
+        aether_msg owned = { .type = 1, .arg32 = 0, .arg64 = 5 + i, .ptr = &dropped };
+        CU_ASSERT_EQUAL(aether_actor_send(a, &owned), AETHER_OK);
+    }
+    state_box *b = malloc(sizeof(*b));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    aether_ref_init(&b->ref, state_box_free);
+    aether_msg ref = { .type = 1, .flags = AETHER_MSG_REF, .ptr = &b->ref };
+    CU_ASSERT_EQUAL(aether_actor_send(a, &ref), AETHER_OK); /* takes our reference */
+    CU_ASSERT_EQUAL(aether_actor_overflow_depth(a), 3);
     aether_actor_destroy(a);
+    CU_ASSERT_EQUAL(dropped, 3);
+    CU_ASSERT_EQUAL(boxes_freed, 1);
     aether_executor_destroy(ex);
-}
-
-/* A payload that counts its frees. */
-typedef struct state_box {
-    aether_ref ref;
-    uint64_t version;
-} state_box;
-
-static uint32_t boxes_freed;
-
-static void state_box_free(aether_ref *r)
-{
-    boxes_freed++;
-    free(r);
 }
 
 typedef struct latest_rx {
