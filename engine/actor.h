@@ -19,7 +19,9 @@
  *     ovf_count after unlinking. Per-sender order holds: a sender's message
  *     goes to the list only if its own earlier ring messages are reserved
  *     already (so they are taken first: the runner waits for an empty
- *     ring), and while any listed message is untaken (ovf_count > 0) every
+ *     ring; it acquires a node's link before it reads p_head, so a
+ *     sender's reservation made before it listed that node is always
+ *     seen), and while any listed message is untaken (ovf_count > 0) every
  *     send goes behind it in the list; once the runner has taken the last
  *     one, its handler sees it before any later ring message. The list is
  *     bounded by overflow_max (memory): past it aether_actor_send returns
