@@ -217,7 +217,10 @@ void member_cmd_box_free(member_cmd_box *b)
 void member_send_tick(aether_actor *a, uint16_t type, uint64_t arg)
 {
     aether_msg msg = { .type = type, .arg64 = arg };
-    (void)aether_actor_send(a, &msg); /* a full mailbox: the next tick comes */
+    /* Not only ticks go this way (MSG_SUPERSEDED, MSG_LEASE_START): a full
+     * mailbox lists it in order (actor.h step 1b); only a closed actor (this
+     * member stopping) refuses it. */
+    (void)aether_actor_send(a, &msg);
 }
 
 aether_status member_state_topology_newer(aether_member *m, uint64_t than_version,
@@ -270,11 +273,17 @@ static void deliver_local(aether_member *m, const aether_event *e)
      * stored topology says the report was not the leader's (the cluster
      * actor checks every such report from another node against it). */
 
+    /* Events are facts in order: never coalesced. A full mailbox holds the
+     * event in the actor's overflow list (bus.h, actor.h step 1b), counted
+     * in aether_mailbox_full_total{actor=...}; what fails here is only a
+     * closed actor (this member stopping) or an overflow list at its memory
+     * bound, which the bus counts (aether_bus_failed_deliveries_total). */
     aether_msg msg = { .type = MSG_EVENT, .flags = AETHER_MSG_REF, .ptr = (void *)&e->ref };
     uint32_t failed = aether_bus_publish(m->bus, aether_event_topic(e->type), &msg);
     if (failed > 0)
-        AETHER_WARN(MEMBER_LOG, "%s: %u local deliveries of %s failed", m->cfg.node.str, failed,
-                    aether_event_type_name(e->type));
+        AETHER_WARN(MEMBER_LOG, "%s: %u local deliveries of %s failed (actor closed or its "
+                    "overflow list full; see aether_bus_failed_deliveries_total)",
+                    m->cfg.node.str, failed, aether_event_type_name(e->type));
 }
 
 /* DESIGN 7: lease renewals and failures, counted where this node's own

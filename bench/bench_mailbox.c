@@ -7,11 +7,12 @@
  * a function pointer everywhere):
  *   actor_Np      one actor on the thread-pool executor with ONE worker,
  *                 fed by N = 1, 2, 4 producer threads through
- *                 aether_actor_send, one message per call; a producer that
+ *                 aether_actor_try_send, one message per call (the ring alone,
+ *                 as aether_actor_send while the ring has room); a producer that
  *                 gets AETHER_EFULL sched_yield()s and retries, and the
  *                 EFULL returns are reported.
  *   actor_batch_Np the same actor, each producer sending batches of MB_BATCH
- *                 through aether_actor_send_batch (one reservation per
+ *                 through aether_actor_try_send_batch (one reservation per
  *                 batch); on AETHER_EFULL it yields and sends the rest.
  *   mutexq_Np     baseline A: bench_mutexq (mutex + 2 condvars, one message
  *                 per lock) and a consumer thread.
@@ -144,7 +145,7 @@ static void *producer_main(void *arg)
         if (r->kind == MB_ACTOR) {
             aether_status st;
             uint32_t retries = 0;
-            while ((st = aether_actor_send(r->actor, &m)) == AETHER_EFULL) {
+            while ((st = aether_actor_try_send(r->actor, &m)) == AETHER_EFULL) {
                 p->efull++;
                 if (++retries > MB_RETRIES_MAX) {
                     p->failed = 1;
@@ -192,7 +193,7 @@ static void *producer_batch_main(void *arg)
                 continue;
             }
             uint32_t k = 0;
-            aether_status st = aether_actor_send_batch(r->actor, batch + sent, n - sent, &k);
+            aether_status st = aether_actor_try_send_batch(r->actor, batch + sent, n - sent, &k);
             sent += k;
             if (st == AETHER_EFULL) { /* as actor_Np: yield, retry the rest */
                 p->efull++;
@@ -413,7 +414,7 @@ int bench_mailbox_main(const bench_opts *o)
     bench_report_begin(o, MB_BENCH,
                        "msgs/s from first send to last handled; handler sums arg64; queue bound "
                        "4096 everywhere;\nactor = pool executor, 1 worker, batch 64; "
-                       "actor_batch = producers send 64 at a time (aether_actor_send_batch);\n"
+                       "actor_batch = producers send 64 at a time (aether_actor_try_send_batch);\n"
                        "spsc_ring = the ceiling: batches of 64 each way, no wake-up;\n"
                        "of_ceiling = actor throughput / spsc_ring throughput;\n"
                        "efull = AETHER_EFULL returns per run (producer yields, retries),\n"

@@ -15,7 +15,8 @@
  *  2. an actor subscriber gets a copy of the message. If it carries
  *     AETHER_MSG_REF, the bus retains the payload first (the receiver may run
  *     and release it before aether_actor_send even returns) and releases that
- *     reference again if the send fails (full or closed mailbox);
+ *     reference again if the send fails (closed mailbox, or its overflow
+ *     list at its bound: a full ring alone never fails, actor.h step 1b);
  *  3. a function subscriber is called with the publisher's message; it
  *     borrows the payload for the call.
  *  4. after unlocking, failures are added to the bus counter and metric and
@@ -97,7 +98,9 @@ aether_status aether_bus_create(aether_metrics *metrics, const char *metric_labe
     if (metrics != NULL) {
         bus->failed_metric = aether_metrics_counter(
             metrics, "aether_bus_failed_deliveries_total",
-            "Bus deliveries refused by an actor mailbox (full or closed).", metric_labels);
+            "Bus deliveries refused by an actor mailbox (closed, or its overflow list at its "
+            "bound; a full mailbox alone holds the event in its overflow list).",
+            metric_labels);
         if (bus->failed_metric == NULL) {
             st = AETHER_EINVAL; /* the registry logged why */
             goto fail;

@@ -17,9 +17,16 @@
  * its own. A function subscriber borrows the payload for the call (retain it
  * to keep it). A message without AETHER_MSG_REF must carry no owned payload.
  *
- * Backpressure: a delivery to a full (or closed) mailbox is not dropped
- * silently: publish returns how many deliveries failed, counts them in the
- * bus's failed_deliveries counter and logs (rate-limited).
+ * No delivery is lost (DESIGN 3): an actor delivery goes through
+ * aether_actor_send, so a full mailbox holds the event in the actor's
+ * overflow list, in publish order, counted in aether_mailbox_full_total
+ * and logged once per burst (actor.h step 1b); the publisher never waits.
+ * Events are facts that must arrive in order, so they are never coalesced
+ * here; state that supersedes itself goes through aether_latest instead.
+ * What still fails is a closed mailbox (the actor is shutting down) or an
+ * overflow list at its memory bound: publish returns how many deliveries
+ * failed, counts them in the bus's failed_deliveries counter and logs
+ * (rate-limited).
  *
  * Threading: publish from any thread; subscribe/unsubscribe from any thread
  * except inside a function subscriber. The subscriber list is guarded by a

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mailbox.h: a bounded many-producer single-consumer message queue on
- * Concurrency Kit's ck_ring (engine layer).
+ * Concurrency Kit's ck_ring indices with a per-slot commit (engine layer;
+ * mailbox.c says why ck's in-order commit is not used).
  *
  * Messages are small fixed-size values copied into the ring (no allocation per
  * message); anything bigger travels as a pointer in msg.ptr whose ownership
@@ -44,8 +45,11 @@ typedef struct aether_msg {
 #define AETHER_MAILBOX_CAPACITY_MAX (1u << 24)
 
 typedef struct aether_mailbox {
-    struct ck_ring ring;   /* ck's indices: producers CAS p_head, consumer owns c_head */
-    aether_msg *slots;     /* immutable pointer after init; slot contents ordered by the ring */
+    struct ck_ring ring;   /* ck's indices: producers CAS p_head, consumer owns c_head;
+                            * p_tail is not used (mailbox.c) */
+    aether_msg *slots;     /* immutable pointer after init; slot contents ordered by seq */
+    unsigned int *seq;     /* immutable pointer after init; seq[t & mask] = t + 1 (store
+                            * fence before it) publishes ticket t's slot to the consumer */
     uint32_t capacity;     /* immutable after init */
     uint64_t full_count;   /* atomic, relaxed: sends refused with AETHER_EFULL */
 } aether_mailbox;
@@ -68,8 +72,14 @@ uint32_t aether_mailbox_send_batch_mpsc(aether_mailbox *mb, const aether_msg *ms
  * producer sent them. */
 uint32_t aether_mailbox_recv_sc(aether_mailbox *mb, aether_msg *out, uint32_t max);
 
-/* Any thread; exact only on the consumer thread, a snapshot elsewhere. */
+/* Any thread: messages reserved and not yet taken (committed or not);
+ * exact only on the consumer thread with no producer mid-send, a snapshot
+ * elsewhere. */
 uint32_t aether_mailbox_depth(const aether_mailbox *mb);
+
+/* Consumer thread only: true if the next message is committed, i.e. the
+ * next recv returns at least one. */
+bool aether_mailbox_ready_sc(const aether_mailbox *mb);
 
 /* Consumer side: messages producers have reserved (committed or not) and the
  * consumer has not taken: p_head - c_head. The scheduling handshake reads

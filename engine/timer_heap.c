@@ -156,7 +156,7 @@ uint32_t aether_timer_heap_fire_due(aether_timer_heap *h, uint64_t now_ns)
     while (h->n > 0 && h->v[0].deadline_ns <= now_ns) {
         aether_timer_entry e = h->v[0];
         remove_at(h, 0);
-        aether_status st = aether_actor_send(e.target, &e.msg);
+        aether_status st = aether_actor_try_send(e.target, &e.msg); /* actor.h, Timers */
         if (st == AETHER_ECLOSED)
             continue;
         if (st == AETHER_EFULL) {

@@ -115,8 +115,9 @@
  * NT_CMD_INFLIGHT_MAX of its messages and their answers are queued for the
  * actor (so a keep-alive or a heartbeat queues behind at most that many of
  * a flood's, a few ms); anything waits while the mailbox is full; a post
- * gives up after NT_IN_WAIT_MAX waits of NT_IN_WAIT_NS (1 s: the actor is
- * stuck, the message is dropped and logged). */
+ * stops waiting after NT_IN_WAIT_MAX waits of NT_IN_WAIT_NS (1 s: the
+ * actor is stuck) and lists the message in the actor's overflow list
+ * (engine/actor.h step 1b, counted) instead of dropping it. */
 #define NT_CMD_INFLIGHT_MAX 128u
 #define NT_IN_WAIT_NS 100000L
 #define NT_IN_WAIT_MAX 10000u
@@ -326,15 +327,22 @@ static void gate_drain(uint32_t *gate)
 }
 
 /* Any thread: posts msg to the actor unless the endpoint is being
- * destroyed (AETHER_ECLOSED). On failure the caller keeps msg->ptr. */
-static aether_status nt_post(nt *t, const aether_msg *msg)
+ * destroyed (AETHER_ECLOSED). ring_only: the ring alone (AETHER_EFULL when full,
+ * for a nats.c thread that waits, post_waiting); otherwise a full ring
+ * lists it in the actor's overflow list (engine/actor.h step 1b: a domain
+ * actor's call never waits and its delivery is never lost). On failure
+ * the caller keeps msg->ptr. */
+static aether_status nt_post_as(nt *t, const aether_msg *msg, bool ring_only)
 {
     __atomic_add_fetch(&t->post_gate, 1, __ATOMIC_SEQ_CST);
-    aether_status st = __atomic_load_n(&t->gone, __ATOMIC_SEQ_CST) ? AETHER_ECLOSED
-                                                                  : aether_actor_send(t->actor, msg);
+    aether_status st = AETHER_ECLOSED;
+    if (!__atomic_load_n(&t->gone, __ATOMIC_SEQ_CST))
+        st = ring_only ? aether_actor_try_send(t->actor, msg) : aether_actor_send(t->actor, msg);
     __atomic_sub_fetch(&t->post_gate, 1, __ATOMIC_SEQ_CST);
     return st;
 }
+
+static aether_status nt_post(nt *t, const aether_msg *msg) { return nt_post_as(t, msg, false); }
 
 static void note_dropped(nt *t, const char *what, aether_status st)
 {
@@ -475,11 +483,13 @@ static aether_status post_waiting(nt *t, const aether_msg *msg, nt_win win, bool
             nanosleep(&(struct timespec){.tv_nsec = NT_IN_WAIT_NS}, NULL);
             continue;
         }
-        st = nt_post(t, msg);
+        st = nt_post_as(t, msg, true);
         if (st != AETHER_EFULL)
             break;
         nanosleep(&(struct timespec){.tv_nsec = NT_IN_WAIT_NS}, NULL);
     }
+    if (st == AETHER_EFULL) /* waited NT_IN_WAIT_MAX: list it rather than lose it */
+        st = nt_post(t, msg);
     if (flood && st != AETHER_OK)
         cmd_inflight_add(t, -1);
     return st;

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -129,7 +130,7 @@ static void *produce(void *arg)
     for (uint64_t i = 0; i < PER_PRODUCER; i++) {
         aether_msg m = { .type = 1, .arg32 = p->id, .arg64 = i };
         aether_status st;
-        while ((st = aether_actor_send(p->a, &m)) == AETHER_EFULL) {
+        while ((st = aether_actor_try_send(p->a, &m)) == AETHER_EFULL) {
             p->full++;
             sched_yield();
         }
@@ -139,10 +140,10 @@ static void *produce(void *arg)
     return NULL;
 }
 
-/* PRODUCERS threads run produce (produce or produce_batches) into one
- * counting actor on 2 workers: every message handled once, in each
- * producer's order, never two runs of the actor at once, and every refusal
- * (EFULL) the producers saw counted by the actor. */
+/* PRODUCERS threads run produce (produce or produce_batches, both on the
+ * ring alone: try_send) into one counting actor on 2 workers: every message
+ * handled once, in each producer's order, never two runs of the actor at
+ * once, and every refusal (EFULL) the producers saw counted by the actor. */
 static void check_producers(void *(*produce_fn)(void *), uint32_t mailbox_capacity)
 {
     aether_executor *ex = start_pool(2);
@@ -177,7 +178,7 @@ static void test_multi_producer_order_and_exclusion(void)
     check_producers(produce, 1024);
 }
 
-/* aether_actor_send_batch: producers sending batches of varied length keep
+/* aether_actor_try_send_batch: producers sending batches of varied length keep
  * their order, the actor never runs twice at once, every refusal is counted,
  * and nothing is lost. */
 #define SEND_BATCH_MAX 40u
@@ -197,7 +198,7 @@ static void *produce_batches(void *arg)
         uint32_t done = 0;
         while (done < len) {
             uint32_t sent = 0;
-            aether_status st = aether_actor_send_batch(p->a, batch + done, len - done, &sent);
+            aether_status st = aether_actor_try_send_batch(p->a, batch + done, len - done, &sent);
             done += sent;
             if (st == AETHER_EFULL) {
                 p->full++;
@@ -228,25 +229,117 @@ static void test_send_batch_partial_wakes_and_closed(void)
     for (uint32_t i = 0; i < 10; i++)
         batch[i] = (aether_msg){ .type = 1, .arg32 = 0, .arg64 = i };
     uint32_t sent = 99;
-    CU_ASSERT_EQUAL(aether_actor_send_batch(a, batch, 0, &sent), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_actor_try_send_batch(a, batch, 0, &sent), AETHER_OK);
     CU_ASSERT_EQUAL(sent, 0);
-    CU_ASSERT_EQUAL(aether_actor_send_batch(a, batch, 10, &sent), AETHER_EFULL);
+    CU_ASSERT_EQUAL(aether_actor_try_send_batch(a, batch, 10, &sent), AETHER_EFULL);
     CU_ASSERT_EQUAL(sent, 7); /* capacity - 1 */
     CU_ASSERT_EQUAL(aether_actor_full_count(a), 1);
     /* The prefix scheduled the actor: started now, it handles all 7. */
     CU_ASSERT_EQUAL_FATAL(aether_pool_start(ex), AETHER_OK);
     CU_ASSERT(wait_u64(&s.handled, 7, 5000));
     sleep_ms(30); /* let the worker park */
-    CU_ASSERT_EQUAL(aether_actor_send_batch(a, batch + 7, 3, &sent), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_actor_try_send_batch(a, batch + 7, 3, &sent), AETHER_OK);
     CU_ASSERT_EQUAL(sent, 3);
     CU_ASSERT(wait_u64(&s.handled, 10, 5000));
     CU_ASSERT_EQUAL(s.order_errors, 0);
     CU_ASSERT_EQUAL(s.next[0], 10);
     aether_actor_close(a);
-    CU_ASSERT_EQUAL(aether_actor_send_batch(a, batch, 3, &sent), AETHER_ECLOSED);
+    CU_ASSERT_EQUAL(aether_actor_try_send_batch(a, batch, 3, &sent), AETHER_ECLOSED);
     CU_ASSERT_EQUAL(sent, 0);
     aether_pool_stop(ex);
     CU_ASSERT_EQUAL(s.handled, 10);
+    aether_actor_destroy(a);
+    aether_executor_destroy(ex);
+}
+
+/* No delivery is lost (actor.h step 1b, DESIGN 3): FLOOD_PRODUCERS threads
+ * send with aether_actor_send, never retrying, into a mailbox of 8 on 2
+ * workers; the handler pauses now and then so the ring fills and the
+ * overflow list takes over, while producers keep sending. Every message is
+ * handled once, in each producer's order, the actor never runs twice at
+ * once, no send is refused, and the full counter moved. */
+#define FLOOD_PRODUCERS 4
+#define FLOOD_PER_PRODUCER 50000u
+#define FLOOD_PAUSE_EVERY 8192u /* messages between handler pauses */
+
+typedef struct flood_state {
+    uint32_t inside;                    /* atomic: >1 would mean two runs at once */
+    uint64_t overlap;                   /* atomic */
+    uint64_t next[FLOOD_PRODUCERS];     /* actor-owned */
+    uint64_t order_errors;              /* actor-owned */
+    uint64_t handled;                   /* atomic, read by the test */
+} flood_state;
+
+static void flood_handle(void *state, aether_actor *self, const aether_msg *m)
+{
+    flood_state *s = state;
+    (void)self;
+    if (__atomic_add_fetch(&s->inside, 1, __ATOMIC_ACQ_REL) != 1)
+        __atomic_add_fetch(&s->overlap, 1, __ATOMIC_RELAXED);
+    if (m->arg32 >= FLOOD_PRODUCERS || m->arg64 != s->next[m->arg32])
+        s->order_errors++;
+    else
+        s->next[m->arg32]++;
+    uint64_t h = __atomic_load_n(&s->handled, __ATOMIC_RELAXED);
+    if (h % FLOOD_PAUSE_EVERY == 0)
+        sleep_ms(2); /* the producers fill the ring and the list meanwhile */
+    __atomic_sub_fetch(&s->inside, 1, __ATOMIC_ACQ_REL);
+    __atomic_add_fetch(&s->handled, 1, __ATOMIC_RELEASE);
+}
+
+typedef struct flood_prod {
+    aether_actor *a;
+    uint32_t id;
+    uint64_t refused;
+} flood_prod;
+
+static void *flood_produce(void *arg)
+{
+    flood_prod *p = arg;
+    for (uint64_t i = 0; i < FLOOD_PER_PRODUCER; i++) {
+        aether_msg m = { .type = 1, .arg32 = p->id, .arg64 = i };
+        if (aether_actor_send(p->a, &m) != AETHER_OK)
+            p->refused++;
+    }
+    return NULL;
+}
+
+static void test_full_mailbox_loses_nothing_mt(void)
+{
+    aether_executor *ex = start_pool(2);
+    flood_state s;
+    memset(&s, 0, sizeof(s));
+    aether_actor *a = NULL;
+    aether_actor_config ac = { .name = "flooded", .handle = flood_handle, .state = &s,
+                               .mailbox_capacity = 8, .batch_max = 16 };
+    CU_ASSERT_FATAL(aether_actor_create(ex, &ac, &a) == AETHER_OK);
+    pthread_t th[FLOOD_PRODUCERS];
+    flood_prod args[FLOOD_PRODUCERS];
+    for (uint32_t i = 0; i < FLOOD_PRODUCERS; i++) {
+        args[i] = (flood_prod){ a, i, 0 };
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, flood_produce, &args[i]), 0);
+    }
+    uint64_t refused = 0, peak = 0;
+    for (uint32_t i = 0; i < FLOOD_PRODUCERS; i++) {
+        uint64_t d = aether_actor_overflow_depth(a);
+        peak = d > peak ? d : peak;
+        pthread_join(th[i], NULL);
+        refused += args[i].refused;
+    }
+    const uint64_t total = (uint64_t)FLOOD_PRODUCERS * FLOOD_PER_PRODUCER;
+    CU_ASSERT(wait_u64(&s.handled, total, 60000));
+    aether_pool_stop(ex);
+    CU_ASSERT_EQUAL(refused, 0);
+    CU_ASSERT_EQUAL(s.handled, total);
+    CU_ASSERT_EQUAL(s.overlap, 0);
+    CU_ASSERT_EQUAL(s.order_errors, 0);
+    for (uint32_t i = 0; i < FLOOD_PRODUCERS; i++)
+        CU_ASSERT_EQUAL(s.next[i], FLOOD_PER_PRODUCER);
+    /* The 2 ms pauses against 4 unpaced producers: the ring of 7 was full. */
+    CU_ASSERT(aether_actor_full_count(a) > 0);
+    CU_ASSERT_EQUAL(aether_actor_refused_count(a), 0);
+    CU_ASSERT_EQUAL(aether_actor_overflow_depth(a), 0);
+    CU_ASSERT_EQUAL(aether_actor_processed(a), total);
     aether_actor_destroy(a);
     aether_executor_destroy(ex);
 }
@@ -314,13 +407,17 @@ static void test_full_mailbox_reported_to_sender(void)
     aether_msg m = { .type = 1, .arg32 = 99 };
     for (int i = 0; i < 3; i++)
         CU_ASSERT_EQUAL(aether_actor_send(a, &m), AETHER_OK);
-    CU_ASSERT_EQUAL(aether_actor_send(a, &m), AETHER_EFULL);
+    CU_ASSERT_EQUAL(aether_actor_try_send(a, &m), AETHER_EFULL); /* the ring alone */
     CU_ASSERT_EQUAL(aether_actor_full_count(a), 1);
+    CU_ASSERT_EQUAL(aether_actor_send(a, &m), AETHER_OK); /* listed (step 1b) */
+    CU_ASSERT_EQUAL(aether_actor_full_count(a), 2);
+    CU_ASSERT_EQUAL(aether_actor_overflow_depth(a), 1);
     /* Queued before start, handled after: nothing lost. */
     CU_ASSERT_EQUAL_FATAL(aether_pool_start(ex), AETHER_OK);
-    CU_ASSERT(wait_u64(&s.handled, 3, 5000));
+    CU_ASSERT(wait_u64(&s.handled, 4, 5000));
     aether_pool_stop(ex);
-    CU_ASSERT_EQUAL(s.handled, 3);
+    CU_ASSERT_EQUAL(s.handled, 4);
+    CU_ASSERT_EQUAL(aether_actor_overflow_depth(a), 0);
     aether_actor_destroy(a);
     aether_executor_destroy(ex);
 }
@@ -433,6 +530,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(send_batch_order_and_exclusion),
     AETHER_TEST(send_batch_partial_wakes_and_closed),
     AETHER_TEST(full_mailbox_reported_to_sender),
+    AETHER_TEST(full_mailbox_loses_nothing_mt),
     AETHER_TEST(timers_on_real_clock),
     AETHER_TEST(close_while_running),
     AETHER_TEST(close_waits_for_one_message_not_the_batch),

@@ -221,7 +221,7 @@ static void test_timer_retries_when_mailbox_full(void)
     CU_ASSERT_EQUAL_FATAL(aether_actor_create(ex, &ac, &a), AETHER_OK);
     aether_msg fill = { .type = 1, .arg64 = 100 };
     CU_ASSERT_EQUAL(aether_actor_send(a, &fill), AETHER_OK);       /* the one usable slot */
-    CU_ASSERT_EQUAL(aether_actor_send(a, &fill), AETHER_EFULL);
+    CU_ASSERT_EQUAL(aether_actor_try_send(a, &fill), AETHER_EFULL); /* the ring alone */
     aether_msg tm = { .type = 1, .arg64 = 5 };
     CU_ASSERT_EQUAL(aether_timer_start(a, 0, 0, &tm, NULL), AETHER_OK);
     /* The fire meets a full mailbox (fires before the actor runs), so it is
@@ -233,6 +233,267 @@ static void test_timer_retries_when_mailbox_full(void)
     CU_ASSERT_EQUAL(r.times[1], 1 * MS);
     CU_ASSERT_EQUAL(aether_actor_full_count(a), 2);
     aether_actor_destroy(a);
+    aether_executor_destroy(ex);
+}
+
+/* ---- No delivery is lost (actor.h step 1b, DESIGN 3) -------------------- */
+
+#define FLOOD_MSGS 1000u
+#define FLOOD_SENDERS 3u
+
+/* Records arg32 (the sender) and arg64 (its sequence number) of every
+ * message, and checks each sender's order as it goes. */
+typedef struct flood_sink {
+    uint64_t next[FLOOD_SENDERS];
+    uint64_t handled;
+    uint64_t order_errors;
+} flood_sink;
+
+static void flood_handle(void *state, aether_actor *self, const aether_msg *m)
+{
+    flood_sink *s = state;
+    (void)self;
+    if (m->arg32 >= FLOOD_SENDERS || m->arg64 != s->next[m->arg32])
+        s->order_errors++;
+    else
+        s->next[m->arg32]++;
+    s->handled++;
+}
+
+/* A relay actor: on message k (arg64) it sends FLOOD_MSGS / 10 messages
+ * to `to` as sender 1, from its handler, without ever waiting. */
+typedef struct relay {
+    aether_actor *to;
+    uint64_t seq;
+} relay;
+
+static void relay_handle(void *state, aether_actor *self, const aether_msg *m)
+{
+    relay *r = state;
+    (void)self;
+    (void)m;
+    for (uint32_t i = 0; i < FLOOD_MSGS / 10; i++) {
+        aether_msg f = { .type = 2, .arg32 = 1, .arg64 = r->seq++ };
+        CU_ASSERT_EQUAL(aether_actor_send(r->to, &f), AETHER_OK);
+    }
+}
+
+/* A mailbox of 4 (3 usable) flooded by the test thread (sender 0) and by
+ * another actor's handler (sender 1), interleaved, while the receiver runs
+ * now and then: every message arrives, once, in each sender's order; the
+ * counter and the gauge moved; one log line for the burst. The same seed
+ * gives the same delivery trace twice. */
+static uint64_t flood_once(uint64_t seed, uint64_t *full, uint64_t *overflow_peak)
+{
+    aether_executor *ex = new_exec(seed);
+    aether_metrics *m;
+    CU_ASSERT_EQUAL_FATAL(aether_metrics_create(&m), AETHER_OK);
+    trace t;
+    memset(&t, 0, sizeof(t));
+    t.hash = UINT64_C(14695981039346656037);
+    aether_step_set_trace(ex, trace_fn, &t);
+    flood_sink sink;
+    memset(&sink, 0, sizeof(sink));
+    aether_actor *rx, *rl;
+    aether_actor_config ac = { .name = "small", .handle = flood_handle, .state = &sink,
+                               .mailbox_capacity = 4, .metrics = m };
+    CU_ASSERT_EQUAL_FATAL(aether_actor_create(ex, &ac, &rx), AETHER_OK);
+    relay r = { .to = rx, .seq = 0 };
+    aether_actor_config rc = { .name = "relay", .handle = relay_handle, .state = &r };
+    CU_ASSERT_EQUAL_FATAL(aether_actor_create(ex, &rc, &rl), AETHER_OK);
+    *overflow_peak = 0;
+    for (uint64_t i = 0; i < FLOOD_MSGS; i++) {
+        aether_msg f = { .type = 1, .arg32 = 0, .arg64 = i };
+        CU_ASSERT_EQUAL(aether_actor_send(rx, &f), AETHER_OK);
+        if (i % 100 == 0) {
+            aether_msg go = { .type = 3 };
+            CU_ASSERT_EQUAL(aether_actor_send(rl, &go), AETHER_OK);
+        }
+        uint64_t d = aether_actor_overflow_depth(rx);
+        *overflow_peak = d > *overflow_peak ? d : *overflow_peak;
+        if (i % 97 == 0) /* let the receiver and the relay run a little */
+            aether_step_run_until(ex, aether_clock_now_ns(aether_executor_clock(ex)) + MS, 7);
+    }
+    aether_step_run_until_idle(ex, 100000);
+    CU_ASSERT_EQUAL(sink.handled, FLOOD_MSGS + FLOOD_MSGS);
+    CU_ASSERT_EQUAL(sink.next[0], FLOOD_MSGS);
+    CU_ASSERT_EQUAL(sink.next[1], FLOOD_MSGS);
+    CU_ASSERT_EQUAL(sink.order_errors, 0);
+    CU_ASSERT_EQUAL(aether_actor_overflow_depth(rx), 0);
+    CU_ASSERT_EQUAL(aether_actor_refused_count(rx), 0);
+    *full = aether_actor_full_count(rx);
+    int64_t v = -1;
+    CU_ASSERT_EQUAL(aether_metrics_read(m, "aether_mailbox_full_total", "actor=\"small\"", &v),
+                    AETHER_OK);
+    CU_ASSERT_EQUAL((uint64_t)v, *full);
+    aether_actor_destroy(rl);
+    aether_actor_destroy(rx);
+    aether_metrics_destroy(m);
+    aether_executor_destroy(ex);
+    return t.hash;
+}
+
+static void test_full_mailbox_loses_nothing(void)
+{
+    uint64_t full1, full2, peak1, peak2;
+    uint64_t h1 = flood_once(11, &full1, &peak1);
+    uint64_t h2 = flood_once(11, &full2, &peak2);
+    CU_ASSERT(full1 > FLOOD_MSGS / 2); /* the ring of 3 was full most of the time */
+    CU_ASSERT(peak1 > 3);
+    CU_ASSERT_EQUAL(h1, h2); /* deterministic on the step executor */
+    CU_ASSERT_EQUAL(full1, full2);
+    CU_ASSERT_EQUAL(peak1, peak2);
+}
+
+/* A payload that counts its frees. */
+typedef struct state_box {
+    aether_ref ref;
+    uint64_t version;
+} state_box;
+
+static uint32_t boxes_freed;
+
+static void state_box_free(aether_ref *r)
+{
+    boxes_freed++;
+    free(r);
+}
+
+static uint32_t dropped;
+
+static void count_drop(void *state, const aether_msg *m)
+{
+    (void)state;
+    CU_ASSERT_PTR_EQUAL(m->ptr, &dropped);
+    dropped++;
+}
+
+/* Past overflow_max a send is refused (and counted): the memory bound; the
+ * messages already listed still arrive in order. try_send never lists. */
+static void test_overflow_bound_refuses(void)
+{
+    aether_executor *ex = new_exec(12);
+    flood_sink sink;
+    memset(&sink, 0, sizeof(sink));
+    aether_actor *a;
+    aether_actor_config ac = { .name = "bounded", .handle = flood_handle, .state = &sink,
+                               .drop = count_drop, .mailbox_capacity = 2, .overflow_max = 3 };
+    CU_ASSERT_EQUAL_FATAL(aether_actor_create(ex, &ac, &a), AETHER_OK);
+    aether_msg f = { .type = 1, .arg32 = 0 };
+    for (f.arg64 = 0; f.arg64 < 4; f.arg64++) /* 1 in the ring, 3 listed */
+        CU_ASSERT_EQUAL(aether_actor_send(a, &f), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_actor_send(a, &f), AETHER_EFULL);
+    CU_ASSERT_EQUAL(aether_actor_try_send(a, &f), AETHER_EFULL);
+    CU_ASSERT_EQUAL(aether_actor_overflow_depth(a), 3);
+    CU_ASSERT_EQUAL(aether_actor_refused_count(a), 1);
+    CU_ASSERT_EQUAL(aether_actor_full_count(a), 4); /* 3 listed + the try_send */
+    aether_step_run_until_idle(ex, 1000);
+    CU_ASSERT_EQUAL(sink.handled, 4);
+    CU_ASSERT_EQUAL(sink.order_errors, 0);
+    /* Drained: the ring takes sends again, try_send too. */
+    CU_ASSERT_EQUAL(aether_actor_try_send(a, &f), AETHER_OK);
+    aether_step_run_until_idle(ex, 1000);
+    CU_ASSERT_EQUAL(sink.handled, 5);
+    CU_ASSERT_EQUAL(sink.order_errors, 0);
+    /* Destroyed with messages in the ring and in the list: every payload
+     * is dropped once (the drop function, or the reference). */
+    dropped = 0;
+    boxes_freed = 0;
+    for (uint32_t i = 0; i < 3; i++) {
+        aether_msg owned = { .type = 1, .arg32 = 0, .arg64 = 5 + i, .ptr = &dropped };
+        CU_ASSERT_EQUAL(aether_actor_send(a, &owned), AETHER_OK);
+    }
+    state_box *b = malloc(sizeof(*b));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    aether_ref_init(&b->ref, state_box_free);
+    aether_msg ref = { .type = 1, .flags = AETHER_MSG_REF, .ptr = &b->ref };
+    CU_ASSERT_EQUAL(aether_actor_send(a, &ref), AETHER_OK); /* takes our reference */
+    CU_ASSERT_EQUAL(aether_actor_overflow_depth(a), 3);
+    aether_actor_destroy(a);
+    CU_ASSERT_EQUAL(dropped, 3);
+    CU_ASSERT_EQUAL(boxes_freed, 1);
+    aether_executor_destroy(ex);
+}
+
+typedef struct latest_rx {
+    aether_latest slot;
+    uint64_t wakes;
+    uint64_t empty_wakes;
+    uint64_t seen[8];
+    uint32_t n;
+} latest_rx;
+
+static void latest_handle(void *state, aether_actor *self, const aether_msg *m)
+{
+    latest_rx *rx = state;
+    (void)self;
+    (void)m;
+    rx->wakes++;
+    aether_ref *r = aether_latest_take(&rx->slot);
+    if (r == NULL) {
+        rx->empty_wakes++;
+        return;
+    }
+    if (rx->n < 8)
+        rx->seen[rx->n++] = ((state_box *)r)->version;
+    aether_ref_release(r);
+}
+
+static void post_version(latest_rx *rx, aether_actor *a, uint64_t version)
+{
+    state_box *b = malloc(sizeof(*b));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    aether_ref_init(&b->ref, state_box_free);
+    b->version = version;
+    aether_msg wake = { .type = 9 };
+    CU_ASSERT_EQUAL(aether_latest_post(&rx->slot, a, &b->ref, &wake), AETHER_OK);
+}
+
+/* State supersedes state: 100 posts to a mailbox of 2 while the receiver
+ * does not run make one wake-up, the newest value is taken, the 99 others
+ * are freed and counted; a later post wakes it again. */
+static void test_latest_coalesces_state(void)
+{
+    aether_executor *ex = new_exec(13);
+    aether_metrics *m;
+    CU_ASSERT_EQUAL_FATAL(aether_metrics_create(&m), AETHER_OK);
+    latest_rx rx;
+    memset(&rx, 0, sizeof(rx));
+    aether_latest_init(&rx.slot, aether_metrics_counter(m, "aether_mailbox_coalesced_total",
+                                                        "States superseded before taken.",
+                                                        "actor=\"rx\""));
+    boxes_freed = 0;
+    aether_actor *a;
+    aether_actor_config ac = { .name = "rx", .handle = latest_handle, .state = &rx,
+                               .mailbox_capacity = 2 };
+    CU_ASSERT_EQUAL_FATAL(aether_actor_create(ex, &ac, &a), AETHER_OK);
+    for (uint64_t v = 1; v <= 100; v++)
+        post_version(&rx, a, v);
+    CU_ASSERT_EQUAL(aether_actor_depth(a), 1);
+    CU_ASSERT_EQUAL(aether_actor_full_count(a), 0); /* nothing queued behind the wake-up */
+    CU_ASSERT_EQUAL(boxes_freed, 99);
+    CU_ASSERT_EQUAL(aether_latest_superseded(&rx.slot), 99);
+    int64_t v = -1;
+    CU_ASSERT_EQUAL(aether_metrics_read(m, "aether_mailbox_coalesced_total", "actor=\"rx\"", &v),
+                    AETHER_OK);
+    CU_ASSERT_EQUAL(v, 99);
+    aether_step_run_until_idle(ex, 100);
+    CU_ASSERT_EQUAL(rx.wakes, 1);
+    CU_ASSERT_EQUAL_FATAL(rx.n, 1);
+    CU_ASSERT_EQUAL(rx.seen[0], 100);
+    CU_ASSERT_EQUAL(boxes_freed, 100);
+    post_version(&rx, a, 101);
+    aether_step_run_until_idle(ex, 100);
+    CU_ASSERT_EQUAL(rx.wakes, 2);
+    CU_ASSERT_EQUAL_FATAL(rx.n, 2);
+    CU_ASSERT_EQUAL(rx.seen[1], 101);
+    CU_ASSERT_EQUAL(rx.empty_wakes, 0);
+    /* A value left at shutdown is freed by fini. */
+    post_version(&rx, a, 102);
+    aether_actor_destroy(a);
+    aether_latest_fini(&rx.slot);
+    CU_ASSERT_EQUAL(boxes_freed, 102);
+    aether_metrics_destroy(m);
     aether_executor_destroy(ex);
 }
 
@@ -303,22 +564,31 @@ static void test_actor_metrics_outlive_actor(void)
     CU_ASSERT_EQUAL_FATAL(aether_actor_create(ex, &ac, &a), AETHER_OK);
     aether_msg msg = { .type = 1 };
     CU_ASSERT_EQUAL(aether_actor_send(a, &msg), AETHER_OK);
-    CU_ASSERT_EQUAL(aether_actor_send(a, &msg), AETHER_EFULL);
+    CU_ASSERT_EQUAL(aether_actor_send(a, &msg), AETHER_OK); /* the ring is full: listed */
     const char *labels = "actor=\"metered\",node=\"n1\"";
     int64_t v = -1;
     CU_ASSERT_EQUAL(aether_metrics_read(m, "aether_mailbox_depth", labels, &v), AETHER_OK);
+    CU_ASSERT_EQUAL(v, 1);
+    CU_ASSERT_EQUAL(aether_metrics_read(m, "aether_mailbox_overflow_depth", labels, &v), AETHER_OK);
     CU_ASSERT_EQUAL(v, 1);
     CU_ASSERT_EQUAL(aether_metrics_read(m, "aether_mailbox_full_total", labels, &v), AETHER_OK);
     CU_ASSERT_EQUAL(v, 1);
     aether_step_run_until_idle(ex, 10);
     CU_ASSERT_EQUAL(aether_metrics_read(m, "aether_actor_messages_total", labels, &v), AETHER_OK);
-    CU_ASSERT_EQUAL(v, 1);
+    CU_ASSERT_EQUAL(v, 2);
+    CU_ASSERT_EQUAL(aether_metrics_read(m, "aether_mailbox_overflow_depth", labels, &v), AETHER_OK);
+    CU_ASSERT_EQUAL(v, 0);
+    CU_ASSERT_EQUAL(aether_metrics_read(m, "aether_mailbox_overflow_refused_total", labels, &v),
+                    AETHER_OK);
+    CU_ASSERT_EQUAL(v, 0);
     aether_actor_destroy(a);
     /* The depth gauge no longer calls into the freed actor. */
     char *text = NULL;
     size_t len = 0;
     CU_ASSERT_EQUAL(aether_metrics_render_prometheus(m, &text, &len), AETHER_OK);
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "aether_mailbox_depth{actor=\"metered\",node=\"n1\"} 0"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(text, "aether_mailbox_overflow_depth{actor=\"metered\",node=\"n1\"} 0"));
     free(text);
     aether_metrics_destroy(m);
     aether_executor_destroy(ex);
@@ -384,6 +654,9 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(timers_on_simulated_clock),
     AETHER_TEST(equal_deadlines_fire_in_creation_order),
     AETHER_TEST(timer_retries_when_mailbox_full),
+    AETHER_TEST(full_mailbox_loses_nothing),
+    AETHER_TEST(overflow_bound_refuses),
+    AETHER_TEST(latest_coalesces_state),
     AETHER_TEST(run_until_respects_max_steps),
     AETHER_TEST(close_refuses_and_destroy_drops),
     CU_TEST_INFO_NULL,
