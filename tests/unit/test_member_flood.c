@@ -5,9 +5,9 @@
  * simulated cluster (tests layer).
  *
  * Three members with the smallest mailbox the configuration allows (64)
- * bootstrap 1024 shards: the leader publishes one ShardAssigned per shard,
- * and every member's bus fans each one out to its cluster actor, whose ring
- * of 63 overflows. Before the overflow list, those deliveries were refused
+ * bootstrap 65 536 shards: the leader publishes 64 ShardAssigned batches
+ * (1024 shards each) in one burst, and every member's bus fans each one
+ * out to its cluster actor, whose ring of 63 overflows (19 full sends). Before the overflow list, those deliveries were refused
  * ("N local deliveries of ShardAssigned failed") and the events lost; now
  * every one arrives: no bus delivery fails, the cluster settles, and the
  * mailbox_full counter says the overflow list was used.
@@ -20,7 +20,7 @@
 #include "metrics.h"
 #include "sim_cluster.h"
 
-#define FLOOD_SHARDS 1024u
+#define FLOOD_SHARDS 65536u
 #define FLOOD_NODES 3u
 #define FLOOD_SETTLE_MS 5000u
 
