@@ -79,10 +79,10 @@ static uint64_t all_reached(const pcluster *c, uint64_t version, uint64_t since)
     return last;
 }
 
-/* Pumps until done() says so, PCL_STEP_LIMIT_MS pass or interrupted. */
+/* Pumps until done() says so, c->step_limit_ms pass or interrupted. */
 static bool wait_step(pcluster *c, uint64_t t0)
 {
-    if (pcl_interrupted() || c->unexpected_exits > 0 || pcl_now_us() - t0 > PCL_STEP_LIMIT_MS * 1000ull)
+    if (pcl_interrupted() || c->unexpected_exits > 0 || pcl_now_us() - t0 > c->step_limit_ms * 1000ull)
         return false;
     pcl_pump(c, 5);
     return true;
@@ -102,7 +102,7 @@ static bool e2e_join(e2e_run *r, uint32_t j)
     char why[160] = "";
     if (!pcl_pace(c, r->def.brake_window_ms, r->def.brake_max_offline ? r->def.brake_max_offline
                                                                       : (c->n_nodes - 1u) / 3u) ||
-        !pcl_wait_settled(c, PCL_SETTLE_QUIET_MS, PCL_SETTLE_LIMIT_MS, why, sizeof(why))) {
+        !pcl_wait_settled(c, PCL_SETTLE_QUIET_MS, c->settle_limit_ms, why, sizeof(why))) {
         fprintf(stderr, "aether-bench: e2e: not settled before a join: %s\n", why);
         return false;
     }
@@ -116,7 +116,7 @@ static bool e2e_join(e2e_run *r, uint32_t j)
      * may move them. */
     uint64_t t_joined = 0, t_started = 0, from_version = 0, t_completed = 0, last_version = 0;
     uint64_t t_first = 0, t_final = 0;
-    while (wait_step(c, t0)) { /* bounded: PCL_STEP_LIMIT_MS */
+    while (wait_step(c, t0)) { /* bounded: c->step_limit_ms */
         const pcl_rec *e;
         if (t_joined == 0 && (e = pcl_first_event(c, t_spawn, "NodeJoined", id, -1)) != NULL)
             t_joined = e->us;
@@ -157,13 +157,13 @@ static bool e2e_join(e2e_run *r, uint32_t j)
                 t_joined == 0 ? "no NodeJoined" : t_started == 0 ? "no RebalanceStarted"
                                                   : t_first == 0  ? "first map not on every node"
                                                                   : "last map not on every node",
-                PCL_STEP_LIMIT_MS);
+                c->step_limit_ms);
 
     /* Drain it: SIGTERM, exit 0, a settled cluster without it. */
     uint64_t t_term = pcl_signal(c, j, SIGTERM);
-    if (!pcl_wait_exit(c, j, PCL_EXIT_LIMIT_MS)) {
+    if (!pcl_wait_exit(c, j, c->exit_limit_ms)) {
         fprintf(stderr, "aether-bench: e2e: %s still running %u ms after SIGTERM; killing it\n", id,
-                PCL_EXIT_LIMIT_MS);
+                c->exit_limit_ms);
         pcl_signal(c, j, SIGKILL);
         r->exit_bad++;
     } else if (!WIFEXITED(c->nodes[j].last_status) || WEXITSTATUS(c->nodes[j].last_status) != 0) {
@@ -171,7 +171,7 @@ static bool e2e_join(e2e_run *r, uint32_t j)
     }
     const pcl_rec *left = pcl_first_event(c, t_term, "NodeLeft", id, -1);
     pcl_note_offline(c, left != NULL ? left->us : pcl_now_us());
-    if (!pcl_wait_settled(c, PCL_SETTLE_QUIET_MS, PCL_SETTLE_LIMIT_MS, why, sizeof(why))) {
+    if (!pcl_wait_settled(c, PCL_SETTLE_QUIET_MS, c->settle_limit_ms, why, sizeof(why))) {
         fprintf(stderr, "aether-bench: e2e: not settled after %s left: %s\n", id, why);
         return false;
     }
@@ -272,7 +272,7 @@ int bench_e2e_main(const bench_opts *oin)
     pcl_report_health(&o, "e2e", &r->c);
     if (r->exit_bad > 0)
         bench_report_note(&o, "%u drained node(s) did not exit 0 within %u ms", r->exit_bad,
-                          PCL_EXIT_LIMIT_MS);
+                          r->c.exit_limit_ms);
     bench_report_note(&o, "1-minute load average at the end: %.2f (nats-server and %u nodes share %ld cores)",
                       bench_load_average(), o.nodes + 1u, sysconf(_SC_NPROCESSORS_ONLN));
     if (r->c.lines_bad > 0 || r->c.lines_overlong > 0)

@@ -83,18 +83,18 @@ static void fo_add(fo_series *s, double ms)
 
 static double us_to_ms(uint64_t us) { return (double)us / 1000.0; }
 
-/* Waits until pred(r, arg) gives a time (non-zero) or PCL_STEP_LIMIT_MS pass. */
+/* Waits until pred(r, arg) gives a time (non-zero) or r->c.step_limit_ms pass. */
 typedef uint64_t (*fo_probe)(fo_run *r, const void *arg);
 
 static uint64_t fo_wait(fo_run *r, fo_probe probe, const void *arg)
 {
     uint64_t t0 = pcl_now_us();
-    for (;;) { /* bounded: PCL_STEP_LIMIT_MS */
+    for (;;) { /* bounded: r->c.step_limit_ms */
         uint64_t t = probe(r, arg);
         if (t != 0)
             return t;
         if (pcl_interrupted() || r->c.unexpected_exits > 0 ||
-            pcl_now_us() - t0 > PCL_STEP_LIMIT_MS * 1000ull)
+            pcl_now_us() - t0 > (uint64_t)r->c.step_limit_ms * 1000ull)
             return 0;
         pcl_pump(&r->c, 5);
     }
@@ -167,9 +167,9 @@ static uint64_t probe_all_map(fo_run *r, const void *varg)
 static bool fo_settled_leader(fo_run *r, int *leader)
 {
     char why[160] = "";
-    if (!pcl_wait_settled(&r->c, PCL_SETTLE_QUIET_MS, PCL_SETTLE_LIMIT_MS, why, sizeof(why))) {
+    if (!pcl_wait_settled(&r->c, PCL_SETTLE_QUIET_MS, r->c.settle_limit_ms, why, sizeof(why))) {
         fprintf(stderr, "aether-bench: failover: cluster not settled within %u ms: %s\n",
-                PCL_SETTLE_LIMIT_MS, why);
+                r->c.settle_limit_ms, why);
         return false;
     }
     *leader = pcl_leader(&r->c);
@@ -255,7 +255,7 @@ static bool fo_resign(fo_run *r)
     /* The survivors: every live node but L (L stays live while it drains). */
     new_leader_arg a = { .old = victim->id, .min_term = term + 1, .since = t_term };
     uint64_t t_all = 0, t0 = pcl_now_us();
-    for (;;) { /* bounded: PCL_STEP_LIMIT_MS */
+    for (;;) { /* bounded: r->c.step_limit_ms */
         uint64_t last = 0;
         bool all = true;
         for (uint32_t i = 0; i < r->c.n_nodes && all; i++) {
@@ -272,7 +272,7 @@ static bool fo_resign(fo_run *r)
             break;
         }
         if (pcl_interrupted() || r->c.unexpected_exits > 0 ||
-            pcl_now_us() - t0 > PCL_STEP_LIMIT_MS * 1000ull)
+            pcl_now_us() - t0 > (uint64_t)r->c.step_limit_ms * 1000ull)
             break;
         pcl_pump(&r->c, 5);
     }
@@ -287,9 +287,9 @@ static bool fo_resign(fo_run *r)
         else
             r->resign_not_first++;
     }
-    if (!pcl_wait_exit(&r->c, (uint32_t)L, PCL_EXIT_LIMIT_MS)) {
+    if (!pcl_wait_exit(&r->c, (uint32_t)L, r->c.exit_limit_ms)) {
         fprintf(stderr, "aether-bench: failover: %s still running %u ms after SIGTERM; killing it\n",
-                victim->id, PCL_EXIT_LIMIT_MS);
+                victim->id, r->c.exit_limit_ms);
         pcl_signal(&r->c, (uint32_t)L, SIGKILL);
         r->resign_exit_bad++;
     } else if (!WIFEXITED(victim->last_status) || WEXITSTATUS(victim->last_status) != 0) {
@@ -401,7 +401,7 @@ int bench_failover_main(const bench_opts *oin)
                               "daemon did not resign the lease before leaving", r->resign_not_first);
     if (r->resign_exit_bad > 0)
         bench_report_note(&o, "%u SIGTERM'd leader(s) did not exit 0 within %u ms", r->resign_exit_bad,
-                          PCL_EXIT_LIMIT_MS);
+                          r->c.exit_limit_ms);
     bench_report_note(&o, "1-minute load average at the end: %.2f (nats-server and %u nodes share %ld cores)",
                       bench_load_average(), o.nodes, sysconf(_SC_NPROCESSORS_ONLN));
     if (r->c.lines_bad > 0 || r->c.lines_overlong > 0)

@@ -178,6 +178,10 @@ bool pcl_setup(pcluster *c, const char *tag, uint32_t shards, uint32_t replicati
         c->nodes[i].fd = -1;
     c->shards = shards;
     c->replication = replication;
+    uint32_t grow = shards / 1024u * PCL_LIMIT_MS_PER_1024_SHARDS;
+    c->step_limit_ms = grow > PCL_STEP_LIMIT_MS ? grow : PCL_STEP_LIMIT_MS;
+    c->settle_limit_ms = grow > PCL_SETTLE_LIMIT_MS ? grow : PCL_SETTLE_LIMIT_MS;
+    c->exit_limit_ms = grow > PCL_EXIT_LIMIT_MS ? grow : PCL_EXIT_LIMIT_MS;
     snprintf(c->cluster, sizeof(c->cluster), "bench");
     c->keep_logs = getenv("AETHER_KEEP_LOGS") != NULL && getenv("AETHER_KEEP_LOGS")[0] != '\0';
     pcl_active = c;
@@ -698,7 +702,7 @@ bool pcl_bootstrap(pcluster *c, unsigned n, const char *prefix)
             c->boot_spawn_us = c->nodes[i].spawned_us;
     }
     char why[160] = "";
-    bool ok = pcl_wait_settled(c, PCL_SETTLE_QUIET_MS, PCL_SETTLE_LIMIT_MS, why, sizeof(why));
+    bool ok = pcl_wait_settled(c, PCL_SETTLE_QUIET_MS, c->settle_limit_ms, why, sizeof(why));
     uint64_t all = 0, last = 0;
     for (uint32_t i = 0; i < c->n_nodes; i++) {
         uint64_t t = pcl_map_reached(c, i, 1, c->boot_spawn_us);
@@ -717,7 +721,7 @@ bool pcl_bootstrap(pcluster *c, unsigned n, const char *prefix)
     c->boot_elected_us = el != NULL ? el->us : 0;
     if (!ok) {
         fprintf(stderr, "aether-bench: %u nodes did not settle within %u ms: %s\n", n,
-                PCL_SETTLE_LIMIT_MS, why);
+                c->settle_limit_ms, why);
         return false;
     }
     return true;
@@ -732,17 +736,17 @@ bool pcl_rejoin(pcluster *c, uint32_t i)
     uint64_t t0 = c->nodes[i].spawned_us;
     while (pcl_first_event(c, t0, "NodeJoined", c->nodes[i].id, -1) == NULL) { /* bounded */
         if (pcl_interrupted() || c->unexpected_exits > 0 ||
-            pcl_now_us() - t0 > PCL_STEP_LIMIT_MS * 1000ull) {
+            pcl_now_us() - t0 > c->step_limit_ms * 1000ull) {
             fprintf(stderr, "aether-bench: %s restarted but no NodeJoined for it within %u ms\n",
-                    c->nodes[i].id, PCL_STEP_LIMIT_MS);
+                    c->nodes[i].id, c->step_limit_ms);
             return false;
         }
         pcl_pump(c, 10);
     }
     char why[160] = "";
-    if (!pcl_wait_settled(c, PCL_SETTLE_QUIET_MS, PCL_SETTLE_LIMIT_MS, why, sizeof(why))) {
+    if (!pcl_wait_settled(c, PCL_SETTLE_QUIET_MS, c->settle_limit_ms, why, sizeof(why))) {
         fprintf(stderr, "aether-bench: no settled cluster within %u ms after %s rejoined: %s\n",
-                PCL_SETTLE_LIMIT_MS, c->nodes[i].id, why);
+                c->settle_limit_ms, c->nodes[i].id, why);
         return false;
     }
     return true;

@@ -104,6 +104,9 @@ typedef struct pcluster {
     char cluster[32];
     uint32_t shards;
     uint32_t replication;         /* every node's --replication; 0 = the node's default */
+    uint32_t step_limit_ms;       /* PCL_STEP_LIMIT_MS, or more at many shards (pcl_setup) */
+    uint32_t settle_limit_ms;     /* PCL_SETTLE_LIMIT_MS, likewise */
+    uint32_t exit_limit_ms;       /* PCL_EXIT_LIMIT_MS, likewise (a drain hands off too) */
     bool keep_logs;
     pcl_node nodes[PCL_NODES_MAX];
     uint32_t n_nodes;
@@ -259,8 +262,12 @@ uint64_t pcl_leader_seen(const pcluster *c, uint32_t i, const char *not_leader, 
 /* ---- steps the benches share --------------------------------------------- */
 
 #define PCL_SETTLE_QUIET_MS 500u   /* > debounce + a few handoff batches */
-#define PCL_SETTLE_LIMIT_MS 30000u
-#define PCL_STEP_LIMIT_MS 10000u   /* one awaited reaction (election, failure, map) */
+#define PCL_SETTLE_LIMIT_MS 30000u /* up to 1024 shards; pcluster.settle_limit_ms */
+#define PCL_STEP_LIMIT_MS 10000u   /* one awaited reaction (election, failure, map), up to 1024
+                                      shards; pcluster.step_limit_ms */
+#define PCL_LIMIT_MS_PER_1024_SHARDS 1000u /* above 1024 shards both grow by this: a join's
+                                      rebalance hands off shards / (nodes + 1), 64 at a time;
+                                      at 65 536 x R3 over 21 nodes it outlasted 10 s) */
 #define PCL_EXIT_LIMIT_MS 20000u   /* a SIGTERM'd node drains at most handoff + 2 s */
 #define PCL_PACE_MARGIN_MS 1000u
 
