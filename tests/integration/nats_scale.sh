@@ -41,7 +41,7 @@ set -u
 it_setup scale "${1:-}"
 it_need_helpers
 
-SHARDS=65536
+SHARDS=${SCALE_SHARDS:-65536} # SCALE_SHARDS: a smaller run of the same steps, by hand
 SCALE_STEP_MS=${SCALE_STEP_MS:-25000}
 LOG_TAIL_LINES=10
 CTL_BIN=$(dirname "$NODE_BIN")/aetherctl
@@ -49,11 +49,14 @@ CTL_BIN=$(dirname "$NODE_BIN")/aetherctl
 command -v python3 >/dev/null || fail "python3 is needed to read aetherctl's JSON"
 command -v curl >/dev/null || fail "curl is needed to scrape /metrics"
 
-# ctl ARGS...: aetherctl without the tests' AETHER_* variables, stdout in
-# $WORK/ctl.out; `timeout` is a backstop (aetherctl bounds itself).
+# ctl COMMAND ARGS...: aetherctl COMMAND on this cluster without the tests'
+# AETHER_* variables, stdout in $WORK/ctl.out; `timeout` is a backstop
+# (aetherctl bounds itself).
 ctl() {
+    local cmd=$1
+    shift
     it_clean_env
-    env "${CLEAN_ENV[@]}" timeout -s KILL 30 "$CTL_BIN" --nats "$URL" --cluster "$CLUSTER" "$@" \
+    env "${CLEAN_ENV[@]}" timeout -s KILL 30 "$CTL_BIN" "$cmd" --nats "$URL" --cluster "$CLUSTER" "$@" \
         >"$WORK/ctl.out" 2>"$WORK/ctl.err"
 }
 
@@ -88,7 +91,7 @@ EOF
         mv=$(value "$id" aether_map_version)
         [[ "$mv" == "$v" ]] || fail "$step: $id serves map v$mv, the stored map is v$v"
     done
-    echo "$step: stored map v$v (aetherctl shards): $# live nodes own its 65536 primaries; every node on v$v, 65536 served once, none fenced"
+    echo "$step: stored map v$v (aetherctl shards): $# live nodes own its $SHARDS primaries; every node on v$v, $SHARDS served once, none fenced"
 }
 
 # timed_settled STEP ID...: wait_settled within SCALE_STEP_MS, printing how long.
