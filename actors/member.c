@@ -4,6 +4,7 @@
  * fan-out of events (actors layer). See member.h and member_internal.h.
  */
 #include "member_internal.h"
+#include "member_store_internal.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -1079,12 +1080,6 @@ static const char *log_subject(const aether_msg *msg, const char **field)
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
-static void plain_drop(void *state, const aether_msg *msg)
-{
-    (void)state;
-    free(msg->ptr);
-}
-
 const aether_shardmap_slot *aether_member_slot(const aether_member *m) { return &m->slot; }
 const aether_node_id *aether_member_id(const aether_member *m) { return &m->cfg.node; }
 
@@ -1234,7 +1229,7 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
         goto fail;
     }
     if ((st = member_cluster_init(m)) != AETHER_OK || (st = member_lease_init(m)) != AETHER_OK ||
-        (st = member_assign_init(m)) != AETHER_OK)
+        (st = member_assign_init(m)) != AETHER_OK || (st = member_store_init(m)) != AETHER_OK)
         goto fail;
 
     const struct {
@@ -1243,15 +1238,24 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
         aether_actor_drop_fn drop;
         void *state;
         aether_actor **slot;
+        aether_executor *ex;
+        uint32_t mailbox;
     } actors[] = {
-        { "cluster", member_cluster_handle, member_cluster_drop, m, &m->cluster },
-        { "lease", member_lease_handle, plain_drop, m, &m->lease },
-        { "assign", member_assign_handle, member_assign_drop, m, &m->assign },
+        { "cluster", member_cluster_handle, member_cluster_drop, m, &m->cluster, deps->executor,
+          m->cfg.mailbox_capacity },
+        { "lease", member_lease_handle, member_lease_drop, m, &m->lease, deps->executor,
+          m->cfg.mailbox_capacity },
+        { "assign", member_assign_handle, member_assign_drop, m, &m->assign, deps->executor,
+          m->cfg.mailbox_capacity },
+        /* The one actor that waits on the stores (member_store_internal.h):
+         * on the I/O executor when the embedder gives one. */
+        { "store", member_store_handle, member_store_drop, m, &m->store,
+          deps->io_executor != NULL ? deps->io_executor : deps->executor, MEMBER_STORE_MAILBOX },
     };
     for (size_t i = 0; i < sizeof(actors) / sizeof(actors[0]); i++) {
         aether_actor_config ac = {
             .name = actors[i].name,
-            .mailbox_capacity = m->cfg.mailbox_capacity,
+            .mailbox_capacity = actors[i].mailbox,
             .handle = actors[i].handle,
             .drop = actors[i].drop,
             .state = actors[i].state,
@@ -1260,7 +1264,7 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
             .log_context = &m->log_ctx,
             .log_subject = log_subject,
         };
-        st = aether_actor_create(deps->executor, &ac, actors[i].slot);
+        st = aether_actor_create(actors[i].ex, &ac, actors[i].slot);
         if (st != AETHER_OK) {
             aether_err_set(err, st, "cannot create the %s actor", actors[i].name);
             goto fail;
@@ -1353,6 +1357,10 @@ void aether_member_stop(aether_member *m)
         aether_actor_close(m->lease);
     if (m->assign)
         aether_actor_close(m->assign);
+    /* Last: a request it is running (a store call, up to the store's
+     * timeout) completes to a closed requester and is freed. */
+    if (m->store)
+        aether_actor_close(m->store);
     __atomic_store_n(&m->leading_term, AETHER_TERM_NONE, __ATOMIC_RELEASE);
 }
 
@@ -1367,7 +1375,9 @@ void aether_member_destroy(aether_member *m)
     aether_actor_destroy(m->cluster);
     aether_actor_destroy(m->lease);
     aether_actor_destroy(m->assign);
+    aether_actor_destroy(m->store);
     member_map_hint_free(__atomic_exchange_n(&m->map_hint, NULL, __ATOMIC_SEQ_CST));
+    member_store_fini(m);
     member_assign_fini(m);
     member_lease_fini(m);
     member_cluster_fini(m);

@@ -75,6 +75,11 @@ typedef struct aether_member_callbacks {
 
 typedef struct aether_member_deps {
     aether_executor *executor;    /* runs the member's actors; required */
+    aether_executor *io_executor; /* optional: runs the member's store actor, the one actor
+                                     that waits on the KV stores (a JetStream round trip per
+                                     call on NATS): a pool of its own, so no worker that runs
+                                     the domain actors waits on I/O. NULL = `executor` (the
+                                     step executor, in-memory stores) */
     aether_transport *transport;  /* this node's endpoint; bound by start, unbound by stop */
     aether_kv *lease_store;       /* TTL = lease_ttl_ms; shared by the cluster */
     aether_kv *state_store;       /* no TTL; shared by the cluster */

@@ -4,7 +4,7 @@
  * private to member*.c).
  *
  * DESIGN
- * One member = three actors + a local bus + a routing slot:
+ * One member = three domain actors + the store actor + a local bus + a routing slot:
  *  - cluster (member_cluster.c): the Cluster aggregate. Every node applies
  *    topology events; the leader also decides commands, records heartbeats
  *    and declares silent nodes failed. It also calls the embedder's on_event
@@ -14,6 +14,14 @@
  *  - assign (member_assign.c): ShardAssignment. The leader computes maps and
  *    runs handoffs; every node applies maps, serves its shards and fences
  *    itself when it loses the leader.
+ *  - store (member_store.c, member_store_internal.h): no aggregate; the one
+ *    actor that waits on the KV stores. The others send it requests (copies
+ *    of every input) and get each back as MSG_STORE_DONE. On deps.io_executor
+ *    when given (production), else on the member's executor. The lease
+ *    actor's calls all go through it; the assign and cluster actors' map and
+ *    topology reads and writes (member_state_put/get, the fence writes of
+ *    member_cluster.c) are still made in their handlers (issue 14, item 1,
+ *    phases 2 and 3): the two commit points below argue that flow.
  * Events reach the actors through the member's bus, from two sources: the
  * transport (other nodes' events; echoes of our own are dropped) and
  * member_emit (this node's events, stamped first). Stale terms are dropped
@@ -175,6 +183,10 @@ enum {
     MSG_SUPERSEDED,      /* lease, assign: this process is superseded (member_cluster.c):
                             stop at once; arg64 = the newer incarnation. A lost one is made
                             up for by their ticks, which read m->superseded too */
+    MSG_STORE_REQ,       /* store: ptr: member_store_req (owned) to run */
+    MSG_STORE_RETRY,     /* store: timer: send the completions a full mailbox refused */
+    MSG_STORE_DONE,      /* lease (later cluster, assign): ptr: member_store_req (owned),
+                            a request the store actor ran (member_store_internal.h) */
 };
 
 /* A map publication, kept to be compared with the stored map (member.c,
@@ -239,6 +251,7 @@ typedef struct member_reply_box {
 typedef struct member_cluster_state member_cluster_state;
 typedef struct member_lease_state member_lease_state;
 typedef struct member_assign_state member_assign_state;
+typedef struct member_store_state member_store_state;
 
 /* The leader as this node knows it (view_*: aether_member_view_get) and the
  * emitter that speaks for the newest term seen (speaker_*: set by
@@ -263,12 +276,15 @@ struct aether_member {
     aether_admission admission;   /* what this node must share with the cluster
                                      (aether_config_admission of cfg) */
     aether_actor *cluster, *lease, *assign;
+    aether_actor *store;          /* the store actor: the only caller of the blocking store
+                                     functions (member_store_internal.h) */
     aether_bus *bus;
     aether_shardmap_slot slot;
     aether_snapshot_slot topo_slot; /* aether_topology_snapshot, written by the cluster actor */
     member_cluster_state *cs;
     member_lease_state *ls;
     member_assign_state *as;
+    member_store_state *ss;
     bool started, stopped;
 
     /* Atomics (relaxed unless said). */
@@ -455,6 +471,7 @@ void member_cluster_start(aether_member *m);
 aether_status member_lease_init(aether_member *m);
 void member_lease_fini(aether_member *m);
 void member_lease_handle(void *state, aether_actor *self, const aether_msg *msg);
+void member_lease_drop(void *state, const aether_msg *msg);
 void member_lease_start(aether_member *m);
 
 aether_status member_assign_init(aether_member *m);

@@ -39,11 +39,30 @@
  *     generation) and, if it led there, stops.
  *  8. Term claims: an event from the wire whose term is above every term
  *     this node knows waits here until the stores confirm it (judge_claim).
+ *  9. Never blocking (DESIGN 3; member_store_internal.h): every lease and
+ *     state-store call is a request to the store actor, whose completion
+ *     (MSG_STORE_DONE) carries on where the call returned. At most one of
+ *     each kind in flight: a campaign (a campaign tick meanwhile is
+ *     skipped: the completion arms the next one), a renewal (renew ticks
+ *     skip; a resign asked for meanwhile waits for it, so it deletes the
+ *     holding the renewal left), a resign (the leadership ends on its
+ *     completion, after the delete, as when the call was made here: the
+ *     others find the key gone when they hear LeadershipLost), a
+ *     generation read (a check asked for meanwhile runs after it), a term
+ *     claim (the others wait, in order, in `claims`). A completion is
+ *     matched to the leadership it was asked for by `lead_epoch`; one of
+ *     an ended leadership is ignored. The lease safety rules of lease.h
+ *     hold as before: the deadline is computed from the time before the
+ *     write was sent (lease.c), the may-act test runs on the clock right
+ *     before the renewal is written (in the store actor), and a renewal
+ *     answered late is fenced meanwhile by member_may_lead's clock test on
+ *     the deadline already published.
  * Other actors never wait for this one to notice an expiry: member_may_lead
  * compares the published deadline with the clock on every use.
  * Threading: state owned by the lease actor.
  */
 #include "member_internal.h"
+#include "member_store_internal.h"
 #include "policies.h"
 
 #include <stdlib.h>
@@ -84,6 +103,17 @@ struct member_lease_state {
     aether_node_id known_leader;    /* len 0 = none */
     aether_term known_term;
     uint64_t elections_won;
+    /* Step 9: the requests in flight to the store actor. */
+    uint64_t lead_epoch;            /* +1 at each election won and each loss */
+    bool campaign_inflight, renew_inflight, resign_inflight, gen_inflight;
+    bool gen_again;                 /* a generation check was asked for during one */
+    bool resign_wanted;             /* asked for while a renewal was in flight */
+    char resign_reason[AETHER_ERR_MSG_MAX];
+    /* Term claims waiting for their judgement, oldest first (at most
+     * claims_inflight of them); the head is in flight when claim_inflight. */
+    aether_event **claims;
+    uint32_t claims_head, claims_count, claims_cap;
+    bool claim_inflight;
 };
 
 aether_status member_lease_init(aether_member *m)
@@ -110,8 +140,52 @@ aether_status member_lease_init(aether_member *m)
 
 void member_lease_fini(aether_member *m)
 {
-    free(m->ls);
+    member_lease_state *ls = m->ls;
+    if (ls == NULL)
+        return;
+    for (uint32_t i = 0; i < ls->claims_count; i++)
+        aether_event_release(ls->claims[(ls->claims_head + i) % ls->claims_cap]);
+    free(ls->claims);
+    free(ls);
     m->ls = NULL;
+}
+
+void member_lease_drop(void *state, const aether_msg *msg)
+{
+    (void)state;
+    if (msg->flags & AETHER_MSG_REF)
+        return; /* released by the runtime */
+    if (msg->type == MSG_STORE_DONE)
+        member_store_req_free(msg->ptr);
+    else
+        free(msg->ptr);
+}
+
+/* A request of op for the store actor, with this actor's lease
+ * configuration. NULL: no memory (counted nowhere: the caller's tick tries
+ * again). */
+static member_store_req *lease_req(aether_member *m, member_store_op op)
+{
+    member_store_req *r = member_store_req_new(op, m->lease);
+    if (r == NULL)
+        return NULL;
+    r->lcfg = m->ls->lcfg;
+    r->gen = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
+    r->seen_before = __atomic_load_n(&m->highest_term, __ATOMIC_ACQUIRE);
+    r->tag = m->ls->lead_epoch;
+    return r;
+}
+
+/* Sends r; false (r freed) if the store actor refused it. */
+static bool lease_send(aether_member *m, member_store_req *r)
+{
+    if (r == NULL)
+        return false;
+    if (member_store_request(m, r) != AETHER_OK) {
+        member_store_req_free(r);
+        return false;
+    }
+    return true;
 }
 
 static uint64_t jitter_ns(aether_member *m)
@@ -205,6 +279,8 @@ static void lose_term(aether_member *m, aether_term term, const char *reason)
     if (!ls->leading)
         return;
     ls->leading = false;
+    ls->lead_epoch++; /* completions asked for while leading are of an ended leadership */
+    ls->resign_wanted = false;
     __atomic_store_n(&m->leading_term, AETHER_TERM_NONE, __ATOMIC_RELEASE);
     if (term != AETHER_TERM_NONE)
         ls->lcfg.own_stopped_term = term; /* lease.h step 2b: we act on it no more */
@@ -258,24 +334,42 @@ static void follow_generation(aether_member *m, uint64_t gen, aether_term record
     member_notify_leader(m, NULL, AETHER_TERM_NONE);
 }
 
-/* Step 7: reads the state store's generation and follows it. */
+/* Step 7: reads the state store's generation (a request to the store
+ * actor: generation_done follows it). */
 static void check_generation(aether_member *m)
 {
     member_lease_state *ls = m->ls;
     __atomic_store_n(&m->generation_check, 0, __ATOMIC_SEQ_CST); /* later asks queue again */
-    uint64_t gen, rev;
-    aether_term recorded;
-    uint64_t trev;
-    aether_err err;
-    /* Before the reads: a term learnt while they run may be recorded after
-     * them, and must not pass for one of a lost generation. */
-    aether_term seen_before = __atomic_load_n(&m->highest_term, __ATOMIC_ACQUIRE);
-    if (aether_lease_generation(&ls->lcfg, &gen, &rev, &err) != AETHER_OK ||
-        aether_lease_recorded_term(&ls->lcfg, &recorded, &trev, &err) != AETHER_OK) {
-        AETHER_DEBUG(MEMBER_LOG, "%s: reading the generation: %s", m->cfg.node.str, err.msg);
+    if (ls->gen_inflight) {
+        ls->gen_again = true; /* after this one: it may have read before the change */
+        return;
+    }
+    /* seen_before (lease_req) is taken before the reads: a term learnt
+     * while they run may be recorded after them, and must not pass for
+     * one of a lost generation. */
+    if (lease_send(m, lease_req(m, MEMBER_STORE_LEASE_GENERATION)))
+        ls->gen_inflight = true;
+}
+
+/* The generation reads of r (any request that made them). */
+static void follow_read_generation(aether_member *m, const member_store_req *r)
+{
+    if (r->gen_st != AETHER_OK) {
+        AETHER_DEBUG(MEMBER_LOG, "%s: reading the generation: %s", m->cfg.node.str, r->err.msg);
         return; /* the next event of that generation asks again */
     }
-    follow_generation(m, gen, recorded, seen_before);
+    follow_generation(m, r->gen_read, r->recorded, r->seen_before);
+}
+
+static void generation_done(aether_member *m, const member_store_req *r)
+{
+    member_lease_state *ls = m->ls;
+    ls->gen_inflight = false;
+    follow_read_generation(m, r);
+    if (ls->gen_again) {
+        ls->gen_again = false;
+        check_generation(m);
+    }
 }
 
 static bool other_can_lead(const aether_member *m);
@@ -323,7 +417,8 @@ static bool cut_off(const aether_member *m)
 /* lease.h step 2b: the campaign found the lease bucket restarted under
  * the last term (err says so); its holder may act for up to a ttl more.
  * Campaign again then. */
-static void lease_restarted(aether_member *m, uint64_t now, uint64_t ttl_ns, const aether_err *err)
+static void lease_restarted(aether_member *m, uint64_t now, uint64_t ttl_ns, const aether_err *err,
+                            const member_store_req *r)
 {
     member_lease_state *ls = m->ls;
     /* lease.h step 2b: the lease bucket restarted under the last term;
@@ -335,11 +430,10 @@ static void lease_restarted(aether_member *m, uint64_t now, uint64_t ttl_ns, con
     }
     /* Our key stays until it expires: when the next campaign finds it,
      * it is a lease seen now (so retried soon after now + ttl). */
-    aether_lease_value v;
-    uint64_t rev;
-    if (aether_lease_read(&ls->lcfg, &v, &rev, NULL) == AETHER_OK) {
+    if (r->read_done && r->read_st == AETHER_OK) {
+        uint64_t rev = r->rev;
         ls->seen_rev = rev;
-        ls->seen_nonce = v.nonce;
+        ls->seen_nonce = r->v.nonce;
         ls->seen_ns = now;
         ls->retry_ns = 0;
         if (ls->restart_seen_ns == now)
@@ -350,18 +444,22 @@ static void lease_restarted(aether_member *m, uint64_t now, uint64_t ttl_ns, con
 
 /* The campaign found the lease held (or a key of ours whose create was
  * lost): learn the holder from it, then campaign again at its expiry. */
-static void lease_held(aether_member *m)
+static void lease_held(aether_member *m, const member_store_req *r)
 {
     member_lease_state *ls = m->ls;
-    aether_lease_value v;
-    uint64_t rev;
-    aether_status rs = aether_lease_read(&ls->lcfg, &v, &rev, NULL);
+    aether_lease_value v = r->v;
+    uint64_t rev = r->rev;
+    aether_status rs = r->read_st;
+    /* Step 7: the store said whether it is current (the store actor read
+     * the generation when the lease named another than we followed). */
+    if (r->gen_done)
+        follow_read_generation(m, r);
     if (rs == AETHER_OK && v.generation != 0 &&
-        v.generation != __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST))
-        check_generation(m); /* step 7: the store says whether it is current */
-    if (rs == AETHER_OK && v.generation != 0 &&
-        v.generation != __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST))
+        v.generation != __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST)) {
+        if (!r->gen_done)
+            check_generation(m); /* we moved while it ran: ask again */
         v.term = AETHER_TERM_NONE; /* its term is not comparable with ours */
+    }
     /* A key that never got a term, at a revision below a term this node
      * knows was acted on, is in a re-created lease bucket: within one
      * bucket life every write after term T's establishment is above T.
@@ -444,8 +542,8 @@ static void elected(aether_member *m)
 static void campaign(aether_member *m)
 {
     member_lease_state *ls = m->ls;
-    if (ls->leading)
-        return;
+    if (ls->leading || ls->campaign_inflight)
+        return; /* one in flight arms the next when it completes */
     if (__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST))
         return; /* never again: no timer is re-armed */
     /* Probe the transport now (one more heartbeat costs nothing): the last
@@ -457,7 +555,6 @@ static void campaign(aether_member *m)
         after_leader_sign(m); /* look again later */
         return;
     }
-    aether_err err;
     uint64_t now = member_now_ns(m);
     uint64_t ttl_ns = (uint64_t)m->cfg.lease_ttl_ms * AETHER_NS_PER_MS;
     if (ls->restart_seen_ns != 0 &&
@@ -465,25 +562,46 @@ static void campaign(aether_member *m)
         ls->restart_seen_ns = 0; /* a term was established since: that wait is over */
     ls->lcfg.restart_waited = ls->restart_seen_ns != 0 && now >= ls->restart_seen_ns + ttl_ns;
     ls->lcfg.restart_revision = ls->restart_rev;
-    aether_status st = aether_lease_acquire(&ls->lcfg, &ls->rng, &ls->held, &err);
-    bool waited_in_vain = st == AETHER_ESTALE && ls->lcfg.restart_waited;
+    member_store_req *r = lease_req(m, MEMBER_STORE_LEASE_ACQUIRE);
     ls->lcfg.restart_waited = false;
-    if (waited_in_vain)
-        ls->restart_seen_ns = 0; /* a new restart (the bucket lost again): wait anew */
-    if (st == AETHER_ESTALE) {
-        lease_restarted(m, now, ttl_ns, &err);
-        return;
+    if (r != NULL) {
+        aether_rng_split(&ls->rng, &r->rng); /* the nonces of this attempt */
+        r->renew_ns = now;                   /* when the campaign began (lease_restarted) */
     }
-    if (st == AETHER_EEXIST) {
-        lease_held(m);
-        return;
-    }
-    if (st != AETHER_OK) {
-        AETHER_DEBUG(MEMBER_LOG, "%s: campaign failed: %s", m->cfg.node.str, err.msg);
+    if (!lease_send(m, r)) {
         campaign_at(m, member_now_ns(m) + (uint64_t)m->cfg.lease_renew_interval_ms * AETHER_NS_PER_MS +
                            jitter_ns(m));
         return;
     }
+    ls->campaign_inflight = true;
+}
+
+/* The create of campaign() came back. */
+static void campaign_done(aether_member *m, const member_store_req *r)
+{
+    member_lease_state *ls = m->ls;
+    ls->campaign_inflight = false;
+    AETHER_ASSERT(!ls->leading); /* only a campaign elects, one at a time */
+    aether_status st = r->st;
+    uint64_t ttl_ns = (uint64_t)m->cfg.lease_ttl_ms * AETHER_NS_PER_MS;
+    bool waited_in_vain = st == AETHER_ESTALE && r->lcfg.restart_waited;
+    if (waited_in_vain)
+        ls->restart_seen_ns = 0; /* a new restart (the bucket lost again): wait anew */
+    if (st == AETHER_ESTALE) {
+        lease_restarted(m, r->renew_ns, ttl_ns, &r->err, r);
+        return;
+    }
+    if (st == AETHER_EEXIST) {
+        lease_held(m, r);
+        return;
+    }
+    if (st != AETHER_OK) {
+        AETHER_DEBUG(MEMBER_LOG, "%s: campaign failed: %s", m->cfg.node.str, r->err.msg);
+        campaign_at(m, member_now_ns(m) + (uint64_t)m->cfg.lease_renew_interval_ms * AETHER_NS_PER_MS +
+                           jitter_ns(m));
+        return;
+    }
+    ls->held = r->held;
     elected(m);
 }
 
@@ -498,26 +616,29 @@ static void resign(aether_member *m, const char *reason);
  * assign actors write back the topology and the map at their next tick
  * (state_lost_gen), so failing a node, a take-over and aetherctl work
  * again. A failed read or write is retried at the next renewal. */
-static void check_record(aether_member *m)
+static void check_record(aether_member *m, const member_store_req *r)
 {
     member_lease_state *ls = m->ls;
-    bool rewritten = false;
-    aether_err err;
-    aether_status st = aether_lease_record_again(&ls->lcfg, &ls->held, &rewritten, &err);
+    /* aether_lease_record_again ran in the store actor right after the
+     * renewal it follows (member_store.c, run_renew). */
+    aether_status st = r->record_st;
     if (st == AETHER_ESTALE) {
         /* Both buckets were lost and a candidate began a new generation:
          * our term belongs to the old one (step 6). */
-        AETHER_WARN(MEMBER_LOG, "%s: %s", m->cfg.node.str, err.msg);
-        check_generation(m);
+        AETHER_WARN(MEMBER_LOG, "%s: %s", m->cfg.node.str, r->err.msg);
+        if (r->gen_done)
+            follow_read_generation(m, r);
+        else
+            check_generation(m);
         if (ls->leading)
             lose(m, "the store was lost: a new generation began");
         return;
     }
     if (st != AETHER_OK) {
-        AETHER_DEBUG(MEMBER_LOG, "%s: checking the recorded term: %s", m->cfg.node.str, err.msg);
+        AETHER_DEBUG(MEMBER_LOG, "%s: checking the recorded term: %s", m->cfg.node.str, r->err.msg);
         return;
     }
-    if (!rewritten)
+    if (!r->rewritten)
         return;
     uint64_t gen = __atomic_add_fetch(&m->state_lost_gen, 1, __ATOMIC_RELAXED);
     AETHER_WARN(MEMBER_LOG, "%s: the state store had lost the record of term %llu (state bucket "
@@ -528,8 +649,10 @@ static void check_record(aether_member *m)
 static void renew(aether_member *m)
 {
     member_lease_state *ls = m->ls;
-    if (!ls->leading)
+    if (!ls->leading || ls->resign_inflight)
         return;
+    if (ls->renew_inflight)
+        return; /* step 9: its completion decides; the deadline fences meanwhile */
     if (member_self_is(m, AETHER_NODE_DRAINING) && other_can_lead(m)) {
         resign(m, "own node draining"); /* policy 9, once a successor exists */
         return;
@@ -551,38 +674,57 @@ static void renew(aether_member *m)
         resign(m, "superseded by a newer process of this node");
         return;
     }
-    aether_err err;
-    if (ls->held.pending) {
-        bool applied = false;
-        aether_lease_held next;
-        aether_status st = aether_lease_reconcile(&ls->lcfg, &ls->held, &next, &applied, &err);
-        if (st == AETHER_OK) {
-            ls->held = next;
+    /* The store actor reconciles a holding in doubt, tests the clock, renews
+     * and checks the record (member_store.c, run_renew); renew_done goes on. */
+    member_store_req *r = lease_req(m, MEMBER_STORE_LEASE_RENEW);
+    if (r != NULL)
+        r->held = ls->held;
+    if (lease_send(m, r)) {
+        ls->renew_inflight = true;
+        return;
+    }
+    /* Not asked: the next tick tries again, unless the deadline decides. */
+    if (!aether_lease_may_act(&ls->held.lease, member_now_ns(m), ls->held.lease.safety_margin_ms))
+        lose(m, "lease expired before it could be renewed");
+}
+
+/* A renewal came back (renew). */
+static void renew_done(aether_member *m, const member_store_req *r)
+{
+    member_lease_state *ls = m->ls;
+    ls->renew_inflight = false;
+    if (!ls->leading || r->tag != ls->lead_epoch)
+        return; /* of a leadership that has ended meanwhile */
+    if (r->reconciled) {
+        if (r->rec_st == AETHER_OK) {
+            ls->held = r->rec_next;
             publish_deadline(m);
         }
-        else if (st == AETHER_ECONFLICT || st == AETHER_ENOTFOUND) {
+        else if (r->rec_st == AETHER_ECONFLICT || r->rec_st == AETHER_ENOTFOUND) {
             lose(m, "lease taken while a renewal was in doubt");
             return;
         }
     }
-    if (!aether_lease_may_act(&ls->held.lease, member_now_ns(m), ls->held.lease.safety_margin_ms)) {
+    if (r->expired) {
         lose(m, "lease expired before it could be renewed");
         return;
     }
-    if (ls->held.pending)
-        return; /* still unknown: the old deadline stands */
+    if (!r->renewed) {
+        /* Still unknown: the old deadline stands. */
+        if (ls->resign_wanted)
+            resign(m, ls->resign_reason);
+        return;
+    }
     aether_term held_term = ls->held.lease.term; /* for the campaign after a loss */
-    aether_lease_held next;
-    uint64_t t0 = member_now_ns(m);
-    aether_status st = aether_lease_renew(&ls->lcfg, &ls->held, &next, &err);
+    aether_status st = r->st;
     if (st == AETHER_OK)
-        member_observe_ns(m->h_lease_renew, member_now_ns(m) - t0);
+        member_observe_ns(m->h_lease_renew, r->renew_ns);
     if (st == AETHER_OK || st == AETHER_EUNKNOWN)
-        ls->held = next; /* renewed, or in doubt (pending); on a loss it still names the term */
+        ls->held = r->next; /* renewed, or in doubt (pending); on a loss it still names the term */
     switch (st) {
     case AETHER_OK: {
         publish_deadline(m);
-        check_record(m);
+        check_record(m, r);
         if (!ls->leading)
             break; /* a new generation began under us (step 6) */
         aether_event *e = aether_event_create(AETHER_EVT_LEASE_RENEWED);
@@ -607,20 +749,57 @@ static void renew(aether_member *m)
         break;
     default: /* unavailable or unknown: retry next tick, the deadline decides */
         AETHER_DEBUG(MEMBER_LOG, "%s: renewal failed (%s): %s", m->cfg.node.str,
-                     aether_status_str(st), err.msg);
+                     aether_status_str(st), r->err.msg);
         break;
     }
+    if (ls->leading && ls->resign_wanted)
+        resign(m, ls->resign_reason); /* asked for while this renewal was in flight */
 }
 
+/* Deletes the key (a request to the store actor), then reports the loss
+ * (resign_done): the others, told by LeadershipLost, find it gone. This
+ * node stops acting as leader (leading_term = 0, no commands served) before
+ * the delete is even sent: once it lands another node may win, and the
+ * completion that reports the loss comes later (aether-sim seed 4242, the
+ * determinism run: "I1: n1 and n6 both act as leader" between the two).
+ * While a renewal is in flight the resign waits for it (its holding is the
+ * one to delete); acting as leader meanwhile stays bounded by the deadline. */
 static void resign(aether_member *m, const char *reason)
 {
     member_lease_state *ls = m->ls;
-    if (!ls->leading)
+    if (!ls->leading || ls->resign_inflight)
         return;
-    aether_err err;
-    if (aether_lease_resign(&ls->lcfg, &ls->held, &err) != AETHER_OK)
-        AETHER_WARN(MEMBER_LOG, "%s: resign: %s", m->cfg.node.str, err.msg);
-    lose(m, reason); /* the holding still names its term: dropped after the report */
+    if (ls->renew_inflight) {
+        if (!ls->resign_wanted)
+            snprintf(ls->resign_reason, sizeof(ls->resign_reason), "%s", reason);
+        ls->resign_wanted = true;
+        return;
+    }
+    ls->resign_wanted = false;
+    member_store_req *r = lease_req(m, MEMBER_STORE_LEASE_RESIGN);
+    if (r != NULL) {
+        r->held = ls->held;
+        snprintf(r->reason, sizeof(r->reason), "%s", reason);
+    }
+    if (!lease_send(m, r)) {
+        AETHER_WARN(MEMBER_LOG, "%s: resign: the store actor refused the delete; the lease runs out",
+                    m->cfg.node.str);
+        lose(m, reason);
+        return;
+    }
+    ls->resign_inflight = true;
+    __atomic_store_n(&m->leading_term, AETHER_TERM_NONE, __ATOMIC_RELEASE); /* fenced now */
+    (void)aether_transport_serve_commands(m->deps.transport, false);
+}
+
+static void resign_done(aether_member *m, const member_store_req *r)
+{
+    member_lease_state *ls = m->ls;
+    ls->resign_inflight = false;
+    if (r->st != AETHER_OK)
+        AETHER_WARN(MEMBER_LOG, "%s: resign: %s", m->cfg.node.str, r->err.msg);
+    if (ls->leading && r->tag == ls->lead_epoch)
+        lose(m, r->reason); /* the holding still names its term: dropped after the report */
 }
 
 /* Policy 9 gives way to liveness: a draining leader steps down only when
@@ -746,22 +925,29 @@ static void on_event(aether_member *m, const aether_event *e)
  * LeaderElected of the present term in a made-up or a member's name was
  * believed (adversary soak, seeds 300005 and 300013). Events queued behind
  * claims for order (of the term now known) are admitted as they come. */
-static void judge_claim(aether_member *m, const aether_event *e)
+/* The claim needs no read: its term is known and bound to a speaker. */
+static bool claim_settled(aether_member *m, const aether_event *e, bool *raising)
+{
+    *raising = e->term > __atomic_load_n(&m->highest_term, __ATOMIC_ACQUIRE) &&
+               e->term > m->ls->confirmed_term;
+    return !*raising && member_speaker_bound(m, e->term);
+}
+
+/* Judges a claim with the store reads of r (the recorded term, the lease). */
+static void judge_claim(aether_member *m, const aether_event *e, const member_store_req *r)
 {
     member_lease_state *ls = m->ls;
-    bool raising = e->term > __atomic_load_n(&m->highest_term, __ATOMIC_ACQUIRE) &&
-                   e->term > ls->confirmed_term;
-    if (!raising && member_speaker_bound(m, e->term)) {
+    bool raising;
+    if (claim_settled(m, e, &raising)) { /* an earlier claim bound its term meanwhile */
         member_admit_event(m, e);
         return;
     }
-    aether_err err = {0};
-    aether_term recorded = AETHER_TERM_NONE;
-    uint64_t trev = 0, rev = 0;
-    aether_lease_value v;
-    memset(&v, 0, sizeof(v));
-    aether_status rs = aether_lease_recorded_term(&ls->lcfg, &recorded, &trev, &err);
-    aether_status ls_st = aether_lease_read(&ls->lcfg, &v, &rev, &err);
+    aether_err err = r->err;
+    aether_term recorded = r->gen_st == AETHER_OK ? r->recorded : AETHER_TERM_NONE;
+    uint64_t rev = r->rev;
+    aether_lease_value v = r->v;
+    aether_status rs = r->gen_st;
+    aether_status ls_st = r->read_st;
     if (rs != AETHER_OK && ls_st != AETHER_OK && ls_st != AETHER_ENOTFOUND) {
         member_claim_dropped(m, e, "unverified", err.msg);
         return;
@@ -813,6 +999,95 @@ static void judge_claim(aether_member *m, const aether_event *e)
     member_admit_event(m, e);
 }
 
+/* Step 9: claims are judged one at a time, in the order they came (events
+ * queued behind a claim for order must not overtake it). Starts the oldest
+ * waiting claim's reads, admitting at once those that need none. */
+static void claims_next(aether_member *m)
+{
+    member_lease_state *ls = m->ls;
+    while (!ls->claim_inflight && ls->claims_count > 0) {
+        aether_event *e = ls->claims[ls->claims_head];
+        bool raising;
+        if (claim_settled(m, e, &raising)) {
+            member_admit_event(m, e);
+        } else {
+            member_store_req *r = lease_req(m, MEMBER_STORE_LEASE_CLAIM);
+            if (r != NULL)
+                r->event = aether_event_retain(e);
+            if (lease_send(m, r)) {
+                ls->claim_inflight = true;
+                return; /* claim_done pops it */
+            }
+            member_claim_dropped(m, e, "unverified", "the store actor refused the read");
+        }
+        ls->claims_head = (ls->claims_head + 1) % ls->claims_cap;
+        ls->claims_count--;
+        aether_event_release(e);
+        __atomic_sub_fetch(&m->claims_inflight, 1, __ATOMIC_SEQ_CST);
+    }
+}
+
+static void claim_push(aether_member *m, aether_event *e)
+{
+    member_lease_state *ls = m->ls;
+    if (ls->claims_count == ls->claims_cap) {
+        uint32_t cap = ls->claims_cap ? ls->claims_cap * 2 : 16;
+        aether_event **q = malloc(cap * sizeof(*q));
+        if (q == NULL) {
+            member_claim_dropped(m, e, "unverified", "out of memory");
+            __atomic_sub_fetch(&m->claims_inflight, 1, __ATOMIC_SEQ_CST);
+            return;
+        }
+        for (uint32_t i = 0; i < ls->claims_count; i++)
+            q[i] = ls->claims[(ls->claims_head + i) % ls->claims_cap];
+        free(ls->claims);
+        ls->claims = q;
+        ls->claims_head = 0;
+        ls->claims_cap = cap;
+    }
+    ls->claims[(ls->claims_head + ls->claims_count) % ls->claims_cap] = aether_event_retain(e);
+    ls->claims_count++;
+    claims_next(m);
+}
+
+static void claim_done(aether_member *m, const member_store_req *r)
+{
+    member_lease_state *ls = m->ls;
+    AETHER_ASSERT(ls->claim_inflight && ls->claims_count > 0 &&
+                  ls->claims[ls->claims_head] == r->event);
+    ls->claim_inflight = false;
+    aether_event *e = ls->claims[ls->claims_head];
+    ls->claims_head = (ls->claims_head + 1) % ls->claims_cap;
+    ls->claims_count--;
+    judge_claim(m, e, r);
+    aether_event_release(e);
+    __atomic_sub_fetch(&m->claims_inflight, 1, __ATOMIC_SEQ_CST);
+    claims_next(m);
+}
+
+static void store_done(aether_member *m, const member_store_req *r)
+{
+    switch (r->op) {
+    case MEMBER_STORE_LEASE_GENERATION:
+        generation_done(m, r);
+        break;
+    case MEMBER_STORE_LEASE_ACQUIRE:
+        campaign_done(m, r);
+        break;
+    case MEMBER_STORE_LEASE_RENEW:
+        renew_done(m, r);
+        break;
+    case MEMBER_STORE_LEASE_RESIGN:
+        resign_done(m, r);
+        break;
+    case MEMBER_STORE_LEASE_CLAIM:
+        claim_done(m, r);
+        break;
+    default:
+        AETHER_ASSERT(!"lease actor: a completion of another actor's request");
+    }
+}
+
 void member_lease_handle(void *state, aether_actor *self, const aether_msg *msg)
 {
     aether_member *m = state;
@@ -838,9 +1113,12 @@ void member_lease_handle(void *state, aether_actor *self, const aether_msg *msg)
     case MSG_CAMPAIGN_NOW: /* ElectLeader: try the create now (it fails if a lease is held) */
         campaign(m);
         break;
-    case MSG_TERM_CLAIM:
-        judge_claim(m, (const aether_event *)msg->ptr);
-        __atomic_sub_fetch(&m->claims_inflight, 1, __ATOMIC_SEQ_CST);
+    case MSG_TERM_CLAIM: /* claims_inflight is given back once it is judged */
+        claim_push(m, (aether_event *)msg->ptr);
+        break;
+    case MSG_STORE_DONE:
+        store_done(m, msg->ptr);
+        member_store_req_free(msg->ptr);
         break;
     case MSG_SUPERSEDED: /* member_cluster.c: a newer process of our id was admitted */
         resign(m, "superseded by a newer process of this node");

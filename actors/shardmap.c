@@ -572,6 +572,64 @@ static int node_ptr_compare(const void *a, const void *b)
 
 static size_t align8(size_t x) { return (x + 7) & ~(size_t)7; }
 
+/* The writable view of a new map's arrays (the map's own fields are const). */
+typedef struct map_arrays {
+    aether_node_id *nodes;
+    aether_shard_entry *shards;
+    aether_node_index *owners;
+    uint32_t *pstart, *ostart; /* n + 1 each, zeroed */
+    uint32_t *plist, *olist;
+} map_arrays;
+
+/* The one block layout of a map (both builders): the struct, then nodes,
+ * shards, owners (shard_count x R), the two index starts (n + 1 each), the
+ * primary list and the owner list, each 8-aligned; the owner list last, so
+ * clone copies up to its used end. The struct and both starts are zeroed;
+ * every other array is the builder's to write whole (through *a). NULL when
+ * out of memory. */
+static aether_shardmap *map_block(uint64_t version, aether_term term, uint32_t sc, uint32_t r,
+                                  uint32_t n, size_t primary_slots, size_t owner_slots,
+                                  map_arrays *a)
+{
+    size_t off_nodes = align8(sizeof(aether_shardmap));
+    size_t off_shards = align8(off_nodes + (size_t)n * sizeof(aether_node_id));
+    size_t off_owners = align8(off_shards + (size_t)sc * sizeof(aether_shard_entry));
+    size_t off_pstart = align8(off_owners + (size_t)sc * r * sizeof(aether_node_index));
+    size_t off_ostart = align8(off_pstart + (size_t)(n + 1) * sizeof(uint32_t));
+    size_t off_plist = align8(off_ostart + (size_t)(n + 1) * sizeof(uint32_t));
+    size_t off_olist = align8(off_plist + primary_slots * sizeof(uint32_t));
+    char *block = malloc(off_olist + owner_slots * sizeof(uint32_t));
+    if (block == NULL)
+        return NULL;
+    *a = (map_arrays){
+        .nodes = (aether_node_id *)(block + off_nodes),
+        .shards = (aether_shard_entry *)(block + off_shards),
+        .owners = (aether_node_index *)(block + off_owners),
+        .pstart = (uint32_t *)(block + off_pstart),
+        .ostart = (uint32_t *)(block + off_ostart),
+        .plist = (uint32_t *)(block + off_plist),
+        .olist = (uint32_t *)(block + off_olist),
+    };
+    memset(a->pstart, 0, (size_t)(n + 1) * sizeof(uint32_t));
+    memset(a->ostart, 0, (size_t)(n + 1) * sizeof(uint32_t));
+    aether_shardmap *m = (aether_shardmap *)block;
+    memset(m, 0, sizeof(*m));
+    m->snap.free_fn = shardmap_free_snapshot;
+    m->version = version;
+    m->term = term;
+    m->shard_count = sc;
+    m->replication = r;
+    m->node_count = n;
+    m->nodes = a->nodes;
+    m->shards = a->shards;
+    m->owners = a->owners;
+    m->primary_start = a->pstart;
+    m->owner_start = a->ostart;
+    m->primary_shards = a->plist;
+    m->owner_shards = a->olist;
+    return m;
+}
+
 /* Fills start[0..n] (prefix sums) and list from the shard table, iterating
  * shards in order so each node's list comes out ascending. `cursor` is
  * scratch of n + 1 entries. */
@@ -627,39 +685,13 @@ aether_status aether_shardmap_build(const aether_shardmap_builder *b, aether_sha
         primaries += b->shards[s].owner_count > 0;
         owner_total += b->shards[s].owner_count;
     }
-    size_t off_nodes = align8(sizeof(aether_shardmap));
-    size_t off_shards = align8(off_nodes + (size_t)n * sizeof(aether_node_id));
-    size_t off_owners = align8(off_shards + (size_t)sc * sizeof(aether_shard_entry));
-    size_t off_pstart = align8(off_owners + (size_t)sc * r * sizeof(aether_node_index));
-    size_t off_plist = align8(off_pstart + (size_t)(n + 1) * sizeof(uint32_t));
-    size_t off_ostart = align8(off_plist + (size_t)primaries * sizeof(uint32_t));
-    size_t off_olist = align8(off_ostart + (size_t)(n + 1) * sizeof(uint32_t));
-    size_t total = off_olist + (size_t)owner_total * sizeof(uint32_t);
-    char *block = calloc(1, total);
-    if (block == NULL)
+    map_arrays a;
+    m = map_block(b->version, b->term, sc, r, n, primaries, owner_total, &a);
+    if (m == NULL)
         goto fail;
-    m = (aether_shardmap *)block;
-    aether_node_id *nodes = (aether_node_id *)(block + off_nodes);
-    aether_shard_entry *shards = (aether_shard_entry *)(block + off_shards);
-    aether_node_index *owners = (aether_node_index *)(block + off_owners);
-    uint32_t *pstart = (uint32_t *)(block + off_pstart);
-    uint32_t *plist = (uint32_t *)(block + off_plist);
-    uint32_t *ostart = (uint32_t *)(block + off_ostart);
-    uint32_t *olist = (uint32_t *)(block + off_olist);
-
-    m->snap.free_fn = shardmap_free_snapshot;
-    m->version = b->version;
-    m->term = b->term;
-    m->shard_count = sc;
-    m->replication = r;
-    m->node_count = n;
-    m->nodes = nodes;
-    m->shards = shards;
-    m->owners = owners;
-    m->primary_start = pstart;
-    m->primary_shards = plist;
-    m->owner_start = ostart;
-    m->owner_shards = olist;
+    aether_node_id *nodes = a.nodes;
+    aether_shard_entry *shards = a.shards;
+    aether_node_index *owners = a.owners;
 
     /* 3. Copy with indices remapped. */
     for (uint32_t i = 0; i < n; i++)
@@ -670,15 +702,16 @@ aether_status aether_shardmap_build(const aether_shardmap_builder *b, aether_sha
         aether_node_index *row = &owners[(size_t)s * r];
         for (uint32_t j = 0; j < r; j++)
             row[j] = j < be->owner_count ? remap[brow[j]] : AETHER_NODE_INDEX_NONE;
-        shards[s].owner_count = be->owner_count;
-        shards[s].primary = be->owner_count > 0 ? row[0] : AETHER_NODE_INDEX_NONE;
-        shards[s].state = be->state;
-        shards[s].to = be->to == AETHER_NODE_INDEX_NONE ? AETHER_NODE_INDEX_NONE : remap[be->to];
+        shards[s] = (aether_shard_entry){
+            .primary = be->owner_count > 0 ? row[0] : AETHER_NODE_INDEX_NONE,
+            .to = be->to == AETHER_NODE_INDEX_NONE ? AETHER_NODE_INDEX_NONE : remap[be->to],
+            .owner_count = be->owner_count,
+            .state = be->state};
     }
 
     /* 4. Per-node index. */
-    fill_node_index(m, pstart, plist, cursor, true);
-    fill_node_index(m, ostart, olist, cursor, false);
+    fill_node_index(m, a.pstart, a.plist, cursor, true);
+    fill_node_index(m, a.ostart, a.olist, cursor, false);
 
     /* 5. A map that exists is a valid map. */
     if ((st = aether_shardmap_validate(m, err)) != AETHER_OK)
@@ -730,48 +763,21 @@ aether_status aether_shardmap_build_le(uint64_t version, aether_term term, uint3
         n > AETHER_SHARDMAP_NODES_MAX)
         return aether_err_set(err, AETHER_EINVAL, "map: shard_count %u, replication %u, %u nodes: "
                               "out of range", sc, r, n);
-    size_t off_nodes = align8(sizeof(aether_shardmap));
-    size_t off_shards = align8(off_nodes + (size_t)n * sizeof(aether_node_id));
-    size_t off_owners = align8(off_shards + (size_t)sc * sizeof(aether_shard_entry));
-    size_t off_pstart = align8(off_owners + (size_t)sc * r * sizeof(aether_node_index));
-    size_t off_ostart = align8(off_pstart + (size_t)(n + 1) * sizeof(uint32_t));
-    size_t off_plist = align8(off_ostart + (size_t)(n + 1) * sizeof(uint32_t));
-    size_t off_olist = align8(off_plist + (size_t)sc * sizeof(uint32_t));
-    size_t total = off_olist + (size_t)sc * r * sizeof(uint32_t);
     uint32_t *pcur = malloc((size_t)(n + 1) * 2 * sizeof(*pcur));
-    /* malloc, not calloc: every array below is written whole before it is
-     * read (the padding between them never is), and the struct is zeroed. */
-    char *block = malloc(total);
-    if (block == NULL || pcur == NULL) {
+    /* The owner list is sized for every slot (shard_count x R). */
+    map_arrays a;
+    aether_shardmap *m = map_block(version, term, sc, r, n, sc, (size_t)sc * r, &a);
+    if (m == NULL || pcur == NULL) {
         free(pcur);
-        free(block);
+        free(m);
         return aether_err_set(err, AETHER_ENOMEM, "shardmap: out of memory");
     }
     uint32_t *ocur = pcur + n + 1;
-    aether_shardmap *m = (aether_shardmap *)block;
-    memset(m, 0, sizeof(*m));
-    aether_node_id *nodes = (aether_node_id *)(block + off_nodes);
-    aether_shard_entry *shards = (aether_shard_entry *)(block + off_shards);
-    aether_node_index *owners = (aether_node_index *)(block + off_owners);
-    uint32_t *pstart = (uint32_t *)(block + off_pstart), *ostart = (uint32_t *)(block + off_ostart);
-    uint32_t *plist = (uint32_t *)(block + off_plist), *olist = (uint32_t *)(block + off_olist);
-    m->snap.free_fn = shardmap_free_snapshot;
-    m->version = version;
-    m->term = term;
-    m->shard_count = sc;
-    m->replication = r;
-    m->node_count = n;
-    m->nodes = nodes;
-    m->shards = shards;
-    m->owners = owners;
-    m->primary_start = pstart;
-    m->primary_shards = plist;
-    m->owner_start = ostart;
-    m->owner_shards = olist;
+    aether_shard_entry *shards = a.shards;
+    aether_node_index *owners = a.owners;
+    uint32_t *pstart = a.pstart, *ostart = a.ostart, *plist = a.plist, *olist = a.olist;
     if (n > 0)
-        memcpy(nodes, nodes_in, (size_t)n * sizeof(*nodes));
-    memset(pstart, 0, (size_t)(n + 1) * sizeof(*pstart));
-    memset(ostart, 0, (size_t)(n + 1) * sizeof(*ostart));
+        memcpy(a.nodes, nodes_in, (size_t)n * sizeof(*a.nodes));
 
     /* 1. Rows, entries, counts. */
     aether_status st = AETHER_OK;
@@ -832,7 +838,7 @@ aether_status aether_shardmap_build_le(uint64_t version, aether_term term, uint3
     }
     free(pcur);
     if (st != AETHER_OK) {
-        free(block);
+        free(m);
         return st;
     }
     AETHER_ASSERT(pstart[n] == primaries && ostart[n] == owner_total);

@@ -100,6 +100,8 @@ struct aether_node {
     /* NATS */
     natsConnection *nc;
     aether_executor *ex;         /* own executor (NATS mode) */
+    aether_executor *io_ex;      /* NATS mode: one thread for the member's store actor, the
+                                    one actor that waits on JetStream (member.h, io_executor) */
     aether_kv *lease_kv, *state_kv;
     aether_auth *auth;
     aether_auth_sealer sealer;
@@ -322,6 +324,12 @@ static aether_status nats_setup(aether_node *n)
         st = aether_pool_start(n->ex);
     if (st != AETHER_OK)
         return aether_facade_fail(st, "executor: %s", aether_status_str(st));
+    aether_pool_config io = { .workers = 1 };
+    st = aether_pool_create(&io, &n->io_ex);
+    if (st == AETHER_OK)
+        st = aether_pool_start(n->io_ex);
+    if (st != AETHER_OK)
+        return aether_facade_fail(st, "I/O executor: %s", aether_status_str(st));
     aether_nats_transport_config tc = { .conn = n->nc, .cluster = n->cfg.cluster, .node = n->cfg.node,
                                         .cmd_timeout_ms = s->nats.request_timeout_ms,
                                         .stats = &n->codec_stats, .no_leader_retry = true,
@@ -343,12 +351,15 @@ static void node_free(aether_node *n)
     cluster_leave(n);
     if (n->ex != NULL)
         aether_pool_stop(n->ex);
+    if (n->io_ex != NULL)
+        aether_pool_stop(n->io_ex);
     aether_kv_destroy(n->lease_kv);
     aether_kv_destroy(n->state_kv);
     if (n->nc != NULL) /* after everything that borrowed it */
         natsConnection_Destroy(n->nc);
     aether_auth_destroy(n->auth); /* after the transport and stores that borrowed its sealer */
     aether_executor_destroy(n->ex);
+    aether_executor_destroy(n->io_ex);
     if (n->nc != NULL || n->ex != NULL)
         aether_rcu_barrier();
     free((void *)n->held);
@@ -372,7 +383,7 @@ static aether_status node_start(aether_node *n)
         return aether_facade_fail(AETHER_ENOMEM, "out of memory");
     aether_rcu_start_reclaimer(); /* DESIGN 2 */
     uint64_t incarnation = 0;
-    aether_executor *ex;
+    aether_executor *ex, *io_ex = NULL; /* in-process: the stores are in memory */
     aether_kv *lease_kv, *state_kv;
     if (nats) {
         incarnation = aether_clock_wall_ms(aether_clock_real()); /* before any wait: docs/cluster.md */
@@ -380,6 +391,7 @@ static aether_status node_start(aether_node *n)
         if (st != AETHER_OK)
             return st;
         ex = n->ex;
+        io_ex = n->io_ex;
         lease_kv = n->lease_kv;
         state_kv = n->state_kv;
     } else {
@@ -395,7 +407,7 @@ static aether_status node_start(aether_node *n)
         lease_kv = n->ic->lease_kv;
         state_kv = n->ic->state_kv;
     }
-    aether_member_deps deps = { .executor = ex, .transport = n->t, .lease_store = lease_kv,
+    aether_member_deps deps = { .executor = ex, .io_executor = io_ex, .transport = n->t, .lease_store = lease_kv,
                                 .state_store = state_kv,
                                 .seed = now_ns() ^ ((uint64_t)(uintptr_t)n << 16) ^ aether_node_id_hash(&n->cfg.node),
                                 .incarnation = incarnation };

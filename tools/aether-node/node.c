@@ -470,6 +470,11 @@ int node_run_init(node_run *d, const options *o, uint32_t n_nodes)
     aether_status st = aether_pool_create(&pc, &d->ex);
     if (st == AETHER_OK)
         st = aether_pool_start(d->ex);
+    aether_pool_config io = { .workers = 1 };
+    if (st == AETHER_OK)
+        st = aether_pool_create(&io, &d->io_ex);
+    if (st == AETHER_OK)
+        st = aether_pool_start(d->io_ex);
     if (st == AETHER_OK && !o->nats_mode)
         st = aether_inproc_hub_create(&d->hub);
     if (st != AETHER_OK) {
@@ -517,7 +522,7 @@ int node_start(node_run *d, uint32_t i)
         }
         snprintf(cfg.address, sizeof(cfg.address), "inproc:%s", n->id);
     }
-    aether_member_deps deps = { .executor = d->ex, .transport = n->t, .lease_store = d->lease_kv,
+    aether_member_deps deps = { .executor = d->ex, .io_executor = d->io_ex, .transport = n->t, .lease_store = d->lease_kv,
                                 .state_store = d->state_kv, .metrics = d->metrics,
                                 .metric_labels = node_metric_labels(d),
                                 .seed = aether_rng_next(&d->rng),
@@ -583,6 +588,8 @@ void node_run_fini(node_run *d)
         node_halt(d, i);
     if (d->ex != NULL)
         aether_pool_stop(d->ex);
+    if (d->io_ex != NULL)
+        aether_pool_stop(d->io_ex);
     for (uint32_t i = 0; i < d->n_nodes; i++) {
         free(d->nodes[i].serving);
         d->nodes[i].serving = NULL;
@@ -597,6 +604,7 @@ void node_run_fini(node_run *d)
     aether_auth_destroy(d->auth); /* after the transport and the stores that borrowed its sealer */
     d->auth = NULL;
     aether_executor_destroy(d->ex);
+    aether_executor_destroy(d->io_ex);
     aether_term_registry_fini(&d->terms);
     pthread_mutex_destroy(&d->mu);
     aether_rcu_barrier(); /* retired maps and snapshots are freed before exit */

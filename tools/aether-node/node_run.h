@@ -136,6 +136,8 @@ typedef struct node_run {
     options opt;                    /* immutable */
     aether_config base;             /* immutable: node set per member */
     aether_executor *ex;
+    aether_executor *io_ex; /* one thread: the members' store actors, the only actors that wait
+                               on the stores (member.h, io_executor) */
     aether_inproc_hub *hub;
     aether_kv *lease_kv, *state_kv;
     natsConnection *nc;             /* NATS mode only; main thread */

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * member_store_internal.h: the member's store actor and its requests
+ * (actors layer, private to member*.c).
+ *
+ * DESIGN (DESIGN 3: "an actor never blocks"; issue 14, item 1)
+ * The fourth actor of a member. It alone calls the blocking store functions
+ * (aether_lease_*, aether_kv_*, member_state_put/get): on NATS each is a
+ * JetStream round trip, so the domain actors (cluster, lease, assign) never
+ * wait on the network; they send a request here and go on handling
+ * messages, and the request comes back to them as a message when done.
+ *  1. A request (member_store_req, heap) carries COPIES of every input the
+ *     call needs (the lease configuration, the holding, the generation the
+ *     requester follows, key and value bytes, ...) and slots for every
+ *     output (statuses, the aether_err text, revisions, values, the new
+ *     holding). The store actor reads nothing of the requester's state: a
+ *     composite operation (the whole aether_lease_acquire protocol, a renewal
+ *     with its reconcile and its record check, member_state_put's
+ *     compare-and-set loop) runs whole inside one store-actor handler, on
+ *     what the request carries and on the member's atomics, which any thread
+ *     may read.
+ *  2. The completion is the request itself, sent back to req->reply_to as
+ *     MSG_STORE_DONE (ptr: the request, owned by the message; a requester's
+ *     drop frees it with member_store_req_free). The requester dispatches on
+ *     req->op. AETHER_EUNKNOWN comes back as such: "re-read before acting",
+ *     as when the call was made in the handler.
+ *  3. Order: one sender's requests are run in the order sent (the mailbox
+ *     is FIFO per producer and the store actor runs them one at a time), and
+ *     their completions reach that sender in the same order. A completion
+ *     the requester's full mailbox refuses is never dropped: it waits in the
+ *     store actor's backlog (FIFO, so the order holds) and is sent again 1 ms
+ *     later (DESIGN 3: "an internal delivery is never lost"). A closed
+ *     requester (the member stopping) frees it.
+ *  4. Requesters are state machines: at most one request of a kind in
+ *     flight per actor (member_lease.c: a renewal in flight makes the renew
+ *     timer skip; a campaign in flight makes the campaign timer skip; term
+ *     claims are judged one at a time, in order), with what must happen
+ *     after the call in the completion handler. A request the store
+ *     actor's mailbox refuses (full: it holds at most a few per requester;
+ *     or closed) is treated as a store that did not answer.
+ *  5. Executors: with deps.io_executor set (production: a 1-thread pool of
+ *     the node wiring), the store actor runs there, so no worker that runs
+ *     domain actors ever waits on NATS; NULL: it runs on the member's
+ *     executor (the simulator's step executor and the unit tests: still
+ *     deterministic, the stores being in memory). Domain code cannot tell.
+ * Threading: the store actor's own state is its backlog only; the requests
+ * it holds are owned by it between their two messages.
+ */
+#ifndef AETHER_MEMBER_STORE_INTERNAL_H
+#define AETHER_MEMBER_STORE_INTERNAL_H
+
+#include "member_internal.h"
+
+typedef enum member_store_op {
+    /* Lease actor (member_lease.c). */
+    MEMBER_STORE_LEASE_GENERATION, /* the state store's generation and recorded term */
+    MEMBER_STORE_LEASE_ACQUIRE,    /* aether_lease_acquire; on AETHER_ESTALE or AETHER_EEXIST
+                                      also the lease read (lease_restarted, lease_held), and on
+                                      EEXIST with a lease of another generation than `gen`
+                                      the generation reads as well */
+    MEMBER_STORE_LEASE_RENEW,      /* reconcile a pending holding (stop if still in doubt or
+                                      lost), the may-act test on the clock, the renewal, and on
+                                      success aether_lease_record_again (with the generation
+                                      reads if that says ESTALE) */
+    MEMBER_STORE_LEASE_RESIGN,     /* aether_lease_resign */
+    MEMBER_STORE_LEASE_CLAIM,      /* recorded term + lease read (judge_claim) */
+} member_store_op;
+
+typedef struct member_store_req {
+    member_store_op op;
+    aether_actor *reply_to;        /* gets MSG_STORE_DONE */
+    uint64_t tag;                  /* the requester's: which of its attempts this is */
+    /* Inputs (copies). */
+    aether_lease_config lcfg;      /* pointers in it (stores, clock, term floor) outlive the
+                                      store actor */
+    aether_rng rng;                /* acquire: nonces (split from the requester's) */
+    aether_lease_held held;        /* renew, resign: the holding; acquire: out */
+    uint64_t gen;                  /* the generation the requester follows */
+    aether_term seen_before;       /* highest_term before the request (generation reads) */
+    aether_event *event;           /* claim: the event judged (one reference, owned) */
+    char reason[AETHER_ERR_MSG_MAX]; /* resign: why (for the completion's report) */
+    /* Outputs. */
+    aether_status st;              /* the main call's */
+    aether_err err;
+    /* renew */
+    bool reconciled;               /* a pending holding was reconciled first */
+    aether_status rec_st;          /* its status */
+    aether_lease_held rec_next;    /* its holding on AETHER_OK */
+    bool expired;                  /* the holding could not act any more: not renewed */
+    bool renewed;                  /* the renewal was tried (st is its status) */
+    aether_lease_held next;        /* renewal: on AETHER_OK or AETHER_EUNKNOWN */
+    uint64_t renew_ns;             /* the renewal's duration, on AETHER_OK */
+    aether_status record_st;       /* record_again's, on a renewal's AETHER_OK */
+    bool rewritten;
+    /* lease reads */
+    bool read_done;
+    aether_status read_st;
+    aether_lease_value v;
+    uint64_t rev;
+    /* generation reads */
+    bool gen_done;
+    aether_status gen_st;          /* AETHER_OK: both read */
+    uint64_t gen_read, gen_rev;
+    aether_term recorded;
+    uint64_t trev;
+} member_store_req;
+
+/* A zeroed request for op, to be answered to reply_to. NULL: no memory. */
+member_store_req *member_store_req_new(member_store_op op, aether_actor *reply_to);
+/* Frees it and the reference it holds. NULL is fine. */
+void member_store_req_free(member_store_req *r);
+/* Sends r to the store actor. AETHER_OK: r is the store actor's until it
+ * comes back as MSG_STORE_DONE; else (full, closed) the caller keeps it. */
+aether_status member_store_request(aether_member *m, member_store_req *r);
+
+/* The store actor's handlers and state lifecycle (member_store.c). */
+aether_status member_store_init(aether_member *m);
+void member_store_fini(aether_member *m);
+void member_store_handle(void *state, aether_actor *self, const aether_msg *msg);
+void member_store_drop(void *state, const aether_msg *msg);
+/* The capacity of the store actor's mailbox: requests are few (at most one
+ * of a kind per requester in flight). */
+#define MEMBER_STORE_MAILBOX 1024u
+
+#endif
