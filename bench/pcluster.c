@@ -1045,8 +1045,11 @@ void pcl_health_of(pcluster *c, pcl_health *h)
     memset(h, 0, sizeof(*h));
     for (size_t k = 0; k < c->n_recs; k++) {
         const pcl_rec *r = &c->recs[k];
+        /* Every node prints the LeadershipLost it applies: count the
+         * leader's own line only (printed by the slot whose id emitted it). */
         if (r->kind != PCL_EVENT || strcmp(r->type, "LeadershipLost") != 0 ||
-            strcmp(r->emitter, r->who) != 0 || strstr(r->reason, "draining") != NULL)
+            strcmp(r->emitter, r->who) != 0 || strcmp(c->nodes[r->node].id, r->emitter) != 0 ||
+            strstr(r->reason, "draining") != NULL)
             continue;
         if (h->leader_lost++ == 0)
             snprintf(h->first_lost, sizeof(h->first_lost), "%s term %llu: %s", r->who,

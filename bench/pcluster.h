@@ -130,7 +130,8 @@ struct bench_opts;
  * emitted itself for any reason but its own drain), a NATS reconnect, a
  * mailbox overflow or a lost local delivery. pcl_health gathers them from
  * three witnesses:
- *  - the trace (whole run, every process): LeadershipLost records;
+ *  - the trace (whole run, every process): the LeadershipLost lines a
+ *    leader printed of its own loss (every node prints the one it applies);
  *  - each node's stderr log <dir>/<id>.err (whole run, every process: the
  *    file is appended across restarts): the WARN lines
  *    "connection to NATS lost", "mailbox full", "local deliveries of",
