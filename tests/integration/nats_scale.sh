@@ -15,7 +15,9 @@
 #  4. drain: SIGTERM of a follower; it exits 0; settled over the other ten;
 #  5. leader kill: kill -9 of the leader; settled over the nine left, with a
 #     new leader.
-# After each step, `agree` checks what an operator and a client would see:
+# After each step, once settled, `agree` checks what an operator and a
+# client would see (timed_settled: both within SCALE_STEP_MS, the passes
+# that found it settled but not agreeing are printed):
 #  - `aetherctl shards --json` reads the stored map: shard_count 65536,
 #    nothing moving, its nodes' primaries sum to 65 536 and only the live
 #    nodes have any;
@@ -25,12 +27,13 @@
 #    over the live nodes (lib.sh serving_check: every shard served by
 #    exactly one node, by the nodes' own account).
 # The health counters of issue 16 (NATS reconnects, mailbox overflows,
-# failed local deliveries, fencing lines in the nodes' logs) are printed at
-# the end, not judged: aether-bench e2e/failover judge them
+# failed local deliveries, fencing lines in the nodes' logs, a leader lost
+# during the follower's drain, passes settled but not agreeing) are printed
+# at the end, not judged: aether-bench e2e/failover judge them
 # (docs/tuning.md, "At scale"). Then lib.sh's final checks (no VIOLATION,
 # no event of an older term accepted, never two leaders acting at once).
 #
-# Takes 23-30 s on the 2-core machine (most of it the bootstrap's two lease
+# Takes 23-32 s on the 2-core machine (most of it the bootstrap's two lease
 # ttls and the join's and drain's handoffs of ~6 000 shards each: measured
 # bootstrap 2.8 s, join 12.8 s, drain 6 s + 0.5 s, leader kill 3.4 s); its
 # bounded waits add up to at most 4 x SCALE_STEP_MS + ~30 s; ctest's
@@ -61,11 +64,10 @@ ctl() {
         >"$WORK/ctl.out" 2>"$WORK/ctl.err"
 }
 
-# agree STEP ID...: the checks above for the live nodes ID...; fails the test.
+# agree ID...: the checks above for the live nodes ID...; 0 if they hold,
+# else 1 with AGREE_WHY (AGREED: the map version they agree on).
 agree() {
-    local step=$1
-    shift
-    ctl shards --json || fail "$step: aetherctl shards --json failed: $(head -c 400 "$WORK/ctl.err")"
+    ctl shards --json || { AGREE_WHY="aetherctl shards --json failed: $(head -c 400 "$WORK/ctl.err")"; return 1; }
     local got
     got=$(python3 - "$WORK/ctl.out" "$SHARDS" "$@" <<'EOF'
 import json, sys
@@ -85,23 +87,41 @@ if owners != live:
 print(("BAD " + "; ".join(bad)) if bad else "OK %d" % doc["map_version"])
 EOF
 )
-    [[ "$got" == "OK "* ]] || fail "$step: aetherctl shards: ${got#BAD }"
+    [[ "$got" == "OK "* ]] || { AGREE_WHY="aetherctl shards: ${got#BAD }"; return 1; }
     local v=${got#OK } id mv
-    serving_check "$@" || fail "$step: $SERVING_WHY"
+    serving_check "$@" || { AGREE_WHY=$SERVING_WHY; return 1; }
     for id in "$@"; do
         mv=$(value "$id" aether_map_version)
-        [[ "$mv" == "$v" ]] || fail "$step: $id serves map v$mv, the stored map is v$v"
+        [[ "$mv" == "$v" ]] || { AGREE_WHY="$id serves map v$mv, the stored map is v$v"; return 1; }
     done
-    echo "$step: stored map v$v (aetherctl shards): $# live nodes own its $SHARDS primaries; every node on v$v, $SHARDS served once, none fenced"
+    AGREED=$v
+    AGREE_WHY=""
 }
 
-# timed_settled STEP ID...: wait_settled within SCALE_STEP_MS, printing how long.
+# timed_settled STEP ID...: within SCALE_STEP_MS, the cluster is settled
+# (lib.sh `settled`) and `agree` holds right after, in one pass; fails the
+# test otherwise. Prints how long it took, and how many passes found it
+# settled but not agreeing (a leader cut off or nodes fenced right after
+# settling: issue 16's "no fencing of a live leader"; counted in
+# DISAGREED, printed at the end).
+DISAGREED=0
 timed_settled() {
-    local step=$1 t0
+    local step=$1 t0 late=0
     shift
     t0=$(now_ms)
-    wait_settled "$SCALE_STEP_MS" "$WORK/map.$step" "$@"
-    echo "$step: settled over $# nodes after $(( $(now_ms) - t0 )) ms (leader $LEADER_NOW)"
+    AGREE_WHY=""
+    while true; do # bounded: SCALE_STEP_MS
+        if settled "$WORK/map.$step" "$@"; then
+            agree "$@" && break
+            late=$(( late + 1 ))
+            echo "$step: settled, but: $AGREE_WHY"
+        fi
+        (( $(now_ms) - t0 < SCALE_STEP_MS )) ||
+            fail "$step: not settled and agreed within $SCALE_STEP_MS ms (nodes $*): ${AGREE_WHY:-$SETTLED_WHY}"
+        sleep 0.1
+    done
+    DISAGREED=$(( DISAGREED + late ))
+    echo "$step: settled over $# nodes after $(( $(now_ms) - t0 )) ms (leader $LEADER_NOW); stored map v$AGREED (aetherctl shards): the $# live nodes own its $SHARDS primaries; every node on v$AGREED, $SHARDS served once, none fenced$( (( late > 0 )) && echo " ($late pass(es) settled but not agreeing first)")"
 }
 
 # ---- 1-2. server and bootstrap ----------------------------------------------------
@@ -113,13 +133,11 @@ for i in $(seq 1 10); do
     LIVE+=("n$i")
 done
 timed_settled bootstrap "${LIVE[@]}"
-agree bootstrap "${LIVE[@]}"
 
 # ---- 3. join ------------------------------------------------------------------------
 metrics_node_start n11 "$URL"
 LIVE+=(n11)
 timed_settled join "${LIVE[@]}"
-agree join "${LIVE[@]}"
 
 # ---- 4. drain a follower -------------------------------------------------------------
 LEADER=$LEADER_NOW
@@ -137,8 +155,13 @@ for n in "${LIVE[@]}"; do
 done
 LIVE=("${REST[@]}")
 timed_settled drain "${LIVE[@]}"
-[[ "$LEADER_NOW" == "$LEADER" ]] || fail "the leader changed from $LEADER to $LEADER_NOW during a follower's drain"
-agree drain "${LIVE[@]}"
+# A leader lost during a follower's drain is issue 16's "fencing of a live
+# leader": printed and counted (aether-bench judges it), not failed here.
+LEADER_CHANGES=0
+if [[ "$LEADER_NOW" != "$LEADER" ]]; then
+    LEADER_CHANGES=1
+    echo "drain: NOTE: the leader changed from $LEADER to $LEADER_NOW during a follower's drain"
+fi
 
 # ---- 5. leader kill ---------------------------------------------------------------------
 node_kill "$LEADER"
@@ -149,11 +172,10 @@ done
 LIVE=("${REST[@]}")
 timed_settled leader-kill "${LIVE[@]}"
 [[ "$LEADER_NOW" != "$LEADER" ]] || fail "$LEADER was killed but still leads"
-agree leader-kill "${LIVE[@]}"
 
 # ---- health, printed (issue 16: judged by aether-bench) -------------------------------
 count() { cat "$WORK"/n*.err 2>/dev/null | grep -c -- "$1"; }
-echo "health (node logs, whole run): NATS reconnects $(count 'connection to NATS lost'), 'mailbox full' $(count 'mailbox full'), failed local deliveries $(count 'local deliveries of'), fenced $(count 'fenced, serving nothing'); nats-server slow consumers $(grep -c 'Slow Consumer' "$WORK/nats.log")"
+echo "passes settled but not agreeing: $DISAGREED; leader changes during the drain: $LEADER_CHANGES; health (node logs, whole run): NATS reconnects $(count 'connection to NATS lost'), 'mailbox full' $(count 'mailbox full'), failed local deliveries $(count 'local deliveries of'), fenced $(count 'fenced, serving nothing'); nats-server slow consumers $(grep -c 'Slow Consumer' "$WORK/nats.log")"
 
 final_checks n1 n2 n3 n4 n5 n6 n7 n8 n9 n10 n11
 echo "PASS"
