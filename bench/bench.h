@@ -3,7 +3,7 @@
  * bench.h: the benchmark harness's options and entry points (bench layer).
  *
  * `aether-bench <name> [--json] [--seconds S] [--runs N] [--nodes N] [--kills K]
- * [--joins J] [--samples FILE]` picks one entry
+ * [--joins J] [--shards S] [--replication R] [--samples FILE]` picks one entry
  * below (main.c). Every bench runs each of its cases `runs` times, reports
  * the median through report.h and prints its baselines beside it in the same
  * run, as ratios (CONVENTIONS "Tests and benchmarks").
@@ -24,7 +24,7 @@
 
 #define BENCH_NODES_DEFAULT 5u   /* e2e, failover: aether-node processes */
 #define BENCH_NODES_MIN 3u
-#define BENCH_NODES_MAX 12u
+#define BENCH_NODES_MAX 20u    /* issue 16: 20 node processes (+1 joiner in e2e) */
 #define BENCH_KILLS_DEFAULT 30u  /* failover: leader kills (and follower kills, resigns) */
 #define BENCH_JOINS_DEFAULT 20u  /* e2e: joins */
 #define BENCH_ATTEMPTS_MAX 1000u /* --kills, --joins */
@@ -37,6 +37,8 @@ typedef struct bench_opts {
     unsigned nodes;  /* cluster size */
     unsigned kills;  /* failover: attempts per kind */
     unsigned joins;  /* e2e: joins */
+    unsigned shards; /* e2e, failover: --shards of every node; 0 = the default shard_count */
+    unsigned replication; /* e2e, failover: --replication of every node; 0 = the default */
     bool processes;  /* set by those benches: the machine line says what a row is */
     FILE *samples;   /* --samples FILE: every latency sample, raw (report.h); NULL = none */
 } bench_opts;

@@ -159,7 +159,7 @@ int bench_flood_main(const bench_opts *oin)
     natsSubscription *echo = NULL;
     int rc = 1;
     unsigned done = 0;
-    if (c == NULL || v == NULL || !pcl_setup(c, "flood", def.shard_count))
+    if (c == NULL || v == NULL || !pcl_setup(c, "flood", def.shard_count, 0))
         goto out;
     bench_report_machine(&o);
     if (!pcl_bootstrap(c, o.nodes, "n"))

@@ -3,8 +3,8 @@
  * main.c: `aether-bench`, the benchmark harness's command line (bench layer).
  *
  *   aether-bench mailbox|lookup|rebalance [--json] [--seconds S] [--runs N]
- *   aether-bench e2e [--json] [--nodes N] [--joins J]
- *   aether-bench failover [--json] [--nodes N] [--kills K]
+ *   aether-bench e2e [--json] [--nodes N] [--joins J] [--shards S] [--replication R]
+ *   aether-bench failover [--json] [--nodes N] [--kills K] [--shards S] [--replication R]
  *   aether-bench flood [--json] [--nodes N] [--runs N]
  *   (e2e, failover: --samples FILE also writes every latency sample there)
  *   aether-bench --help | --version
@@ -22,6 +22,7 @@
 #include <aether/aether_version.h>
 
 #include "aether_build.h"
+#include "aether_internal.h" /* aether_config_defaults, AETHER_SHARD_COUNT_MAX, AETHER_REPLICATION_MAX */
 #include "baselines_placement.h" /* bench_rebalance_main */
 #include "bench.h"
 #include "report.h"
@@ -61,9 +62,12 @@ static const bench_entry benches[] = {
 
 static void usage(FILE *f)
 {
+    aether_config def;
+    aether_config_defaults(&def);
     fprintf(f,
             "usage: aether-bench <bench> [--json] [--seconds S] [--runs N]\n"
             "                            [--nodes N] [--kills K] [--joins J] [--samples FILE]\n"
+            "                            [--shards S] [--replication R]\n"
             "       aether-bench --help | --version\n"
             "  --json       one JSON object per line: {\"bench\",\"case\",\"metric\",\"value\",\n"
             "               \"unit\",\"baseline\",\"baseline_value\",\"ratio\"}\n"
@@ -73,6 +77,9 @@ static void usage(FILE *f)
             "  --kills K    failover: leader kills, and as many follower kills and resigns\n"
             "               (default %u, max %u)\n"
             "  --joins J    e2e: joins measured (default %u, max %u)\n"
+            "  --shards S   e2e, failover: every node's --shards (default the node's, %u; 1..%u)\n"
+            "  --replication R  e2e, failover: every node's --replication (default the node's, %u;\n"
+            "               1..%u, at most --nodes)\n"
             "  --samples FILE  e2e, failover: also write every latency sample (ms) to FILE,\n"
             "               one per line: bench<TAB>metric<TAB>attempt<TAB>ms (FILE is replaced)\n"
             "e2e, failover and flood need nats-server ($AETHER_NATS_SERVER or $PATH) and aether-node\n"
@@ -80,7 +87,8 @@ static void usage(FILE *f)
             "benches:\n",
             BENCH_SECONDS_DEFAULT, BENCH_SECONDS_MAX, BENCH_RUNS_DEFAULT, BENCH_RUNS_MAX,
             BENCH_NODES_DEFAULT, BENCH_NODES_MIN, BENCH_NODES_MAX, BENCH_KILLS_DEFAULT,
-            BENCH_ATTEMPTS_MAX, BENCH_JOINS_DEFAULT, BENCH_ATTEMPTS_MAX);
+            BENCH_ATTEMPTS_MAX, BENCH_JOINS_DEFAULT, BENCH_ATTEMPTS_MAX, def.shard_count,
+            (unsigned)AETHER_SHARD_COUNT_MAX, def.replication, (unsigned)AETHER_REPLICATION_MAX);
     for (size_t i = 0; i < BENCH_COUNT; i++)
         fprintf(f, "  %-8s %s\n", benches[i].name, benches[i].what);
 }
@@ -101,6 +109,7 @@ int main(int argc, char **argv)
                      .joins = BENCH_JOINS_DEFAULT };
     const bench_entry *which = NULL;
     const char *samples_path = NULL;
+    char rbuf[16];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -144,6 +153,20 @@ int main(int argc, char **argv)
                 o.kills = (unsigned)n;
             else
                 o.joins = (unsigned)n;
+        } else if (strcmp(a, "--shards") == 0 || strcmp(a, "--replication") == 0) {
+            if (i + 1 >= argc)
+                return bad_usage("%s needs a value", a);
+            const char *v = argv[++i];
+            char *end = NULL;
+            unsigned long n = strtoul(v, &end, 10);
+            bool shards = strcmp(a, "--shards") == 0;
+            unsigned long hi = shards ? AETHER_SHARD_COUNT_MAX : AETHER_REPLICATION_MAX;
+            if (end == v || *end != '\0' || v[0] == '-' || n < 1 || n > hi)
+                return bad_usage("bad value '%s' (see --help for the range)", v);
+            if (shards)
+                o.shards = (unsigned)n;
+            else
+                o.replication = (unsigned)n;
         } else if (strcmp(a, "--samples") == 0) {
             if (i + 1 >= argc || argv[i + 1][0] == '\0')
                 return bad_usage("%s needs a file name", a);
@@ -162,6 +185,10 @@ int main(int argc, char **argv)
     }
     if (which == NULL)
         return bad_usage("%s", "no bench named");
+    if (o.replication > o.nodes) {
+        snprintf(rbuf, sizeof(rbuf), "%u", o.replication);
+        return bad_usage("--replication %s is above --nodes (every shard needs that many nodes)", rbuf);
+    }
     if (samples_path != NULL) {
         o.samples = fopen(samples_path, "we"); /* close-on-exec: the node children must not hold it */
         if (o.samples == NULL) {

@@ -170,13 +170,18 @@ static void pcl_atexit(void)
         pcl_teardown(pcl_active);
 }
 
-bool pcl_setup(pcluster *c, const char *tag, uint32_t shards)
+bool pcl_setup(pcluster *c, const char *tag, uint32_t shards, uint32_t replication)
 {
     static bool atexit_done;
     memset(c, 0, sizeof(*c));
     for (uint32_t i = 0; i < PCL_NODES_MAX; i++)
         c->nodes[i].fd = -1;
     c->shards = shards;
+    c->replication = replication;
+    uint32_t grow = shards / 1024u * PCL_LIMIT_MS_PER_1024_SHARDS;
+    c->step_limit_ms = grow > PCL_STEP_LIMIT_MS ? grow : PCL_STEP_LIMIT_MS;
+    c->settle_limit_ms = grow > PCL_SETTLE_LIMIT_MS ? grow : PCL_SETTLE_LIMIT_MS;
+    c->exit_limit_ms = grow > PCL_EXIT_LIMIT_MS ? grow : PCL_EXIT_LIMIT_MS;
     snprintf(c->cluster, sizeof(c->cluster), "bench");
     c->keep_logs = getenv("AETHER_KEEP_LOGS") != NULL && getenv("AETHER_KEEP_LOGS")[0] != '\0';
     pcl_active = c;
@@ -290,15 +295,20 @@ bool pcl_spawn(pcluster *c, uint32_t i)
             n->fd = -1;
         }
     }
-    char shards[16], err_path[PCL_PATH_MAX + PCL_ID_MAX + 8], maddr[32];
+    char shards[16], repl[16], err_path[PCL_PATH_MAX + PCL_ID_MAX + 8], maddr[32];
     snprintf(shards, sizeof(shards), "%u", c->shards);
+    snprintf(repl, sizeof(repl), "%u", c->replication);
     snprintf(err_path, sizeof(err_path), "%s/%s.err", c->dir, n->id);
     n->metrics_port = tns_free_port();
     if (n->metrics_port <= 0)
         return false;
     snprintf(maddr, sizeof(maddr), "127.0.0.1:%d", n->metrics_port);
     char *argv[] = { "aether-node", "--nats", c->url, "--node", n->id, "--cluster", c->cluster,
-                     "--shards", shards, "--metrics-addr", maddr, "--trace", NULL };
+                     "--shards", shards, "--metrics-addr", maddr, "--trace", NULL, NULL, NULL };
+    if (c->replication != 0) {
+        argv[12] = "--replication";
+        argv[13] = repl;
+    }
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0)
         return false;
@@ -679,6 +689,7 @@ uint64_t pcl_leader_seen(const pcluster *c, uint32_t i, const char *not_leader, 
 
 bool pcl_bootstrap(pcluster *c, unsigned n, const char *prefix)
 {
+    c->boot_spawn_us = c->boot_elected_us = c->boot_all_map_us = c->boot_settled_us = 0;
     for (unsigned k = 1; k <= n; k++) {
         char id[PCL_ID_MAX + 1];
         snprintf(id, sizeof(id), "%s%u", prefix, k);
@@ -687,11 +698,30 @@ bool pcl_bootstrap(pcluster *c, unsigned n, const char *prefix)
             fprintf(stderr, "aether-bench: cannot start node %s\n", id);
             return false;
         }
+        if (c->boot_spawn_us == 0)
+            c->boot_spawn_us = c->nodes[i].spawned_us;
     }
     char why[160] = "";
-    if (!pcl_wait_settled(c, PCL_SETTLE_QUIET_MS, PCL_SETTLE_LIMIT_MS, why, sizeof(why))) {
+    bool ok = pcl_wait_settled(c, PCL_SETTLE_QUIET_MS, c->settle_limit_ms, why, sizeof(why));
+    uint64_t all = 0, last = 0;
+    for (uint32_t i = 0; i < c->n_nodes; i++) {
+        uint64_t t = pcl_map_reached(c, i, 1, c->boot_spawn_us);
+        if (t == 0) {
+            all = 0;
+            break;
+        }
+        all = t > all ? t : all;
+        const trl_view *v = &c->nodes[i].view;
+        last = v->map_us > last ? v->map_us : last;
+        last = v->leader_us > last ? v->leader_us : last;
+    }
+    c->boot_all_map_us = all;
+    c->boot_settled_us = ok ? last : 0;
+    const pcl_rec *el = pcl_first_event(c, c->boot_spawn_us, "LeaderElected", NULL, -1);
+    c->boot_elected_us = el != NULL ? el->us : 0;
+    if (!ok) {
         fprintf(stderr, "aether-bench: %u nodes did not settle within %u ms: %s\n", n,
-                PCL_SETTLE_LIMIT_MS, why);
+                c->settle_limit_ms, why);
         return false;
     }
     return true;
@@ -706,17 +736,17 @@ bool pcl_rejoin(pcluster *c, uint32_t i)
     uint64_t t0 = c->nodes[i].spawned_us;
     while (pcl_first_event(c, t0, "NodeJoined", c->nodes[i].id, -1) == NULL) { /* bounded */
         if (pcl_interrupted() || c->unexpected_exits > 0 ||
-            pcl_now_us() - t0 > PCL_STEP_LIMIT_MS * 1000ull) {
+            pcl_now_us() - t0 > c->step_limit_ms * 1000ull) {
             fprintf(stderr, "aether-bench: %s restarted but no NodeJoined for it within %u ms\n",
-                    c->nodes[i].id, PCL_STEP_LIMIT_MS);
+                    c->nodes[i].id, c->step_limit_ms);
             return false;
         }
         pcl_pump(c, 10);
     }
     char why[160] = "";
-    if (!pcl_wait_settled(c, PCL_SETTLE_QUIET_MS, PCL_SETTLE_LIMIT_MS, why, sizeof(why))) {
+    if (!pcl_wait_settled(c, PCL_SETTLE_QUIET_MS, c->settle_limit_ms, why, sizeof(why))) {
         fprintf(stderr, "aether-bench: no settled cluster within %u ms after %s rejoined: %s\n",
-                PCL_SETTLE_LIMIT_MS, c->nodes[i].id, why);
+                c->settle_limit_ms, c->nodes[i].id, why);
         return false;
     }
     return true;
@@ -969,4 +999,164 @@ bool pcl_report_handlers(const struct bench_opts *o, const char *bench, pcluster
                       h.nodes, h.failed, (unsigned long long)h.runs, (unsigned long long)h.over_1ms,
                       h.worst_le_ms, h.worst);
     return h.over_1ms == 0;
+}
+
+/* ---- health: what must never happen during a run (issue 16) ------------- */
+
+#define PCL_LOG_LINE_MAX 1024u
+
+/* Sum of every series of metric `name` (its lines "name value" and
+ * "name{...} value") in one exposition. */
+static uint64_t pcl_metric_sum(const char *text, const char *name)
+{
+    size_t nl = strlen(name);
+    uint64_t sum = 0;
+    for (const char *l = text; l != NULL && *l != '\0';) { /* bounded: the scrape's lines */
+        const char *eol = strchr(l, '\n');
+        if (strncmp(l, name, nl) == 0 && (l[nl] == ' ' || l[nl] == '{')) {
+            const char *sp = l[nl] == ' ' ? l + nl : strchr(l + nl, '}');
+            if (sp != NULL && (eol == NULL || sp < eol)) {
+                sp = sp[0] == '}' ? sp + 1 : sp;
+                double v = strtod(sp, NULL);
+                sum += v > 0 ? (uint64_t)(v + 0.5) : 0;
+            }
+        }
+        l = eol != NULL ? eol + 1 : NULL;
+    }
+    return sum;
+}
+
+/* Lines of `path` holding each needle: counts[k] += lines with needles[k]. */
+static void pcl_log_count(const char *path, const char *const *needles, uint64_t *counts, size_t n)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return;
+    char buf[PCL_LOG_LINE_MAX];
+    while (fgets(buf, sizeof(buf), f) != NULL) /* bounded: the file */
+        for (size_t k = 0; k < n; k++)
+            if (strstr(buf, needles[k]) != NULL)
+                counts[k]++;
+    fclose(f);
+}
+
+void pcl_health_of(pcluster *c, pcl_health *h)
+{
+    memset(h, 0, sizeof(*h));
+    for (size_t k = 0; k < c->n_recs; k++) {
+        const pcl_rec *r = &c->recs[k];
+        /* Every node prints the LeadershipLost it applies: count the
+         * leader's own line only (printed by the slot whose id emitted it). */
+        if (r->kind != PCL_EVENT || strcmp(r->type, "LeadershipLost") != 0 ||
+            strcmp(r->emitter, r->who) != 0 || strcmp(c->nodes[r->node].id, r->emitter) != 0 ||
+            strstr(r->reason, "draining") != NULL)
+            continue;
+        if (h->leader_lost++ == 0)
+            snprintf(h->first_lost, sizeof(h->first_lost), "%s term %llu: %s", r->who,
+                     (unsigned long long)r->num, r->reason);
+    }
+    static const char *const needles[] = { "connection to NATS lost", "mailbox full", "local deliveries of",
+                                           "fenced, serving nothing" };
+    for (uint32_t i = 0; i < c->n_nodes; i++) {
+        char path[PCL_PATH_MAX + PCL_ID_MAX + 8];
+        snprintf(path, sizeof(path), "%s/%s.err", c->dir, c->nodes[i].id);
+        uint64_t n[4] = { 0 };
+        pcl_log_count(path, needles, n, 4);
+        h->log_reconnects += n[0];
+        h->log_mailbox_full += n[1];
+        h->log_delivery_failed += n[2];
+        h->log_fenced += n[3];
+        pcl_node *nd = &c->nodes[i];
+        if (nd->pid <= 0 || nd->metrics_port <= 0)
+            continue;
+        char *body = NULL;
+        if (!pcl_scrape(nd->metrics_port, &body)) {
+            h->scrape_failed++;
+            continue;
+        }
+        h->scraped++;
+        h->m_mailbox_full += pcl_metric_sum(body, "aether_mailbox_full_total");
+        h->m_bus_failed += pcl_metric_sum(body, "aether_bus_failed_deliveries_total");
+        h->m_lease_failures += pcl_metric_sum(body, "aether_lease_failures_total");
+        h->m_fenced += pcl_metric_sum(body, "aether_fenced");
+        h->m_multi_owner += pcl_metric_sum(body, "aether_shards_multi_owner");
+        h->m_owned += pcl_metric_sum(body, "aether_shards_owned");
+        free(body);
+    }
+    static const char *const slow[] = { "Slow Consumer" };
+    char path[PCL_PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/server.log", c->dir);
+    pcl_log_count(path, slow, &h->server_slow_consumers, 1);
+}
+
+static void pcl_health_row(const struct bench_opts *o, const char *bench, const char *metric, uint64_t v)
+{
+    double d = (double)v;
+    bench_stats st = bench_stats_of(&d, 1);
+    bench_report_row(o, bench, metric, "count", &st, "target 0", NULL, 0);
+}
+
+bool pcl_report_health(const struct bench_opts *o, const char *bench, pcluster *c)
+{
+    pcl_health h;
+    pcl_health_of(c, &h);
+    pcl_health_row(o, bench, "live leader lost its leadership (trace LeadershipLost, not draining)",
+                   h.leader_lost);
+    pcl_health_row(o, bench, "NATS reconnects (node logs)", h.log_reconnects);
+    pcl_health_row(o, bench, "mailbox overflows (node logs + aether_mailbox_full_total, live)",
+                   h.log_mailbox_full + h.m_mailbox_full);
+    pcl_health_row(o, bench, "failed local deliveries (node logs + aether_bus_failed_deliveries_total)",
+                   h.log_delivery_failed + h.m_bus_failed);
+    pcl_health_row(o, bench, "slow consumers (nats-server log)", h.server_slow_consumers);
+    bench_report_note(o,
+                      "health over the whole run: leaderships lost by a live leader %llu%s%s; node logs: "
+                      "reconnects %llu, 'mailbox full' %llu, failed local deliveries %llu, fenced %llu "
+                      "(followers fence when a killed leader is not replaced within their window); live "
+                      "nodes' /metrics (%u scraped, %u not): mailbox_full_total %llu, "
+                      "bus_failed_deliveries_total %llu, lease_failures_total %llu, fenced now %llu, "
+                      "shards owned %llu (shard_count %u), multi-owner %llu; nats-server slow consumers %llu",
+                      (unsigned long long)h.leader_lost, h.leader_lost ? ", first: " : "", h.first_lost,
+                      (unsigned long long)h.log_reconnects, (unsigned long long)h.log_mailbox_full,
+                      (unsigned long long)h.log_delivery_failed, (unsigned long long)h.log_fenced, h.scraped,
+                      h.scrape_failed, (unsigned long long)h.m_mailbox_full, (unsigned long long)h.m_bus_failed,
+                      (unsigned long long)h.m_lease_failures, (unsigned long long)h.m_fenced,
+                      (unsigned long long)h.m_owned, c->shards, (unsigned long long)h.m_multi_owner,
+                      (unsigned long long)h.server_slow_consumers);
+    bool clean = h.leader_lost == 0 && h.log_reconnects == 0 && h.log_mailbox_full + h.m_mailbox_full == 0 &&
+                 h.log_delivery_failed + h.m_bus_failed == 0 && h.server_slow_consumers == 0;
+    bench_report_note(o, "run clean (no live leader lost, no reconnect, no mailbox overflow, no lost delivery, "
+                         "no slow consumer): %s", clean ? "yes" : "NO");
+    return clean;
+}
+
+bool pcl_report_bootstrap(const struct bench_opts *o, const char *bench, const pcluster *c, double target_ms)
+{
+    double v[1];
+    bench_latency l;
+    bool met = false;
+    if (c->boot_all_map_us != 0) {
+        v[0] = (double)(c->boot_all_map_us - c->boot_spawn_us) / 1000.0;
+        l = bench_latency_of(v, 1, 0, target_ms);
+    } else {
+        l = bench_latency_of(v, 0, 1, target_ms);
+    }
+    met = bench_report_latency_row(o, bench, "bootstrap: first process start -> a map on every node", &l,
+                                   target_ms, NULL, NULL);
+    if (c->boot_settled_us != 0) {
+        v[0] = (double)(c->boot_settled_us - c->boot_spawn_us) / 1000.0;
+        l = bench_latency_of(v, 1, 0, -1);
+    } else {
+        l = bench_latency_of(v, 0, 1, -1);
+    }
+    bench_report_latency_row(o, bench, "bootstrap: first process start -> last map/leader change (settled)",
+                             &l, -1, NULL, NULL);
+    if (c->boot_all_map_us != 0 && c->boot_elected_us != 0 && c->boot_all_map_us >= c->boot_elected_us) {
+        v[0] = (double)(c->boot_all_map_us - c->boot_elected_us) / 1000.0;
+        l = bench_latency_of(v, 1, 0, -1);
+    } else {
+        l = bench_latency_of(v, 0, 1, -1);
+    }
+    bench_report_latency_row(o, bench, "bootstrap: first LeaderElected -> a map on every node", &l, -1, NULL,
+                             NULL);
+    return met;
 }

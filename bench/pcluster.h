@@ -56,7 +56,7 @@
 #include "nats_server.h"
 #include "trace_line.h"
 
-#define PCL_NODES_MAX 16u
+#define PCL_NODES_MAX 24u      /* aether-bench --nodes 20, + the e2e joiner, + spare */
 #define PCL_ID_MAX 64u          /* a NodeId's length bound */
 #define PCL_LINE_MAX 4096u      /* a longer stdout line is counted and skipped */
 #define PCL_TYPE_MAX 32u
@@ -103,6 +103,10 @@ typedef struct pcluster {
     char url[64];
     char cluster[32];
     uint32_t shards;
+    uint32_t replication;         /* every node's --replication; 0 = the node's default */
+    uint32_t step_limit_ms;       /* PCL_STEP_LIMIT_MS, or more at many shards (pcl_setup) */
+    uint32_t settle_limit_ms;     /* PCL_SETTLE_LIMIT_MS, likewise */
+    uint32_t exit_limit_ms;       /* PCL_EXIT_LIMIT_MS, likewise (a drain hands off too) */
     bool keep_logs;
     pcl_node nodes[PCL_NODES_MAX];
     uint32_t n_nodes;
@@ -112,7 +116,63 @@ typedef struct pcluster {
     unsigned unexpected_exits;
     uint64_t offline_us[PCL_OFFLINE_MAX]; /* pcl_note_offline, a ring */
     unsigned n_offline;
+    /* pcl_bootstrap's timing (pcl_now_us; 0 = not reached): */
+    uint64_t boot_spawn_us;       /* the first node started */
+    uint64_t boot_elected_us;     /* the first LeaderElected line */
+    uint64_t boot_all_map_us;     /* the last node's first MAP line */
+    uint64_t boot_settled_us;     /* the last MAP or LEADER line before the cluster settled */
 } pcluster;
+
+struct bench_opts;
+
+/* What must never happen during a bench run (issue 16): a live leader
+ * losing its leadership (fenced, lease lost: the trace's LeadershipLost it
+ * emitted itself for any reason but its own drain), a NATS reconnect, a
+ * mailbox overflow or a lost local delivery. pcl_health gathers them from
+ * three witnesses:
+ *  - the trace (whole run, every process): the LeadershipLost lines a
+ *    leader printed of its own loss (every node prints the one it applies);
+ *  - each node's stderr log <dir>/<id>.err (whole run, every process: the
+ *    file is appended across restarts): the WARN lines
+ *    "connection to NATS lost", "mailbox full", "local deliveries of",
+ *    "fenced, serving nothing" (followers fence too when a killed leader is
+ *    not replaced within their fence window: counted, not a target);
+ *    aether_log_ratelimit may fold repeats into "N more suppressed", so a
+ *    log count is a lower bound;
+ *  - the live nodes' /metrics (since each live process started):
+ *    aether_mailbox_full_total, aether_bus_failed_deliveries_total,
+ *    aether_lease_failures_total, aether_fenced, aether_shards_multi_owner,
+ *    aether_shards_owned;
+ *  and nats-server's log: "Slow Consumer" lines. */
+typedef struct pcl_health {
+    unsigned scraped, scrape_failed;
+    uint64_t m_mailbox_full, m_bus_failed, m_lease_failures, m_fenced, m_multi_owner, m_owned;
+    uint64_t log_reconnects, log_mailbox_full, log_delivery_failed, log_fenced;
+    uint64_t server_slow_consumers;
+    uint64_t leader_lost;         /* trace: LeadershipLost by the leader itself, not draining */
+    char first_lost[200];         /* the first such: who, term, reason */
+} pcl_health;
+
+/* Gathers the above (bounded: 2 s per node scraped, the log files' sizes).
+ * Main thread. */
+void pcl_health_of(pcluster *c, pcl_health *out);
+
+/* pcl_health_of, reported under `bench` as rows (each target: 0) and a
+ * note. Returns true when clean: no live leader lost its leadership, no
+ * reconnect, no mailbox overflow, no failed local delivery (logs and
+ * metrics), no slow consumer. */
+bool pcl_report_health(const struct bench_opts *o, const char *bench, pcluster *c);
+
+/* Reports pcl_bootstrap's timing under `bench`: first process start -> a
+ * map on every node (target target_ms; < 0 none), -> settled, and the
+ * first LeaderElected -> a map on every node. A new cluster's bootstrap
+ * holds two lease ttls by design (the first campaign waits a ttl for a
+ * lost generation's key to expire; the first map is published a ttl after
+ * the election, when every earlier serving right has lapsed: the node's log
+ * says both), so the first row is at least 2 x lease_ttl_ms. Returns true
+ * when the first is within its target. */
+bool pcl_report_bootstrap(const struct bench_opts *o, const char *bench, const pcluster *c,
+                          double target_ms);
 
 /* Handler run times of the live nodes (aether_actor_handler_seconds, the
  * engine's per-actor histogram, scraped from each node's --metrics-addr):
@@ -140,8 +200,10 @@ bool pcl_report_handlers(const struct bench_opts *o, const char *bench, pcluster
 
 /* Finds the binaries, checks that aether-node knows --trace, makes the
  * temporary directory, starts nats-server and installs the signal flag.
+ * Every node will run with --shards shards and, when replication is not 0,
+ * --replication replication.
  * false with the reason on stderr (call pcl_teardown anyway). */
-bool pcl_setup(pcluster *c, const char *tag, uint32_t shards);
+bool pcl_setup(pcluster *c, const char *tag, uint32_t shards, uint32_t replication);
 
 /* Kills (SIGKILL) and reaps every child, stops the server, removes the
  * directory unless kept. Idempotent. */
@@ -151,7 +213,7 @@ void pcl_teardown(pcluster *c);
 int pcl_add_node(pcluster *c, const char *id);
 
 /* Starts node i: aether-node --nats URL --node ID --cluster C --shards S
- * --trace, stdout to a pipe, stderr appended to <dir>/<id>.err. Resets the
+ * [--replication R] --metrics-addr 127.0.0.1:<free port> --trace, stdout to a pipe, stderr appended to <dir>/<id>.err. Resets the
  * node's traced state. false if it could not be started. */
 bool pcl_spawn(pcluster *c, uint32_t i);
 
@@ -201,13 +263,18 @@ uint64_t pcl_leader_seen(const pcluster *c, uint32_t i, const char *not_leader, 
 /* ---- steps the benches share --------------------------------------------- */
 
 #define PCL_SETTLE_QUIET_MS 500u   /* > debounce + a few handoff batches */
-#define PCL_SETTLE_LIMIT_MS 30000u
-#define PCL_STEP_LIMIT_MS 10000u   /* one awaited reaction (election, failure, map) */
+#define PCL_SETTLE_LIMIT_MS 30000u /* up to 1024 shards; pcluster.settle_limit_ms */
+#define PCL_STEP_LIMIT_MS 10000u   /* one awaited reaction (election, failure, map), up to 1024
+                                      shards; pcluster.step_limit_ms */
+#define PCL_LIMIT_MS_PER_1024_SHARDS 1000u /* above 1024 shards both grow by this: a join's
+                                      rebalance hands off shards / (nodes + 1), 64 at a time;
+                                      at 65 536 x R3 over 21 nodes it outlasted 10 s) */
 #define PCL_EXIT_LIMIT_MS 20000u   /* a SIGTERM'd node drains at most handoff + 2 s */
 #define PCL_PACE_MARGIN_MS 1000u
 
 /* Adds nodes <prefix>1..<prefix>n, starts them all and waits until the
- * cluster is settled. false with the reason on stderr. */
+ * cluster is settled; notes the boot_* times. false with the reason on
+ * stderr. */
 bool pcl_bootstrap(pcluster *c, unsigned n, const char *prefix);
 
 /* Starts node i again and waits for its NodeJoined (since the start) and a
