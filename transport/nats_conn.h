@@ -20,6 +20,17 @@
  * nats://127.0.0.1:4222: No Server Available (tried for 5000 ms)",
  * "TLS: cannot read CA file /x/ca.pem: ...".
  *
+ * Threads (docs/tuning.md has the measurements): nats.c's defaults, on
+ * purpose. One delivery thread per asynchronous subscription: its shared
+ * delivery pool (natsOptions_UseGlobalMessageDelivery) would save four
+ * threads per node, but nats_transport.c's cmd.> handler waits while a
+ * command flood is queued, and on a shared thread that wait holds up the
+ * heartbeats and keep-alives of every other subscription
+ * (integration.nats_flood fences its leader with a pool of one). A flusher
+ * thread per connection: "send asap" (natsOptions_SetSendAsap) would save
+ * it, but then every reply of a command flood is one write on the transport
+ * actor's thread, and the same test fences its leader.
+ *
  * Threading: connect from any thread; the callbacks run on nats.c threads
  * and only log.
  */
