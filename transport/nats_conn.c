@@ -131,6 +131,11 @@ static aether_status build(const aether_nats_settings *s, const char *name, char
             ns = (call);          \
         }                         \
     } while (0)
+    /* Footprint (nats_conn.h, docs/tuning.md): the asynchronous
+     * subscriptions share nats.c's global delivery pool. */
+    TRY("delivery pool", nats_SetMessageDeliveryPoolSize(AETHER_NATS_DELIVERY_THREADS));
+    TRY("delivery pool", natsOptions_UseGlobalMessageDelivery(no, true));
+    TRY("request style", natsOptions_UseOldRequestStyle(no, true));
     TRY("servers", natsOptions_SetServers(no, (const char **)servers, count));
     TRY("name", natsOptions_SetName(no, name));
     TRY("reconnect", natsOptions_SetMaxReconnect(no, -1)); /* forever (nats.h: a negative value) */

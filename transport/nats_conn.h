@@ -20,16 +20,18 @@
  * nats://127.0.0.1:4222: No Server Available (tried for 5000 ms)",
  * "TLS: cannot read CA file /x/ca.pem: ...".
  *
- * Threads (docs/tuning.md has the measurements): nats.c's defaults, on
- * purpose. One delivery thread per asynchronous subscription: its shared
- * delivery pool (natsOptions_UseGlobalMessageDelivery) would save four
- * threads per node, but nats_transport.c's cmd.> handler waits while a
- * command flood is queued, and on a shared thread that wait holds up the
- * heartbeats and keep-alives of every other subscription
- * (integration.nats_flood fences its leader with a pool of one). A flusher
- * thread per connection: "send asap" (natsOptions_SetSendAsap) would save
- * it, but then every reply of a command flood is one write on the transport
- * actor's thread, and the same test fences its leader.
+ * Threads (docs/tuning.md has the measurements): every connection made
+ * here delivers its asynchronous subscriptions' messages on nats.c's global
+ * delivery pool of AETHER_NATS_DELIVERY_THREADS threads, shared by every
+ * connection of the process and started at the first subscription,
+ * instead of one thread per subscription (5 per node). nats.c keeps each
+ * subscription on one pool thread, so its order holds; the price is that
+ * a handler that waits holds up the others, so the handlers must not wait
+ * on their own subscription's backlog (nats_transport.c post_waiting sheds
+ * a command flood instead). Publishes keep nats.c's flusher thread: with
+ * "send asap" (natsOptions_SetSendAsap) every reply of a command flood is
+ * one write on the transport actor's thread, and integration.nats_flood
+ * fences its leader.
  *
  * Threading: connect from any thread; the callbacks run on nats.c threads
  * and only log.
@@ -41,6 +43,9 @@
 
 #include "settings.h"
 #include "status.h"
+
+/* Threads of nats.c's shared delivery pool (nats_SetMessageDeliveryPoolSize). */
+#define AETHER_NATS_DELIVERY_THREADS 1
 
 /* The auth method the settings select: "none", "user/password", "token",
  * "credentials file". */

@@ -16,16 +16,19 @@ set -u
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 it_setup footprint "${1:-}"
-# docs/tuning.md "Threads": main 1, executor workers min(cores, 2) + its
-# timer 1, NATS transport actor worker + timer 2, RCU reclaimer 1, nats.c
-# library 3 (timers, async callbacks, garbage collector), connection reader
-# 1, subscription delivery 6, the metrics endpoint 1; a JetStream KV watch
-# may add 1 for a moment. The store actor's I/O thread (issue 16) is
-# budgeted with the watch's.
+# docs/tuning.md "Threads", counted exactly: main 1; executor workers
+# min(cores, 2) (they fire the timers too); the NATS transport actor's
+# worker 1; the RCU reclaimer 1; nats.c: timers, asynchronous callbacks,
+# garbage collector, the connection's reader and flusher 5, the shared
+# delivery pool 1; the metrics endpoint 1; and 1 budgeted for the member
+# store actor's I/O executor (issue 16, being added beside this test).
 CORES=$(nproc)
 WORKERS=$(( CORES < 2 ? CORES : 2 ))
-THREADS_MAX=$(( 1 + WORKERS + 1 + 2 + 1 + 3 + 1 + 6 + 1 + 1 ))
-RSS_MAX_KB=${FOOT_RSS_MAX_KB:-13312}
+THREADS_MAX=$(( 1 + WORKERS + 1 + 1 + 5 + 1 + 1 + 1 ))
+# docs/tuning.md "Memory": 8.2-8.5 MB measured here (of which ~6 MB are
+# shared library pages: libcrypto alone 3.4 MB); 9 MB leaves room for a
+# busier leader, not for a library or an arena more.
+RSS_MAX_KB=${FOOT_RSS_MAX_KB:-9216}
 FOOT_HOLD_S=5
 SHARDS=1024
 CLUSTER_METRICS=1
