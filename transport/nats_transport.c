@@ -118,7 +118,7 @@
  * gives up after NT_IN_WAIT_MAX waits of NT_IN_WAIT_NS (1 s: the actor is
  * stuck, the message is dropped and logged). */
 #define NT_CMD_INFLIGHT_MAX 128u
-/* cmd.>'s pending limits in nats.c: past them nats.c's reader drops its
+/* cmd.>'s (and cmd.JoinCluster's) pending limits in nats.c: past them nats.c's reader drops its
  * messages ("slow consumer") before they reach the delivery queue that every
  * subscription shares (nats_conn.h). So a keep-alive's answer or a
  * heartbeat waits behind at most this many flood messages, each shed or
@@ -1037,6 +1037,9 @@ static void serve_apply(nt *t)
         ns = sub_open(t, &s->subs[NT_SUB_REL], t->prefix, "rel", on_rel_msg);
     if (ns == NATS_OK)
         ns = sub_open(t, &s->subs[NT_SUB_JOIN], t->prefix, NT_JOIN_SUFFIX, on_join_msg);
+    if (ns == NATS_OK) /* the same bound for a flood of (forged) keep-alives */
+        ns = natsSubscription_SetPendingLimits(s->subs[NT_SUB_JOIN], NT_CMD_PENDING_MAX,
+                                               NT_CMD_PENDING_BYTES_MAX);
     if (ns != NATS_OK) { /* tried again at the next tick */
         (void)subs_close(t, NT_SUB_CMD, NT_SUB_COUNT_);
         return;
