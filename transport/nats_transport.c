@@ -10,12 +10,12 @@
  *     cluster has a secret (a pure MAC check; the replay windows are the
  *     actor's), decodes it, and posts one nt_in to the transport actor. It
  *     reads immutable fields and atomics only, and never calls the sink.
- *     It may wait (post_waiting) while the mailbox is full; on cmd.> it
- *     sheds instead while NT_CMD_INFLIGHT_MAX of that subscription's
- *     messages and answers are queued, so a command flood never sits in
- *     the mailbox ahead of a keep-alive by more than that, and never holds
- *     up the other subscriptions, which share nats.c's delivery threads
- *     with it (nats_conn.h).
+ *     It may wait (post_waiting): while the mailbox is full, and on cmd.>
+ *     while NT_CMD_INFLIGHT_MAX of that subscription's messages and answers
+ *     are queued, so a command flood backs up into nats.c's pending buffer
+ *     of cmd.> (dropped there, "slow consumer") and never sits in the
+ *     mailbox ahead of a keep-alive by more than that. A nats.c thread is no
+ *     actor worker: its waiting holds up only its own subscription.
  *  2. The transport actor: one aether_actor (ck_ring mailbox of
  *     NT_MAILBOX_CAPACITY) on a pool executor of one worker that the
  *     endpoint owns, so nats.c's publish path (which writes to the socket
@@ -118,13 +118,6 @@
  * gives up after NT_IN_WAIT_MAX waits of NT_IN_WAIT_NS (1 s: the actor is
  * stuck, the message is dropped and logged). */
 #define NT_CMD_INFLIGHT_MAX 128u
-/* cmd.>'s (and cmd.JoinCluster's) pending limits in nats.c: past them nats.c's reader drops its
- * messages ("slow consumer") before they reach the delivery queue that every
- * subscription shares (nats_conn.h). So a keep-alive's answer or a
- * heartbeat waits behind at most this many flood messages, each shed or
- * refused in microseconds, instead of behind nats.c's default 65 536. */
-#define NT_CMD_PENDING_MAX 1024
-#define NT_CMD_PENDING_BYTES_MAX (4 * 1024 * 1024)
 #define NT_IN_WAIT_NS 100000L
 #define NT_IN_WAIT_MAX 10000u
 #define NT_RETRY_FIRST_MS 10u /* first wait after "no responders" */
@@ -218,8 +211,6 @@ typedef struct nt {
     aether_log_ratelimit map_log;  /* lock-free: refused maps, one WARN line per second */
     aether_log_ratelimit auth_log; /* lock-free: unauthenticated messages, one WARN line per second */
     aether_log_ratelimit drop_log; /* lock-free: posts refused (mailbox full), one WARN line per second */
-    aether_log_ratelimit shed_log; /* lock-free: cmd.> messages shed (post_waiting), one line per second */
-    uint64_t cmd_shed;             /* relaxed: cmd.> messages and answers shed by post_waiting */
     /* Touched by the actor only (the sealers' counters are atomic anyway): */
     aether_auth_sealer seal[NT_WIN_COUNT_];
     nt_state st;
@@ -460,46 +451,29 @@ static bool cmd_backlog(nt *t)
            !__atomic_load_n(&t->gone, __ATOMIC_SEQ_CST);
 }
 
-/* One cmd.> message (or answer) shed: counted, one log line per second. */
-static void cmd_shed_note(nt *t)
-{
-    uint64_t suppressed = 0;
-    uint64_t total = __atomic_add_fetch(&t->cmd_shed, 1, __ATOMIC_RELAXED);
-    if (aether_log_ratelimit_allow(&t->shed_log, mono_ns(), &suppressed))
-        AETHER_WARN(NT_LOG, "%s: %u commands queued: command dropped (%" PRIu64 " in all) [%" PRIu64
-                    " more suppressed]", t->self.str, NT_CMD_INFLIGHT_MAX, total, suppressed);
-}
-
 static void cmd_inflight_add(nt *t, int d)
 {
     uint32_t before = __atomic_fetch_add(&t->cmd_inflight, (uint32_t)d, __ATOMIC_RELAXED);
     AETHER_ASSERT(d > 0 || before > 0);
 }
 
-/* A nats.c thread's post. cmd.> sheds: while NT_CMD_INFLIGHT_MAX of its
- * messages and answers are queued, a new one is dropped at once (counted
- * in cmd_shed, one log line per second; its requester times out, as with
- * nats.c's "slow consumer"), so cmd.> never takes the room, nor the
- * actor's time, that heartbeats, keep-alives (cmd.JoinCluster, a
- * subscription of its own) and events need. It must not wait: the
- * subscriptions share nats.c's delivery threads (nats_conn.h), and a wait
- * here would hold up every other subscription's messages behind the
- * flood. Anything else waits while the mailbox is full (the actor only
- * forwards: it drains in microseconds), at most NT_IN_WAIT_MAX times. A
- * cmd.> message or answer (flood) counts in cmd_inflight until the actor
- * has handled it. */
-static aether_status post_waiting(nt *t, const aether_msg *msg, nt_win win, bool flood, bool *shed)
+/* A nats.c thread's post, which may wait: a full mailbox (or, for cmd.>,
+ * NT_CMD_INFLIGHT_MAX of its own queued) holds the subscription back, so its
+ * backlog stays in nats.c's pending buffer of that subscription and a
+ * flood is dropped there ("slow consumer"), per subscription, as it was
+ * before the actor: cmd.> never takes the room, nor the actor's time, that
+ * heartbeats, keep-alives (cmd.JoinCluster) and events need. A cmd.>
+ * message or answer (flood) counts in cmd_inflight until the actor has
+ * handled it. */
+static aether_status post_waiting(nt *t, const aether_msg *msg, nt_win win, bool flood)
 {
-    *shed = false;
     aether_status st = AETHER_EFULL;
     if (flood)
         cmd_inflight_add(t, 1);
     for (uint32_t i = 0; i < NT_IN_WAIT_MAX; i++) {
         if (win == NT_WIN_CMD && cmd_backlog(t)) {
-            cmd_shed_note(t);
-            st = AETHER_EFULL;
-            *shed = true;
-            break;
+            nanosleep(&(struct timespec){.tv_nsec = NT_IN_WAIT_NS}, NULL);
+            continue;
         }
         st = nt_post(t, msg);
         if (st != AETHER_EFULL)
@@ -516,12 +490,10 @@ static aether_status post_waiting(nt *t, const aether_msg *msg, nt_win win, bool
 static void post_in(nt *t, nt_in *in)
 {
     aether_msg msg = {.type = NT_IN, .arg32 = (uint32_t)in->win, .ptr = in};
-    bool shed;
-    aether_status st = post_waiting(t, &msg, in->win, in->win == NT_WIN_CMD, &shed);
+    aether_status st = post_waiting(t, &msg, in->win, in->win == NT_WIN_CMD);
     if (st == AETHER_OK)
         return;
-    if (!shed) /* a shed command was logged already */
-        note_dropped(t, "an inbound message", st);
+    note_dropped(t, "an inbound message", st);
     if (in->ctx != NULL)
         cmd_ctx_free(in->ctx);
     in_free(in);
@@ -674,12 +646,6 @@ static void on_cmd_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
         natsMsg_Destroy(msg); /* on_join_msg serves it */
         return;
     }
-    if (cmd_backlog(t)) { /* shed before any MAC or decoding: a flood costs the
-                             shared delivery thread ~nothing (post_waiting) */
-        cmd_shed_note(t);
-        natsMsg_Destroy(msg);
-        return;
-    }
     serve_cmd(t, msg, NT_WIN_CMD);
 }
 
@@ -737,8 +703,7 @@ static void cmd_reply_post(cmd_reply_ctx *ctx, aether_status status, const char 
     bool flood = ctx->flood; /* ctx is the actor's once posted */
     aether_status st = AETHER_OK;
     if (wait_as != NT_WIN_COUNT_) {
-        bool shed;
-        st = post_waiting(t, &msg, wait_as, flood, &shed);
+        st = post_waiting(t, &msg, wait_as, flood);
     } else {
         if (flood)
             cmd_inflight_add(t, 1);
@@ -1030,16 +995,10 @@ static void serve_apply(nt *t)
         return;
     }
     natsStatus ns = sub_open(t, &s->subs[NT_SUB_CMD], t->prefix, "cmd.>", on_cmd_msg);
-    if (ns == NATS_OK) /* its share of the shared delivery queue (NT_CMD_PENDING_MAX) */
-        ns = natsSubscription_SetPendingLimits(s->subs[NT_SUB_CMD], NT_CMD_PENDING_MAX,
-                                               NT_CMD_PENDING_BYTES_MAX);
     if (ns == NATS_OK)
         ns = sub_open(t, &s->subs[NT_SUB_REL], t->prefix, "rel", on_rel_msg);
     if (ns == NATS_OK)
         ns = sub_open(t, &s->subs[NT_SUB_JOIN], t->prefix, NT_JOIN_SUFFIX, on_join_msg);
-    if (ns == NATS_OK) /* the same bound for a flood of (forged) keep-alives */
-        ns = natsSubscription_SetPendingLimits(s->subs[NT_SUB_JOIN], NT_CMD_PENDING_MAX,
-                                               NT_CMD_PENDING_BYTES_MAX);
     if (ns != NATS_OK) { /* tried again at the next tick */
         (void)subs_close(t, NT_SUB_CMD, NT_SUB_COUNT_);
         return;
@@ -1479,7 +1438,6 @@ aether_status aether_nats_transport_create(const aether_nats_transport_config *c
     aether_log_ratelimit_init(&t->map_log, 1000000000u);
     aether_log_ratelimit_init(&t->auth_log, 1000000000u);
     aether_log_ratelimit_init(&t->drop_log, 1000000000u);
-    aether_log_ratelimit_init(&t->shed_log, 1000000000u);
     for (int i = 0; i < NT_WIN_COUNT_ && t->sealer != NULL; i++) {
         aether_auth_sealer_init(&t->seal[i], t->sealer->auth, &t->sealer->sender, t->sealer->epoch);
         if (aether_auth_window_create(&t->st.win[i]) != AETHER_OK)
