@@ -13,8 +13,17 @@
  *  the single total order, so its emptiness check sees the enqueue; otherwise
  *  the signal comes after the worker holds the lock, i.e. while it waits or
  *  before it checks. A busy pool never takes the lock.
- *  Timers: one thread, a (deadline, id) min-heap under timer_mu, sleeping on
- *  a CLOCK_MONOTONIC condition variable until the earliest deadline.
+ *  Timers, on the workers (no thread of their own: docs/tuning.md): a
+ *  (deadline, id) min-heap under timer_mu; next_ns (seq_cst) mirrors its
+ *  earliest deadline. A worker fires what is due before each run
+ *  (timers_poll: an atomic load and a clock read while nothing is due;
+ *  trylock, so one worker fires and the others run actors) and parks with
+ *  a timed wait until next_ns. A timer_start that brings next_ns forward
+ *  wakes the parked workers: it stores next_ns, then broadcasts park_cv
+ *  under park_mu; a worker reads next_ns after taking park_mu and
+ *  announcing itself in sleepers, so either it sees the new deadline or it
+ *  is waiting when the broadcast comes (the run queue's argument above).
+ *  A due timer waits at most for the actor batch its worker is running.
  */
 #include "exec_pool.h"
 
@@ -52,25 +61,31 @@ typedef struct pool_exec {
     uint32_t sleepers;   /* seq_cst: workers about to wait or waiting */
     uint32_t running;    /* seq_cst: 1 while workers should run */
     uint32_t attached;   /* relaxed: actors attached */
-    /* Parking. */
     pthread_mutex_t park_mu;
     pthread_cond_t park_cv;
-    /* Timers: everything below under timer_mu. */
+    uint64_t next_ns;    /* seq_cst: the heap's earliest deadline, UINT64_MAX when empty;
+                            written under timer_mu */
+    /* Parking. */
+    /* Timers: the heap under timer_mu. */
     pthread_mutex_t timer_mu;
-    pthread_cond_t timer_cv;
     aether_timer_heap timers;
-    bool timer_stop;
-    pthread_t timer_thread;
     /* Lifecycle: controlling thread only. */
     int state;
     uint32_t started_workers;
-    bool timer_started;
 } pool_exec;
 
 /* The pool whose worker the current thread is (NULL elsewhere). */
 static __thread pool_exec *current_worker_pool;
 
 static pool_exec *as_pool(aether_executor *ex) { return (pool_exec *)ex; }
+
+/* timer_mu held: next_ns from the heap. */
+static void next_update_locked(pool_exec *p)
+{
+    uint64_t next = UINT64_MAX;
+    (void)aether_timer_heap_next(&p->timers, &next);
+    __atomic_store_n(&p->next_ns, next, __ATOMIC_SEQ_CST);
+}
 
 static aether_status pool_attach(aether_executor *ex, aether_actor *a)
 {
@@ -89,6 +104,7 @@ static void pool_detach(aether_executor *ex, aether_actor *a)
     pool_exec *p = as_pool(ex);
     pthread_mutex_lock(&p->timer_mu);
     aether_timer_heap_cancel_target(&p->timers, a);
+    next_update_locked(p);
     pthread_mutex_unlock(&p->timer_mu);
     uint32_t old = __atomic_fetch_sub(&p->attached, 1, __ATOMIC_RELAXED);
     AETHER_ASSERT(old > 0);
@@ -140,12 +156,32 @@ static void pool_quiesce(aether_executor *ex, aether_actor *a)
     }
 }
 
+/* Fires the due timers unless another worker is at it (DESIGN, Timers). */
+static void timers_poll(pool_exec *p)
+{
+    uint64_t next = __atomic_load_n(&p->next_ns, __ATOMIC_SEQ_CST);
+    if (next == UINT64_MAX || next > aether_clock_now_ns(p->base.clock))
+        return;
+    if (pthread_mutex_trylock(&p->timer_mu) != 0)
+        return; /* another worker fires them */
+    (void)aether_timer_heap_fire_due(&p->timers, aether_clock_now_ns(p->base.clock));
+    next_update_locked(p);
+    pthread_mutex_unlock(&p->timer_mu);
+}
+
+static void deadline_to_timespec(uint64_t ns, struct timespec *ts)
+{
+    ts->tv_sec = (time_t)(ns / AETHER_NS_PER_S);
+    ts->tv_nsec = (long)(ns % AETHER_NS_PER_S);
+}
+
 static void *worker_main(void *arg)
 {
     pool_exec *p = arg;
     current_worker_pool = p;
     aether_rcu_register_thread();
     while (__atomic_load_n(&p->running, __ATOMIC_SEQ_CST)) {
+        timers_poll(p);
         aether_actor *a = runq_pop(p);
         for (uint32_t i = 0; a == NULL && i < p->spin; i++) {
             __builtin_ia32_pause();
@@ -158,40 +194,23 @@ static void *worker_main(void *arg)
         }
         pthread_mutex_lock(&p->park_mu);
         __atomic_add_fetch(&p->sleepers, 1, __ATOMIC_SEQ_CST);
-        if (ck_ring_size(&p->runq) == 0 && __atomic_load_n(&p->running, __ATOMIC_SEQ_CST))
-            pthread_cond_wait(&p->park_cv, &p->park_mu);
+        uint64_t next = __atomic_load_n(&p->next_ns, __ATOMIC_SEQ_CST);
+        if (ck_ring_size(&p->runq) == 0 && __atomic_load_n(&p->running, __ATOMIC_SEQ_CST) &&
+            next > aether_clock_now_ns(p->base.clock)) {
+            if (next == UINT64_MAX) {
+                pthread_cond_wait(&p->park_cv, &p->park_mu);
+            } else {
+                struct timespec ts;
+                deadline_to_timespec(next, &ts);
+                int rc = pthread_cond_timedwait(&p->park_cv, &p->park_mu, &ts);
+                AETHER_ASSERT(rc == 0 || rc == ETIMEDOUT);
+            }
+        }
         __atomic_sub_fetch(&p->sleepers, 1, __ATOMIC_SEQ_CST);
         pthread_mutex_unlock(&p->park_mu);
     }
     aether_rcu_unregister_thread();
     current_worker_pool = NULL;
-    return NULL;
-}
-
-static void deadline_to_timespec(uint64_t ns, struct timespec *ts)
-{
-    ts->tv_sec = (time_t)(ns / AETHER_NS_PER_S);
-    ts->tv_nsec = (long)(ns % AETHER_NS_PER_S);
-}
-
-static void *timer_main(void *arg)
-{
-    pool_exec *p = arg;
-    pthread_mutex_lock(&p->timer_mu);
-    while (!p->timer_stop) {
-        uint64_t now = aether_clock_now_ns(p->base.clock);
-        aether_timer_heap_fire_due(&p->timers, now);
-        uint64_t next;
-        if (!aether_timer_heap_next(&p->timers, &next)) {
-            pthread_cond_wait(&p->timer_cv, &p->timer_mu);
-        } else if (next > now) {
-            struct timespec ts;
-            deadline_to_timespec(next, &ts);
-            int rc = pthread_cond_timedwait(&p->timer_cv, &p->timer_mu, &ts);
-            AETHER_ASSERT(rc == 0 || rc == ETIMEDOUT);
-        }
-    }
-    pthread_mutex_unlock(&p->timer_mu);
     return NULL;
 }
 
@@ -202,12 +221,17 @@ static aether_status pool_timer_start(aether_executor *ex, aether_actor *target,
     pool_exec *p = as_pool(ex);
     uint64_t deadline = aether_clock_now_ns(ex->clock) + delay_ns;
     pthread_mutex_lock(&p->timer_mu);
-    uint64_t old_next = UINT64_MAX;
-    (void)aether_timer_heap_next(&p->timers, &old_next);
+    uint64_t old_next = __atomic_load_n(&p->next_ns, __ATOMIC_SEQ_CST);
     aether_status st = aether_timer_heap_add(&p->timers, deadline, period_ns, target, msg, out);
-    if (st == AETHER_OK && deadline < old_next)
-        pthread_cond_signal(&p->timer_cv);
+    if (st == AETHER_OK)
+        next_update_locked(p);
     pthread_mutex_unlock(&p->timer_mu);
+    if (st == AETHER_OK && deadline < old_next &&
+        __atomic_load_n(&p->sleepers, __ATOMIC_SEQ_CST) > 0) { /* the parked wait for an older deadline */
+        pthread_mutex_lock(&p->park_mu);
+        pthread_cond_broadcast(&p->park_cv);
+        pthread_mutex_unlock(&p->park_mu);
+    }
     return st;
 }
 
@@ -216,6 +240,7 @@ static bool pool_timer_cancel(aether_executor *ex, aether_timer_id id)
     pool_exec *p = as_pool(ex);
     pthread_mutex_lock(&p->timer_mu);
     bool found = aether_timer_heap_cancel(&p->timers, id);
+    next_update_locked(p); /* a later next_ns: a parked worker wakes once for nothing */
     pthread_mutex_unlock(&p->timer_mu);
     return found;
 }
@@ -226,7 +251,6 @@ static void pool_destroy(aether_executor *ex)
     aether_pool_stop(ex);
     AETHER_ASSERT(__atomic_load_n(&p->attached, __ATOMIC_RELAXED) == 0);
     aether_timer_heap_fini(&p->timers);
-    pthread_cond_destroy(&p->timer_cv);
     pthread_mutex_destroy(&p->timer_mu);
     pthread_cond_destroy(&p->park_cv);
     pthread_mutex_destroy(&p->park_mu);
@@ -251,6 +275,12 @@ static uint32_t round_up_pow2(uint32_t x)
     while (r < x)
         r <<= 1;
     return r;
+}
+
+uint32_t aether_pool_node_workers(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n <= 0 ? 1u : (uint32_t)n < AETHER_POOL_NODE_WORKERS_MAX ? (uint32_t)n : AETHER_POOL_NODE_WORKERS_MAX;
 }
 
 aether_status aether_pool_create(const aether_pool_config *cfg, aether_executor **out)
@@ -284,13 +314,13 @@ aether_status aether_pool_create(const aether_pool_config *cfg, aether_executor 
     }
     ck_ring_init(&p->runq, ring);
     pthread_mutex_init(&p->park_mu, NULL);
-    pthread_cond_init(&p->park_cv, NULL);
-    pthread_mutex_init(&p->timer_mu, NULL);
-    pthread_condattr_t ca;
+    pthread_condattr_t ca; /* timed parks wait for CLOCK_MONOTONIC deadlines */
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->timer_cv, &ca);
+    pthread_cond_init(&p->park_cv, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&p->timer_mu, NULL);
+    p->next_ns = UINT64_MAX;
     aether_timer_heap_init(&p->timers);
     p->base.ops = &pool_ops;
     p->base.clock = aether_clock_real();
@@ -314,12 +344,6 @@ aether_status aether_pool_start(aether_executor *ex)
         }
         p->started_workers++;
     }
-    if (aether_thread_create(&p->timer_thread, timer_main, p) != 0) {
-        AETHER_ERROR("pool", "cannot start the timer thread");
-        aether_pool_stop(ex);
-        return AETHER_EIO;
-    }
-    p->timer_started = true;
     return AETHER_OK;
 }
 
@@ -338,13 +362,6 @@ void aether_pool_stop(aether_executor *ex)
     pthread_mutex_unlock(&p->park_mu);
     for (uint32_t i = 0; i < p->started_workers; i++)
         pthread_join(p->threads[i], NULL);
-    if (p->timer_started) {
-        pthread_mutex_lock(&p->timer_mu);
-        p->timer_stop = true;
-        pthread_cond_signal(&p->timer_cv);
-        pthread_mutex_unlock(&p->timer_mu);
-        pthread_join(p->timer_thread, NULL);
-    }
 }
 
 uint32_t aether_pool_workers(const aether_executor *ex) { return ((const pool_exec *)ex)->nworkers; }

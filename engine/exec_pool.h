@@ -6,8 +6,10 @@
  * one bounded many-producer many-consumer run queue (ck_ring) and run a batch
  * of each. A worker with nothing to do spins briefly, then parks on a
  * condition variable; a schedule wakes one parked worker only if there is
- * one (no syscall on the busy path). A timer thread fires timers on the real
- * clock. Every worker registers itself with RCU, so handlers may read and
+ * one (no syscall on the busy path). The workers fire the timers on the real
+ * clock themselves (before each run; a parked worker wakes at the earliest
+ * deadline): a pool of N workers is N threads, no timer thread. Every
+ * worker registers itself with RCU, so handlers may read and
  * publish snapshots.
  *
  * Threading: create/start/stop/destroy from one controlling thread, never
@@ -27,8 +29,16 @@ typedef struct aether_pool_config {
     uint32_t spin_iterations; /* before parking; 0 = default */
 } aether_pool_config;
 
+/* The workers of a pool that runs the actors of one node (a process of one
+ * node over NATS): one per online core, at most AETHER_POOL_NODE_WORKERS_MAX.
+ * A member has three actors (cluster, lease, assign) and one of them is busy
+ * at a time but for a long map step beside a lease renewal, so a third
+ * worker would only add a thread (docs/tuning.md). */
+#define AETHER_POOL_NODE_WORKERS_MAX 2u
+uint32_t aether_pool_node_workers(void);
+
 aether_status aether_pool_create(const aether_pool_config *cfg, aether_executor **out);
-/* Starts workers and the timer thread. AETHER_ESTATE if already started or stopped. */
+/* Starts the workers. AETHER_ESTATE if already started or stopped. */
 aether_status aether_pool_start(aether_executor *ex);
 /* Workers finish their current batch and exit; timers stop. Queued messages
  * stay in mailboxes until their actors are destroyed. A stopped pool does not

@@ -318,7 +318,7 @@ static aether_status nats_setup(aether_node *n)
         if (st != AETHER_OK)
             return aether_facade_fail(st, "event_stream: %s", err.msg);
     }
-    aether_pool_config pc = { 0 };
+    aether_pool_config pc = { .workers = aether_pool_node_workers() }; /* one node: docs/tuning.md */
     st = aether_pool_create(&pc, &n->ex);
     if (st == AETHER_OK)
         st = aether_pool_start(n->ex);

@@ -132,6 +132,10 @@ static aether_status build(const aether_nats_settings *s, const char *name, char
             ns = (call);          \
         }                         \
     } while (0)
+    /* Footprint (nats_conn.h, docs/tuning.md): a request subscribes its
+     * own inbox instead of sharing a multiplexer subscription, whose
+     * delivery thread nats.c would keep for the connection's lifetime. */
+    TRY("request style", natsOptions_UseOldRequestStyle(no, true));
     TRY("servers", natsOptions_SetServers(no, (const char **)servers, count));
     TRY("name", natsOptions_SetName(no, name));
     TRY("reconnect", natsOptions_SetMaxReconnect(no, -1)); /* forever (nats.h: a negative value) */

@@ -20,6 +20,23 @@
  * nats://127.0.0.1:4222: No Server Available (tried for 5000 ms)",
  * "TLS: cannot read CA file /x/ca.pem: ...".
  *
+ * Threads (docs/tuning.md has the measurements): requests use nats.c's
+ * old style (natsOptions_UseOldRequestStyle): each request subscribes its
+ * own inbox, synchronously, in the same write as the request, instead of
+ * sharing the connection's response multiplexer, an asynchronous
+ * subscription with a delivery thread of its own for the connection's
+ * lifetime. The subscriptions keep one delivery thread each, on purpose:
+ * nats.c's shared delivery pool (natsOptions_UseGlobalMessageDelivery)
+ * saves 3 threads on a follower and 6 on the leader, but every
+ * subscription then waits behind the others' messages, and under load a
+ * command flood on cmd.> delays the leader's keep-alive answers past the
+ * fence (integration.nats_flood and nats_flood_secret failed 2 runs in 4
+ * with a pool of one, even with cmd.> shedding its backlog instead of
+ * waiting and a 1024-message pending limit). "Send asap"
+ * (natsOptions_SetSendAsap, -1 flusher thread) makes every reply of such a
+ * flood one write on the transport actor's thread: the same test fences
+ * its leader.
+ *
  * Threading: connect from any thread; the callbacks run on nats.c threads
  * and only log.
  */

@@ -62,6 +62,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,31 @@
 #include <aether/aether_version.h>
 
 #include "node_run.h"
+
+/* ---- footprint ------------------------------------------------------------------ */
+
+/* glibc malloc, tuned for a daemon whose big allocations are shard maps
+ * (docs/tuning.md has the measurements):
+ *  - at most MALLOC_ARENAS arenas instead of 8 per core: each thread that
+ *    allocates would otherwise get an arena of its own, and the memory
+ *    freed in one is never reused by another;
+ *  - blocks of MMAP_THRESHOLD_BYTES and more (maps, their encodings, KV
+ *    values) mapped and unmapped on their own: a fixed threshold turns off
+ *    glibc's dynamic one, which after the first large free serves 4 MB maps
+ *    from the heap and keeps them resident after they are freed.
+ * An environment variable the operator sets (MALLOC_ARENA_MAX,
+ * MALLOC_MMAP_THRESHOLD_, glibc's tunables) takes precedence: nothing is
+ * changed when one is present. Before any thread starts. */
+#define MALLOC_ARENAS 2
+#define MMAP_THRESHOLD_BYTES (128 * 1024)
+
+static void malloc_tune(void)
+{
+    if (getenv("MALLOC_ARENA_MAX") == NULL && getenv("GLIBC_TUNABLES") == NULL)
+        (void)mallopt(M_ARENA_MAX, MALLOC_ARENAS);
+    if (getenv("MALLOC_MMAP_THRESHOLD_") == NULL && getenv("GLIBC_TUNABLES") == NULL)
+        (void)mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
+}
 
 /* ---- daemon mode -------------------------------------------------------------- */
 
@@ -435,6 +461,7 @@ int main(int argc, char **argv)
         aether_settings_describe(&o.s, stdout);
         return 0;
     }
+    malloc_tune();
     setvbuf(stdout, NULL, _IOLBF, 0);
     node_signals_install();
 

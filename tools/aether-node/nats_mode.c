@@ -5,10 +5,6 @@
  */
 #include "node_run.h"
 
-#ifdef AETHER_HAVE_SYSTEMD
-#include <systemd/sd-daemon.h>
-#endif
-
 /* ---- NATS mode (one node) ------------------------------------------------------ */
 
 /* Prints a line when this node's is_leader flips, or when it leads a new
@@ -35,18 +31,6 @@ static void leader_poll(node_run *d)
             n->id, (unsigned long long)v.term, v.leader.len ? v.leader.str : "-");
 }
 
-/* Tells systemd (Type=notify) what state the daemon is in: "READY=1" once
- * the member runs, "STOPPING=1" when the drain starts. Nothing without
- * $NOTIFY_SOCKET, or in a build without libsystemd (AETHER_SYSTEMD=OFF). */
-static void notify_systemd(const char *state)
-{
-#ifdef AETHER_HAVE_SYSTEMD
-    (void)sd_notify(0, state);
-#else
-    (void)state;
-#endif
-}
-
 int node_nats_mode_run(node_run *d)
 {
     node_slot *n = &d->nodes[0];
@@ -56,7 +40,7 @@ int node_nats_mode_run(node_run *d)
     if (node_start(d, 0) != 0)
         return 1;
     node_say(d, "+%llums %s started\n", (unsigned long long)node_since_start_ms(d), n->id);
-    notify_systemd("READY=1\nSTATUS=running: joining or serving (aetherctl status)");
+    node_notify_systemd("READY=1\nSTATUS=running: joining or serving (aetherctl status)");
     uint64_t deadline = d->opt.duration_s > 0
                             ? d->start_ns + (uint64_t)(d->opt.duration_s * 1e9)
                             : UINT64_MAX;
@@ -105,7 +89,7 @@ int node_nats_mode_run(node_run *d)
     /* Drain, bounded: until the leader says Left (a leader resigns first,
      * member_lease.c policy 9, and its successor finishes the drain). A
      * node that has left already skips it. */
-    notify_systemd("STOPPING=1\nSTATUS=draining");
+    node_notify_systemd("STOPPING=1\nSTATUS=draining");
     aether_status st = left ? AETHER_OK : aether_member_drain(n->m);
     uint64_t limit_ms = (uint64_t)d->base.handoff_timeout_ms + DRAIN_EXTRA_MS;
     if (!left)

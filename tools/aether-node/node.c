@@ -470,7 +470,8 @@ int node_run_init(node_run *d, const options *o, uint32_t n_nodes)
             return -1;
         }
     }
-    aether_pool_config pc = { 0 };
+    /* One node (NATS mode): at most two workers; N nodes: one per core. */
+    aether_pool_config pc = { .workers = o->nats_mode ? aether_pool_node_workers() : 0 };
     aether_status st = aether_pool_create(&pc, &d->ex);
     if (st == AETHER_OK)
         st = aether_pool_start(d->ex);

@@ -10,6 +10,7 @@
  *   metrics.c    the daemon's own metric series (scraping thread)
  *   nats_mode.c  one node per process over NATS
  *   demo.c       the scripted embedded demo (--scenario demo)
+ *   notify.c     systemd's readiness notification (sd_notify's protocol)
  *
  * DESIGN
  *  1. The controlling (main) thread starts, drains, crashes and stops
@@ -195,6 +196,11 @@ void node_halt(node_run *d, uint32_t i);
 
 /* metrics.c: registers node n's series in d->metrics (setup, main thread) */
 int node_metrics_register(node_run *d, node_slot *n);
+
+/* notify.c: tells systemd (Type=notify) what state the daemon is in:
+ * "READY=1" once the member runs, "STOPPING=1" when the drain starts.
+ * Nothing without $NOTIFY_SOCKET. */
+void node_notify_systemd(const char *state);
 
 /* the modes: each returns the process exit status */
 int node_nats_mode_run(node_run *d);

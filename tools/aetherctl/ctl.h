@@ -76,12 +76,12 @@
 
 #include <aether/aether_version.h>
 
+#include "aether.h" /* the public API: aether_shard_of_key */
 #include "aether_build.h"
 #include "assertion.h"
 #include "auth.h"
 #include "nats_auth.h"
 #include "codec.h"
-#include "keyhash.h"
 #include "lease.h"
 #include "log.h"
 #include "nats_conn.h"

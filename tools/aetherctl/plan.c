@@ -73,7 +73,7 @@ int cmd_shard_of(int argc, char **argv)
     if (argc - optind != 1)
         return ctl_usage_error(self, argc - optind == 0 ? "missing KEY%s" : "expected one KEY%s", "");
     const char *key = argv[optind];
-    printf("%u\n", aether_key_shard(key, strlen(key), shards));
+    printf("%u\n", aether_shard_of_key(key, strlen(key), shards)); /* the public API's function */
     return 0;
 }
 

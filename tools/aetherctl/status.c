@@ -479,7 +479,7 @@ int cmd_lookup(int argc, char **argv)
     uint32_t shard = 0;
     if (rc == 0) {
         if (key != NULL) {
-            shard = aether_key_shard(key, strlen(key), m->shard_count);
+            shard = aether_shard_of_key(key, strlen(key), m->shard_count); /* public API */
         } else if (shard_arg >= m->shard_count) {
             fprintf(stderr, "aetherctl: --shard %" PRIu64 " is not below the map's %u shards\n",
                     shard_arg, m->shard_count);
