@@ -1,18 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * metrics_http.h: the Prometheus scrape endpoint of a process, GET /metrics
- * over HTTP, served by a minimal HTTP/1.x server of one thread
- * (transport layer, kept out of libaether: linked into aether-node only).
+ * over HTTP, served by libmicrohttpd (transport layer, kept out of
+ * libaether: linked into aether-node only, so the library and its
+ * pkg-config file do not depend on libmicrohttpd).
  *
  * It renders an aether_metrics registry (engine/metrics.h) in the text
  * exposition format 0.0.4 on every GET or HEAD of /metrics; any other path
  * is 404 and any other method 405 (with "Allow: GET, HEAD").
  *
- * Every answer closes its connection ("Connection: close"); a request is
- * one head of at most 4 KiB, sent within 10 s.
- *
  * Threading: start and stop from one controlling thread. Requests are
- * served on the server's single thread (signals blocked), which only renders the
+ * served on libmicrohttpd's single internal thread, which only renders the
  * registry: computed series read atomics or RCU snapshots (metrics.h says
  * so), never an actor's state, and the thread registers with RCU on its
  * first read (engine/snapshot.h). The registry must outlive the server.

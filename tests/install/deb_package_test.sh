@@ -9,7 +9,7 @@
 #     /etc/default/aether-node), a Depends line from dpkg-shlibdeps;
 #  2. the unit: ExecStart's program is in the package and executable, its
 #     --config file and its EnvironmentFile are in it; Type=notify only if
-#     the daemon notifies systemd ($NOTIFY_SOCKET); TimeoutStopSec above the drain bound
+#     the daemon calls sd_notify; TimeoutStopSec above the drain bound
 #     (handoff_timeout_ms of the shipped config + 2 s); the daemon accepts the
 #     shipped config (--print-config, exit 0); systemd-analyze verify, when
 #     present, accepts the unit;
@@ -61,12 +61,10 @@ envfile=$(key EnvironmentFile)
 envfile=${envfile#-}
 [[ -f "$root$envfile" ]] || fail "EnvironmentFile $envfile is not in the package"
 type=$(key Type)
-# The daemon speaks sd_notify's protocol itself (tools/aether-node/notify.c:
-# a datagram to $NOTIFY_SOCKET), so the variable's name is in the program.
-if grep -q NOTIFY_SOCKET "$root$prog"; then
-    [[ "$type" == notify ]] || fail "$prog notifies systemd but the unit says Type=$type"
+if nm -D "$root$prog" 2>/dev/null | grep -q ' U sd_notify'; then
+    [[ "$type" == notify ]] || fail "$prog calls sd_notify but the unit says Type=$type"
 else
-    [[ "$type" == simple ]] || fail "$prog does not notify systemd but the unit says Type=$type"
+    [[ "$type" == simple ]] || fail "$prog does not call sd_notify but the unit says Type=$type"
 fi
 "$root$prog" --config "$root$conf" --node n1 --print-config >"$work/print.conf" 2>"$work/print.err" ||
     fail "$prog refuses the shipped $conf: $(cat "$work/print.err")"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # node_sd_notify.sh: aether-node --nats tells systemd its state through
-# $NOTIFY_SOCKET (sd_notify's protocol, tools/aether-node/notify.c), as docs/examples/systemd/aether-node.service
+# $NOTIFY_SOCKET (sd_notify, libsystemd), as docs/examples/systemd/aether-node.service
 # (Type=notify) relies on: READY=1 once its member runs, STOPPING=1 when SIGTERM
 # starts its drain, then exit 0 (tests layer).
 #

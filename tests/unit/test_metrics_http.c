@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * test_metrics_http.c: GET /metrics over transport/metrics_http.c (tests layer).
+ * test_metrics_http.c: GET /metrics over libmicrohttpd (tests layer).
  *
  * The server listens on 127.0.0.1 with a port picked by the kernel's
  * neighbour search below; a raw-socket client sends HTTP/1.0 requests and
@@ -184,7 +184,7 @@ static void test_port_in_use(void)
     char addr[32];
     snprintf(addr, sizeof(addr), "127.0.0.1:%u", f.port);
     aether_log_level saved = aether_log_get_level();
-    aether_log_set_level(AETHER_LOG_OFF); /* the bind complaint */
+    aether_log_set_level(AETHER_LOG_OFF); /* libmicrohttpd's bind complaint */
     CU_ASSERT_EQUAL(aether_metrics_http_start(addr, f.m, &h2, &err), AETHER_EIO);
     aether_log_set_level(saved);
     CU_ASSERT_PTR_NULL(h2);

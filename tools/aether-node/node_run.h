@@ -10,7 +10,7 @@
  *   metrics.c    the daemon's own metric series (scraping thread)
  *   nats_mode.c  one node per process over NATS
  *   demo.c       the scripted embedded demo (--scenario demo)
- *   notify.c     systemd's readiness notification (sd_notify's protocol)
+ *   notify.c     systemd's readiness notification (libsystemd's sd_notify)
  *
  * DESIGN
  *  1. The controlling (main) thread starts, drains, crashes and stops
