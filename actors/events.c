@@ -344,3 +344,26 @@ aether_status aether_admission_check(const aether_admission *cluster,
                               (unsigned long long)joiner->params, (unsigned long long)cluster->params);
     return AETHER_OK;
 }
+
+bool aether_event_equal(const aether_event *pa, const aether_event *pb)
+{
+    aether_event ea = *pa, eb = *pb;
+    ea.ref = eb.ref;
+    ea.nodes = eb.nodes = NULL;
+    const void *xa = NULL, *xb = NULL;
+    size_t xlen = 0;
+    if (ea.type == AETHER_EVT_SHARD_ASSIGNED) {
+        xa = ea.data.shard_assigned.shards;
+        xb = eb.data.shard_assigned.shards;
+        xlen = ea.data.shard_assigned.count * sizeof(aether_shard_owners);
+        ea.data.shard_assigned.shards = eb.data.shard_assigned.shards = NULL;
+    } else if (ea.type == AETHER_EVT_SHARD_MIGRATED) {
+        xa = ea.data.shard_migrated.moves;
+        xb = eb.data.shard_migrated.moves;
+        xlen = ea.data.shard_migrated.count * sizeof(aether_shard_move);
+        ea.data.shard_migrated.moves = eb.data.shard_migrated.moves = NULL;
+    }
+    return memcmp(&ea, &eb, sizeof(ea)) == 0 && (xlen == 0 || memcmp(xa, xb, xlen) == 0) &&
+           (ea.node_count == 0 ||
+            memcmp(pa->nodes, pb->nodes, ea.node_count * sizeof(aether_node_id)) == 0);
+}

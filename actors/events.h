@@ -197,6 +197,13 @@ static inline const aether_node_id *aether_event_node(const aether_event *e, uin
     return &e->nodes[i];
 }
 
+/* Value equality: the struct without its refcount and pointers, byte for
+ * byte, then what the pointers point at (a batch's entries and node
+ * table). For events built from zeroed memory, as aether_event_create and
+ * every decoder make them (padding compares equal). Tests and fuzzers use
+ * it to check that decode(encode(e)) == e. */
+bool aether_event_equal(const aether_event *a, const aether_event *b);
+
 /* Entries of a batch event (ShardAssigned, ShardMigrated); 1 for any other. */
 uint32_t aether_event_entry_count(const aether_event *e);
 

@@ -309,7 +309,10 @@ static aether_status overflow_send(aether_actor *a, const aether_msg *msg)
     return AETHER_OK;
 }
 
-aether_status aether_actor_send(aether_actor *a, const aether_msg *msg)
+/* The ring alone: AETHER_OK (sent, scheduled), AETHER_ECLOSED, or
+ * AETHER_EFULL when the ring is full or the overflow list is in use (a
+ * message must not pass the listed ones: step 1b). */
+static aether_status send_ring(aether_actor *a, const aether_msg *msg)
 {
     if (AETHER_UNLIKELY(__atomic_load_n(&a->closed, __ATOMIC_RELAXED)))
         return AETHER_ECLOSED;
@@ -318,20 +321,21 @@ aether_status aether_actor_send(aether_actor *a, const aether_msg *msg)
         schedule_after_send(a);
         return AETHER_OK;
     }
-    return overflow_send(a, msg);
+    return AETHER_EFULL;
+}
+
+aether_status aether_actor_send(aether_actor *a, const aether_msg *msg)
+{
+    aether_status st = send_ring(a, msg);
+    return st == AETHER_EFULL ? overflow_send(a, msg) : st;
 }
 
 aether_status aether_actor_try_send(aether_actor *a, const aether_msg *msg)
 {
-    if (AETHER_UNLIKELY(__atomic_load_n(&a->closed, __ATOMIC_RELAXED)))
-        return AETHER_ECLOSED;
-    if (AETHER_LIKELY(!overflow_in_use(a)) &&
-        AETHER_LIKELY(aether_mailbox_send_mpsc(&a->mailbox, msg) == AETHER_OK)) {
-        schedule_after_send(a);
-        return AETHER_OK;
-    }
-    note_full(a, false, false);
-    return AETHER_EFULL;
+    aether_status st = send_ring(a, msg);
+    if (st == AETHER_EFULL)
+        note_full(a, false, false);
+    return st;
 }
 
 aether_status aether_actor_try_send_batch(aether_actor *a, const aether_msg *msgs, uint32_t n,

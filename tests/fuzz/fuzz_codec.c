@@ -57,33 +57,6 @@ static void discard_line(void *arg, aether_log_level level, const char *line, in
     fuzz_log_lines++;
 }
 
-/* Equal as values: the header, and the payload byte for byte (decode starts
- * from zeroed memory and zero-fills every string, so equal values are equal
- * bytes; an event's refcount is skipped). */
-/* Value equality of two events: the struct without its refcount and
- * pointers, then what the pointers point at (a batch's entries and nodes). */
-static bool event_equal(const aether_event *pa, const aether_event *pb)
-{
-    aether_event ea = *pa, eb = *pb;
-    ea.ref = eb.ref;
-    ea.nodes = eb.nodes = NULL;
-    const void *xa = NULL, *xb = NULL;
-    size_t xlen = 0;
-    if (ea.type == AETHER_EVT_SHARD_ASSIGNED) {
-        xa = ea.data.shard_assigned.shards;
-        xb = eb.data.shard_assigned.shards;
-        xlen = ea.data.shard_assigned.count * sizeof(aether_shard_owners);
-        ea.data.shard_assigned.shards = eb.data.shard_assigned.shards = NULL;
-    } else if (ea.type == AETHER_EVT_SHARD_MIGRATED) {
-        xa = ea.data.shard_migrated.moves;
-        xb = eb.data.shard_migrated.moves;
-        xlen = ea.data.shard_migrated.count * sizeof(aether_shard_move);
-        ea.data.shard_migrated.moves = eb.data.shard_migrated.moves = NULL;
-    }
-    return memcmp(&ea, &eb, sizeof(ea)) == 0 && (xlen == 0 || memcmp(xa, xb, xlen) == 0) &&
-           (ea.node_count == 0 ||
-            memcmp(pa->nodes, pb->nodes, ea.node_count * sizeof(aether_node_id)) == 0);
-}
 
 static bool msg_equal(const aether_codec_msg *a, const aether_codec_msg *b)
 {
@@ -91,7 +64,7 @@ static bool msg_equal(const aether_codec_msg *a, const aether_codec_msg *b)
         return false;
     switch (a->kind) {
     case AETHER_CODEC_EVENT:
-        return event_equal(a->u.event, b->u.event);
+        return aether_event_equal(a->u.event, b->u.event);
     case AETHER_CODEC_COMMAND:
         return memcmp(&a->u.command, &b->u.command, sizeof(a->u.command)) == 0;
     case AETHER_CODEC_RELEASE:

@@ -296,30 +296,6 @@ static void free_samples(sample *s, size_t n)
 
 /* ---- comparing decoded messages ------------------------------------------ */
 
-/* Value equality of two events: the struct without its refcount and
- * pointers, then what the pointers point at. */
-static bool event_equal(const aether_event *pa, const aether_event *pb)
-{
-    aether_event ea = *pa, eb = *pb;
-    ea.ref = eb.ref;
-    ea.nodes = eb.nodes = NULL;
-    const void *xa = NULL, *xb = NULL;
-    size_t xlen = 0;
-    if (ea.type == AETHER_EVT_SHARD_ASSIGNED) {
-        xa = ea.data.shard_assigned.shards;
-        xb = eb.data.shard_assigned.shards;
-        xlen = ea.data.shard_assigned.count * sizeof(aether_shard_owners);
-        ea.data.shard_assigned.shards = eb.data.shard_assigned.shards = NULL;
-    } else if (ea.type == AETHER_EVT_SHARD_MIGRATED) {
-        xa = ea.data.shard_migrated.moves;
-        xb = eb.data.shard_migrated.moves;
-        xlen = ea.data.shard_migrated.count * sizeof(aether_shard_move);
-        ea.data.shard_migrated.moves = eb.data.shard_migrated.moves = NULL;
-    }
-    return memcmp(&ea, &eb, sizeof(ea)) == 0 && (xlen == 0 || memcmp(xa, xb, xlen) == 0) &&
-           (ea.node_count == 0 ||
-            memcmp(pa->nodes, pb->nodes, ea.node_count * sizeof(aether_node_id)) == 0);
-}
 
 /* Value equality of two decoded messages. Decode zeroes before it fills, so
  * bytewise comparison is exact (the event's refcount header is skipped). */
@@ -329,7 +305,7 @@ static bool msg_equal(const aether_codec_msg *a, const aether_codec_msg *b)
         return false;
     switch (a->kind) {
     case AETHER_CODEC_EVENT:
-        return event_equal(a->u.event, b->u.event);
+        return aether_event_equal(a->u.event, b->u.event);
     case AETHER_CODEC_COMMAND:
         return memcmp(&a->u.command, &b->u.command, sizeof(a->u.command)) == 0;
     case AETHER_CODEC_RELEASE:
@@ -451,7 +427,7 @@ static void test_round_trip_events(void)
             CU_ASSERT_EQUAL_FATAL(m.kind, AETHER_CODEC_EVENT);
             /* The decoded event is a new one, equal in value to the original. */
             CU_ASSERT_PTR_NOT_EQUAL(m.u.event, e);
-            CU_ASSERT(event_equal(m.u.event, e));
+            CU_ASSERT(aether_event_equal(m.u.event, e));
             CU_ASSERT_EQUAL(m.hdr.term, e->term);
             CU_ASSERT_EQUAL(m.hdr.seq, e->seq);
             CU_ASSERT(aether_node_id_equal(&m.hdr.node, &e->node));
@@ -1169,7 +1145,7 @@ static void test_batch_bounds(void)
     CU_ASSERT(len > (size_t)480 << 10 && len <= AETHER_CODEC_MAX_BYTES_DEFAULT);
     CU_ASSERT_EQUAL(e->node_count, AETHER_EVENT_BATCH_NODES_MAX);
     CU_ASSERT_EQUAL_FATAL(aether_codec_decode(text, len, NULL, &m, &err), AETHER_OK);
-    CU_ASSERT(event_equal(m.u.event, e));
+    CU_ASSERT(aether_event_equal(m.u.event, e));
     aether_codec_msg_fini(&m);
     free(text);
     aether_event_release(e);
