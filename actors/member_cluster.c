@@ -390,7 +390,12 @@ static bool load_topology(aether_member *m, bool force)
     member_cluster_state *cs = m->cs;
     aether_topology t;
     uint64_t rev = 0;
-    aether_status st = member_state_topology_newer(m, force ? 0 : cs->topo.version, &t, &rev);
+    char *json = NULL;
+    size_t len = 0;
+    aether_status st = member_state_get(m, MEMBER_STATE_TOPOLOGY, &json, &len, &rev);
+    if (st == AETHER_OK)
+        st = member_state_topology_decode(m, json, len, force ? 0 : cs->topo.version, &t);
+    free(json);
     if (st == AETHER_ENOTFOUND)
         cs->heard_init = true; /* nothing stored: whatever comes, events announce it */
     if (st != AETHER_OK)

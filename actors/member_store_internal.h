@@ -64,12 +64,18 @@ typedef enum member_store_op {
                                       reads if that says ESTALE) */
     MEMBER_STORE_LEASE_RESIGN,     /* aether_lease_resign */
     MEMBER_STORE_LEASE_CLAIM,      /* recorded term + lease read (judge_claim) */
+    /* Assign and cluster actors: the state store (member_state.c). */
+    MEMBER_STORE_STATE_PUT,        /* member_state_put of value (or, with `map` set, of map
+                                      encoded here: value is then out) */
+    MEMBER_STORE_STATE_GET,        /* member_state_get */
+    MEMBER_STORE_STATE_FOREIGN,    /* member_state_foreign(key, state_rev) */
 } member_store_op;
 
 typedef struct member_store_req {
     member_store_op op;
     aether_actor *reply_to;        /* gets MSG_STORE_DONE */
     uint64_t tag;                  /* the requester's: which of its attempts this is */
+    uint64_t arg;                  /* the requester's, returned as is */
     /* Inputs (copies). */
     aether_lease_config lcfg;      /* pointers in it (stores, clock, term floor) outlive the
                                       store actor */
@@ -103,6 +109,19 @@ typedef struct member_store_req {
     uint64_t gen_read, gen_rev;
     aether_term recorded;
     uint64_t trev;
+    /* State store (MEMBER_STORE_STATE_*). */
+    char key[16];                  /* MEMBER_STATE_MAP or MEMBER_STATE_TOPOLOGY */
+    char *value;                   /* put: the bytes (owned; with `map`, out); get: out (owned) */
+    size_t len;
+    aether_shardmap *map;          /* put: the map to encode and write (owned by the request
+                                      until it comes back; the requester takes it then) */
+    uint64_t state_gen, state_term, state_version; /* put: the stamp */
+    uint64_t state_rev;            /* put: in (0 = read first) and out; get: out;
+                                      foreign: in */
+    uint64_t hash;                 /* put, get: XXH64 of value (0 if none) */
+    bool foreign;                  /* foreign: out */
+    void *ctx;                     /* the requester's (owned; ctx_free frees it) */
+    void (*ctx_free)(void *ctx);
 } member_store_req;
 
 /* A zeroed request for op, to be answered to reply_to. NULL: no memory. */
