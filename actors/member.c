@@ -934,9 +934,9 @@ static const struct {
       "installed).",
       g_map_reads },
     { "aether_maps_unpublished_total", NULL, true,
-      "Maps the leader stored but did not publish: a topology change (or the end of its term) "
-      "made them stale while their write was in flight; the next map, numbered above, "
-      "supersedes them.",
+      "Maps the leader stored and installed but did not publish to the cluster: a topology "
+      "change (or the end of its term) made them stale while their write was in flight; the "
+      "next map, derived from them, follows at once.",
       g_maps_unpublished },
 };
 #define MEMBER_SERIES_COUNT (sizeof(member_series) / sizeof(member_series[0]))

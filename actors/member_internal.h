@@ -18,10 +18,13 @@
  *    actor that waits on the KV stores. The others send it requests (copies
  *    of every input) and get each back as MSG_STORE_DONE. On deps.io_executor
  *    when given (production), else on the member's executor. The lease
- *    actor's calls and the assign actor's map and topology reads and writes
- *    all go through it; the cluster actor's topology reads and writes (and
- *    the fence writes of member_cluster.c) are still made in its handlers
- *    (issue 14, item 1, phase 3).
+ *    actor's calls, the assign actor's map and topology reads and writes,
+ *    and the cluster actor's topology writes of its decisions (commit_send)
+ *    and its foreign-generation check go through it. Still made in the
+ *    cluster actor's handlers, on rarer paths: the take-over's reads and
+ *    fence (state_loaded: check_stored_map_terms, load_topology,
+ *    fence_topology_key), a follower's reload of the stored topology, and
+ *    settle_doubt after a write whose outcome was lost.
  * Events reach the actors through the member's bus, from two sources: the
  * transport (other nodes' events; echoes of our own are dropped) and
  * member_emit (this node's events, stamped first). Stale terms are dropped
@@ -45,19 +48,26 @@
  * generations, or one that has read none yet) are judged by term alone.
  *
  * The leader's two commit points (issue 14: no lock between the actors).
- * A topology change is committed by the cluster actor [store it, publish
- * the snapshot (topo_slot), announce its events]; a map by the assign actor
+ * A topology change is committed by the cluster actor [store it (a request
+ * to the store actor; the commands that come meanwhile wait behind it, in
+ * order, and the leader's own decisions are put off), and on its
+ * completion make it its topology, publish the snapshot (topo_slot),
+ * announce its events]; a map by the assign actor
  * [read the snapshot, derive the map, check I2/I3 against that snapshot,
  * store it (a request to the store actor), and on its completion check it
  * again against the snapshot as it is then and publish it]. What must
- * hold: no map this node publishes (transport-publishes or RCU-publishes
- * in the slot) names as owner a node whose NodeFailed or NodeLeft it has
- * already announced, unless a NodeJoined of that node was announced in
- * between; and no map it stores does either, when stored (a map stored and
- * not published is superseded by the next, see 2). The order comes from
- * the message flow, a barrier between the two actors:
- *  1. The cluster actor stores the change (compare-and-set), makes it its
- *     topology and publishes the snapshot S (rcu_assign_pointer: release).
+ * hold: no map this node stores or publishes (transport-publishes or
+ * RCU-publishes in the slot) names as owner a node whose NodeFailed or
+ * NodeLeft it has already announced, unless a NodeJoined of that node was
+ * announced in between. The order comes from the message flow, a barrier
+ * between the two actors:
+ *  1. The cluster actor stores the change (compare-and-set), and in the run
+ *     that handles the store's answer makes it its topology and publishes
+ *     the snapshot S (rcu_assign_pointer: release). Until then nothing of
+ *     it exists outside the store: not in cs->topo (no command is decided,
+ *     no keep-alive acknowledged on it: they wait), not in a snapshot, not
+ *     announced; so the order below starts at that run, as it started at
+ *     the write when the write was made in the handler.
  *     Nothing is announced yet: each event goes to the back of the
  *     announcement queue (member_announce.c), in the order
  *     decided, tagged with the term it was decided in. A NodeFailed or
@@ -87,19 +97,19 @@
  *     it (NodeJoined), see 4.
  *     A commit in flight when S was published read an older snapshot, in
  *     which the node may still be healthy: its map may name it. That map is
- *     stored before any NodeFailed/NodeLeft of S is announced (its ack
- *     waits for the completion), so storing it breaks nothing; at the
- *     completion it is checked again against the snapshot as it is then
- *     (S or newer) and, failing, is not published: it was stored, but the
- *     next map, numbered above it (version_floor), replaces it in the store;
- *     a lagging node that read it there meanwhile takes the next as newer,
- *     and held a map no less safe than the published one before it, which
- *     named the node too (the node fenced itself before it could be
- *     declared failed: member_assign.c, step 2). A completion that finds the term or generation
- *     ended, or another map installed since, does not publish either.
- *     Without the second check the map would still respect the order above
- *     (nothing of S announced yet) but would name a node the leader's own
- *     topology already has departed, breaking I3 at publication.
+ *     stored and installed before any NodeFailed/NodeLeft of S is announced
+ *     (its ack waits for the completion's run), so the order above holds
+ *     for it. At the completion it is checked again against the snapshot
+ *     as it is then (S or newer): failing, it is installed (it is stored,
+ *     and the state store is the authority: any node reading it installs
+ *     it) but not published to the cluster, and the next map, derived from
+ *     it, is asked for at once (map_write_done runs it right after the ack,
+ *     on S or newer): it moves what the stale map gave the departed node.
+ *     Without the second check the order above would still hold, but the
+ *     leader would publish a map its own topology already contradicts
+ *     (I3 at publication, which the simulator checks). A completion that
+ *     finds the generation ended, or another map installed since, installs
+ *     nothing.
  *  3. On the ack of b the cluster actor announces (member_emit, then
  *     MSG_TOPOLOGY to the assign actor) the queue's events up to the last
  *     one that waited for b, in order; events that remove nobody wait only
@@ -217,7 +227,7 @@ enum {
                             up for by their ticks, which read m->superseded too */
     MSG_STORE_REQ,       /* store: ptr: member_store_req (owned) to run */
     MSG_STORE_RETRY,     /* store: timer: send the completions a full mailbox refused */
-    MSG_STORE_DONE,      /* lease, assign (later cluster): ptr: member_store_req (owned),
+    MSG_STORE_DONE,      /* lease, assign, cluster: ptr: member_store_req (owned),
                             a request the store actor ran (member_store_internal.h) */
 };
 
@@ -371,8 +381,8 @@ struct aether_member {
                                      node, or a LeaseRenewed's map): not applied */
     uint64_t map_reads;           /* relaxed: stored-map reads on a publication hint */
     uint64_t map_read_ns;         /* relaxed: their total duration, this node's clock */
-    uint64_t maps_unpublished;    /* relaxed: maps the leader stored but did not publish, gone
-                                     stale while their write was in flight (member_map_step.c) */
+    uint64_t maps_unpublished;    /* relaxed: maps the leader stored and installed but did not
+                                     publish: stale once their write was done (member_map_step.c) */
     uint64_t state_too_large;     /* relaxed: state-store writes refused before they were
                                      tried, the value above MEMBER_STATE_VALUE_MAX
                                      (member_state_put) */

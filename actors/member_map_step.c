@@ -8,9 +8,10 @@
  * shards Releasing, then the rest), within max_concurrent_handoffs; checks
  * it against I2/I3 and the topology it came from; records it in the state
  * store (a request to the store actor); then, on its completion, publishes,
- * installs and reports it. A map that cannot be recorded, or that went
- * stale while its write was in flight, is never published and what the
- * step consumed is put back. The commit spans two handler runs of the
+ * installs and reports it. A map that cannot be recorded is never
+ * published and what the step consumed is put back; one that went stale
+ * while its write was in flight is installed but not published, and the
+ * next step follows at once. The commit spans two handler runs of the
  * assign actor, and no barrier is passed between them: member_internal.h,
  * "The leader's two commit points", step 2.
  * Threading: called only from the assign actor; the state is its own.
@@ -603,21 +604,30 @@ void member_map_step_commit(aether_member *m, const char *reason)
     as->map_write_inflight = true;
 }
 
-/* Why a stored map is not published now (NULL: it is): the leadership or
- * the generation it was built in has ended, another map was installed
- * since it was derived, or it no longer passes I2/I3 against the topology
- * snapshot as it is now (member_internal.h, step 2). */
+/* Why a stored map is not installed at all (NULL: it is): the generation
+ * it was built in has ended, or another map was installed since it was
+ * derived (it is not newer than ours then, or not derived from it). */
+static const char *void_reason(aether_member *m, const map_step *st)
+{
+    member_assign_state *as = m->as;
+    if (as->gen_changes_seen != st->gen_changes)
+        return "a new generation began";
+    if ((as->cur != NULL ? as->cur->version : 0) != st->from_version)
+        return "another map was installed meanwhile";
+    return NULL;
+}
+
+/* Why a stored map is installed here but not published to the cluster
+ * (NULL: it is published): this node no longer leads its term, or the map
+ * no longer passes I2/I3 against the topology snapshot as it is now
+ * (member_internal.h, step 2). */
 static const char *stale_reason(aether_member *m, const map_step *st, const aether_shardmap *next,
                                 aether_err *err)
 {
     member_assign_state *as = m->as;
     aether_term term;
-    if (as->gen_changes_seen != st->gen_changes)
-        return "a new generation began";
     if (!member_may_lead(m, &term) || term != st->term || as->lead_term != term)
         return "no longer leading its term";
-    if ((as->cur != NULL ? as->cur->version : 0) != st->from_version)
-        return "another map was installed meanwhile";
     member_assign_refresh_topology(m);
     if (aether_invariants_check_map(next, &as->topo, err) != AETHER_OK)
         return err->msg;
@@ -633,43 +643,50 @@ void member_map_step_stored(aether_member *m, member_store_req *r)
     aether_shardmap *next = r->map;
     r->map = NULL;
     uint32_t S = m->cfg.shard_count;
-    bool same_gen = as->gen_changes_seen == st->gen_changes;
-    if (r->st != AETHER_OK) {
+    const char *void_why = void_reason(m, st);
+    if (r->st != AETHER_OK || void_why != NULL) {
         /* Not stored: never published; what the step consumed is put back
          * and the next tick tries again. A store ahead of us
-         * (AETHER_ESTALE) is read again before the next map. */
-        if (r->st == AETHER_ESTALE && same_gen)
+         * (AETHER_ESTALE) is read again before the next map. Stored but
+         * void (a new generation: its bucket is read afresh; another map
+         * installed: ours is not newer, or the store's compare-and-set
+         * answers the next write): the same. */
+        if (r->st == AETHER_ESTALE && as->gen_changes_seen == st->gen_changes)
             as->loaded_term = AETHER_TERM_NONE;
+        if (r->st == AETHER_OK)
+            AETHER_WARN(MEMBER_LOG, "%s: map v%llu stored but not installed: %s", m->cfg.node.str,
+                        (unsigned long long)next->version, void_why);
         aether_shardmap_destroy(next);
         step_restore(as, S, st);
         return;
     }
-    if (same_gen) {
-        as->state_rev = r->state_rev;
-        as->state_version = next->version;
-        as->state_hash = r->hash;
-    }
+    as->state_rev = r->state_rev;
+    as->state_version = next->version;
+    as->state_hash = r->hash;
     aether_err err = { .code = AETHER_OK, .msg = "" };
     const char *why = stale_reason(m, st, next, &err);
     if (why != NULL) {
-        /* Stored, not published: a topology change committed while the
-         * write was in flight, say. Nothing announced yet names this map
-         * (its barrier waits for us), and the next map supersedes it in
-         * the store: numbered above it (version_floor), so a node that
-         * read this one from the store takes the next as newer. */
-        AETHER_WARN(MEMBER_LOG, "%s: map v%llu stored but not published: %s", m->cfg.node.str,
-                    (unsigned long long)next->version, why);
+        /* Stored (the state store is the authority: a node that reads it
+         * installs it) but gone stale while its write was in flight: a
+         * topology change committed meanwhile, say. It is installed here
+         * and not published to the cluster; the next map, derived from it,
+         * runs at once (map_write_done) and moves what it gave a node no
+         * longer fit. Nothing announced yet names it (the barrier of any
+         * departure in the snapshot waits for this run). */
+        AETHER_WARN(MEMBER_LOG, "%s: map v%llu stored, not published: %s; the next map follows",
+                    m->cfg.node.str, (unsigned long long)next->version, why);
         __atomic_add_fetch(&m->maps_unpublished, 1, __ATOMIC_RELAXED);
-        if (same_gen && next->version > as->version_floor)
-            as->version_floor = next->version;
-        aether_shardmap_destroy(next);
-        step_restore(as, S, st);
-        return;
+        if (!as->step_wanted) {
+            as->step_wanted = true;
+            snprintf(as->step_reason, sizeof(as->step_reason), "%s", "stale map");
+        }
+    } else {
+        as->publish_pending = false;
     }
-    as->publish_pending = false;
     open_session(m, st, st->reason, st->from_version);
     uint64_t version = next->version;
-    (void)aether_transport_publish_map_json(m->deps.transport, next, r->value, r->len);
+    if (why == NULL)
+        (void)aether_transport_publish_map_json(m->deps.transport, next, r->value, r->len);
     if (!member_assign_adopt(m, next, false))
         return;
     AETHER_ASSERT(as->cur != NULL && as->cur->version == version);
