@@ -5,7 +5,7 @@
  *
  * DESIGN (DESIGN 3: "an actor never blocks"; issue 14, item 1)
  * The fourth actor of a member. It alone calls the blocking store functions
- * (aether_lease_*, aether_kv_*, member_state_put/get): on NATS each is a
+ * (aether_lease_*, aether_kv_*, member_state_put/get/foreign): on NATS each is a
  * JetStream round trip, so the domain actors (cluster, lease, assign) never
  * wait on the network; they send a request here and go on handling
  * messages, and the request comes back to them as a message when done.
@@ -34,8 +34,12 @@
  *  4. Requesters are state machines: at most one request of a kind in
  *     flight per actor (member_lease.c: a renewal in flight makes the renew
  *     timer skip; a campaign in flight makes the campaign timer skip; term
- *     claims are judged one at a time, in order), with what must happen
- *     after the call in the completion handler. A request the store
+ *     claims are judged one at a time, in order; member_assign.c: one map
+ *     write, one map read, one topology read, what is asked for meanwhile
+ *     riding on the next; member_cluster.c: one topology write, the
+ *     commands that come meanwhile queued behind it), with what must happen
+ *     after the call in the completion handler (member_internal.h, "The
+ *     leader's two commit points", for the orders that matter). A request the store
  *     actor's mailbox refuses (full: it holds at most a few per requester;
  *     or closed) is treated as a store that did not answer.
  *  5. Executors: with deps.io_executor set (production: a 1-thread pool of
