@@ -479,11 +479,7 @@ int main(int argc, char **argv)
         o.seed = h ^ node_now_ns() ^ ((uint64_t)getpid() << 32);
     }
     int init = node_run_init(d, &o, n_nodes);
-    if (init == 1)
-        rc = 0; /* stopped while waiting for JetStream: never joined */
-    else if (init == EXIT_USAGE)
-        rc = EXIT_USAGE; /* a configuration the cluster's buckets refuse (said why) */
-    else if (init != 0)
+    if (init != 0)
         rc = 1;
     else
         rc = o.nats_mode ? node_nats_mode_run(d) : o.scenario != NULL ? node_demo_run(d) : run_daemon(d);
