@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * aether_node.c: the public node (transport layer, the top of the library;
- * contract in aether_node.h). It wires what tools/aether-node/ wires by
- * hand - executor, transport, lease and state stores, secret, member - so
- * an embedder makes one call.
+ * contract in aether_node.h). It wires executor, transport, lease and
+ * state stores, secret and member, so an embedder makes one call;
+ * aether-node's NATS mode is such an embedder (plus the internal hooks of
+ * aether_node_hooks.h).
  *
  * DESIGN
  *  1. Two modes. NATS (nats_urls set): one connection, the buckets
  *     aether_<cluster>_lease (TTL lease_ttl_ms, one key) and
  *     aether_<cluster>_state created if missing and retried while JetStream
- *     is not ready (bounded by nats_connect_timeout_ms), the NATS transport
+ *     is not ready (bounded by nats_connect_timeout_ms, or the hooks'
+ *     kv_wait_ms), the NATS transport
  *     endpoint and an executor of its own. In-process: a process-wide
  *     registry of clusters keyed by name (clusters_mu); the first node of a
  *     name creates its executor, hub and in-memory stores, the last one to

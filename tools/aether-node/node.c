@@ -295,10 +295,6 @@ int node_run_init(node_run *d, const options *o, uint32_t n_nodes)
     aether_term_registry_init(&d->terms);
     aether_rng_seed(&d->rng, o->seed);
     d->start_ns = node_now_ns();
-    /* Before any wait (JetStream, up to a minute): a process started after
-     * this one must be the newer one (docs/cluster.md, one process per
-     * node id), however long each waited for its buckets. */
-    d->start_wall_ms = aether_clock_wall_ms(aether_clock_real());
     d->base = o->s.node; /* node (and address) set per member */
     /* LeaseRenewed is a heartbeat (ttl/4), not history: printed only with
      * --verbose (--trace records it regardless). */

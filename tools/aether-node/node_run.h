@@ -149,7 +149,6 @@ typedef struct node_run {
     uint64_t was_leader_term;       /* NATS mode: main thread; the term it led at the last poll */
     aether_rng rng;                 /* main thread */
     uint64_t start_ns;              /* immutable after setup */
-    uint64_t start_wall_ms;         /* immutable after setup: the process's incarnation */
     uint32_t hide_mask;             /* immutable: event types never printed */
     uint32_t fold_mask;             /* immutable: event types folded into count lines */
     pthread_mutex_t mu;
