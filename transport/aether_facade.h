@@ -10,6 +10,7 @@
 
 #include "aether_node.h"
 #include "aether_options.h"
+#include "aether_node_hooks.h"
 #include "settings.h"
 #include "status.h"
 
@@ -23,6 +24,7 @@ struct aether_options {
     void *leader_arg;
     aether_map_installed_fn on_map;
     void *map_arg;
+    aether_node_hooks hooks; /* the tools' internal extras (aether_internal.h); zero = none */
 };
 
 /* Records the sentence aether_last_error returns on this thread and

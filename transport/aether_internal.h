@@ -64,4 +64,6 @@
 #include "nats_transport.h"
 #include "settings.h"
 
+#include "aether_node_hooks.h"
+
 #endif

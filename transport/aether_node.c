@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * aether_node.c: the public node (transport layer, the top of the library;
- * contract in aether_node.h). It wires what tools/aether-node/ wires by
- * hand - executor, transport, lease and state stores, secret, member - so
- * an embedder makes one call.
+ * contract in aether_node.h). It wires executor, transport, lease and
+ * state stores, secret and member, so an embedder makes one call;
+ * aether-node's NATS mode is such an embedder (plus the internal hooks of
+ * aether_node_hooks.h).
  *
  * DESIGN
  *  1. Two modes. NATS (nats_urls set): one connection, the buckets
  *     aether_<cluster>_lease (TTL lease_ttl_ms, one key) and
  *     aether_<cluster>_state created if missing and retried while JetStream
- *     is not ready (bounded by nats_connect_timeout_ms), the NATS transport
+ *     is not ready (bounded by nats_connect_timeout_ms, or the hooks'
+ *     kv_wait_ms), the NATS transport
  *     endpoint and an executor of its own. In-process: a process-wide
  *     registry of clusters keyed by name (clusters_mu); the first node of a
  *     name creates its executor, hub and in-memory stores, the last one to
@@ -37,6 +39,7 @@
 #include "aether_facade.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +70,7 @@
 #define MAP_READ_MIN_NS (2u * AETHER_NS_PER_MS)    /* "behind": at most one read per 2 ms */
 #define KV_RETRY_MS 100u                           /* JetStream not ready: first retry */
 #define KV_RETRY_MAX_MS 1000u
+#define KV_WARN_EVERY_MS 5000u                     /* one warning per this while waiting */
 
 AETHER_STATIC_ASSERT(AETHER_ID_LEN_MAX == AETHER_NODE_ID_LEN_MAX, "public id length is the node id's");
 AETHER_STATIC_ASSERT(sizeof(((aether_route *)0)->owner) == sizeof(((aether_node_id *)0)->str),
@@ -111,6 +115,7 @@ struct aether_node {
     _Atomic uint64_t map_read_ns; /* last "behind" read asked for */
     _Atomic int stopped;         /* aether_node_stop ran */
     volatile int stopping;       /* polled by the NATS connect retry */
+    const volatile int *stop;    /* immutable: &stopping, or the hooks' flag (aether_node_hooks.h) */
 };
 
 static uint64_t now_ns(void) { return aether_clock_now_ns(aether_clock_real()); }
@@ -154,6 +159,18 @@ static void cb_map(void *arg, uint64_t map_version, aether_term map_term)
     aether_node *n = arg;
     if (n->opts.on_map != NULL)
         n->opts.on_map(n, map_version, (uint64_t)map_term, n->opts.map_arg);
+}
+
+static void cb_event(void *arg, const aether_event *e)
+{
+    aether_node *n = arg;
+    n->opts.hooks.on_event(n->opts.hooks.arg, e); /* set only when the hook is */
+}
+
+static void cb_superseded(void *arg, uint64_t incarnation, uint64_t by_incarnation)
+{
+    aether_node *n = arg;
+    n->opts.hooks.on_superseded(n->opts.hooks.arg, incarnation, by_incarnation);
 }
 
 /* ---- in-process cluster registry --------------------------------------------- */
@@ -255,7 +272,13 @@ static void cluster_leave(aether_node *n)
 /* ---- NATS mode --------------------------------------------------------------- */
 
 /* One bucket, retried while JetStream is not ready, for at most
- * nats_connect_timeout_ms (aether-node's nats_bucket, without the printing). */
+ * nats_connect_timeout_ms (or the hooks' kv_wait_ms), or until *n->stop.
+ * Waits through EUNAVAILABLE (no meta leader, replicas not placeable yet,
+ * timeouts) and ENOTFOUND (a stream just created whose info a new stream
+ * leader cannot give yet); anything else is final at once: EINCOMPATIBLE
+ * (the bucket exists with another TTL or replica count: the sentence names
+ * the parameter every node must agree on), EPERM (the user lacks the JetStream
+ * API), the rest. One warning per KV_WARN_EVERY_MS while waiting. */
 static aether_status nats_bucket(aether_node *n, const char *suffix, uint64_t ttl_ms, bool one_key,
                                  aether_kv **out)
 {
@@ -269,23 +292,47 @@ static aether_status nats_bucket(aether_node *n, const char *suffix, uint64_t tt
                                  .replicas = ns->kv_replicas, .timeout_ms = ns->request_timeout_ms,
                                  .create_if_missing = true, .one_key = one_key,
                                  .sealer = n->auth != NULL ? &n->sealer : NULL, .stats = &n->codec_stats };
-    uint64_t t0 = now_ns(), limit_ns = (uint64_t)ns->connect_timeout_ms * AETHER_NS_PER_MS;
+    uint32_t wait_limit_ms = n->opts.hooks.kv_wait_ms != 0 ? n->opts.hooks.kv_wait_ms : ns->connect_timeout_ms;
+    uint64_t t0 = now_ns(), limit_ns = (uint64_t)wait_limit_ms * AETHER_NS_PER_MS, warned_ms = 0;
+    bool warned = false;
     unsigned wait_ms = KV_RETRY_MS;
-    for (;;) { /* bounded: nats_connect_timeout_ms */
+    for (;;) { /* bounded: wait_limit_ms, or *n->stop */
         aether_err err = { 0 };
         aether_status st = aether_kv_nats_create(&kc, out, &err);
-        if (st == AETHER_OK)
+        uint64_t waited_ms = (now_ns() - t0) / AETHER_NS_PER_MS;
+        if (st == AETHER_OK) {
+            if (warned)
+                AETHER_INFO(NODE_LOG, "KV bucket %s ready after %llu ms", bucket, (unsigned long long)waited_ms);
             return AETHER_OK;
+        }
         *out = NULL;
-        if (st == AETHER_EINCOMPATIBLE)
-            return aether_facade_fail(st, "%s: %s; every node of cluster '%s' needs the same value",
-                                      strstr(err.msg, " replicas, ") != NULL ? "nats_kv_replicas" : "lease_ttl_ms",
-                                      err.msg, n->cfg.cluster);
-        if ((st != AETHER_EUNAVAILABLE && st != AETHER_ENOTFOUND) || now_ns() - t0 >= limit_ns ||
-            n->stopping)
-            return aether_facade_fail(st == AETHER_ENOTFOUND ? AETHER_EUNAVAILABLE : st, "KV bucket %s: %s",
-                                      bucket, err.msg);
-        AETHER_WARN(NODE_LOG, "KV bucket %s not available yet (%s); retrying", bucket, err.msg);
+        if (st == AETHER_EINCOMPATIBLE) {
+            const char *param = strstr(err.msg, " replicas, ") != NULL ? "nats_kv_replicas"
+                                : ttl_ms != 0                          ? "lease_ttl_ms"
+                                                                       : NULL;
+            if (param == NULL)
+                return aether_facade_fail(st, "KV bucket %s: %s; it was not made by Aether", bucket, err.msg);
+            return aether_facade_fail(st, "%s: %s; every node of cluster '%s' needs the same %s", param, err.msg,
+                                      n->cfg.cluster, param);
+        }
+        if (st == AETHER_EPERM)
+            return aether_facade_fail(st, "KV bucket %s: %s: user '%s' lacks the node role's NATS permissions "
+                                      "(docs/examples/nats/permissions.conf)", bucket, err.msg,
+                                      ns->user[0] != '\0' ? ns->user : "(token or credentials file)");
+        bool waitable = st == AETHER_EUNAVAILABLE || st == AETHER_ENOTFOUND;
+        if (waitable && *n->stop != 0)
+            return aether_facade_fail(AETHER_ECLOSED, "stop requested after waiting %llu ms for KV bucket %s (%s)",
+                                      (unsigned long long)waited_ms, bucket, err.msg);
+        if (!waitable || now_ns() - t0 >= limit_ns)
+            return aether_facade_fail(st == AETHER_ENOTFOUND ? AETHER_EUNAVAILABLE : st, "KV bucket %s: %s: %s%s",
+                                      bucket, aether_status_str(st), err.msg,
+                                      waitable ? " (JetStream unavailable for the whole wait)" : "");
+        if (!warned || waited_ms >= warned_ms + KV_WARN_EVERY_MS) {
+            AETHER_WARN(NODE_LOG, "KV bucket %s not available yet (%s); retrying for up to %u s", bucket, err.msg,
+                        wait_limit_ms / 1000u);
+            warned = true;
+            warned_ms = waited_ms;
+        }
         sleep_ns((uint64_t)wait_ms * AETHER_NS_PER_MS);
         wait_ms = wait_ms * 2 > KV_RETRY_MAX_MS ? KV_RETRY_MAX_MS : wait_ms * 2;
     }
@@ -302,9 +349,11 @@ static aether_status nats_setup(aether_node *n)
             return aether_facade_fail(st, "cluster_secret_file: %s", err.msg);
         aether_auth_sealer_init(&n->sealer, n->auth, &n->cfg.node,
                                 aether_clock_wall_ms(aether_clock_real()) * 1000000u);
+        AETHER_INFO(NODE_LOG, "cluster secret loaded from %s: messages and stored values are authenticated",
+                    s->cluster_secret_file);
     }
     aether_codec_stats_init(&n->codec_stats, NULL);
-    st = aether_nats_connect(&s->nats, n->cfg.node.str, &n->stopping, &n->nc, &err);
+    st = aether_nats_connect(&s->nats, n->cfg.node.str, n->stop, &n->nc, &err);
     if (st != AETHER_OK)
         return aether_facade_fail(st, "%s", err.msg);
     st = nats_bucket(n, "lease", n->cfg.lease_ttl_ms, true, &n->lease_kv);
@@ -407,12 +456,17 @@ static aether_status node_start(aether_node *n)
         lease_kv = n->ic->lease_kv;
         state_kv = n->ic->state_kv;
     }
+    const aether_node_hooks *h = &n->opts.hooks;
     aether_member_deps deps = { .executor = ex, .io_executor = io_ex, .transport = n->t, .lease_store = lease_kv,
-                                .state_store = state_kv,
-                                .seed = now_ns() ^ ((uint64_t)(uintptr_t)n << 16) ^ aether_node_id_hash(&n->cfg.node),
+                                .state_store = state_kv, .metrics = h->metrics, .metric_labels = h->metric_labels,
+                                .seed = h->seed != 0 ? h->seed
+                                                     : now_ns() ^ ((uint64_t)(uintptr_t)n << 16) ^
+                                                           aether_node_id_hash(&n->cfg.node),
                                 .incarnation = incarnation };
     aether_member_callbacks cb = { .on_shard_acquired = cb_acquired, .on_shard_released = cb_released,
-                                   .on_leader_changed = cb_leader, .on_map_installed = cb_map, .arg = n };
+                                   .on_leader_changed = cb_leader, .on_map_installed = cb_map,
+                                   .on_event = h->on_event != NULL ? cb_event : NULL,
+                                   .on_superseded = h->on_superseded != NULL ? cb_superseded : NULL, .arg = n };
     st = aether_member_start(&n->cfg, &deps, &cb, &n->m, &err);
     if (st != AETHER_OK) {
         n->m = NULL;
@@ -433,8 +487,16 @@ aether_status aether_node_start(const aether_options *opts, aether_node **out)
     n->opts = *opts;
     atomic_init(&n->map_read_ns, 0);
     atomic_init(&n->stopped, 0);
+    n->stop = opts->hooks.stop != NULL ? opts->hooks.stop : &n->stopping;
     sigset_t old;
     aether_signals_block_all(&old); /* DESIGN 2: every thread started below blocks every signal */
+    if (opts->hooks.stop != NULL) { /* but the ones that end the tool's waits (aether_node_hooks.h) */
+        sigset_t stop_sigs;
+        sigemptyset(&stop_sigs);
+        sigaddset(&stop_sigs, SIGINT);
+        sigaddset(&stop_sigs, SIGTERM);
+        AETHER_ASSERT(pthread_sigmask(SIG_UNBLOCK, &stop_sigs, NULL) == 0);
+    }
     aether_status st = node_start(n);
     if (st != AETHER_OK)
         node_free(n);
@@ -463,6 +525,22 @@ void aether_node_destroy(aether_node *node)
 }
 
 const char *aether_version(void) { return AETHER_VERSION_STRING; }
+
+/* ---- internal accessors (aether_node_hooks.h) ----------------------------------- */
+
+aether_member *aether_node_member(const aether_node *node) { return node != NULL ? node->m : NULL; }
+
+aether_codec_stats *aether_node_codec_stats(aether_node *node)
+{
+    return node != NULL && node->nc != NULL ? &node->codec_stats : NULL;
+}
+
+aether_kv *aether_node_store(const aether_node *node, bool lease)
+{
+    if (node == NULL || node->nc == NULL)
+        return NULL;
+    return lease ? node->lease_kv : node->state_kv;
+}
 
 const char *aether_node_name(const aether_node *node) { return node != NULL ? node->cfg.node.str : ""; }
 

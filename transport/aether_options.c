@@ -9,6 +9,7 @@
  * text is thread-local.
  */
 #include "aether_facade.h"
+#include "assertion.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -156,4 +157,21 @@ aether_status aether_options_on_leader_changed(aether_options *opts, aether_lead
 aether_status aether_options_on_map_installed(aether_options *opts, aether_map_installed_fn fn, void *arg)
 {
     SET_CALLBACK(on_map, map_arg);
+}
+
+/* ---- internal (aether_node_hooks.h) ------------------------------------------ */
+
+void aether_options_set_settings(aether_options *opts, const aether_settings *s)
+{
+    AETHER_ASSERT(opts != NULL && s != NULL);
+    opts->s = *s;
+}
+
+void aether_options_set_hooks(aether_options *opts, const aether_node_hooks *hooks)
+{
+    AETHER_ASSERT(opts != NULL);
+    if (hooks != NULL)
+        opts->hooks = *hooks;
+    else
+        memset(&opts->hooks, 0, sizeof(opts->hooks));
 }

@@ -21,23 +21,27 @@
  *               [--shards S] [--replication R] [--duration SECONDS]
  *               [--seed X] [--quiet] [--verbose]
  *
- * NATS mode runs ONE node in this process: one nats.c connection (the URL
- * list as its server pool; reconnects forever, NATS_RECONNECT_WAIT_MS
- * between attempts; the first connect is retried for CONNECT_LIMIT_MS, then
- * "cannot reach NATS at URL: <error>" and exit 1), the JetStream KV buckets
- * aether_<cluster>_lease (TTL = lease_ttl_ms) and aether_<cluster>_state (no
- * TTL), created if missing (while JetStream is unavailable - starting, or a
- * restarted cluster server without its routes yet - retried with backoff
- * for KV_CREATE_LIMIT_MS, then exit 1; a SIGINT/SIGTERM while waiting exits 0
- * at once, with a log line: it never joined), a NATS transport and a pool executor, all on
- * that connection. Events this node emits are printed as in the embedded
+ * NATS mode runs ONE node in this process, started like any embedder's:
+ * aether_node_start (transport/aether_node.h) with the resolved settings,
+ * which makes the nats.c connection (the URL list as its server pool;
+ * reconnects forever; the first connect retried for
+ * nats_connect_timeout_ms, then "cannot reach NATS at URL: <error>" and
+ * exit 1), the JetStream KV buckets aether_<cluster>_lease (TTL =
+ * lease_ttl_ms) and aether_<cluster>_state (no TTL) if missing, the NATS
+ * transport and the executors. This program adds, through the internal
+ * hooks (transport/aether_node_hooks.h), a JetStream wait of
+ * KV_CREATE_LIMIT_MS (JetStream starting, or a restarted cluster server
+ * without its routes yet; then exit 1) that a SIGINT/SIGTERM ends at once
+ * with exit 0 and a log line (it never joined); a bucket of another TTL or
+ * replica count exits 2. Events this node emits are printed as in the embedded
  * mode, plus "+<ms>ms <node> LEADER elected term=T" / "LEADER lost term=T"
  * when its view's is_leader flips. On SIGINT/SIGTERM or --duration it
- * drains (aether_member_drain), waits at most handoff_timeout_ms +
+ * drains (aether_node_drain), waits at most handoff_timeout_ms +
  * DRAIN_EXTRA_MS until the leader has declared it Left (a draining leader
  * first resigns and its successor finishes the drain) or no other node is
- * Active (nothing to hand off to), then stops, frees everything (member, transport, pool, stores, connection,
- * then nats_Close) and exits 0. A node drained from outside (aetherctl
+ * Active (nothing to hand off to), then stops and destroys the node (aether_node_stop,
+ * aether_node_destroy: member, transport, executors, stores, connection),
+ * calls nats_Close and exits 0. A node drained from outside (aetherctl
  * drain) that the leader has declared Left has nothing left to do: it
  * stops the same way, at once, and exits 0 ("stopping (drained and left:
  * nothing left to do)").
@@ -479,11 +483,7 @@ int main(int argc, char **argv)
         o.seed = h ^ node_now_ns() ^ ((uint64_t)getpid() << 32);
     }
     int init = node_run_init(d, &o, n_nodes);
-    if (init == 1)
-        rc = 0; /* stopped while waiting for JetStream: never joined */
-    else if (init == EXIT_USAGE)
-        rc = EXIT_USAGE; /* a configuration the cluster's buckets refuse (said why) */
-    else if (init != 0)
+    if (init != 0)
         rc = 1;
     else
         rc = o.nats_mode ? node_nats_mode_run(d) : o.scenario != NULL ? node_demo_run(d) : run_daemon(d);

@@ -125,14 +125,15 @@ int node_metrics_register(node_run *d, node_slot *n)
                                 "node: each has more than one claimed owner. 0 while single ownership holds.",
                                 labels, g_multi_owner, n) != AETHER_OK)
         return -1;
-    if (d->nc == NULL)
+    if (d->node == NULL)
         return 0;
+    aether_codec_stats *codec_stats = aether_node_codec_stats(d->node);
     if (aether_metrics_counter_fn(d->metrics, "aether_messages_decoded_total",
                                   "Messages from the wire this node decoded and accepted.", labels, g_decoded,
-                                  &d->codec_stats) != AETHER_OK)
+                                  codec_stats) != AETHER_OK)
         return -1;
     static const char *const suffixes[] = { "lease", "state" };
-    aether_kv *stores[] = { d->lease_kv, d->state_kv };
+    aether_kv *stores[] = { aether_node_store(d->node, true), aether_node_store(d->node, false) };
     for (size_t b = 0; b < sizeof(stores) / sizeof(stores[0]); b++) {
         char bl[192], pair[64];
         snprintf(pair, sizeof(pair), "bucket=\"%s\"", suffixes[b]);
@@ -155,7 +156,7 @@ int node_metrics_register(node_run *d, node_slot *n)
         char rl[192], pair[64];
         snprintf(pair, sizeof(pair), "reason=\"%s\"", aether_codec_reject_name((aether_codec_reject)r));
         node_labels(d, n, pair, rl, sizeof(rl));
-        decode_series_args[r] = (decode_series){ &d->codec_stats, (aether_codec_reject)r };
+        decode_series_args[r] = (decode_series){ codec_stats, (aether_codec_reject)r };
         if (aether_metrics_counter_fn(d->metrics, "aether_decode_errors_total",
                                       "Messages from the wire this node refused, by reason (malformed, "
                                       "oversized, unknown_type, bad_field, stale_term, wrong_cluster, unauthenticated).",

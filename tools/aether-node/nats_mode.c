@@ -36,9 +36,12 @@ int node_nats_mode_run(node_run *d)
     node_slot *n = &d->nodes[0];
     node_say(d, "aether-node: nats %s, node %s, cluster %s, %u shards, replication %u, pool of %u workers\n",
         d->opt.s.nats.urls, n->id, d->base.cluster, d->base.shard_count, d->base.replication,
-        aether_pool_workers(d->ex));
-    if (node_start(d, 0) != 0)
-        return 1;
+        aether_pool_node_workers());
+    int rc = node_start(d, 0);
+    if (rc == NODE_START_STOPPED)
+        return 0; /* stopped while waiting for JetStream: never joined (said so) */
+    if (rc != 0)
+        return rc;
     node_say(d, "+%llums %s started\n", (unsigned long long)node_since_start_ms(d), n->id);
     node_notify_systemd("READY=1\nSTATUS=running: joining or serving (aetherctl status)");
     uint64_t deadline = d->opt.duration_s > 0
@@ -90,7 +93,9 @@ int node_nats_mode_run(node_run *d)
      * member_lease.c policy 9, and its successor finishes the drain). A
      * node that has left already skips it. */
     node_notify_systemd("STOPPING=1\nSTATUS=draining");
-    aether_status st = left ? AETHER_OK : aether_member_drain(n->m);
+    aether_status st = left ? AETHER_OK : aether_node_drain(d->node, 0); /* asks once, returns */
+    if (st == AETHER_ETIMEOUT || st == AETHER_ENOTLEADER) /* asked; not Left yet: waited for below */
+        st = AETHER_OK;
     uint64_t limit_ms = (uint64_t)d->base.handoff_timeout_ms + DRAIN_EXTRA_MS;
     if (!left)
         node_say(d, "+%llums %s draining (%s; waiting at most %llu ms)\n",
@@ -115,7 +120,7 @@ int node_nats_mode_run(node_run *d)
         if (now - t0 >= limit_ms * AETHER_NS_PER_MS)
             break;
         if (v.status == AETHER_NODE_ACTIVE && now - asked >= DRAIN_RETRY_MS * AETHER_NS_PER_MS) {
-            (void)aether_member_drain(n->m); /* asynchronous; the leader may have changed */
+            (void)aether_node_drain(d->node, 0); /* asks again: the leader may have changed */
             asked = now;
         }
         node_sleep_ms(TICK_MS);
@@ -135,8 +140,8 @@ int node_nats_mode_run(node_run *d)
     aether_member_view_get(n->m, &v);
     node_trace(d, n, "STATS decoded=%llu decode_rejected=%llu stale_dropped=%llu leader_changes=%llu "
           "rebalances=%llu shards_moved=%llu map_version=%llu term=%llu serving=%u",
-          (unsigned long long)aether_codec_stats_decoded(&d->codec_stats),
-          (unsigned long long)aether_codec_stats_rejected_total(&d->codec_stats),
+          (unsigned long long)aether_codec_stats_decoded(aether_node_codec_stats(d->node)),
+          (unsigned long long)aether_codec_stats_rejected_total(aether_node_codec_stats(d->node)),
           (unsigned long long)v.stale_dropped, (unsigned long long)v.leader_changes,
           (unsigned long long)v.rebalances, (unsigned long long)v.shards_moved,
           (unsigned long long)v.map_version, (unsigned long long)v.term, v.shards_serving);

@@ -201,15 +201,20 @@ static void slot_view(node_slot *n, aether_member_view *v)
 
 /* LEADER and MAP lines end with the generation their term or version counts
  * in (actors/lease.h GENERATION; the observer compares within one). */
-static void on_leader_changed(void *arg, const aether_node_id *leader, aether_term term)
+/* leader: "" = none. */
+static void leader_changed(node_slot *n, const char *leader, aether_term term)
 {
-    node_slot *n = arg;
     if (n->d->opt.nats_mode)
         aether_log_note_term(term); /* the process's log lines name the node's term */
     aether_member_view v;
     slot_view(n, &v);
-    node_trace(n->d, n, "LEADER %s %llu gen=%016llx", leader != NULL && leader->len > 0 ? leader->str : "-",
+    node_trace(n->d, n, "LEADER %s %llu gen=%016llx", leader[0] != '\0' ? leader : "-",
           (unsigned long long)term, (unsigned long long)v.generation);
+}
+
+static void on_leader_changed(void *arg, const aether_node_id *leader, aether_term term)
+{
+    leader_changed(arg, leader != NULL && leader->len > 0 ? leader->str : "", term);
 }
 
 static void on_map_installed(void *arg, uint64_t version, aether_term term)
@@ -278,149 +283,9 @@ static void on_event(void *arg, const aether_event *e)
 
 /* ---- setup and teardown (main thread) -------------------------------------- */
 
-/* Connects with the resolved NATS settings (servers, auth, TLS): 0 and
- * d->nc set, or -1 after saying why. The first connect is retried for
- * nats_connect_timeout_ms (a server that is still starting) unless the
- * failure cannot heal (credentials refused, TLS); afterwards nats.c
- * reconnects forever on its own (transport/nats_conn.h). */
-static int nats_connect(node_run *d)
-{
-    AETHER_STATIC_ASSERT(sizeof(node_stop_signal) == sizeof(int), "sig_atomic_t is an int here");
-    aether_err err = { 0 };
-    aether_status st = aether_nats_connect(&d->opt.s.nats, d->nodes[0].id,
-                                           (const volatile int *)&node_stop_signal, &d->nc, &err);
-    if (st != AETHER_OK) {
-        fprintf(stderr, "aether-node: %s\n", err.msg);
-        d->nc = NULL;
-        return -1;
-    }
-    return 0;
-}
-
-/* One bucket, retried while JetStream is not ready (bounded). 0 ready, -1
- * failed (said why; also when the server refuses the user the JetStream
- * API: EPERM), EXIT_USAGE when the bucket exists with another TTL or
- * replica count (a configuration error: the sentence names both values),
- * 1 stopped by SIGINT/SIGTERM while waiting (said so): the node never
- * joined, so it has nothing to drain. Waits through
- * EUNAVAILABLE (no meta leader, replicas not placeable yet, timeouts) and
- * ENOTFOUND (a stream just created whose info a new stream leader cannot
- * give yet); anything else (a bucket with another TTL, a bad name) is
- * final at once. */
-/* one_key: the lease bucket holds the lease key only (nats_kv.h step 2b). */
-static int nats_bucket(node_run *d, const char *suffix, uint64_t ttl_ms, bool one_key,
-                       aether_kv **out)
-{
-    char bucket[AETHER_KV_NATS_BUCKET_LEN_MAX + 1];
-    int len = snprintf(bucket, sizeof(bucket), "aether_%s_%s", d->base.cluster, suffix);
-    if (len < 0 || (size_t)len >= sizeof(bucket)) { /* parse_args refuses such a cluster */
-        fprintf(stderr, "aether-node: bucket name for cluster '%s' too long\n", d->base.cluster);
-        return -1;
-    }
-    aether_kv_nats_config kc = { .conn = d->nc, .bucket = bucket, .ttl_ms = ttl_ms,
-                                 .replicas = d->opt.s.nats.kv_replicas,
-                                 .timeout_ms = d->opt.s.nats.request_timeout_ms, .create_if_missing = true,
-                                 .one_key = one_key, .sealer = d->auth != NULL ? &d->sealer : NULL,
-                                 .stats = &d->codec_stats };
-    aether_err err = { 0 };
-    uint64_t t0 = node_now_ns(), warned = 0;
-    unsigned wait_ms = KV_RETRY_MS;
-    for (;;) { /* bounded: KV_CREATE_LIMIT_MS, or a signal */
-        aether_status st = aether_kv_nats_create(&kc, out, &err);
-        if (st == AETHER_OK) {
-            if (warned != 0)
-                AETHER_INFO("aether-node", "KV bucket %s ready after %llu ms", bucket,
-                            (unsigned long long)((node_now_ns() - t0) / AETHER_NS_PER_MS));
-            return 0;
-        }
-        uint64_t waited_ms = (node_now_ns() - t0) / AETHER_NS_PER_MS;
-        *out = NULL;
-        if (node_stop_signal != 0 && (st == AETHER_EUNAVAILABLE || st == AETHER_ENOTFOUND)) {
-            AETHER_INFO("aether-node", "stopped by signal %d after waiting %llu ms for KV bucket %s (%s); "
-                        "never joined: nothing to drain", (int)node_stop_signal, (unsigned long long)waited_ms,
-                        bucket, err.msg);
-            return 1;
-        }
-        if (st == AETHER_EINCOMPATIBLE) {
-            const char *param = strstr(err.msg, " replicas, ") != NULL ? "nats_kv_replicas"
-                                : ttl_ms != 0                          ? "lease_ttl_ms"
-                                                                       : NULL;
-            if (param != NULL)
-                fprintf(stderr, "aether-node: %s: %s; every node of cluster '%s' needs the same %s\n", param,
-                        err.msg, d->base.cluster, param);
-            else
-                fprintf(stderr, "aether-node: KV bucket %s: %s; it was not made by aether-node\n", bucket,
-                        err.msg);
-            return EXIT_USAGE;
-        }
-        if (st == AETHER_EPERM) {
-            fprintf(stderr, "aether-node: KV bucket %s: %s: user '%s' lacks the node role's NATS permissions "
-                    "(docs/examples/nats/permissions.conf)\n", bucket, err.msg,
-                    d->opt.s.nats.user[0] != '\0' ? d->opt.s.nats.user : "(token or credentials file)");
-            return -1;
-        }
-        if ((st != AETHER_EUNAVAILABLE && st != AETHER_ENOTFOUND) || waited_ms >= KV_CREATE_LIMIT_MS) {
-            fprintf(stderr, "aether-node: KV bucket %s: %s: %s%s\n", bucket, aether_status_str(st), err.msg,
-                    st == AETHER_EUNAVAILABLE || st == AETHER_ENOTFOUND ? " (JetStream unavailable for the "
-                                                                          "whole wait)" : "");
-            return -1;
-        }
-        if (warned == 0 || waited_ms >= warned + KV_WARN_EVERY_MS) {
-            AETHER_WARN("aether-node", "KV bucket %s not available yet (%s); retrying for up to %u s", bucket,
-                        err.msg, KV_CREATE_LIMIT_MS / 1000u);
-            warned = waited_ms + 1;
-        }
-        node_sleep_ms(wait_ms);
-        wait_ms = wait_ms * 2 > KV_RETRY_MAX_MS ? KV_RETRY_MAX_MS : wait_ms * 2;
-    }
-}
-
-/* The cluster secret, before anything is sent or stored: 0, or EXIT_USAGE
- * after saying why (aether_settings_check read it already; it may have
- * changed since). The sealer's epoch is the wall clock now, so a restarted
- * process's counters start above its previous life's (auth.h). */
-static int load_secret(node_run *d)
-{
-    const char *path = d->opt.s.cluster_secret_file;
-    if (path[0] == '\0')
-        return 0;
-    aether_err err = { 0 };
-    if (aether_auth_load_file(path, &d->auth, &err) != AETHER_OK) {
-        fprintf(stderr, "aether-node: %s\n", err.msg);
-        return EXIT_USAGE;
-    }
-    aether_node_id self = d->opt.s.node.node;
-    aether_auth_sealer_init(&d->sealer, d->auth, &self, aether_clock_wall_ms(aether_clock_real()) * 1000000u);
-    AETHER_INFO("aether-node", "cluster secret loaded from %s: messages and stored values are authenticated",
-                path);
-    return 0;
-}
-
-static int nats_setup(node_run *d)
-{
-    int secret = load_secret(d);
-    if (secret != 0)
-        return secret;
-    if (nats_connect(d) != 0)
-        return -1;
-    int rc = nats_bucket(d, "lease", d->base.lease_ttl_ms, true, &d->lease_kv);
-    if (rc == 0)
-        rc = nats_bucket(d, "state", 0, false, &d->state_kv);
-    if (rc != 0)
-        return rc;
-    if (d->opt.s.event_stream) {
-        aether_err err = { 0 };
-        if (aether_nats_event_stream_ensure(d->nc, d->base.cluster, d->opt.s.nats.kv_replicas,
-                                            d->opt.s.nats.connect_timeout_ms, &err) != AETHER_OK) {
-            fprintf(stderr, "aether-node: %s\n", err.msg);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* 0 ready; -1 failed (said why); 1 (NATS mode) stopped by a signal while
- * waiting for JetStream, before joining. */
+/* 0 ready; -1 failed (said why). NATS mode sets up only the process's
+ * own parts (tracking, metrics registry and endpoint): aether_node_start
+ * (node_start) does the rest. */
 int node_run_init(node_run *d, const options *o, uint32_t n_nodes)
 {
     memset(d, 0, sizeof(*d));
@@ -428,13 +293,8 @@ int node_run_init(node_run *d, const options *o, uint32_t n_nodes)
     d->step = -1;
     pthread_mutex_init(&d->mu, NULL);
     aether_term_registry_init(&d->terms);
-    aether_codec_stats_init(&d->codec_stats, NULL);
     aether_rng_seed(&d->rng, o->seed);
     d->start_ns = node_now_ns();
-    /* Before any wait (JetStream, up to a minute): a process started after
-     * this one must be the newer one (docs/cluster.md, one process per
-     * node id), however long each waited for its buckets. */
-    d->start_wall_ms = aether_clock_wall_ms(aether_clock_real());
     d->base = o->s.node; /* node (and address) set per member */
     /* LeaseRenewed is a heartbeat (ttl/4), not history: printed only with
      * --verbose (--trace records it regardless). */
@@ -470,8 +330,10 @@ int node_run_init(node_run *d, const options *o, uint32_t n_nodes)
             return -1;
         }
     }
-    /* One node (NATS mode): at most two workers; N nodes: one per core. */
-    aether_pool_config pc = { .workers = o->nats_mode ? aether_pool_node_workers() : 0 };
+    if (o->nats_mode)
+        return 0;
+    /* N nodes: one worker per core. */
+    aether_pool_config pc = { .workers = 0 };
     aether_status st = aether_pool_create(&pc, &d->ex);
     if (st == AETHER_OK)
         st = aether_pool_start(d->ex);
@@ -480,14 +342,12 @@ int node_run_init(node_run *d, const options *o, uint32_t n_nodes)
         st = aether_pool_create(&io, &d->io_ex);
     if (st == AETHER_OK)
         st = aether_pool_start(d->io_ex);
-    if (st == AETHER_OK && !o->nats_mode)
+    if (st == AETHER_OK)
         st = aether_inproc_hub_create(&d->hub);
     if (st != AETHER_OK) {
         fprintf(stderr, "aether-node: executor/hub: %s\n", aether_status_str(st));
         return -1;
     }
-    if (o->nats_mode)
-        return nats_setup(d);
     aether_err err;
     aether_kv_mem_config lk = { .name = "lease", .ttl_ms = d->base.lease_ttl_ms,
                                 .clock = aether_clock_real(), .rng = &d->rng };
@@ -501,37 +361,104 @@ int node_run_init(node_run *d, const options *o, uint32_t n_nodes)
     return 0;
 }
 
+/* The public callbacks of the NATS node (aether_options.h), onto the
+ * member callbacks above: the slot rides in arg. */
+static void pub_acquired(aether_node *node, uint32_t shard, uint64_t version, void *arg)
+{
+    (void)node;
+    on_acquired(arg, shard, version);
+}
+
+static void pub_released(aether_node *node, uint32_t shard, uint64_t version, void *arg)
+{
+    (void)node;
+    on_released(arg, shard, version);
+}
+
+static void pub_leader(aether_node *node, const char *leader, uint64_t term, void *arg)
+{
+    (void)node;
+    leader_changed(arg, leader, (aether_term)term);
+}
+
+static void pub_map(aether_node *node, uint64_t version, uint64_t term, void *arg)
+{
+    (void)node;
+    on_map_installed(arg, version, (aether_term)term);
+}
+
+/* NATS mode: the node through aether_node_start (connection, buckets
+ * aether_<cluster>_lease|state, event stream, transport, executors: all the
+ * library's), with the hooks this program needs on top (aether_node_hooks.h):
+ * every event and the supersession for the printing and --trace, the
+ * metrics registry, --seed, and the JetStream wait of KV_CREATE_LIMIT_MS
+ * that SIGINT/SIGTERM cut short. 0, or the exit status after saying why:
+ * EXIT_USAGE for a configuration the cluster refuses (a bucket of another
+ * TTL or replica count, a secret file gone bad since the check),
+ * NODE_START_STOPPED when a signal ended the wait (nothing joined), 1 else. */
+static int node_start_nats(node_run *d, node_slot *n)
+{
+    AETHER_STATIC_ASSERT(sizeof(node_stop_signal) == sizeof(int), "sig_atomic_t is an int here");
+    aether_options *opts = NULL;
+    if (aether_options_create(&opts) != AETHER_OK) {
+        fprintf(stderr, "aether-node: %s\n", aether_last_error());
+        return 1;
+    }
+    aether_options_set_settings(opts, &d->opt.s);
+    (void)aether_options_on_shard_acquired(opts, pub_acquired, n);
+    (void)aether_options_on_shard_released(opts, pub_released, n);
+    (void)aether_options_on_leader_changed(opts, pub_leader, n);
+    (void)aether_options_on_map_installed(opts, pub_map, n);
+    aether_node_hooks hooks = { .on_event = on_event, .on_superseded = on_superseded, .arg = n,
+                                .metrics = d->metrics, .metric_labels = node_metric_labels(d),
+                                .seed = aether_rng_next(&d->rng), .kv_wait_ms = KV_CREATE_LIMIT_MS,
+                                .stop = (const volatile int *)&node_stop_signal };
+    aether_options_set_hooks(opts, &hooks);
+    aether_node *node = NULL;
+    aether_status st = aether_node_start(opts, &node);
+    aether_options_destroy(opts);
+    if (st != AETHER_OK) {
+        if (st == AETHER_ECLOSED && node_stop_signal != 0) {
+            AETHER_INFO("aether-node", "stopped by signal %d while waiting for NATS: %s; never joined: "
+                        "nothing to drain", (int)node_stop_signal, aether_last_error());
+            return NODE_START_STOPPED;
+        }
+        fprintf(stderr, "aether-node: %s\n", aether_last_error());
+        return st == AETHER_EINCOMPATIBLE || st == AETHER_EINVAL ? EXIT_USAGE : 1;
+    }
+    pthread_mutex_lock(&d->mu);
+    d->node = node;
+    n->m = aether_node_member(node);
+    n->live = true;
+    pthread_mutex_unlock(&d->mu);
+    return 0;
+}
+
 int node_start(node_run *d, uint32_t i)
 {
     node_slot *n = &d->nodes[i];
+    if (d->opt.nats_mode) {
+        int rc = node_start_nats(d, n);
+        if (rc != 0)
+            return rc;
+        if (node_metrics_register(d, n) != 0) {
+            fprintf(stderr, "aether-node: %s: cannot register its metrics\n", n->id);
+            return 1;
+        }
+        return 0;
+    }
     aether_config cfg = d->base;
     aether_err err = { 0 };
-    if (d->nc != NULL) {
-        if (aether_node_id_from_cstr(n->id, &cfg.node, &err) != AETHER_OK) {
-            fprintf(stderr, "aether-node: %s: %s\n", n->id, err.msg);
-            return -1;
-        }
-        aether_nats_transport_config tc = { .conn = d->nc, .cluster = cfg.cluster, .node = cfg.node,
-                                            .cmd_timeout_ms = d->opt.s.nats.request_timeout_ms,
-                                            .stats = &d->codec_stats, .no_leader_retry = true,
-                                            .sealer = d->auth != NULL ? &d->sealer : NULL };
-        if (aether_nats_transport_create(&tc, &n->t, &err) != AETHER_OK) {
-            fprintf(stderr, "aether-node: %s: NATS transport: %s\n", n->id, err.msg);
-            return -1;
-        }
-    } else {
-        if (aether_node_id_from_cstr(n->id, &cfg.node, &err) != AETHER_OK ||
-            aether_inproc_endpoint_create(d->hub, &cfg.node, &n->t) != AETHER_OK) {
-            fprintf(stderr, "aether-node: %s: endpoint\n", n->id);
-            return -1;
-        }
-        snprintf(cfg.address, sizeof(cfg.address), "inproc:%s", n->id);
+    if (aether_node_id_from_cstr(n->id, &cfg.node, &err) != AETHER_OK ||
+        aether_inproc_endpoint_create(d->hub, &cfg.node, &n->t) != AETHER_OK) {
+        fprintf(stderr, "aether-node: %s: endpoint\n", n->id);
+        return -1;
     }
+    snprintf(cfg.address, sizeof(cfg.address), "inproc:%s", n->id);
     aether_member_deps deps = { .executor = d->ex, .io_executor = d->io_ex, .transport = n->t, .lease_store = d->lease_kv,
                                 .state_store = d->state_kv, .metrics = d->metrics,
                                 .metric_labels = node_metric_labels(d),
-                                .seed = aether_rng_next(&d->rng),
-                                .incarnation = d->opt.nats_mode ? d->start_wall_ms : 0 };
+                                .seed = aether_rng_next(&d->rng), .incarnation = 0 };
     aether_member_callbacks cb = { .on_shard_acquired = on_acquired, .on_shard_released = on_released,
                                    .on_event = on_event, .on_leader_changed = on_leader_changed,
                                    .on_map_installed = on_map_installed,
@@ -564,9 +491,15 @@ void node_halt(node_run *d, uint32_t i)
     pthread_mutex_lock(&d->mu);
     n->live = false;
     pthread_mutex_unlock(&d->mu);
-    aether_member_stop(n->m);
-    aether_member_destroy(n->m);
+    if (d->node != NULL) { /* NATS mode: the public teardown, in the library's order */
+        aether_node_stop(d->node);
+        aether_node_destroy(d->node);
+    } else {
+        aether_member_stop(n->m);
+        aether_member_destroy(n->m);
+    }
     pthread_mutex_lock(&d->mu);
+    d->node = NULL;
     n->m = NULL;
     memset(n->serving, 0, d->base.shard_count);
     n->serving_count = 0;
@@ -587,8 +520,11 @@ void node_run_fini(node_run *d)
     for (uint32_t i = 0; i < d->n_nodes; i++)
         d->nodes[i].live = false;
     pthread_mutex_unlock(&d->mu);
-    for (uint32_t i = 0; i < d->n_nodes; i++)
-        aether_member_stop(d->nodes[i].m);
+    if (d->node != NULL)
+        aether_node_stop(d->node);
+    else
+        for (uint32_t i = 0; i < d->n_nodes; i++)
+            aether_member_stop(d->nodes[i].m);
     for (uint32_t i = 0; i < d->n_nodes; i++)
         node_halt(d, i);
     if (d->ex != NULL)
@@ -602,12 +538,6 @@ void node_run_fini(node_run *d)
     aether_inproc_hub_destroy(d->hub);
     aether_kv_destroy(d->lease_kv);
     aether_kv_destroy(d->state_kv);
-    if (d->nc != NULL) { /* after everything that borrowed it */
-        natsConnection_Destroy(d->nc);
-    }
-    d->nc = NULL;
-    aether_auth_destroy(d->auth); /* after the transport and the stores that borrowed its sealer */
-    d->auth = NULL;
     aether_executor_destroy(d->ex);
     aether_executor_destroy(d->io_ex);
     aether_term_registry_fini(&d->terms);

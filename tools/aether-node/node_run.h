@@ -7,6 +7,8 @@
  *
  *   main.c       command line, settings, embedded daemon mode, main()
  *   node.c       output, member callbacks, setup and teardown of the run
+ *                (NATS mode: aether_node_start and the public teardown; the
+ *                connection, buckets and executors are the library's)
  *   metrics.c    the daemon's own metric series (scraping thread)
  *   nats_mode.c  one node per process over NATS
  *   demo.c       the scripted embedded demo (--scenario demo)
@@ -46,8 +48,6 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include <nats/nats.h>
-
 #include "aether_internal.h"
 #include "metrics_http.h"
 
@@ -66,16 +66,12 @@
 
 #define SETTINGS_PARAMS_MAX 64u     /* rows of the settings table (asserted) */
 #define FLAG_NAME_MAX 48u           /* longest --flag name */
-#define KV_RETRY_MS 200u            /* bucket creation retried after this, doubling... */
-#define KV_RETRY_MAX_MS 2000u       /* ...up to this */
 /* JetStream may be starting, or a restarted server of a cluster still
  * waiting for its routes and a meta leader (seen: 16 s under chaos):
  * retried this long, like a node waiting for its seeds, then exit 1. */
 #define KV_CREATE_LIMIT_MS 60000u
-#define KV_WARN_EVERY_MS 5000u      /* one log line per this while retrying */
 #define DRAIN_EXTRA_MS 2000u        /* drain wait = handoff_timeout_ms + this */
 #define DRAIN_RETRY_MS 1000u        /* re-ask while still Active (a request lost in a failover) */
-/* "aether_<cluster>_lease" must fit a bucket name. */
 
 #define DEMO_NODES 5u
 #define DEMO_SLOTS (DEMO_NODES + 1u)
@@ -137,23 +133,22 @@ typedef struct step_rec {
 typedef struct node_run {
     options opt;                    /* immutable */
     aether_config base;             /* immutable: node set per member */
+    /* NATS mode: the one node, started through the public API
+     * (aether_node_start: connection, buckets, transport, executors) plus
+     * the internal hooks (aether_node_hooks.h); main thread. */
+    aether_node *node;
+    /* Embedded mode: the wiring of the in-process members, by hand. */
     aether_executor *ex;
     aether_executor *io_ex; /* one thread: the members' store actors, the only actors that wait
                                on the stores (member.h, io_executor) */
     aether_inproc_hub *hub;
     aether_kv *lease_kv, *state_kv;
-    natsConnection *nc;             /* NATS mode only; main thread */
-    aether_codec_stats codec_stats; /* NATS mode: the transport's refusals */
-    aether_auth *auth;              /* NATS mode with cluster_secret_file; immutable after setup */
-    aether_auth_sealer sealer;      /* seals what this process sends and stores (auth.h);
-                                       immutable after setup but for its atomic counter */
     aether_metrics *metrics;        /* every node's series; immutable after setup */
     aether_metrics_http *http;      /* GET /metrics when metrics_addr is set; main thread */
     bool was_leader;                /* NATS mode: main thread */
     uint64_t was_leader_term;       /* NATS mode: main thread; the term it led at the last poll */
     aether_rng rng;                 /* main thread */
     uint64_t start_ns;              /* immutable after setup */
-    uint64_t start_wall_ms;         /* immutable after setup: the process's incarnation */
     uint32_t hide_mask;             /* immutable: event types never printed */
     uint32_t fold_mask;             /* immutable: event types folded into count lines */
     pthread_mutex_t mu;
@@ -191,7 +186,11 @@ int node_violations_exit(node_run *d);
 /* node.c: lifecycle (main thread) */
 int node_run_init(node_run *d, const options *o, uint32_t n_nodes);
 void node_run_fini(node_run *d);
+/* 0 started; else the exit status, after saying why (NATS mode: 0 is
+ * never a failure; a signal during the JetStream wait returns
+ * NODE_START_STOPPED). */
 int node_start(node_run *d, uint32_t i);
+#define NODE_START_STOPPED (-2)
 void node_halt(node_run *d, uint32_t i);
 
 /* metrics.c: registers node n's series in d->metrics (setup, main thread) */
