@@ -12,6 +12,7 @@
 #define AETHER_MEMBER_CLUSTER_INTERNAL_H
 
 #include "member_internal.h"
+#include "member_store_internal.h"
 
 /* Nodes declared failed per failure-check tick, at most. */
 #define FAILCHECK_BATCH_MAX 64u
@@ -179,6 +180,17 @@ struct member_cluster_state {
                                         assign actor takes over (topo_loaded_term) once
                                         they are announced; 0 = none */
     uint64_t ann_dropped;     /* entries dropped because their term ended */
+    /* The store actor (member_store_internal.h): the leader's topology write
+     * in flight (NULL: none; member_cluster.c, commit_send), and the
+     * commands that came meanwhile, decided in the order they came once it
+     * is done (cmdq[cmdq_head .. cmdq_head + cmdq_count), a ring of
+     * cmdq_cap; bounded by the command budgets, member.c sink_command). */
+    struct member_topo_commit *commit;
+    member_cmd_box **cmdq;
+    uint32_t cmdq_head, cmdq_count, cmdq_cap;
+    bool failcheck_deferred;  /* a failure check skipped or cut short by a write in flight:
+                                 run again once it is done */
+    bool foreign_inflight;    /* check_foreign_topology's test is out */
 };
 
 /* Announcements (member_announce.c; member_internal.h, "The leader's two
