@@ -94,6 +94,44 @@ typedef struct shape_vote {
     uint64_t last_ns; /* its last keep-alive (our clock) */
 } shape_vote;
 
+/* The cluster actor's store request in flight (member_cluster_state.io;
+ * member_topo_store.c). */
+typedef enum cluster_io {
+    CLUSTER_IO_NONE = 0,
+    CLUSTER_IO_COMMIT,    /* a leader's change written (commit_send: cs->commit) */
+    CLUSTER_IO_SETTLE,    /* a write in doubt looked for, the key fenced (take-over step 0) */
+    CLUSTER_IO_MAP_TERMS, /* the stored map's shard_count and replication (take-over step 1) */
+    CLUSTER_IO_TAKEOVER,  /* the stored topology read and its key fenced (take-over step 2) */
+    CLUSTER_IO_RELOAD,    /* any node: the stored topology read, to catch up */
+    CLUSTER_IO_REFENCE,   /* a leader's topology written back after a lost state bucket */
+} cluster_io;
+/* The tag of the one request that is not the one in flight: the leader's
+ * foreign-generation test (check_foreign_topology), a read whose answer
+ * only ever starts a commit. */
+#define CLUSTER_STORE_FOREIGN_TAG 0x100u
+
+/* What a CLUSTER_IO_RELOAD continues at its completion (member_apply.c,
+ * member_apply_reloaded). */
+typedef enum cluster_reload_for {
+    CLUSTER_RELOAD_REREAD,      /* a seq anomaly, a LeaseRenewed naming another version: the
+                                   store's topology adopted, topo_dirty cleared */
+    CLUSTER_RELOAD_ANNOUNCED,   /* a topology event after a gap: not applied if the store
+                                   answered (it has it), applied if not */
+    CLUSTER_RELOAD_SELF_REPORT, /* a report about this node (or, NULL, its retry): judged
+                                   against what the store has */
+} cluster_reload_for;
+
+/* A message held behind the request in flight: MSG_COMMAND (the box,
+ * owned), MSG_EVENT (one reference), MSG_LEADER_NOTE (the box, owned). */
+typedef struct cluster_held {
+    uint16_t type;
+    void *ptr;
+} cluster_held;
+/* Events held at most; past it one is dropped and the stored topology read
+ * instead (as after any loss: the store is the authority). Commands are
+ * bounded by their budgets (member.c, sink_command). */
+#define CLUSTER_HELD_EVENTS_MAX 1024u
+
 struct member_cluster_state {
     aether_topology topo;
     /* The topology as this node heard it announced: every topology event it
@@ -180,15 +218,28 @@ struct member_cluster_state {
                                         assign actor takes over (topo_loaded_term) once
                                         they are announced; 0 = none */
     uint64_t ann_dropped;     /* entries dropped because their term ended */
-    /* The store actor (member_store_internal.h): the leader's topology write
-     * in flight (NULL: none; member_cluster.c, commit_send), and the
-     * commands that came meanwhile, decided in the order they came once it
-     * is done (cmdq[cmdq_head .. cmdq_head + cmdq_count), a ring of
-     * cmdq_cap; bounded by the command budgets, member.c sink_command). */
-    struct member_topo_commit *commit;
-    member_cmd_box **cmdq;
-    uint32_t cmdq_head, cmdq_count, cmdq_cap;
-    bool failcheck_deferred;  /* a failure check skipped or cut short by a write in flight:
+    /* The store actor (member_store_internal.h): the one request of this
+     * actor in flight (io; member_topo_store.c), what it is for, and the
+     * messages held behind it, in the order they came
+     * (held[held_head .. held_head + held_count), a ring of held_cap; see
+     * "The cluster actor's store requests" above). */
+    cluster_io io;
+    aether_term io_term;      /* the term a take-over step or a commit serves */
+    uint64_t io_gen_changes;  /* gen_changes_seen when it was sent: a completion of an
+                                 ended generation changes nothing */
+    cluster_reload_for io_for; /* CLUSTER_IO_RELOAD: what continues at its completion */
+    aether_event *io_event;   /* CLUSTER_IO_RELOAD: the event it continues (one reference) */
+    bool io_taken;            /* ... and that event's in_sequence verdict */
+    uint64_t io_reports;      /* ... m->self_down_reports when it was sent */
+    uint64_t io_lost;         /* CLUSTER_IO_REFENCE: the m->state_lost_gen it writes back for */
+    uint64_t io_retry_ns;     /* a take-over step that failed: the next not before this */
+    struct member_topo_commit *commit; /* CLUSTER_IO_COMMIT: the change being written */
+    cluster_held *held;
+    uint32_t held_head, held_count, held_cap;
+    uint32_t held_events;     /* MSG_EVENT among them (at most CLUSTER_HELD_EVENTS_MAX) */
+    uint64_t held_dropped;    /* events dropped past that bound (the store is read instead) */
+    aether_log_ratelimit held_log;
+    bool failcheck_deferred;  /* a failure check skipped or cut short by a request in flight:
                                  run again once it is done */
     bool foreign_inflight;    /* check_foreign_topology's test is out */
 };
@@ -227,17 +278,128 @@ aether_status member_shape_note(aether_member *m, const aether_command *c, aethe
 /* Steps 2c and 3, on every heartbeat tick of a counting leader. */
 void member_shape_check_self(aether_member *m);
 
-/* Cluster actor helpers (member_cluster.c) the files above call. */
-/* A command of `type` from this node, stamped with its term and generation. */
-void member_cluster_base_command(aether_member *m, aether_command *c, aether_command_type type);
+/* The cluster actor's store requests (member_topo_store.c; "The cluster
+ * actor's store requests" above). */
+/* A leader's change being written: the topology it makes (a copy of ours,
+ * changed) and what follows once it is stored. */
+typedef enum topo_commit_kind {
+    TOPO_COMMIT_DECIDED,    /* events decided (a command, the failure check, a drain) */
+    TOPO_COMMIT_FORGET,     /* departed nodes removed (member_detect.c, forget): no event */
+    TOPO_COMMIT_WRITE_BACK, /* the topology held, stored again over a lost generation's
+                               (member_topo_store_check_foreign): no change */
+} topo_commit_kind;
+typedef struct member_topo_commit {
+    topo_commit_kind kind;
+    aether_topology next;        /* the topology once stored (owned) */
+    aether_event *ev[AETHER_TOPOLOGY_DECIDE_MAX]; /* the change's events (owned) */
+    uint32_t n;
+    aether_term term;            /* decided in */
+    bool doubtable;              /* an unknown outcome is remembered (take-over step 0) */
+    bool keepalive;              /* a JoinCluster: counted as a heartbeat of join_id once stored */
+    aether_node_id join_id;
+    member_cmd_box *box;         /* the command to answer once done (owned), or NULL */
+    uint64_t gen_changes;        /* cs->gen_changes_seen when decided */
+    aether_node_id gone[FORGET_BATCH_MAX]; /* TOPO_COMMIT_FORGET */
+    uint64_t age_ms[FORGET_BATCH_MAX];
+    uint32_t n_gone;
+} member_topo_commit;
+/* A commit whose topology is a copy of ours (NULL: no memory). */
+member_topo_commit *member_topo_store_commit_new(aether_member *m, topo_commit_kind kind,
+                                                 aether_term term);
+/* Sends tc's topology to the store actor; tc is taken over either way.
+ * AETHER_OK: in flight (cs->commit); its completion finishes it. Else not
+ * recorded: tc freed (events released), why says so. Only with nothing in
+ * flight. */
+aether_status member_topo_store_commit_send(aether_member *m, member_topo_commit *tc, aether_err *why);
+/* A request is in flight: a leader's own decision is refused (why, if not
+ * NULL) and runs again once it is done (failcheck_deferred, or its asker's
+ * next tick). */
+bool member_topo_store_busy(aether_member *m, aether_err *why);
+/* Does the request `io` in flight hold a message of `type` back? */
+bool member_topo_store_holds(cluster_io io, uint16_t type);
+/* Policy 10, strictly: the leader of `term` has settled any write in doubt
+ * and read (and fenced) the stored state in this term. False: not yet -
+ * the next step is sent if none is in flight and none failed lately. */
+bool member_topo_store_loaded(aether_member *m, aether_term term);
+/* Reads the stored topology; its completion adopts it and calls
+ * member_apply_reloaded(why, e, taken, reports). False: not sent (another
+ * request in flight, or the store actor refused it): the caller goes on as
+ * when the store does not answer. */
+bool member_topo_store_reload(aether_member *m, cluster_reload_for why, const aether_event *e,
+                              bool taken, uint64_t reports);
+/* Leader of `term`: writes the topology back after a lost state bucket
+ * (m->state_lost_gen moved), if nothing is in flight. */
+void member_topo_store_refence(aether_member *m, aether_term term);
+/* Leader: once per lease_ttl_ms, tests whether a deposed leader of a lost
+ * generation wrote its topology over ours (written back if so). */
+void member_topo_store_check_foreign(aether_member *m, uint64_t now);
+/* MSG_STORE_DONE: a request of this actor done (r stays the caller's). */
+void member_topo_store_done(aether_member *m, member_store_req *r);
+void member_topo_store_fini(aether_member *m);
+
+/* Failure detection (member_detect.c): the leader's heartbeat record. */
+/* The record of id (created if asked and absent; NULL: no memory). */
+hb_entry *member_detect_hb_find(member_cluster_state *cs, const aether_node_id *id, bool create);
+/* After a NodeJoined (another event: nothing): the admitted node is a new
+ * process, heard now. */
+void member_detect_heard_if_joined(aether_member *m, const aether_event *e);
+/* Drops the records of ids the topology no longer has, but for nodes heard
+ * within keep_ns that are not departed. */
+void member_detect_hb_prune(member_cluster_state *cs, uint64_t now_ns, uint64_t keep_ns);
+/* (Re)arms the failure check for at_ns (this node's clock). */
+void member_detect_failcheck_at(aether_member *m, uint64_t at_ns);
+/* MSG_TICK_FAILCHECK of the current timer generation. */
+void member_detect_tick(aether_member *m);
+/* MSG_HEARTBEAT. */
+void member_detect_on_heartbeat(aether_member *m, const member_hb_box *b);
+/* Retention's clock: when this node first saw each node departed. */
+void member_detect_note_departures(aether_member *m);
+
+/* Commands (member_admit.c). */
+/* MSG_COMMAND (b taken over): judged, decided as leader, answered - or
+ * held behind the request in flight (at the front of the queue if it came
+ * from there: `from_held`). */
+void member_admit_command(aether_member *m, member_cmd_box *b, bool from_held);
+/* Answers command b (it stays the caller's): st, or why when refused. */
+void member_admit_answer(aether_member *m, member_cmd_box *b, aether_status st,
+                         const aether_err *why, bool deferred);
+/* One leader-decided topology event (e, owned): recorded, then published
+ * and announced. Not recorded: released, nothing announced. */
+aether_status member_admit_announce_one(aether_member *m, aether_event *e, aether_err *why);
+/* MSG_DRAINED: node owns nothing; the leader records it Left. */
+void member_admit_drained(aether_member *m, const aether_node_id *node);
 /* Decides a command as leader: applies and emits its events. */
 aether_status member_cluster_lead_command(aether_member *m, const aether_command *c,
                                           aether_err *why);
 /* This node, as leader, records itself Failed (policy 9 then resigns). */
 void member_cluster_fail_self(aether_member *m);
+
+/* Event application (member_apply.c). */
+/* A new generation began: the sequence and the term start again. Called
+ * first on every message. */
+void member_apply_follow_generation(aether_member *m);
+/* MSG_EVENT (not held). */
+void member_apply_event(aether_member *m, const aether_event *e);
+/* A CLUSTER_IO_RELOAD done: `answered` if the store's topology was read
+ * (and adopted); the rest of the handling that asked for it. */
+void member_apply_reloaded(aether_member *m, cluster_reload_for why, const aether_event *e,
+                           bool taken, uint64_t reports, bool answered);
+/* The heartbeat tick's retry of a report about us the store could not
+ * judge yet (self_report_pending). */
+void member_apply_self_report_retry(aether_member *m);
+
+/* The actor (member_cluster.c). */
+/* A command of `type` from this node, stamped with its term and generation. */
+void member_cluster_base_command(aether_member *m, aether_command *c, aether_command_type type);
 /* Tells the assign actor that e has been applied and published. */
 void member_cluster_notify_assign(aether_member *m, aether_event *e);
 /* Publishes this node's status (m->self_status) from the topology. */
 void member_cluster_publish_self_status(aether_member *m);
+/* Holds a message behind the request in flight (ptr taken over; an event
+ * is retained by the caller). at_front: it came from the queue's front. */
+void member_cluster_hold(aether_member *m, uint16_t type, void *ptr, bool at_front);
+/* Handles what waits, in order, up to the first the request in flight
+ * holds. */
+void member_cluster_drain(aether_member *m);
 
 #endif

@@ -268,7 +268,7 @@ void member_shape_check_self(aether_member *m)
     if (verdict == SHAPE_MAJORITY) { /* step 2c: members of another shape are failed first */
         uint32_t i = 0;
         for (const aether_node_id *id; (id = shape_misfit_member(m, &i)) != NULL; i++) {
-            if (m->cs->commit != NULL)
+            if (m->cs->io != CLUSTER_IO_NONE)
                 break; /* one topology write at a time: the rest at the next tick */
             aether_command c; /* bounded: SHAPE_VOTES_MAX */
             member_cluster_base_command(m, &c, AETHER_CMD_MARK_NODE_FAILED);

@@ -7,6 +7,7 @@
  */
 #include "member_store_internal.h"
 
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +44,8 @@ void member_store_req_free(member_store_req *r)
         r->ctx_free(r->ctx);
     aether_shardmap_destroy(r->map);
     free(r->value);
+    free(r->doubt);
+    free(r->got);
     free(r);
 }
 
@@ -165,6 +168,83 @@ static void run_state_put(aether_member *m, member_store_req *r)
     r->hash = r->st == AETHER_OK ? XXH64(r->value, r->len, 0) : 0;
 }
 
+/* The "version" of a stored topology (0: none or unreadable). */
+static uint64_t topology_version_of(const char *json, size_t len)
+{
+    uint64_t v = 0;
+    json_error_t jerr;
+    json_t *root = json_loadb(json, len, 0, &jerr);
+    json_t *jv = json_object_get(root, "version");
+    if (json_is_integer(jv) && json_integer_value(jv) >= 0)
+        v = (uint64_t)json_integer_value(jv);
+    json_decref(root);
+    return v;
+}
+
+/* MEMBER_STORE_TOPO_FENCE (member_store_internal.h). Each round reads the
+ * key and either ends or follows a write by someone else between its read
+ * and its rewrite; bounded by MEMBER_STATE_PUT_ROUNDS_MAX. */
+static void run_topo_fence(aether_member *m, member_store_req *r)
+{
+    aether_kv *kv = m->deps.state_store;
+    r->fenced = MEMBER_STORE_FENCE_FAILED;
+    r->st = AETHER_ECONFLICT;
+    for (uint32_t round = 0; round < MEMBER_STATE_PUT_ROUNDS_MAX; round++) {
+        aether_kv_entry cur;
+        aether_status gs = aether_kv_get(kv, MEMBER_STATE_TOPOLOGY, &cur, NULL);
+        bool foreign = gs == AETHER_OK &&
+                       member_state_value_foreign(m, MEMBER_STATE_TOPOLOGY, (const char *)cur.value,
+                                                  cur.value_len);
+        if (gs == AETHER_ENOTFOUND || foreign) {
+            if (foreign)
+                aether_kv_entry_fini(&cur);
+            /* Ours, written the way every value is (member_state_put: only
+             * in a bucket of our generation, "Generations"), so a deposed
+             * leader of a lost one never seeds a new bucket. */
+            uint64_t rev = 0;
+            r->st = member_state_put(m, MEMBER_STATE_TOPOLOGY, r->value, r->len, r->state_gen, 0,
+                                     r->state_version, &rev);
+            if (r->st == AETHER_OK) {
+                r->fenced = MEMBER_STORE_FENCE_OURS;
+                r->state_rev = rev;
+            }
+            return;
+        }
+        if (gs != AETHER_OK) {
+            r->st = gs;
+            return;
+        }
+        free(r->got);
+        r->got = (char *)cur.value; /* malloc'd with a NUL: the request's now */
+        r->got_len = cur.value_len;
+        r->got_rev = cur.revision;
+        cur.value = NULL;
+        aether_kv_entry_fini(&cur);
+        if (r->doubt != NULL) {
+            if (r->got_len == r->doubt_len && memcmp(r->got, r->doubt, r->got_len) == 0) {
+                r->st = AETHER_OK;
+                r->fenced = MEMBER_STORE_FENCE_RECORDED;
+                r->state_rev = r->got_rev;
+                return;
+            }
+            if (topology_version_of(r->got, r->got_len) >= r->doubt_version) {
+                r->st = AETHER_OK;
+                r->fenced = MEMBER_STORE_FENCE_SUPERSEDED;
+                return;
+            }
+        }
+        uint64_t rev = 0;
+        r->st = aether_kv_update(kv, MEMBER_STATE_TOPOLOGY, r->got, r->got_len, r->got_rev, &rev, NULL);
+        if (r->st == AETHER_OK) {
+            r->fenced = MEMBER_STORE_FENCE_REWRITTEN;
+            r->state_rev = rev;
+            return;
+        }
+        if (r->st != AETHER_ECONFLICT)
+            return; /* AETHER_EUNKNOWN among them: the revision it left is not known */
+    }
+}
+
 static void run(aether_member *m, member_store_req *r)
 {
     switch (r->op) {
@@ -192,6 +272,9 @@ static void run(aether_member *m, member_store_req *r)
         break;
     case MEMBER_STORE_STATE_FOREIGN:
         r->foreign = member_state_foreign(m, r->key, r->state_rev);
+        break;
+    case MEMBER_STORE_TOPO_FENCE:
+        run_topo_fence(m, r);
         break;
     default:
         AETHER_ASSERT(!"store actor: unknown request");

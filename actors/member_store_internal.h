@@ -36,8 +36,10 @@
  *     timer skip; a campaign in flight makes the campaign timer skip; term
  *     claims are judged one at a time, in order; member_assign.c: one map
  *     write, one map read, one topology read, what is asked for meanwhile
- *     riding on the next; member_cluster.c: one topology write, the
- *     commands that come meanwhile queued behind it), with what must happen
+ *     riding on the next; member_topo_store.c: one topology request
+ *     - a write, a read or a fence - the commands and events that come
+ *     meanwhile held behind it, member_cluster_internal.h, "The cluster
+ *     actor's store requests"), with what must happen
  *     after the call in the completion handler (member_internal.h, "The
  *     leader's two commit points", for the orders that matter). A request the store
  *     actor's mailbox refuses (full: it holds at most a few per requester;
@@ -73,7 +75,31 @@ typedef enum member_store_op {
                                       encoded here: value is then out) */
     MEMBER_STORE_STATE_GET,        /* member_state_get */
     MEMBER_STORE_STATE_FOREIGN,    /* member_state_foreign(key, state_rev) */
+    /* Cluster actor: the stored topology read and its key fenced
+     * (member_topo_store.c; run_topo_fence here): read the key; absent or
+     * of a lost generation, write `value` (ours) there (member_state_put);
+     * else, unless `doubt` settles it, write the bytes read again at the
+     * revision read, so that no write naming an earlier revision (a
+     * timed-out one of ours or of a previous leader) can land after what
+     * was read. A write between the read and the rewrite (the
+     * compare-and-set conflicts) makes it read again, at most
+     * MEMBER_STATE_PUT_ROUNDS_MAX times. */
+    MEMBER_STORE_TOPO_FENCE,
 } member_store_op;
+
+/* What MEMBER_STORE_TOPO_FENCE found and did (member_store_req.fenced). */
+typedef enum member_store_fence {
+    MEMBER_STORE_FENCE_FAILED = 0, /* st says why; a rewrite that came back AETHER_EUNKNOWN
+                                      too (the same bytes: harmless if it lands) */
+    MEMBER_STORE_FENCE_REWRITTEN,  /* got (at got_rev) written again: state_rev */
+    MEMBER_STORE_FENCE_OURS,       /* absent, or a lost generation's: value written: state_rev;
+                                      got is NULL */
+    MEMBER_STORE_FENCE_RECORDED,   /* doubt: got is the in-doubt value, applied after all
+                                      (nothing written; state_rev = got_rev) */
+    MEMBER_STORE_FENCE_SUPERSEDED, /* doubt: got is stamped at or above doubt_version: another
+                                      writer came after it, it can no longer apply (nothing
+                                      written) */
+} member_store_fence;
 
 typedef struct member_store_req {
     member_store_op op;
@@ -124,6 +150,14 @@ typedef struct member_store_req {
                                       foreign: in */
     uint64_t hash;                 /* put, get: XXH64 of value (0 if none) */
     bool foreign;                  /* foreign: out */
+    /* MEMBER_STORE_TOPO_FENCE: value/len, state_gen, state_version are ours (in); */
+    char *doubt;                   /* in: the in-doubt write's bytes (owned), or NULL */
+    size_t doubt_len;
+    uint64_t doubt_version;        /* in: its version */
+    member_store_fence fenced;     /* out */
+    char *got;                     /* out: the bytes the key held (owned), or NULL */
+    size_t got_len;
+    uint64_t got_rev;              /* out: their revision */
     void *ctx;                     /* the requester's (owned; ctx_free frees it) */
     void (*ctx_free)(void *ctx);
 } member_store_req;
