@@ -1,11 +1,135 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * member_cluster_internal.h: what the files of the cluster actor share
- * (actors layer, private to member_cluster.c, member_announce.c and
- * member_shape.c): its state and its bounds.
+ * (actors layer, private to member_cluster.c, member_apply.c,
+ * member_admit.c, member_detect.c, member_topo_store.c, member_announce.c
+ * and member_shape.c): its state, its bounds, and the order of its store
+ * requests.
+ *
+ * DESIGN: the cluster actor's store requests (DESIGN 3: an actor never
+ * blocks; issue 14, item 1).
+ * The cluster actor never waits on the state store: every read and write
+ * it needs - a leader's change (a commit), the take-over's reads and fence
+ * (policy 10), the settling of a write whose outcome was lost, a node's
+ * re-read of the stored topology, a leader's write-back - is a request to
+ * the store actor (member_store_internal.h), and what the synchronous call's
+ * caller did after the call is done in the run that handles its completion
+ * (MSG_STORE_DONE, member_topo_store_done). A synchronous call was safe
+ * because nothing ran between the call and the use of its answer. What
+ * keeps the asynchronous one as safe:
+ *  1. One request at a time. cs->io names the request in flight
+ *     (cluster_io; CLUSTER_IO_NONE: none). It is set in the run that sends
+ *     the request (io_send: only with none in flight, asserted) and
+ *     cleared first thing in the run that handles its completion. The
+ *     store actor runs one sender's requests in order and delivers their
+ *     completions in order (member_store_internal.h, step 3), so every
+ *     completion handled is that of cs->io (asserted on its tag). The one
+ *     request outside the slot is the leader's foreign-generation test
+ *     (CLUSTER_STORE_FOREIGN_TAG): a read of nothing this actor holds,
+ *     whose answer only ever starts a commit, which takes the slot like
+ *     any other.
+ *  2. What is pending, and what continues at the completion:
+ *     COMMIT: cs->commit, the topology the change makes and its events
+ *       (made ours, published, announced, the command answered);
+ *     SETTLE, MAP_TERMS, TAKEOVER: the take-over's steps 0-2 for io_term
+ *       (member_topo_store_loaded sends the step that is due; step 1's
+ *       completion sends step 2; the last sets loaded_term). A step whose
+ *       term ended meanwhile adopts what it read and sets nothing;
+ *     RELOAD: io_for, the rest of the handling that asked for the read
+ *       (member_apply_reloaded), with the event it continues (io_event: a
+ *       reference), that event's sequence verdict (io_taken: in_sequence
+ *       ran once, before the read) and the self-down report count from
+ *       before the read (io_reports: a report that comes during the read is
+ *       not refuted by it);
+ *     REFENCE: io_lost, the lost state bucket it writes back for.
+ *  3. What waits. While a request is in flight, a message whose handling
+ *     would read or change what its completion replaces is not handled: it
+ *     waits in cs->held in the order it came (member_cluster_hold), and the
+ *     completion's run handles the waiting messages in that order, after
+ *     the continuation (member_cluster_drain), up to the first one held by
+ *     the next request (one the continuation or a drained message sent).
+ *     Once one waits, every later command, event and leader note waits
+ *     behind it (the order of arrival is kept across kinds). Held
+ *     (member_topo_store_holds):
+ *     - behind every request: commands. A command is judged and decided on
+ *       cs->topo, and the next commit names the revision the previous one
+ *       left (state_rev): decided before the completion, it would be
+ *       decided on the topology from before the change (a keep-alive of a
+ *       node being failed acknowledged), or stored over a revision about
+ *       to move. A leader's command that comes before the take-over is
+ *       done starts its next step and waits for it, rather than being
+ *       refused (member_admit_command);
+ *     - behind every request but REFENCE: events and leader notes. The
+ *       completion replaces cs->topo as a whole (a commit's copy made
+ *       before the request, or what the store had): an event applied
+ *       meanwhile would be lost by the replacement. Held, it is applied
+ *       after, on top of it, in order - as if the synchronous call, made in
+ *       the handler of the message that asked for it, had come first. A
+ *       leader note keeps its place among the events (the embedder's
+ *       on_leader_changed and on_event are one sequence: member.h).
+ *     So after every handler run cs->held is empty or its first message is
+ *     held by cs->io (asserted at the end of member_cluster_handle).
+ *  4. Why nothing else acts on a stale view meanwhile: every other message
+ *     this actor handles with a request in flight reads nothing the
+ *     completion changes, or reads it only as the synchronous version did
+ *     had it come just before the message that sent the request:
+ *     - the heartbeat tick publishes the heartbeat and sends the keep-alive
+ *       from our own record: as from the topology before the request. Its
+ *       retry of a report about us is not sent while a request is in
+ *       flight, and self_report_pending stays set until a completion
+ *       clears it, so the keep-alive keeps the incarnation the leader
+ *       knows (member_cluster.c, tick_heartbeat);
+ *     - the failure check decides nothing while a request is in flight: it
+ *       is run again after the completion (failcheck_deferred); the
+ *       leader's own decisions (a drain completed, a misfit failed by the
+ *       quorum of configuration, itself failed, departed nodes forgotten)
+ *       are refused "busy" (member_topo_store_busy) and asked again at
+ *       their own cadence;
+ *     - a heartbeat from the wire (the leader's record of who it heard)
+ *       is evidence of life whatever the record it is checked against;
+ *     - an announce ack announces what was stored and published before
+ *       (member_internal.h, step 3), which no request in flight changes:
+ *       the take-over reads only with nothing left to announce, and a
+ *       settling that finds its write recorded announces it only with the
+ *       queue empty, tested at its completion;
+ *     - replies, a drain asked of this node, commands sent to the leader:
+ *       no topology.
+ *  5. Unknown outcome: re-read before acting. A commit whose outcome was
+ *     lost (AETHER_EUNKNOWN) leaves its bytes in doubt_json; while it
+ *     stands member_topo_store_loaded is false, so no command is decided
+ *     and no node declared failed until step 0 (SETTLE: a read of the key,
+ *     and a rewrite at the revision read unless it finds the write applied
+ *     or overtaken) has settled it. A read that did not answer (any error,
+ *     an unknown outcome among them) is handled as the synchronous read
+ *     that did not answer was: each continuation keeps its fallback (the
+ *     event applied as it came, the report kept pending, topo_dirty kept
+ *     set); a take-over step that failed is not sent again before a
+ *     heartbeat interval (io_retry_ns), so a store that refuses at once
+ *     does not turn every command into a read, and meanwhile the leader
+ *     refuses its commands "retry" as it did.
+ *  6. Liveness: the store actor answers every request it accepted (a
+ *     completion a full mailbox refused is sent again: member_store_internal.h,
+ *     step 3); one it refused was never in flight (io stays NONE; the
+ *     caller falls back as when the store does not answer). So what waits
+ *     waits at most one store round trip per request, bounded by the
+ *     store's timeout. The queue is bounded: commands by their budgets
+ *     (member.c, sink_command), events by CLUSTER_HELD_EVENTS_MAX (past it
+ *     one is dropped and topo_dirty set: the store is read, as after any
+ *     loss), leader notes by the lease actor's one per leader change.
+ *  7. Generations: a completion of a request sent before a new generation
+ *     began (io_gen_changes) changes nothing of the new one: a commit is
+ *     refused (commit_done), a take-over step or write-back ends, a
+ *     reload's bytes are not adopted (its continuation runs as if the
+ *     store had not answered; topo_dirty, set by the change, reads again).
+ * Checked by: the unit scenarios of test_cluster (a leader's commands
+ * during its take-over, a write in doubt settled), the multi-threaded
+ * wave (test_cluster_mt: the store actor on its own executor, as in
+ * production), and every simulator seed (tools/soak), which runs the
+ * store actor on the step executor and checks I1-I5 and the departures
+ * oracle on every map it sees.
  *
  * Threading: everything here is owned by the cluster actor (one of the
- * member's three actors: member_internal.h), but for the fields said
+ * member's four actors: member_internal.h), but for the fields said
  * otherwise.
  */
 #ifndef AETHER_MEMBER_CLUSTER_INTERNAL_H
@@ -98,7 +222,7 @@ typedef struct shape_vote {
  * member_topo_store.c). */
 typedef enum cluster_io {
     CLUSTER_IO_NONE = 0,
-    CLUSTER_IO_COMMIT,    /* a leader's change written (commit_send: cs->commit) */
+    CLUSTER_IO_COMMIT,    /* a leader's change written (member_topo_store_commit_send: cs->commit) */
     CLUSTER_IO_SETTLE,    /* a write in doubt looked for, the key fenced (take-over step 0) */
     CLUSTER_IO_MAP_TERMS, /* the stored map's shard_count and replication (take-over step 1) */
     CLUSTER_IO_TAKEOVER,  /* the stored topology read and its key fenced (take-over step 2) */
@@ -197,7 +321,8 @@ struct member_cluster_state {
     uint32_t n_shape_recorded;
     bool shape_recorded_taken;
     /* A change whose write to the state store timed out (it may still be
-     * applied, later): settled before anything else (settle_doubt). */
+     * applied, later): settled before anything else (the take-over's step 0,
+     * member_topo_store.c). */
     char *doubt_json;         /* the topology we tried to write; NULL = no doubt */
     size_t doubt_len;
     uint64_t doubt_version;

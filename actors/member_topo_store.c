@@ -40,16 +40,18 @@ bool member_topo_store_holds(cluster_io io, uint16_t type)
     switch (io) {
     case CLUSTER_IO_NONE:
         return false;
-    case CLUSTER_IO_COMMIT:
     case CLUSTER_IO_REFENCE:
-        /* Writes of what this actor holds: only decisions must wait. */
+        /* Writes back what this actor holds, replacing nothing of it: only
+         * decisions wait (the next write names the revision it leaves). */
         return type == MSG_COMMAND;
+    case CLUSTER_IO_COMMIT:
     case CLUSTER_IO_SETTLE:
     case CLUSTER_IO_MAP_TERMS:
     case CLUSTER_IO_TAKEOVER:
     case CLUSTER_IO_RELOAD:
-        /* Reads that replace the topology: nothing may be applied or
-         * decided on the one they replace. */
+        /* Their completion replaces the topology (or decides whether it
+         * may be used): nothing is applied to, or decided on, the one it
+         * replaces. */
         return type == MSG_COMMAND || type == MSG_EVENT || type == MSG_LEADER_NOTE;
     }
     AETHER_ASSERT(!"cluster actor: unknown store request");

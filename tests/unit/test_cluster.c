@@ -132,6 +132,46 @@ static void test_join(void)
     sim_cluster_destroy(c);
 }
 
+/* A leader's topology write whose outcome was lost (issue 14, item 1: the
+ * settling is a request to the store actor, and the leader decides nothing
+ * until its completion). Applied but unanswered (and unreadable at once):
+ * found recorded, adopted and its NodeJoined announced once. Not applied:
+ * the key is fenced at the revision read, and the join the node asks again
+ * is admitted. */
+static void write_in_doubt_settled(bool applied)
+{
+    sim_cluster *c = boot(31, 3, 64);
+    uint32_t joined = sim_event_count(c, AETHER_EVT_NODE_JOINED);
+    aether_kv *kv = sim_state_kv(c);
+    uint64_t injected = aether_kv_mem_faults_injected(kv);
+    /* The next state-store write is the leader's topology commit of n3's
+     * NodeJoined (nothing else writes the state store in a settled
+     * cluster), and member_state_put's loop must not learn its outcome:
+     * not applied, every try comes back unknown; applied, the state store
+     * is unreadable until it has given up (n3's own reads fail too, and
+     * are tried again). */
+    if (applied) {
+        aether_kv_mem_fail_next(kv, AETHER_KV_CALL_UPDATE, AETHER_KV_FAULT_UNKNOWN_APPLIED, 1);
+        aether_kv_mem_set_fault(kv, AETHER_KV_CALL_GET, AETHER_KV_FAULT_UNAVAILABLE, 1000000);
+    } else {
+        aether_kv_mem_fail_next(kv, AETHER_KV_CALL_UPDATE, AETHER_KV_FAULT_UNKNOWN_NOT_APPLIED,
+                                MEMBER_STATE_PUT_ROUNDS_MAX + 1u);
+    }
+    CU_ASSERT_FATAL(sim_add(c, "n3", NULL) != NULL);
+    sim_run_ms(c, 500);
+    aether_kv_mem_clear_faults(kv);
+    sim_run_ms(c, SETTLE_MS);
+    uint64_t faults = aether_kv_mem_faults_injected(kv) - injected;
+    CU_ASSERT(applied ? faults >= 2u : faults == MEMBER_STATE_PUT_ROUNDS_MAX + 1u);
+    expect_settled(c);
+    check_balance(c, 4, 64);
+    CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_NODE_JOINED), joined + 1);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+static void test_write_in_doubt_applied_is_announced(void) { write_in_doubt_settled(true); }
+static void test_write_in_doubt_lost_is_fenced(void) { write_in_doubt_settled(false); }
+
 static void test_graceful_leave(void)
 {
     sim_cluster *c = boot(12, 4, 64);
@@ -2031,6 +2071,8 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(second_process_while_the_first_is_frozen),
     AETHER_TEST(random_churn_seeds),
     AETHER_TEST(join),
+    AETHER_TEST(write_in_doubt_applied_is_announced),
+    AETHER_TEST(write_in_doubt_lost_is_fenced),
     AETHER_TEST(graceful_leave),
     AETHER_TEST(leader_drains_and_steps_down),
     AETHER_TEST(follower_crash),
