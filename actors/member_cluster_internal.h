@@ -94,6 +94,13 @@ typedef struct shape_vote {
     uint64_t last_ns; /* its last keep-alive (our clock) */
 } shape_vote;
 
+/* One node of the stored topology as a counting leader found it. */
+typedef struct shape_record {
+    aether_node_id id;
+    bool said;   /* its record carries the terms it was admitted with */
+    bool agrees; /* ... and they are ours (only when said) */
+} shape_record;
+
 struct member_cluster_state {
     aether_topology topo;
     /* The topology as this node heard it announced: every topology event it
@@ -153,9 +160,11 @@ struct member_cluster_state {
     uint64_t shape_heard_ns; /* the first other node's keep-alive in shape_term; 0 = none */
     shape_vote shape_votes[SHAPE_VOTES_MAX];
     uint32_t n_shape_votes;
-    /* The healthy members of the stored topology when the count began (us
-     * excluded): they vote too, unheard ones as "unknown" (step 2). */
-    aether_node_id shape_recorded[SHAPE_VOTES_MAX];
+    /* The stored topology's nodes when the count began (us excluded): those
+     * whose record carries their admission terms, in any state, and the
+     * healthy ones whose record does not; they vote too when not heard, by
+     * their recorded shape or as "unknown" (step 2). */
+    shape_record shape_recorded[SHAPE_VOTES_MAX];
     uint32_t n_shape_recorded;
     bool shape_recorded_taken;
     /* A change whose write to the state store timed out (it may still be

@@ -154,21 +154,33 @@ static shape_verdict shape_count(aether_member *m, uint32_t *agree, uint32_t *di
         return SHAPE_MINORITY;
     if (d == a && a_map == d_map)
         return SHAPE_TIE;
-    /* The recorded members not heard are unknown: until the fallback, a
+    /* The recorded nodes not heard (step 2d): by the shape their record
+     * says, whatever their state and for as long as the record stands;
+     * those whose record says none are unknown, and until the fallback a
      * majority is one of all of them (a partition may hide the cluster's
-     * members while a few misfits are heard). */
-    if (now - cs->shape_since_ns < (uint64_t)SHAPE_ALONE_TIMEOUTS * window) {
-        uint32_t unknown = 0;
-        for (uint32_t i = 0; i < cs->n_shape_recorded; i++) { /* bounded: SHAPE_VOTES_MAX */
-            bool heard = false;
-            for (uint32_t j = 0; j < cs->n_shape_votes && !heard; j++) /* bounded: same */
-                heard = aether_node_id_equal(&cs->shape_votes[j].id, &cs->shape_recorded[i]) &&
-                        now - cs->shape_votes[j].last_ns <= window;
-            unknown += !heard;
-        }
-        if (a <= d + unknown)
-            return SHAPE_TIE; /* undecided: nobody's shape yet */
+     * members while a few misfits are heard). Members (maps) outrank
+     * records: a node that holds a map holds one of its own shape. */
+    uint32_t rec_a = 0, rec_d = 0, unknown = 0;
+    for (uint32_t i = 0; i < cs->n_shape_recorded; i++) { /* bounded: SHAPE_VOTES_MAX */
+        const shape_record *r = &cs->shape_recorded[i];
+        bool heard = false;
+        for (uint32_t j = 0; j < cs->n_shape_votes && !heard; j++) /* bounded: same */
+            heard = aether_node_id_equal(&cs->shape_votes[j].id, &r->id) &&
+                    now - cs->shape_votes[j].last_ns <= window;
+        if (heard)
+            continue;
+        if (!r->said)
+            unknown++;
+        else if (r->agrees)
+            rec_a++;
+        else
+            rec_d++;
     }
+    fprintf(stderr, "DBG %s a=%u d=%u rec_a=%u rec_d=%u unknown=%u nrec=%u members=%d\n", m->cfg.node.str, a, d, rec_a, rec_d, unknown, cs->n_shape_recorded, members);
+    if (!members && a + rec_a <= d + rec_d)
+        return SHAPE_TIE; /* the store records no majority of ours: no first map, no verdict */
+    if (now - cs->shape_since_ns < (uint64_t)SHAPE_ALONE_TIMEOUTS * window && a <= d + unknown)
+        return SHAPE_TIE; /* undecided: nobody's shape yet */
     return SHAPE_MAJORITY;
 }
 
