@@ -995,7 +995,8 @@ void member_cluster_base_command(aether_member *m, aether_command *c, aether_com
 /* One leader-decided topology event (e, owned): recorded in the state store,
  * then published and announced in the order of member_internal.h ("The
  * leader's two commit points"). Not recorded: released, nothing announced. */
-static aether_status announce_one(aether_member *m, aether_event *e, aether_err *why)
+static aether_status announce_one(aether_member *m, aether_event *e, bool unsay_self,
+                                   aether_err *why)
 {
     aether_term term = AETHER_TERM_NONE;
     if (!member_may_lead(m, &term)) {
@@ -1016,6 +1017,12 @@ static aether_status announce_one(aether_member *m, aether_event *e, aether_err 
         return aether_err_set(why, AETHER_ENOMEM, "leader out of memory");
     }
     aether_topology_apply(&tc->next, e);
+    if (unsay_self) {
+        /* A node that doubts its own shape withdraws it from the record
+         * (member_shape.c, step 2d): refused, its terms vote for nobody. */
+        aether_admission none = {0};
+        aether_topology_set_terms(&tc->next, &m->cfg.node, &none);
+    }
     tc->ev[tc->n++] = e;
     tc->doubtable = true;
     return commit_send(m, tc, why); /* commit_done announces it */
@@ -1028,7 +1035,7 @@ void member_cluster_fail_self(aether_member *m)
         return;
     e->data.node_failed.node = m->cfg.node;
     aether_err why;
-    if (announce_one(m, e, &why) != AETHER_OK)
+    if (announce_one(m, e, true, &why) != AETHER_OK)
         AETHER_WARN(MEMBER_LOG, "%s: could not record itself failed: %s", m->cfg.node.str, why.msg);
 }
 
@@ -2042,7 +2049,7 @@ static void on_drained(aether_member *m, const aether_node_id *node)
         aether_event_release(e); /* the assign actor reports it again next tick */
         return;
     }
-    (void)announce_one(m, e, &why); /* not recorded: the assign actor reports it again */
+    (void)announce_one(m, e, false, &why); /* not recorded: the assign actor reports it again */
 }
 
 /* A heartbeat from the wire (only the leader is sent them): recorded only

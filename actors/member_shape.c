@@ -117,6 +117,15 @@ typedef enum shape_verdict {
     SHAPE_MINORITY   /* more differ (or they win the tie): ours is not the cluster's */
 } shape_verdict;
 
+/* Was id in the stored topology when the count began? */
+static bool shape_was_recorded(const member_cluster_state *cs, const aether_node_id *id)
+{
+    for (uint32_t i = 0; i < cs->n_shape_recorded; i++) /* bounded: SHAPE_VOTES_MAX */
+        if (aether_node_id_equal(&cs->shape_recorded[i].id, id))
+            return true;
+    return false;
+}
+
 static shape_verdict shape_count(aether_member *m, uint32_t *agree, uint32_t *differ)
 {
     member_cluster_state *cs = m->cs;
@@ -134,11 +143,16 @@ static shape_verdict shape_count(aether_member *m, uint32_t *agree, uint32_t *di
     bool members = self_map;
     for (uint32_t i = 0; i < cs->n_shape_votes && !members; i++) /* bounded: SHAPE_VOTES_MAX */
         members = cs->shape_votes[i].holds_map && now - cs->shape_votes[i].last_ns <= window;
+    /* A recorded cluster (step 2d): some record says its node's terms. */
+    bool recorded = false;
+    for (uint32_t i = 0; i < cs->n_shape_recorded && !recorded; i++) /* bounded: SHAPE_VOTES_MAX */
+        recorded = cs->shape_recorded[i].said;
     uint32_t a = members && !self_map ? 0 : 1, d = 0;
     bool a_map = self_map, d_map = false;
     for (uint32_t i = 0; i < cs->n_shape_votes; i++) { /* bounded: SHAPE_VOTES_MAX */
         const shape_vote *v = &cs->shape_votes[i];
-        if (now - v->last_ns > window || (members && !v->holds_map))
+        if (now - v->last_ns > window || (members && !v->holds_map) ||
+            (!members && recorded && !shape_was_recorded(cs, &v->id)))
             continue;
         if (v->agrees) {
             a++;
@@ -176,7 +190,6 @@ static shape_verdict shape_count(aether_member *m, uint32_t *agree, uint32_t *di
         else
             rec_d++;
     }
-    fprintf(stderr, "DBG %s a=%u d=%u rec_a=%u rec_d=%u unknown=%u nrec=%u members=%d\n", m->cfg.node.str, a, d, rec_a, rec_d, unknown, cs->n_shape_recorded, members);
     if (!members && a + rec_a <= d + rec_d)
         return SHAPE_TIE; /* the store records no majority of ours: no first map, no verdict */
     if (now - cs->shape_since_ns < (uint64_t)SHAPE_ALONE_TIMEOUTS * window && a <= d + unknown)
