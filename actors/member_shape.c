@@ -4,8 +4,8 @@
  * lost the cluster's terms (actors layer, part of the cluster actor:
  * member_cluster_internal.h): a newcomer leader stands down before a
  * member of other terms, and a leader with no stored map publishes its
- * shape only with a majority of the nodes it hears (the quorum of
- * configuration). DESIGN: the two comments below; docs/cluster.md,
+ * shape only with a majority of the nodes it hears and the stored topology
+ * records (the quorum of configuration). DESIGN: the two comments below; docs/cluster.md,
  * "Admission".
  * Threading: called only from the cluster actor; the state is its own.
  */
@@ -85,6 +85,42 @@
  *     publish alone may be a misfit's shape (aether-sim --soak --seed 100093
  *     --duration 120 --extra-faults misfit,twin,kv-loss,forge: misfit x8
  *     led while a partition kept n2 and n4 from it);
+ *  2d. the recorded cluster: believe the store, not the message. The
+ *     stored topology keeps on each node's record the admission terms its
+ *     JoinCluster carried when a leader admitted it (aether_node_info.terms,
+ *     set by lead_command; absent on older records). When the count began
+ *     (shape_take_recorded), unless a map holder is heard (members first),
+ *     the records that say terms are the cluster as the store knows it:
+ *     a recorded node not heard votes by its recorded shape, in any state
+ *     and without the SHAPE_ALONE_TIMEOUTS fallback (a record does not age
+ *     as a keep-alive does); a node heard that the topology did not record
+ *     then (a newcomer, of either shape) does not vote; and no first map goes
+ *     out unless ours, with the recorded and heard nodes that share it,
+ *     outnumbers the other recorded and heard shapes (else undecided:
+ *     SHAPE_TIE, blocked, no verdict on ourselves - a record alone never
+ *     refuses a node for good; step 3 still needs the nodes heard). A node
+ *     that refuses itself or stands down (step 3, and the newcomer rule
+ *     above) withdraws its own recorded terms in the NodeFailed it records
+ *     (member_cluster_fail_self), so a refused misfit's record votes for
+ *     nobody and cannot outvote the members after a second loss.
+ *     Why this closes the hole the keep-alives leave: a misfit that stood
+ *     down because a member's keep-alive named another shape forgot it at
+ *     its next term (the stand-down is per term: a keep-alive can be
+ *     forged), and if its NodeFailed did not land (EUNAVAILABLE) and the
+ *     members then crashed, it led a later term hearing nobody of the
+ *     cluster and published its own shape (aether-sim --soak --seed 100122
+ *     --duration 120 --extra-faults misfit,twin,kv-loss,forge, x10 in term
+ *     88). The members' records survive their crashes and the misfit's
+ *     lost write: x10 finds n2 and n3 recorded with the cluster's terms and
+ *     publishes nothing until they are heard, then refuses itself. Three
+ *     misfits that joined after a loss outnumbered the two members the
+ *     store recorded (seed 101148): as newcomers they no longer vote
+ *     against the records. Deterministic: the records are read once per
+ *     term, with the stored topology, and counted against our clock only.
+ *     Not covered: nothing recorded at all (the state bucket lost with no
+ *     leader alive to write the topology back, every member holding a map
+ *     crashed since: seed 100923), where misfits of one shape that
+ *     outnumber the members heard are still the cluster by this rule;
  *  2c. with a majority, members of the stored topology heard with another
  *     shape (a misfit leader before us admitted its kind) are recorded
  *     Failed before the first map, which would name them otherwise
@@ -100,7 +136,7 @@
  * Once the first map is out the stored map is the cluster's shape and step
  * 1's joiners are refused as usual. Not covered: a leader that hears nobody
  * for SHAPE_ALONE_TIMEOUTS failure timeouts (every other node paused or cut
- * off) publishes its own shape; a tie that lasts (a cluster of two, one a
+ * off) and finds no recorded terms (2d) publishes its own shape; a tie that lasts (a cluster of two, one a
  * misfit, after a store loss) publishes nothing; misfits of one shape that
  * outnumber the members heard and recorded are the cluster by this rule. */
 bool member_shape_counting(aether_member *m, aether_term term)
