@@ -191,6 +191,11 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
             aether_topology_apply(&tc->next, ev[i]);
             tc->ev[i] = ev[i];
         }
+        /* The record keeps the terms the node was admitted with: the shape
+         * the stored topology says it runs (member_shape.c, the recorded
+         * shapes). */
+        if (c->type == AETHER_CMD_JOIN_CLUSTER && c->data.join.terms.shard_count != 0)
+            aether_topology_set_terms(&tc->next, &c->data.join.info.id, &c->data.join.terms);
         tc->n = n;
         tc->doubtable = n == 1;
         tc->keepalive = c->type == AETHER_CMD_JOIN_CLUSTER;
@@ -221,7 +226,8 @@ aether_status member_cluster_lead_command(aether_member *m, const aether_command
 /* One leader-decided topology event (e, owned): recorded in the state store,
  * then published and announced in the order of member_internal.h ("The
  * leader's two commit points"). Not recorded: released, nothing announced. */
-aether_status member_admit_announce_one(aether_member *m, aether_event *e, aether_err *why)
+aether_status member_admit_announce_one(aether_member *m, aether_event *e, bool unsay_self,
+                                        aether_err *why)
 {
     aether_term term = AETHER_TERM_NONE;
     if (!member_may_lead(m, &term)) {
@@ -242,6 +248,12 @@ aether_status member_admit_announce_one(aether_member *m, aether_event *e, aethe
         return aether_err_set(why, AETHER_ENOMEM, "leader out of memory");
     }
     aether_topology_apply(&tc->next, e);
+    if (unsay_self) {
+        /* A node that doubts its own shape withdraws it from the record
+         * (member_shape.c, step 2d): refused, its terms vote for nobody. */
+        aether_admission none = {0};
+        aether_topology_set_terms(&tc->next, &m->cfg.node, &none);
+    }
     tc->ev[tc->n++] = e;
     tc->doubtable = true;
     return member_topo_store_commit_send(m, tc, why); /* commit_done announces it */
@@ -254,7 +266,7 @@ void member_cluster_fail_self(aether_member *m)
         return;
     e->data.node_failed.node = m->cfg.node;
     aether_err why;
-    if (member_admit_announce_one(m, e, &why) != AETHER_OK)
+    if (member_admit_announce_one(m, e, true, &why) != AETHER_OK)
         AETHER_WARN(MEMBER_LOG, "%s: could not record itself failed: %s", m->cfg.node.str, why.msg);
 }
 
@@ -276,7 +288,7 @@ void member_admit_drained(aether_member *m, const aether_node_id *node)
         aether_event_release(e); /* the assign actor reports it again next tick */
         return;
     }
-    (void)member_admit_announce_one(m, e, &why); /* not recorded: the assign actor reports it again */
+    (void)member_admit_announce_one(m, e, false, &why); /* not recorded: the assign actor reports it again */
 }
 
 /* Leader: a JoinCluster is acknowledged unless an operator's force is

@@ -256,6 +256,13 @@ typedef struct cluster_held {
  * bounded by their budgets (member.c, sink_command). */
 #define CLUSTER_HELD_EVENTS_MAX 1024u
 
+/* One node of the stored topology as a counting leader found it. */
+typedef struct shape_record {
+    aether_node_id id;
+    bool said;   /* its record carries the terms it was admitted with */
+    bool agrees; /* ... and they are ours (only when said) */
+} shape_record;
+
 struct member_cluster_state {
     aether_topology topo;
     /* The topology as this node heard it announced: every topology event it
@@ -315,9 +322,11 @@ struct member_cluster_state {
     uint64_t shape_heard_ns; /* the first other node's keep-alive in shape_term; 0 = none */
     shape_vote shape_votes[SHAPE_VOTES_MAX];
     uint32_t n_shape_votes;
-    /* The healthy members of the stored topology when the count began (us
-     * excluded): they vote too, unheard ones as "unknown" (step 2). */
-    aether_node_id shape_recorded[SHAPE_VOTES_MAX];
+    /* The stored topology's nodes when the count began (us excluded): those
+     * whose record carries their admission terms, in any state, and the
+     * healthy ones whose record does not; they vote too when not heard, by
+     * their recorded shape or as "unknown" (step 2). */
+    shape_record shape_recorded[SHAPE_VOTES_MAX];
     uint32_t n_shape_recorded;
     bool shape_recorded_taken;
     /* A change whose write to the state store timed out (it may still be
@@ -489,8 +498,11 @@ void member_admit_command(aether_member *m, member_cmd_box *b, bool from_held);
 void member_admit_answer(aether_member *m, member_cmd_box *b, aether_status st,
                          const aether_err *why, bool deferred);
 /* One leader-decided topology event (e, owned): recorded, then published
- * and announced. Not recorded: released, nothing announced. */
-aether_status member_admit_announce_one(aether_member *m, aether_event *e, aether_err *why);
+ * and announced. Not recorded: released, nothing announced. unsay_self:
+ * the record of this node loses its admission terms in the same write
+ * (member_shape.c, step 2d). */
+aether_status member_admit_announce_one(aether_member *m, aether_event *e, bool unsay_self,
+                                        aether_err *why);
 /* MSG_DRAINED: node owns nothing; the leader records it Left. */
 void member_admit_drained(aether_member *m, const aether_node_id *node);
 /* Decides a command as leader: applies and emits its events. */

@@ -388,16 +388,24 @@ static bool announce_stored_changes(aether_member *m, const aether_topology *bef
     return true;
 }
 
-/* Quorum of configuration, step 2: the members the stored topology has
- * healthy when the count begins (the electorate beside the nodes heard). */
+/* Quorum of configuration, step 2: the nodes the stored topology records
+ * when the count begins (the electorate beside the nodes heard): every one
+ * whose record carries its admission terms, and the healthy ones whose
+ * record does not (member_shape.c, step 2d). */
 static void shape_take_recorded(aether_member *m)
 {
     member_cluster_state *cs = m->cs;
     cs->n_shape_recorded = 0;
     for (uint32_t i = 0; i < cs->topo.count && cs->n_shape_recorded < SHAPE_VOTES_MAX; i++) {
         const aether_node_info *n = &cs->topo.nodes[i]; /* bounded: SHAPE_VOTES_MAX */
-        if (aether_node_status_is_healthy(n->status) && !aether_node_id_equal(&n->id, &m->cfg.node))
-            cs->shape_recorded[cs->n_shape_recorded++] = n->id;
+        bool said = n->terms.shard_count != 0;
+        if (aether_node_id_equal(&n->id, &m->cfg.node) ||
+            (!said && !aether_node_status_is_healthy(n->status)))
+            continue;
+        shape_record *r = &cs->shape_recorded[cs->n_shape_recorded++];
+        r->id = n->id;
+        r->said = said;
+        r->agrees = said && aether_admission_check(&m->admission, &n->terms, NULL) == AETHER_OK;
     }
     cs->shape_recorded_taken = true;
 }
