@@ -618,6 +618,8 @@ void member_check_generation(aether_member *m);
  * state_too_large, logged with its size and this limit): one KV value per
  * key, never split (member_state.c). */
 #define MEMBER_STATE_VALUE_MAX (960u * 1024u)
+/* put, get and foreign call the store: the store actor's only
+ * (member_store.c; the unit tests call put on a stopped member). */
 aether_status member_state_put(aether_member *m, const char *key, const char *value, size_t len,
                                uint64_t gen, uint64_t term, uint64_t version, uint64_t *rev);
 aether_status member_state_get(aether_member *m, const char *key, char **value, size_t *len,
@@ -641,6 +643,11 @@ aether_status member_state_generation_check(aether_member *m, const char *key, u
  * it). One get of the key (of the manifest only, for a value in parts); the
  * callers ask at most once per lease_ttl_ms. Logged when true. */
 bool member_state_foreign(aether_member *m, const char *key, uint64_t rev);
+/* The (term, version) stamp of a stored map (format 2: its header) or
+ * topology (a JSON object; no term: 0); *gen its generation (0: absent or
+ * malformed). False if the value is neither. Any thread. */
+bool member_state_stamp(const char *json, size_t len, uint64_t *term, uint64_t *version,
+                        uint64_t *gen);
 /* The test of member_state_foreign on a value already read (its bytes as
  * stored: a map, topology or manifest). Logged when true. */
 bool member_state_value_foreign(aether_member *m, const char *key, const char *value, size_t len);
