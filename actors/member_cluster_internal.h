@@ -230,7 +230,7 @@ typedef enum cluster_io {
     CLUSTER_IO_REFENCE,   /* a leader's topology written back after a lost state bucket */
 } cluster_io;
 /* The tag of the one request that is not the one in flight: the leader's
- * foreign-generation test (check_foreign_topology), a read whose answer
+ * foreign-generation test (member_topo_store_check_foreign), a read whose answer
  * only ever starts a commit. */
 #define CLUSTER_STORE_FOREIGN_TAG 0x100u
 
@@ -375,7 +375,7 @@ struct member_cluster_state {
     aether_log_ratelimit held_log;
     bool failcheck_deferred;  /* a failure check skipped or cut short by a request in flight:
                                  run again once it is done */
-    bool foreign_inflight;    /* check_foreign_topology's test is out */
+    bool foreign_inflight;    /* member_topo_store_check_foreign's test is out */
 };
 
 /* Announcements (member_announce.c; member_internal.h, "The leader's two

@@ -17,14 +17,12 @@
  *  - store (member_store.c, member_store_internal.h): no aggregate; the one
  *    actor that waits on the KV stores. The others send it requests (copies
  *    of every input) and get each back as MSG_STORE_DONE. On deps.io_executor
- *    when given (production), else on the member's executor. The lease
- *    actor's calls, the assign actor's map and topology reads and writes,
- *    and the cluster actor's topology writes of its decisions (commit_send)
- *    and its foreign-generation check go through it. Still made in the
- *    cluster actor's handlers, on rarer paths: the take-over's reads and
- *    fence (state_loaded: check_stored_map_terms, load_topology,
- *    fence_topology_key), a follower's reload of the stored topology, and
- *    settle_doubt after a write whose outcome was lost.
+ *    when given (production), else on the member's executor. Every store
+ *    call of the member goes through it (member_store.c is the one file
+ *    that calls the stores): the lease actor's, the assign actor's map and
+ *    topology reads and writes, and the cluster actor's topology writes,
+ *    reads, fences and checks (member_topo_store.c; the order they keep:
+ *    member_cluster_internal.h, "The cluster actor's store requests").
  * Events reach the actors through the member's bus, from two sources: the
  * transport (other nodes' events; echoes of our own are dropped) and
  * member_emit (this node's events, stamped first). Stale terms are dropped
@@ -125,7 +123,8 @@
  *     out stored is settled only once the queue is empty; a reload of the
  *     stored topology waits for an empty queue. With the queue empty, a
  *     change that removes nobody is announced first and its snapshot
- *     published after (member_announce_committed, settle_doubt), so no map reads
+ *     published after (member_announce_committed, the settling of a write in
+ *     doubt: member_topo_store.c), so no map reads
  *     a revival before its NodeJoined is out. (The re-check at a map
  *     write's completion, 2, reads the snapshot too, but only to refuse:
  *     a revival it sees lets through nothing the first check refused.) A

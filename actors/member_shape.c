@@ -20,7 +20,7 @@
  * node that holds a map: a leader installs and publishes only maps of its
  * own terms, and a node installs only maps of its own terms (adopt), so
  * every map held was made under the cluster's terms. Normally the leader
- * compares itself with the stored map (check_stored_map_terms) and joiners
+ * compares itself with the stored map (the take-over's step 1, member_topo_store.c) and joiners
  * with itself. A leader that found no map stored and holds none (the state
  * bucket lost, and this node a newcomer: never a member, or restarted) has
  * nothing to compare itself with: its terms are the cluster's only until a

@@ -101,7 +101,7 @@ bool member_state_foreign(aether_member *m, const char *key, uint64_t rev)
         aether_kv_get(m->deps.state_store, key, &e, NULL) != AETHER_OK)
         return false; /* none followed yet, absent (the write-back's case) or no answer */
     /* The revision we wrote or read is ours: no writer puts back a foreign
-     * value unread (fence_topology_key replaces one instead). */
+     * value unread (the take-over's fence, MEMBER_STORE_TOPO_FENCE, replaces one instead). */
     bool foreign = e.revision != rev &&
                    member_state_value_foreign(m, key, (const char *)e.value, e.value_len);
     aether_kv_entry_fini(&e);

@@ -18,11 +18,11 @@
  *  1. single leader: member_lease.c campaign (the atomic create of the
  *     lease key, lease.c);
  *  2. lease renewal: member_lease.c renew (MSG_TICK_RENEW, every ttl/4);
- *  4. failure detection: member_cluster.c tick_failcheck
+ *  4. failure detection: member_detect.c detect_tick_failcheck
  *     (MSG_TICK_FAILCHECK);
  *  7, second half (a draining node that owns no shard -> NodeLeft):
- *     member_assign.c notify_drained -> MSG_DRAINED -> member_cluster.c
- *     on_drained.
+ *     member_assign.c notify_drained -> MSG_DRAINED -> member_admit.c
+ *     member_admit_drained.
  * aether_policy_id still names all ten, so a row and a comment can cite
  * DESIGN's number.
  *
