@@ -238,16 +238,8 @@ int aether_event_format(const aether_event *e, char *buf, size_t cap);
 /* Upper bound of a wire version on the wire (range checks). */
 #define AETHER_WIRE_VERSION_LIMIT 65535u
 
-/* What every member of a cluster must share (DESIGN 2, "Admission"): a
- * JoinCluster carries the joiner's, the leader compares them with the
- * cluster's (aether_admission_check). `params` fingerprints the other
- * cluster-wide parameters (aether_config_admission says which). */
-typedef struct aether_admission {
-    uint32_t shard_count;       /* 1..AETHER_SHARD_COUNT_MAX */
-    uint32_t replication;       /* 1..AETHER_REPLICATION_MAX */
-    uint32_t wire_min, wire_max; /* 1 <= wire_min <= wire_max <= AETHER_WIRE_VERSION_LIMIT */
-    uint64_t params;            /* fingerprint, any value */
-} aether_admission;
+/* aether_admission (what every member must share) is in node.h: a NodeInfo
+ * record carries the terms it was admitted with. */
 
 /* AETHER_OK if a joiner with `joiner` may serve in a cluster run with
  * `cluster`; AETHER_EINCOMPATIBLE with the first difference as a sentence

@@ -223,19 +223,13 @@ void member_send_tick(aether_actor *a, uint16_t type, uint64_t arg)
     (void)aether_actor_send(a, &msg);
 }
 
-aether_status member_state_topology_newer(aether_member *m, uint64_t than_version,
-                                         aether_topology *out, uint64_t *rev)
+aether_status member_state_topology_decode(aether_member *m, const char *json, size_t len,
+                                           uint64_t than_version, aether_topology *out)
 {
-    char *json = NULL;
-    size_t len = 0;
-    aether_status st = member_state_get(m, MEMBER_STATE_TOPOLOGY, &json, &len, rev);
-    if (st != AETHER_OK)
-        return st;
     aether_err err;
     uint64_t gen = 0;
     aether_topology_init(out, &m->cfg.node);
-    st = aether_topology_json_decode_gen(json, len, out, &gen, &err);
-    free(json);
+    aether_status st = aether_topology_json_decode_gen(json, len, out, &gen, &err);
     if (st != AETHER_OK) {
         AETHER_WARN(MEMBER_LOG, "%s: stored topology unreadable: %s", m->cfg.node.str, err.msg);
     } else if ((st = member_state_generation_check(m, MEMBER_STATE_TOPOLOGY, gen, out->version)) !=
@@ -727,6 +721,7 @@ static int64_t g_seq_gaps(void *a) { return (int64_t)__atomic_load_n(&((aether_m
 static int64_t g_seq_dups(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->seq_duplicates, __ATOMIC_RELAXED); }
 static int64_t g_refuted(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->events_refuted, __ATOMIC_RELAXED); }
 static int64_t g_map_reads(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->map_reads, __ATOMIC_RELAXED); }
+static int64_t g_maps_unpublished(void *a) { return (int64_t)__atomic_load_n(&((aether_member *)a)->maps_unpublished, __ATOMIC_RELAXED); }
 static int64_t g_brake(void *a)
 {
     aether_member *m = a;
@@ -961,6 +956,11 @@ static const struct {
       "Stored-map reads a map publication asked for (a publication is a hint; the stored map is "
       "installed).",
       g_map_reads },
+    { "aether_maps_unpublished_total", NULL, true,
+      "Maps the leader stored and installed but did not publish to the cluster: a topology "
+      "change (or the end of its term) made them stale while their write was in flight; the "
+      "next map, derived from them, follows at once.",
+      g_maps_unpublished },
 };
 #define MEMBER_SERIES_COUNT (sizeof(member_series) / sizeof(member_series[0]))
 #define MEMBER_LABELS_MAX 160u
@@ -1177,11 +1177,12 @@ aether_status aether_member_topology(const aether_member *m, aether_topology *ou
     return st;
 }
 
-void aether_member_actors(const aether_member *m, aether_actor *out[3])
+void aether_member_actors(const aether_member *m, aether_actor *out[AETHER_MEMBER_ACTORS])
 {
     out[0] = m->cluster;
     out[1] = m->lease;
     out[2] = m->assign;
+    out[3] = m->store;
 }
 
 aether_status aether_member_start(const aether_config *cfg, const aether_member_deps *deps,

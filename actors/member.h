@@ -160,9 +160,13 @@ bool aether_member_leads(const aether_member *m);
  * before the first snapshot, AETHER_ENOMEM. Any thread. */
 aether_status aether_member_topology(const aether_member *m, aether_topology *out);
 
-/* The member's three actors (cluster, lease, assign), for simulations that
- * pause a node (aether_step_freeze). */
-void aether_member_actors(const aether_member *m, aether_actor *out[3]);
+/* The member's four actors (cluster, lease, assign, and the store actor
+ * that makes its store calls), for simulations that pause a node
+ * (aether_step_freeze): a paused process makes no store calls either. The
+ * store actor runs on the member's executor only without
+ * deps.io_executor (as in the simulator). */
+#define AETHER_MEMBER_ACTORS 4
+void aether_member_actors(const aether_member *m, aether_actor *out[AETHER_MEMBER_ACTORS]);
 
 /* A consistent-enough view for status displays and tests (atomics). */
 typedef struct aether_member_view {

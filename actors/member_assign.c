@@ -46,7 +46,14 @@
  *  6. Every map is checked against the invariants and recorded in the state
  *     store (key "map", member_state.c) BEFORE it is published to the
  *     cluster and applied locally (1); a map that fails either is dropped,
- *     what its attempt consumed is put back, and the next tick tries again. RebalanceStarted opens a session, ShardAssigned /
+ *     what its attempt consumed is put back, and the next tick tries again.
+ *     The store calls are requests to the store actor (member_store_internal.h):
+ *     one map write in flight at a time, the barrier of a departure answered
+ *     only after it (member_internal.h, "The leader's two commit points",
+ *     step 2), the map checked again against the topology snapshot before
+ *     it is published; the reads of the stored map (a follower's catch-up,
+ *     a take-over, an announcement judged) one at a time as well, what is
+ *     asked for meanwhile riding on the next read. RebalanceStarted opens a session, ShardAssigned /
  *     ShardMigrated report each placement, RebalanceCompleted closes it when
  *     the published map equals the target.
  *  7. Brake: more than brake_max_offline nodes failing or leaving within
@@ -102,6 +109,8 @@ void member_assign_fini(aether_member *m)
         return;
     aether_topology_fini(&as->topo);
     aether_shardmap_destroy(as->target);
+    member_map_hint_free(as->read_hint);
+    aether_event_release(as->read_announce);
     free(as->serving);
     free(as->done);
     free(as->moving_since_ns);
@@ -116,7 +125,12 @@ void member_assign_fini(aether_member *m)
 void member_assign_drop(void *state, const aether_msg *msg)
 {
     (void)state;
-    free(msg->ptr); /* MSG_MAP_HINT and MSG_SELF_REFUTED carry none: NULL */
+    if (msg->flags & AETHER_MSG_REF)
+        return; /* released by the runtime */
+    if (msg->type == MSG_STORE_DONE)
+        member_store_req_free(msg->ptr);
+    else
+        free(msg->ptr); /* MSG_MAP_HINT and MSG_SELF_REFUTED carry none: NULL */
 }
 
 void member_assign_start(aether_member *m)
@@ -328,70 +342,61 @@ bool member_assign_same_ids(const aether_node_id *a, uint32_t na, const aether_n
     return true;
 }
 
-/* Records map in the state store (before it is published: member_internal.h).
- * On AETHER_OK *json_out (the caller frees it) is the map's JSON, the very
- * bytes the transport then publishes: the map is encoded once, and its
- * publication waits for one encoding, not two (a 1024-shard map is ~47 KB,
- * ~1-2 ms of jansson on a busy core). */
-aether_status member_assign_write_state(aether_member *m, const aether_shardmap *map,
-                                        char **json_out, size_t *len_out)
+/* Stores the published map again (rewrite_lost_map, check_foreign_map:
+ * nothing new is published, member_internal.h), as a request to the store
+ * actor; its completion is write_back_done. False if not sent now (a map
+ * write in flight, no memory, the store actor's mailbox refused it): the
+ * caller's next tick tries again. */
+static bool send_write_back(aether_member *m, uint64_t tag, uint64_t arg)
 {
-    char *json = NULL;
-    size_t len = 0;
-    /* Stamped with the generation we act in (member_state.c, "Generations"). */
-    uint64_t gen = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
-    aether_status st = aether_shardmap_codec_encode(map, gen, &json, &len, NULL);
-    if (st == AETHER_OK)
-        st = member_state_put(m, MEMBER_STATE_MAP, json, len, gen, map->term, map->version,
-                              &m->as->state_rev);
-    if (st == AETHER_OK) {
-        m->as->state_version = map->version;
-        m->as->state_hash = XXH64(json, len, 0);
+    member_assign_state *as = m->as;
+    if (as->map_write_inflight || as->cur == NULL)
+        return false;
+    member_store_req *r = member_store_req_new(MEMBER_STORE_STATE_PUT, m->assign);
+    if (r == NULL)
+        return false;
+    snprintf(r->key, sizeof(r->key), "%s", MEMBER_STATE_MAP);
+    r->tag = tag;
+    r->arg = arg;
+    r->gen = as->gen_changes_seen;
+    /* Stamped with the generation we act in (member_state.c, "Generations");
+     * encoded here: as->cur is not ours to lend to another thread (the
+     * slot frees it after our next publication). */
+    r->state_gen = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
+    r->state_term = as->cur->term;
+    r->state_version = as->cur->version;
+    r->state_rev = as->state_rev;
+    if (aether_shardmap_codec_encode(as->cur, r->state_gen, &r->value, &r->len, NULL) != AETHER_OK ||
+        member_store_request(m, r) != AETHER_OK) {
+        member_store_req_free(r);
+        return false;
     }
-    if (st != AETHER_OK) {
-        free(json);
-        json = NULL;
-        len = 0;
-    }
-    *json_out = json;
-    *len_out = len;
-    return st;
+    as->map_write_inflight = true;
+    return true;
 }
 
-/* A map from the state store newer than ours (a lagging node catching up,
- * or a new leader taking over, policy 10). AETHER_OK if the store answered
- * (nothing stored, or nothing newer, counts), else its error. *absent (if
- * not NULL): the store holds no map. */
-static aether_status load_stored_map_as(aether_member *m, member_map_hint *pub,
-                                        uint64_t *stored_version, bool *absent);
-
-static aether_status load_stored_map(aether_member *m, bool *absent)
-{
-    uint64_t v;
-    return load_stored_map_as(m, NULL, &v, absent);
-}
-
-
-/* The same; *stored_version: the stored map's version (0: none stored).
- * pub (may be NULL): a publication; if its bytes are the stored bytes, its
- * already decoded map is taken (pub->map becomes NULL) instead of decoding
- * them again: the transport decoded it from exactly those bytes. */
-static aether_status load_stored_map_as(aether_member *m, member_map_hint *pub,
-                                        uint64_t *stored_version, bool *absent)
+/* A read of the stored map (a lagging node catching up, or a new leader
+ * taking over, policy 10), done by the store actor: st, json (ours to
+ * free), len, rev and hash are what it returned. Installs the stored map
+ * if newer than ours. AETHER_OK if the store answered (nothing stored, or
+ * nothing newer, counts), else its error. *stored_version: the stored
+ * map's version (0: none stored). *absent: the store holds no map (of our
+ * generation). pub (may be NULL): a publication; if its bytes are the
+ * stored bytes, its already decoded map is taken (pub->map becomes NULL)
+ * instead of decoding them again: the transport decoded it from exactly
+ * those bytes. */
+static aether_status stored_map_read(aether_member *m, aether_status st, char *json, size_t len,
+                                     uint64_t rev, uint64_t hash, member_map_hint *pub,
+                                     uint64_t *stored_version, bool *absent)
 {
     member_assign_state *as = m->as;
     *stored_version = 0;
-    char *json = NULL;
-    size_t len = 0;
-    uint64_t rev = 0;
+    *absent = st == AETHER_ENOTFOUND;
     uint64_t t0 = member_now_ns(m);
-    aether_status st = member_state_get(m, MEMBER_STATE_MAP, &json, &len, &rev);
-    if (absent != NULL)
-        *absent = st == AETHER_ENOTFOUND;
-    uint64_t got = member_now_ns(m) - t0;
-    if (st != AETHER_OK)
+    if (st != AETHER_OK) {
+        free(json);
         return st == AETHER_ENOTFOUND ? AETHER_OK : st;
-    uint64_t hash = XXH64(json, len, 0);
+    }
     if (as->cur != NULL && rev != 0 && rev == as->state_rev && hash == as->state_hash) {
         free(json); /* the very value we installed (or wrote) last: nothing to decode */
         *stored_version = as->state_version;
@@ -420,12 +425,11 @@ static aether_status load_stored_map_as(aether_member *m, member_map_hint *pub,
          * no map of ours is stored. Never installed, never a version to
          * compare with; read (and refused) again at each hint or tick
          * until the leader writes its own back (within lease_ttl_ms: its
-         * foreign check, member_state_foreign). Or we follow
+         * foreign check, check_foreign_map). Or we follow
          * none yet: as if the store had not answered. */
         aether_shardmap_destroy(stored);
         free(json);
-        if (absent != NULL)
-            *absent = gst == AETHER_ESTALE;
+        *absent = gst == AETHER_ESTALE;
         return gst == AETHER_ESTALE ? AETHER_OK : gst;
     }
     uint64_t took = member_now_ns(m) - t0;
@@ -443,9 +447,9 @@ static aether_status load_stored_map_as(aether_member *m, member_map_hint *pub,
         as->state_rev = rev; /* seen: not read again until it changes */
         aether_shardmap_destroy(stored);
     } else if (as->cur == NULL || as->old_gen_map || stored->version > as->cur->version) {
-        AETHER_DEBUG(MEMBER_LOG, "%s: stored map v%llu (%zu bytes) read in %llu us (get %llu us, %s)",
+        AETHER_DEBUG(MEMBER_LOG, "%s: stored map v%llu (%zu bytes) installed (decoded in %llu us, %s)",
                      m->cfg.node.str, (unsigned long long)stored->version, len,
-                     (unsigned long long)(took / 1000u), (unsigned long long)(got / 1000u),
+                     (unsigned long long)(took / 1000u),
                      same ? "the published bytes: not decoded again" : "decoded");
         as->state_rev = rev;
         /* The leader of its term wrote it, by compare-and-set: its term is
@@ -460,9 +464,43 @@ static aether_status load_stored_map_as(aether_member *m, member_map_hint *pub,
     return AETHER_OK;
 }
 
+static void hint_free(void *p) { member_map_hint_free(p); }
+
+/* Asks the store actor for the stored map, for `wants` (MEMBER_ASSIGN_READ_*
+ * bits; map_read_done acts on them). One read at a time: what is asked for
+ * while one is out rides on the next, sent when it is done (a read that
+ * began before the ask might miss what it asks about). */
+static void request_map_read(aether_member *m, uint32_t wants)
+{
+    member_assign_state *as = m->as;
+    as->map_read_wants |= wants;
+    if (as->map_read_inflight || as->map_read_wants == 0)
+        return;
+    member_store_req *r = member_store_req_new(MEMBER_STORE_STATE_GET, m->assign);
+    if (r == NULL)
+        return; /* the wants stay: the next ask or tick sends them */
+    snprintf(r->key, sizeof(r->key), "%s", MEMBER_STATE_MAP);
+    r->tag = MEMBER_ASSIGN_STORE_MAP_READ;
+    r->arg = as->map_read_wants;
+    r->ctx = as->read_hint;
+    r->ctx_free = hint_free;
+    r->event = as->read_announce;
+    r->state_term = as->takeover_read_term;
+    if (member_store_request(m, r) != AETHER_OK) {
+        r->ctx = NULL; /* still ours: the next ask sends them */
+        r->event = NULL;
+        member_store_req_free(r);
+        return;
+    }
+    as->read_hint = NULL;
+    as->read_announce = NULL;
+    as->map_read_wants = 0;
+    as->map_read_inflight = true;
+}
+
 /* The cluster actor's latest topology (its RCU snapshot): the assign actor
  * never keeps a view of its own that could lag behind the aggregate. */
-static void refresh_topology(aether_member *m)
+void member_assign_refresh_topology(aether_member *m)
 {
     member_assign_state *as = m->as;
     aether_rcu_read_lock();
@@ -479,19 +517,36 @@ static void refresh_topology(aether_member *m)
     aether_rcu_read_unlock();
 }
 
-/* The topology from the state store, if newer than ours. AETHER_OK if the
- * store answered (nothing stored, or nothing newer, counts). */
-static aether_status load_stored_topology(aether_member *m)
+/* A follower behind: asks the store actor for the stored topology
+ * (topology_read_done installs it if newer than ours). One read at a time. */
+static void request_topology_read(aether_member *m)
 {
     member_assign_state *as = m->as;
+    if (as->topo_read_inflight)
+        return;
+    member_store_req *r = member_store_req_new(MEMBER_STORE_STATE_GET, m->assign);
+    if (r == NULL)
+        return;
+    snprintf(r->key, sizeof(r->key), "%s", MEMBER_STATE_TOPOLOGY);
+    r->tag = MEMBER_ASSIGN_STORE_TOPO_READ;
+    if (member_store_request(m, r) != AETHER_OK) {
+        member_store_req_free(r);
+        return;
+    }
+    as->topo_read_inflight = true;
+}
+
+static void topology_read_done(aether_member *m, member_store_req *r)
+{
+    member_assign_state *as = m->as;
+    as->topo_read_inflight = false;
     aether_topology t;
-    aether_status st = member_state_topology_newer(m, as->topo.version, &t, NULL);
-    if (st != AETHER_OK)
-        return st == AETHER_ESTALE || st == AETHER_ENOTFOUND || st == AETHER_EINVAL ? AETHER_OK : st;
+    if (r->st != AETHER_OK ||
+        member_state_topology_decode(m, r->value, r->len, as->topo.version, &t) != AETHER_OK)
+        return;
     aether_topology_fini(&as->topo);
     as->topo = t;
     reconcile(m); /* if we learnt we are down: release, and remember it */
-    return AETHER_OK;
 }
 
 /* Failures and leaves within the window, after the operator's last
@@ -535,11 +590,12 @@ static bool target_healthy(const member_assign_state *as)
 static bool compute_target(aether_member *m);
 
 /* The leader's map commit point (member_internal.h, "The leader's two
- * commit points"): within this one handler run the snapshot is read, the
- * map derived and checked against it, stored and published; a departure
- * is announced only after this actor has passed the barrier sent after its
- * snapshot, so never while such a run that could name the node is in
- * flight. A change committed just before (a node failed while we were
+ * commit points"): in this handler run the snapshot is read and the map
+ * derived and checked against it and sent to the store actor; its
+ * completion checks it again and publishes it. A departure is announced
+ * only after this actor has passed the barrier sent after its snapshot,
+ * which it does only with no map write in flight, so never while a commit
+ * that could name the node is under way. A change committed just before (a node failed while we were
  * busy) is in the snapshot we read; if the target still gives that node
  * shards, it is computed again first, so the map follows the topology
  * rather than being refused. `recompute`: compute the target in any case
@@ -547,7 +603,7 @@ static bool compute_target(aether_member *m);
 static void advance(aether_member *m, const char *reason, bool recompute)
 {
     member_assign_state *as = m->as;
-    refresh_topology(m);
+    member_assign_refresh_topology(m);
     if ((!recompute && (as->target == NULL || target_healthy(as))) || compute_target(m))
         member_map_step_commit(m, reason);
 }
@@ -648,7 +704,8 @@ static void wait_first_map(aether_member *m)
 /* Policy 10: read the stored topology and map before anything else in this
  * term; a change the previous leader recorded may have escaped us. Until
  * both reads succeed the leader publishes nothing (tick_check retries).
- * True once done. */
+ * The map read is a request to the store actor: takeover_loaded carries on
+ * when it is done. True once done. */
 static bool takeover_load(aether_member *m)
 {
     member_assign_state *as = m->as;
@@ -660,13 +717,24 @@ static bool takeover_load(aether_member *m)
      * term and published it before saying so. */
     if (__atomic_load_n(&m->topo_loaded_term, __ATOMIC_ACQUIRE) != as->lead_term)
         return false;
-    refresh_topology(m);
-    bool absent = false;
-    if (load_stored_map(m, &absent) != AETHER_OK)
-        return false;
+    as->takeover_read_term = as->lead_term; /* a read sent from here on is of this term */
+    request_map_read(m, MEMBER_ASSIGN_READ_TAKEOVER);
+    return false;
+}
+
+/* takeover_load's map read is done (st: AETHER_OK if the store answered;
+ * absent: it holds no map of ours), for a read sent while leading `term`. */
+static void takeover_loaded(aether_member *m, aether_term term, aether_status st, bool absent)
+{
+    member_assign_state *as = m->as;
+    if (st != AETHER_OK || as->lead_term == AETHER_TERM_NONE || as->lead_term != term ||
+        as->loaded_term == as->lead_term ||
+        __atomic_load_n(&m->topo_loaded_term, __ATOMIC_ACQUIRE) != as->lead_term)
+        return; /* tick_check asks again */
+    member_assign_refresh_topology(m);
     if (__atomic_load_n(&m->map_incompatible, __ATOMIC_SEQ_CST))
-        return false; /* the stored map is not ours to serve: publish nothing; the lease
-                         actor resigns at its next renewal */
+        return; /* the stored map is not ours to serve: publish nothing; the lease
+                   actor resigns at its next renewal */
     as->version_floor = 0;
     if (absent && (as->cur != NULL || as->lead_term > 1)) {
         /* No stored map, and not a new cluster (term 1, nothing held): the
@@ -698,7 +766,6 @@ static bool takeover_load(aether_member *m)
             }
     if (aether_topology_count_status(&as->topo, AETHER_NODE_ACTIVE) > 0)
         rebalance(m, "takeover");
-    return true;
 }
 
 static void takeover(aether_member *m, aether_term term)
@@ -736,7 +803,7 @@ static void release_brake(aether_member *m, const char *who)
     __atomic_add_fetch(&m->brake_releases, 1, __ATOMIC_RELAXED);
     AETHER_WARN(MEMBER_LOG, "%s: rebalance brake released by operator %s (was %s)", m->cfg.node.str, who,
                 as->brake ? "engaged" : "already clear");
-    refresh_topology(m); /* the map commit below checks against it (member_internal.h, step 2) */
+    member_assign_refresh_topology(m); /* the map commit below checks against it (member_internal.h, step 2) */
     if (compute_target(m)) { /* brake off now: nothing recent counts */
         aether_event *e = aether_event_create(AETHER_EVT_REBALANCE_STARTED);
         if (e != NULL) {
@@ -813,9 +880,22 @@ static void notify_drained(aether_member *m)
  * side). */
 static void announced(aether_member *m, const aether_event *e)
 {
-    uint64_t v = e->data.lease_renewed.map_version, stored = 0;
-    bool absent = false;
-    aether_status st = load_stored_map_as(m, NULL, &stored, &absent);
+    member_assign_state *as = m->as;
+    /* One judged per read: the highest announcement since the last one
+     * (counting it counts every lower one the store backs as well). */
+    if (as->read_announce == NULL ||
+        e->data.lease_renewed.map_version >= as->read_announce->data.lease_renewed.map_version) {
+        aether_event_release(as->read_announce);
+        as->read_announce = aether_event_retain((aether_event *)e);
+    }
+    request_map_read(m, MEMBER_ASSIGN_READ_ANNOUNCE);
+}
+
+/* The read for announced is done: judge e against it. */
+static void announced_judged(aether_member *m, const aether_event *e, aether_status st,
+                             uint64_t stored, bool absent)
+{
+    uint64_t v = e->data.lease_renewed.map_version;
     /* No map stored (the state bucket was lost and not written back yet)
      * cannot refute the announcement: counted, the safe side (a node
      * behind it serves nothing until it has the map). */
@@ -847,12 +927,15 @@ static void announced(aether_member *m, const aether_event *e)
  * raised since by someone the store or the leader backs. */
 static void recheck_announcement(aether_member *m)
 {
+    if (m->as->announce_doubt != 0)
+        request_map_read(m, MEMBER_ASSIGN_READ_RECHECK);
+}
+
+/* The read for recheck_announcement is done. */
+static void recheck_judged(aether_member *m, aether_status st, uint64_t stored, bool absent)
+{
     member_assign_state *as = m->as;
-    if (as->announce_doubt == 0)
-        return;
-    uint64_t stored = 0;
-    bool absent = false;
-    if (load_stored_map_as(m, NULL, &stored, &absent) != AETHER_OK || absent)
+    if (as->announce_doubt == 0 || st != AETHER_OK || absent)
         return; /* still cannot tell */
     uint64_t doubt = as->announce_doubt;
     as->announce_doubt = 0;
@@ -885,10 +968,14 @@ static void self_admitted(aether_member *m, const aether_event *e)
          * (member_cluster.c: none is acknowledged after our admission).
          * Waiting failure_timeout from here outlasts it. */
         as->admitted_once = true;
-        if (as->cur == NULL)
-            (void)load_stored_map(m, NULL);
-        if (as->cur != NULL &&
-            aether_shardmap_find_node(as->cur, &m->cfg.node) != AETHER_NODE_INDEX_NONE) {
+        if (as->cur == NULL) {
+            /* No map yet: the stored one says. Until its read is done
+             * (admit_checked), wait as if it named us: a map installed
+             * meanwhile must not give us shards before the wait. */
+            as->serve_after_ns =
+                member_now_ns(m) + (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
+            request_map_read(m, MEMBER_ASSIGN_READ_ADMIT);
+        } else if (aether_shardmap_find_node(as->cur, &m->cfg.node) != AETHER_NODE_INDEX_NONE) {
             as->serve_after_ns =
                 member_now_ns(m) + (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS;
             AETHER_INFO(MEMBER_LOG, "%s: admitted; the map names this id already: serving "
@@ -902,6 +989,21 @@ static void self_admitted(aether_member *m, const aether_event *e)
     as->went_down = false;
     as->admitted = true;
     __atomic_store_n(&m->self_down, 0, __ATOMIC_SEQ_CST);
+    reconcile(m);
+}
+
+/* self_admitted's read is done: the wait it set stands only if the map
+ * (the stored one, or one installed meanwhile) names this id. */
+static void admit_checked(aether_member *m)
+{
+    member_assign_state *as = m->as;
+    if (as->cur != NULL && aether_shardmap_find_node(as->cur, &m->cfg.node) != AETHER_NODE_INDEX_NONE) {
+        AETHER_INFO(MEMBER_LOG, "%s: admitted; the map names this id already: serving from %u ms "
+                    "after admission on (an earlier process of it may still hold its shards)",
+                    m->cfg.node.str, m->cfg.failure_timeout_ms);
+        return;
+    }
+    as->serve_after_ns = 0;
     reconcile(m);
 }
 
@@ -923,7 +1025,7 @@ static void on_event(aether_member *m, const aether_event *e)
         return;
     case AETHER_EVT_LEASE_RENEWED:
         if (!member_may_lead(m, NULL) && e->data.lease_renewed.topology_version > as->topo.version)
-            (void)load_stored_topology(m); /* a follower behind: are we still in? */
+            request_topology_read(m); /* a follower behind: are we still in? */
         recheck_announcement(m);
         if (as->cur == NULL || as->old_gen_map ||
             e->data.lease_renewed.map_version > as->cur->version)
@@ -1004,19 +1106,7 @@ static void rewrite_lost_map(aether_member *m)
         as->state_lost_seen = lost;
         return;
     }
-    char *json = NULL;
-    size_t len = 0;
-    aether_status st = member_assign_write_state(m, as->cur, &json, &len);
-    free(json);
-    if (st == AETHER_ESTALE) {
-        as->state_lost_seen = lost; /* a newer map is stored already: nothing to restore */
-        return;
-    }
-    if (st != AETHER_OK)
-        return;
-    as->state_lost_seen = lost;
-    AETHER_INFO(MEMBER_LOG, "%s: map v%llu written back to the state store", m->cfg.node.str,
-                (unsigned long long)as->cur->version);
+    (void)send_write_back(m, MEMBER_ASSIGN_STORE_WRITE_BACK, lost); /* write_back_done */
 }
 
 /* As leader, once per lease_ttl_ms: a deposed leader of a lost generation
@@ -1034,18 +1124,62 @@ static void check_foreign_map(aether_member *m)
     uint64_t every = (uint64_t)m->cfg.lease_ttl_ms * AETHER_NS_PER_MS;
     if (as->cur == NULL || as->old_gen_map || now - as->foreign_checked_ns < every)
         return;
-    as->foreign_checked_ns = now;
-    if (!member_state_foreign(m, MEMBER_STATE_MAP, as->state_rev))
+    if (as->foreign_inflight)
         return;
-    char *json = NULL;
-    size_t len = 0;
-    aether_status st = member_assign_write_state(m, as->cur, &json, &len);
-    free(json);
-    if (st == AETHER_OK)
-        AETHER_INFO(MEMBER_LOG, "%s: map v%llu written back over a lost generation's",
-                    m->cfg.node.str, (unsigned long long)as->cur->version);
-    else
+    as->foreign_checked_ns = now;
+    member_store_req *r = member_store_req_new(MEMBER_STORE_STATE_FOREIGN, m->assign);
+    if (r == NULL)
+        return;
+    snprintf(r->key, sizeof(r->key), "%s", MEMBER_STATE_MAP);
+    r->tag = MEMBER_ASSIGN_STORE_FOREIGN;
+    r->state_rev = as->state_rev;
+    if (member_store_request(m, r) != AETHER_OK) {
+        member_store_req_free(r);
         as->foreign_checked_ns = 0; /* try again at the next tick */
+        return;
+    }
+    as->foreign_inflight = true;
+}
+
+/* check_foreign_map's test is done: a lost generation's map over ours is
+ * overwritten with ours. */
+static void foreign_checked(aether_member *m, const member_store_req *r)
+{
+    member_assign_state *as = m->as;
+    as->foreign_inflight = false;
+    if (!r->foreign || !member_may_lead(m, NULL) || as->cur == NULL || as->old_gen_map)
+        return;
+    if (!send_write_back(m, MEMBER_ASSIGN_STORE_OVER_FOREIGN, 0))
+        as->foreign_checked_ns = 0; /* try again at the next tick */
+}
+
+/* A write-back is done (rewrite_lost_map: arg = the state_lost_gen it
+ * answers; check_foreign_map). */
+static void write_back_done(aether_member *m, const member_store_req *r)
+{
+    member_assign_state *as = m->as;
+    AETHER_ASSERT(as->map_write_inflight);
+    as->map_write_inflight = false;
+    bool same_gen = r->gen == as->gen_changes_seen;
+    if (r->st == AETHER_OK && same_gen) {
+        as->state_rev = r->state_rev;
+        as->state_version = r->state_version;
+        as->state_hash = r->hash;
+    }
+    if (r->tag == MEMBER_ASSIGN_STORE_WRITE_BACK) {
+        if (r->st == AETHER_ESTALE) {
+            as->state_lost_seen = r->arg; /* a newer map is stored already: nothing to restore */
+        } else if (r->st == AETHER_OK) {
+            as->state_lost_seen = r->arg;
+            AETHER_INFO(MEMBER_LOG, "%s: map v%llu written back to the state store", m->cfg.node.str,
+                        (unsigned long long)r->state_version);
+        }
+    } else if (r->st == AETHER_OK) {
+        AETHER_INFO(MEMBER_LOG, "%s: map v%llu written back over a lost generation's",
+                    m->cfg.node.str, (unsigned long long)r->state_version);
+    } else {
+        as->foreign_checked_ns = 0; /* try again at the next tick */
+    }
 }
 
 /* The cluster actor found every NodeFailed/NodeLeft about this node up to
@@ -1104,7 +1238,7 @@ static void tick_check_leader(aether_member *m, aether_term term)
         (void)takeover_load(m);
         return;
     }
-    refresh_topology(m); /* the brake and the drains below read it */
+    member_assign_refresh_topology(m); /* the brake and the drains below read it */
     rewrite_lost_map(m);
     check_foreign_map(m);
     if (as->publish_pending && as->loaded_term == term)
@@ -1210,22 +1344,53 @@ static void new_generation(aether_member *m)
                 "nothing until a map of this generation is installed", m->cfg.node.str,
                 (unsigned long long)(as->cur != NULL ? as->cur->version : 0));
     reconcile(m); /* releases everything */
-    (void)load_stored_map(m, NULL);
+    request_map_read(m, MEMBER_ASSIGN_READ_CATCH_UP);
 }
 
 /* A map was published (member.c, sink_map): a follower reads the stored
  * one, the authority, and compares it with the publication. */
 static void map_hinted(aether_member *m)
 {
-    /* Taken before the read: a publication after this point asks
-     * again (member.c, sink_map). */
+    member_assign_state *as = m->as;
+    /* Taken before the read is asked for: a publication after this point
+     * asks again (member.c, sink_map). */
     member_map_hint *h = __atomic_exchange_n(&m->map_hint, NULL, __ATOMIC_SEQ_CST);
-    uint64_t v;
-    if (!member_may_lead(m, NULL) && /* while we lead, only our maps count */
-        load_stored_map_as(m, h, &v, NULL) != AETHER_OK)
+    if (member_may_lead(m, NULL)) { /* while we lead, only our maps count */
+        member_map_hint_free(h);
+        return;
+    }
+    if (h != NULL) { /* the newest publication is the one to compare with */
+        member_map_hint_free(as->read_hint);
+        as->read_hint = h;
+    }
+    request_map_read(m, MEMBER_ASSIGN_READ_HINT);
+}
+
+/* A read of the stored map is done: install it if newer, then what each
+ * asker wanted, in the order the synchronous reads were made in. */
+static void map_read_done(aether_member *m, member_store_req *r)
+{
+    member_assign_state *as = m->as;
+    as->map_read_inflight = false;
+    uint32_t wants = (uint32_t)r->arg;
+    uint64_t stored = 0;
+    bool absent = false;
+    char *json = r->value;
+    r->value = NULL;
+    aether_status st = stored_map_read(m, r->st, json, r->len, r->state_rev, r->hash, r->ctx,
+                                       &stored, &absent);
+    if ((wants & MEMBER_ASSIGN_READ_HINT) && st != AETHER_OK)
         AETHER_DEBUG(MEMBER_LOG, "%s: a map was published but the stored one is not readable "
                                  "now; the next LeaseRenewed asks again", m->cfg.node.str);
-    member_map_hint_free(h);
+    if (wants & MEMBER_ASSIGN_READ_ADMIT)
+        admit_checked(m);
+    if (wants & MEMBER_ASSIGN_READ_RECHECK)
+        recheck_judged(m, st, stored, absent);
+    if ((wants & MEMBER_ASSIGN_READ_ANNOUNCE) && r->event != NULL)
+        announced_judged(m, r->event, st, stored, absent);
+    if (wants & MEMBER_ASSIGN_READ_TAKEOVER)
+        takeover_loaded(m, r->state_term, st, absent);
+    request_map_read(m, 0); /* what was asked for meanwhile */
 }
 
 /* Leader: a ShardReleased of the old owner of a handoff of our term, for a
@@ -1258,15 +1423,81 @@ static void collect_release(aether_member *m, const aether_release_ack *ack)
     }
 }
 
-/* member_internal.h, step 2: answer barrier b at once. No map commit of
- * ours is in flight now (one runs within one handler), and every later
- * one reads the snapshot the cluster actor published before sending b. */
-static void pass_barrier(aether_member *m, uint64_t b)
+static void send_ack_barrier(aether_member *m, uint64_t b)
 {
     aether_msg ack = { .type = MSG_ANNOUNCE_ACK, .arg64 = b };
     if (aether_actor_send(m->cluster, &ack) != AETHER_OK)
         AETHER_DEBUG(MEMBER_LOG, "%s: barrier %llu not acknowledged (cluster mailbox full); it "
                      "asks again", m->cfg.node.str, (unsigned long long)b);
+}
+
+/* member_internal.h, step 2: answer barrier b, at once if no map write is
+ * in flight, else once it is done (the map published or abandoned:
+ * map_write_done). Every map commit that begins after the answer reads the
+ * snapshot the cluster actor published before sending b. */
+static void pass_barrier(aether_member *m, uint64_t b)
+{
+    member_assign_state *as = m->as;
+    if (as->map_write_inflight) {
+        if (b > as->barrier_deferred)
+            as->barrier_deferred = b; /* an ack of b covers every number up to b */
+        return;
+    }
+    send_ack_barrier(m, b);
+}
+
+void member_assign_want_step(aether_member *m, const char *reason)
+{
+    member_assign_state *as = m->as;
+    AETHER_ASSERT(as->map_write_inflight);
+    as->step_wanted = true;
+    snprintf(as->step_reason, sizeof(as->step_reason), "%s", reason);
+}
+
+/* A map write is done and its map published or abandoned: the barriers
+ * that waited for it are answered first, then the step asked for meanwhile
+ * runs, on a snapshot read afresh (member_internal.h, step 2). */
+static void map_write_done(aether_member *m)
+{
+    member_assign_state *as = m->as;
+    AETHER_ASSERT(!as->map_write_inflight);
+    if (as->barrier_deferred != 0) {
+        uint64_t b = as->barrier_deferred;
+        as->barrier_deferred = 0;
+        send_ack_barrier(m, b);
+    }
+    if (as->step_wanted) {
+        as->step_wanted = false;
+        char reason[sizeof(as->step_reason)];
+        memcpy(reason, as->step_reason, sizeof(reason));
+        advance(m, reason, false);
+    }
+}
+
+static void store_done(aether_member *m, member_store_req *r)
+{
+    switch (r->tag) {
+    case MEMBER_ASSIGN_STORE_STEP:
+        member_map_step_stored(m, r);
+        map_write_done(m);
+        break;
+    case MEMBER_ASSIGN_STORE_WRITE_BACK:
+    case MEMBER_ASSIGN_STORE_OVER_FOREIGN:
+        write_back_done(m, r);
+        map_write_done(m);
+        break;
+    case MEMBER_ASSIGN_STORE_FOREIGN:
+        foreign_checked(m, r);
+        break;
+    case MEMBER_ASSIGN_STORE_MAP_READ:
+        map_read_done(m, r);
+        break;
+    case MEMBER_ASSIGN_STORE_TOPO_READ:
+        topology_read_done(m, r);
+        break;
+    default:
+        AETHER_ASSERT(!"assign actor: a completion of another actor's request");
+    }
 }
 
 void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg)
@@ -1319,6 +1550,10 @@ void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg
         break;
     case MSG_SUPERSEDED:
         superseded(m);
+        break;
+    case MSG_STORE_DONE:
+        store_done(m, msg->ptr);
+        member_store_req_free(msg->ptr);
         break;
     default:
         AETHER_ASSERT(!"assign actor: unknown message type");

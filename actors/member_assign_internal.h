@@ -5,12 +5,13 @@
  * its state, its bounds and the helpers both call.
  *
  * Threading: everything here is owned by the assign actor (one of the
- * member's three actors: member_internal.h).
+ * member's four actors: member_internal.h).
  */
 #ifndef AETHER_MEMBER_ASSIGN_INTERNAL_H
 #define AETHER_MEMBER_ASSIGN_INTERNAL_H
 
 #include "member_internal.h"
+#include "member_store_internal.h"
 #include "shardmap.h"
 
 #define OFFLINE_RING 64u /* remembered fail/leave times for the brake */
@@ -78,23 +79,65 @@ struct member_assign_state {
     uint64_t *save_moving_since; /* [shard_count] */
     uint64_t *save_move_version; /* [shard_count] */
     aether_log_ratelimit incompat_log; /* maps we cannot serve: one line per window */
+    /* The store actor (member_store_internal.h; member_internal.h, step 2). */
+    bool map_write_inflight;     /* a write of the map is out (a step's, or a write-back):
+                                    at most one at a time */
+    uint64_t barrier_deferred;   /* the highest MSG_ANNOUNCE_BARRIER handled while it was (0 =
+                                    none): acknowledged once the write is done */
+    bool step_wanted;            /* a map step was asked for meanwhile: run when it is done */
+    char step_reason[64];        /* the latest such step's reason */
+    bool map_read_inflight;      /* a read of the stored map is out */
+    aether_term takeover_read_term; /* the term a take-over's map read was asked for in */
+    uint32_t map_read_wants;     /* MEMBER_ASSIGN_READ_* bits: what to do with the next read
+                                    (asked for while one was out) */
+    member_map_hint *read_hint;  /* the newest publication to compare the next read with */
+    aether_event *read_announce; /* the newest LeaseRenewed whose announcement the next read
+                                    judges (one reference) */
+    bool topo_read_inflight;     /* a read of the stored topology is out */
+    bool foreign_inflight;       /* check_foreign_map's test is out */
 };
 
-/* The leader's map step (member_map_step.c): derives, checks, records,
- * publishes and applies the next map, and emits the events; nothing if it
- * would change nothing. With as->topo just refreshed in the same handler
- * run (member_internal.h, step 2). */
+/* What an assign actor's store request is (member_store_req.tag). */
+enum {
+    MEMBER_ASSIGN_STORE_STEP = 1,   /* a map step's map (ctx: the step) */
+    MEMBER_ASSIGN_STORE_WRITE_BACK, /* the published map stored again (rewrite_lost_map) */
+    MEMBER_ASSIGN_STORE_OVER_FOREIGN, /* the same, over a lost generation's (check_foreign_map) */
+    MEMBER_ASSIGN_STORE_FOREIGN,    /* check_foreign_map's test */
+    MEMBER_ASSIGN_STORE_MAP_READ,   /* a read of the stored map (arg: MEMBER_ASSIGN_READ_* bits) */
+    MEMBER_ASSIGN_STORE_TOPO_READ,  /* a read of the stored topology */
+};
+
+/* What a read of the stored map is for (bits; several ride on one read). */
+enum {
+    MEMBER_ASSIGN_READ_TAKEOVER = 1u << 0, /* policy 10: takeover_load carries on */
+    MEMBER_ASSIGN_READ_HINT = 1u << 1,     /* a publication (map_hinted): as->read_hint */
+    MEMBER_ASSIGN_READ_ANNOUNCE = 1u << 2, /* a LeaseRenewed's map version: as->read_announce */
+    MEMBER_ASSIGN_READ_RECHECK = 1u << 3,  /* recheck_announcement */
+    MEMBER_ASSIGN_READ_CATCH_UP = 1u << 4, /* install it if newer, nothing else */
+    MEMBER_ASSIGN_READ_ADMIT = 1u << 5,    /* self_admitted: the map names this id? */
+};
+
+/* The leader's map step (member_map_step.c): derives and checks the next
+ * map and sends it to the store actor; nothing if it would change nothing.
+ * With as->topo just refreshed in the same handler run (member_internal.h,
+ * step 2). While a map write is in flight it only notes that a step is
+ * wanted (member_assign_want_step). */
 void member_map_step_commit(aether_member *m, const char *reason);
+/* The completion of the step's write (tag MEMBER_ASSIGN_STORE_STEP):
+ * publishes, applies and reports the map if it was stored and is still
+ * valid, else puts back what the step consumed. r stays the caller's. */
+void member_map_step_stored(aether_member *m, member_store_req *r);
+/* A map step was asked for while a map write is in flight: it runs once
+ * the write is done (member_assign.c). */
+void member_assign_want_step(aether_member *m, const char *reason);
+/* as->topo := the cluster actor's latest snapshot (member_assign.c). */
+void member_assign_refresh_topology(aether_member *m);
 
 /* Helpers of the assign actor (member_assign.c) the map step calls. */
 /* Takes ownership of map and installs it if newer (routing slot,
  * reconcile); false if not installed. `stored`: read from the state store
  * (the authority), not received from the wire. */
 bool member_assign_adopt(aether_member *m, aether_shardmap *map, bool stored);
-/* Records map in the state store before it is published; on AETHER_OK
- * *json_out (the caller frees it) holds the bytes to publish. */
-aether_status member_assign_write_state(aether_member *m, const aether_shardmap *map,
-                                        char **json_out, size_t *len_out);
 /* id is Active or Draining in as->topo. */
 bool member_assign_is_healthy(const member_assign_state *as, const aether_node_id *id);
 /* id is Active in as->topo. */

@@ -63,7 +63,9 @@
  *  The leader's own failure check (policy 4) is not a request: it decides
  *  from that record directly.
  *  Its changes reach the state store before anyone hears of them
- *  (commit_topology); a write whose outcome was lost is settled before the
+ *  (commit_send: a request to the store actor, one at a time; commands
+ *  that come meanwhile wait behind it and are decided in order on the
+ *  topology it leaves, commit_done); a write whose outcome was lost is settled before the
  *  next decision (settle_doubt), and a new leader rewrites the stored
  *  topology once read (fence_topology_key), so a timed-out write of anyone
  *  can never land behind a decision taken without it. Its events are
@@ -113,6 +115,9 @@
 
 /* A node from before admission checks asks every heartbeat. */
 #define REFUSE_LOG_WINDOW_NS (10u * AETHER_NS_PER_S)
+
+static void commit_free(aether_member *m, struct member_topo_commit *tc, aether_status st,
+                        const aether_err *why);
 
 static hb_entry *hb_find(member_cluster_state *cs, const aether_node_id *id, bool create)
 {
@@ -198,6 +203,17 @@ void member_cluster_fini(aether_member *m)
     aether_topology_fini(&m->cs->heard);
     free(m->cs->doubt_json);
     aether_event_release(m->cs->doubt_event);
+    aether_err closed;
+    aether_err_set(&closed, AETHER_ECLOSED, "leader stopped");
+    if (m->cs->commit != NULL)
+        commit_free(m, m->cs->commit, AETHER_ECLOSED, &closed);
+    for (uint32_t i = 0; i < m->cs->cmdq_count; i++) {
+        member_cmd_box *b = m->cs->cmdq[(m->cs->cmdq_head + i) % m->cs->cmdq_cap];
+        if (b->reply)
+            b->reply(b->reply_arg, AETHER_ECLOSED, "leader stopped");
+        member_cmd_box_free(b);
+    }
+    free(m->cs->cmdq);
     for (uint32_t i = 0; i < m->cs->ann_count; i++)
         aether_event_release(m->cs->ann[m->cs->ann_head + i].e);
     free(m->cs->ann);
@@ -214,6 +230,12 @@ void member_cluster_drop(void *state, const aether_msg *msg)
         if (b->reply)
             b->reply(b->reply_arg, AETHER_ECLOSED, "leader stopped");
         member_cmd_box_free(b);
+        return;
+    }
+    if (msg->flags & AETHER_MSG_REF)
+        return; /* released by the runtime */
+    if (msg->type == MSG_STORE_DONE) {
+        member_store_req_free(msg->ptr);
         return;
     }
     free(msg->ptr);
@@ -390,7 +412,12 @@ static bool load_topology(aether_member *m, bool force)
     member_cluster_state *cs = m->cs;
     aether_topology t;
     uint64_t rev = 0;
-    aether_status st = member_state_topology_newer(m, force ? 0 : cs->topo.version, &t, &rev);
+    char *json = NULL;
+    size_t len = 0;
+    aether_status st = member_state_get(m, MEMBER_STATE_TOPOLOGY, &json, &len, &rev);
+    if (st == AETHER_OK)
+        st = member_state_topology_decode(m, json, len, force ? 0 : cs->topo.version, &t);
+    free(json);
     if (st == AETHER_ENOTFOUND)
         cs->heard_init = true; /* nothing stored: whatever comes, events announce it */
     if (st != AETHER_OK)
@@ -550,16 +577,24 @@ static bool check_stored_map_terms(aether_member *m, bool *absent)
     return true;
 }
 
-/* Quorum of configuration, step 2: the members the stored topology has
- * healthy when the count begins (the electorate beside the nodes heard). */
+/* Quorum of configuration, step 2: the nodes the stored topology records
+ * when the count begins (the electorate beside the nodes heard): every one
+ * whose record carries its admission terms, and the healthy ones whose
+ * record does not (member_shape.c, step 2d). */
 static void shape_take_recorded(aether_member *m)
 {
     member_cluster_state *cs = m->cs;
     cs->n_shape_recorded = 0;
     for (uint32_t i = 0; i < cs->topo.count && cs->n_shape_recorded < SHAPE_VOTES_MAX; i++) {
         const aether_node_info *n = &cs->topo.nodes[i]; /* bounded: SHAPE_VOTES_MAX */
-        if (aether_node_status_is_healthy(n->status) && !aether_node_id_equal(&n->id, &m->cfg.node))
-            cs->shape_recorded[cs->n_shape_recorded++] = n->id;
+        bool said = n->terms.shard_count != 0;
+        if (aether_node_id_equal(&n->id, &m->cfg.node) ||
+            (!said && !aether_node_status_is_healthy(n->status)))
+            continue;
+        shape_record *r = &cs->shape_recorded[cs->n_shape_recorded++];
+        r->id = n->id;
+        r->said = said;
+        r->agrees = said && aether_admission_check(&m->admission, &n->terms, NULL) == AETHER_OK;
     }
     cs->shape_recorded_taken = true;
 }
@@ -619,58 +654,122 @@ static bool state_loaded(aether_member *m, aether_term term)
 
 /* Leader: a change reaches the state store BEFORE anyone hears of it, so a
  * successor that takes over from the store never misses what a node saw.
- * Applies ev[0..n) to a copy of the topology and stores the copy; only if
- * it is stored does the copy become ours. Otherwise nothing changed: the
- * caller rejects the command (its sender retries) or tries again later. */
-/* Stores *next (the leader's topology after one change) and, if stored,
- * makes it ours; takes *next over either way. `doubtable`: an unknown
- * outcome is remembered for settle_doubt, with `event` (NULL: a change no
- * event announces, a forgotten node) to announce if it turns out recorded. */
-static aether_status commit_next(aether_member *m, aether_topology *next, bool doubtable,
-                                 aether_event *event, aether_err *why)
+ * The change is applied to a copy of the topology and the copy sent to the
+ * store actor (commit_send); only once it is stored (commit_done) does the
+ * copy become ours, is the snapshot published and are its events
+ * announced (member_announce_committed: member_internal.h, step 1), and is
+ * the command that asked for it answered. Otherwise nothing changed: the
+ * command is refused (its sender retries) or the leader tries again later.
+ * One write in flight at a time: the commands that come meanwhile wait in
+ * cs->cmdq and are decided, in order, against the topology it leaves
+ * (a keep-alive of a node being failed is not acknowledged on the topology
+ * from before); the leader's own decisions (failure check, drains,
+ * retention) are skipped and run again when it is done. */
+typedef enum topo_commit_kind {
+    TOPO_COMMIT_DECIDED, /* events decided (a command, the failure check, a drain) */
+    TOPO_COMMIT_FORGET,  /* departed nodes removed (forget_departed): no event */
+    TOPO_COMMIT_WRITE_BACK, /* the topology held, stored again over a lost generation's
+                               (check_foreign_topology): no change */
+} topo_commit_kind;
+
+/* What a cluster actor's store request is (member_store_req.tag). */
+enum {
+    CLUSTER_STORE_COMMIT = 0,   /* commit_send's write (cs->commit) */
+    CLUSTER_STORE_FOREIGN,      /* check_foreign_topology's test */
+};
+
+typedef struct member_topo_commit {
+    topo_commit_kind kind;
+    aether_topology next;        /* the topology once stored (owned) */
+    aether_event *ev[AETHER_TOPOLOGY_DECIDE_MAX]; /* the change's events (owned) */
+    uint32_t n;
+    aether_term term;            /* decided in */
+    bool doubtable;              /* an unknown outcome is remembered (settle_doubt) */
+    bool keepalive;              /* a JoinCluster: counted as a heartbeat of join_id once stored */
+    aether_node_id join_id;
+    member_cmd_box *box;         /* the command to answer once done (owned), or NULL */
+    uint64_t gen_changes;        /* cs->gen_changes_seen when decided */
+    aether_node_id gone[FORGET_BATCH_MAX]; /* TOPO_COMMIT_FORGET */
+    uint64_t age_ms[FORGET_BATCH_MAX];
+    uint32_t n_gone;
+} member_topo_commit;
+
+/* A commit whose topology is a copy of ours (NULL: no memory). */
+static member_topo_commit *commit_new(aether_member *m, topo_commit_kind kind, aether_term term)
+{
+    member_topo_commit *tc = calloc(1, sizeof(*tc));
+    if (tc == NULL)
+        return NULL;
+    if (aether_topology_copy(&m->cs->topo, &tc->next) != AETHER_OK) {
+        free(tc);
+        return NULL;
+    }
+    tc->kind = kind;
+    tc->term = term;
+    tc->gen_changes = m->cs->gen_changes_seen;
+    return tc;
+}
+
+static void command_answer(aether_member *m, member_cmd_box *b, aether_status st,
+                           const aether_err *why, bool deferred);
+static void on_command(aether_member *m, member_cmd_box *b);
+
+/* Frees tc: its events released, its command (if any) answered st/why. */
+static void commit_free(aether_member *m, struct member_topo_commit *tc, aether_status st,
+                        const aether_err *why)
+{
+    for (uint32_t i = 0; i < tc->n; i++)
+        aether_event_release(tc->ev[i]);
+    if (tc->box != NULL) {
+        command_answer(m, tc->box, st, why, false);
+        member_cmd_box_free(tc->box);
+    }
+    aether_topology_fini(&tc->next);
+    free(tc);
+}
+
+/* Sends tc's topology to the store actor; tc is taken over either way.
+ * AETHER_OK: in flight (cs->commit; commit_done finishes it). Else not
+ * recorded: tc freed (events released), why says so. */
+static aether_status commit_send(aether_member *m, member_topo_commit *tc, aether_err *why)
 {
     member_cluster_state *cs = m->cs;
-    char *json = NULL;
-    size_t len = 0;
+    AETHER_ASSERT(cs->commit == NULL && tc->box == NULL);
+    member_store_req *r = member_store_req_new(MEMBER_STORE_STATE_PUT, m->cluster);
     /* Stamped with the generation we act in (member_state.c, "Generations"). */
     uint64_t gen = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
-    aether_status st = aether_topology_json_encode_gen(next, gen, &json, &len, NULL);
-    if (st == AETHER_OK)
-        st = member_state_put(m, MEMBER_STATE_TOPOLOGY, json, len, gen, 0, next->version,
-                              &cs->state_rev);
-    if (st == AETHER_EUNKNOWN && doubtable && cs->doubt_json == NULL) {
-        /* It may land later: remember it; settle_doubt decides before we
-         * decide (or acknowledge) anything else. */
-        cs->doubt_json = json;
-        cs->doubt_len = len;
-        cs->doubt_version = next->version;
-        cs->doubt_event = event != NULL ? aether_event_retain(event) : NULL;
-        json = NULL;
+    aether_status st = r != NULL ? aether_topology_json_encode_gen(&tc->next, gen, &r->value, &r->len, NULL)
+                                 : AETHER_ENOMEM;
+    if (st == AETHER_OK) {
+        snprintf(r->key, sizeof(r->key), "%s", MEMBER_STATE_TOPOLOGY);
+        r->tag = CLUSTER_STORE_COMMIT;
+        r->state_gen = gen;
+        r->state_version = tc->next.version;
+        r->state_rev = cs->state_rev;
+        st = member_store_request(m, r);
     }
-    free(json);
     if (st != AETHER_OK) {
-        aether_topology_fini(next);
-        if (st == AETHER_ESTALE)
-            cs->loaded_term = AETHER_TERM_NONE; /* the store is ahead of us: read it first */
-        return aether_err_set(why, AETHER_EUNAVAILABLE,
-                              "the change could not be recorded in the state store (%s); retry",
-                              aether_status_str(st));
+        member_store_req_free(r);
+        aether_err_set(why, AETHER_EUNAVAILABLE,
+                       "the change could not be recorded in the state store (%s); retry",
+                       aether_status_str(st));
+        commit_free(m, tc, AETHER_OK, NULL);
+        return AETHER_EUNAVAILABLE;
     }
-    aether_topology_fini(&cs->topo);
-    cs->topo = *next;
-    memset(next, 0, sizeof(*next));
+    cs->commit = tc;
     return AETHER_OK;
 }
 
-static aether_status commit_topology(aether_member *m, aether_event *const *ev, uint32_t n,
-                                     aether_err *why)
+/* Refuses a leader's own decision while a write is in flight (it runs
+ * again when the write is done: failcheck_deferred, or its asker's next
+ * tick). */
+static bool commit_busy(aether_member *m, aether_err *why)
 {
-    aether_topology next;
-    if (aether_topology_copy(&m->cs->topo, &next) != AETHER_OK)
-        return aether_err_set(why, AETHER_ENOMEM, "leader out of memory");
-    for (uint32_t i = 0; i < n; i++)
-        aether_topology_apply(&next, ev[i]);
-    return commit_next(m, &next, n == 1, n == 1 ? ev[0] : NULL, why);
+    if (m->cs->commit == NULL)
+        return false;
+    m->cs->failcheck_deferred = true;
+    aether_err_set(why, AETHER_EUNAVAILABLE, "leader busy recording a change; retry");
+    return true;
 }
 
 static void clear_doubt(member_cluster_state *cs)
@@ -896,24 +995,37 @@ void member_cluster_base_command(aether_member *m, aether_command *c, aether_com
 /* One leader-decided topology event (e, owned): recorded in the state store,
  * then published and announced in the order of member_internal.h ("The
  * leader's two commit points"). Not recorded: released, nothing announced. */
-static aether_status announce_one(aether_member *m, aether_event *e, aether_err *why)
+static aether_status announce_one(aether_member *m, aether_event *e, bool unsay_self,
+                                   aether_err *why)
 {
     aether_term term = AETHER_TERM_NONE;
     if (!member_may_lead(m, &term)) {
         aether_event_release(e);
         return aether_err_set(why, AETHER_ENOTLEADER, "not leader");
     }
+    if (commit_busy(m, why)) {
+        aether_event_release(e);
+        return AETHER_EUNAVAILABLE;
+    }
     if (!member_announce_reserve(m->cs, 1)) {
         aether_event_release(e);
         return aether_err_set(why, AETHER_EUNAVAILABLE, "leader busy announcing; retry");
     }
-    aether_status st = commit_topology(m, &e, 1, why);
-    if (st != AETHER_OK) {
+    member_topo_commit *tc = commit_new(m, TOPO_COMMIT_DECIDED, term);
+    if (tc == NULL) {
         aether_event_release(e);
-        return st;
+        return aether_err_set(why, AETHER_ENOMEM, "leader out of memory");
     }
-    member_announce_committed(m, &e, 1, term);
-    return AETHER_OK;
+    aether_topology_apply(&tc->next, e);
+    if (unsay_self) {
+        /* A node that doubts its own shape withdraws it from the record
+         * (member_shape.c, step 2d): refused, its terms vote for nobody. */
+        aether_admission none = {0};
+        aether_topology_set_terms(&tc->next, &m->cfg.node, &none);
+    }
+    tc->ev[tc->n++] = e;
+    tc->doubtable = true;
+    return commit_send(m, tc, why); /* commit_done announces it */
 }
 
 void member_cluster_fail_self(aether_member *m)
@@ -923,7 +1035,7 @@ void member_cluster_fail_self(aether_member *m)
         return;
     e->data.node_failed.node = m->cfg.node;
     aether_err why;
-    if (announce_one(m, e, &why) != AETHER_OK)
+    if (announce_one(m, e, true, &why) != AETHER_OK)
         AETHER_WARN(MEMBER_LOG, "%s: could not record itself failed: %s", m->cfg.node.str, why.msg);
 }
 
@@ -1021,10 +1133,13 @@ static void note_join_refused(aether_member *m, const aether_command *c, aether_
                     (unsigned long long)suppressed);
 }
 
-/* Decides a command as leader: applies and emits its events. */
-aether_status member_cluster_lead_command(aether_member *m, const aether_command *c,
-                                          aether_err *why)
+/* Decides a command as leader: its events go to the store actor
+ * (*pending: commit_done applies and emits them, and answers the command
+ * the caller hands it); a command that changes nothing is done here. */
+static aether_status lead_command(aether_member *m, const aether_command *c, aether_err *why,
+                                  bool *pending)
 {
+    *pending = false;
     member_cluster_state *cs = m->cs;
     aether_term term;
     if (!member_may_lead(m, &term)) {
@@ -1042,6 +1157,8 @@ aether_status member_cluster_lead_command(aether_member *m, const aether_command
     if (c->type == AETHER_CMD_ELECT_LEADER)
         return aether_err_set(why, AETHER_EINVAL,
                               "ElectLeader is decided by each node's lease, not by the leader");
+    if (commit_busy(m, why))
+        return AETHER_EUNAVAILABLE; /* on_command queues commands; the leader's own retry */
     aether_status st = may_decide(m, c, term, why);
     if (st != AETHER_OK)
         return st;
@@ -1070,15 +1187,34 @@ aether_status member_cluster_lead_command(aether_member *m, const aether_command
     for (uint32_t i = 0; i < n; i++)
         if (ev[i]->type == AETHER_EVT_NODE_JOINED)
             ev[i]->data.node_joined.map_version = __atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST);
+    member_topo_commit *tc = NULL;
     if (n > 0 && !member_announce_reserve(cs, n))
         st = aether_err_set(why, AETHER_EUNAVAILABLE, "leader busy announcing; retry");
-    if (n > 0 && (st != AETHER_OK || (st = commit_topology(m, ev, n, why)) != AETHER_OK)) {
+    else if (n > 0 && (tc = commit_new(m, TOPO_COMMIT_DECIDED, term)) == NULL)
+        st = aether_err_set(why, AETHER_ENOMEM, "leader out of memory");
+    if (st != AETHER_OK) {
         for (uint32_t i = 0; i < n; i++)
             aether_event_release(ev[i]);
         return st;
     }
-    for (uint32_t i = 0; i < n; i++) {
-        hb_heard_if_joined(m, ev[i]);
+    if (n > 0) {
+        for (uint32_t i = 0; i < n; i++) {
+            aether_topology_apply(&tc->next, ev[i]);
+            tc->ev[i] = ev[i];
+        }
+        /* The record keeps the terms the node was admitted with: the shape
+         * the stored topology says it runs (member_shape.c, the recorded
+         * shapes). */
+        if (c->type == AETHER_CMD_JOIN_CLUSTER && c->data.join.terms.shard_count != 0)
+            aether_topology_set_terms(&tc->next, &c->data.join.info.id, &c->data.join.terms);
+        tc->n = n;
+        tc->doubtable = n == 1;
+        tc->keepalive = c->type == AETHER_CMD_JOIN_CLUSTER;
+        if (tc->keepalive)
+            tc->join_id = c->data.join.info.id;
+        st = commit_send(m, tc, why);
+        *pending = st == AETHER_OK;
+        return st;
     }
     if (c->type == AETHER_CMD_JOIN_CLUSTER) {
         /* A keep-alive (or an admission) counts as a heartbeat: its reply is
@@ -1087,11 +1223,108 @@ aether_status member_cluster_lead_command(aether_member *m, const aether_command
         if (h != NULL)
             h->last_ns = member_now_ns(m);
     }
-    if (n > 0)
-        member_announce_committed(m, ev, n, term); /* takes the events over */
-    else
-        member_cluster_publish_self_status(m);
+    member_cluster_publish_self_status(m);
     return AETHER_OK;
+}
+
+aether_status member_cluster_lead_command(aether_member *m, const aether_command *c,
+                                          aether_err *why)
+{
+    bool pending;
+    return lead_command(m, c, why, &pending);
+}
+
+/* The store actor's answer to commit_send (r: the request, the caller's):
+ * the change is ours, published and announced, and its command answered;
+ * or it was not recorded. Then the commands that waited are decided, and a
+ * failure check cut short runs again. */
+static void commit_done(aether_member *m, member_store_req *r)
+{
+    member_cluster_state *cs = m->cs;
+    member_topo_commit *tc = cs->commit;
+    AETHER_ASSERT(tc != NULL);
+    cs->commit = NULL;
+    aether_status st = r->st;
+    if (tc->gen_changes != cs->gen_changes_seen) {
+        /* A new generation began meanwhile (follow_generation): the
+         * topology is read from the store again before anything is decided. */
+        if (st == AETHER_OK)
+            st = AETHER_ESTALE;
+        cs->topo_dirty = true;
+    } else {
+        cs->state_rev = r->state_rev; /* as member_state_put left it */
+    }
+    if (st == AETHER_EUNKNOWN && tc->doubtable && cs->doubt_json == NULL) {
+        /* It may land later: remember it; settle_doubt decides before we
+         * decide (or acknowledge) anything else. */
+        cs->doubt_json = r->value;
+        cs->doubt_len = r->len;
+        cs->doubt_version = tc->next.version;
+        cs->doubt_event = tc->n == 1 ? aether_event_retain(tc->ev[0]) : NULL;
+        r->value = NULL;
+    }
+    if (st != AETHER_OK) {
+        if (st == AETHER_ESTALE && tc->gen_changes == cs->gen_changes_seen)
+            cs->loaded_term = AETHER_TERM_NONE; /* the store is ahead of us: read it first */
+        aether_err why;
+        aether_err_set(&why, AETHER_EUNAVAILABLE,
+                       "the change could not be recorded in the state store (%s); retry",
+                       aether_status_str(st));
+        if (tc->kind == TOPO_COMMIT_FORGET)
+            AETHER_WARN(MEMBER_LOG, "%s: could not forget %u departed node(s): %s", m->cfg.node.str,
+                        tc->n_gone, why.msg);
+        else if (tc->kind == TOPO_COMMIT_WRITE_BACK)
+            cs->foreign_checked_ns = 0; /* again at the next check */
+        else if (tc->box == NULL && tc->n > 0)
+            AETHER_WARN(MEMBER_LOG, "%s: %s not recorded: %s", m->cfg.node.str,
+                        aether_event_type_name(tc->ev[0]->type), why.msg);
+        commit_free(m, tc, AETHER_EUNAVAILABLE, &why);
+    } else {
+        aether_topology_fini(&cs->topo);
+        cs->topo = tc->next;
+        memset(&tc->next, 0, sizeof(tc->next));
+        if (tc->kind == TOPO_COMMIT_WRITE_BACK) {
+            AETHER_INFO(MEMBER_LOG, "%s: topology v%llu written back over a lost generation's",
+                        m->cfg.node.str, (unsigned long long)cs->topo.version);
+        } else if (tc->kind == TOPO_COMMIT_FORGET) {
+            uint64_t now = member_now_ns(m);
+            hb_prune(cs, now, (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS);
+            member_cluster_publish_self_status(m);
+            __atomic_add_fetch(&m->nodes_forgotten, tc->n_gone, __ATOMIC_RELAXED);
+            for (uint32_t i = 0; i < tc->n_gone; i++)
+                AETHER_INFO(MEMBER_LOG, "%s: forgot %s (departed %llu ms ago; node_retention_ms %u)",
+                            m->cfg.node.str, tc->gone[i].str, (unsigned long long)tc->age_ms[i],
+                            m->cfg.node_retention_ms);
+        } else {
+            for (uint32_t i = 0; i < tc->n; i++)
+                hb_heard_if_joined(m, tc->ev[i]);
+            if (tc->keepalive) {
+                /* A keep-alive (or an admission) counts as a heartbeat: its
+                 * reply is the acknowledgement the node's serving right
+                 * rests on (step 2). */
+                hb_entry *h = hb_find(cs, &tc->join_id, true);
+                if (h != NULL)
+                    h->last_ns = member_now_ns(m);
+            }
+            member_announce_committed(m, tc->ev, tc->n, tc->term); /* takes the events over */
+            tc->n = 0;
+        }
+        commit_free(m, tc, AETHER_OK, NULL);
+    }
+    /* The commands that came meanwhile, in order, up to the next write. */
+    while (cs->commit == NULL && cs->cmdq_count > 0) {
+        member_cmd_box *b = cs->cmdq[cs->cmdq_head];
+        cs->cmdq_head = (cs->cmdq_head + 1) % cs->cmdq_cap;
+        cs->cmdq_count--;
+        on_command(m, b);
+    }
+    /* A failure check the write put off runs now, if the write went
+     * through (after a failed one the check's own cadence retries: a store
+     * that refuses at once must not turn the check into a busy loop). */
+    if (cs->commit == NULL && cs->failcheck_deferred && st == AETHER_OK) {
+        cs->failcheck_deferred = false;
+        failcheck_at(m, member_now_ns(m) + 1); /* at least FAILCHECK_SLACK_NS away */
+    }
 }
 
 /* ---- the sequence of leader events -------------------------------------------
@@ -1624,30 +1857,25 @@ static void forget_departed(aether_member *m, aether_term term)
         age_ms[n_gone++] = (now - since) / AETHER_NS_PER_MS;
     }
     aether_rcu_read_unlock();
-    aether_topology next;
     aether_err why;
-    if (n_gone == 0 || aether_topology_copy(&cs->topo, &next) != AETHER_OK) {
+    member_topo_commit *tc = n_gone > 0 && !commit_busy(m, &why) ? commit_new(m, TOPO_COMMIT_FORGET, term)
+                                                                 : NULL;
+    if (tc == NULL)
         return;
-    }
     for (uint32_t i = 0; i < n_gone; i++) {
-        bool removed = aether_topology_remove(&next, &gone[i]);
+        bool removed = aether_topology_remove(&tc->next, &gone[i]);
         AETHER_ASSERT(removed); /* departed, and in the topology we copied */
+        tc->gone[i] = gone[i];
+        tc->age_ms[i] = age_ms[i];
     }
+    tc->n_gone = n_gone;
     /* One write for the batch: version +1 (whatever the count), so a
      * follower's version says nothing; it reads the store (LeaseRenewed). */
-    next.version = cs->topo.version + 1;
-    if (commit_next(m, &next, true, NULL, &why) != AETHER_OK) {
+    tc->next.version = cs->topo.version + 1;
+    tc->doubtable = true;
+    if (commit_send(m, tc, &why) != AETHER_OK) /* commit_done finishes it */
         AETHER_WARN(MEMBER_LOG, "%s: could not forget %u departed node(s): %s", m->cfg.node.str, n_gone,
                     why.msg);
-        return;
-    }
-    hb_prune(cs, now, (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS);
-    member_cluster_publish_self_status(m);
-    __atomic_add_fetch(&m->nodes_forgotten, n_gone, __ATOMIC_RELAXED);
-    for (uint32_t i = 0; i < n_gone; i++)
-        AETHER_INFO(MEMBER_LOG, "%s: forgot %s (departed %llu ms ago; node_retention_ms %u)",
-                    m->cfg.node.str, gone[i].str, (unsigned long long)age_ms[i],
-                    m->cfg.node_retention_ms);
 }
 
 /* Policy 4, on time: the check runs when the first healthy node's silence
@@ -1681,22 +1909,38 @@ static void rewrite_lost_topology(aether_member *m)
 static void check_foreign_topology(aether_member *m, uint64_t now)
 {
     member_cluster_state *cs = m->cs;
-    if (now - cs->foreign_checked_ns < (uint64_t)m->cfg.lease_ttl_ms * AETHER_NS_PER_MS)
+    if (cs->foreign_inflight ||
+        now - cs->foreign_checked_ns < (uint64_t)m->cfg.lease_ttl_ms * AETHER_NS_PER_MS)
         return;
     cs->foreign_checked_ns = now;
-    if (!member_state_foreign(m, MEMBER_STATE_TOPOLOGY, cs->state_rev))
+    member_store_req *r = member_store_req_new(MEMBER_STORE_STATE_FOREIGN, m->cluster);
+    if (r == NULL)
         return;
-    uint64_t gen = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
-    char *json = NULL;
-    size_t len = 0;
-    /* The topology we hold, stored again: no change, nothing to
-     * announce, nothing the assign actor must see first. */
-    aether_status st = aether_topology_json_encode_gen(&cs->topo, gen, &json, &len, NULL);
-    if (st == AETHER_OK)
-        st = member_state_put(m, MEMBER_STATE_TOPOLOGY, json, len, gen, 0, cs->topo.version,
-                              &cs->state_rev);
-    free(json);
-    if (st != AETHER_OK)
+    snprintf(r->key, sizeof(r->key), "%s", MEMBER_STATE_TOPOLOGY);
+    r->tag = CLUSTER_STORE_FOREIGN;
+    r->state_rev = cs->state_rev;
+    if (member_store_request(m, r) != AETHER_OK) {
+        member_store_req_free(r);
+        cs->foreign_checked_ns = 0; /* again at the next check */
+        return;
+    }
+    cs->foreign_inflight = true;
+}
+
+/* check_foreign_topology's test is done: a lost generation's topology over
+ * ours is overwritten with the topology we hold, stored again (no change,
+ * nothing to announce, nothing the assign actor must see first), as a
+ * commit of its own, behind any write in flight. */
+static void foreign_checked(aether_member *m, const member_store_req *r)
+{
+    member_cluster_state *cs = m->cs;
+    cs->foreign_inflight = false;
+    aether_term term;
+    if (!r->foreign || !member_may_lead(m, &term))
+        return;
+    aether_err why;
+    member_topo_commit *tc = !commit_busy(m, &why) ? commit_new(m, TOPO_COMMIT_WRITE_BACK, term) : NULL;
+    if (tc == NULL || commit_send(m, tc, &why) != AETHER_OK)
         cs->foreign_checked_ns = 0; /* again at the next check */
 }
 
@@ -1748,6 +1992,10 @@ static void fail_silent(aether_member *m, const aether_node_id *silent, const ui
         aether_err why;
         /* Refused (the store unreachable): the node stays due; the next
          * check, at most an interval away, tries again. */
+        if (m->cs->commit != NULL) {
+            m->cs->failcheck_deferred = true; /* the rest once this write is done */
+            return;
+        }
         if (member_cluster_lead_command(m, &c, &why) != AETHER_OK)
             AETHER_WARN(MEMBER_LOG, "%s: could not fail %s: %s", m->cfg.node.str, silent[i].str,
                         why.msg);
@@ -1766,9 +2014,14 @@ static uint64_t tick_failcheck(aether_member *m)
     uint64_t now = member_now_ns(m);
     uint64_t next = now + (uint64_t)m->cfg.heartbeat_interval_ms * AETHER_NS_PER_MS;
     aether_term term;
-    if (!member_may_lead(m, &term) || cs->lead_term != term || !state_loaded(m, term))
-        return next; /* not leading, LeaderElected not seen here yet (no grace start), or the
-                        stored state not read yet */
+    if (!member_may_lead(m, &term) || cs->lead_term != term)
+        return next; /* not leading, or LeaderElected not seen here yet (no grace start) */
+    if (cs->commit != NULL) {
+        cs->failcheck_deferred = true; /* commit_done runs it again */
+        return next;
+    }
+    if (!state_loaded(m, term))
+        return next; /* the stored state not read yet */
     rewrite_lost_topology(m);
     check_foreign_topology(m, now);
     /* Collect first: deciding changes the topology we iterate. The rest of a
@@ -1792,11 +2045,11 @@ static void on_drained(aether_member *m, const aether_node_id *node)
     e->data.node_left.node = *node;
     aether_err why;
     aether_term term = AETHER_TERM_NONE;
-    if (!member_may_lead(m, &term) || !state_loaded(m, term)) {
+    if (!member_may_lead(m, &term) || m->cs->commit != NULL || !state_loaded(m, term)) {
         aether_event_release(e); /* the assign actor reports it again next tick */
         return;
     }
-    (void)announce_one(m, e, &why); /* not recorded: the assign actor reports it again */
+    (void)announce_one(m, e, false, &why); /* not recorded: the assign actor reports it again */
 }
 
 /* A heartbeat from the wire (only the leader is sent them): recorded only
@@ -1980,28 +2233,79 @@ static bool ack_withheld(aether_member *m, const aether_command *c)
            !aether_node_id_equal(&c->data.join.info.id, &m->cfg.node);
 }
 
-/* MSG_COMMAND: a command from the wire, judged (judge_request), decided
- * as leader (member_cluster_lead_command) and answered; a keep-alive's acknowledgement
- * names the map the leader has now. The caller frees b. */
-static void on_command(aether_member *m, member_cmd_box *b)
+/* Answers command b: st, or why when refused; a keep-alive's
+ * acknowledgement names the map the leader has now. `deferred`: a forced
+ * MarkNodeFailed granted for later (judge_request). b stays the caller's. */
+static void command_answer(aether_member *m, member_cmd_box *b, aether_status st,
+                           const aether_err *why, bool deferred)
 {
-    aether_err why = { .code = AETHER_OK, .msg = "" };
-    bool deferred = false;
-    aether_status st = judge_request(m, &b->cmd, &deferred, &why);
-    if (st == AETHER_OK && !deferred)
-        st = member_cluster_lead_command(m, &b->cmd, &why);
+    aether_err w = { .code = AETHER_OK, .msg = "" };
+    if (why != NULL)
+        w = *why;
     char ok_reason[64] = "";
     if (deferred)
         snprintf(ok_reason, sizeof(ok_reason), "failed once silent for %u ms", m->cfg.failure_timeout_ms);
     if (st == AETHER_OK && b->cmd.type == AETHER_CMD_JOIN_CLUSTER && ack_withheld(m, &b->cmd))
-        st = aether_err_set(&why, AETHER_EUNAVAILABLE, "taking over with no stored map: no "
+        st = aether_err_set(&w, AETHER_EUNAVAILABLE, "taking over with no stored map: no "
                             "acknowledgement before this term's first map; retry");
     if (st == AETHER_OK && b->cmd.type == AETHER_CMD_JOIN_CLUSTER)
         /* Step 2: the acknowledgement names the map the leader has now. */
         snprintf(ok_reason, sizeof(ok_reason), KEEPALIVE_MAP_PREFIX "%llu",
                  (unsigned long long)__atomic_load_n(&m->map_version, __ATOMIC_SEQ_CST));
     if (b->reply)
-        b->reply(b->reply_arg, st, st == AETHER_OK ? ok_reason : why.msg);
+        b->reply(b->reply_arg, st, st == AETHER_OK ? ok_reason : w.msg);
+}
+
+/* Queues b behind the topology write in flight (commit_done decides it).
+ * False (no memory): the caller refuses it, "retry". */
+static bool command_queue(member_cluster_state *cs, member_cmd_box *b)
+{
+    if (cs->cmdq_count == cs->cmdq_cap) {
+        uint32_t cap = cs->cmdq_cap ? cs->cmdq_cap * 2 : 16;
+        member_cmd_box **q = malloc((size_t)cap * sizeof(*q));
+        if (q == NULL)
+            return false;
+        for (uint32_t i = 0; i < cs->cmdq_count; i++)
+            q[i] = cs->cmdq[(cs->cmdq_head + i) % cs->cmdq_cap];
+        free(cs->cmdq);
+        cs->cmdq = q;
+        cs->cmdq_cap = cap;
+        cs->cmdq_head = 0;
+    }
+    cs->cmdq[(cs->cmdq_head + cs->cmdq_count) % cs->cmdq_cap] = b;
+    cs->cmdq_count++;
+    return true;
+}
+
+/* MSG_COMMAND: a command from the wire, judged (judge_request), decided
+ * as leader (lead_command) and answered (command_answer). While a
+ * topology write is in flight it waits behind it (command_queue), in
+ * order: it is judged and decided on the topology that write leaves. A
+ * command whose change goes to the store is answered once it is stored
+ * (commit_done). Takes b over. */
+static void on_command(aether_member *m, member_cmd_box *b)
+{
+    member_cluster_state *cs = m->cs;
+    aether_err why = { .code = AETHER_OK, .msg = "" };
+    if (cs->commit != NULL) {
+        if (command_queue(cs, b))
+            return;
+        command_answer(m, b, aether_err_set(&why, AETHER_EUNAVAILABLE, "leader busy; retry"), &why,
+                       false);
+        member_cmd_box_free(b);
+        return;
+    }
+    bool deferred = false, pending = false;
+    aether_status st = judge_request(m, &b->cmd, &deferred, &why);
+    if (st == AETHER_OK && !deferred)
+        st = lead_command(m, &b->cmd, &why, &pending);
+    if (pending) {
+        AETHER_ASSERT(cs->commit != NULL && cs->commit->box == NULL);
+        cs->commit->box = b; /* answered by commit_done */
+        return;
+    }
+    command_answer(m, b, st, &why, deferred);
+    member_cmd_box_free(b);
 }
 
 /* MSG_LEADER_NOTE: the embedder's on_leader_changed, on this actor (the
@@ -2062,9 +2366,17 @@ void member_cluster_handle(void *state, aether_actor *self, const aether_msg *ms
         on_event(m, (const aether_event *)msg->ptr);
         break;
     case MSG_COMMAND:
-        on_command(m, msg->ptr);
-        member_cmd_box_free(msg->ptr);
+        on_command(m, msg->ptr); /* takes the box over */
         break;
+    case MSG_STORE_DONE: {
+        member_store_req *r = msg->ptr;
+        if (r->tag == CLUSTER_STORE_FOREIGN)
+            foreign_checked(m, r);
+        else
+            commit_done(m, r);
+        member_store_req_free(r);
+        break;
+    }
     case MSG_ANNOUNCE_ACK: /* member_internal.h, steps 2-3 */
         AETHER_ASSERT(msg->arg64 <= m->cs->barrier_seq); /* the assign actor echoes ours */
         if (msg->arg64 > m->cs->barrier_acked)

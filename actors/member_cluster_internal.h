@@ -12,6 +12,7 @@
 #define AETHER_MEMBER_CLUSTER_INTERNAL_H
 
 #include "member_internal.h"
+#include "member_store_internal.h"
 
 /* Nodes declared failed per failure-check tick, at most. */
 #define FAILCHECK_BATCH_MAX 64u
@@ -93,6 +94,13 @@ typedef struct shape_vote {
     uint64_t last_ns; /* its last keep-alive (our clock) */
 } shape_vote;
 
+/* One node of the stored topology as a counting leader found it. */
+typedef struct shape_record {
+    aether_node_id id;
+    bool said;   /* its record carries the terms it was admitted with */
+    bool agrees; /* ... and they are ours (only when said) */
+} shape_record;
+
 struct member_cluster_state {
     aether_topology topo;
     /* The topology as this node heard it announced: every topology event it
@@ -152,9 +160,11 @@ struct member_cluster_state {
     uint64_t shape_heard_ns; /* the first other node's keep-alive in shape_term; 0 = none */
     shape_vote shape_votes[SHAPE_VOTES_MAX];
     uint32_t n_shape_votes;
-    /* The healthy members of the stored topology when the count began (us
-     * excluded): they vote too, unheard ones as "unknown" (step 2). */
-    aether_node_id shape_recorded[SHAPE_VOTES_MAX];
+    /* The stored topology's nodes when the count began (us excluded): those
+     * whose record carries their admission terms, in any state, and the
+     * healthy ones whose record does not; they vote too when not heard, by
+     * their recorded shape or as "unknown" (step 2). */
+    shape_record shape_recorded[SHAPE_VOTES_MAX];
     uint32_t n_shape_recorded;
     bool shape_recorded_taken;
     /* A change whose write to the state store timed out (it may still be
@@ -179,6 +189,17 @@ struct member_cluster_state {
                                         assign actor takes over (topo_loaded_term) once
                                         they are announced; 0 = none */
     uint64_t ann_dropped;     /* entries dropped because their term ended */
+    /* The store actor (member_store_internal.h): the leader's topology write
+     * in flight (NULL: none; member_cluster.c, commit_send), and the
+     * commands that came meanwhile, decided in the order they came once it
+     * is done (cmdq[cmdq_head .. cmdq_head + cmdq_count), a ring of
+     * cmdq_cap; bounded by the command budgets, member.c sink_command). */
+    struct member_topo_commit *commit;
+    member_cmd_box **cmdq;
+    uint32_t cmdq_head, cmdq_count, cmdq_cap;
+    bool failcheck_deferred;  /* a failure check skipped or cut short by a write in flight:
+                                 run again once it is done */
+    bool foreign_inflight;    /* check_foreign_topology's test is out */
 };
 
 /* Announcements (member_announce.c; member_internal.h, "The leader's two

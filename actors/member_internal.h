@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * member_internal.h: what the member's three actors share (actors layer,
+ * member_internal.h: what the member's four actors share (actors layer,
  * private to member*.c).
  *
  * DESIGN
@@ -18,10 +18,13 @@
  *    actor that waits on the KV stores. The others send it requests (copies
  *    of every input) and get each back as MSG_STORE_DONE. On deps.io_executor
  *    when given (production), else on the member's executor. The lease
- *    actor's calls all go through it; the assign and cluster actors' map and
- *    topology reads and writes (member_state_put/get, the fence writes of
- *    member_cluster.c) are still made in their handlers (issue 14, item 1,
- *    phases 2 and 3): the two commit points below argue that flow.
+ *    actor's calls, the assign actor's map and topology reads and writes,
+ *    and the cluster actor's topology writes of its decisions (commit_send)
+ *    and its foreign-generation check go through it. Still made in the
+ *    cluster actor's handlers, on rarer paths: the take-over's reads and
+ *    fence (state_loaded: check_stored_map_terms, load_topology,
+ *    fence_topology_key), a follower's reload of the stored topology, and
+ *    settle_doubt after a write whose outcome was lost.
  * Events reach the actors through the member's bus, from two sources: the
  * transport (other nodes' events; echoes of our own are dropped) and
  * member_emit (this node's events, stamped first). Stale terms are dropped
@@ -45,16 +48,26 @@
  * generations, or one that has read none yet) are judged by term alone.
  *
  * The leader's two commit points (issue 14: no lock between the actors).
- * A topology change is committed by the cluster actor [store it, publish
- * the snapshot (topo_slot), announce its events]; a map by the assign actor
+ * A topology change is committed by the cluster actor [store it (a request
+ * to the store actor; the commands that come meanwhile wait behind it, in
+ * order, and the leader's own decisions are put off), and on its
+ * completion make it its topology, publish the snapshot (topo_slot),
+ * announce its events]; a map by the assign actor
  * [read the snapshot, derive the map, check I2/I3 against that snapshot,
- * store it, publish it]. What must hold: no map this node publishes (stores
- * in the state store or RCU-publishes in the slot) names as owner a node
- * whose NodeFailed or NodeLeft it has already announced, unless a NodeJoined
- * of that node was announced in between. The order comes from the message
- * flow, a barrier between the two actors:
- *  1. The cluster actor stores the change (compare-and-set), makes it its
- *     topology and publishes the snapshot S (rcu_assign_pointer: release).
+ * store it (a request to the store actor), and on its completion check it
+ * again against the snapshot as it is then and publish it]. What must
+ * hold: no map this node stores or publishes (transport-publishes or
+ * RCU-publishes in the slot) names as owner a node whose NodeFailed or
+ * NodeLeft it has already announced, unless a NodeJoined of that node was
+ * announced in between. The order comes from the message flow, a barrier
+ * between the two actors:
+ *  1. The cluster actor stores the change (compare-and-set), and in the run
+ *     that handles the store's answer makes it its topology and publishes
+ *     the snapshot S (rcu_assign_pointer: release). Until then nothing of
+ *     it exists outside the store: not in cs->topo (no command is decided,
+ *     no keep-alive acknowledged on it: they wait), not in a snapshot, not
+ *     announced; so the order below starts at that run, as it started at
+ *     the write when the write was made in the handler.
  *     Nothing is announced yet: each event goes to the back of the
  *     announcement queue (member_announce.c), in the order
  *     decided, tagged with the term it was decided in. A NodeFailed or
@@ -63,17 +76,40 @@
  *     in program order, and the send is a full barrier (engine/actor.h,
  *     step 1) that the assign actor's dequeue reads: publish(S) happens
  *     before the assign actor handles b.
- *  2. The assign actor answers MSG_ANNOUNCE_ACK(b) at once. It runs one
- *     handler at a time and a map commit lies within one handler run
- *     (advance, release_brake: refresh_topology, check, store, publish), so
- *     when it handles b, every map commit that began before has ended: its
- *     store and publication happen before the ack, before the events of b
- *     are announced. Every map commit that begins after it reads the
- *     snapshot afresh (refresh_topology, rcu_dereference: S or a newer one,
- *     since S was published before) and is refused unless it passes I3
- *     against it (aether_invariants_check_map: owners are healthy). In S and
- *     every later snapshot the node is departed - unless a later change
- *     revived it (NodeJoined), see 4.
+ *  2. A map commit spans two runs of the assign actor: the run that reads
+ *     the snapshot, derives and checks the map and sends it to the store
+ *     actor (member_map_step_commit: map_write_inflight set), and the run
+ *     that handles its completion (member_map_step_stored). At most one map
+ *     write is in flight (a step asked for meanwhile waits, coalesced into
+ *     one, and runs after the completion on the map then current; the
+ *     write-backs of the published map wait their turn the same way). The
+ *     assign actor answers MSG_ANNOUNCE_ACK(b) at once when no map write is
+ *     in flight, else it keeps the highest b and answers it in the
+ *     completion's run, after the map was published or abandoned
+ *     (map_write_done). So when the ack of b is sent, every map commit that
+ *     began before has ended: its store and publication happen before the
+ *     ack, before the events of b are announced. Every map commit that
+ *     begins after the ack reads the snapshot afresh (refresh_topology,
+ *     rcu_dereference: S or a newer one, since S was published before b
+ *     was handled) and is refused unless it passes I3 against it
+ *     (aether_invariants_check_map: owners are healthy). In S and every
+ *     later snapshot the node is departed - unless a later change revived
+ *     it (NodeJoined), see 4.
+ *     A commit in flight when S was published read an older snapshot, in
+ *     which the node may still be healthy: its map may name it. That map is
+ *     stored and installed before any NodeFailed/NodeLeft of S is announced
+ *     (its ack waits for the completion's run), so the order above holds
+ *     for it. At the completion it is checked again against the snapshot
+ *     as it is then (S or newer): failing, it is installed (it is stored,
+ *     and the state store is the authority: any node reading it installs
+ *     it) but not published to the cluster, and the next map, derived from
+ *     it, is asked for at once (map_write_done runs it right after the ack,
+ *     on S or newer): it moves what the stale map gave the departed node.
+ *     Without the second check the order above would still hold, but the
+ *     leader would publish a map its own topology already contradicts
+ *     (I3 at publication, which the simulator checks). A completion that
+ *     finds the generation ended, or another map installed since, installs
+ *     nothing.
  *  3. On the ack of b the cluster actor announces (member_emit, then
  *     MSG_TOPOLOGY to the assign actor) the queue's events up to the last
  *     one that waited for b, in order; events that remove nobody wait only
@@ -90,7 +126,10 @@
  *     stored topology waits for an empty queue. With the queue empty, a
  *     change that removes nobody is announced first and its snapshot
  *     published after (member_announce_committed, settle_doubt), so no map reads
- *     a revival before its NodeJoined is out. A take-over announces what
+ *     a revival before its NodeJoined is out. (The re-check at a map
+ *     write's completion, 2, reads the snapshot too, but only to refuse:
+ *     a revival it sees lets through nothing the first check refused.) A
+ *     take-over announces what
  *     the stored topology has and `heard` lacks, revivals among them, after
  *     publishing the snapshot; the assign actor takes over in that term
  *     (topo_loaded_term) only once the queue is empty, and publishes no map
@@ -108,7 +147,8 @@
  *  6. Liveness: barriers coalesce (an ack of b covers every number up to
  *     b); a barrier the assign actor's full mailbox refused, or an ack lost
  *     to a full cluster mailbox, is sent again at the next heartbeat tick
- *     while anything waits. The wait is at most one run of an assign
+ *     while anything waits. The wait is at most one map write (one store
+ *     round trip, bounded by the store's timeout) and the run of an assign
  *     handler: nothing blocks on it, the cluster actor goes on deciding
  *     (changes that revive nobody) meanwhile.
  * Not covered by the rule, on purpose: the write-backs of the map this node
@@ -121,7 +161,8 @@
  * reads the store first), as it was under the lock this replaces.
  * Checked by the oracle: aether_departures_check_map (actors/invariants.h)
  * in the multi-threaded failure wave (tests/unit/test_cluster_mt.c), where
- * the two actors run on two workers, and on every map the simulator sees.
+ * the two actors run on two workers, and on every map the simulator sees,
+ * with I3 against the leader's snapshot at the moment it publishes.
  *
  * Acting as leader needs both `leading_term != 0` and now < lease deadline
  * (member_may_lead): the second test is what stops a paused leader at once
@@ -177,15 +218,16 @@ enum {
     MSG_TERM_CLAIM,      /* lease: ptr: aether_event (AETHER_MSG_REF) that would raise this
                             node's highest term, or one queued behind such (member.c,
                             sink_event): believed once the lease store confirms its term */
-    MSG_ANNOUNCE_BARRIER, /* assign: arg64 = barrier number; answered at once with
-                            MSG_ANNOUNCE_ACK (header, "The leader's two commit points") */
+    MSG_ANNOUNCE_BARRIER, /* assign: arg64 = barrier number; answered with MSG_ANNOUNCE_ACK
+                            once no map write is in flight (header, "The leader's two
+                            commit points", step 2) */
     MSG_ANNOUNCE_ACK,    /* cluster: arg64 = the barrier number the assign actor passed */
     MSG_SUPERSEDED,      /* lease, assign: this process is superseded (member_cluster.c):
                             stop at once; arg64 = the newer incarnation. A lost one is made
                             up for by their ticks, which read m->superseded too */
     MSG_STORE_REQ,       /* store: ptr: member_store_req (owned) to run */
     MSG_STORE_RETRY,     /* store: timer: send the completions a full mailbox refused */
-    MSG_STORE_DONE,      /* lease (later cluster, assign): ptr: member_store_req (owned),
+    MSG_STORE_DONE,      /* lease, assign, cluster: ptr: member_store_req (owned),
                             a request the store actor ran (member_store_internal.h) */
 };
 
@@ -339,6 +381,8 @@ struct aether_member {
                                      node, or a LeaseRenewed's map): not applied */
     uint64_t map_reads;           /* relaxed: stored-map reads on a publication hint */
     uint64_t map_read_ns;         /* relaxed: their total duration, this node's clock */
+    uint64_t maps_unpublished;    /* relaxed: maps the leader stored and installed but did not
+                                     publish: stale once their write was done (member_map_step.c) */
     uint64_t state_too_large;     /* relaxed: state-store writes refused before they were
                                      tried, the value above MEMBER_STATE_VALUE_MAX
                                      (member_state_put) */
@@ -600,14 +644,16 @@ bool member_state_foreign(aether_member *m, const char *key, uint64_t rev);
 /* The test of member_state_foreign on a value already read (its bytes as
  * stored: a map, topology or manifest). Logged when true. */
 bool member_state_value_foreign(aether_member *m, const char *key, const char *value, size_t len);
-/* The stored topology if its version is above than_version (AETHER_OK; the
- * caller owns *out), AETHER_ESTALE if not newer, else the store's or the
- * decoder's error (logged). Also notes whether it says we are down. One of
- * another generation is AETHER_ENOTFOUND: no topology of ours is stored; one
- * read before this node follows a generation is AETHER_EUNAVAILABLE
- * (member_state_generation_check). */
-aether_status member_state_topology_newer(aether_member *m, uint64_t than_version,
-                                         aether_topology *out, uint64_t *rev);
+/* The stored topology's bytes (json, len: a read of MEMBER_STATE_TOPOLOGY)
+ * decoded, if its version is above than_version (AETHER_OK; the caller
+ * owns *out), AETHER_ESTALE if not newer, else the decoder's error
+ * (logged). Also notes whether it says we are down. One of another
+ * generation is AETHER_ENOTFOUND: no topology of ours is stored; one read
+ * before this node follows a generation is AETHER_EUNAVAILABLE
+ * (member_state_generation_check). Any thread (no store call: the read is
+ * the store actor's). */
+aether_status member_state_topology_decode(aether_member *m, const char *json, size_t len,
+                                           uint64_t than_version, aether_topology *out);
 /* Sets self_down if topology t says this node (this run or a later one)
  * is Failed or Left: a node that missed its own NodeFailed learns it here. */
 void member_check_self_down(aether_member *m, const aether_topology *t);

@@ -7,10 +7,13 @@
  * from the current one towards the strategy's target in two passes (the
  * shards Releasing, then the rest), within max_concurrent_handoffs; checks
  * it against I2/I3 and the topology it came from; records it in the state
- * store; then publishes, installs and reports it. A map that cannot be
- * recorded is never published and what the step consumed is put back.
- * The commit lies within one handler run: member_internal.h, "The
- * leader's two commit points", step 2.
+ * store (a request to the store actor); then, on its completion, publishes,
+ * installs and reports it. A map that cannot be recorded is never
+ * published and what the step consumed is put back; one that went stale
+ * while its write was in flight is installed but not published, and the
+ * next step follows at once. The commit spans two handler runs of the
+ * assign actor, and no barrier is passed between them: member_internal.h,
+ * "The leader's two commit points", step 2.
  * Threading: called only from the assign actor; the state is its own.
  */
 #include "member_assign_internal.h"
@@ -116,7 +119,9 @@ static void emit_batches(aether_member *m, const placement *done, uint32_t n_don
 
 /* One attempt at the next map: the builder it fills from the current map,
  * the placements it reports once the map is out, and what it left in
- * flight. Lives for one call of member_map_step_commit. */
+ * flight. Built on the stack by member_map_step_commit; once its map is
+ * built it moves to the heap and rides with the map's write to the store
+ * actor (the request's ctx) until member_map_step_stored. */
 typedef struct map_step {
     const aether_shardmap *cur;  /* the map derived from (NULL: none yet) */
     const aether_shardmap *tgt;  /* the strategy's target (as->target) */
@@ -131,7 +136,22 @@ typedef struct map_step {
     uint64_t now;
     uint32_t save_n_done;        /* as->n_done before the step (step_restore) */
     bool save_force;             /* as->force_publish before the step */
+    /* Kept for the completion (member_map_step_stored): */
+    aether_term term;            /* the term the map is of */
+    uint64_t from_version;       /* cur's version (0: none) */
+    uint64_t gen_changes;        /* as->gen_changes_seen when it was built */
+    char reason[64];             /* why the step ran (RebalanceStarted) */
 } map_step;
+
+static void map_step_free(void *p)
+{
+    map_step *st = p;
+    if (st == NULL)
+        return;
+    aether_shardmap_builder_destroy(st->b);
+    free(st->done);
+    free(st);
+}
 
 /* A Releasing shard of the current map, as pass_moving judges it. */
 typedef struct moving_row {
@@ -190,14 +210,21 @@ static void step_save(member_assign_state *as, uint32_t shard_count, map_step *s
     st->save_force = as->force_publish;
 }
 
-/* The step's map was not recorded, so not published: what it consumed is
- * put back as step_save found it; tick_check tries again. */
+/* The step's map was not published: what it consumed is put back as
+ * step_save found it; tick_check tries again. Releases collected while its
+ * write was in flight (collect_release, decree_timed_out) are kept with
+ * the ones put back. */
 static void step_restore(member_assign_state *as, uint32_t shard_count, const map_step *st)
 {
-    memcpy(as->done, as->save_done, shard_count);
+    uint32_t n = 0;
+    for (uint32_t s = 0; s < shard_count; s++) {
+        as->done[s] |= as->save_done[s];
+        n += as->done[s] != 0;
+    }
     memcpy(as->moving_since_ns, as->save_moving_since, (size_t)shard_count * sizeof(uint64_t));
     memcpy(as->move_version, as->save_move_version, (size_t)shard_count * sizeof(uint64_t));
-    as->n_done = st->save_n_done;
+    AETHER_ASSERT(n >= st->save_n_done || st->save_n_done <= shard_count);
+    as->n_done = n;
     as->force_publish = st->save_force;
     as->publish_pending = true;
 }
@@ -448,22 +475,6 @@ static aether_status build_checked(aether_member *m, map_step *st, aether_term t
     return rc;
 }
 
-/* Records *next in the state store (member_assign_write_state). On AETHER_OK *json is
- * what to publish (the caller frees it); on failure *next is destroyed
- * (NULL), and a store ahead of us (AETHER_ESTALE) is read again before the
- * next map (loaded_term). */
-static aether_status record_map(aether_member *m, aether_shardmap **next, char **json, size_t *len)
-{
-    aether_status rc = member_assign_write_state(m, *next, json, len);
-    if (rc != AETHER_OK) {
-        aether_shardmap_destroy(*next);
-        *next = NULL;
-    }
-    if (rc == AETHER_ESTALE)
-        m->as->loaded_term = AETHER_TERM_NONE; /* the store is ahead of us: read it again */
-    return rc;
-}
-
 /* The step's counts agree with the map it built (AETHER_DEEP_ASSERT:
  * O(shards)): every Releasing shard has a target other than its primary,
  * and as many are Releasing as the step left in flight. */
@@ -546,13 +557,20 @@ static void after_publication(aether_member *m, const map_step *st, uint64_t ver
 }
 
 /* The leader's map step: derives the next map from the current one
- * towards the target (pass_moving, pass_stable), checks it, records it,
- * publishes and applies it, and emits the events. Nothing if it would
- * change nothing. With as->topo just refreshed in the same handler run
- * (advance, release_brake: member_internal.h, step 2). */
+ * towards the target (pass_moving, pass_stable), checks it against the
+ * topology snapshot just refreshed (advance, release_brake:
+ * member_internal.h, step 2) and hands it to the store actor, which
+ * encodes and records it; member_map_step_stored publishes it. Nothing if
+ * it would change nothing. While a map write is in flight no step runs:
+ * the request is noted (member_assign_want_step) and runs, on the map
+ * then published, once the write is done. */
 void member_map_step_commit(aether_member *m, const char *reason)
 {
     member_assign_state *as = m->as;
+    if (as->map_write_inflight) {
+        member_assign_want_step(m, reason);
+        return;
+    }
     aether_term term;
     if (!may_commit_map(m, &term))
         return;
@@ -579,30 +597,137 @@ void member_map_step_commit(aether_member *m, const char *reason)
         return;
     }
     as->force_publish = false;
-    uint64_t from_version = st.cur ? st.cur->version : 0;
+    st.from_version = st.cur ? st.cur->version : 0;
+    st.term = term;
+    st.gen_changes = as->gen_changes_seen;
+    snprintf(st.reason, sizeof(st.reason), "%s", reason);
     aether_shardmap *next = NULL;
-    char *json = NULL;
-    size_t json_len = 0;
     rc = build_checked(m, &st, term, &next);
     AETHER_DEEP_ASSERT(rc != AETHER_OK || map_step_is_valid(&st, next));
-    if (rc == AETHER_OK)
-        rc = record_map(m, &next, &json, &json_len);
+    map_step *held = NULL;
+    member_store_req *r = NULL;
+    if (rc == AETHER_OK) {
+        held = malloc(sizeof(*held));
+        r = member_store_req_new(MEMBER_STORE_STATE_PUT, m->assign);
+        rc = held != NULL && r != NULL ? AETHER_OK : AETHER_ENOMEM;
+    }
+    if (rc == AETHER_OK) {
+        *held = st;
+        held->cur = held->tgt = NULL; /* not read after this run: the maps may change */
+        st.done = NULL;
+        snprintf(r->key, sizeof(r->key), "%s", MEMBER_STATE_MAP);
+        r->tag = MEMBER_ASSIGN_STORE_STEP;
+        /* Stamped with the generation we act in (member_state.c, "Generations"). */
+        r->state_gen = __atomic_load_n(&m->generation, __ATOMIC_SEQ_CST);
+        r->state_term = next->term;
+        r->state_version = next->version;
+        r->state_rev = as->state_rev;
+        r->map = next;
+        r->ctx = held;
+        r->ctx_free = map_step_free;
+        next = NULL;
+        held = NULL;
+        rc = member_store_request(m, r);
+        if (rc == AETHER_OK)
+            r = NULL;
+    }
     if (rc != AETHER_OK) {
+        member_store_req_free(r); /* with the map and the step it carries */
+        free(held);
+        aether_shardmap_destroy(next);
         step_restore(as, S, &st);
         free(st.done);
         return;
     }
-    as->publish_pending = false;
-    open_session(m, &st, reason, from_version);
-    uint64_t version = next->version;
-    (void)aether_transport_publish_map_json(m->deps.transport, next, json, json_len);
-    free(json);
-    if (!member_assign_adopt(m, next, false)) {
-        free(st.done);
+    as->map_write_inflight = true;
+}
+
+/* Why a stored map is not installed at all (NULL: it is): the generation
+ * it was built in has ended, or another map was installed since it was
+ * derived (it is not newer than ours then, or not derived from it). */
+static const char *void_reason(aether_member *m, const map_step *st)
+{
+    member_assign_state *as = m->as;
+    if (as->gen_changes_seen != st->gen_changes)
+        return "a new generation began";
+    if ((as->cur != NULL ? as->cur->version : 0) != st->from_version)
+        return "another map was installed meanwhile";
+    return NULL;
+}
+
+/* Why a stored map is installed here but not published to the cluster
+ * (NULL: it is published): this node no longer leads its term, or the map
+ * no longer passes I2/I3 against the topology snapshot as it is now
+ * (member_internal.h, step 2). */
+static const char *stale_reason(aether_member *m, const map_step *st, const aether_shardmap *next,
+                                aether_err *err)
+{
+    member_assign_state *as = m->as;
+    aether_term term;
+    if (!member_may_lead(m, &term) || term != st->term || as->lead_term != term)
+        return "no longer leading its term";
+    member_assign_refresh_topology(m);
+    if (aether_invariants_check_map(next, &as->topo, err) != AETHER_OK)
+        return err->msg;
+    return NULL;
+}
+
+void member_map_step_stored(aether_member *m, member_store_req *r)
+{
+    member_assign_state *as = m->as;
+    AETHER_ASSERT(r->tag == MEMBER_ASSIGN_STORE_STEP && as->map_write_inflight);
+    as->map_write_inflight = false;
+    map_step *st = r->ctx;
+    aether_shardmap *next = r->map;
+    r->map = NULL;
+    uint32_t S = m->cfg.shard_count;
+    const char *void_why = void_reason(m, st);
+    if (r->st != AETHER_OK || void_why != NULL) {
+        /* Not stored: never published; what the step consumed is put back
+         * and the next tick tries again. A store ahead of us
+         * (AETHER_ESTALE) is read again before the next map. Stored but
+         * void (a new generation: its bucket is read afresh; another map
+         * installed: ours is not newer, or the store's compare-and-set
+         * answers the next write): the same. */
+        if (r->st == AETHER_ESTALE && as->gen_changes_seen == st->gen_changes)
+            as->loaded_term = AETHER_TERM_NONE;
+        if (r->st == AETHER_OK)
+            AETHER_WARN(MEMBER_LOG, "%s: map v%llu stored but not installed: %s", m->cfg.node.str,
+                        (unsigned long long)next->version, void_why);
+        aether_shardmap_destroy(next);
+        step_restore(as, S, st);
         return;
     }
+    as->state_rev = r->state_rev;
+    as->state_version = next->version;
+    as->state_hash = r->hash;
+    aether_err err = { .code = AETHER_OK, .msg = "" };
+    const char *why = stale_reason(m, st, next, &err);
+    if (why != NULL) {
+        /* Stored (the state store is the authority: a node that reads it
+         * installs it) but gone stale while its write was in flight: a
+         * topology change committed meanwhile, say. It is installed here
+         * and not published to the cluster; the next map, derived from it,
+         * runs at once (map_write_done) and moves what it gave a node no
+         * longer fit. Nothing announced yet names it (the barrier of any
+         * departure in the snapshot waits for this run). */
+        AETHER_WARN(MEMBER_LOG, "%s: map v%llu stored, not published: %s; the next map follows",
+                    m->cfg.node.str, (unsigned long long)next->version, why);
+        __atomic_add_fetch(&m->maps_unpublished, 1, __ATOMIC_RELAXED);
+        if (!as->step_wanted) {
+            as->step_wanted = true;
+            snprintf(as->step_reason, sizeof(as->step_reason), "%s", "stale map");
+        }
+    } else {
+        as->publish_pending = false;
+    }
+    open_session(m, st, st->reason, st->from_version);
+    uint64_t version = next->version;
+    if (why == NULL)
+        (void)aether_transport_publish_map_json(m->deps.transport, next, r->value, r->len);
+    if (!member_assign_adopt(m, next, false))
+        return;
     AETHER_ASSERT(as->cur != NULL && as->cur->version == version);
-    report_placements(m, &st, version);
-    free(st.done);
-    after_publication(m, &st, version);
+    report_placements(m, st, version);
+    after_publication(m, st, version);
 }

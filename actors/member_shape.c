@@ -4,8 +4,8 @@
  * lost the cluster's terms (actors layer, part of the cluster actor:
  * member_cluster_internal.h): a newcomer leader stands down before a
  * member of other terms, and a leader with no stored map publishes its
- * shape only with a majority of the nodes it hears (the quorum of
- * configuration). DESIGN: the two comments below; docs/cluster.md,
+ * shape only with a majority of the nodes it hears and the stored topology
+ * records (the quorum of configuration). DESIGN: the two comments below; docs/cluster.md,
  * "Admission".
  * Threading: called only from the cluster actor; the state is its own.
  */
@@ -85,6 +85,42 @@
  *     publish alone may be a misfit's shape (aether-sim --soak --seed 100093
  *     --duration 120 --extra-faults misfit,twin,kv-loss,forge: misfit x8
  *     led while a partition kept n2 and n4 from it);
+ *  2d. the recorded cluster: believe the store, not the message. The
+ *     stored topology keeps on each node's record the admission terms its
+ *     JoinCluster carried when a leader admitted it (aether_node_info.terms,
+ *     set by lead_command; absent on older records). When the count began
+ *     (shape_take_recorded), unless a map holder is heard (members first),
+ *     the records that say terms are the cluster as the store knows it:
+ *     a recorded node not heard votes by its recorded shape, in any state
+ *     and without the SHAPE_ALONE_TIMEOUTS fallback (a record does not age
+ *     as a keep-alive does); a node heard that the topology did not record
+ *     then (a newcomer, of either shape) does not vote; and no first map goes
+ *     out unless ours, with the recorded and heard nodes that share it,
+ *     outnumbers the other recorded and heard shapes (else undecided:
+ *     SHAPE_TIE, blocked, no verdict on ourselves - a record alone never
+ *     refuses a node for good; step 3 still needs the nodes heard). A node
+ *     that refuses itself or stands down (step 3, and the newcomer rule
+ *     above) withdraws its own recorded terms in the NodeFailed it records
+ *     (member_cluster_fail_self), so a refused misfit's record votes for
+ *     nobody and cannot outvote the members after a second loss.
+ *     Why this closes the hole the keep-alives leave: a misfit that stood
+ *     down because a member's keep-alive named another shape forgot it at
+ *     its next term (the stand-down is per term: a keep-alive can be
+ *     forged), and if its NodeFailed did not land (EUNAVAILABLE) and the
+ *     members then crashed, it led a later term hearing nobody of the
+ *     cluster and published its own shape (aether-sim --soak --seed 100122
+ *     --duration 120 --extra-faults misfit,twin,kv-loss,forge, x10 in term
+ *     88). The members' records survive their crashes and the misfit's
+ *     lost write: x10 finds n2 and n3 recorded with the cluster's terms and
+ *     publishes nothing until they are heard, then refuses itself. Three
+ *     misfits that joined after a loss outnumbered the two members the
+ *     store recorded (seed 101148): as newcomers they no longer vote
+ *     against the records. Deterministic: the records are read once per
+ *     term, with the stored topology, and counted against our clock only.
+ *     Not covered: nothing recorded at all (the state bucket lost with no
+ *     leader alive to write the topology back, every member holding a map
+ *     crashed since: seed 100923), where misfits of one shape that
+ *     outnumber the members heard are still the cluster by this rule;
  *  2c. with a majority, members of the stored topology heard with another
  *     shape (a misfit leader before us admitted its kind) are recorded
  *     Failed before the first map, which would name them otherwise
@@ -100,7 +136,7 @@
  * Once the first map is out the stored map is the cluster's shape and step
  * 1's joiners are refused as usual. Not covered: a leader that hears nobody
  * for SHAPE_ALONE_TIMEOUTS failure timeouts (every other node paused or cut
- * off) publishes its own shape; a tie that lasts (a cluster of two, one a
+ * off) and finds no recorded terms (2d) publishes its own shape; a tie that lasts (a cluster of two, one a
  * misfit, after a store loss) publishes nothing; misfits of one shape that
  * outnumber the members heard and recorded are the cluster by this rule. */
 bool member_shape_counting(aether_member *m, aether_term term)
@@ -116,6 +152,15 @@ typedef enum shape_verdict {
     SHAPE_TIE,       /* as many differ as share it and no map breaks the tie */
     SHAPE_MINORITY   /* more differ (or they win the tie): ours is not the cluster's */
 } shape_verdict;
+
+/* Was id in the stored topology when the count began? */
+static bool shape_was_recorded(const member_cluster_state *cs, const aether_node_id *id)
+{
+    for (uint32_t i = 0; i < cs->n_shape_recorded; i++) /* bounded: SHAPE_VOTES_MAX */
+        if (aether_node_id_equal(&cs->shape_recorded[i].id, id))
+            return true;
+    return false;
+}
 
 static shape_verdict shape_count(aether_member *m, uint32_t *agree, uint32_t *differ)
 {
@@ -134,11 +179,16 @@ static shape_verdict shape_count(aether_member *m, uint32_t *agree, uint32_t *di
     bool members = self_map;
     for (uint32_t i = 0; i < cs->n_shape_votes && !members; i++) /* bounded: SHAPE_VOTES_MAX */
         members = cs->shape_votes[i].holds_map && now - cs->shape_votes[i].last_ns <= window;
+    /* A recorded cluster (step 2d): some record says its node's terms. */
+    bool recorded = false;
+    for (uint32_t i = 0; i < cs->n_shape_recorded && !recorded; i++) /* bounded: SHAPE_VOTES_MAX */
+        recorded = cs->shape_recorded[i].said;
     uint32_t a = members && !self_map ? 0 : 1, d = 0;
     bool a_map = self_map, d_map = false;
     for (uint32_t i = 0; i < cs->n_shape_votes; i++) { /* bounded: SHAPE_VOTES_MAX */
         const shape_vote *v = &cs->shape_votes[i];
-        if (now - v->last_ns > window || (members && !v->holds_map))
+        if (now - v->last_ns > window || (members && !v->holds_map) ||
+            (!members && recorded && !shape_was_recorded(cs, &v->id)))
             continue;
         if (v->agrees) {
             a++;
@@ -154,21 +204,32 @@ static shape_verdict shape_count(aether_member *m, uint32_t *agree, uint32_t *di
         return SHAPE_MINORITY;
     if (d == a && a_map == d_map)
         return SHAPE_TIE;
-    /* The recorded members not heard are unknown: until the fallback, a
+    /* The recorded nodes not heard (step 2d): by the shape their record
+     * says, whatever their state and for as long as the record stands;
+     * those whose record says none are unknown, and until the fallback a
      * majority is one of all of them (a partition may hide the cluster's
-     * members while a few misfits are heard). */
-    if (now - cs->shape_since_ns < (uint64_t)SHAPE_ALONE_TIMEOUTS * window) {
-        uint32_t unknown = 0;
-        for (uint32_t i = 0; i < cs->n_shape_recorded; i++) { /* bounded: SHAPE_VOTES_MAX */
-            bool heard = false;
-            for (uint32_t j = 0; j < cs->n_shape_votes && !heard; j++) /* bounded: same */
-                heard = aether_node_id_equal(&cs->shape_votes[j].id, &cs->shape_recorded[i]) &&
-                        now - cs->shape_votes[j].last_ns <= window;
-            unknown += !heard;
-        }
-        if (a <= d + unknown)
-            return SHAPE_TIE; /* undecided: nobody's shape yet */
+     * members while a few misfits are heard). Members (maps) outrank
+     * records: a node that holds a map holds one of its own shape. */
+    uint32_t rec_a = 0, rec_d = 0, unknown = 0;
+    for (uint32_t i = 0; i < cs->n_shape_recorded; i++) { /* bounded: SHAPE_VOTES_MAX */
+        const shape_record *r = &cs->shape_recorded[i];
+        bool heard = false;
+        for (uint32_t j = 0; j < cs->n_shape_votes && !heard; j++) /* bounded: same */
+            heard = aether_node_id_equal(&cs->shape_votes[j].id, &r->id) &&
+                    now - cs->shape_votes[j].last_ns <= window;
+        if (heard)
+            continue;
+        if (!r->said)
+            unknown++;
+        else if (r->agrees)
+            rec_a++;
+        else
+            rec_d++;
     }
+    if (!members && a + rec_a <= d + rec_d)
+        return SHAPE_TIE; /* the store records no majority of ours: no first map, no verdict */
+    if (now - cs->shape_since_ns < (uint64_t)SHAPE_ALONE_TIMEOUTS * window && a <= d + unknown)
+        return SHAPE_TIE; /* undecided: nobody's shape yet */
     return SHAPE_MAJORITY;
 }
 
@@ -268,6 +329,8 @@ void member_shape_check_self(aether_member *m)
     if (verdict == SHAPE_MAJORITY) { /* step 2c: members of another shape are failed first */
         uint32_t i = 0;
         for (const aether_node_id *id; (id = shape_misfit_member(m, &i)) != NULL; i++) {
+            if (m->cs->commit != NULL)
+                break; /* one topology write at a time: the rest at the next tick */
             aether_command c; /* bounded: SHAPE_VOTES_MAX */
             member_cluster_base_command(m, &c, AETHER_CMD_MARK_NODE_FAILED);
             c.data.mark_failed.node = *id;

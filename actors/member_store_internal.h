@@ -5,7 +5,7 @@
  *
  * DESIGN (DESIGN 3: "an actor never blocks"; issue 14, item 1)
  * The fourth actor of a member. It alone calls the blocking store functions
- * (aether_lease_*, aether_kv_*, member_state_put/get): on NATS each is a
+ * (aether_lease_*, aether_kv_*, member_state_put/get/foreign): on NATS each is a
  * JetStream round trip, so the domain actors (cluster, lease, assign) never
  * wait on the network; they send a request here and go on handling
  * messages, and the request comes back to them as a message when done.
@@ -34,8 +34,12 @@
  *  4. Requesters are state machines: at most one request of a kind in
  *     flight per actor (member_lease.c: a renewal in flight makes the renew
  *     timer skip; a campaign in flight makes the campaign timer skip; term
- *     claims are judged one at a time, in order), with what must happen
- *     after the call in the completion handler. A request the store
+ *     claims are judged one at a time, in order; member_assign.c: one map
+ *     write, one map read, one topology read, what is asked for meanwhile
+ *     riding on the next; member_cluster.c: one topology write, the
+ *     commands that come meanwhile queued behind it), with what must happen
+ *     after the call in the completion handler (member_internal.h, "The
+ *     leader's two commit points", for the orders that matter). A request the store
  *     actor's mailbox refuses (full: it holds at most a few per requester;
  *     or closed) is treated as a store that did not answer.
  *  5. Executors: with deps.io_executor set (production: a 1-thread pool of
@@ -64,12 +68,18 @@ typedef enum member_store_op {
                                       reads if that says ESTALE) */
     MEMBER_STORE_LEASE_RESIGN,     /* aether_lease_resign */
     MEMBER_STORE_LEASE_CLAIM,      /* recorded term + lease read (judge_claim) */
+    /* Assign and cluster actors: the state store (member_state.c). */
+    MEMBER_STORE_STATE_PUT,        /* member_state_put of value (or, with `map` set, of map
+                                      encoded here: value is then out) */
+    MEMBER_STORE_STATE_GET,        /* member_state_get */
+    MEMBER_STORE_STATE_FOREIGN,    /* member_state_foreign(key, state_rev) */
 } member_store_op;
 
 typedef struct member_store_req {
     member_store_op op;
     aether_actor *reply_to;        /* gets MSG_STORE_DONE */
     uint64_t tag;                  /* the requester's: which of its attempts this is */
+    uint64_t arg;                  /* the requester's, returned as is */
     /* Inputs (copies). */
     aether_lease_config lcfg;      /* pointers in it (stores, clock, term floor) outlive the
                                       store actor */
@@ -103,6 +113,19 @@ typedef struct member_store_req {
     uint64_t gen_read, gen_rev;
     aether_term recorded;
     uint64_t trev;
+    /* State store (MEMBER_STORE_STATE_*). */
+    char key[16];                  /* MEMBER_STATE_MAP or MEMBER_STATE_TOPOLOGY */
+    char *value;                   /* put: the bytes (owned; with `map`, out); get: out (owned) */
+    size_t len;
+    aether_shardmap *map;          /* put: the map to encode and write (owned by the request
+                                      until it comes back; the requester takes it then) */
+    uint64_t state_gen, state_term, state_version; /* put: the stamp */
+    uint64_t state_rev;            /* put: in (0 = read first) and out; get: out;
+                                      foreign: in */
+    uint64_t hash;                 /* put, get: XXH64 of value (0 if none) */
+    bool foreign;                  /* foreign: out */
+    void *ctx;                     /* the requester's (owned; ctx_free frees it) */
+    void (*ctx_free)(void *ctx);
 } member_store_req;
 
 /* A zeroed request for op, to be answered to reply_to. NULL: no memory. */

@@ -63,6 +63,18 @@ bool aether_node_status_transition_is_valid(aether_node_status from, aether_node
 
 /* ---- NodeInfo ------------------------------------------------------------ */
 
+/* What every member of a cluster must share (DESIGN 2, "Admission"): a
+ * JoinCluster carries the joiner's, the leader compares them with the
+ * cluster's (aether_admission_check). `params` fingerprints the other
+ * cluster-wide parameters (aether_config_admission says which). */
+typedef struct aether_admission {
+    uint32_t shard_count;       /* 1..AETHER_SHARD_COUNT_MAX */
+    uint32_t replication;       /* 1..AETHER_REPLICATION_MAX */
+    uint32_t wire_min, wire_max; /* 1 <= wire_min <= wire_max <= AETHER_WIRE_VERSION_LIMIT */
+    uint64_t params;            /* fingerprint, any value */
+} aether_admission;
+
+
 #define AETHER_NODE_ADDRESS_LEN_MAX 255
 #define AETHER_NODE_ZONE_LEN_MAX 64
 
@@ -77,6 +89,10 @@ typedef struct aether_node_info {
     uint64_t nonce;        /* the process's nonce, drawn once per process (1..2^63-1; 0 =
                               not said: a process or leader from before leader-assigned
                               incarnations) */
+    aether_admission terms; /* the terms its JoinCluster carried when a leader admitted it,
+                               kept in the stored topology (member_shape.c: the recorded
+                               shapes); shard_count 0 = not recorded (an older record,
+                               a bare aggregate, or a follower's copy built from events) */
 } aether_node_info;
 
 /* Builds and validates a NodeInfo from strings (zone NULL or "" = none).

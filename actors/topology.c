@@ -120,6 +120,17 @@ bool aether_topology_remove(aether_topology *t, const aether_node_id *id)
     return true;
 }
 
+bool aether_topology_set_terms(aether_topology *t, const aether_node_id *id,
+                               const aether_admission *terms)
+{
+    bool found;
+    uint32_t i = lower_bound(t, id, &found);
+    if (!found)
+        return false;
+    t->nodes[i].terms = *terms;
+    return true;
+}
+
 bool aether_topology_set_leader(aether_topology *t, const aether_node_id *leader, aether_term term)
 {
     if (term < t->term)

@@ -171,6 +171,14 @@ bool aether_topology_may_forget(const aether_node_info *n, uint64_t departed_ns,
  * healthy (only a departed node is ever forgotten). */
 bool aether_topology_remove(aether_topology *t, const aether_node_id *id);
 
+/* Records the terms node id was admitted with (aether_node_info.terms: the
+ * leader sets them on the record it is about to store, after applying the
+ * NodeJoined its JoinCluster decided; events do not carry them). The
+ * version is not moved: the write that stores the record does. False if
+ * the node is unknown. */
+bool aether_topology_set_terms(aether_topology *t, const aether_node_id *id,
+                               const aether_admission *terms);
+
 /* Decides a Cluster command (JoinCluster, LeaveCluster, MarkNodeFailed).
  * A LeaveCluster of the last Active node is refused (ESTATE): nobody could
  * take its shards. AETHER_OK: *n_events (0..AETHER_TOPOLOGY_DECIDE_MAX) unstamped events were

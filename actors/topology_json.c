@@ -5,11 +5,16 @@
  */
 #include "topology_json.h"
 
+#include <inttypes.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "events.h"
 #include "json_util.h"
+#include "keyhash.h"
+#include "shardmap.h"
 
 aether_status aether_topology_json_encode(const aether_topology *t, char **out, size_t *len_out,
                                           aether_err *err)
@@ -45,6 +50,20 @@ aether_status aether_topology_json_encode_gen(const aether_topology *t, uint64_t
             json_decref(o);
             o = NULL;
         }
+        /* Optional too (node.h, aether_node_info.terms): absent when not
+         * recorded. */
+        char params[17];
+        snprintf(params, sizeof(params), "%016" PRIx64, n->terms.params);
+        if (o != NULL && n->terms.shard_count != 0 &&
+            json_object_set_new(o, "terms",
+                                json_pack("{s:I,s:I,s:I,s:I,s:s}", "shard_count",
+                                          (json_int_t)n->terms.shard_count, "replication",
+                                          (json_int_t)n->terms.replication, "wire_min",
+                                          (json_int_t)n->terms.wire_min, "wire_max",
+                                          (json_int_t)n->terms.wire_max, "params", params)) != 0) {
+            json_decref(o);
+            o = NULL;
+        }
         if (o == NULL || json_array_append_new(nodes, o) != 0) {
             json_decref(root);
             return aether_err_set(err, AETHER_ENOMEM, "out of memory");
@@ -74,6 +93,40 @@ static const char *get_str(json_t *o, const char *key)
     json_t *x = json_object_get(o, key);
     return json_is_string(x) ? json_string_value(x) : NULL;
 }
+
+/* A node record's optional "terms" (aether_node_info.terms), checked as a
+ * JoinCluster's are (transport/codec.h). */
+static aether_status get_terms(json_t *o, aether_admission *terms, const char *path, aether_err *err)
+{
+    json_t *x = json_object_get(o, "terms");
+    uint64_t sc = 0, r = 0, wmin = 0, wmax = 0;
+    char tpath[64];
+    snprintf(tpath, sizeof(tpath), "%s.terms", path);
+    aether_status st;
+    if (!json_is_object(x) || json_object_size(x) != 5u)
+        return aether_err_set(err, AETHER_EINVAL,
+                              "%s: expected shard_count, replication, wire_min, wire_max, params", tpath);
+    if ((st = get_u64(x, "shard_count", &sc, tpath, err)) != AETHER_OK ||
+        (st = get_u64(x, "replication", &r, tpath, err)) != AETHER_OK ||
+        (st = get_u64(x, "wire_min", &wmin, tpath, err)) != AETHER_OK ||
+        (st = get_u64(x, "wire_max", &wmax, tpath, err)) != AETHER_OK)
+        return st;
+    const char *hex = get_str(x, "params");
+    char *end = NULL;
+    unsigned long long params = hex != NULL && strlen(hex) == 16 ? strtoull(hex, &end, 16) : 0;
+    if (hex == NULL || end != hex + 16 || strspn(hex, "0123456789abcdef") != 16)
+        return aether_err_set(err, AETHER_EINVAL, "%s.params: expected 16 lowercase hex digits", tpath);
+    if (sc < 1 || sc > AETHER_SHARD_COUNT_MAX || r < 1 || r > AETHER_REPLICATION_MAX || wmin < 1 ||
+        wmin > wmax || wmax > AETHER_WIRE_VERSION_LIMIT)
+        return aether_err_set(err, AETHER_EINVAL, "%s: out of range", tpath);
+    terms->shard_count = (uint32_t)sc;
+    terms->replication = (uint32_t)r;
+    terms->wire_min = (uint32_t)wmin;
+    terms->wire_max = (uint32_t)wmax;
+    terms->params = (uint64_t)params;
+    return AETHER_OK;
+}
+
 
 aether_status aether_topology_json_decode(const char *buf, size_t len, aether_topology *t,
                                           aether_err *err)
@@ -129,14 +182,17 @@ aether_status aether_topology_json_decode_gen(const char *buf, size_t len, aethe
         aether_node_status ns;
         aether_node_info info;
         bool has_nonce = json_is_object(o) && json_object_get(o, "nonce") != NULL;
-        if (!json_is_object(o) || json_object_size(o) != 6u + has_nonce || !id || !address || !zone ||
-            !status) {
-            st = aether_err_set(err, AETHER_EINVAL, "%s: expected id, address, zone, status, incarnation, joined_at_ms[, nonce]", path);
+        bool has_terms = json_is_object(o) && json_object_get(o, "terms") != NULL;
+        aether_admission terms = {0};
+        if (!json_is_object(o) || json_object_size(o) != 6u + has_nonce + has_terms || !id ||
+            !address || !zone || !status) {
+            st = aether_err_set(err, AETHER_EINVAL, "%s: expected id, address, zone, status, incarnation, joined_at_ms[, nonce][, terms]", path);
             goto out;
         }
         if ((st = get_u64(o, "incarnation", &inc, path, err)) != AETHER_OK ||
             (st = get_u64(o, "joined_at_ms", &joined, path, err)) != AETHER_OK ||
-            (has_nonce && (st = get_u64(o, "nonce", &nonce, path, err)) != AETHER_OK))
+            (has_nonce && (st = get_u64(o, "nonce", &nonce, path, err)) != AETHER_OK) ||
+            (has_terms && (st = get_terms(o, &terms, path, err)) != AETHER_OK))
             goto out;
         if ((st = aether_node_status_parse(status, &ns, err)) != AETHER_OK ||
             (st = aether_node_info_make(&info, id, address, zone, ns, inc, joined, err)) != AETHER_OK) {
@@ -167,6 +223,7 @@ aether_status aether_topology_json_decode_gen(const char *buf, size_t len, aethe
             goto out;
         }
         slot->status = ns;
+        slot->terms = terms;
     }
     /* apply() counted the inserts in next.version; the stored version rules. */
     free(t->nodes);

@@ -256,12 +256,13 @@ void sim_crash(sim_cluster *c, const char *id)
         aether_inproc_set_isolated(c->hub, &nid, false);
 }
 
-/* Stops (on) or resumes the node's three actors on the step executor. */
+/* Stops (on) or resumes the node's four actors on the step executor (the
+ * store actor too: a paused process makes no store calls). */
 static void freeze_actors(sim_cluster *c, sim_node *n, bool on)
 {
-    aether_actor *a[3];
+    aether_actor *a[AETHER_MEMBER_ACTORS];
     aether_member_actors(n->m, a);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < AETHER_MEMBER_ACTORS; i++)
         aether_step_freeze(c->ex, a[i], on);
 }
 

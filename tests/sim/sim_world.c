@@ -355,9 +355,9 @@ void sim_world_node_stop(sim *s, snode *n, const char *why)
         return;
     sim_world_trace(s, "FAULT %s %s", why, n->id);
     if (n->paused) {
-        aether_actor *a[3];
+        aether_actor *a[AETHER_MEMBER_ACTORS];
         aether_member_actors(n->m, a);
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < AETHER_MEMBER_ACTORS; i++)
             aether_step_freeze(s->ex, a[i], false);
     }
     aether_member_destroy(n->m);
@@ -377,9 +377,9 @@ void sim_world_node_pause(sim *s, snode *n, bool on)
     if (n->m == NULL || n->paused == on)
         return;
     sim_world_trace(s, "FAULT %s %s", on ? "pause" : "resume", n->id);
-    aether_actor *a[3];
+    aether_actor *a[AETHER_MEMBER_ACTORS];
     aether_member_actors(n->m, a);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < AETHER_MEMBER_ACTORS; i++)
         aether_step_freeze(s->ex, a[i], on);
     /* A stopped process's connection stops too: nothing reaches it. */
     aether_node_id nid;
@@ -827,9 +827,9 @@ void sim_world_destroy(sim_world *s)
         snode *n = &s->nodes[i];
         if (n->m != NULL) {
             if (n->paused) {
-                aether_actor *a[3];
+                aether_actor *a[AETHER_MEMBER_ACTORS];
                 aether_member_actors(n->m, a);
-                for (int k = 0; k < 3; k++)
+                for (int k = 0; k < AETHER_MEMBER_ACTORS; k++)
                     aether_step_freeze(s->ex, a[k], false);
             }
             aether_member_destroy(n->m);

@@ -860,7 +860,7 @@ static void test_departed_node_kept_while_map_names_it(void)
     char leader[16];
     snprintf(leader, sizeof(leader), "%s", sim_leader(c));
     const char *victim = strcmp(leader, "n2") == 0 ? "n1" : "n2";
-    aether_actor *actors[3];
+    aether_actor *actors[AETHER_MEMBER_ACTORS];
     aether_member_actors(sim_member(c, leader), actors);
     aether_step_freeze(sim_executor(c), actors[2], true); /* assign */
     sim_crash(c, victim);
