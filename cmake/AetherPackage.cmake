@@ -118,7 +118,8 @@ set(CPACK_INSTALL_PREFIX /usr) # with SET_DESTDIR, the prefix the install runs w
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "nats-server")
+# libsystemd0: loaded by aether-node only under systemd (tools/aether-node/notify.c).
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "nats-server, libsystemd0")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${AETHER_PKG_DIR}/conffiles)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 include(CPack)

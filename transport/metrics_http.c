@@ -4,9 +4,15 @@
  * metrics_http.h for the contract).
  *
  * DESIGN
- *  1. One libmicrohttpd daemon with its own polling thread
- *     (MHD_USE_INTERNAL_POLLING_THREAD + poll): a scrape every few seconds
- *     needs no thread pool, and one thread keeps the renders serial.
+ *  1. One libmicrohttpd daemon without a thread of its own (external
+ *     polling, MHD_USE_EPOLL): the controlling thread lends it time with
+ *     aether_metrics_http_serve, which waits on the daemon's one epoll
+ *     descriptor and runs MHD_run (non-blocking sockets: it never waits on
+ *     a slow client). aether-node's main thread, which sleeps between its
+ *     50 ms ticks anyway, waits there instead: a scrape every few seconds
+ *     needs no thread (issue 16: one thread fewer), and one thread keeps the
+ *     renders serial. The cost: while the main thread does something else
+ *     (starting, draining), a scrape waits in the listen backlog.
  *  2. A request for /metrics renders the registry into a fresh malloc'd
  *     buffer that the response takes over (MHD_RESPMEM_MUST_FREE). The
  *     registry's mutex is the only lock taken; computed series read atomics
@@ -19,6 +25,7 @@
 #include "metrics_http.h"
 
 #include <netdb.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +48,7 @@ struct aether_metrics_http {
     struct MHD_Daemon *daemon; /* immutable after start */
     aether_metrics *metrics;   /* borrowed; immutable */
     uint16_t port;             /* immutable after start */
+    int epoll_fd;              /* the daemon's; immutable after start */
 };
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -123,7 +131,7 @@ aether_status aether_metrics_http_start(const char *addr, aether_metrics *m, aet
         return aether_err_set(err, AETHER_ENOMEM, "out of memory");
     }
     h->metrics = m;
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    unsigned int flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG; /* DESIGN 1: no thread of its own */
     if (res->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     /* The logger first: libmicrohttpd wants it before the options it may
@@ -142,12 +150,28 @@ aether_status aether_metrics_http_start(const char *addr, aether_metrics *m, aet
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info != NULL ? info->port : port;
+    info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    AETHER_ASSERT(info != NULL && info->epoll_fd >= 0); /* MHD_USE_EPOLL without an internal thread */
+    h->epoll_fd = info->epoll_fd;
     AETHER_INFO(LOG_MOD, "serving Prometheus metrics on http://%s/metrics", addr);
     *out = h;
     return AETHER_OK;
 }
 
 uint16_t aether_metrics_http_port(const aether_metrics_http *h) { return h->port; }
+
+void aether_metrics_http_serve(aether_metrics_http *h, uint32_t timeout_ms)
+{
+    AETHER_ASSERT(h != NULL);
+    /* libmicrohttpd's own deadline (an idle connection to close) may come
+     * sooner than the caller's. */
+    MHD_UNSIGNED_LONG_LONG mhd_ms = 0;
+    if (MHD_get_timeout(h->daemon, &mhd_ms) == MHD_YES && mhd_ms < timeout_ms)
+        timeout_ms = (uint32_t)mhd_ms;
+    struct pollfd p = { .fd = h->epoll_fd, .events = POLLIN };
+    (void)poll(&p, 1, (int)timeout_ms); /* EINTR (a signal): the caller's loop checks its flag */
+    (void)MHD_run(h->daemon);          /* what is ready now, without waiting */
+}
 
 void aether_metrics_http_stop(aether_metrics_http *h)
 {

@@ -9,11 +9,13 @@
  * exposition format 0.0.4 on every GET or HEAD of /metrics; any other path
  * is 404 and any other method 405 (with "Allow: GET, HEAD").
  *
- * Threading: start and stop from one controlling thread. Requests are
- * served on libmicrohttpd's single internal thread, which only renders the
- * registry: computed series read atomics or RCU snapshots (metrics.h says
- * so), never an actor's state, and the thread registers with RCU on its
- * first read (engine/snapshot.h). The registry must outlive the server.
+ * Threading: start, serve and stop from one controlling thread. The server
+ * has no thread of its own: requests are served inside
+ * aether_metrics_http_serve, which only renders the registry (computed
+ * series read atomics or RCU snapshots, metrics.h says so, never an actor's
+ * state; the controlling thread registers with RCU on its first read,
+ * engine/snapshot.h). Between two calls a connecting scraper waits in the
+ * listen backlog. The registry must outlive the server.
  */
 #ifndef AETHER_METRICS_HTTP_H
 #define AETHER_METRICS_HTTP_H
@@ -34,6 +36,13 @@ aether_status aether_metrics_http_start(const char *addr, aether_metrics *m, aet
 
 /* The port it listens on (useful with tests). */
 uint16_t aether_metrics_http_port(const aether_metrics_http *h);
+
+/* Serves what arrives for at most timeout_ms (less if libmicrohttpd has
+ * an idle connection to close sooner, or a signal interrupts the wait):
+ * waits on the daemon's descriptor, then handles every ready connection
+ * without blocking. The controlling thread's loop calls it instead of
+ * sleeping. */
+void aether_metrics_http_serve(aether_metrics_http *h, uint32_t timeout_ms);
 
 /* Stops listening, waits for the request in progress, frees. NULL is fine. */
 void aether_metrics_http_stop(aether_metrics_http *h);

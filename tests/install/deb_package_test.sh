@@ -61,7 +61,10 @@ envfile=$(key EnvironmentFile)
 envfile=${envfile#-}
 [[ -f "$root$envfile" ]] || fail "EnvironmentFile $envfile is not in the package"
 type=$(key Type)
-if nm -D "$root$prog" 2>/dev/null | grep -q ' U sd_notify'; then
+# sd_notify is linked, or libsystemd is loaded by its soname when systemd
+# starts the node (tools/aether-node/notify.c: dlopen under $NOTIFY_SOCKET).
+if nm -D "$root$prog" 2>/dev/null | grep -q ' U sd_notify' ||
+   grep -aq 'libsystemd\.so\.0' "$root$prog"; then
     [[ "$type" == notify ]] || fail "$prog calls sd_notify but the unit says Type=$type"
 else
     [[ "$type" == simple ]] || fail "$prog does not call sd_notify but the unit says Type=$type"

@@ -17,22 +17,23 @@ set -u
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 it_setup footprint "${1:-}"
 # docs/tuning.md "Threads", counted exactly for the leader (a follower has
-# three fewer): main 1; executor workers min(cores, 2) (they fire the
-# timers too); the NATS transport actor's worker 1; the RCU reclaimer 1;
-# nats.c: timers, asynchronous callbacks, garbage collector, the
-# connection's reader and flusher 5, one delivery thread per subscription 7
-# (evt, map, hb, the inbox; and serving: cmd, rel, join); the metrics
-# endpoint 1; and 1 budgeted for the member store actor's I/O executor
-# (issue 16, being added beside this test).
+# three fewer): main 1 (it also serves the metrics endpoint, which has no
+# thread of its own); executor workers min(cores, 2) (they fire the timers
+# too); the NATS transport actor's worker 1; the member store actor's I/O
+# executor 1; the RCU reclaimer 1; nats.c: timers, asynchronous callbacks,
+# garbage collector, the connection's reader and flusher 5, one delivery
+# thread per subscription 7 (evt, map, hb, the inbox; and serving: cmd,
+# rel, join).
 CORES=$(nproc)
 WORKERS=$(( CORES < 2 ? CORES : 2 ))
-THREADS_MAX=$(( 1 + WORKERS + 1 + 1 + 5 + 7 + 1 + 1 ))
-# docs/tuning.md "Memory": 12.4-12.8 MB RSS measured here, of which ~10 MB
-# are pages of shared libraries (libcrypto 3.4 MB; libmicrohttpd's GnuTLS
-# and libsystemd's dependencies ~3.3 MB), shared between the nodes: PSS
-# (the process's fair share) ~6 MB. 13.5 MB leaves room for a busier
-# leader, not for a library or an arena more.
-RSS_MAX_KB=${FOOT_RSS_MAX_KB:-13824}
+THREADS_MAX=$(( 1 + WORKERS + 1 + 1 + 1 + 5 + 7 ))
+# docs/tuning.md "Memory": 11.6-12.4 MB RSS measured here with the metrics
+# endpoint, of which ~9 MB are pages of shared libraries (libcrypto 3.4 MB;
+# libmicrohttpd's GnuTLS ~2.4 MB), shared between the nodes: PSS (the
+# process's fair share) ~4 MB. libsystemd is loaded only under systemd
+# (tools/aether-node/notify.c). 13 MB leaves room for a busier leader, not
+# for a library or an arena more.
+RSS_MAX_KB=${FOOT_RSS_MAX_KB:-13312}
 FOOT_HOLD_S=5
 SHARDS=1024
 CLUSTER_METRICS=1

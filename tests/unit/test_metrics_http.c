@@ -12,6 +12,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +72,21 @@ typedef struct fixture {
     aether_metrics *m;
     aether_metrics_http *h;
     uint16_t port;
+    pthread_t server;       /* serves h until stop_serving (the server has no thread of its own) */
+    atomic_bool stop_serving;
 } fixture;
+
+#define SERVE_SLICE_MS 20u
+
+/* The controlling thread of the server, as aether-node's main thread is:
+ * bounded by the flag, each wait at most SERVE_SLICE_MS. */
+static void *serve_main(void *arg)
+{
+    fixture *f = arg;
+    while (!atomic_load(&f->stop_serving))
+        aether_metrics_http_serve(f->h, SERVE_SLICE_MS);
+    return NULL;
+}
 
 static void start(fixture *f)
 {
@@ -92,10 +108,14 @@ static void start(fixture *f)
     }
     CU_ASSERT_EQUAL_FATAL(st, AETHER_OK);
     CU_ASSERT_EQUAL(aether_metrics_http_port(f->h), f->port);
+    atomic_init(&f->stop_serving, false);
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&f->server, NULL, serve_main, f), 0);
 }
 
 static void stop(fixture *f)
 {
+    atomic_store(&f->stop_serving, true);
+    CU_ASSERT_EQUAL(pthread_join(f->server, NULL), 0);
     aether_metrics_http_stop(f->h);
     aether_metrics_destroy(f->m);
 }

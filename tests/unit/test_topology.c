@@ -368,6 +368,31 @@ static void test_incarnations_assigned_by_the_leader(void)
     aether_err err = {0};
     CU_ASSERT_EQUAL(aether_topology_json_decode_gen(bad, strlen(bad), &back, &gen, &err), AETHER_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "gen"));
+    /* The admission terms a record keeps (member_shape.c, step 2d)
+     * round-trip, params as 16 hex digits; absent reads as not recorded,
+     * out of range is refused. */
+    aether_admission terms = {.shard_count = 64, .replication = 2, .wire_min = 2, .wire_max = 2,
+                              .params = 0xdf1220850a0d3ac5ull};
+    CU_ASSERT_TRUE(aether_topology_set_terms(&t, &b, &terms));
+    CU_ASSERT_EQUAL_FATAL(aether_topology_json_encode(&t, &json, &len, NULL), AETHER_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"terms\":{\"shard_count\":64,\"replication\":2,"
+                                        "\"wire_min\":2,\"wire_max\":2,\"params\":\"df1220850a0d3ac5\"}"));
+    CU_ASSERT_EQUAL(aether_topology_json_decode(json, len, &back, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(memcmp(&aether_topology_find(&back, &b)->terms, &terms, sizeof(terms)), 0);
+    free(json);
+    aether_admission none = {0};
+    CU_ASSERT_TRUE(aether_topology_set_terms(&t, &b, &none));
+    CU_ASSERT_EQUAL_FATAL(aether_topology_json_encode(&t, &json, &len, NULL), AETHER_OK);
+    CU_ASSERT_PTR_NULL(strstr(json, "terms"));
+    CU_ASSERT_EQUAL(aether_topology_json_decode(json, len, &back, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL(aether_topology_find(&back, &b)->terms.shard_count, 0);
+    free(json);
+    const char *bad_terms = "{\"version\":1,\"nodes\":[{\"id\":\"a\",\"address\":\"x\",\"zone\":\"\","
+                            "\"status\":\"active\",\"incarnation\":1,\"joined_at_ms\":1,\"terms\":"
+                            "{\"shard_count\":0,\"replication\":2,\"wire_min\":2,\"wire_max\":2,"
+                            "\"params\":\"df1220850a0d3ac5\"}}]}";
+    CU_ASSERT_EQUAL(aether_topology_json_decode(bad_terms, strlen(bad_terms), &back, &err), AETHER_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "terms"));
     aether_topology_fini(&back);
     aether_topology_fini(&t);
 }

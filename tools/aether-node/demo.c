@@ -122,7 +122,7 @@ static bool wait_settled(node_run *d, step_rec *s, const goal *g)
             steady_since = 0;
         }
         node_flush_quiet_batches(d, false);
-        node_sleep_ms(SETTLE_POLL_MS);
+        node_idle_ms(d, SETTLE_POLL_MS);
     }
     snprintf(s->why, sizeof(s->why), "%s", node_stop_signal ? "interrupted" : why);
     s->settled = false;
@@ -211,7 +211,7 @@ static bool wait_drained(node_run *d, uint32_t i, step_rec *s)
         snprintf(why, sizeof(why), "%s is %s, serves %u, owns %zu in the leader's map", n->id,
                  aether_node_status_name(v.status), v.shards_serving, owned);
         node_flush_quiet_batches(d, false);
-        node_sleep_ms(SETTLE_POLL_MS);
+        node_idle_ms(d, SETTLE_POLL_MS);
     }
     snprintf(s->why, sizeof(s->why), "%s", node_stop_signal ? "interrupted" : why);
     return false;
@@ -381,7 +381,7 @@ int node_demo_run(node_run *d)
                         next = (int)i;
                 }
                 if (next < 0)
-                    node_sleep_ms(FAILOVER_POLL_MS);
+                    node_idle_ms(d, FAILOVER_POLL_MS);
             }
             if (next >= 0) {
                 failover_ms = (double)(node_now_ns() - t0) / 1e6;

@@ -120,7 +120,7 @@ static int run_daemon(node_run *d)
                             ? d->start_ns + (uint64_t)(d->opt.duration_s * 1e9)
                             : UINT64_MAX;
     for (uint64_t tick = 0; tick < ticks_max && node_stop_signal == 0 && node_now_ns() < deadline; tick++) {
-        node_sleep_ms(TICK_MS);
+        node_idle_ms(d, TICK_MS);
         node_flush_quiet_batches(d, false);
     }
     node_flush_quiet_batches(d, true);

@@ -51,7 +51,7 @@ int node_nats_mode_run(node_run *d)
     bool superseded = false;
     bool left = false; /* drained from outside (aetherctl drain) and declared Left */
     while (node_stop_signal == 0 && node_now_ns() < deadline && !superseded && !left) {
-        node_sleep_ms(TICK_MS);
+        node_idle_ms(d, TICK_MS);
         node_flush_quiet_batches(d, false);
         leader_poll(d);
         aether_err why = { 0 };
@@ -123,7 +123,7 @@ int node_nats_mode_run(node_run *d)
             (void)aether_node_drain(d->node, 0); /* asks again: the leader may have changed */
             asked = now;
         }
-        node_sleep_ms(TICK_MS);
+        node_idle_ms(d, TICK_MS);
         node_flush_quiet_batches(d, false);
         leader_poll(d);
     }

@@ -25,6 +25,21 @@ void node_sleep_ms(uint32_t ms)
     (void)nanosleep(&ts, NULL); /* EINTR by a signal: the caller's loop checks the flag */
 }
 
+void node_idle_ms(node_run *d, uint32_t ms)
+{
+    if (d->http == NULL) {
+        node_sleep_ms(ms);
+        return;
+    }
+    /* The metrics endpoint has no thread of its own (metrics_http.c DESIGN
+     * 1): the main thread serves scrapes while it would sleep, until the
+     * deadline (a signal cuts one wait short, not the whole: the callers'
+     * drain loop runs after the stop signal and must not spin). */
+    uint64_t deadline = node_now_ns() + (uint64_t)ms * AETHER_NS_PER_MS;
+    for (uint64_t now = node_now_ns(); now < deadline; now = node_now_ns())
+        aether_metrics_http_serve(d->http, (uint32_t)((deadline - now + AETHER_NS_PER_MS - 1) / AETHER_NS_PER_MS));
+}
+
 /* ---- output (callers hold mu) ----------------------------------------------- */
 
 /* Event lines (run lines, node_say(), only stop for --json). */

@@ -171,6 +171,9 @@ extern volatile sig_atomic_t node_stop_signal;
 uint64_t node_now_ns(void);
 uint64_t node_since_start_ms(const node_run *d);
 void node_sleep_ms(uint32_t ms);
+/* Main thread: ms of idle time, serving GET /metrics meanwhile when the
+ * endpoint is on (it has no thread of its own). */
+void node_idle_ms(node_run *d, uint32_t ms);
 void node_signals_install(void);
 
 /* node.c: output (say and trace take mu themselves) */
