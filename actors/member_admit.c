@@ -123,8 +123,9 @@ static void note_join_refused(aether_member *m, const aether_command *c, aether_
 }
 
 /* Decides a command as leader: its events go to the store actor
- * (*pending: commit_done applies and emits them, and answers the command
- * the caller hands it); a command that changes nothing is done here. */
+ * (*pending: its completion, member_topo_store.c commit_done, applies and
+ * emits them, and answers the command the caller hands it); a command that
+ * changes nothing is done here. */
 static aether_status lead_command(aether_member *m, const aether_command *c, aether_err *why,
                                   bool *pending)
 {
@@ -147,7 +148,7 @@ static aether_status lead_command(aether_member *m, const aether_command *c, aet
         return aether_err_set(why, AETHER_EINVAL,
                               "ElectLeader is decided by each node's lease, not by the leader");
     if (member_topo_store_busy(m, why))
-        return AETHER_EUNAVAILABLE; /* on_command queues commands; the leader's own retry */
+        return AETHER_EUNAVAILABLE; /* member_admit_command holds commands; the leader's own retry */
     aether_status st = may_decide(m, c, term, why);
     if (st != AETHER_OK)
         return st;
@@ -256,7 +257,7 @@ aether_status member_admit_announce_one(aether_member *m, aether_event *e, bool 
     }
     tc->ev[tc->n++] = e;
     tc->doubtable = true;
-    return member_topo_store_commit_send(m, tc, why); /* commit_done announces it */
+    return member_topo_store_commit_send(m, tc, why); /* its completion announces it */
 }
 
 void member_cluster_fail_self(aether_member *m)
@@ -333,7 +334,7 @@ static aether_status judge_mark_failed(aether_member *m, const aether_command *c
     member_cluster_state *cs = m->cs;
     /* The record is this term's only once LeaderElected was seen here (the
      * grace start, lead_since_ns) and the stored state read: before that,
-     * silence cannot be judged (tick_failcheck waits the same way). */
+     * silence cannot be judged (the failure check, member_detect.c, waits the same way). */
     if (cs->lead_term != term || !member_topo_store_loaded(m, term))
         return aether_err_set(why, AETHER_EUNAVAILABLE,
                               "taking over: the leader cannot judge silence yet; retry");
@@ -348,7 +349,7 @@ static aether_status judge_mark_failed(aether_member *m, const aether_command *c
     const hb_entry *h = member_detect_hb_find(cs, id, false);
     uint64_t since = h != NULL && h->last_ns > cs->lead_since_ns ? h->last_ns : cs->lead_since_ns;
     uint64_t quiet = now > since ? now - since : 0;
-    uint64_t limit = (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS; /* as tick_failcheck */
+    uint64_t limit = (uint64_t)m->cfg.failure_timeout_ms * AETHER_NS_PER_MS; /* as the failure check */
     uint64_t suppressed = 0;
     if (aether_node_id_equal(id, &m->cfg.node)) /* forced or not: its own keep-alives keep it heard */
         return aether_err_set(why, AETHER_ESTATE,
@@ -404,7 +405,7 @@ static aether_status judge_mark_failed(aether_member *m, const aether_command *c
  * hearing that process (hb_entry.forced_inc): its heartbeats and
  * keep-alives no longer count and its keep-alives are not acknowledged, so
  * it fences by its own clock exactly as if it had gone silent at its last
- * acknowledgement, and the failure check (tick_failcheck) fails it once
+ * acknowledgement, and the failure check (member_detect.c) fails it once
  * that silence passes failure_timeout_ms, the bound every failure keeps.
  * *deferred is set then: the request is answered OK, nothing decided yet.
  * The leader itself is not failed by request (its own check never fails
