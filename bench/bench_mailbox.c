@@ -363,6 +363,7 @@ typedef struct mb_case {
     mb_kind kind;
     uint32_t producers;
     const char *baseline; /* case compared with; NULL: none */
+    bool measured;        /* selected by --case (all without it) and measured */
     bench_stats rate;
     bench_stats efull;
     bench_stats cores;
@@ -390,6 +391,22 @@ static int mb_measure(const bench_opts *o, mb_case *c)
     c->efull = bench_stats_of(efull, o->runs);
     c->cores = bench_stats_of(cores, o->runs);
     return 0;
+}
+
+/* True if --case names `name` (a comma-separated list), or there is no --case. */
+static bool mb_selected(const bench_opts *o, const char *name)
+{
+    if (o->cases == NULL)
+        return true;
+    size_t len = strlen(name);
+    for (const char *p = o->cases; *p != '\0';) { /* bounded by the list's length */
+        const char *comma = strchr(p, ',');
+        size_t n = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        if (n == len && strncmp(p, name, len) == 0)
+            return true;
+        p += n + (comma != NULL);
+    }
+    return false;
 }
 
 int bench_mailbox_main(const bench_opts *o)
@@ -423,22 +440,34 @@ int bench_mailbox_main(const bench_opts *o)
     /* Every case is measured before any row is printed, so each ratio's
      * baseline exists whatever the order of the cases. */
     int rc = 0;
-    for (size_t i = 0; i < ncases && rc == 0; i++)
+    size_t selected = 0;
+    for (size_t i = 0; i < ncases && rc == 0; i++) {
+        if (!mb_selected(o, cases[i].name))
+            continue;
+        selected++;
         rc = mb_measure(o, &cases[i]);
+        cases[i].measured = rc == 0;
+    }
+    if (selected == 0) {
+        fprintf(stderr, "aether-bench: --case %s names no mailbox case\n", o->cases);
+        rc = 2;
+    }
     const mb_case *ceiling = NULL;
     for (size_t j = 0; j < ncases; j++)
-        if (cases[j].kind == MB_SPSC)
+        if (cases[j].kind == MB_SPSC && cases[j].measured)
             ceiling = &cases[j];
-    AETHER_ASSERT(ceiling != NULL);
     for (size_t i = 0; i < ncases && rc == 0; i++) {
         mb_case *c = &cases[i];
-        double base = 0;
+        if (!c->measured)
+            continue;
+        const mb_case *base = NULL; /* NULL: not measured in this run (--case) */
         for (size_t j = 0; j < ncases; j++)
-            if (strcmp(cases[j].name, c->baseline) == 0)
-                base = cases[j].rate.median;
-        AETHER_ASSERT(base > 0);
-        bench_report_row(o, MB_BENCH, c->name, "throughput", &c->rate, "msg/s", c->baseline, base);
-        if (mb_is_actor(c->kind))
+            if (strcmp(cases[j].name, c->baseline) == 0 && cases[j].measured)
+                base = &cases[j];
+        AETHER_ASSERT(base == NULL || base->rate.median > 0);
+        bench_report_row(o, MB_BENCH, c->name, "throughput", &c->rate, "msg/s",
+                         base != NULL ? base->name : NULL, base != NULL ? base->rate.median : 0);
+        if (mb_is_actor(c->kind) && ceiling != NULL)
             bench_report_row(o, MB_BENCH, c->name, "of_ceiling", &c->rate, "msg/s", ceiling->name,
                              ceiling->rate.median);
         if (mb_is_actor(c->kind))
