@@ -96,6 +96,7 @@ static void sink_handle(void *state, aether_actor *self, const aether_msg *m)
 typedef struct mb_producer {
     struct mb_run *run;
     uint64_t t0_ns;
+    uint64_t cpu_ns;  /* the thread's CPU time over its sends */
     uint64_t efull;
     uint32_t failed;
 } __attribute__((aligned(64))) mb_producer;
@@ -118,6 +119,7 @@ typedef struct mb_result {
     double cores_used; /* process CPU time / wall time of the run */
     double msgs_per_s;
     double efull;     /* EFULL returns (actor) or full waits (mutexq) */
+    double send_cpu_ns; /* producer threads' CPU time per message sent */
 } mb_result;
 
 /* One poll of a full or empty queue: spin, then yield. False once the
@@ -140,6 +142,7 @@ static void *producer_main(void *arg)
     aether_msg m = { .type = 1 };
     pthread_barrier_wait(&r->start);
     p->t0_ns = bench_now_ns();
+    uint64_t cpu0 = bench_thread_cpu_ns();
     for (uint64_t i = 0; i < r->per_producer; i++) {
         m.arg64 = i + 1;
         if (r->kind == MB_ACTOR) {
@@ -161,6 +164,7 @@ static void *producer_main(void *arg)
             }
         }
     }
+    p->cpu_ns = bench_thread_cpu_ns() - cpu0;
     return NULL;
 }
 
@@ -174,6 +178,7 @@ static void *producer_batch_main(void *arg)
     memset(batch, 0, sizeof(batch));
     pthread_barrier_wait(&r->start);
     p->t0_ns = bench_now_ns();
+    uint64_t cpu0 = bench_thread_cpu_ns();
     for (uint64_t i = 0; i < r->per_producer;) {
         uint64_t left = r->per_producer - i;
         uint32_t n = left < MB_BATCH ? (uint32_t)left : MB_BATCH;
@@ -208,6 +213,7 @@ static void *producer_batch_main(void *arg)
         }
         i += n;
     }
+    p->cpu_ns = bench_thread_cpu_ns() - cpu0;
     return NULL;
 }
 
@@ -319,11 +325,12 @@ static int mb_run_once(mb_kind kind, uint32_t producers, uint64_t per_producer, 
         pthread_join(prod[i], NULL);
     if (consumer_started)
         pthread_join(consumer, NULL);
-    uint64_t t0 = UINT64_MAX, efull = 0;
+    uint64_t t0 = UINT64_MAX, efull = 0, send_cpu = 0;
     bool failed = r->consumer_failed;
     for (uint32_t i = 0; i < producers; i++) {
         t0 = r->prod[i].t0_ns < t0 ? r->prod[i].t0_ns : t0;
         efull += r->prod[i].efull;
+        send_cpu += r->prod[i].cpu_ns;
         failed |= r->prod[i].failed != 0;
     }
     if (!done || failed) {
@@ -338,6 +345,7 @@ static int mb_run_once(mb_kind kind, uint32_t producers, uint64_t per_producer, 
         AETHER_ASSERT(aether_actor_full_count(r->actor) == efull);
     out->msgs_per_s = (double)r->sink.target * 1e9 / (double)(r->sink.end_ns - t0);
     out->efull = kind == MB_MUTEXQ ? (double)bench_mutexq_full_waits(&r->q) : (double)efull;
+    out->send_cpu_ns = (double)send_cpu / (double)r->sink.target;
     out->cores_used = (double)(bench_process_cpu_ns() - cpu0) / (double)(bench_now_ns() - wall0);
     rc = 0;
 out_barrier:
@@ -367,6 +375,7 @@ typedef struct mb_case {
     bench_stats rate;
     bench_stats efull;
     bench_stats cores;
+    bench_stats send_cpu;
 } mb_case;
 
 static int mb_measure(const bench_opts *o, mb_case *c)
@@ -379,6 +388,7 @@ static int mb_measure(const bench_opts *o, mb_case *c)
     uint64_t per_producer = per < MB_MSGS_MIN ? MB_MSGS_MIN : per > MB_MSGS_MAX ? MB_MSGS_MAX
                                                                                : (uint64_t)per;
     double rate[BENCH_RUNS_MAX], efull[BENCH_RUNS_MAX], cores[BENCH_RUNS_MAX];
+    double send_cpu[BENCH_RUNS_MAX];
     for (unsigned i = 0; i < o->runs; i++) {
         mb_result res;
         if (mb_run_once(c->kind, p, per_producer, &res) != 0)
@@ -386,10 +396,12 @@ static int mb_measure(const bench_opts *o, mb_case *c)
         rate[i] = res.msgs_per_s;
         efull[i] = res.efull;
         cores[i] = res.cores_used;
+        send_cpu[i] = res.send_cpu_ns;
     }
     c->rate = bench_stats_of(rate, o->runs);
     c->efull = bench_stats_of(efull, o->runs);
     c->cores = bench_stats_of(cores, o->runs);
+    c->send_cpu = bench_stats_of(send_cpu, o->runs);
     return 0;
 }
 
@@ -436,6 +448,8 @@ int bench_mailbox_main(const bench_opts *o)
                        "of_ceiling = actor throughput / spsc_ring throughput;\n"
                        "efull = AETHER_EFULL returns per run (producer yields, retries),\n"
                        "full_waits = pushes that blocked on a full mutex queue per run;\n"
+                       "send_cpu = producer threads' CPU time per message sent (time preempted "
+                       "not counted:\nthe send path's cost, steadier under load than throughput);\n"
                        "cores_used = process CPU time / wall time (2.0 = both cores were ours)");
     /* Every case is measured before any row is printed, so each ratio's
      * baseline exists whatever the order of the cases. */
@@ -474,6 +488,7 @@ int bench_mailbox_main(const bench_opts *o)
             bench_report_row(o, MB_BENCH, c->name, "efull", &c->efull, "count", NULL, 0);
         else if (c->kind == MB_MUTEXQ)
             bench_report_row(o, MB_BENCH, c->name, "full_waits", &c->efull, "count", NULL, 0);
+        bench_report_row(o, MB_BENCH, c->name, "send_cpu", &c->send_cpu, "ns", NULL, 0);
         bench_report_row(o, MB_BENCH, c->name, "cores_used", &c->cores, "cores", NULL, 0);
     }
     aether_log_set_level(saved);
