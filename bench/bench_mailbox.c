@@ -120,6 +120,7 @@ typedef struct mb_result {
     double msgs_per_s;
     double efull;     /* EFULL returns (actor) or full waits (mutexq) */
     double send_cpu_ns; /* producer threads' CPU time per message sent */
+    double recv_cpu_ns; /* the rest of the process's CPU time per message: the consumer's */
 } mb_result;
 
 /* One poll of a full or empty queue: spin, then yield. False once the
@@ -346,6 +347,8 @@ static int mb_run_once(mb_kind kind, uint32_t producers, uint64_t per_producer, 
     out->msgs_per_s = (double)r->sink.target * 1e9 / (double)(r->sink.end_ns - t0);
     out->efull = kind == MB_MUTEXQ ? (double)bench_mutexq_full_waits(&r->q) : (double)efull;
     out->send_cpu_ns = (double)send_cpu / (double)r->sink.target;
+    uint64_t cpu_all = bench_process_cpu_ns() - cpu0;
+    out->recv_cpu_ns = cpu_all > send_cpu ? (double)(cpu_all - send_cpu) / (double)r->sink.target : 0;
     out->cores_used = (double)(bench_process_cpu_ns() - cpu0) / (double)(bench_now_ns() - wall0);
     rc = 0;
 out_barrier:
@@ -376,6 +379,7 @@ typedef struct mb_case {
     bench_stats efull;
     bench_stats cores;
     bench_stats send_cpu;
+    bench_stats recv_cpu;
 } mb_case;
 
 static int mb_measure(const bench_opts *o, mb_case *c)
@@ -388,7 +392,7 @@ static int mb_measure(const bench_opts *o, mb_case *c)
     uint64_t per_producer = per < MB_MSGS_MIN ? MB_MSGS_MIN : per > MB_MSGS_MAX ? MB_MSGS_MAX
                                                                                : (uint64_t)per;
     double rate[BENCH_RUNS_MAX], efull[BENCH_RUNS_MAX], cores[BENCH_RUNS_MAX];
-    double send_cpu[BENCH_RUNS_MAX];
+    double send_cpu[BENCH_RUNS_MAX], recv_cpu[BENCH_RUNS_MAX];
     for (unsigned i = 0; i < o->runs; i++) {
         mb_result res;
         if (mb_run_once(c->kind, p, per_producer, &res) != 0)
@@ -397,11 +401,13 @@ static int mb_measure(const bench_opts *o, mb_case *c)
         efull[i] = res.efull;
         cores[i] = res.cores_used;
         send_cpu[i] = res.send_cpu_ns;
+        recv_cpu[i] = res.recv_cpu_ns;
     }
     c->rate = bench_stats_of(rate, o->runs);
     c->efull = bench_stats_of(efull, o->runs);
     c->cores = bench_stats_of(cores, o->runs);
     c->send_cpu = bench_stats_of(send_cpu, o->runs);
+    c->recv_cpu = bench_stats_of(recv_cpu, o->runs);
     return 0;
 }
 
@@ -450,6 +456,8 @@ int bench_mailbox_main(const bench_opts *o)
                        "full_waits = pushes that blocked on a full mutex queue per run;\n"
                        "send_cpu = producer threads' CPU time per message sent (time preempted "
                        "not counted:\nthe send path's cost, steadier under load than throughput);\n"
+                       "recv_cpu = the rest of the process's CPU time per message: the consumer "
+                       "(pool worker or\nconsumer thread), its idle spin included;\n"
                        "cores_used = process CPU time / wall time (2.0 = both cores were ours)");
     /* Every case is measured before any row is printed, so each ratio's
      * baseline exists whatever the order of the cases. */
@@ -489,6 +497,7 @@ int bench_mailbox_main(const bench_opts *o)
         else if (c->kind == MB_MUTEXQ)
             bench_report_row(o, MB_BENCH, c->name, "full_waits", &c->efull, "count", NULL, 0);
         bench_report_row(o, MB_BENCH, c->name, "send_cpu", &c->send_cpu, "ns", NULL, 0);
+        bench_report_row(o, MB_BENCH, c->name, "recv_cpu", &c->recv_cpu, "ns", NULL, 0);
         bench_report_row(o, MB_BENCH, c->name, "cores_used", &c->cores, "cores", NULL, 0);
     }
     aether_log_set_level(saved);
