@@ -25,7 +25,11 @@
  * the handler stamps the time when its count reaches the run's total.
  * Throughput ratios are against the mutex queue with the same number of
  * producers (spsc_ring against mutexq_1p); each actor case has a second row,
- * of_ceiling, its throughput as a fraction of spsc_ring's. The handler sums
+ * of_ceiling, its throughput as a fraction of spsc_ring's. Every case
+ * also reports send_cpu (the producer threads' CPU time per message) and
+ * recv_cpu (the rest of the process's, i.e. the consumer's, idle spin
+ * included): costs that time spent preempted does not inflate. --case
+ * measures only the named cases. The handler sums
  * arg64 and the sum is checked after every run, so every message was really
  * handled once. A side that finds its queue full (or empty) spins
  * MB_SPINS_BEFORE_YIELD rounds and then yields: with 2 cores shared, a pure
