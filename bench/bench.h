@@ -41,6 +41,7 @@ typedef struct bench_opts {
     unsigned replication; /* e2e, failover: --replication of every node; 0 = the default */
     bool processes;  /* set by those benches: the machine line says what a row is */
     FILE *samples;   /* --samples FILE: every latency sample, raw (report.h); NULL = none */
+    const char *cases; /* mailbox --case A,B: only these cases (for perf); NULL = all */
 } bench_opts;
 
 /* Each returns 0 on success, non-zero after printing why to stderr. */

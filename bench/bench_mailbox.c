@@ -25,7 +25,11 @@
  * the handler stamps the time when its count reaches the run's total.
  * Throughput ratios are against the mutex queue with the same number of
  * producers (spsc_ring against mutexq_1p); each actor case has a second row,
- * of_ceiling, its throughput as a fraction of spsc_ring's. The handler sums
+ * of_ceiling, its throughput as a fraction of spsc_ring's. Every case
+ * also reports send_cpu (the producer threads' CPU time per message) and
+ * recv_cpu (the rest of the process's, i.e. the consumer's, idle spin
+ * included): costs that time spent preempted does not inflate. --case
+ * measures only the named cases. The handler sums
  * arg64 and the sum is checked after every run, so every message was really
  * handled once. A side that finds its queue full (or empty) spins
  * MB_SPINS_BEFORE_YIELD rounds and then yields: with 2 cores shared, a pure
@@ -96,6 +100,7 @@ static void sink_handle(void *state, aether_actor *self, const aether_msg *m)
 typedef struct mb_producer {
     struct mb_run *run;
     uint64_t t0_ns;
+    uint64_t cpu_ns;  /* the thread's CPU time over its sends */
     uint64_t efull;
     uint32_t failed;
 } __attribute__((aligned(64))) mb_producer;
@@ -118,6 +123,8 @@ typedef struct mb_result {
     double cores_used; /* process CPU time / wall time of the run */
     double msgs_per_s;
     double efull;     /* EFULL returns (actor) or full waits (mutexq) */
+    double send_cpu_ns; /* producer threads' CPU time per message sent */
+    double recv_cpu_ns; /* the rest of the process's CPU time per message: the consumer's */
 } mb_result;
 
 /* One poll of a full or empty queue: spin, then yield. False once the
@@ -140,6 +147,7 @@ static void *producer_main(void *arg)
     aether_msg m = { .type = 1 };
     pthread_barrier_wait(&r->start);
     p->t0_ns = bench_now_ns();
+    uint64_t cpu0 = bench_thread_cpu_ns();
     for (uint64_t i = 0; i < r->per_producer; i++) {
         m.arg64 = i + 1;
         if (r->kind == MB_ACTOR) {
@@ -161,6 +169,7 @@ static void *producer_main(void *arg)
             }
         }
     }
+    p->cpu_ns = bench_thread_cpu_ns() - cpu0;
     return NULL;
 }
 
@@ -174,6 +183,7 @@ static void *producer_batch_main(void *arg)
     memset(batch, 0, sizeof(batch));
     pthread_barrier_wait(&r->start);
     p->t0_ns = bench_now_ns();
+    uint64_t cpu0 = bench_thread_cpu_ns();
     for (uint64_t i = 0; i < r->per_producer;) {
         uint64_t left = r->per_producer - i;
         uint32_t n = left < MB_BATCH ? (uint32_t)left : MB_BATCH;
@@ -208,6 +218,7 @@ static void *producer_batch_main(void *arg)
         }
         i += n;
     }
+    p->cpu_ns = bench_thread_cpu_ns() - cpu0;
     return NULL;
 }
 
@@ -319,11 +330,12 @@ static int mb_run_once(mb_kind kind, uint32_t producers, uint64_t per_producer, 
         pthread_join(prod[i], NULL);
     if (consumer_started)
         pthread_join(consumer, NULL);
-    uint64_t t0 = UINT64_MAX, efull = 0;
+    uint64_t t0 = UINT64_MAX, efull = 0, send_cpu = 0;
     bool failed = r->consumer_failed;
     for (uint32_t i = 0; i < producers; i++) {
         t0 = r->prod[i].t0_ns < t0 ? r->prod[i].t0_ns : t0;
         efull += r->prod[i].efull;
+        send_cpu += r->prod[i].cpu_ns;
         failed |= r->prod[i].failed != 0;
     }
     if (!done || failed) {
@@ -338,6 +350,9 @@ static int mb_run_once(mb_kind kind, uint32_t producers, uint64_t per_producer, 
         AETHER_ASSERT(aether_actor_full_count(r->actor) == efull);
     out->msgs_per_s = (double)r->sink.target * 1e9 / (double)(r->sink.end_ns - t0);
     out->efull = kind == MB_MUTEXQ ? (double)bench_mutexq_full_waits(&r->q) : (double)efull;
+    out->send_cpu_ns = (double)send_cpu / (double)r->sink.target;
+    uint64_t cpu_all = bench_process_cpu_ns() - cpu0;
+    out->recv_cpu_ns = cpu_all > send_cpu ? (double)(cpu_all - send_cpu) / (double)r->sink.target : 0;
     out->cores_used = (double)(bench_process_cpu_ns() - cpu0) / (double)(bench_now_ns() - wall0);
     rc = 0;
 out_barrier:
@@ -363,9 +378,12 @@ typedef struct mb_case {
     mb_kind kind;
     uint32_t producers;
     const char *baseline; /* case compared with; NULL: none */
+    bool measured;        /* selected by --case (all without it) and measured */
     bench_stats rate;
     bench_stats efull;
     bench_stats cores;
+    bench_stats send_cpu;
+    bench_stats recv_cpu;
 } mb_case;
 
 static int mb_measure(const bench_opts *o, mb_case *c)
@@ -378,6 +396,7 @@ static int mb_measure(const bench_opts *o, mb_case *c)
     uint64_t per_producer = per < MB_MSGS_MIN ? MB_MSGS_MIN : per > MB_MSGS_MAX ? MB_MSGS_MAX
                                                                                : (uint64_t)per;
     double rate[BENCH_RUNS_MAX], efull[BENCH_RUNS_MAX], cores[BENCH_RUNS_MAX];
+    double send_cpu[BENCH_RUNS_MAX], recv_cpu[BENCH_RUNS_MAX];
     for (unsigned i = 0; i < o->runs; i++) {
         mb_result res;
         if (mb_run_once(c->kind, p, per_producer, &res) != 0)
@@ -385,11 +404,31 @@ static int mb_measure(const bench_opts *o, mb_case *c)
         rate[i] = res.msgs_per_s;
         efull[i] = res.efull;
         cores[i] = res.cores_used;
+        send_cpu[i] = res.send_cpu_ns;
+        recv_cpu[i] = res.recv_cpu_ns;
     }
     c->rate = bench_stats_of(rate, o->runs);
     c->efull = bench_stats_of(efull, o->runs);
     c->cores = bench_stats_of(cores, o->runs);
+    c->send_cpu = bench_stats_of(send_cpu, o->runs);
+    c->recv_cpu = bench_stats_of(recv_cpu, o->runs);
     return 0;
+}
+
+/* True if --case names `name` (a comma-separated list), or there is no --case. */
+static bool mb_selected(const bench_opts *o, const char *name)
+{
+    if (o->cases == NULL)
+        return true;
+    size_t len = strlen(name);
+    for (const char *p = o->cases; *p != '\0';) { /* bounded by the list's length */
+        const char *comma = strchr(p, ',');
+        size_t n = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        if (n == len && strncmp(p, name, len) == 0)
+            return true;
+        p += n + (comma != NULL);
+    }
+    return false;
 }
 
 int bench_mailbox_main(const bench_opts *o)
@@ -419,32 +458,50 @@ int bench_mailbox_main(const bench_opts *o)
                        "of_ceiling = actor throughput / spsc_ring throughput;\n"
                        "efull = AETHER_EFULL returns per run (producer yields, retries),\n"
                        "full_waits = pushes that blocked on a full mutex queue per run;\n"
+                       "send_cpu = producer threads' CPU time per message sent (time preempted "
+                       "not counted:\nthe send path's cost, steadier under load than throughput);\n"
+                       "recv_cpu = the rest of the process's CPU time per message: the consumer "
+                       "(pool worker or\nconsumer thread), its idle spin included;\n"
                        "cores_used = process CPU time / wall time (2.0 = both cores were ours)");
     /* Every case is measured before any row is printed, so each ratio's
      * baseline exists whatever the order of the cases. */
     int rc = 0;
-    for (size_t i = 0; i < ncases && rc == 0; i++)
+    size_t selected = 0;
+    for (size_t i = 0; i < ncases && rc == 0; i++) {
+        if (!mb_selected(o, cases[i].name))
+            continue;
+        selected++;
         rc = mb_measure(o, &cases[i]);
+        cases[i].measured = rc == 0;
+    }
+    if (selected == 0) {
+        fprintf(stderr, "aether-bench: --case %s names no mailbox case\n", o->cases);
+        rc = 2;
+    }
     const mb_case *ceiling = NULL;
     for (size_t j = 0; j < ncases; j++)
-        if (cases[j].kind == MB_SPSC)
+        if (cases[j].kind == MB_SPSC && cases[j].measured)
             ceiling = &cases[j];
-    AETHER_ASSERT(ceiling != NULL);
     for (size_t i = 0; i < ncases && rc == 0; i++) {
         mb_case *c = &cases[i];
-        double base = 0;
+        if (!c->measured)
+            continue;
+        const mb_case *base = NULL; /* NULL: not measured in this run (--case) */
         for (size_t j = 0; j < ncases; j++)
-            if (strcmp(cases[j].name, c->baseline) == 0)
-                base = cases[j].rate.median;
-        AETHER_ASSERT(base > 0);
-        bench_report_row(o, MB_BENCH, c->name, "throughput", &c->rate, "msg/s", c->baseline, base);
-        if (mb_is_actor(c->kind))
+            if (strcmp(cases[j].name, c->baseline) == 0 && cases[j].measured)
+                base = &cases[j];
+        AETHER_ASSERT(base == NULL || base->rate.median > 0);
+        bench_report_row(o, MB_BENCH, c->name, "throughput", &c->rate, "msg/s",
+                         base != NULL ? base->name : NULL, base != NULL ? base->rate.median : 0);
+        if (mb_is_actor(c->kind) && ceiling != NULL)
             bench_report_row(o, MB_BENCH, c->name, "of_ceiling", &c->rate, "msg/s", ceiling->name,
                              ceiling->rate.median);
         if (mb_is_actor(c->kind))
             bench_report_row(o, MB_BENCH, c->name, "efull", &c->efull, "count", NULL, 0);
         else if (c->kind == MB_MUTEXQ)
             bench_report_row(o, MB_BENCH, c->name, "full_waits", &c->efull, "count", NULL, 0);
+        bench_report_row(o, MB_BENCH, c->name, "send_cpu", &c->send_cpu, "ns", NULL, 0);
+        bench_report_row(o, MB_BENCH, c->name, "recv_cpu", &c->recv_cpu, "ns", NULL, 0);
         bench_report_row(o, MB_BENCH, c->name, "cores_used", &c->cores, "cores", NULL, 0);
     }
     aether_log_set_level(saved);

@@ -3,6 +3,7 @@
  * main.c: `aether-bench`, the benchmark harness's command line (bench layer).
  *
  *   aether-bench mailbox|lookup|rebalance [--json] [--seconds S] [--runs N]
+ *   (mailbox: --case A[,B...] measures only those cases, e.g. under perf)
  *   aether-bench e2e [--json] [--nodes N] [--joins J] [--shards S] [--replication R]
  *   aether-bench failover [--json] [--nodes N] [--kills K] [--shards S] [--replication R]
  *   aether-bench flood [--json] [--nodes N] [--runs N]
@@ -67,7 +68,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: aether-bench <bench> [--json] [--seconds S] [--runs N]\n"
             "                            [--nodes N] [--kills K] [--joins J] [--samples FILE]\n"
-            "                            [--shards S] [--replication R]\n"
+            "                            [--shards S] [--replication R] [--case A[,B...]]\n"
             "       aether-bench --help | --version\n"
             "  --json       one JSON object per line: {\"bench\",\"case\",\"metric\",\"value\",\n"
             "               \"unit\",\"baseline\",\"baseline_value\",\"ratio\"}\n"
@@ -82,6 +83,8 @@ static void usage(FILE *f)
             "               1..%u, at most --nodes)\n"
             "  --samples FILE  e2e, failover: also write every latency sample (ms) to FILE,\n"
             "               one per line: bench<TAB>metric<TAB>attempt<TAB>ms (FILE is replaced)\n"
+            "  --case A[,B...]  mailbox: measure only these cases (e.g. actor_1p under perf);\n"
+            "               a row whose baseline case is not among them has no ratio\n"
             "e2e, failover and flood need nats-server ($AETHER_NATS_SERVER or $PATH) and aether-node\n"
             "next to aether-bench ($AETHER_NODE_BIN overrides); AETHER_KEEP_LOGS=1 keeps the logs.\n"
             "benches:\n",
@@ -171,6 +174,10 @@ int main(int argc, char **argv)
             if (i + 1 >= argc || argv[i + 1][0] == '\0')
                 return bad_usage("%s needs a file name", a);
             samples_path = argv[++i];
+        } else if (strcmp(a, "--case") == 0) {
+            if (i + 1 >= argc || argv[i + 1][0] == '\0')
+                return bad_usage("%s needs case names", a);
+            o.cases = argv[++i];
         } else if (a[0] == '-') {
             return bad_usage("unknown option '%s'", a);
         } else if (which != NULL) {
@@ -185,6 +192,8 @@ int main(int argc, char **argv)
     }
     if (which == NULL)
         return bad_usage("%s", "no bench named");
+    if (o.cases != NULL && strcmp(which->name, "mailbox") != 0)
+        return bad_usage("--case is for the mailbox bench, not '%s'", which->name);
     if (o.replication > o.nodes) {
         snprintf(rbuf, sizeof(rbuf), "%u", o.replication);
         return bad_usage("--replication %s is above --nodes (every shard needs that many nodes)", rbuf);

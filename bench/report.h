@@ -41,6 +41,11 @@ uint64_t bench_now_ns(void);
  * processes. */
 uint64_t bench_process_cpu_ns(void);
 
+/* CPU time consumed so far by the calling thread (nanoseconds). Time a
+ * thread spends preempted is not in it, so a per-message CPU cost measured
+ * with it moves far less with the machine's load than a throughput does. */
+uint64_t bench_thread_cpu_ns(void);
+
 /* Median of v[0..n) (mean of the middle two when n is even), with min and
  * max; n >= 1. v is left unchanged. */
 bench_stats bench_stats_of(const double *v, unsigned n);

@@ -27,11 +27,11 @@ typedef struct overflow_node {
 
 struct aether_actor {
     aether_mailbox mailbox;  /* see mailbox.h */
-    /* Written by senders and the runner: own cache line. */
+    /* Read by every send; written by a sender that wakes the actor, by the
+     * runner when it goes idle, and once by close: own cache line, so a
+     * streaming sender's loads hit while the actor stays scheduled. */
     uint32_t scheduled __attribute__((aligned(64))); /* atomic: the handshake flag */
     uint32_t closed;         /* atomic: set once by close */
-    uint32_t runs_active;    /* atomic: runs in progress; its decrement (release)
-                              * is a run's last access to the actor */
     /* The overflow list (Vyukov's MPSC node queue): senders exchange
      * ovf_head; the runner owns ovf_tail (the current dummy node). */
     overflow_node *ovf_head __attribute__((aligned(64))); /* atomic: xchg, acq_rel */
@@ -45,6 +45,9 @@ struct aether_actor {
                               * last empty (for the log line) */
     /* Runner-owned below (read by others only through atomics). */
     uint64_t processed __attribute__((aligned(64))); /* atomic, single writer */
+    uint32_t runs_active;    /* atomic: runs in progress (the runner's two RMWs per
+                              * run, off the senders' line); its decrement (release)
+                              * is a run's last access to the actor */
     overflow_node *ovf_tail;  /* the list's dummy: &ovf_stub or the last node taken */
     overflow_node ovf_stub;
     /* Immutable after create. */
