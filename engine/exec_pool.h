@@ -26,7 +26,8 @@
 typedef struct aether_pool_config {
     uint32_t workers;    /* 0 = number of online cores */
     uint32_t max_actors; /* 0 = 4096; rounded up to a power of two */
-    uint32_t spin_iterations; /* before parking; 0 = default */
+    uint32_t spin_iterations; /* the ceiling of the adaptive idle spin before parking
+                                 (exec_pool.c, Idle spin); 0 = default 2000 */
 } aether_pool_config;
 
 /* The workers of a pool that runs the actors of one node (a process of one
