@@ -35,6 +35,12 @@
  *  and leaves the core to them, and one whose work comes back late but
  *  reliably learns to wait that long. Every spin is bounded by `spin`:
  *  no unbounded busy-wait (DESIGN 3).
+ *  Reruns: an actor still scheduled after its run (more messages) runs
+ *  again on the same worker, without the push and pop, while the run
+ *  queue is empty, at most RERUNS_MAX times in a row (then to the back of
+ *  the queue); the due timers are fired between runs. Another actor that
+ *  becomes runnable meanwhile waits for one run at most (the queue is
+ *  looked at after each), as it would behind the push.
  */
 #include "exec_pool.h"
 
@@ -56,6 +62,7 @@
 #define DEFAULT_MAX_ACTORS 4096u
 #define DEFAULT_SPIN 2000u      /* the adaptive spin's ceiling, pause rounds */
 #define SPIN_FLOOR 64u          /* the adaptive spin's floor (DESIGN, Idle spin) */
+#define RERUNS_MAX 16u          /* runs of one actor back to back (DESIGN, Reruns) */
 #define WORKERS_MAX 256u
 
 enum { POOL_CREATED, POOL_RUNNING, POOL_STOPPED };
@@ -187,6 +194,22 @@ static void deadline_to_timespec(uint64_t ns, struct timespec *ts)
     ts->tv_nsec = (long)(ns % AETHER_NS_PER_S);
 }
 
+/* Runs a, again while it stays scheduled and no other actor waits in the
+ * run queue, at most RERUNS_MAX times (DESIGN, Reruns); then back of the
+ * queue if it still has messages. */
+static void run_actor(pool_exec *p, aether_actor *a)
+{
+    uint32_t batch = aether_actor_batch_max_(a);
+    for (uint32_t runs = 0; aether_actor_run_(a, batch); runs++) {
+        if (runs == RERUNS_MAX || ck_ring_size(&p->runq) != 0 ||
+            !__atomic_load_n(&p->running, __ATOMIC_RELAXED)) {
+            runq_push(p, a);
+            return;
+        }
+        timers_poll(p);
+    }
+}
+
 /* The next idle spin's bound (DESIGN, Idle spin): found after `rounds`
  * rounds, or not found (the worker parks next). */
 static uint32_t spin_adapt(uint32_t limit, bool found, uint32_t rounds, uint32_t ceiling)
@@ -220,8 +243,7 @@ static void *worker_main(void *arg)
             limit = spin_adapt(limit, a != NULL, i, p->spin);
         }
         if (a != NULL) {
-            if (aether_actor_run_(a, aether_actor_batch_max_(a)))
-                runq_push(p, a);
+            run_actor(p, a);
             continue;
         }
         pthread_mutex_lock(&p->park_mu);
