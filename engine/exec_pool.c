@@ -8,14 +8,11 @@
  *  enqueue cannot fail (asserted).
  *  Parking (no lost wake-up):
  *   worker:    lock; sleepers++ (seq_cst); if queue empty and running: wait; sleepers--; unlock
- *   scheduler: enqueue; fence (seq_cst); if sleepers > 0: lock; unlock; signal
+ *   scheduler: enqueue; fence (seq_cst); if sleepers > 0: lock; signal; unlock
  *  If the scheduler reads sleepers == 0, the worker's increment comes later in
  *  the single total order, so its emptiness check sees the enqueue; otherwise
- *  the worker checks the queue either after the scheduler's unlock (and sees
- *  the enqueue) or before its lock, i.e. it waits by then (cond_wait
- *  released the mutex) and the signal wakes it. Signalling after the unlock
- *  spares the woken worker a block on park_mu, which the signaller held. A
- *  busy pool never takes the lock.
+ *  the signal comes after the worker holds the lock, i.e. while it waits or
+ *  before it checks. A busy pool never takes the lock.
  *  Timers, on the workers (no thread of their own: docs/tuning.md): a
  *  (deadline, id) min-heap under timer_mu; next_ns (seq_cst) mirrors its
  *  earliest deadline. A worker fires what is due before each run
@@ -143,12 +140,9 @@ static void runq_push(pool_exec *p, aether_actor *a)
     AETHER_ASSERT(ok); /* capacity > max_actors and each actor is queued once */
     ck_pr_fence_memory(); /* full fence; also invisible to TSan, which rejects C11 fences */
     if (__atomic_load_n(&p->sleepers, __ATOMIC_RELAXED) > 0) {
-        /* Past the lock, a worker that counted itself in sleepers either
-         * waits or has not checked the queue yet; signalled after the
-         * unlock, the woken worker does not block at once on park_mu. */
         pthread_mutex_lock(&p->park_mu);
-        pthread_mutex_unlock(&p->park_mu);
         pthread_cond_signal(&p->park_cv);
+        pthread_mutex_unlock(&p->park_mu);
     }
 }
 
