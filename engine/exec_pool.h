@@ -4,7 +4,9 @@
  *
  * `workers` threads (default: one per online core) take scheduled actors from
  * one bounded many-producer many-consumer run queue (ck_ring) and run a batch
- * of each. A worker with nothing to do spins briefly, then parks on a
+ * of each (again, up to 16 runs, while no other actor waits). A worker
+ * with nothing to do spins as long as spinning has lately paid (an adaptive
+ * bound, exec_pool.c), then parks on a
  * condition variable; a schedule wakes one parked worker only if there is
  * one (no syscall on the busy path). The workers fire the timers on the real
  * clock themselves (before each run; a parked worker wakes at the earliest
