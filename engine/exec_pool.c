@@ -24,6 +24,23 @@
  *  announcing itself in sleepers, so either it sees the new deadline or it
  *  is waiting when the broadcast comes (the run queue's argument above).
  *  A due timer waits at most for the actor batch its worker is running.
+ *  Idle spin: a worker that finds the run queue empty polls it for up to
+ *  `limit` pause rounds before it parks; limit is the worker's own and
+ *  adapts (as Go's scheduler and crossbeam's Backoff bound spinning by
+ *  whether it pays): a spin that fails (parks) halves it, down to
+ *  SPIN_FLOOR; a spin that finds work after i rounds raises it to 2i if
+ *  that is more, up to `spin` (spin_iterations). So a worker whose
+ *  producers are running (work back within a few rounds) keeps a short
+ *  spin, one whose producers are preempted or idle parks almost at once
+ *  and leaves the core to them, and one whose work comes back late but
+ *  reliably learns to wait that long. Every spin is bounded by `spin`:
+ *  no unbounded busy-wait (DESIGN 3).
+ *  Reruns: an actor still scheduled after its run (more messages) runs
+ *  again on the same worker, without the push and pop, while the run
+ *  queue is empty, at most RERUNS_MAX times in a row (then to the back of
+ *  the queue); the due timers are fired between runs. Another actor that
+ *  becomes runnable meanwhile waits for one run at most (the queue is
+ *  looked at after each), as it would behind the push.
  */
 #include "exec_pool.h"
 
@@ -43,7 +60,9 @@
 #include "tsan.h"
 
 #define DEFAULT_MAX_ACTORS 4096u
-#define DEFAULT_SPIN 2000u
+#define DEFAULT_SPIN 2000u      /* the adaptive spin's ceiling, pause rounds */
+#define SPIN_FLOOR 64u          /* the adaptive spin's floor (DESIGN, Idle spin) */
+#define RERUNS_MAX 16u          /* runs of one actor back to back (DESIGN, Reruns) */
 #define WORKERS_MAX 256u
 
 enum { POOL_CREATED, POOL_RUNNING, POOL_STOPPED };
@@ -53,7 +72,7 @@ typedef struct pool_exec {
     /* Immutable after create. */
     uint32_t nworkers;
     uint32_t max_actors;
-    uint32_t spin;
+    uint32_t spin;       /* the idle spin's ceiling, pause rounds (DESIGN, Idle spin) */
     struct ck_ring runq;
     struct ck_ring_buffer *runq_buf;
     pthread_t *threads;
@@ -175,21 +194,56 @@ static void deadline_to_timespec(uint64_t ns, struct timespec *ts)
     ts->tv_nsec = (long)(ns % AETHER_NS_PER_S);
 }
 
+/* Runs a, again while it stays scheduled and no other actor waits in the
+ * run queue, at most RERUNS_MAX times (DESIGN, Reruns); then back of the
+ * queue if it still has messages. */
+static void run_actor(pool_exec *p, aether_actor *a)
+{
+    uint32_t batch = aether_actor_batch_max_(a);
+    for (uint32_t runs = 0; aether_actor_run_(a, batch); runs++) {
+        if (runs == RERUNS_MAX || ck_ring_size(&p->runq) != 0 ||
+            !__atomic_load_n(&p->running, __ATOMIC_RELAXED)) {
+            runq_push(p, a);
+            return;
+        }
+        timers_poll(p);
+    }
+}
+
+/* The next idle spin's bound (DESIGN, Idle spin): found after `rounds`
+ * rounds, or not found (the worker parks next). */
+static uint32_t spin_adapt(uint32_t limit, bool found, uint32_t rounds, uint32_t ceiling)
+{
+    uint32_t floor = SPIN_FLOOR < ceiling ? SPIN_FLOOR : ceiling;
+    if (!found)
+        limit /= 2;
+    else if (rounds > limit / 2)
+        limit = rounds * 2;
+    limit = limit < floor ? floor : limit > ceiling ? ceiling : limit;
+    AETHER_ASSERT(limit >= floor && limit <= ceiling);
+    return limit;
+}
+
 static void *worker_main(void *arg)
 {
     pool_exec *p = arg;
     current_worker_pool = p;
     aether_rcu_register_thread();
+    uint32_t limit = SPIN_FLOOR < p->spin ? SPIN_FLOOR : p->spin; /* DESIGN, Idle spin */
     while (__atomic_load_n(&p->running, __ATOMIC_SEQ_CST)) {
         timers_poll(p);
         aether_actor *a = runq_pop(p);
-        for (uint32_t i = 0; a == NULL && i < p->spin; i++) {
-            __builtin_ia32_pause();
-            a = runq_pop(p);
+        if (a == NULL) {
+            uint32_t i = 0;
+            while (a == NULL && i < limit) {
+                __builtin_ia32_pause();
+                a = runq_pop(p);
+                i++;
+            }
+            limit = spin_adapt(limit, a != NULL, i, p->spin);
         }
         if (a != NULL) {
-            if (aether_actor_run_(a, aether_actor_batch_max_(a)))
-                runq_push(p, a);
+            run_actor(p, a);
             continue;
         }
         pthread_mutex_lock(&p->park_mu);

@@ -4,7 +4,9 @@
  *
  * `workers` threads (default: one per online core) take scheduled actors from
  * one bounded many-producer many-consumer run queue (ck_ring) and run a batch
- * of each. A worker with nothing to do spins briefly, then parks on a
+ * of each (again, up to 16 runs, while no other actor waits). A worker
+ * with nothing to do spins as long as spinning has lately paid (an adaptive
+ * bound, exec_pool.c), then parks on a
  * condition variable; a schedule wakes one parked worker only if there is
  * one (no syscall on the busy path). The workers fire the timers on the real
  * clock themselves (before each run; a parked worker wakes at the earliest
@@ -26,7 +28,8 @@
 typedef struct aether_pool_config {
     uint32_t workers;    /* 0 = number of online cores */
     uint32_t max_actors; /* 0 = 4096; rounded up to a power of two */
-    uint32_t spin_iterations; /* before parking; 0 = default */
+    uint32_t spin_iterations; /* the ceiling of the adaptive idle spin before parking
+                                 (exec_pool.c, Idle spin); 0 = default 2000 */
 } aether_pool_config;
 
 /* The workers of a pool that runs the actors of one node (a process of one

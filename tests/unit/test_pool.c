@@ -523,6 +523,58 @@ static void test_close_waits_for_one_message_not_the_batch(void)
     aether_executor_destroy(ex);
 }
 
+/* A hog that keeps itself scheduled (every message it handles sends it
+ * another) until `stop`; a second actor sent one message meanwhile must
+ * run while the hog still has work: reruns (exec_pool.c) are bounded and
+ * give way to a non-empty run queue. */
+typedef struct hog_state {
+    uint64_t handled; /* atomic */
+    uint32_t stop;    /* atomic */
+    uint32_t send_failed; /* atomic (CUnit asserts stay on the test's thread) */
+} hog_state;
+
+static void hog_handle(void *state, aether_actor *self, const aether_msg *m)
+{
+    hog_state *h = state;
+    __atomic_add_fetch(&h->handled, 1, __ATOMIC_RELEASE);
+    if (!__atomic_load_n(&h->stop, __ATOMIC_ACQUIRE) && aether_actor_send(self, m) != AETHER_OK)
+        __atomic_store_n(&h->send_failed, 1, __ATOMIC_RELAXED);
+}
+
+static void stopper_handle(void *state, aether_actor *self, const aether_msg *m)
+{
+    (void)self;
+    (void)m;
+    __atomic_store_n(&((hog_state *)state)->stop, 1, __ATOMIC_RELEASE);
+}
+
+static void test_busy_actor_does_not_starve_another(void)
+{
+    aether_executor *ex = start_pool(1);
+    hog_state h = { 0 };
+    aether_actor *hog = NULL, *other = NULL;
+    aether_actor_config hc = { .name = "hog", .handle = hog_handle, .state = &h };
+    aether_actor_config oc = { .name = "other", .handle = stopper_handle, .state = &h };
+    CU_ASSERT_FATAL(aether_actor_create(ex, &hc, &hog) == AETHER_OK);
+    CU_ASSERT_FATAL(aether_actor_create(ex, &oc, &other) == AETHER_OK);
+    aether_msg m = { .type = 1 };
+    CU_ASSERT_FATAL(aether_actor_send(hog, &m) == AETHER_OK);
+    CU_ASSERT_FATAL(wait_u64(&h.handled, 1000, 5000));
+    CU_ASSERT_FATAL(aether_actor_send(other, &m) == AETHER_OK);
+    /* Starved, `other` would never run: the hog never runs out of work. */
+    for (unsigned i = 0; i < 5000 && !__atomic_load_n(&h.stop, __ATOMIC_ACQUIRE); i++)
+        sleep_ms(1);
+    CU_ASSERT(__atomic_load_n(&h.stop, __ATOMIC_ACQUIRE) == 1);
+    CU_ASSERT(__atomic_load_n(&h.send_failed, __ATOMIC_RELAXED) == 0);
+    __atomic_store_n(&h.stop, 1, __ATOMIC_RELEASE); /* the hog ends either way */
+    aether_actor_close(hog);
+    aether_actor_close(other);
+    aether_actor_destroy(hog);
+    aether_actor_destroy(other);
+    aether_pool_stop(ex);
+    aether_executor_destroy(ex);
+}
+
 static CU_TestInfo tests[] = {
     AETHER_TEST(parked_actor_wakes_on_send),
     AETHER_TEST(multi_producer_order_and_exclusion),
@@ -534,6 +586,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(timers_on_real_clock),
     AETHER_TEST(close_while_running),
     AETHER_TEST(close_waits_for_one_message_not_the_batch),
+    AETHER_TEST(busy_actor_does_not_starve_another),
     CU_TEST_INFO_NULL,
 };
 AETHER_SUITE("pool", NULL, NULL, tests);
