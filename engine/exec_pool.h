@@ -27,6 +27,9 @@ typedef struct aether_pool_config {
     uint32_t workers;    /* 0 = number of online cores */
     uint32_t max_actors; /* 0 = 4096; rounded up to a power of two */
     uint32_t spin_iterations; /* before parking; 0 = default */
+    uint32_t nice_increment;  /* 0 = the creator's priority; else each worker lowers its own
+                                 by this much (aether_thread_lower_priority): a pool of bulk
+                                 work that must yield the CPU to latency-bound threads */
 } aether_pool_config;
 
 /* The workers of a pool that runs the actors of one node (a process of one

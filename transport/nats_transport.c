@@ -95,6 +95,7 @@
 #include "actor.h"
 #include "assertion.h"
 #include "exec_pool.h"
+#include "thread.h"
 #include "log.h"
 #include "nats_auth.h"
 #include "shardmap_codec.h"
@@ -548,11 +549,22 @@ static void on_rel_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     on_plain_msg(closure, msg, NT_WIN_REL, AETHER_CODEC_RELEASE);
 }
 
+/* Whether this thread has lowered its priority (on_map_msg). */
+static __thread bool map_thread_lowered;
+
 static void on_map_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     (void)nc;
     (void)sub;
     nt *t = closure;
+    /* Decoding whole maps is bulk work (issue 16): the map subscription's
+     * own delivery thread (nats.c starts one per subscription: no global
+     * delivery pool here) yields the CPU to the threads of keep-alives,
+     * heartbeats and renewals, as the assign actor's pool does. Once. */
+    if (!map_thread_lowered) {
+        map_thread_lowered = true;
+        (void)aether_thread_lower_priority(AETHER_THREAD_BULK_NICE); /* failing: only slower */
+    }
     nt_in *in = calloc(1, sizeof(*in));
     if (in == NULL) {
         natsMsg_Destroy(msg);
