@@ -1231,10 +1231,6 @@ static void map_hinted(aether_member *m)
     member_map_hint_free(h);
 }
 
-/* Leader: a ShardReleased of the old owner of a handoff of our term, for a
- * map of this handoff, is collected (as->done) for the next flush. Any
- * other is ignored (a late, repeated or foreign acknowledgement). The
- * caller keeps ack. */
 /* The window of HANDOFF_FLUSH_MS for this map shape. */
 static uint64_t handoff_flush_ns(const aether_member *m)
 {
@@ -1242,6 +1238,10 @@ static uint64_t handoff_flush_ns(const aether_member *m)
     return ((uint64_t)HANDOFF_FLUSH_MS + slots_k * HANDOFF_FLUSH_MS_PER_1K) * AETHER_NS_PER_MS;
 }
 
+/* Leader: a ShardReleased of the old owner of a handoff of our term, for a
+ * map of this handoff, is collected (as->done) for the next flush. Any
+ * other is ignored (a late, repeated or foreign acknowledgement). The
+ * caller keeps ack. */
 static void collect_release(aether_member *m, const aether_release_ack *ack)
 {
     member_assign_state *as = m->as;
