@@ -22,11 +22,14 @@ it_setup footprint "${1:-}"
 # nats.c: timers, asynchronous callbacks, garbage collector, the
 # connection's reader and flusher 5, one delivery thread per subscription 7
 # (evt, map, hb, the inbox; and serving: cmd, rel, join); the metrics
-# endpoint 1; and 1 budgeted for the member store actor's I/O executor
-# (issue 16, being added beside this test).
+# endpoint 1; 1 budgeted for the member store actor's I/O executor
+# (issue 16, being added beside this test); the assign actor's bulk
+# executor 1 (issue 16: whole-map work at nice +10, so renewals and
+# keep-alives get a core first; once the cluster actor's store calls are
+# requests to the store actor, the executor workers can be one: -1).
 CORES=$(nproc)
 WORKERS=$(( CORES < 2 ? CORES : 2 ))
-THREADS_MAX=$(( 1 + WORKERS + 1 + 1 + 5 + 7 + 1 + 1 ))
+THREADS_MAX=$(( 1 + WORKERS + 1 + 1 + 5 + 7 + 1 + 1 + 1 ))
 # docs/tuning.md "Memory": 12.4-12.8 MB RSS measured here, of which ~10 MB
 # are pages of shared libraries (libcrypto 3.4 MB; libmicrohttpd's GnuTLS
 # and libsystemd's dependencies ~3.3 MB), shared between the nodes: PSS
