@@ -15,7 +15,9 @@
  *     are queued, so a command flood backs up into nats.c's pending buffer
  *     of cmd.> (dropped there, "slow consumer") and never sits in the
  *     mailbox ahead of a keep-alive by more than that. A nats.c thread is no
- *     actor worker: its waiting holds up only its own subscription.
+ *     actor worker: its waiting holds up only its own subscription. The
+ *     map subscription's thread, which decodes whole maps, lowers its own
+ *     priority at its first message (AETHER_THREAD_BULK_NICE, issue 16).
  *  2. The transport actor: one aether_actor (ck_ring mailbox of
  *     NT_MAILBOX_CAPACITY) on a pool executor of one worker that the
  *     endpoint owns, so nats.c's publish path (which writes to the socket
@@ -95,10 +97,10 @@
 #include "actor.h"
 #include "assertion.h"
 #include "exec_pool.h"
-#include "thread.h"
 #include "log.h"
 #include "nats_auth.h"
 #include "shardmap_codec.h"
+#include "thread.h"
 
 #define NT_LOG "nats_transport"
 #define NT_SUBJECT_MAX 256u
