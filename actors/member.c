@@ -1269,8 +1269,10 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
           m->cfg.mailbox_capacity },
         { "lease", member_lease_handle, member_lease_drop, m, &m->lease, deps->executor,
           m->cfg.mailbox_capacity },
-        { "assign", member_assign_handle, member_assign_drop, m, &m->assign, deps->executor,
-          m->cfg.mailbox_capacity },
+        /* The bulk of the CPU (whole maps): on the bulk executor when the
+         * embedder gives one (member.h). */
+        { "assign", member_assign_handle, member_assign_drop, m, &m->assign,
+          deps->bulk_executor != NULL ? deps->bulk_executor : deps->executor, m->cfg.mailbox_capacity },
         /* The one actor that waits on the stores (member_store_internal.h):
          * on the I/O executor when the embedder gives one. */
         { "store", member_store_handle, member_store_drop, m, &m->store,

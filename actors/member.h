@@ -80,6 +80,13 @@ typedef struct aether_member_deps {
                                      call on NATS): a pool of its own, so no worker that runs
                                      the domain actors waits on I/O. NULL = `executor` (the
                                      step executor, in-memory stores) */
+    aether_executor *bulk_executor; /* optional: runs the member's assign actor, whose map
+                                     steps, decodes and reconciles are the bulk of a node's CPU
+                                     at large shard counts: a pool of its own at a lower
+                                     priority (AETHER_THREAD_BULK_NICE), so on a saturated
+                                     machine the cluster and lease actors (keep-alives,
+                                     heartbeats, renewals) get a core first (issue 16). NULL =
+                                     `executor` */
     aether_transport *transport;  /* this node's endpoint; bound by start, unbound by stop */
     aether_kv *lease_store;       /* TTL = lease_ttl_ms; shared by the cluster */
     aether_kv *state_store;       /* no TTL; shared by the cluster */

@@ -245,6 +245,9 @@ bool member_assign_adopt(aether_member *m, aether_shardmap *map, bool stored)
     }
     as->cur = aether_shardmap_slot_current(&m->slot); /* alive until our next publish */
     AETHER_ASSERT(as->cur != NULL && as->cur->version == version); /* we are its only writer */
+    as->cur_moving = 0;
+    for (uint32_t s = 0; s < as->cur->shard_count; s++) /* bounded: shard_count */
+        as->cur_moving += as->cur->shards[s].state == AETHER_SHARD_MOVING;
     as->old_gen_map = false; /* a map of the generation we follow */
     if (__atomic_exchange_n(&m->map_incompatible, 0, __ATOMIC_SEQ_CST))
         AETHER_WARN(MEMBER_LOG, "%s: map v%llu is one this node can serve again", m->cfg.node.str,
@@ -1393,6 +1396,13 @@ static void map_read_done(aether_member *m, member_store_req *r)
     request_map_read(m, 0); /* what was asked for meanwhile */
 }
 
+/* The window of HANDOFF_FLUSH_MS for this map shape. */
+static uint64_t handoff_flush_ns(const aether_member *m)
+{
+    uint64_t slots_k = (uint64_t)m->cfg.shard_count * m->cfg.replication / 1024u;
+    return ((uint64_t)HANDOFF_FLUSH_MS + slots_k * HANDOFF_FLUSH_MS_PER_1K) * AETHER_NS_PER_MS;
+}
+
 /* Leader: a ShardReleased of the old owner of a handoff of our term, for a
  * map of this handoff, is collected (as->done) for the next flush. Any
  * other is ignored (a late, repeated or foreign acknowledgement). The
@@ -1410,15 +1420,19 @@ static void collect_release(aether_member *m, const aether_release_ack *ack)
     as->done[ack->shard] = 1;
     as->n_done++;
     AETHER_ASSERT(as->n_done <= m->cfg.shard_count); /* one per shard until consumed */
-    if (!as->flush_pending) {
-        /* Collect the acknowledgements that arrive within a short
-         * window into one map: with many nodes they come one by
-         * one, and a map per acknowledgement would flood every
-         * node with whole maps. */
+    if (as->n_done == as->cur_moving) {
+        /* Every handoff of the current map is acknowledged: nothing to
+         * wait for (a timer still armed finds its number stale). */
         as->flush_pending = true;
-        aether_msg t = { .type = MSG_FLUSH };
-        if (aether_timer_start(m->assign, (uint64_t)HANDOFF_FLUSH_MS * AETHER_NS_PER_MS, 0,
-                               &t, NULL) != AETHER_OK)
+        as->flush_gen++;
+        member_send_tick(m->assign, MSG_FLUSH, 0);
+    } else if (!as->flush_pending) {
+        /* Collect the acknowledgements that arrive within a window into
+         * one map: with many nodes they come one by one, and a map per
+         * acknowledgement would flood every node with whole maps. */
+        as->flush_pending = true;
+        aether_msg t = { .type = MSG_FLUSH, .arg64 = ++as->flush_gen };
+        if (aether_timer_start(m->assign, handoff_flush_ns(m), 0, &t, NULL) != AETHER_OK)
             member_send_tick(m->assign, MSG_FLUSH, 0);
     }
 }
@@ -1532,6 +1546,9 @@ void member_assign_handle(void *state, aether_actor *self, const aether_msg *msg
         free(msg->ptr);
         break;
     case MSG_FLUSH:
+        if (msg->arg64 != 0 && msg->arg64 != as->flush_gen)
+            break; /* a window whose map went out early */
+        as->flush_gen++;
         as->flush_pending = false;
         advance(m, "handoff", false);
         notify_drained(m);

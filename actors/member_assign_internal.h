@@ -15,7 +15,18 @@
 #include "shardmap.h"
 
 #define OFFLINE_RING 64u /* remembered fail/leave times for the brake */
-#define HANDOFF_FLUSH_MS 10u /* release acknowledgements collected into one map */
+/* Release acknowledgements are collected into one map (issue 16): the map
+ * is applied once every shard moving in the current map is acknowledged, or
+ * when the window closes on the stragglers. The window grows with the map,
+ * HANDOFF_FLUSH_MS plus HANDOFF_FLUSH_MS_PER_1K per 1024 owner slots (10 ms
+ * at 1024 x R1, 74 ms at 65 536 x R1, 202 ms at 65 536 x R3): every map
+ * costs every node a stored-map read and a decode, and at 65 536 shards a
+ * map per 10 ms window (measured: 17 maps a second, 27 shards moved per map
+ * during a join of the 11th node) kept the 2-core machine saturated and the
+ * leader's lease renewals and keep-alive acknowledgements waiting for a
+ * core (integration.nats_scale, 1 run in 4 lost its leader). */
+#define HANDOFF_FLUSH_MS 10u
+#define HANDOFF_FLUSH_MS_PER_1K 1u
 
 struct member_assign_state {
     aether_topology topo;
@@ -31,7 +42,10 @@ struct member_assign_state {
                                     our leadership; older acknowledgements are for other moves */
     uint8_t *done;               /* [shard_count]: released (ack or decree), to apply */
     uint32_t n_done;
+    uint32_t cur_moving;         /* shards moving in cur (counted at install) */
     bool flush_pending;
+    uint64_t flush_gen;          /* the armed flush timer's number; a MSG_FLUSH of another
+                                    (arg64 != 0) is stale: the map it waited for is out */
     uint64_t debounce_gen;
     bool debounce_armed;
     bool session_active;

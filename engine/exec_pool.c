@@ -73,6 +73,7 @@ typedef struct pool_exec {
     uint32_t nworkers;
     uint32_t max_actors;
     uint32_t spin;       /* the idle spin's ceiling, pause rounds (DESIGN, Idle spin) */
+    uint32_t nice_increment;
     struct ck_ring runq;
     struct ck_ring_buffer *runq_buf;
     pthread_t *threads;
@@ -229,6 +230,12 @@ static void *worker_main(void *arg)
     pool_exec *p = arg;
     current_worker_pool = p;
     aether_rcu_register_thread();
+    if (p->nice_increment > 0) {
+        int rc = aether_thread_lower_priority((int)p->nice_increment);
+        if (rc != 0) /* it only runs at the normal priority */
+            AETHER_WARN("pool", "cannot lower a worker's priority by %u: %s", p->nice_increment,
+                        strerror(rc));
+    }
     uint32_t limit = SPIN_FLOOR < p->spin ? SPIN_FLOOR : p->spin; /* DESIGN, Idle spin */
     while (__atomic_load_n(&p->running, __ATOMIC_SEQ_CST)) {
         timers_poll(p);
@@ -346,7 +353,7 @@ aether_status aether_pool_create(const aether_pool_config *cfg, aether_executor 
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         c.workers = n > 0 ? (uint32_t)n : 1;
     }
-    if (c.workers > WORKERS_MAX || c.max_actors > (1u << 24))
+    if (c.workers > WORKERS_MAX || c.max_actors > (1u << 24) || c.nice_increment > 39u)
         return AETHER_EINVAL;
     if (c.max_actors == 0)
         c.max_actors = DEFAULT_MAX_ACTORS;
@@ -356,6 +363,7 @@ aether_status aether_pool_create(const aether_pool_config *cfg, aether_executor 
     p->nworkers = c.workers;
     p->max_actors = c.max_actors;
     p->spin = c.spin_iterations ? c.spin_iterations : DEFAULT_SPIN;
+    p->nice_increment = c.nice_increment;
     /* One ring slot stays free: 2x the rounded bound holds every actor. */
     uint32_t ring = round_up_pow2(c.max_actors) * 2;
     p->runq_buf = calloc(ring, sizeof(*p->runq_buf));

@@ -30,13 +30,16 @@ typedef struct aether_pool_config {
     uint32_t max_actors; /* 0 = 4096; rounded up to a power of two */
     uint32_t spin_iterations; /* the ceiling of the adaptive idle spin before parking
                                  (exec_pool.c, Idle spin); 0 = default 2000 */
+    uint32_t nice_increment;  /* 0 = the creator's priority; else each worker lowers its own
+                                 by this much (aether_thread_lower_priority): a pool of bulk
+                                 work that must yield the CPU to latency-bound threads */
 } aether_pool_config;
 
 /* The workers of a pool that runs the actors of one node (a process of one
  * node over NATS): one per online core, at most AETHER_POOL_NODE_WORKERS_MAX.
- * A member has three actors (cluster, lease, assign) and one of them is busy
- * at a time but for a long map step beside a lease renewal, so a third
- * worker would only add a thread (docs/tuning.md). */
+ * Over NATS it runs the cluster and lease actors (the assign actor has a
+ * bulk executor of its own, the store actor an I/O one): a third worker
+ * would only add a thread (docs/tuning.md). */
 #define AETHER_POOL_NODE_WORKERS_MAX 2u
 uint32_t aether_pool_node_workers(void);
 

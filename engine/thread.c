@@ -4,6 +4,11 @@
  */
 #include "thread.h"
 
+#include <errno.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include "assertion.h"
 
 void aether_signals_block_all(sigset_t *old)
@@ -27,4 +32,19 @@ int aether_thread_create(pthread_t *t, void *(*fn)(void *), void *arg)
     int rc = pthread_create(t, NULL, fn, arg);
     aether_signals_restore(&old);
     return rc;
+}
+
+int aether_thread_lower_priority(int by)
+{
+    AETHER_ASSERT(by >= 0);
+    /* PRIO_PROCESS with a thread id: on Linux the nice value is per thread. */
+    id_t tid = (id_t)syscall(SYS_gettid);
+    errno = 0;
+    int cur = getpriority(PRIO_PROCESS, tid);
+    if (cur == -1 && errno != 0)
+        return errno;
+    int want = cur + by > 19 ? 19 : cur + by;
+    if (want != cur && setpriority(PRIO_PROCESS, tid, want) != 0)
+        return errno;
+    return 0;
 }

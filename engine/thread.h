@@ -29,4 +29,16 @@ void aether_signals_restore(const sigset_t *old);
  * signal. Returns pthread_create's result (0 on success). */
 int aether_thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
 
+/* Bulk work yields the CPU (issue 16): raises the calling thread's nice
+ * value by `by` (Linux schedules threads, so only this thread), which any
+ * thread may do without privilege and never undo. A thread that does bulk
+ * work (decoding, encoding and storing whole maps) lowers itself so that,
+ * on a saturated machine, the threads of lease renewals, keep-alives and
+ * heartbeats get a core first: they wake, run for microseconds and sleep,
+ * and the scheduler weighs a nice-10 thread at about a tenth of a nice-0
+ * one. Returns 0, or the errno of getpriority/setpriority (then nothing
+ * changed: the thread runs at its old priority, which is only slower). */
+#define AETHER_THREAD_BULK_NICE 10
+int aether_thread_lower_priority(int by);
+
 #endif

@@ -106,6 +106,8 @@ struct aether_node {
     aether_executor *ex;         /* own executor (NATS mode) */
     aether_executor *io_ex;      /* NATS mode: one thread for the member's store actor, the
                                     one actor that waits on JetStream (member.h, io_executor) */
+    aether_executor *bulk_ex;    /* NATS mode: one thread at a lower priority for the assign
+                                    actor's whole-map work (member.h, bulk_executor) */
     aether_kv *lease_kv, *state_kv;
     aether_auth *auth;
     aether_auth_sealer sealer;
@@ -379,6 +381,13 @@ static aether_status nats_setup(aether_node *n)
         st = aether_pool_start(n->io_ex);
     if (st != AETHER_OK)
         return aether_facade_fail(st, "I/O executor: %s", aether_status_str(st));
+    /* One thread: the assign actor is one actor, run one message at a time. */
+    aether_pool_config bulk = { .workers = 1, .nice_increment = AETHER_THREAD_BULK_NICE };
+    st = aether_pool_create(&bulk, &n->bulk_ex);
+    if (st == AETHER_OK)
+        st = aether_pool_start(n->bulk_ex);
+    if (st != AETHER_OK)
+        return aether_facade_fail(st, "bulk executor: %s", aether_status_str(st));
     aether_nats_transport_config tc = { .conn = n->nc, .cluster = n->cfg.cluster, .node = n->cfg.node,
                                         .cmd_timeout_ms = s->nats.request_timeout_ms,
                                         .stats = &n->codec_stats, .no_leader_retry = true,
@@ -402,6 +411,8 @@ static void node_free(aether_node *n)
         aether_pool_stop(n->ex);
     if (n->io_ex != NULL)
         aether_pool_stop(n->io_ex);
+    if (n->bulk_ex != NULL)
+        aether_pool_stop(n->bulk_ex);
     aether_kv_destroy(n->lease_kv);
     aether_kv_destroy(n->state_kv);
     if (n->nc != NULL) /* after everything that borrowed it */
@@ -409,6 +420,7 @@ static void node_free(aether_node *n)
     aether_auth_destroy(n->auth); /* after the transport and stores that borrowed its sealer */
     aether_executor_destroy(n->ex);
     aether_executor_destroy(n->io_ex);
+    aether_executor_destroy(n->bulk_ex);
     if (n->nc != NULL || n->ex != NULL)
         aether_rcu_barrier();
     free((void *)n->held);
@@ -432,7 +444,8 @@ static aether_status node_start(aether_node *n)
         return aether_facade_fail(AETHER_ENOMEM, "out of memory");
     aether_rcu_start_reclaimer(); /* DESIGN 2 */
     uint64_t incarnation = 0;
-    aether_executor *ex, *io_ex = NULL; /* in-process: the stores are in memory */
+    aether_executor *ex, *io_ex = NULL, *bulk_ex = NULL; /* in-process: the stores are in memory,
+                                                           one executor runs every node */
     aether_kv *lease_kv, *state_kv;
     if (nats) {
         incarnation = aether_clock_wall_ms(aether_clock_real()); /* before any wait: docs/cluster.md */
@@ -441,6 +454,7 @@ static aether_status node_start(aether_node *n)
             return st;
         ex = n->ex;
         io_ex = n->io_ex;
+        bulk_ex = n->bulk_ex;
         lease_kv = n->lease_kv;
         state_kv = n->state_kv;
     } else {
@@ -457,7 +471,8 @@ static aether_status node_start(aether_node *n)
         state_kv = n->ic->state_kv;
     }
     const aether_node_hooks *h = &n->opts.hooks;
-    aether_member_deps deps = { .executor = ex, .io_executor = io_ex, .transport = n->t, .lease_store = lease_kv,
+    aether_member_deps deps = { .executor = ex, .io_executor = io_ex,
+                                .bulk_executor = bulk_ex, .transport = n->t, .lease_store = lease_kv,
                                 .state_store = state_kv, .metrics = h->metrics, .metric_labels = h->metric_labels,
                                 .seed = h->seed != 0 ? h->seed
                                                      : now_ns() ^ ((uint64_t)(uintptr_t)n << 16) ^

@@ -15,7 +15,9 @@
  *     are queued, so a command flood backs up into nats.c's pending buffer
  *     of cmd.> (dropped there, "slow consumer") and never sits in the
  *     mailbox ahead of a keep-alive by more than that. A nats.c thread is no
- *     actor worker: its waiting holds up only its own subscription.
+ *     actor worker: its waiting holds up only its own subscription. The
+ *     map subscription's thread, which decodes whole maps, lowers its own
+ *     priority at its first message (AETHER_THREAD_BULK_NICE, issue 16).
  *  2. The transport actor: one aether_actor (ck_ring mailbox of
  *     NT_MAILBOX_CAPACITY) on a pool executor of one worker that the
  *     endpoint owns, so nats.c's publish path (which writes to the socket
@@ -98,6 +100,7 @@
 #include "log.h"
 #include "nats_auth.h"
 #include "shardmap_codec.h"
+#include "thread.h"
 
 #define NT_LOG "nats_transport"
 #define NT_SUBJECT_MAX 256u
@@ -548,11 +551,22 @@ static void on_rel_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     on_plain_msg(closure, msg, NT_WIN_REL, AETHER_CODEC_RELEASE);
 }
 
+/* Whether this thread has lowered its priority (on_map_msg). */
+static __thread bool map_thread_lowered;
+
 static void on_map_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     (void)nc;
     (void)sub;
     nt *t = closure;
+    /* Decoding whole maps is bulk work (issue 16): the map subscription's
+     * own delivery thread (nats.c starts one per subscription: no global
+     * delivery pool here) yields the CPU to the threads of keep-alives,
+     * heartbeats and renewals, as the assign actor's pool does. Once. */
+    if (!map_thread_lowered) {
+        map_thread_lowered = true;
+        (void)aether_thread_lower_priority(AETHER_THREAD_BULK_NICE); /* failing: only slower */
+    }
     nt_in *in = calloc(1, sizeof(*in));
     if (in == NULL) {
         natsMsg_Destroy(msg);

@@ -33,9 +33,10 @@
 # (docs/tuning.md, "At scale"). Then lib.sh's final checks (no VIOLATION,
 # no event of an older term accepted, never two leaders acting at once).
 #
-# Takes 23-32 s on the 2-core machine (most of it the bootstrap's two lease
-# ttls and the join's and drain's handoffs of ~6 000 shards each: measured
-# bootstrap 2.8 s, join 12.8 s, drain 6 s + 0.5 s, leader kill 3.4 s); its
+# Takes 17-25 s on the 2-core machine, 21-38 s under ctest (most of it the
+# bootstrap's two lease ttls and the join's and drain's handoffs of ~6 000
+# shards each, 64 at a time: measured bootstrap 3.1-4.3 s, join 5.4-9.9 s,
+# drain 4-7 s + 0.6-0.8 s, leader kill 2.5-3.6 s); its
 # bounded waits add up to at most 4 x SCALE_STEP_MS + ~30 s; ctest's
 # TIMEOUT is the backstop.
 # Exit 0 on success, 1 with the reason and every log's tail.

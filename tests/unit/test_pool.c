@@ -10,10 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cu_test.h"
 #include "exec_pool.h"
+#include "thread.h"
 
 static void sleep_ms(unsigned ms)
 {
@@ -575,6 +578,63 @@ static void test_busy_actor_does_not_starve_another(void)
     aether_executor_destroy(ex);
 }
 
+/* The nice value of the calling thread (Linux: per thread). */
+static int thread_nice(void)
+{
+    return getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+}
+
+typedef struct nice_state {
+    int seen;          /* the worker's nice value, written before handled */
+    uint64_t handled;  /* atomic, release: seen is written */
+} nice_state;
+
+static void nice_handle(void *state, aether_actor *self, const aether_msg *m)
+{
+    nice_state *s = state;
+    (void)self;
+    (void)m;
+    s->seen = thread_nice();
+    __atomic_add_fetch(&s->handled, 1, __ATOMIC_RELEASE);
+}
+
+/* The nice value a worker of a pool with nice_increment `inc` runs at. */
+static int worker_nice(uint32_t inc)
+{
+    aether_executor *ex = NULL;
+    aether_pool_config pc = { .workers = 1, .nice_increment = inc };
+    CU_ASSERT_FATAL(aether_pool_create(&pc, &ex) == AETHER_OK);
+    CU_ASSERT_FATAL(aether_pool_start(ex) == AETHER_OK);
+    nice_state s = { .seen = -100 };
+    aether_actor *a = NULL;
+    aether_actor_config ac = { .name = "nice", .handle = nice_handle, .state = &s };
+    CU_ASSERT_FATAL(aether_actor_create(ex, &ac, &a) == AETHER_OK);
+    aether_msg m = { .type = 1 };
+    CU_ASSERT_EQUAL(aether_actor_send(a, &m), AETHER_OK);
+    CU_ASSERT_FATAL(wait_u64(&s.handled, 1, 5000));
+    aether_actor_close(a);
+    aether_actor_destroy(a);
+    aether_pool_stop(ex);
+    aether_executor_destroy(ex);
+    return s.seen;
+}
+
+/* A bulk pool (issue 16): its workers run at a lower priority than the
+ * thread that made it, a plain pool's at the same; the creator's own
+ * priority is untouched; an increment past the whole range is refused. */
+static void test_bulk_pool_workers_yield(void)
+{
+    int base = thread_nice();
+    int want = base + AETHER_THREAD_BULK_NICE > 19 ? 19 : base + AETHER_THREAD_BULK_NICE;
+    CU_ASSERT_EQUAL(worker_nice(0), base);
+    CU_ASSERT_EQUAL(worker_nice(AETHER_THREAD_BULK_NICE), want);
+    CU_ASSERT_EQUAL(thread_nice(), base);
+    aether_executor *ex = NULL;
+    aether_pool_config bad = { .workers = 1, .nice_increment = 40 };
+    CU_ASSERT_EQUAL(aether_pool_create(&bad, &ex), AETHER_EINVAL);
+    CU_ASSERT_PTR_NULL(ex);
+}
+
 static CU_TestInfo tests[] = {
     AETHER_TEST(parked_actor_wakes_on_send),
     AETHER_TEST(multi_producer_order_and_exclusion),
@@ -587,6 +647,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(close_while_running),
     AETHER_TEST(close_waits_for_one_message_not_the_batch),
     AETHER_TEST(busy_actor_does_not_starve_another),
+    AETHER_TEST(bulk_pool_workers_yield),
     CU_TEST_INFO_NULL,
 };
 AETHER_SUITE("pool", NULL, NULL, tests);
