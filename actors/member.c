@@ -1183,6 +1183,7 @@ void aether_member_actors(const aether_member *m, aether_actor *out[AETHER_MEMBE
     out[1] = m->lease;
     out[2] = m->assign;
     out[3] = m->store;
+    out[4] = m->store_lease;
 }
 
 aether_status aether_member_start(const aether_config *cfg, const aether_member_deps *deps,
@@ -1273,10 +1274,16 @@ aether_status aether_member_start(const aether_config *cfg, const aether_member_
          * embedder gives one (member.h). */
         { "assign", member_assign_handle, member_assign_drop, m, &m->assign,
           deps->bulk_executor != NULL ? deps->bulk_executor : deps->executor, m->cfg.mailbox_capacity },
-        /* The one actor that waits on the stores (member_store_internal.h):
-         * on the I/O executor when the embedder gives one. */
-        { "store", member_store_handle, member_store_drop, m, &m->store,
+        /* The actor that waits on the stores (member_store_internal.h), in
+         * two lanes: the state lane on the I/O executor, the lease lane on
+         * its own (item 6), when the embedder gives them. */
+        { "store", member_store_handle, member_store_drop, m->ss, &m->store,
           deps->io_executor != NULL ? deps->io_executor : deps->executor, MEMBER_STORE_MAILBOX },
+        { "store_lease", member_store_handle, member_store_drop, m->ss_lease, &m->store_lease,
+          deps->lease_io_executor != NULL ? deps->lease_io_executor
+          : deps->io_executor != NULL     ? deps->io_executor
+                                          : deps->executor,
+          MEMBER_STORE_MAILBOX },
     };
     for (size_t i = 0; i < sizeof(actors) / sizeof(actors[0]); i++) {
         aether_actor_config ac = {
@@ -1387,6 +1394,8 @@ void aether_member_stop(aether_member *m)
      * timeout) completes to a closed requester and is freed. */
     if (m->store)
         aether_actor_close(m->store);
+    if (m->store_lease)
+        aether_actor_close(m->store_lease);
     __atomic_store_n(&m->leading_term, AETHER_TERM_NONE, __ATOMIC_RELEASE);
 }
 
@@ -1402,6 +1411,7 @@ void aether_member_destroy(aether_member *m)
     aether_actor_destroy(m->lease);
     aether_actor_destroy(m->assign);
     aether_actor_destroy(m->store);
+    aether_actor_destroy(m->store_lease);
     member_map_hint_free(__atomic_exchange_n(&m->map_hint, NULL, __ATOMIC_SEQ_CST));
     member_store_fini(m);
     member_assign_fini(m);

@@ -80,6 +80,13 @@ typedef struct aether_member_deps {
                                      call on NATS): a pool of its own, so no worker that runs
                                      the domain actors waits on I/O. NULL = `executor` (the
                                      step executor, in-memory stores) */
+    aether_executor *lease_io_executor; /* optional: runs the store actor's lease lane, which
+                                     makes the lease actor's store calls only (campaigns,
+                                     renewals, resignations, generation and term reads): a
+                                     one-thread pool of its own, so a renewal never waits
+                                     behind a map's write or read on `io_executor`
+                                     (member_store_internal.h, item 6). NULL = `io_executor`,
+                                     else `executor` */
     aether_executor *bulk_executor; /* optional: runs the member's assign actor, whose map
                                      steps, decodes and reconciles are the bulk of a node's CPU
                                      at large shard counts: a pool of its own at a lower
@@ -167,12 +174,13 @@ bool aether_member_leads(const aether_member *m);
  * before the first snapshot, AETHER_ENOMEM. Any thread. */
 aether_status aether_member_topology(const aether_member *m, aether_topology *out);
 
-/* The member's four actors (cluster, lease, assign, and the store actor
- * that makes its store calls), for simulations that pause a node
- * (aether_step_freeze): a paused process makes no store calls either. The
- * store actor runs on the member's executor only without
- * deps.io_executor (as in the simulator). */
-#define AETHER_MEMBER_ACTORS 4
+/* The member's five actors (cluster, lease, assign, and the two lanes of
+ * the store actor that makes its store calls: the state lane, the lease
+ * lane), for simulations that pause a node (aether_step_freeze): a paused
+ * process makes no store calls either. The store actor's lanes run on the
+ * member's executor only without deps.io_executor and
+ * deps.lease_io_executor (as in the simulator). */
+#define AETHER_MEMBER_ACTORS 5
 void aether_member_actors(const aether_member *m, aether_actor *out[AETHER_MEMBER_ACTORS]);
 
 /* A consistent-enough view for status displays and tests (atomics). */

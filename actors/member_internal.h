@@ -17,7 +17,10 @@
  *  - store (member_store.c, member_store_internal.h): no aggregate; the one
  *    actor that waits on the KV stores. The others send it requests (copies
  *    of every input) and get each back as MSG_STORE_DONE. On deps.io_executor
- *    when given (production), else on the member's executor. Every store
+ *    when given (production), else on the member's executor; the lease
+ *    actor's requests run on a second instance, the lease lane (on
+ *    deps.lease_io_executor when given), so that map I/O never delays a
+ *    renewal (member_store_internal.h, item 6). Every store
  *    call of the member goes through it (member_store.c is the one file
  *    that calls the stores): the lease actor's, the assign actor's map and
  *    topology reads and writes, and the cluster actor's topology writes,
@@ -317,15 +320,19 @@ struct aether_member {
     aether_admission admission;   /* what this node must share with the cluster
                                      (aether_config_admission of cfg) */
     aether_actor *cluster, *lease, *assign;
-    aether_actor *store;          /* the store actor: the only caller of the blocking store
-                                     functions (member_store_internal.h) */
+    aether_actor *store;          /* the store actor's state lane: the only caller of the
+                                     blocking store functions but for the lease actor's
+                                     (member_store_internal.h) */
+    aether_actor *store_lease;    /* the store actor's lease lane: the lease actor's store
+                                     calls only (member_store_internal.h, item 6) */
     aether_bus *bus;
     aether_shardmap_slot slot;
     aether_snapshot_slot topo_slot; /* aether_topology_snapshot, written by the cluster actor */
     member_cluster_state *cs;
     member_lease_state *ls;
     member_assign_state *as;
-    member_store_state *ss;
+    member_store_state *ss;       /* the state lane's (m->store) */
+    member_store_state *ss_lease; /* the lease lane's (m->store_lease) */
     bool started, stopped;
 
     /* Atomics (relaxed unless said). */

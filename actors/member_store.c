@@ -5,9 +5,12 @@
  * them (aether_kv_*, aether_lease_*): the state store's compare-and-set
  * writes and reads (member_state_put, _get, _foreign; their DESIGN, the
  * generations among it, is member_state.c's) and each request's run.
- * DESIGN: member_store_internal.h.
- * Threading: state owned by the store actor (its backlog of completions
- * a full requester's mailbox refused).
+ * DESIGN: member_store_internal.h (two instances of the actor, the lease
+ * lane and the state lane: item 6).
+ * Threading: state owned by each instance of the store actor (its backlog
+ * of completions a full requester's mailbox refused); the two instances
+ * share only the member's immutable fields and atomics, and the stores
+ * (any thread: kv_store.h).
  */
 #include "member_store_internal.h"
 
@@ -23,6 +26,7 @@
 #define STORE_RETRY_MS 1u
 
 typedef struct member_store_state {
+    aether_member *m;           /* immutable after init */
     member_store_req **backlog; /* completions not delivered yet, in order */
     uint32_t count, cap;
     bool retry_armed;
@@ -54,10 +58,31 @@ void member_store_req_free(member_store_req *r)
     free(r);
 }
 
+bool member_store_op_is_lease(member_store_op op)
+{
+    switch (op) {
+    case MEMBER_STORE_LEASE_GENERATION:
+    case MEMBER_STORE_LEASE_ACQUIRE:
+    case MEMBER_STORE_LEASE_RENEW:
+    case MEMBER_STORE_LEASE_RESIGN:
+    case MEMBER_STORE_LEASE_CLAIM:
+        return true;
+    case MEMBER_STORE_STATE_PUT:
+    case MEMBER_STORE_STATE_GET:
+    case MEMBER_STORE_STATE_FOREIGN:
+    case MEMBER_STORE_TOPO_FENCE:
+        return false;
+    }
+    AETHER_ASSERT(!"store request: unknown op");
+    return false;
+}
+
 aether_status member_store_request(aether_member *m, member_store_req *r)
 {
     aether_msg msg = { .type = MSG_STORE_REQ, .ptr = r };
-    aether_status st = aether_actor_send(m->store, &msg);
+    /* The lane (member_store_internal.h, item 6). */
+    aether_actor *lane = member_store_op_is_lease(r->op) ? m->store_lease : m->store;
+    aether_status st = aether_actor_send(lane, &msg);
     if (st != AETHER_OK) {
         uint64_t suppressed = 0;
         if (aether_log_ratelimit_allow(&m->send_log, member_now_ns(m), &suppressed))
@@ -70,23 +95,32 @@ aether_status member_store_request(aether_member *m, member_store_req *r)
 
 aether_status member_store_init(aether_member *m)
 {
-    member_store_state *ss = calloc(1, sizeof(*ss));
-    if (ss == NULL)
-        return AETHER_ENOMEM;
-    m->ss = ss;
+    AETHER_ASSERT(m->ss == NULL && m->ss_lease == NULL);
+    m->ss = calloc(1, sizeof(*m->ss));
+    m->ss_lease = calloc(1, sizeof(*m->ss_lease));
+    if (m->ss == NULL || m->ss_lease == NULL)
+        return AETHER_ENOMEM; /* member_store_fini frees what was made */
+    m->ss->m = m;
+    m->ss_lease->m = m;
     return AETHER_OK;
 }
 
-void member_store_fini(aether_member *m)
+static void state_free(member_store_state *ss)
 {
-    member_store_state *ss = m->ss;
     if (ss == NULL)
         return;
     for (uint32_t i = 0; i < ss->count; i++)
         member_store_req_free(ss->backlog[i]);
     free(ss->backlog);
     free(ss);
+}
+
+void member_store_fini(aether_member *m)
+{
+    state_free(m->ss);
+    state_free(m->ss_lease);
     m->ss = NULL;
+    m->ss_lease = NULL;
 }
 
 /* ---- the state store (member_internal.h; DESIGN: member_state.c) ---------- */
@@ -459,17 +493,17 @@ static aether_status deliver(member_store_req *r)
     return AETHER_OK;
 }
 
-static void arm_retry(aether_member *m, member_store_state *ss)
+static void arm_retry(aether_actor *self, member_store_state *ss)
 {
     if (ss->retry_armed)
         return;
     aether_msg t = { .type = MSG_STORE_RETRY };
-    if (aether_timer_start(m->store, (uint64_t)STORE_RETRY_MS * AETHER_NS_PER_MS, 0, &t, NULL) ==
+    if (aether_timer_start(self, (uint64_t)STORE_RETRY_MS * AETHER_NS_PER_MS, 0, &t, NULL) ==
         AETHER_OK)
         ss->retry_armed = true;
 }
 
-static void backlog_push(aether_member *m, member_store_state *ss, member_store_req *r)
+static void backlog_push(aether_actor *self, member_store_state *ss, member_store_req *r)
 {
     if (ss->count == ss->cap) {
         uint32_t cap = ss->cap ? ss->cap * 2 : 8;
@@ -480,11 +514,11 @@ static void backlog_push(aether_member *m, member_store_state *ss, member_store_
     }
     ss->backlog[ss->count++] = r;
     ss->redeliveries++;
-    arm_retry(m, ss);
+    arm_retry(self, ss);
 }
 
 /* Sends what waits, in order, up to the first refusal. */
-static void flush_backlog(aether_member *m, member_store_state *ss)
+static void flush_backlog(aether_actor *self, member_store_state *ss)
 {
     uint32_t sent = 0;
     while (sent < ss->count && deliver(ss->backlog[sent]) == AETHER_OK)
@@ -492,27 +526,28 @@ static void flush_backlog(aether_member *m, member_store_state *ss)
     memmove(ss->backlog, ss->backlog + sent, (ss->count - sent) * sizeof(*ss->backlog));
     ss->count -= sent;
     if (ss->count > 0)
-        arm_retry(m, ss);
+        arm_retry(self, ss);
 }
 
 void member_store_handle(void *state, aether_actor *self, const aether_msg *msg)
 {
-    aether_member *m = state;
-    member_store_state *ss = m->ss;
-    (void)self;
+    member_store_state *ss = state; /* this instance's (m->ss or m->ss_lease) */
+    aether_member *m = ss->m;
     switch (msg->type) {
     case MSG_STORE_REQ: {
         member_store_req *r = msg->ptr;
+        /* Each lane runs only its own kind (member_store_internal.h, item 6). */
+        AETHER_ASSERT(member_store_op_is_lease(r->op) == (ss == m->ss_lease));
         run(m, r);
         /* Behind what waits already: one requester's completions keep
          * their order. */
         if (ss->count > 0 || deliver(r) != AETHER_OK)
-            backlog_push(m, ss, r);
+            backlog_push(self, ss, r);
         break;
     }
     case MSG_STORE_RETRY:
         ss->retry_armed = false;
-        flush_backlog(m, ss);
+        flush_backlog(self, ss);
         break;
     default:
         AETHER_ASSERT(!"store actor: unknown message type");

@@ -49,7 +49,44 @@
  *     domain actors ever waits on NATS; NULL: it runs on the member's
  *     executor (the simulator's step executor and the unit tests: still
  *     deterministic, the stores being in memory). Domain code cannot tell.
- * Threading: the store actor's own state is its backlog only; the requests
+ *  6. Two lanes (DESIGN 4: command and map traffic never delay lease
+ *     renewals, keep-alives or heartbeats). The store actor runs as two
+ *     instances of this code, each with its own mailbox, its own state
+ *     (member_store_state: backlog, retry timer) and, in production, its
+ *     own one-thread executor: the lease lane (m->store_lease,
+ *     deps.lease_io_executor) runs the MEMBER_STORE_LEASE_* requests, which
+ *     only the lease actor sends; the state lane (m->store, deps.io_executor)
+ *     runs the MEMBER_STORE_STATE_* and MEMBER_STORE_TOPO_FENCE requests of
+ *     the assign and cluster actors. member_store_request routes by op
+ *     (member_store_op_is_lease) and each lane asserts it gets only its own.
+ *     Why a renewal can no longer wait behind map I/O: a lane runs one
+ *     request at a time, so what a request can wait behind is exactly the
+ *     requests queued or running on its own lane. On the lease lane those
+ *     are the lease actor's own, at most one of a kind in flight (item 4):
+ *     a campaign, a renewal, a resignation, a generation read and a term
+ *     claim, each a few small keys (the lease, the generation, the recorded
+ *     term). A map write (128-500 KB at 65 536 shards, a compare-and-set
+ *     loop of up to MEMBER_STATE_PUT_ROUNDS_MAX rounds), a map read, a
+ *     topology write, read or fence is never on that lane: it sits in the
+ *     state lane's mailbox and runs on the other thread. Item 3 still holds
+ *     for every requester: each sends to one lane only (the lease actor to
+ *     the lease lane; the cluster and assign actors to the state lane), so
+ *     its requests and completions keep their order; no order between the
+ *     lanes was ever promised (they come from different actors, and the
+ *     leader's commit points, member_internal.h, are between the cluster
+ *     and assign actors, both on the state lane). The two lanes share only
+ *     what both could always read: the member's immutable fields and
+ *     atomics, and the stores, which any thread may call (kv_store.h); the
+ *     state store's generation key and recorded term are read (and the term
+ *     recorded, aether_lease_record_again) from the lease lane and the
+ *     generation key from the state lane's writes, each a compare-and-set
+ *     or a read, as when two nodes do it. What remains shared with map
+ *     traffic is below the lanes: the one NATS connection (its flusher and
+ *     reader threads, the server) and the cores (the bulk executor, at nice
+ *     +10, yields them). In the simulator and the unit tests both lanes
+ *     run on the step executor like every actor, so the runs stay
+ *     deterministic.
+ * Threading: each instance's own state is its backlog only; the requests
  * it holds are owned by it between their two messages.
  */
 #ifndef AETHER_MEMBER_STORE_INTERNAL_H
@@ -166,8 +203,11 @@ typedef struct member_store_req {
 member_store_req *member_store_req_new(member_store_op op, aether_actor *reply_to);
 /* Frees it and the reference it holds. NULL is fine. */
 void member_store_req_free(member_store_req *r);
-/* Sends r to the store actor. AETHER_OK: r is the store actor's until it
- * comes back as MSG_STORE_DONE; else (full, closed) the caller keeps it. */
+/* Does op run on the lease lane (item 6)? Else on the state lane. */
+bool member_store_op_is_lease(member_store_op op);
+/* Sends r to its lane of the store actor (item 6). AETHER_OK: r is the
+ * store actor's until it comes back as MSG_STORE_DONE; else (full, closed)
+ * the caller keeps it. */
 aether_status member_store_request(aether_member *m, member_store_req *r);
 
 /* The store actor's handlers and state lifecycle (member_store.c). */
@@ -175,8 +215,8 @@ aether_status member_store_init(aether_member *m);
 void member_store_fini(aether_member *m);
 void member_store_handle(void *state, aether_actor *self, const aether_msg *msg);
 void member_store_drop(void *state, const aether_msg *msg);
-/* The capacity of the store actor's mailbox: requests are few (at most one
- * of a kind per requester in flight). */
+/* The capacity of each lane's mailbox: requests are few (at most one of a
+ * kind per requester in flight). */
 #define MEMBER_STORE_MAILBOX 1024u
 
 #endif

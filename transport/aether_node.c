@@ -106,6 +106,8 @@ struct aether_node {
     aether_executor *ex;         /* own executor (NATS mode) */
     aether_executor *io_ex;      /* NATS mode: one thread for the member's store actor, the
                                     one actor that waits on JetStream (member.h, io_executor) */
+    aether_executor *lease_io_ex; /* NATS mode: one thread for the store actor's lease lane
+                                    (member.h, lease_io_executor) */
     aether_executor *bulk_ex;    /* NATS mode: one thread at a lower priority for the assign
                                     actor's whole-map work (member.h, bulk_executor) */
     aether_kv *lease_kv, *state_kv;
@@ -381,6 +383,13 @@ static aether_status nats_setup(aether_node *n)
         st = aether_pool_start(n->io_ex);
     if (st != AETHER_OK)
         return aether_facade_fail(st, "I/O executor: %s", aether_status_str(st));
+    /* The lease's own lane: renewals never queue behind a map's I/O on
+     * io_ex (member_store_internal.h, item 6). */
+    st = aether_pool_create(&io, &n->lease_io_ex);
+    if (st == AETHER_OK)
+        st = aether_pool_start(n->lease_io_ex);
+    if (st != AETHER_OK)
+        return aether_facade_fail(st, "lease I/O executor: %s", aether_status_str(st));
     /* One thread: the assign actor is one actor, run one message at a time. */
     aether_pool_config bulk = { .workers = 1, .nice_increment = AETHER_THREAD_BULK_NICE };
     st = aether_pool_create(&bulk, &n->bulk_ex);
@@ -411,6 +420,8 @@ static void node_free(aether_node *n)
         aether_pool_stop(n->ex);
     if (n->io_ex != NULL)
         aether_pool_stop(n->io_ex);
+    if (n->lease_io_ex != NULL)
+        aether_pool_stop(n->lease_io_ex);
     if (n->bulk_ex != NULL)
         aether_pool_stop(n->bulk_ex);
     aether_kv_destroy(n->lease_kv);
@@ -420,6 +431,7 @@ static void node_free(aether_node *n)
     aether_auth_destroy(n->auth); /* after the transport and stores that borrowed its sealer */
     aether_executor_destroy(n->ex);
     aether_executor_destroy(n->io_ex);
+    aether_executor_destroy(n->lease_io_ex);
     aether_executor_destroy(n->bulk_ex);
     if (n->nc != NULL || n->ex != NULL)
         aether_rcu_barrier();
@@ -444,7 +456,7 @@ static aether_status node_start(aether_node *n)
         return aether_facade_fail(AETHER_ENOMEM, "out of memory");
     aether_rcu_start_reclaimer(); /* DESIGN 2 */
     uint64_t incarnation = 0;
-    aether_executor *ex, *io_ex = NULL, *bulk_ex = NULL; /* in-process: the stores are in memory,
+    aether_executor *ex, *io_ex = NULL, *lease_io_ex = NULL, *bulk_ex = NULL; /* in-process: the stores are in memory,
                                                            one executor runs every node */
     aether_kv *lease_kv, *state_kv;
     if (nats) {
@@ -454,6 +466,7 @@ static aether_status node_start(aether_node *n)
             return st;
         ex = n->ex;
         io_ex = n->io_ex;
+        lease_io_ex = n->lease_io_ex;
         bulk_ex = n->bulk_ex;
         lease_kv = n->lease_kv;
         state_kv = n->state_kv;
@@ -471,7 +484,7 @@ static aether_status node_start(aether_node *n)
         state_kv = n->ic->state_kv;
     }
     const aether_node_hooks *h = &n->opts.hooks;
-    aether_member_deps deps = { .executor = ex, .io_executor = io_ex,
+    aether_member_deps deps = { .executor = ex, .io_executor = io_ex, .lease_io_executor = lease_io_ex,
                                 .bulk_executor = bulk_ex, .transport = n->t, .lease_store = lease_kv,
                                 .state_store = state_kv, .metrics = h->metrics, .metric_labels = h->metric_labels,
                                 .seed = h->seed != 0 ? h->seed

@@ -20,14 +20,16 @@ it_setup footprint "${1:-}"
 # three fewer): main 1 (it also serves the metrics endpoint, which has no
 # thread of its own); executor workers min(cores, 2) (they fire the timers
 # too); the NATS transport actor's worker 1; the member store actor's I/O
-# executor 1; the RCU reclaimer 1; nats.c: timers, asynchronous callbacks,
+# executors 2 (the state lane, and the lease lane that keeps renewals from
+# waiting behind map I/O: actors/member_store_internal.h, item 6); the RCU
+# reclaimer 1; nats.c: timers, asynchronous callbacks,
 # garbage collector, the connection's reader and flusher 5, one delivery
 # thread per subscription 7 (evt, map, hb, the inbox; and serving: cmd,
 # rel, join); the assign actor's bulk executor 1 (issue 16: whole-map work
 # at nice +10, so renewals and keep-alives get a core first).
 CORES=$(nproc)
 WORKERS=$(( CORES < 2 ? CORES : 2 ))
-THREADS_MAX=$(( 1 + WORKERS + 1 + 1 + 1 + 5 + 7 + 1 ))
+THREADS_MAX=$(( 1 + WORKERS + 1 + 2 + 1 + 5 + 7 + 1 ))
 # docs/tuning.md "Memory": 11.6-12.4 MB RSS measured here with the metrics
 # endpoint, of which ~9 MB are pages of shared libraries (libcrypto 3.4 MB;
 # libmicrohttpd's GnuTLS ~2.4 MB), shared between the nodes: PSS (the
