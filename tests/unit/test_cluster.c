@@ -918,6 +918,35 @@ static void test_departed_node_kept_while_map_names_it(void)
     sim_cluster_destroy(c);
 }
 
+/* The lease has its own lane of the store actor (member_store_internal.h,
+ * item 6): with the leader's state lane held (as if a map write took
+ * seconds), its renewals still go through and it keeps its term. On one
+ * lane, the renewal waits behind the held lane and the lease expires. */
+static void test_renewals_do_not_wait_behind_the_state_lane(void)
+{
+    sim_cluster *c = boot(31, 3, 64);
+    char leader[16];
+    snprintf(leader, sizeof(leader), "%s", sim_leader(c));
+    aether_member_view v;
+    aether_member_view_get(sim_member(c, leader), &v);
+    CU_ASSERT_FATAL(v.is_leader);
+    aether_term term = v.term;
+    int64_t renewed = metric_of(c, "aether_lease_renewals_total", leader, NULL);
+    aether_actor *actors[AETHER_MEMBER_ACTORS];
+    aether_member_actors(sim_member(c, leader), actors);
+    aether_step_freeze(sim_executor(c), actors[3], true); /* the state lane */
+    sim_run_ms(c, 5000); /* 5 lease ttls, 20 renew intervals */
+    aether_member_view_get(sim_member(c, leader), &v);
+    CU_ASSERT_TRUE(v.is_leader);
+    CU_ASSERT_EQUAL(v.term, term);
+    CU_ASSERT_TRUE(metric_of(c, "aether_lease_renewals_total", leader, NULL) >= renewed + 10);
+    aether_step_freeze(sim_executor(c), actors[3], false);
+    sim_run_ms(c, 1000);
+    expect_settled(c);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
 /* Every command through the transport, accepted and rejected, with the
  * leader's reason. */
 static void test_commands_accepted_and_rejected(void)
@@ -2051,6 +2080,7 @@ static CU_TestInfo tests[] = {
     AETHER_TEST(operator_releases_brake),
     AETHER_TEST(failed_node_forgotten_after_retention),
     AETHER_TEST(departed_node_kept_while_map_names_it),
+    AETHER_TEST(renewals_do_not_wait_behind_the_state_lane),
     AETHER_TEST(forged_present_term_changes_nothing),
     AETHER_TEST(lost_generation_value_refused),
     AETHER_TEST(format1_map_replaced_after_upgrade),
