@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * member_internal.h: what the member's four actors share (actors layer,
+ * member_internal.h: what the member's actors share (actors layer,
  * private to member*.c).
  *
  * DESIGN

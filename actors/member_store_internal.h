@@ -4,9 +4,10 @@
  * (actors layer, private to member*.c).
  *
  * DESIGN (DESIGN 3: "an actor never blocks"; issue 14, item 1)
- * The fourth actor of a member. It alone calls the blocking store functions
- * (aether_lease_*, aether_kv_*, member_state_put/get/foreign): on NATS each is a
- * JetStream round trip, so the domain actors (cluster, lease, assign) never
+ * The fourth actor of a member (in two instances, item 6). It alone calls
+ * the blocking store functions (aether_lease_*, aether_kv_*,
+ * member_state_put/get/foreign): on NATS each is a JetStream round trip,
+ * so the domain actors (cluster, lease, assign) never
  * wait on the network; they send a request here and go on handling
  * messages, and the request comes back to them as a message when done.
  *  1. A request (member_store_req, heap) carries COPIES of every input the
@@ -76,11 +77,11 @@
  *     leader's commit points, member_internal.h, are between the cluster
  *     and assign actors, both on the state lane). The two lanes share only
  *     what both could always read: the member's immutable fields and
- *     atomics, and the stores, which any thread may call (kv_store.h); the
- *     state store's generation key and recorded term are read (and the term
- *     recorded, aether_lease_record_again) from the lease lane and the
- *     generation key from the state lane's writes, each a compare-and-set
- *     or a read, as when two nodes do it. What remains shared with map
+ *     atomics, and the stores, which any thread may call (kv_store.h): the
+ *     state store's generation key is read from both lanes (the state
+ *     lane's generation guard before a write), the recorded term read and
+ *     written (aether_lease_record_again) from the lease lane, each a read
+ *     or a compare-and-set, as when two nodes do it. What remains shared with map
  *     traffic is below the lanes: the one NATS connection (its flusher and
  *     reader threads, the server) and the cores (the bulk executor, at nice
  *     +10, yields them). In the simulator and the unit tests both lanes

@@ -256,7 +256,7 @@ void sim_crash(sim_cluster *c, const char *id)
         aether_inproc_set_isolated(c->hub, &nid, false);
 }
 
-/* Stops (on) or resumes the node's four actors on the step executor (the
+/* Stops (on) or resumes the node's actors (aether_member_actors) on the step executor (the
  * store actor too: a paused process makes no store calls). */
 static void freeze_actors(sim_cluster *c, sim_node *n, bool on)
 {
