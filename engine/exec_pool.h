@@ -38,7 +38,7 @@ typedef struct aether_pool_config {
 /* The workers of a pool that runs the actors of one node (a process of one
  * node over NATS): one per online core, at most AETHER_POOL_NODE_WORKERS_MAX.
  * Over NATS it runs the cluster and lease actors (the assign actor has a
- * bulk executor of its own, the store actor an I/O one): a third worker
+ * bulk executor of its own, the store actor's two lanes an I/O one each): a third worker
  * would only add a thread (docs/tuning.md). */
 #define AETHER_POOL_NODE_WORKERS_MAX 2u
 uint32_t aether_pool_node_workers(void);
