@@ -83,7 +83,7 @@ ctl() {
 cluster_up 3 --event-stream
 bg_start consumer node "$WORK/js/consumer.js" --nats "$URL" --cluster "$CLUSTER" --replay \
     --view "$WORK/view.json" --keys "$JS_KEYS" --duration 60
-view_version() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["map_version"])' "${1:-$WORK/view.json}" 2>/dev/null; }
+view_version() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["map_version"])' "$WORK/view.json" 2>/dev/null; }
 # stored_version: the version of the map stored now ($WORK/map.now).
 stored_version() { probe_map "$WORK/map.now" && map_version "$WORK/map.now"; }
 # caught_up VMIN: the consumer's view is at the map stored now, and that is

@@ -95,6 +95,14 @@
 #define MALLOC_ARENAS 2
 #define MMAP_THRESHOLD_BYTES (128 * 1024)
 
+static void malloc_tune(void)
+{
+    if (getenv("MALLOC_ARENA_MAX") == NULL && getenv("GLIBC_TUNABLES") == NULL)
+        (void)mallopt(M_ARENA_MAX, MALLOC_ARENAS);
+    if (getenv("MALLOC_MMAP_THRESHOLD_") == NULL && getenv("GLIBC_TUNABLES") == NULL)
+        (void)mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
+}
+
 /* ---- the end of the nats.c library ------------------------------------------------ */
 
 /* How long exit waits for the nats.c library's threads, at most. A
@@ -105,27 +113,21 @@
  * then runs nats.c's atexit hook, which destroys that mutex if it reads no
  * reference left - while such a thread may still be inside _freeLib, between
  * its release and its last lock. nats.c's mutex calls abort() on a failed
- * lock or unlock, silently: a node under load that stopped cleanly died of
- * SIGABRT (exit 134) with nothing on stderr. nats_CloseAndWait returns once
- * the library is freed, so nothing of nats.c runs when exit() begins (as
- * nats_probe, nats_forge and nats_replay already do). Past the bound (a
+ * lock or unlock, silently (or the thread finds the pointer NULL: SIGSEGV):
+ * the likely cause of a node under load that stopped cleanly and died of
+ * SIGABRT (exit 134) with nothing on stderr (tools.nats_three_nodes, once;
+ * integration.nats_exit stages the race every time). nats_CloseAndWait
+ * returns once the library is freed, so nothing of nats.c runs when exit()
+ * begins (as nats_probe, nats_forge and nats_replay already do). Past the bound (a
  * thread stuck in a socket call) the daemon exits anyway and says so. */
 #define NATS_CLOSE_WAIT_MS 5000
 
-static void nats_end(void)
+static void end_nats_library(void)
 {
     natsStatus s = nats_CloseAndWait(NATS_CLOSE_WAIT_MS);
     if (s != NATS_OK)
         fprintf(stderr, "aether-node: the nats.c library did not end within %d ms (%s): exiting anyway\n",
                 NATS_CLOSE_WAIT_MS, natsStatus_GetText(s));
-}
-
-static void malloc_tune(void)
-{
-    if (getenv("MALLOC_ARENA_MAX") == NULL && getenv("GLIBC_TUNABLES") == NULL)
-        (void)mallopt(M_ARENA_MAX, MALLOC_ARENAS);
-    if (getenv("MALLOC_MMAP_THRESHOLD_") == NULL && getenv("GLIBC_TUNABLES") == NULL)
-        (void)mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
 }
 
 /* ---- daemon mode -------------------------------------------------------------- */
@@ -516,7 +518,7 @@ int main(int argc, char **argv)
     node_run_fini(d);
     free(d);
     if (o.nats_mode)
-        nats_end(); /* the very end: every connection is destroyed */
+        end_nats_library(); /* the very end: every connection is destroyed */
     return rc;
 }
 
