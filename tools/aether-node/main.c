@@ -41,7 +41,8 @@
  * first resigns and its successor finishes the drain) or no other node is
  * Active (nothing to hand off to), then stops and destroys the node (aether_node_stop,
  * aether_node_destroy: member, transport, executors, stores, connection),
- * calls nats_Close and exits 0. A node drained from outside (aetherctl
+ * ends the nats.c library and waits (at most NATS_CLOSE_WAIT_MS) for its
+ * threads to end, then exits 0. A node drained from outside (aetherctl
  * drain) that the leader has declared Left has nothing left to do: it
  * stops the same way, at once, and exits 0 ("stopping (drained and left:
  * nothing left to do)").
@@ -100,6 +101,33 @@ static void malloc_tune(void)
         (void)mallopt(M_ARENA_MAX, MALLOC_ARENAS);
     if (getenv("MALLOC_MMAP_THRESHOLD_") == NULL && getenv("GLIBC_TUNABLES") == NULL)
         (void)mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
+}
+
+/* ---- the end of the nats.c library ------------------------------------------------ */
+
+/* How long exit waits for the nats.c library's threads, at most. A
+ * destroyed connection's threads (reader, flusher, subscription delivery)
+ * end on their own, after natsConnection_Destroy has returned, and the last
+ * one to end frees the library (natsLib_Release, then _freeLib, which locks
+ * the library's mutex once more). nats_Close does not wait for them; exit()
+ * then runs nats.c's atexit hook, which destroys that mutex if it reads no
+ * reference left - while such a thread may still be inside _freeLib, between
+ * its release and its last lock. nats.c's mutex calls abort() on a failed
+ * lock or unlock, silently (or the thread finds the pointer NULL: SIGSEGV):
+ * the likely cause of a node under load that stopped cleanly and died of
+ * SIGABRT (exit 134) with nothing on stderr (tools.nats_three_nodes, once;
+ * integration.nats_exit stages the race every time). nats_CloseAndWait
+ * returns once the library is freed, so nothing of nats.c runs when exit()
+ * begins (as nats_probe, nats_forge and nats_replay already do). Past the bound (a
+ * thread stuck in a socket call) the daemon exits anyway and says so. */
+#define NATS_CLOSE_WAIT_MS 5000
+
+static void end_nats_library(void)
+{
+    natsStatus s = nats_CloseAndWait(NATS_CLOSE_WAIT_MS);
+    if (s != NATS_OK)
+        fprintf(stderr, "aether-node: the nats.c library did not end within %d ms (%s): exiting anyway\n",
+                NATS_CLOSE_WAIT_MS, natsStatus_GetText(s));
 }
 
 /* ---- daemon mode -------------------------------------------------------------- */
@@ -490,7 +518,7 @@ int main(int argc, char **argv)
     node_run_fini(d);
     free(d);
     if (o.nats_mode)
-        nats_Close(); /* the very end: every connection is destroyed */
+        end_nats_library(); /* the very end: every connection is destroyed */
     return rc;
 }
 
