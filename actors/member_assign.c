@@ -607,6 +607,26 @@ static void advance(aether_member *m, const char *reason, bool recompute)
 {
     member_assign_state *as = m->as;
     member_assign_refresh_topology(m);
+    /* Our own id's record is not healthy (Failed/Left) while this process,
+     * not superseded, leads: the record is an earlier process's (an older
+     * leader's write that landed unannounced) and our own admission is
+     * still in flight at the store actor (member_admit.c, lead_command).
+     * A step now would fail over our id's shards with no NodeFailed, and
+     * the next rebalance would move them back (chaos seed 42). Identity is
+     * the node id: a re-admitted process keeps what the map names for it
+     * (self_admitted). So no step until the record is ours: our NodeJoined
+     * forces a publication and rebalances, and tick_check retries
+     * publish_pending. Liveness: our keep-alives go through that admission;
+     * if it never lands, they are not acknowledged and the lease actor
+     * resigns (cut_off), if it is refused as incompatible it resigns too
+     * (member_incompatible), and a NodeFailed/NodeLeft of our own node
+     * makes it resign (policy 9): we never lead for long without it. */
+    const aether_node_info *self = aether_topology_find(&as->topo, &m->cfg.node);
+    if (self != NULL && !aether_node_status_is_healthy(self->status) &&
+        !__atomic_load_n(&m->superseded, __ATOMIC_SEQ_CST)) {
+        as->publish_pending = true;
+        return;
+    }
     if ((!recompute && (as->target == NULL || target_healthy(as))) || compute_target(m))
         member_map_step_commit(m, reason);
 }

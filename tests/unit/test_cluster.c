@@ -17,6 +17,7 @@
 #include "shardmap_json.h"
 #include "sim_cluster.h"
 #include "strategy.h"
+#include "topology_json.h"
 
 #define SETTLE_MS 3000
 
@@ -2068,8 +2069,111 @@ static void test_forced_fail_retry_spares_a_rejoined_node(void)
     sim_cluster_destroy(c);
 }
 
+/* The stored map's primaries of node `id` (a bitmap over 64 shards), and
+ * the map's term. */
+static uint64_t stored_primaries_of(sim_cluster *c, const char *id, uint64_t *term)
+{
+    aether_kv_entry e;
+    CU_ASSERT_EQUAL_FATAL(aether_kv_get(sim_state_kv(c), "map", &e, NULL), AETHER_OK);
+    aether_shardmap *map = NULL;
+    uint64_t gen = 0;
+    CU_ASSERT_EQUAL_FATAL(aether_shardmap_codec_decode((const char *)e.value, e.value_len, &map, &gen,
+                                                       NULL), AETHER_OK);
+    aether_kv_entry_fini(&e);
+    aether_node_id nid;
+    CU_ASSERT_EQUAL_FATAL(aether_node_id_parse(id, strlen(id), &nid, NULL), AETHER_OK);
+    uint64_t bits = 0;
+    aether_node_index ni = aether_shardmap_find_node(map, &nid);
+    for (uint32_t s = 0; s < 64 && ni != AETHER_NODE_INDEX_NONE; s++)
+        if (aether_shardmap_entry(map, s)->primary == ni)
+            bits |= 1ull << s;
+    *term = map->term;
+    aether_shardmap_destroy(map);
+    return bits;
+}
+
+/* Chaos seed 42: the stored topology holds the leader's previous process
+ * (same id, older incarnation) as Failed - an older leader's write that
+ * landed, never announced - while the stored map still names the id. The
+ * id's new process wins the lease: its take-over must not fail over its own
+ * id's shards (no NodeFailed was ever announced; the next rebalance moved
+ * them back). The process keeps what the map names for its id. Before the
+ * fix (member_assign.c, advance), the first map of its term moved all of
+ * its shards away (reason failover). */
+static void test_leader_keeps_its_id_shards_over_its_stale_failed_record(void)
+{
+    sim_cluster *c = boot(42, 3, 64);
+    expect_settled(c);
+    char x[16];
+    snprintf(x, sizeof(x), "%s", sim_leader(c));
+    uint64_t term0 = 0;
+    uint64_t mine = stored_primaries_of(c, x, &term0);
+    CU_ASSERT_FATAL(mine != 0);
+    for (uint32_t i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "n%u", i);
+        sim_crash(c, id);
+    }
+    /* The stored topology: x Failed (its incarnation kept: the older one). */
+    aether_kv *state = sim_state_kv(c);
+    aether_kv_entry e;
+    CU_ASSERT_EQUAL_FATAL(aether_kv_get(state, "topology", &e, NULL), AETHER_OK);
+    aether_topology t;
+    aether_node_id nid;
+    CU_ASSERT_EQUAL_FATAL(aether_node_id_parse(x, strlen(x), &nid, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL_FATAL(aether_topology_init(&t, &nid), AETHER_OK);
+    uint64_t gen = 0;
+    CU_ASSERT_EQUAL_FATAL(aether_topology_json_decode_gen((const char *)e.value, e.value_len, &t, &gen,
+                                                          NULL), AETHER_OK);
+    uint64_t rev = e.revision;
+    aether_kv_entry_fini(&e);
+    aether_node_info *rec = NULL;
+    for (uint32_t i = 0; i < t.count; i++)
+        if (aether_node_id_equal(&t.nodes[i].id, &nid))
+            rec = &t.nodes[i];
+    CU_ASSERT_FATAL(rec != NULL);
+    rec->status = AETHER_NODE_FAILED;
+    t.version++;
+    char *json = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL_FATAL(aether_topology_json_encode_gen(&t, gen, &json, &len, NULL), AETHER_OK);
+    CU_ASSERT_EQUAL_FATAL(aether_kv_update(state, "topology", json, len, rev, &rev, NULL), AETHER_OK);
+    free(json);
+    aether_topology_fini(&t);
+    sim_run_ms(c, 2000);
+
+    /* x alone starts again and wins the lease: the first map of its term
+     * keeps x's shards where they were. */
+    uint32_t failed0 = sim_event_count(c, AETHER_EVT_NODE_FAILED);
+    CU_ASSERT_FATAL(sim_add(c, x, NULL) != NULL);
+    uint64_t term = term0, bits = 0;
+    for (uint32_t ms = 0; ms < 2 * SETTLE_MS && term == term0; ms += 5) {
+        sim_run_ms(c, 5);
+        bits = stored_primaries_of(c, x, &term);
+    }
+    CU_ASSERT_FATAL(term > term0);
+    CU_ASSERT_STRING_EQUAL(sim_leader(c), x);
+    CU_ASSERT_EQUAL(bits, mine);
+    CU_ASSERT_EQUAL(sim_event_count(c, AETHER_EVT_NODE_FAILED), failed0); /* nobody failed yet */
+    expect_clean(c);
+
+    /* The others come back: the cluster settles, nothing broken. */
+    for (uint32_t i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "n%u", i);
+        if (strcmp(id, x) != 0)
+            CU_ASSERT_FATAL(sim_add(c, id, NULL) != NULL);
+    }
+    sim_run_ms(c, 3 * SETTLE_MS);
+    expect_settled(c);
+    check_balance(c, 3, 64);
+    expect_clean(c);
+    sim_cluster_destroy(c);
+}
+
 static CU_TestInfo tests[] = {
     AETHER_TEST(admission_refuses_a_joiner_that_cannot_serve),
+    AETHER_TEST(leader_keeps_its_id_shards_over_its_stale_failed_record),
     AETHER_TEST(allowed_nodes_admit_only_listed_ids),
     AETHER_TEST(leader_that_cannot_serve_the_stored_map_stands_down),
     AETHER_TEST(misfit_leading_after_a_state_loss_refuses_itself),
